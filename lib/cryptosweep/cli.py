@@ -1,0 +1,120 @@
+"""The ``cryptosweep`` command (also ``python -m cryptosweep``): a thin layer over the API.
+
+Exit codes: 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs asked for but absent,
+130 interrupted. A user error prints one line, ``cryptosweep: error: ...``, and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from cryptosweep.errors import GPUUnavailableError, UserError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and still exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"cryptosweep: error: {message} (see {self.prog} --help)\n")
+
+
+def _gpu_ids(text: str) -> list[int]:
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated GPU indices like 0,1, got {text!r}") from None
+    if not ids or any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise argparse.ArgumentTypeError(f"expected distinct GPU indices like 0,1, got {text!r}")
+    return ids
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cryptosweep", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run or resume a sweep")
+    run.add_argument("--config", help="sweep configuration (JSON or YAML)")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY=VALUE", help="override a config value (dotted key; repeatable)")
+    run.add_argument("--data", help="OHLCV file or folder (overrides data.path)")
+    run.add_argument("--seed", type=_non_negative, help="master seed (default: config, 123456)")
+    run.add_argument("--gpu-ids", type=_gpu_ids, help="GPUs to use, e.g. 0,1,2,3")
+    run.add_argument("--workers", type=_non_negative,
+                     help="CPU worker processes (0: in-process; default: one per core)")
+    run.add_argument("--scheduler-address", help="existing dask scheduler, tcp://HOST:PORT")
+    run.add_argument("--log-dir", default="sweep_logs", help="where run folders go")
+    run.add_argument("--run-name", help="run folder name (default: <config name>_<UTC time>)")
+    run.add_argument("--resume", metavar="RUN_DIR_OR_DB", help="continue an interrupted run")
+    run.add_argument("--log-level", default="INFO",
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+    run.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
+
+    commands.add_parser("check-gpu", help="print GPUs, driver and CUDA versions")
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    package_logger = logging.getLogger("cryptosweep")
+    package_logger.setLevel(level)
+    package_logger.addHandler(handler)
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cryptosweep.runner import run_sweep
+
+    if args.config is None and args.resume is None:
+        raise UserError("run: --config PATH is required (or --resume RUN_DIR)")
+    result = run_sweep(
+        args.config, seed=args.seed, overrides=args.overrides, data_path=args.data,
+        log_dir=args.log_dir, run_name=args.run_name, gpu_ids=args.gpu_ids,
+        workers=args.workers, scheduler_address=args.scheduler_address, resume=args.resume,
+        show_progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    print(result.run_dir)
+    return 0
+
+
+def _check_gpu() -> int:
+    from cryptosweep.reproducibility import gpu_info
+
+    print(json.dumps(gpu_info(), indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check-gpu":
+        return _check_gpu()
+    _configure_logging(args.log_level)
+    try:
+        return _run(args)
+    except (UserError, GPUUnavailableError) as exc:
+        print(f"cryptosweep: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("cryptosweep: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

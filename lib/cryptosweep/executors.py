@@ -1,0 +1,248 @@
+"""Where evaluations run: in-process, a dask ``LocalCluster``, dask-cuda's ``LocalCUDACluster``
+(one worker per GPU), or an existing dask scheduler.
+
+Every executor runs the same worker function, :func:`run_evaluation`, on a plain-JSON payload
+and returns an :class:`Outcome`; the runner never sees which executor it was. Results do not
+depend on the executor: trial seeds come with the payload, thread counts are fixed per trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from cryptosweep.errors import GPUUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished evaluation as the worker saw it."""
+
+    eval_id: int
+    status: str  # "done" | "failed"
+    score: float | None
+    metrics: dict[str, Any] | None
+    error: str | None
+    worker: str
+    device: str
+    started_at: float
+    finished_at: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        return cls(**data)
+
+
+def worker_name() -> str:
+    """``dask-worker-address`` inside a dask worker, else ``host:pid``."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def trial_device(use_gpu: bool) -> str:
+    """The device a trial runs on. dask-cuda puts the worker's own GPU first in
+    ``CUDA_VISIBLE_DEVICES``, so inside the process it is always ``cuda:0``."""
+    return "cuda:0" if use_gpu else "cpu"
+
+
+def run_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate one request (runs on a worker). Exceptions and NaN scores become failures."""
+    from cryptosweep.trading.objective import evaluate_trial
+
+    started = time.time()
+    device = trial_device(bool(payload.get("use_gpu")))
+    status, score, metrics, error = "done", None, None, None
+    try:
+        metrics = evaluate_trial(
+            payload["params"], payload["budget"], payload["seed"], payload["spec"], device=device
+        )
+        score = metrics.get("score")
+        if score is None or not math.isfinite(score):
+            status, error = "failed", f"objective returned a non-finite score: {score!r}"
+            score, metrics = None, None
+    except Exception as exc:  # a failing trial must not stop the sweep
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        log.debug("evaluation %s failed:\n%s", payload["eval_id"], traceback.format_exc())
+    physical = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0]
+    return {
+        "eval_id": payload["eval_id"],
+        "status": status,
+        "score": score,
+        "metrics": metrics,
+        "error": error,
+        "worker": worker_name(),
+        "device": f"{device} (GPU {physical})" if device != "cpu" and physical else device,
+        "started_at": started,
+        "finished_at": time.time(),
+    }
+
+
+class Executor(ABC):
+    """Runs payloads; ``slots`` is how many can run at once."""
+
+    slots: int = 1
+    description: str = ""
+
+    @abstractmethod
+    def submit(self, payload: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def wait(self) -> list[Outcome]:
+        """Block until at least one submitted payload has finished; return those finished."""
+
+    @property
+    @abstractmethod
+    def in_flight(self) -> int: ...
+
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release workers and connections."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InProcessExecutor(Executor):
+    """Runs each payload in this process, one at a time, when the runner waits for it."""
+
+    description = "in-process"
+
+    def __init__(self) -> None:
+        self._queue: deque[dict[str, Any]] = deque()
+
+    def submit(self, payload: dict[str, Any]) -> None:
+        self._queue.append(payload)
+
+    def wait(self) -> list[Outcome]:
+        return [Outcome.from_dict(run_evaluation(self._queue.popleft()))]
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+
+class DaskExecutor(Executor):
+    """Runs payloads on a dask cluster through a ``distributed.Client``."""
+
+    def __init__(self, client: Any, cluster: Any = None, description: str = "dask") -> None:
+        self.client, self.cluster, self.description = client, cluster, description
+        self._futures: dict[Any, int] = {}
+        n_threads = sum(self.client.nthreads().values())
+        self.slots = max(1, n_threads)
+
+    def submit(self, payload: dict[str, Any]) -> None:
+        future = self.client.submit(
+            run_evaluation, payload, key=f"eval-{payload['eval_id']}-{payload['attempt']}",
+            pure=False,
+        )
+        self._futures[future] = payload["eval_id"]
+
+    def wait(self) -> list[Outcome]:
+        from distributed import wait as dask_wait
+
+        done, _ = dask_wait(list(self._futures), return_when="FIRST_COMPLETED")
+        outcomes = []
+        for future in sorted(done, key=lambda f: self._futures[f]):
+            eval_id = self._futures.pop(future)
+            try:
+                outcomes.append(Outcome.from_dict(future.result()))
+            except Exception as exc:  # the worker itself failed (e.g. it died too often)
+                now = time.time()
+                outcomes.append(Outcome(
+                    eval_id=eval_id, status="failed", score=None, metrics=None,
+                    error=f"worker failure: {type(exc).__name__}: {exc}", worker="?",
+                    device="?", started_at=now, finished_at=now,
+                ))
+        return outcomes
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._futures)
+
+    def close(self) -> None:
+        for future in list(self._futures):
+            future.cancel()
+        self._futures.clear()
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def cuda_device_count() -> int:
+    """GPUs usable by this process (0 without a driver or a CUDA build of torch)."""
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:  # pragma: no cover
+        return 0
+
+
+def make_executor(
+    workers: int, scheduler_address: str | None = None, gpu_ids: list[int] | None = None,
+    memory_fraction: float = 0.9,
+) -> Executor:
+    """The executor for these settings.
+
+    ``gpu_ids`` → dask-cuda ``LocalCUDACluster`` with one worker per GPU (a GPU asked for but
+    absent raises :class:`GPUUnavailableError`); ``scheduler_address`` → that cluster;
+    ``workers == 0`` → in-process; else a ``LocalCluster`` of ``workers`` single-threaded
+    processes.
+    """
+    if scheduler_address:
+        from distributed import Client
+
+        try:
+            client = Client(scheduler_address, timeout="20s")
+        except OSError as exc:
+            from cryptosweep.errors import UserError
+
+            raise UserError(
+                f"--scheduler-address: cannot reach {scheduler_address}: {exc}"
+            ) from None
+        return DaskExecutor(client, description=f"dask scheduler {scheduler_address}")
+    if gpu_ids:
+        available = cuda_device_count()
+        missing = [g for g in gpu_ids if g >= available]
+        if missing:
+            raise GPUUnavailableError(
+                f"--gpu-ids {','.join(map(str, gpu_ids))}: GPU(s) {missing} not available "
+                f"(this machine has {available} usable CUDA device(s))"
+            )
+        from dask_cuda import LocalCUDACluster
+        from distributed import Client
+
+        cluster = LocalCUDACluster(
+            CUDA_VISIBLE_DEVICES=",".join(map(str, gpu_ids)), threads_per_worker=1,
+            dashboard_address=None, device_memory_limit=memory_fraction,
+        )
+        return DaskExecutor(
+            Client(cluster), cluster, description=f"dask-cuda LocalCUDACluster on GPUs {gpu_ids}"
+        )
+    if workers == 0:
+        return InProcessExecutor()
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    return DaskExecutor(
+        Client(cluster), cluster, description=f"dask LocalCluster of {workers} CPU worker(s)"
+    )

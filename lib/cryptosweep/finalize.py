@@ -1,0 +1,110 @@
+"""The end of a sweep: the top-k on the untouched holdout, a reproducibility re-run of the best,
+and the run's output files.
+
+Holdout and re-run results are journaled too, so a run interrupted here resumes without redoing
+them, and they run in this process (the search's workers are gone by then).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptosweep.config import SweepConfig
+from cryptosweep.reports import (
+    best_configs,
+    build_results,
+    ranked,
+    resource_usage,
+    text_report,
+    write_json_atomic,
+    write_text_atomic,
+)
+from cryptosweep.reproducibility import ReproducibilityManager, config_hash
+from cryptosweep.store import TrialStore, dumps
+from cryptosweep.strategies import Strategy
+
+log = logging.getLogger(__name__)
+
+
+def framework_params(family: str, seed: int, threads: int) -> dict[str, Any]:
+    """The seed/determinism parameters production should train the winner with."""
+    manager = ReproducibilityManager(seed=seed, threads=threads)
+    getter = {
+        "lightgbm": manager.get_lightgbm_params, "xgboost": manager.get_xgboost_params,
+        "catboost": manager.get_catboost_params, "torch": manager.get_torch_settings,
+    }[family]
+    return getter()
+
+
+def finalize_run(
+    config: SweepConfig, seed: int, run_dir: Path, store: TrialStore, stamp: str,
+    strategy: Strategy,
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    from cryptosweep.trading.objective import evaluate_holdout, evaluate_trial
+
+    spec = config.objective_spec()
+    rows = store.evaluations()
+    leaders = ranked(rows)[: config.reporting.top_k]
+    holdout = store.get_extra("holdout")
+    top: list[dict[str, Any]] = []
+    for rank, row in enumerate(leaders, start=1):
+        if config.data.holdout_fraction > 0 and row.eval_id not in holdout:
+            holdout[row.eval_id] = evaluate_holdout(row.params, row.budget, row.seed, spec)
+            store.put_extra("holdout", row.eval_id, holdout[row.eval_id])
+        top.append({
+            "rank": rank, "eval_id": row.eval_id, "trial_id": row.trial_id, "params": row.params,
+            "budget": row.budget, "seed": row.seed, "score": row.score, "metrics": row.metrics,
+            "holdout": holdout.get(row.eval_id),
+        })
+    check = _reproducibility_check(store, leaders[0], spec, evaluate_trial) if leaders else None
+
+    canonical = config.canonical()
+    created_at = store.get_meta("created_at")
+    finished_at = time.time()
+    run = {
+        "name": run_dir.name, "run_dir": str(run_dir), "timestamp": stamp,
+        "created_at": created_at, "finished_at": finished_at,
+        "wall_time_s": finished_at - created_at, "host": socket.gethostname(),
+        "retried": sum(row.attempts > 1 for row in rows),
+    }
+    results = build_results(
+        config=canonical, config_hash=config_hash(canonical), seed=seed, run=run,
+        strategy=strategy.summary(), rows=rows, top=top, reproducibility_check=check,
+    )
+    files = {
+        "results": run_dir / f"sweep_results_{stamp}.json",
+        "report": run_dir / f"sweep_report_{stamp}.txt",
+        "best_configs": run_dir / f"best_configs_{stamp}.json",
+        "resource_usage": run_dir / f"resource_usage_{stamp}.json",
+    }
+    write_json_atomic(files["results"], results)
+    write_text_atomic(files["report"], text_report(results))
+    winner_params = (
+        framework_params(top[0]["params"]["model"], top[0]["seed"],
+                         config.objective.threads_per_trial) if top else {}
+    )
+    write_json_atomic(files["best_configs"], best_configs(results, winner_params))
+    write_json_atomic(files["resource_usage"], resource_usage(rows, store.resource_samples()))
+    for name, path in files.items():
+        log.info("wrote %s: %s", name, path)
+    return files, results
+
+
+def _reproducibility_check(
+    store: TrialStore, best: Any, spec: dict[str, Any], evaluate_trial: Any
+) -> dict[str, Any]:
+    """Re-run the best evaluation with its recorded seed; PASS when the metrics are
+    bitwise equal (compared as canonical JSON, which round-trips floats exactly)."""
+    rerun = store.get_extra("repro").get(best.eval_id)
+    if rerun is None:
+        rerun = evaluate_trial(best.params, best.budget, best.seed, spec)
+        store.put_extra("repro", best.eval_id, rerun)
+    status = "PASS" if dumps(rerun) == dumps(best.metrics) else "FAIL"
+    if status == "FAIL":
+        log.error("reproducibility check FAILED for eval %d: %s != %s",
+                  best.eval_id, dumps(rerun), dumps(best.metrics))
+    return {"eval_id": best.eval_id, "status": status, "original": best.metrics, "rerun": rerun}

@@ -1,0 +1,177 @@
+"""What a run writes for people and for production: results JSON, text report, best configs,
+resource usage. Every file is written to a temporary name and renamed into place.
+
+Deterministic content and run-specific content are kept apart: timing, host and attempt counts
+live under ``run`` and each evaluation's ``timing``, so that two runs with the same config and
+seed give byte-identical files once those keys are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptosweep.store import EvaluationRow
+
+RESULTS_SCHEMA = "cryptosweep.sweep_results/1"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def evaluation_record(row: EvaluationRow) -> dict[str, Any]:
+    """One evaluation as it appears in the results file."""
+    duration = (row.finished_at - row.started_at
+                if row.finished_at is not None and row.started_at is not None else None)
+    return {
+        "eval_id": row.eval_id, "trial_id": row.trial_id, "params": row.params,
+        "budget": row.budget, "seed": row.seed, "tags": row.tags, "status": row.status,
+        "score": row.score, "metrics": row.metrics, "error": row.error,
+        "timing": {
+            "worker": row.worker, "device": row.device, "started_at": row.started_at,
+            "finished_at": row.finished_at, "duration_s": duration, "attempts": row.attempts,
+        },
+    }
+
+
+def ranked(rows: list[EvaluationRow]) -> list[EvaluationRow]:
+    """Finished evaluations at the largest budget reached, best score first, ties by eval_id."""
+    done = [row for row in rows if row.status == "done" and row.score is not None]
+    if not done:
+        return []
+    top_budget = max(row.budget for row in done)
+    at_top = [row for row in done if row.budget == top_budget]
+    return sorted(at_top, key=lambda row: (-float(row.score or 0.0), row.eval_id))
+
+
+def build_results(
+    *, config: dict[str, Any], config_hash: str, seed: int, run: dict[str, Any],
+    strategy: dict[str, Any], rows: list[EvaluationRow], top: list[dict[str, Any]],
+    reproducibility_check: dict[str, Any] | None,
+) -> dict[str, Any]:
+    finished = [row for row in rows if row.status in ("done", "failed")]
+    return {
+        "schema": RESULTS_SCHEMA,
+        "run": run,
+        "seed": seed,
+        "config_hash": config_hash,
+        "config": config,
+        "sweep_type": config["sweep_type"],
+        "strategy": strategy,
+        "counts": {
+            "evaluations": len(rows),
+            "done": sum(row.status == "done" for row in rows),
+            "failed": sum(row.status == "failed" for row in rows),
+        },
+        "budget_spent": sum(row.budget for row in finished),
+        "best": top[0] if top else None,
+        "top_k": top,
+        "reproducibility_check": reproducibility_check,
+        "evaluations": [evaluation_record(row) for row in rows],
+    }
+
+
+def best_configs(results: dict[str, Any], framework_params: dict[str, Any]) -> dict[str, Any]:
+    """The deployment export: ``configurations[0]`` is the winner; ``trading_params`` and
+    ``entry_model`` repeat it in the shape the production code loads."""
+    top = results["top_k"]
+    winner = top[0] if top else None
+    return {
+        "configurations": top,
+        "trading_params": winner["params"]["trading"] if winner else {},
+        "entry_model": {
+            "family": winner["params"]["model"],
+            "params": winner["params"]["entry_model"],
+            "rounds": winner["metrics"].get("rounds"),
+            "seed": winner["seed"],
+            "framework_params": framework_params,
+        } if winner else {},
+        "seed": results["seed"],
+        "config_hash": results["config_hash"],
+        "source_run": results["run"]["name"],
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def resource_usage(
+    rows: list[EvaluationRow], samples: list[tuple[float, str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """Host/GPU samples and, from the evaluations' start and end, each worker's busy time."""
+    timeline = [
+        {"eval_id": r.eval_id, "worker": r.worker, "device": r.device,
+         "start": r.started_at, "end": r.finished_at}
+        for r in rows if r.started_at is not None and r.finished_at is not None
+    ]
+    workers: dict[str, dict[str, Any]] = {}
+    for item in timeline:
+        entry = workers.setdefault(str(item["worker"]), {
+            "evaluations": 0, "busy_s": 0.0, "first_start": item["start"], "last_end": item["end"],
+        })
+        entry["evaluations"] += 1
+        entry["busy_s"] += item["end"] - item["start"]
+        entry["first_start"] = min(entry["first_start"], item["start"])
+        entry["last_end"] = max(entry["last_end"], item["end"])
+    for entry in workers.values():
+        span = entry["last_end"] - entry["first_start"]
+        entry["utilisation"] = entry["busy_s"] / span if span > 0 else None
+    return {
+        "samples": [{"ts": ts, "source": source, **payload} for ts, source, payload in samples],
+        "workers": workers,
+        "timeline": timeline,
+    }
+
+
+def text_report(results: dict[str, Any]) -> str:
+    """A short human-readable summary of a run."""
+    run, counts = results["run"], results["counts"]
+    lines = [
+        f"cryptosweep run {run['name']}",
+        "=" * (17 + len(run["name"])),
+        f"sweep type     : {results['sweep_type']}",
+        f"seed           : {results['seed']}",
+        f"config hash    : {results['config_hash'][:16]}",
+        f"evaluations    : {counts['evaluations']} ({counts['done']} done, "
+        f"{counts['failed']} failed, {run.get('retried', 0)} retried)",
+        f"budget spent   : {results['budget_spent']:g} units",
+        f"wall time      : {run.get('wall_time_s', 0):.1f} s",
+        "",
+        f"top {len(results['top_k'])} (validation = mean walk-forward Sharpe, annualised):",
+    ]
+    for item in results["top_k"]:
+        holdout = item.get("holdout") or {}
+        lines.append(
+            f"  #{item['rank']} eval {item['eval_id']:>4}  {item['params']['model']:<9}"
+            f" validation {item['score']:+.3f}"
+            + (f"  holdout {holdout['holdout_sharpe']:+.3f} ({holdout['holdout_trades']} trades)"
+               if "holdout_sharpe" in holdout else "")
+        )
+        lines.append(f"      trading {json.dumps(item['params']['trading'], sort_keys=True)}")
+        lines.append(f"      model   {json.dumps(item['params']['entry_model'], sort_keys=True)}")
+    check = results.get("reproducibility_check")
+    if check:
+        lines += ["", f"reproducibility: re-run of eval {check['eval_id']}: {check['status']}"]
+    failures = [e for e in results["evaluations"] if e["status"] == "failed"]
+    if failures:
+        lines += ["", f"failures ({len(failures)}):"]
+        lines += [f"  eval {e['eval_id']}: {e['error']}" for e in failures[:20]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,292 @@
+"""The sweep loop: ask -> journal -> submit -> gather -> journal -> tell, with resume.
+
+Resume is deterministic replay: the strategy is rebuilt from the journaled config and seed and
+asked again from the start; every evaluation the journal already holds as finished is told from
+the journal instead of being run, so the strategy sees exactly the history it saw before the
+interruption and proposes exactly the same evaluations afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptosweep.config import SweepConfig, load_config, validate_config
+from cryptosweep.errors import ResumeError, UserError
+from cryptosweep.executors import Executor, Outcome, make_executor
+from cryptosweep.finalize import finalize_run
+from cryptosweep.monitor import ResourceMonitor
+from cryptosweep.progress import Progress
+from cryptosweep.reports import write_json_atomic
+from cryptosweep.reproducibility import config_hash, setup_crypto_gpu_reproducibility, system_info
+from cryptosweep.store import DB_NAME, EvaluationRow, TrialStore
+from cryptosweep.strategies import EvalRequest, EvalResult, Strategy, make_strategy
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEED = 123456
+LOG_FILE = "sweep_output.log"
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a finished sweep left behind."""
+
+    run_dir: Path
+    files: dict[str, Path]
+    results: dict[str, Any]
+
+
+def utc_stamp(now: float | None = None) -> str:
+    return time.strftime("%Y%m%d_%H%M%S", time.gmtime(now if now is not None else time.time()))
+
+
+# ------------------------------------------------------------------------------ the search loop
+
+
+class SweepLoop:
+    """Drives one strategy against one executor, journaling every step."""
+
+    def __init__(
+        self, config: SweepConfig, seed: int, store: TrialStore, executor: Executor,
+        show_progress: bool = True, use_gpu: bool = False,
+    ) -> None:
+        self.config, self.seed, self.store, self.executor = config, seed, store, executor
+        self.show_progress, self.use_gpu = show_progress, use_gpu
+        self.spec = config.objective_spec()
+        self._trial_ids: dict[int, int] = {}
+
+    def run(self) -> Strategy:
+        strategy = make_strategy(self.config, self.seed)
+        journal = {row.eval_id: row for row in self.store.evaluations()}
+        finished_before = sum(row.status in ("done", "failed") for row in journal.values())
+        if journal:
+            log.info("resuming: %d evaluations in the journal, %d finished",
+                     len(journal), finished_before)
+        progress = Progress(strategy.total_evaluations, self.show_progress, finished_before)
+        ready: dict[int, EvalResult] = {}
+        next_to_tell = 0
+        capacity = max(1, 2 * self.executor.slots)  # queue ahead so no worker waits on us
+        try:
+            while True:
+                while self.executor.in_flight < capacity:
+                    request = strategy.ask()
+                    if request is None:
+                        break
+                    replayed = self._journal_or_submit(request, journal.get(request.eval_id))
+                    if replayed is not None:
+                        ready[request.eval_id] = replayed
+                        progress.best = _best(progress.best, replayed.score)
+                told = False
+                while next_to_tell in ready:
+                    strategy.tell(ready.pop(next_to_tell))
+                    next_to_tell += 1
+                    told = True
+                if told:
+                    continue
+                if self.executor.in_flight == 0:
+                    if strategy.finished:
+                        break
+                    raise RuntimeError(f"strategy {strategy.name} stalled with nothing running")
+                for outcome in self.executor.wait():
+                    ready[outcome.eval_id] = self._record(outcome)
+                    progress.update(outcome.score, failed=outcome.status != "done")
+        finally:
+            progress.close()
+        return strategy
+
+    def _journal_or_submit(
+        self, request: EvalRequest, row: EvaluationRow | None
+    ) -> EvalResult | None:
+        """A finished journaled evaluation is returned as its result; anything else is run."""
+        self._trial_ids[request.eval_id] = request.trial_id
+        if row is not None:
+            _check_replay(row, request)
+            if row.status in ("done", "failed"):
+                return EvalResult(row.eval_id, row.trial_id, row.status, row.score)  # type: ignore[arg-type]
+        else:
+            self.store.add_evaluation(
+                request.eval_id, request.trial_id, request.params, request.seed, request.budget,
+                request.tags,
+            )
+        attempt = self.store.mark_submitted(request.eval_id, time.time())
+        self.executor.submit({
+            "eval_id": request.eval_id, "attempt": attempt, "params": request.params,
+            "budget": request.budget, "seed": request.seed, "spec": self.spec,
+            "use_gpu": self.use_gpu,
+        })
+        return None
+
+    def _record(self, outcome: Outcome) -> EvalResult:
+        if outcome.status != "done":
+            log.warning("evaluation %d failed: %s", outcome.eval_id, outcome.error)
+        self.store.finish_evaluation(
+            outcome.eval_id, status=outcome.status, score=outcome.score, metrics=outcome.metrics,
+            error=outcome.error, worker=outcome.worker, device=outcome.device,
+            started_at=outcome.started_at, finished_at=outcome.finished_at,
+        )
+        trial_id = self._trial_ids[outcome.eval_id]
+        return EvalResult(outcome.eval_id, trial_id, outcome.status, outcome.score)  # type: ignore[arg-type]
+
+
+def _best(best: float | None, score: float | None) -> float | None:
+    if score is None:
+        return best
+    return score if best is None or score > best else best
+
+
+def _check_replay(row: EvaluationRow, request: EvalRequest) -> None:
+    same = (
+        row.trial_id == request.trial_id and row.params == request.params
+        and row.seed == request.seed and row.budget == request.budget
+    )
+    if not same:
+        raise ResumeError(
+            f"journal diverges from the strategy at evaluation {request.eval_id}: the run was "
+            "made by another version of cryptosweep or its journal was edited"
+        )
+
+
+# --------------------------------------------------------------------------- runs and resume
+
+
+def _attach_log_file(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package_logger = logging.getLogger("cryptosweep")
+    package_logger.addHandler(handler)
+    if package_logger.level == logging.NOTSET or package_logger.level > logging.INFO:
+        package_logger.setLevel(logging.INFO)
+    return handler
+
+
+def _new_run(config: SweepConfig, seed: int, log_dir: Path, run_name: str | None
+             ) -> tuple[Path, TrialStore, str]:
+    stamp = utc_stamp()
+    run_dir = Path(log_dir) / (run_name or f"{config.name}_{stamp}")
+    if (run_dir / DB_NAME).exists():
+        raise UserError(
+            f"run folder {run_dir} already holds a sweep; resume it with --resume {run_dir} "
+            "or choose another --run-name"
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--log-dir: cannot create {run_dir}: {exc.strerror}") from None
+    store = TrialStore(run_dir / DB_NAME)
+    canonical = config.canonical()
+    store.set_meta(
+        config=canonical, config_hash=config_hash(canonical), seed=seed, timestamp=stamp,
+        created_at=time.time(), status="running", schema_version=1,
+    )
+    return run_dir, store, stamp
+
+
+def _open_resume(path: Path, config: SweepConfig | None, seed: int | None
+                 ) -> tuple[SweepConfig, int, Path, TrialStore, str]:
+    store = TrialStore.open_existing(path)
+    run_dir = store.path.parent
+    stored = validate_config(store.get_meta("config"), f"journal {store.path}")
+    stored_hash = store.get_meta("config_hash")
+    if config is not None and config_hash(config.canonical()) != stored_hash:
+        store.close()
+        raise ResumeError(
+            f"--resume {path}: the given config differs from the one this run was started "
+            "with; resume without --config/--set, or start a new run"
+        )
+    stored_seed = int(store.get_meta("seed"))
+    if seed is not None and seed != stored_seed:
+        store.close()
+        raise ResumeError(
+            f"--resume {path}: --seed {seed} differs from the run's seed {stored_seed}"
+        )
+    return stored, stored_seed, run_dir, store, store.get_meta("timestamp")
+
+
+def run_sweep(
+    config_path: str | Path | None = None,
+    *,
+    config: SweepConfig | None = None,
+    seed: int | None = None,
+    overrides: Sequence[str] = (),
+    data_path: str | Path | None = None,
+    log_dir: str | Path = "sweep_logs",
+    run_name: str | None = None,
+    gpu_ids: Sequence[int] | None = None,
+    workers: int | None = None,
+    scheduler_address: str | None = None,
+    resume: str | Path | None = None,
+    show_progress: bool = True,
+) -> SweepResult:
+    """Run (or resume) a sweep end to end and write its run folder.
+
+    The CLI and ``notebooks/sweep.ipynb`` are thin layers over this function. Results do not
+    depend on ``workers``, ``gpu_ids`` or ``scheduler_address``: only on config, seed and
+    software.
+    """
+    if config is None and (config_path is not None or overrides or data_path is not None):
+        config = load_config(config_path, list(overrides), data_path)
+    if resume is not None:
+        config, seed, run_dir, store, stamp = _open_resume(Path(resume), config, seed)
+    else:
+        if config is None:
+            raise UserError("no config given: pass --config PATH (or --resume RUN_DIR)")
+        seed = seed if seed is not None else (
+            config.seed if config.seed is not None else DEFAULT_SEED)
+        run_dir, store, stamp = _new_run(config, seed, Path(log_dir), run_name)
+    assert seed is not None
+    handler = _attach_log_file(run_dir)
+    try:
+        return _execute(config, seed, run_dir, store, stamp, gpu_ids, workers,
+                        scheduler_address, show_progress)
+    finally:
+        logging.getLogger("cryptosweep").removeHandler(handler)
+        handler.close()
+        store.close()
+
+
+def _execute(
+    config: SweepConfig, seed: int, run_dir: Path, store: TrialStore, stamp: str,
+    gpu_ids: Sequence[int] | None, workers: int | None, scheduler_address: str | None,
+    show_progress: bool,
+) -> SweepResult:
+    repro = setup_crypto_gpu_reproducibility(seed, config.gpu_settings.deterministic)
+    now = utc_stamp()
+    info = system_info(config.canonical())
+    info.update(seed=seed, not_set=repro.not_set, notes=repro.notes, run_dir=str(run_dir))
+    write_json_atomic(run_dir / f"gpu_repro_{now}.json", info)
+    n_workers = workers if workers is not None else config.execution.workers
+    if n_workers is None:
+        n_workers = _cpu_workers()
+    address = scheduler_address or config.execution.scheduler_address
+    executor = make_executor(n_workers, address, list(gpu_ids) if gpu_ids else None,
+                             config.gpu_settings.memory_fraction)
+    log.info("run %s: %s sweep, seed %d, on %s", run_dir.name, config.sweep_type, seed,
+             executor.description)
+    if not gpu_ids and not address:
+        log.info("no --gpu-ids given: trials run on CPU")
+    monitor = ResourceMonitor(store).start()
+    started = time.time()
+    try:
+        with executor:
+            strategy = SweepLoop(config, seed, store, executor, show_progress,
+                                 use_gpu=bool(gpu_ids)).run()
+    finally:
+        monitor.stop()
+    log.info("search finished in %.1f s; evaluating the top %d on the holdout",
+             time.time() - started, config.reporting.top_k)
+    files, results = finalize_run(config, seed, run_dir, store, stamp, strategy)
+    store.set_meta(status="complete", finished_at=time.time())
+    log.info("run folder: %s", run_dir)
+    return SweepResult(run_dir=run_dir, files=files, results=results)
+
+
+def _cpu_workers() -> int:
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else (os.cpu_count() or 1))

@@ -1,0 +1,267 @@
+"""The SQLite trial journal of one run (``sweep.db``): the checkpoint that resume reads.
+
+Tables:
+
+* ``meta`` — key/value JSON: config, config hash, seed, timestamps, status.
+* ``trials`` — one row per configuration (``trial_id``): its parameters and seed.
+* ``evaluations`` — one row per evaluation of a trial at a budget (``eval_id``, assigned in
+  the order the strategy asked): status, score, metrics, error, worker, device, start/end.
+* ``attempts`` — one row per time an evaluation was started; resume never re-runs a finished
+  evaluation, and this table proves it.
+* ``extra_evaluations`` — holdout results and reproducibility re-runs of the final top-k.
+* ``resource_samples`` — host and GPU samples from the monitor.
+
+WAL mode with ``synchronous=FULL``: each finished evaluation is durable once
+:meth:`TrialStore.finish_evaluation` returns, before the runner takes its next decision.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptosweep.errors import ResumeError
+
+SCHEMA_VERSION = 1
+DB_NAME = "sweep.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    trial_id INTEGER PRIMARY KEY,
+    params TEXT NOT NULL,
+    seed INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    eval_id INTEGER PRIMARY KEY,
+    trial_id INTEGER NOT NULL REFERENCES trials(trial_id),
+    budget REAL NOT NULL,
+    tags TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    score REAL,
+    metrics TEXT,
+    error TEXT,
+    worker TEXT,
+    device TEXT,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    eval_id INTEGER NOT NULL REFERENCES evaluations(eval_id),
+    attempt INTEGER NOT NULL,
+    submitted_at REAL NOT NULL,
+    outcome TEXT,
+    PRIMARY KEY (eval_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS extra_evaluations (
+    kind TEXT NOT NULL,
+    eval_id INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    PRIMARY KEY (kind, eval_id)
+);
+CREATE TABLE IF NOT EXISTS resource_samples (
+    ts REAL NOT NULL,
+    source TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+"""
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, NaN rejected (it is not JSON)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    eval_id: int
+    trial_id: int
+    params: dict[str, Any]
+    seed: int
+    budget: float
+    tags: dict[str, Any]
+    status: str
+    score: float | None
+    metrics: dict[str, Any] | None
+    error: str | None
+    worker: str | None
+    device: str | None
+    started_at: float | None
+    finished_at: float | None
+    attempts: int
+
+
+class TrialStore:
+    """One run's journal. Safe to share between the runner and the monitor thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(_SCHEMA)
+
+    @classmethod
+    def open_existing(cls, path: str | Path) -> TrialStore:
+        """Open a journal for resume: a run folder or its ``sweep.db``."""
+        path = Path(path)
+        db = path / DB_NAME if path.is_dir() else path
+        if not db.is_file():
+            raise ResumeError(f"--resume: no journal at {db} (expected a run folder or sweep.db)")
+        try:
+            store = cls(db)
+            store.get_meta("config")
+        except (sqlite3.DatabaseError, KeyError) as exc:
+            raise ResumeError(f"--resume: {db} is not a cryptosweep journal ({exc})") from None
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    # ------------------------------------------------------------------------------- meta
+
+    def set_meta(self, **values: Any) -> None:
+        with self._transaction() as cur:
+            cur.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(key, dumps(value)) for key, value in values.items()],
+            )
+
+    def get_meta(self, key: str, default: Any = KeyError) -> Any:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            if default is KeyError:
+                raise KeyError(f"meta key {key!r} missing")
+            return default
+        return json.loads(row[0])
+
+    # -------------------------------------------------------------------------- evaluations
+
+    def add_evaluation(
+        self, eval_id: int, trial_id: int, params: dict[str, Any], seed: int, budget: float,
+        tags: dict[str, Any],
+    ) -> None:
+        """Journal a new evaluation (and its trial, the first time) as pending."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO trials(trial_id, params, seed) VALUES (?, ?, ?)",
+                (trial_id, dumps(params), seed),
+            )
+            cur.execute(
+                "INSERT INTO evaluations(eval_id, trial_id, budget, tags, status) "
+                "VALUES (?, ?, ?, ?, 'pending')",
+                (eval_id, trial_id, budget, dumps(tags)),
+            )
+
+    def mark_submitted(self, eval_id: int, now: float) -> int:
+        """Record one more attempt of ``eval_id``; returns its attempt number (1-based)."""
+        with self._transaction() as cur:
+            (count,) = cur.execute(
+                "SELECT COUNT(*) FROM attempts WHERE eval_id = ?", (eval_id,)
+            ).fetchone()
+            cur.execute(
+                "INSERT INTO attempts(eval_id, attempt, submitted_at) VALUES (?, ?, ?)",
+                (eval_id, count + 1, now),
+            )
+            cur.execute("UPDATE evaluations SET status = 'running' WHERE eval_id = ?", (eval_id,))
+        return count + 1
+
+    def finish_evaluation(
+        self, eval_id: int, *, status: str, score: float | None, metrics: dict[str, Any] | None,
+        error: str | None, worker: str | None, device: str | None, started_at: float | None,
+        finished_at: float | None,
+    ) -> None:
+        """Durably record a finished (``done``) or ``failed`` evaluation."""
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE evaluations SET status=?, score=?, metrics=?, error=?, worker=?, device=?, "
+                "started_at=?, finished_at=? WHERE eval_id=?",
+                (status, score, None if metrics is None else dumps(metrics), error, worker,
+                 device, started_at, finished_at, eval_id),
+            )
+            cur.execute(
+                "UPDATE attempts SET outcome = ? WHERE eval_id = ? AND attempt = "
+                "(SELECT MAX(attempt) FROM attempts WHERE eval_id = ?)",
+                (status, eval_id, eval_id),
+            )
+
+    def evaluations(self) -> list[EvaluationRow]:
+        """Every journaled evaluation in ``eval_id`` order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT e.eval_id, e.trial_id, t.params, t.seed, e.budget, e.tags, e.status, "
+                "e.score, e.metrics, e.error, e.worker, e.device, e.started_at, e.finished_at, "
+                "(SELECT COUNT(*) FROM attempts a WHERE a.eval_id = e.eval_id) "
+                "FROM evaluations e JOIN trials t USING (trial_id) ORDER BY e.eval_id"
+            ).fetchall()
+        return [
+            EvaluationRow(
+                eval_id=r[0], trial_id=r[1], params=json.loads(r[2]), seed=r[3], budget=r[4],
+                tags=json.loads(r[5]), status=r[6], score=r[7],
+                metrics=None if r[8] is None else json.loads(r[8]), error=r[9], worker=r[10],
+                device=r[11], started_at=r[12], finished_at=r[13], attempts=r[14],
+            )
+            for r in rows
+        ]
+
+    def attempt_outcomes(self) -> list[tuple[int, int, str | None]]:
+        """``(eval_id, attempt, outcome)`` of every attempt, in order."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT eval_id, attempt, outcome FROM attempts ORDER BY eval_id, attempt"
+            ).fetchall()
+
+    # ---------------------------------------------------------------- holdout / repro checks
+
+    def put_extra(self, kind: str, eval_id: int, metrics: dict[str, Any]) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO extra_evaluations(kind, eval_id, metrics) VALUES (?,?,?)",
+                (kind, eval_id, dumps(metrics)),
+            )
+
+    def get_extra(self, kind: str) -> dict[int, dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT eval_id, metrics FROM extra_evaluations WHERE kind = ?", (kind,)
+            ).fetchall()
+        return {eval_id: json.loads(metrics) for eval_id, metrics in rows}
+
+    # ---------------------------------------------------------------------- resource samples
+
+    def add_resource_sample(self, ts: float, source: str, payload: dict[str, Any]) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO resource_samples(ts, source, payload) VALUES (?, ?, ?)",
+                (ts, source, dumps(payload)),
+            )
+
+    def resource_samples(self) -> list[tuple[float, str, dict[str, Any]]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT ts, source, payload FROM resource_samples ORDER BY ts, rowid"
+            ).fetchall()
+        return [(ts, source, json.loads(payload)) for ts, source, payload in rows]

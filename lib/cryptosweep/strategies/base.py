@@ -1,0 +1,95 @@
+"""The ask/tell protocol every search strategy implements.
+
+The runner asks for evaluations until the strategy returns ``None`` (nothing more to propose
+until it is told more results), runs them, and tells the results back **in ``eval_id`` order**,
+never in completion order. A strategy whose proposals depend only on what it has been told, and
+on generators seeded by :func:`~cryptosweep.reproducibility.derive_seed`, is then deterministic
+whatever the number of workers, and replaying its asks against the journal resumes it exactly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """One evaluation to run: a configuration (trial) at a budget, with its seed."""
+
+    eval_id: int
+    trial_id: int
+    params: dict[str, Any]
+    budget: float
+    seed: int
+    tags: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What the runner tells the strategy: ``score`` is ``None`` for a failed evaluation."""
+
+    eval_id: int
+    trial_id: int
+    status: Literal["done", "failed"]
+    score: float | None
+
+
+class Strategy(ABC):
+    """Base of the search strategies: ask, tell, and say when everything is done."""
+
+    #: short name used in the journal and reports
+    name: str = "strategy"
+
+    def __init__(self) -> None:
+        self._next_eval_id = 0
+        self._told = 0
+        self._asked = 0
+
+    @abstractmethod
+    def _propose(self, eval_id: int) -> EvalRequest | None:
+        """Next evaluation (with the given id), or ``None`` if none can be proposed now."""
+
+    def _observe(self, result: EvalResult) -> None:  # noqa: B027 - optional hook
+        """React to a result (model-based and adaptive strategies override this)."""
+
+    @property
+    @abstractmethod
+    def exhausted(self) -> bool:
+        """True once the strategy will never propose anything again."""
+
+    @property
+    def total_evaluations(self) -> int | None:
+        """How many evaluations the whole sweep will run, when known in advance (for ETA)."""
+        return None
+
+    @property
+    def total_budget(self) -> float | None:
+        """The budget the whole sweep will spend, when known in advance."""
+        return None
+
+    def ask(self) -> EvalRequest | None:
+        request = self._propose(self._next_eval_id)
+        if request is not None:
+            self._next_eval_id += 1
+            self._asked += 1
+        return request
+
+    def tell(self, result: EvalResult) -> None:
+        if result.eval_id != self._told:
+            raise RuntimeError(
+                f"results must be told in eval_id order: expected {self._told}, "
+                f"got {result.eval_id}"
+            )
+        self._told += 1
+        self._observe(result)
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more to ask and every asked evaluation told."""
+        return self.exhausted and self._told == self._asked
+
+    def summary(self) -> dict[str, Any]:
+        """Strategy-specific facts for the results file (e.g. Hyperband's brackets)."""
+        return {"name": self.name, "evaluations": self._asked}
