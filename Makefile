@@ -27,7 +27,8 @@ sweep: $(STAMP)
 	mkdir -p $(LOG_DIR)/$(RUN_NAME)/notebooks
 	$(BIN)/papermill -k cryptosweep --log-output --no-progress-bar notebooks/sweep.ipynb \
 	    $(LOG_DIR)/$(RUN_NAME)/notebooks/sweep.ipynb \
-	    -p config_path $(CONFIG) -p seed $(SEED) -p log_dir $(LOG_DIR) -p run_name $(RUN_NAME)
+	    -p config_path $(CONFIG) -p seed $(SEED) -p log_dir $(LOG_DIR) -p run_name $(RUN_NAME) \
+	    -p show_progress False
 	@echo "run folder: $(LOG_DIR)/$(RUN_NAME)"
 
 test: $(STAMP)

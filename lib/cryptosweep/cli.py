@@ -25,13 +25,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _gpu_ids(text: str) -> list[int]:
+    from cryptosweep.executors import parse_gpu_ids
+
     try:
-        ids = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated GPU indices like 0,1, got {text!r}") from None
-    if not ids or any(i < 0 for i in ids) or len(set(ids)) != len(ids):
-        raise argparse.ArgumentTypeError(f"expected distinct GPU indices like 0,1, got {text!r}")
+        ids = parse_gpu_ids(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--gpu-ids: ")) from None
+    if ids is None:
+        raise argparse.ArgumentTypeError("expected GPU indices like 0,1")
     return ids
 
 

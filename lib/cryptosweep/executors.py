@@ -184,6 +184,22 @@ class DaskExecutor(Executor):
             self.cluster.close()
 
 
+def parse_gpu_ids(text: str) -> list[int] | None:
+    """``"0,1,3"`` → ``[0, 1, 3]``; empty → ``None`` (CPU). Bad input is a :class:`UserError`."""
+    from cryptosweep.errors import UserError
+
+    if not text.strip():
+        return None
+    try:
+        ids = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--gpu-ids: expected comma-separated GPU indices like 0,1, got {text!r}"
+                        ) from None
+    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise UserError(f"--gpu-ids: expected distinct non-negative indices, got {text!r}")
+    return ids
+
+
 def cuda_device_count() -> int:
     """GPUs usable by this process (0 without a driver or a CUDA build of torch)."""
     try:

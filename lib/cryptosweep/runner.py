@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptosweep.config import SweepConfig, load_config, validate_config
 from cryptosweep.errors import ResumeError, UserError
-from cryptosweep.executors import Executor, Outcome, make_executor
+from cryptosweep.executors import Executor, Outcome, make_executor, parse_gpu_ids
 from cryptosweep.finalize import finalize_run
 from cryptosweep.monitor import ResourceMonitor
 from cryptosweep.progress import Progress
@@ -216,7 +216,7 @@ def run_sweep(
     data_path: str | Path | None = None,
     log_dir: str | Path = "sweep_logs",
     run_name: str | None = None,
-    gpu_ids: Sequence[int] | None = None,
+    gpu_ids: str | Sequence[int] | None = None,
     workers: int | None = None,
     scheduler_address: str | None = None,
     resume: str | Path | None = None,
@@ -228,6 +228,7 @@ def run_sweep(
     depend on ``workers``, ``gpu_ids`` or ``scheduler_address``: only on config, seed and
     software.
     """
+    gpu_ids = parse_gpu_ids(gpu_ids) if isinstance(gpu_ids, str) else gpu_ids
     if config is None and (config_path is not None or overrides or data_path is not None):
         config = load_config(config_path, list(overrides), data_path)
     if resume is not None:

@@ -1,0 +1,84 @@
+"""Shared fixtures: a tiny real sweep config, and helpers to run the CLI and compare results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(**changes: Any) -> dict[str, Any]:
+    """A real sweep on the bundled BTC sample, small enough to run in a few seconds."""
+    config: dict[str, Any] = {
+        "name": "tiny",
+        "sweep_type": "random",
+        "random": {"n_trials": 6},
+        "hyperband": {"max_iter": 2},
+        "parameter_ranges": {
+            "lightgbm": {
+                "num_leaves": {"type": "int", "low": 4, "high": 32, "log": True},
+                "learning_rate": {"type": "float", "low": 0.05, "high": 0.3, "log": True},
+                "min_data_in_leaf": {"type": "int", "low": 20, "high": 100},
+            },
+            "trading": {
+                "threshold": {"type": "float", "low": 0.5, "high": 0.6},
+                "holding_period": {"type": "int", "low": 4, "high": 24},
+                "stop_loss": {"type": "float", "low": 0.02, "high": 0.06},
+                "take_profit": {"type": "float", "low": 0.02, "high": 0.1},
+            },
+        },
+        "objective": {"folds": 2, "rounds_per_unit": 5, "min_train_bars": 200},
+        "execution": {"workers": 0},
+        "reporting": {"top_k": 2},
+    }
+    for dotted, value in changes.items():
+        node = config
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return config
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    """Write a config dict as YAML and return its path."""
+
+    def write(config: dict[str, Any], name: str = "sweep.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        return path
+
+    return write
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 300,
+        **popen: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m cryptosweep ARGS`` in a fresh interpreter."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "cryptosweep", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env=env, **popen,
+    )
+
+
+def results_file(run_dir: Path) -> Path:
+    (path,) = sorted(run_dir.glob("sweep_results_*.json"))
+    return path
+
+
+def deterministic_bytes(run_dir: Path) -> bytes:
+    """The results file without its timing and host fields, as canonical bytes."""
+    results = json.loads(results_file(run_dir).read_text())
+    results.pop("run")
+    for evaluation in results["evaluations"]:
+        evaluation.pop("timing")
+    return json.dumps(results, sort_keys=True, indent=1).encode()

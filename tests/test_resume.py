@@ -1,0 +1,123 @@
+"""Resume: a sweep killed with SIGKILL at a random point ends with the uninterrupted results,
+and never runs a finished evaluation twice. Resuming with another config or seed is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, deterministic_bytes, tiny_config
+
+pytestmark = pytest.mark.slow
+
+N_TRIALS = 10
+
+
+def done_count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute(
+                "SELECT COUNT(*) FROM evaluations WHERE status IN ('done', 'failed')"
+            ).fetchone()[0]
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return 0
+
+
+def kill_when(db: Path, threshold: int, args: list[str]) -> int:
+    """Start the CLI in its own process group; SIGKILL the group once ``threshold``
+    evaluations are journaled as finished. Returns how many were finished at the kill."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cryptosweep", *args], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while done_count(db) < threshold:
+            assert process.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "the sweep made no progress"
+            time.sleep(0.01)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return done_count(db)
+
+
+@pytest.fixture(scope="module")
+def config_and_reference(tmp_path_factory):
+    base = tmp_path_factory.mktemp("resume")
+    config_path = base / "sweep.json"
+    config_path.write_text(json.dumps(tiny_config(random__n_trials=N_TRIALS)))
+    done = cli("run", "--config", str(config_path), "--log-dir", str(base), "--run-name",
+               "reference", "--seed", "5")
+    assert done.returncode == 0, done.stderr
+    return config_path, base / "reference"
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_sigkill_then_resume_equals_an_uninterrupted_run(config_and_reference, tmp_path, workers):
+    config_path, reference = config_and_reference
+    kill_at = random.randint(1, N_TRIALS - 2)
+    run_dir = tmp_path / "killed"
+    finished_at_kill = kill_when(run_dir / "sweep.db", kill_at, [
+        "run", "--config", str(config_path), "--log-dir", str(tmp_path), "--run-name", "killed",
+        "--seed", "5", "--workers", workers,
+    ])
+    assert finished_at_kill < N_TRIALS, f"killed too late (kill_at={kill_at})"
+    assert not list(run_dir.glob("sweep_results_*.json"))
+    with sqlite3.connect(run_dir / "sweep.db") as db:
+        finished_before = {row[0] for row in db.execute(
+            "SELECT eval_id FROM evaluations WHERE status IN ('done', 'failed')")}
+
+    resumed = cli("run", "--resume", str(run_dir), "--workers", workers)
+    assert resumed.returncode == 0, resumed.stderr
+    assert deterministic_bytes(run_dir) == deterministic_bytes(reference), (
+        f"resumed run differs from the uninterrupted one (killed after {finished_at_kill})")
+    with sqlite3.connect(run_dir / "sweep.db") as db:
+        attempts = db.execute(
+            "SELECT eval_id, COUNT(*), SUM(outcome IS NOT NULL) FROM attempts GROUP BY eval_id"
+        ).fetchall()
+    assert len(attempts) == N_TRIALS
+    for eval_id, n_attempts, n_finished in attempts:
+        assert n_finished == 1, f"evaluation {eval_id} finished {n_finished} times"
+        if eval_id in finished_before:
+            assert n_attempts == 1, f"finished evaluation {eval_id} was run again after resume"
+
+
+def test_resume_of_a_finished_run_runs_nothing_and_rewrites_the_same_results(
+        config_and_reference, tmp_path):
+    _, reference = config_and_reference
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("sweep.db",):
+        (copy / name).write_bytes((reference / name).read_bytes())
+    done = cli("run", "--resume", str(copy / "sweep.db"))
+    assert done.returncode == 0, done.stderr
+    assert deterministic_bytes(copy) == deterministic_bytes(reference)
+    with sqlite3.connect(copy / "sweep.db") as db:
+        assert db.execute("SELECT MAX(attempt) FROM attempts").fetchone()[0] == 1
+
+
+def test_resume_with_another_config_or_seed_is_refused(config_and_reference, tmp_path):
+    _, reference = config_and_reference
+    before = (reference / "sweep.db").read_bytes()
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(tiny_config(random__n_trials=N_TRIALS + 1)))
+    done = cli("run", "--resume", str(reference), "--config", str(other))
+    assert done.returncode == 2
+    assert "differs from the one this run was started with" in done.stderr
+    done = cli("run", "--resume", str(reference), "--seed", "6")
+    assert done.returncode == 2 and "--seed 6 differs from the run's seed 5" in done.stderr
+    done = cli("run", "--resume", str(tmp_path / "nowhere"))
+    assert done.returncode == 2 and "no journal at" in done.stderr
+    assert (reference / "sweep.db").read_bytes() == before

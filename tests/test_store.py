@@ -1,0 +1,47 @@
+"""The SQLite journal: durability, attempts, refusal of foreign files."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from cryptosweep.errors import ResumeError
+from cryptosweep.store import TrialStore
+
+
+def test_finished_evaluation_is_visible_to_another_connection_at_once(tmp_path):
+    store = TrialStore(tmp_path / "sweep.db")
+    store.set_meta(config={"a": 1}, seed=3)
+    store.add_evaluation(0, 0, {"x": 1.5}, seed=42, budget=3.0, tags={})
+    assert store.mark_submitted(0, now=1.0) == 1
+    store.finish_evaluation(0, status="done", score=0.5, metrics={"score": 0.5}, error=None,
+                            worker="w", device="cpu", started_at=1.0, finished_at=2.0)
+    # A second connection (as after a crash) sees the committed row without any close.
+    with sqlite3.connect(tmp_path / "sweep.db") as other:
+        assert other.execute("SELECT status, score FROM evaluations").fetchone() == ("done", 0.5)
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    (row,) = store.evaluations()
+    assert (row.params, row.seed, row.metrics, row.attempts) == ({"x": 1.5}, 42, {"score": 0.5}, 1)
+    assert store.mark_submitted(0, now=3.0) == 2
+    assert store.attempt_outcomes() == [(0, 1, "done"), (0, 2, None)]
+    store.close()
+
+
+def test_nan_metrics_are_refused_not_written_as_invalid_json(tmp_path):
+    store = TrialStore(tmp_path / "sweep.db")
+    store.add_evaluation(0, 0, {}, seed=1, budget=1.0, tags={})
+    with pytest.raises(ValueError):
+        store.finish_evaluation(0, status="done", score=1.0, metrics={"x": float("nan")},
+                                error=None, worker=None, device=None, started_at=None,
+                                finished_at=None)
+    assert store.evaluations()[0].status == "pending"
+
+
+def test_open_existing_refuses_what_is_not_a_journal(tmp_path):
+    with pytest.raises(ResumeError, match="no journal at"):
+        TrialStore.open_existing(tmp_path)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(ResumeError, match="is not a cryptosweep journal"):
+        TrialStore.open_existing(junk)

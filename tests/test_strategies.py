@@ -1,0 +1,46 @@
+"""The ask/tell protocol and the random and grid strategies."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import tiny_config
+from cryptosweep.config import load_config
+from cryptosweep.errors import ConfigError
+from cryptosweep.strategies import EvalResult, GridSearch, RandomSearch, make_strategy
+
+
+def drain(strategy):
+    requests = []
+    while (request := strategy.ask()) is not None:
+        requests.append(request)
+    return requests
+
+
+def test_random_trial_depends_only_on_seed_and_id():
+    config = load_config(raw=tiny_config(random__n_trials=8))
+    first = drain(make_strategy(config, 1))
+    longer = drain(make_strategy(load_config(raw=tiny_config(random__n_trials=12)), 1))
+    assert [r.params for r in first] == [r.params for r in longer[:8]]
+    assert len({r.seed for r in longer}) == 12
+    assert all(r.budget == config.hyperband.max_iter for r in first)
+    assert [r.eval_id for r in first] == list(range(8))
+
+
+def test_results_must_be_told_in_eval_id_order():
+    strategy = make_strategy(load_config(raw=tiny_config(random__n_trials=3)), 1)
+    requests = drain(strategy)
+    with pytest.raises(RuntimeError, match="expected 0, got 1"):
+        strategy.tell(EvalResult(1, 1, "done", 0.1))
+    for request in requests:
+        assert not strategy.finished
+        strategy.tell(EvalResult(request.eval_id, request.trial_id, "done", 0.0))
+    assert strategy.finished
+
+
+def test_factory_builds_grid_and_random_and_names_what_is_missing():
+    assert isinstance(make_strategy(load_config(raw=tiny_config()), 0), RandomSearch)
+    grid = make_strategy(load_config(raw=tiny_config(sweep_type="grid")), 0)
+    assert isinstance(grid, GridSearch) and grid.total_evaluations == len(drain(grid))
+    with pytest.raises(ConfigError, match="sweep_type: 'bayesian' is not available"):
+        make_strategy(load_config(raw=tiny_config(sweep_type="bayesian")), 0)

@@ -1,0 +1,107 @@
+"""A real sweep from the CLI on the bundled BTC sample: run folder, determinism, workers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, deterministic_bytes, results_file, tiny_config
+
+pytestmark = pytest.mark.slow
+
+RUN_FILES = ("sweep_output.log", "sweep.db", "gpu_repro_*.json", "sweep_results_*.json",
+             "sweep_report_*.txt", "best_configs_*.json", "resource_usage_*.json")
+
+
+def run(config_path: Path, log_dir: Path, name: str, *extra: str) -> Path:
+    done = cli("run", "--config", str(config_path), "--log-dir", str(log_dir),
+               "--run-name", name, *extra)
+    assert done.returncode == 0, done.stderr
+    run_dir = log_dir / name
+    assert done.stdout.strip() == str(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted in-process run of the tiny config with seed 11."""
+    base = tmp_path_factory.mktemp("reference")
+    config_path = base / "sweep.json"
+    config_path.write_text(json.dumps(tiny_config()))
+    return config_path, run(config_path, base / "logs", "ref", "--seed", "11")
+
+
+def test_run_folder_holds_every_output_file(reference):
+    _, run_dir = reference
+    for pattern in RUN_FILES:
+        assert list(run_dir.glob(pattern)), f"{pattern} missing from {run_dir}"
+    results = json.loads(results_file(run_dir).read_text())
+    assert results["counts"] == {"evaluations": 6, "done": 6, "failed": 0}
+    assert results["seed"] == 11 and len(results["top_k"]) == 2
+    assert results["reproducibility_check"]["status"] == "PASS"
+    assert all("holdout_sharpe" in item["holdout"] for item in results["top_k"])
+    (best_path,) = run_dir.glob("best_configs_*.json")
+    best = json.loads(best_path.read_text())
+    assert best["configurations"][0]["eval_id"] == results["best"]["eval_id"]
+    assert best["trading_params"] == results["best"]["params"]["trading"]
+    assert best["entry_model"]["family"] == "lightgbm"
+    assert best["entry_model"]["params"] == results["best"]["params"]["entry_model"]
+    assert best["entry_model"]["framework_params"]["deterministic"] is True
+    (repro_path,) = run_dir.glob("gpu_repro_*.json")
+    repro = json.loads(repro_path.read_text())
+    assert repro["seed"] == 11 and repro["config_hash"] == results["config_hash"]
+    assert repro["packages"]["lightgbm"] and "gpus" in repro
+    with sqlite3.connect(run_dir / "sweep.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT COUNT(*) FROM evaluations WHERE status='done'").fetchone()[0] == 6
+
+
+def test_same_seed_twice_gives_byte_identical_results(reference, tmp_path):
+    config_path, first = reference
+    second = run(config_path, tmp_path, "again", "--seed", "11")
+    assert deterministic_bytes(first) == deterministic_bytes(second)
+
+
+def test_different_seed_gives_different_trials(reference, tmp_path):
+    config_path, first = reference
+    other = run(config_path, tmp_path, "other", "--seed", "12")
+    params = [e["params"] for e in json.loads(results_file(first).read_text())["evaluations"]]
+    others = [e["params"] for e in json.loads(results_file(other).read_text())["evaluations"]]
+    assert all(a != b for a, b in zip(params, others, strict=True))
+
+
+def test_one_and_two_dask_workers_give_the_in_process_results(reference, tmp_path):
+    config_path, in_process = reference
+    one = run(config_path, tmp_path, "one", "--seed", "11", "--workers", "1")
+    two = run(config_path, tmp_path, "two", "--seed", "11", "--workers", "2")
+    assert deterministic_bytes(one) == deterministic_bytes(in_process)
+    assert deterministic_bytes(two) == deterministic_bytes(in_process)
+    workers = {e["timing"]["worker"] for e in
+               json.loads(results_file(two).read_text())["evaluations"]}
+    assert len(workers) == 2, f"expected both dask workers to run trials, got {workers}"
+
+
+def test_grid_sweep_covers_the_product_once(tmp_path, write_config):
+    config = tiny_config(sweep_type="grid", grid={"points": 2})
+    config["parameter_ranges"]["lightgbm"] = {
+        "num_leaves": {"type": "int", "low": 4, "high": 8},
+        "learning_rate": {"type": "categorical", "choices": [0.1]},
+    }
+    config["parameter_ranges"]["trading"]["holding_period"] = {
+        "type": "categorical", "choices": [6]}
+    run_dir = run(write_config(config), tmp_path, "grid")
+    evaluations = json.loads(results_file(run_dir).read_text())["evaluations"]
+    points = [json.dumps(e["params"], sort_keys=True) for e in evaluations]
+    assert len(points) == 2 * 1 * 2 * 1 * 2 * 2 and len(set(points)) == len(points)
+
+
+def test_existing_run_folder_is_not_overwritten(reference):
+    config_path, run_dir = reference
+    before = (run_dir / "sweep.db").read_bytes()
+    done = cli("run", "--config", str(config_path), "--log-dir", str(run_dir.parent),
+               "--run-name", run_dir.name)
+    assert done.returncode == 2 and "already holds a sweep" in done.stderr
+    assert (run_dir / "sweep.db").read_bytes() == before
