@@ -152,3 +152,22 @@ def test_relative_data_path_is_resolved_against_the_config_file(tmp_path: Path):
     path = folder / "sweep.json"
     path.write_text(json.dumps(tiny_config(data__path="candles.csv")))
     assert load_config(path).data.path == str((folder / "candles.csv").resolve())
+
+
+def test_bad_data_file_is_exit_2_before_any_run_folder(capsys, write_config, tmp_path):
+    bad = tmp_path / "candles.csv"
+    bad.write_text("open_time,open,high,low,close,volume,close_time\n"
+                   "1633046400000,43820.01,44059,43661.63,43694.48,2001.5,1633049999999\n"
+                   "1633050000000,43696.14,43000.00,43417.61,43742.74,1292.5,1633053599999\n")
+    code, err = run_cli(capsys, "--config", str(write_config(tiny_config())), "--data", str(bad),
+                        "--log-dir", str(tmp_path / "logs"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert str(bad) in err and "high" in err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_folds_that_do_not_fit_the_data_are_exit_2(capsys, write_config, tmp_path):
+    path = write_config(tiny_config(objective__folds=40, objective__min_train_bars=5000))
+    code, err = run_cli(capsys, "--config", str(path), "--log-dir", str(tmp_path / "logs"))
+    assert code == 2 and "objective:" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "logs").exists()

@@ -3,6 +3,7 @@ and never runs a finished evaluation twice. Resuming with another config or seed
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -121,3 +122,18 @@ def test_resume_with_another_config_or_seed_is_refused(config_and_reference, tmp
     done = cli("run", "--resume", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and "no journal at" in done.stderr
     assert (reference / "sweep.db").read_bytes() == before
+
+
+def test_resume_on_changed_data_is_refused(tmp_path, write_config):
+    from cryptosweep.trading.data import sample_data_path
+
+    data = tmp_path / "candles.csv.gz"
+    data.write_bytes(sample_data_path().read_bytes())
+    config_path = write_config(tiny_config(random__n_trials=2))
+    done = cli("run", "--config", str(config_path), "--data", str(data), "--log-dir",
+               str(tmp_path), "--run-name", "r")
+    assert done.returncode == 0, done.stderr
+    text = gzip.decompress(data.read_bytes()).decode().splitlines()
+    data.write_bytes(gzip.compress("\n".join(text[:-24]).encode() + b"\n"))
+    done = cli("run", "--resume", str(tmp_path / "r"))
+    assert done.returncode == 2 and "changed since the run started" in done.stderr

@@ -1,3 +1,31 @@
-"""cryptosweep: reproducible, GPU-accelerated hyperparameter sweeps for crypto trading models."""
+"""cryptosweep: reproducible, GPU-accelerated hyperparameter sweeps for crypto trading models.
+
+The public API is imported lazily, so ``import cryptosweep`` (as every dask worker does) stays
+cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "run_sweep": "cryptosweep.runner",
+    "SweepResult": "cryptosweep.runner",
+    "load_config": "cryptosweep.config",
+    "SweepConfig": "cryptosweep.config",
+    "setup_crypto_gpu_reproducibility": "cryptosweep.reproducibility",
+    "ReproducibilityManager": "cryptosweep.reproducibility",
+    "derive_seed": "cryptosweep.reproducibility",
+    "system_info": "cryptosweep.reproducibility",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'cryptosweep' has no attribute {name!r}")

@@ -73,6 +73,7 @@ def finalize_run(
     }
     results = build_results(
         config=canonical, config_hash=config_hash(canonical), seed=seed, run=run,
+        data=store.get_meta("data", None),
         strategy=strategy.summary(), rows=rows, top=top, reproducibility_check=check,
     )
     files = {

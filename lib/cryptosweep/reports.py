@@ -66,8 +66,8 @@ def ranked(rows: list[EvaluationRow]) -> list[EvaluationRow]:
 
 def build_results(
     *, config: dict[str, Any], config_hash: str, seed: int, run: dict[str, Any],
-    strategy: dict[str, Any], rows: list[EvaluationRow], top: list[dict[str, Any]],
-    reproducibility_check: dict[str, Any] | None,
+    data: dict[str, Any] | None, strategy: dict[str, Any], rows: list[EvaluationRow],
+    top: list[dict[str, Any]], reproducibility_check: dict[str, Any] | None,
 ) -> dict[str, Any]:
     finished = [row for row in rows if row.status in ("done", "failed")]
     return {
@@ -76,6 +76,7 @@ def build_results(
         "seed": seed,
         "config_hash": config_hash,
         "config": config,
+        "data": data,
         "sweep_type": config["sweep_type"],
         "strategy": strategy,
         "counts": {

@@ -25,6 +25,7 @@ from cryptosweep.reports import write_json_atomic
 from cryptosweep.reproducibility import config_hash, setup_crypto_gpu_reproducibility, system_info
 from cryptosweep.store import DB_NAME, EvaluationRow, TrialStore
 from cryptosweep.strategies import EvalRequest, EvalResult, Strategy, make_strategy
+from cryptosweep.trading.objective import check_spec
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def _attach_log_file(run_dir: Path) -> logging.Handler:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     package_logger = logging.getLogger("cryptosweep")
     package_logger.addHandler(handler)
-    if package_logger.level == logging.NOTSET or package_logger.level > logging.INFO:
+    if package_logger.level == logging.NOTSET:  # the CLI's --log-level wins when it set one
         package_logger.setLevel(logging.INFO)
     return handler
 
@@ -207,6 +208,21 @@ def _open_resume(path: Path, config: SweepConfig | None, seed: int | None
     return stored, stored_seed, run_dir, store, store.get_meta("timestamp")
 
 
+def _check_same_data(store: TrialStore, config: SweepConfig) -> None:
+    try:
+        data = check_spec(config.objective_spec())
+    except UserError:
+        store.close()
+        raise
+    recorded = store.get_meta("data", None)
+    if recorded is not None and recorded["sha256"] != data["sha256"]:
+        store.close()
+        raise ResumeError(
+            f"--resume {store.path.parent}: the data at {data['path']} changed since the run "
+            "started (its SHA-256 differs); start a new run on the new data"
+        )
+
+
 def run_sweep(
     config_path: str | Path | None = None,
     *,
@@ -233,12 +249,15 @@ def run_sweep(
         config = load_config(config_path, list(overrides), data_path)
     if resume is not None:
         config, seed, run_dir, store, stamp = _open_resume(Path(resume), config, seed)
+        _check_same_data(store, config)
     else:
         if config is None:
             raise UserError("no config given: pass --config PATH (or --resume RUN_DIR)")
         seed = seed if seed is not None else (
             config.seed if config.seed is not None else DEFAULT_SEED)
+        data = check_spec(config.objective_spec())  # bad data: exit 2 before any folder exists
         run_dir, store, stamp = _new_run(config, seed, Path(log_dir), run_name)
+        store.set_meta(data=data)
     assert seed is not None
     handler = _attach_log_file(run_dir)
     try:
