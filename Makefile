@@ -32,12 +32,12 @@ sweep: $(STAMP)
 	@echo "run folder: $(LOG_DIR)/$(RUN_NAME)"
 
 test: $(STAMP)
-	$(BIN)/ruff check lib tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check lib tests benchmarks
-	$(BIN)/ruff format --check lib tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 ## Re-resolve the environment from pyproject.toml and rewrite requirements.lock + environment.yml.
 lock:

@@ -133,9 +133,25 @@ class GPUSettings(_Strict):
     deterministic: bool = True
 
 
+class ColumnMapping(_Strict):
+    """Column names of a generic CSV or Parquet file (``data.format: generic``)."""
+
+    timestamp: str = "timestamp"
+    open: str = "open"
+    high: str = "high"
+    low: str = "low"
+    close: str = "close"
+    volume: str = "volume"
+
+
 class DataSettings(_Strict):
     path: str | None = Field(default=None, description="OHLCV file or folder; None: sample data")
     holdout_fraction: float = Field(default=0.2, ge=0, lt=0.9)
+    format: Literal["auto", "binance", "cryptodatadownload", "generic"] = "auto"
+    columns: ColumnMapping = ColumnMapping()
+    timestamp_unit: Literal["s", "ms", "us", "ns"] | None = Field(
+        default=None, description="numeric timestamps of a generic file; None: parse dates"
+    )
 
 
 class ObjectiveSettings(_Strict):
@@ -144,7 +160,10 @@ class ObjectiveSettings(_Strict):
         default_factory=lambda: ["lightgbm"], min_length=1
     )
     folds: int = Field(default=4, ge=1)
-    fees_bps: float = Field(default=10.0, ge=0)
+    labels: Literal["triple_barrier", "fixed_horizon"] = "triple_barrier"
+    fees_bps: float = Field(default=10.0, ge=0, description="per side")
+    slippage_bps: float = Field(default=0.0, ge=0, description="per side")
+    allow_short: bool = False
     rounds_per_unit: float = Field(default=10.0, gt=0)
     embargo_bars: int = Field(default=0, ge=0)
     min_train_bars: int = Field(default=500, ge=10)
