@@ -23,7 +23,7 @@ def test_template_and_demo_load_with_json_and_yaml():
     demo = load_config(REPO / "parameters" / "demo.yaml")
     assert template.parameter_ranges.catboost and template.parameter_ranges.torch
     assert template.hyperband.eta == 3 and template.gpu_settings.deterministic
-    assert demo.sweep_type == "random" and demo.objective.models == ["lightgbm"]
+    assert demo.sweep_type == "random" and demo.objective.models == ["lightgbm", "xgboost"]
 
 
 def test_overrides_are_yaml_scalars_and_reach_nested_keys(write_config):

@@ -1,17 +1,26 @@
-"""OHLCV loader: formats (header, headerless, µs, gzip, folder), duplicates, gaps, errors."""
+"""OHLCV loader: Binance (header, headerless, µs, gzip, zip, folder), CryptoDataDownload,
+generic CSV/Parquet, format sniffing, duplicates, gaps, errors."""
 
 from __future__ import annotations
 
 import gzip
 import logging
 import warnings
+import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from cryptosweep.errors import DataError
-from cryptosweep.trading.data import DuplicateRowsWarning, load_ohlcv, sample_data_path
+from cryptosweep.trading.data import (
+    DuplicateRowsWarning,
+    detect_format,
+    gap_report,
+    load_ohlcv,
+    sample_data_path,
+)
+from cryptosweep.trading.features import cached_features, clear_feature_cache, feature_cache_key
 
 HEADER = "open_time,open,high,low,close,volume,close_time"
 T0 = 1_633_046_400_000  # 2021-10-01 00:00 UTC in ms
@@ -189,7 +198,7 @@ def test_missing_empty_and_garbage_files(tmp_path):
         load_ohlcv(tmp_path / "narrow.csv")
     (tmp_path / "wrong_header.csv").write_text("time,o,h,l,c,v\n1,2,3,4,5,6\n")
     with pytest.raises(DataError, match=r"wrong_header\.csv: header lacks column\(s\) open_time"):
-        load_ohlcv(tmp_path / "wrong_header.csv")
+        load_ohlcv(tmp_path / "wrong_header.csv", format="binance")
     empty_dir = tmp_path / "empty_dir"
     empty_dir.mkdir()
     with pytest.raises(DataError, match=r"empty_dir: folder holds no"):
@@ -201,3 +210,277 @@ def test_clean_file_raises_no_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_ohlcv(tmp_path / "clean.csv")
+
+
+# --------------------------------------------------------------------------- real-format files
+# Each format is rendered from a slice of the bundled sample, so a loaded file must equal the
+# slice exactly (floats are written with repr, which round-trips).
+
+NOTICE = "https://www.CryptoDataDownload.com"
+
+
+@pytest.fixture(scope="module")
+def sample() -> pd.DataFrame:
+    return load_ohlcv()
+
+
+@pytest.fixture(scope="module")
+def two_days(sample) -> pd.DataFrame:
+    """48 hourly bars from 2021-10-01 00:00 UTC: both midnights' and noons' hour stamps."""
+    return sample.iloc[:48]
+
+
+def _f(value: float) -> str:
+    return repr(float(value))
+
+
+def _ms(stamp: pd.Timestamp) -> int:
+    return stamp.value // 1_000_000
+
+
+def _binance_text(frame: pd.DataFrame, *, micro: bool = False) -> str:
+    """Headerless 12-column kline rows, as in Binance's monthly dumps."""
+    lines = []
+    scale = 1000 if micro else 1
+    for stamp, row in frame.iterrows():
+        start = _ms(stamp) * scale
+        lines.append(",".join([
+            str(start), *(_f(row[c]) for c in ("open", "high", "low", "close", "volume")),
+            str(start + HOUR_MS * scale - 1), _f(row["close"] * row["volume"]), "1234",
+            _f(row["volume"] / 2), _f(row["close"] * row["volume"] / 2), "0",
+        ]))  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _binance_zip(path, frame: pd.DataFrame, member: str, *, micro: bool = False) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(member, _binance_text(frame, micro=micro))
+
+
+def _cdd_text(
+    frame: pd.DataFrame,
+    *,
+    header: str,
+    date_format: str,
+    unix: str | None,
+    notice: bool = True,
+    symbol: str = "BTCUSDT",
+    quote: bool = True,
+) -> str:
+    """A CryptoDataDownload file: notice line, header, rows newest first."""
+    lines = [NOTICE] if notice else []
+    lines.append(header)
+    for stamp, row in frame.iloc[::-1].iterrows():
+        cells = [] if unix is None else [str(_ms(stamp) // (1000 if unix == "s" else 1))]
+        cells += [stamp.strftime(date_format), symbol]
+        cells += [_f(row[c]) for c in ("open", "high", "low", "close", "volume")]
+        if quote:
+            cells.append(_f(row["close"] * row["volume"]))
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _same(frame: pd.DataFrame, expected: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True, check_freq=False)
+    assert str(frame.index.dtype) == "datetime64[ns, UTC]" and frame.index.name == "open_time"
+
+
+def test_binance_monthly_zip_as_published(tmp_path, two_days):
+    path = tmp_path / "BTCUSDT-1h-2021-10.zip"
+    _binance_zip(path, two_days, "BTCUSDT-1h-2021-10.csv")
+    assert detect_format(path) == "binance"
+    _same(load_ohlcv(path), two_days)
+    _same(load_ohlcv(path, format="binance"), two_days)
+
+
+def test_folder_of_binance_zips_ms_and_us(tmp_path, two_days):
+    _binance_zip(tmp_path / "BTCUSDT-1h-2021-10-01.zip", two_days.iloc[:24], "a.csv")
+    _binance_zip(tmp_path / "BTCUSDT-1h-2021-10-02.zip", two_days.iloc[24:], "b.csv", micro=True)
+    _same(load_ohlcv(tmp_path), two_days)
+
+
+def test_zip_with_several_files_is_an_error(tmp_path, two_days):
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.csv", _binance_text(two_days.iloc[:2]))
+        archive.writestr("b.csv", _binance_text(two_days.iloc[2:4]))
+    with pytest.raises(DataError, match=r"two\.zip: a data zip must hold exactly one CSV"):
+        load_ohlcv(path)
+
+
+@pytest.mark.parametrize("unix", ["ms", "s"])
+def test_cryptodatadownload_hourly_newest_first(tmp_path, two_days, unix):
+    header = "unix,date,symbol,open,high,low,close,Volume BTC,Volume USDT,tradecount"
+    text = _cdd_text(two_days, header=header, date_format="%Y-%m-%d %H:%M:%S", unix=unix)
+    text = "\n".join(line + ",777" if line[0].isdigit() else line for line in text.splitlines())
+    path = tmp_path / "Binance_BTCUSDT_1h.csv"
+    path.write_text(text + "\n")
+    assert detect_format(path) == "cryptodatadownload"
+    _same(load_ohlcv(path), two_days)
+    _same(load_ohlcv(path, format="cryptodatadownload"), two_days)
+
+
+def test_cryptodatadownload_am_pm_hour_stamps(tmp_path, two_days):
+    header = "Date,Symbol,Open,High,Low,Close,Volume BTC,Volume USD"
+    path = tmp_path / "Gemini_BTCUSD_1h.csv"
+    path.write_text(_cdd_text(two_days, header=header, date_format="%Y-%m-%d %I-%p", unix=None,
+                              symbol="BTCUSD"))  # fmt: skip
+    text = path.read_text()
+    assert "2021-10-01 12-AM,BTCUSD" in text and "2021-10-01 12-PM,BTCUSD" in text
+    assert "2021-10-01 01-PM,BTCUSD" in text
+    frame = load_ohlcv(path)
+    _same(frame, two_days)
+    midnight = pd.Timestamp("2021-10-01 00:00", tz="UTC")
+    noon = pd.Timestamp("2021-10-01 12:00", tz="UTC")
+    row = {line.split(",")[0]: line.split(",") for line in text.splitlines()[2:]}
+    assert frame.at[midnight, "open"] == float(row["2021-10-01 12-AM"][2])
+    assert frame.at[noon, "open"] == float(row["2021-10-01 12-PM"][2])
+
+
+def test_cryptodatadownload_daily_without_notice(tmp_path, sample):
+    daily = (
+        sample.iloc[: 24 * 5]
+        .resample("1D")
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    )
+    daily.index = daily.index.as_unit("ns")
+    header = "unix,date,symbol,open,high,low,close,Volume BTC,Volume USDT"
+    path = tmp_path / "Binance_BTCUSDT_d.csv"
+    path.write_text(_cdd_text(daily, header=header, date_format="%Y-%m-%d", unix="s",
+                              notice=False, symbol="BTC/USDT"))  # fmt: skip
+    _same(load_ohlcv(path), daily)
+    assert gap_report(daily)["bar"] == pd.Timedelta("1D")
+
+
+def test_cryptodatadownload_base_volume_is_not_the_quote_volume(tmp_path, two_days):
+    """The base-asset column is picked even when the quote volume comes first."""
+    lines = [NOTICE, "unix,date,symbol,open,high,low,close,Volume USDT,Volume BTC"]
+    for stamp, row in two_days.iloc[::-1].iterrows():
+        lines.append(",".join([
+            str(_ms(stamp)), str(stamp), "BTC/USDT",
+            *(_f(row[c]) for c in ("open", "high", "low", "close")),
+            _f(row["close"] * row["volume"]), _f(row["volume"]),
+        ]))  # fmt: skip
+    path = tmp_path / "quote_first.csv"
+    path.write_text("\n".join(lines) + "\n")
+    _same(load_ohlcv(path), two_days)
+
+
+def test_cryptodatadownload_bad_row_names_line_and_time(tmp_path, two_days):
+    header = "unix,date,symbol,open,high,low,close,Volume BTC,Volume USDT"
+    lines = _cdd_text(two_days, header=header, date_format="%Y-%m-%d %H:%M:%S",
+                      unix="ms").splitlines()  # fmt: skip
+    cells = lines[4].split(",")  # line 5: third row, newest first = 2021-10-02 21:00
+    cells[5] = _f(float(cells[4]) + 1.0)  # low above high
+    lines[4] = ",".join(cells)
+    path = tmp_path / "bad_cdd.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as caught:
+        load_ohlcv(path)
+    assert str(caught.value).startswith(
+        f"{path}: line 5 (open_time 2021-10-02T21:00:00+00:00): high "
+    )
+
+
+def test_generic_csv_custom_columns_and_epoch_seconds(tmp_path, two_days):
+    lines = ["ts;o;h;l;c;vol".replace(";", ",")]
+    for stamp, row in two_days.iterrows():
+        lines.append(
+            ",".join(
+                [
+                    str(_ms(stamp) // 1000),
+                    *(_f(row[c]) for c in ("open", "high", "low", "close", "volume")),
+                ]
+            )
+        )
+    path = tmp_path / "custom.csv"
+    path.write_text("\n".join(lines) + "\n")
+    columns = {"timestamp": "ts", "open": "o", "high": "h", "low": "l", "close": "c",
+               "volume": "vol"}  # fmt: skip
+    assert detect_format(path, columns) == "generic"
+    _same(load_ohlcv(path, format="generic", columns=columns, timestamp_unit="s"), two_days)
+    _same(load_ohlcv(path, columns=columns, timestamp_unit="s"), two_days)
+    with pytest.raises(DataError, match=r"custom\.csv: column 'ts' holds numbers; set "
+                                        r"timestamp_unit"):  # fmt: skip
+        load_ohlcv(path, columns=columns)
+
+
+def test_generic_csv_dates_with_offsets_are_converted_to_utc(tmp_path, two_days):
+    lines = ["timestamp,open,high,low,close,volume"]
+    for stamp, row in two_days.iterrows():
+        local = stamp.tz_convert("Europe/Berlin").isoformat()  # e.g. 2021-10-01T02:00:00+02:00
+        lines.append(",".join([local, *(_f(row[c]) for c in ("open", "high", "low", "close",
+                                                             "volume"))]))  # fmt: skip
+    path = tmp_path / "dates.csv"
+    path.write_text("\n".join(lines) + "\n")
+    _same(load_ohlcv(path), two_days)
+
+
+def test_generic_parquet(tmp_path, two_days):
+    table = two_days.reset_index().rename(columns={"open_time": "timestamp"})
+    table["timestamp"] = table["timestamp"].dt.tz_convert("America/New_York")
+    path = tmp_path / "bars.parquet"
+    table.to_parquet(path, index=False)
+    assert detect_format(path) == "generic"
+    _same(load_ohlcv(path), two_days)
+    renamed = table.rename(columns={"timestamp": "Time", "volume": "Volume"})
+    renamed["Time"] = [_ms(t) for t in two_days.index]
+    renamed.loc[3, "close"] = float("nan")
+    path = tmp_path / "ms.parquet"
+    renamed.to_parquet(path, index=False)
+    with pytest.raises(DataError, match=r"ms\.parquet: row 4 \(open_time 2021-10-01T03:00:00"
+                                        r"\+00:00\): close: missing/NaN value 'nan'"):  # fmt: skip
+        load_ohlcv(path, columns={"timestamp": "Time", "volume": "Volume"}, timestamp_unit="ms")
+
+
+def test_unknown_format_is_one_line_listing_the_formats(tmp_path):
+    path = tmp_path / "mystery.csv"
+    path.write_text("time,o,h,l,c,v\n1,2,3,4,5,6\n")
+    with pytest.raises(DataError) as caught:
+        load_ohlcv(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: unknown data format (first line 'time,o,h,l,c,v')")
+    for name in ("binance", "cryptodatadownload", "generic"):
+        assert name in message
+    with pytest.raises(DataError, match=r"mystery\.csv: unknown format 'excel'; known formats: "
+                                        r"auto, binance, cryptodatadownload, generic"):  # fmt: skip
+        load_ohlcv(path, format="excel")
+    with pytest.raises(DataError, match=r"unknown timestamp_unit 'h'"):
+        load_ohlcv(path, timestamp_unit="h")
+
+
+def test_gap_report_counts_and_locates_the_longest_gap(tmp_path, two_days, caplog):
+    holes = two_days.drop(two_days.index[[5, 20, 21, 22]])
+    report = gap_report(holes)
+    assert report["count"] == 2 and report["missing"] == 4
+    assert report["longest"] == pd.Timedelta(hours=4)
+    assert report["longest_at"] == pd.Timestamp("2021-10-01 19:00", tz="UTC")
+    assert report["bar"] == pd.Timedelta(hours=1)
+    assert gap_report(two_days) == {"count": 0, "longest": None, "longest_at": None,
+                                    "missing": 0, "bar": pd.Timedelta(hours=1)}  # fmt: skip
+    path = tmp_path / "holes.zip"
+    _binance_zip(path, holes, "holes.csv")
+    with caplog.at_level(logging.WARNING, logger="cryptosweep.trading.data"):
+        frame = load_ohlcv(path)
+    _same(frame, holes)  # never filled
+    assert "2 gap(s)" in caplog.text and "4 missing bars" in caplog.text
+    assert "longest 0 days 04:00:00 after 2021-10-01T19:00:00+00:00" in caplog.text
+
+
+def test_feature_cache_key_includes_loader_options(tmp_path, two_days):
+    lines = ["ts,open,high,low,close,volume"]
+    lines += [",".join([str(_ms(t) // 1000), *(_f(v) for v in row)])
+              for t, row in zip(two_days.index, two_days.to_numpy(), strict=True)]  # fmt: skip
+    path = tmp_path / "seconds.csv"
+    path.write_text("\n".join(lines) + "\n")
+    options = {"columns": {"timestamp": "ts"}, "timestamp_unit": "s"}
+    key = feature_cache_key(path, **options)
+    assert key != feature_cache_key(path, columns={"timestamp": "ts"}, timestamp_unit="ms")
+    assert feature_cache_key(path) == feature_cache_key(path, format="auto", columns=None)
+    clear_feature_cache()
+    ohlcv, features = cached_features(path, **options)
+    assert cached_features(path, **options)[0] is ohlcv
+    _same(ohlcv, two_days)
+    assert features.index.equals(ohlcv.index)
+    clear_feature_cache()

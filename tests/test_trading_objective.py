@@ -12,8 +12,14 @@ from cryptosweep.errors import ConfigError
 from cryptosweep.reproducibility import ReproducibilityManager
 from cryptosweep.trading.data import load_ohlcv
 from cryptosweep.trading.features import clear_feature_cache
+from cryptosweep.trading.metrics import METRIC_NAMES
 from cryptosweep.trading.models import EntryModel, LightGBMEntryModel, make_entry_model
-from cryptosweep.trading.objective import evaluate_holdout, evaluate_trial, full_rounds
+from cryptosweep.trading.objective import (
+    evaluate_holdout,
+    evaluate_trial,
+    full_rounds,
+    returns_digest,
+)
 
 PARAMS = {
     "model": "lightgbm",
@@ -75,10 +81,7 @@ def test_lightgbm_adapter_parameters():
         LightGBMEntryModel({"seed": 1}, repro)
 
 
-@pytest.mark.parametrize("family", ["catboost", "xgboost", "torch"])
-def test_planned_families_have_no_adapter_yet(family):
-    with pytest.raises(ConfigError, match=f"model family '{family}' has no adapter yet"):
-        make_entry_model(family, {}, ReproducibilityManager(seed=1))
+def test_unknown_family_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown model family 'sklearn'"):
         make_entry_model("sklearn", {}, ReproducibilityManager(seed=1))
 
@@ -88,15 +91,61 @@ def test_evaluate_trial_is_deterministic_and_json_safe():
     clear_feature_cache()  # a fresh process would rebuild the features: same result
     second = evaluate_trial(copy.deepcopy(PARAMS), 1.0, 1234, _spec())
     assert json.dumps(first) == json.dumps(second)
-    assert set(first) == {"score", "fold_sharpe", "fold_trades", "n_trades", "rounds",
-                          "mean_bar_return"}  # fmt: skip
-    assert type(first["score"]) is float and type(first["mean_bar_return"]) is float
+    assert set(first) == {"score", "metric", "penalty", "folds", "fold_sharpe", "fold_trades",
+                          "n_trades", "rounds", "returns_sha256", "oos_returns"}  # fmt: skip
+    assert type(first["score"]) is float and first["penalty"] is None
+    assert len(first["folds"]) == 3 and set(first["folds"][0]) == set(METRIC_NAMES)
     assert all(type(s) is float for s in first["fold_sharpe"]) and len(first["fold_sharpe"]) == 3
     assert all(type(n) is int for n in first["fold_trades"])
     assert first["n_trades"] == sum(first["fold_trades"]) > 0
     assert first["rounds"] == 30
     assert first["score"] == pytest.approx(np.mean(first["fold_sharpe"]))
+    returns = np.array(first["oos_returns"])
+    assert first["returns_sha256"] == returns_digest(returns)
+    assert len(returns) == sum(len(f.test) for f in _folds(PARAMS))
     json.loads(json.dumps(first, allow_nan=False))
+
+
+def _folds(params):
+    from cryptosweep.trading.objective import ObjectiveSpec, TradingParams, _dev_labels, _market
+    from cryptosweep.trading.validation import walk_forward_folds
+
+    settings = ObjectiveSpec.from_dict(_spec())
+    market = _market(settings)
+    _, label_end = _dev_labels(market, TradingParams.from_params(params), settings)
+    return walk_forward_folds(market.holdout_start, 3, label_end, 12, 300)
+
+
+@pytest.mark.parametrize(("family", "entry_model"), [
+    ("xgboost", {"max_depth": 3, "learning_rate": 0.1, "subsample": 0.8}),
+    ("catboost", {"depth": 4, "learning_rate": 0.1}),
+    ("torch", {"hidden_units": 16, "layers": 1, "learning_rate": 0.01}),
+    ("lightgbm", {"boosting": "rf", "num_leaves": 15, "feature_fraction": 0.7}),
+])
+def test_every_family_scores_reproducibly_through_the_objective(family, entry_model):
+    params = {**PARAMS, "model": family, "entry_model": entry_model}
+    spec = _spec(rounds_per_unit=3.0)
+    first = evaluate_trial(params, 1.0, 42, spec)
+    assert json.dumps(first) == json.dumps(evaluate_trial(params, 1.0, 42, spec))
+    assert np.isfinite(first["score"]) and first["rounds"] == 3
+
+
+def test_metric_labels_and_short_side_options():
+    base = evaluate_trial(PARAMS, 1.0, 8, _spec())
+    sortino = evaluate_trial(PARAMS, 1.0, 8, _spec(metric="sortino"))
+    assert sortino["score"] == pytest.approx(np.mean([f["sortino"] for f in sortino["folds"]]))
+    assert sortino["fold_sharpe"] == base["fold_sharpe"]  # same trades, other summary
+    fixed = evaluate_trial(PARAMS, 1.0, 8, _spec(labels="fixed_horizon"))
+    assert fixed["returns_sha256"] != base["returns_sha256"]
+    both_sides = evaluate_trial(PARAMS, 1.0, 8, _spec(allow_short=True))
+    assert both_sides["n_trades"] > base["n_trades"]
+
+
+def test_no_trades_is_a_penalised_score_with_its_reason():
+    never = {**PARAMS, "trading": {**PARAMS["trading"], "threshold": 0.999999}}
+    result = evaluate_trial(never, 1.0, 3, _spec())
+    assert result["n_trades"] == 0 and result["score"] == 0.0
+    assert "no trades" in result["penalty"]
 
 
 def test_holdout_bars_never_reach_evaluate_trial(tmp_path):
@@ -123,8 +172,9 @@ def test_holdout_bars_never_reach_evaluate_trial(tmp_path):
 
 def test_evaluate_holdout_shape_and_errors():
     result = evaluate_holdout(PARAMS, 1.0, 5, _spec())
-    assert set(result) == {"holdout_sharpe", "holdout_trades", "holdout_total_return",
-                           "holdout_bars"}  # fmt: skip
+    assert set(result) == {f"holdout_{name}" for name in METRIC_NAMES} | {
+        "holdout_bars", "holdout_returns"}
+    assert len(result["holdout_returns"]) == 1900
     assert result["holdout_bars"] == 1900
     assert type(result["holdout_sharpe"]) is float and type(result["holdout_trades"]) is int
     assert result == evaluate_holdout(PARAMS, 1.0, 5, _spec())
@@ -133,14 +183,14 @@ def test_evaluate_holdout_shape_and_errors():
 
 
 def test_evaluate_trial_errors():
-    with pytest.raises(ValueError, match="unknown objective metric 'sortino'"):
-        evaluate_trial(PARAMS, 1.0, 1, _spec(metric="sortino"))
+    with pytest.raises(ValueError, match="unknown objective metric 'omega'"):
+        evaluate_trial(PARAMS, 1.0, 1, _spec(metric="omega"))
     with pytest.raises(ConfigError, match="min_train_bars"):
         evaluate_trial(PARAMS, 1.0, 1, _spec(folds=3, min_train_bars=5_000))
     missing = copy.deepcopy(PARAMS)
     del missing["trading"]["threshold"]
     with pytest.raises(ConfigError, match=r"trading\.threshold is missing"):
         evaluate_trial(missing, 1.0, 1, _spec())
-    other_family = {**PARAMS, "model": "catboost"}
-    with pytest.raises(ConfigError, match="has no adapter yet"):
+    other_family = {**PARAMS, "model": "sklearn"}
+    with pytest.raises(ConfigError, match="unknown model family"):
         evaluate_trial(other_family, 1.0, 1, _spec())

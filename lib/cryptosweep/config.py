@@ -155,7 +155,7 @@ class DataSettings(_Strict):
 
 
 class ObjectiveSettings(_Strict):
-    metric: Literal["sharpe"] = "sharpe"
+    metric: Literal["sharpe", "sortino", "calmar", "total_return"] = "sharpe"
     models: list[Literal["catboost", "lightgbm", "xgboost", "torch"]] = Field(
         default_factory=lambda: ["lightgbm"], min_length=1
     )

@@ -37,6 +37,7 @@ class Outcome:
     device: str
     started_at: float
     finished_at: float
+    returns: list[float] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
@@ -65,15 +66,16 @@ def run_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
 
     started = time.time()
     device = trial_device(bool(payload.get("use_gpu")))
-    status, score, metrics, error = "done", None, None, None
+    status, score, metrics, error, returns = "done", None, None, None, None
     try:
         metrics = evaluate_trial(
             payload["params"], payload["budget"], payload["seed"], payload["spec"], device=device
         )
+        returns = metrics.pop("oos_returns", None)
         score = metrics.get("score")
         if score is None or not math.isfinite(score):
             status, error = "failed", f"objective returned a non-finite score: {score!r}"
-            score, metrics = None, None
+            score, metrics, returns = None, None, None
     except Exception as exc:  # a failing trial must not stop the sweep
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         log.debug("evaluation %s failed:\n%s", payload["eval_id"], traceback.format_exc())
@@ -88,6 +90,7 @@ def run_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
         "device": f"{device} (GPU {physical})" if device != "cpu" and physical else device,
         "started_at": started,
         "finished_at": time.time(),
+        "returns": returns,
     }
 
 

@@ -53,8 +53,10 @@ def finalize_run(
     top: list[dict[str, Any]] = []
     for rank, row in enumerate(leaders, start=1):
         if config.data.holdout_fraction > 0 and row.eval_id not in holdout:
-            holdout[row.eval_id] = evaluate_holdout(row.params, row.budget, row.seed, spec)
-            store.put_extra("holdout", row.eval_id, holdout[row.eval_id])
+            result = evaluate_holdout(row.params, row.budget, row.seed, spec)
+            store.put_returns("holdout", row.eval_id, result.pop("holdout_returns"))
+            store.put_extra("holdout", row.eval_id, result)
+            holdout[row.eval_id] = result
         top.append({
             "rank": rank, "eval_id": row.eval_id, "trial_id": row.trial_id, "params": row.params,
             "budget": row.budget, "seed": row.seed, "score": row.score, "metrics": row.metrics,
@@ -103,6 +105,7 @@ def _reproducibility_check(
     rerun = store.get_extra("repro").get(best.eval_id)
     if rerun is None:
         rerun = evaluate_trial(best.params, best.budget, best.seed, spec)
+        rerun.pop("oos_returns")  # its digest, returns_sha256, is part of the metrics
         store.put_extra("repro", best.eval_id, rerun)
     status = "PASS" if dumps(rerun) == dumps(best.metrics) else "FAIL"
     if status == "FAIL":

@@ -156,7 +156,8 @@ def text_report(results: dict[str, Any]) -> str:
         f"budget spent   : {results['budget_spent']:g} units",
         f"wall time      : {run.get('wall_time_s', 0):.1f} s",
         "",
-        f"top {len(results['top_k'])} (validation = mean walk-forward Sharpe, annualised):",
+        f"top {len(results['top_k'])} (validation = mean over walk-forward folds of "
+        f"{results['config']['objective']['metric']}; Sharpe annualised with 8760 h/year):",
     ]
     for item in results["top_k"]:
         holdout = item.get("holdout") or {}
@@ -166,6 +167,8 @@ def text_report(results: dict[str, Any]) -> str:
             + (f"  holdout {holdout['holdout_sharpe']:+.3f} ({holdout['holdout_trades']} trades)"
                if "holdout_sharpe" in holdout else "")
         )
+        if (item.get("metrics") or {}).get("penalty"):
+            lines.append(f"      penalty: {item['metrics']['penalty']}")
         lines.append(f"      trading {json.dumps(item['params']['trading'], sort_keys=True)}")
         lines.append(f"      model   {json.dumps(item['params']['entry_model'], sort_keys=True)}")
     check = results.get("reproducibility_check")

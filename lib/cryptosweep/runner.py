@@ -129,6 +129,7 @@ class SweepLoop:
             outcome.eval_id, status=outcome.status, score=outcome.score, metrics=outcome.metrics,
             error=outcome.error, worker=outcome.worker, device=outcome.device,
             started_at=outcome.started_at, finished_at=outcome.finished_at,
+            returns=outcome.returns,
         )
         trial_id = self._trial_ids[outcome.eval_id]
         return EvalResult(outcome.eval_id, trial_id, outcome.status, outcome.score)  # type: ignore[arg-type]

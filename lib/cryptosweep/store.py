@@ -9,6 +9,9 @@ Tables:
 * ``attempts`` — one row per time an evaluation was started; resume never re-runs a finished
   evaluation, and this table proves it.
 * ``extra_evaluations`` — holdout results and reproducibility re-runs of the final top-k.
+* ``returns`` — per-bar out-of-sample returns of each evaluation (walk-forward test bars) and
+  of the holdout runs, as little-endian float64 bytes (not pickle), for the overfitting
+  diagnostics and equity curves.
 * ``resource_samples`` — host and GPU samples from the monitor.
 
 WAL mode with ``synchronous=FULL``: each finished evaluation is durable once
@@ -25,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cryptosweep.errors import ResumeError
 
@@ -63,6 +68,13 @@ CREATE TABLE IF NOT EXISTS extra_evaluations (
     kind TEXT NOT NULL,
     eval_id INTEGER NOT NULL,
     metrics TEXT NOT NULL,
+    PRIMARY KEY (kind, eval_id)
+);
+CREATE TABLE IF NOT EXISTS returns (
+    kind TEXT NOT NULL CHECK (kind IN ('validation', 'holdout')),
+    eval_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL,
     PRIMARY KEY (kind, eval_id)
 );
 CREATE TABLE IF NOT EXISTS resource_samples (
@@ -192,10 +204,17 @@ class TrialStore:
     def finish_evaluation(
         self, eval_id: int, *, status: str, score: float | None, metrics: dict[str, Any] | None,
         error: str | None, worker: str | None, device: str | None, started_at: float | None,
-        finished_at: float | None,
+        finished_at: float | None, returns: list[float] | None = None,
     ) -> None:
-        """Durably record a finished (``done``) or ``failed`` evaluation."""
+        """Durably record a finished (``done``) or ``failed`` evaluation, with its per-bar
+        out-of-sample returns, in one transaction."""
         with self._transaction() as cur:
+            if returns is not None:
+                data = np.asarray(returns, dtype="<f8")
+                cur.execute(
+                    "INSERT OR REPLACE INTO returns(kind, eval_id, n, data) "
+                    "VALUES ('validation', ?, ?, ?)", (eval_id, len(data), data.tobytes()),
+                )
             cur.execute(
                 "UPDATE evaluations SET status=?, score=?, metrics=?, error=?, worker=?, device=?, "
                 "started_at=?, finished_at=? WHERE eval_id=?",
@@ -249,6 +268,24 @@ class TrialStore:
                 "SELECT eval_id, metrics FROM extra_evaluations WHERE kind = ?", (kind,)
             ).fetchall()
         return {eval_id: json.loads(metrics) for eval_id, metrics in rows}
+
+    # ----------------------------------------------------------------------- per-bar returns
+
+    def put_returns(self, kind: str, eval_id: int, returns: np.ndarray | list[float]) -> None:
+        data = np.asarray(returns, dtype="<f8")
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO returns(kind, eval_id, n, data) VALUES (?, ?, ?, ?)",
+                (kind, eval_id, len(data), data.tobytes()),
+            )
+
+    def get_returns(self, kind: str) -> dict[int, np.ndarray]:
+        """``eval_id`` → per-bar returns of that kind (``validation`` or ``holdout``)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT eval_id, data FROM returns WHERE kind = ? ORDER BY eval_id", (kind,)
+            ).fetchall()
+        return {eval_id: np.frombuffer(data, dtype="<f8") for eval_id, data in rows}
 
     # ---------------------------------------------------------------------- resource samples
 

@@ -1,28 +1,61 @@
-"""A long-only, one-position-at-a-time bar backtest without intrabar look-ahead.
+"""Bar backtests of one position at a time, without look-ahead.
 
-Timing: a signal at bar ``t`` is known at ``t``'s close, so a long opens at ``open[t+1]``. A
-position is checked only on bar closes (stop loss, take profit) and closed at the next open;
-nothing assumes where inside a bar the high or the low came first.
+:func:`simulate` is the backtest the objective scores: long and short entries, stop loss and
+take profit as price levels watched on every bar's high and low (the pessimistic *stop first*
+rule when a bar touches both), gaps through a level filled at the bar's open, a time exit,
+fees and slippage. Its barrier rules are :func:`barrier_exits`, which the triple-barrier labels
+(:func:`cryptosweep.trading.labels.triple_barrier_labels`) share, so a label is exactly the
+outcome of the trade :func:`simulate` would make.
+
+:func:`backtest_long_only` is the earlier long-only backtest that watches closes only; it is
+kept, with its results, for callers and stored results that use it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import starmap
 
 import numpy as np
 
 HOURS_PER_YEAR = 24 * 365  # crypto trades around the clock
 
+EXIT_REASONS = ("stop", "take_profit", "time", "end")
+"""``Trade.exit_reason`` values; :attr:`BarrierExits.reason` holds their positions."""
+STOP, TAKE_PROFIT, TIME, END = range(4)
+
+
+@dataclass(frozen=True)
+class Trade:
+    """One round trip of :func:`simulate`.
+
+    ``entry_bar``/``exit_bar`` are bar positions (the exit bar is the bar whose open, high/low
+    or, for ``"end"``, close decided the exit); ``side`` is +1 (long) or -1 (short); prices are
+    the fills, slippage included; ``gross_return = side * (exit_price / entry_price - 1)`` and
+    ``net_return = gross_return - fee * (1 + exit_price / entry_price)`` (the fee of both sides
+    as a fraction of the entry notional), which the trade's per-bar returns compound to.
+    """
+
+    entry_bar: int
+    exit_bar: int
+    side: int
+    entry_price: float
+    exit_price: float
+    exit_reason: str
+    gross_return: float
+    net_return: float
+
 
 @dataclass(frozen=True)
 class BacktestResult:
-    """Per-bar net ``returns``, the number of trades opened, and ``positions`` (1 held over
-    ``[open[t], open[t+1])``, else 0)."""
+    """Per-bar net ``returns``, the number of trades opened, per-bar ``positions``, and (from
+    :func:`simulate`) the ``trades`` themselves."""
 
     returns: np.ndarray
     n_trades: int
     positions: np.ndarray
+    trades: list[Trade] = field(default_factory=list)
 
     @property
     def total_return(self) -> float:
@@ -30,46 +63,247 @@ class BacktestResult:
         return float(np.prod(1.0 + self.returns) - 1.0) if len(self.returns) else 0.0
 
 
-def backtest_long_only(
+@dataclass(frozen=True)
+class BarrierExits:
+    """How the trades entered at ``open[entry_bar]`` end (arrays aligned with the entries).
+
+    ``reason`` holds positions in :data:`EXIT_REASONS`; ``at_open`` is True where the exit fill
+    is the exit bar's open (a time exit or a gap through a level).
+    """
+
+    entry_price: np.ndarray
+    exit_bar: np.ndarray
+    exit_price: np.ndarray
+    reason: np.ndarray
+    at_open: np.ndarray
+    gross_return: np.ndarray
+    net_return: np.ndarray
+
+
+def simulate(
     open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
     close: np.ndarray,
     signal: np.ndarray,
+    *,
     holding_period: int,
     stop_loss: float,
     take_profit: float,
     fees_bps: float,
+    slippage_bps: float = 0.0,
 ) -> BacktestResult:
-    """Backtest long entries on ``signal`` over one window of bars.
+    """Backtest entry signals with stop-loss, take-profit and time exits, one trade at a time.
 
-    * A True ``signal[t]`` while flat opens a long at ``open[t+1]`` (the entry price); signals
-      while in a position are ignored.
-    * The position is closed at ``open[e + holding_period]`` (``e`` the entry bar), or earlier
-      at ``open[t+1]`` after the first bar ``t >= e`` whose close is ``<= entry * (1 -
-      stop_loss)`` or ``>= entry * (1 + take_profit)``. Still open at the window's last bar,
-      it is closed at the last close.
-    * ``returns[t] = position[t] * (open[t+1] / open[t] - 1)`` (the last bar: ``close / open
-      - 1``); ``fees_bps / 1e4`` is subtracted on the entry bar and again on the last bar held.
+    ``signal`` holds integers in {-1, 0, +1} (booleans count as long entries); prices must be
+    finite. Conventions:
+
+    * **Entry.** ``signal[t]`` (+1 long, -1 short, 0 nothing) is decided at bar ``t``'s close
+      and filled at ``open[t+1]``: a long buys at ``open * (1 + s)``, a short sells at ``open *
+      (1 - s)``, ``s = slippage_bps / 1e4``. A signal on the last bar is void.
+    * **One position at a time.** Signals while a position is open are ignored, including the
+      signal at the bar before an exit at an open (the position is still open at its close); a
+      signal at the exit bar itself (the position is gone by its close) can enter at the next
+      open.
+    * **Levels.** From the fill price ``P``: long stop ``P * (1 - stop_loss)``, take profit ``P
+      * (1 + take_profit)``; short stop ``P * (1 + stop_loss)``, take profit ``P * (1 -
+      take_profit)``. ``math.inf`` switches a level off.
+    * **Barrier checks**, on every bar from the entry bar (after its open) to the last bar
+      before the time exit, against the bar's high and low (widened to include its open and
+      close, should a candle be inconsistent):
+
+      1. a bar that opens at or beyond a level exits at its open (a gap: the stop when it opens
+         through the stop, the take profit when it opens through the take profit);
+      2. otherwise, when the bar touches both levels, the **stop comes first** (we cannot know
+         which was hit first, so assume the worse) and fills at the stop price;
+      3. otherwise the level touched fills at its price.
+
+    * **Time exit** at ``open[entry + holding_period]`` (before any level is checked on that
+      bar). **End of data:** a position still open exits at the last close (``"end"``).
+    * **Exit fills** take slippage against the trade: a long sells at ``price * (1 - s)``, a
+      short buys back at ``price * (1 + s)``.
+    * **Fees:** ``fees_bps / 1e4`` of the traded notional on each side. Returns are on the entry
+      notional, the whole equity going into each trade: ``net_return = side * (X - 1) - fee *
+      (1 + X)``, ``X = exit_price / entry_price`` (the convention of `backtesting.py`'s
+      ``Trade.pl_pct``).
+    * **Per-bar returns** (length ``n``) mark the position to market close to close: the value
+      of the trade (1 at entry) at bar ``t``'s close is ``V_t = 1 + side * (close[t] / P - 1) -
+      fee`` and at the exit ``1 + net_return``; ``returns[t] = V_t / V_{t-1} - 1`` (``V = 1``
+      before the entry bar). So the entry bar runs from the fill to its close less the entry
+      fee, the exit bar from the previous close to the exit fill less the exit fee, and a
+      trade's per-bar returns compound exactly to its ``net_return``. Bars out of the market
+      return 0.
+    * **Positions** (``int8``): ``side`` on every bar the position is held at some moment
+      after the bar's open, i.e. from the entry bar to the exit bar, without the exit bar when
+      the exit is at its open (time exits and gaps after the entry bar). That exit bar still
+      carries the return from the previous close to the exit and the exit fee.
+
+    A short without an effective stop can lose more than its notional; its value ``V`` then
+    goes below 0 and the per-bar returns stop meaning much. Cost: the exits of all signals are
+    found at once by :func:`barrier_exits`, then a loop over the trades only picks those taken.
     """
-    open_, close, signal = _check_inputs(open_, close, signal)
+    open_, high, low, close = _check_ohlc(open_, high, low, close)
+    signal = _check_signal(signal, len(open_))
     _check_params(holding_period, stop_loss, take_profit, fees_bps)
+    _check_slippage(slippage_bps)
     n = len(open_)
+    returns = np.zeros(n)
     positions = np.zeros(n, dtype="int8")
-    fees = np.zeros(n)
-    fee = fees_bps / 1e4
     candidates = np.flatnonzero(signal[: max(n - 1, 0)])
-    n_trades, next_free = 0, 0
-    for t in candidates:
-        if t < next_free:
+    if len(candidates) == 0:
+        return BacktestResult(returns=returns, n_trades=0, positions=positions, trades=[])
+    sides = signal[candidates]
+    exits = barrier_exits(
+        open_, high, low, close, candidates + 1, sides, holding_period=holding_period,
+        stop_loss=stop_loss, take_profit=take_profit, fees_bps=fees_bps,
+        slippage_bps=slippage_bps, checked=True,
+    )  # fmt: skip
+    # The next signal a trade leaves free is the first at or after its exit bar.
+    following = np.searchsorted(candidates, exits.exit_bar, side="left").tolist()
+    taken, i, last = [], 0, len(following)
+    while i < last:
+        taken.append(i)
+        i = following[i]
+    k = np.asarray(taken, dtype="int64")
+    entry_bar, exit_bar, side = candidates[k] + 1, exits.exit_bar[k], sides[k].astype("int64")
+    entry_price, exit_price = exits.entry_price[k], exits.exit_price[k]
+    net = exits.net_return[k]
+    _mark_to_market(
+        returns, positions, close, entry_bar, exit_bar, side, entry_price, net,
+        exits.at_open[k], fees_bps / 1e4,
+    )  # fmt: skip
+    reasons = [EXIT_REASONS[r] for r in exits.reason[k].tolist()]
+    columns = (
+        entry_bar.tolist(), exit_bar.tolist(), side.tolist(), entry_price.tolist(),
+        exit_price.tolist(), reasons, exits.gross_return[k].tolist(), net.tolist(),
+    )  # fmt: skip
+    trades = list(starmap(Trade, zip(*columns, strict=True)))
+    return BacktestResult(returns=returns, n_trades=len(trades), positions=positions, trades=trades)
+
+
+def barrier_exits(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    entry_bars: np.ndarray,
+    sides: np.ndarray,
+    *,
+    holding_period: int,
+    stop_loss: float,
+    take_profit: float,
+    fees_bps: float,
+    slippage_bps: float = 0.0,
+    checked: bool = False,
+) -> BarrierExits:
+    """The exit of a trade entered at ``open[entry_bars[i]]`` on side ``sides[i]`` (±1), for
+    every ``i`` at once, by the rules of :func:`simulate` (whatever the other trades do).
+
+    Vectorised: the first barrier touch of every trade is found by binary lifting over sparse
+    tables of running lows and highs (``O((n + len(entry_bars)) log holding_period)``).
+    ``checked=True`` skips the input checks (the caller made them).
+    """
+    if not checked:
+        open_, high, low, close = _check_ohlc(open_, high, low, close)
+        _check_params(holding_period, stop_loss, take_profit, fees_bps)
+        _check_slippage(slippage_bps)
+    n = len(open_)
+    entry = np.asarray(entry_bars, dtype="int64")
+    side = np.asarray(sides).astype("float64")
+    if entry.shape != side.shape or entry.ndim != 1:
+        raise ValueError("entry_bars and sides must be 1-d of one length")
+    if len(entry) and (entry.min() < 0 or entry.max() >= n):
+        raise ValueError(f"entry_bars must be bar positions in [0, {n})")
+    if not np.isin(side, (-1.0, 1.0)).all():
+        raise ValueError("sides must be +1 (long) or -1 (short)")
+    slip, fee, horizon = slippage_bps / 1e4, fees_bps / 1e4, int(holding_period)
+    entry_price = open_[entry] * (1.0 + side * slip)
+    stop = entry_price * (1.0 - side * stop_loss)
+    target = entry_price * (1.0 + side * take_profit)
+    # Work in signed prices (side * price): "at or beyond the stop" is <= for both sides.
+    stop_s, target_s = side * stop, side * target
+    lowest = np.minimum(np.minimum(low, high), np.minimum(open_, close))
+    highest = np.maximum(np.maximum(low, high), np.maximum(open_, close))
+    # A bar touches a barrier when its low reaches the lower level or its high the upper one.
+    lower, upper = np.where(side > 0, stop, target), np.where(side > 0, target, stop)
+    first = _first_touch(lowest, highest, entry, lower, upper, min(horizon, n))
+    touched = first >= 0
+    scheduled = entry + horizon
+    exit_bar = np.where(touched, entry + first, np.minimum(scheduled, n - 1))
+    # Touched: gap through the stop, gap through the target, stop (first), target.
+    open_s = side * open_[exit_bar]
+    gap_stop = touched & (open_s <= stop_s)
+    gap_target = touched & ~gap_stop & (open_s >= target_s)
+    adverse_s = np.where(side > 0, lowest[exit_bar], -highest[exit_bar])
+    hit_stop = touched & ~gap_target & (gap_stop | (adverse_s <= stop_s))
+    timed = ~touched & (scheduled <= n - 1)
+    at_open = gap_stop | gap_target | timed
+    raw = np.where(
+        at_open, open_[exit_bar],
+        np.where(touched, np.where(hit_stop, stop, target), close[n - 1] if n else np.nan),
+    )  # fmt: skip
+    codes = np.select([hit_stop, touched, timed], [STOP, TAKE_PROFIT, TIME], default=END)
+    reason = codes.astype("int8")
+    exit_price = raw * (1.0 - side * slip)
+    ratio = exit_price / entry_price
+    gross = side * (ratio - 1.0)
+    return BarrierExits(
+        entry_price=entry_price, exit_bar=exit_bar.astype("int64"), exit_price=exit_price,
+        reason=reason, at_open=at_open, gross_return=gross, net_return=gross - fee * (1.0 + ratio),
+    )  # fmt: skip
+
+
+def _first_touch(
+    lowest: np.ndarray, highest: np.ndarray, entry: np.ndarray, lower: np.ndarray,
+    upper: np.ndarray, span: int,
+) -> np.ndarray:  # fmt: skip
+    """Offset from ``entry`` of the first bar, among the ``span`` bars from ``entry`` on (and
+    inside the data), whose low is ``<= lower`` or high ``>= upper``; -1 where there is none.
+
+    Binary lifting over sparse tables of running minima/maxima: ``low_k[i] = min(lowest[i :
+    i + 2**k])`` (and the max of ``highest``), then for ``k`` from the largest down, a trade
+    skips ``2**k`` bars when they are all clean. ``O((n + len(entry)) log span)`` work, whatever
+    the density of entries.
+    """
+    n = len(lowest)
+    end = np.minimum(entry + span, n)
+    low_tables, high_tables = [lowest], [highest]
+    for k in range(1, max(span, 1).bit_length()):
+        half = 1 << (k - 1)
+        low_prev, high_prev = low_tables[-1], high_tables[-1]
+        low_tables.append(np.minimum(low_prev[:-half], low_prev[half:]))
+        high_tables.append(np.maximum(high_prev[:-half], high_prev[half:]))
+    pos = entry.copy()
+    for k in range(len(low_tables) - 1, -1, -1):
+        size, low_k, high_k = 1 << k, low_tables[k], high_tables[k]
+        if len(low_k) == 0:
             continue
-        entry = int(t) + 1
-        exit_ = _exit_bar(close, open_[entry], entry, int(holding_period), stop_loss, take_profit)
-        positions[entry:exit_] = 1
-        fees[entry] += fee
-        fees[exit_ - 1] += fee
-        n_trades += 1
-        next_free = exit_
-    returns = positions * _bar_returns(open_, close) - fees
-    return BacktestResult(returns=returns, n_trades=n_trades, positions=positions)
+        fits = pos + size <= end
+        at = np.where(fits, pos, 0)
+        pos += size * (fits & (low_k[at] > lower) & (high_k[at] < upper))
+    return np.where(pos < end, pos - entry, -1)
+
+
+def _mark_to_market(
+    returns: np.ndarray, positions: np.ndarray, close: np.ndarray, entry_bar: np.ndarray,
+    exit_bar: np.ndarray, side: np.ndarray, entry_price: np.ndarray, net: np.ndarray,
+    at_open: np.ndarray, fee: float,
+) -> None:  # fmt: skip
+    """Fill ``returns``/``positions`` over the bars of the trades (see :func:`simulate`)."""
+    length = exit_bar - entry_bar + 1
+    trade = np.repeat(np.arange(len(length)), length)
+    first = np.cumsum(length) - length
+    bars = entry_bar[trade] + (np.arange(int(length.sum())) - first[trade])
+    value = 1.0 + side[trade] * (close[bars] / entry_price[trade] - 1.0) - fee
+    last = first + length - 1
+    value[last] = 1.0 + net
+    before = np.empty_like(value)
+    before[1:] = value[:-1]
+    before[first] = 1.0
+    returns[bars] = value / before - 1.0
+    positions[bars] = side[trade]
+    gone = at_open & (exit_bar > entry_bar)
+    positions[exit_bar[gone]] = 0
 
 
 def annualised_sharpe(returns: np.ndarray, periods_per_year: float = HOURS_PER_YEAR) -> float:
@@ -84,45 +318,6 @@ def annualised_sharpe(returns: np.ndarray, periods_per_year: float = HOURS_PER_Y
     return float(np.mean(returns) / std * math.sqrt(periods_per_year))
 
 
-def _exit_bar(
-    close: np.ndarray, entry_price: float, entry: int, holding_period: int,
-    stop_loss: float, take_profit: float,
-) -> int:  # fmt: skip
-    """One past the last bar held: the exit is at ``open[returned]`` (``len`` = last close)."""
-    n = len(close)
-    scheduled = entry + holding_period
-    window = close[entry : min(scheduled, n)]
-    stop_price, target_price = entry_price * (1.0 - stop_loss), entry_price * (1.0 + take_profit)
-    hits = (window <= stop_price) | (window >= target_price)
-    if hits.any():
-        return entry + int(np.argmax(hits)) + 1
-    return min(scheduled, n)
-
-
-def _bar_returns(open_: np.ndarray, close: np.ndarray) -> np.ndarray:
-    bar = np.empty(len(open_))
-    if len(open_):
-        bar[:-1] = open_[1:] / open_[:-1] - 1.0
-        bar[-1] = close[-1] / open_[-1] - 1.0
-    return bar
-
-
-def _check_inputs(
-    open_: np.ndarray, close: np.ndarray, signal: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    open_ = np.asarray(open_, dtype="float64")
-    close = np.asarray(close, dtype="float64")
-    signal = np.asarray(signal)
-    if signal.dtype != bool:
-        raise TypeError(f"signal must be a boolean array, got {signal.dtype}")
-    if not open_.shape == close.shape == signal.shape or open_.ndim != 1:
-        raise ValueError(
-            f"open_, close and signal must be 1-d of one length, got shapes {open_.shape}, "
-            f"{close.shape}, {signal.shape}"
-        )
-    return open_, close, signal
-
-
 def _check_params(
     holding_period: int, stop_loss: float, take_profit: float, fees_bps: float
 ) -> None:
@@ -134,3 +329,35 @@ def _check_params(
         raise ValueError(f"stop_loss and take_profit must be > 0, got {stop_loss}, {take_profit}")
     if not fees_bps >= 0:
         raise ValueError(f"fees_bps must be >= 0, got {fees_bps}")
+
+
+def _check_ohlc(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    arrays = tuple(np.asarray(a, dtype="float64") for a in (open_, high, low, close))
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1 or arrays[0].ndim != 1:
+        raise ValueError(
+            "open_, high, low and close must be 1-d of one length, got shapes "
+            + ", ".join(str(a.shape) for a in arrays)
+        )
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError("open_, high, low and close must be finite (no NaN or inf)")
+    return arrays  # type: ignore[return-value]
+
+
+def _check_signal(signal: np.ndarray, n: int) -> np.ndarray:
+    signal = np.asarray(signal)
+    if signal.dtype != bool and not np.issubdtype(signal.dtype, np.integer):
+        raise TypeError(f"signal must be an integer array of -1/0/+1, got {signal.dtype}")
+    if signal.shape != (n,):
+        raise ValueError(f"signal has shape {signal.shape}, expected ({n},)")
+    signal = signal.astype("int8")
+    if len(signal) and np.abs(signal.astype("int16")).max() > 1:
+        raise ValueError("signal values must be -1 (short), 0 (nothing) or +1 (long)")
+    return signal
+
+
+def _check_slippage(slippage_bps: float) -> None:
+    if not 0 <= slippage_bps < 1e4:
+        raise ValueError(f"slippage_bps must be in [0, 1e4), got {slippage_bps}")

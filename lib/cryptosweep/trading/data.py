@@ -1,19 +1,58 @@
-"""OHLCV loaders: Binance kline CSV files (or a folder of them) into one validated frame.
+"""OHLCV loaders: Binance, CryptoDataDownload and generic CSV/Parquet files into one frame.
 
 The output is what every other part of :mod:`cryptosweep.trading` expects: a UTC
-``DatetimeIndex`` named ``open_time``, ascending and unique, and float64 columns exactly
-``open, high, low, close, volume``. Validation fails fast with one :class:`DataError` line that
-names the file and the first bad row; gaps are logged and never filled (filling would invent
-prices). Nothing is cached here: :func:`cryptosweep.trading.features.cached_features` caches.
+``DatetimeIndex`` named ``open_time`` (nanosecond resolution), ascending and unique, and
+float64 columns exactly ``open, high, low, close, volume``. Validation fails fast with one
+:class:`DataError` line that names the file and the first bad row (its line number, or
+``row N`` for Parquet, and its timestamp); gaps are logged and reported by :func:`gap_report`,
+never filled (filling would invent prices). Nothing is cached here:
+:func:`cryptosweep.trading.features.cached_features` caches.
+
+Formats (``format=``; ``"auto"`` sniffs each file, see :func:`detect_format`):
+
+``binance``
+    Binance kline CSV (https://data.binance.vision): with the header
+    ``open_time,open,high,low,close,volume,...`` or without one (then the first six of the 12
+    kline columns are used); ``open_time`` in ms or µs since the epoch, told apart row by row by
+    magnitude (Binance moved spot files from ms to µs in 2025). Plain, ``.csv.gz`` or the
+    monthly ``.zip`` dumps exactly as published (a zip holding one headerless CSV named like
+    ``BTCUSDT-1h-2024-01.csv``).
+``cryptodatadownload``
+    CryptoDataDownload CSV: an optional notice line (``https://www.CryptoDataDownload.com``)
+    above the header ``unix,date,symbol,open,high,low,close,Volume BTC,Volume USDT[,tradecount]``
+    (older files: ``Date,Symbol,Open,High,Low,Close,Volume BTC,Volume USD``, no ``unix``).
+    Header names are matched case-insensitively. The time is ``unix`` where that parses (an epoch
+    in s, ms or µs, told apart row by row by magnitude), else ``date``: ISO 8601
+    (``2020-01-01 00:00:00``, daily ``2020-01-01``) or CDD's hour stamps ``2019-10-17 09-AM``
+    on the 12-hour clock (``12-AM`` is midnight, ``12-PM`` noon), all UTC. Rows come newest
+    first and are sorted. ``volume`` is the base-asset volume: the first ``Volume <X>`` column
+    whose ``<X>`` is not the quote currency (the end of the symbol, e.g. ``USDT`` of
+    ``BTC/USDT``, or one of :data:`QUOTE_CURRENCIES`); CDD writes base volume first.
+``generic``
+    A CSV with a header, or a Parquet file (``.parquet``), whose columns are named by
+    ``columns`` (keys ``timestamp, open, high, low, close, volume``; a missing key means the
+    column of that very name; names match exactly, else case-insensitively). Timestamps are
+    ISO 8601 strings (naive ones are UTC, ones with an offset are converted to UTC), Parquet
+    timestamps (naive = UTC), or numbers in ``timestamp_unit`` (``s, ms, us, ns``) since the
+    epoch; numbers without a ``timestamp_unit`` are an error, never guessed.
 """
 
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
+import io
 import logging
+import lzma
+import re
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
@@ -30,14 +69,85 @@ KLINE_COLUMNS = (
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
     "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "ignore",
 )  # fmt: skip
-DATA_SUFFIXES = (".csv", ".csv.gz", ".zip")
-# Epoch magnitudes today: ms ~1.7e12, µs ~1.7e15. ms stays below 1e14 until the year 5138.
-_MS_MIN, _US_MIN, _US_MAX = 10**11, 10**14, 10**17
+#: What ``format=`` names: the file formats, after ``"auto"`` (sniff each file).
+FORMATS = ("binance", "cryptodatadownload", "generic")
+TIMESTAMP_UNITS = ("s", "ms", "us", "ns")
+#: Keys of the ``columns`` mapping of a generic file (the default maps each to itself).
+MAPPING_KEYS = ("timestamp", *OHLCV_COLUMNS)
+#: Quote currencies whose ``Volume <X>`` column of a CryptoDataDownload file is never the
+#: base-asset volume.
+QUOTE_CURRENCIES = frozenset({"USD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "FDUSD", "DAI"})
+DATA_SUFFIXES = (".csv", ".csv.gz", ".zip", ".parquet")
+# Epoch magnitudes today: s ~1.7e9, ms ~1.7e12, µs ~1.7e15. ms stays below 1e14 until the
+# year 5138, s below 1e11 until 5138; s from 1e8 (1973) so that small numbers are not dates.
+_S_MIN, _MS_MIN, _US_MIN, _US_MAX = 10**8, 10**11, 10**14, 10**17
+_UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 _NA_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none"})
+_CDD_HOUR = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{1,2})-([AP]M)$", re.IGNORECASE)
+_FORMAT_HELP = (
+    "binance (headerless numeric kline rows, or a header with open_time), cryptodatadownload "
+    "(a CryptoDataDownload notice line, or a header with unix, or date and symbol), generic "
+    "(.parquet, or a CSV header holding the columns mapping {mapping})"
+)
+_READ_ERRORS = (
+    pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError, KeyError,
+    zipfile.BadZipFile, lzma.LZMAError,
+)  # fmt: skip
 
 
 class DuplicateRowsWarning(UserWarning):
     """Rows with the same ``open_time`` and identical values were dropped."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """The loader options, checked and normalised (hashable: part of the feature-cache key).
+
+    ``columns`` holds the full generic mapping as ``((key, source column), ...)`` in the order
+    of :data:`MAPPING_KEYS`, so that ``None``, ``{}`` and the explicit default are equal.
+    """
+
+    format: str = "auto"
+    columns: tuple[tuple[str, str], ...] = tuple((key, key) for key in MAPPING_KEYS)
+    timestamp_unit: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        format: str = "auto",
+        columns: Mapping[str, str] | Any | None = None,
+        timestamp_unit: str | None = None,
+        source: str | Path | None = None,
+    ) -> LoadOptions:
+        """Check the options (a bad one is a :class:`DataError` naming ``source``).
+
+        ``columns`` is a mapping or the config's ``ColumnMapping`` (anything with
+        ``model_dump()``); keys not given map to themselves.
+        """
+        where = f"{source}: " if source is not None else ""
+        if format not in ("auto", *FORMATS):
+            raise DataError(
+                f"{where}unknown format {format!r}; known formats: auto, {', '.join(FORMATS)}"
+            )
+        if timestamp_unit is not None and timestamp_unit not in TIMESTAMP_UNITS:
+            raise DataError(
+                f"{where}unknown timestamp_unit {timestamp_unit!r}; "
+                f"known: {', '.join(TIMESTAMP_UNITS)} or None (dates)"
+            )
+        given = columns.model_dump() if hasattr(columns, "model_dump") else dict(columns or {})
+        unknown = sorted(set(given) - set(MAPPING_KEYS))
+        if unknown:
+            raise DataError(
+                f"{where}unknown columns key(s) {', '.join(map(str, unknown))}; "
+                f"known: {', '.join(MAPPING_KEYS)}"
+            )
+        mapping = tuple((key, str(given.get(key, key))) for key in MAPPING_KEYS)
+        return cls(format=format, columns=mapping, timestamp_unit=timestamp_unit)
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        return dict(self.columns)
 
 
 def sample_data_path() -> Path:
@@ -46,8 +156,9 @@ def sample_data_path() -> Path:
 
 
 def data_files(source: Path) -> list[Path]:
-    """The files ``source`` stands for: itself, or a folder's ``.csv``/``.csv.gz``/``.zip`` files
-    in name order (Binance names sort chronologically)."""
+    """The files ``source`` stands for: itself, or a folder's ``.csv``/``.csv.gz``/``.zip``/
+    ``.parquet`` files in name order (Binance names sort chronologically; the loader sorts by
+    time anyway)."""
     if not source.exists():
         raise DataError(f"{source}: no such file or folder")
     if not source.is_dir():
@@ -60,58 +171,228 @@ def data_files(source: Path) -> list[Path]:
     return files
 
 
-def load_ohlcv(path: str | Path | None = None) -> pd.DataFrame:
+def load_ohlcv(
+    path: str | Path | None = None,
+    *,
+    format: str = "auto",
+    columns: Mapping[str, str] | Any | None = None,
+    timestamp_unit: str | None = None,
+) -> pd.DataFrame:
     """Load and validate OHLCV candles; ``None`` loads :func:`sample_data_path`.
 
-    ``path`` is a Binance kline CSV (with the header ``open_time,open,high,low,close,volume,...``
-    or without one, in which case the first six of the 12 kline columns are used), plain or
-    compressed (``.csv.gz``, ``.zip``), with ``open_time`` in ms or µs since the epoch (told
-    apart by magnitude, row by row, since Binance moved spot files from ms to µs in 2025), or a
-    folder of such files, concatenated.
+    ``path`` is a file or a folder of files (concatenated; see :func:`data_files`) in one of the
+    formats of this module's docstring: ``format`` is ``"auto"`` (sniff each file, see
+    :func:`detect_format`), ``"binance"``, ``"cryptodatadownload"`` or ``"generic"``.
+    ``columns`` (keys ``timestamp, open, high, low, close, volume``) and ``timestamp_unit``
+    (``s, ms, us, ns``; ``None``: timestamps are dates) describe generic files only.
 
-    Rows with the same ``open_time`` and identical values are dropped with a
-    :class:`DuplicateRowsWarning`; the same ``open_time`` with different values is a
-    :class:`DataError`. Gaps are logged (count and longest), never filled.
+    Rows are sorted by time whatever the file order. Rows with the same ``open_time`` and
+    identical values are dropped with a :class:`DuplicateRowsWarning`; the same ``open_time``
+    with different values is a :class:`DataError`. A NaN or unparseable value, a non-positive
+    price, a negative volume, ``high < low`` or ``open``/``close`` outside ``[low, high]`` is a
+    :class:`DataError` naming the file and the first bad row in file order. Gaps (see
+    :func:`gap_report`) are logged as a warning, never filled.
     """
     source = sample_data_path() if path is None else Path(path)
+    options = LoadOptions.of(
+        format=format, columns=columns, timestamp_unit=timestamp_unit, source=source
+    )
     files = data_files(source)
-    frames = [_read_file(file) for file in files]
+    frames = [_read_file(file, options) for file in files]
     frame = pd.concat(frames) if len(frames) > 1 else frames[0]
     frame = frame.sort_index(kind="stable")
     frame = _drop_duplicates(frame, source, files, frames)
-    _log_gaps(frame.index, source)
+    _log_gaps(gap_report(frame), source)
     log.debug("loaded %d bars from %s", len(frame), source)
     return frame
 
 
-# --------------------------------------------------------------------------- one file
+def gap_report(ohlcv: pd.DataFrame | pd.DatetimeIndex) -> dict[str, Any]:
+    """Gaps in a loaded series: ``{"count", "longest", "longest_at", "missing", "bar"}``.
+
+    The bar length ``bar`` is the median step between consecutive ``open_time`` values; a gap
+    is any longer step. ``count`` is the number of gaps, ``longest`` the longest step
+    (a ``pd.Timedelta``: 4 h for three missing hourly bars), ``longest_at`` the ``open_time``
+    of the last bar before it (the first such gap if several are as long), ``missing`` the
+    number of missing bars, roughly (each gap's step over ``bar``, rounded, minus one).
+    Without gaps (or with under 3 bars, where no bar length can be told) ``count`` and
+    ``missing`` are 0 and ``longest``/``longest_at`` are ``None`` (``bar`` ``None`` under 2).
+    """
+    index = ohlcv if isinstance(ohlcv, pd.DatetimeIndex) else ohlcv.index
+    report: dict[str, Any] = {
+        "count": 0, "longest": None, "longest_at": None, "missing": 0, "bar": None,
+    }  # fmt: skip
+    if len(index) < 2:
+        return report
+    steps = np.diff(index.as_unit("ns").asi8)
+    bar = float(np.median(steps))
+    report["bar"] = pd.Timedelta(int(bar), unit="ns")
+    if len(index) < 3:
+        return report
+    gaps = steps > bar
+    if gaps.any():
+        where = int(np.argmax(np.where(gaps, steps, np.iinfo(np.int64).min)))
+        report.update(
+            count=int(gaps.sum()),
+            longest=pd.Timedelta(int(steps[where]), unit="ns"),
+            longest_at=index[where],
+            missing=int(np.sum(np.round(steps[gaps] / bar) - 1)),
+        )
+    return report
 
 
-def _read_file(file: Path) -> pd.DataFrame:
-    raw = _read_text_table(file)
-    data, first_line = _select_columns(raw, file)
-    numbers = {col: _to_float(data[col]) for col in ("open_time", *OHLCV_COLUMNS)}
-    _validate(file, data, numbers, first_line)
-    index = _to_index(numbers["open_time"])
-    return pd.DataFrame({col: numbers[col] for col in OHLCV_COLUMNS}, index=index, dtype="float64")
+def detect_format(file: str | Path, columns: Mapping[str, str] | Any | None = None) -> str:
+    """Which of :data:`FORMATS` a single file is in, from its name and first lines.
+
+    In order: ``.parquet`` (or Parquet magic bytes) → generic; a first cell that is a number →
+    headerless Binance; a first line mentioning ``cryptodatadownload`` (any case) →
+    CryptoDataDownload; a header with ``open_time`` → Binance; a header with ``unix``, or with
+    ``date`` and ``symbol`` → CryptoDataDownload; a header holding every column of the
+    ``columns`` mapping → generic. Anything else is a :class:`DataError` listing the formats.
+    """
+    file = Path(file)
+    options = LoadOptions.of(columns=columns, source=file)
+    if _is_parquet(file):
+        return "generic"
+    head = _head_lines(file, 2)
+    first = _cells(head[0])
+    if _is_number(first[0]):
+        return "binance"
+    if "cryptodatadownload" in head[0].lower():
+        return "cryptodatadownload"
+    names = {name.lower() for name in first}
+    if "open_time" in names:
+        return "binance"
+    if ("unix" in names or "unix timestamp" in names) or {"date", "symbol"} <= names:
+        return "cryptodatadownload"
+    if _resolve(first, options.mapping) is not None:
+        return "generic"
+    raise DataError(
+        f"{file}: unknown data format (first line {_clip(head[0])!r}); known formats: "
+        + _FORMAT_HELP.format(mapping=",".join(options.mapping.values()))
+        + "; or pass format explicitly"
+    )
 
 
-def _read_text_table(file: Path) -> pd.DataFrame:
+# --------------------------------------------------------------------------- reading a file
+
+
+@dataclass
+class _Parsed:
+    """One file's rows, before validation: source cells, parsed numbers and times."""
+
+    cells: pd.DataFrame  # columns "time" and OHLCV_COLUMNS: the source values (text or numbers)
+    numbers: dict[str, np.ndarray]  # float64 OHLCV
+    times: np.ndarray  # int64 ns since the epoch, meaningful where time_ok
+    time_ok: np.ndarray  # bool
+    time_reason: Callable[[int], str]  # why a row's time is bad
+    first_line: int | None  # file line number of row 0; None: a Parquet file ("row N")
+
+
+def _read_file(file: Path, options: LoadOptions) -> pd.DataFrame:
     if file.stat().st_size == 0:
         raise DataError(f"{file}: empty file")
+    kind = options.format
+    if kind == "auto":
+        kind = detect_format(file, options.mapping)
+    if kind == "binance":
+        parsed = _read_binance(file)
+    elif kind == "cryptodatadownload":
+        parsed = _read_cdd(file)
+    else:
+        parsed = _read_generic(file, options)
+    _validate(file, parsed)
+    index = pd.DatetimeIndex(parsed.times.astype("datetime64[ns]"), name="open_time")
+    index = index.tz_localize("UTC")
+    return pd.DataFrame(
+        {col: parsed.numbers[col] for col in OHLCV_COLUMNS}, index=index, dtype="float64"
+    )
+
+
+@contextmanager
+def _open_text(file: Path) -> Iterator[TextIO]:
+    """The file as text (UTF-8, a BOM dropped), decompressing ``.gz/.bz2/.xz`` and a ``.zip``
+    holding one file (Binance's monthly dumps)."""
+    name = file.name.lower()
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(file) as archive:
+            members = [
+                m for m in archive.infolist()
+                if not m.is_dir() and not m.filename.startswith("__MACOSX/")
+                and not Path(m.filename).name.startswith(".")
+            ]  # fmt: skip
+            if len(members) != 1:
+                raise DataError(
+                    f"{file}: a data zip must hold exactly one CSV (like Binance's monthly "
+                    f"dumps); it holds {len(members)} files"
+                )
+            with archive.open(members[0]) as raw:
+                yield io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        return
+    opener: Callable[..., Any] = open
+    if name.endswith(".gz"):
+        opener = gzip.open
+    elif name.endswith(".bz2"):
+        opener = bz2.open
+    elif name.endswith(".xz"):
+        opener = lzma.open
+    with opener(file, "rt", encoding="utf-8-sig", newline="") as text:
+        yield text
+
+
+@contextmanager
+def _reading(file: Path, what: str) -> Iterator[None]:
+    """Turn a failure to read or parse ``file`` into one DataError line."""
     try:
-        return pd.read_csv(file, header=None, dtype=str, keep_default_na=False)
+        yield
     except pd.errors.EmptyDataError:
         raise DataError(f"{file}: empty file") from None
-    except (
-        pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError,
-        zipfile.BadZipFile,
-    ) as exc:  # fmt: skip
-        raise DataError(f"{file}: cannot parse as a kline CSV ({_one_line(exc)})") from None
+    except _READ_ERRORS as exc:
+        raise DataError(f"{file}: cannot parse as {what} ({_one_line(exc)})") from None
 
 
-def _select_columns(raw: pd.DataFrame, file: Path) -> tuple[pd.DataFrame, int]:
-    """The named columns of the data rows, and the file line number of the first data row."""
+def _head_lines(file: Path, count: int) -> list[str]:
+    """The first ``count`` non-blank lines (at least one, else the file is empty)."""
+    lines: list[str] = []
+    with _reading(file, "a text table"), _open_text(file) as text:
+        for _ in range(1000):
+            line = text.readline(1 << 16)
+            if not line:
+                break
+            if line.strip():
+                lines.append(line.strip())
+                if len(lines) == count:
+                    break
+    if not lines:
+        raise DataError(f"{file}: empty file")
+    return lines
+
+
+def _read_csv(file: Path, what: str, **kwargs: Any) -> pd.DataFrame:
+    with _reading(file, what), _open_text(file) as text:
+        return pd.read_csv(text, dtype=str, keep_default_na=False, **kwargs)
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in next(csv.reader([line]), [""])] or [""]
+
+
+def _is_parquet(file: Path) -> bool:
+    if file.name.lower().endswith(".parquet"):
+        return True
+    with open(file, "rb") as handle:
+        return handle.read(4) == b"PAR1"
+
+
+def _clip(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# --------------------------------------------------------------------------- Binance
+
+
+def _read_binance(file: Path) -> _Parsed:
+    raw = _read_csv(file, "a kline CSV", header=None)
     first_cell = str(raw.iat[0, 0]).strip()
     if _is_number(first_cell):
         if raw.shape[1] < 6:
@@ -132,11 +413,201 @@ def _select_columns(raw: pd.DataFrame, file: Path) -> tuple[pd.DataFrame, int]:
         first_line = 2
     if data.empty:
         raise DataError(f"{file}: empty file (a header but no data rows)")
-    return data.reset_index(drop=True), first_line
+    data = data.reset_index(drop=True)
+    t = _to_float(data["open_time"])
+    with np.errstate(invalid="ignore"):
+        ok = (t >= _MS_MIN) & (t < _US_MAX) & (np.floor(t) == t)
+    factors = np.where(t >= _US_MIN, 1_000, 1_000_000)
+    cells = data[["open_time", *OHLCV_COLUMNS]].rename(columns={"open_time": "time"})
+    return _Parsed(
+        cells=cells,
+        numbers=_numbers(cells),
+        times=_epoch_ns(t, factors, ok),
+        time_ok=ok,
+        time_reason=lambda r: "open_time is not an epoch in ms or µs",
+        first_line=first_line,
+    )
 
 
-def _to_float(text: pd.Series) -> np.ndarray:
-    return pd.to_numeric(text.str.strip(), errors="coerce").to_numpy(dtype="float64")
+# --------------------------------------------------------------------------- CryptoDataDownload
+
+
+def _read_cdd(file: Path) -> _Parsed:
+    head = _head_lines(file, 2)
+    # The notice line is whatever precedes a header naming an "open" column.
+    skip = 0 if "open" in {c.lower() for c in _cells(head[0])} else 1
+    raw = _read_csv(file, "a CryptoDataDownload CSV", skiprows=skip, header=0)
+    if raw.empty:
+        raise DataError(f"{file}: empty file (a header but no data rows)")
+    by_lower: dict[str, str] = {}
+    for name in raw.columns:
+        by_lower.setdefault(str(name).strip().lower(), name)
+    unix = by_lower.get("unix", by_lower.get("unix timestamp"))
+    date = by_lower.get("date")
+    volume = _cdd_volume(raw, by_lower)
+    missing = [c for c in PRICE_COLUMNS if c not in by_lower]
+    if unix is None and date is None:
+        missing.insert(0, "unix or date")
+    if volume is None:
+        missing.append("a base-asset 'Volume <X>' column")
+    if missing:
+        raise DataError(
+            f"{file}: CryptoDataDownload header lacks {', '.join(missing)} "
+            f"(columns: {', '.join(map(str, raw.columns))})"
+        )
+    n = len(raw)
+    times, ok = np.zeros(n, dtype="int64"), np.zeros(n, dtype=bool)
+    if unix is not None:
+        t = _to_float(raw[unix])
+        with np.errstate(invalid="ignore"):
+            ok = (t >= _S_MIN) & (t < _US_MAX) & (np.floor(t) == t)
+        factors = np.select([t < _MS_MIN, t < _US_MIN], [10**9, 10**6], 10**3)
+        times = _epoch_ns(t, factors, ok)
+    if date is not None and not ok.all():
+        date_ns, date_ok = _parse_dates(raw[date])
+        use = ~ok & date_ok
+        times, ok = np.where(use, date_ns, times), ok | use
+    time_source = unix if unix is not None else date
+    cells = pd.DataFrame(
+        {"time": raw[time_source], **{c: raw[by_lower[c]] for c in PRICE_COLUMNS},
+         "volume": raw[volume]}
+    )  # fmt: skip
+    if unix is not None and date is not None:
+        reason = f"{unix}: not an epoch in s, ms or µs, and {date}: not a date"
+    elif unix is not None:
+        reason = f"{unix}: not an epoch in s, ms or µs"
+    else:
+        reason = f"{date}: not an ISO 8601 date or a 'YYYY-MM-DD HH-AM/PM' hour"
+    return _Parsed(
+        cells=cells, numbers=_numbers(cells), times=times, time_ok=ok,
+        time_reason=lambda r: reason, first_line=skip + 2,
+    )  # fmt: skip
+
+
+def _cdd_volume(raw: pd.DataFrame, by_lower: dict[str, str]) -> str | None:
+    """The base-asset volume column: ``volume`` itself, else the first ``Volume <X>`` whose
+    ``<X>`` is not the quote (a known quote currency, or where the symbol ends with ``<X>``)."""
+    if "volume" in by_lower:
+        return by_lower["volume"]
+    symbol_col = by_lower.get("symbol")
+    symbol = ""
+    if symbol_col is not None and len(raw):
+        symbol = re.sub(r"[^A-Z0-9]", "", str(raw[symbol_col].iat[0]).upper())
+    for lower, name in by_lower.items():
+        if not lower.startswith("volume "):
+            continue
+        asset = re.sub(r"[^A-Z0-9]", "", lower[len("volume ") :].upper())
+        is_quote = asset in QUOTE_CURRENCIES or (
+            bool(symbol) and symbol != asset and symbol.endswith(asset)
+            and not symbol.startswith(asset)
+        )  # fmt: skip
+        if asset and not is_quote:
+            return name
+    return None
+
+
+# --------------------------------------------------------------------------- generic
+
+
+def _read_generic(file: Path, options: LoadOptions) -> _Parsed:
+    mapping = options.mapping
+    if _is_parquet(file):
+        import pyarrow.parquet as pq
+
+        with _reading(file, "Parquet"):
+            names = list(pq.read_schema(file).names)
+        resolved = _resolve(names, mapping)
+        if resolved is None:
+            raise _missing_columns(file, names, mapping)
+        with _reading(file, "Parquet"):
+            raw = pd.read_parquet(file, columns=list(dict.fromkeys(resolved.values())))
+        first_line = None
+    else:
+        raw = _read_csv(file, "a CSV", header=0)
+        names = [str(name) for name in raw.columns]
+        resolved = _resolve(names, mapping)
+        if resolved is None:
+            raise _missing_columns(file, names, mapping)
+        first_line = 2
+    if raw.empty:
+        raise DataError(f"{file}: empty file (a header but no data rows)")
+    cells = pd.DataFrame({("time" if k == "timestamp" else k): raw[v] for k, v in resolved.items()})
+    cells = cells.reset_index(drop=True)
+    times, ok, reason = _generic_times(file, cells["time"], resolved["timestamp"], options)
+    return _Parsed(
+        cells=cells, numbers=_numbers(cells), times=times, time_ok=ok,
+        time_reason=lambda r: reason, first_line=first_line,
+    )  # fmt: skip
+
+
+def _generic_times(
+    file: Path, column: pd.Series, name: str, options: LoadOptions
+) -> tuple[np.ndarray, np.ndarray, str]:
+    unit = options.timestamp_unit
+    if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(column):
+        values = pd.DatetimeIndex(column)
+        if values.tz is None:
+            values = values.tz_localize("UTC")
+        ns, ok = _datetimes_ns(values)
+        return ns, ok, f"{name}: missing timestamp"
+    numeric = pd.api.types.is_numeric_dtype(column.dtype)
+    if unit is None:
+        first = next((str(v).strip() for v in column if str(v).strip()), "")
+        if numeric or _is_number(first):
+            raise DataError(
+                f"{file}: column {name!r} holds numbers; set timestamp_unit "
+                f"({', '.join(TIMESTAMP_UNITS)}) to read them as an epoch"
+            )
+        ns, ok = _parse_dates(column)
+        return ns, ok, f"{name}: not an ISO 8601 date"
+    values = _to_float(column)
+    factor = _UNIT_NS[unit]
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok = np.isfinite(values) & (np.abs(values * factor) < 9.2e18)
+    return _epoch_ns(values, factor, ok), ok, f"{name}: not a number of {unit} since the epoch"
+
+
+def _resolve(names: list[str], mapping: dict[str, str]) -> dict[str, str] | None:
+    """Mapping key -> actual column name (exact match, else case-insensitive); None if any
+    mapped column is missing."""
+    resolved = {}
+    lowered: dict[str, str] = {}
+    for name in names:
+        lowered.setdefault(str(name).strip().lower(), name)
+    for key, wanted in mapping.items():
+        if wanted in names:
+            resolved[key] = wanted
+        elif wanted.strip().lower() in lowered:
+            resolved[key] = lowered[wanted.strip().lower()]
+        else:
+            return None
+    return resolved
+
+
+def _missing_columns(file: Path, names: list[str], mapping: dict[str, str]) -> DataError:
+    lowered = {str(n).strip().lower() for n in names}
+    missing = [
+        f"{wanted!r} ({key})" for key, wanted in mapping.items()
+        if wanted not in names and wanted.strip().lower() not in lowered
+    ]  # fmt: skip
+    return DataError(
+        f"{file}: generic format: no column(s) {', '.join(missing)} "
+        f"(columns: {', '.join(map(str, names))}); set data.columns to map them"
+    )
+
+
+# --------------------------------------------------------------------------- parsing helpers
+
+
+def _to_float(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype="float64", na_value=np.nan)
+    text = values.astype(str).str.strip()
+    return pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _numbers(cells: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {col: _to_float(cells[col]) for col in OHLCV_COLUMNS}
 
 
 def _is_number(text: str) -> bool:
@@ -147,33 +618,86 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _validate(
-    file: Path, data: pd.DataFrame, numbers: dict[str, np.ndarray], first_line: int
-) -> None:
-    """Raise one DataError for the earliest row that fails any check."""
-    checks = _row_checks(data, numbers)
+def _epoch_ns(values: np.ndarray, factors: np.ndarray | int, ok: np.ndarray) -> np.ndarray:
+    """Epoch numbers times ``factors`` (ns per unit) as int64 ns, exact for whole numbers (no
+    float rounding of e.g. ms * 1e6); rows not ``ok`` are 0."""
+    factors = np.broadcast_to(np.asarray(factors, dtype="int64"), values.shape)
+    ns = np.zeros(values.shape, dtype="int64")
+    whole = np.floor(values[ok])
+    ns[ok] = whole.astype("int64") * factors[ok] + np.round(
+        (values[ok] - whole) * factors[ok]
+    ).astype("int64")
+    return ns
+
+
+def _datetimes_ns(values: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """int64 ns since the epoch of UTC datetimes of any resolution, and which are valid (not
+    NaT and within the ns range, 1677-2262)."""
+    raw = values.asi8
+    factor = _UNIT_NS[values.unit]
+    ok = ~values.isna() & (np.abs(raw) <= np.iinfo(np.int64).max // factor)
+    ns = np.zeros(len(raw), dtype="int64")
+    ns[ok] = raw[ok] * factor
+    return ns, np.asarray(ok)
+
+
+def _parse_dates(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """ISO 8601 dates (naive: UTC; with an offset: converted to UTC), or CryptoDataDownload
+    hour stamps ``YYYY-MM-DD HH-AM/PM`` (12-hour clock: ``12-AM`` = 00:00, ``12-PM`` = 12:00),
+    as int64 ns and a validity mask."""
+    text = text.astype(str).str.strip()
+    ns, ok = _datetimes_ns(
+        pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce"))
+    )
+    if ok.all():
+        return ns, ok
+    parts = text.str.extract(_CDD_HOUR)
+    hour = pd.to_numeric(parts[1], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    day_ns, day_ok = _datetimes_ns(
+        pd.DatetimeIndex(pd.to_datetime(parts[0], format="%Y-%m-%d", utc=True, errors="coerce"))
+    )
+    with np.errstate(invalid="ignore"):
+        hour_ok = day_ok & (hour >= 1) & (hour <= 12)
+    pm = parts[2].str.upper().eq("PM").to_numpy(dtype=bool, na_value=False)
+    hour24 = np.where(hour_ok, np.nan_to_num(hour), 0).astype("int64") % 12 + 12 * pm
+    use = ~ok & hour_ok
+    ns = np.where(use, day_ns + hour24 * 3_600 * 10**9, ns)
+    return ns, ok | use
+
+
+# --------------------------------------------------------------------------- validation
+
+
+Check = tuple[np.ndarray, Callable[[int], str]]
+
+
+def _validate(file: Path, parsed: _Parsed) -> None:
+    """Raise one DataError for the earliest row (in file order) that fails any check."""
+    checks = _row_checks(parsed)
     first_bad = [(int(np.argmax(mask)), order) for order, (mask, _) in enumerate(checks)
                  if mask.any()]  # fmt: skip
     if not first_bad:
         return
     row, order = min(first_bad)
     reason = checks[order][1](row)
-    stamp = _stamp(numbers["open_time"][row], data["open_time"].iat[row])
-    raise DataError(f"{file}: line {first_line + row} (open_time {stamp}): {reason}")
+    if parsed.time_ok[row]:
+        stamp = pd.Timestamp(int(parsed.times[row]), unit="ns", tz="UTC").isoformat()
+    else:
+        stamp = repr(str(parsed.cells["time"].iat[row]).strip())
+    where = f"row {row + 1}" if parsed.first_line is None else f"line {parsed.first_line + row}"
+    raise DataError(f"{file}: {where} (open_time {stamp}): {reason}")
 
 
-Check = tuple[np.ndarray, Callable[[int], str]]
-
-
-def _row_checks(data: pd.DataFrame, numbers: dict[str, np.ndarray]) -> list[Check]:
+def _row_checks(parsed: _Parsed) -> list[Check]:
     """(bad-row mask, reason for a row) pairs, in the order a row's first failure is reported."""
-    t = numbers["open_time"]
+    data, numbers = parsed.cells, parsed.numbers
     o, h, low, c, v = (numbers[col] for col in OHLCV_COLUMNS)
+    checks: list[Check] = [(~parsed.time_ok, parsed.time_reason)]
     with np.errstate(invalid="ignore"):
-        bad_time = ~((t >= _MS_MIN) & (t < _US_MAX) & (np.floor(t) == t))
-        checks: list[Check] = [(bad_time, lambda r: "open_time is not an epoch in ms or µs")]
         for col in OHLCV_COLUMNS:
-            text = data[col].str.strip()
+            if pd.api.types.is_numeric_dtype(data[col].dtype):
+                continue  # numbers (Parquet) cannot be unparseable; NaN is "missing" below
+            text = data[col].astype(str).str.strip()
             unparsed = np.isnan(numbers[col]) & ~text.str.lower().isin(_NA_TEXT).to_numpy()
             checks.append((unparsed, _reason(col, data, "unparseable value '{}'")))
         for col in PRICE_COLUMNS:
@@ -198,18 +722,6 @@ def _outside(
     return lambda r: (
         f"{name} {float(price[r])!r} outside [low {float(low[r])!r}, high {float(high[r])!r}]"
     )
-
-
-def _stamp(value: float, text: str) -> str:
-    if np.isfinite(value) and _MS_MIN <= value < _US_MAX:
-        return _to_index(np.array([value]))[0].isoformat()
-    return repr(str(text).strip())
-
-
-def _to_index(open_time: np.ndarray) -> pd.DatetimeIndex:
-    as_int = open_time.astype("int64")
-    nanos = np.where(as_int >= _US_MIN, as_int * 1_000, as_int * 1_000_000)
-    return pd.DatetimeIndex(pd.to_datetime(nanos, unit="ns", utc=True), name="open_time")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -244,17 +756,10 @@ def _drop_duplicates(
     return frame[~duplicated]
 
 
-def _log_gaps(index: pd.DatetimeIndex, source: Path) -> None:
-    if len(index) < 3:
-        return
-    steps = np.diff(index.asi8)
-    bar = np.median(steps)
-    gaps = steps > bar
-    if gaps.any():
-        longest = pd.Timedelta(int(steps[gaps].max()), unit="ns")
-        missing = int(np.sum(np.round(steps[gaps] / bar) - 1))
+def _log_gaps(report: dict[str, Any], source: Path) -> None:
+    if report["count"]:
         log.warning(
-            "%s: %d gap(s) in open_time (about %d missing bars of %s), longest %s; "
-            "gaps are not filled", source, int(gaps.sum()), missing,
-            pd.Timedelta(int(bar), unit="ns"), longest,
+            "%s: %d gap(s) in open_time (about %d missing bars of %s), longest %s after %s; "
+            "gaps are not filled", source, report["count"], report["missing"], report["bar"],
+            report["longest"], report["longest_at"].isoformat(),
         )  # fmt: skip

@@ -13,11 +13,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cryptosweep.trading.data import data_files, load_ohlcv, sample_data_path
+from cryptosweep.trading.data import LoadOptions, data_files, load_ohlcv, sample_data_path
 
 RETURN_WINDOWS = (1, 3, 6, 12, 24, 72)
 VOLATILITY_WINDOWS = (24, 72)
@@ -42,7 +43,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "dow_cos",
 )
 
-CacheKey = tuple[str, tuple[tuple[str, int, int], ...]]
+CacheKey = tuple[str, tuple[tuple[str, int, int], ...], LoadOptions]
 _CACHE_SIZE = 4
 _cache: OrderedDict[CacheKey, tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -140,28 +141,34 @@ def _calendar(index: pd.DatetimeIndex) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- per-process cache
 
 
-def feature_cache_key(path: str | Path | None = None) -> CacheKey:
-    """``(resolved path, ((file, size, mtime_ns), ...))``: changes whenever a file changes."""
+def feature_cache_key(path: str | Path | None = None, **options: Any) -> CacheKey:
+    """``(resolved path, ((file, size, mtime_ns), ...), LoadOptions)``: changes whenever a file
+    or a loader option (``format``, ``columns``, ``timestamp_unit`` of
+    :func:`~cryptosweep.trading.data.load_ohlcv`) changes; equivalent options give equal keys."""
     source = (sample_data_path() if path is None else Path(path)).resolve()
+    load_options = LoadOptions.of(**options, source=source)
     stats = []
     for file in data_files(source):
         stat = file.stat()
         stats.append((str(file), stat.st_size, stat.st_mtime_ns))
-    return str(source), tuple(stats)
+    return str(source), tuple(stats), load_options
 
 
-def cached_features(path: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(ohlcv, features)`` for ``path``, built once per process and file version.
+def cached_features(
+    path: str | Path | None = None, **options: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(ohlcv, features)`` for ``path``, built once per process, file version and loader
+    options (``**options`` go to :func:`~cryptosweep.trading.data.load_ohlcv`).
 
     Thread-safe (a dask worker runs several trials in threads): the first caller builds, the
     others wait and share the result. The frames are shared; callers must not modify them.
     """
-    key = feature_cache_key(path)
+    key = feature_cache_key(path, **options)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-        ohlcv = load_ohlcv(path)
+        ohlcv = load_ohlcv(path, **options)
         entry = (ohlcv, build_features(ohlcv))
         _cache[key] = entry
         while len(_cache) > _CACHE_SIZE:

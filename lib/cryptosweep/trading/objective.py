@@ -9,11 +9,16 @@ Protocol of :func:`evaluate_trial`:
 1. the cached OHLCV and features of the data file (built once per process);
 2. the holdout (the most recent ``holdout_fraction`` of bars) is cut off first: no label,
    training row or backtest bar of a trial reads it;
-3. fixed-horizon labels with the trial's holding period (AFML ch. 3.2);
+3. labels from the trial's trading parameters: triple-barrier (take profit, stop loss, max
+   holding period; AFML ch. 3.4) by default, or fixed-horizon returns above round-trip fees
+   (AFML ch. 3.2); each keeps the bar where its information ends;
 4. expanding walk-forward folds with purging and embargo (AFML ch. 7.4);
-5. per fold: fit on the training rows with complete features and labels, signal where the
-   predicted probability exceeds the threshold, backtest the test block;
-6. score: the mean of the folds' annualised Sharpe ratios.
+5. per fold: fit the entry model on the training rows with complete features and labels,
+   go long where the predicted probability exceeds the threshold (short below
+   ``1 - threshold`` when shorts are allowed), backtest the test block with the same barriers,
+   fees and slippage;
+6. score: the mean over folds of the configured metric (default: annualised Sharpe). A trial
+   with no trade at all scores 0 and says so in ``penalty``; a model error fails the trial.
 
 AFML: López de Prado (2018), *Advances in Financial Machine Learning*.
 """
@@ -22,6 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,14 +39,16 @@ import pandas as pd
 
 from cryptosweep.errors import ConfigError
 from cryptosweep.reproducibility import ReproducibilityManager
-from cryptosweep.trading.backtest import BacktestResult, annualised_sharpe, backtest_long_only
+from cryptosweep.trading.backtest import BacktestResult, simulate
 from cryptosweep.trading.data import data_files, sample_data_path
 from cryptosweep.trading.features import cached_features
-from cryptosweep.trading.labels import fixed_horizon_labels
+from cryptosweep.trading.labels import fixed_horizon_labels, triple_barrier_labels
+from cryptosweep.trading.metrics import performance
 from cryptosweep.trading.models import make_entry_model
 from cryptosweep.trading.validation import holdout_split, walk_forward_folds
 
-METRICS = ("sharpe",)
+METRICS = ("sharpe", "sortino", "calmar", "total_return")
+LABELS = ("triple_barrier", "fixed_horizon")
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,10 @@ class ObjectiveSpec:
     metric: str
     folds: int
     fees_bps: float
+    slippage_bps: float
+    labels: str
+    allow_short: bool
+    data_options: tuple[tuple[str, Any], ...]
     rounds_per_unit: float
     embargo_bars: int
     threads_per_trial: int
@@ -64,6 +78,10 @@ class ObjectiveSpec:
             metric=str(_key(objective, "objective", "metric")),
             folds=int(_key(objective, "objective", "folds")),
             fees_bps=float(_key(objective, "objective", "fees_bps")),
+            slippage_bps=float(objective.get("slippage_bps", 0.0)),
+            labels=str(objective.get("labels", "triple_barrier")),
+            allow_short=bool(objective.get("allow_short", False)),
+            data_options=_data_options(data),
             rounds_per_unit=float(_key(objective, "objective", "rounds_per_unit")),
             embargo_bars=int(objective.get("embargo_bars", 0)),
             threads_per_trial=int(objective.get("threads_per_trial", 1)),
@@ -71,7 +89,21 @@ class ObjectiveSpec:
         )
         if parsed.metric not in METRICS:
             raise ValueError(f"unknown objective metric '{parsed.metric}' (known: {METRICS})")
+        if parsed.labels not in LABELS:
+            raise ValueError(f"unknown objective labels '{parsed.labels}' (known: {LABELS})")
         return parsed
+
+
+def _data_options(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Loader options of the data section, hashable (they key the per-process cache)."""
+    options: dict[str, Any] = {}
+    if data.get("format", "auto") != "auto":
+        options["format"] = data["format"]
+    if data.get("format") == "generic" and data.get("columns"):
+        options["columns"] = tuple(sorted(data["columns"].items()))
+    if data.get("timestamp_unit"):
+        options["timestamp_unit"] = data["timestamp_unit"]
+    return tuple(sorted(options.items()))
 
 
 @dataclass(frozen=True)
@@ -100,6 +132,8 @@ class _Market:
 
     ohlcv: pd.DataFrame
     open_: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
     close: np.ndarray
     features: np.ndarray
     holdout_start: int
@@ -111,41 +145,59 @@ def full_rounds(resource: float, rounds_per_unit: float) -> int:
 
 
 def evaluate_trial(
-    params: dict[str, Any], resource: float, seed: int, spec: dict[str, Any], device: str = "cpu"
+    params: dict[str, Any], resource: float, seed: int, spec: dict[str, Any], device: str = "cpu",
+    timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Score one configuration by purged walk-forward backtests on the development bars.
 
-    Returns ``{"score", "fold_sharpe", "fold_trades", "n_trades", "rounds",
-    "mean_bar_return"}`` with plain Python numbers. Bars from the holdout start on are never
-    read (their prices cannot change the result).
+    Returns plain Python numbers: ``score`` (the mean over folds of the configured metric),
+    ``metric``, ``folds`` (every metric of :func:`~cryptosweep.trading.metrics.performance` per
+    fold), ``fold_sharpe``, ``fold_trades``, ``n_trades``, ``rounds``, ``penalty`` (why the score
+    was set rather than measured, else ``None``), ``returns_sha256`` and ``oos_returns`` (the
+    per-bar out-of-sample returns of all test blocks, in bar order; the runner stores them apart
+    from the metrics). Bars from the holdout start on are never read. ``timings``, when given,
+    accumulates the seconds spent per stage (data, labels, fit, predict, backtest).
     """
+    clock = _Stopwatch(timings)
     settings = ObjectiveSpec.from_dict(spec)
     trading = TradingParams.from_params(params)
     rounds = full_rounds(resource, settings.rounds_per_unit)
-    market = _market(settings)
-    n_dev = market.holdout_start
-    labels, label_end = _dev_labels(market, trading, settings.fees_bps)
+    with clock("data"):
+        market = _market(settings)
+    with clock("labels"):
+        labels, label_end = _dev_labels(market, trading, settings)
     try:
         folds = walk_forward_folds(
-            n_dev, settings.folds, label_end, settings.embargo_bars, settings.min_train_bars
+            market.holdout_start, settings.folds, label_end, settings.embargo_bars,
+            settings.min_train_bars,
         )
     except ValueError as exc:
         raise ConfigError(f"objective: {exc}") from None
     repro = ReproducibilityManager(seed=seed, threads=settings.threads_per_trial, device=device)
-    results = []
+    per_fold, returns = [], []
     for k, fold in enumerate(folds):
         train = _usable_rows(fold.train, market.features, labels, f"fold {k}")
-        proba = _fit_predict(params, repro, rounds, market.features, labels, train, fold.test)
-        results.append(_backtest(market, fold.test, proba, trading, settings.fees_bps))
-    fold_sharpe = [annualised_sharpe(result.returns) for result in results]
-    fold_trades = [int(result.n_trades) for result in results]
+        proba = _fit_predict(params, repro, rounds, market.features, labels, train, fold.test,
+                             clock)
+        with clock("backtest"):
+            result = _backtest(market, fold.test, proba, trading, settings)
+            per_fold.append(performance(result.returns, result.trades, result.positions))
+        returns.append(result.returns)
+    oos = np.concatenate(returns)
+    fold_trades = [int(m["trades"]) for m in per_fold]
+    penalty = None if sum(fold_trades) else "no trades in any fold: score set to 0"
+    score = 0.0 if penalty else float(np.mean([m[settings.metric] for m in per_fold]))
     return {
-        "score": float(np.mean(fold_sharpe)),
-        "fold_sharpe": [float(s) for s in fold_sharpe],
+        "score": score,
+        "metric": settings.metric,
+        "penalty": penalty,
+        "folds": per_fold,
+        "fold_sharpe": [float(m["sharpe"]) for m in per_fold],
         "fold_trades": fold_trades,
         "n_trades": int(sum(fold_trades)),
         "rounds": int(rounds),
-        "mean_bar_return": float(np.mean(np.concatenate([r.returns for r in results]))),
+        "returns_sha256": returns_digest(oos),
+        "oos_returns": [float(r) for r in oos],
     }
 
 
@@ -154,9 +206,9 @@ def evaluate_holdout(
 ) -> dict[str, Any]:
     """Train on the whole development part and backtest the holdout bars once.
 
-    Training rows whose label end reaches the holdout are purged (by construction of the
-    development-only labels there are none). Returns ``{"holdout_sharpe",
-    "holdout_trades", "holdout_total_return", "holdout_bars"}``.
+    Training rows whose label ends at or after the holdout start are purged (labels are built
+    from development bars only, so none do). Returns every metric of the holdout backtest with
+    a ``holdout_`` prefix, ``holdout_bars``, and ``holdout_returns`` (per bar).
     """
     settings = ObjectiveSpec.from_dict(spec)
     if settings.holdout_fraction <= 0.0:
@@ -165,19 +217,40 @@ def evaluate_holdout(
     rounds = full_rounds(resource, settings.rounds_per_unit)
     market = _market(settings)
     n_dev, n_all = market.holdout_start, len(market.open_)
-    labels, label_end = _dev_labels(market, trading, settings.fees_bps)
+    labels, label_end = _dev_labels(market, trading, settings)
     candidates = np.flatnonzero(label_end < n_dev)
     train = _usable_rows(candidates, market.features, labels, "holdout training")
     test = np.arange(n_dev, n_all, dtype="int64")
     repro = ReproducibilityManager(seed=seed, threads=settings.threads_per_trial, device=device)
     proba = _fit_predict(params, repro, rounds, market.features, labels, train, test)
-    result = _backtest(market, test, proba, trading, settings.fees_bps)
-    return {
-        "holdout_sharpe": float(annualised_sharpe(result.returns)),
-        "holdout_trades": int(result.n_trades),
-        "holdout_total_return": float(result.total_return),
-        "holdout_bars": len(test),
-    }
+    result = _backtest(market, test, proba, trading, settings)
+    metrics = performance(result.returns, result.trades, result.positions)
+    out: dict[str, Any] = {f"holdout_{name}": value for name, value in metrics.items()}
+    out["holdout_bars"] = len(test)
+    out["holdout_returns"] = [float(r) for r in result.returns]
+    return out
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The objective bound to one sweep's ``spec``: ``evaluate(params, budget, seed, device)``."""
+
+    spec: dict[str, Any]
+
+    def evaluate(
+        self, params: dict[str, Any], budget: float, seed: int, device: str = "cpu"
+    ) -> dict[str, Any]:
+        return evaluate_trial(params, budget, seed, self.spec, device)
+
+    def evaluate_holdout(
+        self, params: dict[str, Any], budget: float, seed: int, device: str = "cpu"
+    ) -> dict[str, Any]:
+        return evaluate_holdout(params, budget, seed, self.spec, device)
+
+
+def returns_digest(returns: np.ndarray) -> str:
+    """SHA-256 of per-bar returns as little-endian float64: equal digests, equal bits."""
+    return hashlib.sha256(np.ascontiguousarray(returns, dtype="<f8").tobytes()).hexdigest()
 
 
 def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -221,10 +294,12 @@ def data_fingerprint(path: str | None) -> str:
 
 
 def _market(settings: ObjectiveSpec) -> _Market:
-    ohlcv, features = cached_features(settings.data_path)
+    ohlcv, features = cached_features(settings.data_path, **dict(settings.data_options))
     return _Market(
         ohlcv=ohlcv,
         open_=ohlcv["open"].to_numpy(dtype="float64"),
+        high=ohlcv["high"].to_numpy(dtype="float64"),
+        low=ohlcv["low"].to_numpy(dtype="float64"),
         close=ohlcv["close"].to_numpy(dtype="float64"),
         features=features.to_numpy(dtype="float64"),
         holdout_start=holdout_split(len(ohlcv), settings.holdout_fraction),
@@ -232,11 +307,19 @@ def _market(settings: ObjectiveSpec) -> _Market:
 
 
 def _dev_labels(
-    market: _Market, trading: TradingParams, fees_bps: float
+    market: _Market, trading: TradingParams, settings: ObjectiveSpec
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labels of the development bars, computed from development bars only."""
-    development = market.ohlcv.iloc[: market.holdout_start]
-    return fixed_horizon_labels(development, trading.holding_period, fees_bps)
+    n = market.holdout_start
+    if settings.labels == "fixed_horizon":
+        development = market.ohlcv.iloc[:n]
+        return fixed_horizon_labels(development, trading.holding_period, settings.fees_bps)
+    return triple_barrier_labels(
+        market.open_[:n], market.high[:n], market.low[:n], market.close[:n],
+        take_profit=trading.take_profit, stop_loss=trading.stop_loss,
+        max_holding=trading.holding_period, fees_bps=settings.fees_bps,
+        slippage_bps=settings.slippage_bps,
+    )
 
 
 def _usable_rows(
@@ -254,27 +337,56 @@ def _usable_rows(
 
 def _fit_predict(
     params: dict[str, Any], repro: ReproducibilityManager, rounds: int, features: np.ndarray,
-    labels: np.ndarray, train: np.ndarray, test: np.ndarray,
+    labels: np.ndarray, train: np.ndarray, test: np.ndarray, clock: _Stopwatch | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Predicted probabilities for the ``test`` bars; NaN where a feature is missing."""
+    clock = clock or _Stopwatch(None)
     model = make_entry_model(str(params.get("model", "")), _section(params, "entry_model"), repro)
-    model.fit(features[train], labels[train], rounds)
+    with clock("fit"):
+        model.fit(features[train], labels[train], rounds)
     x_test = features[test]
     complete = np.isfinite(x_test).all(axis=1)
     proba = np.full(len(test), np.nan)
-    if complete.any():
-        proba[complete] = model.predict_proba(x_test[complete])
+    with clock("predict"):
+        if complete.any():
+            proba[complete] = model.predict_proba(x_test[complete])
     return proba
 
 
+class _Stopwatch:
+    """``with clock("stage"):`` adds the block's wall time to ``timings[stage]`` (if given)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        if self.timings is None:
+            yield
+            return
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
+
+
 def _backtest(
-    market: _Market, bars: np.ndarray, proba: np.ndarray, trading: TradingParams, fees_bps: float
+    market: _Market, bars: np.ndarray, proba: np.ndarray, trading: TradingParams,
+    settings: ObjectiveSpec,
 ) -> BacktestResult:
-    signal = np.nan_to_num(proba, nan=-np.inf) > trading.threshold
-    return backtest_long_only(
-        market.open_[bars], market.close[bars], signal, trading.holding_period,
-        trading.stop_loss, trading.take_profit, fees_bps,
-    )  # fmt: skip
+    """Long where P(entry pays) > threshold; short where it is < 1 - threshold (if allowed)."""
+    signal = np.zeros(len(bars), dtype=np.int8)
+    known = np.isfinite(proba)
+    signal[known & (proba > trading.threshold)] = 1
+    if settings.allow_short:
+        signal[known & (proba < 1.0 - trading.threshold)] = -1
+    return simulate(
+        market.open_[bars], market.high[bars], market.low[bars], market.close[bars], signal,
+        holding_period=trading.holding_period, stop_loss=trading.stop_loss,
+        take_profit=trading.take_profit, fees_bps=settings.fees_bps,
+        slippage_bps=settings.slippage_bps,
+    )
 
 
 def _section(mapping: dict[str, Any], name: str) -> dict[str, Any]:

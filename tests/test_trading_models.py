@@ -1,0 +1,245 @@
+"""Entry-model adapters: determinism per family, parameters, reserved keys, GPU mapping."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cryptosweep.errors import ConfigError
+from cryptosweep.reproducibility import ReproducibilityManager
+from cryptosweep.trading import models
+from cryptosweep.trading.models import (
+    CATBOOST_LEARNING_RATE,
+    FAMILIES,
+    RF_BAGGING_FRACTION,
+    CatBoostEntryModel,
+    EntryModel,
+    LightGBMEntryModel,
+    TorchMLPEntryModel,
+    XGBoostEntryModel,
+    make_entry_model,
+)
+
+#: family, parameters with randomness in them, budget (rounds or epochs)
+CASES: dict[str, tuple[str, dict[str, Any], int]] = {
+    "lightgbm": ("lightgbm", {"num_leaves": 7, "feature_fraction": 0.8, "bagging_fraction": 0.8,
+                              "min_data_in_leaf": 20}, 30),
+    "lightgbm-rf": ("lightgbm", {"boosting": "rf", "num_leaves": 15}, 30),
+    "xgboost": ("xgboost", {"max_depth": 3, "subsample": 0.8, "colsample_bytree": 0.8}, 30),
+    "catboost": ("catboost", {"depth": 4}, 30),  # random_strength/bagging: random by default
+    "torch": ("torch", {"hidden_units": 16, "dropout": 0.1, "learning_rate": 0.01,
+                        "batch_size": 64}, 8),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(20240601)
+    x = rng.normal(size=(800, 10))
+    y = (x[:, 0] + 0.5 * x[:, 1] - 0.5 * x[:, 2] + 0.7 * rng.normal(size=800) > 0).astype(float)
+    return x[:600], y[:600], x[600:], y[600:]
+
+
+def _predict(case: str, seed: int, data: tuple[np.ndarray, ...]) -> np.ndarray:
+    family, params, budget = CASES[case]
+    x_train, y_train, x_test, _ = data
+    model = make_entry_model(family, params, ReproducibilityManager(seed=seed))
+    assert isinstance(model, EntryModel)
+    model.fit(x_train, y_train, budget)
+    return model.predict_proba(x_test)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_same_seed_same_bytes_other_seed_other_predictions(case, data):
+    first = _predict(case, 7, data)
+    other = _predict(case, 8, data)  # in between: a booster/RNG with another seed ran first
+    again = _predict(case, 7, data)
+    assert first.dtype == np.float64 and first.shape == (200,)
+    assert first.tobytes() == again.tobytes()
+    assert first.tobytes() != other.tobytes()
+    assert ((first >= 0) & (first <= 1)).all()
+    accuracy = ((first > 0.5) == (data[3] == 1)).mean()
+    assert accuracy > 0.7, f"{case}: accuracy {accuracy:.3f} on a learnable signal"
+
+
+def test_make_entry_model_families_and_unknown_family():
+    repro = ReproducibilityManager(seed=1)
+    expected = {"lightgbm": LightGBMEntryModel, "xgboost": XGBoostEntryModel,
+                "catboost": CatBoostEntryModel, "torch": TorchMLPEntryModel}  # fmt: skip
+    assert set(expected) == set(FAMILIES)
+    for family, adapter in expected.items():
+        assert type(make_entry_model(family, {}, repro)) is adapter
+    with pytest.raises(ConfigError, match=r"unknown model family 'sklearn' \(known: catboost, "
+                       r"lightgbm, torch, xgboost\)"):  # fmt: skip
+        make_entry_model("sklearn", {}, repro)
+
+
+def test_fit_budget_and_inputs_are_checked(data):
+    x_train, y_train, x_test, _ = data
+    model = make_entry_model("xgboost", {"max_depth": 2}, ReproducibilityManager(seed=1))
+    with pytest.raises(RuntimeError, match="before fit"):
+        model.predict_proba(x_test)
+    with pytest.raises(ValueError, match="budget must be an integer >= 1"):
+        model.fit(x_train, y_train, 0)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        model.fit(x_train, y_train * 2, 3)
+    model.fit(x_train, y_train, rounds=3)  # the keyword of the first version still works
+    assert model.predict_proba(x_test).shape == (200,)
+
+
+# --------------------------------------------------------------------------- LightGBM
+
+
+def test_lightgbm_rf_defaults_and_checks():
+    repro = ReproducibilityManager(seed=3)
+    rf = LightGBMEntryModel({"boosting": "rf"}, repro)
+    assert rf.params["bagging_fraction"] == RF_BAGGING_FRACTION and rf.params["bagging_freq"] == 1
+    kept = LightGBMEntryModel({"boosting_type": "rf", "bagging_fraction": 0.5,
+                               "bagging_freq": 3}, repro)  # fmt: skip
+    assert kept.params["bagging_fraction"] == 0.5 and kept.params["bagging_freq"] == 3
+    freq_only = LightGBMEntryModel({"boosting": "rf", "subsample": 0.7}, repro)
+    assert "bagging_fraction" not in freq_only.params and freq_only.params["bagging_freq"] == 1
+    columns_only = LightGBMEntryModel(
+        {"boosting": "rf", "bagging_fraction": 1.0, "feature_fraction": 0.7}, repro
+    )
+    assert columns_only.params["bagging_fraction"] == 1.0
+    with pytest.raises(ConfigError, match="boosting 'rf' needs bagging_freq >= 1"):
+        LightGBMEntryModel({"boosting": "rf", "bagging_fraction": 1.0}, repro)
+    with pytest.raises(ConfigError, match="boosting 'rf' needs"):
+        LightGBMEntryModel({"boosting": "rf", "bagging_freq": 0}, repro)
+    gbdt = LightGBMEntryModel({"bagging_fraction": 0.5}, repro)
+    assert gbdt.params["bagging_freq"] == 1 and "boosting" not in gbdt.params
+
+
+# --------------------------------------------------------------------------- CatBoost
+
+
+def test_catboost_learning_rate_is_always_explicit(data):
+    x_train, y_train, _, _ = data
+    repro = ReproducibilityManager(seed=2)
+    model = CatBoostEntryModel({"depth": 3}, repro)
+    model.fit(x_train, y_train, 5)
+    fitted = model._model
+    assert fitted.get_params()["learning_rate"] == CATBOOST_LEARNING_RATE
+    assert fitted.get_all_params()["learning_rate"] == pytest.approx(CATBOOST_LEARNING_RATE)
+    assert fitted.get_all_params()["iterations"] == 5
+    assert CatBoostEntryModel({"learning_rate": 0.2}, repro).params["learning_rate"] == 0.2
+    aliased = CatBoostEntryModel({"eta": 0.1}, repro).params
+    assert aliased["learning_rate"] == 0.1 and "eta" not in aliased
+    assert model.params["loss_function"] == "Logloss" and model.deterministic
+
+
+def test_catboost_one_class_target_predicts_it(data):
+    x_train, _, x_test, _ = data
+    model = make_entry_model("catboost", {}, ReproducibilityManager(seed=2))
+    model.fit(x_train, np.zeros(len(x_train)), 5)
+    assert (model.predict_proba(x_test) == 0.0).all()
+
+
+# --------------------------------------------------------------------------- torch
+
+
+def test_torch_leaves_global_state_alone(data):
+    import torch
+
+    x_train, y_train, x_test, _ = data
+    rng_state = torch.random.get_rng_state()
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    model = make_entry_model("torch", {"hidden_units": 8, "layers": 1, "dropout": 0.2},
+                             ReproducibilityManager(seed=4))  # fmt: skip
+    model.fit(x_train, y_train, 2)
+    model.predict_proba(x_test)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
+    assert torch.get_num_threads() == threads
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
+
+
+def test_torch_parameters_are_validated():
+    repro = ReproducibilityManager(seed=1)
+    model = TorchMLPEntryModel({"hidden_units": 32.0, "layers": 3}, repro)
+    assert model.params == {"hidden_units": 32, "layers": 3, "dropout": 0.0,
+                            "learning_rate": 1e-3, "weight_decay": 0.0, "batch_size": 256}
+    with pytest.raises(ConfigError, match="do not include max_depth"):
+        TorchMLPEntryModel({"max_depth": 3}, repro)
+    with pytest.raises(ConfigError, match=r"dropout must be a number in \[0.0, 1.0\)"):
+        TorchMLPEntryModel({"dropout": 1.0}, repro)
+    with pytest.raises(ConfigError, match="hidden_units must be an integer >= 1"):
+        TorchMLPEntryModel({"hidden_units": 2.5}, repro)
+
+
+# --------------------------------------------------------------------------- reserved keys
+
+
+@pytest.mark.parametrize(("family", "key"), [
+    ("lightgbm", "seed"), ("lightgbm", "num_threads"), ("lightgbm", "device_type"),
+    ("lightgbm", "num_iterations"), ("xgboost", "seed"), ("xgboost", "random_state"),
+    ("xgboost", "nthread"), ("xgboost", "device"), ("xgboost", "n_estimators"),
+    ("catboost", "random_seed"), ("catboost", "thread_count"), ("catboost", "task_type"),
+    ("catboost", "devices"), ("catboost", "iterations"), ("torch", "seed"), ("torch", "device"),
+    ("torch", "num_threads"), ("torch", "epochs"),
+])  # fmt: skip
+def test_reserved_keys_are_rejected(family, key):
+    with pytest.raises(ConfigError, match=f"{family} entry_model parameters may not set {key}"):
+        make_entry_model(family, {key: 1}, ReproducibilityManager(seed=1))
+
+
+# --------------------------------------------------------------------------- GPU mapping
+
+
+@pytest.fixture
+def gpu_present(monkeypatch):
+    monkeypatch.setattr(models, "lightgbm_opencl_available", lambda: True)
+    monkeypatch.setattr(models, "catboost_gpu_count", lambda: 1)
+    monkeypatch.setattr(models, "torch_cuda_available", lambda: True)
+
+
+@pytest.fixture
+def gpu_absent(monkeypatch):
+    monkeypatch.setattr(models, "lightgbm_opencl_available", lambda: False)
+    monkeypatch.setattr(models, "catboost_gpu_count", lambda: 0)
+    monkeypatch.setattr(models, "torch_cuda_available", lambda: False)
+    monkeypatch.setattr(models, "_logged", set())
+
+
+def test_gpu_parameter_mapping(gpu_present):
+    repro = ReproducibilityManager(seed=5, device="cuda:1", threads=2)
+    lgb = make_entry_model("lightgbm", {}, repro)
+    assert lgb.params["device_type"] == "gpu" and lgb.params["gpu_device_id"] == 1
+    assert lgb.params["seed"] == 5 and lgb.params["num_threads"] == 2 and not lgb.deterministic
+    xgb = make_entry_model("xgboost", {}, repro)
+    assert xgb.params["device"] == "cuda:1" and xgb.params["tree_method"] == "hist"
+    assert xgb.params["seed"] == 5 and xgb.params["nthread"] == 2
+    cat = make_entry_model("catboost", {}, repro)
+    assert cat.params["task_type"] == "GPU" and cat.params["devices"] == "1"
+    assert cat.params["random_seed"] == 5 and not cat.deterministic
+    net = make_entry_model("torch", {}, repro)
+    assert net.device == "cuda:1" and net.seed == 5 and net.threads == 2
+
+
+def test_gpu_falls_back_to_cpu_and_says_so_once(gpu_absent, caplog):
+    repro = ReproducibilityManager(seed=5, device="cuda:0")
+    with caplog.at_level(logging.WARNING, logger=models.__name__):
+        for _ in range(2):
+            lgb = make_entry_model("lightgbm", {}, repro)
+            cat = make_entry_model("catboost", {}, repro)
+            net = make_entry_model("torch", {}, repro)
+    assert lgb.params["device_type"] == "cpu" and lgb.deterministic
+    assert cat.params["task_type"] == "CPU" and "devices" not in cat.params and cat.deterministic
+    assert net.device == "cpu"
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 3
+    assert sum("LightGBM" in m and "CPU learner" in m for m in messages) == 1
+    cpu = make_entry_model("lightgbm", {}, ReproducibilityManager(seed=5))
+    assert cpu.params["device_type"] == "cpu"
+
+
+def test_lightgbm_opencl_probe_is_cached():
+    models.lightgbm_opencl_available.cache_clear()
+    first = models.lightgbm_opencl_available()
+    assert isinstance(first, bool)
+    assert models.lightgbm_opencl_available() is first
+    assert models.lightgbm_opencl_available.cache_info().hits >= 1
