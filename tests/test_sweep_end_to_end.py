@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from pathlib import Path
@@ -57,6 +58,14 @@ def test_run_folder_holds_every_output_file(reference):
     with sqlite3.connect(run_dir / "sweep.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("SELECT COUNT(*) FROM evaluations WHERE status='done'").fetchone()[0] == 6
+        stored = dict(db.execute("SELECT eval_id, data FROM returns WHERE kind='validation'"))
+        holdout = dict(db.execute("SELECT eval_id, n FROM returns WHERE kind='holdout'"))
+    assert sorted(stored) == list(range(6))
+    for evaluation in results["evaluations"]:  # per-bar OOS returns kept, bit for bit
+        digest = hashlib.sha256(stored[evaluation["eval_id"]]).hexdigest()
+        assert digest == evaluation["metrics"]["returns_sha256"]
+    assert sorted(holdout) == sorted(item["eval_id"] for item in results["top_k"])
+    assert set(holdout.values()) == {results["data"]["holdout_bars"]}
 
 
 def test_same_seed_twice_gives_byte_identical_results(reference, tmp_path):
@@ -105,3 +114,24 @@ def test_existing_run_folder_is_not_overwritten(reference):
                "--run-name", run_dir.name)
     assert done.returncode == 2 and "already holds a sweep" in done.stderr
     assert (run_dir / "sweep.db").read_bytes() == before
+
+
+def test_failing_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(tmp_path,
+                                                                             write_config):
+    config = tiny_config(random__n_trials=8)
+    config["parameter_ranges"]["lightgbm"] = {
+        "boosting": {"type": "categorical", "choices": ["gbdt", "rf"]},
+        "bagging_fraction": {"type": "categorical", "choices": [1.0]},
+        "feature_fraction": {"type": "categorical", "choices": [1.0]},
+    }  # LightGBM's random forest needs bagging or feature subsampling: those trials fail
+    run_dir = run(write_config(config), tmp_path, "failing")
+    results = json.loads(results_file(run_dir).read_text())
+    failed = [e for e in results["evaluations"] if e["status"] == "failed"]
+    done = [e for e in results["evaluations"] if e["status"] == "done"]
+    assert failed and done
+    assert all(e["params"]["entry_model"]["boosting"] == "rf" for e in failed)
+    assert all("ConfigError" in e["error"] and e["score"] is None for e in failed)
+    assert results["counts"]["failed"] == len(failed)
+    assert all(item["params"]["entry_model"]["boosting"] == "gbdt" for item in results["top_k"])
+    report = next(run_dir.glob("sweep_report_*.txt")).read_text()
+    assert f"failures ({len(failed)})" in report
