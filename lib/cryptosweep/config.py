@@ -112,6 +112,9 @@ class HyperbandSettings(_Strict):
     iterations: int = Field(default=1, ge=1)
     max_iter: int = Field(default=27, ge=1, description="full resource R of one configuration")
     eta: int = Field(default=3, ge=2)
+    sampler: Literal["random", "tpe"] = Field(
+        default="random", description="tpe: BOHB (Falkner et al., 2018)"
+    )
 
 
 class RandomSettings(_Strict):
@@ -126,6 +129,10 @@ class GridSettings(_Strict):
 class BayesianSettings(_Strict):
     n_trials: int = Field(default=30, ge=1)
     sampler: Literal["tpe", "gp", "cmaes"] = "tpe"
+    batch_size: int = Field(
+        default=4, ge=1, description="trials asked per synchronous batch (fixed, not the "
+        "number of workers, so that results do not depend on the workers)"
+    )
 
 
 class GPUSettings(_Strict):

@@ -10,8 +10,9 @@ whatever the number of workers, and replaying its asks against the journal resum
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,25 @@ class EvalResult:
     trial_id: int
     status: Literal["done", "failed"]
     score: float | None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A told result as model-based samplers see it (``score`` ``None``: failed)."""
+
+    trial_id: int
+    params: dict[str, Any]
+    budget: float
+    score: float | None
+
+
+class ConfigSampler(Protocol):
+    """Where a strategy's new configurations come from (random draws, TPE, ...).
+
+    ``sample`` must depend only on ``trial_id``, ``history`` and the sampler's own seed.
+    """
+
+    def sample(self, trial_id: int, history: Sequence[Observation]) -> dict[str, Any]: ...
 
 
 class Strategy(ABC):

@@ -41,3 +41,13 @@ class RandomSearch(Strategy):
     @property
     def total_budget(self) -> float:
         return self.n_trials * self.budget
+
+
+class RandomConfigSampler:
+    """Configurations drawn at random: trial ``i`` from ``derive_seed(seed, "config", i)``."""
+
+    def __init__(self, space: SearchSpace, seed: int) -> None:
+        self.space, self.seed = space, seed
+
+    def sample(self, trial_id: int, history: object = ()) -> dict:
+        return self.space.sample(seeded_rng(self.seed, "config", trial_id))
