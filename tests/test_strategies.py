@@ -6,7 +6,6 @@ import pytest
 
 from conftest import tiny_config
 from cryptosweep.config import load_config
-from cryptosweep.errors import ConfigError
 from cryptosweep.strategies import EvalResult, GridSearch, RandomSearch, make_strategy
 
 
@@ -38,9 +37,10 @@ def test_results_must_be_told_in_eval_id_order():
     assert strategy.finished
 
 
-def test_factory_builds_grid_and_random_and_names_what_is_missing():
+def test_factory_builds_every_strategy():
     assert isinstance(make_strategy(load_config(raw=tiny_config()), 0), RandomSearch)
     grid = make_strategy(load_config(raw=tiny_config(sweep_type="grid")), 0)
     assert isinstance(grid, GridSearch) and grid.total_evaluations == len(drain(grid))
-    with pytest.raises(ConfigError, match="sweep_type: 'bayesian' is not available"):
-        make_strategy(load_config(raw=tiny_config(sweep_type="bayesian")), 0)
+    assert make_strategy(load_config(raw=tiny_config(sweep_type="bayesian")), 0).name == "bayesian"
+    hyperband = make_strategy(load_config(raw=tiny_config(sweep_type="hyperband")), 0)
+    assert hyperband.name == "hyperband"

@@ -13,7 +13,8 @@ __all__ = ["EvalRequest", "EvalResult", "GridSearch", "RandomSearch", "Strategy"
 
 
 def make_strategy(config: SweepConfig, seed: int) -> Strategy:
-    """The strategy named by ``config.sweep_type``, at the full budget ``hyperband.max_iter``."""
+    """The strategy named by ``config.sweep_type``; ``hyperband.max_iter`` is the full budget R
+    of one configuration for every strategy (random, grid and Bayesian trials run at R)."""
     space = SearchSpace.from_config(config)
     full_budget = float(config.hyperband.max_iter)
     if config.sweep_type == "random":
@@ -22,7 +23,21 @@ def make_strategy(config: SweepConfig, seed: int) -> Strategy:
         return GridSearch(
             space, seed, config.grid.points, full_budget, config.grid.max_trials
         )
-    raise ConfigError(
-        f"sweep_type: '{config.sweep_type}' is not available in this version yet; "
-        "use 'random' or 'grid'"
-    )
+    if config.sweep_type == "bayesian":
+        from cryptosweep.strategies.bayesian import BayesianSearch
+
+        settings = config.bayesian
+        return BayesianSearch(space, seed, settings.n_trials, full_budget, settings.sampler,
+                              settings.batch_size)
+    if config.sweep_type == "hyperband":
+        from cryptosweep.strategies.hyperband import HyperbandSearch
+
+        settings = config.hyperband
+        sampler = None
+        if settings.sampler == "tpe":  # BOHB
+            from cryptosweep.strategies.bayesian import TPEConfigSampler
+
+            sampler = TPEConfigSampler(space, seed)
+        return HyperbandSearch(space, seed, settings.max_iter, settings.eta,
+                               settings.iterations, sampler)
+    raise ConfigError(f"sweep_type: unknown strategy '{config.sweep_type}'")

@@ -1,0 +1,413 @@
+"""Hyperband (Li, Jamieson, DeSalvo, Rostamizadeh & Talwalkar, "Hyperband: A Novel Bandit-Based
+Approach to Hyperparameter Optimization", JMLR 18(185):1-52, 2018).
+
+Hyperband hedges over how aggressively to stop poor configurations early: it runs *brackets*
+``s = s_max, ..., 0``; bracket ``s`` draws ``n`` configurations and runs synchronous successive
+halving on them, starting at resource ``r = R / eta**s`` and keeping the best ``1/eta`` of them
+at every rung until the survivors get the full resource ``R`` (the paper's Algorithm 1 and
+Table 1; ``R`` is ``hyperband.max_iter``).
+
+Scheduling here is deliberately simple and deterministic: one bracket at a time, bracket after
+bracket, ``iterations`` full passes over all brackets. Inside a bracket every rung is a barrier:
+nothing of rung ``i + 1`` is asked before every evaluation of rung ``i`` has been told. Workers
+therefore idle while the last, small rungs of a bracket run (a bracket's final rung may hold a
+single evaluation); in exchange the proposals depend only on the seed and on the results told,
+never on the number of workers or the order in which evaluations complete, and replaying the
+journal resumes a sweep exactly.
+
+New configurations come from a :class:`~cryptosweep.strategies.base.ConfigSampler` (random draws
+by default; a model-based sampler gives BOHB). A bracket's configurations are all sampled with the
+history as it stood when the bracket started (every result told before it, in ``eval_id``
+order), so the asks do not depend on how ask and tell calls interleave within a rung.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptosweep.errors import ConfigError
+from cryptosweep.reproducibility import derive_seed
+from cryptosweep.space import SearchSpace
+from cryptosweep.strategies.base import (
+    ConfigSampler,
+    EvalRequest,
+    EvalResult,
+    Observation,
+    Strategy,
+)
+from cryptosweep.strategies.random import RandomConfigSampler
+
+if TYPE_CHECKING:
+    from cryptosweep.config import SweepConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Bracket",
+    "HyperbandRunner",
+    "HyperbandSearch",
+    "Rung",
+    "hyperband_brackets",
+]
+
+
+# ------------------------------------------------------------------------------ the bracket table
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung of successive halving: ``n_configs`` evaluations at ``resource`` each."""
+
+    n_configs: int
+    resource: float
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """Bracket ``s``: successive halving over ``s + 1`` rungs."""
+
+    s: int
+    rungs: tuple[Rung, ...]
+
+    @property
+    def n_evaluations(self) -> int:
+        return sum(rung.n_configs for rung in self.rungs)
+
+    @property
+    def budget(self) -> float:
+        return sum(rung.n_configs * rung.resource for rung in self.rungs)
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {type(value).__name__}: {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def hyperband_brackets(max_iter: int, eta: int) -> list[Bracket]:
+    """The brackets of one Hyperband iteration, ``s = s_max`` down to ``0`` (paper, Alg. 1).
+
+    ``s_max`` is the largest ``s`` with ``eta**s <= max_iter``, computed in integers (a
+    floating ``log(243, 3)`` is ``4.999...``). Bracket ``s`` starts ``n = ceil((s_max + 1) *
+    eta**s / (s + 1))`` configurations at ``r = max_iter / eta**s`` (possibly fractional); rung
+    ``i`` runs ``floor(n / eta**i)`` of them at ``r * eta**i``. The last rung is at ``max_iter``.
+    """
+    _check_int("max_iter", max_iter, 1)
+    _check_int("eta", eta, 2)
+    s_max = 0
+    while eta ** (s_max + 1) <= max_iter:
+        s_max += 1
+    brackets = []
+    for s in range(s_max, -1, -1):
+        n = -(-(s_max + 1) * eta**s // (s + 1))  # ceil in integers
+        r = Fraction(max_iter, eta**s)
+        rungs = tuple(Rung(n // eta**i, float(r * eta**i)) for i in range(s + 1))
+        brackets.append(Bracket(s, rungs))
+    return brackets
+
+
+# ------------------------------------------------------------------------------------ the search
+
+
+def _rank_key(score: float | None, trial_id: int) -> tuple[int, float, int]:
+    """Best first: successful by score descending, then failed (None/NaN); ties by trial id."""
+    if score is None or math.isnan(score):
+        return (1, 0.0, trial_id)
+    return (0, -score, trial_id)
+
+
+@dataclass
+class _RungState:
+    """What happened at one rung of one bracket of one iteration."""
+
+    trial_ids: list[int]
+    scores: dict[int, float | None]
+    promoted: list[int] | None = None
+
+
+@dataclass
+class _BracketRun:
+    iteration: int
+    bracket: Bracket
+    rungs: list[_RungState]
+    budget_spent: float = 0.0
+
+
+class HyperbandSearch(Strategy):
+    """Hyperband over a search space, ``iterations`` passes over all brackets, one at a time.
+
+    Trial ids are consecutive in ask order; a configuration promoted to the next rung keeps its
+    trial id, params and seed (``derive_seed(seed, "trial", trial_id)``) and is asked again at
+    the larger resource. Promotion takes the next rung's ``n_configs`` best by score, ties broken
+    by the smaller trial id; failed evaluations (score ``None``) rank last and are promoted only
+    when there are not enough successful ones.
+    """
+
+    name = "hyperband"
+
+    def __init__(
+        self, space: SearchSpace, seed: int, max_iter: int, eta: int, iterations: int,
+        sampler: ConfigSampler | None = None,
+    ) -> None:
+        super().__init__()
+        self.brackets = hyperband_brackets(max_iter, eta)
+        self.iterations = _check_int("iterations", iterations, 1)
+        self.space, self.seed, self.max_iter, self.eta = space, seed, max_iter, eta
+        self.sampler: ConfigSampler = (
+            sampler if sampler is not None else RandomConfigSampler(space, seed)
+        )
+        self._runs = [
+            _BracketRun(iteration, bracket, [])
+            for iteration in range(iterations) for bracket in self.brackets
+        ]
+        self._pos = 0          # index of the current bracket run in self._runs
+        self._rung = -1        # current rung of that bracket; -1: not started
+        self._next_in_rung = 0  # how many of the current rung's trials were asked
+        self._next_trial_id = 0
+        self._params: dict[int, dict[str, Any]] = {}
+        self._budgets: dict[int, list[float]] = {}  # trial id -> budgets asked, in order
+        self._placed: dict[int, tuple[int, int, float]] = {}  # eval id -> (run, rung, budget)
+        self._history: list[Observation] = []
+
+    @classmethod
+    def from_config(
+        cls, config: SweepConfig, seed: int, sampler: ConfigSampler | None = None
+    ) -> HyperbandSearch:
+        """The strategy for a config's ``hyperband`` section (what ``make_strategy`` builds)."""
+        settings = config.hyperband
+        return cls(SearchSpace.from_config(config), seed, settings.max_iter, settings.eta,
+                   settings.iterations, sampler)
+
+    # -------------------------------------------------------------------------- ask and tell
+
+    def _propose(self, eval_id: int) -> EvalRequest | None:
+        while self._pos < len(self._runs):
+            run = self._runs[self._pos]
+            if self._rung >= 0:
+                state = run.rungs[self._rung]
+                if self._next_in_rung < len(state.trial_ids):
+                    return self._request(eval_id, run, state)
+                if len(state.scores) < len(state.trial_ids):
+                    return None  # barrier: the rung is not fully told yet
+            self._advance(run)
+        return None
+
+    def _advance(self, run: _BracketRun) -> None:
+        """Open the next rung of the current bracket, or the first rung of the next bracket."""
+        if self._rung >= 0 and self._rung + 1 < len(run.bracket.rungs):
+            state = run.rungs[self._rung]
+            n_next = run.bracket.rungs[self._rung + 1].n_configs
+            ranked = sorted(state.trial_ids, key=lambda t: _rank_key(state.scores[t], t))
+            state.promoted = sorted(ranked[:n_next])
+            run.rungs.append(_RungState(list(state.promoted), {}))
+            self._rung += 1
+        else:
+            if self._rung >= 0:  # the bracket is done: move to the next one
+                self._pos += 1
+                if self._pos >= len(self._runs):
+                    return
+                run = self._runs[self._pos]
+            history = tuple(self._history)  # fixed for the whole bracket
+            n = run.bracket.rungs[0].n_configs
+            trial_ids = list(range(self._next_trial_id, self._next_trial_id + n))
+            self._next_trial_id += n
+            for trial_id in trial_ids:
+                self._params[trial_id] = self.sampler.sample(trial_id, history)
+            run.rungs.append(_RungState(trial_ids, {}))
+            self._rung = 0
+        self._next_in_rung = 0
+
+    def _request(self, eval_id: int, run: _BracketRun, state: _RungState) -> EvalRequest:
+        trial_id = state.trial_ids[self._next_in_rung]
+        self._next_in_rung += 1
+        budget = run.bracket.rungs[self._rung].resource
+        previous = self._budgets.setdefault(trial_id, [])
+        tags = {
+            "iteration": run.iteration,
+            "bracket": run.bracket.s,
+            "rung": self._rung,
+            "previous_budget": previous[-1] if previous else None,
+        }
+        previous.append(budget)
+        self._placed[eval_id] = (self._pos, self._rung, budget)
+        return EvalRequest(
+            eval_id=eval_id,
+            trial_id=trial_id,
+            params=copy.deepcopy(self._params[trial_id]),
+            budget=budget,
+            seed=derive_seed(self.seed, "trial", trial_id),
+            tags=tags,
+        )
+
+    def _observe(self, result: EvalResult) -> None:
+        pos, rung, budget = self._placed[result.eval_id]
+        run = self._runs[pos]
+        state = run.rungs[rung]
+        trial_id = result.trial_id
+        if trial_id not in state.trial_ids or trial_id in state.scores:
+            raise RuntimeError(
+                f"evaluation {result.eval_id}: trial {trial_id} was not asked at this rung"
+            )
+        score = result.score if result.status == "done" else None
+        state.scores[trial_id] = score
+        run.budget_spent += budget
+        self._history.append(
+            Observation(trial_id, copy.deepcopy(self._params[trial_id]), budget, score)
+        )
+
+    # ------------------------------------------------------------------------------ progress
+
+    @property
+    def exhausted(self) -> bool:
+        if self._pos >= len(self._runs):
+            return True
+        last_run = self._runs[-1]
+        return (
+            self._pos == len(self._runs) - 1
+            and self._rung == len(last_run.bracket.rungs) - 1
+            and self._next_in_rung >= len(last_run.rungs[self._rung].trial_ids)
+        )
+
+    @property
+    def total_evaluations(self) -> int:
+        return self.iterations * sum(bracket.n_evaluations for bracket in self.brackets)
+
+    @property
+    def total_budget(self) -> float:
+        return self.iterations * sum(bracket.budget for bracket in self.brackets)
+
+    @property
+    def history(self) -> tuple[Observation, ...]:
+        """Every result told so far, in ``eval_id`` order."""
+        return tuple(self._history)
+
+    def best_observation(self) -> Observation | None:
+        """The best successful result at the largest budget reached (ties: smaller trial id)."""
+        done = [o for o in self._history if _rank_key(o.score, o.trial_id)[0] == 0]
+        if not done:
+            return None
+        top = max(o.budget for o in done)
+        return min((o for o in done if o.budget == top),
+                   key=lambda o: _rank_key(o.score, o.trial_id))
+
+    def summary(self) -> dict[str, Any]:
+        """Base summary plus, per (iteration, bracket), its rungs, who ran and who was promoted,
+        and the budget spent (every told evaluation, failed ones included)."""
+        out = super().summary()
+        brackets = []
+        for run in self._runs:
+            rungs = []
+            for i, planned in enumerate(run.bracket.rungs):
+                state = run.rungs[i] if i < len(run.rungs) else None
+                rungs.append({
+                    "rung": i,
+                    "n_configs": planned.n_configs,
+                    "resource": planned.resource,
+                    "trial_ids": list(state.trial_ids) if state else [],
+                    "promoted": list(state.promoted) if state and state.promoted is not None
+                    else [],
+                })
+            brackets.append({
+                "iteration": run.iteration,
+                "bracket": run.bracket.s,
+                "rungs": rungs,
+                "budget_spent": run.budget_spent,
+            })
+        out.update(
+            max_iter=self.max_iter, eta=self.eta, iterations=self.iterations,
+            total_evaluations=self.total_evaluations, total_budget=self.total_budget,
+            budget_spent=sum(run.budget_spent for run in self._runs),
+            brackets=brackets,
+        )
+        return out
+
+
+# -------------------------------------------------------------------------- the original API
+
+
+def _template_path() -> Path:
+    """``parameters/sweep_config_template.json`` of the repository this package sits in."""
+    return Path(__file__).resolve().parents[3] / "parameters" / "sweep_config_template.json"
+
+
+class HyperbandRunner:
+    """The original public API, a thin layer over :func:`cryptosweep.runner.run_sweep`::
+
+        runner = HyperbandRunner(seed=123456, enable_gpu=True)
+        results = runner.run_hyperband_optimization(n_iterations=10)
+
+    ``config`` is a :class:`~cryptosweep.config.SweepConfig`, a path to a config file, or
+    ``None`` for the repository's ``parameters/sweep_config_template.json``. With
+    ``enable_gpu`` the sweep uses every visible CUDA GPU, and falls back to CPU (with a log line)
+    when there is none. Other keyword arguments go to ``run_sweep`` unchanged (``workers``,
+    ``run_name``, ``show_progress``, ``gpu_ids``, ...).
+    """
+
+    def __init__(
+        self, seed: int = 123456, enable_gpu: bool = True,
+        config: SweepConfig | str | Path | None = None, log_dir: str | Path = "sweep_logs",
+        **run_sweep_kwargs: Any,
+    ) -> None:
+        self.seed, self.enable_gpu, self.config = seed, enable_gpu, config
+        self.log_dir, self.run_sweep_kwargs = log_dir, run_sweep_kwargs
+
+    def _load_config(self) -> SweepConfig:
+        from cryptosweep.config import SweepConfig, load_config
+
+        if isinstance(self.config, SweepConfig):
+            return self.config
+        if self.config is not None:
+            return load_config(self.config)
+        template = _template_path()
+        if not template.is_file():
+            raise ConfigError(
+                f"HyperbandRunner: no config given and the template {template} was not found "
+                "(an installed package has no parameters/ folder); pass config=PATH"
+            )
+        return load_config(template)
+
+    def _gpu_ids(self) -> list[int] | None:
+        if not self.enable_gpu:
+            return None
+        from cryptosweep.executors import cuda_device_count
+
+        count = cuda_device_count()
+        if count == 0:
+            log.info("enable_gpu=True but no CUDA GPU is usable: falling back to CPU")
+            return None
+        return list(range(count))
+
+    def run_hyperband_optimization(self, n_iterations: int = 10) -> dict[str, Any]:
+        """Run a Hyperband sweep of ``n_iterations`` passes over all brackets.
+
+        Returns ``{"best", "trials", "brackets", "run_dir"}``: the best configuration (as in the
+        results file), every evaluation, the strategy's bracket summary, and the run folder.
+        """
+        from cryptosweep.runner import run_sweep  # here: runner imports the strategies
+
+        if isinstance(n_iterations, bool) or not isinstance(n_iterations, int) \
+                or n_iterations < 1:
+            raise ConfigError(f"n_iterations must be an int >= 1, got {n_iterations!r}")
+        base = self._load_config()
+        config = base.model_copy(update={
+            "sweep_type": "hyperband",
+            "hyperband": base.hyperband.model_copy(update={"iterations": n_iterations}),
+        })
+        kwargs = dict(self.run_sweep_kwargs)
+        if "gpu_ids" not in kwargs:
+            kwargs["gpu_ids"] = self._gpu_ids()
+        result = run_sweep(config=config, seed=self.seed, log_dir=self.log_dir, **kwargs)
+        return {
+            "best": result.results.get("best"),
+            "trials": result.results.get("evaluations", []),
+            "brackets": result.results.get("strategy"),
+            "run_dir": str(result.run_dir),
+        }
