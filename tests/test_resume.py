@@ -5,53 +5,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from conftest import cli, deterministic_bytes, tiny_config
+from conftest import cli, deterministic_bytes, kill_when, tiny_config
 
 pytestmark = pytest.mark.slow
 
 N_TRIALS = 10
-
-
-def done_count(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute(
-                "SELECT COUNT(*) FROM evaluations WHERE status IN ('done', 'failed')"
-            ).fetchone()[0]
-    except sqlite3.OperationalError:  # the schema is not there yet
-        return 0
-
-
-def kill_when(db: Path, threshold: int, args: list[str]) -> int:
-    """Start the CLI in its own process group; SIGKILL the group once ``threshold``
-    evaluations are journaled as finished. Returns how many were finished at the kill."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cryptosweep", *args], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    deadline = time.monotonic() + 240
-    try:
-        while done_count(db) < threshold:
-            assert process.poll() is None, "the sweep ended before it could be killed"
-            assert time.monotonic() < deadline, "the sweep made no progress"
-            time.sleep(0.01)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    return done_count(db)
 
 
 @pytest.fixture(scope="module")

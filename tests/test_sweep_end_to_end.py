@@ -118,7 +118,7 @@ def test_existing_run_folder_is_not_overwritten(reference):
 
 def test_failing_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(tmp_path,
                                                                              write_config):
-    config = tiny_config(random__n_trials=8)
+    config = tiny_config(random__n_trials=8, execution__max_failure_fraction=1.0)
     config["parameter_ranges"]["lightgbm"] = {
         "boosting": {"type": "categorical", "choices": ["gbdt", "rf"]},
         "bagging_fraction": {"type": "categorical", "choices": [1.0]},

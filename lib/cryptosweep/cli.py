@@ -1,7 +1,8 @@
 """The ``cryptosweep`` command (also ``python -m cryptosweep``): a thin layer over the API.
 
 Exit codes: 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs asked for but absent,
-130 interrupted. A user error prints one line, ``cryptosweep: error: ...``, and no traceback.
+4 the sweep stopped itself (too many failed trials), 130 interrupted. A user error prints one
+line, ``cryptosweep: error: ...``, and no traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cryptosweep.errors import GPUUnavailableError, UserError
+from cryptosweep.errors import GPUUnavailableError, SweepFailedError, UserError
 
 EXIT_USAGE = 2
 
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.log_level)
     try:
         return _run(args)
-    except (UserError, GPUUnavailableError) as exc:
+    except (UserError, GPUUnavailableError, SweepFailedError) as exc:
         print(f"cryptosweep: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

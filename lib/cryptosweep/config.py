@@ -189,8 +189,9 @@ class ExecutionSettings(_Strict):
         default=None, ge=0, description="None: one per CPU core; 0: in-process; N: N workers"
     )
     scheduler_address: str | None = None
-    trial_timeout: float | None = Field(default=None, gt=0)
-    max_retries: int = Field(default=2, ge=0)
+    trial_timeout: float | None = Field(default=None, gt=0, description="seconds per trial")
+    max_retries: int = Field(default=2, ge=0, description="re-runs of a trial whose worker died")
+    max_failure_fraction: float = Field(default=0.5, gt=0, le=1)
 
 
 class ReportingSettings(_Strict):

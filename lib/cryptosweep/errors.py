@@ -29,3 +29,9 @@ class GPUUnavailableError(Exception):
     """GPUs were asked for explicitly (``--gpu-ids``) but none is usable: exit code 3."""
 
     exit_code = 3
+
+
+class SweepFailedError(Exception):
+    """The sweep stopped itself (e.g. too many failed trials); what finished is kept: exit 4."""
+
+    exit_code = 4

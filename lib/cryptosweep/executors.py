@@ -95,10 +95,15 @@ def run_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 class Executor(ABC):
-    """Runs payloads; ``slots`` is how many can run at once."""
+    """Runs payloads; ``slots`` is how many run at once, ``capacity`` how many the runner may
+    keep submitted (a small queue ahead keeps workers from waiting on the runner)."""
 
     slots: int = 1
     description: str = ""
+
+    @property
+    def capacity(self) -> int:
+        return 2 * self.slots
 
     @abstractmethod
     def submit(self, payload: dict[str, Any]) -> None: ...
@@ -122,12 +127,22 @@ class Executor(ABC):
 
 
 class InProcessExecutor(Executor):
-    """Runs each payload in this process, one at a time, when the runner waits for it."""
+    """Runs each payload in this process, one at a time, when the runner waits for it.
+
+    It cannot pre-empt a running trial, so ``execution.trial_timeout`` is not enforced here.
+    """
 
     description = "in-process"
 
-    def __init__(self) -> None:
+    def __init__(self, trial_timeout: float | None = None) -> None:
         self._queue: deque[dict[str, Any]] = deque()
+        if trial_timeout is not None:
+            log.warning("execution.trial_timeout is enforced only with dask workers "
+                        "(--workers 1 or more), not in-process")
+
+    @property
+    def capacity(self) -> int:
+        return 1
 
     def submit(self, payload: dict[str, Any]) -> None:
         self._queue.append(payload)
@@ -141,37 +156,88 @@ class InProcessExecutor(Executor):
 
 
 class DaskExecutor(Executor):
-    """Runs payloads on a dask cluster through a ``distributed.Client``."""
+    """Runs payloads on a dask cluster through a ``distributed.Client``.
 
-    def __init__(self, client: Any, cluster: Any = None, description: str = "dask") -> None:
+    A worker process that dies mid-trial makes its trial come back as ``lost`` (the scheduler
+    is told to allow no silent re-runs, so that the runner counts and journals every retry).
+    With ``trial_timeout``, a trial running longer is recorded as failed and its worker
+    process is ended, and restarted by its nanny (a C++ learner cannot be interrupted any
+    other way);
+    the runner then submits no more trials than there are slots, so submission time is start
+    time.
+    """
+
+    def __init__(self, client: Any, cluster: Any = None, description: str = "dask",
+                 trial_timeout: float | None = None) -> None:
         self.client, self.cluster, self.description = client, cluster, description
-        self._futures: dict[Any, int] = {}
+        self.trial_timeout = trial_timeout
+        self._futures: dict[Any, tuple[int, float]] = {}
         n_threads = sum(self.client.nthreads().values())
         self.slots = max(1, n_threads)
+
+    @property
+    def capacity(self) -> int:
+        return self.slots if self.trial_timeout else 2 * self.slots
 
     def submit(self, payload: dict[str, Any]) -> None:
         future = self.client.submit(
             run_evaluation, payload, key=f"eval-{payload['eval_id']}-{payload['attempt']}",
             pure=False,
         )
-        self._futures[future] = payload["eval_id"]
+        self._futures[future] = (payload["eval_id"], time.time())
 
     def wait(self) -> list[Outcome]:
         from distributed import wait as dask_wait
 
-        done, _ = dask_wait(list(self._futures), return_when="FIRST_COMPLETED")
-        outcomes = []
-        for future in sorted(done, key=lambda f: self._futures[f]):
-            eval_id = self._futures.pop(future)
+        while True:
             try:
-                outcomes.append(Outcome.from_dict(future.result()))
-            except Exception as exc:  # the worker itself failed (e.g. it died too often)
-                now = time.time()
-                outcomes.append(Outcome(
-                    eval_id=eval_id, status="failed", score=None, metrics=None,
-                    error=f"worker failure: {type(exc).__name__}: {exc}", worker="?",
-                    device="?", started_at=now, finished_at=now,
-                ))
+                done, _ = dask_wait(list(self._futures), timeout=self._wait_timeout(),
+                                    return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            outcomes = [self._outcome(f) for f in sorted(done, key=lambda f: self._futures[f])]
+            outcomes += self._expire_overdue()
+            if outcomes:
+                return outcomes
+
+    def _wait_timeout(self) -> float | None:
+        if not self.trial_timeout or not self._futures:
+            return None
+        oldest = min(submitted for _, submitted in self._futures.values())
+        return max(0.05, oldest + self.trial_timeout - time.time())
+
+    def _outcome(self, future: Any) -> Outcome:
+        from distributed.scheduler import KilledWorker
+
+        eval_id, _ = self._futures.pop(future)
+        try:
+            return Outcome.from_dict(future.result())
+        except KilledWorker as exc:
+            return _failure(eval_id, "lost", f"worker died during the trial: {exc}")
+        except Exception as exc:  # the task machinery itself failed
+            return _failure(eval_id, "failed", f"worker failure: {type(exc).__name__}: {exc}")
+
+    def _expire_overdue(self) -> list[Outcome]:
+        if not self.trial_timeout:
+            return []
+        now = time.time()
+        overdue = [f for f, (_, submitted) in self._futures.items()
+                   if now - submitted > self.trial_timeout and not f.done()]
+        if not overdue:
+            return []
+        processing = self.client.processing()
+        workers = {w for f in overdue for w, keys in processing.items() if f.key in keys}
+        outcomes = []
+        for future in overdue:
+            eval_id, _ = self._futures.pop(future)
+            future.cancel()
+            outcomes.append(_failure(
+                eval_id, "failed",
+                f"timed out after {self.trial_timeout:g} s (execution.trial_timeout)"))
+        if workers:
+            log.warning("ending worker process(es) %s to stop timed-out trial(s); their "
+                        "nannies start fresh ones", sorted(workers))
+            self.client.run(_exit_worker_process, workers=sorted(workers), wait=False)
         return outcomes
 
     @property
@@ -185,6 +251,18 @@ class DaskExecutor(Executor):
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+async def _exit_worker_process() -> None:  # pragma: no cover - runs in (and ends) a worker
+    """Runs on a worker's event loop (not its busy task thread) and ends the process at once
+    (a coroutine, as dask requires for a fire-and-forget ``Client.run``)."""
+    os._exit(70)
+
+
+def _failure(eval_id: int, status: str, error: str) -> Outcome:
+    now = time.time()
+    return Outcome(eval_id=eval_id, status=status, score=None, metrics=None, error=error,
+                   worker="?", device="?", started_at=now, finished_at=now)
 
 
 def parse_gpu_ids(text: str) -> list[int] | None:
@@ -215,7 +293,7 @@ def cuda_device_count() -> int:
 
 def make_executor(
     workers: int, scheduler_address: str | None = None, gpu_ids: list[int] | None = None,
-    memory_fraction: float = 0.9,
+    memory_fraction: float = 0.9, trial_timeout: float | None = None,
 ) -> Executor:
     """The executor for these settings.
 
@@ -235,7 +313,8 @@ def make_executor(
             raise UserError(
                 f"--scheduler-address: cannot reach {scheduler_address}: {exc}"
             ) from None
-        return DaskExecutor(client, description=f"dask scheduler {scheduler_address}")
+        return DaskExecutor(client, description=f"dask scheduler {scheduler_address}",
+                            trial_timeout=trial_timeout)
     if gpu_ids:
         available = cuda_device_count()
         missing = [g for g in gpu_ids if g >= available]
@@ -247,21 +326,33 @@ def make_executor(
         from dask_cuda import LocalCUDACluster
         from distributed import Client
 
-        cluster = LocalCUDACluster(
-            CUDA_VISIBLE_DEVICES=",".join(map(str, gpu_ids)), threads_per_worker=1,
-            dashboard_address=None, device_memory_limit=memory_fraction,
-        )
+        with _no_silent_reruns():
+            cluster = LocalCUDACluster(
+                CUDA_VISIBLE_DEVICES=",".join(map(str, gpu_ids)), threads_per_worker=1,
+                dashboard_address=None, device_memory_limit=memory_fraction,
+            )
         return DaskExecutor(
-            Client(cluster), cluster, description=f"dask-cuda LocalCUDACluster on GPUs {gpu_ids}"
+            Client(cluster), cluster, description=f"dask-cuda LocalCUDACluster on GPUs {gpu_ids}",
+            trial_timeout=trial_timeout,
         )
     if workers == 0:
-        return InProcessExecutor()
+        return InProcessExecutor(trial_timeout)
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
+    with _no_silent_reruns():
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
     return DaskExecutor(
-        Client(cluster), cluster, description=f"dask LocalCluster of {workers} CPU worker(s)"
+        Client(cluster), cluster, description=f"dask LocalCluster of {workers} CPU worker(s)",
+        trial_timeout=trial_timeout,
     )
+
+
+def _no_silent_reruns() -> Any:
+    """Scheduler config: a task whose worker dies fails at once (``KilledWorker``) instead of
+    being re-run behind our back, so every retry is the runner's, journaled and counted."""
+    import dask
+
+    return dask.config.set({"distributed.scheduler.allowed-failures": 0})

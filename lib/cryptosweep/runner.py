@@ -8,6 +8,7 @@ interruption and proposes exactly the same evaluations afterwards.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.config import SweepConfig, load_config, validate_config
-from cryptosweep.errors import ResumeError, UserError
+from cryptosweep.errors import ResumeError, SweepFailedError, UserError
 from cryptosweep.executors import Executor, Outcome, make_executor, parse_gpu_ids
 from cryptosweep.finalize import finalize_run
 from cryptosweep.monitor import ResourceMonitor
@@ -30,6 +31,7 @@ from cryptosweep.trading.objective import check_spec
 log = logging.getLogger(__name__)
 
 DEFAULT_SEED = 123456
+MIN_EVALS_FOR_FAILURE_CHECK = 5
 LOG_FILE = "sweep_output.log"
 
 
@@ -60,6 +62,8 @@ class SweepLoop:
         self.show_progress, self.use_gpu = show_progress, use_gpu
         self.spec = config.objective_spec()
         self._trial_ids: dict[int, int] = {}
+        self._payloads: dict[int, dict[str, Any]] = {}
+        self._finished = self._failed = 0
 
     def run(self) -> Strategy:
         strategy = make_strategy(self.config, self.seed)
@@ -71,7 +75,7 @@ class SweepLoop:
         progress = Progress(strategy.total_evaluations, self.show_progress, finished_before)
         ready: dict[int, EvalResult] = {}
         next_to_tell = 0
-        capacity = max(1, 2 * self.executor.slots)  # queue ahead so no worker waits on us
+        capacity = max(1, self.executor.capacity)
         try:
             while True:
                 while self.executor.in_flight < capacity:
@@ -94,8 +98,11 @@ class SweepLoop:
                         break
                     raise RuntimeError(f"strategy {strategy.name} stalled with nothing running")
                 for outcome in self.executor.wait():
+                    if outcome.status == "lost" and self._retry(outcome):
+                        continue
                     ready[outcome.eval_id] = self._record(outcome)
                     progress.update(outcome.score, failed=outcome.status != "done")
+                    self._check_failures()
         finally:
             progress.close()
         return strategy
@@ -114,17 +121,46 @@ class SweepLoop:
                 request.eval_id, request.trial_id, request.params, request.seed, request.budget,
                 request.tags,
             )
-        attempt = self.store.mark_submitted(request.eval_id, time.time())
-        self.executor.submit({
-            "eval_id": request.eval_id, "attempt": attempt, "params": request.params,
-            "budget": request.budget, "seed": request.seed, "spec": self.spec,
-            "use_gpu": self.use_gpu,
-        })
+        self._payloads[request.eval_id] = {
+            "eval_id": request.eval_id, "params": request.params, "budget": request.budget,
+            "seed": request.seed, "spec": self.spec, "use_gpu": self.use_gpu,
+        }
+        self._submit(request.eval_id)
         return None
 
+    def _submit(self, eval_id: int) -> int:
+        attempt = self.store.mark_submitted(eval_id, time.time())
+        self.executor.submit({**self._payloads[eval_id], "attempt": attempt})
+        return attempt
+
+    def _retry(self, outcome: Outcome) -> bool:
+        """Re-run a trial whose worker died, with the same seed, while retries are left."""
+        self.store.mark_attempt_outcome(outcome.eval_id, "lost")
+        attempts = sum(1 for eval_id, _, _ in self.store.attempt_outcomes()
+                       if eval_id == outcome.eval_id)
+        if attempts > self.config.execution.max_retries:
+            log.error("evaluation %d: worker died in all %d attempts", outcome.eval_id, attempts)
+            return False
+        log.warning("evaluation %d: %s; retrying (attempt %d of %d)", outcome.eval_id,
+                    outcome.error, attempts + 1, self.config.execution.max_retries + 1)
+        self._submit(outcome.eval_id)
+        return True
+
+    def _check_failures(self) -> None:
+        limit = self.config.execution.max_failure_fraction
+        if self._finished >= MIN_EVALS_FOR_FAILURE_CHECK and self._failed > limit * self._finished:
+            raise SweepFailedError(
+                f"{self._failed} of {self._finished} evaluations failed, more than "
+                f"execution.max_failure_fraction={limit:g}; stopping. Everything finished is in "
+                f"the journal; see the failures in {LOG_FILE} and resume with --resume once fixed"
+            )
+
     def _record(self, outcome: Outcome) -> EvalResult:
+        self._finished += 1
         if outcome.status != "done":
+            self._failed += 1
             log.warning("evaluation %d failed: %s", outcome.eval_id, outcome.error)
+            outcome = dataclasses.replace(outcome, status="failed")
         self.store.finish_evaluation(
             outcome.eval_id, status=outcome.status, score=outcome.score, metrics=outcome.metrics,
             error=outcome.error, worker=outcome.worker, device=outcome.device,
@@ -285,7 +321,8 @@ def _execute(
         n_workers = _cpu_workers()
     address = scheduler_address or config.execution.scheduler_address
     executor = make_executor(n_workers, address, list(gpu_ids) if gpu_ids else None,
-                             config.gpu_settings.memory_fraction)
+                             config.gpu_settings.memory_fraction,
+                             config.execution.trial_timeout)
     log.info("run %s: %s sweep, seed %d, on %s", run_dir.name, config.sweep_type, seed,
              executor.description)
     if not gpu_ids and not address:
@@ -296,6 +333,9 @@ def _execute(
         with executor:
             strategy = SweepLoop(config, seed, store, executor, show_progress,
                                  use_gpu=bool(gpu_ids)).run()
+    except SweepFailedError:
+        store.set_meta(status="failed")
+        raise
     finally:
         monitor.stop()
     log.info("search finished in %.1f s; evaluating the top %d on the holdout",

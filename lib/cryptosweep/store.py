@@ -201,6 +201,15 @@ class TrialStore:
             cur.execute("UPDATE evaluations SET status = 'running' WHERE eval_id = ?", (eval_id,))
         return count + 1
 
+    def mark_attempt_outcome(self, eval_id: int, outcome: str) -> None:
+        """Close the latest attempt of ``eval_id`` without finishing it (e.g. ``lost``)."""
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE attempts SET outcome = ? WHERE eval_id = ? AND attempt = "
+                "(SELECT MAX(attempt) FROM attempts WHERE eval_id = ?)",
+                (outcome, eval_id, eval_id),
+            )
+
     def finish_evaluation(
         self, eval_id: int, *, status: str, score: float | None, metrics: dict[str, Any] | None,
         error: str | None, worker: str | None, device: str | None, started_at: float | None,
