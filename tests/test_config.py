@@ -23,7 +23,7 @@ def test_template_and_demo_load_with_json_and_yaml():
     demo = load_config(REPO / "parameters" / "demo.yaml")
     assert template.parameter_ranges.catboost and template.parameter_ranges.torch
     assert template.hyperband.eta == 3 and template.gpu_settings.deterministic
-    assert demo.sweep_type == "random" and demo.objective.models == ["lightgbm", "xgboost"]
+    assert demo.sweep_type == "hyperband" and demo.objective.models == ["lightgbm", "xgboost"]
 
 
 def test_overrides_are_yaml_scalars_and_reach_nested_keys(write_config):
@@ -127,6 +127,7 @@ def test_gpu_ids_without_gpu_is_exit_3(capsys, write_config, tmp_path):
     code, err = run_cli(capsys, "--config", str(write_config(tiny_config())), "--gpu-ids", "0",
                         "--log-dir", str(tmp_path))
     assert code == 3 and "--gpu-ids 0" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*/sweep.db")), "no run folder for a sweep that never started"
 
 
 def test_errors_are_one_line_without_traceback_in_a_real_process(write_config, tmp_path):

@@ -20,6 +20,7 @@ _EXPORTS = {
     "ReproducibilityManager": "cryptosweep.reproducibility",
     "derive_seed": "cryptosweep.reproducibility",
     "system_info": "cryptosweep.reproducibility",
+    "HyperbandRunner": "cryptosweep.strategies.hyperband",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -306,7 +306,7 @@ def make_executor(
         from distributed import Client
 
         try:
-            client = Client(scheduler_address, timeout="20s")
+            client = Client(scheduler_address, timeout="10s")
         except OSError as exc:
             from cryptosweep.errors import UserError
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,52 +287,70 @@ def run_sweep(
     if resume is not None:
         config, seed, run_dir, store, stamp = _open_resume(Path(resume), config, seed)
         _check_same_data(store, config)
+        executor = _start_executor(config, gpu_ids, workers, scheduler_address, store.close)
     else:
         if config is None:
             raise UserError("no config given: pass --config PATH (or --resume RUN_DIR)")
         seed = seed if seed is not None else (
             config.seed if config.seed is not None else DEFAULT_SEED)
-        data = check_spec(config.objective_spec())  # bad data: exit 2 before any folder exists
-        run_dir, store, stamp = _new_run(config, seed, Path(log_dir), run_name)
+        # Bad data, an unreachable scheduler or absent GPUs fail before any folder exists.
+        data = check_spec(config.objective_spec())
+        executor = _start_executor(config, gpu_ids, workers, scheduler_address)
+        try:
+            run_dir, store, stamp = _new_run(config, seed, Path(log_dir), run_name)
+        except BaseException:
+            executor.close()
+            raise
         store.set_meta(data=data)
     assert seed is not None
     handler = _attach_log_file(run_dir)
     try:
-        return _execute(config, seed, run_dir, store, stamp, gpu_ids, workers,
-                        scheduler_address, show_progress)
+        return _execute(config, seed, run_dir, store, stamp, executor, bool(gpu_ids),
+                        show_progress)
     finally:
         logging.getLogger("cryptosweep").removeHandler(handler)
         handler.close()
         store.close()
 
 
+def _start_executor(
+    config: SweepConfig, gpu_ids: Sequence[int] | None, workers: int | None,
+    scheduler_address: str | None, on_error: Callable[[], None] | None = None,
+) -> Executor:
+    n_workers = workers if workers is not None else config.execution.workers
+    if n_workers is None:
+        n_workers = _cpu_workers()
+    address = scheduler_address or config.execution.scheduler_address
+    try:
+        executor = make_executor(n_workers, address, list(gpu_ids) if gpu_ids else None,
+                                 config.gpu_settings.memory_fraction,
+                                 config.execution.trial_timeout)
+    except BaseException:
+        if on_error is not None:
+            on_error()
+        raise
+    if not gpu_ids and not address:
+        log.info("no --gpu-ids given: trials run on CPU (%s)", executor.description)
+    return executor
+
+
 def _execute(
     config: SweepConfig, seed: int, run_dir: Path, store: TrialStore, stamp: str,
-    gpu_ids: Sequence[int] | None, workers: int | None, scheduler_address: str | None,
-    show_progress: bool,
+    executor: Executor, use_gpu: bool, show_progress: bool,
 ) -> SweepResult:
     repro = setup_crypto_gpu_reproducibility(seed, config.gpu_settings.deterministic)
     now = utc_stamp()
     info = system_info(config.canonical())
     info.update(seed=seed, not_set=repro.not_set, notes=repro.notes, run_dir=str(run_dir))
     write_json_atomic(run_dir / f"gpu_repro_{now}.json", info)
-    n_workers = workers if workers is not None else config.execution.workers
-    if n_workers is None:
-        n_workers = _cpu_workers()
-    address = scheduler_address or config.execution.scheduler_address
-    executor = make_executor(n_workers, address, list(gpu_ids) if gpu_ids else None,
-                             config.gpu_settings.memory_fraction,
-                             config.execution.trial_timeout)
     log.info("run %s: %s sweep, seed %d, on %s", run_dir.name, config.sweep_type, seed,
              executor.description)
-    if not gpu_ids and not address:
-        log.info("no --gpu-ids given: trials run on CPU")
     monitor = ResourceMonitor(store).start()
     started = time.time()
     try:
         with executor:
             strategy = SweepLoop(config, seed, store, executor, show_progress,
-                                 use_gpu=bool(gpu_ids)).run()
+                                 use_gpu=use_gpu).run()
     except SweepFailedError:
         store.set_meta(status="failed")
         raise

@@ -1,0 +1,81 @@
+"""A real dask cluster on loopback — `dask scheduler` and two `dask worker` processes — runs
+the same sweep as the in-process executor, with byte-identical results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, deterministic_bytes, results_file, tiny_config
+
+pytestmark = pytest.mark.slow
+
+DASK = str(Path(sys.executable).parent / "dask")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    processes = [subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+         "--scheduler-file", str(scheduler_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline, "the dask scheduler did not start"
+            time.sleep(0.1)
+        time.sleep(0.2)  # the file is written before it is flushed on some systems
+        for name in ("w1", "w2"):
+            processes.append(subprocess.Popen(
+                [DASK, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
+                 "--nworkers", "1", "--no-dashboard", "--name", name,
+                 "--host", "127.0.0.1"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=90)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_sweep_on_a_dask_cluster_equals_the_in_process_run(cluster, tmp_path, write_config):
+    path = write_config(tiny_config(random__n_trials=6))
+    local = cli("run", "--config", str(path), "--log-dir", str(tmp_path), "--run-name",
+                "local", "--seed", "8", "--workers", "0")
+    assert local.returncode == 0, local.stderr
+    remote = cli("run", "--config", str(path), "--log-dir", str(tmp_path), "--run-name",
+                 "remote", "--seed", "8", "--scheduler-address", cluster)
+    assert remote.returncode == 0, remote.stderr
+    assert f"dask scheduler {cluster}" in remote.stderr
+    assert deterministic_bytes(tmp_path / "remote") == deterministic_bytes(tmp_path / "local")
+    workers = {e["timing"]["worker"] for e in
+               json.loads(results_file(tmp_path / "remote").read_text())["evaluations"]}
+    assert len(workers) == 2 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path, write_config):
+    done = cli("run", "--config", str(write_config(tiny_config())), "--log-dir",
+               str(tmp_path / "logs"),
+               "--scheduler-address", "tcp://127.0.0.1:9", timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "cryptosweep: error: --scheduler-address: cannot reach tcp://127.0.0.1:9")
+    assert not (tmp_path / "logs").exists(), "no run folder for a sweep that could not start"
