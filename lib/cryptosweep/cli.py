@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     run.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
 
-    commands.add_parser("check-gpu", help="print GPUs, driver and CUDA versions")
+    check = commands.add_parser(
+        "check-gpu", help="GPUs, driver and CUDA versions, free memory, framework support")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -96,17 +98,31 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_gpu() -> int:
-    from cryptosweep.reproducibility import gpu_info
+def _check_gpu(as_json: bool) -> int:
+    from cryptosweep.reproducibility import framework_gpu_support, gpu_info
 
-    print(json.dumps(gpu_info(), indent=2))
+    info, frameworks = gpu_info(), framework_gpu_support()
+    if as_json:
+        print(json.dumps({"gpus": info, "frameworks": frameworks}, indent=2))
+        return 0
+    if info["available"]:
+        print(f"NVIDIA driver {info['driver_version']}, CUDA driver API "
+              f"{info['cuda_driver_version']}")
+        for gpu in info["devices"]:
+            print(f"  GPU {gpu['index']}: {gpu['name']}, {gpu['memory_free_mib']} of "
+                  f"{gpu['memory_total_mib']} MiB free, {gpu['uuid']}")
+    else:
+        print(f"no GPU: {info['reason']}")
+    for name, support in frameworks.items():
+        state = "GPU" if support["gpu"] else f"CPU only ({support['why_not']})"
+        print(f"  {name:<9} {state}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-gpu":
-        return _check_gpu()
+        return _check_gpu(args.json)
     _configure_logging(args.log_level)
     try:
         return _run(args)

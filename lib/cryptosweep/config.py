@@ -138,6 +138,7 @@ class BayesianSettings(_Strict):
 class GPUSettings(_Strict):
     memory_fraction: float = Field(default=0.9, gt=0, le=1)
     deterministic: bool = True
+    trials_per_gpu: int = Field(default=1, ge=1, description="trials run at once on one GPU")
 
 
 class ColumnMapping(_Strict):

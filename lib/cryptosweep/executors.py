@@ -293,12 +293,13 @@ def cuda_device_count() -> int:
 
 def make_executor(
     workers: int, scheduler_address: str | None = None, gpu_ids: list[int] | None = None,
-    memory_fraction: float = 0.9, trial_timeout: float | None = None,
+    memory_fraction: float = 0.9, trial_timeout: float | None = None, trials_per_gpu: int = 1,
 ) -> Executor:
     """The executor for these settings.
 
-    ``gpu_ids`` → dask-cuda ``LocalCUDACluster`` with one worker per GPU (a GPU asked for but
-    absent raises :class:`GPUUnavailableError`); ``scheduler_address`` → that cluster;
+    ``gpu_ids`` → dask-cuda ``LocalCUDACluster`` with one worker per GPU running
+    ``trials_per_gpu`` trials at once (a GPU asked for but absent raises
+    :class:`GPUUnavailableError`); ``scheduler_address`` → that cluster;
     ``workers == 0`` → in-process; else a ``LocalCluster`` of ``workers`` single-threaded
     processes.
     """
@@ -326,10 +327,14 @@ def make_executor(
         from dask_cuda import LocalCUDACluster
         from distributed import Client
 
+        # CUDA's default order is "fastest first"; NVML's is the PCI bus. Make them agree, so
+        # the GPU index a trial records is the one the monitor samples.
+        os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
         with _no_silent_reruns():
             cluster = LocalCUDACluster(
-                CUDA_VISIBLE_DEVICES=",".join(map(str, gpu_ids)), threads_per_worker=1,
-                dashboard_address=None, device_memory_limit=memory_fraction,
+                CUDA_VISIBLE_DEVICES=",".join(map(str, gpu_ids)),
+                threads_per_worker=trials_per_gpu, dashboard_address=None,
+                device_memory_limit=memory_fraction,
             )
         return DaskExecutor(
             Client(cluster), cluster, description=f"dask-cuda LocalCUDACluster on GPUs {gpu_ids}",

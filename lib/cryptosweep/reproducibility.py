@@ -247,6 +247,46 @@ def gpu_info() -> dict[str, Any]:
         pynvml.nvmlShutdown()
 
 
+def framework_gpu_support() -> dict[str, dict[str, Any]]:
+    """Whether each model framework can use a GPU here, and why not."""
+    support: dict[str, dict[str, Any]] = {}
+    try:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        support["torch"] = {"gpu": count > 0, "devices": count, "cuda": torch.version.cuda,
+                            "why_not": None if count else "no CUDA device or a CPU build"}
+    except ImportError:  # pragma: no cover
+        support["torch"] = {"gpu": False, "why_not": "not installed"}
+    try:
+        import xgboost
+
+        built = bool(xgboost.build_info().get("USE_CUDA"))
+        usable = built and support["torch"]["gpu"]
+        support["xgboost"] = {"gpu": usable, "built_with_cuda": built,
+                              "why_not": None if usable else (
+                                  "no CUDA device" if built else "built without CUDA")}
+    except ImportError:  # pragma: no cover
+        support["xgboost"] = {"gpu": False, "why_not": "not installed"}
+    try:
+        from catboost.utils import get_gpu_device_count
+
+        count = int(get_gpu_device_count())
+        support["catboost"] = {"gpu": count > 0, "devices": count,
+                               "why_not": None if count else "no CUDA device",
+                               "deterministic_on_gpu": False}
+    except ImportError:  # pragma: no cover
+        support["catboost"] = {"gpu": False, "why_not": "not installed"}
+    from cryptosweep.trading.models import lightgbm_opencl_available
+
+    opencl = bool(lightgbm_opencl_available())
+    support["lightgbm"] = {"gpu": opencl, "learner": "OpenCL" if opencl else "CPU",
+                           "why_not": None if opencl else (
+                               "the PyPI wheel has only the OpenCL learner and no OpenCL "
+                               "device was found")}
+    return support
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

@@ -324,7 +324,8 @@ def _start_executor(
     try:
         executor = make_executor(n_workers, address, list(gpu_ids) if gpu_ids else None,
                                  config.gpu_settings.memory_fraction,
-                                 config.execution.trial_timeout)
+                                 config.execution.trial_timeout,
+                                 config.gpu_settings.trials_per_gpu)
     except BaseException:
         if on_error is not None:
             on_error()
