@@ -42,7 +42,15 @@ def test_run_folder_holds_every_output_file(reference):
     results = json.loads(results_file(run_dir).read_text())
     assert results["counts"] == {"evaluations": 6, "done": 6, "failed": 0}
     assert results["seed"] == 11 and len(results["top_k"]) == 2
-    assert results["reproducibility_check"]["status"] == "PASS"
+    checks = results["reproducibility_check"]
+    assert [c["eval_id"] for c in checks] == [t["eval_id"] for t in results["top_k"]]
+    assert all(c["status"] == "PASS" for c in checks)
+    overfitting = results["overfitting"]
+    assert overfitting["n_configurations"] == 6
+    assert 0.0 <= overfitting["dsr"]["dsr"] <= 1.0 and overfitting["dsr"]["n_trials"] == 6
+    assert overfitting["dsr"] == results["top_k"][0]["dsr"]
+    assert 0.0 <= overfitting["pbo"]["pbo"] <= 1.0
+    assert len(overfitting["pbo"]["logits"]) == overfitting["pbo"]["n_combinations"] == 12870
     assert all("holdout_sharpe" in item["holdout"] for item in results["top_k"])
     (best_path,) = run_dir.glob("best_configs_*.json")
     best = json.loads(best_path.read_text())
@@ -135,3 +143,28 @@ def test_failing_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(tmp
     assert all(item["params"]["entry_model"]["boosting"] == "gbdt" for item in results["top_k"])
     report = next(run_dir.glob("sweep_report_*.txt")).read_text()
     assert f"failures ({len(failed)})" in report
+
+
+def test_reproducibility_check_fails_when_a_stored_result_was_tampered_with(reference, tmp_path):
+    _, run_dir = reference
+    copy = tmp_path / "tampered"
+    copy.mkdir()
+    (copy / "sweep.db").write_bytes((run_dir / "sweep.db").read_bytes())
+    results = json.loads(results_file(run_dir).read_text())
+    best = results["best"]["eval_id"]
+    with sqlite3.connect(copy / "sweep.db") as db:
+        (metrics,) = db.execute("SELECT metrics FROM evaluations WHERE eval_id = ?",
+                                (best,)).fetchone()
+        changed = json.loads(metrics)
+        changed["fold_sharpe"][0] += 1e-12  # one bit of one fold's Sharpe ratio
+        db.execute("UPDATE evaluations SET metrics = ? WHERE eval_id = ?",
+                   (json.dumps(changed), best))
+        db.execute("DELETE FROM extra_evaluations WHERE kind = 'repro'")
+    done = cli("run", "--resume", str(copy))
+    assert done.returncode == 0, done.stderr
+    checks = json.loads(results_file(copy).read_text())["reproducibility_check"]
+    status = {c["eval_id"]: c["status"] for c in checks}
+    assert status[best] == "FAIL"
+    assert all(s == "PASS" for eval_id, s in status.items() if eval_id != best)
+    report = next(copy.glob("sweep_report_*.txt")).read_text()
+    assert f"eval {best}: FAIL" in report

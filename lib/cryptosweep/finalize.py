@@ -1,5 +1,6 @@
-"""The end of a sweep: the top-k on the untouched holdout, a reproducibility re-run of the best,
-and the run's output files.
+"""The end of a sweep: the top-k on the untouched holdout, a reproducibility re-run of each of
+them, the deflated Sharpe ratio and the probability of backtest overfitting, and the run's
+output files.
 
 Holdout and re-run results are journaled too, so a run interrupted here resumes without redoing
 them, and they run in this process (the search's workers are gone by then).
@@ -13,7 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cryptosweep.config import SweepConfig
+from cryptosweep.overfitting import (
+    deflated_sharpe_from_returns,
+    probability_of_backtest_overfitting,
+)
 from cryptosweep.reports import (
     best_configs,
     build_results,
@@ -28,6 +35,8 @@ from cryptosweep.store import TrialStore, dumps
 from cryptosweep.strategies import Strategy
 
 log = logging.getLogger(__name__)
+
+PBO_SPLITS = 16  # CSCV blocks: C(16, 8) = 12,870 in-sample/out-of-sample splits
 
 
 def framework_params(family: str, seed: int, threads: int) -> dict[str, Any]:
@@ -62,7 +71,8 @@ def finalize_run(
             "budget": row.budget, "seed": row.seed, "score": row.score, "metrics": row.metrics,
             "holdout": holdout.get(row.eval_id),
         })
-    check = _reproducibility_check(store, leaders[0], spec, evaluate_trial) if leaders else None
+    check = [_reproducibility_check(store, row, spec, evaluate_trial) for row in leaders]
+    overfitting = overfitting_diagnostics(rows, store.get_returns("validation"), top)
 
     canonical = config.canonical()
     created_at = store.get_meta("created_at")
@@ -77,6 +87,7 @@ def finalize_run(
         config=canonical, config_hash=config_hash(canonical), seed=seed, run=run,
         data=store.get_meta("data", None),
         strategy=strategy.summary(), rows=rows, top=top, reproducibility_check=check,
+        overfitting=overfitting,
     )
     files = {
         "results": run_dir / f"sweep_results_{stamp}.json",
@@ -97,11 +108,61 @@ def finalize_run(
     return files, results
 
 
+def overfitting_diagnostics(
+    rows: list[Any], returns: dict[int, np.ndarray], top: list[dict[str, Any]],
+    n_splits: int = PBO_SPLITS,
+) -> dict[str, Any]:
+    """How sure we are that the winner is not luck, from the per-bar out-of-sample returns of
+    every finished evaluation at the full budget (the configurations the search chose among).
+
+    Adds the deflated Sharpe ratio (Bailey & López de Prado 2014) to each top-k entry, with
+    N = the number of those configurations and the variance of their Sharpe ratios, and
+    computes the probability of backtest overfitting by CSCV (Bailey et al. 2017) on the
+    T × N matrix of their returns.
+    """
+    candidates = [r.eval_id for r in ranked(rows) if r.eval_id in returns]
+    out: dict[str, Any] = {"n_configurations": len(candidates), "dsr": None, "pbo": None,
+                           "why_not": None}
+    if len(candidates) < 2:
+        out["why_not"] = "fewer than 2 finished full-budget configurations"
+        return out
+    matrix = np.column_stack([returns[eval_id] for eval_id in candidates])
+    trial_sharpes = np.array([_sharpe(matrix[:, j]) for j in range(matrix.shape[1])])
+    for item in top:
+        series = returns.get(item["eval_id"])
+        item["dsr"] = _dsr_or_none(series, trial_sharpes)
+    out["dsr"] = top[0]["dsr"] if top else None
+    try:
+        pbo = probability_of_backtest_overfitting(matrix, n_splits)
+        # The in/out-of-sample pairs are recomputable from the journal; the logits are kept
+        # for the report's histogram.
+        out["pbo"] = {"pbo": pbo.pbo, "logits": pbo.logits.tolist(),
+                      "n_combinations": pbo.n_combinations, "n_splits": n_splits}
+    except ValueError as exc:
+        out["why_not"] = f"PBO: {exc}"
+    return out
+
+
+def _sharpe(series: np.ndarray) -> float:
+    std = float(np.std(series, ddof=1))
+    return float(np.mean(series) / std) if std > 0 else 0.0
+
+
+def _dsr_or_none(series: np.ndarray | None, trial_sharpes: np.ndarray) -> dict[str, Any] | None:
+    if series is None:
+        return None
+    try:
+        return deflated_sharpe_from_returns(series, trial_sharpes)
+    except ValueError as exc:  # e.g. a configuration that never traded: constant returns
+        return {"dsr": None, "why_not": str(exc)}
+
+
 def _reproducibility_check(
     store: TrialStore, best: Any, spec: dict[str, Any], evaluate_trial: Any
 ) -> dict[str, Any]:
-    """Re-run the best evaluation with its recorded seed; PASS when the metrics are
-    bitwise equal (compared as canonical JSON, which round-trips floats exactly)."""
+    """Re-run an evaluation with its recorded seed; PASS when the metrics (which include the
+    SHA-256 of its per-bar returns) are bitwise equal, compared as canonical JSON (which
+    round-trips floats exactly)."""
     rerun = store.get_extra("repro").get(best.eval_id)
     if rerun is None:
         rerun = evaluate_trial(best.params, best.budget, best.seed, spec)

@@ -67,7 +67,8 @@ def ranked(rows: list[EvaluationRow]) -> list[EvaluationRow]:
 def build_results(
     *, config: dict[str, Any], config_hash: str, seed: int, run: dict[str, Any],
     data: dict[str, Any] | None, strategy: dict[str, Any], rows: list[EvaluationRow],
-    top: list[dict[str, Any]], reproducibility_check: dict[str, Any] | None,
+    top: list[dict[str, Any]], reproducibility_check: list[dict[str, Any]],
+    overfitting: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     finished = [row for row in rows if row.status in ("done", "failed")]
     return {
@@ -88,6 +89,7 @@ def build_results(
         "best": top[0] if top else None,
         "top_k": top,
         "reproducibility_check": reproducibility_check,
+        "overfitting": overfitting,
         "evaluations": [evaluation_record(row) for row in rows],
     }
 
@@ -171,9 +173,23 @@ def text_report(results: dict[str, Any]) -> str:
             lines.append(f"      penalty: {item['metrics']['penalty']}")
         lines.append(f"      trading {json.dumps(item['params']['trading'], sort_keys=True)}")
         lines.append(f"      model   {json.dumps(item['params']['entry_model'], sort_keys=True)}")
-    check = results.get("reproducibility_check")
-    if check:
-        lines += ["", f"reproducibility: re-run of eval {check['eval_id']}: {check['status']}"]
+    overfitting = results.get("overfitting") or {}
+    dsr, pbo = overfitting.get("dsr") or {}, overfitting.get("pbo") or {}
+    if dsr.get("dsr") is not None or pbo:
+        lines.append("")
+        lines.append(f"overfitting ({overfitting['n_configurations']} configurations at the full "
+                     "budget):")
+        if dsr.get("dsr") is not None:
+            lines.append(f"  deflated Sharpe ratio of the winner: {dsr['dsr']:.3f} "
+                         f"(PSR vs 0: {dsr['psr']:.3f}; expected max Sharpe of the trials "
+                         f"under the null: {dsr['sr0']:.4f} per bar)")
+        if pbo:
+            lines.append(f"  probability of backtest overfitting (CSCV, {pbo['n_splits']} "
+                         f"blocks): {pbo['pbo']:.3f}")
+    checks = results.get("reproducibility_check") or []
+    if checks:
+        lines += ["", "reproducibility (top-k re-run with their recorded seeds):"]
+        lines += [f"  eval {c['eval_id']}: {c['status']}" for c in checks]
     failures = [e for e in results["evaluations"] if e["status"] == "failed"]
     if failures:
         lines += ["", f"failures ({len(failures)}):"]
