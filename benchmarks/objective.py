@@ -14,8 +14,6 @@ Targets (issue 3): after warm-up, data + features + labels < 2% of a trial; a ba
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from importlib.metadata import version
@@ -25,6 +23,7 @@ import numpy as np
 from cryptosweep.trading.backtest import simulate
 from cryptosweep.trading.features import cached_features
 from cryptosweep.trading.objective import evaluate_trial
+from machine import describe
 
 FAMILIES = {
     "lightgbm": {"num_leaves": 31, "learning_rate": 0.05, "min_data_in_leaf": 50,
@@ -46,17 +45,6 @@ def spec(rounds: int) -> dict:
                       "labels": "triple_barrier", "rounds_per_unit": float(rounds),
                       "embargo_bars": 0, "threads_per_trial": 1, "min_train_bars": 500},
     }
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def time_family(family: str, trials: int, rounds: int) -> dict[str, float]:
@@ -130,8 +118,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100, help="boosting rounds / epochs")
     parser.add_argument("--families", default=",".join(FAMILIES))
     args = parser.parse_args()
-    print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, "
-          f"{platform.platform()}, Python {platform.python_version()}; 1 thread per trial")
+    print(f"machine: {describe()}; 1 thread per trial")
     print(f"data: bundled BTCUSDT 1h sample, 4 folds, {args.rounds} rounds/epochs, "
           f"median of {args.trials} trials after one warm-up\n")
     print("| family | data ms | labels ms | fit ms | predict ms | backtest ms | total ms "
