@@ -29,7 +29,8 @@ sweep: $(STAMP)
 	    $(LOG_DIR)/$(RUN_NAME)/notebooks/sweep.ipynb \
 	    -p config_path $(CONFIG) -p seed $(SEED) -p log_dir $(LOG_DIR) -p run_name $(RUN_NAME) \
 	    -p show_progress False
-	@echo "run folder: $(LOG_DIR)/$(RUN_NAME)"
+	$(BIN)/cryptosweep report $(LOG_DIR)/$(RUN_NAME)
+	@echo "report: $(LOG_DIR)/$(RUN_NAME)/report.html"
 
 test: $(STAMP)
 	$(BIN)/ruff check .

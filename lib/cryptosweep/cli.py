@@ -1,8 +1,8 @@
 """The ``cryptosweep`` command (also ``python -m cryptosweep``): a thin layer over the API.
 
 Exit codes: 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs asked for but absent,
-4 the sweep stopped itself (too many failed trials), 130 interrupted. A user error prints one
-line, ``cryptosweep: error: ...``, and no traceback.
+4 the sweep stopped itself (too many failed trials), 5 the report failed, 130 interrupted.
+A user error prints one line, ``cryptosweep: error: ...``, and no traceback.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from cryptosweep.errors import GPUUnavailableError, SweepFailedError, UserError
+from cryptosweep.errors import GPUUnavailableError, ReportError, SweepFailedError, UserError
 
 EXIT_USAGE = 2
 
@@ -68,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     run.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
 
+    report = commands.add_parser(
+        "report", help="run the analysis notebook on a finished run: report.html + index.html")
+    report.add_argument("run_dir", help="a finished run folder")
+    report.add_argument("--kernel", default="cryptosweep", help="Jupyter kernel name")
+    report.add_argument("--no-index", action="store_true",
+                        help="do not regenerate index.html of the run's parent folder")
+
+    export = commands.add_parser(
+        "export-optuna", help="write a run's trials as an Optuna study (SQLite)")
+    export.add_argument("run_dir", help="a run folder")
+    export.add_argument("--output", help="the SQLite file (default RUN_DIR/optuna.db)")
+
     check = commands.add_parser(
         "check-gpu", help="GPUs, driver and CUDA versions, free memory, framework support")
     check.add_argument("--json", action="store_true", help="machine-readable output")
@@ -98,6 +111,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from cryptosweep.publish import render_report, write_index
+
+    print(render_report(args.run_dir, kernel=args.kernel))
+    if not args.no_index:
+        print(write_index(Path(args.run_dir).resolve().parent))
+    return 0
+
+
+def _export_optuna(args: argparse.Namespace) -> int:
+    from cryptosweep.publish import export_optuna
+
+    target = export_optuna(args.run_dir, args.output)
+    print(f"sqlite:///{target}")
+    return 0
+
+
 def _check_gpu(as_json: bool) -> int:
     from cryptosweep.reproducibility import framework_gpu_support, gpu_info
 
@@ -123,10 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-gpu":
         return _check_gpu(args.json)
-    _configure_logging(args.log_level)
+    _configure_logging(getattr(args, "log_level", "INFO"))
+    commands = {"run": _run, "report": _report, "export-optuna": _export_optuna}
     try:
-        return _run(args)
-    except (UserError, GPUUnavailableError, SweepFailedError) as exc:
+        return commands[args.command](args)
+    except (UserError, GPUUnavailableError, SweepFailedError, ReportError) as exc:
         print(f"cryptosweep: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

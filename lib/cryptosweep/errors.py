@@ -35,3 +35,9 @@ class SweepFailedError(Exception):
     """The sweep stopped itself (e.g. too many failed trials); what finished is kept: exit 4."""
 
     exit_code = 4
+
+
+class ReportError(Exception):
+    """The analysis notebook or its HTML conversion failed: exit code 5."""
+
+    exit_code = 5

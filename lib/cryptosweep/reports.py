@@ -12,10 +12,11 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.store import EvaluationRow
+from cryptosweep.store import EvaluationRow, TrialStore
 
 RESULTS_SCHEMA = "cryptosweep.sweep_results/1"
 
@@ -195,3 +196,41 @@ def text_report(results: dict[str, Any]) -> str:
         lines += ["", f"failures ({len(failures)}):"]
         lines += [f"  eval {e['eval_id']}: {e['error']}" for e in failures[:20]]
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------ reading a run back
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A finished run as the analysis notebook reads it (read-only)."""
+
+    run_dir: Path
+    results: dict[str, Any]
+    resource_usage: dict[str, Any]
+    environment: dict[str, Any]
+    store: TrialStore
+
+
+def latest_file(run_dir: Path, pattern: str) -> Path:
+    """The newest file matching ``pattern`` (timestamps sort), or a clear error."""
+    from cryptosweep.errors import UserError
+
+    matches = sorted(Path(run_dir).glob(pattern))
+    if not matches:
+        raise UserError(f"{run_dir}: no {pattern} (is this a finished cryptosweep run folder?)")
+    return matches[-1]
+
+
+def load_run(run_dir: str | Path) -> RunView:
+    """Open a finished run folder: its results, resource usage, environment and journal."""
+    from cryptosweep.errors import UserError
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run folder not found: {run_dir}")
+    results = json.loads(latest_file(run_dir, "sweep_results_*.json").read_text())
+    usage = json.loads(latest_file(run_dir, "resource_usage_*.json").read_text())
+    environment = json.loads(latest_file(run_dir, "gpu_repro_*.json").read_text())
+    return RunView(run_dir=run_dir, results=results, resource_usage=usage,
+                   environment=environment, store=TrialStore.open_existing(run_dir))

@@ -1,0 +1,721 @@
+"""Plotly figures for the analysis notebook: one function per chart, no logic in the notebook.
+
+Every builder takes plain inputs — the results dict loaded from ``sweep_results_*.json``, the
+resource-usage dict from ``resource_usage_*.json``, a :class:`~cryptosweep.store.TrialStore`, or
+arrays — and returns a :class:`plotly.graph_objects.Figure` with a title, axis labels and the
+``plotly_white`` template, or ``None`` when the chart does not apply to the run (no Hyperband
+brackets, fewer than two finished full-budget trials, no samples, ...), so that the notebook can
+skip it with one ``if``.
+
+Conventions:
+
+* "Full budget" is the largest budget any finished evaluation reached, as in
+  :func:`cryptosweep.reports.ranked`; scores are maximised.
+* Compute is counted in budget units, every finished evaluation (failed ones included), in
+  ``eval_id`` order: the last point of the optimisation history is at ``results["budget_spent"]``.
+* Times are shown as naive UTC datetimes (plotly.js ignores time-zone offsets).
+* Nothing here is random: the fANOVA importances use a fixed seed, so the report of a run is the
+  same every time it is rendered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from cryptosweep.store import TrialStore
+
+__all__ = [
+    "TEMPLATE",
+    "dsr_gauge_or_bar",
+    "equity_curves",
+    "hyperband_brackets",
+    "importance_evaluator",
+    "optimisation_history",
+    "optuna_study",
+    "overfitting_figure",
+    "parallel_coordinates",
+    "parameter_importances",
+    "resource_timeline",
+    "summary_table",
+    "top_k_table",
+    "worker_gantt",
+]
+
+TEMPLATE = "plotly_white"
+_PALETTE = qualitative.Plotly
+_STATUS_COLOURS = {"done": "#2ca02c", "failed": "#d62728", "running": "#ff7f0e",
+                   "pending": "#7f7f7f"}
+
+
+def _color(index: int) -> str:
+    return _PALETTE[index % len(_PALETTE)]
+
+
+def _utc(ts: float) -> dt.datetime:
+    """A POSIX timestamp as a naive UTC datetime (what plotly.js date axes understand)."""
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).replace(tzinfo=None)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
+def _finished_at_full_budget(evaluations: Iterable[Any]) -> tuple[list[Any], float | None]:
+    """Done evaluations with a score at the largest budget reached, and that budget. Works on
+    results records (dicts) and :class:`~cryptosweep.store.EvaluationRow` alike."""
+    def get(item: Any, key: str) -> Any:
+        return item[key] if isinstance(item, Mapping) else getattr(item, key)
+
+    done = [e for e in evaluations if get(e, "status") == "done" and get(e, "score") is not None]
+    if not done:
+        return [], None
+    top = max(float(get(e, "budget")) for e in done)
+    return [e for e in done if float(get(e, "budget")) == top], top
+
+
+# --------------------------------------------------------------------------- search progress
+
+
+def optimisation_history(results: Mapping[str, Any]) -> go.Figure | None:
+    """Best validation score so far against the compute spent.
+
+    x: cumulative budget units of every finished evaluation (done or failed) in ``eval_id``
+    order; the step line is the best score among the done evaluations at the full budget up to
+    that point (no value before the first one). Every evaluation with a score is a faint marker,
+    one trace (colour) per budget. ``None`` when no evaluation finished.
+    """
+    evaluations = sorted(results.get("evaluations") or [], key=lambda e: e["eval_id"])
+    finished = [e for e in evaluations if e["status"] in ("done", "failed")]
+    if not finished:
+        return None
+    full, top_budget = _finished_at_full_budget(finished)
+    full_ids = {e["eval_id"] for e in full}
+
+    compute: list[float] = []
+    best: list[float | None] = []
+    spent, best_so_far = 0.0, None
+    for e in finished:
+        spent += float(e["budget"])
+        if e["eval_id"] in full_ids:
+            score = float(e["score"])
+            best_so_far = score if best_so_far is None else max(best_so_far, score)
+        compute.append(spent)
+        best.append(best_so_far)
+
+    fig = go.Figure()
+    budgets = sorted({float(e["budget"]) for e in finished})
+    for i, budget in enumerate(budgets):
+        points = [(x, e) for x, e in zip(compute, finished, strict=True)
+                  if float(e["budget"]) == budget and e["status"] == "done"
+                  and e["score"] is not None]
+        if not points:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[x for x, _ in points], y=[float(e["score"]) for _, e in points],
+            mode="markers", name=f"budget {budget:g}", legendgroup="evaluations",
+            marker={"color": _color(i), "size": 7, "opacity": 0.4},
+            customdata=[[e["eval_id"], e["trial_id"]] for _, e in points],
+            hovertemplate="eval %{customdata[0]} (trial %{customdata[1]})<br>"
+                          "compute %{x:g}<br>score %{y:.4f}<extra>budget " f"{budget:g}</extra>",
+        ))
+    if top_budget is not None:
+        fig.add_trace(go.Scatter(
+            x=compute, y=best, mode="lines", line={"shape": "hv", "color": "black", "width": 2},
+            name=f"best at full budget ({top_budget:g})", connectgaps=False,
+            hovertemplate="compute %{x:g}<br>best %{y:.4f}<extra></extra>",
+        ))
+    metric = ((results.get("config") or {}).get("objective") or {}).get("metric", "score")
+    fig.update_layout(
+        template=TEMPLATE,
+        title=f"Optimisation history: best validation {metric} vs compute "
+              f"({len(finished)} evaluations, {compute[-1]:g} budget units)",
+        xaxis_title="cumulative compute (budget units, eval_id order)",
+        yaxis_title=f"validation {metric} (mean over folds)",
+        legend_title="evaluations",
+    )
+    return fig
+
+
+def hyperband_brackets(results: Mapping[str, Any]) -> go.Figure | None:
+    """Successive halving inside every (iteration, bracket): trial id against rung resource.
+
+    One marker trace per (iteration, bracket), colour per bracket ``s``: every evaluation at
+    every rung (filled circle: promoted to the next rung, open circle: stopped there, diamond:
+    ran at the bracket's last rung). One line trace per (iteration, bracket) links each
+    promoted trial to its evaluation at the next rung (segments separated by gaps). ``None``
+    for strategies without brackets (random, grid, Bayesian).
+    """
+    brackets = (results.get("strategy") or {}).get("brackets")
+    if not brackets:
+        return None
+    scores = {
+        (e["tags"].get("iteration"), e["tags"].get("bracket"), e["tags"].get("rung"),
+         e["trial_id"]): e["score"]
+        for e in results.get("evaluations") or [] if isinstance(e.get("tags"), Mapping)
+    }
+    s_values = sorted({b["bracket"] for b in brackets}, reverse=True)
+    fig = go.Figure()
+    for run in brackets:
+        iteration, s = run["iteration"], run["bracket"]
+        colour = _color(s_values.index(s))
+        name = f"iteration {iteration}, bracket {s}"
+        rungs = run["rungs"]
+        xs, ys, symbols, text = [], [], [], []
+        for rung in rungs:
+            last = rung["rung"] == len(rungs) - 1
+            promoted = set(rung["promoted"])
+            for trial_id in rung["trial_ids"]:
+                xs.append(rung["resource"])
+                ys.append(trial_id)
+                symbols.append("diamond" if last else
+                               "circle" if trial_id in promoted else "circle-open")
+                score = scores.get((iteration, s, rung["rung"], trial_id))
+                text.append(f"{name}, rung {rung['rung']}<br>trial {trial_id}<br>"
+                            f"score {_fmt(score, '.4f')}"
+                            + ("" if last else "<br>promoted" if trial_id in promoted
+                               else "<br>stopped"))
+        if not xs:
+            continue
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="markers", name=name, legendgroup=name,
+            marker={"color": colour, "symbol": symbols, "size": 9,
+                    "line": {"color": colour, "width": 1.5}},
+            hovertext=text, hoverinfo="text",
+        ))
+        lx: list[float | None] = []
+        ly: list[int | None] = []
+        for rung, following in itertools.pairwise(rungs):
+            for trial_id in rung["promoted"]:
+                lx += [rung["resource"], following["resource"], None]
+                ly += [trial_id, trial_id, None]
+        if lx:
+            fig.add_trace(go.Scatter(
+                x=lx, y=ly, mode="lines", name=f"{name}: promoted", legendgroup=name,
+                showlegend=False, line={"color": colour, "width": 1.5}, hoverinfo="skip",
+            ))
+    strategy = results.get("strategy") or {}
+    fig.update_layout(
+        template=TEMPLATE,
+        title=f"Hyperband brackets (max_iter {strategy.get('max_iter', '?')}, eta "
+              f"{strategy.get('eta', '?')}): who ran at each rung and who was promoted",
+        xaxis={"title": "resource per evaluation (budget units, log scale)", "type": "log"},
+        yaxis_title="trial id",
+        legend_title="iteration, bracket",
+    )
+    return fig
+
+
+# ------------------------------------------------------------------------ parameter analysis
+
+
+def optuna_study(results: Mapping[str, Any] | None, store: TrialStore) -> Any | None:
+    """An in-memory Optuna study of the journal's done full-budget evaluations of one model
+    family — the most frequent one among them (ties: the first in config order) — with the
+    family's dimensions (``"<family>.<name>"``, ``"trading.<name>"``) as parameters. ``None``
+    with fewer than 2 such evaluations. The study has the family in ``user_attrs``."""
+    import optuna
+
+    from cryptosweep.config import validate_config
+    from cryptosweep.space import SearchSpace
+    from cryptosweep.strategies.optuna_space import MODEL_PARAM, distributions, quiet_optuna
+
+    full, _ = _finished_at_full_budget(store.evaluations())
+    if len(full) < 2:
+        return None
+    config = (results or {}).get("config") or store.get_meta("config")
+    space = SearchSpace.from_config(validate_config(config, "results config"))
+    counts = Counter(row.params["model"] for row in full)
+    order = list(space.families)
+    family = max(counts, key=lambda f: (counts[f], -order.index(f) if f in order else -len(order)))
+    rows = [row for row in full if row.params["model"] == family]
+    if len(rows) < 2:
+        return None
+    dists = {k: v for k, v in distributions(space, family).items() if k != MODEL_PARAM}
+    with quiet_optuna():
+        study = optuna.create_study(direction="maximize",
+                                    sampler=optuna.samplers.RandomSampler(seed=0))
+        for row in rows:
+            params = {**{f"{family}.{k}": v for k, v in row.params["entry_model"].items()},
+                      **{f"trading.{k}": v for k, v in row.params["trading"].items()}}
+            trial = optuna.trial.create_trial(
+                value=float(row.score), params={k: params[k] for k in dists},
+                distributions=dists, user_attrs={"eval_id": row.eval_id},
+            )
+            study.add_trial(trial)
+        study.set_user_attr("family", family)
+        study.set_user_attr("budget", float(rows[0].budget))
+    return study
+
+
+def parallel_coordinates(results: Mapping[str, Any] | None, store: TrialStore
+                         ) -> go.Figure | None:
+    """Optuna's parallel-coordinate plot of the full-budget trials of the most frequent model
+    family (see :func:`optuna_study`); ``None`` with fewer than 2 of them."""
+    import optuna
+
+    from cryptosweep.strategies.optuna_space import quiet_optuna
+
+    study = optuna_study(results, store)
+    if study is None:
+        return None
+    with quiet_optuna():
+        fig = optuna.visualization.plot_parallel_coordinate(study)
+    _untruncate_labels(fig, list(study.trials[0].distributions))
+    family = study.user_attrs["family"]
+    fig.update_layout(
+        template=TEMPLATE,
+        title={"text": f"Parallel coordinates: {family}, {len(study.trials)} trials at the full "
+                       f"budget ({study.user_attrs['budget']:g}); colour = validation score",
+               "y": 0.98, "yref": "container", "yanchor": "top"},
+        margin={"t": 110},
+        xaxis_title="objective and parameters (log-scale ones on a log axis)",
+    )
+    return fig
+
+
+def importance_evaluator() -> tuple[Any, str]:
+    """The evaluator for :func:`parameter_importances` and its name: fANOVA (Hutter, Hoos &
+    Leyton-Brown, ICML 2014) over a random forest seeded with 0, so it is deterministic."""
+    import optuna
+
+    return optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA, seed 0"
+
+
+def _untruncate_labels(fig: go.Figure, names: list[str]) -> None:
+    """Optuna cuts axis labels to 17 characters + "..." ("lightgbm.learning..."): put the full
+    names back (``family.<br>name``) wherever the cut label is unambiguous."""
+    cut: dict[str, list[str]] = {}
+    for name in names:
+        cut.setdefault(name if len(name) < 20 else f"{name[:17]}...", []).append(name)
+    full = {short: longs[0].replace(".", ".<br>", 1)
+            for short, longs in cut.items() if len(longs) == 1}
+    ticktext = fig.layout.xaxis.ticktext
+    if ticktext:
+        fig.layout.xaxis.ticktext = [full.get(text, text) for text in ticktext]
+    for trace in fig.data:
+        if trace.customdata is not None and trace.mode == "lines":
+            trace.customdata = [[full.get(label, label).replace("<br>", ""), value]
+                                for label, value in trace.customdata]
+
+
+def parameter_importances(results: Mapping[str, Any] | None, store: TrialStore
+                          ) -> go.Figure | None:
+    """Importances of the parameters of the most frequent model family for the validation
+    score, from its full-budget trials (see :func:`optuna_study`), by
+    :func:`importance_evaluator` (fANOVA, seeded); ``None`` with fewer than 2 trials or when
+    they all scored the same."""
+    import optuna
+
+    from cryptosweep.strategies.optuna_space import quiet_optuna
+
+    study = optuna_study(results, store)
+    if study is None or len({trial.value for trial in study.trials}) < 2:
+        return None  # nothing to explain: every trial scored the same
+    with quiet_optuna():
+        evaluator, method = importance_evaluator()
+        fig = optuna.visualization.plot_param_importances(study, evaluator=evaluator)
+    family = study.user_attrs["family"]
+    fig.update_layout(
+        template=TEMPLATE,
+        title=f"Parameter importances ({method}): {family}, {len(study.trials)} trials "
+              f"at the full budget ({study.user_attrs['budget']:g})",
+        xaxis_title="importance for the validation score (share of variance)",
+        yaxis_title="parameter",
+    )
+    return fig
+
+
+# -------------------------------------------------------------------------------- returns
+
+
+def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "validation"
+                  ) -> go.Figure | None:
+    """Compounded equity ``cumprod(1 + r)`` (top) and drawdown ``equity / running peak − 1``
+    (bottom; the peak includes the starting 1, as in :mod:`cryptosweep.trading.metrics`) of the
+    given evaluations' per-bar returns of ``kind`` (``validation``: the walk-forward test bars,
+    folds one after the other; ``holdout``), against the bar index within that out-of-sample
+    sequence. ``None`` when none of them has returns of that kind (e.g. no holdout); a
+    ValueError when only some have."""
+    if kind not in ("validation", "holdout"):
+        raise ValueError(f"kind must be 'validation' or 'holdout', got {kind!r}")
+    stored = store.get_returns(kind)
+    ids = [int(i) for i in eval_ids]
+    missing = [i for i in ids if i not in stored]
+    if len(missing) == len(ids):
+        return None
+    if missing:
+        raise ValueError(f"no {kind} returns journaled for eval(s) {missing}")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        row_heights=[0.65, 0.35])
+    for i, eval_id in enumerate(ids):
+        returns = np.asarray(stored[eval_id], dtype=float)
+        equity = np.cumprod(1.0 + returns)
+        peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]  # start counts
+        drawdown = equity / peak - 1.0
+        bars = np.arange(len(returns))
+        style = {"color": _color(i), "width": 1.5}
+        fig.add_trace(go.Scatter(x=bars, y=equity, mode="lines", name=f"eval {eval_id}",
+                                 legendgroup=f"eval {eval_id}", line=style), row=1, col=1)
+        fig.add_trace(go.Scatter(x=bars, y=drawdown, mode="lines", name=f"eval {eval_id}",
+                                 legendgroup=f"eval {eval_id}", showlegend=False, line=style,
+                                 fill="tozeroy"), row=2, col=1)
+    fig.update_yaxes(title_text="equity (start = 1)", row=1, col=1)
+    fig.update_yaxes(title_text="drawdown", tickformat=".0%", row=2, col=1)
+    fig.update_xaxes(title_text=f"bar index within the {kind} out-of-sample sequence",
+                     row=2, col=1)
+    fig.update_layout(template=TEMPLATE, title=f"Equity and drawdown, {kind} returns",
+                      hovermode="x unified")
+    return fig
+
+
+# ---------------------------------------------------------------------------- overfitting
+
+
+def overfitting_figure(pbo_result: Any) -> go.Figure | None:
+    """Histogram of the CSCV logits ``λ`` of the probability of backtest overfitting, with a
+    line at ``λ = 0`` (at or left of it: the in-sample winner is at or below the out-of-sample
+    median); PBO in the title. Takes a :class:`~cryptosweep.overfitting.PBOResult` or its
+    ``to_dict()`` form (``results["overfitting"]["pbo"]``); ``None`` for ``None``."""
+    if pbo_result is None:
+        return None
+    if isinstance(pbo_result, Mapping):
+        pbo, logits = pbo_result["pbo"], pbo_result["logits"]
+        n_combinations = pbo_result.get("n_combinations", len(logits))
+    else:
+        pbo, logits, n_combinations = pbo_result.pbo, pbo_result.logits, pbo_result.n_combinations
+    logits = np.asarray(logits, dtype=float)
+    fig = go.Figure(go.Histogram(x=logits, name="logits", marker={"color": _color(0)},
+                                 hovertemplate="λ %{x}<br>%{y} combinations<extra></extra>"))
+    fig.add_vline(x=0.0, line={"color": "#d62728", "dash": "dash", "width": 2},
+                  annotation_text="λ = 0", annotation_position="top right")
+    fig.update_layout(
+        template=TEMPLATE, bargap=0.05, showlegend=False,
+        title=f"Probability of backtest overfitting: PBO = {pbo:.3f} "
+              f"({n_combinations} CSCV combinations)",
+        xaxis_title="logit λ of the in-sample winner's out-of-sample rank",
+        yaxis_title="combinations",
+    )
+    return fig
+
+
+def dsr_gauge_or_bar(dsr_info: Mapping[str, Any] | None) -> go.Figure | None:
+    """Horizontal bars of the winner's deflated Sharpe ratio (PSR against the expected maximum
+    Sharpe of the trials under no skill) and PSR against 0, on [0, 1], with the customary 0.95
+    line. Takes the dict of :func:`~cryptosweep.overfitting.deflated_sharpe_from_returns`
+    (``results["overfitting"]["dsr"]`` or ``results["top_k"][i]["dsr"]``); ``None`` when it is
+    missing or has no DSR."""
+    if not dsr_info or dsr_info.get("dsr") is None:
+        return None
+    labels = ["DSR (vs SR0)", "PSR (vs 0)"]
+    values = [float(dsr_info["dsr"]), float(dsr_info.get("psr", np.nan))]
+    fig = go.Figure(go.Bar(
+        x=values, y=labels, orientation="h", text=[f"{v:.3f}" for v in values],
+        textposition="auto", marker={"color": [_color(0), _color(1)]},
+        hovertemplate="%{y}: %{x:.4f}<extra></extra>",
+    ))
+    fig.add_vline(x=0.95, line={"color": "#7f7f7f", "dash": "dot"},
+                  annotation_text="0.95", annotation_position="top")
+    details = ", ".join(
+        f"{name} {_fmt(dsr_info.get(key), spec)}"
+        for name, key, spec in (("N", "n_trials", "d"), ("T", "n_obs", "d"),
+                                ("SR", "sr", ".4f"), ("SR0", "sr0", ".4f"))
+        if dsr_info.get(key) is not None
+    )
+    fig.update_layout(
+        template=TEMPLATE, showlegend=False,
+        title=f"Deflated Sharpe ratio of the winner: {values[0]:.3f}"
+              + (f" ({details}; Sharpe per bar)" if details else ""),
+        xaxis={"title": "probability that the true Sharpe ratio exceeds the benchmark",
+               "range": [0, 1]},
+        yaxis_title="",
+    )
+    return fig
+
+
+# ------------------------------------------------------------------------------- resources
+
+
+def resource_timeline(resource_usage: Mapping[str, Any]) -> go.Figure | None:
+    """Host CPU % and memory used over time, plus, when there are ``gpuN`` samples, each GPU's
+    utilisation % and memory used (one trace per GPU): 2 or 4 stacked panels with a shared
+    time axis (UTC). ``None`` without samples."""
+    samples = sorted(resource_usage.get("samples") or [], key=lambda s: s["ts"])
+    if not samples:
+        return None
+    host = [s for s in samples if s["source"] == "host"]
+    gpus: dict[str, list[Mapping[str, Any]]] = {}
+    for s in samples:
+        if str(s["source"]).startswith("gpu"):
+            gpus.setdefault(s["source"], []).append(s)
+    gpu_names = sorted(gpus, key=lambda n: (len(n), n))
+    titles = ["host CPU", "host memory"] + (["GPU utilisation", "GPU memory"] if gpus else [])
+    fig = make_subplots(rows=len(titles), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=titles)
+    if host:
+        times = [_utc(s["ts"]) for s in host]
+        fig.add_trace(go.Scatter(x=times, y=[s.get("cpu_percent") for s in host],
+                                 mode="lines+markers", name="CPU %",
+                                 line={"color": _color(0)}), row=1, col=1)
+        fig.add_trace(go.Scatter(x=times, y=[_gib(s.get("memory_used_mib")) for s in host],
+                                 mode="lines+markers", name="memory used",
+                                 line={"color": _color(1)}), row=2, col=1)
+        totals = [_gib(s.get("memory_total_mib")) for s in host]
+        if any(t is not None for t in totals):
+            fig.add_trace(go.Scatter(x=times, y=totals, mode="lines", name="memory total",
+                                     line={"color": _color(1), "dash": "dot"}), row=2, col=1)
+    for i, name in enumerate(gpu_names):
+        items = gpus[name]
+        times = [_utc(s["ts"]) for s in items]
+        colour = _color(i + 2)
+        fig.add_trace(go.Scatter(x=times, y=[s.get("gpu_percent") for s in items],
+                                 mode="lines+markers", name=f"{name} utilisation %",
+                                 legendgroup=name, line={"color": colour}), row=3, col=1)
+        fig.add_trace(go.Scatter(x=times, y=[_gib(s.get("memory_used_mib")) for s in items],
+                                 mode="lines+markers", name=f"{name} memory used",
+                                 legendgroup=name, line={"color": colour}), row=4, col=1)
+    fig.update_yaxes(title_text="CPU %", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="GiB", rangemode="tozero", row=2, col=1)
+    if gpus:
+        fig.update_yaxes(title_text="GPU %", range=[0, 100], row=3, col=1)
+        fig.update_yaxes(title_text="GiB", rangemode="tozero", row=4, col=1)
+    fig.update_xaxes(title_text="time (UTC)", row=len(titles), col=1)
+    fig.update_layout(
+        template=TEMPLATE, height=260 * len(titles),
+        title=f"Resource usage ({len(host)} host samples"
+              + (f", {len(gpu_names)} GPU(s))" if gpus else ", no GPU samples)"),
+    )
+    return fig
+
+
+def _gib(mib: Any) -> float | None:
+    return None if mib is None else float(mib) / 1024.0
+
+
+def worker_gantt(resource_usage: Mapping[str, Any],
+                 results: Mapping[str, Any] | None = None) -> go.Figure | None:
+    """One row per worker and one horizontal bar per evaluation, from its start to its end
+    (UTC), from ``resource_usage["timeline"]``. Bars are coloured by status (one trace per
+    status) when the timeline items carry one or ``results`` is given, else all alike.
+    Each bar's ``customdata`` is ``[eval_id, start_ts, end_ts, status]``. ``None`` without
+    timed evaluations."""
+    timeline = [t for t in resource_usage.get("timeline") or []
+                if t.get("start") is not None and t.get("end") is not None]
+    if not timeline:
+        return None
+    status_of = {e["eval_id"]: e["status"] for e in (results or {}).get("evaluations") or []}
+    workers: dict[str, float] = {}
+    for item in timeline:
+        worker = str(item.get("worker"))
+        workers[worker] = min(workers.get(worker, item["start"]), item["start"])
+    order = sorted(workers, key=lambda w: (workers[w], w))
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for item in sorted(timeline, key=lambda t: t["eval_id"]):
+        status = item.get("status") or status_of.get(item["eval_id"]) or "evaluation"
+        groups.setdefault(status, []).append(item)
+    fig = go.Figure()
+    for i, (status, items) in enumerate(sorted(groups.items())):
+        fig.add_trace(go.Bar(
+            orientation="h", name=status,
+            y=[str(t.get("worker")) for t in items],
+            base=[_utc(t["start"]) for t in items],
+            x=[(t["end"] - t["start"]) * 1000.0 for t in items],  # ms: a date axis's unit
+            marker={"color": _STATUS_COLOURS.get(status, _color(i)),
+                    "line": {"color": "white", "width": 0.5}},
+            customdata=[[t["eval_id"], t["start"], t["end"], status] for t in items],
+            text=[str(t["eval_id"]) for t in items], textposition="inside",
+            insidetextanchor="middle",
+            hovertemplate="eval %{customdata[0]}<br>%{base|%H:%M:%S.%L} + %{x:.0f} ms"
+                          "<br>%{y}<extra>%{customdata[3]}</extra>",
+        ))
+    utilisation = {
+        w: (resource_usage.get("workers") or {}).get(w, {}).get("utilisation") for w in order
+    }
+    fig.update_layout(
+        template=TEMPLATE, barmode="overlay", height=max(300, 60 * len(order) + 160),
+        title=f"Worker timeline: {len(timeline)} evaluations on {len(order)} worker(s)",
+        xaxis={"title": "time (UTC)", "type": "date"},
+        yaxis={"title": "worker", "categoryorder": "array", "categoryarray": order[::-1],
+               "tickmode": "array", "tickvals": order,
+               "ticktext": [w if utilisation[w] is None else f"{w} ({utilisation[w]:.0%} busy)"
+                            for w in order]},
+        legend_title="status",
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------------- tables
+
+
+def _table(header: list[str], columns: list[list[Any]], title: str,
+           widths: list[float] | None = None) -> go.Figure:
+    fig = go.Figure(go.Table(
+        columnwidth=widths,
+        header={"values": [f"<b>{h}</b>" for h in header], "align": "left",
+                "fill_color": "#e8eef7"},
+        cells={"values": columns, "align": "left"},
+    ))
+    fig.update_layout(template=TEMPLATE, title=title, margin={"l": 10, "r": 10, "t": 60, "b": 10})
+    return fig
+
+
+def top_k_table(results: Mapping[str, Any]) -> go.Figure | None:
+    """The top-k configurations: rank, eval, model, validation score, holdout Sharpe, DSR (when
+    any entry has one), trading and model parameters as compact JSON. ``None`` when empty."""
+    top = results.get("top_k") or []
+    if not top:
+        return None
+    header = ["rank", "eval", "model", "validation score", "holdout Sharpe"]
+    columns: list[list[Any]] = [
+        [item["rank"] for item in top],
+        [item["eval_id"] for item in top],
+        [item["params"]["model"] for item in top],
+        [_fmt(item.get("score"), "+.4f") for item in top],
+        [_fmt((item.get("holdout") or {}).get("holdout_sharpe"), "+.4f") for item in top],
+    ]
+    widths = [0.6, 0.6, 1.0, 1.2, 1.2]
+    if any(item.get("dsr") for item in top):
+        header.append("DSR")
+        columns.append([_fmt((item.get("dsr") or {}).get("dsr"), ".3f") for item in top])
+        widths.append(0.8)
+    header += ["trading params", "model params"]
+    columns += [[_compact(item["params"]["trading"]) for item in top],
+                [_compact(item["params"]["entry_model"]) for item in top]]
+    widths += [4.0, 4.0]
+    metric = ((results.get("config") or {}).get("objective") or {}).get("metric", "score")
+    return _table(header, columns, f"Top {len(top)} configurations (validation {metric}, "
+                                   "holdout Sharpe annualised)", widths)
+
+
+def reproducibility_table(results: Mapping[str, Any]) -> go.Figure | None:
+    """PASS/FAIL per top-k configuration: the library re-ran each with its recorded seed and
+    compared the metrics (including the SHA-256 of its per-bar returns) bit for bit."""
+    checks = results.get("reproducibility_check") or []
+    if isinstance(checks, Mapping):
+        checks = [checks]
+    if not checks:
+        return None
+    columns = [
+        [f"eval {c['eval_id']}" for c in checks],
+        [c["status"] for c in checks],
+        [_fmt((c.get("original") or {}).get("score"), "+.6f") for c in checks],
+        [_fmt((c.get("rerun") or {}).get("score"), "+.6f") for c in checks],
+        [str((c.get("rerun") or {}).get("returns_sha256", ""))[:16] for c in checks],
+    ]
+    failed = sum(c["status"] != "PASS" for c in checks)
+    title = ("Reproducibility: every top-k configuration re-ran bit for bit" if not failed
+             else f"Reproducibility: {failed} of {len(checks)} re-runs DIFFER")
+    return _table(["configuration", "re-run", "recorded score", "re-run score",
+                   "returns SHA-256 (re-run)"], columns, title, [1, 0.8, 1.2, 1.2, 2])
+
+
+def environment_table(environment: Mapping[str, Any]) -> go.Figure:
+    """What the run ran on (``gpu_repro_*.json``): Python, packages, CPU, GPUs and driver,
+    git commit, and the determinism settings that could not be applied."""
+    gpus = environment.get("gpus") or {}
+    devices = gpus.get("devices") or []
+    packages = environment.get("packages") or {}
+    rows: list[tuple[str, Any]] = [
+        ("python", environment.get("python")),
+        ("platform", environment.get("platform")),
+        ("CPUs", environment.get("cpu_count")),
+        ("GPUs", ", ".join(f"{d['index']}: {d['name']}" for d in devices)
+         or f"none ({gpus.get('reason')})"),
+        ("driver / CUDA", f"{gpus.get('driver_version')} / {gpus.get('cuda_driver_version')}"
+         if devices else "–"),
+        ("git commit", environment.get("git_commit")),
+        ("not set", "; ".join(environment.get("not_set") or []) or "–"),
+        ("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items()) if v)),
+    ]
+    return _table(["", ""], [[k for k, _ in rows], [_fmt(v) for _, v in rows]],
+                  "Environment", [1, 5])
+
+
+def summary_table(results: Mapping[str, Any]) -> go.Figure:
+    """The run at a glance: name, strategy, seed, config hash, evaluation counts, budget,
+    wall time, host, data, reproducibility and overfitting verdicts, and whatever environment
+    details (git commit, versions) the results carry."""
+    run = results.get("run") or {}
+    counts = results.get("counts") or {}
+    strategy = results.get("strategy") or {}
+    rows: list[tuple[str, Any]] = [
+        ("run", run.get("name")),
+        ("strategy", _strategy_text(results.get("sweep_type"), strategy)),
+        ("seed", results.get("seed")),
+        ("config hash", results.get("config_hash")),
+        ("evaluations", f"{counts.get('evaluations', 0)} ({counts.get('done', 0)} done, "
+                        f"{counts.get('failed', 0)} failed, {run.get('retried', 0)} retried)"),
+        ("budget spent", f"{results.get('budget_spent', 0):g} units"
+                         + (f" of {strategy['total_budget']:g} planned"
+                            if strategy.get("total_budget") is not None else "")),
+        ("wall time", f"{run['wall_time_s']:.1f} s" if run.get("wall_time_s") is not None
+         else None),
+        ("started (UTC)", _when(run.get("created_at"))),
+        ("finished (UTC)", _when(run.get("finished_at"))),
+        ("host", run.get("host")),
+        ("run folder", run.get("run_dir")),
+    ]
+    data = results.get("data") or {}
+    if data:
+        rows.append(("data", f"{data.get('path')} ({data.get('bars')} bars, "
+                             f"{data.get('first_bar')} to {data.get('last_bar')})"))
+        if data.get("holdout_bars"):
+            rows.append(("holdout", f"{data['holdout_bars']} bars from "
+                                    f"{data.get('holdout_first_bar')}"))
+        rows.append(("data SHA-256", data.get("sha256")))
+    best = results.get("best")
+    if best:
+        rows.append(("best", f"eval {best['eval_id']} ({best['params']['model']}), "
+                             f"validation {_fmt(best.get('score'), '+.4f')}"))
+    checks = results.get("reproducibility_check")
+    if isinstance(checks, Mapping):
+        checks = [checks]
+    if checks:
+        rows.append(("reproducibility re-run",
+                     ", ".join(f"eval {c['eval_id']}: {c['status']}" for c in checks)))
+    overfitting = results.get("overfitting") or {}
+    if overfitting.get("dsr") and overfitting["dsr"].get("dsr") is not None:
+        rows.append(("deflated Sharpe ratio", _fmt(overfitting["dsr"]["dsr"])))
+    if overfitting.get("pbo"):
+        rows.append(("PBO", _fmt(overfitting["pbo"]["pbo"])))
+    if overfitting.get("why_not"):
+        rows.append(("overfitting note", overfitting["why_not"]))
+    for key in ("git_commit", "git_dirty", "python", "platform"):
+        if key in run:
+            rows.append((key.replace("_", " "), run[key]))
+    environment = results.get("environment") or {}
+    for key, value in environment.items():
+        rows.append((f"env: {key}", value if isinstance(value, str | int | float | bool)
+                     else _compact(value)))
+    rows = [(k, v) for k, v in rows if v is not None]
+    return _table(["", "value"], [[k for k, _ in rows], [str(v) for _, v in rows]],
+                  f"Run summary: {run.get('name', '?')}", [1.2, 5.0])
+
+
+def _strategy_text(sweep_type: Any, strategy: Mapping[str, Any]) -> str:
+    name = strategy.get("name") or sweep_type or "?"
+    details = [f"{key} {strategy[key]}" for key in ("max_iter", "eta", "iterations", "sampler",
+                                                     "n_trials")
+               if strategy.get(key) is not None]
+    return f"{name}" + (f" ({', '.join(details)})" if details else "")
+
+
+def _when(ts: Any) -> str | None:
+    return None if ts is None else _utc(float(ts)).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,400 @@
+"""The analysis notebook's figures, checked against the journal of a real (tiny) sweep: every
+number a chart shows must be the one the run recorded."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+
+from conftest import tiny_config
+from cryptosweep import figures
+from cryptosweep.config import validate_config
+from cryptosweep.overfitting import probability_of_backtest_overfitting
+from cryptosweep.reports import ranked
+from cryptosweep.runner import run_sweep
+from cryptosweep.store import TrialStore
+
+
+class Run:
+    """A finished run as the notebook sees it: the two JSON files and the journal."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir
+        (results,) = run_dir.glob("sweep_results_*.json")
+        (usage,) = run_dir.glob("resource_usage_*.json")
+        self.results: dict[str, Any] = json.loads(results.read_text())
+        self.usage: dict[str, Any] = json.loads(usage.read_text())
+        self.store = TrialStore(run_dir / "sweep.db")
+        self.rows = self.store.evaluations()
+
+
+def _sweep(tmp: Path, name: str, **changes: Any) -> Run:
+    config = validate_config(tiny_config(objective__rounds_per_unit=3, **changes))
+    result = run_sweep(config=config, seed=7, log_dir=tmp, run_name=name, show_progress=False)
+    return Run(result.run_dir)
+
+
+@pytest.fixture(scope="module")
+def hb(tmp_path_factory: pytest.TempPathFactory):
+    run = _sweep(tmp_path_factory.mktemp("figures"), "hb", sweep_type="hyperband",
+                 hyperband__max_iter=4, hyperband__eta=2)
+    yield run
+    run.store.close()
+
+
+@pytest.fixture(scope="module")
+def rnd(tmp_path_factory: pytest.TempPathFactory):
+    run = _sweep(tmp_path_factory.mktemp("figures"), "rnd", random__n_trials=3)
+    yield run
+    run.store.close()
+
+
+def _check_common(fig: go.Figure) -> None:
+    assert isinstance(fig, go.Figure)
+    assert fig.layout.template == pio.templates["plotly_white"]
+    assert fig.layout.title.text
+    json.loads(fig.to_json())
+
+
+def _full_budget(rows):
+    done = [r for r in rows if r.status == "done" and r.score is not None]
+    top = max(r.budget for r in done)
+    return [r for r in done if r.budget == top], top
+
+
+# ------------------------------------------------------------------------ optimisation history
+
+
+def test_optimisation_history_matches_the_journal(hb: Run) -> None:
+    fig = figures.optimisation_history(hb.results)
+    _check_common(fig)
+    full, top = _full_budget(hb.rows)
+    (best,) = [t for t in fig.data if t.mode == "lines"]
+    spent = np.cumsum([r.budget for r in hb.rows if r.status in ("done", "failed")])
+    assert list(best.x) == pytest.approx(list(spent))
+    assert best.x[-1] == pytest.approx(hb.results["budget_spent"])
+    assert best.y[-1] == max(r.score for r in full)
+    ys = [y for y in best.y if y is not None]
+    assert ys == sorted(ys)  # best so far never gets worse
+    # the step starts at the first full-budget evaluation
+    first_full = min(r.eval_id for r in full)
+    assert best.y[first_full] is not None and all(y is None for y in best.y[:first_full])
+    # one faint marker per scored evaluation, one trace per budget
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert {t.name for t in markers} == {f"budget {r.budget:g}" for r in hb.rows}
+    shown = {int(c[0]): (x, y) for t in markers
+             for c, x, y in zip(t.customdata, t.x, t.y, strict=True)}
+    assert shown == {r.eval_id: (pytest.approx(spent[r.eval_id]), r.score) for r in hb.rows}
+    assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+    assert top == 4.0
+
+
+# ----------------------------------------------------------------------------- hyperband
+
+
+def test_hyperband_brackets_mark_exactly_the_promoted_trials(hb: Run) -> None:
+    fig = figures.hyperband_brackets(hb.results)
+    _check_common(fig)
+    summary = hb.results["strategy"]["brackets"]
+    assert fig.layout.xaxis.type == "log"
+    markers = [t for t in fig.data if t.mode == "markers"]
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert len(markers) == len(summary)
+    evaluated, promoted_marks, links = set(), set(), set()
+    for trace in markers:
+        for x, y, symbol in zip(trace.x, trace.y, trace.marker.symbol, strict=True):
+            evaluated.add((trace.name, x, y))
+            if symbol == "circle":
+                promoted_marks.add((trace.name, x, y))
+    for trace in lines:
+        points = list(zip(trace.x, trace.y, strict=True))
+        for start in range(0, len(points), 3):
+            (x0, y0), (x1, y1), gap = points[start:start + 3]
+            assert y0 == y1 and x1 > x0 and gap == (None, None)
+            links.add((trace.name.removesuffix(": promoted"), x0, y0))
+    expected_evaluated, expected_promoted = set(), set()
+    for b in summary:
+        name = f"iteration {b['iteration']}, bracket {b['bracket']}"
+        for rung in b["rungs"]:
+            expected_evaluated |= {(name, rung["resource"], t) for t in rung["trial_ids"]}
+            expected_promoted |= {(name, rung["resource"], t) for t in rung["promoted"]}
+    assert expected_promoted  # the tiny sweep does promote
+    assert evaluated == expected_evaluated
+    assert promoted_marks == expected_promoted == links
+    # and the summary agrees with the journal: one point per evaluation
+    journal = {(f"iteration {r.tags['iteration']}, bracket {r.tags['bracket']}", r.budget,
+                r.trial_id) for r in hb.rows}
+    assert journal == evaluated and len(hb.rows) == len(evaluated)
+
+
+def test_hyperband_brackets_is_none_for_other_strategies(rnd: Run) -> None:
+    assert figures.hyperband_brackets(rnd.results) is None
+
+
+# ---------------------------------------------------------------------- optuna-based figures
+
+
+def test_optuna_study_holds_the_full_budget_trials_of_the_main_family(hb: Run) -> None:
+    study = figures.optuna_study(hb.results, hb.store)
+    full, top = _full_budget(hb.rows)
+    assert study.user_attrs == {"family": "lightgbm", "budget": top}
+    assert {t.user_attrs["eval_id"]: t.value for t in study.trials} == {
+        r.eval_id: r.score for r in full}
+    row = {r.eval_id: r for r in full}[study.trials[0].user_attrs["eval_id"]]
+    assert study.trials[0].params == {
+        **{f"lightgbm.{k}": v for k, v in row.params["entry_model"].items()},
+        **{f"trading.{k}": v for k, v in row.params["trading"].items()}}
+
+
+def test_parallel_coordinates(hb: Run) -> None:
+    fig = figures.parallel_coordinates(hb.results, hb.store)
+    _check_common(fig)
+    full, _ = _full_budget(hb.rows)
+    study = figures.optuna_study(hb.results, hb.store)
+    assert len(fig.data) == len(full) + 1  # a line per trial and the colour bar
+    labels = [text.replace("<br>", "") for text in fig.layout.xaxis.ticktext]
+    assert labels[0] == "Objective Value"
+    assert sorted(labels[1:]) == sorted(study.trials[0].params)  # full names, not cut
+    # each line is one trial: its objective value is the journal's score of that evaluation
+    shown = sorted(float(t.customdata[0][1]) for t in fig.data if t.mode == "lines")
+    assert shown == pytest.approx(sorted(r.score for r in full), rel=1e-2)
+
+
+def test_parameter_importances_are_deterministic(hb: Run) -> None:
+    fig = figures.parameter_importances(hb.results, hb.store)
+    _check_common(fig)
+    (bars,) = fig.data
+    params = figures.optuna_study(hb.results, hb.store).trials[0].params
+    assert set(bars.y) == set(params)
+    assert sum(bars.x) == pytest.approx(1.0)
+    method = figures.importance_evaluator()[1]  # fANOVA when scikit-learn is installed
+    assert method in fig.layout.title.text
+    assert method == "fANOVA, seed 0" or importlib.util.find_spec("sklearn") is None
+    again = figures.parameter_importances(hb.results, hb.store)
+    assert again.data[0].x == bars.x and again.data[0].y == bars.y
+
+
+def test_parameter_figures_need_two_distinct_trials(hb: Run, tmp_path: Path) -> None:
+    store = TrialStore(tmp_path / "sweep.db")
+    store.set_meta(config=hb.results["config"])
+    row = ranked(hb.rows)[0]
+    for eval_id, score in ((0, 1.0), (1, 1.0)):
+        store.add_evaluation(eval_id, eval_id, row.params, row.seed, row.budget, {})
+        assert figures.parallel_coordinates(None, store) is None  # 0, then 1 trial
+        assert figures.parameter_importances(None, store) is None
+        store.finish_evaluation(eval_id, status="done", score=score, metrics={}, error=None,
+                                worker=None, device=None, started_at=None, finished_at=None)
+    assert figures.parallel_coordinates(None, store) is not None
+    assert figures.parameter_importances(None, store) is None  # equal scores: nothing to explain
+    store.close()
+
+
+# ------------------------------------------------------------------------------ equity curves
+
+
+def test_equity_curves_compound_the_stored_returns(hb: Run) -> None:
+    ids = [item["eval_id"] for item in hb.results["top_k"]]
+    stored = hb.store.get_returns("validation")
+    fig = figures.equity_curves(hb.store, ids)
+    _check_common(fig)
+    assert len(fig.data) == 2 * len(ids)
+    equity = [t for t in fig.data if t.yaxis == "y"]
+    drawdown = [t for t in fig.data if t.yaxis == "y2"]
+    assert [t.name for t in equity] == [f"eval {i}" for i in ids]
+    for eval_id, eq, dd in zip(ids, equity, drawdown, strict=True):
+        returns = stored[eval_id]
+        assert len(eq.y) == len(returns) and list(eq.x) == list(range(len(returns)))
+        assert eq.y[-1] == pytest.approx(np.prod(1.0 + returns), rel=1e-12)
+        assert max(dd.y) <= 0.0
+    assert fig.layout.xaxis2.title.text and fig.layout.yaxis.title.text
+
+
+def test_holdout_equity_agrees_with_the_holdout_metrics(hb: Run) -> None:
+    top = hb.results["top_k"]
+    fig = figures.equity_curves(hb.store, [item["eval_id"] for item in top], kind="holdout")
+    _check_common(fig)
+    for item, eq, dd in zip(top, fig.data[::2], fig.data[1::2], strict=True):
+        assert eq.y[-1] - 1.0 == pytest.approx(item["holdout"]["holdout_total_return"], abs=1e-12)
+        assert -min(dd.y) == pytest.approx(item["holdout"]["holdout_max_drawdown"], abs=1e-12)
+
+
+def test_equity_curves_without_returns(hb: Run) -> None:
+    top = [item["eval_id"] for item in hb.results["top_k"]]
+    other = next(r.eval_id for r in hb.rows if r.eval_id not in top)
+    assert figures.equity_curves(hb.store, [other], kind="holdout") is None
+    with pytest.raises(ValueError, match=f"eval\\(s\\) \\[{other}\\]"):
+        figures.equity_curves(hb.store, [top[0], other], kind="holdout")
+    with pytest.raises(ValueError, match="kind"):
+        figures.equity_curves(hb.store, top, kind="train")
+
+
+# -------------------------------------------------------------------------------- overfitting
+
+
+def test_overfitting_figure_from_results_and_from_a_pbo_result(hb: Run) -> None:
+    pbo = hb.results["overfitting"]["pbo"]
+    fig = figures.overfitting_figure(pbo)
+    _check_common(fig)
+    (hist,) = fig.data
+    assert list(hist.x) == pbo["logits"]
+    assert f"PBO = {pbo['pbo']:.3f}" in fig.layout.title.text
+    assert [(s.x0, s.x1) for s in fig.layout.shapes] == [(0.0, 0.0)]
+
+    returns = hb.store.get_returns("validation")
+    matrix = np.column_stack([returns[r.eval_id] for r in _full_budget(hb.rows)[0]])
+    result = probability_of_backtest_overfitting(matrix, n_splits=4)
+    fig = figures.overfitting_figure(result)
+    _check_common(fig)
+    assert list(fig.data[0].x) == list(result.logits)
+    assert f"PBO = {result.pbo:.3f}" in fig.layout.title.text
+    assert figures.overfitting_figure(None) is None
+
+
+def test_dsr_bar(hb: Run) -> None:
+    dsr = hb.results["overfitting"]["dsr"]
+    fig = figures.dsr_gauge_or_bar(dsr)
+    _check_common(fig)
+    assert list(fig.data[0].x) == [dsr["dsr"], dsr["psr"]]
+    assert f"{dsr['dsr']:.3f}" in fig.layout.title.text
+    assert tuple(fig.layout.xaxis.range) == (0, 1)
+    assert figures.dsr_gauge_or_bar(None) is None
+    assert figures.dsr_gauge_or_bar({"dsr": None, "why_not": "constant returns"}) is None
+
+
+# ---------------------------------------------------------------------------------- resources
+
+
+def test_resource_timeline_host_only(hb: Run) -> None:
+    fig = figures.resource_timeline(hb.usage)
+    _check_common(fig)
+    host = [s for s in hb.usage["samples"] if s["source"] == "host"]
+    assert host and not any(s["source"].startswith("gpu") for s in hb.usage["samples"])
+    assert "yaxis3" not in fig.layout.to_plotly_json()  # no GPU panels without GPU samples
+    assert not any("gpu" in t.name for t in fig.data)
+    (cpu,) = [t for t in fig.data if t.name == "CPU %"]
+    assert list(cpu.y) == [s["cpu_percent"] for s in host]
+    (memory,) = [t for t in fig.data if t.name == "memory used"]
+    assert list(memory.y) == pytest.approx([s["memory_used_mib"] / 1024 for s in host])
+    assert figures.resource_timeline({"samples": []}) is None
+
+
+def test_resource_timeline_with_gpus() -> None:
+    samples = [{"ts": 1_800_000_000.0 + i, "source": "host", "cpu_percent": 10.0 * i,
+                "memory_used_mib": 1024 * i, "memory_total_mib": 4096} for i in range(3)]
+    samples += [{"ts": 1_800_000_000.0 + i, "source": f"gpu{g}", "gpu_percent": 50 + g,
+                 "memory_used_mib": 2048 * g} for i in range(3) for g in (0, 1)]
+    fig = figures.resource_timeline({"samples": samples})
+    _check_common(fig)
+    assert "yaxis4" in fig.layout.to_plotly_json()
+    names = [t.name for t in fig.data]
+    assert {"gpu0 utilisation %", "gpu1 utilisation %", "gpu0 memory used",
+            "gpu1 memory used"} <= set(names)
+    (util1,) = [t for t in fig.data if t.name == "gpu1 utilisation %"]
+    assert list(util1.y) == [51] * 3 and util1.yaxis == "y3"
+
+
+def test_worker_gantt_has_one_bar_per_evaluation(hb: Run) -> None:
+    fig = figures.worker_gantt(hb.usage, hb.results)
+    _check_common(fig)
+    assert [t.name for t in fig.data] == ["done"]
+    bars = {}
+    for trace in fig.data:
+        for y, base, width, custom in zip(trace.y, trace.base, trace.x, trace.customdata,
+                                          strict=True):
+            bars[int(custom[0])] = (y, base, width, custom[1], custom[2])
+    timed = [r for r in hb.rows if r.started_at is not None]
+    assert len(timed) == len(hb.rows) == len(bars)
+    epoch = datetime(1970, 1, 1)
+    for row in timed:
+        worker, base, width, start, end = bars[row.eval_id]
+        assert worker == str(row.worker)
+        assert (start, end) == (row.started_at, row.finished_at)
+        assert (base - epoch).total_seconds() == pytest.approx(row.started_at, abs=1e-5)
+        finish = base + timedelta(milliseconds=width)
+        assert (finish - epoch).total_seconds() == pytest.approx(row.finished_at, abs=1e-5)
+    assert fig.layout.xaxis.type == "date"
+
+
+def test_worker_gantt_rows_and_status_colours() -> None:
+    usage = {"timeline": [
+        {"eval_id": 0, "worker": "w1", "start": 100.0, "end": 101.5},
+        {"eval_id": 1, "worker": "w2", "start": 100.2, "end": 103.0, "status": "failed"},
+        {"eval_id": 2, "worker": "w1", "start": 101.6, "end": 102.0},
+    ]}
+    fig = figures.worker_gantt(usage)
+    _check_common(fig)
+    assert sorted(t.name for t in fig.data) == ["evaluation", "failed"]
+    assert list(fig.layout.yaxis.tickvals) == ["w1", "w2"]
+    assert sum(len(t.x) for t in fig.data) == 3
+    assert figures.worker_gantt({"timeline": []}) is None
+
+
+# ------------------------------------------------------------------------------------- tables
+
+
+def test_top_k_table(hb: Run) -> None:
+    fig = figures.top_k_table(hb.results)
+    _check_common(fig)
+    (table,) = fig.data
+    header = [h.removeprefix("<b>").removesuffix("</b>") for h in table.header.values]
+    assert header == ["rank", "eval", "model", "validation score", "holdout Sharpe", "DSR",
+                      "trading params", "model params"]
+    columns = dict(zip(header, table.cells.values, strict=True))
+    top = hb.results["top_k"]
+    assert list(columns["eval"]) == [item["eval_id"] for item in top]
+    assert list(columns["eval"]) == [r.eval_id for r in ranked(hb.rows)[: len(top)]]
+    assert [float(v) for v in columns["validation score"]] == pytest.approx(
+        [item["score"] for item in top], abs=1e-4)
+    assert [json.loads(v) for v in columns["trading params"]] == [
+        item["params"]["trading"] for item in top]
+    assert figures.top_k_table({**hb.results, "top_k": []}) is None
+
+
+def test_summary_table(hb: Run) -> None:
+    fig = figures.summary_table(hb.results)
+    _check_common(fig)
+    keys, values = fig.data[0].cells.values
+    summary = dict(zip(keys, values, strict=True))
+    counts = hb.results["counts"]
+    assert summary["run"] == "hb"
+    assert summary["seed"] == "7"
+    assert summary["config hash"] == hb.results["config_hash"]
+    assert summary["evaluations"].startswith(f"{counts['evaluations']} ({counts['done']} done, "
+                                             f"{counts['failed']} failed")
+    assert summary["budget spent"].startswith(f"{hb.results['budget_spent']:g} units")
+    assert summary["strategy"].startswith("hyperband (max_iter 4, eta 2")
+
+
+def test_every_figure_of_a_random_run_serialises(rnd: Run) -> None:
+    ids = [item["eval_id"] for item in rnd.results["top_k"]]
+    overfitting = rnd.results.get("overfitting") or {}
+    built = {
+        "history": figures.optimisation_history(rnd.results),
+        "parallel": figures.parallel_coordinates(rnd.results, rnd.store),
+        "importances": figures.parameter_importances(rnd.results, rnd.store),
+        "equity": figures.equity_curves(rnd.store, ids),
+        "holdout": figures.equity_curves(rnd.store, ids, "holdout"),
+        "pbo": figures.overfitting_figure(overfitting.get("pbo")),
+        "dsr": figures.dsr_gauge_or_bar(overfitting.get("dsr")),
+        "resources": figures.resource_timeline(rnd.usage),
+        "gantt": figures.worker_gantt(rnd.usage, rnd.results),
+        "top": figures.top_k_table(rnd.results),
+        "summary": figures.summary_table(rnd.results),
+    }
+    for name in ("history", "parallel", "importances", "equity", "holdout", "resources", "gantt",
+                 "top", "summary"):
+        _check_common(built[name])
+    for fig in built.values():  # overfitting figures only when the run has them
+        if fig is not None:
+            _check_common(fig)
+    # all evaluations of a random search are at the full budget
+    (best,) = [t for t in built["history"].data if t.mode == "lines"]
+    assert best.y[0] == rnd.rows[0].score and best.y[-1] == max(r.score for r in rnd.rows)
