@@ -172,3 +172,10 @@ def test_folds_that_do_not_fit_the_data_are_exit_2(capsys, write_config, tmp_pat
     code, err = run_cli(capsys, "--config", str(path), "--log-dir", str(tmp_path / "logs"))
     assert code == 2 and "objective:" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "logs").exists()
+
+
+def test_validate_checks_config_and_data_without_running(write_config, tmp_path):
+    good = cli("validate", "--config", str(write_config(tiny_config())))
+    assert good.returncode == 0 and good.stdout.startswith("ok: tiny: random, 6 evaluations")
+    bad = cli("validate", "--config", str(write_config(tiny_config(random__n_trials=0))))
+    assert bad.returncode == 2 and "random.n_trials" in bad.stderr

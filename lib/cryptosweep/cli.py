@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     run.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
 
+    validate = commands.add_parser(
+        "validate", help="check a config and its data without running anything (exit 2 if bad)")
+    validate.add_argument("--config", required=True, help="sweep configuration")
+    validate.add_argument("--set", dest="overrides", action="append", default=[],
+                          metavar="KEY=VALUE", help="override a config value (repeatable)")
+    validate.add_argument("--data", help="OHLCV file or folder (overrides data.path)")
+
     report = commands.add_parser(
         "report", help="run the analysis notebook on a finished run: report.html + index.html")
     report.add_argument("run_dir", help="a finished run folder")
@@ -108,6 +115,20 @@ def _run(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress and sys.stderr.isatty(),
     )
     print(result.run_dir)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from cryptosweep.config import load_config
+    from cryptosweep.strategies import make_strategy
+    from cryptosweep.trading.objective import check_spec
+
+    config = load_config(args.config, args.overrides, args.data)
+    data = check_spec(config.objective_spec())
+    strategy = make_strategy(config, config.seed or 0)
+    print(f"ok: {config.name}: {config.sweep_type}, {strategy.total_evaluations} evaluations, "
+          f"data {data['first_bar']} .. {data['last_bar']} ({data['bars']} bars, "
+          f"{data['holdout_bars']} held out)")
     return 0
 
 
@@ -154,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-gpu":
         return _check_gpu(args.json)
     _configure_logging(getattr(args, "log_level", "INFO"))
-    commands = {"run": _run, "report": _report, "export-optuna": _export_optuna}
+    commands = {"run": _run, "validate": _validate, "report": _report,
+                "export-optuna": _export_optuna}
     try:
         return commands[args.command](args)
     except (UserError, GPUUnavailableError, SweepFailedError, ReportError) as exc:
