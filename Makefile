@@ -11,7 +11,7 @@ CONFIG ?= parameters/demo.yaml
 LOG_DIR ?= reports
 RUN_NAME := demo_$(shell date -u +%Y%m%d_%H%M%S)
 
-.PHONY: sweep test lint venv lock clean
+.PHONY: sweep test lint venv lock clean bench bench-search
 
 venv: $(STAMP)
 
@@ -35,6 +35,16 @@ sweep: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+## Benchmarks side by side with their peers (Optuna, Ray Tune, backtesting.py); see
+## benchmarks/RESULTS.md. The search-efficiency comparison takes ~16 min: `make bench-search`.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-input -r requirements-bench.lock
+	$(BIN)/python benchmarks/objective.py
+	$(BIN)/python benchmarks/overhead.py
+
+bench-search: $(STAMP)
+	$(BIN)/python benchmarks/search_efficiency.py --seeds 5 --iterations 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

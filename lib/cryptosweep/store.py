@@ -174,9 +174,10 @@ class TrialStore:
 
     def add_evaluation(
         self, eval_id: int, trial_id: int, params: dict[str, Any], seed: int, budget: float,
-        tags: dict[str, Any],
+        tags: dict[str, Any], submitted_at: float | None = None,
     ) -> None:
-        """Journal a new evaluation (and its trial, the first time) as pending."""
+        """Journal a new evaluation (and its trial, the first time) as pending or, with
+        ``submitted_at``, as running with its first attempt, in one transaction (one fsync)."""
         with self._transaction() as cur:
             cur.execute(
                 "INSERT OR IGNORE INTO trials(trial_id, params, seed) VALUES (?, ?, ?)",
@@ -184,9 +185,15 @@ class TrialStore:
             )
             cur.execute(
                 "INSERT INTO evaluations(eval_id, trial_id, budget, tags, status) "
-                "VALUES (?, ?, ?, ?, 'pending')",
-                (eval_id, trial_id, budget, dumps(tags)),
+                "VALUES (?, ?, ?, ?, ?)",
+                (eval_id, trial_id, budget, dumps(tags),
+                 "pending" if submitted_at is None else "running"),
             )
+            if submitted_at is not None:
+                cur.execute(
+                    "INSERT INTO attempts(eval_id, attempt, submitted_at) VALUES (?, 1, ?)",
+                    (eval_id, submitted_at),
+                )
 
     def mark_submitted(self, eval_id: int, now: float) -> int:
         """Record one more attempt of ``eval_id``; returns its attempt number (1-based)."""
