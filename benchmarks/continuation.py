@@ -8,13 +8,14 @@ the objective builds them) and saves the checkpoint with the adapter's ``save``;
     trained in between each time, and checks that the predictions on the held-out bars (the
     last 20%) are the same bytes every time;
 (b) trains B from scratch and checks whether that gives the same bytes as continuing;
-(c) times continuing and training from scratch (medians of ``--repeats``).
+(c) times continuing and training from scratch (interleaved; the fastest of
+    ``--repeats``, as the machine may be shared).
 
 Cases that the adapters do not continue (``supports_continuation`` is False) are measured too,
 continuing as the adapter would if allowed, to show why. Also one row for CatBoost's
 ``init_model`` (what the adapter does not use: it resumes CatBoost's snapshot instead).
 
-    .venv/bin/python benchmarks/continuation.py [--repeats 3] [--rounds 100 300]
+    .venv/bin/python benchmarks/continuation.py [--repeats 5] [--rounds 100 300]
         [--epochs 10 30] [--threads 1]
 
 Prints a markdown table (docs/continuation.md holds the last one).
@@ -26,7 +27,6 @@ import argparse
 import contextlib
 import os
 import platform
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -132,32 +132,34 @@ def measure(label: str, family: str, params: dict[str, Any], budgets: tuple[int,
     def continued() -> np.ndarray:
         model = make_entry_model(family, params, repro)
         model.fit(x, y, large, init_from=path)
-        assert model.last_fit_continued
+        if not model.last_fit_continued:
+            raise RuntimeError("the adapter retrained from scratch (the library refused)")
         return model.predict_proba(x_test)
 
     def other() -> None:  # another seed's model between two continuations, in this thread
         make_entry_model(family, params, repro.for_trial(OTHER_SEED)).fit(x, y, small)
 
-    scratch_runs = [timed(scratch) for _ in range(repeats)]
+    scratch_runs: list[tuple[float, np.ndarray]] = []
     runs: list[tuple[float, np.ndarray]] = []
     try:
         with every_lightgbm_mode_continues():
-            for _ in range(repeats):
+            for _ in range(repeats):  # interleaved, so that both see the same machine load
+                scratch_runs.append(timed(scratch))
                 runs.append(timed(continued))
                 other()
     except Exception as exc:  # the library refuses to continue (LightGBM rf)
         message = str(exc).splitlines()[0]
         row["refused"] = (f"{type(exc).__name__} ({REFUSALS[key]})" if (key := next(
             (k for k in REFUSALS if k in message), None)) else f"{type(exc).__name__}: {message}")
-        row["scratch_s"] = statistics.median(t for t, _ in scratch_runs)
+        row["scratch_s"] = min(t for t, _ in scratch_runs)
         return row
     reference = scratch_runs[0][1]
     row["scratch_stable"] = all(p.tobytes() == reference.tobytes() for _, p in scratch_runs)
     row["twice"] = all(p.tobytes() == runs[0][1].tobytes() for _, p in runs)
     row["equal"] = runs[0][1].tobytes() == reference.tobytes()
     row["max_diff"] = float(np.max(np.abs(runs[0][1] - reference)))
-    row["scratch_s"] = statistics.median(t for t, _ in scratch_runs)
-    row["continue_s"] = statistics.median(t for t, _ in runs)
+    row["scratch_s"] = min(t for t, _ in scratch_runs)
+    row["continue_s"] = min(t for t, _ in runs)
     return row
 
 
@@ -183,16 +185,18 @@ def catboost_init_model(budgets: tuple[int, int], data: tuple[np.ndarray, ...], 
         model.fit(x, labels, init_model=str(folder / "init.cbm"))
         return model.predict_proba(x_test)[:, 1]
 
-    scratch_runs = [timed(scratch) for _ in range(repeats)]
+    scratch_runs, runs = [], []
+    for _ in range(repeats):
+        scratch_runs.append(timed(scratch))
+        runs.append(timed(once))
     reference = scratch_runs[0][1]
-    runs = [timed(once) for _ in range(repeats)]
     return {"case": "defaults, via init_model (not used)", "family": "catboost", "b": small,
             "B": large, "adapter": None, "mechanism": "init_model (.cbm)",
             "twice": all(p.tobytes() == runs[0][1].tobytes() for _, p in runs),
             "equal": runs[0][1].tobytes() == reference.tobytes(),
             "max_diff": float(np.max(np.abs(runs[0][1] - reference))),
-            "scratch_s": statistics.median(t for t, _ in scratch_runs),
-            "continue_s": statistics.median(t for t, _ in runs)}  # fmt: skip
+            "scratch_s": min(t for t, _ in scratch_runs),
+            "continue_s": min(t for t, _ in runs)}  # fmt: skip
 
 
 def cpu_name() -> str:
@@ -218,7 +222,6 @@ def table(rows: list[dict[str, Any]]) -> str:
         adapter = {True: "continues", False: "retrains", None: "not used"}[row["adapter"]]
         head = f"| {row['family']} | {row['case']} | {row['b']} → {row['B']} | {mechanism} |"
         if "refused" in row:
-            head = f"| {row['family']} | {row['case']} | {row['b']} → {row['B']} | init_model |"
             lines.append(f"{head} refused: {row['refused']} | – | – | {row['scratch_s']:.2f} "
                          f"| – | – | – | {adapter} |")  # fmt: skip
             continue
@@ -235,7 +238,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="runs per timing (>= 2)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per timing (>= 2)")
     parser.add_argument("--rounds", type=int, nargs=2, default=(100, 300), metavar=("b", "B"))
     parser.add_argument("--epochs", type=int, nargs=2, default=(10, 30), metavar=("b", "B"))
     parser.add_argument("--threads", type=int, default=1)
@@ -246,7 +249,7 @@ def main() -> None:
     data = real_data()
     print(f"bundled BTC/USDT 1h sample: {len(data[0])} training bars x {data[0].shape[1]} "
           f"features, {len(data[2])} held-out bars; triple-barrier labels (tp 5%, sl 3%, 24 h)")
-    print(f"{cpu_name()}, {args.threads} thread(s), seed {SEED}, medians of {args.repeats}; "
+    print(f"{cpu_name()}, {args.threads} thread(s), seed {SEED}, best of {args.repeats}; "
           f"Python {platform.python_version()}, "
           + ", ".join(f"{name} {version(name)}" for name in
                       ("lightgbm", "xgboost", "catboost", "torch", "numpy")))  # fmt: skip

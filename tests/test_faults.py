@@ -62,9 +62,9 @@ def test_killed_worker_is_retried_with_the_same_seed_and_result(tmp_path, write_
 
 
 def test_trial_past_its_timeout_is_failed_and_the_sweep_goes_on(tmp_path, write_config):
-    config = tiny_config(random__n_trials=6, execution__trial_timeout=4.0,
+    config = tiny_config(random__n_trials=6, execution__trial_timeout=8.0,
                          execution__max_failure_fraction=1.0)
-    config["parameter_ranges"]["torch"] = {  # a 2-layer MLP for 600 epochs: far past 4 s
+    config["parameter_ranges"]["torch"] = {  # a 2-layer MLP for 600 epochs: far past 8 s
         "hidden_units": {"type": "categorical", "choices": [256]},
         "layers": {"type": "categorical", "choices": [2]},
     }
@@ -83,7 +83,7 @@ def test_trial_past_its_timeout_is_failed_and_the_sweep_goes_on(tmp_path, write_
     for evaluation in evaluations:
         if evaluation["params"]["model"] == "torch":
             assert evaluation["status"] == "failed"
-            assert "timed out after 4 s" in evaluation["error"]
+            assert "timed out after 8 s" in evaluation["error"]
         else:
             assert evaluation["status"] == "done"
 

@@ -92,7 +92,8 @@ def test_evaluate_trial_is_deterministic_and_json_safe():
     second = evaluate_trial(copy.deepcopy(PARAMS), 1.0, 1234, _spec())
     assert json.dumps(first) == json.dumps(second)
     assert set(first) == {"score", "metric", "penalty", "folds", "fold_sharpe", "fold_trades",
-                          "n_trades", "rounds", "returns_sha256", "oos_returns"}  # fmt: skip
+                          "n_trades", "rounds", "continued", "returns_sha256",
+                          "oos_returns"}  # fmt: skip
     assert type(first["score"]) is float and first["penalty"] is None
     assert len(first["folds"]) == 3 and set(first["folds"][0]) == set(METRIC_NAMES)
     assert all(type(s) is float for s in first["fold_sharpe"]) and len(first["fold_sharpe"]) == 3
@@ -194,3 +195,20 @@ def test_evaluate_trial_errors():
     other_family = {**PARAMS, "model": "sklearn"}
     with pytest.raises(ConfigError, match="unknown model family"):
         evaluate_trial(other_family, 1.0, 1, _spec())
+
+
+def test_promoted_trial_continues_from_its_checkpoints_reproducibly(tmp_path):
+    spec = _spec(rounds_per_unit=10.0)
+    first = {"dir": str(tmp_path), "trial_id": 7, "from_budget": None}
+    low = evaluate_trial(PARAMS, 1.0, 5, spec, checkpoint=first)
+    assert low["continued"] is False
+    assert sorted(p.name for p in (tmp_path / "trial_7").glob("*.txt")) == [
+        "fold0_r10.txt", "fold1_r10.txt", "fold2_r10.txt"]
+    promoted = {"dir": str(tmp_path), "trial_id": 7, "from_budget": 1.0}
+    high = evaluate_trial(PARAMS, 3.0, 5, spec, checkpoint=promoted)
+    again = evaluate_trial(PARAMS, 3.0, 5, spec, checkpoint=promoted)
+    assert high["continued"] is True and high["rounds"] == 30
+    assert json.dumps(high) == json.dumps(again)
+    missing = {"dir": str(tmp_path), "trial_id": 8, "from_budget": 1.0}
+    with pytest.raises(FileNotFoundError):
+        evaluate_trial(PARAMS, 3.0, 5, spec, checkpoint=missing)

@@ -115,6 +115,11 @@ class HyperbandSettings(_Strict):
     sampler: Literal["random", "tpe"] = Field(
         default="random", description="tpe: BOHB (Falkner et al., 2018)"
     )
+    continue_training: bool = Field(
+        default=True, description="promoted configurations continue from their checkpoints "
+        "where the family allows it (docs/continuation.md); the workers must share the run "
+        "folder's file system"
+    )
 
 
 class RandomSettings(_Strict):

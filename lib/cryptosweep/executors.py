@@ -69,7 +69,8 @@ def run_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
     status, score, metrics, error, returns = "done", None, None, None, None
     try:
         metrics = evaluate_trial(
-            payload["params"], payload["budget"], payload["seed"], payload["spec"], device=device
+            payload["params"], payload["budget"], payload["seed"], payload["spec"], device=device,
+            checkpoint=payload.get("checkpoint"),
         )
         returns = metrics.pop("oos_returns", None)
         score = metrics.get("score")

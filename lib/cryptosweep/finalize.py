@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from cryptosweep.checkpoints import checkpoint_spec
 from cryptosweep.config import SweepConfig
 from cryptosweep.overfitting import (
     deflated_sharpe_from_returns,
@@ -71,7 +72,9 @@ def finalize_run(
             "budget": row.budget, "seed": row.seed, "score": row.score, "metrics": row.metrics,
             "holdout": holdout.get(row.eval_id),
         })
-    check = [_reproducibility_check(store, row, spec, evaluate_trial) for row in leaders]
+    check = [_reproducibility_check(store, row, spec, evaluate_trial,
+                                    checkpoint_spec(config, run_dir, row.trial_id, row.tags))
+             for row in leaders]
     overfitting = overfitting_diagnostics(rows, store.get_returns("validation"), top)
 
     canonical = config.canonical()
@@ -158,14 +161,15 @@ def _dsr_or_none(series: np.ndarray | None, trial_sharpes: np.ndarray) -> dict[s
 
 
 def _reproducibility_check(
-    store: TrialStore, best: Any, spec: dict[str, Any], evaluate_trial: Any
+    store: TrialStore, best: Any, spec: dict[str, Any], evaluate_trial: Any,
+    checkpoint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Re-run an evaluation with its recorded seed; PASS when the metrics (which include the
     SHA-256 of its per-bar returns) are bitwise equal, compared as canonical JSON (which
     round-trips floats exactly)."""
     rerun = store.get_extra("repro").get(best.eval_id)
     if rerun is None:
-        rerun = evaluate_trial(best.params, best.budget, best.seed, spec)
+        rerun = evaluate_trial(best.params, best.budget, best.seed, spec, checkpoint=checkpoint)
         rerun.pop("oos_returns")  # its digest, returns_sha256, is part of the metrics
         store.put_extra("repro", best.eval_id, rerun)
     status = "PASS" if dumps(rerun) == dumps(best.metrics) else "FAIL"

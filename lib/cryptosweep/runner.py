@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptosweep.checkpoints import checkpoint_spec
 from cryptosweep.config import SweepConfig, load_config, validate_config
 from cryptosweep.errors import ResumeError, SweepFailedError, UserError
 from cryptosweep.executors import Executor, Outcome, make_executor, parse_gpu_ids
@@ -116,16 +117,20 @@ class SweepLoop:
             _check_replay(row, request)
             if row.status in ("done", "failed"):
                 return EvalResult(row.eval_id, row.trial_id, row.status, row.score)  # type: ignore[arg-type]
-        else:
-            self.store.add_evaluation(
-                request.eval_id, request.trial_id, request.params, request.seed, request.budget,
-                request.tags,
-            )
         self._payloads[request.eval_id] = {
             "eval_id": request.eval_id, "params": request.params, "budget": request.budget,
             "seed": request.seed, "spec": self.spec, "use_gpu": self.use_gpu,
+            "checkpoint": checkpoint_spec(self.config, self.store.path.parent, request.trial_id,
+                                          request.tags),
         }
-        self._submit(request.eval_id)
+        if row is not None:  # journaled but unfinished (interrupted): one more attempt
+            self._submit(request.eval_id)
+            return None
+        self.store.add_evaluation(
+            request.eval_id, request.trial_id, request.params, request.seed, request.budget,
+            request.tags, submitted_at=time.time(),
+        )
+        self.executor.submit({**self._payloads[request.eval_id], "attempt": 1})
         return None
 
     def _submit(self, eval_id: int) -> int:

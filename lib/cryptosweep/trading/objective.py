@@ -44,7 +44,7 @@ from cryptosweep.trading.data import data_files, sample_data_path
 from cryptosweep.trading.features import cached_features
 from cryptosweep.trading.labels import fixed_horizon_labels, triple_barrier_labels
 from cryptosweep.trading.metrics import performance
-from cryptosweep.trading.models import make_entry_model
+from cryptosweep.trading.models import checkpoint_path, make_entry_model
 from cryptosweep.trading.validation import holdout_split, walk_forward_folds
 
 METRICS = ("sharpe", "sortino", "calmar", "total_return")
@@ -146,7 +146,7 @@ def full_rounds(resource: float, rounds_per_unit: float) -> int:
 
 def evaluate_trial(
     params: dict[str, Any], resource: float, seed: int, spec: dict[str, Any], device: str = "cpu",
-    timings: dict[str, float] | None = None,
+    timings: dict[str, float] | None = None, checkpoint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score one configuration by purged walk-forward backtests on the development bars.
 
@@ -157,6 +157,13 @@ def evaluate_trial(
     per-bar out-of-sample returns of all test blocks, in bar order; the runner stores them apart
     from the metrics). Bars from the holdout start on are never read. ``timings``, when given,
     accumulates the seconds spent per stage (data, labels, fit, predict, backtest).
+
+    ``checkpoint`` (Hyperband promotions) is ``{"dir", "trial_id", "from_budget"}``: each
+    fold's model is saved under ``dir/trial_<id>/`` and, where the family continues from
+    checkpoints (``docs/continuation.md``), a promoted trial goes on from the model its
+    previous rung saved instead of retraining; ``continued`` in the result says whether it did.
+    A checkpoint that should be there and is not is an error (retraining would change the
+    result of the families whose continuation is not equal to training from scratch).
     """
     clock = _Stopwatch(timings)
     settings = ObjectiveSpec.from_dict(spec)
@@ -174,11 +181,13 @@ def evaluate_trial(
     except ValueError as exc:
         raise ConfigError(f"objective: {exc}") from None
     repro = ReproducibilityManager(seed=seed, threads=settings.threads_per_trial, device=device)
-    per_fold, returns = [], []
+    per_fold, returns, continued = [], [], []
     for k, fold in enumerate(folds):
         train = _usable_rows(fold.train, market.features, labels, f"fold {k}")
-        proba = _fit_predict(params, repro, rounds, market.features, labels, train, fold.test,
-                             clock)
+        files = _checkpoint_files(checkpoint, params, k, rounds, settings.rounds_per_unit)
+        proba, fold_continued = _fit_predict(params, repro, rounds, market.features, labels,
+                                             train, fold.test, clock, *files)
+        continued.append(fold_continued)
         with clock("backtest"):
             result = _backtest(market, fold.test, proba, trading, settings)
             per_fold.append(performance(result.returns, result.trades, result.positions))
@@ -196,6 +205,7 @@ def evaluate_trial(
         "fold_trades": fold_trades,
         "n_trades": int(sum(fold_trades)),
         "rounds": int(rounds),
+        "continued": bool(continued) and all(continued),
         "returns_sha256": returns_digest(oos),
         "oos_returns": [float(r) for r in oos],
     }
@@ -222,7 +232,7 @@ def evaluate_holdout(
     train = _usable_rows(candidates, market.features, labels, "holdout training")
     test = np.arange(n_dev, n_all, dtype="int64")
     repro = ReproducibilityManager(seed=seed, threads=settings.threads_per_trial, device=device)
-    proba = _fit_predict(params, repro, rounds, market.features, labels, train, test)
+    proba, _ = _fit_predict(params, repro, rounds, market.features, labels, train, test)
     result = _backtest(market, test, proba, trading, settings)
     metrics = performance(result.returns, result.trades, result.positions)
     out: dict[str, Any] = {f"holdout_{name}": value for name, value in metrics.items()}
@@ -335,22 +345,47 @@ def _usable_rows(
     return usable
 
 
+def _checkpoint_files(
+    checkpoint: dict[str, Any] | None, params: dict[str, Any], fold: int, rounds: int,
+    rounds_per_unit: float,
+) -> tuple[Path | None, Path | None]:
+    """Where fold ``fold`` of this trial saves its model, and the previous rung's model to
+    continue from (``None`` at the first rung or without checkpoints)."""
+    if not checkpoint:
+        return None, None
+    family = str(params.get("model", ""))
+    folder = Path(checkpoint["dir"]) / f"trial_{int(checkpoint['trial_id'])}"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_to = checkpoint_path(folder, f"fold{fold}_r{rounds}", family)
+    previous = checkpoint.get("from_budget")
+    if previous is None:
+        return save_to, None
+    before = full_rounds(float(previous), rounds_per_unit)
+    return save_to, checkpoint_path(folder, f"fold{fold}_r{before}", family)
+
+
 def _fit_predict(
     params: dict[str, Any], repro: ReproducibilityManager, rounds: int, features: np.ndarray,
     labels: np.ndarray, train: np.ndarray, test: np.ndarray, clock: _Stopwatch | None = None,
-) -> np.ndarray:  # fmt: skip
-    """Predicted probabilities for the ``test`` bars; NaN where a feature is missing."""
+    save_to: Path | None = None, init_from: Path | None = None,
+) -> tuple[np.ndarray, bool]:  # fmt: skip
+    """Predicted probabilities for the ``test`` bars (NaN where a feature is missing), and
+    whether the model continued from ``init_from``."""
     clock = clock or _Stopwatch(None)
     model = make_entry_model(str(params.get("model", "")), _section(params, "entry_model"), repro)
     with clock("fit"):
-        model.fit(features[train], labels[train], rounds)
+        model.fit(features[train], labels[train], rounds,
+                  init_from=init_from if init_from is not None and model.continues else None)
+    if save_to is not None:
+        with clock("checkpoint"):
+            model.save(save_to)
     x_test = features[test]
     complete = np.isfinite(x_test).all(axis=1)
     proba = np.full(len(test), np.nan)
     with clock("predict"):
         if complete.any():
             proba[complete] = model.predict_proba(x_test[complete])
-    return proba
+    return proba, bool(getattr(model, "last_fit_continued", False))
 
 
 class _Stopwatch:

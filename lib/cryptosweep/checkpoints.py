@@ -1,0 +1,24 @@
+"""Where Hyperband evaluations keep their models: ``<run>/checkpoints/trial_<id>/``, one file
+per fold and budget in each library's own format (see ``trading/models.py``), so that a
+promoted configuration continues training instead of starting again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cryptosweep.config import SweepConfig
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def checkpoint_spec(
+    config: SweepConfig, run_dir: Path, trial_id: int, tags: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What the objective needs to save and continue an evaluation's models: the folder, the
+    trial, and the budget of its previous rung (``None`` at rung 0). ``None`` altogether for
+    strategies that never promote, or with ``hyperband.continue_training: false``."""
+    if config.sweep_type != "hyperband" or not config.hyperband.continue_training:
+        return None
+    return {"dir": str((Path(run_dir) / CHECKPOINT_DIR).resolve()), "trial_id": trial_id,
+            "from_budget": tags.get("previous_budget")}
