@@ -9,7 +9,6 @@ STAMP := $(VENV)/.installed
 SEED ?= 123456
 CONFIG ?= parameters/demo.yaml
 LOG_DIR ?= reports
-RUN_NAME := demo_$(shell date -u +%Y%m%d_%H%M%S)
 
 .PHONY: sweep test lint venv lock clean bench bench-search
 
@@ -22,15 +21,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name cryptosweep --display-name "Python (cryptosweep)"
 	touch $@
 
-## The main job: the sweep notebook run by papermill on the bundled sample data, into reports/.
+## The main job: the nightly pipeline once (scheduled/nightly_sweep.sh: the sweep notebook run
+## by papermill, the analysis notebook, report.html, reports/latest, index.html and
+## models/best_configs_latest.json) with the demo config on the bundled sample data.
 sweep: $(STAMP)
-	mkdir -p $(LOG_DIR)/$(RUN_NAME)/notebooks
-	$(BIN)/papermill -k cryptosweep --log-output --no-progress-bar notebooks/sweep.ipynb \
-	    $(LOG_DIR)/$(RUN_NAME)/notebooks/sweep.ipynb \
-	    -p config_path $(CONFIG) -p seed $(SEED) -p log_dir $(LOG_DIR) -p run_name $(RUN_NAME) \
-	    -p show_progress False
-	$(BIN)/cryptosweep report $(LOG_DIR)/$(RUN_NAME)
-	@echo "report: $(LOG_DIR)/$(RUN_NAME)/report.html"
+	SWEEP_SEED=$(SEED) REPORTS_DIR=$(LOG_DIR) scheduled/nightly_sweep.sh $(CONFIG)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

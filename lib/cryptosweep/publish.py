@@ -81,6 +81,8 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
         dsr = (overfitting.get("dsr") or {}).get("dsr")
         pbo = (overfitting.get("pbo") or {}).get("pbo")
         checks = results.get("reproducibility_check") or []
+        if isinstance(checks, dict):  # results written before every top-k was re-run
+            checks = [checks]
         rows.append({
             "run": run_dir.name,
             "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(results["run"]["created_at"])),
