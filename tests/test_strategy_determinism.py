@@ -79,3 +79,11 @@ def test_results_name_the_strategy_and_spend_the_planned_budget(sweep):
         assert budgets == [1.0, 2.0, 4.0]
         assert results["counts"]["evaluations"] == 14 * (2 if name == "bohb" else 1)
         assert results["budget_spent"] == 34 * (2 if name == "bohb" else 1)
+        # promotions continue from their checkpoints: only the increments are trained
+        compute = results["compute_spent"]
+        assert len(compute["per_bracket"]) == 3 * (2 if name == "bohb" else 1)
+        assert sum(compute["per_bracket"].values()) == compute["total"]
+        assert compute["total"] < results["budget_spent"]
+        promoted = [e for e in results["evaluations"] if e["tags"]["previous_budget"]]
+        assert promoted and all(e["metrics"]["continued"] for e in promoted
+                                if e["status"] == "done")

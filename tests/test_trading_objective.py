@@ -92,7 +92,7 @@ def test_evaluate_trial_is_deterministic_and_json_safe():
     second = evaluate_trial(copy.deepcopy(PARAMS), 1.0, 1234, _spec())
     assert json.dumps(first) == json.dumps(second)
     assert set(first) == {"score", "metric", "penalty", "folds", "fold_sharpe", "fold_trades",
-                          "n_trades", "rounds", "continued", "returns_sha256",
+                          "n_trades", "rounds", "continued", "budget_trained", "returns_sha256",
                           "oos_returns"}  # fmt: skip
     assert type(first["score"]) is float and first["penalty"] is None
     assert len(first["folds"]) == 3 and set(first["folds"][0]) == set(METRIC_NAMES)
@@ -208,6 +208,7 @@ def test_promoted_trial_continues_from_its_checkpoints_reproducibly(tmp_path):
     high = evaluate_trial(PARAMS, 3.0, 5, spec, checkpoint=promoted)
     again = evaluate_trial(PARAMS, 3.0, 5, spec, checkpoint=promoted)
     assert high["continued"] is True and high["rounds"] == 30
+    assert low["budget_trained"] == 1.0 and high["budget_trained"] == 2.0
     assert json.dumps(high) == json.dumps(again)
     missing = {"dir": str(tmp_path), "trial_id": 8, "from_budget": 1.0}
     with pytest.raises(FileNotFoundError):

@@ -94,12 +94,26 @@ def build_results(
             "failed": sum(row.status == "failed" for row in rows),
         },
         "budget_spent": sum(row.budget for row in finished),
+        "compute_spent": compute_spent(finished),
         "best": top[0] if top else None,
         "top_k": top,
         "reproducibility_check": reproducibility_check,
         "overfitting": overfitting,
         "evaluations": [evaluation_record(row) for row in rows],
     }
+
+
+def compute_spent(rows: list[EvaluationRow]) -> dict[str, Any]:
+    """Budget units actually trained (a promotion that continued from its checkpoint trains only
+    the increment), in total and per Hyperband (iteration, bracket)."""
+    total, per_bracket = 0.0, {}
+    for row in rows:
+        trained = float((row.metrics or {}).get("budget_trained", row.budget))
+        total += trained
+        if "bracket" in row.tags:
+            key = f"iteration {row.tags.get('iteration', 0)}, bracket {row.tags['bracket']}"
+            per_bracket[key] = per_bracket.get(key, 0.0) + trained
+    return {"total": total, "per_bracket": per_bracket}
 
 
 def best_configs(results: dict[str, Any], framework_params: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +177,8 @@ def text_report(results: dict[str, Any]) -> str:
         f"config hash    : {results['config_hash'][:16]}",
         f"evaluations    : {counts['evaluations']} ({counts['done']} done, "
         f"{counts['failed']} failed, {run.get('retried', 0)} retried)",
-        f"budget spent   : {results['budget_spent']:g} units",
+        f"budget spent   : {results['budget_spent']:g} units "
+        f"({results['compute_spent']['total']:g} trained; promotions continue from checkpoints)",
         f"wall time      : {run.get('wall_time_s', 0):.1f} s",
         "",
         f"top {len(results['top_k'])} (validation = mean over walk-forward folds of "

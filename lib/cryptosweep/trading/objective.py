@@ -206,6 +206,7 @@ def evaluate_trial(
         "n_trades": int(sum(fold_trades)),
         "rounds": int(rounds),
         "continued": bool(continued) and all(continued),
+        "budget_trained": _budget_trained(resource, checkpoint, continued),
         "returns_sha256": returns_digest(oos),
         "oos_returns": [float(r) for r in oos],
     }
@@ -343,6 +344,16 @@ def _usable_rows(
             "objective.min_train_bars or use fewer folds"
         )
     return usable
+
+
+def _budget_trained(resource: float, checkpoint: dict[str, Any] | None,
+                    continued: list[bool]) -> float:
+    """The budget this evaluation actually trained: the increment over its previous rung when
+    every fold continued from a checkpoint, else all of it."""
+    previous = (checkpoint or {}).get("from_budget")
+    if previous is not None and continued and all(continued):
+        return float(resource) - float(previous)
+    return float(resource)
 
 
 def _checkpoint_files(
