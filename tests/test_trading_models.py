@@ -243,3 +243,27 @@ def test_lightgbm_opencl_probe_is_cached():
     assert isinstance(first, bool)
     assert models.lightgbm_opencl_available() is first
     assert models.lightgbm_opencl_available.cache_info().hits >= 1
+
+
+def test_torch_trials_in_threads_of_one_process_give_their_sequential_results(data):
+    """gpu_settings.trials_per_gpu > 1 runs trials in threads of one worker; torch's switches are
+    process-wide, so the adapter serialises its sessions: same bytes as one after the other."""
+    import threading
+
+    x_train, y_train, x_test, _ = data
+
+    def predict(seed: int) -> bytes:
+        model = make_entry_model("torch", {"hidden_units": 16, "layers": 1},
+                                 ReproducibilityManager(seed=seed, threads=1))
+        model.fit(x_train, y_train, 5)
+        return model.predict_proba(x_test).tobytes()
+
+    sequential = {seed: predict(seed) for seed in (1, 2, 3)}
+    concurrent: dict[int, bytes] = {}
+    threads = [threading.Thread(target=lambda s=seed: concurrent.__setitem__(s, predict(s)))
+               for seed in (1, 2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert concurrent == sequential

@@ -389,6 +389,8 @@ def torch_cuda_available() -> bool:
 
 _logged: set[str] = set()
 _logged_lock = threading.Lock()
+#: Serialises torch training/prediction within a process (see TorchMLPEntryModel._session).
+_TORCH_SESSION = threading.RLock()
 
 
 def _log_once(key: str, message: str, *args: object) -> None:
@@ -929,7 +931,15 @@ class TorchMLPEntryModel(_Adapter):
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[Any]:
-        """Fixed threads and deterministic algorithms, restored afterwards (process-wide)."""
+        """Fixed threads and deterministic algorithms, restored afterwards. These switches are
+        process-wide, so torch trials in one process (``gpu_settings.trials_per_gpu`` > 1 runs
+        several in one worker's threads) take turns: one holds :data:`_TORCH_SESSION` at a
+        time, and no trial can restore the switches under another's feet."""
+        with _TORCH_SESSION, self._switches() as torch:
+            yield torch
+
+    @contextlib.contextmanager
+    def _switches(self) -> Iterator[Any]:
         import torch
 
         threads = torch.get_num_threads()
