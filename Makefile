@@ -43,7 +43,6 @@ bench-search: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 
 ## Re-resolve the environment from pyproject.toml and rewrite requirements.lock + environment.yml.
 lock:
