@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import cProfile
 import importlib
 import io
@@ -60,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.executors import DaskExecutor, InProcessExecutor, Outcome, worker_name
+from machine import BENCHMARK_RANGES  # benchmarks/ is on sys.path (the script's folder)
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261127
@@ -68,20 +70,7 @@ CONFIG: dict[str, Any] = {
     "name": "overhead",
     "sweep_type": "random",
     "hyperband": {"max_iter": 1},
-    "parameter_ranges": {
-        "lightgbm": {
-            "num_leaves": {"type": "int", "low": 4, "high": 64, "log": True},
-            "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
-            "min_data_in_leaf": {"type": "int", "low": 20, "high": 400, "log": True},
-            "feature_fraction": {"type": "float", "low": 0.4, "high": 1.0},
-        },
-        "trading": {
-            "threshold": {"type": "float", "low": 0.5, "high": 0.7},
-            "holding_period": {"type": "int", "low": 4, "high": 48},
-            "stop_loss": {"type": "float", "low": 0.01, "high": 0.08},
-            "take_profit": {"type": "float", "low": 0.01, "high": 0.15},
-        },
-    },
+    "parameter_ranges": copy.deepcopy(BENCHMARK_RANGES),
     "objective": {"models": ["lightgbm"]},
 }
 

@@ -18,6 +18,7 @@ the full budget R, the only ones comparable with each other. 5 seeds each by def
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -35,27 +36,14 @@ from cryptosweep.store import TrialStore
 from cryptosweep.strategies.hyperband import hyperband_brackets
 from cryptosweep.strategies.optuna_space import suggest_point
 from cryptosweep.trading.objective import evaluate_trial
-from machine import describe
+from machine import BENCHMARK_RANGES, describe
 
 HERE = Path(__file__).resolve().parent
 MAX_ITER, ETA, ROUNDS_PER_UNIT = 27, 3, 4.0
 CONFIG = {
     "name": "search_efficiency",
     "hyperband": {"max_iter": MAX_ITER, "eta": ETA},
-    "parameter_ranges": {
-        "lightgbm": {
-            "num_leaves": {"type": "int", "low": 4, "high": 64, "log": True},
-            "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
-            "min_data_in_leaf": {"type": "int", "low": 20, "high": 400, "log": True},
-            "feature_fraction": {"type": "float", "low": 0.4, "high": 1.0},
-        },
-        "trading": {
-            "threshold": {"type": "float", "low": 0.5, "high": 0.7},
-            "holding_period": {"type": "int", "low": 4, "high": 48},
-            "stop_loss": {"type": "float", "low": 0.01, "high": 0.08},
-            "take_profit": {"type": "float", "low": 0.01, "high": 0.15},
-        },
-    },
+    "parameter_ranges": copy.deepcopy(BENCHMARK_RANGES),
     "objective": {"folds": 4, "rounds_per_unit": ROUNDS_PER_UNIT, "slippage_bps": 2.0},
     "reporting": {"top_k": 1},
     "data": {"holdout_fraction": 0.2},
