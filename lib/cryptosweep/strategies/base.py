@@ -113,3 +113,32 @@ class Strategy(ABC):
     def summary(self) -> dict[str, Any]:
         """Strategy-specific facts for the results file (e.g. Hyperband's brackets)."""
         return {"name": self.name, "evaluations": self._asked}
+
+
+class FullBudgetStrategy(Strategy):
+    """Strategies that evaluate each of ``n_trials`` configurations once, at the full budget
+    (random, grid, Bayesian): trial ``i`` is evaluation ``i`` with seed
+    ``derive_seed(seed, "trial", i)``. Subclasses only choose the configurations."""
+
+    def __init__(self, seed: int, n_trials: int, budget: float) -> None:
+        super().__init__()
+        self.seed, self.n_trials, self.budget = seed, n_trials, budget
+
+    def _request(self, eval_id: int, params: dict[str, Any],
+                 tags: dict[str, Any] | None = None) -> EvalRequest:
+        from cryptosweep.reproducibility import derive_seed
+
+        return EvalRequest(eval_id=eval_id, trial_id=eval_id, params=params, budget=self.budget,
+                           seed=derive_seed(self.seed, "trial", eval_id), tags=tags or {})
+
+    @property
+    def exhausted(self) -> bool:
+        return self._next_eval_id >= self.n_trials
+
+    @property
+    def total_evaluations(self) -> int:
+        return self.n_trials
+
+    @property
+    def total_budget(self) -> float:
+        return self.n_trials * self.budget

@@ -37,14 +37,19 @@ from typing import Any
 
 from cryptosweep.reproducibility import derive_seed, seeded_rng
 from cryptosweep.space import Point, SearchSpace
-from cryptosweep.strategies.base import EvalRequest, EvalResult, Observation, Strategy
+from cryptosweep.strategies.base import (
+    EvalRequest,
+    EvalResult,
+    FullBudgetStrategy,
+    Observation,
+)
 from cryptosweep.strategies.optuna_space import SAMPLERS, propose
 from cryptosweep.strategies.random import RandomConfigSampler
 
 __all__ = ["BayesianSearch", "TPEConfigSampler"]
 
 
-class BayesianSearch(Strategy):
+class BayesianSearch(FullBudgetStrategy):
     """``n_trials`` trials at ``budget``, proposed ``batch_size`` at a time by an Optuna sampler.
 
     Trial ``i`` is eval ``i``, with seed ``derive_seed(seed, "trial", i)`` and tags
@@ -57,13 +62,12 @@ class BayesianSearch(Strategy):
         self, space: SearchSpace, seed: int, n_trials: int, budget: float,
         sampler: str = "tpe", batch_size: int = 4,
     ) -> None:
-        super().__init__()
+        super().__init__(seed, n_trials, budget)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         if n_trials < 1 or batch_size < 1:
             raise ValueError(f"n_trials ({n_trials}) and batch_size ({batch_size}) must be >= 1")
-        self.space, self.seed, self.n_trials, self.budget = space, seed, n_trials, budget
-        self.sampler, self.batch_size = sampler, batch_size
+        self.space, self.sampler, self.batch_size = space, sampler, batch_size
         self._batches: dict[int, list[Point]] = {}
         self._params: dict[int, Point] = {}
         self.history: list[Observation] = []
@@ -86,10 +90,7 @@ class BayesianSearch(Strategy):
             return None  # synchronous: wait until the whole previous batch is told
         params = copy.deepcopy(self._batch_points(k)[eval_id - k * self.batch_size])
         self._params[eval_id] = copy.deepcopy(params)
-        return EvalRequest(
-            eval_id=eval_id, trial_id=eval_id, params=params, budget=self.budget,
-            seed=derive_seed(self.seed, "trial", eval_id), tags={"batch": k},
-        )
+        return self._request(eval_id, params, {"batch": k})
 
     def _observe(self, result: EvalResult) -> None:
         score = result.score if result.status == "done" else None
@@ -97,18 +98,6 @@ class BayesianSearch(Strategy):
             Observation(result.trial_id, self._params.pop(result.eval_id), self.budget, score)
         )
         self._batches.pop(result.eval_id // self.batch_size - 1, None)  # no longer needed
-
-    @property
-    def exhausted(self) -> bool:
-        return self._next_eval_id >= self.n_trials
-
-    @property
-    def total_evaluations(self) -> int:
-        return self.n_trials
-
-    @property
-    def total_budget(self) -> float:
-        return self.n_trials * self.budget
 
     def summary(self) -> dict[str, Any]:
         return {

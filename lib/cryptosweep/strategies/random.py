@@ -7,40 +7,22 @@ configuration depends on nothing but the master seed and ``i``.
 
 from __future__ import annotations
 
-from cryptosweep.reproducibility import derive_seed, seeded_rng
+from cryptosweep.reproducibility import seeded_rng
 from cryptosweep.space import SearchSpace
-from cryptosweep.strategies.base import EvalRequest, Strategy
+from cryptosweep.strategies.base import EvalRequest, FullBudgetStrategy
 
 
-class RandomSearch(Strategy):
+class RandomSearch(FullBudgetStrategy):
     name = "random"
 
     def __init__(self, space: SearchSpace, seed: int, n_trials: int, budget: float) -> None:
-        super().__init__()
-        self.space, self.seed, self.n_trials, self.budget = space, seed, n_trials, budget
+        super().__init__(seed, n_trials, budget)
+        self.space = space
 
     def _propose(self, eval_id: int) -> EvalRequest | None:
         if eval_id >= self.n_trials:
             return None
-        return EvalRequest(
-            eval_id=eval_id,
-            trial_id=eval_id,
-            params=self.space.sample(seeded_rng(self.seed, "random", eval_id)),
-            budget=self.budget,
-            seed=derive_seed(self.seed, "trial", eval_id),
-        )
-
-    @property
-    def exhausted(self) -> bool:
-        return self._next_eval_id >= self.n_trials
-
-    @property
-    def total_evaluations(self) -> int:
-        return self.n_trials
-
-    @property
-    def total_budget(self) -> float:
-        return self.n_trials * self.budget
+        return self._request(eval_id, self.space.sample(seeded_rng(self.seed, "random", eval_id)))
 
 
 class RandomConfigSampler:
