@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -131,6 +132,8 @@ class _Market:
     """The cached series, its arrays, and where the holdout starts."""
 
     ohlcv: pd.DataFrame
+    features_frame: pd.DataFrame
+    holdout_fraction: float
     open_: np.ndarray
     high: np.ndarray
     low: np.ndarray
@@ -305,16 +308,35 @@ def data_fingerprint(path: str | None) -> str:
 
 
 def _market(settings: ObjectiveSpec) -> _Market:
+    """The cached frames as arrays, converted once per process and data version (the frames
+    come from the per-process feature cache; a new file version gives new frames)."""
     ohlcv, features = cached_features(settings.data_path, **dict(settings.data_options))
-    return _Market(
-        ohlcv=ohlcv,
-        open_=ohlcv["open"].to_numpy(dtype="float64"),
-        high=ohlcv["high"].to_numpy(dtype="float64"),
-        low=ohlcv["low"].to_numpy(dtype="float64"),
-        close=ohlcv["close"].to_numpy(dtype="float64"),
-        features=features.to_numpy(dtype="float64"),
-        holdout_start=holdout_split(len(ohlcv), settings.holdout_fraction),
-    )
+    with _markets_lock:
+        for market in _markets:
+            if (market.ohlcv is ohlcv and market.features_frame is features
+                    and market.holdout_fraction == settings.holdout_fraction):
+                return market
+        market = _Market(
+            ohlcv=ohlcv,
+            features_frame=features,
+            holdout_fraction=settings.holdout_fraction,
+            open_=ohlcv["open"].to_numpy(dtype="float64"),
+            high=ohlcv["high"].to_numpy(dtype="float64"),
+            low=ohlcv["low"].to_numpy(dtype="float64"),
+            close=ohlcv["close"].to_numpy(dtype="float64"),
+            features=features.to_numpy(dtype="float64"),
+            holdout_start=holdout_split(len(ohlcv), settings.holdout_fraction),
+        )
+        for array in (market.open_, market.high, market.low, market.close, market.features):
+            array.flags.writeable = False  # shared by every trial of this process
+        _markets.insert(0, market)
+        del _markets[_MARKETS_KEPT:]
+        return market
+
+
+_MARKETS_KEPT = 4
+_markets: list[_Market] = []
+_markets_lock = threading.Lock()
 
 
 def _dev_labels(
