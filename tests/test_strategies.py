@@ -6,6 +6,7 @@ import pytest
 
 from conftest import tiny_config
 from cryptosweep.config import load_config
+from cryptosweep.space import SearchSpace
 from cryptosweep.strategies import EvalResult, GridSearch, RandomSearch, make_strategy
 
 
@@ -26,15 +27,25 @@ def test_random_trial_depends_only_on_seed_and_id():
     assert [r.eval_id for r in first] == list(range(8))
 
 
-def test_results_must_be_told_in_eval_id_order():
-    strategy = make_strategy(load_config(raw=tiny_config(random__n_trials=3)), 1)
+def test_results_told_out_of_order_are_observed_in_eval_id_order():
+    seen = []
+
+    class Recording(RandomSearch):
+        def _observe(self, result):
+            seen.append(result.eval_id)
+
+    config = load_config(raw=tiny_config())
+    strategy = Recording(SearchSpace.from_config(config), 1, 4, 1.0)
     requests = drain(strategy)
-    with pytest.raises(RuntimeError, match="expected 0, got 1"):
-        strategy.tell(EvalResult(1, 1, "done", 0.1))
-    for request in requests:
-        assert not strategy.finished
+    with pytest.raises(RuntimeError, match="never asked"):
+        strategy.tell(EvalResult(9, 9, "done", 0.1))
+    for request in (requests[2], requests[1], requests[3]):
         strategy.tell(EvalResult(request.eval_id, request.trial_id, "done", 0.0))
-    assert strategy.finished
+        assert seen == [] and not strategy.finished  # eval 0 is still missing
+    with pytest.raises(RuntimeError, match="told twice"):
+        strategy.tell(EvalResult(1, 1, "done", 0.1))
+    strategy.tell(EvalResult(0, 0, "failed", None))
+    assert seen == [0, 1, 2, 3] and strategy.finished
 
 
 def test_factory_builds_every_strategy():

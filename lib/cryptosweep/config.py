@@ -120,6 +120,10 @@ class HyperbandSettings(_Strict):
         "where the family allows it (docs/continuation.md); the workers must share the run "
         "folder's file system"
     )
+    overlap_brackets: bool = Field(
+        default=True, description="while a bracket waits at a rung barrier, workers run the "
+        "next bracket; results are the same either way, false runs brackets one after another"
+    )
 
 
 class RandomSettings(_Strict):

@@ -1,5 +1,8 @@
 """The sweep loop: ask -> journal -> submit -> gather -> journal -> tell, with resume.
 
+Results are told as they complete; the strategies' base class decides in which order they are
+observed (eval-id order unless the strategy does not depend on it).
+
 Resume is deterministic replay: the strategy is rebuilt from the journaled config and seed and
 asked again from the start; every evaluation the journal already holds as finished is told from
 the journal instead of being run, so the strategy sees exactly the history it saw before the
@@ -74,8 +77,6 @@ class SweepLoop:
             log.info("resuming: %d evaluations in the journal, %d finished",
                      len(journal), finished_before)
         progress = Progress(strategy.total_evaluations, self.show_progress, finished_before)
-        ready: dict[int, EvalResult] = {}
-        next_to_tell = 0
         capacity = max(1, self.executor.capacity)
         try:
             while True:
@@ -84,16 +85,9 @@ class SweepLoop:
                     if request is None:
                         break
                     replayed = self._journal_or_submit(request, journal.get(request.eval_id))
-                    if replayed is not None:
-                        ready[request.eval_id] = replayed
+                    if replayed is not None:  # finished before an interruption: told again
+                        strategy.tell(replayed)
                         progress.best = _best(progress.best, replayed.score)
-                told = False
-                while next_to_tell in ready:
-                    strategy.tell(ready.pop(next_to_tell))
-                    next_to_tell += 1
-                    told = True
-                if told:
-                    continue
                 if self.executor.in_flight == 0:
                     if strategy.finished:
                         break
@@ -101,7 +95,7 @@ class SweepLoop:
                 for outcome in self.executor.wait():
                     if outcome.status == "lost" and self._retry(outcome):
                         continue
-                    ready[outcome.eval_id] = self._record(outcome)
+                    strategy.tell(self._record(outcome))
                     progress.update(outcome.score, failed=outcome.status != "done")
                     self._check_failures()
         finally:

@@ -39,5 +39,5 @@ def make_strategy(config: SweepConfig, seed: int) -> Strategy:
 
             sampler = TPEConfigSampler(space, seed)
         return HyperbandSearch(space, seed, settings.max_iter, settings.eta,
-                               settings.iterations, sampler)
+                               settings.iterations, sampler, settings.overlap_brackets)
     raise ConfigError(f"sweep_type: unknown strategy '{config.sweep_type}'")

@@ -1,10 +1,12 @@
 """The ask/tell protocol every search strategy implements.
 
 The runner asks for evaluations until the strategy returns ``None`` (nothing more to propose
-until it is told more results), runs them, and tells the results back **in ``eval_id`` order**,
-never in completion order. A strategy whose proposals depend only on what it has been told, and
-on generators seeded by :func:`~cryptosweep.reproducibility.derive_seed`, is then deterministic
-whatever the number of workers, and replaying its asks against the journal resumes it exactly.
+until it is told more results), runs them, and tells each result as it completes. The base class
+hands results to the strategy in ``eval_id`` order, never in completion order, unless the strategy
+declares that order does not matter to it (``ordered_tells = False``). A strategy whose proposals
+depend only on what it has observed, and on generators seeded by
+:func:`~cryptosweep.reproducibility.derive_seed`, is then deterministic whatever the number of
+workers, and replaying its asks against the journal resumes it exactly.
 """
 
 from __future__ import annotations
@@ -50,26 +52,46 @@ class Observation:
 class ConfigSampler(Protocol):
     """Where a strategy's new configurations come from (random draws, TPE, ...).
 
-    ``sample`` must depend only on ``trial_id``, ``history`` and the sampler's own seed.
+    ``sample`` must depend only on ``trial_id``, ``history`` and the sampler's own seed. A
+    sampler with ``uses_history = False`` promises to ignore ``history``; one without the
+    attribute is taken to read it.
     """
 
     def sample(self, trial_id: int, history: Sequence[Observation]) -> dict[str, Any]: ...
 
 
 class Strategy(ABC):
-    """Base of the search strategies: ask, tell, and say when everything is done."""
+    """Base of the search strategies: ask, tell, and say when everything is done.
+
+    Results may be told in any order (the runner tells them as they complete). A strategy with
+    ``ordered_tells`` (the default) observes them in ``eval_id`` order all the same: a result
+    waits here until every smaller id has been told. A strategy whose state does not depend on
+    the order of its observations sets ``ordered_tells = False`` and observes each at once.
+    """
 
     #: short name used in the journal and reports
     name: str = "strategy"
+    #: observe results in eval-id order (buffering early ones), or at once
+    ordered_tells: bool = True
 
     def __init__(self) -> None:
         self._next_eval_id = 0
         self._told = 0
         self._asked = 0
+        self._asked_ids: set[int] = set()
+        self._told_ids: set[int] = set()
+        self._waiting: dict[int, EvalResult] = {}
+        self._next_to_observe = 0
 
     @abstractmethod
     def _propose(self, eval_id: int) -> EvalRequest | None:
-        """Next evaluation (with the given id), or ``None`` if none can be proposed now."""
+        """Next evaluation, or ``None`` if none can be proposed now.
+
+        ``eval_id`` is the number of evaluations asked so far, the id to use when ids follow ask
+        order. A strategy may instead give each evaluation a canonical id (Hyperband does, to ask
+        ahead); with ``ordered_tells`` ids must then be dense: every id below one asked is asked
+        sooner or later.
+        """
 
     def _observe(self, result: EvalResult) -> None:  # noqa: B027 - optional hook
         """React to a result (model-based and adaptive strategies override this)."""
@@ -92,18 +114,27 @@ class Strategy(ABC):
     def ask(self) -> EvalRequest | None:
         request = self._propose(self._next_eval_id)
         if request is not None:
+            if request.eval_id in self._asked_ids:
+                raise RuntimeError(f"{self.name}: evaluation {request.eval_id} asked twice")
             self._next_eval_id += 1
             self._asked += 1
+            self._asked_ids.add(request.eval_id)
         return request
 
     def tell(self, result: EvalResult) -> None:
-        if result.eval_id != self._told:
-            raise RuntimeError(
-                f"results must be told in eval_id order: expected {self._told}, "
-                f"got {result.eval_id}"
-            )
+        if result.eval_id not in self._asked_ids:
+            raise RuntimeError(f"evaluation {result.eval_id} was told but never asked")
+        if result.eval_id in self._told_ids:
+            raise RuntimeError(f"evaluation {result.eval_id} was told twice")
+        self._told_ids.add(result.eval_id)
         self._told += 1
-        self._observe(result)
+        if not self.ordered_tells:
+            self._observe(result)
+            return
+        self._waiting[result.eval_id] = result
+        while self._next_to_observe in self._waiting:
+            self._observe(self._waiting.pop(self._next_to_observe))
+            self._next_to_observe += 1
 
     @property
     def finished(self) -> bool:

@@ -128,6 +128,8 @@ class TPEConfigSampler:
     ``{"trial_id", "source": "random" | "fallback" | "tpe", "budget", "n_observations"}``.
     """
 
+    uses_history = True
+
     def __init__(
         self, space: SearchSpace, seed: int, min_points: int | None = None,
         random_fraction: float = 1 / 3,

@@ -7,18 +7,18 @@ halving on them, starting at resource ``r = R / eta**s`` and keeping the best ``
 at every rung until the survivors get the full resource ``R`` (the paper's Algorithm 1 and
 Table 1; ``R`` is ``hyperband.max_iter``).
 
-Scheduling here is deliberately simple and deterministic: one bracket at a time, bracket after
-bracket, ``iterations`` full passes over all brackets. Inside a bracket every rung is a barrier:
-nothing of rung ``i + 1`` is asked before every evaluation of rung ``i`` has been told. Workers
-therefore idle while the last, small rungs of a bracket run (a bracket's final rung may hold a
-single evaluation); in exchange the proposals depend only on the seed and on the results told,
-never on the number of workers or the order in which evaluations complete, and replaying the
-journal resumes a sweep exactly.
+Scheduling is deterministic. Inside a bracket every rung is a barrier: nothing of rung ``i + 1``
+is asked before every evaluation of rung ``i`` has been told. Every evaluation has a canonical id
+(bracket run by bracket run, rung by rung), so what eval id ``k`` runs depends only on the seed
+and on the results told, never on the number of workers or the order in which evaluations
+complete, and replaying the journal resumes a sweep exactly. By default brackets overlap: while a
+bracket waits at a barrier (its last rungs may hold a single evaluation), the workers run the next
+bracket's evaluations instead of idling; ``overlap_brackets=False`` runs them one after another.
 
 New configurations come from a :class:`~cryptosweep.strategies.base.ConfigSampler` (random draws
-by default; a model-based sampler gives BOHB). A bracket's configurations are all sampled with the
-history as it stood when the bracket started (every result told before it, in ``eval_id``
-order), so the asks do not depend on how ask and tell calls interleave within a rung.
+by default; a model-based sampler gives BOHB). A bracket's configurations are all sampled from a
+fixed prefix of the told history (see :class:`HyperbandSearch`), so the asks do not depend on how
+ask and tell calls interleave.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,51 +131,115 @@ class _RungState:
     trial_ids: list[int]
     scores: dict[int, float | None]
     promoted: list[int] | None = None
+    asked: int = 0  # how many of trial_ids were asked
 
 
 @dataclass
 class _BracketRun:
+    """One bracket of one iteration, with the fixed eval and trial ids it owns.
+
+    Evaluation ids are canonical: rung ``i`` of this run owns ``rung_starts[i] ...`` (its
+    ``n_configs`` positions, in order), whatever the order in which they are asked.
+    """
+
     iteration: int
     bracket: Bracket
-    rungs: list[_RungState]
-    budget_spent: float = 0.0
+    first_eval: int
+    first_trial: int
+    history_cut: int  # the told evaluations (eval ids < history_cut) its sampler sees
+    rungs: list[_RungState] = field(default_factory=list)
+
+    @property
+    def budget_spent(self) -> float:
+        """Budget of every told evaluation, failed ones included (summed rung by rung, so the
+        float sum does not depend on the order of the tells)."""
+        return sum(len(state.scores) * planned.resource
+                   for state, planned in zip(self.rungs, self.bracket.rungs, strict=False))
+
+    @property
+    def rung_starts(self) -> list[int]:
+        starts, at = [], self.first_eval
+        for rung in self.bracket.rungs:
+            starts.append(at)
+            at += rung.n_configs
+        return starts
+
+    @property
+    def fully_asked(self) -> bool:
+        return (len(self.rungs) == len(self.bracket.rungs)
+                and self.rungs[-1].asked == len(self.rungs[-1].trial_ids))
 
 
 class HyperbandSearch(Strategy):
-    """Hyperband over a search space, ``iterations`` passes over all brackets, one at a time.
+    """Hyperband over a search space, ``iterations`` passes over all brackets.
 
-    Trial ids are consecutive in ask order; a configuration promoted to the next rung keeps its
-    trial id, params and seed (``derive_seed(seed, "trial", trial_id)``) and is asked again at
-    the larger resource. Promotion takes the next rung's ``n_configs`` best by score, ties broken
-    by the smaller trial id; failed evaluations (score ``None``) rank last and are promoted only
-    when there are not enough successful ones.
+    Ids are canonical. Bracket runs are numbered in the paper's order (iteration by iteration,
+    ``s = s_max`` down to ``0``); run ``j`` owns a fixed, consecutive range of eval ids (rung by
+    rung) and of trial ids. A configuration promoted to the next rung keeps its trial id, params
+    and seed (``derive_seed(seed, "trial", trial_id)``) and is asked again at the larger resource.
+    Promotion takes the next rung's ``n_configs`` best by score, ties broken by the smaller trial
+    id; failed evaluations (score ``None``) rank last and are promoted only when there are not
+    enough successful ones.
+
+    **Overlapping brackets** (``overlap_brackets``, the default). Inside a bracket every rung is a
+    barrier, so a bracket alone leaves workers idle while its last, small rungs run. With overlap,
+    ``ask`` then proposes the next bracket's evaluations instead, always the smallest eval id that
+    can be proposed. What a bracket run contains never depends on when it started:
+
+    - with a history-free sampler (random: Hyperband proper), a run's configurations depend only
+      on the seed and its trial ids, so a run may start as soon as a worker is free;
+    - with a model-based sampler (``uses_history``, e.g. BOHB's TPE), run ``j`` is sampled from
+      the evaluations with eval ids below ``history_cut`` (a fixed set, in eval-id order): every
+      evaluation of runs ``< j - 1`` and of run ``j - 1`` but its last rung. It starts once those
+      are told, i.e. while run ``j - 1``'s final, full-budget rung runs.
+
+    Without overlap a run starts when the previous one is fully told and its sampler sees
+    everything before it: the paper's sequential schedule.
+
+    In both modes the evaluation behind every eval id, and the history each tell adds, are the
+    same with 1 or N workers and under any completion order, so replaying the journal resumes a
+    sweep exactly; only the order in which ids are asked (and so the wall-clock) changes.
     """
 
     name = "hyperband"
+    ordered_tells = False  # a rung's decision and the sampler's history prefix are order-free
 
     def __init__(
         self, space: SearchSpace, seed: int, max_iter: int, eta: int, iterations: int,
-        sampler: ConfigSampler | None = None,
+        sampler: ConfigSampler | None = None, overlap_brackets: bool = True,
     ) -> None:
         super().__init__()
         self.brackets = hyperband_brackets(max_iter, eta)
         self.iterations = _check_int("iterations", iterations, 1)
         self.space, self.seed, self.max_iter, self.eta = space, seed, max_iter, eta
+        self.overlap_brackets = bool(overlap_brackets)
         self.sampler: ConfigSampler = (
             sampler if sampler is not None else RandomConfigSampler(space, seed)
         )
-        self._runs = [
-            _BracketRun(iteration, bracket, [])
-            for iteration in range(iterations) for bracket in self.brackets
-        ]
-        self._pos = 0          # index of the current bracket run in self._runs
-        self._rung = -1        # current rung of that bracket; -1: not started
-        self._next_in_rung = 0  # how many of the current rung's trials were asked
-        self._next_trial_id = 0
+        self._uses_history = bool(getattr(self.sampler, "uses_history", True))
+        self._runs: list[_BracketRun] = []
+        first_eval = first_trial = 0
+        for iteration in range(iterations):
+            for bracket in self.brackets:
+                self._runs.append(_BracketRun(
+                    iteration, bracket, first_eval, first_trial,
+                    self._history_cut(first_eval),
+                ))
+                first_eval += bracket.n_evaluations
+                first_trial += bracket.rungs[0].n_configs
+        self._first_open = 0  # every run before it is fully asked
         self._params: dict[int, dict[str, Any]] = {}
         self._budgets: dict[int, list[float]] = {}  # trial id -> budgets asked, in order
         self._placed: dict[int, tuple[int, int, float]] = {}  # eval id -> (run, rung, budget)
-        self._history: list[Observation] = []
+        self._observations: dict[int, Observation] = {}  # eval id -> what was told
+        self._told_prefix = 0  # every eval id below it is told
+
+    def _history_cut(self, first_eval: int) -> int:
+        """How many told evaluations the next run's sampler sees (see the class docstring)."""
+        if not self._runs or not self.overlap_brackets:
+            return first_eval
+        previous = self._runs[-1]
+        return first_eval - previous.bracket.rungs[-1].n_configs
 
     @classmethod
     def from_config(
@@ -184,60 +248,70 @@ class HyperbandSearch(Strategy):
         """The strategy for a config's ``hyperband`` section (what ``make_strategy`` builds)."""
         settings = config.hyperband
         return cls(SearchSpace.from_config(config), seed, settings.max_iter, settings.eta,
-                   settings.iterations, sampler)
+                   settings.iterations, sampler, settings.overlap_brackets)
 
     # -------------------------------------------------------------------------- ask and tell
 
     def _propose(self, eval_id: int) -> EvalRequest | None:
-        while self._pos < len(self._runs):
-            run = self._runs[self._pos]
-            if self._rung >= 0:
-                state = run.rungs[self._rung]
-                if self._next_in_rung < len(state.trial_ids):
-                    return self._request(eval_id, run, state)
-                if len(state.scores) < len(state.trial_ids):
-                    return None  # barrier: the rung is not fully told yet
-            self._advance(run)
+        """The smallest eval id that can be proposed now (``eval_id``, the count, is unused)."""
+        for pos in range(self._first_open, len(self._runs)):
+            run = self._runs[pos]
+            if not run.rungs and not self._start(run):
+                return None  # later runs need at least as much history
+            state = run.rungs[-1]
+            if state.asked == len(state.trial_ids) and len(state.scores) == len(state.trial_ids):
+                self._promote(run)
+                state = run.rungs[-1]
+            if state.asked < len(state.trial_ids):
+                request = self._request(pos, run, state)
+                while self._first_open < len(self._runs) and self._runs[self._first_open] \
+                        .fully_asked:
+                    self._first_open += 1
+                return request
+            if not self.overlap_brackets:
+                return None
         return None
 
-    def _advance(self, run: _BracketRun) -> None:
-        """Open the next rung of the current bracket, or the first rung of the next bracket."""
-        if self._rung >= 0 and self._rung + 1 < len(run.bracket.rungs):
-            state = run.rungs[self._rung]
-            n_next = run.bracket.rungs[self._rung + 1].n_configs
-            ranked = sorted(state.trial_ids, key=lambda t: _rank_key(state.scores[t], t))
-            state.promoted = sorted(ranked[:n_next])
-            run.rungs.append(_RungState(list(state.promoted), {}))
-            self._rung += 1
-        else:
-            if self._rung >= 0:  # the bracket is done: move to the next one
-                self._pos += 1
-                if self._pos >= len(self._runs):
-                    return
-                run = self._runs[self._pos]
-            history = tuple(self._history)  # fixed for the whole bracket
-            n = run.bracket.rungs[0].n_configs
-            trial_ids = list(range(self._next_trial_id, self._next_trial_id + n))
-            self._next_trial_id += n
-            for trial_id in trial_ids:
-                self._params[trial_id] = self.sampler.sample(trial_id, history)
-            run.rungs.append(_RungState(trial_ids, {}))
-            self._rung = 0
-        self._next_in_rung = 0
+    def _start(self, run: _BracketRun) -> bool:
+        """Sample a run's configurations, if the history its sampler needs is told."""
+        gated = self._uses_history or not self.overlap_brackets
+        if gated and self._told_prefix < run.history_cut:
+            return False
+        history = tuple(self._observations[eval_id] for eval_id in range(run.history_cut)) \
+            if self._uses_history else ()
+        n = run.bracket.rungs[0].n_configs
+        trial_ids = list(range(run.first_trial, run.first_trial + n))
+        for trial_id in trial_ids:
+            self._params[trial_id] = self.sampler.sample(trial_id, history)
+        run.rungs.append(_RungState(trial_ids, {}))
+        return True
 
-    def _request(self, eval_id: int, run: _BracketRun, state: _RungState) -> EvalRequest:
-        trial_id = state.trial_ids[self._next_in_rung]
-        self._next_in_rung += 1
-        budget = run.bracket.rungs[self._rung].resource
+    def _promote(self, run: _BracketRun) -> None:
+        """Open the next rung of a run whose current rung is fully told (if it has one)."""
+        i = len(run.rungs) - 1
+        if i + 1 >= len(run.bracket.rungs):
+            return
+        state = run.rungs[i]
+        n_next = run.bracket.rungs[i + 1].n_configs
+        ranked = sorted(state.trial_ids, key=lambda t: _rank_key(state.scores[t], t))
+        state.promoted = sorted(ranked[:n_next])
+        run.rungs.append(_RungState(list(state.promoted), {}))
+
+    def _request(self, pos: int, run: _BracketRun, state: _RungState) -> EvalRequest:
+        rung = len(run.rungs) - 1
+        trial_id = state.trial_ids[state.asked]
+        eval_id = run.rung_starts[rung] + state.asked
+        state.asked += 1
+        budget = run.bracket.rungs[rung].resource
         previous = self._budgets.setdefault(trial_id, [])
         tags = {
             "iteration": run.iteration,
             "bracket": run.bracket.s,
-            "rung": self._rung,
+            "rung": rung,
             "previous_budget": previous[-1] if previous else None,
         }
         previous.append(budget)
-        self._placed[eval_id] = (self._pos, self._rung, budget)
+        self._placed[eval_id] = (pos, rung, budget)
         return EvalRequest(
             eval_id=eval_id,
             trial_id=trial_id,
@@ -248,6 +322,8 @@ class HyperbandSearch(Strategy):
         )
 
     def _observe(self, result: EvalResult) -> None:
+        if result.eval_id not in self._placed:
+            raise RuntimeError(f"evaluation {result.eval_id} was told before it was asked")
         pos, rung, budget = self._placed[result.eval_id]
         run = self._runs[pos]
         state = run.rungs[rung]
@@ -258,23 +334,16 @@ class HyperbandSearch(Strategy):
             )
         score = result.score if result.status == "done" else None
         state.scores[trial_id] = score
-        run.budget_spent += budget
-        self._history.append(
-            Observation(trial_id, copy.deepcopy(self._params[trial_id]), budget, score)
-        )
+        self._observations[result.eval_id] = Observation(
+            trial_id, copy.deepcopy(self._params[trial_id]), budget, score)
+        while self._told_prefix in self._observations:
+            self._told_prefix += 1
 
     # ------------------------------------------------------------------------------ progress
 
     @property
     def exhausted(self) -> bool:
-        if self._pos >= len(self._runs):
-            return True
-        last_run = self._runs[-1]
-        return (
-            self._pos == len(self._runs) - 1
-            and self._rung == len(last_run.bracket.rungs) - 1
-            and self._next_in_rung >= len(last_run.rungs[self._rung].trial_ids)
-        )
+        return self._first_open >= len(self._runs)
 
     @property
     def total_evaluations(self) -> int:
@@ -287,11 +356,11 @@ class HyperbandSearch(Strategy):
     @property
     def history(self) -> tuple[Observation, ...]:
         """Every result told so far, in ``eval_id`` order."""
-        return tuple(self._history)
+        return tuple(self._observations[eval_id] for eval_id in sorted(self._observations))
 
     def best_observation(self) -> Observation | None:
         """The best successful result at the largest budget reached (ties: smaller trial id)."""
-        done = [o for o in self._history if _rank_key(o.score, o.trial_id)[0] == 0]
+        done = [o for o in self.history if _rank_key(o.score, o.trial_id)[0] == 0]
         if not done:
             return None
         top = max(o.budget for o in done)

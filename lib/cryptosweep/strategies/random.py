@@ -28,6 +28,8 @@ class RandomSearch(FullBudgetStrategy):
 class RandomConfigSampler:
     """Configurations drawn at random: trial ``i`` from ``derive_seed(seed, "config", i)``."""
 
+    uses_history = False  # Hyperband may start a bracket before earlier ones are told
+
     def __init__(self, space: SearchSpace, seed: int) -> None:
         self.space, self.seed = space, seed
 
