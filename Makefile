@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-input -r requirements-bench.lock
 	$(BIN)/python benchmarks/objective.py
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/hyperband_utilisation.py --unit-s 0.2 --real
 
 bench-search: $(STAMP)
 	$(BIN)/python benchmarks/search_efficiency.py --seeds 5 --iterations 2
