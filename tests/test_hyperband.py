@@ -333,3 +333,96 @@ def test_overlap_keeps_several_workers_busy(sampler):
         if sampler is None:  # Hyperband proper: >= 95% busy (one bracket at a time: 35-86%)
             assert total / (workers * overlapping) >= 0.95, (workers, overlapping)
     assert overlapping < 0.6 * sequential  # BOHB on 8 workers: waits one rung, still ahead
+
+
+def test_summary_sums_the_budget_told_failed_included():
+    strategy = HyperbandSearch(SPACE, 4, 27, 3, 1)
+    assert strategy.total_budget == sum(b.budget for b in hyperband_brackets(27, 3))
+    asked = []
+    while batch := drain(strategy):
+        asked += batch
+        for i, request in enumerate(batch):  # every third evaluation fails
+            strategy.tell(failed(request) if i % 3 == 0 else
+                          done(request, synthetic_score(request.params)))
+    summary = json.loads(json.dumps(strategy.summary()))  # JSON-able, as the results file needs
+    assert summary["name"] == "hyperband" and summary["evaluations"] == len(asked)
+    assert summary["budget_spent"] == pytest.approx(strategy.total_budget)
+    assert summary["total_evaluations"] == len(asked)
+    for entry in summary["brackets"]:
+        spent = sum(r.budget for r in asked if (r.tags["iteration"], r.tags["bracket"])
+                    == (entry["iteration"], entry["bracket"]))
+        assert entry["budget_spent"] == pytest.approx(spent)
+        for rung in entry["rungs"]:
+            assert len(rung["trial_ids"]) == rung["n_configs"]
+    best = strategy.best_observation()
+    assert best is not None and best.budget == 27.0
+
+
+def test_partial_summary_counts_only_what_was_told():
+    strategy = HyperbandSearch(SPACE, 4, 9, 3, 1)
+    rung0 = drain(strategy)
+    strategy.tell(done(rung0[0], 0.0))
+    strategy.tell(failed(rung0[1]))
+    summary = strategy.summary()
+    assert summary["budget_spent"] == 2.0
+    assert summary["brackets"][0]["rungs"][1]["trial_ids"] == []
+
+
+# ------------------------------------------------------------------------------ the old API
+
+
+def test_runner_wires_config_seed_and_gpu_fallback(monkeypatch, tmp_path, caplog):
+    import cryptosweep.executors
+    import cryptosweep.runner
+    import cryptosweep.strategies.hyperband as hb
+
+    calls = []
+
+    def fake_run_sweep(**kwargs):
+        calls.append(kwargs)
+        return SimpleNamespace(run_dir=tmp_path / "run", results={
+            "best": {"trial_id": 1}, "evaluations": [1, 2], "strategy": {"name": "x"}})
+
+    monkeypatch.setattr(cryptosweep.runner, "run_sweep", fake_run_sweep)
+    monkeypatch.setattr(cryptosweep.executors, "cuda_device_count", lambda: 0)
+    with caplog.at_level("INFO", logger="cryptosweep"):
+        out = HyperbandRunner(seed=5, log_dir=tmp_path).run_hyperband_optimization(3)
+    assert "falling back to CPU" in caplog.text
+    assert out == {"best": {"trial_id": 1}, "trials": [1, 2], "brackets": {"name": "x"},
+                   "run_dir": str(tmp_path / "run")}
+    config = calls[0]["config"]
+    assert config.name == "template" and config.sweep_type == "hyperband"
+    assert config.hyperband.iterations == 3
+    assert calls[0]["seed"] == 5 and calls[0]["log_dir"] == tmp_path
+    assert calls[0]["gpu_ids"] is None
+
+    monkeypatch.setattr(cryptosweep.executors, "cuda_device_count", lambda: 2)
+    given = load_config(raw=tiny_config())
+    HyperbandRunner(config=given, workers=0).run_hyperband_optimization(1)
+    assert calls[1]["gpu_ids"] == [0, 1] and calls[1]["workers"] == 0
+    assert given.sweep_type == "random"  # the caller's config is left alone
+    HyperbandRunner(config=given, enable_gpu=False).run_hyperband_optimization(1)
+    assert calls[2]["gpu_ids"] is None
+
+    with pytest.raises(ConfigError, match="n_iterations"):
+        HyperbandRunner(config=given).run_hyperband_optimization(0)
+    monkeypatch.setattr(hb, "_template_path", lambda: tmp_path / "missing.json")
+    with pytest.raises(ConfigError, match="template"):
+        HyperbandRunner().run_hyperband_optimization(1)
+
+
+def test_runner_runs_a_tiny_real_sweep(monkeypatch, tmp_path):
+    import cryptosweep.executors
+
+    config = load_config(raw=tiny_config(
+        sweep_type="hyperband", hyperband={"max_iter": 3, "eta": 3},
+        objective__folds=2, execution__workers=0,
+    ))
+    monkeypatch.setattr(cryptosweep.executors, "cuda_device_count", lambda: 0)
+    out = HyperbandRunner(seed=9, config=config, log_dir=tmp_path, show_progress=False,
+                          run_name="hb").run_hyperband_optimization(n_iterations=1)
+    assert Path(out["run_dir"]) == tmp_path / "hb"
+    # max_iter 3, eta 3: s=1 (3,1),(1,3); s=0 (2,3)
+    assert len(out["trials"]) == 6
+    assert [b["bracket"] for b in out["brackets"]["brackets"]] == [1, 0]
+    assert out["best"]["budget"] == 3.0
