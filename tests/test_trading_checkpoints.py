@@ -241,7 +241,7 @@ def test_catboost_retrains_when_catboost_refuses_the_snapshot(data, tmp_path, mo
 
     def refuse(x, y, budget, snapshot):
         if snapshot is not None:
-            raise models._SnapshotRefusedError("its parameters differ")
+            raise models.catboost_adapter._SnapshotRefusedError("its parameters differ")
         train(x, y, budget, snapshot)
 
     monkeypatch.setattr(refusing, "_train", refuse)

@@ -192,17 +192,17 @@ def test_reserved_keys_are_rejected(family, key):
 
 @pytest.fixture
 def gpu_present(monkeypatch):
-    monkeypatch.setattr(models, "lightgbm_opencl_available", lambda: True)
-    monkeypatch.setattr(models, "catboost_gpu_count", lambda: 1)
-    monkeypatch.setattr(models, "torch_cuda_available", lambda: True)
+    monkeypatch.setattr(models.devices, "lightgbm_opencl_available", lambda: True)
+    monkeypatch.setattr(models.devices, "catboost_gpu_count", lambda: 1)
+    monkeypatch.setattr(models.devices, "torch_cuda_available", lambda: True)
 
 
 @pytest.fixture
 def gpu_absent(monkeypatch):
-    monkeypatch.setattr(models, "lightgbm_opencl_available", lambda: False)
-    monkeypatch.setattr(models, "catboost_gpu_count", lambda: 0)
-    monkeypatch.setattr(models, "torch_cuda_available", lambda: False)
-    monkeypatch.setattr(models, "_logged", set())
+    monkeypatch.setattr(models.devices, "lightgbm_opencl_available", lambda: False)
+    monkeypatch.setattr(models.devices, "catboost_gpu_count", lambda: 0)
+    monkeypatch.setattr(models.devices, "torch_cuda_available", lambda: False)
+    monkeypatch.setattr(models.adapter, "_logged", set())
 
 
 def test_gpu_parameter_mapping(gpu_present):

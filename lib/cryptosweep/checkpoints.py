@@ -1,5 +1,5 @@
 """Where Hyperband evaluations keep their models: ``<run>/checkpoints/trial_<id>/``, one file
-per fold and budget in each library's own format (see ``trading/models.py``), so that a
+per fold and budget in each library's own format (see ``trading/models/``), so that a
 promoted configuration continues training instead of starting again."""
 
 from __future__ import annotations
