@@ -42,7 +42,9 @@ HERE = Path(__file__).resolve().parent
 MAX_ITER, ETA, ROUNDS_PER_UNIT = 27, 3, 4.0
 CONFIG = {
     "name": "search_efficiency",
-    "hyperband": {"max_iter": MAX_ITER, "eta": ETA},
+    # every rung retrains from scratch, as Optuna's pruned trials do: equal compute means equal
+    # training, and LightGBM with sampling continued from a checkpoint is not the same model
+    "hyperband": {"max_iter": MAX_ITER, "eta": ETA, "continue_training": False},
     "parameter_ranges": copy.deepcopy(BENCHMARK_RANGES),
     "objective": {"folds": 4, "rounds_per_unit": ROUNDS_PER_UNIT, "slippage_bps": 2.0},
     "reporting": {"top_k": 1},
