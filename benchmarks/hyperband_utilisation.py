@@ -132,7 +132,8 @@ def optuna_hyperband(workers: int, unit_s: float, n_trials: int) -> Row:
         return score
 
     with quiet_optuna():
-        study = optuna.create_study(
+        study = optuna.create_study(  # a fixed name: the pruner's brackets hash it
+            study_name="hyperband_utilisation",
             direction="maximize", sampler=optuna.samplers.RandomSampler(seed=SEED),
             pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=MAX_ITER,
                                                   reduction_factor=ETA))

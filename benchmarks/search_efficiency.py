@@ -114,7 +114,10 @@ def run_optuna(seed: int, budget: float) -> list[tuple[float, float]]:
                 raise optuna.TrialPruned()
         return score
 
+    # HyperbandPruner assigns trials to brackets by a hash of the study name: a fixed name,
+    # else Optuna draws a new one (uuid) per study and the run is not reproducible
     study = optuna.create_study(
+        study_name=f"search_efficiency_{seed}",
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=MAX_ITER,
                                               reduction_factor=ETA),
