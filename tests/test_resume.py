@@ -72,6 +72,29 @@ def test_resume_of_a_finished_run_runs_nothing_and_rewrites_the_same_results(
         assert db.execute("SELECT MAX(attempt) FROM attempts").fetchone()[0] == 1
 
 
+def test_a_run_journaled_before_a_setting_existed_resumes_as_it_was_made(
+        config_and_reference, tmp_path):
+    """A journal written before ``hyperband.overlap_brackets`` existed has no such key: the run
+    was made one bracket at a time, and resuming it must not switch to the new default."""
+    from conftest import results_file
+
+    _, reference = config_and_reference
+    for name, strip in (("old", True), ("new", False)):
+        copy = tmp_path / name
+        copy.mkdir()
+        (copy / "sweep.db").write_bytes((reference / "sweep.db").read_bytes())
+        if strip:
+            with sqlite3.connect(copy / "sweep.db") as db:
+                (text,) = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+                config = json.loads(text)
+                del config["hyperband"]["overlap_brackets"]
+                db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
+        done = cli("run", "--resume", str(copy))
+        assert done.returncode == 0, done.stderr
+        resumed = json.loads(results_file(copy).read_text())["config"]["hyperband"]
+        assert resumed["overlap_brackets"] is (not strip)
+
+
 def test_resume_with_another_config_or_seed_is_refused(config_and_reference, tmp_path):
     _, reference = config_and_reference
     before = (reference / "sweep.db").read_bytes()

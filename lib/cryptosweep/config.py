@@ -296,6 +296,21 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = value
 
 
+#: Settings added after runs could first be journaled, with the value that reproduces a run made
+#: before them. A journaled config without such a key was made with that behaviour.
+LATER_SETTINGS: dict[tuple[str, str], Any] = {("hyperband", "overlap_brackets"): False}
+
+
+def config_as_made(raw: dict[str, Any]) -> dict[str, Any]:
+    """A journaled config with every :data:`LATER_SETTINGS` key it lacks set to the value it was
+    run with, so that resuming a run made by an older version keeps its behaviour."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
+    for (section, key), value in LATER_SETTINGS.items():
+        if isinstance(out.get(section), dict) and key not in out[section]:
+            out[section][key] = value
+    return out
+
+
 def validate_config(raw: dict[str, Any], source: str = "config") -> SweepConfig:
     """Validate a raw dict; the first error becomes one line naming the field."""
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.checkpoints import checkpoint_spec
-from cryptosweep.config import SweepConfig, load_config, validate_config
+from cryptosweep.config import SweepConfig, config_as_made, load_config, validate_config
 from cryptosweep.errors import ResumeError, SweepFailedError, UserError
 from cryptosweep.executors import Executor, Outcome, make_executor, parse_gpu_ids
 from cryptosweep.finalize import finalize_run
@@ -227,7 +227,7 @@ def _open_resume(path: Path, config: SweepConfig | None, seed: int | None
                  ) -> tuple[SweepConfig, int, Path, TrialStore, str]:
     store = TrialStore.open_existing(path)
     run_dir = store.path.parent
-    stored = validate_config(store.get_meta("config"), f"journal {store.path}")
+    stored = validate_config(config_as_made(store.get_meta("config")), f"journal {store.path}")
     stored_hash = store.get_meta("config_hash")
     if config is not None and config_hash(config.canonical()) != stored_hash:
         store.close()
