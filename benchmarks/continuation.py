@@ -46,6 +46,7 @@ from cryptosweep.trading.models import (
     make_entry_model,
     supports_continuation,
 )
+from machine import cpu_name  # benchmarks/ is on sys.path (the script's folder)
 
 SEED, OTHER_SEED = 20240607, 99
 LGB = {"num_leaves": 31, "learning_rate": 0.05, "min_data_in_leaf": 50}
@@ -197,14 +198,6 @@ def catboost_init_model(budgets: tuple[int, int], data: tuple[np.ndarray, ...], 
             "max_diff": float(np.max(np.abs(runs[0][1] - reference))),
             "scratch_s": min(t for t, _ in scratch_runs),
             "continue_s": min(t for t, _ in runs)}  # fmt: skip
-
-
-def cpu_name() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def yes(value: bool) -> str:

@@ -45,6 +45,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# benchmarks/ is on sys.path (the script's folder) and on the dask workers' PYTHONPATH
+from machine import BENCHMARK_RANGES, machine_line
+from overhead import BenchDaskExecutor, bench_evaluation
+
 HERE = Path(__file__).resolve().parent
 SEED = 20261127
 MAX_ITER, ETA = 27, 3
@@ -52,8 +56,6 @@ MAX_ITER, ETA = 27, 3
 
 def budget_sleep(payload: dict[str, Any], unit_s: float) -> dict[str, Any]:
     """Stands in for ``run_evaluation``: sleeps ``unit_s`` per budget unit."""
-    from overhead import bench_evaluation  # benchmarks/ is on the workers' PYTHONPATH
-
     return bench_evaluation(payload, unit_s * payload["budget"])
 
 
@@ -73,7 +75,6 @@ class Row:
 
 def sweep_config(overlap: bool, base: dict[str, Any] | None = None) -> Any:
     from cryptosweep.config import load_config, validate_config
-    from machine import BENCHMARK_RANGES
 
     if base is None:
         raw = {
@@ -110,7 +111,6 @@ def optuna_hyperband(workers: int, unit_s: float, n_trials: int) -> Row:
     from cryptosweep.config import validate_config
     from cryptosweep.space import SearchSpace
     from cryptosweep.strategies.optuna_space import quiet_optuna, suggest_point
-    from machine import BENCHMARK_RANGES
 
     space = SearchSpace.from_config(validate_config({
         "name": "x", "parameter_ranges": BENCHMARK_RANGES, "objective": {"models": ["lightgbm"]},
@@ -162,7 +162,6 @@ def main() -> None:
 
     from cryptosweep.executors import DaskExecutor, make_executor
     from cryptosweep.strategies.hyperband import hyperband_brackets
-    from overhead import BenchDaskExecutor, machine
 
     n_configs = sum(b.rungs[0].n_configs for b in hyperband_brackets(MAX_ITER, ETA))
     rows: list[Row] = []
@@ -199,11 +198,9 @@ def main() -> None:
             finally:
                 executor.close()
 
-    info = machine()
     out = io.StringIO()
     p = out.write
-    p(f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory']}, {info['os']}, "
-      f"Python {info['python']}; {info['packages']}.\n")
+    p(machine_line() + "\n")
     p(f"Sleep trials: {args.unit_s:g} s per budget unit; Hyperband max_iter {MAX_ITER}, eta "
       f"{ETA}, 1 iteration (69 evaluations, 423 units, {n_configs} configurations). "
       f"Whole benchmark: {time.perf_counter() - t_total:.0f} s.\n\n")

@@ -49,7 +49,6 @@ import importlib
 import io
 import logging
 import os
-import platform
 import pstats
 import sqlite3
 import sys
@@ -61,7 +60,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.executors import DaskExecutor, InProcessExecutor, Outcome, worker_name
-from machine import BENCHMARK_RANGES  # benchmarks/ is on sys.path (the script's folder)
+from machine import (  # benchmarks/ is on sys.path (the script's folder)
+    BENCHMARK_RANGES,
+    filesystem,
+    machine_line,
+)
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261127
@@ -391,52 +394,6 @@ def ray_run(trainable: Any, n_trials: int, seconds: float, spin: bool, tmp: Path
 # ------------------------------------------------------------------------------- environment
 
 
-def machine() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    cpu = "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    os_name = platform.platform()
-    with contextlib.suppress(OSError), open("/etc/os-release", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("PRETTY_NAME="):
-                pretty = line.split("=", 1)[1].strip().strip('"')
-                os_name = f"{pretty}, Linux {platform.release()}"
-    mem = "?"
-    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/meminfo",
-                                                                    encoding="utf-8") as f:
-        mem = f"{int(f.readline().split()[1]) / 2**20:.0f} GiB"
-    versions = []
-    for name in ("cryptosweep", "optuna", "dask", "distributed", "ray", "cloudpickle"):
-        try:
-            versions.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            versions.append(f"{name} (not installed)")
-    return {
-        "cpu": cpu,
-        "cores": f"{len(os.sched_getaffinity(0))} usable of {os.cpu_count()}",
-        "memory": mem,
-        "os": os_name,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "packages": ", ".join(versions),
-    }
-
-
-def filesystem(path: Path) -> str:
-    best, kind = "", "?"
-    with contextlib.suppress(OSError), open("/proc/mounts", encoding="utf-8") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) > 2 and str(path).startswith(parts[1]) and len(parts[1]) > len(best):
-                best, kind = parts[1], f"{parts[2]} ({parts[0]})"
-    return kind
-
-
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     for name in ("distributed", "ray", "ray.tune", "ray.train"):
@@ -630,12 +587,10 @@ def main() -> None:
             finally:
                 ray.shutdown()
 
-    info = machine()
     per = 1e3 / n
     report = io.StringIO()
     p = report.write
-    p(f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory']}, {info['os']}, "
-      f"Python {info['python']}, SQLite {info['sqlite']}; {info['packages']}.\n")
+    p(machine_line() + "\n")
     p(f"Journal on {filesystem(Path(tempfile.gettempdir()))}. Trials: "
       f"{'busy loop' if spin else 'time.sleep'} of {sleep:g} s, or trivial (return at once). "
       f"Load average before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}. "

@@ -75,13 +75,15 @@ class Strategy(ABC):
     ordered_tells: bool = True
 
     def __init__(self) -> None:
-        self._next_eval_id = 0
-        self._told = 0
-        self._asked = 0
         self._asked_ids: set[int] = set()
         self._told_ids: set[int] = set()
-        self._waiting: dict[int, EvalResult] = {}
+        self._waiting: dict[int, EvalResult] = {}  # told, not yet observed (ordered_tells)
         self._next_to_observe = 0
+
+    @property
+    def _asked(self) -> int:
+        """How many evaluations were asked (also the next id when ids follow ask order)."""
+        return len(self._asked_ids)
 
     @abstractmethod
     def _propose(self, eval_id: int) -> EvalRequest | None:
@@ -112,12 +114,10 @@ class Strategy(ABC):
         return None
 
     def ask(self) -> EvalRequest | None:
-        request = self._propose(self._next_eval_id)
+        request = self._propose(self._asked)
         if request is not None:
             if request.eval_id in self._asked_ids:
                 raise RuntimeError(f"{self.name}: evaluation {request.eval_id} asked twice")
-            self._next_eval_id += 1
-            self._asked += 1
             self._asked_ids.add(request.eval_id)
         return request
 
@@ -127,7 +127,6 @@ class Strategy(ABC):
         if result.eval_id in self._told_ids:
             raise RuntimeError(f"evaluation {result.eval_id} was told twice")
         self._told_ids.add(result.eval_id)
-        self._told += 1
         if not self.ordered_tells:
             self._observe(result)
             return
@@ -139,7 +138,7 @@ class Strategy(ABC):
     @property
     def finished(self) -> bool:
         """Nothing more to ask and every asked evaluation told."""
-        return self.exhausted and self._told == self._asked
+        return self.exhausted and len(self._told_ids) == self._asked
 
     def summary(self) -> dict[str, Any]:
         """Strategy-specific facts for the results file (e.g. Hyperband's brackets)."""
@@ -164,7 +163,7 @@ class FullBudgetStrategy(Strategy):
 
     @property
     def exhausted(self) -> bool:
-        return self._next_eval_id >= self.n_trials
+        return self._asked >= self.n_trials
 
     @property
     def total_evaluations(self) -> int:

@@ -24,6 +24,7 @@ ask and tell calls interleave.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -156,8 +157,9 @@ class _BracketRun:
         return sum(len(state.scores) * planned.resource
                    for state, planned in zip(self.rungs, self.bracket.rungs, strict=False))
 
-    @property
+    @functools.cached_property
     def rung_starts(self) -> list[int]:
+        """The first eval id of each rung."""
         starts, at = [], self.first_eval
         for rung in self.bracket.rungs:
             starts.append(at)
@@ -230,7 +232,7 @@ class HyperbandSearch(Strategy):
         self._first_open = 0  # every run before it is fully asked
         self._params: dict[int, dict[str, Any]] = {}
         self._budgets: dict[int, list[float]] = {}  # trial id -> budgets asked, in order
-        self._placed: dict[int, tuple[int, int, float]] = {}  # eval id -> (run, rung, budget)
+        self._placed: dict[int, tuple[int, int]] = {}  # eval id -> (run, rung)
         self._observations: dict[int, Observation] = {}  # eval id -> what was told
         self._told_prefix = 0  # every eval id below it is told
 
@@ -311,7 +313,7 @@ class HyperbandSearch(Strategy):
             "previous_budget": previous[-1] if previous else None,
         }
         previous.append(budget)
-        self._placed[eval_id] = (pos, rung, budget)
+        self._placed[eval_id] = (pos, rung)
         return EvalRequest(
             eval_id=eval_id,
             trial_id=trial_id,
@@ -322,10 +324,9 @@ class HyperbandSearch(Strategy):
         )
 
     def _observe(self, result: EvalResult) -> None:
-        if result.eval_id not in self._placed:
-            raise RuntimeError(f"evaluation {result.eval_id} was told before it was asked")
-        pos, rung, budget = self._placed[result.eval_id]
+        pos, rung = self._placed[result.eval_id]  # the base class checked it was asked
         run = self._runs[pos]
+        budget = run.bracket.rungs[rung].resource
         state = run.rungs[rung]
         trial_id = result.trial_id
         if trial_id not in state.trial_ids or trial_id in state.scores:
