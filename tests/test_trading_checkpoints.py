@@ -17,13 +17,13 @@ from cryptosweep.trading.models import (
     CHECKPOINT_FORMAT,
     CONTINUATION,
     CONTINUATION_EQUALS_SCRATCH,
-    FAMILIES,
     atomic_write,
     checkpoint_path,
     checkpoint_sidecar,
     make_entry_model,
     supports_continuation,
 )
+from cryptosweep.vocabulary import MODEL_FAMILIES
 
 #: family, parameters with randomness in them (row/column sampling, dropout), budgets b < B
 CASES: dict[str, tuple[str, dict[str, Any], int, int]] = {
@@ -76,7 +76,7 @@ def _rounds(model: Any) -> int:
 
 
 def test_every_family_has_a_measured_decision():
-    assert set(CONTINUATION) == set(FAMILIES) == set(CONTINUATION_EQUALS_SCRATCH)
+    assert set(CONTINUATION) == set(MODEL_FAMILIES) == set(CONTINUATION_EQUALS_SCRATCH)
     assert all(isinstance(value, bool) for value in CONTINUATION.values())
     assert supports_continuation("lightgbm", {"num_leaves": 7})
     assert not supports_continuation("lightgbm", {"boosting": "rf"})
@@ -305,7 +305,7 @@ def test_failed_save_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch):
 
 def test_adapters_follow_the_protocol():
     repro = ReproducibilityManager(seed=1)
-    for family in FAMILIES:
+    for family in MODEL_FAMILIES:
         model = make_entry_model(family, {}, repro)
         assert isinstance(model, models.ContinuableEntryModel)
         assert model.continues is supports_continuation(family, model.params, model.device)

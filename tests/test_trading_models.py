@@ -13,7 +13,6 @@ from cryptosweep.reproducibility import ReproducibilityManager
 from cryptosweep.trading import models
 from cryptosweep.trading.models import (
     CATBOOST_LEARNING_RATE,
-    FAMILIES,
     RF_BAGGING_FRACTION,
     CatBoostEntryModel,
     EntryModel,
@@ -22,6 +21,7 @@ from cryptosweep.trading.models import (
     XGBoostEntryModel,
     make_entry_model,
 )
+from cryptosweep.vocabulary import MODEL_FAMILIES
 
 #: family, parameters with randomness in them, budget (rounds or epochs)
 CASES: dict[str, tuple[str, dict[str, Any], int]] = {
@@ -69,7 +69,7 @@ def test_make_entry_model_families_and_unknown_family():
     repro = ReproducibilityManager(seed=1)
     expected = {"lightgbm": LightGBMEntryModel, "xgboost": XGBoostEntryModel,
                 "catboost": CatBoostEntryModel, "torch": TorchMLPEntryModel}  # fmt: skip
-    assert set(expected) == set(FAMILIES)
+    assert set(expected) == set(MODEL_FAMILIES)
     for family, adapter in expected.items():
         assert type(make_entry_model(family, {}, repro)) is adapter
     with pytest.raises(ConfigError, match=r"unknown model family 'sklearn' \(known: catboost, "

@@ -1,4 +1,5 @@
-"""Errors a user can cause, each mapped to the exit code the CLI ends with.
+"""Errors a user (or the machine) can cause, each mapped to the exit code the CLI, the nightly
+job and the notebooks' callers end with. This is the one table of exit codes.
 
 The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``; no traceback.
 Anything else that escapes is a bug and keeps its traceback.
@@ -6,11 +7,20 @@ Anything else that escapes is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+EXIT_OK = 0
+EXIT_BUG = 1  # an unexpected exception: its traceback is the report
+EXIT_USAGE = 2
+EXIT_GPU = 3
+EXIT_SWEEP = 4
+EXIT_REPORT = 5
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
+EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
+
 
 class UserError(Exception):
     """Bad input from the user (config, data file, flag, path): exit code 2."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class ConfigError(UserError):
@@ -28,16 +38,50 @@ class ResumeError(UserError):
 class GPUUnavailableError(Exception):
     """GPUs were asked for explicitly (``--gpu-ids``) but none is usable: exit code 3."""
 
-    exit_code = 3
+    exit_code = EXIT_GPU
 
 
 class SweepFailedError(Exception):
     """The sweep stopped itself (e.g. too many failed trials); what finished is kept: exit 4."""
 
-    exit_code = 4
+    exit_code = EXIT_SWEEP
 
 
 class ReportError(Exception):
     """The analysis notebook or its HTML conversion failed: exit code 5."""
 
-    exit_code = 5
+    exit_code = EXIT_REPORT
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by SIGINT or SIGTERM; ``run_dir`` is what ``--resume`` continues."""
+
+    def __init__(self, run_dir: object = None, signal_name: str = "SIGINT") -> None:
+        super().__init__(signal_name)
+        self.run_dir, self.signal_name = run_dir, signal_name
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TERMINATED if self.signal_name == "SIGTERM" else EXIT_INTERRUPTED
+
+    def __str__(self) -> str:
+        what = f"interrupted ({self.signal_name})"
+        if self.run_dir is None:
+            return f"{what} before a run folder was made; nothing to resume"
+        return f"{what}; resume with: cryptosweep run --resume {self.run_dir}"
+
+
+#: Every error class with an exit code, for callers that only see an exception's name (an
+#: executed notebook records ``ename``): the nightly maps names to codes with this.
+ERROR_CLASSES: tuple[type[Exception], ...] = (
+    UserError, ConfigError, DataError, ResumeError, GPUUnavailableError, SweepFailedError,
+    ReportError,
+)
+
+
+def exit_code_for(error_name: str, default: int = EXIT_SWEEP) -> int:
+    """The exit code of the error class called ``error_name`` (``default`` for any other)."""
+    for cls in ERROR_CLASSES:
+        if cls.__name__ == error_name:
+            return int(cls.exit_code)  # type: ignore[attr-defined]
+    return default

@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from cryptosweep.errors import ResumeError
+from cryptosweep.files import canonical_json
 
+#: The journal's layout; written to ``meta`` when a run starts.
 SCHEMA_VERSION = 1
 DB_NAME = "sweep.db"
 
@@ -83,11 +85,6 @@ CREATE TABLE IF NOT EXISTS resource_samples (
     payload TEXT NOT NULL
 );
 """
-
-
-def dumps(value: Any) -> str:
-    """Canonical JSON: sorted keys, no whitespace, NaN rejected (it is not JSON)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -158,7 +155,7 @@ class TrialStore:
             cur.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [(key, dumps(value)) for key, value in values.items()],
+                [(key, canonical_json(value)) for key, value in values.items()],
             )
 
     def get_meta(self, key: str, default: Any = KeyError) -> Any:
@@ -181,12 +178,12 @@ class TrialStore:
         with self._transaction() as cur:
             cur.execute(
                 "INSERT OR IGNORE INTO trials(trial_id, params, seed) VALUES (?, ?, ?)",
-                (trial_id, dumps(params), seed),
+                (trial_id, canonical_json(params), seed),
             )
             cur.execute(
                 "INSERT INTO evaluations(eval_id, trial_id, budget, tags, status) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (eval_id, trial_id, budget, dumps(tags),
+                (eval_id, trial_id, budget, canonical_json(tags),
                  "pending" if submitted_at is None else "running"),
             )
             if submitted_at is not None:
@@ -234,7 +231,7 @@ class TrialStore:
             cur.execute(
                 "UPDATE evaluations SET status=?, score=?, metrics=?, error=?, worker=?, device=?, "
                 "started_at=?, finished_at=? WHERE eval_id=?",
-                (status, score, None if metrics is None else dumps(metrics), error, worker,
+                (status, score, None if metrics is None else canonical_json(metrics), error, worker,
                  device, started_at, finished_at, eval_id),
             )
             cur.execute(
@@ -275,7 +272,7 @@ class TrialStore:
         with self._transaction() as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO extra_evaluations(kind, eval_id, metrics) VALUES (?,?,?)",
-                (kind, eval_id, dumps(metrics)),
+                (kind, eval_id, canonical_json(metrics)),
             )
 
     def get_extra(self, kind: str) -> dict[int, dict[str, Any]]:
@@ -309,7 +306,7 @@ class TrialStore:
         with self._transaction() as cur:
             cur.execute(
                 "INSERT INTO resource_samples(ts, source, payload) VALUES (?, ?, ?)",
-                (ts, source, dumps(payload)),
+                (ts, source, canonical_json(payload)),
             )
 
     def resource_samples(self) -> list[tuple[float, str, dict[str, Any]]]:

@@ -117,9 +117,7 @@ from cryptosweep.trading.models.params import (
     CATBOOST_FIXED,
     CATBOOST_LEARNING_RATE,
     CATBOOST_SNAPSHOT_INTERVAL,
-    FAMILIES,
     FAMILY_DEFAULTS,
-    IMPLEMENTED_FAMILIES,
     RESERVED_CATBOOST_KEYS,
     RESERVED_KEYS,
     RESERVED_LIGHTGBM_KEYS,
@@ -131,11 +129,12 @@ from cryptosweep.trading.models.params import (
 )
 from cryptosweep.trading.models.torch_mlp import TorchMLPEntryModel
 from cryptosweep.trading.models.xgboost_adapter import XGBoostEntryModel
+from cryptosweep.vocabulary import MODEL_FAMILIES
 
 __all__ = [
     "CATBOOST_FIXED", "CATBOOST_LEARNING_RATE", "CATBOOST_SNAPSHOT_INTERVAL", "CHECKPOINT_FORMAT",
-    "CHECKPOINT_SUFFIX", "CONTINUATION", "CONTINUATION_EQUALS_SCRATCH", "FAMILIES",
-    "FAMILY_DEFAULTS", "IMPLEMENTED_FAMILIES", "LIGHTGBM_CONTINUATION", "RESERVED_CATBOOST_KEYS",
+    "CHECKPOINT_SUFFIX", "CONTINUATION", "CONTINUATION_EQUALS_SCRATCH",
+    "FAMILY_DEFAULTS", "LIGHTGBM_CONTINUATION", "RESERVED_CATBOOST_KEYS",
     "RESERVED_KEYS", "RESERVED_LIGHTGBM_KEYS", "RESERVED_TORCH_KEYS", "RESERVED_XGBOOST_KEYS",
     "RF_BAGGING_FRACTION", "RF_BAGGING_FREQ", "TORCH_DEFAULTS", "CatBoostEntryModel",
     "ContinuableEntryModel", "EntryModel", "LightGBMEntryModel", "TorchMLPEntryModel",
@@ -159,5 +158,5 @@ def make_entry_model(
     family or a reserved/invalid parameter."""
     adapter = _ADAPTERS.get(family)
     if adapter is None:
-        raise ConfigError(f"unknown model family '{family}' (known: {', '.join(FAMILIES)})")
+        raise ConfigError(f"unknown model family '{family}' (known: {', '.join(MODEL_FAMILIES)})")
     return adapter(dict(params), repro)

@@ -14,9 +14,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from cryptosweep.files import canonical_json
 from cryptosweep.trading.models.continuation import (
     CHECKPOINT_FORMAT,
-    _canonical_json,
     _Checkpoint,
     _data_digest,
     _file_digest,
@@ -161,7 +161,7 @@ class _Adapter:
             "library": self.library,
             "library_version": _library_version(self.library),
             "device": self.device,
-            "params": json.loads(_canonical_json(self._identity())),
+            "params": json.loads(canonical_json(self._identity())),
             "params_digest": self._params_digest(),
             "data_digest": self._data_digest,
             "files": files,
@@ -176,7 +176,7 @@ class _Adapter:
         return {**self.params, "__device__": self.device}
 
     def _params_digest(self) -> str:
-        text = _canonical_json(self._identity())
+        text = canonical_json(self._identity())
         return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
 
     def _read_checkpoint(self, path: Path, budget: int, data_digest: str) -> _Checkpoint:

@@ -59,6 +59,7 @@ class CatBoostEntryModel(_Adapter):
             _log_once("catboost-gpu", "CatBoost sees no CUDA device; CatBoost trials run on CPU")
             merged["task_type"] = "CPU"
             merged.pop("devices", None)
+            merged.pop("gpu_ram_part", None)
         self.params = merged
         self.device = f"cuda:{merged['devices']}" if merged["task_type"] == "GPU" else "cpu"
         self.deterministic = merged["task_type"] == "CPU"

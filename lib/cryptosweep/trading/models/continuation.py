@@ -4,12 +4,9 @@ digest-checked files they are made of."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
-import json
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version as distribution_version
@@ -19,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from cryptosweep.errors import ConfigError
-from cryptosweep.trading.models.params import _LGB_BOOSTING, FAMILIES, _first
+from cryptosweep.files import write_with
+from cryptosweep.trading.models.params import _LGB_BOOSTING, _first
+from cryptosweep.vocabulary import MODEL_FAMILIES
 
 #: Whether a promoted configuration of each family continues from its checkpoint, from the
 #: measurements in docs/continuation.md: True where continuing from one checkpoint twice gives
@@ -64,7 +63,7 @@ def supports_continuation(
     marked False in :data:`CONTINUATION`.
     """
     if family not in CONTINUATION:
-        raise ConfigError(f"unknown model family '{family}' (known: {', '.join(FAMILIES)})")
+        raise ConfigError(f"unknown model family '{family}' (known: {', '.join(MODEL_FAMILIES)})")
     if device != "cpu" or not CONTINUATION[family]:
         return False
     if family == "lightgbm":
@@ -86,36 +85,17 @@ def checkpoint_sidecar(path: str | os.PathLike[str]) -> Path:
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> str:
-    """Call ``write(tmp)`` for a temporary name next to ``path`` (same suffix, so libraries that
-    pick the format from it still do), flush it to disk and rename it to ``path``; on any
-    failure the temporary file is removed and ``path`` is left as it was. Returns the written
-    file's BLAKE2b digest (hex)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        digest = _file_digest(tmp, sync=True)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable where the platform allows it
-        handle = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-    return digest
+    """Create ``path`` atomically by calling ``write(tmp)`` (:func:`cryptosweep.files.write_with`:
+    the temporary name keeps the suffix, so libraries that pick the format from it still do);
+    returns the written file's BLAKE2b digest (hex)."""
+    return _file_digest(write_with(path, write))
 
 
-def _file_digest(path: Path, *, sync: bool = False) -> str:
+def _file_digest(path: Path) -> str:
     digest = hashlib.blake2b(digest_size=20)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-        if sync:
-            os.fsync(handle.fileno())
     return digest.hexdigest()
 
 
@@ -125,16 +105,6 @@ def _data_digest(x: np.ndarray, y: np.ndarray) -> str:
     digest.update(np.ascontiguousarray(x).data)
     digest.update(np.ascontiguousarray(y).data)
     return digest.hexdigest()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=_json_default)
 
 
 @functools.cache

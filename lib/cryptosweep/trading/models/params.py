@@ -7,10 +7,6 @@ from typing import Any
 
 from cryptosweep.errors import ConfigError
 
-FAMILIES = ("catboost", "lightgbm", "torch", "xgboost")
-#: Kept for callers of the first version; every family has an adapter now.
-IMPLEMENTED_FAMILIES = FAMILIES
-
 #: Default bagging of LightGBM's random-forest mode when the trial does not set it.
 RF_BAGGING_FRACTION = 0.632
 RF_BAGGING_FREQ = 1
@@ -66,7 +62,7 @@ RESERVED_XGBOOST_KEYS = frozenset({
 RESERVED_CATBOOST_KEYS = frozenset({
     "random_seed", "random_state", "thread_count", "n_jobs", "task_type", "devices",
     "iterations", "num_boost_round", "n_estimators", "num_trees",
-    "train_dir", "save_snapshot", "snapshot_file", "snapshot_interval",
+    "train_dir", "save_snapshot", "snapshot_file", "snapshot_interval", "gpu_ram_part",
 })  # fmt: skip
 RESERVED_TORCH_KEYS = frozenset({
     "seed", "random_seed", "random_state", "device", "num_threads", "threads", "n_jobs",

@@ -53,6 +53,7 @@ class TorchMLPEntryModel(_Adapter):
         self.seed = int(settings["seed"])
         self.threads = int(settings["num_threads"])
         self._deterministic_algorithms = bool(settings["use_deterministic_algorithms"])
+        self.memory_fraction = float(settings["memory_fraction"])
         self.device = "cpu"
         if repro.on_gpu:
             if devices.torch_cuda_available():
@@ -85,6 +86,8 @@ class TorchMLPEntryModel(_Adapter):
         if self._deterministic_algorithms and self.device.startswith("cuda"):
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
         torch.set_num_threads(self.threads)
+        if self.device.startswith("cuda"):  # a cap for the whole process: its GPU's share
+            torch.cuda.set_per_process_memory_fraction(self.memory_fraction, self.device)
         if self._deterministic_algorithms:
             torch.use_deterministic_algorithms(True)
         try:

@@ -1,0 +1,120 @@
+"""Durable file writes and canonical JSON: the one implementation every writer of the package
+uses.
+
+A file is written under a temporary name in its own folder, flushed to disk (``fsync``) and
+renamed over the target, then the folder is synced so that the rename itself survives a crash:
+a reader sees the old file or the new one, never half of one. On any failure the temporary file
+is removed and the target is left as it was.
+
+Permissions: files people read (reports, results) get ``0666 & ~umask``; ``private=True``
+gives ``0600`` for anything that may hold a secret or private results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PRIVATE_MODE = 0o600
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, NaN and infinity rejected (they are not
+    JSON), NumPy scalars as their Python values. Equal values give equal text, so it is what
+    the journal stores, what digests are taken of and what equality checks compare."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False,
+                      default=_plain)
+
+
+def pretty_json(value: Any) -> str:
+    """The indented form of :func:`canonical_json` for files people read (ends in a newline)."""
+    return json.dumps(value, indent=2, sort_keys=True, allow_nan=False, default=_plain) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def public_mode() -> int:
+    """``0666`` less the process umask: what ``open()`` would have given."""
+    return 0o666 & ~_umask()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, private: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` (with the same suffix, so that libraries which
+    pick a format from it still do); when the block ends without an exception, the file is
+    synced, given its permissions and renamed to ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, PRIVATE_MODE if private else public_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform lets a folder be opened and synced
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+
+
+def write_with(path: str | os.PathLike[str], write: Callable[[Path], None], *,
+               private: bool = False) -> Path:
+    """Atomically create ``path`` by calling ``write(tmp)`` (e.g. a library's own ``save``)."""
+    with atomic_path(path, private=private) as tmp:
+        write(tmp)
+    return Path(path)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *,
+                       private: bool = False) -> Path:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_with(path, lambda tmp: tmp.write_bytes(data), private=private)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, private: bool = False) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"), private=private)
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any, *, private: bool = False) -> Path:
+    """``data`` as indented, key-sorted JSON (:func:`pretty_json`)."""
+    return write_text_atomic(path, pretty_json(data), private=private)
+
+
+def copy_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str], *,
+                private: bool = False) -> Path:
+    """Copy ``source`` to ``target`` so that a reader sees the old file or the new one."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+
+    def copy(tmp: Path) -> None:
+        with open(source, "rb") as src, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out)
+
+    return write_with(target, copy, private=private)

@@ -1,0 +1,14 @@
+"""The names every layer shares, defined once: model families, sweep types, score metrics and
+label kinds. The config's types, the objective, the models and the reports all read them here.
+"""
+
+from __future__ import annotations
+
+#: Entry-model families, each with an adapter in ``trading/models/``.
+MODEL_FAMILIES = ("catboost", "lightgbm", "torch", "xgboost")
+#: Search strategies (``sweep_type``).
+SWEEP_TYPES = ("hyperband", "grid", "random", "bayesian")
+#: Metrics a trial can be scored by (``objective.metric``): the mean over folds of one of them.
+SCORE_METRICS = ("sharpe", "sortino", "calmar", "total_return")
+#: How entries are labelled (``objective.labels``).
+LABEL_KINDS = ("triple_barrier", "fixed_horizon")
