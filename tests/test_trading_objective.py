@@ -111,9 +111,9 @@ def _folds(params):
     from cryptosweep.trading.objective import ObjectiveSpec, TradingParams, _dev_labels, _market
     from cryptosweep.trading.validation import walk_forward_folds
 
-    settings = ObjectiveSpec.from_dict(_spec())
-    market = _market(settings)
-    _, label_end = _dev_labels(market, TradingParams.from_params(params), settings)
+    spec = ObjectiveSpec.of(_spec())
+    market = _market(spec)
+    _, label_end = _dev_labels(market, TradingParams.from_params(params), spec.objective)
     return walk_forward_folds(market.holdout_start, 3, label_end, 12, 300)
 
 
@@ -184,7 +184,7 @@ def test_evaluate_holdout_shape_and_errors():
 
 
 def test_evaluate_trial_errors():
-    with pytest.raises(ValueError, match="unknown objective metric 'omega'"):
+    with pytest.raises(ConfigError, match=r"objective\.metric: Input should be 'sharpe'"):
         evaluate_trial(PARAMS, 1.0, 1, _spec(metric="omega"))
     with pytest.raises(ConfigError, match="min_train_bars"):
         evaluate_trial(PARAMS, 1.0, 1, _spec(folds=3, min_train_bars=5_000))

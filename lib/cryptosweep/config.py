@@ -7,6 +7,7 @@ field or path; the CLI prints it on one line and exits with code 2.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -16,9 +17,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cryptosweep.errors import ConfigError, DataError
+from cryptosweep.files import canonical_json
+from cryptosweep.vocabulary import LABEL_KINDS, MODEL_FAMILIES, SCORE_METRICS, SWEEP_TYPES
 
-MODEL_FAMILIES = ("catboost", "lightgbm", "xgboost", "torch")
-SWEEP_TYPES = ("hyperband", "grid", "random", "bayesian")
+ModelFamily = Literal[MODEL_FAMILIES]  # type: ignore[valid-type]
+SweepType = Literal[SWEEP_TYPES]  # type: ignore[valid-type]
+ScoreMetric = Literal[SCORE_METRICS]  # type: ignore[valid-type]
+LabelKind = Literal[LABEL_KINDS]  # type: ignore[valid-type]
 
 
 class _Strict(BaseModel):
@@ -110,7 +115,8 @@ class ParameterRanges(_Strict):
 
 class HyperbandSettings(_Strict):
     iterations: int = Field(default=1, ge=1)
-    max_iter: int = Field(default=27, ge=1, description="full resource R of one configuration")
+    max_iter: int = Field(default=27, ge=1, description="full resource R of one configuration "
+                          "(kept for older configs: the top-level full_budget says the same)")
     eta: int = Field(default=3, ge=2)
     sampler: Literal["random", "tpe"] = Field(
         default="random", description="tpe: BOHB (Falkner et al., 2018)"
@@ -145,7 +151,11 @@ class BayesianSettings(_Strict):
 
 
 class GPUSettings(_Strict):
-    memory_fraction: float = Field(default=0.9, gt=0, le=1)
+    memory_fraction: float = Field(
+        default=0.9, gt=0, le=1, description="share of a GPU's memory its worker may use: "
+        "torch's per-process cap, CatBoost's gpu_ram_part (split between trials_per_gpu); "
+        "XGBoost has no such setting"
+    )
     deterministic: bool = True
     trials_per_gpu: int = Field(default=1, ge=1, description="trials run at once on one GPU")
 
@@ -172,12 +182,12 @@ class DataSettings(_Strict):
 
 
 class ObjectiveSettings(_Strict):
-    metric: Literal["sharpe", "sortino", "calmar", "total_return"] = "sharpe"
-    models: list[Literal["catboost", "lightgbm", "xgboost", "torch"]] = Field(
+    metric: ScoreMetric = "sharpe"
+    models: list[ModelFamily] = Field(
         default_factory=lambda: ["lightgbm"], min_length=1
     )
     folds: int = Field(default=4, ge=1)
-    labels: Literal["triple_barrier", "fixed_horizon"] = "triple_barrier"
+    labels: LabelKind = "triple_barrier"
     fees_bps: float = Field(default=10.0, ge=0, description="per side")
     slippage_bps: float = Field(default=0.0, ge=0, description="per side")
     allow_short: bool = False
@@ -214,7 +224,12 @@ class SweepConfig(_Strict):
     name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int | None = Field(default=None, ge=0)
-    sweep_type: Literal["hyperband", "grid", "random", "bayesian"] = "hyperband"
+    sweep_type: SweepType = "hyperband"
+    full_budget: int | None = Field(
+        default=None, ge=1, description="the full budget R of one configuration, in units of "
+        "objective.rounds_per_unit boosting rounds (epochs for torch), for every strategy; "
+        "None: hyperband.max_iter"
+    )
     hyperband: HyperbandSettings = HyperbandSettings()
     random: RandomSettings = RandomSettings()
     grid: GridSettings = GridSettings()
@@ -235,14 +250,107 @@ class SweepConfig(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _one_full_budget(self) -> SweepConfig:
+        if (self.full_budget is not None and "max_iter" in self.hyperband.model_fields_set
+                and self.hyperband.max_iter != self.full_budget):
+            raise ValueError(
+                f"full_budget ({self.full_budget}) and hyperband.max_iter "
+                f"({self.hyperband.max_iter}) disagree; set only full_budget"
+            )
+        return self
+
+    @property
+    def full_budget_units(self) -> int:
+        """The full budget R of one configuration: ``full_budget``, else ``hyperband.max_iter``
+        (the key older configs use)."""
+        return self.full_budget if self.full_budget is not None else self.hyperband.max_iter
+
     def canonical(self) -> dict[str, Any]:
-        """Plain JSON-able dict, the form stored in the journal and hashed."""
+        """Plain JSON-able dict, the form stored in the journal."""
         return self.model_dump(mode="json")
 
-    def objective_spec(self) -> dict[str, Any]:
-        """What a worker needs to evaluate a trial (plain JSON types)."""
-        dumped = self.canonical()
-        return {"data": dumped["data"], "objective": dumped["objective"]}
+    def results_hash(self) -> str:
+        """The hash of what decides the results (:func:`config_hash`)."""
+        return config_hash(self.canonical())
+
+    def objective_spec(self) -> ObjectiveSpec:
+        """What a worker needs to evaluate a trial."""
+        return ObjectiveSpec(
+            data=self.data, objective=self.objective,
+            deterministic=self.gpu_settings.deterministic,
+            gpu_memory_fraction=self.gpu_settings.memory_fraction,
+            trials_per_gpu=self.gpu_settings.trials_per_gpu,
+        )
+
+
+class ObjectiveSpec(_Strict):
+    """The data and objective settings a worker evaluates trials with: the one typed source of
+    truth, built from the validated config by :meth:`SweepConfig.objective_spec`. It travels to
+    workers as plain JSON (:meth:`to_payload`) and is validated again there by the same models
+    (:meth:`of`), so a worker never falls back on defaults of its own."""
+
+    data: DataSettings = DataSettings()
+    objective: ObjectiveSettings = ObjectiveSettings()
+    deterministic: bool = True
+    gpu_memory_fraction: float = Field(default=0.9, gt=0, le=1)
+    trials_per_gpu: int = Field(default=1, ge=1)
+
+    @classmethod
+    def of(cls, spec: ObjectiveSpec | dict[str, Any]) -> ObjectiveSpec:
+        """``spec`` itself, or validated from its plain-JSON form (a bad one is a
+        :class:`~cryptosweep.errors.ConfigError` naming the field)."""
+        if isinstance(spec, ObjectiveSpec):
+            return spec
+        try:
+            return cls.model_validate(spec)
+        except ValidationError as exc:
+            raise ConfigError(_one_line(exc, "objective spec")) from None
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain JSON types, for a task payload or a file."""
+        return self.model_dump(mode="json")
+
+
+#: The master seed when neither ``--seed`` (or the notebook's ``seed``) nor the config gives one.
+DEFAULT_SEED = 123456
+
+
+def resolve_seed(seed: int | None, config: SweepConfig) -> int:
+    """The one rule for the master seed, the same for the CLI, the notebook, the nightly job
+    and the API: an explicit ``seed`` wins, else the config's ``seed``, else
+    :data:`DEFAULT_SEED`."""
+    if seed is not None:
+        return int(seed)
+    return int(config.seed) if config.seed is not None else DEFAULT_SEED
+
+
+#: Settings that decide how a sweep executes, not what it computes: left out of
+#: :func:`config_hash`, so a resume may change them (workers, cluster, GPUs).
+EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
+    ("name",), ("description",), ("seed",), ("execution",), ("gpu_settings", "memory_fraction"),
+    ("gpu_settings", "trials_per_gpu"),
+)
+
+
+def results_identity(canonical: dict[str, Any]) -> dict[str, Any]:
+    """A canonical config without its :data:`EXECUTION_ONLY` settings. The master seed is
+    compared on its own (it comes from ``--seed`` or the config's ``seed``)."""
+    identity = json.loads(json.dumps(canonical))
+    for path in EXECUTION_ONLY:
+        node = identity
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return identity
+
+
+def config_hash(canonical: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of what decides a sweep's results: equal for configs that
+    differ only in how they execute (workers, cluster, GPU packing, name), so those resume each
+    other and carry one hash."""
+    return hashlib.sha256(canonical_json(results_identity(canonical)).encode()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------- loading

@@ -17,32 +17,27 @@ from typing import Any
 import numpy as np
 
 from cryptosweep.checkpoints import checkpoint_spec
-from cryptosweep.config import SweepConfig
+from cryptosweep.config import ObjectiveSpec, SweepConfig
+from cryptosweep.files import canonical_json, write_json_atomic, write_text_atomic
 from cryptosweep.overfitting import (
     deflated_sharpe_from_returns,
     probability_of_backtest_overfitting,
 )
-from cryptosweep.reports import (
-    best_configs,
-    build_results,
-    ranked,
-    resource_usage,
-    text_report,
-    write_json_atomic,
-    write_text_atomic,
-)
-from cryptosweep.reproducibility import ReproducibilityManager, config_hash
-from cryptosweep.store import TrialStore, dumps
+from cryptosweep.ranking import ranked
+from cryptosweep.results import best_configs, build_results, resource_usage, text_report
+from cryptosweep.store import TrialStore
 from cryptosweep.strategies import Strategy
+from cryptosweep.trading.objective import evaluate_holdout, evaluate_trial, trial_reproducibility
 
 log = logging.getLogger(__name__)
 
 PBO_SPLITS = 16  # CSCV blocks: C(16, 8) = 12,870 in-sample/out-of-sample splits
 
 
-def framework_params(family: str, seed: int, threads: int) -> dict[str, Any]:
-    """The seed/determinism parameters production should train the winner with."""
-    manager = ReproducibilityManager(seed=seed, threads=threads)
+def framework_params(family: str, seed: int, spec: ObjectiveSpec) -> dict[str, Any]:
+    """The seed/determinism parameters production should train the winner with: those its
+    trials ran with (``gpu_settings.deterministic`` included)."""
+    manager = trial_reproducibility(spec, seed)
     getter = {
         "lightgbm": manager.get_lightgbm_params, "xgboost": manager.get_xgboost_params,
         "catboost": manager.get_catboost_params, "torch": manager.get_torch_settings,
@@ -54,8 +49,6 @@ def finalize_run(
     config: SweepConfig, seed: int, run_dir: Path, store: TrialStore, stamp: str,
     strategy: Strategy,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
-    from cryptosweep.trading.objective import evaluate_holdout, evaluate_trial
-
     spec = config.objective_spec()
     rows = store.evaluations()
     leaders = ranked(rows)[: config.reporting.top_k]
@@ -63,6 +56,7 @@ def finalize_run(
     top: list[dict[str, Any]] = []
     for rank, row in enumerate(leaders, start=1):
         if config.data.holdout_fraction > 0 and row.eval_id not in holdout:
+            log.info("holdout %d/%d: eval %d", rank, len(leaders), row.eval_id)
             result = evaluate_holdout(row.params, row.budget, row.seed, spec)
             store.put_returns("holdout", row.eval_id, result.pop("holdout_returns"))
             store.put_extra("holdout", row.eval_id, result)
@@ -72,9 +66,11 @@ def finalize_run(
             "budget": row.budget, "seed": row.seed, "score": row.score, "metrics": row.metrics,
             "holdout": holdout.get(row.eval_id),
         })
-    check = [_reproducibility_check(store, row, spec, evaluate_trial,
-                                    checkpoint_spec(config, run_dir, row.trial_id, row.tags))
-             for row in leaders]
+    check = []
+    for rank, row in enumerate(leaders, start=1):
+        log.info("reproducibility re-run %d/%d: eval %d", rank, len(leaders), row.eval_id)
+        check.append(_reproducibility_check(
+            store, row, spec, checkpoint_spec(config, run_dir, row.trial_id, row.tags)))
     overfitting = overfitting_diagnostics(rows, store.get_returns("validation"), top)
 
     canonical = config.canonical()
@@ -87,7 +83,7 @@ def finalize_run(
         "retried": sum(row.attempts > 1 for row in rows),
     }
     results = build_results(
-        config=canonical, config_hash=config_hash(canonical), seed=seed, run=run,
+        config=canonical, config_hash=config.results_hash(), seed=seed, run=run,
         data=store.get_meta("data", None),
         strategy=strategy.summary(), rows=rows, top=top, reproducibility_check=check,
         overfitting=overfitting,
@@ -101,8 +97,7 @@ def finalize_run(
     write_json_atomic(files["results"], results)
     write_text_atomic(files["report"], text_report(results))
     winner_params = (
-        framework_params(top[0]["params"]["model"], top[0]["seed"],
-                         config.objective.threads_per_trial) if top else {}
+        framework_params(top[0]["params"]["model"], top[0]["seed"], spec) if top else {}
     )
     write_json_atomic(files["best_configs"], best_configs(results, winner_params))
     write_json_atomic(files["resource_usage"], resource_usage(rows, store.resource_samples()))
@@ -161,8 +156,7 @@ def _dsr_or_none(series: np.ndarray | None, trial_sharpes: np.ndarray) -> dict[s
 
 
 def _reproducibility_check(
-    store: TrialStore, best: Any, spec: dict[str, Any], evaluate_trial: Any,
-    checkpoint: dict[str, Any] | None = None,
+    store: TrialStore, best: Any, spec: ObjectiveSpec, checkpoint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Re-run an evaluation with its recorded seed; PASS when the metrics (which include the
     SHA-256 of its per-bar returns) are bitwise equal, compared as canonical JSON (which
@@ -172,8 +166,8 @@ def _reproducibility_check(
         rerun = evaluate_trial(best.params, best.budget, best.seed, spec, checkpoint=checkpoint)
         rerun.pop("oos_returns")  # its digest, returns_sha256, is part of the metrics
         store.put_extra("repro", best.eval_id, rerun)
-    status = "PASS" if dumps(rerun) == dumps(best.metrics) else "FAIL"
+    status = "PASS" if canonical_json(rerun) == canonical_json(best.metrics) else "FAIL"
     if status == "FAIL":
         log.error("reproducibility check FAILED for eval %d: %s != %s",
-                  best.eval_id, dumps(rerun), dumps(best.metrics))
+                  best.eval_id, canonical_json(rerun), canonical_json(best.metrics))
     return {"eval_id": best.eval_id, "status": status, "original": best.metrics, "rerun": rerun}

@@ -19,7 +19,6 @@ from cryptosweep.trading.labels import fixed_horizon_labels, triple_barrier_labe
 from cryptosweep.trading.metrics import METRIC_NAMES, performance
 from cryptosweep.trading.models import EntryModel, make_entry_model
 from cryptosweep.trading.objective import (
-    Objective,
     check_spec,
     evaluate_holdout,
     evaluate_trial,
@@ -33,7 +32,6 @@ __all__ = [
     "BacktestResult",
     "EntryModel",
     "Fold",
-    "Objective",
     "Trade",
     "annualised_sharpe",
     "build_features",

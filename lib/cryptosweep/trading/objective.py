@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryptosweep.config import DataSettings, ObjectiveSettings, ObjectiveSpec
 from cryptosweep.errors import ConfigError
 from cryptosweep.reproducibility import ReproducibilityManager
 from cryptosweep.trading.backtest import BacktestResult, simulate
@@ -48,62 +49,16 @@ from cryptosweep.trading.metrics import performance
 from cryptosweep.trading.models import checkpoint_path, make_entry_model
 from cryptosweep.trading.validation import holdout_split, walk_forward_folds
 
-METRICS = ("sharpe", "sortino", "calmar", "total_return")
-LABELS = ("triple_barrier", "fixed_horizon")
 
-
-@dataclass(frozen=True)
-class ObjectiveSpec:
-    """The data and objective settings of a sweep, read from the plain-dict ``spec``."""
-
-    data_path: str | None
-    holdout_fraction: float
-    metric: str
-    folds: int
-    fees_bps: float
-    slippage_bps: float
-    labels: str
-    allow_short: bool
-    data_options: tuple[tuple[str, Any], ...]
-    rounds_per_unit: float
-    embargo_bars: int
-    threads_per_trial: int
-    min_train_bars: int
-
-    @classmethod
-    def from_dict(cls, spec: dict[str, Any]) -> ObjectiveSpec:
-        data, objective = _section(spec, "data"), _section(spec, "objective")
-        parsed = cls(
-            data_path=data.get("path"),
-            holdout_fraction=float(_key(data, "data", "holdout_fraction")),
-            metric=str(_key(objective, "objective", "metric")),
-            folds=int(_key(objective, "objective", "folds")),
-            fees_bps=float(_key(objective, "objective", "fees_bps")),
-            slippage_bps=float(objective.get("slippage_bps", 0.0)),
-            labels=str(objective.get("labels", "triple_barrier")),
-            allow_short=bool(objective.get("allow_short", False)),
-            data_options=_data_options(data),
-            rounds_per_unit=float(_key(objective, "objective", "rounds_per_unit")),
-            embargo_bars=int(objective.get("embargo_bars", 0)),
-            threads_per_trial=int(objective.get("threads_per_trial", 1)),
-            min_train_bars=int(objective.get("min_train_bars", 1)),
-        )
-        if parsed.metric not in METRICS:
-            raise ValueError(f"unknown objective metric '{parsed.metric}' (known: {METRICS})")
-        if parsed.labels not in LABELS:
-            raise ValueError(f"unknown objective labels '{parsed.labels}' (known: {LABELS})")
-        return parsed
-
-
-def _data_options(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+def data_options(data: DataSettings) -> tuple[tuple[str, Any], ...]:
     """Loader options of the data section, hashable (they key the per-process cache)."""
     options: dict[str, Any] = {}
-    if data.get("format", "auto") != "auto":
-        options["format"] = data["format"]
-    if data.get("format") == "generic" and data.get("columns"):
-        options["columns"] = tuple(sorted(data["columns"].items()))
-    if data.get("timestamp_unit"):
-        options["timestamp_unit"] = data["timestamp_unit"]
+    if data.format != "auto":
+        options["format"] = data.format
+    if data.format == "generic":
+        options["columns"] = tuple(sorted(data.columns.model_dump().items()))
+    if data.timestamp_unit:
+        options["timestamp_unit"] = data.timestamp_unit
     return tuple(sorted(options.items()))
 
 
@@ -148,8 +103,9 @@ def full_rounds(resource: float, rounds_per_unit: float) -> int:
 
 
 def evaluate_trial(
-    params: dict[str, Any], resource: float, seed: int, spec: dict[str, Any], device: str = "cpu",
-    timings: dict[str, float] | None = None, checkpoint: dict[str, Any] | None = None,
+    params: dict[str, Any], resource: float, seed: int, spec: ObjectiveSpec | dict[str, Any],
+    device: str = "cpu", timings: dict[str, float] | None = None,
+    checkpoint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score one configuration by purged walk-forward backtests on the development bars.
 
@@ -169,11 +125,12 @@ def evaluate_trial(
     result of the families whose continuation is not equal to training from scratch).
     """
     clock = _Stopwatch(timings)
-    settings = ObjectiveSpec.from_dict(spec)
+    spec = ObjectiveSpec.of(spec)
+    settings = spec.objective
     trading = TradingParams.from_params(params)
     rounds = full_rounds(resource, settings.rounds_per_unit)
     with clock("data"):
-        market = _market(settings)
+        market = _market(spec)
     with clock("labels"):
         labels, label_end = _dev_labels(market, trading, settings)
     try:
@@ -183,7 +140,7 @@ def evaluate_trial(
         )
     except ValueError as exc:
         raise ConfigError(f"objective: {exc}") from None
-    repro = ReproducibilityManager(seed=seed, threads=settings.threads_per_trial, device=device)
+    repro = trial_reproducibility(spec, seed, device)
     per_fold, returns, continued = [], [], []
     for k, fold in enumerate(folds):
         train = _usable_rows(fold.train, market.features, labels, f"fold {k}")
@@ -216,7 +173,8 @@ def evaluate_trial(
 
 
 def evaluate_holdout(
-    params: dict[str, Any], resource: float, seed: int, spec: dict[str, Any], device: str = "cpu"
+    params: dict[str, Any], resource: float, seed: int, spec: ObjectiveSpec | dict[str, Any],
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Train on the whole development part and backtest the holdout bars once.
 
@@ -224,18 +182,19 @@ def evaluate_holdout(
     from development bars only, so none do). Returns every metric of the holdout backtest with
     a ``holdout_`` prefix, ``holdout_bars``, and ``holdout_returns`` (per bar).
     """
-    settings = ObjectiveSpec.from_dict(spec)
-    if settings.holdout_fraction <= 0.0:
+    spec = ObjectiveSpec.of(spec)
+    settings = spec.objective
+    if spec.data.holdout_fraction <= 0.0:
         raise ConfigError("data.holdout_fraction is 0: there is no holdout to evaluate")
     trading = TradingParams.from_params(params)
     rounds = full_rounds(resource, settings.rounds_per_unit)
-    market = _market(settings)
+    market = _market(spec)
     n_dev, n_all = market.holdout_start, len(market.open_)
     labels, label_end = _dev_labels(market, trading, settings)
     candidates = np.flatnonzero(label_end < n_dev)
     train = _usable_rows(candidates, market.features, labels, "holdout training")
     test = np.arange(n_dev, n_all, dtype="int64")
-    repro = ReproducibilityManager(seed=seed, threads=settings.threads_per_trial, device=device)
+    repro = trial_reproducibility(spec, seed, device)
     proba, _ = _fit_predict(params, repro, rounds, market.features, labels, train, test)
     result = _backtest(market, test, proba, trading, settings)
     metrics = performance(result.returns, result.trades, result.positions)
@@ -245,21 +204,15 @@ def evaluate_holdout(
     return out
 
 
-@dataclass(frozen=True)
-class Objective:
-    """The objective bound to one sweep's ``spec``: ``evaluate(params, budget, seed, device)``."""
-
-    spec: dict[str, Any]
-
-    def evaluate(
-        self, params: dict[str, Any], budget: float, seed: int, device: str = "cpu"
-    ) -> dict[str, Any]:
-        return evaluate_trial(params, budget, seed, self.spec, device)
-
-    def evaluate_holdout(
-        self, params: dict[str, Any], budget: float, seed: int, device: str = "cpu"
-    ) -> dict[str, Any]:
-        return evaluate_holdout(params, budget, seed, self.spec, device)
+def trial_reproducibility(spec: ObjectiveSpec, seed: int, device: str = "cpu"
+                          ) -> ReproducibilityManager:  # fmt: skip
+    """The framework switches of one trial: its seed, the config's ``gpu_settings``
+    (determinism, memory share) and the fixed thread count."""
+    return ReproducibilityManager(
+        seed=seed, deterministic=spec.deterministic, device=device,
+        threads=spec.objective.threads_per_trial, memory_fraction=spec.gpu_memory_fraction,
+        concurrent_trials=spec.trials_per_gpu,
+    )
 
 
 def returns_digest(returns: np.ndarray) -> str:
@@ -267,15 +220,16 @@ def returns_digest(returns: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(returns, dtype="<f8").tobytes()).hexdigest()
 
 
-def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
+def check_spec(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
     """Fail fast, before a sweep starts: load the data (a bad file is a ``DataError``), check
     that the folds fit the development bars (else a ``ConfigError``), and describe the data.
 
     Returns the data's summary and a SHA-256 fingerprint of its file(s), which resume compares
     so that a run is never continued on different candles.
     """
-    settings = ObjectiveSpec.from_dict(spec)
-    market = _market(settings)
+    spec = ObjectiveSpec.of(spec)
+    settings = spec.objective
+    market = _market(spec)
     n_dev = market.holdout_start
     try:
         walk_forward_folds(n_dev, settings.folds, np.arange(1, n_dev + 1), settings.embargo_bars,
@@ -284,8 +238,8 @@ def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"objective: {exc}") from None
     index = market.ohlcv.index
     return {
-        "path": settings.data_path or f"<bundled sample>/{sample_data_path().name}",
-        "sha256": data_fingerprint(settings.data_path),
+        "path": spec.data.path or f"<bundled sample>/{sample_data_path().name}",
+        "sha256": data_fingerprint(spec.data.path),
         "bars": len(index),
         "first_bar": index[0].isoformat(),
         "last_bar": index[-1].isoformat(),
@@ -307,25 +261,26 @@ def data_fingerprint(path: str | None) -> str:
 # --------------------------------------------------------------------------- steps
 
 
-def _market(settings: ObjectiveSpec) -> _Market:
+def _market(spec: ObjectiveSpec) -> _Market:
     """The cached frames as arrays, converted once per process and data version (the frames
     come from the per-process feature cache; a new file version gives new frames)."""
-    ohlcv, features = cached_features(settings.data_path, **dict(settings.data_options))
+    ohlcv, features = cached_features(spec.data.path, **dict(data_options(spec.data)))
+    holdout_fraction = spec.data.holdout_fraction
     with _markets_lock:
         for market in _markets:
             if (market.ohlcv is ohlcv and market.features_frame is features
-                    and market.holdout_fraction == settings.holdout_fraction):
+                    and market.holdout_fraction == holdout_fraction):
                 return market
         market = _Market(
             ohlcv=ohlcv,
             features_frame=features,
-            holdout_fraction=settings.holdout_fraction,
+            holdout_fraction=holdout_fraction,
             open_=ohlcv["open"].to_numpy(dtype="float64"),
             high=ohlcv["high"].to_numpy(dtype="float64"),
             low=ohlcv["low"].to_numpy(dtype="float64"),
             close=ohlcv["close"].to_numpy(dtype="float64"),
             features=features.to_numpy(dtype="float64"),
-            holdout_start=holdout_split(len(ohlcv), settings.holdout_fraction),
+            holdout_start=holdout_split(len(ohlcv), holdout_fraction),
         )
         for array in (market.open_, market.high, market.low, market.close, market.features):
             array.flags.writeable = False  # shared by every trial of this process
@@ -340,7 +295,7 @@ _markets_lock = threading.Lock()
 
 
 def _dev_labels(
-    market: _Market, trading: TradingParams, settings: ObjectiveSpec
+    market: _Market, trading: TradingParams, settings: ObjectiveSettings
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labels of the development bars, computed from development bars only."""
     n = market.holdout_start
@@ -441,7 +396,7 @@ class _Stopwatch:
 
 def _backtest(
     market: _Market, bars: np.ndarray, proba: np.ndarray, trading: TradingParams,
-    settings: ObjectiveSpec,
+    settings: ObjectiveSettings,
 ) -> BacktestResult:
     """Long where P(entry pays) > threshold; short where it is < 1 - threshold (if allowed)."""
     signal = np.zeros(len(bars), dtype=np.int8)
