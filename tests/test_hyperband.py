@@ -12,13 +12,13 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import tiny_config
+from cryptosweep import HyperbandRunner
 from cryptosweep.config import load_config
 from cryptosweep.errors import ConfigError
 from cryptosweep.space import SearchSpace
 from cryptosweep.strategies.base import EvalResult
 from cryptosweep.strategies.hyperband import (
     Bracket,
-    HyperbandRunner,
     HyperbandSearch,
     Rung,
     hyperband_brackets,
@@ -372,9 +372,7 @@ def test_partial_summary_counts_only_what_was_told():
 
 
 def test_runner_wires_config_seed_and_gpu_fallback(monkeypatch, tmp_path, caplog):
-    import cryptosweep.executors
-    import cryptosweep.runner
-    import cryptosweep.strategies.hyperband as hb
+    import cryptosweep.api
 
     calls = []
 
@@ -383,8 +381,8 @@ def test_runner_wires_config_seed_and_gpu_fallback(monkeypatch, tmp_path, caplog
         return SimpleNamespace(run_dir=tmp_path / "run", results={
             "best": {"trial_id": 1}, "evaluations": [1, 2], "strategy": {"name": "x"}})
 
-    monkeypatch.setattr(cryptosweep.runner, "run_sweep", fake_run_sweep)
-    monkeypatch.setattr(cryptosweep.executors, "cuda_device_count", lambda: 0)
+    monkeypatch.setattr(cryptosweep.api, "run_sweep", fake_run_sweep)
+    monkeypatch.setattr(cryptosweep.api, "cuda_device_count", lambda: 0)
     with caplog.at_level("INFO", logger="cryptosweep"):
         out = HyperbandRunner(seed=5, log_dir=tmp_path).run_hyperband_optimization(3)
     assert "falling back to CPU" in caplog.text
@@ -396,7 +394,7 @@ def test_runner_wires_config_seed_and_gpu_fallback(monkeypatch, tmp_path, caplog
     assert calls[0]["seed"] == 5 and calls[0]["log_dir"] == tmp_path
     assert calls[0]["gpu_ids"] is None
 
-    monkeypatch.setattr(cryptosweep.executors, "cuda_device_count", lambda: 2)
+    monkeypatch.setattr(cryptosweep.api, "cuda_device_count", lambda: 2)
     given = load_config(raw=tiny_config())
     HyperbandRunner(config=given, workers=0).run_hyperband_optimization(1)
     assert calls[1]["gpu_ids"] == [0, 1] and calls[1]["workers"] == 0
@@ -406,19 +404,19 @@ def test_runner_wires_config_seed_and_gpu_fallback(monkeypatch, tmp_path, caplog
 
     with pytest.raises(ConfigError, match="n_iterations"):
         HyperbandRunner(config=given).run_hyperband_optimization(0)
-    monkeypatch.setattr(hb, "_template_path", lambda: tmp_path / "missing.json")
+    monkeypatch.setattr(cryptosweep.api, "TEMPLATE_CONFIG", tmp_path / "missing.json")
     with pytest.raises(ConfigError, match="template"):
         HyperbandRunner().run_hyperband_optimization(1)
 
 
 def test_runner_runs_a_tiny_real_sweep(monkeypatch, tmp_path):
-    import cryptosweep.executors
+    import cryptosweep.api
 
     config = load_config(raw=tiny_config(
         sweep_type="hyperband", hyperband={"max_iter": 3, "eta": 3},
         objective__folds=2, execution__workers=0,
     ))
-    monkeypatch.setattr(cryptosweep.executors, "cuda_device_count", lambda: 0)
+    monkeypatch.setattr(cryptosweep.api, "cuda_device_count", lambda: 0)
     out = HyperbandRunner(seed=9, config=config, log_dir=tmp_path, show_progress=False,
                           run_name="hb").run_hyperband_optimization(n_iterations=1)
     assert Path(out["run_dir"]) == tmp_path / "hb"

@@ -19,8 +19,8 @@ _EXPORTS = {
     "setup_crypto_gpu_reproducibility": "cryptosweep.reproducibility",
     "ReproducibilityManager": "cryptosweep.reproducibility",
     "derive_seed": "cryptosweep.reproducibility",
-    "system_info": "cryptosweep.reproducibility",
-    "HyperbandRunner": "cryptosweep.strategies.hyperband",
+    "system_info": "cryptosweep.environment",
+    "HyperbandRunner": "cryptosweep.api",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -8,18 +8,25 @@ depend on the executor: trial seeds come with the payload, thread counts are fix
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import logging
 import math
 import os
+import signal
 import socket
+import sys
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from cryptosweep.errors import GPUUnavailableError
+from cryptosweep.errors import ConfigError, GPUUnavailableError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -268,8 +275,6 @@ def _failure(eval_id: int, status: str, error: str) -> Outcome:
 
 def parse_gpu_ids(text: str) -> list[int] | None:
     """``"0,1,3"`` → ``[0, 1, 3]``; empty → ``None`` (CPU). Bad input is a :class:`UserError`."""
-    from cryptosweep.errors import UserError
-
     if not text.strip():
         return None
     try:
@@ -294,7 +299,7 @@ def cuda_device_count() -> int:
 
 def make_executor(
     workers: int, scheduler_address: str | None = None, gpu_ids: list[int] | None = None,
-    memory_fraction: float = 0.9, trial_timeout: float | None = None, trials_per_gpu: int = 1,
+    trial_timeout: float | None = None, trials_per_gpu: int = 1,
 ) -> Executor:
     """The executor for these settings.
 
@@ -302,7 +307,12 @@ def make_executor(
     ``trials_per_gpu`` trials at once (a GPU asked for but absent raises
     :class:`GPUUnavailableError`); ``scheduler_address`` → that cluster;
     ``workers == 0`` → in-process; else a ``LocalCluster`` of ``workers`` single-threaded
-    processes.
+    processes. Local worker processes ignore SIGINT: a Ctrl-C reaches this process only, which
+    shuts them down.
+
+    A trial's share of GPU memory (``gpu_settings.memory_fraction``) is applied by the
+    frameworks inside the trial (:class:`~cryptosweep.reproducibility.ReproducibilityManager`),
+    not here: dask-cuda's ``device_memory_limit`` is a spill threshold for dask's own data.
     """
     if scheduler_address:
         from distributed import Client
@@ -310,8 +320,6 @@ def make_executor(
         try:
             client = Client(scheduler_address, timeout="10s")
         except OSError as exc:
-            from cryptosweep.errors import UserError
-
             raise UserError(
                 f"--scheduler-address: cannot reach {scheduler_address}: {exc}"
             ) from None
@@ -328,14 +336,14 @@ def make_executor(
         from dask_cuda import LocalCUDACluster
         from distributed import Client
 
+        check_spawn_safe()
         # CUDA's default order is "fastest first"; NVML's is the PCI bus. Make them agree, so
         # the GPU index a trial records is the one the monitor samples.
         os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-        with _no_silent_reruns():
+        with _no_silent_reruns(), _workers_ignore_sigint():
             cluster = LocalCUDACluster(
                 CUDA_VISIBLE_DEVICES=",".join(map(str, gpu_ids)),
                 threads_per_worker=trials_per_gpu, dashboard_address=None,
-                device_memory_limit=memory_fraction,
             )
         return DaskExecutor(
             Client(cluster), cluster, description=f"dask-cuda LocalCUDACluster on GPUs {gpu_ids}",
@@ -345,7 +353,8 @@ def make_executor(
         return InProcessExecutor(trial_timeout)
     from distributed import Client, LocalCluster
 
-    with _no_silent_reruns():
+    check_spawn_safe()
+    with _no_silent_reruns(), _workers_ignore_sigint():
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
             silence_logs=logging.ERROR,
@@ -362,3 +371,72 @@ def _no_silent_reruns() -> Any:
     import dask
 
     return dask.config.set({"distributed.scheduler.allowed-failures": 0})
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Start worker processes with SIGINT ignored (a disposition children inherit), so that a
+    Ctrl-C in the terminal stops the sweep once, in this process, instead of printing every
+    worker's ``KeyboardInterrupt``. Only the main thread can change it; elsewhere, a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def check_spawn_safe() -> None:
+    """Fail at once, with what to do, where starting worker processes would hang.
+
+    Worker processes are started by *spawning* a fresh interpreter that re-imports the main
+    module. A script that starts a sweep at its top level, outside an
+    ``if __name__ == "__main__":`` guard, would start it again in every worker (they fail to
+    bootstrap and the sweep waits for them forever); a script read from standard input
+    (``python -``) cannot be re-imported at all. Notebooks, ``python -c`` and the
+    ``cryptosweep`` command are unaffected.
+    """
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    if main is None or main_file is None or getattr(main, "__spec__", None) is not None:
+        return  # interactive, a notebook kernel, -c, or -m: nothing to re-import
+    if not Path(main_file).is_file():
+        raise ConfigError(
+            f"cannot start worker processes from a script read from {main_file}: save it to a "
+            "file with the sweep under `if __name__ == \"__main__\":`, or run in-process "
+            "(workers=0 / --workers 0)"
+        )
+    line = _main_call_line(main_file)
+    if line is not None and not _guarded(Path(main_file), line):
+        raise ConfigError(
+            f"{main_file}, line {line}: a sweep started at the top level of a script would be "
+            "started again by every worker process; put it under `if __name__ == \"__main__\":`"
+            " (or run in-process with workers=0)"
+        )
+
+
+def _main_call_line(main_file: str) -> int | None:
+    """The line of the main script's top-level code that this call comes from."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == main_file and frame.f_code.co_name == "<module>":
+            return frame.f_lineno
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def _guarded(script: Path, line: int) -> bool:
+    """Whether ``line`` of ``script`` lies inside an ``if`` that tests ``__name__``."""
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return True  # cannot tell: let dask try
+    for node in tree.body:
+        end = getattr(node, "end_lineno", node.lineno)
+        if node.lineno <= line <= end:
+            return isinstance(node, ast.If) and any(
+                isinstance(name, ast.Name) and name.id == "__name__"
+                for name in ast.walk(node.test))
+    return True

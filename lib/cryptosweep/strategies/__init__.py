@@ -13,10 +13,11 @@ __all__ = ["EvalRequest", "EvalResult", "GridSearch", "RandomSearch", "Strategy"
 
 
 def make_strategy(config: SweepConfig, seed: int) -> Strategy:
-    """The strategy named by ``config.sweep_type``; ``hyperband.max_iter`` is the full budget R
-    of one configuration for every strategy (random, grid and Bayesian trials run at R)."""
+    """The strategy named by ``config.sweep_type``; ``config.full_budget_units`` is the full
+    budget R of one configuration for every strategy (random, grid and Bayesian trials run at
+    R; Hyperband's largest rung is R)."""
     space = SearchSpace.from_config(config)
-    full_budget = float(config.hyperband.max_iter)
+    full_budget = float(config.full_budget_units)
     if config.sweep_type == "random":
         return RandomSearch(space, seed, config.random.n_trials, full_budget)
     if config.sweep_type == "grid":
@@ -38,6 +39,6 @@ def make_strategy(config: SweepConfig, seed: int) -> Strategy:
             from cryptosweep.strategies.bayesian import TPEConfigSampler
 
             sampler = TPEConfigSampler(space, seed)
-        return HyperbandSearch(space, seed, settings.max_iter, settings.eta,
+        return HyperbandSearch(space, seed, config.full_budget_units, settings.eta,
                                settings.iterations, sampler, settings.overlap_brackets)
     raise ConfigError(f"sweep_type: unknown strategy '{config.sweep_type}'")

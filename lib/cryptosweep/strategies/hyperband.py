@@ -5,7 +5,7 @@ Hyperband hedges over how aggressively to stop poor configurations early: it run
 ``s = s_max, ..., 0``; bracket ``s`` draws ``n`` configurations and runs synchronous successive
 halving on them, starting at resource ``r = R / eta**s`` and keeping the best ``1/eta`` of them
 at every rung until the survivors get the full resource ``R`` (the paper's Algorithm 1 and
-Table 1; ``R`` is ``hyperband.max_iter``).
+Table 1; ``R`` is the config's full budget: ``full_budget``, or ``hyperband.max_iter``).
 
 Scheduling is deterministic. Inside a bracket every rung is a barrier: nothing of rung ``i + 1``
 is asked before every evaluation of rung ``i`` has been told. Every evaluation has a canonical id
@@ -29,10 +29,9 @@ import logging
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptosweep.errors import ConfigError
+from cryptosweep.ranking import ranked
 from cryptosweep.reproducibility import derive_seed
 from cryptosweep.space import SearchSpace
 from cryptosweep.strategies.base import (
@@ -45,13 +44,12 @@ from cryptosweep.strategies.base import (
 from cryptosweep.strategies.random import RandomConfigSampler
 
 if TYPE_CHECKING:
-    from cryptosweep.config import SweepConfig
+    pass
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "Bracket",
-    "HyperbandRunner",
     "HyperbandSearch",
     "Rung",
     "hyperband_brackets",
@@ -243,15 +241,6 @@ class HyperbandSearch(Strategy):
         previous = self._runs[-1]
         return first_eval - previous.bracket.rungs[-1].n_configs
 
-    @classmethod
-    def from_config(
-        cls, config: SweepConfig, seed: int, sampler: ConfigSampler | None = None
-    ) -> HyperbandSearch:
-        """The strategy for a config's ``hyperband`` section (what ``make_strategy`` builds)."""
-        settings = config.hyperband
-        return cls(SearchSpace.from_config(config), seed, settings.max_iter, settings.eta,
-                   settings.iterations, sampler, settings.overlap_brackets)
-
     # -------------------------------------------------------------------------- ask and tell
 
     def _propose(self, eval_id: int) -> EvalRequest | None:
@@ -295,8 +284,8 @@ class HyperbandSearch(Strategy):
             return
         state = run.rungs[i]
         n_next = run.bracket.rungs[i + 1].n_configs
-        ranked = sorted(state.trial_ids, key=lambda t: _rank_key(state.scores[t], t))
-        state.promoted = sorted(ranked[:n_next])
+        order = sorted(state.trial_ids, key=lambda t: _rank_key(state.scores[t], t))
+        state.promoted = sorted(order[:n_next])
         run.rungs.append(_RungState(list(state.promoted), {}))
 
     def _request(self, pos: int, run: _BracketRun, state: _RungState) -> EvalRequest:
@@ -361,12 +350,8 @@ class HyperbandSearch(Strategy):
 
     def best_observation(self) -> Observation | None:
         """The best successful result at the largest budget reached (ties: smaller trial id)."""
-        done = [o for o in self.history if _rank_key(o.score, o.trial_id)[0] == 0]
-        if not done:
-            return None
-        top = max(o.budget for o in done)
-        return min((o for o in done if o.budget == top),
-                   key=lambda o: _rank_key(o.score, o.trial_id))
+        best = ranked(self.history, tie="trial_id")
+        return best[0] if best else None
 
     def summary(self) -> dict[str, Any]:
         """Base summary plus, per (iteration, bracket), its rungs, who ran and who was promoted,
@@ -398,86 +383,3 @@ class HyperbandSearch(Strategy):
             brackets=brackets,
         )
         return out
-
-
-# -------------------------------------------------------------------------- the original API
-
-
-def _template_path() -> Path:
-    """``parameters/sweep_config_template.json`` of the repository this package sits in."""
-    return Path(__file__).resolve().parents[3] / "parameters" / "sweep_config_template.json"
-
-
-class HyperbandRunner:
-    """The original public API, a thin layer over :func:`cryptosweep.runner.run_sweep`::
-
-        runner = HyperbandRunner(seed=123456, enable_gpu=True)
-        results = runner.run_hyperband_optimization(n_iterations=10)
-
-    ``config`` is a :class:`~cryptosweep.config.SweepConfig`, a path to a config file, or
-    ``None`` for the repository's ``parameters/sweep_config_template.json``. With
-    ``enable_gpu`` the sweep uses every visible CUDA GPU, and falls back to CPU (with a log line)
-    when there is none. Other keyword arguments go to ``run_sweep`` unchanged (``workers``,
-    ``run_name``, ``show_progress``, ``gpu_ids``, ...).
-    """
-
-    def __init__(
-        self, seed: int = 123456, enable_gpu: bool = True,
-        config: SweepConfig | str | Path | None = None, log_dir: str | Path = "sweep_logs",
-        **run_sweep_kwargs: Any,
-    ) -> None:
-        self.seed, self.enable_gpu, self.config = seed, enable_gpu, config
-        self.log_dir, self.run_sweep_kwargs = log_dir, run_sweep_kwargs
-
-    def _load_config(self) -> SweepConfig:
-        from cryptosweep.config import SweepConfig, load_config
-
-        if isinstance(self.config, SweepConfig):
-            return self.config
-        if self.config is not None:
-            return load_config(self.config)
-        template = _template_path()
-        if not template.is_file():
-            raise ConfigError(
-                f"HyperbandRunner: no config given and the template {template} was not found "
-                "(an installed package has no parameters/ folder); pass config=PATH"
-            )
-        return load_config(template)
-
-    def _gpu_ids(self) -> list[int] | None:
-        if not self.enable_gpu:
-            return None
-        from cryptosweep.executors import cuda_device_count
-
-        count = cuda_device_count()
-        if count == 0:
-            log.info("enable_gpu=True but no CUDA GPU is usable: falling back to CPU")
-            return None
-        return list(range(count))
-
-    def run_hyperband_optimization(self, n_iterations: int = 10) -> dict[str, Any]:
-        """Run a Hyperband sweep of ``n_iterations`` passes over all brackets.
-
-        Returns ``{"best", "trials", "brackets", "run_dir"}``: the best configuration (as in the
-        results file), every evaluation, the strategy's bracket summary, and the run folder.
-        """
-        from cryptosweep.runner import run_sweep  # here: runner imports the strategies
-
-        if isinstance(n_iterations, bool) or not isinstance(n_iterations, int) \
-                or n_iterations < 1:
-            raise ConfigError(f"n_iterations must be an int >= 1, got {n_iterations!r}")
-        base = self._load_config()
-        config = base.model_copy(update={
-            "sweep_type": "hyperband",
-            "hyperband": base.hyperband.model_copy(update={"iterations": n_iterations}),
-        })
-        kwargs = dict(self.run_sweep_kwargs)
-        if "gpu_ids" not in kwargs:
-            kwargs["gpu_ids"] = self._gpu_ids()
-        result = run_sweep(config=config, seed=self.seed, log_dir=self.log_dir, **kwargs)
-        return {
-            "best": result.results.get("best"),
-            "trials": result.results.get("evaluations", []),
-            "brackets": result.results.get("strategy"),
-            "run_dir": str(result.run_dir),
-        }

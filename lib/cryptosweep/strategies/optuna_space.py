@@ -45,7 +45,7 @@ import contextlib
 import decimal
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import optuna
@@ -69,6 +69,7 @@ __all__ = [
     "SAMPLERS",
     "STARTUP_TRIALS",
     "distributions",
+    "family_study",
     "frozen_trial",
     "make_sampler",
     "propose",
@@ -177,6 +178,38 @@ def frozen_trial(number: int, point: Point, score: float | None, space: SearchSp
         ) from exc
     trial.number = number
     return trial
+
+
+def family_study(rows: Iterable[Any], space: SearchSpace, family: str, *,
+                 storage: str | None = None, study_name: str | None = None) -> optuna.Study:
+    r"""An Optuna study of the journal's finished evaluations (``EvaluationRow``\ s) of one
+    model family: the one place a study is built from a journal (the report's parameter
+    analysis, ``cryptosweep export-optuna``).
+
+    Each row becomes a frozen trial with the family's and the trading dimensions as parameters
+    (not the model choice, constant within a family): COMPLETE with its score, or FAIL; its
+    ``eval_id``, budget and seed are user attributes. In memory, or in ``storage`` (an Optuna
+    storage URL) under ``study_name``.
+    """
+    dists = {name: dist for name, dist in distributions(space, family).items()
+             if name != MODEL_PARAM}
+    study = optuna.create_study(
+        storage=storage, study_name=study_name, direction="maximize",
+        sampler=RandomSampler(seed=0),
+    )
+    study.set_user_attr("family", family)
+    with quiet_optuna():
+        for row in rows:
+            params = {name: value for name, value in _flat_params(row.params, space).items()
+                      if name != MODEL_PARAM}
+            failed = row.status != "done" or _failed(row.score)
+            trial = optuna.trial.create_trial(
+                state=TrialState.FAIL if failed else TrialState.COMPLETE,
+                value=None if failed else float(row.score), params=params, distributions=dists,
+                user_attrs={"eval_id": row.eval_id, "budget": row.budget, "seed": row.seed},
+            )
+            study.add_trial(trial)
+    return study
 
 
 # --------------------------------------------------------------------------------- samplers
