@@ -15,6 +15,11 @@ import psutil
 import pytest
 
 from conftest import cli, deterministic_bytes, done_count, results_file, tiny_config
+from cryptosweep.config import load_config
+from cryptosweep.errors import SweepFailedError
+from cryptosweep.executors import InProcessExecutor
+from cryptosweep.runner import SweepLoop
+from cryptosweep.store import TrialStore
 
 pytestmark = pytest.mark.slow
 
@@ -106,3 +111,61 @@ def test_too_many_failures_stop_the_sweep_with_exit_4_keeping_the_journal(tmp_pa
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key='status'").fetchone()[0] == (
             '"failed"')
+
+
+def _failing_config(n_trials: int) -> dict:
+    config = tiny_config(random__n_trials=n_trials)
+    config["parameter_ranges"]["lightgbm"] = {  # rf without any subsampling: every trial fails
+        "boosting": {"type": "categorical", "choices": ["rf"]},
+        "bagging_fraction": {"type": "categorical", "choices": [1.0]},
+        "feature_fraction": {"type": "categorical", "choices": [1.0]},
+    }
+    return config
+
+
+class _StopAfter(InProcessExecutor):
+    """In-process trials, interrupted (as by Ctrl-C) once ``n`` have finished."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.finished = n, 0
+
+    def wait(self):
+        if self.finished == self.n:
+            raise KeyboardInterrupt
+        self.finished += 1
+        return super().wait()
+
+
+def test_failures_finished_before_a_resume_still_count(tmp_path):
+    """After an interruption, the failure check counts the journal's failures too: 3 failed
+    before, 2 more after the resume make 5 of 5, and the sweep stops there (it used to count
+    only the resumed process's own evaluations and run on)."""
+    config = load_config(raw=_failing_config(6))
+    store = TrialStore(tmp_path / "sweep.db")
+    with pytest.raises(KeyboardInterrupt):
+        SweepLoop(config, 1, store, _StopAfter(3)).run()
+    assert done_count(tmp_path / "sweep.db") == 3
+    with pytest.raises(SweepFailedError, match="5 of 5 evaluations failed"):
+        SweepLoop(config, 1, store, InProcessExecutor()).run()
+    assert done_count(tmp_path / "sweep.db") == 5
+    store.close()
+
+
+def test_a_run_where_every_evaluation_failed_exits_4_and_its_report_still_renders(
+        tmp_path, write_config):
+    """No successful evaluation is not a success (exit 4 with the reason), but the run's
+    files are written and ``cryptosweep report`` renders them (its cells once called
+    ``.show()`` on figures that do not exist for such a run)."""
+    config = _failing_config(3)
+    config["execution"]["max_failure_fraction"] = 1.0
+    done = cli("run", "--config", str(write_config(config)), "--log-dir", str(tmp_path),
+               "--run-name", "all_failed")
+    assert done.returncode == 4, done.stderr[-2000:]
+    assert "no evaluation succeeded (3 failed)" in done.stderr.strip().splitlines()[-1]
+    run_dir = tmp_path / "all_failed"
+    results = json.loads(results_file(run_dir).read_text())
+    assert results["counts"] == {"evaluations": 3, "done": 0, "failed": 3}
+    report = cli("report", str(run_dir))
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (run_dir / "report.html").is_file()

@@ -18,7 +18,7 @@ from conftest import tiny_config
 from cryptosweep import figures
 from cryptosweep.config import validate_config
 from cryptosweep.overfitting import probability_of_backtest_overfitting
-from cryptosweep.reports import ranked
+from cryptosweep.ranking import ranked
 from cryptosweep.runner import run_sweep
 from cryptosweep.store import TrialStore
 
@@ -100,8 +100,8 @@ def test_optimisation_history_matches_the_journal(hb: Run) -> None:
 # ----------------------------------------------------------------------------- hyperband
 
 
-def test_hyperband_brackets_mark_exactly_the_promoted_trials(hb: Run) -> None:
-    fig = figures.hyperband_brackets(hb.results)
+def test_promotion_chart_mark_exactly_the_promoted_trials(hb: Run) -> None:
+    fig = figures.promotion_chart(hb.results)
     _check_common(fig)
     summary = hb.results["strategy"]["brackets"]
     assert fig.layout.xaxis.type == "log"
@@ -135,8 +135,8 @@ def test_hyperband_brackets_mark_exactly_the_promoted_trials(hb: Run) -> None:
     assert journal == evaluated and len(hb.rows) == len(evaluated)
 
 
-def test_hyperband_brackets_is_none_for_other_strategies(rnd: Run) -> None:
-    assert figures.hyperband_brackets(rnd.results) is None
+def test_promotion_chart_is_none_for_other_strategies(rnd: Run) -> None:
+    assert figures.promotion_chart(rnd.results) is None
 
 
 # ---------------------------------------------------------------------- optuna-based figures
@@ -260,13 +260,13 @@ def test_overfitting_figure_from_results_and_from_a_pbo_result(hb: Run) -> None:
 
 def test_dsr_bar(hb: Run) -> None:
     dsr = hb.results["overfitting"]["dsr"]
-    fig = figures.dsr_gauge_or_bar(dsr)
+    fig = figures.dsr_bars(dsr)
     _check_common(fig)
     assert list(fig.data[0].x) == [dsr["dsr"], dsr["psr"]]
     assert f"{dsr['dsr']:.3f}" in fig.layout.title.text
     assert tuple(fig.layout.xaxis.range) == (0, 1)
-    assert figures.dsr_gauge_or_bar(None) is None
-    assert figures.dsr_gauge_or_bar({"dsr": None, "why_not": "constant returns"}) is None
+    assert figures.dsr_bars(None) is None
+    assert figures.dsr_bars({"dsr": None, "why_not": "constant returns"}) is None
 
 
 # ---------------------------------------------------------------------------------- resources
@@ -383,7 +383,7 @@ def test_every_figure_of_a_random_run_serialises(rnd: Run) -> None:
         "equity": figures.equity_curves(rnd.store, ids),
         "holdout": figures.equity_curves(rnd.store, ids, "holdout"),
         "pbo": figures.overfitting_figure(overfitting.get("pbo")),
-        "dsr": figures.dsr_gauge_or_bar(overfitting.get("dsr")),
+        "dsr": figures.dsr_bars(overfitting.get("dsr")),
         "resources": figures.resource_timeline(rnd.usage),
         "gantt": figures.worker_gantt(rnd.usage, rnd.results),
         "top": figures.top_k_table(rnd.results),

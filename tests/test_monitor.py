@@ -8,7 +8,7 @@ import time
 
 from conftest import cli
 from cryptosweep.monitor import ResourceMonitor, decode_clock_event_reasons
-from cryptosweep.reports import resource_usage
+from cryptosweep.results import resource_usage
 from cryptosweep.store import TrialStore
 
 

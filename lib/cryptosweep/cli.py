@@ -1,8 +1,9 @@
 """The ``cryptosweep`` command (also ``python -m cryptosweep``): a thin layer over the API.
 
-Exit codes: 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs asked for but absent,
-4 the sweep stopped itself (too many failed trials), 5 the report failed, 130 interrupted.
-A user error prints one line, ``cryptosweep: error: ...``, and no traceback.
+Exit codes (:mod:`cryptosweep.errors`): 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs
+asked for but absent, 4 the sweep stopped itself (too many failed trials), 5 the report failed,
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM). A user error prints one line,
+``cryptosweep: error: ...``, and no traceback; an interruption prints the command that resumes.
 """
 
 from __future__ import annotations
@@ -10,13 +11,27 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
-from cryptosweep.errors import GPUUnavailableError, ReportError, SweepFailedError, UserError
+from cryptosweep import __version__
+from cryptosweep.errors import (
+    EXIT_USAGE,
+    GPUUnavailableError,
+    ReportError,
+    SweepFailedError,
+    SweepInterrupted,
+    UserError,
+)
 
-EXIT_USAGE = 2
+DESCRIPTION = "Reproducible hyperparameter sweeps for crypto trading models."
+EPILOG = """exit codes: 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs asked for but
+absent, 4 the sweep stopped itself, 5 the report failed, 130 interrupted, 143 terminated.
+Each command is also `python -m cryptosweep COMMAND`; see README.md."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,15 +64,19 @@ def _non_negative(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cryptosweep", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(prog="cryptosweep", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cryptosweep {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                     metavar="COMMAND")
 
     run = commands.add_parser("run", help="run or resume a sweep")
     run.add_argument("--config", help="sweep configuration (JSON or YAML)")
     run.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY=VALUE", help="override a config value (dotted key; repeatable)")
     run.add_argument("--data", help="OHLCV file or folder (overrides data.path)")
-    run.add_argument("--seed", type=_non_negative, help="master seed (default: config, 123456)")
+    run.add_argument("--seed", type=_non_negative,
+                     help="master seed (default: the config's seed, else 123456)")
     run.add_argument("--gpu-ids", type=_gpu_ids, help="GPUs to use, e.g. 0,1,2,3")
     run.add_argument("--workers", type=_non_negative,
                      help="CPU worker processes (0: in-process; default: one per core)")
@@ -66,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-name", help="run folder name (default: <config name>_<UTC time>)")
     run.add_argument("--resume", metavar="RUN_DIR_OR_DB", help="continue an interrupted run")
     run.add_argument("--log-level", default="INFO",
-                     choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                     help="DEBUG adds a line per evaluation submitted and finished")
     run.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
 
     validate = commands.add_parser(
@@ -133,7 +153,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cryptosweep.publish import render_report, write_index
+    from cryptosweep.report import render_report, write_index
 
     print(render_report(args.run_dir, kernel=args.kernel))
     if not args.no_index:
@@ -142,7 +162,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export_optuna(args: argparse.Namespace) -> int:
-    from cryptosweep.publish import export_optuna
+    from cryptosweep.report import export_optuna
 
     target = export_optuna(args.run_dir, args.output)
     print(f"sqlite:///{target}")
@@ -150,7 +170,7 @@ def _export_optuna(args: argparse.Namespace) -> int:
 
 
 def _check_gpu(as_json: bool) -> int:
-    from cryptosweep.reproducibility import framework_gpu_support, gpu_info
+    from cryptosweep.environment import framework_gpu_support, gpu_info
 
     info, frameworks = gpu_info(), framework_gpu_support()
     if as_json:
@@ -178,13 +198,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"run": _run, "validate": _validate, "report": _report,
                 "export-optuna": _export_optuna}
     try:
-        return commands[args.command](args)
+        with _sigterm_interrupts():
+            return commands[args.command](args)
     except (UserError, GPUUnavailableError, SweepFailedError, ReportError) as exc:
         print(f"cryptosweep: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("cryptosweep: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        interrupted = exc if isinstance(exc, SweepInterrupted) else SweepInterrupted()
+        print(f"cryptosweep: {interrupted}", file=sys.stderr)
+        return interrupted.exit_code
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (systemd stop, ``kill``) interrupts like Ctrl-C: the sweep unwinds, closes its
+    workers and journal, and says how to resume; the exit code is 143."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise SweepInterrupted(None, "SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ skip it with one ``if``.
 Conventions:
 
 * "Full budget" is the largest budget any finished evaluation reached, as in
-  :func:`cryptosweep.reports.ranked`; scores are maximised.
+  :func:`cryptosweep.ranking.ranked`; scores are maximised.
 * Compute is counted in budget units, every finished evaluation (failed ones included), in
   ``eval_id`` order: the last point of the optimisation history is at ``results["budget_spent"]``.
 * Times are shown as naive UTC datetimes (plotly.js ignores time-zone offsets).
@@ -24,7 +24,7 @@ import datetime as dt
 import itertools
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,19 +32,20 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from cryptosweep.ranking import at_largest_budget
 from cryptosweep.store import TrialStore
 
 __all__ = [
     "TEMPLATE",
-    "dsr_gauge_or_bar",
+    "dsr_bars",
     "equity_curves",
-    "hyperband_brackets",
     "importance_evaluator",
     "optimisation_history",
     "optuna_study",
     "overfitting_figure",
     "parallel_coordinates",
     "parameter_importances",
+    "promotion_chart",
     "resource_timeline",
     "summary_table",
     "top_k_table",
@@ -78,19 +79,6 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
     return str(value)
 
 
-def _finished_at_full_budget(evaluations: Iterable[Any]) -> tuple[list[Any], float | None]:
-    """Done evaluations with a score at the largest budget reached, and that budget. Works on
-    results records (dicts) and :class:`~cryptosweep.store.EvaluationRow` alike."""
-    def get(item: Any, key: str) -> Any:
-        return item[key] if isinstance(item, Mapping) else getattr(item, key)
-
-    done = [e for e in evaluations if get(e, "status") == "done" and get(e, "score") is not None]
-    if not done:
-        return [], None
-    top = max(float(get(e, "budget")) for e in done)
-    return [e for e in done if float(get(e, "budget")) == top], top
-
-
 # --------------------------------------------------------------------------- search progress
 
 
@@ -106,7 +94,7 @@ def optimisation_history(results: Mapping[str, Any]) -> go.Figure | None:
     finished = [e for e in evaluations if e["status"] in ("done", "failed")]
     if not finished:
         return None
-    full, top_budget = _finished_at_full_budget(finished)
+    full, top_budget = at_largest_budget(finished)
     full_ids = {e["eval_id"] for e in full}
 
     compute: list[float] = []
@@ -154,7 +142,7 @@ def optimisation_history(results: Mapping[str, Any]) -> go.Figure | None:
     return fig
 
 
-def hyperband_brackets(results: Mapping[str, Any]) -> go.Figure | None:
+def promotion_chart(results: Mapping[str, Any]) -> go.Figure | None:
     """Successive halving inside every (iteration, bracket): trial id against rung resource.
 
     One marker trace per (iteration, bracket), colour per bracket ``s``: every evaluation at
@@ -228,16 +216,14 @@ def hyperband_brackets(results: Mapping[str, Any]) -> go.Figure | None:
 
 def optuna_study(results: Mapping[str, Any] | None, store: TrialStore) -> Any | None:
     """An in-memory Optuna study of the journal's done full-budget evaluations of one model
-    family — the most frequent one among them (ties: the first in config order) — with the
-    family's dimensions (``"<family>.<name>"``, ``"trading.<name>"``) as parameters. ``None``
-    with fewer than 2 such evaluations. The study has the family in ``user_attrs``."""
-    import optuna
-
+    family — the most frequent one among them (ties: the first in config order) — built by
+    :func:`~cryptosweep.strategies.optuna_space.family_study`. ``None`` with fewer than 2 such
+    evaluations. The study has the family and the budget in ``user_attrs``."""
     from cryptosweep.config import validate_config
     from cryptosweep.space import SearchSpace
-    from cryptosweep.strategies.optuna_space import MODEL_PARAM, distributions, quiet_optuna
+    from cryptosweep.strategies.optuna_space import family_study
 
-    full, _ = _finished_at_full_budget(store.evaluations())
+    full, budget = at_largest_budget(store.evaluations())
     if len(full) < 2:
         return None
     config = (results or {}).get("config") or store.get_meta("config")
@@ -248,20 +234,8 @@ def optuna_study(results: Mapping[str, Any] | None, store: TrialStore) -> Any | 
     rows = [row for row in full if row.params["model"] == family]
     if len(rows) < 2:
         return None
-    dists = {k: v for k, v in distributions(space, family).items() if k != MODEL_PARAM}
-    with quiet_optuna():
-        study = optuna.create_study(direction="maximize",
-                                    sampler=optuna.samplers.RandomSampler(seed=0))
-        for row in rows:
-            params = {**{f"{family}.{k}": v for k, v in row.params["entry_model"].items()},
-                      **{f"trading.{k}": v for k, v in row.params["trading"].items()}}
-            trial = optuna.trial.create_trial(
-                value=float(row.score), params={k: params[k] for k in dists},
-                distributions=dists, user_attrs={"eval_id": row.eval_id},
-            )
-            study.add_trial(trial)
-        study.set_user_attr("family", family)
-        study.set_user_attr("budget", float(rows[0].budget))
+    study = family_study(rows, space, family)
+    study.set_user_attr("budget", budget)
     return study
 
 
@@ -416,7 +390,7 @@ def overfitting_figure(pbo_result: Any) -> go.Figure | None:
     return fig
 
 
-def dsr_gauge_or_bar(dsr_info: Mapping[str, Any] | None) -> go.Figure | None:
+def dsr_bars(dsr_info: Mapping[str, Any] | None) -> go.Figure | None:
     """Horizontal bars of the winner's deflated Sharpe ratio (PSR against the expected maximum
     Sharpe of the trials under no skill) and PSR against 0, on [0, 1], with the customary 0.95
     line. Takes the dict of :func:`~cryptosweep.overfitting.deflated_sharpe_from_returns`
@@ -608,8 +582,6 @@ def reproducibility_table(results: Mapping[str, Any]) -> go.Figure | None:
     """PASS/FAIL per top-k configuration: the library re-ran each with its recorded seed and
     compared the metrics (including the SHA-256 of its per-bar returns) bit for bit."""
     checks = results.get("reproducibility_check") or []
-    if isinstance(checks, Mapping):
-        checks = [checks]
     if not checks:
         return None
     columns = [
@@ -685,8 +657,6 @@ def summary_table(results: Mapping[str, Any]) -> go.Figure:
         rows.append(("best", f"eval {best['eval_id']} ({best['params']['model']}), "
                              f"validation {_fmt(best.get('score'), '+.4f')}"))
     checks = results.get("reproducibility_check")
-    if isinstance(checks, Mapping):
-        checks = [checks]
     if checks:
         rows.append(("reproducibility re-run",
                      ", ".join(f"eval {c['eval_id']}: {c['status']}" for c in checks)))

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.errors import ReportError, UserError
-from cryptosweep.reports import latest_file, write_text_atomic
+from cryptosweep.files import write_text_atomic
+from cryptosweep.paths import NOTEBOOKS
+from cryptosweep.results import latest_file
 
 log = logging.getLogger(__name__)
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 ANALYSIS_NOTEBOOK = NOTEBOOKS / "analysis.ipynb"
 KERNEL = "cryptosweep"
 
@@ -81,8 +82,6 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
         dsr = (overfitting.get("dsr") or {}).get("dsr")
         pbo = (overfitting.get("pbo") or {}).get("pbo")
         checks = results.get("reproducibility_check") or []
-        if isinstance(checks, dict):  # results written before every top-k was re-run
-            checks = [checks]
         rows.append({
             "run": run_dir.name,
             "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(results["run"]["created_at"])),
@@ -156,14 +155,12 @@ def _index_row(row: dict[str, Any]) -> str:
 
 
 def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path:
-    """Write the run's finished evaluations as an Optuna study in SQLite (one study per model
+    """Write the run's finished evaluations as Optuna studies in SQLite (one study per model
     family, since their parameters differ), for ``optuna-dashboard sqlite:///<file>``."""
-    import optuna
-
     from cryptosweep.config import validate_config
     from cryptosweep.space import SearchSpace
     from cryptosweep.store import TrialStore
-    from cryptosweep.strategies.optuna_space import frozen_trial, quiet_optuna
+    from cryptosweep.strategies.optuna_space import family_study, quiet_optuna
 
     run_dir = Path(run_dir)
     store = TrialStore.open_existing(run_dir)
@@ -178,15 +175,7 @@ def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path
     storage = f"sqlite:///{target}"
     with quiet_optuna():
         for family in space.families:
-            study = optuna.create_study(storage=storage, direction="maximize",
-                                        study_name=f"{run_dir.name}-{family}")
-            for row in rows:
-                if row.params["model"] != family:
-                    continue
-                trial = frozen_trial(row.eval_id, row.params, row.score, space)
-                trial.set_user_attr("budget", row.budget)
-                trial.set_user_attr("seed", row.seed)
-                trial.set_user_attr("eval_id", row.eval_id)
-                study.add_trial(trial)
+            family_study([row for row in rows if row.params["model"] == family], space, family,
+                         storage=storage, study_name=f"{run_dir.name}-{family}")
     log.info("wrote Optuna study: %s (optuna-dashboard %s)", target, storage)
     return target

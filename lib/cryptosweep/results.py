@@ -1,5 +1,6 @@
-"""What a run writes for people and for production: results JSON, text report, best configs,
-resource usage. Every file is written to a temporary name and renamed into place.
+"""What a finished run writes for people and for production — the results JSON, the text
+report, the best configs and the resource usage — and how a run folder is read back.
+Files are written atomically by :mod:`cryptosweep.files`.
 
 Deterministic content and run-specific content are kept apart: timing, host and attempt counts
 live under ``run`` and each evaluation's ``timing``, so that two runs with the same config and
@@ -9,8 +10,6 @@ seed give byte-identical files once those keys are removed.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,32 +18,6 @@ from typing import Any
 from cryptosweep.store import EvaluationRow, TrialStore
 
 RESULTS_SCHEMA = "cryptosweep.sweep_results/1"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; reports are read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def evaluation_record(row: EvaluationRow) -> dict[str, Any]:
@@ -60,16 +33,6 @@ def evaluation_record(row: EvaluationRow) -> dict[str, Any]:
             "finished_at": row.finished_at, "duration_s": duration, "attempts": row.attempts,
         },
     }
-
-
-def ranked(rows: list[EvaluationRow]) -> list[EvaluationRow]:
-    """Finished evaluations at the largest budget reached, best score first, ties by eval_id."""
-    done = [row for row in rows if row.status == "done" and row.score is not None]
-    if not done:
-        return []
-    top_budget = max(row.budget for row in done)
-    at_top = [row for row in done if row.budget == top_budget]
-    return sorted(at_top, key=lambda row: (-float(row.score or 0.0), row.eval_id))
 
 
 def build_results(

@@ -20,21 +20,28 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.checkpoints import checkpoint_spec
-from cryptosweep.config import SweepConfig, config_as_made, load_config, validate_config
-from cryptosweep.errors import ResumeError, SweepFailedError, UserError
+from cryptosweep.config import (
+    SweepConfig,
+    config_as_made,
+    config_hash,
+    load_config,
+    resolve_seed,
+    validate_config,
+)
+from cryptosweep.environment import system_info
+from cryptosweep.errors import ResumeError, SweepFailedError, SweepInterrupted, UserError
 from cryptosweep.executors import Executor, Outcome, make_executor, parse_gpu_ids
+from cryptosweep.files import write_json_atomic
 from cryptosweep.finalize import finalize_run
 from cryptosweep.monitor import ResourceMonitor
 from cryptosweep.progress import Progress
-from cryptosweep.reports import write_json_atomic
-from cryptosweep.reproducibility import config_hash, setup_crypto_gpu_reproducibility, system_info
-from cryptosweep.store import DB_NAME, EvaluationRow, TrialStore
+from cryptosweep.reproducibility import setup_crypto_gpu_reproducibility
+from cryptosweep.store import DB_NAME, SCHEMA_VERSION, EvaluationRow, TrialStore
 from cryptosweep.strategies import EvalRequest, EvalResult, Strategy, make_strategy
 from cryptosweep.trading.objective import check_spec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEED = 123456
 MIN_EVALS_FOR_FAILURE_CHECK = 5
 LOG_FILE = "sweep_output.log"
 
@@ -64,18 +71,20 @@ class SweepLoop:
     ) -> None:
         self.config, self.seed, self.store, self.executor = config, seed, store, executor
         self.show_progress, self.use_gpu = show_progress, use_gpu
-        self.spec = config.objective_spec()
+        self.spec = config.objective_spec().to_payload()
         self._trial_ids: dict[int, int] = {}
         self._payloads: dict[int, dict[str, Any]] = {}
-        self._finished = self._failed = 0
+        self._finished = self._failed = 0  # every finished evaluation, journaled ones included
 
     def run(self) -> Strategy:
         strategy = make_strategy(self.config, self.seed)
         journal = {row.eval_id: row for row in self.store.evaluations()}
         finished_before = sum(row.status in ("done", "failed") for row in journal.values())
+        self._finished = finished_before
+        self._failed = sum(row.status == "failed" for row in journal.values())
         if journal:
-            log.info("resuming: %d evaluations in the journal, %d finished",
-                     len(journal), finished_before)
+            log.info("resuming: %d evaluations in the journal, %d finished (%d failed)",
+                     len(journal), finished_before, self._failed)
         progress = Progress(strategy.total_evaluations, self.show_progress, finished_before)
         capacity = max(1, self.executor.capacity)
         try:
@@ -125,11 +134,14 @@ class SweepLoop:
             request.tags, submitted_at=time.time(),
         )
         self.executor.submit({**self._payloads[request.eval_id], "attempt": 1})
+        log.debug("eval %d submitted: trial %d, budget %g, seed %d", request.eval_id,
+                  request.trial_id, request.budget, request.seed)
         return None
 
     def _submit(self, eval_id: int) -> int:
         attempt = self.store.mark_submitted(eval_id, time.time())
         self.executor.submit({**self._payloads[eval_id], "attempt": attempt})
+        log.debug("eval %d submitted again: attempt %d", eval_id, attempt)
         return attempt
 
     def _retry(self, outcome: Outcome) -> bool:
@@ -160,6 +172,10 @@ class SweepLoop:
             self._failed += 1
             log.warning("evaluation %d failed: %s", outcome.eval_id, outcome.error)
             outcome = dataclasses.replace(outcome, status="failed")
+        else:
+            log.debug("eval %d done: score %+.4f in %.2f s on %s (%s)", outcome.eval_id,
+                      outcome.score, outcome.finished_at - outcome.started_at, outcome.worker,
+                      outcome.device)
         self.store.finish_evaluation(
             outcome.eval_id, status=outcome.status, score=outcome.score, metrics=outcome.metrics,
             error=outcome.error, worker=outcome.worker, device=outcome.device,
@@ -215,26 +231,40 @@ def _new_run(config: SweepConfig, seed: int, log_dir: Path, run_name: str | None
     except OSError as exc:
         raise UserError(f"--log-dir: cannot create {run_dir}: {exc.strerror}") from None
     store = TrialStore(run_dir / DB_NAME)
-    canonical = config.canonical()
     store.set_meta(
-        config=canonical, config_hash=config_hash(canonical), seed=seed, timestamp=stamp,
-        created_at=time.time(), status="running", schema_version=1,
+        config=config.canonical(), config_hash=config.results_hash(), seed=seed,
+        timestamp=stamp, created_at=time.time(), status="running",
+        schema_version=SCHEMA_VERSION,
     )
     return run_dir, store, stamp
 
 
-def _open_resume(path: Path, config: SweepConfig | None, seed: int | None
-                 ) -> tuple[SweepConfig, int, Path, TrialStore, str]:
+def _open_resume(path: Path, config: SweepConfig | None, seed: int | None,
+                 overrides: Sequence[str] = ()) -> tuple[SweepConfig, int, Path, TrialStore, str]:
+    """Open a run to resume. ``config`` (``--config``), or ``overrides`` (``--set``) applied to
+    the journaled config, may change how the run executes, never what it computes."""
     store = TrialStore.open_existing(path)
     run_dir = store.path.parent
     stored = validate_config(config_as_made(store.get_meta("config")), f"journal {store.path}")
-    stored_hash = store.get_meta("config_hash")
-    if config is not None and config_hash(config.canonical()) != stored_hash:
-        store.close()
-        raise ResumeError(
-            f"--resume {path}: the given config differs from the one this run was started "
-            "with; resume without --config/--set, or start a new run"
-        )
+    if config is None and overrides:
+        try:
+            config = load_config(raw=stored.canonical(), overrides=list(overrides))
+        except UserError:
+            store.close()
+            raise
+    if config is not None:
+        # Recomputed from both configs (not read from the journal), so that a run whose hash
+        # was taken by an older rule still compares by what decides its results.
+        if config_hash(config.canonical()) != config_hash(stored.canonical()):
+            store.close()
+            raise ResumeError(
+                f"--resume {path}: the given config differs from the one this run was started "
+                "with in what decides its results; resume without --config/--set, or start a "
+                "new run (only execution settings such as execution.workers may change)"
+            )
+        if config.canonical() != stored.canonical():
+            log.info("resuming with the given config's execution settings")
+        stored = config
     stored_seed = int(store.get_meta("seed"))
     if seed is not None and seed != stored_seed:
         store.close()
@@ -278,20 +308,26 @@ def run_sweep(
 
     The CLI and ``notebooks/sweep.ipynb`` are thin layers over this function. Results do not
     depend on ``workers``, ``gpu_ids`` or ``scheduler_address``: only on config, seed and
-    software.
+    software. The master seed is ``seed`` when given, else the config's ``seed``, else
+    :data:`~cryptosweep.config.DEFAULT_SEED` (:func:`~cryptosweep.config.resolve_seed`).
+
+    An interruption (SIGINT, or SIGTERM turned into :class:`SweepInterrupted` by the caller)
+    ends in :class:`SweepInterrupted` carrying the run folder to resume.
     """
     gpu_ids = parse_gpu_ids(gpu_ids) if isinstance(gpu_ids, str) else gpu_ids
-    if config is None and (config_path is not None or overrides or data_path is not None):
+    if config is None and (config_path is not None or data_path is not None
+                           or (overrides and resume is None)):
         config = load_config(config_path, list(overrides), data_path)
+        overrides = ()
     if resume is not None:
-        config, seed, run_dir, store, stamp = _open_resume(Path(resume), config, seed)
+        config, seed, run_dir, store, stamp = _open_resume(Path(resume), config, seed,
+                                                           overrides)
         _check_same_data(store, config)
         executor = _start_executor(config, gpu_ids, workers, scheduler_address, store.close)
     else:
         if config is None:
             raise UserError("no config given: pass --config PATH (or --resume RUN_DIR)")
-        seed = seed if seed is not None else (
-            config.seed if config.seed is not None else DEFAULT_SEED)
+        seed = resolve_seed(seed, config)
         # Bad data, an unreachable scheduler or absent GPUs fail before any folder exists.
         data = check_spec(config.objective_spec())
         executor = _start_executor(config, gpu_ids, workers, scheduler_address)
@@ -306,6 +342,12 @@ def run_sweep(
     try:
         return _execute(config, seed, run_dir, store, stamp, executor, bool(gpu_ids),
                         show_progress)
+    except KeyboardInterrupt as exc:
+        interrupted = SweepInterrupted(run_dir, getattr(exc, "signal_name", "SIGINT"))
+        # Into the run's log only: the caller shows the exception itself, once.
+        handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, str(interrupted),
+                                      (), None))
+        raise interrupted from None
     finally:
         logging.getLogger("cryptosweep").removeHandler(handler)
         handler.close()
@@ -322,7 +364,6 @@ def _start_executor(
     address = scheduler_address or config.execution.scheduler_address
     try:
         executor = make_executor(n_workers, address, list(gpu_ids) if gpu_ids else None,
-                                 config.gpu_settings.memory_fraction,
                                  config.execution.trial_timeout,
                                  config.gpu_settings.trials_per_gpu)
     except BaseException:
@@ -340,7 +381,7 @@ def _execute(
 ) -> SweepResult:
     repro = setup_crypto_gpu_reproducibility(seed, config.gpu_settings.deterministic)
     now = utc_stamp()
-    info = system_info(config.canonical())
+    info = system_info(config.results_hash())
     info.update(seed=seed, not_set=repro.not_set, notes=repro.notes, run_dir=str(run_dir))
     write_json_atomic(run_dir / f"gpu_repro_{now}.json", info)
     log.info("run %s: %s sweep, seed %d, on %s", run_dir.name, config.sweep_type, seed,
@@ -359,6 +400,14 @@ def _execute(
     log.info("search finished in %.1f s; evaluating the top %d on the holdout",
              time.time() - started, config.reporting.top_k)
     files, results = finalize_run(config, seed, run_dir, store, stamp, strategy)
+    if not results["counts"]["done"]:
+        # Its files are written (the report shows why), but there is no winner.
+        store.set_meta(status="failed", finished_at=time.time())
+        reasons = sorted({e["error"] for e in results["evaluations"] if e.get("error")})
+        raise SweepFailedError(
+            f"no evaluation succeeded ({results['counts']['failed']} failed); first reason: "
+            f"{reasons[0] if reasons else 'none recorded'}; see {files['report']}"
+        )
     store.set_meta(status="complete", finished_at=time.time())
     log.info("run folder: %s", run_dir)
     return SweepResult(run_dir=run_dir, files=files, results=results)
