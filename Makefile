@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SEED ?= 123456
+SEED ?=
 CONFIG ?= parameters/demo.yaml
 LOG_DIR ?= reports
 

@@ -32,6 +32,7 @@ import pytest
 
 from conftest import REPO, deterministic_bytes, done_count, results_file, tiny_config
 from cryptosweep import nightly
+from cryptosweep.nightly import notifications
 
 slow = pytest.mark.slow
 
@@ -529,7 +530,7 @@ def test_notifier_failures_are_log_lines_without_the_secret(tmp_path):
 
 def test_redact_removes_url_path_and_query():
     url = f"https://hooks.example.com/services/{TOKEN}?key={TOKEN}"
-    assert TOKEN not in nightly._redact(f"error talking to {url} at /services/{TOKEN}", url)
+    assert TOKEN not in notifications._redact(f"error talking to {url} at /services/{TOKEN}", url)
 
 
 def test_resolve_gpus_by_policy():
@@ -550,13 +551,14 @@ def test_resolve_gpus_by_policy():
 
 def test_plan_resumes_only_what_can_be_continued(tmp_path):
     from cryptosweep.config import load_config
-    from cryptosweep.reproducibility import config_hash
     from cryptosweep.trading.objective import check_spec
 
     config = write_json(tmp_path / "tiny.json", tiny())
     loaded = load_config(config)
-    meta = {"config_hash": config_hash(loaded.canonical()), "seed": 123456,
+    meta = {"config": loaded.canonical(), "seed": 123456,
             "data": {"sha256": check_spec(loaded.objective_spec())["sha256"]}}
+    other_folds = load_config(raw=tiny(objective__folds=3)).canonical()
+    other_workers = load_config(raw=tiny(execution__workers=2)).canonical()
     reports = tmp_path / "reports"
 
     def plan(seed: int = 123456) -> nightly.Plan:
@@ -573,9 +575,14 @@ def test_plan_resumes_only_what_can_be_continued(tmp_path):
     assert (plan().mode, plan().run_dir) == ("resume", running)
     assert plan(seed=7).mode == "new" and "seed" in plan(seed=7).reason
     changed = fake_run(reports, "nightly_20200105_020000", "running",
-                       meta={**meta, "config_hash": "0" * 64})
+                       meta={**meta, "config": other_folds})
     assert plan().mode == "new" and "config changed" in plan().reason
     shutil.rmtree(changed)
+    # How it executes (workers, cluster, GPUs) is not what it computes: resumed.
+    executes_differently = fake_run(reports, "nightly_20200105_020000", "running",
+                                    meta={**meta, "config": other_workers})
+    assert (plan().mode, plan().run_dir) == ("resume", executes_differently)
+    shutil.rmtree(executes_differently)
     fake_run(reports, "nightly_20200105_020000", "running",
              meta={**meta, "data": {"sha256": "0" * 64}})
     assert plan().mode == "new" and "data changed" in plan().reason

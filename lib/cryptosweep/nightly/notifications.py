@@ -1,0 +1,169 @@
+"""Telling people how the night went: the summary (JSON, with a chat ``text`` line), a webhook
+and a command. A notifier that fails is one log line without the secret, never an exception,
+and never stops the other notifier."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from cryptosweep.errors import EXIT_GPU, EXIT_OK, EXIT_REPORT, EXIT_SWEEP, EXIT_USAGE
+
+SUMMARY_FILE = "nightly_summary.json"
+NOTIFY_TIMEOUT_S = 5.0
+EXIT_REASONS = {
+    EXIT_OK: "ok",
+    EXIT_USAGE: "config or data error",
+    EXIT_GPU: "GPU required but absent",
+    EXIT_SWEEP: "sweep failed",
+    EXIT_REPORT: "report failed",
+}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def build_summary(run_dir: Path | None, exit_code: int, message: str | None = None,
+                  now: float | None = None) -> dict[str, Any]:
+    """The notification: run, status, exit code, best score, holdout Sharpe, DSR, PBO, report
+    path, and a Slack ``text`` line. Works for a run that never got a folder or results."""
+    summary: dict[str, Any] = {
+        "run": None, "run_dir": None, "status": "success" if exit_code == 0 else "failed",
+        "exit_code": exit_code, "reason": EXIT_REASONS.get(exit_code, "unexpected error"),
+        "message": message or None, "best_score": None, "holdout_sharpe": None, "dsr": None,
+        "pbo": None, "report": None, "host": socket.gethostname(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                     time.gmtime(time.time() if now is None else now)),
+    }
+    if run_dir is not None:
+        run_dir = Path(run_dir).resolve()
+        summary.update(run=run_dir.name, run_dir=str(run_dir))
+        results = sorted(run_dir.glob("sweep_results_*.json"))
+        if results:
+            try:
+                data = json.loads(results[-1].read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                data = {}
+            best = data.get("best") or {}
+            overfitting = data.get("overfitting") or {}
+            summary.update(
+                best_score=_number(best.get("score")),
+                holdout_sharpe=_number((best.get("holdout") or {}).get("holdout_sharpe")),
+                dsr=_number((overfitting.get("dsr") or {}).get("dsr")),
+                pbo=_number((overfitting.get("pbo") or {}).get("pbo")),
+            )
+        if (run_dir / "report.html").is_file():
+            summary["report"] = str(run_dir / "report.html")
+    summary["text"] = summary_text(summary)
+    return summary
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """One line for chat."""
+    def fmt(value: float | None, spec: str) -> str:
+        return "n/a" if value is None else format(value, spec)
+
+    run = summary.get("run") or "(no run folder)"
+    if summary["exit_code"] == 0:
+        text = (f":white_check_mark: cryptosweep nightly {run}: success. Best score "
+                f"{fmt(summary['best_score'], '+.3f')}, holdout Sharpe "
+                f"{fmt(summary['holdout_sharpe'], '+.3f')}, DSR {fmt(summary['dsr'], '.2f')}, "
+                f"PBO {fmt(summary['pbo'], '.2f')}.")
+    else:
+        text = (f":x: cryptosweep nightly {run}: FAILED, exit {summary['exit_code']} "
+                f"({summary['reason']}).")
+        if summary.get("message"):
+            text += f" {summary['message']}"
+    if summary.get("report"):
+        text += f" Report: {summary['report']}"
+    return text
+
+
+def _redact(text: str, secret: str) -> str:
+    """Remove the webhook URL from a message, and its path, query and any longish piece of
+    them (where tokens live)."""
+    parts = urllib.parse.urlsplit(secret)
+    pieces = {secret, parts.path, parts.query, f"{parts.path}?{parts.query}"}
+    pieces.update(seg for seg in parts.path.split("/") if len(seg) >= 6)
+    pieces.update(value for _, value in urllib.parse.parse_qsl(parts.query) if len(value) >= 6)
+    for piece in sorted((p for p in pieces if len(p) > 1), key=len, reverse=True):
+        text = text.replace(piece, "<redacted>")
+    return text
+
+
+def send_webhook(url: str, summary: dict[str, Any], timeout: float = NOTIFY_TIMEOUT_S) -> str:
+    """POST the summary as JSON (Slack-compatible: it has ``text``). Never raises; returns a
+    log line that never contains the URL (it carries the token)."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        return "WARNING webhook: failed (NOTIFY_WEBHOOK_URL is not an http(s) URL)"
+    request = urllib.request.Request(
+        url, data=json.dumps(summary).encode(), method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "cryptosweep-nightly"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read(65536)
+            return f"INFO webhook: sent (HTTP {response.status})"
+    except urllib.error.HTTPError as exc:
+        return f"WARNING webhook: failed (HTTP {exc.code})"
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        why = ("timed out" if isinstance(reason, TimeoutError)
+               else _redact(str(getattr(reason, "strerror", None) or reason), url))
+        return f"WARNING webhook: failed ({why})"
+    except TimeoutError:
+        return f"WARNING webhook: failed (timed out after {timeout:g} s)"
+    except (OSError, ValueError) as exc:
+        return f"WARNING webhook: failed ({type(exc).__name__}: {_redact(str(exc), url)})"
+
+
+def run_notify_command(command: str, summary: dict[str, Any],
+                       timeout: float = NOTIFY_TIMEOUT_S) -> str:
+    """Run ``sh -c COMMAND`` with the summary JSON on stdin. Never raises; returns a log line.
+    The command runs in its own session, killed with all its children on timeout; it gets
+    the environment without ``NOTIFY_WEBHOOK_URL``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_WEBHOOK_URL",)}
+    try:
+        process = subprocess.Popen(
+            ["sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, env=env,
+        )
+    except OSError as exc:
+        return f"WARNING command: failed to start ({exc.strerror})"
+    try:
+        process.communicate(json.dumps(summary, indent=2).encode() + b"\n", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return f"WARNING command: failed (timed out after {timeout:g} s)"
+    except BrokenPipeError:  # the command did not read its stdin
+        process.wait()
+    if process.returncode:
+        return f"WARNING command: failed (exit {process.returncode})"
+    return "INFO command: ok"
+
+
+def notify(summary: dict[str, Any], webhook_url: str | None = None, command: str | None = None,
+           timeout: float = NOTIFY_TIMEOUT_S) -> list[str]:
+    """Send the summary to every configured notifier; a failing one is a log line, never an
+    exception."""
+    lines = []
+    if webhook_url:
+        lines.append(send_webhook(webhook_url, summary, timeout))
+    if command:
+        lines.append(run_notify_command(command, summary, timeout))
+    if not lines:
+        lines.append("INFO notify: no NOTIFY_WEBHOOK_URL or NOTIFY_COMMAND set")
+    return lines

@@ -1,0 +1,415 @@
+"""The nightly job from start to notification, in one process: validate, pick GPUs, plan
+(new run, resume, or report only), run ``notebooks/sweep.ipynb`` with papermill, judge the
+sweep by what it left, build the report, publish, keep the reports folder tidy, notify.
+
+``scheduled/nightly_sweep.sh`` only holds the lock (flock), sets the environment and starts
+this (``python -m cryptosweep.nightly``); every decision is a function of this package.
+
+Log lines go to stdout and, once the run folder exists, to its ``sweep_output.log`` (lines
+logged before that are written there first), as ``<time> LEVEL nightly: message``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from cryptosweep.config import load_config, resolve_seed
+from cryptosweep.errors import (
+    EXIT_BUG,
+    EXIT_OK,
+    EXIT_REPORT,
+    EXIT_USAGE,
+    ReportError,
+    SweepInterrupted,
+    UserError,
+)
+from cryptosweep.files import write_json_atomic
+from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
+from cryptosweep.nightly.notifications import NOTIFY_TIMEOUT_S, SUMMARY_FILE, build_summary, notify
+from cryptosweep.nightly.publishing import publish
+from cryptosweep.nightly.retention import housekeep
+from cryptosweep.nightly.runs import RUN_PREFIX, check_sweep, plan_run
+from cryptosweep.paths import NOTEBOOKS, REPOSITORY, resolve
+from cryptosweep.runner import LOG_FILE, utc_stamp
+
+KERNEL = "cryptosweep"
+DEFAULT_CONFIG = "parameters/sweep_config_template.json"
+#: The environment variables the job reads (``scheduled/README.md`` documents each).
+SETTINGS_HELP = """settings (environment):
+  SWEEP_CONFIG        config when no CONFIG argument (default parameters/sweep_config_template.json)
+  SWEEP_SEED          master seed (default: the config's seed, else 123456)
+  REPORTS_DIR         run folders, index.html, latest (default <repo>/reports)
+  MODELS_DIR          best_configs_latest.json (default <repo>/models)
+  GPU_IDS             GPUs to use, e.g. 0,1 (empty: CPU under "use", every GPU found otherwise)
+  GPU_POLICY          use | fallback | require (default fallback)
+  LOG_RETENTION_DAYS  gzip run logs older than this (default 14)
+  RUN_RETENTION       keep the newest N nightly run folders (default 30)
+  SWEEP_TIMEOUT       seconds a notebook cell may take; 0 = no limit (default 0)
+  NOTIFY_WEBHOOK_URL  POST the JSON summary here (Slack-compatible); never logged
+  NOTIFY_COMMAND      run with `sh -c`, the JSON summary on stdin
+  NOTIFY_TIMEOUT      seconds per notifier (default 5)
+exit codes: 0 ok, 2 config or data error, 3 GPU required but absent, 4 sweep failed,
+5 report failed, 130/143 interrupted"""
+_SECRETS = ("NOTIFY_WEBHOOK_URL", "NOTIFY_COMMAND")
+
+
+class NightlyFailure(Exception):  # noqa: N818 - the night's outcome, not a bug
+    """The night stops here with ``exit_code`` and ``message`` (logged and notified)."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code, self.message = exit_code, message
+
+
+@dataclass(frozen=True)
+class Notifiers:
+    """Where the summary goes; read first, so that even a bad setting is notified."""
+
+    webhook_url: str | None = field(default=None, repr=False)
+    command: str | None = field(default=None, repr=False)
+    timeout: float = NOTIFY_TIMEOUT_S
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> Notifiers:
+        problems = []
+        timeout = NOTIFY_TIMEOUT_S
+        text = env.get("NOTIFY_TIMEOUT", "").strip()
+        if text:
+            try:
+                timeout = float(text)
+                if not 0 < timeout <= 600:
+                    raise ValueError
+            except ValueError:
+                timeout = NOTIFY_TIMEOUT_S
+                problems.append(f"NOTIFY_TIMEOUT must be seconds in (0, 600], got {text!r}; "
+                                f"using {NOTIFY_TIMEOUT_S:g}")
+        return cls(env.get("NOTIFY_WEBHOOK_URL") or None, env.get("NOTIFY_COMMAND") or None,
+                   timeout, tuple(problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The job's settings, from its environment and its one argument (see
+    :data:`SETTINGS_HELP`). Relative ``CONFIG``: the working directory if it is there, else
+    the repository; relative ``REPORTS_DIR``/``MODELS_DIR``: the repository."""
+
+    config: Path
+    seed: int | None
+    reports_dir: Path
+    models_dir: Path
+    gpu_ids: str
+    gpu_policy: str
+    log_retention_days: int
+    run_retention: int
+    sweep_timeout: int
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str], config: str | None = None) -> Settings:
+        """Raises :class:`NightlyFailure` (exit 2) naming the first bad setting."""
+
+        def whole(name: str, default: int) -> int:
+            text = env.get(name, "").strip()
+            if not text:
+                return default
+            if not text.isdigit():
+                raise NightlyFailure(EXIT_USAGE, f"{name} must be a whole number, got {text!r}")
+            return int(text)
+
+        policy = env.get("GPU_POLICY", "").strip() or "fallback"
+        if policy not in GPU_POLICIES:
+            raise NightlyFailure(EXIT_USAGE, f"GPU_POLICY={policy!r}: expected one of "
+                                 f"{', '.join(GPU_POLICIES)}")
+        seed_text = env.get("SWEEP_SEED", "").strip()
+        return cls(
+            config=resolve(config or env.get("SWEEP_CONFIG") or DEFAULT_CONFIG),  # type: ignore[arg-type]
+            seed=whole("SWEEP_SEED", 0) if seed_text else None,
+            reports_dir=_in_repository(env.get("REPORTS_DIR") or "reports"),
+            models_dir=_in_repository(env.get("MODELS_DIR") or "models"),
+            gpu_ids=env.get("GPU_IDS", "").strip(),
+            gpu_policy=policy,
+            log_retention_days=whole("LOG_RETENTION_DAYS", 14),
+            run_retention=whole("RUN_RETENTION", 30),
+            sweep_timeout=whole("SWEEP_TIMEOUT", 0),
+        )
+
+
+def _in_repository(path: str) -> Path:
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else REPOSITORY / candidate
+
+
+class NightLog:
+    """``<time> LEVEL nightly: message`` to a stream and, once attached, to the run's log."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.run_log: Path | None = None
+        self._pending: list[str] = []
+
+    def __call__(self, level: str, message: str) -> None:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        line = f"{stamp},{int(now % 1 * 1000):03d} {level} nightly: {message}"
+        print(line, file=self.stream, flush=True)
+        if self.run_log is None:
+            self._pending.append(line)
+            return
+        with contextlib.suppress(OSError), open(self.run_log, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
+
+    def attach(self, run_dir: Path) -> None:
+        (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+        self.run_log = run_dir / LOG_FILE
+        with open(self.run_log, "a", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in self._pending)
+        self._pending.clear()
+
+    def lines(self, lines: list[str]) -> None:
+        """Log ``LEVEL message`` lines (what the notifiers and housekeeping return)."""
+        for line in lines:
+            level, _, message = line.partition(" ")
+            self(level, message)
+
+
+class Night:
+    """One nightly job. :meth:`run` returns its exit code and never raises."""
+
+    def __init__(self, settings: Settings | None, notifiers: Notifiers, log: NightLog,
+                 settings_error: NightlyFailure | None = None) -> None:
+        self.settings, self.notifiers, self.log = settings, notifiers, log
+        self.settings_error = settings_error
+        self.run_dir: Path | None = None
+
+    def run(self) -> int:
+        message = ""
+        try:
+            with _sigterm_interrupts(), _private_runtime():
+                self._job()
+            code = EXIT_OK
+        except NightlyFailure as exc:
+            code, message = exc.exit_code, exc.message
+            self.log("ERROR", message)
+        except KeyboardInterrupt as exc:
+            interrupted = exc if isinstance(exc, SweepInterrupted) else SweepInterrupted()
+            code, message = interrupted.exit_code, f"interrupted ({interrupted.signal_name})"
+            self.log("ERROR", message)
+        except Exception as exc:  # a bug: say so, keep going to housekeeping and notification
+            code, message = EXIT_BUG, f"stopped unexpectedly: {type(exc).__name__}: {exc}"
+            self.log("ERROR", message)
+            logging.getLogger(__name__).exception("nightly job failed")
+        self._finish(code, message)
+        return code
+
+    # ---------------------------------------------------------------------------- the job
+
+    def _job(self) -> None:
+        for problem in self.notifiers.problems:
+            self.log("WARNING", problem)
+        if self.settings_error is not None:
+            raise self.settings_error
+        settings = self.settings
+        assert settings is not None
+        try:
+            config = load_config(settings.config)
+            seed = resolve_seed(settings.seed, config)
+        except UserError as exc:
+            raise NightlyFailure(EXIT_USAGE, f"invalid config or data: {exc}") from None
+        self.log("INFO", f"start: config {settings.config}, seed {seed}, reports "
+                         f"{settings.reports_dir}, models {settings.models_dir}")
+        self.log("INFO", f"validate: {self._validate(config)}")
+
+        detected, why = ([], "") if settings.gpu_policy == "use" else detect_gpus()
+        gpus = resolve_gpus(settings.gpu_policy, settings.gpu_ids, detected, why)
+        if gpus.exit_code:
+            raise NightlyFailure(gpus.exit_code, gpus.message)
+        self.log("INFO", gpus.message)
+
+        try:
+            plan = plan_run(settings.reports_dir, settings.config, seed)
+        except UserError as exc:
+            raise NightlyFailure(EXIT_USAGE, f"invalid config or data: {exc}") from None
+        self.log("INFO", plan.reason)
+        run_dir = plan.run_dir or settings.reports_dir / f"{RUN_PREFIX}{utc_stamp()}"
+        self.run_dir = run_dir
+        self.log.attach(run_dir)
+        self.log("INFO", {"new": f"new run: {run_dir}", "resume": f"resuming the sweep: {run_dir}",
+                          "report": f"report only: {run_dir}"}[plan.mode])
+        if plan.mode != "report":
+            self._sweep(run_dir, seed, gpus.ids, resume=plan.mode == "resume")
+        self._report(run_dir)
+        try:
+            link, best = publish(run_dir, settings.reports_dir, settings.models_dir)
+        except (OSError, RuntimeError) as exc:
+            raise NightlyFailure(EXIT_REPORT, "publishing latest / best_configs_latest.json "
+                                 f"failed: {exc}") from None
+        self.log("INFO", f"published: {best} and {link} -> {os.readlink(link)}")
+        self.log("INFO", f"success: {run_dir / 'report.html'}")
+
+    def _validate(self, config: object) -> str:
+        from cryptosweep.strategies import make_strategy
+        from cryptosweep.trading.objective import check_spec
+
+        try:
+            data = check_spec(config.objective_spec())  # type: ignore[attr-defined]
+            strategy = make_strategy(config, 0)  # type: ignore[arg-type]
+        except UserError as exc:
+            raise NightlyFailure(EXIT_USAGE, f"invalid config or data: {exc}") from None
+        return (f"ok: {config.name}: {config.sweep_type}, "  # type: ignore[attr-defined]
+                f"{strategy.total_evaluations} evaluations, data {data['first_bar']} .. "
+                f"{data['last_bar']} ({data['bars']} bars, {data['holdout_bars']} held out)")
+
+    def _sweep(self, run_dir: Path, seed: int, gpu_ids: list[int], resume: bool) -> None:
+        import papermill
+
+        settings = self.settings
+        assert settings is not None
+        notebook = run_dir / "notebooks" / "sweep.ipynb"
+        parameters = {
+            "config_path": str(settings.config), "seed": seed,
+            "gpu_ids": ",".join(map(str, gpu_ids)), "log_dir": str(settings.reports_dir),
+            "run_name": run_dir.name, "show_progress": False,
+        }
+        if resume:
+            parameters["resume"] = str(run_dir)
+        self.log("INFO", f"sweep: papermill notebooks/sweep.ipynb -> {notebook} (GPUs: "
+                         f"{parameters['gpu_ids'] or 'none, CPU'})")
+        status = 0
+        with _papermill_log(self.log):
+            try:
+                papermill.execute_notebook(
+                    str(NOTEBOOKS / "sweep.ipynb"), str(notebook), parameters=parameters,
+                    kernel_name=KERNEL, log_output=True, progress_bar=False,
+                    cwd=str(REPOSITORY), execution_timeout=settings.sweep_timeout or None,
+                )
+            except papermill.PapermillExecutionError:
+                status = 1  # the notebook records the exception; check_sweep reads it
+        code, message = check_sweep(run_dir, notebook, status)
+        if code:
+            raise NightlyFailure(code, message)
+        self.log("INFO", message)
+
+    def _report(self, run_dir: Path) -> None:
+        from cryptosweep.report import render_report, write_index
+
+        settings = self.settings
+        assert settings is not None
+        self.log("INFO", f"report: cryptosweep report {run_dir}")
+        try:
+            self.log("INFO", f"wrote {render_report(run_dir, kernel=KERNEL)}")
+            self.log("INFO", f"wrote {write_index(settings.reports_dir)}")
+        except (ReportError, UserError) as exc:
+            raise NightlyFailure(EXIT_REPORT, f"report failed (exit {EXIT_REPORT}): {exc}"
+                                 ) from None
+
+    # ------------------------------------------------------------------------------ the end
+
+    def _finish(self, code: int, message: str) -> None:
+        settings = self.settings
+        if settings is not None:
+            try:
+                self.log.lines(housekeep(settings.reports_dir, settings.log_retention_days,
+                                         settings.run_retention, self.run_dir))
+            except Exception as exc:  # housekeeping must never hide the night's outcome
+                self.log("WARNING", f"housekeeping failed: {exc}")
+        run_dir = self.run_dir if self.run_dir is not None and self.run_dir.is_dir() else None
+        summary = build_summary(run_dir, code, message)
+        if run_dir is not None:
+            with contextlib.suppress(OSError):
+                write_json_atomic(run_dir / SUMMARY_FILE, summary)
+        self.log.lines(notify(summary, self.notifiers.webhook_url, self.notifiers.command,
+                              self.notifiers.timeout))
+        self.log("INFO", f"finished with exit code {code}"
+                         + (f" ({self.run_dir})" if self.run_dir else ""))
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise SweepInterrupted(None, "SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _private_runtime() -> Iterator[None]:
+    """Kernel connection files in a private temporary folder (and a writable HOME, which cron
+    may not give); removed at the end."""
+    work = Path(tempfile.mkdtemp(prefix="cryptosweep-nightly."))
+    saved = {key: os.environ.get(key) for key in ("JUPYTER_RUNTIME_DIR", "HOME")}
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(work / "jupyter-runtime")
+    home = os.environ.get("HOME")
+    if not home or not os.access(home, os.W_OK):
+        os.environ["HOME"] = str(work / "home")
+        (work / "home").mkdir()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _papermill_log(log: NightLog) -> Iterator[None]:
+    """The sweep notebook's output (papermill's ``log_output``) as nightly log lines."""
+
+    class Forward(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            for line in record.getMessage().rstrip().splitlines():
+                if line.strip():
+                    print(line, file=log.stream, flush=True)
+
+    logger = logging.getLogger("papermill")
+    handler = Forward(logging.INFO)
+    logger.addHandler(handler)
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """``python -m cryptosweep.nightly [CONFIG]``: the whole nightly job (see the module
+    docstring); its exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-h", "--help"):
+        print(f"usage: nightly_sweep.sh [CONFIG]\n\n{__doc__.splitlines()[0]}\n\n{SETTINGS_HELP}")
+        return EXIT_OK
+    log = NightLog(sys.stdout)
+    if len(args) > 1:
+        log("ERROR", "usage: nightly_sweep.sh [CONFIG]")
+        return EXIT_USAGE
+    environment = dict(os.environ if env is None else env)
+    notifiers = Notifiers.from_environment(environment)
+    for secret in _SECRETS:  # no child process (kernel, workers) ever sees them
+        os.environ.pop(secret, None)
+    try:
+        settings, error = Settings.from_environment(environment, args[0] if args else None), None
+    except NightlyFailure as exc:
+        settings, error = None, exc
+    return Night(settings, notifiers, log, error).run()

@@ -1,0 +1,96 @@
+"""What the nightly keeps: the newest ``RUN_RETENTION`` run folders (never an unfinished one,
+``latest``'s target or tonight's), and run logs gzipped after ``LOG_RETENTION_DAYS``."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from cryptosweep.nightly.publishing import LATEST_LINK
+from cryptosweep.nightly.runs import RUN_PREFIX, RunState, scan_runs
+
+
+def select_for_deletion(runs: Sequence[RunState], keep: int,
+                        protected: Iterable[Path] = ()) -> list[RunState]:
+    """Run folders beyond the newest ``keep`` that may go: terminal ones only (finished,
+    stopped by themselves, or never started), never a protected one (``latest``'s target, the
+    current run). ``runs`` in any order; newest by name."""
+    shielded = {Path(p).resolve() for p in protected}
+    newest_first = sorted(runs, key=lambda r: r.path.name, reverse=True)
+    return [run for run in newest_first[max(0, keep):]
+            if run.terminal and run.path.resolve() not in shielded]
+
+
+def compress_old_logs(run_dirs: Iterable[Path], older_than_days: float,
+                      now: float | None = None, exclude: Iterable[Path] = ()) -> list[Path]:
+    """gzip every ``*.log`` of the given run folders last modified more than
+    ``older_than_days`` ago (the ``.gz`` keeps its mtime). Returns the new ``.gz`` files."""
+    cutoff = (time.time() if now is None else now) - older_than_days * 86400
+    skip = {Path(p).resolve() for p in exclude}
+    written = []
+    for run_dir in run_dirs:
+        if Path(run_dir).resolve() in skip:
+            continue
+        for log in sorted(Path(run_dir).glob("*.log")):
+            if log.is_symlink() or not log.is_file():
+                continue
+            stat = log.stat()
+            if stat.st_mtime >= cutoff:
+                continue
+            target = log.with_name(log.name + ".gz")
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=log.parent)
+            try:
+                with os.fdopen(fd, "wb") as raw, gzip.GzipFile(
+                        filename=log.name, mode="wb", fileobj=raw, mtime=int(stat.st_mtime)
+                ) as out, open(log, "rb") as src:
+                    shutil.copyfileobj(src, out)
+                os.chmod(tmp, stat.st_mode & 0o777)
+                os.utime(tmp, (stat.st_atime, stat.st_mtime))
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            log.unlink()
+            written.append(target)
+    return written
+
+
+def housekeep(reports_dir: Path, log_days: float, keep: int, current: Path | None = None,
+              prefix: str = RUN_PREFIX, now: float | None = None) -> list[str]:
+    """Compress old logs and delete run folders beyond the newest ``keep``; returns log lines.
+    Never touches the current run, ``latest``'s target, or an unfinished run."""
+    reports_dir = Path(reports_dir)
+    runs = scan_runs(reports_dir, prefix)
+    protected = [p for p in (current,) if p is not None]
+    link = reports_dir / LATEST_LINK
+    if link.is_symlink():
+        protected.append(link.resolve())
+    lines = []
+    gone = set()
+    for run in select_for_deletion(runs, keep, protected):
+        try:
+            shutil.rmtree(run.path)
+        except OSError as exc:
+            lines.append(f"WARNING retention: cannot delete {run.path.name}: {exc}")
+            continue
+        gone.add(run.path)
+        lines.append(f"INFO retention: deleted {run.path.name} (status {run.status or 'none'}; "
+                     f"keeping the newest {keep})")
+    for gz in compress_old_logs([r.path for r in runs if r.path not in gone], log_days, now,
+                                exclude=[current] if current is not None else []):
+        lines.append(f"INFO retention: compressed {gz.parent.name}/{gz.name} "
+                     f"(older than {log_days:g} days)")
+    if gone and (reports_dir / "index.html").is_file():
+        from cryptosweep.report import write_index
+
+        try:
+            write_index(reports_dir)
+            lines.append("INFO retention: index.html regenerated without the deleted runs")
+        except Exception as exc:  # the index is a convenience; never fail the night for it
+            lines.append(f"WARNING retention: index.html not regenerated: {exc}")
+    return lines
