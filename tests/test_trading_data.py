@@ -366,6 +366,21 @@ def test_cryptodatadownload_base_volume_is_not_the_quote_volume(tmp_path, two_da
     _same(load_ohlcv(path), two_days)
 
 
+def test_cryptodatadownload_plain_volume_beside_a_base_column_is_the_quote(tmp_path, two_days):
+    """A file with both ``volume`` and ``volume_<base>``: the plain one is in the quote
+    currency (USD), so the base-asset column is the volume, as the README promises."""
+    lines = [NOTICE, "unix,date,symbol,open,high,low,close,volume,volume_btc"]
+    for stamp, row in two_days.iloc[::-1].iterrows():
+        lines.append(",".join([
+            str(_ms(stamp)), str(stamp), "BTC/USDT",
+            *(_f(row[c]) for c in ("open", "high", "low", "close")),
+            _f(row["close"] * row["volume"]), _f(row["volume"]),
+        ]))  # fmt: skip
+    path = tmp_path / "plain_and_base.csv"
+    path.write_text("\n".join(lines) + "\n")
+    _same(load_ohlcv(path), two_days)
+
+
 def test_cryptodatadownload_bad_row_names_line_and_time(tmp_path, two_days):
     header = "unix,date,symbol,open,high,low,close,Volume BTC,Volume USDT"
     lines = _cdd_text(two_days, header=header, date_format="%Y-%m-%d %H:%M:%S",

@@ -485,25 +485,26 @@ def _read_cdd(file: Path) -> _Parsed:
 
 
 def _cdd_volume(raw: pd.DataFrame, by_lower: dict[str, str]) -> str | None:
-    """The base-asset volume column: ``volume`` itself, else the first ``Volume <X>`` whose
-    ``<X>`` is not the quote (a known quote currency, or where the symbol ends with ``<X>``)."""
-    if "volume" in by_lower:
-        return by_lower["volume"]
+    """The base-asset volume column: the first ``Volume <X>`` (or ``volume_<X>``) whose ``<X>``
+    is not the quote (a known quote currency, or where the symbol ends with ``<X>``), else a
+    plain ``volume``. A file with both a plain ``volume`` and ``volume_<base>`` has the quote
+    volume in the plain one, so the named base column comes first."""
     symbol_col = by_lower.get("symbol")
     symbol = ""
     if symbol_col is not None and len(raw):
         symbol = re.sub(r"[^A-Z0-9]", "", str(raw[symbol_col].iat[0]).upper())
     for lower, name in by_lower.items():
-        if not lower.startswith("volume "):
+        prefix = next((p for p in ("volume ", "volume_") if lower.startswith(p)), None)
+        if prefix is None:
             continue
-        asset = re.sub(r"[^A-Z0-9]", "", lower[len("volume ") :].upper())
+        asset = re.sub(r"[^A-Z0-9]", "", lower[len(prefix):].upper())
         is_quote = asset in QUOTE_CURRENCIES or (
             bool(symbol) and symbol != asset and symbol.endswith(asset)
             and not symbol.startswith(asset)
         )  # fmt: skip
         if asset and not is_quote:
             return name
-    return None
+    return by_lower.get("volume")
 
 
 # --------------------------------------------------------------------------- generic
