@@ -179,3 +179,131 @@ def test_validate_checks_config_and_data_without_running(write_config, tmp_path)
     assert good.returncode == 0 and good.stdout.startswith("ok: tiny: random, 6 evaluations")
     bad = cli("validate", "--config", str(write_config(tiny_config(random__n_trials=0))))
     assert bad.returncode == 2 and "random.n_trials" in bad.stderr
+
+
+# ------------------------------------------------- issue #13: configs that used to pass or crash
+
+def _lightgbm(**dims):
+    return {"parameter_ranges__lightgbm": {
+        "num_leaves": {"type": "int", "low": 4, "high": 32}, **dims}}
+
+
+def _trading(**changes):
+    trading = tiny_config()["parameter_ranges"]["trading"]
+    trading.update(changes)
+    return {"parameter_ranges__trading": {k: v for k, v in trading.items() if v is not None}}
+
+
+#: Configs that `validate` called ok (or crashed on) and `run` then ran wrongly: each must be
+#: one line naming the key, exit 2, from `validate` and from `run` before any folder exists.
+SILENT_CASES = [
+    ("empty trading block", {"parameter_ranges__trading": {}}, [],
+     "parameter_ranges.trading: missing threshold, holding_period, stop_loss, take_profit"),
+    ("missing threshold", _trading(threshold=None), [],
+     "parameter_ranges.trading: missing threshold"),
+    ("unknown trading key", _trading(stop_los={"type": "float", "low": 0.1, "high": 0.2}), [],
+     "parameter_ranges.trading.stop_los: unknown trading parameter"),
+    ("negative stop loss", _trading(stop_loss={"type": "float", "low": -0.05, "high": 0.05}), [],
+     "parameter_ranges.trading.stop_loss: values must be in (0, 1), got -0.05"),
+    ("holding period 0", _trading(holding_period={"type": "categorical", "choices": [0, 4]}),
+     [], "parameter_ranges.trading.holding_period: values must be >= 1, got 0"),
+    ("fractional holding period", _trading(
+        holding_period={"type": "float", "low": 1.0, "high": 5.0}), [],
+     "parameter_ranges.trading.holding_period: whole bars"),
+    ("threshold of 1", _trading(threshold={"type": "float", "low": 0.5, "high": 1.0}), [],
+     "parameter_ranges.trading.threshold: values must be in (0, 1), got 1.0"),
+    ("misspelled hyperparameter", _lightgbm(num_leavs={"type": "int", "low": 4, "high": 8}), [],
+     "parameter_ranges.lightgbm.num_leavs: not a lightgbm parameter (did you mean num_leaves?)"),
+    ("bad boosting choice", _lightgbm(boosting={"type": "categorical",
+                                                "choices": ["gbdt", "bogus"]}), [],
+     "parameter_ranges.lightgbm.boosting: lightgbm refuses 'bogus'"),
+    ("bad numeric bound", _lightgbm(num_leaves={"type": "int", "low": 1, "high": 8}), [],
+     "parameter_ranges.lightgbm.num_leaves: lightgbm refuses 1"),
+    ("torch parameter unknown", {"objective__models": ["torch"], "parameter_ranges__torch": {
+        "hidden": {"type": "int", "low": 4, "high": 8}}}, [],
+     "parameter_ranges.torch.hidden: not a torch parameter (did you mean hidden_units?)"),
+    ("boolean count", {"hyperband__max_iter": True, "sweep_type": "hyperband"}, [],
+     "hyperband.max_iter: Input should be a valid integer, got True"),
+    ("fractional count", {"random__n_trials": 2.5}, [],
+     "random.n_trials: Input should be a valid integer, got 2.5"),
+    ("seed past 2**63", {"seed": 2**64}, [], "seed: Input should be less than or equal to"),
+    ("too many random trials", {"random__n_trials": 10**12}, [],
+     "random.n_trials: Input should be less than or equal to 100000"),
+    ("hyperband too large", {"sweep_type": "hyperband", "hyperband__max_iter": 10**6,
+                             "objective__rounds_per_unit": 1}, [],
+     "hyperband: 1 iteration(s) of max_iter=1000000, eta=3 plan"),
+    ("hyperband iterations too many", {"sweep_type": "hyperband", "hyperband__iterations":
+                                       10**5, "hyperband__max_iter": 9}, [],
+     "hyperband: 100000 iteration(s) of max_iter=9, eta=3 plan 2200000 evaluations"),
+    ("rounds per evaluation unbounded", {"hyperband__max_iter": 10**6}, [],
+     "hyperband.max_iter (1000000) x objective.rounds_per_unit (5) = 5e+06 rounds per "
+     "evaluation"),
+    ("grid too large", {"sweep_type": "grid", "grid__points": 200}, [],
+     "grid: 78926400000000 combinations exceed"),
+    ("threads past the cores", {"objective__threads_per_trial": 1000}, [],
+     "objective.threads_per_trial: 1000 threads per trial, more than the"),
+    ("seed flag past 2**63", {}, ["--seed", str(2**64)], "--seed: expected a whole number in"),
+]
+
+
+@pytest.mark.parametrize(("changes", "extra", "expected"),
+                         [case[1:] for case in SILENT_CASES], ids=[c[0] for c in SILENT_CASES])
+def test_configs_that_cannot_run_fail_validate_and_run_with_one_line(
+        capsys, write_config, tmp_path, changes, extra, expected):
+    path = write_config(tiny_config(**changes))
+    logs = tmp_path / "logs"
+    for command in (["validate"], ["run", "--log-dir", str(logs)]):
+        if command == ["validate"] and extra:
+            continue  # --seed is a flag of run only
+        try:
+            code = main([*command, "--config", str(path), *extra])
+        except SystemExit as exc:  # argparse's own errors
+            code = exc.code
+        err = capsys.readouterr().err
+        assert code == 2, (command, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], (command, lines)
+    assert not logs.exists(), "a rejected config must not create a run folder"
+
+
+CONFIG_FILES = [
+    ("latin-1", "sweep.yaml", "name: caf\xe9\n".encode("latin-1"),
+     "is not UTF-8 text: byte 0xe9 at offset 9"),
+    ("utf-16", "sweep.yaml", "name: x\n".encode("utf-16"), "is not UTF-8 text (it looks like "
+     "UTF-16)"),
+    ("deep yaml", "sweep.yaml", ("a: " + "[" * 5000 + "]" * 5000).encode(),
+     "nested deeper than 32 levels"),
+    ("deep json", "sweep.json", ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}").encode(),
+     "nested deeper than 32 levels"),
+    ("duplicate yaml key", "sweep.yaml", b"name: a\nseed: 1\nname: b\n",
+     "line 3: key 'name' appears twice in one mapping"),
+    ("duplicate json key", "sweep.json", b'{"random": {"n_trials": 3, "n_trials": 4}}',
+     "key 'n_trials' appears twice in one mapping"),
+    ("impossible yaml date", "sweep.yaml", b"name: 2024-13-45\n", "a value cannot be read"),
+    ("huge json integer", "sweep.json", b'{"seed": ' + b"9" * 5000 + b"}",
+     "a value cannot be read"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "expected"), [case[1:] for case in CONFIG_FILES],
+                         ids=[c[0] for c in CONFIG_FILES])
+def test_unreadable_config_files_are_one_line_exit_2(capsys, tmp_path, name, data, expected):
+    path = tmp_path / name
+    path.write_bytes(data)
+    code, err = run_cli(capsys, "--config", str(path), "--log-dir", str(tmp_path / "logs"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"cryptosweep: error: config file {path}") and expected in lines[0]
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/tmp/cryptosweep-absolute", "a/b", "..",
+                                  "line\nbreak", ""])
+def test_a_run_name_is_one_plain_path_component(capsys, write_config, tmp_path, name):
+    logs = tmp_path / "nest" / "logs"
+    code, err = run_cli(capsys, "--config", str(write_config(tiny_config())), "--log-dir",
+                        str(logs), "--run-name", name)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--run-name" in err and "one plain folder name" in err
+    assert not (tmp_path / "nest").exists() and not (tmp_path / "escape").exists()
+    assert not Path("/tmp/cryptosweep-absolute").exists()

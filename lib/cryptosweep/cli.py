@@ -2,7 +2,8 @@
 
 Exit codes (:mod:`cryptosweep.errors`): 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs
 asked for but absent, 4 the sweep stopped itself (too many failed trials), 5 the report failed,
-130 interrupted (Ctrl-C), 143 terminated (SIGTERM). A user error prints one line,
+6 the machine failed the sweep (disk full, I/O error; resume once fixed), 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM). A user error prints one line,
 ``cryptosweep: error: ...``, and no traceback; an interruption prints the command that resumes.
 """
 
@@ -22,6 +23,7 @@ from cryptosweep import __version__
 from cryptosweep.errors import (
     EXIT_USAGE,
     GPUUnavailableError,
+    InfrastructureError,
     ReportError,
     SweepFailedError,
     SweepInterrupted,
@@ -30,7 +32,8 @@ from cryptosweep.errors import (
 
 DESCRIPTION = "Reproducible hyperparameter sweeps for crypto trading models."
 EPILOG = """exit codes: 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs asked for but
-absent, 4 the sweep stopped itself, 5 the report failed, 130 interrupted, 143 terminated.
+absent, 4 the sweep stopped itself, 5 the report failed, 6 the machine failed the sweep (disk
+full, I/O error: fix it, then --resume), 130 interrupted, 143 terminated.
 Each command is also `python -m cryptosweep COMMAND`; see README.md."""
 
 
@@ -56,10 +59,20 @@ def _gpu_ids(text: str) -> list[int]:
 def _non_negative(text: str) -> int:
     try:
         value = int(text)
-    except ValueError:
+    except ValueError:  # also an integer of more digits than Python converts
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative number, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    from cryptosweep.config import MAX_SEED
+
+    value = _non_negative(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number in [0, {MAX_SEED}], got {value}")
     return value
 
 
@@ -75,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY=VALUE", help="override a config value (dotted key; repeatable)")
     run.add_argument("--data", help="OHLCV file or folder (overrides data.path)")
-    run.add_argument("--seed", type=_non_negative,
+    run.add_argument("--seed", type=_seed,
                      help="master seed (default: the config's seed, else 123456)")
     run.add_argument("--gpu-ids", type=_gpu_ids, help="GPUs to use, e.g. 0,1,2,3")
     run.add_argument("--workers", type=_non_negative,
@@ -140,24 +153,22 @@ def _run(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from cryptosweep.config import load_config
-    from cryptosweep.strategies import make_strategy
-    from cryptosweep.trading.objective import check_spec
+    from cryptosweep.preflight import preflight
 
     config = load_config(args.config, args.overrides, args.data)
-    data = check_spec(config.objective_spec())
-    strategy = make_strategy(config, config.seed or 0)
-    print(f"ok: {config.name}: {config.sweep_type}, {strategy.total_evaluations} evaluations, "
-          f"data {data['first_bar']} .. {data['last_bar']} ({data['bars']} bars, "
-          f"{data['holdout_bars']} held out)")
+    plan = preflight(config, local=not config.execution.scheduler_address)
+    print(f"ok: {plan.describe(config)}")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cryptosweep.report import render_report, write_index
+    from cryptosweep.report import check_report_targets, render_report, write_index
 
-    print(render_report(args.run_dir, kernel=args.kernel))
+    run_dir = Path(args.run_dir).resolve()
+    check_report_targets(run_dir, index=not args.no_index)
+    print(render_report(run_dir, kernel=args.kernel))
     if not args.no_index:
-        print(write_index(Path(args.run_dir).resolve().parent))
+        print(write_index(run_dir.parent))
     return 0
 
 
@@ -200,13 +211,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_interrupts():
             return commands[args.command](args)
-    except (UserError, GPUUnavailableError, SweepFailedError, ReportError) as exc:
+    except (UserError, GPUUnavailableError, SweepFailedError, ReportError,
+            InfrastructureError) as exc:
         print(f"cryptosweep: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         interrupted = exc if isinstance(exc, SweepInterrupted) else SweepInterrupted()
         print(f"cryptosweep: {interrupted}", file=sys.stderr)
         return interrupted.exit_code
+    except Exception as exc:  # a full disk while writing a report or an export is no bug
+        from cryptosweep.faults import infrastructure_fault
+
+        why = infrastructure_fault(exc)
+        if why is None:
+            raise
+        error = InfrastructureError(f"{args.command}: the machine failed: {why}")
+        print(f"cryptosweep: error: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 @contextmanager

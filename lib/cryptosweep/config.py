@@ -1,8 +1,12 @@
 """The sweep configuration: a pydantic model, loaded from JSON or YAML, with CLI overrides.
 
 Every user mistake (unknown key, wrong type, ``low > high``, unknown model family, missing file,
-bad ``--set``) becomes one :class:`~cryptosweep.errors.ConfigError` whose message names the
-field or path; the CLI prints it on one line and exits with code 2.
+bad ``--set``, a file that is not UTF-8, nested too deeply or with a key given twice, a trading
+parameter missing or with values a backtest cannot use, a size past its bound) becomes one
+:class:`~cryptosweep.errors.ConfigError` whose message names the field or path; the CLI prints
+it on one line and exits with code 2. Counts are strict integers (``true`` or ``3.5`` is not a
+count) and every size has a bound (:data:`MAX_EVALUATIONS`, :data:`MAX_ROUNDS`,
+:data:`MAX_SEED`), so a typo can never ask for more than a machine can hold.
 """
 
 from __future__ import annotations
@@ -26,8 +30,32 @@ ScoreMetric = Literal[SCORE_METRICS]  # type: ignore[valid-type]
 LabelKind = Literal[LABEL_KINDS]  # type: ignore[valid-type]
 
 
+#: The most evaluations one sweep may plan (every strategy, counted before anything is built).
+MAX_EVALUATIONS = 100_000
+#: The most boosting rounds (epochs for torch) one evaluation may train: the full budget times
+#: ``objective.rounds_per_unit``.
+MAX_ROUNDS = 1_000_000
+#: The largest master seed: what every framework (``torch.manual_seed``), SQLite's INTEGER and
+#: JSON all hold exactly.
+MAX_SEED = 2**63 - 1
+#: How deep a config file (or a ``--set`` value) may nest mappings and lists; a real config
+#: nests about five levels.
+MAX_NESTING = 32
+#: The trading parameters every configuration sets (``parameter_ranges.trading``): their
+#: allowed values, as (smallest, largest, whether the bounds themselves are allowed, integer).
+TRADING_PARAMETERS: dict[str, tuple[float, float, bool, bool]] = {
+    "threshold": (0.0, 1.0, False, False),  # a probability strictly inside (0, 1)
+    "holding_period": (1, math.inf, True, True),  # whole bars, at least one
+    "stop_loss": (0.0, 1.0, False, False),  # a fraction of the entry price, in (0, 1)
+    "take_profit": (0.0, math.inf, False, False),  # a fraction of the entry price, > 0
+}
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors, and types are strict: ``true`` is not a number, ``3.0`` not a
+    count and ``"3"`` neither (an integer is still a valid float)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # ------------------------------------------------------------------------------------ dimensions
@@ -114,9 +142,10 @@ class ParameterRanges(_Strict):
 
 
 class HyperbandSettings(_Strict):
-    iterations: int = Field(default=1, ge=1)
-    max_iter: int = Field(default=27, ge=1, description="full resource R of one configuration "
-                          "(kept for older configs: the top-level full_budget says the same)")
+    iterations: int = Field(default=1, ge=1, le=MAX_EVALUATIONS)
+    max_iter: int = Field(default=27, ge=1, le=MAX_ROUNDS, description="full resource R of one "
+                          "configuration (kept for older configs: the top-level full_budget says "
+                          "the same)")
     eta: int = Field(default=3, ge=2)
     sampler: Literal["random", "tpe"] = Field(
         default="random", description="tpe: BOHB (Falkner et al., 2018)"
@@ -133,16 +162,17 @@ class HyperbandSettings(_Strict):
 
 
 class RandomSettings(_Strict):
-    n_trials: int = Field(default=20, ge=1)
+    n_trials: int = Field(default=20, ge=1, le=MAX_EVALUATIONS)
 
 
 class GridSettings(_Strict):
-    points: int = Field(default=3, ge=1, description="values per numeric dimension")
-    max_trials: int = Field(default=100_000, ge=1)
+    points: int = Field(default=3, ge=1, le=MAX_EVALUATIONS,
+                        description="values per numeric dimension")
+    max_trials: int = Field(default=MAX_EVALUATIONS, ge=1, le=MAX_EVALUATIONS)
 
 
 class BayesianSettings(_Strict):
-    n_trials: int = Field(default=30, ge=1)
+    n_trials: int = Field(default=30, ge=1, le=MAX_EVALUATIONS)
     sampler: Literal["tpe", "gp", "cmaes"] = "tpe"
     batch_size: int = Field(
         default=4, ge=1, description="trials asked per synchronous batch (fixed, not the "
@@ -223,12 +253,12 @@ class SweepConfig(_Strict):
 
     name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    seed: int | None = Field(default=None, ge=0)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     sweep_type: SweepType = "hyperband"
     full_budget: int | None = Field(
-        default=None, ge=1, description="the full budget R of one configuration, in units of "
-        "objective.rounds_per_unit boosting rounds (epochs for torch), for every strategy; "
-        "None: hyperband.max_iter"
+        default=None, ge=1, le=MAX_ROUNDS, description="the full budget R of one configuration, "
+        "in units of objective.rounds_per_unit boosting rounds (epochs for torch), for every "
+        "strategy; None: hyperband.max_iter"
     )
     hyperband: HyperbandSettings = HyperbandSettings()
     random: RandomSettings = RandomSettings()
@@ -257,6 +287,18 @@ class SweepConfig(_Strict):
             raise ValueError(
                 f"full_budget ({self.full_budget}) and hyperband.max_iter "
                 f"({self.hyperband.max_iter}) disagree; set only full_budget"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_rounds(self) -> SweepConfig:
+        rounds = self.full_budget_units * self.objective.rounds_per_unit
+        if rounds > MAX_ROUNDS:
+            key = "full_budget" if self.full_budget is not None else "hyperband.max_iter"
+            raise ValueError(
+                f"{key} ({self.full_budget_units}) x objective.rounds_per_unit "
+                f"({self.objective.rounds_per_unit:g}) = {rounds:g} rounds per evaluation, more "
+                f"than {MAX_ROUNDS:,}"
             )
         return self
 
@@ -357,30 +399,115 @@ def config_hash(canonical: dict[str, Any]) -> str:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a JSON or YAML (safe loader) file into a dict; errors name the file."""
+    """Read a JSON or YAML (safe loader) file into a dict; errors name the file.
+
+    The file must be UTF-8 text (a UTF-8 byte-order mark is allowed), may not give one key twice
+    in a mapping, and may not nest deeper than :data:`MAX_NESTING` levels.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".yaml", ".yml"):
+        raise ConfigError(f"config file {path}: unknown extension (use .json, .yaml or .yml)")
     try:
-        if path.suffix.lower() == ".json":
-            raw = json.loads(text)
-        elif path.suffix.lower() in (".yaml", ".yml"):
-            raw = yaml.safe_load(text)
-        else:
-            raise ConfigError(f"config file {path}: unknown extension (use .json, .yaml or .yml)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    text = _utf8_text(data, path)
+    try:
+        raw = _parse_json(text) if suffix == ".json" else _parse_yaml(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"config file {path} is not valid JSON: line {exc.lineno}: {exc.msg}"
         ) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"config file {path} is not valid YAML: {where}{problem}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except _DuplicateKeyError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"config file {path}: nested deeper than {MAX_NESTING} levels"
+        ) from None
+    except (ValueError, OverflowError) as exc:  # e.g. a YAML date 2024-13-45, a 5000-digit int
+        raise ConfigError(f"config file {path}: a value cannot be read: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    _check_nesting(raw, f"config file {path}")
     return raw
+
+
+def _utf8_text(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        encoding = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text{encoding}: byte 0x{data[exc.start]:02x} at "
+            f"offset {exc.start}; save it as UTF-8"
+        ) from None
+
+
+class _DuplicateKeyError(Exception):
+    """A mapping of a config file gives one key twice (the last would silently win)."""
+
+
+def _parse_json(text: str) -> Any:
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(f"key {key!r} appears twice in one mapping")
+            seen[key] = value
+        return seen
+
+    return json.loads(text, object_pairs_hook=unique)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (YAML 1.2 forbids it;
+    PyYAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: PyYAML itself reports it below
+                continue
+            if repeated:
+                raise _DuplicateKeyError(
+                    f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one "
+                    "mapping"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{where}{problem}"
+
+
+def _check_nesting(value: Any, source: str) -> None:
+    """Refuse values nested deeper than :data:`MAX_NESTING` (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(
+            node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_NESTING:
+                    raise ConfigError(f"{source}: nested deeper than {MAX_NESTING} levels")
+                stack.append((child, depth + 1))
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
@@ -390,9 +517,10 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     if not sep or not all(part.strip() for part in parts):
         raise ConfigError(f"--set {assignment!r}: expected dotted.key=value")
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else None
-    except yaml.YAMLError:
+        value = _parse_yaml(value_text) if value_text.strip() else None
+    except (yaml.YAMLError, _DuplicateKeyError, RecursionError, ValueError, OverflowError):
         raise ConfigError(f"--set {assignment!r}: value is not a valid YAML scalar") from None
+    _check_nesting([value], f"--set {assignment!r}")
     node = raw
     for depth, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
@@ -422,9 +550,46 @@ def config_as_made(raw: dict[str, Any]) -> dict[str, Any]:
 def validate_config(raw: dict[str, Any], source: str = "config") -> SweepConfig:
     """Validate a raw dict; the first error becomes one line naming the field."""
     try:
-        return SweepConfig.model_validate(raw)
+        config = SweepConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, source)) from None
+    problem = trading_ranges_problem(config.parameter_ranges.trading)
+    if problem is not None:
+        raise ConfigError(f"{source}: parameter_ranges.trading{problem}")
+    return config
+
+
+def trading_ranges_problem(trading: dict[str, Any]) -> str | None:
+    """What is wrong with the trading ranges (``.key: message``, or ``: message`` for the block),
+    or ``None``: every key of :data:`TRADING_PARAMETERS` present, no other, and every value a
+    range can produce (its bounds, or each choice) allowed for that parameter."""
+    missing = [name for name in TRADING_PARAMETERS if name not in trading]
+    if missing:
+        return (f": missing {', '.join(missing)} (every configuration needs "
+                f"{', '.join(TRADING_PARAMETERS)})")
+    for name in trading:
+        if name not in TRADING_PARAMETERS:
+            return f".{name}: unknown trading parameter (known: {', '.join(TRADING_PARAMETERS)})"
+    for name, (low, high, inclusive, integer) in TRADING_PARAMETERS.items():
+        dim = trading[name]
+        if isinstance(dim, CategoricalDimension):
+            values = list(dim.choices)
+        elif integer and isinstance(dim, FloatDimension):
+            return f".{name}: whole bars: use an int dimension or integer choices"
+        else:
+            values = [dim.low, dim.high]
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float) or (
+                    integer and not isinstance(value, int)):
+                kind = "whole numbers" if integer else "numbers"
+                return f".{name}: choices must be {kind}, got {value!r}"
+            inside = low <= value <= high if inclusive else low < value < high
+            if not inside:
+                lo, hi = ("[", "]") if inclusive else ("(", ")")
+                span = f">= {low:g}" if math.isinf(high) and inclusive else (
+                    f"> {low:g}" if math.isinf(high) else f"in {lo}{low:g}, {high:g}{hi}")
+                return f".{name}: values must be {span}, got {value!r}"
+    return None
 
 
 def _one_line(exc: ValidationError, source: str) -> str:
@@ -436,6 +601,9 @@ def _one_line(exc: ValidationError, source: str) -> str:
         message = _unknown_key_message(first["loc"])
     elif first["type"] == "union_tag_invalid":
         message = "type must be one of 'float', 'int', 'categorical'"
+    elif first["type"].endswith("_type") and isinstance(first.get("input"), bool | int | float
+                                                         | str) and len(repr(first["input"])) < 60:
+        message += f", got {first['input']!r}"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{source}: {location or '<top level>'}: {message}{more}"
 

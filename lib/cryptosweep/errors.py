@@ -1,5 +1,7 @@
 """Errors a user (or the machine) can cause, each mapped to the exit code the CLI, the nightly
-job and the notebooks' callers end with. This is the one table of exit codes.
+job and the notebooks' callers end with. This is the one table of exit codes: 0 ok, 1 a bug
+(its traceback), 2 bad input, 3 GPUs absent, 4 the sweep stopped itself, 5 the report failed,
+6 the machine failed the sweep (disk full, I/O error), 130/143 interrupted.
 
 The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``; no traceback.
 Anything else that escapes is a bug and keeps its traceback.
@@ -13,6 +15,7 @@ EXIT_USAGE = 2
 EXIT_GPU = 3
 EXIT_SWEEP = 4
 EXIT_REPORT = 5
+EXIT_INFRASTRUCTURE = 6  # the machine failed the sweep (disk full, I/O error): free it, resume
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
 EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
 
@@ -53,6 +56,15 @@ class ReportError(Exception):
     exit_code = EXIT_REPORT
 
 
+class InfrastructureError(Exception):
+    """The machine, not the sweep, failed: out of disk space or quota, an I/O error, a file
+    system gone read-only, SQLite's "database or disk is full". Nothing is recorded as a trial
+    result; the evaluations it hit stay unfinished in the journal, so that a ``--resume`` once
+    the fault is fixed runs them again and ends as an uninterrupted run would: exit code 6."""
+
+    exit_code = EXIT_INFRASTRUCTURE
+
+
 class SweepInterrupted(KeyboardInterrupt):
     """A sweep stopped by SIGINT or SIGTERM; ``run_dir`` is what ``--resume`` continues."""
 
@@ -75,7 +87,7 @@ class SweepInterrupted(KeyboardInterrupt):
 #: executed notebook records ``ename``): the nightly maps names to codes with this.
 ERROR_CLASSES: tuple[type[Exception], ...] = (
     UserError, ConfigError, DataError, ResumeError, GPUUnavailableError, SweepFailedError,
-    ReportError,
+    ReportError, InfrastructureError,
 )
 
 

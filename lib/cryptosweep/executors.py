@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.errors import ConfigError, GPUUnavailableError, UserError
+from cryptosweep.faults import infrastructure_fault
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Outcome:
     """A finished evaluation as the worker saw it."""
 
     eval_id: int
-    status: str  # "done" | "failed"
+    status: str  # "done" | "failed" | "lost" (its worker died) | "infrastructure" (disk full...)
     score: float | None
     metrics: dict[str, Any] | None
     error: str | None
@@ -86,6 +87,9 @@ def run_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
             score, metrics, returns = None, None, None
     except Exception as exc:  # a failing trial must not stop the sweep
         status, error = "failed", f"{type(exc).__name__}: {exc}"
+        fault = infrastructure_fault(exc)
+        if fault is not None:  # the machine's fault, not the trial's: not a result
+            status, error = "infrastructure", fault
         log.debug("evaluation %s failed:\n%s", payload["eval_id"], traceback.format_exc())
     physical = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0]
     return {
@@ -179,6 +183,7 @@ class DaskExecutor(Executor):
                  trial_timeout: float | None = None) -> None:
         self.client, self.cluster, self.description = client, cluster, description
         self.trial_timeout = trial_timeout
+        self._closed = False
         self._futures: dict[Any, tuple[int, float]] = {}
         n_threads = sum(self.client.nthreads().values())
         self.slots = max(1, n_threads)
@@ -223,6 +228,9 @@ class DaskExecutor(Executor):
         except KilledWorker as exc:
             return _failure(eval_id, "lost", f"worker died during the trial: {exc}")
         except Exception as exc:  # the task machinery itself failed
+            fault = infrastructure_fault(exc)
+            if fault is not None:
+                return _failure(eval_id, "infrastructure", fault)
             return _failure(eval_id, "failed", f"worker failure: {type(exc).__name__}: {exc}")
 
     def _expire_overdue(self) -> list[Outcome]:
@@ -253,6 +261,10 @@ class DaskExecutor(Executor):
         return len(self._futures)
 
     def close(self) -> None:
+        """Cancel what is in flight and release the client and cluster (once)."""
+        if self._closed:
+            return
+        self._closed = True
         for future in list(self._futures):
             future.cancel()
         self._futures.clear()

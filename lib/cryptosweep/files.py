@@ -85,6 +85,17 @@ def _sync_folder(folder: Path) -> None:
             os.close(handle)
 
 
+def unwritable(path: str | os.PathLike[str]) -> str | None:
+    """Why this process cannot write ``path`` (``"read-only file system"``, ``"permission
+    denied"``), or ``None`` when it can (or when ``path`` does not exist)."""
+    if not os.path.exists(path) or os.access(path, os.W_OK):
+        return None
+    with contextlib.suppress(OSError):
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    return "permission denied"
+
+
 def write_with(path: str | os.PathLike[str], write: Callable[[Path], None], *,
                private: bool = False) -> Path:
     """Atomically create ``path`` by calling ``write(tmp)`` (e.g. a library's own ``save``)."""

@@ -74,7 +74,10 @@ class ResourceMonitor:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=self.interval + 5)
-        self.sample()
+        try:
+            self.sample()
+        except Exception as exc:  # the last sample must not hide why the sweep stopped
+            log.warning("resource sample failed: %s", exc)
         if self._nvml is not None:
             self._nvml.nvmlShutdown()
             self._nvml = None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.errors import ReportError, UserError
-from cryptosweep.files import write_text_atomic
+from cryptosweep.files import unwritable, write_text_atomic
 from cryptosweep.paths import NOTEBOOKS
 from cryptosweep.results import latest_file
 
@@ -23,6 +23,21 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_NOTEBOOK = NOTEBOOKS / "analysis.ipynb"
 KERNEL = "cryptosweep"
+
+
+def check_report_targets(run_dir: Path, index: bool = True) -> None:
+    """Before anything runs: the run folder exists, and the report (and, with ``index``, the
+    parent's ``index.html``) can be written there; else one :class:`UserError` saying why."""
+    if not run_dir.is_dir():
+        raise UserError(f"report: run folder not found: {run_dir}")
+    targets = [run_dir, run_dir / "notebooks"] + ([run_dir.parent] if index else [])
+    for target in targets:
+        why = unwritable(target)
+        if why is not None:
+            raise UserError(
+                f"report: cannot write into {target} ({why}); copy the run folder somewhere "
+                "writable and report that" + (", or pass --no-index" if target == run_dir.parent
+                                              else ""))
 
 
 def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900) -> Path:

@@ -7,12 +7,21 @@ Resume is deterministic replay: the strategy is rebuilt from the journaled confi
 asked again from the start; every evaluation the journal already holds as finished is told from
 the journal instead of being run, so the strategy sees exactly the history it saw before the
 interruption and proposes exactly the same evaluations afterwards.
+
+Nothing is created or changed before everything that can be checked is (config, run name, seed,
+size, parameters, data, the journal of a resume, the scheduler): a bad input leaves no folder
+and touches no journal. The run folder is locked (:mod:`~cryptosweep.locking`) while this
+process writes it. An infrastructure fault (disk full, I/O error: :mod:`~cryptosweep.faults`),
+in a worker or here, stops the sweep with :class:`~cryptosweep.errors.InfrastructureError`
+(exit 6) and leaves the evaluations it hit unfinished in the journal, for ``--resume``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,16 +38,31 @@ from cryptosweep.config import (
     validate_config,
 )
 from cryptosweep.environment import system_info
-from cryptosweep.errors import ResumeError, SweepFailedError, SweepInterrupted, UserError
+from cryptosweep.errors import (
+    InfrastructureError,
+    ResumeError,
+    SweepFailedError,
+    SweepInterrupted,
+    UserError,
+)
 from cryptosweep.executors import Executor, Outcome, make_executor, parse_gpu_ids
-from cryptosweep.files import write_json_atomic
+from cryptosweep.faults import infrastructure_fault
+from cryptosweep.files import PRIVATE_MODE, write_json_atomic
 from cryptosweep.finalize import finalize_run
+from cryptosweep.locking import RunLock
 from cryptosweep.monitor import ResourceMonitor
+from cryptosweep.preflight import available_cores, preflight
 from cryptosweep.progress import Progress
 from cryptosweep.reproducibility import setup_crypto_gpu_reproducibility
-from cryptosweep.store import DB_NAME, SCHEMA_VERSION, EvaluationRow, TrialStore
+from cryptosweep.store import (
+    DB_NAME,
+    SCHEMA_VERSION,
+    EvaluationRow,
+    JournalInfo,
+    TrialStore,
+    inspect_journal,
+)
 from cryptosweep.strategies import EvalRequest, EvalResult, Strategy, make_strategy
-from cryptosweep.trading.objective import check_spec
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +126,8 @@ class SweepLoop:
                         break
                     raise RuntimeError(f"strategy {strategy.name} stalled with nothing running")
                 for outcome in self.executor.wait():
+                    if outcome.status == "infrastructure":
+                        self._stop_for_infrastructure(outcome)
                     if outcome.status == "lost" and self._retry(outcome):
                         continue
                     strategy.tell(self._record(outcome))
@@ -157,6 +183,17 @@ class SweepLoop:
         self._submit(outcome.eval_id)
         return True
 
+    def _stop_for_infrastructure(self, outcome: Outcome) -> None:
+        """A worker's evaluation hit an infrastructure fault: not a result. Its attempt is
+        closed as such (if the journal can still be written) and the evaluation stays
+        unfinished, so that a resume runs it again; the sweep stops."""
+        with contextlib.suppress(Exception):
+            self.store.mark_attempt_outcome(outcome.eval_id, "infrastructure")
+        raise InfrastructureError(
+            f"evaluation {outcome.eval_id} could not be stored by its worker ({outcome.error}); "
+            "it is not counted as a result"
+        )
+
     def _check_failures(self) -> None:
         limit = self.config.execution.max_failure_fraction
         if self._finished >= MIN_EVALS_FOR_FAILURE_CHECK and self._failed > limit * self._finished:
@@ -207,8 +244,25 @@ def _check_replay(row: EvaluationRow, request: EvalRequest) -> None:
 # --------------------------------------------------------------------------- runs and resume
 
 
+class _RunLogHandler(logging.FileHandler):
+    """The run's log file, private (0600: it may name paths, hosts and errors), and quiet when
+    it cannot be written (a full disk): the failure is the sweep's to report, once, not a
+    traceback from the logging module for every line."""
+
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_MODE)
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.chmod(path, PRIVATE_MODE)
+        super().__init__(path, encoding="utf-8")
+        self.failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        self.failed = True
+
+
 def _attach_log_file(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
+    handler = _RunLogHandler(run_dir / LOG_FILE)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     package_logger = logging.getLogger("cryptosweep")
     package_logger.addHandler(handler)
@@ -217,8 +271,19 @@ def _attach_log_file(run_dir: Path) -> logging.Handler:
     return handler
 
 
+def check_run_name(name: str) -> str:
+    """A run name is one plain folder name: not empty, no ``/`` or ``\\``, not ``.`` or ``..``,
+    no control character (a newline would split log lines and shell commands)."""
+    plain = (name not in ("", ".", "..") and "/" not in name and "\\" not in name
+             and name == name.strip() and all(ch.isprintable() for ch in name))
+    if not plain or len(name.encode()) > 200:
+        raise UserError(f"--run-name {name!r}: expected one plain folder name (letters, digits, "
+                        "'_', '-', '.'; no '/', no '..', no control characters)")
+    return name
+
+
 def _new_run(config: SweepConfig, seed: int, log_dir: Path, run_name: str | None
-             ) -> tuple[Path, TrialStore, str]:
+             ) -> tuple[Path, TrialStore, str, RunLock]:
     stamp = utc_stamp()
     run_dir = Path(log_dir) / (run_name or f"{config.name}_{stamp}")
     if (run_dir / DB_NAME).exists():
@@ -230,61 +295,60 @@ def _new_run(config: SweepConfig, seed: int, log_dir: Path, run_name: str | None
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--log-dir: cannot create {run_dir}: {exc.strerror}") from None
-    store = TrialStore(run_dir / DB_NAME)
-    store.set_meta(
-        config=config.canonical(), config_hash=config.results_hash(), seed=seed,
-        timestamp=stamp, created_at=time.time(), status="running",
-        schema_version=SCHEMA_VERSION,
-    )
-    return run_dir, store, stamp
+    lock = RunLock.acquire(run_dir)
+    try:
+        if (run_dir / DB_NAME).exists():  # made by whoever held the lock a moment ago
+            raise UserError(
+                f"run folder {run_dir} already holds a sweep; resume it with --resume {run_dir} "
+                "or choose another --run-name"
+            )
+        # Private, like the log: SQLite gives its -wal and -shm files the journal's mode.
+        os.close(os.open(run_dir / DB_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
+        store = TrialStore(run_dir / DB_NAME)
+        store.set_meta(
+            config=config.canonical(), config_hash=config.results_hash(), seed=seed,
+            timestamp=stamp, created_at=time.time(), status="running",
+            schema_version=SCHEMA_VERSION,
+        )
+    except BaseException:
+        lock.release()
+        raise
+    return run_dir, store, stamp, lock
 
 
-def _open_resume(path: Path, config: SweepConfig | None, seed: int | None,
-                 overrides: Sequence[str] = ()) -> tuple[SweepConfig, int, Path, TrialStore, str]:
-    """Open a run to resume. ``config`` (``--config``), or ``overrides`` (``--set``) applied to
-    the journaled config, may change how the run executes, never what it computes."""
-    store = TrialStore.open_existing(path)
-    run_dir = store.path.parent
-    stored = validate_config(config_as_made(store.get_meta("config")), f"journal {store.path}")
+def _resume_config(journal: JournalInfo, config: SweepConfig | None, seed: int | None,
+                   overrides: Sequence[str] = ()) -> tuple[SweepConfig, int]:
+    """The config and seed to resume with. ``config`` (``--config``), or ``overrides``
+    (``--set``) applied to the journaled config, may change how the run executes, never what
+    it computes."""
+    path = journal.db
+    stored = validate_config(config_as_made(journal.config), f"journal {path}")
     if config is None and overrides:
-        try:
-            config = load_config(raw=stored.canonical(), overrides=list(overrides))
-        except UserError:
-            store.close()
-            raise
+        config = load_config(raw=stored.canonical(), overrides=list(overrides))
     if config is not None:
         # Recomputed from both configs (not read from the journal), so that a run whose hash
         # was taken by an older rule still compares by what decides its results.
         if config_hash(config.canonical()) != config_hash(stored.canonical()):
-            store.close()
             raise ResumeError(
-                f"--resume {path}: the given config differs from the one this run was started "
-                "with in what decides its results; resume without --config/--set, or start a "
-                "new run (only execution settings such as execution.workers may change)"
+                f"--resume {path.parent}: the given config differs from the one this run was "
+                "started with in what decides its results; resume without --config/--set, or "
+                "start a new run (only execution settings such as execution.workers may change)"
             )
         if config.canonical() != stored.canonical():
             log.info("resuming with the given config's execution settings")
         stored = config
-    stored_seed = int(store.get_meta("seed"))
-    if seed is not None and seed != stored_seed:
-        store.close()
+    if seed is not None and seed != journal.seed:
         raise ResumeError(
-            f"--resume {path}: --seed {seed} differs from the run's seed {stored_seed}"
+            f"--resume {path.parent}: --seed {seed} differs from the run's seed {journal.seed}"
         )
-    return stored, stored_seed, run_dir, store, store.get_meta("timestamp")
+    return stored, journal.seed
 
 
-def _check_same_data(store: TrialStore, config: SweepConfig) -> None:
-    try:
-        data = check_spec(config.objective_spec())
-    except UserError:
-        store.close()
-        raise
-    recorded = store.get_meta("data", None)
+def _check_same_data(journal: JournalInfo, data: dict[str, Any]) -> None:
+    recorded = journal.data
     if recorded is not None and recorded["sha256"] != data["sha256"]:
-        store.close()
         raise ResumeError(
-            f"--resume {store.path.parent}: the data at {data['path']} changed since the run "
+            f"--resume {journal.run_dir}: the data at {data['path']} changed since the run "
             "started (its SHA-256 differs); start a new run on the new data"
         )
 
@@ -311,35 +375,62 @@ def run_sweep(
     software. The master seed is ``seed`` when given, else the config's ``seed``, else
     :data:`~cryptosweep.config.DEFAULT_SEED` (:func:`~cryptosweep.config.resolve_seed`).
 
-    An interruption (SIGINT, or SIGTERM turned into :class:`SweepInterrupted` by the caller)
-    ends in :class:`SweepInterrupted` carrying the run folder to resume.
+    Everything is checked before anything is created or changed (:func:`preflight`, the
+    journal of a resume read-only, the scheduler); the run folder is locked while this process
+    writes it. An interruption (SIGINT, or SIGTERM turned into :class:`SweepInterrupted` by the
+    caller) ends in :class:`SweepInterrupted` carrying the run folder to resume; a full disk or
+    an I/O error in :class:`~cryptosweep.errors.InfrastructureError`.
     """
     gpu_ids = parse_gpu_ids(gpu_ids) if isinstance(gpu_ids, str) else gpu_ids
+    if run_name is not None:
+        check_run_name(run_name)
     if config is None and (config_path is not None or data_path is not None
                            or (overrides and resume is None)):
         config = load_config(config_path, list(overrides), data_path)
         overrides = ()
     if resume is not None:
-        config, seed, run_dir, store, stamp = _open_resume(Path(resume), config, seed,
-                                                           overrides)
-        _check_same_data(store, config)
-        executor = _start_executor(config, gpu_ids, workers, scheduler_address, store.close)
+        journal = inspect_journal(resume)
+        config, seed = _resume_config(journal, config, seed, overrides)
+        address = scheduler_address or config.execution.scheduler_address
+        lock = RunLock.acquire(journal.run_dir)
+        try:
+            _check_same_data(journal, preflight(config, local=not address).data)
+            executor = _start_executor(config, gpu_ids, workers, scheduler_address)
+            try:
+                store = _infrastructure_checked(lambda: TrialStore(journal.db), journal.run_dir)
+            except BaseException:
+                executor.close()
+                raise
+        except BaseException:
+            lock.release()
+            raise
+        run_dir, stamp = journal.run_dir, journal.timestamp
     else:
         if config is None:
             raise UserError("no config given: pass --config PATH (or --resume RUN_DIR)")
         seed = resolve_seed(seed, config)
+        address = scheduler_address or config.execution.scheduler_address
         # Bad data, an unreachable scheduler or absent GPUs fail before any folder exists.
-        data = check_spec(config.objective_spec())
+        plan = preflight(config, local=not address)
         executor = _start_executor(config, gpu_ids, workers, scheduler_address)
         try:
-            run_dir, store, stamp = _new_run(config, seed, Path(log_dir), run_name)
+            run_dir, store, stamp, lock = _infrastructure_checked(
+                lambda: _new_run(config, seed, Path(log_dir), run_name), None)
         except BaseException:
             executor.close()
             raise
-        store.set_meta(data=data)
     assert seed is not None
-    handler = _attach_log_file(run_dir)
     try:
+        handler = _attach_log_file(run_dir)
+    except BaseException:
+        executor.close()
+        store.close()
+        lock.release()
+        raise
+    try:
+        if resume is None:
+            store.set_meta(data=plan.data)
+            log.info("sweep: %s", plan.describe(config))
         return _execute(config, seed, run_dir, store, stamp, executor, bool(gpu_ids),
                         show_progress)
     except KeyboardInterrupt as exc:
@@ -348,28 +439,50 @@ def run_sweep(
         handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, str(interrupted),
                                       (), None))
         raise interrupted from None
+    except Exception as exc:
+        fault = exc if isinstance(exc, InfrastructureError) else None
+        why = str(exc) if fault else infrastructure_fault(exc)
+        if why is None:
+            raise
+        raise InfrastructureError(_infrastructure_message(why, run_dir)) from None
     finally:
         logging.getLogger("cryptosweep").removeHandler(handler)
         handler.close()
+        executor.close()  # _execute closed it already, unless it failed before
         store.close()
+        lock.release()
+
+
+def _infrastructure_message(why: str, run_dir: Path) -> str:
+    return (f"the machine failed the sweep: {why}. Nothing was recorded as a trial result and "
+            f"the journal is consistent; fix the cause (free disk space), then resume with: "
+            f"cryptosweep run --resume {run_dir}")
+
+
+def _infrastructure_checked(make: Callable[[], Any], run_dir: Path | None) -> Any:
+    """``make()``, with an infrastructure fault turned into :class:`InfrastructureError`."""
+    try:
+        return make()
+    except Exception as exc:
+        why = infrastructure_fault(exc)
+        if why is None:
+            raise
+        if run_dir is None:
+            raise InfrastructureError(f"the machine failed the sweep before it started: {why}"
+                                      ) from None
+        raise InfrastructureError(_infrastructure_message(why, run_dir)) from None
 
 
 def _start_executor(
     config: SweepConfig, gpu_ids: Sequence[int] | None, workers: int | None,
-    scheduler_address: str | None, on_error: Callable[[], None] | None = None,
+    scheduler_address: str | None,
 ) -> Executor:
     n_workers = workers if workers is not None else config.execution.workers
     if n_workers is None:
-        n_workers = _cpu_workers()
+        n_workers = available_cores()
     address = scheduler_address or config.execution.scheduler_address
-    try:
-        executor = make_executor(n_workers, address, list(gpu_ids) if gpu_ids else None,
-                                 config.execution.trial_timeout,
-                                 config.gpu_settings.trials_per_gpu)
-    except BaseException:
-        if on_error is not None:
-            on_error()
-        raise
+    executor = make_executor(n_workers, address, list(gpu_ids) if gpu_ids else None,
+                             config.execution.trial_timeout, config.gpu_settings.trials_per_gpu)
     if not gpu_ids and not address:
         log.info("no --gpu-ids given: trials run on CPU (%s)", executor.description)
     return executor
@@ -412,9 +525,3 @@ def _execute(
     log.info("run folder: %s", run_dir)
     return SweepResult(run_dir=run_dir, files=files, results=results)
 
-
-def _cpu_workers() -> int:
-    import os
-
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else (os.cpu_count() or 1))

@@ -53,19 +53,24 @@ class SearchSpace:
             "trading": {k: sample_dimension(d, rng) for k, d in self.trading.items()},
         }
 
+    def grid_size(self, points: int) -> int:
+        """How many points :meth:`grid` gives, counted without making them."""
+        trading = math.prod(len(grid_values(d, points)) for d in self.trading.values())
+        return sum(
+            math.prod(len(grid_values(d, points)) for d in dims.values())
+            for dims in self.families.values()
+        ) * trading
+
     def grid(self, points: int, max_trials: int) -> list[Point]:
         """Every combination of ``points`` values per numeric dimension (all choices of a
         categorical one), family by family in config order; each point exactly once."""
-        trading_axes = {k: grid_values(d, points) for k, d in self.trading.items()}
-        size = sum(
-            math.prod(len(grid_values(d, points)) for d in dims.values())
-            for dims in self.families.values()
-        ) * math.prod(len(values) for values in trading_axes.values())
+        size = self.grid_size(points)
         if size > max_trials:
             raise ConfigError(
                 f"grid: {size} combinations exceed grid.max_trials={max_trials}; "
                 "lower grid.points or narrow parameter_ranges"
             )
+        trading_axes = {k: grid_values(d, points) for k, d in self.trading.items()}
         out: list[Point] = []
         for family, dims in self.families.items():
             model_axes = {k: grid_values(d, points) for k, d in dims.items()}

@@ -16,15 +16,22 @@ Tables:
 
 WAL mode with ``synchronous=FULL``: each finished evaluation is durable once
 :meth:`TrialStore.finish_evaluation` returns, before the runner takes its next decision.
+
+Before a journal is opened for writing (``--resume``), :func:`inspect_journal` reads it through
+a read-only connection and refuses, without changing a byte, a file that is not ours, one that
+is damaged (SQLite's integrity check, and every row the resume will read), and one this process
+may not write. Readers (reports, notebooks) open it with ``read_only=True``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from cryptosweep.errors import ResumeError
-from cryptosweep.files import canonical_json
+from cryptosweep.files import canonical_json, unwritable
 
 #: The journal's layout; written to ``meta`` when a run starts.
 SCHEMA_VERSION = 1
@@ -106,12 +113,118 @@ class EvaluationRow:
     attempts: int
 
 
-class TrialStore:
-    """One run's journal. Safe to share between the runner and the monitor thread."""
+#: The tables a cryptosweep journal has (a SQLite file without them is someone else's).
+JOURNAL_TABLES = frozenset({"meta", "trials", "evaluations", "attempts"})
 
-    def __init__(self, path: str | Path) -> None:
+
+@dataclass(frozen=True)
+class JournalInfo:
+    """A journal checked by :func:`inspect_journal`: where it is and what a resume needs."""
+
+    db: Path
+    config: dict[str, Any]
+    seed: int
+    timestamp: str
+    status: str | None
+    data: dict[str, Any] | None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.db.parent
+
+
+def journal_path(path: str | Path) -> Path:
+    """The ``sweep.db`` a run folder (or the file itself) stands for."""
+    path = Path(path)
+    return path / DB_NAME if path.is_dir() else path
+
+
+def inspect_journal(path: str | Path, *, writable: bool = True,
+                    purpose: str = "--resume") -> JournalInfo:
+    """Check, through a read-only connection, that ``path`` (a run folder or its ``sweep.db``)
+    is an intact cryptosweep journal this process may write (``writable``); raise a
+    :class:`~cryptosweep.errors.ResumeError` starting with ``purpose`` and saying what is wrong
+    otherwise. Changes nothing."""
+    db = journal_path(path)
+    if not db.is_file():
+        raise ResumeError(f"{purpose}: no journal at {db} (expected a run folder or sweep.db)")
+    if not os.access(db, os.R_OK):
+        raise ResumeError(f"{purpose}: {db} cannot be read (permission denied)")
+    try:
+        conn = _read_only_connection(db)
+    except sqlite3.Error as exc:
+        raise ResumeError(f"{purpose}: {db} cannot be opened ({exc})") from None
+    try:
+        info = _check_journal(conn, db, purpose)
+    finally:
+        conn.close()
+    if writable:
+        for target in (db, db.parent):
+            why = unwritable(target)
+            if why is not None:
+                raise ResumeError(
+                    f"{purpose}: {target} is not writable ({why}); a resume writes the journal "
+                    "and the run folder: copy the run folder somewhere writable and resume that"
+                )
+    return info
+
+
+def _read_only_connection(db: Path) -> sqlite3.Connection:
+    uri = f"file:{urllib.parse.quote(str(db.resolve()))}?mode=ro"
+    return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+
+
+def _check_journal(conn: sqlite3.Connection, db: Path, purpose: str) -> JournalInfo:
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE "
+                                                  "type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise ResumeError(f"{purpose}: {db} is not a cryptosweep journal ({exc})") from None
+    missing = JOURNAL_TABLES - tables
+    if missing:
+        raise ResumeError(f"{purpose}: {db} is not a cryptosweep journal (a SQLite file without "
+                          f"the table(s) {', '.join(sorted(missing))})")
+    try:
+        (verdict,) = conn.execute("PRAGMA integrity_check(1)").fetchone()
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        for query in ("SELECT params FROM trials", "SELECT tags, metrics FROM evaluations"):
+            for row in conn.execute(query):
+                for text in row:
+                    if text is not None:
+                        json.loads(text)
+        values = {key: json.loads(meta[key]) for key in ("config", "seed", "timestamp")}
+        status = json.loads(meta["status"]) if "status" in meta else None
+        data = json.loads(meta["data"]) if "data" in meta else None
+    except KeyError as exc:
+        raise ResumeError(f"{purpose}: {db} is not a cryptosweep journal (no {exc} in its "
+                          "meta table)") from None
+    except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+        verdict = f"{type(exc).__name__}: {exc}"
+    if verdict != "ok":
+        raise ResumeError(
+            f"{purpose}: journal {db} is damaged ({' '.join(str(verdict).split())[:200]}); it "
+            "cannot be resumed safely: start a new run, or resume a backup copy"
+        )
+    if not isinstance(values["config"], dict) or not isinstance(values["seed"], int):
+        raise ResumeError(f"{purpose}: {db} is not a cryptosweep journal (its config or seed "
+                          "is not what a run records)")
+    return JournalInfo(db=db, config=values["config"], seed=values["seed"],
+                       timestamp=str(values["timestamp"]), status=status, data=data)
+
+
+class TrialStore:
+    """One run's journal. Safe to share between the runner and the monitor thread.
+
+    ``read_only``: a reader's connection (reports, notebooks) that creates, converts and
+    writes nothing, and works on a read-only folder."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self._lock = threading.Lock()
+        if read_only:
+            self._conn = _read_only_connection(self.path)
+            return
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -119,18 +232,12 @@ class TrialStore:
         self._conn.executescript(_SCHEMA)
 
     @classmethod
-    def open_existing(cls, path: str | Path) -> TrialStore:
-        """Open a journal for resume: a run folder or its ``sweep.db``."""
-        path = Path(path)
-        db = path / DB_NAME if path.is_dir() else path
-        if not db.is_file():
-            raise ResumeError(f"--resume: no journal at {db} (expected a run folder or sweep.db)")
-        try:
-            store = cls(db)
-            store.get_meta("config")
-        except (sqlite3.DatabaseError, KeyError) as exc:
-            raise ResumeError(f"--resume: {db} is not a cryptosweep journal ({exc})") from None
-        return store
+    def open_existing(cls, path: str | Path, *, read_only: bool = True) -> TrialStore:
+        """Open an existing journal (a run folder or its ``sweep.db``), checked first by
+        :func:`inspect_journal`; read-only unless ``read_only=False``."""
+        purpose = "journal" if read_only else "--resume"
+        info = inspect_journal(path, writable=not read_only, purpose=purpose)
+        return cls(info.db, read_only=read_only)
 
     def close(self) -> None:
         with self._lock:
@@ -143,10 +250,12 @@ class TrialStore:
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
+                cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                    with suppress(sqlite3.Error):
+                        cur.execute("ROLLBACK")
                 raise
-            cur.execute("COMMIT")
 
     # ------------------------------------------------------------------------------- meta
 
