@@ -190,3 +190,56 @@ def test_a_journal_write_on_a_full_disk_leaves_the_journal_consistent(tmp_path):
         store.close()
         with sqlite3.connect(disk / "sweep.db") as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# ------------------------------------------------------ 3, 4: data no evaluation can use
+
+
+def _sample_rows() -> tuple[str, list[list[str]]]:
+    import gzip
+
+    from cryptosweep.trading.data import sample_data_path
+
+    lines = gzip.decompress(sample_data_path().read_bytes()).decode().splitlines()
+    return lines[0], [line.split(",") for line in lines[1:]]
+
+
+def _scaled(row: list[str], columns: range, factor: float) -> list[str]:
+    return [repr(float(v) * factor) if i in columns else v for i, v in enumerate(row)]
+
+
+BAD_DATA = {
+    "one high=inf": (lambda r, i: [*r[:2], "inf", *r[3:]] if i == 500 else r,
+                     "line 502 (open_time 2021-10-21T20:00:00+00:00): high: infinite price"),
+    "constant prices": (lambda r, i: [r[0], "100", "100", "100", "100", *r[5:]],
+                        "the prices or volumes are constant, or too large or too small"),
+    "prices x 1e300": (lambda r, i: _scaled(r, range(1, 5), 1e300),
+                       "mostly not finite: bollinger_pct_b"),
+    "prices x 1e-300": (lambda r, i: _scaled(r, range(1, 5), 1e-300),
+                        "mostly not finite: bollinger_pct_b"),
+    "volumes x 1e300": (lambda r, i: _scaled(r, range(5, 6), 1e300),
+                        "mostly not finite: volume_z_24, volume_z_168"),
+    "open times + 1e13 ms": (lambda r, i: [str(int(r[0]) + 10**13), *r[1:]],
+                             "open_time is not an epoch in ms or µs up to 2262-04-11"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_data_that_no_evaluation_can_use_fails_validate_and_run(capsys, tmp_path, case):
+    """These candles passed `validate`, then every evaluation failed (or the dates wrapped
+    around to 1754): now one line naming the file, exit 2, from `validate` and `run` alike,
+    before any run folder exists."""
+    from cryptosweep.cli import main
+
+    transform, expected = BAD_DATA[case]
+    header, rows = _sample_rows()
+    data = tmp_path / "candles.csv"
+    data.write_text("\n".join([header, *(",".join(transform(r, i)) for i, r in
+                                         enumerate(rows))]) + "\n")
+    config = write_yaml(tmp_path / "sweep.yaml", tiny_config())
+    for command in (["validate"], ["run", "--log-dir", str(tmp_path / "logs")]):
+        code = main([*command, "--config", str(config), "--data", str(data)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, (command, lines)
+        assert lines[0].startswith(f"cryptosweep: error: {data}") and expected in lines[0], lines
+    assert not (tmp_path / "logs").exists()

@@ -153,6 +153,8 @@ def _with_row(tmp_path, row_index: int, values: dict[str, object], name: str = "
         ({"open": "110.0"}, r"open 110.0 outside \[low 101.0, high 104.0\]"),
         ({"close": "100.0"}, r"close 100.0 outside \[low 101.0, high 104.0\]"),
         ({"volume": "-3"}, r"negative volume '-3'"),
+        ({"high": "inf"}, r"high: infinite price 'inf'"),  # passed validation (issue #13)
+        ({"volume": "1e400"}, r"volume: infinite volume '1e400'"),
     ],
 )
 def test_validation_errors_name_file_line_and_timestamp(tmp_path, values, reason):
@@ -179,6 +181,28 @@ def test_unparseable_open_time_names_the_raw_text(tmp_path):
     path = _with_row(tmp_path, 1, {"open_time": "yesterday"})
     with pytest.raises(DataError, match=r"bad\.csv: line 3 \(open_time 'yesterday'\): open_time"):
         load_ohlcv(path)
+
+
+@pytest.mark.parametrize(("name", "shift", "line"), [
+    ("binance ms", 10**13, "open_time is not an epoch in ms or µs up to 2262-04-11"),
+    ("binance µs", 9 * 10**15, "open_time is not an epoch in ms or µs up to 2262-04-11"),
+])
+def test_far_future_open_times_are_refused_not_wrapped_around(tmp_path, name, shift, line):
+    """Open times past what a nanosecond timestamp holds (2262-04-11) once wrapped around and
+    validated "ok", dated 1754 (issue #13)."""
+    rows = _rows(5)
+    micro = "µs" in name
+    for row in rows:
+        row[0] = row[0] + shift // (1000 if micro else 1)
+    path = tmp_path / "future.csv"
+    _write(path, rows, micro=micro)
+    with pytest.raises(DataError, match=rf"future\.csv: line 2 \(open_time '\d+'\): {line}"):
+        load_ohlcv(path)
+    cdd = tmp_path / "future_cdd.csv"
+    cdd.write_text("unix,date,symbol,open,high,low,close,Volume BTC,Volume USDT\n" + "".join(
+        f"{T0 + 10**13 + i * HOUR_MS},x,BTC/USDT,1,2,0.5,1.5,3,4\n" for i in range(3)))
+    with pytest.raises(DataError, match="unix: not an epoch in s, ms or µs up to 2262-04-11"):
+        load_ohlcv(cdd)
 
 
 def test_missing_empty_and_garbage_files(tmp_path):

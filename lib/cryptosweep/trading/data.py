@@ -81,6 +81,8 @@ DATA_SUFFIXES = (".csv", ".csv.gz", ".zip", ".parquet")
 # Epoch magnitudes today: s ~1.7e9, ms ~1.7e12, µs ~1.7e15. ms stays below 1e14 until the
 # year 5138, s below 1e11 until 5138; s from 1e8 (1973) so that small numbers are not dates.
 _S_MIN, _MS_MIN, _US_MIN, _US_MAX = 10**8, 10**11, 10**14, 10**17
+# The latest time a nanosecond timestamp holds (2262-04-11): later epochs would wrap around.
+_MAX_NS = float(np.iinfo(np.int64).max)
 _UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 _NA_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none"})
 _CDD_HOUR = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{1,2})-([AP]M)$", re.IGNORECASE)
@@ -190,7 +192,8 @@ def load_ohlcv(
     identical values are dropped with a :class:`DuplicateRowsWarning`; the same ``open_time``
     with different values is a :class:`DataError`. A NaN or unparseable value, a non-positive
     price, a negative volume, ``high < low`` or ``open``/``close`` outside ``[low, high]`` is a
-    :class:`DataError` naming the file and the first bad row in file order. Gaps (see
+    :class:`DataError` naming the file and the first bad row in file order, and so is an
+    infinite price or volume, or an epoch after 2262-04-11 (it would wrap around). Gaps (see
     :func:`gap_report`) are logged as a warning, never filled.
     """
     source = sample_data_path() if path is None else Path(path)
@@ -415,16 +418,16 @@ def _read_binance(file: Path) -> _Parsed:
         raise DataError(f"{file}: empty file (a header but no data rows)")
     data = data.reset_index(drop=True)
     t = _to_float(data["open_time"])
-    with np.errstate(invalid="ignore"):
-        ok = (t >= _MS_MIN) & (t < _US_MAX) & (np.floor(t) == t)
     factors = np.where(t >= _US_MIN, 1_000, 1_000_000)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok = (t >= _MS_MIN) & (t < _US_MAX) & (np.floor(t) == t) & (t * factors < _MAX_NS)
     cells = data[["open_time", *OHLCV_COLUMNS]].rename(columns={"open_time": "time"})
     return _Parsed(
         cells=cells,
         numbers=_numbers(cells),
         times=_epoch_ns(t, factors, ok),
         time_ok=ok,
-        time_reason=lambda r: "open_time is not an epoch in ms or µs",
+        time_reason=lambda r: "open_time is not an epoch in ms or µs up to 2262-04-11",
         first_line=first_line,
     )
 
@@ -459,9 +462,9 @@ def _read_cdd(file: Path) -> _Parsed:
     times, ok = np.zeros(n, dtype="int64"), np.zeros(n, dtype=bool)
     if unix is not None:
         t = _to_float(raw[unix])
-        with np.errstate(invalid="ignore"):
-            ok = (t >= _S_MIN) & (t < _US_MAX) & (np.floor(t) == t)
         factors = np.select([t < _MS_MIN, t < _US_MIN], [10**9, 10**6], 10**3)
+        with np.errstate(invalid="ignore", over="ignore"):
+            ok = (t >= _S_MIN) & (t < _US_MAX) & (np.floor(t) == t) & (t * factors < _MAX_NS)
         times = _epoch_ns(t, factors, ok)
     if date is not None and not ok.all():
         date_ns, date_ok = _parse_dates(raw[date])
@@ -473,9 +476,9 @@ def _read_cdd(file: Path) -> _Parsed:
          "volume": raw[volume]}
     )  # fmt: skip
     if unix is not None and date is not None:
-        reason = f"{unix}: not an epoch in s, ms or µs, and {date}: not a date"
+        reason = f"{unix}: not an epoch in s, ms or µs up to 2262-04-11, and {date}: not a date"
     elif unix is not None:
-        reason = f"{unix}: not an epoch in s, ms or µs"
+        reason = f"{unix}: not an epoch in s, ms or µs up to 2262-04-11"
     else:
         reason = f"{date}: not an ISO 8601 date or a 'YYYY-MM-DD HH-AM/PM' hour"
     return _Parsed(
@@ -564,7 +567,7 @@ def _generic_times(
     values = _to_float(column)
     factor = _UNIT_NS[unit]
     with np.errstate(invalid="ignore", over="ignore"):
-        ok = np.isfinite(values) & (np.abs(values * factor) < 9.2e18)
+        ok = np.isfinite(values) & (np.abs(values * factor) < _MAX_NS)
     return _epoch_ns(values, factor, ok), ok, f"{name}: not a number of {unit} since the epoch"
 
 
@@ -704,8 +707,10 @@ def _row_checks(parsed: _Parsed) -> list[Check]:
         for col in PRICE_COLUMNS:
             checks.append((np.isnan(numbers[col]), _reason(col, data, "missing/NaN value '{}'")))
             checks.append((numbers[col] <= 0, _reason(col, data, "non-positive price {}")))
+            checks.append((np.isinf(numbers[col]), _reason(col, data, "infinite price '{}'")))
         checks += [
             (np.isnan(v) | (v < 0), _reason("volume", data, "missing or negative volume '{}'")),
+            (np.isinf(v), _reason("volume", data, "infinite volume '{}'")),
             (h < low, lambda r: f"high {float(h[r])!r} < low {float(low[r])!r}"),
             ((o < low) | (o > h), _outside("open", o, low, h)),
             ((c < low) | (c > h), _outside("close", c, low, h)),

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.config import DataSettings, ObjectiveSettings, ObjectiveSpec
-from cryptosweep.errors import ConfigError
+from cryptosweep.errors import ConfigError, DataError
 from cryptosweep.reproducibility import ReproducibilityManager
 from cryptosweep.trading.backtest import BacktestResult, simulate
 from cryptosweep.trading.data import data_files, sample_data_path
@@ -222,7 +222,10 @@ def returns_digest(returns: np.ndarray) -> str:
 
 def check_spec(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
     """Fail fast, before a sweep starts: load the data (a bad file is a ``DataError``), check
-    that the folds fit the development bars (else a ``ConfigError``), and describe the data.
+    that the folds fit the development bars (else a ``ConfigError``) and that enough of them
+    have every feature finite for a fold to train on (constant prices, or prices and volumes
+    too large or too small for float64 arithmetic, have none: a ``DataError``, not a sweep in
+    which every evaluation fails), and describe the data.
 
     Returns the data's summary and a SHA-256 fingerprint of its file(s), which resume compares
     so that a run is never continued on different candles.
@@ -232,10 +235,11 @@ def check_spec(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
     market = _market(spec)
     n_dev = market.holdout_start
     try:
-        walk_forward_folds(n_dev, settings.folds, np.arange(1, n_dev + 1), settings.embargo_bars,
-                           settings.min_train_bars)
+        folds = walk_forward_folds(n_dev, settings.folds, np.arange(1, n_dev + 1),
+                                   settings.embargo_bars, settings.min_train_bars)
     except ValueError as exc:
         raise ConfigError(f"objective: {exc}") from None
+    _check_features_usable(market, [fold.train for fold in folds], spec.data.path)
     index = market.ohlcv.index
     return {
         "path": spec.data.path or f"<bundled sample>/{sample_data_path().name}",
@@ -247,6 +251,26 @@ def check_spec(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
         "holdout_bars": len(index) - n_dev,
         "holdout_first_bar": index[n_dev].isoformat() if n_dev < len(index) else None,
     }
+
+
+def _check_features_usable(market: _Market, trains: list[np.ndarray], path: str | None) -> None:
+    """Every fold needs a training bar with every feature finite (its labels depend on the
+    trial); where none has, no evaluation can run."""
+    development = market.features[:market.holdout_start]
+    finite = np.isfinite(development)
+    complete = finite.all(axis=1)
+    empty = [k for k, rows in enumerate(trains) if not complete[rows].any()]
+    if not empty:
+        return
+    missing = (~finite).sum(axis=0)
+    worst = [str(market.features_frame.columns[i]) for i in np.argsort(-missing, kind="stable")
+             if missing[i] > len(development) // 2][:3] or ["none in particular"]
+    raise DataError(
+        f"{path or sample_data_path()}: {int(complete.sum())} of {len(development)} development "
+        f"bars have every feature finite, none of them in fold {empty[0]}'s training bars "
+        f"(mostly not finite: {', '.join(worst)}): the prices or volumes are constant, or too "
+        "large or too small for float64 arithmetic"
+    )
 
 
 def data_fingerprint(path: str | None) -> str:
