@@ -79,3 +79,63 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, write_config):
     assert done.stderr.strip().splitlines()[-1].startswith(
         "cryptosweep: error: --scheduler-address: cannot reach tcp://127.0.0.1:9")
     assert not (tmp_path / "logs").exists(), "no run folder for a sweep that could not start"
+
+
+@pytest.fixture
+def impostors():
+    """Servers on loopback that are not dask schedulers: a plain HTTP server (dask's client
+    waited on it for over ten minutes) and one that sends bytes dask read as an exabyte-long
+    frame (it then tried to allocate 3.07 EiB)."""
+    import http.server
+    import socket
+    import threading
+
+    http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                  http.server.SimpleHTTPRequestHandler)
+    garbage = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def answer_garbage() -> None:
+        garbage.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = garbage.accept()
+            except OSError:
+                continue
+            with connection:
+                connection.sendall(b"\xff" * 7 + b"\x2f" + b"junk" * 10)
+                time.sleep(0.5)
+
+    threads = [threading.Thread(target=http_server.serve_forever, daemon=True),
+               threading.Thread(target=answer_garbage, daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield {"http": f"tcp://127.0.0.1:{http_server.server_address[1]}",
+               "garbage": f"tcp://127.0.0.1:{garbage.getsockname()[1]}"}
+    finally:
+        stop.set()
+        http_server.shutdown()
+        http_server.server_close()
+        garbage.close()
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("http", "something accepts connections there, but no dask scheduler spoke within 5 s"),
+    ("garbage", "not a dask scheduler (it answered b'\\xff\\xff"),
+    ("nonsense", "--scheduler-address 'nonsense': expected tcp://HOST:PORT"),
+    ("http-url", "--scheduler-address 'http://127.0.0.1:8786': expected tcp://HOST:PORT"),
+])
+def test_a_scheduler_address_that_is_not_a_scheduler_is_one_line_within_seconds(
+        impostors, capsys, tmp_path, write_config, kind, expected):
+    from cryptosweep.cli import main
+
+    address = impostors.get(kind, {"nonsense": "nonsense",
+                                   "http-url": "http://127.0.0.1:8786"}.get(kind))
+    started = time.monotonic()
+    code = main(["run", "--config", str(write_config(tiny_config())), "--log-dir",
+                 str(tmp_path / "logs"), "--scheduler-address", address])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and expected in lines[0], lines
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "logs").exists()

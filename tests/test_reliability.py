@@ -243,3 +243,127 @@ def test_data_that_no_evaluation_can_use_fails_validate_and_run(capsys, tmp_path
         assert code == 2 and len(lines) == 1, (command, lines)
         assert lines[0].startswith(f"cryptosweep: error: {data}") and expected in lines[0], lines
     assert not (tmp_path / "logs").exists()
+
+
+# --------------------------------------------------- 5-8: the journal and its run folder
+
+
+def _copy_run(reference: Path, target: Path) -> Path:
+    target.mkdir(parents=True)
+    shutil.copy2(reference / "sweep.db", target / "sweep.db")
+    return target
+
+
+def _folder_state(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_second_writer_of_a_run_folder_is_refused_with_the_holder_s_pid(
+        hyperband_reference, tmp_path, capsys):
+    """Two `--resume` of one run once both ran its evaluations, and the second died of an
+    IntegrityError. The run folder is locked by the process writing it: the second writer
+    gets one line naming the holder, and the first ends exactly as it would alone."""
+    from cryptosweep.cli import main
+
+    _, reference = hyperband_reference
+    run_dir = _copy_run(reference, tmp_path / "run")
+    with sqlite3.connect(run_dir / "sweep.db") as db:  # forget the last two evaluations
+        db.execute("DELETE FROM attempts WHERE eval_id >= 4")
+        db.execute("DELETE FROM returns WHERE eval_id >= 4")
+        db.execute("DELETE FROM evaluations WHERE eval_id >= 4")
+        db.execute("UPDATE meta SET value = '\"running\"' WHERE key = 'status'")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "cryptosweep", "run", "--resume", str(run_dir), "--workers", "0",
+         "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = run_dir / ".lock"
+    deadline = time.monotonic() + 60
+    while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+        assert first.poll() is None, first.communicate()[1][-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    for command in (["run", "--resume", str(run_dir)],
+                    ["run", "--config", str(hyperband_reference[0]), "--log-dir",
+                     str(tmp_path), "--run-name", "run"]):
+        code = main([*command, "--workers", "0"])
+        line = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(line) == 1, line
+        assert f"process {first.pid} is writing it" in line[0] or "already holds a sweep" in line[0]
+        assert first.poll() is None, "the second writer must be refused while the first runs"
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-3000:]
+    assert deterministic_bytes(run_dir) == deterministic_bytes(reference)
+    again = cli("run", "--resume", str(run_dir), "--workers", "0", "--no-progress")
+    assert again.returncode == 0, "the lock goes with its process: " + again.stderr[-2000:]
+
+
+def test_a_damaged_journal_is_refused_before_anything_is_written(hyperband_reference,
+                                                                  tmp_path):
+    _, reference = hyperband_reference
+    run_dir = _copy_run(reference, tmp_path / "damaged")
+    db = run_dir / "sweep.db"
+    data = bytearray(db.read_bytes())
+    middle = (len(data) // 2) // 4096 * 4096
+    data[middle:middle + 4096] = bytes(range(256)) * 16  # one page of garbage
+    db.write_bytes(bytes(data))
+    before = _folder_state(run_dir)
+    done = cli("run", "--resume", str(run_dir), "--workers", "0")
+    assert done.returncode == 2, done.stderr[-3000:]
+    line = one_error_line(done.stderr)
+    assert f"journal {db} is damaged" in line and "cannot be resumed safely" in line
+    assert _folder_state(run_dir) == before, "a refused resume must not change the run folder"
+
+
+def test_a_foreign_sqlite_file_is_refused_and_left_as_it_was(tmp_path):
+    foreign = tmp_path / "app.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        db.execute("INSERT INTO customers(name) VALUES ('ada')")
+    db.close()
+    before = _folder_state(tmp_path)
+    done = cli("run", "--resume", str(foreign), "--workers", "0")
+    assert done.returncode == 2
+    line = one_error_line(done.stderr)
+    assert f"{foreign} is not a cryptosweep journal" in line and "customers" not in line
+    assert _folder_state(tmp_path) == before, "no tables added, no switch to WAL"
+    with sqlite3.connect(foreign) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """``folder`` made read-only for this process: a read-only tmpfs mount as root (root
+    ignores permission bits), else its permission bits."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")]}
+        for path in modes:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield folder
+        finally:
+            for path, mode in modes.items():
+                path.chmod(mode)
+        return
+    with small_tmpfs(folder.with_name(folder.name + "_ro"), "64m") as mount:
+        shutil.copytree(folder, mount / folder.name)
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        yield mount / folder.name
+
+
+def test_a_read_only_run_is_said_to_be_read_only_by_resume_and_report(hyperband_reference,
+                                                                       tmp_path):
+    """A read-only journal was reported as 'not a cryptosweep journal', and `report` on a
+    read-only folder ended in a traceback."""
+    _, reference = hyperband_reference
+    source = tmp_path / "run"
+    shutil.copytree(reference, source)
+    with read_only(source) as run_dir:
+        done = cli("run", "--resume", str(run_dir), "--workers", "0")
+        assert done.returncode == 2
+        line = one_error_line(done.stderr)
+        assert "is not writable" in line and "copy the run folder somewhere writable" in line
+        reason = "read-only file system" if os.geteuid() == 0 else "permission denied"
+        assert reason in line, line
+        report = cli("report", str(run_dir))
+        assert report.returncode == 2
+        line = one_error_line(report.stderr)
+        assert f"report: cannot write into {run_dir}" in line and reason in line, line

@@ -320,7 +320,8 @@ def make_executor(
     :class:`GPUUnavailableError`); ``scheduler_address`` → that cluster;
     ``workers == 0`` → in-process; else a ``LocalCluster`` of ``workers`` single-threaded
     processes. Local worker processes ignore SIGINT: a Ctrl-C reaches this process only, which
-    shuts them down.
+    shuts them down. A scheduler address is checked before dask connects to it
+    (:func:`~cryptosweep.scheduler.check_scheduler_address`).
 
     A trial's share of GPU memory (``gpu_settings.memory_fraction``) is applied by the
     frameworks inside the trial (:class:`~cryptosweep.reproducibility.ReproducibilityManager`),
@@ -329,12 +330,18 @@ def make_executor(
     if scheduler_address:
         from distributed import Client
 
+        from cryptosweep.scheduler import check_scheduler_address
+
+        address = check_scheduler_address(scheduler_address)
         try:
-            client = Client(scheduler_address, timeout="10s")
+            client = Client(address, timeout="10s")
         except OSError as exc:
             raise UserError(
                 f"--scheduler-address: cannot reach {scheduler_address}: {exc}"
             ) from None
+        except Exception as exc:  # whatever else dask raises: still the address's fault
+            raise UserError(f"--scheduler-address {scheduler_address}: dask could not connect "
+                            f"({type(exc).__name__}: {exc})") from None
         return DaskExecutor(client, description=f"dask scheduler {scheduler_address}",
                             trial_timeout=trial_timeout)
     if gpu_ids:

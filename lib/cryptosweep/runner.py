@@ -282,26 +282,31 @@ def check_run_name(name: str) -> str:
     return name
 
 
-def _new_run(config: SweepConfig, seed: int, log_dir: Path, run_name: str | None
-             ) -> tuple[Path, TrialStore, str, RunLock]:
+def _run_folder(config: SweepConfig, log_dir: Path, run_name: str | None) -> tuple[Path, str]:
+    """The new run's folder and time stamp; a folder that already holds a sweep is refused."""
     stamp = utc_stamp()
     run_dir = Path(log_dir) / (run_name or f"{config.name}_{stamp}")
+    _refuse_existing(run_dir)
+    return run_dir, stamp
+
+
+def _refuse_existing(run_dir: Path) -> None:
     if (run_dir / DB_NAME).exists():
         raise UserError(
             f"run folder {run_dir} already holds a sweep; resume it with --resume {run_dir} "
             "or choose another --run-name"
         )
+
+
+def _new_run(config: SweepConfig, seed: int, run_dir: Path, stamp: str
+             ) -> tuple[TrialStore, RunLock]:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--log-dir: cannot create {run_dir}: {exc.strerror}") from None
     lock = RunLock.acquire(run_dir)
     try:
-        if (run_dir / DB_NAME).exists():  # made by whoever held the lock a moment ago
-            raise UserError(
-                f"run folder {run_dir} already holds a sweep; resume it with --resume {run_dir} "
-                "or choose another --run-name"
-            )
+        _refuse_existing(run_dir)  # made by whoever held the lock a moment ago
         # Private, like the log: SQLite gives its -wal and -shm files the journal's mode.
         os.close(os.open(run_dir / DB_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
         store = TrialStore(run_dir / DB_NAME)
@@ -313,7 +318,7 @@ def _new_run(config: SweepConfig, seed: int, log_dir: Path, run_name: str | None
     except BaseException:
         lock.release()
         raise
-    return run_dir, store, stamp, lock
+    return store, lock
 
 
 def _resume_config(journal: JournalInfo, config: SweepConfig | None, seed: int | None,
@@ -410,12 +415,13 @@ def run_sweep(
             raise UserError("no config given: pass --config PATH (or --resume RUN_DIR)")
         seed = resolve_seed(seed, config)
         address = scheduler_address or config.execution.scheduler_address
+        run_dir, stamp = _run_folder(config, Path(log_dir), run_name)
         # Bad data, an unreachable scheduler or absent GPUs fail before any folder exists.
         plan = preflight(config, local=not address)
         executor = _start_executor(config, gpu_ids, workers, scheduler_address)
         try:
-            run_dir, store, stamp, lock = _infrastructure_checked(
-                lambda: _new_run(config, seed, Path(log_dir), run_name), None)
+            store, lock = _infrastructure_checked(
+                lambda: _new_run(config, seed, run_dir, stamp), None)
         except BaseException:
             executor.close()
             raise

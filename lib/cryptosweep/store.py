@@ -170,7 +170,13 @@ def inspect_journal(path: str | Path, *, writable: bool = True,
 
 
 def _read_only_connection(db: Path) -> sqlite3.Connection:
-    uri = f"file:{urllib.parse.quote(str(db.resolve()))}?mode=ro"
+    """A connection that cannot write. Without a ``-wal`` file everything is in the main file
+    and no process has the journal open for writing: it is then opened ``immutable`` (SQLite
+    creates no ``-wal``/``-shm`` beside it, so a refused resume leaves the folder as it was,
+    and a read-only folder can be read)."""
+    wal = db.with_name(db.name + "-wal")
+    flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    uri = f"file:{urllib.parse.quote(str(db.resolve()))}?{flags}"
     return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
 
 
