@@ -51,3 +51,16 @@ def test_lock_pins_torch_and_every_declared_dependency():
         name = _normalise(re.split(r"[<>=!~ ]", requirement)[0])
         assert name in pins, f"{requirement} is declared in pyproject.toml but not pinned"
     assert "pynvml" not in pins, "use nvidia-ml-py, not the deprecated pynvml package"
+
+
+def test_variables_whose_names_say_secret_are_never_recorded(monkeypatch):
+    """gpu_repro_*.json records tracked variables (CUDA_, DASK_, ...), never one whose name
+    says it holds a secret, whatever its prefix (issue #13)."""
+    from cryptosweep.environment import system_info
+
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__AUTH_TOKEN", "s3cr3t-value")
+    monkeypatch.setenv("CUDA_API_KEY", "s3cr3t-value")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    recorded = system_info()["environment"]
+    assert recorded.get("OMP_NUM_THREADS") == "1"
+    assert "s3cr3t-value" not in recorded.values()

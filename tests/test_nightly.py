@@ -281,6 +281,17 @@ def test_webhook_gets_the_summary_and_the_token_is_never_logged(night):
 
 
 @slow
+def test_logs_the_summary_and_the_journal_are_private(night):
+    """What may hold secrets or private results is not world-readable (issue #13)."""
+    assert night.done.rc == 0, night.done.output[-4000:]
+    for name in ("sweep_output.log", "nightly_summary.json", "sweep.db"):
+        mode = (night.run / name).stat().st_mode & 0o777
+        assert mode == 0o600, f"{name} is {oct(mode)}"
+    (repro,) = night.run.glob("gpu_repro_*.json")
+    assert "NOTIFY" not in repro.read_text() and TOKEN not in repro.read_text()
+
+
+@slow
 def test_notify_command_gets_the_summary_on_stdin(night):
     assert night.done.rc == 0, night.done.output[-4000:]
     summary = json.loads(night.stdin_copy.read_text())
@@ -526,6 +537,47 @@ def test_notifier_failures_are_log_lines_without_the_secret(tmp_path):
     lines = nightly.notify(summary, f"http://127.0.0.1:9/{TOKEN}", "exit 1", timeout=2)
     assert len(lines) == 2 and all(TOKEN not in line for line in lines)
     assert nightly.notify(summary) == ["INFO notify: no NOTIFY_WEBHOOK_URL or NOTIFY_COMMAND set"]
+
+
+BROKEN_WEBHOOKS = {  # each once ended in a traceback (the first two with the secret in it)
+    "credentials and a malformed port":
+        f"https://bob:hunter2pass@hooks.example.com:80x/services/{TOKEN}",
+    "a space in the path": f"https://hooks.example.com/services/T0 {TOKEN}/x",
+    "a broken IPv6 host": f"https://[::1/services/{TOKEN}",
+    "a percent-encoded token": f"https://hooks.example.com:99999/s/{TOKEN.replace('-', '%2D')}",
+}
+
+
+@pytest.mark.parametrize("url", list(BROKEN_WEBHOOKS.values()), ids=list(BROKEN_WEBHOOKS))
+def test_a_broken_webhook_url_is_one_redacted_line_and_the_command_still_runs(tmp_path, url):
+    summary = nightly.build_summary(None, 2, "bad config")
+    target = tmp_path / "got.json"
+    lines = nightly.notify(summary, url, f"cat > '{target}'", timeout=2)
+    assert len(lines) == 2 and lines[0].startswith("WARNING webhook: failed ("), lines
+    assert lines[1] == "INFO command: ok" and json.loads(target.read_text()) == summary
+    for secret in (TOKEN, "hunter2pass", "bob:", "T0 ", TOKEN.replace("-", "%2D")):
+        assert secret not in lines[0], lines[0]
+
+
+@slow
+def test_bad_notifier_settings_never_stop_the_notification(tmp_path):
+    """NOTIFY_TIMEOUT=abc and a webhook URL with a password and a malformed port: the night
+    still ends with its own exit code, the webhook failure is one line without the password,
+    and the command is notified."""
+    stdin_copy = tmp_path / "stdin.json"
+    env = cron_env(tmp_path, NOTIFY_TIMEOUT="abc",
+                   NOTIFY_WEBHOOK_URL=f"https://bob:hunter2pass@hooks.example.com:80x/{TOKEN}",
+                   NOTIFY_COMMAND=f"cat > '{stdin_copy}'")
+    done = run_nightly(env, tmp_path, 120, str(tmp_path / "missing.json"))
+    assert done.rc == 2, done.output[-3000:]
+    assert "Traceback" not in done.output
+    assert "NOTIFY_TIMEOUT must be seconds" in done.output
+    assert "WARNING nightly: webhook: failed (InvalidURL: nonnumeric port: '80x')" in done.output
+    assert "INFO nightly: command: ok" in done.output
+    assert json.loads(stdin_copy.read_text())["exit_code"] == 2
+    for where in (done.output, files_text(tmp_path / "reports") if (tmp_path / "reports")
+                  .exists() else ""):
+        assert "hunter2pass" not in where and TOKEN not in where
 
 
 def test_redact_removes_url_path_and_query():

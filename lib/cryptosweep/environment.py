@@ -25,6 +25,9 @@ TRACKED_ENV_PREFIXES = (
     "CUDA_", "CUBLAS_", "CUDNN_", "NVIDIA_", "OMP_", "MKL_", "OPENBLAS_", "PYTHONHASHSEED",
     "NUMEXPR_", "DASK_", "LIGHTGBM_", "XGBOOST_",
 )
+#: Parts of a variable's name that say it may hold a secret: never recorded, whatever prefix.
+SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "PRIVATE",
+                     "API_KEY", "ACCESS_KEY", "WEBHOOK", "NOTIFY")
 
 
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str | None]:
@@ -162,6 +165,7 @@ def system_info(config_hash: str | None = None) -> dict[str, Any]:
         "environment": {
             key: value for key, value in sorted(os.environ.items())
             if key.startswith(TRACKED_ENV_PREFIXES)
+            and not any(part in key.upper() for part in SECRET_NAME_PARTS)
         },
         "git_commit": git_commit(),
         "config_hash": config_hash,

@@ -1,6 +1,8 @@
 """Telling people how the night went: the summary (JSON, with a chat ``text`` line), a webhook
 and a command. A notifier that fails is one log line without the secret, never an exception,
-and never stops the other notifier."""
+and never stops the other notifier: whatever goes wrong (a malformed URL or port, a space in
+its path, a refused connection, a command that cannot start), the line names the kind of
+failure and never the URL's credentials, path or query."""
 
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.errors import EXIT_GPU, EXIT_OK, EXIT_REPORT, EXIT_SWEEP, EXIT_USAGE
+from cryptosweep.errors import (
+    EXIT_GPU,
+    EXIT_INFRASTRUCTURE,
+    EXIT_OK,
+    EXIT_REPORT,
+    EXIT_SWEEP,
+    EXIT_USAGE,
+)
 
 SUMMARY_FILE = "nightly_summary.json"
 NOTIFY_TIMEOUT_S = 5.0
@@ -27,6 +36,7 @@ EXIT_REASONS = {
     EXIT_GPU: "GPU required but absent",
     EXIT_SWEEP: "sweep failed",
     EXIT_REPORT: "report failed",
+    EXIT_INFRASTRUCTURE: "the machine failed the sweep (disk full, I/O error); resumed next run",
 }
 
 
@@ -91,12 +101,19 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 
 def _redact(text: str, secret: str) -> str:
-    """Remove the webhook URL from a message, and its path, query and any longish piece of
-    them (where tokens live)."""
-    parts = urllib.parse.urlsplit(secret)
-    pieces = {secret, parts.path, parts.query, f"{parts.path}?{parts.query}"}
-    pieces.update(seg for seg in parts.path.split("/") if len(seg) >= 6)
-    pieces.update(value for _, value in urllib.parse.parse_qsl(parts.query) if len(value) >= 6)
+    """Remove the webhook URL from a message: the URL itself, its credentials (user, password),
+    its path and query and any longish piece of them (where tokens live), plain and
+    percent-decoded. The scheme, host and port stay (they say where it failed)."""
+    try:
+        parts = urllib.parse.urlsplit(secret)
+        userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+        pieces = {secret, userinfo, *userinfo.split(":"), parts.path, parts.query,
+                  f"{parts.path}?{parts.query}", parts.fragment}
+        pieces.update(seg for seg in parts.path.split("/") if len(seg) >= 6)
+        pieces.update(value for _, value in urllib.parse.parse_qsl(parts.query) if len(value) >= 6)
+    except ValueError:  # not even splittable: only the whole URL is known to be secret
+        pieces = {secret}
+    pieces |= {urllib.parse.unquote(piece) for piece in pieces}
     for piece in sorted((p for p in pieces if len(p) > 1), key=len, reverse=True):
         text = text.replace(piece, "<redacted>")
     return text
@@ -105,6 +122,13 @@ def _redact(text: str, secret: str) -> str:
 def send_webhook(url: str, summary: dict[str, Any], timeout: float = NOTIFY_TIMEOUT_S) -> str:
     """POST the summary as JSON (Slack-compatible: it has ``text``). Never raises; returns a
     log line that never contains the URL (it carries the token)."""
+    try:
+        return _post(url, summary, timeout)
+    except Exception as exc:  # anything else: still one line, still without the secret
+        return f"WARNING webhook: failed ({type(exc).__name__}: {_redact(str(exc), url)})"
+
+
+def _post(url: str, summary: dict[str, Any], timeout: float) -> str:
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         return "WARNING webhook: failed (NOTIFY_WEBHOOK_URL is not an http(s) URL)"
     request = urllib.request.Request(
@@ -124,8 +148,6 @@ def send_webhook(url: str, summary: dict[str, Any], timeout: float = NOTIFY_TIME
         return f"WARNING webhook: failed ({why})"
     except TimeoutError:
         return f"WARNING webhook: failed (timed out after {timeout:g} s)"
-    except (OSError, ValueError) as exc:
-        return f"WARNING webhook: failed ({type(exc).__name__}: {_redact(str(exc), url)})"
 
 
 def run_notify_command(command: str, summary: dict[str, Any],
@@ -163,7 +185,10 @@ def notify(summary: dict[str, Any], webhook_url: str | None = None, command: str
     if webhook_url:
         lines.append(send_webhook(webhook_url, summary, timeout))
     if command:
-        lines.append(run_notify_command(command, summary, timeout))
+        try:
+            lines.append(run_notify_command(command, summary, timeout))
+        except Exception as exc:  # e.g. a NUL byte in the command: never stops the night
+            lines.append(f"WARNING command: failed ({type(exc).__name__})")
     if not lines:
         lines.append("INFO notify: no NOTIFY_WEBHOOK_URL or NOTIFY_COMMAND set")
     return lines

@@ -35,7 +35,7 @@ from cryptosweep.errors import (
     SweepInterrupted,
     UserError,
 )
-from cryptosweep.files import write_json_atomic
+from cryptosweep.files import PRIVATE_MODE, write_json_atomic
 from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
 from cryptosweep.nightly.notifications import NOTIFY_TIMEOUT_S, SUMMARY_FILE, build_summary, notify
 from cryptosweep.nightly.publishing import publish
@@ -61,7 +61,8 @@ SETTINGS_HELP = """settings (environment):
   NOTIFY_COMMAND      run with `sh -c`, the JSON summary on stdin
   NOTIFY_TIMEOUT      seconds per notifier (default 5)
 exit codes: 0 ok, 2 config or data error, 3 GPU required but absent, 4 sweep failed,
-5 report failed, 130/143 interrupted"""
+5 report failed, 6 the machine failed the sweep (disk full, I/O error; the next run resumes it),
+130/143 interrupted"""
 _SECRETS = ("NOTIFY_WEBHOOK_URL", "NOTIFY_COMMAND")
 
 
@@ -173,7 +174,10 @@ class NightLog:
     def attach(self, run_dir: Path) -> None:
         (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
         self.run_log = run_dir / LOG_FILE
-        with open(self.run_log, "a", encoding="utf-8") as out:
+        # Private (0600), as the sweep keeps it: it may name hosts, paths and errors.
+        fd = os.open(self.run_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_MODE)
+        os.fchmod(fd, PRIVATE_MODE)
+        with open(fd, "a", encoding="utf-8") as out:
             out.writelines(line + "\n" for line in self._pending)
         self._pending.clear()
 
@@ -328,7 +332,7 @@ class Night:
         summary = build_summary(run_dir, code, message)
         if run_dir is not None:
             with contextlib.suppress(OSError):
-                write_json_atomic(run_dir / SUMMARY_FILE, summary)
+                write_json_atomic(run_dir / SUMMARY_FILE, summary, private=True)
         self.log.lines(notify(summary, self.notifiers.webhook_url, self.notifiers.command,
                               self.notifiers.timeout))
         self.log("INFO", f"finished with exit code {code}"
