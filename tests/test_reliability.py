@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sqlite3
@@ -55,14 +54,12 @@ def fill(folder: Path) -> Path:
     """Write a file into ``folder`` until its file system is full; returns the file."""
     filler = folder / "filler"
     block = b"\0" * (1 << 16)
-    with open(filler, "wb", buffering=0) as out:
-        with contextlib.suppress(OSError):
-            while True:
-                out.write(block)
-    with open(filler, "ab", buffering=0) as out:  # the last partial block
-        with contextlib.suppress(OSError):
-            while True:
-                out.write(b"\0" * 512)
+    with open(filler, "wb", buffering=0) as out, contextlib.suppress(OSError):
+        while True:
+            out.write(block)
+    with open(filler, "ab", buffering=0) as out, contextlib.suppress(OSError):
+        while True:  # the last partial block
+            out.write(b"\0" * 512)
     return filler
 
 

@@ -129,6 +129,13 @@ def resource_usage(
     }
 
 
+def _per_year(results: dict[str, Any]) -> str:
+    data = results.get("data") or {}
+    if data.get("periods_per_year") is None:
+        return "the bar interval's periods per year"
+    return f"{data['periods_per_year']:g} bars of {data['bar_interval']} a year"
+
+
 def text_report(results: dict[str, Any]) -> str:
     """A short human-readable summary of a run."""
     run, counts = results["run"], results["counts"]
@@ -145,7 +152,7 @@ def text_report(results: dict[str, Any]) -> str:
         f"wall time      : {run.get('wall_time_s', 0):.1f} s",
         "",
         f"top {len(results['top_k'])} (validation = mean over walk-forward folds of "
-        f"{results['config']['objective']['metric']}; Sharpe annualised with 8760 h/year):",
+        f"{results['config']['objective']['metric']}; annualised with {_per_year(results)}):",
     ]
     for item in results["top_k"]:
         holdout = item.get("holdout") or {}

@@ -399,7 +399,8 @@ def run_sweep(
         address = scheduler_address or config.execution.scheduler_address
         lock = RunLock.acquire(journal.run_dir)
         try:
-            _check_same_data(journal, preflight(config, local=not address).data)
+            plan = preflight(config, local=not address)
+            _check_same_data(journal, plan.data)
             executor = _start_executor(config, gpu_ids, workers, scheduler_address)
             try:
                 store = _infrastructure_checked(lambda: TrialStore(journal.db), journal.run_dir)
@@ -434,9 +435,9 @@ def run_sweep(
         lock.release()
         raise
     try:
-        if resume is None:
-            store.set_meta(data=plan.data)
-            log.info("sweep: %s", plan.describe(config))
+        if resume is None or journal.data != plan.data:  # (a newer version describes the same
+            store.set_meta(data=plan.data)  # candles with more: bar interval, fold dates, ...)
+        log.info("sweep: %s", plan.describe(config))
         return _execute(config, seed, run_dir, store, stamp, executor, bool(gpu_ids),
                         show_progress)
     except KeyboardInterrupt as exc:

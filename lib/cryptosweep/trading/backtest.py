@@ -6,9 +6,6 @@ rule when a bar touches both), gaps through a level filled at the bar's open, a 
 fees and slippage. Its barrier rules are :func:`barrier_exits`, which the triple-barrier labels
 (:func:`cryptosweep.trading.labels.triple_barrier_labels`) share, so a label is exactly the
 outcome of the trade :func:`simulate` would make.
-
-:func:`backtest_long_only` is the earlier long-only backtest that watches closes only; it is
-kept, with its results, for callers and stored results that use it.
 """
 
 from __future__ import annotations
@@ -18,8 +15,6 @@ from dataclasses import dataclass, field
 from itertools import starmap
 
 import numpy as np
-
-HOURS_PER_YEAR = 24 * 365  # crypto trades around the clock
 
 EXIT_REASONS = ("stop", "take_profit", "time", "end")
 """``Trade.exit_reason`` values; :attr:`BarrierExits.reason` holds their positions."""
@@ -306,9 +301,11 @@ def _mark_to_market(
     positions[exit_bar[gone]] = 0
 
 
-def annualised_sharpe(returns: np.ndarray, periods_per_year: float = HOURS_PER_YEAR) -> float:
+def annualised_sharpe(returns: np.ndarray, periods_per_year: float) -> float:
     """``mean / std(ddof=1) * sqrt(periods_per_year)`` of per-bar returns (Sharpe 1966, 1994,
-    without a risk-free rate); 0.0 for fewer than 2 returns or zero dispersion."""
+    without a risk-free rate); 0.0 for fewer than 2 returns or zero dispersion.
+    ``periods_per_year`` comes from the bar interval
+    (:func:`~cryptosweep.intervals.periods_per_year`): there is no default."""
     returns = np.asarray(returns, dtype="float64")
     if len(returns) < 2:
         return 0.0
