@@ -26,8 +26,6 @@ import pytest
 import yaml
 
 from conftest import cli, deterministic_bytes, done_count, tiny_config
-from cryptosweep.errors import EXIT_INFRASTRUCTURE
-from cryptosweep.faults import infrastructure_fault
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +83,7 @@ def test_each_family_s_checkpoint_on_a_full_disk_is_an_infrastructure_fault(
     """What each library raises when its checkpoint meets a full disk (LightGBM 'Cannot write
     binary data', XGBoost 'FileStream.Write incomplete', CatBoost and torch an errno) is told
     apart from a trial's own failure; no half-written file is left."""
+    from cryptosweep.faults import infrastructure_fault
     from cryptosweep.reproducibility import ReproducibilityManager
     from cryptosweep.trading.models import make_entry_model
 
@@ -118,6 +117,8 @@ def hyperband_reference(tmp_path_factory):
 
 def test_a_full_disk_stops_the_sweep_and_resume_ends_as_an_uninterrupted_run(
         hyperband_reference, tmp_path):
+    from cryptosweep.errors import EXIT_INFRASTRUCTURE
+
     config, reference = hyperband_reference
     with small_tmpfs(tmp_path / "disk", "24m") as disk:
         run_dir = disk / "full"
@@ -166,6 +167,7 @@ def test_a_journal_write_on_a_full_disk_leaves_the_journal_consistent(tmp_path):
     """The driver's side: SQLite's 'database or disk is full' is an infrastructure fault, the
     failed transaction is rolled back (not left open), and once space is freed the same store
     writes again."""
+    from cryptosweep.faults import infrastructure_fault
     from cryptosweep.store import TrialStore
 
     with small_tmpfs(tmp_path / "disk", "1m") as disk:

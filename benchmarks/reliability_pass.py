@@ -1,0 +1,886 @@
+"""The adversarial pass of issue #13, re-run: bad configs and flags, bad data files, kills and
+resumes, damaged journals, concurrent writers, a full disk, broken notifiers and scheduler
+addresses that are not schedulers, each tried against the real ``cryptosweep`` command.
+
+Every case is a fresh process with a time limit and an expectation, and ends in one verdict:
+
+- ``clean``: what the README promises (bad input: exit 2, one ``cryptosweep: error:`` line,
+  nothing created; a full disk: exit 6; a resume: the uninterrupted run's bytes);
+- ``traceback``: a Python traceback on the way out (or exit 1);
+- ``hang``: still running at the time limit (killed);
+- ``silent``: exit 0 where the input could not give a right result, or a result that differs
+  from the uninterrupted run's;
+- ``other``: anything else (the wrong exit code, several lines, a folder left behind).
+
+    .venv/bin/python benchmarks/reliability_pass.py [--jobs 2] [--json out.json]
+
+prints a Markdown table per category (the figures of ``docs/reliability.md``) and every case
+that was not clean. About 10 minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import deterministic_bytes, done_count, tiny_config  # noqa: E402
+from machine import machine  # noqa: E402
+
+VERDICTS = ("clean", "traceback", "hang", "silent", "other")
+
+
+@dataclass
+class Case:
+    category: str
+    name: str
+    run: Callable[[Path], str]  # the case's own folder -> verdict
+    detail: str = ""
+
+
+@dataclass
+class Outcome:
+    category: str
+    name: str
+    verdict: str
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Done:
+    rc: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def cryptosweep(*args: str, timeout: float = 90, cwd: Path | None = None,
+                env: dict[str, str] | None = None) -> Done:
+    """``python -m cryptosweep ARGS`` in its own process group, killed at ``timeout``."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cryptosweep", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, errors="replace", cwd=cwd, start_new_session=True,
+        env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
+    try:
+        out, err = process.communicate(timeout=timeout)
+        rc: int | None = process.returncode
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        rc = None
+    return Done(rc, out, err, time.monotonic() - started)
+
+
+def judge(done: Done, expect: int, created: Path | None = None) -> tuple[str, str]:
+    """The verdict of a command that should fail with ``expect`` (2, 6) in one line, leaving
+    ``created`` absent."""
+    last = done.stderr.strip().splitlines()[-1:] or [""]
+    if done.rc is None:
+        return "hang", f"killed after {done.seconds:.0f} s"
+    if "Traceback (most recent call last)" in done.stderr + done.stdout or done.rc == 1:
+        tail = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:]
+        return "traceback", tail[0][:200] if tail else ""
+    if done.rc == 0:
+        return "silent", "exit 0"
+    errors = [line for line in done.stderr.splitlines() if line.startswith("cryptosweep: ")]
+    if done.rc != expect or len(errors) != 1 or not last[0].startswith("cryptosweep: "):
+        return "other", f"exit {done.rc}: {last[0][:200]}"
+    if created is not None and created.exists():
+        return "other", f"left {created.name} behind: {last[0][:160]}"
+    return "clean", last[0][:200]
+
+
+def write_yaml(path: Path, config: Any) -> Path:
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def changed(**changes: Any) -> dict[str, Any]:
+    return tiny_config(**changes)
+
+
+def without(*dotted: str) -> dict[str, Any]:
+    config = tiny_config()
+    for key in dotted:
+        node = config
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node.pop(last)
+    return config
+
+
+def with_range(family: str, **dims: Any) -> dict[str, Any]:
+    config = tiny_config()
+    if family != "lightgbm":
+        config["objective"]["models"] = [family]
+        config["parameter_ranges"].pop("lightgbm")
+        config["parameter_ranges"][family] = {}
+    config["parameter_ranges"][family].update(dims)
+    return config
+
+
+def trading(**dims: Any) -> dict[str, Any]:
+    config = tiny_config()
+    for key, value in dims.items():
+        if value is None:
+            config["parameter_ranges"]["trading"].pop(key)
+        else:
+            config["parameter_ranges"]["trading"][key] = value
+    return config
+
+
+FLOAT = {"type": "float", "low": 0.1, "high": 0.2}
+INT = {"type": "int", "low": 4, "high": 8}
+
+
+# ------------------------------------------------------------------------- bad configs
+
+
+def config_cases() -> list[tuple[str, Any]]:
+    """(name, config dict or raw bytes with a suffix) for configs that cannot run."""
+    cases: list[tuple[str, Any]] = []
+    counts = {"random.n_trials": 1, "hyperband.iterations": 1, "hyperband.max_iter": 1,
+              "grid.points": 1, "grid.max_trials": 1, "bayesian.n_trials": 1,
+              "bayesian.batch_size": 1, "objective.folds": 1, "objective.min_train_bars": 10,
+              "reporting.top_k": 1, "gpu_settings.trials_per_gpu": 1, "full_budget": 1,
+              "objective.threads_per_trial": 1}
+    bounded = {"random.n_trials", "hyperband.iterations", "hyperband.max_iter", "grid.points",
+               "bayesian.n_trials", "full_budget", "objective.threads_per_trial",
+               "objective.folds", "objective.min_train_bars"}
+    for key, minimum in counts.items():
+        values: list[Any] = ["many", True, 2.5, minimum - 1, [3]]
+        if key in bounded:
+            values.append(10**30)
+        for value in values:
+            cases.append((f"{key}={value!r}", changed(**{key.replace(".", "__"): value})))
+    floats = {"objective.fees_bps": -1.0, "objective.slippage_bps": -0.5,
+              "objective.rounds_per_unit": 0.0, "data.holdout_fraction": 0.95,
+              "execution.max_failure_fraction": 1.5, "gpu_settings.memory_fraction": 0.0,
+              "execution.trial_timeout": -3.0}
+    for key, bad in floats.items():
+        for value in ("lots", True, bad, float("nan")):
+            cases.append((f"{key}={value!r}", changed(**{key.replace(".", "__"): value})))
+    for key in ("sweep_type", "objective.metric", "objective.labels", "hyperband.sampler",
+                "bayesian.sampler", "data.format", "data.timestamp_unit"):
+        for value in ("bogus", 3):
+            cases.append((f"{key}={value!r}", changed(**{key.replace(".", "__"): value})))
+    for key in ("objective.allow_short", "gpu_settings.deterministic",
+                "hyperband.continue_training"):
+        cases.append((f"{key}='maybe'", changed(**{key.replace(".", "__"): "maybe"})))
+    for key in ("random.n_trails", "objective.metrik", "sweeptype", "data.pth",
+                "execution.wokers", "reporting.topk", "hyperband.max_iters", "grid.point"):
+        cases.append((f"unknown key {key}", changed(**{key.replace(".", "__"): 1})))
+    dims = {
+        "low > high": {"type": "float", "low": 0.3, "high": 0.1},
+        "log with low 0": {"type": "float", "low": 0.0, "high": 0.1, "log": True},
+        "no type": {"low": 0.1, "high": 0.2},
+        "unknown type": {"type": "normal", "low": 0.1, "high": 0.2},
+        "empty choices": {"type": "categorical", "choices": []},
+        "duplicate choices": {"type": "categorical", "choices": [1, 1]},
+        "negative step": {"type": "float", "low": 0.1, "high": 0.2, "step": -0.1},
+        "step with log": {"type": "float", "low": 0.1, "high": 0.2, "step": 0.01, "log": True},
+        "string bound": {"type": "float", "low": "a", "high": 0.2},
+        "fractional int bound": {"type": "int", "low": 4.5, "high": 8},
+        "infinite bound": {"type": "float", "low": 0.1, "high": float("inf")},
+        "unknown dimension key": {"type": "float", "low": 0.1, "high": 0.2, "prior": "x"},
+    }
+    for name, dim in dims.items():
+        cases.append((f"dimension: {name}", with_range("lightgbm", learning_rate=dim)))
+    cases += [
+        ("trading: empty block", changed(parameter_ranges__trading={})),
+        ("trading: no threshold", trading(threshold=None)),
+        ("trading: no holding_period", trading(holding_period=None)),
+        ("trading: no stop_loss", trading(stop_loss=None)),
+        ("trading: no take_profit", trading(take_profit=None)),
+        ("trading: unknown key", trading(stop_los=FLOAT)),
+        ("trading: negative stop_loss", trading(stop_loss={"type": "float", "low": -0.1,
+                                                           "high": 0.1})),
+        ("trading: stop_loss of 1", trading(stop_loss={"type": "float", "low": 0.5,
+                                                       "high": 1.0})),
+        ("trading: threshold 0", trading(threshold={"type": "float", "low": 0.0, "high": 0.6})),
+        ("trading: threshold 1.5", trading(threshold={"type": "float", "low": 0.5,
+                                                      "high": 1.5})),
+        ("trading: holding_period 0", trading(holding_period={"type": "int", "low": 0,
+                                                              "high": 4})),
+        ("trading: holding_period float", trading(holding_period=FLOAT)),
+        ("trading: take_profit 0", trading(take_profit={"type": "float", "low": 0.0,
+                                                        "high": 0.1})),
+        ("trading: string choices", trading(threshold={"type": "categorical",
+                                                       "choices": ["high"]})),
+        ("lightgbm: num_leavs", with_range("lightgbm", num_leavs=INT)),
+        ("lightgbm: reserved seed", with_range("lightgbm", seed=INT)),
+        ("lightgbm: reserved n_estimators", with_range("lightgbm", n_estimators=INT)),
+        ("lightgbm: boosting bogus", with_range("lightgbm", boosting={
+            "type": "categorical", "choices": ["gbdt", "bogus"]})),
+        ("lightgbm: num_leaves 1", with_range("lightgbm", num_leaves={
+            "type": "int", "low": 1, "high": 8})),
+        ("lightgbm: feature_fraction 0", with_range("lightgbm", feature_fraction={
+            "type": "float", "low": 0.0, "high": 0.5})),
+        ("xgboost: max_dept", with_range("xgboost", max_dept=INT)),
+        ("xgboost: booster foo", with_range("xgboost", booster={"type": "categorical",
+                                                                "choices": ["foo"]})),
+        ("xgboost: max_depth -1", with_range("xgboost", max_depth={"type": "int", "low": -1,
+                                                                   "high": 4})),
+        ("catboost: deph", with_range("catboost", deph=INT)),
+        ("catboost: depth 20", with_range("catboost", depth={"type": "int", "low": 4,
+                                                             "high": 20})),
+        ("catboost: boosting_type X", with_range("catboost", boosting_type={
+            "type": "categorical", "choices": ["X"]})),
+        ("torch: hidden", with_range("torch", hidden=INT)),
+        ("torch: hidden_units 0", with_range("torch", hidden_units={"type": "int", "low": 0,
+                                                                    "high": 8})),
+        ("models: family without ranges", changed(objective__models=["xgboost"])),
+        ("models: unknown family", changed(objective__models=["randomforest"])),
+        ("models: duplicate family", changed(objective__models=["lightgbm", "lightgbm"])),
+        ("models: empty", changed(objective__models=[])),
+        ("parameter_ranges: unknown family", changed(parameter_ranges__forest={})),
+        ("no parameter_ranges", without("parameter_ranges")),
+        ("sizes: hyperband max_iter 1e9", changed(sweep_type="hyperband",
+                                                  hyperband__max_iter=10**9)),
+        ("sizes: hyperband iterations 1e12", changed(sweep_type="hyperband",
+                                                     hyperband__iterations=10**12)),
+        ("sizes: random n_trials 1e12 (float)", changed(random__n_trials=1e12)),
+        ("sizes: grid of 1e6 points", changed(sweep_type="grid", grid__points=10**6)),
+        ("sizes: grid past max_trials", changed(sweep_type="grid", grid__points=30,
+                                                grid__max_trials=10)),
+        ("sizes: full_budget x rounds", changed(full_budget=10**5, objective__rounds_per_unit=50,
+                                                hyperband__max_iter=10**5)),
+        ("seed 2**64", changed(seed=2**64)),
+        ("seed -1", changed(seed=-1)),
+        ("seed 'abc'", changed(seed="abc")),
+        ("threads_per_trial 1000", changed(objective__threads_per_trial=1000)),
+        ("name with a slash", changed(name="a/b")),
+        ("folds that do not fit", changed(objective__folds=50, objective__min_train_bars=5000)),
+    ]
+    files: list[tuple[str, bytes, str]] = [
+        ("file: Latin-1", "name: caf\xe9\n".encode("latin-1"), ".yaml"),
+        ("file: UTF-16", yaml.safe_dump(tiny_config()).encode("utf-16"), ".yaml"),
+        ("file: deep YAML", ("a: " + "[" * 5000 + "]" * 5000).encode(), ".yaml"),
+        ("file: deep JSON", ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}").encode(), ".json"),
+        ("file: duplicate YAML key", yaml.safe_dump(tiny_config()).encode() + b"name: again\n",
+         ".yaml"),
+        ("file: duplicate JSON key", b'{"name": "a", "name": "b"}', ".json"),
+        ("file: impossible YAML date", b"name: 2024-13-45\n", ".yaml"),
+        ("file: 5000-digit integer", b'{"seed": ' + b"9" * 5000 + b"}", ".json"),
+        ("file: python tag", b"name: !!python/object/apply:os.system ['true']\n", ".yaml"),
+        ("file: a list at the top", b"- 1\n- 2\n", ".yaml"),
+        ("file: empty", b"", ".yaml"),
+        ("file: binary garbage", bytes(range(256)) * 8, ".yaml"),
+        ("file: unknown extension", b"name: x\n", ".toml"),
+        ("file: malformed JSON", b'{"name": "x",}', ".json"),
+        ("file: malformed YAML", b"random:\n  n_trials: [1, 2\n", ".yaml"),
+        ("file: billion laughs", b"a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+         b"c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+         b"e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+         b"description: *f\n", ".yaml"),
+    ]
+    cases += [(name, (data, suffix)) for name, data, suffix in files]
+    return cases
+
+
+def config_case(name: str, config: Any) -> Case:
+    def run(folder: Path) -> str:
+        if isinstance(config, tuple):
+            data, suffix = config
+            path = folder / f"sweep{suffix}"
+            path.write_bytes(data)
+        else:
+            path = write_yaml(folder / "sweep.yaml", config)
+        logs = folder / "logs"
+        done = cryptosweep("run", "--config", str(path), "--log-dir", str(logs), "--workers",
+                           "0", "--no-progress", timeout=120)
+        verdict, detail = judge(done, 2, logs)
+        return f"{verdict}\t{detail}"
+
+    return Case("configs and flags", name, run)
+
+
+def flag_cases(tiny: Path) -> list[Case]:
+    flags = [
+        ("--seed -1", ["--seed", "-1"]), ("--seed 2**64", ["--seed", str(2**64)]),
+        ("--seed abc", ["--seed", "abc"]), ("--workers -1", ["--workers", "-1"]),
+        ("--workers x", ["--workers", "x"]), ("--gpu-ids x", ["--gpu-ids", "x"]),
+        ("--gpu-ids 0,0", ["--gpu-ids", "0,0"]), ("--set without =", ["--set", "a.b"]),
+        ("--set unknown key", ["--set", "objective.fee_bps=3"]),
+        ("--set deep value", ["--set", "x=" + "[" * 3000 + "]" * 3000]),
+        ("--set into a scalar", ["--set", "seed.x=1"]),
+        ("--run-name ../../escape", ["--run-name", "../../escape"]),
+        ("--run-name absolute", ["--run-name", "/tmp/cryptosweep-escape"]),
+        ("--run-name newline", ["--run-name", "a\nb"]), ("--run-name ..", ["--run-name", ".."]),
+        ("--run-name empty", ["--run-name", ""]),
+        ("--log-dir under /proc", ["--log-dir", "/proc/cryptosweep"]),
+        ("--data missing", ["--data", "/nonexistent/candles.csv"]),
+        ("--resume nowhere", ["--resume", "/nonexistent/run"]),
+        ("--scheduler-address nonsense", ["--scheduler-address", "nonsense"]),
+        ("--scheduler-address http://", ["--scheduler-address", "http://127.0.0.1:8786"]),
+        ("--scheduler-address refused", ["--scheduler-address", "tcp://127.0.0.1:9"]),
+        ("--log-level bogus", ["--log-level", "bogus"]), ("unknown flag", ["--frobnicate"]),
+        ("no --config", ["--config"]),
+    ]
+    cases = []
+    for name, extra in flags:
+        def run(folder: Path, extra: list[str] = extra) -> str:
+            logs = folder / "logs"
+            args = ["run", "--config", str(tiny), "--log-dir", str(logs), "--workers", "0",
+                    "--no-progress", *extra]
+            if "--log-dir" in extra[:1]:
+                args = ["run", "--config", str(tiny), "--workers", "0", *extra]
+            done = cryptosweep(*args, timeout=120)
+            verdict, detail = judge(done, 2, logs)
+            if Path("/tmp/cryptosweep-escape").exists() or (folder.parent / "escape").exists():
+                verdict, detail = "other", "wrote outside --log-dir"
+            return f"{verdict}\t{detail}"
+
+        cases.append(Case("configs and flags", name, run))
+    return cases
+
+
+# ------------------------------------------------------------------------------ bad data
+
+
+def data_cases(tiny: Path) -> list[Case]:
+    from cryptosweep.trading.data import sample_data_path
+
+    lines = gzip.decompress(sample_data_path().read_bytes()).decode().splitlines()
+    header, rows = lines[0], [line.split(",") for line in lines[1:]]
+
+    def table(rows_: list[list[str]], head: str = header) -> bytes:
+        return ("\n".join([head, *(",".join(r) for r in rows_)]) + "\n").encode()
+
+    def edit(index: int, column: int, value: str) -> bytes:
+        copy = [list(r) for r in rows]
+        copy[index][column] = value
+        return table(copy)
+
+    def scaled(columns: range, factor: float) -> bytes:
+        return table([[repr(float(v) * factor) if i in columns else v for i, v in enumerate(r)]
+                      for r in rows])
+
+    bad: list[tuple[str, bytes, str]] = [
+        ("high = inf", edit(500, 2, "inf"), ".csv"), ("low = -inf", edit(10, 3, "-inf"), ".csv"),
+        ("close = nan", edit(10, 4, "nan"), ".csv"), ("open empty", edit(10, 1, ""), ".csv"),
+        ("close text", edit(10, 4, "abc"), ".csv"), ("zero price", edit(10, 1, "0"), ".csv"),
+        ("negative price", edit(10, 3, "-5"), ".csv"),
+        ("high < low", edit(10, 2, "1.0"), ".csv"), ("open above high", edit(10, 1, "1e9"),
+                                                     ".csv"),
+        ("negative volume", edit(10, 5, "-1"), ".csv"), ("volume inf", edit(10, 5, "inf"),
+                                                         ".csv"),
+        ("open_time text", edit(10, 0, "yesterday"), ".csv"),
+        ("open_time fractional", edit(10, 0, "1633046400000.5"), ".csv"),
+        ("open times + 1e13 ms", table([[str(int(r[0]) + 10**13), *r[1:]] for r in rows]),
+         ".csv"),
+        ("open times in year 1970", table([[str(int(r[0]) // 10**6), *r[1:]] for r in rows]),
+         ".csv"),
+        ("constant prices", table([[r[0], "100", "100", "100", "100", *r[5:]] for r in rows]),
+         ".csv"),
+        ("prices x 1e300", scaled(range(1, 5), 1e300), ".csv"),
+        ("prices x 1e-300", scaled(range(1, 5), 1e-300), ".csv"),
+        ("volumes x 1e300", scaled(range(5, 6), 1e300), ".csv"),
+        ("conflicting duplicate", table([*rows[:100], [rows[50][0], *rows[51][1:]],
+                                         *rows[100:]]), ".csv"),
+        ("mixed intervals", table(rows[:3000] + [[str(int(r[0]) + 1800_000), *r[1:]]
+                                                 for r in rows[3000:3001]] + rows[3001:]),
+         ".csv"),
+        ("one row", table(rows[:1]), ".csv"), ("two rows", table(rows[:2]), ".csv"),
+        ("300 rows", table(rows[:300]), ".csv"),
+        ("header only", (header + "\n").encode(), ".csv"), ("empty", b"", ".csv"),
+        ("binary garbage", os.urandom(4096), ".csv"),
+        ("gzip garbage", b"\x1f\x8b" + os.urandom(512), ".csv.gz"),
+        ("truncated gzip", gzip.compress(table(rows))[:5000], ".csv.gz"),
+        ("zip garbage", b"PK\x03\x04" + os.urandom(512), ".zip"),
+        ("UTF-16 CSV", table(rows).decode().encode("utf-16"), ".csv"),
+        ("missing column", table([r[:5] for r in rows], ",".join(header.split(",")[:5])),
+         ".csv"),
+        ("semicolons", table(rows).replace(b",", b";"), ".csv"),
+        ("header lacks open_time", table(rows, header.replace("open_time", "time")), ".csv"),
+        ("narrow headerless", b"1633046400000,1,2\n", ".csv"),
+        ("parquet garbage", b"PAR1" + os.urandom(256) + b"PAR1", ".parquet"),
+        ("a folder without data", b"", "/"),
+    ]
+    good: list[tuple[str, bytes, str]] = [
+        ("rows newest first", table(rows[::-1]), ".csv"),
+        ("CRLF line ends", table(rows).replace(b"\n", b"\r\n"), ".csv"),
+        ("exact duplicate rows", table(rows[:200] + rows[100:]), ".csv"),
+        ("a gap of a day", table(rows[:3000] + rows[3024:]), ".csv"),
+        ("gzip", gzip.compress(table(rows)), ".csv.gz"),
+        ("headerless klines", table(rows, "").lstrip(b"\n"), ".csv"),
+    ]
+    cases = []
+    for name, data, suffix in bad + good:
+        expect_ok = (name, data, suffix) in good
+
+        def run(folder: Path, data: bytes = data, suffix: str = suffix,
+                expect_ok: bool = expect_ok) -> str:
+            if suffix == "/":
+                path = folder / "candles"
+                path.mkdir()
+                (path / "notes.txt").write_text("nothing here")
+            else:
+                path = folder / f"candles{suffix}"
+                path.write_bytes(data)
+            done = cryptosweep("validate", "--config", str(tiny), "--data", str(path),
+                               timeout=120)
+            if expect_ok:
+                ok = done.rc == 0 and done.stdout.startswith("ok: ")
+                verdict, detail = judge(done, 0) if not ok else ("clean", "ok")
+                return f"{verdict}\t{detail}"
+            verdict, detail = judge(done, 2)
+            return f"{verdict}\t{detail}"
+
+        cases.append(Case("data files", name + ("" if not expect_ok else " (valid)"), run))
+    return cases
+
+
+# ------------------------------------------------------------- kills, journals, writers
+
+
+@dataclass
+class Reference:
+    config: Path
+    run_dir: Path
+    seed: str = "5"
+
+
+def make_reference(base: Path) -> Reference:
+    config = write_yaml(base / "ref.yaml", tiny_config(
+        sweep_type="hyperband", hyperband__max_iter=9, objective__rounds_per_unit=5))
+    done = cryptosweep("run", "--config", str(config), "--log-dir", str(base), "--run-name",
+                       "reference", "--seed", "5", "--workers", "0", "--no-progress",
+                       timeout=900)
+    if done.rc != 0:
+        raise SystemExit(f"the reference sweep failed: {done.stderr[-2000:]}")
+    return Reference(config, base / "reference")
+
+
+def kill_cases(reference: Reference, count: int) -> list[Case]:
+    rng = random.Random(13)
+    cases = []
+    for index in range(count):
+        workers = "0" if index % 2 == 0 else "2"
+        kill_at = rng.randint(1, 20)
+
+        def run(folder: Path, workers: str = workers, kill_at: int = kill_at) -> str:
+            run_dir = folder / "killed"
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cryptosweep", "run", "--config", str(reference.config),
+                 "--log-dir", str(folder), "--run-name", "killed", "--seed", reference.seed,
+                 "--workers", workers, "--no-progress"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True)
+            deadline = time.monotonic() + 600
+            while done_count(run_dir / "sweep.db") < kill_at and process.poll() is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            resumed = cryptosweep("run", "--resume", str(run_dir), "--workers", workers,
+                                  "--no-progress", timeout=900)
+            if resumed.rc is None:
+                return "hang\tresume killed at its time limit"
+            if resumed.rc != 0:
+                return f"other\tresume exit {resumed.rc}: {resumed.stderr[-200:]}"
+            same = deterministic_bytes(run_dir) == deterministic_bytes(reference.run_dir)
+            with sqlite3.connect(run_dir / "sweep.db") as db:
+                twice = db.execute("SELECT COUNT(*) FROM (SELECT eval_id FROM attempts WHERE "
+                                   "outcome = 'done' GROUP BY eval_id HAVING COUNT(*) > 1)"
+                                   ).fetchone()[0]
+            if not same or twice:
+                return f"silent\tresults differ ({twice} evaluations finished twice)"
+            return f"clean\tidentical after SIGKILL at {kill_at} (workers {workers})"
+
+        cases.append(Case("kills and resumes",
+                          f"SIGKILL at {kill_at} finished, --workers {workers}", run))
+    return cases
+
+
+def journal_cases(reference: Reference) -> list[Case]:
+    def garbage_page(db: Path) -> None:
+        data = bytearray(db.read_bytes())
+        middle = len(data) // 2 // 4096 * 4096
+        data[middle:middle + 4096] = bytes(range(256)) * 16
+        db.write_bytes(bytes(data))
+
+    def sql(statement: str) -> Callable[[Path], None]:
+        def apply(db: Path) -> None:
+            with sqlite3.connect(db) as conn:
+                conn.execute(statement)
+            conn.close()
+        return apply
+
+    def foreign(db: Path) -> None:
+        db.unlink()
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE customers (id INTEGER)")
+        conn.close()
+
+    damages: dict[str, Callable[[Path], None]] = {
+        "truncated to half": lambda db: db.write_bytes(db.read_bytes()[:len(db.read_bytes())
+                                                                       // 2]),
+        "header zeroed": lambda db: db.write_bytes(b"\0" * 100 + db.read_bytes()[100:]),
+        "garbage page in the middle": garbage_page,
+        "garbage appended": lambda db: db.write_bytes(db.read_bytes() + os.urandom(8192)),
+        "config row deleted": sql("DELETE FROM meta WHERE key = 'config'"),
+        "evaluations table dropped": sql("DROP TABLE evaluations"),
+        "config is not JSON": sql("UPDATE meta SET value = '{' WHERE key = 'config'"),
+        "params are not JSON": sql("UPDATE trials SET params = 'x' WHERE trial_id = 0"),
+        "foreign SQLite file": foreign,
+        "empty file": lambda db: db.write_bytes(b""),
+        "a text file": lambda db: db.write_text("hello\n"),
+    }
+    cases = []
+    for name, damage in damages.items():
+        def run(folder: Path, damage: Callable[[Path], None] = damage) -> str:
+            run_dir = folder / "run"
+            run_dir.mkdir()
+            db = run_dir / "sweep.db"
+            shutil.copy2(reference.run_dir / "sweep.db", db)
+            damage(db)
+            before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+            done = cryptosweep("run", "--resume", str(run_dir), "--workers", "0", timeout=300)
+            verdict, detail = judge(done, 2)
+            after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+            if verdict == "clean" and after != before:
+                verdict, detail = "other", "the refused journal's folder was changed"
+            return f"{verdict}\t{detail}"
+
+        cases.append(Case("damaged journals", name, run))
+
+    def read_only(folder: Path) -> str:
+        try:
+            mount = _tmpfs(folder / "ro", "64m")
+            disk = mount.__enter__()
+        except OSError:
+            return "clean\tskipped: cannot mount a tmpfs here"
+        try:
+            shutil.copytree(reference.run_dir, disk / "run")
+            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+            resume = cryptosweep("run", "--resume", str(disk / "run"), "--workers", "0",
+                                 timeout=300)
+            report = cryptosweep("report", str(disk / "run"), timeout=300)
+        finally:
+            mount.__exit__(None, None, None)
+        first, detail = judge(resume, 2)
+        second, detail2 = judge(report, 2)
+        return f"{first if first != 'clean' else second}\t{detail} | {detail2}"
+
+    cases.append(Case("damaged journals", "read-only run folder (resume and report)",
+                      read_only))
+    return cases
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str) -> Iterator[Path]:
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True)
+    if done.returncode:
+        raise OSError("cannot mount a tmpfs here")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def writer_cases(reference: Reference) -> list[Case]:
+    def two_resumes(folder: Path) -> str:
+        run_dir = folder / "run"
+        run_dir.mkdir()
+        shutil.copy2(reference.run_dir / "sweep.db", run_dir / "sweep.db")
+        with sqlite3.connect(run_dir / "sweep.db") as db:
+            last = db.execute("SELECT MAX(eval_id) FROM evaluations").fetchone()[0]
+            for table in ("attempts", "returns", "evaluations"):
+                db.execute(f"DELETE FROM {table} WHERE eval_id > ?", (last - 6,))
+        args = ["run", "--resume", str(run_dir), "--workers", "0", "--no-progress"]
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda _: cryptosweep(*args, timeout=600), range(2)))
+        codes = sorted(r.rc for r in results)
+        if None in codes:
+            return "hang\ta resume did not end"
+        if codes != [0, 2]:
+            return f"other\texit codes {codes}"
+        loser = next(r for r in results if r.rc == 2)
+        verdict, detail = judge(loser, 2)
+        if verdict == "clean" and deterministic_bytes(run_dir) != deterministic_bytes(
+                reference.run_dir):
+            return "silent\tthe winner's results differ"
+        return f"{verdict}\t{detail}"
+
+    def two_new_runs(folder: Path) -> str:
+        args = ["run", "--config", str(reference.config), "--log-dir", str(folder),
+                "--run-name", "same", "--seed", reference.seed, "--workers", "0",
+                "--no-progress"]
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda _: cryptosweep(*args, timeout=900), range(2)))
+        codes = sorted(r.rc for r in results)
+        if None in codes:
+            return "hang\ta run did not end"
+        if codes != [0, 2]:
+            return f"other\texit codes {codes}"
+        loser = next(r for r in results if r.rc == 2)
+        verdict, detail = judge(loser, 2)
+        if verdict == "clean" and deterministic_bytes(folder / "same") != deterministic_bytes(
+                reference.run_dir):
+            return "silent\tthe winner's results differ"
+        return f"{verdict}\t{detail}"
+
+    return [Case("concurrent writers", "two --resume of one run at once", two_resumes),
+            Case("concurrent writers", "two new runs of one --run-name at once", two_new_runs)]
+
+
+def disk_cases(reference: Reference) -> list[Case]:
+    def full_disk(folder: Path, after: int) -> str:
+        try:
+            mount = _tmpfs(folder / "disk", "24m")
+            disk = mount.__enter__()
+        except OSError:
+            return "clean\tskipped: cannot mount a tmpfs here"
+        try:
+            run_dir = disk / "full"
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cryptosweep", "run", "--config", str(reference.config),
+                 "--log-dir", str(disk), "--run-name", "full", "--seed", reference.seed,
+                 "--workers", "0", "--no-progress"], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, start_new_session=True)
+            while done_count(run_dir / "sweep.db") < after and process.poll() is None:
+                time.sleep(0.01)
+            filler = disk / "filler"
+            with open(filler, "wb", buffering=0) as out, contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * 4096)
+            try:
+                _, stderr = process.communicate(timeout=600)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                return "hang\tthe sweep on a full disk did not stop"
+            verdict, detail = judge(Done(process.returncode, "", stderr, 0), 6)
+            if verdict != "clean":
+                return f"{verdict}\t{detail}"
+            with sqlite3.connect(f"file:{run_dir / 'sweep.db'}?mode=ro", uri=True) as db:
+                failed = db.execute("SELECT COUNT(*) FROM evaluations WHERE status = 'failed'"
+                                    ).fetchone()[0]
+            if failed:
+                return f"silent\t{failed} evaluations journaled as failed by a full disk"
+            filler.unlink()
+            resumed = cryptosweep("run", "--resume", str(run_dir), "--workers", "0",
+                                  "--no-progress", timeout=900)
+            if resumed.rc != 0:
+                return f"other\tresume exit {resumed.rc}"
+            if deterministic_bytes(run_dir) != deterministic_bytes(reference.run_dir):
+                return "silent\tresumed results differ from the uninterrupted run"
+            return f"clean\texit 6, then identical after resume: {detail[:120]}"
+        finally:
+            mount.__exit__(None, None, None)
+
+    return [Case("full disk", f"disk filled after {n} evaluations", lambda f, n=n:
+                 full_disk(f, n)) for n in (2, 8, 15)]
+
+
+# ------------------------------------------------------------ notifiers and schedulers
+
+
+def notifier_cases() -> list[Case]:
+    token = "xoxT0KEN-s3cr3t-4f8e2a"
+    urls = {
+        "credentials and a malformed port": f"https://bob:hunter2@hooks.example.com:80x/{token}",
+        "a space in the path": f"https://hooks.example.com/services/T0 {token}",
+        "a broken IPv6 host": f"https://[::1/{token}",
+        "a port past 65535": f"https://hooks.example.com:99999/{token}",
+        "no scheme": f"hooks.example.com/{token}",
+        "a refused port": f"http://127.0.0.1:9/{token}",
+        "a control character": f"https://hooks.example.com/{token}\x01",
+        "a NUL byte in the command": None,
+    }
+    cases = []
+    for name, url in urls.items():
+        def run(folder: Path, url: str | None = url) -> str:
+            from cryptosweep.nightly import notifications
+
+            target = folder / "stdin.json"
+            summary = notifications.build_summary(None, 2, "bad config")
+            try:
+                command = "a\0b" if url is None else f"cat > '{target}'"
+                lines = notifications.notify(summary, url, command, timeout=2)
+            except Exception as exc:  # the very thing that must not happen
+                return f"traceback\t{type(exc).__name__}: {exc}"
+            text = "\n".join(lines)
+            if any(secret in text for secret in (token, "hunter2", "bob:")):
+                return f"silent\tthe secret is in the line: {text[:160]}"
+            if url is not None and not target.exists():
+                return "silent\tthe command was skipped after the webhook failed"
+            return f"clean\t{' | '.join(lines)[:200]}"
+
+        cases.append(Case("notifications", f"webhook with {name}" if url else name, run))
+
+    def bad_timeout(folder: Path) -> str:
+        from cryptosweep.nightly.pipeline import Notifiers
+
+        notifiers = Notifiers.from_environment({"NOTIFY_TIMEOUT": "abc"})
+        if notifiers.timeout != 5.0 or not notifiers.problems:
+            return "other\tNOTIFY_TIMEOUT=abc not reported"
+        return f"clean\t{notifiers.problems[0][:160]}"
+
+    cases.append(Case("notifications", "NOTIFY_TIMEOUT=abc", bad_timeout))
+    return cases
+
+
+@contextlib.contextmanager
+def impostor_servers() -> Iterator[dict[str, str]]:
+    import http.server
+
+    http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                  http.server.SimpleHTTPRequestHandler)
+    garbage = socket.create_server(("127.0.0.1", 0))
+    banner = socket.create_server(("127.0.0.1", 0))
+    silent = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def answer(server: socket.socket, payload: bytes) -> None:
+        server.settimeout(0.2)
+        kept = []
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            if payload:
+                with contextlib.suppress(OSError):
+                    connection.sendall(payload)
+            kept.append(connection)
+
+    threads = [threading.Thread(target=http_server.serve_forever, daemon=True),
+               threading.Thread(target=answer, args=(garbage, b"\xff" * 8 + b"junk"),
+                                daemon=True),
+               threading.Thread(target=answer, args=(banner, b"SSH-2.0-OpenSSH_9.2\r\n"),
+                                daemon=True),
+               threading.Thread(target=answer, args=(silent, b""), daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield {"a plain HTTP server": f"tcp://127.0.0.1:{http_server.server_address[1]}",
+               "a server sending 0xff bytes": f"tcp://127.0.0.1:{garbage.getsockname()[1]}",
+               "a server that never speaks": f"tcp://127.0.0.1:{silent.getsockname()[1]}",
+               "an SSH banner": f"tcp://127.0.0.1:{banner.getsockname()[1]}",
+               "nothing listening": "tcp://127.0.0.1:9"}
+    finally:
+        stop.set()
+        http_server.shutdown()
+        for server in (garbage, banner, silent):
+            server.close()
+
+
+def scheduler_cases(tiny: Path, servers: dict[str, str]) -> list[Case]:
+    cases = []
+    for name, address in servers.items():
+        def run(folder: Path, address: str = address) -> str:
+            logs = folder / "logs"
+            done = cryptosweep("run", "--config", str(tiny), "--log-dir", str(logs),
+                               "--scheduler-address", address, timeout=120)
+            verdict, detail = judge(done, 2, logs)
+            return f"{verdict}\t{detail} ({done.seconds:.0f} s)"
+
+        cases.append(Case("scheduler addresses", name, run))
+    return cases
+
+
+# ------------------------------------------------------------------------------- running
+
+
+def run_case(case: Case, base: Path) -> Outcome:
+    folder = Path(tempfile.mkdtemp(prefix="case-", dir=base))
+    started = time.monotonic()
+    try:
+        verdict, _, detail = case.run(folder).partition("\t")
+    except Exception as exc:  # the harness's own failure: shown, not hidden
+        verdict, detail = "other", f"harness: {type(exc).__name__}: {exc}"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return Outcome(case.category, case.name, verdict, detail, time.monotonic() - started)
+
+
+def table(outcomes: list[Outcome]) -> str:
+    categories = list(dict.fromkeys(o.category for o in outcomes))
+    lines = ["| category | cases | clean | tracebacks | hangs | silent wrong | other |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    total: Counter[str] = Counter()
+    for category in categories:
+        counts = Counter(o.verdict for o in outcomes if o.category == category)
+        total.update(counts)
+        n = sum(counts.values())
+        lines.append(f"| {category} | {n} | " + " | ".join(str(counts[v]) for v in VERDICTS)
+                     + " |")
+    lines.append(f"| **all** | **{sum(total.values())}** | " + " | ".join(
+        f"**{total[v]}**" for v in VERDICTS) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="cases run at once")
+    parser.add_argument("--kills", type=int, default=12, help="SIGKILL + resume cases")
+    parser.add_argument("--json", help="write every outcome here")
+    parser.add_argument("--only", help="run only the categories whose name contains this")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="cryptosweep-reliability-"))
+    started = time.monotonic()
+    try:
+        tiny = write_yaml(base / "tiny.yaml", tiny_config())
+        print(f"machine: {machine()}", flush=True)
+        reference = make_reference(base)
+        with impostor_servers() as servers:
+            cases = ([config_case(name, config) for name, config in config_cases()]
+                     + flag_cases(tiny) + data_cases(tiny) + kill_cases(reference, args.kills)
+                     + journal_cases(reference) + writer_cases(reference)
+                     + disk_cases(reference) + notifier_cases()
+                     + scheduler_cases(tiny, servers))
+            if args.only:
+                cases = [c for c in cases if args.only in c.category]
+            print(f"{len(cases)} cases, {args.jobs} at a time", flush=True)
+            with ThreadPoolExecutor(args.jobs) as pool:
+                outcomes = []
+                for outcome in pool.map(lambda c: run_case(c, base), cases):
+                    outcomes.append(outcome)
+                    if outcome.verdict != "clean":
+                        print(f"  {outcome.verdict}: {outcome.category}: {outcome.name}: "
+                              f"{outcome.detail}", flush=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    print(f"\n{table(outcomes)}\n\n{len(outcomes)} cases in "
+          f"{(time.monotonic() - started) / 60:.1f} min")
+    if args.json:
+        Path(args.json).write_text(json.dumps([o.__dict__ for o in outcomes], indent=1))
+    return 0 if all(o.verdict == "clean" for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
