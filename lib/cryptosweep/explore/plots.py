@@ -33,8 +33,8 @@ def parameter_scores(trials: pd.DataFrame, columns: Sequence[str] | None = None,
                      metric: str = "score") -> go.Figure | None:
     """One panel per parameter column of ``trials`` (a filtered trials table): score against
     the parameter's value, one trace per budget and panel (``meta``: the column,
-    ``customdata``: the eval ids, in the table's order), evaluations without a score left out. ``None`` when no row has a
-    score or there is no parameter column."""
+    ``customdata``: the eval ids, in the table's order), evaluations without a score left
+    out. ``None`` when no row has a score or there is no parameter column."""
     scored = trials[trials["score"].notna()] if "score" in trials else trials.iloc[0:0]
     columns = [c for c in (columns if columns is not None else
                            [c for c in trials.columns if "." in c])

@@ -348,7 +348,14 @@ class Watcher:
 
     @property
     def widget(self) -> Any:
+        """The live widget (a VBox: status line, best score against compute, rungs filled,
+        workers' timeline); None for a watcher made with ``widget=False``."""
         return None if self._view is None else self._view.box
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        """The plotly figures last drawn, by name (``history``, ``rungs``, ``workers``)."""
+        return {} if self._view is None else dict(self._view.figures)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
