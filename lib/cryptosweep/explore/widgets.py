@@ -46,24 +46,30 @@ _TABLE_STYLE = """<style>
 .cs-table{border-collapse:collapse;font-size:12px}
 .cs-table td,.cs-table th{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
 .cs-table th{background:#e8eef7;position:sticky;top:0}
+.cs-wrap-last td:last-child{white-space:normal;min-width:280px;text-align:left}
 .cs-scroll{max-height:420px;overflow:auto}
 </style>"""
 
 
-def _number(value: Any) -> str:
+def _cell(value: Any) -> str:
+    """A table cell: missing as "–", a float to 4 significant digits, the rest as text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "–"
     if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:.4g}"
+        return f"{value:.4g}"
     return str(value)
 
 
 def frame_html(frame: pd.DataFrame, max_rows: int | None = None, index: bool = True) -> str:
     """A table as HTML for an :class:`ipywidgets.HTML`: values escaped, numbers to 4
-    significant digits, missing values as "–", scrollable, at most ``max_rows`` rows."""
+    significant digits, missing values as "–", scrollable, at most ``max_rows`` rows; a last
+    column named ``note`` wraps."""
+    classes = "cs-table cs-wrap-last" if len(frame.columns) and frame.columns[-1] == "note" \
+        else "cs-table"
     shown = frame if max_rows is None else frame.head(max_rows)
-    body = shown.to_html(index=index, escape=True, na_rep="–", border=0, classes="cs-table",
-                         float_format=lambda v: f"{v:.4g}",
-                         formatters={c: _number for c in shown.columns
-                                     if shown[c].dtype == object})
+    cells = pd.DataFrame({column: [_cell(v) for v in shown[column]] for column in shown.columns},
+                         index=shown.index, columns=shown.columns)
+    body = cells.to_html(index=index, escape=True, border=0, classes=classes)
     return f"{_TABLE_STYLE}<div class='cs-scroll'>{body}</div>"
 
 
@@ -78,6 +84,16 @@ def _set_range(slider: widgets.FloatRangeSlider, low: float, high: float) -> Non
         slider.min, slider.max = low, high
     slider.step = (high - low) / 200
     slider.value = (low, high)
+
+
+def _choose_all(select: widgets.SelectMultiple, options: list[tuple[str, Any]]) -> None:
+    """New ``options`` for ``select``, all of them selected, sent to the page as one update:
+    JupyterLab's view of a SelectMultiple fails when it gets fewer options while the old
+    selection still points past them."""
+    with select.hold_sync():
+        select.value = ()
+        select.options = options
+        select.value = tuple(value for _, value in options)
 
 
 class Explorer:
@@ -129,7 +145,7 @@ class Explorer:
         self.compare_parameters = widgets.HTML()
         self.compare_chart = widgets.Output()
         self.compare_panel = widgets.VBox([
-            widgets.HBox([self.compare_first, self.compare_second]), self.compare_table,
+            self.compare_first, self.compare_second, self.compare_table,
             self.compare_parameters, self.compare_chart,
         ])
 
@@ -171,7 +187,8 @@ class Explorer:
     def refresh(self, run: str | None = None, compare_with: str | None = None) -> None:
         """Re-read the reports folder; select ``run`` (else the current one, else the newest
         readable run) and compare the newest complete run (or ``run``) with the complete run
-        before it (or ``compare_with``): changes read from the earlier to the later."""
+        before it (or after it, or ``compare_with``), the earlier one first, so that changes
+        read from the earlier to the later."""
         previous = run or (self.run.name if self.run else None)
         try:
             self.runs = _list_runs(self.reports_dir)
@@ -197,8 +214,9 @@ class Explorer:
             options = [(r.label, r.name) for r in complete]
             done = [r.name for r in complete]  # newest first
             second = run if run in done else (done[0] if done else None)
-            earlier = done[done.index(second) + 1:] if second else []
-            first = compare_with if compare_with in done else (earlier[0] if earlier else None)
+            first = compare_with if compare_with in done else _neighbour(done, second)
+            if first is not None and second is not None and done.index(first) < done.index(second):
+                first, second = second, first  # the earlier run first
             self.compare_first.options = options
             self.compare_second.options = options
             self.compare_first.value, self.compare_second.value = first, second
@@ -270,12 +288,9 @@ class Explorer:
             families = sorted(trials["family"].dropna().unique()) if not trials.empty else []
             budgets = sorted(trials["budget"].unique()) if not trials.empty else []
             statuses = sorted(trials["status"].unique()) if not trials.empty else []
-            self.family_filter.options = families
-            self.family_filter.value = tuple(families)
-            self.budget_filter.options = [(f"{b:g}", float(b)) for b in budgets]
-            self.budget_filter.value = tuple(float(b) for b in budgets)
-            self.status_filter.options = statuses
-            self.status_filter.value = tuple(statuses)
+            _choose_all(self.family_filter, [(str(f), f) for f in families])
+            _choose_all(self.budget_filter, [(f"{b:g}", float(b)) for b in budgets])
+            _choose_all(self.status_filter, [(str(s), s) for s in statuses])
             scores = trials["score"].dropna() if not trials.empty else pd.Series(dtype=float)
             self.score_filter.disabled = scores.empty
             if not scores.empty:
@@ -378,3 +393,12 @@ def _list_runs(reports_dir: Path) -> list[RunInfo]:
     if not runs:
         raise RunReadError(f"no run folders in {reports_dir} yet (make sweep writes one)")
     return runs
+
+
+def _neighbour(names: list[str], name: str | None) -> str | None:
+    """The run listed after ``name`` (newest first: the one before it in time), else the one
+    listed before it; None when there is no other."""
+    if name is None:
+        return None
+    i = names.index(name)
+    return names[i + 1] if i + 1 < len(names) else (names[i - 1] if i > 0 else None)
