@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -18,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import REPO
+from conftest import REPO, explore_config
 from test_explore_runs import expected_points, journal
 
 pytestmark = pytest.mark.slow
@@ -123,7 +125,7 @@ def _write_json(path: Path, data: Any) -> None:
 def jupyterlab(root: Path, home: Path) -> Iterator[str]:
     """JupyterLab from this environment serving ``root`` on a free 127.0.0.1 port with a
     token, its config, runtime, data, settings and workspaces under ``home``, no news and no
-    update checks; yields the URL of ``root`` with the token. The server and its kernels are
+    update checks; yields its URL with the token. The server and its kernels are
     one process group, ended at the end."""
     port, token = _free_port(), secrets.token_hex(16)
     _write_json(home / "config" / "jupyter_server_config.json", {"LabApp": {
@@ -153,7 +155,7 @@ def jupyterlab(root: Path, home: Path) -> Iterator[str]:
             except OSError:
                 assert time.monotonic() < deadline, "JupyterLab did not start in 60 s"
                 time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/lab/tree/explore.ipynb?token={token}"
+        yield f"http://127.0.0.1:{port}/lab?token={token}"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -201,71 +203,146 @@ KERNEL_STATUS = """
 const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
 const session = panel && panel.sessionContext && panel.sessionContext.session;
 return session && session.kernel ? session.kernel.status : null;"""
+CURRENT_PATH = """
+const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+return panel && panel.context ? panel.context.path : null;"""
 PAGE_STATE = """
-const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+const page = window.jupyterapp.shell.currentWidget.node;  // the open notebook's panel
+const prompts = [...page.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
   .map(p => p.textContent.trim());
-const plots = [...document.querySelectorAll('.widget-output .js-plotly-plot')];
+const plots = [...page.querySelectorAll('.widget-output .js-plotly-plot')];
 const waiting = plots.filter(p => !p.querySelector('.main-svg'));
 if (waiting.length) waiting[0].scrollIntoView();  // plotly draws a chart once it is seen
 return {executed: prompts.filter(p => /^\\[\\d+\\]:$/.test(p)).length,
         charts: plots.length - waiting.length,
-        dropdowns: document.querySelectorAll('.widget-dropdown select').length,
-        selects: document.querySelectorAll('.widget-select-multiple select').length,
-        sliders: document.querySelectorAll('.widget-hslider, .widget-slider').length,
-        text: document.body.innerText};"""
+        dropdowns: page.querySelectorAll('.widget-dropdown select').length,
+        selects: page.querySelectorAll('.widget-select-multiple select').length,
+        sliders: page.querySelectorAll('.widget-hslider, .widget-slider').length,
+        text: page.innerText};"""
 
 
-@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                    reason="chromium or chromedriver is not installed (.ci/run installs "
-                           "Debian's chromium and chromium-driver)")
+LIVE_NOTEBOOK = """
+from cryptosweep import explore
+sweep = explore.start_sweep({config!r}, log_dir={log_dir!r}, run_name="live", seed=5)
+watcher = explore.watch(sweep, interval=0.2)
+watcher"""
+
+
+@dataclass
+class Lab:
+    """A JupyterLab page in Chromium, serving ``root``."""
+
+    driver: Any
+    url: str
+    root: Path
+
+    def open(self, notebook: str) -> None:
+        """Open ``notebook`` of the root in the page (no reload), wait for its kernel, run all
+        its cells."""
+        self.driver.execute_script(
+            "window.jupyterapp.commands.execute('docmanager:open', {path: arguments[0]})",
+            notebook)
+        wait_for(lambda: self.driver.execute_script(CURRENT_PATH) == notebook
+                 and self.driver.execute_script(KERNEL_STATUS) == "idle",
+                 f"the kernel of {notebook}")
+        self.driver.execute_script(
+            "window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+    def state(self) -> dict[str, Any]:
+        return self.driver.execute_script(PAGE_STATE)
+
+    def text(self) -> str:
+        """The text of the open notebook's panel."""
+        return self.driver.execute_script(
+            "return window.jupyterapp.shell.currentWidget.node.innerText")
+
+    def errors(self) -> list[dict[str, Any]]:
+        """The console's errors since the last call."""
+        return [entry for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+@pytest.fixture(scope="module")
+def lab(explore_reports, tmp_path_factory) -> Iterator[Lab]:
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.skip("chromium or chromedriver is not installed (.ci/run installs Debian's "
+                    "chromium and chromium-driver)")
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "root"
+    root.mkdir()
+    with jupyterlab(root, base / "home") as url, chromium(base / "profile") as driver:
+        driver.get(url)
+        wait_for(lambda: driver.execute_script(
+            "return !!(window.jupyterapp && window.jupyterapp.commands"
+            ".hasCommand('docmanager:open'))"), "JupyterLab in the page")
+        yield Lab(driver, url, root)
+
+
 def test_notebook_in_jupyterlab_in_chromium_draws_widgets_and_charts_offline(
-        explore_reports, tmp_path):
-    from selenium.webdriver.common.by import By
+        lab, explore_reports, tmp_path):
     from selenium.webdriver.support.ui import Select
 
-    root = tmp_path / "lab"
-    root.mkdir()
-    nbformat.write(parameterised(explore_reports, run="night1"), root / "explore.ipynb")
+    nbformat.write(parameterised(explore_reports, run="night1"), lab.root / "explore.ipynb")
     code_cells = sum(cell.cell_type == "code" for cell in nbformat.read(
-        root / "explore.ipynb", as_version=4).cells)
-    with jupyterlab(root, tmp_path / "home") as url, chromium(tmp_path / "profile") as driver:
-        driver.get(url)
-        wait_for(lambda: driver.execute_script(KERNEL_STATUS) == "idle", "an idle kernel")
-        driver.execute_script(
-            "window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        state = wait_for(
-            lambda: (s := driver.execute_script(PAGE_STATE))["executed"] == code_cells
-            and s["charts"] >= 5 and driver.execute_script(KERNEL_STATUS) == "idle" and s,
-            "every cell run and five charts drawn")
-        assert state["dropdowns"] >= 4 and state["selects"] >= 3 and state["sliders"] >= 1
-        assert "Traceback" not in state["text"]
-        assert "Error displaying widget" not in state["text"]
-        assert "22 of 22 evaluations kept by the filter" in state["text"]
+        lab.root / "explore.ipynb", as_version=4).cells)
+    lab.open("explore.ipynb")
+    state = wait_for(
+        lambda: (s := lab.state())["executed"] == code_cells and s["charts"] >= 5
+        and lab.driver.execute_script(KERNEL_STATUS) == "idle" and s,
+        "every cell run and five charts drawn")
+    assert state["dropdowns"] >= 4 and state["selects"] >= 3 and state["sliders"] >= 1
+    assert "Traceback" not in state["text"]
+    assert "Error displaying widget" not in state["text"]
+    assert "22 of 22 evaluations kept by the filter" in state["text"]
 
-        # a click in the page goes through the kernel's callback and back
-        picker = Select(driver.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[0])
-        picker.select_by_visible_text(next(option.text for option in picker.options
-                                           if option.text.startswith("night2 ")))
-        wait_for(lambda: "6 of 6 evaluations kept by the filter"
-                 in driver.execute_script("return document.body.innerText"),
-                 "the trials of the run picked in the page")
+    # a choice in the page goes through the kernel's callback and back
+    picker = Select(lab.driver.execute_script(  # the run picker of the open notebook
+        "return window.jupyterapp.shell.currentWidget.node"
+        ".querySelector('.widget-dropdown select')"))
 
-        driver.execute_script(  # the picture: widgets and charts, no code, no file browser
-            "const app = window.jupyterapp;"
-            "app.commands.execute('notebook:hide-all-cell-code');"
-            "if (!app.shell.leftCollapsed) app.commands.execute('application:toggle-left-area');")
+    def pick(run: str, evaluations: int) -> None:
         picker.select_by_visible_text(next(option.text for option in picker.options
-                                           if option.text.startswith("night1 ")))
-        wait_for(lambda: "22 of 22 evaluations kept by the filter"
-                 in driver.execute_script("return document.body.innerText"), "night1 again")
-        driver.execute_script(  # the picture: the trials panel, its filters and charts
-            "document.querySelector('.widget-select-multiple').closest('.jp-Cell')"
-            ".scrollIntoView();")
-        time.sleep(1.5)  # let the charts draw and settle
-        shot = tmp_path / "explore.png"
-        driver.save_screenshot(str(shot))
-        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-    assert errors == [], errors
+                                           if option.text.startswith(f"{run} ")))
+        wait_for(lambda: f"{evaluations} of {evaluations} evaluations kept by the filter"
+                 in lab.text(), f"the trials of {run}, picked in the page")
+
+    pick("night2", 6)
+    lab.driver.execute_script(  # the picture: widgets and charts, no code, no file browser
+        "const app = window.jupyterapp;"
+        "app.commands.execute('notebook:hide-all-cell-code');"
+        "if (!app.shell.leftCollapsed) app.commands.execute('application:toggle-left-area');")
+    pick("night1", 22)
+    lab.driver.execute_script(  # the trials panel: its filters, table and charts
+        "document.querySelector('.widget-select-multiple').closest('.jp-Cell')"
+        ".scrollIntoView();")
+    time.sleep(1.5)  # let the charts draw and settle
+    shot = tmp_path / "explore.png"
+    lab.driver.save_screenshot(str(shot))
+    assert lab.errors() == []
     assert shot.stat().st_size > 20_000
     if os.environ.get("CRYPTOSWEEP_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_live_view_of_a_sweep_started_from_the_notebook_updates_the_page(lab, tmp_path):
+    config = tmp_path / "sweep.json"
+    config.write_text(json.dumps(explore_config()))
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "cryptosweep", "language": "python",
+                                       "display_name": "Python (cryptosweep)"}
+    notebook.cells = [nbformat.v4.new_code_cell(LIVE_NOTEBOOK.format(
+        config=str(config), log_dir=str(tmp_path / "reports")))]
+    nbformat.write(notebook, lab.root / "live.ipynb")
+    lab.open("live.ipynb")
+    lines: list[str] = []
+
+    def finished() -> bool:
+        found = re.search(r"Live view — (.*)", lab.text())
+        if found and (not lines or lines[-1] != found.group(1)):
+            lines.append(found.group(1))
+        return bool(lines) and "watching stopped" in lab.text()
+
+    wait_for(finished, "the live view to follow the sweep to its end", timeout=180)
+    assert any(" running — " in line for line in lines), lines
+    assert lines[-1].startswith("live: complete — 22 of 22 evaluations finished"), lines
+    assert wait_for(lambda: lab.state()["charts"] >= 3, "the three live charts")
+    assert lab.errors() == []

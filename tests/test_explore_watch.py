@@ -4,9 +4,11 @@ of the same sweep run without a watcher."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from conftest import EXPLORE_SEED, deterministic_bytes, explore_config, tiny_config
 from cryptosweep.config import validate_config
 from cryptosweep.explore import start_sweep, watch
+from cryptosweep.explore.watch import BackgroundSweep, Snapshot, Watcher
 from cryptosweep.store import TrialStore
 
 pytestmark = pytest.mark.slow
@@ -79,8 +82,8 @@ def test_watch_follows_a_sweep_started_in_a_thread_of_this_process(tmp_path):
     result = sweep.result(timeout=60)
     assert result.run_dir == sweep.run_dir == tmp_path / "here"
     assert watcher.last.done == 8 and watcher.last.status == "complete"
-    assert watcher.reason in ("the sweep is complete: watching stopped",
-                              "the sweep returned: watching stopped")
+    assert watcher.reason == "the sweep is complete: watching stopped", (
+        "the last poll is taken after the sweep returned")
 
     broken = start_sweep(tmp_path / "no-such-config.yaml", log_dir=tmp_path, run_name="broken")
     failed = watch(broken, interval=0.05)
@@ -102,3 +105,17 @@ def test_watch_of_a_finished_run_draws_once_and_of_a_missing_one_gives_up(
     assert "waiting for the journal" in missing.widget.children[0].value
     with pytest.raises(ValueError, match="interval"):
         watch(tmp_path, interval=0)
+
+
+def test_a_watcher_that_sees_its_sweep_return_reads_the_journal_once_more(explore_reports):
+    # the race: a poll reads "running", then the sweep finishes and its thread returns before
+    # the watcher checks; the watcher must show the journal as the sweep left it
+    returned: concurrent.futures.Future[None] = concurrent.futures.Future()
+    returned.set_result(None)
+    run_dir = explore_reports / "night1"
+    watcher = Watcher(BackgroundSweep(run_dir, returned), interval=60)
+    stale = Snapshot(run_dir, time.time(), "running")
+    assert watcher._finish_if_ended(stale)
+    assert watcher.reason == "the sweep is complete: watching stopped"
+    assert watcher.last.status == "complete" and watcher.last.done == 22
+    assert "complete — 22 of 22" in watcher.widget.children[0].value

@@ -312,6 +312,9 @@ class Watcher:
         reason = self._ended(snapshot)
         if reason is None:
             return False
+        if not snapshot.finished and self.sweep is not None and self.sweep.done():
+            snapshot = self.poll()  # the journal as the sweep left it when it returned
+            reason = self._ended(snapshot) or reason
         self.reason = reason
         self._draw(snapshot)
         return True
