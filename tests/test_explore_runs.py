@@ -249,6 +249,8 @@ def test_explorer_callbacks_redraw_tables_and_figures_from_the_journal(explore_r
         assert curves[name][0][-1] == results["budget_spent"]
         assert curves[name][1][-1] == results["best"]["score"]
 
+    ui.refresh_button.click()  # re-reads the folder, keeps what is shown
+    assert ui.run_picker.value == "night1" and ui.comparison.first == "night2"
     ui.run_picker.value = "half_written"  # says so, raises nothing
     assert "not complete JSON" in ui.run_details.value
     assert "not complete JSON" in ui.trials_summary.value and ui.figures["parameters"] is None

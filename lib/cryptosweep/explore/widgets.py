@@ -185,11 +185,14 @@ class Explorer:
     # ---------------------------------------------------------------------------- runs
 
     def refresh(self, run: str | None = None, compare_with: str | None = None) -> None:
-        """Re-read the reports folder; select ``run`` (else the current one, else the newest
-        readable run) and compare the newest complete run (or ``run``) with the complete run
-        before it (or after it, or ``compare_with``), the earlier one first, so that changes
-        read from the earlier to the later."""
+        """Re-read the reports folder and select ``run`` (else the current one, else the newest
+        readable run). Compare ``compare_with`` → ``run`` when both are complete runs (by
+        default the pair being compared); otherwise ``run`` (or the newest complete run) and
+        the complete run before it (or after it), the earlier one first: changes read from
+        the first to the second."""
         previous = run or (self.run.name if self.run else None)
+        if run is None and compare_with is None:  # keep the pair being compared
+            run, compare_with = self.compare_second.value, self.compare_first.value
         try:
             self.runs = _list_runs(self.reports_dir)
             problem = None
@@ -213,10 +216,14 @@ class Explorer:
             self.run_picker.value = choice
             options = [(r.label, r.name) for r in complete]
             done = [r.name for r in complete]  # newest first
-            second = run if run in done else (done[0] if done else None)
-            first = compare_with if compare_with in done else _neighbour(done, second)
-            if first is not None and second is not None and done.index(first) < done.index(second):
-                first, second = second, first  # the earlier run first
+            if run in done and compare_with in done:
+                first, second = compare_with, run
+            else:
+                second = run if run in done else (done[0] if done else None)
+                first = _neighbour(done, second)
+                if first is not None and second is not None \
+                        and done.index(first) < done.index(second):
+                    first, second = second, first  # the earlier run first
             self.compare_first.options = options
             self.compare_second.options = options
             self.compare_first.value, self.compare_second.value = first, second
