@@ -15,19 +15,18 @@ import pytest
 from conftest import results_file
 from cryptosweep.explore import Explorer
 from cryptosweep.explore.runs import (
-    REPOSITORY,
     TrialFilter,
     compare_runs,
     filter_trials,
     list_runs,
     load_results,
     read_evaluations,
-    resolve_reports_dir,
     runs_frame,
     sort_trials,
     trials_table,
 )
-from cryptosweep.publish import run_summaries
+from cryptosweep.paths import REPOSITORY
+from cryptosweep.report import run_summaries
 from cryptosweep.store import TrialStore
 
 pytestmark = pytest.mark.slow
@@ -127,10 +126,9 @@ def test_a_relative_reports_folder_is_found_from_the_repository_and_from_noteboo
         tmp_path, monkeypatch):
     (tmp_path / "reports").mkdir()
     monkeypatch.chdir(tmp_path)  # papermill: the working directory has it
-    assert resolve_reports_dir("reports") == tmp_path / "reports"
+    assert Explorer("reports").reports_dir == tmp_path / "reports"
     monkeypatch.chdir(REPOSITORY / "notebooks")  # JupyterLab: notebooks/ has no reports/
-    assert resolve_reports_dir("reports") == REPOSITORY / "reports"
-    assert resolve_reports_dir(tmp_path / "x") == tmp_path / "x"
+    assert Explorer("reports").reports_dir == REPOSITORY / "reports"
     assert (REPOSITORY / "notebooks" / "explore.ipynb").is_file()
 
 

@@ -23,7 +23,6 @@ from cryptosweep.explore.runs import (
     compare_runs,
     list_runs,
     read_evaluations,
-    resolve_reports_dir,
     trials_table,
 )
 from cryptosweep.explore.watch import BackgroundSweep, Watcher, start_sweep, take_snapshot, watch
@@ -39,7 +38,6 @@ __all__ = [
     "compare_runs",
     "list_runs",
     "read_evaluations",
-    "resolve_reports_dir",
     "start_sweep",
     "take_snapshot",
     "trials_table",

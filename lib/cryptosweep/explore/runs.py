@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.errors import UserError
-from cryptosweep.publish import NOTEBOOKS, run_summaries
-from cryptosweep.reports import RESULTS_SCHEMA, evaluation_record
+from cryptosweep.ranking import at_largest_budget, finished_with_score
+from cryptosweep.report import run_summaries
+from cryptosweep.results import RESULTS_SCHEMA, evaluation_record
 from cryptosweep.store import DB_NAME, SCHEMA_VERSION, TrialStore
 
 __all__ = [
-    "REPOSITORY",
     "RunComparison",
     "RunInfo",
     "RunReadError",
@@ -45,15 +45,10 @@ __all__ = [
     "parameter_columns",
     "read_config",
     "read_evaluations",
-    "resolve_reports_dir",
     "runs_frame",
     "sort_trials",
     "trials_table",
 ]
-
-#: The repository root: where a relative reports folder is looked for when the working
-#: directory does not have it (JupyterLab runs a notebook in ``notebooks/``).
-REPOSITORY = NOTEBOOKS.parent
 
 #: States of a run folder, as :func:`inspect_run` names them.
 COMPLETE, RUNNING, FAILED, INCOMPLETE, OTHER_VERSION, UNREADABLE, NOT_A_RUN = (
@@ -99,18 +94,6 @@ class RunInfo:
 
 
 # ------------------------------------------------------------------------------- folders
-
-
-def resolve_reports_dir(path: str | Path) -> Path:
-    """``path`` made absolute: as given when absolute or when it exists relative to the working
-    directory (papermill runs from the repository root), else relative to :data:`REPOSITORY`
-    (JupyterLab runs a notebook with ``notebooks/`` as its working directory)."""
-    path = Path(path).expanduser()
-    if path.is_absolute():
-        return path
-    if path.exists():
-        return path.resolve()
-    return REPOSITORY / path
 
 
 def _results_path(run_dir: Path) -> Path | None:
@@ -268,7 +251,7 @@ def load_results(run_dir: str | Path) -> dict[str, Any]:
 
 def read_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
     """Every evaluation of the run as a results record
-    (:func:`~cryptosweep.reports.evaluation_record`), from the journal, read-only, so that a
+    (:func:`~cryptosweep.results.evaluation_record`), from the journal, read-only, so that a
     running sweep shows what it has finished so far; from the results file when there is no
     readable journal."""
     run_dir = Path(run_dir)
@@ -516,19 +499,18 @@ def compare_runs(first: Mapping[str, Any], second: Mapping[str, Any]) -> RunComp
 def best_score_curve(evaluations: Sequence[Mapping[str, Any]]
                      ) -> tuple[list[float], list[float | None]]:
     """Cumulative compute (budget units of every finished evaluation, ``eval_id`` order) and
-    the best score so far among the done evaluations at the largest budget any reached (as
-    :func:`cryptosweep.figures.optimisation_history` draws it; ``None`` before the first)."""
+    the best score so far among the evaluations that compete for "best"
+    (:mod:`cryptosweep.ranking`: done, finite score, the largest budget reached), as
+    :func:`cryptosweep.figures.optimisation_history` draws it; ``None`` before the first."""
     finished = sorted((e for e in evaluations if e["status"] in ("done", "failed")),
                       key=lambda e: e["eval_id"])
-    done = [e for e in finished if e["status"] == "done" and e.get("score") is not None]
-    top = max((float(e["budget"]) for e in done), default=None)
+    competing = {e["eval_id"] for e in at_largest_budget(finished)[0]}
     compute: list[float] = []
     best: list[float | None] = []
     spent, so_far = 0.0, None
     for e in finished:
         spent += float(e["budget"])
-        if (e["status"] == "done" and e.get("score") is not None
-                and float(e["budget"]) == top):
+        if e["eval_id"] in competing and finished_with_score(e):
             so_far = float(e["score"]) if so_far is None else max(so_far, float(e["score"]))
         compute.append(spent)
         best.append(so_far)

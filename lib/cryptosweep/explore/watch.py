@@ -29,7 +29,8 @@ from cryptosweep.config import config_as_made, validate_config
 from cryptosweep.errors import UserError
 from cryptosweep.explore import plots
 from cryptosweep.explore.render import show_figure
-from cryptosweep.reports import evaluation_record, resource_usage
+from cryptosweep.ranking import ranked
+from cryptosweep.results import evaluation_record, resource_usage
 from cryptosweep.store import DB_NAME, EvaluationRow, TrialStore
 from cryptosweep.strategies import make_strategy
 from cryptosweep.strategies.hyperband import hyperband_brackets
@@ -124,12 +125,9 @@ class Snapshot:
 
     @property
     def best(self) -> float | None:
-        """Best score among done evaluations at the largest budget reached."""
-        done = [row for row in self.rows if row.status == "done" and row.score is not None]
-        if not done:
-            return None
-        top = max(row.budget for row in done)
-        return max(float(row.score) for row in done if row.budget == top)  # type: ignore[arg-type]
+        """The best score so far (:func:`cryptosweep.ranking.ranked`)."""
+        best = ranked(self.rows)
+        return None if not best else float(best[0].score)  # type: ignore[arg-type]
 
     def records(self) -> list[dict[str, Any]]:
         """The evaluations as results records, for the report's figure builders."""

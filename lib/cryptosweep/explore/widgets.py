@@ -32,12 +32,12 @@ from cryptosweep.explore.runs import (
     load_results,
     parameter_columns,
     read_evaluations,
-    resolve_reports_dir,
     runs_frame,
     sort_trials,
     trials_table,
 )
 from cryptosweep.explore.watch import DEFAULT_INTERVAL_S, Watcher, take_snapshot, watch
+from cryptosweep.paths import resolve
 
 __all__ = ["Explorer", "frame_html"]
 
@@ -111,7 +111,8 @@ class Explorer:
 
     def __init__(self, reports_dir: str | Path = "reports", run: str | None = None,
                  compare_with: str | None = None, max_rows: int = DEFAULT_MAX_ROWS) -> None:
-        self.reports_dir = resolve_reports_dir(reports_dir)
+        resolved = resolve(reports_dir)  # the same relative path from the root or notebooks/
+        self.reports_dir = Path(reports_dir) if resolved is None else resolved
         self.max_rows = max_rows
         self.runs: list[RunInfo] = []
         self.run: RunInfo | None = None
