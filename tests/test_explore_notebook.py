@@ -336,10 +336,11 @@ def test_live_view_of_a_sweep_started_from_the_notebook_updates_the_page(lab, tm
     lines: list[str] = []
 
     def finished() -> bool:
-        found = re.search(r"Live view — (.*)", lab.text())
+        text = lab.text()
+        found = re.search(r"Live view — (.*)", text)
         if found and (not lines or lines[-1] != found.group(1)):
             lines.append(found.group(1))
-        return bool(lines) and "watching stopped" in lab.text()
+        return bool(found) and "watching stopped" in text
 
     wait_for(finished, "the live view to follow the sweep to its end", timeout=180)
     assert any(" running — " in line for line in lines), lines

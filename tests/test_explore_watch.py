@@ -98,6 +98,11 @@ def test_watch_of_a_finished_run_draws_once_and_of_a_missing_one_gives_up(
     assert not finished.running and len(finished.history) == 1
     assert finished.reason == "the sweep is complete: watching stopped"
     assert finished.figures["rungs"] is not None and finished.figures["workers"] is not None
+    charts = [output.outputs for output in finished.widget.children[1:]]
+    finished.poll()  # nothing changed: the page's charts are not redrawn (no flicker)
+    assert [output.outputs for output in finished.widget.children[1:]] == charts
+    assert all(a is b for a, b in zip(charts, [o.outputs for o in finished.widget.children[1:]],
+                                      strict=True))
 
     missing = watch(tmp_path / "never", interval=0.05, timeout=0.3)
     assert missing.join(timeout=10) and missing.reason == "watched for 0.3 s: watching stopped"

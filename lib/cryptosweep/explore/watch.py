@@ -389,12 +389,20 @@ class _WatchView:
         self.rungs = widgets.Output()
         self.workers = widgets.Output()
         self.figures: dict[str, Any] = {}
+        self.drawn: tuple[Any, ...] | None = None  # what the charts show: no redraw without news
         self.box = widgets.VBox([self.status, self.history, self.rungs, self.workers])
 
     def draw(self, snapshot: Snapshot, plan: SweepPlan, note: str | None) -> None:
+        """The status line every time; the charts only when an evaluation changed status (a
+        chart redrawn in the page for nothing would flicker every few seconds)."""
         line = html.escape(snapshot.text(plan))
         note_html = f"<br><i>{html.escape(note)}.</i>" if note else ""
         self.status.value = f"<b>Live view</b> — {line}{note_html}"
+        content = (snapshot.status, plan.total,
+                   tuple((row.eval_id, row.status, row.attempts) for row in snapshot.rows))
+        if content == self.drawn:
+            return
+        self.drawn = content
         records = snapshot.records()
         config = snapshot.config or {}
         self.figures = {
