@@ -297,13 +297,27 @@ def test_unreadable_config_files_are_one_line_exit_2(capsys, tmp_path, name, dat
     assert not (tmp_path / "logs").exists()
 
 
-@pytest.mark.parametrize("name", ["../../escape", "/tmp/cryptosweep-absolute", "a/b", "..",
-                                  "line\nbreak", ""])
+@pytest.mark.parametrize("name", ["../../escape", "<absolute>", "a/b", "..", "line\nbreak", ""])
 def test_a_run_name_is_one_plain_path_component(capsys, write_config, tmp_path, name):
+    """`--run-name ../../escape` (or an absolute path, or a newline) wrote outside --log-dir."""
     logs = tmp_path / "nest" / "logs"
+    name = str(tmp_path / "absolute") if name == "<absolute>" else name
     code, err = run_cli(capsys, "--config", str(write_config(tiny_config())), "--log-dir",
                         str(logs), "--run-name", name)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "--run-name" in err and "one plain folder name" in err
     assert not (tmp_path / "nest").exists() and not (tmp_path / "escape").exists()
-    assert not Path("/tmp/cryptosweep-absolute").exists()
+    assert not (tmp_path / "absolute").exists()
+
+
+def test_the_seed_rule_refuses_seeds_no_framework_holds(write_config):
+    """The API, the notebook and the nightly (SWEEP_SEED) go through resolve_seed: a seed of
+    2**64 overflowed torch after the run folder existed (issue #13)."""
+    from cryptosweep.config import MAX_SEED, resolve_seed
+    from cryptosweep.errors import ConfigError
+
+    config = load_config(write_config(tiny_config()))
+    assert resolve_seed(MAX_SEED, config) == MAX_SEED and resolve_seed(None, config) == 123456
+    for seed in (2**64, MAX_SEED + 1, -1, 2.5, True):
+        with pytest.raises(ConfigError, match=r"seed: expected a whole number in \[0, "):
+            resolve_seed(seed, config)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -392,7 +393,13 @@ def resolve_seed(seed: int | None, config: SweepConfig) -> int:
     and the API: an explicit ``seed`` wins, else the config's ``seed``, else
     :data:`DEFAULT_SEED`."""
     if seed is not None:
-        return int(seed)
+        try:
+            value = operator.index(seed)  # ints and NumPy integers; not floats, not text
+        except TypeError:
+            value = None
+        if isinstance(seed, bool) or value is None or not 0 <= value <= MAX_SEED:
+            raise ConfigError(f"seed: expected a whole number in [0, {MAX_SEED}], got {seed!r}")
+        return int(value)
     return int(config.seed) if config.seed is not None else DEFAULT_SEED
 
 

@@ -188,6 +188,9 @@ def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path
     finally:
         store.close()
     target = Path(target) if target else run_dir / "optuna.db"
+    why = unwritable(target.parent)
+    if why is not None:
+        raise UserError(f"export-optuna: cannot write {target} ({why}); pass --output PATH")
     target.unlink(missing_ok=True)
     storage = f"sqlite:///{target}"
     with quiet_optuna():
