@@ -545,6 +545,7 @@ BROKEN_WEBHOOKS = {  # each once ended in a traceback (the first two with the se
     "a space in the path": f"https://hooks.example.com/services/T0 {TOKEN}/x",
     "a broken IPv6 host": f"https://[::1/services/{TOKEN}",
     "a percent-encoded token": f"https://hooks.example.com:99999/s/{TOKEN.replace('-', '%2D')}",
+    "a control character": f"https://hooks.example.com/{TOKEN}\x01",  # quoted as \\x01
 }
 
 

@@ -428,7 +428,7 @@ def run_sweep(
             raise
     assert seed is not None
     try:
-        handler = _attach_log_file(run_dir)
+        handler = _infrastructure_checked(lambda: _attach_log_file(run_dir), run_dir)
     except BaseException:
         executor.close()
         store.close()

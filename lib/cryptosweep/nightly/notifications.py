@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -114,6 +115,10 @@ def _redact(text: str, secret: str) -> str:
     except ValueError:  # not even splittable: only the whole URL is known to be secret
         pieces = {secret}
     pieces |= {urllib.parse.unquote(piece) for piece in pieces}
+    # A message may quote a piece escaped (a control character as \\x01) or cut at a space.
+    pieces |= {part for piece in pieces for part in re.split(r"[\s\x00-\x1f\x7f]+", piece)
+               if len(part) >= 6}
+    pieces |= {piece.encode("unicode_escape").decode("ascii") for piece in pieces}
     for piece in sorted((p for p in pieces if len(p) > 1), key=len, reverse=True):
         text = text.replace(piece, "<redacted>")
     return text
