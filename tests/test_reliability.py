@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,8 +108,7 @@ def hyperband_reference(tmp_path_factory):
     without interruption: what every disturbed run below must end as."""
     base = tmp_path_factory.mktemp("hyperband")
     config = write_yaml(base / "sweep.yaml", tiny_config(
-        sweep_type="hyperband", hyperband__max_iter=3, hyperband__eta=3,
-        objective__rounds_per_unit=10))
+        sweep_type="hyperband", hyperband__max_iter=3, hyperband__eta=3, reporting__top_k=1))
     done = cli("run", "--config", str(config), "--log-dir", str(base), "--run-name", "ref",
                "--seed", "11", "--workers", "0", "--no-progress")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -116,25 +116,32 @@ def hyperband_reference(tmp_path_factory):
 
 
 def test_a_full_disk_stops_the_sweep_and_resume_ends_as_an_uninterrupted_run(
-        hyperband_reference, tmp_path):
+        hyperband_reference, tmp_path, capsys):
+    """The disk fills after two evaluations (checkpoints between rungs, the journal, the logs
+    all on it): exit 6 and one line, no evaluation journaled as failed, the journal intact;
+    a resume while the disk is still full is exit 6 again (the driver's side); once space is
+    freed the resume runs what the full disk hit and ends as the uninterrupted run."""
+    from cryptosweep.cli import main
     from cryptosweep.errors import EXIT_INFRASTRUCTURE
 
     config, reference = hyperband_reference
     with small_tmpfs(tmp_path / "disk", "24m") as disk:
         run_dir = disk / "full"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cryptosweep", "run", "--config", str(config), "--log-dir",
-             str(disk), "--run-name", "full", "--seed", "11", "--workers", "0",
-             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
-        while done_count(run_dir / "sweep.db") < 2:
-            assert process.poll() is None, process.communicate()[1][-3000:]
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        filler = fill(disk)
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == EXIT_INFRASTRUCTURE, stderr[-3000:]
-        line = one_error_line(stderr)
+        filled: list[Path] = []
+
+        def fill_after_two() -> None:
+            deadline = time.monotonic() + 120
+            while done_count(run_dir / "sweep.db") < 2 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            filled.append(fill(disk))
+
+        filler = threading.Thread(target=fill_after_two, daemon=True)
+        filler.start()
+        code = main(["run", "--config", str(config), "--log-dir", str(disk), "--run-name",
+                     "full", "--seed", "11", "--workers", "0", "--no-progress"])
+        filler.join(timeout=120)
+        line = one_error_line(capsys.readouterr().err)
+        assert code == EXIT_INFRASTRUCTURE and filled, line
         assert "the machine failed the sweep" in line and "resume with: cryptosweep run " \
             f"--resume {run_dir}" in line, line
         assert not list(run_dir.glob("sweep_results_*.json"))
@@ -142,23 +149,23 @@ def test_a_full_disk_stops_the_sweep_and_resume_ends_as_an_uninterrupted_run(
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             statuses = dict(db.execute("SELECT status, COUNT(*) FROM evaluations "
                                        "GROUP BY status").fetchall())
+        db.close()
         assert "failed" not in statuses, f"a full disk was journaled as a trial result: {statuses}"
-        finished = statuses.get("done", 0)
-        assert 2 <= finished < 6, statuses
+        assert 2 <= statuses.get("done", 0) < 6, statuses
 
-        still_full = cli("run", "--resume", str(run_dir), "--workers", "0", "--no-progress")
-        assert still_full.returncode == EXIT_INFRASTRUCTURE, still_full.stderr[-3000:]
-        assert "No space left on device" in one_error_line(still_full.stderr)
+        resume = ["run", "--resume", str(run_dir), "--workers", "0", "--no-progress"]
+        assert main(resume) == EXIT_INFRASTRUCTURE
+        assert "No space left on device" in one_error_line(capsys.readouterr().err)
 
-        filler.unlink()
-        resumed = cli("run", "--resume", str(run_dir), "--workers", "0", "--no-progress")
-        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        filled[0].unlink()
+        assert main(resume) == 0, capsys.readouterr().err[-3000:]
         assert deterministic_bytes(run_dir) == deterministic_bytes(reference)
         with sqlite3.connect(run_dir / "sweep.db") as db:
             rerun = db.execute("SELECT COUNT(*) FROM attempts WHERE outcome IS NOT 'done'"
                                ).fetchone()[0]
             done = db.execute("SELECT eval_id, COUNT(*) FROM attempts WHERE outcome = 'done' "
                               "GROUP BY eval_id").fetchall()
+        db.close()
         assert all(count == 1 for _, count in done) and len(done) == 6
         assert rerun >= 1, "the evaluation the full disk hit must have been run again"
 
@@ -291,12 +298,17 @@ def test_a_second_writer_of_a_run_folder_is_refused_with_the_holder_s_pid(
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr[-3000:]
     assert deterministic_bytes(run_dir) == deterministic_bytes(reference)
-    again = cli("run", "--resume", str(run_dir), "--workers", "0", "--no-progress")
-    assert again.returncode == 0, "the lock goes with its process: " + again.stderr[-2000:]
+    from cryptosweep.locking import RunLock
+
+    RunLock.acquire(run_dir).release()  # the lock went with its process
 
 
 def test_a_damaged_journal_is_refused_before_anything_is_written(hyperband_reference,
-                                                                  tmp_path):
+                                                                  tmp_path, capsys):
+    """A journal with garbage in its middle was resumed and written to (34 evaluations ran
+    into it before a DatabaseError traceback)."""
+    from cryptosweep.cli import main
+
     _, reference = hyperband_reference
     run_dir = _copy_run(reference, tmp_path / "damaged")
     db = run_dir / "sweep.db"
@@ -305,23 +317,24 @@ def test_a_damaged_journal_is_refused_before_anything_is_written(hyperband_refer
     data[middle:middle + 4096] = bytes(range(256)) * 16  # one page of garbage
     db.write_bytes(bytes(data))
     before = _folder_state(run_dir)
-    done = cli("run", "--resume", str(run_dir), "--workers", "0")
-    assert done.returncode == 2, done.stderr[-3000:]
-    line = one_error_line(done.stderr)
+    assert main(["run", "--resume", str(run_dir), "--workers", "0"]) == 2
+    line = one_error_line(capsys.readouterr().err)
     assert f"journal {db} is damaged" in line and "cannot be resumed safely" in line
     assert _folder_state(run_dir) == before, "a refused resume must not change the run folder"
 
 
-def test_a_foreign_sqlite_file_is_refused_and_left_as_it_was(tmp_path):
+def test_a_foreign_sqlite_file_is_refused_and_left_as_it_was(tmp_path, capsys):
+    """It exited 2, but only after adding seven tables and switching the file to WAL."""
+    from cryptosweep.cli import main
+
     foreign = tmp_path / "app.db"
     with sqlite3.connect(foreign) as db:
         db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
         db.execute("INSERT INTO customers(name) VALUES ('ada')")
     db.close()
     before = _folder_state(tmp_path)
-    done = cli("run", "--resume", str(foreign), "--workers", "0")
-    assert done.returncode == 2
-    line = one_error_line(done.stderr)
+    assert main(["run", "--resume", str(foreign), "--workers", "0"]) == 2
+    line = one_error_line(capsys.readouterr().err)
     assert f"{foreign} is not a cryptosweep journal" in line and "customers" not in line
     assert _folder_state(tmp_path) == before, "no tables added, no switch to WAL"
     with sqlite3.connect(foreign) as db:
@@ -349,20 +362,20 @@ def read_only(folder: Path) -> Iterator[Path]:
 
 
 def test_a_read_only_run_is_said_to_be_read_only_by_resume_and_report(hyperband_reference,
-                                                                       tmp_path):
+                                                                       tmp_path, capsys):
     """A read-only journal was reported as 'not a cryptosweep journal', and `report` on a
     read-only folder ended in a traceback."""
+    from cryptosweep.cli import main
+
     _, reference = hyperband_reference
     source = tmp_path / "run"
     shutil.copytree(reference, source)
     with read_only(source) as run_dir:
-        done = cli("run", "--resume", str(run_dir), "--workers", "0")
-        assert done.returncode == 2
-        line = one_error_line(done.stderr)
+        assert main(["run", "--resume", str(run_dir), "--workers", "0"]) == 2
+        line = one_error_line(capsys.readouterr().err)
         assert "is not writable" in line and "copy the run folder somewhere writable" in line
         reason = "read-only file system" if os.geteuid() == 0 else "permission denied"
         assert reason in line, line
-        report = cli("report", str(run_dir))
-        assert report.returncode == 2
-        line = one_error_line(report.stderr)
+        assert main(["report", str(run_dir)]) == 2
+        line = one_error_line(capsys.readouterr().err)
         assert f"report: cannot write into {run_dir}" in line and reason in line, line
