@@ -20,6 +20,7 @@ from cryptosweep.trading.metrics import METRIC_NAMES, performance
 from cryptosweep.trading.models import EntryModel, make_entry_model
 from cryptosweep.trading.objective import (
     check_spec,
+    evaluate_baselines,
     evaluate_holdout,
     evaluate_trial,
     full_rounds,
@@ -38,6 +39,7 @@ __all__ = [
     "cached_features",
     "check_spec",
     "clear_feature_cache",
+    "evaluate_baselines",
     "evaluate_holdout",
     "evaluate_trial",
     "feature_cache_key",
