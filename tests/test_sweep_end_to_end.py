@@ -76,6 +76,42 @@ def test_run_folder_holds_every_output_file(reference):
     assert set(holdout.values()) == {results["data"]["holdout_bars"]}
 
 
+def test_baselines_edge_and_deployment_decision_in_every_output(reference):
+    """Flat and buy-and-hold on the trials' own test blocks and holdout, each top-k entry's
+    edge over them, and the gate's decision: in the results, the best configs and the first
+    lines of the text report, all from the same block."""
+    _, run_dir = reference
+    results = json.loads(results_file(run_dir).read_text())
+    baselines = results["baselines"]
+    folds = len(results["data"]["folds"])
+    for name in ("flat", "buy_and_hold"):
+        assert len(baselines[name]["folds"]) == folds
+        assert baselines[name]["holdout"]["holdout_bars"] == results["data"]["holdout_bars"]
+    assert baselines["flat"]["score"] == 0.0
+    assert all(fold["trades"] == 1 for fold in baselines["buy_and_hold"]["folds"])
+    for item in results["top_k"]:
+        positive = item["score"] > 0 and item["holdout"]["holdout_sharpe"] > 0
+        assert item["edge"]["beats_flat"] is positive
+        assert item["edge"]["label"] == (None if positive else "no edge")
+    deployment = results["deployment"]
+    assert deployment["decision"] in ("approved", "rejected") and deployment["champion"] is None
+    assert [c["name"] for c in deployment["criteria"]] == [
+        "reproducible", "dsr", "pbo", "holdout_score", "holdout_trades"]
+    dsr = next(c for c in deployment["criteria"] if c["name"] == "dsr")
+    assert dsr["value"] == results["overfitting"]["dsr"]["dsr"] and dsr["threshold"] == 0.95
+    (best_path,) = run_dir.glob("best_configs_*.json")
+    best = json.loads(best_path.read_text())
+    assert best["deployment"] == deployment and best["baselines"] == baselines
+    assert best["configurations"][0]["edge"] == results["best"]["edge"]
+    report = next(run_dir.glob("sweep_report_*.txt")).read_text().splitlines()
+    assert report[0].startswith(f"deployment gate: {deployment['decision'].upper()}")
+    failed = [c["text"] for c in deployment["criteria"] if not c["passed"]]
+    assert all(f"  [FAIL] {text}" in report for text in failed)
+    assert any(line.startswith("  buy-and-hold") for line in report)
+    log = (run_dir / "sweep_output.log").read_text()
+    assert "end of the sweep: 5 evaluation(s) on in-process: holdout-" in log
+
+
 def test_same_seed_twice_gives_byte_identical_results(reference, tmp_path):
     config_path, first = reference
     second = run(config_path, tmp_path, "again", "--seed", "11")
@@ -99,6 +135,10 @@ def test_one_and_two_dask_workers_give_the_in_process_results(reference, tmp_pat
     workers = {e["timing"]["worker"] for e in
                json.loads(results_file(two).read_text())["evaluations"]}
     assert len(workers) == 2, f"expected both dask workers to run trials, got {workers}"
+    # The end of the sweep (holdout, re-runs, baselines) ran on those workers too.
+    for run_dir, workers in ((one, 1), (two, 2)):
+        assert (f"end of the sweep: 5 evaluation(s) on dask LocalCluster of {workers} CPU "
+                "worker(s)") in (run_dir / "sweep_output.log").read_text()
 
 
 def test_grid_sweep_covers_the_product_once(tmp_path, write_config):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptosweep.deployment import report_lines
 from cryptosweep.store import EvaluationRow, TrialStore
 
 RESULTS_SCHEMA = "cryptosweep.sweep_results/1"
@@ -39,8 +40,11 @@ def build_results(
     *, config: dict[str, Any], config_hash: str, seed: int, run: dict[str, Any],
     data: dict[str, Any] | None, strategy: dict[str, Any], rows: list[EvaluationRow],
     top: list[dict[str, Any]], reproducibility_check: list[dict[str, Any]],
-    overfitting: dict[str, Any] | None = None,
+    overfitting: dict[str, Any] | None = None, baselines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The results file's content; the deployment gate's decision is added to it by
+    :func:`cryptosweep.finalize.finalize_run` (:func:`cryptosweep.deployment.decide` reads
+    the rest)."""
     finished = [row for row in rows if row.status in ("done", "failed")]
     return {
         "schema": RESULTS_SCHEMA,
@@ -60,6 +64,7 @@ def build_results(
         "compute_spent": compute_spent(finished),
         "best": top[0] if top else None,
         "top_k": top,
+        "baselines": baselines,
         "reproducibility_check": reproducibility_check,
         "overfitting": overfitting,
         "evaluations": [evaluation_record(row) for row in rows],
@@ -80,8 +85,10 @@ def compute_spent(rows: list[EvaluationRow]) -> dict[str, Any]:
 
 
 def best_configs(results: dict[str, Any], framework_params: dict[str, Any]) -> dict[str, Any]:
-    """The deployment export: ``configurations[0]`` is the winner; ``trading_params`` and
-    ``entry_model`` repeat it in the shape the production code loads."""
+    """The deployment export: ``configurations[0]`` is the winner (each with its ``edge`` over
+    the baselines); ``trading_params`` and ``entry_model`` repeat it in the shape the
+    production code loads; ``deployment`` is the gate's decision on it and ``baselines`` what
+    it was measured against."""
     top = results["top_k"]
     winner = top[0] if top else None
     return {
@@ -96,6 +103,8 @@ def best_configs(results: dict[str, Any], framework_params: dict[str, Any]) -> d
         } if winner else {},
         "seed": results["seed"],
         "config_hash": results["config_hash"],
+        "baselines": results.get("baselines"),
+        "deployment": results.get("deployment"),
         "source_run": results["run"]["name"],
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -137,9 +146,11 @@ def _per_year(results: dict[str, Any]) -> str:
 
 
 def text_report(results: dict[str, Any]) -> str:
-    """A short human-readable summary of a run."""
+    """A short human-readable summary of a run, led by the deployment gate's decision."""
     run, counts = results["run"], results["counts"]
+    decision = report_lines(results.get("deployment"))
     lines = [
+        *decision, *([""] if decision else []),
         f"cryptosweep run {run['name']}",
         "=" * (17 + len(run["name"])),
         f"sweep type     : {results['sweep_type']}",
@@ -161,11 +172,13 @@ def text_report(results: dict[str, Any]) -> str:
             f" validation {item['score']:+.3f}"
             + (f"  holdout {holdout['holdout_sharpe']:+.3f} ({holdout['holdout_trades']} trades)"
                if "holdout_sharpe" in holdout else "")
+            + (f"  [{item['edge']['label']}]" if (item.get("edge") or {}).get("label") else "")
         )
         if (item.get("metrics") or {}).get("penalty"):
             lines.append(f"      penalty: {item['metrics']['penalty']}")
         lines.append(f"      trading {json.dumps(item['params']['trading'], sort_keys=True)}")
         lines.append(f"      model   {json.dumps(item['params']['entry_model'], sort_keys=True)}")
+    lines += _baseline_lines(results)
     overfitting = results.get("overfitting") or {}
     dsr, pbo = overfitting.get("dsr") or {}, overfitting.get("pbo") or {}
     if dsr.get("dsr") is not None or pbo:
@@ -188,6 +201,23 @@ def text_report(results: dict[str, Any]) -> str:
         lines += ["", f"failures ({len(failures)}):"]
         lines += [f"  eval {e['eval_id']}: {e['error']}" for e in failures[:20]]
     return "\n".join(lines) + "\n"
+
+
+def _baseline_lines(results: dict[str, Any]) -> list[str]:
+    baselines = results.get("baselines")
+    if not baselines:
+        return []
+    metric = results["config"]["objective"]["metric"]
+    lines = ["", f"baselines ({metric} on the same test blocks and holdout, same fees and "
+                 "slippage; a winner that does not beat flat has no edge):"]
+    for name, label in (("flat", "flat (never trade)"), ("buy_and_hold", "buy-and-hold")):
+        baseline = baselines[name]
+        holdout = baseline.get("holdout") or {}
+        lines.append(
+            f"  {label:<18} validation {baseline['score']:+.3f}"
+            + (f"  holdout {holdout[f'holdout_{metric}']:+.3f} ({holdout['holdout_trades']} "
+               f"trade{'' if holdout['holdout_trades'] == 1 else 's'})" if holdout else ""))
+    return lines
 
 
 # ------------------------------------------------------------------------ reading a run back
