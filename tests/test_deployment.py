@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from conftest import tiny_config
 from cryptosweep.config import load_config
 from cryptosweep.deployment import CRITERIA, decide, report_lines, summary_line
 from cryptosweep.edge import beats, edge
-from conftest import tiny_config
 
 
 def results(*, dsr: float | None = 0.97, pbo: float | None = 0.2, holdout: float | None = 1.5,
