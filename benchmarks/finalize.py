@@ -1,0 +1,132 @@
+"""The end of a sweep, before and after it moved onto the sweep's executor.
+
+What it does: the holdout evaluation and the reproducibility re-run of each of the top-k (10
+model fits with top_k 5), the baselines, the DSR and PBO, and the files. Before, it ran in the
+driver process, one evaluation after another, after the workers had been shut down; now its
+evaluations are tasks on the executor while it is still up (``cryptosweep.finalize``), and the
+DSR/PBO are computed in the driver meanwhile.
+
+How it is measured, on the bundled BTC/USDT candles with a template-like config
+(``parameters/sweep_config_template.json``: Hyperband over LightGBM, XGBoost, CatBoost and torch,
+``reporting.top_k`` 5) and W workers (default 2):
+
+1. the search runs once on W dask workers and ends as it does now (``after, warm``: on the
+   same workers, which have the candles and features cached from the search);
+2. its run folder is copied twice, and in each copy the end of the sweep is undone (the
+   journaled holdout and re-run results and the output files removed), then resumed: with
+   ``--workers 0`` (``before``: in the driver, one after another, as it used to run) and with
+   W workers (``after, fresh workers``: a new cluster, whose workers first build the features).
+
+The three results files must be byte-identical (less timing and host); the benchmark stops
+otherwise. The times are the end of the sweep only ("end of the sweep took" in the run's log).
+
+    .venv/bin/python benchmarks/finalize.py [--workers 2] [--top-k 5] [--config PATH] \\
+        [--markdown FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import re
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# benchmarks/ is on sys.path (the script's folder)
+from machine import machine_line
+
+from cryptosweep.config import load_config
+from cryptosweep.paths import REPOSITORY
+from cryptosweep.runner import LOG_FILE, run_sweep
+
+TOOK = re.compile(r"end of the sweep took ([0-9.]+) s")
+SEARCH = re.compile(r"search finished in ([0-9.]+) s")
+OUTPUTS = ("sweep_results_*.json", "sweep_report_*.txt", "best_configs_*.json",
+           "resource_usage_*.json")
+
+
+def last(pattern: re.Pattern[str], run_dir: Path) -> float:
+    found = pattern.findall((run_dir / LOG_FILE).read_text(encoding="utf-8"))
+    if not found:
+        raise RuntimeError(f"{pattern.pattern!r} not in {run_dir / LOG_FILE}")
+    return float(found[-1])
+
+
+def undo_the_end(run_dir: Path) -> None:
+    """Leave a finished run as if it had been interrupted just before its end."""
+    with sqlite3.connect(run_dir / "sweep.db") as db:
+        db.execute("DELETE FROM extra_evaluations")
+        db.execute("DELETE FROM returns WHERE kind = 'holdout'")
+        db.execute("UPDATE meta SET value = '\"running\"' WHERE key = 'status'")
+    db.close()
+    for pattern in OUTPUTS:
+        for path in run_dir.glob(pattern):
+            path.unlink()
+
+
+def deterministic_bytes(run_dir: Path) -> bytes:
+    """The results file without its timing and host fields (as the tests compare it)."""
+    (path,) = sorted(run_dir.glob("sweep_results_*.json"))
+    results = json.loads(path.read_text())
+    results.pop("run")
+    for evaluation in results["evaluations"]:
+        evaluation.pop("timing")
+    return json.dumps(results, sort_keys=True, indent=1).encode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--config", type=Path,
+                        default=REPOSITORY / "parameters" / "sweep_config_template.json")
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    config = load_config(args.config, [f"reporting.top_k={args.top_k}"])
+    started = time.strftime("%Y-%m-%d", time.gmtime())
+    with tempfile.TemporaryDirectory(prefix="cryptosweep-bench-finalize.") as tmp:
+        base = Path(tmp)
+        searched = run_sweep(config=config, workers=args.workers, log_dir=base,
+                             run_name="search", show_progress=False).run_dir
+        search_s, warm_s = last(SEARCH, searched), last(TOOK, searched)
+        print(f"search {search_s:.1f} s; end of the sweep on the warm workers {warm_s:.1f} s",
+              flush=True)
+        timings = {}
+        for name, workers in (("before", 0), ("after_fresh", args.workers)):
+            copy = base / name
+            shutil.copytree(searched, copy)
+            undo_the_end(copy)
+            run_sweep(resume=copy, workers=workers, show_progress=False)
+            timings[name] = last(TOOK, copy)
+            print(f"{name}: end of the sweep {timings[name]:.1f} s", flush=True)
+            if deterministic_bytes(copy) != deterministic_bytes(searched):
+                sys.exit(f"{name}: the results differ from the uninterrupted run's")
+        results = json.loads(next(searched.glob("sweep_results_*.json")).read_text())
+
+    before = timings["before"]
+    out = io.StringIO()
+    out.write(f"{machine_line()} Date: {started}.\n")
+    out.write(f"Config: {args.config.name} with reporting.top_k {args.top_k} "
+              f"({results['counts']['evaluations']} evaluations, models "
+              f"{', '.join(config.objective.models)}); search {search_s:.1f} s on "
+              f"{args.workers} workers. Results byte-identical in the three runs (checked).\n\n")
+    out.write("| end of the sweep | workers | wall s | vs before |\n|---|---:|---:|---:|\n")
+    rows = (("before: in the driver, one after another", "0 (driver)", before),
+            ("after: on the sweep's workers, warm (as a sweep ends)", args.workers, warm_s),
+            ("after: on fresh workers (a resume)", args.workers, timings["after_fresh"]))
+    for label, workers, seconds in rows:
+        out.write(f"| {label} | {workers} | {seconds:.1f} | {seconds / before:.2f}x |\n")
+    print(out.getvalue())
+    if args.markdown:
+        args.markdown.write_text(out.getvalue(), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
