@@ -12,16 +12,18 @@ How it is measured, on the bundled BTC/USDT candles with a template-like config
 
 1. the search runs once on W dask workers and ends as it does now (``after, warm``: on the
    same workers, which have the candles and features cached from the search);
-2. its run folder is copied twice, and in each copy the end of the sweep is undone (the
-   journaled holdout and re-run results and the output files removed), then resumed: with
+2. its run folder is copied, the end of the sweep undone in the copy (the journaled holdout
+   and re-run results and the output files removed), and the copy resumed, alternately: with
    ``--workers 0`` (``before``: in the driver, one after another, as it used to run) and with
-   W workers (``after, fresh workers``: a new cluster, whose workers first build the features).
+   W workers (``after, fresh workers``: a new cluster, whose workers first build the
+   features), ``--repeats`` times each; the machine is shared, so the median counts.
 
-The three results files must be byte-identical (less timing and host); the benchmark stops
-otherwise. The times are the end of the sweep only ("end of the sweep took" in the run's log).
+Every results file must be byte-identical to the first (less timing and host); the benchmark
+stops otherwise. The times are the end of the sweep only ("end of the sweep took" in the run's
+log). ``--search-dir`` reuses the run folder of an earlier search (its end is undone first).
 
     .venv/bin/python benchmarks/finalize.py [--workers 2] [--top-k 5] [--config PATH] \\
-        [--markdown FILE]
+        [--repeats 3] [--search-dir RUN_DIR] [--quiet-load 1.0] [--markdown FILE]
 """
 
 from __future__ import annotations
@@ -33,22 +35,37 @@ import logging
 import re
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/ is on sys.path (the script's folder)
-from machine import machine_line
-
 from cryptosweep.config import load_config
 from cryptosweep.paths import REPOSITORY
 from cryptosweep.runner import LOG_FILE, run_sweep
+
+# benchmarks/ is on sys.path (the script's folder)
+from machine import machine_line
 
 TOOK = re.compile(r"end of the sweep took ([0-9.]+) s")
 SEARCH = re.compile(r"search finished in ([0-9.]+) s")
 OUTPUTS = ("sweep_results_*.json", "sweep_report_*.txt", "best_configs_*.json",
            "resource_usage_*.json")
+
+
+def load_average() -> float:
+    """The 1-minute load average: the machine may be shared, and its other processes take
+    CPU from this benchmark's (see the note in benchmarks/RESULTS.md)."""
+    with open("/proc/loadavg", encoding="utf-8") as handle:
+        return float(handle.read().split()[0])
+
+
+def wait_for_quiet(limit: float, patience_s: float = 600.0) -> None:
+    """Wait until the machine's load average is below ``limit`` (or ``patience_s`` passed)."""
+    deadline = time.monotonic() + patience_s
+    while load_average() >= limit and time.monotonic() < deadline:
+        time.sleep(5)
 
 
 def last(pattern: re.Pattern[str], run_dir: Path) -> float:
@@ -86,6 +103,10 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--config", type=Path,
                         default=REPOSITORY / "parameters" / "sweep_config_template.json")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--search-dir", type=Path)
+    parser.add_argument("--quiet-load", type=float, help="before each run, wait (up to 10 "
+                        "min) until the 1-minute load average is below this")
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -93,36 +114,62 @@ def main() -> None:
     started = time.strftime("%Y-%m-%d", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="cryptosweep-bench-finalize.") as tmp:
         base = Path(tmp)
-        searched = run_sweep(config=config, workers=args.workers, log_dir=base,
-                             run_name="search", show_progress=False).run_dir
-        search_s, warm_s = last(SEARCH, searched), last(TOOK, searched)
-        print(f"search {search_s:.1f} s; end of the sweep on the warm workers {warm_s:.1f} s",
-              flush=True)
-        timings = {}
-        for name, workers in (("before", 0), ("after_fresh", args.workers)):
-            copy = base / name
-            shutil.copytree(searched, copy)
-            undo_the_end(copy)
-            run_sweep(resume=copy, workers=workers, show_progress=False)
-            timings[name] = last(TOOK, copy)
-            print(f"{name}: end of the sweep {timings[name]:.1f} s", flush=True)
-            if deterministic_bytes(copy) != deterministic_bytes(searched):
-                sys.exit(f"{name}: the results differ from the uninterrupted run's")
-        results = json.loads(next(searched.glob("sweep_results_*.json")).read_text())
+        if args.search_dir is None:
+            searched = run_sweep(config=config, workers=args.workers, log_dir=base,
+                                 run_name="search", show_progress=False).run_dir
+            search_s, warm_s = last(SEARCH, searched), last(TOOK, searched)
+            print(f"search {search_s:.1f} s; end of the sweep on the warm workers "
+                  f"{warm_s:.1f} s", flush=True)
+        else:
+            searched, search_s, warm_s = base / "search", None, None
+            shutil.copytree(args.search_dir, searched)
+            undo_the_end(searched)
+        reference: bytes | None = None
+        timings: dict[str, list[float]] = {"before": [], "after": []}
+        loads: dict[str, list[float]] = {"before": [], "after": []}
+        for repeat in range(args.repeats):
+            for name, workers in (("before", 0), ("after", args.workers)):
+                copy = base / f"{name}_{repeat}"
+                shutil.copytree(searched, copy)
+                undo_the_end(copy)
+                if args.quiet_load is not None:
+                    wait_for_quiet(args.quiet_load)
+                load = load_average()
+                run_sweep(resume=copy, workers=workers, show_progress=False)
+                timings[name].append(last(TOOK, copy))
+                loads[name].append((load + load_average()) / 2)
+                print(f"{name} #{repeat + 1}: end of the sweep {timings[name][-1]:.1f} s "
+                      f"(load average {loads[name][-1]:.1f})", flush=True)
+                got = deterministic_bytes(copy)
+                reference = reference or got
+                if got != reference:
+                    sys.exit(f"{name} #{repeat + 1}: the results differ from the first run's")
+                results = json.loads(next(copy.glob("sweep_results_*.json")).read_text())
+                shutil.rmtree(copy)
 
-    before = timings["before"]
+    before = statistics.median(timings["before"])
     out = io.StringIO()
     out.write(f"{machine_line()} Date: {started}.\n")
     out.write(f"Config: {args.config.name} with reporting.top_k {args.top_k} "
               f"({results['counts']['evaluations']} evaluations, models "
-              f"{', '.join(config.objective.models)}); search {search_s:.1f} s on "
-              f"{args.workers} workers. Results byte-identical in the three runs (checked).\n\n")
-    out.write("| end of the sweep | workers | wall s | vs before |\n|---|---:|---:|---:|\n")
-    rows = (("before: in the driver, one after another", "0 (driver)", before),
-            ("after: on the sweep's workers, warm (as a sweep ends)", args.workers, warm_s),
-            ("after: on fresh workers (a resume)", args.workers, timings["after_fresh"]))
-    for label, workers, seconds in rows:
-        out.write(f"| {label} | {workers} | {seconds:.1f} | {seconds / before:.2f}x |\n")
+              f"{', '.join(config.objective.models)})"
+              + (f"; search {search_s:.1f} s on {args.workers} workers" if search_s else "")
+              + f". {args.repeats} alternating repeats; every results file byte-identical "
+              "(checked).\n\n")
+    out.write("| end of the sweep | workers | median wall s | all runs s (load average) | "
+              "vs before |\n|---|---:|---:|---|---:|\n")
+    rows = [("before: in the driver, one after another", "0 (driver)", timings["before"],
+             loads["before"]),
+            ("after: on fresh workers (a resume)", args.workers, timings["after"],
+             loads["after"])]
+    if warm_s is not None:
+        rows.insert(1, ("after: on the sweep's own workers, warm", args.workers, [warm_s],
+                        [float("nan")]))
+    for label, workers, seconds, load in rows:
+        median = statistics.median(seconds)
+        runs = ", ".join(f"{s:.1f} ({a:.1f})" for s, a in zip(seconds, load, strict=True))
+        out.write(f"| {label} | {workers} | {median:.1f} | {runs} | "
+                  f"{median / before:.2f}x |\n")
     print(out.getvalue())
     if args.markdown:
         args.markdown.write_text(out.getvalue(), encoding="utf-8")

@@ -469,9 +469,10 @@ def test_killed_run_is_resumed_to_the_results_of_an_uninterrupted_run(tmp_path):
     assert nightly.run_status(run) == "running"
     assert 1 <= done_count(run / "sweep.db") < 30
 
-    reference = subprocess.Popen(
+    reference = subprocess.Popen(  # the nightly's config: with where its champion would be
         [sys.executable, "-m", "cryptosweep", "run", "--config", str(config), "--seed",
-         "123456", "--log-dir", str(tmp_path / "ref"), "--run-name", "ref"],
+         "123456", "--log-dir", str(tmp_path / "ref"), "--run-name", "ref", "--set",
+         f"deployment.champion_dir={tmp_path / 'models' / 'champion'}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     second = run_nightly(env, tmp_path)
     assert reference.wait(timeout=300) == 0, reference.stderr.read() if reference.stderr else ""

@@ -109,7 +109,85 @@ def test_baselines_edge_and_deployment_decision_in_every_output(reference):
     assert all(f"  [FAIL] {text}" in report for text in failed)
     assert any(line.startswith("  buy-and-hold") for line in report)
     log = (run_dir / "sweep_output.log").read_text()
-    assert "end of the sweep: 5 evaluation(s) on in-process: holdout-" in log
+    assert "end of the sweep: 5 evaluation(s) on in-process: " in log
+
+
+def _champion_of(run_dir: Path, folder: Path, **objective: object) -> Path:
+    """A model folder whose manifest (production's format) deploys ``run_dir``'s winner:
+    its best-configs entry, seed and rounds, and the objective settings it was made with."""
+    results = json.loads(results_file(run_dir).read_text())
+    winner = results["best"]
+    spec = {"data": results["config"]["data"],
+            "objective": {**results["config"]["objective"], **objective}}
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({
+        "format": "cryptosweep-model/1", "family": winner["params"]["model"],
+        "seed": winner["seed"], "rounds": winner["metrics"]["rounds"],
+        "configuration": winner, "objective_spec": spec,
+        "data": {"bar_interval": results["data"]["bar_interval"]}}))
+    return folder
+
+
+def _judged_against(reference: tuple[Path, Path], tmp_path: Path, name: str,
+                    champion: Path) -> dict:
+    """The reference run, resumed in a copy with ``deployment.champion_dir``: only the
+    champion's re-evaluation runs (everything else is journaled), then the gate decides."""
+    _, run_dir = reference
+    copy = tmp_path / name
+    copy.mkdir()
+    (copy / "sweep.db").write_bytes((run_dir / "sweep.db").read_bytes())
+    done = cli("run", "--resume", str(copy), "--set", f"deployment.champion_dir={champion}")
+    assert done.returncode == 0, done.stderr
+    log = (copy / "sweep_output.log").read_text()
+    return {"results": json.loads(results_file(copy).read_text()), "log": log}
+
+
+def test_the_champion_is_re_evaluated_on_this_runs_holdout_with_its_seed(reference, tmp_path):
+    """Deployed: this very run's winner. Re-evaluated from its manifest on the same holdout
+    bars with its recorded seed, it scores exactly what the winner scored: a tie, which
+    passes. Made with other fees, the criterion says so."""
+    _, run_dir = reference
+    same = _judged_against(reference, tmp_path, "same",
+                           _champion_of(run_dir, tmp_path / "champion"))
+    results = same["results"]
+    assert "end of the sweep: 1 evaluation(s) on in-process: champion" in same["log"]
+    champion = results["deployment"]["champion"]
+    winner_holdout = results["best"]["holdout"]
+    assert champion["holdout"] == winner_holdout  # bit for bit, on the same bars
+    assert champion["seed"] == results["best"]["seed"] and champion["notes"] == []
+    (versus,) = [c for c in results["deployment"]["criteria"] if c["name"] == "champion"]
+    assert versus["passed"] and versus["value"] == versus["threshold"] == (
+        winner_holdout["holdout_sharpe"])
+    other = _judged_against(reference, tmp_path, "fees", _champion_of(
+        run_dir, tmp_path / "champion_fees", fees_bps=5.0))
+    (versus,) = [c for c in other["results"]["deployment"]["criteria"]
+                 if c["name"] == "champion"]
+    assert versus["text"].endswith("; the champion was made with objective.fees_bps = 5.0, "
+                                   "re-evaluated with this run's 10.0")
+
+
+def test_a_champion_that_cannot_be_re_evaluated_fails_its_criterion(reference, tmp_path):
+    _, run_dir = reference
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    judged = _judged_against(reference, tmp_path, "broken", broken)["results"]
+    (versus,) = [c for c in judged["deployment"]["criteria"] if c["name"] == "champion"]
+    assert not versus["passed"] and judged["deployment"]["decision"] == "rejected"
+    assert versus["text"].startswith("the champion could not be re-evaluated (")
+    assert "manifest.json cannot be read" in versus["text"]
+    failing = _champion_of(run_dir, tmp_path / "failing")
+    manifest = json.loads((failing / "manifest.json").read_text())
+    manifest["configuration"]["params"]["entry_model"]["num_leaves"] = -3  # LightGBM refuses
+    (failing / "manifest.json").write_text(json.dumps(manifest))
+    judged = _judged_against(reference, tmp_path, "failing", failing)
+    (versus,) = [c for c in judged["results"]["deployment"]["criteria"]
+                 if c["name"] == "champion"]
+    assert not versus["passed"] and "could not be re-evaluated" in versus["text"]
+    assert "the champion's re-evaluation failed" in judged["log"]
+    with sqlite3.connect(tmp_path / "failing" / "sweep.db") as db:  # a failure is no result
+        assert not db.execute(
+            "SELECT COUNT(*) FROM extra_evaluations WHERE kind = 'champion'").fetchone()[0]
 
 
 def test_same_seed_twice_gives_byte_identical_results(reference, tmp_path):

@@ -317,17 +317,20 @@ class DaskExecutor(Executor):
     def run_tasks(self, function: Callable[[dict[str, Any]], Any],
                   payloads: list[dict[str, Any]], max_retries: int = 0
                   ) -> Iterator[TaskOutcome]:
-        """Submit every payload now (each ``payload["task"]`` names it) and yield outcomes in
-        completion order. A task whose worker process died is submitted again, up to
+        """Submit every payload now (each ``payload["task"]`` names it; the first ones start
+        first) and yield outcomes in completion order. A task whose worker process died is submitted again, up to
         ``max_retries`` times (it is deterministic: the same inputs give the same result);
         after that its outcome carries the :class:`~distributed.scheduler.KilledWorker`."""
         from distributed import as_completed
 
         attempts: dict[Any, tuple[dict[str, Any], int]] = {}
 
+        order = {payload["task"]: len(payloads) - i for i, payload in enumerate(payloads)}
+
         def submit(payload: dict[str, Any], attempt: int) -> Any:
             future = self.client.submit(function, payload, pure=False,
-                                        key=f"final-{payload['task']}-{attempt}")
+                                        key=f"final-{payload['task']}-{attempt}",
+                                        priority=order[payload["task"]])
             attempts[future] = (payload, attempt)
             self._tasks.add(future)
             return future

@@ -160,7 +160,34 @@ def _pending_tasks(config: SweepConfig, run_dir: Path, store: TrialStore,
             and _journaled_champion(store, champion) is None):
         task("champion", "champion", digest=champion.digest,
              **champion_request(champion.manifest, spec))
-    return tasks
+    # Longest first (Graham's LPT rule): the last task to start is a short one, so the
+    # workers finish together instead of one waiting for a long re-run started last.
+    estimates = _estimated_seconds(tasks, {row.eval_id: row for row in leaders},
+                                   config.objective.folds)
+    return sorted(tasks, key=lambda t: -estimates[t["task"]])
+
+
+def _estimated_seconds(tasks: list[dict[str, Any]], rows: dict[int, EvaluationRow],
+                       folds: int) -> dict[str, float]:
+    """Each task's expected duration from its evaluation's own: a re-run repeats it; a
+    holdout evaluation fits one model on all the development bars with the full budget, where
+    the evaluation fitted ``folds`` models on k/(folds+1) of them (k = 1..folds: folds/2 of
+    them in all), possibly continuing from a checkpoint (``budget_trained`` < ``budget``)."""
+    estimates, holdouts = {}, []
+    for task in tasks:
+        row = rows.get(task.get("eval_id", -1))
+        if row is None or row.started_at is None or row.finished_at is None:
+            continue
+        seconds = row.finished_at - row.started_at
+        if task["kind"] == "holdout":
+            trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
+            seconds *= (2.0 / folds) * (row.budget / trained)
+            holdouts.append(seconds)
+        estimates[task["task"]] = seconds
+    typical = float(np.median(holdouts)) if holdouts else 0.0
+    for task in tasks:  # the champion like a typical holdout; the baselines take no time
+        estimates.setdefault(task["task"], typical if task["kind"] == "champion" else 0.0)
+    return estimates
 
 
 def _journal(outcomes: Iterator[TaskOutcome], store: TrialStore, expected: int) -> str | None:
