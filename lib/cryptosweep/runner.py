@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.checkpoints import checkpoint_spec
+from cryptosweep.checkpoints import checkpoint_spec, remove_checkpoints
 from cryptosweep.config import (
     SweepConfig,
     config_as_made,
@@ -407,6 +407,11 @@ def _execute(
             f"{reasons[0] if reasons else 'none recorded'}; see {files['report']}"
         )
     store.set_meta(status="complete", finished_at=time.time())
+    if not config.reporting.keep_checkpoints:
+        freed = remove_checkpoints(run_dir)
+        if freed:
+            log.info("removed the run's checkpoints (%.1f MB; reporting.keep_checkpoints keeps "
+                     "them)", freed / 2**20)
     log.info("run folder: %s", run_dir)
     return SweepResult(run_dir=run_dir, files=files, results=results)
 
