@@ -117,7 +117,7 @@ def test_the_run_of_the_issue_has_no_edge_and_says_why():
 
 
 @pytest.mark.parametrize(("change", "failed"), [
-    ({"holdout_sharpe": -0.1}, "holdout sharpe above flat"),
+    ({"holdout_sharpe": -0.1}, "holdout Sharpe above flat"),
     ({"holdout_trades": 29}, "holdout trades"),
     ({"dsr": DSR_CONFIDENCE - 0.01}, "deflated Sharpe ratio"),
     ({"pbo": PBO_LIMIT}, "probability of backtest overfitting"),
@@ -175,7 +175,7 @@ def test_verdict_is_plain_json():
 
     data = verdict(results()).to_dict()
     assert json.loads(json.dumps(data)) == data
-    assert data["label"] == "EDGE" and data["criteria"][0]["name"] == "holdout sharpe above flat"
+    assert data["label"] == "EDGE" and data["criteria"][0]["name"] == "holdout Sharpe above flat"
 
 
 # ------------------------------------------------------------------------------ formatting

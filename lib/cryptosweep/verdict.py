@@ -146,12 +146,12 @@ def _edge_test(results: Mapping[str, Any], best: Mapping[str, Any], common: dict
     criteria: list[Criterion] = []
     failures: list[str] = []
     if score is not None:
-        criteria.append(Criterion(f"holdout {metric} above flat", score, 0.0, score > 0))
+        criteria.append(Criterion(f"holdout {name} above flat", score, 0.0, score > 0))
         if score <= 0:
             failures.append(f"it did not beat flat on the holdout ({name} {signed(score)})")
         hold = buy_and_hold_holdout(results, metric)
         if hold is not None:
-            criteria.append(Criterion(f"holdout {metric} above buy-and-hold", score, hold,
+            criteria.append(Criterion(f"holdout {name} above buy-and-hold", score, hold,
                                       score > hold))
             if score <= hold:
                 failures.append(f"it did not beat buy-and-hold on the holdout "
