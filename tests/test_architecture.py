@@ -115,7 +115,7 @@ def test_the_objective_knows_nothing_of_the_sweep() -> None:
     """``trading/`` is what a worker calls: it may read the typed spec and the leaves, never
     the strategies, executors, store or runner."""
     allowed = {"cryptosweep.config", "cryptosweep.reproducibility", "cryptosweep.files",
-               "cryptosweep.errors", "cryptosweep.vocabulary"}
+               "cryptosweep.errors", "cryptosweep.vocabulary", "cryptosweep.intervals"}
     for name, targets in import_graph().items():
         if name.startswith("cryptosweep.trading"):
             outside = {t for t in targets if not t.startswith("cryptosweep.trading")}

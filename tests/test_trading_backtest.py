@@ -19,14 +19,14 @@ FEE = 0.001  # 10 bps
 def test_annualised_sharpe():
     returns = np.array([0.01, -0.005, 0.002, 0.0])
     expected = returns.mean() / returns.std(ddof=1) * math.sqrt(8760)
-    assert annualised_sharpe(returns) == pytest.approx(expected, rel=1e-15)
+    assert annualised_sharpe(returns, 8760) == pytest.approx(expected, rel=1e-15)
     assert annualised_sharpe(returns, periods_per_year=252) == pytest.approx(
         returns.mean() / returns.std(ddof=1) * math.sqrt(252)
     )
-    assert annualised_sharpe(np.zeros(10)) == 0.0
-    assert annualised_sharpe(np.array([0.01])) == 0.0
-    assert annualised_sharpe(np.array([])) == 0.0
-    assert isinstance(annualised_sharpe(returns), float)
+    assert annualised_sharpe(np.zeros(10), 8760) == 0.0
+    assert annualised_sharpe(np.array([0.01]), 8760) == 0.0
+    assert annualised_sharpe(np.array([]), 8760) == 0.0
+    assert isinstance(annualised_sharpe(returns, 8760), float)
 
 
 # --------------------------------------------------------------------------- simulate
@@ -349,15 +349,15 @@ def test_performance_by_hand():
 
 
 def test_performance_degenerate_cases_are_zero():
-    m = performance(np.zeros(0), [], np.zeros(0, dtype=np.int8))
+    m = performance(np.zeros(0), [], np.zeros(0, dtype=np.int8), periods_per_year=8760)
     assert all(v == 0 for v in m.values())
-    flat = performance(np.zeros(10), [], np.zeros(10, dtype=np.int8))
+    flat = performance(np.zeros(10), [], np.zeros(10, dtype=np.int8), periods_per_year=8760)
     assert all(v == 0 for v in flat.values())
-    rising = performance(np.full(5, 0.01), [], np.ones(5, dtype=np.int8))
+    rising = performance(np.full(5, 0.01), [], np.ones(5, dtype=np.int8), periods_per_year=8760)
     assert rising["sharpe"] == 0 and rising["sortino"] == 0  # no dispersion, no losing bar
     assert rising["max_drawdown"] == 0 and rising["calmar"] == 0 and rising["exposure"] == 1.0
     with pytest.raises(ValueError, match="one length"):
-        performance(np.zeros(3), [], np.zeros(2))
+        performance(np.zeros(3), [], np.zeros(2), periods_per_year=8760)
 
 
 def test_performance_of_a_simulation_matches_its_trades():
@@ -366,10 +366,10 @@ def test_performance_of_a_simulation_matches_its_trades():
     signal = (rng.random(2000) < 0.2).astype(np.int8) * rng.choice(np.array([-1, 1], np.int8), 2000)
     result = simulate(*bars, signal, holding_period=12, stop_loss=0.02, take_profit=0.03,
                       fees_bps=10.0)  # fmt: skip
-    m = performance(result.returns, result.trades, result.positions)
+    m = performance(result.returns, result.trades, result.positions, periods_per_year=8760)
     assert m["trades"] == result.n_trades > 10
     assert m["total_return"] == pytest.approx(result.total_return, abs=1e-12)
-    assert m["sharpe"] == annualised_sharpe(result.returns)
+    assert m["sharpe"] == annualised_sharpe(result.returns, 8760)
     assert m["hit_rate"] == pytest.approx(np.mean([t.net_return > 0 for t in result.trades]))
     held = sum(t.exit_bar - t.entry_bar + 1 for t in result.trades) - sum(
         1 for t in result.trades if t.exit_reason == "time"

@@ -179,6 +179,19 @@ class DataSettings(_Strict):
     timestamp_unit: Literal["s", "ms", "us", "ns"] | None = Field(
         default=None, description="numeric timestamps of a generic file; None: parse dates"
     )
+    bar_interval: str | None = Field(
+        default=None, description="the candles' interval, e.g. 1m, 15m, 1h, 1d; None: detected "
+        "from the data (a declared one must agree with it)"
+    )
+
+    @field_validator("bar_interval")
+    @classmethod
+    def _interval(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from cryptosweep.intervals import format_interval, parse_interval
+
+        return format_interval(parse_interval(value))
 
 
 class ObjectiveSettings(_Strict):

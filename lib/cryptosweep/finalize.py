@@ -9,6 +9,7 @@ them, and they run in this process (the search's workers are gone by then).
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from pathlib import Path
@@ -71,7 +72,9 @@ def finalize_run(
         log.info("reproducibility re-run %d/%d: eval %d", rank, len(leaders), row.eval_id)
         check.append(_reproducibility_check(
             store, row, spec, checkpoint_spec(config, run_dir, row.trial_id, row.tags)))
-    overfitting = overfitting_diagnostics(rows, store.get_returns("validation"), top)
+    data = store.get_meta("data", None) or {}
+    overfitting = overfitting_diagnostics(rows, store.get_returns("validation"), top,
+                                          data.get("periods_per_year"))
 
     canonical = config.canonical()
     created_at = store.get_meta("created_at")
@@ -108,7 +111,7 @@ def finalize_run(
 
 def overfitting_diagnostics(
     rows: list[Any], returns: dict[int, np.ndarray], top: list[dict[str, Any]],
-    n_splits: int = PBO_SPLITS,
+    periods_per_year: float | None = None, n_splits: int = PBO_SPLITS,
 ) -> dict[str, Any]:
     """How sure we are that the winner is not luck, from the per-bar out-of-sample returns of
     every finished evaluation at the full budget (the configurations the search chose among).
@@ -116,7 +119,9 @@ def overfitting_diagnostics(
     Adds the deflated Sharpe ratio (Bailey & López de Prado 2014) to each top-k entry, with
     N = the number of those configurations and the variance of their Sharpe ratios, and
     computes the probability of backtest overfitting by CSCV (Bailey et al. 2017) on the
-    T × N matrix of their returns.
+    T × N matrix of their returns. The DSR works on Sharpe ratios per bar; with
+    ``periods_per_year`` (from the candles' bar interval) the winner's Sharpe ratio and the
+    expected maximum under no skill are also given annualised, for reading.
     """
     candidates = [r.eval_id for r in ranked(rows) if r.eval_id in returns]
     out: dict[str, Any] = {"n_configurations": len(candidates), "dsr": None, "pbo": None,
@@ -128,7 +133,7 @@ def overfitting_diagnostics(
     trial_sharpes = np.array([_sharpe(matrix[:, j]) for j in range(matrix.shape[1])])
     for item in top:
         series = returns.get(item["eval_id"])
-        item["dsr"] = _dsr_or_none(series, trial_sharpes)
+        item["dsr"] = _dsr_or_none(series, trial_sharpes, periods_per_year)
     out["dsr"] = top[0]["dsr"] if top else None
     try:
         pbo = probability_of_backtest_overfitting(matrix, n_splits)
@@ -146,13 +151,19 @@ def _sharpe(series: np.ndarray) -> float:
     return float(np.mean(series) / std) if std > 0 else 0.0
 
 
-def _dsr_or_none(series: np.ndarray | None, trial_sharpes: np.ndarray) -> dict[str, Any] | None:
+def _dsr_or_none(series: np.ndarray | None, trial_sharpes: np.ndarray,
+                 periods_per_year: float | None) -> dict[str, Any] | None:
     if series is None:
         return None
     try:
-        return deflated_sharpe_from_returns(series, trial_sharpes)
+        dsr = deflated_sharpe_from_returns(series, trial_sharpes)
     except ValueError as exc:  # e.g. a configuration that never traded: constant returns
         return {"dsr": None, "why_not": str(exc)}
+    if periods_per_year is not None:
+        scale = math.sqrt(periods_per_year)
+        dsr.update(periods_per_year=periods_per_year, sr_annualised=dsr["sr"] * scale,
+                   sr0_annualised=dsr["sr0"] * scale)
+    return dsr
 
 
 def _reproducibility_check(

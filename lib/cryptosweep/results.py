@@ -132,6 +132,13 @@ def resource_usage(
     }
 
 
+def _per_year(results: dict[str, Any]) -> str:
+    data = results.get("data") or {}
+    if data.get("periods_per_year") is None:
+        return "the bar interval's periods per year"
+    return f"{data['periods_per_year']:g} bars of {data['bar_interval']} a year"
+
+
 def text_report(results: dict[str, Any]) -> str:
     """A short human-readable summary of a run, led by its verdict
     (:func:`cryptosweep.verdict.verdict`)."""
@@ -153,8 +160,8 @@ def text_report(results: dict[str, Any]) -> str:
         f"wall time      : {run.get('wall_time_s', 0):.1f} s",
         "",
         f"top {len(results['top_k'])} (validation = mean over walk-forward folds of {metric} "
-        f"± its standard deviation across folds; Sharpe annualised; fewer than {min_trades} "
-        "trades = small sample):",
+        f"± its standard deviation across folds; annualised with {_per_year(results)}; fewer "
+        f"than {min_trades} trades = small sample):",
     ]
     for item in results["top_k"]:
         lines += _top_item_lines(item, metric, min_trades)

@@ -285,6 +285,8 @@ def _check_same_data(store: TrialStore, config: SweepConfig) -> None:
             f"--resume {store.path.parent}: the data at {data['path']} changed since the run "
             "started (its SHA-256 differs); start a new run on the new data"
         )
+    if recorded != data:  # the same candles, described by a newer version (bar interval, ...)
+        store.set_meta(data=data)
 
 
 def run_sweep(

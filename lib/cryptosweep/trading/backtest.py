@@ -19,8 +19,6 @@ from itertools import starmap
 
 import numpy as np
 
-HOURS_PER_YEAR = 24 * 365  # crypto trades around the clock
-
 EXIT_REASONS = ("stop", "take_profit", "time", "end")
 """``Trade.exit_reason`` values; :attr:`BarrierExits.reason` holds their positions."""
 STOP, TAKE_PROFIT, TIME, END = range(4)
@@ -306,9 +304,11 @@ def _mark_to_market(
     positions[exit_bar[gone]] = 0
 
 
-def annualised_sharpe(returns: np.ndarray, periods_per_year: float = HOURS_PER_YEAR) -> float:
+def annualised_sharpe(returns: np.ndarray, periods_per_year: float) -> float:
     """``mean / std(ddof=1) * sqrt(periods_per_year)`` of per-bar returns (Sharpe 1966, 1994,
-    without a risk-free rate); 0.0 for fewer than 2 returns or zero dispersion."""
+    without a risk-free rate); 0.0 for fewer than 2 returns or zero dispersion.
+    ``periods_per_year`` comes from the bar interval
+    (:func:`~cryptosweep.intervals.periods_per_year`): there is no default."""
     returns = np.asarray(returns, dtype="float64")
     if len(returns) < 2:
         return 0.0

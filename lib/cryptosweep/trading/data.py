@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.errors import DataError
+from cryptosweep.intervals import detect_interval, format_interval
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +187,14 @@ def load_ohlcv(
     ``columns`` (keys ``timestamp, open, high, low, close, volume``) and ``timestamp_unit``
     (``s, ms, us, ns``; ``None``: timestamps are dates) describe generic files only.
 
-    Rows are sorted by time whatever the file order. Rows with the same ``open_time`` and
-    identical values are dropped with a :class:`DuplicateRowsWarning`; the same ``open_time``
-    with different values is a :class:`DataError`. A NaN or unparseable value, a non-positive
-    price, a negative volume, ``high < low`` or ``open``/``close`` outside ``[low, high]`` is a
-    :class:`DataError` naming the file and the first bad row in file order. Gaps (see
+    Rows are sorted by time whatever the file order. Every bar must be a whole number of bar
+    intervals after the previous one (:func:`~cryptosweep.intervals.detect_interval`): files
+    of different intervals, or irregular stamps, are a :class:`DataError`. Rows with the same
+    ``open_time`` and identical values are dropped with a :class:`DuplicateRowsWarning`; the
+    same ``open_time`` with different values is a :class:`DataError`. A NaN or unparseable
+    value, a non-positive price, a negative volume, ``high < low`` or ``open``/``close``
+    outside ``[low, high]`` is a :class:`DataError` naming the file and the first bad row in
+    file order. Gaps (see
     :func:`gap_report`) are logged as a warning, never filled.
     """
     source = sample_data_path() if path is None else Path(path)
@@ -199,9 +203,12 @@ def load_ohlcv(
     )
     files = data_files(source)
     frames = [_read_file(file, options) for file in files]
+    if len(frames) > 1:
+        _check_one_interval(files, frames, source)
     frame = pd.concat(frames) if len(frames) > 1 else frames[0]
     frame = frame.sort_index(kind="stable")
     frame = _drop_duplicates(frame, source, files, frames)
+    detect_interval(frame.index, source)  # mixed or irregular intervals: a DataError
     _log_gaps(gap_report(frame), source)
     log.debug("loaded %d bars from %s", len(frame), source)
     return frame
@@ -755,6 +762,20 @@ def _drop_duplicates(
     warnings.warn(message, DuplicateRowsWarning, stacklevel=3)
     log.warning(message)
     return frame[~duplicated]
+
+
+def _check_one_interval(files: list[Path], frames: list[pd.DataFrame], source: Path) -> None:
+    """Files of one data set must share one bar interval (an hourly and a daily file would
+    otherwise pass as hourly bars with long gaps)."""
+    intervals = {}
+    for file, frame in zip(files, frames, strict=True):
+        interval = detect_interval(frame.index.sort_values(), file)
+        if interval is not None:
+            intervals[file.name] = interval
+    if len(set(intervals.values())) > 1:
+        listed = ", ".join(f"{name} {format_interval(i)}" for name, i in intervals.items())
+        raise DataError(f"{source}: its files have different bar intervals ({listed}); one data "
+                        "set must have one interval")
 
 
 def _log_gaps(report: dict[str, Any], source: Path) -> None:

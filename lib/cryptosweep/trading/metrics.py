@@ -1,8 +1,10 @@
 """Performance of a backtest: risk-adjusted return, drawdown, trade statistics.
 
 All from the per-bar net returns, trades and positions of
-:func:`cryptosweep.trading.backtest.simulate`. Crypto trades around the clock, so hourly bars
-make ``periods_per_year = 24 * 365 = 8760``. Every value is a plain Python number (JSON-safe),
+:func:`cryptosweep.trading.backtest.simulate`, annualised with the ``periods_per_year`` of the
+candles' bar interval (:mod:`cryptosweep.intervals`: crypto trades around the clock, so
+hourly bars make 8760 a year, daily bars 365); it has no default, so nothing is silently
+annualised as hourly. Every value is a plain Python number (JSON-safe),
 and a degenerate case (no trades, no dispersion, no drawdown) gives 0.0, never NaN or inf.
 """
 
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.trading.backtest import HOURS_PER_YEAR, annualised_sharpe
+from cryptosweep.trading.backtest import annualised_sharpe
 
 METRIC_NAMES = (
     "sharpe", "sortino", "max_drawdown", "calmar", "total_return", "hit_rate", "trades",
@@ -26,7 +28,8 @@ def performance(
     returns: np.ndarray,
     trades: Sequence[Any],
     positions: np.ndarray,
-    periods_per_year: float = HOURS_PER_YEAR,
+    *,
+    periods_per_year: float,
 ) -> dict[str, float | int]:
     """The metrics of one backtest (keys in :data:`METRIC_NAMES`).
 

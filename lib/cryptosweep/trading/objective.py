@@ -40,6 +40,12 @@ import pandas as pd
 
 from cryptosweep.config import DataSettings, ObjectiveSettings, ObjectiveSpec
 from cryptosweep.errors import ConfigError
+from cryptosweep.intervals import (
+    detect_interval,
+    format_interval,
+    periods_per_year,
+    resolve_interval,
+)
 from cryptosweep.reproducibility import ReproducibilityManager
 from cryptosweep.trading.backtest import BacktestResult, simulate
 from cryptosweep.trading.data import data_files, sample_data_path
@@ -47,7 +53,7 @@ from cryptosweep.trading.features import cached_features
 from cryptosweep.trading.labels import fixed_horizon_labels, triple_barrier_labels
 from cryptosweep.trading.metrics import performance
 from cryptosweep.trading.models import checkpoint_path, make_entry_model
-from cryptosweep.trading.validation import holdout_split, walk_forward_folds
+from cryptosweep.trading.validation import holdout_split, test_blocks, walk_forward_folds
 
 
 def data_options(data: DataSettings) -> tuple[tuple[str, Any], ...]:
@@ -95,6 +101,9 @@ class _Market:
     close: np.ndarray
     features: np.ndarray
     holdout_start: int
+    declared_interval: str | None
+    bar_interval: pd.Timedelta
+    periods_per_year: float
 
 
 def full_rounds(resource: float, rounds_per_unit: float) -> int:
@@ -150,7 +159,8 @@ def evaluate_trial(
         continued.append(fold_continued)
         with clock("backtest"):
             result = _backtest(market, fold.test, proba, trading, settings)
-            per_fold.append(performance(result.returns, result.trades, result.positions))
+            per_fold.append(performance(result.returns, result.trades, result.positions,
+                                        periods_per_year=market.periods_per_year))
         returns.append(result.returns)
     oos = np.concatenate(returns)
     fold_trades = [int(m["trades"]) for m in per_fold]
@@ -197,7 +207,8 @@ def evaluate_holdout(
     repro = trial_reproducibility(spec, seed, device)
     proba, _ = _fit_predict(params, repro, rounds, market.features, labels, train, test)
     result = _backtest(market, test, proba, trading, settings)
-    metrics = performance(result.returns, result.trades, result.positions)
+    metrics = performance(result.returns, result.trades, result.positions,
+                          periods_per_year=market.periods_per_year)
     out: dict[str, Any] = {f"holdout_{name}": value for name, value in metrics.items()}
     out["holdout_bars"] = len(test)
     out["holdout_returns"] = [float(r) for r in result.returns]
@@ -236,17 +247,45 @@ def check_spec(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
                            settings.min_train_bars)
     except ValueError as exc:
         raise ConfigError(f"objective: {exc}") from None
+    _check_warm_up(market, settings)
     index = market.ohlcv.index
+
+    def span(start: int, stop: int) -> dict[str, Any]:
+        return {"start": start, "stop": stop, "first_bar": index[start].isoformat(),
+                "last_bar": index[stop - 1].isoformat()}
+
     return {
         "path": spec.data.path or f"<bundled sample>/{sample_data_path().name}",
         "sha256": data_fingerprint(spec.data.path),
         "bars": len(index),
         "first_bar": index[0].isoformat(),
         "last_bar": index[-1].isoformat(),
+        "bar_interval": format_interval(market.bar_interval),
+        "periods_per_year": market.periods_per_year,
         "development_bars": n_dev,
         "holdout_bars": len(index) - n_dev,
         "holdout_first_bar": index[n_dev].isoformat() if n_dev < len(index) else None,
+        "folds": [span(start, stop) for start, stop in test_blocks(n_dev, settings.folds)],
+        "holdout": span(n_dev, len(index)) if n_dev < len(index) else None,
     }
+
+
+def _check_warm_up(market: _Market, settings: ObjectiveSettings) -> None:
+    """The first fold must have ``min_train_bars`` bars with complete features before its test
+    block (less the embargo): the features' warm-up (the longest rolling window) comes first,
+    and a fold that trains on warm-up bars only would fail every trial."""
+    complete = np.isfinite(market.features).all(axis=1)
+    first_test = test_blocks(market.holdout_start, settings.folds)[0][0]
+    window = max(0, first_test - settings.embargo_bars)
+    usable = int(complete[:window].sum())
+    if usable < settings.min_train_bars:
+        warm_up = int(np.argmax(complete)) if complete.any() else len(complete)
+        raise ConfigError(
+            f"objective: fold 0 would train on {usable} bars with complete features, fewer than "
+            f"objective.min_train_bars={settings.min_train_bars} (its training window is the "
+            f"first {window} bars and the features need {warm_up} bars of warm-up); use fewer "
+            "objective.folds, a smaller data.holdout_fraction or more data"
+        )
 
 
 def data_fingerprint(path: str | None) -> str:
@@ -269,8 +308,11 @@ def _market(spec: ObjectiveSpec) -> _Market:
     with _markets_lock:
         for market in _markets:
             if (market.ohlcv is ohlcv and market.features_frame is features
-                    and market.holdout_fraction == holdout_fraction):
+                    and market.holdout_fraction == holdout_fraction
+                    and market.declared_interval == spec.data.bar_interval):
                 return market
+        interval = resolve_interval(detect_interval(ohlcv.index, spec.data.path or "sample"),
+                                    spec.data.bar_interval, spec.data.path or "sample")
         market = _Market(
             ohlcv=ohlcv,
             features_frame=features,
@@ -281,6 +323,9 @@ def _market(spec: ObjectiveSpec) -> _Market:
             close=ohlcv["close"].to_numpy(dtype="float64"),
             features=features.to_numpy(dtype="float64"),
             holdout_start=holdout_split(len(ohlcv), holdout_fraction),
+            declared_interval=spec.data.bar_interval,
+            bar_interval=interval,
+            periods_per_year=periods_per_year(interval),
         )
         for array in (market.open_, market.high, market.low, market.close, market.features):
             array.flags.writeable = False  # shared by every trial of this process

@@ -55,11 +55,9 @@ def walk_forward_folds(
     """
     label_end = np.asarray(label_end)
     _check_fold_args(n_bars, n_folds, label_end, embargo_bars, min_train_bars)
-    blocks = np.array_split(np.arange(n_bars, dtype="int64"), n_folds + 1)
     folds = []
-    for k in range(n_folds):
-        test = blocks[k + 1]
-        test_start = int(test[0])
+    for k, (test_start, test_stop) in enumerate(test_blocks(n_bars, n_folds)):
+        test = np.arange(test_start, test_stop, dtype="int64")
         train = np.arange(test_start, dtype="int64")
         keep = (label_end[:test_start] < test_start) & (train < test_start - embargo_bars)
         train = train[keep]
@@ -70,6 +68,18 @@ def walk_forward_folds(
             )
         folds.append(Fold(train=train, test=test))
     return folds
+
+
+def test_blocks(n_bars: int, n_folds: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` bar positions of each fold's test block (``stop`` excluded): blocks
+    ``1..n_folds`` of ``[0, n_bars)`` cut into ``n_folds + 1`` near-equal blocks, the first
+    ``n_bars % (n_folds + 1)`` one bar longer (as :func:`walk_forward_folds` tests on). They do
+    not depend on labels, so reports can date them without the trial."""
+    if n_folds < 1 or n_bars < n_folds + 1:
+        raise ValueError(f"{n_bars} bars cannot make {n_folds + 1} blocks for {n_folds} folds")
+    size, longer = divmod(n_bars, n_folds + 1)
+    starts = [k * size + min(k, longer) for k in range(n_folds + 2)]
+    return [(starts[k], starts[k + 1]) for k in range(1, n_folds + 1)]
 
 
 def _check_fold_args(
