@@ -256,6 +256,44 @@ def test_holdout_equity_agrees_with_the_holdout_metrics(hb: Run) -> None:
         assert -min(dd.y) == pytest.approx(item["holdout"]["holdout_max_drawdown"], abs=1e-6)
 
 
+def test_equity_curves_on_dates_with_fold_and_holdout_markers(hb: Run) -> None:
+    data = hb.results["data"]
+    ids = [item["eval_id"] for item in hb.results["top_k"]]
+    times, marks = figures.out_of_sample_times(hb.results, "validation")
+    n = len(hb.store.get_returns("validation")[ids[0]])
+    assert len(times) == n == sum(b["stop"] - b["start"] for b in data["folds"])
+    assert np.all(np.diff(times) > np.timedelta64(0, "ms"))
+    # the sample has no gaps: each bar's time is exact, block edges are the recorded bars
+    assert str(times[0])[:19] == data["folds"][0]["first_bar"][:19]
+    assert str(times[-1])[:19] == data["folds"][-1]["last_bar"][:19]
+    assert [label for _, label in marks] == [
+        f"fold {k + 1}" for k in range(len(data["folds"]))] + ["holdout starts"]
+    fig = figures.equity_curves(hb.store, ids, bar_times=times, markers=marks)
+    winner = fig.data[0]
+    assert fig.layout.xaxis.type == "date" and fig.layout.xaxis2.title.text == "time (UTC)"
+    assert winner.x0 == data["folds"][0]["first_bar"][:19].replace("T", " ")
+    assert winner.dx == 3600 * 1000  # hourly bars, in ms
+    assert [a.text for a in fig.layout.annotations] == [label for _, label in marks]
+    assert len(fig.layout.shapes) == 2 * len(marks)  # a line in each panel
+    holdout_times, holdout_marks = figures.out_of_sample_times(hb.results, "holdout")
+    assert len(holdout_times) == data["holdout_bars"]
+    assert holdout_marks == [marks[-1]]
+    assert figures.fold_dates(hb.results)[0] == (f"{data['folds'][0]['first_bar'][:10]} – "
+                                                 f"{data['folds'][0]['last_bar'][:10]}")
+    assert figures.out_of_sample_times({"data": {}}, "holdout") == (None, [])
+
+
+def test_bar_times_of_a_block_with_gaps_are_spread_between_its_ends() -> None:
+    results = {"data": {"bar_interval": "1h", "folds": [
+        {"start": 0, "stop": 4, "first_bar": "2022-01-01T00:00:00+00:00",
+         "last_bar": "2022-01-01T03:00:00+00:00"},
+        {"start": 4, "stop": 7, "first_bar": "2022-01-01T04:00:00+00:00",
+         "last_bar": "2022-01-01T10:00:00+00:00"}]}}  # 3 bars over 6 hours: a gap
+    times, _ = figures.out_of_sample_times(results)
+    assert [str(t)[11:16] for t in times] == ["00:00", "01:00", "02:00", "03:00",
+                                               "04:00", "07:00", "10:00"]
+
+
 def test_equity_curves_without_returns(hb: Run) -> None:
     top = [item["eval_id"] for item in hb.results["top_k"]]
     other = next(r.eval_id for r in hb.rows if r.eval_id not in top)
@@ -483,7 +521,7 @@ def test_fold_table_shows_every_fold_and_marks_small_samples(hb: Run) -> None:
 def test_verdict_block_leads_with_the_decision_and_its_numbers(hb: Run) -> None:
     decided = verdict(hb.results)
     page = tables.verdict_block(hb.results)
-    assert page.startswith('<div id="verdict" class="cs-verdict')
+    assert page.startswith(tables.STYLE + '<div id="verdict" class="cs-verdict')
     text = re.sub(r"<[^>]+>", " ", page)
     for part in (decided.label, html.escape(decided.reason), formatting.signed(
             decided.holdout_score), formatting.share(decided.dsr), formatting.share(decided.pbo)):

@@ -91,6 +91,11 @@ def test_report_html_works_offline_with_every_chart_drawn(reported, tmp_path):
     assert charts >= 8 and drawn >= charts, f"{charts} chart containers but {drawn} drawn"
     assert javascript_errors(console) == []
     assert 'id="plotly-missing"' not in dom
+    # the equity charts' x axes are the data's dates (the bundled sample: 2021-10 to 2022-10)
+    data = json.loads(results_file(reported).read_text())["data"]
+    assert data["folds"][0]["first_bar"].startswith(("2021", "2022"))
+    dated = r'class="x\d*tick"><text[^>]*data-unformatted="[^"]*\b202[12]"'
+    assert len(re.findall(dated, dom)) >= 2
     results = json.loads(results_file(reported).read_text())
     for check in results["reproducibility_check"]:
         assert f"eval {check['eval_id']}" in dom

@@ -40,10 +40,12 @@ __all__ = [
     "TEMPLATE",
     "dsr_bars",
     "equity_curves",
+    "fold_dates",
     "importance_basis",
     "importance_evaluator",
     "optimisation_history",
     "optuna_study",
+    "out_of_sample_times",
     "overfitting_figure",
     "parallel_coordinates",
     "parameter_importances",
@@ -392,6 +394,69 @@ def _iso(time: np.datetime64) -> str:
     return str(np.datetime_as_string(time, unit="s")).replace("T", " ")
 
 
+def _block_times(block: Mapping[str, Any], interval: np.timedelta64 | None) -> np.ndarray:
+    """The UTC time of each bar of a dated block ``{start, stop, first_bar, last_bar}``: exact
+    when the block has no gap (``last - first == (n - 1) * interval``), else spread evenly from
+    its first to its last bar (the results do not say where the gaps are)."""
+    n = int(block["stop"]) - int(block["start"])
+    first = np.datetime64(_naive(block["first_bar"]), "ms")
+    last = np.datetime64(_naive(block["last_bar"]), "ms")
+    if n <= 1:
+        return np.array([first] * max(n, 0), dtype="datetime64[ms]")
+    if interval is not None and last - first == interval * (n - 1):
+        return first + interval * np.arange(n)
+    span = (last - first).astype("int64")
+    return first + np.round(np.linspace(0, span, n)).astype("int64").astype("timedelta64[ms]")
+
+
+def _naive(stamp: str) -> str:
+    """An ISO time with an offset (``+00:00``, all UTC here) as naive UTC for numpy."""
+    return str(np.datetime64(dt.datetime.fromisoformat(stamp).astimezone(dt.UTC)
+                             .replace(tzinfo=None), "ms"))
+
+
+def _interval(data: Mapping[str, Any]) -> np.timedelta64 | None:
+    from cryptosweep.intervals import parse_interval
+
+    try:
+        return np.timedelta64(int(parse_interval(data["bar_interval"]).total_seconds() * 1000),
+                              "ms")
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def out_of_sample_times(results: Mapping[str, Any], kind: str = "validation"
+                        ) -> tuple[np.ndarray | None, list[tuple[str, str]]]:
+    """The UTC time of each bar of the ``validation`` (the walk-forward test blocks, one after
+    the other) or ``holdout`` returns, from the results' dated blocks (``data.folds``,
+    ``data.holdout``), and the vertical markers for :func:`equity_curves`: each fold's start
+    and the holdout's start. ``(None, [])`` for results without dated blocks."""
+    data = results.get("data") or {}
+    interval = _interval(data)
+    folds, holdout = data.get("folds"), data.get("holdout")
+    holdout_mark = ([(_iso(np.datetime64(_naive(holdout["first_bar"]), "ms")),
+                      "holdout starts")] if holdout else [])
+    if kind == "validation":
+        if not folds:
+            return None, []
+        times = np.concatenate([_block_times(block, interval) for block in folds])
+        marks = [(_iso(np.datetime64(_naive(block["first_bar"]), "ms")), f"fold {k + 1}")
+                 for k, block in enumerate(folds)]
+        return times, marks + holdout_mark
+    if kind == "holdout":
+        if not holdout:
+            return None, []
+        return _block_times(holdout, interval), holdout_mark
+    raise ValueError(f"kind must be 'validation' or 'holdout', got {kind!r}")
+
+
+def fold_dates(results: Mapping[str, Any]) -> list[str]:
+    """``2021-12-03 – 2022-02-10`` for each walk-forward test block (UTC dates); empty for
+    results without dated blocks."""
+    return [f"{_naive(block['first_bar'])[:10]} – {_naive(block['last_bar'])[:10]}"
+            for block in (results.get("data") or {}).get("folds") or []]
+
+
 def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "validation", *,
                   bar_times: Sequence[Any] | None = None,
                   markers: Sequence[tuple[Any, str]] = ()) -> go.Figure | None:
@@ -440,8 +505,10 @@ def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "valid
                              legendgroup="flat", showlegend=False, line=flat, hoverinfo="skip"),
                   row=2, col=1)
     for x, label in markers:
-        fig.add_vline(x=x, line={"color": "#999", "width": 1, "dash": "dot"},
-                      annotation_text=label, annotation_position="top left")
+        line = {"color": "#999", "width": 1, "dash": "dot"}
+        fig.add_vline(x=x, line=line, annotation_text=label, annotation_position="top left",
+                      row=1, col=1)
+        fig.add_vline(x=x, line=line, row=2, col=1)
     fig.update_yaxes(title_text="equity (start = 1)", row=1, col=1)
     fig.update_yaxes(title_text="drawdown", tickformat=".0%", row=2, col=1)
     fig.update_xaxes(title_text="time (UTC)" if bar_times is not None else

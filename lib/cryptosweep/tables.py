@@ -63,11 +63,6 @@ table.cs-table td.cs-params{text-align:left;font-family:monospace;font-size:.95e
 </style>"""
 
 
-def stylesheet() -> str:
-    """The styles of every block here; shown once at the top of the notebook."""
-    return STYLE
-
-
 def _e(value: Any) -> str:
     return html.escape(str(value))
 
@@ -116,8 +111,9 @@ def _score_with_trades(score: Any, trades: Any, min_trades: int) -> str:
 
 def verdict_block(results: Mapping[str, Any], decided: Verdict | None = None) -> str:
     """The report's first block: the decision in capitals, its one-sentence reason, the three
-    numbers that carry it (holdout score with its trades, DSR, PBO), the criteria and the
-    caveats. ``id="verdict"``."""
+    numbers that carry it (holdout score with its trades and dates, DSR, PBO), the criteria and
+    the caveats. ``id="verdict"``. It carries the stylesheet of every block here (:data:`STYLE`),
+    so it must be shown first."""
     decided = decided or verdict(results)
     run = results.get("run") or {}
     tone = "cs-positive" if decided.positive else "cs-negative"
@@ -127,6 +123,9 @@ def verdict_block(results: Mapping[str, Any], decided: Verdict | None = None) ->
               f"{decided.holdout_trades} trades" + (
                   f' <span class="cs-small">small sample{SMALL_SAMPLE_MARK}</span>'
                   if decided.holdout_small_sample else ""))
+    holdout = (results.get("data") or {}).get("holdout") or {}
+    if holdout.get("first_bar") and holdout.get("last_bar"):
+        trades += f", {_e(holdout['first_bar'][:10])} to {_e(holdout['last_bar'][:10])}"
     numbers = [
         (signed(decided.holdout_score), f"holdout {name} of the winner, {trades}"),
         (share(decided.dsr), "deflated Sharpe ratio (≥ 0.95: unlikely to be luck)"),
@@ -146,7 +145,7 @@ def verdict_block(results: Mapping[str, Any], decided: Verdict | None = None) ->
         flags = ('<p class="cs-caption">Caveats:</p><ul class="cs-flags">'
                  + "".join(f"<li>{_e(flag)}</li>" for flag in decided.flags) + "</ul>")
     heading = (f"Verdict for {_e(run.get('name', '?'))}" + (f", {when} UTC" if when else ""))
-    return (f'<div id="verdict" class="cs-verdict {tone}">'
+    return (f'{STYLE}<div id="verdict" class="cs-verdict {tone}">'
             f'<p class="cs-caption">{heading}</p>'
             f'<p class="cs-label">{_e(decided.label)}</p>'
             f'<p class="cs-reason">{_e(decided.reason)}</p>'
