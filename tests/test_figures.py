@@ -540,3 +540,24 @@ def test_summary_and_environment_tables(hb: Run) -> None:
     machine = dict(_rows(tables.environment_table(environment)))
     assert machine["python"] == environment["python"]
     assert "plotly" in machine["packages"]
+
+
+def test_baselines_are_rows_beside_the_top_k(hb: Run) -> None:
+    results = copy.deepcopy(hb.results)
+    folds = len(results["top_k"][0]["metrics"]["folds"])
+    hold = {"sharpe": 0.8, "trades": 1, "max_drawdown": 0.2, "hit_rate": 1.0, "exposure": 1.0}
+    results["baselines"] = {
+        "flat": {"metric": "sharpe", "score": 0.0, "folds": [{"sharpe": 0.0, "trades": 0}] * folds,
+                 "holdout": {"holdout_sharpe": 0.0, "holdout_trades": 0}},
+        "buy_and_hold": {"metric": "sharpe", "score": 0.5,
+                         "folds": [{"sharpe": 0.5, "trades": 1}] * folds,
+                         "holdout": {f"holdout_{k}": v for k, v in hold.items()}},
+    }
+    rows = _rows(tables.top_k_table(results))[1:]
+    assert [r[2] for r in rows[-2:]] == ["flat", "buy-and-hold"]
+    assert rows[-1][5] == "+0.80 (1 trades)", "a baseline is never a small sample"
+    assert rows[-1][6] == "20.0%" and rows[-1][10] == "baseline"
+    folds_rows = _rows(tables.fold_table(results))[1:]
+    assert [r[0] for r in folds_rows[-2:]] == ["flat", "buy-and-hold"]
+    assert folds_rows[-1][2] == "+0.50\n1 trades"
+    assert len(_rows(tables.top_k_table(hb.results))) == len(hb.results["top_k"]) + 1

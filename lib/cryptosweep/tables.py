@@ -172,7 +172,7 @@ def top_k_table(results: Mapping[str, Any]) -> str | None:
     metric, min_trades = _metric(results), min_trades_of(results)
     name = metric_name(metric)
     rows = []
-    for item in top:
+    for item in [*top, *_baseline_items(results)]:
         metrics = item.get("metrics") or {}
         holdout = item.get("holdout") or {}
         scores = fold_scores(metrics, metric)
@@ -186,11 +186,13 @@ def top_k_table(results: Mapping[str, Any]) -> str | None:
         params = item.get("params") or {}
         lines = ([f"<i>{_e(line)}</i>" for line in param_lines(params.get("trading") or {})]
                  + [_e(line) for line in param_lines(params.get("entry_model") or {})])
+        if item.get("baseline"):
+            note, lines = "baseline", [_e(BASELINE_NOTES.get(item["baseline"], ""))]
         rows.append([
-            str(item.get("rank")), str(item.get("eval_id")), _e(params.get("model", "?")),
-            validation, count(metrics.get("n_trades")),
+            _e(item.get("rank", MISSING)), _e(item.get("eval_id", MISSING)),
+            _e(params.get("model", "?")), validation, count(metrics.get("n_trades")),
             _score_with_trades(holdout.get(f"holdout_{metric}"), holdout.get("holdout_trades"),
-                               min_trades),
+                               0 if item.get("baseline") else min_trades),
             percent(holdout.get("holdout_max_drawdown")),
             percent(holdout.get("holdout_hit_rate"), 0),
             percent(holdout.get("holdout_exposure"), 0),
@@ -205,8 +207,40 @@ def top_k_table(results: Mapping[str, Any]) -> str | None:
                f"deviation across folds. Holdout: the untouched most recent bars. "
                f"{SMALL_SAMPLE_MARK} = fewer than {min_trades} trades (reporting.min_trades). "
                "'folds' flags a mean that only one fold makes positive. Parameters rounded to "
-               "3 significant digits; full precision in sweep_results_*.json.")
+               "3 significant digits; full precision in sweep_results_*.json. Flat and "
+               "buy-and-hold, when shown, ran on the same bars.")
     return _table(header, rows, text_columns=(2,), caption=caption)
+
+
+#: What each baseline is, for the top-k table.
+BASELINE_NOTES = {
+    "flat": "never trades",
+    "buy_and_hold": "long from each block's first open to its last close",
+}
+BASELINE_NAMES = {"flat": "flat", "buy_and_hold": "buy-and-hold"}
+
+
+def _baseline_items(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The results' baselines (``baselines.flat``, ``baselines.buy_and_hold``: ``score``,
+    ``folds`` and ``holdout`` as a trial has them) in the shape of a top-k entry; empty when
+    the results carry none."""
+    baselines = results.get("baselines")
+    if not isinstance(baselines, Mapping):
+        return []
+    items = []
+    for key in ("flat", "buy_and_hold"):
+        entry = baselines.get(key)
+        if not isinstance(entry, Mapping):
+            continue
+        folds = entry.get("folds") or []
+        items.append({
+            "baseline": key, "rank": MISSING, "eval_id": MISSING,
+            "params": {"model": BASELINE_NAMES[key]}, "score": entry.get("score"),
+            "metrics": {"folds": folds, "n_trades": sum(int(f.get("trades", 0)) for f in folds),
+                        "fold_trades": [int(f.get("trades", 0)) for f in folds]},
+            "holdout": entry.get("holdout"),
+        })
+    return items
 
 
 # ------------------------------------------------------------------------------ per fold
@@ -222,6 +256,8 @@ def fold_table(results: Mapping[str, Any], fold_labels: Sequence[str] | None = N
            if fold_scores(item.get("metrics"), _metric(results))]
     if not top:
         return None
+    top += [item for item in _baseline_items(results)
+            if fold_scores(item.get("metrics"), _metric(results))]
     metric, min_trades = _metric(results), min_trades_of(results)
     n_folds = max(len(fold_scores(item.get("metrics"), metric)) for item in top)
     labels = list(fold_labels or [])
@@ -233,13 +269,14 @@ def fold_table(results: Mapping[str, Any], fold_labels: Sequence[str] | None = N
         scores = fold_scores(item.get("metrics"), metric)
         trades = fold_trades(item.get("metrics"))
         stability = fold_stability(scores)
-        cells = [str(item.get("rank")), str(item.get("eval_id"))]
+        cells = ([_e(item["params"]["model"]), MISSING] if item.get("baseline")
+                 else [str(item.get("rank")), str(item.get("eval_id"))])
         for k in range(n_folds):
             if k >= len(scores):
                 cells.append(MISSING)
                 continue
             t = trades[k] if k < len(trades) else None
-            few = small_sample(t, min_trades)
+            few = small_sample(t, min_trades) and not item.get("baseline")
             text = (f"{_e(signed(scores[k]))}<br><small"
                     + (' class="cs-small"' if few else "")
                     + f">{count(t)} trades{SMALL_SAMPLE_MARK if few else ''}</small>")
