@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.caveats import min_trades_of, small_sample
 from cryptosweep.files import write_text_atomic
 from cryptosweep.formatting import metric_name, share, signed
 from cryptosweep.offline import ensure_plotly_js, library_tags
@@ -35,13 +34,14 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
         try:
             results = json.loads(found[-1].read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
-            continue
-        created = (results.get("run") or {}).get("created_at")
+            continue  # half-written
+        created = (results.get("run") or {}).get("created_at") if isinstance(results, dict) \
+            else None
         if not isinstance(created, int | float):
-            continue
+            continue  # not a results file of a run, or one without its start
         decided = verdict(results)
-        holdout = (results.get("best") or {}).get("holdout") or {}
         checks = results.get("reproducibility_check") or []
+        reproducible = None if not checks else all(c.get("status") == "PASS" for c in checks)
         rows.append({
             "run": run_dir.name,
             "created_at": float(created),
@@ -50,13 +50,14 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
             "metric": decided.metric,
             "verdict": decided,
             "validation": decided.validation_score,
+            "best": decided.validation_score,  # the name earlier readers of these rows use
             "holdout": decided.holdout_score,
             "holdout_trades": decided.holdout_trades,
-            "small_sample": small_sample(holdout.get("holdout_trades"), min_trades_of(results)),
+            "small_sample": decided.holdout_small_sample,
             "dsr": decided.dsr,
             "pbo": decided.pbo,
-            "reproducible": (None if not checks
-                             else all(c.get("status") == "PASS" for c in checks)),
+            "reproducible": reproducible,
+            "status": {None: "-", True: "ok", False: "repro FAIL"}[reproducible],  # re-runs
             "report": (f"{run_dir.name}/report.html" if (run_dir / "report.html").exists()
                        else f"{run_dir.name}/{found[-1].name}"),
         })

@@ -18,14 +18,14 @@ from typing import Any
 
 from cryptosweep.errors import ReportError, UserError
 from cryptosweep.files import write_text_atomic
-from cryptosweep.index_page import write_index
+from cryptosweep.index_page import run_summaries, write_index
 from cryptosweep.offline import ensure_plotly_js, library_tags, with_library, without_cdn_scripts
 from cryptosweep.paths import NOTEBOOKS
 from cryptosweep.results import latest_file
 
 log = logging.getLogger(__name__)
 
-__all__ = ["charts_as_html", "export_optuna", "render_report", "write_index"]
+__all__ = ["charts_as_html", "export_optuna", "render_report", "run_summaries", "write_index"]
 
 ANALYSIS_NOTEBOOK = NOTEBOOKS / "analysis.ipynb"
 KERNEL = "cryptosweep"
