@@ -561,3 +561,22 @@ def test_baselines_are_rows_beside_the_top_k(hb: Run) -> None:
     assert [r[0] for r in folds_rows[-2:]] == ["flat", "buy-and-hold"]
     assert folds_rows[-1][2] == "+0.50\n1 trades"
     assert len(_rows(tables.top_k_table(hb.results))) == len(hb.results["top_k"]) + 1
+
+
+def test_the_text_report_leads_with_the_verdict_and_marks_small_samples(hb: Run) -> None:
+    from cryptosweep.results import text_report
+
+    results = copy.deepcopy(hb.results)
+    results["config"]["reporting"]["min_trades"] = 10 ** 6
+    lines = text_report(results).splitlines()
+    decided = verdict(results)
+    assert lines[:3] == [f"VERDICT: {decided.label} ({decided.basis})", f"  {decided.reason}",
+                         f"  {decided.headline()}"]
+    winner = next(line for line in lines if line.startswith("  #1 eval"))
+    folds = [f"{f['sharpe']:+.2f}†" for f in results["best"]["metrics"]["folds"]]
+    assert f"(folds {' '.join(folds)})" in winner and "trades, small sample)" in winner
+    params = next(line for line in lines if line.startswith("      trading: "))
+    assert params == "      trading: " + ", ".join(
+        formatting.param_lines(results["best"]["params"]["trading"]))
+    assert (next(hb.dir.glob("sweep_report_*.txt")).read_text().splitlines()[0]
+            == f"VERDICT: {verdict(hb.results).label} ({verdict(hb.results).basis})")

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.caveats import fold_scores, fold_stability, min_trades_of, small_sample
+from cryptosweep.caveats import (
+    fold_scores,
+    fold_stability,
+    fold_trades,
+    min_trades_of,
+    small_sample,
+)
 from cryptosweep.formatting import param_lines, signed
 from cryptosweep.store import EvaluationRow, TrialStore
 from cryptosweep.verdict import Verdict, verdict
@@ -160,8 +166,8 @@ def text_report(results: dict[str, Any]) -> str:
         f"wall time      : {run.get('wall_time_s', 0):.1f} s",
         "",
         f"top {len(results['top_k'])} (validation = mean over walk-forward folds of {metric} "
-        f"± its standard deviation across folds; annualised with {_per_year(results)}; fewer "
-        f"than {min_trades} trades = small sample):",
+        f"± its standard deviation across folds; annualised with {_per_year(results)}; "
+        f"† or 'small sample' = fewer than {min_trades} trades):",
     ]
     for item in results["top_k"]:
         lines += _top_item_lines(item, metric, min_trades)
@@ -206,7 +212,10 @@ def _top_item_lines(item: dict[str, Any], metric: str, min_trades: int) -> list[
     text = (f"  #{item['rank']} eval {item['eval_id']:>4}  {item['params']['model']:<9}"
             f" validation {signed(item['score'])}{spread}")
     if scores:
-        text += f" (folds {' '.join(signed(s) for s in scores)})"
+        trades = fold_trades(metrics)
+        marked = [signed(score) + ("†" if k < len(trades) and small_sample(trades[k], min_trades)
+                                   else "") for k, score in enumerate(scores)]
+        text += f" (folds {' '.join(marked)})"
     if f"holdout_{metric}" in holdout:
         trades = holdout.get("holdout_trades")
         text += (f"  holdout {signed(holdout[f'holdout_{metric}'])} ({trades} trades"
