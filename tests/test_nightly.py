@@ -15,6 +15,7 @@ import gzip
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -191,7 +192,9 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
     """A successful nightly from ``/`` with cron's environment, a webhook and a command
     notifier, and earlier run folders for retention (RUN_RETENTION=3, LOG_RETENTION_DAYS=14)."""
     tmp = tmp_path_factory.mktemp("night")
-    config = write_json(tmp / "tiny.json", tiny())
+    # Hyperband, so that the night has checkpoints to remove once it is complete.
+    config = write_json(tmp / "tiny.json", tiny(sweep_type="hyperband",
+                                                hyperband={"max_iter": 2, "eta": 2}))
     reports = tmp / "reports"
     old = {
         # newest first; the new run makes four with these three, so the newest 3 are kept
@@ -212,6 +215,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
         age(old[name] / "sweep_output.log", 30)
     (old["finished_recent"] / "recent.log").write_text("recent\n")
     age(old["finished_recent"] / "recent.log", 3)
+    os.symlink(old["finished_recent"].name, reports / "latest")  # what the last night left
     stdin_copy = tmp / "command_stdin.json"
     with Webhook() as hook:
         env = cron_env(tmp, SWEEP_CONFIG=config, RUN_RETENTION=3, LOG_RETENTION_DAYS=14,
@@ -239,6 +243,31 @@ def test_success_publishes_report_latest_best_configs_and_index(night):
     index = (night.reports / "index.html").read_text()
     assert f"{run.name}/report.html" in index
     assert not list(night.reports.glob(".latest*")), "no temporary link left behind"
+    runs = [p for p in night.reports.iterdir()
+            if p.is_dir() and not p.is_symlink() and list(p.glob("sweep_results_*.json"))]
+    assert index.count('<tr><td class="text"><a href=') == len(runs) == 4, (
+        "one row per run folder: the latest link is not a run")
+
+
+MAX_NIGHT_BYTES = 5_000_000  # 5 MB
+
+
+@slow
+def test_a_night_takes_at_most_5_mb(night):
+    """What one night adds to the reports folder: its run folder, without checkpoints and
+    without a copy of plotly.js (one per reports folder, shared by every page)."""
+    assert night.done.rc == 0, night.done.output[-4000:]
+    sizes = {str(p.relative_to(night.run)): p.stat().st_size
+             for p in night.run.rglob("*") if p.is_file()}
+    total = sum(sizes.values())
+    print(f"night {night.run.name}: {total / 1e6:.2f} MB", sorted(sizes.items()))
+    assert total <= MAX_NIGHT_BYTES, sorted(sizes.items(), key=lambda kv: -kv[1])[:5]
+    assert not (night.run / "checkpoints").exists()
+    library = re.compile(rb"plotly\.js v\d")
+    for page in (night.run / "report.html", *night.run.glob("notebooks/*.ipynb")):
+        assert not library.search(page.read_bytes()), f"{page.name} embeds plotly.js"
+    (shared,) = night.reports.glob("plotly-*.min.js")
+    assert f'src="../{shared.name}"'.encode() in (night.run / "report.html").read_bytes()
 
 
 @slow

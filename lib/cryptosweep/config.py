@@ -229,6 +229,18 @@ class ExecutionSettings(_Strict):
 
 class ReportingSettings(_Strict):
     top_k: int = Field(default=5, ge=1)
+    min_trades: int = Field(
+        default=30, ge=1, description="a holdout or fold score from fewer trades is flagged as "
+        "a small sample wherever it appears (report, text report, index, verdict)"
+    )
+    min_importance_trials: int = Field(
+        default=20, ge=2, description="fANOVA importances are shown only from at least this "
+        "many full-budget trials of one model family"
+    )
+    keep_checkpoints: bool = Field(
+        default=False, description="keep the Hyperband checkpoints of a finished run (else "
+        "removed once its results are written)"
+    )
 
 
 class WalkForwardSettings(_Strict):
@@ -358,7 +370,8 @@ def resolve_seed(seed: int | None, config: SweepConfig) -> int:
 #: :func:`config_hash`, so a resume may change them (workers, cluster, GPUs).
 EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
     ("name",), ("description",), ("seed",), ("execution",), ("gpu_settings", "memory_fraction"),
-    ("gpu_settings", "trials_per_gpu"),
+    ("gpu_settings", "trials_per_gpu"), ("reporting", "min_trades"),
+    ("reporting", "min_importance_trials"), ("reporting", "keep_checkpoints"),
 )
 
 
