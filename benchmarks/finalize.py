@@ -110,7 +110,9 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    config = load_config(args.config, [f"reporting.top_k={args.top_k}"])
+    # The re-runs of promoted trials continue from their checkpoints: keep them to resume.
+    config = load_config(args.config, [f"reporting.top_k={args.top_k}",
+                                       "reporting.keep_checkpoints=true"])
     started = time.strftime("%Y-%m-%d", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="cryptosweep-bench-finalize.") as tmp:
         base = Path(tmp)

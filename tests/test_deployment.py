@@ -10,7 +10,7 @@ import pytest
 
 from conftest import tiny_config
 from cryptosweep.config import load_config
-from cryptosweep.deployment import CRITERIA, decide, report_lines, summary_line
+from cryptosweep.deployment import CRITERIA, criterion_lines, decide, summary_line
 from cryptosweep.edge import beats, edge
 
 
@@ -40,8 +40,7 @@ def test_a_winner_that_passes_everything_is_approved():
     assert all(c["passed"] for c in decision["criteria"])
     assert decision["reason"].startswith("Approved: reproducibility re-run PASS, DSR 0.97 >= 0.95")
     assert summary_line(decision) == "promoted"
-    assert report_lines(decision)[0] == (
-        "deployment gate: APPROVED for production (every criterion passed)")
+    assert criterion_lines(decision)[0] == "  [pass] reproducibility re-run PASS"
 
 
 def test_the_issues_winner_is_rejected_criterion_by_criterion():
@@ -59,9 +58,9 @@ def test_the_issues_winner_is_rejected_criterion_by_criterion():
                                       "holdout Sharpe -3.08 < 0, holdout trades 11 < 20")
     assert decision["reason"] == ("Rejected: DSR 0.03 < 0.95, PBO 0.63 > 0.5, holdout Sharpe "
                                   "-3.08 < 0, holdout trades 11 < 20.")
-    lines = report_lines(decision)
-    assert lines[0].startswith("deployment gate: REJECTED, do not deploy this configuration (")
+    lines = criterion_lines(decision)
     assert "  [FAIL] DSR 0.03 < 0.95" in lines and "  [pass] reproducibility re-run PASS" in lines
+    assert criterion_lines(None) == []
 
 
 @pytest.mark.parametrize("change, name", [

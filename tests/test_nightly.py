@@ -15,6 +15,7 @@ import gzip
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -198,7 +199,10 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
     notifier, and earlier run folders for retention (RUN_RETENTION=3, LOG_RETENTION_DAYS=14).
     Its gate is lenient: the winner is approved and becomes the first champion."""
     tmp = tmp_path_factory.mktemp("night")
-    config = write_json(tmp / "tiny.json", tiny(**LENIENT_GATE))
+    # Hyperband, so that the night has checkpoints to remove once it is complete.
+    config = write_json(tmp / "tiny.json", tiny(sweep_type="hyperband",
+                                                hyperband={"max_iter": 2, "eta": 2},
+                                                **LENIENT_GATE))
     reports = tmp / "reports"
     old = {
         # newest first; the new run makes four with these three, so the newest 3 are kept
@@ -219,6 +223,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
         age(old[name] / "sweep_output.log", 30)
     (old["finished_recent"] / "recent.log").write_text("recent\n")
     age(old["finished_recent"] / "recent.log", 3)
+    os.symlink(old["finished_recent"].name, reports / "latest")  # what the last night left
     stdin_copy = tmp / "command_stdin.json"
     with Webhook() as hook:
         env = cron_env(tmp, SWEEP_CONFIG=config, RUN_RETENTION=3, LOG_RETENTION_DAYS=14,
@@ -244,6 +249,31 @@ def test_success_publishes_report_latest_and_index(night):
     index = (night.reports / "index.html").read_text()
     assert f"{run.name}/report.html" in index
     assert not list(night.reports.glob(".latest*")), "no temporary link left behind"
+    runs = [p for p in night.reports.iterdir()
+            if p.is_dir() and not p.is_symlink() and list(p.glob("sweep_results_*.json"))]
+    assert index.count('<tr><td class="text"><a href=') == len(runs) == 4, (
+        "one row per run folder: the latest link is not a run")
+
+
+MAX_NIGHT_BYTES = 5_000_000  # 5 MB
+
+
+@slow
+def test_a_night_takes_at_most_5_mb(night):
+    """What one night adds to the reports folder: its run folder, without checkpoints and
+    without a copy of plotly.js (one per reports folder, shared by every page)."""
+    assert night.done.rc == 0, night.done.output[-4000:]
+    sizes = {str(p.relative_to(night.run)): p.stat().st_size
+             for p in night.run.rglob("*") if p.is_file()}
+    total = sum(sizes.values())
+    print(f"night {night.run.name}: {total / 1e6:.2f} MB", sorted(sizes.items()))
+    assert total <= MAX_NIGHT_BYTES, sorted(sizes.items(), key=lambda kv: -kv[1])[:5]
+    assert not (night.run / "checkpoints").exists()
+    library = re.compile(rb"plotly\.js v\d")
+    for page in (night.run / "report.html", *night.run.glob("notebooks/*.ipynb")):
+        assert not library.search(page.read_bytes()), f"{page.name} embeds plotly.js"
+    (shared,) = night.reports.glob("plotly-*.min.js")
+    assert f'src="../{shared.name}"'.encode() in (night.run / "report.html").read_bytes()
 
 
 @slow

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, deterministic_bytes, results_file, tiny_config
+from cryptosweep.store import unpack_returns
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +67,8 @@ def test_run_folder_holds_every_output_file(reference):
     with sqlite3.connect(run_dir / "sweep.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("SELECT COUNT(*) FROM evaluations WHERE status='done'").fetchone()[0] == 6
-        stored = dict(db.execute("SELECT eval_id, data FROM returns WHERE kind='validation'"))
+        blobs = db.execute("SELECT eval_id, n, data FROM returns WHERE kind='validation'")
+        stored = {eval_id: unpack_returns(n, data).tobytes() for eval_id, n, data in blobs}
         holdout = dict(db.execute("SELECT eval_id, n FROM returns WHERE kind='holdout'"))
     assert sorted(stored) == list(range(6))
     for evaluation in results["evaluations"]:  # per-bar OOS returns kept, bit for bit

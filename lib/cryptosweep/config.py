@@ -229,6 +229,33 @@ class ExecutionSettings(_Strict):
 
 class ReportingSettings(_Strict):
     top_k: int = Field(default=5, ge=1)
+    min_trades: int = Field(
+        default=30, ge=1, description="a holdout or fold score from fewer trades is flagged as "
+        "a small sample wherever it appears (report, text report, index, verdict)"
+    )
+    min_importance_trials: int = Field(
+        default=20, ge=2, description="fANOVA importances are shown only from at least this "
+        "many full-budget trials of one model family"
+    )
+    keep_checkpoints: bool = Field(
+        default=False, description="keep the Hyperband checkpoints of a finished run (else "
+        "removed once its results are written)"
+    )
+
+
+class WalkForwardSettings(_Strict):
+    """Walk-forward optimisation (``cryptosweep walkforward``): the windows' layout on the data
+    (:mod:`cryptosweep.walkforward.windows`)."""
+
+    out_of_sample_bars: int = Field(ge=1, description="bars each window's winner is traded on")
+    windows: int | None = Field(default=None, ge=1, description="how many windows; None: as "
+                                "many as fit after in_sample_bars")
+    in_sample_bars: int | None = Field(default=None, ge=1, description="rolling: every "
+                                       "in-sample period's length; anchored: the first one's")
+    anchored: bool = Field(default=True, description="true: in-sample periods start at the "
+                           "first bar and grow; false: they roll, in_sample_bars long")
+    embargo_bars: int = Field(default=0, ge=0, description="bars between an in-sample period "
+                              "and its out-of-sample segment")
 
 
 class DeploymentSettings(_Strict):
@@ -287,6 +314,7 @@ class SweepConfig(_Strict):
     objective: ObjectiveSettings = ObjectiveSettings()
     execution: ExecutionSettings = ExecutionSettings()
     reporting: ReportingSettings = ReportingSettings()
+    walk_forward: WalkForwardSettings | None = None
     deployment: DeploymentSettings = DeploymentSettings()
 
     @model_validator(mode="after")
@@ -377,7 +405,8 @@ def resolve_seed(seed: int | None, config: SweepConfig) -> int:
 #: :func:`config_hash`, so a resume may change them (workers, cluster, GPUs).
 EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
     ("name",), ("description",), ("seed",), ("execution",), ("gpu_settings", "memory_fraction"),
-    ("gpu_settings", "trials_per_gpu"), ("deployment",),
+    ("gpu_settings", "trials_per_gpu"), ("reporting", "min_trades"),
+    ("reporting", "min_importance_trials"), ("reporting", "keep_checkpoints"), ("deployment",),
 )
 
 

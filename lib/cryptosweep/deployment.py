@@ -91,19 +91,13 @@ def summary_line(deployment: Mapping[str, Any] | None) -> str:
     return f"not promoted: {', '.join(failed)}"
 
 
-def report_lines(deployment: Mapping[str, Any] | None) -> list[str]:
-    """The decision and every criterion, for the first lines of the text report."""
+def criterion_lines(deployment: Mapping[str, Any] | None) -> list[str]:
+    """Every criterion with its outcome, for the first lines of the text report (under the
+    verdict, :func:`cryptosweep.verdict.verdict`, which states the decision)."""
     if not deployment:
         return []
-    if deployment.get("decision") == APPROVED:
-        head = "deployment gate: APPROVED for production (every criterion passed)"
-    else:
-        failed = summary_line(deployment).removeprefix("not promoted: ")
-        head = f"deployment gate: REJECTED, do not deploy this configuration ({failed})"
-    lines = [head]
-    for criterion in deployment.get("criteria") or []:
-        lines.append(f"  [{'pass' if criterion['passed'] else 'FAIL'}] {criterion['text']}")
-    return lines
+    return [f"  [{'pass' if c['passed'] else 'FAIL'}] {c['text']}"
+            for c in deployment.get("criteria") or []]
 
 
 # ------------------------------------------------------------------------------- criteria

@@ -318,9 +318,10 @@ class DaskExecutor(Executor):
                   payloads: list[dict[str, Any]], max_retries: int = 0
                   ) -> Iterator[TaskOutcome]:
         """Submit every payload now (each ``payload["task"]`` names it; the first ones start
-        first) and yield outcomes in completion order. A task whose worker process died is submitted again, up to
-        ``max_retries`` times (it is deterministic: the same inputs give the same result);
-        after that its outcome carries the :class:`~distributed.scheduler.KilledWorker`."""
+        first) and yield outcomes in completion order. A task whose worker process died is
+        submitted again, up to ``max_retries`` times (it is deterministic: the same inputs give
+        the same result); after that its outcome carries the
+        :class:`~distributed.scheduler.KilledWorker`."""
         from distributed import as_completed
 
         attempts: dict[Any, tuple[dict[str, Any], int]] = {}

@@ -15,8 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.deployment import report_lines
+from cryptosweep.caveats import (
+    fold_scores,
+    fold_stability,
+    fold_trades,
+    min_trades_of,
+    small_sample,
+)
+from cryptosweep.deployment import criterion_lines
+from cryptosweep.formatting import param_lines, signed
 from cryptosweep.store import EvaluationRow, TrialStore
+from cryptosweep.verdict import Verdict, verdict
 
 RESULTS_SCHEMA = "cryptosweep.sweep_results/1"
 
@@ -146,11 +155,16 @@ def _per_year(results: dict[str, Any]) -> str:
 
 
 def text_report(results: dict[str, Any]) -> str:
-    """A short human-readable summary of a run, led by the deployment gate's decision."""
+    """A short human-readable summary of a run, led by its verdict
+    (:func:`cryptosweep.verdict.verdict`: the deployment gate's decision) and the gate's
+    criteria one by one."""
     run, counts = results["run"], results["counts"]
-    decision = report_lines(results.get("deployment"))
+    metric = results["config"]["objective"]["metric"]
+    min_trades = min_trades_of(results)
     lines = [
-        *decision, *([""] if decision else []),
+        *verdict_lines(verdict(results)),
+        *criterion_lines(results.get("deployment")),
+        "",
         f"cryptosweep run {run['name']}",
         "=" * (17 + len(run["name"])),
         f"sweep type     : {results['sweep_type']}",
@@ -162,22 +176,12 @@ def text_report(results: dict[str, Any]) -> str:
         f"({results['compute_spent']['total']:g} trained; promotions continue from checkpoints)",
         f"wall time      : {run.get('wall_time_s', 0):.1f} s",
         "",
-        f"top {len(results['top_k'])} (validation = mean over walk-forward folds of "
-        f"{results['config']['objective']['metric']}; annualised with {_per_year(results)}):",
+        f"top {len(results['top_k'])} (validation = mean over walk-forward folds of {metric} "
+        f"± its standard deviation across folds; annualised with {_per_year(results)}; "
+        f"† or 'small sample' = fewer than {min_trades} trades):",
     ]
     for item in results["top_k"]:
-        holdout = item.get("holdout") or {}
-        lines.append(
-            f"  #{item['rank']} eval {item['eval_id']:>4}  {item['params']['model']:<9}"
-            f" validation {item['score']:+.3f}"
-            + (f"  holdout {holdout['holdout_sharpe']:+.3f} ({holdout['holdout_trades']} trades)"
-               if "holdout_sharpe" in holdout else "")
-            + (f"  [{item['edge']['label']}]" if (item.get("edge") or {}).get("label") else "")
-        )
-        if (item.get("metrics") or {}).get("penalty"):
-            lines.append(f"      penalty: {item['metrics']['penalty']}")
-        lines.append(f"      trading {json.dumps(item['params']['trading'], sort_keys=True)}")
-        lines.append(f"      model   {json.dumps(item['params']['entry_model'], sort_keys=True)}")
+        lines += _top_item_lines(item, metric, min_trades)
     lines += _baseline_lines(results)
     overfitting = results.get("overfitting") or {}
     dsr, pbo = overfitting.get("dsr") or {}, overfitting.get("pbo") or {}
@@ -217,6 +221,43 @@ def _baseline_lines(results: dict[str, Any]) -> list[str]:
             f"  {label:<18} validation {baseline['score']:+.3f}"
             + (f"  holdout {holdout[f'holdout_{metric}']:+.3f} ({holdout['holdout_trades']} "
                f"trade{'' if holdout['holdout_trades'] == 1 else 's'})" if holdout else ""))
+    return lines
+
+
+def verdict_lines(decided: Verdict) -> list[str]:
+    """The verdict as the first lines of the text report."""
+    lines = [f"VERDICT: {decided.label} ({decided.basis})", f"  {decided.reason}",
+             f"  {decided.headline()}"]
+    lines += [f"  ! {flag}" for flag in decided.flags]
+    return lines
+
+
+def _top_item_lines(item: dict[str, Any], metric: str, min_trades: int) -> list[str]:
+    metrics = item.get("metrics") or {}
+    holdout = item.get("holdout") or {}
+    scores = fold_scores(metrics, metric)
+    stability = fold_stability(scores) if scores else None
+    spread = f" ± {stability.spread:.2f}" if stability and len(scores) > 1 else ""
+    text = (f"  #{item['rank']} eval {item['eval_id']:>4}  {item['params']['model']:<9}"
+            f" validation {signed(item['score'])}{spread}")
+    if scores:
+        trades = fold_trades(metrics)
+        marked = [signed(score) + ("†" if k < len(trades) and small_sample(trades[k], min_trades)
+                                   else "") for k, score in enumerate(scores)]
+        text += f" (folds {' '.join(marked)})"
+    if f"holdout_{metric}" in holdout:
+        trades = holdout.get("holdout_trades")
+        text += (f"  holdout {signed(holdout[f'holdout_{metric}'])} ({trades} trades"
+                 + (", small sample)" if small_sample(trades, min_trades) else ")"))
+    if (item.get("edge") or {}).get("label"):  # does not beat never trading
+        text += f"  [{item['edge']['label']}]"
+    lines = [text]
+    if metrics.get("penalty"):
+        lines.append(f"      penalty: {metrics['penalty']}")
+    if stability and stability.note():
+        lines.append(f"      unstable: {stability.note()}")
+    lines.append(f"      trading: {', '.join(param_lines(item['params']['trading']))}")
+    lines.append(f"      model:   {', '.join(param_lines(item['params']['entry_model']))}")
     return lines
 
 

@@ -10,8 +10,11 @@ Tables:
   evaluation, and this table proves it.
 * ``extra_evaluations`` — holdout results and reproducibility re-runs of the final top-k.
 * ``returns`` — per-bar out-of-sample returns of each evaluation (walk-forward test bars) and
-  of the holdout runs, as little-endian float64 bytes (not pickle), for the overfitting
-  diagnostics and equity curves.
+  of the holdout runs, as little-endian float64 bytes (not pickle), zlib-compressed when that
+  is shorter (bars without a position return exactly 0, so it usually is: about a third of
+  the size), for the overfitting diagnostics and equity curves. A blob of exactly ``8 * n``
+  bytes is raw, any other length compressed, so journals written before compression read
+  the same.
 * ``resource_samples`` — host and GPU samples from the monitor.
 
 WAL mode with ``synchronous=FULL``: each finished evaluation is durable once
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +41,23 @@ from cryptosweep.files import canonical_json
 #: The journal's layout; written to ``meta`` when a run starts.
 SCHEMA_VERSION = 1
 DB_NAME = "sweep.db"
+
+def pack_returns(returns: np.ndarray | list[float]) -> tuple[int, bytes]:
+    """Per-bar returns as ``(n, blob)``: little-endian float64 bytes, zlib-compressed only
+    when that makes them shorter (see the module docstring)."""
+    raw = np.asarray(returns, dtype="<f8").tobytes()
+    packed = zlib.compress(raw, 6)
+    return len(raw) // 8, packed if len(packed) < len(raw) else raw
+
+
+def unpack_returns(n: int, blob: bytes) -> np.ndarray:
+    """The inverse of :func:`pack_returns`: ``n`` float64 values, bit for bit."""
+    raw = blob if len(blob) == 8 * n else zlib.decompress(blob)
+    values = np.frombuffer(raw, dtype="<f8")
+    if len(values) != n:
+        raise ValueError(f"a returns blob holds {len(values)} values, the journal says {n}")
+    return values
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -132,6 +153,24 @@ class TrialStore:
             raise ResumeError(f"--resume: {db} is not a cryptosweep journal ({exc})") from None
         return store
 
+    @classmethod
+    def open_readonly(cls, path: str | Path, timeout: float = 1.0) -> TrialStore:
+        """Open a journal (a run folder or its ``sweep.db``) for reading only, e.g. while its
+        sweep is still writing it: ``mode=ro``, autocommit, so that every read method is one
+        statement and no transaction is held between calls; in WAL mode a reader never blocks
+        the writer. Any write through it fails. Raises ``sqlite3.Error`` when there is no
+        readable database at ``path`` (``timeout``: seconds to wait for a lock)."""
+        path = Path(path)
+        db = (path / DB_NAME if path.is_dir() else path).resolve()
+        if not db.is_file():
+            raise sqlite3.OperationalError(f"no journal at {db}")
+        store = cls.__new__(cls)
+        store.path = db
+        store._lock = threading.Lock()
+        store._conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=timeout,
+                                      check_same_thread=False, isolation_level=None)
+        return store
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -223,10 +262,9 @@ class TrialStore:
         out-of-sample returns, in one transaction."""
         with self._transaction() as cur:
             if returns is not None:
-                data = np.asarray(returns, dtype="<f8")
                 cur.execute(
                     "INSERT OR REPLACE INTO returns(kind, eval_id, n, data) "
-                    "VALUES ('validation', ?, ?, ?)", (eval_id, len(data), data.tobytes()),
+                    "VALUES ('validation', ?, ?, ?)", (eval_id, *pack_returns(returns)),
                 )
             cur.execute(
                 "UPDATE evaluations SET status=?, score=?, metrics=?, error=?, worker=?, device=?, "
@@ -285,20 +323,19 @@ class TrialStore:
     # ----------------------------------------------------------------------- per-bar returns
 
     def put_returns(self, kind: str, eval_id: int, returns: np.ndarray | list[float]) -> None:
-        data = np.asarray(returns, dtype="<f8")
         with self._transaction() as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO returns(kind, eval_id, n, data) VALUES (?, ?, ?, ?)",
-                (kind, eval_id, len(data), data.tobytes()),
+                (kind, eval_id, *pack_returns(returns)),
             )
 
     def get_returns(self, kind: str) -> dict[int, np.ndarray]:
         """``eval_id`` → per-bar returns of that kind (``validation`` or ``holdout``)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT eval_id, data FROM returns WHERE kind = ? ORDER BY eval_id", (kind,)
+                "SELECT eval_id, n, data FROM returns WHERE kind = ? ORDER BY eval_id", (kind,)
             ).fetchall()
-        return {eval_id: np.frombuffer(data, dtype="<f8") for eval_id, data in rows}
+        return {eval_id: unpack_returns(n, data) for eval_id, n, data in rows}
 
     # ---------------------------------------------------------------------- resource samples
 
