@@ -86,7 +86,7 @@ def test_a_rejected_run_leaves_the_champion_and_latest_untouched(tmp_path):
         run.name, "rejected", False, None)
     assert record["time"] == "1970-01-01T00:00:00Z" and record["criteria"][0]["name"] == "dsr"
     second = decide_and_act(run, tmp_path / "empty models")
-    assert "(none is deployed yet)" in second.message
+    assert "; no champion is deployed yet; see " in second.message
 
 
 def _promotion_in_progress(tmp_path: Path) -> tuple[Path, dict[str, Any]]:

@@ -106,9 +106,12 @@ def test_baselines_edge_and_deployment_decision_in_every_output(reference):
     assert best["deployment"] == deployment and best["baselines"] == baselines
     assert best["configurations"][0]["edge"] == results["best"]["edge"]
     report = next(run_dir.glob("sweep_report_*.txt")).read_text().splitlines()
-    assert report[0].startswith(f"deployment gate: {deployment['decision'].upper()}")
-    failed = [c["text"] for c in deployment["criteria"] if not c["passed"]]
-    assert all(f"  [FAIL] {text}" in report for text in failed)
+    verdict = "DEPLOYABLE" if deployment["decision"] == "approved" else "NOT DEPLOYABLE"
+    assert report[0] == f"VERDICT: {verdict} (deployment gate)"
+    assert report[1] == f"  {deployment['reason']}"
+    first_blank = report.index("")
+    assert report[first_blank - len(deployment["criteria"]):first_blank] == [
+        f"  [{'pass' if c['passed'] else 'FAIL'}] {c['text']}" for c in deployment["criteria"]]
     assert any(line.startswith("  buy-and-hold") for line in report)
     log = (run_dir / "sweep_output.log").read_text()
     assert "end of the sweep: 5 evaluation(s) on in-process: " in log
@@ -170,7 +173,7 @@ def test_the_champion_is_re_evaluated_on_this_runs_holdout_with_its_seed(referen
 
 def test_a_champion_that_cannot_be_re_evaluated_fails_its_criterion(reference, tmp_path):
     _, run_dir = reference
-    broken = tmp_path / "broken"
+    broken = tmp_path / "broken_champion"
     broken.mkdir()
     (broken / "manifest.json").write_text("{not json")
     judged = _judged_against(reference, tmp_path, "broken", broken)["results"]
@@ -178,7 +181,7 @@ def test_a_champion_that_cannot_be_re_evaluated_fails_its_criterion(reference, t
     assert not versus["passed"] and judged["deployment"]["decision"] == "rejected"
     assert versus["text"].startswith("the champion could not be re-evaluated (")
     assert "manifest.json cannot be read" in versus["text"]
-    failing = _champion_of(run_dir, tmp_path / "failing")
+    failing = _champion_of(run_dir, tmp_path / "failing_champion")
     manifest = json.loads((failing / "manifest.json").read_text())
     manifest["configuration"]["params"]["entry_model"]["num_leaves"] = -3  # LightGBM refuses
     (failing / "manifest.json").write_text(json.dumps(manifest))

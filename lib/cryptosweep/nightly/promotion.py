@@ -241,10 +241,10 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
         copy = copy_atomic(best_path, models / REJECTED / run_dir.name / best_path.name)
         record["rejected_copy"] = str(copy)
         append_record(models, record)
-        return Promotion(False, record, (
-            f"{summary_line(deployment)}; the previous champion stays"
-            f"{'' if (models / CHAMPION).exists() else ' (none is deployed yet)'}; "
-            f"see {run_dir / 'report.html'}"))
+        kept = ("the previous champion stays" if (models / CHAMPION).exists()
+                else "no champion is deployed yet")
+        return Promotion(False, record, f"{summary_line(deployment)}; {kept}; see "
+                                        f"{run_dir / 'report.html'}")
     best = json.loads(best_path.read_text(encoding="utf-8"))
     workspace = models / f"{TRAINING_PREFIX}{os.getpid()}"  # whatever training writes
     shutil.rmtree(workspace, ignore_errors=True)
