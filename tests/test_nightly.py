@@ -62,6 +62,11 @@ def run_nightly(env: dict[str, str], cwd: Path | str = "/", timeout: float = 300
     return SimpleNamespace(rc=done.returncode, output=done.stdout + done.stderr)
 
 
+def last_nightly_line(output: str) -> str:
+    """The job's own last line (its stdout comes before the stderr of what it ran)."""
+    return [line for line in output.splitlines() if " nightly: " in line][-1]
+
+
 def write_json(path: Path, data: Any) -> Path:
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
@@ -301,7 +306,7 @@ def test_an_approved_run_becomes_the_champion(night):
     summary = json.loads(night.hook.requests[0]["body"])
     assert summary["decision"] == "approved" and summary["promoted"] is True
     assert f"deployed to {night.models / 'champion'}" in summary["text"]
-    last = night.done.output.rstrip().splitlines()[-1]
+    last = last_nightly_line(night.done.output)
     assert last.endswith(f"INFO nightly: approved: eval {results['best']['eval_id']} "
                          f"({results['best']['params']['model']}) deployed to "
                          f"{night.models / 'champion'}")
@@ -362,7 +367,7 @@ def test_a_rejected_run_leaves_the_champion_untouched(night, night_rejected):
     assert night_.summary["deployment"] == f"not promoted: {failed[0]}"
     assert night_.summary["promoted"] is False and "Not promoted: holdout trades" in (
         night_.summary["text"])
-    last = night_.done.output.rstrip().splitlines()[-1]
+    last = last_nightly_line(night_.done.output)
     assert last.endswith(f"INFO nightly: {line}{night_.run / 'report.html'}")
 
 
