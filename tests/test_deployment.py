@@ -138,3 +138,24 @@ def test_edge_over_the_baselines_needs_validation_and_holdout():
     no_holdout = {"flat": {"score": 0.0, "holdout": None}, "buy_and_hold": {"score": 0.5,
                                                                             "holdout": None}}
     assert edge({"score": 0.8, "holdout": None}, no_holdout, "sharpe")["beats_buy_and_hold"]
+
+
+def test_the_champion_is_compared_under_this_runs_settings_and_differences_are_named():
+    from cryptosweep.champion import champion_request, comparability_notes
+    from cryptosweep.config import ObjectiveSpec
+
+    spec = ObjectiveSpec.of({"objective": {"fees_bps": 10.0, "rounds_per_unit": 10.0}})
+    params = {"model": "lightgbm", "entry_model": {}, "trading": {}}
+    manifest = {"format": "cryptosweep-model/1", "seed": 9, "rounds": 45,
+                "configuration": {"params": params, "budget": 9, "metrics": {"rounds": 45}},
+                "objective_spec": {"objective": {"fees_bps": 5.0, "rounds_per_unit": 5.0,
+                                                 "labels": "triple_barrier"}},
+                "data": {"bar_interval": "15m"}}
+    request = champion_request(manifest, spec)
+    assert request == {"params": params, "seed": 9, "budget": 4.5}  # its 45 rounds, here
+    assert comparability_notes(manifest, spec, "1h") == [
+        "the champion was made with objective.fees_bps = 5.0, re-evaluated with this run's "
+        "10.0",
+        "the champion was trained on 15m bars, this run's are 1h: not comparable"]
+    assert comparability_notes(manifest, ObjectiveSpec.of(
+        {"objective": {"fees_bps": 5.0}}), "15m") == []
