@@ -106,6 +106,27 @@ class TorchMLPEntryModel(_Adapter):
         self._train(x, y, budget, state, checkpoint.budget)
         return True
 
+    def _load(self, checkpoint: _Checkpoint) -> None:
+        """The network, AdamW state, generators and standardisation of a checkpoint, as
+        :meth:`_train` restores them, without training (so a loaded model saves again)."""
+        with np.load(checkpoint.path, allow_pickle=False) as archive:
+            state = {name: archive[name] for name in archive.files}
+        self._mean, self._scale = state["standardise:mean"], state["standardise:scale"]
+        p = self.params
+        with self._session() as torch:
+            init = torch.Generator().manual_seed(self.seed)
+            masks = torch.Generator(device=self.device).manual_seed(
+                derive_seed(self.seed, "torch", "dropout")
+            )
+            net = _mlp(torch, len(self._mean), p["hidden_units"], p["layers"], p["dropout"],
+                       init, masks).to(self.device)  # fmt: skip
+            optimiser = torch.optim.AdamW(
+                net.parameters(), lr=p["learning_rate"], weight_decay=p["weight_decay"]
+            )
+            _restore_torch(torch, state, net, optimiser, init, masks)
+            net.eval()
+        self._net, self._optimiser, self._generators = net, optimiser, (init, masks)
+
     def _train(self, x: np.ndarray, y: np.ndarray, budget: int,
                state: dict[str, np.ndarray] | None, done: int) -> None:  # fmt: skip
         """Epochs ``done + 1 .. budget``; ``state`` (from a checkpoint after ``done`` epochs)
