@@ -1,0 +1,109 @@
+"""A small offline HTML page of one backtest: the metrics, the equity curve with the entries,
+the drawdown, and the trades. plotly.js is written next to the page (``plotly.min.js``, once
+per folder), so the page stays small and nothing is loaded from the network."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryptosweep.files import write_text_atomic
+from cryptosweep.production.model import Backtest
+from cryptosweep.trading.metrics import METRIC_NAMES
+
+PLOTLY_JS = "plotly.min.js"
+
+
+def write_evaluation_html(
+    target: str | Path, backtest: Backtest, *, title: str, notes: list[str] | None = None,
+) -> Path:
+    """Write the page of ``backtest`` to ``target`` (and ``plotly.min.js`` beside it);
+    ``notes`` are shown under the title (e.g. that the period overlaps the training bars)."""
+    import plotly.graph_objects as go
+    from plotly.offline import get_plotlyjs
+    from plotly.subplots import make_subplots
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    script = target.parent / PLOTLY_JS
+    plotly_js = get_plotlyjs()
+    if not script.is_file() or script.read_text(encoding="utf-8") != plotly_js:
+        write_text_atomic(script, plotly_js)
+    times = backtest.times.tz_convert("UTC").tz_localize(None)  # plotly.js ignores zones
+    equity = np.cumprod(1.0 + backtest.result.returns)
+    peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
+    drawdown = equity / peak - 1.0
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
+                           vertical_spacing=0.04)
+    figure.add_scatter(x=times, y=equity, name="equity", mode="lines", row=1, col=1)
+    for side, name, symbol, colour in ((1, "long entry", "triangle-up", "#2ca02c"),
+                                       (-1, "short entry", "triangle-down", "#d62728")):
+        entries = [t.entry_bar for t in backtest.result.trades if t.side == side]
+        if entries:
+            figure.add_scatter(x=times[entries], y=equity[entries], name=name, mode="markers",
+                               marker={"symbol": symbol, "color": colour, "size": 7},
+                               row=1, col=1)
+    figure.add_scatter(x=times, y=drawdown, name="drawdown", mode="lines", fill="tozeroy",
+                       line={"color": "#d62728"}, row=2, col=1)
+    figure.update_layout(template="plotly_white", height=560, margin={"t": 30},
+                         legend={"orientation": "h"})
+    figure.update_yaxes(title_text="equity (start = 1)", row=1, col=1)
+    figure.update_yaxes(title_text="drawdown", tickformat=".0%", row=2, col=1)
+    chart = figure.to_html(full_html=False, include_plotlyjs=False,
+                           config={"displaylogo": False})
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<script src="{PLOTLY_JS}"></script>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#f4f4f4}}
+td:first-child,th:first-child{{text-align:left}}.note{{color:#a15c00}}</style>
+</head><body>
+<h1>{html.escape(title)}</h1>
+<p>{html.escape(_period(backtest))}</p>
+{"".join(f'<p class="note">{html.escape(note)}</p>' for note in notes or [])}
+{_metrics_table(backtest.metrics)}
+{chart}
+<h2>Trades ({len(backtest.result.trades)})</h2>
+{_trades_table(backtest)}
+</body></html>
+"""
+    write_text_atomic(target, page)
+    return target
+
+
+def _period(backtest: Backtest) -> str:
+    first, last = backtest.times[0], backtest.times[-1]
+    return (f"{len(backtest.times)} bars, {first.isoformat()} to {last.isoformat()} (bar open "
+            "times, UTC); flat at the first bar")
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{name}</td><td>{_number(metrics[name])}</td></tr>"
+                   for name in METRIC_NAMES)
+    return f"<table><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _trades_table(backtest: Backtest) -> str:
+    times = backtest.times
+    rows = []
+    for trade in backtest.result.trades:
+        rows.append(
+            f"<tr><td>{times[trade.entry_bar].strftime('%Y-%m-%d %H:%M')}</td>"
+            f"<td>{times[trade.exit_bar].strftime('%Y-%m-%d %H:%M')}</td>"
+            f"<td>{'long' if trade.side > 0 else 'short'}</td>"
+            f"<td>{trade.entry_price:.6g}</td><td>{trade.exit_price:.6g}</td>"
+            f"<td>{html.escape(trade.exit_reason)}</td><td>{trade.net_return:+.4%}</td></tr>"
+        )
+    head = ("<tr><th>entry (UTC)</th><th>exit bar (UTC)</th><th>side</th><th>entry price</th>"
+            "<th>exit price</th><th>exit</th><th>net return</th></tr>")
+    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "–" if value is None or not math.isfinite(value) else f"{value:.4g}"
