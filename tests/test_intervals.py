@@ -79,7 +79,7 @@ def test_a_declared_interval_must_agree_with_the_data():
     assert resolve_interval(None, "1d") == pd.Timedelta(days=1)
     with pytest.raises(DataError, match=r"data\.bar_interval is 1h but the candles are 1d apart"):
         resolve_interval(pd.Timedelta(days=1), "1h")
-    with pytest.raises(DataError, match="set data.bar_interval"):
+    with pytest.raises(DataError, match=r"set data\.bar_interval"):
         resolve_interval(None, None)
     with pytest.raises(ConfigError, match=r"data\.bar_interval"):
         load_config(raw=tiny_config(data__bar_interval="hourly"))

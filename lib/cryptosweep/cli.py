@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,7 @@ from cryptosweep.errors import (
     SweepInterrupted,
     UserError,
 )
+from cryptosweep.logs import configure_logging
 
 DESCRIPTION = "Reproducible hyperparameter sweeps for crypto trading models."
 EPILOG = """exit codes: 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs asked for but
@@ -114,15 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    package_logger = logging.getLogger("cryptosweep")
-    package_logger.setLevel(level)
-    package_logger.addHandler(handler)
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-
-
 def _run(args: argparse.Namespace) -> int:
     from cryptosweep.runner import run_sweep
 
@@ -194,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-gpu":
         return _check_gpu(args.json)
-    _configure_logging(getattr(args, "log_level", "INFO"))
+    configure_logging(getattr(args, "log_level", "INFO"))
     commands = {"run": _run, "validate": _validate, "report": _report,
                 "export-optuna": _export_optuna}
     try:

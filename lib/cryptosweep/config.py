@@ -231,6 +231,21 @@ class ReportingSettings(_Strict):
     top_k: int = Field(default=5, ge=1)
 
 
+class WalkForwardSettings(_Strict):
+    """Walk-forward optimisation (``cryptosweep walkforward``): the windows' layout on the data
+    (:mod:`cryptosweep.walkforward.windows`)."""
+
+    out_of_sample_bars: int = Field(ge=1, description="bars each window's winner is traded on")
+    windows: int | None = Field(default=None, ge=1, description="how many windows; None: as "
+                                "many as fit after in_sample_bars")
+    in_sample_bars: int | None = Field(default=None, ge=1, description="rolling: every "
+                                       "in-sample period's length; anchored: the first one's")
+    anchored: bool = Field(default=True, description="true: in-sample periods start at the "
+                           "first bar and grow; false: they roll, in_sample_bars long")
+    embargo_bars: int = Field(default=0, ge=0, description="bars between an in-sample period "
+                              "and its out-of-sample segment")
+
+
 class SweepConfig(_Strict):
     """A whole sweep. Unknown keys anywhere are errors, so typos never pass silently."""
 
@@ -253,6 +268,7 @@ class SweepConfig(_Strict):
     objective: ObjectiveSettings = ObjectiveSettings()
     execution: ExecutionSettings = ExecutionSettings()
     reporting: ReportingSettings = ReportingSettings()
+    walk_forward: WalkForwardSettings | None = None
 
     @model_validator(mode="after")
     def _models_have_ranges(self) -> SweepConfig:

@@ -58,17 +58,19 @@ def public_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], *, private: bool = False) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, private: bool = False,
+                mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` (with the same suffix, so that libraries which
     pick a format from it still do); when the block ends without an exception, the file is
-    synced, given its permissions and renamed to ``path``."""
+    synced, given its permissions (``mode`` when given, else public or private) and renamed
+    to ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
     try:
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp, PRIVATE_MODE if private else public_mode())
+        os.chmod(tmp, mode if mode is not None else PRIVATE_MODE if private else public_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -87,9 +89,9 @@ def _sync_folder(folder: Path) -> None:
 
 
 def write_with(path: str | os.PathLike[str], write: Callable[[Path], None], *,
-               private: bool = False) -> Path:
+               private: bool = False, mode: int | None = None) -> Path:
     """Atomically create ``path`` by calling ``write(tmp)`` (e.g. a library's own ``save``)."""
-    with atomic_path(path, private=private) as tmp:
+    with atomic_path(path, private=private, mode=mode) as tmp:
         write(tmp)
     return Path(path)
 

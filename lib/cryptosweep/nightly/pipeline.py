@@ -63,6 +63,9 @@ SETTINGS_HELP = """settings (environment):
 exit codes: 0 ok, 2 config or data error, 3 GPU required but absent, 4 sweep failed,
 5 report failed, 130/143 interrupted"""
 _SECRETS = ("NOTIFY_WEBHOOK_URL", "NOTIFY_COMMAND")
+#: papermill's own progress lines; the notebook's output is what the log keeps.
+_PAPERMILL_CHATTER = ("Executing Cell", "Ending Cell", "Executing notebook with kernel",
+                      "Input Notebook:", "Output Notebook:", "Working directory:")
 
 
 class NightlyFailure(Exception):  # noqa: N818 - the night's outcome, not a bug
@@ -376,7 +379,7 @@ def _papermill_log(log: NightLog) -> Iterator[None]:
     class Forward(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             for line in record.getMessage().rstrip().splitlines():
-                if line.strip():
+                if line.strip() and not line.startswith(_PAPERMILL_CHATTER):
                     print(line, file=log.stream, flush=True)
 
     logger = logging.getLogger("papermill")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from cryptosweep.files import write_with
 from cryptosweep.nightly.publishing import LATEST_LINK
 from cryptosweep.nightly.runs import RUN_PREFIX, RunState, scan_runs
 
@@ -43,18 +43,15 @@ def compress_old_logs(run_dirs: Iterable[Path], older_than_days: float,
             if stat.st_mtime >= cutoff:
                 continue
             target = log.with_name(log.name + ".gz")
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=log.parent)
-            try:
-                with os.fdopen(fd, "wb") as raw, gzip.GzipFile(
-                        filename=log.name, mode="wb", fileobj=raw, mtime=int(stat.st_mtime)
+
+            def compress(tmp: Path, log: Path = log, mtime: float = stat.st_mtime) -> None:
+                with open(tmp, "wb") as raw, gzip.GzipFile(
+                        filename=log.name, mode="wb", fileobj=raw, mtime=int(mtime)
                 ) as out, open(log, "rb") as src:
                     shutil.copyfileobj(src, out)
-                os.chmod(tmp, stat.st_mode & 0o777)
-                os.utime(tmp, (stat.st_atime, stat.st_mtime))
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+
+            write_with(target, compress, mode=stat.st_mode & 0o777)
+            os.utime(target, (stat.st_atime, stat.st_mtime))
             log.unlink()
             written.append(target)
     return written

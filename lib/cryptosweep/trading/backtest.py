@@ -6,9 +6,6 @@ rule when a bar touches both), gaps through a level filled at the bar's open, a 
 fees and slippage. Its barrier rules are :func:`barrier_exits`, which the triple-barrier labels
 (:func:`cryptosweep.trading.labels.triple_barrier_labels`) share, so a label is exactly the
 outcome of the trade :func:`simulate` would make.
-
-:func:`backtest_long_only` is the earlier long-only backtest that watches closes only; it is
-kept, with its results, for callers and stored results that use it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,34 @@
+"""Logging for the entry points: the CLI and the sweep notebook configure it the same way —
+the package's lines on stderr, the cluster's chatter (dask's scheduler and nanny messages)
+only when something is wrong."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+FORMAT = "%(asctime)s %(levelname)s %(message)s"
+#: Third-party loggers that speak at INFO about every worker they start.
+NOISY = ("distributed", "tornado", "bokeh")
+
+
+def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
+                      time_format: str | None = "%H:%M:%S") -> None:
+    """Send the ``cryptosweep`` logger's records at ``level`` to ``stream`` (stderr), once per
+    process however often it is called, and keep :data:`NOISY` loggers at ERROR.
+
+    ``distributed`` is imported first: on import it installs its own logging configuration
+    (INFO), which would otherwise undo a level set before a cluster starts.
+    """
+    import distributed  # noqa: F401 - see the docstring
+
+    package = logging.getLogger("cryptosweep")
+    package.setLevel(level)
+    if not any(getattr(h, "_cryptosweep", False) for h in package.handlers):
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(logging.Formatter(FORMAT, time_format))
+        handler._cryptosweep = True  # type: ignore[attr-defined]
+        package.addHandler(handler)
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,0 +1,10 @@
+"""Walk-forward optimisation: re-optimise on each in-sample window, trade the winner untouched
+on the out-of-sample segment that follows, and judge the process by the out-of-sample segments
+of every window, concatenated (Pardo, *The Evaluation and Optimization of Trading Strategies*,
+2nd ed., 2008, ch. 11; López de Prado, *Advances in Financial Machine Learning*, 2018,
+ch. 11-12).
+
+:mod:`.windows` lays the windows out on the data and checks them; :mod:`.analysis` turns the
+windows' results into the process's track record (concatenated out-of-sample equity,
+walk-forward efficiency, deflated Sharpe ratio, parameter stability).
+"""
