@@ -11,11 +11,55 @@ from typing import Any
 
 import numpy as np
 
+from cryptosweep.errors import ConfigError
 from cryptosweep.files import write_text_atomic
-from cryptosweep.production.model import Backtest
+from cryptosweep.production.candles import load_candles, parse_time
+from cryptosweep.production.model import (
+    MANIFEST,
+    Backtest,
+    TrainedModel,
+    load_model,
+    train_model,
+)
 from cryptosweep.trading.metrics import METRIC_NAMES
 
 PLOTLY_JS = "plotly.min.js"
+
+
+def model_for(source: str | Path, *, rank: int = 1, until: Any = None) -> TrainedModel:
+    """The model ``source`` names: a model folder (``manifest.json`` in it) is loaded; a
+    best-configs file, run folder or models folder is trained (:func:`train_model`, on the
+    configuration's data, ``until`` its last bar to train on)."""
+    folder = Path(source)
+    if (folder / MANIFEST).is_file():
+        if until is not None:
+            raise ConfigError(f"--until trains a best configuration; {folder} is a model that "
+                              "is already trained")
+        return load_model(folder)
+    return train_model(folder, rank=rank, until=until)
+
+
+def evaluate(
+    model: TrainedModel, data: str | Path, *, start: Any = None, end: Any = None,
+    html_path: str | Path = "evaluation.html", title: str | None = None,
+) -> tuple[Backtest, Path, list[str]]:
+    """Backtest ``model`` on the candles at ``data`` (read with the model's loader options)
+    from ``start`` to ``end`` and write the page :func:`write_evaluation_html` to
+    ``html_path``. Returns the backtest, the page and its notes (one says when the period
+    reaches into the bars the model was trained on). Bad input (data, times) is a
+    ``UserError`` before anything is written."""
+    ohlcv = load_candles(data, model.spec)
+    backtest = model.backtest_details(ohlcv, start, end)
+    trained = model.manifest["data"]
+    notes = []
+    if backtest.times[0] <= parse_time(trained["last_bar"], "manifest data.last_bar"):
+        notes.append(
+            f"The model was trained on bars up to {trained['last_bar']} of {trained['source']}: "
+            "on that asset, the bars of this period up to then are in-sample."
+        )
+    heading = title or (f"{model.family} model on {Path(data).name}: backtest")
+    page = write_evaluation_html(html_path, backtest, title=heading, notes=notes)
+    return backtest, page, notes
 
 
 def write_evaluation_html(
@@ -23,7 +67,6 @@ def write_evaluation_html(
 ) -> Path:
     """Write the page of ``backtest`` to ``target`` (and ``plotly.min.js`` beside it);
     ``notes`` are shown under the title (e.g. that the period overlaps the training bars)."""
-    import plotly.graph_objects as go
     from plotly.offline import get_plotlyjs
     from plotly.subplots import make_subplots
 
@@ -84,7 +127,8 @@ def _period(backtest: Backtest) -> str:
 def _metrics_table(metrics: dict[str, Any]) -> str:
     rows = "".join(f"<tr><td>{name}</td><td>{_number(metrics[name])}</td></tr>"
                    for name in METRIC_NAMES)
-    return f"<table><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>"
+    head = "<tr><th>metric</th><th>value</th></tr>"
+    return f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>"
 
 
 def _trades_table(backtest: Backtest) -> str:
