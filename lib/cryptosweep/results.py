@@ -21,6 +21,8 @@ RESULTS_SCHEMA = "cryptosweep.sweep_results/1"
 #: The ``schema`` of a best-configs file: each of its ``configurations`` carries what
 #: ``cryptosweep.production.train_model`` needs (``objective_spec``, ``data``).
 BEST_CONFIGS_SCHEMA = "cryptosweep.best_configs/1"
+#: The name the nightly publishes the latest best-configs file under, in its models folder.
+BEST_CONFIGS_LATEST = "best_configs_latest.json"
 #: What a configuration entry of a best-configs file says of the data its run swept.
 BEST_CONFIGS_DATA_KEYS = ("path", "sha256", "bars", "first_bar", "last_bar", "bar_interval",
                           "periods_per_year", "holdout_first_bar")

@@ -22,12 +22,9 @@ from typing import Any
 from cryptosweep.config import ObjectiveSpec
 from cryptosweep.errors import ConfigError, UserError
 from cryptosweep.intervals import parse_interval
-from cryptosweep.results import BEST_CONFIGS_SCHEMA, latest_file
+from cryptosweep.results import BEST_CONFIGS_LATEST, BEST_CONFIGS_SCHEMA, latest_file
 from cryptosweep.trading.objective import TradingParams, full_rounds
 from cryptosweep.vocabulary import MODEL_FAMILIES
-
-#: The name the nightly publishes the winner's best-configs file under, in its models folder.
-BEST_CONFIGS_LATEST = "best_configs_latest.json"
 
 _RESUME_HINT = ("rewrite it with the version installed: `cryptosweep run --resume RUN_DIR` "
                 "on its finished run folder")
