@@ -10,7 +10,7 @@ SEED ?=
 CONFIG ?= parameters/demo.yaml
 LOG_DIR ?= reports
 
-.PHONY: sweep test lint venv lock clean bench bench-search
+.PHONY: sweep test lint venv lock clean bench bench-search explore
 
 venv: $(STAMP)
 
@@ -26,6 +26,11 @@ $(STAMP): requirements.lock pyproject.toml
 ## models/best_configs_latest.json) with the demo config on the bundled sample data.
 sweep: $(STAMP)
 	SWEEP_SEED=$(SEED) REPORTS_DIR=$(LOG_DIR) scheduled/nightly_sweep.sh $(CONFIG)
+
+## Interactive exploration: JupyterLab on notebooks/explore.ipynb (runs of reports/, two runs
+## side by side, a run's trials; explore.watch for a running sweep). --allow-root only as root.
+explore: $(STAMP)
+	$(BIN)/jupyter lab notebooks/explore.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -164,3 +165,47 @@ def family_sweep(tmp_path_factory):
         return runs[family]
 
     return run
+
+
+def explore_config() -> dict[str, Any]:
+    """The Hyperband sweep the explorer's tests explore and watch (22 evaluations, ~7 s)."""
+    return tiny_config(objective__rounds_per_unit=5, sweep_type="hyperband",
+                       hyperband={"max_iter": 9, "eta": 3})
+
+
+EXPLORE_SEED = 5
+
+
+@pytest.fixture(scope="session")
+def explore_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reports folder as the explorer finds one: two real finished runs, ``night1``
+    (Hyperband, :func:`explore_config`, seed :data:`EXPLORE_SEED`) and ``night2`` (random), a
+    ``latest`` link, and copies of them that cannot be opened as they are: ``half_written``
+    (results cut off mid-file), ``other_version`` (results of an older schema), ``running``
+    (its journal says running, no results yet) and ``incomplete`` (the journal says complete,
+    no results)."""
+    from cryptosweep.config import validate_config
+    from cryptosweep.runner import run_sweep
+
+    reports = tmp_path_factory.mktemp("explore") / "reports"
+    run_sweep(config=validate_config(explore_config()), seed=EXPLORE_SEED, log_dir=reports,
+              run_name="night1", show_progress=False)
+    run_sweep(config=validate_config(tiny_config()), seed=3, log_dir=reports,
+              run_name="night2", show_progress=False)
+    (reports / "latest").symlink_to("night2")
+    for name, source in (("half_written", "night2"), ("other_version", "night2"),
+                         ("running", "night1"), ("incomplete", "night1")):
+        shutil.copytree(reports / source, reports / name)
+    results = results_file(reports / "half_written")
+    results.write_bytes(results.read_bytes()[: results.stat().st_size // 2])
+    older = json.loads(results_file(reports / "other_version").read_text())
+    older["schema"] = "cryptosweep.sweep_results/0"
+    del older["run"]
+    results_file(reports / "other_version").write_text(json.dumps(older))
+    for name, status in (("running", "running"), ("incomplete", "complete")):
+        results_file(reports / name).unlink()
+        conn = sqlite3.connect(reports / name / "sweep.db")
+        with conn:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'status'", (json.dumps(status),))
+        conn.close()
+    return reports

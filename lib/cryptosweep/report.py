@@ -74,8 +74,10 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
         run_dir = results_path.parent
         try:
             results = json.loads(results_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
+            created_at = results["run"]["created_at"]
+            sweep_type = results["sweep_type"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            continue  # half-written, or written by a version without these fields
         best = results.get("best") or {}
         holdout = best.get("holdout") or {}
         overfitting = results.get("overfitting") or {}
@@ -84,9 +86,9 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
         checks = results.get("reproducibility_check") or []
         rows.append({
             "run": run_dir.name,
-            "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(results["run"]["created_at"])),
-            "created_at": results["run"]["created_at"],
-            "strategy": results["sweep_type"],
+            "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(created_at)),
+            "created_at": created_at,
+            "strategy": sweep_type,
             "best": best.get("score"),
             "holdout": holdout.get("holdout_sharpe"),
             "dsr": dsr,

@@ -132,6 +132,24 @@ class TrialStore:
             raise ResumeError(f"--resume: {db} is not a cryptosweep journal ({exc})") from None
         return store
 
+    @classmethod
+    def open_readonly(cls, path: str | Path, timeout: float = 1.0) -> TrialStore:
+        """Open a journal (a run folder or its ``sweep.db``) for reading only, e.g. while its
+        sweep is still writing it: ``mode=ro``, autocommit, so that every read method is one
+        statement and no transaction is held between calls; in WAL mode a reader never blocks
+        the writer. Any write through it fails. Raises ``sqlite3.Error`` when there is no
+        readable database at ``path`` (``timeout``: seconds to wait for a lock)."""
+        path = Path(path)
+        db = (path / DB_NAME if path.is_dir() else path).resolve()
+        if not db.is_file():
+            raise sqlite3.OperationalError(f"no journal at {db}")
+        store = cls.__new__(cls)
+        store.path = db
+        store._lock = threading.Lock()
+        store._conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=timeout,
+                                      check_same_thread=False, isolation_level=None)
+        return store
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
