@@ -6,7 +6,9 @@ scored on exactly the same bars, fees and metric (:mod:`cryptosweep.deployment`'
 
 The champion is re-evaluated under this run's objective settings (its training rounds kept):
 where its own settings differ in what shapes the model or the score (labels, fees, slippage,
-shorts, the metric, the bar interval), the comparison says so in a note.
+shorts, the metric, the bar interval), the comparison says so in a note. Only the manifest is
+read (not the model files, nor their digests and library versions, which
+:func:`cryptosweep.production.load_model` checks): re-evaluating needs the configuration alone.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from typing import Any
 
 from cryptosweep.config import ObjectiveSpec
 from cryptosweep.errors import UserError
+from cryptosweep.production.model import MANIFEST, MODEL_FORMAT
 from cryptosweep.trading.objective import full_rounds
 
-MANIFEST = "manifest.json"
-MODEL_FORMAT = "cryptosweep-model/1"
 #: The objective settings whose difference makes the champion's deployed model (or its score)
 #: differ from what its re-evaluation under this run's settings measures.
 SHAPING_SETTINGS = ("labels", "fees_bps", "slippage_bps", "allow_short", "metric")

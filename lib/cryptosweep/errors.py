@@ -35,6 +35,11 @@ class ResumeError(UserError):
     """A run folder or journal cannot be resumed as asked."""
 
 
+class ModelError(UserError):
+    """A saved model folder is missing, changed since it was saved, from another version, or
+    made with another library version than the one installed."""
+
+
 class GPUUnavailableError(Exception):
     """GPUs were asked for explicitly (``--gpu-ids``) but none is usable: exit code 3."""
 
@@ -74,8 +79,8 @@ class SweepInterrupted(KeyboardInterrupt):
 #: Every error class with an exit code, for callers that only see an exception's name (an
 #: executed notebook records ``ename``): the nightly maps names to codes with this.
 ERROR_CLASSES: tuple[type[Exception], ...] = (
-    UserError, ConfigError, DataError, ResumeError, GPUUnavailableError, SweepFailedError,
-    ReportError,
+    UserError, ConfigError, DataError, ResumeError, ModelError, GPUUnavailableError,
+    SweepFailedError, ReportError,
 )
 
 

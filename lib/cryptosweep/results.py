@@ -28,6 +28,14 @@ from cryptosweep.store import EvaluationRow, TrialStore
 from cryptosweep.verdict import Verdict, verdict
 
 RESULTS_SCHEMA = "cryptosweep.sweep_results/1"
+#: The ``schema`` of a best-configs file: each of its ``configurations`` carries what
+#: ``cryptosweep.production.train_model`` needs (``objective_spec``, ``data``).
+BEST_CONFIGS_SCHEMA = "cryptosweep.best_configs/1"
+#: The name the nightly publishes the latest best-configs file under, in its models folder.
+BEST_CONFIGS_LATEST = "best_configs_latest.json"
+#: What a configuration entry of a best-configs file says of the data its run swept.
+BEST_CONFIGS_DATA_KEYS = ("path", "sha256", "bars", "first_bar", "last_bar", "bar_interval",
+                          "periods_per_year", "holdout_first_bar")
 
 
 def evaluation_record(row: EvaluationRow) -> dict[str, Any]:
@@ -94,13 +102,26 @@ def compute_spent(rows: list[EvaluationRow]) -> dict[str, Any]:
 
 
 def best_configs(results: dict[str, Any], framework_params: dict[str, Any]) -> dict[str, Any]:
-    """The deployment export: ``configurations[0]`` is the winner (each with its ``edge`` over
-    the baselines); ``trading_params`` and ``entry_model`` repeat it in the shape the
-    production code loads; ``deployment`` is the gate's decision on it and ``baselines`` what
-    it was measured against."""
-    top = results["top_k"]
+    """The deployment export (``schema`` :data:`BEST_CONFIGS_SCHEMA`): ``configurations[0]``
+    is the winner; ``trading_params`` and ``entry_model`` repeat it in the shape the production
+    code loads; ``deployment`` is the gate's decision on it and ``baselines`` what it was
+    measured against (:mod:`cryptosweep.deployment`).
+
+    Each configuration is the run's top-k entry (params, budget, seed, score, metrics with
+    ``rounds``, holdout, ...) plus ``objective_spec`` (the run's
+    :class:`~cryptosweep.config.ObjectiveSpec` payload: labels, fees, slippage, shorts, rounds
+    per unit, threads, the data path, loader options and holdout fraction) and ``data`` (the
+    swept data: :data:`BEST_CONFIGS_DATA_KEYS`), so that one entry alone is enough to train
+    the model it describes: ``train_model(best["configurations"][0])``; and its ``edge`` over
+    the baselines."""
+    from cryptosweep.config import validate_config
+
+    spec = validate_config(results["config"], "results config").objective_spec().to_payload()
+    data = {key: (results.get("data") or {}).get(key) for key in BEST_CONFIGS_DATA_KEYS}
+    top = [{**item, "objective_spec": spec, "data": data} for item in results["top_k"]]
     winner = top[0] if top else None
     return {
+        "schema": BEST_CONFIGS_SCHEMA,
         "configurations": top,
         "trading_params": winner["params"]["trading"] if winner else {},
         "entry_model": {

@@ -42,10 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.champion import MANIFEST
 from cryptosweep.deployment import summary_line
 from cryptosweep.files import copy_atomic, write_json_atomic
-from cryptosweep.nightly.publishing import BEST_CONFIGS_LATEST
+from cryptosweep.production.model import MANIFEST
+from cryptosweep.results import BEST_CONFIGS_LATEST
 from cryptosweep.vocabulary import APPROVED
 
 CHAMPION = "champion"

@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 
 from cryptosweep.nightly.runs import RunState
+from cryptosweep.results import BEST_CONFIGS_LATEST
 
 LATEST_LINK = "latest"
-BEST_CONFIGS_LATEST = "best_configs_latest.json"
+__all__ = ["BEST_CONFIGS_LATEST", "LATEST_LINK", "publish", "update_latest_link"]
 
 
 def update_latest_link(reports_dir: Path, run_dir: Path, name: str = LATEST_LINK) -> Path:
