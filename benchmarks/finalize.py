@@ -49,6 +49,9 @@ from cryptosweep.runner import LOG_FILE, run_sweep
 from machine import machine_line
 
 TOOK = re.compile(r"end of the sweep took ([0-9.]+) s")
+STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) "
+STARTED = re.compile(STAMP + r".*end of the sweep: \d+ evaluation\(s\) on ", re.M)
+DONE = re.compile(STAMP + r".*end of the sweep \d+/\d+: (\S+) done", re.M)
 SEARCH = re.compile(r"search finished in ([0-9.]+) s")
 OUTPUTS = ("sweep_results_*.json", "sweep_report_*.txt", "best_configs_*.json",
            "resource_usage_*.json")
@@ -73,6 +76,31 @@ def last(pattern: re.Pattern[str], run_dir: Path) -> float:
     if not found:
         raise RuntimeError(f"{pattern.pattern!r} not in {run_dir / LOG_FILE}")
     return float(found[-1])
+
+
+def task_seconds(run_dir: Path) -> dict[str, float]:
+    """Each task's seconds in a run that ran them one after another (the gaps between the
+    log's "done" lines), from its last end of the sweep."""
+    text = (run_dir / LOG_FILE).read_text(encoding="utf-8")
+    start = STARTED.findall(text)[-1]
+    text = text[text.rindex(start):]
+
+    def seconds(stamp: str) -> float:
+        return time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:]) / 1e3
+
+    out, previous = {}, seconds(start)
+    for stamp, task in DONE.findall(text):
+        out[task] = seconds(stamp) - previous
+        previous = seconds(stamp)
+    return out
+
+
+def lpt_makespan(durations: list[float], workers: int) -> float:
+    """The longest-first schedule's wall time on ``workers`` (Graham 1969)."""
+    loads = [0.0] * workers
+    for duration in sorted(durations, reverse=True):
+        loads[loads.index(min(loads))] += duration
+    return max(loads)
 
 
 def undo_the_end(run_dir: Path) -> None:
@@ -127,6 +155,7 @@ def main() -> None:
             shutil.copytree(args.search_dir, searched)
             undo_the_end(searched)
         reference: bytes | None = None
+        sequential: list[dict[str, float]] = []
         timings: dict[str, list[float]] = {"before": [], "after": []}
         loads: dict[str, list[float]] = {"before": [], "after": []}
         for repeat in range(args.repeats):
@@ -147,6 +176,8 @@ def main() -> None:
                 if got != reference:
                     sys.exit(f"{name} #{repeat + 1}: the results differ from the first run's")
                 results = json.loads(next(copy.glob("sweep_results_*.json")).read_text())
+                if name == "before":
+                    sequential.append(task_seconds(copy))
                 shutil.rmtree(copy)
 
     before = statistics.median(timings["before"])
@@ -172,6 +203,14 @@ def main() -> None:
         runs = ", ".join(f"{s:.1f} ({a:.1f})" for s, a in zip(seconds, load, strict=True))
         out.write(f"| {label} | {workers} | {median:.1f} | {runs} | "
                   f"{median / before:.2f}x |\n")
+    tasks = {task: statistics.median(run[task] for run in sequential) for task in sequential[0]}
+    bound = lpt_makespan(list(tasks.values()), args.workers)
+    out.write("\nThe tasks' own seconds, one after another (median of the 'before' runs): "
+              + ", ".join(f"{task} {seconds:.1f}" for task, seconds in
+                          sorted(tasks.items(), key=lambda item: -item[1]))
+              + f"; sum {sum(tasks.values()):.1f} s. Longest first on {args.workers} workers "
+              f"with a core each, they would take {bound:.1f} s "
+              f"({bound / sum(tasks.values()):.2f}x).\n")
     print(out.getvalue())
     if args.markdown:
         args.markdown.write_text(out.getvalue(), encoding="utf-8")
