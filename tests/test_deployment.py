@@ -4,6 +4,8 @@ results files, the text report, the nightly and its notification all say the sam
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -159,3 +161,25 @@ def test_the_champion_is_compared_under_this_runs_settings_and_differences_are_n
         "the champion was trained on 15m bars, this run's are 1h: not comparable"]
     assert comparability_notes(manifest, ObjectiveSpec.of(
         {"objective": {"fees_bps": 5.0}}), "15m") == []
+
+
+def test_reading_the_deployed_champion(tmp_path):
+    from cryptosweep.champion import read_champion
+
+    assert read_champion(None) is None and read_champion(tmp_path / "none yet") is None
+    folder = tmp_path / "champion"
+    folder.mkdir()
+    assert "manifest.json cannot be read" in read_champion(folder).error
+    (folder / "manifest.json").write_text("{not json")
+    assert "manifest.json cannot be read" in read_champion(folder).error
+    (folder / "manifest.json").write_text(json.dumps({"format": "something/2"}))
+    assert "is not a cryptosweep-model/1 manifest" in read_champion(folder).error
+    manifest = {"format": "cryptosweep-model/1", "seed": 3, "rounds": 20,
+                "configuration": {"params": {"model": "xgboost", "entry_model": {},
+                                             "trading": {}}}}
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "seed": None}))
+    assert read_champion(folder).error.endswith("the manifest records no seed")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    champion = read_champion(folder)
+    assert champion.error is None and champion.manifest == manifest
+    assert champion.digest == hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()

@@ -165,15 +165,9 @@ def test_the_champion_is_re_evaluated_on_this_runs_holdout_with_its_seed(referen
 
 
 def test_a_champion_that_cannot_be_re_evaluated_fails_its_criterion(reference, tmp_path):
+    """Its re-evaluation raises (LightGBM refuses its parameters): the criterion fails with
+    the reason, and nothing of it is journaled (a resume tries again)."""
     _, run_dir = reference
-    broken = tmp_path / "broken_champion"
-    broken.mkdir()
-    (broken / "manifest.json").write_text("{not json")
-    judged = _judged_against(reference, tmp_path, "broken", broken)["results"]
-    (versus,) = [c for c in judged["deployment"]["criteria"] if c["name"] == "champion"]
-    assert not versus["passed"] and judged["deployment"]["decision"] == "rejected"
-    assert versus["text"].startswith("the champion could not be re-evaluated (")
-    assert "manifest.json cannot be read" in versus["text"]
     failing = _champion_of(run_dir, tmp_path / "failing_champion")
     manifest = json.loads((failing / "manifest.json").read_text())
     manifest["configuration"]["params"]["entry_model"]["num_leaves"] = -3  # LightGBM refuses
@@ -181,7 +175,8 @@ def test_a_champion_that_cannot_be_re_evaluated_fails_its_criterion(reference, t
     judged = _judged_against(reference, tmp_path, "failing", failing)
     (versus,) = [c for c in judged["results"]["deployment"]["criteria"]
                  if c["name"] == "champion"]
-    assert not versus["passed"] and "could not be re-evaluated" in versus["text"]
+    assert not versus["passed"] and judged["results"]["deployment"]["decision"] == "rejected"
+    assert versus["text"].startswith("the champion could not be re-evaluated (")
     assert "the champion's re-evaluation failed" in judged["log"]
     with sqlite3.connect(tmp_path / "failing" / "sweep.db") as db:  # a failure is no result
         assert not db.execute(
