@@ -71,12 +71,11 @@ def finalize_run(
     data = store.get_meta("data", None) or {}
     champion = read_champion(config.deployment.champion_dir)
     tasks = _pending_tasks(config, run_dir, store, leaders, champion, use_gpu)
+    executor = executor or InProcessExecutor()
     if tasks:
         log.info("end of the sweep: %d evaluation(s) on %s: %s", len(tasks),
-                 (executor or InProcessExecutor()).description,
-                 ", ".join(task["task"] for task in tasks))
-    outcomes = (executor or InProcessExecutor()).run_tasks(
-        run_final_task, tasks, config.execution.max_retries)
+                 executor.description, ", ".join(task["task"] for task in tasks))
+    outcomes = executor.run_tasks(run_final_task, tasks, config.execution.max_retries)
 
     # While the workers evaluate: the overfitting diagnostics, from the journal.
     top = [{"rank": rank, "eval_id": row.eval_id, "trial_id": row.trial_id,
