@@ -183,3 +183,12 @@ def test_reading_the_deployed_champion(tmp_path):
     champion = read_champion(folder)
     assert champion.error is None and champion.manifest == manifest
     assert champion.digest == hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+
+
+def test_the_gate_judges_results_without_changing_their_hash():
+    """A run can be resumed (or re-judged) with other thresholds or another champion folder."""
+    strict = load_config(raw=tiny_config())
+    lenient = load_config(raw=tiny_config(deployment__min_dsr=0.0,
+                                          deployment__champion_dir="/models/champion"))
+    assert strict.results_hash() == lenient.results_hash()
+    assert strict.canonical() != lenient.canonical()
