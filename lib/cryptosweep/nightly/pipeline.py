@@ -17,14 +17,12 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import IO
 
 from cryptosweep.config import load_config, resolve_seed
@@ -36,6 +34,7 @@ from cryptosweep.errors import (
     ReportError,
     SweepInterrupted,
     UserError,
+    sigterm_interrupts,
 )
 from cryptosweep.files import write_json_atomic
 from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
@@ -211,7 +210,7 @@ class Night:
     def run(self) -> int:
         message = ""
         try:
-            with _sigterm_interrupts(), _private_runtime():
+            with sigterm_interrupts(), _private_runtime():
                 self._job()
             code = EXIT_OK
         except NightlyFailure as exc:
@@ -370,16 +369,6 @@ class Night:
             self.log("INFO", self.promotion.message)
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise SweepInterrupted(None, "SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
