@@ -36,13 +36,15 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-## Benchmarks side by side with their peers (Optuna, Ray Tune, backtesting.py); see
+## Benchmarks side by side with their peers (Optuna, Ray Tune, backtesting.py, the bare
+## library calls production wraps); see
 ## benchmarks/RESULTS.md. The search-efficiency comparison takes ~16 min: `make bench-search`.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-input -r requirements-bench.lock
 	$(BIN)/python benchmarks/objective.py
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/hyperband_utilisation.py --unit-s 0.2 --real
+	$(BIN)/python benchmarks/production.py
 
 bench-search: $(STAMP)
 	$(BIN)/python benchmarks/search_efficiency.py --seeds 5 --iterations 2

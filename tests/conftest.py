@@ -119,6 +119,54 @@ def deterministic_bytes(run_dir: Path) -> bytes:
     return json.dumps(results, sort_keys=True, indent=1).encode()
 
 
+#: Search ranges of one small configuration per model family, for the production tests.
+FAMILY_RANGES: dict[str, dict[str, Any]] = {
+    "lightgbm": {"num_leaves": {"type": "int", "low": 4, "high": 16},
+                 "learning_rate": {"type": "float", "low": 0.1, "high": 0.3},
+                 "bagging_fraction": {"type": "float", "low": 0.7, "high": 0.9}},
+    "xgboost": {"max_depth": {"type": "int", "low": 2, "high": 4},
+                "learning_rate": {"type": "float", "low": 0.1, "high": 0.3},
+                "subsample": {"type": "float", "low": 0.7, "high": 0.9}},
+    "catboost": {"depth": {"type": "int", "low": 3, "high": 4},
+                 "learning_rate": {"type": "float", "low": 0.1, "high": 0.3}},
+    "torch": {"hidden_units": {"type": "int", "low": 8, "high": 16},
+              "learning_rate": {"type": "float", "low": 0.005, "high": 0.02},
+              "dropout": {"type": "float", "low": 0.0, "high": 0.2},
+              "batch_size": {"type": "categorical", "choices": [512]}},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def family_sweep(tmp_path_factory):
+    """``family_sweep(family)``: the run folder of a finished one-configuration sweep of that
+    model family on the bundled data (real, in-process; run once per session and family).
+    Shorts are allowed for XGBoost and torch, slippage is 2 bps, and entry thresholds below
+    0.5 make sure that every family trades on the holdout."""
+    from cryptosweep.config import load_config
+    from cryptosweep.runner import run_sweep
+
+    base = tmp_path_factory.mktemp("family_sweeps")
+    runs: dict[str, Path] = {}
+
+    def run(family: str) -> Path:
+        if family not in runs:
+            config = tiny_config(
+                name=f"one_{family}", random__n_trials=1, reporting__top_k=1,
+                parameter_ranges={family: FAMILY_RANGES[family], "trading": {
+                    **tiny_config()["parameter_ranges"]["trading"],
+                    "threshold": {"type": "float", "low": 0.40, "high": 0.48},  # trades
+                }},
+                objective__models=[family], objective__slippage_bps=2.0,
+                objective__allow_short=family in ("xgboost", "torch"),
+            )
+            result = run_sweep(config=load_config(raw=config), seed=17, log_dir=base,
+                               run_name=family, show_progress=False)
+            runs[family] = Path(result.run_dir)
+        return runs[family]
+
+    return run
+
+
 def explore_config() -> dict[str, Any]:
     """The Hyperband sweep the explorer's tests explore and watch (22 evaluations, ~7 s)."""
     return tiny_config(objective__rounds_per_unit=5, sweep_type="hyperband",

@@ -1,17 +1,23 @@
 """The HTML report and the cross-night index, checked in a real headless Chromium with the
-network off; the Optuna export opened by Optuna."""
+network off (the verdict first, every chart drawn, no JavaScript error, still drawn once the
+reports folder is moved); the Optuna export opened by Optuna."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import cli, results_file, tiny_config
+from cryptosweep.formatting import share, signed
+from cryptosweep.offline import plotly_js_name
+from cryptosweep.verdict import verdict
 
 pytestmark = pytest.mark.slow
 
@@ -55,36 +61,98 @@ def javascript_errors(console: str) -> list[str]:
                                        and "source: file://" in line)]
 
 
-def test_report_html_works_offline_with_every_chart_drawn(finished_run, tmp_path):
+@pytest.fixture(scope="module")
+def reported(finished_run):
+    """The finished run after ``cryptosweep report``."""
     done = cli("report", str(finished_run), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = finished_run / "report.html"
+    return finished_run
+
+
+def drawn_charts(dom: str) -> tuple[int, int]:
+    return dom.count('class="plotly-graph-div'), dom.count('class="main-svg"')
+
+
+def test_report_html_works_offline_with_every_chart_drawn(reported, tmp_path):
+    report = reported / "report.html"
     text = report.read_text()
     assert not re.search(r"<script[^>]*src=[\"']?https?:", text), "nothing loaded from a CDN"
     assert not re.search(r"<link[^>]*href=[\"']?https?:", text)
     assert text.count("Plotly.newPlot") >= 8, "expected every chart of the analysis notebook"
-    assert len(re.findall(r"plotly\.js v\d", text)) == 1, "plotly.js embedded exactly once"
+    library = reported.parent / plotly_js_name()
+    assert library.is_file() and f'<script src="../{library.name}"' in text
+    assert not re.search(r"plotly\.js v\d", text), "the library is not embedded in the page"
+    executed = (reported / "notebooks" / "analysis.ipynb").read_text()
+    assert not re.search(r"plotly\.js v\d", executed), "nor in the executed notebook"
     assert "from cryptosweep import figures" not in text, "code is hidden (--no-input)"
-    assert "figures.top_k_table(results).show()" not in text
+    assert "tables.top_k_table(results)" not in text
     dom, console = render_in_chromium(report, tmp_path)
-    charts = dom.count('class="plotly-graph-div')
-    drawn = dom.count('class="main-svg"')
+    charts, drawn = drawn_charts(dom)
     assert charts >= 8 and drawn >= charts, f"{charts} chart containers but {drawn} drawn"
     assert javascript_errors(console) == []
-    results = json.loads(results_file(finished_run).read_text())
+    assert 'id="plotly-missing"' not in dom
+    # the equity charts' x axes are the data's dates (the bundled sample: 2021-10 to 2022-10)
+    data = json.loads(results_file(reported).read_text())["data"]
+    assert data["folds"][0]["first_bar"].startswith(("2021", "2022"))
+    dated = r'class="x\d*tick"><text[^>]*data-unformatted="[^"]*\b202[12]"'
+    assert len(re.findall(dated, dom)) >= 2
+    results = json.loads(results_file(reported).read_text())
     for check in results["reproducibility_check"]:
         assert f"eval {check['eval_id']}" in dom
 
 
-def test_index_lists_every_run_and_draws_its_chart(finished_run, tmp_path):
-    second = finished_run.parent / "night2"
-    shutil.copytree(finished_run, second)
-    done = cli("report", str(second), timeout=900)
+def test_the_verdict_comes_first(reported, tmp_path):
+    dom, _ = render_in_chromium(reported / "report.html", tmp_path)
+    decided = verdict(json.loads(results_file(reported).read_text()))
+    start = dom.index('id="verdict"')
+    body = dom[dom.index("<body"):]
+    first_section = min(body.index(marker) for marker in ("<h2", 'class="plotly-graph-div',
+                                                          'class="cs-table'))
+    assert body.index('id="verdict"') < first_section, "the verdict opens the page"
+    block = dom[start:dom.index("</div>", dom.index('class="cs-numbers"'))]
+    assert decided.label in block and html.escape(decided.reason) in block
+    for number in (signed(decided.holdout_score), share(decided.dsr), share(decided.pbo)):
+        assert number in block
+
+
+def test_the_report_still_renders_after_its_reports_folder_moved(reported, tmp_path):
+    moved = tmp_path / "elsewhere" / "reports"
+    shutil.copytree(reported.parent, moved, symlinks=True)
+    dom, console = render_in_chromium(moved / reported.name / "report.html", tmp_path)
+    charts, drawn = drawn_charts(dom)
+    assert charts >= 8 and drawn >= charts and javascript_errors(console) == []
+    page = (moved / reported.name / "report.html").read_text()
+    assert not re.search(r"""(src|href)=["'](/|file:)""", page), "no absolute references"
+    # a run folder copied without its reports folder says why its charts are missing
+    alone = tmp_path / "alone" / reported.name
+    shutil.copytree(reported, alone)
+    dom, _ = render_in_chromium(alone / "report.html", tmp_path)
+    assert 'id="plotly-missing"' in dom and plotly_js_name() in dom
+
+
+def test_index_has_one_row_per_run_with_its_verdict(reported, tmp_path):
+    """Two nights and the ``latest`` link the nightly leaves: two rows, never three."""
+    reports = reported.parent
+    config = tmp_path / "sweep.json"
+    config.write_text(json.dumps(tiny_config(objective__rounds_per_unit=3)))
+    done = cli("run", "--config", str(config), "--log-dir", str(reports), "--run-name",
+               "night2", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    (reports / "latest").symlink_to("night2")
+    done = cli("report", str(reports / "night2"), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    index = finished_run.parent / "index.html"
-    text = index.read_text()
-    assert 'href="night1/' in text and 'href="night2/report.html"' in text
-    dom, console = render_in_chromium(index, tmp_path)
+    text = (reports / "index.html").read_text()
+    assert text.count('<tr><td class="text"><a href=') == 2, "latest is not a run"
+    assert 'href="night1/report.html"' in text and 'href="night2/report.html"' in text
+    assert "latest/" not in text and ">ok<" not in text
+    for night in ("night1", "night2"):
+        results = json.loads(results_file(reports / night).read_text())
+        decided = verdict(results)
+        assert html.escape(decided.label) in text and html.escape(decided.reason) in text
+        started = time.strftime("%Y-%m-%d %H:%M", time.gmtime(results["run"]["created_at"]))
+        assert f"<td>{started}</td>" in text
+    assert f'<script src="{plotly_js_name()}"' in text
+    dom, console = render_in_chromium(reports / "index.html", tmp_path)
     assert dom.count('class="main-svg"') >= 1 and javascript_errors(console) == []
 
 

@@ -45,3 +45,27 @@ def test_open_existing_refuses_what_is_not_a_journal(tmp_path):
     junk.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(ResumeError, match="is not a cryptosweep journal"):
         TrialStore.open_existing(junk)
+
+
+def test_returns_round_trip_bit_for_bit_compressed_or_raw(tmp_path):
+    import numpy as np
+
+    from cryptosweep.store import pack_returns
+
+    rng = np.random.default_rng(0)
+    sparse = np.where(rng.random(5000) < 0.7, 0.0, rng.normal(0, 0.01, 5000))  # mostly flat
+    noise = rng.normal(0, 0.01, 7)  # too short and random to compress
+    store = TrialStore(tmp_path / "sweep.db")
+    store.put_returns("holdout", 1, sparse)
+    store.put_returns("holdout", 2, noise)
+    got = store.get_returns("holdout")
+    assert got[1].tobytes() == sparse.astype("<f8").tobytes()
+    assert got[2].tobytes() == noise.astype("<f8").tobytes()
+    assert len(pack_returns(sparse)[1]) < 0.5 * sparse.nbytes  # compressed
+    assert pack_returns(noise)[1] == noise.astype("<f8").tobytes()  # raw: shorter that way
+    # a journal written before compression (raw float64 blobs) reads the same
+    with sqlite3.connect(tmp_path / "sweep.db") as db:
+        db.execute("UPDATE returns SET data = ? WHERE eval_id = 1",
+                   (sparse.astype("<f8").tobytes(),))
+    assert store.get_returns("holdout")[1].tobytes() == sparse.astype("<f8").tobytes()
+    store.close()

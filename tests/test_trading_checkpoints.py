@@ -309,3 +309,33 @@ def test_adapters_follow_the_protocol():
         model = make_entry_model(family, {}, repro)
         assert isinstance(model, models.ContinuableEntryModel)
         assert model.continues is supports_continuation(family, model.params, model.device)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_saved_model_loads_without_its_training_data_and_predicts_the_same_bytes(
+        case, data, tmp_path):
+    family, params, budget, _ = CASES[case]
+    model = _model(family, params)
+    model.fit(data[0], data[1], budget)
+    path = model.save(checkpoint_path(tmp_path, "model", family))
+    loaded = _model(family, params)
+    loaded.load(path)
+    assert loaded.predict_proba(data[2]).tobytes() == model.predict_proba(data[2]).tobytes()
+    again = loaded.save(checkpoint_path(tmp_path, "saved-again", family))  # a loaded model saves
+    reloaded = _model(family, params)
+    reloaded.load(again)
+    assert reloaded.predict_proba(data[2]).tobytes() == model.predict_proba(data[2]).tobytes()
+    with pytest.raises(ValueError, match=r"cannot load checkpoint .*other parameters"):
+        _model(family, params, seed=12).load(path)
+    with open(path, "ab") as handle:
+        handle.write(b" ")
+    with pytest.raises(ValueError, match="does not match its sidecar"):
+        _model(family, params).load(path)
+
+
+def test_a_one_class_catboost_model_loads(data, tmp_path):
+    model = _model("catboost", {"depth": 4})
+    model.fit(data[0], np.ones(len(data[0])), 5)
+    loaded = _model("catboost", {"depth": 4})
+    loaded.load(model.save(checkpoint_path(tmp_path, "constant", "catboost")))
+    assert (loaded.predict_proba(data[2]) == 1.0).all()

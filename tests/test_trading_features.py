@@ -12,6 +12,7 @@ import pytest
 from cryptosweep.trading.data import load_ohlcv, sample_data_path
 from cryptosweep.trading.features import (
     FEATURE_COLUMNS,
+    WARM_UP_BARS,
     build_features,
     cached_features,
     clear_feature_cache,
@@ -61,6 +62,8 @@ def test_shape_dtype_and_warm_up(sample):
     }  # fmt: skip
     for column, first in expected.items():
         assert warm_up[FEATURE_COLUMNS.index(column)] == first, column
+    complete = features.notna().all(axis=1).to_numpy()
+    assert int(complete.argmax()) == WARM_UP_BARS == max(warm_up)  # the first complete bar
     assert not features.iloc[200:].isna().any().any()  # nothing missing after the warm-up
     assert np.isfinite(features.iloc[200:].to_numpy()).all()
 

@@ -65,6 +65,25 @@ def test_same_seed_same_bytes_other_seed_other_predictions(case, data):
     assert accuracy > 0.7, f"{case}: accuracy {accuracy:.3f} on a learnable signal"
 
 
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_rows_probability_does_not_depend_on_the_rows_around_it(case, data):
+    """Production predicts a bar inside windows of any length (the last bars, a longer
+    history, the holdout alone): each row must come out with the same bits whatever other rows
+    are predicted with it. BLAS picks its summation order by matrix shape, which changed torch
+    rows in the last bits for batch sizes such as 1-3, 127, 129, 255 and 257."""
+    family, params, budget = CASES[case]
+    x_train, y_train, x_test, _ = data
+    rng = np.random.default_rng(5)
+    x_many = np.vstack([x_test, rng.normal(size=(400, x_test.shape[1]))])
+    model = make_entry_model(family, params, ReproducibilityManager(seed=3))
+    model.fit(x_train, y_train, budget)
+    reference = model.predict_proba(x_many)
+    for size in (1, 2, 3, 6, 7, 11, 127, 129, 255, 257):
+        for start in (0, 13):
+            window = model.predict_proba(x_many[start : start + size])
+            assert window.tobytes() == reference[start : start + size].tobytes(), (size, start)
+
+
 def test_make_entry_model_families_and_unknown_family():
     repro = ReproducibilityManager(seed=1)
     expected = {"lightgbm": LightGBMEntryModel, "xgboost": XGBoostEntryModel,

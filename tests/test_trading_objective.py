@@ -108,12 +108,18 @@ def test_evaluate_trial_is_deterministic_and_json_safe():
 
 
 def _folds(params):
-    from cryptosweep.trading.objective import ObjectiveSpec, TradingParams, _dev_labels, _market
+    from cryptosweep.trading.objective import (
+        ObjectiveSpec,
+        TradingParams,
+        load_market,
+        training_labels,
+    )
     from cryptosweep.trading.validation import walk_forward_folds
 
     spec = ObjectiveSpec.of(_spec())
-    market = _market(spec)
-    _, label_end = _dev_labels(market, TradingParams.from_params(params), spec.objective)
+    market = load_market(spec)
+    _, label_end = training_labels(market, TradingParams.from_params(params), spec.objective,
+                                   market.holdout_start)
     return walk_forward_folds(market.holdout_start, 3, label_end, 12, 300)
 
 

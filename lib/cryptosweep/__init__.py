@@ -21,6 +21,9 @@ _EXPORTS = {
     "derive_seed": "cryptosweep.reproducibility",
     "system_info": "cryptosweep.environment",
     "HyperbandRunner": "cryptosweep.api",
+    "train_model": "cryptosweep.production",
+    "load_model": "cryptosweep.production",
+    "TrainedModel": "cryptosweep.production",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from cryptosweep import __version__
 from cryptosweep.errors import (
@@ -27,6 +24,7 @@ from cryptosweep.errors import (
     SweepFailedError,
     SweepInterrupted,
     UserError,
+    sigterm_interrupts,
 )
 from cryptosweep.logs import configure_logging
 
@@ -121,10 +119,109 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", help="a run folder")
     export.add_argument("--output", help="the SQLite file (default RUN_DIR/optuna.db)")
 
+    _add_production_commands(commands)
+
     check = commands.add_parser(
         "check-gpu", help="GPUs, driver and CUDA versions, free memory, framework support")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _add_production_commands(commands: argparse._SubParsersAction) -> None:
+    """``train``, ``signals`` and ``evaluate``: from a sweep's best configuration to the model
+    that trades (README, "From sweep to production")."""
+    train = commands.add_parser(
+        "train", help="train a best configuration into a model folder (library format + "
+        "manifest.json)")
+    train.add_argument("source", metavar="BEST_CONFIGS_OR_RUN_DIR",
+                       help="a best_configs JSON file, a run folder or a models folder")
+    train.add_argument("--rank", type=_positive, default=1,
+                       help="which configuration (1 = the winner)")
+    train.add_argument("--data", help="OHLCV file or folder to train on (default: the "
+                       "configuration's data)")
+    train.add_argument("--until", help="last bar to train on (a time, or 'holdout': the bars "
+                       "before the sweep's holdout); default: every bar")
+    train.add_argument("--out", required=True, help="the model folder to write")
+
+    signals = commands.add_parser(
+        "signals", help="what a model decides at the close of the latest bars")
+    signals.add_argument("model_dir", help="a model folder written by `cryptosweep train`")
+    signals.add_argument("--data", required=True,
+                         help="OHLCV file or folder, from the same first bar as the training "
+                         "data for exact parity (docs/production.md)")
+    signals.add_argument("--last", type=_positive, default=1,
+                         help="how many of the latest bars to show (default 1)")
+    signals.add_argument("--json", action="store_true", help="JSON records instead of a table")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="backtest a model on another period or asset: metrics and an "
+        "offline HTML page")
+    evaluate.add_argument("source", metavar="MODEL_DIR_OR_BEST_CONFIGS",
+                          help="a model folder, or best configs to train first")
+    evaluate.add_argument("--data", required=True, help="OHLCV file or folder")
+    evaluate.add_argument("--start", help="first bar of the period (default: the first)")
+    evaluate.add_argument("--end", help="last bar of the period (default: the last)")
+    evaluate.add_argument("--rank", type=_positive, default=1,
+                          help="with best configs: which configuration (1 = the winner)")
+    evaluate.add_argument("--until", help="with best configs: last bar to train on")
+    evaluate.add_argument("--html", default="evaluation.html",
+                          help="the page to write (plotly.min.js goes next to it)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cryptosweep.production import configuration_of, train_model
+    from cryptosweep.production.model import check_output_folder
+
+    out = Path(args.out)
+    configuration = configuration_of(args.source, rank=args.rank)  # bad input: before training
+    check_output_folder(out)
+    model = train_model(configuration.entry, data=args.data, until=args.until)
+    target = model.save(out)
+    data = model.manifest["data"]
+    print(f"{target}: {model.family}, {model.manifest['rounds']} rounds/epochs, seed "
+          f"{model.manifest['seed']}, trained on {data['training_rows']} bars of "
+          f"{data['source']} ({data['first_training_bar']} .. {data['last_training_bar']})")
+    return 0
+
+
+def _signals(args: argparse.Namespace) -> int:
+    from cryptosweep.production import decisions_json, decisions_table, load_model
+    from cryptosweep.production.candles import load_candles
+
+    model = load_model(args.model_dir)
+    decisions = model.decide(load_candles(args.data, model.spec)).tail(args.last)
+    sys.stdout.write(decisions_json(decisions) if args.json else decisions_table(decisions))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from cryptosweep.files import pretty_json
+    from cryptosweep.production.evaluation import evaluate, model_for
+
+    model = model_for(args.source, rank=args.rank, until=args.until)
+    backtest, page, notes = evaluate(model, args.data, start=args.start, end=args.end,
+                                     html_path=args.html)
+    if args.json:
+        sys.stdout.write(pretty_json(backtest.metrics))
+    else:
+        times = backtest.times
+        print(f"{model.family} model, {len(times)} bars {times[0].isoformat()} .. "
+              f"{times[-1].isoformat()}")
+        for name, value in backtest.metrics.items():
+            print(f"  {name:<13} {value:.6g}" if isinstance(value, float)
+                  else f"  {name:<13} {value}")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {page}", file=sys.stderr)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -198,9 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_gpu(args.json)
     configure_logging(getattr(args, "log_level", "INFO"))
     commands = {"run": _run, "validate": _validate, "report": _report,
-                "export-optuna": _export_optuna}
+                "export-optuna": _export_optuna, "train": _train, "signals": _signals,
+                "evaluate": _evaluate}
     try:
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             return commands[args.command](args)
     except (UserError, GPUUnavailableError, SweepFailedError, ReportError,
             InfrastructureError) as exc:
@@ -219,21 +317,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         error = InfrastructureError(f"{args.command}: the machine failed: {why}")
         print(f"cryptosweep: error: {error}", file=sys.stderr)
         return error.exit_code
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (systemd stop, ``kill``) interrupts like Ctrl-C: the sweep unwinds, closes its
-    workers and journal, and says how to resume; the exit code is 143."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise SweepInterrupted(None, "SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

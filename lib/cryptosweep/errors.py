@@ -1,13 +1,19 @@
 """Errors a user (or the machine) can cause, each mapped to the exit code the CLI, the nightly
 job and the notebooks' callers end with. This is the one table of exit codes: 0 ok, 1 a bug
-(its traceback), 2 bad input, 3 GPUs absent, 4 the sweep stopped itself, 5 the report failed,
-6 the machine failed the sweep (disk full, I/O error), 130/143 interrupted.
+(its traceback), 2 bad input, 3 GPUs absent, 4 the sweep stopped itself, 5 the report (or
+publishing, or promotion) failed, 6 the machine failed the sweep (disk full, I/O error),
+130/143 interrupted.
 
 The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``; no traceback.
 Anything else that escapes is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from types import FrameType
 
 EXIT_OK = 0
 EXIT_BUG = 1  # an unexpected exception: its traceback is the report
@@ -36,6 +42,11 @@ class DataError(UserError):
 
 class ResumeError(UserError):
     """A run folder or journal cannot be resumed as asked."""
+
+
+class ModelError(UserError):
+    """A saved model folder is missing, changed since it was saved, from another version, or
+    made with another library version than the one installed."""
 
 
 class GPUUnavailableError(Exception):
@@ -83,11 +94,27 @@ class SweepInterrupted(KeyboardInterrupt):
         return f"{what}; resume with: cryptosweep run --resume {self.run_dir}"
 
 
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While the block runs, SIGTERM (systemd stop, ``kill``) interrupts like Ctrl-C: it raises
+    :class:`SweepInterrupted` in the main thread, so the sweep unwinds, closes its workers and
+    journal, and says how to resume (exit code 143)."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise SweepInterrupted(None, "SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 #: Every error class with an exit code, for callers that only see an exception's name (an
 #: executed notebook records ``ename``): the nightly maps names to codes with this.
 ERROR_CLASSES: tuple[type[Exception], ...] = (
-    UserError, ConfigError, DataError, ResumeError, GPUUnavailableError, SweepFailedError,
-    ReportError, InfrastructureError,
+    UserError, ConfigError, DataError, ResumeError, ModelError, GPUUnavailableError,
+    SweepFailedError, ReportError, InfrastructureError,
 )
 
 

@@ -32,6 +32,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from cryptosweep.formatting import metric_name
 from cryptosweep.ranking import at_largest_budget
 from cryptosweep.store import TrialStore
 
@@ -39,16 +40,17 @@ __all__ = [
     "TEMPLATE",
     "dsr_bars",
     "equity_curves",
+    "fold_dates",
+    "importance_basis",
     "importance_evaluator",
     "optimisation_history",
     "optuna_study",
+    "out_of_sample_times",
     "overfitting_figure",
     "parallel_coordinates",
     "parameter_importances",
     "promotion_chart",
     "resource_timeline",
-    "summary_table",
-    "top_k_table",
     "worker_gantt",
 ]
 
@@ -130,7 +132,8 @@ def optimisation_history(results: Mapping[str, Any]) -> go.Figure | None:
             name=f"best at full budget ({top_budget:g})", connectgaps=False,
             hovertemplate="compute %{x:g}<br>best %{y:.4f}<extra></extra>",
         ))
-    metric = ((results.get("config") or {}).get("objective") or {}).get("metric", "score")
+    metric = metric_name(((results.get("config") or {}).get("objective") or {}).get("metric",
+                                                                                  "score"))
     fig.update_layout(
         template=TEMPLATE,
         title=f"Optimisation history: best validation {metric} vs compute "
@@ -145,11 +148,13 @@ def optimisation_history(results: Mapping[str, Any]) -> go.Figure | None:
 def promotion_chart(results: Mapping[str, Any]) -> go.Figure | None:
     """Successive halving inside every (iteration, bracket): trial id against rung resource.
 
-    One marker trace per (iteration, bracket), colour per bracket ``s``: every evaluation at
-    every rung (filled circle: promoted to the next rung, open circle: stopped there, diamond:
-    ran at the bracket's last rung). One line trace per (iteration, bracket) links each
-    promoted trial to its evaluation at the next rung (segments separated by gaps). ``None``
-    for strategies without brackets (random, grid, Bayesian).
+    One marker trace per (iteration, bracket), named so, colour per bracket ``s``: every
+    evaluation at every rung (filled circle: promoted to the next rung, open circle: stopped
+    there, diamond: ran at the bracket's last rung). One line trace per (iteration, bracket)
+    links each promoted trial to its evaluation at the next rung (segments separated by gaps).
+    Those traces stay out of the legend; it holds one entry per bracket (its colour; a click
+    hides the bracket in every iteration) and one per marker shape. The x ticks are exactly the
+    rung resources. ``None`` for strategies without brackets (random, grid, Bayesian).
     """
     brackets = (results.get("strategy") or {}).get("brackets")
     if not brackets:
@@ -161,6 +166,20 @@ def promotion_chart(results: Mapping[str, Any]) -> go.Figure | None:
     }
     s_values = sorted({b["bracket"] for b in brackets}, reverse=True)
     fig = go.Figure()
+    for s in s_values:
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="lines", name=f"bracket {s}", legendgroup=f"bracket {s}",
+            line={"color": _color(s_values.index(s)), "width": 3}, hoverinfo="skip",
+        ))
+    for symbol, meaning in (("circle", "promoted to the next rung"),
+                            ("circle-open", "stopped at this rung"),
+                            ("diamond", "at the bracket's last rung")):
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="markers", name=meaning, legendgroup="shapes",
+            marker={"color": "#555", "symbol": symbol, "size": 9,
+                    "line": {"color": "#555", "width": 1.5}}, hoverinfo="skip",
+        ))
+    resources: set[float] = set()
     for run in brackets:
         iteration, s = run["iteration"], run["bracket"]
         colour = _color(s_values.index(s))
@@ -182,10 +201,11 @@ def promotion_chart(results: Mapping[str, Any]) -> go.Figure | None:
                                else "<br>stopped"))
         if not xs:
             continue
+        resources.update(float(x) for x in xs)
         fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="markers", name=name, legendgroup=name,
-            marker={"color": colour, "symbol": symbols, "size": 9,
-                    "line": {"color": colour, "width": 1.5}},
+            x=xs, y=ys, mode="markers", name=name, legendgroup=f"bracket {s}",
+            showlegend=False, marker={"color": colour, "symbol": symbols, "size": 9,
+                                      "line": {"color": colour, "width": 1.5}},
             hovertext=text, hoverinfo="text",
         ))
         lx: list[float | None] = []
@@ -196,22 +216,52 @@ def promotion_chart(results: Mapping[str, Any]) -> go.Figure | None:
                 ly += [trial_id, trial_id, None]
         if lx:
             fig.add_trace(go.Scatter(
-                x=lx, y=ly, mode="lines", name=f"{name}: promoted", legendgroup=name,
+                x=lx, y=ly, mode="lines", name=f"{name}: promoted", legendgroup=f"bracket {s}",
                 showlegend=False, line={"color": colour, "width": 1.5}, hoverinfo="skip",
             ))
     strategy = results.get("strategy") or {}
+    ticks = sorted(resources)
     fig.update_layout(
         template=TEMPLATE,
         title=f"Hyperband brackets (max_iter {strategy.get('max_iter', '?')}, eta "
               f"{strategy.get('eta', '?')}): who ran at each rung and who was promoted",
-        xaxis={"title": "resource per evaluation (budget units, log scale)", "type": "log"},
+        xaxis={"title": "resource per evaluation (budget units, log scale)", "type": "log",
+               "tickmode": "array", "tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]},
         yaxis_title="trial id",
-        legend_title="iteration, bracket",
+        legend_title="bracket · marker",
     )
     return fig
 
 
 # ------------------------------------------------------------------------ parameter analysis
+
+
+def _main_family(results: Mapping[str, Any] | None, store: TrialStore
+                 ) -> tuple[list[Any], float | None, str | None, Counter[str]]:
+    """The done full-budget journal rows, their budget, the most frequent model family among
+    them (ties: the first in config order) and the count per family."""
+    from cryptosweep.config import validate_config
+    from cryptosweep.space import SearchSpace
+
+    full, budget = at_largest_budget(store.evaluations())
+    counts = Counter(row.params["model"] for row in full)
+    if not full:
+        return full, budget, None, counts
+    config = (results or {}).get("config") or store.get_meta("config")
+    order = list(SearchSpace.from_config(validate_config(config, "results config")).families)
+    family = max(counts, key=lambda f: (counts[f], -order.index(f) if f in order else -len(order)))
+    return full, budget, family, counts
+
+
+def importance_basis(results: Mapping[str, Any] | None, store: TrialStore) -> str:
+    """What parameter analyses of this run rest on, in words: ``9 lightgbm trials at the full
+    budget (9) of 15 there (lightgbm 9, xgboost 6)``."""
+    full, budget, family, counts = _main_family(results, store)
+    if family is None:
+        return "no trial finished at the full budget"
+    others = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+    return (f"{counts[family]} {family} trials at the full budget ({budget:g}) of {len(full)} "
+            f"there ({others})")
 
 
 def optuna_study(results: Mapping[str, Any] | None, store: TrialStore) -> Any | None:
@@ -221,20 +271,16 @@ def optuna_study(results: Mapping[str, Any] | None, store: TrialStore) -> Any | 
     evaluations. The study has the family and the budget in ``user_attrs``."""
     from cryptosweep.config import validate_config
     from cryptosweep.space import SearchSpace
-    from cryptosweep.strategies.optuna_space import family_study
+    from cryptosweep.strategies.optuna_space import family_study, quiet_optuna
 
-    full, budget = at_largest_budget(store.evaluations())
-    if len(full) < 2:
-        return None
-    config = (results or {}).get("config") or store.get_meta("config")
-    space = SearchSpace.from_config(validate_config(config, "results config"))
-    counts = Counter(row.params["model"] for row in full)
-    order = list(space.families)
-    family = max(counts, key=lambda f: (counts[f], -order.index(f) if f in order else -len(order)))
+    full, budget, family, _ = _main_family(results, store)
     rows = [row for row in full if row.params["model"] == family]
     if len(rows) < 2:
         return None
-    study = family_study(rows, space, family)
+    config = (results or {}).get("config") or store.get_meta("config")
+    space = SearchSpace.from_config(validate_config(config, "results config"))
+    with quiet_optuna():  # no "A new study created in memory" line on the page
+        study = family_study(rows, space, family)
     study.set_user_attr("budget", budget)
     return study
 
@@ -290,27 +336,37 @@ def _untruncate_labels(fig: go.Figure, names: list[str]) -> None:
                                 for label, value in trace.customdata]
 
 
-def parameter_importances(results: Mapping[str, Any] | None, store: TrialStore
-                          ) -> go.Figure | None:
+#: ``reporting.min_importance_trials`` when a results file predates the setting.
+DEFAULT_MIN_IMPORTANCE_TRIALS = 20
+
+
+def parameter_importances(results: Mapping[str, Any] | None, store: TrialStore,
+                          min_trials: int | None = None) -> go.Figure | None:
     """Importances of the parameters of the most frequent model family for the validation
     score, from its full-budget trials (see :func:`optuna_study`), by
-    :func:`importance_evaluator` (fANOVA, seeded); ``None`` with fewer than 2 trials or when
-    they all scored the same."""
+    :func:`importance_evaluator` (fANOVA, seeded); the title says how many trials of which
+    family. ``None`` with fewer than ``min_trials`` such trials (default: the run's
+    ``reporting.min_importance_trials``, else :data:`DEFAULT_MIN_IMPORTANCE_TRIALS`): a forest
+    fitted on a handful of trials decomposes noise. ``None`` too when they all scored the
+    same."""
     import optuna
 
     from cryptosweep.strategies.optuna_space import quiet_optuna
 
+    if min_trials is None:
+        reporting = ((results or {}).get("config") or {}).get("reporting") or {}
+        min_trials = int(reporting.get("min_importance_trials", DEFAULT_MIN_IMPORTANCE_TRIALS))
     study = optuna_study(results, store)
-    if study is None or len({trial.value for trial in study.trials}) < 2:
+    if study is None or len(study.trials) < max(2, min_trials):
+        return None
+    if len({trial.value for trial in study.trials}) < 2:
         return None  # nothing to explain: every trial scored the same
     with quiet_optuna():
         evaluator, method = importance_evaluator()
         fig = optuna.visualization.plot_param_importances(study, evaluator=evaluator)
-    family = study.user_attrs["family"]
     fig.update_layout(
         template=TEMPLATE,
-        title=f"Parameter importances ({method}): {family}, {len(study.trials)} trials "
-              f"at the full budget ({study.user_attrs['budget']:g})",
+        title=f"Parameter importances ({method}) from {importance_basis(results, store)}",
         xaxis_title="importance for the validation score (share of variance)",
         yaxis_title="parameter",
     )
@@ -320,14 +376,101 @@ def parameter_importances(results: Mapping[str, Any] | None, store: TrialStore
 # -------------------------------------------------------------------------------- returns
 
 
-def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "validation"
-                  ) -> go.Figure | None:
+def _time_axis(n: int, bar_times: Sequence[Any] | None) -> dict[str, Any]:
+    """Scatter x arguments for ``n`` bars: ``x0``/``dx`` (no array) for bar indices or evenly
+    spaced UTC times, else the times themselves."""
+    if bar_times is None:
+        return {"x0": 0, "dx": 1}
+    times = np.asarray(bar_times, dtype="datetime64[ms]")
+    if len(times) != n:
+        raise ValueError(f"{len(times)} bar times for {n} bars")
+    steps = np.diff(times).astype("int64")
+    if n > 1 and (steps == steps[0]).all():
+        return {"x0": _iso(times[0]), "dx": int(steps[0])}
+    return {"x": [_iso(t) for t in times]} if n else {"x": []}
+
+
+def _iso(time: np.datetime64) -> str:
+    return str(np.datetime_as_string(time, unit="s")).replace("T", " ")
+
+
+def _block_times(block: Mapping[str, Any], interval: np.timedelta64 | None) -> np.ndarray:
+    """The UTC time of each bar of a dated block ``{start, stop, first_bar, last_bar}``: exact
+    when the block has no gap (``last - first == (n - 1) * interval``), else spread evenly from
+    its first to its last bar (the results do not say where the gaps are)."""
+    n = int(block["stop"]) - int(block["start"])
+    first = np.datetime64(_naive(block["first_bar"]), "ms")
+    last = np.datetime64(_naive(block["last_bar"]), "ms")
+    if n <= 1:
+        return np.array([first] * max(n, 0), dtype="datetime64[ms]")
+    if interval is not None and last - first == interval * (n - 1):
+        return first + interval * np.arange(n)
+    span = (last - first).astype("int64")
+    return first + np.round(np.linspace(0, span, n)).astype("int64").astype("timedelta64[ms]")
+
+
+def _naive(stamp: str) -> str:
+    """An ISO time with an offset (``+00:00``, all UTC here) as naive UTC for numpy."""
+    return str(np.datetime64(dt.datetime.fromisoformat(stamp).astimezone(dt.UTC)
+                             .replace(tzinfo=None), "ms"))
+
+
+def _interval(data: Mapping[str, Any]) -> np.timedelta64 | None:
+    from cryptosweep.intervals import parse_interval
+
+    try:
+        return np.timedelta64(int(parse_interval(data["bar_interval"]).total_seconds() * 1000),
+                              "ms")
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def out_of_sample_times(results: Mapping[str, Any], kind: str = "validation"
+                        ) -> tuple[np.ndarray | None, list[tuple[str, str]]]:
+    """The UTC time of each bar of the ``validation`` (the walk-forward test blocks, one after
+    the other) or ``holdout`` returns, from the results' dated blocks (``data.folds``,
+    ``data.holdout``), and the vertical markers for :func:`equity_curves`: each fold's start
+    and the holdout's start. ``(None, [])`` for results without dated blocks."""
+    data = results.get("data") or {}
+    interval = _interval(data)
+    folds, holdout = data.get("folds"), data.get("holdout")
+    holdout_mark = ([(_iso(np.datetime64(_naive(holdout["first_bar"]), "ms")),
+                      "holdout starts")] if holdout else [])
+    if kind == "validation":
+        if not folds:
+            return None, []
+        times = np.concatenate([_block_times(block, interval) for block in folds])
+        marks = [(_iso(np.datetime64(_naive(block["first_bar"]), "ms")), f"fold {k + 1}")
+                 for k, block in enumerate(folds)]
+        return times, marks + holdout_mark
+    if kind == "holdout":
+        if not holdout:
+            return None, []
+        return _block_times(holdout, interval), holdout_mark
+    raise ValueError(f"kind must be 'validation' or 'holdout', got {kind!r}")
+
+
+def fold_dates(results: Mapping[str, Any]) -> list[str]:
+    """``2021-12-03 – 2022-02-10`` for each walk-forward test block (UTC dates); empty for
+    results without dated blocks."""
+    return [f"{_naive(block['first_bar'])[:10]} – {_naive(block['last_bar'])[:10]}"
+            for block in (results.get("data") or {}).get("folds") or []]
+
+
+def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "validation", *,
+                  bar_times: Sequence[Any] | None = None,
+                  markers: Sequence[tuple[Any, str]] = ()) -> go.Figure | None:
     """Compounded equity ``cumprod(1 + r)`` (top) and drawdown ``equity / running peak − 1``
     (bottom; the peak includes the starting 1, as in :mod:`cryptosweep.trading.metrics`) of the
     given evaluations' per-bar returns of ``kind`` (``validation``: the walk-forward test bars,
-    folds one after the other; ``holdout``), against the bar index within that out-of-sample
-    sequence. ``None`` when none of them has returns of that kind (e.g. no holdout); a
-    ValueError when only some have."""
+    folds one after the other; ``holdout``), as lines (no fills, so that curves stay apart),
+    beside flat (no position: equity 1, no drawdown).
+
+    x: ``bar_times`` (the UTC time of each bar of that sequence) on a date axis, else the bar
+    index within it. ``markers``: ``(x, label)`` vertical lines, e.g. fold starts. The curves
+    are stored as float32 (7 significant digits, far below what a chart shows). ``None`` when
+    none of them has returns of that kind (e.g. no holdout); a ValueError when only some have.
+    """
     if kind not in ("validation", "holdout"):
         raise ValueError(f"kind must be 'validation' or 'holdout', got {kind!r}")
     stored = store.get_returns(kind)
@@ -337,37 +480,67 @@ def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "valid
         return None
     if missing:
         raise ValueError(f"no {kind} returns journaled for eval(s) {missing}")
+    n_bars = len(stored[ids[0]])
+    axis = _time_axis(n_bars, bar_times)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        row_heights=[0.65, 0.35])
+                        row_heights=[0.6, 0.4])
     for i, eval_id in enumerate(ids):
         returns = np.asarray(stored[eval_id], dtype=float)
         equity = np.cumprod(1.0 + returns)
         peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]  # start counts
         drawdown = equity / peak - 1.0
-        bars = np.arange(len(returns))
-        style = {"color": _color(i), "width": 1.5}
-        fig.add_trace(go.Scatter(x=bars, y=equity, mode="lines", name=f"eval {eval_id}",
-                                 legendgroup=f"eval {eval_id}", line=style), row=1, col=1)
-        fig.add_trace(go.Scatter(x=bars, y=drawdown, mode="lines", name=f"eval {eval_id}",
-                                 legendgroup=f"eval {eval_id}", showlegend=False, line=style,
-                                 fill="tozeroy"), row=2, col=1)
+        style = {"color": _color(i), "width": 1.5 if i == 0 else 1.0}
+        x = axis if len(returns) == n_bars else _time_axis(len(returns), None)
+        fig.add_trace(go.Scatter(y=equity.astype("float32"), mode="lines",
+                                 name=f"eval {eval_id}" + (" (winner)" if i == 0 else ""),
+                                 legendgroup=f"eval {eval_id}", line=style, **x), row=1, col=1)
+        fig.add_trace(go.Scatter(y=drawdown.astype("float32"), mode="lines",
+                                 name=f"eval {eval_id}", legendgroup=f"eval {eval_id}",
+                                 showlegend=False, line=style, **x), row=2, col=1)
+    ends = _ends(axis, n_bars)
+    flat = {"color": "#555", "width": 1.5, "dash": "dash"}
+    fig.add_trace(go.Scatter(x=ends, y=[1.0, 1.0], mode="lines", name="flat (no position)",
+                             legendgroup="flat", line=flat, hoverinfo="skip"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=ends, y=[0.0, 0.0], mode="lines", name="flat (no position)",
+                             legendgroup="flat", showlegend=False, line=flat, hoverinfo="skip"),
+                  row=2, col=1)
+    for x, label in markers:
+        line = {"color": "#999", "width": 1, "dash": "dot"}
+        fig.add_vline(x=x, line=line, annotation_text=label, annotation_position="top left",
+                      row=1, col=1)
+        fig.add_vline(x=x, line=line, row=2, col=1)
     fig.update_yaxes(title_text="equity (start = 1)", row=1, col=1)
     fig.update_yaxes(title_text="drawdown", tickformat=".0%", row=2, col=1)
-    fig.update_xaxes(title_text=f"bar index within the {kind} out-of-sample sequence",
-                     row=2, col=1)
-    fig.update_layout(template=TEMPLATE, title=f"Equity and drawdown, {kind} returns",
-                      hovermode="x unified")
+    fig.update_xaxes(title_text="time (UTC)" if bar_times is not None else
+                     f"bar index within the {kind} out-of-sample sequence", row=2, col=1)
+    if bar_times is not None:
+        fig.update_xaxes(type="date")
+    fig.update_layout(template=TEMPLATE, height=600,
+                      title=f"Equity and drawdown, {kind} returns", hovermode="x unified")
     return fig
+
+
+def _ends(axis: dict[str, Any], n: int) -> list[Any]:
+    """The first and last x of a time axis made by :func:`_time_axis`."""
+    if "x" in axis:
+        return [axis["x"][0], axis["x"][-1]] if axis["x"] else [0, 0]
+    if isinstance(axis["x0"], str):
+        first = np.datetime64(axis["x0"].replace(" ", "T"), "ms")
+        return [axis["x0"], _iso(first + np.timedelta64(axis["dx"] * (n - 1), "ms"))]
+    return [axis["x0"], axis["x0"] + axis["dx"] * (n - 1)]
 
 
 # ---------------------------------------------------------------------------- overfitting
 
 
 def overfitting_figure(pbo_result: Any) -> go.Figure | None:
-    """Histogram of the CSCV logits ``λ`` of the probability of backtest overfitting, with a
+    """Distribution of the CSCV logits ``λ`` of the probability of backtest overfitting, with a
     line at ``λ = 0`` (at or left of it: the in-sample winner is at or below the out-of-sample
-    median); PBO in the title. Takes a :class:`~cryptosweep.overfitting.PBOResult` or its
-    ``to_dict()`` form (``results["overfitting"]["pbo"]``); ``None`` for ``None``."""
+    median); PBO in the title. A logit comes from a rank among N configurations, so it takes at
+    most N values: one bar per distinct value with its count of combinations (exact, and a few
+    hundred bytes instead of every logit). Takes a
+    :class:`~cryptosweep.overfitting.PBOResult` or its ``to_dict()`` form
+    (``results["overfitting"]["pbo"]``); ``None`` for ``None``."""
     if pbo_result is None:
         return None
     if isinstance(pbo_result, Mapping):
@@ -375,9 +548,9 @@ def overfitting_figure(pbo_result: Any) -> go.Figure | None:
         n_combinations = pbo_result.get("n_combinations", len(logits))
     else:
         pbo, logits, n_combinations = pbo_result.pbo, pbo_result.logits, pbo_result.n_combinations
-    logits = np.asarray(logits, dtype=float)
-    fig = go.Figure(go.Histogram(x=logits, name="logits", marker={"color": _color(0)},
-                                 hovertemplate="λ %{x}<br>%{y} combinations<extra></extra>"))
+    values, counts = np.unique(np.asarray(logits, dtype=float), return_counts=True)
+    fig = go.Figure(go.Bar(x=values, y=counts, name="logits", marker={"color": _color(0)},
+                           hovertemplate="λ %{x:.3f}<br>%{y} combinations<extra></extra>"))
     fig.add_vline(x=0.0, line={"color": "#d62728", "dash": "dash", "width": 2},
                   annotation_text="λ = 0", annotation_position="top right")
     fig.update_layout(
@@ -414,7 +587,7 @@ def dsr_bars(dsr_info: Mapping[str, Any] | None) -> go.Figure | None:
         if dsr_info.get(key) is not None
     )
     fig.update_layout(
-        template=TEMPLATE, showlegend=False,
+        template=TEMPLATE, showlegend=False, height=300,
         title=f"Deflated Sharpe ratio of the winner: {values[0]:.3f}"
               + (f" ({details}; Sharpe per bar)" if details else ""),
         xaxis={"title": "probability that the true Sharpe ratio exceeds the benchmark",
@@ -533,159 +706,3 @@ def worker_gantt(resource_usage: Mapping[str, Any],
         legend_title="status",
     )
     return fig
-
-
-# ---------------------------------------------------------------------------------- tables
-
-
-def _table(header: list[str], columns: list[list[Any]], title: str,
-           widths: list[float] | None = None) -> go.Figure:
-    fig = go.Figure(go.Table(
-        columnwidth=widths,
-        header={"values": [f"<b>{h}</b>" for h in header], "align": "left",
-                "fill_color": "#e8eef7"},
-        cells={"values": columns, "align": "left"},
-    ))
-    fig.update_layout(template=TEMPLATE, title=title, margin={"l": 10, "r": 10, "t": 60, "b": 10})
-    return fig
-
-
-def top_k_table(results: Mapping[str, Any]) -> go.Figure | None:
-    """The top-k configurations: rank, eval, model, validation score, holdout Sharpe, DSR (when
-    any entry has one), trading and model parameters as compact JSON. ``None`` when empty."""
-    top = results.get("top_k") or []
-    if not top:
-        return None
-    header = ["rank", "eval", "model", "validation score", "holdout Sharpe"]
-    columns: list[list[Any]] = [
-        [item["rank"] for item in top],
-        [item["eval_id"] for item in top],
-        [item["params"]["model"] for item in top],
-        [_fmt(item.get("score"), "+.4f") for item in top],
-        [_fmt((item.get("holdout") or {}).get("holdout_sharpe"), "+.4f") for item in top],
-    ]
-    widths = [0.6, 0.6, 1.0, 1.2, 1.2]
-    if any(item.get("dsr") for item in top):
-        header.append("DSR")
-        columns.append([_fmt((item.get("dsr") or {}).get("dsr"), ".3f") for item in top])
-        widths.append(0.8)
-    header += ["trading params", "model params"]
-    columns += [[_compact(item["params"]["trading"]) for item in top],
-                [_compact(item["params"]["entry_model"]) for item in top]]
-    widths += [4.0, 4.0]
-    metric = ((results.get("config") or {}).get("objective") or {}).get("metric", "score")
-    return _table(header, columns, f"Top {len(top)} configurations (validation {metric}, "
-                                   "holdout Sharpe annualised)", widths)
-
-
-def reproducibility_table(results: Mapping[str, Any]) -> go.Figure | None:
-    """PASS/FAIL per top-k configuration: the library re-ran each with its recorded seed and
-    compared the metrics (including the SHA-256 of its per-bar returns) bit for bit."""
-    checks = results.get("reproducibility_check") or []
-    if not checks:
-        return None
-    columns = [
-        [f"eval {c['eval_id']}" for c in checks],
-        [c["status"] for c in checks],
-        [_fmt((c.get("original") or {}).get("score"), "+.6f") for c in checks],
-        [_fmt((c.get("rerun") or {}).get("score"), "+.6f") for c in checks],
-        [str((c.get("rerun") or {}).get("returns_sha256", ""))[:16] for c in checks],
-    ]
-    failed = sum(c["status"] != "PASS" for c in checks)
-    title = ("Reproducibility: every top-k configuration re-ran bit for bit" if not failed
-             else f"Reproducibility: {failed} of {len(checks)} re-runs DIFFER")
-    return _table(["configuration", "re-run", "recorded score", "re-run score",
-                   "returns SHA-256 (re-run)"], columns, title, [1, 0.8, 1.2, 1.2, 2])
-
-
-def environment_table(environment: Mapping[str, Any]) -> go.Figure:
-    """What the run ran on (``gpu_repro_*.json``): Python, packages, CPU, GPUs and driver,
-    git commit, and the determinism settings that could not be applied."""
-    gpus = environment.get("gpus") or {}
-    devices = gpus.get("devices") or []
-    packages = environment.get("packages") or {}
-    rows: list[tuple[str, Any]] = [
-        ("python", environment.get("python")),
-        ("platform", environment.get("platform")),
-        ("CPUs", environment.get("cpu_count")),
-        ("GPUs", ", ".join(f"{d['index']}: {d['name']}" for d in devices)
-         or f"none ({gpus.get('reason')})"),
-        ("driver / CUDA", f"{gpus.get('driver_version')} / {gpus.get('cuda_driver_version')}"
-         if devices else "–"),
-        ("git commit", environment.get("git_commit")),
-        ("not set", "; ".join(environment.get("not_set") or []) or "–"),
-        ("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items()) if v)),
-    ]
-    return _table(["", ""], [[k for k, _ in rows], [_fmt(v) for _, v in rows]],
-                  "Environment", [1, 5])
-
-
-def summary_table(results: Mapping[str, Any]) -> go.Figure:
-    """The run at a glance: name, strategy, seed, config hash, evaluation counts, budget,
-    wall time, host, data, reproducibility and overfitting verdicts, and whatever environment
-    details (git commit, versions) the results carry."""
-    run = results.get("run") or {}
-    counts = results.get("counts") or {}
-    strategy = results.get("strategy") or {}
-    rows: list[tuple[str, Any]] = [
-        ("run", run.get("name")),
-        ("strategy", _strategy_text(results.get("sweep_type"), strategy)),
-        ("seed", results.get("seed")),
-        ("config hash", results.get("config_hash")),
-        ("evaluations", f"{counts.get('evaluations', 0)} ({counts.get('done', 0)} done, "
-                        f"{counts.get('failed', 0)} failed, {run.get('retried', 0)} retried)"),
-        ("budget spent", f"{results.get('budget_spent', 0):g} units"
-                         + (f" of {strategy['total_budget']:g} planned"
-                            if strategy.get("total_budget") is not None else "")),
-        ("wall time", f"{run['wall_time_s']:.1f} s" if run.get("wall_time_s") is not None
-         else None),
-        ("started (UTC)", _when(run.get("created_at"))),
-        ("finished (UTC)", _when(run.get("finished_at"))),
-        ("host", run.get("host")),
-        ("run folder", run.get("run_dir")),
-    ]
-    data = results.get("data") or {}
-    if data:
-        rows.append(("data", f"{data.get('path')} ({data.get('bars')} bars, "
-                             f"{data.get('first_bar')} to {data.get('last_bar')})"))
-        if data.get("holdout_bars"):
-            rows.append(("holdout", f"{data['holdout_bars']} bars from "
-                                    f"{data.get('holdout_first_bar')}"))
-        rows.append(("data SHA-256", data.get("sha256")))
-    best = results.get("best")
-    if best:
-        rows.append(("best", f"eval {best['eval_id']} ({best['params']['model']}), "
-                             f"validation {_fmt(best.get('score'), '+.4f')}"))
-    checks = results.get("reproducibility_check")
-    if checks:
-        rows.append(("reproducibility re-run",
-                     ", ".join(f"eval {c['eval_id']}: {c['status']}" for c in checks)))
-    overfitting = results.get("overfitting") or {}
-    if overfitting.get("dsr") and overfitting["dsr"].get("dsr") is not None:
-        rows.append(("deflated Sharpe ratio", _fmt(overfitting["dsr"]["dsr"])))
-    if overfitting.get("pbo"):
-        rows.append(("PBO", _fmt(overfitting["pbo"]["pbo"])))
-    if overfitting.get("why_not"):
-        rows.append(("overfitting note", overfitting["why_not"]))
-    for key in ("git_commit", "git_dirty", "python", "platform"):
-        if key in run:
-            rows.append((key.replace("_", " "), run[key]))
-    environment = results.get("environment") or {}
-    for key, value in environment.items():
-        rows.append((f"env: {key}", value if isinstance(value, str | int | float | bool)
-                     else _compact(value)))
-    rows = [(k, v) for k, v in rows if v is not None]
-    return _table(["", "value"], [[k for k, _ in rows], [str(v) for _, v in rows]],
-                  f"Run summary: {run.get('name', '?')}", [1.2, 5.0])
-
-
-def _strategy_text(sweep_type: Any, strategy: Mapping[str, Any]) -> str:
-    name = strategy.get("name") or sweep_type or "?"
-    details = [f"{key} {strategy[key]}" for key in ("max_iter", "eta", "iterations", "sampler",
-                                                     "n_trials")
-               if strategy.get(key) is not None]
-    return f"{name}" + (f" ({', '.join(details)})" if details else "")
-
-
-def _when(ts: Any) -> str | None:
-    return None if ts is None else _utc(float(ts)).strftime("%Y-%m-%d %H:%M:%S")

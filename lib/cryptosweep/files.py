@@ -13,6 +13,7 @@ gives ``0600`` for anything that may hold a secret or private results.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -131,3 +132,12 @@ def copy_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str], 
             shutil.copyfileobj(src, out)
 
     return write_with(target, copy, private=private)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

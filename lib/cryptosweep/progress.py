@@ -1,5 +1,10 @@
 """Progress of a sweep: a tqdm bar (trials done, best so far, ETA) or plain log lines.
 
+"Best" is the best score among evaluations at the full budget only, the same rule as
+:mod:`cryptosweep.ranking`: with Hyperband a configuration scored at a low rung is not
+comparable with one trained for the full budget, so a high low-rung score is never shown as
+the sweep's best. Until the first full-budget evaluation finishes, the best is ``-``.
+
 Under papermill (``show_progress=False``) a bar would bloat the notebook with widget or carriage
 return output, so it logs one line every ~10% instead. Interactive notebooks get ``tqdm.auto``.
 """
@@ -11,12 +16,17 @@ import time
 
 log = logging.getLogger("cryptosweep.progress")
 
+#: Budgets within this of the full budget count as the full budget (budgets are floats).
+_BUDGET_TOLERANCE = 1e-9
+
 
 class Progress:
     """Counts finished evaluations; shows them as a bar or as log lines every ~10%."""
 
-    def __init__(self, total: int | None, show_bar: bool, already_done: int = 0) -> None:
+    def __init__(self, total: int | None, show_bar: bool, already_done: int = 0,
+                 full_budget: float | None = None) -> None:
         self.total, self.done, self.failed = total, already_done, 0
+        self.full_budget = full_budget
         self.best: float | None = None
         self._started = time.monotonic()
         self._started_done = already_done
@@ -28,22 +38,43 @@ class Progress:
             self._bar = tqdm(total=total, initial=already_done, unit="trial", desc="sweep",
                              dynamic_ncols=True)
 
-    def update(self, score: float | None, failed: bool = False) -> None:
+    def at_full_budget(self, budget: float | None) -> bool:
+        """Whether an evaluation of ``budget`` competes for best (every budget does when the
+        full budget is unknown)."""
+        return (self.full_budget is None or budget is None
+                or float(budget) >= self.full_budget - _BUDGET_TOLERANCE)
+
+    def observe(self, score: float | None, budget: float | None) -> None:
+        """Take a score into the best (when at the full budget) without counting it as done:
+        what resume does for evaluations the journal already holds."""
+        if score is not None and self.at_full_budget(budget) and (
+                self.best is None or score > self.best):
+            self.best = score
+
+    def update(self, score: float | None, budget: float | None = None,
+               failed: bool = False) -> None:
         self.done += 1
         self.failed += int(failed)
-        if score is not None and (self.best is None or score > self.best):
-            self.best = score
+        self.observe(None if failed else score, budget)
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(best=_fmt(self.best), failed=self.failed, refresh=False)
+            self._bar.set_postfix_str(self.postfix(), refresh=False)
         elif self.total:
             fraction = self.done / self.total
             if fraction + 1e-12 >= self._next_log_fraction or self.done == self.total:
-                log.info("progress: %d/%d evaluations (%.0f%%), best %s, failed %d, ETA %s",
-                         self.done, self.total, 100 * fraction, _fmt(self.best), self.failed,
+                log.info("progress: %d/%d evaluations (%.0f%%), %s, failed %d, ETA %s",
+                         self.done, self.total, 100 * fraction, self.best_text(), self.failed,
                          self.eta_text())
                 while self._next_log_fraction <= fraction + 1e-12:
                     self._next_log_fraction += 0.1
+
+    def best_text(self) -> str:
+        """``best at full budget (9) 0.6680``: what the best is, with its number."""
+        where = "" if self.full_budget is None else f" ({self.full_budget:g})"
+        return f"best at full budget{where} {_fmt(self.best)}"
+
+    def postfix(self) -> str:
+        return f"{self.best_text()}, failed {self.failed}"
 
     def eta_text(self) -> str:
         ran = self.done - self._started_done

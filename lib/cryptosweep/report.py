@@ -1,28 +1,37 @@
 """From a finished run folder to what people read: ``report.html`` (the analysis notebook run
-by papermill, then converted by nbconvert without its code) and the cross-night
-``index.html`` of a reports folder. Both work offline: plotly.js is embedded, nothing is loaded
-from a CDN.
+by papermill, then converted by nbconvert without its code) and the cross-night ``index.html``
+(:mod:`cryptosweep.index_page`). Both work offline and share one plotly.js per reports folder
+(:mod:`cryptosweep.offline`).
+
+The analysis notebook shows its charts as plotly's JSON mimetype only (JupyterLab draws them
+with the plotly extension), so the executed notebook stored in the run folder holds each
+chart once and no copy of the library. For ``report.html`` each chart becomes a ``<div>`` and a
+``Plotly.newPlot`` call with a fixed id, so the same run renders the same page.
 """
 
 from __future__ import annotations
 
-import html
-import json
+import copy
 import logging
-import re
-import time
 from pathlib import Path
 from typing import Any
 
 from cryptosweep.errors import ReportError, UserError
 from cryptosweep.files import unwritable, write_text_atomic
+from cryptosweep.index_page import run_summaries, write_index
+from cryptosweep.offline import ensure_plotly_js, library_tags, with_library, without_cdn_scripts
 from cryptosweep.paths import NOTEBOOKS
 from cryptosweep.results import latest_file
 
 log = logging.getLogger(__name__)
 
+__all__ = ["charts_as_html", "export_optuna", "render_report", "run_summaries", "write_index"]
+
 ANALYSIS_NOTEBOOK = NOTEBOOKS / "analysis.ipynb"
 KERNEL = "cryptosweep"
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+#: A chart's height when its layout does not set one (what plotly's notebook output used).
+DEFAULT_CHART_HEIGHT = "525px"
 
 
 def check_report_targets(run_dir: Path, index: bool = True) -> None:
@@ -42,7 +51,8 @@ def check_report_targets(run_dir: Path, index: bool = True) -> None:
 
 def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900) -> Path:
     """Execute ``notebooks/analysis.ipynb`` on ``run_dir`` into ``run_dir/notebooks/`` and
-    convert it to ``run_dir/report.html`` (``nbconvert --to html --no-input``)."""
+    convert it to ``run_dir/report.html`` (``nbconvert --to html --no-input``), which loads
+    plotly.js from the folder above (written there once)."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
@@ -65,110 +75,37 @@ def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900)
             f"(see {executed})") from None
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    notebook = charts_as_html(nbformat.read(executed, as_version=4))
+    body, _ = exporter.from_notebook_node(notebook)
     target = run_dir / "report.html"
-    write_text_atomic(target, offline_html(body))
+    library = ensure_plotly_js(run_dir.parent)
+    write_text_atomic(target, with_library(without_cdn_scripts(body),
+                                           library_tags(target, library)))
     log.info("wrote report: %s", target)
     return target
 
 
-EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>", re.I)
+def charts_as_html(notebook: Any) -> Any:
+    """A copy of an executed notebook in which every plotly chart (JSON mimetype) also has the
+    ``text/html`` nbconvert shows: a ``<div>`` with a fixed id (``chart-<n>``, in page order)
+    and its ``Plotly.newPlot`` call, without the library."""
+    import plotly.io as pio
 
-
-def offline_html(page: str) -> str:
-    """Drop ``<script src="https://...">`` tags: nbconvert's template links require.js and
-    MathJax from a CDN, and plotly's notebook output links MathJax per chart. The charts use no
-    LaTeX, and plotly.js itself is embedded, so nothing is lost offline."""
-    return EXTERNAL_SCRIPT.sub("", page)
-
-
-def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
-    """One row per run folder under ``log_dir`` that has a results file, oldest first."""
-    rows = []
-    for results_path in sorted(log_dir.glob("*/sweep_results_*.json")):
-        run_dir = results_path.parent
-        try:
-            results = json.loads(results_path.read_text())
-            created_at = results["run"]["created_at"]
-            sweep_type = results["sweep_type"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
-            continue  # half-written, or written by a version without these fields
-        best = results.get("best") or {}
-        holdout = best.get("holdout") or {}
-        overfitting = results.get("overfitting") or {}
-        dsr = (overfitting.get("dsr") or {}).get("dsr")
-        pbo = (overfitting.get("pbo") or {}).get("pbo")
-        checks = results.get("reproducibility_check") or []
-        rows.append({
-            "run": run_dir.name,
-            "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(created_at)),
-            "created_at": created_at,
-            "strategy": sweep_type,
-            "best": best.get("score"),
-            "holdout": holdout.get("holdout_sharpe"),
-            "dsr": dsr,
-            "pbo": pbo,
-            "status": "ok" if all(c["status"] == "PASS" for c in checks) else "repro FAIL",
-            "report": (f"{run_dir.name}/report.html" if (run_dir / "report.html").exists()
-                       else f"{run_dir.name}/{results_path.name}"),
-        })
-    return sorted(rows, key=lambda row: row["created_at"])
-
-
-def write_index(log_dir: str | Path) -> Path:
-    """``log_dir/index.html``: every run with its scores and a link, and the best score and
-    DSR over time."""
-    import plotly.graph_objects as go
-
-    log_dir = Path(log_dir)
-    rows = run_summaries(log_dir)
-    figure = go.Figure()
-    dates = [row["date"] for row in rows]
-    figure.add_scatter(x=dates, y=[row["best"] for row in rows], name="best validation score",
-                       mode="lines+markers")
-    figure.add_scatter(x=dates, y=[row["dsr"] for row in rows], name="DSR of the winner",
-                       mode="lines+markers", yaxis="y2")
-    figure.update_layout(
-        title="Across nights", template="plotly_white", xaxis_title="run (UTC)",
-        yaxis_title="Sharpe (annualised)", yaxis2={"title": "DSR", "overlaying": "y",
-                                                   "side": "right", "range": [0, 1]},
-    )
-    chart = figure.to_html(full_html=False, include_plotlyjs=True)
-    body = "\n".join(_index_row(row) for row in reversed(rows))
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>cryptosweep runs</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}
-</style></head><body>
-<h1>cryptosweep runs</h1>
-<p>{len(rows)} run(s) in {html.escape(str(log_dir))}; regenerated
-{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.</p>
-<table><thead><tr><th>run</th><th>date (UTC)</th><th>strategy</th><th>best</th>
-<th>holdout</th><th>DSR</th><th>PBO</th><th>status</th></tr></thead>
-<tbody>
-{body}
-</tbody></table>
-{chart}
-</body></html>
-"""
-    target = log_dir / "index.html"
-    write_text_atomic(target, page)
-    return target
-
-
-def _index_row(row: dict[str, Any]) -> str:
-    def number(value: float | None) -> str:
-        return "–" if value is None else f"{value:+.3f}"
-
-    def share(value: float | None) -> str:
-        return "–" if value is None else f"{value:.2f}"
-
-    link = html.escape(row["report"])
-    return (f"<tr><td><a href=\"{link}\">{html.escape(row['run'])}</a></td>"
-            f"<td>{row['date']}</td><td>{html.escape(row['strategy'])}</td>"
-            f"<td>{number(row['best'])}</td><td>{number(row['holdout'])}</td>"
-            f"<td>{share(row['dsr'])}</td><td>{share(row['pbo'])}</td>"
-            f"<td>{html.escape(row['status'])}</td></tr>")
+    notebook = copy.deepcopy(notebook)
+    number = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            chart = (output.get("data") or {}).get(PLOTLY_MIMETYPE)
+            if chart is None:
+                continue
+            number += 1
+            figure = {"data": chart.get("data", []), "layout": chart.get("layout", {})}
+            output["data"]["text/html"] = pio.to_html(
+                figure, config=chart.get("config") or {}, include_plotlyjs=False,
+                include_mathjax=False, full_html=False, div_id=f"chart-{number}",
+                default_height=DEFAULT_CHART_HEIGHT, validate=False,
+            )
+    return notebook
 
 
 def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path:

@@ -15,9 +15,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptosweep.caveats import (
+    fold_scores,
+    fold_stability,
+    fold_trades,
+    min_trades_of,
+    small_sample,
+)
+from cryptosweep.deployment import criterion_lines
+from cryptosweep.formatting import param_lines, signed
 from cryptosweep.store import EvaluationRow, TrialStore
+from cryptosweep.verdict import Verdict, verdict
 
 RESULTS_SCHEMA = "cryptosweep.sweep_results/1"
+#: The ``schema`` of a best-configs file: each of its ``configurations`` carries what
+#: ``cryptosweep.production.train_model`` needs (``objective_spec``, ``data``).
+BEST_CONFIGS_SCHEMA = "cryptosweep.best_configs/1"
+#: The name the nightly publishes the latest best-configs file under, in its models folder.
+BEST_CONFIGS_LATEST = "best_configs_latest.json"
+#: What a configuration entry of a best-configs file says of the data its run swept.
+BEST_CONFIGS_DATA_KEYS = ("path", "sha256", "bars", "first_bar", "last_bar", "bar_interval",
+                          "periods_per_year", "holdout_first_bar")
 
 
 def evaluation_record(row: EvaluationRow) -> dict[str, Any]:
@@ -39,8 +57,11 @@ def build_results(
     *, config: dict[str, Any], config_hash: str, seed: int, run: dict[str, Any],
     data: dict[str, Any] | None, strategy: dict[str, Any], rows: list[EvaluationRow],
     top: list[dict[str, Any]], reproducibility_check: list[dict[str, Any]],
-    overfitting: dict[str, Any] | None = None,
+    overfitting: dict[str, Any] | None = None, baselines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The results file's content; the deployment gate's decision is added to it by
+    :func:`cryptosweep.finalize.finalize_run` (:func:`cryptosweep.deployment.decide` reads
+    the rest)."""
     finished = [row for row in rows if row.status in ("done", "failed")]
     return {
         "schema": RESULTS_SCHEMA,
@@ -60,6 +81,7 @@ def build_results(
         "compute_spent": compute_spent(finished),
         "best": top[0] if top else None,
         "top_k": top,
+        "baselines": baselines,
         "reproducibility_check": reproducibility_check,
         "overfitting": overfitting,
         "evaluations": [evaluation_record(row) for row in rows],
@@ -80,11 +102,26 @@ def compute_spent(rows: list[EvaluationRow]) -> dict[str, Any]:
 
 
 def best_configs(results: dict[str, Any], framework_params: dict[str, Any]) -> dict[str, Any]:
-    """The deployment export: ``configurations[0]`` is the winner; ``trading_params`` and
-    ``entry_model`` repeat it in the shape the production code loads."""
-    top = results["top_k"]
+    """The deployment export (``schema`` :data:`BEST_CONFIGS_SCHEMA`): ``configurations[0]``
+    is the winner; ``trading_params`` and ``entry_model`` repeat it in the shape the production
+    code loads; ``deployment`` is the gate's decision on it and ``baselines`` what it was
+    measured against (:mod:`cryptosweep.deployment`).
+
+    Each configuration is the run's top-k entry (params, budget, seed, score, metrics with
+    ``rounds``, holdout, ...) plus ``objective_spec`` (the run's
+    :class:`~cryptosweep.config.ObjectiveSpec` payload: labels, fees, slippage, shorts, rounds
+    per unit, threads, the data path, loader options and holdout fraction) and ``data`` (the
+    swept data: :data:`BEST_CONFIGS_DATA_KEYS`), so that one entry alone is enough to train
+    the model it describes: ``train_model(best["configurations"][0])``; and its ``edge`` over
+    the baselines."""
+    from cryptosweep.config import validate_config
+
+    spec = validate_config(results["config"], "results config").objective_spec().to_payload()
+    data = {key: (results.get("data") or {}).get(key) for key in BEST_CONFIGS_DATA_KEYS}
+    top = [{**item, "objective_spec": spec, "data": data} for item in results["top_k"]]
     winner = top[0] if top else None
     return {
+        "schema": BEST_CONFIGS_SCHEMA,
         "configurations": top,
         "trading_params": winner["params"]["trading"] if winner else {},
         "entry_model": {
@@ -96,6 +133,8 @@ def best_configs(results: dict[str, Any], framework_params: dict[str, Any]) -> d
         } if winner else {},
         "seed": results["seed"],
         "config_hash": results["config_hash"],
+        "baselines": results.get("baselines"),
+        "deployment": results.get("deployment"),
         "source_run": results["run"]["name"],
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -137,9 +176,16 @@ def _per_year(results: dict[str, Any]) -> str:
 
 
 def text_report(results: dict[str, Any]) -> str:
-    """A short human-readable summary of a run."""
+    """A short human-readable summary of a run, led by its verdict
+    (:func:`cryptosweep.verdict.verdict`: the deployment gate's decision) and the gate's
+    criteria one by one."""
     run, counts = results["run"], results["counts"]
+    metric = results["config"]["objective"]["metric"]
+    min_trades = min_trades_of(results)
     lines = [
+        *verdict_lines(verdict(results)),
+        *criterion_lines(results.get("deployment")),
+        "",
         f"cryptosweep run {run['name']}",
         "=" * (17 + len(run["name"])),
         f"sweep type     : {results['sweep_type']}",
@@ -151,21 +197,13 @@ def text_report(results: dict[str, Any]) -> str:
         f"({results['compute_spent']['total']:g} trained; promotions continue from checkpoints)",
         f"wall time      : {run.get('wall_time_s', 0):.1f} s",
         "",
-        f"top {len(results['top_k'])} (validation = mean over walk-forward folds of "
-        f"{results['config']['objective']['metric']}; annualised with {_per_year(results)}):",
+        f"top {len(results['top_k'])} (validation = mean over walk-forward folds of {metric} "
+        f"± its standard deviation across folds; annualised with {_per_year(results)}; "
+        f"† or 'small sample' = fewer than {min_trades} trades):",
     ]
     for item in results["top_k"]:
-        holdout = item.get("holdout") or {}
-        lines.append(
-            f"  #{item['rank']} eval {item['eval_id']:>4}  {item['params']['model']:<9}"
-            f" validation {item['score']:+.3f}"
-            + (f"  holdout {holdout['holdout_sharpe']:+.3f} ({holdout['holdout_trades']} trades)"
-               if "holdout_sharpe" in holdout else "")
-        )
-        if (item.get("metrics") or {}).get("penalty"):
-            lines.append(f"      penalty: {item['metrics']['penalty']}")
-        lines.append(f"      trading {json.dumps(item['params']['trading'], sort_keys=True)}")
-        lines.append(f"      model   {json.dumps(item['params']['entry_model'], sort_keys=True)}")
+        lines += _top_item_lines(item, metric, min_trades)
+    lines += _baseline_lines(results)
     overfitting = results.get("overfitting") or {}
     dsr, pbo = overfitting.get("dsr") or {}, overfitting.get("pbo") or {}
     if dsr.get("dsr") is not None or pbo:
@@ -188,6 +226,60 @@ def text_report(results: dict[str, Any]) -> str:
         lines += ["", f"failures ({len(failures)}):"]
         lines += [f"  eval {e['eval_id']}: {e['error']}" for e in failures[:20]]
     return "\n".join(lines) + "\n"
+
+
+def _baseline_lines(results: dict[str, Any]) -> list[str]:
+    baselines = results.get("baselines")
+    if not baselines:
+        return []
+    metric = results["config"]["objective"]["metric"]
+    lines = ["", f"baselines ({metric} on the same test blocks and holdout, same fees and "
+                 "slippage; a winner that does not beat flat has no edge):"]
+    for name, label in (("flat", "flat (never trade)"), ("buy_and_hold", "buy-and-hold")):
+        baseline = baselines[name]
+        holdout = baseline.get("holdout") or {}
+        lines.append(
+            f"  {label:<18} validation {baseline['score']:+.3f}"
+            + (f"  holdout {holdout[f'holdout_{metric}']:+.3f} ({holdout['holdout_trades']} "
+               f"trade{'' if holdout['holdout_trades'] == 1 else 's'})" if holdout else ""))
+    return lines
+
+
+def verdict_lines(decided: Verdict) -> list[str]:
+    """The verdict as the first lines of the text report."""
+    lines = [f"VERDICT: {decided.label} ({decided.basis})", f"  {decided.reason}",
+             f"  {decided.headline()}"]
+    lines += [f"  ! {flag}" for flag in decided.flags]
+    return lines
+
+
+def _top_item_lines(item: dict[str, Any], metric: str, min_trades: int) -> list[str]:
+    metrics = item.get("metrics") or {}
+    holdout = item.get("holdout") or {}
+    scores = fold_scores(metrics, metric)
+    stability = fold_stability(scores) if scores else None
+    spread = f" ± {stability.spread:.2f}" if stability and len(scores) > 1 else ""
+    text = (f"  #{item['rank']} eval {item['eval_id']:>4}  {item['params']['model']:<9}"
+            f" validation {signed(item['score'])}{spread}")
+    if scores:
+        trades = fold_trades(metrics)
+        marked = [signed(score) + ("†" if k < len(trades) and small_sample(trades[k], min_trades)
+                                   else "") for k, score in enumerate(scores)]
+        text += f" (folds {' '.join(marked)})"
+    if f"holdout_{metric}" in holdout:
+        trades = holdout.get("holdout_trades")
+        text += (f"  holdout {signed(holdout[f'holdout_{metric}'])} ({trades} trades"
+                 + (", small sample)" if small_sample(trades, min_trades) else ")"))
+    if (item.get("edge") or {}).get("label"):  # does not beat never trading
+        text += f"  [{item['edge']['label']}]"
+    lines = [text]
+    if metrics.get("penalty"):
+        lines.append(f"      penalty: {metrics['penalty']}")
+    if stability and stability.note():
+        lines.append(f"      unstable: {stability.note()}")
+    lines.append(f"      trading: {', '.join(param_lines(item['params']['trading']))}")
+    lines.append(f"      model:   {', '.join(param_lines(item['params']['entry_model']))}")
+    return lines
 
 
 # ------------------------------------------------------------------------ reading a run back

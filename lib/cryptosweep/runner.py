@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.checkpoints import checkpoint_spec
+from cryptosweep.checkpoints import checkpoint_spec, remove_checkpoints
 from cryptosweep.config import (
     SweepConfig,
     config_as_made,
@@ -97,6 +97,7 @@ class SweepLoop:
         self.show_progress, self.use_gpu = show_progress, use_gpu
         self.spec = config.objective_spec().to_payload()
         self._trial_ids: dict[int, int] = {}
+        self._budgets: dict[int, float] = {}
         self._payloads: dict[int, dict[str, Any]] = {}
         self._finished = self._failed = 0  # every finished evaluation, journaled ones included
 
@@ -109,7 +110,8 @@ class SweepLoop:
         if journal:
             log.info("resuming: %d evaluations in the journal, %d finished (%d failed)",
                      len(journal), finished_before, self._failed)
-        progress = Progress(strategy.total_evaluations, self.show_progress, finished_before)
+        progress = Progress(strategy.total_evaluations, self.show_progress, finished_before,
+                            full_budget=float(self.config.full_budget_units))
         capacity = max(1, self.executor.capacity)
         try:
             while True:
@@ -120,7 +122,7 @@ class SweepLoop:
                     replayed = self._journal_or_submit(request, journal.get(request.eval_id))
                     if replayed is not None:  # finished before an interruption: told again
                         strategy.tell(replayed)
-                        progress.best = _best(progress.best, replayed.score)
+                        progress.observe(replayed.score, request.budget)
                 if self.executor.in_flight == 0:
                     if strategy.finished:
                         break
@@ -131,7 +133,8 @@ class SweepLoop:
                     if outcome.status == "lost" and self._retry(outcome):
                         continue
                     strategy.tell(self._record(outcome))
-                    progress.update(outcome.score, failed=outcome.status != "done")
+                    progress.update(outcome.score, self._budgets[outcome.eval_id],
+                                    failed=outcome.status != "done")
                     self._check_failures()
         finally:
             progress.close()
@@ -142,6 +145,7 @@ class SweepLoop:
     ) -> EvalResult | None:
         """A finished journaled evaluation is returned as its result; anything else is run."""
         self._trial_ids[request.eval_id] = request.trial_id
+        self._budgets[request.eval_id] = request.budget
         if row is not None:
             _check_replay(row, request)
             if row.status in ("done", "failed"):
@@ -221,12 +225,6 @@ class SweepLoop:
         )
         trial_id = self._trial_ids[outcome.eval_id]
         return EvalResult(outcome.eval_id, trial_id, outcome.status, outcome.score)  # type: ignore[arg-type]
-
-
-def _best(best: float | None, score: float | None) -> float | None:
-    if score is None:
-        return best
-    return score if best is None or score > best else best
 
 
 def _check_replay(row: EvaluationRow, request: EvalRequest) -> None:
@@ -508,18 +506,22 @@ def _execute(
              executor.description)
     monitor = ResourceMonitor(store).start()
     started = time.time()
-    try:
-        with executor:
+    with executor:
+        try:
             strategy = SweepLoop(config, seed, store, executor, show_progress,
                                  use_gpu=use_gpu).run()
-    except SweepFailedError:
-        store.set_meta(status="failed")
-        raise
-    finally:
-        monitor.stop()
-    log.info("search finished in %.1f s; evaluating the top %d on the holdout",
-             time.time() - started, config.reporting.top_k)
-    files, results = finalize_run(config, seed, run_dir, store, stamp, strategy)
+        except SweepFailedError:
+            store.set_meta(status="failed")
+            raise
+        finally:
+            monitor.stop()  # its last sample is in resource_usage_*.json, written next
+        log.info("search finished in %.1f s; evaluating the top %d on the holdout",
+                 time.time() - started, config.reporting.top_k)
+        # On the executor while it is up: its workers already hold the data.
+        finalizing = time.time()
+        files, results = finalize_run(config, seed, run_dir, store, stamp, strategy,
+                                      executor, use_gpu)
+        log.info("end of the sweep took %.1f s", time.time() - finalizing)
     if not results["counts"]["done"]:
         # Its files are written (the report shows why), but there is no winner.
         store.set_meta(status="failed", finished_at=time.time())
@@ -529,6 +531,11 @@ def _execute(
             f"{reasons[0] if reasons else 'none recorded'}; see {files['report']}"
         )
     store.set_meta(status="complete", finished_at=time.time())
+    if not config.reporting.keep_checkpoints:
+        freed = remove_checkpoints(run_dir)
+        if freed:
+            log.info("removed the run's checkpoints (%.1f MB; reporting.keep_checkpoints keeps "
+                     "them)", freed / 2**20)
     log.info("run folder: %s", run_dir)
     return SweepResult(run_dir=run_dir, files=files, results=results)
 

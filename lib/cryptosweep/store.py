@@ -10,8 +10,11 @@ Tables:
   evaluation, and this table proves it.
 * ``extra_evaluations`` — holdout results and reproducibility re-runs of the final top-k.
 * ``returns`` — per-bar out-of-sample returns of each evaluation (walk-forward test bars) and
-  of the holdout runs, as little-endian float64 bytes (not pickle), for the overfitting
-  diagnostics and equity curves.
+  of the holdout runs, as little-endian float64 bytes (not pickle), zlib-compressed when that
+  is shorter (bars without a position return exactly 0, so it usually is: about a third of
+  the size), for the overfitting diagnostics and equity curves. A blob of exactly ``8 * n``
+  bytes is raw, any other length compressed, so journals written before compression read
+  the same.
 * ``resource_samples`` — host and GPU samples from the monitor.
 
 WAL mode with ``synchronous=FULL``: each finished evaluation is durable once
@@ -30,6 +33,7 @@ import os
 import sqlite3
 import threading
 import urllib.parse
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -44,6 +48,23 @@ from cryptosweep.files import canonical_json, unwritable
 #: The journal's layout; written to ``meta`` when a run starts.
 SCHEMA_VERSION = 1
 DB_NAME = "sweep.db"
+
+def pack_returns(returns: np.ndarray | list[float]) -> tuple[int, bytes]:
+    """Per-bar returns as ``(n, blob)``: little-endian float64 bytes, zlib-compressed only
+    when that makes them shorter (see the module docstring)."""
+    raw = np.asarray(returns, dtype="<f8").tobytes()
+    packed = zlib.compress(raw, 6)
+    return len(raw) // 8, packed if len(packed) < len(raw) else raw
+
+
+def unpack_returns(n: int, blob: bytes) -> np.ndarray:
+    """The inverse of :func:`pack_returns`: ``n`` float64 values, bit for bit."""
+    raw = blob if len(blob) == 8 * n else zlib.decompress(blob)
+    values = np.frombuffer(raw, dtype="<f8")
+    if len(values) != n:
+        raise ValueError(f"a returns blob holds {len(values)} values, the journal says {n}")
+    return values
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -356,10 +377,9 @@ class TrialStore:
         out-of-sample returns, in one transaction."""
         with self._transaction() as cur:
             if returns is not None:
-                data = np.asarray(returns, dtype="<f8")
                 cur.execute(
                     "INSERT OR REPLACE INTO returns(kind, eval_id, n, data) "
-                    "VALUES ('validation', ?, ?, ?)", (eval_id, len(data), data.tobytes()),
+                    "VALUES ('validation', ?, ?, ?)", (eval_id, *pack_returns(returns)),
                 )
             cur.execute(
                 "UPDATE evaluations SET status=?, score=?, metrics=?, error=?, worker=?, device=?, "
@@ -418,20 +438,19 @@ class TrialStore:
     # ----------------------------------------------------------------------- per-bar returns
 
     def put_returns(self, kind: str, eval_id: int, returns: np.ndarray | list[float]) -> None:
-        data = np.asarray(returns, dtype="<f8")
         with self._transaction() as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO returns(kind, eval_id, n, data) VALUES (?, ?, ?, ?)",
-                (kind, eval_id, len(data), data.tobytes()),
+                (kind, eval_id, *pack_returns(returns)),
             )
 
     def get_returns(self, kind: str) -> dict[int, np.ndarray]:
         """``eval_id`` → per-bar returns of that kind (``validation`` or ``holdout``)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT eval_id, data FROM returns WHERE kind = ? ORDER BY eval_id", (kind,)
+                "SELECT eval_id, n, data FROM returns WHERE kind = ? ORDER BY eval_id", (kind,)
             ).fetchall()
-        return {eval_id: np.frombuffer(data, dtype="<f8") for eval_id, data in rows}
+        return {eval_id: unpack_returns(n, data) for eval_id, n, data in rows}
 
     # ---------------------------------------------------------------------- resource samples
 

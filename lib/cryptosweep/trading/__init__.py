@@ -19,7 +19,10 @@ from cryptosweep.trading.labels import fixed_horizon_labels, triple_barrier_labe
 from cryptosweep.trading.metrics import METRIC_NAMES, performance
 from cryptosweep.trading.models import EntryModel, make_entry_model
 from cryptosweep.trading.objective import (
+    Predictions,
     check_spec,
+    configuration_predictions,
+    evaluate_baselines,
     evaluate_holdout,
     evaluate_trial,
     full_rounds,
@@ -32,12 +35,15 @@ __all__ = [
     "BacktestResult",
     "EntryModel",
     "Fold",
+    "Predictions",
     "Trade",
     "annualised_sharpe",
     "build_features",
     "cached_features",
     "check_spec",
     "clear_feature_cache",
+    "configuration_predictions",
+    "evaluate_baselines",
     "evaluate_holdout",
     "evaluate_trial",
     "feature_cache_key",

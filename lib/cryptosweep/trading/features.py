@@ -43,6 +43,19 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "dow_cos",
 )
 
+#: Bars before the first bar with every feature complete (the features' warm-up): a return
+#: over ``w`` bars and a volatility of ``w`` one-bar returns start at bar ``w``, a z-score over
+#: ``w`` volumes at ``w - 1``, RSI at its period, the MACD signal line after the slow average's
+#: ``slow - 1`` bars and its own ``signal - 1``, Bollinger at its window less one.
+WARM_UP_BARS = max(
+    max(RETURN_WINDOWS),
+    max(VOLATILITY_WINDOWS),
+    max(VOLUME_WINDOWS) - 1,
+    RSI_PERIOD,
+    MACD_SPANS[1] - 1 + MACD_SPANS[2] - 1,
+    BOLLINGER[0] - 1,
+)
+
 CacheKey = tuple[str, tuple[tuple[str, int, int], ...], LoadOptions]
 _CACHE_SIZE = 4
 _cache: OrderedDict[CacheKey, tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()

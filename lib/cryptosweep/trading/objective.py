@@ -20,6 +20,16 @@ Protocol of :func:`evaluate_trial`:
 6. score: the mean over folds of the configured metric (default: annualised Sharpe). A trial
    with no trade at all scores 0 and says so in ``penalty``; a model error fails the trial.
 
+The steps are public functions, and every consumer goes through them, so that what the sweep
+scores and what production trades cannot drift apart: :func:`load_market` /
+:func:`market_from_candles` (arrays and features of a data source), :func:`training_labels`,
+:func:`purged_training_rows` (purged: the label ends before the cutoff),
+:func:`train_before` (labels, rows and fit for the bars before a cutoff: the holdout model and
+``cryptosweep.production.train_model``), :func:`fit_entry_model`, :func:`predict_probabilities`,
+:func:`entry_signals` (the threshold rule), :func:`backtest_bars` and
+:func:`configuration_predictions` (per validation fold and the holdout: the bars and their
+probabilities).
+
 AFML: López de Prado (2018), *Advances in Financial Machine Learning*.
 """
 
@@ -48,11 +58,12 @@ from cryptosweep.intervals import (
 )
 from cryptosweep.reproducibility import ReproducibilityManager
 from cryptosweep.trading.backtest import BacktestResult, simulate
+from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
 from cryptosweep.trading.data import data_files, sample_data_path
-from cryptosweep.trading.features import cached_features
+from cryptosweep.trading.features import build_features, cached_features
 from cryptosweep.trading.labels import fixed_horizon_labels, triple_barrier_labels
 from cryptosweep.trading.metrics import performance
-from cryptosweep.trading.models import checkpoint_path, make_entry_model
+from cryptosweep.trading.models import ContinuableEntryModel, checkpoint_path, make_entry_model
 from cryptosweep.trading.validation import holdout_split, test_blocks, walk_forward_folds
 
 
@@ -89,8 +100,10 @@ class TradingParams:
 
 
 @dataclass(frozen=True)
-class _Market:
-    """The cached series, its arrays, and where the holdout starts."""
+class Market:
+    """A series of candles as the objective reads it: the frames, float64 arrays of prices and
+    features (row ``t`` of ``features`` reads bars ``<= t`` only), where the holdout starts,
+    and the bar interval with its bars per year."""
 
     ohlcv: pd.DataFrame
     features_frame: pd.DataFrame
@@ -109,6 +122,20 @@ class _Market:
 def full_rounds(resource: float, rounds_per_unit: float) -> int:
     """Boosting rounds for a budget: ``max(1, floor(resource * rounds_per_unit + 0.5))``."""
     return max(1, math.floor(resource * rounds_per_unit + 0.5))
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """The out-of-sample probabilities of one configuration on one block of bars: ``block``
+    (``"fold 0"``, ``"fold 1"``, ..., ``"holdout"``), the bar positions ``bars`` and their open
+    ``times``, ``proba`` (P(entry pays) per bar, NaN where a feature is missing) and whether
+    the block's model ``continued`` from a checkpoint."""
+
+    block: str
+    bars: np.ndarray
+    times: pd.DatetimeIndex
+    proba: np.ndarray
+    continued: bool = False
 
 
 def evaluate_trial(
@@ -138,27 +165,15 @@ def evaluate_trial(
     settings = spec.objective
     trading = TradingParams.from_params(params)
     rounds = full_rounds(resource, settings.rounds_per_unit)
-    with clock("data"):
-        market = _market(spec)
-    with clock("labels"):
-        labels, label_end = _dev_labels(market, trading, settings)
-    try:
-        folds = walk_forward_folds(
-            market.holdout_start, settings.folds, label_end, settings.embargo_bars,
-            settings.min_train_bars,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"objective: {exc}") from None
-    repro = trial_reproducibility(spec, seed, device)
     per_fold, returns, continued = [], [], []
-    for k, fold in enumerate(folds):
-        train = _usable_rows(fold.train, market.features, labels, f"fold {k}")
-        files = _checkpoint_files(checkpoint, params, k, rounds, settings.rounds_per_unit)
-        proba, fold_continued = _fit_predict(params, repro, rounds, market.features, labels,
-                                             train, fold.test, clock, *files)
-        continued.append(fold_continued)
+    market: Market | None = None
+    for block in fold_predictions(params, resource, seed, spec, device, checkpoint=checkpoint,
+                                  clock=clock):
+        if market is None:
+            market = load_market(spec)
+        continued.append(block.continued)
         with clock("backtest"):
-            result = _backtest(market, fold.test, proba, trading, settings)
+            result = backtest_bars(market, block.bars, block.proba, trading, settings)
             per_fold.append(performance(result.returns, result.trades, result.positions,
                                         periods_per_year=market.periods_per_year))
         returns.append(result.returns)
@@ -193,26 +208,133 @@ def evaluate_holdout(
     a ``holdout_`` prefix, ``holdout_bars``, and ``holdout_returns`` (per bar).
     """
     spec = ObjectiveSpec.of(spec)
-    settings = spec.objective
-    if spec.data.holdout_fraction <= 0.0:
-        raise ConfigError("data.holdout_fraction is 0: there is no holdout to evaluate")
     trading = TradingParams.from_params(params)
-    rounds = full_rounds(resource, settings.rounds_per_unit)
-    market = _market(spec)
-    n_dev, n_all = market.holdout_start, len(market.open_)
-    labels, label_end = _dev_labels(market, trading, settings)
-    candidates = np.flatnonzero(label_end < n_dev)
-    train = _usable_rows(candidates, market.features, labels, "holdout training")
-    test = np.arange(n_dev, n_all, dtype="int64")
-    repro = trial_reproducibility(spec, seed, device)
-    proba, _ = _fit_predict(params, repro, rounds, market.features, labels, train, test)
-    result = _backtest(market, test, proba, trading, settings)
+    block = holdout_predictions(params, resource, seed, spec, device)
+    market = load_market(spec)
+    result = backtest_bars(market, block.bars, block.proba, trading, spec.objective)
     metrics = performance(result.returns, result.trades, result.positions,
                           periods_per_year=market.periods_per_year)
     out: dict[str, Any] = {f"holdout_{name}": value for name, value in metrics.items()}
-    out["holdout_bars"] = len(test)
+    out["holdout_bars"] = len(block.bars)
     out["holdout_returns"] = [float(r) for r in result.returns]
     return out
+
+
+def evaluate_baselines(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
+    """Flat and buy-and-hold (:mod:`cryptosweep.trading.baselines`) on the trials' own bars:
+    every walk-forward test block and the holdout, with the spec's fees, slippage and bar
+    interval.
+
+    Returns ``{"flat": ..., "buy_and_hold": ...}``, each with ``folds`` (every metric of
+    :func:`~cryptosweep.trading.metrics.performance` per test block, as in a trial's
+    ``folds``), ``metric`` and ``score`` (their mean of the configured metric, as a trial's
+    score) and ``holdout`` (the ``holdout_*`` metrics and ``holdout_bars``, as
+    :func:`evaluate_holdout` gives them; ``None`` without a holdout). Buy-and-hold enters at
+    each block's first open and exits at its last close: one round trip per block.
+    """
+    spec = ObjectiveSpec.of(spec)
+    settings = spec.objective
+    market = load_market(spec)
+    n_dev, n_all = market.holdout_start, len(market.open_)
+
+    def run(name: str, bars: slice) -> BacktestResult:
+        if name == "flat":
+            return flat(bars.stop - bars.start)
+        return buy_and_hold(market.open_[bars], market.high[bars], market.low[bars],
+                            market.close[bars], fees_bps=settings.fees_bps,
+                            slippage_bps=settings.slippage_bps)
+
+    def metrics(result: BacktestResult) -> dict[str, Any]:
+        return performance(result.returns, result.trades, result.positions,
+                           periods_per_year=market.periods_per_year)
+
+    out: dict[str, Any] = {}
+    for name in BASELINES:
+        folds = [metrics(run(name, slice(start, stop)))
+                 for start, stop in test_blocks(n_dev, settings.folds)]
+        holdout = None
+        if n_dev < n_all:
+            holdout = {f"holdout_{key}": value
+                       for key, value in metrics(run(name, slice(n_dev, n_all))).items()}
+            holdout["holdout_bars"] = n_all - n_dev
+        out[name] = {
+            "metric": settings.metric,
+            "score": float(np.mean([fold[settings.metric] for fold in folds])),
+            "folds": folds,
+            "holdout": holdout,
+        }
+    return out
+
+
+def fold_predictions(
+    params: dict[str, Any], resource: float, seed: int, spec: ObjectiveSpec | dict[str, Any],
+    device: str = "cpu", *, checkpoint: dict[str, Any] | None = None,
+    clock: _Stopwatch | None = None,
+) -> Iterator[Predictions]:
+    """Per purged walk-forward fold of the development bars, in order: the model fitted on the
+    fold's training rows (as :func:`evaluate_trial` fits it, checkpoints included) and its
+    probabilities on the fold's test block. Lazy: each fold is fitted when it is asked for."""
+    clock = clock or _Stopwatch(None)
+    spec = ObjectiveSpec.of(spec)
+    settings = spec.objective
+    trading = TradingParams.from_params(params)
+    rounds = full_rounds(resource, settings.rounds_per_unit)
+    with clock("data"):
+        market = load_market(spec)
+    with clock("labels"):
+        labels, label_end = training_labels(market, trading, settings, market.holdout_start)
+    try:
+        folds = walk_forward_folds(
+            market.holdout_start, settings.folds, label_end, settings.embargo_bars,
+            settings.min_train_bars,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"objective: {exc}") from None
+    repro = trial_reproducibility(spec, seed, device)
+    for k, fold in enumerate(folds):
+        train = usable_rows(fold.train, market.features, labels, f"fold {k}")
+        save_to, init_from = _checkpoint_files(checkpoint, params, k, rounds,
+                                               settings.rounds_per_unit)
+        model = fit_entry_model(params, repro, rounds, market.features, labels, train,
+                                clock=clock, save_to=save_to, init_from=init_from)
+        proba = predict_probabilities(model, market.features, fold.test, clock)
+        yield Predictions(block=f"fold {k}", bars=fold.test,
+                          times=market.ohlcv.index[fold.test], proba=proba,
+                          continued=bool(getattr(model, "last_fit_continued", False)))
+
+
+def holdout_predictions(
+    params: dict[str, Any], resource: float, seed: int, spec: ObjectiveSpec | dict[str, Any],
+    device: str = "cpu",
+) -> Predictions:
+    """The model trained on every development bar (:func:`train_before` the holdout start)
+    and its probabilities on the holdout bars: what :func:`evaluate_holdout` backtests."""
+    spec = ObjectiveSpec.of(spec)
+    if spec.data.holdout_fraction <= 0.0:
+        raise ConfigError("data.holdout_fraction is 0: there is no holdout to evaluate")
+    market = load_market(spec)
+    rounds = full_rounds(resource, spec.objective.rounds_per_unit)
+    n_dev, n_all = market.holdout_start, len(market.open_)
+    repro = trial_reproducibility(spec, seed, device)
+    model, _ = train_before(market, n_dev, params, rounds, repro, spec.objective,
+                            "holdout training")
+    test = np.arange(n_dev, n_all, dtype="int64")
+    proba = predict_probabilities(model, market.features, test)
+    return Predictions(block="holdout", bars=test, times=market.ohlcv.index[test], proba=proba)
+
+
+def configuration_predictions(
+    params: dict[str, Any], resource: float, seed: int, spec: ObjectiveSpec | dict[str, Any],
+    device: str = "cpu",
+) -> list[Predictions]:
+    """What a configuration predicted out of sample: one :class:`Predictions` per validation
+    fold (as the sweep scored it, trained from scratch) and, when the data has a holdout, the
+    holdout (as the sweep's holdout evaluation scored it)."""
+    spec = ObjectiveSpec.of(spec)
+    blocks = list(fold_predictions(params, resource, seed, spec, device))
+    if spec.data.holdout_fraction > 0.0:
+        blocks.append(holdout_predictions(params, resource, seed, spec, device))
+    return blocks
 
 
 def trial_reproducibility(spec: ObjectiveSpec, seed: int, device: str = "cpu"
@@ -243,7 +365,7 @@ def check_spec(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
     """
     spec = ObjectiveSpec.of(spec)
     settings = spec.objective
-    market = _market(spec)
+    market = load_market(spec)
     n_dev = market.holdout_start
     try:
         walk_forward_folds(n_dev, settings.folds, np.arange(1, n_dev + 1),
@@ -274,7 +396,7 @@ def check_spec(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _check_features_usable(market: _Market, path: str | None) -> None:
+def _check_features_usable(market: Market, path: str | None) -> None:
     """After the features' warm-up (their longest window), nearly every bar has every feature
     finite. Where none has, or most have not, the data themselves defeat float64 arithmetic
     (constant prices: zero variance; prices or volumes near 1e300 or 1e-300: overflow and
@@ -294,7 +416,7 @@ def _check_features_usable(market: _Market, path: str | None) -> None:
     )
 
 
-def _check_warm_up(market: _Market, settings: ObjectiveSettings) -> None:
+def _check_warm_up(market: Market, settings: ObjectiveSettings) -> None:
     """The first fold must have ``min_train_bars`` bars with complete features before its test
     block (less the embargo): the features' warm-up (the longest rolling window) comes first,
     and a fold that trains on warm-up bars only would fail every trial."""
@@ -324,9 +446,11 @@ def data_fingerprint(path: str | None) -> str:
 # --------------------------------------------------------------------------- steps
 
 
-def _market(spec: ObjectiveSpec) -> _Market:
-    """The cached frames as arrays, converted once per process and data version (the frames
-    come from the per-process feature cache; a new file version gives new frames)."""
+def load_market(spec: ObjectiveSpec | dict[str, Any]) -> Market:
+    """The :class:`Market` of the spec's data: the cached frames of the per-process feature
+    cache as arrays, converted once per process and data version (a new file version gives new
+    frames); the holdout starts at ``data.holdout_fraction``."""
+    spec = ObjectiveSpec.of(spec)
     ohlcv, features = cached_features(spec.data.path, **dict(data_options(spec.data)))
     holdout_fraction = spec.data.holdout_fraction
     with _markets_lock:
@@ -335,53 +459,73 @@ def _market(spec: ObjectiveSpec) -> _Market:
                     and market.holdout_fraction == holdout_fraction
                     and market.declared_interval == spec.data.bar_interval):
                 return market
-        interval = resolve_interval(detect_interval(ohlcv.index, spec.data.path or "sample"),
-                                    spec.data.bar_interval, spec.data.path or "sample")
-        market = _Market(
-            ohlcv=ohlcv,
-            features_frame=features,
-            holdout_fraction=holdout_fraction,
-            open_=ohlcv["open"].to_numpy(dtype="float64"),
-            high=ohlcv["high"].to_numpy(dtype="float64"),
-            low=ohlcv["low"].to_numpy(dtype="float64"),
-            close=ohlcv["close"].to_numpy(dtype="float64"),
-            features=features.to_numpy(dtype="float64"),
-            holdout_start=holdout_split(len(ohlcv), holdout_fraction),
-            declared_interval=spec.data.bar_interval,
-            bar_interval=interval,
-            periods_per_year=periods_per_year(interval),
-        )
-        for array in (market.open_, market.high, market.low, market.close, market.features):
-            array.flags.writeable = False  # shared by every trial of this process
+        market = market_from_candles(ohlcv, features, holdout_fraction=holdout_fraction,
+                                     declared_interval=spec.data.bar_interval,
+                                     source=spec.data.path or "sample")
         _markets.insert(0, market)
         del _markets[_MARKETS_KEPT:]
         return market
 
 
+def market_from_candles(
+    ohlcv: pd.DataFrame, features: pd.DataFrame | None = None, *,
+    holdout_fraction: float = 0.0, declared_interval: str | None = None,
+    source: object = "data",
+) -> Market:
+    """A :class:`Market` of candles in memory (the output of
+    :func:`~cryptosweep.trading.data.load_ohlcv`): ``features`` are built with
+    :func:`~cryptosweep.trading.features.build_features` unless given. The bar interval is
+    detected (a declared one must agree: :func:`~cryptosweep.intervals.resolve_interval`).
+    The arrays are read-only (a cached market is shared by every trial of a process)."""
+    if features is None:
+        features = build_features(ohlcv)
+    interval = resolve_interval(detect_interval(ohlcv.index, source), declared_interval, source)
+    market = Market(
+        ohlcv=ohlcv,
+        features_frame=features,
+        holdout_fraction=holdout_fraction,
+        open_=ohlcv["open"].to_numpy(dtype="float64"),
+        high=ohlcv["high"].to_numpy(dtype="float64"),
+        low=ohlcv["low"].to_numpy(dtype="float64"),
+        close=ohlcv["close"].to_numpy(dtype="float64"),
+        features=features.to_numpy(dtype="float64"),
+        holdout_start=holdout_split(len(ohlcv), holdout_fraction),
+        declared_interval=declared_interval,
+        bar_interval=interval,
+        periods_per_year=periods_per_year(interval),
+    )
+    for array in (market.open_, market.high, market.low, market.close, market.features):
+        array.flags.writeable = False
+    return market
+
+
 _MARKETS_KEPT = 4
-_markets: list[_Market] = []
+_markets: list[Market] = []
 _markets_lock = threading.Lock()
 
 
-def _dev_labels(
-    market: _Market, trading: TradingParams, settings: ObjectiveSettings
+def training_labels(
+    market: Market, trading: TradingParams, settings: ObjectiveSettings, stop: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Labels of the development bars, computed from development bars only."""
-    n = market.holdout_start
+    """``(label, label_end)`` of bars ``[0, stop)``, computed from those bars only (the
+    development bars for the sweep, ``stop`` = the holdout start): triple-barrier or
+    fixed-horizon as ``settings.labels`` says, with the trade's barriers, fees and slippage."""
     if settings.labels == "fixed_horizon":
-        development = market.ohlcv.iloc[:n]
+        development = market.ohlcv.iloc[:stop]
         return fixed_horizon_labels(development, trading.holding_period, settings.fees_bps)
     return triple_barrier_labels(
-        market.open_[:n], market.high[:n], market.low[:n], market.close[:n],
+        market.open_[:stop], market.high[:stop], market.low[:stop], market.close[:stop],
         take_profit=trading.take_profit, stop_loss=trading.stop_loss,
         max_holding=trading.holding_period, fees_bps=settings.fees_bps,
         slippage_bps=settings.slippage_bps,
     )
 
 
-def _usable_rows(
+def usable_rows(
     rows: np.ndarray, features: np.ndarray, labels: np.ndarray, what: str
 ) -> np.ndarray:
+    """The ``rows`` with complete features and a label; a ``ConfigError`` naming ``what`` when
+    none is left."""
     keep = np.isfinite(features[rows]).all(axis=1) & np.isfinite(labels[rows])
     usable = rows[keep]
     if len(usable) == 0:
@@ -390,6 +534,92 @@ def _usable_rows(
             "objective.min_train_bars or use fewer folds"
         )
     return usable
+
+
+def purged_training_rows(
+    features: np.ndarray, labels: np.ndarray, label_end: np.ndarray, cutoff: int, what: str
+) -> np.ndarray:
+    """The training rows for a model used from bar ``cutoff`` on: bars whose label ends before
+    ``cutoff`` (purged, AFML ch. 7.4) with complete features and a label."""
+    candidates = np.flatnonzero(label_end < cutoff)
+    return usable_rows(candidates, features, labels, what)
+
+
+def train_before(
+    market: Market, cutoff: int, params: dict[str, Any], rounds: int,
+    repro: ReproducibilityManager, settings: ObjectiveSettings, what: str,
+) -> tuple[ContinuableEntryModel, np.ndarray]:
+    """The entry model for the bars from ``cutoff`` on, and its training rows: labels of bars
+    ``[0, cutoff)`` from those bars only (:func:`training_labels`), the purged rows
+    (:func:`purged_training_rows`), fitted for ``rounds`` with ``repro``'s seed. The sweep's
+    holdout model (``cutoff`` = the holdout start) and production's ``train_model`` are this."""
+    trading = TradingParams.from_params(params)
+    labels, label_end = training_labels(market, trading, settings, cutoff)
+    train = purged_training_rows(market.features, labels, label_end, cutoff, what)
+    model = fit_entry_model(params, repro, rounds, market.features, labels, train)
+    return model, train
+
+
+def fit_entry_model(
+    params: dict[str, Any], repro: ReproducibilityManager, rounds: int, features: np.ndarray,
+    labels: np.ndarray, train: np.ndarray, *, clock: _Stopwatch | None = None,
+    save_to: Path | None = None, init_from: Path | None = None,
+) -> ContinuableEntryModel:
+    """The configuration's entry model (``params["model"]``, ``params["entry_model"]``) fitted
+    on the ``train`` rows for ``rounds`` rounds/epochs with ``repro``'s seed and switches; saved
+    to ``save_to`` and continued from ``init_from`` when given (Hyperband checkpoints)."""
+    clock = clock or _Stopwatch(None)
+    model = make_entry_model(str(params.get("model", "")), _section(params, "entry_model"), repro)
+    with clock("fit"):
+        model.fit(features[train], labels[train], rounds,
+                  init_from=init_from if init_from is not None and model.continues else None)
+    if save_to is not None:
+        with clock("checkpoint"):
+            model.save(save_to)
+    return model
+
+
+def predict_probabilities(
+    model: Any, features: np.ndarray, bars: np.ndarray, clock: _Stopwatch | None = None
+) -> np.ndarray:
+    """P(entry pays) for each of ``bars`` (NaN where a feature is missing). Every family
+    predicts a row the same whatever other rows are predicted with it, so a bar's probability
+    does not depend on the window it is asked in."""
+    clock = clock or _Stopwatch(None)
+    x = features[bars]
+    complete = np.isfinite(x).all(axis=1)
+    proba = np.full(len(bars), np.nan)
+    with clock("predict"):
+        if complete.any():
+            proba[complete] = model.predict_proba(x[complete])
+    return proba
+
+
+def entry_signals(proba: np.ndarray, threshold: float, allow_short: bool) -> np.ndarray:
+    """The signal per bar (int8): +1 (long) where P(entry pays) > ``threshold``; -1 (short)
+    where it is < ``1 - threshold`` when shorts are allowed; else 0 (and 0 where it is NaN)."""
+    signal = np.zeros(len(proba), dtype=np.int8)
+    known = np.isfinite(proba)
+    signal[known & (proba > threshold)] = 1
+    if allow_short:
+        signal[known & (proba < 1.0 - threshold)] = -1
+    return signal
+
+
+def backtest_bars(
+    market: Market, bars: np.ndarray, proba: np.ndarray, trading: TradingParams,
+    settings: ObjectiveSettings,
+) -> BacktestResult:
+    """:func:`~cryptosweep.trading.backtest.simulate` over the contiguous ``bars`` with the
+    :func:`entry_signals` of ``proba``: flat at the first bar, the trade rules, barriers, fees
+    and slippage of the configuration."""
+    signal = entry_signals(proba, trading.threshold, settings.allow_short)
+    return simulate(
+        market.open_[bars], market.high[bars], market.low[bars], market.close[bars], signal,
+        holding_period=trading.holding_period, stop_loss=trading.stop_loss,
+        take_profit=trading.take_profit, fees_bps=settings.fees_bps,
+        slippage_bps=settings.slippage_bps,
+    )
 
 
 def _budget_trained(resource: float, checkpoint: dict[str, Any] | None,
@@ -421,30 +651,6 @@ def _checkpoint_files(
     return save_to, checkpoint_path(folder, f"fold{fold}_r{before}", family)
 
 
-def _fit_predict(
-    params: dict[str, Any], repro: ReproducibilityManager, rounds: int, features: np.ndarray,
-    labels: np.ndarray, train: np.ndarray, test: np.ndarray, clock: _Stopwatch | None = None,
-    save_to: Path | None = None, init_from: Path | None = None,
-) -> tuple[np.ndarray, bool]:  # fmt: skip
-    """Predicted probabilities for the ``test`` bars (NaN where a feature is missing), and
-    whether the model continued from ``init_from``."""
-    clock = clock or _Stopwatch(None)
-    model = make_entry_model(str(params.get("model", "")), _section(params, "entry_model"), repro)
-    with clock("fit"):
-        model.fit(features[train], labels[train], rounds,
-                  init_from=init_from if init_from is not None and model.continues else None)
-    if save_to is not None:
-        with clock("checkpoint"):
-            model.save(save_to)
-    x_test = features[test]
-    complete = np.isfinite(x_test).all(axis=1)
-    proba = np.full(len(test), np.nan)
-    with clock("predict"):
-        if complete.any():
-            proba[complete] = model.predict_proba(x_test[complete])
-    return proba, bool(getattr(model, "last_fit_continued", False))
-
-
 class _Stopwatch:
     """``with clock("stage"):`` adds the block's wall time to ``timings[stage]`` (if given)."""
 
@@ -461,24 +667,6 @@ class _Stopwatch:
             yield
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
-
-
-def _backtest(
-    market: _Market, bars: np.ndarray, proba: np.ndarray, trading: TradingParams,
-    settings: ObjectiveSettings,
-) -> BacktestResult:
-    """Long where P(entry pays) > threshold; short where it is < 1 - threshold (if allowed)."""
-    signal = np.zeros(len(bars), dtype=np.int8)
-    known = np.isfinite(proba)
-    signal[known & (proba > trading.threshold)] = 1
-    if settings.allow_short:
-        signal[known & (proba < 1.0 - trading.threshold)] = -1
-    return simulate(
-        market.open_[bars], market.high[bars], market.low[bars], market.close[bars], signal,
-        holding_period=trading.holding_period, stop_loss=trading.stop_loss,
-        take_profit=trading.take_profit, fees_bps=settings.fees_bps,
-        slippage_bps=settings.slippage_bps,
-    )
 
 
 def _section(mapping: dict[str, Any], name: str) -> dict[str, Any]:

@@ -80,6 +80,9 @@ measurements in ``docs/continuation.md``, from ``benchmarks/continuation.py``):
   :func:`supports_continuation` is False (LightGBM ``rf`` and ``dart``; any GPU or
   non-deterministic device) ``init_from`` is ignored and the model retrains from scratch for
   ``budget``; ``last_fit_continued`` says which happened.
+- ``load(path)`` reads a saved model into a new adapter of the same family and parameters, to
+  predict with (``cryptosweep.production``): the checks of continuation but the budget and the
+  training data, which loading does not need; it predicts the bytes the saved model did.
 - Continuing from one checkpoint twice gives the same bytes in every family that continues
   (:data:`CONTINUATION`). CatBoost (resumed from its snapshot, which holds the random state)
   and torch (all state restored) also equal training from scratch for the full budget,

@@ -171,6 +171,18 @@ class _Adapter:
         atomic_write(checkpoint_sidecar(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
         return path
 
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Read a model :meth:`save` wrote into this adapter, to predict with it: the sidecar
+        must say the same family, library version and parameters (seed, threads and device
+        included), and every file must match its digest, else ``ValueError`` (a missing file:
+        ``FileNotFoundError``). The training data is not needed."""
+        checkpoint = self._read_checkpoint(Path(path), None, None, action="load")
+        self._fitted = False
+        self._load(checkpoint)
+        self._budget, self._data_digest = checkpoint.budget, str(checkpoint.meta["data_digest"])
+        self.last_fit_continued = False
+        self._fitted = True
+
     def _identity(self) -> dict[str, Any]:
         """Everything a continued model depends on besides the data (checked on continuation)."""
         return {**self.params, "__device__": self.device}
@@ -179,7 +191,10 @@ class _Adapter:
         text = canonical_json(self._identity())
         return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
 
-    def _read_checkpoint(self, path: Path, budget: int, data_digest: str) -> _Checkpoint:
+    def _read_checkpoint(self, path: Path, budget: int | None, data_digest: str | None,
+                         action: str = "continue from") -> _Checkpoint:  # fmt: skip
+        """The checked checkpoint at ``path``; ``budget``/``data_digest`` ``None`` (loading a
+        model to predict with) skip the checks that only continuing needs."""
         sidecar = checkpoint_sidecar(path)
         try:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
@@ -201,12 +216,12 @@ class _Adapter:
         elif meta.get("params_digest") != self._params_digest():
             problem = ("it was trained with other parameters (seed, threads and device "
                        f"included): {meta.get('params')}")  # fmt: skip
-        elif meta.get("data_digest") != data_digest:
+        elif data_digest is not None and meta.get("data_digest") != data_digest:
             problem = "it was trained on other data"
         if problem is not None:
-            raise ValueError(f"cannot continue from checkpoint {path}: {problem}")
+            raise ValueError(f"cannot {action} checkpoint {path}: {problem}")
         saved = int(meta["budget"])
-        if budget < saved:
+        if budget is not None and budget < saved:
             raise ValueError(
                 f"cannot continue from checkpoint {path}: it has {saved} rounds/epochs, more "
                 f"than the budget {budget}"
@@ -236,6 +251,9 @@ class _Adapter:
 
     def _continue(self, x: np.ndarray, y: np.ndarray, budget: int, checkpoint: _Checkpoint
                   ) -> bool:  # fmt: skip
+        raise NotImplementedError
+
+    def _load(self, checkpoint: _Checkpoint) -> None:
         raise NotImplementedError
 
     def _predict(self, x: np.ndarray) -> np.ndarray:

@@ -129,6 +129,19 @@ class CatBoostEntryModel(_Adapter):
     def _checkpoint_meta(self) -> dict[str, Any]:
         return {"constant": self._constant}
 
+    def _load(self, checkpoint: _Checkpoint) -> None:
+        from catboost import CatBoostClassifier
+
+        constant = checkpoint.meta.get("constant")
+        if constant is not None:  # one-class training set: the file holds the constant
+            self._constant, self._model, self._snapshot = float(constant), None, None
+            return
+        model = CatBoostClassifier()
+        model.load_model(str(checkpoint.path))
+        snapshot = checkpoint.files.get("snapshot")
+        self._constant, self._model = None, model
+        self._snapshot = snapshot.read_bytes() if snapshot is not None else None
+
     def _checkpoint_files(self, path: Path) -> dict[str, tuple[Path, Callable[[Path], None]]]:
         if path.suffix == ".cbsnapshot":
             raise ValueError(f"a CatBoost checkpoint may not end in .cbsnapshot: {path.name}")

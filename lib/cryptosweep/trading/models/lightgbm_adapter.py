@@ -91,6 +91,11 @@ class LightGBMEntryModel(_Adapter):
             self._train(x, y, budget - checkpoint.budget, checkpoint.path)
         return True
 
+    def _load(self, checkpoint: _Checkpoint) -> None:
+        import lightgbm
+
+        self._booster = lightgbm.Booster(model_file=str(checkpoint.path))
+
     def _checkpoint_files(self, path: Path) -> dict[str, tuple[Path, Callable[[Path], None]]]:
         booster = self._booster
         return {"model": (path, lambda tmp: booster.save_model(str(tmp), num_iteration=-1))}

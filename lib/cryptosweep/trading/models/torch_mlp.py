@@ -106,6 +106,27 @@ class TorchMLPEntryModel(_Adapter):
         self._train(x, y, budget, state, checkpoint.budget)
         return True
 
+    def _load(self, checkpoint: _Checkpoint) -> None:
+        """The network, AdamW state, generators and standardisation of a checkpoint, as
+        :meth:`_train` restores them, without training (so a loaded model saves again)."""
+        with np.load(checkpoint.path, allow_pickle=False) as archive:
+            state = {name: archive[name] for name in archive.files}
+        self._mean, self._scale = state["standardise:mean"], state["standardise:scale"]
+        p = self.params
+        with self._session() as torch:
+            init = torch.Generator().manual_seed(self.seed)
+            masks = torch.Generator(device=self.device).manual_seed(
+                derive_seed(self.seed, "torch", "dropout")
+            )
+            net = _mlp(torch, len(self._mean), p["hidden_units"], p["layers"], p["dropout"],
+                       init, masks).to(self.device)  # fmt: skip
+            optimiser = torch.optim.AdamW(
+                net.parameters(), lr=p["learning_rate"], weight_decay=p["weight_decay"]
+            )
+            _restore_torch(torch, state, net, optimiser, init, masks)
+            net.eval()
+        self._net, self._optimiser, self._generators = net, optimiser, (init, masks)
+
     def _train(self, x: np.ndarray, y: np.ndarray, budget: int,
                state: dict[str, np.ndarray] | None, done: int) -> None:  # fmt: skip
         """Epochs ``done + 1 .. budget``; ``state`` (from a checkpoint after ``done`` epochs)
@@ -169,15 +190,48 @@ class TorchMLPEntryModel(_Adapter):
                 "__deterministic__": self._deterministic_algorithms}  # fmt: skip
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        with self._session() as torch, torch.no_grad():
-            inputs = torch.as_tensor(self._standardise(x), device=self.device)
-            chunks = [
-                torch.sigmoid(self._net(inputs[start : start + 65536]).squeeze(1).double())
-                for start in range(0, len(x), 65536)
-            ]
-            if not chunks:
-                return np.empty(0)
-            return torch.cat(chunks).cpu().numpy()
+        """The trained network evaluated row by row in a fixed order of summation, so that a
+        bar's probability does not depend on which other bars are predicted with it.
+
+        A BLAS matrix product picks its kernel, and with it the order in which it sums, by the
+        shape of the matrices: measured on this project's CPU build, one row's torch output
+        changed in the last bits with the number of rows around it (batch sizes 1-3, 127, 129,
+        255, 257, ...), so the decisions on a holdout would differ from those on the same bars
+        inside a longer series. Here each layer is ``b + sum_k z[:, k] * W[:, k]`` accumulated
+        over ``k`` in order, in float64 from the float32 weights (ReLU between layers, dropout
+        off, then the logistic function): the same bits for a row whatever else is predicted,
+        on any machine with IEEE arithmetic.
+        """
+        z = self._standardise(x).astype("float64")
+        for kind, weight, bias in self._inference_layers():
+            if kind == "linear":
+                out = np.empty((len(z), len(bias)))
+                out[:] = bias
+                for k in range(weight.shape[1]):
+                    out += z[:, k : k + 1] * weight[:, k]
+                z = out
+            elif kind == "relu":
+                z = np.maximum(z, 0.0)
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-z[:, 0]))
+
+    def _inference_layers(self) -> list[tuple[str, np.ndarray | None, np.ndarray | None]]:
+        """``(kind, weight, bias)`` per module of the network, in order: ``linear`` layers with
+        float64 copies of their parameters, ``relu``, and ``identity`` (dropout, off when
+        predicting)."""
+        import torch
+
+        layers: list[tuple[str, np.ndarray | None, np.ndarray | None]] = []
+        for module in self._net:
+            if isinstance(module, torch.nn.Linear):
+                weight = module.weight.detach().cpu().numpy().astype("float64")
+                bias = module.bias.detach().cpu().numpy().astype("float64")
+                layers.append(("linear", weight, bias))
+            elif isinstance(module, torch.nn.ReLU):
+                layers.append(("relu", None, None))
+            else:
+                layers.append(("identity", None, None))
+        return layers
 
     def _standardise(self, x: np.ndarray) -> np.ndarray:
         return ((x - self._mean) / self._scale).astype("float32")

@@ -57,6 +57,11 @@ class XGBoostEntryModel(_Adapter):
             self._train(x, y, budget - checkpoint.budget, checkpoint.path)
         return True
 
+    def _load(self, checkpoint: _Checkpoint) -> None:
+        import xgboost
+
+        self._booster = xgboost.Booster(params=self.params, model_file=str(checkpoint.path))
+
     def _checkpoint_files(self, path: Path) -> dict[str, tuple[Path, Callable[[Path], None]]]:
         if path.suffix not in (".ubj", ".json"):
             raise ValueError(

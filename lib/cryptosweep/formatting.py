@@ -1,0 +1,83 @@
+"""How numbers and parameters are written for people: one set of rounding rules for the
+report, the text report, the index and the verdict. Full precision stays in the JSON files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+#: Written where a value is missing.
+MISSING = "–"
+#: Significant digits of a parameter value (0.023436176 → 0.0234).
+PARAM_DIGITS = 3
+
+
+#: How each score metric is named in a sentence.
+METRIC_NAMES = {"sharpe": "Sharpe", "sortino": "Sortino", "calmar": "Calmar",
+                "total_return": "total return"}
+
+
+def metric_name(metric: str) -> str:
+    """``sharpe`` → ``Sharpe``; an unknown metric as it is."""
+    return METRIC_NAMES.get(metric, metric)
+
+
+def _finite(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def signed(value: Any, places: int = 2) -> str:
+    """A score with its sign: ``-3.08``, ``+0.75`` (a true minus sign is not used, so the text
+    stays ASCII-searchable)."""
+    number = _finite(value)
+    return MISSING if number is None else f"{number:+.{places}f}"
+
+
+def share(value: Any, places: int = 2) -> str:
+    """A probability or fraction as a plain decimal: DSR ``0.03``, PBO ``0.63``."""
+    number = _finite(value)
+    return MISSING if number is None else f"{number:.{places}f}"
+
+
+def percent(value: Any, places: int = 1) -> str:
+    """A fraction as a percentage: ``0.1234`` → ``12.3%``."""
+    number = _finite(value)
+    return MISSING if number is None else f"{100 * number:.{places}f}%"
+
+
+def count(value: Any) -> str:
+    """A whole number, or the missing mark."""
+    number = _finite(value)
+    return MISSING if number is None else str(int(number))
+
+
+def param_value(value: Any, digits: int = PARAM_DIGITS) -> str:
+    """A parameter value rounded for reading: integers and strings as they are, floats to
+    ``digits`` significant digits (``0.00163``, ``0.511``, ``1235``), tiny ones in scientific
+    notation (``3.2e-05``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    if abs(value) >= 10 ** digits:
+        return f"{value:.0f}"
+    if abs(value) < 1e-4:
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}"
+
+
+def param_lines(params: Mapping[str, Any]) -> list[str]:
+    """``name = value`` for each parameter, sorted by name, values by :func:`param_value`."""
+    return [f"{name} = {param_value(params[name])}" for name in sorted(params)]

@@ -1,0 +1,88 @@
+"""The candles production reads: loading them as the sweep did, checking that a model can use
+them (enough bars for the features' warm-up, the bar interval it was trained on), their
+fingerprint, and times given as text."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cryptosweep.config import ObjectiveSpec
+from cryptosweep.errors import DataError
+from cryptosweep.intervals import detect_interval, format_interval, parse_interval
+from cryptosweep.trading.data import OHLCV_COLUMNS, load_ohlcv, sample_data_path
+from cryptosweep.trading.features import WARM_UP_BARS
+from cryptosweep.trading.objective import data_options
+
+#: The fewest bars a model can decide on: the features' warm-up, then one complete bar.
+MIN_BARS = WARM_UP_BARS + 1
+
+
+def load_candles(path: str | Path, spec: ObjectiveSpec) -> pd.DataFrame:
+    """Candles from ``path`` with the loader options the model's sweep used (``data.format``,
+    ``data.columns``, ``data.timestamp_unit``); a bad file is a ``DataError``."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"--data: data path not found: {path}")
+    return load_ohlcv(path, **dict(data_options(spec.data)))
+
+
+def data_source(path: str | None) -> str:
+    """How a data path is recorded: the path, or the bundled sample's name."""
+    return path or f"<bundled sample>/{sample_data_path().name}"
+
+
+def check_candles(ohlcv: Any, bar_interval: str, what: str = "data") -> pd.DataFrame:
+    """``ohlcv`` if a model trained on ``bar_interval`` bars can use it, else one
+    ``DataError`` line: a frame as :func:`~cryptosweep.trading.data.load_ohlcv` gives it
+    (a sorted, unique ``DatetimeIndex`` and finite ``open, high, low, close, volume``), at
+    least :data:`MIN_BARS` bars, and bars ``bar_interval`` apart. Times without a zone are
+    taken as UTC."""
+    if not isinstance(ohlcv, pd.DataFrame) or not isinstance(ohlcv.index, pd.DatetimeIndex) \
+            or not set(OHLCV_COLUMNS) <= set(ohlcv.columns):  # fmt: skip
+        raise DataError(f"{what}: expected candles as load_ohlcv gives them, a DataFrame with a "
+                        f"DatetimeIndex and columns {', '.join(OHLCV_COLUMNS)}")
+    if not ohlcv.index.is_monotonic_increasing or not ohlcv.index.is_unique:
+        raise DataError(f"{what}: the bars' times must be unique and in ascending order")
+    if len(ohlcv) < MIN_BARS:
+        raise DataError(
+            f"{what}: {len(ohlcv)} bars, fewer than the {MIN_BARS} a decision needs (the "
+            f"features' warm-up is {WARM_UP_BARS} bars before the first complete bar)"
+        )
+    prices = ohlcv[list(OHLCV_COLUMNS)].to_numpy(dtype="float64")
+    if not np.isfinite(prices).all():
+        raise DataError(f"{what}: prices and volumes must be finite (no NaN or inf)")
+    detected = detect_interval(ohlcv.index, what)
+    expected = parse_interval(bar_interval)
+    if detected != expected:
+        raise DataError(f"{what}: bars are {format_interval(detected)} apart, but the model was "
+                        f"trained on {format_interval(expected)} bars")
+    return ohlcv if ohlcv.index.tz is not None else ohlcv.tz_localize("UTC")
+
+
+def frame_fingerprint(ohlcv: pd.DataFrame) -> str:
+    """SHA-256 of candles in memory: the open times (int64 ns, UTC) and the OHLCV columns as
+    little-endian float64, row after row."""
+    times = ohlcv.index.tz_convert("UTC").as_unit("ns").asi8.astype("<i8")
+    values = np.ascontiguousarray(ohlcv[list(OHLCV_COLUMNS)].to_numpy(dtype="<f8"))
+    digest = hashlib.sha256()
+    digest.update(times.tobytes())
+    digest.update(values.tobytes())
+    return digest.hexdigest()
+
+
+def parse_time(value: Any, what: str) -> pd.Timestamp:
+    """A time given as text, ``datetime`` or ``Timestamp`` as a UTC ``Timestamp`` (a time
+    without a zone is UTC); a ``DataError`` naming ``what`` when it is not a time."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{what}: {value!r} is not a time (e.g. 2022-08-01 or "
+                        "2022-08-01T13:00Z)") from None
+    if stamp is pd.NaT:
+        raise DataError(f"{what}: {value!r} is not a time")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -1,0 +1,156 @@
+"""What production trains: one configuration of a best-configs file, read and checked.
+
+A best-configs file (``best_configs_<ts>.json`` of a run, ``models/best_configs_latest.json``
+of the nightly) has ``schema`` :data:`~cryptosweep.results.BEST_CONFIGS_SCHEMA`, and each of
+its ``configurations`` carries everything a model needs: ``params`` (family, entry-model
+parameters, trading parameters), ``budget``, ``seed``, ``metrics.rounds``, ``objective_spec``
+(labels, fees, slippage, shorts, rounds per unit, threads, data path and loader options,
+holdout fraction) and ``data`` (the swept data's fingerprint and bar interval). A file from
+another version, or an entry missing one of these, is a :class:`~cryptosweep.errors.ConfigError`
+naming what is wrong (exit 2 from the CLI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptosweep.config import ObjectiveSpec
+from cryptosweep.errors import ConfigError, UserError
+from cryptosweep.intervals import parse_interval
+from cryptosweep.results import BEST_CONFIGS_LATEST, BEST_CONFIGS_SCHEMA, latest_file
+from cryptosweep.trading.objective import TradingParams, full_rounds
+from cryptosweep.vocabulary import MODEL_FAMILIES
+
+_RESUME_HINT = ("rewrite it with the version installed: `cryptosweep run --resume RUN_DIR` "
+                "on its finished run folder")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One checked configuration: ``entry`` as given (plain JSON), and what training reads
+    from it."""
+
+    entry: dict[str, Any]
+    params: dict[str, Any]
+    family: str
+    budget: float
+    seed: int
+    rounds: int
+    trading: TradingParams
+    spec: ObjectiveSpec
+    bar_interval: str
+    source: str
+
+
+def read_best_configs(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    """The best-configs dict at ``path`` and a name for messages. ``path`` is the JSON file, a
+    run folder (its newest ``best_configs_*.json``) or a models folder holding
+    :data:`BEST_CONFIGS_LATEST`."""
+    path = Path(path)
+    if path.is_dir():
+        latest = path / BEST_CONFIGS_LATEST
+        try:
+            path = latest if latest.is_file() else latest_file(path, "best_configs_*.json")
+        except UserError:
+            raise ConfigError(f"{path}: no best_configs_*.json or {BEST_CONFIGS_LATEST} in this "
+                              "folder (is it a finished run folder?)") from None
+    elif not path.is_file():
+        raise ConfigError(f"best configs not found: {path}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} is not a best-configs JSON file: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a best-configs object at the top level")
+    return raw, str(path)
+
+
+def configuration_of(
+    source: Mapping[str, Any] | str | os.PathLike[str], rank: int = 1
+) -> Configuration:
+    """The configuration to train: ``source`` is one entry (``best["configurations"][0]``),
+    a whole best-configs dict, or a path :func:`read_best_configs` reads; of a whole file the
+    one at ``rank`` (1 = the winner). Every problem is one ``ConfigError`` line."""
+    if isinstance(source, str | os.PathLike):
+        best, name = read_best_configs(source)
+        return _entry_of_file(best, name, rank)
+    if not isinstance(source, Mapping):
+        raise ConfigError(f"train_model needs a best-configs entry, a best-configs dict or a "
+                          f"path, got {type(source).__name__}")
+    if "configurations" in source:
+        return _entry_of_file(dict(source), "best configs", rank)
+    return check_entry(dict(source), "configuration")
+
+
+def _entry_of_file(best: dict[str, Any], name: str, rank: int) -> Configuration:
+    schema = best.get("schema")
+    if schema != BEST_CONFIGS_SCHEMA:
+        said = "has no schema" if schema is None else f"has schema {schema!r}"
+        raise ConfigError(f"{name} {said}, this cryptosweep reads {BEST_CONFIGS_SCHEMA!r}: it was "
+                          f"written by another version; {_RESUME_HINT}")
+    entries = best.get("configurations")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{name}: 'configurations' is empty or missing (the run had no "
+                          "finished evaluation)")
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= len(entries):
+        raise ConfigError(f"{name}: rank {rank!r} is out of range, it holds ranks 1 to "
+                          f"{len(entries)}")
+    return check_entry(entries[rank - 1], f"{name}, rank {rank}")
+
+
+def check_entry(entry: Any, name: str) -> Configuration:
+    """Check one best-configs entry (see the module docstring) and read it."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{name}: expected a configuration object, got {type(entry).__name__}")
+    missing = [key for key in ("params", "budget", "seed", "objective_spec", "data")
+               if key not in entry]
+    if missing:
+        raise ConfigError(f"{name} lacks {', '.join(missing)}: it comes from a best-configs "
+                          f"file of another version; {_RESUME_HINT}")
+    params = entry["params"]
+    if not isinstance(params, dict):
+        raise ConfigError(f"{name}: params must be an object")
+    family = params.get("model")
+    if family not in MODEL_FAMILIES:
+        raise ConfigError(f"{name}: params.model is {family!r}, not one of "
+                          f"{', '.join(MODEL_FAMILIES)}")
+    if not isinstance(params.get("entry_model"), dict):
+        raise ConfigError(f"{name}: params.entry_model must be an object")
+    try:
+        trading = TradingParams.from_params(params)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: params: {exc}") from None
+    budget, seed = entry["budget"], entry["seed"]
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0:
+        raise ConfigError(f"{name}: budget must be a positive number, got {budget!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"{name}: seed must be a non-negative integer, got {seed!r}")
+    spec = ObjectiveSpec.of(_mapping(entry["objective_spec"], f"{name}: objective_spec"))
+    rounds = full_rounds(float(budget), spec.objective.rounds_per_unit)
+    recorded = (entry.get("metrics") or {}).get("rounds")
+    if recorded is not None and recorded != rounds:
+        raise ConfigError(f"{name}: metrics.rounds is {recorded} but budget {budget} x "
+                          f"rounds_per_unit {spec.objective.rounds_per_unit:g} gives {rounds}")
+    data = _mapping(entry["data"], f"{name}: data")
+    interval = data.get("bar_interval")
+    try:
+        parse_interval(str(interval))
+    except ValueError:
+        raise ConfigError(f"{name}: data.bar_interval is {interval!r}, not a bar interval; "
+                          f"{_RESUME_HINT}") from None
+    return Configuration(
+        entry=json.loads(json.dumps(entry)), params=params, family=str(family),
+        budget=float(budget), seed=int(seed), rounds=rounds, trading=trading, spec=spec,
+        bar_interval=str(interval), source=name,
+    )
+
+
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be an object, got {type(value).__name__}")
+    return value

@@ -1,0 +1,153 @@
+"""A small offline HTML page of one backtest: the metrics, the equity curve with the entries,
+the drawdown, and the trades. plotly.js is written next to the page (``plotly.min.js``, once
+per folder), so the page stays small and nothing is loaded from the network."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryptosweep.errors import ConfigError
+from cryptosweep.files import write_text_atomic
+from cryptosweep.production.candles import load_candles, parse_time
+from cryptosweep.production.model import (
+    MANIFEST,
+    Backtest,
+    TrainedModel,
+    load_model,
+    train_model,
+)
+from cryptosweep.trading.metrics import METRIC_NAMES
+
+PLOTLY_JS = "plotly.min.js"
+
+
+def model_for(source: str | Path, *, rank: int = 1, until: Any = None) -> TrainedModel:
+    """The model ``source`` names: a model folder (``manifest.json`` in it) is loaded; a
+    best-configs file, run folder or models folder is trained (:func:`train_model`, on the
+    configuration's data, ``until`` its last bar to train on)."""
+    folder = Path(source)
+    if (folder / MANIFEST).is_file():
+        if until is not None:
+            raise ConfigError(f"--until trains a best configuration; {folder} is a model that "
+                              "is already trained")
+        return load_model(folder)
+    return train_model(folder, rank=rank, until=until)
+
+
+def evaluate(
+    model: TrainedModel, data: str | Path, *, start: Any = None, end: Any = None,
+    html_path: str | Path = "evaluation.html", title: str | None = None,
+) -> tuple[Backtest, Path, list[str]]:
+    """Backtest ``model`` on the candles at ``data`` (read with the model's loader options)
+    from ``start`` to ``end`` and write the page :func:`write_evaluation_html` to
+    ``html_path``. Returns the backtest, the page and its notes (one says when the period
+    reaches into the bars the model was trained on). Bad input (data, times) is a
+    ``UserError`` before anything is written."""
+    ohlcv = load_candles(data, model.spec)
+    backtest = model.backtest_details(ohlcv, start, end)
+    trained = model.manifest["data"]
+    notes = []
+    if backtest.times[0] <= parse_time(trained["last_bar"], "manifest data.last_bar"):
+        notes.append(
+            f"The model was trained on bars up to {trained['last_bar']} of {trained['source']}: "
+            "on that asset, the bars of this period up to then are in-sample."
+        )
+    heading = title or (f"{model.family} model on {Path(data).name}: backtest")
+    page = write_evaluation_html(html_path, backtest, title=heading, notes=notes)
+    return backtest, page, notes
+
+
+def write_evaluation_html(
+    target: str | Path, backtest: Backtest, *, title: str, notes: list[str] | None = None,
+) -> Path:
+    """Write the page of ``backtest`` to ``target`` (and ``plotly.min.js`` beside it);
+    ``notes`` are shown under the title (e.g. that the period overlaps the training bars)."""
+    from plotly.offline import get_plotlyjs
+    from plotly.subplots import make_subplots
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    script = target.parent / PLOTLY_JS
+    plotly_js = get_plotlyjs()
+    if not script.is_file() or script.read_text(encoding="utf-8") != plotly_js:
+        write_text_atomic(script, plotly_js)
+    times = backtest.times.tz_convert("UTC").tz_localize(None)  # plotly.js ignores zones
+    equity = np.cumprod(1.0 + backtest.result.returns)
+    peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
+    drawdown = equity / peak - 1.0
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
+                           vertical_spacing=0.04)
+    figure.add_scatter(x=times, y=equity, name="equity", mode="lines", row=1, col=1)
+    for side, name, symbol, colour in ((1, "long entry", "triangle-up", "#2ca02c"),
+                                       (-1, "short entry", "triangle-down", "#d62728")):
+        entries = [t.entry_bar for t in backtest.result.trades if t.side == side]
+        if entries:
+            figure.add_scatter(x=times[entries], y=equity[entries], name=name, mode="markers",
+                               marker={"symbol": symbol, "color": colour, "size": 7},
+                               row=1, col=1)
+    figure.add_scatter(x=times, y=drawdown, name="drawdown", mode="lines", fill="tozeroy",
+                       line={"color": "#d62728"}, row=2, col=1)
+    figure.update_layout(template="plotly_white", height=560, margin={"t": 30},
+                         legend={"orientation": "h"})
+    figure.update_yaxes(title_text="equity (start = 1)", row=1, col=1)
+    figure.update_yaxes(title_text="drawdown", tickformat=".0%", row=2, col=1)
+    chart = figure.to_html(full_html=False, include_plotlyjs=False,
+                           config={"displaylogo": False})
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<script src="{PLOTLY_JS}"></script>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#f4f4f4}}
+td:first-child,th:first-child{{text-align:left}}.note{{color:#a15c00}}</style>
+</head><body>
+<h1>{html.escape(title)}</h1>
+<p>{html.escape(_period(backtest))}</p>
+{"".join(f'<p class="note">{html.escape(note)}</p>' for note in notes or [])}
+{_metrics_table(backtest.metrics)}
+{chart}
+<h2>Trades ({len(backtest.result.trades)})</h2>
+{_trades_table(backtest)}
+</body></html>
+"""
+    write_text_atomic(target, page)
+    return target
+
+
+def _period(backtest: Backtest) -> str:
+    first, last = backtest.times[0], backtest.times[-1]
+    return (f"{len(backtest.times)} bars, {first.isoformat()} to {last.isoformat()} (bar open "
+            "times, UTC); flat at the first bar")
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{name}</td><td>{_number(metrics[name])}</td></tr>"
+                   for name in METRIC_NAMES)
+    head = "<tr><th>metric</th><th>value</th></tr>"
+    return f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>"
+
+
+def _trades_table(backtest: Backtest) -> str:
+    times = backtest.times
+    rows = []
+    for trade in backtest.result.trades:
+        rows.append(
+            f"<tr><td>{times[trade.entry_bar].strftime('%Y-%m-%d %H:%M')}</td>"
+            f"<td>{times[trade.exit_bar].strftime('%Y-%m-%d %H:%M')}</td>"
+            f"<td>{'long' if trade.side > 0 else 'short'}</td>"
+            f"<td>{trade.entry_price:.6g}</td><td>{trade.exit_price:.6g}</td>"
+            f"<td>{html.escape(trade.exit_reason)}</td><td>{trade.net_return:+.4%}</td></tr>"
+        )
+    head = ("<tr><th>entry (UTC)</th><th>exit bar (UTC)</th><th>side</th><th>entry price</th>"
+            "<th>exit price</th><th>exit</th><th>net return</th></tr>")
+    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "–" if value is None or not math.isfinite(value) else f"{value:.4g}"

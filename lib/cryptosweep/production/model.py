@@ -1,0 +1,446 @@
+"""From a best configuration to the model that trades: :func:`train_model`, the saved model
+folder (:meth:`TrainedModel.save`, :func:`load_model`), decisions on new candles
+(:meth:`TrainedModel.decide`) and backtests of other periods or assets
+(:meth:`TrainedModel.backtest`).
+
+Training, decisions and backtests go through the objective's own functions
+(:func:`~cryptosweep.trading.objective.train_before`,
+:func:`~cryptosweep.trading.objective.predict_probabilities`,
+:func:`~cryptosweep.trading.objective.backtest_bars`, the feature and label code), so the model
+trained until the holdout decides, bit for bit, what the sweep's holdout evaluation scored.
+
+A model folder holds the entry model in its library's own format (LightGBM text, XGBoost
+UBJSON, CatBoost ``.cbm`` with its training snapshot, torch ``.npz`` read without pickle), the
+model's sidecar, and ``manifest.json`` (:data:`MODEL_FORMAT`; fields in
+``docs/production.md``), whose ``files`` give every other file's SHA-256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import os
+import platform
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as distribution_version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cryptosweep import __version__
+from cryptosweep.config import ObjectiveSpec
+from cryptosweep.errors import ConfigError, DataError, ModelError
+from cryptosweep.files import canonical_json, file_sha256, pretty_json, write_text_atomic
+from cryptosweep.intervals import format_interval, parse_interval
+from cryptosweep.production.candles import (
+    check_candles,
+    data_source,
+    frame_fingerprint,
+    parse_time,
+)
+from cryptosweep.production.configuration import Configuration, configuration_of
+from cryptosweep.production.decisions import decisions_frame
+from cryptosweep.trading.backtest import BacktestResult
+from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS
+from cryptosweep.trading.metrics import performance
+from cryptosweep.trading.models import ContinuableEntryModel, checkpoint_path, make_entry_model
+from cryptosweep.trading.objective import (
+    Market,
+    TradingParams,
+    backtest_bars,
+    data_fingerprint,
+    load_market,
+    market_from_candles,
+    predict_probabilities,
+    train_before,
+    trial_reproducibility,
+)
+
+#: The ``format`` of a model folder's manifest.
+MODEL_FORMAT = "cryptosweep-model/1"
+MANIFEST = "manifest.json"
+#: The distribution whose version a model of each family needs (the same as it was saved by).
+FAMILY_LIBRARIES = {"lightgbm": "lightgbm", "xgboost": "xgboost", "catboost": "catboost",
+                    "torch": "torch"}
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """A backtest of a period: ``metrics`` (the sweep's ``performance``), ``result`` (per-bar
+    returns, positions and trades of the simulation), ``times`` (the bars' open times) and
+    ``proba`` (P(entry pays) per bar)."""
+
+    metrics: dict[str, Any]
+    result: BacktestResult
+    times: pd.DatetimeIndex
+    proba: np.ndarray
+
+
+class TrainedModel:
+    """An entry model with its trading rules and the record of how it was made
+    (:attr:`manifest`). Made by :func:`train_model` or :func:`load_model`."""
+
+    def __init__(self, entry_model: ContinuableEntryModel, manifest: dict[str, Any]) -> None:
+        self._entry_model = entry_model
+        self._manifest = manifest
+        self.spec = ObjectiveSpec.of(manifest["objective_spec"])
+        self.trading = TradingParams.from_params(manifest["configuration"]["params"])
+        self.bar_interval = str(manifest["data"]["bar_interval"])
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """What ``manifest.json`` holds (a copy): ``format``, ``family``, ``model_file``,
+        ``rounds``, ``seed``, ``configuration`` (the best-configs entry), ``trading_params``,
+        ``objective_spec``, ``features``, ``warm_up_bars``, ``data``, ``versions``, ``files``
+        (empty until the model is saved) and, once saved, ``digest`` (of the manifest
+        itself: :func:`manifest_digest`)."""
+        return copy.deepcopy(self._manifest)
+
+    @property
+    def family(self) -> str:
+        return str(self._manifest["family"])
+
+    # ------------------------------------------------------------------------ decisions
+
+    def decide(self, ohlcv: pd.DataFrame, *, start: Any = None) -> pd.DataFrame:
+        """What the model decides at the close of every bar of ``ohlcv`` (from ``start`` on,
+        flat there; default: the first bar), by the backtest's rules: see
+        :func:`~cryptosweep.production.decisions.decisions_frame` for the columns.
+
+        The features are computed from the candles given. For the probabilities of the
+        backtest, bit for bit, pass the series from the same first bar as the data the model
+        was trained or validated on (new bars appended); a shorter history changes the
+        recursive and rolling features slightly (``docs/production.md`` has the measurement).
+        Appending later bars never changes an earlier row. A ``DataError`` for fewer bars than
+        the features' warm-up needs or bars of another interval than the model's."""
+        market = self._market(ohlcv)
+        first = self._position(market, start, "start", default=0)
+        bars = np.arange(first, len(market.open_), dtype="int64")
+        proba = predict_probabilities(self._entry_model, market.features, bars)
+        return decisions_frame(market, first, proba, self.trading, self.spec.objective)
+
+    def backtest(self, ohlcv: pd.DataFrame, start: Any = None, end: Any = None) -> dict[str, Any]:
+        """The sweep's metrics (:func:`~cryptosweep.trading.metrics.performance`: Sharpe,
+        Sortino, drawdown, Calmar, total return, hit rate, trades, exposure, turnover) of the
+        backtest of the bars from ``start`` to ``end`` (both included; default: all), flat at
+        ``start``, with the features of the whole series given. With the sweep's data and
+        ``start`` its holdout's first bar, a model trained until the holdout gives the
+        sweep's holdout metrics exactly."""
+        return self.backtest_details(ohlcv, start, end).metrics
+
+    def backtest_details(self, ohlcv: pd.DataFrame, start: Any = None, end: Any = None
+                         ) -> Backtest:  # fmt: skip
+        """:meth:`backtest` with the simulation's returns, positions and trades."""
+        market = self._market(ohlcv)
+        first = self._position(market, start, "start", default=0)
+        stop = self._position(market, end, "end", default=len(market.open_) - 1, after=True) + 1
+        if stop - first < 2:
+            raise DataError(f"the backtest period holds {max(stop - first, 0)} bars; give a "
+                            "--start before --end and at least 2 bars")
+        bars = np.arange(first, stop, dtype="int64")
+        proba = predict_probabilities(self._entry_model, market.features, bars)
+        result = backtest_bars(market, bars, proba, self.trading, self.spec.objective)
+        metrics = performance(result.returns, result.trades, result.positions,
+                              periods_per_year=market.periods_per_year)
+        return Backtest(metrics=metrics, result=result, times=market.ohlcv.index[bars],
+                        proba=proba)
+
+    def _market(self, ohlcv: pd.DataFrame) -> Market:
+        candles = check_candles(ohlcv, self.bar_interval)
+        return market_from_candles(candles, declared_interval=self.bar_interval)
+
+    @staticmethod
+    def _position(market: Market, when: Any, what: str, default: int,
+                  after: bool = False) -> int:  # fmt: skip
+        """The bar position of ``when``: the first bar at or after it (``after``: the last
+        bar at or before it)."""
+        if when is None:
+            return default
+        stamp = parse_time(when, what)
+        index = market.ohlcv.index
+        if after:
+            position = int(index.searchsorted(stamp, side="right")) - 1
+        else:
+            position = int(index.searchsorted(stamp, side="left"))
+        if not 0 <= position < len(index):
+            raise DataError(f"{what} {stamp.isoformat()} is outside the data "
+                            f"({index[0].isoformat()} .. {index[-1].isoformat()})")
+        return position
+
+    # ------------------------------------------------------------------------ saving
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the model folder ``directory`` (see the module docstring) and return it.
+
+        Atomic: everything is written into a temporary sibling folder, which is renamed into
+        place; an existing model folder there is replaced, anything else there is refused
+        (``ModelError``) and left as it was."""
+        target = Path(directory)
+        check_output_folder(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        try:
+            model_file = checkpoint_path(staging, "model", self.family)
+            self._entry_model.save(model_file)
+            files = {file.name: file_sha256(file) for file in sorted(staging.iterdir())}
+            manifest = {**self._manifest, "model_file": model_file.name, "files": files}
+            manifest["digest"] = manifest_digest(manifest)
+            write_text_atomic(staging / MANIFEST, pretty_json(manifest))
+            _replace_folder(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._manifest = manifest
+        return target
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a manifest without its ``digest`` field: the
+    manifest's own check (the files it lists have theirs in ``files``)."""
+    body = {key: value for key, value in manifest.items() if key != "digest"}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def check_output_folder(target: Path) -> None:
+    """Refuse (``ModelError``) an output folder that exists and is not a model folder (an
+    empty folder is fine), before anything is trained or written."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise ModelError(f"{target} exists and is not a folder; choose another output folder")
+    if any(target.iterdir()) and _manifest_format(target) != MODEL_FORMAT:
+        raise ModelError(f"{target} exists and is not a cryptosweep model folder (no "
+                         f"{MANIFEST} of format {MODEL_FORMAT}); it is left as it is, choose "
+                         "another output folder")
+
+
+def _manifest_format(folder: Path) -> Any:
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _replace_folder(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``; a model folder already there is moved aside first
+    and removed once the new one is in place (put back if the rename fails)."""
+    _sync(staging)
+    if not target.exists():
+        os.replace(staging, target)
+    else:
+        aside = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        os.replace(target, aside)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            os.replace(aside, target)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+    _sync(target.parent)
+
+
+def _sync(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def train_model(
+    configuration: Mapping[str, Any] | str | os.PathLike[str], *, data: Any = None,
+    until: Any = None, rank: int = 1,
+) -> TrainedModel:
+    """Train the model a best configuration describes, as the sweep trained it.
+
+    ``configuration`` is one entry of a best-configs file (``best["configurations"][0]``),
+    the whole best-configs dict or its path (then ``rank`` picks the entry, 1 = the winner).
+    The configuration's family, entry-model parameters, rounds/epochs (``budget`` x
+    ``rounds_per_unit``) and recorded seed, with the sweep's threads and determinism switches,
+    trained through the sweep's features, labels and purging.
+
+    ``data``: the candles to train on: ``None`` (the configuration's data path, the bundled
+    sample when it had none), a path (read with the configuration's loader options), or a
+    frame as :func:`~cryptosweep.trading.data.load_ohlcv` gives it. ``until``: the last bar
+    to train on (a time; its labels use bars up to it only, and rows whose label ends after it
+    are purged); ``"holdout"`` stops before the data's holdout as the sweep cut it, which
+    trains the very model the sweep's holdout evaluation scored; default: every bar.
+    """
+    config = configuration_of(configuration, rank=rank)
+    market, source, fingerprint = _training_market(config, data)
+    cutoff, until_text = _cutoff(market, until, config)
+    repro = trial_reproducibility(config.spec, config.seed)
+    entry_model, train = train_before(
+        market, cutoff, config.params, config.rounds, repro, config.spec.objective,
+        f"training until {market.ohlcv.index[cutoff - 1].isoformat()}",
+    )
+    if len(train) < config.spec.objective.min_train_bars:
+        raise DataError(
+            f"data: {len(train)} bars with complete features and labels to train on, fewer "
+            f"than objective.min_train_bars={config.spec.objective.min_train_bars}; give more "
+            "bars or a later --until"
+        )
+    index = market.ohlcv.index
+    manifest = {
+        "format": MODEL_FORMAT,
+        "family": config.family,
+        "model_file": None,
+        "rounds": config.rounds,
+        "seed": config.seed,
+        "configuration": config.entry,
+        "trading_params": dict(config.params["trading"]),
+        "objective_spec": config.spec.to_payload(),
+        "features": list(FEATURE_COLUMNS),
+        "warm_up_bars": WARM_UP_BARS,
+        "data": {
+            "source": source,
+            "sha256": fingerprint,
+            "bars": len(index),
+            "first_bar": index[0].isoformat(),
+            "last_bar": index[cutoff - 1].isoformat(),
+            "trained_until": until_text,
+            "training_rows": len(train),
+            "first_training_bar": index[int(train[0])].isoformat(),
+            "last_training_bar": index[int(train[-1])].isoformat(),
+            "bar_interval": format_interval(market.bar_interval),
+            "periods_per_year": market.periods_per_year,
+        },
+        "versions": _versions(config.family),
+        "files": {},
+    }
+    return TrainedModel(entry_model, manifest)
+
+
+def _training_market(config: Configuration, data: Any) -> tuple[Market, str, str]:
+    """The market to train on, how its source is recorded, and its SHA-256 fingerprint."""
+    spec = config.spec
+    if isinstance(data, pd.DataFrame):
+        candles = check_candles(data, config.bar_interval)
+        market = market_from_candles(candles, holdout_fraction=spec.data.holdout_fraction,
+                                     declared_interval=config.bar_interval)
+        return market, "<DataFrame>", frame_fingerprint(candles)
+    if data is not None:
+        if not isinstance(data, str | os.PathLike):
+            raise DataError(f"data must be a path or a DataFrame of candles, got "
+                            f"{type(data).__name__}")
+        path = Path(data).resolve()
+        if not path.exists():
+            raise DataError(f"--data: data path not found: {path}")
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"path": str(path)})})
+    elif spec.data.path is not None and not Path(spec.data.path).exists():
+        raise DataError(f"the configuration's data path {spec.data.path} is not here; pass "
+                        "the candles with --data (data= in Python)")
+    market = load_market(spec.model_copy(update={
+        "data": spec.data.model_copy(update={"bar_interval": None})}))
+    check_candles(market.ohlcv, config.bar_interval)
+    return market, data_source(spec.data.path), data_fingerprint(spec.data.path)
+
+
+def _cutoff(market: Market, until: Any, config: Configuration) -> tuple[int, str | None]:
+    """How many bars (from the first) training may read, and ``until`` as recorded."""
+    if until is None:
+        return len(market.open_), None
+    if isinstance(until, str) and until == "holdout":
+        if config.spec.data.holdout_fraction <= 0.0:
+            raise ConfigError("until='holdout': the configuration's data has no holdout "
+                              "(data.holdout_fraction is 0)")
+        cutoff = market.holdout_start
+        text = "holdout"
+    else:
+        stamp = parse_time(until, "--until")
+        cutoff = int(market.ohlcv.index.searchsorted(stamp, side="right"))
+        text = stamp.isoformat()
+    if cutoff <= WARM_UP_BARS + 1:
+        first = market.ohlcv.index[0].isoformat()
+        raise DataError(f"--until {text}: {cutoff} bars from the data's first bar ({first}), "
+                        f"too few to train after the features' warm-up of {WARM_UP_BARS} bars")
+    return cutoff, text
+
+
+def _versions(family: str) -> dict[str, str]:
+    versions = {"cryptosweep": __version__, "python": platform.python_version()}
+    for name in ("numpy", "pandas", FAMILY_LIBRARIES[family]):
+        versions[name] = _installed(name)
+    return versions
+
+
+def _installed(distribution: str) -> str:
+    try:
+        return distribution_version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def load_model(directory: str | os.PathLike[str]) -> TrainedModel:
+    """The model saved in ``directory``, checked: the manifest's format, every file against
+    its SHA-256, and the family's library version against the installed one. Any problem is
+    one ``ModelError`` line (exit 2 from the CLI)."""
+    folder = Path(directory)
+    manifest_path = folder / MANIFEST
+    if not folder.is_dir():
+        raise ModelError(f"model folder not found: {folder}")
+    if not manifest_path.is_file():
+        raise ModelError(f"{folder} is not a cryptosweep model folder: no {MANIFEST}")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{manifest_path} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MODEL_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ModelError(f"{folder}: manifest format {found!r}, this cryptosweep reads "
+                         f"{MODEL_FORMAT!r}; retrain it with `cryptosweep train`")
+    if manifest.get("digest") != manifest_digest(manifest):
+        raise ModelError(f"{folder}: {MANIFEST} was changed after the model was saved (its "
+                         "digest does not match its content); retrain or restore it")
+    _check_files(folder, manifest)
+    family = manifest.get("family")
+    library = FAMILY_LIBRARIES.get(str(family))
+    if library is None:
+        raise ModelError(f"{folder}: unknown model family {family!r} in {MANIFEST}")
+    saved, installed = (manifest.get("versions") or {}).get(library), _installed(library)
+    if saved != installed:
+        raise ModelError(f"{folder}: the model was saved with {library} {saved}, this "
+                         f"environment has {library} {installed}; install {library}=={saved} "
+                         "or retrain it with `cryptosweep train`")
+    try:
+        spec = ObjectiveSpec.of(manifest["objective_spec"])
+        params = manifest["configuration"]["params"]
+        repro = trial_reproducibility(spec, int(manifest["seed"]))
+        entry_model = make_entry_model(str(family), params["entry_model"], repro)
+        parse_interval(str(manifest["data"]["bar_interval"]))
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise ModelError(f"{folder}: {MANIFEST} is incomplete or invalid: {exc}") from None
+    try:
+        entry_model.load(folder / str(manifest["model_file"]))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{folder}: {exc}") from None
+    return TrainedModel(entry_model, manifest)
+
+
+def _check_files(folder: Path, manifest: dict[str, Any]) -> None:
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files or manifest.get("model_file") not in files:
+        raise ModelError(f"{folder}: {MANIFEST} lists no files (an unfinished save?)")
+    for name, digest in sorted(files.items()):
+        file = folder / name
+        if Path(name).name != name or not file.is_file():
+            raise ModelError(f"{folder}: {name} is missing (listed in {MANIFEST})")
+        if file_sha256(file) != digest:
+            raise ModelError(f"{folder}: {name} was changed after the model was saved (its "
+                             f"SHA-256 differs from {MANIFEST}); retrain or restore it")
