@@ -198,6 +198,29 @@ def test_a_journal_write_on_a_full_disk_leaves_the_journal_consistent(tmp_path):
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_a_full_disk_during_the_champion_s_re_evaluation_stops_the_sweep(tmp_path):
+    """An end-of-sweep task of the champion that meets a full disk (LightGBM's 'Cannot write
+    binary data', no errno) is not the champion failing its criterion: it stops the run with
+    nothing journaled, for ``run_sweep`` to end as exit 6; an ordinary failure of the champion
+    is still its own (the gate then rejects it)."""
+    from lightgbm.basic import LightGBMError
+
+    from cryptosweep.executors import TaskOutcome
+    from cryptosweep.finalize import _journal
+    from cryptosweep.store import TrialStore
+
+    full = LightGBMError("Check failed: (written) == (size) at io/file_io.cpp: Cannot write "
+                         "binary data")
+    store = TrialStore(tmp_path / "sweep.db")
+    champion = {"kind": "champion", "task": "champion", "digest": "0" * 64}
+    with pytest.raises(LightGBMError):
+        _journal(iter([TaskOutcome(champion, error=full)]), store, 1)
+    assert store.get_extra("champion") == {}
+    broken = _journal(iter([TaskOutcome(champion, error=ValueError("num_leaves=1"))]), store, 1)
+    assert broken == "ValueError: num_leaves=1"
+    store.close()
+
+
 # ------------------------------------------------------ 3, 4: data no evaluation can use
 
 
@@ -379,3 +402,4 @@ def test_a_read_only_run_is_said_to_be_read_only_by_resume_and_report(hyperband_
         assert main(["report", str(run_dir)]) == 2
         line = one_error_line(capsys.readouterr().err)
         assert f"report: cannot write into {run_dir}" in line and reason in line, line
+

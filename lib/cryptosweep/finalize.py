@@ -30,6 +30,7 @@ from cryptosweep.config import ObjectiveSpec, SweepConfig
 from cryptosweep.deployment import decide
 from cryptosweep.edge import edge
 from cryptosweep.executors import Executor, InProcessExecutor, TaskOutcome, run_final_task
+from cryptosweep.faults import infrastructure_fault
 from cryptosweep.files import canonical_json, write_json_atomic, write_text_atomic
 from cryptosweep.overfitting import (
     deflated_sharpe_from_returns,
@@ -192,12 +193,14 @@ def _estimated_seconds(tasks: list[dict[str, Any]], rows: dict[int, EvaluationRo
 def _journal(outcomes: Iterator[TaskOutcome], store: TrialStore, expected: int) -> str | None:
     """Journal each finished task as it arrives; returns why the champion's re-evaluation
     failed (None when it did not, or was not run). Any other failure stops the run here,
-    with nothing of it journaled."""
+    with nothing of it journaled; so does an infrastructure fault (a full disk) of the
+    champion's, which says nothing about the champion."""
     champion_error = None
     for done, outcome in enumerate(outcomes, start=1):
         payload = outcome.payload
         if outcome.error is not None:
-            if payload["kind"] == "champion" and not isinstance(outcome.error, OSError):
+            if (payload["kind"] == "champion" and not isinstance(outcome.error, OSError)
+                    and infrastructure_fault(outcome.error) is None):
                 champion_error = f"{type(outcome.error).__name__}: {outcome.error}"
                 log.warning("the champion's re-evaluation failed: %s", champion_error)
                 continue
