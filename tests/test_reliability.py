@@ -403,3 +403,41 @@ def test_a_read_only_run_is_said_to_be_read_only_by_resume_and_report(hyperband_
         line = one_error_line(capsys.readouterr().err)
         assert f"report: cannot write into {run_dir}" in line and reason in line, line
 
+
+@contextlib.contextmanager
+def read_only_parent(run: Path, tmp_path: Path) -> Iterator[Path]:
+    """A writable copy of ``run`` inside a read-only folder: as root, a writable tmpfs mounted
+    inside a read-only one; else permission bits."""
+    if os.geteuid() != 0:
+        parent = tmp_path / "reports"
+        parent.mkdir()
+        shutil.copytree(run, parent / run.name)
+        parent.chmod(0o555)
+        try:
+            yield parent / run.name
+        finally:
+            parent.chmod(0o755)
+        return
+    with small_tmpfs(tmp_path / "reports", "1m") as parent:
+        (parent / run.name).mkdir()
+        with small_tmpfs(parent / run.name, "64m") as copy:
+            shutil.copytree(run, copy, dirs_exist_ok=True)
+            subprocess.run(["mount", "-o", "remount,ro", str(parent)], check=True)
+            yield copy
+
+
+def test_report_without_an_index_still_says_it_cannot_write_plotly_beside_the_run(
+        hyperband_reference, tmp_path, capsys):
+    """`report --no-index` writes no index.html, but the report loads plotly.js from the folder
+    above, written there once: a read-only folder above is one line, exit 2, before the
+    notebook runs (it was exit 6 after running it, with its executed copy left behind)."""
+    from cryptosweep.cli import main
+
+    _, reference = hyperband_reference
+    with read_only_parent(reference, tmp_path) as run_dir:
+        before = (_folder_state(run_dir), sorted(p.name for p in run_dir.iterdir()))
+        assert main(["report", str(run_dir), "--no-index"]) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert f"report: cannot write into {run_dir.parent}" in line, line
+        assert "where the report keeps plotly-" in line and "--no-index" not in line, line
+        assert (_folder_state(run_dir), sorted(p.name for p in run_dir.iterdir())) == before

@@ -36,15 +36,23 @@ def plotly_js_name() -> str:
     return f"plotly-{get_plotlyjs_version()}.min.js"
 
 
+def plotly_js_present(folder: Path) -> bool:
+    """Whether ``folder`` already holds the installed plotly's library, whole (then
+    :func:`ensure_plotly_js` writes nothing there)."""
+    from plotly.offline import get_plotlyjs
+
+    target = Path(folder) / plotly_js_name()
+    return target.is_file() and target.stat().st_size == len(get_plotlyjs().encode("utf-8"))
+
+
 def ensure_plotly_js(folder: Path) -> Path:
     """``folder/plotly-<version>.min.js``, written (atomically) only when it is not already
     there with the right size."""
     from plotly.offline import get_plotlyjs
 
     target = Path(folder) / plotly_js_name()
-    code = get_plotlyjs()
-    if not target.is_file() or target.stat().st_size != len(code.encode("utf-8")):
-        write_text_atomic(target, code)
+    if not plotly_js_present(folder):
+        write_text_atomic(target, get_plotlyjs())
     return target
 
 

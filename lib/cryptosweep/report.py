@@ -19,7 +19,14 @@ from typing import Any
 from cryptosweep.errors import ReportError, UserError
 from cryptosweep.files import unwritable, write_text_atomic
 from cryptosweep.index_page import run_summaries, write_index
-from cryptosweep.offline import ensure_plotly_js, library_tags, with_library, without_cdn_scripts
+from cryptosweep.offline import (
+    ensure_plotly_js,
+    library_tags,
+    plotly_js_name,
+    plotly_js_present,
+    with_library,
+    without_cdn_scripts,
+)
 from cryptosweep.paths import NOTEBOOKS
 from cryptosweep.results import latest_file
 
@@ -35,18 +42,25 @@ DEFAULT_CHART_HEIGHT = "525px"
 
 
 def check_report_targets(run_dir: Path, index: bool = True) -> None:
-    """Before anything runs: the run folder exists, and the report (and, with ``index``, the
-    parent's ``index.html``) can be written there; else one :class:`UserError` saying why."""
+    """Before anything runs: the run folder exists, and the report can be written there; so
+    can, in the folder above, plotly.js (unless it is already there) and, with ``index``, the
+    ``index.html``; else one :class:`UserError` saying why."""
     if not run_dir.is_dir():
         raise UserError(f"report: run folder not found: {run_dir}")
-    targets = [run_dir, run_dir / "notebooks"] + ([run_dir.parent] if index else [])
+    library_written = plotly_js_present(run_dir.parent)
+    targets = [run_dir, run_dir / "notebooks"]
+    if index or not library_written:
+        targets.append(run_dir.parent)
     for target in targets:
         why = unwritable(target)
-        if why is not None:
-            raise UserError(
-                f"report: cannot write into {target} ({why}); copy the run folder somewhere "
-                "writable and report that" + (", or pass --no-index" if target == run_dir.parent
-                                              else ""))
+        if why is None:
+            continue
+        parent = target == run_dir.parent
+        where = f", where the report keeps {plotly_js_name()}" if parent and not library_written \
+            else ""
+        hint = ", or pass --no-index" if parent and library_written else ""
+        raise UserError(f"report: cannot write into {target} ({why}){where}; copy the run "
+                        f"folder somewhere writable and report that{hint}")
 
 
 def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900) -> Path:
