@@ -710,8 +710,10 @@ def disk_cases(reference: Reference) -> list[Case]:
         finally:
             mount.__exit__(None, None, None)
 
+    # 22: every evaluation of the reference is done; the disk fills during the end of the
+    # sweep (holdout, re-runs, baselines on the executor).
     return [Case("full disk", f"disk filled after {n} evaluations", lambda f, n=n:
-                 full_disk(f, n)) for n in (2, 8, 15)]
+                 full_disk(f, n)) for n in (2, 8, 15, 22)]
 
 
 # ------------------------------------------------------------ notifiers and schedulers
