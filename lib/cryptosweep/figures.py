@@ -464,7 +464,9 @@ def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "valid
     (bottom; the peak includes the starting 1, as in :mod:`cryptosweep.trading.metrics`) of the
     given evaluations' per-bar returns of ``kind`` (``validation``: the walk-forward test bars,
     folds one after the other; ``holdout``), as lines (no fills, so that curves stay apart),
-    beside flat (no position: equity 1, no drawdown).
+    beside buy-and-hold on the same bars (when the journal holds its returns: one round trip
+    per block, :mod:`cryptosweep.trading.baselines`) and flat (no position: equity 1, no
+    drawdown).
 
     x: ``bar_times`` (the UTC time of each bar of that sequence) on a date axis, else the bar
     index within it. ``markers``: ``(x, label)`` vertical lines, e.g. fold starts. The curves
@@ -497,6 +499,15 @@ def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "valid
         fig.add_trace(go.Scatter(y=drawdown.astype("float32"), mode="lines",
                                  name=f"eval {eval_id}", legendgroup=f"eval {eval_id}",
                                  showlegend=False, line=style, **x), row=2, col=1)
+    hold = store.get_baseline_returns(kind).get("buy_and_hold")
+    if hold is not None and len(hold) == n_bars:
+        equity = np.cumprod(1.0 + np.asarray(hold, dtype=float))
+        peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
+        style = {"color": "#8c564b", "width": 1.2, "dash": "dot"}
+        for row, values, legend in ((1, equity, True), (2, equity / peak - 1.0, False)):
+            fig.add_trace(go.Scatter(y=values.astype("float32"), mode="lines",
+                                     name="buy-and-hold", legendgroup="buy-and-hold",
+                                     showlegend=legend, line=style, **axis), row=row, col=1)
     ends = _ends(axis, n_bars)
     flat = {"color": "#555", "width": 1.5, "dash": "dash"}
     fig.add_trace(go.Scatter(x=ends, y=[1.0, 1.0], mode="lines", name="flat (no position)",

@@ -209,6 +209,10 @@ def _journal(outcomes: Iterator[TaskOutcome], store: TrialStore, expected: int) 
         elif payload["kind"] == "rerun":
             store.put_extra("repro", payload["eval_id"], result)
         elif payload["kind"] == "baselines":
+            for name, baseline in result.items():
+                for kind, returns in baseline.pop("returns").items():
+                    if returns is not None:
+                        store.put_baseline_returns(name, kind, returns)
             store.put_extra("baselines", RUN_LEVEL_ID, result)
         else:
             result.pop("holdout_returns")

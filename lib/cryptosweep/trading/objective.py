@@ -229,8 +229,12 @@ def evaluate_baselines(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
     :func:`~cryptosweep.trading.metrics.performance` per test block, as in a trial's
     ``folds``), ``metric`` and ``score`` (their mean of the configured metric, as a trial's
     score) and ``holdout`` (the ``holdout_*`` metrics and ``holdout_bars``, as
-    :func:`evaluate_holdout` gives them; ``None`` without a holdout). Buy-and-hold enters at
-    each block's first open and exits at its last close: one round trip per block.
+    :func:`evaluate_holdout` gives them; ``None`` without a holdout) and ``returns``: the
+    per-bar returns, ``validation`` (the test blocks one after the other, as a trial's
+    journaled validation returns) and ``holdout`` (``None`` without one), which the sweep
+    journals (:meth:`cryptosweep.store.TrialStore.put_baseline_returns`) rather than putting
+    them in its results. Buy-and-hold enters at each block's first open and exits at its last
+    close: one round trip per block.
     """
     spec = ObjectiveSpec.of(spec)
     settings = spec.objective
@@ -250,18 +254,22 @@ def evaluate_baselines(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for name in BASELINES:
-        folds = [metrics(run(name, slice(start, stop)))
-                 for start, stop in test_blocks(n_dev, settings.folds)]
-        holdout = None
+        blocks = [run(name, slice(start, stop))
+                  for start, stop in test_blocks(n_dev, settings.folds)]
+        folds = [metrics(block) for block in blocks]
+        holdout = holdout_returns = None
         if n_dev < n_all:
-            holdout = {f"holdout_{key}": value
-                       for key, value in metrics(run(name, slice(n_dev, n_all))).items()}
+            kept = run(name, slice(n_dev, n_all))
+            holdout = {f"holdout_{key}": value for key, value in metrics(kept).items()}
             holdout["holdout_bars"] = n_all - n_dev
+            holdout_returns = kept.returns
         out[name] = {
             "metric": settings.metric,
             "score": float(np.mean([fold[settings.metric] for fold in folds])),
             "folds": folds,
             "holdout": holdout,
+            "returns": {"validation": np.concatenate([block.returns for block in blocks]),
+                        "holdout": holdout_returns},
         }
     return out
 
