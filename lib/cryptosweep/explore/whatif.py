@@ -124,10 +124,12 @@ def trial_predictions(record: TrialRecord) -> list[Predictions]:
 
 class PredictionCache:
     """A trial's predictions per (run folder, its creation time, eval id), kept for the session
-    (the ``size`` most recently used); one retraining at a time per trial."""
+    (the ``size`` most recently used); one retraining at a time per trial. ``trainings``
+    counts the retrainings it did."""
 
     def __init__(self, size: int = 16) -> None:
         self.size = size
+        self.trainings = 0
         self._items: OrderedDict[tuple[str, float | None, int], list[Predictions]] = \
             OrderedDict()
         self._lock = threading.Lock()
@@ -158,6 +160,7 @@ class PredictionCache:
                 return found
             blocks = train(record)
             with self._lock:
+                self.trainings += 1
                 self._items[key] = blocks
                 self._items.move_to_end(key)
                 while len(self._items) > self.size:
