@@ -32,7 +32,6 @@ from cryptosweep.explore.runs import (
 from cryptosweep.figures import fold_dates
 from cryptosweep.ranking import finished_with_score, ranked
 from cryptosweep.store import DB_NAME, TrialStore
-from cryptosweep.trading.metrics import METRIC_NAMES
 from cryptosweep.trading.objective import TradingParams
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "finished_evaluations",
     "parameters_table",
     "read_trial",
-    "swept_metrics",
     "trading_dimensions",
 ]
 
@@ -257,15 +255,3 @@ def parameters_table(record: TrialRecord) -> pd.DataFrame:
                      " → ".join(f"{float(e['budget']):g}" for e in (*record.rungs,
                                                                       record.evaluation))))
     return pd.DataFrame({"value": pd.Series(dict(rows), dtype=object)}).rename_axis("parameter")
-
-
-def swept_metrics(record: TrialRecord) -> pd.DataFrame:
-    """The sweep's metrics of the trial (the journal's): one row per walk-forward fold (with
-    its UTC dates) and, where the sweep evaluated it, the holdout; a column per metric of
-    :data:`~cryptosweep.trading.metrics.METRIC_NAMES`."""
-    folds = list(record.metrics.get("folds") or [])
-    labels = block_labels(record.data, len(folds), record.holdout is not None)
-    rows = [{name: fold.get(name) for name in METRIC_NAMES} for fold in folds]
-    if record.holdout is not None:
-        rows.append({name: record.holdout.get(f"holdout_{name}") for name in METRIC_NAMES})
-    return pd.DataFrame(rows, index=pd.Index(labels, name="block"), columns=list(METRIC_NAMES))

@@ -29,7 +29,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from cryptosweep.errors import UserError
-from cryptosweep.explore.render import frame_html, show_figure, show_message, table_html
+from cryptosweep.explore.render import show_figure, show_message, table_html
 from cryptosweep.explore.runs import RunInfo, RunReadError
 from cryptosweep.explore.trial import (
     HOLDOUT,
@@ -158,15 +158,19 @@ class TrialView:
             description="From (UTC)", options=[("–", 0)], continuous_update=False,
             style={"description_width": "80px"}, layout=widgets.Layout(width="640px"))
         self.trades_chart = widgets.Output()
+        for widget, name in ((self.equity_chart, "equity"), (self.trades_chart, "trades"),
+                             (self.whatif_summary, "summary"), (self.status, "status")):
+            widget.add_class(f"cs-trial-{name}")  # names a page (and its tests) can find
         self.panel = _Panel([
             self.trial_picker, self.status,
             widgets.HBox([self.parameters_html,
                           widgets.VBox([widgets.HTML("<b>What-if</b>: trading parameters of "
                                                      "the backtest (on release)"),
                                         self.slider_box, self.reset_button])]),
-            self.whatif_summary, self.metrics_html, self.equity_chart,
-            widgets.HBox([self.period_picker]), self.window_picker, self.trades_chart,
+            self.whatif_summary, self.equity_chart, self.metrics_html,
+            self.period_picker, self.window_picker, self.trades_chart,
         ], self.activate)
+        self.panel.add_class("cs-trial-panel")
         self.trial_picker.observe(self._on_trial, names="value")
         self.reset_button.on_click(lambda _: self.reset())
         self.period_picker.observe(self._on_window, names="value")
@@ -214,8 +218,8 @@ class TrialView:
         for text in (self.parameters_html, self.whatif_summary, self.metrics_html):
             text.value = ""
         self._enable(False)
-        show_message(self.equity_chart, problem)
-        show_message(self.trades_chart, problem)
+        _message(self.equity_chart, problem)
+        _message(self.trades_chart, problem)
 
     # --------------------------------------------------------------------------- trial
 
@@ -245,14 +249,14 @@ class TrialView:
             self.predictions = self.own = self.whatif = self.parity = None
         self._set_sliders(record)
         self.parameters_html.value = ("<b>Parameters</b>"
-                                      + frame_html(parameters_table(record)))
+                                      + table_html(parameters_table(record)))
         self.metrics_html.value = self._metrics_html(record, None)
         self.whatif_summary.value = ""
         lengths = _lengths(record)
         self.figures["equity"] = equity_figure(
             record.returns, record.data, lengths, _equity_title(record, None)) \
             if any(lengths.values()) else None
-        show_figure(self.equity_chart, self.figures["equity"],
+        _figure(self.equity_chart, self.figures["equity"],
                     "no per-bar returns journaled for this evaluation")
         self.figures["trades"] = None
         cached = self.cache.cached(record)
@@ -262,7 +266,7 @@ class TrialView:
             self._start_training(generation, record)
         else:
             self.status.value = f"<b>{html.escape(record.label)}</b>"
-            show_message(self.trades_chart, "its trades appear once its models are retrained")
+            _message(self.trades_chart, "its trades appear once its models are retrained")
         return record
 
     def _start_training(self, generation: int, record: TrialRecord) -> None:
@@ -275,7 +279,7 @@ class TrialView:
         message = (f"training the trial's models with its recorded seed {record.seed} "
                    f"({steps} models{replay})...")
         self.status.value = f"<b>{html.escape(record.label)}</b>: <i>{html.escape(message)}</i>"
-        show_message(self.trades_chart, message)
+        _message(self.trades_chart, message)
         if self.background:
             self._thread = threading.Thread(target=self._train, args=(generation, record),
                                             name=f"retrain eval {record.eval_id}", daemon=True)
@@ -305,7 +309,7 @@ class TrialView:
         self.status.value = (f"<b>{html.escape(message)}</b>"
                              + (f"<details><pre>{html.escape(details)}</pre></details>"
                                 if details else ""))
-        show_message(self.trades_chart, message)
+        _message(self.trades_chart, message)
 
     def _ready(self, generation: int, record: TrialRecord, predictions: list[Predictions]
                ) -> None:
@@ -349,8 +353,9 @@ class TrialView:
             if dimensions != self._dimensions or not self.sliders:
                 self.sliders = {name: _slider(name, dimensions.get(name), own[name])
                                 for name in TRADING_PARAMETERS}
-                for slider in self.sliders.values():
+                for name, slider in self.sliders.items():
                     slider.observe(self._on_trading, names="value")
+                    slider.add_class(f"cs-whatif-{name}")
                 self.slider_box.children = tuple(self.sliders.values())
                 self._dimensions = dimensions
             for name, slider in self.sliders.items():
@@ -390,7 +395,8 @@ class TrialView:
 
     def update_what_if(self) -> WhatIf | None:
         """Backtest the cached predictions with the sliders' trading parameters and redraw the
-        what-if: metrics, equity and drawdown, trades. Milliseconds (:attr:`timings`)."""
+        what-if: equity and drawdown first (the page starts drawing it at once), then the
+        metrics and the trades. Milliseconds (:attr:`timings`)."""
         with self._lock:
             record, predictions, own = self.record, self.predictions, self.own
             if record is None or predictions is None or own is None or self.market is None:
@@ -401,19 +407,19 @@ class TrialView:
                                                                  record.spec, self.market)
             self.whatif = whatif
             backtested = time.perf_counter()
-            self.metrics_html.value = self._metrics_html(record, whatif)
-            self.whatif_summary.value = _summary(record, whatif)
-            tabled = time.perf_counter()
             if self.figures["equity"] is None:
                 self.figures["equity"] = equity_figure(
                     record.returns, record.data, _lengths(record, whatif), "")
             fill_equity(self.figures["equity"], whatif, _equity_title(record, whatif))
-            show_figure(self.equity_chart, self.figures["equity"])
+            _figure(self.equity_chart, self.figures["equity"])
             drawn = time.perf_counter()
+            self.whatif_summary.value = _summary(record, whatif)
+            self.metrics_html.value = self._metrics_html(record, whatif)
+            tabled = time.perf_counter()
             self._draw_trades()
             done = time.perf_counter()
-            self.timings.update(backtest=backtested - started, tables=tabled - backtested,
-                                equity=drawn - tabled, trades=done - drawn,
+            self.timings.update(backtest=backtested - started, equity=drawn - backtested,
+                                tables=tabled - drawn, trades=done - tabled,
                                 total=done - started)
             return whatif
 
@@ -451,9 +457,10 @@ class TrialView:
         own = " (the trial's own parameters)" if whatif is self.own else " (what-if)"
         title = (f"Trades on {block.name}{own}: {len(block.result.trades)} in the period, "
                  f"{shown} in these {min(CANDLES_PER_WINDOW, len(block.bars) - start)} candles")
-        self.figures["trades"] = trades_figure(market, block, start, whatif.trading,
-                                               title=title)
-        show_figure(self.trades_chart, self.figures["trades"])
+        figure = trades_figure(market, block, start, whatif.trading, title=title)
+        if figure != self.figures["trades"]:  # the page redraws only a changed chart
+            self.figures["trades"] = figure
+            _figure(self.trades_chart, figure)
 
     # -------------------------------------------------------------------------- text
 
@@ -461,6 +468,19 @@ class TrialView:
         heading = ("<b>Metrics per block</b>: as swept (the journal's)"
                    + (" and the what-if" if whatif is not None else ""))
         return heading + table_html(metrics_table(record, whatif))
+
+
+def _figure(output: widgets.Output, figure: Mapping[str, Any] | None, empty: str = "") -> None:
+    """Draw ``figure`` into ``output``, which keeps the figure's height while the page swaps
+    the old chart for the new one (so the notebook does not reflow at every redraw)."""
+    height = ((figure or {}).get("layout") or {}).get("height")
+    output.layout.min_height = f"{int(height)}px" if height else None
+    show_figure(output, figure, empty or "nothing to draw")
+
+
+def _message(output: widgets.Output, message: str) -> None:
+    output.layout.min_height = None
+    show_message(output, message)
 
 
 def _set_value(slider: widgets.Widget, value: Any) -> None:
