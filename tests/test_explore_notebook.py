@@ -427,6 +427,9 @@ def test_trial_panel_in_the_page_redraws_the_what_if_when_a_slider_is_released(
     summary = lab.driver.execute_script(TRIAL_READY)["summary"]
     assert "changed: threshold" in summary, summary
     assert lab.errors() == []
+    lab.driver.execute_script(  # the picture: the panel from its trial picker down
+        "document.querySelector('.cs-trial-panel').scrollIntoView({block: 'start'});")
+    time.sleep(1.5)  # let the charts draw and settle
     shot = tmp_path / "explore_trial.png"
     lab.driver.save_screenshot(str(shot))
     assert shot.stat().st_size > 20_000

@@ -47,8 +47,8 @@ _STYLE = {(SWEPT, "validation"): {"color": "#1f77b4", "width": 1.5},
           (SWEPT, HOLDOUT): {"color": "#2ca02c", "width": 1.5},
           (WHAT_IF, "validation"): {"color": "#ff7f0e", "width": 1.5, "dash": "dash"},
           (WHAT_IF, HOLDOUT): {"color": "#d62728", "width": 1.5, "dash": "dash"}}
-_EXIT_COLOURS = {"stop": "#d62728", "take_profit": "#2ca02c", "time": "#7f7f7f",
-                 "end": "#7f7f7f"}
+_EXIT_COLOURS = {"stop": "#d62728", "take_profit": "#2ca02c", "time": "#444444",
+                 "end": "#444444"}
 
 
 def _axes(data: Mapping[str, Any] | None, lengths: Mapping[str, int]
@@ -177,7 +177,7 @@ def trades_figure(market: Market, block: BlockBacktest, start: int, trading: Tra
         "high": typed_array(market.high[bars]), "low": typed_array(market.low[bars]),
         "close": typed_array(market.close[bars]),
         "increasing": {"line": {"color": "#26a69a"}},
-        "decreasing": {"line": {"color": "#ef5350"}},
+        "decreasing": {"line": {"color": "#ef5350"}}, "opacity": 0.55,
     }]
     shown = [(i, t) for i, t in enumerate(block.result.trades)
              if t.entry_bar < stop and t.exit_bar >= start]
@@ -213,11 +213,12 @@ def trades_figure(market: Market, block: BlockBacktest, start: int, trading: Tra
                        "line": {"color": "#333", "width": 1}},
             "hovertemplate": "entry %{y:,.2f}<br>%{x}<extra>trade %{customdata}</extra>"})
     data.append({
-        "type": "scatter", "mode": "markers", "name": "exits", "meta": "exits",
+        "type": "scatter", "mode": "markers", "meta": "exits",
+        "name": "exits: stop (red), take profit (green), time (dark)",
         "x": exit_times, "y": typed_array(exit_price),
         "customdata": [[int(i), float(r)] for i, r in zip(index.tolist(), net, strict=True)],
         "text": [reason.replace("_", " ") for reason in reasons],
-        "marker": {"symbol": "x", "size": 10,
+        "marker": {"symbol": "x", "size": 11, "line": {"color": "#222", "width": 1},
                    "color": [_EXIT_COLOURS.get(reason, "#333") for reason in reasons]},
         "hovertemplate": "exit %{y:,.2f} (%{text})<br>%{x}<br>net %{customdata[1]:+.2%}"
                          "<extra>trade %{customdata[0]}</extra>"})

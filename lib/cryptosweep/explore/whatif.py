@@ -7,7 +7,7 @@ sweep's: one block per walk-forward fold, then the holdout. A Hyperband evaluati
 continued from its previous rung's checkpoint is replayed along the same rungs, with
 checkpoints in a temporary folder, because for families that sample rows or columns the
 continued model is not the one trained from scratch (``docs/continuation.md``). The sweep's
-holdout model is always trained from scratch, as ``finalize`` trains it.
+holdout model is always trained from scratch on the CPU, as ``finalize`` trains it.
 :class:`PredictionCache` keeps them for the session.
 
 :func:`what_if` backtests cached predictions with any trading parameters: the threshold rule
@@ -64,9 +64,9 @@ __all__ = [
     "what_if",
 ]
 
-#: Where the explorer retrains (the sweep's GPU evaluations are retrained on the CPU; the
-#: parity check says whether that gave the sweep's returns).
-DEVICE = "cpu"
+#: Where the sweep trains holdout models (``finalize``), and the explorer whatever it cannot
+#: train where the sweep did.
+CPU = "cpu"
 
 
 class PredictionsError(UserError):
@@ -87,6 +87,18 @@ def check_data(record: TrialRecord) -> None:
                                "sweep's predictions")
 
 
+def fold_device(record: TrialRecord) -> str:
+    """Where to retrain the walk-forward folds: on a GPU (``cuda:0``, as a sweep's worker sees
+    its own) when the sweep trained them on one and torch sees one here, else on the CPU (a
+    GPU-trained trial retrained on the CPU may predict otherwise: :func:`parity` says)."""
+    if record.device and record.device.startswith("cuda"):
+        from cryptosweep.trading.models import torch_cuda_available
+
+        if torch_cuda_available():
+            return "cuda:0"
+    return CPU
+
+
 def training_steps(record: TrialRecord) -> int:
     """How many models :func:`trial_predictions` fits: the folds of every rung replayed, and
     the holdout model."""
@@ -105,7 +117,7 @@ def trial_predictions(record: TrialRecord) -> list[Predictions]:
     holdout (trained from scratch on every development bar). Seconds per fold."""
     check_data(record)
     spec = record.spec
-    params, seed = record.params, record.seed
+    params, seed, device = record.params, record.seed, fold_device(record)
     if _continued(record):
         config = record.sweep_config
         with tempfile.TemporaryDirectory(prefix="cryptosweep-replay-") as folder:
@@ -114,11 +126,11 @@ def trial_predictions(record: TrialRecord) -> list[Predictions]:
                 checkpoint = checkpoint_spec(config, Path(folder), record.trial_id,
                                              evaluation.get("tags") or {})
                 folds = list(fold_predictions(params, float(evaluation["budget"]), seed, spec,
-                                              DEVICE, checkpoint=checkpoint))
+                                              device, checkpoint=checkpoint))
     else:
-        folds = list(fold_predictions(params, record.budget, seed, spec, DEVICE))
+        folds = list(fold_predictions(params, record.budget, seed, spec, device))
     if spec.data.holdout_fraction > 0:
-        folds.append(holdout_predictions(params, record.budget, seed, spec, DEVICE))
+        folds.append(holdout_predictions(params, record.budget, seed, spec, CPU))
     return folds
 
 
@@ -280,8 +292,9 @@ def parity(record: TrialRecord, own: WhatIf) -> Parity:
     if checks[HOLDOUT] is None and own.holdout is not None:
         parts.append("holdout: not evaluated by the sweep (not in its top-k), computed here")
     note = ""
-    if record.device and not record.device.startswith("cpu"):
-        note = f" (the sweep trained it on {record.device}; retrained here on the CPU)"
+    if record.device and not record.device.startswith(CPU):
+        note = (f" (the sweep trained its folds on {record.device}; retrained here on "
+                f"{fold_device(record)})")
     return Parity(checks["validation"], checks[HOLDOUT], "; ".join(parts) + note)
 
 
