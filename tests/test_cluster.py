@@ -79,3 +79,35 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, write_config):
     assert done.stderr.strip().splitlines()[-1].startswith(
         "cryptosweep: error: --scheduler-address: cannot reach tcp://127.0.0.1:9")
     assert not (tmp_path / "logs").exists(), "no run folder for a sweep that could not start"
+
+
+def _final_task(payload: dict) -> dict:
+    """Stands in for an end-of-sweep evaluation (the executor runs any function): returns,
+    raises what it is told, or kills its worker process on its first attempt."""
+    marker = Path(payload["marker"]) if "marker" in payload else None
+    if payload.get("die_once") and marker is not None and not marker.exists():
+        marker.touch()
+        os._exit(70)
+    if payload.get("raise"):
+        raise OSError(28, "No space left on device", payload["task"])
+    return {"task": payload["task"]}
+
+
+def test_end_of_sweep_tasks_on_dask_workers_report_failures_and_retry_dead_workers(tmp_path):
+    """run_tasks on a LocalCluster of 2 workers: every task's outcome comes back (a raised
+    error as the outcome's error, never a result); a task whose worker died runs again, up to
+    max_retries times, then comes back as its KilledWorker."""
+    from cryptosweep.executors import make_executor
+
+    with make_executor(2) as executor:
+        payloads = [{"task": "a"}, {"task": "b"}, {"task": "full", "raise": True},
+                    {"task": "dies", "die_once": True, "marker": str(tmp_path / "died")}]
+        outcomes = {o.payload["task"]: o for o in executor.run_tasks(_final_task, payloads, 1)}
+        assert sorted(outcomes) == ["a", "b", "dies", "full"]
+        assert outcomes["a"].result["task"] == "a" and outcomes["a"].error is None
+        assert isinstance(outcomes["full"].error, OSError) and outcomes["full"].result is None
+        assert outcomes["full"].error.errno == 28
+        assert outcomes["dies"].error is None and (tmp_path / "died").exists()
+        again = [{"task": "dies again", "die_once": True, "marker": str(tmp_path / "again")}]
+        (lost,) = executor.run_tasks(_final_task, again, 0)
+        assert type(lost.error).__name__ == "KilledWorker" and lost.result is None

@@ -23,6 +23,8 @@ def test_template_and_demo_load_with_json_and_yaml():
     demo = load_config(REPO / "parameters" / "demo.yaml")
     assert template.parameter_ranges.catboost and template.parameter_ranges.torch
     assert template.hyperband.eta == 3 and template.gpu_settings.deterministic
+    # every section with its defaults: the deployment gate's too
+    assert template.deployment == type(template.deployment)()
     assert demo.sweep_type == "hyperband" and demo.objective.models == ["lightgbm", "xgboost"]
 
 

@@ -476,6 +476,8 @@ def test_top_k_table_shows_what_a_person_needs(hb: Run) -> None:
     assert header[6:11] == ["holdout max DD", "holdout hit rate", "holdout exposure", "DSR",
                             "folds"]
     top = hb.results["top_k"]
+    rows, baselines = rows[: len(top)], rows[len(top):]
+    assert [r[2] for r in baselines] == ["flat", "buy-and-hold"]  # the run's own
     assert [int(r[1]) for r in rows] == [item["eval_id"] for item in top]
     min_trades = hb.results["config"]["reporting"]["min_trades"]
     for row, item in zip(rows, top, strict=True):
@@ -504,7 +506,9 @@ def test_fold_table_shows_every_fold_and_marks_small_samples(hb: Run) -> None:
     folds = len(results["top_k"][0]["metrics"]["folds"])
     assert header == ["rank", "eval", "fold 1 (a)", "fold 2 (b)"][: 2 + folds] + [
         f"fold {k + 1}" for k in range(2, folds)] + ["mean", "sd", "carried by one fold?"]
-    for row, item in zip(rows, results["top_k"], strict=True):
+    top = results["top_k"]
+    assert [r[0] for r in rows[len(top):]] == ["flat", "buy-and-hold"]  # the run's own
+    for row, item in zip(rows[: len(top)], top, strict=True):
         for k, fold in enumerate(item["metrics"]["folds"]):
             assert row[2 + k] == f"{fold['sharpe']:+.2f}\n{fold['trades']} trades†"
         assert row[2 + folds] == f"{item['score']:+.2f}"
@@ -560,7 +564,13 @@ def test_baselines_are_rows_beside_the_top_k(hb: Run) -> None:
     folds_rows = _rows(tables.fold_table(results))[1:]
     assert [r[0] for r in folds_rows[-2:]] == ["flat", "buy-and-hold"]
     assert folds_rows[-1][2] == "+0.50\n1 trades"
-    assert len(_rows(tables.top_k_table(hb.results))) == len(hb.results["top_k"]) + 1
+    bare = {**hb.results, "baselines": None}
+    assert len(_rows(tables.top_k_table(bare))) == len(hb.results["top_k"]) + 1
+    # A run's own baselines and the edge of each configuration over them.
+    own = _rows(tables.top_k_table(hb.results))[1:]
+    assert [r[2] for r in own[-2:]] == ["flat", "buy-and-hold"]
+    for row, item in zip(own, hb.results["top_k"], strict=False):
+        assert row[2] == item["params"]["model"] + (" no edge" if item["edge"]["label"] else "")
 
 
 def test_the_text_report_leads_with_the_verdict_and_marks_small_samples(hb: Run) -> None:

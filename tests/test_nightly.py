@@ -33,7 +33,7 @@ import pytest
 
 from conftest import REPO, deterministic_bytes, done_count, results_file, tiny_config
 from cryptosweep import nightly
-from cryptosweep.nightly import notifications
+from cryptosweep.nightly import notifications, promotion
 
 slow = pytest.mark.slow
 
@@ -62,6 +62,11 @@ def run_nightly(env: dict[str, str], cwd: Path | str = "/", timeout: float = 300
     return SimpleNamespace(rc=done.returncode, output=done.stdout + done.stderr)
 
 
+def last_nightly_line(output: str) -> str:
+    """The job's own last line (its stdout comes before the stderr of what it ran)."""
+    return [line for line in output.splitlines() if " nightly: " in line][-1]
+
+
 def write_json(path: Path, data: Any) -> Path:
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
@@ -71,6 +76,12 @@ def tiny(**changes: Any) -> dict[str, Any]:
     """The issue's tiny nightly: random, 3 trials, max_iter 2, 2 folds, 3 rounds per unit,
     in-process, top 2."""
     return tiny_config(**{"random__n_trials": 3, "objective__rounds_per_unit": 3, **changes})
+
+
+#: A deployment gate the tiny nightly's winner passes (it checks nothing).
+LENIENT_GATE = {"deployment__min_dsr": 0.0, "deployment__max_pbo": 1.0,
+                "deployment__min_holdout_score": -1e9, "deployment__min_holdout_trades": 0,
+                "deployment__min_improvement": -1e9}
 
 
 def nightly_runs(reports: Path) -> list[Path]:
@@ -190,11 +201,13 @@ def files_text(folder: Path) -> str:
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """A successful nightly from ``/`` with cron's environment, a webhook and a command
-    notifier, and earlier run folders for retention (RUN_RETENTION=3, LOG_RETENTION_DAYS=14)."""
+    notifier, and earlier run folders for retention (RUN_RETENTION=3, LOG_RETENTION_DAYS=14).
+    Its gate is lenient: the winner is approved and becomes the first champion."""
     tmp = tmp_path_factory.mktemp("night")
     # Hyperband, so that the night has checkpoints to remove once it is complete.
     config = write_json(tmp / "tiny.json", tiny(sweep_type="hyperband",
-                                                hyperband={"max_iter": 2, "eta": 2}))
+                                                hyperband={"max_iter": 2, "eta": 2},
+                                                **LENIENT_GATE))
     reports = tmp / "reports"
     old = {
         # newest first; the new run makes four with these three, so the newest 3 are kept
@@ -230,7 +243,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
 
 
 @slow
-def test_success_publishes_report_latest_best_configs_and_index(night):
+def test_success_publishes_report_latest_and_index(night):
     assert night.done.rc == 0, night.done.output[-4000:]
     run = night.run
     assert run.name.startswith("nightly_20") and run.name > "nightly_2020"
@@ -238,8 +251,6 @@ def test_success_publishes_report_latest_best_configs_and_index(night):
     assert nightly.run_status(run) == "complete"
     latest = night.reports / "latest"
     assert latest.is_symlink() and os.readlink(latest) == run.name  # relative: movable
-    (best,) = run.glob("best_configs_*.json")
-    assert (night.models / "best_configs_latest.json").read_bytes() == best.read_bytes()
     index = (night.reports / "index.html").read_text()
     assert f"{run.name}/report.html" in index
     assert not list(night.reports.glob(".latest*")), "no temporary link left behind"
@@ -268,6 +279,130 @@ def test_a_night_takes_at_most_5_mb(night):
         assert not library.search(page.read_bytes()), f"{page.name} embeds plotly.js"
     (shared,) = night.reports.glob("plotly-*.min.js")
     assert f'src="../{shared.name}"'.encode() in (night.run / "report.html").read_bytes()
+
+
+@slow
+def test_an_approved_run_becomes_the_champion(night):
+    """Approved: the winner is trained into models/champion (a model folder whose manifest
+    is the winner's configuration and seed), best_configs_latest.json is the run's, the
+    decision is in champions.jsonl, the summary and the job's last line."""
+    assert night.done.rc == 0, night.done.output[-4000:]
+    results = json.loads(results_file(night.run).read_text())
+    assert results["deployment"]["decision"] == "approved"
+    assert results["deployment"]["champion"] is None  # nothing was deployed before
+    (best,) = night.run.glob("best_configs_*.json")
+    assert (night.models / "best_configs_latest.json").read_bytes() == best.read_bytes()
+    manifest = json.loads((night.models / "champion" / "manifest.json").read_text())
+    assert manifest["format"] == "cryptosweep-model/1"
+    assert manifest["configuration"]["params"] == results["best"]["params"]
+    assert manifest["seed"] == results["best"]["seed"]
+    assert not (night.models / "champion.prev").exists()
+    assert sorted(p.name for p in night.models.iterdir()) == [
+        "best_configs_latest.json", "champion", "champions.jsonl"]
+    (record,) = promotion.read_history(night.models)
+    assert (record["run"], record["decision"], record["promoted"]) == (
+        night.run.name, "approved", True)
+    assert record["criteria"] == results["deployment"]["criteria"]
+    summary = json.loads(night.hook.requests[0]["body"])
+    assert summary["decision"] == "approved" and summary["promoted"] is True
+    assert f"deployed to {night.models / 'champion'}" in summary["text"]
+    last = last_nightly_line(night.done.output)
+    assert last.endswith(f"INFO nightly: approved: eval {results['best']['eval_id']} "
+                         f"({results['best']['params']['model']}) deployed to "
+                         f"{night.models / 'champion'}")
+
+
+@pytest.fixture(scope="module")
+def night_rejected(night: SimpleNamespace) -> SimpleNamespace:
+    """The next night, in another reports folder but the same models folder: its winner is
+    compared with the champion the first night deployed, and rejected (it cannot make the
+    million holdout trades its gate asks for)."""
+    tmp = night.tmp / "rejected"
+    tmp.mkdir()
+    config = write_json(tmp / "tiny.json", tiny(**{**LENIENT_GATE,
+                                                   "deployment__min_holdout_trades": 10**6}))
+    before = {p.relative_to(night.models): p.read_bytes()
+              for p in night.models.rglob("*") if p.is_file()}
+    stdin_copy = tmp / "stdin.json"
+    env = cron_env(tmp, SWEEP_CONFIG=config, MODELS_DIR=night.models,
+                   NOTIFY_COMMAND=f"cat > '{stdin_copy}'")
+    done = run_nightly(env, tmp)
+    (run,) = nightly_runs(tmp / "reports")
+    return SimpleNamespace(done=done, run=run, before=before, models=night.models,
+                           summary=json.loads(stdin_copy.read_text()))
+
+
+@slow
+def test_a_rejected_run_leaves_the_champion_untouched(night, night_rejected):
+    """Rejected: champion and best_configs_latest.json are byte for byte what they were, the
+    run's best configs go to models/rejected/<run>/, the decision is appended to
+    champions.jsonl, and the summary and the job's last line say why."""
+    night_ = night_rejected
+    assert night_.done.rc == 0, night_.done.output[-4000:]
+    results = json.loads(results_file(night_.run).read_text())
+    deployment = results["deployment"]
+    assert deployment["decision"] == "rejected"
+    after = {p.relative_to(night_.models): p.read_bytes()
+             for p in night_.models.rglob("*") if p.is_file()}
+    for path, content in night_.before.items():
+        if path.name != "champions.jsonl":
+            assert after[path] == content, f"{path} changed"
+    (best,) = night_.run.glob("best_configs_*.json")
+    assert after[Path("rejected") / night_.run.name / best.name] == best.read_bytes()
+    _, second = promotion.read_history(night_.models)
+    assert (second["run"], second["decision"], second["promoted"]) == (
+        night_.run.name, "rejected", False)
+    # The champion was re-evaluated on this run's holdout bars, with its recorded seed.
+    (versus,) = [c for c in deployment["criteria"] if c["name"] == "champion"]
+    champion = deployment["champion"]
+    manifest = json.loads((night_.models / "champion" / "manifest.json").read_text())
+    assert champion["seed"] == manifest["seed"]
+    assert champion["configuration"] == manifest["configuration"]["params"]
+    assert champion["holdout"]["holdout_bars"] == results["data"]["holdout_bars"]
+    assert versus["threshold"] == champion["holdout"]["holdout_sharpe"] - 1e9
+    failed = [c["text"] for c in deployment["criteria"] if not c["passed"]]
+    assert failed == [f"holdout trades {results['best']['holdout']['holdout_trades']} < "
+                      "1000000"]
+    line = f"not promoted: {failed[0]}; the previous champion stays; see "
+    assert night_.summary["deployment"] == f"not promoted: {failed[0]}"
+    assert night_.summary["promoted"] is False and "Not promoted: holdout trades" in (
+        night_.summary["text"])
+    last = last_nightly_line(night_.done.output)
+    assert last.endswith(f"INFO nightly: {line}{night_.run / 'report.html'}")
+
+
+@slow
+@pytest.mark.parametrize("moment", ["training", "saving"])
+def test_a_killed_promotion_never_leaves_a_half_written_champion(night, night_rejected,
+                                                                 tmp_path, moment):
+    """SIGKILL as the champion's training starts, or once its files are being written, then
+    the next night's recovery: the deployed champion is the one before, whole, and nothing
+    of the training is left."""
+    models = tmp_path / "models"
+    shutil.copytree(night.models, models)
+    before = {p.relative_to(models): p.read_bytes() for p in models.rglob("*") if p.is_file()}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from cryptosweep.nightly.promotion import "
+         "decide_and_act; decide_and_act(sys.argv[1], sys.argv[2])", str(night.run),
+         str(models)], start_new_session=True)
+
+    def reached() -> bool:
+        workspaces = list(models.glob(f"{promotion.TRAINING_PREFIX}*"))
+        return bool(workspaces) and (moment == "training" or any(workspaces[0].iterdir()))
+
+    deadline = time.monotonic() + 120
+    try:
+        while not reached():
+            assert process.poll() is None, "the promotion ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (models / "champion.prev").exists(), "killed too late"
+    assert any("interrupted training" in line for line in nightly.recover(models))
+    after = {p.relative_to(models): p.read_bytes() for p in models.rglob("*") if p.is_file()}
+    assert after == before
 
 
 @slow
@@ -369,9 +504,10 @@ def test_killed_run_is_resumed_to_the_results_of_an_uninterrupted_run(tmp_path):
     assert nightly.run_status(run) == "running"
     assert 1 <= done_count(run / "sweep.db") < 30
 
-    reference = subprocess.Popen(
+    reference = subprocess.Popen(  # the nightly's config: with where its champion would be
         [sys.executable, "-m", "cryptosweep", "run", "--config", str(config), "--seed",
-         "123456", "--log-dir", str(tmp_path / "ref"), "--run-name", "ref"],
+         "123456", "--log-dir", str(tmp_path / "ref"), "--run-name", "ref", "--set",
+         f"deployment.champion_dir={tmp_path / 'models' / 'champion'}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     second = run_nightly(env, tmp_path)
     assert reference.wait(timeout=300) == 0, reference.stderr.read() if reference.stderr else ""
@@ -490,6 +626,26 @@ def test_build_summary_from_results_and_without_a_run(tmp_path):
     assert failed["run"] is None and failed["best_score"] is None and failed["report"] is None
     assert "exit 4" in failed["text"] and "5 of 5" in failed["text"]
     json.dumps(failed)  # plain JSON
+
+
+def test_summary_carries_the_deployment_decision(tmp_path):
+    run = fake_run(tmp_path, "nightly_20200101_020000", "complete", results=True, report=True)
+    results = results_file(run)
+    data = json.loads(results.read_text())
+    data["deployment"] = {"decision": "rejected", "reason": "Rejected: DSR 0.03 < 0.95.",
+                          "criteria": [{"name": "dsr", "value": 0.03, "threshold": 0.95,
+                                        "passed": False, "text": "DSR 0.03 < 0.95"}]}
+    results.write_text(json.dumps(data))
+    summary = nightly.build_summary(run, 0)
+    assert (summary["decision"], summary["deployment"], summary["promoted"]) == (
+        "rejected", "not promoted: DSR 0.03 < 0.95", None)
+    assert summary["text"].endswith("PBO 0.10. Not promoted: DSR 0.03 < 0.95. Report: "
+                                    f"{run / 'report.html'}")
+    kept = nightly.Promotion(False, {}, "not promoted: DSR 0.03 < 0.95; the previous champion "
+                                        "stays; see report.html")
+    summary = nightly.build_summary(run, 0, promotion=kept)
+    assert summary["promoted"] is False and summary["champion"] == kept.message
+    assert "Not promoted: DSR 0.03 < 0.95; the previous champion stays" in summary["text"]
 
 
 def test_select_for_deletion_keeps_newest_unfinished_and_latest(tmp_path):
@@ -644,20 +800,18 @@ def test_check_sweep_judges_by_journal_and_notebook(tmp_path):
     assert nightly.check_sweep(done, notebook, 1)[0] == 4, "a failed papermill is a failure"
 
 
-def test_publish_replaces_latest_and_best_configs_atomically(tmp_path):
-    reports, models = tmp_path / "reports", tmp_path / "models"
+def test_publish_replaces_latest_atomically_and_leaves_models_alone(tmp_path):
+    reports = tmp_path / "reports"
     first = fake_run(reports, "nightly_20200101_020000", "complete", results=True, report=True)
     second = fake_run(reports, "nightly_20200102_020000", "complete", results=True, report=True)
-    nightly.publish(first, reports, models)
-    link, best = nightly.publish(second, reports, models)
+    nightly.publish(first, reports)
+    link = nightly.publish(second, reports)
     assert os.readlink(link) == second.name and link.resolve() == second.resolve()
-    assert json.loads(best.read_text()) == {"configurations": [second.name]}
     assert sorted(p.name for p in reports.iterdir()) == [
         "latest", "nightly_20200101_020000", "nightly_20200102_020000"]
-    assert sorted(p.name for p in models.iterdir()) == ["best_configs_latest.json"]
     unfinished = fake_run(reports, "nightly_20200103_020000", "running")
     with pytest.raises(RuntimeError, match="not a finished run"):
-        nightly.publish(unfinished, reports, models)
+        nightly.publish(unfinished, reports)
 
 
 def test_script_passes_bash_syntax_check():

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
-from conftest import cli, deterministic_bytes, kill_when, tiny_config
+from conftest import cli, deterministic_bytes, done_count, kill_when, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +61,51 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(config_and_reference, t
         assert n_finished == 1, f"evaluation {eval_id} finished {n_finished} times"
         if eval_id in finished_before:
             assert n_attempts == 1, f"finished evaluation {eval_id} was run again after resume"
+
+
+def _extra_evaluations(db) -> set[tuple[str, int]]:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return set(conn.execute("SELECT kind, eval_id FROM extra_evaluations"))
+    except sqlite3.OperationalError:  # not created yet
+        return set()
+
+
+def test_sigkill_during_the_end_of_the_sweep_then_resume_redoes_nothing(
+        config_and_reference, tmp_path):
+    """Killed while the top-k's holdout and re-runs are evaluated (in-process), resumed on 2
+    dask workers: what was journaled is not evaluated again, and the results are the
+    uninterrupted run's, byte for byte."""
+    config_path, reference = config_and_reference
+    run_dir = tmp_path / "killed"
+    db = run_dir / "sweep.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cryptosweep", "run", "--config", str(config_path), "--log-dir",
+         str(tmp_path), "--run-name", "killed", "--seed", "5", "--workers", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while not _extra_evaluations(db):
+            assert process.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "the sweep made no progress"
+            time.sleep(0.005)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    journaled = _extra_evaluations(db)
+    assert not list(run_dir.glob("sweep_results_*.json")), "killed too late"
+    assert done_count(db) == N_TRIALS and 1 <= len(journaled) < 5
+
+    resumed = cli("run", "--resume", str(run_dir), "--workers", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert deterministic_bytes(run_dir) == deterministic_bytes(reference)
+    (started,) = [line for line in (run_dir / "sweep_output.log").read_text().splitlines()
+                  if "end of the sweep: " in line and "evaluation(s) on dask" in line]
+    names = {"holdout": "holdout", "repro": "rerun", "baselines": "baselines"}
+    for kind, eval_id in journaled:
+        task = names[kind] if kind == "baselines" else f"{names[kind]}-{eval_id}"
+        assert task not in started.split(": ")[-1].split(", "), f"{task} evaluated again"
+    assert len(started.split(": ")[-1].split(", ")) == 5 - len(journaled)
 
 
 def test_resume_of_a_finished_run_runs_nothing_and_rewrites_the_same_results(

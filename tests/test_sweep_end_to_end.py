@@ -78,6 +78,111 @@ def test_run_folder_holds_every_output_file(reference):
     assert set(holdout.values()) == {results["data"]["holdout_bars"]}
 
 
+def test_baselines_edge_and_deployment_decision_in_every_output(reference):
+    """Flat and buy-and-hold on the trials' own test blocks and holdout, each top-k entry's
+    edge over them, and the gate's decision: in the results, the best configs and the first
+    lines of the text report, all from the same block."""
+    _, run_dir = reference
+    results = json.loads(results_file(run_dir).read_text())
+    baselines = results["baselines"]
+    folds = len(results["data"]["folds"])
+    for name in ("flat", "buy_and_hold"):
+        assert len(baselines[name]["folds"]) == folds
+        assert baselines[name]["holdout"]["holdout_bars"] == results["data"]["holdout_bars"]
+    assert baselines["flat"]["score"] == 0.0
+    assert all(fold["trades"] == 1 for fold in baselines["buy_and_hold"]["folds"])
+    for item in results["top_k"]:
+        positive = item["score"] > 0 and item["holdout"]["holdout_sharpe"] > 0
+        assert item["edge"]["beats_flat"] is positive
+        assert item["edge"]["label"] == (None if positive else "no edge")
+    deployment = results["deployment"]
+    assert deployment["decision"] in ("approved", "rejected") and deployment["champion"] is None
+    assert [c["name"] for c in deployment["criteria"]] == [
+        "reproducible", "dsr", "pbo", "holdout_score", "holdout_trades"]
+    dsr = next(c for c in deployment["criteria"] if c["name"] == "dsr")
+    assert dsr["value"] == results["overfitting"]["dsr"]["dsr"] and dsr["threshold"] == 0.95
+    (best_path,) = run_dir.glob("best_configs_*.json")
+    best = json.loads(best_path.read_text())
+    assert best["deployment"] == deployment and best["baselines"] == baselines
+    assert best["configurations"][0]["edge"] == results["best"]["edge"]
+    report = next(run_dir.glob("sweep_report_*.txt")).read_text().splitlines()
+    verdict = "DEPLOYABLE" if deployment["decision"] == "approved" else "NOT DEPLOYABLE"
+    assert report[0] == f"VERDICT: {verdict} (deployment gate)"
+    assert report[1] == f"  {deployment['reason']}"
+    first_blank = report.index("")
+    assert report[first_blank - len(deployment["criteria"]):first_blank] == [
+        f"  [{'pass' if c['passed'] else 'FAIL'}] {c['text']}" for c in deployment["criteria"]]
+    assert any(line.startswith("  buy-and-hold") for line in report)
+    log = (run_dir / "sweep_output.log").read_text()
+    assert "end of the sweep: 5 evaluation(s) on in-process: " in log
+
+
+def _champion_of(run_dir: Path, folder: Path) -> Path:
+    """A model folder whose manifest (production's format) deploys ``run_dir``'s winner:
+    its best-configs entry, seed and rounds, and the objective settings it was made with."""
+    results = json.loads(results_file(run_dir).read_text())
+    winner = results["best"]
+    spec = {"data": results["config"]["data"], "objective": results["config"]["objective"]}
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({
+        "format": "cryptosweep-model/1", "family": winner["params"]["model"],
+        "seed": winner["seed"], "rounds": winner["metrics"]["rounds"],
+        "configuration": winner, "objective_spec": spec,
+        "data": {"bar_interval": results["data"]["bar_interval"]}}))
+    return folder
+
+
+def _judged_against(reference: tuple[Path, Path], tmp_path: Path, name: str,
+                    champion: Path) -> dict:
+    """The reference run, resumed in a copy with ``deployment.champion_dir``: only the
+    champion's re-evaluation runs (everything else is journaled), then the gate decides."""
+    _, run_dir = reference
+    copy = tmp_path / name
+    copy.mkdir()
+    (copy / "sweep.db").write_bytes((run_dir / "sweep.db").read_bytes())
+    done = cli("run", "--resume", str(copy), "--set", f"deployment.champion_dir={champion}")
+    assert done.returncode == 0, done.stderr
+    log = (copy / "sweep_output.log").read_text()
+    return {"results": json.loads(results_file(copy).read_text()), "log": log}
+
+
+def test_the_champion_is_re_evaluated_on_this_runs_holdout_with_its_seed(reference, tmp_path):
+    """Deployed: this very run's winner. Re-evaluated from its manifest on the same holdout
+    bars with its recorded seed, it scores exactly what the winner scored: a tie, which
+    passes."""
+    _, run_dir = reference
+    same = _judged_against(reference, tmp_path, "same",
+                           _champion_of(run_dir, tmp_path / "champion"))
+    results = same["results"]
+    assert "end of the sweep: 1 evaluation(s) on in-process: champion" in same["log"]
+    champion = results["deployment"]["champion"]
+    winner_holdout = results["best"]["holdout"]
+    assert champion["holdout"] == winner_holdout  # bit for bit, on the same bars
+    assert champion["seed"] == results["best"]["seed"] and champion["notes"] == []
+    (versus,) = [c for c in results["deployment"]["criteria"] if c["name"] == "champion"]
+    assert versus["passed"] and versus["value"] == versus["threshold"] == (
+        winner_holdout["holdout_sharpe"])
+
+
+def test_a_champion_that_cannot_be_re_evaluated_fails_its_criterion(reference, tmp_path):
+    """Its re-evaluation raises (LightGBM refuses its parameters): the criterion fails with
+    the reason, and nothing of it is journaled (a resume tries again)."""
+    _, run_dir = reference
+    failing = _champion_of(run_dir, tmp_path / "failing_champion")
+    manifest = json.loads((failing / "manifest.json").read_text())
+    manifest["configuration"]["params"]["entry_model"]["num_leaves"] = -3  # LightGBM refuses
+    (failing / "manifest.json").write_text(json.dumps(manifest))
+    judged = _judged_against(reference, tmp_path, "failing", failing)
+    (versus,) = [c for c in judged["results"]["deployment"]["criteria"]
+                 if c["name"] == "champion"]
+    assert not versus["passed"] and judged["results"]["deployment"]["decision"] == "rejected"
+    assert versus["text"].startswith("the champion could not be re-evaluated (")
+    assert "the champion's re-evaluation failed" in judged["log"]
+    with sqlite3.connect(tmp_path / "failing" / "sweep.db") as db:  # a failure is no result
+        assert not db.execute(
+            "SELECT COUNT(*) FROM extra_evaluations WHERE kind = 'champion'").fetchone()[0]
+
+
 def test_same_seed_twice_gives_byte_identical_results(reference, tmp_path):
     config_path, first = reference
     second = run(config_path, tmp_path, "again", "--seed", "11")
@@ -101,6 +206,10 @@ def test_one_and_two_dask_workers_give_the_in_process_results(reference, tmp_pat
     workers = {e["timing"]["worker"] for e in
                json.loads(results_file(two).read_text())["evaluations"]}
     assert len(workers) == 2, f"expected both dask workers to run trials, got {workers}"
+    # The end of the sweep (holdout, re-runs, baselines) ran on those workers too.
+    for run_dir, workers in ((one, 1), (two, 2)):
+        assert (f"end of the sweep: 5 evaluation(s) on dask LocalCluster of {workers} CPU "
+                "worker(s)") in (run_dir / "sweep_output.log").read_text()
 
 
 def test_grid_sweep_covers_the_product_once(tmp_path, write_config):

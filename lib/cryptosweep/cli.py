@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from cryptosweep import __version__
 from cryptosweep.errors import (
@@ -25,6 +22,7 @@ from cryptosweep.errors import (
     SweepFailedError,
     SweepInterrupted,
     UserError,
+    sigterm_interrupts,
 )
 from cryptosweep.logs import configure_logging
 
@@ -289,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "export-optuna": _export_optuna, "train": _train, "signals": _signals,
                 "evaluate": _evaluate}
     try:
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             return commands[args.command](args)
     except (UserError, GPUUnavailableError, SweepFailedError, ReportError) as exc:
         print(f"cryptosweep: error: {exc}", file=sys.stderr)
@@ -298,21 +296,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupted = exc if isinstance(exc, SweepInterrupted) else SweepInterrupted()
         print(f"cryptosweep: {interrupted}", file=sys.stderr)
         return interrupted.exit_code
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (systemd stop, ``kill``) interrupts like Ctrl-C: the sweep unwinds, closes its
-    workers and journal, and says how to resume; the exit code is 143."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise SweepInterrupted(None, "SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -258,6 +258,40 @@ class WalkForwardSettings(_Strict):
                               "and its out-of-sample segment")
 
 
+class DeploymentSettings(_Strict):
+    """The deployment gate (:mod:`cryptosweep.deployment`): what the winner of a run must show
+    to be approved for production. The decision judges results, it does not change them: the
+    whole section is left out of the results hash (:data:`EXECUTION_ONLY`)."""
+
+    min_dsr: float = Field(
+        default=0.95, ge=0, le=1, description="deflated Sharpe ratio of the winner at least "
+        "this: 95% confidence that its Sharpe ratio beats the best one this many trials would "
+        "show without skill (Bailey & Lopez de Prado 2014)"
+    )
+    max_pbo: float = Field(
+        default=0.5, ge=0, le=1, description="probability of backtest overfitting at most "
+        "this: above one half, the search's winner falls below the median out of sample more "
+        "often than not (Bailey et al. 2017)"
+    )
+    min_holdout_score: float = Field(
+        default=0.0, allow_inf_nan=False, description="the winner's holdout objective.metric "
+        "at least this (0: it does not lose to never trading)"
+    )
+    min_holdout_trades: int = Field(
+        default=20, ge=0, description="the winner made at least this many trades on the "
+        "holdout: with fewer, its holdout score is mostly noise"
+    )
+    min_improvement: float = Field(
+        default=0.0, allow_inf_nan=False, description="when a champion is deployed, the "
+        "winner's holdout score must be at least the champion's (re-evaluated on the same "
+        "bars) plus this"
+    )
+    champion_dir: str | None = Field(
+        default=None, description="the deployed champion's model folder (its manifest.json); "
+        "None: no champion to compare with. The nightly sets MODELS_DIR/champion"
+    )
+
+
 class SweepConfig(_Strict):
     """A whole sweep. Unknown keys anywhere are errors, so typos never pass silently."""
 
@@ -281,6 +315,7 @@ class SweepConfig(_Strict):
     execution: ExecutionSettings = ExecutionSettings()
     reporting: ReportingSettings = ReportingSettings()
     walk_forward: WalkForwardSettings | None = None
+    deployment: DeploymentSettings = DeploymentSettings()
 
     @model_validator(mode="after")
     def _models_have_ranges(self) -> SweepConfig:
@@ -371,7 +406,7 @@ def resolve_seed(seed: int | None, config: SweepConfig) -> int:
 EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
     ("name",), ("description",), ("seed",), ("execution",), ("gpu_settings", "memory_fraction"),
     ("gpu_settings", "trials_per_gpu"), ("reporting", "min_trades"),
-    ("reporting", "min_importance_trials"), ("reporting", "keep_checkpoints"),
+    ("reporting", "min_importance_trials"), ("reporting", "keep_checkpoints"), ("deployment",),
 )
 
 
@@ -501,8 +536,9 @@ def load_config(
 ) -> SweepConfig:
     """Load a config file (or a raw dict), apply ``--set`` overrides and ``--data``, validate.
 
-    A relative ``data.path`` in a file is resolved against the file's folder; ``data_path``
-    (the CLI's ``--data``) against the current directory. The stored path is absolute.
+    A relative ``data.path`` (or ``deployment.champion_dir``) in a file is resolved against the
+    file's folder; ``data_path`` (the CLI's ``--data``) against the current directory. The
+    stored paths are absolute.
     """
     if raw is None:
         if path is None:
@@ -519,6 +555,9 @@ def load_config(
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("path"), str):
         data["path"] = str((base / data["path"]).resolve())
+    deployment = raw.get("deployment")
+    if isinstance(deployment, dict) and isinstance(deployment.get("champion_dir"), str):
+        deployment["champion_dir"] = str((base / deployment["champion_dir"]).resolve())
     if data_path is not None:
         raw.setdefault("data", {})
         if not isinstance(raw["data"], dict):

@@ -7,6 +7,11 @@ Anything else that escapes is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
+from types import FrameType
+
 EXIT_OK = 0
 EXIT_BUG = 1  # an unexpected exception: its traceback is the report
 EXIT_USAGE = 2
@@ -74,6 +79,22 @@ class SweepInterrupted(KeyboardInterrupt):
         if self.run_dir is None:
             return f"{what} before a run folder was made; nothing to resume"
         return f"{what}; resume with: cryptosweep run --resume {self.run_dir}"
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While the block runs, SIGTERM (systemd stop, ``kill``) interrupts like Ctrl-C: it raises
+    :class:`SweepInterrupted` in the main thread, so the sweep unwinds, closes its workers and
+    journal, and says how to resume (exit code 143)."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise SweepInterrupted(None, "SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 #: Every error class with an exit code, for callers that only see an exception's name (an

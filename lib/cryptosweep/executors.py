@@ -4,6 +4,10 @@
 Every executor runs the same worker function, :func:`run_evaluation`, on a plain-JSON payload
 and returns an :class:`Outcome`; the runner never sees which executor it was. Results do not
 depend on the executor: trial seeds come with the payload, thread counts are fixed per trial.
+
+The end of a sweep runs on the same executor while it is still up: :meth:`Executor.run_tasks`
+runs :func:`run_final_task` (holdout evaluations, reproducibility re-runs, the baselines, the
+champion's re-evaluation) and yields each :class:`TaskOutcome` as it finishes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +106,48 @@ def run_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class TaskOutcome:
+    """A finished end-of-sweep task: its payload and its result, or the exception it raised
+    (on the worker; re-raised by nothing: the caller decides)."""
+
+    payload: dict[str, Any]
+    result: Any = None
+    error: BaseException | None = None
+
+
+#: The kinds of end-of-sweep task :func:`run_final_task` runs.
+FINAL_TASKS = ("holdout", "rerun", "baselines", "champion")
+
+
+def run_final_task(payload: dict[str, Any]) -> dict[str, Any]:
+    """One end-of-sweep task (runs on a worker), on a plain-JSON payload with ``kind``:
+
+    * ``holdout``, ``champion``: :func:`~cryptosweep.trading.objective.evaluate_holdout` of
+      ``params``/``budget``/``seed`` (the champion: its recorded ones, under this run's spec);
+    * ``rerun``: :func:`~cryptosweep.trading.objective.evaluate_trial` again with the recorded
+      seed (and ``checkpoint``), without its per-bar returns (their digest is in the metrics);
+    * ``baselines``: :func:`~cryptosweep.trading.objective.evaluate_baselines`.
+
+    On the device a trial of this worker runs on. Exceptions propagate to the caller.
+    """
+    from cryptosweep.trading.objective import evaluate_baselines, evaluate_holdout, evaluate_trial
+
+    kind, spec = payload["kind"], payload["spec"]
+    device = trial_device(bool(payload.get("use_gpu")))
+    if kind in ("holdout", "champion"):
+        return evaluate_holdout(payload["params"], payload["budget"], payload["seed"], spec,
+                                device=device)
+    if kind == "rerun":
+        rerun = evaluate_trial(payload["params"], payload["budget"], payload["seed"], spec,
+                               device=device, checkpoint=payload.get("checkpoint"))
+        rerun.pop("oos_returns")
+        return rerun
+    if kind == "baselines":
+        return evaluate_baselines(spec)
+    raise ValueError(f"unknown end-of-sweep task kind {kind!r} (known: {FINAL_TASKS})")
+
+
 class Executor(ABC):
     """Runs payloads; ``slots`` is how many run at once, ``capacity`` how many the runner may
     keep submitted (a small queue ahead keeps workers from waiting on the runner)."""
@@ -123,6 +169,21 @@ class Executor(ABC):
     @property
     @abstractmethod
     def in_flight(self) -> int: ...
+
+    def run_tasks(self, function: Callable[[dict[str, Any]], Any],
+                  payloads: list[dict[str, Any]], max_retries: int = 0
+                  ) -> Iterator[TaskOutcome]:
+        """Run ``function`` on every payload and yield each :class:`TaskOutcome` as it
+        finishes. Here: one after another in this process, when the iterator is advanced (the
+        order of ``payloads``); executors with workers start them all at once."""
+        def sequential() -> Iterator[TaskOutcome]:
+            for payload in payloads:
+                try:
+                    yield TaskOutcome(payload, function(payload))
+                except Exception as exc:  # the caller decides what a failure means
+                    yield TaskOutcome(payload, error=exc)
+
+        return sequential()
 
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release workers and connections."""
@@ -180,6 +241,7 @@ class DaskExecutor(Executor):
         self.client, self.cluster, self.description = client, cluster, description
         self.trial_timeout = trial_timeout
         self._futures: dict[Any, tuple[int, float]] = {}
+        self._tasks: set[Any] = set()
         n_threads = sum(self.client.nthreads().values())
         self.slots = max(1, n_threads)
 
@@ -252,10 +314,57 @@ class DaskExecutor(Executor):
     def in_flight(self) -> int:
         return len(self._futures)
 
+    def run_tasks(self, function: Callable[[dict[str, Any]], Any],
+                  payloads: list[dict[str, Any]], max_retries: int = 0
+                  ) -> Iterator[TaskOutcome]:
+        """Submit every payload now (each ``payload["task"]`` names it; the first ones start
+        first) and yield outcomes in completion order. A task whose worker process died is
+        submitted again, up to ``max_retries`` times (it is deterministic: the same inputs give
+        the same result); after that its outcome carries the
+        :class:`~distributed.scheduler.KilledWorker`."""
+        from distributed import as_completed
+
+        attempts: dict[Any, tuple[dict[str, Any], int]] = {}
+
+        order = {payload["task"]: len(payloads) - i for i, payload in enumerate(payloads)}
+
+        def submit(payload: dict[str, Any], attempt: int) -> Any:
+            future = self.client.submit(function, payload, pure=False,
+                                        key=f"final-{payload['task']}-{attempt}",
+                                        priority=order[payload["task"]])
+            attempts[future] = (payload, attempt)
+            self._tasks.add(future)
+            return future
+
+        pending = as_completed([submit(payload, 1) for payload in payloads])
+
+        def completed() -> Iterator[TaskOutcome]:
+            from distributed.scheduler import KilledWorker
+
+            for future in pending:
+                payload, attempt = attempts.pop(future)
+                self._tasks.discard(future)
+                try:
+                    result = future.result()
+                except KilledWorker as exc:
+                    if attempt <= max_retries:
+                        log.warning("%s: worker died (%s); running it again (attempt %d of %d)",
+                                    payload["task"], exc, attempt + 1, max_retries + 1)
+                        pending.add(submit(payload, attempt + 1))
+                        continue
+                    yield TaskOutcome(payload, error=exc)
+                except Exception as exc:  # raised by the task: the caller decides
+                    yield TaskOutcome(payload, error=exc)
+                else:
+                    yield TaskOutcome(payload, result)
+
+        return completed()
+
     def close(self) -> None:
-        for future in list(self._futures):
+        for future in list(self._futures) + list(self._tasks):
             future.cancel()
         self._futures.clear()
+        self._tasks.clear()
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

@@ -1,9 +1,15 @@
 """The end of a sweep: the top-k on the untouched holdout, a reproducibility re-run of each of
-them, the deflated Sharpe ratio and the probability of backtest overfitting, and the run's
-output files.
+them, the baselines (flat, buy-and-hold) on the same bars, the deployed champion re-evaluated
+on this run's holdout, the deflated Sharpe ratio and the probability of backtest overfitting,
+the deployment gate's decision, and the run's output files.
 
-Holdout and re-run results are journaled too, so a run interrupted here resumes without redoing
-them, and they run in this process (the search's workers are gone by then).
+The evaluations run as tasks on the sweep's executor while it is still up (its workers, GPUs
+or cluster; in this process with ``workers: 0``), all submitted at once; the DSR and PBO are
+computed here meanwhile. Each result is journaled as it arrives, so a run interrupted here
+resumes without redoing them; the files are built from the journal only, so they are the same
+bytes whatever the executor and whichever order the results came in. A task that fails is
+never journaled: it stops the run (the champion's re-evaluation excepted, whose failure is its
+criterion's), and a resume runs it again.
 """
 
 from __future__ import annotations
@@ -12,13 +18,18 @@ import logging
 import math
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cryptosweep.champion import Champion, champion_request, comparison, read_champion
 from cryptosweep.checkpoints import checkpoint_spec
 from cryptosweep.config import ObjectiveSpec, SweepConfig
+from cryptosweep.deployment import decide
+from cryptosweep.edge import edge
+from cryptosweep.executors import Executor, InProcessExecutor, TaskOutcome, run_final_task
 from cryptosweep.files import canonical_json, write_json_atomic, write_text_atomic
 from cryptosweep.overfitting import (
     deflated_sharpe_from_returns,
@@ -26,13 +37,15 @@ from cryptosweep.overfitting import (
 )
 from cryptosweep.ranking import ranked
 from cryptosweep.results import best_configs, build_results, resource_usage, text_report
-from cryptosweep.store import TrialStore
+from cryptosweep.store import EvaluationRow, TrialStore
 from cryptosweep.strategies import Strategy
-from cryptosweep.trading.objective import evaluate_holdout, evaluate_trial, trial_reproducibility
+from cryptosweep.trading.objective import trial_reproducibility
 
 log = logging.getLogger(__name__)
 
 PBO_SPLITS = 16  # CSCV blocks: C(16, 8) = 12,870 in-sample/out-of-sample splits
+#: The journal's ``extra_evaluations`` id of the one-per-run results (baselines, champion).
+RUN_LEVEL_ID = 0
 
 
 def framework_params(family: str, seed: int, spec: ObjectiveSpec) -> dict[str, Any]:
@@ -48,33 +61,39 @@ def framework_params(family: str, seed: int, spec: ObjectiveSpec) -> dict[str, A
 
 def finalize_run(
     config: SweepConfig, seed: int, run_dir: Path, store: TrialStore, stamp: str,
-    strategy: Strategy,
+    strategy: Strategy, executor: Executor | None = None, use_gpu: bool = False,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Evaluate, judge and write the run's files (see the module docstring). ``executor``:
+    the sweep's, still up (None: in this process)."""
     spec = config.objective_spec()
     rows = store.evaluations()
     leaders = ranked(rows)[: config.reporting.top_k]
-    holdout = store.get_extra("holdout")
-    top: list[dict[str, Any]] = []
-    for rank, row in enumerate(leaders, start=1):
-        if config.data.holdout_fraction > 0 and row.eval_id not in holdout:
-            log.info("holdout %d/%d: eval %d", rank, len(leaders), row.eval_id)
-            result = evaluate_holdout(row.params, row.budget, row.seed, spec)
-            store.put_returns("holdout", row.eval_id, result.pop("holdout_returns"))
-            store.put_extra("holdout", row.eval_id, result)
-            holdout[row.eval_id] = result
-        top.append({
-            "rank": rank, "eval_id": row.eval_id, "trial_id": row.trial_id, "params": row.params,
-            "budget": row.budget, "seed": row.seed, "score": row.score, "metrics": row.metrics,
-            "holdout": holdout.get(row.eval_id),
-        })
-    check = []
-    for rank, row in enumerate(leaders, start=1):
-        log.info("reproducibility re-run %d/%d: eval %d", rank, len(leaders), row.eval_id)
-        check.append(_reproducibility_check(
-            store, row, spec, checkpoint_spec(config, run_dir, row.trial_id, row.tags)))
     data = store.get_meta("data", None) or {}
+    champion = read_champion(config.deployment.champion_dir)
+    tasks = _pending_tasks(config, run_dir, store, leaders, champion, use_gpu)
+    executor = executor or InProcessExecutor()
+    if tasks:
+        log.info("end of the sweep: %d evaluation(s) on %s: %s", len(tasks),
+                 executor.description, ", ".join(task["task"] for task in tasks))
+    outcomes = executor.run_tasks(run_final_task, tasks, config.execution.max_retries)
+
+    # While the workers evaluate: the overfitting diagnostics, from the journal.
+    top = [{"rank": rank, "eval_id": row.eval_id, "trial_id": row.trial_id,
+            "params": row.params, "budget": row.budget, "seed": row.seed, "score": row.score,
+            "metrics": row.metrics}
+           for rank, row in enumerate(leaders, start=1)]
     overfitting = overfitting_diagnostics(rows, store.get_returns("validation"), top,
                                           data.get("periods_per_year"))
+    champion_error = _journal(outcomes, store, len(tasks))
+
+    holdout, reruns = store.get_extra("holdout"), store.get_extra("repro")
+    baselines = store.get_extra("baselines").get(RUN_LEVEL_ID)
+    metric = config.objective.metric
+    for item in top:
+        item["holdout"] = holdout.get(item["eval_id"])
+        item["edge"] = edge(item, baselines, metric)
+    check = [_reproducibility_check(row, reruns[row.eval_id]) for row in leaders]
+    champion_side = _champion_side(champion, spec, data, store, champion_error)
 
     canonical = config.canonical()
     created_at = store.get_meta("created_at")
@@ -89,8 +108,10 @@ def finalize_run(
         config=canonical, config_hash=config.results_hash(), seed=seed, run=run,
         data=store.get_meta("data", None),
         strategy=strategy.summary(), rows=rows, top=top, reproducibility_check=check,
-        overfitting=overfitting,
+        overfitting=overfitting, baselines=baselines,
     )
+    results["deployment"] = decide(results, champion_side)
+    log.info("deployment gate: %s", results["deployment"]["reason"])
     files = {
         "results": run_dir / f"sweep_results_{stamp}.json",
         "report": run_dir / f"sweep_report_{stamp}.txt",
@@ -107,6 +128,112 @@ def finalize_run(
     for name, path in files.items():
         log.info("wrote %s: %s", name, path)
     return files, results
+
+
+def _pending_tasks(config: SweepConfig, run_dir: Path, store: TrialStore,
+                   leaders: list[EvaluationRow], champion: Champion | None,
+                   use_gpu: bool) -> list[dict[str, Any]]:
+    """The end-of-sweep evaluations the journal does not hold yet, as plain-JSON payloads."""
+    spec = config.objective_spec()
+    payload_spec = spec.to_payload()
+    holdout, reruns = store.get_extra("holdout"), store.get_extra("repro")
+    tasks: list[dict[str, Any]] = []
+
+    def task(kind: str, name: str, **fields: Any) -> None:
+        tasks.append({"task": name, "kind": kind, "spec": payload_spec, "use_gpu": use_gpu,
+                      **fields})
+
+    if config.data.holdout_fraction > 0:
+        for row in leaders:
+            if row.eval_id not in holdout:
+                task("holdout", f"holdout-{row.eval_id}", eval_id=row.eval_id,
+                     params=row.params, budget=row.budget, seed=row.seed)
+    for row in leaders:
+        if row.eval_id not in reruns:
+            task("rerun", f"rerun-{row.eval_id}", eval_id=row.eval_id, params=row.params,
+                 budget=row.budget, seed=row.seed,
+                 checkpoint=checkpoint_spec(config, run_dir, row.trial_id, row.tags))
+    if RUN_LEVEL_ID not in store.get_extra("baselines"):
+        task("baselines", "baselines")
+    if (champion is not None and champion.error is None and config.data.holdout_fraction > 0
+            and _journaled_champion(store, champion) is None):
+        task("champion", "champion", digest=champion.digest,
+             **champion_request(champion.manifest, spec))
+    # Longest first (Graham's LPT rule): the last task to start is a short one, so the
+    # workers finish together instead of one waiting for a long re-run started last.
+    estimates = _estimated_seconds(tasks, {row.eval_id: row for row in leaders},
+                                   config.objective.folds)
+    return sorted(tasks, key=lambda t: -estimates[t["task"]])
+
+
+def _estimated_seconds(tasks: list[dict[str, Any]], rows: dict[int, EvaluationRow],
+                       folds: int) -> dict[str, float]:
+    """Each task's expected duration from its evaluation's own: a re-run repeats it; a
+    holdout evaluation fits one model on all the development bars with the full budget, where
+    the evaluation fitted ``folds`` models on k/(folds+1) of them (k = 1..folds: folds/2 of
+    them in all), possibly continuing from a checkpoint (``budget_trained`` < ``budget``)."""
+    estimates, holdouts = {}, []
+    for task in tasks:
+        row = rows.get(task.get("eval_id", -1))
+        if row is None or row.started_at is None or row.finished_at is None:
+            continue
+        seconds = row.finished_at - row.started_at
+        if task["kind"] == "holdout":
+            trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
+            seconds *= (2.0 / folds) * (row.budget / trained)
+            holdouts.append(seconds)
+        estimates[task["task"]] = seconds
+    typical = float(np.median(holdouts)) if holdouts else 0.0
+    for task in tasks:  # the champion like a typical holdout; the baselines take no time
+        estimates.setdefault(task["task"], typical if task["kind"] == "champion" else 0.0)
+    return estimates
+
+
+def _journal(outcomes: Iterator[TaskOutcome], store: TrialStore, expected: int) -> str | None:
+    """Journal each finished task as it arrives; returns why the champion's re-evaluation
+    failed (None when it did not, or was not run). Any other failure stops the run here,
+    with nothing of it journaled."""
+    champion_error = None
+    for done, outcome in enumerate(outcomes, start=1):
+        payload = outcome.payload
+        if outcome.error is not None:
+            if payload["kind"] == "champion" and not isinstance(outcome.error, OSError):
+                champion_error = f"{type(outcome.error).__name__}: {outcome.error}"
+                log.warning("the champion's re-evaluation failed: %s", champion_error)
+                continue
+            raise outcome.error
+        result = outcome.result
+        if payload["kind"] == "holdout":
+            store.put_returns("holdout", payload["eval_id"], result.pop("holdout_returns"))
+            store.put_extra("holdout", payload["eval_id"], result)
+        elif payload["kind"] == "rerun":
+            store.put_extra("repro", payload["eval_id"], result)
+        elif payload["kind"] == "baselines":
+            store.put_extra("baselines", RUN_LEVEL_ID, result)
+        else:
+            result.pop("holdout_returns")
+            store.put_extra("champion", RUN_LEVEL_ID,
+                            {"manifest_sha256": payload["digest"], "holdout": result})
+        log.info("end of the sweep %d/%d: %s done", done, expected, payload["task"])
+    return champion_error
+
+
+def _journaled_champion(store: TrialStore, champion: Champion) -> dict[str, Any] | None:
+    """The journaled re-evaluation of this very champion (same manifest), if any."""
+    record = store.get_extra("champion").get(RUN_LEVEL_ID)
+    if record is None or record.get("manifest_sha256") != champion.digest:
+        return None
+    return record["holdout"]
+
+
+def _champion_side(champion: Champion | None, spec: ObjectiveSpec, data: dict[str, Any],
+                   store: TrialStore, error: str | None) -> dict[str, Any] | None:
+    if champion is None:
+        return None
+    holdout = None if champion.error else _journaled_champion(store, champion)
+    if champion.error is None and holdout is None and error is None:
+        error = "this run has no holdout (data.holdout_fraction is 0)"
+    return comparison(champion, spec, data.get("bar_interval"), holdout, error)
 
 
 def overfitting_diagnostics(
@@ -166,19 +293,13 @@ def _dsr_or_none(series: np.ndarray | None, trial_sharpes: np.ndarray,
     return dsr
 
 
-def _reproducibility_check(
-    store: TrialStore, best: Any, spec: ObjectiveSpec, checkpoint: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Re-run an evaluation with its recorded seed; PASS when the metrics (which include the
-    SHA-256 of its per-bar returns) are bitwise equal, compared as canonical JSON (which
+def _reproducibility_check(original: EvaluationRow, rerun: dict[str, Any]) -> dict[str, Any]:
+    """PASS when the re-run of an evaluation with its recorded seed gave bitwise-equal metrics
+    (which include the SHA-256 of its per-bar returns), compared as canonical JSON (which
     round-trips floats exactly)."""
-    rerun = store.get_extra("repro").get(best.eval_id)
-    if rerun is None:
-        rerun = evaluate_trial(best.params, best.budget, best.seed, spec, checkpoint=checkpoint)
-        rerun.pop("oos_returns")  # its digest, returns_sha256, is part of the metrics
-        store.put_extra("repro", best.eval_id, rerun)
-    status = "PASS" if canonical_json(rerun) == canonical_json(best.metrics) else "FAIL"
+    status = "PASS" if canonical_json(rerun) == canonical_json(original.metrics) else "FAIL"
     if status == "FAIL":
         log.error("reproducibility check FAILED for eval %d: %s != %s",
-                  best.eval_id, canonical_json(rerun), canonical_json(best.metrics))
-    return {"eval_id": best.eval_id, "status": status, "original": best.metrics, "rerun": rerun}
+                  original.eval_id, canonical_json(rerun), canonical_json(original.metrics))
+    return {"eval_id": original.eval_id, "status": status, "original": original.metrics,
+            "rerun": rerun}

@@ -22,6 +22,7 @@ from cryptosweep.caveats import (
     min_trades_of,
     small_sample,
 )
+from cryptosweep.deployment import criterion_lines
 from cryptosweep.formatting import param_lines, signed
 from cryptosweep.store import EvaluationRow, TrialStore
 from cryptosweep.verdict import Verdict, verdict
@@ -56,8 +57,11 @@ def build_results(
     *, config: dict[str, Any], config_hash: str, seed: int, run: dict[str, Any],
     data: dict[str, Any] | None, strategy: dict[str, Any], rows: list[EvaluationRow],
     top: list[dict[str, Any]], reproducibility_check: list[dict[str, Any]],
-    overfitting: dict[str, Any] | None = None,
+    overfitting: dict[str, Any] | None = None, baselines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The results file's content; the deployment gate's decision is added to it by
+    :func:`cryptosweep.finalize.finalize_run` (:func:`cryptosweep.deployment.decide` reads
+    the rest)."""
     finished = [row for row in rows if row.status in ("done", "failed")]
     return {
         "schema": RESULTS_SCHEMA,
@@ -77,6 +81,7 @@ def build_results(
         "compute_spent": compute_spent(finished),
         "best": top[0] if top else None,
         "top_k": top,
+        "baselines": baselines,
         "reproducibility_check": reproducibility_check,
         "overfitting": overfitting,
         "evaluations": [evaluation_record(row) for row in rows],
@@ -99,14 +104,16 @@ def compute_spent(rows: list[EvaluationRow]) -> dict[str, Any]:
 def best_configs(results: dict[str, Any], framework_params: dict[str, Any]) -> dict[str, Any]:
     """The deployment export (``schema`` :data:`BEST_CONFIGS_SCHEMA`): ``configurations[0]``
     is the winner; ``trading_params`` and ``entry_model`` repeat it in the shape the production
-    code loads.
+    code loads; ``deployment`` is the gate's decision on it and ``baselines`` what it was
+    measured against (:mod:`cryptosweep.deployment`).
 
     Each configuration is the run's top-k entry (params, budget, seed, score, metrics with
     ``rounds``, holdout, ...) plus ``objective_spec`` (the run's
     :class:`~cryptosweep.config.ObjectiveSpec` payload: labels, fees, slippage, shorts, rounds
     per unit, threads, the data path, loader options and holdout fraction) and ``data`` (the
     swept data: :data:`BEST_CONFIGS_DATA_KEYS`), so that one entry alone is enough to train
-    the model it describes: ``train_model(best["configurations"][0])``."""
+    the model it describes: ``train_model(best["configurations"][0])``; and its ``edge`` over
+    the baselines."""
     from cryptosweep.config import validate_config
 
     spec = validate_config(results["config"], "results config").objective_spec().to_payload()
@@ -126,6 +133,8 @@ def best_configs(results: dict[str, Any], framework_params: dict[str, Any]) -> d
         } if winner else {},
         "seed": results["seed"],
         "config_hash": results["config_hash"],
+        "baselines": results.get("baselines"),
+        "deployment": results.get("deployment"),
         "source_run": results["run"]["name"],
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -168,12 +177,14 @@ def _per_year(results: dict[str, Any]) -> str:
 
 def text_report(results: dict[str, Any]) -> str:
     """A short human-readable summary of a run, led by its verdict
-    (:func:`cryptosweep.verdict.verdict`)."""
+    (:func:`cryptosweep.verdict.verdict`: the deployment gate's decision) and the gate's
+    criteria one by one."""
     run, counts = results["run"], results["counts"]
     metric = results["config"]["objective"]["metric"]
     min_trades = min_trades_of(results)
     lines = [
         *verdict_lines(verdict(results)),
+        *criterion_lines(results.get("deployment")),
         "",
         f"cryptosweep run {run['name']}",
         "=" * (17 + len(run["name"])),
@@ -192,6 +203,7 @@ def text_report(results: dict[str, Any]) -> str:
     ]
     for item in results["top_k"]:
         lines += _top_item_lines(item, metric, min_trades)
+    lines += _baseline_lines(results)
     overfitting = results.get("overfitting") or {}
     dsr, pbo = overfitting.get("dsr") or {}, overfitting.get("pbo") or {}
     if dsr.get("dsr") is not None or pbo:
@@ -214,6 +226,23 @@ def text_report(results: dict[str, Any]) -> str:
         lines += ["", f"failures ({len(failures)}):"]
         lines += [f"  eval {e['eval_id']}: {e['error']}" for e in failures[:20]]
     return "\n".join(lines) + "\n"
+
+
+def _baseline_lines(results: dict[str, Any]) -> list[str]:
+    baselines = results.get("baselines")
+    if not baselines:
+        return []
+    metric = results["config"]["objective"]["metric"]
+    lines = ["", f"baselines ({metric} on the same test blocks and holdout, same fees and "
+                 "slippage; a winner that does not beat flat has no edge):"]
+    for name, label in (("flat", "flat (never trade)"), ("buy_and_hold", "buy-and-hold")):
+        baseline = baselines[name]
+        holdout = baseline.get("holdout") or {}
+        lines.append(
+            f"  {label:<18} validation {baseline['score']:+.3f}"
+            + (f"  holdout {holdout[f'holdout_{metric}']:+.3f} ({holdout['holdout_trades']} "
+               f"trade{'' if holdout['holdout_trades'] == 1 else 's'})" if holdout else ""))
+    return lines
 
 
 def verdict_lines(decided: Verdict) -> list[str]:
@@ -241,6 +270,8 @@ def _top_item_lines(item: dict[str, Any], metric: str, min_trades: int) -> list[
         trades = holdout.get("holdout_trades")
         text += (f"  holdout {signed(holdout[f'holdout_{metric}'])} ({trades} trades"
                  + (", small sample)" if small_sample(trades, min_trades) else ")"))
+    if (item.get("edge") or {}).get("label"):  # does not beat never trading
+        text += f"  [{item['edge']['label']}]"
     lines = [text]
     if metrics.get("penalty"):
         lines.append(f"      penalty: {metrics['penalty']}")

@@ -388,18 +388,22 @@ def _execute(
              executor.description)
     monitor = ResourceMonitor(store).start()
     started = time.time()
-    try:
-        with executor:
+    with executor:
+        try:
             strategy = SweepLoop(config, seed, store, executor, show_progress,
                                  use_gpu=use_gpu).run()
-    except SweepFailedError:
-        store.set_meta(status="failed")
-        raise
-    finally:
-        monitor.stop()
-    log.info("search finished in %.1f s; evaluating the top %d on the holdout",
-             time.time() - started, config.reporting.top_k)
-    files, results = finalize_run(config, seed, run_dir, store, stamp, strategy)
+        except SweepFailedError:
+            store.set_meta(status="failed")
+            raise
+        finally:
+            monitor.stop()  # its last sample is in resource_usage_*.json, written next
+        log.info("search finished in %.1f s; evaluating the top %d on the holdout",
+                 time.time() - started, config.reporting.top_k)
+        # On the executor while it is up: its workers already hold the data.
+        finalizing = time.time()
+        files, results = finalize_run(config, seed, run_dir, store, stamp, strategy,
+                                      executor, use_gpu)
+        log.info("end of the sweep took %.1f s", time.time() - finalizing)
     if not results["counts"]["done"]:
         # Its files are written (the report shows why), but there is no winner.
         store.set_meta(status="failed", finished_at=time.time())

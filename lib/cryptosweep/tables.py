@@ -188,9 +188,12 @@ def top_k_table(results: Mapping[str, Any]) -> str | None:
                  + [_e(line) for line in param_lines(params.get("entry_model") or {})])
         if item.get("baseline"):
             note, lines = "baseline", [_e(BASELINE_NOTES.get(item["baseline"], ""))]
+        family = _e(params.get("model", "?"))
+        if (item.get("edge") or {}).get("label"):  # it does not beat flat (cryptosweep.edge)
+            family += f' <span class="cs-fail">{_e(item["edge"]["label"])}</span>'
         rows.append([
             _e(item.get("rank", MISSING)), _e(item.get("eval_id", MISSING)),
-            _e(params.get("model", "?")), validation, count(metrics.get("n_trades")),
+            family, validation, count(metrics.get("n_trades")),
             _score_with_trades(holdout.get(f"holdout_{metric}"), holdout.get("holdout_trades"),
                                0 if item.get("baseline") else min_trades),
             percent(holdout.get("holdout_max_drawdown")),
@@ -208,7 +211,8 @@ def top_k_table(results: Mapping[str, Any]) -> str | None:
                f"{SMALL_SAMPLE_MARK} = fewer than {min_trades} trades (reporting.min_trades). "
                "'folds' flags a mean that only one fold makes positive. Parameters rounded to "
                "3 significant digits; full precision in sweep_results_*.json. Flat and "
-               "buy-and-hold, when shown, ran on the same bars.")
+               "buy-and-hold, when shown, ran on the same bars; 'no edge': a configuration "
+               "that does not beat flat on validation and holdout.")
     return _table(header, rows, text_columns=(2,), caption=caption)
 
 

@@ -1,8 +1,9 @@
 """The nightly job: run a sweep from cron or systemd, report, publish, tidy up and notify.
 
 One module per concern — :mod:`.runs` (run folders, what tonight does), :mod:`.gpus`,
-:mod:`.publishing`, :mod:`.retention`, :mod:`.notifications` — and :mod:`.pipeline`, which runs
-them in order. ``scheduled/nightly_sweep.sh`` holds the lock and starts
+:mod:`.publishing`, :mod:`.promotion` (the champion: trained and rotated in when the deployment
+gate approves), :mod:`.retention`, :mod:`.notifications` — and :mod:`.pipeline`, which runs them
+in order. ``scheduled/nightly_sweep.sh`` holds the lock and starts
 ``python -m cryptosweep.nightly``.
 
 Only run folders named ``nightly_*`` are the nightly's: planning and retention never touch
@@ -22,6 +23,7 @@ from cryptosweep.nightly.notifications import (
     send_webhook,
     summary_text,
 )
+from cryptosweep.nightly.promotion import Promotion, decide_and_act, read_history, recover
 from cryptosweep.nightly.publishing import (
     BEST_CONFIGS_LATEST,
     LATEST_LINK,
@@ -43,8 +45,9 @@ from cryptosweep.nightly.runs import (
 
 __all__ = [
     "BEST_CONFIGS_LATEST", "EXIT_REASONS", "GPU_POLICIES", "LATEST_LINK", "NOTIFY_TIMEOUT_S",
-    "RUN_PREFIX", "SUMMARY_FILE", "GpuChoice", "Plan", "RunState", "build_summary",
-    "check_sweep", "compress_old_logs", "detect_gpus", "housekeep", "notebook_error", "notify",
-    "plan_run", "publish", "read_meta", "resolve_gpus", "run_notify_command", "run_status",
-    "scan_runs", "select_for_deletion", "send_webhook", "summary_text", "update_latest_link",
+    "RUN_PREFIX", "SUMMARY_FILE", "GpuChoice", "Plan", "Promotion", "RunState", "build_summary",
+    "check_sweep", "compress_old_logs", "decide_and_act", "detect_gpus", "housekeep",
+    "notebook_error", "notify", "plan_run", "publish", "read_history", "read_meta", "recover",
+    "resolve_gpus", "run_notify_command", "run_status", "scan_runs", "select_for_deletion",
+    "send_webhook", "summary_text", "update_latest_link",
 ]  # fmt: skip

@@ -15,9 +15,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cryptosweep.deployment import summary_line
 from cryptosweep.errors import EXIT_GPU, EXIT_OK, EXIT_REPORT, EXIT_SWEEP, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from cryptosweep.nightly.promotion import Promotion
 
 SUMMARY_FILE = "nightly_summary.json"
 NOTIFY_TIMEOUT_S = 5.0
@@ -26,7 +30,7 @@ EXIT_REASONS = {
     EXIT_USAGE: "config or data error",
     EXIT_GPU: "GPU required but absent",
     EXIT_SWEEP: "sweep failed",
-    EXIT_REPORT: "report failed",
+    EXIT_REPORT: "report, publishing or promotion failed",
 }
 
 
@@ -35,14 +39,21 @@ def _number(value: Any) -> float | None:
 
 
 def build_summary(run_dir: Path | None, exit_code: int, message: str | None = None,
-                  now: float | None = None) -> dict[str, Any]:
-    """The notification: run, status, exit code, best score, holdout Sharpe, DSR, PBO, report
-    path, and a Slack ``text`` line. Works for a run that never got a folder or results."""
+                  now: float | None = None, promotion: Promotion | None = None
+                  ) -> dict[str, Any]:
+    """The notification: run, status, exit code, best score, holdout Sharpe, DSR, PBO, the
+    deployment gate's decision (``decision``, ``deployment``: ``promoted`` or ``not promoted:
+    <failed criteria>``, ``promoted``: whether a new champion was deployed tonight, None when
+    the champion step did not run), report path, and a Slack ``text`` line. Works for a run
+    that never got a folder or results."""
     summary: dict[str, Any] = {
         "run": None, "run_dir": None, "status": "success" if exit_code == 0 else "failed",
         "exit_code": exit_code, "reason": EXIT_REASONS.get(exit_code, "unexpected error"),
         "message": message or None, "best_score": None, "holdout_sharpe": None, "dsr": None,
-        "pbo": None, "report": None, "host": socket.gethostname(),
+        "pbo": None, "decision": None, "deployment": None,
+        "promoted": None if promotion is None else promotion.promoted,
+        "champion": None if promotion is None else promotion.message,
+        "report": None, "host": socket.gethostname(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                      time.gmtime(time.time() if now is None else now)),
     }
@@ -57,7 +68,10 @@ def build_summary(run_dir: Path | None, exit_code: int, message: str | None = No
                 data = {}
             best = data.get("best") or {}
             overfitting = data.get("overfitting") or {}
+            deployment = data.get("deployment")
             summary.update(
+                decision=(deployment or {}).get("decision"),
+                deployment=summary_line(deployment) if deployment else None,
                 best_score=_number(best.get("score")),
                 holdout_sharpe=_number((best.get("holdout") or {}).get("holdout_sharpe")),
                 dsr=_number((overfitting.get("dsr") or {}).get("dsr")),
@@ -80,6 +94,10 @@ def summary_text(summary: dict[str, Any]) -> str:
                 f"{fmt(summary['best_score'], '+.3f')}, holdout Sharpe "
                 f"{fmt(summary['holdout_sharpe'], '+.3f')}, DSR {fmt(summary['dsr'], '.2f')}, "
                 f"PBO {fmt(summary['pbo'], '.2f')}.")
+        if summary.get("champion"):
+            text += f" {_capital(summary['champion'])}."
+        elif summary.get("deployment"):
+            text += f" {_capital(summary['deployment'])}."
     else:
         text = (f":x: cryptosweep nightly {run}: FAILED, exit {summary['exit_code']} "
                 f"({summary['reason']}).")
@@ -88,6 +106,10 @@ def summary_text(summary: dict[str, Any]) -> str:
     if summary.get("report"):
         text += f" Report: {summary['report']}"
     return text
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _redact(text: str, secret: str) -> str:

@@ -1,6 +1,8 @@
 """The nightly job from start to notification, in one process: validate, pick GPUs, plan
-(new run, resume, or report only), run ``notebooks/sweep.ipynb`` with papermill, judge the
-sweep by what it left, build the report, publish, keep the reports folder tidy, notify.
+(new run, resume, or report only), run ``notebooks/sweep.ipynb`` with papermill (the sweep
+compares its winner with the deployed champion, ``MODELS_DIR/champion``), judge the sweep by
+what it left, build the report, publish, act on the deployment gate's decision (train and
+rotate in the new champion, or keep the old one), keep the reports folder tidy, notify.
 
 ``scheduled/nightly_sweep.sh`` only holds the lock (flock), sets the environment and starts
 this (``python -m cryptosweep.nightly``); every decision is a function of this package.
@@ -15,14 +17,12 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import IO
 
 from cryptosweep.config import load_config, resolve_seed
@@ -34,10 +34,18 @@ from cryptosweep.errors import (
     ReportError,
     SweepInterrupted,
     UserError,
+    sigterm_interrupts,
 )
 from cryptosweep.files import write_json_atomic
 from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
 from cryptosweep.nightly.notifications import NOTIFY_TIMEOUT_S, SUMMARY_FILE, build_summary, notify
+from cryptosweep.nightly.promotion import (
+    Promotion,
+    champion_dir,
+    decide_and_act,
+    manifest_digest,
+    recover,
+)
 from cryptosweep.nightly.publishing import publish
 from cryptosweep.nightly.retention import housekeep
 from cryptosweep.nightly.runs import RUN_PREFIX, check_sweep, plan_run
@@ -51,7 +59,8 @@ SETTINGS_HELP = """settings (environment):
   SWEEP_CONFIG        config when no CONFIG argument (default parameters/sweep_config_template.json)
   SWEEP_SEED          master seed (default: the config's seed, else 123456)
   REPORTS_DIR         run folders, index.html, latest (default <repo>/reports)
-  MODELS_DIR          best_configs_latest.json (default <repo>/models)
+  MODELS_DIR          champion/, champion.prev/, best_configs_latest.json, champions.jsonl,
+                      rejected/ (default <repo>/models)
   GPU_IDS             GPUs to use, e.g. 0,1 (empty: CPU under "use", every GPU found otherwise)
   GPU_POLICY          use | fallback | require (default fallback)
   LOG_RETENTION_DAYS  gzip run logs older than this (default 14)
@@ -60,8 +69,9 @@ SETTINGS_HELP = """settings (environment):
   NOTIFY_WEBHOOK_URL  POST the JSON summary here (Slack-compatible); never logged
   NOTIFY_COMMAND      run with `sh -c`, the JSON summary on stdin
   NOTIFY_TIMEOUT      seconds per notifier (default 5)
-exit codes: 0 ok, 2 config or data error, 3 GPU required but absent, 4 sweep failed,
-5 report failed, 130/143 interrupted"""
+exit codes: 0 ok (whether the gate approved or rejected the winner), 2 config or data error,
+3 GPU required but absent, 4 sweep failed, 5 report, publishing or promotion failed,
+130/143 interrupted"""
 _SECRETS = ("NOTIFY_WEBHOOK_URL", "NOTIFY_COMMAND")
 #: papermill's own progress lines; the notebook's output is what the log keeps.
 _PAPERMILL_CHATTER = ("Executing Cell", "Ending Cell", "Executing notebook with kernel",
@@ -195,11 +205,12 @@ class Night:
         self.settings, self.notifiers, self.log = settings, notifiers, log
         self.settings_error = settings_error
         self.run_dir: Path | None = None
+        self.promotion: Promotion | None = None
 
     def run(self) -> int:
         message = ""
         try:
-            with _sigterm_interrupts(), _private_runtime():
+            with sigterm_interrupts(), _private_runtime():
                 self._job()
             code = EXIT_OK
         except NightlyFailure as exc:
@@ -232,6 +243,7 @@ class Night:
             raise NightlyFailure(EXIT_USAGE, f"invalid config or data: {exc}") from None
         self.log("INFO", f"start: config {settings.config}, seed {seed}, reports "
                          f"{settings.reports_dir}, models {settings.models_dir}")
+        self.log.lines(recover(settings.models_dir))  # before the sweep reads the champion
         self.log("INFO", f"validate: {self._validate(config)}")
 
         detected, why = ([], "") if settings.gpu_policy == "use" else detect_gpus()
@@ -254,12 +266,27 @@ class Night:
             self._sweep(run_dir, seed, gpus.ids, resume=plan.mode == "resume")
         self._report(run_dir)
         try:
-            link, best = publish(run_dir, settings.reports_dir, settings.models_dir)
+            link = publish(run_dir, settings.reports_dir)
         except (OSError, RuntimeError) as exc:
-            raise NightlyFailure(EXIT_REPORT, "publishing latest / best_configs_latest.json "
-                                 f"failed: {exc}") from None
-        self.log("INFO", f"published: {best} and {link} -> {os.readlink(link)}")
+            raise NightlyFailure(EXIT_REPORT, f"publishing latest failed: {exc}") from None
+        self.log("INFO", f"published: {link} -> {os.readlink(link)}")
+        self._promote(run_dir)
         self.log("INFO", f"success: {run_dir / 'report.html'}")
+
+    def _promote(self, run_dir: Path) -> None:
+        """The deployment gate's decision: train and rotate in the champion, or keep it."""
+        settings = self.settings
+        assert settings is not None
+        self.log("INFO", f"champion: acting on the deployment gate's decision ({run_dir.name})")
+        before = manifest_digest(champion_dir(settings.models_dir))
+        try:
+            self.promotion = decide_and_act(run_dir, settings.models_dir)
+        except Exception as exc:
+            unchanged = manifest_digest(champion_dir(settings.models_dir)) == before
+            raise NightlyFailure(EXIT_REPORT, f"promotion failed: {type(exc).__name__}: {exc}"
+                                 + ("; the champion is unchanged" if unchanged else "")
+                                 ) from None
+        self.log("INFO", f"champion: {self.promotion.message}")
 
     def _validate(self, config: object) -> str:
         from cryptosweep.strategies import make_strategy
@@ -284,6 +311,8 @@ class Night:
             "config_path": str(settings.config), "seed": seed,
             "gpu_ids": ",".join(map(str, gpu_ids)), "log_dir": str(settings.reports_dir),
             "run_name": run_dir.name, "show_progress": False,
+            # Where the deployed champion is, for the gate's comparison (not in the hash).
+            "overrides": [f"deployment.champion_dir={champion_dir(settings.models_dir)}"],
         }
         if resume:
             parameters["resume"] = str(run_dir)
@@ -328,7 +357,7 @@ class Night:
             except Exception as exc:  # housekeeping must never hide the night's outcome
                 self.log("WARNING", f"housekeeping failed: {exc}")
         run_dir = self.run_dir if self.run_dir is not None and self.run_dir.is_dir() else None
-        summary = build_summary(run_dir, code, message)
+        summary = build_summary(run_dir, code, message, promotion=self.promotion)
         if run_dir is not None:
             with contextlib.suppress(OSError):
                 write_json_atomic(run_dir / SUMMARY_FILE, summary)
@@ -336,18 +365,10 @@ class Night:
                               self.notifiers.timeout))
         self.log("INFO", f"finished with exit code {code}"
                          + (f" ({self.run_dir})" if self.run_dir else ""))
+        if self.promotion is not None:  # the last line, for whoever ran `make sweep`
+            self.log("INFO", self.promotion.message)
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise SweepInterrupted(None, "SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

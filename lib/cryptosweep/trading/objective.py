@@ -58,6 +58,7 @@ from cryptosweep.intervals import (
 )
 from cryptosweep.reproducibility import ReproducibilityManager
 from cryptosweep.trading.backtest import BacktestResult, simulate
+from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
 from cryptosweep.trading.data import data_files, sample_data_path
 from cryptosweep.trading.features import build_features, cached_features
 from cryptosweep.trading.labels import fixed_horizon_labels, triple_barrier_labels
@@ -228,6 +229,52 @@ def evaluate_holdout(
     out: dict[str, Any] = {f"holdout_{name}": value for name, value in metrics.items()}
     out["holdout_bars"] = len(block.bars)
     out["holdout_returns"] = [float(r) for r in result.returns]
+    return out
+
+
+def evaluate_baselines(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
+    """Flat and buy-and-hold (:mod:`cryptosweep.trading.baselines`) on the trials' own bars:
+    every walk-forward test block and the holdout, with the spec's fees, slippage and bar
+    interval.
+
+    Returns ``{"flat": ..., "buy_and_hold": ...}``, each with ``folds`` (every metric of
+    :func:`~cryptosweep.trading.metrics.performance` per test block, as in a trial's
+    ``folds``), ``metric`` and ``score`` (their mean of the configured metric, as a trial's
+    score) and ``holdout`` (the ``holdout_*`` metrics and ``holdout_bars``, as
+    :func:`evaluate_holdout` gives them; ``None`` without a holdout). Buy-and-hold enters at
+    each block's first open and exits at its last close: one round trip per block.
+    """
+    spec = ObjectiveSpec.of(spec)
+    settings = spec.objective
+    market = load_market(spec)
+    n_dev, n_all = market.holdout_start, len(market.open_)
+
+    def run(name: str, bars: slice) -> BacktestResult:
+        if name == "flat":
+            return flat(bars.stop - bars.start)
+        return buy_and_hold(market.open_[bars], market.high[bars], market.low[bars],
+                            market.close[bars], fees_bps=settings.fees_bps,
+                            slippage_bps=settings.slippage_bps)
+
+    def metrics(result: BacktestResult) -> dict[str, Any]:
+        return performance(result.returns, result.trades, result.positions,
+                           periods_per_year=market.periods_per_year)
+
+    out: dict[str, Any] = {}
+    for name in BASELINES:
+        folds = [metrics(run(name, slice(start, stop)))
+                 for start, stop in test_blocks(n_dev, settings.folds)]
+        holdout = None
+        if n_dev < n_all:
+            holdout = {f"holdout_{key}": value
+                       for key, value in metrics(run(name, slice(n_dev, n_all))).items()}
+            holdout["holdout_bars"] = n_all - n_dev
+        out[name] = {
+            "metric": settings.metric,
+            "score": float(np.mean([fold[settings.metric] for fold in folds])),
+            "folds": folds,
+            "holdout": holdout,
+        }
     return out
 
 

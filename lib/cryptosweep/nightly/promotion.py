@@ -1,0 +1,289 @@
+"""After the report: act on the deployment gate's decision (:mod:`cryptosweep.deployment`).
+
+* **Approved**: the winner is trained for production (:func:`cryptosweep.production.
+  train_model`) into a temporary folder beside ``models/champion``, then rotated in with
+  renames — ``champion`` becomes ``champion.prev`` (the one before it is dropped) and the new
+  model becomes ``champion`` — and ``best_configs_latest.json`` is updated.
+* **Rejected**: ``champion`` and ``best_configs_latest.json`` are left as they are; the run's
+  best configs are copied to ``models/rejected/<run>/`` for whoever wants to look.
+
+Either way one JSON line is appended to ``models/champions.jsonl``: the time, the run, the
+decision, its reason and criteria, and where the champion is.
+
+A kill at any moment leaves the champion whole: training writes only its temporary folder,
+and the rotation (:data:`ROTATION`) is a few renames, each atomic, of folders that are already
+complete. :func:`recover` — run at the start of every night, before the sweep reads the
+champion — finishes a rotation that had already moved the old champion aside (the new one is
+complete), or undoes one that had not, and removes what a killed training left.
+
+Layout of the models folder::
+
+    champion/               the deployed model (its manifest.json names what it is)
+    champion.prev/          the one it replaced
+    best_configs_latest.json
+    champions.jsonl         one line per decision
+    rejected/<run>/         best configs of rejected runs
+    .champion.train-<pid>/  a training in progress (removed by recover)
+    .champion.new/          a trained champion about to be rotated in
+    .champion.old/          the champion.prev being dropped
+    .promotion.json         what a rotation in progress promotes (for recover)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptosweep.deployment import summary_line
+from cryptosweep.files import copy_atomic, write_json_atomic
+from cryptosweep.production.model import MANIFEST
+from cryptosweep.results import BEST_CONFIGS_LATEST
+from cryptosweep.vocabulary import APPROVED
+
+CHAMPION = "champion"
+PREVIOUS = "champion.prev"
+NEW = ".champion.new"
+OLD = ".champion.old"
+TRAINING_PREFIX = ".champion.train-"
+MARKER = ".promotion.json"
+HISTORY = "champions.jsonl"
+REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What the champion step did: ``promoted`` (a new champion is deployed), the decision's
+    record (the line appended to ``champions.jsonl``) and the message for people."""
+
+    promoted: bool
+    record: dict[str, Any]
+    message: str
+
+
+def champion_dir(models_dir: Path) -> Path:
+    """Where the deployed champion lives (what the sweep compares its winner with)."""
+    return Path(models_dir) / CHAMPION
+
+
+# -------------------------------------------------------------------------- the rotation
+
+
+def _replace(source: Path, target: Path) -> None:
+    os.replace(source, target)
+    _sync(target.parent)
+
+
+def _sync(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+
+
+def _drop_previous(models: Path) -> None:
+    if (models / PREVIOUS).exists():
+        _replace(models / PREVIOUS, models / OLD)
+
+
+def _retire_champion(models: Path) -> None:
+    if (models / CHAMPION).exists():
+        _replace(models / CHAMPION, models / PREVIOUS)
+
+
+def _install_new(models: Path) -> None:
+    _replace(models / NEW, models / CHAMPION)
+
+
+def _remove_old(models: Path) -> None:
+    shutil.rmtree(models / OLD, ignore_errors=True)
+
+
+#: The rotation of a complete ``.champion.new`` into ``champion``, one atomic rename (or a
+#: removal of what is no longer needed) per step; :func:`recover` knows the state after each.
+ROTATION: tuple[tuple[str, Callable[[Path], None]], ...] = (
+    ("drop champion.prev", _drop_previous),
+    ("champion -> champion.prev", _retire_champion),
+    ("new -> champion", _install_new),
+    ("remove the dropped champion.prev", _remove_old),
+)
+
+
+def recover(models_dir: Path) -> list[str]:
+    """Bring a models folder that a kill interrupted back to a whole champion (see the module
+    docstring); returns ``LEVEL message`` lines of what it did (none when nothing was to do).
+
+    A rotation that had moved the champion aside is finished (the new champion is complete
+    before any rename), and its bookkeeping (``best_configs_latest.json``, the history line)
+    completed; one that had not is undone. Killed trainings are removed.
+    """
+    models = Path(models_dir)
+    lines: list[str] = []
+    if not models.is_dir():
+        return lines
+    for training in models.glob(f"{TRAINING_PREFIX}*"):
+        shutil.rmtree(training, ignore_errors=True)
+        lines.append(f"WARNING promotion: removed an interrupted training ({training.name})")
+    if (models / NEW).exists():
+        if (models / CHAMPION).exists():  # killed before the champion moved: undo
+            shutil.rmtree(models / NEW, ignore_errors=True)
+            lines.append("WARNING promotion: a promotion was interrupted before the champion "
+                         "was replaced; the champion stays")
+        else:  # killed after the champion moved aside: finish
+            _install_new(models)
+            lines.append("WARNING promotion: finished a promotion a kill had interrupted")
+    if (models / OLD).exists():
+        if (models / PREVIOUS).exists():
+            _remove_old(models)
+        else:  # killed between dropping champion.prev and retiring the champion: undo
+            _replace(models / OLD, models / PREVIOUS)
+    marker = _read_json(models / MARKER)
+    if marker is not None:
+        if manifest_digest(models / CHAMPION) == marker.get("manifest_sha256"):
+            _bookkeeping(models, marker)
+        (models / MARKER).unlink(missing_ok=True)
+        _sync(models)
+    return lines
+
+
+def manifest_digest(model_dir: Path) -> str | None:
+    """SHA-256 of a model folder's manifest (None when it has none)."""
+    try:
+        return hashlib.sha256((Path(model_dir) / MANIFEST).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _bookkeeping(models: Path, marker: dict[str, Any]) -> None:
+    """What a promotion does once its champion is in: ``best_configs_latest.json`` and the
+    history line (not twice)."""
+    source = Path(marker["best_configs"])
+    target = models / BEST_CONFIGS_LATEST
+    if source.is_file() and (not target.is_file() or
+                             target.read_bytes() != source.read_bytes()):
+        copy_atomic(source, target)
+    record = marker["record"]
+    if not _last_record_is(models, record):
+        append_record(models, record)
+
+
+# ------------------------------------------------------------------------------ the step
+
+
+def append_record(models_dir: Path, record: dict[str, Any]) -> Path:
+    """Append one JSON line to ``champions.jsonl`` (one write, then fsync)."""
+    path = Path(models_dir) / HISTORY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(handle, line)
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+    return path
+
+
+def read_history(models_dir: Path) -> list[dict[str, Any]]:
+    """Every decision in ``champions.jsonl``, oldest first (a torn last line is skipped)."""
+    path = Path(models_dir) / HISTORY
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(ValueError):
+            records.append(json.loads(line))
+    return records
+
+
+def _last_record_is(models: Path, record: dict[str, Any]) -> bool:
+    history = read_history(models)
+    return bool(history) and history[-1] == record
+
+
+def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) -> Promotion:
+    """The champion step for a finished run (see the module docstring). Raises what training
+    raises, with the champion untouched."""
+    run_dir, models = Path(run_dir), Path(models_dir)
+    models.mkdir(parents=True, exist_ok=True)
+    results_path = sorted(run_dir.glob("sweep_results_*.json"))[-1]
+    best_path = sorted(run_dir.glob("best_configs_*.json"))[-1]
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    deployment = results.get("deployment") or {}
+    approved = deployment.get("decision") == APPROVED
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "run": run_dir.name, "decision": deployment.get("decision", "none"),
+        "reason": deployment.get("reason", "the run has no deployment decision"),
+        "criteria": deployment.get("criteria", []),
+        "winner": _winner(results), "promoted": approved,
+        "champion": str(champion_dir(models)) if approved else None,
+        "best_configs": str(best_path.resolve()),
+    }
+    if not approved:
+        copy = copy_atomic(best_path, models / REJECTED / run_dir.name / best_path.name)
+        record["rejected_copy"] = str(copy)
+        append_record(models, record)
+        kept = ("the previous champion stays" if (models / CHAMPION).exists()
+                else "no champion is deployed yet")
+        return Promotion(False, record, f"{summary_line(deployment)}; {kept}; see "
+                                        f"{run_dir / 'report.html'}")
+    best = json.loads(best_path.read_text(encoding="utf-8"))
+    workspace = models / f"{TRAINING_PREFIX}{os.getpid()}"  # whatever training writes
+    shutil.rmtree(workspace, ignore_errors=True)
+    workspace.mkdir()
+    trained = workspace / CHAMPION
+    try:
+        train_champion(best, trained)
+        _sync(trained)
+        marker = {"manifest_sha256": manifest_digest(trained),
+                  "best_configs": str(best_path.resolve()), "record": record}
+        write_json_atomic(models / MARKER, marker)
+        shutil.rmtree(models / NEW, ignore_errors=True)
+        _replace(trained, models / NEW)
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+    for _, step in ROTATION:
+        step(models)
+    _bookkeeping(models, marker)
+    (models / MARKER).unlink(missing_ok=True)
+    _sync(models)
+    winner = record["winner"] or {}
+    return Promotion(True, record, (
+        f"approved: eval {winner.get('eval_id')} ({winner.get('model')}) deployed to "
+        f"{champion_dir(models)}"
+        + (f" (the one before is in {models / PREVIOUS})" if (models / PREVIOUS).exists()
+           else "")))
+
+
+def _winner(results: dict[str, Any]) -> dict[str, Any] | None:
+    best = results.get("best")
+    if not best:
+        return None
+    return {"eval_id": best["eval_id"], "model": best["params"]["model"],
+            "score": best["score"], "holdout": best.get("holdout")}
+
+
+def train_champion(best_configs: dict[str, Any], folder: Path) -> None:
+    """Train the run's winner (``configurations[0]``) for production into ``folder`` with
+    :func:`cryptosweep.production.train_model`: on its run's data, every bar of it."""
+    from cryptosweep.production import train_model
+
+    train_model(best_configs).save(folder)

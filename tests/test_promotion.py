@@ -1,0 +1,151 @@
+"""The champion step of the nightly: a rejected run leaves the champion alone, and a kill at
+any step of a promotion leaves a whole champion, which the next night's recovery finishes or
+restores. Real folders, real renames; the rotation is run step by step as the job runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cryptosweep.nightly import promotion
+from cryptosweep.nightly.promotion import (
+    CHAMPION,
+    HISTORY,
+    MARKER,
+    NEW,
+    OLD,
+    PREVIOUS,
+    ROTATION,
+    decide_and_act,
+    manifest_digest,
+    read_history,
+    recover,
+)
+from cryptosweep.results import BEST_CONFIGS_LATEST
+
+
+def model_folder(path: Path, name: str) -> dict[str, str]:
+    """A model folder (a manifest and a model file) whose content names it; returns its tree."""
+    path.mkdir(parents=True)
+    (path / "manifest.json").write_text(json.dumps({"format": "cryptosweep-model/1",
+                                                    "name": name}))
+    (path / "model.txt").write_text(f"the weights of {name}\n" * 100)
+    return tree(path)
+
+
+def tree(path: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.iterdir()) if p.is_file()}
+
+
+def finished_run(folder: Path, decision: str) -> Path:
+    """A run folder as the nightly leaves it before the champion step."""
+    folder.mkdir(parents=True)
+    criteria = [{"name": "dsr", "value": 0.03, "threshold": 0.95, "passed": False,
+                 "text": "DSR 0.03 < 0.95"}] if decision == "rejected" else []
+    (folder / "sweep_results_20200101_000000.json").write_text(json.dumps({
+        "best": {"eval_id": 4, "score": 0.5, "params": {"model": "lightgbm"},
+                 "holdout": {"holdout_sharpe": -3.08}},
+        "deployment": {"decision": decision, "criteria": criteria, "champion": None,
+                       "reason": f"{decision.capitalize()}: DSR 0.03 < 0.95."}}))
+    (folder / "best_configs_20200101_000000.json").write_text(
+        json.dumps({"configurations": [folder.name]}))
+    return folder
+
+
+def deployed(models: Path) -> dict[str, Any]:
+    """The champion, its predecessor and the published best configs, as they are now."""
+    return {
+        "champion": tree(models / CHAMPION) if (models / CHAMPION).exists() else None,
+        "prev": tree(models / PREVIOUS) if (models / PREVIOUS).exists() else None,
+        "latest": ((models / BEST_CONFIGS_LATEST).read_bytes()
+                   if (models / BEST_CONFIGS_LATEST).exists() else None),
+    }
+
+
+def test_a_rejected_run_leaves_the_champion_and_latest_untouched(tmp_path):
+    models = tmp_path / "models"
+    model_folder(models / CHAMPION, "old champion")
+    model_folder(models / PREVIOUS, "older champion")
+    (models / BEST_CONFIGS_LATEST).write_text('{"configurations": ["old"]}')
+    before = deployed(models)
+    run = finished_run(tmp_path / "reports" / "nightly_20200101_020000", "rejected")
+    done = decide_and_act(run, models, now=0)
+    assert not done.promoted and deployed(models) == before
+    assert done.message == (f"not promoted: DSR 0.03 < 0.95; the previous champion stays; "
+                            f"see {run / 'report.html'}")
+    copy = models / "rejected" / run.name / "best_configs_20200101_000000.json"
+    assert copy.read_bytes() == (run / "best_configs_20200101_000000.json").read_bytes()
+    (record,) = read_history(models)
+    assert record == {**done.record, "rejected_copy": str(copy)}
+    assert (record["run"], record["decision"], record["promoted"], record["champion"]) == (
+        run.name, "rejected", False, None)
+    assert record["time"] == "1970-01-01T00:00:00Z" and record["criteria"][0]["name"] == "dsr"
+    second = decide_and_act(run, tmp_path / "empty models")
+    assert "; no champion is deployed yet; see " in second.message
+
+
+def _promotion_in_progress(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A models folder with an old champion and its predecessor, and a trained new champion
+    with the marker of its promotion: the state just before :data:`ROTATION` runs."""
+    models = tmp_path / "models"
+    old = {"champion": model_folder(models / CHAMPION, "old champion"),
+           "prev": model_folder(models / PREVIOUS, "older champion")}
+    (models / BEST_CONFIGS_LATEST).write_text('{"configurations": ["old"]}')
+    new = model_folder(models / NEW, "new champion")
+    run = finished_run(tmp_path / "nightly_20200102_020000", "approved")
+    best = run / "best_configs_20200101_000000.json"
+    record = {"run": run.name, "decision": "approved", "promoted": True}
+    (models / MARKER).write_text(json.dumps({
+        "manifest_sha256": manifest_digest(models / NEW), "best_configs": str(best),
+        "record": record}))
+    return models, {"old": old, "new": new, "best": best.read_bytes(), "record": record}
+
+
+@pytest.mark.parametrize("steps", range(len(ROTATION) + 1))
+def test_a_kill_after_any_step_of_the_rotation_leaves_a_whole_champion(tmp_path, steps):
+    models, expected = _promotion_in_progress(tmp_path)
+    for _, step in ROTATION[:steps]:
+        step(models)
+    # Killed here. Whatever is called champion is whole; when nothing is, the new one is.
+    champion = tree(models / CHAMPION) if (models / CHAMPION).exists() else None
+    assert champion in (expected["old"]["champion"], expected["new"], None)
+    if champion is None:
+        assert tree(models / NEW) == expected["new"]
+        assert tree(models / PREVIOUS) == expected["old"]["champion"]
+    lines = recover(models)
+    state = deployed(models)
+    if steps < 2:  # the champion had not moved: the promotion is undone
+        assert state == {**expected["old"], "latest": b'{"configurations": ["old"]}'}
+        assert read_history(models) == [] and lines
+    else:  # it had: the promotion is finished, with its bookkeeping
+        assert state == {"champion": expected["new"], "prev": expected["old"]["champion"],
+                         "latest": expected["best"]}
+        assert read_history(models) == [expected["record"]]
+    leftovers = {NEW, OLD, MARKER} & {p.name for p in models.iterdir()}
+    assert not leftovers, leftovers
+    assert recover(models) == [] and read_history(models) == ([] if steps < 2
+                                                              else [expected["record"]])
+
+
+def test_recover_removes_a_killed_training_and_finishes_a_first_promotion(tmp_path):
+    models = tmp_path / "models"
+    model_folder(models / f"{promotion.TRAINING_PREFIX}4242" / CHAMPION, "half trained")
+    new = model_folder(models / NEW, "first champion")  # no champion yet: install it
+    lines = recover(models)
+    assert tree(models / CHAMPION) == new and not (models / PREVIOUS).exists()
+    assert sorted(p.name for p in models.iterdir()) == [CHAMPION]
+    assert any("interrupted training" in line for line in lines)
+    assert recover(tmp_path / "absent") == []
+
+
+def test_history_skips_a_torn_line(tmp_path):
+    promotion.append_record(tmp_path, {"run": "a"})
+    with open(tmp_path / HISTORY, "a") as out:
+        out.write('{"run": "b", "deci')  # a kill in the middle of a write
+    promotion.append_record(tmp_path, {"run": "c"})
+    assert [r["run"] for r in read_history(tmp_path)] == ["a"]
