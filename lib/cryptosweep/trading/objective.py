@@ -26,9 +26,9 @@ scores and what production trades cannot drift apart: :func:`load_market` /
 :func:`purged_training_rows` (purged: the label ends before the cutoff),
 :func:`train_before` (labels, rows and fit for the bars before a cutoff: the holdout model and
 ``cryptosweep.production.train_model``), :func:`fit_entry_model`, :func:`predict_probabilities`,
-:func:`entry_signals` (the threshold rule), :func:`backtest_bars` and
-:func:`configuration_predictions` (per validation fold and the holdout: the bars and their
-probabilities).
+:func:`entry_signals` (the threshold rule), :func:`backtest_bars`, :func:`fold_score` (the
+score of per-fold metrics) and :func:`configuration_predictions` (per validation fold and the
+holdout: the bars and their probabilities).
 
 AFML: López de Prado (2018), *Advances in Financial Machine Learning*.
 """
@@ -179,8 +179,7 @@ def evaluate_trial(
         returns.append(result.returns)
     oos = np.concatenate(returns)
     fold_trades = [int(m["trades"]) for m in per_fold]
-    penalty = None if sum(fold_trades) else "no trades in any fold: score set to 0"
-    score = 0.0 if penalty else float(np.mean([m[settings.metric] for m in per_fold]))
+    score, penalty = fold_score(per_fold, settings.metric)
     return {
         "score": score,
         "metric": settings.metric,
@@ -195,6 +194,19 @@ def evaluate_trial(
         "returns_sha256": returns_digest(oos),
         "oos_returns": [float(r) for r in oos],
     }
+
+
+NO_TRADES_PENALTY = "no trades in any fold: score set to 0"
+
+
+def fold_score(per_fold: list[dict[str, Any]], metric: str) -> tuple[float, str | None]:
+    """A configuration's score from the :func:`~cryptosweep.trading.metrics.performance` of
+    each walk-forward fold: the mean of ``metric`` over the folds, and ``None``; or 0 and
+    :data:`NO_TRADES_PENALTY` when no fold traded at all (a configuration that never trades
+    is not scored by its flat returns)."""
+    if not sum(int(m["trades"]) for m in per_fold):
+        return 0.0, NO_TRADES_PENALTY
+    return float(np.mean([m[metric] for m in per_fold])), None
 
 
 def evaluate_holdout(
