@@ -218,17 +218,17 @@ class DataSettings(_Strict):
 
 
 def utc_timestamp(value: str) -> str:
-    """An ISO timestamp as the canonical UTC form ``YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00`` (a
-    timestamp without a zone is UTC); not a timestamp is a ``ValueError``."""
-    import pandas as pd
+    """An ISO 8601 timestamp (``2022-03-01``, ``2022-03-01T12:00``, ``...Z``, ``...+02:00``)
+    in the canonical UTC form ``YYYY-MM-DDTHH:MM:SS+00:00`` (one without a zone is UTC);
+    anything else is a ``ValueError``."""
+    from datetime import UTC, datetime
 
     try:
-        stamp = pd.Timestamp(str(value))
-    except (ValueError, TypeError):
-        raise ValueError(f"not an ISO timestamp: {value!r}") from None
-    if stamp is pd.NaT:
-        raise ValueError(f"not an ISO timestamp: {value!r}")
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        stamp = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"not an ISO timestamp: {value!r} (e.g. 2022-03-01T00:00:00Z)"
+                         ) from None
+    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
     return stamp.isoformat()
 
 
