@@ -108,7 +108,7 @@ def test_sigkill_then_resume_gives_the_same_bytes_without_rerunning(setup, one_w
     root, config_path = setup
     wf_dir = root / "killed" / "wf"
     args = ["walkforward", "--config", str(config_path), "--log-dir", str(root / "killed"),
-            "--run-name", "wf", "--workers", "0"]
+            "--run-name", "wf", "--workers", "0", "--no-report"]
     process = subprocess.Popen([sys.executable, "-m", "cryptosweep", *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
@@ -127,7 +127,8 @@ def test_sigkill_then_resume_gives_the_same_bytes_without_rerunning(setup, one_w
     before = (attempts(finished / "sweep.db"),
               (finished / WINDOW_RECORD).stat().st_mtime_ns)
     resumed = subprocess.run([sys.executable, "-m", "cryptosweep", "walkforward", "--resume",
-                              str(wf_dir), "--workers", "0"], capture_output=True, text=True,
+                              str(wf_dir), "--workers", "0", "--no-report"],
+                             capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert comparable(wf_dir) == comparable(one_worker.run_dir)
@@ -201,3 +202,19 @@ def test_bad_layouts_exit_2_with_one_line_before_anything_is_made(
     assert err.count("\n") == 1 and err.startswith("cryptosweep: error: ")
     assert message in err
     assert not log_dir.exists()
+
+
+def test_html_report_draws_every_chart_offline_verdict_first(one_worker, tmp_path):
+    from cryptosweep.walkforward.report import render_walkforward_report
+    from test_report import drawn_charts, javascript_errors, render_in_chromium
+
+    page = render_walkforward_report(one_worker.run_dir)
+    text = page.read_text()
+    assert text.count("Plotly.newPlot") == 3  # equity, IS vs OOS, parameter paths
+    assert '<script src="../plotly-' in text and "load_walkforward" not in text
+    dom, console = render_in_chromium(page, tmp_path)
+    charts, drawn = drawn_charts(dom)
+    assert charts == 3 and drawn >= charts
+    assert javascript_errors(console) == []
+    label = one_worker.results["verdict"]["label"]
+    assert dom.index(f"<h2>{label}</h2>") < dom.index('class="plotly-graph-div')

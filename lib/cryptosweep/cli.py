@@ -95,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--data", help="OHLCV file or folder (overrides data.path)")
 
     report = commands.add_parser(
-        "report", help="run the analysis notebook on a finished run: report.html + index.html")
-    report.add_argument("run_dir", help="a finished run folder")
+        "report", help="run the analysis notebook on a finished run: report.html + index.html "
+        "(a walk-forward folder: its walk-forward report)")
+    report.add_argument("run_dir", help="a finished run folder (or walk-forward folder)")
     report.add_argument("--kernel", default="cryptosweep", help="Jupyter kernel name")
     report.add_argument("--no-index", action="store_true",
                         help="do not regenerate index.html of the run's parent folder")
@@ -137,6 +138,9 @@ def _add_walkforward_command(commands: argparse._SubParsersAction) -> None:
     walk.add_argument("--resume", metavar="WALKFORWARD_DIR",
                       help="continue an interrupted walk-forward (finished windows are read "
                       "back, never re-run)")
+    walk.add_argument("--no-report", action="store_true",
+                      help="do not render report.html (cryptosweep report WALKFORWARD_DIR does)")
+    walk.add_argument("--kernel", default="cryptosweep", help="Jupyter kernel of the report")
     walk.add_argument("--log-level", default="INFO",
                       choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
 
@@ -152,6 +156,10 @@ def _walkforward(args: argparse.Namespace) -> int:
         workers=args.workers, scheduler_address=args.scheduler_address, resume=args.resume,
     )
     print(result.files["report"].read_text(encoding="utf-8").split("\n", 1)[0])
+    if not args.no_report:
+        from cryptosweep.walkforward.report import render_walkforward_report
+
+        print(render_walkforward_report(result.run_dir, kernel=args.kernel))
     print(result.run_dir)
     return 0
 
@@ -284,6 +292,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from cryptosweep.report import render_report, write_index
+    from cryptosweep.walkforward.driver import MANIFEST
+
+    if (Path(args.run_dir) / MANIFEST).is_file():  # a walk-forward folder: its own report
+        from cryptosweep.walkforward.report import render_walkforward_report
+
+        print(render_walkforward_report(args.run_dir, kernel=args.kernel))
+        return 0
 
     print(render_report(args.run_dir, kernel=args.kernel))
     if not args.no_index:

@@ -65,7 +65,6 @@ def text_report(results: dict[str, Any]) -> str:
         moved = (f"mean step {share(entry['mean_step'])}, " if "mean_step" in entry else "")
         shown = ", ".join(param_value(v) if v is not None else "-" for v in values)
         lines.append(f"  {key:<32} {shown}  ({moved}{entry.get('changes', 0)} changes)")
-    lines += ["", "each window is a run folder (window_NN) with its own sweep report; "
-              "render the HTML report with: cryptosweep walkforward-report "
-              f"{results['run']['run_dir']}", ""]
+    lines += ["", "each window is a run folder (window_NN) with its own sweep results; the HTML "
+              f"report: cryptosweep report {results['run']['run_dir']}", ""]
     return "\n".join(lines)
