@@ -9,6 +9,7 @@ import gzip
 import itertools
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -22,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import done_count, tiny_config
+from conftest import REPO, done_count, tiny_config
 from cryptosweep.cli import main
 from cryptosweep.config import load_config
 from cryptosweep.executors import InProcessExecutor
@@ -204,11 +205,24 @@ def test_bad_layouts_exit_2_with_one_line_before_anything_is_made(
     assert not log_dir.exists()
 
 
-def test_html_report_draws_every_chart_offline_verdict_first(one_worker, tmp_path):
-    from cryptosweep.walkforward.report import render_walkforward_report
+def test_notebook_resumes_a_finished_walkforward_and_its_report_draws_offline(
+        one_worker, tmp_path):
+    """notebooks/walkforward.ipynb under papermill (cwd: the notebooks folder, as JupyterLab)
+    on a copy of a finished walk-forward: every window is read back, the same results come
+    out, and report.html draws its three charts offline with the verdict first."""
     from test_report import drawn_charts, javascript_errors, render_in_chromium
 
-    page = render_walkforward_report(one_worker.run_dir)
+    copy = tmp_path / "logs" / "wf"
+    shutil.copytree(one_worker.run_dir, copy)
+    for old in copy.glob("walkforward_results_*.json"):
+        old.unlink()
+    done = subprocess.run(
+        [sys.executable, "-m", "papermill", "-k", "cryptosweep", "walkforward.ipynb",
+         str(tmp_path / "out.ipynb"), "-p", "resume", str(copy), "-p", "workers", "0",
+         "--cwd", "."], cwd=REPO / "notebooks", capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert comparable(copy) == comparable(one_worker.run_dir)
+    page = copy / "report.html"
     text = page.read_text()
     assert text.count("Plotly.newPlot") == 3  # equity, IS vs OOS, parameter paths
     assert '<script src="../plotly-' in text and "load_walkforward" not in text
