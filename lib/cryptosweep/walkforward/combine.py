@@ -43,6 +43,7 @@ from cryptosweep.walkforward.analysis import (
     efficiency,
     parameter_paths,
     parameter_stability,
+    search_ranges,
 )
 
 RESULTS_SCHEMA = "cryptosweep.walkforward_results"
@@ -107,7 +108,8 @@ def build_results(config: SweepConfig, seed: int, layout: list[dict[str, Any]],
         "dsr": _dsr(returns, np.asarray(sharpes), periods),
         "n_configurations": len(sharpes),
         "parameters": {"paths": paths,
-                       "stability": parameter_stability(paths, _ranges(config))},
+                       "stability": parameter_stability(
+                           paths, search_ranges(config.canonical()))},
     }
     results["verdict"] = process_verdict(results, config.reporting.min_trades)
     return results
@@ -189,19 +191,6 @@ def _dsr(returns: np.ndarray, sharpes: np.ndarray, periods: float) -> dict[str, 
     scale = math.sqrt(periods)
     out.update(sr_annualised=out["sr"] * scale, sr0_annualised=out["sr0"] * scale)
     return out
-
-
-def _ranges(config: SweepConfig) -> dict[str, tuple[float, float]]:
-    ranges: dict[str, tuple[float, float]] = {}
-    blocks = [("trading", config.parameter_ranges.trading)] + [
-        ("entry_model", config.parameter_ranges.family(family))
-        for family in config.objective.models]
-    for section, block in blocks:
-        for name, dimension in block.items():
-            if hasattr(dimension, "low"):
-                ranges.setdefault(f"{section}.{name}", (float(dimension.low),
-                                                        float(dimension.high)))
-    return ranges
 
 
 def _periods_per_year(config: SweepConfig) -> float:

@@ -212,15 +212,17 @@ def _run_windows(plans: list[WindowPlan], wf_dir: Path, executor: Executor, book
     if isinstance(executor, InProcessExecutor) or len(plans) == 1:
         try:
             return [one(p) for p in plans]
-        except SweepInterrupted as exc:
-            raise SweepInterrupted(wf_dir, exc.signal_name) from None
+        except KeyboardInterrupt as exc:
+            raise SweepInterrupted(wf_dir, getattr(exc, "signal_name", "SIGINT"),
+                                   "walkforward") from None
     pool = ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="walkforward")
     try:
         futures = [pool.submit(one, p) for p in plans]
         records = [future.result() for future in futures]
     except KeyboardInterrupt as exc:
         pool.shutdown(wait=False, cancel_futures=True)
-        raise SweepInterrupted(wf_dir, getattr(exc, "signal_name", "SIGINT")) from None
+        raise SweepInterrupted(wf_dir, getattr(exc, "signal_name", "SIGINT"),
+                               "walkforward") from None
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise

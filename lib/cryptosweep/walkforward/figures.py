@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from cryptosweep.figures import TEMPLATE
 from cryptosweep.formatting import metric_name
+from cryptosweep.walkforward.analysis import search_ranges
 
 
 def segment_times(results: Mapping[str, Any]) -> pd.DatetimeIndex:
@@ -73,7 +74,7 @@ def in_vs_out_of_sample(results: Mapping[str, Any]) -> go.Figure:
 def parameter_paths(results: Mapping[str, Any]) -> go.Figure | None:
     """Each numeric parameter of the windows' winners as a share of its search range (0: its
     low end, 1: its high end), window by window: a stable process draws flat lines."""
-    ranges = _ranges(results["config"])
+    ranges = search_ranges(results["config"])
     paths = results["parameters"]["paths"]
     figure = go.Figure()
     for key, values in paths.items():
@@ -90,16 +91,3 @@ def parameter_paths(results: Mapping[str, Any]) -> go.Figure | None:
                          xaxis_title="window", yaxis_title="position in range",
                          yaxis_range=[-0.05, 1.05], template=TEMPLATE)
     return figure
-
-
-def _ranges(config: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
-    ranges: dict[str, tuple[float, float]] = {}
-    blocks = [("trading", config["parameter_ranges"]["trading"])] + [
-        ("entry_model", config["parameter_ranges"].get(family) or {})
-        for family in config["objective"]["models"]]
-    for section, block in blocks:
-        for name, dimension in block.items():
-            if "low" in dimension:
-                ranges.setdefault(f"{section}.{name}", (float(dimension["low"]),
-                                                        float(dimension["high"])))
-    return ranges
