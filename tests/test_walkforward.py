@@ -232,3 +232,13 @@ def test_notebook_resumes_a_finished_walkforward_and_its_report_draws_offline(
     assert javascript_errors(console) == []
     label = one_worker.results["verdict"]["label"]
     assert dom.index(f"<h2>{label}</h2>") < dom.index('class="plotly-graph-div')
+
+
+def test_validate_checks_the_windows_too(tmp_path, capsys):
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(wf_config()), encoding="utf-8")
+    assert main(["validate", "--config", str(path)]) == 0
+    assert "ok: walk_forward: 2 windows, out of sample " in capsys.readouterr().out
+    code = main(["validate", "--config", str(path), "--set", "walk_forward.embargo_bars=0"])
+    assert code == 2
+    assert "embargo_bars is 0 but labels span up to 24" in capsys.readouterr().err

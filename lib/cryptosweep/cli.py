@@ -287,6 +287,13 @@ def _validate(args: argparse.Namespace) -> int:
     print(f"ok: {config.name}: {config.sweep_type}, {strategy.total_evaluations} evaluations, "
           f"data {data['first_bar']} .. {data['last_bar']} ({data['bars']} bars, "
           f"{data['holdout_bars']} held out)")
+    if config.walk_forward is not None:  # what `cryptosweep walkforward` would run
+        from cryptosweep.config import resolve_seed
+        from cryptosweep.walkforward.layout import plan
+
+        plans = plan(config, resolve_seed(None, config))
+        print(f"ok: walk_forward: {len(plans)} windows, out of sample "
+              f"{plans[0].oos_first_bar} .. {plans[-1].oos_last_bar}")
     return 0
 
 
