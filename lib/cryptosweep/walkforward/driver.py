@@ -240,6 +240,7 @@ def _run_window(window_plan: WindowPlan, wf_dir: Path, executor: Executor, book:
     record_path = window_dir / WINDOW_RECORD
     if record_path.is_file():
         log.info("%s: finished before; read back", name)
+        book.window_status(index, "done")  # killed between its record and the manifest
         return json.loads(record_path.read_text(encoding="utf-8"))
     book.window_status(index, "running")
     gpu_ids = [0] if use_gpu else None  # the view decides the device; this only says "GPU"
