@@ -242,3 +242,21 @@ def test_validate_checks_the_windows_too(tmp_path, capsys):
     code = main(["validate", "--config", str(path), "--set", "walk_forward.embargo_bars=0"])
     assert code == 2
     assert "embargo_bars is 0 but labels span up to 24" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_windows_running_side_by_side_and_names_the_resume(setup):
+    root, config_path = setup
+    wf_dir = root / "interrupted" / "wf"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cryptosweep", "walkforward", "--config", str(config_path),
+         "--log-dir", str(wf_dir.parent), "--run-name", "wf", "--workers", "1",
+         "--no-report"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while done_count(wf_dir / "window_00" / "sweep.db") < 1:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert err.splitlines()[-1] == (f"cryptosweep: interrupted (SIGINT); resume with: "
+                                    f"cryptosweep walkforward --resume {wf_dir}")
