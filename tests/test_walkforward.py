@@ -74,6 +74,7 @@ def one_worker(setup):
     return run_walkforward(config_path, log_dir=root / "one", run_name="wf", workers=1)
 
 
+@pytest.mark.slow
 def test_results_do_not_depend_on_the_workers(setup, one_worker):
     root, config_path = setup
     two = run_walkforward(config_path, log_dir=root / "two", run_name="wf", workers=2)
@@ -92,6 +93,7 @@ def test_results_do_not_depend_on_the_workers(setup, one_worker):
     assert (one_worker.files["report"].read_text().startswith("VERDICT: "))
 
 
+@pytest.mark.slow
 def test_segments_never_overlap_or_precede_their_in_sample_data(one_worker):
     layout = one_worker.results["layout"]
     embargo = WALK_FORWARD["embargo_bars"]
@@ -105,6 +107,7 @@ def test_segments_never_overlap_or_precede_their_in_sample_data(one_worker):
         assert results["data"]["last_bar"] == window["is_last_bar"]  # the sweep saw no more
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_same_bytes_without_rerunning(setup, one_worker):
     root, config_path = setup
     wf_dir = root / "killed" / "wf"
@@ -139,6 +142,7 @@ def test_sigkill_then_resume_gives_the_same_bytes_without_rerunning(setup, one_w
     assert "finished before; read back" in resumed.stderr
 
 
+@pytest.mark.slow
 def test_rewriting_every_bar_after_the_in_sample_end_changes_no_choice(setup, one_worker):
     root, config_path = setup
     window = one_worker.results["layout"][0]  # the window with the most bars after its end
@@ -205,6 +209,7 @@ def test_bad_layouts_exit_2_with_one_line_before_anything_is_made(
     assert not log_dir.exists()
 
 
+@pytest.mark.slow
 def test_notebook_resumes_a_finished_walkforward_and_its_report_draws_offline(
         one_worker, tmp_path):
     """notebooks/walkforward.ipynb under papermill (cwd: the notebooks folder, as JupyterLab)
@@ -244,6 +249,7 @@ def test_validate_checks_the_windows_too(tmp_path, capsys):
     assert "embargo_bars is 0 but labels span up to 24" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_windows_running_side_by_side_and_names_the_resume(setup):
     root, config_path = setup
     wf_dir = root / "interrupted" / "wf"
