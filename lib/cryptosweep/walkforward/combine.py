@@ -55,13 +55,6 @@ class _Trade:
     net_return: float
 
 
-def per_bar_sharpe(returns: np.ndarray) -> float:
-    """``mean / std(ddof=1)`` of per-bar returns (0 without dispersion): the Sharpe ratio the
-    DSR compares, as the sweep's overfitting diagnostics compute it."""
-    std = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
-    return float(np.mean(returns) / std) if std > 0 else 0.0
-
-
 def build_results(config: SweepConfig, seed: int, layout: list[dict[str, Any]],
                   records: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
     """The combined results (see the module docstring); ``records`` in window order."""

@@ -42,12 +42,13 @@ from cryptosweep.config import (
 from cryptosweep.errors import ResumeError, SweepInterrupted, UserError
 from cryptosweep.executors import Executor, InProcessExecutor, parse_gpu_ids
 from cryptosweep.files import write_json_atomic, write_text_atomic
+from cryptosweep.overfitting import per_bar_sharpe
 from cryptosweep.ranking import ranked
 from cryptosweep.runner import run_sweep, start_executor, utc_stamp
 from cryptosweep.store import DB_NAME, TrialStore
 from cryptosweep.vocabulary import APPROVED
 from cryptosweep.walkforward.analysis import annualised_return
-from cryptosweep.walkforward.combine import build_results, per_bar_sharpe
+from cryptosweep.walkforward.combine import build_results
 from cryptosweep.walkforward.layout import WindowPlan, plan, window_dir_name
 from cryptosweep.walkforward.segment import trade_segment
 from cryptosweep.walkforward.text import text_report
