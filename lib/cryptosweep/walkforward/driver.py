@@ -104,7 +104,8 @@ def run_walkforward(
             raise UserError("no config given: pass --config PATH (or --resume WALKFORWARD_DIR)")
         seed = resolve_seed(seed, config)
         plans = plan(config, seed)
-        wf_dir = Path(log_dir) / (run_name or f"{config.name}_walkforward_{utc_stamp()}")
+        stamp = utc_stamp()
+        wf_dir = Path(log_dir) / (run_name or f"{config.name}_walkforward_{stamp}")
         if (wf_dir / MANIFEST).exists():
             raise UserError(f"{wf_dir} already holds a walk-forward; resume it with --resume "
                             f"{wf_dir} or choose another --run-name")
@@ -115,7 +116,7 @@ def run_walkforward(
         except OSError as exc:
             executor.close()
             raise UserError(f"--log-dir: cannot create {wf_dir}: {exc.strerror}") from None
-        manifest = _new_manifest(config, seed, plans)
+        manifest = _new_manifest(config, seed, plans, stamp)
     book = _Manifest(wf_dir / MANIFEST, manifest)
     book.write()
     log.info("walk-forward %s: %d windows, seed %d, on %s", wf_dir.name, len(plans), seed,
@@ -124,7 +125,7 @@ def run_walkforward(
         records = _run_windows(plans, wf_dir, executor, book, config, bool(gpu_ids))
     results = build_results(config, seed, [p.as_dict() for p in plans], records,
                             _run_block(wf_dir, manifest))
-    stamp = manifest["timestamp"]
+    stamp = manifest["timestamp"]  # the folder's: the same file names after a resume
     files = {"results": wf_dir / f"walkforward_results_{stamp}.json",
              "report": wf_dir / f"walkforward_report_{stamp}.txt"}
     write_json_atomic(files["results"], results)
@@ -159,11 +160,12 @@ class _Manifest:
             write_json_atomic(self.path, self.content)
 
 
-def _new_manifest(config: SweepConfig, seed: int, plans: list[WindowPlan]) -> dict[str, Any]:
+def _new_manifest(config: SweepConfig, seed: int, plans: list[WindowPlan], stamp: str
+                  ) -> dict[str, Any]:
     return {
         "schema": MANIFEST_SCHEMA, "schema_version": SCHEMA_VERSION,
         "config": config.canonical(), "config_hash": config.results_hash(), "seed": seed,
-        "timestamp": utc_stamp(), "created_at": time.time(), "status": "running",
+        "timestamp": stamp, "created_at": time.time(), "status": "running",
         "windows": [{"layout": p.as_dict(), "status": "pending"} for p in plans],
     }
 
