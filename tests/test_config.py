@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO, cli, tiny_config
 from cryptosweep.cli import main
-from cryptosweep.config import load_config
+from cryptosweep.config import load_config, validate_config
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
@@ -181,3 +181,13 @@ def test_validate_checks_config_and_data_without_running(write_config, tmp_path)
     assert good.returncode == 0 and good.stdout.startswith("ok: tiny: random, 6 evaluations")
     bad = cli("validate", "--config", str(write_config(tiny_config(random__n_trials=0))))
     assert bad.returncode == 2 and "random.n_trials" in bad.stderr
+
+
+def test_a_config_with_full_budget_validates_again_from_its_journaled_form(write_config):
+    # The journaled (canonical) form once carried hyperband.max_iter's default next to
+    # full_budget, which validation refused: no such run could be resumed.
+    raw = tiny_config(full_budget=3)
+    del raw["hyperband"]
+    config = load_config(write_config(raw))
+    again = validate_config(config.canonical())
+    assert again.full_budget_units == 3 and again.results_hash() == config.results_hash()

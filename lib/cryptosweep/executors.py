@@ -188,6 +188,13 @@ class Executor(ABC):
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release workers and connections."""
 
+    def view(self, name: str) -> Executor:
+        """An executor for one of several sweeps run at once on this one's workers (the
+        windows of a walk-forward): its tasks' keys start with ``name``, it waits for its own
+        tasks only, and closing it cancels those without closing the shared workers. Here
+        (in-process): a fresh in-process executor, so such sweeps run one after another."""
+        return InProcessExecutor()
+
     def __enter__(self) -> Executor:
         return self
 
@@ -246,9 +253,11 @@ class DaskExecutor(Executor):
     """
 
     def __init__(self, client: Any, cluster: Any = None, description: str = "dask",
-                 trial_timeout: float | None = None) -> None:
+                 trial_timeout: float | None = None, key_prefix: str = "",
+                 owns_client: bool = True) -> None:
         self.client, self.cluster, self.description = client, cluster, description
         self.trial_timeout = trial_timeout
+        self.key_prefix, self.owns_client = key_prefix, owns_client
         self._futures: dict[Any, tuple[int, float]] = {}
         self._started: dict[Any, float] = {}  # trial timeout: when a worker took each future
         self._tasks: set[Any] = set()
@@ -261,7 +270,8 @@ class DaskExecutor(Executor):
 
     def submit(self, payload: dict[str, Any]) -> None:
         future = self.client.submit(
-            run_evaluation, payload, key=f"eval-{payload['eval_id']}-{payload['attempt']}",
+            run_evaluation, payload,
+            key=f"{self.key_prefix}eval-{payload['eval_id']}-{payload['attempt']}",
             pure=False,
         )
         self._futures[future] = (payload["eval_id"], time.time())
@@ -371,7 +381,7 @@ class DaskExecutor(Executor):
 
         def submit(payload: dict[str, Any], attempt: int) -> Any:
             future = self.client.submit(function, payload, pure=False,
-                                        key=f"final-{payload['task']}-{attempt}",
+                                        key=f"{self.key_prefix}final-{payload['task']}-{attempt}",
                                         priority=order[payload["task"]])
             attempts[future] = (payload, attempt)
             self._tasks.add(future)
@@ -406,9 +416,17 @@ class DaskExecutor(Executor):
             future.cancel()
         self._futures.clear()
         self._tasks.clear()
+        if not self.owns_client:
+            return
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+    def view(self, name: str) -> Executor:
+        """A view on this executor's client (see :meth:`Executor.view`)."""
+        return DaskExecutor(self.client, None, f"{self.description} ({name})",
+                            self.trial_timeout, key_prefix=f"{self.key_prefix}{name}-",
+                            owns_client=False)
 
 
 async def _exit_worker_process() -> None:  # pragma: no cover - runs in (and ends) a worker

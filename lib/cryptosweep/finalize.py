@@ -33,6 +33,7 @@ from cryptosweep.executors import Executor, InProcessExecutor, TaskOutcome, run_
 from cryptosweep.files import canonical_json, write_json_atomic, write_text_atomic
 from cryptosweep.overfitting import (
     deflated_sharpe_from_returns,
+    per_bar_sharpe,
     probability_of_backtest_overfitting,
 )
 from cryptosweep.ranking import ranked
@@ -261,7 +262,7 @@ def overfitting_diagnostics(
         out["why_not"] = "fewer than 2 finished full-budget configurations"
         return out
     matrix = np.column_stack([returns[eval_id] for eval_id in candidates])
-    trial_sharpes = np.array([_sharpe(matrix[:, j]) for j in range(matrix.shape[1])])
+    trial_sharpes = np.array([per_bar_sharpe(matrix[:, j]) for j in range(matrix.shape[1])])
     for item in top:
         series = returns.get(item["eval_id"])
         item["dsr"] = _dsr_or_none(series, trial_sharpes, periods_per_year)
@@ -275,11 +276,6 @@ def overfitting_diagnostics(
     except ValueError as exc:
         out["why_not"] = f"PBO: {exc}"
     return out
-
-
-def _sharpe(series: np.ndarray) -> float:
-    std = float(np.std(series, ddof=1))
-    return float(np.mean(series) / std) if std > 0 else 0.0
 
 
 def _dsr_or_none(series: np.ndarray | None, trial_sharpes: np.ndarray,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -205,9 +206,12 @@ def _check_replay(row: EvaluationRow, request: EvalRequest) -> None:
 # --------------------------------------------------------------------------- runs and resume
 
 
-def _attach_log_file(run_dir: Path) -> logging.Handler:
+def _attach_log_file(run_dir: Path, this_thread_only: bool = False) -> logging.Handler:
     handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if this_thread_only:  # sweeps run side by side in threads: each logs its own lines
+        thread = threading.get_ident()
+        handler.addFilter(lambda record: record.thread == thread)
     package_logger = logging.getLogger("cryptosweep")
     package_logger.addHandler(handler)
     if package_logger.level == logging.NOTSET:  # the CLI's --log-level wins when it set one
@@ -303,6 +307,7 @@ def run_sweep(
     scheduler_address: str | None = None,
     resume: str | Path | None = None,
     show_progress: bool = True,
+    executor: Executor | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep end to end and write its run folder.
 
@@ -313,8 +318,14 @@ def run_sweep(
 
     An interruption (SIGINT, or SIGTERM turned into :class:`SweepInterrupted` by the caller)
     ends in :class:`SweepInterrupted` carrying the run folder to resume.
+
+    ``executor``: run on this executor instead of starting one (``workers``,
+    ``scheduler_address`` are then unused; ``gpu_ids`` still says whether trials use GPUs);
+    it is closed at the end, so pass a :meth:`~cryptosweep.executors.Executor.view` of a
+    shared one (the walk-forward's windows). Such a sweep logs only its own thread's lines.
     """
     gpu_ids = parse_gpu_ids(gpu_ids) if isinstance(gpu_ids, str) else gpu_ids
+    given = executor
     if config is None and (config_path is not None or data_path is not None
                            or (overrides and resume is None)):
         config = load_config(config_path, list(overrides), data_path)
@@ -323,22 +334,24 @@ def run_sweep(
         config, seed, run_dir, store, stamp = _open_resume(Path(resume), config, seed,
                                                            overrides)
         _check_same_data(store, config)
-        executor = _start_executor(config, gpu_ids, workers, scheduler_address, store.close)
+        if given is None:
+            executor = start_executor(config, gpu_ids, workers, scheduler_address, store.close)
     else:
         if config is None:
             raise UserError("no config given: pass --config PATH (or --resume RUN_DIR)")
         seed = resolve_seed(seed, config)
         # Bad data, an unreachable scheduler or absent GPUs fail before any folder exists.
         data = check_spec(config.objective_spec())
-        executor = _start_executor(config, gpu_ids, workers, scheduler_address)
+        if given is None:
+            executor = start_executor(config, gpu_ids, workers, scheduler_address)
         try:
             run_dir, store, stamp = _new_run(config, seed, Path(log_dir), run_name)
         except BaseException:
             executor.close()
             raise
         store.set_meta(data=data)
-    assert seed is not None
-    handler = _attach_log_file(run_dir)
+    assert seed is not None and executor is not None
+    handler = _attach_log_file(run_dir, this_thread_only=given is not None)
     try:
         return _execute(config, seed, run_dir, store, stamp, executor, bool(gpu_ids),
                         show_progress)
@@ -354,10 +367,13 @@ def run_sweep(
         store.close()
 
 
-def _start_executor(
+def start_executor(
     config: SweepConfig, gpu_ids: Sequence[int] | None, workers: int | None,
     scheduler_address: str | None, on_error: Callable[[], None] | None = None,
 ) -> Executor:
+    """The executor a sweep (or a walk-forward's windows) runs on: ``workers`` (else the
+    config's ``execution.workers``, else one per core), ``scheduler_address`` or ``gpu_ids``
+    (:func:`~cryptosweep.executors.make_executor`); ``on_error`` runs if it cannot start."""
     n_workers = workers if workers is not None else config.execution.workers
     if n_workers is None:
         n_workers = _cpu_workers()

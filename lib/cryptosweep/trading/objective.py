@@ -396,7 +396,7 @@ def check_spec(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
         return {"start": start, "stop": stop, "first_bar": index[start].isoformat(),
                 "last_bar": index[stop - 1].isoformat()}
 
-    return {
+    described = {
         "path": spec.data.path or f"<bundled sample>/{sample_data_path().name}",
         "sha256": data_fingerprint(spec.data.path),
         "bars": len(index),
@@ -410,6 +410,9 @@ def check_spec(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
         "folds": [span(start, stop) for start, stop in test_blocks(n_dev, settings.folds)],
         "holdout": span(n_dev, len(index)) if n_dev < len(index) else None,
     }
+    if spec.data.start is not None or spec.data.end is not None:
+        described["range"] = {"start": spec.data.start, "end": spec.data.end}
+    return described
 
 
 def _check_warm_up(market: Market, settings: ObjectiveSettings) -> None:
@@ -445,22 +448,45 @@ def data_fingerprint(path: str | None) -> str:
 def load_market(spec: ObjectiveSpec | dict[str, Any]) -> Market:
     """The :class:`Market` of the spec's data: the cached frames of the per-process feature
     cache as arrays, converted once per process and data version (a new file version gives new
-    frames); the holdout starts at ``data.holdout_fraction``."""
+    frames), restricted to ``data.start`` .. ``data.end`` (:func:`time_range`); the holdout
+    starts at ``data.holdout_fraction`` of the bars in that range."""
     spec = ObjectiveSpec.of(spec)
     ohlcv, features = cached_features(spec.data.path, **dict(data_options(spec.data)))
     holdout_fraction = spec.data.holdout_fraction
+    key = (holdout_fraction, spec.data.bar_interval, spec.data.start, spec.data.end)
     with _markets_lock:
-        for market in _markets:
-            if (market.ohlcv is ohlcv and market.features_frame is features
-                    and market.holdout_fraction == holdout_fraction
-                    and market.declared_interval == spec.data.bar_interval):
+        for file_ohlcv, file_features, market_key, market in _markets:
+            if file_ohlcv is ohlcv and file_features is features and market_key == key:
                 return market
-        market = market_from_candles(ohlcv, features, holdout_fraction=holdout_fraction,
+        in_range = time_range(ohlcv.index, spec.data)
+        if in_range != slice(0, len(ohlcv)):
+            ohlcv_in, features_in = ohlcv.iloc[in_range], features.iloc[in_range]
+        else:
+            ohlcv_in, features_in = ohlcv, features
+        market = market_from_candles(ohlcv_in, features_in,
+                                     holdout_fraction=holdout_fraction,
                                      declared_interval=spec.data.bar_interval,
                                      source=spec.data.path or "sample")
-        _markets.insert(0, market)
+        _markets.insert(0, (ohlcv, features, key, market))
         del _markets[_MARKETS_KEPT:]
         return market
+
+
+def time_range(index: pd.DatetimeIndex, data: DataSettings) -> slice:
+    """The positions of the bars of ``index`` in ``[data.start, data.end)`` (all of them
+    without a range). Features are sliced after being computed on the whole file: a feature
+    at bar ``t`` reads bars ``<= t`` only, so this equals computing them on data that ends at
+    ``data.end``. A range that holds fewer than 2 bars is a ``ConfigError``."""
+    if data.start is None and data.end is None:
+        return slice(0, len(index))
+    first = 0 if data.start is None else int(index.searchsorted(pd.Timestamp(data.start)))
+    stop = len(index) if data.end is None else int(index.searchsorted(pd.Timestamp(data.end)))
+    if stop - first < 2:
+        raise ConfigError(
+            f"data.start/data.end: the range [{data.start or 'first bar'}, "
+            f"{data.end or 'after the last bar'}) holds {max(stop - first, 0)} bar(s) of the "
+            f"data ({index[0].isoformat()} .. {index[-1].isoformat()})")
+    return slice(first, stop)
 
 
 def market_from_candles(
@@ -496,7 +522,8 @@ def market_from_candles(
 
 
 _MARKETS_KEPT = 4
-_markets: list[Market] = []
+#: (the file's frames, the range key, the market): the frames are compared by identity.
+_markets: list[tuple[pd.DataFrame, pd.DataFrame, tuple[Any, ...], Market]] = []
 _markets_lock = threading.Lock()
 
 
