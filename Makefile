@@ -28,7 +28,8 @@ sweep: $(STAMP)
 	SWEEP_SEED=$(SEED) REPORTS_DIR=$(LOG_DIR) scheduled/nightly_sweep.sh $(CONFIG)
 
 ## Interactive exploration: JupyterLab on notebooks/explore.ipynb (runs of reports/, two runs
-## side by side, a run's trials; explore.watch for a running sweep). --allow-root only as root.
+## side by side, a run's trials, one trial in depth with what-if sliders; explore.watch for a
+## running sweep). --allow-root only as root.
 explore: $(STAMP)
 	$(BIN)/jupyter lab notebooks/explore.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 

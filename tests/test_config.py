@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO, cli, tiny_config
 from cryptosweep.cli import main
-from cryptosweep.config import load_config
+from cryptosweep.config import load_config, validate_config
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
@@ -323,3 +323,13 @@ def test_the_seed_rule_refuses_seeds_no_framework_holds(write_config):
     for seed in (2**64, MAX_SEED + 1, -1, 2.5, True):
         with pytest.raises(ConfigError, match=r"seed: expected a whole number in \[0, "):
             resolve_seed(seed, config)
+
+
+def test_a_config_with_full_budget_validates_again_from_its_journaled_form(write_config):
+    # The journaled (canonical) form once carried hyperband.max_iter's default next to
+    # full_budget, which validation refused: no such run could be resumed.
+    raw = tiny_config(full_budget=3)
+    del raw["hyperband"]
+    config = load_config(write_config(raw))
+    again = validate_config(config.canonical())
+    assert again.full_budget_units == 3 and again.results_hash() == config.results_hash()

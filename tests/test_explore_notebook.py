@@ -28,7 +28,11 @@ import pytest
 from nbclient import NotebookClient
 
 from conftest import REPO, explore_config
+from cryptosweep.explore.trial import read_trial
+from cryptosweep.explore.whatif import PREDICTIONS, what_if
+from cryptosweep.trading.objective import TradingParams
 from test_explore_runs import expected_points, journal
+from test_explore_trial import equity_and_drawdown, journaled_returns, values
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +41,7 @@ BIN = Path(sys.executable).parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOT = REPO / "docs" / "explore.png"
+TRIAL_SCREENSHOT = REPO / "docs" / "explore_trial.png"
 
 #: Appended to the notebook for the headless run: drives the callbacks as a click would, in the
 #: notebook's own kernel, and prints what the figures hold.
@@ -47,9 +52,20 @@ ui.budget_filter.value = (top,)
 points = [[int(e), t.meta, x, y] for t in ui.figures["parameters"].data
           for e, x, y in zip(t.customdata, t.x, t.y)]
 ui.compare_first.value, ui.compare_second.value = "night2", "night1"
+trial = ui.trial
+assert trial.wait(300), "the trial's models retrained"
+picked = trial.trial_picker.value
+swept = [t["y"] for t in trial.figures["equity"]["data"]
+         if t["meta"] == "as swept validation equity"][0]
+for name, value in {"threshold": 0.52, "holding_period": 6}.items():
+    trial.sliders[name].value = value  # a release in the page
+whatif = {t["meta"]: t["y"] for t in trial.figures["equity"]["data"]
+          if t["meta"].startswith("what-if") and t["meta"].endswith("equity")}
 print(json.dumps({"run": ui.run_picker.value, "top": top, "points": points,
                   "compared": [ui.comparison.first, ui.comparison.second],
-                  "shown": len(ui.shown)}))
+                  "shown": len(ui.shown), "trial": picked,
+                  "parity": [trial.parity.validation, trial.parity.holdout],
+                  "swept": swept, "whatif": whatif, "summary": trial.whatif_summary.value}))
 """
 
 
@@ -81,9 +97,9 @@ def test_notebook_runs_headless_and_its_callbacks_redraw_from_the_journal(explor
     assert not [o for o in outputs if o["output_type"] == "error"]
     views = [o for o in outputs if "application/vnd.jupyter.widget-view+json"
              in o.get("data", {})]
-    assert len(views) == 4, "the runs, compare and trials panels and the live view"
+    assert len(views) == 5, "the runs, compare, trials and trial panels and the live view"
     state = json.dumps(notebook.metadata["widgets"])
-    assert state.count("application/vnd.plotly.v1+json") >= 5, "charts drawn into the widgets"
+    assert state.count("application/vnd.plotly.v1+json") >= 7, "charts drawn into the widgets"
     printed = json.loads(outputs[-1]["text"])
     rows = journal(explore_reports / "night1")
     top = max(row["budget"] for row in rows)
@@ -92,6 +108,26 @@ def test_notebook_runs_headless_and_its_callbacks_redraw_from_the_journal(explor
     assert printed["shown"] == len(at_top)
     assert {tuple(p) for p in printed["points"]} == expected_points(at_top)
     assert printed["compared"] == ["night2", "night1"]
+
+    # the trial panel: the run's winner, retrained in the kernel to the journal's returns
+    winner = max((row for row in at_top if row["score"] is not None),
+                 key=lambda row: (row["score"], -row["eval_id"]))
+    assert printed["trial"] == winner["eval_id"]
+    assert printed["parity"] == [True, True]
+    validation = journaled_returns(explore_reports / "night1", "validation")[winner["eval_id"]]
+    assert values(printed["swept"]).tobytes() == equity_and_drawdown(validation)[0].tobytes()
+    # the sliders moved in the kernel: the what-if is the backtest of the sweep's predictions
+    record = read_trial(explore_reports / "night1", winner["eval_id"])
+    predictions = PREDICTIONS.get(record)
+    moved = TradingParams(0.52, 6, record.trading.stop_loss, record.trading.take_profit)
+    oracle = what_if(predictions, moved, record.spec)
+    assert what_if(predictions, record.trading, record.spec).validation_returns.tobytes() == \
+        validation.tobytes()
+    for kind, returns in (("validation", oracle.validation_returns),
+                          ("holdout", oracle.holdout.result.returns)):
+        assert values(printed["whatif"][f"what-if {kind} equity"]).tobytes() == \
+            equity_and_drawdown(returns)[0].tobytes()
+    assert "threshold" in printed["summary"] and "→ 0.520" in printed["summary"]
 
 
 def test_papermill_runs_the_notebook_from_the_repository_root_with_its_defaults(tmp_path):
@@ -206,6 +242,15 @@ return session && session.kernel ? session.kernel.status : null;"""
 CURRENT_PATH = """
 const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
 return panel && panel.context ? panel.context.path : null;"""
+#: Make the open document at path ``arguments[0]`` the current one; whether it is. JupyterLab
+#: does not always make a document opened by a command current in a headless page (its focus
+#: tracking races with the opening), and the notebook commands act on the current one.
+ACTIVATE = """
+const app = window.jupyterapp;
+const panel = [...app.shell.widgets('main')].find(
+  w => w.context && w.context.path === arguments[0]);
+if (panel && app.shell.currentWidget !== panel) app.shell.activateById(panel.id);
+return !!panel && app.shell.currentWidget === panel;"""
 PAGE_STATE = """
 const page = window.jupyterapp.shell.currentWidget.node;  // the open notebook's panel
 const prompts = [...page.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
@@ -242,7 +287,7 @@ class Lab:
         self.driver.execute_script(
             "window.jupyterapp.commands.execute('docmanager:open', {path: arguments[0]})",
             notebook)
-        wait_for(lambda: self.driver.execute_script(CURRENT_PATH) == notebook
+        wait_for(lambda: self.driver.execute_script(ACTIVATE, notebook)
                  and self.driver.execute_script(KERNEL_STATUS) == "idle",
                  f"the kernel of {notebook}")
         self.driver.execute_script(
@@ -286,10 +331,10 @@ def test_notebook_in_jupyterlab_in_chromium_draws_widgets_and_charts_offline(
         lab.root / "explore.ipynb", as_version=4).cells)
     lab.open("explore.ipynb")
     state = wait_for(
-        lambda: (s := lab.state())["executed"] == code_cells and s["charts"] >= 5
+        lambda: (s := lab.state())["executed"] == code_cells and s["charts"] >= 7
         and lab.driver.execute_script(KERNEL_STATUS) == "idle" and s,
-        "every cell run and five charts drawn")
-    assert state["dropdowns"] >= 4 and state["selects"] >= 3 and state["sliders"] >= 1
+        "every cell run and seven charts drawn (two of the retrained trial)")
+    assert state["dropdowns"] >= 6 and state["selects"] >= 3 and state["sliders"] >= 6
     assert "Traceback" not in state["text"]
     assert "Error displaying widget" not in state["text"]
     assert "22 of 22 evaluations kept by the filter" in state["text"]
@@ -321,6 +366,75 @@ def test_notebook_in_jupyterlab_in_chromium_draws_widgets_and_charts_offline(
     assert shot.stat().st_size > 20_000
     if os.environ.get("CRYPTOSWEEP_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, SCREENSHOT)
+
+
+#: Before a slider is released: note when the pointer goes up and when the equity chart of the
+#: trial panel is replaced by a newly drawn one (``window.csRedraw``).
+WATCH_REDRAW = """
+const chart = document.querySelector('.cs-trial-equity');
+const old = chart.querySelector('.js-plotly-plot');
+const seen = {released: null, drawn: null};
+window.csRedraw = seen;
+document.addEventListener('pointerup', () => { seen.released = performance.now(); },
+                          {capture: true, once: true});
+const observer = new MutationObserver(() => {
+  const plot = chart.querySelector('.js-plotly-plot');
+  if (seen.released !== null && plot && plot !== old && plot.querySelector('.main-svg')) {
+    seen.drawn = performance.now();
+    observer.disconnect();
+  }
+});
+observer.observe(chart, {childList: true, subtree: true});"""
+TRIAL_READY = """
+const panel = document.querySelector('.cs-trial-panel');
+if (!panel) return null;
+const chart = name => panel.querySelector(`.cs-trial-${name}`);
+const drawn = name => !!chart(name).querySelector('.js-plotly-plot .main-svg');
+const waiting = ['equity', 'trades'].find(
+  name => chart(name).querySelector('.js-plotly-plot') && !drawn(name));
+if (waiting) chart(waiting).scrollIntoView();  // plotly draws a chart once it is seen
+const status = panel.querySelector('.cs-trial-status');
+return {status: status ? status.innerText : '', equity: drawn('equity'),
+        trades: drawn('trades'), sliders: panel.querySelectorAll('.noUi-handle').length,
+        summary: panel.querySelector('.cs-trial-summary').innerText};"""
+
+
+def test_trial_panel_in_the_page_redraws_the_what_if_when_a_slider_is_released(
+        lab, explore_reports, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    if lab.driver.execute_script(CURRENT_PATH) != "explore.ipynb":  # run on its own
+        nbformat.write(parameterised(explore_reports, run="night1"), lab.root / "explore.ipynb")
+        lab.open("explore.ipynb")
+    ready = wait_for(lambda: (s := lab.driver.execute_script(TRIAL_READY)) and "bit for bit"
+                     in s["status"] and s["equity"] and s["trades"] and s,
+                     "the trial retrained in the page's kernel and its two charts drawn")
+    assert "NOT" not in ready["status"]
+    assert ready["sliders"] >= 5, "threshold, holding period, stop loss, take profit, window"
+    assert "the trial's own trading parameters" in ready["summary"], (
+        "the sliders show the trial's values without moving them")
+
+    handle = lab.driver.execute_script(
+        "const h = document.querySelector('.cs-whatif-threshold .noUi-handle');"
+        "h.closest('.widget-slider').scrollIntoView({block: 'start'}); return h;")
+    time.sleep(0.5)  # let the page settle after scrolling
+    lab.driver.execute_script(WATCH_REDRAW)
+    ActionChains(lab.driver).click_and_hold(handle).move_by_offset(60, 0).release().perform()
+    seen = wait_for(lambda: (s := lab.driver.execute_script("return window.csRedraw"))["drawn"]
+                    and s, "the equity chart redrawn after the slider's release", timeout=60)
+    elapsed_ms = seen["drawn"] - seen["released"]
+    print(f"slider release to redrawn equity chart in the page: {elapsed_ms:.0f} ms")
+    summary = lab.driver.execute_script(TRIAL_READY)["summary"]
+    assert "changed: threshold" in summary, summary
+    assert lab.errors() == []
+    lab.driver.execute_script(  # the picture: the panel from its trial picker down
+        "document.querySelector('.cs-trial-panel').scrollIntoView({block: 'start'});")
+    time.sleep(1.5)  # let the charts draw and settle
+    shot = tmp_path / "explore_trial.png"
+    lab.driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 20_000
+    if os.environ.get("CRYPTOSWEEP_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, TRIAL_SCREENSHOT)
 
 
 def test_live_view_of_a_sweep_started_from_the_notebook_updates_the_page(lab, tmp_path):

@@ -194,7 +194,11 @@ def test_two_runs_side_by_side(explore_reports):
                           flat_params(second["best"]["params"]))
     shifts = comparison.parameters
     assert set(shifts.index) == {"model", *params_a, *params_b}
+    assert set(params_a) - set(params_b) == {"lightgbm.feature_fraction"}, "night2 has none"
     for name, value in params_a.items():
+        if name not in params_b:  # searched in one run only: no change to compute
+            assert shifts.loc[name, "night2"] is None and shifts.loc[name, "change"] is None
+            continue
         assert shifts.loc[name, "change"] == pytest.approx(params_b[name] - value)
         assert shifts.loc[name, "relative change"] == pytest.approx(
             (params_b[name] - value) / abs(value))

@@ -230,7 +230,7 @@ def test_equity_curves_compound_the_stored_returns(hb: Run) -> None:
     stored = hb.store.get_returns("validation")
     fig = figures.equity_curves(hb.store, ids)
     _check_common(fig)
-    assert len(fig.data) == 2 * len(ids) + 2  # and flat, in both panels
+    assert len(fig.data) == 2 * len(ids) + 4  # and buy-and-hold and flat, in both panels
     equity = [t for t in fig.data if t.yaxis == "y" and t.name.startswith("eval")]
     drawdown = [t for t in fig.data if t.yaxis == "y2" and t.name.startswith("eval")]
     assert [t.name for t in equity] == [f"eval {ids[0]} (winner)"] + [
@@ -254,6 +254,32 @@ def test_holdout_equity_agrees_with_the_holdout_metrics(hb: Run) -> None:
     for item, eq, dd in zip(top, curves[::2], curves[1::2], strict=True):
         assert eq.y[-1] - 1.0 == pytest.approx(item["holdout"]["holdout_total_return"], abs=1e-6)
         assert -min(dd.y) == pytest.approx(item["holdout"]["holdout_max_drawdown"], abs=1e-6)
+    hold = hb.results["baselines"]["buy_and_hold"]["holdout"]
+    eq, dd = [t for t in fig.data if t.name == "buy-and-hold"]
+    assert eq.showlegend and not dd.showlegend and (eq.x0, eq.dx) == (curves[0].x0, curves[0].dx)
+    assert len(eq.y) == len(curves[0].y) == hold["holdout_bars"]
+    assert eq.y[-1] - 1.0 == pytest.approx(hold["holdout_total_return"], abs=1e-6)
+    assert -min(dd.y) == pytest.approx(hold["holdout_max_drawdown"], abs=1e-6)
+
+
+def test_buy_and_hold_beside_the_validation_curves_is_its_per_fold_round_trips(hb: Run) -> None:
+    """The journaled buy-and-hold returns are the results' baseline, fold by fold: each test
+    block's returns compound to that block's recorded total return."""
+    hold = hb.store.get_baseline_returns("validation")["buy_and_hold"]
+    folds = hb.results["data"]["folds"]
+    assert len(hold) == sum(block["stop"] - block["start"] for block in folds)
+    recorded = hb.results["baselines"]["buy_and_hold"]["folds"]
+    edges = np.cumsum([0] + [block["stop"] - block["start"] for block in folds])
+    for k, fold in enumerate(recorded):
+        block = hold[edges[k]:edges[k + 1]]
+        assert np.prod(1.0 + block) - 1.0 == pytest.approx(fold["total_return"], abs=1e-12)
+    assert "returns" not in hb.results["baselines"]["buy_and_hold"]  # journaled, not in JSON
+    assert not hb.store.get_baseline_returns("validation")["flat"].any()
+    times, marks = figures.out_of_sample_times(hb.results, "validation")
+    ids = [item["eval_id"] for item in hb.results["top_k"]]
+    fig = figures.equity_curves(hb.store, ids, bar_times=times, markers=marks)
+    eq = next(t for t in fig.data if t.name == "buy-and-hold")
+    assert eq.x0 == fig.data[0].x0 and eq.y[-1] == pytest.approx(np.prod(1.0 + hold), rel=1e-6)
 
 
 def test_equity_curves_on_dates_with_fold_and_holdout_markers(hb: Run) -> None:

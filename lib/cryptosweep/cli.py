@@ -108,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--data", help="OHLCV file or folder (overrides data.path)")
 
     report = commands.add_parser(
-        "report", help="run the analysis notebook on a finished run: report.html + index.html")
-    report.add_argument("run_dir", help="a finished run folder")
+        "report", help="run the analysis notebook on a finished run: report.html + index.html "
+        "(a walk-forward folder: its walk-forward report)")
+    report.add_argument("run_dir", help="a finished run folder (or walk-forward folder)")
     report.add_argument("--kernel", default="cryptosweep", help="Jupyter kernel name")
     report.add_argument("--no-index", action="store_true",
                         help="do not regenerate index.html of the run's parent folder")
@@ -120,11 +121,60 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", help="the SQLite file (default RUN_DIR/optuna.db)")
 
     _add_production_commands(commands)
+    _add_walkforward_command(commands)
 
     check = commands.add_parser(
         "check-gpu", help="GPUs, driver and CUDA versions, free memory, framework support")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+def _add_walkforward_command(commands: argparse._SubParsersAction) -> None:
+    walk = commands.add_parser(
+        "walkforward", help="walk-forward optimisation: re-optimise in each window, trade the "
+        "next segment, judge the concatenated out-of-sample track")
+    walk.add_argument("--config", help="sweep configuration with a walk_forward section")
+    walk.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE", help="override a config value (repeatable)")
+    walk.add_argument("--data", help="OHLCV file or folder (overrides data.path)")
+    walk.add_argument("--seed", type=_non_negative,
+                      help="master seed (default: the config's seed, else 123456)")
+    walk.add_argument("--gpu-ids", type=_gpu_ids, help="GPUs to use, e.g. 0,1,2,3")
+    walk.add_argument("--workers", type=_non_negative,
+                      help="CPU worker processes shared by the windows (0: in-process, windows "
+                      "one after another; default: one per core)")
+    walk.add_argument("--scheduler-address", help="existing dask scheduler, tcp://HOST:PORT")
+    walk.add_argument("--log-dir", default="walkforward_logs",
+                      help="where walk-forward folders go")
+    walk.add_argument("--run-name",
+                      help="walk-forward folder name (default: <name>_walkforward_<UTC time>)")
+    walk.add_argument("--resume", metavar="WALKFORWARD_DIR",
+                      help="continue an interrupted walk-forward (finished windows are read "
+                      "back, never re-run)")
+    walk.add_argument("--no-report", action="store_true",
+                      help="do not render report.html (cryptosweep report WALKFORWARD_DIR does)")
+    walk.add_argument("--kernel", default="cryptosweep", help="Jupyter kernel of the report")
+    walk.add_argument("--log-level", default="INFO",
+                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+
+
+def _walkforward(args: argparse.Namespace) -> int:
+    from cryptosweep.walkforward.driver import run_walkforward
+
+    if args.config is None and args.resume is None:
+        raise UserError("walkforward: --config PATH is required (or --resume WALKFORWARD_DIR)")
+    result = run_walkforward(
+        args.config, seed=args.seed, overrides=args.overrides, data_path=args.data,
+        log_dir=args.log_dir, run_name=args.run_name, gpu_ids=args.gpu_ids,
+        workers=args.workers, scheduler_address=args.scheduler_address, resume=args.resume,
+    )
+    print(result.files["report"].read_text(encoding="utf-8").split("\n", 1)[0])
+    if not args.no_report:
+        from cryptosweep.walkforward.report import render_walkforward_report
+
+        print(render_walkforward_report(result.run_dir, kernel=args.kernel))
+    print(result.run_dir)
+    return 0
 
 
 def _positive(text: str) -> int:
@@ -246,11 +296,25 @@ def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides, args.data)
     plan = preflight(config, local=not config.execution.scheduler_address)
     print(f"ok: {plan.describe(config)}")
+    if config.walk_forward is not None:  # what `cryptosweep walkforward` would run
+        from cryptosweep.config import resolve_seed
+        from cryptosweep.walkforward.layout import plan as plan_windows
+
+        plans = plan_windows(config, resolve_seed(None, config))
+        print(f"ok: walk_forward: {len(plans)} windows, out of sample "
+              f"{plans[0].oos_first_bar} .. {plans[-1].oos_last_bar}")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from cryptosweep.report import check_report_targets, render_report, write_index
+    from cryptosweep.walkforward.driver import MANIFEST
+
+    if (Path(args.run_dir) / MANIFEST).is_file():  # a walk-forward folder: its own report
+        from cryptosweep.walkforward.report import render_walkforward_report
+
+        print(render_walkforward_report(args.run_dir, kernel=args.kernel))
+        return 0
 
     run_dir = Path(args.run_dir).resolve()
     check_report_targets(run_dir, index=not args.no_index)
@@ -296,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(getattr(args, "log_level", "INFO"))
     commands = {"run": _run, "validate": _validate, "report": _report,
                 "export-optuna": _export_optuna, "train": _train, "signals": _signals,
-                "evaluate": _evaluate}
+                "evaluate": _evaluate, "walkforward": _walkforward}
     try:
         with sigterm_interrupts():
             return commands[args.command](args)

@@ -214,6 +214,29 @@ class DataSettings(_Strict):
         default=None, description="the candles' interval, e.g. 1m, 15m, 1h, 1d; None: detected "
         "from the data (a declared one must agree with it)"
     )
+    start: str | None = Field(
+        default=None, description="first bar of the time range the sweep uses (ISO timestamp, "
+        "UTC unless it says otherwise; included); None: the data's first bar. Features are "
+        "computed on the whole file (a feature reads past bars only), labels, folds and the "
+        "holdout lie within the range"
+    )
+    end: str | None = Field(
+        default=None, description="end of the time range (ISO timestamp, UTC unless it says "
+        "otherwise; excluded); None: after the data's last bar"
+    )
+
+    @field_validator("start", "end")
+    @classmethod
+    def _timestamp(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return utc_timestamp(value)
+
+    @model_validator(mode="after")
+    def _range_order(self) -> DataSettings:
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(f"start ({self.start}) must be before end ({self.end})")
+        return self
 
     @field_validator("bar_interval")
     @classmethod
@@ -223,6 +246,21 @@ class DataSettings(_Strict):
         from cryptosweep.intervals import format_interval, parse_interval
 
         return format_interval(parse_interval(value))
+
+
+def utc_timestamp(value: str) -> str:
+    """An ISO 8601 timestamp (``2022-03-01``, ``2022-03-01T12:00``, ``...Z``, ``...+02:00``)
+    in the canonical UTC form ``YYYY-MM-DDTHH:MM:SS+00:00`` (one without a zone is UTC);
+    anything else is a ``ValueError``."""
+    from datetime import UTC, datetime
+
+    try:
+        stamp = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"not an ISO timestamp: {value!r} (e.g. 2022-03-01T00:00:00Z)"
+                         ) from None
+    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    return stamp.isoformat()
 
 
 class ObjectiveSettings(_Strict):
@@ -287,6 +325,10 @@ class WalkForwardSettings(_Strict):
                            "first bar and grow; false: they roll, in_sample_bars long")
     embargo_bars: int = Field(default=0, ge=0, description="bars between an in-sample period "
                               "and its out-of-sample segment")
+    trade_rejected: bool = Field(default=True, description="true: every window's winner is "
+                                 "traded, its deployment-gate decision recorded; false: a "
+                                 "winner the gate rejects is not traded (the process stays "
+                                 "flat on that segment, as a gated deployment would)")
 
 
 class DeploymentSettings(_Strict):
@@ -386,8 +428,13 @@ class SweepConfig(_Strict):
         return self.full_budget if self.full_budget is not None else self.hyperband.max_iter
 
     def canonical(self) -> dict[str, Any]:
-        """Plain JSON-able dict, the form stored in the journal."""
-        return self.model_dump(mode="json")
+        """Plain JSON-able dict, the form stored in the journal. With ``full_budget`` set,
+        ``hyperband.max_iter`` is written as the same number (the budget in force), so that
+        the dict validates again (else its default would contradict ``full_budget``)."""
+        out = self.model_dump(mode="json")
+        if self.full_budget is not None:
+            out["hyperband"]["max_iter"] = self.full_budget
+        return out
 
     def results_hash(self) -> str:
         """The hash of what decides the results (:func:`config_hash`)."""

@@ -79,9 +79,10 @@ class InfrastructureError(Exception):
 class SweepInterrupted(KeyboardInterrupt):
     """A sweep stopped by SIGINT or SIGTERM; ``run_dir`` is what ``--resume`` continues."""
 
-    def __init__(self, run_dir: object = None, signal_name: str = "SIGINT") -> None:
+    def __init__(self, run_dir: object = None, signal_name: str = "SIGINT",
+                 command: str = "run") -> None:
         super().__init__(signal_name)
-        self.run_dir, self.signal_name = run_dir, signal_name
+        self.run_dir, self.signal_name, self.command = run_dir, signal_name, command
 
     @property
     def exit_code(self) -> int:
@@ -91,7 +92,7 @@ class SweepInterrupted(KeyboardInterrupt):
         what = f"interrupted ({self.signal_name})"
         if self.run_dir is None:
             return f"{what} before a run folder was made; nothing to resume"
-        return f"{what}; resume with: cryptosweep run --resume {self.run_dir}"
+        return f"{what}; resume with: cryptosweep {self.command} --resume {self.run_dir}"
 
 
 @contextlib.contextmanager

@@ -192,6 +192,13 @@ class Executor(ABC):
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release workers and connections."""
 
+    def view(self, name: str) -> Executor:
+        """An executor for one of several sweeps run at once on this one's workers (the
+        windows of a walk-forward): its tasks' keys start with ``name``, it waits for its own
+        tasks only, and closing it cancels those without closing the shared workers. Here
+        (in-process): a fresh in-process executor, so such sweeps run one after another."""
+        return InProcessExecutor()
+
     def __enter__(self) -> Executor:
         return self
 
@@ -228,6 +235,15 @@ class InProcessExecutor(Executor):
         return len(self._queue)
 
 
+#: With a trial timeout, how often (seconds) a dask executor asks the scheduler which submitted
+#: trials a worker has taken, while some have not started.
+START_POLL = 0.5
+
+#: The longest a dask executor waits for the worker processes it ended (timed-out trials) to
+#: leave the scheduler before it hands out more trials.
+EXIT_WAIT = 10.0
+
+
 class DaskExecutor(Executor):
     """Runs payloads on a dask cluster through a ``distributed.Client``.
 
@@ -236,16 +252,19 @@ class DaskExecutor(Executor):
     With ``trial_timeout``, a trial running longer is recorded as failed and its worker
     process is ended, and restarted by its nanny (a C++ learner cannot be interrupted any
     other way);
-    the runner then submits no more trials than there are slots, so submission time is start
-    time.
+    the runner then submits no more trials than there are slots, and a trial's time counts
+    from when a worker took it (one waiting for a restarting worker is not charged).
     """
 
     def __init__(self, client: Any, cluster: Any = None, description: str = "dask",
-                 trial_timeout: float | None = None) -> None:
+                 trial_timeout: float | None = None, key_prefix: str = "",
+                 owns_client: bool = True) -> None:
         self.client, self.cluster, self.description = client, cluster, description
         self.trial_timeout = trial_timeout
         self._closed = False
+        self.key_prefix, self.owns_client = key_prefix, owns_client
         self._futures: dict[Any, tuple[int, float]] = {}
+        self._started: dict[Any, float] = {}  # trial timeout: when a worker took each future
         self._tasks: set[Any] = set()
         n_threads = sum(self.client.nthreads().values())
         self.slots = max(1, n_threads)
@@ -256,7 +275,8 @@ class DaskExecutor(Executor):
 
     def submit(self, payload: dict[str, Any]) -> None:
         future = self.client.submit(
-            run_evaluation, payload, key=f"eval-{payload['eval_id']}-{payload['attempt']}",
+            run_evaluation, payload,
+            key=f"{self.key_prefix}eval-{payload['eval_id']}-{payload['attempt']}",
             pure=False,
         )
         self._futures[future] = (payload["eval_id"], time.time())
@@ -276,15 +296,35 @@ class DaskExecutor(Executor):
                 return outcomes
 
     def _wait_timeout(self) -> float | None:
+        """How long to wait for the next outcome: until the oldest started trial is overdue,
+        and at most :data:`START_POLL` seconds while some trial has not started yet."""
         if not self.trial_timeout or not self._futures:
             return None
-        oldest = min(submitted for _, submitted in self._futures.values())
-        return max(0.05, oldest + self.trial_timeout - time.time())
+        self._note_starts()
+        limit = (min(self._started.values()) + self.trial_timeout - time.time()
+                 if self._started else math.inf)
+        if len(self._started) < len(self._futures):
+            limit = min(limit, START_POLL)
+        return max(0.05, limit)
+
+    def _note_starts(self) -> None:
+        """A trial's timeout counts from when a worker took it (the scheduler's
+        ``processing``), not from its submission: a trial waiting for a worker that is being
+        restarted (after another trial's timeout) is not charged for the wait."""
+        waiting = [f for f in self._futures if f not in self._started]
+        if not waiting:
+            return
+        taken = {key for keys in self.client.processing().values() for key in keys}
+        now = time.time()
+        for future in waiting:
+            if future.key in taken:
+                self._started[future] = now
 
     def _outcome(self, future: Any) -> Outcome:
         from distributed.scheduler import KilledWorker
 
         eval_id, _ = self._futures.pop(future)
+        self._started.pop(future, None)
         try:
             return Outcome.from_dict(future.result())
         except KilledWorker as exc:
@@ -298,9 +338,10 @@ class DaskExecutor(Executor):
     def _expire_overdue(self) -> list[Outcome]:
         if not self.trial_timeout:
             return []
+        self._note_starts()
         now = time.time()
-        overdue = [f for f, (_, submitted) in self._futures.items()
-                   if now - submitted > self.trial_timeout and not f.done()]
+        overdue = [f for f, started in self._started.items()
+                   if now - started > self.trial_timeout and not f.done()]
         if not overdue:
             return []
         processing = self.client.processing()
@@ -308,6 +349,7 @@ class DaskExecutor(Executor):
         outcomes = []
         for future in overdue:
             eval_id, _ = self._futures.pop(future)
+            del self._started[future]
             future.cancel()
             outcomes.append(_failure(
                 eval_id, "failed",
@@ -316,7 +358,16 @@ class DaskExecutor(Executor):
             log.warning("ending worker process(es) %s to stop timed-out trial(s); their "
                         "nannies start fresh ones", sorted(workers))
             self.client.run(_exit_worker_process, workers=sorted(workers), wait=False)
+            self._await_exits(workers)
         return outcomes
+
+    def _await_exits(self, ended: set[str]) -> None:
+        """Wait (at most :data:`EXIT_WAIT` seconds) until the scheduler no longer lists the
+        ended worker processes, so that the next trials are not handed to a dying worker
+        (they would come back ``lost`` and be submitted again)."""
+        deadline = time.time() + EXIT_WAIT
+        while set(self.client.nthreads()) & ended and time.time() < deadline:
+            time.sleep(0.05)
 
     @property
     def in_flight(self) -> int:
@@ -338,7 +389,7 @@ class DaskExecutor(Executor):
 
         def submit(payload: dict[str, Any], attempt: int) -> Any:
             future = self.client.submit(function, payload, pure=False,
-                                        key=f"final-{payload['task']}-{attempt}",
+                                        key=f"{self.key_prefix}final-{payload['task']}-{attempt}",
                                         priority=order[payload["task"]])
             attempts[future] = (payload, attempt)
             self._tasks.add(future)
@@ -377,9 +428,17 @@ class DaskExecutor(Executor):
             future.cancel()
         self._futures.clear()
         self._tasks.clear()
+        if not self.owns_client:
+            return
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+    def view(self, name: str) -> Executor:
+        """A view on this executor's client (see :meth:`Executor.view`)."""
+        return DaskExecutor(self.client, None, f"{self.description} ({name})",
+                            self.trial_timeout, key_prefix=f"{self.key_prefix}{name}-",
+                            owns_client=False)
 
 
 async def _exit_worker_process() -> None:  # pragma: no cover - runs in (and ends) a worker

@@ -40,6 +40,7 @@ __all__ = [
     "TEMPLATE",
     "dsr_bars",
     "equity_curves",
+    "equity_drawdown",
     "fold_dates",
     "importance_basis",
     "importance_evaluator",
@@ -51,6 +52,7 @@ __all__ = [
     "parameter_importances",
     "promotion_chart",
     "resource_timeline",
+    "time_axis",
     "worker_gantt",
 ]
 
@@ -376,7 +378,7 @@ def parameter_importances(results: Mapping[str, Any] | None, store: TrialStore,
 # -------------------------------------------------------------------------------- returns
 
 
-def _time_axis(n: int, bar_times: Sequence[Any] | None) -> dict[str, Any]:
+def time_axis(n: int, bar_times: Sequence[Any] | None) -> dict[str, Any]:
     """Scatter x arguments for ``n`` bars: ``x0``/``dx`` (no array) for bar indices or evenly
     spaced UTC times, else the times themselves."""
     if bar_times is None:
@@ -457,6 +459,14 @@ def fold_dates(results: Mapping[str, Any]) -> list[str]:
             for block in (results.get("data") or {}).get("folds") or []]
 
 
+def equity_drawdown(returns: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Compounded equity ``cumprod(1 + r)`` and drawdown ``equity / running peak - 1`` (the peak
+    includes the starting 1, as in :mod:`cryptosweep.trading.metrics`) of per-bar returns."""
+    equity = np.cumprod(1.0 + np.asarray(returns, dtype=float))
+    peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]  # start counts
+    return equity, equity / peak - 1.0
+
+
 def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "validation", *,
                   bar_times: Sequence[Any] | None = None,
                   markers: Sequence[tuple[Any, str]] = ()) -> go.Figure | None:
@@ -464,7 +474,9 @@ def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "valid
     (bottom; the peak includes the starting 1, as in :mod:`cryptosweep.trading.metrics`) of the
     given evaluations' per-bar returns of ``kind`` (``validation``: the walk-forward test bars,
     folds one after the other; ``holdout``), as lines (no fills, so that curves stay apart),
-    beside flat (no position: equity 1, no drawdown).
+    beside buy-and-hold on the same bars (when the journal holds its returns: one round trip
+    per block, :mod:`cryptosweep.trading.baselines`) and flat (no position: equity 1, no
+    drawdown).
 
     x: ``bar_times`` (the UTC time of each bar of that sequence) on a date axis, else the bar
     index within it. ``markers``: ``(x, label)`` vertical lines, e.g. fold starts. The curves
@@ -481,22 +493,29 @@ def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "valid
     if missing:
         raise ValueError(f"no {kind} returns journaled for eval(s) {missing}")
     n_bars = len(stored[ids[0]])
-    axis = _time_axis(n_bars, bar_times)
+    axis = time_axis(n_bars, bar_times)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         row_heights=[0.6, 0.4])
     for i, eval_id in enumerate(ids):
         returns = np.asarray(stored[eval_id], dtype=float)
-        equity = np.cumprod(1.0 + returns)
-        peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]  # start counts
-        drawdown = equity / peak - 1.0
+        equity, drawdown = equity_drawdown(returns)
         style = {"color": _color(i), "width": 1.5 if i == 0 else 1.0}
-        x = axis if len(returns) == n_bars else _time_axis(len(returns), None)
+        x = axis if len(returns) == n_bars else time_axis(len(returns), None)
         fig.add_trace(go.Scatter(y=equity.astype("float32"), mode="lines",
                                  name=f"eval {eval_id}" + (" (winner)" if i == 0 else ""),
                                  legendgroup=f"eval {eval_id}", line=style, **x), row=1, col=1)
         fig.add_trace(go.Scatter(y=drawdown.astype("float32"), mode="lines",
                                  name=f"eval {eval_id}", legendgroup=f"eval {eval_id}",
                                  showlegend=False, line=style, **x), row=2, col=1)
+    hold = store.get_baseline_returns(kind).get("buy_and_hold")
+    if hold is not None and len(hold) == n_bars:
+        equity = np.cumprod(1.0 + np.asarray(hold, dtype=float))
+        peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
+        style = {"color": "#8c564b", "width": 1.2, "dash": "dot"}
+        for row, values, legend in ((1, equity, True), (2, equity / peak - 1.0, False)):
+            fig.add_trace(go.Scatter(y=values.astype("float32"), mode="lines",
+                                     name="buy-and-hold", legendgroup="buy-and-hold",
+                                     showlegend=legend, line=style, **axis), row=row, col=1)
     ends = _ends(axis, n_bars)
     flat = {"color": "#555", "width": 1.5, "dash": "dash"}
     fig.add_trace(go.Scatter(x=ends, y=[1.0, 1.0], mode="lines", name="flat (no position)",
@@ -521,7 +540,7 @@ def equity_curves(store: TrialStore, eval_ids: Sequence[int], kind: str = "valid
 
 
 def _ends(axis: dict[str, Any], n: int) -> list[Any]:
-    """The first and last x of a time axis made by :func:`_time_axis`."""
+    """The first and last x of a time axis made by :func:`time_axis`."""
     if "x" in axis:
         return [axis["x"][0], axis["x"][-1]] if axis["x"] else [0, 0]
     if isinstance(axis["x0"], str):

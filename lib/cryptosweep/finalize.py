@@ -34,6 +34,7 @@ from cryptosweep.faults import infrastructure_fault
 from cryptosweep.files import canonical_json, write_json_atomic, write_text_atomic
 from cryptosweep.overfitting import (
     deflated_sharpe_from_returns,
+    per_bar_sharpe,
     probability_of_backtest_overfitting,
 )
 from cryptosweep.ranking import ranked
@@ -212,6 +213,10 @@ def _journal(outcomes: Iterator[TaskOutcome], store: TrialStore, expected: int) 
         elif payload["kind"] == "rerun":
             store.put_extra("repro", payload["eval_id"], result)
         elif payload["kind"] == "baselines":
+            for name, baseline in result.items():
+                for kind, returns in baseline.pop("returns").items():
+                    if returns is not None:
+                        store.put_baseline_returns(name, kind, returns)
             store.put_extra("baselines", RUN_LEVEL_ID, result)
         else:
             result.pop("holdout_returns")
@@ -260,7 +265,7 @@ def overfitting_diagnostics(
         out["why_not"] = "fewer than 2 finished full-budget configurations"
         return out
     matrix = np.column_stack([returns[eval_id] for eval_id in candidates])
-    trial_sharpes = np.array([_sharpe(matrix[:, j]) for j in range(matrix.shape[1])])
+    trial_sharpes = np.array([per_bar_sharpe(matrix[:, j]) for j in range(matrix.shape[1])])
     for item in top:
         series = returns.get(item["eval_id"])
         item["dsr"] = _dsr_or_none(series, trial_sharpes, periods_per_year)
@@ -274,11 +279,6 @@ def overfitting_diagnostics(
     except ValueError as exc:
         out["why_not"] = f"PBO: {exc}"
     return out
-
-
-def _sharpe(series: np.ndarray) -> float:
-    std = float(np.std(series, ddof=1))
-    return float(np.mean(series) / std) if std > 0 else 0.0
 
 
 def _dsr_or_none(series: np.ndarray | None, trial_sharpes: np.ndarray,

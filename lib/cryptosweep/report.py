@@ -32,7 +32,8 @@ from cryptosweep.results import latest_file
 
 log = logging.getLogger(__name__)
 
-__all__ = ["charts_as_html", "export_optuna", "render_report", "run_summaries", "write_index"]
+__all__ = ["charts_as_html", "export_optuna", "render_notebook", "render_report",
+           "run_summaries", "write_index"]
 
 ANALYSIS_NOTEBOOK = NOTEBOOKS / "analysis.ipynb"
 KERNEL = "cryptosweep"
@@ -67,21 +68,30 @@ def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900)
     """Execute ``notebooks/analysis.ipynb`` on ``run_dir`` into ``run_dir/notebooks/`` and
     convert it to ``run_dir/report.html`` (``nbconvert --to html --no-input``), which loads
     plotly.js from the folder above (written there once)."""
+    run_dir = Path(run_dir).resolve()
+    latest_file(run_dir, "sweep_results_*.json")  # a clear error for a folder that is not a run
+    return render_notebook(ANALYSIS_NOTEBOOK, run_dir, {"run_dir": str(run_dir)}, kernel,
+                           timeout)
+
+
+def render_notebook(notebook_path: Path, folder: Path, parameters: dict[str, Any],
+                    kernel: str = KERNEL, timeout: int = 900) -> Path:
+    """Execute an analysis notebook with ``parameters`` into ``folder/notebooks/`` and convert
+    it to ``folder/report.html`` without its code, its charts as HTML that loads the one
+    plotly.js of the folder above (the sweep's report and the walk-forward's)."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
 
-    run_dir = Path(run_dir).resolve()
-    latest_file(run_dir, "sweep_results_*.json")  # a clear error for a folder that is not a run
-    if not ANALYSIS_NOTEBOOK.is_file():
-        raise UserError(f"analysis notebook not found at {ANALYSIS_NOTEBOOK}")
-    executed = run_dir / "notebooks" / "analysis.ipynb"
+    if not notebook_path.is_file():
+        raise UserError(f"analysis notebook not found at {notebook_path}")
+    executed = folder / "notebooks" / notebook_path.name
     executed.parent.mkdir(exist_ok=True)
     try:
         papermill.execute_notebook(
-            str(ANALYSIS_NOTEBOOK), str(executed), parameters={"run_dir": str(run_dir)},
+            str(notebook_path), str(executed), parameters=parameters,
             kernel_name=kernel, progress_bar=False, execution_timeout=timeout,
-            cwd=str(run_dir),
+            cwd=str(folder),
         )
     except papermill.PapermillExecutionError as exc:
         raise ReportError(
@@ -91,8 +101,8 @@ def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900)
                             exclude_output_prompt=True)
     notebook = charts_as_html(nbformat.read(executed, as_version=4))
     body, _ = exporter.from_notebook_node(notebook)
-    target = run_dir / "report.html"
-    library = ensure_plotly_js(run_dir.parent)
+    target = folder / "report.html"
+    library = ensure_plotly_js(folder.parent)
     write_text_atomic(target, with_library(without_cdn_scripts(body),
                                            library_tags(target, library)))
     log.info("wrote report: %s", target)

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -259,9 +260,12 @@ class _RunLogHandler(logging.FileHandler):
         self.failed = True
 
 
-def _attach_log_file(run_dir: Path) -> logging.Handler:
+def _attach_log_file(run_dir: Path, this_thread_only: bool = False) -> logging.Handler:
     handler = _RunLogHandler(run_dir / LOG_FILE)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if this_thread_only:  # sweeps run side by side in threads: each logs its own lines
+        thread = threading.get_ident()
+        handler.addFilter(lambda record: record.thread == thread)
     package_logger = logging.getLogger("cryptosweep")
     package_logger.addHandler(handler)
     if package_logger.level == logging.NOTSET:  # the CLI's --log-level wins when it set one
@@ -370,6 +374,7 @@ def run_sweep(
     scheduler_address: str | None = None,
     resume: str | Path | None = None,
     show_progress: bool = True,
+    executor: Executor | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep end to end and write its run folder.
 
@@ -383,8 +388,14 @@ def run_sweep(
     writes it. An interruption (SIGINT, or SIGTERM turned into :class:`SweepInterrupted` by the
     caller) ends in :class:`SweepInterrupted` carrying the run folder to resume; a full disk or
     an I/O error in :class:`~cryptosweep.errors.InfrastructureError`.
+
+    ``executor``: run on this executor instead of starting one (``workers``,
+    ``scheduler_address`` are then unused; ``gpu_ids`` still says whether trials use GPUs);
+    it is closed at the end, so pass a :meth:`~cryptosweep.executors.Executor.view` of a
+    shared one (the walk-forward's windows). Such a sweep logs only its own thread's lines.
     """
     gpu_ids = parse_gpu_ids(gpu_ids) if isinstance(gpu_ids, str) else gpu_ids
+    given = executor
     if run_name is not None:
         check_run_name(run_name)
     if config is None and (config_path is not None or data_path is not None
@@ -399,7 +410,8 @@ def run_sweep(
         try:
             plan = preflight(config, local=not address)
             _check_same_data(journal, plan.data)
-            executor = _start_executor(config, gpu_ids, workers, scheduler_address)
+            executor = given if given is not None else start_executor(
+                config, gpu_ids, workers, scheduler_address)
             try:
                 store = _infrastructure_checked(lambda: TrialStore(journal.db), journal.run_dir)
             except BaseException:
@@ -417,16 +429,18 @@ def run_sweep(
         run_dir, stamp = _run_folder(config, Path(log_dir), run_name)
         # Bad data, an unreachable scheduler or absent GPUs fail before any folder exists.
         plan = preflight(config, local=not address)
-        executor = _start_executor(config, gpu_ids, workers, scheduler_address)
+        executor = given if given is not None else start_executor(
+            config, gpu_ids, workers, scheduler_address)
         try:
             store, lock = _infrastructure_checked(
                 lambda: _new_run(config, seed, run_dir, stamp), None)
         except BaseException:
             executor.close()
             raise
-    assert seed is not None
+    assert seed is not None and executor is not None
     try:
-        handler = _infrastructure_checked(lambda: _attach_log_file(run_dir), run_dir)
+        handler = _infrastructure_checked(
+            lambda: _attach_log_file(run_dir, this_thread_only=given is not None), run_dir)
     except BaseException:
         executor.close()
         store.close()
@@ -478,10 +492,13 @@ def _infrastructure_checked(make: Callable[[], Any], run_dir: Path | None) -> An
         raise InfrastructureError(_infrastructure_message(why, run_dir)) from None
 
 
-def _start_executor(
+def start_executor(
     config: SweepConfig, gpu_ids: Sequence[int] | None, workers: int | None,
     scheduler_address: str | None,
 ) -> Executor:
+    """The executor a sweep (or a walk-forward's windows) runs on: ``workers`` (else the
+    config's ``execution.workers``, else one per core), ``scheduler_address`` or ``gpu_ids``
+    (:func:`~cryptosweep.executors.make_executor`)."""
     n_workers = workers if workers is not None else config.execution.workers
     if n_workers is None:
         n_workers = available_cores()

@@ -107,6 +107,13 @@ CREATE TABLE IF NOT EXISTS returns (
     data BLOB NOT NULL,
     PRIMARY KEY (kind, eval_id)
 );
+CREATE TABLE IF NOT EXISTS baseline_returns (
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('validation', 'holdout')),
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (name, kind)
+);
 CREATE TABLE IF NOT EXISTS resource_samples (
     ts REAL NOT NULL,
     source TEXT NOT NULL,
@@ -451,6 +458,30 @@ class TrialStore:
                 "SELECT eval_id, n, data FROM returns WHERE kind = ? ORDER BY eval_id", (kind,)
             ).fetchall()
         return {eval_id: unpack_returns(n, data) for eval_id, n, data in rows}
+
+    def put_baseline_returns(self, name: str, kind: str,
+                             returns: np.ndarray | list[float]) -> None:
+        """A baseline's (``flat``, ``buy_and_hold``) per-bar returns of ``kind``, on the same
+        bars as the trials' returns of that kind."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO baseline_returns(name, kind, n, data) "
+                "VALUES (?, ?, ?, ?)", (name, kind, *pack_returns(returns)),
+            )
+
+    def get_baseline_returns(self, kind: str) -> dict[str, np.ndarray]:
+        """Baseline name → its per-bar returns of ``kind``; empty for a journal written before
+        baselines' returns were kept."""
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT name, n, data FROM baseline_returns WHERE kind = ? ORDER BY name",
+                    (kind,)).fetchall()
+            except sqlite3.OperationalError as exc:  # an older journal opened read-only
+                if "no such table" not in str(exc):
+                    raise
+                return {}
+        return {name: unpack_returns(n, data) for name, n, data in rows}
 
     # ---------------------------------------------------------------------- resource samples
 

@@ -1,5 +1,6 @@
-"""The explorer's widgets and callbacks: a reports folder's runs, two runs side by side, and a
-run's trials as a filterable, sortable table with parameter-against-score charts.
+"""The explorer's widgets and callbacks: a reports folder's runs, two runs side by side, a
+run's trials as a filterable, sortable table with parameter-against-score charts, and one trial
+in depth with what-if on its trading parameters (:mod:`cryptosweep.explore.trial_view`).
 
 :class:`Explorer` holds the widgets and the state; ``notebooks/explore.ipynb`` only lays its
 panels out. Every callback is an ordinary method, so changing a widget's ``value`` from Python
@@ -20,7 +21,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from cryptosweep.explore import plots
-from cryptosweep.explore.render import show_figure, show_message
+from cryptosweep.explore.render import frame_html, show_figure, show_message
 from cryptosweep.explore.runs import (
     RunComparison,
     RunInfo,
@@ -36,41 +37,13 @@ from cryptosweep.explore.runs import (
     sort_trials,
     trials_table,
 )
+from cryptosweep.explore.trial_view import TrialView
 from cryptosweep.explore.watch import DEFAULT_INTERVAL_S, Watcher, take_snapshot, watch
 from cryptosweep.paths import resolve
 
 __all__ = ["Explorer", "frame_html"]
 
 DEFAULT_MAX_ROWS = 200
-_TABLE_STYLE = """<style>
-.cs-table{border-collapse:collapse;font-size:12px}
-.cs-table td,.cs-table th{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
-.cs-table th{background:#e8eef7;position:sticky;top:0}
-.cs-wrap-last td:last-child{white-space:normal;min-width:280px;text-align:left}
-.cs-scroll{max-height:420px;overflow:auto}
-</style>"""
-
-
-def _cell(value: Any) -> str:
-    """A table cell: missing as "–", a float to 4 significant digits, the rest as text."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def frame_html(frame: pd.DataFrame, max_rows: int | None = None, index: bool = True) -> str:
-    """A table as HTML for an :class:`ipywidgets.HTML`: values escaped, numbers to 4
-    significant digits, missing values as "–", scrollable, at most ``max_rows`` rows; a last
-    column named ``note`` wraps."""
-    classes = "cs-table cs-wrap-last" if len(frame.columns) and frame.columns[-1] == "note" \
-        else "cs-table"
-    shown = frame if max_rows is None else frame.head(max_rows)
-    cells = pd.DataFrame({column: [_cell(v) for v in shown[column]] for column in shown.columns},
-                         index=shown.index, columns=shown.columns)
-    body = cells.to_html(index=index, escape=True, border=0, classes=classes)
-    return f"{_TABLE_STYLE}<div class='cs-scroll'>{body}</div>"
 
 
 def _set_range(slider: widgets.FloatRangeSlider, low: float, high: float) -> None:
@@ -101,8 +74,11 @@ class Explorer:
 
     Panels (each an ipywidgets box): :attr:`runs_panel` (pick a run; every run's date, state,
     strategy, best, holdout, DSR, PBO, reproducibility and gate), :attr:`compare_panel` (two
-    finished runs side by side) and :attr:`trials_panel` (the selected run's evaluations,
-    filtered and sorted, and parameters against score for the rows the filter keeps).
+    finished runs side by side), :attr:`trials_panel` (the selected run's evaluations,
+    filtered and sorted, and parameters against score for the rows the filter keeps) and
+    :attr:`trial_panel` (one evaluation in depth and what-if on its trading parameters:
+    :attr:`trial`, a :class:`~cryptosweep.explore.trial_view.TrialView`; its models are
+    retrained once the panel is shown or a trial is picked).
 
     State for further work in the notebook: :attr:`runs`, :attr:`trials` (every evaluation of
     the selected run), :attr:`shown` (what the filter keeps, sorted), :attr:`comparison`, and
@@ -170,6 +146,9 @@ class Explorer:
             self.trials_summary, self.trials_html, self.parameter_chart,
         ])
 
+        self.trial = TrialView()
+        self.trial_panel = self.trial.panel
+
         self.refresh_button.on_click(lambda _: self.refresh())
         self.run_picker.observe(self._on_run, names="value")
         for picker in (self.compare_first, self.compare_second):
@@ -181,7 +160,9 @@ class Explorer:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(widgets.VBox([self.runs_panel, self.compare_panel, self.trials_panel]))
+        self.trial.activate()
+        display(widgets.VBox([self.runs_panel, self.compare_panel, self.trials_panel,
+                              self.trial_panel]))
 
     # ---------------------------------------------------------------------------- runs
 
@@ -238,21 +219,25 @@ class Explorer:
             self.select_run(change["new"])
 
     def select_run(self, name: str | None) -> None:
-        """Show run ``name``: its state, and its evaluations in the trials panel."""
+        """Show run ``name``: its state, its evaluations in the trials panel, and its winner
+        in the trial panel."""
         self.run = next((r for r in self.runs if r.name == name), None)
         if self.run is None:
             self.run_details.value = "<i>no run to show</i>" if self.runs else ""
             self._set_trials(trials_table([]), "no run selected")
+            self.trial.show_run(None, [], "no run selected")
             return
         self.run_details.value = self._details(self.run)
         try:
             evaluations = read_evaluations(self.run.path)
         except RunReadError as exc:
             self._set_trials(trials_table([]), str(exc))
+            self.trial.show_run(None, [], str(exc))
             return
         self.metric = next((str(e["metrics"]["metric"]) for e in evaluations
                             if (e.get("metrics") or {}).get("metric")), "score")
         self._set_trials(trials_table(evaluations), None)
+        self.trial.show_run(self.run, evaluations)
 
     def _details(self, run: RunInfo) -> str:
         summary = run.summary or {}

@@ -213,8 +213,7 @@ def barrier_exits(
         raise ValueError("sides must be +1 (long) or -1 (short)")
     slip, fee, horizon = slippage_bps / 1e4, fees_bps / 1e4, int(holding_period)
     entry_price = open_[entry] * (1.0 + side * slip)
-    stop = entry_price * (1.0 - side * stop_loss)
-    target = entry_price * (1.0 + side * take_profit)
+    stop, target = barrier_levels(entry_price, side, stop_loss, take_profit)
     # Work in signed prices (side * price): "at or beyond the stop" is <= for both sides.
     stop_s, target_s = side * stop, side * target
     lowest = np.minimum(np.minimum(low, high), np.minimum(open_, close))
@@ -246,6 +245,18 @@ def barrier_exits(
         entry_price=entry_price, exit_bar=exit_bar.astype("int64"), exit_price=exit_price,
         reason=reason, at_open=at_open, gross_return=gross, net_return=gross - fee * (1.0 + ratio),
     )  # fmt: skip
+
+
+def barrier_levels(
+    entry_price: np.ndarray | float, side: np.ndarray | float, stop_loss: float,
+    take_profit: float,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The stop-loss and take-profit price levels of trades filled at ``entry_price`` (slippage
+    included) on ``side`` (+1 long, -1 short), as :func:`simulate` watches them: long stop
+    ``P * (1 - stop_loss)``, take profit ``P * (1 + take_profit)``; mirrored for shorts."""
+    price = np.asarray(entry_price, dtype="float64")
+    direction = np.asarray(side, dtype="float64")
+    return price * (1.0 - direction * stop_loss), price * (1.0 + direction * take_profit)
 
 
 def _first_touch(

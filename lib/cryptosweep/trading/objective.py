@@ -26,9 +26,9 @@ scores and what production trades cannot drift apart: :func:`load_market` /
 :func:`purged_training_rows` (purged: the label ends before the cutoff),
 :func:`train_before` (labels, rows and fit for the bars before a cutoff: the holdout model and
 ``cryptosweep.production.train_model``), :func:`fit_entry_model`, :func:`predict_probabilities`,
-:func:`entry_signals` (the threshold rule), :func:`backtest_bars` and
-:func:`configuration_predictions` (per validation fold and the holdout: the bars and their
-probabilities).
+:func:`entry_signals` (the threshold rule), :func:`backtest_bars`, :func:`fold_score` (the
+score of per-fold metrics) and :func:`configuration_predictions` (per validation fold and the
+holdout: the bars and their probabilities).
 
 AFML: López de Prado (2018), *Advances in Financial Machine Learning*.
 """
@@ -179,8 +179,7 @@ def evaluate_trial(
         returns.append(result.returns)
     oos = np.concatenate(returns)
     fold_trades = [int(m["trades"]) for m in per_fold]
-    penalty = None if sum(fold_trades) else "no trades in any fold: score set to 0"
-    score = 0.0 if penalty else float(np.mean([m[settings.metric] for m in per_fold]))
+    score, penalty = fold_score(per_fold, settings.metric)
     return {
         "score": score,
         "metric": settings.metric,
@@ -195,6 +194,19 @@ def evaluate_trial(
         "returns_sha256": returns_digest(oos),
         "oos_returns": [float(r) for r in oos],
     }
+
+
+NO_TRADES_PENALTY = "no trades in any fold: score set to 0"
+
+
+def fold_score(per_fold: list[dict[str, Any]], metric: str) -> tuple[float, str | None]:
+    """A configuration's score from the :func:`~cryptosweep.trading.metrics.performance` of
+    each walk-forward fold: the mean of ``metric`` over the folds, and ``None``; or 0 and
+    :data:`NO_TRADES_PENALTY` when no fold traded at all (a configuration that never trades
+    is not scored by its flat returns)."""
+    if not sum(int(m["trades"]) for m in per_fold):
+        return 0.0, NO_TRADES_PENALTY
+    return float(np.mean([m[metric] for m in per_fold])), None
 
 
 def evaluate_holdout(
@@ -229,8 +241,12 @@ def evaluate_baselines(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
     :func:`~cryptosweep.trading.metrics.performance` per test block, as in a trial's
     ``folds``), ``metric`` and ``score`` (their mean of the configured metric, as a trial's
     score) and ``holdout`` (the ``holdout_*`` metrics and ``holdout_bars``, as
-    :func:`evaluate_holdout` gives them; ``None`` without a holdout). Buy-and-hold enters at
-    each block's first open and exits at its last close: one round trip per block.
+    :func:`evaluate_holdout` gives them; ``None`` without a holdout) and ``returns``: the
+    per-bar returns, ``validation`` (the test blocks one after the other, as a trial's
+    journaled validation returns) and ``holdout`` (``None`` without one), which the sweep
+    journals (:meth:`cryptosweep.store.TrialStore.put_baseline_returns`) rather than putting
+    them in its results. Buy-and-hold enters at each block's first open and exits at its last
+    close: one round trip per block.
     """
     spec = ObjectiveSpec.of(spec)
     settings = spec.objective
@@ -250,18 +266,22 @@ def evaluate_baselines(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for name in BASELINES:
-        folds = [metrics(run(name, slice(start, stop)))
-                 for start, stop in test_blocks(n_dev, settings.folds)]
-        holdout = None
+        blocks = [run(name, slice(start, stop))
+                  for start, stop in test_blocks(n_dev, settings.folds)]
+        folds = [metrics(block) for block in blocks]
+        holdout = holdout_returns = None
         if n_dev < n_all:
-            holdout = {f"holdout_{key}": value
-                       for key, value in metrics(run(name, slice(n_dev, n_all))).items()}
+            kept = run(name, slice(n_dev, n_all))
+            holdout = {f"holdout_{key}": value for key, value in metrics(kept).items()}
             holdout["holdout_bars"] = n_all - n_dev
+            holdout_returns = kept.returns
         out[name] = {
             "metric": settings.metric,
             "score": float(np.mean([fold[settings.metric] for fold in folds])),
             "folds": folds,
             "holdout": holdout,
+            "returns": {"validation": np.concatenate([block.returns for block in blocks]),
+                        "holdout": holdout_returns},
         }
     return out
 
@@ -380,7 +400,7 @@ def check_spec(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
         return {"start": start, "stop": stop, "first_bar": index[start].isoformat(),
                 "last_bar": index[stop - 1].isoformat()}
 
-    return {
+    described = {
         "path": spec.data.path or f"<bundled sample>/{sample_data_path().name}",
         "sha256": data_fingerprint(spec.data.path),
         "bars": len(index),
@@ -394,6 +414,9 @@ def check_spec(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
         "folds": [span(start, stop) for start, stop in test_blocks(n_dev, settings.folds)],
         "holdout": span(n_dev, len(index)) if n_dev < len(index) else None,
     }
+    if spec.data.start is not None or spec.data.end is not None:
+        described["range"] = {"start": spec.data.start, "end": spec.data.end}
+    return described
 
 
 def _check_features_usable(market: Market, path: str | None) -> None:
@@ -449,22 +472,45 @@ def data_fingerprint(path: str | None) -> str:
 def load_market(spec: ObjectiveSpec | dict[str, Any]) -> Market:
     """The :class:`Market` of the spec's data: the cached frames of the per-process feature
     cache as arrays, converted once per process and data version (a new file version gives new
-    frames); the holdout starts at ``data.holdout_fraction``."""
+    frames), restricted to ``data.start`` .. ``data.end`` (:func:`time_range`); the holdout
+    starts at ``data.holdout_fraction`` of the bars in that range."""
     spec = ObjectiveSpec.of(spec)
     ohlcv, features = cached_features(spec.data.path, **dict(data_options(spec.data)))
     holdout_fraction = spec.data.holdout_fraction
+    key = (holdout_fraction, spec.data.bar_interval, spec.data.start, spec.data.end)
     with _markets_lock:
-        for market in _markets:
-            if (market.ohlcv is ohlcv and market.features_frame is features
-                    and market.holdout_fraction == holdout_fraction
-                    and market.declared_interval == spec.data.bar_interval):
+        for file_ohlcv, file_features, market_key, market in _markets:
+            if file_ohlcv is ohlcv and file_features is features and market_key == key:
                 return market
-        market = market_from_candles(ohlcv, features, holdout_fraction=holdout_fraction,
+        in_range = time_range(ohlcv.index, spec.data)
+        if in_range != slice(0, len(ohlcv)):
+            ohlcv_in, features_in = ohlcv.iloc[in_range], features.iloc[in_range]
+        else:
+            ohlcv_in, features_in = ohlcv, features
+        market = market_from_candles(ohlcv_in, features_in,
+                                     holdout_fraction=holdout_fraction,
                                      declared_interval=spec.data.bar_interval,
                                      source=spec.data.path or "sample")
-        _markets.insert(0, market)
+        _markets.insert(0, (ohlcv, features, key, market))
         del _markets[_MARKETS_KEPT:]
         return market
+
+
+def time_range(index: pd.DatetimeIndex, data: DataSettings) -> slice:
+    """The positions of the bars of ``index`` in ``[data.start, data.end)`` (all of them
+    without a range). Features are sliced after being computed on the whole file: a feature
+    at bar ``t`` reads bars ``<= t`` only, so this equals computing them on data that ends at
+    ``data.end``. A range that holds fewer than 2 bars is a ``ConfigError``."""
+    if data.start is None and data.end is None:
+        return slice(0, len(index))
+    first = 0 if data.start is None else int(index.searchsorted(pd.Timestamp(data.start)))
+    stop = len(index) if data.end is None else int(index.searchsorted(pd.Timestamp(data.end)))
+    if stop - first < 2:
+        raise ConfigError(
+            f"data.start/data.end: the range [{data.start or 'first bar'}, "
+            f"{data.end or 'after the last bar'}) holds {max(stop - first, 0)} bar(s) of the "
+            f"data ({index[0].isoformat()} .. {index[-1].isoformat()})")
+    return slice(first, stop)
 
 
 def market_from_candles(
@@ -500,7 +546,8 @@ def market_from_candles(
 
 
 _MARKETS_KEPT = 4
-_markets: list[Market] = []
+#: (the file's frames, the range key, the market): the frames are compared by identity.
+_markets: list[tuple[pd.DataFrame, pd.DataFrame, tuple[Any, ...], Market]] = []
 _markets_lock = threading.Lock()
 
 

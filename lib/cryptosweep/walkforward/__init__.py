@@ -4,7 +4,11 @@ of every window, concatenated (Pardo, *The Evaluation and Optimization of Tradin
 2nd ed., 2008, ch. 11; López de Prado, *Advances in Financial Machine Learning*, 2018,
 ch. 11-12).
 
-:mod:`.windows` lays the windows out on the data and checks them; :mod:`.analysis` turns the
-windows' results into the process's track record (concatenated out-of-sample equity,
-walk-forward efficiency, deflated Sharpe ratio, parameter stability).
+:mod:`.windows` lays the windows out on the data and checks them; :mod:`.layout` turns them
+into each window's sweep config and seed (every check made before anything is created);
+:mod:`.driver` runs the windows side by side on one executor, with a manifest and resume;
+:mod:`.segment` trades a window's winner on its segment (a worker task); :mod:`.analysis` and
+:mod:`.combine` turn the windows' results into the process's track record (concatenated
+out-of-sample equity, walk-forward efficiency, deflated Sharpe ratio, parameter stability,
+verdict); :mod:`.text`, :mod:`.figures` and :mod:`.report` show it.
 """

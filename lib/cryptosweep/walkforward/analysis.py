@@ -85,3 +85,19 @@ def parameter_stability(paths: Mapping[str, Sequence[Any]],
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def search_ranges(config: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """``(low, high)`` of every numeric dimension of a canonical config's search space, keyed
+    as :func:`parameter_paths` keys them (``trading.<name>``, ``entry_model.<name>``; a name
+    several families share: the first family's range)."""
+    ranges: dict[str, tuple[float, float]] = {}
+    blocks = [("trading", config["parameter_ranges"]["trading"])] + [
+        ("entry_model", config["parameter_ranges"].get(family) or {})
+        for family in config["objective"]["models"]]
+    for section, block in blocks:
+        for name, dimension in block.items():
+            if "low" in dimension:
+                ranges.setdefault(f"{section}.{name}", (float(dimension["low"]),
+                                                        float(dimension["high"])))
+    return ranges

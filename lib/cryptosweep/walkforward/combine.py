@@ -1,0 +1,193 @@
+"""The combined results of a walk-forward (``walkforward_results_<ts>.json``, schema
+:data:`RESULTS_SCHEMA` version :data:`RESULTS_VERSION`) from its windows' records: the
+process's out-of-sample track and its verdict.
+
+* ``out_of_sample``: the segments' per-bar returns concatenated in time order (``returns``)
+  and their metrics (:func:`~cryptosweep.trading.metrics.performance`), with flat and
+  buy-and-hold over the same segments (``baselines``; buy-and-hold: one round trip per
+  segment).
+* ``efficiency``: walk-forward efficiency (Pardo 2008, ch. 11) per window (annualised
+  out-of-sample return / the winner's annualised in-sample validation return) and overall
+  (the whole track's annualised return / the mean of the windows' in-sample ones).
+* ``dsr``: the deflated Sharpe ratio (Bailey & López de Prado 2014) of the out-of-sample
+  track, with N = every full-budget configuration tried over all windows and the variance of
+  their per-bar Sharpe ratios (from their validation returns in the windows' journals).
+* ``parameters``: each parameter's path through the windows' winners and its stability
+  (:mod:`.analysis`).
+* ``windows``: one row per window (bars, seed, run folder, in-sample and out-of-sample score,
+  trades, the winner's parameters and the gate's decision).
+* ``verdict``: **edge** when the track beats flat (score > 0) and buy-and-hold, on at least
+  ``reporting.min_trades`` trades, with a DSR of at least
+  :data:`~cryptosweep.verdict.DSR_CONFIDENCE`; else **no edge**, naming every failed condition.
+
+Everything but ``run`` (where and when it ran) is a function of the config, the master seed
+and the data: byte-equal for any number of workers and across resumes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cryptosweep.config import SweepConfig
+from cryptosweep.formatting import metric_name, share, signed
+from cryptosweep.overfitting import deflated_sharpe_from_returns
+from cryptosweep.trading.baselines import BASELINES
+from cryptosweep.trading.metrics import performance
+from cryptosweep.verdict import DSR_CONFIDENCE, EDGE, NO_EDGE
+from cryptosweep.walkforward.analysis import (
+    annualised_return,
+    efficiency,
+    parameter_paths,
+    parameter_stability,
+    search_ranges,
+)
+
+RESULTS_SCHEMA = "cryptosweep.walkforward_results"
+RESULTS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class _Trade:
+    net_return: float
+
+
+def build_results(config: SweepConfig, seed: int, layout: list[dict[str, Any]],
+                  records: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
+    """The combined results (see the module docstring); ``records`` in window order."""
+    metric = config.objective.metric
+    periods = _periods_per_year(config)
+    segments = [record["out_of_sample"] for record in records]
+    returns = np.concatenate([np.asarray(s["returns"], dtype="float64") for s in segments])
+    positions = np.concatenate([np.asarray(s["positions"]) for s in segments])
+    trades = [_Trade(t) for s in segments for t in s["trades"]]
+    track = performance(returns, trades, positions, periods_per_year=periods)
+    baselines = {name: _baseline(name, segments, periods) for name in BASELINES}
+    rows = [_window_row(record, metric, periods) for record in records]
+    is_annual = [row["is_annual_return"] for row in rows if row["is_annual_return"] is not None]
+    oos_annual = annualised_return(returns, periods)
+    mean_is = float(np.mean(is_annual)) if is_annual else float("nan")
+    sharpes = [s for record in records for s in record["trial_sharpes"]]
+    winners = [record["winner"]["params"] for record in records if record["winner"]]
+    paths = parameter_paths(winners)
+    results = {
+        "schema": RESULTS_SCHEMA,
+        "schema_version": RESULTS_VERSION,
+        "run": run,
+        "seed": seed,
+        "config_hash": config.results_hash(),
+        "config": config.canonical(),
+        "metric": metric,
+        "periods_per_year": periods,
+        "layout": layout,
+        "windows": rows,
+        "out_of_sample": {
+            "bars": len(returns),
+            "first_bar": segments[0]["first_bar"],
+            "last_bar": segments[-1]["last_bar"],
+            "metrics": track,
+            "annual_return": oos_annual,
+            "baselines": baselines,
+            "returns": [float(r) for r in returns],
+        },
+        "efficiency": {
+            "per_window": [row["efficiency"] for row in rows],
+            "overall": efficiency(oos_annual, mean_is) if is_annual else None,
+            "mean_in_sample_annual_return": mean_is if is_annual else None,
+        },
+        "dsr": _dsr(returns, np.asarray(sharpes), periods),
+        "n_configurations": len(sharpes),
+        "parameters": {"paths": paths,
+                       "stability": parameter_stability(
+                           paths, search_ranges(config.canonical()))},
+    }
+    results["verdict"] = process_verdict(results, config.reporting.min_trades)
+    return results
+
+
+def process_verdict(results: dict[str, Any], min_trades: int) -> dict[str, Any]:
+    """**edge** / **no edge** for the process (see the module docstring): ``decision``,
+    ``label``, ``reason`` (one sentence naming every failed condition) and ``headline``."""
+    metric = results["metric"]
+    oos = results["out_of_sample"]
+    score = float(oos["metrics"][metric])
+    hold = oos["baselines"]["buy_and_hold"]["metrics"][metric]
+    trades = int(oos["metrics"]["trades"])
+    dsr = (results.get("dsr") or {}).get("dsr")
+    name = metric_name(metric)
+    failed = []
+    if not score > 0:
+        failed.append(f"out-of-sample {name} {signed(score)} does not beat flat (0)")
+    if not score > hold:
+        failed.append(f"it does not beat buy-and-hold ({signed(hold)})")
+    if trades < min_trades:
+        failed.append(f"{trades} trades < reporting.min_trades={min_trades}")
+    if dsr is None or not dsr >= DSR_CONFIDENCE:
+        failed.append(f"DSR {share(dsr)} < {DSR_CONFIDENCE:g}")
+    decision = NO_EDGE if failed else EDGE
+    reason = ("; ".join(failed) if failed else
+              f"out-of-sample {name} {signed(score)} beats flat and buy-and-hold "
+              f"({signed(hold)}) on {trades} trades with DSR {share(dsr)}")
+    wfe = results["efficiency"]["overall"]
+    headline = (f"out-of-sample {name} {signed(score)} ({trades} trades) · buy-and-hold "
+                f"{signed(hold)} · WFE {signed(wfe)} · DSR {share(dsr)} "
+                f"(N={results['n_configurations']})")
+    return {"decision": decision, "label": decision.upper(),
+            "reason": reason[0].upper() + reason[1:] + ".", "headline": headline}
+
+
+def _window_row(record: dict[str, Any], metric: str, periods: float) -> dict[str, Any]:
+    oos = record["out_of_sample"]
+    oos_returns = np.asarray(oos["returns"], dtype="float64")
+    oos_annual = annualised_return(oos_returns, periods)
+    is_annual = record["in_sample"]["annual_return"]
+    winner = record["winner"] or {}
+    holdout = winner.get("holdout") or {}
+    return {
+        **record["layout"],
+        "is_score": record["in_sample"]["score"],
+        "is_annual_return": is_annual,
+        "holdout_score": holdout.get(f"holdout_{metric}"),
+        "oos_score": oos["metrics"][metric],
+        "oos_annual_return": oos_annual,
+        "oos_trades": oos["metrics"]["trades"],
+        "oos_total_return": oos["metrics"]["total_return"],
+        "buy_and_hold_score": oos["baselines"]["buy_and_hold"]["metrics"][metric],
+        "efficiency": efficiency(oos_annual, is_annual) if is_annual is not None else None,
+        "traded": record["traded"],
+        "decision": (record["deployment"] or {}).get("decision"),
+        "configurations": len(record["trial_sharpes"]),
+        "winner": {key: winner.get(key) for key in ("eval_id", "params", "budget", "seed")}
+        if record["winner"] else None,
+    }
+
+
+def _baseline(name: str, segments: list[dict[str, Any]], periods: float) -> dict[str, Any]:
+    parts = [np.asarray(s["baselines"][name]["returns"], dtype="float64") for s in segments]
+    returns = np.concatenate(parts)
+    trades = [_Trade(float(np.prod(1.0 + part) - 1.0)) for part, s in zip(parts, segments,
+                                                                            strict=True)
+              if s["baselines"][name]["metrics"]["trades"]]
+    positions = np.concatenate([np.full(len(part), 1 if name != "flat" else 0) for part in parts])
+    return {"metrics": performance(returns, trades, positions, periods_per_year=periods),
+            "returns": [float(r) for r in returns]}
+
+
+def _dsr(returns: np.ndarray, sharpes: np.ndarray, periods: float) -> dict[str, Any]:
+    try:
+        out = deflated_sharpe_from_returns(returns, sharpes)
+    except ValueError as exc:  # e.g. a track that never traded: constant returns
+        return {"dsr": None, "why_not": str(exc), "n_trials": len(sharpes)}
+    scale = math.sqrt(periods)
+    out.update(sr_annualised=out["sr"] * scale, sr0_annualised=out["sr0"] * scale)
+    return out
+
+
+def _periods_per_year(config: SweepConfig) -> float:
+    from cryptosweep.trading.objective import load_market
+
+    spec = config.objective_spec()
+    return float(load_market(spec).periods_per_year)

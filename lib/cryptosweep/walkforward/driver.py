@@ -1,0 +1,343 @@
+"""Run (or resume) a walk-forward optimisation: every window's sweep and out-of-sample trade,
+windows side by side on one executor, then the combined results.
+
+A walk-forward folder holds its manifest (:data:`MANIFEST`: config, master seed, windows and
+each window's status, written atomically), one normal run folder per window
+(``window_00``, ...: journal, report and reproducibility record, plus the window's
+out-of-sample record :data:`WINDOW_RECORD`), and the combined
+``walkforward_results_<ts>.json`` and ``walkforward_report_<ts>.txt``.
+
+Windows run at once, one driver thread each, every window on a view of the one executor
+(:meth:`~cryptosweep.executors.Executor.view`: its own task keys, closing it leaves the shared
+workers up); in-process (``workers: 0``) they run one after another. Each window's sweep is
+deterministic by itself (its seed comes from the master seed and its index), so the results
+do not depend on the workers or on the order windows finish in.
+
+Resume reads finished windows back from their records (never re-run), resumes a window whose
+sweep was interrupted from its journal (:func:`~cryptosweep.runner.run_sweep` resume), and
+runs the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryptosweep.config import (
+    SweepConfig,
+    config_hash,
+    load_config,
+    resolve_seed,
+    validate_config,
+)
+from cryptosweep.errors import ResumeError, SweepInterrupted, UserError
+from cryptosweep.executors import Executor, InProcessExecutor, parse_gpu_ids
+from cryptosweep.files import write_json_atomic, write_text_atomic
+from cryptosweep.overfitting import per_bar_sharpe
+from cryptosweep.ranking import ranked
+from cryptosweep.runner import run_sweep, start_executor, utc_stamp
+from cryptosweep.store import DB_NAME, TrialStore
+from cryptosweep.vocabulary import APPROVED
+from cryptosweep.walkforward.analysis import annualised_return
+from cryptosweep.walkforward.combine import build_results
+from cryptosweep.walkforward.layout import WindowPlan, plan, window_dir_name
+from cryptosweep.walkforward.segment import trade_segment
+from cryptosweep.walkforward.text import text_report
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "walkforward.json"
+MANIFEST_SCHEMA = "cryptosweep.walkforward_manifest"
+WINDOW_RECORD = "walkforward_window.json"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class WalkForwardResult:
+    """What a finished walk-forward left behind."""
+
+    run_dir: Path
+    files: dict[str, Path]
+    results: dict[str, Any]
+
+
+def run_walkforward(
+    config_path: str | Path | None = None,
+    *,
+    config: SweepConfig | None = None,
+    seed: int | None = None,
+    overrides: Sequence[str] = (),
+    data_path: str | Path | None = None,
+    log_dir: str | Path = "walkforward_logs",
+    run_name: str | None = None,
+    gpu_ids: str | Sequence[int] | None = None,
+    workers: int | None = None,
+    scheduler_address: str | None = None,
+    resume: str | Path | None = None,
+) -> WalkForwardResult:
+    """Run (or ``resume``) the walk-forward of a config with a ``walk_forward`` section (see
+    the module docstring). Every check (config, data, the windows' layout, each window's
+    sweep) is made before anything is created; the master seed follows
+    :func:`~cryptosweep.config.resolve_seed`. An interruption ends in
+    :class:`~cryptosweep.errors.SweepInterrupted` carrying the walk-forward folder."""
+    gpu_ids = parse_gpu_ids(gpu_ids) if isinstance(gpu_ids, str) else gpu_ids
+    if config is None and (config_path is not None or data_path is not None
+                           or (overrides and resume is None)):
+        config = load_config(config_path, list(overrides), data_path)
+    if resume is not None:
+        wf_dir, manifest, config, seed = _open_resume(Path(resume), config, seed)
+        plans = plan(config, seed)
+        if [p.as_dict() for p in plans] != [w["layout"] for w in manifest["windows"]]:
+            raise ResumeError(f"--resume {wf_dir}: the windows no longer fall on the same bars "
+                              "(the data changed); start a new walk-forward")
+    else:
+        if config is None:
+            raise UserError("no config given: pass --config PATH (or --resume WALKFORWARD_DIR)")
+        seed = resolve_seed(seed, config)
+        plans = plan(config, seed)
+        stamp = utc_stamp()
+        wf_dir = Path(log_dir) / (run_name or f"{config.name}_walkforward_{stamp}")
+        if (wf_dir / MANIFEST).exists():
+            raise UserError(f"{wf_dir} already holds a walk-forward; resume it with --resume "
+                            f"{wf_dir} or choose another --run-name")
+    executor = start_executor(config, gpu_ids, workers, scheduler_address)
+    if resume is None:
+        try:
+            wf_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            executor.close()
+            raise UserError(f"--log-dir: cannot create {wf_dir}: {exc.strerror}") from None
+        manifest = _new_manifest(config, seed, plans, stamp)
+    book = _Manifest(wf_dir / MANIFEST, manifest)
+    book.write()
+    log.info("walk-forward %s: %d windows, seed %d, on %s", wf_dir.name, len(plans), seed,
+             executor.description)
+    with executor:
+        records = _run_windows(plans, wf_dir, executor, book, config, bool(gpu_ids))
+    results = build_results(config, seed, [p.as_dict() for p in plans], records,
+                            _run_block(wf_dir, manifest))
+    stamp = manifest["timestamp"]  # the folder's: the same file names after a resume
+    files = {"results": wf_dir / f"walkforward_results_{stamp}.json",
+             "report": wf_dir / f"walkforward_report_{stamp}.txt"}
+    write_json_atomic(files["results"], results)
+    write_text_atomic(files["report"], text_report(results))
+    book.update(status="complete", finished_at=time.time())
+    for name, path in files.items():
+        log.info("wrote %s: %s", name, path)
+    return WalkForwardResult(run_dir=wf_dir, files=files, results=results)
+
+
+# ------------------------------------------------------------------------------ the manifest
+
+
+class _Manifest:
+    """The walk-forward's manifest, updated from the windows' threads under a lock."""
+
+    def __init__(self, path: Path, content: dict[str, Any]) -> None:
+        self.path, self.content, self.lock = path, content, threading.Lock()
+
+    def write(self) -> None:
+        with self.lock:
+            write_json_atomic(self.path, self.content)
+
+    def update(self, **fields: Any) -> None:
+        with self.lock:
+            self.content.update(fields)
+            write_json_atomic(self.path, self.content)
+
+    def window_status(self, index: int, status: str) -> None:
+        with self.lock:
+            self.content["windows"][index]["status"] = status
+            write_json_atomic(self.path, self.content)
+
+
+def _new_manifest(config: SweepConfig, seed: int, plans: list[WindowPlan], stamp: str
+                  ) -> dict[str, Any]:
+    return {
+        "schema": MANIFEST_SCHEMA, "schema_version": SCHEMA_VERSION,
+        "config": config.canonical(), "config_hash": config.results_hash(), "seed": seed,
+        "timestamp": stamp, "created_at": time.time(), "status": "running",
+        "windows": [{"layout": p.as_dict(), "status": "pending"} for p in plans],
+    }
+
+
+def _open_resume(path: Path, config: SweepConfig | None, seed: int | None
+                 ) -> tuple[Path, dict[str, Any], SweepConfig, int]:
+    wf_dir = path.parent if path.name == MANIFEST else path
+    if not (wf_dir / MANIFEST).is_file():
+        raise ResumeError(f"--resume {path}: no {MANIFEST} there (not a walk-forward folder)")
+    try:
+        manifest = json.loads((wf_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ResumeError(f"--resume {path}: cannot read {MANIFEST}: {exc}") from None
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        raise ResumeError(f"--resume {path}: {MANIFEST} is not a walk-forward manifest")
+    stored = validate_config(manifest["config"], f"{wf_dir / MANIFEST}")
+    if config is not None:
+        if config_hash(config.canonical()) != config_hash(stored.canonical()):
+            raise ResumeError(
+                f"--resume {path}: the given config differs from the one this walk-forward was "
+                "started with in what decides its results; resume without --config")
+        stored = config
+    if seed is not None and seed != manifest["seed"]:
+        raise ResumeError(f"--resume {path}: --seed {seed} differs from the walk-forward's "
+                          f"seed {manifest['seed']}")
+    return wf_dir, manifest, stored, int(manifest["seed"])
+
+
+def _run_block(wf_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """How this walk-forward ran (left out when results are compared)."""
+    import socket
+
+    finished = time.time()
+    return {"name": wf_dir.name, "run_dir": str(wf_dir), "timestamp": manifest["timestamp"],
+            "created_at": manifest["created_at"], "finished_at": finished,
+            "wall_time_s": finished - manifest["created_at"], "host": socket.gethostname()}
+
+
+# ------------------------------------------------------------------------------ the windows
+
+
+def _run_windows(plans: list[WindowPlan], wf_dir: Path, executor: Executor, book: _Manifest,
+                 config: SweepConfig, use_gpu: bool) -> list[dict[str, Any]]:
+    def one(window_plan: WindowPlan) -> dict[str, Any]:
+        return _run_window(window_plan, wf_dir, executor, book, config, use_gpu)
+
+    if isinstance(executor, InProcessExecutor) or len(plans) == 1:
+        try:
+            return [one(p) for p in plans]
+        except KeyboardInterrupt as exc:
+            raise SweepInterrupted(wf_dir, getattr(exc, "signal_name", "SIGINT"),
+                                   "walkforward") from None
+    pool = ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="walkforward")
+    try:
+        futures = [pool.submit(one, p) for p in plans]
+        records = [future.result() for future in futures]
+    except KeyboardInterrupt as exc:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise SweepInterrupted(wf_dir, getattr(exc, "signal_name", "SIGINT"),
+                               "walkforward") from None
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return records
+
+
+def _run_window(window_plan: WindowPlan, wf_dir: Path, executor: Executor, book: _Manifest,
+                config: SweepConfig, use_gpu: bool) -> dict[str, Any]:
+    """One window: its record when it is finished; else its sweep (new or resumed, or read
+    back when complete), the winner's trade on the segment, and its record."""
+    index = window_plan.window.index
+    name = window_dir_name(index)
+    window_dir = wf_dir / name
+    record_path = window_dir / WINDOW_RECORD
+    if record_path.is_file():
+        log.info("%s: finished before; read back", name)
+        book.window_status(index, "done")  # killed between its record and the manifest
+        return json.loads(record_path.read_text(encoding="utf-8"))
+    book.window_status(index, "running")
+    gpu_ids = [0] if use_gpu else None  # the view decides the device; this only says "GPU"
+    results = _finished_results(window_dir)
+    if results is None:
+        if (window_dir / DB_NAME).exists():
+            log.info("%s: resuming its sweep", name)
+            swept = run_sweep(config=window_plan.sweep_config, resume=window_dir,
+                              executor=executor.view(name), gpu_ids=gpu_ids,
+                              show_progress=False)
+        else:
+            swept = run_sweep(config=window_plan.sweep_config, seed=window_plan.seed,
+                              log_dir=wf_dir, run_name=name, executor=executor.view(name),
+                              gpu_ids=gpu_ids, show_progress=False)
+        results = swept.results
+    record = _window_record(window_plan, results, window_dir, executor.view(f"{name}-trade"),
+                            config, use_gpu)
+    write_json_atomic(record_path, record)
+    book.window_status(index, "done")
+    log.info("%s: in-sample %s %+.3f, out-of-sample %+.3f", name,
+             record["in_sample"]["metric"], record["in_sample"]["score"] or 0.0,
+             record["out_of_sample"]["metrics"][record["in_sample"]["metric"]])
+    return record
+
+
+def _finished_results(window_dir: Path) -> dict[str, Any] | None:
+    """A window's sweep results when its sweep completed (an interruption after the sweep,
+    before the window's record), else None."""
+    if not (window_dir / DB_NAME).exists():
+        return None
+    store = TrialStore.open_existing(window_dir)
+    try:
+        complete = store.get_meta("status", None) == "complete"
+        stamp = store.get_meta("timestamp", None)
+    finally:
+        store.close()
+    path = window_dir / f"sweep_results_{stamp}.json"
+    if not complete or not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir: Path,
+                   executor: Executor, config: SweepConfig, use_gpu: bool) -> dict[str, Any]:
+    """The window's winner, its in-sample numbers (from its journal) and its out-of-sample
+    trade (on the executor)."""
+    settings = config.walk_forward
+    assert settings is not None
+    metric = config.objective.metric
+    periods = float((results.get("data") or {}).get("periods_per_year") or 0.0)
+    best = results.get("best")
+    decision = (results.get("deployment") or {}).get("decision")
+    traded = best is not None and (settings.trade_rejected or decision == APPROVED)
+    store = TrialStore.open_existing(window_dir)
+    try:
+        returns = store.get_returns("validation")
+        rows = store.evaluations()
+    finally:
+        store.close()
+    candidates = [row.eval_id for row in ranked(rows) if row.eval_id in returns]
+    winner_returns = returns.get(best["eval_id"]) if best else None
+    payload = {
+        "task": f"oos-{window_plan.window.index}", "spec": window_plan.trade_spec,
+        "params": best["params"] if traded else None,
+        "budget": best["budget"] if traded else 0.0, "seed": best["seed"] if traded else 0,
+        "cutoff": window_plan.window.is_stop - window_plan.window.is_start,
+        "segment": [window_plan.window.oos_start - window_plan.window.is_start,
+                    window_plan.window.oos_stop - window_plan.window.is_start],
+        "use_gpu": use_gpu,
+    }
+    with executor:
+        (outcome,) = list(executor.run_tasks(trade_segment, [payload],
+                                             config.execution.max_retries))
+    if outcome.error is not None:
+        raise outcome.error
+    winner = None
+    if best is not None:
+        winner = {key: best.get(key) for key in ("eval_id", "trial_id", "params", "budget",
+                                                 "seed", "score")}
+        winner["holdout"] = best.get("holdout")
+    return {
+        "layout": window_plan.as_dict(),
+        "winner": winner,
+        "deployment": ({"decision": decision,
+                        "reason": results["deployment"].get("reason")}
+                       if results.get("deployment") else None),
+        "traded": traded,
+        "in_sample": {
+            "metric": metric, "score": best["score"] if best else None,
+            "annual_return": (annualised_return(winner_returns, periods)
+                              if winner_returns is not None and periods else None),
+            "bars": len(winner_returns) if winner_returns is not None else 0,
+        },
+        "trial_sharpes": [per_bar_sharpe(np.asarray(returns[e])) for e in candidates],
+        "evaluations": results["counts"]["evaluations"],
+        "out_of_sample": outcome.result,
+    }
