@@ -286,3 +286,36 @@ def test_torch_trials_in_threads_of_one_process_give_their_sequential_results(da
     for thread in threads:
         thread.join()
     assert concurrent == sequential
+
+
+def test_probes_in_two_threads_at_once_leave_stderr_where_it_was():
+    """The probe's quiet mode points fds 1 and 2 at /dev/null; two threads in it at once (a
+    walk-forward's windows checking their configs) once left stderr at /dev/null for good:
+    the second saved /dev/null as 'the original' and restored it last."""
+    import os
+    import threading
+
+    from cryptosweep.trading.models.check import _quiet
+
+    before = os.fstat(2)
+    a_inside, b_inside, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with _quiet():
+            a_inside.set()
+            b_inside.wait(timeout=1.0)  # with turns taken, the second cannot be inside yet
+        a_done.set()
+
+    def second():
+        a_inside.wait(timeout=5.0)
+        with _quiet():
+            b_inside.set()
+            a_done.wait(timeout=5.0)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10.0)
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

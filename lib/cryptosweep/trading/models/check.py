@@ -25,6 +25,7 @@ import json
 import os
 import re
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -155,28 +156,35 @@ def _probe_data() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+#: File descriptors 1 and 2 are the process's: one thread at a time points them elsewhere
+#: (two threads saving and restoring them at once could leave stderr at /dev/null for good).
+_QUIET_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """No library warnings or chatter on the console while probing: Python warnings are
     ignored, and file descriptors 1 and 2 point at ``/dev/null`` (the libraries' C++ code
-    writes to them directly, e.g. LightGBM's ``[Fatal]`` line before it raises)."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    saved: list[tuple[int, int]] = []
-    try:
-        with open(os.devnull, "wb") as null:
-            for fd in (1, 2):
-                with contextlib.suppress(OSError):
-                    saved.append((fd, os.dup(fd)))
-                    os.dup2(null.fileno(), fd)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for fd, copy in saved:
-            os.dup2(copy, fd)
-            os.close(copy)
+    writes to them directly, e.g. LightGBM's ``[Fatal]`` line before it raises). Probes in
+    several threads (a walk-forward's windows) take turns (:data:`_QUIET_LOCK`)."""
+    with _QUIET_LOCK:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        saved: list[tuple[int, int]] = []
+        try:
+            with open(os.devnull, "wb") as null:
+                for fd in (1, 2):
+                    with contextlib.suppress(OSError):
+                        saved.append((fd, os.dup(fd)))
+                        os.dup2(null.fileno(), fd)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 #: Source locations, clocks and stack traces in the libraries' messages.
