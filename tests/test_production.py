@@ -265,6 +265,9 @@ def test_bad_configurations_and_candles_are_one_clear_error(winners, holdout_mod
         train_model(best, rank=3)
     with pytest.raises(ConfigError, match=r"metrics\.rounds is 11"):
         train_model({**entry, "metrics": {**entry["metrics"], "rounds": 11}})
+    for seed in (-1, 2**31, 2**64, True):  # LightGBM would wrap a wider seed silently
+        with pytest.raises(ConfigError, match=r"seed must be an integer in \[0, 2\*\*31\)"):
+            train_model({**entry, "seed": seed})
     model = holdout_models["lightgbm"]
     with pytest.raises(DataError, match=f"fewer than the {MIN_BARS} a decision needs"):
         model.decide(ohlcv.iloc[: MIN_BARS - 1])

@@ -22,6 +22,7 @@ from typing import Any
 from cryptosweep.config import ObjectiveSpec
 from cryptosweep.errors import ConfigError, UserError
 from cryptosweep.intervals import parse_interval
+from cryptosweep.reproducibility import SEED_BITS
 from cryptosweep.results import BEST_CONFIGS_LATEST, BEST_CONFIGS_SCHEMA, latest_file
 from cryptosweep.trading.objective import TradingParams, full_rounds
 from cryptosweep.vocabulary import MODEL_FAMILIES
@@ -128,8 +129,9 @@ def check_entry(entry: Any, name: str) -> Configuration:
     budget, seed = entry["budget"], entry["seed"]
     if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0:
         raise ConfigError(f"{name}: budget must be a positive number, got {budget!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{name}: seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**SEED_BITS:
+        raise ConfigError(f"{name}: seed must be an integer in [0, 2**{SEED_BITS}) (a trial's "
+                          f"seed, as the sweep derives it), got {seed!r}")
     spec = ObjectiveSpec.of(_mapping(entry["objective_spec"], f"{name}: objective_spec"))
     rounds = full_rounds(float(budget), spec.objective.rounds_per_unit)
     recorded = (entry.get("metrics") or {}).get("rounds")
