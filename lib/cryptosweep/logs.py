@@ -13,6 +13,23 @@ FORMAT = "%(asctime)s %(levelname)s %(message)s"
 NOISY = ("distributed", "tornado", "bokeh")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted
+    (a notebook kernel, or a test's capture, may replace it after logging was configured;
+    a handler bound to the old one would write to a closed stream)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # the base class assigns it; stderr it is
+        pass
+
+
 def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
                       time_format: str | None = "%H:%M:%S") -> None:
     """Send the ``cryptosweep`` logger's records at ``level`` to ``stream`` (stderr), once per
@@ -26,7 +43,7 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
     package = logging.getLogger("cryptosweep")
     package.setLevel(level)
     if not any(getattr(h, "_cryptosweep", False) for h in package.handlers):
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
         handler.setFormatter(logging.Formatter(FORMAT, time_format))
         handler._cryptosweep = True  # type: ignore[attr-defined]
         package.addHandler(handler)
