@@ -33,9 +33,12 @@ sweep: $(STAMP)
 explore: $(STAMP)
 	$(BIN)/jupyter lab notebooks/explore.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
+## The suite in TEST_WORKERS processes (pytest-xdist), a test file per process at a time so that
+## module fixtures (the sweeps several tests read) run once: ~10 min on 2 cores, ~19 in one.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 ## Benchmarks side by side with their peers (Optuna, Ray Tune, backtesting.py, the bare
 ## library calls production wraps); see
