@@ -120,9 +120,7 @@ def browser_side(run_dir: Path, drags: int) -> list[float]:
         CHROMIUM,
         TRIAL_READY,
         WATCH_REDRAW,
-        Lab,
-        chromium,
-        jupyterlab,
+        lab_session,
         parameterised,
         wait_for,
     )
@@ -130,38 +128,30 @@ def browser_side(run_dir: Path, drags: int) -> list[float]:
     if CHROMIUM is None or CHROMEDRIVER is None:
         raise SystemExit("--browser needs chromium and chromedriver")
     elapsed: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        root = base / "root"
-        root.mkdir()
-        with jupyterlab(root, base / "home") as url, chromium(base / "profile") as driver:
-            driver.get(url)
-            wait_for(lambda: driver.execute_script(
-                "return !!(window.jupyterapp && window.jupyterapp.commands"
-                ".hasCommand('docmanager:open'))"), "JupyterLab in the page")
-            lab = Lab(driver, url, root)
-            nbformat.write(parameterised(run_dir.parent, run=run_dir.name),
-                           root / "explore.ipynb")
-            lab.open("explore.ipynb")
-            wait_for(lambda: (s := driver.execute_script(TRIAL_READY)) and "bit for bit"
-                     in s["status"] and s["equity"] and s["trades"], "the trial retrained",
-                     timeout=600)
-            for i in range(drags):
-                handle = driver.execute_script(
-                    "const h = document.querySelector('.cs-whatif-threshold .noUi-handle');"
-                    "h.closest('.widget-slider').scrollIntoView({block: 'start'}); return h;")
-                time.sleep(1.0)  # the page at rest, as between two moves of a hand
-                driver.execute_script(WATCH_REDRAW)
-                offset = 40 if i % 2 == 0 else -40
-                ActionChains(driver).click_and_hold(handle).move_by_offset(offset, 0) \
+    with tempfile.TemporaryDirectory() as tmp, lab_session(Path(tmp)) as lab:
+        driver = lab.driver
+        nbformat.write(parameterised(run_dir.parent, run=run_dir.name),
+                       lab.root / "explore.ipynb")
+        lab.open("explore.ipynb")
+        wait_for(lambda: (s := driver.execute_script(TRIAL_READY)) and "bit for bit"
+                 in s["status"] and s["equity"] and s["trades"], "the trial retrained",
+                 timeout=600)
+        for i in range(drags):
+            handle = driver.execute_script(
+                "const h = document.querySelector('.cs-whatif-threshold .noUi-handle');"
+                "h.closest('.widget-slider').scrollIntoView({block: 'start'}); return h;")
+            time.sleep(1.0)  # the page at rest, as between two moves of a hand
+            driver.execute_script(WATCH_REDRAW)
+            offset = 40 if i % 2 == 0 else -40
+            ActionChains(driver).click_and_hold(handle).move_by_offset(offset, 0) \
                     .release().perform()
-                seen = wait_for(lambda: (s := driver.execute_script("return window.csRedraw"))
-                                ["drawn"] and s, "the redrawn equity chart", timeout=60)
-                elapsed.append((seen["drawn"] - seen["released"]) / 1000)
-                print(f"drag {i + 1}: {elapsed[-1] * 1000:.0f} ms", flush=True)
-            errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-            if errors:
-                raise SystemExit(f"JavaScript errors in the page: {errors}")
+            seen = wait_for(lambda: (s := driver.execute_script("return window.csRedraw"))
+                            ["drawn"] and s, "the redrawn equity chart", timeout=60)
+            elapsed.append((seen["drawn"] - seen["released"]) / 1000)
+            print(f"drag {i + 1}: {elapsed[-1] * 1000:.0f} ms", flush=True)
+        errors = lab.errors()
+        if errors:
+            raise SystemExit(f"JavaScript errors in the page: {errors}")
     return elapsed
 
 

@@ -45,16 +45,8 @@ from cryptosweep.trading.objective import (
     trial_reproducibility,
 )
 from machine import machine_line
+from objective import FAMILIES, TRADING  # the same configurations as the objective's benchmark
 
-FAMILIES = {
-    "lightgbm": {"num_leaves": 31, "learning_rate": 0.05, "min_data_in_leaf": 50,
-                 "feature_fraction": 0.8},
-    "xgboost": {"max_depth": 6, "learning_rate": 0.05, "subsample": 0.8,
-                "colsample_bytree": 0.8},
-    "catboost": {"depth": 6, "learning_rate": 0.05},
-    "torch": {"hidden_units": 64, "layers": 2, "dropout": 0.1, "learning_rate": 0.001},
-}
-TRADING = {"threshold": 0.55, "holding_period": 24, "stop_loss": 0.03, "take_profit": 0.05}
 HISTORIES = (WARM_UP_BARS + 1, 500, 1_000, 2_000, 4_000)
 COMPARED = 200  # the last bars compared by the history measurement
 LAST = 1_000

@@ -306,12 +306,10 @@ class Lab:
         return [entry for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-@pytest.fixture(scope="module")
-def lab(explore_reports, tmp_path_factory) -> Iterator[Lab]:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("chromium or chromedriver is not installed (.ci/run installs Debian's "
-                    "chromium and chromium-driver)")
-    base = tmp_path_factory.mktemp("lab")
+@contextmanager
+def lab_session(base: Path) -> Iterator[Lab]:
+    """JupyterLab serving ``base/root`` in headless Chromium, its page ready to open
+    notebooks (also used by ``benchmarks/explore_whatif.py``)."""
     root = base / "root"
     root.mkdir()
     with jupyterlab(root, base / "home") as url, chromium(base / "profile") as driver:
@@ -320,6 +318,15 @@ def lab(explore_reports, tmp_path_factory) -> Iterator[Lab]:
             "return !!(window.jupyterapp && window.jupyterapp.commands"
             ".hasCommand('docmanager:open'))"), "JupyterLab in the page")
         yield Lab(driver, url, root)
+
+
+@pytest.fixture(scope="module")
+def lab(explore_reports, tmp_path_factory) -> Iterator[Lab]:
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.skip("chromium or chromedriver is not installed (.ci/run installs Debian's "
+                    "chromium and chromium-driver)")
+    with lab_session(tmp_path_factory.mktemp("lab")) as session:
+        yield session
 
 
 def test_notebook_in_jupyterlab_in_chromium_draws_widgets_and_charts_offline(

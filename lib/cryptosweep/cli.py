@@ -74,6 +74,26 @@ def _seed(text: str) -> int:
     return value
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _add_sweep_arguments(parser: argparse.ArgumentParser, config_help: str,
+                         workers_help: str) -> None:
+    """What a sweep is made of and where it runs, the same for ``run`` and ``walkforward``:
+    ``--config --set --data --seed`` (one seed rule) and ``--gpu-ids --workers
+    --scheduler-address``."""
+    parser.add_argument("--config", help=config_help)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a config value (dotted key; repeatable)")
+    parser.add_argument("--data", help="OHLCV file or folder (overrides data.path)")
+    parser.add_argument("--seed", type=_seed,
+                        help="master seed (default: the config's seed, else 123456)")
+    parser.add_argument("--gpu-ids", type=_gpu_ids, help="GPUs to use, e.g. 0,1,2,3")
+    parser.add_argument("--workers", type=_non_negative, help=workers_help)
+    parser.add_argument("--scheduler-address", help="existing dask scheduler, tcp://HOST:PORT")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cryptosweep", description=DESCRIPTION, epilog=EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,21 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      metavar="COMMAND")
 
     run = commands.add_parser("run", help="run or resume a sweep")
-    run.add_argument("--config", help="sweep configuration (JSON or YAML)")
-    run.add_argument("--set", dest="overrides", action="append", default=[],
-                     metavar="KEY=VALUE", help="override a config value (dotted key; repeatable)")
-    run.add_argument("--data", help="OHLCV file or folder (overrides data.path)")
-    run.add_argument("--seed", type=_seed,
-                     help="master seed (default: the config's seed, else 123456)")
-    run.add_argument("--gpu-ids", type=_gpu_ids, help="GPUs to use, e.g. 0,1,2,3")
-    run.add_argument("--workers", type=_non_negative,
-                     help="CPU worker processes (0: in-process; default: one per core)")
-    run.add_argument("--scheduler-address", help="existing dask scheduler, tcp://HOST:PORT")
+    _add_sweep_arguments(run, "sweep configuration (JSON or YAML)",
+                         "CPU worker processes (0: in-process; default: one per core)")
     run.add_argument("--log-dir", default="sweep_logs", help="where run folders go")
     run.add_argument("--run-name", help="run folder name (default: <config name>_<UTC time>)")
     run.add_argument("--resume", metavar="RUN_DIR_OR_DB", help="continue an interrupted run")
-    run.add_argument("--log-level", default="INFO",
-                     choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+    run.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper,
                      help="DEBUG adds a line per evaluation submitted and finished")
     run.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
 
@@ -133,17 +144,9 @@ def _add_walkforward_command(commands: argparse._SubParsersAction) -> None:
     walk = commands.add_parser(
         "walkforward", help="walk-forward optimisation: re-optimise in each window, trade the "
         "next segment, judge the concatenated out-of-sample track")
-    walk.add_argument("--config", help="sweep configuration with a walk_forward section")
-    walk.add_argument("--set", dest="overrides", action="append", default=[],
-                      metavar="KEY=VALUE", help="override a config value (repeatable)")
-    walk.add_argument("--data", help="OHLCV file or folder (overrides data.path)")
-    walk.add_argument("--seed", type=_non_negative,
-                      help="master seed (default: the config's seed, else 123456)")
-    walk.add_argument("--gpu-ids", type=_gpu_ids, help="GPUs to use, e.g. 0,1,2,3")
-    walk.add_argument("--workers", type=_non_negative,
-                      help="CPU worker processes shared by the windows (0: in-process, windows "
-                      "one after another; default: one per core)")
-    walk.add_argument("--scheduler-address", help="existing dask scheduler, tcp://HOST:PORT")
+    _add_sweep_arguments(walk, "sweep configuration with a walk_forward section",
+                         "CPU worker processes shared by the windows (0: in-process, windows "
+                         "one after another; default: one per core)")
     walk.add_argument("--log-dir", default="walkforward_logs",
                       help="where walk-forward folders go")
     walk.add_argument("--run-name",
@@ -154,8 +157,7 @@ def _add_walkforward_command(commands: argparse._SubParsersAction) -> None:
     walk.add_argument("--no-report", action="store_true",
                       help="do not render report.html (cryptosweep report WALKFORWARD_DIR does)")
     walk.add_argument("--kernel", default="cryptosweep", help="Jupyter kernel of the report")
-    walk.add_argument("--log-level", default="INFO",
-                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+    walk.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
 
 
 def _walkforward(args: argparse.Namespace) -> int:

@@ -76,10 +76,12 @@ def atomic_path(path: str | os.PathLike[str], *, private: bool = False,
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename or a new file in it) to disk, where the platform
+    lets a folder be opened and synced."""
     with contextlib.suppress(OSError):  # not every platform lets a folder be opened and synced
         handle = os.open(folder, os.O_RDONLY)
         try:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.deployment import summary_line
-from cryptosweep.files import copy_atomic, write_json_atomic
+from cryptosweep.files import copy_atomic, sync_folder, write_json_atomic
 from cryptosweep.production.model import MANIFEST
 from cryptosweep.results import BEST_CONFIGS_LATEST
 from cryptosweep.vocabulary import APPROVED
@@ -78,16 +78,7 @@ def champion_dir(models_dir: Path) -> Path:
 
 def _replace(source: Path, target: Path) -> None:
     os.replace(source, target)
-    _sync(target.parent)
-
-
-def _sync(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        handle = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
+    sync_folder(target.parent)
 
 
 def _drop_previous(models: Path) -> None:
@@ -151,7 +142,7 @@ def recover(models_dir: Path) -> list[str]:
         if manifest_digest(models / CHAMPION) == marker.get("manifest_sha256"):
             _bookkeeping(models, marker)
         (models / MARKER).unlink(missing_ok=True)
-        _sync(models)
+        sync_folder(models)
     return lines
 
 
@@ -252,7 +243,7 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
     trained = workspace / CHAMPION
     try:
         train_champion(best, trained)
-        _sync(trained)
+        sync_folder(trained)
         marker = {"manifest_sha256": manifest_digest(trained),
                   "best_configs": str(best_path.resolve()), "record": record}
         write_json_atomic(models / MARKER, marker)
@@ -264,7 +255,7 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
         step(models)
     _bookkeeping(models, marker)
     (models / MARKER).unlink(missing_ok=True)
-    _sync(models)
+    sync_folder(models)
     winner = record["winner"] or {}
     return Promotion(True, record, (
         f"approved: eval {winner.get('eval_id')} ({winner.get('model')}) deployed to "

@@ -17,7 +17,6 @@ model's sidecar, and ``manifest.json`` (:data:`MODEL_FORMAT`; fields in
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -38,7 +37,13 @@ import pandas as pd
 from cryptosweep import __version__
 from cryptosweep.config import ObjectiveSpec
 from cryptosweep.errors import ConfigError, DataError, ModelError
-from cryptosweep.files import canonical_json, file_sha256, pretty_json, write_text_atomic
+from cryptosweep.files import (
+    canonical_json,
+    file_sha256,
+    pretty_json,
+    sync_folder,
+    write_text_atomic,
+)
 from cryptosweep.intervals import format_interval, parse_interval
 from cryptosweep.production.candles import (
     check_candles,
@@ -233,7 +238,7 @@ def _manifest_format(folder: Path) -> Any:
 def _replace_folder(staging: Path, target: Path) -> None:
     """Rename ``staging`` to ``target``; a model folder already there is moved aside first
     and removed once the new one is in place (put back if the rename fails)."""
-    _sync(staging)
+    sync_folder(staging)
     if not target.exists():
         os.replace(staging, target)
     else:
@@ -245,16 +250,7 @@ def _replace_folder(staging: Path, target: Path) -> None:
             os.replace(aside, target)
             raise
         shutil.rmtree(aside, ignore_errors=True)
-    _sync(target.parent)
-
-
-def _sync(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        handle = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
+    sync_folder(target.parent)
 
 
 # ---------------------------------------------------------------------------- training
