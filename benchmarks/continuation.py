@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.reproducibility import ReproducibilityManager
+from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.trading import models
 from cryptosweep.trading.features import cached_features
 from cryptosweep.trading.labels import triple_barrier_labels

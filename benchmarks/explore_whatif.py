@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cryptosweep.config import load_config
+from cryptosweep.core.config import load_config
 from cryptosweep.explore import Explorer
 from cryptosweep.explore.whatif import PREDICTIONS, what_if
-from cryptosweep.runner import run_sweep
+from cryptosweep.sweep.runner import run_sweep
 from cryptosweep.trading.objective import backtest_bars
 from machine import machine_line
 

@@ -3,7 +3,7 @@
 What it does: the holdout evaluation and the reproducibility re-run of each of the top-k (10
 model fits with top_k 5), the baselines, the DSR and PBO, and the files. Before, it ran in the
 driver process, one evaluation after another, after the workers had been shut down; now its
-evaluations are tasks on the executor while it is still up (``cryptosweep.finalize``), and the
+evaluations are tasks on the executor while it is still up (``cryptosweep.sweep.finalize``), and the
 DSR/PBO are computed in the driver meanwhile.
 
 How it is measured, on the bundled BTC/USDT candles with a template-like config
@@ -41,9 +41,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cryptosweep.config import load_config
-from cryptosweep.paths import REPOSITORY
-from cryptosweep.runner import LOG_FILE, run_sweep
+from cryptosweep.core.config import load_config
+from cryptosweep.core.paths import REPOSITORY
+from cryptosweep.sweep.runner import LOG_FILE, run_sweep
 
 # benchmarks/ is on sys.path (the script's folder)
 from machine import machine_line

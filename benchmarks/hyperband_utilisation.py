@@ -7,8 +7,8 @@ bracket). ``hyperband.overlap_brackets`` (the default) lets the workers run the 
 evaluations meanwhile; what each evaluation is does not change (see
 :class:`cryptosweep.strategies.hyperband.HyperbandSearch`). This measures what that buys.
 
-*Sleep trials* (default): the real loop and journal (:class:`cryptosweep.runner.SweepLoop`, a
-``TrialStore`` in a temp dir) on a real dask ``LocalCluster`` of W single-threaded worker
+*Sleep trials* (default): the real loop and journal (:class:`cryptosweep.sweep.runner.SweepLoop`, a
+``Journal`` in a temp dir) on a real dask ``LocalCluster`` of W single-threaded worker
 processes (``make_executor(W)``), with the worker function swapped for one that sleeps
 ``unit_s x budget`` (training time proportional to the budget, as boosting rounds are).
 Hyperband with ``max_iter`` 27, ``eta`` 3, one iteration: 69 evaluations, 423 budget units.
@@ -74,7 +74,7 @@ class Row:
 
 
 def sweep_config(overlap: bool, base: dict[str, Any] | None = None) -> Any:
-    from cryptosweep.config import load_config, validate_config
+    from cryptosweep.core.config import load_config, validate_config
 
     if base is None:
         raw = {
@@ -89,16 +89,16 @@ def sweep_config(overlap: bool, base: dict[str, Any] | None = None) -> Any:
 
 def run_ours(executor: Any, config: Any, tmp: Path) -> tuple[float, float, float, list]:
     """One sweep through ``SweepLoop``: wall, busy seconds, budget units, (eval, score)s."""
-    from cryptosweep.runner import SweepLoop
-    from cryptosweep.store import TrialStore
+    from cryptosweep.records.journal import Journal
+    from cryptosweep.sweep.runner import SweepLoop
 
-    store = TrialStore(Path(tempfile.mkdtemp(dir=tmp)) / "sweep.db")
-    loop = SweepLoop(config, SEED, store, executor, show_progress=False)
+    journal = Journal(Path(tempfile.mkdtemp(dir=tmp)) / "sweep.db")
+    loop = SweepLoop(config, SEED, journal, executor, show_progress=False)
     started = time.perf_counter()
     loop.run()
     wall = time.perf_counter() - started
-    rows = store.evaluations()
-    store.close()
+    rows = journal.evaluations()
+    journal.close()
     assert all(r.status == "done" for r in rows), "sweep incomplete"
     busy = sum(r.finished_at - r.started_at for r in rows)  # type: ignore[operator]
     scores = sorted((r.eval_id, r.score) for r in rows)
@@ -108,9 +108,9 @@ def run_ours(executor: Any, config: Any, tmp: Path) -> tuple[float, float, float
 def optuna_hyperband(workers: int, unit_s: float, n_trials: int) -> Row:
     import optuna
 
-    from cryptosweep.config import validate_config
-    from cryptosweep.space import SearchSpace
+    from cryptosweep.core.config import validate_config
     from cryptosweep.strategies.optuna_space import quiet_optuna, suggest_point
+    from cryptosweep.strategies.space import SearchSpace
 
     space = SearchSpace.from_config(validate_config({
         "name": "x", "parameter_ranges": BENCHMARK_RANGES, "objective": {"models": ["lightgbm"]},
@@ -160,7 +160,7 @@ def main() -> None:
     for name in ("distributed", "cryptosweep"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
-    from cryptosweep.executors import DaskExecutor, make_executor
+    from cryptosweep.execution.executors import DaskExecutor, make_executor
     from cryptosweep.strategies.hyperband import hyperband_brackets
 
     n_configs = sum(b.rungs[0].n_configs for b in hyperband_brackets(MAX_ITER, ETA))

@@ -6,8 +6,8 @@ configurations, and a worker function that does no work (*trivial*) or ``time.sl
 a 2-core machine would also measure the fight for the cores between the trials and the
 schedulers' own processes.
 
-Ours goes through the real machinery: :class:`cryptosweep.runner.SweepLoop` with a
-``RandomSearch`` strategy, journaling every step into a real :class:`TrialStore` (SQLite, WAL,
+Ours goes through the real machinery: :class:`cryptosweep.sweep.runner.SweepLoop` with a
+``RandomSearch`` strategy, journaling every step into a real :class:`Journal` (SQLite, WAL,
 ``synchronous=FULL``) in a temp dir, against the real executors -- ``InProcessExecutor`` and a
 dask ``LocalCluster`` of 2 single-threaded worker processes built by ``make_executor(2)``.
 The only substitution is the worker function: the executor subclasses below send
@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.executors import DaskExecutor, InProcessExecutor, Outcome, worker_name
+from cryptosweep.execution.executors import DaskExecutor, InProcessExecutor, Outcome, worker_name
 from machine import (  # benchmarks/ is on sys.path (the script's folder)
     BENCHMARK_RANGES,
     filesystem,
@@ -83,7 +83,7 @@ CONFIG: dict[str, Any] = {
 
 def bench_evaluation(payload: dict[str, Any], seconds: float = 0.0, spin: bool = False,
                      returns_bars: int = 0) -> dict[str, Any]:
-    """Stands in for :func:`cryptosweep.executors.run_evaluation`: the same payload in, the
+    """Stands in for :func:`cryptosweep.execution.executors.run_evaluation`: the same payload in, the
     same dict out, after ``seconds`` of sleep (or of a busy loop with ``spin``)."""
     started = time.time()
     if seconds > 0:
@@ -215,12 +215,12 @@ class Row:
         return self.busy_s / (self.workers * self.wall_s)
 
 
-def _timed(store: Any, names: tuple[str, ...]) -> list[float]:
+def _timed(journal: Any, names: tuple[str, ...]) -> list[float]:
     """Record the duration of every call of ``store``'s methods ``names`` (one transaction
     each) into the returned list."""
     calls: list[float] = []
     for name in names:
-        method = getattr(store, name)
+        method = getattr(journal, name)
 
         def wrapper(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -229,7 +229,7 @@ def _timed(store: Any, names: tuple[str, ...]) -> list[float]:
             finally:
                 calls.append(time.perf_counter() - started)
 
-        setattr(store, name, wrapper)
+        setattr(journal, name, wrapper)
     return calls
 
 
@@ -240,17 +240,17 @@ SYNC_MODES = ("FULL", "NORMAL", "OFF")
 def run_ours(executor: Any, n_trials: int, tmp: Path, synchronous: str = "FULL",
              profile: cProfile.Profile | None = None) -> Timing:
     """One sweep through ``SweepLoop`` into a fresh journal."""
-    from cryptosweep.config import validate_config
-    from cryptosweep.runner import SweepLoop
-    from cryptosweep.store import TrialStore
+    from cryptosweep.core.config import validate_config
+    from cryptosweep.records.journal import Journal
+    from cryptosweep.sweep.runner import SweepLoop
 
     config = validate_config({**CONFIG, "random": {"n_trials": n_trials}})
     folder = Path(tempfile.mkdtemp(dir=tmp))
-    store = TrialStore(folder / "sweep.db")
+    journal = Journal(folder / "sweep.db")
     if synchronous != "FULL":
-        store._conn.execute(f"PRAGMA synchronous={synchronous}")
-    calls = _timed(store, JOURNAL_CALLS)
-    loop = SweepLoop(config, SEED, store, executor, show_progress=False)
+        journal._conn.execute(f"PRAGMA synchronous={synchronous}")
+    calls = _timed(journal, JOURNAL_CALLS)
+    loop = SweepLoop(config, SEED, journal, executor, show_progress=False)
     t0, started = time.time(), time.perf_counter()
     if profile is not None:
         profile.enable()
@@ -258,8 +258,8 @@ def run_ours(executor: Any, n_trials: int, tmp: Path, synchronous: str = "FULL",
     if profile is not None:
         profile.disable()
     wall = time.perf_counter() - started
-    rows = store.evaluations()
-    store.close()
+    rows = journal.evaluations()
+    journal.close()
     assert len(rows) == n_trials and all(r.status == "done" for r in rows), "sweep incomplete"
     return timing(t0, wall, ((r.started_at, r.finished_at) for r in rows), calls)  # type: ignore[misc]
 
@@ -275,7 +275,7 @@ def spread(runs: list[Timing], n_trials: int) -> str:
 
 def strategy_cost(n_trials: int) -> float:
     """Seconds per ask + tell of the ``RandomSearch`` strategy alone (no journal, no trial)."""
-    from cryptosweep.config import validate_config
+    from cryptosweep.core.config import validate_config
     from cryptosweep.strategies import EvalResult, make_strategy
 
     strategy = make_strategy(validate_config({**CONFIG, "random": {"n_trials": n_trials}}), SEED)
@@ -329,9 +329,9 @@ def optuna_run(n_trials: int, n_jobs: int, seconds: float, spin: bool,
                storage: str | None = None) -> tuple[float, Timing]:
     import optuna
 
-    from cryptosweep.config import validate_config
-    from cryptosweep.space import SearchSpace
+    from cryptosweep.core.config import validate_config
     from cryptosweep.strategies.optuna_space import quiet_optuna, suggest_point
+    from cryptosweep.strategies.space import SearchSpace
 
     space = SearchSpace.from_config(validate_config(CONFIG))
     spans: list[tuple[float, float]] = []
@@ -357,8 +357,8 @@ def optuna_run(n_trials: int, n_jobs: int, seconds: float, spin: bool,
 def ray_param_space(seconds: float, spin: bool) -> dict[str, Any]:
     from ray import tune
 
-    from cryptosweep.config import FloatDimension, validate_config
-    from cryptosweep.space import SearchSpace
+    from cryptosweep.core.config import FloatDimension, validate_config
+    from cryptosweep.strategies.space import SearchSpace
 
     space = SearchSpace.from_config(validate_config(CONFIG))
     out: dict[str, Any] = {"seconds": seconds, "spin": spin}
@@ -536,7 +536,7 @@ def main() -> None:
                         note="SQLite RDBStorage"))
 
         # --- ours, dask LocalCluster of 2 worker processes (built by make_executor)
-        from cryptosweep.executors import make_executor
+        from cryptosweep.execution.executors import make_executor
 
         started = time.perf_counter()
         base = make_executor(WORKERS)

@@ -29,8 +29,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.production import TrainedModel, train_model
-from cryptosweep.reproducibility import ReproducibilityManager
 from cryptosweep.trading.backtest import simulate
 from cryptosweep.trading.data import load_ohlcv
 from cryptosweep.trading.features import WARM_UP_BARS

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cryptosweep.config import load_config
-from cryptosweep.runner import run_sweep
-from cryptosweep.space import SearchSpace
-from cryptosweep.store import TrialStore
+from cryptosweep.core.config import load_config
+from cryptosweep.records.journal import Journal
 from cryptosweep.strategies.hyperband import hyperband_brackets
 from cryptosweep.strategies.optuna_space import suggest_point
+from cryptosweep.strategies.space import SearchSpace
+from cryptosweep.sweep.runner import run_sweep
 from cryptosweep.trading.objective import evaluate_trial
 from machine import BENCHMARK_RANGES, describe
 
@@ -66,14 +66,14 @@ def hyperband_budget(iterations: int) -> float:
 
 def curve_from_store(db: Path) -> list[tuple[float, float]]:
     """(compute spent, best full-budget score so far) after each evaluation, in eval order."""
-    store = TrialStore(db)
+    journal = Journal(db)
     spent, best, points = 0.0, -math.inf, []
-    for row in store.evaluations():
+    for row in journal.evaluations():
         spent += row.budget
         if row.status == "done" and row.budget == MAX_ITER and row.score is not None:
             best = max(best, row.score)
         points.append((spent, best))
-    store.close()
+    journal.close()
     return points
 
 

@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from cryptosweep.formatting import signed
-from cryptosweep.paths import PARAMETERS
+from cryptosweep.core.formatting import signed
+from cryptosweep.core.paths import PARAMETERS
 from cryptosweep.walkforward.driver import run_walkforward
 
 # benchmarks/ is on sys.path (the script's folder)

@@ -114,8 +114,8 @@ def test_architecture_map_names_every_module() -> None:
 def test_the_objective_knows_nothing_of_the_sweep() -> None:
     """``trading/`` is what a worker calls: it may read the typed spec and the leaves, never
     the strategies, executors, store or runner."""
-    allowed = {"cryptosweep.config", "cryptosweep.reproducibility", "cryptosweep.files",
-               "cryptosweep.errors", "cryptosweep.vocabulary", "cryptosweep.intervals"}
+    allowed = {"cryptosweep.core.config", "cryptosweep.core.reproducibility", "cryptosweep.core.files",
+               "cryptosweep.core.errors", "cryptosweep.core.vocabulary", "cryptosweep.core.intervals"}
     for name, targets in import_graph().items():
         if name.startswith("cryptosweep.trading"):
             outside = {t for t in targets if not t.startswith("cryptosweep.trading")}
@@ -124,4 +124,4 @@ def test_the_objective_knows_nothing_of_the_sweep() -> None:
 
 def test_reproducibility_is_a_leaf_every_worker_can_import_cheaply() -> None:
     graph = import_graph()
-    assert graph["cryptosweep.reproducibility"] == set()
+    assert graph["cryptosweep.core.reproducibility"] == set()

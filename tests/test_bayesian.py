@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from cryptosweep.config import CategoricalDimension, FloatDimension, IntDimension
-from cryptosweep.reproducibility import derive_seed, seeded_rng
-from cryptosweep.space import SearchSpace
+from cryptosweep.core.config import CategoricalDimension, FloatDimension, IntDimension
+from cryptosweep.core.reproducibility import derive_seed, seeded_rng
 from cryptosweep.strategies import bayesian
 from cryptosweep.strategies.base import EvalResult, Observation
 from cryptosweep.strategies.bayesian import BayesianSearch, TPEConfigSampler, default_min_points
 from cryptosweep.strategies.optuna_space import frozen_trial, propose
 from cryptosweep.strategies.random import RandomConfigSampler
+from cryptosweep.strategies.space import SearchSpace
 
 LIB = Path(__file__).resolve().parents[1] / "lib"
 

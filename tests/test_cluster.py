@@ -157,7 +157,7 @@ def test_end_of_sweep_tasks_on_dask_workers_report_failures_and_retry_dead_worke
     """run_tasks on a LocalCluster of 2 workers: every task's outcome comes back (a raised
     error as the outcome's error, never a result); a task whose worker died runs again, up to
     max_retries times, then comes back as its KilledWorker."""
-    from cryptosweep.executors import make_executor
+    from cryptosweep.execution.executors import make_executor
 
     with make_executor(2) as executor:
         payloads = [{"task": "a"}, {"task": "b"}, {"task": "full", "raise": True},

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cryptosweep.config import DataSettings, ObjectiveSpec
-from cryptosweep.errors import ConfigError
+from cryptosweep.core.config import DataSettings, ObjectiveSpec
+from cryptosweep.core.errors import ConfigError
 from cryptosweep.trading.objective import check_spec, load_market
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from conftest import tiny_config
-from cryptosweep.config import load_config
-from cryptosweep.deployment import CRITERIA, criterion_lines, decide, summary_line
-from cryptosweep.edge import beats, edge
+from cryptosweep.core.config import load_config
+from cryptosweep.judging.deployment import CRITERIA, criterion_lines, decide, summary_line
+from cryptosweep.judging.edge import beats, edge
 
 
 def results(*, dsr: float | None = 0.97, pbo: float | None = 0.2, holdout: float | None = 1.5,
@@ -143,8 +143,8 @@ def test_edge_over_the_baselines_needs_validation_and_holdout():
 
 
 def test_the_champion_is_compared_under_this_runs_settings_and_differences_are_named():
-    from cryptosweep.champion import champion_request, comparability_notes
-    from cryptosweep.config import ObjectiveSpec
+    from cryptosweep.core.config import ObjectiveSpec
+    from cryptosweep.sweep.champion import champion_request, comparability_notes
 
     spec = ObjectiveSpec.of({"objective": {"fees_bps": 10.0, "rounds_per_unit": 10.0}})
     params = {"model": "lightgbm", "entry_model": {}, "trading": {}}
@@ -164,7 +164,7 @@ def test_the_champion_is_compared_under_this_runs_settings_and_differences_are_n
 
 
 def test_reading_the_deployed_champion(tmp_path):
-    from cryptosweep.champion import read_champion
+    from cryptosweep.sweep.champion import read_champion
 
     assert read_champion(None) is None and read_champion(tmp_path / "none yet") is None
     folder = tmp_path / "champion"

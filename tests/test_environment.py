@@ -56,7 +56,7 @@ def test_lock_pins_torch_and_every_declared_dependency():
 def test_variables_whose_names_say_secret_are_never_recorded(monkeypatch):
     """gpu_repro_*.json records tracked variables (CUDA_, DASK_, ...), never one whose name
     says it holds a secret, whatever its prefix (issue #13)."""
-    from cryptosweep.environment import system_info
+    from cryptosweep.execution.environment import system_info
 
     monkeypatch.setenv("DASK_DISTRIBUTED__COMM__AUTH_TOKEN", "s3cr3t-value")
     monkeypatch.setenv("CUDA_API_KEY", "s3cr3t-value")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import results_file
+from cryptosweep.core.paths import REPOSITORY
 from cryptosweep.explore import Explorer
 from cryptosweep.explore.runs import (
     TrialFilter,
@@ -25,9 +26,8 @@ from cryptosweep.explore.runs import (
     sort_trials,
     trials_table,
 )
-from cryptosweep.paths import REPOSITORY
-from cryptosweep.report import run_summaries
-from cryptosweep.store import TrialStore
+from cryptosweep.records.journal import Journal
+from cryptosweep.reporting.report import run_summaries
 
 pytestmark = pytest.mark.slow
 
@@ -279,9 +279,9 @@ def test_explorer_of_a_missing_or_empty_folder_says_so(tmp_path):
 
 def test_a_read_only_journal_never_holds_a_lock_the_sweep_would_wait_for(tmp_path):
     db = tmp_path / "sweep.db"
-    store = TrialStore(db)
-    store.set_meta(status="running", config={})
-    reader = TrialStore.open_readonly(tmp_path)
+    journal = Journal(db)
+    journal.set_meta(status="running", config={})
+    reader = Journal.open_readonly(tmp_path)
     writer = sqlite3.connect(db, timeout=0, isolation_level=None)  # busy = error at once
     try:
         assert reader.get_meta("status") == "running" and reader.evaluations() == []
@@ -295,6 +295,6 @@ def test_a_read_only_journal_never_holds_a_lock_the_sweep_would_wait_for(tmp_pat
     finally:
         writer.close()
         reader.close()
-        store.close()
+        journal.close()
     with pytest.raises(sqlite3.OperationalError):
-        TrialStore.open_readonly(tmp_path / "nothing")
+        Journal.open_readonly(tmp_path / "nothing")

@@ -14,10 +14,10 @@ from collections import Counter
 import pytest
 
 from conftest import EXPLORE_SEED, deterministic_bytes, explore_config, tiny_config
-from cryptosweep.config import validate_config
+from cryptosweep.core.config import validate_config
 from cryptosweep.explore import start_sweep, watch
 from cryptosweep.explore.watch import BackgroundSweep, Snapshot, Watcher
-from cryptosweep.store import TrialStore
+from cryptosweep.records.journal import Journal
 
 pytestmark = pytest.mark.slow
 
@@ -55,9 +55,9 @@ def test_watch_follows_a_cli_sweep_in_another_process_without_changing_it(
     assert "locked" not in log and "locked" not in stderr
 
     # the last figures drawn are the journal's
-    store = TrialStore(run_dir / "sweep.db")
-    rows = store.evaluations()
-    store.close()
+    journal = Journal(run_dir / "sweep.db")
+    rows = journal.evaluations()
+    journal.close()
     figures = watcher.figures
     markers = [t for t in figures["history"].data if t.mode == "markers"]
     assert sorted(i for t in markers for i, _ in t.customdata) == [r.eval_id for r in rows]

@@ -15,11 +15,11 @@ import psutil
 import pytest
 
 from conftest import cli, deterministic_bytes, done_count, results_file, tiny_config
-from cryptosweep.config import load_config
-from cryptosweep.errors import SweepFailedError
-from cryptosweep.executors import InProcessExecutor
-from cryptosweep.runner import SweepLoop
-from cryptosweep.store import TrialStore
+from cryptosweep.core.config import load_config
+from cryptosweep.core.errors import SweepFailedError
+from cryptosweep.execution.executors import InProcessExecutor
+from cryptosweep.records.journal import Journal
+from cryptosweep.sweep.runner import SweepLoop
 
 pytestmark = pytest.mark.slow
 
@@ -147,14 +147,14 @@ def test_failures_finished_before_a_resume_still_count(tmp_path):
     before, 2 more after the resume make 5 of 5, and the sweep stops there (it used to count
     only the resumed process's own evaluations and run on)."""
     config = load_config(raw=_failing_config(6))
-    store = TrialStore(tmp_path / "sweep.db")
+    journal = Journal(tmp_path / "sweep.db")
     with pytest.raises(KeyboardInterrupt):
-        SweepLoop(config, 1, store, _StopAfter(3)).run()
+        SweepLoop(config, 1, journal, _StopAfter(3)).run()
     assert done_count(tmp_path / "sweep.db") == 3
     with pytest.raises(SweepFailedError, match="5 of 5 evaluations failed"):
-        SweepLoop(config, 1, store, InProcessExecutor()).run()
+        SweepLoop(config, 1, journal, InProcessExecutor()).run()
     assert done_count(tmp_path / "sweep.db") == 5
-    store.close()
+    journal.close()
 
 
 def test_a_run_where_every_evaluation_failed_exits_4_and_its_report_still_renders(

@@ -19,13 +19,15 @@ import plotly.io as pio
 import pytest
 
 from conftest import tiny_config
-from cryptosweep import caveats, figures, formatting, tables
-from cryptosweep.config import validate_config
-from cryptosweep.overfitting import probability_of_backtest_overfitting
-from cryptosweep.ranking import ranked
-from cryptosweep.runner import run_sweep
-from cryptosweep.store import TrialStore
-from cryptosweep.verdict import verdict
+from cryptosweep.core import formatting
+from cryptosweep.core.config import validate_config
+from cryptosweep.judging import caveats
+from cryptosweep.judging.overfitting import probability_of_backtest_overfitting
+from cryptosweep.judging.verdict import verdict
+from cryptosweep.records.journal import Journal
+from cryptosweep.records.ranking import ranked
+from cryptosweep.reporting import figures, tables
+from cryptosweep.sweep.runner import run_sweep
 
 
 class Run:
@@ -37,8 +39,8 @@ class Run:
         (usage,) = run_dir.glob("resource_usage_*.json")
         self.results: dict[str, Any] = json.loads(results.read_text())
         self.usage: dict[str, Any] = json.loads(usage.read_text())
-        self.store = TrialStore(run_dir / "sweep.db")
-        self.rows = self.store.evaluations()
+        self.journal = Journal(run_dir / "sweep.db")
+        self.rows = self.journal.evaluations()
 
 
 def _sweep(tmp: Path, name: str, **changes: Any) -> Run:
@@ -52,14 +54,14 @@ def hb(tmp_path_factory: pytest.TempPathFactory):
     run = _sweep(tmp_path_factory.mktemp("figures"), "hb", sweep_type="hyperband",
                  hyperband__max_iter=4, hyperband__eta=2)
     yield run
-    run.store.close()
+    run.journal.close()
 
 
 @pytest.fixture(scope="module")
 def rnd(tmp_path_factory: pytest.TempPathFactory):
     run = _sweep(tmp_path_factory.mktemp("figures"), "rnd", random__n_trials=3)
     yield run
-    run.store.close()
+    run.journal.close()
 
 
 def _check_common(fig: go.Figure) -> None:
@@ -155,7 +157,7 @@ def test_promotion_chart_is_none_for_other_strategies(rnd: Run) -> None:
 
 
 def test_optuna_study_holds_the_full_budget_trials_of_the_main_family(hb: Run) -> None:
-    study = figures.optuna_study(hb.results, hb.store)
+    study = figures.optuna_study(hb.results, hb.journal)
     full, top = _full_budget(hb.rows)
     assert study.user_attrs == {"family": "lightgbm", "budget": top}
     assert {t.user_attrs["eval_id"]: t.value for t in study.trials} == {
@@ -167,10 +169,10 @@ def test_optuna_study_holds_the_full_budget_trials_of_the_main_family(hb: Run) -
 
 
 def test_parallel_coordinates(hb: Run) -> None:
-    fig = figures.parallel_coordinates(hb.results, hb.store)
+    fig = figures.parallel_coordinates(hb.results, hb.journal)
     _check_common(fig)
     full, _ = _full_budget(hb.rows)
-    study = figures.optuna_study(hb.results, hb.store)
+    study = figures.optuna_study(hb.results, hb.journal)
     assert len(fig.data) == len(full) + 1  # a line per trial and the colour bar
     labels = [text.replace("<br>", "") for text in fig.layout.xaxis.ticktext]
     assert labels[0] == "Objective Value"
@@ -181,45 +183,45 @@ def test_parallel_coordinates(hb: Run) -> None:
 
 
 def test_parameter_importances_are_deterministic(hb: Run) -> None:
-    fig = figures.parameter_importances(hb.results, hb.store, min_trials=2)
+    fig = figures.parameter_importances(hb.results, hb.journal, min_trials=2)
     _check_common(fig)
     (bars,) = fig.data
-    params = figures.optuna_study(hb.results, hb.store).trials[0].params
+    params = figures.optuna_study(hb.results, hb.journal).trials[0].params
     assert set(bars.y) == set(params)
     assert sum(bars.x) == pytest.approx(1.0)
     method = figures.importance_evaluator()[1]  # fANOVA when scikit-learn is installed
     assert method in fig.layout.title.text
     assert method == "fANOVA, seed 0" or importlib.util.find_spec("sklearn") is None
-    again = figures.parameter_importances(hb.results, hb.store, min_trials=2)
+    again = figures.parameter_importances(hb.results, hb.journal, min_trials=2)
     assert again.data[0].x == bars.x and again.data[0].y == bars.y
 
 
 def test_parameter_importances_say_what_they_rest_on_and_need_enough_trials(hb: Run) -> None:
     full, top = _full_budget(hb.rows)
-    basis = figures.importance_basis(hb.results, hb.store)
+    basis = figures.importance_basis(hb.results, hb.journal)
     assert basis == (f"{len(full)} lightgbm trials at the full budget ({top:g}) of {len(full)} "
                      f"there (lightgbm {len(full)})")
-    fig = figures.parameter_importances(hb.results, hb.store, min_trials=len(full))
+    fig = figures.parameter_importances(hb.results, hb.journal, min_trials=len(full))
     assert basis in fig.layout.title.text
-    assert figures.parameter_importances(hb.results, hb.store, min_trials=len(full) + 1) is None
+    assert figures.parameter_importances(hb.results, hb.journal, min_trials=len(full) + 1) is None
     # the run's reporting.min_importance_trials (default 20) applies when none is given
     assert hb.results["config"]["reporting"]["min_importance_trials"] > len(full)
-    assert figures.parameter_importances(hb.results, hb.store) is None
+    assert figures.parameter_importances(hb.results, hb.journal) is None
 
 
 def test_parameter_figures_need_two_distinct_trials(hb: Run, tmp_path: Path) -> None:
-    store = TrialStore(tmp_path / "sweep.db")
-    store.set_meta(config=hb.results["config"])
+    journal = Journal(tmp_path / "sweep.db")
+    journal.set_meta(config=hb.results["config"])
     row = ranked(hb.rows)[0]
     for eval_id, score in ((0, 1.0), (1, 1.0)):
-        store.add_evaluation(eval_id, eval_id, row.params, row.seed, row.budget, {})
-        assert figures.parallel_coordinates(None, store) is None  # 0, then 1 trial
-        assert figures.parameter_importances(None, store, min_trials=2) is None
-        store.finish_evaluation(eval_id, status="done", score=score, metrics={}, error=None,
+        journal.add_evaluation(eval_id, eval_id, row.params, row.seed, row.budget, {})
+        assert figures.parallel_coordinates(None, journal) is None  # 0, then 1 trial
+        assert figures.parameter_importances(None, journal, min_trials=2) is None
+        journal.finish_evaluation(eval_id, status="done", score=score, metrics={}, error=None,
                                 worker=None, device=None, started_at=None, finished_at=None)
-    assert figures.parallel_coordinates(None, store) is not None
-    assert figures.parameter_importances(None, store, min_trials=2) is None  # equal scores
-    store.close()
+    assert figures.parallel_coordinates(None, journal) is not None
+    assert figures.parameter_importances(None, journal, min_trials=2) is None  # equal scores
+    journal.close()
 
 
 # ------------------------------------------------------------------------------ equity curves
@@ -227,8 +229,8 @@ def test_parameter_figures_need_two_distinct_trials(hb: Run, tmp_path: Path) -> 
 
 def test_equity_curves_compound_the_stored_returns(hb: Run) -> None:
     ids = [item["eval_id"] for item in hb.results["top_k"]]
-    stored = hb.store.get_returns("validation")
-    fig = figures.equity_curves(hb.store, ids)
+    stored = hb.journal.get_returns("validation")
+    fig = figures.equity_curves(hb.journal, ids)
     _check_common(fig)
     assert len(fig.data) == 2 * len(ids) + 4  # and buy-and-hold and flat, in both panels
     equity = [t for t in fig.data if t.yaxis == "y" and t.name.startswith("eval")]
@@ -248,7 +250,7 @@ def test_equity_curves_compound_the_stored_returns(hb: Run) -> None:
 
 def test_holdout_equity_agrees_with_the_holdout_metrics(hb: Run) -> None:
     top = hb.results["top_k"]
-    fig = figures.equity_curves(hb.store, [item["eval_id"] for item in top], kind="holdout")
+    fig = figures.equity_curves(hb.journal, [item["eval_id"] for item in top], kind="holdout")
     _check_common(fig)
     curves = [t for t in fig.data if t.name.startswith("eval")]
     for item, eq, dd in zip(top, curves[::2], curves[1::2], strict=True):
@@ -265,7 +267,7 @@ def test_holdout_equity_agrees_with_the_holdout_metrics(hb: Run) -> None:
 def test_buy_and_hold_beside_the_validation_curves_is_its_per_fold_round_trips(hb: Run) -> None:
     """The journaled buy-and-hold returns are the results' baseline, fold by fold: each test
     block's returns compound to that block's recorded total return."""
-    hold = hb.store.get_baseline_returns("validation")["buy_and_hold"]
+    hold = hb.journal.get_baseline_returns("validation")["buy_and_hold"]
     folds = hb.results["data"]["folds"]
     assert len(hold) == sum(block["stop"] - block["start"] for block in folds)
     recorded = hb.results["baselines"]["buy_and_hold"]["folds"]
@@ -274,10 +276,10 @@ def test_buy_and_hold_beside_the_validation_curves_is_its_per_fold_round_trips(h
         block = hold[edges[k]:edges[k + 1]]
         assert np.prod(1.0 + block) - 1.0 == pytest.approx(fold["total_return"], abs=1e-12)
     assert "returns" not in hb.results["baselines"]["buy_and_hold"]  # journaled, not in JSON
-    assert not hb.store.get_baseline_returns("validation")["flat"].any()
+    assert not hb.journal.get_baseline_returns("validation")["flat"].any()
     times, marks = figures.out_of_sample_times(hb.results, "validation")
     ids = [item["eval_id"] for item in hb.results["top_k"]]
-    fig = figures.equity_curves(hb.store, ids, bar_times=times, markers=marks)
+    fig = figures.equity_curves(hb.journal, ids, bar_times=times, markers=marks)
     eq = next(t for t in fig.data if t.name == "buy-and-hold")
     assert eq.x0 == fig.data[0].x0 and eq.y[-1] == pytest.approx(np.prod(1.0 + hold), rel=1e-6)
 
@@ -286,7 +288,7 @@ def test_equity_curves_on_dates_with_fold_and_holdout_markers(hb: Run) -> None:
     data = hb.results["data"]
     ids = [item["eval_id"] for item in hb.results["top_k"]]
     times, marks = figures.out_of_sample_times(hb.results, "validation")
-    n = len(hb.store.get_returns("validation")[ids[0]])
+    n = len(hb.journal.get_returns("validation")[ids[0]])
     assert len(times) == n == sum(b["stop"] - b["start"] for b in data["folds"])
     assert np.all(np.diff(times) > np.timedelta64(0, "ms"))
     # the sample has no gaps: each bar's time is exact, block edges are the recorded bars
@@ -294,7 +296,7 @@ def test_equity_curves_on_dates_with_fold_and_holdout_markers(hb: Run) -> None:
     assert str(times[-1])[:19] == data["folds"][-1]["last_bar"][:19]
     assert [label for _, label in marks] == [
         f"fold {k + 1}" for k in range(len(data["folds"]))] + ["holdout starts"]
-    fig = figures.equity_curves(hb.store, ids, bar_times=times, markers=marks)
+    fig = figures.equity_curves(hb.journal, ids, bar_times=times, markers=marks)
     winner = fig.data[0]
     assert fig.layout.xaxis.type == "date" and fig.layout.xaxis2.title.text == "time (UTC)"
     assert winner.x0 == data["folds"][0]["first_bar"][:19].replace("T", " ")
@@ -323,11 +325,11 @@ def test_bar_times_of_a_block_with_gaps_are_spread_between_its_ends() -> None:
 def test_equity_curves_without_returns(hb: Run) -> None:
     top = [item["eval_id"] for item in hb.results["top_k"]]
     other = next(r.eval_id for r in hb.rows if r.eval_id not in top)
-    assert figures.equity_curves(hb.store, [other], kind="holdout") is None
+    assert figures.equity_curves(hb.journal, [other], kind="holdout") is None
     with pytest.raises(ValueError, match=f"eval\\(s\\) \\[{other}\\]"):
-        figures.equity_curves(hb.store, [top[0], other], kind="holdout")
+        figures.equity_curves(hb.journal, [top[0], other], kind="holdout")
     with pytest.raises(ValueError, match="kind"):
-        figures.equity_curves(hb.store, top, kind="train")
+        figures.equity_curves(hb.journal, top, kind="train")
 
 
 # -------------------------------------------------------------------------------- overfitting
@@ -342,7 +344,7 @@ def test_overfitting_figure_from_results_and_from_a_pbo_result(hb: Run) -> None:
     assert f"PBO = {pbo['pbo']:.3f}" in fig.layout.title.text
     assert [(s.x0, s.x1) for s in fig.layout.shapes] == [(0.0, 0.0)]
 
-    returns = hb.store.get_returns("validation")
+    returns = hb.journal.get_returns("validation")
     matrix = np.column_stack([returns[r.eval_id] for r in _full_budget(hb.rows)[0]])
     result = probability_of_backtest_overfitting(matrix, n_splits=4)
     fig = figures.overfitting_figure(result)
@@ -439,10 +441,10 @@ def test_every_figure_of_a_random_run_serialises(rnd: Run) -> None:
     overfitting = rnd.results.get("overfitting") or {}
     built = {
         "history": figures.optimisation_history(rnd.results),
-        "parallel": figures.parallel_coordinates(rnd.results, rnd.store),
-        "importances": figures.parameter_importances(rnd.results, rnd.store, min_trials=2),
-        "equity": figures.equity_curves(rnd.store, ids),
-        "holdout": figures.equity_curves(rnd.store, ids, "holdout"),
+        "parallel": figures.parallel_coordinates(rnd.results, rnd.journal),
+        "importances": figures.parameter_importances(rnd.results, rnd.journal, min_trials=2),
+        "equity": figures.equity_curves(rnd.journal, ids),
+        "holdout": figures.equity_curves(rnd.journal, ids, "holdout"),
         "pbo": figures.overfitting_figure(overfitting.get("pbo")),
         "dsr": figures.dsr_bars(overfitting.get("dsr")),
         "resources": figures.resource_timeline(rnd.usage),
@@ -600,7 +602,7 @@ def test_baselines_are_rows_beside_the_top_k(hb: Run) -> None:
 
 
 def test_the_text_report_leads_with_the_verdict_and_marks_small_samples(hb: Run) -> None:
-    from cryptosweep.results import text_report
+    from cryptosweep.records.results import text_report
 
     results = copy.deepcopy(hb.results)
     results["config"]["reporting"]["min_trades"] = 10 ** 6

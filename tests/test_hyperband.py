@@ -13,9 +13,8 @@ import pytest
 
 from conftest import tiny_config
 from cryptosweep import HyperbandRunner
-from cryptosweep.config import load_config
-from cryptosweep.errors import ConfigError
-from cryptosweep.space import SearchSpace
+from cryptosweep.core.config import load_config
+from cryptosweep.core.errors import ConfigError
 from cryptosweep.strategies.base import EvalResult
 from cryptosweep.strategies.hyperband import (
     Bracket,
@@ -23,6 +22,7 @@ from cryptosweep.strategies.hyperband import (
     Rung,
     hyperband_brackets,
 )
+from cryptosweep.strategies.space import SearchSpace
 
 SPACE = SearchSpace.from_config(load_config(raw=tiny_config()))
 

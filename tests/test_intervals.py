@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from conftest import cli, results_file, tiny_config
-from cryptosweep.config import load_config
-from cryptosweep.errors import ConfigError, DataError
-from cryptosweep.intervals import (
+from cryptosweep.core.config import load_config
+from cryptosweep.core.errors import ConfigError, DataError
+from cryptosweep.core.intervals import (
     detect_interval,
     format_interval,
     parse_interval,

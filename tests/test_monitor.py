@@ -7,9 +7,9 @@ import json
 import time
 
 from conftest import cli
-from cryptosweep.monitor import ResourceMonitor, decode_clock_event_reasons
-from cryptosweep.results import resource_usage
-from cryptosweep.store import TrialStore
+from cryptosweep.execution.monitor import ResourceMonitor, decode_clock_event_reasons
+from cryptosweep.records.journal import Journal
+from cryptosweep.records.results import resource_usage
 
 
 def test_clock_event_reasons_are_decoded_by_bit():
@@ -19,28 +19,28 @@ def test_clock_event_reasons_are_decoded_by_bit():
 
 
 def test_monitor_records_host_samples_and_says_once_why_there_are_no_gpu_figures(tmp_path):
-    store = TrialStore(tmp_path / "sweep.db")
-    monitor = ResourceMonitor(store, interval=0.05).start()
+    journal = Journal(tmp_path / "sweep.db")
+    monitor = ResourceMonitor(journal, interval=0.05).start()
     time.sleep(0.5)
     monitor.stop()
-    samples = store.resource_samples()
+    samples = journal.resource_samples()
     hosts = [payload for _, source, payload in samples if source == "host"]
     assert len(hosts) >= 3
     assert all(0 <= h["cpu_percent"] <= 100 and h["memory_total_mib"] > 0 for h in hosts)
     assert all(len(h["cpu_percent_per_core"]) >= 1 for h in hosts)
     gpus = [source for _, source, _ in samples if source.startswith("gpu")]
     if not gpus:  # no driver here: the reason is recorded once in the journal
-        assert store.get_meta("gpu_monitoring").startswith("off: ")
+        assert journal.get_meta("gpu_monitoring").startswith("off: ")
 
 
 def test_resource_usage_gives_each_worker_its_busy_time_and_utilisation(tmp_path):
-    store = TrialStore(tmp_path / "sweep.db")
+    journal = Journal(tmp_path / "sweep.db")
     for eval_id, (worker, start, end) in enumerate(
             [("w1", 0.0, 1.0), ("w1", 1.0, 3.0), ("w2", 0.0, 1.0), ("w2", 3.0, 4.0)]):
-        store.add_evaluation(eval_id, eval_id, {}, seed=1, budget=1.0, tags={})
-        store.finish_evaluation(eval_id, status="done", score=0.0, metrics={}, error=None,
+        journal.add_evaluation(eval_id, eval_id, {}, seed=1, budget=1.0, tags={})
+        journal.finish_evaluation(eval_id, status="done", score=0.0, metrics={}, error=None,
                                 worker=worker, device="cpu", started_at=start, finished_at=end)
-    usage = resource_usage(store.evaluations(), [])
+    usage = resource_usage(journal.evaluations(), [])
     assert usage["workers"]["w1"]["busy_s"] == 3.0 and usage["workers"]["w1"]["utilisation"] == 1
     assert usage["workers"]["w2"]["busy_s"] == 2.0 and usage["workers"]["w2"]["utilisation"] == 0.5
     assert [item["eval_id"] for item in usage["timeline"]] == [0, 1, 2, 3]

@@ -417,7 +417,7 @@ def test_runs_from_root_with_cron_environment(night):
     assert f'log_dir = "{night.reports}"' in injected and 'gpu_ids = ""' in injected
     assert "show_progress = False" in injected
     log = (night.run / "sweep_output.log").read_text()
-    for text in ("INFO nightly: start:", "INFO nightly: new run:", "cryptosweep.runner: run",
+    for text in ("INFO nightly: start:", "INFO nightly: new run:", "cryptosweep.sweep.runner: run",
                  "INFO nightly: success:", "INFO nightly: webhook: sent",
                  "INFO nightly: finished with exit code 0"):
         assert text in log, text
@@ -788,7 +788,7 @@ def test_resolve_gpus_by_policy():
 
 
 def test_plan_resumes_only_what_can_be_continued(tmp_path):
-    from cryptosweep.config import load_config
+    from cryptosweep.core.config import load_config
     from cryptosweep.trading.objective import check_spec
 
     config = write_json(tmp_path / "tiny.json", tiny())

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from conftest import tiny_config
-from cryptosweep.config import ObjectiveSpec, config_hash, load_config
-from cryptosweep.errors import ConfigError
-from cryptosweep.reproducibility import ReproducibilityManager
-from cryptosweep.runner import run_sweep
+from cryptosweep.core.config import ObjectiveSpec, config_hash, load_config
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.reproducibility import ReproducibilityManager
+from cryptosweep.sweep.runner import run_sweep
 from cryptosweep.trading.objective import evaluate_trial, trial_reproducibility
 
 PARAMS = {

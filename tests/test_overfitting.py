@@ -1,4 +1,4 @@
-"""Tests of ``cryptosweep.overfitting``: PSR, DSR and PBO (CSCV).
+"""Tests of ``cryptosweep.judging.overfitting``: PSR, DSR and PBO (CSCV).
 
 References the numbers are checked against:
 
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cryptosweep.overfitting import (
+from cryptosweep.judging.overfitting import (
     PBOResult,
     deflated_sharpe_from_returns,
     deflated_sharpe_ratio,

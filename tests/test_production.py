@@ -19,12 +19,13 @@ import pandas as pd
 import pytest
 
 from cryptosweep import load_model, train_model
-from cryptosweep.errors import ConfigError, DataError, ModelError
-from cryptosweep.files import canonical_json, file_sha256, pretty_json
+from cryptosweep.core.errors import ConfigError, DataError, ModelError
+from cryptosweep.core.files import canonical_json, file_sha256, pretty_json
+from cryptosweep.core.vocabulary import MODEL_FAMILIES
 from cryptosweep.production import MODEL_FORMAT, decisions_json, read_best_configs
 from cryptosweep.production.candles import MIN_BARS
 from cryptosweep.production.model import manifest_digest
-from cryptosweep.store import TrialStore
+from cryptosweep.records.journal import Journal
 from cryptosweep.trading.data import load_ohlcv
 from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS
 from cryptosweep.trading.objective import (
@@ -35,7 +36,6 @@ from cryptosweep.trading.objective import (
     holdout_predictions,
     load_market,
 )
-from cryptosweep.vocabulary import MODEL_FAMILIES
 
 #: Columns that change on the last bar when the next bar arrives: a pending entry gets filled.
 FILLED_LATER = ["pending", "fill_price", "stop_price", "take_profit_price"]
@@ -87,11 +87,11 @@ def test_decisions_on_the_holdout_are_the_ones_the_sweep_scored(family, winners,
     recorded = {k.removeprefix("holdout_"): v for k, v in entry["holdout"].items()
                 if k != "holdout_bars"}  # fmt: skip
     assert canonical_json(details.metrics) == canonical_json(recorded)  # the sweep's file
-    store = TrialStore.open_existing(run_dir)
+    journal = Journal.open_existing(run_dir)
     try:
-        stored = store.get_returns("holdout")[entry["eval_id"]]  # the sweep's journal
+        stored = journal.get_returns("holdout")[entry["eval_id"]]  # the sweep's journal
     finally:
-        store.close()
+        journal.close()
     assert details.result.returns.astype("<f8").tobytes() == stored.tobytes()
 
     spec = ObjectiveSpec.of(entry["objective_spec"])

@@ -11,13 +11,13 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import deterministic_bytes, tiny_config
-from cryptosweep.config import validate_config
-from cryptosweep.progress import Progress
-from cryptosweep.runner import run_sweep
+from cryptosweep.core.config import validate_config
+from cryptosweep.execution.progress import Progress
+from cryptosweep.sweep.runner import run_sweep
 
 
 def test_a_low_rung_score_is_not_the_best(caplog):
-    caplog.set_level(logging.INFO, logger="cryptosweep.progress")
+    caplog.set_level(logging.INFO, logger="cryptosweep.execution.progress")
     progress = Progress(total=4, show_bar=False, full_budget=9.0)
     progress.update(0.668, budget=1.0)
     progress.update(0.9, budget=3.0)

@@ -25,7 +25,7 @@ from cryptosweep.nightly.promotion import (
     read_history,
     recover,
 )
-from cryptosweep.results import BEST_CONFIGS_LATEST
+from cryptosweep.records.results import BEST_CONFIGS_LATEST
 
 
 def model_folder(path: Path, name: str) -> dict[str, str]:

@@ -84,8 +84,8 @@ def test_each_family_s_checkpoint_on_a_full_disk_is_an_infrastructure_fault(
     """What each library raises when its checkpoint meets a full disk (LightGBM 'Cannot write
     binary data', XGBoost 'FileStream.Write incomplete', CatBoost and torch an errno) is told
     apart from a trial's own failure; no half-written file is left."""
-    from cryptosweep.faults import infrastructure_fault
-    from cryptosweep.reproducibility import ReproducibilityManager
+    from cryptosweep.core.faults import infrastructure_fault
+    from cryptosweep.core.reproducibility import ReproducibilityManager
     from cryptosweep.trading.models import make_entry_model
 
     rng = np.random.default_rng(0)
@@ -122,7 +122,7 @@ def test_a_full_disk_stops_the_sweep_and_resume_ends_as_an_uninterrupted_run(
     a resume while the disk is still full is exit 6 again (the driver's side); once space is
     freed the resume runs what the full disk hit and ends as the uninterrupted run."""
     from cryptosweep.cli import main
-    from cryptosweep.errors import EXIT_INFRASTRUCTURE
+    from cryptosweep.core.errors import EXIT_INFRASTRUCTURE
 
     config, reference = hyperband_reference
     with small_tmpfs(tmp_path / "disk", "24m") as disk:
@@ -174,26 +174,26 @@ def test_a_journal_write_on_a_full_disk_leaves_the_journal_consistent(tmp_path):
     """The driver's side: SQLite's 'database or disk is full' is an infrastructure fault, the
     failed transaction is rolled back (not left open), and once space is freed the same store
     writes again."""
-    from cryptosweep.faults import infrastructure_fault
-    from cryptosweep.store import TrialStore
+    from cryptosweep.core.faults import infrastructure_fault
+    from cryptosweep.records.journal import Journal
 
     with small_tmpfs(tmp_path / "disk", "1m") as disk:
-        store = TrialStore(disk / "sweep.db")
-        store.set_meta(config={"a": 1}, seed=3)
-        store.add_evaluation(0, 0, {"x": 1}, seed=1, budget=1.0, tags={})
+        journal = Journal(disk / "sweep.db")
+        journal.set_meta(config={"a": 1}, seed=3)
+        journal.add_evaluation(0, 0, {"x": 1}, seed=1, budget=1.0, tags={})
         filler = fill(disk)
         with pytest.raises(sqlite3.Error) as caught:
             for eval_id in range(1, 200):
-                store.add_evaluation(eval_id, eval_id, {"x": "y" * 20_000}, seed=1, budget=1.0,
+                journal.add_evaluation(eval_id, eval_id, {"x": "y" * 20_000}, seed=1, budget=1.0,
                                      tags={})
         assert infrastructure_fault(caught.value) == "SQLite: database or disk is full"
         filler.unlink()
-        store.finish_evaluation(0, status="done", score=1.0, metrics={}, error=None,
+        journal.finish_evaluation(0, status="done", score=1.0, metrics={}, error=None,
                                 worker="w", device="cpu", started_at=0.0, finished_at=1.0)
-        rows = store.evaluations()
+        rows = journal.evaluations()
         assert rows[0].status == "done" and all(r.params in ({"x": 1}, {"x": "y" * 20_000})
                                                 for r in rows)
-        store.close()
+        journal.close()
         with sqlite3.connect(disk / "sweep.db") as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
@@ -205,20 +205,20 @@ def test_a_full_disk_during_the_champion_s_re_evaluation_stops_the_sweep(tmp_pat
     is still its own (the gate then rejects it)."""
     from lightgbm.basic import LightGBMError
 
-    from cryptosweep.executors import TaskOutcome
-    from cryptosweep.finalize import _journal
-    from cryptosweep.store import TrialStore
+    from cryptosweep.execution.executors import TaskOutcome
+    from cryptosweep.records.journal import Journal
+    from cryptosweep.sweep.finalize import _journal
 
     full = LightGBMError("Check failed: (written) == (size) at io/file_io.cpp: Cannot write "
                          "binary data")
-    store = TrialStore(tmp_path / "sweep.db")
+    journal = Journal(tmp_path / "sweep.db")
     champion = {"kind": "champion", "task": "champion", "digest": "0" * 64}
     with pytest.raises(LightGBMError):
-        _journal(iter([TaskOutcome(champion, error=full)]), store, 1)
-    assert store.get_extra("champion") == {}
-    broken = _journal(iter([TaskOutcome(champion, error=ValueError("num_leaves=1"))]), store, 1)
+        _journal(iter([TaskOutcome(champion, error=full)]), journal, 1)
+    assert journal.get_extra("champion") == {}
+    broken = _journal(iter([TaskOutcome(champion, error=ValueError("num_leaves=1"))]), journal, 1)
     assert broken == "ValueError: num_leaves=1"
-    store.close()
+    journal.close()
 
 
 # ------------------------------------------------------ 3, 4: data no evaluation can use
@@ -321,7 +321,7 @@ def test_a_second_writer_of_a_run_folder_is_refused_with_the_holder_s_pid(
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr[-3000:]
     assert deterministic_bytes(run_dir) == deterministic_bytes(reference)
-    from cryptosweep.locking import RunLock
+    from cryptosweep.core.locking import RunLock
 
     RunLock.acquire(run_dir).release()  # the lock went with its process
 

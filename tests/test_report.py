@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, results_file, tiny_config
-from cryptosweep.formatting import share, signed
-from cryptosweep.offline import plotly_js_name
-from cryptosweep.verdict import verdict
+from cryptosweep.core.formatting import share, signed
+from cryptosweep.judging.verdict import verdict
+from cryptosweep.reporting.offline import plotly_js_name
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,7 @@ def test_report_html_works_offline_with_every_chart_drawn(reported, tmp_path):
     assert not re.search(r"plotly\.js v\d", text), "the library is not embedded in the page"
     executed = (reported / "notebooks" / "analysis.ipynb").read_text()
     assert not re.search(r"plotly\.js v\d", executed), "nor in the executed notebook"
-    assert "from cryptosweep import figures" not in text, "code is hidden (--no-input)"
+    assert "from cryptosweep.reporting import figures" not in text, "code is hidden (--no-input)"
     assert "tables.top_k_table(results)" not in text
     dom, console = render_in_chromium(report, tmp_path)
     charts, drawn = drawn_charts(dom)

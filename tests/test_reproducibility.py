@@ -10,16 +10,16 @@ import sys
 import numpy as np
 import pytest
 
-from cryptosweep.environment import system_info
-from cryptosweep.reproducibility import (
+from cryptosweep.core.reproducibility import (
     ReproducibilityManager,
     derive_seed,
     setup_crypto_gpu_reproducibility,
 )
+from cryptosweep.execution.environment import system_info
 
 
 def test_derive_seed_is_the_same_in_every_process_whatever_the_hash_salt():
-    code = ("from cryptosweep.reproducibility import derive_seed;"
+    code = ("from cryptosweep.core.reproducibility import derive_seed;"
             "print(derive_seed(123456, 'trial', 7), hash('trial'))")
     outputs = [
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

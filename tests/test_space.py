@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from cryptosweep.config import CategoricalDimension, FloatDimension, IntDimension, load_config
-from cryptosweep.space import SearchSpace, grid_values, sample_dimension
+from cryptosweep.core.config import CategoricalDimension, FloatDimension, IntDimension, load_config
+from cryptosweep.strategies.space import SearchSpace, grid_values, sample_dimension
 
 
 def draws(dim, n=2000, seed=0):
@@ -90,7 +90,7 @@ def test_key_order_does_not_change_samples():
 
 
 def test_grid_too_large_is_a_config_error():
-    from cryptosweep.errors import ConfigError
+    from cryptosweep.core.errors import ConfigError
 
     space = SearchSpace.from_config(load_config(raw=tiny_config()))
     with pytest.raises(ConfigError, match=r"exceed grid\.max_trials=10"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import tiny_config
-from cryptosweep.config import load_config
-from cryptosweep.space import SearchSpace
+from cryptosweep.core.config import load_config
 from cryptosweep.strategies import EvalResult, GridSearch, RandomSearch, make_strategy
+from cryptosweep.strategies.space import SearchSpace
 
 
 def drain(strategy):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, deterministic_bytes, results_file, tiny_config
-from cryptosweep.store import unpack_returns
+from cryptosweep.records.journal import unpack_returns
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cryptosweep.errors import ConfigError
-from cryptosweep.reproducibility import ReproducibilityManager
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.reproducibility import ReproducibilityManager
+from cryptosweep.core.vocabulary import MODEL_FAMILIES
 from cryptosweep.trading import models
 from cryptosweep.trading.models import (
     CHECKPOINT_FORMAT,
@@ -23,7 +24,6 @@ from cryptosweep.trading.models import (
     make_entry_model,
     supports_continuation,
 )
-from cryptosweep.vocabulary import MODEL_FAMILIES
 
 #: family, parameters with randomness in them (row/column sampling, dropout), budgets b < B
 CASES: dict[str, tuple[str, dict[str, Any], int, int]] = {

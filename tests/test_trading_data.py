@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptosweep.errors import DataError
+from cryptosweep.core.errors import DataError
 from cryptosweep.trading.data import (
     DuplicateRowsWarning,
     detect_format,

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cryptosweep.errors import ConfigError
-from cryptosweep.reproducibility import ReproducibilityManager
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.reproducibility import ReproducibilityManager
+from cryptosweep.core.vocabulary import MODEL_FAMILIES
 from cryptosweep.trading import models
 from cryptosweep.trading.models import (
     CATBOOST_LEARNING_RATE,
@@ -21,7 +22,6 @@ from cryptosweep.trading.models import (
     XGBoostEntryModel,
     make_entry_model,
 )
-from cryptosweep.vocabulary import MODEL_FAMILIES
 
 #: family, parameters with randomness in them, budget (rounds or epochs)
 CASES: dict[str, tuple[str, dict[str, Any], int]] = {

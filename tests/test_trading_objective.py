@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from cryptosweep.errors import ConfigError
-from cryptosweep.reproducibility import ReproducibilityManager
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.trading.data import load_ohlcv
 from cryptosweep.trading.features import clear_feature_cache
 from cryptosweep.trading.metrics import METRIC_NAMES

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from cryptosweep import caveats, formatting
-from cryptosweep.verdict import DSR_CONFIDENCE, PBO_LIMIT, verdict
+from cryptosweep.core import formatting
+from cryptosweep.judging import caveats
+from cryptosweep.judging.verdict import DSR_CONFIDENCE, PBO_LIMIT, verdict
 
 
 def results(holdout_sharpe: float | None = 1.2, holdout_trades: int = 40, dsr: float = 0.97,

@@ -25,9 +25,9 @@ import yaml
 
 from conftest import REPO, done_count, tiny_config
 from cryptosweep.cli import main
-from cryptosweep.config import load_config
-from cryptosweep.executors import InProcessExecutor
-from cryptosweep.runner import run_sweep
+from cryptosweep.core.config import load_config
+from cryptosweep.execution.executors import InProcessExecutor
+from cryptosweep.sweep.runner import run_sweep
 from cryptosweep.trading.data import sample_data_path
 from cryptosweep.walkforward.driver import MANIFEST, WINDOW_RECORD, run_walkforward
 from cryptosweep.walkforward.layout import plan, window_seed

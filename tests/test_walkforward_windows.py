@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from cryptosweep.errors import ConfigError
+from cryptosweep.core.errors import ConfigError
 from cryptosweep.walkforward.analysis import (
     annualised_return,
     efficiency,

@@ -12,14 +12,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "run_sweep": "cryptosweep.runner",
-    "SweepResult": "cryptosweep.runner",
-    "load_config": "cryptosweep.config",
-    "SweepConfig": "cryptosweep.config",
-    "setup_crypto_gpu_reproducibility": "cryptosweep.reproducibility",
-    "ReproducibilityManager": "cryptosweep.reproducibility",
-    "derive_seed": "cryptosweep.reproducibility",
-    "system_info": "cryptosweep.environment",
+    "run_sweep": "cryptosweep.sweep.runner",
+    "SweepResult": "cryptosweep.sweep.runner",
+    "load_config": "cryptosweep.core.config",
+    "SweepConfig": "cryptosweep.core.config",
+    "setup_crypto_gpu_reproducibility": "cryptosweep.core.reproducibility",
+    "ReproducibilityManager": "cryptosweep.core.reproducibility",
+    "derive_seed": "cryptosweep.core.reproducibility",
+    "system_info": "cryptosweep.execution.environment",
     "HyperbandRunner": "cryptosweep.api",
     "train_model": "cryptosweep.production",
     "load_model": "cryptosweep.production",

@@ -1,6 +1,6 @@
 """The original public API, kept as the first design showed it: ``HyperbandRunner``.
 
-It is a facade over :func:`cryptosweep.runner.run_sweep` and lives beside it, not among the
+It is a facade over :func:`cryptosweep.sweep.runner.run_sweep` and lives beside it, not among the
 search strategies (a strategy never imports the orchestrator)::
 
     from cryptosweep import HyperbandRunner
@@ -13,11 +13,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.config import SweepConfig, load_config
-from cryptosweep.errors import ConfigError
-from cryptosweep.executors import cuda_device_count
-from cryptosweep.paths import TEMPLATE_CONFIG
-from cryptosweep.runner import run_sweep
+from cryptosweep.core.config import SweepConfig, load_config
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.paths import TEMPLATE_CONFIG
+from cryptosweep.execution.executors import cuda_device_count
+from cryptosweep.sweep.runner import run_sweep
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class HyperbandRunner:
         runner = HyperbandRunner(seed=123456, enable_gpu=True)
         results = runner.run_hyperband_optimization(n_iterations=10)
 
-    ``config`` is a :class:`~cryptosweep.config.SweepConfig`, a path to a config file, or
+    ``config`` is a :class:`~cryptosweep.core.config.SweepConfig`, a path to a config file, or
     ``None`` for the repository's ``parameters/sweep_config_template.json``. With
     ``enable_gpu`` the sweep uses every visible CUDA GPU, and falls back to CPU (with a log line)
     when there is none. Other keyword arguments go to ``run_sweep`` unchanged (``workers``,

@@ -1,6 +1,6 @@
 """The ``cryptosweep`` command (also ``python -m cryptosweep``): a thin layer over the API.
 
-Exit codes (:mod:`cryptosweep.errors`): 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs
+Exit codes (:mod:`cryptosweep.core.errors`): 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs
 asked for but absent, 4 the sweep stopped itself (too many failed trials), 5 the report failed,
 6 the machine failed the sweep (disk full, I/O error; resume once fixed), 130 interrupted
 (Ctrl-C), 143 terminated (SIGTERM). A user error prints one line,
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cryptosweep import __version__
-from cryptosweep.errors import (
+from cryptosweep.core.errors import (
     EXIT_USAGE,
     GPUUnavailableError,
     InfrastructureError,
@@ -43,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _gpu_ids(text: str) -> list[int]:
-    from cryptosweep.executors import parse_gpu_ids
+    from cryptosweep.execution.executors import parse_gpu_ids
 
     try:
         ids = parse_gpu_ids(text)
@@ -65,7 +65,7 @@ def _non_negative(text: str) -> int:
 
 
 def _seed(text: str) -> int:
-    from cryptosweep.config import MAX_SEED
+    from cryptosweep.core.config import MAX_SEED
 
     value = _non_negative(text)
     if value > MAX_SEED:
@@ -255,7 +255,7 @@ def _signals(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from cryptosweep.files import pretty_json
+    from cryptosweep.core.files import pretty_json
     from cryptosweep.production.evaluation import evaluate, model_for
 
     model = model_for(args.source, rank=args.rank, until=args.until)
@@ -277,7 +277,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cryptosweep.runner import run_sweep
+    from cryptosweep.sweep.runner import run_sweep
 
     if args.config is None and args.resume is None:
         raise UserError("run: --config PATH is required (or --resume RUN_DIR)")
@@ -292,14 +292,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from cryptosweep.config import load_config
-    from cryptosweep.preflight import preflight
+    from cryptosweep.core.config import load_config
+    from cryptosweep.sweep.preflight import preflight
 
     config = load_config(args.config, args.overrides, args.data)
     plan = preflight(config, local=not config.execution.scheduler_address)
     print(f"ok: {plan.describe(config)}")
     if config.walk_forward is not None:  # what `cryptosweep walkforward` would run
-        from cryptosweep.config import resolve_seed
+        from cryptosweep.core.config import resolve_seed
         from cryptosweep.walkforward.layout import plan as plan_windows
 
         plans = plan_windows(config, resolve_seed(None, config))
@@ -309,7 +309,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cryptosweep.report import check_report_targets, render_report, write_index
+    from cryptosweep.reporting.report import check_report_targets, render_report, write_index
     from cryptosweep.walkforward.driver import MANIFEST
 
     if (Path(args.run_dir) / MANIFEST).is_file():  # a walk-forward folder: its own report
@@ -327,7 +327,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export_optuna(args: argparse.Namespace) -> int:
-    from cryptosweep.report import export_optuna
+    from cryptosweep.reporting.report import export_optuna
 
     target = export_optuna(args.run_dir, args.output)
     print(f"sqlite:///{target}")
@@ -335,7 +335,7 @@ def _export_optuna(args: argparse.Namespace) -> int:
 
 
 def _check_gpu(as_json: bool) -> int:
-    from cryptosweep.environment import framework_gpu_support, gpu_info
+    from cryptosweep.execution.environment import framework_gpu_support, gpu_info
 
     info, frameworks = gpu_info(), framework_gpu_support()
     if as_json:
@@ -375,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cryptosweep: {interrupted}", file=sys.stderr)
         return interrupted.exit_code
     except Exception as exc:  # a full disk while writing a report or an export is no bug
-        from cryptosweep.faults import infrastructure_fault
+        from cryptosweep.core.faults import infrastructure_fault
 
         why = infrastructure_fault(exc)
         if why is None:

@@ -1,8 +1,8 @@
 """Plotly figures of the explorer that the report does not have (the report's builders in
-:mod:`cryptosweep.figures` are reused as they are): parameters against score for a filtered
+:mod:`cryptosweep.reporting.figures` are reused as they are): parameters against score for a filtered
 trials table, two runs' best score against compute, and the Hyperband rungs filled so far.
 
-Same conventions as :mod:`cryptosweep.figures`: a title, axis labels, the ``plotly_white``
+Same conventions as :mod:`cryptosweep.reporting.figures`: a title, axis labels, the ``plotly_white``
 template, and ``None`` when there is nothing to draw.
 """
 
@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from cryptosweep.figures import TEMPLATE
+from cryptosweep.reporting.figures import TEMPLATE
 
 __all__ = ["best_score_curves", "parameter_scores", "rung_fill"]
 

@@ -1,7 +1,7 @@
 """Run folders as the explorer reads them: plain functions over files, no widgets.
 
 Everything here only reads. Journals are opened with
-:meth:`~cryptosweep.store.TrialStore.open_readonly` (a sweep that is still writing is never
+:meth:`~cryptosweep.records.journal.Journal.open_readonly` (a sweep that is still writing is never
 blocked), results files with :mod:`json`. A folder that is missing, half-written or written by
 another version of cryptosweep becomes a :class:`RunReadError` whose message is one sentence for
 the user, or a :class:`RunInfo` whose ``state`` and ``note`` say so, never a traceback.
@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.errors import UserError
-from cryptosweep.ranking import at_largest_budget, finished_with_score
-from cryptosweep.report import run_summaries
-from cryptosweep.results import RESULTS_SCHEMA, evaluation_record
-from cryptosweep.store import DB_NAME, SCHEMA_VERSION, TrialStore
+from cryptosweep.core.errors import UserError
+from cryptosweep.records.journal import DB_NAME, SCHEMA_VERSION, Journal
+from cryptosweep.records.ranking import at_largest_budget, finished_with_score
+from cryptosweep.records.results import RESULTS_SCHEMA, evaluation_record
+from cryptosweep.reporting.report import run_summaries
 
 __all__ = [
     "RunComparison",
@@ -102,12 +102,12 @@ def _results_path(run_dir: Path) -> Path | None:
 
 
 def _read_journal_meta(db: Path) -> dict[str, Any]:
-    store = TrialStore.open_readonly(db)
+    journal = Journal.open_readonly(db)
     try:
-        return {key: store.get_meta(key, None)
+        return {key: journal.get_meta(key, None)
                 for key in ("status", "created_at", "schema_version", "config")}
     finally:
-        store.close()
+        journal.close()
 
 
 def inspect_run(run_dir: str | Path, summary: Mapping[str, Any] | None = None) -> RunInfo:
@@ -251,7 +251,7 @@ def load_results(run_dir: str | Path) -> dict[str, Any]:
 
 def read_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
     """Every evaluation of the run as a results record
-    (:func:`~cryptosweep.results.evaluation_record`), from the journal, read-only, so that a
+    (:func:`~cryptosweep.records.results.evaluation_record`), from the journal, read-only, so that a
     running sweep shows what it has finished so far; from the results file when there is no
     readable journal."""
     run_dir = Path(run_dir)
@@ -260,11 +260,11 @@ def read_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
         raise RunReadError(f"{run_dir.name}: {info.state}: {info.note}")
     if (run_dir / DB_NAME).is_file():
         try:
-            store = TrialStore.open_readonly(run_dir)
+            journal = Journal.open_readonly(run_dir)
             try:
-                return [evaluation_record(row) for row in store.evaluations()]
+                return [evaluation_record(row) for row in journal.evaluations()]
             finally:
-                store.close()
+                journal.close()
         except sqlite3.Error as exc:
             if info.state != COMPLETE:
                 raise RunReadError(f"{run_dir.name}: cannot read {DB_NAME} ({exc})") from None
@@ -500,8 +500,8 @@ def best_score_curve(evaluations: Sequence[Mapping[str, Any]]
                      ) -> tuple[list[float], list[float | None]]:
     """Cumulative compute (budget units of every finished evaluation, ``eval_id`` order) and
     the best score so far among the evaluations that compete for "best"
-    (:mod:`cryptosweep.ranking`: done, finite score, the largest budget reached), as
-    :func:`cryptosweep.figures.optimisation_history` draws it; ``None`` before the first."""
+    (:mod:`cryptosweep.records.ranking`: done, finite score, the largest budget reached), as
+    :func:`cryptosweep.reporting.figures.optimisation_history` draws it; ``None`` before the first."""
     finished = sorted((e for e in evaluations if e["status"] in ("done", "failed")),
                       key=lambda e: e["eval_id"])
     competing = {e["eval_id"] for e in at_largest_budget(finished)[0]}

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.config import ObjectiveSpec, SweepConfig, validate_config
-from cryptosweep.errors import UserError
+from cryptosweep.core.config import ObjectiveSpec, SweepConfig, validate_config
+from cryptosweep.core.errors import UserError
 from cryptosweep.explore.runs import (
     RunReadError,
     inspect_run,
@@ -29,9 +29,9 @@ from cryptosweep.explore.runs import (
     read_config,
     read_evaluations,
 )
-from cryptosweep.figures import fold_dates
-from cryptosweep.ranking import finished_with_score, ranked
-from cryptosweep.store import DB_NAME, TrialStore
+from cryptosweep.records.journal import DB_NAME, Journal
+from cryptosweep.records.ranking import finished_with_score, ranked
+from cryptosweep.reporting.figures import fold_dates
 from cryptosweep.trading.objective import TradingParams
 
 __all__ = [
@@ -52,7 +52,7 @@ HOLDOUT = "holdout"
 class TrialRecord:
     """One finished evaluation of a run, as recorded.
 
-    ``evaluation`` is its results record (:func:`~cryptosweep.results.evaluation_record`);
+    ``evaluation`` is its results record (:func:`~cryptosweep.records.results.evaluation_record`);
     ``rungs`` the same trial's evaluations it was promoted through (Hyperband), smallest
     budget first, without itself; ``data`` the run's description of its data with the dated
     walk-forward test blocks and the holdout (``results["data"]``); ``returns`` the per-bar
@@ -152,7 +152,7 @@ def block_labels(data: Mapping[str, Any] | None, n_folds: int, holdout: bool) ->
 
 def finished_evaluations(evaluations: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The evaluations a trial can be shown for (done, with a finite score): those that
-    compete for "best" in their rank order (:func:`cryptosweep.ranking.ranked`, the run's
+    compete for "best" in their rank order (:func:`cryptosweep.records.ranking.ranked`, the run's
     winner first), then the smaller budgets' by score, ties by ``eval_id``."""
     competing = ranked(evaluations)
     chosen = {e["eval_id"] for e in competing}
@@ -204,22 +204,22 @@ def read_trial(run_dir: str | Path, eval_id: int) -> TrialRecord:
     rungs = _rung_path(evaluation, evaluations)
     returns: dict[str, np.ndarray] = {}
     holdout = data = None
-    journal = (run_dir / DB_NAME).is_file()
-    if journal:
+    from_journal = (run_dir / DB_NAME).is_file()
+    if from_journal:
         try:
-            store = TrialStore.open_readonly(run_dir)
+            journal = Journal.open_readonly(run_dir)
             try:
-                data = store.get_meta("data", None)
+                data = journal.get_meta("data", None)
                 for kind in ("validation", HOLDOUT):
-                    stored = store.get_returns(kind).get(int(eval_id))
+                    stored = journal.get_returns(kind).get(int(eval_id))
                     if stored is not None:
                         returns[kind] = stored
-                holdout = store.get_extra(HOLDOUT).get(int(eval_id))
+                holdout = journal.get_extra(HOLDOUT).get(int(eval_id))
             finally:
-                store.close()
+                journal.close()
         except sqlite3.Error:
-            journal = False
-    if not journal or data is None:
+            from_journal = False
+    if not from_journal or data is None:
         try:
             results = load_results(run_dir)
         except RunReadError:
@@ -228,7 +228,7 @@ def read_trial(run_dir: str | Path, eval_id: int) -> TrialRecord:
         top = {item["eval_id"]: item for item in results.get("top_k") or []}
         holdout = holdout or (top.get(int(eval_id)) or {}).get(HOLDOUT)
     return TrialRecord(run_dir=run_dir, evaluation=evaluation, config=config, data=data,
-                       rungs=rungs, returns=returns, holdout=holdout, journal=journal,
+                       rungs=rungs, returns=returns, holdout=holdout, journal=from_journal,
                        created_at=info.created_at)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from cryptosweep.errors import UserError
+from cryptosweep.core.errors import UserError
 from cryptosweep.explore.render import show_figure, show_message, table_html
 from cryptosweep.explore.runs import RunInfo, RunReadError
 from cryptosweep.explore.trial import (

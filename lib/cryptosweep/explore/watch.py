@@ -4,7 +4,7 @@ the Hyperband rungs filled so far and the workers' busy timeline; it stops by it
 journal says the sweep is ``complete`` or ``failed``.
 
 The journal is only ever read: each poll opens ``sweep.db`` with
-:meth:`~cryptosweep.store.TrialStore.open_readonly`, runs a few single-statement reads in
+:meth:`~cryptosweep.records.journal.Journal.open_readonly`, runs a few single-statement reads in
 autocommit mode and closes it. In WAL mode a reader never blocks the writer, so the sweep's
 writes never wait for the watcher, whoever started the sweep: cron, the CLI in another
 process, or :func:`start_sweep` in a background thread of the same notebook. A journal that
@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptosweep import figures
-from cryptosweep.config import config_as_made, validate_config
-from cryptosweep.errors import UserError
+from cryptosweep.core.config import config_as_made, validate_config
+from cryptosweep.core.errors import UserError
 from cryptosweep.explore import plots
 from cryptosweep.explore.render import show_figure
-from cryptosweep.ranking import ranked
-from cryptosweep.results import evaluation_record, resource_usage
-from cryptosweep.store import DB_NAME, EvaluationRow, TrialStore
+from cryptosweep.records.journal import DB_NAME, EvaluationRow, Journal
+from cryptosweep.records.ranking import ranked
+from cryptosweep.records.results import evaluation_record, resource_usage
+from cryptosweep.reporting import figures
 from cryptosweep.strategies import make_strategy
 from cryptosweep.strategies.hyperband import hyperband_brackets
 
@@ -125,7 +125,7 @@ class Snapshot:
 
     @property
     def best(self) -> float | None:
-        """The best score so far (:func:`cryptosweep.ranking.ranked`)."""
+        """The best score so far (:func:`cryptosweep.records.ranking.ranked`)."""
         best = ranked(self.rows)
         return None if not best else float(best[0].score)  # type: ignore[arg-type]
 
@@ -176,14 +176,14 @@ def take_snapshot(run_dir: str | Path, timeout: float = 1.0) -> Snapshot:
     if not (run_dir / DB_NAME).is_file():
         return Snapshot(run_dir, now, None, f"waiting for the journal {run_dir / DB_NAME}")
     try:
-        store = TrialStore.open_readonly(run_dir, timeout=timeout)
+        journal = Journal.open_readonly(run_dir, timeout=timeout)
         try:
-            status = store.get_meta("status", None)
-            config = store.get_meta("config", None)
-            seed = store.get_meta("seed", None)
-            rows = tuple(store.evaluations())
+            status = journal.get_meta("status", None)
+            config = journal.get_meta("config", None)
+            seed = journal.get_meta("seed", None)
+            rows = tuple(journal.evaluations())
         finally:
-            store.close()
+            journal.close()
     except sqlite3.Error as exc:  # not created yet, or briefly locked: poll again
         return Snapshot(run_dir, now, None, f"journal not readable yet ({exc})")
     return Snapshot(run_dir, now, status if isinstance(status, str) else None,
@@ -205,16 +205,16 @@ class BackgroundSweep:
         return self.future.done()
 
     def result(self, timeout: float | None = None) -> Any:
-        """The :class:`~cryptosweep.runner.SweepResult` once it has finished (or its error)."""
+        """The :class:`~cryptosweep.sweep.runner.SweepResult` once it has finished (or its error)."""
         return self.future.result(timeout)
 
 
 def start_sweep(config_path: str | Path | None = None, *, log_dir: str | Path = "reports",
                 run_name: str | None = None, **options: Any) -> BackgroundSweep:
-    """Start :func:`cryptosweep.runner.run_sweep` in a background thread and return at once,
+    """Start :func:`cryptosweep.sweep.runner.run_sweep` in a background thread and return at once,
     with the run folder to :func:`watch`. ``options`` are run_sweep's (``seed``, ``workers``,
     ``overrides``, ``resume``, ...); the progress bar is off (the watcher shows progress)."""
-    from cryptosweep.runner import run_sweep, utc_stamp
+    from cryptosweep.sweep.runner import run_sweep, utc_stamp
 
     resume = options.get("resume")
     if resume is not None:

@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.checkpoints import checkpoint_spec
-from cryptosweep.config import ObjectiveSpec
-from cryptosweep.errors import UserError
+from cryptosweep.core.config import ObjectiveSpec
+from cryptosweep.core.errors import UserError
+from cryptosweep.execution.checkpoints import checkpoint_spec
 from cryptosweep.explore.trial import HOLDOUT, TrialRecord, block_labels
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.metrics import METRIC_NAMES, performance

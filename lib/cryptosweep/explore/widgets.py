@@ -20,6 +20,7 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
+from cryptosweep.core.paths import resolve
 from cryptosweep.explore import plots
 from cryptosweep.explore.render import frame_html, show_figure, show_message
 from cryptosweep.explore.runs import (
@@ -39,7 +40,6 @@ from cryptosweep.explore.runs import (
 )
 from cryptosweep.explore.trial_view import TrialView
 from cryptosweep.explore.watch import DEFAULT_INTERVAL_S, Watcher, take_snapshot, watch
-from cryptosweep.paths import resolve
 
 __all__ = ["Explorer", "frame_html"]
 

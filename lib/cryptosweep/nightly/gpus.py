@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from cryptosweep.errors import EXIT_GPU, EXIT_OK, EXIT_USAGE, UserError
-from cryptosweep.executors import parse_gpu_ids
+from cryptosweep.core.errors import EXIT_GPU, EXIT_OK, EXIT_USAGE, UserError
+from cryptosweep.execution.executors import parse_gpu_ids
 
 GPU_POLICIES = ("use", "fallback", "require")
 
@@ -68,7 +68,7 @@ def _ids(ids: Iterable[int]) -> str:
 
 def detect_gpus() -> tuple[list[int], str]:
     """GPU indices NVML sees (what ``cryptosweep check-gpu`` lists), and why none when empty."""
-    from cryptosweep.environment import gpu_info
+    from cryptosweep.execution.environment import gpu_info
 
     info = gpu_info()
     return [int(d["index"]) for d in info.get("devices", [])], str(info.get("reason") or "")

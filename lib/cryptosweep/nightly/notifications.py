@@ -20,8 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptosweep.deployment import summary_line
-from cryptosweep.errors import (
+from cryptosweep.core.errors import (
     EXIT_GPU,
     EXIT_INFRASTRUCTURE,
     EXIT_OK,
@@ -29,6 +28,7 @@ from cryptosweep.errors import (
     EXIT_SWEEP,
     EXIT_USAGE,
 )
+from cryptosweep.judging.deployment import summary_line
 
 if TYPE_CHECKING:
     from cryptosweep.nightly.promotion import Promotion

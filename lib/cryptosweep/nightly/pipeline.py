@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from cryptosweep.config import load_config, resolve_seed
-from cryptosweep.errors import (
+from cryptosweep.core.config import load_config, resolve_seed
+from cryptosweep.core.errors import (
     EXIT_BUG,
     EXIT_OK,
     EXIT_REPORT,
@@ -36,7 +36,8 @@ from cryptosweep.errors import (
     UserError,
     sigterm_interrupts,
 )
-from cryptosweep.files import PRIVATE_MODE, write_json_atomic
+from cryptosweep.core.files import PRIVATE_MODE, write_json_atomic
+from cryptosweep.core.paths import NOTEBOOKS, REPOSITORY, resolve
 from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
 from cryptosweep.nightly.notifications import NOTIFY_TIMEOUT_S, SUMMARY_FILE, build_summary, notify
 from cryptosweep.nightly.promotion import (
@@ -49,8 +50,7 @@ from cryptosweep.nightly.promotion import (
 from cryptosweep.nightly.publishing import publish
 from cryptosweep.nightly.retention import housekeep
 from cryptosweep.nightly.runs import RUN_PREFIX, check_sweep, plan_run
-from cryptosweep.paths import NOTEBOOKS, REPOSITORY, resolve
-from cryptosweep.runner import LOG_FILE, utc_stamp
+from cryptosweep.sweep.runner import LOG_FILE, utc_stamp
 
 KERNEL = "cryptosweep"
 DEFAULT_CONFIG = "parameters/sweep_config_template.json"
@@ -338,7 +338,7 @@ class Night:
         self.log("INFO", message)
 
     def _report(self, run_dir: Path) -> None:
-        from cryptosweep.report import render_report, write_index
+        from cryptosweep.reporting.report import render_report, write_index
 
         settings = self.settings
         assert settings is not None

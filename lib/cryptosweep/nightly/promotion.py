@@ -1,4 +1,4 @@
-"""After the report: act on the deployment gate's decision (:mod:`cryptosweep.deployment`).
+"""After the report: act on the deployment gate's decision (:mod:`cryptosweep.judging.deployment`).
 
 * **Approved**: the winner is trained for production (:func:`cryptosweep.production.
   train_model`) into a temporary folder beside ``models/champion``, then rotated in with
@@ -42,11 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.deployment import summary_line
-from cryptosweep.files import copy_atomic, sync_folder, write_json_atomic
+from cryptosweep.core.files import copy_atomic, sync_folder, write_json_atomic
+from cryptosweep.core.vocabulary import APPROVED
+from cryptosweep.judging.deployment import summary_line
 from cryptosweep.production.model import MANIFEST
-from cryptosweep.results import BEST_CONFIGS_LATEST
-from cryptosweep.vocabulary import APPROVED
+from cryptosweep.records.results import BEST_CONFIGS_LATEST
 
 CHAMPION = "champion"
 PREVIOUS = "champion.prev"

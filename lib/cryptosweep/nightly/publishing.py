@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from cryptosweep.nightly.runs import RunState
-from cryptosweep.results import BEST_CONFIGS_LATEST
+from cryptosweep.records.results import BEST_CONFIGS_LATEST
 
 LATEST_LINK = "latest"
 __all__ = ["BEST_CONFIGS_LATEST", "LATEST_LINK", "publish", "update_latest_link"]

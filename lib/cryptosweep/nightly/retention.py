@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from cryptosweep.files import write_with
+from cryptosweep.core.files import write_with
 from cryptosweep.nightly.publishing import LATEST_LINK
 from cryptosweep.nightly.runs import RUN_PREFIX, RunState, scan_runs
 
@@ -83,7 +83,7 @@ def housekeep(reports_dir: Path, log_days: float, keep: int, current: Path | Non
         lines.append(f"INFO retention: compressed {gz.parent.name}/{gz.name} "
                      f"(older than {log_days:g} days)")
     if gone and (reports_dir / "index.html").is_file():
-        from cryptosweep.report import write_index
+        from cryptosweep.reporting.report import write_index
 
         try:
             write_index(reports_dir)

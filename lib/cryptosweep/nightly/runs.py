@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.config import config_as_made, config_hash, load_config, validate_config
-from cryptosweep.errors import EXIT_OK, EXIT_SWEEP, UserError, exit_code_for
-from cryptosweep.store import DB_NAME
+from cryptosweep.core.config import config_as_made, config_hash, load_config, validate_config
+from cryptosweep.core.errors import EXIT_OK, EXIT_SWEEP, UserError, exit_code_for
+from cryptosweep.records.journal import DB_NAME
 from cryptosweep.trading.objective import check_spec
 
 RUN_PREFIX = "nightly_"
@@ -134,7 +134,7 @@ def plan_run(reports_dir: Path, config_path: str | Path, seed: int,
 def _resume_refusal(run_dir: Path, config_path: str | Path, seed: int) -> str | None:
     """Why ``cryptosweep`` would refuse to resume ``run_dir`` with tonight's config and seed
     (None when it would not): the same comparison as ``run --resume`` makes, of what decides
-    the results (:func:`~cryptosweep.config.config_hash` of both configs), the seed and the
+    the results (:func:`~cryptosweep.core.config.config_hash` of both configs), the seed and the
     data."""
     try:
         meta = read_meta(run_dir, "config", "seed", "data")

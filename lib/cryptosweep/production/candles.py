@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.config import ObjectiveSpec
-from cryptosweep.errors import DataError
-from cryptosweep.intervals import detect_interval, format_interval, parse_interval
+from cryptosweep.core.config import ObjectiveSpec
+from cryptosweep.core.errors import DataError
+from cryptosweep.core.intervals import detect_interval, format_interval, parse_interval
 from cryptosweep.trading.data import OHLCV_COLUMNS, load_ohlcv, sample_data_path
 from cryptosweep.trading.features import WARM_UP_BARS
 from cryptosweep.trading.objective import data_options

@@ -1,12 +1,12 @@
 """What production trains: one configuration of a best-configs file, read and checked.
 
 A best-configs file (``best_configs_<ts>.json`` of a run, ``models/best_configs_latest.json``
-of the nightly) has ``schema`` :data:`~cryptosweep.results.BEST_CONFIGS_SCHEMA`, and each of
+of the nightly) has ``schema`` :data:`~cryptosweep.records.results.BEST_CONFIGS_SCHEMA`, and each of
 its ``configurations`` carries everything a model needs: ``params`` (family, entry-model
 parameters, trading parameters), ``budget``, ``seed``, ``metrics.rounds``, ``objective_spec``
 (labels, fees, slippage, shorts, rounds per unit, threads, data path and loader options,
 holdout fraction) and ``data`` (the swept data's fingerprint and bar interval). A file from
-another version, or an entry missing one of these, is a :class:`~cryptosweep.errors.ConfigError`
+another version, or an entry missing one of these, is a :class:`~cryptosweep.core.errors.ConfigError`
 naming what is wrong (exit 2 from the CLI).
 """
 
@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.config import ObjectiveSpec
-from cryptosweep.errors import ConfigError, UserError
-from cryptosweep.intervals import parse_interval
-from cryptosweep.reproducibility import SEED_BITS
-from cryptosweep.results import BEST_CONFIGS_LATEST, BEST_CONFIGS_SCHEMA, latest_file
+from cryptosweep.core.config import ObjectiveSpec
+from cryptosweep.core.errors import ConfigError, UserError
+from cryptosweep.core.intervals import parse_interval
+from cryptosweep.core.reproducibility import SEED_BITS
+from cryptosweep.core.vocabulary import MODEL_FAMILIES
+from cryptosweep.records.results import BEST_CONFIGS_LATEST, BEST_CONFIGS_SCHEMA, latest_file
 from cryptosweep.trading.objective import TradingParams, full_rounds
-from cryptosweep.vocabulary import MODEL_FAMILIES
 
 _RESUME_HINT = ("rewrite it with the version installed: `cryptosweep run --resume RUN_DIR` "
                 "on its finished run folder")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.config import ObjectiveSettings
+from cryptosweep.core.config import ObjectiveSettings
 from cryptosweep.trading.objective import Market, TradingParams, backtest_bars, entry_signals
 
 #: ``action`` per side of an entry decided at a bar's close.

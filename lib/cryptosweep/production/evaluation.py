@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.errors import ConfigError
-from cryptosweep.files import write_text_atomic
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.files import write_text_atomic
 from cryptosweep.production.candles import load_candles, parse_time
 from cryptosweep.production.model import (
     MANIFEST,

@@ -35,16 +35,16 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep import __version__
-from cryptosweep.config import ObjectiveSpec
-from cryptosweep.errors import ConfigError, DataError, ModelError
-from cryptosweep.files import (
+from cryptosweep.core.config import ObjectiveSpec
+from cryptosweep.core.errors import ConfigError, DataError, ModelError
+from cryptosweep.core.files import (
     canonical_json,
     file_sha256,
     pretty_json,
     sync_folder,
     write_text_atomic,
 )
-from cryptosweep.intervals import format_interval, parse_interval
+from cryptosweep.core.intervals import format_interval, parse_interval
 from cryptosweep.production.candles import (
     check_candles,
     data_source,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from cryptosweep.config import MAX_EVALUATIONS, SweepConfig
-from cryptosweep.errors import ConfigError
-from cryptosweep.space import SearchSpace
+from cryptosweep.core.config import MAX_EVALUATIONS, SweepConfig
+from cryptosweep.core.errors import ConfigError
 from cryptosweep.strategies.base import EvalRequest, EvalResult, Strategy
 from cryptosweep.strategies.grid import GridSearch
 from cryptosweep.strategies.random import RandomSearch
+from cryptosweep.strategies.space import SearchSpace
 
 __all__ = ["EvalRequest", "EvalResult", "GridSearch", "RandomSearch", "Strategy", "make_strategy",
            "sweep_size"]
@@ -16,7 +16,7 @@ __all__ = ["EvalRequest", "EvalResult", "GridSearch", "RandomSearch", "Strategy"
 def sweep_size(config: SweepConfig) -> tuple[int, float]:
     """How many evaluations the sweep of ``config`` runs and the budget they spend (in units of
     the full budget's unit), counted arithmetically, without building the strategy; a sweep of
-    more than :data:`~cryptosweep.config.MAX_EVALUATIONS` is a ``ConfigError`` naming what to
+    more than :data:`~cryptosweep.core.config.MAX_EVALUATIONS` is a ``ConfigError`` naming what to
     lower. :func:`make_strategy` is safe to call once this returns."""
     full_budget = float(config.full_budget_units)
     if config.sweep_type == "hyperband":

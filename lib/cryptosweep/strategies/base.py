@@ -5,7 +5,7 @@ until it is told more results), runs them, and tells each result as it completes
 hands results to the strategy in ``eval_id`` order, never in completion order, unless the strategy
 declares that order does not matter to it (``ordered_tells = False``). A strategy whose proposals
 depend only on what it has observed, and on generators seeded by
-:func:`~cryptosweep.reproducibility.derive_seed`, is then deterministic whatever the number of
+:func:`~cryptosweep.core.reproducibility.derive_seed`, is then deterministic whatever the number of
 workers, and replaying its asks against the journal resumes it exactly.
 """
 
@@ -156,7 +156,7 @@ class FullBudgetStrategy(Strategy):
 
     def _request(self, eval_id: int, params: dict[str, Any],
                  tags: dict[str, Any] | None = None) -> EvalRequest:
-        from cryptosweep.reproducibility import derive_seed
+        from cryptosweep.core.reproducibility import derive_seed
 
         return EvalRequest(eval_id=eval_id, trial_id=eval_id, params=params, budget=self.budget,
                            seed=derive_seed(self.seed, "trial", eval_id), tags=tags or {})

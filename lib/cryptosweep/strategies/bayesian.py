@@ -35,8 +35,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from cryptosweep.reproducibility import derive_seed, seeded_rng
-from cryptosweep.space import Point, SearchSpace
+from cryptosweep.core.reproducibility import derive_seed, seeded_rng
 from cryptosweep.strategies.base import (
     EvalRequest,
     EvalResult,
@@ -45,6 +44,7 @@ from cryptosweep.strategies.base import (
 )
 from cryptosweep.strategies.optuna_space import SAMPLERS, propose
 from cryptosweep.strategies.random import RandomConfigSampler
+from cryptosweep.strategies.space import Point, SearchSpace
 
 __all__ = ["BayesianSearch", "TPEConfigSampler"]
 

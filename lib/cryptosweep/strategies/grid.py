@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from cryptosweep.space import SearchSpace
 from cryptosweep.strategies.base import EvalRequest, FullBudgetStrategy
+from cryptosweep.strategies.space import SearchSpace
 
 
 class GridSearch(FullBudgetStrategy):

@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from cryptosweep.ranking import ranked
-from cryptosweep.reproducibility import derive_seed
-from cryptosweep.space import SearchSpace
+from cryptosweep.core.reproducibility import derive_seed
+from cryptosweep.records.ranking import ranked
 from cryptosweep.strategies.base import (
     ConfigSampler,
     EvalRequest,
@@ -42,6 +41,7 @@ from cryptosweep.strategies.base import (
     Strategy,
 )
 from cryptosweep.strategies.random import RandomConfigSampler
+from cryptosweep.strategies.space import SearchSpace
 
 if TYPE_CHECKING:
     pass

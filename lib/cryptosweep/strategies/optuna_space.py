@@ -1,4 +1,4 @@
-"""Glue between :class:`~cryptosweep.space.SearchSpace` and Optuna (Akiba, Sano, Yanase, Ohta,
+"""Glue between :class:`~cryptosweep.strategies.space.SearchSpace` and Optuna (Akiba, Sano, Yanase, Ohta,
 Koyama, "Optuna: A Next-generation Hyperparameter Optimization Framework", KDD 2019).
 
 Optuna is used *statelessly*: :func:`propose` builds a fresh in-memory study from the told
@@ -59,10 +59,10 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.samplers import BaseSampler, CmaEsSampler, GPSampler, RandomSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState
 
-from cryptosweep.config import CategoricalDimension, FloatDimension, IntDimension
-from cryptosweep.reproducibility import derive_seed
-from cryptosweep.space import DimensionSpec, Point, SearchSpace
+from cryptosweep.core.config import CategoricalDimension, FloatDimension, IntDimension
+from cryptosweep.core.reproducibility import derive_seed
 from cryptosweep.strategies.base import Observation
+from cryptosweep.strategies.space import DimensionSpec, Point, SearchSpace
 
 __all__ = [
     "MODEL_PARAM",

@@ -7,9 +7,9 @@ configuration depends on nothing but the master seed and ``i``.
 
 from __future__ import annotations
 
-from cryptosweep.reproducibility import seeded_rng
-from cryptosweep.space import SearchSpace
+from cryptosweep.core.reproducibility import seeded_rng
 from cryptosweep.strategies.base import EvalRequest, FullBudgetStrategy
+from cryptosweep.strategies.space import SearchSpace
 
 
 class RandomSearch(FullBudgetStrategy):

@@ -316,7 +316,7 @@ def annualised_sharpe(returns: np.ndarray, periods_per_year: float) -> float:
     """``mean / std(ddof=1) * sqrt(periods_per_year)`` of per-bar returns (Sharpe 1966, 1994,
     without a risk-free rate); 0.0 for fewer than 2 returns or zero dispersion.
     ``periods_per_year`` comes from the bar interval
-    (:func:`~cryptosweep.intervals.periods_per_year`): there is no default."""
+    (:func:`~cryptosweep.core.intervals.periods_per_year`): there is no default."""
     returns = np.asarray(returns, dtype="float64")
     if len(returns) < 2:
         return 0.0

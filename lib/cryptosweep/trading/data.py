@@ -57,8 +57,8 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from cryptosweep.errors import DataError
-from cryptosweep.intervals import detect_interval, format_interval
+from cryptosweep.core.errors import DataError
+from cryptosweep.core.intervals import detect_interval, format_interval
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def load_ohlcv(
     (``s, ms, us, ns``; ``None``: timestamps are dates) describe generic files only.
 
     Rows are sorted by time whatever the file order. Every bar must be a whole number of bar
-    intervals after the previous one (:func:`~cryptosweep.intervals.detect_interval`): files
+    intervals after the previous one (:func:`~cryptosweep.core.intervals.detect_interval`): files
     of different intervals, or irregular stamps, are a :class:`DataError`. Rows with the same
     ``open_time`` and identical values are dropped with a :class:`DuplicateRowsWarning`; the
     same ``open_time`` with different values is a :class:`DataError`. A NaN or unparseable

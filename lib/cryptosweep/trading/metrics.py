@@ -2,7 +2,7 @@
 
 All from the per-bar net returns, trades and positions of
 :func:`cryptosweep.trading.backtest.simulate`, annualised with the ``periods_per_year`` of the
-candles' bar interval (:mod:`cryptosweep.intervals`: crypto trades around the clock, so
+candles' bar interval (:mod:`cryptosweep.core.intervals`: crypto trades around the clock, so
 hourly bars make 8760 a year, daily bars 365); it has no default, so nothing is silently
 annualised as hourly. Every value is a plain Python number (JSON-safe),
 and a degenerate case (no trades, no dispersion, no drawdown) gives 0.0, never NaN or inf.

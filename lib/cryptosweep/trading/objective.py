@@ -48,15 +48,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.config import DataSettings, ObjectiveSettings, ObjectiveSpec
-from cryptosweep.errors import ConfigError, DataError
-from cryptosweep.intervals import (
+from cryptosweep.core.config import DataSettings, ObjectiveSettings, ObjectiveSpec
+from cryptosweep.core.errors import ConfigError, DataError
+from cryptosweep.core.intervals import (
     detect_interval,
     format_interval,
     periods_per_year,
     resolve_interval,
 )
-from cryptosweep.reproducibility import ReproducibilityManager
+from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.trading.backtest import BacktestResult, simulate
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
 from cryptosweep.trading.data import data_files, sample_data_path
@@ -244,7 +244,7 @@ def evaluate_baselines(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:
     :func:`evaluate_holdout` gives them; ``None`` without a holdout) and ``returns``: the
     per-bar returns, ``validation`` (the test blocks one after the other, as a trial's
     journaled validation returns) and ``holdout`` (``None`` without one), which the sweep
-    journals (:meth:`cryptosweep.store.TrialStore.put_baseline_returns`) rather than putting
+    journals (:meth:`cryptosweep.records.journal.Journal.put_baseline_returns`) rather than putting
     them in its results. Buy-and-hold enters at each block's first open and exits at its last
     close: one round trip per block.
     """
@@ -521,7 +521,7 @@ def market_from_candles(
     """A :class:`Market` of candles in memory (the output of
     :func:`~cryptosweep.trading.data.load_ohlcv`): ``features`` are built with
     :func:`~cryptosweep.trading.features.build_features` unless given. The bar interval is
-    detected (a declared one must agree: :func:`~cryptosweep.intervals.resolve_interval`).
+    detected (a declared one must agree: :func:`~cryptosweep.core.intervals.resolve_interval`).
     The arrays are read-only (a cached market is shared by every trial of a process)."""
     if features is None:
         features = build_features(ohlcv)

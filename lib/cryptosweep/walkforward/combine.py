@@ -18,7 +18,7 @@ process's out-of-sample track and its verdict.
   trades, the winner's parameters and the gate's decision).
 * ``verdict``: **edge** when the track beats flat (score > 0) and buy-and-hold, on at least
   ``reporting.min_trades`` trades, with a DSR of at least
-  :data:`~cryptosweep.verdict.DSR_CONFIDENCE`; else **no edge**, naming every failed condition.
+  :data:`~cryptosweep.judging.verdict.DSR_CONFIDENCE`; else **no edge**, naming every failed condition.
 
 Everything but ``run`` (where and when it ran) is a function of the config, the master seed
 and the data: byte-equal for any number of workers and across resumes.
@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.config import SweepConfig
-from cryptosweep.formatting import metric_name, share, signed
-from cryptosweep.overfitting import deflated_sharpe_from_returns
+from cryptosweep.core.config import SweepConfig
+from cryptosweep.core.formatting import metric_name, share, signed
+from cryptosweep.judging.overfitting import deflated_sharpe_from_returns
+from cryptosweep.judging.verdict import DSR_CONFIDENCE, EDGE, NO_EDGE
 from cryptosweep.trading.baselines import BASELINES
 from cryptosweep.trading.metrics import performance
-from cryptosweep.verdict import DSR_CONFIDENCE, EDGE, NO_EDGE
 from cryptosweep.walkforward.analysis import (
     annualised_return,
     efficiency,

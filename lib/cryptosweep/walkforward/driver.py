@@ -8,13 +8,13 @@ out-of-sample record :data:`WINDOW_RECORD`), and the combined
 ``walkforward_results_<ts>.json`` and ``walkforward_report_<ts>.txt``.
 
 Windows run at once, one driver thread each, every window on a view of the one executor
-(:meth:`~cryptosweep.executors.Executor.view`: its own task keys, closing it leaves the shared
+(:meth:`~cryptosweep.execution.executors.Executor.view`: its own task keys, closing it leaves the shared
 workers up); in-process (``workers: 0``) they run one after another. Each window's sweep is
 deterministic by itself (its seed comes from the master seed and its index), so the results
 do not depend on the workers or on the order windows finish in.
 
 Resume reads finished windows back from their records (never re-run), resumes a window whose
-sweep was interrupted from its journal (:func:`~cryptosweep.runner.run_sweep` resume), and
+sweep was interrupted from its journal (:func:`~cryptosweep.sweep.runner.run_sweep` resume), and
 runs the others.
 """
 
@@ -32,21 +32,21 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.config import (
+from cryptosweep.core.config import (
     SweepConfig,
     config_hash,
     load_config,
     resolve_seed,
     validate_config,
 )
-from cryptosweep.errors import ResumeError, SweepInterrupted, UserError
-from cryptosweep.executors import Executor, InProcessExecutor, parse_gpu_ids
-from cryptosweep.files import write_json_atomic, write_text_atomic
-from cryptosweep.overfitting import per_bar_sharpe
-from cryptosweep.ranking import ranked
-from cryptosweep.runner import run_sweep, start_executor, utc_stamp
-from cryptosweep.store import DB_NAME, TrialStore
-from cryptosweep.vocabulary import APPROVED
+from cryptosweep.core.errors import ResumeError, SweepInterrupted, UserError
+from cryptosweep.core.files import write_json_atomic, write_text_atomic
+from cryptosweep.core.vocabulary import APPROVED
+from cryptosweep.execution.executors import Executor, InProcessExecutor, parse_gpu_ids
+from cryptosweep.judging.overfitting import per_bar_sharpe
+from cryptosweep.records.journal import DB_NAME, Journal
+from cryptosweep.records.ranking import ranked
+from cryptosweep.sweep.runner import run_sweep, start_executor, utc_stamp
 from cryptosweep.walkforward.analysis import annualised_return
 from cryptosweep.walkforward.combine import build_results
 from cryptosweep.walkforward.layout import WindowPlan, plan, window_dir_name
@@ -87,8 +87,8 @@ def run_walkforward(
     """Run (or ``resume``) the walk-forward of a config with a ``walk_forward`` section (see
     the module docstring). Every check (config, data, the windows' layout, each window's
     sweep) is made before anything is created; the master seed follows
-    :func:`~cryptosweep.config.resolve_seed`. An interruption ends in
-    :class:`~cryptosweep.errors.SweepInterrupted` carrying the walk-forward folder."""
+    :func:`~cryptosweep.core.config.resolve_seed`. An interruption ends in
+    :class:`~cryptosweep.core.errors.SweepInterrupted` carrying the walk-forward folder."""
     gpu_ids = parse_gpu_ids(gpu_ids) if isinstance(gpu_ids, str) else gpu_ids
     if config is None and (config_path is not None or data_path is not None
                            or (overrides and resume is None)):
@@ -274,12 +274,12 @@ def _finished_results(window_dir: Path) -> dict[str, Any] | None:
     before the window's record), else None."""
     if not (window_dir / DB_NAME).exists():
         return None
-    store = TrialStore.open_existing(window_dir)
+    journal = Journal.open_existing(window_dir)
     try:
-        complete = store.get_meta("status", None) == "complete"
-        stamp = store.get_meta("timestamp", None)
+        complete = journal.get_meta("status", None) == "complete"
+        stamp = journal.get_meta("timestamp", None)
     finally:
-        store.close()
+        journal.close()
     path = window_dir / f"sweep_results_{stamp}.json"
     if not complete or not path.is_file():
         return None
@@ -297,12 +297,12 @@ def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir:
     best = results.get("best")
     decision = (results.get("deployment") or {}).get("decision")
     traded = best is not None and (settings.trade_rejected or decision == APPROVED)
-    store = TrialStore.open_existing(window_dir)
+    journal = Journal.open_existing(window_dir)
     try:
-        returns = store.get_returns("validation")
-        rows = store.evaluations()
+        returns = journal.get_returns("validation")
+        rows = journal.evaluations()
     finally:
-        store.close()
+        journal.close()
     candidates = [row.eval_id for row in ranked(rows) if row.eval_id in returns]
     winner_returns = returns.get(best["eval_id"]) if best else None
     payload = {

@@ -1,7 +1,7 @@
 """Plotly figures of a walk-forward's combined results (``walkforward_results_*.json``), for
 ``notebooks/walkforward_analysis.ipynb``: the out-of-sample equity with the window
 boundaries, in-sample against out-of-sample score per window, and the winners' parameter
-paths. Same conventions as :mod:`cryptosweep.figures` (title, axis labels, its template,
+paths. Same conventions as :mod:`cryptosweep.reporting.figures` (title, axis labels, its template,
 naive UTC times, ``None`` when a chart does not apply)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from cryptosweep.figures import TEMPLATE
-from cryptosweep.formatting import metric_name
+from cryptosweep.core.formatting import metric_name
+from cryptosweep.reporting.figures import TEMPLATE
 from cryptosweep.walkforward.analysis import search_ranges
 
 

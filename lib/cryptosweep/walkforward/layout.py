@@ -1,6 +1,6 @@
 """A walk-forward run's windows on its config's data, each window's sweep config, and every
 check made before anything is created (a layout that does not fit is one
-:class:`~cryptosweep.errors.ConfigError` naming the window and the problem: exit 2).
+:class:`~cryptosweep.core.errors.ConfigError` naming the window and the problem: exit 2).
 
 Window ``k``'s sweep is the config's sweep restricted to the window's in-sample bars
 (``data.start`` / ``data.end``; its ``data.holdout_fraction`` applies inside them), with the
@@ -15,9 +15,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from cryptosweep.config import CategoricalDimension, SweepConfig, validate_config
-from cryptosweep.errors import ConfigError
-from cryptosweep.reproducibility import derive_seed
+from cryptosweep.core.config import CategoricalDimension, SweepConfig, validate_config
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.reproducibility import derive_seed
 from cryptosweep.trading.objective import check_spec, load_market
 from cryptosweep.walkforward.windows import Window, check_against_labels, plan_windows
 

@@ -1,6 +1,6 @@
 """A walk-forward folder as people read it: its combined results loaded back, the tables of
 ``notebooks/walkforward_analysis.ipynb`` (HTML strings), and ``report.html`` rendered from that
-notebook like a sweep's report (:func:`cryptosweep.report.render_notebook`: papermill, then
+notebook like a sweep's report (:func:`cryptosweep.reporting.report.render_notebook`: papermill, then
 nbconvert without code, charts loading the one plotly.js of the folder above)."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from cryptosweep.errors import UserError
-from cryptosweep.formatting import metric_name, percent, signed
-from cryptosweep.paths import NOTEBOOKS
-from cryptosweep.results import latest_file
+from cryptosweep.core.errors import UserError
+from cryptosweep.core.formatting import metric_name, percent, signed
+from cryptosweep.core.paths import NOTEBOOKS
+from cryptosweep.records.results import latest_file
 
 WALKFORWARD_NOTEBOOK = NOTEBOOKS / "walkforward_analysis.ipynb"
 
@@ -31,7 +31,7 @@ def load_walkforward(wf_dir: str | Path) -> dict[str, Any]:
 def render_walkforward_report(wf_dir: str | Path, kernel: str = "cryptosweep",
                               timeout: int = 900) -> Path:
     """``wf_dir/report.html`` from ``notebooks/walkforward_analysis.ipynb``."""
-    from cryptosweep.report import render_notebook
+    from cryptosweep.reporting.report import render_notebook
 
     wf_dir = Path(wf_dir).resolve()
     load_walkforward(wf_dir)  # a clear error for a folder that is not a finished walk-forward

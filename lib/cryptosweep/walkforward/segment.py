@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.executors import trial_device
+from cryptosweep.execution.executors import trial_device
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
 from cryptosweep.trading.metrics import performance
@@ -40,7 +40,7 @@ def trade_segment(payload: dict[str, Any]) -> dict[str, Any]:
     Returns ``metrics`` (:func:`~cryptosweep.trading.metrics.performance` of the segment),
     ``returns`` and ``positions`` per bar, ``trades`` (net return per trade), ``train_rows``,
     and ``baselines`` (per baseline: ``metrics`` and per-bar ``returns``)."""
-    from cryptosweep.config import ObjectiveSpec
+    from cryptosweep.core.config import ObjectiveSpec
 
     spec = ObjectiveSpec.of(payload["spec"])
     settings = spec.objective

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cryptosweep.formatting import metric_name, param_value, percent, share, signed
+from cryptosweep.core.formatting import metric_name, param_value, percent, share, signed
 
 
 def text_report(results: dict[str, Any]) -> str:

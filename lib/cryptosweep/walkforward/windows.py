@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cryptosweep.errors import ConfigError
+from cryptosweep.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def plan_windows(n_bars: int, out_of_sample_bars: int, *, windows: int | None = 
                  in_sample_bars: int | None = None, anchored: bool = True,
                  embargo_bars: int = 0) -> list[Window]:
     """The windows over ``n_bars`` bars (see the module docstring); a layout that does not fit
-    the data is a :class:`~cryptosweep.errors.ConfigError` naming the setting."""
+    the data is a :class:`~cryptosweep.core.errors.ConfigError` naming the setting."""
     length, embargo = out_of_sample_bars, embargo_bars
     if length < 1:
         raise ConfigError(f"walk_forward.out_of_sample_bars must be >= 1, got {length}")

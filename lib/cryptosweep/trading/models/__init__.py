@@ -3,7 +3,7 @@
 An entry model is a binary classifier: ``predict_proba`` is the probability that a long entry
 at the next open beats the round-trip fee. Each adapter lays a trial's parameters over its
 framework's determinism parameters from
-:class:`~cryptosweep.reproducibility.ReproducibilityManager`, so the same seed gives
+:class:`~cryptosweep.core.reproducibility.ReproducibilityManager`, so the same seed gives
 bitwise-identical predictions on CPU (and on GPU where the framework allows it: see
 ``deterministic`` below).
 
@@ -95,8 +95,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cryptosweep.errors import ConfigError
-from cryptosweep.reproducibility import ReproducibilityManager
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.reproducibility import ReproducibilityManager
+from cryptosweep.core.vocabulary import MODEL_FAMILIES
 from cryptosweep.trading.models.adapter import ContinuableEntryModel, EntryModel, _Adapter
 from cryptosweep.trading.models.catboost_adapter import CatBoostEntryModel
 from cryptosweep.trading.models.continuation import (
@@ -132,7 +133,6 @@ from cryptosweep.trading.models.params import (
 )
 from cryptosweep.trading.models.torch_mlp import TorchMLPEntryModel
 from cryptosweep.trading.models.xgboost_adapter import XGBoostEntryModel
-from cryptosweep.vocabulary import MODEL_FAMILIES
 
 __all__ = [
     "CATBOOST_FIXED", "CATBOOST_LEARNING_RATE", "CATBOOST_SNAPSHOT_INTERVAL", "CHECKPOINT_FORMAT",

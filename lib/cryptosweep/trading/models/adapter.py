@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from cryptosweep.files import canonical_json
+from cryptosweep.core.files import canonical_json
 from cryptosweep.trading.models.continuation import (
     CHECKPOINT_FORMAT,
     _Checkpoint,

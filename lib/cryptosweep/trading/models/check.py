@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.config import CategoricalDimension
-from cryptosweep.errors import ConfigError
-from cryptosweep.reproducibility import ReproducibilityManager
+from cryptosweep.core.config import CategoricalDimension
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.trading.models.params import RESERVED_KEYS, TORCH_DEFAULTS
 
 #: Rows and features of the synthetic data set a probe fits on.

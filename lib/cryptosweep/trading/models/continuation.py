@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.errors import ConfigError
-from cryptosweep.files import write_with
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.files import write_with
+from cryptosweep.core.vocabulary import MODEL_FAMILIES
 from cryptosweep.trading.models.params import _LGB_BOOSTING, _first
-from cryptosweep.vocabulary import MODEL_FAMILIES
 
 #: Whether a promoted configuration of each family continues from its checkpoint, from the
 #: measurements in docs/continuation.md: True where continuing from one checkpoint twice gives
@@ -85,7 +85,7 @@ def checkpoint_sidecar(path: str | os.PathLike[str]) -> Path:
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> str:
-    """Create ``path`` atomically by calling ``write(tmp)`` (:func:`cryptosweep.files.write_with`:
+    """Create ``path`` atomically by calling ``write(tmp)`` (:func:`cryptosweep.core.files.write_with`:
     the temporary name keeps the suffix, so libraries that pick the format from it still do);
     returns the written file's BLAKE2b digest (hex)."""
     return _file_digest(write_with(path, write))

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.errors import ConfigError
-from cryptosweep.reproducibility import ReproducibilityManager
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.trading.models import devices
 from cryptosweep.trading.models.adapter import _Adapter, _log_once
 from cryptosweep.trading.models.continuation import _Checkpoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cryptosweep.errors import ConfigError
+from cryptosweep.core.errors import ConfigError
 
 #: Default bagging of LightGBM's random-forest mode when the trial does not set it.
 RF_BAGGING_FRACTION = 0.632

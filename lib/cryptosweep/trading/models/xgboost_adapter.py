@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.reproducibility import ReproducibilityManager
+from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.trading.models.adapter import _Adapter
 from cryptosweep.trading.models.continuation import _Checkpoint
 from cryptosweep.trading.models.params import _reject_reserved

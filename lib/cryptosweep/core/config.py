@@ -1,0 +1,792 @@
+"""The sweep configuration: a pydantic model, loaded from JSON or YAML, with CLI overrides.
+
+Every user mistake (unknown key, wrong type, ``low > high``, unknown model family, missing file,
+bad ``--set``, a file that is not UTF-8, nested too deeply or with a key given twice, a trading
+parameter missing or with values a backtest cannot use, a size past its bound) becomes one
+:class:`~cryptosweep.core.errors.ConfigError` whose message names the field or path; the CLI prints
+it on one line and exits with code 2. Counts are strict integers (``true`` or ``3.5`` is not a
+count) and every size has a bound (:data:`MAX_EVALUATIONS`, :data:`MAX_ROUNDS`,
+:data:`MAX_SEED`), so a typo can never ask for more than a machine can hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import operator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cryptosweep.core.errors import ConfigError, DataError
+from cryptosweep.core.files import canonical_json
+from cryptosweep.core.vocabulary import LABEL_KINDS, MODEL_FAMILIES, SCORE_METRICS, SWEEP_TYPES
+
+ModelFamily = Literal[MODEL_FAMILIES]  # type: ignore[valid-type]
+SweepType = Literal[SWEEP_TYPES]  # type: ignore[valid-type]
+ScoreMetric = Literal[SCORE_METRICS]  # type: ignore[valid-type]
+LabelKind = Literal[LABEL_KINDS]  # type: ignore[valid-type]
+
+
+#: The most evaluations one sweep may plan (every strategy, counted before anything is built).
+MAX_EVALUATIONS = 100_000
+#: The most boosting rounds (epochs for torch) one evaluation may train: the full budget times
+#: ``objective.rounds_per_unit``.
+MAX_ROUNDS = 1_000_000
+#: The largest master seed: what every framework (``torch.manual_seed``), SQLite's INTEGER and
+#: JSON all hold exactly.
+MAX_SEED = 2**63 - 1
+#: How deep a config file (or a ``--set`` value) may nest mappings and lists; a real config
+#: nests about five levels.
+MAX_NESTING = 32
+#: The trading parameters every configuration sets (``parameter_ranges.trading``): their
+#: allowed values, as (smallest, largest, whether the bounds themselves are allowed, integer).
+TRADING_PARAMETERS: dict[str, tuple[float, float, bool, bool]] = {
+    "threshold": (0.0, 1.0, False, False),  # a probability strictly inside (0, 1)
+    "holding_period": (1, math.inf, True, True),  # whole bars, at least one
+    "stop_loss": (0.0, 1.0, False, False),  # a fraction of the entry price, in (0, 1)
+    "take_profit": (0.0, math.inf, False, False),  # a fraction of the entry price, > 0
+}
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors, and types are strict: ``true`` is not a number, ``3.0`` not a
+    count and ``"3"`` neither (an integer is still a valid float)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# ------------------------------------------------------------------------------------ dimensions
+
+
+class FloatDimension(_Strict):
+    """A real-valued dimension on ``[low, high]``, uniform or log-uniform, optionally stepped."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> FloatDimension:
+        _check_range(self.low, self.high, self.log)
+        if self.log and self.step is not None:
+            raise ValueError("step and log cannot be combined")
+        return self
+
+
+class IntDimension(_Strict):
+    """An integer dimension on ``[low, high]`` (both included), optionally log-scaled or stepped."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> IntDimension:
+        _check_range(self.low, self.high, self.log)
+        if self.log and self.step != 1:
+            raise ValueError("step and log cannot be combined")
+        return self
+
+
+class CategoricalDimension(_Strict):
+    """One of a list of choices (strings, numbers or booleans)."""
+
+    type: Literal["categorical"]
+    choices: list[str | bool | int | float] = Field(min_length=1)
+
+    @field_validator("choices")
+    @classmethod
+    def _unique(cls, choices: list[Any]) -> list[Any]:
+        keys = [json.dumps(c) for c in choices]
+        if len(set(keys)) != len(keys):
+            raise ValueError("choices must be unique")
+        return choices
+
+
+Dimension = Annotated[
+    FloatDimension | IntDimension | CategoricalDimension, Field(discriminator="type")
+]
+
+
+def _check_range(low: float, high: float, log: bool) -> None:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError("low and high must be finite")
+    if low > high:
+        raise ValueError(f"low ({low}) > high ({high})")
+    if log and low <= 0:
+        raise ValueError(f"log scale needs low > 0, got {low}")
+
+
+class ParameterRanges(_Strict):
+    """Search ranges: one block per entry-model family, plus the trading parameters."""
+
+    catboost: dict[str, Dimension] | None = None
+    lightgbm: dict[str, Dimension] | None = None
+    xgboost: dict[str, Dimension] | None = None
+    torch: dict[str, Dimension] | None = None
+    trading: dict[str, Dimension]
+
+    def family(self, name: str) -> dict[str, Any]:
+        block = getattr(self, name)
+        return dict(block) if block else {}
+
+
+# -------------------------------------------------------------------------------------- sections
+
+
+class HyperbandSettings(_Strict):
+    iterations: int = Field(default=1, ge=1, le=MAX_EVALUATIONS)
+    max_iter: int = Field(default=27, ge=1, le=MAX_ROUNDS, description="full resource R of one "
+                          "configuration (kept for older configs: the top-level full_budget says "
+                          "the same)")
+    eta: int = Field(default=3, ge=2)
+    sampler: Literal["random", "tpe"] = Field(
+        default="random", description="tpe: BOHB (Falkner et al., 2018)"
+    )
+    continue_training: bool = Field(
+        default=True, description="promoted configurations continue from their checkpoints "
+        "where the family allows it (docs/continuation.md); the workers must share the run "
+        "folder's file system"
+    )
+    overlap_brackets: bool = Field(
+        default=True, description="while a bracket waits at a rung barrier, workers run the "
+        "next bracket; results are the same either way, false runs brackets one after another"
+    )
+
+
+class RandomSettings(_Strict):
+    n_trials: int = Field(default=20, ge=1, le=MAX_EVALUATIONS)
+
+
+class GridSettings(_Strict):
+    points: int = Field(default=3, ge=1, le=MAX_EVALUATIONS,
+                        description="values per numeric dimension")
+    max_trials: int = Field(default=MAX_EVALUATIONS, ge=1, le=MAX_EVALUATIONS)
+
+
+class BayesianSettings(_Strict):
+    n_trials: int = Field(default=30, ge=1, le=MAX_EVALUATIONS)
+    sampler: Literal["tpe", "gp", "cmaes"] = "tpe"
+    batch_size: int = Field(
+        default=4, ge=1, description="trials asked per synchronous batch (fixed, not the "
+        "number of workers, so that results do not depend on the workers)"
+    )
+
+
+class GPUSettings(_Strict):
+    memory_fraction: float = Field(
+        default=0.9, gt=0, le=1, description="share of a GPU's memory its worker may use: "
+        "torch's per-process cap, CatBoost's gpu_ram_part (split between trials_per_gpu); "
+        "XGBoost has no such setting"
+    )
+    deterministic: bool = True
+    trials_per_gpu: int = Field(default=1, ge=1, description="trials run at once on one GPU")
+
+
+class ColumnMapping(_Strict):
+    """Column names of a generic CSV or Parquet file (``data.format: generic``)."""
+
+    timestamp: str = "timestamp"
+    open: str = "open"
+    high: str = "high"
+    low: str = "low"
+    close: str = "close"
+    volume: str = "volume"
+
+
+class DataSettings(_Strict):
+    path: str | None = Field(default=None, description="OHLCV file or folder; None: sample data")
+    holdout_fraction: float = Field(default=0.2, ge=0, lt=0.9)
+    format: Literal["auto", "binance", "cryptodatadownload", "generic"] = "auto"
+    columns: ColumnMapping = ColumnMapping()
+    timestamp_unit: Literal["s", "ms", "us", "ns"] | None = Field(
+        default=None, description="numeric timestamps of a generic file; None: parse dates"
+    )
+    bar_interval: str | None = Field(
+        default=None, description="the candles' interval, e.g. 1m, 15m, 1h, 1d; None: detected "
+        "from the data (a declared one must agree with it)"
+    )
+    start: str | None = Field(
+        default=None, description="first bar of the time range the sweep uses (ISO timestamp, "
+        "UTC unless it says otherwise; included); None: the data's first bar. Features are "
+        "computed on the whole file (a feature reads past bars only), labels, folds and the "
+        "holdout lie within the range"
+    )
+    end: str | None = Field(
+        default=None, description="end of the time range (ISO timestamp, UTC unless it says "
+        "otherwise; excluded); None: after the data's last bar"
+    )
+
+    @field_validator("start", "end")
+    @classmethod
+    def _timestamp(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return utc_timestamp(value)
+
+    @model_validator(mode="after")
+    def _range_order(self) -> DataSettings:
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(f"start ({self.start}) must be before end ({self.end})")
+        return self
+
+    @field_validator("bar_interval")
+    @classmethod
+    def _interval(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from cryptosweep.core.intervals import format_interval, parse_interval
+
+        return format_interval(parse_interval(value))
+
+
+def utc_timestamp(value: str) -> str:
+    """An ISO 8601 timestamp (``2022-03-01``, ``2022-03-01T12:00``, ``...Z``, ``...+02:00``)
+    in the canonical UTC form ``YYYY-MM-DDTHH:MM:SS+00:00`` (one without a zone is UTC);
+    anything else is a ``ValueError``."""
+    from datetime import UTC, datetime
+
+    try:
+        stamp = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"not an ISO timestamp: {value!r} (e.g. 2022-03-01T00:00:00Z)"
+                         ) from None
+    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    return stamp.isoformat()
+
+
+class ObjectiveSettings(_Strict):
+    metric: ScoreMetric = "sharpe"
+    models: list[ModelFamily] = Field(
+        default_factory=lambda: ["lightgbm"], min_length=1
+    )
+    folds: int = Field(default=4, ge=1)
+    labels: LabelKind = "triple_barrier"
+    fees_bps: float = Field(default=10.0, ge=0, description="per side")
+    slippage_bps: float = Field(default=0.0, ge=0, description="per side")
+    allow_short: bool = False
+    rounds_per_unit: float = Field(default=10.0, gt=0)
+    embargo_bars: int = Field(default=0, ge=0)
+    min_train_bars: int = Field(default=500, ge=10)
+    threads_per_trial: int = Field(default=1, ge=1)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[str]) -> list[str]:
+        if len(set(models)) != len(models):
+            raise ValueError("model families must be unique")
+        return models
+
+
+class ExecutionSettings(_Strict):
+    workers: int | None = Field(
+        default=None, ge=0, description="None: one per CPU core; 0: in-process; N: N workers"
+    )
+    scheduler_address: str | None = None
+    trial_timeout: float | None = Field(default=None, gt=0, description="seconds per trial")
+    max_retries: int = Field(default=2, ge=0, description="re-runs of a trial whose worker died")
+    max_failure_fraction: float = Field(default=0.5, gt=0, le=1)
+
+
+class ReportingSettings(_Strict):
+    top_k: int = Field(default=5, ge=1)
+    min_trades: int = Field(
+        default=30, ge=1, description="a holdout or fold score from fewer trades is flagged as "
+        "a small sample wherever it appears (report, text report, index, verdict)"
+    )
+    min_importance_trials: int = Field(
+        default=20, ge=2, description="fANOVA importances are shown only from at least this "
+        "many full-budget trials of one model family"
+    )
+    keep_checkpoints: bool = Field(
+        default=False, description="keep the Hyperband checkpoints of a finished run (else "
+        "removed once its results are written)"
+    )
+
+
+class WalkForwardSettings(_Strict):
+    """Walk-forward optimisation (``cryptosweep walkforward``): the windows' layout on the data
+    (:mod:`cryptosweep.walkforward.windows`)."""
+
+    out_of_sample_bars: int = Field(ge=1, description="bars each window's winner is traded on")
+    windows: int | None = Field(default=None, ge=1, description="how many windows; None: as "
+                                "many as fit after in_sample_bars")
+    in_sample_bars: int | None = Field(default=None, ge=1, description="rolling: every "
+                                       "in-sample period's length; anchored: the first one's")
+    anchored: bool = Field(default=True, description="true: in-sample periods start at the "
+                           "first bar and grow; false: they roll, in_sample_bars long")
+    embargo_bars: int = Field(default=0, ge=0, description="bars between an in-sample period "
+                              "and its out-of-sample segment")
+    trade_rejected: bool = Field(default=True, description="true: every window's winner is "
+                                 "traded, its deployment-gate decision recorded; false: a "
+                                 "winner the gate rejects is not traded (the process stays "
+                                 "flat on that segment, as a gated deployment would)")
+
+
+class DeploymentSettings(_Strict):
+    """The deployment gate (:mod:`cryptosweep.judging.deployment`): what the winner of a run must show
+    to be approved for production. The decision judges results, it does not change them: the
+    whole section is left out of the results hash (:data:`EXECUTION_ONLY`)."""
+
+    min_dsr: float = Field(
+        default=0.95, ge=0, le=1, description="deflated Sharpe ratio of the winner at least "
+        "this: 95% confidence that its Sharpe ratio beats the best one this many trials would "
+        "show without skill (Bailey & Lopez de Prado 2014)"
+    )
+    max_pbo: float = Field(
+        default=0.5, ge=0, le=1, description="probability of backtest overfitting at most "
+        "this: above one half, the search's winner falls below the median out of sample more "
+        "often than not (Bailey et al. 2017)"
+    )
+    min_holdout_score: float = Field(
+        default=0.0, allow_inf_nan=False, description="the winner's holdout objective.metric "
+        "at least this (0: it does not lose to never trading)"
+    )
+    min_holdout_trades: int = Field(
+        default=20, ge=0, description="the winner made at least this many trades on the "
+        "holdout: with fewer, its holdout score is mostly noise"
+    )
+    min_improvement: float = Field(
+        default=0.0, allow_inf_nan=False, description="when a champion is deployed, the "
+        "winner's holdout score must be at least the champion's (re-evaluated on the same "
+        "bars) plus this"
+    )
+    champion_dir: str | None = Field(
+        default=None, description="the deployed champion's model folder (its manifest.json); "
+        "None: no champion to compare with. The nightly sets MODELS_DIR/champion"
+    )
+
+
+class SweepConfig(_Strict):
+    """A whole sweep. Unknown keys anywhere are errors, so typos never pass silently."""
+
+    name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    sweep_type: SweepType = "hyperband"
+    full_budget: int | None = Field(
+        default=None, ge=1, le=MAX_ROUNDS, description="the full budget R of one configuration, "
+        "in units of objective.rounds_per_unit boosting rounds (epochs for torch), for every "
+        "strategy; None: hyperband.max_iter"
+    )
+    hyperband: HyperbandSettings = HyperbandSettings()
+    random: RandomSettings = RandomSettings()
+    grid: GridSettings = GridSettings()
+    bayesian: BayesianSettings = BayesianSettings()
+    parameter_ranges: ParameterRanges
+    gpu_settings: GPUSettings = GPUSettings()
+    data: DataSettings = DataSettings()
+    objective: ObjectiveSettings = ObjectiveSettings()
+    execution: ExecutionSettings = ExecutionSettings()
+    reporting: ReportingSettings = ReportingSettings()
+    walk_forward: WalkForwardSettings | None = None
+    deployment: DeploymentSettings = DeploymentSettings()
+
+    @model_validator(mode="after")
+    def _models_have_ranges(self) -> SweepConfig:
+        for family in self.objective.models:
+            if not self.parameter_ranges.family(family):
+                raise ValueError(
+                    f"objective.models lists '{family}' but parameter_ranges.{family} is missing"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _one_full_budget(self) -> SweepConfig:
+        if (self.full_budget is not None and "max_iter" in self.hyperband.model_fields_set
+                and self.hyperband.max_iter != self.full_budget):
+            raise ValueError(
+                f"full_budget ({self.full_budget}) and hyperband.max_iter "
+                f"({self.hyperband.max_iter}) disagree; set only full_budget"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_rounds(self) -> SweepConfig:
+        rounds = self.full_budget_units * self.objective.rounds_per_unit
+        if rounds > MAX_ROUNDS:
+            key = "full_budget" if self.full_budget is not None else "hyperband.max_iter"
+            raise ValueError(
+                f"{key} ({self.full_budget_units}) x objective.rounds_per_unit "
+                f"({self.objective.rounds_per_unit:g}) = {rounds:g} rounds per evaluation, more "
+                f"than {MAX_ROUNDS:,}"
+            )
+        return self
+
+    @property
+    def full_budget_units(self) -> int:
+        """The full budget R of one configuration: ``full_budget``, else ``hyperband.max_iter``
+        (the key older configs use)."""
+        return self.full_budget if self.full_budget is not None else self.hyperband.max_iter
+
+    def canonical(self) -> dict[str, Any]:
+        """Plain JSON-able dict, the form stored in the journal. With ``full_budget`` set,
+        ``hyperband.max_iter`` is written as the same number (the budget in force), so that
+        the dict validates again (else its default would contradict ``full_budget``)."""
+        out = self.model_dump(mode="json")
+        if self.full_budget is not None:
+            out["hyperband"]["max_iter"] = self.full_budget
+        return out
+
+    def results_hash(self) -> str:
+        """The hash of what decides the results (:func:`config_hash`)."""
+        return config_hash(self.canonical())
+
+    def objective_spec(self) -> ObjectiveSpec:
+        """What a worker needs to evaluate a trial."""
+        return ObjectiveSpec(
+            data=self.data, objective=self.objective,
+            deterministic=self.gpu_settings.deterministic,
+            gpu_memory_fraction=self.gpu_settings.memory_fraction,
+            trials_per_gpu=self.gpu_settings.trials_per_gpu,
+        )
+
+
+class ObjectiveSpec(_Strict):
+    """The data and objective settings a worker evaluates trials with: the one typed source of
+    truth, built from the validated config by :meth:`SweepConfig.objective_spec`. It travels to
+    workers as plain JSON (:meth:`to_payload`) and is validated again there by the same models
+    (:meth:`of`), so a worker never falls back on defaults of its own."""
+
+    data: DataSettings = DataSettings()
+    objective: ObjectiveSettings = ObjectiveSettings()
+    deterministic: bool = True
+    gpu_memory_fraction: float = Field(default=0.9, gt=0, le=1)
+    trials_per_gpu: int = Field(default=1, ge=1)
+
+    @classmethod
+    def of(cls, spec: ObjectiveSpec | dict[str, Any]) -> ObjectiveSpec:
+        """``spec`` itself, or validated from its plain-JSON form (a bad one is a
+        :class:`~cryptosweep.core.errors.ConfigError` naming the field)."""
+        if isinstance(spec, ObjectiveSpec):
+            return spec
+        try:
+            return cls.model_validate(spec)
+        except ValidationError as exc:
+            raise ConfigError(_one_line(exc, "objective spec")) from None
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain JSON types, for a task payload or a file."""
+        return self.model_dump(mode="json")
+
+
+#: The master seed when neither ``--seed`` (or the notebook's ``seed``) nor the config gives one.
+DEFAULT_SEED = 123456
+
+
+def resolve_seed(seed: int | None, config: SweepConfig) -> int:
+    """The one rule for the master seed, the same for the CLI, the notebook, the nightly job
+    and the API: an explicit ``seed`` wins, else the config's ``seed``, else
+    :data:`DEFAULT_SEED`."""
+    if seed is not None:
+        try:
+            value = operator.index(seed)  # ints and NumPy integers; not floats, not text
+        except TypeError:
+            value = None
+        if isinstance(seed, bool) or value is None or not 0 <= value <= MAX_SEED:
+            raise ConfigError(f"seed: expected a whole number in [0, {MAX_SEED}], got {seed!r}")
+        return int(value)
+    return int(config.seed) if config.seed is not None else DEFAULT_SEED
+
+
+#: Settings that decide how a sweep executes, not what it computes: left out of
+#: :func:`config_hash`, so a resume may change them (workers, cluster, GPUs).
+EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
+    ("name",), ("description",), ("seed",), ("execution",), ("gpu_settings", "memory_fraction"),
+    ("gpu_settings", "trials_per_gpu"), ("reporting", "min_trades"),
+    ("reporting", "min_importance_trials"), ("reporting", "keep_checkpoints"), ("deployment",),
+)
+
+
+def results_identity(canonical: dict[str, Any]) -> dict[str, Any]:
+    """A canonical config without its :data:`EXECUTION_ONLY` settings. The master seed is
+    compared on its own (it comes from ``--seed`` or the config's ``seed``)."""
+    identity = json.loads(json.dumps(canonical))
+    for path in EXECUTION_ONLY:
+        node = identity
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return identity
+
+
+def config_hash(canonical: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of what decides a sweep's results: equal for configs that
+    differ only in how they execute (workers, cluster, GPU packing, name), so those resume each
+    other and carry one hash."""
+    return hashlib.sha256(canonical_json(results_identity(canonical)).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------- loading
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON or YAML (safe loader) file into a dict; errors name the file.
+
+    The file must be UTF-8 text (a UTF-8 byte-order mark is allowed), may not give one key twice
+    in a mapping, and may not nest deeper than :data:`MAX_NESTING` levels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".yaml", ".yml"):
+        raise ConfigError(f"config file {path}: unknown extension (use .json, .yaml or .yml)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    text = _utf8_text(data, path)
+    try:
+        raw = _parse_json(text) if suffix == ".json" else _parse_yaml(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not valid JSON: line {exc.lineno}: {exc.msg}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except _DuplicateKeyError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"config file {path}: nested deeper than {MAX_NESTING} levels"
+        ) from None
+    except (ValueError, OverflowError) as exc:  # e.g. a YAML date 2024-13-45, a 5000-digit int
+        raise ConfigError(f"config file {path}: a value cannot be read: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    _check_nesting(raw, f"config file {path}")
+    return raw
+
+
+def _utf8_text(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        encoding = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text{encoding}: byte 0x{data[exc.start]:02x} at "
+            f"offset {exc.start}; save it as UTF-8"
+        ) from None
+
+
+class _DuplicateKeyError(Exception):
+    """A mapping of a config file gives one key twice (the last would silently win)."""
+
+
+def _parse_json(text: str) -> Any:
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(f"key {key!r} appears twice in one mapping")
+            seen[key] = value
+        return seen
+
+    return json.loads(text, object_pairs_hook=unique)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (YAML 1.2 forbids it;
+    PyYAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: PyYAML itself reports it below
+                continue
+            if repeated:
+                raise _DuplicateKeyError(
+                    f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one "
+                    "mapping"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{where}{problem}"
+
+
+def _check_nesting(value: Any, source: str) -> None:
+    """Refuse values nested deeper than :data:`MAX_NESTING` (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(
+            node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_NESTING:
+                    raise ConfigError(f"{source}: nested deeper than {MAX_NESTING} levels")
+                stack.append((child, depth + 1))
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one ``dotted.key=value`` (value parsed as a YAML scalar) to ``raw`` in place."""
+    key, sep, value_text = assignment.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(part.strip() for part in parts):
+        raise ConfigError(f"--set {assignment!r}: expected dotted.key=value")
+    try:
+        value = _parse_yaml(value_text) if value_text.strip() else None
+    except (yaml.YAMLError, _DuplicateKeyError, RecursionError, ValueError, OverflowError):
+        raise ConfigError(f"--set {assignment!r}: value is not a valid YAML scalar") from None
+    _check_nesting([value], f"--set {assignment!r}")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"--set {assignment!r}: {'.'.join(parts[: depth + 1])} is not a mapping"
+            )
+        node = child
+    node[parts[-1]] = value
+
+
+#: Settings added after runs could first be journaled, with the value that reproduces a run made
+#: before them. A journaled config without such a key was made with that behaviour.
+LATER_SETTINGS: dict[tuple[str, str], Any] = {("hyperband", "overlap_brackets"): False}
+
+
+def config_as_made(raw: dict[str, Any]) -> dict[str, Any]:
+    """A journaled config with every :data:`LATER_SETTINGS` key it lacks set to the value it was
+    run with, so that resuming a run made by an older version keeps its behaviour."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
+    for (section, key), value in LATER_SETTINGS.items():
+        if isinstance(out.get(section), dict) and key not in out[section]:
+            out[section][key] = value
+    return out
+
+
+def validate_config(raw: dict[str, Any], source: str = "config") -> SweepConfig:
+    """Validate a raw dict; the first error becomes one line naming the field."""
+    try:
+        config = SweepConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, source)) from None
+    problem = trading_ranges_problem(config.parameter_ranges.trading)
+    if problem is not None:
+        raise ConfigError(f"{source}: parameter_ranges.trading{problem}")
+    return config
+
+
+def trading_ranges_problem(trading: dict[str, Any]) -> str | None:
+    """What is wrong with the trading ranges (``.key: message``, or ``: message`` for the block),
+    or ``None``: every key of :data:`TRADING_PARAMETERS` present, no other, and every value a
+    range can produce (its bounds, or each choice) allowed for that parameter."""
+    missing = [name for name in TRADING_PARAMETERS if name not in trading]
+    if missing:
+        return (f": missing {', '.join(missing)} (every configuration needs "
+                f"{', '.join(TRADING_PARAMETERS)})")
+    for name in trading:
+        if name not in TRADING_PARAMETERS:
+            return f".{name}: unknown trading parameter (known: {', '.join(TRADING_PARAMETERS)})"
+    for name, (low, high, inclusive, integer) in TRADING_PARAMETERS.items():
+        dim = trading[name]
+        if isinstance(dim, CategoricalDimension):
+            values = list(dim.choices)
+        elif integer and isinstance(dim, FloatDimension):
+            return f".{name}: whole bars: use an int dimension or integer choices"
+        else:
+            values = [dim.low, dim.high]
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float) or (
+                    integer and not isinstance(value, int)):
+                kind = "whole numbers" if integer else "numbers"
+                return f".{name}: choices must be {kind}, got {value!r}"
+            inside = low <= value <= high if inclusive else low < value < high
+            if not inside:
+                lo, hi = ("[", "]") if inclusive else ("(", ")")
+                span = f">= {low:g}" if math.isinf(high) and inclusive else (
+                    f"> {low:g}" if math.isinf(high) else f"in {lo}{low:g}, {high:g}{hi}")
+                return f".{name}: values must be {span}, got {value!r}"
+    return None
+
+
+def _one_line(exc: ValidationError, source: str) -> str:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    location = ".".join(str(part) for part in first["loc"] if not _is_union_tag(part))
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = _unknown_key_message(first["loc"])
+    elif first["type"] == "union_tag_invalid":
+        message = "type must be one of 'float', 'int', 'categorical'"
+    elif first["type"].endswith("_type") and isinstance(first.get("input"), bool | int | float
+                                                         | str) and len(repr(first["input"])) < 60:
+        message += f", got {first['input']!r}"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{source}: {location or '<top level>'}: {message}{more}"
+
+
+def _is_union_tag(part: object) -> bool:
+    return isinstance(part, str) and part in ("float", "int", "categorical")
+
+
+def _unknown_key_message(loc: tuple[Any, ...]) -> str:
+    if len(loc) == 2 and loc[0] == "parameter_ranges":
+        known = ", ".join([*MODEL_FAMILIES, "trading"])
+        return f"unknown model family '{loc[1]}' (known: {known})"
+    return "unknown key"
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    data_path: str | Path | None = None,
+    raw: dict[str, Any] | None = None,
+) -> SweepConfig:
+    """Load a config file (or a raw dict), apply ``--set`` overrides and ``--data``, validate.
+
+    A relative ``data.path`` (or ``deployment.champion_dir``) in a file is resolved against the
+    file's folder; ``data_path`` (the CLI's ``--data``) against the current directory. The
+    stored paths are absolute.
+    """
+    if raw is None:
+        if path is None:
+            raise ConfigError("no config given: pass --config PATH (or --resume RUN_DIR)")
+        raw = read_config_file(path)
+        base = Path(path).resolve().parent
+        source = str(path)
+    else:
+        raw = json.loads(json.dumps(raw))
+        base = Path.cwd()
+        source = "config"
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str):
+        data["path"] = str((base / data["path"]).resolve())
+    deployment = raw.get("deployment")
+    if isinstance(deployment, dict) and isinstance(deployment.get("champion_dir"), str):
+        deployment["champion_dir"] = str((base / deployment["champion_dir"]).resolve())
+    if data_path is not None:
+        raw.setdefault("data", {})
+        if not isinstance(raw["data"], dict):
+            raise ConfigError(f"{source}: data: expected a mapping")
+        raw["data"]["path"] = str(Path(data_path).resolve())
+    config = validate_config(raw, source)
+    if config.data.path is not None and not Path(config.data.path).exists():
+        flag = "--data" if data_path is not None else "data.path"
+        raise DataError(f"{flag}: data path not found: {config.data.path}")
+    return config

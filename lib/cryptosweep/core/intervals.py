@@ -1,0 +1,104 @@
+"""The bar interval of a series of candles, and what it annualises to (a leaf: the config
+validates ``data.bar_interval`` with it, the loader and the objective detect it).
+
+Every annualised figure (Sharpe, Sortino, Calmar's yearly return, turnover) needs the number of
+bars in a year, and that depends on the candles: crypto trades around the clock, every day of
+the year, so hourly bars make ``365 * 24 = 8760`` a year, daily bars 365, one-minute bars
+525,600. The interval is detected from the data (the most common step between consecutive open
+times); a series whose steps are not whole multiples of it (hourly and daily candles mixed, or
+irregular stamps) cannot be annualised and is refused. Longer steps are gaps, reported by the
+loader and never filled.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from cryptosweep.core.errors import DataError
+
+#: Seconds in a year of a market open around the clock every day (365 days; leap days are
+#: not counted, as is customary for annualising).
+SECONDS_PER_YEAR = 365 * 24 * 3600
+#: Units an interval may be written in, largest first.
+UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_INTERVAL = re.compile(r"^\s*(\d+)\s*([wdhms])\s*$")
+
+
+def parse_interval(text: str) -> pd.Timedelta:
+    """``"1h"``, ``"15m"``, ``"4h"``, ``"1d"``, ``"1w"``, ``"30s"`` → a ``pd.Timedelta``.
+    Raises ``ValueError`` for anything else (minutes are ``m``, months are not an interval)."""
+    match = _INTERVAL.match(str(text))
+    if not match or int(match[1]) == 0:
+        raise ValueError(f"expected a bar interval like 1m, 15m, 1h, 4h or 1d, got {text!r}")
+    return pd.Timedelta(int(match[1]) * UNIT_SECONDS[match[2]], unit="s")
+
+
+def format_interval(interval: pd.Timedelta) -> str:
+    """The shortest text :func:`parse_interval` reads back: ``1h``, ``15m``, ``1d``."""
+    seconds = int(interval.total_seconds())
+    for unit, size in UNIT_SECONDS.items():
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    raise ValueError(f"{interval} is not a whole number of seconds")
+
+
+def periods_per_year(interval: pd.Timedelta) -> float:
+    """Bars of ``interval`` in a year of round-the-clock trading (8760 for hourly bars)."""
+    seconds = interval.total_seconds()
+    if not seconds > 0:
+        raise ValueError(f"a bar interval must be positive, got {interval}")
+    return SECONDS_PER_YEAR / seconds
+
+
+def detect_interval(index: pd.DatetimeIndex, source: object = "data") -> pd.Timedelta | None:
+    """The bar interval of a sorted series: the most common step between consecutive bars
+    (the smallest of equally common ones); ``None`` with fewer than 2 bars.
+
+    Raises :class:`~cryptosweep.core.errors.DataError` naming ``source`` and the first offending
+    bar when a step is not a whole multiple of that interval (intervals mixed, or irregular
+    stamps): such a series has no single number of bars per year.
+    """
+    if len(index) < 2:
+        return None
+    steps = np.diff(index.as_unit("ns").asi8)
+    values, counts = np.unique(steps, return_counts=True)
+    interval = int(values[np.argmax(counts)])  # np.unique sorts: ties go to the smallest
+    if interval <= 0:
+        raise DataError(f"{source}: bars are not in time order")
+    off = np.flatnonzero(steps % interval != 0)
+    if len(off):
+        at = off[0]
+        step = pd.Timedelta(int(steps[at]), unit="ns")
+        common = pd.Timedelta(interval, unit="ns")
+        raise DataError(
+            f"{source}: bars are {_text(common)} apart, but {_text(step)} between "
+            f"{index[at].isoformat()} and {index[at + 1].isoformat()}; candles of mixed or "
+            "irregular intervals cannot be annualised (use one interval per data set)"
+        )
+    return pd.Timedelta(interval, unit="ns")
+
+
+def _text(interval: pd.Timedelta) -> str:
+    try:
+        return format_interval(interval)
+    except ValueError:
+        return str(interval)
+
+
+def resolve_interval(detected: pd.Timedelta | None, declared: str | None,
+                     source: object = "data") -> pd.Timedelta:
+    """The interval to annualise with: the detected one, which a declared ``data.bar_interval``
+    must agree with; the declared one where the data is too short to tell."""
+    stated = parse_interval(declared) if declared is not None else None
+    if detected is None:
+        if stated is None:
+            raise DataError(f"{source}: cannot tell the bar interval from fewer than 2 bars; "
+                            "set data.bar_interval")
+        return stated
+    if stated is not None and stated != detected:
+        raise DataError(f"{source}: data.bar_interval is {format_interval(stated)} but the "
+                        f"candles are {_text(detected)} apart")
+    return detected

@@ -1,0 +1,21 @@
+"""The names every layer shares, defined once: model families, sweep types, score metrics and
+label kinds. The config's types, the objective, the models and the reports all read them here.
+"""
+
+from __future__ import annotations
+
+#: Entry-model families, each with an adapter in ``trading/models/``.
+MODEL_FAMILIES = ("catboost", "lightgbm", "torch", "xgboost")
+#: Search strategies (``sweep_type``).
+SWEEP_TYPES = ("hyperband", "grid", "random", "bayesian")
+#: Metrics a trial can be scored by (``objective.metric``): the mean over folds of one of them.
+SCORE_METRICS = ("sharpe", "sortino", "calmar", "total_return")
+#: How entries are labelled (``objective.labels``).
+LABEL_KINDS = ("triple_barrier", "fixed_horizon")
+#: How a score metric is named in a sentence ("holdout Sharpe -3.08 < 0").
+METRIC_LABELS = {"sharpe": "Sharpe", "sortino": "Sortino", "calmar": "Calmar",
+                 "total_return": "total return"}
+#: The label of a configuration that does not beat never trading (see :mod:`cryptosweep.judging.edge`).
+NO_EDGE = "no edge"
+#: The deployment gate's decisions (:mod:`cryptosweep.judging.deployment`).
+APPROVED, REJECTED = "approved", "rejected"

@@ -1,0 +1,72 @@
+"""Everything a sweep checks before it creates or changes anything: what ``cryptosweep
+validate`` runs, and what ``run`` (new or resumed), the notebook and the nightly job run before
+a run folder, a lock or a journal is touched.
+
+A config that passes :func:`~cryptosweep.core.config.load_config` may still be one that cannot run:
+the checks here need the data, the libraries or the machine — the sweep's size (counted, never
+built), each model family's parameter names and values (asked of the libraries themselves,
+:mod:`~cryptosweep.trading.models.check`), threads per trial against the cores that will run
+them, and the data with its folds (:func:`~cryptosweep.trading.objective.check_spec`). Each
+failure is one :class:`~cryptosweep.core.errors.UserError` naming the key: exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from cryptosweep.core.config import SweepConfig
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.strategies import sweep_size
+from cryptosweep.trading.models.check import range_problem
+from cryptosweep.trading.objective import check_spec
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a valid sweep will do: its evaluations, the budget they spend, and its data."""
+
+    evaluations: int
+    budget: float
+    data: dict[str, Any]
+
+    def describe(self, config: SweepConfig) -> str:
+        """The one line ``validate`` prints (and ``run`` logs)."""
+        data = self.data
+        return (f"{config.name}: {config.sweep_type}, {self.evaluations} evaluations, "
+                f"{self.budget:g} budget units (full budget {config.full_budget_units} x "
+                f"{config.objective.rounds_per_unit:g} rounds), data {data['first_bar']} .. "
+                f"{data['last_bar']} ({data['bars']} bars, {data['holdout_bars']} held out)")
+
+
+def preflight(config: SweepConfig, *, local: bool = True) -> SweepPlan:
+    """Check ``config`` against its data, its libraries and (``local``: trials run on this
+    machine) the machine; return the plan. Creates and changes nothing."""
+    evaluations, budget = sweep_size(config)
+    for family in config.objective.models:
+        problem = range_problem(family, config.parameter_ranges.family(family))
+        if problem is not None:
+            raise ConfigError(f"parameter_ranges.{family}{problem}")
+    if local:
+        check_threads(config)
+    return SweepPlan(evaluations, budget, check_spec(config.objective_spec()))
+
+
+def check_threads(config: SweepConfig, cores: int | None = None) -> None:
+    """More threads per trial than this machine has cores only oversubscribes it (and enough of
+    them make OpenMP abort the process): a ``ConfigError``."""
+    cores = cores if cores is not None else available_cores()
+    threads = config.objective.threads_per_trial
+    if threads > cores:
+        raise ConfigError(
+            f"objective.threads_per_trial: {threads} threads per trial, more than the {cores} "
+            "CPU cores of this machine"
+        )
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
