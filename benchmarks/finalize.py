@@ -43,7 +43,8 @@ from pathlib import Path
 
 from cryptosweep.core.config import load_config
 from cryptosweep.core.paths import REPOSITORY
-from cryptosweep.sweep.runner import LOG_FILE, run_sweep
+from cryptosweep.sweep.opening import LOG_FILE
+from cryptosweep.sweep.runner import run_sweep
 
 # benchmarks/ is on sys.path (the script's folder)
 from machine import machine_line

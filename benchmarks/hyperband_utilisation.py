@@ -90,7 +90,7 @@ def sweep_config(overlap: bool, base: dict[str, Any] | None = None) -> Any:
 def run_ours(executor: Any, config: Any, tmp: Path) -> tuple[float, float, float, list]:
     """One sweep through ``SweepLoop``: wall, busy seconds, budget units, (eval, score)s."""
     from cryptosweep.records.journal import Journal
-    from cryptosweep.sweep.runner import SweepLoop
+    from cryptosweep.sweep.loop import SweepLoop
 
     journal = Journal(Path(tempfile.mkdtemp(dir=tmp)) / "sweep.db")
     loop = SweepLoop(config, SEED, journal, executor, show_progress=False)

@@ -242,7 +242,7 @@ def run_ours(executor: Any, n_trials: int, tmp: Path, synchronous: str = "FULL",
     """One sweep through ``SweepLoop`` into a fresh journal."""
     from cryptosweep.core.config import validate_config
     from cryptosweep.records.journal import Journal
-    from cryptosweep.sweep.runner import SweepLoop
+    from cryptosweep.sweep.loop import SweepLoop
 
     config = validate_config({**CONFIG, "random": {"n_trials": n_trials}})
     folder = Path(tempfile.mkdtemp(dir=tmp))

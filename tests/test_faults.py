@@ -19,7 +19,7 @@ from cryptosweep.core.config import load_config
 from cryptosweep.core.errors import SweepFailedError
 from cryptosweep.execution.executors import InProcessExecutor
 from cryptosweep.records.journal import Journal
-from cryptosweep.sweep.runner import SweepLoop
+from cryptosweep.sweep.loop import SweepLoop
 
 pytestmark = pytest.mark.slow
 

@@ -18,10 +18,8 @@ from pathlib import Path
 from cryptosweep import __version__
 from cryptosweep.core.errors import (
     EXIT_USAGE,
-    GPUUnavailableError,
+    CryptosweepError,
     InfrastructureError,
-    ReportError,
-    SweepFailedError,
     SweepInterrupted,
     UserError,
     sigterm_interrupts,
@@ -366,8 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with sigterm_interrupts():
             return commands[args.command](args)
-    except (UserError, GPUUnavailableError, SweepFailedError, ReportError,
-            InfrastructureError) as exc:
+    except CryptosweepError as exc:
         print(f"cryptosweep: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:

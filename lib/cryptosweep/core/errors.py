@@ -4,8 +4,9 @@ job and the notebooks' callers end with. This is the one table of exit codes: 0 
 publishing, or promotion) failed, 6 the machine failed the sweep (disk full, I/O error),
 130/143 interrupted.
 
-The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``; no traceback.
-Anything else that escapes is a bug and keeps its traceback.
+Every error the package raises on purpose derives from :class:`CryptosweepError`, which carries
+its exit code: the CLI catches that one class, prints ``str(error)`` on one line and exits with
+``error.exit_code``; no traceback. Anything else that escapes is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
 EXIT_TERMINATED = 143  # SIGTERM: 128 + 15
 
 
-class UserError(Exception):
+class CryptosweepError(Exception):
+    """The root of every error the package raises on purpose; ``exit_code`` is what the CLI,
+    the nightly and a notebook's caller end with (as Optuna's ``OptunaError``)."""
+
+    exit_code: int = EXIT_SWEEP
+
+
+class UserError(CryptosweepError):
     """Bad input from the user (config, data file, flag, path): exit code 2."""
 
     exit_code = EXIT_USAGE
@@ -49,25 +57,25 @@ class ModelError(UserError):
     made with another library version than the one installed."""
 
 
-class GPUUnavailableError(Exception):
+class GPUUnavailableError(CryptosweepError):
     """GPUs were asked for explicitly (``--gpu-ids``) but none is usable: exit code 3."""
 
     exit_code = EXIT_GPU
 
 
-class SweepFailedError(Exception):
+class SweepFailedError(CryptosweepError):
     """The sweep stopped itself (e.g. too many failed trials); what finished is kept: exit 4."""
 
     exit_code = EXIT_SWEEP
 
 
-class ReportError(Exception):
+class ReportError(CryptosweepError):
     """The analysis notebook or its HTML conversion failed: exit code 5."""
 
     exit_code = EXIT_REPORT
 
 
-class InfrastructureError(Exception):
+class InfrastructureError(CryptosweepError):
     """The machine, not the sweep, failed: out of disk space or quota, an I/O error, a file
     system gone read-only, SQLite's "database or disk is full". Nothing is recorded as a trial
     result; the evaluations it hit stay unfinished in the journal, so that a ``--resume`` once
@@ -111,17 +119,21 @@ def sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-#: Every error class with an exit code, for callers that only see an exception's name (an
-#: executed notebook records ``ename``): the nightly maps names to codes with this.
-ERROR_CLASSES: tuple[type[Exception], ...] = (
-    UserError, ConfigError, DataError, ResumeError, ModelError, GPUUnavailableError,
-    SweepFailedError, ReportError, InfrastructureError,
-)
+def error_classes() -> list[type[CryptosweepError]]:
+    """Every error class with an exit code (the root's subclasses, wherever they are defined),
+    for callers that only see an exception's name (an executed notebook records ``ename``)."""
+    found: list[type[CryptosweepError]] = []
+    pending: list[type[CryptosweepError]] = [CryptosweepError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
 
 
 def exit_code_for(error_name: str, default: int = EXIT_SWEEP) -> int:
     """The exit code of the error class called ``error_name`` (``default`` for any other)."""
-    for cls in ERROR_CLASSES:
+    for cls in error_classes():
         if cls.__name__ == error_name:
-            return int(cls.exit_code)  # type: ignore[attr-defined]
+            return int(cls.exit_code)
     return default

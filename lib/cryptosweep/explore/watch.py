@@ -214,7 +214,8 @@ def start_sweep(config_path: str | Path | None = None, *, log_dir: str | Path = 
     """Start :func:`cryptosweep.sweep.runner.run_sweep` in a background thread and return at once,
     with the run folder to :func:`watch`. ``options`` are run_sweep's (``seed``, ``workers``,
     ``overrides``, ``resume``, ...); the progress bar is off (the watcher shows progress)."""
-    from cryptosweep.sweep.runner import run_sweep, utc_stamp
+    from cryptosweep.sweep.opening import utc_stamp
+    from cryptosweep.sweep.runner import run_sweep
 
     resume = options.get("resume")
     if resume is not None:

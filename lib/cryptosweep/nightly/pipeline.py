@@ -50,7 +50,7 @@ from cryptosweep.nightly.promotion import (
 from cryptosweep.nightly.publishing import publish
 from cryptosweep.nightly.retention import housekeep
 from cryptosweep.nightly.runs import RUN_PREFIX, check_sweep, plan_run
-from cryptosweep.sweep.runner import LOG_FILE, utc_stamp
+from cryptosweep.sweep.opening import LOG_FILE, utc_stamp
 
 KERNEL = "cryptosweep"
 DEFAULT_CONFIG = "parameters/sweep_config_template.json"

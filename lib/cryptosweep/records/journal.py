@@ -36,7 +36,7 @@ import urllib.parse
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,13 +123,27 @@ CREATE TABLE IF NOT EXISTS resource_samples (
 
 
 @dataclass(frozen=True)
-class EvaluationRow:
+class EvalRequest:
+    """One evaluation to run: a configuration (trial) at a budget, with its seed. Strategies
+    propose these; the journal records them (as :class:`EvaluationRow`, with their outcome)."""
+
     eval_id: int
     trial_id: int
     params: dict[str, Any]
-    seed: int
     budget: float
-    tags: dict[str, Any]
+    seed: int
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    def request(self) -> EvalRequest:
+        """The request alone (an :class:`EvaluationRow` without its outcome)."""
+        return EvalRequest(self.eval_id, self.trial_id, self.params, self.budget, self.seed,
+                           self.tags)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationRow(EvalRequest):
+    """A journaled evaluation: its request and what became of it."""
+
     status: str
     score: float | None
     metrics: dict[str, Any] | None

@@ -13,20 +13,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-
-@dataclass(frozen=True)
-class EvalRequest:
-    """One evaluation to run: a configuration (trial) at a budget, with its seed."""
-
-    eval_id: int
-    trial_id: int
-    params: dict[str, Any]
-    budget: float
-    seed: int
-    tags: dict[str, Any] = field(default_factory=dict)
+from cryptosweep.records.journal import EvalRequest
 
 
 @dataclass(frozen=True)

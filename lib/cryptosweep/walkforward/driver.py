@@ -46,7 +46,8 @@ from cryptosweep.execution.executors import Executor, InProcessExecutor, parse_g
 from cryptosweep.judging.overfitting import per_bar_sharpe
 from cryptosweep.records.journal import DB_NAME, Journal
 from cryptosweep.records.ranking import ranked
-from cryptosweep.sweep.runner import run_sweep, start_executor, utc_stamp
+from cryptosweep.sweep.opening import start_executor, utc_stamp
+from cryptosweep.sweep.runner import run_sweep
 from cryptosweep.walkforward.analysis import annualised_return
 from cryptosweep.walkforward.combine import build_results
 from cryptosweep.walkforward.layout import WindowPlan, plan, window_dir_name

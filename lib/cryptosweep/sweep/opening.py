@@ -1,0 +1,272 @@
+"""Opening a run: a new run folder, or the resume of one, with everything checked first.
+
+Nothing is created or changed before everything that can be checked is (config, run name, seed,
+size, parameters, data, the journal of a resume, the scheduler): a bad input leaves no folder
+and touches no journal. The run folder is locked (:mod:`~cryptosweep.core.locking`) while this
+process writes it. :func:`open_new_run` and :func:`open_resume` give an :class:`OpenRun`: the
+run's config, seed, folder, journal, lock, data plan and executor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptosweep.core.config import (
+    SweepConfig,
+    config_as_made,
+    config_hash,
+    load_config,
+    resolve_seed,
+    validate_config,
+)
+from cryptosweep.core.errors import InfrastructureError, ResumeError, UserError
+from cryptosweep.core.faults import infrastructure_fault
+from cryptosweep.core.files import PRIVATE_MODE
+from cryptosweep.core.locking import RunLock
+from cryptosweep.execution.executors import Executor, make_executor
+from cryptosweep.records.journal import (
+    DB_NAME,
+    SCHEMA_VERSION,
+    Journal,
+    JournalInfo,
+    inspect_journal,
+)
+from cryptosweep.sweep.preflight import SweepPlan, available_cores, preflight
+
+log = logging.getLogger(__name__)
+
+LOG_FILE = "sweep_output.log"
+
+
+def utc_stamp(now: float | None = None) -> str:
+    return time.strftime("%Y%m%d_%H%M%S", time.gmtime(now if now is not None else time.time()))
+
+
+@dataclass
+class OpenRun:
+    """A run folder opened for writing: locked, its journal open, its executor started."""
+
+    config: SweepConfig
+    seed: int
+    run_dir: Path
+    stamp: str
+    journal: Journal
+    lock: RunLock
+    plan: SweepPlan
+    executor: Executor
+    #: the data description the journal held before (a resume), None for a new run
+    recorded_data: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        self.executor.close()
+        self.journal.close()
+        self.lock.release()
+
+
+def open_new_run(config: SweepConfig, seed: int | None, log_dir: str | Path,
+                 run_name: str | None, scheduler_address: str | None,
+                 start: Callable[[SweepConfig], Executor]) -> OpenRun:
+    """A new run: its folder and time stamp chosen, the config checked (bad data, an
+    unreachable scheduler or absent GPUs fail before any folder exists), the executor started
+    by ``start``, then the folder made, locked and its journal created."""
+    seed = resolve_seed(seed, config)
+    address = scheduler_address or config.execution.scheduler_address
+    run_dir, stamp = _run_folder(config, Path(log_dir), run_name)
+    plan = preflight(config, local=not address)
+    executor = start(config)
+    try:
+        journal, lock = infrastructure_checked(lambda: _new_run(config, seed, run_dir, stamp),
+                                               None)
+    except BaseException:
+        executor.close()
+        raise
+    return OpenRun(config, seed, run_dir, stamp, journal, lock, plan, executor)
+
+
+def open_resume(resume: str | Path, config: SweepConfig | None, seed: int | None,
+                overrides: Sequence[str], scheduler_address: str | None,
+                start: Callable[[SweepConfig], Executor]) -> OpenRun:
+    """The resume of a run: its journal checked read-only, the config and seed it was started
+    with (execution settings may change), the folder locked, the data unchanged, the executor
+    started by ``start`` and the journal opened for writing."""
+    resumed = inspect_journal(resume)
+    config, seed = _resume_config(resumed, config, seed, overrides)
+    address = scheduler_address or config.execution.scheduler_address
+    lock = RunLock.acquire(resumed.run_dir)
+    try:
+        plan = preflight(config, local=not address)
+        _check_same_data(resumed, plan.data)
+        executor = start(config)
+        try:
+            journal = infrastructure_checked(lambda: Journal(resumed.db), resumed.run_dir)
+        except BaseException:
+            executor.close()
+            raise
+    except BaseException:
+        lock.release()
+        raise
+    return OpenRun(config, seed, resumed.run_dir, resumed.timestamp, journal, lock, plan,
+                   executor, recorded_data=resumed.data)
+
+
+def start_executor(
+    config: SweepConfig, gpu_ids: Sequence[int] | None, workers: int | None,
+    scheduler_address: str | None,
+) -> Executor:
+    """The executor a sweep (or a walk-forward's windows) runs on: ``workers`` (else the
+    config's ``execution.workers``, else one per core), ``scheduler_address`` or ``gpu_ids``
+    (:func:`~cryptosweep.execution.executors.make_executor`)."""
+    n_workers = workers if workers is not None else config.execution.workers
+    if n_workers is None:
+        n_workers = available_cores()
+    address = scheduler_address or config.execution.scheduler_address
+    executor = make_executor(n_workers, address, list(gpu_ids) if gpu_ids else None,
+                             config.execution.trial_timeout, config.gpu_settings.trials_per_gpu)
+    if not gpu_ids and not address:
+        log.info("no --gpu-ids given: trials run on CPU (%s)", executor.description)
+    return executor
+
+
+class _RunLogHandler(logging.FileHandler):
+    """The run's log file, private (0600: it may name paths, hosts and errors), and quiet when
+    it cannot be written (a full disk): the failure is the sweep's to report, once, not a
+    traceback from the logging module for every line."""
+
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_MODE)
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.chmod(path, PRIVATE_MODE)
+        super().__init__(path, encoding="utf-8")
+        self.failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        self.failed = True
+
+
+def attach_log_file(run_dir: Path, this_thread_only: bool = False) -> logging.Handler:
+    handler = _RunLogHandler(run_dir / LOG_FILE)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if this_thread_only:  # sweeps run side by side in threads: each logs its own lines
+        thread = threading.get_ident()
+        handler.addFilter(lambda record: record.thread == thread)
+    package_logger = logging.getLogger("cryptosweep")
+    package_logger.addHandler(handler)
+    if package_logger.level == logging.NOTSET:  # the CLI's --log-level wins when it set one
+        package_logger.setLevel(logging.INFO)
+    return handler
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one plain folder name: not empty, no ``/`` or ``\\``, not ``.`` or ``..``,
+    no control character (a newline would split log lines and shell commands)."""
+    plain = (name not in ("", ".", "..") and "/" not in name and "\\" not in name
+             and name == name.strip() and all(ch.isprintable() for ch in name))
+    if not plain or len(name.encode()) > 200:
+        raise UserError(f"--run-name {name!r}: expected one plain folder name (letters, digits, "
+                        "'_', '-', '.'; no '/', no '..', no control characters)")
+    return name
+
+
+def _run_folder(config: SweepConfig, log_dir: Path, run_name: str | None) -> tuple[Path, str]:
+    """The new run's folder and time stamp; a folder that already holds a sweep is refused."""
+    stamp = utc_stamp()
+    run_dir = Path(log_dir) / (run_name or f"{config.name}_{stamp}")
+    _refuse_existing(run_dir)
+    return run_dir, stamp
+
+
+def _refuse_existing(run_dir: Path) -> None:
+    if (run_dir / DB_NAME).exists():
+        raise UserError(
+            f"run folder {run_dir} already holds a sweep; resume it with --resume {run_dir} "
+            "or choose another --run-name"
+        )
+
+
+def _new_run(config: SweepConfig, seed: int, run_dir: Path, stamp: str
+             ) -> tuple[Journal, RunLock]:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--log-dir: cannot create {run_dir}: {exc.strerror}") from None
+    lock = RunLock.acquire(run_dir)
+    try:
+        _refuse_existing(run_dir)  # made by whoever held the lock a moment ago
+        # Private, like the log: SQLite gives its -wal and -shm files the journal's mode.
+        os.close(os.open(run_dir / DB_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
+        journal = Journal(run_dir / DB_NAME)
+        journal.set_meta(
+            config=config.canonical(), config_hash=config.results_hash(), seed=seed,
+            timestamp=stamp, created_at=time.time(), status="running",
+            schema_version=SCHEMA_VERSION,
+        )
+    except BaseException:
+        lock.release()
+        raise
+    return journal, lock
+
+
+def _resume_config(journal: JournalInfo, config: SweepConfig | None, seed: int | None,
+                   overrides: Sequence[str] = ()) -> tuple[SweepConfig, int]:
+    """The config and seed to resume with. ``config`` (``--config``), or ``overrides``
+    (``--set``) applied to the journaled config, may change how the run executes, never what
+    it computes."""
+    path = journal.db
+    stored = validate_config(config_as_made(journal.config), f"journal {path}")
+    if config is None and overrides:
+        config = load_config(raw=stored.canonical(), overrides=list(overrides))
+    if config is not None:
+        # Recomputed from both configs (not read from the journal), so that a run whose hash
+        # was taken by an older rule still compares by what decides its results.
+        if config_hash(config.canonical()) != config_hash(stored.canonical()):
+            raise ResumeError(
+                f"--resume {path.parent}: the given config differs from the one this run was "
+                "started with in what decides its results; resume without --config/--set, or "
+                "start a new run (only execution settings such as execution.workers may change)"
+            )
+        if config.canonical() != stored.canonical():
+            log.info("resuming with the given config's execution settings")
+        stored = config
+    if seed is not None and seed != journal.seed:
+        raise ResumeError(
+            f"--resume {path.parent}: --seed {seed} differs from the run's seed {journal.seed}"
+        )
+    return stored, journal.seed
+
+
+def _check_same_data(journal: JournalInfo, data: dict[str, Any]) -> None:
+    recorded = journal.data
+    if recorded is not None and recorded["sha256"] != data["sha256"]:
+        raise ResumeError(
+            f"--resume {journal.run_dir}: the data at {data['path']} changed since the run "
+            "started (its SHA-256 differs); start a new run on the new data"
+        )
+
+
+def infrastructure_message(why: str, run_dir: Path) -> str:
+    return (f"the machine failed the sweep: {why}. Nothing was recorded as a trial result and "
+            f"the journal is consistent; fix the cause (free disk space), then resume with: "
+            f"cryptosweep run --resume {run_dir}")
+
+
+def infrastructure_checked(make: Callable[[], Any], run_dir: Path | None) -> Any:
+    """``make()``, with an infrastructure fault turned into :class:`InfrastructureError`."""
+    try:
+        return make()
+    except Exception as exc:
+        why = infrastructure_fault(exc)
+        if why is None:
+            raise
+        if run_dir is None:
+            raise InfrastructureError(f"the machine failed the sweep before it started: {why}"
+                                      ) from None
+        raise InfrastructureError(infrastructure_message(why, run_dir)) from None
