@@ -13,7 +13,7 @@ retrained once (timed; a second selection must hit the session cache).
    (``TrialView.timings``: backtest, tables, equity, trades). Beside it, the bare library
    work of one what-if (:func:`cryptosweep.explore.whatif.what_if`: signals, simulation and
    metrics of every block) and the simulation alone
-   (:func:`cryptosweep.trading.objective.backtest_bars`), so the ratio shows what the
+   (:func:`cryptosweep.trading.steps.backtest_bars`), so the ratio shows what the
    explorer adds to the backtest.
 2. **In the page** (``--browser``): the notebook ``notebooks/explore.ipynb`` on that run in
    JupyterLab in headless Chromium (the JupyterLab and Chromium helpers of
@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cryptosweep.core.config import load_config
+from cryptosweep.core.config_files import load_config
 from cryptosweep.explore import Explorer
 from cryptosweep.explore.whatif import PREDICTIONS, what_if
 from cryptosweep.sweep.runner import run_sweep
-from cryptosweep.trading.objective import backtest_bars
+from cryptosweep.trading.steps import backtest_bars
 from machine import machine_line
 
 REPO = Path(__file__).resolve().parents[1]

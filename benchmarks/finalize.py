@@ -41,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cryptosweep.core.config import load_config
+from cryptosweep.core.config_files import load_config
 from cryptosweep.core.paths import REPOSITORY
 from cryptosweep.sweep.opening import LOG_FILE
 from cryptosweep.sweep.runner import run_sweep

@@ -74,7 +74,7 @@ class Row:
 
 
 def sweep_config(overlap: bool, base: dict[str, Any] | None = None) -> Any:
-    from cryptosweep.core.config import load_config, validate_config
+    from cryptosweep.core.config_files import load_config, validate_config
 
     if base is None:
         raw = {
@@ -108,7 +108,7 @@ def run_ours(executor: Any, config: Any, tmp: Path) -> tuple[float, float, float
 def optuna_hyperband(workers: int, unit_s: float, n_trials: int) -> Row:
     import optuna
 
-    from cryptosweep.core.config import validate_config
+    from cryptosweep.core.config_files import validate_config
     from cryptosweep.strategies.optuna_space import quiet_optuna, suggest_point
     from cryptosweep.strategies.space import SearchSpace
 

@@ -59,7 +59,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.execution.executors import DaskExecutor, InProcessExecutor, Outcome, worker_name
+from cryptosweep.execution.executors import DaskExecutor, InProcessExecutor
+from cryptosweep.execution.worker import Outcome, worker_name
 from machine import (  # benchmarks/ is on sys.path (the script's folder)
     BENCHMARK_RANGES,
     filesystem,
@@ -240,7 +241,7 @@ SYNC_MODES = ("FULL", "NORMAL", "OFF")
 def run_ours(executor: Any, n_trials: int, tmp: Path, synchronous: str = "FULL",
              profile: cProfile.Profile | None = None) -> Timing:
     """One sweep through ``SweepLoop`` into a fresh journal."""
-    from cryptosweep.core.config import validate_config
+    from cryptosweep.core.config_files import validate_config
     from cryptosweep.records.journal import Journal
     from cryptosweep.sweep.loop import SweepLoop
 
@@ -275,7 +276,7 @@ def spread(runs: list[Timing], n_trials: int) -> str:
 
 def strategy_cost(n_trials: int) -> float:
     """Seconds per ask + tell of the ``RandomSearch`` strategy alone (no journal, no trial)."""
-    from cryptosweep.core.config import validate_config
+    from cryptosweep.core.config_files import validate_config
     from cryptosweep.strategies import EvalResult, make_strategy
 
     strategy = make_strategy(validate_config({**CONFIG, "random": {"n_trials": n_trials}}), SEED)
@@ -329,7 +330,7 @@ def optuna_run(n_trials: int, n_jobs: int, seconds: float, spin: bool,
                storage: str | None = None) -> tuple[float, Timing]:
     import optuna
 
-    from cryptosweep.core.config import validate_config
+    from cryptosweep.core.config_files import validate_config
     from cryptosweep.strategies.optuna_space import quiet_optuna, suggest_point
     from cryptosweep.strategies.space import SearchSpace
 
@@ -357,7 +358,8 @@ def optuna_run(n_trials: int, n_jobs: int, seconds: float, spin: bool,
 def ray_param_space(seconds: float, spin: bool) -> dict[str, Any]:
     from ray import tune
 
-    from cryptosweep.core.config import FloatDimension, validate_config
+    from cryptosweep.core.config import FloatDimension
+    from cryptosweep.core.config_files import validate_config
     from cryptosweep.strategies.space import SearchSpace
 
     space = SearchSpace.from_config(validate_config(CONFIG))

@@ -35,14 +35,13 @@ from cryptosweep.trading.backtest import simulate
 from cryptosweep.trading.data import load_ohlcv
 from cryptosweep.trading.features import WARM_UP_BARS
 from cryptosweep.trading.models import make_entry_model
-from cryptosweep.trading.objective import (
-    ObjectiveSpec,
+from cryptosweep.trading.objective import ObjectiveSpec, trial_reproducibility
+from cryptosweep.trading.steps import (
     TradingParams,
     entry_signals,
     load_market,
     purged_training_rows,
     training_labels,
-    trial_reproducibility,
 )
 from machine import machine_line
 from objective import FAMILIES, TRADING  # the same configurations as the objective's benchmark

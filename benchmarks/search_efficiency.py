@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryptosweep.core.config import load_config
+from cryptosweep.core.config_files import load_config
 from cryptosweep.records.journal import Journal
 from cryptosweep.strategies.hyperband import hyperband_brackets
 from cryptosweep.strategies.optuna_space import suggest_point

@@ -142,7 +142,7 @@ def family_sweep(tmp_path_factory):
     model family on the bundled data (real, in-process; run once per session and family).
     Shorts are allowed for XGBoost and torch, slippage is 2 bps, and entry thresholds below
     0.5 make sure that every family trades on the holdout."""
-    from cryptosweep.core.config import load_config
+    from cryptosweep.core.config_files import load_config
     from cryptosweep.sweep.runner import run_sweep
 
     base = tmp_path_factory.mktemp("family_sweeps")
@@ -189,7 +189,7 @@ def explore_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (results cut off mid-file), ``other_version`` (results of an older schema), ``running``
     (its journal says running, no results yet) and ``incomplete`` (the journal says complete,
     no results)."""
-    from cryptosweep.core.config import validate_config
+    from cryptosweep.core.config_files import validate_config
     from cryptosweep.sweep.runner import run_sweep
 
     reports = tmp_path_factory.mktemp("explore") / "reports"

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO, cli, tiny_config
 from cryptosweep.cli import main
-from cryptosweep.core.config import load_config, validate_config
+from cryptosweep.core.config_files import load_config, validate_config
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:

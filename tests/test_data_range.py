@@ -7,7 +7,8 @@ import pytest
 
 from cryptosweep.core.config import DataSettings, ObjectiveSpec
 from cryptosweep.core.errors import ConfigError
-from cryptosweep.trading.objective import check_spec, load_market
+from cryptosweep.trading.objective import check_spec
+from cryptosweep.trading.steps import load_market
 
 
 def spec(**data) -> ObjectiveSpec:

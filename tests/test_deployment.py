@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import tiny_config
-from cryptosweep.core.config import load_config
+from cryptosweep.core.config_files import load_config
 from cryptosweep.judging.deployment import CRITERIA, criterion_lines, decide, summary_line
 from cryptosweep.judging.edge import beats, edge
 

@@ -79,7 +79,7 @@ def test_relative_paths_resolve_from_the_working_directory_then_the_repository(t
 
 HEADER = """import json
 from cryptosweep import HyperbandRunner
-from cryptosweep.core.config import load_config
+from cryptosweep.core.config_files import load_config
 config = load_config(raw=json.loads({config!r}))
 """
 CALL = """HyperbandRunner(seed=1, config=config, log_dir={log_dir!r}, enable_gpu=False, workers=2,

@@ -30,7 +30,7 @@ from nbclient import NotebookClient
 from conftest import REPO, explore_config
 from cryptosweep.explore.trial import read_trial
 from cryptosweep.explore.whatif import PREDICTIONS, what_if
-from cryptosweep.trading.objective import TradingParams
+from cryptosweep.trading.steps import TradingParams
 from test_explore_runs import expected_points, journal
 from test_explore_trial import equity_and_drawdown, journaled_returns, values
 

@@ -23,12 +23,8 @@ from cryptosweep.explore.trial import read_trial
 from cryptosweep.explore.whatif import PREDICTIONS, metrics_table, what_if
 from cryptosweep.records.journal import unpack_returns
 from cryptosweep.trading.metrics import METRIC_NAMES, performance
-from cryptosweep.trading.objective import (
-    TradingParams,
-    backtest_bars,
-    configuration_predictions,
-    load_market,
-)
+from cryptosweep.trading.objective import configuration_predictions
+from cryptosweep.trading.steps import TradingParams, backtest_bars, load_market
 from test_explore_runs import journal
 
 pytestmark = pytest.mark.slow

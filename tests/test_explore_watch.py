@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from conftest import EXPLORE_SEED, deterministic_bytes, explore_config, tiny_config
-from cryptosweep.core.config import validate_config
+from cryptosweep.core.config_files import validate_config
 from cryptosweep.explore import start_sweep, watch
 from cryptosweep.explore.watch import BackgroundSweep, Snapshot, Watcher
 from cryptosweep.records.journal import Journal

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from conftest import cli, deterministic_bytes, done_count, results_file, tiny_config
-from cryptosweep.core.config import load_config
+from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import SweepFailedError
 from cryptosweep.execution.executors import InProcessExecutor
 from cryptosweep.records.journal import Journal

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import tiny_config
 from cryptosweep.core import formatting
-from cryptosweep.core.config import validate_config
+from cryptosweep.core.config_files import validate_config
 from cryptosweep.judging import caveats
 from cryptosweep.judging.overfitting import probability_of_backtest_overfitting
 from cryptosweep.judging.verdict import verdict

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import tiny_config
 from cryptosweep import HyperbandRunner
-from cryptosweep.core.config import load_config
+from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.strategies.base import EvalResult
 from cryptosweep.strategies.hyperband import (

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import cli, results_file, tiny_config
-from cryptosweep.core.config import load_config
+from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import ConfigError, DataError
 from cryptosweep.core.intervals import (
     detect_interval,

@@ -788,7 +788,7 @@ def test_resolve_gpus_by_policy():
 
 
 def test_plan_resumes_only_what_can_be_continued(tmp_path):
-    from cryptosweep.core.config import load_config
+    from cryptosweep.core.config_files import load_config
     from cryptosweep.trading.objective import check_spec
 
     config = write_json(tmp_path / "tiny.json", tiny())

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from conftest import tiny_config
-from cryptosweep.core.config import ObjectiveSpec, config_hash, load_config
+from cryptosweep.core.config import ObjectiveSpec, config_hash
+from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.sweep.runner import run_sweep

@@ -28,14 +28,8 @@ from cryptosweep.production.model import manifest_digest
 from cryptosweep.records.journal import Journal
 from cryptosweep.trading.data import load_ohlcv
 from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS
-from cryptosweep.trading.objective import (
-    ObjectiveSpec,
-    TradingParams,
-    backtest_bars,
-    data_fingerprint,
-    holdout_predictions,
-    load_market,
-)
+from cryptosweep.trading.objective import ObjectiveSpec, data_fingerprint, holdout_predictions
+from cryptosweep.trading.steps import TradingParams, backtest_bars, load_market
 
 #: Columns that change on the last bar when the next bar arrives: a pending entry gets filled.
 FILLED_LATER = ["pending", "fill_price", "stop_price", "take_profit_price"]

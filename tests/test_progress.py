@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import deterministic_bytes, tiny_config
-from cryptosweep.core.config import validate_config
+from cryptosweep.core.config_files import validate_config
 from cryptosweep.execution.progress import Progress
 from cryptosweep.sweep.runner import run_sweep
 

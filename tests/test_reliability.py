@@ -205,7 +205,7 @@ def test_a_full_disk_during_the_champion_s_re_evaluation_stops_the_sweep(tmp_pat
     is still its own (the gate then rejects it)."""
     from lightgbm.basic import LightGBMError
 
-    from cryptosweep.execution.executors import TaskOutcome
+    from cryptosweep.execution.worker import TaskOutcome
     from cryptosweep.records.journal import Journal
     from cryptosweep.sweep.finalize import _journal
 

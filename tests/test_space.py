@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from cryptosweep.core.config import CategoricalDimension, FloatDimension, IntDimension, load_config
+from cryptosweep.core.config import CategoricalDimension, FloatDimension, IntDimension
+from cryptosweep.core.config_files import load_config
 from cryptosweep.strategies.space import SearchSpace, grid_values, sample_dimension
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import tiny_config
-from cryptosweep.core.config import load_config
+from cryptosweep.core.config_files import load_config
 from cryptosweep.strategies import EvalResult, GridSearch, RandomSearch, make_strategy
 from cryptosweep.strategies.space import SearchSpace
 

@@ -13,13 +13,8 @@ import pandas as pd
 import pytest
 
 from cryptosweep.core.errors import DataError
-from cryptosweep.trading.data import (
-    DuplicateRowsWarning,
-    detect_format,
-    gap_report,
-    load_ohlcv,
-    sample_data_path,
-)
+from cryptosweep.trading.candle_formats import detect_format
+from cryptosweep.trading.data import DuplicateRowsWarning, gap_report, load_ohlcv, sample_data_path
 from cryptosweep.trading.features import cached_features, clear_feature_cache, feature_cache_key
 
 HEADER = "open_time,open,high,low,close,volume,close_time"

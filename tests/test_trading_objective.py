@@ -14,12 +14,8 @@ from cryptosweep.trading.data import load_ohlcv
 from cryptosweep.trading.features import clear_feature_cache
 from cryptosweep.trading.metrics import METRIC_NAMES
 from cryptosweep.trading.models import EntryModel, LightGBMEntryModel, make_entry_model
-from cryptosweep.trading.objective import (
-    evaluate_holdout,
-    evaluate_trial,
-    full_rounds,
-    returns_digest,
-)
+from cryptosweep.trading.objective import evaluate_holdout, evaluate_trial, returns_digest
+from cryptosweep.trading.steps import full_rounds
 
 PARAMS = {
     "model": "lightgbm",
@@ -108,12 +104,8 @@ def test_evaluate_trial_is_deterministic_and_json_safe():
 
 
 def _folds(params):
-    from cryptosweep.trading.objective import (
-        ObjectiveSpec,
-        TradingParams,
-        load_market,
-        training_labels,
-    )
+    from cryptosweep.trading.objective import ObjectiveSpec
+    from cryptosweep.trading.steps import TradingParams, load_market, training_labels
     from cryptosweep.trading.validation import walk_forward_folds
 
     spec = ObjectiveSpec.of(_spec())

@@ -25,7 +25,7 @@ import yaml
 
 from conftest import REPO, done_count, tiny_config
 from cryptosweep.cli import main
-from cryptosweep.core.config import load_config
+from cryptosweep.core.config_files import load_config
 from cryptosweep.execution.executors import InProcessExecutor
 from cryptosweep.sweep.runner import run_sweep
 from cryptosweep.trading.data import sample_data_path

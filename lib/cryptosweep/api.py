@@ -13,7 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.core.config import SweepConfig, load_config
+from cryptosweep.core.config import SweepConfig
+from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.paths import TEMPLATE_CONFIG
 from cryptosweep.execution.executors import cuda_device_count

@@ -290,7 +290,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from cryptosweep.core.config import load_config
+    from cryptosweep.core.config_files import load_config
     from cryptosweep.sweep.preflight import preflight
 
     config = load_config(args.config, args.overrides, args.data)

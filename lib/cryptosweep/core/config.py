@@ -15,13 +15,11 @@ import hashlib
 import json
 import math
 import operator
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cryptosweep.core.errors import ConfigError, DataError
+from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.files import canonical_json
 from cryptosweep.core.vocabulary import LABEL_KINDS, MODEL_FAMILIES, SCORE_METRICS, SWEEP_TYPES
 
@@ -39,9 +37,6 @@ MAX_ROUNDS = 1_000_000
 #: The largest master seed: what every framework (``torch.manual_seed``), SQLite's INTEGER and
 #: JSON all hold exactly.
 MAX_SEED = 2**63 - 1
-#: How deep a config file (or a ``--set`` value) may nest mappings and lists; a real config
-#: nests about five levels.
-MAX_NESTING = 32
 #: The trading parameters every configuration sets (``parameter_ranges.trading``): their
 #: allowed values, as (smallest, largest, whether the bounds themselves are allowed, integer).
 TRADING_PARAMETERS: dict[str, tuple[float, float, bool, bool]] = {
@@ -529,167 +524,6 @@ def config_hash(canonical: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------- loading
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a JSON or YAML (safe loader) file into a dict; errors name the file.
-
-    The file must be UTF-8 text (a UTF-8 byte-order mark is allowed), may not give one key twice
-    in a mapping, and may not nest deeper than :data:`MAX_NESTING` levels.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix not in (".json", ".yaml", ".yml"):
-        raise ConfigError(f"config file {path}: unknown extension (use .json, .yaml or .yml)")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
-    text = _utf8_text(data, path)
-    try:
-        raw = _parse_json(text) if suffix == ".json" else _parse_yaml(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"config file {path} is not valid JSON: line {exc.lineno}: {exc.msg}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
-    except _DuplicateKeyError as exc:
-        raise ConfigError(f"config file {path}: {exc}") from None
-    except RecursionError:
-        raise ConfigError(
-            f"config file {path}: nested deeper than {MAX_NESTING} levels"
-        ) from None
-    except (ValueError, OverflowError) as exc:  # e.g. a YAML date 2024-13-45, a 5000-digit int
-        raise ConfigError(f"config file {path}: a value cannot be read: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path}: expected a mapping at the top level")
-    _check_nesting(raw, f"config file {path}")
-    return raw
-
-
-def _utf8_text(data: bytes, path: Path) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        encoding = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
-        raise ConfigError(
-            f"config file {path} is not UTF-8 text{encoding}: byte 0x{data[exc.start]:02x} at "
-            f"offset {exc.start}; save it as UTF-8"
-        ) from None
-
-
-class _DuplicateKeyError(Exception):
-    """A mapping of a config file gives one key twice (the last would silently win)."""
-
-
-def _parse_json(text: str) -> Any:
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in seen:
-                raise _DuplicateKeyError(f"key {key!r} appears twice in one mapping")
-            seen[key] = value
-        return seen
-
-    return json.loads(text, object_pairs_hook=unique)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping (YAML 1.2 forbids it;
-    PyYAML would keep the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            try:
-                repeated = key in seen
-                seen.add(key)
-            except TypeError:  # an unhashable key: PyYAML itself reports it below
-                continue
-            if repeated:
-                raise _DuplicateKeyError(
-                    f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one "
-                    "mapping"
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-def _parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}: " if mark is not None else ""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return f"{where}{problem}"
-
-
-def _check_nesting(value: Any, source: str) -> None:
-    """Refuse values nested deeper than :data:`MAX_NESTING` (iteratively: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(
-            node, list) else ()
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth + 1 > MAX_NESTING:
-                    raise ConfigError(f"{source}: nested deeper than {MAX_NESTING} levels")
-                stack.append((child, depth + 1))
-
-
-def apply_override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply one ``dotted.key=value`` (value parsed as a YAML scalar) to ``raw`` in place."""
-    key, sep, value_text = assignment.partition("=")
-    parts = key.strip().split(".")
-    if not sep or not all(part.strip() for part in parts):
-        raise ConfigError(f"--set {assignment!r}: expected dotted.key=value")
-    try:
-        value = _parse_yaml(value_text) if value_text.strip() else None
-    except (yaml.YAMLError, _DuplicateKeyError, RecursionError, ValueError, OverflowError):
-        raise ConfigError(f"--set {assignment!r}: value is not a valid YAML scalar") from None
-    _check_nesting([value], f"--set {assignment!r}")
-    node = raw
-    for depth, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(
-                f"--set {assignment!r}: {'.'.join(parts[: depth + 1])} is not a mapping"
-            )
-        node = child
-    node[parts[-1]] = value
-
-
-#: Settings added after runs could first be journaled, with the value that reproduces a run made
-#: before them. A journaled config without such a key was made with that behaviour.
-LATER_SETTINGS: dict[tuple[str, str], Any] = {("hyperband", "overlap_brackets"): False}
-
-
-def config_as_made(raw: dict[str, Any]) -> dict[str, Any]:
-    """A journaled config with every :data:`LATER_SETTINGS` key it lacks set to the value it was
-    run with, so that resuming a run made by an older version keeps its behaviour."""
-    out = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
-    for (section, key), value in LATER_SETTINGS.items():
-        if isinstance(out.get(section), dict) and key not in out[section]:
-            out[section][key] = value
-    return out
-
-
-def validate_config(raw: dict[str, Any], source: str = "config") -> SweepConfig:
-    """Validate a raw dict; the first error becomes one line naming the field."""
-    try:
-        config = SweepConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_one_line(exc, source)) from None
-    problem = trading_ranges_problem(config.parameter_ranges.trading)
-    if problem is not None:
-        raise ConfigError(f"{source}: parameter_ranges.trading{problem}")
-    return config
-
-
 def trading_ranges_problem(trading: dict[str, Any]) -> str | None:
     """What is wrong with the trading ranges (``.key: message``, or ``: message`` for the block),
     or ``None``: every key of :data:`TRADING_PARAMETERS` present, no other, and every value a
@@ -748,45 +582,3 @@ def _unknown_key_message(loc: tuple[Any, ...]) -> str:
         known = ", ".join([*MODEL_FAMILIES, "trading"])
         return f"unknown model family '{loc[1]}' (known: {known})"
     return "unknown key"
-
-
-def load_config(
-    path: str | Path | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    data_path: str | Path | None = None,
-    raw: dict[str, Any] | None = None,
-) -> SweepConfig:
-    """Load a config file (or a raw dict), apply ``--set`` overrides and ``--data``, validate.
-
-    A relative ``data.path`` (or ``deployment.champion_dir``) in a file is resolved against the
-    file's folder; ``data_path`` (the CLI's ``--data``) against the current directory. The
-    stored paths are absolute.
-    """
-    if raw is None:
-        if path is None:
-            raise ConfigError("no config given: pass --config PATH (or --resume RUN_DIR)")
-        raw = read_config_file(path)
-        base = Path(path).resolve().parent
-        source = str(path)
-    else:
-        raw = json.loads(json.dumps(raw))
-        base = Path.cwd()
-        source = "config"
-    for assignment in overrides:
-        apply_override(raw, assignment)
-    data = raw.get("data")
-    if isinstance(data, dict) and isinstance(data.get("path"), str):
-        data["path"] = str((base / data["path"]).resolve())
-    deployment = raw.get("deployment")
-    if isinstance(deployment, dict) and isinstance(deployment.get("champion_dir"), str):
-        deployment["champion_dir"] = str((base / deployment["champion_dir"]).resolve())
-    if data_path is not None:
-        raw.setdefault("data", {})
-        if not isinstance(raw["data"], dict):
-            raise ConfigError(f"{source}: data: expected a mapping")
-        raw["data"]["path"] = str(Path(data_path).resolve())
-    config = validate_config(raw, source)
-    if config.data.path is not None and not Path(config.data.path).exists():
-        flag = "--data" if data_path is not None else "data.path"
-        raise DataError(f"{flag}: data path not found: {config.data.path}")
-    return config

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+REPOSITORY = Path(__file__).resolve().parents[3]
 NOTEBOOKS = REPOSITORY / "notebooks"
 PARAMETERS = REPOSITORY / "parameters"
 TEMPLATE_CONFIG = PARAMETERS / "sweep_config_template.json"

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.core.config import ObjectiveSpec, SweepConfig, validate_config
+from cryptosweep.core.config import ObjectiveSpec, SweepConfig
+from cryptosweep.core.config_files import validate_config
 from cryptosweep.core.errors import UserError
 from cryptosweep.explore.runs import (
     RunReadError,
@@ -32,7 +33,7 @@ from cryptosweep.explore.runs import (
 from cryptosweep.records.journal import DB_NAME, Journal
 from cryptosweep.records.ranking import finished_with_score, ranked
 from cryptosweep.reporting.figures import fold_dates
-from cryptosweep.trading.objective import TradingParams
+from cryptosweep.trading.steps import TradingParams
 
 __all__ = [
     "HOLDOUT",

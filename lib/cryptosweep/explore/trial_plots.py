@@ -27,7 +27,7 @@ from cryptosweep.explore.trial import HOLDOUT
 from cryptosweep.explore.whatif import BlockBacktest, WhatIf
 from cryptosweep.reporting.figures import TEMPLATE, equity_drawdown, out_of_sample_times, time_axis
 from cryptosweep.trading.backtest import barrier_levels
-from cryptosweep.trading.objective import Market, TradingParams
+from cryptosweep.trading.steps import Market, TradingParams
 
 __all__ = [
     "CANDLES_PER_WINDOW",

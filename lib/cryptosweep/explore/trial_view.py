@@ -57,7 +57,8 @@ from cryptosweep.explore.whatif import (
     training_steps,
     what_if,
 )
-from cryptosweep.trading.objective import Market, Predictions, TradingParams, load_market
+from cryptosweep.trading.objective import Predictions
+from cryptosweep.trading.steps import Market, TradingParams, load_market
 
 __all__ = ["TRADING_PARAMETERS", "TrialView"]
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.core.config import config_as_made, validate_config
+from cryptosweep.core.config_files import config_as_made, validate_config
 from cryptosweep.core.errors import UserError
 from cryptosweep.explore import plots
 from cryptosweep.explore.render import show_figure

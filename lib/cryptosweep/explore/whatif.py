@@ -11,8 +11,8 @@ holdout model is always trained from scratch on the CPU, as ``finalize`` trains 
 :class:`PredictionCache` keeps them for the session.
 
 :func:`what_if` backtests cached predictions with any trading parameters: the threshold rule
-(:func:`~cryptosweep.trading.objective.entry_signals`) and the backtest
-(:func:`~cryptosweep.trading.objective.backtest_bars`) of the sweep, its metrics
+(:func:`~cryptosweep.trading.steps.entry_signals`) and the backtest
+(:func:`~cryptosweep.trading.steps.backtest_bars`) of the sweep, its metrics
 (:func:`~cryptosweep.trading.metrics.performance`) and score
 (:func:`~cryptosweep.trading.objective.fold_score`). Only the trading rules of the backtest
 change: the model stays the trial's, trained on the labels of its own barriers.
@@ -40,16 +40,13 @@ from cryptosweep.explore.trial import HOLDOUT, TrialRecord, block_labels
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.metrics import METRIC_NAMES, performance
 from cryptosweep.trading.objective import (
-    Market,
     Predictions,
-    TradingParams,
-    backtest_bars,
     data_fingerprint,
     fold_predictions,
     fold_score,
     holdout_predictions,
-    load_market,
 )
+from cryptosweep.trading.steps import Market, TradingParams, backtest_bars, load_market
 
 __all__ = [
     "PREDICTIONS",

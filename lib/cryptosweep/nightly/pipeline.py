@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from cryptosweep.core.config import load_config, resolve_seed
+from cryptosweep.core.config import resolve_seed
+from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import (
     EXIT_BUG,
     EXIT_OK,

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.core.config import config_as_made, config_hash, load_config, validate_config
+from cryptosweep.core.config import config_hash
+from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import EXIT_OK, EXIT_SWEEP, UserError, exit_code_for
 from cryptosweep.records.journal import DB_NAME
 from cryptosweep.trading.objective import check_spec

@@ -14,9 +14,10 @@ import pandas as pd
 from cryptosweep.core.config import ObjectiveSpec
 from cryptosweep.core.errors import DataError
 from cryptosweep.core.intervals import detect_interval, format_interval, parse_interval
-from cryptosweep.trading.data import OHLCV_COLUMNS, load_ohlcv, sample_data_path
+from cryptosweep.trading.candle_formats import OHLCV_COLUMNS
+from cryptosweep.trading.data import load_ohlcv, sample_data_path
 from cryptosweep.trading.features import WARM_UP_BARS
-from cryptosweep.trading.objective import data_options
+from cryptosweep.trading.steps import data_options
 
 #: The fewest bars a model can decide on: the features' warm-up, then one complete bar.
 MIN_BARS = WARM_UP_BARS + 1

@@ -25,7 +25,7 @@ from cryptosweep.core.intervals import parse_interval
 from cryptosweep.core.reproducibility import SEED_BITS
 from cryptosweep.core.vocabulary import MODEL_FAMILIES
 from cryptosweep.records.results import BEST_CONFIGS_LATEST, BEST_CONFIGS_SCHEMA, latest_file
-from cryptosweep.trading.objective import TradingParams, full_rounds
+from cryptosweep.trading.steps import TradingParams, full_rounds
 
 _RESUME_HINT = ("rewrite it with the version installed: `cryptosweep run --resume RUN_DIR` "
                 "on its finished run folder")

@@ -1,6 +1,6 @@
 """What a model decides on each closed bar, read off the backtest's own simulation.
 
-:func:`decisions_frame` runs :func:`~cryptosweep.trading.objective.backtest_bars` (the
+:func:`decisions_frame` runs :func:`~cryptosweep.trading.steps.backtest_bars` (the
 :func:`~cryptosweep.trading.backtest.simulate` of the sweep: a signal at bar ``t``'s close
 fills at bar ``t + 1``'s open, one position at a time, stop loss and take profit as price levels
 from the fill, a time exit at the open ``holding_period`` bars after the fill) and reads each
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.core.config import ObjectiveSettings
-from cryptosweep.trading.objective import Market, TradingParams, backtest_bars, entry_signals
+from cryptosweep.trading.steps import Market, TradingParams, backtest_bars, entry_signals
 
 #: ``action`` per side of an entry decided at a bar's close.
 ACTIONS = {1: "enter long", -1: "enter short", 0: "none"}

@@ -4,9 +4,9 @@ folder (:meth:`TrainedModel.save`, :func:`load_model`), decisions on new candles
 (:meth:`TrainedModel.backtest`).
 
 Training, decisions and backtests go through the objective's own functions
-(:func:`~cryptosweep.trading.objective.train_before`,
-:func:`~cryptosweep.trading.objective.predict_probabilities`,
-:func:`~cryptosweep.trading.objective.backtest_bars`, the feature and label code), so the model
+(:func:`~cryptosweep.trading.steps.train_before`,
+:func:`~cryptosweep.trading.steps.predict_probabilities`,
+:func:`~cryptosweep.trading.steps.backtest_bars`, the feature and label code), so the model
 trained until the holdout decides, bit for bit, what the sweep's holdout evaluation scored.
 
 A model folder holds the entry model in its library's own format (LightGBM text, XGBoost
@@ -57,16 +57,15 @@ from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS
 from cryptosweep.trading.metrics import performance
 from cryptosweep.trading.models import ContinuableEntryModel, checkpoint_path, make_entry_model
-from cryptosweep.trading.objective import (
+from cryptosweep.trading.objective import data_fingerprint, trial_reproducibility
+from cryptosweep.trading.steps import (
     Market,
     TradingParams,
     backtest_bars,
-    data_fingerprint,
     load_market,
     market_from_candles,
     predict_probabilities,
     train_before,
-    trial_reproducibility,
 )
 
 #: The ``format`` of a model folder's manifest.

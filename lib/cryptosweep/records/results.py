@@ -114,7 +114,7 @@ def best_configs(results: dict[str, Any], framework_params: dict[str, Any]) -> d
     swept data: :data:`BEST_CONFIGS_DATA_KEYS`), so that one entry alone is enough to train
     the model it describes: ``train_model(best["configurations"][0])``; and its ``edge`` over
     the baselines."""
-    from cryptosweep.core.config import validate_config
+    from cryptosweep.core.config_files import validate_config
 
     spec = validate_config(results["config"], "results config").objective_spec().to_payload()
     data = {key: (results.get("data") or {}).get(key) for key in BEST_CONFIGS_DATA_KEYS}

@@ -135,7 +135,7 @@ def charts_as_html(notebook: Any) -> Any:
 def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path:
     """Write the run's finished evaluations as Optuna studies in SQLite (one study per model
     family, since their parameters differ), for ``optuna-dashboard sqlite:///<file>``."""
-    from cryptosweep.core.config import validate_config
+    from cryptosweep.core.config_files import validate_config
     from cryptosweep.records.journal import Journal
     from cryptosweep.strategies.optuna_space import family_study, quiet_optuna
     from cryptosweep.strategies.space import SearchSpace

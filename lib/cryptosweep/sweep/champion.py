@@ -22,7 +22,7 @@ from typing import Any
 from cryptosweep.core.config import ObjectiveSpec
 from cryptosweep.core.errors import UserError
 from cryptosweep.production.model import MANIFEST, MODEL_FORMAT
-from cryptosweep.trading.objective import full_rounds
+from cryptosweep.trading.steps import full_rounds
 
 #: The objective settings whose difference makes the champion's deployed model (or its score)
 #: differ from what its re-evaluation under this run's settings measures.

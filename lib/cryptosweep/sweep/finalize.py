@@ -28,7 +28,8 @@ from cryptosweep.core.config import ObjectiveSpec, SweepConfig
 from cryptosweep.core.faults import infrastructure_fault
 from cryptosweep.core.files import canonical_json, write_json_atomic, write_text_atomic
 from cryptosweep.execution.checkpoints import checkpoint_spec
-from cryptosweep.execution.executors import Executor, InProcessExecutor, TaskOutcome, run_final_task
+from cryptosweep.execution.executors import Executor, InProcessExecutor
+from cryptosweep.execution.worker import TaskOutcome, run_final_task
 from cryptosweep.judging.deployment import decide
 from cryptosweep.judging.edge import edge
 from cryptosweep.judging.overfitting import (

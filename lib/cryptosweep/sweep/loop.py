@@ -20,8 +20,9 @@ from typing import Any
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.errors import InfrastructureError, ResumeError, SweepFailedError
 from cryptosweep.execution.checkpoints import checkpoint_spec
-from cryptosweep.execution.executors import Executor, Outcome
+from cryptosweep.execution.executors import Executor
 from cryptosweep.execution.progress import Progress
+from cryptosweep.execution.worker import Outcome
 from cryptosweep.records.journal import EvaluationRow, Journal
 from cryptosweep.strategies import EvalRequest, EvalResult, Strategy, make_strategy
 from cryptosweep.sweep.opening import LOG_FILE

@@ -19,14 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.core.config import (
-    SweepConfig,
-    config_as_made,
-    config_hash,
-    load_config,
-    resolve_seed,
-    validate_config,
-)
+from cryptosweep.core.config import SweepConfig, config_hash, resolve_seed
+from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import InfrastructureError, ResumeError, UserError
 from cryptosweep.core.faults import infrastructure_fault
 from cryptosweep.core.files import PRIVATE_MODE

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.core.config import SweepConfig, load_config
+from cryptosweep.core.config import SweepConfig
+from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import (
     InfrastructureError,
     SweepFailedError,

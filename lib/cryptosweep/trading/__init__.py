@@ -25,8 +25,8 @@ from cryptosweep.trading.objective import (
     evaluate_baselines,
     evaluate_holdout,
     evaluate_trial,
-    full_rounds,
 )
+from cryptosweep.trading.steps import full_rounds
 from cryptosweep.trading.validation import Fold, holdout_split, walk_forward_folds
 
 __all__ = [

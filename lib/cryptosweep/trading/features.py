@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.trading.data import LoadOptions, data_files, load_ohlcv, sample_data_path
+from cryptosweep.trading.candle_formats import LoadOptions
+from cryptosweep.trading.data import data_files, load_ohlcv, sample_data_path
 
 RETURN_WINDOWS = (1, 3, 6, 12, 24, 72)
 VOLATILITY_WINDOWS = (24, 72)

@@ -36,11 +36,7 @@ AFML: López de Prado (2018), *Advances in Financial Machine Learning*.
 from __future__ import annotations
 
 import hashlib
-import math
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,80 +44,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.core.config import DataSettings, ObjectiveSettings, ObjectiveSpec
+from cryptosweep.core.config import ObjectiveSettings, ObjectiveSpec
 from cryptosweep.core.errors import ConfigError, DataError
 from cryptosweep.core.intervals import (
-    detect_interval,
     format_interval,
-    periods_per_year,
-    resolve_interval,
 )
 from cryptosweep.core.reproducibility import ReproducibilityManager
-from cryptosweep.trading.backtest import BacktestResult, simulate
+from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
 from cryptosweep.trading.data import data_files, sample_data_path
-from cryptosweep.trading.features import build_features, cached_features
-from cryptosweep.trading.labels import fixed_horizon_labels, triple_barrier_labels
 from cryptosweep.trading.metrics import performance
-from cryptosweep.trading.models import ContinuableEntryModel, checkpoint_path, make_entry_model
-from cryptosweep.trading.validation import holdout_split, test_blocks, walk_forward_folds
-
-
-def data_options(data: DataSettings) -> tuple[tuple[str, Any], ...]:
-    """Loader options of the data section, hashable (they key the per-process cache)."""
-    options: dict[str, Any] = {}
-    if data.format != "auto":
-        options["format"] = data.format
-    if data.format == "generic":
-        options["columns"] = tuple(sorted(data.columns.model_dump().items()))
-    if data.timestamp_unit:
-        options["timestamp_unit"] = data.timestamp_unit
-    return tuple(sorted(options.items()))
-
-
-@dataclass(frozen=True)
-class TradingParams:
-    """The trading half of a trial configuration."""
-
-    threshold: float
-    holding_period: int
-    stop_loss: float
-    take_profit: float
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> TradingParams:
-        trading = _section(params, "trading")
-        return cls(
-            threshold=float(_key(trading, "trading", "threshold")),
-            holding_period=int(_key(trading, "trading", "holding_period")),
-            stop_loss=float(_key(trading, "trading", "stop_loss")),
-            take_profit=float(_key(trading, "trading", "take_profit")),
-        )
-
-
-@dataclass(frozen=True)
-class Market:
-    """A series of candles as the objective reads it: the frames, float64 arrays of prices and
-    features (row ``t`` of ``features`` reads bars ``<= t`` only), where the holdout starts,
-    and the bar interval with its bars per year."""
-
-    ohlcv: pd.DataFrame
-    features_frame: pd.DataFrame
-    holdout_fraction: float
-    open_: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    features: np.ndarray
-    holdout_start: int
-    declared_interval: str | None
-    bar_interval: pd.Timedelta
-    periods_per_year: float
-
-
-def full_rounds(resource: float, rounds_per_unit: float) -> int:
-    """Boosting rounds for a budget: ``max(1, floor(resource * rounds_per_unit + 0.5))``."""
-    return max(1, math.floor(resource * rounds_per_unit + 0.5))
+from cryptosweep.trading.steps import (
+    Market,
+    TradingParams,
+    _budget_trained,
+    _checkpoint_files,
+    _Stopwatch,
+    backtest_bars,
+    fit_entry_model,
+    full_rounds,
+    load_market,
+    predict_probabilities,
+    train_before,
+    training_labels,
+    usable_rows,
+)
+from cryptosweep.trading.validation import test_blocks, walk_forward_folds
 
 
 @dataclass(frozen=True)
@@ -469,261 +417,5 @@ def data_fingerprint(path: str | None) -> str:
 # --------------------------------------------------------------------------- steps
 
 
-def load_market(spec: ObjectiveSpec | dict[str, Any]) -> Market:
-    """The :class:`Market` of the spec's data: the cached frames of the per-process feature
-    cache as arrays, converted once per process and data version (a new file version gives new
-    frames), restricted to ``data.start`` .. ``data.end`` (:func:`time_range`); the holdout
-    starts at ``data.holdout_fraction`` of the bars in that range."""
-    spec = ObjectiveSpec.of(spec)
-    ohlcv, features = cached_features(spec.data.path, **dict(data_options(spec.data)))
-    holdout_fraction = spec.data.holdout_fraction
-    key = (holdout_fraction, spec.data.bar_interval, spec.data.start, spec.data.end)
-    with _markets_lock:
-        for file_ohlcv, file_features, market_key, market in _markets:
-            if file_ohlcv is ohlcv and file_features is features and market_key == key:
-                return market
-        in_range = time_range(ohlcv.index, spec.data)
-        if in_range != slice(0, len(ohlcv)):
-            ohlcv_in, features_in = ohlcv.iloc[in_range], features.iloc[in_range]
-        else:
-            ohlcv_in, features_in = ohlcv, features
-        market = market_from_candles(ohlcv_in, features_in,
-                                     holdout_fraction=holdout_fraction,
-                                     declared_interval=spec.data.bar_interval,
-                                     source=spec.data.path or "sample")
-        _markets.insert(0, (ohlcv, features, key, market))
-        del _markets[_MARKETS_KEPT:]
-        return market
 
 
-def time_range(index: pd.DatetimeIndex, data: DataSettings) -> slice:
-    """The positions of the bars of ``index`` in ``[data.start, data.end)`` (all of them
-    without a range). Features are sliced after being computed on the whole file: a feature
-    at bar ``t`` reads bars ``<= t`` only, so this equals computing them on data that ends at
-    ``data.end``. A range that holds fewer than 2 bars is a ``ConfigError``."""
-    if data.start is None and data.end is None:
-        return slice(0, len(index))
-    first = 0 if data.start is None else int(index.searchsorted(pd.Timestamp(data.start)))
-    stop = len(index) if data.end is None else int(index.searchsorted(pd.Timestamp(data.end)))
-    if stop - first < 2:
-        raise ConfigError(
-            f"data.start/data.end: the range [{data.start or 'first bar'}, "
-            f"{data.end or 'after the last bar'}) holds {max(stop - first, 0)} bar(s) of the "
-            f"data ({index[0].isoformat()} .. {index[-1].isoformat()})")
-    return slice(first, stop)
-
-
-def market_from_candles(
-    ohlcv: pd.DataFrame, features: pd.DataFrame | None = None, *,
-    holdout_fraction: float = 0.0, declared_interval: str | None = None,
-    source: object = "data",
-) -> Market:
-    """A :class:`Market` of candles in memory (the output of
-    :func:`~cryptosweep.trading.data.load_ohlcv`): ``features`` are built with
-    :func:`~cryptosweep.trading.features.build_features` unless given. The bar interval is
-    detected (a declared one must agree: :func:`~cryptosweep.core.intervals.resolve_interval`).
-    The arrays are read-only (a cached market is shared by every trial of a process)."""
-    if features is None:
-        features = build_features(ohlcv)
-    interval = resolve_interval(detect_interval(ohlcv.index, source), declared_interval, source)
-    market = Market(
-        ohlcv=ohlcv,
-        features_frame=features,
-        holdout_fraction=holdout_fraction,
-        open_=ohlcv["open"].to_numpy(dtype="float64"),
-        high=ohlcv["high"].to_numpy(dtype="float64"),
-        low=ohlcv["low"].to_numpy(dtype="float64"),
-        close=ohlcv["close"].to_numpy(dtype="float64"),
-        features=features.to_numpy(dtype="float64"),
-        holdout_start=holdout_split(len(ohlcv), holdout_fraction),
-        declared_interval=declared_interval,
-        bar_interval=interval,
-        periods_per_year=periods_per_year(interval),
-    )
-    for array in (market.open_, market.high, market.low, market.close, market.features):
-        array.flags.writeable = False
-    return market
-
-
-_MARKETS_KEPT = 4
-#: (the file's frames, the range key, the market): the frames are compared by identity.
-_markets: list[tuple[pd.DataFrame, pd.DataFrame, tuple[Any, ...], Market]] = []
-_markets_lock = threading.Lock()
-
-
-def training_labels(
-    market: Market, trading: TradingParams, settings: ObjectiveSettings, stop: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(label, label_end)`` of bars ``[0, stop)``, computed from those bars only (the
-    development bars for the sweep, ``stop`` = the holdout start): triple-barrier or
-    fixed-horizon as ``settings.labels`` says, with the trade's barriers, fees and slippage."""
-    if settings.labels == "fixed_horizon":
-        development = market.ohlcv.iloc[:stop]
-        return fixed_horizon_labels(development, trading.holding_period, settings.fees_bps)
-    return triple_barrier_labels(
-        market.open_[:stop], market.high[:stop], market.low[:stop], market.close[:stop],
-        take_profit=trading.take_profit, stop_loss=trading.stop_loss,
-        max_holding=trading.holding_period, fees_bps=settings.fees_bps,
-        slippage_bps=settings.slippage_bps,
-    )
-
-
-def usable_rows(
-    rows: np.ndarray, features: np.ndarray, labels: np.ndarray, what: str
-) -> np.ndarray:
-    """The ``rows`` with complete features and a label; a ``ConfigError`` naming ``what`` when
-    none is left."""
-    keep = np.isfinite(features[rows]).all(axis=1) & np.isfinite(labels[rows])
-    usable = rows[keep]
-    if len(usable) == 0:
-        raise ConfigError(
-            f"objective: {what} has no bars with complete features and labels; raise "
-            "objective.min_train_bars or use fewer folds"
-        )
-    return usable
-
-
-def purged_training_rows(
-    features: np.ndarray, labels: np.ndarray, label_end: np.ndarray, cutoff: int, what: str
-) -> np.ndarray:
-    """The training rows for a model used from bar ``cutoff`` on: bars whose label ends before
-    ``cutoff`` (purged, AFML ch. 7.4) with complete features and a label."""
-    candidates = np.flatnonzero(label_end < cutoff)
-    return usable_rows(candidates, features, labels, what)
-
-
-def train_before(
-    market: Market, cutoff: int, params: dict[str, Any], rounds: int,
-    repro: ReproducibilityManager, settings: ObjectiveSettings, what: str,
-) -> tuple[ContinuableEntryModel, np.ndarray]:
-    """The entry model for the bars from ``cutoff`` on, and its training rows: labels of bars
-    ``[0, cutoff)`` from those bars only (:func:`training_labels`), the purged rows
-    (:func:`purged_training_rows`), fitted for ``rounds`` with ``repro``'s seed. The sweep's
-    holdout model (``cutoff`` = the holdout start) and production's ``train_model`` are this."""
-    trading = TradingParams.from_params(params)
-    labels, label_end = training_labels(market, trading, settings, cutoff)
-    train = purged_training_rows(market.features, labels, label_end, cutoff, what)
-    model = fit_entry_model(params, repro, rounds, market.features, labels, train)
-    return model, train
-
-
-def fit_entry_model(
-    params: dict[str, Any], repro: ReproducibilityManager, rounds: int, features: np.ndarray,
-    labels: np.ndarray, train: np.ndarray, *, clock: _Stopwatch | None = None,
-    save_to: Path | None = None, init_from: Path | None = None,
-) -> ContinuableEntryModel:
-    """The configuration's entry model (``params["model"]``, ``params["entry_model"]``) fitted
-    on the ``train`` rows for ``rounds`` rounds/epochs with ``repro``'s seed and switches; saved
-    to ``save_to`` and continued from ``init_from`` when given (Hyperband checkpoints)."""
-    clock = clock or _Stopwatch(None)
-    model = make_entry_model(str(params.get("model", "")), _section(params, "entry_model"), repro)
-    with clock("fit"):
-        model.fit(features[train], labels[train], rounds,
-                  init_from=init_from if init_from is not None and model.continues else None)
-    if save_to is not None:
-        with clock("checkpoint"):
-            model.save(save_to)
-    return model
-
-
-def predict_probabilities(
-    model: Any, features: np.ndarray, bars: np.ndarray, clock: _Stopwatch | None = None
-) -> np.ndarray:
-    """P(entry pays) for each of ``bars`` (NaN where a feature is missing). Every family
-    predicts a row the same whatever other rows are predicted with it, so a bar's probability
-    does not depend on the window it is asked in."""
-    clock = clock or _Stopwatch(None)
-    x = features[bars]
-    complete = np.isfinite(x).all(axis=1)
-    proba = np.full(len(bars), np.nan)
-    with clock("predict"):
-        if complete.any():
-            proba[complete] = model.predict_proba(x[complete])
-    return proba
-
-
-def entry_signals(proba: np.ndarray, threshold: float, allow_short: bool) -> np.ndarray:
-    """The signal per bar (int8): +1 (long) where P(entry pays) > ``threshold``; -1 (short)
-    where it is < ``1 - threshold`` when shorts are allowed; else 0 (and 0 where it is NaN)."""
-    signal = np.zeros(len(proba), dtype=np.int8)
-    known = np.isfinite(proba)
-    signal[known & (proba > threshold)] = 1
-    if allow_short:
-        signal[known & (proba < 1.0 - threshold)] = -1
-    return signal
-
-
-def backtest_bars(
-    market: Market, bars: np.ndarray, proba: np.ndarray, trading: TradingParams,
-    settings: ObjectiveSettings,
-) -> BacktestResult:
-    """:func:`~cryptosweep.trading.backtest.simulate` over the contiguous ``bars`` with the
-    :func:`entry_signals` of ``proba``: flat at the first bar, the trade rules, barriers, fees
-    and slippage of the configuration."""
-    signal = entry_signals(proba, trading.threshold, settings.allow_short)
-    return simulate(
-        market.open_[bars], market.high[bars], market.low[bars], market.close[bars], signal,
-        holding_period=trading.holding_period, stop_loss=trading.stop_loss,
-        take_profit=trading.take_profit, fees_bps=settings.fees_bps,
-        slippage_bps=settings.slippage_bps,
-    )
-
-
-def _budget_trained(resource: float, checkpoint: dict[str, Any] | None,
-                    continued: list[bool]) -> float:
-    """The budget this evaluation actually trained: the increment over its previous rung when
-    every fold continued from a checkpoint, else all of it."""
-    previous = (checkpoint or {}).get("from_budget")
-    if previous is not None and continued and all(continued):
-        return float(resource) - float(previous)
-    return float(resource)
-
-
-def _checkpoint_files(
-    checkpoint: dict[str, Any] | None, params: dict[str, Any], fold: int, rounds: int,
-    rounds_per_unit: float,
-) -> tuple[Path | None, Path | None]:
-    """Where fold ``fold`` of this trial saves its model, and the previous rung's model to
-    continue from (``None`` at the first rung or without checkpoints)."""
-    if not checkpoint:
-        return None, None
-    family = str(params.get("model", ""))
-    folder = Path(checkpoint["dir"]) / f"trial_{int(checkpoint['trial_id'])}"
-    folder.mkdir(parents=True, exist_ok=True)
-    save_to = checkpoint_path(folder, f"fold{fold}_r{rounds}", family)
-    previous = checkpoint.get("from_budget")
-    if previous is None:
-        return save_to, None
-    before = full_rounds(float(previous), rounds_per_unit)
-    return save_to, checkpoint_path(folder, f"fold{fold}_r{before}", family)
-
-
-class _Stopwatch:
-    """``with clock("stage"):`` adds the block's wall time to ``timings[stage]`` (if given)."""
-
-    def __init__(self, timings: dict[str, float] | None) -> None:
-        self.timings = timings
-
-    @contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        if self.timings is None:
-            yield
-            return
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
-
-
-def _section(mapping: dict[str, Any], name: str) -> dict[str, Any]:
-    value = mapping.get(name)
-    if not isinstance(value, dict):
-        raise ConfigError(f"'{name}' must be a mapping, got {type(value).__name__}")
-    return value
-
-
-def _key(mapping: dict[str, Any], section: str, name: str) -> Any:
-    if name not in mapping:
-        raise ConfigError(f"{section}.{name} is missing")
-    return mapping[name]

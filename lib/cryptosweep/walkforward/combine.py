@@ -187,7 +187,7 @@ def _dsr(returns: np.ndarray, sharpes: np.ndarray, periods: float) -> dict[str, 
 
 
 def _periods_per_year(config: SweepConfig) -> float:
-    from cryptosweep.trading.objective import load_market
+    from cryptosweep.trading.steps import load_market
 
     spec = config.objective_spec()
     return float(load_market(spec).periods_per_year)

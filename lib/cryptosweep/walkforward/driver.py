@@ -32,13 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.core.config import (
-    SweepConfig,
-    config_hash,
-    load_config,
-    resolve_seed,
-    validate_config,
-)
+from cryptosweep.core.config import SweepConfig, config_hash, resolve_seed
+from cryptosweep.core.config_files import load_config, validate_config
 from cryptosweep.core.errors import ResumeError, SweepInterrupted, UserError
 from cryptosweep.core.files import write_json_atomic, write_text_atomic
 from cryptosweep.core.vocabulary import APPROVED

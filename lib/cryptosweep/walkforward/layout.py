@@ -15,10 +15,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from cryptosweep.core.config import CategoricalDimension, SweepConfig, validate_config
+from cryptosweep.core.config import CategoricalDimension, SweepConfig
+from cryptosweep.core.config_files import validate_config
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.reproducibility import derive_seed
-from cryptosweep.trading.objective import check_spec, load_market
+from cryptosweep.trading.objective import check_spec
+from cryptosweep.trading.steps import load_market
 from cryptosweep.walkforward.windows import Window, check_against_labels, plan_windows
 
 #: The key window seeds are derived with: ``derive_seed(master_seed, WINDOW_SEED_KEY, k)``.

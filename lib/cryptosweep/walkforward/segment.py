@@ -1,9 +1,9 @@
 """Trade a window's winner, untouched, on its out-of-sample segment (runs on a worker).
 
 The winner is trained as the sweep trains its holdout model and production trains a model
-(:func:`~cryptosweep.trading.objective.train_before`): on every in-sample bar whose label ends
+(:func:`~cryptosweep.trading.steps.train_before`): on every in-sample bar whose label ends
 before the in-sample end, with its recorded seed and budget; then it signals and is
-backtested on the segment's bars alone (:func:`~cryptosweep.trading.objective.backtest_bars`:
+backtested on the segment's bars alone (:func:`~cryptosweep.trading.steps.backtest_bars`:
 flat at the segment's first bar, every trade closed by its last). The embargo bars between
 the two are neither trained on nor traded. The baselines (flat, buy-and-hold) are measured on
 the same bars with the same fees and slippage.
@@ -15,18 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.execution.executors import trial_device
+from cryptosweep.execution.worker import trial_device
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
 from cryptosweep.trading.metrics import performance
-from cryptosweep.trading.objective import (
+from cryptosweep.trading.objective import trial_reproducibility
+from cryptosweep.trading.steps import (
     TradingParams,
     backtest_bars,
     full_rounds,
     load_market,
     predict_probabilities,
     train_before,
-    trial_reproducibility,
 )
 
 
