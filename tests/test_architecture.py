@@ -1,5 +1,6 @@
-"""The package's shape: imports point one way (no cycles, lazy imports inside functions
-included), and docs/architecture.md names every module that exists."""
+"""The package's shape: folders are layers, every import (lazy ones inside functions included)
+points down the layer order or stays inside its package without a cycle, and
+docs/architecture.md names every module that exists."""
 
 from __future__ import annotations
 
@@ -92,6 +93,46 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+#: The layers, bottom up: a module may import its own package and the packages before it.
+LAYERS = ("core", "trading", "judging", "records", "execution", "strategies", "production",
+          "sweep", "reporting", "marketdata", "nightly", "walkforward", "explore")
+#: The top level holds only the entry points, above every layer.
+ENTRY_POINTS = ("cryptosweep", "cryptosweep.cli", "cryptosweep.api", "cryptosweep.logs",
+                "cryptosweep.__main__")
+
+
+def layer_of(module: str) -> int:
+    """The position of ``module``'s layer (entry points above every layer)."""
+    if module in ENTRY_POINTS:
+        return len(LAYERS)
+    package = module.split(".")[1]
+    assert package in LAYERS, f"{module} is in no layer: put it in a layer package"
+    return LAYERS.index(package)
+
+
+def test_the_top_level_holds_only_entry_points() -> None:
+    top = {name for name in _modules() if name.count(".") <= 1}
+    packages = {name for name in top if (PACKAGE / name.split(".")[-1]).is_dir()}
+    assert top - packages <= set(ENTRY_POINTS)
+    assert {name.split(".")[1] for name in packages} <= set(LAYERS)
+
+
+def test_every_import_points_down_the_layers() -> None:
+    upward = sorted(
+        (name, target)
+        for name, targets in import_graph().items()
+        for target in targets
+        if layer_of(target) > layer_of(name)
+    )
+    assert upward == []
+
+
+def test_the_layer_check_finds_an_upward_import() -> None:
+    """The check itself: a core module importing the sweep would be caught."""
+    assert layer_of("cryptosweep.sweep.runner") > layer_of("cryptosweep.core.config")
+    assert layer_of("cryptosweep.cli") > layer_of("cryptosweep.explore.widgets")
 
 
 def test_import_graph_has_no_cycles() -> None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__version__ = "0.1.0"
+from cryptosweep.core.version import __version__
 
+#: The stable public API: each name and the module that defines it. Imported lazily, so
+#: ``import cryptosweep`` (as every dask worker does) stays cheap; the names keep working
+#: whatever moves inside the package (tests/test_public_api.py).
 _EXPORTS = {
     "run_sweep": "cryptosweep.sweep.runner",
     "SweepResult": "cryptosweep.sweep.runner",
-    "load_config": "cryptosweep.core.config",
+    "load_config": "cryptosweep.core.config_files",
     "SweepConfig": "cryptosweep.core.config",
     "setup_crypto_gpu_reproducibility": "cryptosweep.core.reproducibility",
     "ReproducibilityManager": "cryptosweep.core.reproducibility",
@@ -24,6 +27,13 @@ _EXPORTS = {
     "train_model": "cryptosweep.production",
     "load_model": "cryptosweep.production",
     "TrainedModel": "cryptosweep.production",
+    "load_ohlcv": "cryptosweep.trading.data",
+    "build_features": "cryptosweep.trading.features",
+    "hyperband_brackets": "cryptosweep.strategies.hyperband",
+    "deflated_sharpe_ratio": "cryptosweep.judging.overfitting",
+    "probabilistic_sharpe_ratio": "cryptosweep.judging.overfitting",
+    "probability_of_backtest_overfitting": "cryptosweep.judging.overfitting",
+    "CryptosweepError": "cryptosweep.core.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptosweep import __version__
+from cryptosweep.core.version import __version__
 from cryptosweep.core.errors import (
     EXIT_USAGE,
     CryptosweepError,

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep import __version__
+from cryptosweep.core.version import __version__
 from cryptosweep.core.config import ObjectiveSpec
 from cryptosweep.core.errors import ConfigError, DataError, ModelError
 from cryptosweep.core.files import (

@@ -12,3 +12,19 @@ into each window's sweep config and seed (every check made before anything is cr
 out-of-sample equity, walk-forward efficiency, deflated Sharpe ratio, parameter stability,
 verdict); :mod:`.text`, :mod:`.figures` and :mod:`.report` show it.
 """
+
+from __future__ import annotations
+
+from cryptosweep.core.lazy import lazy_exports
+
+_EXPORTS = {
+    "run_walkforward": "cryptosweep.walkforward.driver",
+    "render_walkforward_report": "cryptosweep.walkforward.report",
+    "load_walkforward": "cryptosweep.walkforward.report",
+    "track_table": "cryptosweep.walkforward.report",
+    "verdict_block": "cryptosweep.walkforward.report",
+    "window_table": "cryptosweep.walkforward.report",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
