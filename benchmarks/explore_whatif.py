@@ -17,7 +17,7 @@ retrained once (timed; a second selection must hit the session cache).
    explorer adds to the backtest.
 2. **In the page** (``--browser``): the notebook ``notebooks/explore.ipynb`` on that run in
    JupyterLab in headless Chromium (the JupyterLab and Chromium helpers of
-   ``tests/test_explore_notebook.py``), the threshold slider dragged and released
+   ``tests/explore/test_notebook.py``), the threshold slider dragged and released
    ``--drags`` times: milliseconds from the pointer's release to the what-if equity chart
    drawn anew (a MutationObserver in the page), kernel round trip included.
 
@@ -111,11 +111,10 @@ def kernel_side(run_dir: Path, releases: int) -> dict[str, object]:
 
 
 def browser_side(run_dir: Path, drags: int) -> list[float]:
-    sys.path.insert(0, str(REPO / "tests"))
+    sys.path.insert(0, str(REPO))
     import nbformat
     from selenium.webdriver.common.action_chains import ActionChains
-
-    from test_explore_notebook import (
+    from tests.explore.test_notebook import (
         CHROMEDRIVER,
         CHROMIUM,
         TRIAL_READY,

@@ -47,9 +47,10 @@ import yaml
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
-from conftest import deterministic_bytes, done_count, tiny_config  # noqa: E402
+from tests.support import deterministic_bytes, done_count, tiny_config  # noqa: E402
+
 from machine import machine  # noqa: E402
 
 VERDICTS = ("clean", "traceback", "hang", "silent", "other")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli, done_count, results_file, tiny_config
 from cryptosweep.core.config import DEFAULT_SEED
 from cryptosweep.core.paths import resolve
 from cryptosweep.nightly.pipeline import Settings
+from tests.support import REPO, cli, done_count, results_file, tiny_config
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import REPO, deterministic_bytes, tiny_config
+from tests.support import REPO, deterministic_bytes, tiny_config
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,335 @@
+"""Configuration: loading, overrides, and one clear line with exit code 2 for each user error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cryptosweep.cli import main
+from cryptosweep.core.config_files import load_config, validate_config
+from tests.support import REPO, cli, tiny_config
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str]:
+    code = main(["run", *args])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_template_and_demo_load_with_json_and_yaml():
+    template = load_config(REPO / "parameters" / "sweep_config_template.json")
+    demo = load_config(REPO / "parameters" / "demo.yaml")
+    assert template.parameter_ranges.catboost and template.parameter_ranges.torch
+    assert template.hyperband.eta == 3 and template.gpu_settings.deterministic
+    # every section with its defaults: the deployment gate's too
+    assert template.deployment == type(template.deployment)()
+    assert demo.sweep_type == "hyperband" and demo.objective.models == ["lightgbm", "xgboost"]
+
+
+def test_overrides_are_yaml_scalars_and_reach_nested_keys(write_config):
+    path = write_config(tiny_config())
+    config = load_config(path, ["random.n_trials=11", "objective.fees_bps=2.5",
+                                "parameter_ranges.trading.threshold.high=0.7",
+                                "execution.scheduler_address=null"])
+    assert config.random.n_trials == 11
+    assert config.objective.fees_bps == 2.5
+    assert config.parameter_ranges.trading["threshold"].high == 0.7
+    assert config.execution.scheduler_address is None
+
+
+def test_data_flag_overrides_config_path(write_config, tmp_path):
+    data = tmp_path / "candles.csv"
+    data.write_text("x")
+    config = load_config(write_config(tiny_config()), data_path=data)
+    assert config.data.path == str(data.resolve())
+
+
+ERROR_CASES = [
+    ("unknown key", {"random__n_trails": 3}, [], "random.n_trails: unknown key"),
+    ("wrong type", {"random__n_trials": "many"}, [], "random.n_trials: Input should be a valid"),
+    ("low > high", {"parameter_ranges__trading__threshold": {
+        "type": "float", "low": 0.9, "high": 0.1}}, [],
+     "parameter_ranges.trading.threshold: low (0.9) > high (0.1)"),
+    ("unknown model family", {"parameter_ranges__randomforest": {}}, [],
+     "parameter_ranges.randomforest: unknown model family 'randomforest'"),
+    ("unknown sweep type", {"sweep_type": "annealing"}, [], "sweep_type: Input should be"),
+    ("log with low <= 0", {"parameter_ranges__trading__stop_loss": {
+        "type": "float", "low": 0.0, "high": 0.1, "log": True}}, [],
+     "parameter_ranges.trading.stop_loss: log scale needs low > 0"),
+    ("bad dimension type", {"parameter_ranges__trading__threshold": {
+        "type": "normal", "low": 0, "high": 1}}, [],
+     "parameter_ranges.trading.threshold: type must be one of"),
+    ("model without ranges", {"objective__models": ["xgboost"]}, [],
+     "objective.models lists 'xgboost' but parameter_ranges.xgboost is missing"),
+    ("bad override syntax", {}, ["--set", "random.n_trials"],
+     "--set 'random.n_trials': expected dotted.key=value"),
+    ("override of unknown key", {}, ["--set", "objective.fee_bps=3"],
+     "objective.fee_bps: unknown key"),
+    ("override with wrong type", {}, ["--set", "objective.folds=[1, 2]"],
+     "objective.folds: Input should be a valid integer"),
+    ("missing data file", {}, ["--data", "/nonexistent/candles.csv"],
+     "--data: data path not found: /nonexistent/candles.csv"),
+]
+
+
+@pytest.mark.parametrize(("changes", "extra", "expected"),
+                         [case[1:] for case in ERROR_CASES], ids=[c[0] for c in ERROR_CASES])
+def test_config_errors_exit_2_with_one_line_naming_the_field(
+        capsys, write_config, tmp_path, changes, extra, expected):
+    path = write_config(tiny_config(**changes))
+    code, err = run_cli(capsys, "--config", str(path), "--log-dir", str(tmp_path / "logs"), *extra)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("cryptosweep: error: ")
+    assert expected in lines[0], lines[0]
+    assert not (tmp_path / "logs").exists(), "a rejected config must not create a run folder"
+
+
+def test_missing_config_file(capsys, tmp_path):
+    code, err = run_cli(capsys, "--config", str(tmp_path / "nope.yaml"))
+    assert code == 2
+    assert err.strip() == f"cryptosweep: error: config file not found: {tmp_path}/nope.yaml"
+
+
+def test_malformed_yaml_and_json(capsys, tmp_path):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("random:\n  n_trials: [1, 2\n")
+    code, err = run_cli(capsys, "--config", str(bad_yaml))
+    assert code == 2 and "is not valid YAML: line" in err and len(err.strip().splitlines()) == 1
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{"sweep_type": "random",}')
+    code, err = run_cli(capsys, "--config", str(bad_json))
+    assert code == 2 and "is not valid JSON: line 1" in err
+
+
+def test_yaml_uses_the_safe_loader(capsys, tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    code, err = run_cli(capsys, "--config", str(evil))
+    assert code == 2 and "is not valid YAML" in err
+
+
+def test_bad_flag_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--gpu-ids", "zero"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--gpu-ids" in err[0]
+
+
+def test_gpu_ids_without_gpu_is_exit_3(capsys, write_config, tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, err = run_cli(capsys, "--config", str(write_config(tiny_config())), "--gpu-ids", "0",
+                        "--log-dir", str(tmp_path))
+    assert code == 3 and "--gpu-ids 0" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*/sweep.db")), "no run folder for a sweep that never started"
+
+
+def test_errors_are_one_line_without_traceback_in_a_real_process(write_config, tmp_path):
+    path = write_config(tiny_config(random__n_trials=-1))
+    done = cli("run", "--config", str(path), "--log-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"cryptosweep: error: {path}: random.n_trials: Input should be greater than or equal to 1"
+    ]
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_canonical_config_round_trips_through_json(write_config):
+    config = load_config(write_config(tiny_config()))
+    again = load_config(raw=json.loads(json.dumps(config.canonical())))
+    assert again == config
+
+
+def test_relative_data_path_is_resolved_against_the_config_file(tmp_path: Path):
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    (folder / "candles.csv").write_text("x")
+    path = folder / "sweep.json"
+    path.write_text(json.dumps(tiny_config(data__path="candles.csv")))
+    assert load_config(path).data.path == str((folder / "candles.csv").resolve())
+
+
+def test_bad_data_file_is_exit_2_before_any_run_folder(capsys, write_config, tmp_path):
+    bad = tmp_path / "candles.csv"
+    bad.write_text("open_time,open,high,low,close,volume,close_time\n"
+                   "1633046400000,43820.01,44059,43661.63,43694.48,2001.5,1633049999999\n"
+                   "1633050000000,43696.14,43000.00,43417.61,43742.74,1292.5,1633053599999\n")
+    code, err = run_cli(capsys, "--config", str(write_config(tiny_config())), "--data", str(bad),
+                        "--log-dir", str(tmp_path / "logs"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert str(bad) in err and "high" in err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_folds_that_do_not_fit_the_data_are_exit_2(capsys, write_config, tmp_path):
+    path = write_config(tiny_config(objective__folds=40, objective__min_train_bars=5000))
+    code, err = run_cli(capsys, "--config", str(path), "--log-dir", str(tmp_path / "logs"))
+    assert code == 2 and "objective:" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "logs").exists()
+
+
+def test_validate_checks_config_and_data_without_running(write_config, tmp_path):
+    good = cli("validate", "--config", str(write_config(tiny_config())))
+    assert good.returncode == 0 and good.stdout.startswith("ok: tiny: random, 6 evaluations")
+    bad = cli("validate", "--config", str(write_config(tiny_config(random__n_trials=0))))
+    assert bad.returncode == 2 and "random.n_trials" in bad.stderr
+
+
+# ------------------------------------------------- issue #13: configs that used to pass or crash
+
+def _lightgbm(**dims):
+    return {"parameter_ranges__lightgbm": {
+        "num_leaves": {"type": "int", "low": 4, "high": 32}, **dims}}
+
+
+def _trading(**changes):
+    trading = tiny_config()["parameter_ranges"]["trading"]
+    trading.update(changes)
+    return {"parameter_ranges__trading": {k: v for k, v in trading.items() if v is not None}}
+
+
+#: Configs that `validate` called ok (or crashed on) and `run` then ran wrongly: each must be
+#: one line naming the key, exit 2, from `validate` and from `run` before any folder exists.
+SILENT_CASES = [
+    ("empty trading block", {"parameter_ranges__trading": {}}, [],
+     "parameter_ranges.trading: missing threshold, holding_period, stop_loss, take_profit"),
+    ("missing threshold", _trading(threshold=None), [],
+     "parameter_ranges.trading: missing threshold"),
+    ("unknown trading key", _trading(stop_los={"type": "float", "low": 0.1, "high": 0.2}), [],
+     "parameter_ranges.trading.stop_los: unknown trading parameter"),
+    ("negative stop loss", _trading(stop_loss={"type": "float", "low": -0.05, "high": 0.05}), [],
+     "parameter_ranges.trading.stop_loss: values must be in (0, 1), got -0.05"),
+    ("holding period 0", _trading(holding_period={"type": "categorical", "choices": [0, 4]}),
+     [], "parameter_ranges.trading.holding_period: values must be >= 1, got 0"),
+    ("fractional holding period", _trading(
+        holding_period={"type": "float", "low": 1.0, "high": 5.0}), [],
+     "parameter_ranges.trading.holding_period: whole bars"),
+    ("threshold of 1", _trading(threshold={"type": "float", "low": 0.5, "high": 1.0}), [],
+     "parameter_ranges.trading.threshold: values must be in (0, 1), got 1.0"),
+    ("misspelled hyperparameter", _lightgbm(num_leavs={"type": "int", "low": 4, "high": 8}), [],
+     "parameter_ranges.lightgbm.num_leavs: not a lightgbm parameter (did you mean num_leaves?)"),
+    ("bad boosting choice", _lightgbm(boosting={"type": "categorical",
+                                                "choices": ["gbdt", "bogus"]}), [],
+     "parameter_ranges.lightgbm.boosting: lightgbm refuses 'bogus'"),
+    ("bad numeric bound", _lightgbm(num_leaves={"type": "int", "low": 1, "high": 8}), [],
+     "parameter_ranges.lightgbm.num_leaves: lightgbm refuses 1"),
+    ("torch parameter unknown", {"objective__models": ["torch"], "parameter_ranges__torch": {
+        "hidden": {"type": "int", "low": 4, "high": 8}}}, [],
+     "parameter_ranges.torch.hidden: not a torch parameter (did you mean hidden_units?)"),
+    ("boolean count", {"hyperband__max_iter": True, "sweep_type": "hyperband"}, [],
+     "hyperband.max_iter: Input should be a valid integer, got True"),
+    ("fractional count", {"random__n_trials": 2.5}, [],
+     "random.n_trials: Input should be a valid integer, got 2.5"),
+    ("seed past 2**63", {"seed": 2**64}, [], "seed: Input should be less than or equal to"),
+    ("too many random trials", {"random__n_trials": 10**12}, [],
+     "random.n_trials: Input should be less than or equal to 100000"),
+    ("hyperband too large", {"sweep_type": "hyperband", "hyperband__max_iter": 10**6,
+                             "objective__rounds_per_unit": 1}, [],
+     "hyperband: 1 iteration(s) of max_iter=1000000, eta=3 plan"),
+    ("hyperband iterations too many", {"sweep_type": "hyperband", "hyperband__iterations":
+                                       10**5, "hyperband__max_iter": 9}, [],
+     "hyperband: 100000 iteration(s) of max_iter=9, eta=3 plan 2200000 evaluations"),
+    ("rounds per evaluation unbounded", {"hyperband__max_iter": 10**6}, [],
+     "hyperband.max_iter (1000000) x objective.rounds_per_unit (5) = 5e+06 rounds per "
+     "evaluation"),
+    ("grid too large", {"sweep_type": "grid", "grid__points": 200}, [],
+     "grid: 78926400000000 combinations exceed"),
+    ("threads past the cores", {"objective__threads_per_trial": 1000}, [],
+     "objective.threads_per_trial: 1000 threads per trial, more than the"),
+    ("seed flag past 2**63", {}, ["--seed", str(2**64)], "--seed: expected a whole number in"),
+]
+
+
+@pytest.mark.parametrize(("changes", "extra", "expected"),
+                         [case[1:] for case in SILENT_CASES], ids=[c[0] for c in SILENT_CASES])
+def test_configs_that_cannot_run_fail_validate_and_run_with_one_line(
+        capsys, write_config, tmp_path, changes, extra, expected):
+    path = write_config(tiny_config(**changes))
+    logs = tmp_path / "logs"
+    for command in (["validate"], ["run", "--log-dir", str(logs)]):
+        if command == ["validate"] and extra:
+            continue  # --seed is a flag of run only
+        try:
+            code = main([*command, "--config", str(path), *extra])
+        except SystemExit as exc:  # argparse's own errors
+            code = exc.code
+        err = capsys.readouterr().err
+        assert code == 2, (command, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], (command, lines)
+    assert not logs.exists(), "a rejected config must not create a run folder"
+
+
+CONFIG_FILES = [
+    ("latin-1", "sweep.yaml", "name: caf\xe9\n".encode("latin-1"),
+     "is not UTF-8 text: byte 0xe9 at offset 9"),
+    ("utf-16", "sweep.yaml", "name: x\n".encode("utf-16"), "is not UTF-8 text (it looks like "
+     "UTF-16)"),
+    ("deep yaml", "sweep.yaml", ("a: " + "[" * 5000 + "]" * 5000).encode(),
+     "nested deeper than 32 levels"),
+    ("deep json", "sweep.json", ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}").encode(),
+     "nested deeper than 32 levels"),
+    ("duplicate yaml key", "sweep.yaml", b"name: a\nseed: 1\nname: b\n",
+     "line 3: key 'name' appears twice in one mapping"),
+    ("duplicate json key", "sweep.json", b'{"random": {"n_trials": 3, "n_trials": 4}}',
+     "key 'n_trials' appears twice in one mapping"),
+    ("impossible yaml date", "sweep.yaml", b"name: 2024-13-45\n", "a value cannot be read"),
+    ("huge json integer", "sweep.json", b'{"seed": ' + b"9" * 5000 + b"}",
+     "a value cannot be read"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "expected"), [case[1:] for case in CONFIG_FILES],
+                         ids=[c[0] for c in CONFIG_FILES])
+def test_unreadable_config_files_are_one_line_exit_2(capsys, tmp_path, name, data, expected):
+    path = tmp_path / name
+    path.write_bytes(data)
+    code, err = run_cli(capsys, "--config", str(path), "--log-dir", str(tmp_path / "logs"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"cryptosweep: error: config file {path}") and expected in lines[0]
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("name", ["../../escape", "<absolute>", "a/b", "..", "line\nbreak", ""])
+def test_a_run_name_is_one_plain_path_component(capsys, write_config, tmp_path, name):
+    """`--run-name ../../escape` (or an absolute path, or a newline) wrote outside --log-dir."""
+    logs = tmp_path / "nest" / "logs"
+    name = str(tmp_path / "absolute") if name == "<absolute>" else name
+    code, err = run_cli(capsys, "--config", str(write_config(tiny_config())), "--log-dir",
+                        str(logs), "--run-name", name)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--run-name" in err and "one plain folder name" in err
+    assert not (tmp_path / "nest").exists() and not (tmp_path / "escape").exists()
+    assert not (tmp_path / "absolute").exists()
+
+
+def test_the_seed_rule_refuses_seeds_no_framework_holds(write_config):
+    """The API, the notebook and the nightly (SWEEP_SEED) go through resolve_seed: a seed of
+    2**64 overflowed torch after the run folder existed (issue #13)."""
+    from cryptosweep.core.config import MAX_SEED, resolve_seed
+    from cryptosweep.core.errors import ConfigError
+
+    config = load_config(write_config(tiny_config()))
+    assert resolve_seed(MAX_SEED, config) == MAX_SEED and resolve_seed(None, config) == 123456
+    for seed in (2**64, MAX_SEED + 1, -1, 2.5, True):
+        with pytest.raises(ConfigError, match=r"seed: expected a whole number in \[0, "):
+            resolve_seed(seed, config)
+
+
+def test_a_config_with_full_budget_validates_again_from_its_journaled_form(write_config):
+    # The journaled (canonical) form once carried hyperband.max_iter's default next to
+    # full_budget, which validation refused: no such run could be resumed.
+    raw = tiny_config(full_budget=3)
+    del raw["hyperband"]
+    config = load_config(write_config(raw))
+    again = validate_config(config.canonical())
+    assert again.full_budget_units == 3 and again.results_hash() == config.results_hash()

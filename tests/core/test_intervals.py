@@ -1,0 +1,148 @@
+"""Every annualised number knows the bar interval of its candles: detected from the data,
+declared or not, recorded in the results; mixed intervals are refused."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryptosweep.core.config_files import load_config
+from cryptosweep.core.errors import ConfigError, DataError
+from cryptosweep.core.intervals import (
+    detect_interval,
+    format_interval,
+    parse_interval,
+    periods_per_year,
+    resolve_interval,
+)
+from cryptosweep.trading.backtest import annualised_sharpe
+from cryptosweep.trading.data import load_ohlcv
+from cryptosweep.trading.objective import check_spec, evaluate_holdout
+from tests.support import cli, results_file, tiny_config
+
+PARAMS = {
+    "model": "lightgbm",
+    "entry_model": {"num_leaves": 7, "learning_rate": 0.1, "min_data_in_leaf": 10},
+    "trading": {"threshold": 0.5, "holding_period": 3, "stop_loss": 0.05, "take_profit": 0.08},
+}
+
+
+def _write(frame: pd.DataFrame, path) -> str:
+    out = frame.reset_index()
+    out.columns = ["timestamp", *frame.columns]
+    out.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def hourly() -> pd.DataFrame:
+    return load_ohlcv()
+
+
+@pytest.fixture(scope="module")
+def daily_file(hourly, tmp_path_factory) -> str:
+    """The bundled BTC/USDT candles aggregated to daily bars (real prices, another interval)."""
+    daily = hourly.resample("1D").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    return _write(daily, tmp_path_factory.mktemp("daily") / "BTCUSDT-1d.csv")
+
+
+def test_interval_texts_and_bars_per_year():
+    assert [format_interval(parse_interval(t)) for t in ("1h", "60m", "15m", "1d", "24h", "1w")] \
+        == ["1h", "1h", "15m", "1d", "1d", "1w"]
+    assert periods_per_year(parse_interval("1h")) == 8760
+    assert periods_per_year(parse_interval("1d")) == 365
+    assert periods_per_year(parse_interval("1m")) == 525_600
+    for bad in ("1M", "0h", "h", "1.5h", "hourly"):
+        with pytest.raises(ValueError, match="bar interval"):
+            parse_interval(bad)
+
+
+def test_detected_from_the_most_common_step_with_gaps_allowed():
+    minutes = pd.date_range("2024-01-01", periods=100, freq="1min", tz="UTC")
+    assert detect_interval(minutes.delete([10, 11, 50])) == pd.Timedelta("1min")  # gaps
+    assert detect_interval(minutes[:1]) is None
+
+
+def test_mixed_or_irregular_steps_are_refused():
+    hours = pd.date_range("2024-01-01", periods=48, freq="1h", tz="UTC")
+    with pytest.raises(DataError, match="1h apart, but 30m between"):
+        detect_interval(hours.insert(5, hours[4] + pd.Timedelta("30min")))
+
+
+def test_a_declared_interval_must_agree_with_the_data():
+    assert resolve_interval(pd.Timedelta("1h"), "1h") == pd.Timedelta("1h")
+    assert resolve_interval(None, "1d") == pd.Timedelta(days=1)
+    with pytest.raises(DataError, match=r"data\.bar_interval is 1h but the candles are 1d apart"):
+        resolve_interval(pd.Timedelta(days=1), "1h")
+    with pytest.raises(DataError, match=r"set data\.bar_interval"):
+        resolve_interval(None, None)
+    with pytest.raises(ConfigError, match=r"data\.bar_interval"):
+        load_config(raw=tiny_config(data__bar_interval="hourly"))
+
+
+def test_daily_candles_are_annualised_with_365_days_not_8760_hours(daily_file):
+    """Daily candles once reported a Sharpe √(8760/365) ≈ 4.9× too high."""
+    spec = {"data": {"path": daily_file, "holdout_fraction": 0.05},
+            "objective": {"folds": 1, "min_train_bars": 10, "rounds_per_unit": 5}}
+    summary = check_spec(spec)
+    assert (summary["bar_interval"], summary["periods_per_year"]) == ("1d", 365)
+    result = evaluate_holdout(PARAMS, 1.0, 7, spec)
+    returns = np.asarray(result["holdout_returns"])
+    assert result["holdout_sharpe"] == annualised_sharpe(returns, 365)
+    if returns.std() > 0:
+        assert result["holdout_sharpe"] != pytest.approx(annualised_sharpe(returns, 8760))
+        assert annualised_sharpe(returns, 8760) / result["holdout_sharpe"] \
+            == pytest.approx(math.sqrt(24))
+
+
+def test_a_folder_mixing_hourly_and_daily_files_is_exit_2(hourly, daily_file, tmp_path):
+    """It used to load as hourly bars with a long gap."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    _write(hourly.iloc[:500], folder / "a-hourly.csv")
+    daily = pd.read_csv(daily_file)
+    daily[daily["timestamp"] > str(hourly.index[600])].to_csv(folder / "b-daily.csv", index=False)
+    with pytest.raises(DataError, match=r"different bar intervals .*a-hourly\.csv 1h, "
+                                        r"b-daily\.csv 1d"):
+        load_ohlcv(folder)
+    config = tmp_path / "sweep.json"
+    config.write_text(json.dumps(tiny_config()))
+    done = cli("validate", "--config", str(config), "--data", str(folder))
+    assert done.returncode == 2 and "different bar intervals" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_fold_that_would_train_on_warm_up_bars_only_fails_validate(daily_file, tmp_path):
+    """Daily candles leave few bars after the features' warm-up: validate says so, instead of
+    a run where every trial fails."""
+    config = tmp_path / "sweep.json"
+    config.write_text(json.dumps(tiny_config(objective__folds=2, objective__min_train_bars=10)))
+    done = cli("validate", "--config", str(config), "--data", daily_file)
+    assert done.returncode == 2 and "bars of warm-up" in done.stderr
+
+
+def test_a_run_records_its_interval_and_the_dated_folds(daily_file, tmp_path):
+    config = tiny_config(random__n_trials=2, objective__min_train_bars=10, objective__folds=1,
+                         data__holdout_fraction=0.05)
+    path = tmp_path / "daily.json"
+    path.write_text(json.dumps(config))
+    done = cli("run", "--config", str(path), "--data", daily_file, "--log-dir", str(tmp_path),
+               "--run-name", "daily")
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(results_file(tmp_path / "daily").read_text())
+    data = results["data"]
+    assert (data["bar_interval"], data["periods_per_year"]) == ("1d", 365)
+    assert [f["stop"] - f["start"] for f in data["folds"]] and data["holdout"]["stop"] == \
+        data["bars"]
+    assert data["folds"][-1]["stop"] == data["holdout"]["start"]
+    assert "365 bars of 1d a year" in next((tmp_path / "daily").glob("sweep_report_*.txt")) \
+        .read_text()
+    winner = results["top_k"][0]
+    assert winner["dsr"] is None or winner["dsr"].get("dsr") is None \
+        or winner["dsr"]["sr_annualised"] == pytest.approx(winner["dsr"]["sr"] * math.sqrt(365))

@@ -1,0 +1,173 @@
+"""A real dask cluster on loopback — `dask scheduler` and two `dask worker` processes — runs
+the same sweep as the in-process executor, with byte-identical results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import cli, deterministic_bytes, results_file, tiny_config
+
+pytestmark = pytest.mark.slow
+
+DASK = str(Path(sys.executable).parent / "dask")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    processes = [subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+         "--scheduler-file", str(scheduler_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline, "the dask scheduler did not start"
+            time.sleep(0.1)
+        time.sleep(0.2)  # the file is written before it is flushed on some systems
+        for name in ("w1", "w2"):
+            processes.append(subprocess.Popen(
+                [DASK, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
+                 "--nworkers", "1", "--no-dashboard", "--name", name,
+                 "--host", "127.0.0.1"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=90)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_sweep_on_a_dask_cluster_equals_the_in_process_run(cluster, tmp_path, write_config):
+    path = write_config(tiny_config(random__n_trials=6))
+    local = cli("run", "--config", str(path), "--log-dir", str(tmp_path), "--run-name",
+                "local", "--seed", "8", "--workers", "0")
+    assert local.returncode == 0, local.stderr
+    remote = cli("run", "--config", str(path), "--log-dir", str(tmp_path), "--run-name",
+                 "remote", "--seed", "8", "--scheduler-address", cluster)
+    assert remote.returncode == 0, remote.stderr
+    assert f"dask scheduler {cluster}" in remote.stderr
+    assert deterministic_bytes(tmp_path / "remote") == deterministic_bytes(tmp_path / "local")
+    workers = {e["timing"]["worker"] for e in
+               json.loads(results_file(tmp_path / "remote").read_text())["evaluations"]}
+    assert len(workers) == 2 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path, write_config):
+    done = cli("run", "--config", str(write_config(tiny_config())), "--log-dir",
+               str(tmp_path / "logs"),
+               "--scheduler-address", "tcp://127.0.0.1:9", timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "cryptosweep: error: --scheduler-address: cannot reach tcp://127.0.0.1:9")
+    assert not (tmp_path / "logs").exists(), "no run folder for a sweep that could not start"
+
+
+@pytest.fixture
+def impostors():
+    """Servers on loopback that are not dask schedulers: a plain HTTP server (dask's client
+    waited on it for over ten minutes) and one that sends bytes dask read as an exabyte-long
+    frame (it then tried to allocate 3.07 EiB)."""
+    import http.server
+    import socket
+    import threading
+
+    http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                  http.server.SimpleHTTPRequestHandler)
+    garbage = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def answer_garbage() -> None:
+        garbage.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = garbage.accept()
+            except OSError:
+                continue
+            with connection:
+                connection.sendall(b"\xff" * 7 + b"\x2f" + b"junk" * 10)
+                time.sleep(0.5)
+
+    threads = [threading.Thread(target=http_server.serve_forever, daemon=True),
+               threading.Thread(target=answer_garbage, daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield {"http": f"tcp://127.0.0.1:{http_server.server_address[1]}",
+               "garbage": f"tcp://127.0.0.1:{garbage.getsockname()[1]}"}
+    finally:
+        stop.set()
+        http_server.shutdown()
+        http_server.server_close()
+        garbage.close()
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("http", "something accepts connections there, but no dask scheduler spoke within 5 s"),
+    ("garbage", "not a dask scheduler (it answered b'\\xff\\xff"),
+    ("nonsense", "--scheduler-address 'nonsense': expected tcp://HOST:PORT"),
+    ("http-url", "--scheduler-address 'http://127.0.0.1:8786': expected tcp://HOST:PORT"),
+])
+def test_a_scheduler_address_that_is_not_a_scheduler_is_one_line_within_seconds(
+        impostors, capsys, tmp_path, write_config, kind, expected):
+    from cryptosweep.cli import main
+
+    address = impostors.get(kind, {"nonsense": "nonsense",
+                                   "http-url": "http://127.0.0.1:8786"}.get(kind))
+    started = time.monotonic()
+    code = main(["run", "--config", str(write_config(tiny_config())), "--log-dir",
+                 str(tmp_path / "logs"), "--scheduler-address", address])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and expected in lines[0], lines
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "logs").exists()
+
+
+def _final_task(payload: dict) -> dict:
+    """Stands in for an end-of-sweep evaluation (the executor runs any function): returns,
+    raises what it is told, or kills its worker process on its first attempt."""
+    marker = Path(payload["marker"]) if "marker" in payload else None
+    if payload.get("die_once") and marker is not None and not marker.exists():
+        marker.touch()
+        os._exit(70)
+    if payload.get("raise"):
+        raise OSError(28, "No space left on device", payload["task"])
+    return {"task": payload["task"]}
+
+
+def test_end_of_sweep_tasks_on_dask_workers_report_failures_and_retry_dead_workers(tmp_path):
+    """run_tasks on a LocalCluster of 2 workers: every task's outcome comes back (a raised
+    error as the outcome's error, never a result); a task whose worker died runs again, up to
+    max_retries times, then comes back as its KilledWorker."""
+    from cryptosweep.execution.executors import make_executor
+
+    with make_executor(2) as executor:
+        payloads = [{"task": "a"}, {"task": "b"}, {"task": "full", "raise": True},
+                    {"task": "dies", "die_once": True, "marker": str(tmp_path / "died")}]
+        outcomes = {o.payload["task"]: o for o in executor.run_tasks(_final_task, payloads, 1)}
+        assert sorted(outcomes) == ["a", "b", "dies", "full"]
+        assert outcomes["a"].result["task"] == "a" and outcomes["a"].error is None
+        assert isinstance(outcomes["full"].error, OSError) and outcomes["full"].result is None
+        assert outcomes["full"].error.errno == 28
+        assert outcomes["dies"].error is None and (tmp_path / "died").exists()
+        again = [{"task": "dies again", "die_once": True, "marker": str(tmp_path / "again")}]
+        (lost,) = executor.run_tasks(_final_task, again, 0)
+        assert type(lost.error).__name__ == "KilledWorker" and lost.result is None

@@ -1,0 +1,194 @@
+"""The deployment gate and the edge over the baselines: pure functions of the results, so the
+results files, the text report, the nightly and its notification all say the same thing."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from cryptosweep.core.config_files import load_config
+from cryptosweep.judging.deployment import CRITERIA, criterion_lines, decide, summary_line
+from cryptosweep.judging.edge import beats, edge
+from tests.support import tiny_config
+
+
+def results(*, dsr: float | None = 0.97, pbo: float | None = 0.2, holdout: float | None = 1.5,
+            trades: int | None = 40, repro: str | None = "PASS", metric: str = "sharpe",
+            **deployment: Any) -> dict[str, Any]:
+    """A results dict as finalize builds it, around the numbers the gate reads."""
+    config = load_config(raw=tiny_config(objective__metric=metric,
+                                         **{f"deployment__{k}": v for k, v in deployment.items()}))
+    best = {"eval_id": 7, "score": 0.8,
+            "holdout": None if holdout is None else {f"holdout_{metric}": holdout,
+                                                     "holdout_trades": trades}}
+    return {
+        "config": config.canonical(), "best": best, "top_k": [best],
+        "overfitting": {"dsr": None if dsr is None else {"dsr": dsr},
+                        "pbo": None if pbo is None else {"pbo": pbo},
+                        "why_not": None if dsr is not None else "fewer than 2 finished "
+                                                                 "full-budget configurations"},
+        "reproducibility_check": [] if repro is None else [{"eval_id": 7, "status": repro}],
+    }
+
+
+def test_a_winner_that_passes_everything_is_approved():
+    decision = decide(results())
+    assert decision["decision"] == "approved" and decision["champion"] is None
+    assert [c["name"] for c in decision["criteria"]] == list(CRITERIA[:-1])
+    assert all(c["passed"] for c in decision["criteria"])
+    assert decision["reason"].startswith("Approved: reproducibility re-run PASS, DSR 0.97 >= 0.95")
+    assert summary_line(decision) == "promoted"
+    assert criterion_lines(decision)[0] == "  [pass] reproducibility re-run PASS"
+
+
+def test_the_issues_winner_is_rejected_criterion_by_criterion():
+    decision = decide(results(dsr=0.03, pbo=0.63, holdout=-3.08, trades=11))
+    assert decision["decision"] == "rejected"
+    by_name = {c["name"]: c for c in decision["criteria"]}
+    assert by_name["dsr"] == {"name": "dsr", "value": 0.03, "threshold": 0.95, "passed": False,
+                              "text": "DSR 0.03 < 0.95"}
+    assert by_name["pbo"]["text"] == "PBO 0.63 > 0.5" and not by_name["pbo"]["passed"]
+    assert by_name["holdout_score"]["text"] == "holdout Sharpe -3.08 < 0"
+    assert by_name["holdout_trades"] == {"name": "holdout_trades", "value": 11, "threshold": 20,
+                                         "passed": False, "text": "holdout trades 11 < 20"}
+    assert by_name["reproducible"]["passed"]
+    assert summary_line(decision) == ("not promoted: DSR 0.03 < 0.95, PBO 0.63 > 0.5, "
+                                      "holdout Sharpe -3.08 < 0, holdout trades 11 < 20")
+    assert decision["reason"] == ("Rejected: DSR 0.03 < 0.95, PBO 0.63 > 0.5, holdout Sharpe "
+                                  "-3.08 < 0, holdout trades 11 < 20.")
+    lines = criterion_lines(decision)
+    assert "  [FAIL] DSR 0.03 < 0.95" in lines and "  [pass] reproducibility re-run PASS" in lines
+    assert criterion_lines(None) == []
+
+
+@pytest.mark.parametrize("change, name", [
+    ({"dsr": 0.9499}, "dsr"), ({"pbo": 0.5001}, "pbo"), ({"holdout": -0.0001}, "holdout_score"),
+    ({"trades": 19}, "holdout_trades"), ({"repro": "FAIL"}, "reproducible"),
+])
+def test_each_criterion_alone_rejects_and_its_threshold_itself_passes(change, name):
+    at_threshold = decide(results(dsr=0.95, pbo=0.5, holdout=0.0, trades=20))
+    assert at_threshold["decision"] == "approved", at_threshold["reason"]
+    decision = decide(results(**{"dsr": 0.95, "pbo": 0.5, "holdout": 0.0, "trades": 20,
+                                 **change}))
+    assert decision["decision"] == "rejected"
+    assert [c["name"] for c in decision["criteria"] if not c["passed"]] == [name]
+
+
+def test_thresholds_come_from_the_recorded_config_and_the_metric_is_the_configured_one():
+    lenient = results(dsr=0.5, pbo=0.7, holdout=-0.1, trades=5, metric="total_return",
+                      min_dsr=0.4, max_pbo=0.8, min_holdout_score=-0.2, min_holdout_trades=5)
+    decision = decide(lenient)
+    assert decision["decision"] == "approved", decision["reason"]
+    assert "holdout total return -0.10 >= -0.2" in decision["reason"]
+    old = copy.deepcopy(results(dsr=0.9))
+    del old["config"]["deployment"]  # a run made before the section existed: the defaults
+    assert summary_line(decide(old)) == "not promoted: DSR 0.90 < 0.95"
+
+
+def test_what_cannot_be_checked_does_not_pass():
+    decision = decide(results(dsr=None, pbo=None, holdout=None, repro=None))
+    failed = {c["name"]: c["text"] for c in decision["criteria"] if not c["passed"]}
+    assert failed == {
+        "reproducible": "no reproducibility re-run of the winner",
+        "dsr": "DSR not computed (fewer than 2 finished full-budget configurations)",
+        "pbo": "PBO not computed (fewer than 2 finished full-budget configurations)",
+        "holdout_score": "no holdout Sharpe (the holdout was not evaluated)",
+        "holdout_trades": "no holdout trades (the holdout was not evaluated)",
+    }
+    none = decide({**results(), "best": None, "top_k": []})
+    assert none["decision"] == "rejected" and "no winner" in none["reason"]
+    assert summary_line(none).startswith("not promoted: no evaluation finished")
+
+
+def test_the_challenger_must_beat_the_champion_on_the_same_bars():
+    champion = {"holdout": {"holdout_sharpe": 1.2, "holdout_trades": 30}, "error": None,
+                "notes": [], "source_run": "nightly_1"}
+    better = decide(results(holdout=1.5), champion)
+    assert better["decision"] == "approved"
+    assert better["criteria"][-1] == {
+        "name": "champion", "value": 1.5, "threshold": 1.2, "passed": True,
+        "text": "holdout Sharpe +1.50 >= the champion's +1.20"}
+    assert better["champion"] == champion
+    margin = decide(results(holdout=1.5, min_improvement=0.5), champion)
+    assert summary_line(margin) == "not promoted: holdout Sharpe +1.50 < the champion's +1.20 + 0.5"
+    noted = decide(results(holdout=1.0), {**champion, "notes": [
+        "the champion was made with objective.fees_bps = 5.0, re-evaluated with this run's 10.0"]})
+    assert noted["criteria"][-1]["text"] == (
+        "holdout Sharpe +1.00 < the champion's +1.20; the champion was made with "
+        "objective.fees_bps = 5.0, re-evaluated with this run's 10.0")
+    broken = decide(results(), {"holdout": None, "error": "manifest.json cannot be read",
+                                "notes": []})
+    assert summary_line(broken) == (
+        "not promoted: the champion could not be re-evaluated (manifest.json cannot be read)")
+
+
+def test_edge_over_the_baselines_needs_validation_and_holdout():
+    baselines = {"flat": {"score": 0.0, "holdout": {"holdout_sharpe": 0.0}},
+                 "buy_and_hold": {"score": 0.5, "holdout": {"holdout_sharpe": 2.0}}}
+    item = {"score": 0.8, "holdout": {"holdout_sharpe": 1.0}}
+    assert edge(item, baselines, "sharpe") == {"beats_flat": True, "beats_buy_and_hold": False,
+                                               "label": None}
+    lost_on_holdout = {"score": 0.8, "holdout": {"holdout_sharpe": -3.08}}
+    assert edge(lost_on_holdout, baselines, "sharpe") == {
+        "beats_flat": False, "beats_buy_and_hold": False, "label": "no edge"}
+    tie = {"score": 0.0, "holdout": {"holdout_sharpe": 0.0}}  # never traded: flat itself
+    assert not beats(tie, baselines["flat"], "sharpe")
+    no_holdout = {"flat": {"score": 0.0, "holdout": None}, "buy_and_hold": {"score": 0.5,
+                                                                            "holdout": None}}
+    assert edge({"score": 0.8, "holdout": None}, no_holdout, "sharpe")["beats_buy_and_hold"]
+
+
+def test_the_champion_is_compared_under_this_runs_settings_and_differences_are_named():
+    from cryptosweep.core.config import ObjectiveSpec
+    from cryptosweep.sweep.champion import champion_request, comparability_notes
+
+    spec = ObjectiveSpec.of({"objective": {"fees_bps": 10.0, "rounds_per_unit": 10.0}})
+    params = {"model": "lightgbm", "entry_model": {}, "trading": {}}
+    manifest = {"format": "cryptosweep-model/1", "seed": 9, "rounds": 45,
+                "configuration": {"params": params, "budget": 9, "metrics": {"rounds": 45}},
+                "objective_spec": {"objective": {"fees_bps": 5.0, "rounds_per_unit": 5.0,
+                                                 "labels": "triple_barrier"}},
+                "data": {"bar_interval": "15m"}}
+    request = champion_request(manifest, spec)
+    assert request == {"params": params, "seed": 9, "budget": 4.5}  # its 45 rounds, here
+    assert comparability_notes(manifest, spec, "1h") == [
+        "the champion was made with objective.fees_bps = 5.0, re-evaluated with this run's "
+        "10.0",
+        "the champion was trained on 15m bars, this run's are 1h: not comparable"]
+    assert comparability_notes(manifest, ObjectiveSpec.of(
+        {"objective": {"fees_bps": 5.0}}), "15m") == []
+
+
+def test_reading_the_deployed_champion(tmp_path):
+    from cryptosweep.sweep.champion import read_champion
+
+    assert read_champion(None) is None and read_champion(tmp_path / "none yet") is None
+    folder = tmp_path / "champion"
+    folder.mkdir()
+    assert "manifest.json cannot be read" in read_champion(folder).error
+    (folder / "manifest.json").write_text("{not json")
+    assert "manifest.json cannot be read" in read_champion(folder).error
+    (folder / "manifest.json").write_text(json.dumps({"format": "something/2"}))
+    assert "is not a cryptosweep-model/1 manifest" in read_champion(folder).error
+    manifest = {"format": "cryptosweep-model/1", "seed": 3, "rounds": 20,
+                "configuration": {"params": {"model": "xgboost", "entry_model": {},
+                                             "trading": {}}}}
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "seed": None}))
+    assert read_champion(folder).error.endswith("the manifest records no seed")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    champion = read_champion(folder)
+    assert champion.error is None and champion.manifest == manifest
+    assert champion.digest == hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+
+
+def test_the_gate_judges_results_without_changing_their_hash():
+    """A run can be resumed (or re-judged) with other thresholds or another champion folder."""
+    strict = load_config(raw=tiny_config())
+    lenient = load_config(raw=tiny_config(deployment__min_dsr=0.0,
+                                          deployment__champion_dir="/models/champion"))
+    assert strict.results_hash() == lenient.results_hash()
+    assert strict.canonical() != lenient.canonical()

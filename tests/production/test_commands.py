@@ -1,0 +1,169 @@
+"""The production commands: ``train``, ``signals`` and ``evaluate`` in real processes (the page
+checked in a real headless Chromium, network off), and each bad input: one line, exit code 2,
+nothing created or overwritten."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cryptosweep.cli import main
+from cryptosweep.production import decisions_records, load_model, read_best_configs
+from cryptosweep.trading.data import load_ohlcv, sample_data_path
+from tests.reporting.test_report import javascript_errors, render_in_chromium
+from tests.support import cli
+
+SAMPLE = str(sample_data_path())
+
+
+@pytest.fixture(scope="module")
+def run_dir(family_sweep) -> Path:
+    return family_sweep("lightgbm")
+
+
+@pytest.fixture(scope="module")
+def model_dir(run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "models" / "winner"
+    done = cli("train", str(run_dir), "--until", "holdout", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{out}: lightgbm, 10 rounds/epochs, seed ")
+    return out
+
+
+@pytest.fixture(scope="module")
+def holdout(run_dir) -> dict:
+    best, _ = read_best_configs(run_dir)
+    return best["configurations"][0]
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cryptosweep: error: "), err
+    return lines[0]
+
+
+def write_candles(frame: pd.DataFrame, path: Path) -> Path:
+    out = frame.copy()
+    out.index = out.index.as_unit("ms").asi8
+    out.to_csv(path, index_label="open_time")
+    return path
+
+
+def test_signals_prints_the_decisions_of_the_latest_bars(model_dir):
+    done = cli("signals", str(model_dir), "--data", SAMPLE, "--last", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    expected = decisions_records(load_model(model_dir).decide(load_ohlcv()).tail(3))
+    assert json.loads(done.stdout) == expected
+    assert expected[-1]["open_time"] == load_ohlcv().index[-1].isoformat()
+    table = cli("signals", str(model_dir), "--data", SAMPLE, "--last", "2")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith("bar (UTC open)") and len(lines) == 3
+    assert lines[-1].startswith("2022-10-31 23:00")
+
+
+def test_evaluate_gives_the_sweeps_holdout_metrics_and_an_offline_page(model_dir, holdout,
+                                                                      tmp_path):
+    page = tmp_path / "out" / "holdout.html"
+    done = cli("evaluate", str(model_dir), "--data", SAMPLE, "--start",
+               holdout["data"]["holdout_first_bar"], "--html", str(page), "--json")
+    assert done.returncode == 0, done.stderr
+    recorded = {k.removeprefix("holdout_"): v for k, v in holdout["holdout"].items()
+                if k != "holdout_bars"}  # fmt: skip
+    assert json.loads(done.stdout) == recorded
+    assert f"wrote {page}" in done.stderr and "in-sample" not in done.stderr
+    text = page.read_text()
+    assert (page.parent / "plotly.min.js").is_file() and len(text) < 1_000_000
+    assert not re.search(r"<(script|link)[^>]*(src|href)=[\"']?https?:", text)
+    dom, console = render_in_chromium(page, tmp_path)
+    assert dom.count('class="main-svg"') >= 1 and javascript_errors(console) == []
+    assert f"Trades ({recorded['trades']})" in dom
+
+
+def test_evaluate_trains_best_configs_and_says_when_a_period_is_in_sample(run_dir, holdout,
+                                                                         capsys, tmp_path):
+    code, out, err = run_cli(capsys, "evaluate", str(run_dir), "--until", "holdout", "--data",
+                             SAMPLE, "--start", holdout["data"]["holdout_first_bar"], "--json",
+                             "--html", str(tmp_path / "a.html"))
+    assert code == 0, err
+    assert json.loads(out)["sharpe"] == holdout["holdout"]["holdout_sharpe"]
+    code, out, err = run_cli(capsys, "evaluate", str(run_dir), "--data", SAMPLE, "--start",
+                             "2022-10-01", "--end", "2022-10-15T23:00", "--html",
+                             str(tmp_path / "b.html"))
+    assert code == 0, err
+    assert "360 bars 2022-10-01T00:00:00+00:00 .. 2022-10-15T23:00:00+00:00" in out
+    assert "note: The model was trained on bars up to 2022-10-31" in err  # every bar: in-sample
+
+
+def test_a_best_configs_file_of_another_version_is_refused_before_anything_is_written(
+        run_dir, model_dir, capsys, tmp_path):
+    best, _ = read_best_configs(run_dir)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({k: v for k, v in best.items() if k != "schema"}))
+    code, _, err = run_cli(capsys, "train", str(old), "--out", str(tmp_path / "new"))
+    assert code == 2 and "has no schema" in one_error_line(err)
+    assert not (tmp_path / "new").exists()
+    lacking = tmp_path / "lacking.json"
+    entry = {k: v for k, v in best["configurations"][0].items() if k != "data"}
+    lacking.write_text(json.dumps({**best, "configurations": [entry]}))
+    kept = tmp_path / "kept"
+    shutil.copytree(model_dir, kept)
+    before = {p.name: p.read_bytes() for p in kept.iterdir()}
+    code, _, err = run_cli(capsys, "train", str(lacking), "--out", str(kept))
+    assert code == 2 and "rank 1 lacks data" in one_error_line(err)
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == before  # nothing overwritten
+    code, _, err = run_cli(capsys, "train", str(run_dir), "--rank", "2", "--out", str(kept))
+    assert code == 2 and "rank 2 is out of range" in one_error_line(err)
+
+
+def test_an_output_folder_that_is_not_a_model_is_left_alone(run_dir, capsys, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    code, _, err = run_cli(capsys, "train", str(run_dir), "--out", str(mine))
+    assert code == 2 and "not a cryptosweep model folder" in one_error_line(err)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_a_model_folder_with_a_changed_file_is_refused(model_dir, capsys, tmp_path):
+    changed = tmp_path / "changed"
+    shutil.copytree(model_dir, changed)
+    with open(changed / "model.txt", "a") as handle:
+        handle.write("\n")
+    code, out, err = run_cli(capsys, "signals", str(changed), "--data", SAMPLE)
+    assert code == 2 and out == ""
+    assert "model.txt was changed after the model was saved" in one_error_line(err)
+
+
+def test_candles_a_model_cannot_use_are_refused(model_dir, capsys, tmp_path):
+    ohlcv = load_ohlcv()
+    short = write_candles(ohlcv.iloc[-100:], tmp_path / "short.csv")
+    code, out, err = run_cli(capsys, "signals", str(model_dir), "--data", str(short))
+    assert code == 2 and out == ""
+    assert "100 bars, fewer than the 168 a decision needs" in one_error_line(err)
+    four_hourly = write_candles(ohlcv.iloc[::4], tmp_path / "4h.csv")
+    code, out, err = run_cli(capsys, "signals", str(model_dir), "--data", str(four_hourly))
+    assert code == 2 and out == ""
+    assert "bars are 4h apart, but the model was trained on 1h bars" in one_error_line(err)
+    page = tmp_path / "page.html"
+    code, _, err = run_cli(capsys, "evaluate", str(model_dir), "--data", SAMPLE, "--start",
+                           "last tuesday", "--html", str(page))
+    assert code == 2 and "start: 'last tuesday' is not a time" in one_error_line(err)
+    assert not page.exists()
+    code, _, err = run_cli(capsys, "evaluate", str(model_dir), "--data", SAMPLE, "--until",
+                           "holdout", "--html", str(page))
+    assert code == 2 and "already trained" in one_error_line(err)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["signals", str(model_dir), "--data", SAMPLE, "--last", "0"])
+    assert exit_info.value.code == 2

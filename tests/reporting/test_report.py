@@ -1,0 +1,178 @@
+"""The HTML report and the cross-night index, checked in a real headless Chromium with the
+network off (the verdict first, every chart drawn, no JavaScript error, still drawn once the
+reports folder is moved); the Optuna export opened by Optuna."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from cryptosweep.core.formatting import share, signed
+from cryptosweep.judging.verdict import verdict
+from cryptosweep.reporting.offline import plotly_js_name
+from tests.support import cli, results_file, tiny_config
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("publish")
+    config = tiny_config(objective__rounds_per_unit=3, sweep_type="hyperband",
+                         hyperband={"max_iter": 4, "eta": 2})
+    path = base / "sweep.json"
+    path.write_text(json.dumps(config))
+    done = cli("run", "--config", str(path), "--log-dir", str(base / "reports"), "--run-name",
+               "night1", "--seed", "2")
+    assert done.returncode == 0, done.stderr
+    return base / "reports" / "night1"
+
+
+def render_in_chromium(page: Path, tmp_path: Path) -> tuple[str, str]:
+    """The DOM after the page's scripts ran, and Chromium's console log; any request that
+    leaves the machine goes to a dead proxy, so a chart that needs a CDN is not drawn."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+         "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout, done.stderr
+
+
+def javascript_errors(console: str) -> list[str]:
+    return [line for line in console.splitlines()
+            if "Uncaught" in line or ("CONSOLE" in line and "ERROR" in line.upper()
+                                       and "source: file://" in line)]
+
+
+@pytest.fixture(scope="module")
+def reported(finished_run):
+    """The finished run after ``cryptosweep report``."""
+    done = cli("report", str(finished_run), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return finished_run
+
+
+def drawn_charts(dom: str) -> tuple[int, int]:
+    return dom.count('class="plotly-graph-div'), dom.count('class="main-svg"')
+
+
+def test_report_html_works_offline_with_every_chart_drawn(reported, tmp_path):
+    report = reported / "report.html"
+    text = report.read_text()
+    assert not re.search(r"<script[^>]*src=[\"']?https?:", text), "nothing loaded from a CDN"
+    assert not re.search(r"<link[^>]*href=[\"']?https?:", text)
+    assert text.count("Plotly.newPlot") >= 8, "expected every chart of the analysis notebook"
+    library = reported.parent / plotly_js_name()
+    assert library.is_file() and f'<script src="../{library.name}"' in text
+    assert not re.search(r"plotly\.js v\d", text), "the library is not embedded in the page"
+    executed = (reported / "notebooks" / "analysis.ipynb").read_text()
+    assert not re.search(r"plotly\.js v\d", executed), "nor in the executed notebook"
+    assert "from cryptosweep.reporting import figures" not in text, "code is hidden (--no-input)"
+    assert "tables.top_k_table(results)" not in text
+    dom, console = render_in_chromium(report, tmp_path)
+    charts, drawn = drawn_charts(dom)
+    assert charts >= 8 and drawn >= charts, f"{charts} chart containers but {drawn} drawn"
+    assert javascript_errors(console) == []
+    assert 'id="plotly-missing"' not in dom
+    # the equity charts' x axes are the data's dates (the bundled sample: 2021-10 to 2022-10)
+    data = json.loads(results_file(reported).read_text())["data"]
+    assert data["folds"][0]["first_bar"].startswith(("2021", "2022"))
+    dated = r'class="x\d*tick"><text[^>]*data-unformatted="[^"]*\b202[12]"'
+    assert len(re.findall(dated, dom)) >= 2
+    results = json.loads(results_file(reported).read_text())
+    for check in results["reproducibility_check"]:
+        assert f"eval {check['eval_id']}" in dom
+
+
+def test_the_verdict_comes_first(reported, tmp_path):
+    dom, _ = render_in_chromium(reported / "report.html", tmp_path)
+    decided = verdict(json.loads(results_file(reported).read_text()))
+    start = dom.index('id="verdict"')
+    body = dom[dom.index("<body"):]
+    first_section = min(body.index(marker) for marker in ("<h2", 'class="plotly-graph-div',
+                                                          'class="cs-table'))
+    assert body.index('id="verdict"') < first_section, "the verdict opens the page"
+    block = dom[start:dom.index("</div>", dom.index('class="cs-numbers"'))]
+    assert decided.label in block and html.escape(decided.reason) in block
+    for number in (signed(decided.holdout_score), share(decided.dsr), share(decided.pbo)):
+        assert number in block
+
+
+def test_the_report_still_renders_after_its_reports_folder_moved(reported, tmp_path):
+    moved = tmp_path / "elsewhere" / "reports"
+    shutil.copytree(reported.parent, moved, symlinks=True)
+    dom, console = render_in_chromium(moved / reported.name / "report.html", tmp_path)
+    charts, drawn = drawn_charts(dom)
+    assert charts >= 8 and drawn >= charts and javascript_errors(console) == []
+    page = (moved / reported.name / "report.html").read_text()
+    assert not re.search(r"""(src|href)=["'](/|file:)""", page), "no absolute references"
+    # a run folder copied without its reports folder says why its charts are missing
+    alone = tmp_path / "alone" / reported.name
+    shutil.copytree(reported, alone)
+    dom, _ = render_in_chromium(alone / "report.html", tmp_path)
+    assert 'id="plotly-missing"' in dom and plotly_js_name() in dom
+
+
+def test_index_has_one_row_per_run_with_its_verdict(reported, tmp_path):
+    """Two nights and the ``latest`` link the nightly leaves: two rows, never three."""
+    reports = reported.parent
+    config = tmp_path / "sweep.json"
+    config.write_text(json.dumps(tiny_config(objective__rounds_per_unit=3)))
+    done = cli("run", "--config", str(config), "--log-dir", str(reports), "--run-name",
+               "night2", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    (reports / "latest").symlink_to("night2")
+    done = cli("report", str(reports / "night2"), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = (reports / "index.html").read_text()
+    assert text.count('<tr><td class="text"><a href=') == 2, "latest is not a run"
+    assert 'href="night1/report.html"' in text and 'href="night2/report.html"' in text
+    assert "latest/" not in text and ">ok<" not in text
+    for night in ("night1", "night2"):
+        results = json.loads(results_file(reports / night).read_text())
+        decided = verdict(results)
+        assert html.escape(decided.label) in text and html.escape(decided.reason) in text
+        started = time.strftime("%Y-%m-%d %H:%M", time.gmtime(results["run"]["created_at"]))
+        assert f"<td>{started}</td>" in text
+    assert f'<script src="{plotly_js_name()}"' in text
+    dom, console = render_in_chromium(reports / "index.html", tmp_path)
+    assert dom.count('class="main-svg"') >= 1 and javascript_errors(console) == []
+
+
+def test_export_optuna_writes_a_study_optuna_can_load(finished_run, tmp_path):
+    import optuna
+
+    target = tmp_path / "study.db"
+    done = cli("export-optuna", str(finished_run), "--output", str(target))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"sqlite:///{target}"
+    summaries = optuna.get_all_study_summaries(f"sqlite:///{target}")
+    assert [s.study_name for s in summaries] == ["night1-lightgbm"]
+    study = optuna.load_study(study_name="night1-lightgbm", storage=f"sqlite:///{target}")
+    evaluations = json.loads(results_file(finished_run).read_text())["evaluations"]
+    assert len(study.trials) == len(evaluations)
+    best = max(e["score"] for e in evaluations if e["status"] == "done")
+    assert study.best_value == best
+
+
+def test_report_of_a_folder_that_is_not_a_run_is_exit_2(tmp_path):
+    done = cli("report", str(tmp_path))
+    assert done.returncode == 2
+    assert "no sweep_results_*.json" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,89 @@
+"""Hyperband, BOHB and Bayesian search are as reproducible as random search: the same results
+in-process and on 2 dask workers, and after a SIGKILL at a random point and a resume."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+
+import pytest
+
+from tests.support import cli, deterministic_bytes, kill_when, results_file, tiny_config
+
+pytestmark = pytest.mark.slow
+
+SWEEPS = {
+    # R=4, eta=2: brackets (4,1)(2,2)(1,4) | (3,2)(1,4) | (3,4): 14 evaluations
+    "hyperband": {"sweep_type": "hyperband", "hyperband": {"max_iter": 4, "eta": 2}},
+    "bohb": {"sweep_type": "hyperband",
+             "hyperband": {"max_iter": 4, "eta": 2, "sampler": "tpe", "iterations": 2}},
+    "bayesian": {"sweep_type": "bayesian", "bayesian": {"n_trials": 10, "batch_size": 4},
+                 "hyperband": {"max_iter": 2}},
+}
+
+
+@pytest.fixture(scope="module", params=list(SWEEPS))
+def sweep(request, tmp_path_factory):
+    base = tmp_path_factory.mktemp(request.param)
+    config = tiny_config(objective__rounds_per_unit=3)
+    config.update(SWEEPS[request.param])
+    path = base / "sweep.json"
+    path.write_text(json.dumps(config))
+    done = cli("run", "--config", str(path), "--log-dir", str(base), "--run-name", "ref",
+               "--seed", "21")
+    assert done.returncode == 0, done.stderr
+    return request.param, path, base / "ref"
+
+
+def test_two_workers_give_the_in_process_results(sweep, tmp_path):
+    _, path, reference = sweep
+    done = cli("run", "--config", str(path), "--log-dir", str(tmp_path), "--run-name", "two",
+               "--seed", "21", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert deterministic_bytes(tmp_path / "two") == deterministic_bytes(reference)
+
+
+def test_sigkill_and_resume_give_the_uninterrupted_results(sweep, tmp_path):
+    name, path, reference = sweep
+    total = len(json.loads(results_file(reference).read_text())["evaluations"])
+    kill_at = random.randint(1, total - 2)
+    run_dir = tmp_path / "killed"
+    finished = kill_when(run_dir / "sweep.db", kill_at, [
+        "run", "--config", str(path), "--log-dir", str(tmp_path), "--run-name", "killed",
+        "--seed", "21", "--workers", "2"])
+    assert finished < total, f"{name}: killed too late"
+    with sqlite3.connect(run_dir / "sweep.db") as db:
+        before = {r[0] for r in db.execute(
+            "SELECT eval_id FROM evaluations WHERE status IN ('done', 'failed')")}
+    resumed = cli("run", "--resume", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert deterministic_bytes(run_dir) == deterministic_bytes(reference), (
+        f"{name}: resumed after {finished} evaluations differs from the uninterrupted run")
+    with sqlite3.connect(run_dir / "sweep.db") as db:
+        for eval_id, n_attempts, n_finished in db.execute(
+                "SELECT eval_id, COUNT(*), SUM(outcome IS NOT NULL) FROM attempts "
+                "GROUP BY eval_id"):
+            assert n_finished == 1
+            assert eval_id not in before or n_attempts == 1, f"eval {eval_id} ran twice"
+
+
+def test_results_name_the_strategy_and_spend_the_planned_budget(sweep):
+    name, _, reference = sweep
+    results = json.loads(results_file(reference).read_text())
+    assert results["strategy"]["name"] == ("hyperband" if name != "bayesian" else "bayesian")
+    budgets = sorted({e["budget"] for e in results["evaluations"]})
+    if name == "bayesian":
+        assert budgets == [2.0] and results["counts"]["evaluations"] == 10
+    else:
+        assert budgets == [1.0, 2.0, 4.0]
+        assert results["counts"]["evaluations"] == 14 * (2 if name == "bohb" else 1)
+        assert results["budget_spent"] == 34 * (2 if name == "bohb" else 1)
+        # promotions continue from their checkpoints: only the increments are trained
+        compute = results["compute_spent"]
+        assert len(compute["per_bracket"]) == 3 * (2 if name == "bohb" else 1)
+        assert sum(compute["per_bracket"].values()) == compute["total"]
+        assert compute["total"] < results["budget_spent"]
+        promoted = [e for e in results["evaluations"] if e["tags"]["previous_budget"]]
+        assert promoted and all(e["metrics"]["continued"] for e in promoted
+                                if e["status"] == "done")

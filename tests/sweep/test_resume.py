@@ -1,0 +1,175 @@
+"""Resume: a sweep killed with SIGKILL at a random point ends with the uninterrupted results,
+and never runs a finished evaluation twice. Resuming with another config or seed is refused."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support import cli, deterministic_bytes, done_count, kill_when, tiny_config
+
+pytestmark = pytest.mark.slow
+
+N_TRIALS = 10
+
+
+@pytest.fixture(scope="module")
+def config_and_reference(tmp_path_factory):
+    base = tmp_path_factory.mktemp("resume")
+    config_path = base / "sweep.json"
+    config_path.write_text(json.dumps(tiny_config(random__n_trials=N_TRIALS)))
+    done = cli("run", "--config", str(config_path), "--log-dir", str(base), "--run-name",
+               "reference", "--seed", "5")
+    assert done.returncode == 0, done.stderr
+    return config_path, base / "reference"
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_sigkill_then_resume_equals_an_uninterrupted_run(config_and_reference, tmp_path, workers):
+    config_path, reference = config_and_reference
+    kill_at = random.randint(1, N_TRIALS - 2)
+    run_dir = tmp_path / "killed"
+    finished_at_kill = kill_when(run_dir / "sweep.db", kill_at, [
+        "run", "--config", str(config_path), "--log-dir", str(tmp_path), "--run-name", "killed",
+        "--seed", "5", "--workers", workers,
+    ])
+    assert finished_at_kill < N_TRIALS, f"killed too late (kill_at={kill_at})"
+    assert not list(run_dir.glob("sweep_results_*.json"))
+    with sqlite3.connect(run_dir / "sweep.db") as db:
+        finished_before = {row[0] for row in db.execute(
+            "SELECT eval_id FROM evaluations WHERE status IN ('done', 'failed')")}
+
+    resumed = cli("run", "--resume", str(run_dir), "--workers", workers)
+    assert resumed.returncode == 0, resumed.stderr
+    assert deterministic_bytes(run_dir) == deterministic_bytes(reference), (
+        f"resumed run differs from the uninterrupted one (killed after {finished_at_kill})")
+    with sqlite3.connect(run_dir / "sweep.db") as db:
+        attempts = db.execute(
+            "SELECT eval_id, COUNT(*), SUM(outcome IS NOT NULL) FROM attempts GROUP BY eval_id"
+        ).fetchall()
+    assert len(attempts) == N_TRIALS
+    for eval_id, n_attempts, n_finished in attempts:
+        assert n_finished == 1, f"evaluation {eval_id} finished {n_finished} times"
+        if eval_id in finished_before:
+            assert n_attempts == 1, f"finished evaluation {eval_id} was run again after resume"
+
+
+def _extra_evaluations(db) -> set[tuple[str, int]]:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return set(conn.execute("SELECT kind, eval_id FROM extra_evaluations"))
+    except sqlite3.OperationalError:  # not created yet
+        return set()
+
+
+def test_sigkill_during_the_end_of_the_sweep_then_resume_redoes_nothing(
+        config_and_reference, tmp_path):
+    """Killed while the top-k's holdout and re-runs are evaluated (in-process), resumed on 2
+    dask workers: what was journaled is not evaluated again, and the results are the
+    uninterrupted run's, byte for byte."""
+    config_path, reference = config_and_reference
+    run_dir = tmp_path / "killed"
+    db = run_dir / "sweep.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cryptosweep", "run", "--config", str(config_path), "--log-dir",
+         str(tmp_path), "--run-name", "killed", "--seed", "5", "--workers", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while not _extra_evaluations(db):
+            assert process.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "the sweep made no progress"
+            time.sleep(0.005)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    journaled = _extra_evaluations(db)
+    assert not list(run_dir.glob("sweep_results_*.json")), "killed too late"
+    assert done_count(db) == N_TRIALS and 1 <= len(journaled) < 5
+
+    resumed = cli("run", "--resume", str(run_dir), "--workers", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert deterministic_bytes(run_dir) == deterministic_bytes(reference)
+    (started,) = [line for line in (run_dir / "sweep_output.log").read_text().splitlines()
+                  if "end of the sweep: " in line and "evaluation(s) on dask" in line]
+    names = {"holdout": "holdout", "repro": "rerun", "baselines": "baselines"}
+    for kind, eval_id in journaled:
+        task = names[kind] if kind == "baselines" else f"{names[kind]}-{eval_id}"
+        assert task not in started.split(": ")[-1].split(", "), f"{task} evaluated again"
+    assert len(started.split(": ")[-1].split(", ")) == 5 - len(journaled)
+
+
+def test_resume_of_a_finished_run_runs_nothing_and_rewrites_the_same_results(
+        config_and_reference, tmp_path):
+    _, reference = config_and_reference
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("sweep.db",):
+        (copy / name).write_bytes((reference / name).read_bytes())
+    done = cli("run", "--resume", str(copy / "sweep.db"))
+    assert done.returncode == 0, done.stderr
+    assert deterministic_bytes(copy) == deterministic_bytes(reference)
+    with sqlite3.connect(copy / "sweep.db") as db:
+        assert db.execute("SELECT MAX(attempt) FROM attempts").fetchone()[0] == 1
+
+
+def test_a_run_journaled_before_a_setting_existed_resumes_as_it_was_made(
+        config_and_reference, tmp_path):
+    """A journal written before ``hyperband.overlap_brackets`` existed has no such key: the run
+    was made one bracket at a time, and resuming it must not switch to the new default."""
+    from tests.support import results_file
+
+    _, reference = config_and_reference
+    for name, strip in (("old", True), ("new", False)):
+        copy = tmp_path / name
+        copy.mkdir()
+        (copy / "sweep.db").write_bytes((reference / "sweep.db").read_bytes())
+        if strip:
+            with sqlite3.connect(copy / "sweep.db") as db:
+                (text,) = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+                config = json.loads(text)
+                del config["hyperband"]["overlap_brackets"]
+                db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
+        done = cli("run", "--resume", str(copy))
+        assert done.returncode == 0, done.stderr
+        resumed = json.loads(results_file(copy).read_text())["config"]["hyperband"]
+        assert resumed["overlap_brackets"] is (not strip)
+
+
+def test_resume_with_another_config_or_seed_is_refused(config_and_reference, tmp_path):
+    _, reference = config_and_reference
+    before = (reference / "sweep.db").read_bytes()
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(tiny_config(random__n_trials=N_TRIALS + 1)))
+    done = cli("run", "--resume", str(reference), "--config", str(other))
+    assert done.returncode == 2
+    assert "differs from the one this run was started with" in done.stderr
+    done = cli("run", "--resume", str(reference), "--seed", "6")
+    assert done.returncode == 2 and "--seed 6 differs from the run's seed 5" in done.stderr
+    done = cli("run", "--resume", str(tmp_path / "nowhere"))
+    assert done.returncode == 2 and "no journal at" in done.stderr
+    assert (reference / "sweep.db").read_bytes() == before
+
+
+def test_resume_on_changed_data_is_refused(tmp_path, write_config):
+    from cryptosweep.trading.data import sample_data_path
+
+    data = tmp_path / "candles.csv.gz"
+    data.write_bytes(sample_data_path().read_bytes())
+    config_path = write_config(tiny_config(random__n_trials=2))
+    done = cli("run", "--config", str(config_path), "--data", str(data), "--log-dir",
+               str(tmp_path), "--run-name", "r")
+    assert done.returncode == 0, done.stderr
+    text = gzip.decompress(data.read_bytes()).decode().splitlines()
+    data.write_bytes(gzip.compress("\n".join(text[:-24]).encode() + b"\n"))
+    done = cli("run", "--resume", str(tmp_path / "r"))
+    assert done.returncode == 2 and "changed since the run started" in done.stderr

@@ -1,0 +1,281 @@
+"""A real sweep from the CLI on the bundled BTC sample: run folder, determinism, workers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cryptosweep.records.journal import unpack_returns
+from tests.support import cli, deterministic_bytes, results_file, tiny_config
+
+pytestmark = pytest.mark.slow
+
+RUN_FILES = ("sweep_output.log", "sweep.db", "gpu_repro_*.json", "sweep_results_*.json",
+             "sweep_report_*.txt", "best_configs_*.json", "resource_usage_*.json")
+
+
+def run(config_path: Path, log_dir: Path, name: str, *extra: str) -> Path:
+    done = cli("run", "--config", str(config_path), "--log-dir", str(log_dir),
+               "--run-name", name, *extra)
+    assert done.returncode == 0, done.stderr
+    run_dir = log_dir / name
+    assert done.stdout.strip() == str(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted in-process run of the tiny config with seed 11."""
+    base = tmp_path_factory.mktemp("reference")
+    config_path = base / "sweep.json"
+    config_path.write_text(json.dumps(tiny_config()))
+    return config_path, run(config_path, base / "logs", "ref", "--seed", "11")
+
+
+def test_run_folder_holds_every_output_file(reference):
+    _, run_dir = reference
+    for pattern in RUN_FILES:
+        assert list(run_dir.glob(pattern)), f"{pattern} missing from {run_dir}"
+    results = json.loads(results_file(run_dir).read_text())
+    assert results["counts"] == {"evaluations": 6, "done": 6, "failed": 0}
+    assert results["seed"] == 11 and len(results["top_k"]) == 2
+    checks = results["reproducibility_check"]
+    assert [c["eval_id"] for c in checks] == [t["eval_id"] for t in results["top_k"]]
+    assert all(c["status"] == "PASS" for c in checks)
+    overfitting = results["overfitting"]
+    assert overfitting["n_configurations"] == 6
+    assert 0.0 <= overfitting["dsr"]["dsr"] <= 1.0 and overfitting["dsr"]["n_trials"] == 6
+    assert overfitting["dsr"] == results["top_k"][0]["dsr"]
+    assert 0.0 <= overfitting["pbo"]["pbo"] <= 1.0
+    assert len(overfitting["pbo"]["logits"]) == overfitting["pbo"]["n_combinations"] == 12870
+    assert all("holdout_sharpe" in item["holdout"] for item in results["top_k"])
+    (best_path,) = run_dir.glob("best_configs_*.json")
+    best = json.loads(best_path.read_text())
+    assert best["configurations"][0]["eval_id"] == results["best"]["eval_id"]
+    assert best["trading_params"] == results["best"]["params"]["trading"]
+    assert best["entry_model"]["family"] == "lightgbm"
+    assert best["entry_model"]["params"] == results["best"]["params"]["entry_model"]
+    assert best["entry_model"]["framework_params"]["deterministic"] is True
+    (repro_path,) = run_dir.glob("gpu_repro_*.json")
+    repro = json.loads(repro_path.read_text())
+    assert repro["seed"] == 11 and repro["config_hash"] == results["config_hash"]
+    assert repro["packages"]["lightgbm"] and "gpus" in repro
+    with sqlite3.connect(run_dir / "sweep.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT COUNT(*) FROM evaluations WHERE status='done'").fetchone()[0] == 6
+        blobs = db.execute("SELECT eval_id, n, data FROM returns WHERE kind='validation'")
+        stored = {eval_id: unpack_returns(n, data).tobytes() for eval_id, n, data in blobs}
+        holdout = dict(db.execute("SELECT eval_id, n FROM returns WHERE kind='holdout'"))
+    assert sorted(stored) == list(range(6))
+    for evaluation in results["evaluations"]:  # per-bar OOS returns kept, bit for bit
+        digest = hashlib.sha256(stored[evaluation["eval_id"]]).hexdigest()
+        assert digest == evaluation["metrics"]["returns_sha256"]
+    assert sorted(holdout) == sorted(item["eval_id"] for item in results["top_k"])
+    assert set(holdout.values()) == {results["data"]["holdout_bars"]}
+
+
+def test_baselines_edge_and_deployment_decision_in_every_output(reference):
+    """Flat and buy-and-hold on the trials' own test blocks and holdout, each top-k entry's
+    edge over them, and the gate's decision: in the results, the best configs and the first
+    lines of the text report, all from the same block."""
+    _, run_dir = reference
+    results = json.loads(results_file(run_dir).read_text())
+    baselines = results["baselines"]
+    folds = len(results["data"]["folds"])
+    for name in ("flat", "buy_and_hold"):
+        assert len(baselines[name]["folds"]) == folds
+        assert baselines[name]["holdout"]["holdout_bars"] == results["data"]["holdout_bars"]
+    assert baselines["flat"]["score"] == 0.0
+    assert all(fold["trades"] == 1 for fold in baselines["buy_and_hold"]["folds"])
+    for item in results["top_k"]:
+        positive = item["score"] > 0 and item["holdout"]["holdout_sharpe"] > 0
+        assert item["edge"]["beats_flat"] is positive
+        assert item["edge"]["label"] == (None if positive else "no edge")
+    deployment = results["deployment"]
+    assert deployment["decision"] in ("approved", "rejected") and deployment["champion"] is None
+    assert [c["name"] for c in deployment["criteria"]] == [
+        "reproducible", "dsr", "pbo", "holdout_score", "holdout_trades"]
+    dsr = next(c for c in deployment["criteria"] if c["name"] == "dsr")
+    assert dsr["value"] == results["overfitting"]["dsr"]["dsr"] and dsr["threshold"] == 0.95
+    (best_path,) = run_dir.glob("best_configs_*.json")
+    best = json.loads(best_path.read_text())
+    assert best["deployment"] == deployment and best["baselines"] == baselines
+    assert best["configurations"][0]["edge"] == results["best"]["edge"]
+    report = next(run_dir.glob("sweep_report_*.txt")).read_text().splitlines()
+    verdict = "DEPLOYABLE" if deployment["decision"] == "approved" else "NOT DEPLOYABLE"
+    assert report[0] == f"VERDICT: {verdict} (deployment gate)"
+    assert report[1] == f"  {deployment['reason']}"
+    first_blank = report.index("")
+    assert report[first_blank - len(deployment["criteria"]):first_blank] == [
+        f"  [{'pass' if c['passed'] else 'FAIL'}] {c['text']}" for c in deployment["criteria"]]
+    assert any(line.startswith("  buy-and-hold") for line in report)
+    log = (run_dir / "sweep_output.log").read_text()
+    assert "end of the sweep: 5 evaluation(s) on in-process: " in log
+
+
+def _champion_of(run_dir: Path, folder: Path) -> Path:
+    """A model folder whose manifest (production's format) deploys ``run_dir``'s winner:
+    its best-configs entry, seed and rounds, and the objective settings it was made with."""
+    results = json.loads(results_file(run_dir).read_text())
+    winner = results["best"]
+    spec = {"data": results["config"]["data"], "objective": results["config"]["objective"]}
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({
+        "format": "cryptosweep-model/1", "family": winner["params"]["model"],
+        "seed": winner["seed"], "rounds": winner["metrics"]["rounds"],
+        "configuration": winner, "objective_spec": spec,
+        "data": {"bar_interval": results["data"]["bar_interval"]}}))
+    return folder
+
+
+def _judged_against(reference: tuple[Path, Path], tmp_path: Path, name: str,
+                    champion: Path) -> dict:
+    """The reference run, resumed in a copy with ``deployment.champion_dir``: only the
+    champion's re-evaluation runs (everything else is journaled), then the gate decides."""
+    _, run_dir = reference
+    copy = tmp_path / name
+    copy.mkdir()
+    (copy / "sweep.db").write_bytes((run_dir / "sweep.db").read_bytes())
+    done = cli("run", "--resume", str(copy), "--set", f"deployment.champion_dir={champion}")
+    assert done.returncode == 0, done.stderr
+    log = (copy / "sweep_output.log").read_text()
+    return {"results": json.loads(results_file(copy).read_text()), "log": log}
+
+
+def test_the_champion_is_re_evaluated_on_this_runs_holdout_with_its_seed(reference, tmp_path):
+    """Deployed: this very run's winner. Re-evaluated from its manifest on the same holdout
+    bars with its recorded seed, it scores exactly what the winner scored: a tie, which
+    passes."""
+    _, run_dir = reference
+    same = _judged_against(reference, tmp_path, "same",
+                           _champion_of(run_dir, tmp_path / "champion"))
+    results = same["results"]
+    assert "end of the sweep: 1 evaluation(s) on in-process: champion" in same["log"]
+    champion = results["deployment"]["champion"]
+    winner_holdout = results["best"]["holdout"]
+    assert champion["holdout"] == winner_holdout  # bit for bit, on the same bars
+    assert champion["seed"] == results["best"]["seed"] and champion["notes"] == []
+    (versus,) = [c for c in results["deployment"]["criteria"] if c["name"] == "champion"]
+    assert versus["passed"] and versus["value"] == versus["threshold"] == (
+        winner_holdout["holdout_sharpe"])
+
+
+def test_a_champion_that_cannot_be_re_evaluated_fails_its_criterion(reference, tmp_path):
+    """Its re-evaluation raises (LightGBM refuses its parameters): the criterion fails with
+    the reason, and nothing of it is journaled (a resume tries again)."""
+    _, run_dir = reference
+    failing = _champion_of(run_dir, tmp_path / "failing_champion")
+    manifest = json.loads((failing / "manifest.json").read_text())
+    manifest["configuration"]["params"]["entry_model"]["num_leaves"] = -3  # LightGBM refuses
+    (failing / "manifest.json").write_text(json.dumps(manifest))
+    judged = _judged_against(reference, tmp_path, "failing", failing)
+    (versus,) = [c for c in judged["results"]["deployment"]["criteria"]
+                 if c["name"] == "champion"]
+    assert not versus["passed"] and judged["results"]["deployment"]["decision"] == "rejected"
+    assert versus["text"].startswith("the champion could not be re-evaluated (")
+    assert "the champion's re-evaluation failed" in judged["log"]
+    with sqlite3.connect(tmp_path / "failing" / "sweep.db") as db:  # a failure is no result
+        assert not db.execute(
+            "SELECT COUNT(*) FROM extra_evaluations WHERE kind = 'champion'").fetchone()[0]
+
+
+def test_same_seed_twice_gives_byte_identical_results(reference, tmp_path):
+    config_path, first = reference
+    second = run(config_path, tmp_path, "again", "--seed", "11")
+    assert deterministic_bytes(first) == deterministic_bytes(second)
+
+
+def test_different_seed_gives_different_trials(reference, tmp_path):
+    config_path, first = reference
+    other = run(config_path, tmp_path, "other", "--seed", "12")
+    params = [e["params"] for e in json.loads(results_file(first).read_text())["evaluations"]]
+    others = [e["params"] for e in json.loads(results_file(other).read_text())["evaluations"]]
+    assert all(a != b for a, b in zip(params, others, strict=True))
+
+
+def test_one_and_two_dask_workers_give_the_in_process_results(reference, tmp_path):
+    config_path, in_process = reference
+    one = run(config_path, tmp_path, "one", "--seed", "11", "--workers", "1")
+    two = run(config_path, tmp_path, "two", "--seed", "11", "--workers", "2")
+    assert deterministic_bytes(one) == deterministic_bytes(in_process)
+    assert deterministic_bytes(two) == deterministic_bytes(in_process)
+    workers = {e["timing"]["worker"] for e in
+               json.loads(results_file(two).read_text())["evaluations"]}
+    assert len(workers) == 2, f"expected both dask workers to run trials, got {workers}"
+    # The end of the sweep (holdout, re-runs, baselines) ran on those workers too.
+    for run_dir, workers in ((one, 1), (two, 2)):
+        assert (f"end of the sweep: 5 evaluation(s) on dask LocalCluster of {workers} CPU "
+                "worker(s)") in (run_dir / "sweep_output.log").read_text()
+
+
+def test_grid_sweep_covers_the_product_once(tmp_path, write_config):
+    config = tiny_config(sweep_type="grid", grid={"points": 2})
+    config["parameter_ranges"]["lightgbm"] = {
+        "num_leaves": {"type": "int", "low": 4, "high": 8},
+        "learning_rate": {"type": "categorical", "choices": [0.1]},
+    }
+    config["parameter_ranges"]["trading"]["holding_period"] = {
+        "type": "categorical", "choices": [6]}
+    run_dir = run(write_config(config), tmp_path, "grid")
+    evaluations = json.loads(results_file(run_dir).read_text())["evaluations"]
+    points = [json.dumps(e["params"], sort_keys=True) for e in evaluations]
+    assert len(points) == 2 * 1 * 2 * 1 * 2 * 2 and len(set(points)) == len(points)
+
+
+def test_existing_run_folder_is_not_overwritten(reference):
+    config_path, run_dir = reference
+    before = (run_dir / "sweep.db").read_bytes()
+    done = cli("run", "--config", str(config_path), "--log-dir", str(run_dir.parent),
+               "--run-name", run_dir.name)
+    assert done.returncode == 2 and "already holds a sweep" in done.stderr
+    assert (run_dir / "sweep.db").read_bytes() == before
+
+
+def test_failing_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(tmp_path,
+                                                                             write_config):
+    config = tiny_config(random__n_trials=8, execution__max_failure_fraction=1.0)
+    config["parameter_ranges"]["lightgbm"] = {
+        "boosting": {"type": "categorical", "choices": ["gbdt", "rf"]},
+        "bagging_fraction": {"type": "categorical", "choices": [1.0]},
+        "feature_fraction": {"type": "categorical", "choices": [1.0]},
+    }  # LightGBM's random forest needs bagging or feature subsampling: those trials fail
+    run_dir = run(write_config(config), tmp_path, "failing")
+    results = json.loads(results_file(run_dir).read_text())
+    failed = [e for e in results["evaluations"] if e["status"] == "failed"]
+    done = [e for e in results["evaluations"] if e["status"] == "done"]
+    assert failed and done
+    assert all(e["params"]["entry_model"]["boosting"] == "rf" for e in failed)
+    assert all("ConfigError" in e["error"] and e["score"] is None for e in failed)
+    assert results["counts"]["failed"] == len(failed)
+    assert all(item["params"]["entry_model"]["boosting"] == "gbdt" for item in results["top_k"])
+    report = next(run_dir.glob("sweep_report_*.txt")).read_text()
+    assert f"failures ({len(failed)})" in report
+
+
+def test_reproducibility_check_fails_when_a_stored_result_was_tampered_with(reference, tmp_path):
+    _, run_dir = reference
+    copy = tmp_path / "tampered"
+    copy.mkdir()
+    (copy / "sweep.db").write_bytes((run_dir / "sweep.db").read_bytes())
+    results = json.loads(results_file(run_dir).read_text())
+    best = results["best"]["eval_id"]
+    with sqlite3.connect(copy / "sweep.db") as db:
+        (metrics,) = db.execute("SELECT metrics FROM evaluations WHERE eval_id = ?",
+                                (best,)).fetchone()
+        changed = json.loads(metrics)
+        changed["fold_sharpe"][0] += 1e-12  # one bit of one fold's Sharpe ratio
+        db.execute("UPDATE evaluations SET metrics = ? WHERE eval_id = ?",
+                   (json.dumps(changed), best))
+        db.execute("DELETE FROM extra_evaluations WHERE kind = 'repro'")
+    done = cli("run", "--resume", str(copy))
+    assert done.returncode == 0, done.stderr
+    checks = json.loads(results_file(copy).read_text())["reproducibility_check"]
+    status = {c["eval_id"]: c["status"] for c in checks}
+    assert status[best] == "FAIL"
+    assert all(s == "PASS" for eval_id, s in status.items() if eval_id != best)
+    report = next(copy.glob("sweep_report_*.txt")).read_text()
+    assert f"eval {best}: FAIL" in report
