@@ -84,7 +84,8 @@ CONFIG: dict[str, Any] = {
 
 def bench_evaluation(payload: dict[str, Any], seconds: float = 0.0, spin: bool = False,
                      returns_bars: int = 0) -> dict[str, Any]:
-    """Stands in for :func:`cryptosweep.execution.executors.run_evaluation`: the same payload in, the
+    """Stands in for :func:`cryptosweep.execution.executors.run_evaluation`: the same payload in,
+    the
     same dict out, after ``seconds`` of sleep (or of a busy loop with ``spin``)."""
     started = time.time()
     if seconds > 0:

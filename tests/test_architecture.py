@@ -155,12 +155,11 @@ def test_architecture_map_names_every_module() -> None:
 def test_the_objective_knows_nothing_of_the_sweep() -> None:
     """``trading/`` is what a worker calls: it may read the typed spec and the leaves, never
     the strategies, executors, store or runner."""
-    allowed = {"cryptosweep.core.config", "cryptosweep.core.reproducibility", "cryptosweep.core.files",
-               "cryptosweep.core.errors", "cryptosweep.core.vocabulary", "cryptosweep.core.intervals"}
     for name, targets in import_graph().items():
         if name.startswith("cryptosweep.trading"):
-            outside = {t for t in targets if not t.startswith("cryptosweep.trading")}
-            assert outside <= allowed, (name, outside - allowed)
+            outside = {t for t in targets
+                       if not t.startswith(("cryptosweep.trading", "cryptosweep.core"))}
+            assert outside == set(), (name, outside)
 
 
 def test_reproducibility_is_a_leaf_every_worker_can_import_cheaply() -> None:

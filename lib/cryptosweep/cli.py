@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptosweep.core.version import __version__
 from cryptosweep.core.errors import (
     EXIT_USAGE,
     CryptosweepError,
@@ -24,6 +23,7 @@ from cryptosweep.core.errors import (
     UserError,
     sigterm_interrupts,
 )
+from cryptosweep.core.version import __version__
 from cryptosweep.logs import configure_logging
 
 DESCRIPTION = "Reproducible hyperparameter sweeps for crypto trading models."

@@ -1,10 +1,11 @@
-"""The sweep configuration: a pydantic model, loaded from JSON or YAML, with CLI overrides.
+"""The sweep configuration, typed: a pydantic model whose sections stay typed wherever they
+travel (:class:`SweepConfig`, :class:`ObjectiveSpec` for the workers), the hash of what decides
+results, and the seed rule. Files and ``--set`` are read by :mod:`.config_files`.
 
-Every user mistake (unknown key, wrong type, ``low > high``, unknown model family, missing file,
-bad ``--set``, a file that is not UTF-8, nested too deeply or with a key given twice, a trading
+Every user mistake (unknown key, wrong type, ``low > high``, unknown model family, a trading
 parameter missing or with values a backtest cannot use, a size past its bound) becomes one
-:class:`~cryptosweep.core.errors.ConfigError` whose message names the field or path; the CLI prints
-it on one line and exits with code 2. Counts are strict integers (``true`` or ``3.5`` is not a
+:class:`~cryptosweep.core.errors.ConfigError` whose message names the field; the CLI prints it
+on one line and exits with code 2. Counts are strict integers (``true`` or ``3.5`` is not a
 count) and every size has a bound (:data:`MAX_EVALUATIONS`, :data:`MAX_ROUNDS`,
 :data:`MAX_SEED`), so a typo can never ask for more than a machine can hold.
 """
@@ -227,6 +228,11 @@ class DataSettings(_Strict):
             return None
         return utc_timestamp(value)
 
+    @property
+    def has_holdout(self) -> bool:
+        """Whether the most recent bars are kept out of the sweep as a holdout."""
+        return self.holdout_fraction > 0
+
     @model_validator(mode="after")
     def _range_order(self) -> DataSettings:
         if self.start is not None and self.end is not None and self.start >= self.end:
@@ -327,8 +333,8 @@ class WalkForwardSettings(_Strict):
 
 
 class DeploymentSettings(_Strict):
-    """The deployment gate (:mod:`cryptosweep.judging.deployment`): what the winner of a run must show
-    to be approved for production. The decision judges results, it does not change them: the
+    """The deployment gate (:mod:`cryptosweep.judging.deployment`): what the winner of a run
+    must show to be approved for production. The decision judges results, it does not change them: the
     whole section is left out of the results hash (:data:`EXECUTION_ONLY`)."""
 
     min_dsr: float = Field(

@@ -15,7 +15,8 @@ LABEL_KINDS = ("triple_barrier", "fixed_horizon")
 #: How a score metric is named in a sentence ("holdout Sharpe -3.08 < 0").
 METRIC_LABELS = {"sharpe": "Sharpe", "sortino": "Sortino", "calmar": "Calmar",
                  "total_return": "total return"}
-#: The label of a configuration that does not beat never trading (see :mod:`cryptosweep.judging.edge`).
+#: The label of a configuration that does not beat never trading (see
+#: :mod:`cryptosweep.judging.edge`).
 NO_EDGE = "no edge"
 #: The deployment gate's decisions (:mod:`cryptosweep.judging.deployment`).
 APPROVED, REJECTED = "approved", "rejected"

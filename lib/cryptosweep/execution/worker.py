@@ -18,7 +18,6 @@ from cryptosweep.core.faults import infrastructure_fault
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Outcome:
     """A finished evaluation as the worker saw it."""

@@ -1,5 +1,6 @@
 """Plotly figures of the explorer that the report does not have (the report's builders in
-:mod:`cryptosweep.reporting.figures` are reused as they are): parameters against score for a filtered
+:mod:`cryptosweep.reporting.figures` are reused as they are): parameters against score for a
+filtered
 trials table, two runs' best score against compute, and the Hyperband rungs filled so far.
 
 Same conventions as :mod:`cryptosweep.reporting.figures`: a title, axis labels, the ``plotly_white``

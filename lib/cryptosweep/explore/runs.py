@@ -501,7 +501,8 @@ def best_score_curve(evaluations: Sequence[Mapping[str, Any]]
     """Cumulative compute (budget units of every finished evaluation, ``eval_id`` order) and
     the best score so far among the evaluations that compete for "best"
     (:mod:`cryptosweep.records.ranking`: done, finite score, the largest budget reached), as
-    :func:`cryptosweep.reporting.figures.optimisation_history` draws it; ``None`` before the first."""
+    :func:`cryptosweep.reporting.figures.optimisation_history` draws it; ``None`` before the
+    first."""
     finished = sorted((e for e in evaluations if e["status"] in ("done", "failed")),
                       key=lambda e: e["eval_id"])
     competing = {e["eval_id"] for e in at_largest_budget(finished)[0]}

@@ -4,9 +4,12 @@ the sweep journaled them, and the what-if), and its trades on a candlestick char
 The equity figure is built once per trial (:func:`equity_figure`, a plotly figure dict with
 empty what-if traces) and then only its what-if traces are refilled (:func:`fill_equity`) as
 the trading sliders move: building a plotly figure with subplots takes ~100 ms, refilling
-arrays of a dict none. Time axes are the report's (:func:`cryptosweep.reporting.figures.out_of_sample_times`
-and :func:`cryptosweep.reporting.figures.time_axis`: UTC dates, fold and holdout starts marked), equity and
-drawdown its :func:`cryptosweep.reporting.figures.equity_drawdown`; curves are float32 as in the report.
+arrays of a dict none. Time axes are the report's
+(:func:`cryptosweep.reporting.figures.out_of_sample_times`
+and :func:`cryptosweep.reporting.figures.time_axis`: UTC dates, fold and holdout starts marked),
+equity and
+drawdown its :func:`cryptosweep.reporting.figures.equity_drawdown`; curves are float32 as in the
+report.
 Trace ``meta`` names what a trace holds (``what-if validation equity``, ``long entries``, ...).
 """
 

@@ -205,7 +205,8 @@ class BackgroundSweep:
         return self.future.done()
 
     def result(self, timeout: float | None = None) -> Any:
-        """The :class:`~cryptosweep.sweep.runner.SweepResult` once it has finished (or its error)."""
+        """The :class:`~cryptosweep.sweep.runner.SweepResult` once it has finished (or its
+        error)."""
         return self.future.result(timeout)
 
 

@@ -101,7 +101,7 @@ def training_steps(record: TrialRecord) -> int:
     the holdout model."""
     spec = record.spec
     rungs = len(record.rungs) + 1 if _continued(record) else 1
-    return rungs * spec.objective.folds + (1 if spec.data.holdout_fraction > 0 else 0)
+    return rungs * spec.objective.folds + (1 if spec.data.has_holdout else 0)
 
 
 def _continued(record: TrialRecord) -> bool:
@@ -126,7 +126,7 @@ def trial_predictions(record: TrialRecord) -> list[Predictions]:
                                               device, checkpoint=checkpoint))
     else:
         folds = list(fold_predictions(params, record.budget, seed, spec, device))
-    if spec.data.holdout_fraction > 0:
+    if spec.data.has_holdout:
         folds.append(holdout_predictions(params, record.budget, seed, spec, CPU))
     return folds
 

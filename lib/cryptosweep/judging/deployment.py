@@ -62,13 +62,13 @@ def decide(results: Mapping[str, Any], champion: Mapping[str, Any] | None = None
     overfitting = results.get("overfitting") or {}
     criteria = [
         _reproducible(results, best),
-        _dsr(overfitting, settings["min_dsr"]),
-        _pbo(overfitting, settings["max_pbo"]),
-        _holdout_score(best, metric, settings["min_holdout_score"], results),
-        _holdout_trades(best, settings["min_holdout_trades"], results),
+        _dsr(overfitting, settings.min_dsr),
+        _pbo(overfitting, settings.max_pbo),
+        _holdout_score(best, metric, settings.min_holdout_score, results),
+        _holdout_trades(best, settings.min_holdout_trades, results),
     ]
     if champion is not None:
-        criteria.append(_beats_champion(best, metric, champion, settings["min_improvement"]))
+        criteria.append(_beats_champion(best, metric, champion, settings.min_improvement))
     failed = [c["text"] for c in criteria if not c["passed"]]
     decision = REJECTED if failed else APPROVED
     if failed:
@@ -103,10 +103,11 @@ def criterion_lines(deployment: Mapping[str, Any] | None) -> list[str]:
 # ------------------------------------------------------------------------------- criteria
 
 
-def _settings(results: Mapping[str, Any]) -> dict[str, Any]:
-    """The recorded thresholds; the defaults for a run made before the section existed."""
+def _settings(results: Mapping[str, Any]) -> DeploymentSettings:
+    """The recorded thresholds, typed; the defaults for a run made before the section
+    existed."""
     given = (results.get("config") or {}).get("deployment") or {}
-    return DeploymentSettings.model_validate(given).model_dump()
+    return DeploymentSettings.model_validate(given)
 
 
 def _criterion(name: str, value: Any, threshold: Any, passed: bool, text: str

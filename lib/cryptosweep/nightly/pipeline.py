@@ -374,8 +374,6 @@ class Night:
             self.log("INFO", self.promotion.message)
 
 
-
-
 @contextlib.contextmanager
 def _private_runtime() -> Iterator[None]:
     """Kernel connection files in a private temporary folder (and a writable HOME, which cron

@@ -6,7 +6,8 @@ its ``configurations`` carries everything a model needs: ``params`` (family, ent
 parameters, trading parameters), ``budget``, ``seed``, ``metrics.rounds``, ``objective_spec``
 (labels, fees, slippage, shorts, rounds per unit, threads, data path and loader options,
 holdout fraction) and ``data`` (the swept data's fingerprint and bar interval). A file from
-another version, or an entry missing one of these, is a :class:`~cryptosweep.core.errors.ConfigError`
+another version, or an entry missing one of these, is a
+:class:`~cryptosweep.core.errors.ConfigError`
 naming what is wrong (exit 2 from the CLI).
 """
 

@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.core.version import __version__
 from cryptosweep.core.config import ObjectiveSpec
 from cryptosweep.core.errors import ConfigError, DataError, ModelError
 from cryptosweep.core.files import (
@@ -45,6 +44,7 @@ from cryptosweep.core.files import (
     write_text_atomic,
 )
 from cryptosweep.core.intervals import format_interval, parse_interval
+from cryptosweep.core.version import __version__
 from cryptosweep.production.candles import (
     check_candles,
     data_source,
@@ -349,7 +349,7 @@ def _cutoff(market: Market, until: Any, config: Configuration) -> tuple[int, str
     if until is None:
         return len(market.open_), None
     if isinstance(until, str) and until == "holdout":
-        if config.spec.data.holdout_fraction <= 0.0:
+        if config.not spec.data.has_holdout:
             raise ConfigError("until='holdout': the configuration's data has no holdout "
                               "(data.holdout_fraction is 0)")
         cutoff = market.holdout_start

@@ -60,7 +60,8 @@ def build_results(
     overfitting: dict[str, Any] | None = None, baselines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results file's content; the deployment gate's decision is added to it by
-    :func:`cryptosweep.sweep.finalize.finalize_run` (:func:`cryptosweep.judging.deployment.decide` reads
+    :func:`cryptosweep.sweep.finalize.finalize_run` (:func:`cryptosweep.judging.deployment.decide`
+    reads
     the rest)."""
     finished = [row for row in rows if row.status in ("done", "failed")]
     return {

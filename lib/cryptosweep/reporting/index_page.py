@@ -1,6 +1,7 @@
 """The cross-night ``index.html`` of a reports folder: one row per run folder (links such as
 ``latest`` are never counted), newest first, with its date (UTC), strategy, verdict
-(:func:`cryptosweep.judging.verdict.verdict`), holdout score with its trades, DSR, PBO and a link to its
+(:func:`cryptosweep.judging.verdict.verdict`), holdout score with its trades, DSR, PBO and a link
+to its
 report; and the trends of the winner's holdout score and DSR across nights.
 """
 

@@ -1,6 +1,7 @@
 """From a finished run folder to what people read: ``report.html`` (the analysis notebook run
 by papermill, then converted by nbconvert without its code) and the cross-night ``index.html``
-(:mod:`cryptosweep.reporting.index_page`). Both work offline and share one plotly.js per reports folder
+(:mod:`cryptosweep.reporting.index_page`). Both work offline and share one plotly.js per reports
+folder
 (:mod:`cryptosweep.reporting.offline`).
 
 The analysis notebook shows its charts as plotly's JSON mimetype only (JupyterLab draws them

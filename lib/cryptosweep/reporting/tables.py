@@ -6,7 +6,8 @@ canvas, needs no chart library, and takes exactly the room it needs. Every build
 plain dicts of a run folder (``sweep_results_*.json``, ``gpu_repro_*.json``) and returns an
 HTML string, or ``None`` when the run has nothing to show there; the analysis notebook shows
 them with :func:`cryptosweep.reporting.display.show`. Numbers are written by
-:mod:`cryptosweep.core.formatting`, flags come from :mod:`cryptosweep.judging.caveats`, and the decision from
+:mod:`cryptosweep.core.formatting`, flags come from :mod:`cryptosweep.judging.caveats`, and the
+decision from
 :func:`cryptosweep.judging.verdict.verdict`.
 """
 
@@ -189,7 +190,7 @@ def top_k_table(results: Mapping[str, Any]) -> str | None:
         if item.get("baseline"):
             note, lines = "baseline", [_e(BASELINE_NOTES.get(item["baseline"], ""))]
         family = _e(params.get("model", "?"))
-        if (item.get("edge") or {}).get("label"):  # it does not beat flat (cryptosweep.judging.edge)
+        if (item.get("edge") or {}).get("label"):  # it does not beat flat (judging/edge.py)
             family += f' <span class="cs-fail">{_e(item["edge"]["label"])}</span>'
         rows.append([
             _e(item.get("rank", MISSING)), _e(item.get("eval_id", MISSING)),

@@ -1,4 +1,5 @@
-"""Glue between :class:`~cryptosweep.strategies.space.SearchSpace` and Optuna (Akiba, Sano, Yanase, Ohta,
+"""Glue between :class:`~cryptosweep.strategies.space.SearchSpace` and Optuna (Akiba, Sano, Yanase,
+Ohta,
 Koyama, "Optuna: A Next-generation Hyperparameter Optimization Framework", KDD 2019).
 
 Optuna is used *statelessly*: :func:`propose` builds a fresh in-memory study from the told

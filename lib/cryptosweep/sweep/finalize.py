@@ -146,7 +146,7 @@ def _pending_tasks(config: SweepConfig, run_dir: Path, journal: Journal,
         tasks.append({"task": name, "kind": kind, "spec": payload_spec, "use_gpu": use_gpu,
                       **fields})
 
-    if config.data.holdout_fraction > 0:
+    if config.data.has_holdout:
         for row in leaders:
             if row.eval_id not in holdout:
                 task("holdout", f"holdout-{row.eval_id}", eval_id=row.eval_id,
@@ -158,7 +158,7 @@ def _pending_tasks(config: SweepConfig, run_dir: Path, journal: Journal,
                  checkpoint=checkpoint_spec(config, run_dir, row.trial_id, row.tags))
     if RUN_LEVEL_ID not in journal.get_extra("baselines"):
         task("baselines", "baselines")
-    if (champion is not None and champion.error is None and config.data.holdout_fraction > 0
+    if (champion is not None and champion.error is None and config.data.has_holdout
             and _journaled_champion(journal, champion) is None):
         task("champion", "champion", digest=champion.digest,
              **champion_request(champion.manifest, spec))

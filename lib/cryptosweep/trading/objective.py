@@ -278,7 +278,7 @@ def holdout_predictions(
     """The model trained on every development bar (:func:`train_before` the holdout start)
     and its probabilities on the holdout bars: what :func:`evaluate_holdout` backtests."""
     spec = ObjectiveSpec.of(spec)
-    if spec.data.holdout_fraction <= 0.0:
+    if not spec.data.has_holdout:
         raise ConfigError("data.holdout_fraction is 0: there is no holdout to evaluate")
     market = load_market(spec)
     rounds = full_rounds(resource, spec.objective.rounds_per_unit)
@@ -300,7 +300,7 @@ def configuration_predictions(
     holdout (as the sweep's holdout evaluation scored it)."""
     spec = ObjectiveSpec.of(spec)
     blocks = list(fold_predictions(params, resource, seed, spec, device))
-    if spec.data.holdout_fraction > 0.0:
+    if spec.data.has_holdout:
         blocks.append(holdout_predictions(params, resource, seed, spec, device))
     return blocks
 
@@ -415,7 +415,5 @@ def data_fingerprint(path: str | None) -> str:
 
 
 # --------------------------------------------------------------------------- steps
-
-
 
 

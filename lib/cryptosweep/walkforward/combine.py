@@ -18,7 +18,8 @@ process's out-of-sample track and its verdict.
   trades, the winner's parameters and the gate's decision).
 * ``verdict``: **edge** when the track beats flat (score > 0) and buy-and-hold, on at least
   ``reporting.min_trades`` trades, with a DSR of at least
-  :data:`~cryptosweep.judging.verdict.DSR_CONFIDENCE`; else **no edge**, naming every failed condition.
+  :data:`~cryptosweep.judging.verdict.DSR_CONFIDENCE`; else **no edge**, naming every failed
+  condition.
 
 Everything but ``run`` (where and when it ran) is a function of the config, the master seed
 and the data: byte-equal for any number of workers and across resumes.

@@ -8,7 +8,8 @@ out-of-sample record :data:`WINDOW_RECORD`), and the combined
 ``walkforward_results_<ts>.json`` and ``walkforward_report_<ts>.txt``.
 
 Windows run at once, one driver thread each, every window on a view of the one executor
-(:meth:`~cryptosweep.execution.executors.Executor.view`: its own task keys, closing it leaves the shared
+(:meth:`~cryptosweep.execution.executors.Executor.view`: its own task keys, closing it leaves the
+shared
 workers up); in-process (``workers: 0``) they run one after another. Each window's sweep is
 deterministic by itself (its seed comes from the master seed and its index), so the results
 do not depend on the workers or on the order windows finish in.

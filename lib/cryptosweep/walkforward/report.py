@@ -1,6 +1,7 @@
 """A walk-forward folder as people read it: its combined results loaded back, the tables of
 ``notebooks/walkforward_analysis.ipynb`` (HTML strings), and ``report.html`` rendered from that
-notebook like a sweep's report (:func:`cryptosweep.reporting.report.render_notebook`: papermill, then
+notebook like a sweep's report (:func:`cryptosweep.reporting.report.render_notebook`: papermill,
+then
 nbconvert without code, charts loading the one plotly.js of the folder above)."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Plotly figures for the analysis notebook: one function per chart, no logic in the notebook.
 
 Every builder takes plain inputs — the results dict loaded from ``sweep_results_*.json``, the
-resource-usage dict from ``resource_usage_*.json``, a :class:`~cryptosweep.records.journal.Journal`, or
+resource-usage dict from ``resource_usage_*.json``, a
+:class:`~cryptosweep.records.journal.Journal`, or
 arrays — and returns a :class:`plotly.graph_objects.Figure` with a title, axis labels and the
 ``plotly_white`` template, or ``None`` when the chart does not apply to the run (no Hyperband
 brackets, fewer than two finished full-budget trials, no samples, ...), so that the notebook can

@@ -1,4 +1,5 @@
-"""Parameter analysis: parallel coordinates and parameter importances (Optuna's evaluators over a study rebuilt from the journal)."""
+"""Parameter analysis: parallel coordinates and parameter importances (Optuna's evaluators over a
+study rebuilt from the journal)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Returns figures: out-of-sample equity and drawdown on dates, and the time axis every return chart shares."""
+"""Returns figures: out-of-sample equity and drawdown on dates, and the time axis every return
+chart shares."""
 
 from __future__ import annotations
 

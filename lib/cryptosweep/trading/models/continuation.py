@@ -85,7 +85,8 @@ def checkpoint_sidecar(path: str | os.PathLike[str]) -> Path:
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> str:
-    """Create ``path`` atomically by calling ``write(tmp)`` (:func:`cryptosweep.core.files.write_with`:
+    """Create ``path`` atomically by calling ``write(tmp)``
+    (:func:`cryptosweep.core.files.write_with`:
     the temporary name keeps the suffix, so libraries that pick the format from it still do);
     returns the written file's BLAKE2b digest (hex)."""
     return _file_digest(write_with(path, write))
