@@ -334,8 +334,8 @@ class WalkForwardSettings(_Strict):
 
 class DeploymentSettings(_Strict):
     """The deployment gate (:mod:`cryptosweep.judging.deployment`): what the winner of a run
-    must show to be approved for production. The decision judges results, it does not change them: the
-    whole section is left out of the results hash (:data:`EXECUTION_ONLY`)."""
+    must show to be approved for production. The decision judges results, it does not change
+    them: the whole section is left out of the results hash (:data:`EXECUTION_ONLY`)."""
 
     min_dsr: float = Field(
         default=0.95, ge=0, le=1, description="deflated Sharpe ratio of the winner at least "

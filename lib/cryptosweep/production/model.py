@@ -349,7 +349,7 @@ def _cutoff(market: Market, until: Any, config: Configuration) -> tuple[int, str
     if until is None:
         return len(market.open_), None
     if isinstance(until, str) and until == "holdout":
-        if config.not spec.data.has_holdout:
+        if not config.spec.data.has_holdout:
             raise ConfigError("until='holdout': the configuration's data has no holdout "
                               "(data.holdout_fraction is 0)")
         cutoff = market.holdout_start
