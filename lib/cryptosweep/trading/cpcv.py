@@ -74,8 +74,9 @@ def cpcv_splits(
     * ``[s, E]`` (purge, AFML 7.4.1: the training label overlaps a test label, from either
       side), or
     * ``[E + 1, E + embargo_bars]`` (embargo, AFML 7.4.2: the bars right after the test
-      labels' end, as AFML snippet 7.3 starts the later training set after the test labels'
-      last end plus the embargo).
+      labels' end). AFML snippet 7.3 resumes training at bar ``E + embargo_bars`` itself; with
+      no embargo that keeps a label starting on bar ``E``, an overlap by 7.4.1's inclusive
+      definition, so here training resumes one bar later.
 
     In short ``i`` is dropped when ``i <= E + embargo_bars and label_end[i] >= s``. Every
     training label therefore ends before each test group starts, or starts after the embargo
