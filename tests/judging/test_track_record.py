@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
+from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
 from cryptosweep.judging.track_record import (
     autocorrelation_factor,
     expected_maximum_sharpe,
@@ -32,7 +33,6 @@ from cryptosweep.judging.track_record import (
     minimum_backtest_length,
     minimum_track_record_length,
 )
-from cryptosweep.overfitting import probabilistic_sharpe_ratio
 
 # --------------------------------------------------------------------------------------------
 # MinTRL
@@ -49,7 +49,7 @@ from cryptosweep.overfitting import probabilistic_sharpe_ratio
 )
 def test_min_trl_is_where_psr_reaches_the_confidence(sr, sr_star, skew, kurt, conf):
     # MinTRL is the PSR equation solved for n: PSR at n = MinTRL is the confidence (written
-    # here in Mertens' standard-error form), and the PSR of cryptosweep.overfitting (written
+    # here in Mertens' standard-error form), and the PSR of cryptosweep.judging.overfitting (written
     # separately, integer n only) crosses the confidence between floor(n) and ceil(n).
     n = minimum_track_record_length(sr, sr_star, skew, kurt, conf)
     se = math.sqrt((1 + 0.5 * sr**2 - skew * sr + (kurt - 3) / 4 * sr**2) / (n - 1))

@@ -12,7 +12,7 @@ observed on the same bars (so their correlation matters):
   Empirical Finance* 15(5), 2008: robust to fat tails and serial dependence.
 
 Sharpe ratios are per bar: ``mean / std(ddof=1)``, no risk-free rate, as in
-:mod:`cryptosweep.overfitting`.
+:mod:`cryptosweep.judging.overfitting`.
 """
 
 from __future__ import annotations

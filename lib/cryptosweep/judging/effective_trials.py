@@ -95,7 +95,8 @@ def effective_number_of_trials(
        choice of López de Prado 2019) or equally weighted average of its trials' returns; its
        per-bar Sharpe ratio is ``mean / std(ddof=1)`` (0 without dispersion). The variance
        across clusters of these Sharpe ratios is what the deflated Sharpe ratio deflates by,
-       with ``N = n_effective`` (e.g. :func:`cryptosweep.overfitting.deflated_sharpe_ratio`).
+       with ``N = n_effective`` (e.g.
+       :func:`cryptosweep.judging.overfitting.deflated_sharpe_ratio`).
 
     Args:
         returns_matrix: ``T × N`` per-bar returns, rows = bars in time order, columns = trials;

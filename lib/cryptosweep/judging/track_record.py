@@ -14,7 +14,7 @@
 
 Conventions: the per-observation (per-bar) Sharpe ratio is ``mean / std``, never annualised,
 unless an argument's name says ``annual``; kurtosis is **plain** (Pearson, normal = 3), not
-excess, as in the papers and in :mod:`cryptosweep.overfitting`. Bad arguments raise
+excess, as in the papers and in :mod:`cryptosweep.judging.overfitting`. Bad arguments raise
 :class:`ValueError` naming the argument.
 """
 
@@ -70,7 +70,7 @@ def minimum_track_record_length(
     the number of observations after which an observed Sharpe ratio ``SR`` (with skewness
     ``γ3`` and kurtosis ``γ4``) beats ``SR*`` at confidence ``α``, ``Z_α = Φ⁻¹(α)``. It is the
     ``n`` at which the probabilistic Sharpe ratio ``PSR(SR*)`` (same paper;
-    :func:`cryptosweep.overfitting.probabilistic_sharpe_ratio`) equals ``confidence``.
+    :func:`cryptosweep.judging.overfitting.probabilistic_sharpe_ratio`) equals ``confidence``.
 
     Args:
         sharpe: observed Sharpe ratio, **per observation** (not annualised).
