@@ -78,9 +78,11 @@ class FetchResult:
     """What :func:`fetch_closed_candles` got.
 
     ``candles``: the closed candles from ``since`` on, ascending, unique (a frame as
-    ``load_ohlcv`` gives, possibly empty). ``dropped``: open times of candles dropped because
-    they close after ``now`` (the forming one). ``now``: the cut-off used. ``complete``: False
-    when ``max_bars`` stopped the paging before ``now`` (more closed candles are waiting).
+    ``load_ohlcv`` gives, possibly empty). ``dropped``: the open time of the candle dropped
+    because it was still forming at ``now`` (open before, close after; none when the answers
+    ended before it). Candles opening after ``now`` are not kept either (not listed).
+    ``now``: the cut-off used. ``complete``: False when ``max_bars`` stopped the paging before
+    ``now`` (more closed candles are waiting).
     ``requests``: HTTP requests made for candles (market listing and time not counted).
     """
 
@@ -232,6 +234,7 @@ def fetch_closed_candles(
 
     rows: list[list[float]] = []
     dropped: list[int] = []
+    after_now = 0
     requests = 0
     cursor = since_ms
     complete = True
@@ -246,23 +249,30 @@ def fetch_closed_candles(
             client.fetch_ohlcv, symbol, interval, cursor, limit,
         )
         requests += 1
+        _check_raw_klines(client, where, symbol, interval)
         candles = [c for c in _check_page(page, where, symbol, interval) if c[0] >= cursor]
         if not candles:
             break
         for candle in candles:
-            if candle[0] + step_ms > now_ms:
-                dropped.append(int(candle[0]))
-            elif max_bars is not None and len(rows) >= max_bars:
-                complete = False
-                break
-            else:
+            if candle[0] + step_ms <= now_ms:
+                if max_bars is not None and len(rows) >= max_bars:
+                    complete = False
+                    break
                 rows.append(candle)
-        if dropped or not complete:
+            elif candle[0] <= now_ms:
+                dropped.append(int(candle[0]))  # forming at now
+            else:
+                after_now += 1  # opens after now: a given now in the past, or clocks apart
+        if dropped or after_now or not complete:
             break
         cursor = int(candles[-1][0]) + step_ms
     if dropped:
-        log.info("%s %s %s: dropped %d candle(s) closing after now (%s), first %s", where,
-                 symbol, interval, len(dropped), _iso(now_ms), _iso(dropped[0]))
+        log.info("%s %s %s: dropped the candle opened at %s, not closed at now (%s)", where,
+                 symbol, interval, _iso(dropped[0]), _iso(now_ms))
+    if after_now and now is None:
+        log.warning("%s %s %s: the exchange sent %d candle(s) opening after now (%s): its clock "
+                    "and this machine's disagree; they were left for a later update", where,
+                    symbol, interval, after_now, _iso(now_ms))
     return FetchResult(
         exchange=exchange, symbol=symbol, interval=interval,
         since=pd.Timestamp(since_ms, unit="ms", tz="UTC"),
@@ -418,6 +428,21 @@ def _rebase(api: Any, target: SplitResult) -> Any:
 
 
 # --------------------------------------------------------------------------- candles
+
+
+def _check_raw_klines(client: Any, where: str, symbol: str, interval: str) -> None:
+    """Binance (and its ccxt subclasses) answer klines as a JSON list of arrays; ccxt's parser
+    turns other JSON into an empty list, which would read as "no new candles"."""
+    import ccxt
+
+    if not isinstance(client, ccxt.binance):
+        return  # other exchanges' raw shapes vary: their values are checked in _check_page
+    raw = client.last_json_response
+    if not isinstance(raw, list) or not all(isinstance(r, list) and len(r) >= 6 for r in raw):
+        raise InfrastructureError(
+            f"{where}: {symbol} {interval} candles: unexpected answer (not a list of kline "
+            f"arrays: {_clip(repr(raw))[:80]})"
+        )
 
 
 def _check_page(page: Any, where: str, symbol: str, interval: str) -> list[list[float]]:
