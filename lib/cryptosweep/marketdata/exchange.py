@@ -39,7 +39,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
@@ -67,7 +67,6 @@ SPOT_ONLY_OPTIONS: dict[str, dict[str, Any]] = {
         "adjustForTimeDifference": False,
     },
 }
-_EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s'\"<>]*)")
 _MESSAGE_LIMIT = 240
 T = TypeVar("T")
@@ -84,6 +83,7 @@ class FetchResult:
     ``now``: the cut-off used. ``complete``: False when ``max_bars`` stopped the paging before
     ``now`` (more closed candles are waiting).
     ``requests``: HTTP requests made for candles (market listing and time not counted).
+    ``notes``: where ``now`` came from.
     """
 
     exchange: str
@@ -95,7 +95,7 @@ class FetchResult:
     dropped: tuple[pd.Timestamp, ...] = ()
     complete: bool = True
     requests: int = 0
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- public helpers
