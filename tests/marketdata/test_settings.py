@@ -1,0 +1,61 @@
+"""The proposed ``data.update`` section (cryptosweep.marketdata.settings.DataUpdateSettings)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from binance_stub import write_store
+from pydantic import ValidationError
+
+from cryptosweep.errors import ConfigError
+from cryptosweep.marketdata.settings import DataUpdateSettings
+from cryptosweep.marketdata.store import update_candles
+
+BASE = {"exchange": "binance", "symbol": "BTC/USDT", "interval": "1h"}
+
+
+def test_defaults_and_call_kwargs() -> None:
+    settings = DataUpdateSettings(**BASE)
+    assert settings.call_kwargs() == {
+        **BASE, "base_url": None, "limit": 1000, "max_bars": 100_000, "allow_gaps": False,
+        "timeout_s": 10.0, "retries": 2,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("change", [
+    {"exchange": "Binance"}, {"exchange": "binance.com"}, {"symbol": "BTCUSDT"},
+    {"symbol": "BTC/USDT:USDT"}, {"interval": "60m"}, {"interval": "1M"}, {"interval": 1},
+    {"base_url": "ftp://mirror"}, {"base_url": "https://user:pw@mirror"},
+    {"base_url": "https://mirror/?key=1"}, {"base_url_env": "NOT A NAME"},
+    {"base_url": "https://mirror", "base_url_env": "MIRROR"}, {"limit": 0}, {"limit": "5"},
+    {"max_bars": 0}, {"timeout_s": 0}, {"retries": -1}, {"unknown": True},
+])  # fmt: skip
+def test_bad_values_are_refused(change: dict) -> None:
+    with pytest.raises(ValidationError):
+        DataUpdateSettings(**{**BASE, **change})
+
+
+def test_base_url_from_the_environment_never_shows_its_value() -> None:
+    settings = DataUpdateSettings(**BASE, base_url_env="MIRROR_URL")
+    assert settings.resolved_base_url({"MIRROR_URL": "https://u:secret@m"}) == (
+        "https://u:secret@m")
+    with pytest.raises(ConfigError, match="MIRROR_URL is not set"):
+        settings.call_kwargs({})
+
+
+def test_loading_the_settings_does_not_import_ccxt() -> None:
+    code = ("import sys, cryptosweep.marketdata.settings; "
+            "sys.exit('ccxt' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
+
+
+def test_the_settings_drive_an_update(binance, sample, tmp_path: Path) -> None:
+    header, rows = sample
+    path = write_store(tmp_path / "c.csv", header, [",".join(r) for r in rows[:30]])
+    binance.now_ms = int(rows[40][0])
+    settings = DataUpdateSettings(**BASE, base_url_env="CANDLES_URL", retries=0)
+    summary = update_candles(path, **settings.call_kwargs({"CANDLES_URL": binance.base_url}))
+    assert summary.bars_added == 10

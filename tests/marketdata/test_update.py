@@ -1,0 +1,271 @@
+"""cryptosweep.marketdata.store.update_candles: a local candle file (the first part of the
+bundled real candles) kept current from a real local HTTP server speaking Binance's REST
+formats (binance_stub), which releases the later bundled candles."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import gzip
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from binance_stub import HOUR_MS, BinanceStub, write_store
+
+from cryptosweep.errors import ConfigError, DataError, InfrastructureError
+from cryptosweep.marketdata.store import UpdateSummary, append_candles, update_candles
+from cryptosweep.trading.data import load_ohlcv, sample_data_path
+
+SECRET = "hook-p4ss-77ab"
+STORED = 200  # bars the store starts with
+
+
+@pytest.fixture(scope="module")
+def bundled() -> pd.DataFrame:
+    return load_ohlcv(sample_data_path())
+
+
+@pytest.fixture(params=["candles.csv", "candles.csv.gz"])
+def store(request, tmp_path: Path, sample) -> Path:
+    """The first STORED bundled bars, in the bundled format, plain and gzip."""
+    header, rows = sample
+    return write_store(tmp_path / request.param, header, [",".join(r) for r in rows[:STORED]])
+
+
+def opens(stub: BinanceStub, i: int) -> int:
+    return int(stub.rows[i][0])
+
+
+def update(stub: BinanceStub, path: Path, **kwargs) -> UpdateSummary:
+    kwargs.setdefault("base_url", stub.base_url)
+    kwargs.setdefault("retries", 0)
+    kwargs.setdefault("timeout_s", 3.0)
+    kwargs.setdefault("exchange", "binance")
+    kwargs.setdefault("symbol", "BTC/USDT")
+    kwargs.setdefault("interval", "1h")
+    return update_candles(path, **kwargs)
+
+
+def text_of(path: Path) -> str:
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.name.endswith(".gz") else data).decode()
+
+
+def left_alone(path: Path, before: bytes, stat: os.stat_result) -> None:
+    """The file is byte-identical, not rewritten, and no temporary file is left."""
+    assert path.read_bytes() == before
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns and path.stat().st_ino == stat.st_ino
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(
+        [path.name, f".{path.name}.lock"])
+
+
+def test_appends_the_new_closed_bars(binance, store, bundled, sample) -> None:
+    before = store.read_bytes()
+    binance.now_ms = opens(binance, 450) + 25 * 60_000  # bar 450 is forming
+    summary = update(binance, store, limit=100)
+    assert summary.bars_added == 250 and summary.complete
+    assert summary.first_new == bundled.index[STORED] and summary.last_new == bundled.index[449]
+    assert summary.dropped_unclosed == 1 and summary.path == store
+    assert summary.requests == 3  # from the stored last bar: 200-299, 300-399, 400-450
+    data = store.read_bytes()
+    assert len(data) > len(before) and data.startswith(before)  # every stored byte intact
+    back = load_ohlcv(store)
+    pd.testing.assert_frame_equal(back, bundled.iloc[:450], check_freq=False)
+    header, rows = sample
+    assert text_of(store) == "\n".join([header, *(",".join(r) for r in rows[:450])]) + "\n"
+    assert "appended 250 BTC/USDT 1h from binance" in str(summary)
+    assert summary.to_dict()["last_new"] == bundled.index[449].isoformat()
+    assert binance.unexpected == []
+
+
+def test_the_unclosed_last_candle_is_left_for_later(binance, store, bundled) -> None:
+    forming = opens(binance, 205)
+    binance.now_ms = forming + 59 * 60_000
+    summary = update(binance, store)
+    assert summary.bars_added == 5 and summary.dropped_unclosed == 1
+    assert load_ohlcv(store).index[-1] == bundled.index[204]
+    assert forming + HOUR_MS > binance.now_ms  # the dropped candle closes after now
+    assert summary.last_bar + pd.Timedelta(hours=1) <= summary.now
+    binance.now_ms = forming + HOUR_MS  # closed now: the next update takes it
+    assert update(binance, store).bars_added == 1
+    assert load_ohlcv(store).index[-1] == bundled.index[205]
+
+
+def test_nothing_new_leaves_the_file_alone(binance, store) -> None:
+    before, stat = store.read_bytes(), store.stat()
+    binance.now_ms = opens(binance, STORED) + 10 * 60_000  # the next bar is still forming
+    summary = update(binance, store)
+    assert summary.bars_added == 0 and summary.first_new is None
+    assert "no new closed" in str(summary)
+    left_alone(store, before, stat)
+
+
+def test_max_bars_appends_part_and_says_so(binance, store, bundled) -> None:
+    binance.now_ms = opens(binance, 400)
+    first = update(binance, store, limit=50, max_bars=120)
+    assert first.bars_added == 120 and not first.complete and "run the update again" in str(first)
+    second = update(binance, store, limit=50, max_bars=120)
+    assert second.bars_added == 80 and second.complete
+    pd.testing.assert_frame_equal(load_ohlcv(store), bundled.iloc[:400], check_freq=False)
+
+
+@pytest.mark.parametrize("kind", ["500", "close"])
+def test_an_outage_mid_fetch_changes_nothing(binance, store, kind) -> None:
+    before, stat = store.read_bytes(), store.stat()
+    binance.now_ms = opens(binance, 600)
+    binance.fail_after, binance.fail_kind = 1, kind
+    with pytest.raises(InfrastructureError) as caught:
+        update(binance, store, limit=100)
+    assert caught.value.exit_code == 6 and "\n" not in str(caught.value)
+    assert len(binance.klines_requests()) == 2
+    left_alone(store, before, stat)
+
+
+def test_garbage_json_changes_nothing(binance, store) -> None:
+    before, stat = store.read_bytes(), store.stat()
+    binance.now_ms = opens(binance, 300)
+    binance.garbage, binance.garbage_body = "/api/v3/klines", b'[[1633766400000, "4'
+    with pytest.raises(InfrastructureError, match="not JSON") as caught:
+        update(binance, store)
+    assert caught.value.exit_code == 6
+    left_alone(store, before, stat)
+
+
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"symbol": "XRP/EUR"}, "'XRP/EUR'"),
+    ({"interval": "1M"}, "'1M'"),  # Binance has months; they are no fixed bar length
+    ({"interval": "3m"}, "holds 1h bars, not 3m"),  # Binance has 3m; the file is hourly
+    ({"exchange": "binance_typo"}, "'binance_typo'"),
+])  # fmt: skip
+def test_what_does_not_fit_is_exit_2(binance, store, kwargs, named) -> None:
+    before = store.read_bytes()
+    binance.now_ms = opens(binance, 300)
+    with pytest.raises((ConfigError, DataError)) as caught:
+        update(binance, store, **kwargs)
+    assert caught.value.exit_code == 2 and named in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert binance.klines_requests() == [] and store.read_bytes() == before
+
+
+def test_a_disagreeing_overlap_is_refused(binance, store, bundled) -> None:
+    before, stat = store.read_bytes(), store.stat()
+    binance.now_ms = opens(binance, 300)
+    last = opens(binance, STORED - 1)
+    binance.edits[last] = {"close": "54800.5"}  # within its low and high
+    with pytest.raises(DataError) as caught:
+        update(binance, store)
+    message = str(caught.value)
+    assert caught.value.exit_code == 2 and "disagrees" in message
+    assert bundled.index[STORED - 1].isoformat() in message and "54800.5 now" in message
+    left_alone(store, before, stat)
+
+
+def test_a_gap_is_refused_unless_allowed(binance, store, bundled) -> None:
+    before, stat = store.read_bytes(), store.stat()
+    binance.now_ms = opens(binance, 260)
+    binance.missing = {opens(binance, i) for i in (STORED, STORED + 1)}
+    with pytest.raises(DataError, match=r"gap of 2 bar\(s\) between the stored last bar") as e:
+        update(binance, store)
+    assert e.value.exit_code == 2
+    left_alone(store, before, stat)
+    summary = update(binance, store, allow_gaps=True)
+    assert summary.bars_added == 58 and summary.first_new == bundled.index[STORED + 2]
+
+
+def test_a_gap_between_new_bars_is_refused(binance, store) -> None:
+    before, stat = store.read_bytes(), store.stat()
+    binance.now_ms = opens(binance, 260)
+    binance.missing = {opens(binance, 230)}
+    with pytest.raises(DataError, match="between new bars"):
+        update(binance, store)
+    left_alone(store, before, stat)
+
+
+def test_bars_off_the_stored_grid_are_refused(binance, store) -> None:
+    before, stat = store.read_bytes(), store.stat()
+    binance.now_ms = opens(binance, 260)
+    binance.shift_ms = 30 * 60_000
+    with pytest.raises(DataError, match="not on the stored bars' 1h grid"):
+        update(binance, store)
+    left_alone(store, before, stat)
+
+
+def test_append_refuses_an_unclosed_candle(store, bundled) -> None:
+    before, stat = store.read_bytes(), store.stat()
+    new = bundled.iloc[STORED:STORED + 3]
+    now = new.index[-1] + pd.Timedelta(minutes=59)  # the third is still forming
+    with pytest.raises(DataError, match="after now") as caught:
+        append_candles(store, new, "1h", now=now)
+    assert caught.value.exit_code == 2
+    left_alone(store, before, stat)
+    summary = append_candles(store, new, "1h", now=now + pd.Timedelta(minutes=1))
+    assert summary.bars_added == 3
+    pd.testing.assert_frame_equal(load_ohlcv(store), bundled.iloc[:STORED + 3], check_freq=False)
+
+
+def test_credentials_in_the_url_are_never_printed(binance, store, caplog, capsys) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = binance.base_url.rsplit(":", 1)[1]
+    url = f"https://hooks:{SECRET}@127.0.0.1:{port}"  # a TLS hook: the plain server fails it
+    with pytest.raises(InfrastructureError) as caught:
+        update(binance, store, base_url=url, retries=1, retry_wait_s=0.01)
+    shown = str(caught.value) + caplog.text + "".join(capsys.readouterr())
+    url = f"http://hooks:{SECRET}@127.0.0.1:{port}"
+    binance.now_ms = opens(binance, 210)
+    summary = update(binance, store, base_url=url)
+    assert summary.bars_added == 10 and all(binance.auth)
+    shown += str(summary) + repr(summary) + str(summary.to_dict()) + caplog.text
+    shown += "".join(capsys.readouterr())
+    assert f"127.0.0.1:{port}" in str(caught.value)
+    assert SECRET not in shown and "hooks:" not in shown
+
+
+def test_a_failed_write_changes_nothing(binance, store, monkeypatch) -> None:
+    before, stat = store.read_bytes(), store.stat()
+    binance.now_ms = opens(binance, 260)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("cryptosweep.files.os.replace", full)
+    with pytest.raises(InfrastructureError, match="No space left on device") as caught:
+        update(binance, store)
+    assert caught.value.exit_code == 6
+    left_alone(store, before, stat)
+
+
+def test_a_second_update_at_once_is_refused(binance, store) -> None:
+    before = store.read_bytes()
+    fd = os.open(store.with_name(f".{store.name}.lock"), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(DataError, match="another update of this file is running"):
+            update(binance, store)
+    finally:
+        os.close(fd)
+    assert store.read_bytes() == before and binance.requests == []
+
+
+def test_the_bundled_sample_is_never_updated(binance) -> None:
+    with pytest.raises(DataError, match="bundled sample"):
+        update(binance, sample_data_path())
+    assert binance.requests == []
+
+
+def test_keeps_a_headerless_fixed_decimal_crlf_file_in_its_style(binance, tmp_path, bundled,
+                                                                  sample) -> None:
+    _, rows = sample
+    lines = [",".join([r[0], *(f"{float(v):.8f}" for v in r[1:6]), r[6]]) for r in rows[:50]]
+    path = tmp_path / "BTCUSDT-1h.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    before = path.read_bytes()
+    binance.now_ms = opens(binance, 60)
+    assert update(binance, path).bars_added == 10
+    added = path.read_bytes()[len(before):].decode()
+    assert path.read_bytes().startswith(before)
+    expected = [",".join([r[0], *(f"{float(v):.8f}" for v in r[1:6]), r[6]]) for r in rows[50:60]]
+    assert added == "\r\n".join(expected) + "\r\n"
+    pd.testing.assert_frame_equal(load_ohlcv(path), bundled.iloc[:60], check_freq=False)
