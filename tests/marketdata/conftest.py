@@ -6,7 +6,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from binance_stub import BinanceStub, QuietServer, handler, sample_lines
+
+from tests.marketdata.binance_stub import BinanceStub, QuietServer, handler, sample_lines
 
 
 @pytest.fixture(scope="session")

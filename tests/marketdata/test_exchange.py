@@ -7,11 +7,11 @@ import logging
 
 import pandas as pd
 import pytest
-from binance_stub import HOUR_MS, BinanceStub
 
-from cryptosweep.errors import ConfigError, InfrastructureError, UserError
+from cryptosweep.core.errors import ConfigError, InfrastructureError, UserError
 from cryptosweep.marketdata.exchange import fetch_closed_candles, redact_url
 from cryptosweep.trading.data import load_ohlcv, sample_data_path
+from tests.marketdata.binance_stub import HOUR_MS, BinanceStub
 
 SECRET = "s3cr3t-T0KEN-9f2"
 

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from binance_stub import write_store
 from pydantic import ValidationError
 
-from cryptosweep.errors import ConfigError
+from cryptosweep.core.errors import ConfigError
 from cryptosweep.marketdata.settings import DataUpdateSettings
 from cryptosweep.marketdata.store import update_candles
+from tests.marketdata.binance_stub import write_store
 
 BASE = {"exchange": "binance", "symbol": "BTC/USDT", "interval": "1h"}
 

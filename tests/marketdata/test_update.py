@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from binance_stub import HOUR_MS, BinanceStub, write_store
 
-from cryptosweep.errors import ConfigError, DataError, InfrastructureError
+from cryptosweep.core.errors import ConfigError, DataError, InfrastructureError
 from cryptosweep.marketdata.store import UpdateSummary, append_candles, update_candles
 from cryptosweep.trading.data import load_ohlcv, sample_data_path
+from tests.marketdata.binance_stub import HOUR_MS, BinanceStub, write_store
 
 SECRET = "hook-p4ss-77ab"
 STORED = 200  # bars the store starts with
@@ -230,7 +230,7 @@ def test_a_failed_write_changes_nothing(binance, store, monkeypatch) -> None:
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("cryptosweep.files.os.replace", full)
+    monkeypatch.setattr("cryptosweep.core.files.os.replace", full)
     with pytest.raises(InfrastructureError, match="No space left on device") as caught:
         update(binance, store)
     assert caught.value.exit_code == 6

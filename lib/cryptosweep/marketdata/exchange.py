@@ -17,10 +17,10 @@ that reaches it anyway.
 
 Errors, each one line (no traceback, no credentials, no API key, no URL user or query):
 
-* :class:`~cryptosweep.errors.ConfigError` (exit 2): an exchange id ccxt does not know, an
+* :class:`~cryptosweep.core.errors.ConfigError` (exit 2): an exchange id ccxt does not know, an
   interval that is not a fixed length (``1m`` ... ``1w``; not ``1M``) or that the exchange does
   not offer, a symbol the exchange does not list.
-* :class:`~cryptosweep.errors.InfrastructureError` (exit 6): the exchange unreachable, timing
+* :class:`~cryptosweep.core.errors.InfrastructureError` (exit 6): the exchange unreachable, timing
   out, failing (HTTP 5xx, rate limited) after ``retries`` retries, or answering something that is
   not candles (garbage JSON, rows of the wrong shape, non-numbers, impossible prices, times out
   of order).
@@ -46,8 +46,8 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import numpy as np
 import pandas as pd
 
-from cryptosweep.errors import ConfigError, InfrastructureError
-from cryptosweep.intervals import format_interval, parse_interval
+from cryptosweep.core.errors import ConfigError, InfrastructureError
+from cryptosweep.core.intervals import format_interval, parse_interval
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ data:
 The strings are checked here by shape only (this module does not import ccxt, so that loading
 a config stays cheap for every worker); whether the exchange knows them is checked when the
 update runs (:func:`cryptosweep.marketdata.store.update_candles`: a
-:class:`~cryptosweep.errors.ConfigError`, exit 2). The section changes no result (the data
+:class:`~cryptosweep.core.errors.ConfigError`, exit 2). The section changes no result (the data
 file's digest does), so it belongs with the config's execution-only settings.
 
 Called as::
@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cryptosweep.errors import ConfigError
-from cryptosweep.intervals import format_interval, parse_interval
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.intervals import format_interval, parse_interval
 
 _EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 _SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}/[A-Za-z0-9][A-Za-z0-9._-]{0,29}$")

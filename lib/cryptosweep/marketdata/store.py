@@ -9,7 +9,7 @@ writes it (open time + interval - 1 unit), numbers in the file's own style (the 
 that reads back to the same float, or the fixed decimals its last row uses), its line endings.
 
 Every new candle is checked against what is stored before anything is written; each refusal is
-one :class:`~cryptosweep.errors.DataError` line (exit 2) and leaves the file as it was:
+one :class:`~cryptosweep.core.errors.DataError` line (exit 2) and leaves the file as it was:
 
 * the file's bar interval is not the one asked for (a bar of another interval), or a new bar is
   off the stored bars' time grid;
@@ -20,7 +20,7 @@ one :class:`~cryptosweep.errors.DataError` line (exit 2) and leaves the file as 
   one (``allow_gaps=True`` accepts gaps the exchange itself has, e.g. maintenance hours);
 * a candle that is not closed at ``now`` (:func:`append_candles`; the fetch drops those).
 
-The write is atomic (:func:`cryptosweep.files.atomic_path`: a temporary sibling, fsync, rename,
+The write is atomic (:func:`cryptosweep.core.files.atomic_path`: a temporary sibling, fsync, rename,
 folder fsync) after the temporary file was read back with the loader and found equal to the
 stored bars plus the new ones. A ``.gz`` file gets the new rows as one more gzip member (RFC
 1952 allows several; gzip, zcat and pandas read them as one stream), so every byte already
@@ -47,9 +47,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.errors import ConfigError, DataError, InfrastructureError
-from cryptosweep.files import atomic_path, unwritable
-from cryptosweep.intervals import detect_interval, format_interval
+from cryptosweep.core.errors import ConfigError, DataError, InfrastructureError
+from cryptosweep.core.files import atomic_path, unwritable
+from cryptosweep.core.intervals import detect_interval, format_interval
 from cryptosweep.marketdata.exchange import (
     DEFAULT_LIMIT,
     DEFAULT_RETRIES,
@@ -58,7 +58,8 @@ from cryptosweep.marketdata.exchange import (
     check_interval,
     fetch_closed_candles,
 )
-from cryptosweep.trading.data import KLINE_COLUMNS, OHLCV_COLUMNS, load_ohlcv, sample_data_path
+from cryptosweep.trading.candle_formats import KLINE_COLUMNS, OHLCV_COLUMNS
+from cryptosweep.trading.data import load_ohlcv, sample_data_path
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,9 @@ def update_candles(
     one call (``None``: no cap). ``timeout_s``, ``retries``, ``retry_wait_s``: per request, see
     :func:`~cryptosweep.marketdata.exchange.fetch_closed_candles`.
 
-    Raises :class:`~cryptosweep.errors.ConfigError` (exit 2) for an exchange, symbol or interval
-    the exchange does not know, :class:`~cryptosweep.errors.DataError` (exit 2) for a file that
-    cannot be updated or candles that do not fit it, :class:`~cryptosweep.errors.
+    Raises :class:`~cryptosweep.core.errors.ConfigError` (exit 2) for an exchange, symbol or
+    interval the exchange does not know, :class:`~cryptosweep.core.errors.DataError` (exit 2) for a file that
+    cannot be updated or candles that do not fit it, :class:`~cryptosweep.core.errors.
     InfrastructureError` (exit 6) for the exchange or the disk failing. The file is untouched
     by any failure and by an update that finds nothing new.
     """
