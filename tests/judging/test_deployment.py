@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from cryptosweep.core.config_files import load_config
-from cryptosweep.judging.deployment import CRITERIA, criterion_lines, decide, summary_line
+from cryptosweep.judging.deployment import (
+    CRITERIA,
+    criterion_lines,
+    decide,
+    keep_champion,
+    summary_line,
+)
 from cryptosweep.judging.edge import beats, edge
 from tests.support import tiny_config
 
@@ -38,7 +44,7 @@ def results(*, dsr: float | None = 0.97, pbo: float | None = 0.2, holdout: float
 def test_a_winner_that_passes_everything_is_approved():
     decision = decide(results())
     assert decision["decision"] == "approved" and decision["champion"] is None
-    assert [c["name"] for c in decision["criteria"]] == list(CRITERIA[:-1])
+    assert [c["name"] for c in decision["criteria"]] == list(CRITERIA[:5])
     assert all(c["passed"] for c in decision["criteria"])
     assert decision["reason"].startswith("Approved: reproducibility re-run PASS, DSR 0.97 >= 0.95")
     assert summary_line(decision) == "promoted"
@@ -53,13 +59,13 @@ def test_the_issues_winner_is_rejected_criterion_by_criterion():
                               "text": "DSR 0.03 < 0.95"}
     assert by_name["pbo"]["text"] == "PBO 0.63 > 0.5" and not by_name["pbo"]["passed"]
     assert by_name["holdout_score"]["text"] == "holdout Sharpe -3.08 < 0"
-    assert by_name["holdout_trades"] == {"name": "holdout_trades", "value": 11, "threshold": 20,
-                                         "passed": False, "text": "holdout trades 11 < 20"}
+    assert by_name["holdout_trades"] == {"name": "holdout_trades", "value": 11, "threshold": 30,
+                                         "passed": False, "text": "holdout trades 11 < 30"}
     assert by_name["reproducible"]["passed"]
     assert summary_line(decision) == ("not promoted: DSR 0.03 < 0.95, PBO 0.63 > 0.5, "
-                                      "holdout Sharpe -3.08 < 0, holdout trades 11 < 20")
+                                      "holdout Sharpe -3.08 < 0, holdout trades 11 < 30")
     assert decision["reason"] == ("Rejected: DSR 0.03 < 0.95, PBO 0.63 > 0.5, holdout Sharpe "
-                                  "-3.08 < 0, holdout trades 11 < 20.")
+                                  "-3.08 < 0, holdout trades 11 < 30.")
     lines = criterion_lines(decision)
     assert "  [FAIL] DSR 0.03 < 0.95" in lines and "  [pass] reproducibility re-run PASS" in lines
     assert criterion_lines(None) == []
@@ -67,12 +73,12 @@ def test_the_issues_winner_is_rejected_criterion_by_criterion():
 
 @pytest.mark.parametrize("change, name", [
     ({"dsr": 0.9499}, "dsr"), ({"pbo": 0.5001}, "pbo"), ({"holdout": -0.0001}, "holdout_score"),
-    ({"trades": 19}, "holdout_trades"), ({"repro": "FAIL"}, "reproducible"),
+    ({"trades": 29}, "holdout_trades"), ({"repro": "FAIL"}, "reproducible"),
 ])
 def test_each_criterion_alone_rejects_and_its_threshold_itself_passes(change, name):
-    at_threshold = decide(results(dsr=0.95, pbo=0.5, holdout=0.0, trades=20))
+    at_threshold = decide(results(dsr=0.95, pbo=0.5, holdout=0.0, trades=30))
     assert at_threshold["decision"] == "approved", at_threshold["reason"]
-    decision = decide(results(**{"dsr": 0.95, "pbo": 0.5, "holdout": 0.0, "trades": 20,
+    decision = decide(results(**{"dsr": 0.95, "pbo": 0.5, "holdout": 0.0, "trades": 30,
                                  **change}))
     assert decision["decision"] == "rejected"
     assert [c["name"] for c in decision["criteria"] if not c["passed"]] == [name]
@@ -107,15 +113,15 @@ def test_what_cannot_be_checked_does_not_pass():
 def test_the_challenger_must_beat_the_champion_on_the_same_bars():
     champion = {"holdout": {"holdout_sharpe": 1.2, "holdout_trades": 30}, "error": None,
                 "notes": [], "source_run": "nightly_1"}
-    better = decide(results(holdout=1.5), champion)
+    better = decide(results(holdout=1.5, champion_alpha=1), champion)
     assert better["decision"] == "approved"
     assert better["criteria"][-1] == {
         "name": "champion", "value": 1.5, "threshold": 1.2, "passed": True,
         "text": "holdout Sharpe +1.50 >= the champion's +1.20"}
     assert better["champion"] == champion
-    margin = decide(results(holdout=1.5, min_improvement=0.5), champion)
+    margin = decide(results(holdout=1.5, min_improvement=0.5, champion_alpha=1), champion)
     assert summary_line(margin) == "not promoted: holdout Sharpe +1.50 < the champion's +1.20 + 0.5"
-    noted = decide(results(holdout=1.0), {**champion, "notes": [
+    noted = decide(results(holdout=1.0, champion_alpha=1), {**champion, "notes": [
         "the champion was made with objective.fees_bps = 5.0, re-evaluated with this run's 10.0"]})
     assert noted["criteria"][-1]["text"] == (
         "holdout Sharpe +1.00 < the champion's +1.20; the champion was made with "
@@ -192,3 +198,59 @@ def test_the_gate_judges_results_without_changing_their_hash():
                                           deployment__champion_dir="/models/champion"))
     assert strict.results_hash() == lenient.results_hash()
     assert strict.canonical() != lenient.canonical()
+
+
+def test_a_challenger_replaces_the_champion_only_when_significantly_better():
+    champion = {"holdout": {"holdout_sharpe": 1.2, "holdout_trades": 30}, "error": None,
+                "notes": [], "source_run": "nightly_1"}
+    significant = decide(results(holdout=2.5),
+                         {**champion, "paired_test": {"p_value": 0.01}})
+    assert significant["decision"] == "approved"
+    assert significant["criteria"][-1]["text"].startswith("significantly better than the "
+                                                          "champion")
+    noise = decide(results(holdout=1.5), {**champion, "paired_test": {"p_value": 0.31}})
+    assert summary_line(noise) == (
+        "not promoted: not significantly better than the champion (holdout Sharpe +1.50 vs "
+        "+1.20, paired test p 0.310 > 0.05)")
+    untested = decide(results(holdout=1.5), {**champion, "paired_test": {
+        "p_value": None, "why_not": "the two holdouts are not the same bars"}})
+    assert "no paired test against the champion (the two holdouts" in summary_line(untested)
+
+
+def test_the_holdout_test_and_the_cost_stress_are_criteria_when_measured():
+    measured = results(holdout=1.0)
+    measured["best"]["holdout"]["holdout_stress"] = {"multiplier": 2.0, "sharpe": -0.4}
+    measured["statistics"] = {"holdout": {"permutation": {"p_value": 0.2}}}
+    decision = decide(measured)
+    failed = {c["name"]: c["text"] for c in decision["criteria"] if not c["passed"]}
+    assert failed == {"holdout_test": "holdout vs random entries p 0.200 > 0.05",
+                      "stress": "holdout Sharpe at 2x costs -0.40 < 0"}
+    measured["statistics"]["holdout"]["permutation"]["p_value"] = 0.01
+    measured["best"]["holdout"]["holdout_stress"]["sharpe"] = 0.3
+    assert decide(measured)["decision"] == "approved"
+    off = results(holdout=1.0, max_holdout_pvalue=1, min_stress_score=None)
+    off["statistics"] = {"holdout": {"permutation": None, "why_not": ["x"]}}
+    assert [c["name"] for c in decide(off)["criteria"]] == list(CRITERIA[:5])
+
+
+def test_the_gate_uses_the_ledgers_dsr_when_the_results_have_one():
+    counted = results(dsr=0.99)
+    counted["statistics"] = {"selection": {"dsr": {"dsr": 0.40, "n_trials": 350}}}
+    assert summary_line(decide(counted)) == "not promoted: DSR 0.40 < 0.95"
+
+
+def test_the_keep_gate_demotes_after_the_configured_failures_in_a_row():
+    failing = {"holdout": {"holdout_sharpe": -0.8}, "error": None}
+    history: list[dict[str, Any]] = []
+    for night in range(1, 4):
+        keep = keep_champion(history, failing, "sharpe", 0.0, 3)
+        assert keep["failures_in_a_row"] == night and keep["demote"] is (night == 3)
+        history.append({"keep": keep, "promoted": False})
+    assert "3 night(s) in a row; demoted" in keep["text"]
+    # A passing night, or a night without a re-evaluation, changes the count as it should.
+    passing = keep_champion(history[:2], {"holdout": {"holdout_sharpe": 0.4}}, "sharpe", 0.0, 3)
+    assert passing["passed"] and passing["failures_in_a_row"] == 0 and not passing["demote"]
+    skipped = [*history[:2], {"keep": {"passed": None}}]
+    assert keep_champion(skipped, failing, "sharpe", 0.0, 3)["demote"]
+    reset = [*history[:2], {"promoted": True}]
+    assert keep_champion(reset, failing, "sharpe", 0.0, 3)["failures_in_a_row"] == 1

@@ -338,3 +338,29 @@ def test_pbo_rejects_nan():
     returns[5, 1] = np.nan
     with pytest.raises(ValueError, match="finite"):
         probability_of_backtest_overfitting(returns, n_splits=4)
+
+
+def test_probability_of_loss_and_degradation_against_a_direct_loop():
+    """Bailey et al. (2017), section 2.3, computed here split by split with plain numpy."""
+    import itertools
+
+    from scipy import stats as scipy_stats
+
+    rng = np.random.default_rng(5)
+    returns = rng.normal(0.0, 0.01, (160, 6)) + np.array([0.002, 0, 0, 0, 0, -0.001])
+    result = probability_of_backtest_overfitting(returns, n_splits=8)
+    blocks = returns.reshape(8, 20, 6)
+    losses, pairs = [], []
+    for chosen in itertools.combinations(range(8), 4):
+        rest = [b for b in range(8) if b not in chosen]
+        ins, outs = blocks[list(chosen)].reshape(-1, 6), blocks[rest].reshape(-1, 6)
+        sr_in = ins.mean(0) / ins.std(0, ddof=1)
+        sr_out = outs.mean(0) / outs.std(0, ddof=1)
+        best = int(np.argmax(sr_in))
+        losses.append(sr_out[best] < 0)
+        pairs.append((sr_in[best], sr_out[best]))
+    assert result.probability_of_loss == pytest.approx(np.mean(losses), abs=1e-12)
+    fit = scipy_stats.linregress([p[0] for p in pairs], [p[1] for p in pairs])
+    slope, intercept = result.degradation
+    assert slope == pytest.approx(fit.slope, rel=1e-9)
+    assert intercept == pytest.approx(fit.intercept, rel=1e-9, abs=1e-12)

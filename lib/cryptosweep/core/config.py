@@ -351,14 +351,56 @@ class DeploymentSettings(_Strict):
         default=0.0, allow_inf_nan=False, description="the winner's holdout objective.metric "
         "at least this (0: it does not lose to never trading)"
     )
-    min_holdout_trades: int = Field(
-        default=20, ge=0, description="the winner made at least this many trades on the "
-        "holdout: with fewer, its holdout score is mostly noise"
+    min_holdout_trades: int | None = Field(
+        default=None, ge=0, description="the winner made at least this many trades on the "
+        "holdout: with fewer, its holdout score is mostly noise. None: reporting.min_trades, "
+        "the one small-sample threshold the report flags with too"
+    )
+    max_holdout_pvalue: float = Field(
+        default=0.05, gt=0, le=1, description="the winner's holdout beats random entries of "
+        "the same exposure (same number and lengths of trades at random times): permutation "
+        "p-value at most this (1: criterion off)"
+    )
+    stress_multiplier: float = Field(
+        default=2.0, ge=1, le=100, allow_inf_nan=False, description="fees and slippage are "
+        "multiplied by this for the cost stress of the winner's holdout"
+    )
+    min_stress_score: float | None = Field(
+        default=0.0, allow_inf_nan=False, description="the winner's holdout objective.metric "
+        "at stress_multiplier x costs at least this (None: criterion off)"
+    )
+    rescore_seeds: int = Field(
+        default=3, ge=1, le=20, description="the top-k are re-scored at the full budget from "
+        "scratch with this many seeds (the first is the recorded one); the winner is the best "
+        "mean, and every seed counts as a trial"
+    )
+    neighbourhood: bool = Field(
+        default=True, description="re-score the winner's neighbours (each trading parameter "
+        "one step either way, each numeric model parameter +-10%) from scratch on validation"
+    )
+    ledger: str | None = Field(
+        default=None, description="the trial ledger (SQLite) that counts every configuration "
+        "and seed tried on overlapping bars across nights; None: trials.db beside "
+        "champion_dir, else in the run folder"
+    )
+    trial_window_days: float = Field(
+        default=30.0, gt=0, le=36_500, allow_inf_nan=False, description="trials recorded in "
+        "the ledger within this many days, on overlapping bars of the same market, count"
     )
     min_improvement: float = Field(
         default=0.0, allow_inf_nan=False, description="when a champion is deployed, the "
         "winner's holdout score must be at least the champion's (re-evaluated on the same "
         "bars) plus this"
+    )
+    champion_alpha: float = Field(
+        default=0.05, gt=0, le=1, description="a challenger replaces the champion only when "
+        "a paired test on the same holdout bars (Jobson-Korkie with Memmel's correction) says "
+        "its Sharpe ratio is higher at this level (1: any higher score)"
+    )
+    demote_after: int = Field(
+        default=3, ge=1, le=365, description="a champion whose own re-evaluation fails its "
+        "keep criterion (holdout score >= min_holdout_score) this many nights in a row is "
+        "demoted"
     )
     champion_dir: str | None = Field(
         default=None, description="the deployed champion's model folder (its manifest.json); "

@@ -103,7 +103,7 @@ class TaskOutcome:
 
 
 #: The kinds of end-of-sweep task :func:`run_final_task` runs.
-FINAL_TASKS = ("holdout", "rerun", "baselines", "champion")
+FINAL_TASKS = ("holdout", "rerun", "validation", "baselines", "champion")
 
 
 def run_final_task(payload: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +113,9 @@ def run_final_task(payload: dict[str, Any]) -> dict[str, Any]:
       ``params``/``budget``/``seed`` (the champion: its recorded ones, under this run's spec);
     * ``rerun``: :func:`~cryptosweep.trading.objective.evaluate_trial` again with the recorded
       seed (and ``checkpoint``), without its per-bar returns (their digest is in the metrics);
+    * ``validation``: :func:`~cryptosweep.trading.objective.evaluate_trial` from scratch at
+      ``budget`` with ``seed`` (the top-k re-scored with other seeds, the winner's
+      neighbourhood), with its per-bar returns;
     * ``baselines``: :func:`~cryptosweep.trading.objective.evaluate_baselines`.
 
     On the device a trial of this worker runs on. Exceptions propagate to the caller.
@@ -123,7 +126,10 @@ def run_final_task(payload: dict[str, Any]) -> dict[str, Any]:
     device = trial_device(bool(payload.get("use_gpu")))
     if kind in ("holdout", "champion"):
         return evaluate_holdout(payload["params"], payload["budget"], payload["seed"], spec,
-                                device=device)
+                                device=device, stress_multiplier=payload.get("stress_multiplier"))
+    if kind == "validation":
+        return evaluate_trial(payload["params"], payload["budget"], payload["seed"], spec,
+                              device=device)
     if kind == "rerun":
         rerun = evaluate_trial(payload["params"], payload["budget"], payload["seed"], spec,
                                device=device, checkpoint=payload.get("checkpoint"))

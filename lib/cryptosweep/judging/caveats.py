@@ -88,6 +88,11 @@ def fold_trades(metrics: Mapping[str, Any] | None) -> list[int]:
 
 
 def min_trades_of(results: Mapping[str, Any]) -> int:
-    """``reporting.min_trades`` of the run's config (the default for older results)."""
-    reporting = ((results.get("config") or {}).get("reporting")) or {}
-    return int(reporting.get("min_trades", DEFAULT_MIN_TRADES))
+    """The one small-sample threshold, shared by the report's flag and the deployment gate's
+    holdout-trades criterion: ``deployment.min_holdout_trades`` when a config sets it, else
+    ``reporting.min_trades`` (the default for older results)."""
+    config = results.get("config") or {}
+    gate = (config.get("deployment") or {}).get("min_holdout_trades")
+    if gate is not None:
+        return int(gate)
+    return int((config.get("reporting") or {}).get("min_trades", DEFAULT_MIN_TRADES))

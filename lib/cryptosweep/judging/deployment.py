@@ -10,14 +10,24 @@ The winner (``results["best"]``) is **approved** when every criterion passes, el
 =================  ==============================================================  ==========
 criterion          passes when                                                     default
 =================  ==============================================================  ==========
-``reproducible``   the winner's reproducibility re-run gave bitwise-equal metrics  PASS
-``dsr``            its deflated Sharpe ratio >= ``min_dsr``                        0.95
+``reproducible``   the replay of the winner's deployed path (from scratch, its      PASS
+                   recorded seed) gave bitwise-equal metrics
+``dsr``            its deflated Sharpe ratio >= ``min_dsr``, N = every             0.95
+                   configuration and seed of the trial ledger on overlapping bars
 ``pbo``            the run's probability of backtest overfitting <= ``max_pbo``    0.5
 ``holdout_score``  its holdout ``objective.metric`` >= ``min_holdout_score``       0
-``holdout_trades`` its holdout trades >= ``min_holdout_trades``                    20
-``champion``       (only with a deployed champion) its holdout score >= the        0
-                   champion's on the same bars + ``min_improvement``
+``holdout_trades`` its holdout trades >= the small-sample threshold                30
+                   (``min_holdout_trades``, else ``reporting.min_trades``)
+``holdout_test``   its entries beat exposure-matched random entries on the         0.05
+                   holdout: permutation p-value <= ``max_holdout_pvalue``
+``stress``         its holdout ``objective.metric`` at ``stress_multiplier`` x     0
+                   fees and slippage >= ``min_stress_score``
+``champion``       (only with a deployed champion) its holdout score >= the        0, 0.05
+                   champion's + ``min_improvement`` and a paired test on the same
+                   bars says it is better at level ``champion_alpha``
 =================  ==============================================================  ==========
+
+``docs/statistics.md`` says what each number means and why these thresholds.
 
 A criterion that cannot be evaluated (no holdout, a DSR that could not be computed, a champion
 that could not be re-evaluated) does not pass: the gate approves only what it has checked.
@@ -40,10 +50,12 @@ from typing import Any
 
 from cryptosweep.core.config import DeploymentSettings
 from cryptosweep.core.vocabulary import APPROVED, METRIC_LABELS, REJECTED
+from cryptosweep.judging.caveats import min_trades_of
 from cryptosweep.judging.edge import holdout_score
 
 #: The criteria's names, in the order they are checked and listed.
-CRITERIA = ("reproducible", "dsr", "pbo", "holdout_score", "holdout_trades", "champion")
+CRITERIA = ("reproducible", "dsr", "pbo", "holdout_score", "holdout_trades", "holdout_test",
+            "stress", "champion")
 
 
 def decide(results: Mapping[str, Any], champion: Mapping[str, Any] | None = None
@@ -60,15 +72,23 @@ def decide(results: Mapping[str, Any], champion: Mapping[str, Any] | None = None
                 "reason": "Rejected: no evaluation finished at the full budget, so there is "
                           "no winner to deploy.", "champion": _champion_block(champion)}
     overfitting = results.get("overfitting") or {}
+    statistics = results.get("statistics") or {}
+    selection = statistics.get("selection")
+    dsr_block = selection if selection is not None else overfitting
     criteria = [
         _reproducible(results, best),
-        _dsr(overfitting, settings.min_dsr),
+        _dsr(dsr_block, settings.min_dsr),
         _pbo(overfitting, settings.max_pbo),
         _holdout_score(best, metric, settings.min_holdout_score, results),
-        _holdout_trades(best, settings.min_holdout_trades, results),
+        _holdout_trades(best, min_trades_of(results), results),
     ]
+    if "holdout" in statistics and settings.max_holdout_pvalue < 1:
+        criteria.append(_holdout_test(statistics["holdout"], settings.max_holdout_pvalue))
+    if "holdout" in statistics and settings.min_stress_score is not None:
+        criteria.append(_stress(best, metric, settings.min_stress_score, results))
     if champion is not None:
-        criteria.append(_beats_champion(best, metric, champion, settings.min_improvement))
+        criteria.append(_beats_champion(best, metric, champion, settings.min_improvement,
+                                        settings.champion_alpha))
     failed = [c["text"] for c in criteria if not c["passed"]]
     decision = REJECTED if failed else APPROVED
     if failed:
@@ -176,8 +196,35 @@ def _holdout_trades(best: Mapping[str, Any], minimum: int,
                       f"holdout trades {int(value)} {'>=' if passed else '<'} {minimum}")
 
 
+def _holdout_test(evidence: Mapping[str, Any], maximum: float) -> dict[str, Any]:
+    permutation = evidence.get("permutation")
+    if not permutation:
+        why = "; ".join(evidence.get("why_not") or []) or "not computed"
+        return _criterion("holdout_test", None, maximum, False,
+                          f"no holdout permutation test ({why})")
+    value = float(permutation["p_value"])
+    passed = value <= maximum
+    return _criterion("holdout_test", value, maximum, passed,
+                      f"holdout vs random entries p {value:.3f} {'<=' if passed else '>'} "
+                      f"{maximum:g}")
+
+
+def _stress(best: Mapping[str, Any], metric: str, minimum: float,
+            results: Mapping[str, Any]) -> dict[str, Any]:
+    label = METRIC_LABELS.get(metric, metric)
+    stress = (best.get("holdout") or {}).get("holdout_stress")
+    if not stress or stress.get(metric) is None:
+        return _criterion("stress", None, minimum, False,
+                          f"no cost-stressed holdout {label} ({_no_holdout(results)})")
+    value = float(stress[metric])
+    passed = value >= minimum
+    return _criterion("stress", value, minimum, passed,
+                      f"holdout {label} at {stress['multiplier']:g}x costs {value:+.2f} "
+                      f"{'>=' if passed else '<'} {minimum:g}")
+
+
 def _beats_champion(best: Mapping[str, Any], metric: str, champion: Mapping[str, Any],
-                    improvement: float) -> dict[str, Any]:
+                    improvement: float, alpha: float = 1.0) -> dict[str, Any]:
     label = METRIC_LABELS.get(metric, metric)
     notes = "".join(f"; {note}" for note in champion.get("notes") or [])
     theirs = holdout_score(champion.get("holdout"), metric)
@@ -191,11 +238,71 @@ def _beats_champion(best: Mapping[str, Any], metric: str, champion: Mapping[str,
         return _criterion("champion", None, threshold, False,
                           f"no holdout {label} to compare with the champion's {theirs:+.2f}"
                           f"{notes}")
-    passed = mine >= threshold
     margin = f" + {improvement:g}" if improvement else ""
-    return _criterion("champion", mine, threshold, passed,
-                      f"holdout {label} {mine:+.2f} {'>=' if passed else '<'} the champion's "
-                      f"{theirs:+.2f}{margin}{notes}")
+    if mine < threshold:
+        return _criterion("champion", mine, threshold, False,
+                          f"holdout {label} {mine:+.2f} < the champion's {theirs:+.2f}{margin}"
+                          f"{notes}")
+    test = champion.get("paired_test")
+    if alpha < 1:
+        if not test or test.get("p_value") is None:
+            why = (test or {}).get("why_not") or "no per-bar returns of both on the same bars"
+            return _criterion("champion", mine, threshold, False,
+                              f"no paired test against the champion ({why}){notes}")
+        p_value = float(test["p_value"])
+        if p_value > alpha:
+            return _criterion("champion", mine, threshold, False,
+                              f"not significantly better than the champion (holdout {label} "
+                              f"{mine:+.2f} vs {theirs:+.2f}, paired test p {p_value:.3f} > "
+                              f"{alpha:g}){notes}")
+        return _criterion("champion", mine, threshold, True,
+                          f"significantly better than the champion (holdout {label} "
+                          f"{mine:+.2f} vs {theirs:+.2f}, paired test p {p_value:.3f} <= "
+                          f"{alpha:g}){notes}")
+    return _criterion("champion", mine, threshold, True,
+                      f"holdout {label} {mine:+.2f} >= the champion's {theirs:+.2f}{margin}"
+                      f"{notes}")
+
+
+def keep_champion(history: list[Mapping[str, Any]], champion: Mapping[str, Any] | None,
+                  metric: str, minimum: float, demote_after: int) -> dict[str, Any]:
+    """The keep-gate of a deployed champion: its own re-evaluation on tonight's holdout
+    (``champion``, as in the decision's ``champion`` block) passes when its holdout score is at
+    least ``minimum``. ``history``: the earlier nights' records (``champions.jsonl``), oldest
+    first, each with its ``keep`` block. Returns ``{"passed", "score", "failures_in_a_row",
+    "demote", "text"}``: ``demote`` once ``demote_after`` nights in a row failed (a night
+    without a re-evaluation neither fails nor breaks the run)."""
+    label = METRIC_LABELS.get(metric, metric)
+    score = None if not champion or champion.get("error") else holdout_score(
+        champion.get("holdout"), metric)
+    if score is None:
+        why = (champion or {}).get("error") or "no re-evaluation on this run's holdout"
+        return {"passed": None, "score": None, "failures_in_a_row": _failures(history),
+                "demote": False, "text": f"champion not re-evaluated ({why})"}
+    passed = score >= minimum
+    failures = 0 if passed else _failures(history) + 1
+    demote = failures >= demote_after
+    text = (f"champion's own holdout {label} {score:+.2f} {'>=' if passed else '<'} "
+            f"{minimum:g}" + ("" if passed else f" ({failures} night(s) in a row"
+                              f"{'; demoted' if demote else f' of {demote_after}'})"))
+    return {"passed": passed, "score": score, "failures_in_a_row": failures, "demote": demote,
+            "text": text}
+
+
+def _failures(history: list[Mapping[str, Any]]) -> int:
+    """Keep-gate failures in a row at the end of ``history`` (nights without a verdict on the
+    champion are skipped; a promotion or demotion resets the count)."""
+    count = 0
+    for record in reversed(history):
+        if record.get("promoted") or record.get("demoted"):
+            break
+        keep = record.get("keep") or {}
+        if keep.get("passed") is None:
+            continue
+        if keep["passed"]:
+            break
+        count += 1
+    return count
 
 
 def _champion_block(champion: Mapping[str, Any] | None) -> dict[str, Any] | None:

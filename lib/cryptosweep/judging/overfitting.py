@@ -236,6 +236,26 @@ class PBOResult:
     oos_performance: np.ndarray
     n_combinations: int
 
+    @property
+    def probability_of_loss(self) -> float:
+        """The share of combinations in which the in-sample winner loses out of sample
+        (out-of-sample Sharpe ratio < 0): Bailey et al. (2017), section 2.3, "probability of
+        loss"."""
+        return float(np.mean(self.oos_performance < 0.0))
+
+    @property
+    def degradation(self) -> tuple[float, float]:
+        """``(slope, intercept)`` of the least-squares line of the winner's out-of-sample on
+        its in-sample Sharpe ratio over the combinations: Bailey et al. (2017), section 2.3,
+        "performance degradation" (a slope below 0 means that the better a configuration
+        looked in sample, the worse it did out of sample). ``(nan, nan)`` when the in-sample
+        Sharpe ratios do not vary."""
+        x, y = self.is_performance, self.oos_performance
+        if len(x) < 2 or float(np.ptp(x)) == 0.0:
+            return math.nan, math.nan
+        slope, intercept = np.polyfit(x, y, 1)
+        return float(slope), float(intercept)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready copy (arrays as lists of floats)."""
         return {

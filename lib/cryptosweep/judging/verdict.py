@@ -108,7 +108,9 @@ def verdict(results: Mapping[str, Any]) -> Verdict:
     min_trades = min_trades_of(results)
     best = results.get("best") or None
     overfitting = results.get("overfitting") or {}
-    dsr = _number((overfitting.get("dsr") or {}).get("dsr"))
+    selection = (results.get("statistics") or {}).get("selection")
+    dsr_block = (selection if selection is not None else overfitting).get("dsr") or {}
+    dsr = _number(dsr_block.get("dsr"))
     pbo = _number((overfitting.get("pbo") or {}).get("pbo"))
     if not best:
         return Verdict(

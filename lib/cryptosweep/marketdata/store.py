@@ -141,10 +141,10 @@ def update_candles(
     :func:`~cryptosweep.marketdata.exchange.fetch_closed_candles`.
 
     Raises :class:`~cryptosweep.core.errors.ConfigError` (exit 2) for an exchange, symbol or
-    interval the exchange does not know, :class:`~cryptosweep.core.errors.DataError` (exit 2) for a file that
-    cannot be updated or candles that do not fit it, :class:`~cryptosweep.core.errors.
-    InfrastructureError` (exit 6) for the exchange or the disk failing. The file is untouched
-    by any failure and by an update that finds nothing new.
+    interval the exchange does not know, :class:`~cryptosweep.core.errors.DataError` (exit 2)
+    for a file that cannot be updated or candles that do not fit it,
+    :class:`~cryptosweep.core.errors.InfrastructureError` (exit 6) for the exchange or the disk
+    failing. The file is untouched by any failure and by an update that finds nothing new.
     """
     path = Path(path)
     check_exchange_id(exchange)

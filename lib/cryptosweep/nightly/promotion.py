@@ -23,6 +23,7 @@ Layout of the models folder::
     best_configs_latest.json
     champions.jsonl         one line per decision
     rejected/<run>/         best configs of rejected runs
+    demoted/<time>/         a champion the keep-gate demoted (and <time>.json: why)
     .champion.train-<pid>/  a training in progress (removed by recover)
     .champion.new/          a trained champion about to be rotated in
     .champion.old/          the champion.prev being dropped
@@ -42,9 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptosweep.core.config import DeploymentSettings
 from cryptosweep.core.files import copy_atomic, sync_folder, write_json_atomic
 from cryptosweep.core.vocabulary import APPROVED
-from cryptosweep.judging.deployment import summary_line
+from cryptosweep.judging.deployment import keep_champion, summary_line
 from cryptosweep.production.model import MANIFEST
 from cryptosweep.records.results import BEST_CONFIGS_LATEST
 
@@ -56,6 +58,7 @@ TRAINING_PREFIX = ".champion.train-"
 MARKER = ".promotion.json"
 HISTORY = "champions.jsonl"
 REJECTED = "rejected"
+DEMOTED = "demoted"
 
 
 @dataclass(frozen=True)
@@ -231,9 +234,17 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
     if not approved:
         copy = copy_atomic(best_path, models / REJECTED / run_dir.name / best_path.name)
         record["rejected_copy"] = str(copy)
-        append_record(models, record)
         kept = ("the previous champion stays" if (models / CHAMPION).exists()
                 else "no champion is deployed yet")
+        if (models / CHAMPION).exists():
+            record["keep"] = _keep_gate(results, read_history(models))
+            kept = f"the previous champion stays ({record['keep']['text']})"
+            if record["keep"]["demote"]:
+                where = demote_champion(models, record["keep"]["text"], record["keep"], now)
+                record["demoted"] = str(where)
+                kept = f"the champion was demoted ({record['keep']['text']}): flat until a " \
+                       f"new one is approved; it is in {where}"
+        append_record(models, record)
         return Promotion(False, record, f"{summary_line(deployment)}; {kept}; see "
                                         f"{run_dir / 'report.html'}")
     best = json.loads(best_path.read_text(encoding="utf-8"))
@@ -262,6 +273,33 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
         f"{champion_dir(models)}"
         + (f" (the one before is in {models / PREVIOUS})" if (models / PREVIOUS).exists()
            else "")))
+
+
+def _keep_gate(results: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The deployed champion's keep-gate on tonight's re-evaluation
+    (:func:`cryptosweep.judging.deployment.keep_champion`)."""
+    config = results.get("config") or {}
+    settings = DeploymentSettings.model_validate(config.get("deployment") or {})
+    champion = (results.get("deployment") or {}).get("champion")
+    return keep_champion(history, champion, (config.get("objective") or {}).get("metric",
+                                                                                 "sharpe"),
+                         settings.min_holdout_score, settings.demote_after)
+
+
+def demote_champion(models_dir: Path, reason: str, evidence: dict[str, Any],
+                    now: float | None = None) -> Path:
+    """Move the deployed champion aside to ``demoted/<time>/`` (one rename: a kill leaves it
+    either deployed or demoted, never half) and write why beside it; from then on nothing is
+    deployed (``signals`` answers flat) until the gate approves a new one."""
+    models = Path(models_dir)
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(now))
+    target = models / DEMOTED / stamp
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _replace(models / CHAMPION, target)
+    write_json_atomic(target.parent / f"{stamp}.json", {"reason": reason, "evidence": evidence,
+                                                        "time": stamp})
+    sync_folder(models)
+    return target
 
 
 def _winner(results: dict[str, Any]) -> dict[str, Any] | None:

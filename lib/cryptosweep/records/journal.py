@@ -114,6 +114,13 @@ CREATE TABLE IF NOT EXISTS baseline_returns (
     data BLOB NOT NULL,
     PRIMARY KEY (name, kind)
 );
+CREATE TABLE IF NOT EXISTS extra_returns (
+    kind TEXT NOT NULL,
+    eval_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (kind, eval_id)
+);
 CREATE TABLE IF NOT EXISTS resource_samples (
     ts REAL NOT NULL,
     source TEXT NOT NULL,
@@ -496,6 +503,30 @@ class Journal:
                     raise
                 return {}
         return {name: unpack_returns(n, data) for name, n, data in rows}
+
+    def put_extra_returns(self, kind: str, eval_id: int,
+                          returns: np.ndarray | list[float]) -> None:
+        """Per-bar returns of an end-of-sweep evaluation (``rescore:<i>``, ``neighbour:<j>``,
+        the champion's ``champion_holdout``), beside its ``extra_evaluations`` metrics."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO extra_returns(kind, eval_id, n, data) VALUES (?,?,?,?)",
+                (kind, eval_id, *pack_returns(returns)),
+            )
+
+    def get_extra_returns(self, kind: str) -> dict[int, np.ndarray]:
+        """``eval_id`` → per-bar returns of ``kind``; empty for a journal written before
+        these were kept."""
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT eval_id, n, data FROM extra_returns WHERE kind = ? ORDER BY eval_id",
+                    (kind,)).fetchall()
+            except sqlite3.OperationalError as exc:  # an older journal opened read-only
+                if "no such table" not in str(exc):
+                    raise
+                return {}
+        return {eval_id: unpack_returns(n, data) for eval_id, n, data in rows}
 
     # ---------------------------------------------------------------------- resource samples
 

@@ -24,6 +24,7 @@ from cryptosweep.judging.caveats import (
     small_sample,
 )
 from cryptosweep.judging.deployment import criterion_lines
+from cryptosweep.judging.explained import explained
 from cryptosweep.judging.verdict import Verdict, verdict
 from cryptosweep.records.journal import EvaluationRow, Journal
 
@@ -60,9 +61,8 @@ def build_results(
     overfitting: dict[str, Any] | None = None, baselines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results file's content; the deployment gate's decision is added to it by
-    :func:`cryptosweep.sweep.finalize.finalize_run` (:func:`cryptosweep.judging.deployment.decide`
-    reads
-    the rest)."""
+    :func:`cryptosweep.sweep.finalize.finalize_run`
+    (:func:`cryptosweep.judging.deployment.decide` reads the rest)."""
     finished = [row for row in rows if row.status in ("done", "failed")]
     return {
         "schema": RESULTS_SCHEMA,
@@ -209,18 +209,25 @@ def text_report(results: dict[str, Any]) -> str:
     dsr, pbo = overfitting.get("dsr") or {}, overfitting.get("pbo") or {}
     if dsr.get("dsr") is not None or pbo:
         lines.append("")
-        lines.append(f"overfitting ({overfitting['n_configurations']} configurations at the full "
-                     "budget):")
+        lines.append(f"overfitting ({overfitting.get('n_full_budget', '?')} configurations at "
+                     f"the full budget, {overfitting['n_configurations']} tried):")
         if dsr.get("dsr") is not None:
-            lines.append(f"  deflated Sharpe ratio of the winner: {dsr['dsr']:.3f} "
+            lines.append(f"  deflated Sharpe ratio of the search's best among the full-budget "
+                         f"ones: {dsr['dsr']:.3f} "
                          f"(PSR vs 0: {dsr['psr']:.3f}; expected max Sharpe of the trials "
                          f"under the null: {dsr['sr0']:.4f} per bar)")
         if pbo:
             lines.append(f"  probability of backtest overfitting (CSCV, {pbo['n_splits']} "
                          f"blocks): {pbo['pbo']:.3f}")
+    rows = explained(results)
+    if rows:
+        lines += ["", "what the numbers say:"]
+        width = max(len(row.name) for row in rows)
+        lines += [f"  {row.name:<{width}}  {row.value}: {row.meaning}" for row in rows]
     checks = results.get("reproducibility_check") or []
     if checks:
-        lines += ["", "reproducibility (top-k re-run with their recorded seeds):"]
+        lines += ["", "reproducibility (the winner's deployed path replayed from scratch with "
+                      "its recorded seed):"]
         lines += [f"  eval {c['eval_id']}: {c['status']}" for c in checks]
     failures = [e for e in results["evaluations"] if e["status"] == "failed"]
     if failures:

@@ -35,6 +35,7 @@ from cryptosweep.judging.caveats import (
     min_trades_of,
     small_sample,
 )
+from cryptosweep.judging.explained import explained
 from cryptosweep.judging.verdict import Verdict, verdict
 
 #: The marker of a score measured on fewer than ``reporting.min_trades`` trades.
@@ -378,6 +379,19 @@ def environment_table(environment: Mapping[str, Any]) -> str:
     ]
     return _table(None, [[f"<b>{_e(k)}</b>", _e(MISSING if v is None else v)] for k, v in rows],
                   text_columns=(0, 1), caption="The machine and software")
+
+
+def statistics_table(results: Mapping[str, Any]) -> str | None:
+    """Every statistic of the verdict with what it means, in plain words
+    (:func:`cryptosweep.judging.explained.explained`); None for a run without them."""
+    rows = explained(results)
+    if not rows:
+        return None
+    return _table(["statistic", "value", "what it means here"],
+                  [[_e(row.name), _e(row.value), _e(row.meaning)] for row in rows],
+                  text_columns=(0, 2),
+                  caption="Statistics of the verdict (docs/statistics.md: formulas and "
+                          "references)")
 
 
 def reproducibility_table(results: Mapping[str, Any]) -> str | None:

@@ -27,7 +27,6 @@ import numpy as np
 from cryptosweep.core.config import ObjectiveSpec, SweepConfig
 from cryptosweep.core.faults import infrastructure_fault
 from cryptosweep.core.files import canonical_json, write_json_atomic, write_text_atomic
-from cryptosweep.execution.checkpoints import checkpoint_spec
 from cryptosweep.execution.executors import Executor, InProcessExecutor
 from cryptosweep.execution.worker import TaskOutcome, run_final_task
 from cryptosweep.judging.deployment import decide
@@ -42,6 +41,16 @@ from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import best_configs, build_results, resource_usage, text_report
 from cryptosweep.strategies import Strategy
 from cryptosweep.sweep.champion import Champion, champion_request, comparison, read_champion
+from cryptosweep.sweep.evidence import paired_test, statistics
+from cryptosweep.sweep.rescoring import (
+    RESCORE,
+    by_rescore,
+    neighbour_tasks,
+    neighbourhood,
+    rescore_tasks,
+    rescored,
+    reusable,
+)
 from cryptosweep.trading.objective import trial_reproducibility
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,8 @@ log = logging.getLogger(__name__)
 PBO_SPLITS = 16  # CSCV blocks: C(16, 8) = 12,870 in-sample/out-of-sample splits
 #: The journal's ``extra_evaluations`` id of the one-per-run results (baselines, champion).
 RUN_LEVEL_ID = 0
+#: The ``extra_returns`` kind of the champion's per-bar returns on this run's holdout.
+CHAMPION_HOLDOUT = "champion_holdout"
 
 
 def framework_params(family: str, seed: int, spec: ObjectiveSpec) -> dict[str, Any]:
@@ -73,34 +84,62 @@ def finalize_run(
     leaders = ranked(rows)[: config.reporting.top_k]
     data = journal.get_meta("data", None) or {}
     champion = read_champion(config.deployment.champion_dir)
-    tasks = _pending_tasks(config, run_dir, journal, leaders, champion, use_gpu)
     executor = executor or InProcessExecutor()
-    if tasks:
-        log.info("end of the sweep: %d evaluation(s) on %s: %s", len(tasks),
-                 executor.description, ", ".join(task["task"] for task in tasks))
-    outcomes = executor.run_tasks(run_final_task, tasks, config.execution.max_retries)
 
+    # First wave: the top-k's holdout (with the cost stress) and re-scores, the baselines,
+    # the champion's re-evaluation.
+    tasks = _pending_tasks(config, seed, run_dir, journal, leaders, champion, use_gpu)
+    outcomes = _run(executor, tasks, config)
+    validation = journal.get_returns("validation")
     # While the workers evaluate: the overfitting diagnostics, from the journal.
-    top = [{"rank": rank, "eval_id": row.eval_id, "trial_id": row.trial_id,
-            "params": row.params, "budget": row.budget, "seed": row.seed, "score": row.score,
-            "metrics": row.metrics}
-           for rank, row in enumerate(leaders, start=1)]
-    overfitting = overfitting_diagnostics(rows, journal.get_returns("validation"), top,
-                                          data.get("periods_per_year"))
+    overfitting = overfitting_diagnostics(rows, validation, data.get("periods_per_year"))
     champion_error = _journal(outcomes, journal, len(tasks))
+
+    # The winner is the best mean re-score; the second wave replays its deployed path and
+    # evaluates its neighbourhood.
+    scores = rescored(config, journal, leaders, validation)
+    order = by_rescore(leaders, scores)
+    winner = order[0] if order else None
+    second = _second_wave(config, journal, winner, spec, use_gpu)
+    _journal(_run(executor, second, config), journal, len(second))
 
     holdout, reruns = journal.get_extra("holdout"), journal.get_extra("repro")
     baselines = journal.get_extra("baselines").get(RUN_LEVEL_ID)
     metric = config.objective.metric
+    top = []
+    for rank, row in enumerate(order, start=1):
+        rescore = {key: value for key, value in scores[row.eval_id].items() if key != "returns"}
+        top.append({"rank": rank, "eval_id": row.eval_id, "trial_id": row.trial_id,
+                    "params": row.params, "budget": row.budget, "seed": row.seed,
+                    "score": row.score, "search_rank": leaders.index(row) + 1,
+                    "rescore": rescore, "metrics": row.metrics,
+                    "holdout": holdout.get(row.eval_id)})
+    trial_sharpes = _trial_sharpes(rows, validation)
     for item in top:
-        item["holdout"] = holdout.get(item["eval_id"])
         item["edge"] = edge(item, baselines, metric)
-    check = [_reproducibility_check(row, reruns[row.eval_id]) for row in leaders]
-    champion_side = _champion_side(champion, spec, data, journal, champion_error)
-
-    canonical = config.canonical()
+        item["dsr"] = _dsr_or_none(validation.get(item["eval_id"]), trial_sharpes,
+                                   data.get("periods_per_year"))
+    check = ([_reproducibility_check(winner, reruns[winner.eval_id],
+                                     _deployed_metrics(winner, journal))]
+             if winner is not None and winner.eval_id in reruns else [])
+    winner_returns = scores[winner.eval_id]["returns"] if winner is not None else None
     created_at = journal.get_meta("created_at")
     finished_at = time.time()
+    evidence = statistics(config, seed, run_dir, journal, rows, leaders, winner,
+                          winner_returns, holdout.get(winner.eval_id) if winner else None,
+                          data, now=float(created_at))
+    evidence["rescore"] = {"seeds": config.deployment.rescore_seeds,
+                           "winner_changed": bool(winner and leaders and winner != leaders[0])}
+    if winner is not None:
+        evidence["neighbourhood"] = neighbourhood(
+            config, journal, winner, scores[winner.eval_id]["mean"])
+    champion_side = _champion_side(champion, spec, data, journal, champion_error)
+    if champion_side is not None and winner is not None:
+        champion_side["paired_test"] = paired_test(
+            journal.get_returns("holdout").get(winner.eval_id),
+            journal.get_extra_returns(CHAMPION_HOLDOUT).get(RUN_LEVEL_ID))
+
+    canonical = config.canonical()
     run = {
         "name": run_dir.name, "run_dir": str(run_dir), "timestamp": stamp,
         "created_at": created_at, "finished_at": finished_at,
@@ -113,6 +152,7 @@ def finalize_run(
         strategy=strategy.summary(), rows=rows, top=top, reproducibility_check=check,
         overfitting=overfitting, baselines=baselines,
     )
+    results["statistics"] = evidence
     results["deployment"] = decide(results, champion_side)
     log.info("deployment gate: %s", results["deployment"]["reason"])
     files = {
@@ -133,13 +173,52 @@ def finalize_run(
     return files, results
 
 
-def _pending_tasks(config: SweepConfig, run_dir: Path, journal: Journal,
+def _run(executor: Executor, tasks: list[dict[str, Any]], config: SweepConfig
+         ) -> Iterator[TaskOutcome]:
+    if tasks:
+        log.info("end of the sweep: %d evaluation(s) on %s: %s", len(tasks),
+                 executor.description, ", ".join(task["task"] for task in tasks))
+    return executor.run_tasks(run_final_task, tasks, config.execution.max_retries)
+
+
+def _trial_sharpes(rows: list[EvaluationRow], validation: dict[int, np.ndarray]) -> np.ndarray:
+    """The per-bar Sharpe ratios of the full-budget configurations (each top-k entry's own
+    DSR, for reading; the gate's DSR counts every trial of the ledger)."""
+    return np.array([per_bar_sharpe(validation[r.eval_id]) for r in ranked(rows)
+                     if r.eval_id in validation])
+
+
+def _deployed_metrics(row: EvaluationRow, journal: Journal) -> dict[str, Any] | None:
+    """The metrics of the winner's deployed path: its own evaluation when that was already
+    from scratch with its recorded seed, else its first re-score."""
+    if reusable(row):
+        return row.metrics
+    return journal.get_extra(RESCORE.format(0)).get(row.eval_id)
+
+
+def _second_wave(config: SweepConfig, journal: Journal, winner: EvaluationRow | None,
+                 spec: ObjectiveSpec, use_gpu: bool) -> list[dict[str, Any]]:
+    """The replay of the winner's deployed path (the reproducibility check) and its
+    neighbourhood, as payloads; what the journal holds already is not run again."""
+    if winner is None:
+        return []
+    payload_spec = spec.to_payload()
+    tasks = []
+    if winner.eval_id not in journal.get_extra("repro"):
+        tasks.append({"task": f"rerun-{winner.eval_id}", "kind": "rerun",
+                      "eval_id": winner.eval_id, "params": winner.params,
+                      "budget": winner.budget, "seed": winner.seed})
+    tasks.extend(neighbour_tasks(config, journal, winner))
+    return [{**task, "spec": payload_spec, "use_gpu": use_gpu} for task in tasks]
+
+
+def _pending_tasks(config: SweepConfig, seed: int, run_dir: Path, journal: Journal,
                    leaders: list[EvaluationRow], champion: Champion | None,
                    use_gpu: bool) -> list[dict[str, Any]]:
-    """The end-of-sweep evaluations the journal does not hold yet, as plain-JSON payloads."""
+    """The first wave's evaluations the journal does not hold yet, as plain-JSON payloads."""
     spec = config.objective_spec()
     payload_spec = spec.to_payload()
-    holdout, reruns = journal.get_extra("holdout"), journal.get_extra("repro")
+    holdout = journal.get_extra("holdout")
     tasks: list[dict[str, Any]] = []
 
     def task(kind: str, name: str, **fields: Any) -> None:
@@ -150,12 +229,10 @@ def _pending_tasks(config: SweepConfig, run_dir: Path, journal: Journal,
         for row in leaders:
             if row.eval_id not in holdout:
                 task("holdout", f"holdout-{row.eval_id}", eval_id=row.eval_id,
-                     params=row.params, budget=row.budget, seed=row.seed)
-    for row in leaders:
-        if row.eval_id not in reruns:
-            task("rerun", f"rerun-{row.eval_id}", eval_id=row.eval_id, params=row.params,
-                 budget=row.budget, seed=row.seed,
-                 checkpoint=checkpoint_spec(config, run_dir, row.trial_id, row.tags))
+                     params=row.params, budget=row.budget, seed=row.seed,
+                     stress_multiplier=config.deployment.stress_multiplier)
+    for fields in rescore_tasks(config, seed, journal, leaders):
+        task(fields.pop("kind"), fields.pop("task"), **fields)
     if RUN_LEVEL_ID not in journal.get_extra("baselines"):
         task("baselines", "baselines")
     if (champion is not None and champion.error is None and config.data.has_holdout
@@ -181,6 +258,9 @@ def _estimated_seconds(tasks: list[dict[str, Any]], rows: dict[int, EvaluationRo
         if row is None or row.started_at is None or row.finished_at is None:
             continue
         seconds = row.finished_at - row.started_at
+        if task["kind"] == "validation":  # from scratch: all of the budget is trained
+            trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
+            seconds *= row.budget / trained
         if task["kind"] == "holdout":
             trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
             seconds *= (2.0 / folds) * (row.budget / trained)
@@ -213,6 +293,10 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
             journal.put_extra("holdout", payload["eval_id"], result)
         elif payload["kind"] == "rerun":
             journal.put_extra("repro", payload["eval_id"], result)
+        elif payload["kind"] == "validation":  # a re-score or a neighbour
+            journal.put_extra_returns(payload["store"], payload["eval_id"],
+                                      result.pop("oos_returns"))
+            journal.put_extra(payload["store"], payload["eval_id"], result)
         elif payload["kind"] == "baselines":
             for name, baseline in result.items():
                 for kind, returns in baseline.pop("returns").items():
@@ -220,7 +304,8 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
                         journal.put_baseline_returns(name, kind, returns)
             journal.put_extra("baselines", RUN_LEVEL_ID, result)
         else:
-            result.pop("holdout_returns")
+            journal.put_extra_returns(CHAMPION_HOLDOUT, RUN_LEVEL_ID,
+                                      result.pop("holdout_returns"))
             journal.put_extra("champion", RUN_LEVEL_ID,
                             {"manifest_sha256": payload["digest"], "holdout": result})
         log.info("end of the sweep %d/%d: %s done", done, expected, payload["task"])
@@ -246,37 +331,48 @@ def _champion_side(champion: Champion | None, spec: ObjectiveSpec, data: dict[st
 
 
 def overfitting_diagnostics(
-    rows: list[Any], returns: dict[int, np.ndarray], top: list[dict[str, Any]],
-    periods_per_year: float | None = None, n_splits: int = PBO_SPLITS,
+    rows: list[Any], returns: dict[int, np.ndarray], periods_per_year: float | None = None,
+    n_splits: int = PBO_SPLITS,
 ) -> dict[str, Any]:
-    """How sure we are that the winner is not luck, from the per-bar out-of-sample returns of
-    every finished evaluation at the full budget (the configurations the search chose among).
+    """How sure we are that the search's winner is not luck, from the per-bar out-of-sample
+    returns of the evaluations (every configuration is scored on the same folds).
 
-    Adds the deflated Sharpe ratio (Bailey & López de Prado 2014) to each top-k entry, with
-    N = the number of those configurations and the variance of their Sharpe ratios, and
-    computes the probability of backtest overfitting by CSCV (Bailey et al. 2017) on the
-    T × N matrix of their returns. The DSR works on Sharpe ratios per bar; with
-    ``periods_per_year`` (from the candles' bar interval) the winner's Sharpe ratio and the
-    expected maximum under no skill are also given annualised, for reading.
+    The probability of backtest overfitting by CSCV (Bailey et al. 2017) on the ``T × N``
+    matrix of **every configuration tried**, each at the largest budget it reached (the whole
+    choice the search made, not only the survivors of its early stopping), with the probability
+    of out-of-sample loss and the slope of out-of-sample on in-sample performance the same
+    splits give. ``dsr`` is the search winner's deflated Sharpe ratio with N = the full-budget
+    configurations (kept for comparison; the gate's DSR counts every trial of the ledger:
+    ``results["statistics"]["selection"]``).
     """
-    candidates = [r.eval_id for r in ranked(rows) if r.eval_id in returns]
-    out: dict[str, Any] = {"n_configurations": len(candidates), "dsr": None, "pbo": None,
-                           "why_not": None}
+    full = [r.eval_id for r in ranked(rows) if r.eval_id in returns]
+    last: dict[int, Any] = {}
+    for row in rows:
+        if row.status == "done" and row.eval_id in returns and (
+                row.trial_id not in last or row.budget >= last[row.trial_id].budget):
+            last[row.trial_id] = row
+    candidates = [last[trial].eval_id for trial in sorted(last)]
+    out: dict[str, Any] = {"n_configurations": len(candidates), "n_full_budget": len(full),
+                           "dsr": None, "pbo": None, "why_not": None}
+    if len(full) >= 2:
+        matrix = np.column_stack([returns[eval_id] for eval_id in full])
+        out["dsr"] = _dsr_or_none(returns[full[0]], np.array(
+            [per_bar_sharpe(matrix[:, j]) for j in range(matrix.shape[1])]), periods_per_year)
+        if out["dsr"] is not None:
+            out["dsr"]["basis"] = "the run's full-budget configurations"
     if len(candidates) < 2:
-        out["why_not"] = "fewer than 2 finished full-budget configurations"
+        out["why_not"] = "fewer than 2 finished configurations"
         return out
-    matrix = np.column_stack([returns[eval_id] for eval_id in candidates])
-    trial_sharpes = np.array([per_bar_sharpe(matrix[:, j]) for j in range(matrix.shape[1])])
-    for item in top:
-        series = returns.get(item["eval_id"])
-        item["dsr"] = _dsr_or_none(series, trial_sharpes, periods_per_year)
-    out["dsr"] = top[0]["dsr"] if top else None
     try:
-        pbo = probability_of_backtest_overfitting(matrix, n_splits)
+        pbo = probability_of_backtest_overfitting(
+            np.column_stack([returns[eval_id] for eval_id in candidates]), n_splits)
+        slope, intercept = pbo.degradation
         # The in/out-of-sample pairs are recomputable from the journal; the logits are kept
         # for the report's histogram.
         out["pbo"] = {"pbo": pbo.pbo, "logits": pbo.logits.tolist(),
-                      "n_combinations": pbo.n_combinations, "n_splits": n_splits}
+                      "n_combinations": pbo.n_combinations, "n_splits": n_splits,
+                      "probability_of_loss": pbo.probability_of_loss,
+                      "degradation_slope": slope, "degradation_intercept": intercept}
     except ValueError as exc:
         out["why_not"] = f"PBO: {exc}"
     return out
@@ -297,13 +393,15 @@ def _dsr_or_none(series: np.ndarray | None, trial_sharpes: np.ndarray,
     return dsr
 
 
-def _reproducibility_check(original: EvaluationRow, rerun: dict[str, Any]) -> dict[str, Any]:
-    """PASS when the re-run of an evaluation with its recorded seed gave bitwise-equal metrics
-    (which include the SHA-256 of its per-bar returns), compared as canonical JSON (which
-    round-trips floats exactly)."""
-    status = "PASS" if canonical_json(rerun) == canonical_json(original.metrics) else "FAIL"
+def _reproducibility_check(original: EvaluationRow, rerun: dict[str, Any],
+                           deployed: dict[str, Any] | None) -> dict[str, Any]:
+    """PASS when the replay of the winner's deployed path (from scratch, its recorded seed)
+    gave bitwise-equal metrics to that path's journaled ones (which include the SHA-256 of its
+    per-bar returns), compared as canonical JSON (which round-trips floats exactly)."""
+    status = ("PASS" if deployed is not None and canonical_json(rerun) == canonical_json(deployed)
+              else "FAIL")
     if status == "FAIL":
         log.error("reproducibility check FAILED for eval %d: %s != %s",
-                  original.eval_id, canonical_json(rerun), canonical_json(original.metrics))
-    return {"eval_id": original.eval_id, "status": status, "original": original.metrics,
+                  original.eval_id, canonical_json(rerun), canonical_json(deployed))
+    return {"eval_id": original.eval_id, "status": status, "original": deployed,
             "rerun": rerun}

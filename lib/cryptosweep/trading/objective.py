@@ -159,13 +159,17 @@ def fold_score(per_fold: list[dict[str, Any]], metric: str) -> tuple[float, str 
 
 def evaluate_holdout(
     params: dict[str, Any], resource: float, seed: int, spec: ObjectiveSpec | dict[str, Any],
-    device: str = "cpu",
+    device: str = "cpu", stress_multiplier: float | None = None,
 ) -> dict[str, Any]:
     """Train on the whole development part and backtest the holdout bars once.
 
     Training rows whose label ends at or after the holdout start are purged (labels are built
     from development bars only, so none do). Returns every metric of the holdout backtest with
-    a ``holdout_`` prefix, ``holdout_bars``, and ``holdout_returns`` (per bar).
+    a ``holdout_`` prefix, ``holdout_bars``, ``holdout_trade_spans`` (each trade's first bar
+    relative to the holdout start, its length in bars and side: what a permutation test
+    matches exposure with), ``holdout_returns`` (per bar) and, with ``stress_multiplier``,
+    ``holdout_stress``: the same predictions backtested with fees and slippage multiplied by
+    it (the cost stress of the deployment gate).
     """
     spec = ObjectiveSpec.of(spec)
     trading = TradingParams.from_params(params)
@@ -176,6 +180,18 @@ def evaluate_holdout(
                           periods_per_year=market.periods_per_year)
     out: dict[str, Any] = {f"holdout_{name}": value for name, value in metrics.items()}
     out["holdout_bars"] = len(block.bars)
+    out["holdout_trade_spans"] = [
+        [int(trade.entry_bar), int(trade.exit_bar - trade.entry_bar + 1), int(trade.side)]
+        for trade in result.trades
+    ]
+    if stress_multiplier is not None:
+        costly = spec.objective.model_copy(update={
+            "fees_bps": spec.objective.fees_bps * stress_multiplier,
+            "slippage_bps": spec.objective.slippage_bps * stress_multiplier})
+        stressed = backtest_bars(market, block.bars, block.proba, trading, costly)
+        out["holdout_stress"] = {"multiplier": float(stress_multiplier), **performance(
+            stressed.returns, stressed.trades, stressed.positions,
+            periods_per_year=market.periods_per_year)}
     out["holdout_returns"] = [float(r) for r in result.returns]
     return out
 

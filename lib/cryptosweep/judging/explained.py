@@ -1,0 +1,130 @@
+"""Every statistic of a run's verdict in plain words: one row per number, with the value as
+people read it and a sentence saying what it means for this run. The text report and the HTML
+report both show these rows (``docs/statistics.md`` gives the formulas and references).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Explained:
+    """One statistic: its name, its value as text, and what it means here."""
+
+    name: str
+    value: str
+    meaning: str
+
+
+def _f(value: Any, spec: str = ".2f") -> str:
+    return "–" if value is None else format(float(value), spec)
+
+
+def explained(results: Mapping[str, Any]) -> list[Explained]:
+    """The rows for ``results`` (empty for a run made before these statistics existed)."""
+    stats = results.get("statistics") or {}
+    rows: list[Explained] = []
+    ledger = stats.get("ledger") or {}
+    selection = stats.get("selection") or {}
+    if ledger:
+        rows.append(Explained(
+            "trials counted", f"{ledger.get('n_trials')} ({ledger.get('n_evaluations')} "
+            f"evaluations, {ledger.get('n_runs')} run(s))",
+            f"every configuration and seed tried on overlapping bars of this market in the "
+            f"last {ledger.get('window_days', 0):g} days, tonight included: the winner is the "
+            "best of all of them, and its luck is judged against that many tries"))
+    dsr = selection.get("dsr") or {}
+    if dsr.get("dsr") is not None:
+        rows.append(Explained(
+            "deflated Sharpe ratio (the gate's)", _f(dsr["dsr"], ".3f"),
+            f"the probability that the winner's true Sharpe ratio beats the best of "
+            f"{dsr['n_trials']} tries with no skill at all (expected maximum "
+            f"{_f(dsr.get('sr0_annualised'))} a year); 0.95 or more is needed"))
+    effective = selection.get("dsr_effective") or {}
+    if effective.get("dsr") is not None:
+        rows.append(Explained(
+            "DSR with the effective number of trials", _f(effective["dsr"], ".3f"),
+            f"the same, counting trials whose returns move together as one: "
+            f"{effective['n_trials']} independent groups among "
+            f"{(selection.get('effective_trials') or {}).get('n_clustered')} (for reading; the "
+            "gate uses the full count)"))
+    if selection.get("min_backtest_years") is not None:
+        rows.append(Explained(
+            "minimum backtest length", f"{_f(selection['min_backtest_years'])} years",
+            f"with this many trials, fewer years of data than this let an unskilled "
+            f"configuration show an annual Sharpe ratio of 1 by chance; the folds cover "
+            f"{_f(selection.get('sample_years'))} years"))
+    haircut = selection.get("haircut") or {}
+    if haircut.get("haircut_sharpe") is not None:
+        rows.append(Explained(
+            "haircut Sharpe ratio", f"{_f(haircut['haircut_sharpe'])} "
+            f"(from {_f(haircut['sharpe'])})",
+            f"what the winner's annual Sharpe ratio is worth once {dsr.get('n_trials', '?')} "
+            f"tries are accounted for (Holm), a {100 * haircut['haircut']:.0f}% haircut"))
+    pbo = (results.get("overfitting") or {}).get("pbo") or {}
+    if pbo:
+        rows.append(Explained(
+            "probability of backtest overfitting", _f(pbo["pbo"]),
+            "how often the configuration that looks best on half of the history is below the "
+            "median on the other half; above 0.5, choosing by the backtest is worse than a "
+            "coin"))
+        if pbo.get("probability_of_loss") is not None:
+            rows.append(Explained(
+                "probability of out-of-sample loss", _f(pbo["probability_of_loss"]),
+                "how often the in-sample best loses money out of sample"))
+        if pbo.get("degradation_slope") is not None:
+            rows.append(Explained(
+                "out-of-sample / in-sample slope", _f(pbo["degradation_slope"]),
+                "below 0: the better a configuration looked in sample, the worse it did out "
+                "of sample"))
+    holdout = stats.get("holdout") or {}
+    if holdout:
+        rows.append(Explained(
+            "holdout PSR(0)", _f(holdout.get("psr0"), ".3f"),
+            "the probability that the winner's true Sharpe ratio on unseen bars is above 0"))
+        permutation = holdout.get("permutation") or {}
+        if permutation:
+            rows.append(Explained(
+                "holdout vs random entries (p)", _f(permutation["p_value"], ".3f"),
+                f"the share of {permutation['n_draws']} random placements of the same "
+                f"{permutation['n_trades']} trades that did at least as well: small means "
+                "the entries' timing, not the market's drift, made the return"))
+        alpha = holdout.get("alpha") or {}
+        if alpha:
+            rows.append(Explained(
+                "alpha t-statistic vs buy-and-hold", _f(alpha["t_stat"]),
+                "the return not explained by holding the market, in standard errors "
+                "(about 2 or more is evidence)"))
+        mintrl = holdout.get("min_track_record_bars")
+        rows.append(Explained(
+            "minimum track record length",
+            f"{_f(mintrl, '.0f')} bars (holdout: {holdout.get('n_bars')})",
+            "how many bars a record like the holdout's needs before it is 95% sure to "
+            "beat 0" + (": the holdout is too short to tell" if mintrl is None
+                        or mintrl > (holdout.get("n_bars") or 0) else "")))
+    if "holdout_looks" in stats:
+        rows.append(Explained(
+            "looks at this holdout", str(stats["holdout_looks"]),
+            "every end of a sweep, evaluation or unlock that looked at these holdout bars; "
+            "each look spends some of its independence"))
+    neighbourhood = stats.get("neighbourhood") or {}
+    if neighbourhood.get("label"):
+        rows.append(Explained(
+            "neighbourhood", f"{neighbourhood['label']} (median {_f(neighbourhood['median'])}, "
+            f"{100 * neighbourhood['fraction_positive']:.0f}% positive)",
+            "the winner's neighbours, each parameter one step away, re-scored from scratch: "
+            "a plateau is believable, a spike is a lucky point"))
+    best = results.get("best") or {}
+    rescore = best.get("rescore") or {}
+    if rescore.get("mean") is not None:
+        spread = f" ± {_f(rescore['std'])}" if rescore.get("std") is not None else ""
+        rows.append(Explained(
+            "winner re-scored from scratch", f"{_f(rescore['mean'])}{spread} over "
+            f"{rescore['n_seeds']} seed(s)",
+            "the score of the model production trains (from scratch), averaged over seeds; "
+            "the winner is chosen by this, not by the search's own score "
+            f"({_f(best.get('score'))})"))
+    return rows

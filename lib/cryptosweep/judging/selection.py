@@ -1,0 +1,98 @@
+"""How sure we are that the winner is not the luckiest of many: the statistics of selection.
+
+A winner is the best of every configuration and seed tried on overlapping bars, tonight and in
+the nights before (the trial ledger, :mod:`cryptosweep.records.ledger`, counts them). From the
+winner's per-bar validation returns (the from-scratch path that is deployed) and that count:
+
+* **Deflated Sharpe ratio** (Bailey & López de Prado 2014) with ``N`` = the ledger's trials
+  and the variance of their Sharpe ratios: what the gate uses (the conservative count).
+* The same DSR with the **effective number of trials** (López de Prado 2019: the trials'
+  return series clustered, :mod:`~cryptosweep.judging.effective_trials`) and the variance of
+  the clusters' Sharpe ratios: for reading (trials that are near copies of each other are one
+  trial).
+* **Minimum backtest length** (Bailey et al. 2014) for ``N``: the years of data below which
+  the best of ``N`` unskilled trials is expected to show an annualised Sharpe ratio of 1 by
+  chance, beside the years the folds cover.
+* **Haircut Sharpe ratio** (Harvey & Liu 2015, Holm's adjustment for ``N`` tests): the
+  annualised Sharpe ratio the winner's would be worth as a single test.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from cryptosweep.judging.effective_trials import effective_number_of_trials
+from cryptosweep.judging.overfitting import deflated_sharpe_ratio, expected_max_sharpe_ratio
+from cryptosweep.judging.track_record import haircut_sharpe, minimum_backtest_length
+
+
+def _dsr(sr: float, variance: float | None, n_trials: int, returns: np.ndarray,
+         periods_per_year: float | None) -> dict[str, Any]:
+    if variance is None or not math.isfinite(variance) or n_trials < 1:
+        return {"dsr": None, "why_not": "fewer than 2 trials with a Sharpe ratio"}
+    skew = float(stats.skew(returns, bias=False))
+    kurtosis = float(stats.kurtosis(returns, fisher=False, bias=False))
+    try:
+        dsr = deflated_sharpe_ratio(sr, variance, n_trials, len(returns), skew, kurtosis)
+    except ValueError as exc:
+        return {"dsr": None, "why_not": str(exc)}
+    sr0 = expected_max_sharpe_ratio(variance, n_trials) if n_trials > 1 else 0.0
+    out = {"dsr": dsr, "sr": sr, "sr0": sr0, "n_trials": int(n_trials),
+           "sharpe_variance": float(variance), "n_obs": len(returns)}
+    if periods_per_year:
+        scale = math.sqrt(periods_per_year)
+        out.update(sr_annualised=sr * scale, sr0_annualised=sr0 * scale)
+    return out
+
+
+def selection_evidence(
+    winner_returns: np.ndarray,
+    n_trials: int,
+    sharpe_variance: float | None,
+    trial_returns: np.ndarray | None,
+    periods_per_year: float | None,
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The statistics of the module docstring for the winner.
+
+    ``winner_returns``: its per-bar validation returns; ``n_trials`` and ``sharpe_variance``:
+    the ledger's count and the variance of those trials' per-bar Sharpe ratios;
+    ``trial_returns``: a ``T × M`` matrix of tonight's trials' validation returns on the same
+    bars (for the effective number of trials; ``None`` to skip it); ``periods_per_year``: the
+    candles' bars per year.
+    """
+    r = np.asarray(winner_returns, dtype=float)
+    if len(r) < 4 or float(np.std(r)) == 0.0:
+        return {"dsr": {"dsr": None, "why_not": "the winner's returns do not vary"},
+                "n_trials": int(n_trials)}
+    sr = float(np.mean(r) / np.std(r, ddof=1))
+    out: dict[str, Any] = {"n_trials": int(n_trials),
+                           "dsr": _dsr(sr, sharpe_variance, n_trials, r, periods_per_year)}
+    if trial_returns is not None and trial_returns.shape[1] >= 2:
+        effective = effective_number_of_trials(trial_returns, seed=seed)
+        variance = (effective.sharpe_variance if effective.n_effective > 1
+                    else sharpe_variance)
+        out["effective_trials"] = {"n_clustered": effective.n_trials,
+                                   "n_effective": effective.n_effective}
+        out["dsr_effective"] = _dsr(sr, variance, effective.n_effective, r, periods_per_year)
+    if periods_per_year:
+        years = len(r) / periods_per_year
+        out["sample_years"] = years
+        out["min_backtest_years"] = (minimum_backtest_length(n_trials, 1.0) if n_trials >= 2
+                                     else 0.0)
+        annual = sr * math.sqrt(periods_per_year)
+        if annual > 0 and n_trials >= 1:
+            cut = haircut_sharpe(annual, len(r), max(int(n_trials), 1), periods_per_year,
+                                 method="holm")
+            out["haircut"] = {"sharpe": annual, "haircut_sharpe": cut.haircut_sharpe,
+                              "haircut": cut.haircut, "adjusted_p_value": cut.adjusted_p_value,
+                              "method": cut.method}
+        else:
+            out["haircut"] = {"sharpe": annual, "haircut_sharpe": None,
+                              "why_not": "the winner's Sharpe ratio is not above 0"}
+    return out

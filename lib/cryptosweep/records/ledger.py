@@ -1,0 +1,224 @@
+"""The trial ledger: every configuration and seed evaluated on a market, by any entry point and
+across nights, and every look at a holdout. It is what the deflated Sharpe ratio deflates by.
+
+A sweep's journal knows one night; the multiple-testing problem spans all of them. A winner
+chosen tonight among 50 configurations, after 300 were tried on the same bars in the nights
+before, is the best of 350 (Bailey & López de Prado 2014; López de Prado 2019, "A data
+science solution to the multiple-testing crisis in financial research"). The ledger lives
+beside the champion, in the models folder (``deployment.ledger``), so that it survives the run
+folders that retention removes; a run without a models folder keeps one in its run folder.
+
+Two tables, in one SQLite file (WAL; one transaction per write):
+
+* ``trials``: one row per evaluation: the run, its kind (``search`` for the sweep's own
+  evaluations, ``rescore`` for the top-k re-scored from scratch with other seeds,
+  ``neighbour`` for the winner's neighbourhood, ``explorer`` for what a person tried), the
+  configuration's key (a digest of its parameters), seed, budget, the market (data file name
+  and bar interval), the first and last bar it was scored on, its per-bar Sharpe ratio and when.
+  Rows are keyed by (run, kind, key): writing a night again (a resume) adds nothing.
+* ``looks``: one row per look at a holdout (the end of a sweep, ``evaluate`` on holdout bars,
+  the explorer's unlock, ``train --rank``): a holdout is a budget, and the report says how
+  much of it was spent.
+
+What counts (:meth:`TrialLedger.trials_on`): rows of the same market whose bars overlap the
+night's and which were recorded within ``window_days``. The number of trials ``N`` is the
+number of distinct configurations among them, plus one for each extra seed a configuration was
+re-scored with (seeds count as trials: choosing among seeds is choosing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptosweep.core.files import canonical_json
+
+LEDGER_NAME = "trials.db"
+#: The kinds of trial rows (see the module docstring).
+TRIAL_KINDS = ("search", "rescore", "neighbour", "explorer")
+#: The sources of holdout looks.
+LOOK_SOURCES = ("sweep", "evaluate", "explorer", "train")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    run TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    config_key TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    budget REAL NOT NULL,
+    market TEXT NOT NULL,
+    first_bar TEXT NOT NULL,
+    last_bar TEXT NOT NULL,
+    sharpe REAL,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (run, kind, key)
+);
+CREATE TABLE IF NOT EXISTS looks (
+    run TEXT NOT NULL,
+    source TEXT NOT NULL,
+    what TEXT NOT NULL,
+    market TEXT NOT NULL,
+    first_bar TEXT NOT NULL,
+    last_bar TEXT NOT NULL,
+    looked_at REAL NOT NULL,
+    PRIMARY KEY (run, source, what)
+);
+"""
+
+
+def config_key(params: Mapping[str, Any]) -> str:
+    """A configuration's identity: the digest of its parameters (seed and budget excluded)."""
+    return hashlib.sha256(canonical_json(dict(params)).encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Market:
+    """What a trial was scored on: the market (data file name and bar interval) and its first
+    and last bars (ISO 8601 UTC)."""
+
+    name: str
+    first_bar: str
+    last_bar: str
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any], part: str = "development") -> Market:
+        """The development bars (``part="development"``: the sweep's folds) or the holdout
+        bars (``"holdout"``) of a run's ``data`` description (the journal's ``data`` meta)."""
+        name = f"{Path(str(data.get('path') or 'data')).name}@{data.get('bar_interval') or '?'}"
+        holdout_first = data.get("holdout_first_bar")
+        if part == "holdout":
+            return cls(name, str(holdout_first or data.get("last_bar")), str(data.get("last_bar")))
+        last = data.get("last_development_bar") or holdout_first or data.get("last_bar")
+        return cls(name, str(data.get("first_bar")), str(last))
+
+
+@dataclass(frozen=True)
+class LedgerTrial:
+    """One evaluation as the ledger records it."""
+
+    kind: str
+    key: str
+    config_key: str
+    seed: int
+    budget: float
+    sharpe: float | None
+
+
+@dataclass(frozen=True)
+class TrialCount:
+    """How many trials a winner was chosen among, and the variance of their Sharpe ratios."""
+
+    n_trials: int
+    n_rows: int
+    n_runs: int
+    sharpe_variance: float | None
+    window_days: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_trials": self.n_trials, "n_evaluations": self.n_rows, "n_runs": self.n_runs,
+                "sharpe_variance": self.sharpe_variance, "window_days": self.window_days}
+
+
+class TrialLedger:
+    """The ledger file (created on first use; safe to share between processes)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> TrialLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def record_trials(self, run: str, market: Market, trials: Iterable[LedgerTrial],
+                      now: float | None = None) -> int:
+        """Record a run's evaluations (those already recorded are kept as they are); returns
+        how many rows were new."""
+        now = time.time() if now is None else now
+        rows = [(run, t.kind, t.key, t.config_key, int(t.seed), float(t.budget), market.name,
+                 market.first_bar, market.last_bar,
+                 None if t.sharpe is None or not math.isfinite(t.sharpe) else float(t.sharpe),
+                 now) for t in trials]
+        for row in rows:
+            if row[1] not in TRIAL_KINDS:
+                raise ValueError(f"unknown trial kind {row[1]!r} (known: {TRIAL_KINDS})")
+        with self._transaction() as cur:
+            before = cur.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+            cur.executemany("INSERT OR IGNORE INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            return int(cur.execute("SELECT COUNT(*) FROM trials").fetchone()[0] - before)
+
+    def record_look(self, run: str, source: str, what: str, market: Market,
+                    now: float | None = None) -> None:
+        """Record a look at ``market``'s holdout bars (once per run, source and ``what``)."""
+        if source not in LOOK_SOURCES:
+            raise ValueError(f"unknown look source {source!r} (known: {LOOK_SOURCES})")
+        with self._transaction() as cur:
+            cur.execute("INSERT OR IGNORE INTO looks VALUES (?,?,?,?,?,?,?)",
+                        (run, source, what, market.name, market.first_bar, market.last_bar,
+                         time.time() if now is None else now))
+
+    def trials_on(self, market: Market, window_days: float, now: float | None = None
+                  ) -> TrialCount:
+        """The trials that count against a winner scored on ``market`` (see the module
+        docstring): same market, overlapping bars, recorded within ``window_days``."""
+        now = time.time() if now is None else now
+        since = now - window_days * 86_400.0
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT run, kind, config_key, seed, sharpe FROM trials WHERE market = ? "
+                "AND first_bar <= ? AND last_bar >= ? AND recorded_at >= ?",
+                (market.name, market.last_bar, market.first_bar, since),
+            ).fetchall()
+        configs = {config for _, _, config, _, _ in rows}
+        extra_seeds = {(config, seed) for _, kind, config, seed, _ in rows if kind == "rescore"}
+        rescored = {config for config, _ in extra_seeds}
+        # The first seed of a re-scored configuration is the configuration itself.
+        n_trials = len(configs) + len(extra_seeds) - len(rescored)
+        sharpes = [s for *_, s in rows if s is not None]
+        variance = (float(sum((s - sum(sharpes) / len(sharpes)) ** 2 for s in sharpes)
+                          / (len(sharpes) - 1)) if len(sharpes) > 1 else None)
+        return TrialCount(n_trials=n_trials, n_rows=len(rows),
+                          n_runs=len({run for run, *_ in rows}), sharpe_variance=variance,
+                          window_days=float(window_days))
+
+    def looks_at(self, market: Market) -> list[dict[str, Any]]:
+        """Every recorded look at holdout bars of ``market`` that overlap ``market``'s, oldest
+        first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT run, source, what, looked_at FROM looks WHERE market = ? "
+                "AND first_bar <= ? AND last_bar >= ? ORDER BY looked_at, run, source, what",
+                (market.name, market.last_bar, market.first_bar),
+            ).fetchall()
+        return [{"run": r, "source": s, "what": w, "looked_at": t} for r, s, w, t in rows]

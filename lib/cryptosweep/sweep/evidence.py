@@ -1,0 +1,143 @@
+"""The evidence a winner is judged on, assembled at the end of a sweep: the night's trials
+written to the trial ledger and counted with the nights before, the statistics of selection
+(:mod:`cryptosweep.judging.selection`), the holdout tested with power
+(:mod:`cryptosweep.judging.holdout_test`), the look at the holdout recorded, and the
+champion compared on the same bars (:mod:`cryptosweep.judging.comparison`).
+
+The result is the ``statistics`` block of the results file::
+
+    {"ledger": {"path", "n_trials", "n_evaluations", "n_runs", "sharpe_variance",
+                "window_days", "new_rows"},
+     "selection": {...},  # DSR with the ledger's N (the gate's), with the effective N; MinBTL
+     "holdout": {...},    # PSR(0), permutation p-value, alpha t-statistic, MinTRL
+     "holdout_looks": int,
+     "rescore": {...}, "neighbourhood": {...}}
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cryptosweep.core.config import SweepConfig
+from cryptosweep.judging.comparison import jobson_korkie_memmel
+from cryptosweep.judging.holdout_test import holdout_evidence
+from cryptosweep.judging.overfitting import per_bar_sharpe
+from cryptosweep.judging.selection import selection_evidence
+from cryptosweep.records.journal import EvaluationRow, Journal
+from cryptosweep.records.ledger import (
+    LEDGER_NAME,
+    LedgerTrial,
+    Market,
+    TrialLedger,
+    config_key,
+)
+from cryptosweep.sweep.rescoring import NEIGHBOUR, RESCORE, neighbours, rescore_seed
+
+log = logging.getLogger(__name__)
+
+
+def ledger_path(config: SweepConfig, run_dir: Path) -> Path:
+    """``deployment.ledger``; else ``trials.db`` beside the champion (the models folder);
+    else in the run folder (a run on its own counts its own trials)."""
+    if config.deployment.ledger:
+        return Path(config.deployment.ledger)
+    if config.deployment.champion_dir:
+        return Path(config.deployment.champion_dir).parent / LEDGER_NAME
+    return run_dir / LEDGER_NAME
+
+
+def _sharpe(returns: np.ndarray | None) -> float | None:
+    if returns is None or len(returns) < 2 or float(np.std(returns)) == 0.0:
+        return None
+    return per_bar_sharpe(np.asarray(returns))
+
+
+def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[EvaluationRow],
+                 leaders: list[EvaluationRow], winner: EvaluationRow | None,
+                 validation: dict[int, np.ndarray]) -> list[LedgerTrial]:
+    """Every evaluation of the night as ledger rows: the search's, the re-scores (the first
+    only when it was run: a reused evaluation is the search's own) and the neighbours."""
+    trials = [LedgerTrial("search", f"eval:{row.eval_id}", config_key(row.params), row.seed,
+                          row.budget, _sharpe(validation.get(row.eval_id)))
+              for row in rows if row.status == "done"]
+    for index in range(config.deployment.rescore_seeds):
+        kind = RESCORE.format(index)
+        done, returns = journal.get_extra(kind), journal.get_extra_returns(kind)
+        for row in leaders:
+            if row.eval_id in done:
+                trials.append(LedgerTrial("rescore", f"{kind}:{row.eval_id}",
+                                          config_key(row.params), rescore_seed(seed, row, index),
+                                          row.budget, _sharpe(returns.get(row.eval_id))))
+    if winner is not None and config.deployment.neighbourhood:
+        for index, neighbour in enumerate(neighbours(config, winner.params)):
+            kind = NEIGHBOUR.format(index)
+            if winner.eval_id in journal.get_extra(kind):
+                returns = journal.get_extra_returns(kind).get(winner.eval_id)
+                trials.append(LedgerTrial("neighbour", f"{kind}:{winner.eval_id}",
+                                          config_key(neighbour["params"]), winner.seed,
+                                          winner.budget, _sharpe(returns)))
+    return trials
+
+
+def statistics(
+    config: SweepConfig, seed: int, run_dir: Path, journal: Journal,
+    rows: list[EvaluationRow], leaders: list[EvaluationRow], winner: EvaluationRow | None,
+    winner_returns: np.ndarray | None, winner_holdout: dict[str, Any] | None,
+    data: dict[str, Any], now: float,
+) -> dict[str, Any]:
+    """The ``statistics`` block (see the module docstring); the ledger is written first."""
+    validation = journal.get_returns("validation")
+    market = Market.of(data)
+    path = ledger_path(config, run_dir)
+    with TrialLedger(path) as ledger:
+        new = ledger.record_trials(run_dir.name, market,
+                                   night_trials(config, seed, journal, rows, leaders, winner,
+                                                validation), now=now)
+        count = ledger.trials_on(market, config.deployment.trial_window_days, now=now)
+        if config.data.has_holdout and leaders:
+            ledger.record_look(run_dir.name, "sweep", f"top {len(leaders)} at the end of the "
+                               "sweep", Market.of(data, "holdout"), now=now)
+        looks = ledger.looks_at(Market.of(data, "holdout")) if config.data.has_holdout else []
+    out: dict[str, Any] = {
+        "ledger": {"path": str(path), "new_rows": new, **count.to_dict()},
+        "holdout_looks": len(looks),
+    }
+    if winner is None or winner_returns is None:
+        return out
+    done = [row.eval_id for row in rows if row.status == "done" and row.eval_id in validation]
+    lengths = {len(validation[eval_id]) for eval_id in done}
+    matrix = (np.column_stack([validation[eval_id] for eval_id in done])
+              if len(done) >= 2 and len(lengths) == 1 else None)
+    out["selection"] = selection_evidence(
+        winner_returns, max(count.n_trials, 1), count.sharpe_variance, matrix,
+        data.get("periods_per_year"), seed=seed)
+    if winner_holdout is not None:
+        market_returns = journal.get_baseline_returns("holdout").get("buy_and_hold")
+        holdout_returns = journal.get_returns("holdout").get(winner.eval_id)
+        if holdout_returns is not None:
+            costs = config.objective.fees_bps + config.objective.slippage_bps
+            out["holdout"] = holdout_evidence(
+                holdout_returns, winner_holdout.get("holdout_trade_spans") or [],
+                market_returns, cost_per_trade=2.0 * costs / 1e4, seed=seed)
+            out["holdout"]["looks"] = len(looks)
+    return out
+
+
+def paired_test(winner_returns: np.ndarray | None, champion_returns: np.ndarray | None
+                ) -> dict[str, Any]:
+    """Is the winner's Sharpe ratio higher than the champion's on the same holdout bars?
+    Jobson & Korkie (1981) with Memmel's (2003) correction, one-sided."""
+    if winner_returns is None or champion_returns is None:
+        return {"p_value": None, "why_not": "no per-bar holdout returns of both"}
+    if len(winner_returns) != len(champion_returns):
+        return {"p_value": None, "why_not": "the two holdouts are not the same bars"}
+    try:
+        test = jobson_korkie_memmel(np.asarray(winner_returns), np.asarray(champion_returns))
+    except ValueError as exc:
+        return {"p_value": None, "why_not": str(exc)}
+    return {"method": "Jobson-Korkie-Memmel", "p_value": test.p_value, "z": test.statistic,
+            "sharpe_winner": test.sharpe_a, "sharpe_champion": test.sharpe_b}

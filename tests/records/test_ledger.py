@@ -1,0 +1,79 @@
+"""The trial ledger: what counts as a trial against a winner, across runs and nights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptosweep.records.ledger import LedgerTrial, Market, TrialLedger, config_key
+
+DAY = 86_400.0
+BTC = Market("btc.csv.gz@1h", "2021-10-01T00:00:00+00:00", "2022-08-01T00:00:00+00:00")
+
+
+def trials(prefix: str, configs: list[dict], kind: str = "search", seed: int = 1,
+           sharpe: float = 0.01) -> list[LedgerTrial]:
+    return [LedgerTrial(kind, f"{prefix}:{i}", config_key(c), seed, 9.0, sharpe + i / 1000)
+            for i, c in enumerate(configs)]
+
+
+def configs(n: int, offset: int = 0) -> list[dict]:
+    return [{"model": "lightgbm", "entry_model": {"num_leaves": i + offset}} for i in range(n)]
+
+
+def test_the_count_grows_across_nights_and_a_resumed_night_adds_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "trials.db"
+    with TrialLedger(path) as ledger:
+        assert ledger.record_trials("night1", BTC, trials("a", configs(5)), now=0.0) == 5
+        first = ledger.trials_on(BTC, window_days=30, now=0.0)
+    with TrialLedger(path) as ledger:  # another process, the next night
+        assert ledger.record_trials("night1", BTC, trials("a", configs(5)), now=DAY) == 0
+        ledger.record_trials("night2", BTC, trials("a", configs(4, offset=3)), now=DAY)
+        second = ledger.trials_on(BTC, window_days=30, now=DAY)
+    assert (first.n_trials, first.n_runs) == (5, 1)
+    # 4 more configurations of which 2 were tried the night before: 7 distinct ones.
+    assert (second.n_trials, second.n_rows, second.n_runs) == (7, 9, 2)
+    assert second.sharpe_variance is not None and second.sharpe_variance > 0
+
+
+def test_extra_seeds_count_and_the_first_seed_is_the_configuration(tmp_path: Path) -> None:
+    config = configs(1)
+    with TrialLedger(tmp_path / "t.db") as ledger:
+        ledger.record_trials("n", BTC, trials("s", config), now=0.0)
+        ledger.record_trials("n", BTC, [
+            LedgerTrial("rescore", f"r{seed}", config_key(config[0]), seed, 9.0, 0.02)
+            for seed in (1, 77, 78)], now=0.0)
+        count = ledger.trials_on(BTC, 30, now=0.0)
+    assert count.n_trials == 3  # one configuration, re-scored with 3 seeds
+
+
+def test_only_overlapping_bars_of_the_same_market_within_the_window_count(tmp_path: Path) -> None:
+    earlier = Market(BTC.name, "2020-01-01T00:00:00+00:00", "2021-01-01T00:00:00+00:00")
+    other = Market("eth.csv@1h", BTC.first_bar, BTC.last_bar)
+    with TrialLedger(tmp_path / "t.db") as ledger:
+        ledger.record_trials("old", BTC, trials("o", configs(3, 100)), now=0.0)
+        ledger.record_trials("before", earlier, trials("b", configs(3, 200)), now=40 * DAY)
+        ledger.record_trials("eth", other, trials("e", configs(3, 300)), now=40 * DAY)
+        ledger.record_trials("now", BTC, trials("n", configs(2)), now=40 * DAY)
+        count = ledger.trials_on(BTC, window_days=30, now=40 * DAY)
+        wide = ledger.trials_on(BTC, window_days=60, now=40 * DAY)
+    assert count.n_trials == 2  # the 40-day-old night is outside the 30-day window
+    assert wide.n_trials == 5
+
+
+def test_looks_at_a_holdout_are_counted_once_per_run_and_source(tmp_path: Path) -> None:
+    holdout = Market(BTC.name, "2022-08-01T00:00:00+00:00", "2022-10-31T23:00:00+00:00")
+    with TrialLedger(tmp_path / "t.db") as ledger:
+        for _ in range(2):
+            ledger.record_look("night1", "sweep", "top 5", holdout, now=0.0)
+        ledger.record_look("night2", "sweep", "top 5", holdout, now=DAY)
+        ledger.record_look("night2", "explorer", "unlock", holdout, now=DAY)
+        later = Market(BTC.name, "2023-01-01T00:00:00+00:00", "2023-03-01T00:00:00+00:00")
+        assert len(ledger.looks_at(holdout)) == 3
+        assert ledger.looks_at(later) == []
+
+
+def test_market_of_a_runs_data_description() -> None:
+    data = {"path": "/x/BTCUSDT.csv.gz", "bar_interval": "1h", "first_bar": "a",
+            "last_bar": "z", "holdout_first_bar": "m"}
+    assert Market.of(data) == Market("BTCUSDT.csv.gz@1h", "a", "m")
+    assert Market.of(data, "holdout") == Market("BTCUSDT.csv.gz@1h", "m", "z")
