@@ -81,7 +81,8 @@ def tiny(**changes: Any) -> dict[str, Any]:
 #: A deployment gate the tiny nightly's winner passes (it checks nothing).
 LENIENT_GATE = {"deployment__min_dsr": 0.0, "deployment__max_pbo": 1.0,
                 "deployment__min_holdout_score": -1e9, "deployment__min_holdout_trades": 0,
-                "deployment__min_improvement": -1e9}
+                "deployment__min_improvement": -1e9, "deployment__max_holdout_pvalue": 1.0,
+                "deployment__min_stress_score": None, "deployment__champion_alpha": 1.0}
 
 
 def nightly_runs(reports: Path) -> list[Path]:
@@ -298,7 +299,7 @@ def test_an_approved_run_becomes_the_champion(night):
     assert manifest["seed"] == results["best"]["seed"]
     assert not (night.models / "champion.prev").exists()
     assert sorted(p.name for p in night.models.iterdir()) == [
-        "best_configs_latest.json", "champion", "champions.jsonl"]
+        "best_configs_latest.json", "champion", "champions.jsonl", "trials.db"]
     (record,) = promotion.read_history(night.models)
     assert (record["run"], record["decision"], record["promoted"]) == (
         night.run.name, "approved", True)
@@ -333,6 +334,22 @@ def night_rejected(night: SimpleNamespace) -> SimpleNamespace:
 
 
 @slow
+def test_the_trial_ledger_survives_two_nights_and_the_count_grows(night, night_rejected):
+    """The second night's winner is judged against every trial of both nights on the same
+    bars: the ledger beside the champion holds both, and N grows."""
+    first = json.loads(results_file(night.run).read_text())["statistics"]
+    second = json.loads(results_file(night_rejected.run).read_text())["statistics"]
+    assert (first["ledger"]["n_runs"], second["ledger"]["n_runs"]) == (1, 2)
+    assert second["ledger"]["n_evaluations"] > first["ledger"]["n_evaluations"]
+    assert second["ledger"]["n_trials"] > first["ledger"]["n_trials"]
+    assert second["selection"]["dsr"]["n_trials"] == second["ledger"]["n_trials"]
+    assert second["holdout_looks"] == 2  # both nights looked at the same holdout bars
+    with sqlite3.connect(night.models / "trials.db") as db:
+        runs = {row[0] for row in db.execute("SELECT DISTINCT run FROM trials")}
+    assert runs == {night.run.name, night_rejected.run.name}
+
+
+@slow
 def test_a_rejected_run_leaves_the_champion_untouched(night, night_rejected):
     """Rejected: champion and best_configs_latest.json are byte for byte what they were, the
     run's best configs go to models/rejected/<run>/, the decision is appended to
@@ -345,7 +362,7 @@ def test_a_rejected_run_leaves_the_champion_untouched(night, night_rejected):
     after = {p.relative_to(night_.models): p.read_bytes()
              for p in night_.models.rglob("*") if p.is_file()}
     for path, content in night_.before.items():
-        if path.name != "champions.jsonl":
+        if path.name not in ("champions.jsonl", "trials.db"):  # those two grow every night
             assert after[path] == content, f"{path} changed"
     (best,) = night_.run.glob("best_configs_*.json")
     assert after[Path("rejected") / night_.run.name / best.name] == best.read_bytes()
@@ -363,7 +380,10 @@ def test_a_rejected_run_leaves_the_champion_untouched(night, night_rejected):
     failed = [c["text"] for c in deployment["criteria"] if not c["passed"]]
     assert failed == [f"holdout trades {results['best']['holdout']['holdout_trades']} < "
                       "1000000"]
-    line = f"not promoted: {failed[0]}; the previous champion stays; see "
+    # The keep-gate: the champion's own re-evaluation on tonight's holdout, recorded.
+    keep = second["keep"]
+    assert keep["score"] == champion["holdout"]["holdout_sharpe"] and not keep["demote"]
+    line = f"not promoted: {failed[0]}; the previous champion stays ({keep['text']}); see "
     assert night_.summary["deployment"] == f"not promoted: {failed[0]}"
     assert night_.summary["promoted"] is False and "Not promoted: holdout trades" in (
         night_.summary["text"])

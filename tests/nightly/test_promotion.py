@@ -57,6 +57,42 @@ def finished_run(folder: Path, decision: str) -> Path:
     return folder
 
 
+def judged_run(folder: Path, champion_sharpe: float) -> Path:
+    """A rejected run whose finalize re-evaluated the deployed champion on its holdout."""
+    run = finished_run(folder, "rejected")
+    results_path = run / "sweep_results_20200101_000000.json"
+    results = json.loads(results_path.read_text())
+    results["config"] = {"objective": {"metric": "sharpe"}, "deployment": {"demote_after": 3}}
+    results["deployment"]["champion"] = {"holdout": {"holdout_sharpe": champion_sharpe},
+                                         "error": None, "notes": []}
+    results_path.write_text(json.dumps(results))
+    return run
+
+
+def test_a_champion_failing_its_keep_gate_three_nights_in_a_row_is_demoted(tmp_path):
+    models = tmp_path / "models"
+    champion = model_folder(models / CHAMPION, "the champion")
+    reports = tmp_path / "reports"
+    decide_and_act(judged_run(reports / "nightly_1", -0.5), models, now=0)
+    decide_and_act(judged_run(reports / "nightly_2", 0.3), models, now=1)  # passes: reset
+    for night in (3, 4):
+        done = decide_and_act(judged_run(reports / f"nightly_{night}", -0.5), models, now=night)
+        assert (models / CHAMPION).exists() and "night(s) in a row of 3" in done.message
+    done = decide_and_act(judged_run(reports / "nightly_5", -1.2), models, now=5)
+    assert not (models / CHAMPION).exists(), "demoted: nothing is deployed"
+    (demoted,) = [p for p in (models / "demoted").iterdir() if p.is_dir()]
+    assert tree(demoted) == champion  # moved aside whole, not deleted
+    assert "the champion was demoted" in done.message
+    history = read_history(models)
+    assert [r["keep"]["failures_in_a_row"] for r in history] == [1, 0, 1, 2, 3]
+    assert history[-1]["demoted"] == str(demoted)
+    why = json.loads((models / "demoted" / f"{demoted.name}.json").read_text())
+    assert why["evidence"]["failures_in_a_row"] == 3
+    # The next night has no champion to keep or demote.
+    after = decide_and_act(judged_run(reports / "nightly_6", -1.0), models, now=6)
+    assert "no champion is deployed yet" in after.message
+
+
 def deployed(models: Path) -> dict[str, Any]:
     """The champion, its predecessor and the published best configs, as they are now."""
     return {

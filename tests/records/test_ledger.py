@@ -43,7 +43,8 @@ def test_extra_seeds_count_and_the_first_seed_is_the_configuration(tmp_path: Pat
             LedgerTrial("rescore", f"r{seed}", config_key(config[0]), seed, 9.0, 0.02)
             for seed in (1, 77, 78)], now=0.0)
         count = ledger.trials_on(BTC, 30, now=0.0)
-    assert count.n_trials == 3  # one configuration, re-scored with 3 seeds
+    # One configuration tried with seed 1, re-scored with seeds 1 (the same trial), 77, 78.
+    assert count.n_trials == 3
 
 
 def test_only_overlapping_bars_of_the_same_market_within_the_window_count(tmp_path: Path) -> None:

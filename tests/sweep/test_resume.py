@@ -99,13 +99,26 @@ def test_sigkill_during_the_end_of_the_sweep_then_resume_redoes_nothing(
     resumed = cli("run", "--resume", str(run_dir), "--workers", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert deterministic_bytes(run_dir) == deterministic_bytes(reference)
-    (started,) = [line for line in (run_dir / "sweep_output.log").read_text().splitlines()
-                  if "end of the sweep: " in line and "evaluation(s) on dask" in line]
+    waves = [line.split(": ")[-1].split(", ")
+             for line in (run_dir / "sweep_output.log").read_text().splitlines()
+             if "end of the sweep: " in line and "evaluation(s) on dask" in line]
+    resumed_tasks = {task for wave in waves for task in wave}
+    reference_tasks = {task for line in (reference / "sweep_output.log").read_text().splitlines()
+                       if "end of the sweep: " in line
+                       for task in line.split(": ")[-1].split(", ")}
     names = {"holdout": "holdout", "repro": "rerun", "baselines": "baselines"}
     for kind, eval_id in journaled:
-        task = names[kind] if kind == "baselines" else f"{names[kind]}-{eval_id}"
-        assert task not in started.split(": ")[-1].split(", "), f"{task} evaluated again"
-    assert len(started.split(": ")[-1].split(", ")) == 5 - len(journaled)
+        if kind in ("baselines", "champion"):
+            task = kind
+        elif kind in names:
+            task = f"{names[kind]}-{eval_id}"
+        else:  # rescore:<i> / neighbour:<j>
+            task = f"{kind.replace(':', '')}-{eval_id}"
+        assert task not in resumed_tasks, f"{task} evaluated again"
+    assert resumed_tasks == reference_tasks - {
+        f"{k.replace(':', '')}-{e}" if k not in ("baselines", "champion") else k
+        for k, e in journaled} - {f"rerun-{e}" for k, e in journaled if k == "repro"} - {
+        f"holdout-{e}" for k, e in journaled if k == "holdout"}
 
 
 def test_resume_of_a_finished_run_runs_nothing_and_rewrites_the_same_results(

@@ -43,13 +43,25 @@ def test_run_folder_holds_every_output_file(reference):
     results = json.loads(results_file(run_dir).read_text())
     assert results["counts"] == {"evaluations": 6, "done": 6, "failed": 0}
     assert results["seed"] == 11 and len(results["top_k"]) == 2
-    checks = results["reproducibility_check"]
-    assert [c["eval_id"] for c in checks] == [t["eval_id"] for t in results["top_k"]]
+    checks = results["reproducibility_check"]  # the winner's deployed path, replayed
+    assert [c["eval_id"] for c in checks] == [results["best"]["eval_id"]]
     assert all(c["status"] == "PASS" for c in checks)
     overfitting = results["overfitting"]
     assert overfitting["n_configurations"] == 6
     assert 0.0 <= overfitting["dsr"]["dsr"] <= 1.0 and overfitting["dsr"]["n_trials"] == 6
-    assert overfitting["dsr"] == results["top_k"][0]["dsr"]
+    search_best = next(item for item in results["top_k"] if item["search_rank"] == 1)
+    assert overfitting["dsr"] == search_best["dsr"]
+    # Score what you deploy: the top-k re-scored from scratch with 3 seeds, the winner is the
+    # best mean, and every seed counts against it in the ledger.
+    means = [item["rescore"]["mean"] for item in results["top_k"]]
+    assert means == sorted(means, reverse=True)
+    assert all(item["rescore"]["n_seeds"] == 3 for item in results["top_k"])
+    statistics = results["statistics"]
+    assert statistics["ledger"]["n_trials"] == 6 + 2 * 2 + len(
+        (statistics.get("neighbourhood") or {}).get("neighbours", []))
+    assert statistics["selection"]["dsr"]["n_trials"] == statistics["ledger"]["n_trials"]
+    assert statistics["holdout_looks"] == 1
+    assert 0 < statistics["holdout"]["permutation"]["p_value"] <= 1
     assert 0.0 <= overfitting["pbo"]["pbo"] <= 1.0
     assert len(overfitting["pbo"]["logits"]) == overfitting["pbo"]["n_combinations"] == 12870
     assert all("holdout_sharpe" in item["holdout"] for item in results["top_k"])
@@ -98,9 +110,11 @@ def test_baselines_edge_and_deployment_decision_in_every_output(reference):
     deployment = results["deployment"]
     assert deployment["decision"] in ("approved", "rejected") and deployment["champion"] is None
     assert [c["name"] for c in deployment["criteria"]] == [
-        "reproducible", "dsr", "pbo", "holdout_score", "holdout_trades"]
+        "reproducible", "dsr", "pbo", "holdout_score", "holdout_trades", "holdout_test",
+        "stress"]
     dsr = next(c for c in deployment["criteria"] if c["name"] == "dsr")
-    assert dsr["value"] == results["overfitting"]["dsr"]["dsr"] and dsr["threshold"] == 0.95
+    assert dsr["value"] == results["statistics"]["selection"]["dsr"]["dsr"]
+    assert dsr["threshold"] == 0.95
     (best_path,) = run_dir.glob("best_configs_*.json")
     best = json.loads(best_path.read_text())
     assert best["deployment"] == deployment and best["baselines"] == baselines

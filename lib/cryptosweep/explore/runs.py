@@ -199,10 +199,11 @@ def list_runs(reports_dir: str | Path) -> list[RunInfo]:
     return sorted(runs, key=lambda run: (-(run.created_at or 0.0), run.name))
 
 
-def runs_frame(runs: Iterable[RunInfo]) -> pd.DataFrame:
+def runs_frame(runs: Iterable[RunInfo], show_holdout: bool = True) -> pd.DataFrame:
     """The runs as the index lists them (date, strategy, best, holdout, DSR, PBO, the
     reproducibility status) plus each folder's state, the deployment gate's decision where
-    the run has one, and a note for folders that cannot be read."""
+    the run has one, and a note for folders that cannot be read. ``show_holdout=False``: the
+    holdout column says ``locked`` (:mod:`cryptosweep.explore.holdout_lock`)."""
     rows = []
     for run in runs:
         summary = run.summary or {}
@@ -213,7 +214,7 @@ def runs_frame(runs: Iterable[RunInfo]) -> pd.DataFrame:
             "state": run.state,
             "strategy": summary.get("strategy"),
             "best": summary.get("best"),
-            "holdout": summary.get("holdout"),
+            "holdout": summary.get("holdout") if show_holdout else "locked",
             "DSR": summary.get("dsr"),
             "PBO": summary.get("pbo"),
             "repro": summary.get("status"),
@@ -420,7 +421,8 @@ def _winner_parameters(results: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _figures_of_merit(results: Mapping[str, Any]) -> dict[str, Any]:
+def _figures_of_merit(results: Mapping[str, Any], show_holdout: bool = True
+                      ) -> dict[str, Any]:
     best = results.get("best") or {}
     overfitting = results.get("overfitting") or {}
     counts = results.get("counts") or {}
@@ -435,8 +437,10 @@ def _figures_of_merit(results: Mapping[str, Any]) -> dict[str, Any]:
         "failed": counts.get("failed"),
         "budget spent": results.get("budget_spent"),
         "best (validation)": best.get("score"),
-        "holdout Sharpe": (best.get("holdout") or {}).get("holdout_sharpe"),
-        "holdout trades": (best.get("holdout") or {}).get("holdout_trades"),
+        "holdout Sharpe": (best.get("holdout") or {}).get("holdout_sharpe")
+        if show_holdout else "locked",
+        "holdout trades": (best.get("holdout") or {}).get("holdout_trades")
+        if show_holdout else "locked",
         "DSR": (overfitting.get("dsr") or {}).get("dsr"),
         "PBO": (overfitting.get("pbo") or {}).get("pbo"),
         "winner": f"eval {best['eval_id']} ({(best.get('params') or {}).get('model')})"
@@ -456,7 +460,7 @@ def _change(first: Any, second: Any) -> Any:
         if math.isfinite(first) and math.isfinite(second):
             return second - first
         return None
-    if first is None or second is None:
+    if first is None or second is None or "locked" in (first, second):
         return None
     return "same" if first == second else "changed"
 
@@ -468,7 +472,8 @@ def _relative(first: Any, second: Any) -> float | None:
     return None
 
 
-def compare_runs(first: Mapping[str, Any], second: Mapping[str, Any]) -> RunComparison:
+def compare_runs(first: Mapping[str, Any], second: Mapping[str, Any],
+                 show_holdout: bool = True) -> RunComparison:
     """Compare two finished runs (their results dicts): figures of merit side by side, the
     parameters of their winners with the shift from the first to the second, and each run's
     best-score-against-compute curve (:func:`best_score_curve`)."""
@@ -476,7 +481,8 @@ def compare_runs(first: Mapping[str, Any], second: Mapping[str, Any]) -> RunComp
     name_b = str((second.get("run") or {}).get("name", "second"))
     if name_a == name_b:
         name_a, name_b = f"{name_a} (1)", f"{name_b} (2)"
-    merit_a, merit_b = _figures_of_merit(first), _figures_of_merit(second)
+    merit_a = _figures_of_merit(first, show_holdout)
+    merit_b = _figures_of_merit(second, show_holdout)
     summary = pd.DataFrame({
         name_a: pd.Series(merit_a, dtype=object),
         name_b: pd.Series(merit_b, dtype=object),

@@ -122,6 +122,7 @@ class TrialView:
     def __init__(self, cache: PredictionCache = PREDICTIONS, background: bool = True) -> None:
         self.cache = cache
         self.background = background
+        self.holdout_unlocked = False  # set by the explorer's unlock (recorded)
         self.active = False
         self.run: RunInfo | None = None
         self.record: TrialRecord | None = None
@@ -325,7 +326,8 @@ class TrialView:
         self.status.value = (f"<b>{html.escape(record.label)}</b><br>{mark} "
                              + (html.escape(check.text) if check.ok else
                                 f"<b style='color:#d62728'>{html.escape(check.text)}</b>"))
-        labels = block_labels(record.data, len(own.folds), own.holdout is not None)
+        labels = block_labels(record.data, len(own.folds),
+                              own.holdout is not None and self.holdout_unlocked)
         self._quiet = True
         try:
             self.period_picker.options = list(zip(labels, range(len(labels)), strict=True))
@@ -335,6 +337,11 @@ class TrialView:
             self._quiet = False
         self._enable(True)
         self.update_what_if()
+
+    def _shown(self, lengths: dict[str, int]) -> dict[str, int]:
+        """The sequences to draw: the holdout only once it is unlocked."""
+        return lengths if self.holdout_unlocked else {
+            kind: n for kind, n in lengths.items() if kind != HOLDOUT}
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the retraining in progress (if any); True when none is left running."""
@@ -410,11 +417,11 @@ class TrialView:
             backtested = time.perf_counter()
             if self.figures["equity"] is None:
                 self.figures["equity"] = equity_figure(
-                    record.returns, record.data, _lengths(record, whatif), "")
+                    record.returns, record.data, self._shown(_lengths(record, whatif)), "")
             fill_equity(self.figures["equity"], whatif, _equity_title(record, whatif))
             _figure(self.equity_chart, self.figures["equity"])
             drawn = time.perf_counter()
-            self.whatif_summary.value = _summary(record, whatif)
+            self.whatif_summary.value = _summary(record, whatif, self.holdout_unlocked)
             self.metrics_html.value = self._metrics_html(record, whatif)
             tabled = time.perf_counter()
             self._draw_trades()
@@ -525,7 +532,7 @@ def _equity_title(record: TrialRecord, whatif: WhatIf | None) -> str:
     return text
 
 
-def _summary(record: TrialRecord, whatif: WhatIf) -> str:
+def _summary(record: TrialRecord, whatif: WhatIf, show_holdout: bool = True) -> str:
     own = record.params["trading"]
     now = {"threshold": whatif.trading.threshold,
            "holding_period": whatif.trading.holding_period,
@@ -538,7 +545,7 @@ def _summary(record: TrialRecord, whatif: WhatIf) -> str:
     score = (f"validation {record.metric} {whatif.score:+.3f}"
              + (f" (as swept {float(swept):+.3f})" if swept is not None else "")
              + (f" — {whatif.penalty}" if whatif.penalty else ""))
-    if whatif.holdout is not None:
+    if whatif.holdout is not None and show_holdout:
         score += f", holdout {whatif.metric} {whatif.holdout.metrics[whatif.metric]:+.3f}"
     return (f"<b>What-if</b> ({html.escape(what)}): {html.escape(score)}.<br><i>The models are "
             "the trial's (trained on the labels of its own barriers); the sliders change only "

@@ -22,6 +22,7 @@ import pandas as pd
 
 from cryptosweep.core.paths import resolve
 from cryptosweep.explore import plots
+from cryptosweep.explore.holdout_lock import record_unlock
 from cryptosweep.explore.render import frame_html, show_figure, show_message
 from cryptosweep.explore.runs import (
     RunComparison,
@@ -97,6 +98,7 @@ class Explorer:
         self.metric = "score"
         self.comparison: RunComparison | None = None
         self.figures: dict[str, Any] = {"parameters": None, "compare": None}
+        self.holdout_unlocked = False  # validation only until unlock_holdout() (recorded)
         self._quiet = False
         self._build()
         self.refresh(run, compare_with)
@@ -111,9 +113,15 @@ class Explorer:
         self.run_picker = widgets.Dropdown(description="Run", layout=wide)
         self.run_details = widgets.HTML()
         self.runs_table = widgets.HTML()
+        self.unlock_button = widgets.Button(
+            description="Unlock the holdout", icon="unlock",
+            tooltip="show holdout scores; the look is recorded in the run's trial ledger and "
+                    "counted in the next report")
+        self.unlock_note = widgets.HTML()
         self.runs_panel = widgets.VBox([
-            self.header, widgets.HBox([self.run_picker, self.refresh_button]),
-            self.run_details, self.runs_table,
+            self.header, widgets.HBox([self.run_picker, self.refresh_button,
+                                       self.unlock_button]),
+            self.unlock_note, self.run_details, self.runs_table,
         ])
 
         self.compare_first = widgets.Dropdown(description="Compare", layout=wide)
@@ -150,6 +158,7 @@ class Explorer:
         self.trial_panel = self.trial.panel
 
         self.refresh_button.on_click(lambda _: self.refresh())
+        self.unlock_button.on_click(lambda _: self.unlock_holdout())
         self.run_picker.observe(self._on_run, names="value")
         for picker in (self.compare_first, self.compare_second):
             picker.observe(self._on_compare, names="value")
@@ -165,6 +174,19 @@ class Explorer:
                               self.trial_panel]))
 
     # ---------------------------------------------------------------------------- runs
+
+    def unlock_holdout(self) -> str:
+        """Show holdout scores from now on, in every panel, and record the look in the chosen
+        run's trial ledger (:func:`cryptosweep.explore.holdout_lock.record_unlock`); returns
+        where it was recorded."""
+        where = (record_unlock(self.run.path) if self.run is not None
+                 else "no run chosen: nothing recorded")
+        self.holdout_unlocked = self.trial.holdout_unlocked = True
+        self.unlock_button.disabled = True
+        self.unlock_note.value = (f"<i>holdout unlocked; the look is recorded "
+                                  f"({html.escape(where)})</i>")
+        self.refresh(self.run.name if self.run is not None else None)
+        return where
 
     def refresh(self, run: str | None = None, compare_with: str | None = None) -> None:
         """Re-read the reports folder and select ``run`` (else the current one, else the newest
@@ -188,7 +210,8 @@ class Explorer:
             self.header.value = (
                 f"<b>{len(self.runs)} run(s)</b> in {html.escape(str(self.reports_dir))} "
                 f"({len(complete)} complete); read {time.strftime('%H:%M:%S')}")
-        self.runs_table.value = frame_html(runs_frame(self.runs), index=False) \
+        self.runs_table.value = frame_html(
+            runs_frame(self.runs, show_holdout=self.holdout_unlocked), index=False) \
             if self.runs else ""
         names = [r.name for r in self.runs]
         choice = previous if previous in names else (readable[0].name if readable else None)
@@ -245,7 +268,8 @@ class Explorer:
             parts = [f"strategy {summary.get('strategy')}"] + [
                 f"{label} {value:+.3f}" if label in ("best", "holdout") else f"{label} {value:.2f}"
                 for label, value in (("best", summary.get("best")),
-                                     ("holdout", summary.get("holdout")),
+                                     ("holdout", summary.get("holdout")
+                                      if self.holdout_unlocked else None),
                                      ("DSR", summary.get("dsr")), ("PBO", summary.get("pbo")))
                 if value is not None]
             if summary.get("status"):
@@ -363,7 +387,8 @@ class Explorer:
             return None
         paths = {r.name: r.path for r in self.runs}
         try:
-            comparison = compare_runs(load_results(paths[first]), load_results(paths[second]))
+            comparison = compare_runs(load_results(paths[first]), load_results(paths[second]),
+                                      show_holdout=self.holdout_unlocked)
         except (RunReadError, KeyError) as exc:
             message = str(exc) if isinstance(exc, RunReadError) else f"unknown run {exc}"
             self.compare_table.value = f"<b>{html.escape(message)}</b>"

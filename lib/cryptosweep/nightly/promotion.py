@@ -238,7 +238,8 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
                 else "no champion is deployed yet")
         if (models / CHAMPION).exists():
             record["keep"] = _keep_gate(results, read_history(models))
-            kept = f"the previous champion stays ({record['keep']['text']})"
+            if record["keep"]["passed"] is not None:
+                kept = f"the previous champion stays ({record['keep']['text']})"
             if record["keep"]["demote"]:
                 where = demote_champion(models, record["keep"]["text"], record["keep"], now)
                 record["demoted"] = str(where)

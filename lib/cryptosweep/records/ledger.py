@@ -22,8 +22,9 @@ Two tables, in one SQLite file (WAL; one transaction per write):
 
 What counts (:meth:`TrialLedger.trials_on`): rows of the same market whose bars overlap the
 night's and which were recorded within ``window_days``. The number of trials ``N`` is the
-number of distinct configurations among them, plus one for each extra seed a configuration was
-re-scored with (seeds count as trials: choosing among seeds is choosing).
+number of distinct configurations among them, plus one for each seed a configuration was
+re-scored with beyond the seeds it was already tried with (seeds count as trials: choosing
+among seeds is choosing).
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class TrialLedger:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                      check_same_thread=False)
@@ -201,10 +203,11 @@ class TrialLedger:
                 (market.name, market.last_bar, market.first_bar, since),
             ).fetchall()
         configs = {config for _, _, config, _, _ in rows}
-        extra_seeds = {(config, seed) for _, kind, config, seed, _ in rows if kind == "rescore"}
-        rescored = {config for config, _ in extra_seeds}
-        # The first seed of a re-scored configuration is the configuration itself.
-        n_trials = len(configs) + len(extra_seeds) - len(rescored)
+        searched = {(config, seed) for _, kind, config, seed, _ in rows if kind != "rescore"}
+        # A re-score with the seed the configuration was already tried with is that trial.
+        extra_seeds = {(config, seed) for _, kind, config, seed, _ in rows
+                       if kind == "rescore"} - searched
+        n_trials = len(configs) + len(extra_seeds)
         sharpes = [s for *_, s in rows if s is not None]
         variance = (float(sum((s - sum(sharpes) / len(sharpes)) ** 2 for s in sharpes)
                           / (len(sharpes) - 1)) if len(sharpes) > 1 else None)

@@ -6,8 +6,7 @@ champion compared on the same bars (:mod:`cryptosweep.judging.comparison`).
 
 The result is the ``statistics`` block of the results file::
 
-    {"ledger": {"path", "n_trials", "n_evaluations", "n_runs", "sharpe_variance",
-                "window_days", "new_rows"},
+    {"ledger": {"n_trials", "n_evaluations", "n_runs", "sharpe_variance", "window_days"},
      "selection": {...},  # DSR with the ledger's N (the gate's), with the effective N; MinBTL
      "holdout": {...},    # PSR(0), permutation p-value, alpha t-statistic, MinTRL
      "holdout_looks": int,
@@ -102,10 +101,9 @@ def statistics(
             ledger.record_look(run_dir.name, "sweep", f"top {len(leaders)} at the end of the "
                                "sweep", Market.of(data, "holdout"), now=now)
         looks = ledger.looks_at(Market.of(data, "holdout")) if config.data.has_holdout else []
-    out: dict[str, Any] = {
-        "ledger": {"path": str(path), "new_rows": new, **count.to_dict()},
-        "holdout_looks": len(looks),
-    }
+    log.info("trial ledger %s: %d new row(s); %d trial(s) count against the winner", path, new,
+             count.n_trials)
+    out: dict[str, Any] = {"ledger": count.to_dict(), "holdout_looks": len(looks)}
     if winner is None or winner_returns is None:
         return out
     done = [row.eval_id for row in rows if row.status == "done" and row.eval_id in validation]

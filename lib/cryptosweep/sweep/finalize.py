@@ -41,7 +41,7 @@ from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import best_configs, build_results, resource_usage, text_report
 from cryptosweep.strategies import Strategy
 from cryptosweep.sweep.champion import Champion, champion_request, comparison, read_champion
-from cryptosweep.sweep.evidence import paired_test, statistics
+from cryptosweep.sweep.evidence import ledger_path, paired_test, statistics
 from cryptosweep.sweep.rescoring import (
     RESCORE,
     by_rescore,
@@ -145,6 +145,7 @@ def finalize_run(
         "created_at": created_at, "finished_at": finished_at,
         "wall_time_s": finished_at - created_at, "host": socket.gethostname(),
         "retried": sum(row.attempts > 1 for row in rows),
+        "ledger": str(ledger_path(config, run_dir)),
     }
     results = build_results(
         config=canonical, config_hash=config.results_hash(), seed=seed, run=run,

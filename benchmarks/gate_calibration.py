@@ -1,0 +1,223 @@
+"""Is the deployment gate calibrated? False approvals on markets with no edge, power on markets
+with a planted one, for the gate before the verdict issue ("today's") and the new one, from the
+same nights.
+
+Markets, built from the bundled real BTC/USDT hourly candles (never synthetic prices):
+
+* **Null** (no edge): every bar's moves relative to the previous close (open, high, low and
+  close, in log terms) have their sign flipped with probability 1/2, independently per bar
+  (seeded), high and low swapping places when flipped. Bar sizes, volatility clustering,
+  volume and the calendar are the real ones; nothing predicts a bar's direction, not even the
+  hour of the day.
+* **Planted** (a learnable edge): a null market whose bar at ``--hour`` UTC (14:00) gets
+  each of ``--edges`` (default +0.5 % and +1.0 %) added to its close-to-close log return
+  (the open of the bar and everything after it shifted with it, high and low too). The entry
+  model sees the hour of the day among its features, so entering at that bar's open and
+  leaving at its close is learnable. A strategy that does exactly that earns the edge minus a
+  round trip's costs (24 bps here) once a day: the script prints that oracle's net annualised
+  Sharpe ratio on the real bars, the "planted Sharpe" the power refers to.
+
+One night = one sweep (random search over LightGBM and the trading parameters, the gate's
+defaults) on one market with its own seed, in this process. Today's gate is recomputed from the
+same night's results with the old rules: the search's best by its own score, DSR with N = the
+full-budget configurations, PBO, holdout score >= 0 and holdout trades >= 20, reproducible.
+
+    .venv/bin/python benchmarks/gate_calibration.py --nights 40 [--edges 0.005 0.01]
+
+Writes ``benchmarks/results/gate_calibration.json`` and prints a table for RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from cryptosweep import load_ohlcv, run_sweep  # noqa: E402
+from cryptosweep.core.config_files import load_config  # noqa: E402
+from cryptosweep.trading.data import sample_data_path  # noqa: E402
+from machine import machine  # noqa: E402
+
+COSTS_BPS = 10.0 + 2.0  # fees + slippage per side, as the demo
+
+
+def null_market(candles: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The real bars with each bar's direction flipped at random (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    close = candles["close"].to_numpy()
+    previous = np.concatenate([[candles["open"].iloc[0]], close[:-1]])
+    moves = {c: np.log(candles[c].to_numpy() / previous) for c in ("open", "high", "low",
+                                                                    "close")}
+    sign = np.where(rng.random(len(candles)) < 0.5, -1.0, 1.0)
+    new_close = np.empty(len(candles))
+    level = float(candles["open"].iloc[0])
+    out = {c: np.empty(len(candles)) for c in ("open", "high", "low", "close")}
+    for i in range(len(candles)):
+        s = sign[i]
+        out["open"][i] = level * math.exp(s * moves["open"][i])
+        high, low = moves["high"][i], moves["low"][i]
+        out["high"][i] = level * math.exp(s * high if s > 0 else -low)
+        out["low"][i] = level * math.exp(s * low if s > 0 else -high)
+        out["close"][i] = level * math.exp(s * moves["close"][i])
+        level = out["close"][i]
+        new_close[i] = level
+    frame = pd.DataFrame(out, index=candles.index)
+    frame["volume"] = candles["volume"].to_numpy()
+    return frame
+
+
+def plant_edge(market: pd.DataFrame, hour: int, edge: float) -> pd.DataFrame:
+    """``edge`` added to the close-to-close log return of the bar at ``hour`` UTC of each day:
+    that bar's open stays, its close, high and everything after it move up by ``exp(edge)``."""
+    factor = np.where(market.index.hour == hour, math.exp(edge), 1.0)
+    cumulative = np.cumprod(factor)
+    before = np.concatenate([[1.0], cumulative[:-1]])
+    planted = market.copy()
+    planted["open"] = market["open"] * before
+    for column in ("high", "close"):
+        planted[column] = market[column] * cumulative
+    planted["low"] = np.minimum(market["low"] * before, planted["close"])
+    planted["high"] = np.maximum(planted["high"], planted[["open", "close"]].max(axis=1))
+    return planted
+
+
+def oracle_sharpe(market: pd.DataFrame, hour: int) -> float:
+    """Net annualised Sharpe ratio of entering at the open of the planted bar and leaving at
+    its close, every day, after a round trip's costs."""
+    at = market.index.hour == hour
+    daily = np.log(market["close"][at].to_numpy() / market["open"][at].to_numpy())
+    daily = daily - 2 * COSTS_BPS / 1e4
+    return float(daily.mean() / daily.std(ddof=1) * math.sqrt(365.0))
+
+
+def write_csv(market: pd.DataFrame, path: Path) -> None:
+    frame = market.reset_index()
+    frame.columns = ["timestamp", "open", "high", "low", "close", "volume"]
+    frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    frame.to_csv(path, index=False, float_format="%.10g")
+
+
+def night_config(path: Path) -> dict[str, Any]:
+    return {
+        "name": "calibration", "sweep_type": "random", "random": {"n_trials": 10},
+        "parameter_ranges": {
+            "lightgbm": {"num_leaves": {"type": "int", "low": 4, "high": 16},
+                         "learning_rate": {"type": "float", "low": 0.05, "high": 0.2,
+                                           "log": True},
+                         "min_data_in_leaf": {"type": "int", "low": 20, "high": 100}},
+            "trading": {"threshold": {"type": "float", "low": 0.5, "high": 0.6},
+                        "holding_period": {"type": "int", "low": 1, "high": 4},
+                        "stop_loss": {"type": "float", "low": 0.01, "high": 0.05},
+                        "take_profit": {"type": "float", "low": 0.01, "high": 0.05}},
+        },
+        "data": {"path": str(path), "format": "generic", "holdout_fraction": 0.2},
+        "objective": {"models": ["lightgbm"], "folds": 3, "rounds_per_unit": 5,
+                      "fees_bps": 10, "slippage_bps": 2},
+        "execution": {"workers": 0},
+        "reporting": {"top_k": 3},
+        "deployment": {"neighbourhood": False},
+    }
+
+
+def old_gate(results: dict[str, Any]) -> bool:
+    """Today's gate (before the verdict issue) on the same night: the search's best."""
+    search_best = min(results["top_k"], key=lambda item: item.get("search_rank", item["rank"]))
+    holdout = search_best.get("holdout") or {}
+    dsr = ((results.get("overfitting") or {}).get("dsr") or {}).get("dsr")
+    pbo = ((results.get("overfitting") or {}).get("pbo") or {}).get("pbo")
+    repro = all(c["status"] == "PASS" for c in results.get("reproducibility_check") or [])
+    return bool(repro and dsr is not None and dsr >= 0.95 and pbo is not None and pbo <= 0.5
+                and holdout.get("holdout_sharpe", -1) >= 0
+                and holdout.get("holdout_trades", 0) >= 20)
+
+
+def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace,
+          workdir: Path, edge: float = 0.0) -> dict[str, Any]:
+    market = null_market(candles, seed=1000 * (kind == "planted") + index)
+    if kind == "planted":
+        market = plant_edge(market, args.hour, edge)
+    path = workdir / f"{kind}_{index}.csv"
+    write_csv(market, path)
+    config = load_config(raw=night_config(path))
+    started = time.perf_counter()
+    result = run_sweep(config=config, seed=index + 1, log_dir=workdir / "runs",
+                       run_name=f"{kind}_{index}", show_progress=False)
+    results = result.results
+    new = results["deployment"]["decision"] == "approved"
+    failed = [c["name"] for c in results["deployment"]["criteria"] if not c["passed"]]
+    values = {c["name"]: c["value"] for c in results["deployment"]["criteria"]}
+    selection = (results.get("statistics") or {}).get("selection") or {}
+    return {"kind": kind, "edge": edge, "index": index, "new_gate": new,
+            "old_gate": old_gate(results),
+            "failed": failed, "values": values,
+            "n_trials": (selection.get("dsr") or {}).get("n_trials"),
+            "dsr_effective": (selection.get("dsr_effective") or {}).get("dsr"),
+            "n_effective": (selection.get("effective_trials") or {}).get("n_effective"),
+            "sr_annualised": (selection.get("dsr") or {}).get("sr_annualised"),
+            "sr0_annualised": (selection.get("dsr") or {}).get("sr0_annualised"),
+            "old_dsr": ((results.get("overfitting") or {}).get("dsr") or {}).get("dsr"),
+            "seconds": time.perf_counter() - started,
+            "oracle_sharpe": oracle_sharpe(market, args.hour) if kind == "planted" else None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nights", type=int, default=40, help="nights of each kind")
+    parser.add_argument("--edges", type=float, nargs="+", default=[0.005, 0.01],
+                        help="planted log returns (a set of planted nights for each)")
+    parser.add_argument("--hour", type=int, default=14)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "gate_calibration.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    candles = load_ohlcv(sample_data_path())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for index in range(args.nights):
+            plan = [("null", 0.0)] + [("planted", edge) for edge in args.edges]
+            for kind, edge in plan:
+                rows.append(night(kind, index, candles, args, Path(tmp), edge))
+                row = rows[-1]
+                print(f"{kind:>7} {edge:+.3f} {index:>3}: new "
+                      f"{'APPROVE' if row['new_gate'] else 'reject':7} old "
+                      f"{'APPROVE' if row['old_gate'] else 'reject':7} ({row['seconds']:.0f} s; "
+                      f"failed {', '.join(row['failed']) or '-'})", flush=True)
+    summary: dict[str, Any] = {"machine": machine(), "nights": args.nights, "edges": args.edges,
+                               "hour": args.hour, "rows": rows, "rates": {}}
+    for kind, edge in [("null", 0.0)] + [("planted", edge) for edge in args.edges]:
+        mine = [r for r in rows if r["kind"] == kind and r["edge"] == edge]
+        oracle = [r["oracle_sharpe"] for r in mine if r["oracle_sharpe"] is not None]
+        summary["rates"][f"{kind} {edge:+.3f}"] = {
+            "nights": len(mine),
+            "old_gate_approvals": sum(r["old_gate"] for r in mine) / len(mine),
+            "new_gate_approvals": sum(r["new_gate"] for r in mine) / len(mine),
+            "oracle_net_sharpe_median": float(np.median(oracle)) if oracle else None,
+            "new_gate_failed_criteria": {name: sum(name in r["failed"] for r in mine)
+                                         for name in sorted({n for r in mine
+                                                             for n in r["failed"]})},
+        }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=1))
+    print("\n| market | nights | oracle net Sharpe/yr | today's gate approves "
+          "| new gate approves |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, rate in summary["rates"].items():
+        oracle = rate["oracle_net_sharpe_median"]
+        print(f"| {name} | {rate['nights']} | {'–' if oracle is None else f'{oracle:.2f}'} | "
+              f"{rate['old_gate_approvals']:.1%} | {rate['new_gate_approvals']:.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
