@@ -148,12 +148,12 @@ def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace
     market = null_market(candles, seed=1000 * (kind == "planted") + index)
     if kind == "planted":
         market = plant_edge(market, args.hour, edge)
-    path = workdir / f"{kind}_{index}.csv"
+    path = workdir / f"{kind}_{edge:.4f}_{index}.csv"
     write_csv(market, path)
     config = load_config(raw=night_config(path))
     started = time.perf_counter()
     result = run_sweep(config=config, seed=index + 1, log_dir=workdir / "runs",
-                       run_name=f"{kind}_{index}", show_progress=False)
+                       run_name=f"{kind}_{edge:.4f}_{index}", show_progress=False)
     results = result.results
     new = results["deployment"]["decision"] == "approved"
     failed = [c["name"] for c in results["deployment"]["criteria"] if not c["passed"]]

@@ -109,7 +109,9 @@ def test_the_verdict_comes_first(reported, tmp_path):
     first_section = min(body.index(marker) for marker in ("<h2", 'class="plotly-graph-div',
                                                           'class="cs-table'))
     assert body.index('id="verdict"') < first_section, "the verdict opens the page"
-    block = dom[start:dom.index("</div>", dom.index('class="cs-numbers"'))]
+    numbers = dom.index('class="cs-numbers"')
+    block = dom[start:min(dom.index(end, numbers) for end in ("Decided by", 'class="cs-flags"',
+                                                               "</body>") if end in dom[numbers:])]
     assert decided.label in block and html.escape(decided.reason) in block
     for number in (signed(decided.holdout_score), share(decided.dsr), share(decided.pbo)):
         assert number in block

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def test_baselines_edge_and_deployment_decision_in_every_output(reference):
         f"  [{'pass' if c['passed'] else 'FAIL'}] {c['text']}" for c in deployment["criteria"]]
     assert any(line.startswith("  buy-and-hold") for line in report)
     log = (run_dir / "sweep_output.log").read_text()
-    assert "end of the sweep: 5 evaluation(s) on in-process: " in log
+    assert "end of the sweep: 7 evaluation(s) on in-process: " in log
 
 
 def _champion_of(run_dir: Path, folder: Path) -> Path:
@@ -162,8 +163,8 @@ def _judged_against(reference: tuple[Path, Path], tmp_path: Path, name: str,
 
 def test_the_champion_is_re_evaluated_on_this_runs_holdout_with_its_seed(reference, tmp_path):
     """Deployed: this very run's winner. Re-evaluated from its manifest on the same holdout
-    bars with its recorded seed, it scores exactly what the winner scored: a tie, which
-    passes."""
+    bars with its recorded seed, it scores exactly what the winner scored: a tie, which is
+    not significantly better (the champion stays); with champion_alpha 1 a tie passes."""
     _, run_dir = reference
     same = _judged_against(reference, tmp_path, "same",
                            _champion_of(run_dir, tmp_path / "champion"))
@@ -174,8 +175,17 @@ def test_the_champion_is_re_evaluated_on_this_runs_holdout_with_its_seed(referen
     assert champion["holdout"] == winner_holdout  # bit for bit, on the same bars
     assert champion["seed"] == results["best"]["seed"] and champion["notes"] == []
     (versus,) = [c for c in results["deployment"]["criteria"] if c["name"] == "champion"]
-    assert versus["passed"] and versus["value"] == versus["threshold"] == (
+    assert not versus["passed"] and versus["value"] == versus["threshold"] == (
         winner_holdout["holdout_sharpe"])
+    assert champion["paired_test"]["p_value"] is None or champion["paired_test"]["p_value"] > 0.05
+    assert ("not significantly better" in versus["text"]
+            or "no paired test" in versus["text"]), versus["text"]
+    from cryptosweep.judging.deployment import decide
+
+    lenient = {**results, "config": {**results["config"], "deployment": {
+        **results["config"]["deployment"], "champion_alpha": 1.0}}}
+    (tie,) = [c for c in decide(lenient, champion)["criteria"] if c["name"] == "champion"]
+    assert tie["passed"]
 
 
 def test_a_champion_that_cannot_be_re_evaluated_fails_its_criterion(reference, tmp_path):
@@ -220,10 +230,14 @@ def test_one_and_two_dask_workers_give_the_in_process_results(reference, tmp_pat
     workers = {e["timing"]["worker"] for e in
                json.loads(results_file(two).read_text())["evaluations"]}
     assert len(workers) == 2, f"expected both dask workers to run trials, got {workers}"
-    # The end of the sweep (holdout, re-runs, baselines) ran on those workers too.
+    # The end of the sweep (holdout, re-scores, baselines; then the replay and the
+    # neighbourhood) ran on those workers too.
     for run_dir, workers in ((one, 1), (two, 2)):
-        assert (f"end of the sweep: 5 evaluation(s) on dask LocalCluster of {workers} CPU "
-                "worker(s)") in (run_dir / "sweep_output.log").read_text()
+        log = (run_dir / "sweep_output.log").read_text()
+        assert (f"end of the sweep: 7 evaluation(s) on dask LocalCluster of {workers} CPU "
+                "worker(s)") in log
+        assert re.search(r"end of the sweep: \d+ evaluation\(s\) on dask LocalCluster of "
+                         rf"{workers} CPU worker\(s\): rerun-", log)
 
 
 def test_grid_sweep_covers_the_product_once(tmp_path, write_config):

@@ -219,7 +219,10 @@ def _pending_tasks(config: SweepConfig, seed: int, run_dir: Path, journal: Journ
     """The first wave's evaluations the journal does not hold yet, as plain-JSON payloads."""
     spec = config.objective_spec()
     payload_spec = spec.to_payload()
-    holdout = journal.get_extra("holdout")
+    # An evaluation counts as journaled only with its per-bar returns too (the statistics
+    # read them): one whose returns were lost is evaluated again, to the same numbers.
+    holdout = {eval_id: metrics for eval_id, metrics in journal.get_extra("holdout").items()
+               if eval_id in journal.get_returns("holdout")}
     tasks: list[dict[str, Any]] = []
 
     def task(kind: str, name: str, **fields: Any) -> None:
@@ -239,6 +242,7 @@ def _pending_tasks(config: SweepConfig, seed: int, run_dir: Path, journal: Journ
     if (champion is not None and champion.error is None and config.data.has_holdout
             and _journaled_champion(journal, champion) is None):
         task("champion", "champion", digest=champion.digest,
+             stress_multiplier=config.deployment.stress_multiplier,
              **champion_request(champion.manifest, spec))
     # Longest first (Graham's LPT rule): the last task to start is a short one, so the
     # workers finish together instead of one waiting for a long re-run started last.
@@ -359,8 +363,6 @@ def overfitting_diagnostics(
         matrix = np.column_stack([returns[eval_id] for eval_id in full])
         out["dsr"] = _dsr_or_none(returns[full[0]], np.array(
             [per_bar_sharpe(matrix[:, j]) for j in range(matrix.shape[1])]), periods_per_year)
-        if out["dsr"] is not None:
-            out["dsr"]["basis"] = "the run's full-budget configurations"
     if len(candidates) < 2:
         out["why_not"] = "fewer than 2 finished configurations"
         return out

@@ -59,7 +59,9 @@ def rescore_tasks(config: SweepConfig, seed: int, journal: Journal,
     """The re-scores of ``leaders`` that the journal does not hold yet (as task fields)."""
     tasks = []
     for index in range(config.deployment.rescore_seeds):
-        done = journal.get_extra(RESCORE.format(index))
+        kind = RESCORE.format(index)
+        returns = journal.get_extra_returns(kind)
+        done = {e: m for e, m in journal.get_extra(kind).items() if e in returns}
         for row in leaders:
             if row.eval_id in done or (index == 0 and reusable(row)):
                 continue
