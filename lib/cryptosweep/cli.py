@@ -72,6 +72,16 @@ def _seed(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    from cryptosweep.core.config import MAX_WORKERS
+
+    value = _non_negative(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number in [0, {MAX_WORKERS}], got {value}")
+    return value
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -88,7 +98,7 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser, config_help: str,
     parser.add_argument("--seed", type=_seed,
                         help="master seed (default: the config's seed, else 123456)")
     parser.add_argument("--gpu-ids", type=_gpu_ids, help="GPUs to use, e.g. 0,1,2,3")
-    parser.add_argument("--workers", type=_non_negative, help=workers_help)
+    parser.add_argument("--workers", type=_workers, help=workers_help)
     parser.add_argument("--scheduler-address", help="existing dask scheduler, tcp://HOST:PORT")
 
 
