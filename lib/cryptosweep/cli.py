@@ -173,6 +173,10 @@ def _walkforward(args: argparse.Namespace) -> int:
 
     if args.config is None and args.resume is None:
         raise UserError("walkforward: --config PATH is required (or --resume WALKFORWARD_DIR)")
+    if not args.no_report:
+        from cryptosweep.reporting.report import check_kernel
+
+        check_kernel(args.kernel)
     result = run_walkforward(
         args.config, seed=args.seed, overrides=args.overrides, data_path=args.data,
         log_dir=args.log_dir, run_name=args.run_name, gpu_ids=args.gpu_ids,
@@ -317,7 +321,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cryptosweep.reporting.report import check_report_targets, render_report, write_index
+    from cryptosweep.reporting.report import (
+        check_kernel,
+        check_report_targets,
+        render_report,
+        write_index,
+    )
     from cryptosweep.walkforward.driver import MANIFEST
 
     if (Path(args.run_dir) / MANIFEST).is_file():  # a walk-forward folder: its own report
@@ -328,6 +337,7 @@ def _report(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir).resolve()
     check_report_targets(run_dir, index=not args.no_index)
+    check_kernel(args.kernel)
     print(render_report(run_dir, kernel=args.kernel))
     if not args.no_index:
         print(write_index(run_dir.parent))
