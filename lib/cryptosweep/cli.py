@@ -173,6 +173,8 @@ def _walkforward(args: argparse.Namespace) -> int:
 
     if args.config is None and args.resume is None:
         raise UserError("walkforward: --config PATH is required (or --resume WALKFORWARD_DIR)")
+    if args.resume is None:
+        _check_output(Path(args.log_dir), "--log-dir", folder=True)
     if not args.no_report:
         from cryptosweep.reporting.report import check_kernel
 
@@ -245,6 +247,7 @@ def _train(args: argparse.Namespace) -> int:
     from cryptosweep.production.model import check_output_folder
 
     out = Path(args.out)
+    _check_output(out, "--out", folder=True)
     configuration = configuration_of(args.source, rank=args.rank)  # bad input: before training
     check_output_folder(out)
     model = train_model(configuration.entry, data=args.data, until=args.until)
@@ -268,8 +271,9 @@ def _signals(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from cryptosweep.core.files import pretty_json
-    from cryptosweep.production.evaluation import evaluate, model_for
+    from cryptosweep.production.evaluation import check_html_target, evaluate, model_for
 
+    check_html_target(args.html)  # before a model is trained
     model = model_for(args.source, rank=args.rank, until=args.until)
     backtest, page, notes = evaluate(model, args.data, start=args.start, end=args.end,
                                      html_path=args.html)
@@ -293,6 +297,12 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.config is None and args.resume is None:
         raise UserError("run: --config PATH is required (or --resume RUN_DIR)")
+    if args.resume is not None and args.data is not None:
+        raise UserError(f"run: --data cannot change on --resume (the run keeps the data it "
+                        f"started with: {args.resume}); resume without --data, or start a new "
+                        "run with --config and --data")
+    if args.resume is None:
+        _check_output(Path(args.log_dir), "--log-dir", folder=True)
     result = run_sweep(
         args.config, seed=args.seed, overrides=args.overrides, data_path=args.data,
         log_dir=args.log_dir, run_name=args.run_name, gpu_ids=args.gpu_ids,
@@ -342,6 +352,16 @@ def _report(args: argparse.Namespace) -> int:
     if not args.no_index:
         print(write_index(run_dir.parent))
     return 0
+
+
+def _check_output(path: Path, flag: str, *, folder: bool = False) -> None:
+    """A path the user gave for an output, checked before anything runs: exit 2 if it cannot
+    be written (:func:`~cryptosweep.core.files.output_problem`)."""
+    from cryptosweep.core.files import output_problem
+
+    why = output_problem(path, folder=folder)
+    if why is not None:
+        raise UserError(f"{flag} {path}: cannot write there ({why})")
 
 
 def _export_optuna(args: argparse.Namespace) -> int:

@@ -209,7 +209,7 @@ SILENT_CASES = [
     ("negative stop loss", _trading(stop_loss={"type": "float", "low": -0.05, "high": 0.05}), [],
      "parameter_ranges.trading.stop_loss: values must be in (0, 1), got -0.05"),
     ("holding period 0", _trading(holding_period={"type": "categorical", "choices": [0, 4]}),
-     [], "parameter_ranges.trading.holding_period: values must be >= 1, got 0"),
+     [], "parameter_ranges.trading.holding_period: values must be in [1, 1e+06], got 0"),
     ("fractional holding period", _trading(
         holding_period={"type": "float", "low": 1.0, "high": 5.0}), [],
      "parameter_ranges.trading.holding_period: whole bars"),

@@ -43,11 +43,13 @@ MAX_WORKERS = 1024
 #: Fees plus slippage per side, in basis points, must stay below the whole price (10,000 bps):
 #: a cost of 100% of the price or more is not a cost.
 MAX_COST_BPS = 10_000.0
+#: The longest holding period, in bars (a million hourly bars are 114 years).
+MAX_HOLDING_BARS = 1_000_000
 #: The trading parameters every configuration sets (``parameter_ranges.trading``): their
 #: allowed values, as (smallest, largest, whether the bounds themselves are allowed, integer).
 TRADING_PARAMETERS: dict[str, tuple[float, float, bool, bool]] = {
     "threshold": (0.0, 1.0, False, False),  # a probability strictly inside (0, 1)
-    "holding_period": (1, math.inf, True, True),  # whole bars, at least one
+    "holding_period": (1, MAX_HOLDING_BARS, True, True),  # whole bars, at least one
     "stop_loss": (0.0, 1.0, False, False),  # a fraction of the entry price, in (0, 1)
     "take_profit": (0.0, math.inf, False, False),  # a fraction of the entry price, > 0
 }
@@ -391,7 +393,8 @@ class DeploymentSettings(_Strict):
 class SweepConfig(_Strict):
     """A whole sweep. Unknown keys anywhere are errors, so typos never pass silently."""
 
-    name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9_.-]+$", max_length=200,
+                      description="the run folder is <name>_<UTC time>: one folder name")
     description: str = ""
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     sweep_type: SweepType = "hyperband"
