@@ -824,6 +824,207 @@ def scheduler_cases(tiny: Path, servers: dict[str, str]) -> list[Case]:
     return cases
 
 
+# ------------------------------------------------------- hostile inputs (input, paths, secrets)
+
+HOSTILE = "hostile inputs"
+
+
+def alias_bomb() -> bytes:
+    """Ten levels of ten aliases: 600 bytes that expand to 10^10 values."""
+    lines = ["x0: &x0 [a, b, c, d, e, f, g, h, i, j]"]
+    lines += [f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    return ("\n".join(lines) + "\ndescription: *x9\n").encode()
+
+
+def hostile_config_cases() -> list[tuple[str, Any]]:
+    """Configs that hung, crashed or ran wrongly before the hardening pass."""
+    cat = {"type": "categorical"}
+    return [
+        ("alias bomb (600 bytes)", (alias_bomb(), ".yaml")),
+        ("lightgbm: machines searched", with_range("lightgbm", machines={
+            **cat, "choices": ["127.0.0.1:12400,127.0.0.1:12401"]})),
+        ("lightgbm: local_listen_port", with_range("lightgbm", local_listen_port=INT)),
+        ("lightgbm: tree_learner data", with_range("lightgbm", tree_learner={
+            **cat, "choices": ["serial", "data"]})),
+        ("lightgbm: application regression", with_range("lightgbm", application={
+            **cat, "choices": ["regression"]})),
+        ("xgboost: objective binary:logitraw", with_range("xgboost", objective={
+            **cat, "choices": ["binary:logitraw"]})),
+        ("fees_bps inf", changed(objective__fees_bps=float("inf"))),
+        ("slippage_bps inf", changed(objective__slippage_bps=float("inf"))),
+        ("trial_timeout inf", changed(execution__trial_timeout=float("inf"))),
+        ("slippage_bps 1e6", changed(objective__slippage_bps=1e6)),
+        ("fees_bps 1e308", changed(objective__fees_bps=1e308)),
+        ("rounds_per_unit rounds to 0", changed(objective__rounds_per_unit=0.01)),
+        ("holding_period 1e12", trading(holding_period={"type": "int", "low": 4,
+                                                        "high": 10**12})),
+        ("data.start in 9999", changed(data__start="9999-01-01")),
+        ("name of 300 bytes", changed(name="n" * 300)),
+        ("execution.workers 100000", changed(execution__workers=100_000)),
+    ]
+
+
+_BEST: dict[str, Path] = {}
+_BEST_LOCK = threading.Lock()
+
+
+def best_configs(base: Path) -> Path:
+    """The best configs of a one-trial sweep (run once, shared by the production cases)."""
+    with _BEST_LOCK:
+        if "file" not in _BEST:
+            config = write_yaml(base / "one.yaml", tiny_config(random__n_trials=1,
+                                                               reporting__top_k=1))
+            done = cryptosweep("run", "--config", str(config), "--log-dir", str(base),
+                               "--run-name", "one", "--workers", "0", "--no-progress",
+                               timeout=600)
+            if done.rc != 0:
+                raise RuntimeError(f"the one-trial sweep failed: {done.stderr[-500:]}")
+            _BEST["file"] = sorted((base / "one").glob("best_configs_*.json"))[-1]
+        return _BEST["file"]
+
+
+def _bad_entry(best: Path, folder: Path, section: str, key: str, value: Any) -> Path:
+    data = json.loads(best.read_text())
+    node = data["configurations"][0]
+    for part in section.split("."):
+        node = node[part]
+    node[key] = value
+    path = folder / "bad.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def hostile_cases(tiny: Path, base: Path) -> list[Case]:
+    cases = [Case(HOSTILE, name, config_case(name, config).run)
+             for name, config in hostile_config_cases()]
+
+    def accepted(name: str, edit: Callable[[str], str]) -> Case:  # must pass validate
+        def run(folder: Path) -> str:
+            path = folder / "sweep.yaml"
+            path.write_text(edit(yaml.safe_dump(tiny_config())), encoding="utf-8")
+            done = cryptosweep("validate", "--config", str(path), timeout=120)
+            if done.rc == 0:
+                return f"clean\t{done.stdout.strip()[:160]}"
+            verdict, detail = judge(done, 0)
+            return f"{'other' if verdict == 'clean' else verdict}\trefused: {detail}"
+        return Case(HOSTILE, name, run)
+
+    def merge(text: str) -> str:
+        text = text.replace("    learning_rate:\n", "    learning_rate: &lr\n", 1)
+        old = "    stop_loss:\n      high: 0.06\n      low: 0.02\n      type: float\n"
+        assert old in text
+        return text.replace(old, "    stop_loss:\n      <<: *lr\n      high: 0.06\n"
+                            "      low: 0.02\n", 1)
+
+    cases += [accepted("YAML merge key", merge),
+              accepted("unquoted YAML date", lambda t: t + "data:\n  start: 2022-01-01\n")]
+    long = "a" * 300
+
+    def command(name: str, make: Callable[[Path], list[str]], expect: int = 2,
+                unchanged: Callable[[Path], Path] | None = None) -> Case:
+        def run(folder: Path) -> str:
+            keep = unchanged(folder) if unchanged else None
+            before = keep.read_bytes() if keep else None
+            done = cryptosweep(*make(folder), timeout=180)
+            verdict, detail = judge(done, expect, folder / "logs")
+            if keep is not None and (not keep.exists() or keep.read_bytes() != before):
+                return f"silent\t{keep.name} was changed: {detail}"
+            return f"{verdict}\t{detail}"
+        return Case(HOSTILE, name, run)
+
+    def text_file(folder: Path) -> Path:
+        path = folder / "notes.txt"
+        if not path.exists():
+            path.write_text("mine\n")
+        return path
+
+    run = ["run", "--config", str(tiny), "--workers", "0", "--no-progress"]
+    cases += [
+        command("--workers 100000", lambda f: [*run, "--log-dir", str(f / "logs"),
+                                               "--workers", "100000"]),
+        command("--log-dir component of 300 bytes", lambda f: [*run, "--log-dir",
+                                                             str(f / "logs" / long)]),
+        command("--run-name of 300 bytes", lambda f: [*run, "--log-dir", str(f / "logs"),
+                                                      "--run-name", long]),
+        command("--log-dir under a file", lambda f: [*run, "--log-dir",
+                                                     str(text_file(f) / "logs")]),
+        command("--log-dir under /proc", lambda f: [*run, "--log-dir", "/proc/cs-logs"]),
+        command("--resume RUN --data X", lambda f: ["run", "--resume", str(f / "logs" / "r"),
+                                                   "--data", str(tiny)]),
+        command("export-optuna --output onto a text file",
+                lambda f: ["export-optuna", str(f), "--output", str(text_file(f))],
+                unchanged=text_file),
+        command("export-optuna --output a folder",
+                lambda f: ["export-optuna", str(f), "--output", str(f)]),
+        command("export-optuna --output under /proc",
+                lambda f: ["export-optuna", str(f), "--output", "/proc/optuna.db"]),
+    ]
+    entries = [("params.entry_model", "num_leaves", "many"),
+               ("params.entry_model", "num_leaves", -3),
+               ("params.entry_model", "learning_rate", float("nan")),
+               ("params.entry_model", "num_leavs", 8),
+               ("params.entry_model", "machines", "127.0.0.1:1"),
+               ("params.entry_model", "objective", "regression"),
+               ("params.trading", "holding_period", 0),
+               ("params.trading", "holding_period", 10**11),
+               ("params.trading", "stop_loss", -0.05),
+               ("params.trading", "threshold", 7),
+               ("objective_spec.objective", "threads_per_trial", 1000)]
+    for section, key, value in entries:
+        for verb in ("train", "evaluate"):
+            def args(folder: Path, section: str = section, key: str = key, value: Any = value,
+                     verb: str = verb) -> list[str]:
+                bad = str(_bad_entry(best_configs(base), folder, section, key, value))
+                if verb == "train":
+                    return ["train", bad, "--out", str(folder / "logs")]
+                return ["evaluate", bad, "--data", str(sample_data()), "--html",
+                        str(folder / "logs" / "e.html")]
+            cases.append(command(f"{verb}: {section}.{key} = {value!r}", args))
+
+    def deep(folder: Path) -> list[str]:
+        path = folder / "deep.json"
+        path.write_text('{"a": ' + "[" * 10_000 + "]" * 10_000 + "}")
+        return ["train", str(path), "--out", str(folder / "logs")]
+
+    def evaluate_to(target: Callable[[Path], str]) -> Callable[[Path], list[str]]:
+        return lambda f: ["evaluate", str(best_configs(base)), "--data", str(sample_data()),
+                          "--html", target(f)]
+
+    cases += [
+        command("train: best configs nested 10,000 deep", deep),
+        command("train --out under a file", lambda f: ["train", str(best_configs(base)),
+                                                       "--out", str(text_file(f) / "m")]),
+        command("train --out under /proc", lambda f: ["train", str(best_configs(base)),
+                                                      "--out", "/proc/cs-model"]),
+        command("evaluate --html a folder", evaluate_to(str)),
+        command("evaluate --html onto a text file", evaluate_to(lambda f: str(text_file(f))),
+                unchanged=text_file),
+        command("evaluate --html under /proc", evaluate_to(lambda f: "/proc/e.html")),
+        command("report --kernel unknown", lambda f: [
+            "report", str(best_configs(base).parent), "--kernel", "no-such-kernel",
+            "--no-index"]),
+    ]
+    token = "xoxT0KEN-s3cr3t-4f8e2a"
+    for char in "#?/":
+        def notify_case(folder: Path, char: str = char) -> str:
+            from cryptosweep.nightly import notifications
+
+            url = f"https://bob:hun{char}ter2@hooks.example.com/services/{token}"
+            lines = notifications.notify(notifications.build_summary(None, 2, "x"), url, None,
+                                         timeout=2)
+            text = "\n".join(lines)
+            leaked = [s for s in ("hun", "ter2", token) if s in text]
+            return f"silent\tleaked {leaked}: {text[:160]}" if leaked else f"clean\t{text[:160]}"
+        cases.append(Case(HOSTILE, f"webhook password with {char!r}", notify_case))
+    return cases
+
+
+def sample_data() -> Path:
+    from cryptosweep.trading.data import sample_data_path
+
+    return sample_data_path()
+
+
 # ------------------------------------------------------------------------------- running
 
 
@@ -860,20 +1061,25 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="cases run at once")
     parser.add_argument("--kills", type=int, default=12, help="SIGKILL + resume cases")
     parser.add_argument("--json", help="write every outcome here")
-    parser.add_argument("--only", help="run only the categories whose name contains this")
+    parser.add_argument("--only", help="run only the categories whose name contains this "
+                        "(e.g. 'hostile': the inputs, paths and secrets of the hardening pass)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="cryptosweep-reliability-"))
     started = time.monotonic()
     try:
         tiny = write_yaml(base / "tiny.yaml", tiny_config())
         print(f"machine: {machine()}", flush=True)
-        reference = make_reference(base)
+        needs_reference = not args.only or any(
+            args.only in category for category in ("kills and resumes", "damaged journals",
+                                                    "concurrent writers", "full disk"))
+        reference = make_reference(base) if needs_reference else None
         with impostor_servers() as servers:
             cases = ([config_case(name, config) for name, config in config_cases()]
-                     + flag_cases(tiny) + data_cases(tiny) + kill_cases(reference, args.kills)
-                     + journal_cases(reference) + writer_cases(reference)
-                     + disk_cases(reference) + notifier_cases()
-                     + scheduler_cases(tiny, servers))
+                     + flag_cases(tiny) + data_cases(tiny) + notifier_cases()
+                     + scheduler_cases(tiny, servers) + hostile_cases(tiny, base))
+            if reference is not None:
+                cases += (kill_cases(reference, args.kills) + journal_cases(reference)
+                          + writer_cases(reference) + disk_cases(reference))
             if args.only:
                 cases = [c for c in cases if args.only in c.category]
             print(f"{len(cases)} cases, {args.jobs} at a time", flush=True)

@@ -72,6 +72,16 @@ def _seed(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    from cryptosweep.core.config import MAX_WORKERS
+
+    value = _non_negative(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number in [0, {MAX_WORKERS}], got {value}")
+    return value
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -88,7 +98,7 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser, config_help: str,
     parser.add_argument("--seed", type=_seed,
                         help="master seed (default: the config's seed, else 123456)")
     parser.add_argument("--gpu-ids", type=_gpu_ids, help="GPUs to use, e.g. 0,1,2,3")
-    parser.add_argument("--workers", type=_non_negative, help=workers_help)
+    parser.add_argument("--workers", type=_workers, help=workers_help)
     parser.add_argument("--scheduler-address", help="existing dask scheduler, tcp://HOST:PORT")
 
 
@@ -163,6 +173,12 @@ def _walkforward(args: argparse.Namespace) -> int:
 
     if args.config is None and args.resume is None:
         raise UserError("walkforward: --config PATH is required (or --resume WALKFORWARD_DIR)")
+    if args.resume is None:
+        _check_output(Path(args.log_dir), "--log-dir", folder=True)
+    if not args.no_report:
+        from cryptosweep.reporting.report import check_kernel
+
+        check_kernel(args.kernel)
     result = run_walkforward(
         args.config, seed=args.seed, overrides=args.overrides, data_path=args.data,
         log_dir=args.log_dir, run_name=args.run_name, gpu_ids=args.gpu_ids,
@@ -231,6 +247,7 @@ def _train(args: argparse.Namespace) -> int:
     from cryptosweep.production.model import check_output_folder
 
     out = Path(args.out)
+    _check_output(out, "--out", folder=True)
     configuration = configuration_of(args.source, rank=args.rank)  # bad input: before training
     check_output_folder(out)
     model = train_model(configuration.entry, data=args.data, until=args.until)
@@ -254,8 +271,9 @@ def _signals(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from cryptosweep.core.files import pretty_json
-    from cryptosweep.production.evaluation import evaluate, model_for
+    from cryptosweep.production.evaluation import check_html_target, evaluate, model_for
 
+    check_html_target(args.html)  # before a model is trained
     model = model_for(args.source, rank=args.rank, until=args.until)
     backtest, page, notes = evaluate(model, args.data, start=args.start, end=args.end,
                                      html_path=args.html)
@@ -279,6 +297,12 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.config is None and args.resume is None:
         raise UserError("run: --config PATH is required (or --resume RUN_DIR)")
+    if args.resume is not None and args.data is not None:
+        raise UserError(f"run: --data cannot change on --resume (the run keeps the data it "
+                        f"started with: {args.resume}); resume without --data, or start a new "
+                        "run with --config and --data")
+    if args.resume is None:
+        _check_output(Path(args.log_dir), "--log-dir", folder=True)
     result = run_sweep(
         args.config, seed=args.seed, overrides=args.overrides, data_path=args.data,
         log_dir=args.log_dir, run_name=args.run_name, gpu_ids=args.gpu_ids,
@@ -307,7 +331,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cryptosweep.reporting.report import check_report_targets, render_report, write_index
+    from cryptosweep.reporting.report import (
+        check_kernel,
+        check_report_targets,
+        render_report,
+        write_index,
+    )
     from cryptosweep.walkforward.driver import MANIFEST
 
     if (Path(args.run_dir) / MANIFEST).is_file():  # a walk-forward folder: its own report
@@ -318,10 +347,21 @@ def _report(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir).resolve()
     check_report_targets(run_dir, index=not args.no_index)
+    check_kernel(args.kernel)
     print(render_report(run_dir, kernel=args.kernel))
     if not args.no_index:
         print(write_index(run_dir.parent))
     return 0
+
+
+def _check_output(path: Path, flag: str, *, folder: bool = False) -> None:
+    """A path the user gave for an output, checked before anything runs: exit 2 if it cannot
+    be written (:func:`~cryptosweep.core.files.output_problem`)."""
+    from cryptosweep.core.files import output_problem
+
+    why = output_problem(path, folder=folder)
+    if why is not None:
+        raise UserError(f"{flag} {path}: cannot write there ({why})")
 
 
 def _export_optuna(args: argparse.Namespace) -> int:

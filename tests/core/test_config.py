@@ -9,6 +9,7 @@ import pytest
 
 from cryptosweep.cli import main
 from cryptosweep.core.config_files import load_config, validate_config
+from cryptosweep.core.errors import ConfigError
 from tests.support import REPO, cli, tiny_config
 
 
@@ -208,7 +209,7 @@ SILENT_CASES = [
     ("negative stop loss", _trading(stop_loss={"type": "float", "low": -0.05, "high": 0.05}), [],
      "parameter_ranges.trading.stop_loss: values must be in (0, 1), got -0.05"),
     ("holding period 0", _trading(holding_period={"type": "categorical", "choices": [0, 4]}),
-     [], "parameter_ranges.trading.holding_period: values must be >= 1, got 0"),
+     [], "parameter_ranges.trading.holding_period: values must be in [1, 1e+06], got 0"),
     ("fractional holding period", _trading(
         holding_period={"type": "float", "low": 1.0, "high": 5.0}), [],
      "parameter_ranges.trading.holding_period: whole bars"),
@@ -333,3 +334,86 @@ def test_a_config_with_full_budget_validates_again_from_its_journaled_form(write
     config = load_config(write_config(raw))
     again = validate_config(config.canonical())
     assert again.full_budget_units == 3 and again.results_hash() == config.results_hash()
+
+
+# ------------------------------------- hostile inputs: each ends in one line, before anything
+
+def _alias_bomb() -> bytes:
+    lines = ["x0: &x0 [a, b, c, d, e, f, g, h, i, j]"]
+    lines += [f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    return ("\n".join(lines) + "\ndescription: *x9\n").encode()
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(capsys, tmp_path):
+    """Ten levels of ten aliases (600 bytes) made the nesting check visit 10^10 nodes."""
+    path = tmp_path / "bomb.yaml"
+    path.write_bytes(_alias_bomb())
+    assert len(path.read_bytes()) < 700
+    code, err = run_cli(capsys, "--config", str(path), "--log-dir", str(tmp_path / "logs"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "once its aliases are expanded" in lines[0], err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_yaml_merge_key_is_read_and_a_key_given_twice_still_refused(tmp_path):
+    """`<<: *anchor` (YAML's merge key) was refused as an unknown tag."""
+    from cryptosweep.core.config_files import read_config_file
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("rate: &rate {type: float, low: 0.05, high: 0.3}\n"
+                    "learning_rate:\n  <<: *rate\n  high: 0.2\n", encoding="utf-8")
+    assert read_config_file(path)["learning_rate"] == {"type": "float", "low": 0.05,
+                                                       "high": 0.2}
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("a: &a {x: 1}\nb:\n  <<: *a\n  y: 1\n  y: 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="key 'y' appears twice"):
+        read_config_file(twice)
+
+
+def test_an_unquoted_yaml_date_is_a_timestamp(write_config):
+    path = write_config(tiny_config())
+    path.write_text(path.read_text() + "data:\n  start: 2022-01-01\n  end: 2022-06-01 12:00:00\n")
+    config = load_config(path)
+    assert config.data.start == "2022-01-01T00:00:00+00:00"
+    assert config.data.end == "2022-06-01T12:00:00+00:00"
+    config = load_config(write_config(tiny_config()), ["data.start=2022-01-01"])
+    assert config.data.start == "2022-01-01T00:00:00+00:00"
+    quoted = load_config(write_config(tiny_config(data__start="2022-01-01")))
+    assert quoted.results_hash() == config.results_hash()
+
+
+HOSTILE_VALUES = [
+    ("infinite fees", ["objective.fees_bps=.inf"], "objective.fees_bps: Input should be a finite"),
+    ("infinite slippage", ["objective.slippage_bps=.inf"],
+     "objective.slippage_bps: Input should be a finite"),
+    ("infinite trial timeout", ["execution.trial_timeout=.inf"],
+     "execution.trial_timeout: Input should be a finite"),
+    ("slippage 1e6", ["objective.slippage_bps=1000000"], "objective.slippage_bps: Input should be "
+     "less than 10000"),
+    ("fees 1e308", ["objective.fees_bps=1.0e+308"], "objective.fees_bps: Input should be less"),
+    ("fees and slippage past the price", ["objective.fees_bps=6000",
+                                          "objective.slippage_bps=5000"],
+     "fees_bps + slippage_bps (6000 + 5000) must be below 10000 bps"),
+    ("rounds to zero rounds", ["objective.rounds_per_unit=0.1"],
+     "objective.rounds_per_unit (0.1) x the smallest budget (2) rounds to 0 boosting rounds"),
+    ("workers past the bound", ["execution.workers=100000"],
+     "execution.workers: Input should be less than or equal to 1024"),
+    ("start in year 9999", ["data.start=9999-01-01"],
+     "data.start/data.end: the range [9999-01-01T00:00:00+00:00, after the last bar) holds 0"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [case[1:] for case in HOSTILE_VALUES],
+                         ids=[case[0] for case in HOSTILE_VALUES])
+def test_hostile_values_are_one_line_from_validate(capsys, write_config, overrides, expected):
+    args = [arg for override in overrides for arg in ("--set", override)]
+    code = main(["validate", "--config", str(write_config(tiny_config())), *args])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and expected in lines[0], lines
+
+
+def test_workers_flag_is_bounded(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--config", "x.yaml", "--workers", "100000"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and "[0, 1024]" in err[0]

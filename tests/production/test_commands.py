@@ -167,3 +167,102 @@ def test_candles_a_model_cannot_use_are_refused(model_dir, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["signals", str(model_dir), "--data", SAMPLE, "--last", "0"])
     assert exit_info.value.code == 2
+
+
+# ----------------------------------- hostile inputs: each ends in one line, nothing written
+
+def _entry(run_dir: Path, **changes) -> dict:
+    best, _ = read_best_configs(run_dir)
+    entry = json.loads(json.dumps(best["configurations"][0]))
+    for dotted, value in changes.items():
+        node = entry
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return {**best, "configurations": [entry]}
+
+
+BAD_ENTRIES = [
+    ("a model parameter of the wrong type", {"params__entry_model__num_leaves": "many"},
+     "lightgbm refuses them (Parameter num_leaves should be of type int"),
+    ("a negative model parameter", {"params__entry_model__num_leaves": -3},
+     "lightgbm refuses them"),
+    ("a NaN model parameter", {"params__entry_model__learning_rate": float("nan")},
+     "lightgbm refuses them"),
+    ("an unknown model parameter", {"params__entry_model__num_leavs": 8},
+     "params.entry_model.num_leavs: not a lightgbm parameter"),
+    ("a network parameter", {"params__entry_model__machines": "127.0.0.1:1"},
+     "params.entry_model.machines: LightGBM's distributed-training parameters"),
+    ("an objective override", {"params__entry_model__objective": "regression"},
+     "params.entry_model.objective: the adapter sets the learning task"),
+    ("holding period 0", {"params__trading__holding_period": 0},
+     "params.trading.holding_period: values must be"),
+    ("holding period 1e11", {"params__trading__holding_period": 10**11},
+     "params.trading.holding_period: values must be in [1, 1e+06]"),
+    ("a negative stop", {"params__trading__stop_loss": -0.05},
+     "params.trading.stop_loss: values must be in (0, 1)"),
+    ("a bogus threshold", {"params__trading__threshold": 7},
+     "params.trading.threshold: values must be in (0, 1)"),
+    ("a threshold as text", {"params__trading__threshold": "high"},
+     "params.trading.threshold must be a number"),
+    ("1,000 threads", {"objective_spec__objective__threads_per_trial": 1000},
+     "threads_per_trial: 1000 threads, more than the"),
+]
+
+
+@pytest.mark.parametrize(("changes", "expected"), [case[1:] for case in BAD_ENTRIES],
+                         ids=[case[0] for case in BAD_ENTRIES])
+def test_a_best_configs_entry_is_checked_as_the_sweep_config_is(run_dir, capsys, tmp_path,
+                                                                  changes, expected):
+    """train/evaluate with such an entry ended in LightGBM's own traceback, or trained it."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_entry(run_dir, **changes)))
+    for args in (["train", str(bad), "--out", str(tmp_path / "model")],
+                 ["evaluate", str(bad), "--data", SAMPLE, "--html", str(tmp_path / "e.html")]):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 2 and expected in one_error_line(err), (args[0], err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+def test_a_best_configs_file_nested_10000_deep_is_one_line(capsys, tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + "[" * 10_000 + "]" * 10_000 + "}")
+    code, _, err = run_cli(capsys, "train", str(deep), "--out", str(tmp_path / "model"))
+    assert code == 2 and "nested too deep" in one_error_line(err)
+
+
+def test_output_paths_that_cannot_be_written_are_refused_before_training(run_dir, capsys,
+                                                                        tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    cases = [
+        (["train", str(run_dir), "--out", str(afile / "model")], "is a file, not a folder"),
+        (["train", str(run_dir), "--out", "/proc/cryptosweep-model"], "pseudo file system"),
+        (["train", str(run_dir), "--out", str(tmp_path / ("m" * 300))], "longer than 255"),
+        (["evaluate", str(run_dir), "--data", SAMPLE, "--html", str(tmp_path)],
+         "it is a folder, not a file"),
+        (["evaluate", str(run_dir), "--data", SAMPLE, "--html", str(afile / "e.html")],
+         "is a file, not a folder"),
+        (["evaluate", str(run_dir), "--data", SAMPLE, "--html", "/proc/e.html"],
+         "pseudo file system"),
+        (["evaluate", str(run_dir), "--data", SAMPLE, "--html", str(afile)],
+         "is not a page `cryptosweep evaluate` wrote"),
+    ]
+    for args, expected in cases:
+        code, _, err = run_cli(capsys, *args)
+        assert code == 2 and expected in one_error_line(err), (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    assert afile.read_text() == "mine\n"
+
+
+def test_a_read_only_output_is_the_user_s_path_exit_2(run_dir, capsys, tmp_path, monkeypatch):
+    """A read-only --out or --log-dir was exit 6 (the machine's fault): it is the user's."""
+    from cryptosweep.core import files
+
+    monkeypatch.setattr(files, "unwritable", lambda path: "read-only file system")
+    code, _, err = run_cli(capsys, "train", str(run_dir), "--out", str(tmp_path / "model"))
+    assert code == 2 and "read-only file system" in one_error_line(err)
+    code, _, err = run_cli(capsys, "run", "--config", "x.yaml", "--log-dir", str(tmp_path / "l"))
+    assert code == 2 and "--log-dir" in one_error_line(err) and "read-only" in err
+    assert list(tmp_path.iterdir()) == []

@@ -174,6 +174,49 @@ def test_export_optuna_writes_a_study_optuna_can_load(finished_run, tmp_path):
     assert study.best_value == best
 
 
+def _bytes_of(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*"))
+            if f.is_file()}
+
+
+def test_export_optuna_never_replaces_a_file_it_did_not_write(finished_run, tmp_path):
+    """`export-optuna --output` unlinked whatever it was given (another run's sweep.db, its own
+    journal, a text file) and exited 0."""
+    other = tmp_path / "other"
+    shutil.copytree(finished_run, other)
+    text = tmp_path / "notes.txt"
+    text.write_text("mine\n")
+    before = _bytes_of(finished_run)
+    for target in (other / "sweep.db", finished_run / "sweep.db", text):
+        kept = target.read_bytes()
+        done = cli("export-optuna", str(finished_run), "--output", str(target))
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert "is not an Optuna export written by this command" in lines[0]
+        assert target.read_bytes() == kept
+    assert _bytes_of(finished_run) == before
+    for target, why in ((tmp_path, "it is a folder"), (text / "study.db", "is a file, not a"),
+                        (Path("/proc/study.db"), "pseudo file system"),
+                        (tmp_path / ("x" * 300) / "study.db", "longer than 255 bytes")):
+        done = cli("export-optuna", str(finished_run), "--output", str(target))
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and why in lines[0], done.stderr
+    again = tmp_path / "study.db"  # its own export is replaced
+    for _ in range(2):
+        done = cli("export-optuna", str(finished_run), "--output", str(again))
+        assert done.returncode == 0, done.stderr
+    assert not [f for f in tmp_path.iterdir() if f.name.endswith(".partial")]
+
+
+def test_report_with_an_unknown_kernel_is_one_line_before_anything_runs(finished_run):
+    before = _bytes_of(finished_run)
+    done = cli("report", str(finished_run), "--kernel", "no-such-kernel", "--no-index")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "--kernel 'no-such-kernel': no Jupyter kernel of that name" in lines[0]
+    assert _bytes_of(finished_run) == before
+
+
 def test_report_of_a_folder_that_is_not_a_run_is_exit_2(tmp_path):
     done = cli("report", str(tmp_path))
     assert done.returncode == 2

@@ -206,6 +206,36 @@ def test_reserved_keys_are_rejected(family, key):
         make_entry_model(family, {key: 1}, ReproducibilityManager(seed=1))
 
 
+@pytest.mark.parametrize(("family", "key", "value"), [
+    ("lightgbm", "machines", "127.0.0.1:12400,127.0.0.1:12401"),
+    ("lightgbm", "local_listen_port", 12400), ("lightgbm", "num_machines", 2),
+    ("lightgbm", "machine_list_filename", "/tmp/mlist"), ("lightgbm", "time_out", 1),
+    ("lightgbm", "tree_learner", "data"), ("lightgbm", "tree", "voting"),
+    ("lightgbm", "objective", "regression"), ("lightgbm", "application", "regression"),
+    ("xgboost", "objective", "binary:logitraw"), ("catboost", "loss_function", "RMSE"),
+    ("catboost", "objective", "RMSE"),
+])  # fmt: skip
+def test_parameters_the_adapter_overrides_or_that_open_a_network_are_refused(family, key, value):
+    """A searched `machines` made validate's probe fit open LightGBM's network code and
+    SIGSEGV; an `objective` (LightGBM `application: regression`) was silently overridden."""
+    from cryptosweep.core.config import CategoricalDimension
+    from cryptosweep.trading.models.check import range_problem
+
+    with pytest.raises(ConfigError, match=f"{family} entry_model parameter {key}: "):
+        make_entry_model(family, {key: value}, ReproducibilityManager(seed=1))
+    dimension = CategoricalDimension(type="categorical", choices=[value])
+    problem = range_problem(family, {key: dimension})
+    assert problem is not None and problem.startswith(f".{key}: "), problem
+
+
+def test_a_serial_tree_learner_is_still_allowed():
+    from cryptosweep.core.config import CategoricalDimension
+    from cryptosweep.trading.models.check import range_problem
+
+    dimension = CategoricalDimension(type="categorical", choices=["serial"])
+    assert range_problem("lightgbm", {"tree_learner": dimension}) is None
+
+
 # --------------------------------------------------------------------------- GPU mapping
 
 

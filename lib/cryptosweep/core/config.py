@@ -38,11 +38,18 @@ MAX_ROUNDS = 1_000_000
 #: The largest master seed: what every framework (``torch.manual_seed``), SQLite's INTEGER and
 #: JSON all hold exactly.
 MAX_SEED = 2**63 - 1
+#: The most worker processes one sweep may start (``execution.workers``, ``--workers``).
+MAX_WORKERS = 1024
+#: Fees plus slippage per side, in basis points, must stay below the whole price (10,000 bps):
+#: a cost of 100% of the price or more is not a cost.
+MAX_COST_BPS = 10_000.0
+#: The longest holding period, in bars (a million hourly bars are 114 years).
+MAX_HOLDING_BARS = 1_000_000
 #: The trading parameters every configuration sets (``parameter_ranges.trading``): their
 #: allowed values, as (smallest, largest, whether the bounds themselves are allowed, integer).
 TRADING_PARAMETERS: dict[str, tuple[float, float, bool, bool]] = {
     "threshold": (0.0, 1.0, False, False),  # a probability strictly inside (0, 1)
-    "holding_period": (1, math.inf, True, True),  # whole bars, at least one
+    "holding_period": (1, MAX_HOLDING_BARS, True, True),  # whole bars, at least one
     "stop_loss": (0.0, 1.0, False, False),  # a fraction of the entry price, in (0, 1)
     "take_profit": (0.0, math.inf, False, False),  # a fraction of the entry price, > 0
 }
@@ -221,12 +228,16 @@ class DataSettings(_Strict):
         "otherwise; excluded); None: after the data's last bar"
     )
 
-    @field_validator("start", "end")
+    @field_validator("start", "end", mode="before")
     @classmethod
-    def _timestamp(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return utc_timestamp(value)
+    def _timestamp(cls, value: Any) -> Any:
+        from datetime import date
+
+        if isinstance(value, date):  # an unquoted YAML date or time (also from --set)
+            return utc_timestamp(value.isoformat())
+        if isinstance(value, str):
+            return utc_timestamp(value)
+        return value  # None, or a type the field refuses
 
     @property
     def has_holdout(self) -> bool:
@@ -271,10 +282,12 @@ class ObjectiveSettings(_Strict):
     )
     folds: int = Field(default=4, ge=1)
     labels: LabelKind = "triple_barrier"
-    fees_bps: float = Field(default=10.0, ge=0, description="per side")
-    slippage_bps: float = Field(default=0.0, ge=0, description="per side")
+    fees_bps: float = Field(default=10.0, ge=0, lt=MAX_COST_BPS, allow_inf_nan=False,
+                            description="per side")
+    slippage_bps: float = Field(default=0.0, ge=0, lt=MAX_COST_BPS, allow_inf_nan=False,
+                                description="per side")
     allow_short: bool = False
-    rounds_per_unit: float = Field(default=10.0, gt=0)
+    rounds_per_unit: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     embargo_bars: int = Field(default=0, ge=0)
     min_train_bars: int = Field(default=500, ge=10)
     threads_per_trial: int = Field(default=1, ge=1)
@@ -286,13 +299,24 @@ class ObjectiveSettings(_Strict):
             raise ValueError("model families must be unique")
         return models
 
+    @model_validator(mode="after")
+    def _costs_below_the_price(self) -> ObjectiveSettings:
+        if self.fees_bps + self.slippage_bps >= MAX_COST_BPS:
+            raise ValueError(
+                f"fees_bps + slippage_bps ({self.fees_bps:g} + {self.slippage_bps:g}) must be "
+                f"below {MAX_COST_BPS:g} bps per side: a cost of the whole price is not a cost"
+            )
+        return self
+
 
 class ExecutionSettings(_Strict):
     workers: int | None = Field(
-        default=None, ge=0, description="None: one per CPU core; 0: in-process; N: N workers"
+        default=None, ge=0, le=MAX_WORKERS,
+        description="None: one per CPU core; 0: in-process; N: N workers"
     )
     scheduler_address: str | None = None
-    trial_timeout: float | None = Field(default=None, gt=0, description="seconds per trial")
+    trial_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                        description="seconds per trial")
     max_retries: int = Field(default=2, ge=0, description="re-runs of a trial whose worker died")
     max_failure_fraction: float = Field(default=0.5, gt=0, le=1)
 
@@ -411,7 +435,8 @@ class DeploymentSettings(_Strict):
 class SweepConfig(_Strict):
     """A whole sweep. Unknown keys anywhere are errors, so typos never pass silently."""
 
-    name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9_.-]+$", max_length=200,
+                      description="the run folder is <name>_<UTC time>: one folder name")
     description: str = ""
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     sweep_type: SweepType = "hyperband"
@@ -461,6 +486,24 @@ class SweepConfig(_Strict):
                 f"{key} ({self.full_budget_units}) x objective.rounds_per_unit "
                 f"({self.objective.rounds_per_unit:g}) = {rounds:g} rounds per evaluation, more "
                 f"than {MAX_ROUNDS:,}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _rounds_at_the_smallest_budget(self) -> SweepConfig:
+        units = self.full_budget_units
+        if self.sweep_type == "hyperband":  # the first rung of the widest bracket
+            eta, shrink = self.hyperband.eta, 1
+            while shrink * eta <= units:
+                shrink *= eta
+            smallest = units / shrink
+        else:
+            smallest = float(units)
+        if smallest * self.objective.rounds_per_unit < 0.5:
+            raise ValueError(
+                f"objective.rounds_per_unit ({self.objective.rounds_per_unit:g}) x the smallest "
+                f"budget ({smallest:g}) rounds to 0 boosting rounds: every evaluation would "
+                "train one round whatever its budget"
             )
         return self
 

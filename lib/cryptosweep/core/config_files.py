@@ -18,6 +18,9 @@ from cryptosweep.core.errors import ConfigError, DataError
 #: How deep a config file (or a ``--set`` value) may nest mappings and lists; a real config
 #: nests about five levels.
 MAX_NESTING = 32
+#: How many values (mappings' values and lists' items, counted where a YAML alias repeats them)
+#: a config file may hold; a real config holds a few hundred.
+MAX_VALUES = 100_000
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -88,11 +91,14 @@ def _parse_json(text: str) -> Any:
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key given twice in one mapping (YAML 1.2 forbids it;
-    PyYAML would keep the last)."""
+    PyYAML would keep the last). A merge key (``<<: *anchor``) is allowed: the mapping's own
+    keys override the merged ones, as YAML's merge key type says."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be
+                continue  # overridden by the mapping's own (flatten_mapping merges them)
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             try:
                 repeated = key in seen
@@ -119,17 +125,33 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _check_nesting(value: Any, source: str) -> None:
-    """Refuse values nested deeper than :data:`MAX_NESTING` (iteratively: no recursion)."""
-    stack = [(value, 1)]
+    """Refuse values nested deeper than :data:`MAX_NESTING`, or that expand to more than
+    :data:`MAX_VALUES` values (a YAML alias bomb: aliases share one object, so each mapping or
+    list is visited once, its depth and expanded size remembered; no recursion)."""
+    depth: dict[int, int] = {}  # id -> levels below and including the node
+    size: dict[int, int] = {}  # id -> values in the node once every alias is expanded
+    stack: list[tuple[Any, bool]] = [(value, False)]
     while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(
-            node, list) else ()
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth + 1 > MAX_NESTING:
-                    raise ConfigError(f"{source}: nested deeper than {MAX_NESTING} levels")
-                stack.append((child, depth + 1))
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in depth:
+            continue
+        children = [child for child in (node.values() if isinstance(node, dict) else node)
+                    if isinstance(child, dict | list)]
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in depth)
+            if len(stack) > 4 * MAX_VALUES:
+                raise ConfigError(f"{source}: more than {MAX_VALUES:,} values")
+            continue
+        depth[key] = 1 + max((depth.get(id(child), MAX_NESTING + 1) for child in children),
+                             default=0)
+        size[key] = len(node) + sum(size.get(id(child), MAX_VALUES) for child in children)
+        if depth[key] > MAX_NESTING:
+            raise ConfigError(f"{source}: nested deeper than {MAX_NESTING} levels")
+        if size[key] > MAX_VALUES:
+            raise ConfigError(f"{source}: more than {MAX_VALUES:,} values once its aliases are "
+                              "expanded (a YAML alias bomb?)")
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:

@@ -101,6 +101,40 @@ def unwritable(path: str | os.PathLike[str]) -> str | None:
     return "permission denied"
 
 
+#: The longest name one folder entry may have on Linux file systems (``NAME_MAX``), in bytes.
+NAME_MAX = 255
+#: Pseudo file systems that hold no user files: an output there is a mistake, not a fault.
+_PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
+
+
+def output_problem(path: str | os.PathLike[str], *, folder: bool = False) -> str | None:
+    """Why ``path`` cannot be written as a command's output (a file, or with ``folder`` a
+    folder), checked before anything is created: a name longer than :data:`NAME_MAX` bytes, a
+    folder where a file goes (or a file where a folder goes), a file where a folder above it
+    must be, a pseudo file system (``/proc``, ``/sys``, ``/dev``), or a read-only or forbidden
+    place (:func:`unwritable`); ``None`` if nothing is known to be wrong."""
+    path = Path(path)
+    for part in path.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            return f"the name {part[:40]!r}... is longer than {NAME_MAX} bytes"
+    absolute = Path(os.path.abspath(path))
+    resolved = absolute.resolve()
+    if any(resolved == Path(root) or Path(root) in resolved.parents for root in _PSEUDO_ROOTS):
+        return f"{resolved} is on a pseudo file system, not a place for files"
+    if path.exists():
+        if path.is_dir() and not folder:
+            return "it is a folder, not a file"
+        if folder and not path.is_dir():
+            return "it is a file, not a folder"
+    ancestor = absolute.parent if not path.exists() or not folder else absolute
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a folder"
+    why = unwritable(ancestor)
+    return None if why is None else f"{ancestor}: {why}"
+
+
 def write_with(path: str | os.PathLike[str], write: Callable[[Path], None], *,
                private: bool = False, mode: int | None = None) -> Path:
     """Atomically create ``path`` by calling ``write(tmp)`` (e.g. a library's own ``save``)."""

@@ -48,6 +48,8 @@ import pandas as pd
 
 from cryptosweep.core.errors import ConfigError, InfrastructureError
 from cryptosweep.core.intervals import format_interval, parse_interval
+from cryptosweep.core.redaction import redact_url as core_redact_url
+from cryptosweep.core.redaction import split_url
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +128,10 @@ def check_interval(interval: str) -> pd.Timedelta:
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its user, password and query (``scheme://host:port/path``)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<url>"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port is not None else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """``url`` without its user, password, query and fragment (``scheme://host:port/path``):
+    :func:`cryptosweep.core.redaction.redact_url`, which a password holding ``#``, ``?`` or
+    ``/`` does not fool."""
+    return core_redact_url(url, keep_path=True)
 
 
 def open_exchange(exchange_id: str, *, base_url: str | None = None,
@@ -356,12 +351,14 @@ def _kind(exc: BaseException) -> str:
 
 
 def _url_secrets(url: str) -> list[str]:
-    """The parts of ``url`` that must never be shown: user, password, query values."""
+    """The parts of ``url`` that must never be shown: user, password (split as
+    :func:`cryptosweep.core.redaction.split_url` does, whatever they hold), query values."""
+    credentials = split_url(url)[1]
     try:
         parts = urlsplit(url)
     except ValueError:
-        return [url]
-    found = [parts.username, parts.password]
+        return [url, credentials] if credentials else [url]
+    found = [parts.username, parts.password, credentials, *credentials.split(":")]
     found += [value for _, _, value in (p.partition("=") for p in parts.query.split("&"))]
     found += [parts.fragment]
     return sorted({s for s in found if s and len(s) >= 3}, key=len, reverse=True)

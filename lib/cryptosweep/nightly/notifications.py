@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from cryptosweep.core.errors import (
     EXIT_SWEEP,
     EXIT_USAGE,
 )
+from cryptosweep.core.redaction import redact
 from cryptosweep.judging.deployment import summary_line
 
 if TYPE_CHECKING:
@@ -124,26 +124,10 @@ def _capital(text: str) -> str:
 
 
 def _redact(text: str, secret: str) -> str:
-    """Remove the webhook URL from a message: the URL itself, its credentials (user, password),
-    its path and query and any longish piece of them (where tokens live), plain and
-    percent-decoded. The scheme, host and port stay (they say where it failed)."""
-    try:
-        parts = urllib.parse.urlsplit(secret)
-        userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-        pieces = {secret, userinfo, *userinfo.split(":"), parts.path, parts.query,
-                  f"{parts.path}?{parts.query}", parts.fragment}
-        pieces.update(seg for seg in parts.path.split("/") if len(seg) >= 6)
-        pieces.update(value for _, value in urllib.parse.parse_qsl(parts.query) if len(value) >= 6)
-    except ValueError:  # not even splittable: only the whole URL is known to be secret
-        pieces = {secret}
-    pieces |= {urllib.parse.unquote(piece) for piece in pieces}
-    # A message may quote a piece escaped (a control character as \\x01) or cut at a space.
-    pieces |= {part for piece in pieces for part in re.split(r"[\s\x00-\x1f\x7f]+", piece)
-               if len(part) >= 6}
-    pieces |= {piece.encode("unicode_escape").decode("ascii") for piece in pieces}
-    for piece in sorted((p for p in pieces if len(p) > 1), key=len, reverse=True):
-        text = text.replace(piece, "<redacted>")
-    return text
+    """Remove the webhook URL from a message (:func:`cryptosweep.core.redaction.redact`): its
+    credentials, path, query and fragment, whatever characters they hold. The scheme, host and
+    port stay (they say where it failed)."""
+    return redact(text, secret)
 
 
 def send_webhook(url: str, summary: dict[str, Any], timeout: float = NOTIFY_TIMEOUT_S) -> str:

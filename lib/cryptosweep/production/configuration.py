@@ -67,6 +67,10 @@ def read_best_configs(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path} is not a best-configs JSON file: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is not a best-configs JSON file: nested too deep") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a best-configs object at the top level")
     return raw, str(path)
@@ -123,6 +127,7 @@ def check_entry(entry: Any, name: str) -> Configuration:
                           f"{', '.join(MODEL_FAMILIES)}")
     if not isinstance(params.get("entry_model"), dict):
         raise ConfigError(f"{name}: params.entry_model must be an object")
+    _check_params(params, str(family), name)
     try:
         trading = TradingParams.from_params(params)
     except (ConfigError, TypeError, ValueError) as exc:
@@ -139,6 +144,11 @@ def check_entry(entry: Any, name: str) -> Configuration:
     if recorded is not None and recorded != rounds:
         raise ConfigError(f"{name}: metrics.rounds is {recorded} but budget {budget} x "
                           f"rounds_per_unit {spec.objective.rounds_per_unit:g} gives {rounds}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if spec.objective.threads_per_trial > (cores or 1):
+        raise ConfigError(f"{name}: objective_spec.objective.threads_per_trial: "
+                          f"{spec.objective.threads_per_trial} threads, more than the "
+                          f"{cores} CPU cores of this machine")
     data = _mapping(entry["data"], f"{name}: data")
     interval = data.get("bar_interval")
     try:
@@ -151,6 +161,48 @@ def check_entry(entry: Any, name: str) -> Configuration:
         budget=float(budget), seed=int(seed), rounds=rounds, trading=trading, spec=spec,
         bar_interval=str(interval), source=name,
     )
+
+
+def _check_params(params: dict[str, Any], family: str, name: str) -> None:
+    """The entry's parameters by the sweep config's rules: every trading parameter present,
+    of its type and in its range (:func:`~cryptosweep.core.config.trading_ranges_problem`),
+    and the model's parameters known to its library, neither reserved nor forbidden, and
+    accepted by the library itself (:mod:`cryptosweep.trading.models.check`)."""
+    from cryptosweep.core.config import (
+        TRADING_PARAMETERS,
+        CategoricalDimension,
+        trading_ranges_problem,
+    )
+    from cryptosweep.trading.models.check import known_parameters, probe
+    from cryptosweep.trading.models.params import RESERVED_KEYS, forbidden_parameter
+
+    given = params.get("trading")
+    if not isinstance(given, dict):
+        raise ConfigError(f"{name}: params.trading must be an object")
+    trading: dict[str, Any] = {}
+    for key in TRADING_PARAMETERS:
+        if key not in given:
+            raise ConfigError(f"{name}: params.trading lacks {key}")
+        value = given[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name}: params.trading.{key} must be a number, got {value!r}")
+        trading[key] = CategoricalDimension(type="categorical", choices=[value])
+    problem = trading_ranges_problem(trading)
+    if problem is not None:
+        raise ConfigError(f"{name}: params.trading{problem}")
+    model = params["entry_model"]
+    known = known_parameters(family)
+    for key in sorted(model):
+        if key in RESERVED_KEYS[family] or key not in known:
+            why = "set by the run, not by a configuration" if key in known else (
+                f"not a {family} parameter")
+            raise ConfigError(f"{name}: params.entry_model.{key}: {why}")
+    forbidden = forbidden_parameter(family, model)
+    if forbidden is not None:
+        raise ConfigError(f"{name}: params.entry_model.{forbidden[0]}: {forbidden[1]}")
+    refusal = probe(family, dict(model))
+    if refusal is not None:
+        raise ConfigError(f"{name}: params.entry_model: {family} refuses them ({refusal})")
 
 
 def _mapping(value: Any, name: str) -> dict[str, Any]:

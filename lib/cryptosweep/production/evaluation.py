@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.core.errors import ConfigError
-from cryptosweep.core.files import write_text_atomic
+from cryptosweep.core.errors import ConfigError, UserError
+from cryptosweep.core.files import output_problem, write_text_atomic
 from cryptosweep.production.candles import load_candles, parse_time
 from cryptosweep.production.model import (
     MANIFEST,
@@ -47,7 +47,9 @@ def evaluate(
     from ``start`` to ``end`` and write the page :func:`write_evaluation_html` to
     ``html_path``. Returns the backtest, the page and its notes (one says when the period
     reaches into the bars the model was trained on). Bad input (data, times) is a
-    ``UserError`` before anything is written."""
+    ``UserError`` before anything is written, and so is an ``html_path`` that cannot be
+    written or is a file this command did not write (:func:`check_html_target`)."""
+    check_html_target(html_path)
     ohlcv = load_candles(data, model.spec)
     backtest = model.backtest_details(ohlcv, start, end)
     trained = model.manifest["data"]
@@ -60,6 +62,30 @@ def evaluate(
     heading = title or (f"{model.family} model on {Path(data).name}: backtest")
     page = write_evaluation_html(html_path, backtest, title=heading, notes=notes)
     return backtest, page, notes
+
+
+#: The tag in the head of every page ``evaluate`` writes: the one kind of existing file its
+#: ``--html`` replaces.
+GENERATOR = '<meta name="generator" content="cryptosweep evaluate">'
+
+
+def check_html_target(target: str | Path) -> None:
+    """A :class:`~cryptosweep.core.errors.UserError` unless ``target`` can be written as the
+    evaluation page: a writable place (:func:`~cryptosweep.core.files.output_problem`), and
+    either a new file or a page this command wrote (:data:`GENERATOR`)."""
+    target = Path(target)
+    why = output_problem(target)
+    if why is not None:
+        raise UserError(f"--html {target}: cannot write the page there ({why})")
+    if target.exists():
+        try:
+            with open(target, "rb") as page:
+                head = page.read(4096)
+        except OSError as exc:
+            raise UserError(f"--html {target}: cannot read it ({exc.strerror})") from None
+        if GENERATOR.encode() not in head:
+            raise UserError(f"--html {target} exists and is not a page `cryptosweep evaluate` "
+                            "wrote; it is left as it is: remove it or choose another --html")
 
 
 def write_evaluation_html(
@@ -99,7 +125,7 @@ def write_evaluation_html(
     chart = figure.to_html(full_html=False, include_plotlyjs=False,
                            config={"displaylogo": False})
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<html lang="en"><head><meta charset="utf-8">{GENERATOR}<title>{html.escape(title)}</title>
 <script src="{PLOTLY_JS}"></script>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#f4f4f4}}

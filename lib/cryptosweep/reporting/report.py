@@ -12,13 +12,16 @@ chart once and no copy of the library. For ``report.html`` each chart becomes a 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from cryptosweep.core.errors import ReportError, UserError
-from cryptosweep.core.files import unwritable, write_text_atomic
+from cryptosweep.core.files import output_problem, unwritable, write_text_atomic
 from cryptosweep.core.paths import NOTEBOOKS
 from cryptosweep.records.results import latest_file
 from cryptosweep.reporting.index_page import run_summaries, write_index
@@ -36,11 +39,40 @@ log = logging.getLogger(__name__)
 __all__ = ["charts_as_html", "export_optuna", "render_notebook", "render_report",
            "run_summaries", "write_index"]
 
+#: SQLite's ``application_id`` of a file ``export-optuna`` wrote ("CSOX"): the one kind of
+#: existing file it replaces.
+OPTUNA_EXPORT_ID = 0x43534F58
 ANALYSIS_NOTEBOOK = NOTEBOOKS / "analysis.ipynb"
 KERNEL = "cryptosweep"
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 #: A chart's height when its layout does not set one (what plotly's notebook output used).
 DEFAULT_CHART_HEIGHT = "525px"
+
+
+def _is_optuna_export(path: Path) -> bool:
+    """Whether ``path`` is an SQLite file marked as an export of this command."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except OSError:
+        return False
+    return (len(header) == 100 and header.startswith(b"SQLite format 3\0")
+            and int.from_bytes(header[68:72], "big") == OPTUNA_EXPORT_ID)
+
+
+def check_kernel(kernel: str) -> None:
+    """A :class:`~cryptosweep.core.errors.UserError` naming ``kernel`` unless Jupyter knows a
+    kernel of that name (checked before a sweep or a notebook runs)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        manager.get_kernel_spec(kernel)
+    except (NoSuchKernel, ValueError, OSError):
+        known = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        raise UserError(f"--kernel {kernel!r}: no Jupyter kernel of that name (installed: "
+                        f"{known}; see README.md for installing the cryptosweep kernel)"
+                        ) from None
 
 
 def check_report_targets(run_dir: Path, index: bool = True) -> None:
@@ -86,6 +118,7 @@ def render_notebook(notebook_path: Path, folder: Path, parameters: dict[str, Any
 
     if not notebook_path.is_file():
         raise UserError(f"analysis notebook not found at {notebook_path}")
+    check_kernel(kernel)
     executed = folder / "notebooks" / notebook_path.name
     executed.parent.mkdir(exist_ok=True)
     try:
@@ -135,13 +168,25 @@ def charts_as_html(notebook: Any) -> Any:
 
 def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path:
     """Write the run's finished evaluations as Optuna studies in SQLite (one study per model
-    family, since their parameters differ), for ``optuna-dashboard sqlite:///<file>``."""
+    family, since their parameters differ), for ``optuna-dashboard sqlite:///<file>``.
+
+    The file is written beside ``target`` and renamed over it; an existing ``target`` is
+    replaced only if it is an export this command wrote (marked with
+    :data:`OPTUNA_EXPORT_ID`): any other file (a run's ``sweep.db``, a text file) is refused
+    with a :class:`~cryptosweep.core.errors.UserError` before anything is written."""
     from cryptosweep.core.config_files import validate_config
     from cryptosweep.records.journal import Journal
     from cryptosweep.strategies.optuna_space import family_study, quiet_optuna
     from cryptosweep.strategies.space import SearchSpace
 
     run_dir = Path(run_dir)
+    target = Path(target) if target else run_dir / "optuna.db"
+    why = output_problem(target)
+    if why is not None:
+        raise UserError(f"export-optuna: cannot write {target} ({why}); pass --output PATH")
+    if target.exists() and not _is_optuna_export(target):
+        raise UserError(f"export-optuna: {target} exists and is not an Optuna export written by "
+                        "this command; it is left as it is: remove it or pass another --output")
     journal = Journal.open_existing(run_dir)
     try:
         config = validate_config(journal.get_meta("config"), f"journal {journal.path}")
@@ -149,15 +194,20 @@ def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path
         rows = [r for r in journal.evaluations() if r.status in ("done", "failed")]
     finally:
         journal.close()
-    target = Path(target) if target else run_dir / "optuna.db"
-    why = unwritable(target.parent)
-    if why is not None:
-        raise UserError(f"export-optuna: cannot write {target} ({why}); pass --output PATH")
-    target.unlink(missing_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial.unlink(missing_ok=True)
     storage = f"sqlite:///{target}"
-    with quiet_optuna():
-        for family in space.families:
-            family_study([row for row in rows if row.params["model"] == family], space, family,
-                         storage=storage, study_name=f"{run_dir.name}-{family}")
+    try:
+        with quiet_optuna():
+            for family in space.families:
+                family_study([row for row in rows if row.params["model"] == family], space,
+                             family, storage=f"sqlite:///{partial}",
+                             study_name=f"{run_dir.name}-{family}")
+        with contextlib.closing(sqlite3.connect(partial)) as db:
+            db.execute(f"PRAGMA application_id = {OPTUNA_EXPORT_ID}")
+            db.commit()
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     log.info("wrote Optuna study: %s (optuna-dashboard %s)", target, storage)
     return target

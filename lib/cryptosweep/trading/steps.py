@@ -124,14 +124,23 @@ def time_range(index: pd.DatetimeIndex, data: DataSettings) -> slice:
     ``data.end``. A range that holds fewer than 2 bars is a ``ConfigError``."""
     if data.start is None and data.end is None:
         return slice(0, len(index))
-    first = 0 if data.start is None else int(index.searchsorted(pd.Timestamp(data.start)))
-    stop = len(index) if data.end is None else int(index.searchsorted(pd.Timestamp(data.end)))
+    first = 0 if data.start is None else _position(index, data.start)
+    stop = len(index) if data.end is None else _position(index, data.end)
     if stop - first < 2:
         raise ConfigError(
             f"data.start/data.end: the range [{data.start or 'first bar'}, "
             f"{data.end or 'after the last bar'}) holds {max(stop - first, 0)} bar(s) of the "
             f"data ({index[0].isoformat()} .. {index[-1].isoformat()})")
     return slice(first, stop)
+
+
+def _position(index: pd.DatetimeIndex, stamp: str) -> int:
+    """Where ``stamp`` (canonical UTC) falls in ``index``; a time pandas cannot hold (before
+    1677 or after 2262) lies before the first bar or after the last."""
+    try:
+        return int(index.searchsorted(pd.Timestamp(stamp)))
+    except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
+        return 0 if stamp < "1970" else len(index)
 
 
 def market_from_candles(

@@ -35,7 +35,11 @@ import numpy as np
 from cryptosweep.core.config import CategoricalDimension
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.reproducibility import ReproducibilityManager
-from cryptosweep.trading.models.params import RESERVED_KEYS, TORCH_DEFAULTS
+from cryptosweep.trading.models.params import (
+    RESERVED_KEYS,
+    TORCH_DEFAULTS,
+    forbidden_parameter,
+)
 
 #: Rows and features of the synthetic data set a probe fits on.
 _PROBE_SHAPE = (64, 4)
@@ -61,6 +65,9 @@ def range_problem(family: str, dimensions: dict[str, Any]) -> str | None:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             return f".{name}: not a {family} parameter{hint}"
+    forbidden = forbidden_parameter(family, dimensions)
+    if forbidden is not None:
+        return f".{forbidden[0]}: {forbidden[1]}"
     for name in sorted(dimensions):
         for value in _probe_values(dimensions[name]):
             refusal = probe(family, {name: value})

@@ -74,6 +74,25 @@ RESERVED_KEYS: dict[str, frozenset[str]] = {
     "catboost": RESERVED_CATBOOST_KEYS,
     "torch": RESERVED_TORCH_KEYS,
 }
+#: The learning task each adapter sets itself (binary classification, with the probability it
+#: predicts): a trial's ``objective`` (or one of its aliases) would be overridden, or change
+#: what the probabilities mean; it may not appear in a trial's parameters.
+OBJECTIVE_KEYS: dict[str, frozenset[str]] = {
+    "lightgbm": frozenset({"objective", "app", "loss", "application", "objective_type",
+                           "num_class", "num_classes"}),
+    "xgboost": frozenset({"objective", "num_class"}),
+    "catboost": frozenset({"loss_function", "objective"}),
+    "torch": frozenset(),
+}
+#: LightGBM's distributed-training (network) parameters, every alias: a trial trains on one
+#: machine, and a probe or trial that sets one opens LightGBM's socket code (which can crash
+#: the process). ``tree_learner`` (and its aliases) may only be ``serial``.
+LIGHTGBM_NETWORK_KEYS = frozenset({
+    "machines", "nodes", "workers", "local_listen_port", "port", "local_port", "num_machines",
+    "num_machine", "machine_list_filename", "mlist", "machine_list", "machine_list_file",
+    "time_out", "pre_partition", "is_pre_partition",
+})  # fmt: skip
+LIGHTGBM_TREE_LEARNER_KEYS = ("tree_learner", "tree", "tree_type", "tree_learner_type")
 
 #: LightGBM's aliases of the parameters the adapters read (the first one present wins).
 _LGB_BOOSTING = ("boosting", "boosting_type", "boost")
@@ -90,6 +109,33 @@ def _reject_reserved(family: str, params: dict[str, Any]) -> None:
             "and devices come from the run's reproducibility settings, rounds/epochs from the "
             "trial budget"
         )
+    problem = forbidden_parameter(family, params)
+    if problem is not None:
+        name, why = problem
+        raise ConfigError(f"{family} entry_model parameter {name}: {why}")
+
+
+def forbidden_parameter(family: str, params: dict[str, Any]) -> tuple[str, str] | None:
+    """The first parameter (name, why) the adapter of ``family`` refuses besides the
+    :data:`RESERVED_KEYS`: the learning task (:data:`OBJECTIVE_KEYS`) and LightGBM's
+    distributed training (:data:`LIGHTGBM_NETWORK_KEYS`, a ``tree_learner`` other than
+    ``serial``); ``None`` if there is none. ``params`` may map names to anything (a value, a
+    search dimension): only the names, and a tree learner's values, are read."""
+    for name in sorted(params):
+        if name in OBJECTIVE_KEYS.get(family, ()):
+            return name, ("the adapter sets the learning task itself (binary classification); "
+                          "a trial may not change it")
+        if family == "lightgbm" and name in LIGHTGBM_NETWORK_KEYS:
+            return name, ("LightGBM's distributed-training parameters are not allowed: a trial "
+                          "trains on one machine")
+        if family == "lightgbm" and name in LIGHTGBM_TREE_LEARNER_KEYS:
+            value = params[name]
+            choices = getattr(value, "choices", None)
+            values = list(choices) if choices is not None else [value]
+            if any(choice != "serial" for choice in values):
+                return name, ("only 'serial' is allowed: the others are LightGBM's "
+                              "distributed training, and a trial trains on one machine")
+    return None
 
 
 def _first(params: dict[str, Any], aliases: tuple[str, ...]) -> tuple[str | None, Any]:
