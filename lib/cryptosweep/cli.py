@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_production_commands(commands)
     _add_walkforward_command(commands)
+    _add_data_command(commands)
 
     check = commands.add_parser(
         "check-gpu", help="GPUs, driver and CUDA versions, free memory, framework support")
@@ -156,6 +157,27 @@ def _add_walkforward_command(commands: argparse._SubParsersAction) -> None:
                       help="do not render report.html (cryptosweep report WALKFORWARD_DIR does)")
     walk.add_argument("--kernel", default="cryptosweep", help="Jupyter kernel of the report")
     walk.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
+
+
+def _add_data_command(commands: argparse._SubParsersAction) -> None:
+    data = commands.add_parser("data", help="the candles a config reads: `data update` appends "
+                               "the exchange's new closed candles (docs/data_update.md)")
+    verbs = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser,
+                                metavar="VERB")
+    update = verbs.add_parser("update", help="append the new closed candles of the config's "
+                              "data.update exchange, symbol and interval to data.path")
+    update.add_argument("--config", required=True, help="a config with data.path and a "
+                        "data.update section")
+    update.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config value (repeatable)")
+
+
+def _data(args: argparse.Namespace) -> int:
+    from cryptosweep.core.config_files import load_config
+    from cryptosweep.marketdata.store import update_configured
+
+    print(update_configured(load_config(args.config, args.overrides)))
+    return 0
 
 
 def _walkforward(args: argparse.Namespace) -> int:
@@ -360,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(getattr(args, "log_level", "INFO"))
     commands = {"run": _run, "validate": _validate, "report": _report,
                 "export-optuna": _export_optuna, "train": _train, "signals": _signals,
-                "evaluate": _evaluate, "walkforward": _walkforward}
+                "evaluate": _evaluate, "walkforward": _walkforward, "data": _data}
     try:
         with sigterm_interrupts():
             return commands[args.command](args)

@@ -39,7 +39,7 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,21 @@ class UpdateSummary:
         }  # fmt: skip
 
 
+def update_configured(config: Any, *, now: pd.Timestamp | str | int | None = None,
+                      environ: Mapping[str, str] | None = None) -> UpdateSummary:
+    """:func:`update_candles` as a config's ``data.update`` section says, on its ``data.path``
+    (``cryptosweep data update --config CONFIG``, and the nightly before its sweep). A config
+    without the section or without a ``data.path`` is a :class:`ConfigError` (exit 2)."""
+    settings = config.data.update
+    if settings is None:
+        raise ConfigError("data.update: the config has no data.update section (exchange, symbol, "
+                          "interval); see docs/data_update.md")
+    if config.data.path is None:
+        raise ConfigError("data.update needs data.path: the bundled sample is never updated; "
+                          "copy it and point data.path at the copy")
+    return update_candles(config.data.path, now=now, **settings.call_kwargs(environ))
+
+
 def update_candles(
     path: str | os.PathLike[str],
     exchange: str,
@@ -141,9 +156,10 @@ def update_candles(
     :func:`~cryptosweep.marketdata.exchange.fetch_closed_candles`.
 
     Raises :class:`~cryptosweep.core.errors.ConfigError` (exit 2) for an exchange, symbol or
-    interval the exchange does not know, :class:`~cryptosweep.core.errors.DataError` (exit 2) for a file that
-    cannot be updated or candles that do not fit it, :class:`~cryptosweep.core.errors.
-    InfrastructureError` (exit 6) for the exchange or the disk failing. The file is untouched
+    interval the exchange does not know, :class:`~cryptosweep.core.errors.DataError` (exit 2)
+    for a file that cannot be updated or candles that do not fit it,
+    :class:`~cryptosweep.core.errors.InfrastructureError` (exit 6) for the exchange or the disk
+    failing. The file is untouched
     by any failure and by an update that finds nothing new.
     """
     path = Path(path)

@@ -32,6 +32,7 @@ from cryptosweep.core.errors import (
     EXIT_OK,
     EXIT_REPORT,
     EXIT_USAGE,
+    InfrastructureError,
     ReportError,
     SweepInterrupted,
     UserError,
@@ -211,6 +212,7 @@ class Night:
         self.settings_error = settings_error
         self.run_dir: Path | None = None
         self.promotion: Promotion | None = None
+        self.data_update: dict[str, object] | None = None
 
     def run(self) -> int:
         message = ""
@@ -267,6 +269,11 @@ class Night:
         self.log.attach(run_dir)
         self.log("INFO", {"new": f"new run: {run_dir}", "resume": f"resuming the sweep: {run_dir}",
                           "report": f"report only: {run_dir}"}[plan.mode])
+        if plan.mode == "new":
+            self._update_candles(config)
+        elif config.data.update is not None:
+            self.log("INFO", "data update: skipped; the unfinished run goes on with the candles "
+                             "it started with (tomorrow's update brings the new ones)")
         if plan.mode != "report":
             self._sweep(run_dir, seed, gpus.ids, resume=plan.mode == "resume")
         self._report(run_dir)
@@ -277,6 +284,27 @@ class Night:
         self.log("INFO", f"published: {link} -> {os.readlink(link)}")
         self._promote(run_dir)
         self.log("INFO", f"success: {run_dir / 'report.html'}")
+
+    def _update_candles(self, config: object) -> None:
+        """``cryptosweep data update`` when the config has a ``data.update`` section: the new
+        closed candles appended to ``data.path`` before the sweep reads it. A config or data
+        problem stops the night (exit 2); an exchange that cannot be reached is a warning, and
+        the sweep runs on the candles already stored."""
+        if config.data.update is None:  # type: ignore[attr-defined]
+            return
+        from cryptosweep.marketdata.store import update_configured
+
+        try:
+            summary = update_configured(config)
+        except InfrastructureError as exc:
+            self.data_update = {"error": str(exc), "exit_code": exc.exit_code}
+            self.log("WARNING", f"data update failed (exit {exc.exit_code}): {exc}; the sweep "
+                                "runs on the candles already stored")
+            return
+        except UserError as exc:
+            raise NightlyFailure(exc.exit_code, f"data update failed: {exc}") from None
+        self.data_update = summary.to_dict()
+        self.log("INFO", f"data update: {summary}")
 
     def _promote(self, run_dir: Path) -> None:
         """The deployment gate's decision: train and rotate in the champion, or keep it."""
@@ -362,7 +390,8 @@ class Night:
             except Exception as exc:  # housekeeping must never hide the night's outcome
                 self.log("WARNING", f"housekeeping failed: {exc}")
         run_dir = self.run_dir if self.run_dir is not None and self.run_dir.is_dir() else None
-        summary = build_summary(run_dir, code, message, promotion=self.promotion)
+        summary = build_summary(run_dir, code, message, promotion=self.promotion,
+                                data_update=self.data_update)
         if run_dir is not None:
             with contextlib.suppress(OSError):
                 write_json_atomic(run_dir / SUMMARY_FILE, summary, private=True)
