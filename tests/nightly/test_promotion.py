@@ -149,3 +149,26 @@ def test_history_skips_a_torn_line(tmp_path):
         out.write('{"run": "b", "deci')  # a kill in the middle of a write
     promotion.append_record(tmp_path, {"run": "c"})
     assert [r["run"] for r in read_history(tmp_path)] == ["a"]
+
+
+def test_demote_champion_moves_it_aside_and_records_why(tmp_path):
+    """demote_champion: champion/ and best_configs_latest.json go to demoted/<stamp>/ with the
+    evidence, one 'demoted' line is appended to champions.jsonl, no champion is deployed; a
+    second call finds none and writes nothing."""
+    models = tmp_path / "models"
+    champion = model_folder(models / CHAMPION, "the champion")
+    (models / BEST_CONFIGS_LATEST).write_text('{"configurations": ["x"]}')
+    (models / PREVIOUS).mkdir()
+    evidence = {"psr": 0.01, "live_bars": 240}
+    record = promotion.demote_champion(models, "live PSR 0.01 < 0.05", evidence,
+                                       now=1_700_000_000)
+    folder = models / "demoted" / "20231114T221320Z"
+    assert record is not None and record["decision"] == "demoted"
+    assert record["evidence"] == evidence and record["demoted_to"] == str(folder / CHAMPION)
+    assert not (models / CHAMPION).exists() and not (models / BEST_CONFIGS_LATEST).exists()
+    assert tree(folder / CHAMPION) == champion
+    assert (folder / BEST_CONFIGS_LATEST).is_file() and (models / PREVIOUS).is_dir()
+    assert json.loads((folder / "demotion.json").read_text()) == record
+    assert read_history(models)[-1] == record == promotion.last_demotion(models)
+    assert promotion.demote_champion(models, "again", {}, now=1_700_000_001) is None
+    assert len(read_history(models)) == 1

@@ -23,6 +23,8 @@ Layout of the models folder::
     best_configs_latest.json
     champions.jsonl         one line per decision
     rejected/<run>/         best configs of rejected runs
+    demoted/<stamp>/        a champion the live evidence demoted (:func:`demote_champion`):
+                            champion/, best_configs_latest.json, demotion.json
     .champion.train-<pid>/  a training in progress (removed by recover)
     .champion.new/          a trained champion about to be rotated in
     .champion.old/          the champion.prev being dropped
@@ -56,6 +58,8 @@ TRAINING_PREFIX = ".champion.train-"
 MARKER = ".promotion.json"
 HISTORY = "champions.jsonl"
 REJECTED = "rejected"
+DEMOTED = "demoted"
+DEMOTION = "demotion.json"
 
 
 @dataclass(frozen=True)
@@ -278,3 +282,56 @@ def train_champion(best_configs: dict[str, Any], folder: Path) -> None:
     from cryptosweep.production import train_model
 
     train_model(best_configs).save(folder)
+
+
+# ------------------------------------------------------------------------------ demotion
+
+
+def demote_champion(models_dir: Path, reason: str, evidence: dict[str, Any],
+                    now: float | None = None) -> dict[str, Any] | None:
+    """Take the deployed champion out of service: ``champion/`` is moved (one atomic rename)
+    to ``demoted/<stamp>/champion/``, ``best_configs_latest.json`` beside it, ``evidence``
+    written there as ``demotion.json``, and a ``demoted`` line appended to
+    ``champions.jsonl``. From then on no champion is deployed (``cryptosweep signals
+    models/champion`` answers "flat: no champion deployed") until the gate approves another.
+
+    ``reason``: one line for people; ``evidence``: JSON-ready numbers behind it (the kill
+    switch's statistics, a keep-gate's criteria); ``now``: seconds since the epoch (default:
+    the clock). Returns the line appended to the history, or None when no champion is
+    deployed (nothing is written then). ``champion.prev`` is left as it is."""
+    models = Path(models_dir)
+    champion = models / CHAMPION
+    if not champion.is_dir():
+        return None
+    moment = time.time() if now is None else now
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(moment))
+    folder = models / DEMOTED / stamp
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = models / DEMOTED / f"{stamp}-{suffix}"
+    folder.mkdir(parents=True)
+    manifest = _read_json(champion / MANIFEST) or {}
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)),
+        "decision": "demoted", "reason": reason, "evidence": evidence, "promoted": False,
+        "champion": None, "demoted_to": str(folder / CHAMPION),
+        "demoted_manifest_sha256": manifest_digest(champion),
+        "demoted_configuration": (manifest.get("configuration") or {}).get("params"),
+    }
+    write_json_atomic(folder / DEMOTION, record)
+    _replace(champion, folder / CHAMPION)  # from here on, no champion is deployed
+    latest = models / BEST_CONFIGS_LATEST
+    if latest.exists():
+        _replace(latest, folder / BEST_CONFIGS_LATEST)
+    append_record(models, record)
+    return record
+
+
+def last_demotion(models_dir: Path) -> dict[str, Any] | None:
+    """The history's last line when it is a demotion (no champion deployed since), else
+    None."""
+    history = read_history(models_dir)
+    if history and history[-1].get("decision") == "demoted":
+        return history[-1]
+    return None
