@@ -5,8 +5,13 @@ on them, three simulated nights (marked slow: each night is a real nightly job).
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -21,7 +26,7 @@ from tests.marketdata.binance_stub import (
     write_store,
 )
 from tests.nightly.test_pipeline import LENIENT_GATE, cron_env, nightly_runs, run_nightly, tiny
-from tests.support import results_file
+from tests.support import REPO, results_file
 
 slow = pytest.mark.slow
 
@@ -98,3 +103,44 @@ def test_each_night_appends_a_day_of_candles_and_sweeps_them(three_nights):
     assert load_ohlcv(three_nights.candles).index[-1] == pd.Timestamp(
         three_nights.nights[-1].summary["data_update"]["last_bar"])
     assert three_nights.exchange.unexpected == []
+
+
+def readme_integration_example(readme: Path) -> str:
+    """The README's Python integration example ("From sweep to production"), as written."""
+    text = readme.read_text(encoding="utf-8")
+    section = text[text.index("## From sweep to production"):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```", start)]
+
+
+@slow
+def test_the_readme_integration_example_runs_after_a_rejected_first_night(tmp_path):
+    """A clone-like copy of the repository (its tracked files only), one nightly whose gate
+    rejects the winner (so no champion and no best_configs_latest.json), then the README's
+    Python example exactly as written, from the copy's root: it runs, on the last run's best
+    configs, and says that they were rejected."""
+    clone = tmp_path / "clone"
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        source = REPO / name
+        if source.is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, clone / name)
+    config = tmp_path / "strict.json"
+    config.write_text(json.dumps(tiny(**{**LENIENT_GATE,
+                                         "deployment__min_holdout_trades": 10**6})))
+    done = run_nightly(cron_env(tmp_path, SWEEP_CONFIG=config, MODELS_DIR=clone / "models",
+                                REPORTS_DIR=clone / "reports"), tmp_path)
+    assert done.rc == 0, done.output[-4000:]
+    assert "not promoted" in done.output
+    models = clone / "models"
+    assert not (models / "best_configs_latest.json").exists()
+    assert (models / "best_configs_last_run.json").is_file()
+    env = {**os.environ, "PYTHONPATH": str(clone / "lib")}
+    ran = subprocess.run([sys.executable, "-c", readme_integration_example(clone / "README.md")],
+                         cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-4000:]
+    assert ran.stdout.splitlines()[0] == "rejected"
+    assert (models / "my_model" / "manifest.json").is_file()
+    assert "InSampleWarning" in ran.stderr  # decide() on the bars it was trained on

@@ -80,6 +80,8 @@ def test_a_rejected_run_leaves_the_champion_and_latest_untouched(tmp_path):
                             f"see {run / 'report.html'}")
     copy = models / "rejected" / run.name / "best_configs_20200101_000000.json"
     assert copy.read_bytes() == (run / "best_configs_20200101_000000.json").read_bytes()
+    # The last run's winner, approved or not, always at one stable name.
+    assert (models / promotion.BEST_CONFIGS_LAST_RUN).read_bytes() == copy.read_bytes()
     (record,) = read_history(models)
     assert record == {**done.record, "rejected_copy": str(copy)}
     assert (record["run"], record["decision"], record["promoted"], record["champion"]) == (

@@ -7,7 +7,10 @@
 * **Rejected**: ``champion`` and ``best_configs_latest.json`` are left as they are; the run's
   best configs are copied to ``models/rejected/<run>/`` for whoever wants to look.
 
-Either way one JSON line is appended to ``models/champions.jsonl``: the time, the run, the
+Either way the run's best configs are copied to ``models/best_configs_last_run.json``
+(:data:`BEST_CONFIGS_LAST_RUN`: the last run's winner, approved or not, at one stable name;
+``best_configs_latest.json`` is the approved champion's only), and one JSON line is appended to
+``models/champions.jsonl``: the time, the run, the
 decision, its reason and criteria, and where the champion is.
 
 A kill at any moment leaves the champion whole: training writes only its temporary folder,
@@ -20,7 +23,8 @@ Layout of the models folder::
 
     champion/               the deployed model (its manifest.json names what it is)
     champion.prev/          the one it replaced
-    best_configs_latest.json
+    best_configs_latest.json    the deployed champion's run's best configs (approved only)
+    best_configs_last_run.json  the last run's best configs, approved or not
     champions.jsonl         one line per decision
     rejected/<run>/         best configs of rejected runs
     demoted/<stamp>/        a champion the live evidence demoted (:func:`demote_champion`):
@@ -57,6 +61,8 @@ OLD = ".champion.old"
 TRAINING_PREFIX = ".champion.train-"
 MARKER = ".promotion.json"
 HISTORY = "champions.jsonl"
+#: The last run's best configs, written every night, approved or not.
+BEST_CONFIGS_LAST_RUN = "best_configs_last_run.json"
 REJECTED = "rejected"
 DEMOTED = "demoted"
 DEMOTION = "demotion.json"
@@ -232,6 +238,7 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
         "champion": str(champion_dir(models)) if approved else None,
         "best_configs": str(best_path.resolve()),
     }
+    copy_atomic(best_path, models / BEST_CONFIGS_LAST_RUN)
     if not approved:
         copy = copy_atomic(best_path, models / REJECTED / run_dir.name / best_path.name)
         record["rejected_copy"] = str(copy)
