@@ -76,6 +76,10 @@ def three_nights(exchange: BinanceStub, tmp_path_factory: pytest.TempPathFactory
         before = candles.read_bytes()
         done = run_nightly(cron_env(tmp, SWEEP_CONFIG=config), tmp)
         run = nightly_runs(tmp / "reports")[-1]
+        if night == 0:  # from the second night on, the gate keeps the first night's champion
+            config.write_text(json.dumps(tiny(
+                data__path=str(candles), data__update=update,
+                **{**LENIENT_GATE, "deployment__min_holdout_trades": 10**6})), encoding="utf-8")
         nights.append(SimpleNamespace(done=done, run=run, before=before,
                                       after=candles.read_bytes(),
                                       summary=json.loads((run / "nightly_summary.json")
@@ -100,6 +104,19 @@ def test_each_night_appends_a_day_of_candles_and_sweeps_them(three_nights):
         assert "appended 24 BTC/USDT 1h from binance" in night.done.output
         results = json.loads(results_file(night.run).read_text())
         assert results["data"]["last_bar"] == update["last_bar"]  # the sweep read them
+    # The champion in the field: deployed by the first night (trained on every bar it had),
+    # watched on the bars that arrived after it: 24 on the second night, 48 on the third.
+    first, second, third = three_nights.nights
+    assert first.summary["promoted"] is True and first.summary["field"] is None
+    for night, bars in ((second, 24), (third, 48)):
+        field = night.summary["field"]
+        assert field["live_bars"] == bars and field["state"] in ("ok", "waiting"), field
+        assert field["trained_until"] == first.summary["data_update"]["last_bar"]
+        assert "champion in the field: " in night.done.output
+        assert json.loads((night.run / "champion_field.json").read_text()) == field
+        assert "Champion in the field: " in night.summary["text"]
+    index = (three_nights.tmp / "reports" / "index.html").read_text()
+    assert "champion in the field</th>" in index and "48 bars, " in index
     assert load_ohlcv(three_nights.candles).index[-1] == pd.Timestamp(
         three_nights.nights[-1].summary["data_update"]["last_bar"])
     assert three_nights.exchange.unexpected == []
