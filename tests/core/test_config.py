@@ -333,3 +333,23 @@ def test_a_config_with_full_budget_validates_again_from_its_journaled_form(write
     config = load_config(write_config(raw))
     again = validate_config(config.canonical())
     assert again.full_budget_units == 3 and again.results_hash() == config.results_hash()
+
+
+@pytest.mark.parametrize(("key", "hint"), [
+    ("objective__fold", "objective.fold: unknown key (did you mean 'folds'?)"),
+    ("data__holdout_fracton", "data.holdout_fracton: unknown key (did you mean "
+                              "'holdout_fraction'?)"),
+    ("sweep_tipe", "sweep_tipe: unknown key (did you mean 'sweep_type'?)"),
+    ("objective__zzz", "objective.zzz: unknown key"),
+])
+def test_an_unknown_key_gets_a_did_you_mean(key, hint):
+    from cryptosweep.core.config_files import validate_config
+    from cryptosweep.core.errors import ConfigError
+    from tests.support import tiny_config
+
+    with pytest.raises(ConfigError) as caught:
+        validate_config(tiny_config(**{key: 3}))
+    message = str(caught.value)
+    assert hint in message and "\n" not in message
+    if key == "objective__zzz":
+        assert "did you mean" not in message

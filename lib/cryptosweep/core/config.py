@@ -12,6 +12,7 @@ count) and every size has a bound (:data:`MAX_EVALUATIONS`, :data:`MAX_ROUNDS`,
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -714,6 +715,23 @@ def _one_line(exc: ValidationError, source: str) -> str:
     return f"{source}: {location or '<top level>'}: {message}{more}"
 
 
+def _known_keys(path: tuple[Any, ...]) -> list[str]:
+    """The keys the config section at ``path`` accepts (empty when it is not a section)."""
+    import typing
+
+    model: Any = SweepConfig
+    for part in path:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        model = next((c for c in candidates if isinstance(c, type)
+                      and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
 def _is_union_tag(part: object) -> bool:
     return isinstance(part, str) and part in ("float", "int", "categorical")
 
@@ -722,4 +740,5 @@ def _unknown_key_message(loc: tuple[Any, ...]) -> str:
     if len(loc) == 2 and loc[0] == "parameter_ranges":
         known = ", ".join([*MODEL_FAMILIES, "trading"])
         return f"unknown model family '{loc[1]}' (known: {known})"
-    return "unknown key"
+    close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc[:-1]), n=1, cutoff=0.6)
+    return f"unknown key (did you mean '{close[0]}'?)" if close else "unknown key"
