@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_production_commands(commands)
     _add_walkforward_command(commands)
+    _add_data_command(commands)
 
     check = commands.add_parser(
         "check-gpu", help="GPUs, driver and CUDA versions, free memory, framework support")
@@ -166,6 +168,27 @@ def _add_walkforward_command(commands: argparse._SubParsersAction) -> None:
                       help="do not render report.html (cryptosweep report WALKFORWARD_DIR does)")
     walk.add_argument("--kernel", default="cryptosweep", help="Jupyter kernel of the report")
     walk.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
+
+
+def _add_data_command(commands: argparse._SubParsersAction) -> None:
+    data = commands.add_parser("data", help="the candles a config reads: `data update` appends "
+                               "the exchange's new closed candles (docs/data_update.md)")
+    verbs = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser,
+                                metavar="VERB")
+    update = verbs.add_parser("update", help="append the new closed candles of the config's "
+                              "data.update exchange, symbol and interval to data.path")
+    update.add_argument("--config", required=True, help="a config with data.path and a "
+                        "data.update section")
+    update.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config value (repeatable)")
+
+
+def _data(args: argparse.Namespace) -> int:
+    from cryptosweep.core.config_files import load_config
+    from cryptosweep.marketdata.store import update_configured
+
+    print(update_configured(load_config(args.config, args.overrides)))
+    return 0
 
 
 def _walkforward(args: argparse.Namespace) -> int:
@@ -237,8 +260,8 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--rank", type=_positive, default=1,
                           help="with best configs: which configuration (1 = the winner)")
     evaluate.add_argument("--until", help="with best configs: last bar to train on")
-    evaluate.add_argument("--html", default="evaluation.html",
-                          help="the page to write (plotly.min.js goes next to it)")
+    evaluate.add_argument("--html", help="write an offline page of the backtest here "
+                          "(plotly.min.js goes next to it); default: no page")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
@@ -250,7 +273,9 @@ def _train(args: argparse.Namespace) -> int:
     _check_output(out, "--out", folder=True)
     configuration = configuration_of(args.source, rank=args.rank)  # bad input: before training
     check_output_folder(out)
-    model = train_model(configuration.entry, data=args.data, until=args.until)
+    if configuration.rejected_note:
+        print(f"warning: {configuration.rejected_note}", file=sys.stderr)
+    model = train_model(configuration, data=args.data, until=args.until)
     target = model.save(out)
     data = model.manifest["data"]
     print(f"{target}: {model.family}, {model.manifest['rounds']} rounds/epochs, seed "
@@ -262,11 +287,41 @@ def _train(args: argparse.Namespace) -> int:
 def _signals(args: argparse.Namespace) -> int:
     from cryptosweep.production import decisions_json, decisions_table, load_model
     from cryptosweep.production.candles import load_candles
+    from cryptosweep.production.configuration import gate_note
+    from cryptosweep.production.model import InSampleWarning
 
+    flat = _no_champion(Path(args.model_dir))
+    if flat is not None:
+        print(flat)
+        return 0
     model = load_model(args.model_dir)
-    decisions = model.decide(load_candles(args.data, model.spec)).tail(args.last)
+    candles = load_candles(args.data, model.spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InSampleWarning)  # said below, of the bars shown
+        decisions = model.decide(candles).tail(args.last)
     sys.stdout.write(decisions_json(decisions) if args.json else decisions_table(decisions))
+    for note in (gate_note(model.manifest.get("deployment")),
+                 model.in_sample_note(candles, decisions.index[0], decisions.index[-1])):
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
     return 0
+
+
+def _no_champion(model_dir: Path) -> str | None:
+    """"flat: no champion deployed" when ``model_dir`` is a nightly models folder's
+    ``champion`` that is not there (none approved yet, or demoted), else None."""
+    from cryptosweep.nightly.promotion import CHAMPION, HISTORY, last_demotion
+
+    if model_dir.exists() or model_dir.name != CHAMPION:
+        return None
+    models = model_dir.parent
+    if not (models / HISTORY).is_file():
+        return None
+    demotion = last_demotion(models)
+    why = (f" (demoted {demotion['time']}: {demotion['reason']})" if demotion
+           else " (the deployment gate has approved none yet)")
+    return f"flat: no champion deployed{why}"
+
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -287,8 +342,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"  {name:<13} {value:.6g}" if isinstance(value, float)
                   else f"  {name:<13} {value}")
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {page}", file=sys.stderr)
+        print(f"warning: {note}", file=sys.stderr)
+    if page is not None:
+        print(f"wrote {page}", file=sys.stderr)
     return 0
 
 
@@ -400,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(getattr(args, "log_level", "INFO"))
     commands = {"run": _run, "validate": _validate, "report": _report,
                 "export-optuna": _export_optuna, "train": _train, "signals": _signals,
-                "evaluate": _evaluate, "walkforward": _walkforward}
+                "evaluate": _evaluate, "walkforward": _walkforward, "data": _data}
     try:
         with sigterm_interrupts():
             return commands[args.command](args)

@@ -417,3 +417,23 @@ def test_workers_flag_is_bounded(capsys):
         main(["run", "--config", "x.yaml", "--workers", "100000"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(err) == 1 and "[0, 1024]" in err[0]
+
+
+@pytest.mark.parametrize(("key", "hint"), [
+    ("objective__fold", "objective.fold: unknown key (did you mean 'folds'?)"),
+    ("data__holdout_fracton", "data.holdout_fracton: unknown key (did you mean "
+                              "'holdout_fraction'?)"),
+    ("sweep_tipe", "sweep_tipe: unknown key (did you mean 'sweep_type'?)"),
+    ("objective__zzz", "objective.zzz: unknown key"),
+])
+def test_an_unknown_key_gets_a_did_you_mean(key, hint):
+    from cryptosweep.core.config_files import validate_config
+    from cryptosweep.core.errors import ConfigError
+    from tests.support import tiny_config
+
+    with pytest.raises(ConfigError) as caught:
+        validate_config(tiny_config(**{key: 3}))
+    message = str(caught.value)
+    assert hint in message and "\n" not in message
+    if key == "objective__zzz":
+        assert "did you mean" not in message

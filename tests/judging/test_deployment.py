@@ -254,3 +254,5 @@ def test_the_keep_gate_demotes_after_the_configured_failures_in_a_row():
     assert keep_champion(skipped, failing, "sharpe", 0.0, 3)["demote"]
     reset = [*history[:2], {"promoted": True}]
     assert keep_champion(reset, failing, "sharpe", 0.0, 3)["failures_in_a_row"] == 1
+    demoted = [*history[:2], {"decision": "demoted"}]
+    assert keep_champion(demoted, failing, "sharpe", 0.0, 3)["failures_in_a_row"] == 1

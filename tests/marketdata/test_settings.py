@@ -59,3 +59,21 @@ def test_the_settings_drive_an_update(binance, sample, tmp_path: Path) -> None:
     settings = DataUpdateSettings(**BASE, base_url_env="CANDLES_URL", retries=0)
     summary = update_candles(path, **settings.call_kwargs({"CANDLES_URL": binance.base_url}))
     assert summary.bars_added == 10
+
+
+def test_the_section_lives_in_the_config_and_out_of_the_results_hash(tmp_path: Path) -> None:
+    """``data.update`` is a typed section of DataSettings (extra keys refused) that changes
+    no result: two configs differing only in it hash alike."""
+    from cryptosweep.core import config as core_config
+    from cryptosweep.core.config import config_hash
+    from cryptosweep.core.config_files import validate_config
+    from tests.support import tiny_config
+
+    assert DataUpdateSettings is core_config.DataUpdateSettings
+    plain = validate_config(tiny_config())
+    updated = validate_config(tiny_config(data__update=dict(BASE)))
+    assert isinstance(updated.data.update, DataUpdateSettings)
+    assert updated.data.update.symbol == "BTC/USDT" and plain.data.update is None
+    assert config_hash(plain.canonical()) == config_hash(updated.canonical())
+    with pytest.raises(ConfigError, match=r"data\.update"):
+        validate_config(tiny_config(data__update={**BASE, "exchnage": "kraken"}))

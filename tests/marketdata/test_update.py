@@ -269,3 +269,50 @@ def test_keeps_a_headerless_fixed_decimal_crlf_file_in_its_style(binance, tmp_pa
     expected = [",".join([r[0], *(f"{float(v):.8f}" for v in r[1:6]), r[6]]) for r in rows[50:60]]
     assert added == "\r\n".join(expected) + "\r\n"
     pd.testing.assert_frame_equal(load_ohlcv(path), bundled.iloc[:60], check_freq=False)
+
+
+def _update_config(tmp_path: Path, store: Path, base_url: str, name: str = "sweep.json",
+                   **update) -> Path:
+    import json
+
+    from tests.support import tiny_config
+
+    config = tiny_config(data__path=str(store), data__update={
+        "exchange": "binance", "symbol": "BTC/USDT", "interval": "1h", "base_url": base_url,
+        "retries": 0, "timeout_s": 3.0, **update})
+    path = tmp_path / name
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def test_the_data_update_command(binance, sample, tmp_path: Path) -> None:
+    """``cryptosweep data update --config``: the summary line and exit 0; a config without a
+    data.update section, a symbol the exchange does not list (exit 2) and an exchange that
+    cannot be reached (exit 6) are one line each, the file untouched."""
+    from tests.support import cli
+
+    header, rows = sample
+    store = write_store(tmp_path / "c.csv", header, [",".join(r) for r in rows[:STORED]])
+    binance.now_ms = opens(binance, STORED + 24)
+    done = cli("data", "update", "--config", str(_update_config(tmp_path, store,
+                                                                   binance.base_url)))
+    assert done.returncode == 0, done.stderr
+    assert "appended 24 BTC/USDT 1h from binance" in done.stdout
+    before = store.read_bytes()
+    import json
+
+    from tests.support import tiny_config
+
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(tiny_config(data__path=str(store))), encoding="utf-8")
+    cases = [(bare, 2, "no data.update section"),
+             (_update_config(tmp_path, store, binance.base_url, "doge.json",
+                             symbol="DOGE/USDT"), 2,
+              "unknown symbol"),
+             (_update_config(tmp_path, store, "http://127.0.0.1:9", "down.json"), 6, "binance")]
+    for config, code, text in cases:
+        done = cli("data", "update", "--config", str(config))
+        assert done.returncode == code, (config, done.stderr)
+        assert done.stderr.count("\n") == 1 and text in done.stderr
+        assert done.stderr.startswith("cryptosweep: error: ")
+    assert store.read_bytes() == before

@@ -299,7 +299,9 @@ def test_an_approved_run_becomes_the_champion(night):
     assert manifest["seed"] == results["best"]["seed"]
     assert not (night.models / "champion.prev").exists()
     assert sorted(p.name for p in night.models.iterdir()) == [
-        "best_configs_latest.json", "champion", "champions.jsonl", "trials.db"]
+        "best_configs_last_run.json", "best_configs_latest.json", "champion", "champions.jsonl",
+        "trials.db"]
+    assert (night.models / "best_configs_last_run.json").read_bytes() == best.read_bytes()
     (record,) = promotion.read_history(night.models)
     assert (record["run"], record["decision"], record["promoted"]) == (
         night.run.name, "approved", True)
@@ -362,7 +364,8 @@ def test_a_rejected_run_leaves_the_champion_untouched(night, night_rejected):
     after = {p.relative_to(night_.models): p.read_bytes()
              for p in night_.models.rglob("*") if p.is_file()}
     for path, content in night_.before.items():
-        if path.name not in ("champions.jsonl", "trials.db"):  # those two grow every night
+        # What every night writes: its decision, its trials, its best configs.
+        if path.name not in ("champions.jsonl", "trials.db", "best_configs_last_run.json"):
             assert after[path] == content, f"{path} changed"
     (best,) = night_.run.glob("best_configs_*.json")
     assert after[Path("rejected") / night_.run.name / best.name] == best.read_bytes()

@@ -80,14 +80,13 @@ def test_a_champion_failing_its_keep_gate_three_nights_in_a_row_is_demoted(tmp_p
         assert (models / CHAMPION).exists() and "night(s) in a row of 3" in done.message
     done = decide_and_act(judged_run(reports / "nightly_5", -1.2), models, now=5)
     assert not (models / CHAMPION).exists(), "demoted: nothing is deployed"
-    (demoted,) = [p for p in (models / "demoted").iterdir() if p.is_dir()]
+    (demoted,) = (models / "demoted").glob("*/champion")
     assert tree(demoted) == champion  # moved aside whole, not deleted
     assert "the champion was demoted" in done.message
     history = read_history(models)
-    assert [r["keep"]["failures_in_a_row"] for r in history] == [1, 0, 1, 2, 3]
-    assert history[-1]["demoted"] == str(demoted)
-    why = json.loads((models / "demoted" / f"{demoted.name}.json").read_text())
-    assert why["evidence"]["failures_in_a_row"] == 3
+    assert [r["keep"]["failures_in_a_row"] for r in history if "keep" in r] == [1, 0, 1, 2, 3]
+    assert history[-1]["decision"] == "demoted" and history[-1]["demoted_to"] == str(demoted)
+    assert history[-1]["evidence"]["failures_in_a_row"] == 3
     # The next night has no champion to keep or demote.
     after = decide_and_act(judged_run(reports / "nightly_6", -1.0), models, now=6)
     assert "no champion is deployed yet" in after.message
@@ -116,6 +115,8 @@ def test_a_rejected_run_leaves_the_champion_and_latest_untouched(tmp_path):
                             f"see {run / 'report.html'}")
     copy = models / "rejected" / run.name / "best_configs_20200101_000000.json"
     assert copy.read_bytes() == (run / "best_configs_20200101_000000.json").read_bytes()
+    # The last run's winner, approved or not, always at one stable name.
+    assert (models / promotion.BEST_CONFIGS_LAST_RUN).read_bytes() == copy.read_bytes()
     (record,) = read_history(models)
     assert record == {**done.record, "rejected_copy": str(copy)}
     assert (record["run"], record["decision"], record["promoted"], record["champion"]) == (
@@ -185,3 +186,26 @@ def test_history_skips_a_torn_line(tmp_path):
         out.write('{"run": "b", "deci')  # a kill in the middle of a write
     promotion.append_record(tmp_path, {"run": "c"})
     assert [r["run"] for r in read_history(tmp_path)] == ["a"]
+
+
+def test_demote_champion_moves_it_aside_and_records_why(tmp_path):
+    """demote_champion: champion/ and best_configs_latest.json go to demoted/<stamp>/ with the
+    evidence, one 'demoted' line is appended to champions.jsonl, no champion is deployed; a
+    second call finds none and writes nothing."""
+    models = tmp_path / "models"
+    champion = model_folder(models / CHAMPION, "the champion")
+    (models / BEST_CONFIGS_LATEST).write_text('{"configurations": ["x"]}')
+    (models / PREVIOUS).mkdir()
+    evidence = {"psr": 0.01, "live_bars": 240}
+    record = promotion.demote_champion(models, "live PSR 0.01 < 0.05", evidence,
+                                       now=1_700_000_000)
+    folder = models / "demoted" / "20231114T221320Z"
+    assert record is not None and record["decision"] == "demoted"
+    assert record["evidence"] == evidence and record["demoted_to"] == str(folder / CHAMPION)
+    assert not (models / CHAMPION).exists() and not (models / BEST_CONFIGS_LATEST).exists()
+    assert tree(folder / CHAMPION) == champion
+    assert (folder / BEST_CONFIGS_LATEST).is_file() and (models / PREVIOUS).is_dir()
+    assert json.loads((folder / "demotion.json").read_text()) == record
+    assert read_history(models)[-1] == record == promotion.last_demotion(models)
+    assert promotion.demote_champion(models, "again", {}, now=1_700_000_001) is None
+    assert len(read_history(models)) == 1

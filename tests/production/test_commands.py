@@ -103,7 +103,7 @@ def test_evaluate_trains_best_configs_and_says_when_a_period_is_in_sample(run_di
                              str(tmp_path / "b.html"))
     assert code == 0, err
     assert "360 bars 2022-10-01T00:00:00+00:00 .. 2022-10-15T23:00:00+00:00" in out
-    assert "note: The model was trained on bars up to 2022-10-31" in err  # every bar: in-sample
+    assert "warning: in-sample: the bars 2022-10-01T00:00:00+00:00 .. 2022-10-15T23:00:00" in err
 
 
 def test_a_best_configs_file_of_another_version_is_refused_before_anything_is_written(
@@ -266,3 +266,62 @@ def test_a_read_only_output_is_the_user_s_path_exit_2(run_dir, capsys, tmp_path,
     code, _, err = run_cli(capsys, "run", "--config", "x.yaml", "--log-dir", str(tmp_path / "l"))
     assert code == 2 and "--log-dir" in one_error_line(err) and "read-only" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_in_sample_warnings_only_on_the_training_market_and_period(model_dir, holdout, capsys,
+                                                                  tmp_path, monkeypatch):
+    """decide, backtest, signals and evaluate warn when their bars overlap the training bars,
+    and only then: the holdout after them, and another market on the same dates (the
+    bundled candles as another exchange quotes them, every price 0.1% higher), are not
+    in-sample. evaluate without --html writes nothing."""
+    import warnings
+
+    from cryptosweep.production.model import InSampleWarning
+
+    model, candles = load_model(model_dir), load_ohlcv()
+    with pytest.warns(InSampleWarning, match="in-sample"):
+        model.decide(candles)
+    with pytest.warns(InSampleWarning, match="in-sample"):
+        model.backtest(candles, start="2022-03-01", end="2022-03-10")
+    other = candles.copy()
+    other[["open", "high", "low", "close"]] *= 1.001
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InSampleWarning)
+        model.backtest(candles, start=holdout["data"]["holdout_first_bar"])
+        model.backtest(other, start="2022-03-01", end="2022-03-10")
+        model.decide(other)
+    monkeypatch.chdir(tmp_path)
+    other_file = write_candles(other, tmp_path / "other.csv")
+    code, _, err = run_cli(capsys, "evaluate", str(model_dir), "--data", str(other_file),
+                           "--start", "2022-03-01", "--end", "2022-03-10")
+    assert code == 0, err
+    assert "in-sample" not in err and "wrote" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.csv"]  # no page, no plotly
+    code, _, err = run_cli(capsys, "signals", str(model_dir), "--data", SAMPLE, "--last", "3")
+    assert code == 0 and "in-sample" not in err
+    early = write_candles(candles.loc[:"2022-03-10"], tmp_path / "early.csv")
+    code, _, err = run_cli(capsys, "signals", str(model_dir), "--data", str(early))
+    assert code == 0 and "warning: in-sample: the bars 2022-03-10T23:00:00+00:00" in err
+
+
+def test_train_and_signals_say_when_the_gate_rejected_the_configuration(run_dir, capsys,
+                                                                         tmp_path):
+    """A best configuration the deployment gate rejected: train and signals say so (and that
+    it is no champion); `signals models/champion` of a models folder without one is flat."""
+    best, _ = read_best_configs(run_dir)
+    rejected = {**best, "deployment": {**(best.get("deployment") or {}),
+                                       "decision": "rejected", "reason": "DSR 0.10 < 0.95."}}
+    path = tmp_path / "best_configs_rejected.json"
+    path.write_text(json.dumps(rejected))
+    out = tmp_path / "models" / "study"
+    code, _, err = run_cli(capsys, "train", str(path), "--out", str(out))
+    assert code == 0, err
+    note = ("warning: this configuration was rejected by the deployment gate (DSR 0.10 < "
+            "0.95): it is not a deployed champion")
+    assert note in err
+    code, _, err = run_cli(capsys, "signals", str(out), "--data", SAMPLE)
+    assert code == 0 and note in err
+    (tmp_path / "models" / "champions.jsonl").write_text('{"decision": "rejected"}\n')
+    code, out_text, err = run_cli(capsys, "signals", str(tmp_path / "models" / "champion"),
+                                  "--data", SAMPLE)
+    assert code == 0 and out_text.startswith("flat: no champion deployed"), err

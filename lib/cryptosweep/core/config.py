@@ -12,11 +12,16 @@ count) and every size has a bound (:data:`MAX_EVALUATIONS`, :data:`MAX_ROUNDS`,
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
 import operator
+import os
+import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -205,6 +210,132 @@ class ColumnMapping(_Strict):
     volume: str = "volume"
 
 
+# ------------------------------------------------------------------------ data.update
+
+
+_EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}/[A-Za-z0-9][A-Za-z0-9._-]{0,29}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+class DataUpdateSettings(_Strict):
+    """``data.update``: where new candles for ``data.path`` come from
+    (``cryptosweep data update --config CONFIG``; the nightly runs it before its sweep). The
+    strings are checked by shape only (ccxt is not imported here, so loading a config stays
+    cheap for every worker); whether the exchange knows them is checked when the update runs
+    (:func:`cryptosweep.marketdata.store.update_candles`: exit 2). The section changes no
+    result (the data file's digest does): it is in :data:`EXECUTION_ONLY`."""
+
+    exchange: str = Field(description="ccxt exchange id, e.g. binance, kraken, coinbase")
+    symbol: str = Field(description="unified spot symbol BASE/QUOTE, e.g. BTC/USDT")
+    interval: str = Field(description="bar interval as the exchange names it: 1m, 15m, 1h, "
+                          "4h, 1d, 1w (fixed lengths only); must be the file's interval")
+    base_url: str | None = Field(
+        default=None, description="another scheme://host[:port] for the exchange's REST API "
+        "(a mirror or proxy); no user, password or query: put a URL with credentials in the "
+        "environment variable named by base_url_env instead",
+    )
+    base_url_env: str | None = Field(
+        default=None, description="name of an environment variable holding base_url (may hold "
+        "credentials; never printed)",
+    )
+    limit: int = Field(default=1000, ge=1, le=5000, description="candles a request")
+    max_bars: int | None = Field(
+        default=100_000, ge=1, description="most bars one update appends (the rest come with "
+        "the next); None: no cap",
+    )
+    allow_gaps: bool = Field(
+        default=False, description="append across gaps the exchange itself has (missing "
+        "candles); off: a gap is refused (exit 2)",
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=300, description="seconds a request")
+    retries: int = Field(default=2, ge=0, le=10, description="retries of a failed request")
+
+    @field_validator("exchange")
+    @classmethod
+    def _exchange(cls, value: str) -> str:
+        if not _EXCHANGE_ID.match(value):
+            raise ValueError(f"expected a ccxt exchange id (lowercase letters, digits, _), "
+                             f"got {value!r}")
+        return value
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, value: str) -> str:
+        if not _SYMBOL.match(value):
+            raise ValueError(f"expected a unified spot symbol BASE/QUOTE like BTC/USDT, got "
+                             f"{value!r}")
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        from cryptosweep.core.intervals import format_interval, parse_interval
+
+        try:
+            canonical = format_interval(parse_interval(value))
+        except ValueError:
+            raise ValueError(f"expected a fixed bar interval like 1m, 15m, 1h, 4h, 1d or 1w, got "
+                             f"{value!r}") from None
+        if canonical != value:
+            raise ValueError(f"write the interval as exchanges name it: {canonical!r}, not "
+                             f"{value!r}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 -- raises ValueError for a bad port
+        except ValueError:
+            raise ValueError("base_url is not a URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("base_url must be an http(s) URL with a host")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("base_url must hold no user, password, query or fragment (config "
+                             "files are copied into run folders): name an environment variable "
+                             "holding it in base_url_env instead")
+        return value
+
+    @field_validator("base_url_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError(f"expected an environment variable name, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_base_url(self) -> DataUpdateSettings:
+        if self.base_url is not None and self.base_url_env is not None:
+            raise ValueError("set base_url or base_url_env, not both")
+        return self
+
+    def resolved_base_url(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """``base_url``, or the value of the variable ``base_url_env`` names (a
+        :class:`ConfigError` naming the variable, never its value, when it is unset)."""
+        if self.base_url_env is None:
+            return self.base_url
+        env = os.environ if environ is None else environ
+        value = env.get(self.base_url_env, "").strip()
+        if not value:
+            raise ConfigError(f"data.update.base_url_env: the environment variable "
+                              f"{self.base_url_env} is not set")
+        return value
+
+    def call_kwargs(self, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The keyword arguments of :func:`cryptosweep.marketdata.store.update_candles` after
+        its ``path``."""
+        return {
+            "exchange": self.exchange, "symbol": self.symbol, "interval": self.interval,
+            "base_url": self.resolved_base_url(environ), "limit": self.limit,
+            "max_bars": self.max_bars, "allow_gaps": self.allow_gaps,
+            "timeout_s": self.timeout_s, "retries": self.retries,
+        }  # fmt: skip
+
+
 class DataSettings(_Strict):
     path: str | None = Field(default=None, description="OHLCV file or folder; None: sample data")
     holdout_fraction: float = Field(default=0.2, ge=0, lt=0.9)
@@ -226,6 +357,10 @@ class DataSettings(_Strict):
     end: str | None = Field(
         default=None, description="end of the time range (ISO timestamp, UTC unless it says "
         "otherwise; excluded); None: after the data's last bar"
+    )
+    update: DataUpdateSettings | None = Field(
+        default=None, description="where new candles for path come from (`cryptosweep data "
+        "update`, and the nightly before its sweep); None: the file is not updated"
     )
 
     @field_validator("start", "end", mode="before")
@@ -589,6 +724,7 @@ EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
     ("name",), ("description",), ("seed",), ("execution",), ("gpu_settings", "memory_fraction"),
     ("gpu_settings", "trials_per_gpu"), ("reporting", "min_trades"),
     ("reporting", "min_importance_trials"), ("reporting", "keep_checkpoints"), ("deployment",),
+    ("data", "update"),
 )
 
 
@@ -664,6 +800,23 @@ def _one_line(exc: ValidationError, source: str) -> str:
     return f"{source}: {location or '<top level>'}: {message}{more}"
 
 
+def _known_keys(path: tuple[Any, ...]) -> list[str]:
+    """The keys the config section at ``path`` accepts (empty when it is not a section)."""
+    import typing
+
+    model: Any = SweepConfig
+    for part in path:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        model = next((c for c in candidates if isinstance(c, type)
+                      and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
 def _is_union_tag(part: object) -> bool:
     return isinstance(part, str) and part in ("float", "int", "categorical")
 
@@ -672,4 +825,5 @@ def _unknown_key_message(loc: tuple[Any, ...]) -> str:
     if len(loc) == 2 and loc[0] == "parameter_ranges":
         known = ", ".join([*MODEL_FAMILIES, "trading"])
         return f"unknown model family '{loc[1]}' (known: {known})"
-    return "unknown key"
+    close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc[:-1]), n=1, cutoff=0.6)
+    return f"unknown key (did you mean '{close[0]}'?)" if close else "unknown key"

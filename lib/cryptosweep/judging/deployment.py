@@ -294,7 +294,7 @@ def _failures(history: list[Mapping[str, Any]]) -> int:
     champion are skipped; a promotion or demotion resets the count)."""
     count = 0
     for record in reversed(history):
-        if record.get("promoted") or record.get("demoted"):
+        if record.get("promoted") or record.get("decision") == "demoted":
             break
         keep = record.get("keep") or {}
         if keep.get("passed") is None:

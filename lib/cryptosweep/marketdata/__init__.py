@@ -8,7 +8,7 @@ from cryptosweep.core.lazy import lazy_exports
 _EXPORTS = {
     "update_candles": "cryptosweep.marketdata.store",
     "fetch_closed_candles": "cryptosweep.marketdata.exchange",
-    "DataUpdateSettings": "cryptosweep.marketdata.settings",
+    "DataUpdateSettings": "cryptosweep.core.config",
 }
 
 __all__ = sorted(_EXPORTS)

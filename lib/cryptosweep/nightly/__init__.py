@@ -23,7 +23,14 @@ from cryptosweep.nightly.notifications import (
     send_webhook,
     summary_text,
 )
-from cryptosweep.nightly.promotion import Promotion, decide_and_act, read_history, recover
+from cryptosweep.nightly.promotion import (
+    Promotion,
+    decide_and_act,
+    demote_champion,
+    last_demotion,
+    read_history,
+    recover,
+)
 from cryptosweep.nightly.publishing import (
     BEST_CONFIGS_LATEST,
     LATEST_LINK,
@@ -46,7 +53,8 @@ from cryptosweep.nightly.runs import (
 __all__ = [
     "BEST_CONFIGS_LATEST", "EXIT_REASONS", "GPU_POLICIES", "LATEST_LINK", "NOTIFY_TIMEOUT_S",
     "RUN_PREFIX", "SUMMARY_FILE", "GpuChoice", "Plan", "Promotion", "RunState", "build_summary",
-    "check_sweep", "compress_old_logs", "decide_and_act", "detect_gpus", "housekeep",
+    "check_sweep", "compress_old_logs", "decide_and_act", "demote_champion", "detect_gpus",
+    "housekeep", "last_demotion",
     "notebook_error", "notify", "plan_run", "publish", "read_history", "read_meta", "recover",
     "resolve_gpus", "run_notify_command", "run_status", "scan_runs", "select_for_deletion",
     "send_webhook", "summary_text", "update_latest_link",

@@ -50,13 +50,18 @@ def _number(value: Any) -> float | None:
 
 
 def build_summary(run_dir: Path | None, exit_code: int, message: str | None = None,
-                  now: float | None = None, promotion: Promotion | None = None
-                  ) -> dict[str, Any]:
+                  now: float | None = None, promotion: Promotion | None = None,
+                  data_update: dict[str, Any] | None = None,
+                  field: dict[str, Any] | None = None) -> dict[str, Any]:
     """The notification: run, status, exit code, best score, holdout Sharpe, DSR, PBO, the
     deployment gate's decision (``decision``, ``deployment``: ``promoted`` or ``not promoted:
     <failed criteria>``, ``promoted``: whether a new champion was deployed tonight, None when
     the champion step did not run), report path, and a Slack ``text`` line. Works for a run
-    that never got a folder or results."""
+    that never got a folder or results. ``data_update``: what tonight's candle update did
+    (``UpdateSummary.to_dict()``, or ``{"error": ...}``), None when there was none.
+    ``field``: the champion in the field (:func:`cryptosweep.nightly.field.watch_champion`'s
+    status; ``demotion`` in it when the kill switch demoted the champion), None when none was
+    deployed."""
     summary: dict[str, Any] = {
         "run": None, "run_dir": None, "status": "success" if exit_code == 0 else "failed",
         "exit_code": exit_code, "reason": EXIT_REASONS.get(exit_code, "unexpected error"),
@@ -64,7 +69,7 @@ def build_summary(run_dir: Path | None, exit_code: int, message: str | None = No
         "pbo": None, "decision": None, "deployment": None,
         "promoted": None if promotion is None else promotion.promoted,
         "champion": None if promotion is None else promotion.message,
-        "report": None, "host": socket.gethostname(),
+        "data_update": data_update, "field": field, "report": None, "host": socket.gethostname(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                      time.gmtime(time.time() if now is None else now)),
     }
@@ -114,6 +119,9 @@ def summary_text(summary: dict[str, Any]) -> str:
                 f"({summary['reason']}).")
         if summary.get("message"):
             text += f" {summary['message']}"
+    field = summary.get("field") or {}
+    if field.get("text"):
+        text += f" {_capital(field['text'])}."
     if summary.get("report"):
         text += f" Report: {summary['report']}"
     return text

@@ -32,6 +32,7 @@ from cryptosweep.core.errors import (
     EXIT_OK,
     EXIT_REPORT,
     EXIT_USAGE,
+    InfrastructureError,
     ReportError,
     SweepInterrupted,
     UserError,
@@ -51,6 +52,7 @@ from cryptosweep.nightly.promotion import (
 from cryptosweep.nightly.publishing import publish
 from cryptosweep.nightly.retention import housekeep
 from cryptosweep.nightly.runs import RUN_PREFIX, check_sweep, plan_run
+from cryptosweep.reporting.index_page import FIELD_FILE
 from cryptosweep.sweep.opening import LOG_FILE, utc_stamp
 
 KERNEL = "cryptosweep"
@@ -60,8 +62,9 @@ SETTINGS_HELP = """settings (environment):
   SWEEP_CONFIG        config when no CONFIG argument (default parameters/sweep_config_template.json)
   SWEEP_SEED          master seed (default: the config's seed, else 123456)
   REPORTS_DIR         run folders, index.html, latest (default <repo>/reports)
-  MODELS_DIR          champion/, champion.prev/, best_configs_latest.json, champions.jsonl,
-                      rejected/ (default <repo>/models)
+  MODELS_DIR          champion/, champion.prev/, best_configs_latest.json,
+                      best_configs_last_run.json, champions.jsonl, paper_trades.jsonl,
+                      rejected/, demoted/ (default <repo>/models)
   GPU_IDS             GPUs to use, e.g. 0,1 (empty: CPU under "use", every GPU found otherwise)
   GPU_POLICY          use | fallback | require (default fallback)
   LOG_RETENTION_DAYS  gzip run logs older than this (default 14)
@@ -211,6 +214,8 @@ class Night:
         self.settings_error = settings_error
         self.run_dir: Path | None = None
         self.promotion: Promotion | None = None
+        self.data_update: dict[str, object] | None = None
+        self.field: dict[str, object] | None = None
 
     def run(self) -> int:
         message = ""
@@ -267,6 +272,12 @@ class Night:
         self.log.attach(run_dir)
         self.log("INFO", {"new": f"new run: {run_dir}", "resume": f"resuming the sweep: {run_dir}",
                           "report": f"report only: {run_dir}"}[plan.mode])
+        if plan.mode == "new":
+            self._update_candles(config)
+        elif config.data.update is not None:
+            self.log("INFO", "data update: skipped; the unfinished run goes on with the candles "
+                             "it started with (tomorrow's update brings the new ones)")
+        self._watch_champion(run_dir, config)
         if plan.mode != "report":
             self._sweep(run_dir, seed, gpus.ids, resume=plan.mode == "resume")
         self._report(run_dir)
@@ -277,6 +288,51 @@ class Night:
         self.log("INFO", f"published: {link} -> {os.readlink(link)}")
         self._promote(run_dir)
         self.log("INFO", f"success: {run_dir / 'report.html'}")
+
+    def _update_candles(self, config: object) -> None:
+        """``cryptosweep data update`` when the config has a ``data.update`` section: the new
+        closed candles appended to ``data.path`` before the sweep reads it. A config or data
+        problem stops the night (exit 2); an exchange that cannot be reached is a warning, and
+        the sweep runs on the candles already stored."""
+        if config.data.update is None:  # type: ignore[attr-defined]
+            return
+        from cryptosweep.marketdata.store import update_configured
+
+        try:
+            summary = update_configured(config)
+        except InfrastructureError as exc:
+            self.data_update = {"error": str(exc), "exit_code": exc.exit_code}
+            self.log("WARNING", f"data update failed (exit {exc.exit_code}): {exc}; the sweep "
+                                "runs on the candles already stored")
+            return
+        except UserError as exc:
+            raise NightlyFailure(exc.exit_code, f"data update failed: {exc}") from None
+        self.data_update = summary.to_dict()
+        self.log("INFO", f"data update: {summary}")
+
+    def _watch_champion(self, run_dir: Path, config: object) -> None:
+        """The champion in the field (:mod:`cryptosweep.nightly.field`), on tonight's candles,
+        before the sweep compares its winner with it: its paper trades, its live track against
+        validation, drift; the kill switch may demote it. Written to the run folder
+        (:data:`FIELD_FILE`) for the index page and the summary. A failure here is a warning:
+        it never stops the night."""
+        from cryptosweep.nightly.field import watch_champion
+
+        settings = self.settings
+        assert settings is not None
+        try:
+            status = watch_champion(settings.models_dir, config.data.path)  # type: ignore[attr-defined]
+        except Exception as exc:
+            self.log("WARNING", f"champion in the field: not watched ({type(exc).__name__}: "
+                                f"{exc})")
+            return
+        if status is None:
+            self.log("INFO", "champion in the field: no champion deployed")
+            return
+        self.field = status
+        with contextlib.suppress(OSError):
+            write_json_atomic(run_dir / FIELD_FILE, status)
+        self.log("WARNING" if status["state"] == "demoted" else "INFO", status["text"])
 
     def _promote(self, run_dir: Path) -> None:
         """The deployment gate's decision: train and rotate in the champion, or keep it."""
@@ -362,7 +418,8 @@ class Night:
             except Exception as exc:  # housekeeping must never hide the night's outcome
                 self.log("WARNING", f"housekeeping failed: {exc}")
         run_dir = self.run_dir if self.run_dir is not None and self.run_dir.is_dir() else None
-        summary = build_summary(run_dir, code, message, promotion=self.promotion)
+        summary = build_summary(run_dir, code, message, promotion=self.promotion,
+                                data_update=self.data_update, field=self.field)
         if run_dir is not None:
             with contextlib.suppress(OSError):
                 write_json_atomic(run_dir / SUMMARY_FILE, summary, private=True)

@@ -7,7 +7,10 @@
 * **Rejected**: ``champion`` and ``best_configs_latest.json`` are left as they are; the run's
   best configs are copied to ``models/rejected/<run>/`` for whoever wants to look.
 
-Either way one JSON line is appended to ``models/champions.jsonl``: the time, the run, the
+Either way the run's best configs are copied to ``models/best_configs_last_run.json``
+(:data:`BEST_CONFIGS_LAST_RUN`: the last run's winner, approved or not, at one stable name;
+``best_configs_latest.json`` is the approved champion's only), and one JSON line is appended to
+``models/champions.jsonl``: the time, the run, the
 decision, its reason and criteria, and where the champion is.
 
 A kill at any moment leaves the champion whole: training writes only its temporary folder,
@@ -20,10 +23,12 @@ Layout of the models folder::
 
     champion/               the deployed model (its manifest.json names what it is)
     champion.prev/          the one it replaced
-    best_configs_latest.json
+    best_configs_latest.json    the deployed champion's run's best configs (approved only)
+    best_configs_last_run.json  the last run's best configs, approved or not
     champions.jsonl         one line per decision
     rejected/<run>/         best configs of rejected runs
-    demoted/<time>/         a champion the keep-gate demoted (and <time>.json: why)
+    demoted/<stamp>/        a champion the live evidence demoted (:func:`demote_champion`):
+                            champion/, best_configs_latest.json, demotion.json
     .champion.train-<pid>/  a training in progress (removed by recover)
     .champion.new/          a trained champion about to be rotated in
     .champion.old/          the champion.prev being dropped
@@ -57,8 +62,11 @@ OLD = ".champion.old"
 TRAINING_PREFIX = ".champion.train-"
 MARKER = ".promotion.json"
 HISTORY = "champions.jsonl"
+#: The last run's best configs, written every night, approved or not.
+BEST_CONFIGS_LAST_RUN = "best_configs_last_run.json"
 REJECTED = "rejected"
 DEMOTED = "demoted"
+DEMOTION = "demotion.json"
 
 
 @dataclass(frozen=True)
@@ -231,6 +239,7 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
         "champion": str(champion_dir(models)) if approved else None,
         "best_configs": str(best_path.resolve()),
     }
+    copy_atomic(best_path, models / BEST_CONFIGS_LAST_RUN)
     if not approved:
         copy = copy_atomic(best_path, models / REJECTED / run_dir.name / best_path.name)
         record["rejected_copy"] = str(copy)
@@ -240,12 +249,13 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
             record["keep"] = _keep_gate(results, read_history(models))
             if record["keep"]["passed"] is not None:
                 kept = f"the previous champion stays ({record['keep']['text']})"
-            if record["keep"]["demote"]:
-                where = demote_champion(models, record["keep"]["text"], record["keep"], now)
-                record["demoted"] = str(where)
-                kept = f"the champion was demoted ({record['keep']['text']}): flat until a " \
-                       f"new one is approved; it is in {where}"
         append_record(models, record)
+        if record.get("keep", {}).get("demote"):
+            demoted = demote_champion(models, f"keep-gate: {record['keep']['text']}",
+                                      record["keep"], now)
+            if demoted is not None:
+                kept = (f"the champion was demoted ({record['keep']['text']}): flat until a "
+                        f"new one is approved; it is in {demoted['demoted_to']}")
         return Promotion(False, record, f"{summary_line(deployment)}; {kept}; see "
                                         f"{run_dir / 'report.html'}")
     best = json.loads(best_path.read_text(encoding="utf-8"))
@@ -287,22 +297,6 @@ def _keep_gate(results: dict[str, Any], history: list[dict[str, Any]]) -> dict[s
                          settings.min_holdout_score, settings.demote_after)
 
 
-def demote_champion(models_dir: Path, reason: str, evidence: dict[str, Any],
-                    now: float | None = None) -> Path:
-    """Move the deployed champion aside to ``demoted/<time>/`` (one rename: a kill leaves it
-    either deployed or demoted, never half) and write why beside it; from then on nothing is
-    deployed (``signals`` answers flat) until the gate approves a new one."""
-    models = Path(models_dir)
-    stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(now))
-    target = models / DEMOTED / stamp
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _replace(models / CHAMPION, target)
-    write_json_atomic(target.parent / f"{stamp}.json", {"reason": reason, "evidence": evidence,
-                                                        "time": stamp})
-    sync_folder(models)
-    return target
-
-
 def _winner(results: dict[str, Any]) -> dict[str, Any] | None:
     best = results.get("best")
     if not best:
@@ -317,3 +311,56 @@ def train_champion(best_configs: dict[str, Any], folder: Path) -> None:
     from cryptosweep.production import train_model
 
     train_model(best_configs).save(folder)
+
+
+# ------------------------------------------------------------------------------ demotion
+
+
+def demote_champion(models_dir: Path, reason: str, evidence: dict[str, Any],
+                    now: float | None = None) -> dict[str, Any] | None:
+    """Take the deployed champion out of service: ``champion/`` is moved (one atomic rename)
+    to ``demoted/<stamp>/champion/``, ``best_configs_latest.json`` beside it, ``evidence``
+    written there as ``demotion.json``, and a ``demoted`` line appended to
+    ``champions.jsonl``. From then on no champion is deployed (``cryptosweep signals
+    models/champion`` answers "flat: no champion deployed") until the gate approves another.
+
+    ``reason``: one line for people; ``evidence``: JSON-ready numbers behind it (the kill
+    switch's statistics, a keep-gate's criteria); ``now``: seconds since the epoch (default:
+    the clock). Returns the line appended to the history, or None when no champion is
+    deployed (nothing is written then). ``champion.prev`` is left as it is."""
+    models = Path(models_dir)
+    champion = models / CHAMPION
+    if not champion.is_dir():
+        return None
+    moment = time.time() if now is None else now
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(moment))
+    folder = models / DEMOTED / stamp
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = models / DEMOTED / f"{stamp}-{suffix}"
+    folder.mkdir(parents=True)
+    manifest = _read_json(champion / MANIFEST) or {}
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)),
+        "decision": "demoted", "reason": reason, "evidence": evidence, "promoted": False,
+        "champion": None, "demoted_to": str(folder / CHAMPION),
+        "demoted_manifest_sha256": manifest_digest(champion),
+        "demoted_configuration": (manifest.get("configuration") or {}).get("params"),
+    }
+    write_json_atomic(folder / DEMOTION, record)
+    _replace(champion, folder / CHAMPION)  # from here on, no champion is deployed
+    latest = models / BEST_CONFIGS_LATEST
+    if latest.exists():
+        _replace(latest, folder / BEST_CONFIGS_LATEST)
+    append_record(models, record)
+    return record
+
+
+def last_demotion(models_dir: Path) -> dict[str, Any] | None:
+    """The history's last line when it is a demotion (no champion deployed since), else
+    None."""
+    history = read_history(models_dir)
+    if history and history[-1].get("decision") == "demoted":
+        return history[-1]
+    return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,31 @@ class Configuration:
     spec: ObjectiveSpec
     bar_interval: str
     source: str
+    #: The deployment gate's decision on this configuration (``decision``, ``reason``) when
+    #: it came from a best-configs file: the gate judges the winner (rank 1) only; other ranks
+    #: are ``"not judged"``. None for an entry given on its own.
+    deployment: dict[str, Any] | None = None
+
+    @property
+    def rejected_note(self) -> str | None:
+        """One line when the gate did not approve this configuration (None when it did, or
+        when nothing says)."""
+        return gate_note(self.deployment)
+
+
+def gate_note(deployment: Mapping[str, Any] | None) -> str | None:
+    """One line when a recorded gate decision is not an approval (None when it is, or when
+    there is none)."""
+    if not deployment or deployment.get("decision") in (None, "approved"):
+        return None
+    decision = deployment.get("decision")
+    if decision == "not judged":
+        return ("this configuration is not the run's winner: the deployment gate never judged "
+                "it; it is not a deployed champion")
+    reason = str(deployment.get("reason") or "").strip()
+    return (f"this configuration was {decision} by the deployment gate"
+            + (f" ({reason.rstrip('.')})" if reason else "")
+            + ": it is not a deployed champion; study it, do not trade it")
 
 
 def read_best_configs(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
@@ -81,7 +106,10 @@ def configuration_of(
 ) -> Configuration:
     """The configuration to train: ``source`` is one entry (``best["configurations"][0]``),
     a whole best-configs dict, or a path :func:`read_best_configs` reads; of a whole file the
-    one at ``rank`` (1 = the winner). Every problem is one ``ConfigError`` line."""
+    one at ``rank`` (1 = the winner), or a :class:`Configuration` already read. Every problem
+    is one ``ConfigError`` line."""
+    if isinstance(source, Configuration):
+        return source
     if isinstance(source, str | os.PathLike):
         best, name = read_best_configs(source)
         return _entry_of_file(best, name, rank)
@@ -106,7 +134,13 @@ def _entry_of_file(best: dict[str, Any], name: str, rank: int) -> Configuration:
     if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= len(entries):
         raise ConfigError(f"{name}: rank {rank!r} is out of range, it holds ranks 1 to "
                           f"{len(entries)}")
-    return check_entry(entries[rank - 1], f"{name}, rank {rank}")
+    configuration = check_entry(entries[rank - 1], f"{name}, rank {rank}")
+    deployment = best.get("deployment")
+    if isinstance(deployment, dict):
+        judged = ({"decision": deployment.get("decision"), "reason": deployment.get("reason")}
+                  if rank == 1 else {"decision": "not judged", "reason": None})
+        configuration = replace(configuration, deployment=judged)
+    return configuration
 
 
 def check_entry(entry: Any, name: str) -> Configuration:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ import numpy as np
 
 from cryptosweep.core.errors import ConfigError, UserError
 from cryptosweep.core.files import output_problem, write_text_atomic
-from cryptosweep.production.candles import load_candles, parse_time
+from cryptosweep.production.candles import load_candles
 from cryptosweep.production.model import (
     MANIFEST,
     Backtest,
+    InSampleWarning,
     TrainedModel,
     load_model,
     train_model,
@@ -41,24 +43,29 @@ def model_for(source: str | Path, *, rank: int = 1, until: Any = None) -> Traine
 
 def evaluate(
     model: TrainedModel, data: str | Path, *, start: Any = None, end: Any = None,
-    html_path: str | Path = "evaluation.html", title: str | None = None,
-) -> tuple[Backtest, Path, list[str]]:
+    html_path: str | Path | None = None, title: str | None = None,
+) -> tuple[Backtest, Path | None, list[str]]:
     """Backtest ``model`` on the candles at ``data`` (read with the model's loader options)
-    from ``start`` to ``end`` and write the page :func:`write_evaluation_html` to
-    ``html_path``. Returns the backtest, the page and its notes (one says when the period
-    reaches into the bars the model was trained on). Bad input (data, times) is a
+    from ``start`` to ``end`` and, when ``html_path`` is given, write the page
+    :func:`write_evaluation_html` there (nothing is written otherwise). Returns the backtest,
+    the page (None) and its notes: one when the period overlaps the bars the model was trained
+    on (:meth:`TrainedModel.in_sample_note`: the same market, the same dates), one when its
+    configuration was not approved by the deployment gate. Bad input (data, times) is a
     ``UserError`` before anything is written, and so is an ``html_path`` that cannot be
     written or is a file this command did not write (:func:`check_html_target`)."""
-    check_html_target(html_path)
+    from cryptosweep.production.configuration import gate_note
+
+    if html_path is not None:
+        check_html_target(html_path)
     ohlcv = load_candles(data, model.spec)
-    backtest = model.backtest_details(ohlcv, start, end)
-    trained = model.manifest["data"]
-    notes = []
-    if backtest.times[0] <= parse_time(trained["last_bar"], "manifest data.last_bar"):
-        notes.append(
-            f"The model was trained on bars up to {trained['last_bar']} of {trained['source']}: "
-            "on that asset, the bars of this period up to then are in-sample."
-        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InSampleWarning)  # the note below says it once
+        backtest = model.backtest_details(ohlcv, start, end)
+    notes = [note for note in (
+        model.in_sample_note(ohlcv, backtest.times[0], backtest.times[-1]),
+        gate_note(model.manifest.get("deployment"))) if note]
+    if html_path is None:
+        return backtest, None, notes
     heading = title or (f"{model.family} model on {Path(data).name}: backtest")
     page = write_evaluation_html(html_path, backtest, title=heading, notes=notes)
     return backtest, page, notes

@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
@@ -76,6 +77,10 @@ FAMILY_LIBRARIES = {"lightgbm": "lightgbm", "xgboost": "xgboost", "catboost": "c
                     "torch": "torch"}
 
 
+class InSampleWarning(UserWarning):
+    """A decision or backtest period overlaps the bars the model was trained on."""
+
+
 @dataclass(frozen=True)
 class Backtest:
     """A backtest of a period: ``metrics`` (the sweep's ``performance``), ``result`` (per-bar
@@ -112,6 +117,46 @@ class TrainedModel:
     def family(self) -> str:
         return str(self._manifest["family"])
 
+    def in_sample_note(self, ohlcv: pd.DataFrame, first: Any, last: Any) -> str | None:
+        """One line when the bars from ``first`` to ``last`` (times) of ``ohlcv`` overlap the
+        bars this model was trained on, else None. Only then: an earlier or later period does
+        not overlap, and another market (other closes at the manifest's probe bars: another
+        exchange, asset or a transformed series) is not in-sample whatever its dates. A
+        manifest without probe bars (an older model) is taken at its dates."""
+        data = self._manifest.get("data") or {}
+        try:
+            train_first = parse_time(data["first_training_bar"], "first_training_bar")
+            train_last = parse_time(data["last_training_bar"], "last_training_bar")
+        except (KeyError, ConfigError, DataError):
+            return None
+        first, last = parse_time(first, "first"), parse_time(last, "last")
+        if last < train_first or first > train_last:
+            return None
+        probe = data.get("probe")
+        if isinstance(probe, dict) and probe:
+            index = ohlcv.index if ohlcv.index.tz is not None else ohlcv.index.tz_localize("UTC")
+            closes = ohlcv["close"].to_numpy(dtype="float64")
+            seen = same = 0
+            for when, close in probe.items():
+                position = index.get_indexer([pd.Timestamp(when)])[0]
+                if position >= 0:
+                    seen += 1
+                    same += bool(np.isclose(closes[position], float(close), rtol=1e-9,
+                                            atol=0.0))
+            if seen and not same:
+                return None  # the same dates, another market
+        overlap_first, overlap_last = max(first, train_first), min(last, train_last)
+        return (f"in-sample: the bars {overlap_first.isoformat()} .. {overlap_last.isoformat()}"
+                f" of this period are bars the model was trained on ({data.get('source')}, "
+                f"{train_first.isoformat()} .. {train_last.isoformat()}); their results say "
+                "nothing about how it trades")
+
+    def _warn_in_sample(self, market: Market, first: int, last: int) -> None:
+        index = market.ohlcv.index
+        note = self.in_sample_note(market.ohlcv, index[first], index[last])
+        if note is not None:
+            warnings.warn(note, InSampleWarning, stacklevel=3)
+
     # ------------------------------------------------------------------------ decisions
 
     def decide(self, ohlcv: pd.DataFrame, *, start: Any = None) -> pd.DataFrame:
@@ -128,6 +173,7 @@ class TrainedModel:
         market = self._market(ohlcv)
         first = self._position(market, start, "start", default=0)
         bars = np.arange(first, len(market.open_), dtype="int64")
+        self._warn_in_sample(market, first, len(market.open_) - 1)
         proba = predict_probabilities(self._entry_model, market.features, bars)
         return decisions_frame(market, first, proba, self.trading, self.spec.objective)
 
@@ -150,6 +196,7 @@ class TrainedModel:
             raise DataError(f"the backtest period holds {max(stop - first, 0)} bars; give a "
                             "--start before --end and at least 2 bars")
         bars = np.arange(first, stop, dtype="int64")
+        self._warn_in_sample(market, first, stop - 1)
         proba = predict_probabilities(self._entry_model, market.features, bars)
         result = backtest_bars(market, bars, proba, self.trading, self.spec.objective)
         metrics = performance(result.returns, result.trades, result.positions,
@@ -256,7 +303,8 @@ def _replace_folder(staging: Path, target: Path) -> None:
 
 
 def train_model(
-    configuration: Mapping[str, Any] | str | os.PathLike[str], *, data: Any = None,
+    configuration: Mapping[str, Any] | str | os.PathLike[str] | Configuration, *,
+    data: Any = None,
     until: Any = None, rank: int = 1,
 ) -> TrainedModel:
     """Train the model a best configuration describes, as the sweep trained it.
@@ -315,8 +363,24 @@ def train_model(
         },
         "versions": _versions(config.family),
         "files": {},
+        "deployment": config.deployment,
     }
+    manifest["data"]["probe"] = _probe(market, train)
     return TrainedModel(entry_model, manifest)
+
+
+#: Training bars whose closes the manifest records, evenly spaced: how a later period is told
+#: to be the training market (in-sample) or another one.
+PROBE_BARS = 64
+
+
+def _probe(market: Market, train: np.ndarray) -> dict[str, float]:
+    """The close of :data:`PROBE_BARS` training bars, evenly spaced, by open time."""
+    rows = np.asarray(train, dtype="int64")
+    picks = rows[np.linspace(0, len(rows) - 1, min(PROBE_BARS, len(rows))).astype("int64")]
+    index = market.ohlcv.index
+    return {index[int(i)].isoformat(): float(market.ohlcv["close"].iloc[int(i)])
+            for i in np.unique(picks)}
 
 
 def _training_market(config: Configuration, data: Any) -> tuple[Market, str, str]:

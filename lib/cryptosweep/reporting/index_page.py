@@ -7,6 +7,7 @@ report; and the trends of the winner's holdout score and DSR across nights.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import json
@@ -20,6 +21,8 @@ from cryptosweep.judging.verdict import verdict
 from cryptosweep.reporting.offline import ensure_plotly_js, library_tags
 
 INDEX_FILE = "index.html"
+#: What the nightly's champion-in-the-field watch found (written by the nightly).
+FIELD_FILE = "champion_field.json"
 
 
 def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
@@ -43,7 +46,11 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
         decided = verdict(results)
         checks = results.get("reproducibility_check") or []
         reproducible = None if not checks else all(c.get("status") == "PASS" for c in checks)
+        field = None
+        with contextlib.suppress(OSError, json.JSONDecodeError):
+            field = json.loads((run_dir / FIELD_FILE).read_text(encoding="utf-8"))
         rows.append({
+            "field": field if isinstance(field, dict) else None,
             "run": run_dir.name,
             "created_at": float(created),
             "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(created)),
@@ -86,9 +93,12 @@ def trend_chart(rows: list[dict[str, Any]]) -> Any:
                        line={"dash": "dot"},
                        hovertemplate="%{customdata}<br>DSR %{y:.2f}<extra></extra>")
     figure.add_hline(y=0, line={"color": "#888", "width": 1})
+    # The deployment gate's default DSR threshold, on the DSR axis.
+    figure.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y2", y0=0.95, y1=0.95,
+                     line={"color": "#c62828", "width": 1, "dash": "dash"})
     figure.update_layout(
         title="Across nights: the winner on the holdout", template="plotly_white",
-        xaxis={"title": "run started (UTC)", "type": "date"},
+        xaxis={"title": "run started (UTC)", "type": "date", "tickformat": "%Y-%m-%d %H:%M"},
         yaxis={"title": f"holdout {score}"},
         yaxis2={"title": "DSR", "overlaying": "y", "side": "right", "range": [0, 1]},
         legend={"orientation": "h", "y": -0.25}, height=420,
@@ -126,7 +136,7 @@ under the deployment gate when a run has one, else edge / no edge against flat a
 buy-and-hold on the holdout (see each report). † = a holdout score from too few trades.</p>
 <table><thead><tr><th class="text">run</th><th>started (UTC)</th><th class="text">strategy</th>
 <th class="text">verdict</th><th>holdout (trades)</th><th>DSR</th><th>PBO</th>
-<th>validation</th><th>re-run</th></tr></thead>
+<th>validation</th><th>re-run</th><th class="text">champion in the field</th></tr></thead>
 <tbody>
 {body}
 </tbody></table>
@@ -151,4 +161,22 @@ def _row(row: dict[str, Any]) -> str:
             f'<td class="text"><span class="{tone}">{html.escape(decided.label)}</span>'
             f'<div class="reason">{html.escape(decided.reason)}</div></td>'
             f"<td>{holdout}</td><td>{share(row['dsr'])}</td><td>{share(row['pbo'])}</td>"
-            f"<td>{html.escape(signed(row['validation']))}</td><td>{reproducible}</td></tr>")
+            f"<td>{html.escape(signed(row['validation']))}</td><td>{reproducible}</td>"
+            f'<td class="text">{_field_cell(row.get("field"))}</td></tr>')
+
+
+def _field_cell(field: dict[str, Any] | None) -> str:
+    """The champion as the nightly watched it that night: live bars, trades, return, PSR
+    against its validated Sharpe, largest PSI; DEMOTED when the kill switch acted."""
+    if not field:
+        return "–"
+    if field.get("state") == "waiting":
+        return f"{field.get('live_bars', 0)} live bars"
+    psr = field.get("psr_vs_validated")
+    psi = field.get("max_psi")
+    text = (f"{field.get('live_bars')} bars, {field.get('trades')} trades, "
+            f"{signed(field.get('total_return'))} return, PSR "
+            f"{'–' if psr is None else f'{psr:.2f}'}, PSI {'–' if psi is None else f'{psi:.2f}'}")
+    if field.get("state") == "demoted":
+        return f'<span class="negative">DEMOTED</span> {html.escape(text)}'
+    return html.escape(text)

@@ -41,7 +41,7 @@ from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import best_configs, build_results, resource_usage, text_report
 from cryptosweep.strategies import Strategy
 from cryptosweep.sweep.champion import Champion, champion_request, comparison, read_champion
-from cryptosweep.sweep.evidence import ledger_path, paired_test, statistics
+from cryptosweep.sweep.evidence import finite_or_none, ledger_path, paired_test, statistics
 from cryptosweep.sweep.rescoring import (
     RESCORE,
     by_rescore,
@@ -153,7 +153,10 @@ def finalize_run(
         strategy=strategy.summary(), rows=rows, top=top, reproducibility_check=check,
         overfitting=overfitting, baselines=baselines,
     )
-    results["statistics"] = evidence
+    results["statistics"] = finite_or_none(evidence)
+    results["overfitting"] = finite_or_none(results["overfitting"])
+    if champion_side is not None:
+        champion_side = finite_or_none(champion_side)
     results["deployment"] = decide(results, champion_side)
     log.info("deployment gate: %s", results["deployment"]["reason"])
     files = {
