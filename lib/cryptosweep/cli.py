@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptosweep.core.errors import (
     EXIT_USAGE,
@@ -275,6 +276,8 @@ def _train(args: argparse.Namespace) -> int:
     check_output_folder(out)
     if configuration.rejected_note:
         print(f"warning: {configuration.rejected_note}", file=sys.stderr)
+    if args.rank > 1:  # choosing another than the winner is choosing by what came after it
+        _count_look(args.source, configuration.entry, "train", f"--rank {args.rank}")
     model = train_model(configuration, data=args.data, until=args.until)
     target = model.save(out)
     data = model.manifest["data"]
@@ -324,14 +327,36 @@ def _no_champion(model_dir: Path) -> str | None:
 
 
 
+def _count_look(source: str | Path, entry: dict[str, Any], kind: str, what: str) -> None:
+    """A look at the holdout, recorded in the trial ledger beside ``source`` (the report of
+    the next sweep counts it), or said to be unrecorded."""
+    from cryptosweep.records.ledger import record_look_beside
+
+    data = entry.get("data") or {}
+    run = str(entry.get("source_run") or Path(source).resolve().name)
+    where = record_look_beside(source, run, kind, what, data)
+    if where is None and data.get("holdout_first_bar"):
+        print(f"warning: {what} looks at the holdout of {run}; no trial ledger beside {source} "
+              "to record it in", file=sys.stderr)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from cryptosweep.core.files import pretty_json
     from cryptosweep.production.evaluation import check_html_target, evaluate, model_for
 
-    check_html_target(args.html)  # before a model is trained
+    if args.html is not None:
+        check_html_target(args.html)  # before a model is trained
     model = model_for(args.source, rank=args.rank, until=args.until)
     backtest, page, notes = evaluate(model, args.data, start=args.start, end=args.end,
                                      html_path=args.html)
+    entry = model.manifest.get("configuration") or {}
+    data = entry.get("data") or {}
+    same_market = Path(str(data.get("path") or "")).name == Path(args.data).name
+    if same_market and data.get("holdout_first_bar") and (
+            backtest.times[-1] >= pd.Timestamp(data["holdout_first_bar"])):
+        _count_look(args.source, entry, "evaluate", f"evaluate {args.data}")
     if args.json:
         sys.stdout.write(pretty_json(backtest.metrics))
     else:

@@ -203,7 +203,7 @@ def runs_frame(runs: Iterable[RunInfo], show_holdout: bool = True) -> pd.DataFra
     """The runs as the index lists them (date, strategy, best, holdout, DSR, PBO, the
     reproducibility status) plus each folder's state, the deployment gate's decision where
     the run has one, and a note for folders that cannot be read. ``show_holdout=False``: the
-    holdout column says ``locked`` (:mod:`cryptosweep.explore.holdout_lock`)."""
+    holdout column says ``locked`` (:mod:`cryptosweep.explore.accounting`)."""
     rows = []
     for run in runs:
         summary = run.summary or {}

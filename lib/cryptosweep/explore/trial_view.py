@@ -27,8 +27,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 
 from cryptosweep.core.errors import UserError
+from cryptosweep.explore.accounting import record_what_if
 from cryptosweep.explore.render import show_figure, show_message, table_html
 from cryptosweep.explore.runs import RunInfo, RunReadError
 from cryptosweep.explore.trial import (
@@ -123,6 +125,7 @@ class TrialView:
         self.cache = cache
         self.background = background
         self.holdout_unlocked = False  # set by the explorer's unlock (recorded)
+        self._accounting: list[threading.Thread] = []  # what-ifs being counted in the ledger
         self.active = False
         self.run: RunInfo | None = None
         self.record: TrialRecord | None = None
@@ -344,7 +347,10 @@ class TrialView:
             kind: n for kind, n in lengths.items() if kind != HOLDOUT}
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the retraining in progress (if any); True when none is left running."""
+        """Wait for the retraining in progress (if any) and for the what-ifs being counted;
+        True when none is left running."""
+        for counting in self._accounting:
+            counting.join(timeout)
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
@@ -429,7 +435,26 @@ class TrialView:
             self.timings.update(backtest=backtested - started, equity=drawn - backtested,
                                 tables=tabled - drawn, trades=done - tabled,
                                 total=done - started)
-            return whatif
+        if whatif is not own and self.run is not None:
+            self._count_try(record, whatif)
+        return whatif
+
+    def _count_try(self, record: TrialRecord, whatif: WhatIf) -> None:
+        """A what-if is a trial: recorded in the run's ledger (off the slider's path)."""
+        trading = whatif.trading
+        params = {**record.params, "trading": {
+            "threshold": trading.threshold, "holding_period": trading.holding_period,
+            "stop_loss": trading.stop_loss, "take_profit": trading.take_profit}}
+        returns = np.asarray(whatif.validation_returns, dtype=float)
+        sharpe = (float(returns.mean() / returns.std(ddof=1))
+                  if len(returns) > 1 and returns.std() > 0 else None)
+        run_dir = self.run.path
+        thread = threading.Thread(
+            target=record_what_if, args=(run_dir, params, int(record.seed),
+                                         float(record.evaluation["budget"]), sharpe),
+            name="count what-if", daemon=True)
+        thread.start()
+        self._accounting.append(thread)
 
     # ------------------------------------------------------------------------- trades
 

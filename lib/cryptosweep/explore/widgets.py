@@ -22,7 +22,7 @@ import pandas as pd
 
 from cryptosweep.core.paths import resolve
 from cryptosweep.explore import plots
-from cryptosweep.explore.holdout_lock import record_unlock
+from cryptosweep.explore.accounting import record_unlock
 from cryptosweep.explore.render import frame_html, show_figure, show_message
 from cryptosweep.explore.runs import (
     RunComparison,
@@ -177,7 +177,7 @@ class Explorer:
 
     def unlock_holdout(self) -> str:
         """Show holdout scores from now on, in every panel, and record the look in the chosen
-        run's trial ledger (:func:`cryptosweep.explore.holdout_lock.record_unlock`); returns
+        run's trial ledger (:func:`cryptosweep.explore.accounting.record_unlock`); returns
         where it was recorded."""
         where = (record_unlock(self.run.path) if self.run is not None
                  else "no run chosen: nothing recorded")

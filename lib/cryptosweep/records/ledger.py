@@ -225,3 +225,28 @@ class TrialLedger:
                 (market.name, market.last_bar, market.first_bar),
             ).fetchall()
         return [{"run": r, "source": s, "what": w, "looked_at": t} for r, s, w, t in rows]
+
+
+def ledger_beside(source: str | Path) -> Path | None:
+    """The trial ledger a best-configs file, run folder, models folder or model folder belongs
+    to: ``trials.db`` in the folder (a file's folder), or in the folder above it (a model
+    folder inside a models folder); None when there is none."""
+    source = Path(source)
+    folder = source if source.is_dir() else source.parent
+    for candidate in (folder / LEDGER_NAME, folder.parent / LEDGER_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def record_look_beside(source: str | Path, run: str, source_kind: str, what: str,
+                       data: Mapping[str, Any]) -> Path | None:
+    """Record a look at the holdout bars of ``data`` (a best-configs entry's ``data``) in the
+    ledger :func:`ledger_beside` ``source``; returns the ledger's path, None when there is no
+    ledger or the data has no holdout."""
+    path = ledger_beside(source)
+    if path is None or not data.get("holdout_first_bar"):
+        return None
+    with TrialLedger(path) as ledger:
+        ledger.record_look(run, source_kind, what, Market.of(data, "holdout"))
+    return path

@@ -1,0 +1,57 @@
+"""What a person tries in the explorer and every look at a holdout are counted in the ledger."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from cryptosweep.explore.accounting import record_unlock, record_what_if
+from cryptosweep.records.ledger import Market, TrialLedger, record_look_beside
+
+
+def _finished_run(explore_reports: Path, tmp_path: Path) -> Path:
+    def readable(folder: Path) -> bool:
+        try:
+            results = json.loads(next(folder.glob("sweep_results_*.json")).read_text())
+        except (StopIteration, ValueError):
+            return False
+        return bool(results.get("best")) and "holdout_first_bar" in (results.get("data") or {})
+
+    source = next(p for p in sorted(explore_reports.iterdir()) if p.is_dir() and readable(p))
+    run = tmp_path / source.name
+    shutil.copytree(source, run)
+    for ledger in run.glob("trials.db*"):
+        ledger.unlink()
+    return run
+
+
+def test_what_ifs_are_trials_and_unlocks_are_looks(explore_reports, tmp_path):
+    run = _finished_run(explore_reports, tmp_path)
+    results = json.loads(next(run.glob("sweep_results_*.json")).read_text())
+    best = results["best"]
+    path = record_what_if(run, {**best["params"], "trading": {
+        **best["params"]["trading"], "threshold": 0.61}}, best["seed"], best["budget"], 0.01)
+    assert path == str(run / "trials.db")
+    market = Market.of(results["data"])
+    with TrialLedger(path) as ledger:
+        before = ledger.trials_on(market, 30).n_trials
+    record_what_if(run, {**best["params"], "trading": {
+        **best["params"]["trading"], "threshold": 0.62}}, best["seed"], best["budget"], 0.02)
+    with TrialLedger(path) as ledger:
+        assert ledger.trials_on(market, 30).n_trials == before + 1
+    assert record_unlock(run) == str(run / "trials.db")
+    with TrialLedger(path) as ledger:
+        looks = ledger.looks_at(Market.of(results["data"], "holdout"))
+    assert [(look["source"], look["what"]) for look in looks] == [("explorer", "unlock")]
+
+
+def test_a_look_from_production_is_recorded_beside_the_source(explore_reports, tmp_path):
+    run = _finished_run(explore_reports, tmp_path)
+    TrialLedger(run / "trials.db").close()
+    best_configs = next(run.glob("best_configs_*.json"))
+    entry = json.loads(best_configs.read_text())["configurations"][1]
+    assert record_look_beside(best_configs, run.name, "train", "--rank 2", entry["data"]) == (
+        run / "trials.db")
+    assert record_look_beside(tmp_path / "elsewhere.json", run.name, "train", "x",
+                              entry["data"]) is None
