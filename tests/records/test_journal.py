@@ -269,3 +269,15 @@ def test_a_lost_wal_keeps_what_was_checkpointed_and_says_what_was_lost(tmp_path,
     journal = Journal(run_dir / "sweep.db")
     assert len(journal.evaluations()) == checkpoint_after
     journal.close()
+
+
+def test_a_leftover_folder_that_resume_refuses_is_not_said_to_be_resumable(tmp_path):
+    """A sweep.db left empty (a run killed as it created its journal) was "not a cryptosweep
+    journal" to resume and "already holds a sweep; resume it" to a new run."""
+    from cryptosweep.core.errors import UserError
+    from cryptosweep.sweep.opening import _refuse_existing
+
+    (tmp_path / "sweep.db").write_bytes(b"")
+    with pytest.raises(UserError, match=r"holds a sweep.db that cannot be resumed .*not a "
+                       r"cryptosweep journal.*; choose another --run-name, or move that folder"):
+        _refuse_existing(tmp_path)

@@ -244,7 +244,12 @@ def _refuse_existing(run_dir: Path) -> None:
     if (run_dir / DB_NAME).exists():
         try:
             inspect_journal(run_dir, writable=False, repair=True)
-        except ResumeError as exc:
+        except ResumeError as exc:  # one that resume would refuse as not a journal at all
+            if "not a cryptosweep journal" not in str(exc):
+                raise UserError(
+                    f"run folder {run_dir} already holds a sweep; resume it with --resume "
+                    f"{run_dir} or choose another --run-name"
+                ) from None
             why = str(exc).split(": ", 1)[-1]
             raise UserError(
                 f"run folder {run_dir} holds a {DB_NAME} that cannot be resumed ({why}); "
