@@ -161,13 +161,17 @@ def test_a_full_disk_stops_the_sweep_and_resume_ends_as_an_uninterrupted_run(
         assert main(resume) == 0, capsys.readouterr().err[-3000:]
         assert deterministic_bytes(run_dir) == deterministic_bytes(reference)
         with sqlite3.connect(run_dir / "sweep.db") as db:
-            rerun = db.execute("SELECT COUNT(*) FROM attempts WHERE outcome IS NOT 'done'"
-                               ).fetchone()[0]
+            others = {outcome for (outcome,) in db.execute(
+                "SELECT outcome FROM attempts WHERE outcome IS NOT 'done'")}
             done = db.execute("SELECT eval_id, COUNT(*) FROM attempts WHERE outcome = 'done' "
                               "GROUP BY eval_id").fetchall()
         db.close()
+        # The evaluations the full disk stopped (fewer than 6 were done) ran in the resume,
+        # each finished once. The first attempt of the one the disk hit is on record only if
+        # the journal could still be written after it started (a trial's "running" row is
+        # committed with the next transaction: docs/reliability.md).
         assert all(count == 1 for _, count in done) and len(done) == 6
-        assert rerun >= 1, "the evaluation the full disk hit must have been run again"
+        assert others <= {"infrastructure", None}, others
 
 
 def test_a_journal_write_on_a_full_disk_leaves_the_journal_consistent(tmp_path):

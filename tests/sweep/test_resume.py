@@ -186,3 +186,148 @@ def test_resume_on_changed_data_is_refused(tmp_path, write_config):
     data.write_bytes(gzip.compress("\n".join(text[:-24]).encode() + b"\n"))
     done = cli("run", "--resume", str(tmp_path / "r"))
     assert done.returncode == 2 and "changed since the run started" in done.stderr
+
+
+# ----------------------------------------------------------- damaged journals (checksums)
+
+
+def _damage(db, score_of=None, blob_of=None, params_of=None):
+    with sqlite3.connect(db) as conn:
+        if score_of is not None:  # one result changed on disk, by 1e-4
+            conn.execute("UPDATE evaluations SET score = score + 1e-4 WHERE eval_id = ?",
+                         (score_of,))
+        if blob_of is not None:  # a returns blob of random bytes
+            conn.execute("UPDATE returns SET data = ? WHERE kind = 'validation' AND eval_id = ?",
+                         (random.Random(blob_of).randbytes(300), blob_of))
+        if params_of is not None:  # valid JSON, other parameters
+            (text,) = conn.execute("SELECT params FROM trials WHERE trial_id = ?",
+                                   (params_of,)).fetchone()
+            params = json.loads(text)
+            params["trading"]["threshold"] += 0.01
+            conn.execute("UPDATE trials SET params = ? WHERE trial_id = ?",
+                         (json.dumps(params), params_of))
+    conn.close()
+
+
+def _folder_state(folder):
+    """Every file's bytes and modification time, and the folder's own."""
+    return (folder.stat().st_mtime_ns,
+            {p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+             for p in sorted(folder.rglob("*")) if p.is_file()})
+
+
+def test_a_damaged_result_is_repaired_by_resume_to_the_undamaged_results(
+        config_and_reference, tmp_path):
+    """A score changed by 1e-4 was resumed and reported as if nothing happened; a returns blob
+    of random bytes ended resume in a zlib traceback. Resume names them, runs those two
+    evaluations again with their recorded seeds and ends as the undamaged run."""
+    _, reference = config_and_reference
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "sweep.db").write_bytes((reference / "sweep.db").read_bytes())
+    _damage(copy / "sweep.db", score_of=3, blob_of=6)
+    done = cli("run", "--resume", str(copy), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "damaged row" in line]
+    assert "2 damaged rows: evaluation 3 (table evaluations)" in line
+    assert "the validation returns of evaluation 6 (table returns)" in line
+    assert "runs them again with their recorded seeds" in line
+    assert deterministic_bytes(copy) == deterministic_bytes(reference)
+    with sqlite3.connect(copy / "sweep.db") as db:
+        attempts = dict(db.execute("SELECT eval_id, COUNT(*) FROM attempts GROUP BY eval_id"))
+    assert set(attempts) == set(range(N_TRIALS)) and set(attempts.values()) == {1}
+
+
+def test_report_export_and_the_explorer_refuse_a_damaged_journal_with_one_line(
+        config_and_reference, tmp_path):
+    """A returns blob of random bytes was a zlib traceback in report and in read_trial."""
+    import shutil
+
+    from cryptosweep.explore import RunReadError
+    from cryptosweep.explore.trial import read_trial
+
+    _, reference = config_and_reference
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    _damage(run_dir / "sweep.db", blob_of=4)
+    before = _folder_state(run_dir)
+    for command in (["report", str(run_dir)], ["export-optuna", str(run_dir)]):
+        done = cli(*command)
+        assert done.returncode == 2, done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"cryptosweep: error: {command[0]}: journal ")
+        assert "1 damaged row: the validation returns of evaluation 4 (table returns): its " \
+               "returns cannot be decoded" in line and "--resume" in line
+    assert _folder_state(run_dir) == before, "refused before anything was written"
+    with pytest.raises(RunReadError, match=r"validation returns of evaluation 4 \(table "
+                       "returns\\)"):
+        read_trial(run_dir, 4)
+    _damage(run_dir / "sweep.db", score_of=2)
+    with pytest.raises(RunReadError, match=r"evaluation 2 \(table evaluations\): its content "
+                       "does not match its checksum"):
+        read_trial(run_dir, 5)
+
+
+def test_a_rewritten_trial_is_refused_before_anything_changes(config_and_reference, tmp_path):
+    """A rewritten params row was refused only after the run folder had been changed (the
+    lock, the WAL, the log): the read-only checks now come first."""
+    import shutil
+
+    _, reference = config_and_reference
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    _damage(run_dir / "sweep.db", params_of=2, score_of=5)
+    time.sleep(0.05)  # a change now would show in the modification times
+    before = _folder_state(run_dir)
+    done = cli("run", "--resume", str(run_dir))
+    assert done.returncode == 2, done.stderr[-3000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert "trial 2 (table trials): its content does not match its checksum" in line
+    assert "so this cannot be repaired" in line
+    assert _folder_state(run_dir) == before
+
+
+def test_a_lost_wal_and_a_kill_keep_what_was_checkpointed(config_and_reference, tmp_path):
+    """``sweep.db-wal`` deleted mid-run and the process killed: every evaluation was lost
+    (nothing was checkpointed) and the folder could be neither resumed nor reused. Now the
+    database holds what was checkpointed (here after every commit, where a real sweep waits
+    ``CHECKPOINT_SECONDS``), resume says what was lost, runs it again and ends as the
+    uninterrupted run."""
+    import contextlib
+
+    from cryptosweep.records.journal import lost_wal_frames
+
+    config_path, reference = config_and_reference
+    run_dir = tmp_path / "killed"
+    db = run_dir / "sweep.db"
+    code = ("import sys; import cryptosweep.records.journal as j; j.CHECKPOINT_SECONDS = 0.0; "
+            "from cryptosweep.cli import main; sys.exit(main(sys.argv[1:]))")
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "run", "--config", str(config_path), "--log-dir",
+         str(tmp_path), "--run-name", "killed", "--seed", "5", "--workers", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while done_count(db) < 3:
+            assert process.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "the sweep made no progress"
+            time.sleep(0.01)
+        (run_dir / "sweep.db-wal").unlink()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not list(run_dir.glob("sweep_results_*.json")), "killed too late"
+    lost = lost_wal_frames(db)
+    with sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True) as conn:
+        kept = conn.execute("SELECT COUNT(*) FROM evaluations WHERE status = 'done'").fetchone()
+    assert kept[0] >= 3, "what was finished before the last checkpoint is in the database"
+    resumed = cli("run", "--resume", str(run_dir), "--workers", "0", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    if lost:
+        assert "lost its write-ahead log (sweep.db-wal" in resumed.stderr
+        assert f"it keeps {kept[0]} finished evaluation(s)" in resumed.stderr
+    assert f" evaluations in the journal, {kept[0]} finished (" in resumed.stderr
+    assert deterministic_bytes(run_dir) == deterministic_bytes(reference)

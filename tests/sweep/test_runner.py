@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptosweep.records.journal import unpack_returns
+from cryptosweep.records.journal import EVAL_COLUMNS, row_checksum, unpack_returns
 from tests.support import cli, deterministic_bytes, results_file, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -298,6 +298,12 @@ def test_reproducibility_check_fails_when_a_stored_result_was_tampered_with(refe
         changed["fold_sharpe"][0] += 1e-12  # one bit of one fold's Sharpe ratio
         db.execute("UPDATE evaluations SET metrics = ? WHERE eval_id = ?",
                    (json.dumps(changed), best))
+        # A result that was stored so (its checksum matches: not damage the journal would
+        # catch and repair), as a non-deterministic trial would have stored it.
+        row = db.execute(f"SELECT {EVAL_COLUMNS} FROM evaluations WHERE eval_id = ?",
+                         (best,)).fetchone()
+        db.execute("UPDATE evaluations SET checksum = ? WHERE eval_id = ?",
+                   (row_checksum("evaluations", *row), best))
         db.execute("DELETE FROM extra_evaluations WHERE kind = 'repro'")
     done = cli("run", "--resume", str(copy))
     assert done.returncode == 0, done.stderr

@@ -25,7 +25,12 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.core.errors import UserError
-from cryptosweep.records.journal import DB_NAME, SCHEMA_VERSION, Journal
+from cryptosweep.records.journal import (
+    DB_NAME,
+    READABLE_SCHEMA_VERSIONS,
+    Journal,
+    JournalDamagedError,
+)
 from cryptosweep.records.ranking import at_largest_budget, finished_with_score
 from cryptosweep.records.results import RESULTS_SCHEMA, evaluation_record
 from cryptosweep.reporting.report import run_summaries
@@ -142,10 +147,11 @@ def inspect_run(run_dir: str | Path, summary: Mapping[str, Any] | None = None) -
                            f"{DB_NAME} has no config: not a cryptosweep journal, or one whose "
                            "sweep never started")
         version = meta.get("schema_version")
-        if version is not None and version != SCHEMA_VERSION:
+        if version is not None and version not in READABLE_SCHEMA_VERSIONS:
             return RunInfo(name, run_dir, OTHER_VERSION,
                            f"its journal was written by another version of cryptosweep "
-                           f"(journal schema {version}; this version reads {SCHEMA_VERSION})",
+                           f"(journal schema {version}; this version reads "
+                           f"{' and '.join(map(str, READABLE_SCHEMA_VERSIONS))})",
                            meta.get("created_at"))
     status, created_at = meta.get("status"), meta.get("created_at")
     if results_path is not None:
@@ -266,6 +272,8 @@ def read_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
                 return [evaluation_record(row) for row in journal.evaluations()]
             finally:
                 journal.close()
+        except JournalDamagedError as exc:
+            raise RunReadError(f"{run_dir.name}: {exc}") from None
         except sqlite3.Error as exc:
             if info.state != COMPLETE:
                 raise RunReadError(f"{run_dir.name}: cannot read {DB_NAME} ({exc})") from None

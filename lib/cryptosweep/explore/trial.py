@@ -30,7 +30,7 @@ from cryptosweep.explore.runs import (
     read_config,
     read_evaluations,
 )
-from cryptosweep.records.journal import DB_NAME, Journal
+from cryptosweep.records.journal import DB_NAME, Journal, JournalDamagedError
 from cryptosweep.records.ranking import finished_with_score, ranked
 from cryptosweep.reporting.figures import fold_dates
 from cryptosweep.trading.steps import TradingParams
@@ -212,12 +212,14 @@ def read_trial(run_dir: str | Path, eval_id: int) -> TrialRecord:
             try:
                 data = journal.get_meta("data", None)
                 for kind in ("validation", HOLDOUT):
-                    stored = journal.get_returns(kind).get(int(eval_id))
+                    stored = journal.get_returns(kind, int(eval_id)).get(int(eval_id))
                     if stored is not None:
                         returns[kind] = stored
                 holdout = journal.get_extra(HOLDOUT).get(int(eval_id))
             finally:
                 journal.close()
+        except JournalDamagedError as exc:
+            raise RunReadError(f"{run_dir.name}: {exc}") from None
         except sqlite3.Error:
             from_journal = False
     if not from_journal or data is None:

@@ -28,7 +28,12 @@ from cryptosweep.core.config_files import config_as_made, validate_config
 from cryptosweep.core.errors import UserError
 from cryptosweep.explore import plots
 from cryptosweep.explore.render import show_figure
-from cryptosweep.records.journal import DB_NAME, EvaluationRow, Journal
+from cryptosweep.records.journal import (
+    DB_NAME,
+    EvaluationRow,
+    Journal,
+    JournalDamagedError,
+)
 from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import evaluation_record, resource_usage
 from cryptosweep.reporting import figures
@@ -186,6 +191,8 @@ def take_snapshot(run_dir: str | Path, timeout: float = 1.0) -> Snapshot:
             journal.close()
     except sqlite3.Error as exc:  # not created yet, or briefly locked: poll again
         return Snapshot(run_dir, now, None, f"journal not readable yet ({exc})")
+    except JournalDamagedError as exc:  # rows that do not match their checksums
+        return Snapshot(run_dir, now, None, str(exc))
     return Snapshot(run_dir, now, status if isinstance(status, str) else None,
                     None if isinstance(status, str) else "the journal has no status yet",
                     config, seed, rows)

@@ -23,6 +23,7 @@ from typing import Any
 from cryptosweep.core.errors import ReportError, UserError
 from cryptosweep.core.files import output_problem, unwritable, write_text_atomic
 from cryptosweep.core.paths import NOTEBOOKS
+from cryptosweep.records.journal import inspect_journal
 from cryptosweep.records.results import latest_file
 from cryptosweep.reporting.index_page import run_summaries, write_index
 from cryptosweep.reporting.offline import (
@@ -103,6 +104,7 @@ def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900)
     plotly.js from the folder above (written there once)."""
     run_dir = Path(run_dir).resolve()
     latest_file(run_dir, "sweep_results_*.json")  # a clear error for a folder that is not a run
+    inspect_journal(run_dir, writable=False, purpose="report")  # every row, before anything
     return render_notebook(ANALYSIS_NOTEBOOK, run_dir, {"run_dir": str(run_dir)}, kernel,
                            timeout)
 
@@ -187,7 +189,7 @@ def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path
     if target.exists() and not _is_optuna_export(target):
         raise UserError(f"export-optuna: {target} exists and is not an Optuna export written by "
                         "this command; it is left as it is: remove it or pass another --output")
-    journal = Journal.open_existing(run_dir)
+    journal = Journal.open_existing(run_dir, purpose="export-optuna")
     try:
         config = validate_config(journal.get_meta("config"), f"journal {journal.path}")
         space = SearchSpace.from_config(config)

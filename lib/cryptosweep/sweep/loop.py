@@ -105,9 +105,11 @@ class SweepLoop:
         if row is not None:  # journaled but unfinished (interrupted): one more attempt
             self._submit(request.eval_id)
             return None
+        # Committed with the next transaction (normally this evaluation's finish): one commit
+        # per trial. A crash before loses only the record that it had started.
         self.journal.add_evaluation(
             request.eval_id, request.trial_id, request.params, request.seed, request.budget,
-            request.tags, submitted_at=time.time(),
+            request.tags, submitted_at=time.time(), defer=True,
         )
         self.executor.submit({**self._payloads[request.eval_id], "attempt": 1})
         log.debug("eval %d submitted: trial %d, budget %g, seed %d", request.eval_id,

@@ -10,6 +10,7 @@ run's config, seed, folder, journal, lock, data plan and executor.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -25,12 +26,15 @@ from cryptosweep.core.errors import InfrastructureError, ResumeError, UserError
 from cryptosweep.core.faults import infrastructure_fault
 from cryptosweep.core.files import PRIVATE_MODE
 from cryptosweep.core.locking import RunLock
+from cryptosweep.execution.checkpoints import CHECKPOINT_DIR
 from cryptosweep.execution.executors import Executor, make_executor
 from cryptosweep.records.journal import (
     DB_NAME,
     SCHEMA_VERSION,
     Journal,
+    JournalDamagedError,
     JournalInfo,
+    describe_damage,
     inspect_journal,
 )
 from cryptosweep.sweep.preflight import SweepPlan, available_cores, preflight
@@ -58,6 +62,8 @@ class OpenRun:
     executor: Executor
     #: the data description the journal held before (a resume), None for a new run
     recorded_data: dict[str, Any] | None = None
+    #: what the run's log should say first (a resume's repairs, a lost WAL)
+    notes: tuple[str, ...] = ()
 
     def close(self) -> None:
         self.executor.close()
@@ -90,9 +96,12 @@ def open_resume(resume: str | Path, config: SweepConfig | None, seed: int | None
                 start: Callable[[SweepConfig], Executor]) -> OpenRun:
     """The resume of a run: its journal checked read-only, the config and seed it was started
     with (execution settings may change), the folder locked, the data unchanged, the executor
-    started by ``start`` and the journal opened for writing."""
-    resumed = inspect_journal(resume)
+    started by ``start`` and the journal opened for writing. Damaged rows the replay does not
+    need are removed then (:meth:`~cryptosweep.records.journal.Journal.repair`), so that the
+    resume runs them again with their seeds; everything before is read-only."""
+    resumed = inspect_journal(resume, repair=True)
     config, seed = _resume_config(resumed, config, seed, overrides)
+    _check_repairable(resumed, config)
     address = scheduler_address or config.execution.scheduler_address
     lock = RunLock.acquire(resumed.run_dir)
     try:
@@ -100,15 +109,68 @@ def open_resume(resume: str | Path, config: SweepConfig | None, seed: int | None
         _check_same_data(resumed, plan.data)
         executor = start(config)
         try:
-            journal = infrastructure_checked(lambda: Journal(resumed.db), resumed.run_dir)
+            journal = infrastructure_checked(lambda: _open_repaired(resumed), resumed.run_dir)
         except BaseException:
             executor.close()
             raise
     except BaseException:
         lock.release()
         raise
+    notes = []
+    if resumed.lost_wal:
+        notes.append(f"journal {resumed.db} {resumed.lost_wal}; the resume keeps those and runs "
+                     "what was lost again, with the same seeds")
+    if resumed.damage:
+        notes.append(f"journal {resumed.db} had {describe_damage(resumed.damage, limit=10)}; "
+                     "removed: the resume runs them again with their recorded seeds")
     return OpenRun(config, seed, resumed.run_dir, resumed.timestamp, journal, lock, plan,
-                   executor, recorded_data=resumed.data)
+                   executor, recorded_data=resumed.data, notes=tuple(notes))
+
+
+def _open_repaired(resumed: JournalInfo) -> Journal:
+    journal = Journal(resumed.db)
+    try:
+        if resumed.damage:
+            journal.repair(resumed.damage)
+    except BaseException:
+        journal.close()
+        raise
+    return journal
+
+
+def _check_repairable(resumed: JournalInfo, config: SweepConfig) -> None:
+    """Refuse, before anything changes, a repair whose re-run could not give the recorded
+    result: an evaluation that may have continued from a checkpoint (a promoted Hyperband rung,
+    or a row too damaged to tell), or a reproducibility re-run, once the run's checkpoints are
+    gone (removed at its end)."""
+    if (not resumed.damage or config.sweep_type != "hyperband"
+            or not config.hyperband.continue_training
+            or (resumed.run_dir / CHECKPOINT_DIR).is_dir()):
+        return
+    tags = _intact_tags(resumed)
+    needs = [d for d in resumed.damage
+             if (d.reruns_evaluation is not None
+                 and (tags.get(d.reruns_evaluation) or {"previous_budget": "?"}).get(
+                     "previous_budget") is not None)
+             or (d.table == "extra_evaluations" and d.key[0] == "repro")]
+    if needs:
+        raise JournalDamagedError(
+            f"--resume: journal {resumed.db} has {describe_damage(needs)}; re-running it needs "
+            f"the run's model checkpoints ({CHECKPOINT_DIR}/), removed at the end of the run, "
+            "so it could not give the recorded result: restore a backup copy of the run "
+            "folder, or start a new run")
+
+
+def _intact_tags(resumed: JournalInfo) -> dict[int, dict[str, Any]]:
+    """``eval_id`` → tags of the evaluations whose own row is intact (read-only)."""
+    damaged = {d.key for d in resumed.damage if d.table == "evaluations"}
+    journal = Journal(resumed.db, read_only=True)
+    try:
+        with journal._lock:
+            rows = journal._conn.execute("SELECT eval_id, tags FROM evaluations").fetchall()
+    finally:
+        journal.close()
+    return {eval_id: json.loads(tags) for eval_id, tags in rows if eval_id not in damaged}
 
 
 def start_executor(
@@ -180,6 +242,19 @@ def _run_folder(config: SweepConfig, log_dir: Path, run_name: str | None) -> tup
 
 def _refuse_existing(run_dir: Path) -> None:
     if (run_dir / DB_NAME).exists():
+        try:
+            inspect_journal(run_dir, writable=False, repair=True)
+        except ResumeError as exc:  # one that resume would refuse as not a journal at all
+            if "not a cryptosweep journal" not in str(exc):
+                raise UserError(
+                    f"run folder {run_dir} already holds a sweep; resume it with --resume "
+                    f"{run_dir} or choose another --run-name"
+                ) from None
+            why = str(exc).split(": ", 1)[-1]
+            raise UserError(
+                f"run folder {run_dir} holds a {DB_NAME} that cannot be resumed ({why}); "
+                "choose another --run-name, or move that folder away"
+            ) from None
         raise UserError(
             f"run folder {run_dir} already holds a sweep; resume it with --resume {run_dir} "
             "or choose another --run-name"
@@ -203,6 +278,7 @@ def _new_run(config: SweepConfig, seed: int, run_dir: Path, stamp: str
             timestamp=stamp, created_at=time.time(), status="running",
             schema_version=SCHEMA_VERSION,
         )
+        journal.checkpoint()  # the schema and the run in the database: a lost WAL keeps them
     except BaseException:
         lock.release()
         raise

@@ -127,6 +127,8 @@ def _run_opened(opened: OpenRun, use_gpu: bool, show_progress: bool,
         opened.close()
         raise
     try:
+        for note in opened.notes:
+            log.warning("%s", note)
         if opened.recorded_data != opened.plan.data:  # (a newer version describes the same
             journal.set_meta(data=opened.plan.data)  # candles with more: bar interval, dates)
         log.info("sweep: %s", opened.plan.describe(opened.config))
