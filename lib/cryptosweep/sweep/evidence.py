@@ -1,7 +1,7 @@
 """The evidence a winner is judged on, assembled at the end of a sweep: the night's trials
 written to the trial ledger and counted with the nights before, the statistics of selection
 (:mod:`cryptosweep.judging.selection`), the holdout tested with power
-(:mod:`cryptosweep.judging.holdout_test`), the look at the holdout recorded, and the
+(:mod:`cryptosweep.judging.holdout_power`), the look at the holdout recorded, and the
 champion compared on the same bars (:mod:`cryptosweep.judging.comparison`).
 
 The result is the ``statistics`` block of the results file::
@@ -23,7 +23,7 @@ import numpy as np
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.judging.comparison import jobson_korkie_memmel
-from cryptosweep.judging.holdout_test import holdout_evidence
+from cryptosweep.judging.holdout_power import holdout_evidence
 from cryptosweep.judging.overfitting import per_bar_sharpe
 from cryptosweep.judging.selection import selection_evidence
 from cryptosweep.records.journal import EvaluationRow, Journal

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cryptosweep.judging.holdout_test import exposure_spans, holdout_evidence
+from cryptosweep.judging.holdout_power import exposure_spans, holdout_evidence
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
 
 
