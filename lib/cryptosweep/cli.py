@@ -328,7 +328,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from cryptosweep.core.files import pretty_json
     from cryptosweep.production.evaluation import check_html_target, evaluate, model_for
 
-    check_html_target(args.html)  # before a model is trained
+    if args.html is not None:
+        check_html_target(args.html)  # before a model is trained
     model = model_for(args.source, rank=args.rank, until=args.until)
     backtest, page, notes = evaluate(model, args.data, start=args.start, end=args.end,
                                      html_path=args.html)

@@ -325,3 +325,17 @@ def test_train_and_signals_say_when_the_gate_rejected_the_configuration(run_dir,
     code, out_text, err = run_cli(capsys, "signals", str(tmp_path / "models" / "champion"),
                                   "--data", SAMPLE)
     assert code == 0 and out_text.startswith("flat: no champion deployed"), err
+
+
+def test_evaluate_start_before_the_data_is_refused_naming_the_first_bar(model_dir, capsys):
+    """A --start before the first bar was silently cut to it (and evaluate without --html
+    was a traceback)."""
+    code, out, err = run_cli(capsys, "evaluate", str(model_dir), "--data", SAMPLE, "--start",
+                             "2015-01-01")
+    assert code == 2 and out == ""
+    assert ("start 2015-01-01T00:00:00+00:00 is before the first bar of the data "
+            "(2021-10-01T00:00:00+00:00)") in one_error_line(err)
+    code, out, err = run_cli(capsys, "evaluate", str(model_dir), "--data", SAMPLE, "--start",
+                             "2022-10-30", "--json")
+    assert code == 0, err
+    assert json.loads(out)["trades"] >= 0

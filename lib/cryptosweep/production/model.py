@@ -212,11 +212,16 @@ class TrainedModel:
     def _position(market: Market, when: Any, what: str, default: int,
                   after: bool = False) -> int:  # fmt: skip
         """The bar position of ``when``: the first bar at or after it (``after``: the last
-        bar at or before it)."""
+        bar at or before it). A start before the first bar is a ``DataError``: the period
+        asked for is not in the data (it was silently cut to the data's first bar)."""
         if when is None:
             return default
         stamp = parse_time(when, what)
         index = market.ohlcv.index
+        if not after and stamp < index[0]:
+            raise DataError(f"{what} {stamp.isoformat()} is before the first bar of the data "
+                            f"({index[0].isoformat()}); give a {what} from "
+                            f"{index[0].isoformat()} on, or candles that reach back to it")
         if after:
             position = int(index.searchsorted(stamp, side="right")) - 1
         else:
