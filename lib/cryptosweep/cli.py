@@ -286,7 +286,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _signals(args: argparse.Namespace) -> int:
     from cryptosweep.production import decisions_json, decisions_table, load_model
-    from cryptosweep.production.candles import load_candles
+    from cryptosweep.production.candles import check_candles, check_warm_up, load_candles
     from cryptosweep.production.configuration import gate_note
     from cryptosweep.production.model import InSampleWarning
 
@@ -296,6 +296,7 @@ def _signals(args: argparse.Namespace) -> int:
         return 0
     model = load_model(args.model_dir)
     candles = load_candles(args.data, model.spec)
+    check_warm_up(check_candles(candles, model.bar_interval), args.last)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InSampleWarning)  # said below, of the bars shown
         decisions = model.decide(candles).tail(args.last)

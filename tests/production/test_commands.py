@@ -339,3 +339,20 @@ def test_evaluate_start_before_the_data_is_refused_naming_the_first_bar(model_di
                              "2022-10-30", "--json")
     assert code == 0, err
     assert json.loads(out)["trades"] >= 0
+
+
+def test_signals_with_too_little_warm_up_are_refused_naming_the_bars_needed(model_dir, capsys,
+                                                                           tmp_path):
+    """Latest bars shown without the features' warm-up before them printed decisions of
+    incomplete features, exit 0."""
+    short = write_candles(load_ohlcv().iloc[-200:], tmp_path / "short.csv")
+    code, out, err = run_cli(capsys, "signals", str(model_dir), "--data", str(short), "--last",
+                             "100")
+    assert code == 2 and out == ""
+    assert ("200 bars, so the first of the 100 bars shown has 100 bars before it, fewer than "
+            "the 167 bars of warm-up the features need; give at least 267 bars") in (
+        one_error_line(err))
+    code, out, err = run_cli(capsys, "signals", str(model_dir), "--data", str(short), "--last",
+                             "33")
+    assert code == 0, err
+    assert len(out.splitlines()) == 34
