@@ -356,3 +356,16 @@ def test_signals_with_too_little_warm_up_are_refused_naming_the_bars_needed(mode
                              "33")
     assert code == 0, err
     assert len(out.splitlines()) == 34
+
+
+@pytest.mark.parametrize("data", ["/nonexistent/candles.csv", ""])
+def test_a_data_path_that_is_not_there_is_one_line_before_anything_is_read(run_dir, capsys,
+                                                                           tmp_path, data):
+    """train --data of a path that is not there said so after the best configs were read
+    and probed (and their gate warning printed); an empty one read the working folder."""
+    for verb in ("train", "evaluate"):
+        out_flag = ["--out", str(tmp_path / "m")] if verb == "train" else []
+        code, out, err = run_cli(capsys, verb, str(run_dir), "--data", data, *out_flag)
+        assert code == 2 and out == ""
+        assert f"--data: data path not found: {data!r}" in one_error_line(err)
+        assert not (tmp_path / "m").exists()
