@@ -369,3 +369,30 @@ def test_a_data_path_that_is_not_there_is_one_line_before_anything_is_read(run_d
         assert code == 2 and out == ""
         assert f"--data: data path not found: {data!r}" in one_error_line(err)
         assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("threshold", 7, "params.trading.threshold: values must be in (0, 1), got 7"),
+    ("holding_period", 0, "params.trading.holding_period: values must be in [1, 1e+06], got 0"),
+])  # fmt: skip
+def test_signals_re_check_the_configuration_a_model_was_trained_from(model_dir, capsys, tmp_path,
+                                                                   key, value, message):
+    """signals (and decide) read the manifest's best-configs entry unchecked: a manifest damaged
+    with its digest recomputed decided by a threshold of 7 or a holding period of 0."""
+    from cryptosweep.production.model import MANIFEST, manifest_digest
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(model_dir, damaged)
+    manifest = json.loads((damaged / MANIFEST).read_text())
+    manifest["configuration"]["params"]["trading"][key] = value
+    manifest["digest"] = manifest_digest(manifest)
+    (damaged / MANIFEST).write_text(json.dumps(manifest))
+    code, out, err = run_cli(capsys, "signals", str(damaged), "--data", SAMPLE)
+    assert code == 2 and out == ""
+    line = one_error_line(err)
+    assert f"{damaged}: manifest.json configuration: {message}" in line
+    manifest["configuration"] = "nonsense"
+    manifest["digest"] = manifest_digest(manifest)
+    (damaged / MANIFEST).write_text(json.dumps(manifest))
+    code, out, err = run_cli(capsys, "signals", str(damaged), "--data", SAMPLE)
+    assert code == 2 and "expected a configuration object" in one_error_line(err)

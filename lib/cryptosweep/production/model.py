@@ -52,7 +52,7 @@ from cryptosweep.production.candles import (
     frame_fingerprint,
     parse_time,
 )
-from cryptosweep.production.configuration import Configuration, configuration_of
+from cryptosweep.production.configuration import Configuration, check_entry, configuration_of
 from cryptosweep.production.decisions import decisions_frame
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS
@@ -453,8 +453,10 @@ def _installed(distribution: str) -> str:
 
 def load_model(directory: str | os.PathLike[str]) -> TrainedModel:
     """The model saved in ``directory``, checked: the manifest's format, every file against
-    its SHA-256, and the family's library version against the installed one. Any problem is
-    one ``ModelError`` line (exit 2 from the CLI)."""
+    its SHA-256, the best-configs entry it was trained from by ``train``'s own rules
+    (:func:`~cryptosweep.production.configuration.check_entry`: trading parameters, the
+    library's names and a probe fit, threads), and the family's library version against the
+    installed one. Any problem is one ``ModelError`` line (exit 2 from the CLI)."""
     folder = Path(directory)
     manifest_path = folder / MANIFEST
     if not folder.is_dir():
@@ -473,6 +475,10 @@ def load_model(directory: str | os.PathLike[str]) -> TrainedModel:
         raise ModelError(f"{folder}: {MANIFEST} was changed after the model was saved (its "
                          "digest does not match its content); retrain or restore it")
     _check_files(folder, manifest)
+    try:  # the best-configs entry it was trained from, by train's own rules
+        check_entry(manifest.get("configuration"), f"{MANIFEST} configuration")
+    except ConfigError as exc:
+        raise ModelError(f"{folder}: {exc}") from None
     family = manifest.get("family")
     library = FAMILY_LIBRARIES.get(str(family))
     if library is None:
