@@ -861,6 +861,10 @@ def hostile_config_cases() -> list[tuple[str, Any]]:
         ("data.start in 9999", changed(data__start="9999-01-01")),
         ("name of 300 bytes", changed(name="n" * 300)),
         ("execution.workers 100000", changed(execution__workers=100_000)),
+        ("holding_period 4,000-9,000 (longer than a fold)", trading(holding_period={
+            "type": "int", "low": 4000, "high": 9000})),
+        ("lightgbm: monotone_constraints sized for 4 features",
+         with_range("lightgbm", monotone_constraints={**cat, "choices": ["1,1,1,1"]})),
     ]
 
 
@@ -881,6 +885,40 @@ def best_configs(base: Path) -> Path:
                 raise RuntimeError(f"the one-trial sweep failed: {done.stderr[-500:]}")
             _BEST["file"] = sorted((base / "one").glob("best_configs_*.json"))[-1]
         return _BEST["file"]
+
+
+def trained_model(base: Path) -> Path:
+    """A model folder trained from :func:`best_configs` (once, shared by the cases)."""
+    best = best_configs(base)
+    with _BEST_LOCK:
+        if "model" not in _BEST:
+            done = cryptosweep("train", str(best), "--out", str(base / "model"), timeout=600)
+            if done.rc != 0:
+                raise RuntimeError(f"training the model failed: {done.stderr[-500:]}")
+            _BEST["model"] = base / "model"
+        return _BEST["model"]
+
+
+def _damaged_model(base: Path, folder: Path) -> Path:
+    """The model with its configuration's threshold set to 7 and its digest recomputed."""
+    from cryptosweep.production.model import MANIFEST, manifest_digest
+
+    damaged = folder / "damaged"
+    shutil.copytree(trained_model(base), damaged)
+    manifest = json.loads((damaged / MANIFEST).read_text())
+    manifest["configuration"]["params"]["trading"]["threshold"] = 7
+    manifest["digest"] = manifest_digest(manifest)
+    (damaged / MANIFEST).write_text(json.dumps(manifest))
+    return damaged
+
+
+def _short_candles(folder: Path, bars: int) -> Path:
+    from cryptosweep.trading.data import load_ohlcv
+
+    frame = load_ohlcv(sample_data()).iloc[-bars:].copy()
+    frame.index = frame.index.as_unit("ms").asi8
+    frame.to_csv(folder / "short.csv", index_label="open_time")
+    return folder / "short.csv"
 
 
 def _bad_entry(best: Path, folder: Path, section: str, key: str, value: Any) -> Path:
@@ -1000,6 +1038,17 @@ def hostile_cases(tiny: Path, base: Path) -> list[Case]:
         command("evaluate --html onto a text file", evaluate_to(lambda f: str(text_file(f))),
                 unchanged=text_file),
         command("evaluate --html under /proc", evaluate_to(lambda f: "/proc/e.html")),
+        command("evaluate --start before the data", lambda f: [
+            "evaluate", str(trained_model(base)), "--data", str(sample_data()), "--start",
+            "2015-01-01"]),
+        command("signals with 200 bars, --last 100 (too little warm-up)", lambda f: [
+            "signals", str(trained_model(base)), "--data", str(_short_candles(f, 200)),
+            "--last", "100"]),
+        command("train --data that is not there", lambda f: [
+            "train", str(best_configs(base)), "--data", "/nonexistent/candles.csv", "--out",
+            str(f / "logs")]),
+        command("signals: manifest threshold 7, digest recomputed", lambda f: [
+            "signals", str(_damaged_model(base, f)), "--data", str(sample_data())]),
         command("report --kernel unknown", lambda f: [
             "report", str(best_configs(base).parent), "--kernel", "no-such-kernel",
             "--no-index"]),

@@ -272,6 +272,7 @@ def _train(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _check_output(out, "--out", folder=True)
+    _check_data(args.data)
     configuration = configuration_of(args.source, rank=args.rank)  # bad input: before training
     check_output_folder(out)
     if configuration.rejected_note:
@@ -289,7 +290,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _signals(args: argparse.Namespace) -> int:
     from cryptosweep.production import decisions_json, decisions_table, load_model
-    from cryptosweep.production.candles import load_candles
+    from cryptosweep.production.candles import check_candles, check_warm_up, load_candles
     from cryptosweep.production.configuration import gate_note
     from cryptosweep.production.model import InSampleWarning
 
@@ -299,6 +300,7 @@ def _signals(args: argparse.Namespace) -> int:
         return 0
     model = load_model(args.model_dir)
     candles = load_candles(args.data, model.spec)
+    check_warm_up(check_candles(candles, model.bar_interval), args.last)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InSampleWarning)  # said below, of the bars shown
         decisions = model.decide(candles).tail(args.last)
@@ -348,6 +350,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.html is not None:
         check_html_target(args.html)  # before a model is trained
+    _check_data(args.data)
     model = model_for(args.source, rank=args.rank, until=args.until)
     backtest, page, notes = evaluate(model, args.data, start=args.start, end=args.end,
                                      html_path=args.html)
@@ -433,6 +436,15 @@ def _report(args: argparse.Namespace) -> int:
     if not args.no_index:
         print(write_index(run_dir.parent))
     return 0
+
+
+def _check_data(data: str | None) -> None:
+    """A ``--data`` path that is not there, checked first: one line before a best-configs
+    file is read, a warning printed or a model trained."""
+    from cryptosweep.core.errors import DataError
+
+    if data is not None and (not data.strip() or not Path(data).exists()):
+        raise DataError(f"--data: data path not found: {data!r}")
 
 
 def _check_output(path: Path, flag: str, *, folder: bool = False) -> None:

@@ -325,3 +325,74 @@ def test_train_and_signals_say_when_the_gate_rejected_the_configuration(run_dir,
     code, out_text, err = run_cli(capsys, "signals", str(tmp_path / "models" / "champion"),
                                   "--data", SAMPLE)
     assert code == 0 and out_text.startswith("flat: no champion deployed"), err
+
+
+def test_evaluate_start_before_the_data_is_refused_naming_the_first_bar(model_dir, capsys):
+    """A --start before the first bar was silently cut to it (and evaluate without --html
+    was a traceback)."""
+    code, out, err = run_cli(capsys, "evaluate", str(model_dir), "--data", SAMPLE, "--start",
+                             "2015-01-01")
+    assert code == 2 and out == ""
+    assert ("start 2015-01-01T00:00:00+00:00 is before the first bar of the data "
+            "(2021-10-01T00:00:00+00:00)") in one_error_line(err)
+    code, out, err = run_cli(capsys, "evaluate", str(model_dir), "--data", SAMPLE, "--start",
+                             "2022-10-30", "--json")
+    assert code == 0, err
+    assert json.loads(out)["trades"] >= 0
+
+
+def test_signals_with_too_little_warm_up_are_refused_naming_the_bars_needed(model_dir, capsys,
+                                                                           tmp_path):
+    """Latest bars shown without the features' warm-up before them printed decisions of
+    incomplete features, exit 0."""
+    short = write_candles(load_ohlcv().iloc[-200:], tmp_path / "short.csv")
+    code, out, err = run_cli(capsys, "signals", str(model_dir), "--data", str(short), "--last",
+                             "100")
+    assert code == 2 and out == ""
+    assert ("200 bars, so the first of the 100 bars shown has 100 bars before it, fewer than "
+            "the 167 bars of warm-up the features need; give at least 267 bars") in (
+        one_error_line(err))
+    code, out, err = run_cli(capsys, "signals", str(model_dir), "--data", str(short), "--last",
+                             "33")
+    assert code == 0, err
+    assert len(out.splitlines()) == 34
+
+
+@pytest.mark.parametrize("data", ["/nonexistent/candles.csv", ""])
+def test_a_data_path_that_is_not_there_is_one_line_before_anything_is_read(run_dir, capsys,
+                                                                           tmp_path, data):
+    """train --data of a path that is not there said so after the best configs were read
+    and probed (and their gate warning printed); an empty one read the working folder."""
+    for verb in ("train", "evaluate"):
+        out_flag = ["--out", str(tmp_path / "m")] if verb == "train" else []
+        code, out, err = run_cli(capsys, verb, str(run_dir), "--data", data, *out_flag)
+        assert code == 2 and out == ""
+        assert f"--data: data path not found: {data!r}" in one_error_line(err)
+        assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("threshold", 7, "params.trading.threshold: values must be in (0, 1), got 7"),
+    ("holding_period", 0, "params.trading.holding_period: values must be in [1, 1e+06], got 0"),
+])  # fmt: skip
+def test_signals_re_check_the_configuration_a_model_was_trained_from(model_dir, capsys, tmp_path,
+                                                                   key, value, message):
+    """signals (and decide) read the manifest's best-configs entry unchecked: a manifest damaged
+    with its digest recomputed decided by a threshold of 7 or a holding period of 0."""
+    from cryptosweep.production.model import MANIFEST, manifest_digest
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(model_dir, damaged)
+    manifest = json.loads((damaged / MANIFEST).read_text())
+    manifest["configuration"]["params"]["trading"][key] = value
+    manifest["digest"] = manifest_digest(manifest)
+    (damaged / MANIFEST).write_text(json.dumps(manifest))
+    code, out, err = run_cli(capsys, "signals", str(damaged), "--data", SAMPLE)
+    assert code == 2 and out == ""
+    line = one_error_line(err)
+    assert f"{damaged}: manifest.json configuration: {message}" in line
+    manifest["configuration"] = "nonsense"
+    manifest["digest"] = manifest_digest(manifest)
+    (damaged / MANIFEST).write_text(json.dumps(manifest))
+    code, out, err = run_cli(capsys, "signals", str(damaged), "--data", SAMPLE)
+    assert code == 2 and "expected a configuration object" in one_error_line(err)

@@ -349,3 +349,24 @@ def test_probes_in_two_threads_at_once_leave_stderr_where_it_was():
         thread.join(timeout=10.0)
     after = os.fstat(2)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+@pytest.mark.parametrize(("family", "key", "wrong", "right"), [
+    ("lightgbm", "monotone_constraints", "1,1,1,1", ",".join(["1"] * 20)),
+    ("lightgbm", "monotone_constraints", "1,0,-1,0,1,0", ",".join(["-1", "0"] * 10)),
+])  # fmt: skip
+def test_parameters_sized_by_the_features_are_probed_with_the_real_feature_count(
+        family, key, wrong, right):
+    """The probe fitted 4 synthetic features: LightGBM monotone_constraints of length 4 passed
+    validate and failed every trial (exit 4), and a right length for the 20 features was
+    refused."""
+    from cryptosweep.core.config import CategoricalDimension
+    from cryptosweep.trading.features import FEATURE_COLUMNS
+    from cryptosweep.trading.models.check import range_problem
+
+    assert len(FEATURE_COLUMNS) == 20
+    problem = range_problem(family, {key: CategoricalDimension(type="categorical",
+                                                               choices=[wrong])})
+    assert problem is not None and problem.startswith(f".{key}: {family} refuses"), problem
+    assert range_problem(family, {key: CategoricalDimension(type="categorical",
+                                                            choices=[right])}) is None

@@ -65,6 +65,20 @@ def check_candles(ohlcv: Any, bar_interval: str, what: str = "data") -> pd.DataF
     return ohlcv if ohlcv.index.tz is not None else ohlcv.tz_localize("UTC")
 
 
+def check_warm_up(ohlcv: pd.DataFrame, shown: int, what: str = "--data") -> None:
+    """Each of the ``shown`` latest bars of ``ohlcv`` needs the features' warm-up
+    (:data:`~cryptosweep.trading.features.WARM_UP_BARS` bars) before it, else its features
+    are incomplete and its decision says nothing: one ``DataError`` line naming how many bars
+    are needed."""
+    before = len(ohlcv) - shown
+    if before < WARM_UP_BARS:
+        raise DataError(
+            f"{what}: {len(ohlcv)} bars, so the first of the {shown} bars shown has "
+            f"{max(before, 0)} bars before it, fewer than the {WARM_UP_BARS} bars of warm-up "
+            f"the features need; give at least {WARM_UP_BARS + shown} bars or a smaller --last"
+        )
+
+
 def frame_fingerprint(ohlcv: pd.DataFrame) -> str:
     """SHA-256 of candles in memory: the open times (int64 ns, UTC) and the OHLCV columns as
     little-endian float64, row after row."""

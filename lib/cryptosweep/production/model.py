@@ -52,7 +52,7 @@ from cryptosweep.production.candles import (
     frame_fingerprint,
     parse_time,
 )
-from cryptosweep.production.configuration import Configuration, configuration_of
+from cryptosweep.production.configuration import Configuration, check_entry, configuration_of
 from cryptosweep.production.decisions import decisions_frame
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS
@@ -212,11 +212,16 @@ class TrainedModel:
     def _position(market: Market, when: Any, what: str, default: int,
                   after: bool = False) -> int:  # fmt: skip
         """The bar position of ``when``: the first bar at or after it (``after``: the last
-        bar at or before it)."""
+        bar at or before it). A start before the first bar is a ``DataError``: the period
+        asked for is not in the data (it was silently cut to the data's first bar)."""
         if when is None:
             return default
         stamp = parse_time(when, what)
         index = market.ohlcv.index
+        if not after and stamp < index[0]:
+            raise DataError(f"{what} {stamp.isoformat()} is before the first bar of the data "
+                            f"({index[0].isoformat()}); give a {what} from "
+                            f"{index[0].isoformat()} on, or candles that reach back to it")
         if after:
             position = int(index.searchsorted(stamp, side="right")) - 1
         else:
@@ -448,8 +453,10 @@ def _installed(distribution: str) -> str:
 
 def load_model(directory: str | os.PathLike[str]) -> TrainedModel:
     """The model saved in ``directory``, checked: the manifest's format, every file against
-    its SHA-256, and the family's library version against the installed one. Any problem is
-    one ``ModelError`` line (exit 2 from the CLI)."""
+    its SHA-256, the best-configs entry it was trained from by ``train``'s own rules
+    (:func:`~cryptosweep.production.configuration.check_entry`: trading parameters, the
+    library's names and a probe fit, threads), and the family's library version against the
+    installed one. Any problem is one ``ModelError`` line (exit 2 from the CLI)."""
     folder = Path(directory)
     manifest_path = folder / MANIFEST
     if not folder.is_dir():
@@ -468,6 +475,10 @@ def load_model(directory: str | os.PathLike[str]) -> TrainedModel:
         raise ModelError(f"{folder}: {MANIFEST} was changed after the model was saved (its "
                          "digest does not match its content); retrain or restore it")
     _check_files(folder, manifest)
+    try:  # the best-configs entry it was trained from, by train's own rules
+        check_entry(manifest.get("configuration"), f"{MANIFEST} configuration")
+    except ConfigError as exc:
+        raise ModelError(f"{folder}: {exc}") from None
     family = manifest.get("family")
     library = FAMILY_LIBRARIES.get(str(family))
     if library is None:

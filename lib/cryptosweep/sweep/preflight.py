@@ -50,7 +50,33 @@ def preflight(config: SweepConfig, *, local: bool = True) -> SweepPlan:
             raise ConfigError(f"parameter_ranges.{family}{problem}")
     if local:
         check_threads(config)
-    return SweepPlan(evaluations, budget, check_spec(config.objective_spec()))
+    data = check_spec(config.objective_spec())
+    check_holding_period(config, data)
+    return SweepPlan(evaluations, budget, data)
+
+
+def check_holding_period(config: SweepConfig, data: dict[str, Any]) -> None:
+    """A holding period longer than a block a trial backtests (a walk-forward fold's test
+    block, the holdout) never reaches its vertical barrier there, and its labels reach past
+    the training bars they are purged from: the sweep would run and score nonsense. The longest
+    holding period the range can draw against the shortest block (``data`` is
+    :func:`~cryptosweep.trading.objective.check_spec`'s description): a ``ConfigError``."""
+    dimension = config.parameter_ranges.trading["holding_period"]
+    choices = getattr(dimension, "choices", None)
+    longest = max(choices) if choices is not None else dimension.high
+    blocks = [(f"fold {k}'s test block", fold["stop"] - fold["start"])
+              for k, fold in enumerate(data["folds"])]
+    if data.get("holdout"):
+        blocks.append(("the holdout", data["holdout"]["stop"] - data["holdout"]["start"]))
+    name, shortest = min(blocks, key=lambda block: block[1])
+    if longest > shortest:
+        remedy = ("a larger data.holdout_fraction" if name == "the holdout"
+                  else "fewer objective.folds")
+        raise ConfigError(
+            f"parameter_ranges.trading.holding_period: up to {longest} bars, longer than "
+            f"{name} ({shortest} bars; the data hold {data['bars']} bars in all); lower "
+            f"its high, or use {remedy} or more data"
+        )
 
 
 def check_threads(config: SweepConfig, cores: int | None = None) -> None:

@@ -11,8 +11,9 @@ Names come from each library's own list: LightGBM's parameter and alias table
 and :data:`~cryptosweep.trading.models.params.TORCH_DEFAULTS`. Values are probed: the adapter is
 built with one value at a time (each bound of a numeric range, each choice of a categorical
 one; every other parameter at its default) and fitted for two rounds on a tiny synthetic data
-set, so that the library itself says what it refuses. Combinations are not probed (a random
-forest without any bagging is refused by LightGBM only when both settings meet in one trial).
+set with as many columns as the features, so that the library itself says what it refuses.
+Combinations are not probed (a random forest without any bagging is refused by LightGBM only
+when both settings meet in one trial).
 """
 
 from __future__ import annotations
@@ -35,14 +36,18 @@ import numpy as np
 from cryptosweep.core.config import CategoricalDimension
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.reproducibility import ReproducibilityManager
+from cryptosweep.trading.features import FEATURE_COLUMNS
 from cryptosweep.trading.models.params import (
     RESERVED_KEYS,
     TORCH_DEFAULTS,
     forbidden_parameter,
 )
 
-#: Rows and features of the synthetic data set a probe fits on.
-_PROBE_SHAPE = (64, 4)
+#: Rows and features of the synthetic data set a probe fits on: as many features as a trial
+#: trains on, so that a parameter sized by the features (LightGBM's and XGBoost's
+#: ``monotone_constraints``, ``interaction_constraints``) is judged as a trial would judge it; a
+#: length that fitted a smaller probe passed ``validate`` and failed every trial (exit 4).
+_PROBE_SHAPE = (64, len(FEATURE_COLUMNS))
 #: Boosting rounds (epochs) of a probe.
 _PROBE_ROUNDS = 2
 #: Names the adapters accept besides the library's own (CatBoost: ``eta`` for learning_rate).
