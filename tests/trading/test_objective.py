@@ -172,8 +172,16 @@ def test_holdout_bars_never_reach_evaluate_trial(tmp_path):
 def test_evaluate_holdout_shape_and_errors():
     result = evaluate_holdout(PARAMS, 1.0, 5, _spec())
     assert set(result) == {f"holdout_{name}" for name in METRIC_NAMES} | {
-        "holdout_bars", "holdout_returns"}
+        "holdout_bars", "holdout_returns", "holdout_trade_spans"}
     assert len(result["holdout_returns"]) == 1900
+    # Each trade's first bar, length and side: the same trades as the metrics count.
+    assert len(result["holdout_trade_spans"]) == result["holdout_trades"]
+    assert all(0 <= start < 1900 and length >= 1 and side in (-1, 1)
+               for start, length, side in result["holdout_trade_spans"])
+    stressed = evaluate_holdout(PARAMS, 1.0, 5, _spec(), stress_multiplier=2.0)
+    assert stressed["holdout_stress"]["multiplier"] == 2.0
+    assert stressed["holdout_stress"]["trades"] == result["holdout_trades"]
+    assert stressed["holdout_stress"]["total_return"] < result["holdout_total_return"]
     assert result["holdout_bars"] == 1900
     assert type(result["holdout_sharpe"]) is float and type(result["holdout_trades"]) is int
     assert result == evaluate_holdout(PARAMS, 1.0, 5, _spec())
