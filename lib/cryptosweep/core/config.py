@@ -485,10 +485,10 @@ class WalkForwardSettings(_Strict):
                            "first bar and grow; false: they roll, in_sample_bars long")
     embargo_bars: int = Field(default=0, ge=0, description="bars between an in-sample period "
                               "and its out-of-sample segment")
-    trade_rejected: bool = Field(default=True, description="true: every window's winner is "
-                                 "traded, its deployment-gate decision recorded; false: a "
-                                 "winner the gate rejects is not traded (the process stays "
-                                 "flat on that segment, as a gated deployment would)")
+    trade_rejected: bool = Field(default=False, description="false: a winner the deployment "
+                                 "gate rejects is not traded: the previous window's champion "
+                                 "trades the segment (flat without one), as the nightly would; "
+                                 "true: every window's winner is traded, its decision recorded")
 
 
 class DeploymentSettings(_Strict):
