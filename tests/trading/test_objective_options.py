@@ -182,3 +182,31 @@ def test_each_bad_value_is_one_line_exit_2(tmp_path, setting):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and setting.split("=")[0] in lines[0], lines
+
+
+@pytest.mark.parametrize("family", ["xgboost", "catboost", "torch"])
+def test_every_family_fits_with_weights(family):
+    from cryptosweep.trading.models import make_entry_model
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 3))
+    y = (x[:, 0] + rng.normal(size=300) > 0).astype(float)
+    weight = np.where(x[:, 1] > 0, 3.0, 0.2)
+    params = {"torch": {"hidden_units": 8, "batch_size": 64}}.get(family, {})
+    out = []
+    for w in (None, weight):
+        model = make_entry_model(family, params, ReproducibilityManager(1))
+        model.fit(x, y, 3, **({} if w is None else {"sample_weight": w}))
+        out.append(model.predict_proba(x))
+    assert not np.allclose(out[0], out[1])
+
+
+def test_a_triple_barrier_label_ends_at_the_last_bar_before_a_gap():
+    from cryptosweep.trading.labels import triple_barrier_labels
+
+    price = np.linspace(100.0, 101.0, 10)
+    kwargs = dict(take_profit=0.5, stop_loss=0.5, max_holding=5, fees_bps=0.0)
+    _, plain_end = triple_barrier_labels(price, price, price, price, **kwargs)
+    label, end = triple_barrier_labels(price, price, price, price,
+                                       last_bar=np.array([4] * 5 + [9] * 5), **kwargs)
+    assert plain_end[2] == 8 and end[2] == 4 and label[2] == 1.0  # rising: a gain to bar 4

@@ -183,7 +183,8 @@ def training_labels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(label, label_end)`` of bars ``[0, stop)``, computed from those bars only (the
     development bars for the sweep, ``stop`` = the holdout start): triple-barrier or
-    fixed-horizon as ``settings.labels`` says, with the trade's barriers, fees and slippage."""
+    fixed-horizon as ``settings.labels`` says, with the trade's barriers, fees and slippage (a
+    triple-barrier trade open across a gap in the candles ends before it, as the backtest's)."""
     if settings.labels == "fixed_horizon":
         development = market.ohlcv.iloc[:stop]
         return fixed_horizon_labels(development, trading.holding_period, settings.fees_bps)
@@ -192,6 +193,7 @@ def training_labels(
         take_profit=trading.take_profit, stop_loss=trading.stop_loss,
         max_holding=trading.holding_period, fees_bps=settings.fees_bps,
         slippage_bps=settings.slippage_bps,
+        last_bar=gap_ends(market, np.arange(stop, dtype="int64")),
     )
 
 
