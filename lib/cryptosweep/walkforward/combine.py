@@ -58,7 +58,7 @@ from cryptosweep.walkforward.analysis import (
 )
 
 RESULTS_SCHEMA = "cryptosweep.walkforward_results"
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: what the process traded (windows[k].process, traded), n_designs, psr
 
 
 @dataclass(frozen=True)
