@@ -145,8 +145,9 @@ def process_verdict(results: dict[str, Any], min_trades: int) -> dict[str, Any]:
               f"out-of-sample {name} {signed(score)} beats flat and buy-and-hold "
               f"({signed(hold)}) on {trades} trades with DSR {share(dsr)}")
     wfe = results["efficiency"]["overall"]
+    shown_wfe = "undefined" if wfe is None else signed(wfe)
     headline = (f"out-of-sample {name} {signed(score)} ({trades} trades) · buy-and-hold "
-                f"{signed(hold)} · WFE {signed(wfe)} · DSR {share(dsr)} "
+                f"{signed(hold)} · WFE {shown_wfe} · DSR {share(dsr)} "
                 f"(N={results['n_designs']} designs)")
     return {"decision": decision, "label": decision.upper(),
             "reason": reason[0].upper() + reason[1:] + ".", "headline": headline}
