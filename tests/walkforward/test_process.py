@@ -14,6 +14,7 @@ import yaml
 from cryptosweep.core.config_files import validate_config
 from cryptosweep.execution.executors import InProcessExecutor
 from cryptosweep.walkforward.analysis import efficiency
+from cryptosweep.walkforward.combine import build_results
 from cryptosweep.walkforward.driver import WINDOW_RECORD, _run_process, run_walkforward
 from cryptosweep.walkforward.layout import plan
 from cryptosweep.walkforward.process import (
@@ -97,8 +98,10 @@ def process(finished, decisions, trade_rejected=False):
     records = copy.deepcopy(records)
     for rec, decision in zip(records, decisions, strict=True):
         rec["deployment"] = {"decision": decision, "reason": "", "champion": None}
-    return _run_process(plan(config, done.results["seed"]), records, InProcessExecutor(),
-                        config, False)
+    out = _run_process(plan(config, done.results["seed"]), records, InProcessExecutor(),
+                       config, False)
+    return build_results(config, done.results["seed"], done.results["layout"], out,
+                         {"name": "test", "run_dir": "test"}), out
 
 
 @pytest.mark.slow
@@ -107,7 +110,7 @@ def test_the_walkforward_trades_what_the_process_decides(finished):
     assert all(row["process"]["text"] for row in done.results["windows"])
     assert "gate -> " in done.files["report"].read_text()
     # Window 0 approved, window 1 rejected: window 0's champion trades segment 1.
-    kept = process(finished, ["approved", "rejected"])
+    results, kept = process(finished, ["approved", "rejected"])
     assert kept[0]["traded"] == records[0]["out_of_sample"]
     assert kept[1]["process"]["kind"] == KEPT_CHAMPION
     assert kept[1]["process"]["champion_window"] == 0
@@ -115,11 +118,17 @@ def test_the_walkforward_trades_what_the_process_decides(finished):
     assert kept[1]["traded"]["baselines"] == records[1]["out_of_sample"]["baselines"]
     # The champion is trained as in its own window (its in-sample bars, seed and budget).
     assert kept[1]["traded"]["train_rows"] == records[0]["out_of_sample"]["train_rows"]
+    # Its efficiency compares its segment with its own in-sample return (window 0's).
+    row = results["windows"][1]
+    assert row["is_annual_return"] == records[0]["in_sample"]["annual_return"]
+    assert row["process"]["text"].startswith("kept champion (window 0)")
     # Both rejected: flat, zero returns, no trades.
-    flat = process(finished, ["rejected", "rejected"])
+    results, flat = process(finished, ["rejected", "rejected"])
+    assert results["efficiency"]["per_window"] == [None, None]
+    assert results["out_of_sample"]["metrics"]["trades"] == 0
     for window in flat:
         assert window["process"]["kind"] == NO_CHAMPION
         assert not np.any(window["traded"]["returns"]) and window["traded"]["trades"] == []
     # trade_rejected: true trades each winner, as before the process.
-    every = process(finished, ["rejected", "rejected"], trade_rejected=True)
+    _, every = process(finished, ["rejected", "rejected"], trade_rejected=True)
     assert [w["traded"] for w in every] == [r["out_of_sample"] for r in records]

@@ -7,8 +7,10 @@ process's out-of-sample track and its verdict.
   buy-and-hold over the same segments (``baselines``; buy-and-hold: one round trip per
   segment).
 * ``efficiency``: walk-forward efficiency (Pardo 2008, ch. 11) per window (annualised
-  out-of-sample return / the winner's annualised in-sample validation return) and overall
-  (the whole track's annualised return / the mean of the windows' in-sample ones).
+  out-of-sample return / the annualised in-sample validation return of the model that traded
+  the segment: the window's winner, or the kept champion's in its own window; undefined for a
+  flat segment) and overall (the whole track's annualised return / the mean of the traded
+  models' in-sample ones); defined only as :func:`.analysis.efficiency` says.
 * ``dsr``: the probabilistic (``psr``, against 0) and deflated Sharpe ratio (Bailey & López de
   Prado 2014) of the out-of-sample track, with N = the walk-forward designs tried
   (``n_designs``: the most full-budget configurations one window's search tried; each, traded
@@ -77,7 +79,7 @@ def build_results(config: SweepConfig, seed: int, layout: list[dict[str, Any]],
     trades = [_Trade(t) for s in segments for t in s["trades"]]
     track = performance(returns, trades, positions, periods_per_year=periods)
     baselines = {name: _baseline(name, segments, periods) for name in BASELINES}
-    rows = [_window_row(record, metric, periods) for record in records]
+    rows = [_window_row(record, metric, periods, records) for record in records]
     is_annual = [row["is_annual_return"] for row in rows if row["is_annual_return"] is not None]
     oos_annual = annualised_return(returns, periods)
     mean_is = float(np.mean(is_annual)) if is_annual else float("nan")
@@ -153,25 +155,32 @@ def process_verdict(results: dict[str, Any], min_trades: int) -> dict[str, Any]:
             "reason": reason[0].upper() + reason[1:] + ".", "headline": headline}
 
 
-def _window_row(record: dict[str, Any], metric: str, periods: float) -> dict[str, Any]:
+def _window_row(record: dict[str, Any], metric: str, periods: float,
+                records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One window's row; its efficiency compares what traded the segment with that model's
+    own in-sample return (a kept champion's: its window's; flat: undefined)."""
     oos = record["traded"]
     process = record["process"]
     oos_returns = np.asarray(oos["returns"], dtype="float64")
     oos_annual = annualised_return(oos_returns, periods)
     is_annual = record["in_sample"]["annual_return"]
+    if process["trades"] == "champion":
+        is_annual = records[process["champion_window"]]["in_sample"]["annual_return"]
+    traded_is = None if process["trades"] == "flat" else is_annual
     winner = record["winner"] or {}
     holdout = winner.get("holdout") or {}
     return {
         **record["layout"],
         "is_score": record["in_sample"]["score"],
-        "is_annual_return": is_annual,
+        "is_annual_return": traded_is,
+        "winner_is_annual_return": record["in_sample"]["annual_return"],
         "holdout_score": holdout.get(f"holdout_{metric}"),
         "oos_score": oos["metrics"][metric],
         "oos_annual_return": oos_annual,
         "oos_trades": oos["metrics"]["trades"],
         "oos_total_return": oos["metrics"]["total_return"],
         "buy_and_hold_score": oos["baselines"]["buy_and_hold"]["metrics"][metric],
-        "efficiency": efficiency(oos_annual, is_annual) if is_annual is not None else None,
+        "efficiency": efficiency(oos_annual, traded_is) if traded_is is not None else None,
         "traded": process["trades"],
         "process": {key: process[key] for key in ("kind", "trades", "champion_window",
                                                    "text")},
