@@ -426,6 +426,24 @@ class ObjectiveSettings(_Strict):
     embargo_bars: int = Field(default=0, ge=0)
     min_train_bars: int = Field(default=500, ge=10)
     threads_per_trial: int = Field(default=1, ge=1)
+    # The objective closer to trading (:data:`TRADING_OPTIONS`; each default is the behaviour
+    # before it existed, and a default is left out of the canonical config, so results made
+    # without the options keep their bytes and hash).
+    entry_rule: Literal["threshold", "expected_value"] = Field(
+        default="threshold", description="threshold: enter when P > trading.threshold; "
+        "expected_value: enter when p*take_profit - (1-p)*stop_loss - round-trip costs > 0")
+    bet_sizing: Literal["none", "afml"] = Field(
+        default="none", description="none: the whole equity in each trade; afml: the size "
+        "from the entry's probability (AFML ch. 10, 2*Phi(z)-1)")
+    sample_weights: Literal["none", "uniqueness"] = Field(
+        default="none", description="uniqueness: each training label weighted by its average "
+        "uniqueness among overlapping triple-barrier labels (AFML ch. 4)")
+    vol_target: float | None = Field(
+        default=None, gt=0, le=10, allow_inf_nan=False, description="annualised volatility "
+        "each position is scaled to (at most the whole equity); null: no targeting")
+    funding_bps_per_8h: float = Field(
+        default=0.0, ge=-100, le=100, allow_inf_nan=False, description="what a short pays "
+        "per 8 hours held (funding or borrow, bps of its notional), pro-rated per bar")
 
     @field_validator("models")
     @classmethod
@@ -485,10 +503,10 @@ class WalkForwardSettings(_Strict):
                            "first bar and grow; false: they roll, in_sample_bars long")
     embargo_bars: int = Field(default=0, ge=0, description="bars between an in-sample period "
                               "and its out-of-sample segment")
-    trade_rejected: bool = Field(default=True, description="true: every window's winner is "
-                                 "traded, its deployment-gate decision recorded; false: a "
-                                 "winner the gate rejects is not traded (the process stays "
-                                 "flat on that segment, as a gated deployment would)")
+    trade_rejected: bool = Field(default=False, description="false: a winner the deployment "
+                                 "gate rejects is not traded: the previous window's champion "
+                                 "trades the segment (flat without one), as the nightly would; "
+                                 "true: every window's winner is traded, its decision recorded")
 
 
 class DeploymentSettings(_Strict):
@@ -651,8 +669,10 @@ class SweepConfig(_Strict):
     def canonical(self) -> dict[str, Any]:
         """Plain JSON-able dict, the form stored in the journal. With ``full_budget`` set,
         ``hyperband.max_iter`` is written as the same number (the budget in force), so that
-        the dict validates again (else its default would contradict ``full_budget``)."""
+        the dict validates again (else its default would contradict ``full_budget``). The
+        objective's :data:`TRADING_OPTIONS` at their defaults are left out."""
         out = self.model_dump(mode="json")
+        drop_default_options(out["objective"])
         if self.full_budget is not None:
             out["hyperband"]["max_iter"] = self.full_budget
         return out
@@ -695,8 +715,27 @@ class ObjectiveSpec(_Strict):
             raise ConfigError(_one_line(exc, "objective spec")) from None
 
     def to_payload(self) -> dict[str, Any]:
-        """Plain JSON types, for a task payload or a file."""
-        return self.model_dump(mode="json")
+        """Plain JSON types, for a task payload or a file (the objective's
+        :data:`TRADING_OPTIONS` at their defaults left out)."""
+        out = self.model_dump(mode="json")
+        drop_default_options(out["objective"])
+        return out
+
+
+#: The objective's options closer to trading, with the defaults that keep the behaviour before
+#: them: left out of canonical configs and payloads when at their default.
+TRADING_OPTIONS: dict[str, Any] = {"entry_rule": "threshold", "bet_sizing": "none",
+                                   "sample_weights": "none", "vol_target": None,
+                                   "funding_bps_per_8h": 0.0}
+
+
+def drop_default_options(objective: dict[str, Any]) -> dict[str, Any]:
+    """``objective`` (a dumped :class:`ObjectiveSettings`) without the
+    :data:`TRADING_OPTIONS` at their defaults, in place."""
+    for key, default in TRADING_OPTIONS.items():
+        if key in objective and objective[key] == default:
+            del objective[key]
+    return objective
 
 
 #: The master seed when neither ``--seed`` (or the notebook's ``seed``) nor the config gives one.

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.core.config import ObjectiveSettings
-from cryptosweep.trading.steps import Market, TradingParams, backtest_bars, entry_signals
+from cryptosweep.trading.steps import Market, TradingParams, backtest_bars, entry_decisions
 
 #: ``action`` per side of an entry decided at a bar's close.
 ACTIONS = {1: "enter long", -1: "enter short", 0: "none"}
@@ -63,7 +63,7 @@ def decisions_frame(
     if len(proba) != len(bars):
         raise ValueError(f"proba has {len(proba)} values for {len(bars)} bars")
     result = backtest_bars(market, bars, proba, trading, settings)
-    signal = entry_signals(proba, trading.threshold, settings.allow_short)
+    signal = entry_decisions(proba, trading, settings)
     size = len(bars)
     side = np.zeros(size, dtype="int8")
     position = np.zeros(size, dtype="int8")
@@ -72,8 +72,9 @@ def decisions_frame(
         decided = trade.entry_bar - 1  # the bar whose close decided the entry
         side[decided] = trade.side
         fill_price[decided] = trade.entry_price
-        held_to = trade.exit_bar + 1 if trade.exit_reason == "end" else trade.exit_bar
-        position[trade.entry_bar : held_to] = trade.side  # "end": still open at the last close
+        closes = trade.exit_reason in ("end", "gap")  # at the exit bar's close: held on it
+        held_to = trade.exit_bar + 1 if closes else trade.exit_bar
+        position[trade.entry_bar : held_to] = trade.side
     pending = np.zeros(size, dtype=bool)
     if size and signal[-1] != 0 and position[-1] == 0:
         side[-1] = signal[-1]

@@ -16,9 +16,9 @@ from itertools import starmap
 
 import numpy as np
 
-EXIT_REASONS = ("stop", "take_profit", "time", "end")
+EXIT_REASONS = ("stop", "take_profit", "time", "end", "gap")
 """``Trade.exit_reason`` values; :attr:`BarrierExits.reason` holds their positions."""
-STOP, TAKE_PROFIT, TIME, END = range(4)
+STOP, TAKE_PROFIT, TIME, END, GAP = range(5)
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ def simulate(
     take_profit: float,
     fees_bps: float,
     slippage_bps: float = 0.0,
+    last_bar: np.ndarray | None = None,
 ) -> BacktestResult:
     """Backtest entry signals with stop-loss, take-profit and time exits, one trade at a time.
 
@@ -115,6 +116,10 @@ def simulate(
 
     * **Time exit** at ``open[entry + holding_period]`` (before any level is checked on that
       bar). **End of data:** a position still open exits at the last close (``"end"``).
+    * **Gaps in the candles** (``last_bar``, per bar the position of the last bar before the
+      next gap: :func:`cryptosweep.trading.gaps.last_bar_before_gap`): bars across a gap are
+      never consecutive; a trade still open at the last bar before a gap exits at its close
+      (``"gap"``). None: no gaps.
     * **Exit fills** take slippage against the trade: a long sells at ``price * (1 - s)``, a
       short buys back at ``price * (1 + s)``.
     * **Fees:** ``fees_bps / 1e4`` of the traded notional on each side. Returns are on the entry
@@ -151,7 +156,7 @@ def simulate(
     exits = barrier_exits(
         open_, high, low, close, candidates + 1, sides, holding_period=holding_period,
         stop_loss=stop_loss, take_profit=take_profit, fees_bps=fees_bps,
-        slippage_bps=slippage_bps, checked=True,
+        slippage_bps=slippage_bps, checked=True, last_bar=last_bar,
     )  # fmt: skip
     # The next signal a trade leaves free is the first at or after its exit bar.
     following = np.searchsorted(candidates, exits.exit_bar, side="left").tolist()
@@ -190,13 +195,15 @@ def barrier_exits(
     fees_bps: float,
     slippage_bps: float = 0.0,
     checked: bool = False,
+    last_bar: np.ndarray | None = None,
 ) -> BarrierExits:
     """The exit of a trade entered at ``open[entry_bars[i]]`` on side ``sides[i]`` (±1), for
     every ``i`` at once, by the rules of :func:`simulate` (whatever the other trades do).
 
     Vectorised: the first barrier touch of every trade is found by binary lifting over sparse
     tables of running lows and highs (``O((n + len(entry_bars)) log holding_period)``).
-    ``checked=True`` skips the input checks (the caller made them).
+    ``checked=True`` skips the input checks (the caller made them). ``last_bar``: see
+    :func:`simulate` (a trade open at the last bar before a gap exits at its close).
     """
     if not checked:
         open_, high, low, close = _check_ohlc(open_, high, low, close)
@@ -220,23 +227,31 @@ def barrier_exits(
     highest = np.maximum(np.maximum(low, high), np.maximum(open_, close))
     # A bar touches a barrier when its low reaches the lower level or its high the upper one.
     lower, upper = np.where(side > 0, stop, target), np.where(side > 0, target, stop)
-    first = _first_touch(lowest, highest, entry, lower, upper, min(horizon, n))
+    if last_bar is None:
+        cap = np.full(len(entry), n - 1, dtype="int64")
+    else:
+        cap = np.asarray(last_bar, dtype="int64")
+        if cap.shape != (n,) or np.any(cap < np.arange(n)) or np.any(cap > n - 1):
+            raise ValueError("last_bar must hold, per bar, a position in [bar, n)")
+        cap = cap[entry]
+    first = _first_touch(lowest, highest, entry, lower, upper, min(horizon, n), cap + 1)
     touched = first >= 0
     scheduled = entry + horizon
-    exit_bar = np.where(touched, entry + first, np.minimum(scheduled, n - 1))
+    exit_bar = np.where(touched, entry + first, np.minimum(scheduled, cap))
     # Touched: gap through the stop, gap through the target, stop (first), target.
     open_s = side * open_[exit_bar]
     gap_stop = touched & (open_s <= stop_s)
     gap_target = touched & ~gap_stop & (open_s >= target_s)
     adverse_s = np.where(side > 0, lowest[exit_bar], -highest[exit_bar])
     hit_stop = touched & ~gap_target & (gap_stop | (adverse_s <= stop_s))
-    timed = ~touched & (scheduled <= n - 1)
+    timed = ~touched & (scheduled <= cap)
     at_open = gap_stop | gap_target | timed
     raw = np.where(
         at_open, open_[exit_bar],
-        np.where(touched, np.where(hit_stop, stop, target), close[n - 1] if n else np.nan),
+        np.where(touched, np.where(hit_stop, stop, target), close[cap] if n else np.nan),
     )  # fmt: skip
-    codes = np.select([hit_stop, touched, timed], [STOP, TAKE_PROFIT, TIME], default=END)
+    codes = np.select([hit_stop, touched, timed, cap < n - 1], [STOP, TAKE_PROFIT, TIME, GAP],
+                      default=END)
     reason = codes.astype("int8")
     exit_price = raw * (1.0 - side * slip)
     ratio = exit_price / entry_price
@@ -261,7 +276,7 @@ def barrier_levels(
 
 def _first_touch(
     lowest: np.ndarray, highest: np.ndarray, entry: np.ndarray, lower: np.ndarray,
-    upper: np.ndarray, span: int,
+    upper: np.ndarray, span: int, limit: np.ndarray | int | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Offset from ``entry`` of the first bar, among the ``span`` bars from ``entry`` on (and
     inside the data), whose low is ``<= lower`` or high ``>= upper``; -1 where there is none.
@@ -269,10 +284,11 @@ def _first_touch(
     Binary lifting over sparse tables of running minima/maxima: ``low_k[i] = min(lowest[i :
     i + 2**k])`` (and the max of ``highest``), then for ``k`` from the largest down, a trade
     skips ``2**k`` bars when they are all clean. ``O((n + len(entry)) log span)`` work, whatever
-    the density of entries.
+    the density of entries. ``limit`` (per trade, or one number): no bar at or after it is
+    looked at (the first bar after a gap); default ``n``.
     """
     n = len(lowest)
-    end = np.minimum(entry + span, n)
+    end = np.minimum(entry + span, n if limit is None else limit)
     low_tables, high_tables = [lowest], [highest]
     for k in range(1, max(span, 1).bit_length()):
         half = 1 << (k - 1)

@@ -61,6 +61,7 @@ def triple_barrier_labels(
     max_holding: int,
     fees_bps: float,
     slippage_bps: float = 0.0,
+    last_bar: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Triple-barrier labels (AFML ch. 3.4) of a long entry at every bar: ``(label,
     label_end)``.
@@ -79,6 +80,9 @@ def triple_barrier_labels(
       low decided it (``t + 1 + max_holding`` for a time exit). Where the label is NaN it is
       ``t + 1 + max_holding``, past the data, so a purge drops the bar.
 
+    ``last_bar`` (per bar, the last bar before the next gap in the candles; None: no gaps):
+    a trade open at the last bar before a gap ends at its close, as in ``simulate``.
+
     Vectorised over all bars (see :func:`~cryptosweep.trading.backtest.barrier_exits`).
     """
     if isinstance(max_holding, bool) or int(max_holding) != max_holding:
@@ -94,7 +98,7 @@ def triple_barrier_labels(
     exits = barrier_exits(
         open_, high, low, close, starts + 1, np.ones(len(starts)), holding_period=horizon,
         stop_loss=stop_loss, take_profit=take_profit, fees_bps=fees_bps,
-        slippage_bps=slippage_bps,
+        slippage_bps=slippage_bps, last_bar=last_bar,
     )  # fmt: skip
     done = exits.reason != END
     label[starts[done]] = (exits.net_return[done] > 0.0).astype("float64")

@@ -67,6 +67,7 @@ from cryptosweep.trading.steps import (
     predict_probabilities,
     train_before,
     training_labels,
+    training_weights,
     usable_rows,
 )
 from cryptosweep.trading.validation import test_blocks, walk_forward_folds
@@ -280,7 +281,8 @@ def fold_predictions(
         save_to, init_from = _checkpoint_files(checkpoint, params, k, rounds,
                                                settings.rounds_per_unit)
         model = fit_entry_model(params, repro, rounds, market.features, labels, train,
-                                clock=clock, save_to=save_to, init_from=init_from)
+                                clock=clock, save_to=save_to, init_from=init_from,
+                                sample_weight=training_weights(settings, train, label_end))
         proba = predict_probabilities(model, market.features, fold.test, clock)
         yield Predictions(block=f"fold {k}", bars=fold.test,
                           times=market.ohlcv.index[fold.test], proba=proba,

@@ -183,7 +183,8 @@ def training_labels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(label, label_end)`` of bars ``[0, stop)``, computed from those bars only (the
     development bars for the sweep, ``stop`` = the holdout start): triple-barrier or
-    fixed-horizon as ``settings.labels`` says, with the trade's barriers, fees and slippage."""
+    fixed-horizon as ``settings.labels`` says, with the trade's barriers, fees and slippage (a
+    triple-barrier trade open across a gap in the candles ends before it, as the backtest's)."""
     if settings.labels == "fixed_horizon":
         development = market.ohlcv.iloc[:stop]
         return fixed_horizon_labels(development, trading.holding_period, settings.fees_bps)
@@ -192,6 +193,7 @@ def training_labels(
         take_profit=trading.take_profit, stop_loss=trading.stop_loss,
         max_holding=trading.holding_period, fees_bps=settings.fees_bps,
         slippage_bps=settings.slippage_bps,
+        last_bar=gap_ends(market, np.arange(stop, dtype="int64")),
     )
 
 
@@ -230,23 +232,43 @@ def train_before(
     trading = TradingParams.from_params(params)
     labels, label_end = training_labels(market, trading, settings, cutoff)
     train = purged_training_rows(market.features, labels, label_end, cutoff, what)
-    model = fit_entry_model(params, repro, rounds, market.features, labels, train)
+    model = fit_entry_model(params, repro, rounds, market.features, labels, train,
+                            sample_weight=training_weights(settings, train, label_end))
     return model, train
+
+
+def training_weights(settings: ObjectiveSettings, train: np.ndarray, label_end: np.ndarray
+                     ) -> np.ndarray | None:
+    """The ``train`` rows' sample weights: None (every row once) unless
+    ``objective.sample_weights`` is ``uniqueness``: each label's average uniqueness among the
+    training labels' spans ``[t, label_end[t]]`` (AFML ch. 4,
+    :func:`~cryptosweep.trading.uniqueness.uniqueness_weights`, mean 1)."""
+    if settings.sample_weights != "uniqueness" or len(train) == 0:
+        return None
+    from cryptosweep.trading.uniqueness import uniqueness_weights
+
+    start = np.asarray(train, dtype="int64")
+    end = np.maximum(np.asarray(label_end[train], dtype="int64"), start)
+    return uniqueness_weights(start, end, int(end.max()) + 1)
 
 
 def fit_entry_model(
     params: dict[str, Any], repro: ReproducibilityManager, rounds: int, features: np.ndarray,
     labels: np.ndarray, train: np.ndarray, *, clock: _Stopwatch | None = None,
     save_to: Path | None = None, init_from: Path | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> ContinuableEntryModel:
     """The configuration's entry model (``params["model"]``, ``params["entry_model"]``) fitted
     on the ``train`` rows for ``rounds`` rounds/epochs with ``repro``'s seed and switches; saved
-    to ``save_to`` and continued from ``init_from`` when given (Hyperband checkpoints)."""
+    to ``save_to`` and continued from ``init_from`` when given (Hyperband checkpoints);
+    ``sample_weight``: one weight per ``train`` row (:func:`training_weights`), or None."""
     clock = clock or _Stopwatch(None)
     model = make_entry_model(str(params.get("model", "")), _section(params, "entry_model"), repro)
+    weights = {} if sample_weight is None else {"sample_weight": sample_weight}
     with clock("fit"):
         model.fit(features[train], labels[train], rounds,
-                  init_from=init_from if init_from is not None and model.continues else None)
+                  init_from=init_from if init_from is not None and model.continues else None,
+                  **weights)
     if save_to is not None:
         with clock("checkpoint"):
             model.save(save_to)
@@ -284,16 +306,133 @@ def backtest_bars(
     market: Market, bars: np.ndarray, proba: np.ndarray, trading: TradingParams,
     settings: ObjectiveSettings,
 ) -> BacktestResult:
-    """:func:`~cryptosweep.trading.backtest.simulate` over the contiguous ``bars`` with the
-    :func:`entry_signals` of ``proba``: flat at the first bar, the trade rules, barriers, fees
-    and slippage of the configuration."""
-    signal = entry_signals(proba, trading.threshold, settings.allow_short)
-    return simulate(
+    """:func:`~cryptosweep.trading.backtest.simulate` over the ``bars`` (in order) with the
+    entries of ``proba`` (:func:`entry_decisions`): flat at the first bar, the trade rules,
+    barriers, fees and slippage of the configuration. A gap in the candles is never simulated
+    as consecutive bars: a trade open across it closes at the last bar before it
+    (:func:`~cryptosweep.trading.gaps.last_bar_before_gap`). Then, as the objective's options
+    say, each trade's size (:func:`position_sizes`) and the shorts' funding
+    (``funding_bps_per_8h``)."""
+    signal = entry_decisions(proba, trading, settings)
+    last_bar = gap_ends(market, bars)
+    result = simulate(
         market.open_[bars], market.high[bars], market.low[bars], market.close[bars], signal,
         holding_period=trading.holding_period, stop_loss=trading.stop_loss,
         take_profit=trading.take_profit, fees_bps=settings.fees_bps,
-        slippage_bps=settings.slippage_bps,
+        slippage_bps=settings.slippage_bps, last_bar=last_bar,
     )
+    if settings.bet_sizing == "none" and settings.vol_target is None and not (
+            settings.funding_bps_per_8h and settings.allow_short):
+        return result
+    return sized(result, market, bars, proba, settings)
+
+
+def gap_ends(market: Market, bars: np.ndarray) -> np.ndarray | None:
+    """Per bar of ``bars``, the position (in ``bars``) of the last bar before the next gap
+    in the candles; None when the bars have no gap (the simulation as without gaps)."""
+    times = market.ohlcv.index[bars]
+    if len(times) < 2:
+        return None
+    seconds = market.bar_interval.total_seconds()
+    if not np.any(np.diff(times.asi8) > round(seconds * 1e9)):
+        return None
+    from cryptosweep.trading.gaps import last_bar_before_gap
+
+    return last_bar_before_gap(times, seconds)
+
+
+def entry_decisions(proba: np.ndarray, trading: TradingParams, settings: ObjectiveSettings
+                    ) -> np.ndarray:
+    """The signal per bar (int8): :func:`entry_signals` (``objective.entry_rule:
+    threshold``), or, with ``expected_value``, long where ``p·take_profit − (1 − p)·stop_loss
+    − cost > 0`` (:func:`~cryptosweep.trading.sizing.expected_value_entries`; ``cost`` the round
+    trip's fees and slippage, ``2·(fees_bps + slippage_bps) / 1e4``) and, when shorts are
+    allowed, short where the same holds for ``1 − p``; where both pay, the side with the larger
+    expected value (their difference is ``(2p − 1)·(tp + sl)``: long from ``p >= 0.5``)."""
+    if settings.entry_rule == "threshold":
+        return entry_signals(proba, trading.threshold, settings.allow_short)
+    from cryptosweep.trading.sizing import expected_value_entries
+
+    cost = 2.0 * (settings.fees_bps + settings.slippage_bps) / 1e4
+    known = np.isfinite(proba)
+    p = np.where(known, proba, 0.0)
+    signal = np.zeros(len(proba), dtype=np.int8)
+    longs = known & expected_value_entries(p, trading.take_profit, trading.stop_loss, cost)
+    if settings.allow_short:
+        longs &= p >= 0.5
+        shorts = known & (p < 0.5) & expected_value_entries(1.0 - p, trading.take_profit,
+                                                            trading.stop_loss, cost)
+        signal[shorts] = -1
+    signal[longs] = 1
+    return signal
+
+
+def position_sizes(market: Market, bars: np.ndarray, proba: np.ndarray, sides: np.ndarray,
+                   signal_bars: np.ndarray, settings: ObjectiveSettings) -> np.ndarray:
+    """The share of equity each trade puts in (one per trade, decided at its signal bar, a
+    position in ``bars``): 1, times the AFML bet size (``bet_sizing: afml``,
+    :func:`~cryptosweep.trading.sizing.bet_size` of the chosen side's probability), times the
+    volatility-targeted size (``vol_target``, :func:`~cryptosweep.trading.sizing.
+    volatility_target_size` from the 24-bar realised volatility, capped at 1)."""
+    from cryptosweep.trading.sizing import bet_size, volatility_target_size
+
+    size = np.ones(len(signal_bars))
+    if settings.bet_sizing == "afml":
+        p = proba[signal_bars]
+        chosen = np.where(sides > 0, p, 1.0 - p)
+        size *= np.nan_to_num(bet_size(np.clip(chosen, 0.0, 1.0)), nan=0.0)
+    if settings.vol_target is not None:
+        close = market.close
+        one_bar = np.diff(np.log(close), prepend=np.nan)
+        vol = pd.Series(one_bar).rolling(24, min_periods=24).std(ddof=1).to_numpy()
+        sigma = vol[bars[signal_bars]]
+        size *= np.nan_to_num(volatility_target_size(
+            np.where(np.isfinite(sigma), sigma, np.nan), settings.vol_target,
+            market.periods_per_year, 1.0), nan=0.0)
+    return size
+
+
+def sized(result: BacktestResult, market: Market, bars: np.ndarray, proba: np.ndarray,
+          settings: ObjectiveSettings) -> BacktestResult:
+    """``result`` with each trade holding ``size`` of the equity (the rest in cash) and a
+    short paying ``funding_bps_per_8h`` pro-rated per bar held
+    (:func:`~cryptosweep.trading.funding.funding_cost_per_bar`). Per bar, the equity return of
+    a trade held at share ``s`` is ``s·(V_t − V_{t−1}) / (1 − s + s·V_{t−1})``, ``V`` the
+    trade's value (1 at entry) that :func:`simulate`'s per-bar returns compound to, so the
+    per-bar returns still compound to the equity's growth; funding is charged on the
+    position's value, ``s·V_{t−1}``, on each bar the short is held."""
+    from cryptosweep.trading.backtest import Trade
+    from cryptosweep.trading.funding import funding_cost_per_bar
+
+    returns = np.asarray(result.returns, dtype="float64").copy()
+    trades = list(result.trades)
+    if not trades:
+        return result
+    entries = np.asarray([t.entry_bar for t in trades], dtype="int64")
+    sides = np.asarray([t.side for t in trades], dtype="int64")
+    sizes = position_sizes(market, bars, proba, sides, entries - 1, settings)
+    funding = None
+    if settings.funding_bps_per_8h and settings.allow_short:
+        funding = funding_cost_per_bar(market.ohlcv.index[bars], settings.funding_bps_per_8h
+                                       / 1e4, bar_seconds=market.bar_interval.total_seconds())
+    out_trades = []
+    for trade, size in zip(trades, sizes, strict=True):
+        span = np.arange(trade.entry_bar, trade.exit_bar + 1)
+        value = np.cumprod(1.0 + returns[span])  # the trade's value after each bar
+        before = np.concatenate(([1.0], value[:-1]))
+        equity_before = 1.0 - size + size * before
+        step = size * (value - before)
+        if funding is not None and trade.side < 0:
+            held = result.positions[span] != 0
+            step = step - np.where(held, funding[span] * size * before, 0.0)
+        bar_returns = step / equity_before
+        returns[span] = bar_returns
+        net = float(np.prod(1.0 + bar_returns) - 1.0)
+        out_trades.append(Trade(trade.entry_bar, trade.exit_bar, trade.side, trade.entry_price,
+                                trade.exit_price, trade.exit_reason, trade.gross_return * size,
+                                net))
+    return BacktestResult(returns=returns, n_trades=result.n_trades, positions=result.positions,
+                          trades=out_trades)
 
 
 def _budget_trained(resource: float, checkpoint: dict[str, Any] | None,

@@ -7,11 +7,19 @@ process's out-of-sample track and its verdict.
   buy-and-hold over the same segments (``baselines``; buy-and-hold: one round trip per
   segment).
 * ``efficiency``: walk-forward efficiency (Pardo 2008, ch. 11) per window (annualised
-  out-of-sample return / the winner's annualised in-sample validation return) and overall
-  (the whole track's annualised return / the mean of the windows' in-sample ones).
-* ``dsr``: the deflated Sharpe ratio (Bailey & López de Prado 2014) of the out-of-sample
-  track, with N = every full-budget configuration tried over all windows and the variance of
-  their per-bar Sharpe ratios (from their validation returns in the windows' journals).
+  out-of-sample return / the annualised in-sample validation return of the model that traded
+  the segment: the window's winner, or the kept champion's in its own window; undefined for a
+  flat segment) and overall (the whole track's annualised return / the mean of the traded
+  models' in-sample ones); defined only as :func:`.analysis.efficiency` says.
+* ``dsr``: the probabilistic (``psr``, against 0) and deflated Sharpe ratio (Bailey & López de
+  Prado 2014) of the out-of-sample track, with N = the walk-forward designs tried
+  (``n_designs``: the most full-budget configurations one window's search tried; each, traded
+  through every window, is a design the process chose among) and the variance of every
+  window's full-budget per-bar Sharpe ratios (from their validation returns in the windows'
+  journals); ``n_configurations`` is every full-budget configuration over all windows.
+* The track is what the **process** traded (:mod:`.process`): per segment the approved
+  winner, the kept champion, or flat (``windows[k].process``); ``winner_oos_score`` is the
+  window's winner on its segment whatever the gate said.
 * ``parameters``: each parameter's path through the windows' winners and its stability
   (:mod:`.analysis`).
 * ``windows``: one row per window (bars, seed, run folder, in-sample and out-of-sample score,
@@ -35,7 +43,11 @@ import numpy as np
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.formatting import metric_name, share, signed
-from cryptosweep.judging.overfitting import deflated_sharpe_from_returns
+from cryptosweep.judging.overfitting import (
+    deflated_sharpe_from_returns,
+    expected_max_sharpe_ratio,
+    probabilistic_sharpe_ratio,
+)
 from cryptosweep.judging.verdict import DSR_CONFIDENCE, EDGE, NO_EDGE
 from cryptosweep.trading.baselines import BASELINES
 from cryptosweep.trading.metrics import performance
@@ -48,7 +60,7 @@ from cryptosweep.walkforward.analysis import (
 )
 
 RESULTS_SCHEMA = "cryptosweep.walkforward_results"
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: what the process traded (windows[k].process, traded), n_designs, psr
 
 
 @dataclass(frozen=True)
@@ -61,17 +73,18 @@ def build_results(config: SweepConfig, seed: int, layout: list[dict[str, Any]],
     """The combined results (see the module docstring); ``records`` in window order."""
     metric = config.objective.metric
     periods = _periods_per_year(config)
-    segments = [record["out_of_sample"] for record in records]
+    segments = [record["traded"] for record in records]
     returns = np.concatenate([np.asarray(s["returns"], dtype="float64") for s in segments])
     positions = np.concatenate([np.asarray(s["positions"]) for s in segments])
     trades = [_Trade(t) for s in segments for t in s["trades"]]
     track = performance(returns, trades, positions, periods_per_year=periods)
     baselines = {name: _baseline(name, segments, periods) for name in BASELINES}
-    rows = [_window_row(record, metric, periods) for record in records]
+    rows = [_window_row(record, metric, periods, records) for record in records]
     is_annual = [row["is_annual_return"] for row in rows if row["is_annual_return"] is not None]
     oos_annual = annualised_return(returns, periods)
     mean_is = float(np.mean(is_annual)) if is_annual else float("nan")
     sharpes = [s for record in records for s in record["trial_sharpes"]]
+    designs = max((len(record["trial_sharpes"]) for record in records), default=0)
     winners = [record["winner"]["params"] for record in records if record["winner"]]
     paths = parameter_paths(winners)
     results = {
@@ -99,8 +112,9 @@ def build_results(config: SweepConfig, seed: int, layout: list[dict[str, Any]],
             "overall": efficiency(oos_annual, mean_is) if is_annual else None,
             "mean_in_sample_annual_return": mean_is if is_annual else None,
         },
-        "dsr": _dsr(returns, np.asarray(sharpes), periods),
+        "dsr": _dsr(returns, np.asarray(sharpes), designs, periods),
         "n_configurations": len(sharpes),
+        "n_designs": designs,
         "parameters": {"paths": paths,
                        "stability": parameter_stability(
                            paths, search_ranges(config.canonical()))},
@@ -133,32 +147,44 @@ def process_verdict(results: dict[str, Any], min_trades: int) -> dict[str, Any]:
               f"out-of-sample {name} {signed(score)} beats flat and buy-and-hold "
               f"({signed(hold)}) on {trades} trades with DSR {share(dsr)}")
     wfe = results["efficiency"]["overall"]
+    shown_wfe = "undefined" if wfe is None else signed(wfe)
     headline = (f"out-of-sample {name} {signed(score)} ({trades} trades) · buy-and-hold "
-                f"{signed(hold)} · WFE {signed(wfe)} · DSR {share(dsr)} "
-                f"(N={results['n_configurations']})")
+                f"{signed(hold)} · WFE {shown_wfe} · DSR {share(dsr)} "
+                f"(N={results['n_designs']} designs)")
     return {"decision": decision, "label": decision.upper(),
             "reason": reason[0].upper() + reason[1:] + ".", "headline": headline}
 
 
-def _window_row(record: dict[str, Any], metric: str, periods: float) -> dict[str, Any]:
-    oos = record["out_of_sample"]
+def _window_row(record: dict[str, Any], metric: str, periods: float,
+                records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One window's row; its efficiency compares what traded the segment with that model's
+    own in-sample return (a kept champion's: its window's; flat: undefined)."""
+    oos = record["traded"]
+    process = record["process"]
     oos_returns = np.asarray(oos["returns"], dtype="float64")
     oos_annual = annualised_return(oos_returns, periods)
     is_annual = record["in_sample"]["annual_return"]
+    if process["trades"] == "champion":
+        is_annual = records[process["champion_window"]]["in_sample"]["annual_return"]
+    traded_is = None if process["trades"] == "flat" else is_annual
     winner = record["winner"] or {}
     holdout = winner.get("holdout") or {}
     return {
         **record["layout"],
         "is_score": record["in_sample"]["score"],
-        "is_annual_return": is_annual,
+        "is_annual_return": traded_is,
+        "winner_is_annual_return": record["in_sample"]["annual_return"],
         "holdout_score": holdout.get(f"holdout_{metric}"),
         "oos_score": oos["metrics"][metric],
         "oos_annual_return": oos_annual,
         "oos_trades": oos["metrics"]["trades"],
         "oos_total_return": oos["metrics"]["total_return"],
         "buy_and_hold_score": oos["baselines"]["buy_and_hold"]["metrics"][metric],
-        "efficiency": efficiency(oos_annual, is_annual) if is_annual is not None else None,
-        "traded": record["traded"],
+        "efficiency": efficiency(oos_annual, traded_is) if traded_is is not None else None,
+        "traded": process["trades"],
+        "process": {key: process[key] for key in ("kind", "trades", "champion_window",
+                                                   "text")},
+        "winner_oos_score": record["out_of_sample"]["metrics"][metric],
         "decision": (record["deployment"] or {}).get("decision"),
         "configurations": len(record["trial_sharpes"]),
         "winner": {key: winner.get(key) for key in ("eval_id", "params", "budget", "seed")}
@@ -177,11 +203,20 @@ def _baseline(name: str, segments: list[dict[str, Any]], periods: float) -> dict
             "returns": [float(r) for r in returns]}
 
 
-def _dsr(returns: np.ndarray, sharpes: np.ndarray, periods: float) -> dict[str, Any]:
+def _dsr(returns: np.ndarray, sharpes: np.ndarray, designs: int, periods: float
+         ) -> dict[str, Any]:
+    """PSR(0) and the DSR of the track with N = ``designs`` (the configurations a window's
+    search tried: each, traded through every window, is a walk-forward design the process
+    chose among) and the variance of every window's full-budget per-bar Sharpe ratios."""
     try:
         out = deflated_sharpe_from_returns(returns, sharpes)
     except ValueError as exc:  # e.g. a track that never traded: constant returns
-        return {"dsr": None, "why_not": str(exc), "n_trials": len(sharpes)}
+        return {"dsr": None, "psr": None, "why_not": str(exc), "n_trials": designs}
+    out["n_trials"] = designs
+    out["sr0"] = (expected_max_sharpe_ratio(out["sr_variance"], designs) if designs >= 2
+                  else 0.0)
+    out["dsr"] = probabilistic_sharpe_ratio(out["sr"], out["sr0"], out["n_obs"], out["skew"],
+                                            out["kurtosis"])
     scale = math.sqrt(periods)
     out.update(sr_annualised=out["sr"] * scale, sr0_annualised=out["sr0"] * scale)
     return out

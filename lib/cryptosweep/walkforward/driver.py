@@ -37,7 +37,6 @@ from cryptosweep.core.config import SweepConfig, config_hash, resolve_seed
 from cryptosweep.core.config_files import load_config, validate_config
 from cryptosweep.core.errors import ResumeError, SweepInterrupted, UserError
 from cryptosweep.core.files import write_json_atomic, write_text_atomic
-from cryptosweep.core.vocabulary import APPROVED
 from cryptosweep.execution.executors import Executor, InProcessExecutor, parse_gpu_ids
 from cryptosweep.judging.overfitting import per_bar_sharpe
 from cryptosweep.records.journal import DB_NAME, Journal
@@ -47,6 +46,7 @@ from cryptosweep.sweep.runner import run_sweep
 from cryptosweep.walkforward.analysis import annualised_return
 from cryptosweep.walkforward.combine import build_results
 from cryptosweep.walkforward.layout import WindowPlan, plan, window_dir_name
+from cryptosweep.walkforward.process import ProcessState, step, traded_score
 from cryptosweep.walkforward.segment import trade_segment
 from cryptosweep.walkforward.text import text_report
 
@@ -120,6 +120,8 @@ def run_walkforward(
              executor.description)
     with executor:
         records = _run_windows(plans, wf_dir, executor, book, config, bool(gpu_ids))
+        records = _run_process(plans, records, executor.view("process"), config,
+                               bool(gpu_ids))
     results = build_results(config, seed, [p.as_dict() for p in plans], records,
                             _run_block(wf_dir, manifest))
     stamp = manifest["timestamp"]  # the folder's: the same file names after a resume
@@ -287,13 +289,11 @@ def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir:
                    executor: Executor, config: SweepConfig, use_gpu: bool) -> dict[str, Any]:
     """The window's winner, its in-sample numbers (from its journal) and its out-of-sample
     trade (on the executor)."""
-    settings = config.walk_forward
-    assert settings is not None
     metric = config.objective.metric
     periods = float((results.get("data") or {}).get("periods_per_year") or 0.0)
     best = results.get("best")
     decision = (results.get("deployment") or {}).get("decision")
-    traded = best is not None and (settings.trade_rejected or decision == APPROVED)
+    traded = best is not None  # what the process trades is decided later (_run_process)
     journal = Journal.open_existing(window_dir)
     try:
         returns = journal.get_returns("validation")
@@ -325,9 +325,9 @@ def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir:
         "layout": window_plan.as_dict(),
         "winner": winner,
         "deployment": ({"decision": decision,
-                        "reason": results["deployment"].get("reason")}
+                        "reason": results["deployment"].get("reason"),
+                        "champion": results["deployment"].get("champion")}
                        if results.get("deployment") else None),
-        "traded": traded,
         "in_sample": {
             "metric": metric, "score": best["score"] if best else None,
             "annual_return": (annualised_return(winner_returns, periods)
@@ -338,3 +338,58 @@ def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir:
         "evaluations": results["counts"]["evaluations"],
         "out_of_sample": outcome.result,
     }
+
+
+# ------------------------------------------------------------------------------ the process
+
+
+def _run_process(plans: list[WindowPlan], records: list[dict[str, Any]], executor: Executor,
+                 config: SweepConfig, use_gpu: bool) -> list[dict[str, Any]]:
+    """The gate and the champion rules between windows (:mod:`.process`), in time order: each
+    record gains ``process`` (what traded its segment and why) and ``traded`` (that trade:
+    the winner's, from the record; the champion's, trained on its own window's in-sample bars
+    and traded here as a task; or flat)."""
+    settings, deployment = config.walk_forward, config.deployment
+    assert settings is not None
+    metric = config.objective.metric
+    state = ProcessState()
+    out = []
+    with executor:
+        for index, record in enumerate(records):
+            decision = step(state, index, record, trade_rejected=settings.trade_rejected,
+                            metric=metric, min_score=deployment.min_holdout_score,
+                            demote_after=deployment.demote_after)
+            if decision["trades"] == "winner":
+                traded = record["out_of_sample"]
+            else:
+                champion = (records[decision["champion_window"]]
+                            if decision["trades"] == "champion" else None)
+                traded = _trade_champion(plans, decision["champion_window"], champion,
+                                         plans[index], executor, config, use_gpu)
+            traded_score(state, decision, float(traded["metrics"][metric]))
+            out.append({**record, "process": decision, "traded": traded})
+    return out
+
+
+def _trade_champion(plans: list[WindowPlan], champion_window: int | None,
+                    champion: dict[str, Any] | None, window_plan: WindowPlan,
+                    executor: Executor, config: SweepConfig, use_gpu: bool) -> dict[str, Any]:
+    """The champion of window ``champion_window`` (trained on that window's in-sample bars,
+    its recorded seed and budget) traded on ``window_plan``'s segment; flat without one."""
+    window = window_plan.window
+    if champion is None or champion_window is None:
+        origin, params, budget, seed = window, None, 0.0, 0
+    else:
+        origin = plans[champion_window].window
+        winner = champion["winner"]
+        params, budget, seed = winner["params"], winner["budget"], winner["seed"]
+    spec = json.loads(json.dumps(plans[origin.index].trade_spec))
+    spec["data"]["end"] = window_plan.trade_spec["data"]["end"]
+    payload = {"task": f"process-{window.index}", "spec": spec, "params": params,
+               "budget": budget, "seed": seed, "cutoff": origin.is_stop - origin.is_start,
+               "segment": [window.oos_start - origin.is_start, window.oos_stop - origin.is_start],
+               "use_gpu": use_gpu}
+    (outcome,) = list(executor.run_tasks(trade_segment, [payload], config.execution.max_retries))
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.result

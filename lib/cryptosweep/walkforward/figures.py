@@ -47,8 +47,8 @@ def oos_equity(results: Mapping[str, Any]) -> go.Figure:
         figure.add_vline(x=start, line={"dash": "dot", "color": "#bbbbbb"})
         figure.add_annotation(x=start, y=1.0, yref="paper", text=f"w{row['window']}",
                               showarrow=False, xanchor="left", yanchor="top")
-    figure.update_layout(title="Out-of-sample equity, window by window (each winner traded "
-                         "untouched on its segment)", xaxis_title="time (UTC)",
+    figure.update_layout(title="Out-of-sample equity, window by window (what the process "
+                         "traded on each segment)", xaxis_title="time (UTC)",
                          yaxis_title="equity (start = 1)", template=TEMPLATE)
     return figure
 

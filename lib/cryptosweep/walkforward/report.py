@@ -62,14 +62,15 @@ def track_table(results: dict[str, Any]) -> str:
 
 def window_table(results: dict[str, Any]) -> str:
     """One row per window: its bars, in-sample and out-of-sample scores, buy-and-hold, trades,
-    walk-forward efficiency and the gate's decision."""
+    walk-forward efficiency, the gate's decision and what the process traded (and why)."""
     frame = pd.DataFrame([{
         "window": row["window"], "in-sample": f"{row['is_first_bar'][:10]} .. "
         f"{row['is_last_bar'][:10]}", "out-of-sample": f"{row['oos_first_bar'][:10]} .. "
         f"{row['oos_last_bar'][:10]}", "IS score": signed(row["is_score"]),
         "OOS score": signed(row["oos_score"]), "buy-and-hold": signed(row["buy_and_hold_score"]),
-        "OOS trades": row["oos_trades"], "WFE": signed(row["efficiency"]),
-        "gate": (row["decision"] or "-") + ("" if row["traded"] else " (not traded)"),
+        "OOS trades": row["oos_trades"],
+        "WFE": "undefined" if row["efficiency"] is None else signed(row["efficiency"]),
+        "gate": row["decision"] or "-", "traded": row["process"]["text"],
         "configurations": row["configurations"], "run folder": row["run"]}
         for row in results["windows"]])
     return frame.to_html(index=False, escape=True)

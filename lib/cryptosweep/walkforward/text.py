@@ -9,6 +9,12 @@ from typing import Any
 from cryptosweep.core.formatting import metric_name, param_value, percent, share, signed
 
 
+def wfe(value: Any) -> str:
+    """Walk-forward efficiency as people read it: ``undefined`` where it is not defined
+    (:func:`~cryptosweep.walkforward.analysis.efficiency`)."""
+    return "undefined" if value is None else signed(value)
+
+
 def text_report(results: dict[str, Any]) -> str:
     """The report of a ``walkforward_results_*.json`` dict, as plain text."""
     metric = results["metric"]
@@ -41,22 +47,24 @@ def text_report(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"walk-forward efficiency (annualised OOS / IS return): overall "
-        f"{signed(results['efficiency']['overall'])}",
-        f"DSR of the out-of-sample track: {share(dsr.get('dsr'))} over "
-        f"N={results['n_configurations']} full-budget configurations"
-        + (f" ({dsr['why_not']})" if dsr.get("why_not") else ""),
+        f"{wfe(results['efficiency']['overall'])} (defined when both have one sign and "
+        "|IS| > 1 %)",
+        f"PSR(0) of the out-of-sample track: {share(dsr.get('psr'))}; DSR: "
+        f"{share(dsr.get('dsr'))} over N={results.get('n_designs')} walk-forward designs (the "
+        f"configurations one window's search tried; {results['n_configurations']} over all "
+        "windows)" + (f" ({dsr['why_not']})" if dsr.get("why_not") else ""),
         "",
-        "windows (IS: the winner's validation score in its window; OOS: traded untouched):",
+        "windows (IS: the winner's validation score in its window; OOS: what the process "
+        "traded on the segment, and why):",
         f"  {'#':>2} {'out-of-sample from':<26}{'IS':>8}{'OOS':>8}{'B&H':>8}{'trades':>7}"
-        f"{'WFE':>8}  gate",
+        f"{'WFE':>10}  gate -> traded",
     ]
     for row in results["windows"]:
         gate = row["decision"] or "-"
-        if not row["traded"]:
-            gate += " (not traded)"
         lines.append(f"  {row['window']:>2} {row['oos_first_bar']:<26}{signed(row['is_score']):>8}"
                      f"{signed(row['oos_score']):>8}{signed(row['buy_and_hold_score']):>8}"
-                     f"{row['oos_trades']:>7}{signed(row['efficiency']):>8}  {gate}")
+                     f"{row['oos_trades']:>7}{wfe(row['efficiency']):>10}  {gate} -> "
+                     f"{row['process']['text']}")
     lines += ["", "winners' parameters by window (stability: mean move as a share of the "
               "range; changes between windows):"]
     stability = results["parameters"]["stability"]

@@ -91,6 +91,8 @@ class _Adapter:
     _data_digest: str = ""
     #: Whether the last ``fit`` continued from a checkpoint (False: trained from scratch).
     last_fit_continued: bool = False
+    #: The rows' weights of the fit in progress (None: every row counts once).
+    _weight: np.ndarray | None = None
 
     @property
     def continues(self) -> bool:
@@ -102,10 +104,13 @@ class _Adapter:
     def fit(
         self, X: np.ndarray, y: np.ndarray, budget: int | None = None,  # noqa: N803
         init_from: str | os.PathLike[str] | None = None, *, rounds: int | None = None,
+        sample_weight: np.ndarray | None = None,
     ) -> None:  # fmt: skip
         """Train for ``budget`` rounds/epochs in total (``rounds=`` is the old name): from
         scratch, or on from the checkpoint ``init_from`` (written by :meth:`save` after fewer
-        rounds/epochs) where :attr:`continues`; elsewhere ``init_from`` is ignored."""
+        rounds/epochs) where :attr:`continues`; elsewhere ``init_from`` is ignored.
+        ``sample_weight``: one finite weight >= 0 per row (e.g. the uniqueness weights of
+        :mod:`cryptosweep.trading.uniqueness`), given to the library's own weighted fit."""
         if (budget is None) == (rounds is None):
             raise TypeError("fit needs exactly one of budget (or its old name rounds)")
         budget = budget if budget is not None else rounds
@@ -120,7 +125,12 @@ class _Adapter:
             raise ValueError("cannot fit on an empty training set")
         if not np.isin(labels, (0.0, 1.0)).all():
             raise ValueError("y must hold only 0 and 1")
-        data_digest = _data_digest(x, labels)
+        weight = None
+        if sample_weight is not None:
+            weight = np.asarray(sample_weight, dtype="float64").reshape(-1)
+            if len(weight) != len(x) or not np.all(np.isfinite(weight) & (weight >= 0)):
+                raise ValueError("sample_weight must hold one finite weight >= 0 per row")
+        data_digest = _data_digest(x, labels, weight)
         checkpoint = None
         if init_from is not None:
             if self.continues:
@@ -130,10 +140,14 @@ class _Adapter:
                           "scratch", self.family, self.device, init_from)  # fmt: skip
         self._fitted = False  # a failed training leaves no half-updated model to use or save
         continued = False
-        if checkpoint is None:
-            self._fit(x, labels, budget)
-        else:
-            continued = self._continue(x, labels, budget, checkpoint)
+        self._weight = weight
+        try:
+            if checkpoint is None:
+                self._fit(x, labels, budget)
+            else:
+                continued = self._continue(x, labels, budget, checkpoint)
+        finally:
+            self._weight = None
         self._budget, self._data_digest = budget, data_digest
         self.last_fit_continued = continued
         self._fitted = True

@@ -80,7 +80,7 @@ class CatBoostEntryModel(_Adapter):
             return
         if self.params["task_type"] != "CPU":  # no continuation on GPU: no snapshot
             model = CatBoostClassifier(**self.params, iterations=budget)
-            model.fit(x, y.astype("int64"))
+            model.fit(x, y.astype("int64"), sample_weight=self._weight)
             self._constant, self._model, self._snapshot = None, model, None
             return
         with tempfile.TemporaryDirectory(prefix="cryptosweep-catboost-") as folder:
@@ -93,7 +93,7 @@ class CatBoostEntryModel(_Adapter):
                 snapshot_interval=CATBOOST_SNAPSHOT_INTERVAL,
             )  # fmt: skip
             try:
-                model.fit(x, y.astype("int64"))
+                model.fit(x, y.astype("int64"), sample_weight=self._weight)
             except CatBoostError as exc:
                 if snapshot is None or "differ from the params saved in snapshot" not in str(exc):
                     raise

@@ -100,11 +100,13 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _data_digest(x: np.ndarray, y: np.ndarray) -> str:
+def _data_digest(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> str:
     digest = hashlib.blake2b(digest_size=20)
     digest.update(repr((x.shape, x.dtype.str, y.dtype.str)).encode())
     digest.update(np.ascontiguousarray(x).data)
     digest.update(np.ascontiguousarray(y).data)
+    if weight is not None:  # weighted rows are other data (unweighted: the digest as before)
+        digest.update(np.ascontiguousarray(weight, dtype="float64").data)
     return digest.hexdigest()
 
 

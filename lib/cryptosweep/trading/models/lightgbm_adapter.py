@@ -74,7 +74,8 @@ class LightGBMEntryModel(_Adapter):
         import lightgbm
 
         dataset = lightgbm.Dataset(
-            x, label=y, params={"verbosity": self.params.get("verbosity", -1)}, free_raw_data=True
+            x, label=y, params={"verbosity": self.params.get("verbosity", -1)}, free_raw_data=True,
+            weight=self._weight,
         )
         self._booster = lightgbm.train(
             self.params, dataset, num_boost_round=rounds,

@@ -153,7 +153,9 @@ class TorchMLPEntryModel(_Adapter):
                 _restore_torch(torch, state, net, optimiser, init, masks)
             inputs = torch.as_tensor(self._standardise(x), device=self.device)
             targets = torch.as_tensor(y.astype("float32"), device=self.device)
-            loss_fn = torch.nn.BCEWithLogitsLoss()
+            weights = (None if self._weight is None else
+                       torch.as_tensor(self._weight.astype("float32"), device=self.device))
+            loss_fn = torch.nn.BCEWithLogitsLoss(reduction="mean" if weights is None else "none")
             net.train()
             for _ in range(done, budget):
                 order = torch.randperm(len(x), generator=init).to(self.device)
@@ -161,6 +163,9 @@ class TorchMLPEntryModel(_Adapter):
                     batch = order[start : start + p["batch_size"]]
                     optimiser.zero_grad(set_to_none=True)
                     loss = loss_fn(net(inputs[batch]).squeeze(1), targets[batch])
+                    if weights is not None:  # the weighted mean of the batch's losses
+                        loss = (loss * weights[batch]).sum() / weights[batch].sum().clamp_min(
+                            1e-12)
                     loss.backward()
                     optimiser.step()
             net.eval()

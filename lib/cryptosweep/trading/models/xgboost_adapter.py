@@ -41,7 +41,7 @@ class XGBoostEntryModel(_Adapter):
     def _train(self, x: np.ndarray, y: np.ndarray, rounds: int, init: Path | None) -> None:
         import xgboost
 
-        train = xgboost.DMatrix(x, label=y, nthread=self._threads)
+        train = xgboost.DMatrix(x, label=y, nthread=self._threads, weight=self._weight)
         self._booster = xgboost.train(  # one call: no other booster's updates in between
             self.params, train, num_boost_round=rounds, verbose_eval=False,
             xgb_model=None if init is None else str(init),
