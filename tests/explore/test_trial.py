@@ -21,7 +21,7 @@ from cryptosweep.explore import Explorer
 from cryptosweep.explore.runs import RunReadError
 from cryptosweep.explore.trial import read_trial
 from cryptosweep.explore.whatif import PREDICTIONS, metrics_table, what_if
-from cryptosweep.records.journal import unpack_returns
+from cryptosweep.records.integrity import unpack_returns
 from cryptosweep.trading.metrics import METRIC_NAMES, performance
 from cryptosweep.trading.objective import configuration_predictions
 from cryptosweep.trading.steps import TradingParams, backtest_bars, load_market

@@ -50,7 +50,7 @@ def test_open_existing_refuses_what_is_not_a_journal(tmp_path):
 def test_returns_round_trip_bit_for_bit_compressed_or_raw(tmp_path):
     import numpy as np
 
-    from cryptosweep.records.journal import pack_returns
+    from cryptosweep.records.integrity import pack_returns
 
     rng = np.random.default_rng(0)
     sparse = np.where(rng.random(5000) < 0.7, 0.0, rng.normal(0, 0.01, 5000))  # mostly flat
@@ -96,7 +96,8 @@ def _finished_journal(db, n=3, schema=None):
 def test_a_changed_or_undecodable_row_is_named_by_every_reader_and_repaired(tmp_path):
     """A score changed by 1e-4 was read as if nothing happened; a returns blob of random bytes
     was a zlib traceback."""
-    from cryptosweep.records.journal import JournalDamagedError, inspect_journal
+    from cryptosweep.records.inspection import inspect_journal
+    from cryptosweep.records.integrity import JournalDamagedError
 
     db = tmp_path / "sweep.db"
     _finished_journal(db).close()
@@ -136,7 +137,8 @@ def test_a_changed_or_undecodable_row_is_named_by_every_reader_and_repaired(tmp_
 
 
 def test_a_rewritten_trial_cannot_be_repaired_and_is_refused(tmp_path):
-    from cryptosweep.records.journal import JournalDamagedError, inspect_journal
+    from cryptosweep.records.inspection import inspect_journal
+    from cryptosweep.records.integrity import JournalDamagedError
 
     db = tmp_path / "sweep.db"
     _finished_journal(db).close()
@@ -154,11 +156,8 @@ def test_a_rewritten_trial_cannot_be_repaired_and_is_refused(tmp_path):
 def test_a_journal_of_schema_1_reads_as_it_was_and_resumes_with_checksums(tmp_path):
     """Rows without a checksum are legacy, not damage; opening it to write adds the column and
     changes no stored value; the rows written then are checked."""
-    from cryptosweep.records.journal import (
-        SEALED_TABLES,
-        JournalDamagedError,
-        inspect_journal,
-    )
+    from cryptosweep.records.inspection import inspect_journal
+    from cryptosweep.records.integrity import SEALED_TABLES, JournalDamagedError
 
     db = tmp_path / "sweep.db"
     _finished_journal(db, schema=1).close()
@@ -248,7 +247,8 @@ def test_a_lost_wal_keeps_what_was_checkpointed_and_says_what_was_lost(tmp_path,
     from pathlib import Path
 
     from cryptosweep.core.errors import UserError
-    from cryptosweep.records.journal import JournalDamagedError, inspect_journal
+    from cryptosweep.records.inspection import inspect_journal
+    from cryptosweep.records.integrity import JournalDamagedError
     from cryptosweep.sweep.opening import _refuse_existing
 
     run_dir = tmp_path / "run"

@@ -7,7 +7,7 @@ from typing import Any
 
 from cryptosweep.core.config_files import load_config
 from cryptosweep.core.reproducibility import derive_seed
-from cryptosweep.records.journal import EvaluationRow
+from cryptosweep.records.evaluations import EvaluationRow
 from cryptosweep.sweep.rescoring import by_rescore, neighbours, rescore_seed, reusable
 from tests.support import tiny_config
 

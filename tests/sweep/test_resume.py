@@ -297,7 +297,7 @@ def test_a_lost_wal_and_a_kill_keep_what_was_checkpointed(config_and_reference, 
     uninterrupted run."""
     import contextlib
 
-    from cryptosweep.records.journal import lost_wal_frames
+    from cryptosweep.records.integrity import lost_wal_frames
 
     config_path, reference = config_and_reference
     run_dir = tmp_path / "killed"

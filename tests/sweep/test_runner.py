@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptosweep.records.journal import EVAL_COLUMNS, row_checksum, unpack_returns
+from cryptosweep.records.integrity import EVAL_COLUMNS, row_checksum, unpack_returns
 from tests.support import cli, deterministic_bytes, results_file, tiny_config
 
 pytestmark = pytest.mark.slow

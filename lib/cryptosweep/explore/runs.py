@@ -25,12 +25,9 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.core.errors import UserError
-from cryptosweep.records.journal import (
-    DB_NAME,
-    READABLE_SCHEMA_VERSIONS,
-    Journal,
-    JournalDamagedError,
-)
+from cryptosweep.records.inspection import DB_NAME
+from cryptosweep.records.integrity import JournalDamagedError
+from cryptosweep.records.journal import READABLE_SCHEMA_VERSIONS, Journal
 from cryptosweep.records.ranking import at_largest_budget, finished_with_score
 from cryptosweep.records.results import RESULTS_SCHEMA, evaluation_record
 from cryptosweep.reporting.report import run_summaries

@@ -30,7 +30,9 @@ from cryptosweep.explore.runs import (
     read_config,
     read_evaluations,
 )
-from cryptosweep.records.journal import DB_NAME, Journal, JournalDamagedError
+from cryptosweep.records.inspection import DB_NAME
+from cryptosweep.records.integrity import JournalDamagedError
+from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import finished_with_score, ranked
 from cryptosweep.reporting.figures import fold_dates
 from cryptosweep.trading.steps import TradingParams

@@ -28,12 +28,10 @@ from cryptosweep.core.config_files import config_as_made, validate_config
 from cryptosweep.core.errors import UserError
 from cryptosweep.explore import plots
 from cryptosweep.explore.render import show_figure
-from cryptosweep.records.journal import (
-    DB_NAME,
-    EvaluationRow,
-    Journal,
-    JournalDamagedError,
-)
+from cryptosweep.records.evaluations import EvaluationRow
+from cryptosweep.records.inspection import DB_NAME
+from cryptosweep.records.integrity import JournalDamagedError
+from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import evaluation_record, resource_usage
 from cryptosweep.reporting import figures

@@ -13,7 +13,7 @@ from typing import Any
 from cryptosweep.core.config import config_hash
 from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import EXIT_OK, EXIT_SWEEP, UserError, exit_code_for
-from cryptosweep.records.journal import DB_NAME
+from cryptosweep.records.inspection import DB_NAME
 from cryptosweep.trading.objective import check_spec
 
 RUN_PREFIX = "nightly_"

@@ -26,7 +26,8 @@ from cryptosweep.judging.caveats import (
 from cryptosweep.judging.deployment import criterion_lines
 from cryptosweep.judging.explained import explained
 from cryptosweep.judging.verdict import Verdict, verdict
-from cryptosweep.records.journal import EvaluationRow, Journal
+from cryptosweep.records.evaluations import EvaluationRow
+from cryptosweep.records.journal import Journal
 
 RESULTS_SCHEMA = "cryptosweep.sweep_results/1"
 #: The ``schema`` of a best-configs file: each of its ``configurations`` carries what

@@ -23,7 +23,7 @@ from typing import Any
 from cryptosweep.core.errors import ReportError, UserError
 from cryptosweep.core.files import output_problem, unwritable, write_text_atomic
 from cryptosweep.core.paths import NOTEBOOKS
-from cryptosweep.records.journal import inspect_journal
+from cryptosweep.records.inspection import inspect_journal
 from cryptosweep.records.results import latest_file
 from cryptosweep.reporting.index_page import run_summaries, write_index
 from cryptosweep.reporting.offline import (

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from cryptosweep.records.journal import EvalRequest
+from cryptosweep.records.evaluations import EvalRequest
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from cryptosweep.judging.comparison import jobson_korkie_memmel
 from cryptosweep.judging.holdout_power import holdout_evidence
 from cryptosweep.judging.overfitting import per_bar_sharpe
 from cryptosweep.judging.selection import selection_evidence
-from cryptosweep.records.journal import EvaluationRow, Journal
+from cryptosweep.records.evaluations import EvaluationRow
+from cryptosweep.records.journal import Journal
 from cryptosweep.records.ledger import (
     LEDGER_NAME,
     LedgerTrial,

@@ -36,7 +36,8 @@ from cryptosweep.judging.overfitting import (
     per_bar_sharpe,
     probability_of_backtest_overfitting,
 )
-from cryptosweep.records.journal import EvaluationRow, Journal
+from cryptosweep.records.evaluations import EvaluationRow
+from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import best_configs, build_results, resource_usage, text_report
 from cryptosweep.strategies import Strategy

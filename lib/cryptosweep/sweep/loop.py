@@ -23,7 +23,8 @@ from cryptosweep.execution.checkpoints import checkpoint_spec
 from cryptosweep.execution.executors import Executor
 from cryptosweep.execution.progress import Progress
 from cryptosweep.execution.worker import Outcome
-from cryptosweep.records.journal import EvaluationRow, Journal
+from cryptosweep.records.evaluations import EvaluationRow
+from cryptosweep.records.journal import Journal
 from cryptosweep.strategies import EvalRequest, EvalResult, Strategy, make_strategy
 from cryptosweep.sweep.opening import LOG_FILE
 

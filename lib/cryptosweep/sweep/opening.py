@@ -28,15 +28,9 @@ from cryptosweep.core.files import PRIVATE_MODE
 from cryptosweep.core.locking import RunLock
 from cryptosweep.execution.checkpoints import CHECKPOINT_DIR
 from cryptosweep.execution.executors import Executor, make_executor
-from cryptosweep.records.journal import (
-    DB_NAME,
-    SCHEMA_VERSION,
-    Journal,
-    JournalDamagedError,
-    JournalInfo,
-    describe_damage,
-    inspect_journal,
-)
+from cryptosweep.records.inspection import DB_NAME, JournalInfo, inspect_journal
+from cryptosweep.records.integrity import JournalDamagedError, describe_damage
+from cryptosweep.records.journal import SCHEMA_VERSION, Journal
 from cryptosweep.sweep.preflight import SweepPlan, available_cores, preflight
 
 log = logging.getLogger(__name__)

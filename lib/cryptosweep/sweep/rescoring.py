@@ -33,7 +33,8 @@ from cryptosweep.core.config import (
     SweepConfig,
 )
 from cryptosweep.core.reproducibility import derive_seed
-from cryptosweep.records.journal import EvaluationRow, Journal
+from cryptosweep.records.evaluations import EvaluationRow
+from cryptosweep.records.journal import Journal
 
 #: The ``extra_evaluations`` kind of the i-th re-score (``rescore:0`` is the recorded seed).
 RESCORE = "rescore:{}"
