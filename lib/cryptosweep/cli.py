@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptosweep.core.errors import (
     EXIT_USAGE,
@@ -365,8 +366,20 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers, scheduler_address=args.scheduler_address, resume=args.resume,
         show_progress=not args.no_progress and sys.stderr.isatty(),
     )
-    print(result.run_dir)
+    print(result.run_dir, flush=True)
+    # The run's last line is its verdict (the text report's first line and its reason), on
+    # stderr after everything else, so that stdout stays the run folder for scripts.
+    sys.stderr.flush()
+    print(_verdict_line(result.results), file=sys.stderr, flush=True)
     return 0
+
+
+def _verdict_line(results: dict[str, Any]) -> str:
+    """``VERDICT: NOT DEPLOYABLE (deployment gate): Rejected: DSR 0.01 < 0.95, ...``."""
+    from cryptosweep.judging.verdict import verdict
+
+    decided = verdict(results)
+    return f"VERDICT: {decided.label} ({decided.basis}): {decided.reason}"
 
 
 def _validate(args: argparse.Namespace) -> int:
