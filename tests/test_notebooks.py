@@ -51,7 +51,7 @@ def test_papermill_run_of_sweep_notebook_writes_a_complete_run_folder(tmp_path):
     executed = nbformat.read(output, as_version=4)
     printed = "".join(
         o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
-    assert "reproducibility (top-k re-run with their recorded seeds)" in printed
+    assert "reproducibility (the winner's deployed path replayed from scratch" in printed
     assert "application/vnd.jupyter.widget-view+json" not in output.read_text(), (
         "show_progress=False must not put widgets into the notebook")
 
