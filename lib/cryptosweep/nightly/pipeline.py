@@ -406,6 +406,9 @@ class Night:
                 )
             except papermill.PapermillExecutionError:
                 status = 1  # the notebook records the exception; check_sweep reads it
+            except Exception:
+                if not received:  # else the signal reached the kernel too (a dead kernel)
+                    raise
         if received:  # the sweep stopped itself cleanly; the journal says running
             raise SweepInterrupted(run_dir, received[0])
         code, message = check_sweep(run_dir, notebook, status)
