@@ -29,9 +29,11 @@ sweep: $(STAMP)
 
 ## Interactive exploration: JupyterLab on notebooks/explore.ipynb (runs of reports/, two runs
 ## side by side, a run's trials, one trial in depth with what-if sliders; explore.watch for a
-## running sweep). --allow-root only as root.
+## running sweep). --allow-root only as root. The repository's jupyter_server_config.py (on
+## JUPYTER_CONFIG_PATH) saves the notebooks under notebooks/ without outputs.
 explore: $(STAMP)
-	$(BIN)/jupyter lab notebooks/explore.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
+	JUPYTER_CONFIG_PATH="$(CURDIR)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	    $(BIN)/jupyter lab notebooks/explore.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## The suite in TEST_WORKERS processes (pytest-xdist), a test file per process at a time so that
 ## module fixtures (the sweeps several tests read) run once: ~10 min on 2 cores, ~19 in one.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +51,7 @@ def test_papermill_run_of_sweep_notebook_writes_a_complete_run_folder(tmp_path):
     executed = nbformat.read(output, as_version=4)
     printed = "".join(
         o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
-    assert "reproducibility (top-k re-run with their recorded seeds)" in printed
+    assert "reproducibility (the winner's deployed path replayed from scratch" in printed
     assert "application/vnd.jupyter.widget-view+json" not in output.read_text(), (
         "show_progress=False must not put widgets into the notebook")
 
@@ -61,3 +63,32 @@ def test_papermill_run_of_sweep_notebook_writes_a_complete_run_folder(tmp_path):
     )
     assert cli_run.returncode == 0, cli_run.stderr
     assert deterministic_bytes(tmp_path / "cli" / "cli") == deterministic_bytes(run_dir)
+
+
+def test_sweep_notebook_logs_to_stdout_without_a_dashboard_port_warning(tmp_path):
+    # Before the fix every INFO line was a red stderr block, and a second cluster on the
+    # machine (port 8787 taken) added "Port 8787 is already in use" to every run.
+    config = tmp_path / "sweep.json"
+    config.write_text(json.dumps(tiny_config(random__n_trials=2)))
+    output = tmp_path / "out.ipynb"
+    with contextlib.ExitStack() as stack:
+        taken = stack.enter_context(socket.socket())
+        with contextlib.suppress(OSError):  # else another process holds it: just as well
+            taken.bind(("", 8787))
+            taken.listen()
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "papermill"), "-k", "cryptosweep",
+             str(REPO / "notebooks" / "sweep.ipynb"), str(output), "-p", "seed", "7",
+             "-p", "config_path", str(config), "-p", "log_dir", str(tmp_path / "reports"),
+             "-p", "run_name", "nb", "-p", "show_progress", "False", "-p", "workers", "1"],
+            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs = [o for c in nbformat.read(output, as_version=4).cells
+               if c.cell_type == "code" for o in c.outputs]
+    stdout = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+    assert " INFO run nb: random sweep" in stdout
+    assert " INFO " not in stderr, stderr[:2000]
+    everything = json.dumps([dict(o) for o in outputs]) + done.stderr
+    assert "8787" not in everything and "already in use" not in everything

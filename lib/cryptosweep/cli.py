@@ -246,6 +246,13 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
     signals.add_argument("--data", required=True,
                          help="OHLCV file or folder, from the same first bar as the training "
                          "data for exact parity (docs/production.md)")
+    signals.add_argument("--format", choices=("auto", "binance", "cryptodatadownload",
+                                               "generic"),
+                         help="the --data file's format, as the config's data.format (default: "
+                         "the model's sweep's)")
+    signals.add_argument("--columns", metavar="KEY=COLUMN,...",
+                         help="a generic file's column names, as the config's data.columns: "
+                         "e.g. timestamp=time,open=o (implies --format generic)")
     signals.add_argument("--last", type=_positive, default=1,
                          help="how many of the latest bars to show (default 1)")
     signals.add_argument("--json", action="store_true", help="JSON records instead of a table")
@@ -298,8 +305,9 @@ def _signals(args: argparse.Namespace) -> int:
     if flat is not None:
         print(flat)
         return 0
+    columns = None if args.columns is None else _column_mapping(args.columns)
     model = load_model(args.model_dir)
-    candles = load_candles(args.data, model.spec)
+    candles = load_candles(args.data, model.spec, format=args.format, columns=columns)
     check_warm_up(check_candles(candles, model.bar_interval), args.last)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InSampleWarning)  # said below, of the bars shown
@@ -310,6 +318,24 @@ def _signals(args: argparse.Namespace) -> int:
         if note:
             print(f"warning: {note}", file=sys.stderr)
     return 0
+
+
+def _column_mapping(text: str) -> dict[str, str]:
+    """``--columns timestamp=time,open=o`` as a mapping; a malformed one is one line, exit 2."""
+    from cryptosweep.trading.candle_formats import MAPPING_KEYS
+
+    mapping: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, column = (part.strip() for part in item.partition("="))
+        if not sep or not key or not column:
+            raise UserError(f"--columns: {item.strip()!r} is not KEY=COLUMN (e.g. "
+                            "--columns timestamp=time,open=o)")
+        if key not in MAPPING_KEYS:
+            raise UserError(f"--columns: unknown key {key!r}; known: {', '.join(MAPPING_KEYS)}")
+        if key in mapping:
+            raise UserError(f"--columns: {key} is given twice")
+        mapping[key] = column
+    return mapping
 
 
 def _no_champion(model_dir: Path) -> str | None:
@@ -393,8 +419,20 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers, scheduler_address=args.scheduler_address, resume=args.resume,
         show_progress=not args.no_progress and sys.stderr.isatty(),
     )
-    print(result.run_dir)
+    print(result.run_dir, flush=True)
+    # The run's last line is its verdict (the text report's first line and its reason), on
+    # stderr after everything else, so that stdout stays the run folder for scripts.
+    sys.stderr.flush()
+    print(_verdict_line(result.results), file=sys.stderr, flush=True)
     return 0
+
+
+def _verdict_line(results: dict[str, Any]) -> str:
+    """``VERDICT: NOT DEPLOYABLE (deployment gate): Rejected: DSR 0.01 < 0.95, ...``."""
+    from cryptosweep.judging.verdict import verdict
+
+    decided = verdict(results)
+    return f"VERDICT: {decided.label} ({decided.basis}): {decided.reason}"
 
 
 def _validate(args: argparse.Namespace) -> int:

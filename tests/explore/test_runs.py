@@ -93,12 +93,25 @@ def test_every_run_folder_is_listed_with_what_is_wrong_with_it(explore_reports):
         assert summary["holdout"] == results["best"]["holdout"]["holdout_sharpe"]
         assert summary["dsr"] == results["overfitting"]["dsr"]["dsr"]
         assert summary["pbo"] == results["overfitting"]["pbo"]["pbo"]
-        assert runs[name].gate is None, "these runs were made without a deployment gate"
     frame = runs_frame(list_runs(explore_reports))
     night2 = frame.set_index("run").loc["night2"]
     assert night2["strategy"] == "random" and night2["state"] == "complete"
     created = [run.created_at for run in list_runs(explore_reports)]
     assert created == sorted(created, reverse=True), "newest first"
+
+
+def test_the_gate_column_is_the_deployment_gates_decision(explore_reports):
+    # before the fix the column read results["gate"], which no results file has: always "–"
+    runs = {run.name: run for run in list_runs(explore_reports)}
+    frame = runs_frame(runs.values()).set_index("run")
+    for name in ("night1", "night2"):
+        decision = json.loads(results_file(explore_reports / name).read_text())[
+            "deployment"]["decision"]
+        assert decision in ("approved", "rejected")
+        assert runs[name].gate == decision and frame.loc[name, "gate"] == decision
+    summary = compare_runs(load_results(explore_reports / "night1"),
+                           load_results(explore_reports / "night2")).summary
+    assert summary.loc["gate"].tolist()[:2] == [runs["night1"].gate, runs["night2"].gate]
 
 
 def test_the_index_skips_a_results_file_of_another_version(explore_reports):

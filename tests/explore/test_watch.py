@@ -15,8 +15,14 @@ import pytest
 
 from cryptosweep.core.config_files import validate_config
 from cryptosweep.explore import start_sweep, watch
-from cryptosweep.explore.watch import BackgroundSweep, Snapshot, Watcher
-from cryptosweep.records.journal import Journal
+from cryptosweep.explore.watch import (
+    BackgroundSweep,
+    Snapshot,
+    SweepPlan,
+    Watcher,
+    take_snapshot,
+)
+from cryptosweep.records.journal import EvaluationRow, Journal
 from tests.support import EXPLORE_SEED, deterministic_bytes, explore_config, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -124,3 +130,28 @@ def test_a_watcher_that_sees_its_sweep_return_reads_the_journal_once_more(explor
     assert watcher.reason == "the sweep is complete: watching stopped"
     assert watcher.last.status == "complete" and watcher.last.done == 22
     assert "complete — 22 of 22" in watcher.widget.children[0].value
+
+
+def _row(eval_id: int, budget: float, status: str, score: float | None = None) -> EvaluationRow:
+    return EvaluationRow(eval_id=eval_id, trial_id=eval_id, params={}, budget=budget, seed=1,
+                         status=status, score=score, metrics=None, error=None, worker=None,
+                         device=None, started_at=None, finished_at=None, attempts=1)
+
+
+def test_the_status_line_shows_a_best_only_at_full_budget_and_running_at_most_the_slots(
+        explore_reports, tmp_path):
+    # Before the fix: "best +1.2345" from a budget-1 rung, and "4 running" on 2 workers (the
+    # runner keeps a queue of submitted evaluations ahead of the workers).
+    plan = SweepPlan(total=10, full_budget=4.0)
+    low = [_row(0, 1.0, "done", 1.2345), _row(1, 1.0, "done", 0.5)]
+    queued = [_row(i, 1.0, "running") for i in range(2, 6)]
+    early = Snapshot(tmp_path, time.time(), "running", rows=(*low, *queued), slots=2)
+    line = early.text(plan)
+    assert line.endswith("best at full budget: –") and "1.2345" not in line
+    assert "2 running, 2 queued" in line and "4 running" not in line
+    later = Snapshot(tmp_path, time.time(), "running", slots=2,
+                     rows=(*low, _row(6, 4.0, "done", 0.25), _row(7, 4.0, "running")))
+    assert later.text(plan).endswith("best at full budget: +0.2500")
+    assert "1 running;" in later.text(plan)
+    # the runner records the slots: night1 ran in-process, one at a time
+    assert take_snapshot(explore_reports / "night1").slots == 1

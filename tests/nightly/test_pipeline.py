@@ -513,6 +513,51 @@ def test_retention_keeps_exactly_what_it_must(night):
 
 
 @slow
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_night_says_so_in_one_line_and_is_resumed_next_night(tmp_path, signum,
+                                                                            code):
+    # Before the fix: ~100 lines of asyncio tracebacks, SIGINT named for a SIGTERM, the way out
+    # `cryptosweep run --resume`, and a notification "FAILED, exit 130 (unexpected error)".
+    config = write_json(tmp_path / "longer.json", tiny(random__n_trials=30))
+    stdin_copy = tmp_path / "command_stdin.json"
+    env = cron_env(tmp_path, SWEEP_CONFIG=config, NOTIFY_COMMAND=f"cat > '{stdin_copy}'")
+    reports = tmp_path / "reports"
+    process = subprocess.Popen([str(SCRIPT)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 180
+    try:
+        while not any(done_count(db) >= 1 for db in reports.glob("nightly_*/sweep.db")):
+            assert process.poll() is None, "the nightly ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the sweep made no progress"
+            time.sleep(0.01)
+        os.killpg(process.pid, signum)  # Ctrl-C in a terminal, or systemd's stop
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            for pid in descendants(process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    name = signal.Signals(signum).name
+    lines = output.rstrip().splitlines()
+    assert process.returncode == code, output[-4000:]
+    assert "Traceback" not in output, output[-4000:]
+    assert "cryptosweep run --resume" not in output
+    assert re.fullmatch(rf".* nightly: interrupted \({name}\), exit {code}; the next night "
+                        rf"resumes {reports}/nightly_\w+", lines[-1]), lines[-5:]
+    assert sum(f"interrupted ({name})" in line for line in lines) == 1, output[-4000:]
+    summary = json.loads(stdin_copy.read_text())
+    assert summary["exit_code"] == code and summary["status"] == "interrupted"
+    assert summary["reason"] == f"interrupted ({name}); the next night resumes it"
+    assert "interrupted" in summary["text"] and "FAILED" not in summary["text"]
+    assert "unexpected error" not in summary["text"]
+    (run,) = nightly_runs(reports)
+    assert nightly.run_status(run) == "running", "left for the next night to resume"
+
+
+@slow
 def test_killed_run_is_resumed_to_the_results_of_an_uninterrupted_run(tmp_path):
     config = write_json(tmp_path / "longer.json", tiny(random__n_trials=30))
     env = cron_env(tmp_path, SWEEP_CONFIG=config)

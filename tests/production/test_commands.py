@@ -146,6 +146,34 @@ def test_a_model_folder_with_a_changed_file_is_refused(model_dir, capsys, tmp_pa
     assert "model.txt was changed after the model was saved" in one_error_line(err)
 
 
+def test_signals_reads_an_iso_timestamp_csv_with_format_and_columns(model_dir, capsys,
+                                                                     tmp_path):
+    # Before the fix `signals --data` read only the model's sweep's format: an ISO-timestamp
+    # CSV with other column names could not be read, and there was no --format/--columns.
+    ohlcv = load_ohlcv().iloc[-400:]
+    iso = ohlcv.rename(columns={"open": "o", "close": "c"})
+    iso.index = iso.index.strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = tmp_path / "iso.csv"
+    iso.to_csv(path, index_label="time")
+    expected = decisions_records(load_model(model_dir).decide(ohlcv).tail(2))
+    for flags in (["--columns", "timestamp=time, open=o,close=c"],
+                  ["--format", "generic", "--columns", "timestamp=time,open=o,close=c"]):
+        code, out, err = run_cli(capsys, "signals", str(model_dir), "--data", str(path),
+                                 "--last", "2", "--json", *flags)
+        assert code == 0, err
+        assert json.loads(out) == expected
+    for flags, words in (
+            (["--columns", "timestamp"], "'timestamp' is not KEY=COLUMN"),
+            (["--columns", "time=time"], "unknown key 'time'"),
+            (["--columns", "open=o,open=p"], "open is given twice"),
+            (["--columns", "open=o"], "iso.csv"),  # no 'timestamp' column: the file is named
+            (["--format", "binance", "--columns", "timestamp=time"], "not the binance format"),
+            (["--format", "binance"], "iso.csv")):
+        code, out, err = run_cli(capsys, "signals", str(model_dir), "--data", str(path), *flags)
+        assert code == 2 and out == "", (flags, err)
+        assert words in one_error_line(err), (flags, err)
+
+
 def test_candles_a_model_cannot_use_are_refused(model_dir, capsys, tmp_path):
     ohlcv = load_ohlcv()
     short = write_candles(ohlcv.iloc[-100:], tmp_path / "short.csv")

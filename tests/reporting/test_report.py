@@ -168,10 +168,31 @@ def test_export_optuna_writes_a_study_optuna_can_load(finished_run, tmp_path):
     summaries = optuna.get_all_study_summaries(f"sqlite:///{target}")
     assert [s.study_name for s in summaries] == ["night1-lightgbm"]
     study = optuna.load_study(study_name="night1-lightgbm", storage=f"sqlite:///{target}")
-    evaluations = json.loads(results_file(finished_run).read_text())["evaluations"]
-    assert len(study.trials) == len(evaluations)
-    best = max(e["score"] for e in evaluations if e["status"] == "done")
-    assert study.best_value == best
+    results = json.loads(results_file(finished_run).read_text())
+    evaluations = results["evaluations"]
+    # Optuna's semantics for Hyperband: a trial per configuration, COMPLETE only at the full
+    # budget, a configuration stopped at a lower rung PRUNED, its rungs intermediate values.
+    # Before the fix every rung was a COMPLETE trial: Optuna's "best" was a budget-1 score.
+    full = max(e["budget"] for e in evaluations)
+    assert len({e["budget"] for e in evaluations}) > 1, "the tiny hyperband has rungs"
+    configurations = {e["trial_id"] for e in evaluations}
+    assert len(study.trials) == len(configurations) < len(evaluations)
+    states = {t.user_attrs["trial_id"]: t.state for t in study.trials}
+    for trial_id in configurations:
+        budgets = [e["budget"] for e in evaluations if e["trial_id"] == trial_id]
+        assert states[trial_id] == (optuna.trial.TrialState.COMPLETE if max(budgets) == full
+                                    else optuna.trial.TrialState.PRUNED)
+    assert optuna.trial.TrialState.PRUNED in states.values()
+    best_full = max(e["score"] for e in evaluations
+                    if e["status"] == "done" and e["budget"] == full)
+    assert study.best_trial.value == best_full
+    assert study.best_trial.user_attrs["budgets"][-1] == full
+    best_eval = next(e for e in evaluations if e["eval_id"] == study.best_trial.user_attrs[
+        "eval_ids"][-1])
+    assert best_eval["score"] == best_full and best_eval["budget"] == full
+    rungs = {e["budget"]: e["score"] for e in evaluations
+             if e["trial_id"] == study.best_trial.user_attrs["trial_id"]}
+    assert study.best_trial.intermediate_values == {int(b): v for b, v in rungs.items()}
 
 
 def _bytes_of(folder: Path) -> dict[str, bytes]:

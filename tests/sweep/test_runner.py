@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +92,23 @@ def test_run_folder_holds_every_output_file(reference):
         assert digest == evaluation["metrics"]["returns_sha256"]
     assert sorted(holdout) == sorted(item["eval_id"] for item in results["top_k"])
     assert set(holdout.values()) == {results["data"]["holdout_bars"]}
+
+
+def test_the_runs_last_line_is_its_verdict(tmp_path):
+    # before the fix `cryptosweep run` ended with the run folder, the verdict only in a file
+    config_path = tmp_path / "sweep.json"
+    config_path.write_text(json.dumps(tiny_config()))
+    done = subprocess.run(
+        [sys.executable, "-m", "cryptosweep", "run", "--config", str(config_path), "--log-dir",
+         str(tmp_path / "logs"), "--run-name", "r", "--seed", "11"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=300,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.strip().splitlines()
+    report = next((tmp_path / "logs" / "r").glob("sweep_report_*.txt")).read_text()
+    heading, reason = report.splitlines()[:2]
+    assert lines[-1] == f"{heading}: {reason.strip()}"
+    assert lines[-1].startswith("VERDICT: ") and str(tmp_path / "logs" / "r") in lines[-2]
 
 
 def test_baselines_edge_and_deployment_decision_in_every_output(reference):

@@ -32,6 +32,9 @@ from cryptosweep.core.faults import infrastructure_fault
 from cryptosweep.execution.worker import Outcome, TaskOutcome, run_evaluation
 
 log = logging.getLogger(__name__)
+#: The scheduler of a local cluster without a dashboard: ``dashboard_address=None`` alone still
+#: starts its HTTP server on port 8787 ("Port 8787 is already in use" in every second run).
+NO_DASHBOARD = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
 
 
 class Executor(ABC):
@@ -413,6 +416,7 @@ def make_executor(
             cluster = LocalCUDACluster(
                 CUDA_VISIBLE_DEVICES=",".join(map(str, gpu_ids)),
                 threads_per_worker=trials_per_gpu, dashboard_address=None,
+                scheduler_kwargs=NO_DASHBOARD,
             )
         return DaskExecutor(
             Client(cluster), cluster, description=f"dask-cuda LocalCUDACluster on GPUs {gpu_ids}",
@@ -426,7 +430,7 @@ def make_executor(
     with _no_silent_reruns(), _workers_ignore_sigint():
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-            silence_logs=logging.ERROR,
+            scheduler_kwargs=NO_DASHBOARD, silence_logs=logging.ERROR,
         )
     return DaskExecutor(
         Client(cluster), cluster, description=f"dask LocalCluster of {workers} CPU worker(s)",

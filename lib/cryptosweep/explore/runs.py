@@ -230,9 +230,10 @@ def runs_frame(runs: Iterable[RunInfo], show_holdout: bool = True) -> pd.DataFra
 
 
 def gate_decision(results: Mapping[str, Any]) -> str | None:
-    """The deployment gate's decision recorded in a results file (``results["gate"]``: the
-    decision itself, or a dict with ``decision``), ``None`` for runs made without a gate."""
-    gate = results.get("gate")
+    """The deployment gate's decision recorded in a results file
+    (``results["deployment"]["decision"]``, :mod:`cryptosweep.judging.deployment`), ``None``
+    for runs made without a gate."""
+    gate = results.get("deployment")
     if isinstance(gate, Mapping):
         gate = gate.get("decision")
     return None if gate is None else str(gate)

@@ -66,6 +66,7 @@ class SweepPlan:
 
     total: int | None
     rungs: dict[tuple[int, int, int], tuple[int, float]] = field(default_factory=dict)
+    full_budget: float | None = None  # one configuration's full budget (budget units)
 
 
 def sweep_plan(config: Mapping[str, Any], seed: int) -> SweepPlan:
@@ -83,7 +84,7 @@ def sweep_plan(config: Mapping[str, Any], seed: int) -> SweepPlan:
             for bracket in hyperband_brackets(settings.max_iter, settings.eta):
                 for i, rung in enumerate(bracket.rungs):
                     rungs[(iteration, bracket.s, i)] = (rung.n_configs, rung.resource)
-    return SweepPlan(total, rungs)
+    return SweepPlan(total, rungs, float(parsed.full_budget_units))
 
 
 # -------------------------------------------------------------------------- one snapshot
@@ -100,6 +101,7 @@ class Snapshot:
     config: Mapping[str, Any] | None = None
     seed: int | None = None
     rows: tuple[EvaluationRow, ...] = ()
+    slots: int | None = None  # how many evaluations the sweep's executor runs at once
 
     @property
     def finished(self) -> bool:
@@ -132,6 +134,19 @@ class Snapshot:
         best = ranked(self.rows)
         return None if not best else float(best[0].score)  # type: ignore[arg-type]
 
+    def best_at(self, full_budget: float) -> float | None:
+        """The best score of an evaluation done at ``full_budget``; None before the first
+        (a Hyperband sweep's low rungs are not comparable with it)."""
+        best = ranked(row for row in self.rows if float(row.budget) == float(full_budget))
+        return None if not best else float(best[0].score)  # type: ignore[arg-type]
+
+    @property
+    def running(self) -> int:
+        """Evaluations running now: those the journal says were submitted, at most the
+        executor's slots (the runner keeps a queue ahead of the workers)."""
+        submitted = self.count("running")
+        return submitted if self.slots is None else min(submitted, self.slots)
+
     def records(self) -> list[dict[str, Any]]:
         """The evaluations as results records, for the report's figure builders."""
         return [evaluation_record(row) for row in self.rows]
@@ -162,12 +177,15 @@ class Snapshot:
             return f"{self.run_dir.name}: {self.note or 'waiting for the journal'}"
         total = plan.total if plan is not None else None
         finished = self.done + self.failed
-        best = "–" if self.best is None else f"{self.best:+.4f}"
+        full_budget = plan.full_budget if plan is not None else None
+        best = self.best if full_budget is None else self.best_at(full_budget)
+        queued = self.count("running") - self.running
         return (f"{self.run_dir.name}: {self.status} — {finished}"
                 + (f" of {total}" if total else "") + f" evaluations finished "
                 f"({self.done} done, {self.failed} failed, {self.retried} retried), "
-                f"{self.count('running')} running; compute {self.compute:g} budget units; "
-                f"best {best}")
+                f"{self.running} running" + (f", {queued} queued" if queued else "")
+                + f"; compute {self.compute:g} budget units; best at full budget: "
+                + ("–" if best is None else f"{best:+.4f}"))
 
 
 def take_snapshot(run_dir: str | Path, timeout: float = 1.0) -> Snapshot:
@@ -184,6 +202,7 @@ def take_snapshot(run_dir: str | Path, timeout: float = 1.0) -> Snapshot:
             status = journal.get_meta("status", None)
             config = journal.get_meta("config", None)
             seed = journal.get_meta("seed", None)
+            slots = journal.get_meta("slots", None)
             rows = tuple(journal.evaluations())
         finally:
             journal.close()
@@ -193,7 +212,7 @@ def take_snapshot(run_dir: str | Path, timeout: float = 1.0) -> Snapshot:
         return Snapshot(run_dir, now, None, str(exc))
     return Snapshot(run_dir, now, status if isinstance(status, str) else None,
                     None if isinstance(status, str) else "the journal has no status yet",
-                    config, seed, rows)
+                    config, seed, rows, slots if isinstance(slots, int) else None)
 
 
 # ------------------------------------------------------------------------------ a sweep

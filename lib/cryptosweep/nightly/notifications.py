@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 from cryptosweep.core.errors import (
     EXIT_GPU,
     EXIT_INFRASTRUCTURE,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REPORT,
     EXIT_SWEEP,
+    EXIT_TERMINATED,
     EXIT_USAGE,
 )
 from cryptosweep.core.redaction import redact
@@ -42,7 +44,11 @@ EXIT_REASONS = {
     EXIT_SWEEP: "sweep failed",
     EXIT_REPORT: "report, publishing or promotion failed",
     EXIT_INFRASTRUCTURE: "the machine failed the sweep (disk full, I/O error); resumed next run",
+    EXIT_INTERRUPTED: "interrupted (SIGINT); the next night resumes it",
+    EXIT_TERMINATED: "interrupted (SIGTERM); the next night resumes it",
 }
+#: The exit codes of a night stopped by a signal: not a failure, the next night resumes it.
+INTERRUPTED = {EXIT_INTERRUPTED: "SIGINT", EXIT_TERMINATED: "SIGTERM"}
 
 
 def _number(value: Any) -> float | None:
@@ -63,7 +69,8 @@ def build_summary(run_dir: Path | None, exit_code: int, message: str | None = No
     status; ``demotion`` in it when the kill switch demoted the champion), None when none was
     deployed."""
     summary: dict[str, Any] = {
-        "run": None, "run_dir": None, "status": "success" if exit_code == 0 else "failed",
+        "run": None, "run_dir": None, "status": "success" if exit_code == 0
+        else "interrupted" if exit_code in INTERRUPTED else "failed",
         "exit_code": exit_code, "reason": EXIT_REASONS.get(exit_code, "unexpected error"),
         "message": message or None, "best_score": None, "holdout_sharpe": None, "dsr": None,
         "pbo": None, "decision": None, "deployment": None,
@@ -114,6 +121,10 @@ def summary_text(summary: dict[str, Any]) -> str:
             text += f" {_capital(summary['champion'])}."
         elif summary.get("deployment"):
             text += f" {_capital(summary['deployment'])}."
+    elif summary["exit_code"] in INTERRUPTED:
+        text = (f":warning: cryptosweep nightly {run}: interrupted "
+                f"({INTERRUPTED[summary['exit_code']]}), exit {summary['exit_code']}; the next "
+                "night resumes it.")
     else:
         text = (f":x: cryptosweep nightly {run}: FAILED, exit {summary['exit_code']} "
                 f"({summary['reason']}).")

@@ -17,13 +17,15 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from types import FrameType
+from typing import IO, Any
 
 from cryptosweep.core.config import resolve_seed
 from cryptosweep.core.config_files import load_config
@@ -216,6 +218,7 @@ class Night:
         self.promotion: Promotion | None = None
         self.data_update: dict[str, object] | None = None
         self.field: dict[str, object] | None = None
+        self.interrupted: str | None = None
 
     def run(self) -> int:
         message = ""
@@ -227,9 +230,14 @@ class Night:
             code, message = exc.exit_code, exc.message
             self.log("ERROR", message)
         except KeyboardInterrupt as exc:
+            # Not a failure: one line at the very end (_finish) says so, and the next night
+            # resumes the run (the journal says running).
             interrupted = exc if isinstance(exc, SweepInterrupted) else SweepInterrupted()
-            code, message = interrupted.exit_code, f"interrupted ({interrupted.signal_name})"
-            self.log("ERROR", message)
+            code = interrupted.exit_code
+            message = f"interrupted ({interrupted.signal_name}), exit {code}; " + (
+                f"the next night resumes {self.run_dir}" if self.run_dir is not None
+                else "before a run folder was made; the next night starts again")
+            self.interrupted = message
         except Exception as exc:  # a bug: say so, keep going to housekeeping and notification
             code, message = EXIT_BUG, f"stopped unexpectedly: {type(exc).__name__}: {exc}"
             self.log("ERROR", message)
@@ -364,6 +372,7 @@ class Night:
 
     def _sweep(self, run_dir: Path, seed: int, gpu_ids: list[int], resume: bool) -> None:
         import papermill
+        from jupyter_client.manager import AsyncKernelManager
 
         settings = self.settings
         assert settings is not None
@@ -380,15 +389,28 @@ class Night:
         self.log("INFO", f"sweep: papermill notebooks/sweep.ipynb -> {notebook} (GPUs: "
                          f"{parameters['gpu_ids'] or 'none, CPU'})")
         status = 0
-        with _papermill_log(self.log):
+        kernels: list[Any] = []
+
+        class Kernel(AsyncKernelManager):  # the sweep notebook's kernel, for the signals
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                kernels.append(self)
+
+        with _papermill_log(self.log), _signals_interrupt(kernels) as received:
             try:
                 papermill.execute_notebook(
                     str(NOTEBOOKS / "sweep.ipynb"), str(notebook), parameters=parameters,
                     kernel_name=KERNEL, log_output=True, progress_bar=False,
+                    kernel_manager_class=Kernel,
                     cwd=str(REPOSITORY), execution_timeout=settings.sweep_timeout or None,
                 )
             except papermill.PapermillExecutionError:
                 status = 1  # the notebook records the exception; check_sweep reads it
+            except Exception:
+                if not received:  # else the signal reached the kernel too (a dead kernel)
+                    raise
+        if received:  # the sweep stopped itself cleanly; the journal says running
+            raise SweepInterrupted(run_dir, received[0])
         code, message = check_sweep(run_dir, notebook, status)
         if code:
             raise NightlyFailure(code, message)
@@ -425,6 +447,9 @@ class Night:
                 write_json_atomic(run_dir / SUMMARY_FILE, summary, private=True)
         self.log.lines(notify(summary, self.notifiers.webhook_url, self.notifiers.command,
                               self.notifiers.timeout))
+        if self.interrupted is not None:  # the one line that says so, the last
+            self.log("WARNING", self.interrupted)
+            return
         self.log("INFO", f"finished with exit code {code}"
                          + (f" ({self.run_dir})" if self.run_dir else ""))
         if self.promotion is not None:  # the last line, for whoever ran `make sweep`
@@ -451,6 +476,35 @@ def _private_runtime() -> Iterator[None]:
             else:
                 os.environ[key] = value
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_interrupt(kernels: list[Any]) -> Iterator[list[str]]:
+    """While the sweep notebook runs, SIGINT or SIGTERM interrupts its kernel (which runs in
+    its own session, out of the terminal's reach) instead of this process: the sweep stops as
+    after a Ctrl-C (the journal closed, the workers shut down), the notebook ends with the
+    error, papermill shuts the kernel down in order. Yields the names of the signals received;
+    a second signal, or one before the kernel runs, interrupts this process itself."""
+    received: list[str] = []
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        received.append(name)
+        provisioner = getattr(kernels[-1], "provisioner", None) if kernels else None
+        group = getattr(provisioner, "pgid", None)
+        if len(received) == 1 and group:
+            with contextlib.suppress(OSError):
+                os.killpg(group, signal.SIGINT)  # as jupyter_client's interrupt_kernel does
+                return
+        raise SweepInterrupted(None, name)
+
+    previous = {signum: signal.signal(signum, interrupt)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager

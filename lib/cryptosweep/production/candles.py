@@ -23,13 +23,27 @@ from cryptosweep.trading.steps import data_options
 MIN_BARS = WARM_UP_BARS + 1
 
 
-def load_candles(path: str | Path, spec: ObjectiveSpec) -> pd.DataFrame:
+def load_candles(path: str | Path, spec: ObjectiveSpec, *, format: str | None = None,
+                 columns: dict[str, str] | None = None) -> pd.DataFrame:
     """Candles from ``path`` with the loader options the model's sweep used (``data.format``,
-    ``data.columns``, ``data.timestamp_unit``); a bad file is a ``DataError``."""
+    ``data.columns``, ``data.timestamp_unit``); a bad file is a ``DataError``. ``format`` and
+    ``columns`` (``signals --format/--columns``) describe a file laid out otherwise, as the
+    config's data section would: ``columns`` maps ``timestamp, open, high, low, close,
+    volume`` to the file's column names (keys not given map to themselves) and implies the
+    generic format unless ``format`` says otherwise."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"--data: data path not found: {path}")
-    return load_ohlcv(path, **dict(data_options(spec.data)))
+    options = dict(data_options(spec.data))
+    if format is not None or columns is not None:
+        options.pop("columns", None)
+        options["format"] = format or ("generic" if columns else options.get("format", "auto"))
+        if columns:
+            if options["format"] not in ("generic", "auto"):
+                raise DataError(f"--columns describes a generic CSV or Parquet file, not the "
+                                f"{options['format']} format")
+            options["columns"] = columns
+    return load_ohlcv(path, **options)
 
 
 def data_source(path: str | None) -> str:

@@ -170,7 +170,10 @@ def charts_as_html(notebook: Any) -> Any:
 
 def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path:
     """Write the run's finished evaluations as Optuna studies in SQLite (one study per model
-    family, since their parameters differ), for ``optuna-dashboard sqlite:///<file>``.
+    family, since their parameters differ), for ``optuna-dashboard sqlite:///<file>``: one
+    trial per configuration, COMPLETE only at the full budget, a Hyperband configuration
+    stopped at a lower rung PRUNED, its rungs' scores intermediate values
+    (:func:`~cryptosweep.strategies.optuna_space.configuration_study`).
 
     The file is written beside ``target`` and renamed over it; an existing ``target`` is
     replaced only if it is an export this command wrote (marked with
@@ -178,7 +181,7 @@ def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path
     with a :class:`~cryptosweep.core.errors.UserError` before anything is written."""
     from cryptosweep.core.config_files import validate_config
     from cryptosweep.records.journal import Journal
-    from cryptosweep.strategies.optuna_space import family_study, quiet_optuna
+    from cryptosweep.strategies.optuna_space import configuration_study, quiet_optuna
     from cryptosweep.strategies.space import SearchSpace
 
     run_dir = Path(run_dir)
@@ -202,9 +205,10 @@ def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path
     try:
         with quiet_optuna():
             for family in space.families:
-                family_study([row for row in rows if row.params["model"] == family], space,
-                             family, storage=f"sqlite:///{partial}",
-                             study_name=f"{run_dir.name}-{family}")
+                configuration_study([row for row in rows if row.params["model"] == family],
+                                    space, family, config.full_budget_units,
+                                    storage=f"sqlite:///{partial}",
+                                    study_name=f"{run_dir.name}-{family}")
         with contextlib.closing(sqlite3.connect(partial)) as db:
             db.execute(f"PRAGMA application_id = {OPTUNA_EXPORT_ID}")
             db.commit()

@@ -69,6 +69,7 @@ __all__ = [
     "MODEL_PARAM",
     "SAMPLERS",
     "STARTUP_TRIALS",
+    "configuration_study",
     "distributions",
     "family_study",
     "frozen_trial",
@@ -210,6 +211,62 @@ def family_study(rows: Iterable[Any], space: SearchSpace, family: str, *,
                 user_attrs={"eval_id": row.eval_id, "budget": row.budget, "seed": row.seed},
             )
             study.add_trial(trial)
+    return study
+
+
+def configuration_study(rows: Iterable[Any], space: SearchSpace, family: str,
+                        full_budget: float, *, storage: str | None = None,
+                        study_name: str | None = None) -> optuna.Study:
+    r"""An Optuna study of the journal's finished evaluations of one model family with
+    Optuna's semantics for Hyperband (``HyperbandPruner``): one trial per configuration (the
+    journal's ``trial_id``), its rungs' scores its intermediate values (step: the budget),
+    **COMPLETE** with its score at ``full_budget``, **PRUNED** when it was stopped at a lower
+    rung (its value the last rung's score, as Optuna records a pruned trial), **FAIL** when
+    its last evaluation failed. So the study's ``best_trial`` is the best full-budget
+    configuration, never a low-budget score. A sweep without rungs (every evaluation at the
+    full budget) gives one COMPLETE or FAIL trial per evaluation. ``user_attrs``: the
+    configuration's ``trial_id``, its ``eval_ids`` and ``budgets``, its last evaluation's
+    ``seed``."""
+    rows = list(rows)
+    dists = {name: dist for name, dist in distributions(space, family).items()
+             if name != MODEL_PARAM}
+    budgets = sorted({float(row.budget) for row in rows})
+    integral = all(budget.is_integer() for budget in budgets)
+
+    def step(budget: float) -> int:
+        return int(budget) if integral else budgets.index(float(budget))
+
+    configurations: dict[int, dict[float, Any]] = {}
+    for row in sorted(rows, key=lambda row: row.eval_id):
+        configurations.setdefault(row.trial_id, {}).setdefault(float(row.budget), row)
+    study = optuna.create_study(
+        storage=storage, study_name=study_name, direction="maximize",
+        sampler=RandomSampler(seed=0),
+    )
+    study.set_user_attr("family", family)
+    study.set_user_attr("full_budget", full_budget)
+    with quiet_optuna():
+        for trial_id, by_budget in sorted(configurations.items(),
+                                          key=lambda item: min(r.eval_id
+                                                               for r in item[1].values())):
+            rungs = [by_budget[budget] for budget in sorted(by_budget)]
+            last = rungs[-1]
+            params = {name: value for name, value in _flat_params(last.params, space).items()
+                      if name != MODEL_PARAM}
+            scores = {step(row.budget): float(row.score) for row in rungs
+                      if row.status == "done" and not _failed(row.score)}
+            if last.status != "done" or _failed(last.score):
+                state, value = TrialState.FAIL, None
+            elif float(last.budget) >= float(full_budget):
+                state, value = TrialState.COMPLETE, float(last.score)
+            else:
+                state, value = TrialState.PRUNED, float(last.score)
+            study.add_trial(optuna.trial.create_trial(
+                state=state, value=value, params=params, distributions=dists,
+                intermediate_values=scores,
+                user_attrs={"trial_id": trial_id, "eval_ids": [r.eval_id for r in rungs],
+                            "budgets": [r.budget for r in rungs], "seed": last.seed},
+            ))
     return study
 
 
