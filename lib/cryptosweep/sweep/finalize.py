@@ -51,6 +51,14 @@ from cryptosweep.sweep.rescoring import (
     rescored,
     reusable,
 )
+from cryptosweep.sweep.robustness import (
+    cpcv_block,
+    cpcv_tasks,
+    journal_result,
+    market_tasks,
+    markets_block,
+    regimes_block,
+)
 from cryptosweep.trading.objective import trial_reproducibility
 
 log = logging.getLogger(__name__)
@@ -153,6 +161,11 @@ def finalize_run(
         strategy=strategy.summary(), rows=rows, top=top, reproducibility_check=check,
         overfitting=overfitting, baselines=baselines,
     )
+    for name, block in (("cpcv", cpcv_block(config, journal, order)),
+                        ("regimes", regimes_block(config, journal, winner, data)),
+                        ("markets", markets_block(config, journal, order))):
+        if block is not None:
+            evidence[name] = block
     results["statistics"] = finite_or_none(evidence)
     results["overfitting"] = finite_or_none(results["overfitting"])
     if champion_side is not None:
@@ -240,6 +253,8 @@ def _pending_tasks(config: SweepConfig, seed: int, run_dir: Path, journal: Journ
                      stress_multiplier=config.deployment.stress_multiplier)
     for fields in rescore_tasks(config, seed, journal, leaders):
         task(fields.pop("kind"), fields.pop("task"), **fields)
+    for fields in cpcv_tasks(config, journal, leaders) + market_tasks(config, journal, leaders):
+        task(fields.pop("kind"), fields.pop("task"), **fields)
     if RUN_LEVEL_ID not in journal.get_extra("baselines"):
         task("baselines", "baselines")
     if (champion is not None and champion.error is None and config.data.has_holdout
@@ -269,6 +284,13 @@ def _estimated_seconds(tasks: list[dict[str, Any]], rows: dict[int, EvaluationRo
         if task["kind"] == "validation":  # from scratch: all of the budget is trained
             trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
             seconds *= row.budget / trained
+        if task["kind"] == "cpcv":  # C(N, k) fits on about (N - k)/N of the bars, each
+            trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
+            fits = math.comb(task["groups"], task["test_groups"])
+            seconds *= (2.0 * fits / folds) * (row.budget / trained)
+        if task["kind"] == "market":  # the same folds on other candles
+            trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
+            seconds *= row.budget / trained
         if task["kind"] == "holdout":
             trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
             seconds *= (2.0 / folds) * (row.budget / trained)
@@ -289,6 +311,14 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
     for done, outcome in enumerate(outcomes, start=1):
         payload = outcome.payload
         if outcome.error is not None:
+            if (payload["kind"] == "market" and not isinstance(outcome.error, OSError)
+                    and infrastructure_fault(outcome.error) is None):
+                # Another market that cannot be scored says so in its table; the run goes on.
+                error = f"{type(outcome.error).__name__}: {outcome.error}"
+                log.warning("%s failed: %s", payload["task"], error)
+                journal.put_extra(payload["store"], payload["eval_id"],
+                                  {"market_data": payload["market_data"], "error": error})
+                continue
             if (payload["kind"] == "champion" and not isinstance(outcome.error, OSError)
                     and infrastructure_fault(outcome.error) is None):
                 champion_error = f"{type(outcome.error).__name__}: {outcome.error}"
@@ -305,6 +335,8 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
             journal.put_extra_returns(payload["store"], payload["eval_id"],
                                       result.pop("oos_returns"))
             journal.put_extra(payload["store"], payload["eval_id"], result)
+        elif payload["kind"] in ("cpcv", "market"):
+            journal_result(journal, payload, result)
         elif payload["kind"] == "baselines":
             for name, baseline in result.items():
                 for kind, returns in baseline.pop("returns").items():
