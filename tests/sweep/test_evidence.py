@@ -84,3 +84,13 @@ def test_readme_evidence_end_to_end_and_the_same_on_1_and_2_workers(tmp_path):
     log = (two / "sweep_output.log").read_text()
     assert re.search(r"end of the sweep: \d+ evaluation\(s\) on dask LocalCluster of 2 CPU "
                      r"worker\(s\): .*cpcv-\d+.*market-EURUSD-1h-\d+", log)
+
+
+def test_another_market_that_cannot_be_read_is_refused_before_the_run(tmp_path):
+    evidence = readme_evidence()
+    del evidence["markets"][0]["data"]["columns"]  # EURUSD's header needs the mapping
+    config_path = tmp_path / "sweep.json"
+    config_path.write_text(json.dumps(tiny_config(evidence=evidence)))
+    done = cli("validate", "--config", str(config_path))
+    assert done.returncode == 2
+    assert "evidence.markets (EURUSD-1h)" in done.stderr

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptosweep.core.config import SweepConfig
-from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.errors import ConfigError, DataError
 from cryptosweep.strategies import sweep_size
 from cryptosweep.trading.models.check import range_problem
 from cryptosweep.trading.objective import check_spec
@@ -50,7 +50,26 @@ def preflight(config: SweepConfig, *, local: bool = True) -> SweepPlan:
             raise ConfigError(f"parameter_ranges.{family}{problem}")
     if local:
         check_threads(config)
-    return SweepPlan(evaluations, budget, check_spec(config.objective_spec()))
+    spec = config.objective_spec()
+    data = check_spec(spec)
+    check_evidence(config, data)
+    return SweepPlan(evaluations, budget, data)
+
+
+def check_evidence(config: SweepConfig, data: dict[str, Any]) -> None:
+    """The ``evidence`` section against the data: CPCV groups of at least 2 bars each, and
+    every other market's candles and folds (as :func:`~cryptosweep.trading.objective.check_spec`
+    checks the sweep's own), errors naming the market."""
+    cpcv = config.evidence.cpcv
+    if cpcv.enabled and data["development_bars"] < cpcv.groups * 2:
+        raise ConfigError(f"evidence.cpcv.groups: {cpcv.groups} groups of "
+                          f"{data['development_bars']} development bars: fewer than 2 bars a group")
+    spec = config.objective_spec()
+    for market in config.evidence.markets:
+        try:
+            check_spec(spec.model_copy(update={"data": market.data}))
+        except (ConfigError, DataError) as exc:
+            raise type(exc)(f"evidence.markets ({market.name}): {exc}") from None
 
 
 def check_threads(config: SweepConfig, cores: int | None = None) -> None:
