@@ -1,0 +1,52 @@
+"""The end of a sweep's evidence tasks: what the journal holds is not run again (a resume),
+what was journaled with other settings is."""
+
+from __future__ import annotations
+
+from cryptosweep.core.config_files import load_config
+from cryptosweep.records.journal import Journal
+from cryptosweep.sweep.robustness import (
+    CPCV,
+    MARKET,
+    cpcv_block,
+    cpcv_tasks,
+    journal_result,
+    market_tasks,
+    markets_block,
+)
+from tests.support import tiny_config
+from tests.sweep.test_rescoring import row
+
+EVIDENCE = {"cpcv": {"enabled": True, "groups": 4, "test_groups": 2},
+            "markets": [{"name": "other", "data": {"path": None}}]}
+
+
+def test_a_resume_runs_only_what_the_journal_lacks(tmp_path):
+    config = load_config(raw=tiny_config(evidence=EVIDENCE))
+    leaders = [row(1, 0.9), row(2, 0.8)]
+    journal = Journal(tmp_path / "sweep.db")
+    cpcv, markets = cpcv_tasks(config, journal, leaders), market_tasks(config, journal,
+                                                                       leaders)
+    assert [t["task"] for t in cpcv] == ["cpcv-1", "cpcv-2"]
+    assert [t["task"] for t in markets] == ["market-other-1", "market-other-2"]
+    journal_result(journal, cpcv[0], {"groups": 4, "test_groups": 2, "n_splits": 6,
+                                      "path_sharpe": [1.0, -1.0, 0.5],
+                                      "path_trades": [3, 4, 5]})
+    journal_result(journal, markets[1], {"score": 0.4, "n_trades": 9})
+    assert [t["task"] for t in cpcv_tasks(config, journal, leaders)] == ["cpcv-2"]
+    assert [t["task"] for t in market_tasks(config, journal, leaders)] == ["market-other-1"]
+    other = load_config(raw=tiny_config(evidence={**EVIDENCE, "cpcv": {
+        "enabled": True, "groups": 5, "test_groups": 2}}))
+    assert len(cpcv_tasks(other, journal, leaders)) == 2  # other groups: run again
+    block = cpcv_block(config, journal, leaders)
+    (entry,) = block["entries"]
+    assert entry["eval_id"] == 1 and entry["n_paths"] == 3
+    assert entry["fraction_positive"] == 2 / 3 and entry["quantiles"]["0.5"] == 0.5
+    table = markets_block(config, journal, leaders)
+    assert [e["scores"]["other"] for e in table["entries"]] == [None, 0.4]
+    assert journal.get_extra(MARKET.format("other"))[2]["metrics"]["n_trades"] == 9
+    assert 1 in journal.get_extra(CPCV)
+    off = load_config(raw=tiny_config())
+    assert cpcv_tasks(off, journal, leaders) == [] == market_tasks(off, journal, leaders)
+    assert cpcv_block(off, journal, leaders) is None is markets_block(off, journal, leaders)
+    journal.close()
