@@ -1,5 +1,5 @@
-"""The end of a sweep's evidence tasks: what the journal holds is not run again (a resume),
-what was journaled with other settings is."""
+"""The end of a sweep's evidence: what the journal holds is not run again (a resume), what
+was journaled with other settings is; each bar's return in the regime known before it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from cryptosweep.sweep.robustness import (
     journal_result,
     market_tasks,
     markets_block,
+    regimes_block,
 )
+from cryptosweep.trading.regimes import label_regimes
+from cryptosweep.trading.steps import load_market
 from tests.support import tiny_config
 from tests.sweep.test_rescoring import row
 
@@ -50,3 +53,23 @@ def test_a_resume_runs_only_what_the_journal_lacks(tmp_path):
     assert cpcv_tasks(off, journal, leaders) == [] == market_tasks(off, journal, leaders)
     assert cpcv_block(off, journal, leaders) is None is markets_block(off, journal, leaders)
     journal.close()
+
+
+def test_a_bars_return_goes_to_the_regime_known_at_the_close_before(tmp_path):
+    config = load_config(raw=tiny_config())
+    market = load_market(config.objective_spec())
+    labels = label_regimes(market.close)["regime"].to_numpy()
+    folds = [{"start": 1000, "stop": 1500}, {"start": 1500, "stop": 2000}]
+    bars = list(range(1000, 2000))
+    # 1 on every bar whose previous bar is labelled up_*, else 0: all of it must land in up_*.
+    returns = [1.0 if str(labels[t - 1]).startswith("up") else 0.0 for t in bars]
+    journal = Journal(tmp_path / "sweep.db")
+    journal.put_returns("validation", 1, returns)
+    block = regimes_block(config, journal, row(1, 0.5), {"folds": folds,
+                                                         "periods_per_year": 8766.0})
+    journal.close()
+    table = {r["regime"]: r for r in block["validation"]["winner"]}
+    assert sum(r["bars"] for r in table.values()) == len(bars)
+    for regime, r in table.items():
+        expected = r["bars"] if regime.startswith("up") else 0
+        assert r["total_return"] == expected, regime
