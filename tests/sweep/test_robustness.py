@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from cryptosweep.core.config_files import load_config
 from cryptosweep.records.journal import Journal
+from cryptosweep.reporting.tables import markets_table
 from cryptosweep.sweep.robustness import (
     CPCV,
     MARKET,
@@ -47,6 +48,11 @@ def test_a_resume_runs_only_what_the_journal_lacks(tmp_path):
     assert entry["fraction_positive"] == 2 / 3 and entry["quantiles"]["0.5"] == 0.5
     table = markets_block(config, journal, leaders)
     assert [e["scores"]["other"] for e in table["entries"]] == [None, 0.4]
+    journal.put_extra(MARKET.format("other"), 1, {"market_data": {}, "error": "DataError: x"})
+    failed = markets_block(config, journal, leaders)["entries"][0]
+    assert failed["errors"] == {"other": "DataError: x"} and failed["scores"]["other"] is None
+    assert "failed: DataError: x" in markets_table({"statistics": {"markets": {
+        **markets_block(config, journal, leaders)}}, "config": {}})
     assert journal.get_extra(MARKET.format("other"))[2]["metrics"]["n_trades"] == 9
     assert 1 in journal.get_extra(CPCV)
     off = load_config(raw=tiny_config())

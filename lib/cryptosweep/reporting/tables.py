@@ -479,7 +479,9 @@ def markets_table(results: Mapping[str, Any]) -> str | None:
     if not entries:
         return None
     rows = [[_e(e["rank"]), _e(e["eval_id"]), _e(_n(e.get("home_score"))),
-             *(_e(f"{_n(e['scores'].get(name))} ({e['trades'].get(name) or 0} trades)")
+             *(_e(f"failed: {(e.get('errors') or {})[name]}"
+                  if name in (e.get("errors") or {})
+                  else f"{_n(e['scores'].get(name))} ({e['trades'].get(name) or 0} trades)")
                for name in names),
              _e(_n(e.get("mean"))), _e(_n(e.get("std"))), _e(e["line"])] for e in entries]
     return _table(["rank", "eval", "this market", *names, "mean", "spread (std)", "holds"],

@@ -9,7 +9,8 @@ computed here meanwhile. Each result is journaled as it arrives, so a run interr
 resumes without redoing them; the files are built from the journal only, so they are the same
 bytes whatever the executor and whichever order the results came in. A task that fails is
 never journaled: it stops the run (the champion's re-evaluation excepted, whose failure is its
-criterion's), and a resume runs it again.
+criterion's, and another market's score, whose failure is journaled and shown in its table),
+and a resume runs it again.
 """
 
 from __future__ import annotations

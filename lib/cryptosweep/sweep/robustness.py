@@ -165,11 +165,15 @@ def markets_block(config: SweepConfig, journal: Journal, order: list[EvaluationR
     done = {name: journal.get_extra(MARKET.format(name)) for name in names}
     entries = []
     for rank, row in enumerate(order, start=1):
-        scores, trades = {}, {}
+        scores, trades, errors = {}, {}, {}
         for name in names:
-            metrics = (done[name].get(row.eval_id) or {}).get("metrics") or {}
+            held = done[name].get(row.eval_id) or {}
+            metrics = held.get("metrics") or {}
             scores[name] = metrics.get("score")
             trades[name] = metrics.get("n_trades")
+            if held.get("error"):
+                errors[name] = held["error"]
         entries.append({"rank": rank, "eval_id": row.eval_id, "home_score": row.score,
-                        "scores": scores, "trades": trades, **market_spread(scores)})
+                        "scores": scores, "trades": trades, "errors": errors,
+                        **market_spread(scores)})
     return {"markets": names, "metric": config.objective.metric, "entries": entries}
