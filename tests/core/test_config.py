@@ -437,3 +437,22 @@ def test_an_unknown_key_gets_a_did_you_mean(key, hint):
     assert hint in message and "\n" not in message
     if key == "objective__zzz":
         assert "did you mean" not in message
+
+
+def test_evidence_section_is_typed_strict_and_out_of_the_results_hash():
+    base = validate_config(tiny_config())
+    assert base.evidence.cpcv.enabled is False and base.evidence.cpcv.groups == 6
+    assert base.evidence.regimes.trend_lookback == 24 and base.evidence.markets == []
+    evidence = {"cpcv": {"enabled": True, "groups": 4, "test_groups": 2,
+                         "min_path_quantile": 0.0},
+                "markets": [{"name": "other", "data": {"path": "x.csv", "format": "generic"}}]}
+    changed = validate_config(tiny_config(evidence=evidence))
+    assert changed.evidence.cpcv.min_path_quantile == 0.0
+    assert changed.results_hash() == base.results_hash()
+    for bad, word in (({"cpcv": {"groups": 4, "test_groups": 4}}, "test_groups"),
+                      ({"cpcv": {"paths": 3}}, "paths"),
+                      ({"markets": [{"name": "a", "data": {}}, {"name": "a", "data": {}}]},
+                       "distinct"),
+                      ({"regimes": {"trend_lookback": 0}}, "trend_lookback")):
+        with pytest.raises(ConfigError, match=word):
+            validate_config(tiny_config(evidence=bad))

@@ -256,3 +256,20 @@ def test_the_keep_gate_demotes_after_the_configured_failures_in_a_row():
     assert keep_champion(reset, failing, "sharpe", 0.0, 3)["failures_in_a_row"] == 1
     demoted = [*history[:2], {"decision": "demoted"}]
     assert keep_champion(demoted, failing, "sharpe", 0.0, 3)["failures_in_a_row"] == 1
+
+
+def test_the_cpcv_criterion_reads_the_winners_lower_path_quantile():
+    base = results()
+    assert "cpcv" not in [c["name"] for c in decide(base)["criteria"]]  # off by default
+    gated = copy.deepcopy(base)
+    gated["config"]["evidence"]["cpcv"].update(enabled=True, min_path_quantile=0.0)
+    missing = {c["name"]: c for c in decide(gated)["criteria"]}["cpcv"]
+    assert not missing["passed"] and missing["text"] == "no CPCV paths of the winner to judge"
+    for quantile, passed in ((-0.4, False), (0.3, True)):
+        gated["statistics"] = {"cpcv": {"entries": [
+            {"eval_id": 3, "gate_quantile": 9.0, "n_paths": 5},
+            {"eval_id": 7, "gate_quantile": quantile, "n_paths": 5}]}}
+        criterion = {c["name"]: c for c in decide(gated)["criteria"]}["cpcv"]
+        assert criterion["passed"] is passed and criterion["value"] == quantile
+        assert criterion["text"] == (f"CPCV path Sharpe 25th percentile {quantile:.2f} "
+                                     f"{'>=' if passed else '<'} 0 over 5 paths")

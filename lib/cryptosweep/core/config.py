@@ -585,6 +585,68 @@ class DeploymentSettings(_Strict):
     )
 
 
+class CPCVSettings(_Strict):
+    """Combinatorial purged cross-validation of the top-k (AFML ch. 12,
+    :mod:`cryptosweep.trading.cpcv`): the development bars cut into ``groups`` groups, every
+    choice of ``test_groups`` of them tested by a model trained on the others (purged and
+    embargoed), the test predictions stitched into ``φ[groups, test_groups]`` backtest paths.
+    It judges the search's results, it does not change them (:data:`EXECUTION_ONLY`)."""
+
+    enabled: bool = Field(default=False, description="re-score each top-k configuration on "
+                          "every CPCV path (C(groups, test_groups) fits each)")
+    groups: int = Field(default=6, ge=3, le=16, description="N: contiguous groups of the "
+                        "development bars")
+    test_groups: int = Field(default=2, ge=1, description="k: groups tested by each split")
+    gate_quantile: float = Field(default=0.25, gt=0, lt=1, description="the quantile of the "
+                                 "winner's path Sharpe ratios that min_path_quantile judges")
+    min_path_quantile: float | None = Field(
+        default=None, allow_inf_nan=False, description="the gate: the winner's gate_quantile "
+        "of its annualised path Sharpe ratios at least this (None: criterion off)")
+
+    @model_validator(mode="after")
+    def _fewer_test_groups(self) -> CPCVSettings:
+        if self.test_groups >= self.groups:
+            raise ValueError(f"test_groups ({self.test_groups}) must be fewer than groups "
+                             f"({self.groups}): something must be left to train on")
+        return self
+
+
+class RegimeLabelSettings(_Strict):
+    """The market regimes the holdout and validation bars are sliced by
+    (:class:`cryptosweep.trading.regimes.RegimeSettings`, whose defaults these are)."""
+
+    enabled: bool = True
+    trend_lookback: int = Field(default=24, ge=1)
+    trend_threshold: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    volatility_window: int = Field(default=24, ge=2)
+    volatility_min_history: int = Field(default=168, ge=1)
+
+
+class OtherMarket(_Strict):
+    """Another market's candles the top-k are re-fitted and scored on, each with its own
+    purged walk-forward folds (the sweep's objective settings)."""
+
+    name: str = Field(min_length=1, max_length=100, description="how the report names it")
+    data: DataSettings = Field(description="its candles, as the data section reads them "
+                               "(path, format, columns, ...); update is not used")
+
+
+class EvidenceSettings(_Strict):
+    """Evidence beyond the one walk-forward path: CPCV paths, regimes, other markets. It
+    judges results, it does not change the search's: left out of the results hash."""
+
+    cpcv: CPCVSettings = CPCVSettings()
+    regimes: RegimeLabelSettings = RegimeLabelSettings()
+    markets: list[OtherMarket] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> EvidenceSettings:
+        names = [market.name for market in self.markets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"evidence.markets: names must be distinct, got {names}")
+        return self
+
+
 class SweepConfig(_Strict):
     """A whole sweep. Unknown keys anywhere are errors, so typos never pass silently."""
 
@@ -610,6 +672,7 @@ class SweepConfig(_Strict):
     reporting: ReportingSettings = ReportingSettings()
     walk_forward: WalkForwardSettings | None = None
     deployment: DeploymentSettings = DeploymentSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
 
     @model_validator(mode="after")
     def _models_have_ranges(self) -> SweepConfig:
@@ -763,7 +826,7 @@ EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
     ("name",), ("description",), ("seed",), ("execution",), ("gpu_settings", "memory_fraction"),
     ("gpu_settings", "trials_per_gpu"), ("reporting", "min_trades"),
     ("reporting", "min_importance_trials"), ("reporting", "keep_checkpoints"), ("deployment",),
-    ("data", "update"),
+    ("data", "update"), ("evidence",),
 )
 
 

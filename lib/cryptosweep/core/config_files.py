@@ -211,7 +211,8 @@ def load_config(
 ) -> SweepConfig:
     """Load a config file (or a raw dict), apply ``--set`` overrides and ``--data``, validate.
 
-    A relative ``data.path`` (or ``deployment.champion_dir``) in a file is resolved against the
+    A relative ``data.path`` (or ``deployment.champion_dir``, or an ``evidence.markets`` entry's
+    ``data.path``) in a file is resolved against the
     file's folder; ``data_path`` (the CLI's ``--data``) against the current directory. The
     stored paths are absolute.
     """
@@ -230,6 +231,12 @@ def load_config(
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("path"), str):
         data["path"] = str((base / data["path"]).resolve())
+    evidence = raw.get("evidence")
+    markets = evidence.get("markets") if isinstance(evidence, dict) else None
+    for market in markets if isinstance(markets, list) else []:
+        other = market.get("data") if isinstance(market, dict) else None
+        if isinstance(other, dict) and isinstance(other.get("path"), str):
+            other["path"] = str((base / other["path"]).resolve())
     deployment = raw.get("deployment")
     if isinstance(deployment, dict) and isinstance(deployment.get("champion_dir"), str):
         deployment["champion_dir"] = str((base / deployment["champion_dir"]).resolve())
@@ -242,4 +249,8 @@ def load_config(
     if config.data.path is not None and not Path(config.data.path).exists():
         flag = "--data" if data_path is not None else "data.path"
         raise DataError(f"{flag}: data path not found: {config.data.path}")
+    for market in config.evidence.markets:
+        if market.data.path is not None and not Path(market.data.path).exists():
+            raise DataError(f"evidence.markets ({market.name}): data path not found: "
+                            f"{market.data.path}")
     return config

@@ -103,7 +103,7 @@ class TaskOutcome:
 
 
 #: The kinds of end-of-sweep task :func:`run_final_task` runs.
-FINAL_TASKS = ("holdout", "rerun", "validation", "baselines", "champion")
+FINAL_TASKS = ("holdout", "rerun", "validation", "baselines", "champion", "cpcv", "market")
 
 
 def run_final_task(payload: dict[str, Any]) -> dict[str, Any]:
@@ -116,11 +116,20 @@ def run_final_task(payload: dict[str, Any]) -> dict[str, Any]:
     * ``validation``: :func:`~cryptosweep.trading.objective.evaluate_trial` from scratch at
       ``budget`` with ``seed`` (the top-k re-scored with other seeds, the winner's
       neighbourhood), with its per-bar returns;
-    * ``baselines``: :func:`~cryptosweep.trading.objective.evaluate_baselines`.
+    * ``baselines``: :func:`~cryptosweep.trading.objective.evaluate_baselines`;
+    * ``cpcv``: :func:`~cryptosweep.trading.objective.evaluate_cpcv` with ``groups`` and
+      ``test_groups`` (the path Sharpe ratios of a top-k configuration);
+    * ``market``: :func:`~cryptosweep.trading.objective.evaluate_trial` from scratch on another
+      market (the spec's data replaced by ``market_data``), without its per-bar returns.
 
     On the device a trial of this worker runs on. Exceptions propagate to the caller.
     """
-    from cryptosweep.trading.objective import evaluate_baselines, evaluate_holdout, evaluate_trial
+    from cryptosweep.trading.objective import (
+        evaluate_baselines,
+        evaluate_cpcv,
+        evaluate_holdout,
+        evaluate_trial,
+    )
 
     kind, spec = payload["kind"], payload["spec"]
     device = trial_device(bool(payload.get("use_gpu")))
@@ -137,4 +146,12 @@ def run_final_task(payload: dict[str, Any]) -> dict[str, Any]:
         return rerun
     if kind == "baselines":
         return evaluate_baselines(spec)
+    if kind == "cpcv":
+        return evaluate_cpcv(payload["params"], payload["budget"], payload["seed"], spec,
+                             payload["groups"], payload["test_groups"], device=device)
+    if kind == "market":
+        scored = evaluate_trial(payload["params"], payload["budget"], payload["seed"],
+                                {**spec, "data": payload["market_data"]}, device=device)
+        scored.pop("oos_returns")
+        return scored
     raise ValueError(f"unknown end-of-sweep task kind {kind!r} (known: {FINAL_TASKS})")

@@ -48,14 +48,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cryptosweep.core.config import DeploymentSettings
+from cryptosweep.core.config import CPCVSettings, DeploymentSettings
 from cryptosweep.core.vocabulary import APPROVED, METRIC_LABELS, REJECTED
 from cryptosweep.judging.caveats import min_trades_of
 from cryptosweep.judging.edge import holdout_score
 
 #: The criteria's names, in the order they are checked and listed.
 CRITERIA = ("reproducible", "dsr", "pbo", "holdout_score", "holdout_trades", "holdout_test",
-            "stress", "champion")
+            "stress", "cpcv", "champion")
 
 
 def decide(results: Mapping[str, Any], champion: Mapping[str, Any] | None = None
@@ -86,6 +86,10 @@ def decide(results: Mapping[str, Any], champion: Mapping[str, Any] | None = None
         criteria.append(_holdout_test(statistics["holdout"], settings.max_holdout_pvalue))
     if "holdout" in statistics and settings.min_stress_score is not None:
         criteria.append(_stress(best, metric, settings.min_stress_score, results))
+    cpcv = CPCVSettings.model_validate(
+        ((results.get("config") or {}).get("evidence") or {}).get("cpcv") or {})
+    if cpcv.enabled and cpcv.min_path_quantile is not None:
+        criteria.append(_cpcv(statistics.get("cpcv") or {}, best, cpcv))
     if champion is not None:
         criteria.append(_beats_champion(best, metric, champion, settings.min_improvement,
                                         settings.champion_alpha))
@@ -221,6 +225,24 @@ def _stress(best: Mapping[str, Any], metric: str, minimum: float,
     return _criterion("stress", value, minimum, passed,
                       f"holdout {label} at {stress['multiplier']:g}x costs {value:+.2f} "
                       f"{'>=' if passed else '<'} {minimum:g}")
+
+
+def _cpcv(block: Mapping[str, Any], best: Mapping[str, Any], settings: CPCVSettings
+          ) -> dict[str, Any]:
+    """The winner's ``gate_quantile`` of its annualised CPCV path Sharpe ratios at least
+    ``min_path_quantile``."""
+    minimum = settings.min_path_quantile
+    entry = next((e for e in block.get("entries") or [] if e.get("eval_id") == best.get("eval_id")),
+                 None)
+    level = f"{100 * settings.gate_quantile:g}th percentile"
+    if entry is None or entry.get("gate_quantile") is None:
+        return _criterion("cpcv", None, minimum, False,
+                          "no CPCV paths of the winner to judge")
+    value = float(entry["gate_quantile"])
+    passed = value >= minimum
+    return _criterion("cpcv", value, minimum, passed,
+                      f"CPCV path Sharpe {level} {value:.2f} {'>=' if passed else '<'} "
+                      f"{minimum:g} over {entry.get('n_paths')} paths")
 
 
 def _beats_champion(best: Mapping[str, Any], metric: str, champion: Mapping[str, Any],

@@ -117,6 +117,7 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
             f"{100 * neighbourhood['fraction_positive']:.0f}% positive)",
             "the winner's neighbours, each parameter one step away, re-scored from scratch: "
             "a plateau is believable, a spike is a lucky point"))
+    rows += _beyond_one_path(stats, (results.get("best") or {}).get("eval_id"))
     best = results.get("best") or {}
     rescore = best.get("rescore") or {}
     if rescore.get("mean") is not None:
@@ -127,4 +128,45 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
             "the score of the model production trains (from scratch), averaged over seeds; "
             "the winner is chosen by this, not by the search's own score "
             f"({_f(best.get('score'))})"))
+    return rows
+
+
+def _beyond_one_path(stats: Mapping[str, Any], winner: Any) -> list[Explained]:
+    """The rows of the CPCV paths, the regimes and the other markets (the winner's)."""
+    rows = []
+    cpcv = stats.get("cpcv") or {}
+    entry = next((e for e in cpcv.get("entries") or [] if e.get("eval_id") == winner), None)
+    if entry is not None:
+        q = entry.get("quantiles") or {}
+        rows.append(Explained(
+            "CPCV path Sharpe ratios", f"median {_f(q.get('0.5'))}, 25th percentile "
+            f"{_f(q.get('0.25'))}, {100 * entry['fraction_positive']:.0f}% positive over "
+            f"{entry['n_paths']} paths",
+            f"the winner re-fitted on every combination of {cpcv.get('test_groups')} of "
+            f"{cpcv.get('groups')} purged groups of the development bars and traded on each "
+            "of the backtest paths they form (annualised): one walk-forward path is one draw "
+            "of these; a low percentile below 0 says the score depends on the path"))
+    regimes = stats.get("regimes") or {}
+    for kind in ("holdout", "validation"):
+        table = (regimes.get(kind) or {}).get("winner")
+        if table:
+            positive = [row["regime"] for row in table
+                        if row["regime"] != "warmup" and (row.get("sharpe") or 0) > 0]
+            rows.append(Explained(
+                f"{kind} by regime", f"positive in {len(positive)} of "
+                f"{sum(row['regime'] != 'warmup' for row in table)} regimes",
+                "the winner's Sharpe ratio in each trend/volatility regime of these bars "
+                f"(labelled from past bars only){': ' + ', '.join(positive) if positive else ''}"
+                + ("; " + "; ".join(regimes.get("caveats") or []) if regimes.get("caveats")
+                   else "")))
+            break
+    markets = stats.get("markets") or {}
+    entry = next((e for e in markets.get("entries") or [] if e.get("eval_id") == winner), None)
+    if entry is not None:
+        rows.append(Explained(
+            "other markets", f"{entry['line']} (mean {_f(entry.get('mean'))}, worst "
+            f"{_f(entry.get('min'))})",
+            "the winner's configuration re-fitted and scored with its own purged folds on "
+            f"each of {', '.join(markets.get('markets') or [])}: an edge that holds only on "
+            "the market it was chosen on may be that market's noise"))
     return rows

@@ -234,6 +234,8 @@ def _flags(results: Mapping[str, Any], best: Mapping[str, Any], metric: str,
     repro = _reproduced(results, best)
     if repro is False:
         flags.append(f"not reproducible: the re-run of eval {best.get('eval_id')} differs")
+    regimes = (results.get("statistics") or {}).get("regimes") or {}
+    flags += [f"one regime: {note}" for note in regimes.get("caveats") or []]
     overfitting = results.get("overfitting") or {}
     if overfitting.get("why_not"):
         flags.append(f"overfitting diagnostics: {overfitting['why_not']}")

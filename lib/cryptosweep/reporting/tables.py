@@ -425,3 +425,66 @@ def _when(ts: Any) -> str | None:
     if ts is None:
         return None
     return dt.datetime.fromtimestamp(float(ts), tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _n(value: Any, spec: str = ".2f") -> str:
+    return MISSING if value is None else format(float(value), spec)
+
+
+def cpcv_table(results: Mapping[str, Any]) -> str | None:
+    """Per top-k entry the distribution of its CPCV path Sharpe ratios (annualised): the
+    quantiles, the share of positive paths; None when the run did not run CPCV."""
+    block = (results.get("statistics") or {}).get("cpcv") or {}
+    entries = block.get("entries") or []
+    if not entries:
+        return None
+    rows = []
+    for entry in entries:
+        q = entry.get("quantiles") or {}
+        rows.append([_e(entry["rank"]), _e(entry["eval_id"]), _e(entry["n_paths"]),
+                     *(_e(_n(q.get(key))) for key in ("0.1", "0.25", "0.5", "0.75", "0.9")),
+                     _e(f"{100 * entry['fraction_positive']:.0f}%")])
+    return _table(["rank", "eval", "paths", "p10", "p25", "median", "p75", "p90", "positive"],
+                  rows, caption=f"CPCV: annualised Sharpe ratio of each backtest path, "
+                  f"{block.get('test_groups')} of {block.get('groups')} purged groups tested "
+                  "per split (López de Prado 2018, ch. 12)")
+
+
+def regime_table(results: Mapping[str, Any]) -> str | None:
+    """The winner's and the baselines' Sharpe ratio (annualised), trades and hit rate per
+    market regime, on the holdout and the validation bars; None without regimes."""
+    block = (results.get("statistics") or {}).get("regimes") or {}
+    rows = []
+    for kind in ("holdout", "validation"):
+        for name, table in (block.get(kind) or {}).items():
+            for row in table:
+                rows.append([_e(kind), _e(name), _e(row["regime"]), _e(row["bars"]),
+                             _e(_n(row.get("sharpe"))), _e(row["trades"]),
+                             _e(_n(row.get("hit_rate")))])
+    if not rows:
+        return None
+    caveats = block.get("caveats") or []
+    caption = ("Per market regime (trend up/down/sideways × volatility high/low, from past bars "
+               "only): annualised Sharpe ratio, trades, hit rate"
+               + ("; " + "; ".join(_e(c) for c in caveats) if caveats else ""))
+    return _table(["bars", "who", "regime", "n", "Sharpe", "trades", "hit rate"], rows,
+                  text_columns=(0, 1, 2), caption=caption)
+
+
+def markets_table(results: Mapping[str, Any]) -> str | None:
+    """Per top-k entry its score on each other market, the spread and how many it holds on;
+    None without other markets."""
+    block = (results.get("statistics") or {}).get("markets") or {}
+    entries, names = block.get("entries") or [], block.get("markets") or []
+    if not entries:
+        return None
+    rows = [[_e(e["rank"]), _e(e["eval_id"]), _e(_n(e.get("home_score"))),
+             *(_e(f"failed: {(e.get('errors') or {})[name]}"
+                  if name in (e.get("errors") or {})
+                  else f"{_n(e['scores'].get(name))} ({e['trades'].get(name) or 0} trades)")
+               for name in names),
+             _e(_n(e.get("mean"))), _e(_n(e.get("std"))), _e(e["line"])] for e in entries]
+    return _table(["rank", "eval", "this market", *names, "mean", "spread (std)", "holds"],
+                  rows, text_columns=(len(names) + 5,),
+                  caption=f"Other markets: {_metric(results)} of each configuration re-fitted "
+                  "with its own purged walk-forward folds on each market")

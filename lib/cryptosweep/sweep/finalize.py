@@ -9,7 +9,8 @@ computed here meanwhile. Each result is journaled as it arrives, so a run interr
 resumes without redoing them; the files are built from the journal only, so they are the same
 bytes whatever the executor and whichever order the results came in. A task that fails is
 never journaled: it stops the run (the champion's re-evaluation excepted, whose failure is its
-criterion's), and a resume runs it again.
+criterion's, and another market's score, whose failure is journaled and shown in its table),
+and a resume runs it again.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ from cryptosweep.sweep.rescoring import (
     rescore_tasks,
     rescored,
     reusable,
+)
+from cryptosweep.sweep.robustness import (
+    cpcv_block,
+    cpcv_tasks,
+    journal_result,
+    market_tasks,
+    markets_block,
+    regimes_block,
 )
 from cryptosweep.trading.objective import trial_reproducibility
 
@@ -154,6 +163,11 @@ def finalize_run(
         strategy=strategy.summary(), rows=rows, top=top, reproducibility_check=check,
         overfitting=overfitting, baselines=baselines,
     )
+    for name, block in (("cpcv", cpcv_block(config, journal, order)),
+                        ("regimes", regimes_block(config, journal, winner, data)),
+                        ("markets", markets_block(config, journal, order))):
+        if block is not None:
+            evidence[name] = block
     results["statistics"] = finite_or_none(evidence)
     results["overfitting"] = finite_or_none(results["overfitting"])
     if champion_side is not None:
@@ -241,6 +255,8 @@ def _pending_tasks(config: SweepConfig, seed: int, run_dir: Path, journal: Journ
                      stress_multiplier=config.deployment.stress_multiplier)
     for fields in rescore_tasks(config, seed, journal, leaders):
         task(fields.pop("kind"), fields.pop("task"), **fields)
+    for fields in cpcv_tasks(config, journal, leaders) + market_tasks(config, journal, leaders):
+        task(fields.pop("kind"), fields.pop("task"), **fields)
     if RUN_LEVEL_ID not in journal.get_extra("baselines"):
         task("baselines", "baselines")
     if (champion is not None and champion.error is None and config.data.has_holdout
@@ -270,6 +286,13 @@ def _estimated_seconds(tasks: list[dict[str, Any]], rows: dict[int, EvaluationRo
         if task["kind"] == "validation":  # from scratch: all of the budget is trained
             trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
             seconds *= row.budget / trained
+        if task["kind"] == "cpcv":  # C(N, k) fits on about (N - k)/N of the bars, each
+            trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
+            fits = math.comb(task["groups"], task["test_groups"])
+            seconds *= (2.0 * fits / folds) * (row.budget / trained)
+        if task["kind"] == "market":  # the same folds on other candles
+            trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
+            seconds *= row.budget / trained
         if task["kind"] == "holdout":
             trained = float((row.metrics or {}).get("budget_trained", row.budget)) or 1.0
             seconds *= (2.0 / folds) * (row.budget / trained)
@@ -290,6 +313,14 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
     for done, outcome in enumerate(outcomes, start=1):
         payload = outcome.payload
         if outcome.error is not None:
+            if (payload["kind"] == "market" and not isinstance(outcome.error, OSError)
+                    and infrastructure_fault(outcome.error) is None):
+                # Another market that cannot be scored says so in its table; the run goes on.
+                error = f"{type(outcome.error).__name__}: {outcome.error}"
+                log.warning("%s failed: %s", payload["task"], error)
+                journal.put_extra(payload["store"], payload["eval_id"],
+                                  {"market_data": payload["market_data"], "error": error})
+                continue
             if (payload["kind"] == "champion" and not isinstance(outcome.error, OSError)
                     and infrastructure_fault(outcome.error) is None):
                 champion_error = f"{type(outcome.error).__name__}: {outcome.error}"
@@ -306,6 +337,8 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
             journal.put_extra_returns(payload["store"], payload["eval_id"],
                                       result.pop("oos_returns"))
             journal.put_extra(payload["store"], payload["eval_id"], result)
+        elif payload["kind"] in ("cpcv", "market"):
+            journal_result(journal, payload, result)
         elif payload["kind"] == "baselines":
             for name, baseline in result.items():
                 for kind, returns in baseline.pop("returns").items():

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptosweep.core.config import SweepConfig
-from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.errors import ConfigError, DataError
 from cryptosweep.strategies import sweep_size
 from cryptosweep.trading.models.check import range_problem
 from cryptosweep.trading.objective import check_spec
@@ -52,6 +52,7 @@ def preflight(config: SweepConfig, *, local: bool = True) -> SweepPlan:
         check_threads(config)
     data = check_spec(config.objective_spec())
     check_holding_period(config, data)
+    check_evidence(config, data)
     return SweepPlan(evaluations, budget, data)
 
 
@@ -77,6 +78,22 @@ def check_holding_period(config: SweepConfig, data: dict[str, Any]) -> None:
             f"{name} ({shortest} bars; the data hold {data['bars']} bars in all); lower "
             f"its high, or use {remedy} or more data"
         )
+
+
+def check_evidence(config: SweepConfig, data: dict[str, Any]) -> None:
+    """The ``evidence`` section against the data: CPCV groups of at least 2 bars each, and
+    every other market's candles and folds (as :func:`~cryptosweep.trading.objective.check_spec`
+    checks the sweep's own), errors naming the market."""
+    cpcv = config.evidence.cpcv
+    if cpcv.enabled and data["development_bars"] < cpcv.groups * 2:
+        raise ConfigError(f"evidence.cpcv.groups: {cpcv.groups} groups of "
+                          f"{data['development_bars']} development bars: fewer than 2 bars a group")
+    spec = config.objective_spec()
+    for market in config.evidence.markets:
+        try:
+            check_spec(spec.model_copy(update={"data": market.data}))
+        except (ConfigError, DataError) as exc:
+            raise type(exc)(f"evidence.markets ({market.name}): {exc}") from None
 
 
 def check_threads(config: SweepConfig, cores: int | None = None) -> None:

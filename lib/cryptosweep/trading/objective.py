@@ -52,6 +52,7 @@ from cryptosweep.core.intervals import (
 from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
+from cryptosweep.trading.cpcv import CPCVSplit, assemble_paths, cpcv_splits, group_bounds
 from cryptosweep.trading.data import data_files, sample_data_path
 from cryptosweep.trading.metrics import performance
 from cryptosweep.trading.steps import (
@@ -195,6 +196,66 @@ def evaluate_holdout(
             periods_per_year=market.periods_per_year)}
     out["holdout_returns"] = [float(r) for r in result.returns]
     return out
+
+
+def evaluate_cpcv(
+    params: dict[str, Any], resource: float, seed: int, spec: ObjectiveSpec | dict[str, Any],
+    groups: int, test_groups: int, device: str = "cpu",
+    splits_used: list[CPCVSplit] | None = None,
+) -> dict[str, Any]:
+    """Combinatorial purged cross-validation of one configuration on the development bars
+    (AFML ch. 12; :mod:`cryptosweep.trading.cpcv`).
+
+    The labels of the development bars (from those bars only) give each bar's label end;
+    :func:`~cryptosweep.trading.cpcv.cpcv_splits` cuts the bars into ``groups`` groups and makes
+    the ``C(groups, test_groups)`` splits, purged and embargoed with the objective's
+    ``embargo_bars``. Each split's model is fitted from scratch (``resource``, ``seed``) on its
+    training bars with complete features and labels and predicts its test bars; the
+    predictions are stitched into the ``φ[groups, test_groups]`` paths
+    (:func:`~cryptosweep.trading.cpcv.assemble_paths`), and each path is backtested over every
+    development bar with the configuration's trading rules.
+
+    Returns ``groups``, ``test_groups``, ``n_splits``, ``n_paths``, ``metric``, per path
+    ``path_sharpe`` (annualised), ``path_scores`` (the configured metric), ``path_trades``, and
+    ``train_bars`` per split. ``splits_used``, when given, receives the splits (for tests).
+    """
+    spec = ObjectiveSpec.of(spec)
+    settings = spec.objective
+    trading = TradingParams.from_params(params)
+    rounds = full_rounds(resource, settings.rounds_per_unit)
+    market = load_market(spec)
+    n_dev = market.holdout_start
+    labels, label_end = training_labels(market, trading, settings, n_dev)
+    try:
+        splits = cpcv_splits(n_dev, groups, test_groups, label_end, settings.embargo_bars)
+    except ValueError as exc:
+        raise ConfigError(f"evidence.cpcv: {exc}") from None
+    if splits_used is not None:
+        splits_used.extend(splits)
+    repro = trial_reproducibility(spec, seed, device)
+    bounds = group_bounds(n_dev, groups)
+    predicted: list[dict[int, np.ndarray]] = []
+    train_bars = []
+    for index, split in enumerate(splits):
+        train = usable_rows(split.train, market.features, labels, f"CPCV split {index}")
+        train_bars.append(len(train))
+        model = fit_entry_model(params, repro, rounds, market.features, labels, train)
+        predicted.append({g: predict_probabilities(model, market.features,
+                                                   np.arange(*bounds[g], dtype="int64"))
+                          for g in split.test_groups})
+    bars = np.arange(n_dev, dtype="int64")
+    sharpe, scores, trades = [], [], []
+    for path in assemble_paths(splits, groups, test_groups):
+        proba = np.concatenate([predicted[index][g] for index, g in path])
+        result = backtest_bars(market, bars, proba, trading, settings)
+        metrics = performance(result.returns, result.trades, result.positions,
+                              periods_per_year=market.periods_per_year)
+        sharpe.append(float(metrics["sharpe"]))
+        scores.append(float(metrics[settings.metric]))
+        trades.append(int(metrics["trades"]))
+    return {"groups": int(groups), "test_groups": int(test_groups), "n_splits": len(splits),
+            "n_paths": len(sharpe), "metric": settings.metric, "path_sharpe": sharpe,
+            "path_scores": scores, "path_trades": trades, "train_bars": train_bars}
 
 
 def evaluate_baselines(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:

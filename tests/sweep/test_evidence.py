@@ -1,0 +1,96 @@
+"""Evidence beyond one path, end to end from the README's example: CPCV of the top-k, regimes,
+another market (the ``backtesting`` package's EURUSD hourly test data, read where it is
+installed), the same results with 1 and 2 dask workers as in process."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cryptosweep.reporting.tables import cpcv_table, markets_table, regime_table
+from cryptosweep.trading.cpcv import n_paths
+from tests.support import REPO, cli, deterministic_bytes, results_file, tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def readme_evidence() -> dict:
+    """The ``evidence`` section of the README's example, its market read where the
+    ``backtesting`` package is installed."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- evidence-example[^>]*-->\n```yaml\n(.*?)```", text, re.S)
+    assert block, "the README's evidence example is missing"
+    evidence = yaml.safe_load(block.group(1))["evidence"]
+    backtesting_test = pytest.importorskip("backtesting.test")
+    eurusd = Path(backtesting_test.__file__).parent / "EURUSD.csv"
+    assert eurusd.is_file()
+    (market,) = evidence["markets"]
+    market["data"]["path"] = str(eurusd)
+    return evidence
+
+
+def run(config_path: Path, log_dir: Path, name: str, *extra: str) -> Path:
+    done = cli("run", "--config", str(config_path), "--log-dir", str(log_dir),
+               "--run-name", name, "--seed", "11", *extra)
+    assert done.returncode == 0, done.stderr
+    return log_dir / name
+
+
+def test_readme_evidence_end_to_end_and_the_same_on_1_and_2_workers(tmp_path):
+    evidence = readme_evidence()
+    evidence["cpcv"]["min_path_quantile"] = -100.0  # the criterion on, and passable
+    config_path = tmp_path / "sweep.json"
+    config_path.write_text(json.dumps(tiny_config(evidence=evidence)))
+    in_process = run(config_path, tmp_path, "in_process")
+    results = json.loads(results_file(in_process).read_text())
+    stats = results["statistics"]
+    top = [item["eval_id"] for item in results["top_k"]]
+
+    cpcv = stats["cpcv"]
+    assert (cpcv["groups"], cpcv["test_groups"]) == (4, 2)
+    assert [entry["eval_id"] for entry in cpcv["entries"]] == top
+    for entry in cpcv["entries"]:
+        assert entry["n_paths"] == n_paths(4, 2) == len(entry["path_sharpe"]) == 3
+        assert entry["n_splits"] == 6
+    criterion = next(c for c in results["deployment"]["criteria"] if c["name"] == "cpcv")
+    assert criterion["passed"] and criterion["value"] == cpcv["entries"][0]["gate_quantile"]
+
+    markets = stats["markets"]
+    assert markets["markets"] == ["EURUSD-1h"]
+    for entry in markets["entries"]:
+        assert entry["scores"]["EURUSD-1h"] is not None
+        assert entry["line"] == f"holds on {entry['holds']} of 1 market"
+
+    regimes = stats["regimes"]
+    for kind in ("validation", "holdout"):
+        assert set(regimes[kind]) == {"winner", "flat", "buy_and_hold"}
+        bars = sum(row["bars"] for row in regimes[kind]["winner"])
+        expected = (sum(f["stop"] - f["start"] for f in results["data"]["folds"])
+                    if kind == "validation" else results["data"]["holdout_bars"])
+        assert bars == expected
+    for table in (cpcv_table(results), regime_table(results), markets_table(results)):
+        assert table and "<table" in table
+    report = next(in_process.glob("sweep_report_*.txt")).read_text()
+    assert "CPCV path Sharpe ratios" in report and "other markets" in report
+
+    one = run(config_path, tmp_path, "one", "--workers", "1")
+    two = run(config_path, tmp_path, "two", "--workers", "2")
+    assert deterministic_bytes(one) == deterministic_bytes(in_process)
+    assert deterministic_bytes(two) == deterministic_bytes(in_process)
+    log = (two / "sweep_output.log").read_text()
+    assert re.search(r"end of the sweep: \d+ evaluation\(s\) on dask LocalCluster of 2 CPU "
+                     r"worker\(s\): .*cpcv-\d+.*market-EURUSD-1h-\d+", log)
+
+
+def test_another_market_that_cannot_be_read_is_refused_before_the_run(tmp_path):
+    evidence = readme_evidence()
+    del evidence["markets"][0]["data"]["columns"]  # EURUSD's header needs the mapping
+    config_path = tmp_path / "sweep.json"
+    config_path.write_text(json.dumps(tiny_config(evidence=evidence)))
+    done = cli("validate", "--config", str(config_path))
+    assert done.returncode == 2
+    assert "evidence.markets (EURUSD-1h)" in done.stderr

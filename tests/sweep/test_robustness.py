@@ -1,0 +1,81 @@
+"""The end of a sweep's evidence: what the journal holds is not run again (a resume), what
+was journaled with other settings is; each bar's return in the regime known before it."""
+
+from __future__ import annotations
+
+from cryptosweep.core.config_files import load_config
+from cryptosweep.records.journal import Journal
+from cryptosweep.reporting.tables import markets_table
+from cryptosweep.sweep.robustness import (
+    CPCV,
+    MARKET,
+    cpcv_block,
+    cpcv_tasks,
+    journal_result,
+    market_tasks,
+    markets_block,
+    regimes_block,
+)
+from cryptosweep.trading.regimes import label_regimes
+from cryptosweep.trading.steps import load_market
+from tests.support import tiny_config
+from tests.sweep.test_rescoring import row
+
+EVIDENCE = {"cpcv": {"enabled": True, "groups": 4, "test_groups": 2},
+            "markets": [{"name": "other", "data": {"path": None}}]}
+
+
+def test_a_resume_runs_only_what_the_journal_lacks(tmp_path):
+    config = load_config(raw=tiny_config(evidence=EVIDENCE))
+    leaders = [row(1, 0.9), row(2, 0.8)]
+    journal = Journal(tmp_path / "sweep.db")
+    cpcv, markets = cpcv_tasks(config, journal, leaders), market_tasks(config, journal,
+                                                                       leaders)
+    assert [t["task"] for t in cpcv] == ["cpcv-1", "cpcv-2"]
+    assert [t["task"] for t in markets] == ["market-other-1", "market-other-2"]
+    journal_result(journal, cpcv[0], {"groups": 4, "test_groups": 2, "n_splits": 6,
+                                      "path_sharpe": [1.0, -1.0, 0.5],
+                                      "path_trades": [3, 4, 5]})
+    journal_result(journal, markets[1], {"score": 0.4, "n_trades": 9})
+    assert [t["task"] for t in cpcv_tasks(config, journal, leaders)] == ["cpcv-2"]
+    assert [t["task"] for t in market_tasks(config, journal, leaders)] == ["market-other-1"]
+    other = load_config(raw=tiny_config(evidence={**EVIDENCE, "cpcv": {
+        "enabled": True, "groups": 5, "test_groups": 2}}))
+    assert len(cpcv_tasks(other, journal, leaders)) == 2  # other groups: run again
+    block = cpcv_block(config, journal, leaders)
+    (entry,) = block["entries"]
+    assert entry["eval_id"] == 1 and entry["n_paths"] == 3
+    assert entry["fraction_positive"] == 2 / 3 and entry["quantiles"]["0.5"] == 0.5
+    table = markets_block(config, journal, leaders)
+    assert [e["scores"]["other"] for e in table["entries"]] == [None, 0.4]
+    journal.put_extra(MARKET.format("other"), 1, {"market_data": {}, "error": "DataError: x"})
+    failed = markets_block(config, journal, leaders)["entries"][0]
+    assert failed["errors"] == {"other": "DataError: x"} and failed["scores"]["other"] is None
+    assert "failed: DataError: x" in markets_table({"statistics": {"markets": {
+        **markets_block(config, journal, leaders)}}, "config": {}})
+    assert journal.get_extra(MARKET.format("other"))[2]["metrics"]["n_trades"] == 9
+    assert 1 in journal.get_extra(CPCV)
+    off = load_config(raw=tiny_config())
+    assert cpcv_tasks(off, journal, leaders) == [] == market_tasks(off, journal, leaders)
+    assert cpcv_block(off, journal, leaders) is None is markets_block(off, journal, leaders)
+    journal.close()
+
+
+def test_a_bars_return_goes_to_the_regime_known_at_the_close_before(tmp_path):
+    config = load_config(raw=tiny_config())
+    market = load_market(config.objective_spec())
+    labels = label_regimes(market.close)["regime"].to_numpy()
+    folds = [{"start": 1000, "stop": 1500}, {"start": 1500, "stop": 2000}]
+    bars = list(range(1000, 2000))
+    # 1 on every bar whose previous bar is labelled up_*, else 0: all of it must land in up_*.
+    returns = [1.0 if str(labels[t - 1]).startswith("up") else 0.0 for t in bars]
+    journal = Journal(tmp_path / "sweep.db")
+    journal.put_returns("validation", 1, returns)
+    block = regimes_block(config, journal, row(1, 0.5), {"folds": folds,
+                                                         "periods_per_year": 8766.0})
+    journal.close()
+    table = {r["regime"]: r for r in block["validation"]["winner"]}
+    assert sum(r["bars"] for r in table.values()) == len(bars)
+    for regime, r in table.items():
+        expected = r["bars"] if regime.startswith("up") else 0
+        assert r["total_return"] == expected, regime

@@ -1,0 +1,55 @@
+"""CPCV of one configuration (:func:`cryptosweep.trading.objective.evaluate_cpcv`): one
+Sharpe ratio per path, φ[N, k] paths, every split's training purged of its test labels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cryptosweep.core.config import ObjectiveSpec
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.trading.cpcv import group_bounds, n_paths
+from cryptosweep.trading.objective import evaluate_cpcv
+from cryptosweep.trading.steps import TradingParams, load_market, training_labels
+from tests.trading.test_objective import PARAMS, _spec
+
+
+@pytest.mark.parametrize(("groups", "test_groups"), [(4, 2), (5, 1)])
+def test_paths_are_phi_n_k_and_every_split_is_purged(groups, test_groups):
+    spec = _spec(rounds_per_unit=5.0)
+    used = []
+    out = evaluate_cpcv(PARAMS, 1.0, 7, spec, groups, test_groups, splits_used=used)
+    assert out["n_paths"] == n_paths(groups, test_groups) == len(out["path_sharpe"])
+    assert out["n_splits"] == math.comb(groups, test_groups) == len(used)
+    assert all(math.isfinite(s) for s in out["path_sharpe"])
+    assert len(out["path_trades"]) == out["n_paths"]
+
+    # The splits the function trained on: no training label reaches into a test group's
+    # bars, its labels' end or the embargo after it.
+    market = load_market(spec)
+    n_dev = market.holdout_start
+    _, label_end = training_labels(market, TradingParams.from_params(PARAMS),
+                                   ObjectiveSpec.of(spec).objective, n_dev)
+    bounds = group_bounds(n_dev, groups)
+    embargo = spec["objective"]["embargo_bars"]
+    for split in used:
+        assert not np.intersect1d(split.train, split.test).size
+        for g in split.test_groups:
+            start, stop = bounds[g]
+            forbidden_end = max(stop - 1, int(label_end[start:stop].max())) + embargo
+            train = split.train
+            overlaps = (train <= forbidden_end) & (label_end[train] >= start)
+            assert not overlaps.any(), (split.test_groups, g)
+        assert len(split.train) + len(split.test) < n_dev  # something was purged
+
+
+def test_same_inputs_same_paths():
+    spec = _spec(rounds_per_unit=5.0)
+    assert evaluate_cpcv(PARAMS, 1.0, 3, spec, 4, 2) == evaluate_cpcv(PARAMS, 1.0, 3, spec, 4, 2)
+
+
+def test_groups_that_cannot_split_are_a_config_error():
+    with pytest.raises(ConfigError, match=r"evidence\.cpcv"):
+        evaluate_cpcv(PARAMS, 1.0, 3, _spec(), 4, 4)
