@@ -365,8 +365,8 @@ def optuna_run(n_trials: int, n_jobs: int, seconds: float, spin: bool,
 def ray_param_space(seconds: float, spin: bool) -> dict[str, Any]:
     from ray import tune
 
-    from cryptosweep.core.config import FloatDimension
     from cryptosweep.core.config_files import validate_config
+    from cryptosweep.core.settings import FloatDimension
     from cryptosweep.strategies.space import SearchSpace
 
     space = SearchSpace.from_config(validate_config(CONFIG))

@@ -65,7 +65,7 @@ def _non_negative(text: str) -> int:
 
 
 def _seed(text: str) -> int:
-    from cryptosweep.core.config import MAX_SEED
+    from cryptosweep.core.settings import MAX_SEED
 
     value = _non_negative(text)
     if value > MAX_SEED:
@@ -75,7 +75,7 @@ def _seed(text: str) -> int:
 
 
 def _workers(text: str) -> int:
-    from cryptosweep.core.config import MAX_WORKERS
+    from cryptosweep.core.settings import MAX_WORKERS
 
     value = _non_negative(text)
     if value > MAX_WORKERS:

@@ -316,8 +316,9 @@ def test_a_run_name_is_one_plain_path_component(capsys, write_config, tmp_path, 
 def test_the_seed_rule_refuses_seeds_no_framework_holds(write_config):
     """The API, the notebook and the nightly (SWEEP_SEED) go through resolve_seed: a seed of
     2**64 overflowed torch after the run folder existed (issue #13)."""
-    from cryptosweep.core.config import MAX_SEED, resolve_seed
+    from cryptosweep.core.config import resolve_seed
     from cryptosweep.core.errors import ConfigError
+    from cryptosweep.core.settings import MAX_SEED
 
     config = load_config(write_config(tiny_config()))
     assert resolve_seed(MAX_SEED, config) == MAX_SEED and resolve_seed(None, config) == 123456

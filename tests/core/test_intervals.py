@@ -129,7 +129,7 @@ def test_a_fold_that_would_train_on_warm_up_bars_only_fails_validate(daily_file,
 
 def test_a_run_records_its_interval_and_the_dated_folds(daily_file, tmp_path):
     config = tiny_config(random__n_trials=2, objective__min_train_bars=10, objective__folds=1,
-                         data__holdout_fraction=0.05)
+                         data__holdout_fraction=0.1)  # 39 holdout bars: above a 24-bar hold
     path = tmp_path / "daily.json"
     path.write_text(json.dumps(config))
     done = cli("run", "--config", str(path), "--data", daily_file, "--log-dir", str(tmp_path),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cryptosweep.core.config import CategoricalDimension, FloatDimension, IntDimension
 from cryptosweep.core.reproducibility import derive_seed, seeded_rng
+from cryptosweep.core.settings import CategoricalDimension, FloatDimension, IntDimension
 from cryptosweep.strategies import bayesian
 from cryptosweep.strategies.base import EvalResult, Observation
 from cryptosweep.strategies.bayesian import BayesianSearch, TPEConfigSampler, default_min_points

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from cryptosweep.core.config import CategoricalDimension, FloatDimension, IntDimension
 from cryptosweep.core.config_files import load_config
+from cryptosweep.core.settings import CategoricalDimension, FloatDimension, IntDimension
 from cryptosweep.strategies.space import SearchSpace, grid_values, sample_dimension
 from tests.support import tiny_config
 

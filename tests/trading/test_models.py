@@ -218,7 +218,7 @@ def test_reserved_keys_are_rejected(family, key):
 def test_parameters_the_adapter_overrides_or_that_open_a_network_are_refused(family, key, value):
     """A searched `machines` made validate's probe fit open LightGBM's network code and
     SIGSEGV; an `objective` (LightGBM `application: regression`) was silently overridden."""
-    from cryptosweep.core.config import CategoricalDimension
+    from cryptosweep.core.settings import CategoricalDimension
     from cryptosweep.trading.models.check import range_problem
 
     with pytest.raises(ConfigError, match=f"{family} entry_model parameter {key}: "):
@@ -229,7 +229,7 @@ def test_parameters_the_adapter_overrides_or_that_open_a_network_are_refused(fam
 
 
 def test_a_serial_tree_learner_is_still_allowed():
-    from cryptosweep.core.config import CategoricalDimension
+    from cryptosweep.core.settings import CategoricalDimension
     from cryptosweep.trading.models.check import range_problem
 
     dimension = CategoricalDimension(type="categorical", choices=["serial"])
@@ -360,7 +360,7 @@ def test_parameters_sized_by_the_features_are_probed_with_the_real_feature_count
     """The probe fitted 4 synthetic features: LightGBM monotone_constraints of length 4 passed
     validate and failed every trial (exit 4), and a right length for the 20 features was
     refused."""
-    from cryptosweep.core.config import CategoricalDimension
+    from cryptosweep.core.settings import CategoricalDimension
     from cryptosweep.trading.features import FEATURE_COLUMNS
     from cryptosweep.trading.models.check import range_problem
 

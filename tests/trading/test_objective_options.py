@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptosweep.core.config import TRADING_OPTIONS, ObjectiveSettings, drop_default_options
+from cryptosweep.core.config import TRADING_OPTIONS, drop_default_options
 from cryptosweep.core.reproducibility import ReproducibilityManager
+from cryptosweep.core.settings import ObjectiveSettings
 from cryptosweep.trading import steps
 from cryptosweep.trading.backtest import simulate
 from cryptosweep.trading.steps import (

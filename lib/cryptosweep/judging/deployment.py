@@ -48,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cryptosweep.core.config import CPCVSettings, DeploymentSettings
+from cryptosweep.core.settings import CPCVSettings, DeploymentSettings
 from cryptosweep.core.vocabulary import APPROVED, METRIC_LABELS, REJECTED
 from cryptosweep.judging.caveats import min_trades_of
 from cryptosweep.judging.edge import holdout_score

@@ -17,6 +17,6 @@ Called as::
 
 from __future__ import annotations
 
-from cryptosweep.core.config import DataUpdateSettings
+from cryptosweep.core.data_settings import DataUpdateSettings
 
 __all__ = ["DataUpdateSettings"]

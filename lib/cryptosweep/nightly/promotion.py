@@ -48,8 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.core.config import DeploymentSettings
 from cryptosweep.core.files import copy_atomic, sync_folder, write_json_atomic
+from cryptosweep.core.settings import DeploymentSettings
 from cryptosweep.core.vocabulary import APPROVED
 from cryptosweep.judging.deployment import keep_champion, summary_line
 from cryptosweep.production.model import MANIFEST

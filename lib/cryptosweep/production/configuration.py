@@ -202,11 +202,8 @@ def _check_params(params: dict[str, Any], family: str, name: str) -> None:
     of its type and in its range (:func:`~cryptosweep.core.config.trading_ranges_problem`),
     and the model's parameters known to its library, neither reserved nor forbidden, and
     accepted by the library itself (:mod:`cryptosweep.trading.models.check`)."""
-    from cryptosweep.core.config import (
-        TRADING_PARAMETERS,
-        CategoricalDimension,
-        trading_ranges_problem,
-    )
+    from cryptosweep.core.config import trading_ranges_problem
+    from cryptosweep.core.settings import TRADING_PARAMETERS, CategoricalDimension
     from cryptosweep.trading.models.check import known_parameters, probe
     from cryptosweep.trading.models.params import RESERVED_KEYS, forbidden_parameter
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.core.config import ObjectiveSettings
+from cryptosweep.core.settings import ObjectiveSettings
 from cryptosweep.trading.steps import Market, TradingParams, backtest_bars, entry_decisions
 
 #: ``action`` per side of an entry decided at a bar's close.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from cryptosweep.core.config import MAX_EVALUATIONS, SweepConfig
+from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.settings import MAX_EVALUATIONS
 from cryptosweep.strategies.base import EvalRequest, EvalResult, Strategy
 from cryptosweep.strategies.grid import GridSearch
 from cryptosweep.strategies.random import RandomSearch

@@ -60,8 +60,8 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.samplers import BaseSampler, CmaEsSampler, GPSampler, RandomSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState
 
-from cryptosweep.core.config import CategoricalDimension, FloatDimension, IntDimension
 from cryptosweep.core.reproducibility import derive_seed
+from cryptosweep.core.settings import CategoricalDimension, FloatDimension, IntDimension
 from cryptosweep.strategies.base import Observation
 from cryptosweep.strategies.space import DimensionSpec, Point, SearchSpace
 

@@ -18,13 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.core.config import (
-    CategoricalDimension,
-    FloatDimension,
-    IntDimension,
-    SweepConfig,
-)
+from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.settings import CategoricalDimension, FloatDimension, IntDimension
 
 DimensionSpec = FloatDimension | IntDimension | CategoricalDimension
 Point = dict[str, Any]

@@ -26,13 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.core.config import (
-    CategoricalDimension,
-    FloatDimension,
-    IntDimension,
-    SweepConfig,
-)
+from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.reproducibility import derive_seed
+from cryptosweep.core.settings import CategoricalDimension, FloatDimension, IntDimension
 from cryptosweep.records.evaluations import EvaluationRow
 from cryptosweep.records.journal import Journal
 

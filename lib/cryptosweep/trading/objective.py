@@ -44,12 +44,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptosweep.core.config import ObjectiveSettings, ObjectiveSpec
+from cryptosweep.core.config import ObjectiveSpec
 from cryptosweep.core.errors import ConfigError, DataError
 from cryptosweep.core.intervals import (
     format_interval,
 )
 from cryptosweep.core.reproducibility import ReproducibilityManager
+from cryptosweep.core.settings import ObjectiveSettings
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
 from cryptosweep.trading.cpcv import CPCVSplit, assemble_paths, cpcv_splits, group_bounds

@@ -15,10 +15,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from cryptosweep.core.config import CategoricalDimension, SweepConfig
+from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.config_files import validate_config
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.reproducibility import derive_seed
+from cryptosweep.core.settings import CategoricalDimension
 from cryptosweep.trading.objective import check_spec
 from cryptosweep.trading.steps import load_market
 from cryptosweep.walkforward.windows import Window, check_against_labels, plan_windows

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.core.config import CategoricalDimension
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.reproducibility import ReproducibilityManager
+from cryptosweep.core.settings import CategoricalDimension
 from cryptosweep.trading.features import FEATURE_COLUMNS
 from cryptosweep.trading.models.params import (
     RESERVED_KEYS,

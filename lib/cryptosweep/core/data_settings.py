@@ -1,0 +1,228 @@
+"""The ``data`` section of a sweep configuration: the candles' file, format, columns, bar
+interval, time range and holdout, and their update from an exchange (``data.update``: the
+exchange, symbol and interval ``cryptosweep data update`` fetches)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.strict import Strict
+
+
+class ColumnMapping(Strict):
+    """Column names of a generic CSV or Parquet file (``data.format: generic``)."""
+
+    timestamp: str = "timestamp"
+    open: str = "open"
+    high: str = "high"
+    low: str = "low"
+    close: str = "close"
+    volume: str = "volume"
+
+
+_EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+
+_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}/[A-Za-z0-9][A-Za-z0-9._-]{0,29}$")
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+class DataUpdateSettings(Strict):
+    """``data.update``: where new candles for ``data.path`` come from
+    (``cryptosweep data update --config CONFIG``; the nightly runs it before its sweep). The
+    strings are checked by shape only (ccxt is not imported here, so loading a config stays
+    cheap for every worker); whether the exchange knows them is checked when the update runs
+    (:func:`cryptosweep.marketdata.store.update_candles`: exit 2). The section changes no
+    result (the data file's digest does): it is in :data:`EXECUTION_ONLY`."""
+
+    exchange: str = Field(description="ccxt exchange id, e.g. binance, kraken, coinbase")
+    symbol: str = Field(description="unified spot symbol BASE/QUOTE, e.g. BTC/USDT")
+    interval: str = Field(description="bar interval as the exchange names it: 1m, 15m, 1h, "
+                          "4h, 1d, 1w (fixed lengths only); must be the file's interval")
+    base_url: str | None = Field(
+        default=None, description="another scheme://host[:port] for the exchange's REST API "
+        "(a mirror or proxy); no user, password or query: put a URL with credentials in the "
+        "environment variable named by base_url_env instead",
+    )
+    base_url_env: str | None = Field(
+        default=None, description="name of an environment variable holding base_url (may hold "
+        "credentials; never printed)",
+    )
+    limit: int = Field(default=1000, ge=1, le=5000, description="candles a request")
+    max_bars: int | None = Field(
+        default=100_000, ge=1, description="most bars one update appends (the rest come with "
+        "the next); None: no cap",
+    )
+    allow_gaps: bool = Field(
+        default=False, description="append across gaps the exchange itself has (missing "
+        "candles); off: a gap is refused (exit 2)",
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=300, description="seconds a request")
+    retries: int = Field(default=2, ge=0, le=10, description="retries of a failed request")
+
+    @field_validator("exchange")
+    @classmethod
+    def _exchange(cls, value: str) -> str:
+        if not _EXCHANGE_ID.match(value):
+            raise ValueError(f"expected a ccxt exchange id (lowercase letters, digits, _), "
+                             f"got {value!r}")
+        return value
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, value: str) -> str:
+        if not _SYMBOL.match(value):
+            raise ValueError(f"expected a unified spot symbol BASE/QUOTE like BTC/USDT, got "
+                             f"{value!r}")
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        from cryptosweep.core.intervals import format_interval, parse_interval
+
+        try:
+            canonical = format_interval(parse_interval(value))
+        except ValueError:
+            raise ValueError(f"expected a fixed bar interval like 1m, 15m, 1h, 4h, 1d or 1w, got "
+                             f"{value!r}") from None
+        if canonical != value:
+            raise ValueError(f"write the interval as exchanges name it: {canonical!r}, not "
+                             f"{value!r}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 -- raises ValueError for a bad port
+        except ValueError:
+            raise ValueError("base_url is not a URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("base_url must be an http(s) URL with a host")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("base_url must hold no user, password, query or fragment (config "
+                             "files are copied into run folders): name an environment variable "
+                             "holding it in base_url_env instead")
+        return value
+
+    @field_validator("base_url_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError(f"expected an environment variable name, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_base_url(self) -> DataUpdateSettings:
+        if self.base_url is not None and self.base_url_env is not None:
+            raise ValueError("set base_url or base_url_env, not both")
+        return self
+
+    def resolved_base_url(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """``base_url``, or the value of the variable ``base_url_env`` names (a
+        :class:`ConfigError` naming the variable, never its value, when it is unset)."""
+        if self.base_url_env is None:
+            return self.base_url
+        env = os.environ if environ is None else environ
+        value = env.get(self.base_url_env, "").strip()
+        if not value:
+            raise ConfigError(f"data.update.base_url_env: the environment variable "
+                              f"{self.base_url_env} is not set")
+        return value
+
+    def call_kwargs(self, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The keyword arguments of :func:`cryptosweep.marketdata.store.update_candles` after
+        its ``path``."""
+        return {
+            "exchange": self.exchange, "symbol": self.symbol, "interval": self.interval,
+            "base_url": self.resolved_base_url(environ), "limit": self.limit,
+            "max_bars": self.max_bars, "allow_gaps": self.allow_gaps,
+            "timeout_s": self.timeout_s, "retries": self.retries,
+        }  # fmt: skip
+
+
+class DataSettings(Strict):
+    path: str | None = Field(default=None, description="OHLCV file or folder; None: sample data")
+    holdout_fraction: float = Field(default=0.2, ge=0, lt=0.9)
+    format: Literal["auto", "binance", "cryptodatadownload", "generic"] = "auto"
+    columns: ColumnMapping = ColumnMapping()
+    timestamp_unit: Literal["s", "ms", "us", "ns"] | None = Field(
+        default=None, description="numeric timestamps of a generic file; None: parse dates"
+    )
+    bar_interval: str | None = Field(
+        default=None, description="the candles' interval, e.g. 1m, 15m, 1h, 1d; None: detected "
+        "from the data (a declared one must agree with it)"
+    )
+    start: str | None = Field(
+        default=None, description="first bar of the time range the sweep uses (ISO timestamp, "
+        "UTC unless it says otherwise; included); None: the data's first bar. Features are "
+        "computed on the whole file (a feature reads past bars only), labels, folds and the "
+        "holdout lie within the range"
+    )
+    end: str | None = Field(
+        default=None, description="end of the time range (ISO timestamp, UTC unless it says "
+        "otherwise; excluded); None: after the data's last bar"
+    )
+    update: DataUpdateSettings | None = Field(
+        default=None, description="where new candles for path come from (`cryptosweep data "
+        "update`, and the nightly before its sweep); None: the file is not updated"
+    )
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> Any:
+        from datetime import date
+
+        if isinstance(value, date):  # an unquoted YAML date or time (also from --set)
+            return utc_timestamp(value.isoformat())
+        if isinstance(value, str):
+            return utc_timestamp(value)
+        return value  # None, or a type the field refuses
+
+    @property
+    def has_holdout(self) -> bool:
+        """Whether the most recent bars are kept out of the sweep as a holdout."""
+        return self.holdout_fraction > 0
+
+    @model_validator(mode="after")
+    def _range_order(self) -> DataSettings:
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(f"start ({self.start}) must be before end ({self.end})")
+        return self
+
+    @field_validator("bar_interval")
+    @classmethod
+    def _interval(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from cryptosweep.core.intervals import format_interval, parse_interval
+
+        return format_interval(parse_interval(value))
+
+
+def utc_timestamp(value: str) -> str:
+    """An ISO 8601 timestamp (``2022-03-01``, ``2022-03-01T12:00``, ``...Z``, ``...+02:00``)
+    in the canonical UTC form ``YYYY-MM-DDTHH:MM:SS+00:00`` (one without a zone is UTC);
+    anything else is a ``ValueError``."""
+    from datetime import UTC, datetime
+
+    try:
+        stamp = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"not an ISO timestamp: {value!r} (e.g. 2022-03-01T00:00:00Z)"
+                         ) from None
+    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    return stamp.isoformat()

@@ -1,0 +1,428 @@
+"""The sections of a sweep configuration, each a strict pydantic model (unknown keys are
+errors, types are strict, every size bounded): the search-space dimensions, the strategies'
+settings, data (with its update from an exchange), objective, execution, reporting,
+walk-forward, deployment gate and evidence sections. :mod:`.config` assembles them into a
+:class:`~cryptosweep.core.config.SweepConfig`."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from cryptosweep.core.data_settings import DataSettings
+from cryptosweep.core.strict import Strict
+from cryptosweep.core.vocabulary import LABEL_KINDS, MODEL_FAMILIES, SCORE_METRICS, SWEEP_TYPES
+
+ModelFamily = Literal[MODEL_FAMILIES]  # type: ignore[valid-type]
+
+
+SweepType = Literal[SWEEP_TYPES]  # type: ignore[valid-type]
+
+
+ScoreMetric = Literal[SCORE_METRICS]  # type: ignore[valid-type]
+
+
+LabelKind = Literal[LABEL_KINDS]  # type: ignore[valid-type]
+
+
+#: The most evaluations one sweep may plan (every strategy, counted before anything is built).
+MAX_EVALUATIONS = 100_000
+
+
+#: The most boosting rounds (epochs for torch) one evaluation may train: the full budget times
+#: ``objective.rounds_per_unit``.
+MAX_ROUNDS = 1_000_000
+
+
+#: The largest master seed: what every framework (``torch.manual_seed``), SQLite's INTEGER and
+#: JSON all hold exactly.
+MAX_SEED = 2**63 - 1
+
+
+#: The most worker processes one sweep may start (``execution.workers``, ``--workers``).
+MAX_WORKERS = 1024
+
+
+#: Fees plus slippage per side, in basis points, must stay below the whole price (10,000 bps):
+#: a cost of 100% of the price or more is not a cost.
+MAX_COST_BPS = 10_000.0
+
+
+#: The longest holding period, in bars (a million hourly bars are 114 years).
+MAX_HOLDING_BARS = 1_000_000
+
+
+#: The trading parameters every configuration sets (``parameter_ranges.trading``): their
+#: allowed values, as (smallest, largest, whether the bounds themselves are allowed, integer).
+TRADING_PARAMETERS: dict[str, tuple[float, float, bool, bool]] = {
+    "threshold": (0.0, 1.0, False, False),  # a probability strictly inside (0, 1)
+    "holding_period": (1, MAX_HOLDING_BARS, True, True),  # whole bars, at least one
+    "stop_loss": (0.0, 1.0, False, False),  # a fraction of the entry price, in (0, 1)
+    "take_profit": (0.0, math.inf, False, False),  # a fraction of the entry price, > 0
+}
+
+
+class FloatDimension(Strict):
+    """A real-valued dimension on ``[low, high]``, uniform or log-uniform, optionally stepped."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> FloatDimension:
+        _check_range(self.low, self.high, self.log)
+        if self.log and self.step is not None:
+            raise ValueError("step and log cannot be combined")
+        return self
+
+
+class IntDimension(Strict):
+    """An integer dimension on ``[low, high]`` (both included), optionally log-scaled or stepped."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> IntDimension:
+        _check_range(self.low, self.high, self.log)
+        if self.log and self.step != 1:
+            raise ValueError("step and log cannot be combined")
+        return self
+
+
+class CategoricalDimension(Strict):
+    """One of a list of choices (strings, numbers or booleans)."""
+
+    type: Literal["categorical"]
+    choices: list[str | bool | int | float] = Field(min_length=1)
+
+    @field_validator("choices")
+    @classmethod
+    def _unique(cls, choices: list[Any]) -> list[Any]:
+        keys = [json.dumps(c) for c in choices]
+        if len(set(keys)) != len(keys):
+            raise ValueError("choices must be unique")
+        return choices
+
+
+Dimension = Annotated[
+    FloatDimension | IntDimension | CategoricalDimension, Field(discriminator="type")
+]
+
+
+def _check_range(low: float, high: float, log: bool) -> None:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError("low and high must be finite")
+    if low > high:
+        raise ValueError(f"low ({low}) > high ({high})")
+    if log and low <= 0:
+        raise ValueError(f"log scale needs low > 0, got {low}")
+
+
+class ParameterRanges(Strict):
+    """Search ranges: one block per entry-model family, plus the trading parameters."""
+
+    catboost: dict[str, Dimension] | None = None
+    lightgbm: dict[str, Dimension] | None = None
+    xgboost: dict[str, Dimension] | None = None
+    torch: dict[str, Dimension] | None = None
+    trading: dict[str, Dimension]
+
+    def family(self, name: str) -> dict[str, Any]:
+        block = getattr(self, name)
+        return dict(block) if block else {}
+
+
+class HyperbandSettings(Strict):
+    iterations: int = Field(default=1, ge=1, le=MAX_EVALUATIONS)
+    max_iter: int = Field(default=27, ge=1, le=MAX_ROUNDS, description="full resource R of one "
+                          "configuration (kept for older configs: the top-level full_budget says "
+                          "the same)")
+    eta: int = Field(default=3, ge=2)
+    sampler: Literal["random", "tpe"] = Field(
+        default="random", description="tpe: BOHB (Falkner et al., 2018)"
+    )
+    continue_training: bool = Field(
+        default=True, description="promoted configurations continue from their checkpoints "
+        "where the family allows it (docs/continuation.md); the workers must share the run "
+        "folder's file system"
+    )
+    overlap_brackets: bool = Field(
+        default=True, description="while a bracket waits at a rung barrier, workers run the "
+        "next bracket; results are the same either way, false runs brackets one after another"
+    )
+
+
+class RandomSettings(Strict):
+    n_trials: int = Field(default=20, ge=1, le=MAX_EVALUATIONS)
+
+
+class GridSettings(Strict):
+    points: int = Field(default=3, ge=1, le=MAX_EVALUATIONS,
+                        description="values per numeric dimension")
+    max_trials: int = Field(default=MAX_EVALUATIONS, ge=1, le=MAX_EVALUATIONS)
+
+
+class BayesianSettings(Strict):
+    n_trials: int = Field(default=30, ge=1, le=MAX_EVALUATIONS)
+    sampler: Literal["tpe", "gp", "cmaes"] = "tpe"
+    batch_size: int = Field(
+        default=4, ge=1, description="trials asked per synchronous batch (fixed, not the "
+        "number of workers, so that results do not depend on the workers)"
+    )
+
+
+class GPUSettings(Strict):
+    memory_fraction: float = Field(
+        default=0.9, gt=0, le=1, description="share of a GPU's memory its worker may use: "
+        "torch's per-process cap, CatBoost's gpu_ram_part (split between trials_per_gpu); "
+        "XGBoost has no such setting"
+    )
+    deterministic: bool = True
+    trials_per_gpu: int = Field(default=1, ge=1, description="trials run at once on one GPU")
+
+
+class ObjectiveSettings(Strict):
+    metric: ScoreMetric = "sharpe"
+    models: list[ModelFamily] = Field(
+        default_factory=lambda: ["lightgbm"], min_length=1
+    )
+    folds: int = Field(default=4, ge=1)
+    labels: LabelKind = "triple_barrier"
+    fees_bps: float = Field(default=10.0, ge=0, lt=MAX_COST_BPS, allow_inf_nan=False,
+                            description="per side")
+    slippage_bps: float = Field(default=0.0, ge=0, lt=MAX_COST_BPS, allow_inf_nan=False,
+                                description="per side")
+    allow_short: bool = False
+    rounds_per_unit: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    embargo_bars: int = Field(default=0, ge=0)
+    min_train_bars: int = Field(default=500, ge=10)
+    threads_per_trial: int = Field(default=1, ge=1)
+    # The objective closer to trading (:data:`TRADING_OPTIONS`; each default is the behaviour
+    # before it existed, and a default is left out of the canonical config, so results made
+    # without the options keep their bytes and hash).
+    entry_rule: Literal["threshold", "expected_value"] = Field(
+        default="threshold", description="threshold: enter when P > trading.threshold; "
+        "expected_value: enter when p*take_profit - (1-p)*stop_loss - round-trip costs > 0")
+    bet_sizing: Literal["none", "afml"] = Field(
+        default="none", description="none: the whole equity in each trade; afml: the size "
+        "from the entry's probability (AFML ch. 10, 2*Phi(z)-1)")
+    sample_weights: Literal["none", "uniqueness"] = Field(
+        default="none", description="uniqueness: each training label weighted by its average "
+        "uniqueness among overlapping triple-barrier labels (AFML ch. 4)")
+    vol_target: float | None = Field(
+        default=None, gt=0, le=10, allow_inf_nan=False, description="annualised volatility "
+        "each position is scaled to (at most the whole equity); null: no targeting")
+    funding_bps_per_8h: float = Field(
+        default=0.0, ge=-100, le=100, allow_inf_nan=False, description="what a short pays "
+        "per 8 hours held (funding or borrow, bps of its notional), pro-rated per bar")
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[str]) -> list[str]:
+        if len(set(models)) != len(models):
+            raise ValueError("model families must be unique")
+        return models
+
+    @model_validator(mode="after")
+    def _costs_below_the_price(self) -> ObjectiveSettings:
+        if self.fees_bps + self.slippage_bps >= MAX_COST_BPS:
+            raise ValueError(
+                f"fees_bps + slippage_bps ({self.fees_bps:g} + {self.slippage_bps:g}) must be "
+                f"below {MAX_COST_BPS:g} bps per side: a cost of the whole price is not a cost"
+            )
+        return self
+
+
+class ExecutionSettings(Strict):
+    workers: int | None = Field(
+        default=None, ge=0, le=MAX_WORKERS,
+        description="None: one per CPU core; 0: in-process; N: N workers"
+    )
+    scheduler_address: str | None = None
+    trial_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                        description="seconds per trial")
+    max_retries: int = Field(default=2, ge=0, description="re-runs of a trial whose worker died")
+    max_failure_fraction: float = Field(default=0.5, gt=0, le=1)
+
+
+class ReportingSettings(Strict):
+    top_k: int = Field(default=5, ge=1)
+    min_trades: int = Field(
+        default=30, ge=1, description="a holdout or fold score from fewer trades is flagged as "
+        "a small sample wherever it appears (report, text report, index, verdict)"
+    )
+    min_importance_trials: int = Field(
+        default=20, ge=2, description="fANOVA importances are shown only from at least this "
+        "many full-budget trials of one model family"
+    )
+    keep_checkpoints: bool = Field(
+        default=False, description="keep the Hyperband checkpoints of a finished run (else "
+        "removed once its results are written)"
+    )
+
+
+class WalkForwardSettings(Strict):
+    """Walk-forward optimisation (``cryptosweep walkforward``): the windows' layout on the data
+    (:mod:`cryptosweep.walkforward.windows`)."""
+
+    out_of_sample_bars: int = Field(ge=1, description="bars each window's winner is traded on")
+    windows: int | None = Field(default=None, ge=1, description="how many windows; None: as "
+                                "many as fit after in_sample_bars")
+    in_sample_bars: int | None = Field(default=None, ge=1, description="rolling: every "
+                                       "in-sample period's length; anchored: the first one's")
+    anchored: bool = Field(default=True, description="true: in-sample periods start at the "
+                           "first bar and grow; false: they roll, in_sample_bars long")
+    embargo_bars: int = Field(default=0, ge=0, description="bars between an in-sample period "
+                              "and its out-of-sample segment")
+    trade_rejected: bool = Field(default=False, description="false: a winner the deployment "
+                                 "gate rejects is not traded: the previous window's champion "
+                                 "trades the segment (flat without one), as the nightly would; "
+                                 "true: every window's winner is traded, its decision recorded")
+
+
+class DeploymentSettings(Strict):
+    """The deployment gate (:mod:`cryptosweep.judging.deployment`): what the winner of a run
+    must show to be approved for production. The decision judges results, it does not change
+    them: the whole section is left out of the results hash (:data:`EXECUTION_ONLY`)."""
+
+    min_dsr: float = Field(
+        default=0.95, ge=0, le=1, description="deflated Sharpe ratio of the winner at least "
+        "this: 95% confidence that its Sharpe ratio beats the best one this many trials would "
+        "show without skill (Bailey & Lopez de Prado 2014)"
+    )
+    max_pbo: float = Field(
+        default=0.5, ge=0, le=1, description="probability of backtest overfitting at most "
+        "this: above one half, the search's winner falls below the median out of sample more "
+        "often than not (Bailey et al. 2017)"
+    )
+    min_holdout_score: float = Field(
+        default=0.0, allow_inf_nan=False, description="the winner's holdout objective.metric "
+        "at least this (0: it does not lose to never trading)"
+    )
+    min_holdout_trades: int | None = Field(
+        default=None, ge=0, description="the winner made at least this many trades on the "
+        "holdout: with fewer, its holdout score is mostly noise. None: reporting.min_trades, "
+        "the one small-sample threshold the report flags with too"
+    )
+    max_holdout_pvalue: float = Field(
+        default=0.05, gt=0, le=1, description="the winner's holdout beats random entries of "
+        "the same exposure (same number and lengths of trades at random times): permutation "
+        "p-value at most this (1: criterion off)"
+    )
+    stress_multiplier: float = Field(
+        default=2.0, ge=1, le=100, allow_inf_nan=False, description="fees and slippage are "
+        "multiplied by this for the cost stress of the winner's holdout"
+    )
+    min_stress_score: float | None = Field(
+        default=0.0, allow_inf_nan=False, description="the winner's holdout objective.metric "
+        "at stress_multiplier x costs at least this (None: criterion off)"
+    )
+    rescore_seeds: int = Field(
+        default=3, ge=1, le=20, description="the top-k are re-scored at the full budget from "
+        "scratch with this many seeds (the first is the recorded one); the winner is the best "
+        "mean, and every seed counts as a trial"
+    )
+    neighbourhood: bool = Field(
+        default=True, description="re-score the winner's neighbours (each trading parameter "
+        "one step either way, each numeric model parameter +-10%) from scratch on validation"
+    )
+    ledger: str | None = Field(
+        default=None, description="the trial ledger (SQLite) that counts every configuration "
+        "and seed tried on overlapping bars across nights; None: trials.db beside "
+        "champion_dir, else in the run folder"
+    )
+    trial_window_days: float = Field(
+        default=30.0, gt=0, le=36_500, allow_inf_nan=False, description="trials recorded in "
+        "the ledger within this many days, on overlapping bars of the same market, count"
+    )
+    min_improvement: float = Field(
+        default=0.0, allow_inf_nan=False, description="when a champion is deployed, the "
+        "winner's holdout score must be at least the champion's (re-evaluated on the same "
+        "bars) plus this"
+    )
+    champion_alpha: float = Field(
+        default=0.05, gt=0, le=1, description="a challenger replaces the champion only when "
+        "a paired test on the same holdout bars (Jobson-Korkie with Memmel's correction) says "
+        "its Sharpe ratio is higher at this level (1: any higher score)"
+    )
+    demote_after: int = Field(
+        default=3, ge=1, le=365, description="a champion whose own re-evaluation fails its "
+        "keep criterion (holdout score >= min_holdout_score) this many nights in a row is "
+        "demoted"
+    )
+    champion_dir: str | None = Field(
+        default=None, description="the deployed champion's model folder (its manifest.json); "
+        "None: no champion to compare with. The nightly sets MODELS_DIR/champion"
+    )
+
+
+class CPCVSettings(Strict):
+    """Combinatorial purged cross-validation of the top-k (AFML ch. 12,
+    :mod:`cryptosweep.trading.cpcv`): the development bars cut into ``groups`` groups, every
+    choice of ``test_groups`` of them tested by a model trained on the others (purged and
+    embargoed), the test predictions stitched into ``φ[groups, test_groups]`` backtest paths.
+    It judges the search's results, it does not change them (:data:`EXECUTION_ONLY`)."""
+
+    enabled: bool = Field(default=False, description="re-score each top-k configuration on "
+                          "every CPCV path (C(groups, test_groups) fits each)")
+    groups: int = Field(default=6, ge=3, le=16, description="N: contiguous groups of the "
+                        "development bars")
+    test_groups: int = Field(default=2, ge=1, description="k: groups tested by each split")
+    gate_quantile: float = Field(default=0.25, gt=0, lt=1, description="the quantile of the "
+                                 "winner's path Sharpe ratios that min_path_quantile judges")
+    min_path_quantile: float | None = Field(
+        default=None, allow_inf_nan=False, description="the gate: the winner's gate_quantile "
+        "of its annualised path Sharpe ratios at least this (None: criterion off)")
+
+    @model_validator(mode="after")
+    def _fewer_test_groups(self) -> CPCVSettings:
+        if self.test_groups >= self.groups:
+            raise ValueError(f"test_groups ({self.test_groups}) must be fewer than groups "
+                             f"({self.groups}): something must be left to train on")
+        return self
+
+
+class RegimeLabelSettings(Strict):
+    """The market regimes the holdout and validation bars are sliced by
+    (:class:`cryptosweep.trading.regimes.RegimeSettings`, whose defaults these are)."""
+
+    enabled: bool = True
+    trend_lookback: int = Field(default=24, ge=1)
+    trend_threshold: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    volatility_window: int = Field(default=24, ge=2)
+    volatility_min_history: int = Field(default=168, ge=1)
+
+
+class OtherMarket(Strict):
+    """Another market's candles the top-k are re-fitted and scored on, each with its own
+    purged walk-forward folds (the sweep's objective settings)."""
+
+    name: str = Field(min_length=1, max_length=100, description="how the report names it")
+    data: DataSettings = Field(description="its candles, as the data section reads them "
+                               "(path, format, columns, ...); update is not used")
+
+
+class EvidenceSettings(Strict):
+    """Evidence beyond the one walk-forward path: CPCV paths, regimes, other markets. It
+    judges results, it does not change the search's: left out of the results hash."""
+
+    cpcv: CPCVSettings = CPCVSettings()
+    regimes: RegimeLabelSettings = RegimeLabelSettings()
+    markets: list[OtherMarket] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> EvidenceSettings:
+        names = [market.name for market in self.markets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"evidence.markets: names must be distinct, got {names}")
+        return self
