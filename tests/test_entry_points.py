@@ -173,7 +173,7 @@ def test_debug_logs_every_evaluation_and_info_shows_the_end_of_the_sweep(tmp_pat
         assert f"eval {eval_id} submitted: trial {eval_id}" in done.stderr
         assert f"eval {eval_id} done: score" in done.stderr
     # The end of the sweep: the top 2's holdout evaluations and re-runs, and the baselines.
-    assert "end of the sweep: 5 evaluation(s) on in-process: " in done.stderr
+    assert "end of the sweep: 7 evaluation(s) on in-process: " in done.stderr
     finished = re.findall(r"end of the sweep (\d)/5: (\S+) done", done.stderr)
     assert [k for k, _ in finished] == ["1", "2", "3", "4", "5"]
     assert sorted(re.sub(r"-\d+$", "", task) for _, task in finished) == [

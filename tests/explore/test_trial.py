@@ -211,7 +211,13 @@ def test_the_trades_chart_draws_the_backtests_trades_in_a_window_of_candles(view
     view.sliders["stop_loss"].value = 0.02  # tight stops: exits of every kind
     whatif = view.whatif
     labels = [label for label, _ in view.period_picker.options]
+    assert [label.split(" · ")[0] for label in labels] == ["fold 1", "fold 2"]
+    assert ", holdout " not in view.whatif_summary.value  # validation only until unlocked
+    view.show_holdout()  # the explorer's unlock
+    whatif = view.whatif
+    labels = [label for label, _ in view.period_picker.options]
     assert [label.split(" · ")[0] for label in labels] == ["fold 1", "fold 2", "holdout"]
+    assert ", holdout " in view.whatif_summary.value
     for period in range(len(labels)):
         view.period_picker.value = period
         block = whatif.blocks[period]

@@ -64,12 +64,12 @@ def test_the_settings_drive_an_update(binance, sample, tmp_path: Path) -> None:
 def test_the_section_lives_in_the_config_and_out_of_the_results_hash(tmp_path: Path) -> None:
     """``data.update`` is a typed section of DataSettings (extra keys refused) that changes
     no result: two configs differing only in it hash alike."""
-    from cryptosweep.core import config as core_config
+    from cryptosweep.core import data_settings
     from cryptosweep.core.config import config_hash
     from cryptosweep.core.config_files import validate_config
     from tests.support import tiny_config
 
-    assert DataUpdateSettings is core_config.DataUpdateSettings
+    assert DataUpdateSettings is data_settings.DataUpdateSettings
     plain = validate_config(tiny_config())
     updated = validate_config(tiny_config(data__update=dict(BASE)))
     assert isinstance(updated.data.update, DataUpdateSettings)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cryptosweep.core.config import ObjectiveSpec
-from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.data_settings import DataSettings
+from cryptosweep.core.errors import ConfigError
 from cryptosweep.trading.objective import check_spec
 from cryptosweep.trading.steps import load_market
 

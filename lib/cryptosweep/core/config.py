@@ -21,10 +21,29 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from cryptosweep.core.data_settings import DataSettings
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.files import canonical_json
-from cryptosweep.core.settings import MAX_ROUNDS, MAX_SEED, TRADING_PARAMETERS, BayesianSettings, CategoricalDimension, DeploymentSettings, EvidenceSettings, ExecutionSettings, FloatDimension, GPUSettings, GridSettings, HyperbandSettings, ObjectiveSettings, ParameterRanges, RandomSettings, ReportingSettings, SweepType, WalkForwardSettings
-from cryptosweep.core.data_settings import DataSettings
+from cryptosweep.core.settings import (
+    MAX_ROUNDS,
+    MAX_SEED,
+    TRADING_PARAMETERS,
+    BayesianSettings,
+    CategoricalDimension,
+    DeploymentSettings,
+    EvidenceSettings,
+    ExecutionSettings,
+    FloatDimension,
+    GPUSettings,
+    GridSettings,
+    HyperbandSettings,
+    ObjectiveSettings,
+    ParameterRanges,
+    RandomSettings,
+    ReportingSettings,
+    SweepType,
+    WalkForwardSettings,
+)
 from cryptosweep.core.strict import Strict
 from cryptosweep.core.vocabulary import MODEL_FAMILIES
 

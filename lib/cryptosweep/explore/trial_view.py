@@ -341,6 +341,16 @@ class TrialView:
         self._enable(True)
         self.update_what_if()
 
+    def show_holdout(self) -> None:
+        """Show the holdout from now on (the explorer's unlock, which records the look): its
+        period, equity and what-if score, redrawn at once for the trial on display."""
+        self.holdout_unlocked = True
+        with self._lock:
+            generation, record, predictions = self._generation, self.record, self.predictions
+        self.figures["equity"] = None
+        if record is not None and predictions is not None:
+            self._ready(generation, record, predictions)
+
     def _shown(self, lengths: dict[str, int]) -> dict[str, int]:
         """The sequences to draw: the holdout only once it is unlocked."""
         return lengths if self.holdout_unlocked else {

@@ -181,7 +181,8 @@ class Explorer:
         where it was recorded."""
         where = (record_unlock(self.run.path) if self.run is not None
                  else "no run chosen: nothing recorded")
-        self.holdout_unlocked = self.trial.holdout_unlocked = True
+        self.holdout_unlocked = True
+        self.trial.show_holdout()
         self.unlock_button.disabled = True
         self.unlock_note.value = (f"<i>holdout unlocked; the look is recorded "
                                   f"({html.escape(where)})</i>")

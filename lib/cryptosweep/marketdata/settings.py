@@ -1,5 +1,5 @@
 """The ``data.update`` config section, re-exported: :class:`DataUpdateSettings` is defined
-with the rest of the configuration in :mod:`cryptosweep.core.config` (``data.update``, left out
+with the data section in :mod:`cryptosweep.core.data_settings` (``data.update``, left out
 of the results hash) and imported from there.
 
 ```yaml

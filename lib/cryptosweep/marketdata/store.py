@@ -39,7 +39,7 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,21 @@ class UpdateSummary:
             "dropped_unclosed": self.dropped_unclosed, "complete": self.complete,
             "requests": self.requests,
         }  # fmt: skip
+
+
+def update_configured(config: Any, *, now: pd.Timestamp | str | int | None = None,
+                      environ: Mapping[str, str] | None = None) -> UpdateSummary:
+    """:func:`update_candles` as a config's ``data.update`` section says, on its ``data.path``
+    (``cryptosweep data update --config CONFIG``, and the nightly before its sweep). A config
+    without the section or without a ``data.path`` is a :class:`ConfigError` (exit 2)."""
+    settings = config.data.update
+    if settings is None:
+        raise ConfigError("data.update: the config has no data.update section (exchange, symbol, "
+                          "interval); see docs/data_update.md")
+    if config.data.path is None:
+        raise ConfigError("data.update needs data.path: the bundled sample is never updated; "
+                          "copy it and point data.path at the copy")
+    return update_candles(config.data.path, now=now, **settings.call_kwargs(environ))
 
 
 def update_candles(

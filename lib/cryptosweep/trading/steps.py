@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.core.config import ObjectiveSpec
+from cryptosweep.core.data_settings import DataSettings
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.intervals import (
     detect_interval,
@@ -27,7 +28,6 @@ from cryptosweep.core.intervals import (
 )
 from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.core.settings import ObjectiveSettings
-from cryptosweep.core.data_settings import DataSettings
 from cryptosweep.trading.backtest import BacktestResult, simulate
 from cryptosweep.trading.features import build_features, cached_features
 from cryptosweep.trading.labels import fixed_horizon_labels, triple_barrier_labels
