@@ -172,12 +172,14 @@ def test_debug_logs_every_evaluation_and_info_shows_the_end_of_the_sweep(tmp_pat
     for eval_id in range(3):
         assert f"eval {eval_id} submitted: trial {eval_id}" in done.stderr
         assert f"eval {eval_id} done: score" in done.stderr
-    # The end of the sweep: the top 2's holdout evaluations and re-runs, and the baselines.
+    # The end of the sweep: first the top 2's holdout evaluations, their re-scores with two
+    # more seeds and the baselines; then the winner's replay and its neighbourhood.
     assert "end of the sweep: 7 evaluation(s) on in-process: " in done.stderr
-    finished = re.findall(r"end of the sweep (\d)/5: (\S+) done", done.stderr)
-    assert [k for k, _ in finished] == ["1", "2", "3", "4", "5"]
+    finished = re.findall(r"end of the sweep (\d)/7: (\S+) done", done.stderr)
+    assert [k for k, _ in finished] == ["1", "2", "3", "4", "5", "6", "7"]
     assert sorted(re.sub(r"-\d+$", "", task) for _, task in finished) == [
-        "baselines", "holdout", "holdout", "rerun", "rerun"]
+        "baselines", "holdout", "holdout", "rescore1", "rescore1", "rescore2", "rescore2"]
+    assert re.search(r"end of the sweep 1/\d+: rerun-\d+ done", done.stderr)
 
 
 def test_version_and_plain_help():
