@@ -49,7 +49,9 @@ def test_as_many_windows_as_fit_after_the_first_in_sample_period():
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"windows": 10}, r"leave 0 in-sample bars"),
-    ({"windows": 2, "in_sample_bars": 900}, r"need 900"),
+    ({"windows": 2, "in_sample_bars": 900, "anchored": False}, r"need 900"),
+    # Anchored windows count themselves from in_sample_bars: with windows too, one was ignored.
+    ({"windows": 2, "in_sample_bars": 300}, r"set windows or in_sample_bars, not both"),
     ({"in_sample_bars": 950}, r"hold no window"),
     ({}, r"set windows .* or in_sample_bars"),
     ({"windows": 2, "anchored": False}, r"in_sample_bars is required for rolling"),
@@ -67,6 +69,12 @@ def test_segments_must_hold_a_trade_and_labels_need_an_embargo():
     with pytest.raises(ConfigError, match="embargo_bars is 0 but labels span up to 24 bars"):
         check_against_labels(no_embargo, 0, max_holding=24)
     check_against_labels(no_embargo, 0, max_holding=1)
+    # An embargo shorter than the labels still lets the last ones reach into the segment.
+    with pytest.raises(ConfigError, match="embargo_bars is 10 but labels span up to 24 bars"):
+        check_against_labels(plan_windows(1000, 100, windows=3, embargo_bars=10), 10,
+                             max_holding=24)
+    check_against_labels(plan_windows(1000, 100, windows=3, embargo_bars=24), 24,
+                         max_holding=24)
 
 
 def test_efficiency_and_annualised_return():

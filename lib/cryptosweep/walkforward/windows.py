@@ -52,6 +52,11 @@ def plan_windows(n_bars: int, out_of_sample_bars: int, *, windows: int | None = 
     length, embargo = out_of_sample_bars, embargo_bars
     if length < 1:
         raise ConfigError(f"walk_forward.out_of_sample_bars must be >= 1, got {length}")
+    if anchored and windows is not None and in_sample_bars is not None:
+        raise ConfigError(
+            "walk_forward: anchored windows take in_sample_bars only to count the windows "
+            "(the first in-sample period's length); with windows given too, one of the two "
+            "would be ignored: set windows or in_sample_bars, not both")
     if not anchored and in_sample_bars is None:
         raise ConfigError("walk_forward.in_sample_bars is required for rolling windows "
                           "(anchored: false): the length of every in-sample period")
@@ -91,8 +96,8 @@ def check_against_labels(windows: list[Window], embargo_bars: int, max_holding: 
             f"walk_forward.out_of_sample_bars={shortest} is shorter than the longest holding "
             f"period the search may choose ({max_holding} bars): a segment could not hold one "
             "trade to its time exit")
-    if embargo_bars == 0 and max_holding > 1:
+    if embargo_bars < max_holding and max_holding > 1:
         raise ConfigError(
-            f"walk_forward.embargo_bars is 0 but labels span up to {max_holding} bars: "
-            f"in-sample labels would overlap the out-of-sample segment; set embargo_bars >= "
-            f"{max_holding}")
+            f"walk_forward.embargo_bars is {embargo_bars} but labels span up to {max_holding} "
+            f"bars: the last in-sample labels would reach into the out-of-sample segment; set "
+            f"embargo_bars >= {max_holding}")
