@@ -38,6 +38,9 @@ def tiny_config(**changes: Any) -> dict[str, Any]:
         "objective": {"folds": 2, "rounds_per_unit": 5, "min_train_bars": 200},
         "execution": {"workers": 0},
         "reporting": {"top_k": 2},
+        # The winner's neighbourhood is evaluated end to end where a test asks for it
+        # (tests/sweep/test_runner.py's reference); elsewhere it only costs time.
+        "deployment": {"neighbourhood": False},
     }
     for dotted, value in changes.items():
         node = config

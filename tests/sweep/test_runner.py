@@ -33,10 +33,11 @@ def run(config_path: Path, log_dir: Path, name: str, *extra: str) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """One uninterrupted in-process run of the tiny config with seed 11."""
+    """One uninterrupted in-process run of the tiny config with seed 11 (the winner's
+    neighbourhood evaluated too)."""
     base = tmp_path_factory.mktemp("reference")
     config_path = base / "sweep.json"
-    config_path.write_text(json.dumps(tiny_config()))
+    config_path.write_text(json.dumps(tiny_config(deployment__neighbourhood=True)))
     return config_path, run(config_path, base / "logs", "ref", "--seed", "11")
 
 
@@ -65,6 +66,8 @@ def test_run_folder_holds_every_output_file(reference):
         (statistics.get("neighbourhood") or {}).get("neighbours", []))
     assert statistics["selection"]["dsr"]["n_trials"] == statistics["ledger"]["n_trials"]
     assert statistics["holdout_looks"] == 1
+    neighbourhood = statistics["neighbourhood"]  # each parameter one step away, from scratch
+    assert neighbourhood["neighbours"] and neighbourhood["label"] in ("plateau", "spike")
     assert 0 < statistics["holdout"]["permutation"]["p_value"] <= 1
     assert 0.0 <= overfitting["pbo"]["pbo"] <= 1.0
     assert len(overfitting["pbo"]["logits"]) == overfitting["pbo"]["n_combinations"] == 12870
