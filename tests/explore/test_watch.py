@@ -18,7 +18,7 @@ from cryptosweep.explore import start_sweep, watch
 from cryptosweep.explore.watch import (
     BackgroundSweep,
     Snapshot,
-    SweepPlan,
+    WatchedPlan,
     Watcher,
     take_snapshot,
 )
@@ -142,7 +142,7 @@ def test_the_status_line_shows_a_best_only_at_full_budget_and_running_at_most_th
         explore_reports, tmp_path):
     # Before the fix: "best +1.2345" from a budget-1 rung, and "4 running" on 2 workers (the
     # runner keeps a queue of submitted evaluations ahead of the workers).
-    plan = SweepPlan(total=10, full_budget=4.0)
+    plan = WatchedPlan(total=10, full_budget=4.0)
     low = [_row(0, 1.0, "done", 1.2345), _row(1, 1.0, "done", 0.5)]
     queued = [_row(i, 1.0, "running") for i in range(2, 6)]
     early = Snapshot(tmp_path, time.time(), "running", rows=(*low, *queued), slots=2)

@@ -44,12 +44,12 @@ __all__ = [
     "DEFAULT_INTERVAL_S",
     "BackgroundSweep",
     "Snapshot",
-    "SweepPlan",
+    "WatchedPlan",
     "Watcher",
     "start_sweep",
-    "sweep_plan",
     "take_snapshot",
     "watch",
+    "watched_plan",
 ]
 
 DEFAULT_INTERVAL_S = 3.0
@@ -60,7 +60,7 @@ FINISHED_STATUSES = ("complete", "failed")
 
 
 @dataclass(frozen=True)
-class SweepPlan:
+class WatchedPlan:
     """What the sweep's config says it will run: the number of evaluations and, for Hyperband,
     the planned evaluations and resource of every (iteration, bracket, rung)."""
 
@@ -69,14 +69,14 @@ class SweepPlan:
     full_budget: float | None = None  # one configuration's full budget (budget units)
 
 
-def sweep_plan(config: Mapping[str, Any], seed: int) -> SweepPlan:
+def watched_plan(config: Mapping[str, Any], seed: int) -> WatchedPlan:
     """The plan of a journaled config (built the way the runner builds its strategy); an
     unknown total when the config cannot be read by this version."""
     try:
         parsed = validate_config(config_as_made(dict(config)), "journal config")
         total = make_strategy(parsed, int(seed)).total_evaluations
     except (UserError, ValueError, TypeError, KeyError):
-        return SweepPlan(None)
+        return WatchedPlan(None)
     rungs: dict[tuple[int, int, int], tuple[int, float]] = {}
     if parsed.sweep_type == "hyperband":
         settings = parsed.hyperband
@@ -84,7 +84,7 @@ def sweep_plan(config: Mapping[str, Any], seed: int) -> SweepPlan:
             for bracket in hyperband_brackets(settings.max_iter, settings.eta):
                 for i, rung in enumerate(bracket.rungs):
                     rungs[(iteration, bracket.s, i)] = (rung.n_configs, rung.resource)
-    return SweepPlan(total, rungs, float(parsed.full_budget_units))
+    return WatchedPlan(total, rungs, float(parsed.full_budget_units))
 
 
 # -------------------------------------------------------------------------- one snapshot
@@ -151,7 +151,7 @@ class Snapshot:
         """The evaluations as results records, for the report's figure builders."""
         return [evaluation_record(row) for row in self.rows]
 
-    def rungs(self, plan: SweepPlan) -> list[dict[str, Any]]:
+    def rungs(self, plan: WatchedPlan) -> list[dict[str, Any]]:
         """Per planned Hyperband rung with at least one journaled evaluation, or the first
         rung of a bracket: planned, done, failed and running evaluations, in plan order."""
         counts: dict[tuple[int, int, int], dict[str, int]] = {}
@@ -171,7 +171,7 @@ class Snapshot:
                         "resource": resource, "planned": planned, **counts[key]})
         return out
 
-    def text(self, plan: SweepPlan | None = None) -> str:
+    def text(self, plan: WatchedPlan | None = None) -> str:
         """One line: status, evaluations finished of planned, failed, running, retried, best."""
         if self.status is None:
             return f"{self.run_dir.name}: {self.note or 'waiting for the journal'}"
@@ -275,7 +275,7 @@ class Watcher:
         self.interval, self.timeout = float(interval), timeout
         self.history: list[tuple[float, int, int]] = []
         self.last: Snapshot | None = None
-        self.plan: SweepPlan | None = None
+        self.plan: WatchedPlan | None = None
         self.reason: str | None = None  # why it stopped
         self.error: BaseException | None = None
         self.last_change = time.time()  # when the counts or the status last changed
@@ -291,7 +291,7 @@ class Watcher:
         """Read the journal once, record it and redraw."""
         snapshot = take_snapshot(self.run_dir)
         if self.plan is None and snapshot.config is not None and snapshot.seed is not None:
-            self.plan = sweep_plan(snapshot.config, snapshot.seed)
+            self.plan = watched_plan(snapshot.config, snapshot.seed)
         progress = (snapshot.done, snapshot.failed, snapshot.count("running"), snapshot.status)
         if progress != self._progress:
             self._progress, self.last_change = progress, snapshot.taken_at
@@ -307,7 +307,7 @@ class Watcher:
         quiet = (f"nothing has changed for {idle:.0f} s (an interrupted sweep stays "
                  "'running' until it is resumed)") if idle >= max(60.0, 5 * self.interval) \
             else None
-        self._view.draw(snapshot, self.plan or SweepPlan(None), self.reason or quiet)
+        self._view.draw(snapshot, self.plan or WatchedPlan(None), self.reason or quiet)
 
     def _ended(self, snapshot: Snapshot) -> str | None:
         if snapshot.finished:
@@ -418,7 +418,7 @@ class _WatchView:
         self.drawn: tuple[Any, ...] | None = None  # what the charts show: no redraw without news
         self.box = widgets.VBox([self.status, self.history, self.rungs, self.workers])
 
-    def draw(self, snapshot: Snapshot, plan: SweepPlan, note: str | None) -> None:
+    def draw(self, snapshot: Snapshot, plan: WatchedPlan, note: str | None) -> None:
         """The status line every time; the charts only when an evaluation changed status (a
         chart redrawn in the page for nothing would flicker every few seconds)."""
         line = html.escape(snapshot.text(plan))
