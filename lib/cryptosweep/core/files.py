@@ -177,3 +177,29 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def append_lines(path: str | Path, lines: list[str]) -> None:
+    """Append ``lines`` (each ending in a newline) to a JSON-lines file in one write, then
+    fsync: a kill leaves at most a torn last line, which :func:`read_json_lines` skips."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(handle, "".join(lines).encode())
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def read_json_lines(path: str | Path) -> list[Any]:
+    """Every record of a JSON-lines file, oldest first; a torn line is skipped; [] for no
+    file."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(ValueError):
+            records.append(json.loads(line))
+    return records

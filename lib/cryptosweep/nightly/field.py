@@ -23,16 +23,15 @@ whether that live track still looks like what validation promised.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cryptosweep.core.files import append_lines, read_json_lines
 from cryptosweep.judging.drift import MAJOR_SHIFT, population_stability_index
 from cryptosweep.judging.overfitting import per_bar_sharpe, probabilistic_sharpe_ratio
 from cryptosweep.nightly.promotion import CHAMPION, demote_champion, manifest_digest
@@ -181,27 +180,14 @@ def _append_trades(ledger: Path, digest: str | None, times: Any, trades: list[An
             "exit_price": trade.exit_price, "exit_reason": trade.exit_reason,
             "net_return": trade.net_return,
         }, sort_keys=True) + "\n")
-    if not lines:
-        return
-    handle = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(handle, "".join(lines).encode())
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+    if lines:
+        append_lines(ledger, lines)
 
 
 def read_ledger(models_dir: Path) -> list[dict[str, Any]]:
     """Every paper trade of ``models/paper_trades.jsonl``, oldest first (a torn line is
     skipped)."""
-    path = Path(models_dir) / LEDGER
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(ValueError):
-            records.append(json.loads(line))
-    return records
+    return read_json_lines(Path(models_dir) / LEDGER)
 
 
 __all__ = ["KILL_PSR", "LEDGER", "MIN_LIVE_BARS", "MIN_LIVE_TRADES", "read_ledger",

@@ -37,7 +37,6 @@ Layout of the models folder::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -48,7 +47,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.core.files import copy_atomic, sync_folder, write_json_atomic
+from cryptosweep.core.files import (
+    append_lines,
+    copy_atomic,
+    read_json_lines,
+    sync_folder,
+    write_json_atomic,
+)
 from cryptosweep.core.settings import DeploymentSettings
 from cryptosweep.core.vocabulary import APPROVED
 from cryptosweep.judging.deployment import keep_champion, summary_line
@@ -192,27 +197,13 @@ def _bookkeeping(models: Path, marker: dict[str, Any]) -> None:
 def append_record(models_dir: Path, record: dict[str, Any]) -> Path:
     """Append one JSON line to ``champions.jsonl`` (one write, then fsync)."""
     path = Path(models_dir) / HISTORY
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(handle, line)
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+    append_lines(path, [json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"])
     return path
 
 
 def read_history(models_dir: Path) -> list[dict[str, Any]]:
     """Every decision in ``champions.jsonl``, oldest first (a torn last line is skipped)."""
-    path = Path(models_dir) / HISTORY
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(ValueError):
-            records.append(json.loads(line))
-    return records
+    return read_json_lines(Path(models_dir) / HISTORY)
 
 
 def _last_record_is(models: Path, record: dict[str, Any]) -> bool:
