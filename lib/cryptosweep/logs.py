@@ -9,9 +9,9 @@ import logging
 import sys
 from typing import TextIO
 
+from cryptosweep.execution.cluster_logging import quiet_cluster_loggers
+
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
-#: Third-party loggers that speak at INFO about every worker they start.
-NOISY = ("distributed", "tornado", "bokeh")
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -43,13 +43,10 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
                       time_format: str | None = "%H:%M:%S") -> None:
     """Send the ``cryptosweep`` logger's records at ``level`` to ``stream`` (stderr; stdout in
     a Jupyter kernel, so that a notebook's INFO lines are not red error blocks), once per
-    process however often it is called, and keep :data:`NOISY` loggers at ERROR.
-
-    ``distributed`` is imported first: on import it installs its own logging configuration
-    (INFO), which would otherwise undo a level set before a cluster starts.
+    process however often it is called, and keep the cluster's loggers at ERROR
+    (:func:`~cryptosweep.execution.cluster_logging.quiet_cluster_loggers`, which also holds
+    once ``distributed`` is imported to start a cluster).
     """
-    import distributed  # noqa: F401 - see the docstring
-
     package = logging.getLogger("cryptosweep")
     package.setLevel(level)
     if not any(getattr(h, "_cryptosweep", False) for h in package.handlers):
@@ -58,5 +55,4 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
         handler.setFormatter(logging.Formatter(FORMAT, time_format))
         handler._cryptosweep = True  # type: ignore[attr-defined]
         package.addHandler(handler)
-    for name in NOISY:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_cluster_loggers()

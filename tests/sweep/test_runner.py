@@ -336,3 +336,26 @@ def test_reproducibility_check_fails_when_a_stored_result_was_tampered_with(refe
     assert all(s == "PASS" for eval_id, s in status.items() if eval_id != best)
     report = next(copy.glob("sweep_report_*.txt")).read_text()
     assert f"eval {best}: FAIL" in report
+
+
+LEAN_RUN = """
+import sys
+from cryptosweep.cli import main
+code = main(sys.argv[1:])
+print(code, "torch" in sys.modules, "distributed" in sys.modules)
+"""
+
+
+def test_an_in_process_sweep_without_a_torch_model_imports_neither_torch_nor_dask(tmp_path):
+    # Importing torch (and switching on its deterministic algorithms) and dask's distributed
+    # cost seconds per process: neither is needed where no torch model and no cluster run.
+    config_path = tmp_path / "sweep.json"
+    config_path.write_text(json.dumps(tiny_config(random__n_trials=2)))
+    done = subprocess.run(
+        [sys.executable, "-c", LEAN_RUN, "run", "--config", str(config_path), "--log-dir",
+         str(tmp_path), "--run-name", "lean", "--seed", "11", "--no-progress"],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-3:] == ["0", "False", "False"], done.stdout
+    info = json.loads(next((tmp_path / "lean").glob("gpu_repro_*.json")).read_text())
+    assert info["torch"] == {"imported": False}

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,7 +157,8 @@ class ReproducibilityManager:
 
 
 def setup_crypto_gpu_reproducibility(
-    seed: int, deterministic: bool = True, device: str | None = None, threads: int = 1
+    seed: int, deterministic: bool = True, device: str | None = None, threads: int = 1,
+    seed_torch: bool = True,
 ) -> ReproducibilityManager:
     """Seed Python, NumPy and PyTorch, switch on determinism, and return the manager.
 
@@ -164,6 +166,10 @@ def setup_crypto_gpu_reproducibility(
     first in a process). ``PYTHONHASHSEED`` cannot be changed after interpreter start: if it is
     not set to a fixed value it is listed in ``manager.not_set``. cryptosweep itself never relies
     on ``hash()``, so this only matters for user code.
+
+    ``seed_torch=False`` (a sweep without a torch model) leaves PyTorch alone unless it is
+    already imported: importing it and switching on its deterministic algorithms costs seconds
+    per process, and the torch adapter seeds and configures torch itself before every fit.
     """
     manager = ReproducibilityManager(seed=int(seed), deterministic=deterministic, threads=threads)
     if deterministic:
@@ -172,6 +178,10 @@ def setup_crypto_gpu_reproducibility(
         manager.not_set.append("PYTHONHASHSEED (fixed only at interpreter start)")
     random.seed(seed)
     np.random.seed(derive_seed(seed, "numpy-global"))
+    if not seed_torch and "torch" not in sys.modules:
+        manager.device = device or "cpu"
+        manager.notes.append("torch not imported: no model of this sweep uses it")
+        return manager
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a pinned dependency

@@ -141,17 +141,19 @@ def system_info(config_hash: str | None = None) -> dict[str, Any]:
     """Everything needed to reproduce a run: versions, CPU, GPUs, env vars, commit, and the
     hash of what in the config decides the results
     (:meth:`~cryptosweep.core.config.SweepConfig.results_hash`)."""
-    try:
-        import torch
-
+    # torch is described where the process uses it (a sweep with a torch model imports it);
+    # importing it only to describe it costs seconds per process. Its version is in packages.
+    torch = sys.modules.get("torch")
+    if torch is None:
+        torch_info: dict[str, Any] = {"imported": False}
+    else:
         torch_info = {
+            "imported": True,
             "cuda_available": torch.cuda.is_available(),
             "cuda_version": torch.version.cuda,
             "cudnn_version": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         }
-    except ImportError:  # pragma: no cover
-        torch_info = {"cuda_available": False}
     return {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),

@@ -29,6 +29,7 @@ from typing import Any
 
 from cryptosweep.core.errors import ConfigError, GPUUnavailableError, UserError
 from cryptosweep.core.faults import infrastructure_fault
+from cryptosweep.execution.cluster_logging import import_distributed
 from cryptosweep.execution.worker import Outcome, TaskOutcome, run_evaluation
 
 log = logging.getLogger(__name__)
@@ -381,6 +382,7 @@ def make_executor(
     not here: dask-cuda's ``device_memory_limit`` is a spill threshold for dask's own data.
     """
     if scheduler_address:
+        import_distributed()
         from distributed import Client
 
         from cryptosweep.execution.scheduler import check_scheduler_address
@@ -405,6 +407,7 @@ def make_executor(
                 f"--gpu-ids {','.join(map(str, gpu_ids))}: GPU(s) {missing} not available "
                 f"(this machine has {available} usable CUDA device(s))"
             )
+        import_distributed()
         from dask_cuda import LocalCUDACluster
         from distributed import Client
 
@@ -424,6 +427,7 @@ def make_executor(
         )
     if workers == 0:
         return InProcessExecutor(trial_timeout)
+    import_distributed()
     from distributed import Client, LocalCluster
 
     check_spawn_safe()

@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -39,13 +40,15 @@ class Outcome:
 
 
 def worker_name() -> str:
-    """``dask-worker-address`` inside a dask worker, else ``host:pid``."""
-    try:
-        from distributed import get_worker
-
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        return f"{socket.gethostname()}:{os.getpid()}"
+    """``dask-worker-address`` inside a dask worker, else ``host:pid``. A dask worker has
+    ``distributed`` imported already; an in-process run does not import it only to ask."""
+    distributed = sys.modules.get("distributed")
+    if distributed is not None:
+        try:
+            return str(distributed.get_worker().address)
+        except ValueError:  # not inside a worker
+            pass
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def trial_device(use_gpu: bool) -> str:

@@ -158,7 +158,8 @@ def _execute(
     config: SweepConfig, seed: int, run_dir: Path, journal: Journal, stamp: str,
     executor: Executor, use_gpu: bool, show_progress: bool,
 ) -> SweepResult:
-    repro = setup_crypto_gpu_reproducibility(seed, config.gpu_settings.deterministic)
+    repro = setup_crypto_gpu_reproducibility(seed, config.gpu_settings.deterministic,
+                                             seed_torch="torch" in config.objective.models)
     now = utc_stamp()
     info = system_info(config.results_hash())
     info.update(seed=seed, not_set=repro.not_set, notes=repro.notes, run_dir=str(run_dir))

@@ -1,0 +1,41 @@
+"""The cluster's loggers (dask ``distributed``, ``tornado``, ``bokeh``): quiet unless something
+is wrong, without importing dask where no cluster starts.
+
+``distributed`` installs its own logging configuration (INFO) when it is imported, which would
+undo a level set before. :func:`quiet_cluster_loggers` sets the levels now and remembers it;
+every place that starts or joins a cluster imports ``distributed`` through
+:func:`import_distributed`, which sets them again. An in-process sweep never pays the second
+and a half that importing ``distributed`` costs.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+
+#: Third-party loggers that speak at INFO about every worker they start.
+NOISY = ("distributed", "tornado", "bokeh")
+
+_quiet = False
+
+
+def _apply() -> None:
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def quiet_cluster_loggers() -> None:
+    """Keep :data:`NOISY` loggers at ERROR, now and after ``distributed`` is imported."""
+    global _quiet
+    _quiet = True
+    _apply()
+
+
+def import_distributed() -> ModuleType:
+    """``import distributed``, with the :data:`NOISY` loggers quiet again afterwards when
+    :func:`quiet_cluster_loggers` asked for it."""
+    import distributed
+
+    if _quiet:
+        _apply()
+    return distributed
