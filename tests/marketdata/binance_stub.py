@@ -26,6 +26,8 @@ import gzip
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -202,6 +204,22 @@ def handler(stub: BinanceStub) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+@contextmanager
+def serving(stub: BinanceStub) -> Iterator[BinanceStub]:
+    """Serve ``stub`` on a free loopback port (its ``base_url`` set) until the block ends."""
+    server = QuietServer(("127.0.0.1", 0), handler(stub))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    stub.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield stub
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def write_store(path: Path, header: str, lines: list[str]) -> Path:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 
-from tests.marketdata.binance_stub import BinanceStub, QuietServer, handler, sample_lines
+from tests.marketdata.binance_stub import BinanceStub, sample_lines, serving
 
 
 @pytest.fixture(scope="session")
@@ -21,18 +20,8 @@ def binance(sample: tuple[str, list[list[str]]]) -> Iterator[BinanceStub]:
     """A running local Binance holding the whole bundled sample; its clock is set by tests
     (default: just after the sample's last candle closed)."""
     _, rows = sample
-    stub = BinanceStub(rows=rows, now_ms=int(rows[-1][6]) + 1)
-    server = QuietServer(("127.0.0.1", 0), handler(stub))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    stub.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(BinanceStub(rows=rows, now_ms=int(rows[-1][6]) + 1)) as stub:
         yield stub
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(autouse=True)

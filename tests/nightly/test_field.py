@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,13 +17,7 @@ import pandas as pd
 import pytest
 
 from cryptosweep.trading.data import load_ohlcv
-from tests.marketdata.binance_stub import (
-    BinanceStub,
-    QuietServer,
-    handler,
-    sample_lines,
-    write_store,
-)
+from tests.marketdata.binance_stub import BinanceStub, sample_lines, serving, write_store
 from tests.nightly.test_pipeline import LENIENT_GATE, cron_env, nightly_runs, run_nightly, tiny
 from tests.support import REPO, results_file
 
@@ -41,17 +34,8 @@ def exchange() -> Iterator[BinanceStub]:
     rows = [line.split(",") for line in lines]
     stub = BinanceStub(rows=rows, now_ms=int(rows[-1][6]) + 1)
     stub.header = header  # type: ignore[attr-defined]
-    server = QuietServer(("127.0.0.1", 0), handler(stub))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    stub.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(stub):
         yield stub
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
