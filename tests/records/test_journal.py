@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from cryptosweep.core.errors import ResumeError
+from cryptosweep.records.integrity import pack_returns
 from cryptosweep.records.journal import Journal
 
 
@@ -90,7 +91,53 @@ def _finished_journal(db, n=3, schema=None):
     journal.put_returns("holdout", 0, [0.1, 0.0])
     journal.put_extra("holdout", 0, {"holdout_sharpe": 1.0})
     journal.put_baseline_returns("flat", "validation", [0.0, 0.0, 0.0])
+    journal.put_extra_returns("rescore:1", 0, [0.02, -0.01, 0.0])
+    journal.put_extra("rescore:1", 0, {"score": 0.4})
     return journal
+
+
+def test_re_scored_returns_are_checked_and_their_task_repaired(tmp_path):
+    """The re-scores' per-bar returns (what the deflated Sharpe ratio of the winner is computed
+    from) carried no checksum: a changed value was read as if nothing happened."""
+    from cryptosweep.records.inspection import inspect_journal
+    from cryptosweep.records.integrity import JournalDamagedError
+
+    db = tmp_path / "sweep.db"
+    _finished_journal(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE extra_returns SET data = ? WHERE kind = 'rescore:1'",
+                     (pack_returns([0.02, -0.01, 1e-4])[1],))
+    conn.close()
+    reader = Journal(db, read_only=True)
+    with pytest.raises(JournalDamagedError, match=r"the rescore:1 returns of evaluation 0 "
+                       r"\(table extra_returns\): its content does not match its checksum"):
+        reader.get_extra_returns("rescore:1")
+    reader.close()
+    info = inspect_journal(db, repair=True)
+    assert [(d.table, d.key) for d in info.damage] == [("extra_returns", ("rescore:1", 0))]
+    journal = Journal(db)
+    journal.repair(info.damage)  # the re-score runs again with its seed
+    assert journal.get_extra("rescore:1") == {} and journal.get_extra_returns("rescore:1") == {}
+    journal.close()
+    assert inspect_journal(db).damage == ()
+
+
+def test_unsealed_re_scored_returns_of_a_schema_2_journal_are_legacy_not_damage(tmp_path):
+    from cryptosweep.records.inspection import inspect_journal
+
+    db = tmp_path / "sweep.db"
+    _finished_journal(db, schema=2).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE extra_returns SET checksum = NULL")
+    conn.close()
+    assert inspect_journal(db).damage == ()
+    reader = Journal(db, read_only=True)
+    assert reader.get_extra_returns("rescore:1")[0].tolist() == [0.02, -0.01, 0.0]
+    reader.close()
+    with sqlite3.connect(db) as conn:  # the same row in a schema 3 journal is damage
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.close()
+    assert [d.why for d in inspect_journal(db, repair=True).damage] == ["it has no checksum"]
 
 
 def test_a_changed_or_undecodable_row_is_named_by_every_reader_and_repaired(tmp_path):
@@ -105,7 +152,8 @@ def test_a_changed_or_undecodable_row_is_named_by_every_reader_and_repaired(tmp_
         conn.execute("UPDATE evaluations SET score = score + 1e-4 WHERE eval_id = 1")
         conn.execute("UPDATE returns SET data = ? WHERE kind = 'validation' AND eval_id = 2",
                      (bytes(range(7, 250)),))
-        conn.execute("UPDATE extra_evaluations SET metrics = '{\"holdout_sharpe\":1.5}'")
+        conn.execute("UPDATE extra_evaluations SET metrics = '{\"holdout_sharpe\":1.5}' "
+                     "WHERE kind = 'holdout'")
     conn.close()
     reader = Journal(db, read_only=True)
     with pytest.raises(JournalDamagedError, match=r"evaluation 1 \(table evaluations\): its "

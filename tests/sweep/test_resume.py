@@ -192,8 +192,18 @@ def test_resume_on_changed_data_is_refused(tmp_path, write_config):
 # ----------------------------------------------------------- damaged journals (checksums)
 
 
-def _damage(db, score_of=None, blob_of=None, params_of=None):
+def _damage(db, score_of=None, blob_of=None, params_of=None, rescore=False):
     with sqlite3.connect(db) as conn:
+        if rescore:  # the first re-score's returns, one value changed by 1e-4
+            from cryptosweep.records.integrity import pack_returns, unpack_returns
+
+            kind, eval_id, n, blob = conn.execute(
+                "SELECT kind, eval_id, n, data FROM extra_returns WHERE kind LIKE 'rescore:%' "
+                "ORDER BY kind, eval_id").fetchone()
+            values = unpack_returns(n, blob).copy()
+            values[len(values) // 2] += 1e-4
+            conn.execute("UPDATE extra_returns SET data = ? WHERE kind = ? AND eval_id = ?",
+                         (pack_returns(values)[1], kind, eval_id))
         if score_of is not None:  # one result changed on disk, by 1e-4
             conn.execute("UPDATE evaluations SET score = score + 1e-4 WHERE eval_id = ?",
                          (score_of,))
@@ -220,19 +230,22 @@ def _folder_state(folder):
 def test_a_damaged_result_is_repaired_by_resume_to_the_undamaged_results(
         config_and_reference, tmp_path):
     """A score changed by 1e-4 was resumed and reported as if nothing happened; a returns blob
-    of random bytes ended resume in a zlib traceback. Resume names them, runs those two
-    evaluations again with their recorded seeds and ends as the undamaged run."""
+    of random bytes ended resume in a zlib traceback; a re-score's returns changed by 1e-4
+    (what the winner's deflated Sharpe ratio is computed from) went unnoticed. Resume names
+    them, runs those two evaluations and that re-score again with their recorded seeds and
+    ends as the undamaged run."""
     _, reference = config_and_reference
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "sweep.db").write_bytes((reference / "sweep.db").read_bytes())
-    _damage(copy / "sweep.db", score_of=3, blob_of=6)
+    _damage(copy / "sweep.db", score_of=3, blob_of=6, rescore=True)
     done = cli("run", "--resume", str(copy), "--no-progress")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     (line,) = [line for line in done.stderr.splitlines() if "damaged row" in line]
-    assert "2 damaged rows: evaluation 3 (table evaluations)" in line
+    assert "3 damaged rows: evaluation 3 (table evaluations)" in line
     assert "the validation returns of evaluation 6 (table returns)" in line
+    assert "(table extra_returns): its content does not match its checksum" in line
     assert "runs them again with their recorded seeds" in line
     assert deterministic_bytes(copy) == deterministic_bytes(reference)
     with sqlite3.connect(copy / "sweep.db") as db:

@@ -21,7 +21,14 @@ import numpy as np
 from cryptosweep.core.errors import ResumeError
 
 #: The tables whose rows carry a checksum.
-SEALED_TABLES = ("trials", "evaluations", "returns", "extra_evaluations", "baseline_returns")
+SEALED_TABLES = ("trials", "evaluations", "returns", "extra_evaluations", "baseline_returns",
+                 "extra_returns")
+#: The tables of per-bar returns and their key columns.
+RETURNS_KEYS = {"returns": "kind, eval_id", "baseline_returns": "name, kind",
+                "extra_returns": "kind, eval_id"}
+#: The journal schema from which a table's rows carry a checksum (2 unless named): rows of an
+#: older journal without one are legacy, not damage.
+SEALED_SINCE = {"extra_returns": 3}
 
 
 #: The columns of an evaluations row, in the order its checksum covers them.
@@ -103,6 +110,9 @@ class Damage:
             kind, eval_id = self.key
             what = (f"the {kind} result of evaluation {eval_id}"
                     if kind in ("holdout", "repro") else f"the {kind} result")
+        elif self.table == "extra_returns":
+            kind, eval_id = self.key
+            what = f"the {kind} returns of evaluation {eval_id}"
         else:
             what = f"the {self.key[1]} returns of baseline {self.key[0]}"
         return f"{what} (table {self.table})"
@@ -184,11 +194,12 @@ def _checksum_column(conn: sqlite3.Connection, table: str, alias: str = "") -> s
     return f"{alias}checksum" if "checksum" in _columns(conn, table) else "NULL"
 
 
-def _legacy(conn: sqlite3.Connection) -> bool:
-    """Whether rows without a checksum are accepted: a journal made before schema 2."""
+def _legacy(conn: sqlite3.Connection, table: str = "trials") -> bool:
+    """Whether rows of ``table`` without a checksum are accepted: a journal made before the
+    schema that sealed them (:data:`SEALED_SINCE`)."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     try:
-        return row is None or int(json.loads(row[0])) < 2
+        return row is None or int(json.loads(row[0])) < SEALED_SINCE.get(table, 2)
     except (ValueError, TypeError):
         return False
 
@@ -226,14 +237,14 @@ def find_damage(conn: sqlite3.Connection) -> list[Damage]:
             if _json_or_damage(metrics, "extra_evaluations", key, "result", damage) is not None:
                 _check_seal("extra_evaluations", key, (kind, eval_id, metrics), checksum, legacy,
                             damage)
-    for table, key_columns in (("returns", "kind, eval_id"), ("baseline_returns", "name, kind")):
+    for table, key_columns in RETURNS_KEYS.items():
         if table not in tables:
             continue
         for first, second, n, blob, checksum in conn.execute(
                 f"SELECT {key_columns}, n, data, {_checksum_column(conn, table)} FROM {table} "
                 f"ORDER BY {key_columns}"):
             _returns_or_damage(table, (first, second), (first, second), n, blob, checksum,
-                               legacy, damage)
+                               _legacy(conn, table), damage)
     return damage
 
 

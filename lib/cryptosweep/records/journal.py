@@ -66,6 +66,7 @@ from cryptosweep.records.inspection import (
 )
 from cryptosweep.records.integrity import (
     EVAL_COLUMNS,
+    RETURNS_KEYS,
     SEALED_TABLES,
     Damage,
     JournalDamagedError,
@@ -79,15 +80,14 @@ from cryptosweep.records.integrity import (
     _returns_or_damage,
     _text,
     damage_message,
-    pack_returns,
     row_checksum,
-    unpack_returns,
 )
 
-#: The journal's layout; written to ``meta`` when a run starts (2: rows carry checksums).
-SCHEMA_VERSION = 2
+#: The journal's layout; written to ``meta`` when a run starts (2: rows carry checksums;
+#: 3: the end of the sweep's per-bar returns too).
+SCHEMA_VERSION = 3
 #: The layouts this version reads (1: the same tables without checksums).
-READABLE_SCHEMA_VERSIONS = (1, 2)
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 
 
 _SCHEMA = """
@@ -486,21 +486,34 @@ class Journal:
     def get_returns(self, kind: str, eval_id: int | None = None) -> dict[int, np.ndarray]:
         """``eval_id`` → per-bar returns of that kind (``validation`` or ``holdout``), each
         checked; with ``eval_id``, that evaluation's only."""
-        where, values = ("kind = ?", (kind,)) if eval_id is None else \
-            ("kind = ? AND eval_id = ?", (kind, int(eval_id)))
+        if eval_id is None:
+            return self._read_returns("returns", "kind = ?", (kind,))
+        return self._read_returns("returns", "kind = ? AND eval_id = ?", (kind, int(eval_id)))
+
+    def _read_returns(self, table: str, where: str, values: tuple[Any, ...]
+                      ) -> dict[Any, np.ndarray]:
+        """The per-bar returns of the rows of ``table`` (``returns``, ``baseline_returns``,
+        ``extra_returns``) that ``where`` selects, keyed by their second key column, each
+        decoded and checked against its checksum (a damaged row raises); empty where an
+        older journal opened read-only lacks the table."""
+        key_columns = RETURNS_KEYS[table]
         with self._lock:
-            legacy = _legacy(self._conn)
-            rows = self._conn.execute(
-                f"SELECT eval_id, n, data, {_checksum_column(self._conn, 'returns')} FROM "
-                f"returns WHERE {where} ORDER BY eval_id", values
-            ).fetchall()
+            try:
+                legacy = _legacy(self._conn, table)
+                rows = self._conn.execute(
+                    f"SELECT {key_columns}, n, data, {_checksum_column(self._conn, table)} "
+                    f"FROM {table} WHERE {where} ORDER BY {key_columns}", values).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" not in str(exc):
+                    raise
+                return {}
         damage: list[Damage] = []
         out = {}
-        for row_id, n, data, checksum in rows:
-            series = _returns_or_damage("returns", (kind, row_id), (kind, row_id), n, data,
+        for first, second, n, data, checksum in rows:
+            series = _returns_or_damage(table, (first, second), (first, second), n, data,
                                         checksum, legacy, damage)
             if series is not None:
-                out[row_id] = series
+                out[second if table != "baseline_returns" else first] = series
         self._damaged(damage)
         return out
 
@@ -519,26 +532,7 @@ class Journal:
     def get_baseline_returns(self, kind: str) -> dict[str, np.ndarray]:
         """Baseline name → its per-bar returns of ``kind``; empty for a journal written before
         baselines' returns were kept."""
-        with self._lock:
-            try:
-                legacy = _legacy(self._conn)
-                rows = self._conn.execute(
-                    "SELECT name, n, data, "
-                    f"{_checksum_column(self._conn, 'baseline_returns')} FROM baseline_returns "
-                    "WHERE kind = ? ORDER BY name", (kind,)).fetchall()
-            except sqlite3.OperationalError as exc:  # an older journal opened read-only
-                if "no such table" not in str(exc):
-                    raise
-                return {}
-        damage: list[Damage] = []
-        out = {}
-        for name, n, data, checksum in rows:
-            series = _returns_or_damage("baseline_returns", (name, kind), (name, kind), n, data,
-                                        checksum, legacy, damage)
-            if series is not None:
-                out[name] = series
-        self._damaged(damage)
-        return out
+        return self._read_returns("baseline_returns", "kind = ?", (kind,))
 
     # ------------------------------------------------------------------------------ repair
 
@@ -547,7 +541,8 @@ class Journal:
         on them, in one transaction, so that the resume runs them again with their seeds: a
         damaged evaluation or its validation returns → the evaluation (its row, attempts and
         returns) is run again; a holdout result or its returns → both; a baseline's result
-        or returns → the baselines; a re-run's or the champion's result → that task. Trials
+        or returns → the baselines; another end-of-sweep result (a re-run, a re-score, a
+        neighbour, the champion's) or its returns → that task. Trials
         (what the replay needs) cannot be repaired."""
         statements: list[tuple[str, tuple[Any, ...]]] = []
         for item in damage:
@@ -567,9 +562,11 @@ class Journal:
             elif item.table == "baseline_returns" or item.key[0] == "baselines":
                 statements += [("DELETE FROM baseline_returns", ()),
                                ("DELETE FROM extra_evaluations WHERE kind = 'baselines'", ())]
-            else:
-                statements.append(("DELETE FROM extra_evaluations WHERE kind = ? AND "
-                                   "eval_id = ?", item.key))
+            else:  # an end-of-sweep result or its returns: that task runs again
+                statements += [("DELETE FROM extra_evaluations WHERE kind = ? AND eval_id = ?",
+                                item.key),
+                               ("DELETE FROM extra_returns WHERE kind = ? AND eval_id = ?",
+                                item.key)]
         with self._transaction() as cur:
             for statement, values in statements:
                 cur.execute(statement, values)
@@ -578,25 +575,18 @@ class Journal:
                           returns: np.ndarray | list[float]) -> None:
         """Per-bar returns of an end-of-sweep evaluation (``rescore:<i>``, ``neighbour:<j>``,
         the champion's ``champion_holdout``), beside its ``extra_evaluations`` metrics."""
+        n, blob, raw = _pack(returns)
         with self._transaction() as cur:
             cur.execute(
-                "INSERT OR REPLACE INTO extra_returns(kind, eval_id, n, data) VALUES (?,?,?,?)",
-                (kind, eval_id, *pack_returns(returns)),
+                "INSERT OR REPLACE INTO extra_returns(kind, eval_id, n, data, checksum) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (kind, eval_id, n, blob, row_checksum("extra_returns", kind, eval_id, n, raw)),
             )
 
     def get_extra_returns(self, kind: str) -> dict[int, np.ndarray]:
-        """``eval_id`` → per-bar returns of ``kind``; empty for a journal written before
-        these were kept."""
-        with self._lock:
-            try:
-                rows = self._conn.execute(
-                    "SELECT eval_id, n, data FROM extra_returns WHERE kind = ? ORDER BY eval_id",
-                    (kind,)).fetchall()
-            except sqlite3.OperationalError as exc:  # an older journal opened read-only
-                if "no such table" not in str(exc):
-                    raise
-                return {}
-        return {eval_id: unpack_returns(n, data) for eval_id, n, data in rows}
+        """``eval_id`` → per-bar returns of ``kind``, each checked; empty for a journal
+        written before these were kept."""
+        return self._read_returns("extra_returns", "kind = ?", (kind,))
 
     # ---------------------------------------------------------------------- resource samples
 
