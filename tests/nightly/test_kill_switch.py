@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.cli import main
+from cryptosweep.core.settings import KillSwitchSettings
 from cryptosweep.nightly import promotion
-from cryptosweep.nightly.field import KILL_PSR, read_ledger, watch_champion
+from cryptosweep.nightly.field import read_ledger, watch_champion
 from cryptosweep.production import read_best_configs, train_model
 from cryptosweep.trading.data import load_ohlcv
 
@@ -73,9 +74,14 @@ def test_the_kill_switch_demotes_a_champion_whose_market_changed(family_sweep, t
     assert ledger_real and len(ledger_real) == real["trades"]
 
     changed = write_candles(falling_after(candles, DEPLOYED), tmp_path / "changed.csv")
+    # The config's deployment.kill_switch decides: asking for more live trades than there
+    # are keeps the champion on the same evidence.
+    patient = KillSwitchSettings(min_live_trades=10_000)
+    held = watch_champion(models, changed, kill_switch=patient)
+    assert held is not None and held["state"] == "ok" and (models / "champion").is_dir()
     status = watch_champion(models, changed, now=1_700_000_000)
     assert status is not None and status["state"] == "demoted", status
-    assert status["psr_vs_validated"] < KILL_PSR < real["psr_vs_validated"]
+    assert status["psr_vs_validated"] < KillSwitchSettings().max_psr < real["psr_vs_validated"]
     assert status["live_sharpe"] < 0 and status["total_return"] < 0
     demotion = status["demotion"]
     assert demotion["decision"] == "demoted" and "kill switch: live PSR" in demotion["reason"]

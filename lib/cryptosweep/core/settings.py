@@ -290,6 +290,23 @@ class WalkForwardSettings(Strict):
                                  "true: every window's winner is traded, its decision recorded")
 
 
+class KillSwitchSettings(Strict):
+    """When the nightly demotes a deployed champion on its live paper trades
+    (:mod:`cryptosweep.nightly.field`): the probabilistic Sharpe ratio of its live returns
+    against the Sharpe ratio it was validated with (Bailey & Lopez de Prado 2012), once enough
+    live evidence exists."""
+
+    max_psr: float = Field(
+        default=0.05, gt=0, lt=1, description="demote when P(true live Sharpe ratio >= the "
+        "validated one) falls below this (0.05: the validated Sharpe is rejected at 95% "
+        "confidence)"
+    )
+    min_live_bars: int = Field(default=48, ge=2, description="the fewest live bars before the "
+                               "kill switch may act")
+    min_live_trades: int = Field(default=5, ge=1, description="the fewest closed live trades "
+                                 "before the kill switch may act")
+
+
 class DeploymentSettings(Strict):
     """The deployment gate (:mod:`cryptosweep.judging.deployment`): what the winner of a run
     must show to be approved for production. The decision judges results, it does not change
@@ -364,6 +381,7 @@ class DeploymentSettings(Strict):
         default=None, description="the deployed champion's model folder (its manifest.json); "
         "None: no champion to compare with. The nightly sets MODELS_DIR/champion"
     )
+    kill_switch: KillSwitchSettings = KillSwitchSettings()
 
 
 class CPCVSettings(Strict):

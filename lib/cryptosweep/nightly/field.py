@@ -15,9 +15,11 @@ whether that live track still looks like what validation promised.
 * **Feature drift**: the population stability index (:mod:`cryptosweep.judging.drift`) of
   each feature, training bars against live bars; the largest is reported (above 0.25: a major
   shift). Drift is reported, never a reason to demote on its own.
-* **Kill switch**: with at least :data:`MIN_LIVE_BARS` live bars and :data:`MIN_LIVE_TRADES`
-  closed trades, a PSR against the validated Sharpe below :data:`KILL_PSR` (95% confidence
-  that the champion's true Sharpe ratio is now below the validated one) demotes the champion
+* **Kill switch** (``deployment.kill_switch``,
+  :class:`~cryptosweep.core.settings.KillSwitchSettings`): with at least ``min_live_bars``
+  (48) live bars and ``min_live_trades`` (5) closed trades, a PSR against the validated Sharpe
+  below ``max_psr`` (0.05: 95% confidence that the champion's true Sharpe ratio is now below
+  the validated one) demotes the champion
   (:func:`~cryptosweep.nightly.promotion.demote_champion`).
 """
 
@@ -32,27 +34,25 @@ from typing import Any
 import numpy as np
 
 from cryptosweep.core.files import append_lines, read_json_lines
+from cryptosweep.core.settings import KillSwitchSettings
 from cryptosweep.judging.drift import MAJOR_SHIFT, population_stability_index
 from cryptosweep.judging.overfitting import per_bar_sharpe, probabilistic_sharpe_ratio
 from cryptosweep.nightly.promotion import CHAMPION, demote_champion, manifest_digest
 
 LEDGER = "paper_trades.jsonl"
-#: Demote when P(true live Sharpe ratio >= the validated one) falls below this.
-KILL_PSR = 0.05
-#: The fewest live bars and closed live trades before the kill switch may act.
-MIN_LIVE_BARS = 48
-MIN_LIVE_TRADES = 5
 
 
 def watch_champion(models_dir: Path, data_path: str | Path | None, *, now: float | None = None,
-                   demote: bool = True) -> dict[str, Any] | None:
+                   demote: bool = True, kill_switch: KillSwitchSettings | None = None,
+                   ) -> dict[str, Any] | None:
     """Tonight's look at the deployed champion on ``data_path`` (the candles the nightly keeps
     current; None: the champion's own data): the paper trades appended to the ledger, and a
     status (JSON-ready) with ``state`` ``"waiting"`` (too few live bars), ``"ok"`` or
     ``"demoted"``, ``live_bars``, ``trades``, ``live_sharpe`` (annualised), ``validated_sharpe``,
     ``psr_vs_validated``, ``psr_vs_zero``, ``max_psi`` (and its feature), ``total_return``, a
     ``text`` line, and ``demotion`` (the history line) when the kill switch acted. None when no
-    champion is deployed."""
+    champion is deployed. ``kill_switch``: the config's ``deployment.kill_switch`` (its
+    defaults when None)."""
     from cryptosweep.production import load_model
     from cryptosweep.production.candles import check_candles, load_candles, parse_time
     from cryptosweep.production.model import InSampleWarning
@@ -114,8 +114,9 @@ def watch_champion(models_dir: Path, data_path: str | Path | None, *, now: float
         first_live_bar=first_live.isoformat(), last_bar=candles.index[-1].isoformat(),
         state="ok",
     )
-    enough = status["live_bars"] >= MIN_LIVE_BARS and len(closed) >= MIN_LIVE_TRADES
-    broke = enough and psr_validated is not None and psr_validated < KILL_PSR
+    kill = kill_switch or KillSwitchSettings()
+    enough = status["live_bars"] >= kill.min_live_bars and len(closed) >= kill.min_live_trades
+    broke = enough and psr_validated is not None and psr_validated < kill.max_psr
     drift = "" if status["max_psi"] is None else (
         f", max PSI {status['max_psi']:.2f} ({worst}"
         + ("; a major shift" if status["max_psi"] > MAJOR_SHIFT else "") + ")")
@@ -124,15 +125,15 @@ def watch_champion(models_dir: Path, data_path: str | Path | None, *, now: float
         f"return {status['total_return']:+.2%}, Sharpe {status['live_sharpe']:+.2f} vs "
         f"validated {_fmt(validated)}, PSR {_fmt(psr_validated)}{drift}")
     if broke and demote:
-        reason = (f"kill switch: live PSR {psr_validated:.3f} < {KILL_PSR} against the "
+        reason = (f"kill switch: live PSR {psr_validated:.3f} < {kill.max_psr} against the "
                   f"validated Sharpe {validated:+.2f} over {status['live_bars']} live bars and "
                   f"{len(closed)} trades (live Sharpe {status['live_sharpe']:+.2f})")
         evidence = {k: status[k] for k in (
             "live_bars", "trades", "total_return", "live_sharpe", "validated_sharpe",
             "psr_vs_validated", "psr_vs_zero", "max_psi", "max_psi_feature", "first_live_bar",
             "last_bar")}
-        evidence.update(kill_psr=KILL_PSR, min_live_bars=MIN_LIVE_BARS,
-                        min_live_trades=MIN_LIVE_TRADES)
+        evidence.update(kill_psr=kill.max_psr, min_live_bars=kill.min_live_bars,
+                        min_live_trades=kill.min_live_trades)
         status["demotion"] = demote_champion(models, reason, evidence, now)
         status["state"] = "demoted"
         status["text"] += f"; DEMOTED ({reason})"
@@ -190,5 +191,4 @@ def read_ledger(models_dir: Path) -> list[dict[str, Any]]:
     return read_json_lines(Path(models_dir) / LEDGER)
 
 
-__all__ = ["KILL_PSR", "LEDGER", "MIN_LIVE_BARS", "MIN_LIVE_TRADES", "read_ledger",
-           "watch_champion"]
+__all__ = ["LEDGER", "read_ledger", "watch_champion"]

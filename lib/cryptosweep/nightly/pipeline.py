@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from cryptosweep.core.config import resolve_seed
+from cryptosweep.core.config import SweepConfig, resolve_seed
 from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import (
     EXIT_BUG,
@@ -297,12 +297,12 @@ class Night:
         self._promote(run_dir)
         self.log("INFO", f"success: {run_dir / 'report.html'}")
 
-    def _update_candles(self, config: object) -> None:
+    def _update_candles(self, config: SweepConfig) -> None:
         """``cryptosweep data update`` when the config has a ``data.update`` section: the new
         closed candles appended to ``data.path`` before the sweep reads it. A config or data
         problem stops the night (exit 2); an exchange that cannot be reached is a warning, and
         the sweep runs on the candles already stored."""
-        if config.data.update is None:  # type: ignore[attr-defined]
+        if config.data.update is None:
             return
         from cryptosweep.marketdata.store import update_configured
 
@@ -318,7 +318,7 @@ class Night:
         self.data_update = summary.to_dict()
         self.log("INFO", f"data update: {summary}")
 
-    def _watch_champion(self, run_dir: Path, config: object) -> None:
+    def _watch_champion(self, run_dir: Path, config: SweepConfig) -> None:
         """The champion in the field (:mod:`cryptosweep.nightly.field`), on tonight's candles,
         before the sweep compares its winner with it: its paper trades, its live track against
         validation, drift; the kill switch may demote it. Written to the run folder
@@ -329,7 +329,8 @@ class Night:
         settings = self.settings
         assert settings is not None
         try:
-            status = watch_champion(settings.models_dir, config.data.path)  # type: ignore[attr-defined]
+            status = watch_champion(settings.models_dir, config.data.path,
+                                    kill_switch=config.deployment.kill_switch)
         except Exception as exc:
             self.log("WARNING", f"champion in the field: not watched ({type(exc).__name__}: "
                                 f"{exc})")
