@@ -13,6 +13,7 @@ Low budgets: ``--budgets`` (default R/9 and R/3: the demo's lower rungs). The fu
 are measured once per market: every fidelity's full-budget evaluation is the same one.
 
     .venv/bin/python benchmarks/fidelity_ranks.py [--configs 12] [--edges 0.005 0.0075 0.01]
+    .venv/bin/python benchmarks/fidelity_ranks.py --table   # the table of the last results
 
 Writes ``benchmarks/results/fidelity_ranks.json`` and prints a Markdown table for RESULTS.md.
 """
@@ -89,13 +90,24 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
 
-def table(markets: list[dict[str, Any]], budgets: list[float]) -> str:
-    """Per fidelity and low budget: rho and tau on each market, their means, the seconds the
+def best_kept(ranking: dict[str, Any], eta: int) -> bool:
+    """Whether the full budget's best configuration is among the best ``ceil(n / eta)`` at the
+    low budget: whether successive halving with ``eta`` keeps it (ties by order)."""
+    low, full = ranking["low_scores"], ranking["full_scores"]
+    best = max(range(len(full)), key=lambda i: (full[i], -i))
+    order = sorted(range(len(low)), key=lambda i: (-low[i], i))
+    return best in order[:-(-len(low) // eta)]
+
+
+def table(markets: list[dict[str, Any]], budgets: list[float], eta: int = 3) -> str:
+    """Per fidelity and low budget: rho and tau on each market, their means, on how many
+    markets the full budget's best stays in the low budget's top 1/eta, and the seconds the
     low-budget evaluations took against the full-budget ones."""
     full_seconds = sum(m["full_seconds"] for m in markets)
-    head = " | ".join(f"rho / tau, edge {m['edge']:+.2%}" for m in markets)
-    lines = [f"| fidelity | low budget | {head} | mean rho | mean tau | time vs full |",
-             "| --- | --- | " + "--- | " * len(markets) + "--- | --- | --- |"]
+    head = " | ".join(f"edge {m['edge']:+.2%}" for m in markets)
+    lines = [f"| fidelity | low budget | rho / tau: {head} | mean rho | mean tau "
+             f"| best kept in top 1/{eta} | time vs full |",
+             "| --- | --- | " + "--- | " * len(markets) + "--- | --- | --- | --- |"]
     for fidelity in FIDELITIES:
         for budget in budgets:
             rows = [next(r for r in m["rankings"]
@@ -107,11 +119,12 @@ def table(markets: list[dict[str, Any]], budgets: list[float]) -> str:
                                for r in rows)
             seconds = sum(r["seconds"] for r in rows)
             full = markets[0]["full_budget"]
+            kept = sum(best_kept(r, eta) for r in rows)
             lines.append(
                 f"| {fidelity} | {budget:g} of {full} | {cells} | "
                 f"{_fmt(statistics.fmean(rhos) if rhos else None)} | "
                 f"{_fmt(statistics.fmean(taus) if taus else None)} | "
-                f"{seconds / full_seconds:.2f}× |")
+                f"{kept} of {len(rows)} | {seconds / full_seconds:.2f}× |")
     return "\n".join(lines)
 
 
@@ -124,7 +137,13 @@ def main() -> int:
                         help="low budgets, in units (the demo's R is 9)")
     parser.add_argument("--hour", type=int, default=14)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "fidelity_ranks.json")
+    parser.add_argument("--table", action="store_true",
+                        help="print the table of the results in --out, measure nothing")
     args = parser.parse_args()
+    if args.table:
+        summary = json.loads(args.out.read_text())
+        print(table(summary["markets"], summary["budgets"]))
+        return 0
     logging.basicConfig(level=logging.WARNING)
     candles = load_ohlcv(sample_data_path())
     started = time.perf_counter()
