@@ -75,11 +75,12 @@ def fidelity_rank_correlation(
     from scipy.stats import kendalltau, spearmanr
 
     settings = ObjectiveSpec.of(spec).objective
+    if full_scores is not None and len(full_scores) != len(configurations):
+        raise ValueError(f"{len(full_scores)} full-budget scores for {len(configurations)} "
+                         "configurations")
     low = budget_scores(configurations, spec, low_budget, full_budget, seed, device)
     full = (list(map(float, full_scores)) if full_scores is not None
             else budget_scores(configurations, spec, full_budget, full_budget, seed, device))
-    if len(full) != len(low):
-        raise ValueError(f"{len(full)} full-budget scores for {len(low)} configurations")
     rho = tau = None
     if len(low) >= 2 and len(set(low)) > 1 and len(set(full)) > 1:
         rho = _finite(spearmanr(low, full).statistic)
