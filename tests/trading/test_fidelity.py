@@ -110,6 +110,13 @@ def test_the_default_is_left_out_and_the_others_recorded():
     assert folds.canonical()["objective"]["fidelity"] == "folds"
     assert folds.objective_spec().to_payload()["full_budget"] == folds.full_budget_units
     assert folds.results_hash() != rounds.results_hash()
+    # 0.1 round per unit: the first rung (1 of R = 9) trains 0 rounds with rounds, 1 with folds
+    small = {"sweep_type": "hyperband", "hyperband": {"max_iter": 9, "eta": 3},
+             "objective__rounds_per_unit": 0.1}
+    with pytest.raises(ConfigError, match="rounds to 0 boosting rounds"):
+        load_config(raw=tiny_config(**small))
+    assert load_config(raw=tiny_config(objective__fidelity="folds", **small)).objective.fidelity \
+        == "folds"
 
 
 def test_a_bad_fidelity_is_one_line_exit_2(tmp_path):
