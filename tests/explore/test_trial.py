@@ -294,3 +294,14 @@ def test_what_cannot_be_retrained_or_read_is_said_in_the_panel(explore_reports, 
         assert explorer.trial.record is None and not explorer.trial.trial_picker.options
     with pytest.raises(RunReadError, match="has no evaluation 999"):
         read_trial(explore_reports / "night1", 999)
+
+
+def test_the_blocks_of_a_folds_fidelity_rung_are_labelled_as_the_most_recent_folds():
+    from cryptosweep.explore.trial import block_labels
+
+    data = {"folds": [{"first_bar": f"2022-0{k + 1}-01T00:00:00+00:00",
+                       "last_bar": f"2022-0{k + 1}-28T23:00:00+00:00"} for k in range(4)],
+            "holdout": None}
+    assert block_labels(data, 4, False)[0] == "fold 1 · 2022-01-01 – 2022-01-28"
+    assert block_labels(data, 1, False) == ["fold 4 · 2022-04-01 – 2022-04-28"]
+    assert block_labels(None, 2, False) == ["fold 1", "fold 2"]

@@ -82,3 +82,62 @@ def test_results_name_the_strategy_and_spend_the_planned_budget(sweep):
         promoted = [e for e in results["evaluations"] if e["tags"]["previous_budget"]]
         assert promoted and all(e["metrics"]["continued"] for e in promoted
                                 if e["status"] == "done")
+
+
+# R=4, eta=2 (14 evaluations) with each fidelity other than rounds: the lower rungs evaluate
+# the most recent folds (folds) or each fold's most recent bars (bars), never from checkpoints.
+FIDELITY_SWEEP = {"sweep_type": "hyperband", "hyperband": {"max_iter": 4, "eta": 2}}
+
+
+@pytest.fixture(scope="module", params=["folds", "bars"])
+def fidelity_sweep(request, tmp_path_factory):
+    base = tmp_path_factory.mktemp(request.param)
+    config = tiny_config(objective__rounds_per_unit=3, objective__fidelity=request.param)
+    config.update(FIDELITY_SWEEP)
+    path = base / "sweep.json"
+    path.write_text(json.dumps(config))
+    done = cli("run", "--config", str(path), "--log-dir", str(base), "--run-name", "ref",
+               "--seed", "21")
+    assert done.returncode == 0, done.stderr
+    return request.param, path, base / "ref"
+
+
+def test_each_fidelity_gives_the_same_results_on_two_workers_and_after_a_kill(
+        fidelity_sweep, tmp_path):
+    name, path, reference = fidelity_sweep
+    done = cli("run", "--config", str(path), "--log-dir", str(tmp_path), "--run-name", "two",
+               "--seed", "21", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert deterministic_bytes(tmp_path / "two") == deterministic_bytes(reference)
+
+    total = len(json.loads(results_file(reference).read_text())["evaluations"])
+    run_dir = tmp_path / "killed"
+    finished = kill_when(run_dir / "sweep.db", random.randint(1, total - 2), [
+        "run", "--config", str(path), "--log-dir", str(tmp_path), "--run-name", "killed",
+        "--seed", "21", "--workers", "2"])
+    assert finished < total, f"{name}: killed too late"
+    resumed = cli("run", "--resume", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert deterministic_bytes(run_dir) == deterministic_bytes(reference), (
+        f"{name}: resumed after {finished} evaluations differs from the uninterrupted run")
+
+
+def test_each_fidelity_is_recorded_and_trains_every_evaluation_afresh(fidelity_sweep):
+    name, _, reference = fidelity_sweep
+    results = json.loads(results_file(reference).read_text())
+    assert results["config"]["objective"]["fidelity"] == name
+    done = [e for e in results["evaluations"] if e["status"] == "done"]
+    assert sorted({e["budget"] for e in done}) == [1.0, 2.0, 4.0]
+    rounds = {e["metrics"]["rounds"] for e in done}
+    assert rounds == {12}  # the full budget's rounds (4 units x 3) at every rung
+    for evaluation in done:
+        fidelity, budget = evaluation["metrics"]["fidelity"], evaluation["budget"]
+        assert fidelity["kind"] == name and fidelity["share"] == budget / 4
+        assert not evaluation["metrics"]["continued"]
+        if name == "folds":  # 2 folds: ceil(2 x r / 4)
+            assert fidelity["folds_evaluated"] == ([1] if budget < 4 else [0, 1])
+        else:
+            assert fidelity["folds_evaluated"] == [0, 1]
+    assert results["compute_spent"]["total"] == results["budget_spent"]
+    assert not (reference / "checkpoints").exists()
+    assert results["overfitting"]["pbo"] is not None, results["overfitting"]["why_not"]

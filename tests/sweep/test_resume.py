@@ -174,6 +174,17 @@ def test_resume_with_another_config_or_seed_is_refused(config_and_reference, tmp
     assert (reference / "sweep.db").read_bytes() == before
 
 
+def test_resume_with_another_fidelity_is_refused_in_one_line(config_and_reference):
+    _, reference = config_and_reference
+    before = (reference / "sweep.db").read_bytes()
+    done = cli("run", "--resume", str(reference), "--set", "objective.fidelity=folds")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and ("objective.fidelity folds differs from the run's rounds"
+                                in lines[0]), lines
+    assert (reference / "sweep.db").read_bytes() == before
+
+
 def test_resume_on_changed_data_is_refused(tmp_path, write_config):
     from cryptosweep.trading.data import sample_data_path
 

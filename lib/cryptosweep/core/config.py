@@ -117,7 +117,9 @@ class SweepConfig(Strict):
     @model_validator(mode="after")
     def _rounds_at_the_smallest_budget(self) -> SweepConfig:
         units = self.full_budget_units
-        if self.sweep_type == "hyperband":  # the first rung of the widest bracket
+        if self.objective.fidelity != "rounds":  # every budget trains the full budget's rounds
+            smallest = float(units)
+        elif self.sweep_type == "hyperband":  # the first rung of the widest bracket
             eta, shrink = self.hyperband.eta, 1
             while shrink * eta <= units:
                 shrink *= eta
@@ -142,7 +144,7 @@ class SweepConfig(Strict):
         """Plain JSON-able dict, the form stored in the journal. With ``full_budget`` set,
         ``hyperband.max_iter`` is written as the same number (the budget in force), so that
         the dict validates again (else its default would contradict ``full_budget``). The
-        objective's :data:`TRADING_OPTIONS` at their defaults are left out."""
+        objective's :data:`LEFT_OUT_AT_DEFAULT` options at their defaults are left out."""
         out = self.model_dump(mode="json")
         drop_default_options(out["objective"])
         if self.full_budget is not None:
@@ -154,12 +156,14 @@ class SweepConfig(Strict):
         return config_hash(self.canonical())
 
     def objective_spec(self) -> ObjectiveSpec:
-        """What a worker needs to evaluate a trial."""
+        """What a worker needs to evaluate a trial: with a fidelity other than ``rounds``, the
+        full budget too (what a budget is measured against)."""
         return ObjectiveSpec(
             data=self.data, objective=self.objective,
             deterministic=self.gpu_settings.deterministic,
             gpu_memory_fraction=self.gpu_settings.memory_fraction,
             trials_per_gpu=self.gpu_settings.trials_per_gpu,
+            full_budget=None if self.objective.fidelity == "rounds" else self.full_budget_units,
         )
 
 
@@ -174,6 +178,10 @@ class ObjectiveSpec(Strict):
     deterministic: bool = True
     gpu_memory_fraction: float = Field(default=0.9, gt=0, le=1)
     trials_per_gpu: int = Field(default=1, ge=1)
+    full_budget: int | None = Field(
+        default=None, ge=1, le=MAX_ROUNDS, description="the sweep's full budget R, which an "
+        "objective.fidelity other than rounds measures a budget against (None with rounds: a "
+        "budget is its own number of rounds)")
 
     @classmethod
     def of(cls, spec: ObjectiveSpec | dict[str, Any]) -> ObjectiveSpec:
@@ -188,9 +196,12 @@ class ObjectiveSpec(Strict):
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON types, for a task payload or a file (the objective's
-        :data:`TRADING_OPTIONS` at their defaults left out)."""
+        :data:`LEFT_OUT_AT_DEFAULT` options at their defaults left out, and ``full_budget``
+        when it is None)."""
         out = self.model_dump(mode="json")
         drop_default_options(out["objective"])
+        if out["full_budget"] is None:
+            del out["full_budget"]
         return out
 
 
@@ -200,11 +211,16 @@ TRADING_OPTIONS: dict[str, Any] = {"entry_rule": "threshold", "bet_sizing": "non
                                    "sample_weights": "none", "vol_target": None,
                                    "funding_bps_per_8h": 0.0}
 
+#: Every objective option left out of canonical configs and payloads at its default (the
+#: behaviour before it existed), so that results made without it keep their bytes and hash:
+#: the :data:`TRADING_OPTIONS` and ``fidelity``.
+LEFT_OUT_AT_DEFAULT: dict[str, Any] = {**TRADING_OPTIONS, "fidelity": "rounds"}
+
 
 def drop_default_options(objective: dict[str, Any]) -> dict[str, Any]:
     """``objective`` (a dumped :class:`ObjectiveSettings`) without the
-    :data:`TRADING_OPTIONS` at their defaults, in place."""
-    for key, default in TRADING_OPTIONS.items():
+    :data:`LEFT_OUT_AT_DEFAULT` options at their defaults, in place."""
+    for key, default in LEFT_OUT_AT_DEFAULT.items():
         if key in objective and objective[key] == default:
             del objective[key]
     return objective

@@ -14,7 +14,13 @@ from pydantic import Field, field_validator, model_validator
 
 from cryptosweep.core.data_settings import DataSettings
 from cryptosweep.core.strict import Strict
-from cryptosweep.core.vocabulary import LABEL_KINDS, MODEL_FAMILIES, SCORE_METRICS, SWEEP_TYPES
+from cryptosweep.core.vocabulary import (
+    FIDELITIES,
+    LABEL_KINDS,
+    MODEL_FAMILIES,
+    SCORE_METRICS,
+    SWEEP_TYPES,
+)
 
 ModelFamily = Literal[MODEL_FAMILIES]  # type: ignore[valid-type]
 
@@ -26,6 +32,9 @@ ScoreMetric = Literal[SCORE_METRICS]  # type: ignore[valid-type]
 
 
 LabelKind = Literal[LABEL_KINDS]  # type: ignore[valid-type]
+
+
+Fidelity = Literal[FIDELITIES]  # type: ignore[valid-type]
 
 
 #: The most evaluations one sweep may plan (every strategy, counted before anything is built).
@@ -153,8 +162,8 @@ class HyperbandSettings(Strict):
     )
     continue_training: bool = Field(
         default=True, description="promoted configurations continue from their checkpoints "
-        "where the family allows it (docs/continuation.md); the workers must share the run "
-        "folder's file system"
+        "where the family allows it (docs/continuation.md) and objective.fidelity is rounds; "
+        "the workers must share the run folder's file system"
     )
     overlap_brackets: bool = Field(
         default=True, description="while a bracket waits at a rung barrier, workers run the "
@@ -207,6 +216,14 @@ class ObjectiveSettings(Strict):
     embargo_bars: int = Field(default=0, ge=0)
     min_train_bars: int = Field(default=500, ge=10)
     threads_per_trial: int = Field(default=1, ge=1)
+    # What a budget below the full one buys (Hyperband's and BOHB's lower rungs; every other
+    # strategy evaluates at the full budget, where all three are the same evaluation). Left out
+    # of the canonical config at its default, as the options below.
+    fidelity: Fidelity = Field(
+        default="rounds", description="rounds: budget x rounds_per_unit boosting rounds on every "
+        "fold; folds: the full budget's rounds on the most recent ceil(folds x r / R) folds; "
+        "bars: the full budget's rounds on every fold, trained on its most recent r / R of "
+        "training bars (at least min_train_bars)")
     # The objective closer to trading (:data:`TRADING_OPTIONS`; each default is the behaviour
     # before it existed, and a default is left out of the canonical config, so results made
     # without the options keep their bytes and hash).

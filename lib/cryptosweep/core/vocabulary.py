@@ -1,5 +1,6 @@
-"""The names every layer shares, defined once: model families, sweep types, score metrics and
-label kinds. The config's types, the objective, the models and the reports all read them here.
+"""The names every layer shares, defined once: model families, sweep types, score metrics,
+label kinds and fidelities. The config's types, the objective, the models and the reports all
+read them here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ SWEEP_TYPES = ("hyperband", "grid", "random", "bayesian")
 SCORE_METRICS = ("sharpe", "sortino", "calmar", "total_return")
 #: How entries are labelled (``objective.labels``).
 LABEL_KINDS = ("triple_barrier", "fixed_horizon")
+#: What a budget below the full one buys an evaluation (``objective.fidelity``): fewer boosting
+#: rounds, fewer walk-forward folds, or fewer training bars (:mod:`cryptosweep.trading.fidelity`).
+FIDELITIES = ("rounds", "folds", "bars")
 #: How a score metric is named in a sentence ("holdout Sharpe -3.08 < 0").
 METRIC_LABELS = {"sharpe": "Sharpe", "sortino": "Sortino", "calmar": "Calmar",
                  "total_return": "total return"}

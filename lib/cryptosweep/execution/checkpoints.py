@@ -17,13 +17,21 @@ from cryptosweep.core.config import SweepConfig
 CHECKPOINT_DIR = "checkpoints"
 
 
+def continues_training(config: SweepConfig) -> bool:
+    """Whether a sweep's promoted evaluations continue from their previous rung's checkpoints:
+    Hyperband with ``hyperband.continue_training`` and ``objective.fidelity: rounds`` (with
+    ``folds`` or ``bars`` a rung trains other folds or bars: every evaluation starts afresh)."""
+    return (config.sweep_type == "hyperband" and config.hyperband.continue_training
+            and config.objective.fidelity == "rounds")
+
+
 def checkpoint_spec(
     config: SweepConfig, run_dir: Path, trial_id: int, tags: dict[str, Any]
 ) -> dict[str, Any] | None:
     """What the objective needs to save and continue an evaluation's models: the folder, the
-    trial, and the budget of its previous rung (``None`` at rung 0). ``None`` altogether for
-    strategies that never promote, or with ``hyperband.continue_training: false``."""
-    if config.sweep_type != "hyperband" or not config.hyperband.continue_training:
+    trial, and the budget of its previous rung (``None`` at rung 0). ``None`` altogether when
+    the sweep does not continue training (:func:`continues_training`)."""
+    if not continues_training(config):
         return None
     return {"dir": str((Path(run_dir) / CHECKPOINT_DIR).resolve()), "trial_id": trial_id,
             "from_budget": tags.get("previous_budget")}

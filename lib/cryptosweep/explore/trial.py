@@ -142,10 +142,12 @@ def _block(record_or_data: Mapping[str, Any] | None) -> dict[str, Any]:
 def block_labels(data: Mapping[str, Any] | None, n_folds: int, holdout: bool) -> list[str]:
     """``fold 1 · 2022-01-14 – 2022-04-30``, ..., ``holdout · ...``: the blocks of a
     configuration's predictions (walk-forward test blocks, then the holdout) with their UTC
-    dates where the run recorded them."""
+    dates where the run recorded them. Fewer blocks than the run's folds are its most recent
+    folds (``objective.fidelity: folds`` below the full budget), and are labelled so."""
     dates = fold_dates({"data": _block(data)})
+    first = max(0, len(dates) - n_folds)
     labels = [f"fold {k + 1}" + (f" · {dates[k]}" if k < len(dates) else "")
-              for k in range(n_folds)]
+              for k in range(first, first + n_folds)]
     if holdout:
         block = _block(data).get("holdout")
         labels.append(HOLDOUT + (f" · {block['first_bar'][:10]} – {block['last_bar'][:10]}"

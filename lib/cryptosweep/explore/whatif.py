@@ -38,6 +38,7 @@ from cryptosweep.core.errors import UserError
 from cryptosweep.execution.checkpoints import checkpoint_spec
 from cryptosweep.explore.trial import HOLDOUT, TrialRecord, block_labels
 from cryptosweep.trading.backtest import BacktestResult
+from cryptosweep.trading.fidelity import fidelity_at
 from cryptosweep.trading.metrics import METRIC_NAMES, performance
 from cryptosweep.trading.objective import (
     Predictions,
@@ -101,7 +102,8 @@ def training_steps(record: TrialRecord) -> int:
     the holdout model."""
     spec = record.spec
     rungs = len(record.rungs) + 1 if _continued(record) else 1
-    return rungs * spec.objective.folds + (1 if spec.data.has_holdout else 0)
+    folds = len(fidelity_at(record.budget, spec).folds(spec.objective.folds))
+    return rungs * folds + (1 if spec.data.has_holdout else 0)
 
 
 def _continued(record: TrialRecord) -> bool:

@@ -5,7 +5,10 @@ Hyperband hedges over how aggressively to stop poor configurations early: it run
 ``s = s_max, ..., 0``; bracket ``s`` draws ``n`` configurations and runs synchronous successive
 halving on them, starting at resource ``r = R / eta**s`` and keeping the best ``1/eta`` of them
 at every rung until the survivors get the full resource ``R`` (the paper's Algorithm 1 and
-Table 1; ``R`` is the config's full budget: ``full_budget``, or ``hyperband.max_iter``).
+Table 1; ``R`` is the config's full budget: ``full_budget``, or ``hyperband.max_iter``). What a
+resource below ``R`` buys an evaluation is the objective's business, not the bracket's: fewer
+boosting rounds, fewer folds or fewer training bars (``objective.fidelity``,
+:mod:`cryptosweep.trading.fidelity`); the bracket arithmetic is the same for each.
 
 Scheduling is deterministic. Inside a bracket every rung is a barrier: nothing of rung ``i + 1``
 is asked before every evaluation of rung ``i`` has been told. Every evaluation has a canonical id

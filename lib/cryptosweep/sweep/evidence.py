@@ -40,6 +40,16 @@ from cryptosweep.sweep.rescoring import NEIGHBOUR, RESCORE, neighbours, rescore_
 log = logging.getLogger(__name__)
 
 
+def common_bars(series: list[np.ndarray]) -> np.ndarray:
+    """The ``T × N`` matrix of validation returns over the bars every one of ``series`` covers:
+    the last ``T`` (the shortest length) of each. Returns are in bar order and every fidelity
+    evaluates the most recent folds (``objective.fidelity: folds`` at a low budget, a suffix of
+    the test blocks), so equal lengths are the same bars; with ``rounds`` and ``bars`` every
+    evaluation covers every test block and nothing is cut."""
+    shortest = min(len(one) for one in series)
+    return np.column_stack([one[len(one) - shortest:] for one in series])
+
+
 def ledger_path(config: SweepConfig, run_dir: Path) -> Path:
     """``deployment.ledger``; else ``trials.db`` beside the champion (the models folder);
     else in the run folder (a run on its own counts its own trials)."""
@@ -108,9 +118,8 @@ def statistics(
     if winner is None or winner_returns is None:
         return out
     done = [row.eval_id for row in rows if row.status == "done" and row.eval_id in validation]
-    lengths = {len(validation[eval_id]) for eval_id in done}
-    matrix = (np.column_stack([validation[eval_id] for eval_id in done])
-              if len(done) >= 2 and len(lengths) == 1 else None)
+    matrix = (common_bars([validation[eval_id] for eval_id in done])
+              if len(done) >= 2 else None)
     out["selection"] = selection_evidence(
         winner_returns, max(count.n_trials, 1), count.sharpe_variance, matrix,
         data.get("periods_per_year"), seed=seed)

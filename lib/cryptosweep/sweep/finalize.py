@@ -43,7 +43,13 @@ from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import best_configs, build_results, resource_usage, text_report
 from cryptosweep.strategies import Strategy
 from cryptosweep.sweep.champion import Champion, champion_request, comparison, read_champion
-from cryptosweep.sweep.evidence import finite_or_none, ledger_path, paired_test, statistics
+from cryptosweep.sweep.evidence import (
+    common_bars,
+    finite_or_none,
+    ledger_path,
+    paired_test,
+    statistics,
+)
 from cryptosweep.sweep.rescoring import (
     RESCORE,
     by_rescore,
@@ -381,7 +387,9 @@ def overfitting_diagnostics(
 
     The probability of backtest overfitting by CSCV (Bailey et al. 2017) on the ``T × N``
     matrix of **every configuration tried**, each at the largest budget it reached (the whole
-    choice the search made, not only the survivors of its early stopping), with the probability
+    choice the search made, not only the survivors of its early stopping; with
+    ``objective.fidelity: folds``, on the most recent folds every one of them was evaluated
+    on: :func:`~cryptosweep.sweep.evidence.common_bars`), with the probability
     of out-of-sample loss and the slope of out-of-sample on in-sample performance the same
     splits give. ``dsr`` is the search winner's deflated Sharpe ratio with N = the full-budget
     configurations (kept for comparison; the gate's DSR counts every trial of the ledger:
@@ -405,7 +413,7 @@ def overfitting_diagnostics(
         return out
     try:
         pbo = probability_of_backtest_overfitting(
-            np.column_stack([returns[eval_id] for eval_id in candidates]), n_splits)
+            common_bars([returns[eval_id] for eval_id in candidates]), n_splits)
         slope, intercept = pbo.degradation
         # The in/out-of-sample pairs are recomputable from the journal; the logits are kept
         # for the report's histogram.

@@ -26,7 +26,7 @@ from cryptosweep.core.errors import InfrastructureError, ResumeError, UserError
 from cryptosweep.core.faults import infrastructure_fault
 from cryptosweep.core.files import PRIVATE_MODE
 from cryptosweep.core.locking import RunLock
-from cryptosweep.execution.checkpoints import CHECKPOINT_DIR
+from cryptosweep.execution.checkpoints import CHECKPOINT_DIR, continues_training
 from cryptosweep.execution.executors import Executor, make_executor
 from cryptosweep.records.inspection import DB_NAME, JournalInfo, inspect_journal
 from cryptosweep.records.integrity import JournalDamagedError, describe_damage
@@ -137,8 +137,7 @@ def _check_repairable(resumed: JournalInfo, config: SweepConfig) -> None:
     result: an evaluation that may have continued from a checkpoint (a promoted Hyperband rung,
     or a row too damaged to tell), or a reproducibility re-run, once the run's checkpoints are
     gone (removed at its end)."""
-    if (not resumed.damage or config.sweep_type != "hyperband"
-            or not config.hyperband.continue_training
+    if (not resumed.damage or not continues_training(config)
             or (resumed.run_dir / CHECKPOINT_DIR).is_dir()):
         return
     tags = _intact_tags(resumed)
@@ -289,6 +288,12 @@ def _resume_config(journal: JournalInfo, config: SweepConfig | None, seed: int |
     if config is None and overrides:
         config = load_config(raw=stored.canonical(), overrides=list(overrides))
     if config is not None:
+        if config.objective.fidelity != stored.objective.fidelity:
+            raise ResumeError(
+                f"--resume {path.parent}: objective.fidelity {config.objective.fidelity} differs "
+                f"from the run's {stored.objective.fidelity} (its evaluations were measured "
+                "with it); resume without changing it, or start a new run"
+            )
         # Recomputed from both configs (not read from the journal), so that a run whose hash
         # was taken by an older rule still compares by what decides its results.
         if config_hash(config.canonical()) != config_hash(stored.canonical()):

@@ -20,6 +20,10 @@ Protocol of :func:`evaluate_trial`:
 6. score: the mean over folds of the configured metric (default: annualised Sharpe). A trial
    with no trade at all scores 0 and says so in ``penalty``; a model error fails the trial.
 
+Below the full budget, ``objective.fidelity`` says what the budget buys
+(:mod:`cryptosweep.trading.fidelity`): fewer boosting rounds (``rounds``), fewer folds, the most
+recent ones (``folds``), or fewer training bars per fold (``bars``).
+
 The steps are public functions, and every consumer goes through them, so that what the sweep
 scores and what production trades cannot drift apart: :func:`load_market` /
 :func:`market_from_candles` (arrays and features of a data source), :func:`training_labels`,
@@ -55,6 +59,7 @@ from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
 from cryptosweep.trading.cpcv import CPCVSplit, assemble_paths, cpcv_splits, group_bounds
 from cryptosweep.trading.data import data_files, sample_data_path
+from cryptosweep.trading.fidelity import fidelity_at
 from cryptosweep.trading.metrics import performance
 from cryptosweep.trading.steps import (
     Market,
@@ -79,14 +84,16 @@ from cryptosweep.trading.validation import test_blocks, walk_forward_folds
 class Predictions:
     """The out-of-sample probabilities of one configuration on one block of bars: ``block``
     (``"fold 0"``, ``"fold 1"``, ..., ``"holdout"``), the bar positions ``bars`` and their open
-    ``times``, ``proba`` (P(entry pays) per bar, NaN where a feature is missing) and whether
-    the block's model ``continued`` from a checkpoint."""
+    ``times``, ``proba`` (P(entry pays) per bar, NaN where a feature is missing), whether
+    the block's model ``continued`` from a checkpoint and how many bars it trained on
+    (``train_bars``; None where not recorded)."""
 
     block: str
     bars: np.ndarray
     times: pd.DatetimeIndex
     proba: np.ndarray
     continued: bool = False
+    train_bars: int | None = None
 
 
 def evaluate_trial(
@@ -104,25 +111,33 @@ def evaluate_trial(
     from the metrics). Bars from the holdout start on are never read. ``timings``, when given,
     accumulates the seconds spent per stage (data, labels, fit, predict, backtest).
 
+    With an ``objective.fidelity`` other than ``rounds`` (:mod:`cryptosweep.trading.fidelity`)
+    the result also has ``fidelity``: ``kind``, ``share`` (``resource / R``), ``folds_evaluated``
+    (the folds' numbers, in order: ``folds`` and the per-fold lists hold those only) and
+    ``train_bars`` (each evaluated fold's training bars).
+
     ``checkpoint`` (Hyperband promotions) is ``{"dir", "trial_id", "from_budget"}``: each
     fold's model is saved under ``dir/trial_<id>/`` and, where the family continues from
     checkpoints (``docs/continuation.md``), a promoted trial goes on from the model its
     previous rung saved instead of retraining; ``continued`` in the result says whether it did.
     A checkpoint that should be there and is not is an error (retraining would change the
     result of the families whose continuation is not equal to training from scratch).
+    Checkpoints are for ``objective.fidelity: rounds`` only (a ``ConfigError`` otherwise).
     """
     clock = _Stopwatch(timings)
     spec = ObjectiveSpec.of(spec)
     settings = spec.objective
     trading = TradingParams.from_params(params)
-    rounds = full_rounds(resource, settings.rounds_per_unit)
-    per_fold, returns, continued = [], [], []
+    fidelity = fidelity_at(resource, spec)
+    per_fold, returns, continued, evaluated, train_bars = [], [], [], [], []
     market: Market | None = None
     for block in fold_predictions(params, resource, seed, spec, device, checkpoint=checkpoint,
                                   clock=clock):
         if market is None:
             market = load_market(spec)
         continued.append(block.continued)
+        evaluated.append(int(block.block.removeprefix("fold ")))
+        train_bars.append(block.train_bars)
         with clock("backtest"):
             result = backtest_bars(market, block.bars, block.proba, trading, settings)
             per_fold.append(performance(result.returns, result.trades, result.positions,
@@ -131,7 +146,7 @@ def evaluate_trial(
     oos = np.concatenate(returns)
     fold_trades = [int(m["trades"]) for m in per_fold]
     score, penalty = fold_score(per_fold, settings.metric)
-    return {
+    out = {
         "score": score,
         "metric": settings.metric,
         "penalty": penalty,
@@ -139,12 +154,16 @@ def evaluate_trial(
         "fold_sharpe": [float(m["sharpe"]) for m in per_fold],
         "fold_trades": fold_trades,
         "n_trades": int(sum(fold_trades)),
-        "rounds": int(rounds),
+        "rounds": int(fidelity.rounds),
         "continued": bool(continued) and all(continued),
         "budget_trained": _budget_trained(resource, checkpoint, continued),
         "returns_sha256": returns_digest(oos),
         "oos_returns": [float(r) for r in oos],
     }
+    if fidelity.kind != "rounds":  # left out with rounds: results made before keep their bytes
+        out["fidelity"] = {"kind": fidelity.kind, "share": fidelity.share,
+                           "folds_evaluated": evaluated, "train_bars": train_bars}
+    return out
 
 
 NO_TRADES_PENALTY = "no trades in any fold: score set to 0"
@@ -320,12 +339,18 @@ def fold_predictions(
 ) -> Iterator[Predictions]:
     """Per purged walk-forward fold of the development bars, in order: the model fitted on the
     fold's training rows (as :func:`evaluate_trial` fits it, checkpoints included) and its
-    probabilities on the fold's test block. Lazy: each fold is fitted when it is asked for."""
+    probabilities on the fold's test block. Lazy: each fold is fitted when it is asked for.
+    Below the full budget, the folds and training bars ``objective.fidelity`` keeps
+    (:func:`~cryptosweep.trading.fidelity.fidelity_at`)."""
     clock = clock or _Stopwatch(None)
     spec = ObjectiveSpec.of(spec)
     settings = spec.objective
     trading = TradingParams.from_params(params)
-    rounds = full_rounds(resource, settings.rounds_per_unit)
+    fidelity = fidelity_at(resource, spec)
+    rounds = fidelity.rounds
+    if checkpoint and fidelity.kind != "rounds":
+        raise ConfigError(f"objective.fidelity {fidelity.kind}: models continue from "
+                          "checkpoints with the rounds fidelity only")
     with clock("data"):
         market = load_market(spec)
     with clock("labels"):
@@ -338,8 +363,10 @@ def fold_predictions(
     except ValueError as exc:
         raise ConfigError(f"objective: {exc}") from None
     repro = trial_reproducibility(spec, seed, device)
-    for k, fold in enumerate(folds):
-        train = usable_rows(fold.train, market.features, labels, f"fold {k}")
+    for k in fidelity.folds(len(folds)):
+        fold = folds[k]
+        train = usable_rows(fidelity.training_bars(fold.train, settings.min_train_bars),
+                            market.features, labels, f"fold {k}")
         save_to, init_from = _checkpoint_files(checkpoint, params, k, rounds,
                                                settings.rounds_per_unit)
         model = fit_entry_model(params, repro, rounds, market.features, labels, train,
@@ -348,7 +375,8 @@ def fold_predictions(
         proba = predict_probabilities(model, market.features, fold.test, clock)
         yield Predictions(block=f"fold {k}", bars=fold.test,
                           times=market.ohlcv.index[fold.test], proba=proba,
-                          continued=bool(getattr(model, "last_fit_continued", False)))
+                          continued=bool(getattr(model, "last_fit_continued", False)),
+                          train_bars=len(train))
 
 
 def holdout_predictions(
