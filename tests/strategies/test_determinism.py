@@ -104,22 +104,9 @@ def fidelity_sweep(request, tmp_path_factory):
 
 def test_each_fidelity_gives_the_same_results_on_two_workers_and_after_a_kill(
         fidelity_sweep, tmp_path):
-    name, path, reference = fidelity_sweep
-    done = cli("run", "--config", str(path), "--log-dir", str(tmp_path), "--run-name", "two",
-               "--seed", "21", "--workers", "2")
-    assert done.returncode == 0, done.stderr
-    assert deterministic_bytes(tmp_path / "two") == deterministic_bytes(reference)
-
-    total = len(json.loads(results_file(reference).read_text())["evaluations"])
-    run_dir = tmp_path / "killed"
-    finished = kill_when(run_dir / "sweep.db", random.randint(1, total - 2), [
-        "run", "--config", str(path), "--log-dir", str(tmp_path), "--run-name", "killed",
-        "--seed", "21", "--workers", "2"])
-    assert finished < total, f"{name}: killed too late"
-    resumed = cli("run", "--resume", str(run_dir))
-    assert resumed.returncode == 0, resumed.stderr
-    assert deterministic_bytes(run_dir) == deterministic_bytes(reference), (
-        f"{name}: resumed after {finished} evaluations differs from the uninterrupted run")
+    """As for each strategy above: 2 dask workers, SIGKILLed and resumed on 2 workers, equal
+    the in-process run."""
+    test_two_workers_killed_and_resumed_give_the_in_process_results(fidelity_sweep, tmp_path)
 
 
 def test_each_fidelity_is_recorded_and_trains_every_evaluation_afresh(fidelity_sweep):
