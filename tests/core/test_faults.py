@@ -69,7 +69,9 @@ def test_killed_worker_is_retried_with_the_same_seed_and_result(tmp_path, write_
 def test_trial_past_its_timeout_is_failed_and_the_sweep_goes_on(tmp_path, write_config):
     # The timeout counts from when a worker takes the trial: a LightGBM trial on a worker
     # restarted after a torch timeout (its features built anew) must still pass, under load.
-    config = tiny_config(random__n_trials=6, execution__trial_timeout=15.0,
+    # Seed 3 draws lightgbm, torch, lightgbm, torch, lightgbm: the last one runs on the worker
+    # restarted after trial 1's timeout, while trial 3 times out on the other.
+    config = tiny_config(random__n_trials=5, execution__trial_timeout=15.0,
                          execution__max_failure_fraction=1.0)
     config["parameter_ranges"]["torch"] = {  # a wide 2-layer MLP for 600 epochs: far past 15 s
         "hidden_units": {"type": "categorical", "choices": [1024]},
