@@ -128,3 +128,63 @@ def test_each_fidelity_is_recorded_and_trains_every_evaluation_afresh(fidelity_s
     assert results["compute_spent"]["total"] == results["budget_spent"]
     assert not (reference / "checkpoints").exists()
     assert results["overfitting"]["pbo"] is not None, results["overfitting"]["why_not"]
+
+
+# Random search with the entry threshold searched inside each trial (3 thresholds each).
+INNER_THRESHOLDS = 3
+
+
+@pytest.fixture(scope="module")
+def inner_sweep(tmp_path_factory):
+    base = tmp_path_factory.mktemp("inner")
+    config = tiny_config(objective__rounds_per_unit=3,
+                         objective__threshold_search=INNER_THRESHOLDS)
+    path = base / "sweep.json"
+    path.write_text(json.dumps(config))
+    done = cli("run", "--config", str(path), "--log-dir", str(base), "--run-name", "ref",
+               "--seed", "21")
+    assert done.returncode == 0, done.stderr
+    return "inner threshold search", path, base / "ref"
+
+
+def test_the_inner_threshold_search_gives_the_same_results_on_two_workers_and_after_a_kill(
+        inner_sweep, tmp_path):
+    """As for each strategy above: 2 dask workers, SIGKILLed and resumed on 2 workers, equal
+    the in-process run."""
+    test_two_workers_killed_and_resumed_give_the_in_process_results(inner_sweep, tmp_path)
+
+
+def test_the_inner_threshold_search_is_counted_and_its_choice_is_what_follows(inner_sweep):
+    """Every inner evaluation is a trial for the DSR; the holdout, the re-scores and the best
+    configs use the threshold each trial chose, fixed."""
+    from cryptosweep.core.config_files import validate_config
+    from cryptosweep.trading.objective import evaluate_holdout
+
+    _, path, reference = inner_sweep
+    results = json.loads(results_file(reference).read_text())
+    done = [e for e in results["evaluations"] if e["status"] == "done"]
+    assert len(done) == 6
+    for evaluation in done:
+        search = evaluation["metrics"]["threshold_search"]
+        assert len(search["evaluations"]) == INNER_THRESHOLDS
+        assert evaluation["params"]["trading"]["threshold"] == search["chosen"]
+    ledger = results["statistics"]["ledger"]
+    leaders, seeds = len(results["top_k"]), results["statistics"]["rescore"]["seeds"]
+    # 6 trials x 3 thresholds, and each leader's seeds beyond its own.
+    assert ledger["n_trials"] == 6 * INNER_THRESHOLDS + leaders * (seeds - 1)
+    assert ledger["n_inner"] == 6 * (INNER_THRESHOLDS - 1)
+    assert results["statistics"]["selection"]["dsr"]["n_trials"] == ledger["n_trials"]
+    report = next(reference.glob("sweep_report_*.txt")).read_text()
+    assert f"{ledger['n_inner']} of the trials from inner threshold searches" in report
+
+    spec = validate_config(json.loads(path.read_text()), "test").objective_spec()
+    winner = results["top_k"][0]
+    chosen = winner["metrics"]["threshold_search"]["chosen"]
+    assert winner["params"]["trading"]["threshold"] == chosen
+    holdout = evaluate_holdout(winner["params"], winner["budget"], winner["seed"], spec)
+    assert winner["holdout"]["holdout_sharpe"] == holdout["holdout_sharpe"]
+    best = json.loads(next(reference.glob("best_configs_*.json")).read_text())
+    assert best["trading_params"]["threshold"] == chosen
+    assert best["configurations"][0]["params"] == winner["params"]
+    (check,) = results["reproducibility_check"]
+    assert check["status"] == "PASS"

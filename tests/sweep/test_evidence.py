@@ -94,3 +94,46 @@ def test_another_market_that_cannot_be_read_is_refused_before_the_run(tmp_path):
     done = cli("validate", "--config", str(config_path))
     assert done.returncode == 2
     assert "evidence.markets (EURUSD-1h)" in done.stderr
+
+
+def test_every_inner_threshold_is_a_trial_in_the_ledger(tmp_path):
+    """A trial whose inner search backtested k thresholds counts k against the winner (N and
+    ``n_inner``), and every inner evaluation's Sharpe ratio is in the variance."""
+    import numpy as np
+
+    from cryptosweep.records.evaluations import EvaluationRow, configured
+    from cryptosweep.records.ledger import LedgerTrial, Market, TrialLedger, config_key
+    from cryptosweep.sweep.evidence import inner_trials
+
+    def row(eval_id: int, sharpes: list[float]) -> EvaluationRow:
+        evaluations = [{"threshold": t, "score": 10 * s, "sharpe": s, "n_trades": 5}
+                       for t, s in zip((0.5, 0.55, 0.6), sharpes, strict=True)]
+        chosen = evaluations[int(np.argmax(sharpes))]["threshold"]
+        return configured(EvaluationRow(
+            eval_id=eval_id, trial_id=eval_id, budget=2.0, seed=eval_id,
+            params={"model": "lightgbm", "entry_model": {"num_leaves": eval_id},
+                    "trading": {"holding_period": 4}},
+            status="done", score=max(sharpes) * 10, error=None, worker=None, device=None,
+            started_at=None, finished_at=None, attempts=1,
+            metrics={"threshold_search": {"chosen": chosen, "evaluations": evaluations}}))
+
+    rows = [row(1, [0.01, 0.03, 0.02]), row(2, [0.02, -0.01, 0.00])]
+    assert [r.params["trading"]["threshold"] for r in rows] == [0.55, 0.5]
+    inner = inner_trials(rows)
+    assert [t.key for t in inner] == ["eval:1:threshold:0", "eval:1:threshold:2",
+                                      "eval:2:threshold:1", "eval:2:threshold:2"]
+    search = [LedgerTrial("search", f"eval:{r.eval_id}", config_key(r.params), r.seed,
+                          r.budget, max(e["sharpe"] for e in r.metrics["threshold_search"]
+                                        ["evaluations"])) for r in rows]
+    market = Market("btc@1h", "2021-01-01", "2021-06-01")
+    with TrialLedger(tmp_path / "trials.db") as ledger:
+        ledger.record_trials("night", market, search + inner, now=0.0)
+        count = ledger.trials_on(market, 30, now=0.0)
+        without = TrialLedger(tmp_path / "alone.db")
+        without.record_trials("night", market, search, now=0.0)
+        alone = without.trials_on(market, 30, now=0.0)
+        without.close()
+    assert (alone.n_trials, count.n_trials, count.n_inner) == (2, 6, 4)
+    assert count.to_dict()["n_inner"] == 4 and "n_inner" not in alone.to_dict()
+    every = [0.01, 0.03, 0.02, 0.02, -0.01, 0.00]
+    assert count.sharpe_variance == pytest.approx(np.var(every, ddof=1), rel=1e-12)

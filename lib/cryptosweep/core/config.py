@@ -43,6 +43,7 @@ from cryptosweep.core.settings import (
     ReportingSettings,
     SweepType,
     WalkForwardSettings,
+    grid_values,
 )
 from cryptosweep.core.strict import Strict
 from cryptosweep.core.vocabulary import MODEL_FAMILIES
@@ -134,6 +135,35 @@ class SweepConfig(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _threshold_search_has_values(self) -> SweepConfig:
+        k = self.objective.threshold_search
+        if k is None:
+            return self
+        if self.objective.entry_rule != "threshold":
+            raise ValueError(
+                f"objective.threshold_search ({k}) needs objective.entry_rule: threshold "
+                f"(with {self.objective.entry_rule} the threshold is not used)")
+        dim = self.parameter_ranges.trading.get("threshold")
+        values = [] if dim is None else grid_values(dim, k)
+        if len(values) < 2 or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                      for v in values):
+            raise ValueError(
+                f"objective.threshold_search ({k}): parameter_ranges.trading.threshold gives "
+                f"{len(values)} value(s) to search, not a range of numbers; give it a range "
+                "(low < high) or several numeric choices")
+        return self
+
+    def threshold_values(self) -> list[float] | None:
+        """The entry thresholds each trial backtests with ``objective.threshold_search`` (k
+        evenly spaced values of ``parameter_ranges.trading.threshold``, a categorical's
+        choices), ascending; None without it."""
+        k = self.objective.threshold_search
+        dim = self.parameter_ranges.trading.get("threshold")
+        if k is None or dim is None:
+            return None
+        return sorted(float(value) for value in grid_values(dim, k))
+
     @property
     def full_budget_units(self) -> int:
         """The full budget R of one configuration: ``full_budget``, else ``hyperband.max_iter``
@@ -164,6 +194,7 @@ class SweepConfig(Strict):
             gpu_memory_fraction=self.gpu_settings.memory_fraction,
             trials_per_gpu=self.gpu_settings.trials_per_gpu,
             full_budget=None if self.objective.fidelity == "rounds" else self.full_budget_units,
+            thresholds=self.threshold_values(),
         )
 
 
@@ -182,6 +213,10 @@ class ObjectiveSpec(Strict):
         default=None, ge=1, le=MAX_ROUNDS, description="the sweep's full budget R, which an "
         "objective.fidelity other than rounds measures a budget against (None with rounds: a "
         "budget is its own number of rounds)")
+    thresholds: list[float] | None = Field(
+        default=None, min_length=2, description="the entry thresholds a trial whose "
+        "configuration has none searches (objective.threshold_search: "
+        "SweepConfig.threshold_values); None: every configuration has its threshold")
 
     @classmethod
     def of(cls, spec: ObjectiveSpec | dict[str, Any]) -> ObjectiveSpec:
@@ -197,11 +232,12 @@ class ObjectiveSpec(Strict):
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON types, for a task payload or a file (the objective's
         :data:`LEFT_OUT_AT_DEFAULT` options at their defaults left out, and ``full_budget``
-        when it is None)."""
+        and ``thresholds`` when they are None)."""
         out = self.model_dump(mode="json")
         drop_default_options(out["objective"])
-        if out["full_budget"] is None:
-            del out["full_budget"]
+        for key in ("full_budget", "thresholds"):
+            if out[key] is None:
+                del out[key]
         return out
 
 
@@ -213,8 +249,9 @@ TRADING_OPTIONS: dict[str, Any] = {"entry_rule": "threshold", "bet_sizing": "non
 
 #: Every objective option left out of canonical configs and payloads at its default (the
 #: behaviour before it existed), so that results made without it keep their bytes and hash:
-#: the :data:`TRADING_OPTIONS` and ``fidelity``.
-LEFT_OUT_AT_DEFAULT: dict[str, Any] = {**TRADING_OPTIONS, "fidelity": "rounds"}
+#: the :data:`TRADING_OPTIONS`, ``fidelity`` and ``threshold_search``.
+LEFT_OUT_AT_DEFAULT: dict[str, Any] = {**TRADING_OPTIONS, "fidelity": "rounds",
+                                       "threshold_search": None}
 
 
 def drop_default_options(objective: dict[str, Any]) -> dict[str, Any]:

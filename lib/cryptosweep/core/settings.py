@@ -64,6 +64,11 @@ MAX_COST_BPS = 10_000.0
 MAX_HOLDING_BARS = 1_000_000
 
 
+#: The most entry thresholds one trial's inner search may backtest
+#: (``objective.threshold_search``).
+MAX_THRESHOLD_VALUES = 1_000
+
+
 #: The trading parameters every configuration sets (``parameter_ranges.trading``): their
 #: allowed values, as (smallest, largest, whether the bounds themselves are allowed, integer).
 TRADING_PARAMETERS: dict[str, tuple[float, float, bool, bool]] = {
@@ -126,6 +131,41 @@ class CategoricalDimension(Strict):
 Dimension = Annotated[
     FloatDimension | IntDimension | CategoricalDimension, Field(discriminator="type")
 ]
+
+
+def grid_values(dim: FloatDimension | IntDimension | CategoricalDimension,
+                points: int) -> list[Any]:
+    """The grid axis of ``dim``: ``points`` evenly spaced values (geometric on a log scale; the
+    midpoint when ``points`` is 1), snapped to the step, duplicates removed; a categorical's
+    choices as they are. The grid strategy's axes and the inner threshold search's values."""
+    import numpy as np
+
+    if isinstance(dim, CategoricalDimension):
+        return list(dim.choices)
+    if dim.low == dim.high:
+        raw = [dim.low]
+    elif points == 1:
+        raw = [math.sqrt(dim.low * dim.high) if dim.log else (dim.low + dim.high) / 2]
+    elif dim.log:
+        raw = list(np.geomspace(dim.low, dim.high, points))
+    else:
+        raw = list(np.linspace(dim.low, dim.high, points))
+    if isinstance(dim, IntDimension):
+        values = [dim.low + dim.step * round((v - dim.low) / dim.step) for v in raw]
+        values = [int(min(v, dim.high)) for v in values]
+    elif dim.step is not None:
+        values = [snap(float(v), dim) for v in raw]
+    else:
+        values = [float(v) for v in raw]
+    return list(dict.fromkeys(values))
+
+
+def snap(value: float, dim: FloatDimension) -> float:
+    """``value`` on the stepped float dimension's nearest step, within its bounds."""
+    assert dim.step is not None
+    steps = math.floor((dim.high - dim.low) / dim.step + 1e-9)
+    index = min(max(round((value - dim.low) / dim.step), 0), steps)
+    return float(round(dim.low + index * dim.step, 12))
 
 
 def _check_range(low: float, high: float, log: bool) -> None:
@@ -224,6 +264,13 @@ class ObjectiveSettings(Strict):
         "fold; folds: the full budget's rounds on the most recent ceil(folds x r / R) folds; "
         "bars: the full budget's rounds on every fold, trained on its most recent r / R of "
         "training bars (at least min_train_bars)")
+    # The entry threshold searched inside each trial over its fold models' predictions (no
+    # retraining) instead of by the strategy; left out of the canonical config when None.
+    threshold_search: int | None = Field(
+        default=None, ge=2, le=MAX_THRESHOLD_VALUES, description="null: the strategy samples "
+        "trading.threshold; k: each trial backtests its validation folds' predictions at k "
+        "evenly spaced values of parameter_ranges.trading.threshold (a categorical's choices) "
+        "and keeps the best (ties: the lowest); every value is a trial in the ledger")
     # The objective closer to trading (:data:`TRADING_OPTIONS`; each default is the behaviour
     # before it existed, and a default is left out of the canonical config, so results made
     # without the options keep their bytes and hash).

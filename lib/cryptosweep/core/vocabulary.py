@@ -1,6 +1,6 @@
 """The names every layer shares, defined once: model families, sweep types, score metrics,
-label kinds and fidelities. The config's types, the objective, the models and the reports all
-read them here.
+label kinds, fidelities and the metrics' keys several layers read. The config's types, the
+objective, the models and the reports all read them here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ LABEL_KINDS = ("triple_barrier", "fixed_horizon")
 #: What a budget below the full one buys an evaluation (``objective.fidelity``): fewer boosting
 #: rounds, fewer walk-forward folds, or fewer training bars (:mod:`cryptosweep.trading.fidelity`).
 FIDELITIES = ("rounds", "folds", "bars")
+#: The key of an evaluation's metrics that holds its inner threshold search
+#: (``objective.threshold_search``, :func:`cryptosweep.trading.objective.evaluate_trial`):
+#: ``chosen`` (the threshold of its score) and ``evaluations`` (per threshold, ascending:
+#: ``threshold``, ``score``, ``sharpe`` (per bar, as the trial ledger records it),
+#: ``n_trades``).
+THRESHOLD_SEARCH = "threshold_search"
 #: How a score metric is named in a sentence ("holdout Sharpe -3.08 < 0").
 METRIC_LABELS = {"sharpe": "Sharpe", "sortino": "Sortino", "calmar": "Calmar",
                  "total_return": "total return"}

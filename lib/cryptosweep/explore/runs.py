@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.core.errors import UserError
+from cryptosweep.records.evaluations import configured
 from cryptosweep.records.inspection import DB_NAME
 from cryptosweep.records.integrity import JournalDamagedError
 from cryptosweep.records.journal import READABLE_SCHEMA_VERSIONS, Journal
@@ -267,7 +268,7 @@ def read_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
         try:
             journal = Journal.open_readonly(run_dir)
             try:
-                return [evaluation_record(row) for row in journal.evaluations()]
+                return [evaluation_record(configured(row)) for row in journal.evaluations()]
             finally:
                 journal.close()
         except JournalDamagedError as exc:

@@ -28,7 +28,7 @@ from cryptosweep.core.config_files import config_as_made, validate_config
 from cryptosweep.core.errors import UserError
 from cryptosweep.explore import plots
 from cryptosweep.explore.render import show_figure
-from cryptosweep.records.evaluations import EvaluationRow
+from cryptosweep.records.evaluations import EvaluationRow, configured
 from cryptosweep.records.inspection import DB_NAME
 from cryptosweep.records.integrity import JournalDamagedError
 from cryptosweep.records.journal import Journal
@@ -203,7 +203,7 @@ def take_snapshot(run_dir: str | Path, timeout: float = 1.0) -> Snapshot:
             config = journal.get_meta("config", None)
             seed = journal.get_meta("seed", None)
             slots = journal.get_meta("slots", None)
-            rows = tuple(journal.evaluations())
+            rows = tuple(configured(row) for row in journal.evaluations())
         finally:
             journal.close()
     except sqlite3.Error as exc:  # not created yet, or briefly locked: poll again

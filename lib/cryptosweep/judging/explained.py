@@ -32,7 +32,9 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
     if ledger:
         rows.append(Explained(
             "trials counted", f"{ledger.get('n_trials')} ({ledger.get('n_evaluations')} "
-            f"evaluations, {ledger.get('n_runs')} run(s))",
+            f"evaluations, {ledger.get('n_runs')} run(s)"
+            + (f"; {ledger['n_inner']} of the trials from inner threshold searches"
+               if ledger.get("n_inner") else "") + ")",
             f"every configuration and seed tried on overlapping bars of this market in the "
             f"last {ledger.get('window_days', 0):g} days, tonight included: the winner is the "
             "best of all of them, and its luck is judged against that many tries"))

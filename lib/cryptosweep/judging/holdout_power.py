@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from cryptosweep.judging.overfitting import per_bar_sharpe, probabilistic_sharpe_ratio
+from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
 from cryptosweep.judging.permutation import alpha_tstat, exposure_matched_pvalue
 from cryptosweep.judging.track_record import minimum_track_record_length
+from cryptosweep.trading.metrics import per_bar_sharpe
 
 #: Random placements of the permutation test (the issue's floor is 1,000).
 PERMUTATION_DRAWS = 2000

@@ -152,13 +152,6 @@ def deflated_sharpe_ratio(
     return probabilistic_sharpe_ratio(sr, sr0, n_obs, skew, kurtosis)
 
 
-def per_bar_sharpe(returns: np.ndarray) -> float:
-    """``mean / std(ddof=1)`` of per-bar returns, 0 without dispersion: the Sharpe ratio of one
-    configuration whose variance across configurations the DSR deflates by."""
-    std = float(np.std(returns, ddof=1))
-    return float(np.mean(returns) / std) if std > 0 else 0.0
-
-
 def deflated_sharpe_from_returns(
     returns_of_best: np.ndarray, trial_sharpes: np.ndarray
 ) -> dict[str, Any]:

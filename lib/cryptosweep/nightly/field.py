@@ -36,8 +36,9 @@ import numpy as np
 from cryptosweep.core.files import append_lines, read_json_lines
 from cryptosweep.core.settings import KillSwitchSettings
 from cryptosweep.judging.drift import MAJOR_SHIFT, population_stability_index
-from cryptosweep.judging.overfitting import per_bar_sharpe, probabilistic_sharpe_ratio
+from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
 from cryptosweep.nightly.promotion import CHAMPION, demote_champion, manifest_digest
+from cryptosweep.trading.metrics import per_bar_sharpe
 
 LEDGER = "paper_trades.jsonl"
 

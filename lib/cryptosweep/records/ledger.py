@@ -12,7 +12,9 @@ Two tables, in one SQLite file (WAL; one transaction per write):
 
 * ``trials``: one row per evaluation: the run, its kind (``search`` for the sweep's own
   evaluations, ``rescore`` for the top-k re-scored from scratch with other seeds,
-  ``neighbour`` for the winner's neighbourhood, ``explorer`` for what a person tried), the
+  ``neighbour`` for the winner's neighbourhood, ``explorer`` for what a person tried,
+  ``inner`` for each threshold a search evaluation's inner threshold search backtested
+  besides the one it chose: ``objective.threshold_search``), the
   configuration's key (a digest of its parameters), seed, budget, the market (data file name
   and bar interval), the first and last bar it was scored on, its per-bar Sharpe ratio and when.
   Rows are keyed by (run, kind, key): writing a night again (a resume) adds nothing.
@@ -24,7 +26,9 @@ What counts (:meth:`TrialLedger.trials_on`): rows of the same market whose bars 
 night's and which were recorded within ``window_days``. The number of trials ``N`` is the
 number of distinct configurations among them, plus one for each seed a configuration was
 re-scored with beyond the seeds it was already tried with (seeds count as trials: choosing
-among seeds is choosing).
+among seeds is choosing). An inner threshold search's thresholds are configurations too: a
+trial that backtested k thresholds counts k (``n_inner`` says how many of ``N`` only the inner
+searches tried), and their Sharpe ratios are in the variance.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from cryptosweep.core.files import canonical_json
 
 LEDGER_NAME = "trials.db"
 #: The kinds of trial rows (see the module docstring).
-TRIAL_KINDS = ("search", "rescore", "neighbour", "explorer")
+TRIAL_KINDS = ("search", "rescore", "neighbour", "explorer", "inner")
 #: The sources of holdout looks.
 LOOK_SOURCES = ("sweep", "evaluate", "explorer", "train")
 
@@ -116,17 +120,23 @@ class LedgerTrial:
 
 @dataclass(frozen=True)
 class TrialCount:
-    """How many trials a winner was chosen among, and the variance of their Sharpe ratios."""
+    """How many trials a winner was chosen among (``n_inner`` of them tried only by inner
+    threshold searches), and the variance of their Sharpe ratios."""
 
     n_trials: int
     n_rows: int
     n_runs: int
     sharpe_variance: float | None
     window_days: float
+    n_inner: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_trials": self.n_trials, "n_evaluations": self.n_rows, "n_runs": self.n_runs,
-                "sharpe_variance": self.sharpe_variance, "window_days": self.window_days}
+        out: dict[str, Any] = {
+            "n_trials": self.n_trials, "n_evaluations": self.n_rows, "n_runs": self.n_runs,
+            "sharpe_variance": self.sharpe_variance, "window_days": self.window_days}
+        if self.n_inner:  # left out without inner searches: results made before keep their bytes
+            out["n_inner"] = self.n_inner
+        return out
 
 
 class TrialLedger:
@@ -208,12 +218,14 @@ class TrialLedger:
         extra_seeds = {(config, seed) for _, kind, config, seed, _ in rows
                        if kind == "rescore"} - searched
         n_trials = len(configs) + len(extra_seeds)
+        n_inner = len({config for _, kind, config, _, _ in rows if kind == "inner"}
+                      - {config for _, kind, config, _, _ in rows if kind != "inner"})
         sharpes = [s for *_, s in rows if s is not None]
         variance = (float(sum((s - sum(sharpes) / len(sharpes)) ** 2 for s in sharpes)
                           / (len(sharpes) - 1)) if len(sharpes) > 1 else None)
         return TrialCount(n_trials=n_trials, n_rows=len(rows),
                           n_runs=len({run for run, *_ in rows}), sharpe_variance=variance,
-                          window_days=float(window_days))
+                          window_days=float(window_days), n_inner=n_inner)
 
     def looks_at(self, market: Market) -> list[dict[str, Any]]:
         """Every recorded look at holdout bars of ``market`` that overlap ``market``'s, oldest

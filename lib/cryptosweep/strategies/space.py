@@ -20,7 +20,13 @@ import numpy as np
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.errors import ConfigError
-from cryptosweep.core.settings import CategoricalDimension, FloatDimension, IntDimension
+from cryptosweep.core.settings import (
+    CategoricalDimension,
+    FloatDimension,
+    IntDimension,
+    grid_values,
+    snap,
+)
 
 DimensionSpec = FloatDimension | IntDimension | CategoricalDimension
 Point = dict[str, Any]
@@ -28,7 +34,9 @@ Point = dict[str, Any]
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Families (in config order) mapped to their dimensions, and the trading dimensions."""
+    """Families (in config order) mapped to their dimensions, and the trading dimensions (the
+    threshold left out with ``objective.threshold_search``: each trial searches it over its own
+    predictions, :func:`~cryptosweep.trading.objective.evaluate_trial`)."""
 
     families: dict[str, dict[str, DimensionSpec]]
     trading: dict[str, DimensionSpec]
@@ -37,7 +45,10 @@ class SearchSpace:
     def from_config(cls, config: SweepConfig) -> SearchSpace:
         ranges = config.parameter_ranges
         families = {name: _sorted(ranges.family(name)) for name in config.objective.models}
-        return cls(families=families, trading=_sorted(dict(ranges.trading)))
+        trading = dict(ranges.trading)
+        if config.objective.threshold_search is not None:  # searched inside each trial
+            del trading["threshold"]
+        return cls(families=families, trading=_sorted(trading))
 
     def sample(self, rng: np.random.Generator) -> Point:
         """Draw one point: the family first (when there are several), then its dimensions."""
@@ -97,35 +108,7 @@ def sample_dimension(dim: DimensionSpec, rng: np.random.Generator) -> Any:
     if dim.log:
         return float(math.exp(rng.uniform(math.log(dim.low), math.log(dim.high))))
     value = float(rng.uniform(dim.low, dim.high))
-    return _snap(value, dim) if dim.step is not None else value
+    return snap(value, dim) if dim.step is not None else value
 
 
-def _snap(value: float, dim: FloatDimension) -> float:
-    assert dim.step is not None
-    steps = math.floor((dim.high - dim.low) / dim.step + 1e-9)
-    index = min(max(round((value - dim.low) / dim.step), 0), steps)
-    return float(round(dim.low + index * dim.step, 12))
-
-
-def grid_values(dim: DimensionSpec, points: int) -> list[Any]:
-    """The grid axis of ``dim``: ``points`` evenly spaced values (geometric on a log scale; the
-    midpoint when ``points`` is 1), snapped to the step, duplicates removed; a categorical's
-    choices as they are."""
-    if isinstance(dim, CategoricalDimension):
-        return list(dim.choices)
-    if dim.low == dim.high:
-        raw = [dim.low]
-    elif points == 1:
-        raw = [math.sqrt(dim.low * dim.high) if dim.log else (dim.low + dim.high) / 2]
-    elif dim.log:
-        raw = list(np.geomspace(dim.low, dim.high, points))
-    else:
-        raw = list(np.linspace(dim.low, dim.high, points))
-    if isinstance(dim, IntDimension):
-        values = [dim.low + dim.step * round((v - dim.low) / dim.step) for v in raw]
-        values = [int(min(v, dim.high)) for v in values]
-    elif dim.step is not None:
-        values = [_snap(float(v), dim) for v in raw]
-    else:
-        values = [float(v) for v in raw]
-    return list(dict.fromkeys(values))
+__all__ = ["DimensionSpec", "Point", "SearchSpace", "grid_values", "sample_dimension"]

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from cryptosweep.core.config import SweepConfig
+from cryptosweep.core.vocabulary import THRESHOLD_SEARCH
 from cryptosweep.judging.comparison import jobson_korkie_memmel
 from cryptosweep.judging.holdout_power import holdout_evidence
-from cryptosweep.judging.overfitting import per_bar_sharpe
 from cryptosweep.judging.selection import selection_evidence
 from cryptosweep.records.evaluations import EvaluationRow
 from cryptosweep.records.journal import Journal
@@ -36,6 +36,7 @@ from cryptosweep.records.ledger import (
     config_key,
 )
 from cryptosweep.sweep.rescoring import NEIGHBOUR, RESCORE, neighbours, rescore_seed
+from cryptosweep.trading.metrics import trial_sharpe
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +61,16 @@ def ledger_path(config: SweepConfig, run_dir: Path) -> Path:
     return run_dir / LEDGER_NAME
 
 
-def _sharpe(returns: np.ndarray | None) -> float | None:
-    if returns is None or len(returns) < 2 or float(np.std(returns)) == 0.0:
-        return None
-    return per_bar_sharpe(np.asarray(returns))
-
-
 def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[EvaluationRow],
                  leaders: list[EvaluationRow], winner: EvaluationRow | None,
                  validation: dict[int, np.ndarray]) -> list[LedgerTrial]:
-    """Every evaluation of the night as ledger rows: the search's, the re-scores (the first
-    only when it was run: a reused evaluation is the search's own) and the neighbours."""
+    """Every evaluation of the night as ledger rows: the search's (with the thresholds of
+    their inner searches: :func:`inner_trials`), the re-scores (the first only when it was
+    run: a reused evaluation is the search's own) and the neighbours."""
     trials = [LedgerTrial("search", f"eval:{row.eval_id}", config_key(row.params), row.seed,
-                          row.budget, _sharpe(validation.get(row.eval_id)))
+                          row.budget, trial_sharpe(validation.get(row.eval_id)))
               for row in rows if row.status == "done"]
+    trials += inner_trials(rows)
     for index in range(config.deployment.rescore_seeds):
         kind = RESCORE.format(index)
         done, returns = journal.get_extra(kind), journal.get_extra_returns(kind)
@@ -81,7 +78,7 @@ def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[Ev
             if row.eval_id in done:
                 trials.append(LedgerTrial("rescore", f"{kind}:{row.eval_id}",
                                           config_key(row.params), rescore_seed(seed, row, index),
-                                          row.budget, _sharpe(returns.get(row.eval_id))))
+                                          row.budget, trial_sharpe(returns.get(row.eval_id))))
     if winner is not None and config.deployment.neighbourhood:
         for index, neighbour in enumerate(neighbours(config, winner.params)):
             kind = NEIGHBOUR.format(index)
@@ -89,7 +86,26 @@ def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[Ev
                 returns = journal.get_extra_returns(kind).get(winner.eval_id)
                 trials.append(LedgerTrial("neighbour", f"{kind}:{winner.eval_id}",
                                           config_key(neighbour["params"]), winner.seed,
-                                          winner.budget, _sharpe(returns)))
+                                          winner.budget, trial_sharpe(returns)))
+    return trials
+
+
+def inner_trials(rows: list[EvaluationRow]) -> list[LedgerTrial]:
+    """The thresholds each search evaluation's inner threshold search backtested besides the
+    one it chose (``objective.threshold_search``; ``rows`` configured, their params with the
+    chosen threshold): one ``inner`` trial each, with its per-bar Sharpe ratio, so that a
+    trial that tried k thresholds counts k."""
+    trials = []
+    for row in rows:
+        search = (row.metrics or {}).get(THRESHOLD_SEARCH) if row.status == "done" else None
+        for index, inner in enumerate((search or {}).get("evaluations", [])):
+            if inner["threshold"] == search["chosen"]:
+                continue  # the search row itself
+            params = {**row.params, "trading": {**row.params["trading"],
+                                                "threshold": inner["threshold"]}}
+            trials.append(LedgerTrial("inner", f"eval:{row.eval_id}:threshold:{index}",
+                                      config_key(params), row.seed, row.budget,
+                                      inner["sharpe"]))
     return trials
 
 

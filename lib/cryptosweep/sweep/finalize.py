@@ -34,10 +34,9 @@ from cryptosweep.judging.deployment import decide
 from cryptosweep.judging.edge import edge
 from cryptosweep.judging.overfitting import (
     deflated_sharpe_from_returns,
-    per_bar_sharpe,
     probability_of_backtest_overfitting,
 )
-from cryptosweep.records.evaluations import EvaluationRow
+from cryptosweep.records.evaluations import EvaluationRow, configured, without_search
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import best_configs, build_results, resource_usage, text_report
@@ -67,6 +66,7 @@ from cryptosweep.sweep.robustness import (
     markets_block,
     regimes_block,
 )
+from cryptosweep.trading.metrics import per_bar_sharpe
 from cryptosweep.trading.objective import trial_reproducibility
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ def finalize_run(
     """Evaluate, judge and write the run's files (see the module docstring). ``executor``:
     the sweep's, still up (None: in this process)."""
     spec = config.objective_spec()
-    rows = journal.evaluations()
+    # Each evaluation as the configuration it scored (a threshold its trial chose included).
+    rows = [configured(row) for row in journal.evaluations()]
     leaders = ranked(rows)[: config.reporting.top_k]
     data = journal.get_meta("data", None) or {}
     champion = read_champion(config.deployment.champion_dir)
@@ -136,7 +137,7 @@ def finalize_run(
         item["dsr"] = _dsr_or_none(validation.get(item["eval_id"]), trial_sharpes,
                                    data.get("periods_per_year"))
     check = ([_reproducibility_check(winner, reruns[winner.eval_id],
-                                     _deployed_metrics(winner, journal))]
+                                     without_search(_deployed_metrics(winner, journal)))]
              if winner is not None and winner.eval_id in reruns else [])
     winner_returns = scores[winner.eval_id]["returns"] if winner is not None else None
     created_at = journal.get_meta("created_at")

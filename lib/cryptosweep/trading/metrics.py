@@ -24,6 +24,22 @@ METRIC_NAMES = (
 )  # fmt: skip
 
 
+def per_bar_sharpe(returns: np.ndarray) -> float:
+    """``mean / std(ddof=1)`` of per-bar returns, 0 without dispersion: the Sharpe ratio of one
+    configuration whose variance across configurations the DSR deflates by."""
+    std = float(np.std(returns, ddof=1))
+    return float(np.mean(returns) / std) if std > 0 else 0.0
+
+
+def trial_sharpe(returns: np.ndarray | None) -> float | None:
+    """An evaluation's per-bar Sharpe ratio as the trial ledger records it
+    (:func:`per_bar_sharpe`), None without at least 2 bars or any dispersion (left out of
+    the variance the DSR deflates by)."""
+    if returns is None or len(returns) < 2 or float(np.std(returns)) == 0.0:
+        return None
+    return per_bar_sharpe(np.asarray(returns))
+
+
 def performance(
     returns: np.ndarray,
     trades: Sequence[Any],

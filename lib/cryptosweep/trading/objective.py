@@ -20,6 +20,9 @@ Protocol of :func:`evaluate_trial`:
 6. score: the mean over folds of the configured metric (default: annualised Sharpe). A trial
    with no trade at all scores 0 and says so in ``penalty``; a model error fails the trial.
 
+With ``objective.threshold_search``, step 5's threshold is searched inside the trial: the
+fold models' predictions backtested at each threshold, the best kept (:func:`evaluate_trial`).
+
 Below the full budget, ``objective.fidelity`` says what the budget buys
 (:mod:`cryptosweep.trading.fidelity`): fewer boosting rounds (``rounds``), fewer folds, the most
 recent ones (``folds``), or fewer training bars per fold (``bars``).
@@ -40,6 +43,7 @@ AFML: López de Prado (2018), *Advances in Financial Machine Learning*.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,17 +59,19 @@ from cryptosweep.core.intervals import (
 )
 from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.core.settings import ObjectiveSettings
+from cryptosweep.core.vocabulary import THRESHOLD_SEARCH
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
 from cryptosweep.trading.cpcv import CPCVSplit, assemble_paths, cpcv_splits, group_bounds
 from cryptosweep.trading.data import data_files, sample_data_path
 from cryptosweep.trading.fidelity import fidelity_at
-from cryptosweep.trading.metrics import performance
+from cryptosweep.trading.metrics import performance, trial_sharpe
 from cryptosweep.trading.steps import (
     Market,
     TradingParams,
     _budget_trained,
     _checkpoint_files,
+    _section,
     _Stopwatch,
     backtest_bars,
     fit_entry_model,
@@ -123,47 +129,95 @@ def evaluate_trial(
     A checkpoint that should be there and is not is an error (retraining would change the
     result of the families whose continuation is not equal to training from scratch).
     Checkpoints are for ``objective.fidelity: rounds`` only (a ``ConfigError`` otherwise).
+
+    With ``objective.threshold_search`` and a configuration without ``trading.threshold``
+    (:func:`searched_thresholds`), the fold models are trained once and their predictions
+    backtested at each of the spec's ``thresholds`` (the validation folds only, no
+    retraining): the result is the best threshold's (ties: the lowest), as
+    :func:`evaluate_trial` of the configuration with that threshold fixed gives it, plus
+    :data:`THRESHOLD_SEARCH`: the chosen threshold and every inner evaluation's score,
+    per-bar Sharpe ratio and trades (each a trial for the deflated Sharpe ratio).
     """
     clock = _Stopwatch(timings)
     spec = ObjectiveSpec.of(spec)
     settings = spec.objective
-    trading = TradingParams.from_params(params)
+    thresholds = searched_thresholds(params, spec)
+    if thresholds:  # the threshold does not change the model: any one trains it
+        params = with_threshold(params, thresholds[0])
     fidelity = fidelity_at(resource, spec)
-    per_fold, returns, continued, evaluated, train_bars = [], [], [], [], []
-    market: Market | None = None
+    blocks, continued, evaluated, train_bars = [], [], [], []
     for block in fold_predictions(params, resource, seed, spec, device, checkpoint=checkpoint,
                                   clock=clock):
-        if market is None:
-            market = load_market(spec)
+        blocks.append(block)
         continued.append(block.continued)
         evaluated.append(int(block.block.removeprefix("fold ")))
         train_bars.append(block.train_bars)
+    market = load_market(spec)
+    trial: dict[str, Any] | None = None
+    inner: list[dict[str, Any]] = []
+    for threshold in thresholds or [None]:
+        trading = TradingParams.from_params(
+            params if threshold is None else with_threshold(params, threshold))
+        scored = _backtested(market, blocks, trading, settings, clock)
+        if thresholds:
+            inner.append({"threshold": threshold, "score": scored["score"],
+                          "sharpe": trial_sharpe(np.asarray(scored["oos_returns"])),
+                          "n_trades": scored["n_trades"]})
+        # The best score; a tie keeps the lower threshold; a NaN score loses to any other.
+        if trial is None or scored["score"] > trial["score"] or (
+                math.isnan(trial["score"]) and not math.isnan(scored["score"])):
+            trial = scored
+    assert trial is not None
+    out = {
+        **{key: trial[key] for key in ("score", "metric", "penalty", "folds", "fold_sharpe",
+                                       "fold_trades", "n_trades")},
+        "rounds": int(fidelity.rounds),
+        "continued": bool(continued) and all(continued),
+        "budget_trained": _budget_trained(resource, checkpoint, continued),
+        "returns_sha256": returns_digest(trial["oos_returns"]),
+        "oos_returns": [float(r) for r in trial["oos_returns"]],
+    }
+    if fidelity.kind != "rounds":  # left out with rounds: results made before keep their bytes
+        out["fidelity"] = {"kind": fidelity.kind, "share": fidelity.share,
+                           "folds_evaluated": evaluated, "train_bars": train_bars}
+    if thresholds:
+        out[THRESHOLD_SEARCH] = {"chosen": trial["threshold"], "evaluations": inner}
+    return out
+
+
+def searched_thresholds(params: dict[str, Any], spec: ObjectiveSpec) -> list[float] | None:
+    """The thresholds :func:`evaluate_trial` backtests ``params`` at: the spec's
+    ``thresholds`` (``objective.threshold_search``) when the configuration has no
+    ``trading.threshold`` of its own, else None (its own threshold, fixed: the holdout, the
+    re-scores, the neighbours and production of a configuration whose threshold was chosen)."""
+    trading = params.get("trading")
+    if spec.thresholds is None or (isinstance(trading, dict) and "threshold" in trading):
+        return None
+    return list(spec.thresholds)
+
+
+def with_threshold(params: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """``params`` with ``trading.threshold`` set to ``threshold`` (a copy)."""
+    return {**params, "trading": {**_section(params, "trading"), "threshold": threshold}}
+
+
+def _backtested(market: Market, blocks: list[Predictions], trading: TradingParams,
+                settings: ObjectiveSettings, clock: _Stopwatch) -> dict[str, Any]:
+    """The validation folds' predictions backtested with ``trading``: the per-fold metrics,
+    the score (:func:`fold_score`) and the out-of-sample per-bar returns, in bar order."""
+    per_fold, returns = [], []
+    for block in blocks:
         with clock("backtest"):
             result = backtest_bars(market, block.bars, block.proba, trading, settings)
             per_fold.append(performance(result.returns, result.trades, result.positions,
                                         periods_per_year=market.periods_per_year))
         returns.append(result.returns)
-    oos = np.concatenate(returns)
     fold_trades = [int(m["trades"]) for m in per_fold]
     score, penalty = fold_score(per_fold, settings.metric)
-    out = {
-        "score": score,
-        "metric": settings.metric,
-        "penalty": penalty,
-        "folds": per_fold,
-        "fold_sharpe": [float(m["sharpe"]) for m in per_fold],
-        "fold_trades": fold_trades,
-        "n_trades": int(sum(fold_trades)),
-        "rounds": int(fidelity.rounds),
-        "continued": bool(continued) and all(continued),
-        "budget_trained": _budget_trained(resource, checkpoint, continued),
-        "returns_sha256": returns_digest(oos),
-        "oos_returns": [float(r) for r in oos],
-    }
-    if fidelity.kind != "rounds":  # left out with rounds: results made before keep their bytes
-        out["fidelity"] = {"kind": fidelity.kind, "share": fidelity.share,
-                           "folds_evaluated": evaluated, "train_bars": train_bars}
-    return out
+    return {"score": score, "metric": settings.metric, "penalty": penalty, "folds": per_fold,
+            "fold_sharpe": [float(m["sharpe"]) for m in per_fold], "fold_trades": fold_trades,
+            "n_trades": int(sum(fold_trades)), "threshold": trading.threshold,
+            "oos_returns": np.concatenate(returns)}
 
 
 NO_TRADES_PENALTY = "no trades in any fold: score set to 0"

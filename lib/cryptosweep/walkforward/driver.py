@@ -38,12 +38,12 @@ from cryptosweep.core.config_files import load_config, validate_config
 from cryptosweep.core.errors import ResumeError, SweepInterrupted, UserError
 from cryptosweep.core.files import write_json_atomic, write_text_atomic
 from cryptosweep.execution.executors import Executor, InProcessExecutor, parse_gpu_ids
-from cryptosweep.judging.overfitting import per_bar_sharpe
 from cryptosweep.records.inspection import DB_NAME
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
 from cryptosweep.sweep.opening import start_executor, utc_stamp
 from cryptosweep.sweep.runner import run_sweep
+from cryptosweep.trading.metrics import per_bar_sharpe
 from cryptosweep.walkforward.analysis import annualised_return
 from cryptosweep.walkforward.combine import build_results
 from cryptosweep.walkforward.layout import WindowPlan, plan, window_dir_name
