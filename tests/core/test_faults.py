@@ -71,9 +71,12 @@ def test_trial_past_its_timeout_is_failed_and_the_sweep_goes_on(tmp_path, write_
     # restarted after a torch timeout (its features built anew) must still pass, under load.
     # Seed 3 draws lightgbm, torch, lightgbm, torch, lightgbm: the last one runs on the worker
     # restarted after trial 1's timeout, while trial 3 times out on the other.
-    config = tiny_config(random__n_trials=5, execution__trial_timeout=15.0,
+    # 30 s: a LightGBM trial here takes about a second (a fresh worker builds its features
+    # first), twenty times that when two copies of the suite share 2 cores; the torch
+    # trials take many minutes.
+    config = tiny_config(random__n_trials=5, execution__trial_timeout=30.0,
                          execution__max_failure_fraction=1.0)
-    config["parameter_ranges"]["torch"] = {  # a wide 2-layer MLP for 600 epochs: far past 15 s
+    config["parameter_ranges"]["torch"] = {  # a wide 2-layer MLP for 600 epochs: far past 30 s
         "hidden_units": {"type": "categorical", "choices": [1024]},
         "layers": {"type": "categorical", "choices": [2]},
     }
@@ -92,7 +95,7 @@ def test_trial_past_its_timeout_is_failed_and_the_sweep_goes_on(tmp_path, write_
     for evaluation in evaluations:
         if evaluation["params"]["model"] == "torch":
             assert evaluation["status"] == "failed"
-            assert "timed out after 15 s" in evaluation["error"]
+            assert "timed out after 30 s" in evaluation["error"]
         else:
             assert evaluation["status"] == "done"
     with sqlite3.connect(tmp_path / "timeout" / "sweep.db") as db:

@@ -171,3 +171,30 @@ def test_end_of_sweep_tasks_on_dask_workers_report_failures_and_retry_dead_worke
         again = [{"task": "dies again", "die_once": True, "marker": str(tmp_path / "again")}]
         (lost,) = executor.run_tasks(_final_task, again, 0)
         assert type(lost.error).__name__ == "KilledWorker" and lost.result is None
+
+
+def test_a_cluster_slow_to_shut_down_does_not_fail_a_finished_run(caplog):
+    """Two copies of the suite on 2 cores: a nanny did not end its worker within dask's
+    timeout, and a sweep whose every result was written exited 1 with a traceback from the
+    executor's close. Now its worker processes are killed, with a warning."""
+    from cryptosweep.execution.executors import make_executor
+
+    executor = make_executor(1)
+    (nanny,) = executor.cluster.workers.values()
+    worker = nanny.process.process
+    close_cluster = executor.cluster.close
+
+    def too_slow(*args, **kwargs):
+        raise TimeoutError
+
+    executor.cluster.close = too_slow
+    try:
+        with caplog.at_level("WARNING", logger="cryptosweep"):
+            executor.close()
+        deadline = time.monotonic() + 30
+        while worker.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not worker.is_alive()
+        assert "did not shut down in time; 1 worker process(es) killed" in caplog.text
+    finally:
+        close_cluster()

@@ -316,15 +316,36 @@ class DaskExecutor(Executor):
         self._tasks.clear()
         if not self.owns_client:
             return
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        try:
+            self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+        except TimeoutError:
+            # Every result is journaled by now: a cluster slow to stop (a nanny that does not
+            # end its worker in time on a busy machine) is no reason to fail the run.
+            killed = _kill_worker_processes(self.cluster)
+            log.warning("the dask cluster did not shut down in time; %d worker process(es) "
+                        "killed", killed)
 
     def view(self, name: str) -> Executor:
         """A view on this executor's client (see :meth:`Executor.view`)."""
         return DaskExecutor(self.client, None, f"{self.description} ({name})",
                             self.trial_timeout, key_prefix=f"{self.key_prefix}{name}-",
                             owns_client=False)
+
+
+def _kill_worker_processes(cluster: Any) -> int:
+    """SIGKILL the worker processes of a local cluster's nannies that are still alive (after
+    its close timed out); how many were."""
+    killed = 0
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        process = getattr(getattr(nanny, "process", None), "process", None)
+        pid = getattr(process, "pid", None)
+        if pid is not None and process.is_alive():
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 async def _exit_worker_process() -> None:  # pragma: no cover - runs in (and ends) a worker
