@@ -932,6 +932,65 @@ def _bad_entry(best: Path, folder: Path, section: str, key: str, value: Any) -> 
     return path
 
 
+def walkforward_config(**layout: Any) -> dict[str, Any]:
+    """The tiny sweep with a walk_forward section (labels up to 24 bars: the tiny range)."""
+    return {**tiny_config(random__n_trials=2, reporting__top_k=1, name="wf"),
+            "walk_forward": {"out_of_sample_bars": 300, "embargo_bars": 24, **layout}}
+
+
+def walkforward_cases() -> list[Case]:
+    """Walk-forward layouts and resumes that were accepted (or misreported) before: each must
+    end in one line, exit 2, with no walk-forward folder made (a resume's folder unchanged)."""
+    layouts = {
+        "walkforward: embargo 0, labels up to 24 bars": {"windows": 3, "embargo_bars": 0},
+        "walkforward: embargo 10, labels up to 24 bars": {"windows": 3, "embargo_bars": 10},
+        "walkforward: anchored with windows and in_sample_bars": {
+            "windows": 3, "in_sample_bars": 2000, "anchored": True},
+        "walkforward: segments of 10 bars, holding up to 24": {
+            "windows": 3, "out_of_sample_bars": 10},
+        "walkforward: 3 anchored segments of 3,500 bars in 9,504": {
+            "windows": 3, "out_of_sample_bars": 3500, "anchored": True},
+    }
+    cases = []
+    for name, layout in layouts.items():
+        def run(folder: Path, layout: dict[str, Any] = layout) -> str:
+            path = write_yaml(folder / "wf.yaml", walkforward_config(**layout))
+            done = cryptosweep("walkforward", "--config", str(path), "--log-dir",
+                               str(folder / "logs"), "--workers", "0", "--no-report",
+                               timeout=180)
+            verdict, detail = judge(done, 2, folder / "logs")
+            return f"{verdict}\t{detail}"
+        cases.append(Case(HOSTILE, name, run))
+
+    def unstarted(folder: Path) -> Path:  # a walk-forward folder right after its manifest
+        from cryptosweep.core.config_files import validate_config
+        from cryptosweep.walkforward.driver import MANIFEST, _new_manifest
+        from cryptosweep.walkforward.layout import plan
+
+        config = validate_config(walkforward_config(windows=3), "the pass")
+        wf_dir = folder / "wf"
+        wf_dir.mkdir()
+        (wf_dir / MANIFEST).write_text(json.dumps(_new_manifest(config, 7, plan(config, 7),
+                                                                "20261206_000000")))
+        return wf_dir
+
+    resumes = {"walkforward --resume --set walk_forward.out_of_sample_bars=200": [
+                   "--set", "walk_forward.out_of_sample_bars=200"],
+               "walkforward --resume --data X": ["--data", str(sample_data())]}
+    for name, extra in resumes.items():
+        def resume(folder: Path, extra: list[str] = extra) -> str:
+            wf_dir = unstarted(folder)
+            before = sorted(p.name for p in wf_dir.iterdir())
+            done = cryptosweep("walkforward", "--resume", str(wf_dir), "--workers", "0",
+                               "--no-report", *extra, timeout=180)
+            verdict, detail = judge(done, 2)
+            if verdict == "clean" and sorted(p.name for p in wf_dir.iterdir()) != before:
+                return f"other\tthe walk-forward folder changed: {detail}"
+            return f"{verdict}\t{detail}"
+        cases.append(Case(HOSTILE, name, resume))
+    return cases
+
+
 def hostile_cases(tiny: Path, base: Path) -> list[Case]:
     cases = [Case(HOSTILE, name, config_case(name, config).run)
              for name, config in hostile_config_cases()]
@@ -1053,6 +1112,7 @@ def hostile_cases(tiny: Path, base: Path) -> list[Case]:
             "report", str(best_configs(base).parent), "--kernel", "no-such-kernel",
             "--no-index"]),
     ]
+    cases += walkforward_cases()
     token = "xoxT0KEN-s3cr3t-4f8e2a"
     for char in "#?/":
         def notify_case(folder: Path, char: str = char) -> str:
