@@ -790,6 +790,44 @@ def notifier_cases() -> list[Case]:
         return f"clean\t{notifiers.problems[0][:160]}"
 
     cases.append(Case("notifications", "NOTIFY_TIMEOUT=abc", bad_timeout))
+
+    def whole_night(folder: Path) -> str:
+        """The nightly entry point, with cron's bare environment, a tiny sweep and a webhook
+        whose URL holds a password and a token (and fails): the night must succeed and no
+        piece of either secret may appear in its output or in any file it wrote."""
+        # Pieces long enough not to occur by chance in what a night writes (plotly.js).
+        secrets = ("Qx7kZ#Vb9Lm2W", "Qx7kZ", "Vb9Lm2W", "bob:", token)
+        url = f"https://bob:Qx7kZ#Vb9Lm2W@127.0.0.1:9/services/{token}"
+        config = write_yaml(folder / "night.yaml", tiny_config(random__n_trials=2,
+                                                               reporting__top_k=1))
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(folder), "LANG": "C.UTF-8",
+               "SHELL": "/bin/sh", "REPORTS_DIR": str(folder / "reports"),
+               "MODELS_DIR": str(folder / "models"), "SWEEP_CONFIG": str(config),
+               "NOTIFY_WEBHOOK_URL": url, "NOTIFY_TIMEOUT": "2",
+               **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ
+                  else {})}
+        try:
+            done = subprocess.run([str(REPO / "scheduled" / "nightly_sweep.sh")], cwd="/",
+                                  env=env, capture_output=True, text=True, errors="replace",
+                                  timeout=900)
+        except subprocess.TimeoutExpired:
+            return "hang\tthe night ran past 900 s"
+        output = done.stdout + done.stderr
+        files = "\n".join(p.read_bytes().decode("utf-8", "replace")
+                          for p in folder.rglob("*") if p.is_file() and p.name != "night.yaml")
+        leaked = sorted({s for s in secrets for where in (output, files) if s in where})
+        if leaked:
+            return f"silent\tleaked {leaked} (output or files)"
+        if "Traceback (most recent call last)" in output:
+            return "traceback\ta traceback in the night's output"
+        if done.returncode != 0 or "webhook: failed" not in output:
+            return f"other\texit {done.returncode}: {output.strip().splitlines()[-1:]}"
+        written = sum(1 for p in folder.rglob("*") if p.is_file())
+        return (f"clean\tnight exit 0, webhook failed in one line, {written} files and the "
+                "output free of the password and the token")
+
+    cases.append(Case("notifications", "a whole night, secret webhook: output and files",
+                      whole_night))
     return cases
 
 
