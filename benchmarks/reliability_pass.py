@@ -523,6 +523,51 @@ def kill_cases(reference: Reference, count: int) -> list[Case]:
 
         cases.append(Case("kills and resumes",
                           f"SIGKILL at {kill_at} finished, --workers {workers}", run))
+
+    for workers in ("0", "2"):
+        def wal_lost(folder: Path, workers: str = workers) -> str:
+            """Issue #26: `sweep.db-wal` deleted mid-run, then SIGKILL: the resume must keep
+            what was checkpointed and end with the uninterrupted results."""
+            run_dir = folder / "killed"
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cryptosweep", "run", "--config", str(reference.config),
+                 "--log-dir", str(folder), "--run-name", "killed", "--seed", reference.seed,
+                 "--workers", workers, "--no-progress"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True)
+            deadline = time.monotonic() + 600
+            while done_count(run_dir / "sweep.db") < 4 and process.poll() is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            with contextlib.suppress(FileNotFoundError):
+                (run_dir / "sweep.db-wal").unlink()
+            time.sleep(3)  # the run goes on writing into the deleted file
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            resumed = cryptosweep("run", "--resume", str(run_dir), "--workers", workers,
+                                  "--no-progress", timeout=900)
+            if resumed.rc is None:
+                return "hang\tresume killed at its time limit"
+            if resumed.rc != 0:
+                log = run_dir / "sweep_output.log"
+                tail = log.read_text(errors="replace")[-1500:] if log.is_file() else ""
+                return (f"other\tresume exit {resumed.rc}: {resumed.stderr[-300:]} | "
+                        f"sweep_output.log ends: {tail}")
+            same = deterministic_bytes(run_dir) == deterministic_bytes(reference.run_dir)
+            with sqlite3.connect(run_dir / "sweep.db") as db:
+                twice = db.execute("SELECT COUNT(*) FROM (SELECT eval_id FROM attempts WHERE "
+                                   "outcome = 'done' GROUP BY eval_id HAVING COUNT(*) > 1)"
+                                   ).fetchone()[0]
+            if not same or twice:
+                return f"silent\tresults differ ({twice} evaluations finished twice)"
+            said = [line for line in resumed.stderr.splitlines() if "write-ahead log" in line]
+            return (f"clean\tidentical after the WAL was deleted and SIGKILL (workers "
+                    f"{workers}){': ' + said[0][-120:] if said else ''}")
+
+        cases.append(Case("kills and resumes",
+                          f"sweep.db-wal deleted mid-run, then SIGKILL, --workers {workers}",
+                          wal_lost))
     return cases
 
 
