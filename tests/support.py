@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,10 +63,15 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 300,
 
 
 def done_count(db: Path) -> int:
+    """Finished evaluations in the journal ``db``, read through a connection closed before
+    returning: ``with sqlite3.connect(...)`` only ends a transaction, and the connections it
+    left open (freed by the garbage collector, if ever) kept the journal's ``-shm`` mapped,
+    which stops the next writer from resetting it after a lost ``-wal``."""
     if not db.exists():
         return 0
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True,
+                                                timeout=1)) as conn:
             return conn.execute(
                 "SELECT COUNT(*) FROM evaluations WHERE status IN ('done', 'failed')"
             ).fetchone()[0]

@@ -197,6 +197,10 @@ def _walkforward(args: argparse.Namespace) -> int:
 
     if args.config is None and args.resume is None:
         raise UserError("walkforward: --config PATH is required (or --resume WALKFORWARD_DIR)")
+    if args.resume is not None and args.data is not None:
+        raise UserError(f"walkforward: --data cannot change on --resume (the walk-forward keeps "
+                        f"the data it started with: {args.resume}); resume without --data, or "
+                        "start a new walk-forward with --config and --data")
     if args.resume is None:
         _check_output(Path(args.log_dir), "--log-dir", folder=True)
     if not args.no_report:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import time
 
 import pytest
 
@@ -316,6 +319,62 @@ def test_a_lost_wal_keeps_what_was_checkpointed_and_says_what_was_lost(tmp_path,
         _refuse_existing(run_dir)
     journal = Journal(run_dir / "sweep.db")
     assert len(journal.evaluations()) == checkpoint_after
+    journal.close()
+
+
+READER_SCRIPT = """
+import sqlite3, time
+conn = sqlite3.connect("file:{db}?mode=ro", uri=True)
+conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()
+print("open", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_lost_wal_with_a_reader_still_attached_is_refused_naming_the_reader(tmp_path):
+    """A process that had the journal open before its -wal was lost (a live view, a notebook;
+    in the reliability pass, its own polling connections) keeps the lost log's -shm index
+    alive: the resume's writer trusted it and failed with "disk I/O error", exit 6 ("the
+    machine failed ... free disk space"). Now one line names the process, before anything is
+    opened for writing; once it is gone, the journal opens with what was checkpointed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cryptosweep.records.inspection import inspect_journal
+
+    run_dir = tmp_path / "run"
+    db = run_dir / "sweep.db"
+    reader_code = READER_SCRIPT.format(db=db)
+    # The writer starts the reader once its journal holds rows, waits until it has read
+    # them, then loses its -wal and is killed; the reader stays.
+    script = LOST_WAL_SCRIPT.format(tests=str(Path(__file__).resolve().parents[1]),
+                                    run_dir=str(run_dir), checkpoint_after=2).replace(
+        'os.unlink(run_dir / "sweep.db-wal")',
+        "import subprocess\n"
+        f"reader = subprocess.Popen([sys.executable, '-c', {reader_code!r}], "
+        "stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, "
+        "text=True, start_new_session=True)\n"
+        "assert reader.stdout.readline().strip() == 'open'\n"
+        "print(reader.pid, flush=True)\n"
+        'os.unlink(run_dir / "sweep.db-wal")')
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == -9, done.stderr
+    reader = int(done.stdout.split()[0])
+    try:
+        before = sorted(p.name for p in run_dir.iterdir())
+        assert "sweep.db-wal" not in before
+        with pytest.raises(ResumeError, match=rf"^--resume: journal .* lost its write-ahead "
+                           rf"log \(sweep.db-wal\) and process {reader} still has the "
+                           "journal open"):
+            inspect_journal(run_dir, repair=True)
+        assert sorted(p.name for p in run_dir.iterdir()) == before
+    finally:
+        os.kill(reader, signal.SIGKILL)
+    time.sleep(0.2)  # the reader's locks go with it
+    assert inspect_journal(run_dir, repair=True).lost_wal is not None
+    journal = Journal(db)
+    assert len(journal.evaluations()) == 2
     journal.close()
 
 

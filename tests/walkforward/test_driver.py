@@ -239,6 +239,47 @@ def test_notebook_resumes_a_finished_walkforward_and_its_report_draws_offline(
     assert dom.index(f"<h2>{label}</h2>") < dom.index('class="plotly-graph-div')
 
 
+def _unstarted_walkforward(tmp_path: Path) -> Path:
+    """A walk-forward folder as a run leaves it right after its manifest (nothing ran yet)."""
+    from cryptosweep.walkforward.driver import _new_manifest
+
+    config = load_config(raw=wf_config())
+    wf_dir = tmp_path / "logs" / "wf"
+    wf_dir.mkdir(parents=True)
+    (wf_dir / MANIFEST).write_text(json.dumps(_new_manifest(config, 7, plan(config, 7),
+                                                            "20261206_000000")))
+    return wf_dir
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    # Was ignored: the windows of the manifest ran, exit 0, as if --set had not been given.
+    (["--set", "walk_forward.out_of_sample_bars=200"],
+     "the given config differs from the one this walk-forward was started with"),
+    (["--set", "objective.fees_bps=50"], "resume without --config/--set"),
+    # Was "no config given: pass --config PATH" (as `run --resume RUN --data X` was).
+    (["--data", str(sample_data_path())], "--data cannot change on --resume"),
+])
+def test_resume_refuses_what_would_change_the_windows_results(tmp_path, capsys, extra,
+                                                             message):
+    wf_dir = _unstarted_walkforward(tmp_path)
+    before = sorted(p.name for p in wf_dir.iterdir())
+    code = main(["walkforward", "--resume", str(wf_dir), "--workers", "0", "--no-report",
+                 *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("cryptosweep: error: ")
+    assert message in err
+    assert sorted(p.name for p in wf_dir.iterdir()) == before == [MANIFEST]
+
+
+def test_resume_takes_execution_settings_from_set(tmp_path):
+    from cryptosweep.walkforward.driver import _open_resume
+
+    wf_dir = _unstarted_walkforward(tmp_path)
+    _, _, config, seed = _open_resume(wf_dir, None, None, ["execution.workers=3"])
+    assert config.execution.workers == 3 and seed == 7
+
+
 def test_validate_checks_the_windows_too(tmp_path, capsys):
     path = tmp_path / "wf.yaml"
     path.write_text(yaml.safe_dump(wf_config()), encoding="utf-8")

@@ -47,6 +47,29 @@ def test_as_many_windows_as_fit_after_the_first_in_sample_period():
     _never_leak(windows, 1000, 20)
 
 
+def test_no_accepted_layout_overlaps():
+    """"Overlapping anchored windows" (issue #26) over every layout of a grid: what is accepted
+    has consecutive segments ending at the last bar, each after its own in-sample period and
+    embargo; anchored in-sample periods start at bar 0, rolling ones keep their length."""
+    accepted = 0
+    for n_bars, length, embargo, windows, in_sample, anchored in itertools.product(
+            (50, 1000, 1001), (1, 7, 100, 600), (0, 3, 99, 700), (None, 1, 2, 9),
+            (None, 1, 40, 500), (True, False)):
+        try:
+            layout = plan_windows(n_bars, length, windows=windows, in_sample_bars=in_sample,
+                                  anchored=anchored, embargo_bars=embargo)
+        except ConfigError:
+            continue
+        accepted += 1
+        _never_leak(layout, n_bars, embargo)
+        assert all(w.out_of_sample_bars == length for w in layout)
+        if anchored:
+            assert {w.is_start for w in layout} == {0}
+        else:
+            assert {w.in_sample_bars for w in layout} == {in_sample}
+    assert accepted > 100
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"windows": 10}, r"leave 0 in-sample bars"),
     ({"windows": 2, "in_sample_bars": 900, "anchored": False}, r"need 900"),

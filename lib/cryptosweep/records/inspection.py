@@ -21,6 +21,7 @@ from cryptosweep.records.integrity import (
     describe_damage,
     find_damage,
     lost_wal_frames,
+    shm_holder,
 )
 
 DB_NAME = "sweep.db"
@@ -77,6 +78,13 @@ def inspect_journal(path: str | Path, *, writable: bool = True,
     if not os.access(db, os.R_OK):
         raise ResumeError(f"{purpose}: {db} cannot be read (permission denied)")
     lost = lost_wal_frames(db)
+    holder = shm_holder(db) if lost else None
+    if holder is not None:
+        raise ResumeError(
+            f"{purpose}: journal {db} lost its write-ahead log ({db.name}-wal) and process "
+            f"{holder} still has the journal open, so its index ({db.name}-shm) still "
+            "describes the lost log and cannot be rebuilt: close that process (a live view, a "
+            "notebook, another reader) and try again")
     try:
         conn = _read_only_connection(db)
     except sqlite3.Error as exc:

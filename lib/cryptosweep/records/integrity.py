@@ -5,9 +5,11 @@ write-ahead log cost. Every check is read-only."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
+import os
 import sqlite3
 import struct
 import zlib
@@ -257,6 +259,32 @@ def damage_message(purpose: str, db: Path, damage: Sequence[Damage]) -> str:
                 "restore a backup copy")
     return (f"{purpose}: journal {db} has {describe_damage(damage)}; it cannot be read "
             f"safely: {hint}")
+
+
+#: The byte of the ``-shm`` file every connection to a WAL journal holds a lock on (SQLite's
+#: unix VFS: ``UNIX_SHM_DMS``, after the header and the eight WAL locks).
+SHM_DMS_BYTE = 128
+
+
+def shm_holder(db: Path) -> int | None:
+    """The pid of another process with the journal ``db`` open (a lock on its ``-shm`` file's
+    ``SHM_DMS_BYTE``), else None. While one has it open, SQLite trusts the ``-shm`` index as
+    it is: after a lost ``-wal``, that index describes frames that are gone, and a writer
+    opening the journal then fails with "disk I/O error". Read-only (``F_GETLK``)."""
+    shm = db.with_name(db.name + "-shm")
+    try:
+        fd = os.open(shm, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        query = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, SHM_DMS_BYTE, 1, 0)
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    kind, _, _, _, pid = struct.unpack("hhqqi", answer)
+    return pid if kind != fcntl.F_UNLCK else None
 
 
 def lost_wal_frames(db: Path) -> int | None:

@@ -92,7 +92,7 @@ def run_walkforward(
                            or (overrides and resume is None)):
         config = load_config(config_path, list(overrides), data_path)
     if resume is not None:
-        wf_dir, manifest, config, seed = _open_resume(Path(resume), config, seed)
+        wf_dir, manifest, config, seed = _open_resume(Path(resume), config, seed, overrides)
         plans = plan(config, seed)
         if [p.as_dict() for p in plans] != [w["layout"] for w in manifest["windows"]]:
             raise ResumeError(f"--resume {wf_dir}: the windows no longer fall on the same bars "
@@ -170,8 +170,11 @@ def _new_manifest(config: SweepConfig, seed: int, plans: list[WindowPlan], stamp
     }
 
 
-def _open_resume(path: Path, config: SweepConfig | None, seed: int | None
-                 ) -> tuple[Path, dict[str, Any], SweepConfig, int]:
+def _open_resume(path: Path, config: SweepConfig | None, seed: int | None,
+                 overrides: Sequence[str] = ()) -> tuple[Path, dict[str, Any], SweepConfig, int]:
+    """The folder, manifest, config and seed to resume with. ``config`` (``--config``), or
+    ``overrides`` (``--set``) applied to the manifest's config, may change how the windows run
+    (``execution``), never what they compute (as a sweep's resume)."""
     wf_dir = path.parent if path.name == MANIFEST else path
     if not (wf_dir / MANIFEST).is_file():
         raise ResumeError(f"--resume {path}: no {MANIFEST} there (not a walk-forward folder)")
@@ -182,11 +185,15 @@ def _open_resume(path: Path, config: SweepConfig | None, seed: int | None
     if manifest.get("schema") != MANIFEST_SCHEMA:
         raise ResumeError(f"--resume {path}: {MANIFEST} is not a walk-forward manifest")
     stored = validate_config(manifest["config"], f"{wf_dir / MANIFEST}")
+    if config is None and overrides:
+        config = load_config(raw=stored.canonical(), overrides=list(overrides))
     if config is not None:
         if config_hash(config.canonical()) != config_hash(stored.canonical()):
             raise ResumeError(
                 f"--resume {path}: the given config differs from the one this walk-forward was "
-                "started with in what decides its results; resume without --config")
+                "started with in what decides its results (its windows among them); resume "
+                "without --config/--set, or start a new walk-forward (only execution settings "
+                "such as execution.workers may change)")
         stored = config
     if seed is not None and seed != manifest["seed"]:
         raise ResumeError(f"--resume {path}: --seed {seed} differs from the walk-forward's "
