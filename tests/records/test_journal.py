@@ -80,7 +80,7 @@ def test_returns_round_trip_bit_for_bit_compressed_or_raw(tmp_path):
 
 def _finished_journal(db, n=3, schema=None):
     """A journal with ``n`` finished evaluations, a holdout result and a baseline's returns."""
-    from cryptosweep.records.journal import SCHEMA_VERSION
+    from cryptosweep.records.schema import SCHEMA_VERSION
 
     journal = Journal(db)
     journal.set_meta(config={"a": 1}, seed=3, timestamp="t",

@@ -28,9 +28,10 @@ from cryptosweep.core.errors import UserError
 from cryptosweep.records.evaluations import configured
 from cryptosweep.records.inspection import DB_NAME
 from cryptosweep.records.integrity import JournalDamagedError
-from cryptosweep.records.journal import READABLE_SCHEMA_VERSIONS, Journal
+from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import at_largest_budget, finished_with_score
 from cryptosweep.records.results import RESULTS_SCHEMA, evaluation_record
+from cryptosweep.records.schema import READABLE_SCHEMA_VERSIONS
 from cryptosweep.reporting.report import run_summaries
 
 __all__ = [

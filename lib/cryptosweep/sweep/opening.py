@@ -30,7 +30,8 @@ from cryptosweep.execution.checkpoints import CHECKPOINT_DIR, continues_training
 from cryptosweep.execution.executors import Executor, make_executor
 from cryptosweep.records.inspection import DB_NAME, JournalInfo, inspect_journal
 from cryptosweep.records.integrity import JournalDamagedError, describe_damage
-from cryptosweep.records.journal import SCHEMA_VERSION, Journal
+from cryptosweep.records.journal import Journal
+from cryptosweep.records.schema import SCHEMA_VERSION
 from cryptosweep.sweep.preflight import SweepPlan, available_cores, preflight
 
 log = logging.getLogger(__name__)
