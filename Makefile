@@ -36,7 +36,7 @@ explore: $(STAMP)
 	    $(BIN)/jupyter lab notebooks/explore.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## The suite in TEST_WORKERS processes (pytest-xdist), a test file per process at a time so that
-## module fixtures (the sweeps several tests read) run once: ~11.5 min on 2 cores.
+## module fixtures (the sweeps several tests read) run once: ~8.5 min on 2 cores.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check .
