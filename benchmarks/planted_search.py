@@ -373,8 +373,16 @@ def main() -> int:
     args = parser.parse_args()
     if args.table:
         saved = json.loads(args.out.read_text())
-        if "summary" not in saved:  # an interrupted run: the runs it finished
-            print(f"(interrupted: {len(saved['rows'])} runs finished)")
+        if "summary" not in saved:  # an interrupted run: the pairs it finished
+            wanted = set(saved["args"]["strategies"])
+            done: dict[tuple[int, int], set[str]] = {}
+            for row in saved["rows"]:
+                done.setdefault((row["market"], row["seed"]), set()).add(row["strategy"])
+            kept = [r for r in saved["rows"] if done[(r["market"], r["seed"])] == wanted]
+            print(f"(interrupted: {len(saved['rows'])} runs finished; the "
+                  f"{len(kept) // len(wanted)} market-seed pairs with every strategy are "
+                  f"shown, {len(saved['rows']) - len(kept)} runs of unfinished pairs left out)")
+            saved["rows"] = kept
             complete(saved)
         print(tables(saved))
         print(f"\nplot: {plot(saved, args.plot)}")
