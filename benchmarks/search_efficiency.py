@@ -116,8 +116,8 @@ def run_ours(name: str, seed: int, budget: float, workdir: Path) -> list[tuple[f
 @dataclass
 class OptunaRun:
     """An Optuna study's curve (as :func:`curve_from_store`'s) and its winner: the best score
-    at the full budget (the first to reach it), its parameters and the seed it was scored
-    with (the trial's number)."""
+    at the full budget within the budget (the first to reach it), its parameters and the seed
+    it was scored with (the trial's number)."""
 
     curve: list[tuple[float, float]]
     best_score: float = -math.inf
@@ -144,7 +144,7 @@ def optuna_search(seed: int, budget: float, base: dict[str, Any] | None = None, 
     rungs = ([eta**i for i in range(round(math.log(max_iter, eta)) + 1)]  # 1, 3, 9, 27
              if pruned else [max_iter])
     run = OptunaRun(curve=[])
-    spent = [0.0]
+    spent, best = [0.0], [-math.inf]
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest_point(trial, space)
@@ -152,9 +152,11 @@ def optuna_search(seed: int, budget: float, base: dict[str, Any] | None = None, 
         for step in rungs:
             score = evaluate_trial(params, float(step), trial.number, spec)["score"]
             spent[0] += step
-            if step == max_iter and score > run.best_score:
-                run.best_score, run.best_params, run.best_seed = score, params, trial.number
-            run.curve.append((spent[0], run.best_score))
+            if step == max_iter:
+                best[0] = max(best[0], score)
+                if spent[0] <= budget + 1e-9 and score > run.best_score:
+                    run.best_score, run.best_params, run.best_seed = score, params, trial.number
+            run.curve.append((spent[0], best[0]))
             if pruned:
                 trial.report(score, step)
                 if trial.should_prune():
