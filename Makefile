@@ -10,7 +10,7 @@ SEED ?=
 CONFIG ?= parameters/demo.yaml
 LOG_DIR ?= reports
 
-.PHONY: sweep test lint venv lock clean bench bench-search explore
+.PHONY: sweep test lint venv lock clean bench bench-search bench-planted explore
 
 venv: $(STAMP)
 
@@ -54,6 +54,11 @@ bench: $(STAMP)
 
 bench-search: $(STAMP)
 	$(BIN)/python benchmarks/search_efficiency.py --seeds 5 --iterations 2
+
+## Search efficiency on planted-edge markets (issue #27): 7 strategies at equal compute on
+## 10 markets x 3 seeds (benchmarks/planted_search.py; RESULTS.md has a smaller run's wall time).
+bench-planted: $(STAMP)
+	$(BIN)/python benchmarks/planted_search.py --markets 10 --seeds 3 --jobs 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -25,7 +25,9 @@ import math
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +36,7 @@ from cryptosweep.records.journal import Journal
 from cryptosweep.strategies.hyperband import hyperband_brackets
 from cryptosweep.strategies.optuna_space import suggest_point
 from cryptosweep.strategies.space import SearchSpace
-from cryptosweep.sweep.runner import run_sweep
+from cryptosweep.sweep.runner import SweepResult, run_sweep
 from cryptosweep.trading.objective import evaluate_trial
 from machine import BENCHMARK_RANGES, describe
 
@@ -58,47 +60,91 @@ OURS = {
 }
 
 
-def hyperband_budget(iterations: int) -> float:
-    per_pass = sum(r.n_configs * r.resource for b in hyperband_brackets(MAX_ITER, ETA)
+def hyperband_budget(iterations: int, max_iter: int = MAX_ITER, eta: int = ETA) -> float:
+    per_pass = sum(r.n_configs * r.resource for b in hyperband_brackets(max_iter, eta)
                    for r in b.rungs)
     return iterations * per_pass
 
 
-def curve_from_store(db: Path) -> list[tuple[float, float]]:
+def curve_from_store(db: Path, full_budget: float = MAX_ITER) -> list[tuple[float, float]]:
     """(compute spent, best full-budget score so far) after each evaluation, in eval order."""
     journal = Journal(db)
     spent, best, points = 0.0, -math.inf, []
     for row in journal.evaluations():
         spent += row.budget
-        if row.status == "done" and row.budget == MAX_ITER and row.score is not None:
+        if row.status == "done" and row.budget == full_budget and row.score is not None:
             best = max(best, row.score)
         points.append((spent, best))
     journal.close()
     return points
 
 
-def run_ours(name: str, seed: int, budget: float, workdir: Path) -> list[tuple[float, float]]:
-    raw = json.loads(json.dumps(CONFIG))
-    for key, value in OURS[name].items():
+def sweep_raw(name: str, budget: float, base: dict[str, Any] | None = None,
+              strategies: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The raw config of strategy ``name`` (a key of ``strategies``, default :data:`OURS`) on
+    ``base`` (default :data:`CONFIG`) at ``budget`` units: random and Bayesian get
+    ``floor(budget / R)`` full-budget trials, Hyperband ``budget`` / one pass iterations."""
+    raw = json.loads(json.dumps(CONFIG if base is None else base))
+    for key, value in (OURS if strategies is None else strategies)[name].items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-    n_full = max(1, math.floor(budget / MAX_ITER))
+    max_iter, eta = raw["hyperband"]["max_iter"], raw["hyperband"]["eta"]
+    n_full = max(1, math.floor(budget / max_iter))
     raw["random"] = {"n_trials": n_full}
     raw["bayesian"] = {"n_trials": n_full, "batch_size": 4}
-    raw["hyperband"]["iterations"] = round(budget / hyperband_budget(1))
+    raw["hyperband"]["iterations"] = round(budget / hyperband_budget(1, max_iter, eta))
+    return raw
+
+
+def sweep_ours(name: str, seed: int, budget: float, workdir: Path,
+               base: dict[str, Any] | None = None,
+               strategies: dict[str, dict[str, Any]] | None = None, workers: int = 2,
+               run_name: str | None = None) -> tuple[list[tuple[float, float]], SweepResult]:
+    """One sweep of ours (:func:`sweep_raw`): its curve (:func:`curve_from_store`) and the
+    sweep's result (its results dict: the winner's holdout, the deployment gate)."""
+    raw = sweep_raw(name, budget, base, strategies)
     config = load_config(raw=raw)
-    result = run_sweep(config=config, seed=seed, log_dir=workdir, run_name=f"{name}_{seed}",
-                       workers=2, show_progress=False)
-    return curve_from_store(result.run_dir / "sweep.db")
+    result = run_sweep(config=config, seed=seed, log_dir=workdir,
+                       run_name=run_name or f"{name}_{seed}", workers=workers,
+                       show_progress=False)
+    return curve_from_store(result.run_dir / "sweep.db", raw["hyperband"]["max_iter"]), result
 
 
-def run_optuna(seed: int, budget: float) -> list[tuple[float, float]]:
+def run_ours(name: str, seed: int, budget: float, workdir: Path) -> list[tuple[float, float]]:
+    return sweep_ours(name, seed, budget, workdir)[0]
+
+
+@dataclass
+class OptunaRun:
+    """An Optuna study's curve (as :func:`curve_from_store`'s) and its winner: the best score
+    at the full budget within the budget (the first to reach it), its parameters and the seed
+    it was scored with (the trial's number)."""
+
+    curve: list[tuple[float, float]]
+    best_score: float = -math.inf
+    best_params: dict[str, Any] | None = None
+    best_seed: int | None = None
+    n_trials: int = 0
+
+
+def optuna_search(seed: int, budget: float, base: dict[str, Any] | None = None, *,
+                  pruned: bool = True, study_name: str | None = None) -> OptunaRun:
+    """Optuna's ``TPESampler(seed=seed)`` through ``study.optimize`` on our objective.
+
+    ``pruned``: with ``HyperbandPruner(1, R, eta)``, each trial scored from scratch at the
+    rungs 1, eta, eta^2, ..., R and reported, until ``budget`` units are spent. Else Optuna's
+    defaults (``create_study`` without a pruner, the objective reporting nothing): every trial
+    at the full budget R, ``floor(budget / R)`` of them (random search's count)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = SearchSpace.from_config(load_config(raw=CONFIG))
-    spec = load_config(raw=CONFIG).objective_spec()
-    rungs = [ETA**i for i in range(round(math.log(MAX_ITER, ETA)) + 1)]  # 1, 3, 9, 27
-    spent, best, points = [0.0], [-math.inf], []
+    raw = CONFIG if base is None else base
+    config = load_config(raw=raw)
+    space, spec = SearchSpace.from_config(config), config.objective_spec()
+    max_iter, eta = raw["hyperband"]["max_iter"], raw["hyperband"]["eta"]
+    rungs = ([eta**i for i in range(round(math.log(max_iter, eta)) + 1)]  # 1, 3, 9, 27
+             if pruned else [max_iter])
+    run = OptunaRun(curve=[])
+    spent, best = [0.0], [-math.inf]
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest_point(trial, space)
@@ -106,24 +152,35 @@ def run_optuna(seed: int, budget: float) -> list[tuple[float, float]]:
         for step in rungs:
             score = evaluate_trial(params, float(step), trial.number, spec)["score"]
             spent[0] += step
-            if step == MAX_ITER:
+            if step == max_iter:
                 best[0] = max(best[0], score)
-            points.append((spent[0], best[0]))
-            trial.report(score, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
+                if spent[0] <= budget + 1e-9 and score > run.best_score:
+                    run.best_score, run.best_params, run.best_seed = score, params, trial.number
+            run.curve.append((spent[0], best[0]))
+            if pruned:
+                trial.report(score, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
         return score
 
     # HyperbandPruner assigns trials to brackets by a hash of the study name: a fixed name,
     # else Optuna draws a new one (uuid) per study and the run is not reproducible
+    pruner = (optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_iter,
+                                             reduction_factor=eta) if pruned else None)
     study = optuna.create_study(
-        study_name=f"search_efficiency_{seed}",
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=MAX_ITER,
-                                              reduction_factor=ETA),
+        study_name=study_name or f"search_efficiency_{seed}",
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner,
     )
-    study.optimize(objective, callbacks=[lambda s, t: spent[0] >= budget and s.stop()])
-    return points
+    if pruned:
+        study.optimize(objective, callbacks=[lambda s, t: spent[0] >= budget and s.stop()])
+    else:
+        study.optimize(objective, n_trials=max(1, math.floor(budget / max_iter)))
+    run.n_trials = len(study.trials)
+    return run
+
+
+def run_optuna(seed: int, budget: float) -> list[tuple[float, float]]:
+    return optuna_search(seed, budget).curve
 
 
 def best_at(curve: list[tuple[float, float]], compute: float) -> float:
