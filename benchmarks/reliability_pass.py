@@ -484,6 +484,38 @@ def make_reference(base: Path) -> Reference:
     return Reference(config, base / "reference")
 
 
+def start_killable_run(reference: Reference, folder: Path, workers: str,
+                       until_done: int) -> subprocess.Popen[bytes]:
+    """The reference sweep started again as run ``killed`` in ``folder`` (its own process
+    group), returned once ``until_done`` evaluations are journaled as finished, it ended, or
+    10 minutes passed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cryptosweep", "run", "--config", str(reference.config),
+         "--log-dir", str(folder), "--run-name", "killed", "--seed", reference.seed,
+         "--workers", workers, "--no-progress"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    db = folder / "killed" / "sweep.db"
+    while done_count(db) < until_done and process.poll() is None:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return process
+
+
+def differs_from_reference(run_dir: Path, reference: Reference) -> str | None:
+    """The ``silent`` verdict when a resumed run's results differ from the reference's or an
+    evaluation finished twice; None when neither."""
+    same = deterministic_bytes(run_dir) == deterministic_bytes(reference.run_dir)
+    with contextlib.closing(sqlite3.connect(run_dir / "sweep.db")) as db:
+        twice = db.execute("SELECT COUNT(*) FROM (SELECT eval_id FROM attempts WHERE "
+                           "outcome = 'done' GROUP BY eval_id HAVING COUNT(*) > 1)"
+                           ).fetchone()[0]
+    if not same or twice:
+        return f"silent\tresults differ ({twice} evaluations finished twice)"
+    return None
+
+
 def kill_cases(reference: Reference, count: int) -> list[Case]:
     rng = random.Random(13)
     cases = []
@@ -493,16 +525,7 @@ def kill_cases(reference: Reference, count: int) -> list[Case]:
 
         def run(folder: Path, workers: str = workers, kill_at: int = kill_at) -> str:
             run_dir = folder / "killed"
-            process = subprocess.Popen(
-                [sys.executable, "-m", "cryptosweep", "run", "--config", str(reference.config),
-                 "--log-dir", str(folder), "--run-name", "killed", "--seed", reference.seed,
-                 "--workers", workers, "--no-progress"], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True)
-            deadline = time.monotonic() + 600
-            while done_count(run_dir / "sweep.db") < kill_at and process.poll() is None:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.01)
+            process = start_killable_run(reference, folder, workers, until_done=kill_at)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -512,13 +535,9 @@ def kill_cases(reference: Reference, count: int) -> list[Case]:
                 return "hang\tresume killed at its time limit"
             if resumed.rc != 0:
                 return f"other\tresume exit {resumed.rc}: {resumed.stderr[-200:]}"
-            same = deterministic_bytes(run_dir) == deterministic_bytes(reference.run_dir)
-            with sqlite3.connect(run_dir / "sweep.db") as db:
-                twice = db.execute("SELECT COUNT(*) FROM (SELECT eval_id FROM attempts WHERE "
-                                   "outcome = 'done' GROUP BY eval_id HAVING COUNT(*) > 1)"
-                                   ).fetchone()[0]
-            if not same or twice:
-                return f"silent\tresults differ ({twice} evaluations finished twice)"
+            differs = differs_from_reference(run_dir, reference)
+            if differs:
+                return differs
             return f"clean\tidentical after SIGKILL at {kill_at} (workers {workers})"
 
         cases.append(Case("kills and resumes",
@@ -529,16 +548,7 @@ def kill_cases(reference: Reference, count: int) -> list[Case]:
             """Issue #26: `sweep.db-wal` deleted mid-run, then SIGKILL: the resume must keep
             what was checkpointed and end with the uninterrupted results."""
             run_dir = folder / "killed"
-            process = subprocess.Popen(
-                [sys.executable, "-m", "cryptosweep", "run", "--config", str(reference.config),
-                 "--log-dir", str(folder), "--run-name", "killed", "--seed", reference.seed,
-                 "--workers", workers, "--no-progress"], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True)
-            deadline = time.monotonic() + 600
-            while done_count(run_dir / "sweep.db") < 4 and process.poll() is None:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.01)
+            process = start_killable_run(reference, folder, workers, until_done=4)
             with contextlib.suppress(FileNotFoundError):
                 (run_dir / "sweep.db-wal").unlink()
             time.sleep(3)  # the run goes on writing into the deleted file
@@ -554,13 +564,9 @@ def kill_cases(reference: Reference, count: int) -> list[Case]:
                 tail = log.read_text(errors="replace")[-1500:] if log.is_file() else ""
                 return (f"other\tresume exit {resumed.rc}: {resumed.stderr[-300:]} | "
                         f"sweep_output.log ends: {tail}")
-            same = deterministic_bytes(run_dir) == deterministic_bytes(reference.run_dir)
-            with sqlite3.connect(run_dir / "sweep.db") as db:
-                twice = db.execute("SELECT COUNT(*) FROM (SELECT eval_id FROM attempts WHERE "
-                                   "outcome = 'done' GROUP BY eval_id HAVING COUNT(*) > 1)"
-                                   ).fetchone()[0]
-            if not same or twice:
-                return f"silent\tresults differ ({twice} evaluations finished twice)"
+            differs = differs_from_reference(run_dir, reference)
+            if differs:
+                return differs
             said = [line for line in resumed.stderr.splitlines() if "write-ahead log" in line]
             return (f"clean\tidentical after the WAL was deleted and SIGKILL (workers "
                     f"{workers}){': ' + said[0][-120:] if said else ''}")

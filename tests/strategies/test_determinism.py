@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -23,17 +24,24 @@ SWEEPS = {
 }
 
 
-@pytest.fixture(scope="module", params=list(SWEEPS))
-def sweep(request, tmp_path_factory):
-    base = tmp_path_factory.mktemp(request.param)
-    config = tiny_config(objective__rounds_per_unit=3)
-    config.update(SWEEPS[request.param])
+def reference_run(name: str, config: dict, tmp_path_factory: pytest.TempPathFactory
+                  ) -> tuple[str, Path, Path]:
+    """The uninterrupted in-process run (seed 21) of ``config``: its name, config file and
+    run folder."""
+    base = tmp_path_factory.mktemp(name.replace(" ", "_"))
     path = base / "sweep.json"
     path.write_text(json.dumps(config))
     done = cli("run", "--config", str(path), "--log-dir", str(base), "--run-name", "ref",
                "--seed", "21")
     assert done.returncode == 0, done.stderr
-    return request.param, path, base / "ref"
+    return name, path, base / "ref"
+
+
+@pytest.fixture(scope="module", params=list(SWEEPS))
+def sweep(request, tmp_path_factory):
+    config = tiny_config(objective__rounds_per_unit=3)
+    config.update(SWEEPS[request.param])
+    return reference_run(request.param, config, tmp_path_factory)
 
 
 def test_two_workers_killed_and_resumed_give_the_in_process_results(sweep, tmp_path):
@@ -91,15 +99,9 @@ FIDELITY_SWEEP = {"sweep_type": "hyperband", "hyperband": {"max_iter": 4, "eta":
 
 @pytest.fixture(scope="module", params=["folds", "bars"])
 def fidelity_sweep(request, tmp_path_factory):
-    base = tmp_path_factory.mktemp(request.param)
     config = tiny_config(objective__rounds_per_unit=3, objective__fidelity=request.param)
     config.update(FIDELITY_SWEEP)
-    path = base / "sweep.json"
-    path.write_text(json.dumps(config))
-    done = cli("run", "--config", str(path), "--log-dir", str(base), "--run-name", "ref",
-               "--seed", "21")
-    assert done.returncode == 0, done.stderr
-    return request.param, path, base / "ref"
+    return reference_run(request.param, config, tmp_path_factory)
 
 
 def test_each_fidelity_gives_the_same_results_on_two_workers_and_after_a_kill(
@@ -136,15 +138,9 @@ INNER_THRESHOLDS = 3
 
 @pytest.fixture(scope="module")
 def inner_sweep(tmp_path_factory):
-    base = tmp_path_factory.mktemp("inner")
     config = tiny_config(objective__rounds_per_unit=3,
                          objective__threshold_search=INNER_THRESHOLDS)
-    path = base / "sweep.json"
-    path.write_text(json.dumps(config))
-    done = cli("run", "--config", str(path), "--log-dir", str(base), "--run-name", "ref",
-               "--seed", "21")
-    assert done.returncode == 0, done.stderr
-    return "inner threshold search", path, base / "ref"
+    return reference_run("inner threshold search", config, tmp_path_factory)
 
 
 def test_the_inner_threshold_search_gives_the_same_results_on_two_workers_and_after_a_kill(
