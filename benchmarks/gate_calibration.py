@@ -10,7 +10,7 @@ Markets, built from the bundled real BTC/USDT hourly candles (never synthetic pr
   volume and the calendar are the real ones; nothing predicts a bar's direction, not even the
   hour of the day.
 * **Planted** (a learnable edge): a null market whose bar at ``--hour`` UTC (14:00) gets
-  each of ``--edges`` (default +0.5 % and +1.0 %) added to its close-to-close log return
+  each of ``--edges`` (default +0.5 %, +0.75 % and +1.0 %) added to its close-to-close log return
   (the open of the bar and everything after it shifted with it, high and low too). The entry
   model sees the hour of the day among its features, so entering at that bar's open and
   leaving at its close is learnable. A strategy that does exactly that earns the edge minus a
@@ -22,7 +22,7 @@ defaults) on one market with its own seed, in this process. Today's gate is reco
 same night's results with the old rules: the search's best by its own score, DSR with N = the
 full-budget configurations, PBO, holdout score >= 0 and holdout trades >= 20, reproducible.
 
-    .venv/bin/python benchmarks/gate_calibration.py --nights 40 [--edges 0.005 0.01]
+    .venv/bin/python benchmarks/gate_calibration.py --nights 40 --jobs 2 [--edges 0.005 0.0075 0.01]
 
 Writes ``benchmarks/results/gate_calibration.json`` and prints a table for RESULTS.md.
 """
@@ -36,6 +36,7 @@ import math
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ sys.path.insert(0, str(HERE))
 
 from cryptosweep import load_ohlcv, run_sweep  # noqa: E402
 from cryptosweep.core.config_files import load_config  # noqa: E402
+from cryptosweep.judging.deployment import decide  # noqa: E402
 from cryptosweep.trading.data import sample_data_path  # noqa: E402
 from machine import machine  # noqa: E402
 
@@ -155,12 +157,22 @@ def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace
     result = run_sweep(config=config, seed=index + 1, log_dir=workdir / "runs",
                        run_name=f"{kind}_{edge:.4f}_{index}", show_progress=False)
     results = result.results
+    by_count = {}
+    for count in ("ledger", "effective"):  # the same night judged with each trial count
+        config_block = json.loads(json.dumps(results["config"]))
+        config_block.setdefault("deployment", {})["trial_count"] = count
+        by_count[count] = decide({**results, "config": config_block})["decision"] == "approved"
     new = results["deployment"]["decision"] == "approved"
     failed = [c["name"] for c in results["deployment"]["criteria"] if not c["passed"]]
     values = {c["name"]: c["value"] for c in results["deployment"]["criteria"]}
     selection = (results.get("statistics") or {}).get("selection") or {}
+    holdout = (results.get("best") or {}).get("holdout") or {}
     return {"kind": kind, "edge": edge, "index": index, "new_gate": new,
+            "gate_ledger": by_count["ledger"], "gate_effective": by_count["effective"],
             "old_gate": old_gate(results),
+            "holdout_sharpe": holdout.get("holdout_sharpe"),
+            "n_unclustered": (selection.get("effective_trials") or {}).get("n_unclustered", 0),
+            "n_trials_effective": (selection.get("dsr_effective") or {}).get("n_trials"),
             "failed": failed, "values": values,
             "n_trials": (selection.get("dsr") or {}).get("n_trials"),
             "dsr_effective": (selection.get("dsr_effective") or {}).get("dsr"),
@@ -172,36 +184,54 @@ def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace
             "oracle_sharpe": oracle_sharpe(market, args.hour) if kind == "planted" else None}
 
 
+def _quiet() -> None:
+    logging.basicConfig(level=logging.WARNING)
+
+
+def _night_job(kind: str, index: int, args: argparse.Namespace, tmp: str, edge: float
+               ) -> dict[str, Any]:
+    return night(kind, index, load_ohlcv(sample_data_path()), args, Path(tmp), edge)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nights", type=int, default=40, help="nights of each kind")
-    parser.add_argument("--edges", type=float, nargs="+", default=[0.005, 0.01],
+    parser.add_argument("--jobs", type=int, default=1, help="nights run at once (processes)")
+    parser.add_argument("--edges", type=float, nargs="+", default=[0.005, 0.0075, 0.01],
                         help="planted log returns (a set of planted nights for each)")
     parser.add_argument("--hour", type=int, default=14)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "gate_calibration.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    candles = load_ohlcv(sample_data_path())
+    plan = [(kind, index, edge) for index in range(args.nights)
+            for kind, edge in [("null", 0.0)] + [("planted", edge) for edge in args.edges]]
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for index in range(args.nights):
-            plan = [("null", 0.0)] + [("planted", edge) for edge in args.edges]
-            for kind, edge in plan:
-                rows.append(night(kind, index, candles, args, Path(tmp), edge))
-                row = rows[-1]
-                print(f"{kind:>7} {edge:+.3f} {index:>3}: new "
-                      f"{'APPROVE' if row['new_gate'] else 'reject':7} old "
-                      f"{'APPROVE' if row['old_gate'] else 'reject':7} ({row['seconds']:.0f} s; "
-                      f"failed {', '.join(row['failed']) or '-'})", flush=True)
+    with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(
+            max_workers=args.jobs, initializer=_quiet) as pool:
+        futures = [pool.submit(_night_job, kind, index, args, tmp, edge)
+                   for kind, index, edge in plan]
+        for future in futures:  # in plan order: the rows do not depend on --jobs
+            rows.append(future.result())
+            row = rows[-1]
+            print(f"{row['kind']:>7} {row['edge']:+.4f} {row['index']:>3}: gate "
+                  f"{'APPROVE' if row['new_gate'] else 'reject':7} (effective N "
+                  f"{'APPROVE' if row['gate_effective'] else 'reject':7}) old "
+                  f"{'APPROVE' if row['old_gate'] else 'reject':7} ({row['seconds']:.0f} s; "
+                  f"failed {', '.join(row['failed']) or '-'})", flush=True)
     summary: dict[str, Any] = {"machine": machine(), "nights": args.nights, "edges": args.edges,
                                "hour": args.hour, "rows": rows, "rates": {}}
     for kind, edge in [("null", 0.0)] + [("planted", edge) for edge in args.edges]:
         mine = [r for r in rows if r["kind"] == kind and r["edge"] == edge]
         oracle = [r["oracle_sharpe"] for r in mine if r["oracle_sharpe"] is not None]
-        summary["rates"][f"{kind} {edge:+.3f}"] = {
+        summary["rates"][f"{kind} {edge:+.4f}"] = {
             "nights": len(mine),
             "old_gate_approvals": sum(r["old_gate"] for r in mine) / len(mine),
             "new_gate_approvals": sum(r["new_gate"] for r in mine) / len(mine),
+            "ledger_n_approvals": sum(r["gate_ledger"] for r in mine) / len(mine),
+            "effective_n_approvals": sum(r["gate_effective"] for r in mine) / len(mine),
+            "holdout_sharpe_median": float(np.median([r["holdout_sharpe"] for r in mine
+                                                      if r["holdout_sharpe"] is not None]
+                                                     or [np.nan])),
             "oracle_net_sharpe_median": float(np.median(oracle)) if oracle else None,
             "new_gate_failed_criteria": {name: sum(name in r["failed"] for r in mine)
                                          for name in sorted({n for r in mine
@@ -209,13 +239,14 @@ def main() -> int:
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))
-    print("\n| market | nights | oracle net Sharpe/yr | today's gate approves "
-          "| new gate approves |")
-    print("| --- | --- | --- | --- | --- |")
+    print("\n| market | nights | oracle net Sharpe/yr | winner's holdout Sharpe (median) "
+          "| today's gate approves | new gate, ledger N | new gate, effective N |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, rate in summary["rates"].items():
         oracle = rate["oracle_net_sharpe_median"]
         print(f"| {name} | {rate['nights']} | {'–' if oracle is None else f'{oracle:.2f}'} | "
-              f"{rate['old_gate_approvals']:.1%} | {rate['new_gate_approvals']:.1%} |")
+              f"{rate['holdout_sharpe_median']:.2f} | {rate['old_gate_approvals']:.1%} | "
+              f"{rate['ledger_n_approvals']:.1%} | {rate['effective_n_approvals']:.1%} |")
     return 0
 
 

@@ -40,3 +40,46 @@ def test_near_copies_count_once_in_the_effective_number() -> None:
                              copies, 8766.0)
     assert out["effective_trials"] == {"n_clustered": 30, "n_effective": 3}
     assert out["dsr_effective"]["n_trials"] == 3
+
+
+def _psr(sr: float, benchmark: float, returns: np.ndarray) -> float:
+    """PSR (Bailey & López de Prado 2012, eq. 12) written out with scipy."""
+    skew = stats.skew(returns, bias=False)
+    kurt = stats.kurtosis(returns, fisher=False, bias=False)
+    return float(stats.norm.cdf((sr - benchmark) * math.sqrt(len(returns) - 1)
+                                / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr**2)))
+
+
+def test_one_trial_is_not_deflated_its_dsr_is_psr_of_zero() -> None:
+    """With N = 1 the expected maximum of unskilled trials is 0: the paper's DSR is PSR(0),
+    and it needs no variance across trials."""
+    winner = np.random.default_rng(2).normal(0.0003, 0.01, 3000)
+    out = selection_evidence(winner, 1, None, None, 8766.0)
+    sr = winner.mean() / winner.std(ddof=1)
+    assert out["dsr"]["n_trials"] == 1 and out["dsr"]["sr0"] == 0.0
+    assert abs(out["dsr"]["dsr"] - _psr(sr, 0.0, winner)) < 1e-12
+
+
+def test_ledger_trials_outside_the_clusters_count_one_each_with_the_ledgers_variance() -> None:
+    """Three groups of near copies clustered tonight, and 4 trials of other nights (no return
+    series): the effective N is 3 + 4 = 7, deflated by the ledger's variance."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 0.01, (3000, 3))
+    copies = np.repeat(base, 10, axis=1) + rng.normal(0, 0.0005, (3000, 30))
+    winner = copies[:, 0]
+    variance = 2e-4
+    out = selection_evidence(winner, 34, variance, copies, 8766.0, n_unclustered=4)
+    assert out["effective_trials"] == {"n_clustered": 30, "n_effective": 3, "n_unclustered": 4}
+    effective = out["dsr_effective"]
+    assert effective["n_trials"] == 7 and effective["sharpe_variance"] == variance
+    gamma = 0.5772156649015329
+    sr0 = math.sqrt(variance) * ((1 - gamma) * stats.norm.ppf(1 - 1 / 7)
+                                 + gamma * stats.norm.ppf(1 - 1 / (7 * math.e)))
+    sr = winner.mean() / winner.std(ddof=1)
+    assert abs(effective["dsr"] - _psr(sr, sr0, winner)) < 1e-12
+    # One cluster and nothing outside it: one trial, PSR(0).
+    same = np.repeat(base[:, :1], 8, axis=1) + rng.normal(0, 0.0005, (3000, 8))
+    alone = selection_evidence(same[:, 0], 8, variance, same, 8766.0)
+    assert alone["effective_trials"]["n_effective"] == 1
+    assert abs(alone["dsr_effective"]["dsr"]
+               - _psr(same[:, 0].mean() / same[:, 0].std(ddof=1), 0.0, same[:, 0])) < 1e-12

@@ -345,6 +345,9 @@ def test_the_trial_ledger_survives_two_nights_and_the_count_grows(night, night_r
     assert second["ledger"]["n_evaluations"] > first["ledger"]["n_evaluations"]
     assert second["ledger"]["n_trials"] > first["ledger"]["n_trials"]
     assert second["selection"]["dsr"]["n_trials"] == second["ledger"]["n_trials"]
+    # The first night's trials have no series tonight: they count beside tonight's clusters.
+    assert (second["selection"]["effective_trials"].get("n_unclustered", 0)
+            > first["selection"]["effective_trials"].get("n_unclustered", 0))
     assert second["holdout_looks"] == 2  # both nights looked at the same holdout bars
     with sqlite3.connect(night.models / "trials.db") as db:
         runs = {row[0] for row in db.execute("SELECT DISTINCT run FROM trials")}

@@ -78,3 +78,22 @@ def test_market_of_a_runs_data_description() -> None:
             "last_bar": "z", "holdout_first_bar": "m"}
     assert Market.of(data) == Market("BTCUSDT.csv.gz@1h", "a", "m")
     assert Market.of(data, "holdout") == Market("BTCUSDT.csv.gz@1h", "m", "z")
+
+
+def test_trials_none_of_the_clustered_series_is_are_counted_outside(tmp_path: Path) -> None:
+    """The effective number of trials clusters tonight's series; every ledger trial that none
+    of them is (another night's configuration, an extra seed not clustered) counts beside."""
+    tonight, before = configs(3), configs(2, offset=50)
+    with TrialLedger(tmp_path / "t.db") as ledger:
+        ledger.record_trials("before", BTC, trials("b", before), now=0.0)
+        ledger.record_trials("now", BTC, trials("n", tonight) + [
+            LedgerTrial("rescore", f"r{seed}", config_key(tonight[0]), seed, 9.0, 0.02)
+            for seed in (77, 78)], now=DAY)
+        clustered = [(config_key(c), 1) for c in tonight] + [(config_key(tonight[0]), 77)]
+        count = ledger.trials_on(BTC, 30, now=DAY, clustered=clustered)
+        nothing = ledger.trials_on(BTC, 30, now=DAY)
+    assert count.n_trials == nothing.n_trials == 3 + 2 + 2
+    # The 2 configurations of the night before and the seed-78 re-score were not clustered.
+    assert count.n_unclustered == 3
+    assert nothing.n_unclustered == nothing.n_trials
+    assert "n_unclustered" not in count.to_dict()

@@ -408,6 +408,12 @@ class DeploymentSettings(Strict):
         default=0.0, allow_inf_nan=False, description="the winner's holdout objective.metric "
         "at stress_multiplier x costs at least this (None: criterion off)"
     )
+    trial_count: Literal["ledger", "effective"] = Field(
+        default="ledger", description="the N the gate's DSR deflates by: 'ledger', every "
+        "configuration and extra seed of the trial ledger (with the variance of their Sharpe "
+        "ratios); 'effective', tonight's trials clustered by their validation returns (near "
+        "copies count once, Lopez de Prado 2019) plus every ledger trial outside them"
+    )
     rescore_seeds: int = Field(
         default=3, ge=1, le=20, description="the top-k are re-scored at the full budget from "
         "scratch with this many seeds (the first is the recorded one); the winner is the best "

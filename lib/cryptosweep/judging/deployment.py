@@ -14,6 +14,8 @@ criterion          passes when                                                  
                    recorded seed) gave bitwise-equal metrics
 ``dsr``            its deflated Sharpe ratio >= ``min_dsr``, N = every             0.95
                    configuration and seed of the trial ledger on overlapping bars
+                   (``trial_count: ledger``) or the effective number of them
+                   (``trial_count: effective``)
 ``pbo``            the run's probability of backtest overfitting <= ``max_pbo``    0.5
 ``holdout_score``  its holdout ``objective.metric`` >= ``min_holdout_score``       0
 ``holdout_trades`` its holdout trades >= the small-sample threshold                30
@@ -52,6 +54,7 @@ from cryptosweep.core.settings import CPCVSettings, DeploymentSettings
 from cryptosweep.core.vocabulary import APPROVED, METRIC_LABELS, REJECTED
 from cryptosweep.judging.caveats import min_trades_of
 from cryptosweep.judging.edge import holdout_score
+from cryptosweep.judging.selection import gate_dsr
 
 #: The criteria's names, in the order they are checked and listed.
 CRITERIA = ("reproducible", "dsr", "pbo", "holdout_score", "holdout_trades", "holdout_test",
@@ -73,11 +76,9 @@ def decide(results: Mapping[str, Any], champion: Mapping[str, Any] | None = None
                           "no winner to deploy.", "champion": _champion_block(champion)}
     overfitting = results.get("overfitting") or {}
     statistics = results.get("statistics") or {}
-    selection = statistics.get("selection")
-    dsr_block = selection if selection is not None else overfitting
     criteria = [
         _reproducible(results, best),
-        _dsr(dsr_block, settings.min_dsr),
+        _dsr(gate_dsr(results), settings.min_dsr),
         _pbo(overfitting, settings.max_pbo),
         _holdout_score(best, metric, settings.min_holdout_score, results),
         _holdout_trades(best, min_trades_of(results), results),
@@ -150,15 +151,17 @@ def _reproducible(results: Mapping[str, Any], best: Mapping[str, Any]) -> dict[s
                       f"reproducibility re-run {status}")
 
 
-def _dsr(overfitting: Mapping[str, Any], minimum: float) -> dict[str, Any]:
-    value = (overfitting.get("dsr") or {}).get("dsr")
+def _dsr(block: Mapping[str, Any], minimum: float) -> dict[str, Any]:
+    """``block``: :func:`~cryptosweep.judging.selection.gate_dsr`'s."""
+    value = block.get("dsr")
     if value is None:
-        why = (overfitting.get("dsr") or {}).get("why_not") or overfitting.get("why_not")
         return _criterion("dsr", None, minimum, False,
-                          f"DSR not computed ({why or 'no returns'})")
+                          f"DSR not computed ({block.get('why_not') or 'no returns'})")
     passed = value >= minimum
+    basis = (f" (effective N {block['n_trials']})" if block.get("basis") == "effective"
+             else "")
     return _criterion("dsr", value, minimum, passed,
-                      f"DSR {value:.2f} {'>=' if passed else '<'} {minimum:g}")
+                      f"DSR {value:.2f} {'>=' if passed else '<'} {minimum:g}{basis}")
 
 
 def _pbo(overfitting: Mapping[str, Any], maximum: float) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptosweep.judging.selection import gate_dsr
+
 
 @dataclass(frozen=True)
 class Explained:
@@ -38,21 +40,28 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
             f"every configuration and seed tried on overlapping bars of this market in the "
             f"last {ledger.get('window_days', 0):g} days, tonight included: the winner is the "
             "best of all of them, and its luck is judged against that many tries"))
+    gate_basis = gate_dsr(results).get("basis")
     dsr = selection.get("dsr") or {}
     if dsr.get("dsr") is not None:
         rows.append(Explained(
-            "deflated Sharpe ratio (the gate's)", _f(dsr["dsr"], ".3f"),
+            "deflated Sharpe ratio" + (" (the gate's)" if gate_basis == "ledger" else ""),
+            _f(dsr["dsr"], ".3f"),
             f"the probability that the winner's true Sharpe ratio beats the best of "
             f"{dsr['n_trials']} tries with no skill at all (expected maximum "
             f"{_f(dsr.get('sr0_annualised'))} a year); 0.95 or more is needed"))
     effective = selection.get("dsr_effective") or {}
     if effective.get("dsr") is not None:
+        clustered = selection.get("effective_trials") or {}
+        outside = clustered.get("n_unclustered") or 0
         rows.append(Explained(
-            "DSR with the effective number of trials", _f(effective["dsr"], ".3f"),
+            "DSR with the effective number of trials"
+            + (" (the gate's)" if gate_basis == "effective" else ""), _f(effective["dsr"], ".3f"),
             f"the same, counting trials whose returns move together as one: "
-            f"{effective['n_trials']} independent groups among "
-            f"{(selection.get('effective_trials') or {}).get('n_clustered')} (for reading; the "
-            "gate uses the full count)"))
+            f"{clustered.get('n_effective')} independent groups among "
+            f"{clustered.get('n_clustered')} return series tonight"
+            + (f", plus {outside} other trial(s) of the ledger" if outside else "")
+            + (" (the gate uses this count)" if gate_basis == "effective"
+               else " (for reading; the gate uses the full count)")))
     if selection.get("min_backtest_years") is not None:
         rows.append(Explained(
             "minimum backtest length", f"{_f(selection['min_backtest_years'])} years",

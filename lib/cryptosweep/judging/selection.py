@@ -5,11 +5,12 @@ the nights before (the trial ledger, :mod:`cryptosweep.records.ledger`, counts t
 winner's per-bar validation returns (the from-scratch path that is deployed) and that count:
 
 * **Deflated Sharpe ratio** (Bailey & López de Prado 2014) with ``N`` = the ledger's trials
-  and the variance of their Sharpe ratios: what the gate uses (the conservative count).
-* The same DSR with the **effective number of trials** (López de Prado 2019: the trials'
-  return series clustered, :mod:`~cryptosweep.judging.effective_trials`) and the variance of
-  the clusters' Sharpe ratios: for reading (trials that are near copies of each other are one
-  trial).
+  and the variance of their Sharpe ratios (the conservative count).
+* The same DSR with the **effective number of trials** (López de Prado 2019: tonight's trials'
+  return series clustered, :mod:`~cryptosweep.judging.effective_trials`, plus every ledger
+  trial outside them) and the variance of the clusters' Sharpe ratios (trials that are near
+  copies of each other are one trial).
+* Which of the two the gate judges: ``deployment.trial_count`` (:func:`gate_dsr`).
 * **Minimum backtest length** (Bailey et al. 2014) for ``N``: the years of data below which
   the best of ``N`` unskilled trials is expected to show an annualised Sharpe ratio of 1 by
   chance, beside the years the folds cover.
@@ -20,29 +21,42 @@ winner's per-bar validation returns (the from-scratch path that is deployed) and
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from cryptosweep.core.settings import DeploymentSettings
 from cryptosweep.judging.effective_trials import effective_number_of_trials
-from cryptosweep.judging.overfitting import deflated_sharpe_ratio, expected_max_sharpe_ratio
+from cryptosweep.judging.overfitting import (
+    deflated_sharpe_ratio,
+    expected_max_sharpe_ratio,
+    probabilistic_sharpe_ratio,
+)
 from cryptosweep.judging.track_record import haircut_sharpe, minimum_backtest_length
 
 
 def _dsr(sr: float, variance: float | None, n_trials: int, returns: np.ndarray,
          periods_per_year: float | None) -> dict[str, Any]:
-    if variance is None or not math.isfinite(variance) or n_trials < 1:
+    """The DSR of ``returns`` (Sharpe ratio ``sr``) among ``n_trials`` whose Sharpe ratios vary
+    by ``variance``; with one trial there is nothing to deflate by: PSR(0) (the paper's DSR at
+    N = 1, where the expected maximum is 0), and ``variance`` is not needed."""
+    if n_trials < 1 or (n_trials > 1 and (variance is None or not math.isfinite(variance))):
         return {"dsr": None, "why_not": "fewer than 2 trials with a Sharpe ratio"}
     skew = float(stats.skew(returns, bias=False))
     kurtosis = float(stats.kurtosis(returns, fisher=False, bias=False))
     try:
-        dsr = deflated_sharpe_ratio(sr, variance, n_trials, len(returns), skew, kurtosis)
+        if n_trials > 1:
+            dsr = deflated_sharpe_ratio(sr, variance, n_trials, len(returns), skew, kurtosis)
+        else:
+            dsr = probabilistic_sharpe_ratio(sr, 0.0, len(returns), skew, kurtosis)
     except ValueError as exc:
         return {"dsr": None, "why_not": str(exc)}
     sr0 = expected_max_sharpe_ratio(variance, n_trials) if n_trials > 1 else 0.0
     out = {"dsr": dsr, "sr": sr, "sr0": sr0, "n_trials": int(n_trials),
-           "sharpe_variance": float(variance), "n_obs": len(returns)}
+           "sharpe_variance": None if variance is None else float(variance),
+           "n_obs": len(returns)}
     if periods_per_year:
         scale = math.sqrt(periods_per_year)
         out.update(sr_annualised=sr * scale, sr0_annualised=sr0 * scale)
@@ -57,14 +71,17 @@ def selection_evidence(
     periods_per_year: float | None,
     *,
     seed: int = 0,
+    n_unclustered: int = 0,
 ) -> dict[str, Any]:
     """The statistics of the module docstring for the winner.
 
     ``winner_returns``: its per-bar validation returns; ``n_trials`` and ``sharpe_variance``:
     the ledger's count and the variance of those trials' per-bar Sharpe ratios;
     ``trial_returns``: a ``T × M`` matrix of tonight's trials' validation returns on the same
-    bars (for the effective number of trials; ``None`` to skip it); ``periods_per_year``: the
-    candles' bars per year.
+    bars (for the effective number of trials; ``None`` to skip it); ``n_unclustered``: the
+    ledger's trials that none of those columns is (other nights' configurations, thresholds of
+    inner searches): each counts as one more independent trial beside the clusters, and then
+    the variance is the ledger's; ``periods_per_year``: the candles' bars per year.
     """
     r = np.asarray(winner_returns, dtype=float)
     if len(r) < 4 or float(np.std(r)) == 0.0:
@@ -75,11 +92,15 @@ def selection_evidence(
                            "dsr": _dsr(sr, sharpe_variance, n_trials, r, periods_per_year)}
     if trial_returns is not None and trial_returns.shape[1] >= 2:
         effective = effective_number_of_trials(trial_returns, seed=seed)
-        variance = (effective.sharpe_variance if effective.n_effective > 1
+        extra = max(int(n_unclustered), 0)
+        variance = (effective.sharpe_variance if effective.n_effective > 1 and not extra
                     else sharpe_variance)
         out["effective_trials"] = {"n_clustered": effective.n_trials,
                                    "n_effective": effective.n_effective}
-        out["dsr_effective"] = _dsr(sr, variance, effective.n_effective, r, periods_per_year)
+        if extra:
+            out["effective_trials"]["n_unclustered"] = extra
+        out["dsr_effective"] = _dsr(sr, variance, effective.n_effective + extra, r,
+                                    periods_per_year)
     if periods_per_year:
         years = len(r) / periods_per_year
         out["sample_years"] = years
@@ -96,3 +117,21 @@ def selection_evidence(
             out["haircut"] = {"sharpe": annual, "haircut_sharpe": None,
                               "why_not": "the winner's Sharpe ratio is not above 0"}
     return out
+
+
+def gate_dsr(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The DSR block the gate judges for ``results``, with ``"basis"``: ``"effective"`` when
+    ``deployment.trial_count`` asks for the effective number of trials and it was computed,
+    else ``"ledger"`` (the full count; also when the effective one could not be computed);
+    ``"full-budget"`` for a run made before the ledger existed (its ``overfitting`` block)."""
+    selection = (results.get("statistics") or {}).get("selection")
+    if selection is None:
+        overfitting = results.get("overfitting") or {}
+        block = {"why_not": overfitting.get("why_not"), **(overfitting.get("dsr") or {})}
+        return {**block, "basis": "full-budget"}
+    settings = DeploymentSettings.model_validate(
+        (results.get("config") or {}).get("deployment") or {})
+    effective = selection.get("dsr_effective") or {}
+    if settings.trial_count == "effective" and effective.get("dsr") is not None:
+        return {**effective, "basis": "effective"}
+    return {**(selection.get("dsr") or {}), "basis": "ledger"}

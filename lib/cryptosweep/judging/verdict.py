@@ -29,6 +29,7 @@ from typing import Any
 
 from cryptosweep.core.formatting import metric_name, share, signed
 from cryptosweep.judging.caveats import fold_scores, fold_stability, min_trades_of, small_sample
+from cryptosweep.judging.selection import gate_dsr
 
 #: The edge test's DSR threshold: 95% confidence that the winner's Sharpe ratio exceeds the
 #: best one expected from this many trials without skill (Bailey & López de Prado 2014).
@@ -108,9 +109,7 @@ def verdict(results: Mapping[str, Any]) -> Verdict:
     min_trades = min_trades_of(results)
     best = results.get("best") or None
     overfitting = results.get("overfitting") or {}
-    selection = (results.get("statistics") or {}).get("selection")
-    dsr_block = (selection if selection is not None else overfitting).get("dsr") or {}
-    dsr = _number(dsr_block.get("dsr"))
+    dsr = _number(gate_dsr(results).get("dsr"))
     pbo = _number((overfitting.get("pbo") or {}).get("pbo"))
     if not best:
         return Verdict(

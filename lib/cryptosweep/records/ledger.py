@@ -38,7 +38,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +129,9 @@ class TrialCount:
     sharpe_variance: float | None
     window_days: float
     n_inner: int = 0
+    #: trials that none of the ``clustered`` series given to :meth:`TrialLedger.trials_on` is
+    #: (not in :meth:`to_dict`: the effective count reports it)
+    n_unclustered: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -200,10 +203,12 @@ class TrialLedger:
                         (run, source, what, market.name, market.first_bar, market.last_bar,
                          time.time() if now is None else now))
 
-    def trials_on(self, market: Market, window_days: float, now: float | None = None
-                  ) -> TrialCount:
+    def trials_on(self, market: Market, window_days: float, now: float | None = None, *,
+                  clustered: Collection[tuple[str, int]] = ()) -> TrialCount:
         """The trials that count against a winner scored on ``market`` (see the module
-        docstring): same market, overlapping bars, recorded within ``window_days``."""
+        docstring): same market, overlapping bars, recorded within ``window_days``.
+        ``clustered``: the (configuration key, seed) of the return series the effective
+        number of trials clusters; ``n_unclustered`` counts the trials none of them is."""
         now = time.time() if now is None else now
         since = now - window_days * 86_400.0
         with self._lock:
@@ -218,6 +223,8 @@ class TrialLedger:
         extra_seeds = {(config, seed) for _, kind, config, seed, _ in rows
                        if kind == "rescore"} - searched
         n_trials = len(configs) + len(extra_seeds)
+        covered = len(configs & {config for config, _ in clustered}) + len(
+            extra_seeds & set(clustered))
         n_inner = len({config for _, kind, config, _, _ in rows if kind == "inner"}
                       - {config for _, kind, config, _, _ in rows if kind != "inner"})
         sharpes = [s for *_, s in rows if s is not None]
@@ -225,7 +232,8 @@ class TrialLedger:
                           / (len(sharpes) - 1)) if len(sharpes) > 1 else None)
         return TrialCount(n_trials=n_trials, n_rows=len(rows),
                           n_runs=len({run for run, *_ in rows}), sharpe_variance=variance,
-                          window_days=float(window_days), n_inner=n_inner)
+                          window_days=float(window_days), n_inner=n_inner,
+                          n_unclustered=n_trials - covered)
 
     def looks_at(self, market: Market) -> list[dict[str, Any]]:
         """Every recorded look at holdout bars of ``market`` that overlap ``market``'s, oldest

@@ -90,6 +90,23 @@ def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[Ev
     return trials
 
 
+def clustered_series(config: SweepConfig, seed: int, journal: Journal,
+                     rows: list[EvaluationRow], leaders: list[EvaluationRow],
+                     validation: dict[int, np.ndarray]
+                     ) -> list[tuple[tuple[str, int], np.ndarray]]:
+    """The validation return series the effective number of trials clusters, each with the
+    (configuration key, seed) the ledger knows it by: every finished search evaluation and
+    every re-score of the top-k (a seed of a configuration is a near copy of it, and
+    clustering counts it so)."""
+    series = [((config_key(row.params), row.seed), validation[row.eval_id])
+              for row in rows if row.status == "done" and row.eval_id in validation]
+    for index in range(config.deployment.rescore_seeds):
+        returns = journal.get_extra_returns(RESCORE.format(index))
+        series += [((config_key(row.params), rescore_seed(seed, row, index)),
+                    returns[row.eval_id]) for row in leaders if row.eval_id in returns]
+    return series
+
+
 def inner_trials(rows: list[EvaluationRow]) -> list[LedgerTrial]:
     """The thresholds each search evaluation's inner threshold search backtested besides the
     one it chose (``objective.threshold_search``; ``rows`` configured, their params with the
@@ -119,11 +136,13 @@ def statistics(
     validation = journal.get_returns("validation")
     market = Market.of(data)
     path = ledger_path(config, run_dir)
+    series = clustered_series(config, seed, journal, rows, leaders, validation)
     with TrialLedger(path) as ledger:
         new = ledger.record_trials(run_dir.name, market,
                                    night_trials(config, seed, journal, rows, leaders, winner,
                                                 validation), now=now)
-        count = ledger.trials_on(market, config.deployment.trial_window_days, now=now)
+        count = ledger.trials_on(market, config.deployment.trial_window_days, now=now,
+                                 clustered=[trial for trial, _ in series])
         if config.data.has_holdout and leaders:
             ledger.record_look(run_dir.name, "sweep", f"top {len(leaders)} at the end of the "
                                "sweep", Market.of(data, "holdout"), now=now)
@@ -133,12 +152,10 @@ def statistics(
     out: dict[str, Any] = {"ledger": count.to_dict(), "holdout_looks": len(looks)}
     if winner is None or winner_returns is None:
         return out
-    done = [row.eval_id for row in rows if row.status == "done" and row.eval_id in validation]
-    matrix = (common_bars([validation[eval_id] for eval_id in done])
-              if len(done) >= 2 else None)
+    matrix = common_bars([returns for _, returns in series]) if len(series) >= 2 else None
     out["selection"] = selection_evidence(
         winner_returns, max(count.n_trials, 1), count.sharpe_variance, matrix,
-        data.get("periods_per_year"), seed=seed)
+        data.get("periods_per_year"), seed=seed, n_unclustered=count.n_unclustered)
     if winner_holdout is not None:
         market_returns = journal.get_baseline_returns("holdout").get("buy_and_hold")
         holdout_returns = journal.get_returns("holdout").get(winner.eval_id)
