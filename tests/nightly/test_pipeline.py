@@ -32,6 +32,7 @@ import nbformat
 import pytest
 
 from cryptosweep import nightly
+from cryptosweep.judging.selection import gate_dsr
 from cryptosweep.nightly import notifications, promotion
 from tests.support import REPO, deterministic_bytes, done_count, results_file, tiny_config
 
@@ -465,7 +466,9 @@ def test_webhook_gets_the_summary_and_the_token_is_never_logged(night):
     assert summary["exit_code"] == 0
     assert summary["best_score"] == results["best"]["score"]
     assert summary["holdout_sharpe"] == results["best"]["holdout"]["holdout_sharpe"]
-    assert summary["dsr"] == results["overfitting"]["dsr"]["dsr"]
+    # The DSR the gate judged (the ledger's count, or the effective one), not the search's.
+    gate = next(c for c in results["deployment"]["criteria"] if c["name"] == "dsr")
+    assert summary["dsr"] == gate["value"] == gate_dsr(results)["dsr"]
     assert summary["pbo"] == results["overfitting"]["pbo"]["pbo"]
     assert summary["report"] == str(night.run / "report.html")
     assert night.run.name in summary["text"] and "success" in summary["text"]

@@ -31,6 +31,7 @@ from cryptosweep.core.errors import (
 )
 from cryptosweep.core.redaction import redact
 from cryptosweep.judging.deployment import summary_line
+from cryptosweep.judging.selection import gate_dsr
 
 if TYPE_CHECKING:
     from cryptosweep.nightly.promotion import Promotion
@@ -97,7 +98,7 @@ def build_summary(run_dir: Path | None, exit_code: int, message: str | None = No
                 deployment=summary_line(deployment) if deployment else None,
                 best_score=_number(best.get("score")),
                 holdout_sharpe=_number((best.get("holdout") or {}).get("holdout_sharpe")),
-                dsr=_number((overfitting.get("dsr") or {}).get("dsr")),
+                dsr=_number(gate_dsr(data).get("dsr")),  # the one the gate judged
                 pbo=_number((overfitting.get("pbo") or {}).get("pbo")),
             )
         if (run_dir / "report.html").is_file():

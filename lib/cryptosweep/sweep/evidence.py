@@ -90,21 +90,20 @@ def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[Ev
     return trials
 
 
-def clustered_series(config: SweepConfig, seed: int, journal: Journal,
-                     rows: list[EvaluationRow], leaders: list[EvaluationRow],
-                     validation: dict[int, np.ndarray]
-                     ) -> list[tuple[tuple[str, int], np.ndarray]]:
-    """The validation return series the effective number of trials clusters, each with the
-    (configuration key, seed) the ledger knows it by: every finished search evaluation and
-    every re-score of the top-k (a seed of a configuration is a near copy of it, and
-    clustering counts it so)."""
-    series = [((config_key(row.params), row.seed), validation[row.eval_id])
-              for row in rows if row.status == "done" and row.eval_id in validation]
-    for index in range(config.deployment.rescore_seeds):
-        returns = journal.get_extra_returns(RESCORE.format(index))
-        series += [((config_key(row.params), rescore_seed(seed, row, index)),
-                    returns[row.eval_id]) for row in leaders if row.eval_id in returns]
-    return series
+def clustered_series(config: SweepConfig, seed: int, rows: list[EvaluationRow],
+                     leaders: list[EvaluationRow], validation: dict[int, np.ndarray]
+                     ) -> tuple[list[np.ndarray], list[tuple[str, int]]]:
+    """The validation return series the effective number of trials clusters (every finished
+    search evaluation's), and the (configuration key, seed) of every ledger trial they stand
+    for: their own, and the re-scores of the top-k with other seeds (a seed of a configuration
+    is a near copy of it: clustering its series would count it in that configuration's
+    cluster, and adding near-duplicate series would lend the clustering a structure the
+    configurations do not have)."""
+    done = [row for row in rows if row.status == "done" and row.eval_id in validation]
+    covered = [(config_key(row.params), row.seed) for row in done]
+    covered += [(config_key(row.params), rescore_seed(seed, row, index))
+                for index in range(config.deployment.rescore_seeds) for row in leaders]
+    return [validation[row.eval_id] for row in done], covered
 
 
 def inner_trials(rows: list[EvaluationRow]) -> list[LedgerTrial]:
@@ -136,13 +135,13 @@ def statistics(
     validation = journal.get_returns("validation")
     market = Market.of(data)
     path = ledger_path(config, run_dir)
-    series = clustered_series(config, seed, journal, rows, leaders, validation)
+    series, covered = clustered_series(config, seed, rows, leaders, validation)
     with TrialLedger(path) as ledger:
         new = ledger.record_trials(run_dir.name, market,
                                    night_trials(config, seed, journal, rows, leaders, winner,
                                                 validation), now=now)
         count = ledger.trials_on(market, config.deployment.trial_window_days, now=now,
-                                 clustered=[trial for trial, _ in series])
+                                 clustered=covered)
         if config.data.has_holdout and leaders:
             ledger.record_look(run_dir.name, "sweep", f"top {len(leaders)} at the end of the "
                                "sweep", Market.of(data, "holdout"), now=now)
@@ -152,7 +151,7 @@ def statistics(
     out: dict[str, Any] = {"ledger": count.to_dict(), "holdout_looks": len(looks)}
     if winner is None or winner_returns is None:
         return out
-    matrix = common_bars([returns for _, returns in series]) if len(series) >= 2 else None
+    matrix = common_bars(series) if len(series) >= 2 else None
     out["selection"] = selection_evidence(
         winner_returns, max(count.n_trials, 1), count.sharpe_variance, matrix,
         data.get("periods_per_year"), seed=seed, n_unclustered=count.n_unclustered)
