@@ -18,7 +18,10 @@ Markets, built from the bundled real BTC/USDT hourly candles (never synthetic pr
   Sharpe ratio on the real bars, the "planted Sharpe" the power refers to.
 
 One night = one sweep (random search over LightGBM and the trading parameters, the gate's
-defaults) on one market with its own seed, in this process. Today's gate is recomputed from the
+defaults) on one market with its own seed; ``--jobs`` nights run at once, in processes.
+``--free`` takes the costs away (no fees, no slippage): on null markets the searched strategies
+then lose nothing to costs, so the selection statistics, not the costs, must stop luck
+(``--free --edges`` with no edge runs null nights only). Today's gate is recomputed from the
 same night's results with the old rules: the search's best by its own score, DSR with N = the
 full-budget configurations, PBO, holdout score >= 0 and holdout trades >= 20, reproducible.
 
@@ -111,7 +114,7 @@ def write_csv(market: pd.DataFrame, path: Path) -> None:
     frame.to_csv(path, index=False, float_format="%.10g")
 
 
-def night_config(path: Path) -> dict[str, Any]:
+def night_config(path: Path, free: bool = False) -> dict[str, Any]:
     return {
         "name": "calibration", "sweep_type": "random", "random": {"n_trials": 10},
         "parameter_ranges": {
@@ -126,7 +129,7 @@ def night_config(path: Path) -> dict[str, Any]:
         },
         "data": {"path": str(path), "format": "generic", "holdout_fraction": 0.2},
         "objective": {"models": ["lightgbm"], "folds": 3, "rounds_per_unit": 5,
-                      "fees_bps": 10, "slippage_bps": 2},
+                      "fees_bps": 0 if free else 10, "slippage_bps": 0 if free else 2},
         "execution": {"workers": 0},
         "reporting": {"top_k": 3},
         "deployment": {"neighbourhood": False},
@@ -152,7 +155,7 @@ def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace
         market = plant_edge(market, args.hour, edge)
     path = workdir / f"{kind}_{edge:.4f}_{index}.csv"
     write_csv(market, path)
-    config = load_config(raw=night_config(path))
+    config = load_config(raw=night_config(path, free=args.free))
     started = time.perf_counter()
     result = run_sweep(config=config, seed=index + 1, log_dir=workdir / "runs",
                        run_name=f"{kind}_{edge:.4f}_{index}", show_progress=False)
@@ -197,9 +200,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nights", type=int, default=40, help="nights of each kind")
     parser.add_argument("--jobs", type=int, default=1, help="nights run at once (processes)")
-    parser.add_argument("--edges", type=float, nargs="+", default=[0.005, 0.0075, 0.01],
+    parser.add_argument("--edges", type=float, nargs="*", default=[0.005, 0.0075, 0.01],
                         help="planted log returns (a set of planted nights for each)")
     parser.add_argument("--hour", type=int, default=14)
+    parser.add_argument("--free", action="store_true",
+                        help="no fees and no slippage: on null markets the searched strategies "
+                             "then lose nothing to costs, and the DSR is what stops luck")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "gate_calibration.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
