@@ -16,6 +16,7 @@ import pytest
 
 from cryptosweep.judging.effective_trials import (
     EffectiveTrials,
+    correlation_adjusted_trials,
     effective_number_of_trials,
     silhouette_values,
 )
@@ -167,7 +168,6 @@ def test_max_clusters_caps_k():
         ({"max_clusters": 1}, "max_clusters"),
         ({"n_init": 0}, "n_init"),
         ({"min_silhouette": 2.0}, "min_silhouette"),
-        ({"same_cluster_correlation": float("nan")}, "same_cluster_correlation"),
         ({"weighting": "hrp"}, "weighting"),
     ],
 )
@@ -191,3 +191,29 @@ def test_silhouette_values_match_scikit_learn():
         assert np.allclose(
             silhouette_values(distances, labels), silhouette_samples(points, labels), atol=1e-12
         )
+
+
+def test_structureless_trials_are_discounted_by_their_mean_correlation():
+    """No clusters, one common factor: M trials of mean pairwise correlation ρ̄ are worth
+    ρ̄ + (1 − ρ̄)·M independent ones (Bailey & López de Prado 2014), neither 1 nor M."""
+    rng = np.random.default_rng(5)
+    factor = rng.standard_normal((4000, 1))
+    trials = factor + rng.standard_normal((4000, 10))  # correlation 0.5 between any two
+    result = effective_number_of_trials(trials, seed=0)
+    corr = np.corrcoef(trials, rowvar=False)
+    rho = corr[~np.eye(10, dtype=bool)].mean()
+    assert 0.45 < rho < 0.55 and np.isnan(result.silhouette)
+    assert result.n_effective == round(rho + (1 - rho) * 10) == 6
+    assert len(result.cluster_sharpes) == 10  # each trial its own group for the variance
+
+
+def test_correlation_adjusted_trials():
+    assert correlation_adjusted_trials(0.0, 8) == 8
+    assert correlation_adjusted_trials(1.0, 8) == 1
+    assert correlation_adjusted_trials(0.5, 10) == 6  # 5.5, halves up
+    assert correlation_adjusted_trials(-0.3, 4) == 4  # negative correlation clipped at 0
+    assert correlation_adjusted_trials(0.99, 2) == 1
+    with pytest.raises(ValueError, match="n_trials"):
+        correlation_adjusted_trials(0.5, 0)
+    with pytest.raises(ValueError, match="mean_correlation"):
+        correlation_adjusted_trials(float("nan"), 3)

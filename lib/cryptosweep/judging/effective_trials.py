@@ -24,7 +24,12 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-__all__ = ["EffectiveTrials", "effective_number_of_trials", "silhouette_values"]
+__all__ = [
+    "EffectiveTrials",
+    "correlation_adjusted_trials",
+    "effective_number_of_trials",
+    "silhouette_values",
+]
 
 #: Largest number of clusters tried when ``max_clusters`` is not given.
 DEFAULT_MAX_CLUSTERS = 50
@@ -36,12 +41,15 @@ class EffectiveTrials:
 
     Attributes:
         n_trials: columns given, constant ones included.
-        n_effective: number of clusters, the effective number of independent trials.
-        labels: cluster of each trial (column), ``0 … n_effective − 1`` numbered in order of
-            first appearance; ``-1`` for a constant column, which takes no part.
+        n_effective: the effective number of independent trials: the number of clusters, or,
+            when the trials show no cluster structure, the distinct trials discounted by their
+            mean correlation (:func:`correlation_adjusted_trials`).
+        labels: cluster of each trial (column), numbered from 0 in order of first appearance
+            (each distinct trial its own when there is no structure); ``-1`` for a constant
+            column, which takes no part.
         cluster_sharpes: per-bar Sharpe ratio (``mean / std(ddof=1)``) of each cluster's
             aggregate series, in label order.
-        sharpe_variance: ``var(cluster_sharpes, ddof=1)``; NaN with a single cluster.
+        sharpe_variance: ``var(cluster_sharpes, ddof=1)``; NaN with a single group.
         constant_trials: indices of the columns left out for having no variance.
         silhouette: mean silhouette of the chosen k-means partition; NaN when the partition
             did not come from k-means (fewer than 3 distinct trials, or the fallback for no
@@ -64,7 +72,6 @@ def effective_number_of_trials(
     *,
     n_init: int = 5,
     min_silhouette: float = 0.25,
-    same_cluster_correlation: float = 0.5,
     weighting: Literal["inverse_variance", "equal"] = "inverse_variance",
 ) -> EffectiveTrials:
     """Effective number of trials by ONC clustering (López de Prado & Lewis 2019).
@@ -86,11 +93,12 @@ def effective_number_of_trials(
        scikit-learn): for these small matrices OpenMP start-up costs more than the fit.
     4. Silhouettes cannot compare one cluster, nor all-singletons, with a partition. When the
        best partition's mean silhouette is below ``min_silhouette`` (0.25: "no substantial
-       structure" in Kaufman & Rousseeuw, *Finding Groups in Data*, 1990), the trials are
-       taken as **one** cluster if their mean pairwise correlation is at least
-       ``same_cluster_correlation``, else as **one cluster per distinct trial**. With only two
-       distinct trials (no k-means possible), the same correlation rule decides between one
-       and two clusters. Identical columns always share a cluster.
+       structure" in Kaufman & Rousseeuw, *Finding Groups in Data*, 1990), the trials form no
+       clusters: each distinct trial is its own group (labels and Sharpe ratios), and the
+       effective number is their count discounted by their mean pairwise correlation ρ̄,
+       ``ρ̄ + (1 − ρ̄)·M`` for ``M`` distinct trials (:func:`correlation_adjusted_trials`,
+       Bailey & López de Prado 2014). So are two distinct trials (no k-means possible).
+       Identical columns always share a cluster.
     5. Each cluster's aggregate series is the inverse-variance weighted (weights ∝ 1/σ², the
        choice of López de Prado 2019) or equally weighted average of its trials' returns; its
        per-bar Sharpe ratio is ``mean / std(ddof=1)`` (0 without dispersion). The variance
@@ -105,8 +113,6 @@ def effective_number_of_trials(
         max_clusters: the largest ``k`` tried (>= 2); capped at distinct trials − 1.
         n_init: k-means runs per ``k`` (>= 1).
         min_silhouette: mean silhouette below which a partition is not trusted, in [-1, 1].
-        same_cluster_correlation: mean correlation at or above which structureless trials
-            count as one, in [-1, 1].
         weighting: ``"inverse_variance"`` or ``"equal"``, the aggregate of a cluster.
 
     Raises:
@@ -132,12 +138,8 @@ def effective_number_of_trials(
         raise ValueError(f"max_clusters must be an integer >= 2, got {max_clusters!r}")
     if isinstance(n_init, bool) or int(n_init) != n_init or n_init < 1:
         raise ValueError(f"n_init must be an integer >= 1, got {n_init!r}")
-    for name, value in (
-        ("min_silhouette", min_silhouette),
-        ("same_cluster_correlation", same_cluster_correlation),
-    ):
-        if not (math.isfinite(value) and -1.0 <= value <= 1.0):
-            raise ValueError(f"{name} must lie in [-1, 1], got {value!r}")
+    if not (math.isfinite(min_silhouette) and -1.0 <= min_silhouette <= 1.0):
+        raise ValueError(f"min_silhouette must lie in [-1, 1], got {min_silhouette!r}")
     if weighting not in ("inverse_variance", "equal"):
         raise ValueError(f"weighting must be 'inverse_variance' or 'equal', got {weighting!r}")
 
@@ -146,13 +148,12 @@ def effective_number_of_trials(
     if active.size == 0:
         raise ValueError("returns_matrix has only constant columns: nothing to cluster")
     active_data = data[:, active]
-    active_labels, silhouette = _cluster(
+    active_labels, silhouette, structureless_count = _cluster(
         active_data,
         seed=int(seed),
         max_clusters=None if max_clusters is None else int(max_clusters),
         n_init=int(n_init),
         min_silhouette=float(min_silhouette),
-        same_cluster_correlation=float(same_cluster_correlation),
     )
     # Number clusters in order of first appearance (deterministic, independent of k-means).
     _, first = np.unique(active_labels, return_index=True)
@@ -177,7 +178,7 @@ def effective_number_of_trials(
     sharpes.setflags(write=False)
     return EffectiveTrials(
         n_trials=n_trials,
-        n_effective=n_clusters,
+        n_effective=n_clusters if structureless_count is None else structureless_count,
         labels=labels,
         cluster_sharpes=sharpes,
         sharpe_variance=variance,
@@ -193,12 +194,13 @@ def _cluster(
     max_clusters: int | None,
     n_init: int,
     min_silhouette: float,
-    same_cluster_correlation: float,
-) -> tuple[np.ndarray, float]:
-    """Labels of the (non-constant) columns of ``data`` and the mean silhouette (or NaN)."""
+) -> tuple[np.ndarray, float, int | None]:
+    """Labels of the (non-constant) columns of ``data``, the mean silhouette (or NaN), and
+    the number of independent trials when the trials show no cluster structure (None: the
+    number of clusters)."""
     n = data.shape[1]
     if n == 1:
-        return np.zeros(1, dtype=np.int64), math.nan
+        return np.zeros(1, dtype=np.int64), math.nan, None
     corr = np.clip(np.corrcoef(data, rowvar=False), -1.0, 1.0)
     np.fill_diagonal(corr, 1.0)
     points = np.sqrt((1.0 - corr) / 2.0)
@@ -207,13 +209,16 @@ def _cluster(
     _, distinct = np.unique(np.round(points, 10), axis=0, return_inverse=True)
     distinct = distinct.ravel()
     n_distinct = int(distinct.max()) + 1
-    mean_corr = float(corr[~np.eye(n, dtype=bool)].mean())
     if n_distinct == 1:
-        return np.zeros(n, dtype=np.int64), math.nan
+        return np.zeros(n, dtype=np.int64), math.nan, None
+    # One column per distinct trial: their mean pairwise correlation.
+    first = np.unique(distinct, return_index=True)[1]
+    kept = corr[np.ix_(first, first)]
+    mean_corr = float(kept[~np.eye(n_distinct, dtype=bool)].mean())
+    structureless = (distinct, math.nan,
+                     correlation_adjusted_trials(mean_corr, n_distinct))
     if n_distinct == 2:
-        if mean_corr >= same_cluster_correlation:
-            return np.zeros(n, dtype=np.int64), math.nan
-        return distinct, math.nan
+        return structureless
 
     top = n_distinct - 1 if max_clusters is None else min(max_clusters, n_distinct - 1)
     if max_clusters is None:
@@ -239,10 +244,22 @@ def _cluster(
                 if best is None or quality > best[0]:
                     best = (quality, labels.copy(), mean)
     if best is not None and best[2] >= min_silhouette:
-        return best[1], best[2]
-    if mean_corr >= same_cluster_correlation:
-        return np.zeros(n, dtype=np.int64), math.nan
-    return distinct, math.nan
+        return best[1], best[2], None
+    return structureless
+
+
+def correlation_adjusted_trials(mean_correlation: float, n_trials: int) -> int:
+    """The number of independent trials ``M`` trials of average pairwise correlation ``ρ̄``
+    are worth: ``ρ̄ + (1 − ρ̄)·M`` (Bailey & López de Prado 2014, "The deflated Sharpe
+    ratio", their approximation of N for correlated trials), ``ρ̄`` clipped to [0, 1],
+    rounded to the nearest integer (halves up), at least 1. ``M`` uncorrelated trials are
+    ``M``; perfectly correlated ones are one."""
+    if isinstance(n_trials, bool) or int(n_trials) != n_trials or n_trials < 1:
+        raise ValueError(f"n_trials must be an integer >= 1, got {n_trials!r}")
+    if not math.isfinite(mean_correlation):
+        raise ValueError(f"mean_correlation must be finite, got {mean_correlation!r}")
+    rho = min(max(float(mean_correlation), 0.0), 1.0)
+    return max(1, math.floor(rho + (1.0 - rho) * int(n_trials) + 0.5))
 
 
 def _quality(mean: float, spread: float) -> float:
