@@ -276,8 +276,8 @@ def test_the_cpcv_criterion_reads_the_winners_lower_path_quantile():
 
 
 def test_the_gate_judges_the_dsr_its_trial_count_names():
-    """``deployment.trial_count``: the ledger's full count by default, the effective number of
-    trials when asked (and the full count when the effective one could not be computed)."""
+    """``deployment.trial_count``: the effective number of trials by default, the ledger's
+    full count when asked (and when the effective one could not be computed)."""
     def with_selection(effective: float | None, **deployment: Any) -> dict[str, Any]:
         out = results(**deployment)
         out["statistics"] = {"selection": {
@@ -286,12 +286,12 @@ def test_the_gate_judges_the_dsr_its_trial_count_names():
                               else {"dsr": None, "why_not": "fewer than 2 trials"})}}
         return out
 
-    ledger = {c["name"]: c for c in decide(with_selection(0.99))["criteria"]}["dsr"]
+    ledger = {c["name"]: c for c in decide(with_selection(0.99, trial_count="ledger"))
+              ["criteria"]}["dsr"]
     assert (ledger["value"], ledger["passed"], ledger["text"]) == (0.60, False, "DSR 0.60 < 0.95")
-    effective = decide(with_selection(0.99, trial_count="effective"))
+    effective = decide(with_selection(0.99))
     assert effective["decision"] == "approved"
     assert {c["name"]: c for c in effective["criteria"]}["dsr"]["text"] == (
         "DSR 0.99 >= 0.95 (effective N 7)")
-    fallback = {c["name"]: c for c in decide(with_selection(None, trial_count="effective"))
-                ["criteria"]}["dsr"]
+    fallback = {c["name"]: c for c in decide(with_selection(None))["criteria"]}["dsr"]
     assert (fallback["value"], fallback["passed"]) == (0.60, False)

@@ -12,10 +12,10 @@ criterion          passes when                                                  
 =================  ==============================================================  ==========
 ``reproducible``   the replay of the winner's deployed path (from scratch, its      PASS
                    recorded seed) gave bitwise-equal metrics
-``dsr``            its deflated Sharpe ratio >= ``min_dsr``, N = every             0.95
+``dsr``            its deflated Sharpe ratio >= ``min_dsr``, N = the effective     0.95
+                   number of the trials (``trial_count: effective``) or every
                    configuration and seed of the trial ledger on overlapping bars
-                   (``trial_count: ledger``) or the effective number of them
-                   (``trial_count: effective``)
+                   (``trial_count: ledger``)
 ``pbo``            the run's probability of backtest overfitting <= ``max_pbo``    0.5
 ``holdout_score``  its holdout ``objective.metric`` >= ``min_holdout_score``       0
 ``holdout_trades`` its holdout trades >= the small-sample threshold                30
