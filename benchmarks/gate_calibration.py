@@ -162,9 +162,9 @@ def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace
     results = result.results
     by_count = {}
     for count in ("ledger", "effective"):  # the same night judged with each trial count
-        config_block = json.loads(json.dumps(results["config"]))
-        config_block.setdefault("deployment", {})["trial_count"] = count
-        by_count[count] = decide({**results, "config": config_block})["decision"] == "approved"
+        judged = json.loads(json.dumps(results))
+        judged["statistics"]["selection"]["trial_count"] = count
+        by_count[count] = decide(judged)["decision"] == "approved"
     new = results["deployment"]["decision"] == "approved"
     failed = [c["name"] for c in results["deployment"]["criteria"] if not c["passed"]]
     values = {c["name"]: c["value"] for c in results["deployment"]["criteria"]}

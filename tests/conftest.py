@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,12 @@ from tests.support import (
     results_file,
     tiny_config,
 )
+
+# A suite started in the background by a non-interactive shell (`make test &`, nohup, some CI
+# runners) inherits SIGINT ignored, and so would every CLI the tests start: their Ctrl-C tests
+# would then test nothing. Handled here, the CLIs start with SIGINT at its default again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -96,7 +96,8 @@ def test_every_run_folder_is_listed_with_what_is_wrong_with_it(explore_reports):
         assert summary is not None, "a complete run carries its row of the index"
         assert summary["best"] == results["best"]["score"]
         assert summary["holdout"] == results["best"]["holdout"]["holdout_sharpe"]
-        assert summary["dsr"] == results["statistics"]["selection"]["dsr"]["dsr"]  # the gate's
+        gate = next(c for c in results["deployment"]["criteria"] if c["name"] == "dsr")
+        assert summary["dsr"] == gate["value"]  # the DSR the gate judged
         assert summary["pbo"] == results["overfitting"]["pbo"]["pbo"]
     frame = runs_frame(list_runs(explore_reports))
     night2 = frame.set_index("run").loc["night2"]

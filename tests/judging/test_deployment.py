@@ -19,6 +19,8 @@ from cryptosweep.judging.deployment import (
     summary_line,
 )
 from cryptosweep.judging.edge import beats, edge
+from cryptosweep.judging.selection import gate_dsr
+from cryptosweep.judging.verdict import verdict
 from tests.support import tiny_config
 
 
@@ -276,22 +278,31 @@ def test_the_cpcv_criterion_reads_the_winners_lower_path_quantile():
 
 
 def test_the_gate_judges_the_dsr_its_trial_count_names():
-    """``deployment.trial_count``: the effective number of trials by default, the ledger's
-    full count when asked (and when the effective one could not be computed)."""
-    def with_selection(effective: float | None, **deployment: Any) -> dict[str, Any]:
-        out = results(**deployment)
-        out["statistics"] = {"selection": {
+    """The gate judges the DSR the run's ``deployment.trial_count`` named (recorded with the
+    statistics): the effective number of trials, or the ledger's full count when asked, when
+    the effective one could not be computed, and for a run made before the choice existed
+    (judged then on the full count: reading it again must not change what it says)."""
+    def with_selection(effective: float | None, trial_count: str | None) -> dict[str, Any]:
+        out = results()
+        selection: dict[str, Any] = {
             "dsr": {"dsr": 0.60, "n_trials": 16},
             "dsr_effective": ({"dsr": effective, "n_trials": 7} if effective is not None
-                              else {"dsr": None, "why_not": "fewer than 2 trials"})}}
+                              else {"dsr": None, "why_not": "fewer than 2 trials"})}
+        if trial_count is not None:
+            selection["trial_count"] = trial_count
+        out["statistics"] = {"selection": selection}
         return out
 
-    ledger = {c["name"]: c for c in decide(with_selection(0.99, trial_count="ledger"))
-              ["criteria"]}["dsr"]
-    assert (ledger["value"], ledger["passed"], ledger["text"]) == (0.60, False, "DSR 0.60 < 0.95")
-    effective = decide(with_selection(0.99))
+    def dsr(decision: dict[str, Any]) -> dict[str, Any]:
+        return {c["name"]: c for c in decision["criteria"]}["dsr"]
+
+    effective = decide(with_selection(0.99, "effective"))
     assert effective["decision"] == "approved"
-    assert {c["name"]: c for c in effective["criteria"]}["dsr"]["text"] == (
-        "DSR 0.99 >= 0.95 (effective N 7)")
-    fallback = {c["name"]: c for c in decide(with_selection(None))["criteria"]}["dsr"]
-    assert (fallback["value"], fallback["passed"]) == (0.60, False)
+    assert dsr(effective)["text"] == "DSR 0.99 >= 0.95 (effective N 7)"
+    for trial_count, value in (("ledger", 0.99), ("effective", None), (None, 0.99)):
+        judged = dsr(decide(with_selection(value, trial_count)))
+        assert (judged["value"], judged["passed"], judged["text"]) == (
+            0.60, False, "DSR 0.60 < 0.95"), trial_count
+    old = with_selection(0.99, None)
+    assert gate_dsr(old)["basis"] == "ledger" and verdict(old).dsr == 0.60
+    assert gate_dsr(with_selection(0.99, "effective"))["basis"] == "effective"

@@ -104,7 +104,9 @@ def test_two_trials_correlated_or_not():
     base = rng.standard_normal(400)
     close = np.column_stack([base, base + 0.2 * rng.standard_normal(400)])
     apart = np.column_stack([base, rng.standard_normal(400)])
-    assert effective_number_of_trials(close).n_effective == 1
+    # Two distinct trials make no clusters: ρ̄ + (1 − ρ̄)·2, rounded up, is 2 unless they are
+    # identical (test_identical_columns_cluster_together): a near copy still selects.
+    assert effective_number_of_trials(close).n_effective == 2
     assert effective_number_of_trials(apart).n_effective == 2
 
 
@@ -114,8 +116,8 @@ def test_independent_trials_count_one_each_and_one_factor_counts_once():
     result = effective_number_of_trials(independent, seed=0)
     assert result.n_effective == 8
     assert np.isnan(result.silhouette)  # the fallback, not a k-means partition
-    one_factor, _ = planted_groups(rng, [9], noise=0.2)
-    assert effective_number_of_trials(one_factor, seed=0).n_effective == 1
+    one_factor, _ = planted_groups(rng, [9], noise=0.2)  # ρ̄ ≈ 0.96: 9 trials worth 1.3
+    assert effective_number_of_trials(one_factor, seed=0).n_effective == 2
 
 
 def test_cluster_sharpes_are_inverse_variance_aggregates():
@@ -203,16 +205,17 @@ def test_structureless_trials_are_discounted_by_their_mean_correlation():
     corr = np.corrcoef(trials, rowvar=False)
     rho = corr[~np.eye(10, dtype=bool)].mean()
     assert 0.45 < rho < 0.55 and np.isnan(result.silhouette)
-    assert result.n_effective == round(rho + (1 - rho) * 10) == 6
+    assert result.n_effective == math.ceil(rho + (1 - rho) * 10) == 6
     assert len(result.cluster_sharpes) == 10  # each trial its own group for the variance
 
 
 def test_correlation_adjusted_trials():
     assert correlation_adjusted_trials(0.0, 8) == 8
     assert correlation_adjusted_trials(1.0, 8) == 1
-    assert correlation_adjusted_trials(0.5, 10) == 6  # 5.5, halves up
+    assert correlation_adjusted_trials(0.5, 10) == 6  # 5.5, rounded up
     assert correlation_adjusted_trials(-0.3, 4) == 4  # negative correlation clipped at 0
-    assert correlation_adjusted_trials(0.99, 2) == 1
+    assert correlation_adjusted_trials(0.6, 2) == 2  # 1.4: a near copy still selects
+    assert correlation_adjusted_trials(0.99, 2) == 2
     with pytest.raises(ValueError, match="n_trials"):
         correlation_adjusted_trials(0.5, 0)
     with pytest.raises(ValueError, match="mean_correlation"):

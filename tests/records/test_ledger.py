@@ -89,8 +89,9 @@ def test_trials_none_of_the_clustered_series_is_are_counted_outside(tmp_path: Pa
         ledger.record_trials("now", BTC, trials("n", tonight) + [
             LedgerTrial("rescore", f"r{seed}", config_key(tonight[0]), seed, 9.0, 0.02)
             for seed in (77, 78)], now=DAY)
-        clustered = [(config_key(c), 1) for c in tonight] + [(config_key(tonight[0]), 77)]
-        count = ledger.trials_on(BTC, 30, now=DAY, clustered=clustered)
+        count = ledger.trials_on(BTC, 30, now=DAY,
+                                 clustered_configs={config_key(c) for c in tonight},
+                                 clustered_seeds={(config_key(tonight[0]), 77)})
         nothing = ledger.trials_on(BTC, 30, now=DAY)
     assert count.n_trials == nothing.n_trials == 3 + 2 + 2
     # The 2 configurations of the night before and the seed-78 re-score were not clustered.

@@ -137,3 +137,37 @@ def test_every_inner_threshold_is_a_trial_in_the_ledger(tmp_path):
     assert count.to_dict()["n_inner"] == 4 and "n_inner" not in alone.to_dict()
     every = [0.01, 0.03, 0.02, 0.02, -0.01, 0.00]
     assert count.sharpe_variance == pytest.approx(np.var(every, ddof=1), rel=1e-12)
+
+
+def test_the_effective_count_clusters_one_series_per_configuration():
+    """A configuration promoted through Hyperband's rungs is one trial: its largest budget's
+    series alone is clustered (its rungs' near copies would fake a cluster structure). A
+    re-scored leader's other seeds count in its cluster only when its series is there."""
+    import numpy as np
+
+    from cryptosweep.core.config_files import load_config
+    from cryptosweep.records.evaluations import EvaluationRow, configured
+    from cryptosweep.records.ledger import config_key
+    from cryptosweep.sweep.evidence import clustered_series
+    from cryptosweep.sweep.rescoring import rescore_seed
+    from tests.support import tiny_config
+
+    def row(eval_id: int, leaves: int, budget: float) -> EvaluationRow:
+        return configured(EvaluationRow(
+            eval_id=eval_id, trial_id=leaves, budget=budget, seed=leaves,
+            params={"model": "lightgbm", "entry_model": {"num_leaves": leaves},
+                    "trading": {"threshold": 0.55, "holding_period": 4}},
+            status="done", score=0.1, error=None, worker=None, device=None,
+            started_at=None, finished_at=None, attempts=1, metrics={}))
+
+    rows = [row(0, 5, 1.0), row(1, 6, 1.0), row(2, 5, 3.0), row(3, 5, 9.0), row(4, 7, 9.0)]
+    rng = np.random.default_rng(0)
+    validation = {r.eval_id: rng.normal(0, 0.01, 50) for r in rows if r.eval_id != 4}
+    config = load_config(raw=tiny_config())
+    leaders = [rows[3], rows[4]]  # eval 4 has no validation series (damaged)
+    series, configs, seeds = clustered_series(config, 11, rows, leaders, validation)
+    assert configs == {config_key(rows[0].params), config_key(rows[1].params)}
+    by_config = dict(zip(sorted(configs), series, strict=True))
+    assert by_config[config_key(rows[3].params)] is validation[3]  # its largest budget
+    assert seeds == {(config_key(rows[3].params), rescore_seed(11, rows[3], index))
+                     for index in range(config.deployment.rescore_seeds)}

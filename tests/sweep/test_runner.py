@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cryptosweep.judging.selection import gate_dsr
 from cryptosweep.records.integrity import EVAL_COLUMNS, row_checksum, unpack_returns
 from tests.support import cli, deterministic_bytes, results_file, tiny_config
 
@@ -144,7 +145,9 @@ def test_baselines_edge_and_deployment_decision_in_every_output(reference):
         "reproducible", "dsr", "pbo", "holdout_score", "holdout_trades", "holdout_test",
         "stress"]
     dsr = next(c for c in deployment["criteria"] if c["name"] == "dsr")
-    assert dsr["value"] == results["statistics"]["selection"]["dsr"]["dsr"]
+    selection = results["statistics"]["selection"]
+    assert selection["trial_count"] == "effective"  # the default, recorded with the run
+    assert dsr["value"] == selection["dsr_effective"]["dsr"] == gate_dsr(results)["dsr"]
     assert dsr["threshold"] == 0.95
     (best_path,) = run_dir.glob("best_configs_*.json")
     best = json.loads(best_path.read_text())

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.core.errors import UserError
+from cryptosweep.judging.selection import gate_dsr
 from cryptosweep.records.evaluations import configured
 from cryptosweep.records.inspection import DB_NAME
 from cryptosweep.records.integrity import JournalDamagedError
@@ -449,7 +450,7 @@ def _figures_of_merit(results: Mapping[str, Any], show_holdout: bool = True
         if show_holdout else "locked",
         "holdout trades": (best.get("holdout") or {}).get("holdout_trades")
         if show_holdout else "locked",
-        "DSR": (overfitting.get("dsr") or {}).get("dsr"),
+        "DSR": gate_dsr(results).get("dsr"),  # the one the gate judged
         "PBO": (overfitting.get("pbo") or {}).get("pbo"),
         "winner": f"eval {best['eval_id']} ({(best.get('params') or {}).get('model')})"
         if best else None,

@@ -96,7 +96,7 @@ def effective_number_of_trials(
        structure" in Kaufman & Rousseeuw, *Finding Groups in Data*, 1990), the trials form no
        clusters: each distinct trial is its own group (labels and Sharpe ratios), and the
        effective number is their count discounted by their mean pairwise correlation ρ̄,
-       ``ρ̄ + (1 − ρ̄)·M`` for ``M`` distinct trials (:func:`correlation_adjusted_trials`,
+       ``⌈ρ̄ + (1 − ρ̄)·M⌉`` for ``M`` distinct trials (:func:`correlation_adjusted_trials`,
        Bailey & López de Prado 2014). So are two distinct trials (no k-means possible).
        Identical columns always share a cluster.
     5. Each cluster's aggregate series is the inverse-variance weighted (weights ∝ 1/σ², the
@@ -252,14 +252,14 @@ def correlation_adjusted_trials(mean_correlation: float, n_trials: int) -> int:
     """The number of independent trials ``M`` trials of average pairwise correlation ``ρ̄``
     are worth: ``ρ̄ + (1 − ρ̄)·M`` (Bailey & López de Prado 2014, "The deflated Sharpe
     ratio", their approximation of N for correlated trials), ``ρ̄`` clipped to [0, 1],
-    rounded to the nearest integer (halves up), at least 1. ``M`` uncorrelated trials are
-    ``M``; perfectly correlated ones are one."""
+    rounded **up** (the gate's side: a fraction of a trial still selects), at least 1. ``M``
+    uncorrelated trials are ``M``; only perfectly correlated ones are one."""
     if isinstance(n_trials, bool) or int(n_trials) != n_trials or n_trials < 1:
         raise ValueError(f"n_trials must be an integer >= 1, got {n_trials!r}")
     if not math.isfinite(mean_correlation):
         raise ValueError(f"mean_correlation must be finite, got {mean_correlation!r}")
     rho = min(max(float(mean_correlation), 0.0), 1.0)
-    return max(1, math.floor(rho + (1.0 - rho) * int(n_trials) + 0.5))
+    return max(1, math.ceil(rho + (1.0 - rho) * int(n_trials) - 1e-9))
 
 
 def _quality(mean: float, spread: float) -> float:

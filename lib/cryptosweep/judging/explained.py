@@ -31,6 +31,7 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
     rows: list[Explained] = []
     ledger = stats.get("ledger") or {}
     selection = stats.get("selection") or {}
+    gate_basis = gate_dsr(results).get("basis")
     if ledger:
         rows.append(Explained(
             "trials counted", f"{ledger.get('n_trials')} ({ledger.get('n_evaluations')} "
@@ -39,8 +40,9 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
                if ledger.get("n_inner") else "") + ")",
             f"every configuration and seed tried on overlapping bars of this market in the "
             f"last {ledger.get('window_days', 0):g} days, tonight included: the winner is the "
-            "best of all of them, and its luck is judged against that many tries"))
-    gate_basis = gate_dsr(results).get("basis")
+            "best of all of them"
+            + (", and its luck is judged against that many tries" if gate_basis == "ledger"
+               else "; the gate judges its luck against the effective number of them (below)")))
     dsr = selection.get("dsr") or {}
     if dsr.get("dsr") is not None:
         rows.append(Explained(

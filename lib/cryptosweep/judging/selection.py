@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from cryptosweep.core.settings import DeploymentSettings
 from cryptosweep.judging.effective_trials import effective_number_of_trials
 from cryptosweep.judging.overfitting import (
     deflated_sharpe_ratio,
@@ -80,8 +79,9 @@ def selection_evidence(
     ``trial_returns``: a ``T × M`` matrix of tonight's trials' validation returns on the same
     bars (for the effective number of trials; ``None`` to skip it); ``n_unclustered``: the
     ledger's trials that none of those columns is (other nights' configurations, thresholds of
-    inner searches): each counts as one more independent trial beside the clusters, and then
-    the variance is the ledger's; ``periods_per_year``: the candles' bars per year.
+    inner searches, neighbours): each counts as one more independent trial beside the
+    clusters. Both DSRs deflate by ``sharpe_variance``; ``periods_per_year``: the candles' bars
+    per year.
     """
     r = np.asarray(winner_returns, dtype=float)
     if len(r) < 4 or float(np.std(r)) == 0.0:
@@ -93,8 +93,9 @@ def selection_evidence(
     if trial_returns is not None and trial_returns.shape[1] >= 2:
         effective = effective_number_of_trials(trial_returns, seed=seed)
         extra = max(int(n_unclustered), 0)
-        variance = (effective.sharpe_variance if effective.n_effective > 1 and not extra
-                    else sharpe_variance)
+        # The variance across every trial counted (the ledger's), whatever N: the clusters'
+        # own would rest on a handful of values and jump when one trial outside them is added.
+        variance = sharpe_variance
         out["effective_trials"] = {"n_clustered": effective.n_trials,
                                    "n_effective": effective.n_effective}
         if extra:
@@ -121,17 +122,17 @@ def selection_evidence(
 
 def gate_dsr(results: Mapping[str, Any]) -> dict[str, Any]:
     """The DSR block the gate judges for ``results``, with ``"basis"``: ``"effective"`` when
-    ``deployment.trial_count`` asks for the effective number of trials and it was computed,
-    else ``"ledger"`` (the full count; also when the effective one could not be computed);
-    ``"full-budget"`` for a run made before the ledger existed (its ``overfitting`` block)."""
+    the run's ``deployment.trial_count`` (recorded in ``statistics.selection.trial_count`` when
+    it ran) asked for the effective number of trials and it was computed, else ``"ledger"``
+    (the full count; also when the effective one could not be computed, and for a run made
+    before the choice existed, which was judged on the full count); ``"full-budget"`` for a run
+    made before the ledger existed (its ``overfitting`` block)."""
     selection = (results.get("statistics") or {}).get("selection")
     if selection is None:
         overfitting = results.get("overfitting") or {}
         block = {"why_not": overfitting.get("why_not"), **(overfitting.get("dsr") or {})}
         return {**block, "basis": "full-budget"}
-    settings = DeploymentSettings.model_validate(
-        (results.get("config") or {}).get("deployment") or {})
     effective = selection.get("dsr_effective") or {}
-    if settings.trial_count == "effective" and effective.get("dsr") is not None:
+    if selection.get("trial_count") == "effective" and effective.get("dsr") is not None:
         return {**effective, "basis": "effective"}
     return {**(selection.get("dsr") or {}), "basis": "ledger"}

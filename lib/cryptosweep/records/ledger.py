@@ -204,11 +204,13 @@ class TrialLedger:
                          time.time() if now is None else now))
 
     def trials_on(self, market: Market, window_days: float, now: float | None = None, *,
-                  clustered: Collection[tuple[str, int]] = ()) -> TrialCount:
+                  clustered_configs: Collection[str] = (),
+                  clustered_seeds: Collection[tuple[str, int]] = ()) -> TrialCount:
         """The trials that count against a winner scored on ``market`` (see the module
         docstring): same market, overlapping bars, recorded within ``window_days``.
-        ``clustered``: the (configuration key, seed) of the return series the effective
-        number of trials clusters; ``n_unclustered`` counts the trials none of them is."""
+        ``clustered_configs``: the configuration keys whose return series the effective number
+        of trials clusters; ``clustered_seeds``: the (key, seed) of extra seeds counted in
+        their configuration's cluster; ``n_unclustered`` counts every other trial."""
         now = time.time() if now is None else now
         since = now - window_days * 86_400.0
         with self._lock:
@@ -223,8 +225,8 @@ class TrialLedger:
         extra_seeds = {(config, seed) for _, kind, config, seed, _ in rows
                        if kind == "rescore"} - searched
         n_trials = len(configs) + len(extra_seeds)
-        covered = len(configs & {config for config, _ in clustered}) + len(
-            extra_seeds & set(clustered))
+        covered = len(configs & set(clustered_configs)) + len(
+            extra_seeds & set(clustered_seeds))
         n_inner = len({config for _, kind, config, _, _ in rows if kind == "inner"}
                       - {config for _, kind, config, _, _ in rows if kind != "inner"})
         sharpes = [s for *_, s in rows if s is not None]

@@ -92,18 +92,27 @@ def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[Ev
 
 def clustered_series(config: SweepConfig, seed: int, rows: list[EvaluationRow],
                      leaders: list[EvaluationRow], validation: dict[int, np.ndarray]
-                     ) -> tuple[list[np.ndarray], list[tuple[str, int]]]:
-    """The validation return series the effective number of trials clusters (every finished
-    search evaluation's), and the (configuration key, seed) of every ledger trial they stand
-    for: their own, and the re-scores of the top-k with other seeds (a seed of a configuration
-    is a near copy of it: clustering its series would count it in that configuration's
-    cluster, and adding near-duplicate series would lend the clustering a structure the
-    configurations do not have)."""
-    done = [row for row in rows if row.status == "done" and row.eval_id in validation]
-    covered = [(config_key(row.params), row.seed) for row in done]
-    covered += [(config_key(row.params), rescore_seed(seed, row, index))
-                for index in range(config.deployment.rescore_seeds) for row in leaders]
-    return [validation[row.eval_id] for row in done], covered
+                     ) -> tuple[list[np.ndarray], set[str], set[tuple[str, int]]]:
+    """What the effective number of trials clusters: one validation return series per
+    configuration the search finished (its evaluation at the largest budget it reached: a
+    configuration promoted through Hyperband's rungs is one trial, and its rungs' near copies
+    would lend the clustering a structure the configurations do not have); the configuration
+    keys those series stand for; and the (configuration key, seed) of the re-scores of the
+    top-k whose configuration is among them (another seed of a configuration is a near copy of
+    it, counted in its cluster). Every other ledger trial counts beside the clusters."""
+    largest: dict[str, EvaluationRow] = {}
+    for row in rows:
+        if row.status != "done" or row.eval_id not in validation:
+            continue
+        key = config_key(row.params)
+        kept = largest.get(key)
+        if kept is None or (row.budget, row.eval_id) > (kept.budget, kept.eval_id):
+            largest[key] = row
+    keys = sorted(largest)
+    seeds = {(config_key(row.params), rescore_seed(seed, row, index))
+             for index in range(config.deployment.rescore_seeds) for row in leaders
+             if config_key(row.params) in largest}
+    return [validation[largest[key].eval_id] for key in keys], set(keys), seeds
 
 
 def inner_trials(rows: list[EvaluationRow]) -> list[LedgerTrial]:
@@ -135,13 +144,15 @@ def statistics(
     validation = journal.get_returns("validation")
     market = Market.of(data)
     path = ledger_path(config, run_dir)
-    series, covered = clustered_series(config, seed, rows, leaders, validation)
+    series, clustered_configs, clustered_seeds = clustered_series(config, seed, rows, leaders,
+                                                                  validation)
     with TrialLedger(path) as ledger:
         new = ledger.record_trials(run_dir.name, market,
                                    night_trials(config, seed, journal, rows, leaders, winner,
                                                 validation), now=now)
         count = ledger.trials_on(market, config.deployment.trial_window_days, now=now,
-                                 clustered=covered)
+                                 clustered_configs=clustered_configs,
+                                 clustered_seeds=clustered_seeds)
         if config.data.has_holdout and leaders:
             ledger.record_look(run_dir.name, "sweep", f"top {len(leaders)} at the end of the "
                                "sweep", Market.of(data, "holdout"), now=now)
@@ -155,6 +166,7 @@ def statistics(
     out["selection"] = selection_evidence(
         winner_returns, max(count.n_trials, 1), count.sharpe_variance, matrix,
         data.get("periods_per_year"), seed=seed, n_unclustered=count.n_unclustered)
+    out["selection"]["trial_count"] = config.deployment.trial_count  # what the gate judges
     if winner_holdout is not None:
         market_returns = journal.get_baseline_returns("holdout").get("buy_and_hold")
         holdout_returns = journal.get_returns("holdout").get(winner.eval_id)
