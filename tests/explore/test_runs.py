@@ -206,7 +206,8 @@ def test_two_runs_side_by_side(explore_reports):
     assert summary.loc["best (validation)", "change"] == pytest.approx(
         second["best"]["score"] - first["best"]["score"])
     assert summary.loc["holdout Sharpe", "night2"] == second["best"]["holdout"]["holdout_sharpe"]
-    assert summary.loc["DSR", "night1"] == first["overfitting"]["dsr"]["dsr"]  # the search's
+    gate = next(c for c in first["deployment"]["criteria"] if c["name"] == "dsr")
+    assert summary.loc["DSR", "night1"] == gate["value"]  # the one the gate judged
     assert summary.loc["PBO", "night2"] == second["overfitting"]["pbo"]["pbo"]
     assert summary.loc["strategy", "change"] == "changed"
     params_a, params_b = (flat_params(first["best"]["params"]),
