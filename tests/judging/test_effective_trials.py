@@ -220,3 +220,22 @@ def test_correlation_adjusted_trials():
         correlation_adjusted_trials(0.5, 0)
     with pytest.raises(ValueError, match="mean_correlation"):
         correlation_adjusted_trials(float("nan"), 3)
+
+
+def test_a_cluster_is_worth_its_members_discounted_by_their_correlation():
+    """k-means' clusters are groups, not copies: the number the gate deflates by counts each
+    as its members discounted by their mean correlation (1 for copies of one trial)."""
+    rng = np.random.default_rng(7)
+    factors = rng.standard_normal((3000, 2))
+    loose = np.repeat(factors, 6, axis=1) + 1.2 * rng.standard_normal((3000, 12))
+    result = effective_number_of_trials(loose, seed=0)
+    assert result.n_effective == 2
+    expected = 0
+    for cluster in range(2):
+        members = loose[:, result.labels == cluster]
+        corr = np.corrcoef(members, rowvar=False)
+        rho = corr[~np.eye(members.shape[1], dtype=bool)].mean()
+        expected += math.ceil(rho + (1 - rho) * members.shape[1] - 1e-9)
+    assert result.n_independent == expected > result.n_effective
+    copies = np.repeat(factors, 5, axis=1)  # exact copies of two trials: worth two
+    assert effective_number_of_trials(copies, seed=0).n_independent == 2

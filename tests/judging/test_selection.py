@@ -38,8 +38,20 @@ def test_near_copies_count_once_in_the_effective_number() -> None:
     copies = np.repeat(base, 10, axis=1) + rng.normal(0, 0.0005, (3000, 30))
     out = selection_evidence(copies[:, 0], 30, float(np.var(copies.mean(0) / copies.std(0))),
                              copies, 8766.0)
-    assert out["effective_trials"] == {"n_clustered": 30, "n_effective": 3}
-    assert out["dsr_effective"]["n_trials"] == 3
+    # Three groups; each worth its 10 near copies discounted by their mean correlation.
+    assert out["effective_trials"] == {"n_clustered": 30, "n_effective": 3,
+                                       "n_independent": _worth(copies, 3)}
+    assert out["dsr_effective"]["n_trials"] == _worth(copies, 3)
+
+
+def _worth(copies: np.ndarray, groups: int) -> int:
+    """Σ over the groups of consecutive columns of ⌈ρ̄ + (1 − ρ̄)·M⌉, written out here."""
+    total = 0
+    for group in np.split(copies, groups, axis=1):
+        corr = np.corrcoef(group, rowvar=False)
+        rho = corr[~np.eye(group.shape[1], dtype=bool)].mean()
+        total += math.ceil(rho + (1 - rho) * group.shape[1] - 1e-9)
+    return total
 
 
 def _psr(sr: float, benchmark: float, returns: np.ndarray) -> float:
@@ -62,19 +74,21 @@ def test_one_trial_is_not_deflated_its_dsr_is_psr_of_zero() -> None:
 
 def test_ledger_trials_outside_the_clusters_count_one_each_with_the_ledgers_variance() -> None:
     """Three groups of near copies clustered tonight, and 4 trials of other nights (no return
-    series): the effective N is 3 + 4 = 7, deflated by the ledger's variance."""
+    series): the effective N is the groups' worth + 4, deflated by the ledger's variance."""
     rng = np.random.default_rng(1)
     base = rng.normal(0, 0.01, (3000, 3))
     copies = np.repeat(base, 10, axis=1) + rng.normal(0, 0.0005, (3000, 30))
     winner = copies[:, 0]
     variance = 2e-4
     out = selection_evidence(winner, 34, variance, copies, 8766.0, n_unclustered=4)
-    assert out["effective_trials"] == {"n_clustered": 30, "n_effective": 3, "n_unclustered": 4}
+    n = _worth(copies, 3) + 4
+    assert out["effective_trials"] == {"n_clustered": 30, "n_effective": 3,
+                                       "n_independent": n - 4, "n_unclustered": 4}
     effective = out["dsr_effective"]
-    assert effective["n_trials"] == 7 and effective["sharpe_variance"] == variance
+    assert effective["n_trials"] == n and effective["sharpe_variance"] == variance
     gamma = 0.5772156649015329
-    sr0 = math.sqrt(variance) * ((1 - gamma) * stats.norm.ppf(1 - 1 / 7)
-                                 + gamma * stats.norm.ppf(1 - 1 / (7 * math.e)))
+    sr0 = math.sqrt(variance) * ((1 - gamma) * stats.norm.ppf(1 - 1 / n)
+                                 + gamma * stats.norm.ppf(1 - 1 / (n * math.e)))
     sr = winner.mean() / winner.std(ddof=1)
     assert abs(effective["dsr"] - _psr(sr, sr0, winner)) < 1e-12
     # Copies of one trial and nothing outside them: one trial, PSR(0).

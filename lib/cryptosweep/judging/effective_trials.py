@@ -44,6 +44,10 @@ class EffectiveTrials:
         n_effective: the effective number of independent trials: the number of clusters, or,
             when the trials show no cluster structure, the distinct trials discounted by their
             mean correlation (:func:`correlation_adjusted_trials`).
+        n_independent: the number of independent trials the gate deflates by: each cluster
+            worth its distinct members discounted by their mean correlation (1 for a cluster
+            of copies; k-means' clusters are groups, not copies), summed; without cluster
+            structure, ``n_effective``. Never below ``n_effective``.
         labels: cluster of each trial (column), numbered from 0 in order of first appearance
             (each distinct trial its own when there is no structure); ``-1`` for a constant
             column, which takes no part.
@@ -58,6 +62,7 @@ class EffectiveTrials:
 
     n_trials: int
     n_effective: int
+    n_independent: int
     labels: np.ndarray
     cluster_sharpes: np.ndarray
     sharpe_variance: float
@@ -176,9 +181,15 @@ def effective_number_of_trials(
     variance = float(sharpes.var(ddof=1)) if n_clusters > 1 else math.nan
     labels.setflags(write=False)
     sharpes.setflags(write=False)
+    if structureless_count is None:  # each cluster worth its members, correlation-discounted
+        independent = sum(_discounted(active_data[:, active_labels == cluster])
+                          for cluster in range(n_clusters))
+    else:
+        independent = structureless_count
     return EffectiveTrials(
         n_trials=n_trials,
         n_effective=n_clusters if structureless_count is None else structureless_count,
+        n_independent=independent,
         labels=labels,
         cluster_sharpes=sharpes,
         sharpe_variance=variance,
@@ -260,6 +271,17 @@ def correlation_adjusted_trials(mean_correlation: float, n_trials: int) -> int:
         raise ValueError(f"mean_correlation must be finite, got {mean_correlation!r}")
     rho = min(max(float(mean_correlation), 0.0), 1.0)
     return max(1, math.ceil(rho + (1.0 - rho) * int(n_trials) - 1e-9))
+
+
+def _discounted(members: np.ndarray) -> int:
+    """What one cluster's columns are worth: its distinct trials discounted by their mean
+    pairwise correlation (:func:`correlation_adjusted_trials`); 1 for copies of one trial."""
+    distinct = np.unique(members, axis=1)
+    if distinct.shape[1] == 1:
+        return 1
+    corr = np.clip(np.corrcoef(distinct, rowvar=False), -1.0, 1.0)
+    mean = float(corr[~np.eye(corr.shape[0], dtype=bool)].mean())
+    return correlation_adjusted_trials(mean, distinct.shape[1])
 
 
 def _quality(mean: float, spread: float) -> float:

@@ -58,8 +58,9 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
         rows.append(Explained(
             "DSR with the effective number of trials"
             + (" (the gate's)" if gate_basis == "effective" else ""), _f(effective["dsr"], ".3f"),
-            f"the same, counting trials whose returns move together as one: "
-            f"{clustered.get('n_effective')} independent groups among "
+            f"the same, counting trials whose returns move together as fewer: "
+            f"{clustered.get('n_independent', clustered.get('n_effective'))} independent "
+            f"trials ({clustered.get('n_effective')} groups) among "
             f"{clustered.get('n_clustered')} return series tonight"
             + (f", plus {outside} other trial(s) of the ledger" if outside else "")
             + (" (the gate uses this count)" if gate_basis == "effective"

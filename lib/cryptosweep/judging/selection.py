@@ -97,10 +97,11 @@ def selection_evidence(
         # own would rest on a handful of values and jump when one trial outside them is added.
         variance = sharpe_variance
         out["effective_trials"] = {"n_clustered": effective.n_trials,
-                                   "n_effective": effective.n_effective}
+                                   "n_effective": effective.n_effective,
+                                   "n_independent": effective.n_independent}
         if extra:
             out["effective_trials"]["n_unclustered"] = extra
-        out["dsr_effective"] = _dsr(sr, variance, effective.n_effective + extra, r,
+        out["dsr_effective"] = _dsr(sr, variance, effective.n_independent + extra, r,
                                     periods_per_year)
     if periods_per_year:
         years = len(r) / periods_per_year
