@@ -33,6 +33,7 @@ Writes ``benchmarks/results/gate_calibration.json`` and prints a table for RESUL
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -162,7 +163,7 @@ def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace
     results = result.results
     by_count = {}
     for count in ("ledger", "effective"):  # the same night judged with each trial count
-        judged = json.loads(json.dumps(results))
+        judged = copy.deepcopy(results)
         judged["statistics"]["selection"]["trial_count"] = count
         by_count[count] = decide(judged)["decision"] == "approved"
     new = results["deployment"]["decision"] == "approved"

@@ -503,6 +503,16 @@ def start_killable_run(reference: Reference, folder: Path, workers: str,
     return process
 
 
+def kill_and_resume(process: subprocess.Popen[bytes], run_dir: Path, workers: str) -> Done:
+    """SIGKILL the killable run's process group, then resume it on ``workers``: the resume's
+    result (``rc`` None: killed at its time limit)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return cryptosweep("run", "--resume", str(run_dir), "--workers", workers, "--no-progress",
+                       timeout=900)
+
+
 def differs_from_reference(run_dir: Path, reference: Reference) -> str | None:
     """The ``silent`` verdict when a resumed run's results differ from the reference's or an
     evaluation finished twice; None when neither."""
@@ -526,11 +536,7 @@ def kill_cases(reference: Reference, count: int) -> list[Case]:
         def run(folder: Path, workers: str = workers, kill_at: int = kill_at) -> str:
             run_dir = folder / "killed"
             process = start_killable_run(reference, folder, workers, until_done=kill_at)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            resumed = cryptosweep("run", "--resume", str(run_dir), "--workers", workers,
-                                  "--no-progress", timeout=900)
+            resumed = kill_and_resume(process, run_dir, workers)
             if resumed.rc is None:
                 return "hang\tresume killed at its time limit"
             if resumed.rc != 0:
@@ -552,11 +558,7 @@ def kill_cases(reference: Reference, count: int) -> list[Case]:
             with contextlib.suppress(FileNotFoundError):
                 (run_dir / "sweep.db-wal").unlink()
             time.sleep(3)  # the run goes on writing into the deleted file
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            resumed = cryptosweep("run", "--resume", str(run_dir), "--workers", workers,
-                                  "--no-progress", timeout=900)
+            resumed = kill_and_resume(process, run_dir, workers)
             if resumed.rc is None:
                 return "hang\tresume killed at its time limit"
             if resumed.rc != 0:

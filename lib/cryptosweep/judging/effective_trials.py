@@ -153,7 +153,7 @@ def effective_number_of_trials(
     if active.size == 0:
         raise ValueError("returns_matrix has only constant columns: nothing to cluster")
     active_data = data[:, active]
-    active_labels, silhouette, structureless_count = _cluster(
+    active_labels, silhouette, independent = _cluster(
         active_data,
         seed=int(seed),
         max_clusters=None if max_clusters is None else int(max_clusters),
@@ -181,14 +181,11 @@ def effective_number_of_trials(
     variance = float(sharpes.var(ddof=1)) if n_clusters > 1 else math.nan
     labels.setflags(write=False)
     sharpes.setflags(write=False)
-    if structureless_count is None:  # each cluster worth its members, correlation-discounted
-        independent = sum(_discounted(active_data[:, active_labels == cluster])
-                          for cluster in range(n_clusters))
-    else:
-        independent = structureless_count
     return EffectiveTrials(
         n_trials=n_trials,
-        n_effective=n_clusters if structureless_count is None else structureless_count,
+        # A k-means partition (a silhouette) counts its clusters; without one, the trials
+        # form no clusters and the effective number is what they are worth.
+        n_effective=n_clusters if math.isfinite(silhouette) else independent,
         n_independent=independent,
         labels=labels,
         cluster_sharpes=sharpes,
@@ -207,11 +204,12 @@ def _cluster(
     min_silhouette: float,
 ) -> tuple[np.ndarray, float, int | None]:
     """Labels of the (non-constant) columns of ``data``, the mean silhouette (or NaN), and
-    the number of independent trials when the trials show no cluster structure (None: the
-    number of clusters)."""
+    what the trials are worth as independent ones: each group's distinct members discounted
+    by their mean correlation (:func:`correlation_adjusted_trials`), summed; without cluster
+    structure, all distinct trials as one group."""
     n = data.shape[1]
     if n == 1:
-        return np.zeros(1, dtype=np.int64), math.nan, None
+        return np.zeros(1, dtype=np.int64), math.nan, 1
     corr = np.clip(np.corrcoef(data, rowvar=False), -1.0, 1.0)
     np.fill_diagonal(corr, 1.0)
     points = np.sqrt((1.0 - corr) / 2.0)
@@ -221,13 +219,20 @@ def _cluster(
     distinct = distinct.ravel()
     n_distinct = int(distinct.max()) + 1
     if n_distinct == 1:
-        return np.zeros(n, dtype=np.int64), math.nan, None
-    # One column per distinct trial: their mean pairwise correlation.
-    first = np.unique(distinct, return_index=True)[1]
-    kept = corr[np.ix_(first, first)]
-    mean_corr = float(kept[~np.eye(n_distinct, dtype=bool)].mean())
-    structureless = (distinct, math.nan,
-                     correlation_adjusted_trials(mean_corr, n_distinct))
+        return np.zeros(n, dtype=np.int64), math.nan, 1
+    first = np.unique(distinct, return_index=True)[1]  # one column per distinct trial
+
+    def worth(members: np.ndarray) -> int:
+        """The distinct trials among the columns ``members`` discounted by their mean
+        pairwise correlation."""
+        kept = first[np.isin(first, np.flatnonzero(members))]
+        if kept.size == 1:
+            return 1
+        block = corr[np.ix_(kept, kept)]
+        mean = float(block[~np.eye(kept.size, dtype=bool)].mean())
+        return correlation_adjusted_trials(mean, int(kept.size))
+
+    structureless = (distinct, math.nan, worth(np.ones(n, dtype=bool)))
     if n_distinct == 2:
         return structureless
 
@@ -255,7 +260,8 @@ def _cluster(
                 if best is None or quality > best[0]:
                     best = (quality, labels.copy(), mean)
     if best is not None and best[2] >= min_silhouette:
-        return best[1], best[2], None
+        labels = best[1]
+        return labels, best[2], sum(worth(labels == cluster) for cluster in np.unique(labels))
     return structureless
 
 
@@ -271,17 +277,6 @@ def correlation_adjusted_trials(mean_correlation: float, n_trials: int) -> int:
         raise ValueError(f"mean_correlation must be finite, got {mean_correlation!r}")
     rho = min(max(float(mean_correlation), 0.0), 1.0)
     return max(1, math.ceil(rho + (1.0 - rho) * int(n_trials) - 1e-9))
-
-
-def _discounted(members: np.ndarray) -> int:
-    """What one cluster's columns are worth: its distinct trials discounted by their mean
-    pairwise correlation (:func:`correlation_adjusted_trials`); 1 for copies of one trial."""
-    distinct = np.unique(members, axis=1)
-    if distinct.shape[1] == 1:
-        return 1
-    corr = np.clip(np.corrcoef(distinct, rowvar=False), -1.0, 1.0)
-    mean = float(corr[~np.eye(corr.shape[0], dtype=bool)].mean())
-    return correlation_adjusted_trials(mean, distinct.shape[1])
 
 
 def _quality(mean: float, spread: float) -> float:

@@ -93,15 +93,14 @@ def selection_evidence(
     if trial_returns is not None and trial_returns.shape[1] >= 2:
         effective = effective_number_of_trials(trial_returns, seed=seed)
         extra = max(int(n_unclustered), 0)
-        # The variance across every trial counted (the ledger's), whatever N: the clusters'
-        # own would rest on a handful of values and jump when one trial outside them is added.
-        variance = sharpe_variance
         out["effective_trials"] = {"n_clustered": effective.n_trials,
                                    "n_effective": effective.n_effective,
                                    "n_independent": effective.n_independent}
         if extra:
             out["effective_trials"]["n_unclustered"] = extra
-        out["dsr_effective"] = _dsr(sr, variance, effective.n_independent + extra, r,
+        # The variance across every trial counted (the ledger's), whatever N: the clusters'
+        # own would rest on a handful of values and jump when one trial outside them is added.
+        out["dsr_effective"] = _dsr(sr, sharpe_variance, effective.n_independent + extra, r,
                                     periods_per_year)
     if periods_per_year:
         years = len(r) / periods_per_year

@@ -109,9 +109,9 @@ def clustered_series(config: SweepConfig, seed: int, rows: list[EvaluationRow],
         if kept is None or (row.budget, row.eval_id) > (kept.budget, kept.eval_id):
             largest[key] = row
     keys = sorted(largest)
-    seeds = {(config_key(row.params), rescore_seed(seed, row, index))
-             for index in range(config.deployment.rescore_seeds) for row in leaders
-             if config_key(row.params) in largest}
+    seeds = {(key, rescore_seed(seed, row, index))
+             for row, key in ((row, config_key(row.params)) for row in leaders)
+             if key in largest for index in range(config.deployment.rescore_seeds)}
     return [validation[largest[key].eval_id] for key in keys], set(keys), seeds
 
 
