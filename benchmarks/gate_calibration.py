@@ -53,6 +53,10 @@ sys.path.insert(0, str(HERE))
 from cryptosweep import load_ohlcv, run_sweep  # noqa: E402
 from cryptosweep.core.config_files import load_config  # noqa: E402
 from cryptosweep.judging.deployment import decide  # noqa: E402
+from cryptosweep.judging.overfitting import (  # noqa: E402
+    deflated_sharpe_ratio,
+    expected_max_sharpe_ratio,
+)
 from cryptosweep.trading.data import sample_data_path  # noqa: E402
 from machine import machine  # noqa: E402
 
@@ -149,6 +153,34 @@ def old_gate(results: dict[str, Any]) -> bool:
                 and holdout.get("holdout_trades", 0) >= 20)
 
 
+def judged_with(results: dict[str, Any], count: str, variance: str
+                ) -> tuple[bool, float | None]:
+    """Would the gate approve this night with ``deployment.trial_count: count`` and
+    ``deployment.dsr_variance: variance``, and the DSR it judges? The selection DSRs
+    recomputed from what the results record (the winner's Sharpe ratio, bars, skewness and
+    kurtosis; the ledger's variance)."""
+    judged = copy.deepcopy(results)
+    selection = judged["statistics"]["selection"]
+    selection["trial_count"] = count
+    ledger_variance = judged["statistics"]["ledger"]["sharpe_variance"]
+    for name in ("dsr", "dsr_effective"):
+        block = selection.get(name) or {}
+        if block.get("dsr") is None or block["n_trials"] < 2:
+            continue  # PSR(0) with one trial: no variance
+        v = 1.0 / (block["n_obs"] - 1) if variance == "null" else ledger_variance
+        block["dsr"] = deflated_sharpe_ratio(block["sr"], v, block["n_trials"],
+                                             block["n_obs"], block["skew"], block["kurtosis"])
+        block["sr0"] = expected_max_sharpe_ratio(v, block["n_trials"])
+    dsr = next((c["value"] for c in decide(judged)["criteria"] if c["name"] == "dsr"), None)
+    return decide(judged)["decision"] == "approved", dsr
+
+
+RULES = [f"{count}/{variance}" for count in ("ledger", "effective")
+         for variance in ("trials", "null")]
+#: The gate's defaults (deployment.trial_count / deployment.dsr_variance).
+DEFAULT_RULE = "effective/null"
+
+
 def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace,
           workdir: Path, edge: float = 0.0) -> dict[str, Any]:
     market = null_market(candles, seed=1000 * (kind == "planted") + index)
@@ -161,18 +193,18 @@ def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace
     result = run_sweep(config=config, seed=index + 1, log_dir=workdir / "runs",
                        run_name=f"{kind}_{edge:.4f}_{index}", show_progress=False)
     results = result.results
-    by_count = {}
-    for count in ("ledger", "effective"):  # the same night judged with each trial count
-        judged = copy.deepcopy(results)
-        judged["statistics"]["selection"]["trial_count"] = count
-        by_count[count] = decide(judged)["decision"] == "approved"
+    # The same night judged with each trial count and each variance.
+    by_rule = {rule: judged_with(results, *rule.split("/")) for rule in RULES}
     new = results["deployment"]["decision"] == "approved"
+    # The recomputation agrees with the sweep's own judgement under the defaults.
+    assert by_rule[DEFAULT_RULE][0] == new, (kind, edge, index)
     failed = [c["name"] for c in results["deployment"]["criteria"] if not c["passed"]]
     values = {c["name"]: c["value"] for c in results["deployment"]["criteria"]}
     selection = (results.get("statistics") or {}).get("selection") or {}
     holdout = (results.get("best") or {}).get("holdout") or {}
     return {"kind": kind, "edge": edge, "index": index, "new_gate": new,
-            "gate_ledger": by_count["ledger"], "gate_effective": by_count["effective"],
+            "gates": {rule: approved for rule, (approved, _) in by_rule.items()},
+            "gate_dsrs": {rule: dsr for rule, (_, dsr) in by_rule.items()},
             "old_gate": old_gate(results),
             "holdout_sharpe": holdout.get("holdout_sharpe"),
             "n_unclustered": (selection.get("effective_trials") or {}).get("n_unclustered", 0),
@@ -183,6 +215,8 @@ def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace
             "n_effective": (selection.get("effective_trials") or {}).get("n_effective"),
             "sr_annualised": (selection.get("dsr") or {}).get("sr_annualised"),
             "sr0_annualised": (selection.get("dsr") or {}).get("sr0_annualised"),
+            "sr0_effective_annualised": (selection.get("dsr_effective") or {}).get(
+                "sr0_annualised"),
             "old_dsr": ((results.get("overfitting") or {}).get("dsr") or {}).get("dsr"),
             "seconds": time.perf_counter() - started,
             "oracle_sharpe": oracle_sharpe(market, args.hour) if kind == "planted" else None}
@@ -220,9 +254,10 @@ def main() -> int:
         for future in futures:  # in plan order: the rows do not depend on --jobs
             rows.append(future.result())
             row = rows[-1]
+            rules = " ".join(f"{rule} {'APPROVE' if approved else 'reject'}"
+                             for rule, approved in row["gates"].items())
             print(f"{row['kind']:>7} {row['edge']:+.4f} {row['index']:>3}: gate "
-                  f"{'APPROVE' if row['new_gate'] else 'reject':7} (effective N "
-                  f"{'APPROVE' if row['gate_effective'] else 'reject':7}) old "
+                  f"{'APPROVE' if row['new_gate'] else 'reject':7} ({rules}) old "
                   f"{'APPROVE' if row['old_gate'] else 'reject':7} ({row['seconds']:.0f} s; "
                   f"failed {', '.join(row['failed']) or '-'})", flush=True)
     summary: dict[str, Any] = {"machine": machine(), "nights": args.nights, "edges": args.edges,
@@ -234,8 +269,11 @@ def main() -> int:
             "nights": len(mine),
             "old_gate_approvals": sum(r["old_gate"] for r in mine) / len(mine),
             "new_gate_approvals": sum(r["new_gate"] for r in mine) / len(mine),
-            "ledger_n_approvals": sum(r["gate_ledger"] for r in mine) / len(mine),
-            "effective_n_approvals": sum(r["gate_effective"] for r in mine) / len(mine),
+            "approvals": {rule: sum(r["gates"][rule] for r in mine) / len(mine)
+                          for rule in RULES},
+            # The DSR alone (what stops luck when costs do not): nights it would pass.
+            "dsr_passes": {rule: sum((r["gate_dsrs"][rule] or 0.0) >= 0.95 for r in mine)
+                           for rule in RULES},
             "holdout_sharpe_median": float(np.median([r["holdout_sharpe"] for r in mine
                                                       if r["holdout_sharpe"] is not None]
                                                      or [np.nan])),
@@ -247,13 +285,15 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))
     print("\n| market | nights | oracle net Sharpe/yr | winner's holdout Sharpe (median) "
-          "| today's gate approves | new gate, ledger N | new gate, effective N |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "| today's gate approves | " + " | ".join(f"N {rule} (DSR alone passes)"
+                                                   for rule in RULES) + " |")
+    print("| --- " * (5 + len(RULES)) + "|")
     for name, rate in summary["rates"].items():
         oracle = rate["oracle_net_sharpe_median"]
         print(f"| {name} | {rate['nights']} | {'–' if oracle is None else f'{oracle:.2f}'} | "
               f"{rate['holdout_sharpe_median']:.2f} | {rate['old_gate_approvals']:.1%} | "
-              f"{rate['ledger_n_approvals']:.1%} | {rate['effective_n_approvals']:.1%} |")
+              + " | ".join(f"{rate['approvals'][rule]:.1%} ({rate['dsr_passes'][rule]})"
+                           for rule in RULES) + " |")
     return 0
 
 

@@ -14,8 +14,9 @@ from cryptosweep.judging.track_record import minimum_backtest_length
 def test_the_dsr_deflates_by_the_ledgers_count_and_variance() -> None:
     rng = np.random.default_rng(0)
     winner = rng.normal(0.0004, 0.01, 4000)
-    few = selection_evidence(winner, 10, 1e-4, None, 8766.0)
-    many = selection_evidence(winner, 500, 1e-4, None, 8766.0)
+    few = selection_evidence(winner, 10, 1e-4, None, 8766.0, dsr_variance="trials")
+    many = selection_evidence(winner, 500, 1e-4, None, 8766.0,
+                              dsr_variance="trials")
     assert many["dsr"]["dsr"] < few["dsr"]["dsr"]
     # Independent: PSR at SR0 = sqrt(V) * E[max of N standard normals] (Bailey & López de
     # Prado 2014, eq. 2), written out here with scipy.
@@ -37,7 +38,7 @@ def test_near_copies_count_once_in_the_effective_number() -> None:
     base = rng.normal(0, 0.01, (3000, 3))
     copies = np.repeat(base, 10, axis=1) + rng.normal(0, 0.0005, (3000, 30))
     out = selection_evidence(copies[:, 0], 30, float(np.var(copies.mean(0) / copies.std(0))),
-                             copies, 8766.0)
+                             copies, 8766.0, dsr_variance="trials")
     # Three groups; each worth its 10 near copies discounted by their mean correlation.
     assert out["effective_trials"] == {"n_clustered": 30, "n_effective": 3,
                                        "n_independent": _worth(copies, 3)}
@@ -66,7 +67,7 @@ def test_one_trial_is_not_deflated_its_dsr_is_psr_of_zero() -> None:
     """With N = 1 the expected maximum of unskilled trials is 0: the paper's DSR is PSR(0),
     and it needs no variance across trials."""
     winner = np.random.default_rng(2).normal(0.0003, 0.01, 3000)
-    out = selection_evidence(winner, 1, None, None, 8766.0)
+    out = selection_evidence(winner, 1, None, None, 8766.0, dsr_variance="trials")
     sr = winner.mean() / winner.std(ddof=1)
     assert out["dsr"]["n_trials"] == 1 and out["dsr"]["sr0"] == 0.0
     assert abs(out["dsr"]["dsr"] - _psr(sr, 0.0, winner)) < 1e-12
@@ -80,7 +81,8 @@ def test_ledger_trials_outside_the_clusters_count_one_each_with_the_ledgers_vari
     copies = np.repeat(base, 10, axis=1) + rng.normal(0, 0.0005, (3000, 30))
     winner = copies[:, 0]
     variance = 2e-4
-    out = selection_evidence(winner, 34, variance, copies, 8766.0, n_unclustered=4)
+    out = selection_evidence(winner, 34, variance, copies, 8766.0, dsr_variance="trials",
+                             n_unclustered=4)
     n = _worth(copies, 3) + 4
     assert out["effective_trials"] == {"n_clustered": 30, "n_effective": 3,
                                        "n_independent": n - 4, "n_unclustered": 4}
@@ -93,7 +95,54 @@ def test_ledger_trials_outside_the_clusters_count_one_each_with_the_ledgers_vari
     assert abs(effective["dsr"] - _psr(sr, sr0, winner)) < 1e-12
     # Copies of one trial and nothing outside them: one trial, PSR(0).
     same = np.repeat(base[:, :1], 8, axis=1)
-    alone = selection_evidence(same[:, 0], 8, variance, same, 8766.0)
+    alone = selection_evidence(same[:, 0], 8, variance, same, 8766.0, dsr_variance="trials")
     assert alone["effective_trials"]["n_effective"] == 1
     assert abs(alone["dsr_effective"]["dsr"]
                - _psr(same[:, 0].mean() / same[:, 0].std(ddof=1), 0.0, same[:, 0])) < 1e-12
+
+
+def test_the_null_variance_is_that_of_a_sharpe_ratio_without_skill() -> None:
+    """``dsr_variance: null``: SR0 rests on 1/(T − 1), whatever the ledger's variance; checked
+    by simulation: the mean of the best per-bar Sharpe ratio of N independent unskilled trials
+    of T bars is SR0 (Bailey & López de Prado 2014's approximation), and a winner so chosen
+    reaches DSR >= 0.95 in at most 5 % of the experiments."""
+    rng = np.random.default_rng(3)
+    n_trials, bars, experiments = 10, 400, 3000
+    returns = rng.standard_t(5, (experiments, bars, n_trials)) * 0.01
+    sharpes = returns.mean(axis=1) / returns.std(axis=1, ddof=1)
+    best = sharpes.argmax(axis=1)
+    variance = 1.0 / (bars - 1)
+    out = selection_evidence(returns[0, :, best[0]], n_trials, 1.0, None, 8766.0,
+                             dsr_variance="null")
+    assert out["dsr_variance"] == "null" and out["dsr"]["sharpe_variance"] == variance
+    simulated = float(sharpes.max(axis=1).mean())
+    assert abs(out["dsr"]["sr0"] - simulated) < 0.04 * simulated
+    approved = sum(selection_evidence(returns[i, :, best[i]], n_trials, None, None, 8766.0,
+                                      dsr_variance="null")["dsr"]["dsr"] >= 0.95
+                   for i in range(300))
+    assert approved <= 15
+    winner = returns[0, :, best[0]]
+    sr = winner.mean() / winner.std(ddof=1)
+    gamma = 0.5772156649015329
+    sr0 = math.sqrt(variance) * ((1 - gamma) * stats.norm.ppf(1 - 1 / n_trials)
+                                 + gamma * stats.norm.ppf(1 - 1 / (n_trials * math.e)))
+    assert abs(out["dsr"]["dsr"] - _psr(sr, sr0, winner)) < 1e-12
+
+
+def test_the_trials_variance_grows_with_an_edge_some_trials_find_and_the_null_one_does_not(
+) -> None:
+    """Half the trials with a real edge: the variance across the trials' Sharpe ratios carries
+    the difference and raises SR0; the null variance is the luck alone."""
+    rng = np.random.default_rng(4)
+    bars = 2000
+    drift = np.r_[np.zeros(10), np.full(10, 0.0015)]
+    trials = rng.normal(0.0, 0.01, (bars, 20)) + drift
+    sharpes = trials.mean(0) / trials.std(0, ddof=1)
+    winner = trials[:, int(sharpes.argmax())]
+    by_trials = selection_evidence(winner, 20, float(np.var(sharpes, ddof=1)), None, 8766.0,
+                                   dsr_variance="trials")
+    by_null = selection_evidence(winner, 20, float(np.var(sharpes, ddof=1)), None, 8766.0,
+                                 dsr_variance="null")
+    assert by_trials["dsr"]["sharpe_variance"] > 2 * by_null["dsr"]["sharpe_variance"]
+    assert by_trials["dsr"]["sr0"] > by_null["dsr"]["sr0"]
+    assert by_null["dsr"]["dsr"] > by_trials["dsr"]["dsr"]

@@ -25,6 +25,14 @@ def _f(value: Any, spec: str = ".2f") -> str:
     return "–" if value is None else format(float(value), spec)
 
 
+#: How the expected maximum was sized, by ``deployment.dsr_variance`` (a run made before the
+#: choice existed used the trials' variance).
+_LUCK = {
+    "null": "from the luck a Sharpe ratio measured on these bars has when there is no skill",
+    "trials": "from how much the Sharpe ratios of the trials differ",
+}
+
+
 def explained(results: Mapping[str, Any]) -> list[Explained]:
     """The rows for ``results`` (empty for a run made before these statistics existed)."""
     stats = results.get("statistics") or {}
@@ -45,12 +53,13 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
                else "; the gate judges its luck against the effective number of them (below)")))
     dsr = selection.get("dsr") or {}
     if dsr.get("dsr") is not None:
+        luck = _LUCK[selection.get("dsr_variance", "trials")]
         rows.append(Explained(
             "deflated Sharpe ratio" + (" (the gate's)" if gate_basis == "ledger" else ""),
             _f(dsr["dsr"], ".3f"),
             f"the probability that the winner's true Sharpe ratio beats the best of "
             f"{dsr['n_trials']} tries with no skill at all (expected maximum "
-            f"{_f(dsr.get('sr0_annualised'))} a year); 0.95 or more is needed"))
+            f"{_f(dsr.get('sr0_annualised'))} a year, {luck}); 0.95 or more is needed"))
     effective = selection.get("dsr_effective") or {}
     if effective.get("dsr") is not None:
         clustered = selection.get("effective_trials") or {}

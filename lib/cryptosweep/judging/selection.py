@@ -5,12 +5,18 @@ the nights before (the trial ledger, :mod:`cryptosweep.records.ledger`, counts t
 winner's per-bar validation returns (the from-scratch path that is deployed) and that count:
 
 * **Deflated Sharpe ratio** (Bailey & López de Prado 2014) with ``N`` = the ledger's trials
-  and the variance of their Sharpe ratios (the conservative count).
+  (the conservative count).
 * The same DSR with the **effective number of trials** (López de Prado 2019: tonight's trials'
   return series clustered, :mod:`~cryptosweep.judging.effective_trials`, plus every ledger
-  trial outside them) and the variance of the clusters' Sharpe ratios (trials that are near
-  copies of each other are one trial).
+  trial outside them; trials that are near copies of each other are one trial).
 * Which of the two the gate judges: ``deployment.trial_count`` (:func:`gate_dsr`).
+* Both deflate by one variance of Sharpe ratios (``deployment.dsr_variance``): ``"null"``,
+  the variance ``1/(T − 1)`` of a Sharpe ratio estimated on the winner's ``T`` bars when the
+  true one is 0 (Lo 2002; Mertens 2002: ``(1 − γ3·SR + (γ4 − 1)/4·SR²)/(T − 1)`` at SR = 0),
+  so that SR0 is the expected best of N trials that have no skill; or ``"trials"``, the
+  variance across the ledger's trials' Sharpe ratios, the paper's estimate of the same
+  quantity, which also carries the real differences between the trials (an edge that some
+  find and others miss, costs that some pay more of) and then raises SR0 with the edge.
 * **Minimum backtest length** (Bailey et al. 2014) for ``N``: the years of data below which
   the best of ``N`` unskilled trials is expected to show an annualised Sharpe ratio of 1 by
   chance, beside the years the folds cover.
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
@@ -55,7 +61,7 @@ def _dsr(sr: float, variance: float | None, n_trials: int, returns: np.ndarray,
     sr0 = expected_max_sharpe_ratio(variance, n_trials) if n_trials > 1 else 0.0
     out = {"dsr": dsr, "sr": sr, "sr0": sr0, "n_trials": int(n_trials),
            "sharpe_variance": None if variance is None else float(variance),
-           "n_obs": len(returns)}
+           "n_obs": len(returns), "skew": skew, "kurtosis": kurtosis}
     if periods_per_year:
         scale = math.sqrt(periods_per_year)
         out.update(sr_annualised=sr * scale, sr0_annualised=sr0 * scale)
@@ -69,6 +75,7 @@ def selection_evidence(
     trial_returns: np.ndarray | None,
     periods_per_year: float | None,
     *,
+    dsr_variance: Literal["null", "trials"],
     seed: int = 0,
     n_unclustered: int = 0,
 ) -> dict[str, Any]:
@@ -80,16 +87,17 @@ def selection_evidence(
     bars (for the effective number of trials; ``None`` to skip it); ``n_unclustered``: the
     ledger's trials that none of those columns is (other nights' configurations, thresholds of
     inner searches, neighbours): each counts as one more independent trial beside the
-    clusters. Both DSRs deflate by ``sharpe_variance``; ``periods_per_year``: the candles' bars
-    per year.
+    clusters. Both DSRs deflate by the variance ``dsr_variance`` names (the module docstring):
+    ``1/(T − 1)`` or ``sharpe_variance``; ``periods_per_year``: the candles' bars per year.
     """
     r = np.asarray(winner_returns, dtype=float)
     if len(r) < 4 or float(np.std(r)) == 0.0:
         return {"dsr": {"dsr": None, "why_not": "the winner's returns do not vary"},
                 "n_trials": int(n_trials)}
     sr = float(np.mean(r) / np.std(r, ddof=1))
-    out: dict[str, Any] = {"n_trials": int(n_trials),
-                           "dsr": _dsr(sr, sharpe_variance, n_trials, r, periods_per_year)}
+    variance = 1.0 / (len(r) - 1) if dsr_variance == "null" else sharpe_variance
+    out: dict[str, Any] = {"n_trials": int(n_trials), "dsr_variance": dsr_variance,
+                           "dsr": _dsr(sr, variance, n_trials, r, periods_per_year)}
     if trial_returns is not None and trial_returns.shape[1] >= 2:
         effective = effective_number_of_trials(trial_returns, seed=seed)
         extra = max(int(n_unclustered), 0)
@@ -98,9 +106,9 @@ def selection_evidence(
                                    "n_independent": effective.n_independent}
         if extra:
             out["effective_trials"]["n_unclustered"] = extra
-        # The variance across every trial counted (the ledger's), whatever N: the clusters'
-        # own would rest on a handful of values and jump when one trial outside them is added.
-        out["dsr_effective"] = _dsr(sr, sharpe_variance, effective.n_independent + extra, r,
+        # The same variance whatever N (with "trials" the ledger's: the clusters' own would
+        # rest on a handful of values and jump when one trial outside them is added).
+        out["dsr_effective"] = _dsr(sr, variance, effective.n_independent + extra, r,
                                     periods_per_year)
     if periods_per_year:
         years = len(r) / periods_per_year

@@ -165,7 +165,8 @@ def statistics(
     matrix = common_bars(series) if len(series) >= 2 else None
     out["selection"] = selection_evidence(
         winner_returns, max(count.n_trials, 1), count.sharpe_variance, matrix,
-        data.get("periods_per_year"), seed=seed, n_unclustered=count.n_unclustered)
+        data.get("periods_per_year"), dsr_variance=config.deployment.dsr_variance, seed=seed,
+        n_unclustered=count.n_unclustered)
     out["selection"]["trial_count"] = config.deployment.trial_count  # what the gate judges
     if winner_holdout is not None:
         market_returns = journal.get_baseline_returns("holdout").get("buy_and_hold")
