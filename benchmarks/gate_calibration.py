@@ -167,7 +167,7 @@ def judged_with(results: dict[str, Any], count: str, variance: str
         block = selection.get(name) or {}
         if block.get("dsr") is None or block["n_trials"] < 2:
             continue  # PSR(0) with one trial: no variance
-        v = 1.0 / (block["n_obs"] - 1) if variance == "null" else ledger_variance
+        v = 1.0 / (block["n_obs"] - 1) if variance == "no_skill" else ledger_variance
         block["dsr"] = deflated_sharpe_ratio(block["sr"], v, block["n_trials"],
                                              block["n_obs"], block["skew"], block["kurtosis"])
         block["sr0"] = expected_max_sharpe_ratio(v, block["n_trials"])
@@ -176,9 +176,9 @@ def judged_with(results: dict[str, Any], count: str, variance: str
 
 
 RULES = [f"{count}/{variance}" for count in ("ledger", "effective")
-         for variance in ("trials", "null")]
+         for variance in ("trials", "no_skill")]
 #: The gate's defaults (deployment.trial_count / deployment.dsr_variance).
-DEFAULT_RULE = "effective/null"
+DEFAULT_RULE = "effective/no_skill"
 
 
 def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace,

@@ -102,7 +102,7 @@ def test_ledger_trials_outside_the_clusters_count_one_each_with_the_ledgers_vari
 
 
 def test_the_null_variance_is_that_of_a_sharpe_ratio_without_skill() -> None:
-    """``dsr_variance: null``: SR0 rests on 1/(T − 1), whatever the ledger's variance; checked
+    """``dsr_variance: no_skill``: SR0 rests on 1/(T − 1), whatever the ledger's variance; checked
     by simulation: the mean of the best per-bar Sharpe ratio of N independent unskilled trials
     of T bars is SR0 (Bailey & López de Prado 2014's approximation), and a winner so chosen
     reaches DSR >= 0.95 in at most 5 % of the experiments."""
@@ -113,12 +113,12 @@ def test_the_null_variance_is_that_of_a_sharpe_ratio_without_skill() -> None:
     best = sharpes.argmax(axis=1)
     variance = 1.0 / (bars - 1)
     out = selection_evidence(returns[0, :, best[0]], n_trials, 1.0, None, 8766.0,
-                             dsr_variance="null")
-    assert out["dsr_variance"] == "null" and out["dsr"]["sharpe_variance"] == variance
+                             dsr_variance="no_skill")
+    assert out["dsr_variance"] == "no_skill" and out["dsr"]["sharpe_variance"] == variance
     simulated = float(sharpes.max(axis=1).mean())
     assert abs(out["dsr"]["sr0"] - simulated) < 0.04 * simulated
     approved = sum(selection_evidence(returns[i, :, best[i]], n_trials, None, None, 8766.0,
-                                      dsr_variance="null")["dsr"]["dsr"] >= 0.95
+                                      dsr_variance="no_skill")["dsr"]["dsr"] >= 0.95
                    for i in range(300))
     assert approved <= 15
     winner = returns[0, :, best[0]]
@@ -132,7 +132,7 @@ def test_the_null_variance_is_that_of_a_sharpe_ratio_without_skill() -> None:
 def test_the_trials_variance_grows_with_an_edge_some_trials_find_and_the_null_one_does_not(
 ) -> None:
     """Half the trials with a real edge: the variance across the trials' Sharpe ratios carries
-    the difference and raises SR0; the null variance is the luck alone."""
+    the difference and raises SR0; the no-skill variance is the luck alone."""
     rng = np.random.default_rng(4)
     bars = 2000
     drift = np.r_[np.zeros(10), np.full(10, 0.0015)]
@@ -142,7 +142,7 @@ def test_the_trials_variance_grows_with_an_edge_some_trials_find_and_the_null_on
     by_trials = selection_evidence(winner, 20, float(np.var(sharpes, ddof=1)), None, 8766.0,
                                    dsr_variance="trials")
     by_null = selection_evidence(winner, 20, float(np.var(sharpes, ddof=1)), None, 8766.0,
-                                 dsr_variance="null")
+                                 dsr_variance="no_skill")
     assert by_trials["dsr"]["sharpe_variance"] > 2 * by_null["dsr"]["sharpe_variance"]
     assert by_trials["dsr"]["sr0"] > by_null["dsr"]["sr0"]
     assert by_null["dsr"]["dsr"] > by_trials["dsr"]["dsr"]

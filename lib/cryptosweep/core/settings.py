@@ -416,9 +416,9 @@ class DeploymentSettings(Strict):
         "trial ledger with the variance of their Sharpe ratios (benchmarks/gate_calibration.py "
         "measured both: the same false approvals, more power with 'effective')"
     )
-    dsr_variance: Literal["null", "trials"] = Field(
-        default="null", description="the variance of Sharpe ratios behind the DSR's SR0 (the "
-        "best Sharpe ratio N trials without skill show by luck): 'null', what a Sharpe ratio "
+    dsr_variance: Literal["no_skill", "trials"] = Field(
+        default="no_skill", description="the variance of Sharpe ratios behind the DSR's SR0 (the "
+        "best Sharpe ratio N trials without skill show by luck): 'no_skill', what a Sharpe ratio "
         "estimated on the winner's T bars varies by when the true one is 0, 1/(T-1) per bar "
         "(Lo 2002; Mertens 2002), the luck the N counted trials have; 'trials', the variance "
         "across the ledger's trials' Sharpe ratios (Bailey & Lopez de Prado 2014 as written), "

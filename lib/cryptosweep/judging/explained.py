@@ -28,7 +28,7 @@ def _f(value: Any, spec: str = ".2f") -> str:
 #: How the expected maximum was sized, by ``deployment.dsr_variance`` (a run made before the
 #: choice existed used the trials' variance).
 _LUCK = {
-    "null": "from the luck a Sharpe ratio measured on these bars has when there is no skill",
+    "no_skill": "from the luck a Sharpe ratio measured on these bars has when there is no skill",
     "trials": "from how much the Sharpe ratios of the trials differ",
 }
 

@@ -10,7 +10,7 @@ winner's per-bar validation returns (the from-scratch path that is deployed) and
   return series clustered, :mod:`~cryptosweep.judging.effective_trials`, plus every ledger
   trial outside them; trials that are near copies of each other are one trial).
 * Which of the two the gate judges: ``deployment.trial_count`` (:func:`gate_dsr`).
-* Both deflate by one variance of Sharpe ratios (``deployment.dsr_variance``): ``"null"``,
+* Both deflate by one variance of Sharpe ratios (``deployment.dsr_variance``): ``"no_skill"``,
   the variance ``1/(T − 1)`` of a Sharpe ratio estimated on the winner's ``T`` bars when the
   true one is 0 (Lo 2002; Mertens 2002: ``(1 − γ3·SR + (γ4 − 1)/4·SR²)/(T − 1)`` at SR = 0),
   so that SR0 is the expected best of N trials that have no skill; or ``"trials"``, the
@@ -75,7 +75,7 @@ def selection_evidence(
     trial_returns: np.ndarray | None,
     periods_per_year: float | None,
     *,
-    dsr_variance: Literal["null", "trials"],
+    dsr_variance: Literal["no_skill", "trials"],
     seed: int = 0,
     n_unclustered: int = 0,
 ) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def selection_evidence(
         return {"dsr": {"dsr": None, "why_not": "the winner's returns do not vary"},
                 "n_trials": int(n_trials)}
     sr = float(np.mean(r) / np.std(r, ddof=1))
-    variance = 1.0 / (len(r) - 1) if dsr_variance == "null" else sharpe_variance
+    variance = 1.0 / (len(r) - 1) if dsr_variance == "no_skill" else sharpe_variance
     out: dict[str, Any] = {"n_trials": int(n_trials), "dsr_variance": dsr_variance,
                            "dsr": _dsr(sr, variance, n_trials, r, periods_per_year)}
     if trial_returns is not None and trial_returns.shape[1] >= 2:
