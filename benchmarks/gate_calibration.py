@@ -57,6 +57,7 @@ from cryptosweep.judging.overfitting import (  # noqa: E402
     deflated_sharpe_ratio,
     expected_max_sharpe_ratio,
 )
+from cryptosweep.judging.selection import gate_dsr  # noqa: E402
 from cryptosweep.trading.data import sample_data_path  # noqa: E402
 from machine import machine  # noqa: E402
 
@@ -154,11 +155,11 @@ def old_gate(results: dict[str, Any]) -> bool:
 
 
 def judged_with(results: dict[str, Any], count: str, variance: str
-                ) -> tuple[bool, float | None]:
+                ) -> tuple[bool, float | None, float | None]:
     """Would the gate approve this night with ``deployment.trial_count: count`` and
-    ``deployment.dsr_variance: variance``, and the DSR it judges? The selection DSRs
-    recomputed from what the results record (the winner's Sharpe ratio, bars, skewness and
-    kurtosis; the ledger's variance)."""
+    ``deployment.dsr_variance: variance``, the DSR it judges and that DSR's annualised SR0?
+    The selection DSRs recomputed from what the results record (the winner's Sharpe ratio,
+    bars, skewness and kurtosis; the ledger's variance)."""
     judged = copy.deepcopy(results)
     selection = judged["statistics"]["selection"]
     selection["trial_count"] = count
@@ -171,14 +172,16 @@ def judged_with(results: dict[str, Any], count: str, variance: str
         block["dsr"] = deflated_sharpe_ratio(block["sr"], v, block["n_trials"],
                                              block["n_obs"], block["skew"], block["kurtosis"])
         block["sr0"] = expected_max_sharpe_ratio(v, block["n_trials"])
-    dsr = next((c["value"] for c in decide(judged)["criteria"] if c["name"] == "dsr"), None)
-    return decide(judged)["decision"] == "approved", dsr
+        block["sr0_annualised"] = block["sr0"] * math.sqrt(
+            judged["data"]["periods_per_year"])
+    decision = decide(judged)
+    judged_block = gate_dsr(judged)
+    return (decision["decision"] == "approved", judged_block.get("dsr"),
+            judged_block.get("sr0_annualised"))
 
 
 RULES = [f"{count}/{variance}" for count in ("ledger", "effective")
          for variance in ("trials", "no_skill")]
-#: The gate's defaults (deployment.trial_count / deployment.dsr_variance).
-DEFAULT_RULE = "effective/no_skill"
 
 
 def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace,
@@ -196,15 +199,18 @@ def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace
     # The same night judged with each trial count and each variance.
     by_rule = {rule: judged_with(results, *rule.split("/")) for rule in RULES}
     new = results["deployment"]["decision"] == "approved"
-    # The recomputation agrees with the sweep's own judgement under the defaults.
-    assert by_rule[DEFAULT_RULE][0] == new, (kind, edge, index)
+    # The recomputation agrees with the sweep's own judgement under the rule it ran with.
+    deployment = results["config"]["deployment"]
+    own = by_rule[f"{deployment['trial_count']}/{deployment['dsr_variance']}"]
+    assert own[0] == new and own[1] == gate_dsr(results)["dsr"], (kind, edge, index)
     failed = [c["name"] for c in results["deployment"]["criteria"] if not c["passed"]]
     values = {c["name"]: c["value"] for c in results["deployment"]["criteria"]}
     selection = (results.get("statistics") or {}).get("selection") or {}
     holdout = (results.get("best") or {}).get("holdout") or {}
     return {"kind": kind, "edge": edge, "index": index, "new_gate": new,
-            "gates": {rule: approved for rule, (approved, _) in by_rule.items()},
-            "gate_dsrs": {rule: dsr for rule, (_, dsr) in by_rule.items()},
+            "gates": {rule: approved for rule, (approved, _, _) in by_rule.items()},
+            "gate_dsrs": {rule: dsr for rule, (_, dsr, _) in by_rule.items()},
+            "gate_sr0s_annualised": {rule: sr0 for rule, (_, _, sr0) in by_rule.items()},
             "old_gate": old_gate(results),
             "holdout_sharpe": holdout.get("holdout_sharpe"),
             "n_unclustered": (selection.get("effective_trials") or {}).get("n_unclustered", 0),

@@ -320,11 +320,13 @@ def test_an_approved_run_becomes_the_champion(night):
 def night_rejected(night: SimpleNamespace) -> SimpleNamespace:
     """The next night, in another reports folder but the same models folder: its winner is
     compared with the champion the first night deployed, and rejected (it cannot make the
-    million holdout trades its gate asks for)."""
+    million holdout trades its gate asks for). Its DSR takes the trials' variance
+    (``deployment.dsr_variance: trials``), the first night's the default."""
     tmp = night.tmp / "rejected"
     tmp.mkdir()
     config = write_json(tmp / "tiny.json", tiny(**{**LENIENT_GATE,
-                                                   "deployment__min_holdout_trades": 10**6}))
+                                                   "deployment__min_holdout_trades": 10**6,
+                                                   "deployment__dsr_variance": "trials"}))
     before = {p.relative_to(night.models): p.read_bytes()
               for p in night.models.rglob("*") if p.is_file()}
     stdin_copy = tmp / "stdin.json"
@@ -350,6 +352,14 @@ def test_the_trial_ledger_survives_two_nights_and_the_count_grows(night, night_r
     assert (second["selection"]["effective_trials"].get("n_unclustered", 0)
             > first["selection"]["effective_trials"].get("n_unclustered", 0))
     assert second["holdout_looks"] == 2  # both nights looked at the same holdout bars
+    # Each night's DSRs rest on the variance its config named, recorded with it.
+    assert (first["selection"]["dsr_variance"], second["selection"]["dsr_variance"]) == (
+        "no_skill", "trials")
+    for block in ("dsr", "dsr_effective"):
+        assert first["selection"][block]["sharpe_variance"] == pytest.approx(
+            1 / (first["selection"][block]["n_obs"] - 1), rel=1e-12)
+        assert second["selection"][block]["sharpe_variance"] == second["ledger"][
+            "sharpe_variance"]
     with sqlite3.connect(night.models / "trials.db") as db:
         runs = {row[0] for row in db.execute("SELECT DISTINCT run FROM trials")}
     assert runs == {night.run.name, night_rejected.run.name}

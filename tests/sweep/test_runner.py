@@ -147,6 +147,10 @@ def test_baselines_edge_and_deployment_decision_in_every_output(reference):
     dsr = next(c for c in deployment["criteria"] if c["name"] == "dsr")
     selection = results["statistics"]["selection"]
     assert selection["trial_count"] == "effective"  # the default, recorded with the run
+    # SR0 from the variance of a Sharpe ratio without skill (the default), recorded with it.
+    assert selection["dsr_variance"] == "no_skill"
+    assert selection["dsr_effective"]["sharpe_variance"] == pytest.approx(
+        1 / (selection["dsr_effective"]["n_obs"] - 1), rel=1e-12)
     assert dsr["value"] == selection["dsr_effective"]["dsr"] == gate_dsr(results)["dsr"]
     assert dsr["threshold"] == 0.95
     (best_path,) = run_dir.glob("best_configs_*.json")

@@ -413,7 +413,7 @@ class DeploymentSettings(Strict):
         "tonight's trials clustered by their validation returns (near copies count once, "
         "Lopez de Prado 2019; without clusters, discounted by their mean correlation) plus "
         "every other trial of the ledger; 'ledger', every configuration and extra seed of the "
-        "trial ledger with the variance of their Sharpe ratios (benchmarks/gate_calibration.py "
+        "trial ledger (benchmarks/gate_calibration.py "
         "measured both: the same false approvals, more power with 'effective')"
     )
     dsr_variance: Literal["no_skill", "trials"] = Field(

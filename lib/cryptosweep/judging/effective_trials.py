@@ -1,15 +1,17 @@
 """How many independent trials did a sweep really make? Clustering trials by their returns.
 
-The deflated Sharpe ratio and MinBTL need ``N``, the number of *independent* trials, and the
-variance of their Sharpe ratios. Trials of a hyperparameter sweep are strongly correlated (a
-small change of a parameter barely changes the trades), so the raw count overstates ``N``.
+The deflated Sharpe ratio and MinBTL need ``N``, the number of *independent* trials. Trials of
+a hyperparameter sweep are strongly correlated (a small change of a parameter barely changes
+the trades), so the raw count overstates ``N``.
 
 :func:`effective_number_of_trials` estimates it with the ONC algorithm ("optimal number of
 clusters") of López de Prado & Lewis, "Detection of False Investment Strategies Using
 Unsupervised Learning Methods", *Quantitative Finance* 19(9), 2019, used for that purpose in
 López de Prado, "A Data Science Solution to the Multiple-Testing Crisis in Financial
 Research", *Journal of Financial Data Science* 1(1), 2019: the number of clusters of trials
-is ``N``, and the Sharpe ratios of the clusters' aggregate returns give the variance.
+is ``N`` (the paper also takes the variance from the clusters' aggregate Sharpe ratios;
+the gate's variance is chosen by ``deployment.dsr_variance``,
+:mod:`cryptosweep.judging.selection`).
 """
 
 from __future__ import annotations

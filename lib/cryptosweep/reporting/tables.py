@@ -36,6 +36,7 @@ from cryptosweep.judging.caveats import (
     small_sample,
 )
 from cryptosweep.judging.explained import explained
+from cryptosweep.judging.selection import gate_dsr
 from cryptosweep.judging.verdict import Verdict, verdict
 
 #: The marker of a score measured on fewer than ``reporting.min_trades`` trades.
@@ -348,8 +349,10 @@ def summary_table(results: Mapping[str, Any]) -> str:
         rows.append(("reproducibility re-run",
                      ", ".join(f"eval {c['eval_id']}: {c['status']}" for c in checks)))
     overfitting = results.get("overfitting") or {}
-    if (overfitting.get("dsr") or {}).get("dsr") is not None:
-        rows.append(("deflated Sharpe ratio", f"{overfitting['dsr']['dsr']:.3f}"))
+    judged = gate_dsr(results)  # the DSR the gate judged, not the full-budget diagnostic's
+    if judged.get("dsr") is not None:
+        rows.append(("deflated Sharpe ratio (the gate's)",
+                     f"{judged['dsr']:.3f} (N {judged['n_trials']}, {judged['basis']})"))
     if overfitting.get("pbo"):
         rows.append(("PBO", f"{overfitting['pbo']['pbo']:.3f}"))
     if overfitting.get("why_not"):

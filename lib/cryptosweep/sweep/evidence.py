@@ -7,7 +7,7 @@ champion compared on the same bars (:mod:`cryptosweep.judging.comparison`).
 The result is the ``statistics`` block of the results file::
 
     {"ledger": {"n_trials", "n_evaluations", "n_runs", "sharpe_variance", "window_days"},
-     "selection": {...},  # DSR with the ledger's N (the gate's), with the effective N; MinBTL
+     "selection": {...},  # DSR with the ledger's N and with the effective N; MinBTL
      "holdout": {...},    # PSR(0), permutation p-value, alpha t-statistic, MinTRL
      "holdout_looks": int,
      "rescore": {...}, "neighbourhood": {...}}

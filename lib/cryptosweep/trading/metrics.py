@@ -26,7 +26,8 @@ METRIC_NAMES = (
 
 def per_bar_sharpe(returns: np.ndarray) -> float:
     """``mean / std(ddof=1)`` of per-bar returns, 0 without dispersion: the Sharpe ratio of one
-    configuration whose variance across configurations the DSR deflates by."""
+    configuration (the trial ledger's; their variance across configurations is the DSR's with
+    ``deployment.dsr_variance: trials``)."""
     std = float(np.std(returns, ddof=1))
     return float(np.mean(returns) / std) if std > 0 else 0.0
 
@@ -34,7 +35,7 @@ def per_bar_sharpe(returns: np.ndarray) -> float:
 def trial_sharpe(returns: np.ndarray | None) -> float | None:
     """An evaluation's per-bar Sharpe ratio as the trial ledger records it
     (:func:`per_bar_sharpe`), None without at least 2 bars or any dispersion (left out of
-    the variance the DSR deflates by)."""
+    the variance across trials)."""
     if returns is None or len(returns) < 2 or float(np.std(returns)) == 0.0:
         return None
     return per_bar_sharpe(np.asarray(returns))
