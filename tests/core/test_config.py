@@ -29,6 +29,27 @@ def test_template_and_demo_load_with_json_and_yaml():
     assert demo.sweep_type == "hyperband" and demo.objective.models == ["lightgbm", "xgboost"]
 
 
+def test_hyperband_and_bohb_default_to_folds_and_a_stored_config_to_rounds(write_config):
+    """A new Hyperband or BOHB run that names no fidelity gets folds (it ranks best); every
+    other strategy, a named fidelity and a stored config without the key keep theirs."""
+    def fidelity(config: dict, *overrides: str) -> str:
+        return load_config(write_config(config), list(overrides)).objective.fidelity
+
+    assert fidelity(tiny_config(sweep_type="hyperband")) == "folds"
+    assert fidelity(tiny_config(sweep_type="hyperband", hyperband__sampler="tpe")) == "folds"
+    assert fidelity(tiny_config()) == "rounds"  # random search: every evaluation at R
+    assert fidelity(tiny_config(sweep_type="hyperband", objective__fidelity="rounds")) == "rounds"
+    assert fidelity(tiny_config(), "sweep_type=hyperband") == "folds"
+    assert fidelity(tiny_config(sweep_type="hyperband"), "objective.fidelity=bars") == "bars"
+    new = load_config(write_config(tiny_config(sweep_type="hyperband")))
+    assert new.canonical()["objective"]["fidelity"] == "folds"  # recorded: not the old default
+    made = new.canonical()
+    del made["objective"]["fidelity"]  # how a run made with rounds stored its config
+    assert validate_config(made).objective.fidelity == "rounds"
+    assert load_config(raw=made, stored=True).objective.fidelity == "rounds"
+    assert load_config(raw=new.canonical(), stored=True).results_hash() == new.results_hash()
+
+
 def test_overrides_are_yaml_scalars_and_reach_nested_keys(write_config):
     path = write_config(tiny_config())
     config = load_config(path, ["random.n_trials=11", "objective.fees_bps=2.5",

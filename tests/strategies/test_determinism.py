@@ -15,8 +15,11 @@ from tests.support import cli, deterministic_bytes, kill_when, results_file, tin
 pytestmark = pytest.mark.slow
 
 SWEEPS = {
-    # R=4, eta=2: brackets (4,1)(2,2)(1,4) | (3,2)(1,4) | (3,4): 14 evaluations
-    "hyperband": {"sweep_type": "hyperband", "hyperband": {"max_iter": 4, "eta": 2}},
+    # R=4, eta=2: brackets (4,1)(2,2)(1,4) | (3,2)(1,4) | (3,4): 14 evaluations. Hyperband with
+    # the rounds fidelity (promotions continue from checkpoints), BOHB with the default (folds).
+    "hyperband": {"sweep_type": "hyperband", "hyperband": {"max_iter": 4, "eta": 2},
+                  "objective": {"folds": 2, "rounds_per_unit": 3, "min_train_bars": 200,
+                                "fidelity": "rounds"}},
     "bohb": {"sweep_type": "hyperband",
              "hyperband": {"max_iter": 4, "eta": 2, "sampler": "tpe", "iterations": 2}},
     "bayesian": {"sweep_type": "bayesian", "bayesian": {"n_trials": 10, "batch_size": 4},
@@ -82,14 +85,19 @@ def test_results_name_the_strategy_and_spend_the_planned_budget(sweep):
         assert budgets == [1.0, 2.0, 4.0]
         assert results["counts"]["evaluations"] == 14 * (2 if name == "bohb" else 1)
         assert results["budget_spent"] == 34 * (2 if name == "bohb" else 1)
-        # promotions continue from their checkpoints: only the increments are trained
         compute = results["compute_spent"]
         assert len(compute["per_bracket"]) == 3 * (2 if name == "bohb" else 1)
         assert sum(compute["per_bracket"].values()) == compute["total"]
-        assert compute["total"] < results["budget_spent"]
         promoted = [e for e in results["evaluations"] if e["tags"]["previous_budget"]]
-        assert promoted and all(e["metrics"]["continued"] for e in promoted
-                                if e["status"] == "done")
+        assert promoted
+        if name == "hyperband":  # rounds: promotions continue, only the increments are trained
+            assert results["config"]["objective"].get("fidelity", "rounds") == "rounds"
+            assert compute["total"] < results["budget_spent"]
+            assert all(e["metrics"]["continued"] for e in promoted if e["status"] == "done")
+        else:  # the default, folds: a promotion evaluates other folds, from scratch
+            assert results["config"]["objective"]["fidelity"] == "folds"
+            assert compute["total"] == results["budget_spent"]
+            assert not any(e["metrics"]["continued"] for e in promoted if e["status"] == "done")
 
 
 # R=4, eta=2 (14 evaluations) with each fidelity other than rounds: the lower rungs evaluate

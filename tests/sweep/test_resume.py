@@ -185,6 +185,32 @@ def test_resume_with_another_fidelity_is_refused_in_one_line(config_and_referenc
     assert (reference / "sweep.db").read_bytes() == before
 
 
+def test_a_hyperband_run_made_with_rounds_is_not_resumed_with_the_new_default(
+        config_and_reference, tmp_path):
+    """A Hyperband run journaled before ``folds`` became Hyperband's default has no fidelity
+    in its config (``rounds`` was left out): ``--resume`` with a config that names none (now
+    ``folds``) is refused in one line that says how to resume it, before anything changes."""
+    _, reference = config_and_reference
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "sweep.db").write_bytes((reference / "sweep.db").read_bytes())
+    with sqlite3.connect(old / "sweep.db") as db:
+        (text,) = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        config = json.loads(text)
+        assert "fidelity" not in config["objective"]
+        config["sweep_type"] = "hyperband"
+        db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
+    before = (old / "sweep.db").read_bytes()
+    given = tmp_path / "hyperband.json"
+    given.write_text(json.dumps(tiny_config(random__n_trials=N_TRIALS, sweep_type="hyperband")))
+    done = cli("run", "--resume", str(old), "--config", str(given))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "objective.fidelity folds differs from the run's rounds" in lines[0]
+    assert "name objective.fidelity: rounds" in lines[0]
+    assert (old / "sweep.db").read_bytes() == before
+
+
 def test_resume_on_changed_data_is_refused(tmp_path, write_config):
     from cryptosweep.trading.data import sample_data_path
 

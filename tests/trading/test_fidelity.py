@@ -114,9 +114,8 @@ def test_the_default_is_left_out_and_the_others_recorded():
     small = {"sweep_type": "hyperband", "hyperband": {"max_iter": 9, "eta": 3},
              "objective__rounds_per_unit": 0.1}
     with pytest.raises(ConfigError, match="rounds to 0 boosting rounds"):
-        load_config(raw=tiny_config(**small))
-    assert load_config(raw=tiny_config(objective__fidelity="folds", **small)).objective.fidelity \
-        == "folds"
+        load_config(raw=tiny_config(objective__fidelity="rounds", **small))
+    assert load_config(raw=tiny_config(**small)).objective.fidelity == "folds"  # the default
 
 
 def test_a_bad_fidelity_is_one_line_exit_2(tmp_path):

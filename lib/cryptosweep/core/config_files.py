@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from cryptosweep.core.config import SweepConfig, _one_line, trading_ranges_problem
 from cryptosweep.core.errors import ConfigError, DataError
+from cryptosweep.core.vocabulary import MULTI_FIDELITY_DEFAULT
 
 #: How deep a config file (or a ``--set`` value) may nest mappings and lists; a real config
 #: nests about five levels.
@@ -203,13 +204,30 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> SweepConfig:
     return config
 
 
+def default_fidelity(raw: dict[str, Any]) -> None:
+    """A Hyperband or BOHB config (``sweep_type: hyperband``, the default) that names no
+    ``objective.fidelity`` gets :data:`MULTI_FIDELITY_DEFAULT`, in place. Only for a config
+    that starts a run: a stored one without the key was made with ``rounds``."""
+    if raw.get("sweep_type", "hyperband") != "hyperband":
+        return
+    objective = raw.setdefault("objective", {})
+    if isinstance(objective, dict):  # else validation names what is wrong
+        objective.setdefault("fidelity", MULTI_FIDELITY_DEFAULT)
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     data_path: str | Path | None = None,
     raw: dict[str, Any] | None = None,
+    *,
+    stored: bool = False,
 ) -> SweepConfig:
     """Load a config file (or a raw dict), apply ``--set`` overrides and ``--data``, validate.
+
+    A new run's config that names no ``objective.fidelity`` gets the multi-fidelity default
+    (:func:`default_fidelity`); ``stored``: ``raw`` is the canonical config of a run already
+    made, where a missing fidelity means ``rounds``.
 
     A relative ``data.path`` (or ``deployment.champion_dir``, or an ``evidence.markets`` entry's
     ``data.path``) in a file is resolved against the
@@ -228,6 +246,8 @@ def load_config(
         source = "config"
     for assignment in overrides:
         apply_override(raw, assignment)
+    if not stored:
+        default_fidelity(raw)
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("path"), str):
         data["path"] = str((base / data["path"]).resolve())

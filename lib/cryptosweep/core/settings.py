@@ -258,12 +258,16 @@ class ObjectiveSettings(Strict):
     threads_per_trial: int = Field(default=1, ge=1)
     # What a budget below the full one buys (Hyperband's and BOHB's lower rungs; every other
     # strategy evaluates at the full budget, where all three are the same evaluation). Left out
-    # of the canonical config at its default, as the options below.
+    # of the canonical config when "rounds", as the options below: the value a stored config
+    # without the key was made with. A new Hyperband or BOHB run whose config names none gets
+    # MULTI_FIDELITY_DEFAULT (folds) from the loader (config_files.load_config).
     fidelity: Fidelity = Field(
         default="rounds", description="rounds: budget x rounds_per_unit boosting rounds on every "
         "fold; folds: the full budget's rounds on the most recent ceil(folds x r / R) folds; "
         "bars: the full budget's rounds on every fold, trained on its most recent r / R of "
-        "training bars (at least min_train_bars)")
+        "training bars (at least min_train_bars). Not named in a config file: folds for "
+        "sweep_type hyperband (Hyperband and BOHB: it ranks best, "
+        "benchmarks/fidelity_ranks.py), else rounds")
     # The entry threshold searched inside each trial over its fold models' predictions (no
     # retraining) instead of by the strategy; left out of the canonical config when None.
     threshold_search: int | None = Field(

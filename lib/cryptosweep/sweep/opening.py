@@ -26,6 +26,7 @@ from cryptosweep.core.errors import InfrastructureError, ResumeError, UserError
 from cryptosweep.core.faults import infrastructure_fault
 from cryptosweep.core.files import PRIVATE_MODE
 from cryptosweep.core.locking import RunLock
+from cryptosweep.core.vocabulary import MULTI_FIDELITY_DEFAULT
 from cryptosweep.execution.checkpoints import CHECKPOINT_DIR, continues_training
 from cryptosweep.execution.executors import Executor, make_executor
 from cryptosweep.records.inspection import DB_NAME, JournalInfo, inspect_journal
@@ -287,13 +288,15 @@ def _resume_config(journal: JournalInfo, config: SweepConfig | None, seed: int |
     path = journal.db
     stored = validate_config(config_as_made(journal.config), f"journal {path}")
     if config is None and overrides:
-        config = load_config(raw=stored.canonical(), overrides=list(overrides))
+        config = load_config(raw=stored.canonical(), overrides=list(overrides), stored=True)
     if config is not None:
         if config.objective.fidelity != stored.objective.fidelity:
             raise ResumeError(
                 f"--resume {path.parent}: objective.fidelity {config.objective.fidelity} differs "
                 f"from the run's {stored.objective.fidelity} (its evaluations were measured "
-                "with it); resume without changing it, or start a new run"
+                "with it; a Hyperband or BOHB config that names none gets "
+                f"{MULTI_FIDELITY_DEFAULT}); resume without --config, name "
+                f"objective.fidelity: {stored.objective.fidelity} in it, or start a new run"
             )
         # Recomputed from both configs (not read from the journal), so that a run whose hash
         # was taken by an older rule still compares by what decides its results.

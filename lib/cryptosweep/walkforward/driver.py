@@ -186,7 +186,7 @@ def _open_resume(path: Path, config: SweepConfig | None, seed: int | None,
         raise ResumeError(f"--resume {path}: {MANIFEST} is not a walk-forward manifest")
     stored = validate_config(manifest["config"], f"{wf_dir / MANIFEST}")
     if config is None and overrides:
-        config = load_config(raw=stored.canonical(), overrides=list(overrides))
+        config = load_config(raw=stored.canonical(), overrides=list(overrides), stored=True)
     if config is not None:
         if config_hash(config.canonical()) != config_hash(stored.canonical()):
             raise ResumeError(
