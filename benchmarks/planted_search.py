@@ -15,9 +15,9 @@ objective and space as ``search_efficiency.py`` (``CONFIG``: LightGBM + 4 tradin
 9 units** (36 boosting rounds at the full budget instead of 108) and ``--iterations`` (3)
 Hyperband passes, so a sweep takes seconds:
 
-* ours through ``run_sweep`` (in-process, ``execution.workers: 0``): ``hyperband`` (the
-  default fidelity, ``rounds``), ``hyperband_folds`` (``objective.fidelity: folds``), ``bohb``,
-  ``random``, ``bayesian_tpe`` (batches of 4);
+* ours through ``run_sweep`` (in-process, ``execution.workers: 0``): ``hyperband`` (Hyperband's
+  default fidelity, ``folds``), ``hyperband_rounds`` (``objective.fidelity: rounds``),
+  ``bohb_rounds`` (BOHB with ``rounds``), ``random``, ``bayesian_tpe`` (batches of 4);
 * Optuna's: ``optuna_default`` (``create_study`` with the default sampler, ``TPESampler``,
   seeded, and no pruning: in Optuna 5 that is multivariate TPE with the constant liar, 10
   random start-up trials; each trial at the full budget) and ``optuna_tpe_hyperband``
@@ -83,16 +83,17 @@ from search_efficiency import (  # noqa: E402
 
 #: Our strategies: overrides of ``search_efficiency.CONFIG`` (merged per section).
 OURS: dict[str, dict[str, Any]] = {
-    "hyperband": {"sweep_type": "hyperband"},
-    "hyperband_folds": {"sweep_type": "hyperband", "objective": {"fidelity": "folds"}},
-    "bohb": {"sweep_type": "hyperband", "hyperband": {"sampler": "tpe"}},
+    "hyperband": {"sweep_type": "hyperband"},  # the default fidelity: folds
+    "hyperband_rounds": {"sweep_type": "hyperband", "objective": {"fidelity": "rounds"}},
+    "bohb_rounds": {"sweep_type": "hyperband", "hyperband": {"sampler": "tpe"},
+                    "objective": {"fidelity": "rounds"}},
     "random": {"sweep_type": "random"},
     "bayesian_tpe": {"sweep_type": "bayesian"},
 }
 #: Optuna's, each: whether ``HyperbandPruner`` prunes it.
 PEERS: dict[str, bool] = {"optuna_default": False, "optuna_tpe_hyperband": True}
 STRATEGIES = (*OURS, *PEERS)
-#: The multi-fidelity strategy with the library's defaults (fidelity ``rounds``).
+#: The multi-fidelity strategy with the library's defaults (Hyperband, fidelity ``folds``).
 DEFAULT_MULTI_FIDELITY = "hyperband"
 NULL_SEED = 3000
 OUT = HERE / "results" / "planted_search.json"
