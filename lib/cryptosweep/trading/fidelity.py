@@ -2,12 +2,15 @@
 trains and scores (``objective.fidelity``). Hyperband and BOHB evaluate their lower rungs at
 ``r < R``; every strategy's full-budget evaluation is the same whatever the fidelity.
 
-* ``rounds`` (the default): ``r`` x ``objective.rounds_per_unit`` boosting rounds (epochs for
-  torch), every walk-forward fold with all its training rows.
-* ``folds``: successive halving over the purged walk-forward folds, as racing does over
-  problem instances (Birattari, Stützle, Paquete & Varrentrapp, "A racing algorithm for
-  configuring metaheuristics", GECCO 2002): the full budget's rounds on the most recent
-  ``ceil(n_folds * r / R)`` folds only, the score the mean over those. The most recent folds
+* ``rounds`` (what a config without the key was made with): ``r`` x
+  ``objective.rounds_per_unit`` boosting rounds (epochs for torch), every walk-forward fold
+  with all its training rows.
+* ``folds`` (a new Hyperband or BOHB run's default,
+  :data:`~cryptosweep.core.vocabulary.MULTI_FIDELITY_DEFAULT`): successive halving over the
+  purged walk-forward folds, as racing does over problem instances (Birattari, Stützle,
+  Paquete & Varrentrapp, "A racing algorithm for configuring metaheuristics", GECCO 2002):
+  the full budget's rounds on the most recent ``ceil(n_folds * r / R)`` folds only, the score
+  the mean over those. The most recent folds
   because they are the closest to deployment: they train on the most history and test on the
   market the winner will trade next, so a configuration dropped on them is dropped for the
   reason that matters most; and a promoted configuration's folds are a superset of its lower
