@@ -108,7 +108,8 @@ def hyperband_reference(tmp_path_factory):
     without interruption: what every disturbed run below must end as."""
     base = tmp_path_factory.mktemp("hyperband")
     config = write_yaml(base / "sweep.yaml", tiny_config(
-        sweep_type="hyperband", hyperband__max_iter=3, hyperband__eta=3, reporting__top_k=1))
+        sweep_type="hyperband", hyperband__max_iter=3, hyperband__eta=3, reporting__top_k=1,
+        objective__fidelity="rounds"))
     done = cli("run", "--config", str(config), "--log-dir", str(base), "--run-name", "ref",
                "--seed", "11", "--workers", "0", "--no-progress")
     assert done.returncode == 0, done.stderr[-3000:]

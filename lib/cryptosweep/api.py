@@ -17,6 +17,7 @@ from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.paths import TEMPLATE_CONFIG
+from cryptosweep.core.vocabulary import MULTI_FIDELITY_DEFAULT
 from cryptosweep.execution.executors import cuda_device_count
 from cryptosweep.sweep.runner import run_sweep
 
@@ -84,6 +85,10 @@ class HyperbandRunner:
             "sweep_type": "hyperband",
             "hyperband": base.hyperband.model_copy(update={"iterations": n_iterations}),
         })
+        if base.sweep_type != "hyperband" and "fidelity" not in base.objective.model_fields_set:
+            # Hyperband's default fidelity, as the loader gives a Hyperband config naming none
+            config = config.model_copy(update={"objective": base.objective.model_copy(
+                update={"fidelity": MULTI_FIDELITY_DEFAULT})})
         kwargs = dict(self.run_sweep_kwargs)
         if "gpu_ids" not in kwargs:
             kwargs["gpu_ids"] = self._gpu_ids()

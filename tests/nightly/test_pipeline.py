@@ -206,10 +206,11 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
     notifier, and earlier run folders for retention (RUN_RETENTION=3, LOG_RETENTION_DAYS=14).
     Its gate is lenient: the winner is approved and becomes the first champion."""
     tmp = tmp_path_factory.mktemp("night")
-    # Hyperband, so that the night has checkpoints to remove once it is complete.
+    # Hyperband with the rounds fidelity (promotions continue from checkpoints), so that the
+    # night has checkpoints to remove once it is complete.
     config = write_json(tmp / "tiny.json", tiny(sweep_type="hyperband",
                                                 hyperband={"max_iter": 2, "eta": 2},
-                                                **LENIENT_GATE))
+                                                objective__fidelity="rounds", **LENIENT_GATE))
     reports = tmp / "reports"
     old = {
         # newest first; the new run makes four with these three, so the newest 3 are kept
@@ -918,6 +919,32 @@ def test_plan_resumes_only_what_can_be_continued(tmp_path):
     assert plan().mode == "new" and "data changed" in plan().reason
     fake_run(reports, "nightly_20200106_020000", None)
     assert plan().mode == "new" and "never started" in plan().reason
+
+
+def test_a_hyperband_night_begun_with_rounds_is_resumed_after_the_default_became_folds(
+        tmp_path):
+    """A Hyperband night interrupted before Hyperband's default fidelity became folds was made
+    with rounds from the same file (its journaled config has no fidelity): the next night
+    resumes it as it was made; a file that names another fidelity, or changed otherwise, does
+    not."""
+    from cryptosweep.core.config_files import load_config
+    from cryptosweep.trading.objective import check_spec
+
+    config = write_json(tmp_path / "hyperband.json", tiny(sweep_type="hyperband"))
+    as_made = load_config(config, stored=True)  # what the code before the change loaded
+    assert as_made.objective.fidelity == "rounds"
+    assert "fidelity" not in as_made.canonical()["objective"]
+    meta = {"config": as_made.canonical(), "seed": 123456,
+            "data": {"sha256": check_spec(as_made.objective_spec())["sha256"]}}
+    reports = tmp_path / "reports"
+    running = fake_run(reports, "nightly_20200104_020000", "running", meta=meta)
+    plan = nightly.plan_run(reports, config, 123456)
+    assert (plan.mode, plan.run_dir) == ("resume", running), plan.reason
+    for changed in (tiny(sweep_type="hyperband", objective__fidelity="bars"),
+                    tiny(sweep_type="hyperband", objective__folds=3)):
+        write_json(config, changed)
+        plan = nightly.plan_run(reports, config, 123456)
+        assert plan.mode == "new" and "config changed" in plan.reason
 
 
 def test_check_sweep_judges_by_journal_and_notebook(tmp_path):

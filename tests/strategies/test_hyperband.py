@@ -399,6 +399,14 @@ def test_runner_wires_config_seed_and_gpu_fallback(monkeypatch, tmp_path, caplog
     HyperbandRunner(config=given, workers=0).run_hyperband_optimization(1)
     assert calls[1]["gpu_ids"] == [0, 1] and calls[1]["workers"] == 0
     assert given.sweep_type == "random"  # the caller's config is left alone
+    # Made Hyperband here: Hyperband's default fidelity unless the config names one.
+    assert config.objective.fidelity == "folds"  # the template's
+    assert calls[1]["config"].objective.fidelity == "folds"
+    assert given.objective.fidelity == "rounds"
+    named = load_config(raw=tiny_config(objective__fidelity="rounds"))
+    HyperbandRunner(config=named, workers=0).run_hyperband_optimization(1)
+    assert calls[2]["config"].objective.fidelity == "rounds"
+    del calls[2]
     HyperbandRunner(config=given, enable_gpu=False).run_hyperband_optimization(1)
     assert calls[2]["gpu_ids"] is None
 

@@ -211,6 +211,22 @@ def test_a_hyperband_run_made_with_rounds_is_not_resumed_with_the_new_default(
     assert (old / "sweep.db").read_bytes() == before
 
 
+def test_set_on_a_resume_keeps_the_fidelity_a_stored_hyperband_run_was_made_with(tmp_path):
+    """``--resume DIR --set ...`` applies the overrides to the journaled config: a Hyperband
+    run made with rounds (no fidelity in its stored config) stays rounds, not the new default
+    a fresh config would get."""
+    from cryptosweep.core.config_files import load_config
+    from cryptosweep.records.inspection import JournalInfo
+    from cryptosweep.sweep.opening import _resume_config
+
+    made = load_config(raw=tiny_config(sweep_type="hyperband"), stored=True).canonical()
+    assert "fidelity" not in made["objective"]
+    journal = JournalInfo(db=tmp_path / "sweep.db", config=made, seed=5, timestamp="t",
+                          status="running", data=None)
+    config, seed = _resume_config(journal, None, None, ["execution.workers=2"])
+    assert (config.objective.fidelity, config.execution.workers, seed) == ("rounds", 2, 5)
+
+
 def test_resume_on_changed_data_is_refused(tmp_path, write_config):
     from cryptosweep.trading.data import sample_data_path
 

@@ -109,7 +109,9 @@ def plan_run(reports_dir: Path, config_path: str | Path, seed: int,
 
     A run stopped by itself (status ``failed``: too many failed trials) is not resumed: it
     would stop again. A run whose config, seed or data changed since it started cannot be
-    resumed (``cryptosweep`` refuses), so tonight starts afresh and the old folder is kept.
+    resumed (``cryptosweep`` refuses), so tonight starts afresh and the old folder is kept
+    (a Hyperband run begun with ``rounds`` before ``folds`` became its default, from a file
+    that names no fidelity, did not change: it is resumed as it was made).
     """
     runs = scan_runs(reports_dir, prefix)
     if not runs:
@@ -151,7 +153,11 @@ def _resume_refusal(run_dir: Path, config_path: str | Path, seed: int) -> str | 
         return f"its journaled config is not valid any more ({exc})"
     config = load_config(config_path)
     if config_hash(config.canonical()) != config_hash(stored.canonical()):
-        return "the config changed since it started"
+        # A run begun before Hyperband's default fidelity became folds was made with rounds
+        # from the same file: it resumes as it was made (its journaled config).
+        config = load_config(config_path, stored=True)
+        if config_hash(config.canonical()) != config_hash(stored.canonical()):
+            return "the config changed since it started"
     if int(stored_seed) != int(seed):
         return f"it was started with seed {stored_seed}, tonight's is {seed}"
     recorded = stored_data.get("sha256")
