@@ -201,6 +201,9 @@ def test_folds_that_do_not_fit_the_data_are_exit_2(capsys, write_config, tmp_pat
 def test_validate_checks_config_and_data_without_running(write_config, tmp_path):
     good = cli("validate", "--config", str(write_config(tiny_config())))
     assert good.returncode == 0 and good.stdout.startswith("ok: tiny: random, 6 evaluations")
+    hyperband = cli("validate", "--config", str(write_config(tiny_config(sweep_type="hyperband"))))
+    assert hyperband.returncode == 0, hyperband.stderr
+    assert hyperband.stdout.startswith("ok: tiny: hyperband (fidelity folds), ")
     bad = cli("validate", "--config", str(write_config(tiny_config(random__n_trials=0))))
     assert bad.returncode == 2 and "random.n_trials" in bad.stderr
 

@@ -34,7 +34,10 @@ class SweepPlan:
     def describe(self, config: SweepConfig) -> str:
         """The one line ``validate`` prints (and ``run`` logs)."""
         data = self.data
-        return (f"{config.name}: {config.sweep_type}, {self.evaluations} evaluations, "
+        # What Hyperband's lower rungs buy: the default changed (rounds, then folds).
+        fidelity = (f" (fidelity {config.objective.fidelity})"
+                    if config.sweep_type == "hyperband" else "")
+        return (f"{config.name}: {config.sweep_type}{fidelity}, {self.evaluations} evaluations, "
                 f"{self.budget:g} budget units (full budget {config.full_budget_units} x "
                 f"{config.objective.rounds_per_unit:g} rounds), data {data['first_bar']} .. "
                 f"{data['last_bar']} ({data['bars']} bars, {data['holdout_bars']} held out)")
