@@ -256,6 +256,8 @@ def _unstarted_walkforward(tmp_path: Path) -> Path:
     (["--set", "walk_forward.out_of_sample_bars=200"],
      "the given config differs from the one this walk-forward was started with"),
     (["--set", "objective.fees_bps=50"], "resume without --config/--set"),
+    (["--set", "objective.fidelity=folds"],
+     "objective.fidelity folds differs from the run's rounds"),
     # Was "no config given: pass --config PATH" (as `run --resume RUN --data X` was).
     (["--data", str(sample_data_path())], "--data cannot change on --resume"),
 ])

@@ -280,6 +280,19 @@ def _new_run(config: SweepConfig, seed: int, run_dir: Path, stamp: str
     return journal, lock
 
 
+def check_same_fidelity(where: Path, config: SweepConfig, stored: SweepConfig) -> None:
+    """Refuse (:class:`ResumeError`) to resume ``stored`` (a run's or a walk-forward's config)
+    with a ``config`` of another ``objective.fidelity``, saying how to resume it."""
+    if config.objective.fidelity != stored.objective.fidelity:
+        raise ResumeError(
+            f"--resume {where}: objective.fidelity {config.objective.fidelity} differs "
+            f"from the run's {stored.objective.fidelity} (its evaluations were measured "
+            "with it; a Hyperband or BOHB config that names none gets "
+            f"{MULTI_FIDELITY_DEFAULT}); resume without --config, name "
+            f"objective.fidelity: {stored.objective.fidelity} in it, or start a new run"
+        )
+
+
 def _resume_config(journal: JournalInfo, config: SweepConfig | None, seed: int | None,
                    overrides: Sequence[str] = ()) -> tuple[SweepConfig, int]:
     """The config and seed to resume with. ``config`` (``--config``), or ``overrides``
@@ -290,14 +303,7 @@ def _resume_config(journal: JournalInfo, config: SweepConfig | None, seed: int |
     if config is None and overrides:
         config = load_config(raw=stored.canonical(), overrides=list(overrides), stored=True)
     if config is not None:
-        if config.objective.fidelity != stored.objective.fidelity:
-            raise ResumeError(
-                f"--resume {path.parent}: objective.fidelity {config.objective.fidelity} differs "
-                f"from the run's {stored.objective.fidelity} (its evaluations were measured "
-                "with it; a Hyperband or BOHB config that names none gets "
-                f"{MULTI_FIDELITY_DEFAULT}); resume without --config, name "
-                f"objective.fidelity: {stored.objective.fidelity} in it, or start a new run"
-            )
+        check_same_fidelity(path.parent, config, stored)
         # Recomputed from both configs (not read from the journal), so that a run whose hash
         # was taken by an older rule still compares by what decides its results.
         if config_hash(config.canonical()) != config_hash(stored.canonical()):

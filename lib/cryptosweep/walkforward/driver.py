@@ -41,7 +41,7 @@ from cryptosweep.execution.executors import Executor, InProcessExecutor, parse_g
 from cryptosweep.records.inspection import DB_NAME
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
-from cryptosweep.sweep.opening import start_executor, utc_stamp
+from cryptosweep.sweep.opening import check_same_fidelity, start_executor, utc_stamp
 from cryptosweep.sweep.runner import run_sweep
 from cryptosweep.trading.metrics import per_bar_sharpe
 from cryptosweep.walkforward.analysis import annualised_return
@@ -188,6 +188,7 @@ def _open_resume(path: Path, config: SweepConfig | None, seed: int | None,
     if config is None and overrides:
         config = load_config(raw=stored.canonical(), overrides=list(overrides), stored=True)
     if config is not None:
+        check_same_fidelity(path, config, stored)
         if config_hash(config.canonical()) != config_hash(stored.canonical()):
             raise ResumeError(
                 f"--resume {path}: the given config differs from the one this walk-forward was "
