@@ -501,8 +501,8 @@ def test_top_k_table_shows_what_a_person_needs(hb: Run) -> None:
     header, *rows = _rows(page)
     assert header[:6] == ["rank", "eval", "family", "validation Sharpe ± sd",
                           "validation trades", "holdout Sharpe"]
-    assert header[6:11] == ["holdout max DD", "holdout hit rate", "holdout exposure", "DSR",
-                            "folds"]
+    assert header[6:11] == ["holdout max DD", "holdout hit rate", "holdout exposure",
+                            "DSR (full-budget N)", "folds"]
     top = hb.results["top_k"]
     rows, baselines = rows[: len(top)], rows[len(top):]
     assert [r[2] for r in baselines] == ["flat", "buy-and-hold"]  # the run's own

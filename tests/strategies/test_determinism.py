@@ -77,6 +77,10 @@ def test_two_workers_killed_and_resumed_give_the_in_process_results(sweep, tmp_p
 def test_results_name_the_strategy_and_spend_the_planned_budget(sweep):
     name, _, reference = sweep
     results = json.loads(results_file(reference).read_text())
+    # The text report says whether promotions continued (the rounds fidelity) or not.
+    (report,) = reference.glob("sweep_report_*.txt")
+    assert ("promotions continued from checkpoints" if name == "hyperband"
+            else "every evaluation trained from scratch") in report.read_text()
     assert results["strategy"]["name"] == ("hyperband" if name != "bayesian" else "bayesian")
     budgets = sorted({e["budget"] for e in results["evaluations"]})
     if name == "bayesian":

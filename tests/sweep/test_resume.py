@@ -207,7 +207,7 @@ def test_a_hyperband_run_made_with_rounds_is_not_resumed_with_the_new_default(
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "objective.fidelity folds differs from the run's rounds" in lines[0]
-    assert "name objective.fidelity: rounds" in lines[0]
+    assert "name objective.fidelity: rounds in the config" in lines[0]
     assert (old / "sweep.db").read_bytes() == before
 
 

@@ -196,7 +196,10 @@ def text_report(results: dict[str, Any]) -> str:
         f"evaluations    : {counts['evaluations']} ({counts['done']} done, "
         f"{counts['failed']} failed, {run.get('retried', 0)} retried)",
         f"budget spent   : {results['budget_spent']:g} units "
-        f"({results['compute_spent']['total']:g} trained; promotions continue from checkpoints)",
+        f"({results['compute_spent']['total']:g} trained; "
+        + ("promotions continued from checkpoints)"
+           if results['compute_spent']['total'] < results['budget_spent']
+           else "every evaluation trained from scratch)"),
         f"wall time      : {run.get('wall_time_s', 0):.1f} s",
         "",
         f"top {len(results['top_k'])} (validation = mean over walk-forward folds of {metric} "

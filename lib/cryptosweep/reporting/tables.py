@@ -208,7 +208,7 @@ def top_k_table(results: Mapping[str, Any]) -> str | None:
         ])
     header = ["rank", "eval", "family", f"validation {name} ± sd", "validation trades",
               f"holdout {name}", "holdout max DD", "holdout hit rate", "holdout exposure",
-              "DSR", "folds", "parameters (trading in italics)"]
+              "DSR (full-budget N)", "folds", "parameters (trading in italics)"]
     caption = (f"Validation: mean {name} over the purged walk-forward folds ± its standard "
                f"deviation across folds. Holdout: the untouched most recent bars. "
                f"{SMALL_SAMPLE_MARK} = fewer than {min_trades} trades (reporting.min_trades). "

@@ -288,8 +288,8 @@ def check_same_fidelity(where: Path, config: SweepConfig, stored: SweepConfig) -
             f"--resume {where}: objective.fidelity {config.objective.fidelity} differs "
             f"from the run's {stored.objective.fidelity} (its evaluations were measured "
             "with it; a Hyperband or BOHB config that names none gets "
-            f"{MULTI_FIDELITY_DEFAULT}); resume without --config, name "
-            f"objective.fidelity: {stored.objective.fidelity} in it, or start a new run"
+            f"{MULTI_FIDELITY_DEFAULT}); resume without --config/--set, name "
+            f"objective.fidelity: {stored.objective.fidelity} in the config, or start a new run"
         )
 
 
