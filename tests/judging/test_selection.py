@@ -10,6 +10,22 @@ from scipy import stats
 from cryptosweep.judging.selection import selection_evidence
 from cryptosweep.judging.track_record import minimum_backtest_length
 
+EULER_GAMMA = 0.5772156649015329
+
+
+def _sr0(variance: float, n: int) -> float:
+    """SR0 = √V · E[max of N standard normals] (Bailey & López de Prado 2014, eq. 2), written
+    out here with scipy."""
+    return math.sqrt(variance) * ((1 - EULER_GAMMA) * stats.norm.ppf(1 - 1 / n)
+                                  + EULER_GAMMA * stats.norm.ppf(1 - 1 / (n * math.e)))
+
+
+def _near_copies() -> tuple[np.ndarray, np.ndarray]:
+    """Three independent return series and 30 columns: 10 near copies of each."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 0.01, (3000, 3))
+    return base, np.repeat(base, 10, axis=1) + rng.normal(0, 0.0005, (3000, 30))
+
 
 def test_the_dsr_deflates_by_the_ledgers_count_and_variance() -> None:
     rng = np.random.default_rng(0)
@@ -21,9 +37,7 @@ def test_the_dsr_deflates_by_the_ledgers_count_and_variance() -> None:
     # Independent: PSR at SR0 = sqrt(V) * E[max of N standard normals] (Bailey & López de
     # Prado 2014, eq. 2), written out here with scipy.
     sr = winner.mean() / winner.std(ddof=1)
-    gamma = 0.5772156649015329
-    z = (1 - gamma) * stats.norm.ppf(1 - 1 / 500) + gamma * stats.norm.ppf(1 - 1 / (500 * math.e))
-    sr0 = math.sqrt(1e-4) * z
+    sr0 = _sr0(1e-4, 500)
     skew = stats.skew(winner, bias=False)
     kurt = stats.kurtosis(winner, fisher=False, bias=False)
     expected = stats.norm.cdf((sr - sr0) * math.sqrt(len(winner) - 1)
@@ -34,9 +48,7 @@ def test_the_dsr_deflates_by_the_ledgers_count_and_variance() -> None:
 
 
 def test_near_copies_count_once_in_the_effective_number() -> None:
-    rng = np.random.default_rng(1)
-    base = rng.normal(0, 0.01, (3000, 3))
-    copies = np.repeat(base, 10, axis=1) + rng.normal(0, 0.0005, (3000, 30))
+    _, copies = _near_copies()
     out = selection_evidence(copies[:, 0], 30, float(np.var(copies.mean(0) / copies.std(0))),
                              copies, 8766.0, dsr_variance="trials")
     # Three groups; each worth its 10 near copies discounted by their mean correlation.
@@ -76,9 +88,7 @@ def test_one_trial_is_not_deflated_its_dsr_is_psr_of_zero() -> None:
 def test_ledger_trials_outside_the_clusters_count_one_each_with_the_ledgers_variance() -> None:
     """Three groups of near copies clustered tonight, and 4 trials of other nights (no return
     series): the effective N is the groups' worth + 4, deflated by the ledger's variance."""
-    rng = np.random.default_rng(1)
-    base = rng.normal(0, 0.01, (3000, 3))
-    copies = np.repeat(base, 10, axis=1) + rng.normal(0, 0.0005, (3000, 30))
+    base, copies = _near_copies()
     winner = copies[:, 0]
     variance = 2e-4
     out = selection_evidence(winner, 34, variance, copies, 8766.0, dsr_variance="trials",
@@ -88,9 +98,7 @@ def test_ledger_trials_outside_the_clusters_count_one_each_with_the_ledgers_vari
                                        "n_independent": n - 4, "n_unclustered": 4}
     effective = out["dsr_effective"]
     assert effective["n_trials"] == n and effective["sharpe_variance"] == variance
-    gamma = 0.5772156649015329
-    sr0 = math.sqrt(variance) * ((1 - gamma) * stats.norm.ppf(1 - 1 / n)
-                                 + gamma * stats.norm.ppf(1 - 1 / (n * math.e)))
+    sr0 = _sr0(variance, n)
     sr = winner.mean() / winner.std(ddof=1)
     assert abs(effective["dsr"] - _psr(sr, sr0, winner)) < 1e-12
     # Copies of one trial and nothing outside them: one trial, PSR(0).
@@ -123,9 +131,7 @@ def test_the_null_variance_is_that_of_a_sharpe_ratio_without_skill() -> None:
     assert approved <= 8  # theory: about 0.6 %, 2 of 300
     winner = returns[0, :, best[0]]
     sr = winner.mean() / winner.std(ddof=1)
-    gamma = 0.5772156649015329
-    sr0 = math.sqrt(variance) * ((1 - gamma) * stats.norm.ppf(1 - 1 / n_trials)
-                                 + gamma * stats.norm.ppf(1 - 1 / (n_trials * math.e)))
+    sr0 = _sr0(variance, n_trials)
     assert abs(out["dsr"]["dsr"] - _psr(sr, sr0, winner)) < 1e-12
 
 
@@ -151,9 +157,7 @@ def test_the_trials_variance_grows_with_an_edge_some_trials_find_and_the_null_on
 def test_the_effective_dsr_takes_the_no_skill_variance_too() -> None:
     """What the gate reads by default (effective N, no-skill variance): the effective count's
     DSR with SR0 from 1/(T − 1), not from the ledger's variance."""
-    rng = np.random.default_rng(1)
-    base = rng.normal(0, 0.01, (3000, 3))
-    copies = np.repeat(base, 10, axis=1) + rng.normal(0, 0.0005, (3000, 30))
+    _, copies = _near_copies()
     winner = copies[:, 0]
     out = selection_evidence(winner, 34, 2e-4, copies, 8766.0, dsr_variance="no_skill",
                              n_unclustered=4)
@@ -161,8 +165,6 @@ def test_the_effective_dsr_takes_the_no_skill_variance_too() -> None:
     variance = 1 / (len(winner) - 1)
     effective = out["dsr_effective"]
     assert effective["n_trials"] == n and effective["sharpe_variance"] == variance
-    gamma = 0.5772156649015329
-    sr0 = math.sqrt(variance) * ((1 - gamma) * stats.norm.ppf(1 - 1 / n)
-                                 + gamma * stats.norm.ppf(1 - 1 / (n * math.e)))
+    sr0 = _sr0(variance, n)
     sr = winner.mean() / winner.std(ddof=1)
     assert abs(effective["dsr"] - _psr(sr, sr0, winner)) < 1e-12

@@ -18,8 +18,7 @@ SWEEPS = {
     # R=4, eta=2: brackets (4,1)(2,2)(1,4) | (3,2)(1,4) | (3,4): 14 evaluations. Hyperband with
     # the rounds fidelity (promotions continue from checkpoints), BOHB with the default (folds).
     "hyperband": {"sweep_type": "hyperband", "hyperband": {"max_iter": 4, "eta": 2},
-                  "objective": {"folds": 2, "rounds_per_unit": 3, "min_train_bars": 200,
-                                "fidelity": "rounds"}},
+                  "objective": {"fidelity": "rounds"}},
     "bohb": {"sweep_type": "hyperband",
              "hyperband": {"max_iter": 4, "eta": 2, "sampler": "tpe", "iterations": 2}},
     "bayesian": {"sweep_type": "bayesian", "bayesian": {"n_trials": 10, "batch_size": 4},
@@ -43,7 +42,9 @@ def reference_run(name: str, config: dict, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="module", params=list(SWEEPS))
 def sweep(request, tmp_path_factory):
     config = tiny_config(objective__rounds_per_unit=3)
-    config.update(SWEEPS[request.param])
+    for section, values in SWEEPS[request.param].items():  # merged into tiny's sections
+        config[section] = ({**config[section], **values} if isinstance(values, dict)
+                           and isinstance(config.get(section), dict) else values)
     return reference_run(request.param, config, tmp_path_factory)
 
 

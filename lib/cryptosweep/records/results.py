@@ -182,6 +182,7 @@ def text_report(results: dict[str, Any]) -> str:
     (:func:`cryptosweep.judging.verdict.verdict`: the deployment gate's decision) and the gate's
     criteria one by one."""
     run, counts = results["run"], results["counts"]
+    trained = results["compute_spent"]["total"]
     metric = results["config"]["objective"]["metric"]
     min_trades = min_trades_of(results)
     lines = [
@@ -195,10 +196,8 @@ def text_report(results: dict[str, Any]) -> str:
         f"config hash    : {results['config_hash'][:16]}",
         f"evaluations    : {counts['evaluations']} ({counts['done']} done, "
         f"{counts['failed']} failed, {run.get('retried', 0)} retried)",
-        f"budget spent   : {results['budget_spent']:g} units "
-        f"({results['compute_spent']['total']:g} trained; "
-        + ("promotions continued from checkpoints)"
-           if results['compute_spent']['total'] < results['budget_spent']
+        f"budget spent   : {results['budget_spent']:g} units ({trained:g} trained; "
+        + ("promotions continued from checkpoints)" if trained < results["budget_spent"]
            else "every evaluation trained from scratch)"),
         f"wall time      : {run.get('wall_time_s', 0):.1f} s",
         "",

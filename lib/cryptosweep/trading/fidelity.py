@@ -10,11 +10,11 @@ trains and scores (``objective.fidelity``). Hyperband and BOHB evaluate their lo
   purged walk-forward folds, as racing does over problem instances (Birattari, Stützle,
   Paquete & Varrentrapp, "A racing algorithm for configuring metaheuristics", GECCO 2002):
   the full budget's rounds on the most recent ``ceil(n_folds * r / R)`` folds only, the score
-  the mean over those. The most recent folds
-  because they are the closest to deployment: they train on the most history and test on the
-  market the winner will trade next, so a configuration dropped on them is dropped for the
-  reason that matters most; and a promoted configuration's folds are a superset of its lower
-  rung's, ending at the same bar, so its validation returns extend the lower rung's backwards.
+  the mean over those. The most recent folds because they are the closest to deployment: they
+  train on the most history and test on the market the winner will trade next, so a
+  configuration dropped on them is dropped for the reason that matters most; and a promoted
+  configuration's folds are a superset of its lower rung's, ending at the same bar, so its
+  validation returns extend the lower rung's backwards.
 * ``bars``: the full budget's rounds on every fold, each trained on the most recent share
   ``r / R`` of its training bars, rounded up (at least ``objective.min_train_bars``).
 
