@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from cryptosweep.judging.holdout_power import exposure_spans, holdout_evidence
+from cryptosweep.judging.holdout_power import holdout_evidence
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
 
 
@@ -12,19 +13,29 @@ def market(n: int = 2000, drift: float = 0.0, seed: int = 3) -> np.ndarray:
     return np.random.default_rng(seed).normal(drift, 0.01, n)
 
 
+def held_for(bars: np.ndarray, length: int) -> np.ndarray:
+    """What a trade entered at the open of bar ``e`` (element ``e - 1``) and held ``length``
+    bars earns, per entry bar from the second on: the rules of a time exit, without costs."""
+    cumulative = np.concatenate([[0.0], np.cumsum(bars)])
+    entries = np.arange(1, len(bars))
+    return cumulative[np.minimum(entries + length, len(bars))] - cumulative[entries]
+
+
 def strategy(returns: np.ndarray, spans: list[list[int]]) -> np.ndarray:
     out = np.zeros_like(returns)
-    for start, length, _ in spans:
-        out[start:start + length] = returns[start:start + length]
+    for start, length, side in spans:
+        out[start:start + length] = side * returns[start:start + length]
     return out
 
 
 def test_entries_timed_on_the_best_bars_beat_random_entries() -> None:
     bars = market()
-    best = np.argsort(bars)[-60:]  # a strategy that knows where the up-moves are
+    best = np.argsort(bars[1:])[-60:] + 1  # a strategy that knows where the up-moves are
     spans = [[int(b), 1, 1] for b in sorted(best)]
-    evidence = holdout_evidence(strategy(bars, spans), spans, bars, cost_per_trade=0.0, seed=1)
+    evidence = holdout_evidence(strategy(bars, spans), spans, bars,
+                                entry_returns={1: held_for(bars, 1)}, seed=1)
     assert evidence["permutation"]["p_value"] < 0.01
+    assert evidence["permutation"]["n_trades"] == 60
     assert evidence["alpha"]["t_stat"] > 3
 
 
@@ -33,18 +44,30 @@ def test_random_entries_in_a_rising_market_are_not_evidence() -> None:
     even though the holdout Sharpe ratio is positive."""
     bars = market(drift=0.002)
     rng = np.random.default_rng(9)
-    starts = np.sort(rng.choice(np.arange(0, 1980, 20), 30, replace=False))
+    starts = np.sort(rng.choice(np.arange(20, 1980, 20), 30, replace=False))
     spans = [[int(s), 10, 1] for s in starts]
     returns = strategy(bars, spans)
-    evidence = holdout_evidence(returns, spans, bars, cost_per_trade=0.0, seed=1)
+    evidence = holdout_evidence(returns, spans, bars, entry_returns={1: held_for(bars, 10)},
+                                seed=1)
     assert returns.mean() > 0 and evidence["psr0"] > 0.95  # the old criterion would pass
     assert evidence["permutation"]["p_value"] > 0.05
+
+
+def test_short_trades_are_tested_against_random_shorts() -> None:
+    bars = market()
+    worst = np.argsort(bars[1:])[:40] + 1  # shorts that knew where the down-moves are
+    spans = [[int(b), 1, -1] for b in sorted(worst)]
+    entries = {1: held_for(bars, 1), -1: -held_for(bars, 1)}
+    evidence = holdout_evidence(strategy(bars, spans), spans, bars, entry_returns=entries,
+                                seed=2)
+    assert evidence["permutation"]["p_value"] < 0.01
+    assert evidence["permutation"]["observed_total"] == pytest.approx(-sum(bars[b] for b in worst))
 
 
 def test_psr_and_min_track_record_are_consistent() -> None:
     bars = market(drift=0.001)
     spans = [[0, 2000, 1]]
-    evidence = holdout_evidence(bars, spans, bars, cost_per_trade=0.0, seed=0)
+    evidence = holdout_evidence(bars, spans, bars, entry_returns=None, seed=0)
     sr = bars.mean() / bars.std(ddof=1)
     assert evidence["sharpe_per_bar"] == sr
     mintrl = evidence["min_track_record_bars"]
@@ -55,15 +78,17 @@ def test_psr_and_min_track_record_are_consistent() -> None:
     assert abs(probabilistic_sharpe_ratio(sr, 0.0, round(mintrl), skew, kurt) - 0.95) < 0.01
 
 
-def test_overlapping_and_short_spans_are_clipped_and_shorts_left_out() -> None:
-    starts, lengths = exposure_spans([[0, 5, 1], [4, 3, 1], [10, 2, -1], [98, 5, 1]], 100)
-    assert starts.tolist() == [0, 5, 98] and lengths.tolist() == [5, 2, 2]
-
-
 def test_what_cannot_be_computed_says_why() -> None:
-    evidence = holdout_evidence([0.0, 0.0], [], None, cost_per_trade=0.0, seed=0)
+    evidence = holdout_evidence([0.0, 0.0], [], None, entry_returns=None, seed=0)
     assert evidence["psr0"] is None and evidence["why_not"]
     bars = market(200)
-    evidence = holdout_evidence(bars, [[0, 5, -1]], bars, cost_per_trade=0.0, seed=0)
+    evidence = holdout_evidence(bars, [[5, 5, 1]], bars, entry_returns=None, seed=0)
+    assert evidence["permutation"] is None and evidence["alpha"] is not None
+    assert any("before they were recorded" in why for why in evidence["why_not"])
+    evidence = holdout_evidence(bars, [], bars, entry_returns={1: held_for(bars, 5)}, seed=0)
     assert evidence["permutation"] is None
-    assert any("no long trade" in why for why in evidence["why_not"])
+    assert any("no trade on the holdout" in why for why in evidence["why_not"])
+    evidence = holdout_evidence(bars, [[5, 5, -1]], bars,
+                                entry_returns={1: held_for(bars, 5)}, seed=0)
+    assert evidence["permutation"] is None
+    assert any("side -1 has no entry_returns" in why for why in evidence["why_not"])

@@ -20,7 +20,7 @@ criterion          passes when                                                  
 ``holdout_score``  its holdout ``objective.metric`` >= ``min_holdout_score``       0
 ``holdout_trades`` its holdout trades >= the small-sample threshold                30
                    (``min_holdout_trades``, else ``reporting.min_trades``)
-``holdout_test``   its entries beat exposure-matched random entries on the         0.05
+``holdout_test``   its entries beat random entries under its own rules on the      0.05
                    holdout: permutation p-value <= ``max_holdout_pvalue``
 ``stress``         its holdout ``objective.metric`` at ``stress_multiplier`` x     0
                    fees and slippage >= ``min_stress_score``

@@ -7,11 +7,12 @@ returns, its trades and the market's own per-bar returns on the same bars:
 
 * **PSR(0)** (Bailey & López de Prado 2012): the probability that the true Sharpe ratio is
   above 0, given the record's length, skewness and kurtosis.
-* **Permutation p-value** against exposure-matched random entries
-  (:func:`~cryptosweep.judging.permutation.exposure_matched_pvalue`; Phipson & Smyth 2010):
-  the same number and lengths of trades placed at random times on the same bars, seeded; the
-  share of such placements that do at least as well as the winner's own entries. Small means
-  that the timing of the entries, not the market's drift, made the return.
+* **Permutation p-value** against random entries under the same rules
+  (:func:`~cryptosweep.judging.permutation.rules_matched_pvalue`; Phipson & Smyth 2010): as
+  many trades as the winner's, entered at random bars of the holdout, seeded, each following
+  the winner's own stop, take profit, holding period and costs; the share of such draws that
+  earn at least as much as the winner's own entries. Small means that the timing of the
+  entries, not the market's drift or the exit rules, made the return.
 * **Alpha t-statistic** against buy-and-hold (OLS with Newey–West errors,
   :func:`~cryptosweep.judging.permutation.alpha_tstat`): the return not explained by holding the
   market.
@@ -23,14 +24,14 @@ returns, its trades and the market's own per-bar returns on the same bars:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
-from cryptosweep.judging.permutation import alpha_tstat, exposure_matched_pvalue
+from cryptosweep.judging.permutation import alpha_tstat, rules_matched_pvalue
 from cryptosweep.judging.track_record import minimum_track_record_length
 from cryptosweep.trading.metrics import per_bar_sharpe
 
@@ -47,29 +48,12 @@ def _moments(returns: np.ndarray) -> tuple[float, float]:
             float(stats.kurtosis(returns, fisher=False, bias=False)))
 
 
-def exposure_spans(spans: Sequence[Sequence[int]], n_bars: int) -> tuple[np.ndarray, np.ndarray]:
-    """The long trades' ``(starts, lengths)``, clipped to the bars and so that a trade that
-    starts on the bar where the previous one exited does not overlap it."""
-    starts, lengths, free_from = [], [], 0
-    for start, length, side in spans:
-        if side != 1:
-            continue
-        end = min(int(start) + int(length), n_bars)
-        start = max(int(start), free_from)
-        if end <= start:
-            continue
-        starts.append(start)
-        lengths.append(end - start)
-        free_from = end
-    return np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
-
-
 def holdout_evidence(
     returns: Sequence[float] | np.ndarray,
     spans: Sequence[Sequence[int]],
     market_returns: Sequence[float] | np.ndarray | None,
     *,
-    cost_per_trade: float,
+    entry_returns: Mapping[int, Sequence[float] | np.ndarray] | None,
     seed: int,
     n_draws: int = PERMUTATION_DRAWS,
     confidence: float = 0.95,
@@ -78,9 +62,11 @@ def holdout_evidence(
 
     ``returns``: the winner's per-bar holdout returns; ``spans``: its trades as
     ``[first bar, length, side]`` on the same bars; ``market_returns``: buy-and-hold's per-bar
-    returns on the same bars (``None``: no alpha or permutation test); ``cost_per_trade``: a
-    round trip's fees and slippage as a fraction of price, charged to the null's trades as to
-    the winner's. Each value is ``None`` with a ``why_not`` when it cannot be computed.
+    returns on the same bars (``None``: no alpha); ``entry_returns``: per side, the net
+    return of a trade entered at each holdout bar from the second on under the winner's rules
+    (:func:`cryptosweep.trading.steps.random_entry_returns`; ``None``: no permutation test).
+    The trades are compared unsized, the null's as the winner's. Each value is ``None`` with a
+    ``why_not`` when it cannot be computed.
     """
     r = np.asarray(returns, dtype=float)
     out: dict[str, Any] = {"n_bars": len(r), "psr0": None, "min_track_record_bars": None,
@@ -101,30 +87,31 @@ def holdout_evidence(
         out["why_not"].append(f"PSR: {exc}")
     if market_returns is None:
         out["why_not"].append("no buy-and-hold returns on the holdout")
-        return out
-    market = np.asarray(market_returns, dtype=float)
-    if len(market) != len(r):
+    elif len(market_returns) != len(r):
         out["why_not"].append("buy-and-hold returns are not on the same bars")
+    else:
+        try:
+            alpha = alpha_tstat(r, np.asarray(market_returns, dtype=float))
+            out["alpha"] = {"alpha_per_bar": alpha.alpha, "beta": alpha.beta,
+                            "t_stat": alpha.t_stat, "p_value_positive": alpha.p_value_positive,
+                            "hac_lags": alpha.hac_lags}
+        except ValueError as exc:
+            out["why_not"].append(f"alpha: {exc}")
+    if entry_returns is None:
+        out["why_not"].append("no returns of random entries under the winner's rules (a "
+                              "holdout evaluated before they were recorded): no permutation "
+                              "test")
+        return out
+    trades = [(int(start) - 1, int(side)) for start, _, side in spans]
+    if not trades:
+        out["why_not"].append("no trade on the holdout: no permutation test")
         return out
     try:
-        alpha = alpha_tstat(r, market)
-        out["alpha"] = {"alpha_per_bar": alpha.alpha, "beta": alpha.beta, "t_stat": alpha.t_stat,
-                        "p_value_positive": alpha.p_value_positive, "hac_lags": alpha.hac_lags}
-    except ValueError as exc:
-        out["why_not"].append(f"alpha: {exc}")
-    log_market = np.log1p(market)
-    starts, lengths = exposure_spans(spans, len(r))
-    if not len(starts):
-        out["why_not"].append("no long trade on the holdout: no permutation test")
-        return out
-    ends = np.cumsum(np.concatenate([[0.0], log_market]))
-    observed = float(np.sum(ends[starts + lengths] - ends[starts]) - cost_per_trade * len(starts))
-    try:
-        test = exposure_matched_pvalue(log_market, starts, lengths, observed, n_draws=n_draws,
-                                       seed=seed, cost_per_trade=cost_per_trade)
+        test = rules_matched_pvalue(entry_returns, trades, n_draws=n_draws, seed=seed)
         out["permutation"] = {"p_value": test.p_value, "percentile": test.percentile,
-                              "n_draws": test.n_draws, "n_trades": len(starts),
-                              "observed_log_return": observed}
+                              "n_draws": test.n_draws, "n_trades": len(trades),
+                              "observed_total": sum(
+                                  float(entry_returns[side][index]) for index, side in trades)}
     except ValueError as exc:
         out["why_not"].append(f"permutation: {exc}")
     return out

@@ -1,19 +1,30 @@
-"""Could random entries have done as well? Exposure-matched permutation test, and alpha.
+"""Could random entries have done as well? A permutation test under the strategy's own rules,
+and alpha.
 
-* :func:`exposure_matched_pvalue` — a Monte Carlo permutation test of a strategy's trades
-  against random trades with the same number and lengths, placed at random non-overlapping
-  times in the same bars (so the null has the same market exposure), with the p-value of
-  Phipson & Smyth, "Permutation P-values Should Never Be Zero: Calculating Exact P-values
-  When Permutations Are Randomly Drawn", *Statistical Applications in Genetics and Molecular
-  Biology* 9(1), 2010.
+* :func:`rules_matched_pvalue` — a Monte Carlo permutation test of a strategy's trades against
+  the same number of trades entered at random times under the **same rules** (the same stop,
+  take profit, holding period, fees and slippage), so that only the timing of the entries is
+  tested, with the p-value of Phipson & Smyth, "Permutation P-values Should Never Be Zero:
+  Calculating Exact P-values When Permutations Are Randomly Drawn", *Statistical Applications
+  in Genetics and Molecular Biology* 9(1), 2010.
 * :func:`alpha_tstat` — the intercept of an OLS regression of the strategy's returns on the
   benchmark's, with Newey & West, "A Simple, Positive Semi-Definite, Heteroskedasticity and
   Autocorrelation Consistent Covariance Matrix", *Econometrica* 55(3), 1987, standard errors.
+
+Why the rules and not the trades' lengths: with a stop and a take profit, how long a trade
+lasts depends on the path its price took (a trade that ends in two bars went far, one way or
+the other, in two bars). Random trades of the *same lengths* placed elsewhere, most of them in
+quieter bars, vary less than the strategy's own trades even when its entries are random, so
+the strategy's total lands in either tail of that null too often: on markets without any edge
+a strategy that enters after large moves was "significant" at 5 % about twice as often as it
+should be (``tests/judging/test_permutation.py``). A random entry that then follows the
+strategy's rules goes far in a few bars exactly as the strategy's trades do.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,14 +36,13 @@ __all__ = [
     "AlphaResult",
     "PermutationResult",
     "alpha_tstat",
-    "exposure_matched_pvalue",
     "newey_west_lags",
-    "random_trade_starts",
+    "rules_matched_pvalue",
 ]
 
 #: Probabilities at which :class:`PermutationResult` reports the null distribution.
 NULL_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-# Elements of the (draws x trades) placement matrices per vectorised chunk: bounds memory.
+# Elements of the (draws x trades) index matrices per vectorised chunk: bounds memory.
 _CHUNK_ELEMENTS = 4_000_000
 
 
@@ -44,7 +54,7 @@ def _integer(name: str, value: int, minimum: int) -> int:
 
 @dataclass(frozen=True)
 class PermutationResult:
-    """Outcome of :func:`exposure_matched_pvalue`.
+    """Outcome of :func:`rules_matched_pvalue`.
 
     Attributes:
         p_value: ``(1 + #{null >= observed}) / (n_draws + 1)`` (Phipson & Smyth 2010), in
@@ -52,7 +62,7 @@ class PermutationResult:
         percentile: share of the null draws below the observed total, ties counted half, in
             percent (0 to 100).
         null_quantiles: the null totals at the probabilities of :data:`NULL_QUANTILES`.
-        n_draws: number of random placements drawn.
+        n_draws: number of random draws.
     """
 
     p_value: float
@@ -61,130 +71,72 @@ class PermutationResult:
     n_draws: int
 
 
-def random_trade_starts(
-    n_bars: int, trade_lengths: np.ndarray, n_draws: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Start bars of ``len(trade_lengths)`` non-overlapping trades, ``n_draws`` times.
-
-    The method (sampling the gaps): with ``k`` trades covering ``L = Σ lengths`` bars, the
-    ``F = n_bars − L`` free bars fall into ``k + 1`` gaps (before, between and after the
-    trades). A uniformly random subset ``c_0 < … < c_{k−1}`` of ``{0, …, F + k − 1}`` (the
-    positions of the ``k`` smallest of ``F + k`` uniform random keys) gives the gaps by stars
-    and bars, every composition of ``F`` into ``k + 1`` gaps being equally likely; the trades
-    are laid out in a uniformly random order. The ``i``-th trade laid out starts at
-    ``c_i − i + Σ_{j<i} ℓ_j`` (the free bars before it plus the lengths of the trades before
-    it). Every arrangement of the trades in the bars is thus equally likely, trades never
-    overlap (they may touch), and each lies inside ``[0, n_bars)``. Cost: ``O(n_draws · n_bars)``.
-
-    Args:
-        n_bars: bars available (>= the total length of the trades).
-        trade_lengths: 1-D lengths in bars, each >= 1.
-        n_draws: placements to draw.
-        rng: the generator to draw from.
-
-    Returns:
-        ``(starts, lengths)``, both ``(n_draws, k)`` integer arrays: row ``d`` holds draw
-        ``d``'s trades in the order laid out (increasing starts) and their lengths.
-    """
-    lengths = np.asarray(trade_lengths, dtype=np.int64)
-    k = lengths.size
-    total = int(lengths.sum())
-    if k < 1 or np.any(lengths < 1) or total > n_bars:
-        raise ValueError(
-            f"trade_lengths must be >= 1 and fit in the {n_bars} bars, got a total of {total}"
-        )
-    slots = n_bars - total + k
-    keys = rng.random((n_draws, slots))
-    chosen = np.sort(np.argpartition(keys, k - 1, axis=1)[:, :k], axis=1)
-    laid_out = rng.permuted(np.tile(lengths, (n_draws, 1)), axis=1)
-    before = np.cumsum(laid_out, axis=1) - laid_out
-    starts = chosen - np.arange(k) + before
-    return starts, laid_out
-
-
-def exposure_matched_pvalue(
-    bar_log_returns: np.ndarray,
-    trade_starts: np.ndarray,
-    trade_lengths: np.ndarray,
-    observed_total: float,
+def rules_matched_pvalue(
+    entry_returns: Mapping[int, np.ndarray],
+    trades: Sequence[tuple[int, int]],
     n_draws: int = 1000,
     seed: int = 0,
-    cost_per_trade: float = 0.0,
 ) -> PermutationResult:
-    """p-value of a strategy's total trade return against random trades of the same exposure.
+    """p-value of a strategy's trades against as many trades entered at random under its rules.
 
-    The null hypothesis: the strategy's entries are no better than random ones. Each null draw
-    places trades with the **same number and lengths** as the strategy's at random
-    non-overlapping start bars within the same bars (:func:`random_trade_starts`); a trade
-    starting at bar ``s`` with length ``ℓ`` returns ``Σ_{t=s}^{s+ℓ−1} r_t − cost_per_trade``
-    (log returns add up over the bars it holds), computed from cumulative sums. The draw's
-    total is the sum over its trades. The null trades are **long**: pass the observed total
-    of a long-only strategy (or of its long trades), computed in the same way.
+    ``entry_returns[side][i]``: the net return of a trade entered at candidate bar ``i`` on
+    ``side`` (+1 long, -1 short) that then follows the strategy's exit rules, fees and
+    slippage (:func:`cryptosweep.trading.steps.random_entry_returns`); ``trades``: the
+    strategy's own trades as ``(i, side)``. The observed total is the sum of its trades'
+    ``entry_returns[side][i]``. The null hypothesis: the entries are no better than random
+    ones. Each null draw enters, for each side, as many trades as the strategy did on that
+    side, at candidate bars drawn uniformly and independently (with replacement: the null's
+    trades may overlap, which makes its totals vary a little more, so the test a little
+    conservative), and sums their returns.
 
     p-value: ``(1 + #{null >= observed}) / (n_draws + 1)``, the exact p-value of a test with
     randomly drawn permutations (Phipson & Smyth 2010), never 0.
 
     Args:
-        bar_log_returns: 1-D per-bar log returns of the traded asset, finite.
-        trade_starts: the strategy's trades' first bars (validated: inside the bars and not
-            overlapping; the null does not use them otherwise).
-        trade_lengths: the trades' lengths in bars (>= 1), aligned with ``trade_starts``.
-        observed_total: the strategy's total, ``Σ`` over its trades of (log return − cost).
-        n_draws: random placements (>= 1).
+        entry_returns: per side, a non-empty 1-D array of finite returns.
+        trades: ``(i, side)`` pairs, at least one; ``i`` a whole number in
+            ``[0, len(entry_returns[side]))``.
+        n_draws: random draws (>= 1).
         seed: seed of ``numpy.random.default_rng``; the result is deterministic given it.
-        cost_per_trade: subtracted from every trade's log return, as from the observed ones.
 
     Raises:
-        ValueError: naming the bad argument (no trades, trades outside the bars or
-            overlapping, lengths < 1, non-finite values, bad ``n_draws``/``seed``).
+        ValueError: naming the bad argument (no trades, a side without entry returns, an index
+            outside them, non-finite returns, bad ``n_draws``/``seed``).
     """
-    r = np.asarray(bar_log_returns, dtype=float)
-    if r.ndim != 1 or r.size < 1:
-        raise ValueError(f"bar_log_returns must be a non-empty 1-D array, got shape {r.shape}")
-    if not np.all(np.isfinite(r)):
-        raise ValueError("bar_log_returns must be finite (no NaN or inf)")
-    starts = np.asarray(trade_starts)
-    lengths = np.asarray(trade_lengths)
-    if starts.ndim != 1 or starts.size < 1:
-        raise ValueError(f"trade_starts must be a non-empty 1-D array, got shape {starts.shape}")
-    if lengths.shape != starts.shape:
-        raise ValueError(
-            f"trade_lengths must align with trade_starts, got {lengths.shape} and {starts.shape}"
-        )
-    for name, values in (("trade_starts", starts), ("trade_lengths", lengths)):
-        if not np.issubdtype(values.dtype, np.number) or not np.all(
-            np.isfinite(values) & (values == np.round(values))
-        ):
-            raise ValueError(f"{name} must hold whole numbers")
-    starts = starts.astype(np.int64)
-    lengths = lengths.astype(np.int64)
-    if np.any(lengths < 1):
-        raise ValueError("trade_lengths must all be >= 1")
-    if np.any(starts < 0) or np.any(starts + lengths > r.size):
-        raise ValueError(f"trade_starts/trade_lengths put a trade outside the {r.size} bars")
-    order = np.argsort(starts, kind="stable")
-    ends = starts[order] + lengths[order]
-    if np.any(starts[order][1:] < ends[:-1]):
-        raise ValueError("trade_starts/trade_lengths describe overlapping trades")
-    observed = float(observed_total)
-    if not math.isfinite(observed):
-        raise ValueError(f"observed_total must be finite, got {observed_total!r}")
-    cost = float(cost_per_trade)
-    if not math.isfinite(cost):
-        raise ValueError(f"cost_per_trade must be finite, got {cost_per_trade!r}")
+    candidates: dict[int, np.ndarray] = {}
+    for side, values in entry_returns.items():
+        array = np.asarray(values, dtype=float)
+        if array.ndim != 1 or array.size < 1:
+            raise ValueError(f"entry_returns[{side}] must be a non-empty 1-D array, got shape "
+                             f"{array.shape}")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"entry_returns[{side}] must be finite (no NaN or inf)")
+        candidates[int(side)] = array
+    if not trades:
+        raise ValueError("trades must hold at least one (index, side) pair")
+    observed = 0.0
+    per_side: dict[int, int] = {}
+    for index, side in trades:
+        if int(side) not in candidates:
+            raise ValueError(f"trades: side {side!r} has no entry_returns")
+        values = candidates[int(side)]
+        if isinstance(index, bool) or int(index) != index or not 0 <= index < values.size:
+            raise ValueError(f"trades: index {index!r} is not a whole number in [0, "
+                             f"{values.size}) for side {side}")
+        observed += float(values[int(index)])
+        per_side[int(side)] = per_side.get(int(side), 0) + 1
     n_draws = _integer("n_draws", n_draws, 1)
     seed = _integer("seed", seed, 0)
 
     rng = np.random.default_rng(seed)
-    cumulative = np.concatenate([[0.0], np.cumsum(r)])
-    k = lengths.size
-    chunk = max(1, _CHUNK_ELEMENTS // (r.size + k))
-    null = np.empty(n_draws)
-    for first in range(0, n_draws, chunk):
-        last = min(first + chunk, n_draws)
-        placed, laid_out = random_trade_starts(r.size, lengths, last - first, rng)
-        gains = cumulative[placed + laid_out] - cumulative[placed]
-        null[first:last] = gains.sum(axis=1) - k * cost
+    null = np.zeros(n_draws)
+    for side in sorted(per_side, reverse=True):  # the longs drawn first, then the shorts
+        values, k = candidates[side], per_side[side]
+        chunk = max(1, _CHUNK_ELEMENTS // k)
+        for first in range(0, n_draws, chunk):
+            last = min(first + chunk, n_draws)
+            null[first:last] += values[rng.integers(0, values.size, size=(last - first, k))
+                                       ].sum(axis=1)
 
     quantiles = np.quantile(null, NULL_QUANTILES)
     at_least = int(np.count_nonzero(null >= observed))

@@ -134,6 +134,12 @@ def inner_trials(rows: list[EvaluationRow]) -> list[LedgerTrial]:
     return trials
 
 
+def entry_returns_kind(side: int) -> str:
+    """The journal's ``extra_returns`` kind of a holdout evaluation's random entries on
+    ``side`` (+1, -1) under its rules: the permutation test's null."""
+    return f"holdout_entries:{side:+d}"
+
+
 def statistics(
     config: SweepConfig, seed: int, run_dir: Path, journal: Journal,
     rows: list[EvaluationRow], leaders: list[EvaluationRow], winner: EvaluationRow | None,
@@ -172,10 +178,13 @@ def statistics(
         market_returns = journal.get_baseline_returns("holdout").get("buy_and_hold")
         holdout_returns = journal.get_returns("holdout").get(winner.eval_id)
         if holdout_returns is not None:
-            costs = config.objective.fees_bps + config.objective.slippage_bps
+            entry_returns = {side: journal.get_extra_returns(entry_returns_kind(side))
+                             .get(winner.eval_id) for side in (1, -1)}
             out["holdout"] = holdout_evidence(
                 holdout_returns, winner_holdout.get("holdout_trade_spans") or [],
-                market_returns, cost_per_trade=2.0 * costs / 1e4, seed=seed)
+                market_returns, seed=seed,
+                entry_returns={side: values for side, values in entry_returns.items()
+                               if values is not None} or None)
             out["holdout"]["looks"] = len(looks)
     return out
 

@@ -44,6 +44,7 @@ from cryptosweep.strategies import Strategy
 from cryptosweep.sweep.champion import Champion, champion_request, comparison, read_champion
 from cryptosweep.sweep.evidence import (
     common_bars,
+    entry_returns_kind,
     finite_or_none,
     ledger_path,
     paired_test,
@@ -337,6 +338,9 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
         result = outcome.result
         if payload["kind"] == "holdout":
             journal.put_returns("holdout", payload["eval_id"], result.pop("holdout_returns"))
+            for side, values in result.pop("holdout_entry_returns", {}).items():
+                journal.put_extra_returns(entry_returns_kind(int(side)), payload["eval_id"],
+                                          values)
             journal.put_extra("holdout", payload["eval_id"], result)
         elif payload["kind"] == "rerun":
             journal.put_extra("repro", payload["eval_id"], result)
@@ -355,6 +359,7 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
         else:
             journal.put_extra_returns(CHAMPION_HOLDOUT, RUN_LEVEL_ID,
                                       result.pop("holdout_returns"))
+            result.pop("holdout_entry_returns", None)  # the champion is not permutation-tested
             journal.put_extra("champion", RUN_LEVEL_ID,
                             {"manifest_sha256": payload["digest"], "holdout": result})
         log.info("end of the sweep %d/%d: %s done", done, expected, payload["task"])

@@ -78,6 +78,7 @@ from cryptosweep.trading.steps import (
     full_rounds,
     load_market,
     predict_probabilities,
+    random_entry_returns,
     train_before,
     training_labels,
     training_weights,
@@ -243,7 +244,10 @@ def evaluate_holdout(
     from development bars only, so none do). Returns every metric of the holdout backtest with
     a ``holdout_`` prefix, ``holdout_bars``, ``holdout_trade_spans`` (each trade's first bar
     relative to the holdout start, its length in bars and side: what a permutation test
-    matches exposure with), ``holdout_returns`` (per bar) and, with ``stress_multiplier``,
+    matches exposure with), ``holdout_entry_returns`` (per side the configuration may take,
+    ``"1"`` long and ``"-1"`` short, the net return of a trade entered at each holdout bar
+    under its rules: :func:`~cryptosweep.trading.steps.random_entry_returns`, the permutation
+    test's null), ``holdout_returns`` (per bar) and, with ``stress_multiplier``,
     ``holdout_stress``: the same predictions backtested with fees and slippage multiplied by
     it (the cost stress of the deployment gate).
     """
@@ -260,6 +264,10 @@ def evaluate_holdout(
         [int(trade.entry_bar), int(trade.exit_bar - trade.entry_bar + 1), int(trade.side)]
         for trade in result.trades
     ]
+    out["holdout_entry_returns"] = {
+        str(side): values.tolist()
+        for side, values in random_entry_returns(market, block.bars, trading,
+                                                 spec.objective).items()}
     if stress_multiplier is not None:
         costly = spec.objective.model_copy(update={
             "fees_bps": spec.objective.fees_bps * stress_multiplier,
