@@ -204,6 +204,14 @@ def test_validate_checks_config_and_data_without_running(write_config, tmp_path)
     hyperband = cli("validate", "--config", str(write_config(tiny_config(sweep_type="hyperband"))))
     assert hyperband.returncode == 0, hyperband.stderr
     assert hyperband.stdout.startswith("ok: tiny: hyperband (fidelity folds), ")
+    # continue_training asked for where it cannot act (only rounds continue) is said, once.
+    idle = cli("validate", "--config", str(write_config(tiny_config(
+        sweep_type="hyperband", hyperband__continue_training=True))))
+    assert idle.stdout.startswith("ok: tiny: hyperband (fidelity folds; hyperband."
+                                  "continue_training applies to rounds only), "), idle.stdout
+    acting = cli("validate", "--config", str(write_config(tiny_config(
+        sweep_type="hyperband", hyperband__continue_training=True, objective__fidelity="rounds"))))
+    assert acting.stdout.startswith("ok: tiny: hyperband (fidelity rounds), ")
     bad = cli("validate", "--config", str(write_config(tiny_config(random__n_trials=0))))
     assert bad.returncode == 2 and "random.n_trials" in bad.stderr
 

@@ -125,6 +125,47 @@ def test_re_scored_returns_are_checked_and_their_task_repaired(tmp_path):
     assert inspect_journal(db).damage == ()
 
 
+def test_a_damaged_permutation_null_re_evaluates_its_holdout(tmp_path):
+    """The random entries a holdout's permutation test draws from are part of that holdout's
+    evaluation: damaged, the whole holdout runs again (it alone cannot be recomputed), and a
+    damaged holdout result takes its random entries with it."""
+    from cryptosweep.records.inspection import inspect_journal
+    from cryptosweep.records.journal import holdout_entries_kind
+
+    db = tmp_path / "sweep.db"
+    journal = _finished_journal(db)
+    for side in (1, -1):
+        journal.put_extra_returns(holdout_entries_kind(side), 0, [0.01 * side, 0.0])
+    journal.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE extra_returns SET data = ? WHERE kind = 'holdout_entries:-1'",
+                     (pack_returns([0.5, 0.0])[1],))
+    conn.close()
+    info = inspect_journal(db, repair=True)
+    assert [(d.table, d.key) for d in info.damage] == [
+        ("extra_returns", ("holdout_entries:-1", 0))]
+    journal = Journal(db)
+    journal.repair(info.damage)
+    assert journal.get_extra("holdout") == {} and journal.get_returns("holdout") == {}
+    assert journal.get_extra_returns(holdout_entries_kind(1)) == {}
+    assert journal.get_extra_returns(holdout_entries_kind(-1)) == {}
+    assert journal.get_extra("rescore:1")  # nothing else is touched
+    for side in (1, -1):  # and the other way round
+        journal.put_extra_returns(holdout_entries_kind(side), 0, [0.0, 0.0])
+    journal.put_returns("holdout", 0, [0.1, 0.0])
+    journal.put_extra("holdout", 0, {"holdout_sharpe": 1.0})
+    journal.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE returns SET data = ? WHERE kind = 'holdout'",
+                     (pack_returns([0.2, 0.0])[1],))
+    conn.close()
+    journal = Journal(db)
+    journal.repair(inspect_journal(db, repair=True).damage)
+    assert journal.get_extra_returns(holdout_entries_kind(1)) == {}
+    journal.close()
+    assert inspect_journal(db).damage == ()
+
+
 def test_unsealed_re_scored_returns_of_a_schema_2_journal_are_legacy_not_damage(tmp_path):
     from cryptosweep.records.inspection import inspect_journal
 

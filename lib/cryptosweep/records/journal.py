@@ -84,6 +84,15 @@ from cryptosweep.records.integrity import (
 )
 from cryptosweep.records.schema import TABLES
 
+#: The ``extra_returns`` kinds of a holdout evaluation's random entries under its rules (the
+#: permutation test's null), one per side: ``holdout_entries:+1`` and ``holdout_entries:-1``.
+HOLDOUT_ENTRIES = "holdout_entries"
+
+
+def holdout_entries_kind(side: int) -> str:
+    """The ``extra_returns`` kind of a holdout evaluation's random entries on ``side``."""
+    return f"{HOLDOUT_ENTRIES}:{side:+d}"
+
 
 class Journal:
     """One run's journal. Safe to share between the runner and the monitor thread.
@@ -481,11 +490,15 @@ class Journal:
                                ("DELETE FROM returns WHERE kind = 'validation' AND eval_id = ?",
                                 (rerun,)),
                                ("DELETE FROM evaluations WHERE eval_id = ?", (rerun,))]
-            elif item.table in ("returns", "extra_evaluations") and item.key[0] == "holdout":
+            elif ((item.table in ("returns", "extra_evaluations") and item.key[0] == "holdout")
+                  or (item.table == "extra_returns"
+                      and str(item.key[0]).startswith(HOLDOUT_ENTRIES + ":"))):
                 statements += [("DELETE FROM returns WHERE kind = 'holdout' AND eval_id = ?",
                                 (item.key[1],)),
                                ("DELETE FROM extra_evaluations WHERE kind = 'holdout' AND "
-                                "eval_id = ?", (item.key[1],))]
+                                "eval_id = ?", (item.key[1],)),
+                               ("DELETE FROM extra_returns WHERE kind LIKE ? AND eval_id = ?",
+                                (HOLDOUT_ENTRIES + ":%", item.key[1]))]
             elif item.table == "baseline_returns" or item.key[0] == "baselines":
                 statements += [("DELETE FROM baseline_returns", ()),
                                ("DELETE FROM extra_evaluations WHERE kind = 'baselines'", ())]

@@ -27,7 +27,7 @@ from cryptosweep.judging.comparison import jobson_korkie_memmel
 from cryptosweep.judging.holdout_power import holdout_evidence
 from cryptosweep.judging.selection import selection_evidence
 from cryptosweep.records.evaluations import EvaluationRow
-from cryptosweep.records.journal import Journal
+from cryptosweep.records.journal import Journal, holdout_entries_kind
 from cryptosweep.records.ledger import (
     LEDGER_NAME,
     LedgerTrial,
@@ -134,12 +134,6 @@ def inner_trials(rows: list[EvaluationRow]) -> list[LedgerTrial]:
     return trials
 
 
-def entry_returns_kind(side: int) -> str:
-    """The journal's ``extra_returns`` kind of a holdout evaluation's random entries on
-    ``side`` (+1, -1) under its rules: the permutation test's null."""
-    return f"holdout_entries:{side:+d}"
-
-
 def statistics(
     config: SweepConfig, seed: int, run_dir: Path, journal: Journal,
     rows: list[EvaluationRow], leaders: list[EvaluationRow], winner: EvaluationRow | None,
@@ -178,7 +172,7 @@ def statistics(
         market_returns = journal.get_baseline_returns("holdout").get("buy_and_hold")
         holdout_returns = journal.get_returns("holdout").get(winner.eval_id)
         if holdout_returns is not None:
-            entry_returns = {side: journal.get_extra_returns(entry_returns_kind(side))
+            entry_returns = {side: journal.get_extra_returns(holdout_entries_kind(side))
                              .get(winner.eval_id) for side in (1, -1)}
             out["holdout"] = holdout_evidence(
                 holdout_returns, winner_holdout.get("holdout_trade_spans") or [],

@@ -37,14 +37,13 @@ from cryptosweep.judging.overfitting import (
     probability_of_backtest_overfitting,
 )
 from cryptosweep.records.evaluations import EvaluationRow, configured, without_search
-from cryptosweep.records.journal import Journal
+from cryptosweep.records.journal import Journal, holdout_entries_kind
 from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import best_configs, build_results, resource_usage, text_report
 from cryptosweep.strategies import Strategy
 from cryptosweep.sweep.champion import Champion, champion_request, comparison, read_champion
 from cryptosweep.sweep.evidence import (
     common_bars,
-    entry_returns_kind,
     finite_or_none,
     ledger_path,
     paired_test,
@@ -246,9 +245,12 @@ def _pending_tasks(config: SweepConfig, seed: int, run_dir: Path, journal: Journ
     spec = config.objective_spec()
     payload_spec = spec.to_payload()
     # An evaluation counts as journaled only with its per-bar returns too (the statistics
-    # read them): one whose returns were lost is evaluated again, to the same numbers.
+    # read them), a holdout also with its random entries (the permutation test's null; one
+    # journaled before they were kept is evaluated again): one that lacks them is evaluated
+    # again, to the same numbers.
+    entries = journal.get_extra_returns(holdout_entries_kind(1))
     holdout = {eval_id: metrics for eval_id, metrics in journal.get_extra("holdout").items()
-               if eval_id in journal.get_returns("holdout")}
+               if eval_id in journal.get_returns("holdout") and eval_id in entries}
     tasks: list[dict[str, Any]] = []
 
     def task(kind: str, name: str, **fields: Any) -> None:
@@ -339,7 +341,7 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
         if payload["kind"] == "holdout":
             journal.put_returns("holdout", payload["eval_id"], result.pop("holdout_returns"))
             for side, values in result.pop("holdout_entry_returns", {}).items():
-                journal.put_extra_returns(entry_returns_kind(int(side)), payload["eval_id"],
+                journal.put_extra_returns(holdout_entries_kind(int(side)), payload["eval_id"],
                                           values)
             journal.put_extra("holdout", payload["eval_id"], result)
         elif payload["kind"] == "rerun":

@@ -35,8 +35,13 @@ class SweepPlan:
         """The one line ``validate`` prints (and ``run`` logs)."""
         data = self.data
         # What Hyperband's lower rungs buy: the default changed (rounds, then folds).
-        fidelity = (f" (fidelity {config.objective.fidelity})"
-                    if config.sweep_type == "hyperband" else "")
+        fidelity = ""
+        if config.sweep_type == "hyperband":
+            # An explicit continue_training: true does nothing outside rounds: say so.
+            idle = (config.hyperband.continue_training and config.objective.fidelity != "rounds"
+                    and "continue_training" in config.hyperband.model_fields_set)
+            note = "; hyperband.continue_training applies to rounds only" if idle else ""
+            fidelity = f" (fidelity {config.objective.fidelity}{note})"
         return (f"{config.name}: {config.sweep_type}{fidelity}, {self.evaluations} evaluations, "
                 f"{self.budget:g} budget units (full budget {config.full_budget_units} x "
                 f"{config.objective.rounds_per_unit:g} rounds), data {data['first_bar']} .. "
