@@ -14,9 +14,11 @@ process's out-of-sample track and its verdict.
 * ``dsr``: the probabilistic (``psr``, against 0) and deflated Sharpe ratio (Bailey & López de
   Prado 2014) of the out-of-sample track, with N = the walk-forward designs tried
   (``n_designs``: the most full-budget configurations one window's search tried; each, traded
-  through every window, is a design the process chose among) and the variance of every
-  window's full-budget per-bar Sharpe ratios (from their validation returns in the windows'
-  journals); ``n_configurations`` is every full-budget configuration over all windows.
+  through every window, is a design the process chose among) and the variance
+  ``deployment.dsr_variance`` names, as the gate's DSR (:mod:`cryptosweep.judging.selection`):
+  ``no_skill``, ``1/(T − 1)`` on the track's ``T`` bars; ``trials``, that of every window's
+  full-budget per-bar Sharpe ratios (from their validation returns in the windows' journals);
+  ``n_configurations`` is every full-budget configuration over all windows.
 * The track is what the **process** traded (:mod:`.process`): per segment the approved
   winner, the kept champion, or flat (``windows[k].process``); ``winner_oos_score`` is the
   window's winner on its segment whatever the gate said.
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -112,7 +114,8 @@ def build_results(config: SweepConfig, seed: int, layout: list[dict[str, Any]],
             "overall": efficiency(oos_annual, mean_is) if is_annual else None,
             "mean_in_sample_annual_return": mean_is if is_annual else None,
         },
-        "dsr": _dsr(returns, np.asarray(sharpes), designs, periods),
+        "dsr": _dsr(returns, np.asarray(sharpes), designs, periods,
+                    config.deployment.dsr_variance),
         "n_configurations": len(sharpes),
         "n_designs": designs,
         "parameters": {"paths": paths,
@@ -203,15 +206,20 @@ def _baseline(name: str, segments: list[dict[str, Any]], periods: float) -> dict
             "returns": [float(r) for r in returns]}
 
 
-def _dsr(returns: np.ndarray, sharpes: np.ndarray, designs: int, periods: float
-         ) -> dict[str, Any]:
+def _dsr(returns: np.ndarray, sharpes: np.ndarray, designs: int, periods: float,
+         variance: Literal["no_skill", "trials"]) -> dict[str, Any]:
     """PSR(0) and the DSR of the track with N = ``designs`` (the configurations a window's
     search tried: each, traded through every window, is a walk-forward design the process
-    chose among) and the variance of every window's full-budget per-bar Sharpe ratios."""
+    chose among) and the ``variance`` of Sharpe ratios ``deployment.dsr_variance`` names:
+    ``no_skill``, ``1/(T − 1)`` (a design without skill traded over the track's ``T`` bars);
+    ``trials``, that of every window's full-budget per-bar Sharpe ratios."""
     try:
         out = deflated_sharpe_from_returns(returns, sharpes)
     except ValueError as exc:  # e.g. a track that never traded: constant returns
         return {"dsr": None, "psr": None, "why_not": str(exc), "n_trials": designs}
+    if variance == "no_skill":
+        out["sr_variance"] = 1.0 / (out["n_obs"] - 1)
+    out["dsr_variance"] = variance
     out["n_trials"] = designs
     out["sr0"] = (expected_max_sharpe_ratio(out["sr_variance"], designs) if designs >= 2
                   else 0.0)

@@ -52,7 +52,10 @@ def text_report(results: dict[str, Any]) -> str:
         f"PSR(0) of the out-of-sample track: {share(dsr.get('psr'))}; DSR: "
         f"{share(dsr.get('dsr'))} over N={results.get('n_designs')} walk-forward designs (the "
         f"configurations one window's search tried; {results['n_configurations']} over all "
-        "windows)" + (f" ({dsr['why_not']})" if dsr.get("why_not") else ""),
+        "windows)" + (f" ({dsr['why_not']})" if dsr.get("why_not") else "")
+        + ({"no_skill": ", SR0 from the variance of a Sharpe ratio without skill",
+            "trials": ", SR0 from the spread of the windows' Sharpe ratios"}
+           .get(dsr.get("dsr_variance"), "")),
         "",
         "windows (IS: the winner's validation score in its window; OOS: what the process "
         "traded on the segment, and why):",

@@ -1,0 +1,47 @@
+"""The walk-forward track's deflated Sharpe ratio: the variance SR0 rests on follows
+``deployment.dsr_variance`` as the gate's does (it used the windows' Sharpe ratios' spread
+whatever the setting), checked against the formulas computed here (Bailey & López de Prado
+2014, eq. for SR0 and the PSR; Mertens 2002 for the variance without skill)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from cryptosweep.walkforward.combine import _dsr
+
+
+def expected(returns: np.ndarray, variance: float, n: int) -> tuple[float, float]:
+    """SR0 and the DSR by the paper's formulas, written out here."""
+    gamma = 0.5772156649015329
+    sr0 = math.sqrt(variance) * ((1 - gamma) * stats.norm.ppf(1 - 1 / n)
+                                 + gamma * stats.norm.ppf(1 - 1 / (n * math.e)))
+    sr = returns.mean() / returns.std(ddof=1)
+    skew = stats.skew(returns, bias=False)
+    kurt = stats.kurtosis(returns, fisher=False, bias=False)
+    z = (sr - sr0) * math.sqrt(len(returns) - 1) / math.sqrt(
+        1 - skew * sr + (kurt - 1) / 4 * sr ** 2)
+    return sr0, float(stats.norm.cdf(z))
+
+
+@pytest.mark.parametrize("rule", ["no_skill", "trials"])
+def test_the_tracks_dsr_deflates_by_the_variance_the_setting_names(rule):
+    rng = np.random.default_rng(4)
+    track = rng.normal(0.0004, 0.01, 3000)
+    sharpes = rng.normal(0.0, 0.05, 12)  # the windows' configurations: a wide spread
+    out = _dsr(track, sharpes, 9, 8766.0, rule)
+    variance = 1 / (len(track) - 1) if rule == "no_skill" else float(np.var(sharpes, ddof=1))
+    sr0, dsr = expected(track, variance, 9)
+    assert out["dsr_variance"] == rule and out["n_trials"] == 9
+    assert out["sr_variance"] == pytest.approx(variance, rel=1e-12)
+    assert out["sr0"] == pytest.approx(sr0, rel=1e-9)
+    assert out["dsr"] == pytest.approx(dsr, rel=1e-9)
+    assert out["sr0_annualised"] == pytest.approx(sr0 * math.sqrt(8766.0), rel=1e-9)
+
+
+def test_a_track_that_never_traded_says_why():
+    out = _dsr(np.zeros(100), np.array([0.1, 0.2]), 2, 8766.0, "no_skill")
+    assert out["dsr"] is None and out["why_not"]
