@@ -1,73 +1,34 @@
-"""The holdout tested with power: timing skill is told from exposure to the market's drift."""
+"""The holdout tested with power: PSR(0), MinTRL, alpha and the permutation test's p-value
+assembled from one holdout record, and what cannot be computed said."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from cryptosweep.judging.holdout_power import holdout_evidence
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
+from cryptosweep.judging.permutation import rotation_pvalue
 
 
 def market(n: int = 2000, drift: float = 0.0, seed: int = 3) -> np.ndarray:
     return np.random.default_rng(seed).normal(drift, 0.01, n)
 
 
-def held_for(bars: np.ndarray, length: int) -> np.ndarray:
-    """What a trade entered at the open of bar ``e`` (element ``e - 1``) and held ``length``
-    bars earns, per entry bar from the second on: the rules of a time exit, without costs."""
-    cumulative = np.concatenate([[0.0], np.cumsum(bars)])
-    entries = np.arange(1, len(bars))
-    return cumulative[np.minimum(entries + length, len(bars))] - cumulative[entries]
-
-
-def strategy(returns: np.ndarray, spans: list[list[int]]) -> np.ndarray:
-    out = np.zeros_like(returns)
-    for start, length, side in spans:
-        out[start:start + length] = side * returns[start:start + length]
-    return out
-
-
-def test_entries_timed_on_the_best_bars_beat_random_entries() -> None:
+def test_the_permutation_block_is_the_rotations_p_value() -> None:
     bars = market()
-    best = np.argsort(bars[1:])[-60:] + 1  # a strategy that knows where the up-moves are
-    spans = [[int(b), 1, 1] for b in sorted(best)]
-    evidence = holdout_evidence(strategy(bars, spans), spans, bars,
-                                entry_returns={1: held_for(bars, 1)}, seed=1)
+    rotations = np.concatenate([[0.4], np.random.default_rng(1).normal(0.0, 0.1, 999)])
+    evidence = holdout_evidence(bars * (bars > 0), bars, rotations)
+    test = rotation_pvalue(rotations)
+    assert evidence["permutation"] == {"p_value": test.p_value, "percentile": test.percentile,
+                                       "n_draws": 999, "null": "rotations",
+                                       "observed_total": 0.4}
     assert evidence["permutation"]["p_value"] < 0.01
-    assert evidence["permutation"]["n_trades"] == 60
-    assert evidence["alpha"]["t_stat"] > 3
-
-
-def test_random_entries_in_a_rising_market_are_not_evidence() -> None:
-    """The bull-market trap: random long trades earn the drift, the permutation test says so
-    even though the holdout Sharpe ratio is positive."""
-    bars = market(drift=0.002)
-    rng = np.random.default_rng(9)
-    starts = np.sort(rng.choice(np.arange(20, 1980, 20), 30, replace=False))
-    spans = [[int(s), 10, 1] for s in starts]
-    returns = strategy(bars, spans)
-    evidence = holdout_evidence(returns, spans, bars, entry_returns={1: held_for(bars, 10)},
-                                seed=1)
-    assert returns.mean() > 0 and evidence["psr0"] > 0.95  # the old criterion would pass
-    assert evidence["permutation"]["p_value"] > 0.05
-
-
-def test_short_trades_are_tested_against_random_shorts() -> None:
-    bars = market()
-    worst = np.argsort(bars[1:])[:40] + 1  # shorts that knew where the down-moves are
-    spans = [[int(b), 1, -1] for b in sorted(worst)]
-    entries = {1: held_for(bars, 1), -1: -held_for(bars, 1)}
-    evidence = holdout_evidence(strategy(bars, spans), spans, bars, entry_returns=entries,
-                                seed=2)
-    assert evidence["permutation"]["p_value"] < 0.01
-    assert evidence["permutation"]["observed_total"] == pytest.approx(-sum(bars[b] for b in worst))
+    assert evidence["alpha"]["t_stat"] > 3  # it holds only the rising bars
 
 
 def test_psr_and_min_track_record_are_consistent() -> None:
     bars = market(drift=0.001)
-    spans = [[0, 2000, 1]]
-    evidence = holdout_evidence(bars, spans, bars, entry_returns=None, seed=0)
+    evidence = holdout_evidence(bars, bars, None)
     sr = bars.mean() / bars.std(ddof=1)
     assert evidence["sharpe_per_bar"] == sr
     mintrl = evidence["min_track_record_bars"]
@@ -79,16 +40,13 @@ def test_psr_and_min_track_record_are_consistent() -> None:
 
 
 def test_what_cannot_be_computed_says_why() -> None:
-    evidence = holdout_evidence([0.0, 0.0], [], None, entry_returns=None, seed=0)
+    evidence = holdout_evidence([0.0, 0.0], None, None)
     assert evidence["psr0"] is None and evidence["why_not"]
     bars = market(200)
-    evidence = holdout_evidence(bars, [[5, 5, 1]], bars, entry_returns=None, seed=0)
+    evidence = holdout_evidence(bars, bars, None)
     assert evidence["permutation"] is None and evidence["alpha"] is not None
-    assert any("before they were recorded" in why for why in evidence["why_not"])
-    evidence = holdout_evidence(bars, [], bars, entry_returns={1: held_for(bars, 5)}, seed=0)
-    assert evidence["permutation"] is None
-    assert any("no trade on the holdout" in why for why in evidence["why_not"])
-    evidence = holdout_evidence(bars, [[5, 5, -1]], bars,
-                                entry_returns={1: held_for(bars, 5)}, seed=0)
-    assert evidence["permutation"] is None
-    assert any("side -1 has no entry_returns" in why for why in evidence["why_not"])
+    assert any("before its signal's rotations were kept" in why for why in evidence["why_not"])
+    evidence = holdout_evidence(bars, bars[:100], np.array([0.1]))
+    assert evidence["permutation"] is None and evidence["alpha"] is None
+    assert any("not on the same bars" in why for why in evidence["why_not"])
+    assert any("at least one rotation" in why for why in evidence["why_not"])

@@ -125,33 +125,30 @@ def test_re_scored_returns_are_checked_and_their_task_repaired(tmp_path):
     assert inspect_journal(db).damage == ()
 
 
-def test_a_damaged_permutation_null_re_evaluates_its_holdout(tmp_path):
-    """The random entries a holdout's permutation test draws from are part of that holdout's
-    evaluation: damaged, the whole holdout runs again (it alone cannot be recomputed), and a
-    damaged holdout result takes its random entries with it."""
+def test_damaged_rotations_re_evaluate_their_holdout(tmp_path):
+    """The rotations a holdout's permutation test counts are part of that holdout's evaluation:
+    damaged, the whole holdout runs again (they alone cannot be recomputed without its model),
+    and a damaged holdout result takes its rotations with it."""
     from cryptosweep.records.inspection import inspect_journal
-    from cryptosweep.records.journal import holdout_entries_kind
+    from cryptosweep.records.journal import HOLDOUT_ROTATIONS
 
     db = tmp_path / "sweep.db"
     journal = _finished_journal(db)
-    for side in (1, -1):
-        journal.put_extra_returns(holdout_entries_kind(side), 0, [0.01 * side, 0.0])
+    journal.put_extra_returns(HOLDOUT_ROTATIONS, 0, [0.2, 0.1, -0.1])
     journal.close()
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE extra_returns SET data = ? WHERE kind = 'holdout_entries:-1'",
-                     (pack_returns([0.5, 0.0])[1],))
+        conn.execute("UPDATE extra_returns SET data = ? WHERE kind = 'holdout_rotations'",
+                     (pack_returns([0.5, 0.1, -0.1])[1],))
     conn.close()
     info = inspect_journal(db, repair=True)
     assert [(d.table, d.key) for d in info.damage] == [
-        ("extra_returns", ("holdout_entries:-1", 0))]
+        ("extra_returns", ("holdout_rotations", 0))]
     journal = Journal(db)
     journal.repair(info.damage)
     assert journal.get_extra("holdout") == {} and journal.get_returns("holdout") == {}
-    assert journal.get_extra_returns(holdout_entries_kind(1)) == {}
-    assert journal.get_extra_returns(holdout_entries_kind(-1)) == {}
+    assert journal.get_extra_returns(HOLDOUT_ROTATIONS) == {}
     assert journal.get_extra("rescore:1")  # nothing else is touched
-    for side in (1, -1):  # and the other way round
-        journal.put_extra_returns(holdout_entries_kind(side), 0, [0.0, 0.0])
+    journal.put_extra_returns(HOLDOUT_ROTATIONS, 0, [0.2, 0.1, -0.1])  # the other way round
     journal.put_returns("holdout", 0, [0.1, 0.0])
     journal.put_extra("holdout", 0, {"holdout_sharpe": 1.0})
     journal.close()
@@ -161,7 +158,7 @@ def test_a_damaged_permutation_null_re_evaluates_its_holdout(tmp_path):
     conn.close()
     journal = Journal(db)
     journal.repair(inspect_journal(db, repair=True).damage)
-    assert journal.get_extra_returns(holdout_entries_kind(1)) == {}
+    assert journal.get_extra_returns(HOLDOUT_ROTATIONS) == {}
     journal.close()
     assert inspect_journal(db).damage == ()
 

@@ -136,17 +136,17 @@ def test_resume_of_a_finished_run_runs_nothing_and_rewrites_the_same_results(
         assert db.execute("SELECT MAX(attempt) FROM attempts").fetchone()[0] == 1
 
 
-def test_a_holdout_journaled_without_its_random_entries_is_evaluated_again(
+def test_a_holdout_journaled_without_its_rotations_is_evaluated_again(
         config_and_reference, tmp_path):
-    """A holdout journaled before the permutation test's random entries were kept (or whose
-    entries were lost) is evaluated again on resume, to the same numbers: the results are the
-    reference's byte for byte, permutation test included."""
+    """A holdout journaled before the permutation test's rotations were kept (or whose
+    rotations were lost) is evaluated again on resume, to the same numbers, and the log says
+    why: the results are the reference's byte for byte, permutation test included."""
     _, reference = config_and_reference
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "sweep.db").write_bytes((reference / "sweep.db").read_bytes())
     with sqlite3.connect(copy / "sweep.db") as db:
-        removed = db.execute("DELETE FROM extra_returns WHERE kind LIKE 'holdout_entries:%'"
+        removed = db.execute("DELETE FROM extra_returns WHERE kind = 'holdout_rotations'"
                              ).rowcount
     db.close()
     assert removed >= 1
@@ -154,7 +154,8 @@ def test_a_holdout_journaled_without_its_random_entries_is_evaluated_again(
     assert done.returncode == 0, done.stderr
     assert deterministic_bytes(copy) == deterministic_bytes(reference)
     log = (copy / "sweep_output.log").read_text()
-    assert "end of the sweep: " in log and "holdout-" in log
+    assert log.count("evaluated again: journaled before its permutation test's rotations") == (
+        removed)
 
 
 def test_a_run_journaled_before_a_setting_existed_resumes_as_it_was_made(

@@ -400,9 +400,9 @@ class DeploymentSettings(Strict):
         "the one small-sample threshold the report flags with too"
     )
     max_holdout_pvalue: float = Field(
-        default=0.05, gt=0, le=1, description="the winner's holdout beats random entries under "
-        "its own rules (as many trades entered at random times, each with its stop, take "
-        "profit, holding period and costs): permutation p-value at most this (1: criterion off)"
+        default=0.05, gt=0, le=1, description="the winner's holdout beats its own entry signal "
+        "at other times (the signal rotated in time, traded by the same rules): permutation "
+        "p-value at most this (1: criterion off)"
     )
     stress_multiplier: float = Field(
         default=2.0, ge=1, le=100, allow_inf_nan=False, description="fees and slippage are "

@@ -7,12 +7,12 @@ returns, its trades and the market's own per-bar returns on the same bars:
 
 * **PSR(0)** (Bailey & López de Prado 2012): the probability that the true Sharpe ratio is
   above 0, given the record's length, skewness and kurtosis.
-* **Permutation p-value** against random entries under the same rules
-  (:func:`~cryptosweep.judging.permutation.rules_matched_pvalue`; Phipson & Smyth 2010): as
-  many trades as the winner's, entered at random bars of the holdout, seeded, each following
-  the winner's own stop, take profit, holding period and costs; the share of such draws that
-  earn at least as much as the winner's own entries. Small means that the timing of the
-  entries, not the market's drift or the exit rules, made the return.
+* **Permutation p-value** against the strategy's own entry signal rotated in time
+  (:func:`~cryptosweep.judging.permutation.rotation_pvalue`; the null,
+  :mod:`cryptosweep.trading.rotation`; Phipson & Smyth 2010): each rotation traded by the same
+  rules, one position at a time; the share of rotations that earn at least as much as the
+  strategy. Small means that the timing of the entries, not the market's drift, the exit rules
+  or how often the signal fires, made the return.
 * **Alpha t-statistic** against buy-and-hold (OLS with Newey–West errors,
   :func:`~cryptosweep.judging.permutation.alpha_tstat`): the return not explained by holding the
   market.
@@ -24,19 +24,16 @@ returns, its trades and the market's own per-bar returns on the same bars:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
-from cryptosweep.judging.permutation import alpha_tstat, rules_matched_pvalue
+from cryptosweep.judging.permutation import alpha_tstat, rotation_pvalue
 from cryptosweep.judging.track_record import minimum_track_record_length
 from cryptosweep.trading.metrics import per_bar_sharpe
-
-#: Random placements of the permutation test (the issue's floor is 1,000).
-PERMUTATION_DRAWS = 2000
 
 
 def _moments(returns: np.ndarray) -> tuple[float, float]:
@@ -50,23 +47,18 @@ def _moments(returns: np.ndarray) -> tuple[float, float]:
 
 def holdout_evidence(
     returns: Sequence[float] | np.ndarray,
-    spans: Sequence[Sequence[int]],
     market_returns: Sequence[float] | np.ndarray | None,
+    rotations: Sequence[float] | np.ndarray | None,
     *,
-    entry_returns: Mapping[int, Sequence[float] | np.ndarray] | None,
-    seed: int,
-    n_draws: int = PERMUTATION_DRAWS,
     confidence: float = 0.95,
 ) -> dict[str, Any]:
     """The four numbers of the module docstring for one holdout record.
 
-    ``returns``: the winner's per-bar holdout returns; ``spans``: its trades as
-    ``[first bar, length, side]`` on the same bars; ``market_returns``: buy-and-hold's per-bar
-    returns on the same bars (``None``: no alpha); ``entry_returns``: per side, the net
-    return of a trade entered at each holdout bar from the second on under the winner's rules
-    (:func:`cryptosweep.trading.steps.random_entry_returns`; ``None``: no permutation test).
-    The trades are compared unsized, the null's as the winner's. Each value is ``None`` with a
-    ``why_not`` when it cannot be computed.
+    ``returns``: the winner's per-bar holdout returns; ``market_returns``: buy-and-hold's
+    per-bar returns on the same bars (``None``: no alpha); ``rotations``: the holdout's
+    :func:`~cryptosweep.trading.rotation.signal_rotations`, element 0 the strategy's total
+    (``None``: no permutation test). Each value is ``None`` with a ``why_not`` when it cannot
+    be computed.
     """
     r = np.asarray(returns, dtype=float)
     out: dict[str, Any] = {"n_bars": len(r), "psr0": None, "min_track_record_bars": None,
@@ -97,21 +89,16 @@ def holdout_evidence(
                             "hac_lags": alpha.hac_lags}
         except ValueError as exc:
             out["why_not"].append(f"alpha: {exc}")
-    if entry_returns is None:
-        out["why_not"].append("no returns of random entries under the winner's rules (a "
-                              "holdout evaluated before they were recorded): no permutation "
-                              "test")
-        return out
-    trades = [(int(start) - 1, int(side)) for start, _, side in spans]
-    if not trades:
-        out["why_not"].append("no trade on the holdout: no permutation test")
+    if rotations is None:
+        out["why_not"].append("the holdout was evaluated before its signal's rotations were "
+                              "kept")
         return out
     try:
-        test = rules_matched_pvalue(entry_returns, trades, n_draws=n_draws, seed=seed)
-        out["permutation"] = {"p_value": test.p_value, "percentile": test.percentile,
-                              "n_draws": test.n_draws, "n_trades": len(trades),
-                              "observed_total": sum(
-                                  float(entry_returns[side][index]) for index, side in trades)}
+        test = rotation_pvalue(rotations)
     except ValueError as exc:
         out["why_not"].append(f"permutation: {exc}")
+        return out
+    out["permutation"] = {"p_value": test.p_value, "percentile": test.percentile,
+                          "n_draws": test.n_draws, "null": "rotations",
+                          "observed_total": float(rotations[0])}
     return out

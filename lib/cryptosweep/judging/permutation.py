@@ -1,30 +1,20 @@
-"""Could random entries have done as well? A permutation test under the strategy's own rules,
-and alpha.
+"""Could entries at other times have done as well? A permutation test, and alpha.
 
-* :func:`rules_matched_pvalue` — a Monte Carlo permutation test of a strategy's trades against
-  the same number of trades entered at random times under the **same rules** (the same stop,
-  take profit, holding period, fees and slippage), so that only the timing of the entries is
-  tested, with the p-value of Phipson & Smyth, "Permutation P-values Should Never Be Zero:
-  Calculating Exact P-values When Permutations Are Randomly Drawn", *Statistical Applications
-  in Genetics and Molecular Biology* 9(1), 2010.
+* :func:`rotation_pvalue` — the p-value of a strategy's total against the totals of its own
+  entry signal rotated in time and traded by the same rules
+  (:mod:`cryptosweep.trading.rotation` explains the null and why it replaced random trades of
+  the same lengths), with the p-value of Phipson & Smyth, "Permutation P-values Should Never
+  Be Zero: Calculating Exact P-values When Permutations Are Randomly Drawn", *Statistical
+  Applications in Genetics and Molecular Biology* 9(1), 2010.
 * :func:`alpha_tstat` — the intercept of an OLS regression of the strategy's returns on the
   benchmark's, with Newey & West, "A Simple, Positive Semi-Definite, Heteroskedasticity and
   Autocorrelation Consistent Covariance Matrix", *Econometrica* 55(3), 1987, standard errors.
-
-Why the rules and not the trades' lengths: with a stop and a take profit, how long a trade
-lasts depends on the path its price took (a trade that ends in two bars went far, one way or
-the other, in two bars). Random trades of the *same lengths* placed elsewhere, most of them in
-quieter bars, vary less than the strategy's own trades even when its entries are random, so
-the strategy's total lands in either tail of that null too often: on markets without any edge
-a strategy that enters after large moves was "significant" at 5 % about twice as often as it
-should be (``tests/judging/test_permutation.py``). A random entry that then follows the
-strategy's rules goes far in a few bars exactly as the strategy's trades do.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -37,13 +27,15 @@ __all__ = [
     "PermutationResult",
     "alpha_tstat",
     "newey_west_lags",
-    "rules_matched_pvalue",
+    "rotation_pvalue",
 ]
 
 #: Probabilities at which :class:`PermutationResult` reports the null distribution.
 NULL_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-# Elements of the (draws x trades) index matrices per vectorised chunk: bounds memory.
-_CHUNK_ELEMENTS = 4_000_000
+#: Totals this close to the observed one (relative to the larger of 1 and its size) are ties:
+#: a stop or a take profit fills at its level, so two rotations that take different trades can
+#: earn the same total, which floating point then puts a few ulps apart on either side.
+TIE_TOLERANCE = 1e-9
 
 
 def _integer(name: str, value: int, minimum: int) -> int:
@@ -54,15 +46,15 @@ def _integer(name: str, value: int, minimum: int) -> int:
 
 @dataclass(frozen=True)
 class PermutationResult:
-    """Outcome of :func:`rules_matched_pvalue`.
+    """Outcome of :func:`rotation_pvalue`.
 
     Attributes:
         p_value: ``(1 + #{null >= observed}) / (n_draws + 1)`` (Phipson & Smyth 2010), in
-            ``(0, 1]``.
-        percentile: share of the null draws below the observed total, ties counted half, in
-            percent (0 to 100).
+            ``(0, 1]``; ties (:data:`TIE_TOLERANCE`) count as at least as good.
+        percentile: share of the null below the observed total, ties counted half, in percent
+            (0 to 100).
         null_quantiles: the null totals at the probabilities of :data:`NULL_QUANTILES`.
-        n_draws: number of random draws.
+        n_draws: number of null totals.
     """
 
     p_value: float
@@ -71,82 +63,34 @@ class PermutationResult:
     n_draws: int
 
 
-def rules_matched_pvalue(
-    entry_returns: Mapping[int, np.ndarray],
-    trades: Sequence[tuple[int, int]],
-    n_draws: int = 1000,
-    seed: int = 0,
-) -> PermutationResult:
-    """p-value of a strategy's trades against as many trades entered at random under its rules.
+def rotation_pvalue(totals: Sequence[float] | np.ndarray) -> PermutationResult:
+    """p-value of ``totals[0]`` (the strategy's) against ``totals[1:]`` (its signal rotated).
 
-    ``entry_returns[side][i]``: the net return of a trade entered at candidate bar ``i`` on
-    ``side`` (+1 long, -1 short) that then follows the strategy's exit rules, fees and
-    slippage (:func:`cryptosweep.trading.steps.random_entry_returns`); ``trades``: the
-    strategy's own trades as ``(i, side)``. The observed total is the sum of its trades'
-    ``entry_returns[side][i]``. The null hypothesis: the entries are no better than random
-    ones. Each null draw enters, for each side, as many trades as the strategy did on that
-    side, at candidate bars drawn uniformly and independently (with replacement: the null's
-    trades may overlap, which makes its totals vary a little more, so the test a little
-    conservative), and sums their returns.
-
-    p-value: ``(1 + #{null >= observed}) / (n_draws + 1)``, the exact p-value of a test with
-    randomly drawn permutations (Phipson & Smyth 2010), never 0.
-
-    Args:
-        entry_returns: per side, a non-empty 1-D array of finite returns.
-        trades: ``(i, side)`` pairs, at least one; ``i`` a whole number in
-            ``[0, len(entry_returns[side]))``.
-        n_draws: random draws (>= 1).
-        seed: seed of ``numpy.random.default_rng``; the result is deterministic given it.
+    Under the null hypothesis (the signal says nothing about the bars after it) every rotation
+    is as likely as the one that happened, so ``(1 + #{null >= observed}) / (n + 1)`` is the
+    p-value of an exact permutation test over the rotations drawn (Phipson & Smyth 2010),
+    never 0; a total within :data:`TIE_TOLERANCE` of the observed one counts as a tie.
 
     Raises:
-        ValueError: naming the bad argument (no trades, a side without entry returns, an index
-            outside them, non-finite returns, bad ``n_draws``/``seed``).
+        ValueError: not 1-D, fewer than 2 totals, or a non-finite total.
     """
-    candidates: dict[int, np.ndarray] = {}
-    for side, values in entry_returns.items():
-        array = np.asarray(values, dtype=float)
-        if array.ndim != 1 or array.size < 1:
-            raise ValueError(f"entry_returns[{side}] must be a non-empty 1-D array, got shape "
-                             f"{array.shape}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"entry_returns[{side}] must be finite (no NaN or inf)")
-        candidates[int(side)] = array
-    if not trades:
-        raise ValueError("trades must hold at least one (index, side) pair")
-    observed = 0.0
-    per_side: dict[int, int] = {}
-    for index, side in trades:
-        if int(side) not in candidates:
-            raise ValueError(f"trades: side {side!r} has no entry_returns")
-        values = candidates[int(side)]
-        if isinstance(index, bool) or int(index) != index or not 0 <= index < values.size:
-            raise ValueError(f"trades: index {index!r} is not a whole number in [0, "
-                             f"{values.size}) for side {side}")
-        observed += float(values[int(index)])
-        per_side[int(side)] = per_side.get(int(side), 0) + 1
-    n_draws = _integer("n_draws", n_draws, 1)
-    seed = _integer("seed", seed, 0)
-
-    rng = np.random.default_rng(seed)
-    null = np.zeros(n_draws)
-    for side in sorted(per_side, reverse=True):  # the longs drawn first, then the shorts
-        values, k = candidates[side], per_side[side]
-        chunk = max(1, _CHUNK_ELEMENTS // k)
-        for first in range(0, n_draws, chunk):
-            last = min(first + chunk, n_draws)
-            null[first:last] += values[rng.integers(0, values.size, size=(last - first, k))
-                                       ].sum(axis=1)
-
+    values = np.asarray(totals, dtype=float)
+    if values.ndim != 1 or values.size < 2:
+        raise ValueError(f"totals must be 1-D with the observed total and at least one "
+                         f"rotation, got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("totals must be finite (no NaN or inf)")
+    observed, null = float(values[0]), values[1:]
+    tolerance = TIE_TOLERANCE * max(1.0, abs(observed))
+    tied = np.abs(null - observed) <= tolerance
+    at_least = int(np.count_nonzero(tied | (null > observed)))
+    below = int(np.count_nonzero(~tied & (null < observed)))
     quantiles = np.quantile(null, NULL_QUANTILES)
-    at_least = int(np.count_nonzero(null >= observed))
-    below = np.count_nonzero(null < observed)
-    ties = np.count_nonzero(null == observed)
     return PermutationResult(
-        p_value=(1.0 + at_least) / (n_draws + 1.0),
-        percentile=float(100.0 * (below + 0.5 * ties) / n_draws),
+        p_value=(1.0 + at_least) / (null.size + 1.0),
+        percentile=float(100.0 * (below + 0.5 * np.count_nonzero(tied)) / null.size),
         null_quantiles=dict(zip(NULL_QUANTILES, quantiles.tolist(), strict=True)),
-        n_draws=n_draws,
+        n_draws=int(null.size),
     )
 
 

@@ -84,14 +84,9 @@ from cryptosweep.records.integrity import (
 )
 from cryptosweep.records.schema import TABLES
 
-#: The ``extra_returns`` kinds of a holdout evaluation's random entries under its rules (the
-#: permutation test's null), one per side: ``holdout_entries:+1`` and ``holdout_entries:-1``.
-HOLDOUT_ENTRIES = "holdout_entries"
-
-
-def holdout_entries_kind(side: int) -> str:
-    """The ``extra_returns`` kind of a holdout evaluation's random entries on ``side``."""
-    return f"{HOLDOUT_ENTRIES}:{side:+d}"
+#: The ``extra_returns`` kind of a holdout evaluation's permutation test: its total and its
+#: signal's rotations' (:func:`cryptosweep.trading.rotation.signal_rotations`).
+HOLDOUT_ROTATIONS = "holdout_rotations"
 
 
 class Journal:
@@ -491,14 +486,13 @@ class Journal:
                                 (rerun,)),
                                ("DELETE FROM evaluations WHERE eval_id = ?", (rerun,))]
             elif ((item.table in ("returns", "extra_evaluations") and item.key[0] == "holdout")
-                  or (item.table == "extra_returns"
-                      and str(item.key[0]).startswith(HOLDOUT_ENTRIES + ":"))):
+                  or (item.table == "extra_returns" and item.key[0] == HOLDOUT_ROTATIONS)):
                 statements += [("DELETE FROM returns WHERE kind = 'holdout' AND eval_id = ?",
                                 (item.key[1],)),
                                ("DELETE FROM extra_evaluations WHERE kind = 'holdout' AND "
                                 "eval_id = ?", (item.key[1],)),
-                               ("DELETE FROM extra_returns WHERE kind LIKE ? AND eval_id = ?",
-                                (HOLDOUT_ENTRIES + ":%", item.key[1]))]
+                               ("DELETE FROM extra_returns WHERE kind = ? AND eval_id = ?",
+                                (HOLDOUT_ROTATIONS, item.key[1]))]
             elif item.table == "baseline_returns" or item.key[0] == "baselines":
                 statements += [("DELETE FROM baseline_returns", ()),
                                ("DELETE FROM extra_evaluations WHERE kind = 'baselines'", ())]

@@ -27,7 +27,7 @@ from cryptosweep.judging.comparison import jobson_korkie_memmel
 from cryptosweep.judging.holdout_power import holdout_evidence
 from cryptosweep.judging.selection import selection_evidence
 from cryptosweep.records.evaluations import EvaluationRow
-from cryptosweep.records.journal import Journal, holdout_entries_kind
+from cryptosweep.records.journal import HOLDOUT_ROTATIONS, Journal
 from cryptosweep.records.ledger import (
     LEDGER_NAME,
     LedgerTrial,
@@ -172,13 +172,9 @@ def statistics(
         market_returns = journal.get_baseline_returns("holdout").get("buy_and_hold")
         holdout_returns = journal.get_returns("holdout").get(winner.eval_id)
         if holdout_returns is not None:
-            entry_returns = {side: journal.get_extra_returns(holdout_entries_kind(side))
-                             .get(winner.eval_id) for side in (1, -1)}
             out["holdout"] = holdout_evidence(
-                holdout_returns, winner_holdout.get("holdout_trade_spans") or [],
-                market_returns, seed=seed,
-                entry_returns={side: values for side, values in entry_returns.items()
-                               if values is not None} or None)
+                holdout_returns, market_returns,
+                journal.get_extra_returns(HOLDOUT_ROTATIONS).get(winner.eval_id))
             out["holdout"]["looks"] = len(looks)
     return out
 

@@ -28,7 +28,7 @@ from cryptosweep.core.intervals import (
 )
 from cryptosweep.core.reproducibility import ReproducibilityManager
 from cryptosweep.core.settings import ObjectiveSettings
-from cryptosweep.trading.backtest import BacktestResult, barrier_exits, simulate
+from cryptosweep.trading.backtest import BacktestResult, simulate
 from cryptosweep.trading.features import build_features, cached_features
 from cryptosweep.trading.labels import fixed_horizon_labels, triple_barrier_labels
 from cryptosweep.trading.models import ContinuableEntryModel, checkpoint_path, make_entry_model
@@ -329,32 +329,6 @@ def backtest_bars(
     return sized(result, market, bars, proba, settings)
 
 
-def random_entry_returns(
-    market: Market, bars: np.ndarray, trading: TradingParams, settings: ObjectiveSettings,
-) -> dict[int, np.ndarray]:
-    """What a trade entered without skill would have earned under the configuration's own
-    rules: per side it may take (+1 long; -1 short when shorts are allowed), the net return of
-    a unit trade entered at the open of each of ``bars[1:]`` (element ``i`` enters at
-    ``bars[i + 1]``), with the exits of :func:`backtest_bars` (stop, take profit, holding
-    period, gaps), fees and slippage, unsized. A trade :func:`backtest_bars` opens at position
-    ``e`` of ``bars`` on side ``s`` earns exactly ``random_entry_returns(...)[s][e - 1]``
-    before sizing, so the permutation test of the holdout
-    (:func:`~cryptosweep.judging.permutation.rules_matched_pvalue`) compares the entries'
-    timing, and nothing else, with entries at random times."""
-    n = len(bars)
-    if n < 2:
-        return {}
-    entries = np.arange(1, n, dtype="int64")
-    last_bar = gap_ends(market, bars)
-    sides = (1, -1) if settings.allow_short else (1,)
-    return {side: barrier_exits(
-        market.open_[bars], market.high[bars], market.low[bars], market.close[bars], entries,
-        np.full(n - 1, side, dtype="int64"), holding_period=trading.holding_period,
-        stop_loss=trading.stop_loss, take_profit=trading.take_profit,
-        fees_bps=settings.fees_bps, slippage_bps=settings.slippage_bps, last_bar=last_bar,
-    ).net_return for side in sides}
-
-
 def gap_ends(market: Market, bars: np.ndarray) -> np.ndarray | None:
     """Per bar of ``bars``, the position (in ``bars``) of the last bar before the next gap
     in the candles; None when the bars have no gap (the simulation as without gaps)."""
@@ -362,7 +336,7 @@ def gap_ends(market: Market, bars: np.ndarray) -> np.ndarray | None:
     if len(times) < 2:
         return None
     seconds = market.bar_interval.total_seconds()
-    if not np.any(np.diff(times.asi8) > round(seconds * 1e9)):
+    if not np.any(np.diff(times.as_unit("ns").asi8) > round(seconds * 1e9)):
         return None
     from cryptosweep.trading.gaps import last_bar_before_gap
 
