@@ -287,19 +287,26 @@ def main() -> int:
             "new_gate_failed_criteria": {name: sum(name in r["failed"] for r in mine)
                                          for name in sorted({n for r in mine
                                                              for n in r["failed"]})},
+            # The permutation test alone: on null markets, its size (about 5 % if exact).
+            "permutation_p_at_most_0.05": sum(
+                r["values"]["holdout_test"] is not None and r["values"]["holdout_test"] <= 0.05
+                for r in mine),
+            "permutation_tested": sum(r["values"]["holdout_test"] is not None for r in mine),
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))
     print("\n| market | nights | oracle net Sharpe/yr | winner's holdout Sharpe (median) "
           "| today's gate approves | " + " | ".join(f"N {rule} (DSR alone passes)"
-                                                   for rule in RULES) + " |")
-    print("| --- " * (5 + len(RULES)) + "|")
+                                                   for rule in RULES)
+          + " | permutation p ≤ 0.05 |")
+    print("| --- " * (6 + len(RULES)) + "|")
     for name, rate in summary["rates"].items():
         oracle = rate["oracle_net_sharpe_median"]
         print(f"| {name} | {rate['nights']} | {'–' if oracle is None else f'{oracle:.2f}'} | "
               f"{rate['holdout_sharpe_median']:.2f} | {rate['old_gate_approvals']:.1%} | "
               + " | ".join(f"{rate['approvals'][rule]:.1%} ({rate['dsr_passes'][rule]})"
-                           for rule in RULES) + " |")
+                           for rule in RULES)
+              + f" | {rate['permutation_p_at_most_0.05']} of {rate['permutation_tested']} |")
     return 0
 
 
