@@ -225,7 +225,7 @@ def test_the_holdout_test_and_the_cost_stress_are_criteria_when_measured():
     measured["statistics"] = {"holdout": {"permutation": {"p_value": 0.2}}}
     decision = decide(measured)
     failed = {c["name"]: c["text"] for c in decision["criteria"] if not c["passed"]}
-    assert failed == {"holdout_test": "holdout vs random timing p 0.200 > 0.05",
+    assert failed == {"holdout_test": "holdout vs random entries p 0.200 > 0.05",
                       "stress": "holdout Sharpe at 2x costs -0.40 < 0"}
     measured["statistics"]["holdout"]["permutation"]["p_value"] = 0.01
     measured["best"]["holdout"]["holdout_stress"]["sharpe"] = 0.3

@@ -1,34 +1,50 @@
-"""The holdout tested with power: PSR(0), MinTRL, alpha and the permutation test's p-value
-assembled from one holdout record, and what cannot be computed said."""
+"""The holdout tested with power: timing skill is told from exposure to the market's drift."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from cryptosweep.judging.holdout_power import holdout_evidence
+from cryptosweep.judging.holdout_power import exposure_spans, holdout_evidence
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
-from cryptosweep.judging.permutation import rotation_pvalue
 
 
 def market(n: int = 2000, drift: float = 0.0, seed: int = 3) -> np.ndarray:
     return np.random.default_rng(seed).normal(drift, 0.01, n)
 
 
-def test_the_permutation_block_is_the_rotations_p_value() -> None:
+def strategy(returns: np.ndarray, spans: list[list[int]]) -> np.ndarray:
+    out = np.zeros_like(returns)
+    for start, length, _ in spans:
+        out[start:start + length] = returns[start:start + length]
+    return out
+
+
+def test_entries_timed_on_the_best_bars_beat_random_entries() -> None:
     bars = market()
-    rotations = np.concatenate([[0.4], np.random.default_rng(1).normal(0.0, 0.1, 999)])
-    evidence = holdout_evidence(bars * (bars > 0), bars, rotations)
-    test = rotation_pvalue(rotations)
-    assert evidence["permutation"] == {"p_value": test.p_value, "percentile": test.percentile,
-                                       "n_draws": 999, "null": "rotations",
-                                       "observed_total": 0.4}
+    best = np.argsort(bars)[-60:]  # a strategy that knows where the up-moves are
+    spans = [[int(b), 1, 1] for b in sorted(best)]
+    evidence = holdout_evidence(strategy(bars, spans), spans, bars, cost_per_trade=0.0, seed=1)
     assert evidence["permutation"]["p_value"] < 0.01
-    assert evidence["alpha"]["t_stat"] > 3  # it holds only the rising bars
+    assert evidence["alpha"]["t_stat"] > 3
+
+
+def test_random_entries_in_a_rising_market_are_not_evidence() -> None:
+    """The bull-market trap: random long trades earn the drift, the permutation test says so
+    even though the holdout Sharpe ratio is positive."""
+    bars = market(drift=0.002)
+    rng = np.random.default_rng(9)
+    starts = np.sort(rng.choice(np.arange(0, 1980, 20), 30, replace=False))
+    spans = [[int(s), 10, 1] for s in starts]
+    returns = strategy(bars, spans)
+    evidence = holdout_evidence(returns, spans, bars, cost_per_trade=0.0, seed=1)
+    assert returns.mean() > 0 and evidence["psr0"] > 0.95  # the old criterion would pass
+    assert evidence["permutation"]["p_value"] > 0.05
 
 
 def test_psr_and_min_track_record_are_consistent() -> None:
     bars = market(drift=0.001)
-    evidence = holdout_evidence(bars, bars, None)
+    spans = [[0, 2000, 1]]
+    evidence = holdout_evidence(bars, spans, bars, cost_per_trade=0.0, seed=0)
     sr = bars.mean() / bars.std(ddof=1)
     assert evidence["sharpe_per_bar"] == sr
     mintrl = evidence["min_track_record_bars"]
@@ -39,14 +55,15 @@ def test_psr_and_min_track_record_are_consistent() -> None:
     assert abs(probabilistic_sharpe_ratio(sr, 0.0, round(mintrl), skew, kurt) - 0.95) < 0.01
 
 
+def test_overlapping_and_short_spans_are_clipped_and_shorts_left_out() -> None:
+    starts, lengths = exposure_spans([[0, 5, 1], [4, 3, 1], [10, 2, -1], [98, 5, 1]], 100)
+    assert starts.tolist() == [0, 5, 98] and lengths.tolist() == [5, 2, 2]
+
+
 def test_what_cannot_be_computed_says_why() -> None:
-    evidence = holdout_evidence([0.0, 0.0], None, None)
+    evidence = holdout_evidence([0.0, 0.0], [], None, cost_per_trade=0.0, seed=0)
     assert evidence["psr0"] is None and evidence["why_not"]
     bars = market(200)
-    evidence = holdout_evidence(bars, bars, None)
-    assert evidence["permutation"] is None and evidence["alpha"] is not None
-    assert any("before its signal's rotations were kept" in why for why in evidence["why_not"])
-    evidence = holdout_evidence(bars, bars[:100], np.array([0.1]))
-    assert evidence["permutation"] is None and evidence["alpha"] is None
-    assert any("not on the same bars" in why for why in evidence["why_not"])
-    assert any("at least one rotation" in why for why in evidence["why_not"])
+    evidence = holdout_evidence(bars, [[0, 5, -1]], bars, cost_per_trade=0.0, seed=0)
+    assert evidence["permutation"] is None
+    assert any("no long trade" in why for why in evidence["why_not"])

@@ -1,21 +1,21 @@
-"""Tests of ``cryptosweep.judging.permutation``: the permutation test over the rotations of a
-strategy's signal, and alpha.
+"""Tests of ``cryptosweep.judging.permutation``: exposure-matched permutation test, and alpha.
 
 No published worked example exists for either statistic on data available here, so the checks
 are independent computations:
 
-* the p-value against the Phipson & Smyth (2010) formula counted in plain Python, ties
-  included; the rotations' totals (``cryptosweep.trading.rotation``) against a backtest of
-  every rotated signal (``tests/trading/test_rotation.py``); the test's size on synthetic
-  markets without edge for the strategies that broke the nulls it replaced;
+* the random placements against a brute-force enumeration of every arrangement of the trades
+  (never overlapping, inside the bars, uniformly distributed), and the p-value against trade
+  returns summed bar by bar in plain Python loops with the Phipson & Smyth (2010) formula;
 * the OLS t-ratio of the alpha against ``scipy.stats.linregress``, and the Newey–West (1987)
   standard error against a double loop over lags and bars written here (no statsmodels).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -24,142 +24,210 @@ from scipy import stats
 from cryptosweep.judging.permutation import (
     NULL_QUANTILES,
     alpha_tstat,
+    exposure_matched_pvalue,
     newey_west_lags,
-    rotation_pvalue,
+    random_trade_starts,
 )
-from cryptosweep.trading.backtest import simulate
-from cryptosweep.trading.rotation import rotated_totals, rotation_shifts
+
+# --------------------------------------------------------------------------------------------
+# Random placement of trades
+
+
+def all_arrangements(n_bars, lengths):
+    """Every set of non-overlapping (start, length) trades with these lengths, brute force."""
+    found = set()
+    k = len(lengths)
+    for starts in itertools.product(range(n_bars), repeat=k):
+        trades = sorted(zip(starts, lengths, strict=True))
+        if trades[-1][0] + trades[-1][1] > n_bars:
+            continue
+        if any(s + ell > n_bars for s, ell in trades):
+            continue
+        if all(trades[i][0] + trades[i][1] <= trades[i + 1][0] for i in range(k - 1)):
+            found.add(tuple(trades))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("n_bars", "lengths"),
+    [(2000, [5, 1, 30, 12, 7] * 6), (50, [10, 10, 10, 10, 10]), (40, [3]), (100, [1] * 100)],
+)
+def test_placed_trades_never_overlap_and_stay_inside(n_bars, lengths):
+    rng = np.random.default_rng(0)
+    starts, laid_out = random_trade_starts(n_bars, np.array(lengths), 500, rng)
+    assert starts.shape == laid_out.shape == (500, len(lengths))
+    assert np.all(starts >= 0)
+    assert np.all(starts + laid_out <= n_bars)
+    assert np.all(starts[:, 1:] >= starts[:, :-1] + laid_out[:, :-1])  # no overlap
+    assert np.all(np.sort(laid_out, axis=1) == np.sort(lengths))  # same trades
+    if sum(lengths) == n_bars:  # no room to move: the only arrangements tile the bars
+        assert np.all(starts == np.cumsum(laid_out, axis=1) - laid_out)
+
+
+def test_placements_are_uniform_over_all_arrangements():
+    n_bars, lengths = 7, [2, 1, 2]
+    arrangements = all_arrangements(n_bars, lengths)
+    rng = np.random.default_rng(1)
+    draws = 60_000
+    starts, laid_out = random_trade_starts(n_bars, np.array(lengths), draws, rng)
+    counts = Counter(
+        tuple(zip(s.tolist(), ell.tolist(), strict=True))
+        for s, ell in zip(starts, laid_out, strict=True)
+    )
+    assert set(counts) == arrangements  # every arrangement occurs, nothing else does
+    observed = np.array([counts[a] for a in sorted(arrangements)])
+    _, p = stats.chisquare(observed)
+    assert p > 0.001
+
 
 # --------------------------------------------------------------------------------------------
 # The permutation p-value
 
 
-def test_p_value_matches_the_formula_counted_by_hand():
+def reference_null_totals(returns, starts, laid_out, cost):
+    totals = []
+    for row_starts, row_lengths in zip(starts.tolist(), laid_out.tolist(), strict=True):
+        total = 0.0
+        for s, ell in zip(row_starts, row_lengths, strict=True):
+            total += sum(returns[s : s + ell]) - cost
+        totals.append(total)
+    return totals
+
+
+def test_p_value_matches_loop_computation():
     rng = np.random.default_rng(2)
-    totals = rng.normal(0.0, 0.01, size=401)
-    result = rotation_pvalue(totals)
-    observed, null = totals[0], totals[1:].tolist()
-    assert result.p_value == (1 + sum(1 for v in null if v >= observed)) / 401
+    returns = rng.normal(0.0, 0.01, size=300)
+    lengths = np.array([4, 9, 2, 15, 6])
+    starts = np.array([10, 40, 100, 150, 250])
+    cost = 0.001
+    observed = sum(
+        float(returns[s : s + ell].sum()) - cost for s, ell in zip(starts, lengths, strict=True)
+    )
+    result = exposure_matched_pvalue(
+        returns, starts, lengths, observed, 400, seed=7, cost_per_trade=cost
+    )
+
+    # Same generator and seed as the function: the same placements, totals summed by loops.
+    placed, laid_out = random_trade_starts(300, lengths, 400, np.random.default_rng(7))
+    null = reference_null_totals(returns.tolist(), placed, laid_out, cost)
+    at_least = sum(1 for v in null if v >= observed)
+    assert result.p_value == pytest.approx((1 + at_least) / 401, rel=1e-12)
     below = sum(1 for v in null if v < observed)
-    assert result.percentile == pytest.approx(100 * below / 400)
+    assert result.percentile == pytest.approx(100 * below / 400, abs=100 * 0.5 / 400)
     assert result.n_draws == 400
     assert list(result.null_quantiles) == list(NULL_QUANTILES)
-    assert result.null_quantiles[0.5] == pytest.approx(float(np.median(null)), abs=1e-15)
+    assert result.null_quantiles[0.5] == pytest.approx(float(np.median(null)), rel=1e-9)
 
 
-def test_totals_a_few_ulps_apart_are_ties():
-    """A stop or a take profit fills at its level: rotations that take other trades can earn
-    the same total, which floating point puts a few ulps to either side of the observed one.
-    They count as at least as good (Phipson & Smyth), never as worse."""
-    level = 0.1 + 0.2  # 0.30000000000000004
-    totals = np.array([level, 0.3, level, 0.3 - 1e-16, 0.29, 0.31, 0.0, -0.1])
-    result = rotation_pvalue(totals)
-    assert result.p_value == (1 + 4) / 8  # three ties and 0.31
-    assert result.percentile == pytest.approx(100 * (3 + 0.5 * 3) / 7)  # 0.29, 0, -0.1 below
+def test_p_value_approaches_the_exact_permutation_p_value():
+    # All arrangements of 3 trades in 12 bars enumerated: the exact p-value of the observed
+    # total; the Monte Carlo one converges to it.
+    rng = np.random.default_rng(3)
+    returns = rng.normal(0.0, 0.01, size=12)
+    lengths = [3, 1, 2]
+    totals = [
+        sum(float(returns[s : s + ell].sum()) for s, ell in arrangement)
+        for arrangement in all_arrangements(12, lengths)
+    ]
+    observed = float(np.quantile(totals, 0.8))
+    exact = sum(1 for t in totals if t >= observed - 1e-15) / len(totals)
+    result = exposure_matched_pvalue(
+        returns, np.array([0, 4, 6]), np.array(lengths), observed, 20_000, seed=4
+    )
+    assert result.p_value == pytest.approx(exact, abs=0.01)
 
 
 def test_plus_one_correction_and_the_two_extremes():
-    best = rotation_pvalue(np.concatenate([[1.0], np.linspace(-0.5, 0.5, 99)]))
+    rng = np.random.default_rng(5)
+    returns = rng.normal(0.0, 0.01, size=500)
+    starts, lengths = np.array([0, 100, 200]), np.array([10, 10, 10])
+    best = exposure_matched_pvalue(returns, starts, lengths, 10.0, n_draws=99)
     assert best.p_value == pytest.approx(1 / 100)  # never 0
     assert best.percentile == 100.0
-    worst = rotation_pvalue(np.concatenate([[-1.0], np.linspace(-0.5, 0.5, 99)]))
-    assert worst.p_value == 1.0 and worst.percentile == 0.0
-    always = rotation_pvalue(np.full(50, 0.2))  # every rotation is the strategy itself
-    assert always.p_value == 1.0 and always.percentile == 50.0
+    worst = exposure_matched_pvalue(returns, starts, lengths, -10.0, n_draws=99)
+    assert worst.p_value == 1.0
+    assert worst.percentile == 0.0
 
 
-def regime_market(seed: int, n: int = 1000, drift: float = 0.0) -> tuple[np.ndarray, ...]:
-    """A random walk whose volatility alternates, 100 bars calm (0.2 % a bar), 100 volatile
-    (2 %), the volatile stretches drifting by ``drift`` a bar: no bar's direction can be told
-    from the bars before it beyond that drift."""
-    rng = np.random.default_rng(seed)
-    volatile = (np.arange(n) // 100) % 2 == 1
-    vol = np.where(volatile, 0.02, 0.002)
-    moves = rng.normal(0.0, 1.0, n) * vol + np.where(volatile, drift, 0.0)
-    close = 100.0 * np.exp(np.cumsum(moves))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    wick = np.abs(rng.normal(0.0, 1.0, n)) * vol * 0.5
-    return (open_, np.maximum(open_, close) * np.exp(wick),
-            np.minimum(open_, close) * np.exp(-wick), close, moves)
-
-
-def rejection_rate(signal_of, rules, markets: int = 200, drift: float = 0.0,
-                   rotations: int = 199) -> float:
-    """How often a strategy whose signal knows nothing of the next bars is "significant" at 5 %
-    over seeded markets."""
-    p_values = []
-    for seed in range(markets):
-        open_, high, low, close, moves = regime_market(seed, drift=drift)
-        signal = signal_of(moves, np.random.default_rng(10_000 + seed))
-        totals = rotated_totals(open_, high, low, close, signal,
-                                rotation_shifts(len(signal), rotations, seed), **rules)
-        p_values.append(rotation_pvalue(totals).p_value)
-    return float(np.mean(np.asarray(p_values) <= 0.05))
-
-
-BARRIERS = {"holding_period": 6, "stop_loss": 0.01, "take_profit": 0.03, "fees_bps": 0.0}
-
-
-def test_entries_after_large_moves_without_skill_are_not_found_skilled():
-    """Length-matched random trades (the null before 2026-12-07) called this strategy
-    significant at 5 % on 13.5 % of these markets (rotations: 4.5 %): its trades sit in the
-    volatile stretches, where a stop or a take profit is reached in a few bars."""
-    rate = rejection_rate(lambda moves, _: (np.abs(moves) > 0.02).astype(int), BARRIERS)
-    assert rate <= 0.06
-
-
-@pytest.mark.parametrize("density", [1.0, 0.5, 0.05])
-def test_signals_that_know_nothing_are_found_skilled_at_most_as_often_as_the_level(density):
-    """Always long and coin flips of two densities, on markets whose volatile stretches drift
-    up: one position at a time, such signals take more trades where trades are short, which
-    uniformly drawn entries under the same rules (briefly the null) mistook for skill on 15 %
-    (always) and 14.5 % (every other bar) of these markets (rotations: 0 %, 4.5 %, 5.0 %)."""
-    rules = {"holding_period": 24, "stop_loss": 0.02, "take_profit": 0.02, "fees_bps": 10.0}
-    rate = rejection_rate(lambda moves, rng: (rng.random(len(moves)) < density).astype(int),
-                          rules, drift=0.002)
-    assert rate <= 0.07
+def test_cost_shifts_the_null_by_the_number_of_trades():
+    rng = np.random.default_rng(6)
+    returns = rng.normal(0.0005, 0.01, size=800)
+    starts, lengths = np.array([10, 300, 600]), np.array([20, 50, 8])
+    plain = exposure_matched_pvalue(returns, starts, lengths, 0.02, 300, seed=1)
+    costly = exposure_matched_pvalue(
+        returns, starts, lengths, 0.02 - 3 * 0.002, 300, seed=1, cost_per_trade=0.002
+    )
+    assert costly.p_value == plain.p_value
+    for q in NULL_QUANTILES:
+        assert costly.null_quantiles[q] == pytest.approx(plain.null_quantiles[q] - 0.006)
 
 
 def test_detects_entries_timed_before_rises():
     rng = np.random.default_rng(8)
-    n = 1500
-    moves = rng.normal(0.0, 0.004, n)
-    signal = np.zeros(n, dtype=int)
-    signal[np.sort(rng.choice(np.arange(20, n - 10), 30, replace=False))] = 1  # irregular
-    moves[np.flatnonzero(signal) + 1] += 0.01  # the bar after each signal rises
-    close = 100.0 * np.exp(np.cumsum(moves))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    high, low = np.maximum(open_, close), np.minimum(open_, close)
-    rules = {"holding_period": 1, "stop_loss": 0.5, "take_profit": 0.5, "fees_bps": 5.0}
-    skilled = rotated_totals(open_, high, low, close, signal, rotation_shifts(n, 999, 0),
-                             **rules)
-    assert rotation_pvalue(skilled).p_value < 0.01
-    late = rotated_totals(open_, high, low, close, np.roll(signal, 7),
-                          rotation_shifts(n, 999, 0), **rules)
-    assert rotation_pvalue(late).p_value > 0.05  # the same signals, a few bars off
+    returns = rng.normal(0.0, 0.01, size=2000)
+    starts = np.arange(30) * 60 + 5
+    lengths = np.full(30, 10)
+    for s in starts:
+        returns[s : s + 10] += 0.004  # the strategy holds exactly the rising stretches
+    observed = float(sum(returns[s : s + 10].sum() for s in starts))
+    skilled = exposure_matched_pvalue(returns, starts, lengths, observed, 1000, seed=0)
+    assert skilled.p_value < 0.01
+    # The same number of trades placed elsewhere (between the rises) is unremarkable.
+    elsewhere = starts + 30
+    luckless = float(sum(returns[s : s + 10].sum() for s in elsewhere))
+    assert exposure_matched_pvalue(returns, elsewhere, lengths, luckless, 1000).p_value > 0.5
 
 
 def test_fast_enough_for_a_sweep():
     rng = np.random.default_rng(9)
-    open_, high, low, close, _ = regime_market(1, n=2000)
-    signal = (rng.random(2000) < 0.5).astype(int) * np.where(rng.random(2000) < 0.5, 1, -1)
+    returns = rng.normal(0.0, 0.01, size=2000)
+    lengths = rng.integers(5, 40, size=30)
+    starts = np.cumsum(np.concatenate([[0], lengths[:-1]])) + np.arange(30) * 10
     best = math.inf
-    for _ in range(2):
+    for _ in range(3):
         began = time.perf_counter()
-        rotated_totals(open_, high, low, close, signal, rotation_shifts(2000), **BARRIERS)
+        exposure_matched_pvalue(returns, starts, lengths, 0.0, n_draws=1000, seed=1)
         best = min(best, time.perf_counter() - began)
-    assert best < 2.0
-    assert simulate(open_, high, low, close, signal, **BARRIERS).n_trades > 200
+    assert best < 0.5
+
+
+def test_deterministic_given_the_seed():
+    rng = np.random.default_rng(10)
+    returns = rng.normal(0.0, 0.01, size=400)
+    args = (returns, np.array([0, 50]), np.array([20, 30]), 0.01, 200)
+    assert exposure_matched_pvalue(*args, seed=3) == exposure_matched_pvalue(*args, seed=3)
+    assert (
+        exposure_matched_pvalue(*args, seed=3).null_quantiles
+        != exposure_matched_pvalue(*args, seed=4).null_quantiles
+    )
 
 
 @pytest.mark.parametrize(
-    ("totals", "match"),
-    [(np.array([0.1]), "at least one rotation"), (np.zeros((2, 2)), "1-D"),
-     (np.array([0.1, np.nan]), "finite")],
+    ("kwargs", "name"),
+    [
+        ({"trade_starts": np.array([0, 5])}, "overlapping"),
+        ({"trade_starts": np.array([0, 95])}, "outside"),
+        ({"trade_starts": np.array([-1, 50])}, "outside"),
+        ({"trade_lengths": np.array([10, 0])}, "trade_lengths"),
+        ({"trade_lengths": np.array([10])}, "trade_lengths"),
+        ({"trade_starts": np.array([0.5, 50])}, "trade_starts"),
+        ({"bar_log_returns": np.full(100, np.nan)}, "bar_log_returns"),
+        ({"observed_total": float("inf")}, "observed_total"),
+        ({"n_draws": 0}, "n_draws"),
+        ({"seed": -2}, "seed"),
+        ({"cost_per_trade": float("nan")}, "cost_per_trade"),
+    ],
 )
-def test_permutation_rejects_bad_input(totals, match):
-    with pytest.raises(ValueError, match=match):
-        rotation_pvalue(totals)
+def test_permutation_rejects_bad_input(kwargs, name):
+    args = {
+        "bar_log_returns": np.zeros(100),
+        "trade_starts": np.array([0, 50]),
+        "trade_lengths": np.array([10, 10]),
+        "observed_total": 0.0,
+    }
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        exposure_matched_pvalue(**args)
 
 
 # --------------------------------------------------------------------------------------------

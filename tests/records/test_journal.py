@@ -125,44 +125,6 @@ def test_re_scored_returns_are_checked_and_their_task_repaired(tmp_path):
     assert inspect_journal(db).damage == ()
 
 
-def test_damaged_rotations_re_evaluate_their_holdout(tmp_path):
-    """The rotations a holdout's permutation test counts are part of that holdout's evaluation:
-    damaged, the whole holdout runs again (they alone cannot be recomputed without its model),
-    and a damaged holdout result takes its rotations with it."""
-    from cryptosweep.records.inspection import inspect_journal
-    from cryptosweep.records.journal import HOLDOUT_ROTATIONS
-
-    db = tmp_path / "sweep.db"
-    journal = _finished_journal(db)
-    journal.put_extra_returns(HOLDOUT_ROTATIONS, 0, [0.2, 0.1, -0.1])
-    journal.close()
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE extra_returns SET data = ? WHERE kind = 'holdout_rotations'",
-                     (pack_returns([0.5, 0.1, -0.1])[1],))
-    conn.close()
-    info = inspect_journal(db, repair=True)
-    assert [(d.table, d.key) for d in info.damage] == [
-        ("extra_returns", ("holdout_rotations", 0))]
-    journal = Journal(db)
-    journal.repair(info.damage)
-    assert journal.get_extra("holdout") == {} and journal.get_returns("holdout") == {}
-    assert journal.get_extra_returns(HOLDOUT_ROTATIONS) == {}
-    assert journal.get_extra("rescore:1")  # nothing else is touched
-    journal.put_extra_returns(HOLDOUT_ROTATIONS, 0, [0.2, 0.1, -0.1])  # the other way round
-    journal.put_returns("holdout", 0, [0.1, 0.0])
-    journal.put_extra("holdout", 0, {"holdout_sharpe": 1.0})
-    journal.close()
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE returns SET data = ? WHERE kind = 'holdout'",
-                     (pack_returns([0.2, 0.0])[1],))
-    conn.close()
-    journal = Journal(db)
-    journal.repair(inspect_journal(db, repair=True).damage)
-    assert journal.get_extra_returns(HOLDOUT_ROTATIONS) == {}
-    journal.close()
-    assert inspect_journal(db).damage == ()
-
-
 def test_unsealed_re_scored_returns_of_a_schema_2_journal_are_legacy_not_damage(tmp_path):
     from cryptosweep.records.inspection import inspect_journal
 

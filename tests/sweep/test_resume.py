@@ -136,28 +136,6 @@ def test_resume_of_a_finished_run_runs_nothing_and_rewrites_the_same_results(
         assert db.execute("SELECT MAX(attempt) FROM attempts").fetchone()[0] == 1
 
 
-def test_a_holdout_journaled_without_its_rotations_is_evaluated_again(
-        config_and_reference, tmp_path):
-    """A holdout journaled before the permutation test's rotations were kept (or whose
-    rotations were lost) is evaluated again on resume, to the same numbers, and the log says
-    why: the results are the reference's byte for byte, permutation test included."""
-    _, reference = config_and_reference
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    (copy / "sweep.db").write_bytes((reference / "sweep.db").read_bytes())
-    with sqlite3.connect(copy / "sweep.db") as db:
-        removed = db.execute("DELETE FROM extra_returns WHERE kind = 'holdout_rotations'"
-                             ).rowcount
-    db.close()
-    assert removed >= 1
-    done = cli("run", "--resume", str(copy / "sweep.db"))
-    assert done.returncode == 0, done.stderr
-    assert deterministic_bytes(copy) == deterministic_bytes(reference)
-    log = (copy / "sweep_output.log").read_text()
-    assert log.count("evaluated again: journaled before its permutation test's rotations") == (
-        removed)
-
-
 def test_a_run_journaled_before_a_setting_existed_resumes_as_it_was_made(
         config_and_reference, tmp_path):
     """A journal written before ``hyperband.overlap_brackets`` existed has no such key: the run

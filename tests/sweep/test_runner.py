@@ -76,12 +76,7 @@ def test_run_folder_holds_every_output_file(reference):
     assert statistics["holdout_looks"] == 1
     neighbourhood = statistics["neighbourhood"]  # each parameter one step away, from scratch
     assert neighbourhood["neighbours"] and neighbourhood["label"] in ("plateau", "spike")
-    # The permutation test counted every rotation of the winner's holdout signal (fewer than
-    # the cap: every shift but 0), and journaled them with the holdout.
-    permutation = statistics["holdout"]["permutation"]
-    assert 0 < permutation["p_value"] <= 1 and permutation["null"] == "rotations"
-    holdout_bars = results["top_k"][0]["holdout"]["holdout_bars"]
-    assert permutation["n_draws"] == holdout_bars - 1
+    assert 0 < statistics["holdout"]["permutation"]["p_value"] <= 1
     assert 0.0 <= overfitting["pbo"]["pbo"] <= 1.0
     assert len(overfitting["pbo"]["logits"]) == overfitting["pbo"]["n_combinations"] == 12870
     assert all("holdout_sharpe" in item["holdout"] for item in results["top_k"])

@@ -400,8 +400,8 @@ class DeploymentSettings(Strict):
         "the one small-sample threshold the report flags with too"
     )
     max_holdout_pvalue: float = Field(
-        default=0.05, gt=0, le=1, description="the winner's holdout beats its own entry signal "
-        "at other times (the signal rotated in time, traded by the same rules): permutation "
+        default=0.05, gt=0, le=1, description="the winner's holdout beats random entries of "
+        "the same exposure (same number and lengths of trades at random times): permutation "
         "p-value at most this (1: criterion off)"
     )
     stress_multiplier: float = Field(

@@ -20,8 +20,8 @@ criterion          passes when                                                  
 ``holdout_score``  its holdout ``objective.metric`` >= ``min_holdout_score``       0
 ``holdout_trades`` its holdout trades >= the small-sample threshold                30
                    (``min_holdout_trades``, else ``reporting.min_trades``)
-``holdout_test``   its entries beat its own signal at other times (rotated,        0.05
-                   same rules) on the holdout: p-value <= ``max_holdout_pvalue``
+``holdout_test``   its entries beat exposure-matched random entries on the         0.05
+                   holdout: permutation p-value <= ``max_holdout_pvalue``
 ``stress``         its holdout ``objective.metric`` at ``stress_multiplier`` x     0
                    fees and slippage >= ``min_stress_score``
 ``champion``       (only with a deployed champion) its holdout score >= the        0, 0.05
@@ -212,7 +212,7 @@ def _holdout_test(evidence: Mapping[str, Any], maximum: float) -> dict[str, Any]
     value = float(permutation["p_value"])
     passed = value <= maximum
     return _criterion("holdout_test", value, maximum, passed,
-                      f"holdout vs random timing p {value:.3f} {'<=' if passed else '>'} "
+                      f"holdout vs random entries p {value:.3f} {'<=' if passed else '>'} "
                       f"{maximum:g}")
 
 

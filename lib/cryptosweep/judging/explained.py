@@ -110,17 +110,11 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
             "the probability that the winner's true Sharpe ratio on unseen bars is above 0"))
         permutation = holdout.get("permutation") or {}
         if permutation:
-            what = (f"the share of {permutation['n_draws']} rotations of the winner's own entry "
-                    "signal (the same signals at other times, traded by the same rules) that "
-                    "did at least as well: small means the entries' timing, not the market's "
-                    "drift or how often the signal fires, made the return"
-                    if permutation.get("null") == "rotations" else
-                    f"the share of {permutation['n_draws']} random placements of the same "
-                    f"{permutation.get('n_trades')} trades that did at least as well (a run "
-                    "made before 2026-12-07): small means the entries' timing, not the "
-                    "market's drift, made the return")
-            rows.append(Explained("holdout vs random timing (p)",
-                                  _f(permutation["p_value"], ".3f"), what))
+            rows.append(Explained(
+                "holdout vs random entries (p)", _f(permutation["p_value"], ".3f"),
+                f"the share of {permutation['n_draws']} random placements of the same "
+                f"{permutation['n_trades']} trades that did at least as well: small means "
+                "the entries' timing, not the market's drift, made the return"))
         alpha = holdout.get("alpha") or {}
         if alpha:
             rows.append(Explained(

@@ -7,12 +7,11 @@ returns, its trades and the market's own per-bar returns on the same bars:
 
 * **PSR(0)** (Bailey & López de Prado 2012): the probability that the true Sharpe ratio is
   above 0, given the record's length, skewness and kurtosis.
-* **Permutation p-value** against the strategy's own entry signal rotated in time
-  (:func:`~cryptosweep.judging.permutation.rotation_pvalue`; the null,
-  :mod:`cryptosweep.trading.rotation`; Phipson & Smyth 2010): each rotation traded by the same
-  rules, one position at a time; the share of rotations that earn at least as much as the
-  strategy. Small means that the timing of the entries, not the market's drift, the exit rules
-  or how often the signal fires, made the return.
+* **Permutation p-value** against exposure-matched random entries
+  (:func:`~cryptosweep.judging.permutation.exposure_matched_pvalue`; Phipson & Smyth 2010):
+  the same number and lengths of trades placed at random times on the same bars, seeded; the
+  share of such placements that do at least as well as the winner's own entries. Small means
+  that the timing of the entries, not the market's drift, made the return.
 * **Alpha t-statistic** against buy-and-hold (OLS with Newey–West errors,
   :func:`~cryptosweep.judging.permutation.alpha_tstat`): the return not explained by holding the
   market.
@@ -31,9 +30,12 @@ import numpy as np
 from scipy import stats
 
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
-from cryptosweep.judging.permutation import alpha_tstat, rotation_pvalue
+from cryptosweep.judging.permutation import alpha_tstat, exposure_matched_pvalue
 from cryptosweep.judging.track_record import minimum_track_record_length
 from cryptosweep.trading.metrics import per_bar_sharpe
+
+#: Random placements of the permutation test (the issue's floor is 1,000).
+PERMUTATION_DRAWS = 2000
 
 
 def _moments(returns: np.ndarray) -> tuple[float, float]:
@@ -45,20 +47,40 @@ def _moments(returns: np.ndarray) -> tuple[float, float]:
             float(stats.kurtosis(returns, fisher=False, bias=False)))
 
 
+def exposure_spans(spans: Sequence[Sequence[int]], n_bars: int) -> tuple[np.ndarray, np.ndarray]:
+    """The long trades' ``(starts, lengths)``, clipped to the bars and so that a trade that
+    starts on the bar where the previous one exited does not overlap it."""
+    starts, lengths, free_from = [], [], 0
+    for start, length, side in spans:
+        if side != 1:
+            continue
+        end = min(int(start) + int(length), n_bars)
+        start = max(int(start), free_from)
+        if end <= start:
+            continue
+        starts.append(start)
+        lengths.append(end - start)
+        free_from = end
+    return np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+
+
 def holdout_evidence(
     returns: Sequence[float] | np.ndarray,
+    spans: Sequence[Sequence[int]],
     market_returns: Sequence[float] | np.ndarray | None,
-    rotations: Sequence[float] | np.ndarray | None,
     *,
+    cost_per_trade: float,
+    seed: int,
+    n_draws: int = PERMUTATION_DRAWS,
     confidence: float = 0.95,
 ) -> dict[str, Any]:
     """The four numbers of the module docstring for one holdout record.
 
-    ``returns``: the winner's per-bar holdout returns; ``market_returns``: buy-and-hold's
-    per-bar returns on the same bars (``None``: no alpha); ``rotations``: the holdout's
-    :func:`~cryptosweep.trading.rotation.signal_rotations`, element 0 the strategy's total
-    (``None``: no permutation test). Each value is ``None`` with a ``why_not`` when it cannot
-    be computed.
+    ``returns``: the winner's per-bar holdout returns; ``spans``: its trades as
+    ``[first bar, length, side]`` on the same bars; ``market_returns``: buy-and-hold's per-bar
+    returns on the same bars (``None``: no alpha or permutation test); ``cost_per_trade``: a
+    round trip's fees and slippage as a fraction of price, charged to the null's trades as to
+    the winner's. Each value is ``None`` with a ``why_not`` when it cannot be computed.
     """
     r = np.asarray(returns, dtype=float)
     out: dict[str, Any] = {"n_bars": len(r), "psr0": None, "min_track_record_bars": None,
@@ -79,26 +101,30 @@ def holdout_evidence(
         out["why_not"].append(f"PSR: {exc}")
     if market_returns is None:
         out["why_not"].append("no buy-and-hold returns on the holdout")
-    elif len(market_returns) != len(r):
+        return out
+    market = np.asarray(market_returns, dtype=float)
+    if len(market) != len(r):
         out["why_not"].append("buy-and-hold returns are not on the same bars")
-    else:
-        try:
-            alpha = alpha_tstat(r, np.asarray(market_returns, dtype=float))
-            out["alpha"] = {"alpha_per_bar": alpha.alpha, "beta": alpha.beta,
-                            "t_stat": alpha.t_stat, "p_value_positive": alpha.p_value_positive,
-                            "hac_lags": alpha.hac_lags}
-        except ValueError as exc:
-            out["why_not"].append(f"alpha: {exc}")
-    if rotations is None:
-        out["why_not"].append("the holdout was evaluated before its signal's rotations were "
-                              "kept")
         return out
     try:
-        test = rotation_pvalue(rotations)
+        alpha = alpha_tstat(r, market)
+        out["alpha"] = {"alpha_per_bar": alpha.alpha, "beta": alpha.beta, "t_stat": alpha.t_stat,
+                        "p_value_positive": alpha.p_value_positive, "hac_lags": alpha.hac_lags}
+    except ValueError as exc:
+        out["why_not"].append(f"alpha: {exc}")
+    log_market = np.log1p(market)
+    starts, lengths = exposure_spans(spans, len(r))
+    if not len(starts):
+        out["why_not"].append("no long trade on the holdout: no permutation test")
+        return out
+    ends = np.cumsum(np.concatenate([[0.0], log_market]))
+    observed = float(np.sum(ends[starts + lengths] - ends[starts]) - cost_per_trade * len(starts))
+    try:
+        test = exposure_matched_pvalue(log_market, starts, lengths, observed, n_draws=n_draws,
+                                       seed=seed, cost_per_trade=cost_per_trade)
+        out["permutation"] = {"p_value": test.p_value, "percentile": test.percentile,
+                              "n_draws": test.n_draws, "n_trades": len(starts),
+                              "observed_log_return": observed}
     except ValueError as exc:
         out["why_not"].append(f"permutation: {exc}")
-        return out
-    out["permutation"] = {"p_value": test.p_value, "percentile": test.percentile,
-                          "n_draws": test.n_draws, "null": "rotations",
-                          "observed_total": float(rotations[0])}
     return out

@@ -1,11 +1,11 @@
-"""Could entries at other times have done as well? A permutation test, and alpha.
+"""Could random entries have done as well? Exposure-matched permutation test, and alpha.
 
-* :func:`rotation_pvalue` — the p-value of a strategy's total against the totals of its own
-  entry signal rotated in time and traded by the same rules
-  (:mod:`cryptosweep.trading.rotation` explains the null and why it replaced random trades of
-  the same lengths), with the p-value of Phipson & Smyth, "Permutation P-values Should Never
-  Be Zero: Calculating Exact P-values When Permutations Are Randomly Drawn", *Statistical
-  Applications in Genetics and Molecular Biology* 9(1), 2010.
+* :func:`exposure_matched_pvalue` — a Monte Carlo permutation test of a strategy's trades
+  against random trades with the same number and lengths, placed at random non-overlapping
+  times in the same bars (so the null has the same market exposure), with the p-value of
+  Phipson & Smyth, "Permutation P-values Should Never Be Zero: Calculating Exact P-values
+  When Permutations Are Randomly Drawn", *Statistical Applications in Genetics and Molecular
+  Biology* 9(1), 2010.
 * :func:`alpha_tstat` — the intercept of an OLS regression of the strategy's returns on the
   benchmark's, with Newey & West, "A Simple, Positive Semi-Definite, Heteroskedasticity and
   Autocorrelation Consistent Covariance Matrix", *Econometrica* 55(3), 1987, standard errors.
@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,16 +25,15 @@ __all__ = [
     "AlphaResult",
     "PermutationResult",
     "alpha_tstat",
+    "exposure_matched_pvalue",
     "newey_west_lags",
-    "rotation_pvalue",
+    "random_trade_starts",
 ]
 
 #: Probabilities at which :class:`PermutationResult` reports the null distribution.
 NULL_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-#: Totals this close to the observed one (relative to the larger of 1 and its size) are ties:
-#: a stop or a take profit fills at its level, so two rotations that take different trades can
-#: earn the same total, which floating point then puts a few ulps apart on either side.
-TIE_TOLERANCE = 1e-9
+# Elements of the (draws x trades) placement matrices per vectorised chunk: bounds memory.
+_CHUNK_ELEMENTS = 4_000_000
 
 
 def _integer(name: str, value: int, minimum: int) -> int:
@@ -46,15 +44,15 @@ def _integer(name: str, value: int, minimum: int) -> int:
 
 @dataclass(frozen=True)
 class PermutationResult:
-    """Outcome of :func:`rotation_pvalue`.
+    """Outcome of :func:`exposure_matched_pvalue`.
 
     Attributes:
         p_value: ``(1 + #{null >= observed}) / (n_draws + 1)`` (Phipson & Smyth 2010), in
-            ``(0, 1]``; ties (:data:`TIE_TOLERANCE`) count as at least as good.
-        percentile: share of the null below the observed total, ties counted half, in percent
-            (0 to 100).
+            ``(0, 1]``.
+        percentile: share of the null draws below the observed total, ties counted half, in
+            percent (0 to 100).
         null_quantiles: the null totals at the probabilities of :data:`NULL_QUANTILES`.
-        n_draws: number of null totals.
+        n_draws: number of random placements drawn.
     """
 
     p_value: float
@@ -63,34 +61,140 @@ class PermutationResult:
     n_draws: int
 
 
-def rotation_pvalue(totals: Sequence[float] | np.ndarray) -> PermutationResult:
-    """p-value of ``totals[0]`` (the strategy's) against ``totals[1:]`` (its signal rotated).
+def random_trade_starts(
+    n_bars: int, trade_lengths: np.ndarray, n_draws: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start bars of ``len(trade_lengths)`` non-overlapping trades, ``n_draws`` times.
 
-    Under the null hypothesis (the signal says nothing about the bars after it) every rotation
-    is as likely as the one that happened, so ``(1 + #{null >= observed}) / (n + 1)`` is the
-    p-value of an exact permutation test over the rotations drawn (Phipson & Smyth 2010),
-    never 0; a total within :data:`TIE_TOLERANCE` of the observed one counts as a tie.
+    The method (sampling the gaps): with ``k`` trades covering ``L = Σ lengths`` bars, the
+    ``F = n_bars − L`` free bars fall into ``k + 1`` gaps (before, between and after the
+    trades). A uniformly random subset ``c_0 < … < c_{k−1}`` of ``{0, …, F + k − 1}`` (the
+    positions of the ``k`` smallest of ``F + k`` uniform random keys) gives the gaps by stars
+    and bars, every composition of ``F`` into ``k + 1`` gaps being equally likely; the trades
+    are laid out in a uniformly random order. The ``i``-th trade laid out starts at
+    ``c_i − i + Σ_{j<i} ℓ_j`` (the free bars before it plus the lengths of the trades before
+    it). Every arrangement of the trades in the bars is thus equally likely, trades never
+    overlap (they may touch), and each lies inside ``[0, n_bars)``. Cost: ``O(n_draws · n_bars)``.
+
+    Args:
+        n_bars: bars available (>= the total length of the trades).
+        trade_lengths: 1-D lengths in bars, each >= 1.
+        n_draws: placements to draw.
+        rng: the generator to draw from.
+
+    Returns:
+        ``(starts, lengths)``, both ``(n_draws, k)`` integer arrays: row ``d`` holds draw
+        ``d``'s trades in the order laid out (increasing starts) and their lengths.
+    """
+    lengths = np.asarray(trade_lengths, dtype=np.int64)
+    k = lengths.size
+    total = int(lengths.sum())
+    if k < 1 or np.any(lengths < 1) or total > n_bars:
+        raise ValueError(
+            f"trade_lengths must be >= 1 and fit in the {n_bars} bars, got a total of {total}"
+        )
+    slots = n_bars - total + k
+    keys = rng.random((n_draws, slots))
+    chosen = np.sort(np.argpartition(keys, k - 1, axis=1)[:, :k], axis=1)
+    laid_out = rng.permuted(np.tile(lengths, (n_draws, 1)), axis=1)
+    before = np.cumsum(laid_out, axis=1) - laid_out
+    starts = chosen - np.arange(k) + before
+    return starts, laid_out
+
+
+def exposure_matched_pvalue(
+    bar_log_returns: np.ndarray,
+    trade_starts: np.ndarray,
+    trade_lengths: np.ndarray,
+    observed_total: float,
+    n_draws: int = 1000,
+    seed: int = 0,
+    cost_per_trade: float = 0.0,
+) -> PermutationResult:
+    """p-value of a strategy's total trade return against random trades of the same exposure.
+
+    The null hypothesis: the strategy's entries are no better than random ones. Each null draw
+    places trades with the **same number and lengths** as the strategy's at random
+    non-overlapping start bars within the same bars (:func:`random_trade_starts`); a trade
+    starting at bar ``s`` with length ``ℓ`` returns ``Σ_{t=s}^{s+ℓ−1} r_t − cost_per_trade``
+    (log returns add up over the bars it holds), computed from cumulative sums. The draw's
+    total is the sum over its trades. The null trades are **long**: pass the observed total
+    of a long-only strategy (or of its long trades), computed in the same way.
+
+    p-value: ``(1 + #{null >= observed}) / (n_draws + 1)``, the exact p-value of a test with
+    randomly drawn permutations (Phipson & Smyth 2010), never 0.
+
+    Args:
+        bar_log_returns: 1-D per-bar log returns of the traded asset, finite.
+        trade_starts: the strategy's trades' first bars (validated: inside the bars and not
+            overlapping; the null does not use them otherwise).
+        trade_lengths: the trades' lengths in bars (>= 1), aligned with ``trade_starts``.
+        observed_total: the strategy's total, ``Σ`` over its trades of (log return − cost).
+        n_draws: random placements (>= 1).
+        seed: seed of ``numpy.random.default_rng``; the result is deterministic given it.
+        cost_per_trade: subtracted from every trade's log return, as from the observed ones.
 
     Raises:
-        ValueError: not 1-D, fewer than 2 totals, or a non-finite total.
+        ValueError: naming the bad argument (no trades, trades outside the bars or
+            overlapping, lengths < 1, non-finite values, bad ``n_draws``/``seed``).
     """
-    values = np.asarray(totals, dtype=float)
-    if values.ndim != 1 or values.size < 2:
-        raise ValueError(f"totals must be 1-D with the observed total and at least one "
-                         f"rotation, got shape {values.shape}")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("totals must be finite (no NaN or inf)")
-    observed, null = float(values[0]), values[1:]
-    tolerance = TIE_TOLERANCE * max(1.0, abs(observed))
-    tied = np.abs(null - observed) <= tolerance
-    at_least = int(np.count_nonzero(tied | (null > observed)))
-    below = int(np.count_nonzero(~tied & (null < observed)))
+    r = np.asarray(bar_log_returns, dtype=float)
+    if r.ndim != 1 or r.size < 1:
+        raise ValueError(f"bar_log_returns must be a non-empty 1-D array, got shape {r.shape}")
+    if not np.all(np.isfinite(r)):
+        raise ValueError("bar_log_returns must be finite (no NaN or inf)")
+    starts = np.asarray(trade_starts)
+    lengths = np.asarray(trade_lengths)
+    if starts.ndim != 1 or starts.size < 1:
+        raise ValueError(f"trade_starts must be a non-empty 1-D array, got shape {starts.shape}")
+    if lengths.shape != starts.shape:
+        raise ValueError(
+            f"trade_lengths must align with trade_starts, got {lengths.shape} and {starts.shape}"
+        )
+    for name, values in (("trade_starts", starts), ("trade_lengths", lengths)):
+        if not np.issubdtype(values.dtype, np.number) or not np.all(
+            np.isfinite(values) & (values == np.round(values))
+        ):
+            raise ValueError(f"{name} must hold whole numbers")
+    starts = starts.astype(np.int64)
+    lengths = lengths.astype(np.int64)
+    if np.any(lengths < 1):
+        raise ValueError("trade_lengths must all be >= 1")
+    if np.any(starts < 0) or np.any(starts + lengths > r.size):
+        raise ValueError(f"trade_starts/trade_lengths put a trade outside the {r.size} bars")
+    order = np.argsort(starts, kind="stable")
+    ends = starts[order] + lengths[order]
+    if np.any(starts[order][1:] < ends[:-1]):
+        raise ValueError("trade_starts/trade_lengths describe overlapping trades")
+    observed = float(observed_total)
+    if not math.isfinite(observed):
+        raise ValueError(f"observed_total must be finite, got {observed_total!r}")
+    cost = float(cost_per_trade)
+    if not math.isfinite(cost):
+        raise ValueError(f"cost_per_trade must be finite, got {cost_per_trade!r}")
+    n_draws = _integer("n_draws", n_draws, 1)
+    seed = _integer("seed", seed, 0)
+
+    rng = np.random.default_rng(seed)
+    cumulative = np.concatenate([[0.0], np.cumsum(r)])
+    k = lengths.size
+    chunk = max(1, _CHUNK_ELEMENTS // (r.size + k))
+    null = np.empty(n_draws)
+    for first in range(0, n_draws, chunk):
+        last = min(first + chunk, n_draws)
+        placed, laid_out = random_trade_starts(r.size, lengths, last - first, rng)
+        gains = cumulative[placed + laid_out] - cumulative[placed]
+        null[first:last] = gains.sum(axis=1) - k * cost
+
     quantiles = np.quantile(null, NULL_QUANTILES)
+    at_least = int(np.count_nonzero(null >= observed))
+    below = np.count_nonzero(null < observed)
+    ties = np.count_nonzero(null == observed)
     return PermutationResult(
-        p_value=(1.0 + at_least) / (null.size + 1.0),
-        percentile=float(100.0 * (below + 0.5 * np.count_nonzero(tied)) / null.size),
+        p_value=(1.0 + at_least) / (n_draws + 1.0),
+        percentile=float(100.0 * (below + 0.5 * ties) / n_draws),
         null_quantiles=dict(zip(NULL_QUANTILES, quantiles.tolist(), strict=True)),
-        n_draws=int(null.size),
+        n_draws=n_draws,
     )
 
 

@@ -84,10 +84,6 @@ from cryptosweep.records.integrity import (
 )
 from cryptosweep.records.schema import TABLES
 
-#: The ``extra_returns`` kind of a holdout evaluation's permutation test: its total and its
-#: signal's rotations' (:func:`cryptosweep.trading.rotation.signal_rotations`).
-HOLDOUT_ROTATIONS = "holdout_rotations"
-
 
 class Journal:
     """One run's journal. Safe to share between the runner and the monitor thread.
@@ -485,14 +481,11 @@ class Journal:
                                ("DELETE FROM returns WHERE kind = 'validation' AND eval_id = ?",
                                 (rerun,)),
                                ("DELETE FROM evaluations WHERE eval_id = ?", (rerun,))]
-            elif ((item.table in ("returns", "extra_evaluations") and item.key[0] == "holdout")
-                  or (item.table == "extra_returns" and item.key[0] == HOLDOUT_ROTATIONS)):
+            elif item.table in ("returns", "extra_evaluations") and item.key[0] == "holdout":
                 statements += [("DELETE FROM returns WHERE kind = 'holdout' AND eval_id = ?",
                                 (item.key[1],)),
                                ("DELETE FROM extra_evaluations WHERE kind = 'holdout' AND "
-                                "eval_id = ?", (item.key[1],)),
-                               ("DELETE FROM extra_returns WHERE kind = ? AND eval_id = ?",
-                                (HOLDOUT_ROTATIONS, item.key[1]))]
+                                "eval_id = ?", (item.key[1],))]
             elif item.table == "baseline_returns" or item.key[0] == "baselines":
                 statements += [("DELETE FROM baseline_returns", ()),
                                ("DELETE FROM extra_evaluations WHERE kind = 'baselines'", ())]

@@ -27,7 +27,7 @@ from cryptosweep.judging.comparison import jobson_korkie_memmel
 from cryptosweep.judging.holdout_power import holdout_evidence
 from cryptosweep.judging.selection import selection_evidence
 from cryptosweep.records.evaluations import EvaluationRow
-from cryptosweep.records.journal import HOLDOUT_ROTATIONS, Journal
+from cryptosweep.records.journal import Journal
 from cryptosweep.records.ledger import (
     LEDGER_NAME,
     LedgerTrial,
@@ -172,9 +172,10 @@ def statistics(
         market_returns = journal.get_baseline_returns("holdout").get("buy_and_hold")
         holdout_returns = journal.get_returns("holdout").get(winner.eval_id)
         if holdout_returns is not None:
+            costs = config.objective.fees_bps + config.objective.slippage_bps
             out["holdout"] = holdout_evidence(
-                holdout_returns, market_returns,
-                journal.get_extra_returns(HOLDOUT_ROTATIONS).get(winner.eval_id))
+                holdout_returns, winner_holdout.get("holdout_trade_spans") or [],
+                market_returns, cost_per_trade=2.0 * costs / 1e4, seed=seed)
             out["holdout"]["looks"] = len(looks)
     return out
 

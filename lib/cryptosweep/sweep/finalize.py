@@ -37,7 +37,7 @@ from cryptosweep.judging.overfitting import (
     probability_of_backtest_overfitting,
 )
 from cryptosweep.records.evaluations import EvaluationRow, configured, without_search
-from cryptosweep.records.journal import HOLDOUT_ROTATIONS, Journal
+from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import best_configs, build_results, resource_usage, text_report
 from cryptosweep.strategies import Strategy
@@ -245,17 +245,9 @@ def _pending_tasks(config: SweepConfig, seed: int, run_dir: Path, journal: Journ
     spec = config.objective_spec()
     payload_spec = spec.to_payload()
     # An evaluation counts as journaled only with its per-bar returns too (the statistics
-    # read them), a holdout also with its permutation test's rotations: one that lacks them
-    # is evaluated again, to the same numbers.
-    returns, rotations = journal.get_returns("holdout"), journal.get_extra_returns(
-        HOLDOUT_ROTATIONS)
-    holdout = {}
-    for eval_id, metrics in journal.get_extra("holdout").items():
-        if eval_id in returns and eval_id in rotations:
-            holdout[eval_id] = metrics
-        elif eval_id in returns:
-            log.info("holdout-%d: evaluated again: journaled before its permutation test's "
-                     "rotations were kept", eval_id)
+    # read them): one whose returns were lost is evaluated again, to the same numbers.
+    holdout = {eval_id: metrics for eval_id, metrics in journal.get_extra("holdout").items()
+               if eval_id in journal.get_returns("holdout")}
     tasks: list[dict[str, Any]] = []
 
     def task(kind: str, name: str, **fields: Any) -> None:
@@ -345,8 +337,6 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
         result = outcome.result
         if payload["kind"] == "holdout":
             journal.put_returns("holdout", payload["eval_id"], result.pop("holdout_returns"))
-            journal.put_extra_returns(HOLDOUT_ROTATIONS, payload["eval_id"],
-                                      result.pop("holdout_rotations"))
             journal.put_extra("holdout", payload["eval_id"], result)
         elif payload["kind"] == "rerun":
             journal.put_extra("repro", payload["eval_id"], result)
@@ -365,7 +355,6 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
         else:
             journal.put_extra_returns(CHAMPION_HOLDOUT, RUN_LEVEL_ID,
                                       result.pop("holdout_returns"))
-            result.pop("holdout_rotations", None)  # the champion is not permutation-tested
             journal.put_extra("champion", RUN_LEVEL_ID,
                             {"manifest_sha256": payload["digest"], "holdout": result})
         log.info("end of the sweep %d/%d: %s done", done, expected, payload["task"])

@@ -66,7 +66,6 @@ from cryptosweep.trading.cpcv import CPCVSplit, assemble_paths, cpcv_splits, gro
 from cryptosweep.trading.data import data_files, sample_data_path
 from cryptosweep.trading.fidelity import fidelity_at
 from cryptosweep.trading.metrics import performance, trial_sharpe
-from cryptosweep.trading.rotation import signal_rotations
 from cryptosweep.trading.steps import (
     Market,
     TradingParams,
@@ -243,10 +242,8 @@ def evaluate_holdout(
     Training rows whose label ends at or after the holdout start are purged (labels are built
     from development bars only, so none do). Returns every metric of the holdout backtest with
     a ``holdout_`` prefix, ``holdout_bars``, ``holdout_trade_spans`` (each trade's first bar
-    relative to the holdout start, its length in bars and side), ``holdout_rotations`` (the
-    permutation test: :func:`~cryptosweep.trading.rotation.signal_rotations`, element 0 the
-    strategy's own total, the rest its signal rotated in time and traded by the same rules),
-    ``holdout_returns`` (per bar) and, with ``stress_multiplier``,
+    relative to the holdout start, its length in bars and side: what a permutation test
+    matches exposure with), ``holdout_returns`` (per bar) and, with ``stress_multiplier``,
     ``holdout_stress``: the same predictions backtested with fees and slippage multiplied by
     it (the cost stress of the deployment gate).
     """
@@ -263,8 +260,6 @@ def evaluate_holdout(
         [int(trade.entry_bar), int(trade.exit_bar - trade.entry_bar + 1), int(trade.side)]
         for trade in result.trades
     ]
-    out["holdout_rotations"] = signal_rotations(market, block.bars, block.proba, trading,
-                                                spec.objective, seed).tolist()
     if stress_multiplier is not None:
         costly = spec.objective.model_copy(update={
             "fees_bps": spec.objective.fees_bps * stress_multiplier,
