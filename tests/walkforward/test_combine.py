@@ -14,17 +14,22 @@ from scipy import stats
 from cryptosweep.walkforward.combine import _dsr
 
 
-def expected(returns: np.ndarray, variance: float, n: int) -> tuple[float, float]:
-    """SR0 and the DSR by the paper's formulas, written out here."""
-    gamma = 0.5772156649015329
-    sr0 = math.sqrt(variance) * ((1 - gamma) * stats.norm.ppf(1 - 1 / n)
-                                 + gamma * stats.norm.ppf(1 - 1 / (n * math.e)))
+def psr(returns: np.ndarray, sr0: float) -> float:
+    """PSR(SR0) by the paper's formula, written out here."""
     sr = returns.mean() / returns.std(ddof=1)
     skew = stats.skew(returns, bias=False)
     kurt = stats.kurtosis(returns, fisher=False, bias=False)
     z = (sr - sr0) * math.sqrt(len(returns) - 1) / math.sqrt(
         1 - skew * sr + (kurt - 1) / 4 * sr ** 2)
-    return sr0, float(stats.norm.cdf(z))
+    return float(stats.norm.cdf(z))
+
+
+def expected(returns: np.ndarray, variance: float, n: int) -> tuple[float, float]:
+    """SR0 and the DSR by the paper's formulas, written out here."""
+    gamma = 0.5772156649015329
+    sr0 = math.sqrt(variance) * ((1 - gamma) * stats.norm.ppf(1 - 1 / n)
+                                 + gamma * stats.norm.ppf(1 - 1 / (n * math.e)))
+    return sr0, psr(returns, sr0)
 
 
 @pytest.mark.parametrize("rule", ["no_skill", "trials"])
@@ -43,5 +48,23 @@ def test_the_tracks_dsr_deflates_by_the_variance_the_setting_names(rule):
 
 
 def test_a_track_that_never_traded_says_why():
-    out = _dsr(np.zeros(100), np.array([0.1, 0.2]), 2, 8766.0, "no_skill")
-    assert out["dsr"] is None and out["why_not"]
+    out = _dsr(np.zeros(100), np.array([0.1]), 1, 8766.0, "no_skill")
+    assert out["dsr"] is None
+    assert out["why_not"] == "the track never traded: its returns do not vary"
+
+
+@pytest.mark.parametrize("rule", ["no_skill", "trials"])
+def test_one_design_is_psr_0_whatever_the_variance(rule):
+    """A walk-forward whose windows each tried one configuration has nothing to deflate by:
+    its DSR is PSR(0), as the gate's with N = 1 (it was "–" with an internal message)."""
+    rng = np.random.default_rng(5)
+    track = rng.normal(0.0005, 0.01, 1000)
+    out = _dsr(track, np.array([0.03]), 1, 8760.0, rule)
+    assert out["sr0"] == 0.0 and out["dsr"] == out["psr"]
+    assert out["dsr"] == pytest.approx(psr(track, 0.0), rel=1e-9)
+
+
+def test_trials_variance_needs_two_sharpe_ratios():
+    out = _dsr(np.random.default_rng(6).normal(0, 0.01, 500), np.array([0.1]), 3, 8760.0,
+               "trials")
+    assert out["dsr"] is None and "fewer than 2" in out["why_not"]

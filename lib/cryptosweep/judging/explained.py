@@ -113,8 +113,10 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
             rows.append(Explained(
                 "holdout vs random entries (p)", _f(permutation["p_value"], ".3f"),
                 f"the share of {permutation['n_draws']} random placements of the same "
-                f"{permutation['n_trades']} trades that did at least as well: small means "
-                "the entries' timing, not the market's drift, made the return"))
+                f"{permutation['n_trades']} trades that did at least as well, each scored by "
+                "the market's return over the bars it held (close to close, less costs; not "
+                "its stop or take-profit fill): small means the entries' timing, not the "
+                "market's drift, made the return; slightly liberal (docs/statistics.md)"))
         alpha = holdout.get("alpha") or {}
         if alpha:
             rows.append(Explained(

@@ -410,7 +410,8 @@ def reproducibility_table(results: Mapping[str, Any]) -> str | None:
              _e(signed((c.get("rerun") or {}).get("score"), 6)),
              _e(str((c.get("rerun") or {}).get("returns_sha256", ""))[:16])] for c in checks]
     failed = sum(c["status"] != "PASS" for c in checks)
-    caption = ("Every top-k configuration re-ran bit for bit." if not failed
+    caption = ("The winner re-ran bit for bit." if len(checks) == 1 and not failed
+               else "Every re-run matched bit for bit." if not failed
                else f"{failed} of {len(checks)} re-runs DIFFER.")
     return _table(["configuration", "re-run", "recorded score", "re-run score",
                    "returns SHA-256 (re-run)"], rows, caption=caption)

@@ -42,11 +42,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from scipy import stats
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.formatting import metric_name, share, signed
 from cryptosweep.judging.overfitting import (
-    deflated_sharpe_from_returns,
     expected_max_sharpe_ratio,
     probabilistic_sharpe_ratio,
 )
@@ -212,21 +212,31 @@ def _dsr(returns: np.ndarray, sharpes: np.ndarray, designs: int, periods: float,
     search tried: each, traded through every window, is a walk-forward design the process
     chose among) and the ``variance`` of Sharpe ratios ``deployment.dsr_variance`` names:
     ``no_skill``, ``1/(T − 1)`` (a design without skill traded over the track's ``T`` bars);
-    ``trials``, that of every window's full-budget per-bar Sharpe ratios."""
-    try:
-        out = deflated_sharpe_from_returns(returns, sharpes)
-    except ValueError as exc:  # e.g. a track that never traded: constant returns
-        return {"dsr": None, "psr": None, "why_not": str(exc), "n_trials": designs}
-    if variance == "no_skill":
-        out["sr_variance"] = 1.0 / (out["n_obs"] - 1)
-    out["dsr_variance"] = variance
-    out["n_trials"] = designs
-    out["sr0"] = (expected_max_sharpe_ratio(out["sr_variance"], designs) if designs >= 2
-                  else 0.0)
-    out["dsr"] = probabilistic_sharpe_ratio(out["sr"], out["sr0"], out["n_obs"], out["skew"],
-                                            out["kurtosis"])
+    ``trials``, that of every window's full-budget per-bar Sharpe ratios. With one design
+    there is nothing to deflate by: the DSR is PSR(0), as the gate's."""
+    r = np.asarray(returns, dtype=float)
+    out: dict[str, Any] = {"dsr": None, "psr": None, "n_trials": designs,
+                           "dsr_variance": variance}
+    if len(r) < 4 or float(np.std(r)) == 0.0:
+        out["why_not"] = "the track never traded: its returns do not vary"
+        return out
+    finite = np.asarray(sharpes, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if variance == "trials" and designs >= 2 and len(finite) < 2:
+        out["why_not"] = "fewer than 2 full-budget Sharpe ratios to take the variance of"
+        return out
+    sr = float(np.mean(r) / np.std(r, ddof=1))
+    skew = float(stats.skew(r, bias=False))
+    kurtosis = float(stats.kurtosis(r, fisher=False, bias=False))
+    sr_variance = 1.0 / (len(r) - 1) if variance == "no_skill" else (
+        float(np.var(finite, ddof=1)) if len(finite) >= 2 else None)
+    sr0 = expected_max_sharpe_ratio(sr_variance, designs) if designs >= 2 else 0.0
     scale = math.sqrt(periods)
-    out.update(sr_annualised=out["sr"] * scale, sr0_annualised=out["sr0"] * scale)
+    out.update(
+        sr=sr, skew=skew, kurtosis=kurtosis, n_obs=len(r), sr_variance=sr_variance, sr0=sr0,
+        psr=probabilistic_sharpe_ratio(sr, 0.0, len(r), skew, kurtosis),
+        dsr=probabilistic_sharpe_ratio(sr, sr0, len(r), skew, kurtosis),
+        sr_annualised=sr * scale, sr0_annualised=sr0 * scale)
     return out
 
 

@@ -42,9 +42,11 @@ def overfitting_figure(pbo_result: Any) -> go.Figure | None:
 
 
 def dsr_bars(dsr_info: Mapping[str, Any] | None) -> go.Figure | None:
-    """Horizontal bars of the winner's deflated Sharpe ratio (PSR against the expected maximum
-    Sharpe of the trials under no skill) and PSR against 0, on [0, 1], with the customary 0.95
-    line. Takes the dict of :func:`~cryptosweep.judging.overfitting.deflated_sharpe_from_returns`
+    """Horizontal bars of the search's best's diagnostic deflated Sharpe ratio (N = the
+    full-budget configurations; PSR against the expected maximum Sharpe of the trials under no
+    skill) and PSR against 0, on [0, 1], with the customary 0.95 line; the gate's DSR (the
+    winner's, with the ledger's trials) is the verdict's. Takes the dict of
+    :func:`~cryptosweep.judging.overfitting.deflated_sharpe_from_returns`
     (``results["overfitting"]["dsr"]`` or ``results["top_k"][i]["dsr"]``); ``None`` when it is
     missing or has no DSR."""
     if not dsr_info or dsr_info.get("dsr") is None:
@@ -66,7 +68,7 @@ def dsr_bars(dsr_info: Mapping[str, Any] | None) -> go.Figure | None:
     )
     fig.update_layout(
         template=TEMPLATE, showlegend=False, height=300,
-        title=f"Deflated Sharpe ratio of the winner: {values[0]:.3f}"
+        title=f"Diagnostic DSR of the search's best (full-budget N): {values[0]:.3f}"
               + (f" ({details}; Sharpe per bar)" if details else ""),
         xaxis={"title": "probability that the true Sharpe ratio exceeds the benchmark",
                "range": [0, 1]},
