@@ -198,3 +198,25 @@ def test_a_cluster_slow_to_shut_down_does_not_fail_a_finished_run(caplog):
         assert "did not shut down in time; 1 worker process(es) killed" in caplog.text
     finally:
         close_cluster()
+
+
+def test_with_a_trial_timeout_the_capacity_follows_the_workers_that_are_up():
+    """A worker ended for a timed-out trial takes a while to come back; meanwhile a second
+    trial submitted to the one left waited behind its running trial and was lost with it when
+    that one timed out too (a busy machine). Now the runner may submit only as many trials as
+    there are threads up."""
+    from cryptosweep.execution.executors import _exit_worker_process, make_executor
+
+    with make_executor(2, trial_timeout=60.0) as executor:
+        assert executor.capacity == 2
+        (first, _) = sorted(executor.client.nthreads())
+        executor.client.run(_exit_worker_process, workers=[first], wait=False)
+        deadline = time.monotonic() + 90
+        seen = []
+        while time.monotonic() < deadline and not (1 in seen and seen[-1] == 2):
+            seen.append(executor.capacity)
+            time.sleep(0.02)
+        assert 1 in seen, "the ended worker was never missing"
+        assert seen[-1] == 2, "its nanny brought it back: the capacity with it"
+    with make_executor(2) as executor:
+        assert executor.capacity == 4  # without a timeout, two trials per thread may wait

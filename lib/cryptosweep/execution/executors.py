@@ -138,8 +138,9 @@ class DaskExecutor(Executor):
     With ``trial_timeout``, a trial running longer is recorded as failed and its worker
     process is ended, and restarted by its nanny (a C++ learner cannot be interrupted any
     other way);
-    the runner then submits no more trials than there are slots, and a trial's time counts
-    from when a worker took it (one waiting for a restarting worker is not charged).
+    the runner then submits no more trials than there are threads on the workers up at the
+    time (:attr:`capacity`), and a trial's time counts from when a worker took it (one waiting
+    for a restarting worker is not charged).
     """
 
     def __init__(self, client: Any, cluster: Any = None, description: str = "dask",
@@ -157,7 +158,13 @@ class DaskExecutor(Executor):
 
     @property
     def capacity(self) -> int:
-        return self.slots if self.trial_timeout else 2 * self.slots
+        """Twice the slots; with ``trial_timeout``, the threads of the workers up now (at most
+        the slots, at least 1): while a worker ended for a timed-out trial is restarting, no
+        trial waits in the queue of a busy worker that may be ended next (it would come back
+        ``lost`` and spend one of its attempts)."""
+        if not self.trial_timeout:
+            return 2 * self.slots
+        return max(1, min(self.slots, sum(self.client.nthreads().values())))
 
     def submit(self, payload: dict[str, Any]) -> None:
         future = self.client.submit(

@@ -59,10 +59,10 @@ class SweepLoop:
                      len(journal), finished_before, self._failed)
         progress = Progress(strategy.total_evaluations, self.show_progress, finished_before,
                             full_budget=float(self.config.full_budget_units))
-        capacity = max(1, self.executor.capacity)
         try:
             while True:
-                while self.executor.in_flight < capacity:
+                # Read each time: with a trial timeout it follows the workers that are up.
+                while self.executor.in_flight < max(1, self.executor.capacity):
                     request = strategy.ask()
                     if request is None:
                         break
