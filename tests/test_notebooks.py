@@ -28,6 +28,11 @@ def test_notebooks_are_committed_thin_and_parameterised(path: Path):
     assert notebook.metadata["kernelspec"]["name"] == "cryptosweep"
     for cell in code:
         assert "def " not in cell.source and "class " not in cell.source, "logic belongs in lib/"
+    # nbformat 4.5 cells carry an id: without one, every papermill run of the notebook warns
+    # (MissingIDFieldWarning on the report's stderr) and writes ids of its own.
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    ids = [cell.get("id") for cell in raw["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), "every cell needs its own id"
 
 
 def test_papermill_run_of_sweep_notebook_writes_a_complete_run_folder(tmp_path):
