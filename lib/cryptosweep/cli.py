@@ -448,10 +448,22 @@ def _validate(args: argparse.Namespace) -> int:
     print(f"ok: {plan.describe(config)}")
     if config.walk_forward is not None:  # what `cryptosweep walkforward` would run
         from cryptosweep.core.config import resolve_seed
+        from cryptosweep.trading.validation import holdout_split
         from cryptosweep.walkforward.layout import plan as plan_windows
 
         plans = plan_windows(config, resolve_seed(None, config))
-        print(f"ok: walk_forward: {len(plans)} windows, out of sample "
+
+        def span(values: set[int]) -> str:
+            return f"{min(values)}" if len(values) == 1 else f"{min(values)}-{max(values)}"
+
+        in_sample = {p.window.in_sample_bars for p in plans}
+        held = {n - holdout_split(n, p.sweep_config.data.holdout_fraction)
+                for p in plans for n in [p.window.in_sample_bars]}
+        segments = {p.window.out_of_sample_bars for p in plans}
+        # The line above is the config on the whole file; each window sweeps its own bars.
+        print(f"ok: walk_forward: {len(plans)} windows, each sweeping {span(in_sample)} "
+              f"in-sample bars ({span(held)} of them its holdout) and trading "
+              f"{span(segments)} out-of-sample bars; out of sample "
               f"{plans[0].oos_first_bar} .. {plans[-1].oos_last_bar}")
     return 0
 

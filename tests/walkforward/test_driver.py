@@ -286,7 +286,11 @@ def test_validate_checks_the_windows_too(tmp_path, capsys):
     path = tmp_path / "wf.yaml"
     path.write_text(yaml.safe_dump(wf_config()), encoding="utf-8")
     assert main(["validate", "--config", str(path)]) == 0
-    assert "ok: walk_forward: 2 windows, out of sample " in capsys.readouterr().out
+    # Each window's own bars, not the whole file's (the line above): 1500 in-sample bars of
+    # which the config's 20 % holdout, and 300 traded out of sample.
+    assert ("ok: walk_forward: 2 windows, each sweeping 1500 in-sample bars (300 of them its "
+            "holdout) and trading 300 out-of-sample bars; out of sample "
+            in capsys.readouterr().out)
     code = main(["validate", "--config", str(path), "--set", "walk_forward.embargo_bars=0"])
     assert code == 2
     assert "embargo_bars is 0 but labels span up to 24" in capsys.readouterr().err
