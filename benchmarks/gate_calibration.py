@@ -52,6 +52,7 @@ sys.path.insert(0, str(HERE))
 
 from cryptosweep import load_ohlcv, run_sweep  # noqa: E402
 from cryptosweep.core.config_files import load_config  # noqa: E402
+from cryptosweep.core.settings import ObjectiveSettings  # noqa: E402
 from cryptosweep.judging.deployment import decide  # noqa: E402
 from cryptosweep.judging.overfitting import (  # noqa: E402
     deflated_sharpe_ratio,
@@ -62,6 +63,8 @@ from cryptosweep.trading.data import sample_data_path  # noqa: E402
 from machine import machine  # noqa: E402
 
 COSTS_BPS = 10.0 + 2.0  # fees + slippage per side, as the demo
+#: The purged walk-forward folds of a night: the objective's default (`objective.folds`).
+DEFAULT_FOLDS = ObjectiveSettings().folds
 
 
 def null_market(candles: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -120,7 +123,7 @@ def write_csv(market: pd.DataFrame, path: Path) -> None:
     frame.to_csv(path, index=False, float_format="%.10g")
 
 
-def night_config(path: Path, free: bool = False) -> dict[str, Any]:
+def night_config(path: Path, free: bool = False, folds: int = DEFAULT_FOLDS) -> dict[str, Any]:
     return {
         "name": "calibration", "sweep_type": "random", "random": {"n_trials": 10},
         "parameter_ranges": {
@@ -134,7 +137,7 @@ def night_config(path: Path, free: bool = False) -> dict[str, Any]:
                         "take_profit": {"type": "float", "low": 0.01, "high": 0.05}},
         },
         "data": {"path": str(path), "format": "generic", "holdout_fraction": 0.2},
-        "objective": {"models": ["lightgbm"], "folds": 3, "rounds_per_unit": 5,
+        "objective": {"models": ["lightgbm"], "folds": folds, "rounds_per_unit": 5,
                       "fees_bps": 0 if free else 10, "slippage_bps": 0 if free else 2},
         "execution": {"workers": 0},
         "reporting": {"top_k": 3},
@@ -191,7 +194,7 @@ def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace
         market = plant_edge(market, args.hour, edge)
     path = workdir / f"{kind}_{edge:.4f}_{index}.csv"
     write_csv(market, path)
-    config = load_config(raw=night_config(path, free=args.free))
+    config = load_config(raw=night_config(path, free=args.free, folds=args.folds))
     started = time.perf_counter()
     result = run_sweep(config=config, seed=index + 1, log_dir=workdir / "runs",
                        run_name=f"{kind}_{edge:.4f}_{index}", show_progress=False)
@@ -247,6 +250,9 @@ def main() -> int:
     parser.add_argument("--free", action="store_true",
                         help="no fees and no slippage: on null markets the searched strategies "
                              "then lose nothing to costs, and the DSR is what stops luck")
+    parser.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
+                        help="purged walk-forward folds of each night's sweep (default: the "
+                             "objective's default, which the gate is calibrated for)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "gate_calibration.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
