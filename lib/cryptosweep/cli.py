@@ -457,8 +457,9 @@ def _validate(args: argparse.Namespace) -> int:
             return f"{min(values)}" if len(values) == 1 else f"{min(values)}-{max(values)}"
 
         in_sample = {p.window.in_sample_bars for p in plans}
-        held = {n - holdout_split(n, p.sweep_config.data.holdout_fraction)
-                for p in plans for n in [p.window.in_sample_bars]}
+        held = {p.window.in_sample_bars - holdout_split(p.window.in_sample_bars,
+                                                        p.sweep_config.data.holdout_fraction)
+                for p in plans}
         segments = {p.window.out_of_sample_bars for p in plans}
         # The line above is the config on the whole file; each window sweeps its own bars.
         print(f"ok: walk_forward: {len(plans)} windows, each sweeping {span(in_sample)} "

@@ -42,8 +42,16 @@ from cryptosweep.judging.overfitting import (
 from cryptosweep.judging.track_record import haircut_sharpe, minimum_backtest_length
 
 
-def _dsr(sr: float, variance: float | None, n_trials: int, returns: np.ndarray,
-         periods_per_year: float | None) -> dict[str, Any]:
+def variance_of_sharpe(rule: Literal["no_skill", "trials"], n_obs: int,
+                       trials_variance: float | None) -> float | None:
+    """The variance of Sharpe ratios SR0 rests on, as ``deployment.dsr_variance`` names it:
+    ``no_skill``, ``1/(T − 1)`` for a Sharpe ratio on ``n_obs`` = T bars without skill;
+    ``trials``, ``trials_variance`` (the spread of the trials' Sharpe ratios)."""
+    return 1.0 / (n_obs - 1) if rule == "no_skill" else trials_variance
+
+
+def deflated_sharpe(sr: float, variance: float | None, n_trials: int, returns: np.ndarray,
+                    periods_per_year: float | None) -> dict[str, Any]:
     """The DSR of ``returns`` (Sharpe ratio ``sr``) among ``n_trials`` whose Sharpe ratios vary
     by ``variance``; with one trial there is nothing to deflate by: PSR(0) (the paper's DSR at
     N = 1, where the expected maximum is 0), and ``variance`` is not needed."""
@@ -95,9 +103,9 @@ def selection_evidence(
         return {"dsr": {"dsr": None, "why_not": "the winner's returns do not vary"},
                 "n_trials": int(n_trials)}
     sr = float(np.mean(r) / np.std(r, ddof=1))
-    variance = 1.0 / (len(r) - 1) if dsr_variance == "no_skill" else sharpe_variance
+    variance = variance_of_sharpe(dsr_variance, len(r), sharpe_variance)
     out: dict[str, Any] = {"n_trials": int(n_trials), "dsr_variance": dsr_variance,
-                           "dsr": _dsr(sr, variance, n_trials, r, periods_per_year)}
+                           "dsr": deflated_sharpe(sr, variance, n_trials, r, periods_per_year)}
     if trial_returns is not None and trial_returns.shape[1] >= 2:
         effective = effective_number_of_trials(trial_returns, seed=seed)
         extra = max(int(n_unclustered), 0)
@@ -108,8 +116,8 @@ def selection_evidence(
             out["effective_trials"]["n_unclustered"] = extra
         # The same variance whatever N (with "trials" the ledger's: the clusters' own would
         # rest on a handful of values and jump when one trial outside them is added).
-        out["dsr_effective"] = _dsr(sr, variance, effective.n_independent + extra, r,
-                                    periods_per_year)
+        out["dsr_effective"] = deflated_sharpe(sr, variance, effective.n_independent + extra,
+                                               r, periods_per_year)
     if periods_per_year:
         years = len(r) / periods_per_year
         out["sample_years"] = years

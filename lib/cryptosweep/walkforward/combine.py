@@ -37,19 +37,15 @@ and the data: byte-equal for any number of workers and across resumes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.formatting import metric_name, share, signed
-from cryptosweep.judging.overfitting import (
-    expected_max_sharpe_ratio,
-    probabilistic_sharpe_ratio,
-)
+from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
+from cryptosweep.judging.selection import deflated_sharpe, variance_of_sharpe
 from cryptosweep.judging.verdict import DSR_CONFIDENCE, EDGE, NO_EDGE
 from cryptosweep.trading.baselines import BASELINES
 from cryptosweep.trading.metrics import performance
@@ -210,10 +206,10 @@ def _dsr(returns: np.ndarray, sharpes: np.ndarray, designs: int, periods: float,
          variance: Literal["no_skill", "trials"]) -> dict[str, Any]:
     """PSR(0) and the DSR of the track with N = ``designs`` (the configurations a window's
     search tried: each, traded through every window, is a walk-forward design the process
-    chose among) and the ``variance`` of Sharpe ratios ``deployment.dsr_variance`` names:
-    ``no_skill``, ``1/(T − 1)`` (a design without skill traded over the track's ``T`` bars);
-    ``trials``, that of every window's full-budget per-bar Sharpe ratios. With one design
-    there is nothing to deflate by: the DSR is PSR(0), as the gate's."""
+    chose among) and the ``variance`` of Sharpe ratios ``deployment.dsr_variance`` names, as the
+    gate's (:func:`~cryptosweep.judging.selection.deflated_sharpe`; with ``trials``, that of
+    every window's full-budget per-bar Sharpe ratios). With one design there is nothing to
+    deflate by: the DSR is PSR(0)."""
     r = np.asarray(returns, dtype=float)
     out: dict[str, Any] = {"dsr": None, "psr": None, "n_trials": designs,
                            "dsr_variance": variance}
@@ -222,21 +218,16 @@ def _dsr(returns: np.ndarray, sharpes: np.ndarray, designs: int, periods: float,
         return out
     finite = np.asarray(sharpes, dtype=float)
     finite = finite[np.isfinite(finite)]
-    if variance == "trials" and designs >= 2 and len(finite) < 2:
-        out["why_not"] = "fewer than 2 full-budget Sharpe ratios to take the variance of"
+    spread = float(np.var(finite, ddof=1)) if len(finite) >= 2 else None
+    deflated = deflated_sharpe(float(np.mean(r) / np.std(r, ddof=1)),
+                               variance_of_sharpe(variance, len(r), spread), designs, r, periods)
+    if deflated["dsr"] is None:
+        out["why_not"] = deflated["why_not"]
         return out
-    sr = float(np.mean(r) / np.std(r, ddof=1))
-    skew = float(stats.skew(r, bias=False))
-    kurtosis = float(stats.kurtosis(r, fisher=False, bias=False))
-    sr_variance = 1.0 / (len(r) - 1) if variance == "no_skill" else (
-        float(np.var(finite, ddof=1)) if len(finite) >= 2 else None)
-    sr0 = expected_max_sharpe_ratio(sr_variance, designs) if designs >= 2 else 0.0
-    scale = math.sqrt(periods)
-    out.update(
-        sr=sr, skew=skew, kurtosis=kurtosis, n_obs=len(r), sr_variance=sr_variance, sr0=sr0,
-        psr=probabilistic_sharpe_ratio(sr, 0.0, len(r), skew, kurtosis),
-        dsr=probabilistic_sharpe_ratio(sr, sr0, len(r), skew, kurtosis),
-        sr_annualised=sr * scale, sr0_annualised=sr0 * scale)
+    out["sr_variance"] = deflated.pop("sharpe_variance")  # the results' name for it
+    out.update(deflated)
+    out["psr"] = (deflated["dsr"] if designs < 2 else probabilistic_sharpe_ratio(
+        deflated["sr"], 0.0, len(r), deflated["skew"], deflated["kurtosis"]))
     return out
 
 
