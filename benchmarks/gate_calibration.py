@@ -53,6 +53,7 @@ sys.path.insert(0, str(HERE))
 from cryptosweep import load_ohlcv, run_sweep  # noqa: E402
 from cryptosweep.core.config_files import load_config  # noqa: E402
 from cryptosweep.core.settings import ObjectiveSettings  # noqa: E402
+from cryptosweep.judging.caveats import fold_scores  # noqa: E402
 from cryptosweep.judging.deployment import decide  # noqa: E402
 from cryptosweep.judging.overfitting import (  # noqa: E402
     deflated_sharpe_ratio,
@@ -210,12 +211,17 @@ def night(kind: str, index: int, candles: pd.DataFrame, args: argparse.Namespace
     values = {c["name"]: c["value"] for c in results["deployment"]["criteria"]}
     selection = (results.get("statistics") or {}).get("selection") or {}
     holdout = (results.get("best") or {}).get("holdout") or {}
+    metric = results["config"]["objective"]["metric"]
     return {"kind": kind, "edge": edge, "index": index, "new_gate": new,
             "gates": {rule: approved for rule, (approved, _, _) in by_rule.items()},
             "gate_dsrs": {rule: dsr for rule, (_, dsr, _) in by_rule.items()},
             "gate_sr0s_annualised": {rule: sr0 for rule, (_, _, sr0) in by_rule.items()},
             "old_gate": old_gate(results),
             "holdout_sharpe": holdout.get("holdout_sharpe"),
+            # The winner's score on each purged walk-forward fold, oldest first: where the
+            # validation path (what the DSR judges) gains or loses against the holdout.
+            "winner_fold_scores": fold_scores((results.get("best") or {}).get("metrics"),
+                                              metric),
             "n_unclustered": (selection.get("effective_trials") or {}).get("n_unclustered", 0),
             "n_trials_effective": (selection.get("dsr_effective") or {}).get("n_trials"),
             "failed": failed, "values": values,
@@ -298,6 +304,10 @@ def main() -> int:
                 r["values"]["holdout_test"] is not None and r["values"]["holdout_test"] <= 0.05
                 for r in mine),
             "permutation_tested": sum(r["values"]["holdout_test"] is not None for r in mine),
+            # The winners' validation score fold by fold (oldest first), in the median.
+            "winner_fold_scores_median": [
+                float(np.median(column)) for column in zip(*(r["winner_fold_scores"]
+                                                             for r in mine), strict=False)],
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))
@@ -313,6 +323,9 @@ def main() -> int:
               + " | ".join(f"{rate['approvals'][rule]:.1%} ({rate['dsr_passes'][rule]})"
                            for rule in RULES)
               + f" | {rate['permutation_p_at_most_0.05']} of {rate['permutation_tested']} |")
+    print("\nThe winners' validation score per walk-forward fold (oldest first), median:")
+    for name, rate in summary["rates"].items():
+        print(f"  {name}: " + " ".join(f"{v:+.2f}" for v in rate["winner_fold_scores_median"]))
     return 0
 
 
