@@ -55,8 +55,9 @@ def check_candles(ohlcv: Any, bar_interval: str, what: str = "data") -> pd.DataF
     """``ohlcv`` if a model trained on ``bar_interval`` bars can use it, else one
     ``DataError`` line: a frame as :func:`~cryptosweep.trading.data.load_ohlcv` gives it
     (a sorted, unique ``DatetimeIndex`` and finite ``open, high, low, close, volume``), at
-    least :data:`MIN_BARS` bars, and bars ``bar_interval`` apart. Times without a zone are
-    taken as UTC."""
+    least :data:`MIN_BARS` bars, bars ``bar_interval`` apart, and bars that could have traded
+    (positive prices, open and close within [low, high], volume at least 0). Times without a
+    zone are taken as UTC; times in another zone are converted to UTC."""
     if not isinstance(ohlcv, pd.DataFrame) or not isinstance(ohlcv.index, pd.DatetimeIndex) \
             or not set(OHLCV_COLUMNS) <= set(ohlcv.columns):  # fmt: skip
         raise DataError(f"{what}: expected candles as load_ohlcv gives them, a DataFrame with a "
@@ -71,12 +72,37 @@ def check_candles(ohlcv: Any, bar_interval: str, what: str = "data") -> pd.DataF
     prices = ohlcv[list(OHLCV_COLUMNS)].to_numpy(dtype="float64")
     if not np.isfinite(prices).all():
         raise DataError(f"{what}: prices and volumes must be finite (no NaN or inf)")
+    _check_bars(ohlcv, what)
     detected = detect_interval(ohlcv.index, what)
     expected = parse_interval(bar_interval)
     if detected != expected:
         raise DataError(f"{what}: bars are {format_interval(detected)} apart, but the model was "
                         f"trained on {format_interval(expected)} bars")
-    return ohlcv if ohlcv.index.tz is not None else ohlcv.tz_localize("UTC")
+    if ohlcv.index.tz is None:
+        return ohlcv.tz_localize("UTC")
+    return ohlcv if str(ohlcv.index.tz) == "UTC" else ohlcv.tz_convert("UTC")
+
+
+def _check_bars(ohlcv: pd.DataFrame, what: str) -> None:
+    """The checks :func:`~cryptosweep.trading.data.load_ohlcv` makes of each row of a file,
+    for candles in memory: positive prices, high at least low, open and close within them, a
+    volume at least 0; one ``DataError`` naming the first bar that fails."""
+    o, h, low, c, v = (ohlcv[column].to_numpy(dtype="float64") for column in OHLCV_COLUMNS)
+    checks = [
+        ((o <= 0) | (h <= 0) | (low <= 0) | (c <= 0), "prices must be positive"),
+        (h < low, "high is below low"),
+        ((o < low) | (o > h), "open is outside [low, high]"),
+        ((c < low) | (c > h), "close is outside [low, high]"),
+        (v < 0, "volume is negative"),
+    ]
+    failures = [(int(np.argmax(mask)), order) for order, (mask, _) in enumerate(checks)
+                if mask.any()]
+    if failures:
+        row, order = min(failures)  # the earliest bar, its first failure in the list's order
+        reason = checks[order][1]
+        values = ", ".join(f"{name} {float(ohlcv[name].iat[row])!r}" for name in OHLCV_COLUMNS)
+        raise DataError(f"{what}: the bar at {ohlcv.index[row].isoformat()}: {reason} "
+                        f"({values})")
 
 
 def check_warm_up(ohlcv: pd.DataFrame, shown: int, what: str = "--data") -> None:

@@ -142,6 +142,10 @@ def _rolling_zscore(series: pd.Series, window: int) -> pd.Series:
 
 
 def _calendar(index: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+    """The hour of the day and the day of the week in UTC, whatever zone the index is in (a
+    time without a zone is UTC): the same instants give the same features."""
+    if index.tz is not None:
+        index = index.tz_convert("UTC")
     hour = index.hour.to_numpy() + index.minute.to_numpy() / 60.0
     day = index.day_of_week.to_numpy() + hour / 24.0
     return {
