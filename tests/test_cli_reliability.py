@@ -279,6 +279,40 @@ def test_data_that_no_evaluation_can_use_fails_validate_and_run(capsys, tmp_path
     assert not (tmp_path / "logs").exists()
 
 
+PLACES = {
+    # case: (--set given the scratch folder, what the one line says)
+    "champion under a file": (lambda d: f"deployment.champion_dir={d / 'prices.csv' / 'champion'}",
+                              "cannot be created: {d}/prices.csv is a file, not a folder"),
+    "champion is a file": (lambda d: f"deployment.champion_dir={d / 'prices.csv'}",
+                           "{d}/prices.csv is a file, not a folder"),
+    "ledger is a folder": (lambda d: f"deployment.ledger={d / 'folder'}",
+                           "{d}/folder is a folder, not the trial ledger's SQLite file"),
+    "ledger is a CSV file": (lambda d: f"deployment.ledger={d / 'prices.csv'}",
+                             "{d}/prices.csv is not a SQLite database"),
+}
+
+
+@pytest.mark.parametrize("case", list(PLACES))
+def test_a_champion_or_ledger_that_cannot_be_written_fails_validate_and_run(capsys, tmp_path,
+                                                                            case):
+    """These passed `validate`, then the whole sweep ran and its end died with a traceback
+    (FileExistsError, sqlite3.DatabaseError), leaving the run "running" for every resume to
+    fail the same way: now one line naming the key, exit 2, before any run folder exists."""
+    from cryptosweep.cli import main
+
+    (tmp_path / "prices.csv").write_text("not candles\n")
+    (tmp_path / "folder").mkdir()
+    setting, expected = PLACES[case]
+    config = write_yaml(tmp_path / "sweep.yaml", tiny_config())
+    for command in (["validate"], ["run", "--log-dir", str(tmp_path / "logs")]):
+        code = main([*command, "--config", str(config), "--set", setting(tmp_path)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, (command, lines)
+        assert expected.format(d=tmp_path) in lines[0], lines
+    assert not (tmp_path / "logs").exists()
+    assert (tmp_path / "prices.csv").read_text() == "not candles\n"
+
+
 # --------------------------------------------------- 5-8: the journal and its run folder
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.errors import ConfigError, DataError
+from cryptosweep.records.ledger import LEDGER_NAME
 from cryptosweep.strategies import sweep_size
 from cryptosweep.trading.models.check import range_problem
 from cryptosweep.trading.objective import check_spec
@@ -61,7 +63,57 @@ def preflight(config: SweepConfig, *, local: bool = True) -> SweepPlan:
     data = check_spec(config.objective_spec())
     check_holding_period(config, data)
     check_evidence(config, data)
+    check_places(config)
     return SweepPlan(evaluations, budget, data)
+
+
+#: The first bytes of every SQLite database file (the file format's header string).
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_places(config: SweepConfig) -> None:
+    """The folders and files the end of the sweep writes outside its run folder: the models
+    folder's champion (``deployment.champion_dir``) and the trial ledger
+    (``deployment.ledger``, else ``trials.db`` beside the champion). Each must be there as
+    what it is (a folder; a SQLite file) or be creatable (its nearest existing parent a
+    writable folder), else a ``ConfigError`` now rather than a traceback after the search."""
+    deployment = config.deployment
+    places: list[tuple[str, Path, str]] = []
+    if deployment.champion_dir:
+        places.append(("deployment.champion_dir", Path(deployment.champion_dir), "folder"))
+    if deployment.ledger:
+        places.append(("deployment.ledger", Path(deployment.ledger), "ledger"))
+    elif deployment.champion_dir:
+        places.append(("deployment.champion_dir (its trial ledger)",
+                       Path(deployment.champion_dir).parent / LEDGER_NAME, "ledger"))
+    for key, path, kind in places:
+        problem = _place_problem(path, kind)
+        if problem is not None:
+            raise ConfigError(f"{key}: {path} {problem}")
+
+
+def _place_problem(path: Path, kind: str) -> str | None:
+    if path.exists():
+        if kind == "folder":
+            return None if path.is_dir() else "is a file, not a folder"
+        if path.is_dir():
+            return "is a folder, not the trial ledger's SQLite file"
+        try:
+            with path.open("rb") as file:
+                header = file.read(len(SQLITE_HEADER))
+        except OSError as error:
+            return f"cannot be read ({error.strerror or error})"
+        if header and header != SQLITE_HEADER:
+            return "is not a SQLite database (the trial ledger is one)"
+        return None if os.access(path, os.W_OK) else "is not writable"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot be created: {parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be created: {parent} is not writable"
+    return None
 
 
 def check_holding_period(config: SweepConfig, data: dict[str, Any]) -> None:
