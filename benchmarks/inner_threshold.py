@@ -11,7 +11,9 @@ configurations, 3 purged folds, the top 3 re-scored with 3 seeds, 20 % holdout):
 own ledger (its run folder), so N counts that sweep's trials only.
 
 Per sweep: the best validation score of the search, the winner's (best mean re-score) search
-score, N counted for the DSR (and how many of N the inner loop added), the gate's DSR, the
+score, the ledger's N (and how many of N the inner loop added), the N the gate's DSR deflated
+by (``deployment.trial_count``: the effective number by default, in which every inner
+evaluation counts as one more independent trial), the gate's DSR, the
 winner's holdout Sharpe ratio, the gate's decision and the wall time.
 
     .venv/bin/python benchmarks/inner_threshold.py [--markets 3] [--trials 10] [--k 5]
@@ -37,6 +39,7 @@ sys.path.insert(0, str(HERE))
 
 from cryptosweep import load_ohlcv, run_sweep  # noqa: E402
 from cryptosweep.core.config_files import load_config  # noqa: E402
+from cryptosweep.judging.selection import gate_dsr  # noqa: E402
 from cryptosweep.trading.data import sample_data_path  # noqa: E402
 from gate_calibration import night_config, null_market, plant_edge, write_csv  # noqa: E402
 from machine import machine  # noqa: E402
@@ -57,14 +60,15 @@ def sweep(path: Path, seed: int, trials: int, k: int | None, workdir: Path, name
     winner = results["top_k"][0]
     stats = results.get("statistics") or {}
     ledger = stats.get("ledger") or {}
-    dsr = (stats.get("selection") or {}).get("dsr") or {}
+    judged = gate_dsr(results)  # the DSR block the gate judged, with the N it deflated by
     return {
         "inner": k, "evaluations": len(done),
         "best_validation": max(e["score"] for e in done),
         "winner_validation": winner["score"],
         "winner_threshold": winner["params"]["trading"]["threshold"],
         "n_trials": ledger.get("n_trials"), "n_inner": ledger.get("n_inner", 0),
-        "dsr": dsr.get("dsr"),
+        "dsr_basis": judged["basis"], "n_judged": judged.get("n_trials"),
+        "dsr": judged.get("dsr"),
         "holdout_sharpe": (winner.get("holdout") or {}).get("holdout_sharpe"),
         "decision": results["deployment"]["decision"], "seconds": seconds,
     }
@@ -101,13 +105,14 @@ def main() -> int:
         return "–" if value is None else format(value, spec)
 
     print("\n| market | threshold | evaluations | best validation Sharpe | winner's (threshold) "
-          "| N counted (inner) | DSR | winner's holdout Sharpe | gate | wall s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| ledger N (inner) | the gate's N | DSR | winner's holdout Sharpe | gate | wall s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         how = f"inner, k = {row['inner']}" if row["inner"] else "sampled"
         print(f"| {row['market']} | {how} | {row['evaluations']} | "
               f"{cell(row['best_validation'])} | {cell(row['winner_validation'])} "
               f"({row['winner_threshold']:.3f}) | {row['n_trials']} ({row['n_inner']}) | "
+              f"{row['n_judged']} ({row['dsr_basis']}) | "
               f"{cell(row['dsr'], '.3f')} | {cell(row['holdout_sharpe'])} | {row['decision']} | "
               f"{row['seconds']:.0f} |")
     for k in (None, args.k):
