@@ -300,8 +300,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _signals(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from cryptosweep.production import decisions_json, decisions_table, load_model
-    from cryptosweep.production.candles import check_candles, check_warm_up, load_candles
+    from cryptosweep.production.candles import (
+        check_candles,
+        check_warm_up,
+        closed_bars,
+        load_candles,
+    )
     from cryptosweep.production.configuration import gate_note
     from cryptosweep.production.model import InSampleWarning
 
@@ -312,12 +319,14 @@ def _signals(args: argparse.Namespace) -> int:
     columns = None if args.columns is None else _column_mapping(args.columns)
     model = load_model(args.model_dir)
     candles = load_candles(args.data, model.spec, format=args.format, columns=columns)
+    candles, forming = closed_bars(check_candles(candles, model.bar_interval),
+                                   model.bar_interval, pd.Timestamp.now(tz="UTC"))
     check_warm_up(check_candles(candles, model.bar_interval), args.last)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InSampleWarning)  # said below, of the bars shown
         decisions = model.decide(candles).tail(args.last)
     sys.stdout.write(decisions_json(decisions) if args.json else decisions_table(decisions))
-    for note in (gate_note(model.manifest.get("deployment")),
+    for note in (forming, gate_note(model.manifest.get("deployment")),
                  model.in_sample_note(candles, decisions.index[0], decisions.index[-1])):
         if note:
             print(f"warning: {note}", file=sys.stderr)

@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from cryptosweep.cli import main
+from cryptosweep.core.errors import DataError
 from cryptosweep.production import decisions_records, load_model, read_best_configs
+from cryptosweep.production.candles import closed_bars
 from cryptosweep.trading.data import load_ohlcv, sample_data_path
 from tests.reporting.test_report import javascript_errors, render_in_chromium
 from tests.support import cli
@@ -424,3 +427,40 @@ def test_signals_re_check_the_configuration_a_model_was_trained_from(model_dir, 
     (damaged / MANIFEST).write_text(json.dumps(manifest))
     code, out, err = run_cli(capsys, "signals", str(damaged), "--data", SAMPLE)
     assert code == 2 and "expected a configuration object" in one_error_line(err)
+
+
+def test_signals_leave_out_a_bar_still_forming_and_refuse_bars_from_the_future(model_dir, capsys,
+                                                                               tmp_path):
+    """A decision "at the close" of a bar that had not closed was printed (an exporter's
+    forming candle), and bars dated two days ahead were decided on without a word."""
+    ohlcv = load_ohlcv().iloc[-400:]
+    now = pd.Timestamp.now(tz="UTC")
+    if now.ceil("h") - now < pd.Timedelta(minutes=2):  # the forming bar would close meanwhile
+        time.sleep((now.ceil("h") - now).total_seconds() + 1)
+        now = pd.Timestamp.now(tz="UTC")
+    live = ohlcv.copy()
+    live.index = live.index - live.index[-1] + now.floor("h")  # the last bar opened this hour
+    code, out, err = run_cli(capsys, "signals", str(model_dir), "--data",
+                             str(write_candles(live, tmp_path / "live.csv")), "--last", "2",
+                             "--json")
+    assert code == 0, err
+    shown = [record["open_time"] for record in json.loads(out)]
+    assert shown == [t.isoformat() for t in live.index[-3:-1]]
+    assert f"left out the last bar (opening {live.index[-1].isoformat()})" in err
+    ahead = ohlcv.copy()
+    ahead.index = ahead.index - ahead.index[-1] + now.floor("h") + pd.Timedelta(days=2)
+    code, out, err = run_cli(capsys, "signals", str(model_dir), "--data",
+                             str(write_candles(ahead, tmp_path / "ahead.csv")))
+    assert code == 2 and out == ""
+    assert "opens after now" in one_error_line(err)
+
+
+def test_closed_bars_keeps_every_bar_that_has_closed():
+    ohlcv = load_ohlcv().iloc[-200:]
+    last = ohlcv.index[-1]
+    closed, note = closed_bars(ohlcv, "1h", last + pd.Timedelta(hours=1))
+    assert closed is ohlcv and note is None  # closed exactly now
+    closed, note = closed_bars(ohlcv, "1h", last + pd.Timedelta(minutes=59))
+    assert closed.index[-1] == ohlcv.index[-2] and "closes at" in note
+    with pytest.raises(DataError, match="opens after now"):
+        closed_bars(ohlcv, "1h", last - pd.Timedelta(minutes=1))

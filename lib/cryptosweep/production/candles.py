@@ -105,6 +105,26 @@ def _check_bars(ohlcv: pd.DataFrame, what: str) -> None:
                         f"({values})")
 
 
+def closed_bars(ohlcv: pd.DataFrame, bar_interval: str, now: pd.Timestamp,
+                what: str = "--data") -> tuple[pd.DataFrame, str | None]:
+    """``ohlcv`` (UTC, as :func:`check_candles` gives it) without a last bar that has not
+    closed at ``now`` (an exporter's candle still forming: a decision "at its close" would be
+    made before the close), with a note saying so; a bar that opens after ``now`` is a wrong
+    clock or time zone: one ``DataError`` line."""
+    interval = pd.Timedelta(parse_interval(bar_interval))
+    now = now.tz_convert("UTC") if now.tzinfo is not None else now.tz_localize("UTC")
+    if ohlcv.index[-1] > now:
+        first = ohlcv.index[ohlcv.index > now][0]
+        raise DataError(f"{what}: the bar at {first.isoformat()} opens after now "
+                        f"({now.floor('s').isoformat()}): times in the future (a wrong time zone "
+                        f"or clock?)")
+    if ohlcv.index[-1] + interval <= now:
+        return ohlcv, None
+    last = ohlcv.index[-1]
+    return ohlcv.iloc[:-1], (f"{what}: left out the last bar (opening {last.isoformat()}): it "
+                             f"closes at {(last + interval).isoformat()}, after now")
+
+
 def check_warm_up(ohlcv: pd.DataFrame, shown: int, what: str = "--data") -> None:
     """Each of the ``shown`` latest bars of ``ohlcv`` needs the features' warm-up
     (:data:`~cryptosweep.trading.features.WARM_UP_BARS` bars) before it, else its features
