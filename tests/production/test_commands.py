@@ -256,6 +256,39 @@ def test_a_best_configs_entry_is_checked_as_the_sweep_config_is(run_dir, capsys,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
 
 
+SUMMARY_EDITS = [
+    ("trading_params", "threshold", 1.5, "trading_params is"),
+    ("trading_params", "holding_period", "10", "trading_params is"),
+    ("entry_model", "params", {"num_leaves": 63}, "entry_model.params is"),
+    ("entry_model", "family", "xgboost", "entry_model.family is"),
+]
+
+
+@pytest.mark.parametrize(("block", "key", "value", "expected"), SUMMARY_EDITS)
+def test_a_winner_summary_that_contradicts_the_winner_entry_is_refused(run_dir, capsys, tmp_path,
+                                                                        block, key, value,
+                                                                        expected):
+    """`train` reads configurations[rank]; an edited trading_params or entry_model (the
+    winner's summary, which the README's Python example reads) was silently ignored."""
+    best, _ = read_best_configs(run_dir)
+    best[block] = {**best[block], key: value}
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(best))
+    code, _, err = run_cli(capsys, "train", str(edited), "--out", str(tmp_path / "model"))
+    line = one_error_line(err)
+    assert code == 2 and expected in line and "configurations[0]" in line, err
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_deployment_that_is_not_the_gate_s_decision_is_refused(run_dir, capsys, tmp_path):
+    best, _ = read_best_configs(run_dir)
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({**best, "deployment": "approved"}))
+    code, _, err = run_cli(capsys, "train", str(edited), "--out", str(tmp_path / "model"))
+    assert code == 2 and "deployment must be the gate's decision" in one_error_line(err)
+    assert not (tmp_path / "model").exists()
+
+
 def test_a_best_configs_file_nested_10000_deep_is_one_line(capsys, tmp_path):
     deep = tmp_path / "deep.json"
     deep.write_text('{"a": ' + "[" * 10_000 + "]" * 10_000 + "}")

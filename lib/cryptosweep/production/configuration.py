@@ -135,12 +135,50 @@ def _entry_of_file(best: dict[str, Any], name: str, rank: int) -> Configuration:
         raise ConfigError(f"{name}: rank {rank!r} is out of range, it holds ranks 1 to "
                           f"{len(entries)}")
     configuration = check_entry(entries[rank - 1], f"{name}, rank {rank}")
+    _check_summary(best, name)
     deployment = best.get("deployment")
+    if deployment is not None and not isinstance(deployment, dict):
+        raise ConfigError(f"{name}: deployment must be the gate's decision (an object), got "
+                          f"{type(deployment).__name__}")
     if isinstance(deployment, dict):
         judged = ({"decision": deployment.get("decision"), "reason": deployment.get("reason")}
                   if rank == 1 else {"decision": "not judged", "reason": None})
         configuration = replace(configuration, deployment=judged)
     return configuration
+
+
+def _check_summary(best: dict[str, Any], name: str) -> None:
+    """``trading_params`` and ``entry_model`` repeat the winner (``configurations[0]``) for
+    readers of the file; ``train`` reads the entries. A summary that says otherwise (a hand
+    edit of the wrong place) would train something else than the file seems to say: one
+    ``ConfigError`` line naming both places."""
+    winner = best["configurations"][0]
+    params = winner.get("params") if isinstance(winner, dict) else None
+    if not isinstance(params, dict):
+        return  # check_entry names what is wrong with the entry itself
+    entry_model = best.get("entry_model")
+    pairs = [("trading_params", best.get("trading_params"), "params.trading",
+              params.get("trading"))]
+    if isinstance(entry_model, dict):
+        pairs += [("entry_model.family", entry_model.get("family"), "params.model",
+                   params.get("model")),
+                  ("entry_model.params", entry_model.get("params"), "params.entry_model",
+                   params.get("entry_model")),
+                  ("entry_model.seed", entry_model.get("seed"), "seed", winner.get("seed"))]
+    elif entry_model is not None:
+        raise ConfigError(f"{name}: entry_model must be an object, got "
+                          f"{type(entry_model).__name__}")
+    for summary_key, summary, entry_key, value in pairs:
+        if summary is not None and summary != value:
+            raise ConfigError(
+                f"{name}: {summary_key} is {_short(summary)} but configurations[0].{entry_key} "
+                f"is {_short(value)}; train reads the configurations: edit the entry there "
+                "(and keep the winner's summary equal to it)")
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_entry(entry: Any, name: str) -> Configuration:
