@@ -558,8 +558,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"run": _run, "validate": _validate, "report": _report,
                 "export-optuna": _export_optuna, "train": _train, "signals": _signals,
                 "evaluate": _evaluate, "walkforward": _walkforward, "data": _data}
+    from cryptosweep.trading.data import DuplicateRowsWarning
+
     try:
-        with sigterm_interrupts():
+        with sigterm_interrupts(), warnings.catch_warnings():
+            # Said once, on the log (a Python warning would repeat it with a source line).
+            warnings.simplefilter("ignore", DuplicateRowsWarning)
             return commands[args.command](args)
     except CryptosweepError as exc:
         print(f"cryptosweep: error: {exc}", file=sys.stderr)

@@ -280,6 +280,24 @@ def test_a_winner_summary_that_contradicts_the_winner_entry_is_refused(run_dir, 
     assert not (tmp_path / "model").exists()
 
 
+def test_dropped_duplicate_rows_are_said_once(model_dir, tmp_path):
+    """The CLI printed the drop twice: on its log and as a Python warning with a source line."""
+    ohlcv = load_ohlcv().iloc[-300:]
+    doubled = write_candles(pd.concat([ohlcv, ohlcv.iloc[[-5]]]).sort_index(),
+                            tmp_path / "doubled.csv")
+    done = cli("signals", str(model_dir), "--data", str(doubled), "--last", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("dropped 1 duplicate row(s)") == 1, done.stderr
+
+
+def test_a_file_given_as_the_model_folder_is_called_a_file(capsys, tmp_path):
+    afile = tmp_path / "prices.csv"
+    afile.write_text("mine\n")
+    code, out, err = run_cli(capsys, "signals", str(afile), "--data", SAMPLE)
+    assert code == 2 and out == ""
+    assert f"{afile} is a file, not a model folder" in one_error_line(err)  # was "not found"
+
+
 def test_a_deployment_that_is_not_the_gate_s_decision_is_refused(run_dir, capsys, tmp_path):
     best, _ = read_best_configs(run_dir)
     edited = tmp_path / "edited.json"

@@ -459,6 +459,9 @@ def load_model(directory: str | os.PathLike[str]) -> TrainedModel:
     installed one. Any problem is one ``ModelError`` line (exit 2 from the CLI)."""
     folder = Path(directory)
     manifest_path = folder / MANIFEST
+    if folder.exists() and not folder.is_dir():
+        raise ModelError(f"{folder} is a file, not a model folder (`cryptosweep train --out` "
+                         "writes one)")
     if not folder.is_dir():
         raise ModelError(f"model folder not found: {folder}")
     if not manifest_path.is_file():
