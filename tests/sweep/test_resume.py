@@ -134,6 +134,18 @@ def test_resume_of_a_finished_run_runs_nothing_and_rewrites_the_same_results(
     assert deterministic_bytes(copy) == deterministic_bytes(reference)
     with sqlite3.connect(copy / "sweep.db") as db:
         assert db.execute("SELECT MAX(attempt) FROM attempts").fetchone()[0] == 1
+    # Its wall time ran from the reference's creation, pause included (16.7 s read 84.5 s):
+    # the report says it was resumed and what the session itself took.
+    from tests.support import results_file
+
+    run = json.loads(results_file(copy).read_text())["run"]
+    assert len(run["resumed_at"]) == 1 and 0 < run["session_s"] < run["wall_time_s"]
+    (text,) = copy.glob("sweep_report_*.txt")
+    assert (f"pauses included (resumed 1 time; the last session {run['session_s']:.1f} s)"
+            in text.read_text())
+    reference_run = json.loads(results_file(reference).read_text())["run"]
+    assert reference_run["resumed_at"] == [] and reference_run["session_s"] == pytest.approx(
+        reference_run["wall_time_s"])
 
 
 def test_a_run_journaled_before_a_setting_existed_resumes_as_it_was_made(

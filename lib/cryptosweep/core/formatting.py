@@ -81,3 +81,19 @@ def param_value(value: Any, digits: int = PARAM_DIGITS) -> str:
 def param_lines(params: Mapping[str, Any]) -> list[str]:
     """``name = value`` for each parameter, sorted by name, values by :func:`param_value`."""
     return [f"{name} = {param_value(params[name])}" for name in sorted(params)]
+
+
+def wall_time(run: Mapping[str, Any]) -> str | None:
+    """A results file's ``run`` block's wall time in words: from creation to the end, and for
+    a resumed run how often it was resumed and its last session's own seconds (the pauses
+    between sessions are in the first figure, not work); ``None`` without one."""
+    wall = _finite(run.get("wall_time_s"))
+    if wall is None:
+        return None
+    resumed = run.get("resumed_at") or []
+    session = _finite(run.get("session_s"))
+    if not resumed or session is None:
+        return f"{wall:.1f} s"
+    times = "1 time" if len(resumed) == 1 else f"{len(resumed)} times"
+    return (f"{wall:.1f} s from creation to the end, pauses included (resumed {times}; the last "
+            f"session {session:.1f} s)")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.core.formatting import param_lines, signed
+from cryptosweep.core.formatting import MISSING, param_lines, signed, wall_time
 from cryptosweep.judging.caveats import (
     fold_scores,
     fold_stability,
@@ -199,7 +199,7 @@ def text_report(results: dict[str, Any]) -> str:
         f"budget spent   : {results['budget_spent']:g} units ({trained:g} trained; "
         + ("promotions continued from checkpoints)" if trained < results["budget_spent"]
            else "every evaluation trained from scratch)"),
-        f"wall time      : {run.get('wall_time_s', 0):.1f} s",
+        f"wall time      : {wall_time(run) or MISSING}",
         "",
         f"top {len(results['top_k'])} (validation = mean over walk-forward folds of {metric} "
         f"± its standard deviation across folds; annualised with {_per_year(results)}; "

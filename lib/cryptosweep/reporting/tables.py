@@ -27,6 +27,7 @@ from cryptosweep.core.formatting import (
     percent,
     share,
     signed,
+    wall_time,
 )
 from cryptosweep.judging.caveats import (
     fold_scores,
@@ -325,8 +326,7 @@ def summary_table(results: Mapping[str, Any]) -> str:
         ("budget spent", f"{results.get('budget_spent', 0):g} units"
                          + (f" of {strategy['total_budget']:g} planned"
                             if strategy.get("total_budget") is not None else "")),
-        ("wall time", f"{run['wall_time_s']:.1f} s" if run.get("wall_time_s") is not None
-         else None),
+        ("wall time", wall_time(run)),
         ("started (UTC)", _when(run.get("created_at"))),
         ("finished (UTC)", _when(run.get("finished_at"))),
         ("host", run.get("host")),

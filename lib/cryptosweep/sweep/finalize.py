@@ -141,6 +141,7 @@ def finalize_run(
              if winner is not None and winner.eval_id in reruns else [])
     winner_returns = scores[winner.eval_id]["returns"] if winner is not None else None
     created_at = journal.get_meta("created_at")
+    resumed_at = journal.get_meta("resumed_at", [])
     finished_at = time.time()
     evidence = statistics(config, seed, run_dir, journal, rows, leaders, winner,
                           winner_returns, holdout.get(winner.eval_id) if winner else None,
@@ -161,6 +162,9 @@ def finalize_run(
         "name": run_dir.name, "run_dir": str(run_dir), "timestamp": stamp,
         "created_at": created_at, "finished_at": finished_at,
         "wall_time_s": finished_at - created_at, "host": socket.gethostname(),
+        # A resumed run's wall time holds the pauses between its sessions: the last one's own.
+        "resumed_at": resumed_at,
+        "session_s": finished_at - (resumed_at[-1] if resumed_at else created_at),
         "retried": sum(row.attempts > 1 for row in rows),
         "ledger": str(ledger_path(config, run_dir)),
     }

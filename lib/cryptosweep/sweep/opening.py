@@ -109,6 +109,13 @@ def open_resume(resume: str | Path, config: SweepConfig | None, seed: int | None
         except BaseException:
             executor.close()
             raise
+        try:  # when each session began: the report tells a resumed run's pause from its work
+            infrastructure_checked(lambda: journal.set_meta(resumed_at=[
+                *journal.get_meta("resumed_at", []), time.time()]), resumed.run_dir)
+        except BaseException:
+            journal.close()
+            executor.close()
+            raise
     except BaseException:
         lock.release()
         raise
