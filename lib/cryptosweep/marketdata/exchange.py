@@ -23,7 +23,30 @@ Errors, each one line (no traceback, no credentials, no API key, no URL user or 
 * :class:`~cryptosweep.core.errors.InfrastructureError` (exit 6): the exchange unreachable, timing
   out, failing (HTTP 5xx, rate limited) after ``retries`` retries, or answering something that is
   not candles (garbage JSON, rows of the wrong shape, non-numbers, impossible prices, times out
-  of order).
+  of order, candles of another interval than the one asked for).
+
+Deadlines: ``timeout_s`` bounds each HTTP request as a whole, from connecting to the answer's
+last byte (every request runs in a daemon thread joined with that deadline), not only each
+socket read: a server dripping a byte a second times out like a silent one (ccxt's
+``RequestTimeout``: "timed out", retried).
+
+Rate limits: an HTTP 429 with ``Retry-After`` (seconds or an HTTP date) is retried after that
+wait (at least the back-off) when a retry is left and the wait is at most
+:data:`RETRY_AFTER_LIMIT_S`; a longer wait gives up at once, saying how long the exchange
+asked to wait. An HTTP 418 (Binance: this IP is banned for ignoring 429s; each request during
+the ban lengthens it) gives up at once, never retried.
+
+Clocks: when the exchange's clock (``fetchTime``) and this machine's differ by more than
+:data:`CLOCK_SKEW_LIMIT_S` or one bar interval, whichever is longer, a warning names both times
+(logged, and in :attr:`FetchResult.warnings`): with the exchange behind (a stale mirror) an
+update would otherwise quietly find "no new closed candles" every day. It is a warning, not an
+error: the earlier clock is ``now``, so no unclosed candle is taken either way.
+
+Intervals: every candle must be of the interval asked for, ``allow_gaps`` or not: a Binance
+kline's own close time (field 6) must be its open time + interval - 1 ms, and the open times of
+a page must be whole intervals apart, not all of them (four or more) the same multiple of it
+(candles of a longer interval). Otherwise the answer is refused (InfrastructureError), so a 4h
+candle still forming never passes for a closed 1h one.
 
 ``base_url`` points every REST endpoint of the exchange (each string of ccxt's ``urls['api']``)
 at another scheme, host and port (a mirror, a proxy, a test server); the path of each endpoint
@@ -34,12 +57,16 @@ through a redacting logger).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
@@ -58,6 +85,12 @@ OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 DEFAULT_LIMIT = 1000
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRIES = 2
+#: The longest ``Retry-After`` (s) of an HTTP 429 an update waits for before its retry; a longer
+#: one gives up at once (the next update, hours later, tries again).
+RETRY_AFTER_LIMIT_S = 60.0
+#: The exchange's clock and this machine's differing by more than this (or one bar interval,
+#: whichever is longer) is a warning naming both times.
+CLOCK_SKEW_LIMIT_S = 3600.0
 #: Options that keep ccxt to the spot market's public endpoints (no futures, options, margin
 #: or currency calls, which need other hosts or API keys), per exchange id.
 SPOT_ONLY_OPTIONS: dict[str, dict[str, Any]] = {
@@ -71,6 +104,9 @@ SPOT_ONLY_OPTIONS: dict[str, dict[str, Any]] = {
 }
 _URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s'\"<>]*)")
 _MESSAGE_LIMIT = 240
+#: A page of at least this many candles, all the same multiple (> 1) of the interval apart, is
+#: candles of another interval (fewer may be an illiquid market's gaps).
+_REGULAR_GAPS = 4
 T = TypeVar("T")
 
 
@@ -85,7 +121,8 @@ class FetchResult:
     ``now``: the cut-off used. ``complete``: False when ``max_bars`` stopped the paging before
     ``now`` (more closed candles are waiting).
     ``requests``: HTTP requests made for candles (market listing and time not counted).
-    ``notes``: where ``now`` came from.
+    ``notes``: where ``now`` came from. ``warnings``: what the caller must show loudly (the
+    exchange's clock far from this machine's).
     """
 
     exchange: str
@@ -98,6 +135,7 @@ class FetchResult:
     complete: bool = True
     requests: int = 0
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- public helpers
@@ -136,9 +174,10 @@ def redact_url(url: str) -> str:
 
 def open_exchange(exchange_id: str, *, base_url: str | None = None,
                   timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
-    """A ccxt exchange object for public market data: rate limiter on, ``timeout_s`` per
-    request, spot endpoints only where :data:`SPOT_ONLY_OPTIONS` says how, no API key, and
-    every REST endpoint moved to ``base_url`` when given (see the module docstring)."""
+    """A ccxt exchange object for public market data: rate limiter on, ``timeout_s`` the
+    deadline of each whole HTTP request (see the module docstring), spot endpoints only where
+    :data:`SPOT_ONLY_OPTIONS` says how, no API key, and every REST endpoint moved to
+    ``base_url`` when given."""
     import ccxt
 
     check_exchange_id(exchange_id)
@@ -153,6 +192,7 @@ def open_exchange(exchange_id: str, *, base_url: str | None = None,
     }
     exchange = getattr(ccxt, exchange_id)(options)
     exchange.logger = _RedactingLogger(secrets)
+    _Requests.install(exchange, timeout_s)
     if base_url is not None:
         target = _check_base_url(base_url)
         exchange.urls["api"] = _rebase(exchange.urls.get("api"), target)
@@ -178,9 +218,11 @@ def fetch_closed_candles(
 
     ``since`` and ``now`` are ``pd.Timestamp``-able (an int is ms since the epoch; naive times
     are UTC). ``max_bars`` caps the candles returned (the paging stops there and
-    ``complete`` is False). A network failure, timeout or HTTP 5xx is retried ``retries``
-    times, ``retry_wait_s`` doubling each time, before it becomes an
-    :class:`InfrastructureError`; a garbage answer is not retried.
+    ``complete`` is False). ``timeout_s`` bounds each HTTP request as a whole. A network
+    failure, timeout, HTTP 5xx or 429 is retried ``retries`` times, ``retry_wait_s`` doubling
+    each time (a 429's ``Retry-After`` waited instead when longer), before it becomes an
+    :class:`InfrastructureError`; a garbage answer, an HTTP 418 (an IP ban) and a 429 asking
+    to wait more than :data:`RETRY_AFTER_LIMIT_S` are not retried.
     """
     step = check_interval(interval)
     step_ms = int(step.total_seconds() * 1000)
@@ -214,6 +256,7 @@ def fetch_closed_candles(
         raise ConfigError(f"unknown symbol {symbol!r}: {exchange} does not list it{hint}")
 
     local_ms = int(time.time() * 1000)
+    warnings: list[str] = []
     if now is None:
         now_ms, note = local_ms, "now: this machine's clock"
         if (client.has or {}).get("fetchTime"):
@@ -224,8 +267,14 @@ def fetch_closed_candles(
                                           f"{_clip(repr(server_ms))}, not a time")
             if int(server_ms) < now_ms:
                 now_ms, note = int(server_ms), "now: the exchange's clock (behind this machine's)"
+            skew = _clock_skew(int(server_ms), int(time.time() * 1000), step_ms)
+            if skew is not None:
+                log.warning("%s %s %s: %s", where, symbol, interval, skew)
+                warnings.append(skew)
     else:
         now_ms, note = _ms(now, "now"), "now: given"
+        if now_ms > local_ms:  # a candle closing after this machine's clock is not closed
+            now_ms, note = local_ms, "now: this machine's clock (the given now is later)"
 
     rows: list[list[float]] = []
     dropped: list[int] = []
@@ -244,8 +293,9 @@ def fetch_closed_candles(
             client.fetch_ohlcv, symbol, interval, cursor, limit,
         )
         requests += 1
-        _check_raw_klines(client, where, symbol, interval)
-        candles = [c for c in _check_page(page, where, symbol, interval) if c[0] >= cursor]
+        _check_raw_klines(client, call.last_json, where, symbol, interval, step_ms)
+        candles = [c for c in _check_page(page, where, symbol, interval, step_ms)
+                   if c[0] >= cursor]
         if not candles:
             break
         for candle in candles:
@@ -273,11 +323,90 @@ def fetch_closed_candles(
         since=pd.Timestamp(since_ms, unit="ms", tz="UTC"),
         now=pd.Timestamp(now_ms, unit="ms", tz="UTC"), candles=_frame(rows),
         dropped=tuple(pd.Timestamp(t, unit="ms", tz="UTC") for t in dropped),
-        complete=complete, requests=requests, notes=(note,),
+        complete=complete, requests=requests, notes=(note,), warnings=tuple(warnings),
     )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- calls and errors
+
+
+@dataclass
+class _Answer:
+    """What one HTTP request of a ccxt client got, written by that request's own thread:
+    the HTTP status and headers (lower-case names; none when no answer came) and the JSON
+    value (None when the body was not JSON, or no answer came)."""
+
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+
+
+class _Requests:
+    """Every HTTP request of one ccxt client under a deadline for the whole request.
+
+    ccxt's ``timeout`` (that of ``requests``) bounds each socket read, so a server sending a
+    byte now and then holds a request for ever. :meth:`install` replaces the client's
+    ``fetch`` (the one method every REST request of ccxt goes through, after its rate
+    limiter) by :meth:`request`, which runs it in a daemon thread and joins that with the
+    deadline; past it, ccxt's :class:`RequestTimeout` is raised, as a silent server gives.
+    The abandoned thread ends when its server gives up or the process ends. What is read here
+    of an answer (status, headers, JSON) is recorded per request in its own :class:`_Answer`
+    (through ccxt's ``on_rest_response`` hook, in the request's thread), never in ccxt's
+    shared ``last_*`` attributes, which a late thread may still write: a late answer is never
+    taken for a later request's.
+    """
+
+    def __init__(self, client: Any, timeout_s: float) -> None:
+        self.client_id = str(getattr(client, "id", "exchange"))
+        self.timeout_s = timeout_s
+        self.fetch = client.fetch
+        self.hook = client.on_rest_response
+        self.local = threading.local()
+        self.last: _Answer | None = None
+
+    @classmethod
+    def install(cls, client: Any, timeout_s: float) -> _Requests:
+        requests = cls(client, timeout_s)
+        client.fetch = requests.request
+        client.on_rest_response = requests.on_rest_response
+        client._cryptosweep_requests = requests
+        return requests
+
+    def on_rest_response(self, code: Any, reason: Any, url: Any, method: Any, headers: Any,
+                         body: Any, *rest: Any) -> Any:
+        answer = getattr(self.local, "answer", None)
+        if answer is not None:
+            answer.status = int(code) if isinstance(code, int) else None
+            answer.headers = {str(k).lower(): str(v) for k, v in dict(headers or {}).items()}
+        return self.hook(code, reason, url, method, headers, body, *rest)
+
+    def request(self, url: str, method: str = "GET", headers: Any = None,
+                body: Any = None) -> Any:
+        import ccxt
+
+        answer = _Answer()
+        self.last = answer
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            self.local.answer = answer
+            try:
+                outcome["result"] = self.fetch(url, method, headers, body)
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"{self.client_id}-request", daemon=True)
+        worker.start()
+        worker.join(self.timeout_s)
+        if worker.is_alive():
+            raise ccxt.RequestTimeout(f"{self.client_id} {method}: no whole answer within "
+                                      f"{self.timeout_s:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        result = outcome.get("result")
+        # ccxt returns the parsed JSON (an object or array) or, for any other body, its text.
+        answer.json = result if isinstance(result, dict | list) else None
+        return result
 
 
 class _Caller:
@@ -289,6 +418,13 @@ class _Caller:
             raise ConfigError(f"retries must be 0 or more, got {retries!r}")
         self.client, self.where, self.secrets = client, where, secrets
         self.retries, self.wait_s = retries, wait_s
+        self.requests: _Requests = getattr(client, "_cryptosweep_requests", None) or \
+            _Requests.install(client, float(client.timeout) / 1000)
+
+    @property
+    def last_json(self) -> Any:
+        """The JSON value of the last HTTP request's answer (None: not JSON, or none)."""
+        return self.requests.last.json if self.requests.last is not None else None
 
     def __call__(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         import ccxt
@@ -296,11 +432,11 @@ class _Caller:
         attempt = 0
         while True:
             try:
-                self.client.last_json_response = None
+                self.requests.last = None
                 result = fn(*args)
                 # ccxt hands a body that is not JSON on as text, and its parsers can make an
                 # empty list of it: an answer that was not JSON is garbage, not "no data".
-                if self.client.last_json_response is None:
+                if self.last_json is None:
                     raise InfrastructureError(
                         f"{self.where}: {what}: unexpected answer (not JSON)"
                     )
@@ -308,22 +444,27 @@ class _Caller:
             except ccxt.BadSymbol as exc:
                 raise ConfigError(f"{self.where}: {what}: the exchange refused the symbol "
                                   f"({self._text(exc)})") from None
-            except ccxt.NetworkError as exc:  # timeouts, refused/reset connections, 5xx, 429
-                if attempt < self.retries:
+            except ccxt.BaseError as exc:
+                answer = self.requests.last
+                status = answer.status if answer is not None else None
+                if answer is not None and status in (418, 429):
+                    delay = self._rate_limited(what, exc, status, answer.headers, attempt)
+                elif isinstance(exc, ccxt.NetworkError):  # timeouts, refused/reset, 5xx
+                    if attempt >= self.retries:
+                        raise InfrastructureError(
+                            f"{self.where}: {what} failed{_tries(attempt)}: {_kind(exc)} "
+                            f"({self._text(exc)})"
+                        ) from None
                     delay = self.wait_s * 2**attempt
                     log.warning("%s: %s failed (%s); retrying in %.1f s", self.where, what,
                                 self._text(exc), delay)
-                    time.sleep(delay)
-                    attempt += 1
-                    continue
-                tries = f" after {attempt + 1} tries" if attempt else ""
-                raise InfrastructureError(
-                    f"{self.where}: {what} failed{tries}: {_kind(exc)} ({self._text(exc)})"
-                ) from None
-            except ccxt.BaseError as exc:  # an answer ccxt could not make sense of, HTTP 4xx
-                raise InfrastructureError(
-                    f"{self.where}: {what}: unexpected answer: {_kind(exc)} ({self._text(exc)})"
-                ) from None
+                else:  # an answer ccxt could not make sense of, HTTP 4xx
+                    raise InfrastructureError(
+                        f"{self.where}: {what}: unexpected answer: {_kind(exc)} "
+                        f"({self._text(exc)})"
+                    ) from None
+                time.sleep(delay)
+                attempt += 1
             except (TypeError, ValueError, KeyError, IndexError, AttributeError,
                     ArithmeticError) as exc:  # ccxt's parsers on garbage
                 raise InfrastructureError(
@@ -331,8 +472,86 @@ class _Caller:
                     f"{type(exc).__name__} ({self._text(exc)})"
                 ) from None
 
+    def _rate_limited(self, what: str, exc: BaseException, status: int,
+                      headers: Mapping[str, str], attempt: int) -> float:
+        """The wait before retrying an HTTP 429, or the InfrastructureError that gives up:
+        at once for a 418 (a ban) and for a 429 asking to wait longer than
+        :data:`RETRY_AFTER_LIMIT_S`, else once the retries are spent."""
+        wait = _retry_after(headers)
+        asked = "" if wait is None else f", the exchange asked to wait {wait:.0f} s"
+        if status == 418:
+            raise InfrastructureError(
+                f"{self.where}: {what}: the exchange has banned this IP address for too many "
+                f"requests (HTTP 418{asked}); not retried, as every request during a ban "
+                f"lengthens it: update again once it is over ({self._text(exc)})"
+            )
+        if wait is not None and wait > RETRY_AFTER_LIMIT_S:
+            raise InfrastructureError(
+                f"{self.where}: {what}: rate limited (HTTP 429{asked}, more than the "
+                f"{RETRY_AFTER_LIMIT_S:g} s an update waits); not retried: update again later"
+            )
+        if attempt >= self.retries:
+            raise InfrastructureError(
+                f"{self.where}: {what} failed{_tries(attempt)}: rate limited (HTTP 429{asked}) "
+                f"({self._text(exc)})"
+            )
+        delay = self.wait_s * 2**attempt
+        if wait is not None and wait > delay:
+            delay = wait
+        log.warning("%s: %s: rate limited (HTTP 429%s); retrying in %.1f s", self.where, what,
+                    asked, delay)
+        return delay
+
     def _text(self, exc: BaseException) -> str:
         return _clip(_redact(str(exc), self.secrets)) or type(exc).__name__
+
+
+def _tries(attempt: int) -> str:
+    return f" after {attempt + 1} tries" if attempt else ""
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """The seconds an HTTP ``Retry-After`` header asks to wait (RFC 9110: seconds, or an HTTP
+    date), or None when there is none or it is neither."""
+    value = str(headers.get("retry-after", "")).strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110's IMF-fixdate is in GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - time.time()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _clock_skew(server_ms: int, local_ms: int, step_ms: int) -> str | None:
+    """A warning when the exchange's clock and this machine's differ by more than
+    :data:`CLOCK_SKEW_LIMIT_S` or one bar interval (whichever is longer), else None."""
+    skew = server_ms - local_ms
+    if abs(skew) <= max(CLOCK_SKEW_LIMIT_S * 1000, step_ms):
+        return None
+    limit = format_interval(pd.Timedelta(max(int(CLOCK_SKEW_LIMIT_S * 1000), step_ms), "ms"))
+    times = f"the exchange's clock reads {_iso(server_ms)}, this machine's {_iso(local_ms)}"
+    if skew < 0:
+        return (f"{times}: the exchange is {_span(-skew)} behind (more than {limit}); candles "
+                "closing after its time are not fetched, so the candles stop at its time (a "
+                "stale mirror or exchange? check base_url and the exchange's status)")
+    return (f"{times}: the exchange is {_span(skew)} ahead (more than {limit}); candles "
+            "closing after this machine's time are not fetched (is this machine's clock "
+            "behind? check NTP)")
+
+
+def _span(ms: int) -> str:
+    if ms >= 2 * 86_400_000:
+        return f"{ms / 86_400_000:.1f} days"
+    if ms >= 3_600_000:
+        return f"{ms / 3_600_000:.1f} h"
+    return f"{ms / 60_000:.0f} min"
 
 
 def _kind(exc: BaseException) -> str:
@@ -427,25 +646,47 @@ def _rebase(api: Any, target: SplitResult) -> Any:
 # --------------------------------------------------------------------------- candles
 
 
-def _check_raw_klines(client: Any, where: str, symbol: str, interval: str) -> None:
+def _check_raw_klines(client: Any, raw: Any, where: str, symbol: str, interval: str,
+                      step_ms: int) -> None:
     """Binance (and its ccxt subclasses) answer klines as a JSON list of arrays; ccxt's parser
-    turns other JSON into an empty list, which would read as "no new candles"."""
+    turns other JSON into an empty list, which would read as "no new candles". Each kline's
+    own close time (field 6) must be its open time (field 0) + the interval - 1 ms: ccxt's
+    unified candles drop it, and a kline of another interval (a 4h one answered for 1h, still
+    forming when a 1h one would be closed) would pass for one of the interval asked for."""
     import ccxt
 
     if not isinstance(client, ccxt.binance):
         return  # other exchanges' raw shapes vary: their values are checked in _check_page
-    raw = client.last_json_response
     if not isinstance(raw, list) or not all(isinstance(r, list) and len(r) >= 6 for r in raw):
         raise InfrastructureError(
             f"{where}: {symbol} {interval} candles: unexpected answer (not a list of kline "
             f"arrays: {_clip(repr(raw))[:80]})"
         )
+    for row in raw:
+        if len(row) < 7:
+            continue  # no close time to check (the spacing still is, in _check_page)
+        opened, closes = row[0], row[6]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (opened, closes)):
+            continue  # not ms: _check_page refuses the open time
+        if closes != opened + step_ms - 1:
+            length = closes - opened + 1
+            what = (f"a {format_interval(pd.Timedelta(length, 'ms'))} candle" if length > 0
+                    else "not a candle")
+            raise InfrastructureError(
+                f"{where}: {symbol} {interval} candles: unexpected answer (the candle at "
+                f"{_iso(opened)} closes at {_iso(closes + 1)}: {what}, not {interval}; the "
+                "exchange answered another interval)"
+            )
 
 
-def _check_page(page: Any, where: str, symbol: str, interval: str) -> list[list[float]]:
+def _check_page(page: Any, where: str, symbol: str, interval: str,
+                step_ms: int) -> list[list[float]]:
     """ccxt's unified candles ``[ms, open, high, low, close, volume]``, checked: a list of
     rows of six finite numbers, whole ms, strictly ascending, positive prices with ``low <=
-    open, close <= high``, volume >= 0. Anything else is an InfrastructureError."""
+    open, close <= high``, volume >= 0, open times whole intervals (``step_ms``) apart and,
+    for :data:`_REGULAR_GAPS` candles or more, not all the same multiple of it apart (candles
+    of a longer interval; gaps the exchange has are not that regular). Anything else is an
+    InfrastructureError."""
 
     def bad(reason: str) -> InfrastructureError:
         return InfrastructureError(f"{where}: {symbol} {interval} candles: unexpected answer "
@@ -474,8 +715,16 @@ def _check_page(page: Any, where: str, symbol: str, interval: str) -> list[list[
         if min(o, h, low, c) <= 0 or low > h or not (low <= o <= h and low <= c <= h) or v < 0:
             raise bad(f"candle at {_iso(stamp)} has impossible values open {o!r} high {h!r} "
                       f"low {low!r} close {c!r} volume {v!r}")
+        if previous is not None and (stamp - previous) % step_ms:
+            raise bad(f"candles at {_iso(previous)} and {_iso(stamp)} are "
+                      f"{_span(stamp - previous)} apart, not whole {interval} intervals: "
+                      "candles of another interval or alignment")
         previous = stamp
         out.append([stamp, float(o), float(h), float(low), float(c), float(v)])
+    spacing = {b[0] - a[0] for a, b in itertools.pairwise(out)}
+    if len(out) >= _REGULAR_GAPS and len(spacing) == 1 and min(spacing) > step_ms:
+        raise bad(f"every candle is {_span(min(spacing))} apart, not {interval}: candles of "
+                  "another interval")
     return out
 
 

@@ -8,6 +8,10 @@ data:
   update: {exchange: binance, symbol: BTC/USDT, interval: 1h}
 ```
 
+``timeout_s`` is the deadline of each whole HTTP request (connect to last byte), ``retries``
+the retries of a failed one (an HTTP 429's ``Retry-After`` is waited, up to 60 s; an HTTP 418
+ban is never retried): see :mod:`cryptosweep.marketdata.exchange`.
+
 Called as::
 
     from cryptosweep.marketdata.store import update_candles

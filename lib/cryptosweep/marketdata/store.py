@@ -18,7 +18,13 @@ one :class:`~cryptosweep.core.errors.DataError` line (exit 2) and leaves the fil
   Binance's decimals);
 * a gap: the first new bar is not the one right after the stored last bar, or new bars skip
   one (``allow_gaps=True`` accepts gaps the exchange itself has, e.g. maintenance hours);
-* a candle that is not closed at ``now`` (:func:`append_candles`; the fetch drops those).
+* a candle that is not closed at ``now`` (:func:`append_candles`; the fetch drops those; a
+  given ``now`` later than this machine's clock is taken as that clock).
+
+Before any of these, the fetch refuses an answer of another interval than the one asked for,
+``allow_gaps`` or not (:func:`~cryptosweep.marketdata.exchange.fetch_closed_candles`:
+:class:`~cryptosweep.core.errors.InfrastructureError`, exit 6): a 4h candle answered for 1h
+is never stored as an hourly bar, let alone while it still forms.
 
 The write is atomic (:func:`cryptosweep.core.files.atomic_path`: a temporary sibling, fsync, rename,
 folder fsync) after the temporary file was read back with the loader and found equal to the
@@ -73,7 +79,9 @@ class UpdateSummary:
     """What an update did. ``bars_added`` new bars from ``first_new`` to ``last_new`` (both
     ``None`` when none), ``last_bar`` the file's last bar afterwards, ``dropped_unclosed`` the
     candles left for later because they close after ``now``, ``complete`` False when
-    ``max_bars`` stopped the update early (run it again), ``requests`` candle requests made."""
+    ``max_bars`` stopped the update early (run it again), ``requests`` candle requests made,
+    ``warnings`` what must be shown loudly (the exchange's clock far from this machine's: see
+    :mod:`cryptosweep.marketdata.exchange`), each also in the summary's line."""
 
     path: Path
     interval: str
@@ -87,6 +95,7 @@ class UpdateSummary:
     dropped_unclosed: int = 0
     complete: bool = True
     requests: int = 0
+    warnings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         source = f"{self.symbol} {self.interval} from {self.exchange}" if self.exchange else (
@@ -99,6 +108,8 @@ class UpdateSummary:
                     f"{self.first_new.isoformat()} to {self.last_new.isoformat()}")
         if not self.complete:
             text += "; more closed candles are waiting (max_bars reached): run the update again"
+        for warning in self.warnings:
+            text += f"; WARNING: {warning}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,7 +123,7 @@ class UpdateSummary:
             "first_new": iso(self.first_new), "last_new": iso(self.last_new),
             "last_bar": iso(self.last_bar), "now": iso(self.now),
             "dropped_unclosed": self.dropped_unclosed, "complete": self.complete,
-            "requests": self.requests,
+            "requests": self.requests, "warnings": list(self.warnings),
         }  # fmt: skip
 
 
@@ -184,8 +195,8 @@ def update_candles(
                     symbol, interval, stored.last_bar.isoformat())
     summary = _with(summary, exchange=exchange, symbol=symbol,
                     dropped_unclosed=len(fetched.dropped), complete=fetched.complete,
-                    requests=fetched.requests)
-    log.info("%s", summary)
+                    requests=fetched.requests, warnings=fetched.warnings)
+    log.log(logging.WARNING if summary.warnings else logging.INFO, "%s", summary)
     return summary
 
 
@@ -200,12 +211,13 @@ def append_candles(
     """Append ``candles`` (a frame as ``load_ohlcv`` gives: a UTC ``open_time`` index, float
     ``open, high, low, close, volume``) to the candle file ``path``, with every check and
     guarantee of :func:`update_candles`; candles the file already holds must equal the stored
-    ones and are not written again. ``now`` (default: this machine's clock): a candle closing
-    after it is refused."""
+    ones and are not written again. ``now`` (default, and at the latest: this machine's
+    clock): a candle closing after it is refused."""
     path = Path(path)
     check_interval(interval)
     _check_updatable(path)
-    stamp = pd.Timestamp.now(tz="UTC") if now is None else _utc(now, "now")
+    local = pd.Timestamp.now(tz="UTC")
+    stamp = local if now is None else min(_utc(now, "now"), local)
     with _update_lock(path):
         stored = _Stored.read(path, interval)
         return _append(stored, _checked_frame(candles), stamp, allow_gaps=allow_gaps)

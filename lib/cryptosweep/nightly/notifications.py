@@ -2,16 +2,25 @@
 and a command. A notifier that fails is one log line without the secret, never an exception,
 and never stops the other notifier: whatever goes wrong (a malformed URL or port, a space in
 its path, a refused connection, a command that cannot start), the line names the kind of
-failure and never the URL's credentials, path or query."""
+failure and never the URL's credentials, path or query.
+
+The webhook's ``timeout`` bounds the whole request (connecting, sending, the answer to its last
+byte), not each socket read: a server dripping its answer a byte at a time times out like a
+silent one. A user and password in the webhook URL (``https://user:pass@host/...``, percent-
+encoded as RFC 3986 has them) are taken out of the URL and sent as HTTP basic auth (never on
+to where a redirect points)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -29,7 +38,7 @@ from cryptosweep.core.errors import (
     EXIT_TERMINATED,
     EXIT_USAGE,
 )
-from cryptosweep.core.redaction import redact
+from cryptosweep.core.redaction import redact, split_url
 from cryptosweep.judging.deployment import summary_line
 from cryptosweep.judging.selection import gate_dsr
 
@@ -151,8 +160,27 @@ def _redact(text: str, secret: str) -> str:
 
 
 def send_webhook(url: str, summary: dict[str, Any], timeout: float = NOTIFY_TIMEOUT_S) -> str:
-    """POST the summary as JSON (Slack-compatible: it has ``text``). Never raises; returns a
-    log line that never contains the URL (it carries the token)."""
+    """POST the summary as JSON (Slack-compatible: it has ``text``), the whole request within
+    ``timeout`` seconds (a daemon thread joined with that deadline; one left behind ends with
+    its server or the process). Never raises; returns a log line that never contains the URL
+    (it carries the token) nor its user and password (sent as basic auth)."""
+    try:
+        deadline = float(timeout)
+    except (TypeError, ValueError):
+        deadline = math.nan
+    if not (math.isfinite(deadline) and deadline > 0):
+        return _send(url, summary, timeout)  # the socket refuses it: one line, as before
+    lines: list[str] = []
+    worker = threading.Thread(target=lambda: lines.append(_send(url, summary, timeout)),
+                              name="webhook", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive() or not lines:
+        return f"WARNING webhook: failed (timed out after {timeout:g} s)"
+    return lines[0]
+
+
+def _send(url: str, summary: dict[str, Any], timeout: float) -> str:
     try:
         return _post(url, summary, timeout)
     except Exception as exc:  # anything else: still one line, still without the secret
@@ -162,10 +190,18 @@ def send_webhook(url: str, summary: dict[str, Any], timeout: float = NOTIFY_TIME
 def _post(url: str, summary: dict[str, Any], timeout: float) -> str:
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         return "WARNING webhook: failed (NOTIFY_WEBHOOK_URL is not an http(s) URL)"
+    # urllib takes "user:pw@host" for the host name: the credentials go as basic auth.
+    scheme, credentials, host, rest = split_url(url)
+    target = f"{scheme}://{host}{rest}" if credentials else url
     request = urllib.request.Request(
-        url, data=json.dumps(summary).encode(), method="POST",
+        target, data=json.dumps(summary).encode(), method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "cryptosweep-nightly"},
     )
+    if credentials:
+        user, _, password = credentials.partition(":")
+        login = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+        request.add_unredirected_header(  # not sent on to where a redirect points
+            "Authorization", "Basic " + base64.b64encode(login.encode()).decode("ascii"))
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read(65536)
