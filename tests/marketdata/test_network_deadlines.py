@@ -473,3 +473,23 @@ def test_a_given_now_later_than_this_machines_clock_is_not_trusted(sample, tmp_p
     assert frame.index[-1] > later  # the last ones close after this machine's clock
     with pytest.raises(DataError, match="after now"):
         append_candles(path, frame, "1h", now=pd.Timestamp(future, unit="ms", tz="UTC"))
+
+
+def test_an_update_names_the_file_and_says_each_thing_once(binance, tmp_path, sample,
+                                                           caplog) -> None:
+    """The read-back of the temporary file logged the stored file's gaps and duplicate rows
+    again, naming the temporary file (``.candles.csv.<pid>-….tmp.csv``); a gap appended across
+    with allow_gaps was said only there."""
+    header, rows = sample
+    lines = [",".join(r) for r in rows[:STORED]]
+    lines.insert(50, lines[50])  # a duplicate row in the stored file
+    del lines[100]  # and a gap
+    store = write_store(tmp_path / "candles.csv", header, lines)
+    binance.now_ms = opens(binance, 260)
+    binance.missing = {opens(binance, STORED + 5)}
+    with caplog.at_level(logging.INFO):
+        update(binance, store, allow_gaps=True)
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if ".tmp" in m], said
+    assert sum("duplicate row" in m for m in said) == 1, said
+    assert sum(f"{store}: appending across 1 gap(s) the exchange has" in m for m in said) == 1, said

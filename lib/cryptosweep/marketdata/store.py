@@ -45,6 +45,7 @@ import hashlib
 import logging
 import os
 import stat
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -65,7 +66,7 @@ from cryptosweep.marketdata.exchange import (
     fetch_closed_candles,
 )
 from cryptosweep.trading.candle_formats import KLINE_COLUMNS, OHLCV_COLUMNS
-from cryptosweep.trading.data import load_ohlcv, sample_data_path
+from cryptosweep.trading.data import DuplicateRowsWarning, load_ohlcv, sample_data_path
 
 log = logging.getLogger(__name__)
 
@@ -428,6 +429,12 @@ def _new_bars(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp, *,
             f"{times[at + 1].isoformat()}; refusing to append across it (allow_gaps accepts gaps "
             "the exchange itself has)"
         )
+    if gaps.any():
+        missing = int((steps[gaps] // step.value - 1).sum())
+        at = int(np.argmax(gaps))
+        log.warning("%s: appending across %d gap(s) the exchange has (%d missing bar(s) in all), "
+                    "the first between %s and %s (allow_gaps)", path, int(gaps.sum()), missing,
+                    times[at].isoformat(), times[at + 1].isoformat())
     return new
 
 
@@ -499,7 +506,8 @@ def _write(stored: _Stored, text: str, new: pd.DataFrame) -> None:
 def _verify(stored: _Stored, tmp: Path, new: pd.DataFrame) -> None:
     """The temporary file, read back with the loader, is the stored bars plus the new ones."""
     try:
-        back = load_ohlcv(tmp, format="binance")
+        with _quiet_loader():
+            back = load_ohlcv(tmp, format="binance")
     except DataError as exc:
         message = str(exc).replace(str(tmp), str(stored.path))
         raise DataError(f"{stored.path}: the updated file would not load, left unchanged "
@@ -509,6 +517,23 @@ def _verify(stored: _Stored, tmp: Path, new: pd.DataFrame) -> None:
             and np.array_equal(back.to_numpy(), expected.to_numpy())):
         raise DataError(f"{stored.path}: the updated file does not read back as the stored "
                         "bars plus the new ones; left unchanged")
+
+
+@contextlib.contextmanager
+def _quiet_loader() -> Iterator[None]:
+    """While the temporary file is read back: the loader's words about it (its gaps and
+    duplicate rows, under a temporary name nobody will find) are not said. Reading the stored
+    file said them of the stored bars, and the update says what it adds (a gap it appends
+    across with ``allow_gaps``; it never writes a duplicate)."""
+    loader = logging.getLogger(load_ohlcv.__module__)
+    disabled = loader.disabled
+    loader.disabled = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DuplicateRowsWarning)
+            yield
+    finally:
+        loader.disabled = disabled
 
 
 def _digest(path: Path) -> str:
