@@ -286,8 +286,9 @@ def _train(args: argparse.Namespace) -> int:
     _check_data(args.data)
     configuration = configuration_of(args.source, rank=args.rank)  # bad input: before training
     check_output_folder(out)
-    if configuration.rejected_note:
-        print(f"warning: {configuration.rejected_note}", file=sys.stderr)
+    for note in (configuration.rejected_note, configuration.summary_note):
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
     if args.rank > 1:  # choosing another than the winner is choosing by what came after it
         _count_look(args.source, configuration.entry, "train", f"--rank {args.rank}")
     model = train_model(configuration, data=args.data, until=args.until)

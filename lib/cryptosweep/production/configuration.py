@@ -51,6 +51,9 @@ class Configuration:
     #: it came from a best-configs file: the gate judges the winner (rank 1) only; other ranks
     #: are ``"not judged"``. None for an entry given on its own.
     deployment: dict[str, Any] | None = None
+    #: One line when the file's winner summary (``trading_params``, ``entry_model``) says
+    #: otherwise than ``configurations[0]``, which is what is trained; None when they agree.
+    summary_note: str | None = None
 
     @property
     def rejected_note(self) -> str | None:
@@ -135,7 +138,7 @@ def _entry_of_file(best: dict[str, Any], name: str, rank: int) -> Configuration:
         raise ConfigError(f"{name}: rank {rank!r} is out of range, it holds ranks 1 to "
                           f"{len(entries)}")
     configuration = check_entry(entries[rank - 1], f"{name}, rank {rank}")
-    _check_summary(best, name)
+    configuration = replace(configuration, summary_note=_summary_note(best, name))
     deployment = best.get("deployment")
     if deployment is not None and not isinstance(deployment, dict):
         raise ConfigError(f"{name}: deployment must be the gate's decision (an object), got "
@@ -147,16 +150,20 @@ def _entry_of_file(best: dict[str, Any], name: str, rank: int) -> Configuration:
     return configuration
 
 
-def _check_summary(best: dict[str, Any], name: str) -> None:
+def _summary_note(best: dict[str, Any], name: str) -> str | None:
     """``trading_params`` and ``entry_model`` repeat the winner (``configurations[0]``) for
-    readers of the file; ``train`` reads the entries. A summary that says otherwise (a hand
-    edit of the wrong place) would train something else than the file seems to say: one
-    ``ConfigError`` line naming both places."""
+    readers of the file; ``train`` reads the entries, the one source of truth. A summary that
+    says otherwise (an edit of one place and not the other) is said, naming both, so an edit
+    of the summary alone is not silently ignored; a summary of the wrong type is a
+    ``ConfigError``."""
     winner = best["configurations"][0]
     params = winner.get("params") if isinstance(winner, dict) else None
-    if not isinstance(params, dict):
-        return  # check_entry names what is wrong with the entry itself
     entry_model = best.get("entry_model")
+    if entry_model is not None and not isinstance(entry_model, dict):
+        raise ConfigError(f"{name}: entry_model must be an object, got "
+                          f"{type(entry_model).__name__}")
+    if not isinstance(params, dict):
+        return None  # check_entry names what is wrong with a rank's entry itself
     pairs = [("trading_params", best.get("trading_params"), "params.trading",
               params.get("trading"))]
     if isinstance(entry_model, dict):
@@ -165,15 +172,12 @@ def _check_summary(best: dict[str, Any], name: str) -> None:
                   ("entry_model.params", entry_model.get("params"), "params.entry_model",
                    params.get("entry_model")),
                   ("entry_model.seed", entry_model.get("seed"), "seed", winner.get("seed"))]
-    elif entry_model is not None:
-        raise ConfigError(f"{name}: entry_model must be an object, got "
-                          f"{type(entry_model).__name__}")
     for summary_key, summary, entry_key, value in pairs:
         if summary is not None and summary != value:
-            raise ConfigError(
-                f"{name}: {summary_key} is {_short(summary)} but configurations[0].{entry_key} "
-                f"is {_short(value)}; train reads the configurations: edit the entry there "
-                "(and keep the winner's summary equal to it)")
+            return (f"{name}: {summary_key} is {_short(summary)} but configurations[0]."
+                    f"{entry_key} is {_short(value)}: train reads the configurations, not the "
+                    "winner's summary (keep the two equal)")
+    return None
 
 
 def _short(value: Any, limit: int = 120) -> str:

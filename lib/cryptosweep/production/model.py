@@ -81,6 +81,10 @@ class InSampleWarning(UserWarning):
     """A decision or backtest period overlaps the bars the model was trained on."""
 
 
+class SummaryMismatchWarning(UserWarning):
+    """A best-configs file's winner summary says otherwise than the entry that is trained."""
+
+
 @dataclass(frozen=True)
 class Backtest:
     """A backtest of a period: ``metrics`` (the sweep's ``performance``), ``result`` (per-bar
@@ -328,6 +332,8 @@ def train_model(
     trains the very model the sweep's holdout evaluation scored; default: every bar.
     """
     config = configuration_of(configuration, rank=rank)
+    if config.summary_note and config is not configuration:  # read here: said here
+        warnings.warn(config.summary_note, SummaryMismatchWarning, stacklevel=2)
     market, source, fingerprint = _training_market(config, data)
     cutoff, until_text = _cutoff(market, until, config)
     repro = trial_reproducibility(config.spec, config.seed)
