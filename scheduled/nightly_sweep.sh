@@ -5,6 +5,7 @@
 # prune old runs, notify). See scheduled/README.md.
 #
 #   scheduled/nightly_sweep.sh [CONFIG]
+#   scheduled/nightly_sweep.sh --check [CONFIG]   # settings, config, data, models folder only
 #
 # Works from any directory with cron's bare environment: it uses <repo>/.venv by absolute path
 # and needs no TTY. `scheduled/nightly_sweep.sh --help` lists the settings (environment
@@ -25,17 +26,34 @@ export PATH="$VENV/bin:/usr/local/bin:/usr/bin:/bin"
 # gpu_repro_*.json has nothing to report under not_set).
 export PYTHONUNBUFFERED=1 PYTHONHASHSEED=0 MPLBACKEND=Agg
 
-case "${1:-}" in -h | --help) exec "$PY" -m cryptosweep.nightly --help ;; esac
+case "${1:-}" in
+    -h | --help) exec "$PY" -m cryptosweep.nightly --help ;;
+    --check) exec "$PY" -m cryptosweep.nightly "$@" ;; # the checks only: no lock, no folder
+esac
 
 REPORTS_DIR="${REPORTS_DIR:-reports}"
 [[ $REPORTS_DIR == /* ]] || REPORTS_DIR="$REPO/$REPORTS_DIR"
 export REPORTS_DIR
-mkdir -p "$REPORTS_DIR" || die "cannot create $REPORTS_DIR"
 LOCK="$REPORTS_DIR/.nightly.lock"
-exec 9>>"$LOCK"
-if ! flock -n 9; then
+already_running() {
     echo "$(date '+%Y-%m-%d %H:%M:%S,%3N') INFO nightly: already running (lock $LOCK is held); nothing to do"
     exit 0
+}
+# A run in progress is answered at once, whatever tonight's settings; then the settings, config,
+# data and models folder are checked (exit 2, notified) before the lock or a folder is created.
+if [[ -f $LOCK ]]; then
+    held=0
+    flock -n -E 75 "$LOCK" true || held=$?
+    if ((held == 75)); then already_running; fi
 fi
+checked=0
+check_output="$("$PY" -m cryptosweep.nightly --check "$@" 2>&1)" || checked=$?
+if ((checked)); then
+    printf '%s\n' "$check_output"
+    exit "$checked"
+fi
+mkdir -p "$REPORTS_DIR" || die "cannot create $REPORTS_DIR"
+exec 9>>"$LOCK"
+flock -n 9 || already_running
 # The job inherits the lock (fd 9) and holds it until it exits; signals reach it directly.
 exec "$PY" -m cryptosweep.nightly "$@"

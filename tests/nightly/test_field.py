@@ -84,7 +84,10 @@ def test_each_night_appends_a_day_of_candles_and_sweeps_them(three_nights):
         assert update["bars_added"] == 24
         last = int(rows[-held + 24 * k - 1][0])
         assert pd.Timestamp(update["last_bar"]).value // 10**6 == last
-        assert "INFO nightly: data update: " in night.done.output
+        # The stub's clock is the replayed candles' (years behind this machine's): the update
+        # says so, loudly, on its own line and in the summary.
+        assert "WARNING nightly: data update: " in night.done.output
+        assert any("the exchange is" in w and "behind" in w for w in update["warnings"])
         assert "appended 24 BTC/USDT 1h from binance" in night.done.output
         results = json.loads(results_file(night.run).read_text())
         assert results["data"]["last_bar"] == update["last_bar"]  # the sweep read them

@@ -180,12 +180,12 @@ def test_recover_removes_a_killed_training_and_finishes_a_first_promotion(tmp_pa
     assert recover(tmp_path / "absent") == []
 
 
-def test_history_skips_a_torn_line(tmp_path):
+def test_history_skips_a_torn_line_and_keeps_the_record_after_it(tmp_path):
     promotion.append_record(tmp_path, {"run": "a"})
     with open(tmp_path / HISTORY, "a") as out:
         out.write('{"run": "b", "deci')  # a kill in the middle of a write
-    promotion.append_record(tmp_path, {"run": "c"})
-    assert [r["run"] for r in read_history(tmp_path)] == ["a"]
+    promotion.append_record(tmp_path, {"run": "c"})  # on a line of its own
+    assert [r["run"] for r in read_history(tmp_path)] == ["a", "c"]
 
 
 def test_demote_champion_moves_it_aside_and_records_why(tmp_path):

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from cryptosweep.core.errors import UserError
+
 PRIVATE_MODE = 0o600
 
 
@@ -181,25 +183,91 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 def append_lines(path: str | Path, lines: list[str]) -> None:
     """Append ``lines`` (each ending in a newline) to a JSON-lines file in one write, then
-    fsync: a kill leaves at most a torn last line, which :func:`read_json_lines` skips."""
+    fsync: a kill leaves at most a torn last line, which :func:`read_json_lines` skips. When
+    the file does not end in a newline (a torn last line), the text starts with one, so that
+    the first new record gets a line of its own instead of being glued onto the torn one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    handle = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(handle, "".join(lines).encode())
+        text = "".join(lines).encode()
+        size = os.fstat(handle).st_size
+        if size and os.pread(handle, 1, size - 1) != b"\n":
+            text = b"\n" + text
+        os.write(handle, text)
         os.fsync(handle)
     finally:
         os.close(handle)
 
 
-def read_json_lines(path: str | Path) -> list[Any]:
-    """Every record of a JSON-lines file, oldest first; a torn line is skipped; [] for no
-    file."""
+def read_json_lines(path: str | Path, *, what: str = "a JSON-lines file",
+                    check: Callable[[dict[str, Any]], str | None] | None = None,
+                    ) -> list[dict[str, Any]]:
+    """Every record (JSON object) of a JSON-lines file, oldest first; [] for no file.
+
+    A torn line (the start of a record a kill cut short: it begins with ``{`` and is not
+    JSON) is skipped, wherever it is (an append after it starts on a line of its own, see
+    :func:`append_lines`); a record an older writer glued onto a torn line is read back. Any
+    other damage is a :class:`~cryptosweep.core.errors.UserError` (exit 2) naming the file and
+    the line: bytes that are not UTF-8, JSON that is not an object, or an object ``check``
+    finds wrong (it returns what is wrong, or None). ``what`` names the file's content for
+    that message (``"the champion history"``)."""
     path = Path(path)
     if not path.is_file():
         return []
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(ValueError):
-            records.append(json.loads(line))
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        record, problem = _line_record(raw.strip(), check)
+        if problem is not None:
+            raise UserError(f"{path}, line {number}: {problem}; repair or delete that line of "
+                            f"{what} (one JSON object per line)")
+        if record is not None:
+            records.append(record)
     return records
+
+
+def _line_record(raw: bytes, check: Callable[[dict[str, Any]], str | None] | None,
+                 ) -> tuple[dict[str, Any] | None, str | None]:
+    """One line of :func:`read_json_lines`: ``(record, None)``, ``(None, None)`` for a torn
+    line, or ``(None, what is wrong)``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    try:
+        value = json.loads(text)
+    except ValueError:
+        if not text.startswith("{"):
+            return None, f"not JSON ({_excerpt(text)})"
+        glued = _glued_record(text)  # torn by a kill; an older append may have glued one on
+        if glued is None or (check is not None and check(glued) is not None):
+            return None, None
+        return glued, None
+    if not isinstance(value, dict):
+        return None, f"not a JSON object ({_excerpt(text)})"
+    problem = None if check is None else check(value)
+    return (value, None) if problem is None else (None, problem)
+
+
+def _excerpt(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _glued_record(text: str) -> dict[str, Any] | None:
+    """The whole record at the end of a line that an append without a newline glued onto a
+    torn one (``{"time":"2024-{"time":...}``), or None."""
+    start = text.find("{", 1)
+    while start != -1:
+        try:
+            value = json.loads(text[start:])
+        except ValueError:
+            start = text.find("{", start + 1)
+            continue
+        return value if isinstance(value, dict) else None
+    return None

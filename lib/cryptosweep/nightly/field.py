@@ -187,9 +187,22 @@ def _append_trades(ledger: Path, digest: str | None, times: Any, trades: list[An
 
 
 def read_ledger(models_dir: Path) -> list[dict[str, Any]]:
-    """Every paper trade of ``models/paper_trades.jsonl``, oldest first (a torn line is
-    skipped)."""
-    return read_json_lines(Path(models_dir) / LEDGER)
+    """Every paper trade of ``models/paper_trades.jsonl``, oldest first (a line a kill tore
+    is skipped). A damaged line (see :func:`ledger_problem`) is a
+    :class:`~cryptosweep.core.errors.UserError` (exit 2) naming the file and the line."""
+    return read_json_lines(Path(models_dir) / LEDGER, what="the paper-trading ledger",
+                           check=ledger_problem)
 
 
-__all__ = ["LEDGER", "read_ledger", "watch_champion"]
+def ledger_problem(trade: dict[str, Any]) -> str | None:
+    """What is wrong with one line of the ledger (None when nothing is): a trade is keyed by
+    its ``entry_time`` (text) and its ``champion`` (a manifest digest, or null)."""
+    if not isinstance(trade.get("entry_time"), str):
+        return ("the trade has no 'entry_time'" if "entry_time" not in trade
+                else f"'entry_time' is not text (got {trade['entry_time']!r:.40})")
+    if not isinstance(trade.get("champion"), str | None):
+        return f"'champion' is not text (got {trade['champion']!r:.40})"
+    return None
+
+
+__all__ = ["LEDGER", "ledger_problem", "read_ledger", "watch_champion"]

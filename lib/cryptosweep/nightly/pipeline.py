@@ -34,13 +34,14 @@ from cryptosweep.core.errors import (
     EXIT_OK,
     EXIT_REPORT,
     EXIT_USAGE,
+    ConfigError,
     InfrastructureError,
     ReportError,
     SweepInterrupted,
     UserError,
     sigterm_interrupts,
 )
-from cryptosweep.core.files import PRIVATE_MODE, write_json_atomic
+from cryptosweep.core.files import PRIVATE_MODE, output_problem, write_json_atomic
 from cryptosweep.core.paths import NOTEBOOKS, REPOSITORY, resolve
 from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
 from cryptosweep.nightly.notifications import NOTIFY_TIMEOUT_S, SUMMARY_FILE, build_summary, notify
@@ -49,6 +50,8 @@ from cryptosweep.nightly.promotion import (
     champion_dir,
     decide_and_act,
     manifest_digest,
+    read_history,
+    read_marker,
     recover,
 )
 from cryptosweep.nightly.publishing import publish
@@ -79,6 +82,9 @@ exit codes: 0 ok (whether the gate approved or rejected the winner), 2 config or
 3 GPU required but absent, 4 sweep failed, 5 report, publishing or promotion failed,
 6 the machine failed the sweep (disk full, I/O error; the next run resumes it),
 130/143 interrupted"""
+CHECK_HELP = """python -m cryptosweep.nightly --check [CONFIG]: only the checks made before anything
+is created or changed (settings, config, data, the environment variable data.update names,
+the models folder's files); exit 0 or 2. nightly_sweep.sh makes them before it takes the lock."""
 _SECRETS = ("NOTIFY_WEBHOOK_URL", "NOTIFY_COMMAND")
 #: papermill's own progress lines; the notebook's output is what the log keeps.
 _PAPERMILL_CHATTER = ("Executing Cell", "Ending Cell", "Executing notebook with kernel",
@@ -144,7 +150,7 @@ class Settings:
             text = env.get(name, "").strip()
             if not text:
                 return default
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):  # not '²', which int() refuses
                 raise NightlyFailure(EXIT_USAGE, f"{name} must be a whole number, got {text!r}")
             return int(text)
 
@@ -153,11 +159,17 @@ class Settings:
             raise NightlyFailure(EXIT_USAGE, f"GPU_POLICY={policy!r}: expected one of "
                                  f"{', '.join(GPU_POLICIES)}")
         seed_text = env.get("SWEEP_SEED", "").strip()
+        folders = {name: _in_repository(env.get(name) or default)
+                   for name, default in (("REPORTS_DIR", "reports"), ("MODELS_DIR", "models"))}
+        for name, folder in folders.items():  # checked before anything is created
+            problem = output_problem(folder, folder=True)
+            if problem is not None:
+                raise NightlyFailure(EXIT_USAGE, f"{name}={folder}: {problem}")
         return cls(
             config=resolve(config or env.get("SWEEP_CONFIG") or DEFAULT_CONFIG),  # type: ignore[arg-type]
             seed=whole("SWEEP_SEED", 0) if seed_text else None,
-            reports_dir=_in_repository(env.get("REPORTS_DIR") or "reports"),
-            models_dir=_in_repository(env.get("MODELS_DIR") or "models"),
+            reports_dir=folders["REPORTS_DIR"],
+            models_dir=folders["MODELS_DIR"],
             gpu_ids=env.get("GPU_IDS", "").strip(),
             gpu_policy=policy,
             log_retention_days=whole("LOG_RETENTION_DAYS", 14),
@@ -208,12 +220,14 @@ class NightLog:
 
 
 class Night:
-    """One nightly job. :meth:`run` returns its exit code and never raises."""
+    """One nightly job. :meth:`run` returns its exit code and never raises. ``check_only``:
+    only the checks made before anything is created or changed (``--check``)."""
 
     def __init__(self, settings: Settings | None, notifiers: Notifiers, log: NightLog,
-                 settings_error: NightlyFailure | None = None) -> None:
+                 settings_error: NightlyFailure | None = None, check_only: bool = False) -> None:
         self.settings, self.notifiers, self.log = settings, notifiers, log
         self.settings_error = settings_error
+        self.check_only = check_only
         self.run_dir: Path | None = None
         self.promotion: Promotion | None = None
         self.data_update: dict[str, object] | None = None
@@ -261,8 +275,17 @@ class Night:
             raise NightlyFailure(EXIT_USAGE, f"invalid config or data: {exc}") from None
         self.log("INFO", f"start: config {settings.config}, seed {seed}, reports "
                          f"{settings.reports_dir}, models {settings.models_dir}")
-        self.log.lines(recover(settings.models_dir))  # before the sweep reads the champion
-        self.log("INFO", f"validate: {self._validate(config)}")
+        validated = self._validate(config)
+        self._check_update(config)
+        self._check_models()
+        if self.check_only:
+            self.log("INFO", f"check: {validated}; nothing created or changed")
+            return
+        try:
+            self.log.lines(recover(settings.models_dir))  # before the sweep reads the champion
+        except UserError as exc:
+            raise NightlyFailure(EXIT_USAGE, str(exc)) from None
+        self.log("INFO", f"validate: {validated}")
 
         detected, why = ([], "") if settings.gpu_policy == "use" else detect_gpus()
         gpus = resolve_gpus(settings.gpu_policy, settings.gpu_ids, detected, why)
@@ -297,6 +320,37 @@ class Night:
         self._promote(run_dir)
         self.log("INFO", f"success: {run_dir / 'report.html'}")
 
+    def _check_update(self, config: SweepConfig) -> None:
+        """What the candle update (:meth:`_update_candles`) needs from the config and the
+        environment (``data.path``, the variable ``data.update.base_url_env`` names), checked
+        before anything is created: exit 2 naming what is missing."""
+        update = config.data.update
+        if update is None:
+            return
+        try:
+            if config.data.path is None:
+                raise ConfigError("data.update needs data.path: the bundled sample is never "
+                                  "updated; copy it and point data.path at the copy")
+            update.resolved_base_url()
+        except UserError as exc:
+            raise NightlyFailure(exc.exit_code, f"data update: {exc}") from None
+
+    def _check_models(self) -> None:
+        """The models folder's files a user owns and the night reads (``champions.jsonl``,
+        ``paper_trades.jsonl``, ``.promotion.json``), checked before the sweep: a damaged one
+        is exit 2 naming the file (and the line), instead of a promotion that fails after the
+        whole sweep ran, every night."""
+        from cryptosweep.nightly.field import read_ledger
+
+        settings = self.settings
+        assert settings is not None
+        try:
+            read_marker(settings.models_dir)
+            read_history(settings.models_dir)
+            read_ledger(settings.models_dir)
+        except UserError as exc:
+            raise NightlyFailure(EXIT_USAGE, str(exc)) from None
+
     def _update_candles(self, config: SweepConfig) -> None:
         """``cryptosweep data update`` when the config has a ``data.update`` section: the new
         closed candles appended to ``data.path`` before the sweep reads it. A config or data
@@ -316,7 +370,7 @@ class Night:
         except UserError as exc:
             raise NightlyFailure(exc.exit_code, f"data update failed: {exc}") from None
         self.data_update = summary.to_dict()
-        self.log("INFO", f"data update: {summary}")
+        self.log("WARNING" if summary.warnings else "INFO", f"data update: {summary}")
 
     def _watch_champion(self, run_dir: Path, config: SweepConfig) -> None:
         """The champion in the field (:mod:`cryptosweep.nightly.field`), on tonight's candles,
@@ -433,6 +487,13 @@ class Night:
     # ------------------------------------------------------------------------------ the end
 
     def _finish(self, code: int, message: str) -> None:
+        if self.check_only:  # nothing to tidy up; a failed check is notified
+            if code != EXIT_OK:
+                self.log.lines(notify(build_summary(None, code, message),
+                                      self.notifiers.webhook_url, self.notifiers.command,
+                                      self.notifiers.timeout))
+                self.log("INFO", f"finished with exit code {code}")
+            return
         settings = self.settings
         if settings is not None:
             try:
@@ -535,13 +596,18 @@ def _papermill_log(log: NightLog) -> Iterator[None]:
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """``python -m cryptosweep.nightly [CONFIG]``: the whole nightly job (see the module
     docstring); its exit code."""
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
-        print(f"usage: nightly_sweep.sh [CONFIG]\n\n{__doc__.splitlines()[0]}\n\n{SETTINGS_HELP}")
+        print(f"usage: nightly_sweep.sh [CONFIG]\n\n{__doc__.splitlines()[0]}\n\n{CHECK_HELP}"
+              f"\n\n{SETTINGS_HELP}")
         return EXIT_OK
+    check_only = bool(args) and args[0] == "--check"
+    if check_only:
+        args.pop(0)
     log = NightLog(sys.stdout)
-    if len(args) > 1:
-        log("ERROR", "usage: nightly_sweep.sh [CONFIG]")
+    if len(args) > 1 or (args and args[0].startswith("-")):
+        log("ERROR", "usage: nightly_sweep.sh [CONFIG]  (python -m cryptosweep.nightly "
+                     "[--check] [CONFIG])")
         return EXIT_USAGE
     environment = dict(os.environ if env is None else env)
     notifiers = Notifiers.from_environment(environment)
@@ -551,4 +617,4 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         settings, error = Settings.from_environment(environment, args[0] if args else None), None
     except NightlyFailure as exc:
         settings, error = None, exc
-    return Night(settings, notifiers, log, error).run()
+    return Night(settings, notifiers, log, error, check_only).run()

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptosweep.core.errors import UserError
 from cryptosweep.core.files import (
     append_lines,
     copy_atomic,
@@ -137,6 +138,7 @@ def recover(models_dir: Path) -> list[str]:
     lines: list[str] = []
     if not models.is_dir():
         return lines
+    marker = read_marker(models)  # a damaged one stops here, before anything is changed
     for training in models.glob(f"{TRAINING_PREFIX}*"):
         shutil.rmtree(training, ignore_errors=True)
         lines.append(f"WARNING promotion: removed an interrupted training ({training.name})")
@@ -153,7 +155,6 @@ def recover(models_dir: Path) -> list[str]:
             _remove_old(models)
         else:  # killed between dropping champion.prev and retiring the champion: undo
             _replace(models / OLD, models / PREVIOUS)
-    marker = _read_json(models / MARKER)
     if marker is not None:
         if manifest_digest(models / CHAMPION) == marker.get("manifest_sha256"):
             _bookkeeping(models, marker)
@@ -176,6 +177,50 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def read_marker(models_dir: Path) -> dict[str, Any] | None:
+    """The models folder's :data:`MARKER` (what an interrupted rotation promotes), or None
+    when there is none. A damaged one (not a JSON object, a key missing or of the wrong type)
+    is a :class:`UserError` (exit 2) naming the file: it is only ever written whole
+    (atomically), so damage is not a kill's doing, and :func:`recover` cannot finish the
+    promotion's bookkeeping without it."""
+    path = Path(models_dir) / MARKER
+    if not path.exists():
+        return None
+    problem = None
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror or exc})"
+    except UnicodeDecodeError:
+        problem = "not UTF-8 text"
+    except ValueError as exc:
+        problem = f"not JSON ({exc})"
+    else:
+        problem = _marker_problem(value)
+    if problem is not None:
+        raise UserError(
+            f"{path}: {problem}; it records a promotion a kill interrupted (keys "
+            "manifest_sha256, best_configs, record): restore it, or delete it to leave that "
+            f"promotion's bookkeeping ({BEST_CONFIGS_LATEST}, the {HISTORY} line) undone")
+    return value  # an object with those keys: _marker_problem checked it
+
+
+def _marker_problem(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "not a JSON object"
+    for key in ("manifest_sha256", "best_configs", "record"):
+        if key not in value:
+            return f"{key!r} is missing"
+    if not isinstance(value["manifest_sha256"], str | None):
+        return f"'manifest_sha256' is not text (got {value['manifest_sha256']!r:.40})"
+    if not isinstance(value["best_configs"], str) or not value["best_configs"]:
+        return f"'best_configs' is not a path (got {value['best_configs']!r:.40})"
+    if not isinstance(value["record"], dict):
+        return f"'record' is not an object (got {value['record']!r:.40})"
+    problem = history_problem(value["record"])
+    return None if problem is None else f"'record': {problem}"
 
 
 def _bookkeeping(models: Path, marker: dict[str, Any]) -> None:
@@ -202,8 +247,33 @@ def append_record(models_dir: Path, record: dict[str, Any]) -> Path:
 
 
 def read_history(models_dir: Path) -> list[dict[str, Any]]:
-    """Every decision in ``champions.jsonl``, oldest first (a torn last line is skipped)."""
-    return read_json_lines(Path(models_dir) / HISTORY)
+    """Every decision in ``champions.jsonl``, oldest first (a line a kill tore is skipped).
+    A damaged line (see :func:`history_problem`) is a :class:`UserError` (exit 2) naming the
+    file and the line."""
+    return read_json_lines(Path(models_dir) / HISTORY, what="the champion history",
+                           check=history_problem)
+
+
+def history_problem(record: dict[str, Any]) -> str | None:
+    """What is wrong with one line of ``champions.jsonl`` for its readers (None when nothing
+    is): ``decision`` is text; a ``demoted`` record has its ``time`` and ``reason`` (text,
+    what ``cryptosweep signals`` says of it); ``promoted`` is true or false; a ``keep`` block
+    is an object whose ``passed`` is true, false or null (the keep-gate counts them)."""
+    decision = record.get("decision")
+    if not isinstance(decision, str | None):
+        return f"'decision' is not text (got {decision!r:.40})"
+    for key in ("time", "reason") if decision == "demoted" else ():
+        if not isinstance(record.get(key), str):
+            return (f"the 'demoted' record has no {key!r}" if key not in record
+                    else f"{key!r} is not text (got {record[key]!r:.40})")
+    if not isinstance(record.get("promoted"), bool | None):
+        return f"'promoted' is not true or false (got {record['promoted']!r:.40})"
+    keep = record.get("keep")
+    if not isinstance(keep, dict | None):
+        return f"'keep' is not an object (got {keep!r:.40})"
+    if keep is not None and not isinstance(keep.get("passed"), bool | None):
+        return f"'keep.passed' is not true, false or null (got {keep['passed']!r:.40})"
+    return None
 
 
 def _last_record_is(models: Path, record: dict[str, Any]) -> bool:

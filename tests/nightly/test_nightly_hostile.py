@@ -1,0 +1,288 @@
+"""The nightly and the champion's history files under hostile input: a torn JSON line, a
+damaged ``champions.jsonl``, ``paper_trades.jsonl`` or ``.promotion.json``, bad settings in the
+environment, a missing credentials variable. Each is one line naming what is wrong and exit 2,
+before anything is created or changed; a line a kill tore loses nothing but itself.
+
+Real files and real runs of ``python -m cryptosweep.nightly``, ``scheduled/nightly_sweep.sh``
+and ``cryptosweep signals``; every bad input is caught before the sweep would start, so each
+run takes a second or two."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from cryptosweep.core.errors import UserError
+from cryptosweep.core.files import append_lines, read_json_lines
+from cryptosweep.nightly import promotion
+from cryptosweep.nightly.field import LEDGER, read_ledger
+from cryptosweep.nightly.promotion import HISTORY, MARKER, NEW, last_demotion, read_history
+from tests.support import REPO, tiny_config
+
+slow = pytest.mark.slow
+
+SCRIPT = REPO / "scheduled" / "nightly_sweep.sh"
+SAMPLE = REPO / "lib" / "cryptosweep" / "data" / "BTCUSDT-1h-2021-10_2022-10.csv.gz"
+REJECTED = {"time": "2024-01-01T00:00:00Z", "run": "nightly_1", "decision": "rejected",
+            "reason": "Rejected: DSR 0.03 < 0.95.", "promoted": False,
+            "keep": {"passed": False, "score": -1.0}}
+DEMOTED = {"time": "2024-01-02T00:00:00Z", "decision": "demoted", "promoted": False,
+           "reason": "keep-gate: 3 nights in a row", "champion": None}
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def config_file(tmp: Path, **data: Any) -> Path:
+    """A tiny nightly config (as JSON), its ``data`` section updated with ``data``."""
+    config = tiny_config(random__n_trials=3, objective__rounds_per_unit=3)
+    if data:
+        config["data"] = {**config.get("data", {}), **data}
+    path = tmp / "tiny.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def nightly_env(tmp: Path, **settings: Any) -> dict[str, str]:
+    """The job's environment: REPORTS_DIR and MODELS_DIR under ``tmp``, CPU only."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("SWEEP_CONFIG", "MIRROR_URL", "RUN_RETENTION")
+           and not key.startswith("NOTIFY_")}
+    env.update(REPORTS_DIR=str(tmp / "reports"), MODELS_DIR=str(tmp / "models"),
+               GPU_POLICY="use", PYTHONUNBUFFERED="1")
+    env.update({key: str(value) for key, value in settings.items()})
+    return env
+
+
+def run_job(env: dict[str, str], *args: str, script: bool = False,
+            timeout: float = 300) -> SimpleNamespace:
+    command = [str(SCRIPT)] if script else [sys.executable, "-m", "cryptosweep.nightly"]
+    done = subprocess.run([*command, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd="/")
+    return SimpleNamespace(rc=done.returncode, output=done.stdout + done.stderr)
+
+
+def errors(output: str) -> list[str]:
+    return [line for line in output.splitlines() if " ERROR nightly: " in line]
+
+
+def assert_one_clear_line(done: SimpleNamespace, *words: str) -> None:
+    """Exit 2 with one ERROR line holding ``words`` and no traceback."""
+    assert done.rc == 2, done.output[-3000:]
+    assert "Traceback" not in done.output, done.output[-3000:]
+    lines = errors(done.output)
+    assert len(lines) == 1, done.output[-3000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes (what must not change)."""
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def jsonl(*records: Any) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+# ----------------------------------------------------------------- a torn line (defect 1)
+
+
+def test_an_append_after_a_torn_line_starts_a_line_of_its_own(tmp_path):
+    """A kill tore the last line of champions.jsonl; the next night's demotion must still be
+    read back: it is what makes `signals` flat and resets the keep-gate's count."""
+    models = tmp_path / "models"
+    promotion.append_record(models, REJECTED)
+    with open(models / HISTORY, "a", encoding="utf-8") as out:
+        out.write('{"decision": "rejected", "time": "2024-01-0')  # killed mid-write
+    promotion.append_record(models, DEMOTED)
+    assert read_history(models) == [REJECTED, DEMOTED]
+    assert last_demotion(models) == DEMOTED
+    promotion.append_record(models, REJECTED)  # a complete last line: no blank line added
+    assert "\n\n" not in (models / HISTORY).read_text()
+    assert read_history(models) == [REJECTED, DEMOTED, REJECTED]
+
+
+def test_the_ledger_keeps_a_trade_appended_after_a_torn_line(tmp_path):
+    trade = {"champion": "abc", "entry_time": "2024-01-01T00:00:00+00:00", "net_return": 0.01}
+    (tmp_path / LEDGER).write_text(jsonl(trade) + '{"champion": "abc", "entry_ti')
+    later = {**trade, "entry_time": "2024-01-02T00:00:00+00:00"}
+    append_lines(tmp_path / LEDGER, [json.dumps(later) + "\n"])
+    assert read_ledger(tmp_path) == [trade, later]
+
+
+def test_a_record_an_older_writer_glued_onto_a_torn_line_is_read_back(tmp_path):
+    """Files written before the fix hold the torn line and the next record on one line."""
+    (tmp_path / HISTORY).write_text(jsonl(REJECTED) + '{"decision": "rej'
+                                    + json.dumps(DEMOTED) + "\n")
+    assert read_history(tmp_path) == [REJECTED, DEMOTED]
+
+
+# ------------------------------------------------------- a damaged history file (defect 2)
+
+
+DAMAGED_LINES = {
+    "a list": (b"[]", "not a JSON object"),
+    "a string": (b'"x"', "not a JSON object"),
+    "a demotion without its time": (b'{"decision": "demoted"}', "'time'"),
+    "bytes that are not UTF-8": (b"\xff\xfe{}", "not UTF-8"),
+    "not JSON": (b"decision=demoted", "not JSON"),
+    "a keep block that is not one": (b'{"decision": "rejected", "keep": "yes"}', "'keep'"),
+}
+
+
+@pytest.mark.parametrize("name", DAMAGED_LINES)
+def test_a_damaged_history_line_is_named_by_file_and_line(tmp_path, name):
+    line, why = DAMAGED_LINES[name]
+    (tmp_path / HISTORY).write_bytes(jsonl(REJECTED).encode() + line + b"\n"
+                                     + jsonl(DEMOTED).encode() + b'{"time": "torn')
+    with pytest.raises(UserError) as caught:
+        read_history(tmp_path)
+    message = str(caught.value)
+    assert f"{tmp_path / HISTORY}, line 2: " in message and why in message
+    assert "\n" not in message
+
+
+def test_a_torn_last_line_is_still_skipped_and_blank_lines_are_harmless(tmp_path):
+    (tmp_path / HISTORY).write_text(jsonl(REJECTED) + "\n" + jsonl(DEMOTED) + '{"time": "2')
+    assert read_history(tmp_path) == [REJECTED, DEMOTED]
+    assert read_json_lines(tmp_path / "absent.jsonl") == []
+
+
+@slow
+@pytest.mark.parametrize("name", ["a list", "a demotion without its time",
+                                  "bytes that are not UTF-8"])
+def test_signals_on_a_damaged_history_is_one_line_and_exit_2(tmp_path, name):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / HISTORY).write_bytes(DAMAGED_LINES[name][0] + b"\n")
+    done = subprocess.run([sys.executable, "-m", "cryptosweep", "signals",
+                           str(models / "champion"), "--data", str(SAMPLE)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{models / HISTORY}, line 1: " in lines[0], done.stderr
+
+
+def test_recover_refuses_a_damaged_marker_before_changing_anything(tmp_path):
+    models = tmp_path / "models"
+    (models / NEW).mkdir(parents=True)  # an interrupted rotation recover would finish
+    (models / NEW / "manifest.json").write_text("{}")
+    for marker, why in (({"manifest_sha256": None, "best_configs": 5, "record": {}},
+                         "'best_configs'"),
+                        ({"manifest_sha256": None, "best_configs": "x.json"}, "'record'"),
+                        ([], "not a JSON object"), ("{half", "not JSON")):
+        (models / MARKER).write_text(marker if isinstance(marker, str)
+                                     else json.dumps(marker))
+        before = tree(models)
+        with pytest.raises(UserError) as caught:
+            promotion.recover(models)
+        assert str(caught.value).startswith(f"{models / MARKER}: ") and why in str(caught.value)
+        assert tree(models) == before
+
+
+@slow
+@pytest.mark.parametrize("damage", ["history", "ledger", "marker"])
+def test_the_nightly_refuses_a_damaged_models_folder_before_the_sweep(tmp_path, damage):
+    """Not "promotion failed" after the whole sweep ran, every night: exit 2 at the start,
+    naming the file (and line), with no run folder made and the models folder untouched."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / HISTORY).write_text(jsonl(REJECTED))
+    if damage == "history":
+        (models / HISTORY).write_text(jsonl(REJECTED) + '{"decision": "demoted"}\n')
+        words = (f"{models / HISTORY}, line 2: ",)
+    elif damage == "ledger":
+        (models / LEDGER).write_text('["abc", "2024-01-01"]\n')
+        words = (f"{models / LEDGER}, line 1: ", "not a JSON object")
+    else:
+        (models / MARKER).write_text('{"manifest_sha256": null, "best_configs": 5, '
+                                     '"record": {}}')
+        words = (f"{models / MARKER}: ", "'best_configs'")
+    before = tree(models)
+    done = run_job(nightly_env(tmp_path), str(config_file(tmp_path)))
+    assert_one_clear_line(done, *words)
+    assert not (tmp_path / "reports").exists()
+    assert tree(models) == before
+
+
+# --------------------------------------------- nothing created before a bad setting (3, 4)
+
+
+@slow
+def test_a_missing_credentials_variable_stops_the_night_before_anything_is_made(tmp_path):
+    data = tmp_path / "btc.csv.gz"
+    data.write_bytes(SAMPLE.read_bytes())
+    config = config_file(tmp_path, path=str(data), update={
+        "exchange": "binance", "symbol": "BTC/USDT", "interval": "1h",
+        "base_url_env": "MIRROR_URL"})
+    done = run_job(nightly_env(tmp_path), str(config))
+    assert_one_clear_line(done, "MIRROR_URL")
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "models").exists()
+    assert "https://" not in done.output
+
+
+@slow
+def test_the_script_takes_no_lock_and_makes_no_folder_for_a_bad_config(tmp_path):
+    (tmp_path / "home").mkdir()
+    env = nightly_env(tmp_path, HOME=tmp_path / "home", PATH="/usr/bin:/bin")
+    done = run_job(env, str(tmp_path / "absent.yaml"), script=True)
+    assert_one_clear_line(done, "absent.yaml")
+    assert not (tmp_path / "reports").exists()
+
+
+@slow
+def test_the_script_still_answers_already_running_at_once_with_any_config(tmp_path):
+    import fcntl
+
+    (tmp_path / "home").mkdir()
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    env = nightly_env(tmp_path, HOME=tmp_path / "home", PATH="/usr/bin:/bin")
+    with open(reports / ".nightly.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = run_job(env, str(tmp_path / "absent.yaml"), script=True)
+    assert done.rc == 0 and "already running" in done.output, done.output
+    assert sorted(p.name for p in reports.iterdir()) == [".nightly.lock"]
+
+
+@slow
+@pytest.mark.parametrize("setting", ["RUN_RETENTION", "LOG_RETENTION_DAYS", "SWEEP_SEED"])
+def test_superscript_digits_are_not_a_number(tmp_path, setting):
+    done = run_job(nightly_env(tmp_path, **{setting: "²"}), str(config_file(tmp_path)))
+    assert_one_clear_line(done, f"{setting} must be a whole number, got '²'")
+    assert not (tmp_path / "reports").exists()
+
+
+@slow
+@pytest.mark.parametrize("setting", ["REPORTS_DIR", "MODELS_DIR"])
+@pytest.mark.parametrize("where", ["the file", "under the file"])
+def test_a_folder_setting_that_is_a_file_is_one_line_before_anything_is_made(tmp_path, setting,
+                                                                              where):
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    target = afile if where == "the file" else afile / "sub"
+    done = run_job(nightly_env(tmp_path, **{setting: target}), str(config_file(tmp_path)))
+    assert_one_clear_line(done, f"{setting}={target}: ", "is a file, not a folder")
+    assert afile.read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "tiny.json"]
+
+
+@slow
+def test_check_only_makes_the_checks_and_creates_nothing(tmp_path):
+    done = run_job(nightly_env(tmp_path), "--check", str(config_file(tmp_path)))
+    assert done.rc == 0, done.output[-3000:]
+    assert "check: ok" in done.output and not errors(done.output)
+    by_script = run_job(nightly_env(tmp_path), "--check", str(config_file(tmp_path)),
+                        script=True)
+    assert by_script.rc == 0 and "check: ok" in by_script.output, by_script.output[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json"]
