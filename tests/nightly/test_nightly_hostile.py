@@ -286,3 +286,18 @@ def test_check_only_makes_the_checks_and_creates_nothing(tmp_path):
                         script=True)
     assert by_script.rc == 0 and "check: ok" in by_script.output, by_script.output[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json"]
+
+
+def test_a_ledger_the_sweep_cannot_write_stops_the_night_before_anything_is_made(tmp_path):
+    """deployment.ledger a CSV file: the sweep ran, then its end died on sqlite3's "file is
+    not a database"; now the night's own checks say so before any folder exists."""
+    ledger = tmp_path / "prices.csv"
+    ledger.write_text("not a database\n")
+    config = json.loads(config_file(tmp_path).read_text())
+    config["deployment"] = {**config.get("deployment", {}), "ledger": str(ledger)}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(config))
+    done = run_job(nightly_env(tmp_path), str(path))
+    assert_one_clear_line(done, "deployment.ledger", "is not a SQLite database")
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "models").exists()
+    assert ledger.read_text() == "not a database\n"

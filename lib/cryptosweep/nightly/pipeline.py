@@ -414,11 +414,20 @@ class Night:
 
     def _validate(self, config: object) -> str:
         from cryptosweep.strategies import make_strategy
+        from cryptosweep.sweep.preflight import check_places
         from cryptosweep.trading.objective import check_spec
 
+        settings = self.settings
+        assert settings is not None
         try:
             data = check_spec(config.objective_spec())  # type: ignore[attr-defined]
             strategy = make_strategy(config, 0)  # type: ignore[arg-type]
+            # The champion folder and trial ledger the sweep's end writes, as the sweep sees
+            # them (its champion_dir is the models folder's, see _sweep).
+            deployment = config.deployment.model_copy(  # type: ignore[attr-defined]
+                update={"champion_dir": str(champion_dir(settings.models_dir))})
+            check_places(config.model_copy(  # type: ignore[attr-defined]
+                update={"deployment": deployment}))
         except UserError as exc:
             raise NightlyFailure(EXIT_USAGE, f"invalid config or data: {exc}") from None
         return (f"ok: {config.name}: {config.sweep_type}, "  # type: ignore[attr-defined]
