@@ -67,3 +67,22 @@ def test_what_cannot_be_computed_says_why() -> None:
     evidence = holdout_evidence(bars, [[0, 5, -1]], bars, cost_per_trade=0.0, seed=0)
     assert evidence["permutation"] is None
     assert any("no long trade" in why for why in evidence["why_not"])
+
+
+def test_the_report_says_why_a_losing_holdout_has_no_track_record_length() -> None:
+    """A holdout with a Sharpe ratio below 0 read "the holdout is too short to tell", as if
+    more bars would help: no length confirms a record that loses."""
+    from cryptosweep.judging.explained import explained
+
+    def mintrl_row(returns: np.ndarray) -> str:
+        evidence = holdout_evidence(returns, [], None, cost_per_trade=0.0, seed=1)
+        (row,) = [r for r in explained({"statistics": {"holdout": evidence}})
+                  if r.name == "minimum track record length"]
+        return row.meaning
+
+    losing = market(drift=-0.001)
+    assert "not above 0" in mintrl_row(losing) and "too short" not in mintrl_row(losing)
+    short = market(n=100, drift=0.001, seed=4)
+    assert "too short to tell" in mintrl_row(short)
+    confirmed = market(drift=0.003)
+    assert "too short" not in mintrl_row(confirmed) and "not above 0" not in mintrl_row(confirmed)

@@ -124,12 +124,19 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
                 "the return not explained by holding the market, in standard errors "
                 "(about 2 or more is evidence)"))
         mintrl = holdout.get("min_track_record_bars")
+        sharpe = holdout.get("sharpe_per_bar")
+        if mintrl is None and sharpe is not None and sharpe <= 0:
+            verdict = (": the holdout's Sharpe ratio is not above 0, so no length of such a "
+                       "record would show it beats 0")
+        elif mintrl is None or mintrl > (holdout.get("n_bars") or 0):
+            verdict = ": the holdout is too short to tell"
+        else:
+            verdict = ""
         rows.append(Explained(
             "minimum track record length",
             f"{_f(mintrl, '.0f')} bars (holdout: {holdout.get('n_bars')})",
             "how many bars a record like the holdout's needs before it is 95% sure to "
-            "beat 0" + (": the holdout is too short to tell" if mintrl is None
-                        or mintrl > (holdout.get("n_bars") or 0) else "")))
+            "beat 0" + verdict))
     if "holdout_looks" in stats:
         rows.append(Explained(
             "looks at this holdout", str(stats["holdout_looks"]),

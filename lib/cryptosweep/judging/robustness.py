@@ -104,7 +104,8 @@ def carried_by_one_regime(rows: Sequence[Mapping[str, Any]]) -> str | None:
     if float(best["total_return"]) < total:
         return None
     return (f"the regime {best['regime']} carries the return ({best['total_return']:+.4f} of "
-            f"{total:+.4f}): the other regimes together made nothing")
+            f"{total:+.4f}, sums of per-bar returns, not compounded): the other regimes "
+            "together made nothing")
 
 
 def market_spread(scores: Mapping[str, float | None]) -> dict[str, Any]:

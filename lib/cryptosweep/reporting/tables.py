@@ -455,8 +455,10 @@ def cpcv_table(results: Mapping[str, Any]) -> str | None:
 
 
 def regime_table(results: Mapping[str, Any]) -> str | None:
-    """The winner's and the baselines' Sharpe ratio (annualised), trades and hit rate per
-    market regime, on the holdout and the validation bars; None without regimes."""
+    """The winner's and the baselines' Sharpe ratio (annualised), stretches in the market
+    (:func:`~cryptosweep.judging.robustness.per_regime`'s ``trades``: runs cut at regime
+    borders) and the share of them positive per market regime, on the holdout and the
+    validation bars; None without regimes."""
     block = (results.get("statistics") or {}).get("regimes") or {}
     rows = []
     for kind in ("holdout", "validation"):
@@ -469,9 +471,13 @@ def regime_table(results: Mapping[str, Any]) -> str | None:
         return None
     caveats = block.get("caveats") or []
     caption = ("Per market regime (trend up/down/sideways × volatility high/low, from past bars "
-               "only): annualised Sharpe ratio, trades, hit rate"
+               "only): annualised Sharpe ratio; stretches in the market (runs of bars with a "
+               "non-zero return, cut where the regime changes, so a trade that spans two "
+               "regimes counts in each and back-to-back trades count once: not the trade "
+               "count) and the share of them that made money"
                + ("; " + "; ".join(_e(c) for c in caveats) if caveats else ""))
-    return _table(["bars", "who", "regime", "n", "Sharpe", "trades", "hit rate"], rows,
+    return _table(["bars", "who", "regime", "n", "Sharpe", "stretches in the market",
+                   "share positive"], rows,
                   text_columns=(0, 1, 2), caption=caption)
 
 
