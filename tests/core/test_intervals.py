@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,8 @@ import pytest
 from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import ConfigError, DataError
 from cryptosweep.core.intervals import (
+    bars_per_year,
+    closed_at_weekends,
     detect_interval,
     format_interval,
     parse_interval,
@@ -146,3 +149,55 @@ def test_a_run_records_its_interval_and_the_dated_folds(daily_file, tmp_path):
     winner = results["top_k"][0]
     assert winner["dsr"] is None or winner["dsr"].get("dsr") is None \
         or winner["dsr"]["sr_annualised"] == pytest.approx(winner["dsr"]["sr"] * math.sqrt(365))
+
+
+def _fx_market() -> pd.DataFrame:
+    """The real EURUSD hourly candles the ``backtesting`` package ships (read from the
+    installed package)."""
+    import backtesting
+
+    path = Path(backtesting.__file__).parent / "test" / "EURUSD.csv"
+    frame = pd.read_csv(path, index_col=0, parse_dates=True)
+    frame.index = frame.index.tz_localize("UTC")
+    frame.columns = [str(c).lower() for c in frame.columns]
+    return frame
+
+
+def test_a_market_closed_at_weekends_is_annualised_with_its_own_bars() -> None:
+    """EURUSD trades about 24 hours on 5 days: its hourly bars were annualised with 8760, as
+    if it traded every hour of the year, lifting its Sharpe ratios by sqrt(8760/6201) = 1.19."""
+    fx = _fx_market()
+    hour = parse_interval("1h")
+    assert closed_at_weekends(fx.index, hour)
+    span_years = (fx.index[-1] - fx.index[0] + hour).total_seconds() / (365 * 24 * 3600)
+    assert bars_per_year(fx.index, hour) == pytest.approx(len(fx) / span_years, rel=1e-12)
+    assert 6000 < bars_per_year(fx.index, hour) < 6300  # about 24 x 5 x 52, less holidays
+    # Over fewer than 28 days the calendar cannot be read: round the clock.
+    short = fx.index[fx.index < fx.index[0] + pd.Timedelta(days=20)]
+    assert bars_per_year(short, hour) == 8760
+
+
+def test_a_market_open_around_the_clock_keeps_its_count_whatever_its_gaps() -> None:
+    """An exchange outage is a gap, not a closed market: the bundled BTC candles with a
+    missing month are still annualised with 8760."""
+    btc = load_ohlcv()
+    hour = parse_interval("1h")
+    assert bars_per_year(btc.index, hour) == 8760
+    holed = btc.index[(btc.index < "2022-03-01") | (btc.index >= "2022-04-01")]
+    assert not closed_at_weekends(holed, hour) and bars_per_year(holed, hour) == 8760
+    daily = btc.resample("1D").last().index
+    assert bars_per_year(daily, parse_interval("1d")) == 365
+
+
+def test_the_sweep_and_a_trained_model_annualise_a_weekday_market_alike() -> None:
+    """market_from_candles counts a market's own bars; a model passes the count its training
+    recorded, so a recent slice (too short to read the calendar from) is annualised alike."""
+    from cryptosweep.trading.steps import market_from_candles
+
+    fx = _fx_market()
+    market = market_from_candles(fx)
+    assert market.periods_per_year == bars_per_year(fx.index, parse_interval("1h"))
+    recent = market_from_candles(fx.iloc[-300:])
+    assert recent.periods_per_year == 8760  # 12 days: no calendar to read
+    given = market_from_candles(fx.iloc[-300:], periods_per_year=market.periods_per_year)
+    assert given.periods_per_year == market.periods_per_year

@@ -8,6 +8,15 @@ the year, so hourly bars make ``365 * 24 = 8760`` a year, daily bars 365, one-mi
 times); a series whose steps are not whole multiples of it (hourly and daily candles mixed, or
 irregular stamps) cannot be annualised and is refused. Longer steps are gaps, reported by the
 loader and never filled.
+
+A market that closes at weekends (FX trades about 24 hours on 5 days; a stock exchange a few
+hours on weekdays) has fewer bars in a year: annualising its hourly bars with 8760 would lift
+its Sharpe ratios by about sqrt(8760 / 6240) = 1.18. :func:`bars_per_year` tells the two apart
+by the calendar, not by gaps (an outage of a crypto exchange is a gap, not a closed market):
+candles with (almost) no bar on a Saturday (UTC) over at least
+:data:`CALENDAR_MIN_SPAN` are a market closed at weekends, annualised with their own density
+(bars per year over the span they cover, holidays included); any other series with the
+round-the-clock count.
 """
 
 from __future__ import annotations
@@ -25,6 +34,14 @@ SECONDS_PER_YEAR = 365 * 24 * 3600
 #: Units an interval may be written in, largest first.
 UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([wdhms])\s*$")
+
+
+#: The shortest span of candles whose calendar (closed at weekends or not) is read from them;
+#: shorter series are annualised as a market open around the clock.
+CALENDAR_MIN_SPAN = pd.Timedelta(days=28)
+#: Below this share of bars on Saturdays (UTC) the market is closed at weekends (a market open
+#: around the clock has 1/7 of its bars there, outages or not).
+WEEKEND_CLOSED_SHARE = 0.01
 
 
 def parse_interval(text: str) -> pd.Timedelta:
@@ -51,6 +68,30 @@ def periods_per_year(interval: pd.Timedelta) -> float:
     if not seconds > 0:
         raise ValueError(f"a bar interval must be positive, got {interval}")
     return SECONDS_PER_YEAR / seconds
+
+
+def closed_at_weekends(index: pd.DatetimeIndex, interval: pd.Timedelta) -> bool:
+    """Whether candles at ``index`` (sorted; UTC, or without a zone: UTC) of ``interval`` are
+    a market closed at weekends: they span at least :data:`CALENDAR_MIN_SPAN` and fewer than
+    :data:`WEEKEND_CLOSED_SHARE` of them open on a Saturday (UTC). Bars of a week or longer
+    have no weekend to miss: never."""
+    if len(index) < 2 or interval >= pd.Timedelta(days=7):
+        return False
+    if index[-1] - index[0] + interval < CALENDAR_MIN_SPAN:
+        return False
+    utc = index.tz_convert("UTC") if index.tz is not None else index
+    return float(np.mean(utc.day_of_week == 5)) < WEEKEND_CLOSED_SHARE
+
+
+def bars_per_year(index: pd.DatetimeIndex, interval: pd.Timedelta) -> float:
+    """The bars per year every annualised figure of candles at ``index`` uses: for a market
+    closed at weekends (:func:`closed_at_weekends`) their own density, the bars over the years
+    they cover (first open to last close, 365-day years); else :func:`periods_per_year`, the
+    round-the-clock count (8760 for hourly bars, gaps or not)."""
+    if not closed_at_weekends(index, interval):
+        return periods_per_year(interval)
+    covered = (index[-1] - index[0] + interval).total_seconds()
+    return len(index) * SECONDS_PER_YEAR / covered
 
 
 def detect_interval(index: pd.DatetimeIndex, source: object = "data") -> pd.Timedelta | None:

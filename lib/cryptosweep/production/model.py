@@ -210,7 +210,11 @@ class TrainedModel:
 
     def _market(self, ohlcv: pd.DataFrame) -> Market:
         candles = check_candles(ohlcv, self.bar_interval)
-        return market_from_candles(candles, declared_interval=self.bar_interval)
+        # Annualised as its training counted bars (a recent slice of a market closed at
+        # weekends is too short to read the calendar from); an older manifest: the candles'.
+        year = self._manifest["data"].get("periods_per_year")
+        return market_from_candles(candles, declared_interval=self.bar_interval,
+                                   periods_per_year=None if year is None else float(year))
 
     @staticmethod
     def _position(market: Market, when: Any, what: str, default: int,

@@ -10,12 +10,14 @@ seed give byte-identical files once those keys are removed.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptosweep.core.formatting import MISSING, param_lines, signed, wall_time
+from cryptosweep.core.intervals import parse_interval, periods_per_year
 from cryptosweep.judging.caveats import (
     fold_scores,
     fold_stability,
@@ -174,7 +176,13 @@ def _per_year(results: dict[str, Any]) -> str:
     data = results.get("data") or {}
     if data.get("periods_per_year") is None:
         return "the bar interval's periods per year"
-    return f"{data['periods_per_year']:g} bars of {data['bar_interval']} a year"
+    year = float(data["periods_per_year"])
+    text = f"{year:.6g} bars of {data['bar_interval']} a year"
+    around = periods_per_year(parse_interval(str(data["bar_interval"])))
+    if not math.isclose(year, around, rel_tol=1e-9):
+        text += (f" (a market closed at weekends: the data's own density, not the {around:g} "
+                 "of a market open around the clock)")
+    return text
 
 
 def text_report(results: dict[str, Any]) -> str:

@@ -22,8 +22,8 @@ from cryptosweep.core.config import ObjectiveSpec
 from cryptosweep.core.data_settings import DataSettings
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.intervals import (
+    bars_per_year,
     detect_interval,
-    periods_per_year,
     resolve_interval,
 )
 from cryptosweep.core.reproducibility import ReproducibilityManager
@@ -148,13 +148,16 @@ def _position(index: pd.DatetimeIndex, stamp: str) -> int:
 def market_from_candles(
     ohlcv: pd.DataFrame, features: pd.DataFrame | None = None, *,
     holdout_fraction: float = 0.0, declared_interval: str | None = None,
-    source: object = "data",
+    source: object = "data", periods_per_year: float | None = None,
 ) -> Market:
     """A :class:`Market` of candles in memory (the output of
     :func:`~cryptosweep.trading.data.load_ohlcv`): ``features`` are built with
     :func:`~cryptosweep.trading.features.build_features` unless given. The bar interval is
     detected (a declared one must agree: :func:`~cryptosweep.core.intervals.resolve_interval`).
-    The arrays are read-only (a cached market is shared by every trial of a process)."""
+    Its bars per year are ``periods_per_year`` when given (a trained model's, as its sweep
+    counted them), else :func:`~cryptosweep.core.intervals.bars_per_year` of the candles
+    (round the clock, or their own density for a market closed at weekends). The arrays are
+    read-only (a cached market is shared by every trial of a process)."""
     if features is None:
         features = build_features(ohlcv)
     interval = resolve_interval(detect_interval(ohlcv.index, source), declared_interval, source)
@@ -170,7 +173,8 @@ def market_from_candles(
         holdout_start=holdout_split(len(ohlcv), holdout_fraction),
         declared_interval=declared_interval,
         bar_interval=interval,
-        periods_per_year=periods_per_year(interval),
+        periods_per_year=(bars_per_year(ohlcv.index, interval) if periods_per_year is None
+                          else float(periods_per_year)),
     )
     for array in (market.open_, market.high, market.low, market.close, market.features):
         array.flags.writeable = False
