@@ -26,13 +26,13 @@ import gzip
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from cryptosweep.trading.data import sample_data_path
@@ -41,6 +41,8 @@ HOUR_MS = 3_600_000
 #: Binance's kline intervals (the server answers data for 1h only, as the bundle holds).
 BINANCE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
                      "1d", "3d", "1w", "1M")
+
+S = TypeVar("S", bound="BinanceStub")
 
 
 def sample_lines() -> tuple[str, list[str]]:
@@ -207,9 +209,11 @@ def handler(stub: BinanceStub) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serving(stub: BinanceStub) -> Iterator[BinanceStub]:
-    """Serve ``stub`` on a free loopback port (its ``base_url`` set) until the block ends."""
-    server = QuietServer(("127.0.0.1", 0), handler(stub))
+def serving(stub: S, make_handler: Callable[[S], type] | None = None) -> Iterator[S]:
+    """Serve ``stub`` on a free loopback port (its ``base_url`` set) until the block ends,
+    with ``make_handler(stub)`` (default :func:`handler`); a stub with a ``stop`` event (one
+    that drips its answers) has it set first, so that no answer outlives the block."""
+    server = QuietServer(("127.0.0.1", 0), (make_handler or handler)(stub))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
@@ -217,6 +221,9 @@ def serving(stub: BinanceStub) -> Iterator[BinanceStub]:
     try:
         yield stub
     finally:
+        stop = getattr(stub, "stop", None)
+        if stop is not None:
+            stop.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

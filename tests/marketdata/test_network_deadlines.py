@@ -10,7 +10,6 @@ Every time asserted is a generous bound (a deadline of 1.5 s must end well under
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.server
 import json
 import logging
@@ -36,7 +35,7 @@ from tests.marketdata.binance_stub import (
     BinanceStub,
     QuietServer,
     _decimals,
-    sample_lines,
+    serving,
     write_store,
 )
 
@@ -139,23 +138,6 @@ def send(handler: http.server.BaseHTTPRequestHandler, status: int, headers: dict
         time.sleep(DRIP_S)
 
 
-@contextlib.contextmanager
-def serving(stub: FaultyBinance) -> Iterator[FaultyBinance]:
-    """Serve ``stub`` on a free loopback port until the block ends (a drip stops then)."""
-    server = QuietServer(("127.0.0.1", 0), faulty_handler(stub))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    stub.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield stub
-    finally:
-        stub.stop.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 class Hook:
     """A webhook on 127.0.0.1 recording each POST (path, body, Authorization) and answering
     ``status``, its answer dripped with ``drip``."""
@@ -204,16 +186,11 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
-@pytest.fixture(scope="module")
-def sample() -> tuple[str, list[list[str]]]:
-    header, lines = sample_lines()
-    return header, [line.split(",") for line in lines]
-
-
 @pytest.fixture
 def binance(sample: tuple[str, list[list[str]]]) -> Iterator[FaultyBinance]:
     _, rows = sample
-    with serving(FaultyBinance(rows=rows, now_ms=int(rows[-1][6]) + 1)) as stub:
+    with serving(FaultyBinance(rows=rows, now_ms=int(rows[-1][6]) + 1),
+                 faulty_handler) as stub:
         yield stub
 
 
@@ -394,7 +371,7 @@ def test_an_exchange_clock_ten_days_behind_is_a_loud_warning(sample, tmp_path, c
     header, _ = sample
     path = write_store(tmp_path / "c.csv", header, [",".join(r) for r in rows[:STORED]])
     behind = local - 10 * 24 * HOUR_MS
-    with serving(FaultyBinance(rows=rows, now_ms=behind)) as stub:
+    with serving(FaultyBinance(rows=rows, now_ms=behind), faulty_handler) as stub:
         summary = update(stub, path)
         assert summary.bars_added == 0
         text = str(summary)
@@ -458,7 +435,7 @@ def test_a_given_now_later_than_this_machines_clock_is_not_trusted(sample, tmp_p
     local = int(time.time() * 1000)
     rows = _recent(sample, local)
     future = local + 5 * 24 * HOUR_MS
-    with serving(FaultyBinance(rows=rows, now_ms=future)) as stub:
+    with serving(FaultyBinance(rows=rows, now_ms=future), faulty_handler) as stub:
         got = fetch(stub, int(rows[STORED][0]), now=future)
     assert got.now <= pd.Timestamp.now(tz="UTC")
     assert (got.candles.index + pd.Timedelta(hours=1) <= got.now).all()
