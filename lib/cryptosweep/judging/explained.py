@@ -71,6 +71,8 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
             f"{clustered.get('n_independent', clustered.get('n_effective'))} independent "
             f"trials ({clustered.get('n_effective')} groups) among "
             f"{clustered.get('n_clustered')} return series tonight"
+            + (f" (compared on the {clustered['n_bars']} most recent validation bars every "
+               "one of them was scored on)" if clustered.get("n_bars") else "")
             + (f", plus {outside} other trial(s) of the ledger" if outside else "")
             + (" (the gate uses this count)" if gate_basis == "effective"
                else " (for reading; the gate uses the full count)")))
@@ -93,7 +95,10 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
             "probability of backtest overfitting", _f(pbo["pbo"]),
             "how often the configuration that looks best on half of the history is below the "
             "median on the other half; above 0.5, choosing by the backtest is worse than a "
-            "coin"))
+            "coin"
+            + (f" (every configuration tried, on the {pbo['n_bars']} most recent validation "
+               f"bars all of them were scored on, in {pbo.get('n_splits')} blocks)"
+               if pbo.get("n_bars") else "")))
         if pbo.get("probability_of_loss") is not None:
             rows.append(Explained(
                 "probability of out-of-sample loss", _f(pbo["probability_of_loss"]),

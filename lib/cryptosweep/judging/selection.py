@@ -111,7 +111,9 @@ def selection_evidence(
         extra = max(int(n_unclustered), 0)
         out["effective_trials"] = {"n_clustered": effective.n_trials,
                                    "n_effective": effective.n_effective,
-                                   "n_independent": effective.n_independent}
+                                   "n_independent": effective.n_independent,
+                                   # the bars every clustered series was scored on
+                                   "n_bars": int(trial_returns.shape[0])}
         if extra:
             out["effective_trials"]["n_unclustered"] = extra
         # The same variance whatever N (with "trials" the ledger's: the clusters' own would

@@ -417,13 +417,14 @@ def overfitting_diagnostics(
         out["why_not"] = "fewer than 2 finished configurations"
         return out
     try:
-        pbo = probability_of_backtest_overfitting(
-            common_bars([returns[eval_id] for eval_id in candidates]), n_splits)
+        common = common_bars([returns[eval_id] for eval_id in candidates])
+        pbo = probability_of_backtest_overfitting(common, n_splits)
         slope, intercept = pbo.degradation
         # The in/out-of-sample pairs are recomputable from the journal; the logits are kept
         # for the report's histogram.
         out["pbo"] = {"pbo": pbo.pbo, "logits": pbo.logits.tolist(),
                       "n_combinations": pbo.n_combinations, "n_splits": n_splits,
+                      "n_bars": int(common.shape[0]),  # every configuration was scored on
                       "probability_of_loss": pbo.probability_of_loss,
                       "degradation_slope": slope, "degradation_intercept": intercept}
     except ValueError as exc:
