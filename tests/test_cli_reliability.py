@@ -314,6 +314,28 @@ def test_a_champion_or_ledger_that_cannot_be_written_fails_validate_and_run(caps
     assert (tmp_path / "prices.csv").read_text() == "not candles\n"
 
 
+@pytest.mark.parametrize("command", ["report", "run", "walkforward", "export-optuna"])
+def test_a_symbolic_link_loop_is_one_line_and_exit_2(capsys, tmp_path, command):
+    """`report`, `run --log-dir`, `walkforward --log-dir` and `export-optuna` on a path through
+    a symbolic link loop ended in pathlib's RuntimeError traceback, exit 1."""
+    from cryptosweep.cli import main
+
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    loop = tmp_path / "loop1"
+    config = tiny_config()
+    config["walk_forward"] = {"windows": 2, "out_of_sample_bars": 300, "anchored": False,
+                              "in_sample_bars": 1500, "embargo_bars": 24}
+    path = write_yaml(tmp_path / "sweep.yaml", config)
+    args = {"report": ["report", str(loop)],
+            "run": ["run", "--config", str(path), "--log-dir", str(loop)],
+            "walkforward": ["walkforward", "--config", str(path), "--log-dir", str(loop)],
+            "export-optuna": ["export-optuna", str(loop / "sweep.db")]}[command]
+    code = main(args)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "cannot be resolved" in lines[0], lines
+
+
 # --------------------------------------------------- 5-8: the journal and its run folder
 
 

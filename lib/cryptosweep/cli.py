@@ -494,7 +494,11 @@ def _report(args: argparse.Namespace) -> int:
         print(render_walkforward_report(args.run_dir, kernel=args.kernel))
         return 0
 
-    run_dir = Path(args.run_dir).resolve()
+    try:
+        run_dir = Path(args.run_dir).resolve()
+    except (RuntimeError, OSError) as exc:  # RuntimeError: a symbolic link loop (3.11)
+        raise UserError(f"{args.run_dir}: cannot be resolved "
+                        f"({getattr(exc, 'strerror', None) or exc})") from None
     check_report_targets(run_dir, index=not args.no_index)
     check_kernel(args.kernel)
     print(render_report(run_dir, kernel=args.kernel))

@@ -120,7 +120,10 @@ def output_problem(path: str | os.PathLike[str], *, folder: bool = False) -> str
         if len(os.fsencode(part)) > NAME_MAX:
             return f"the name {part[:40]!r}... is longer than {NAME_MAX} bytes"
     absolute = Path(os.path.abspath(path))
-    resolved = absolute.resolve()
+    try:
+        resolved = absolute.resolve()
+    except (RuntimeError, OSError) as exc:  # RuntimeError: a symbolic link loop (3.11)
+        return f"it cannot be resolved ({getattr(exc, 'strerror', None) or exc})"
     if any(resolved == Path(root) or Path(root) in resolved.parents for root in _PSEUDO_ROOTS):
         return f"{resolved} is on a pseudo file system, not a place for files"
     if path.exists():
