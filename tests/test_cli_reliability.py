@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -503,3 +504,36 @@ def test_report_without_an_index_still_says_it_cannot_write_plotly_beside_the_ru
         assert f"report: cannot write into {run_dir.parent}" in line, line
         assert "where the report keeps plotly-" in line and "--no-index" not in line, line
         assert (_folder_state(run_dir), sorted(p.name for p in run_dir.iterdir())) == before
+
+
+@pytest.mark.timeout(120)  # the defect waited for ever
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({"workers": -1}, "workers: expected a whole number in [0, 1024]"),
+    ({"workers": 1.5}, "workers: expected a whole number"),
+    ({"workers": "2"}, "workers: expected a whole number"),
+    ({"overrides": "random.n_trials=2"}, "overrides: expected a list of"),
+])
+def test_run_sweep_checks_its_arguments_before_anything_is_made(tmp_path, kwargs, expected):
+    """`run_sweep(workers=-1)` made a run folder and then waited for ever; 1.5 and "2" were a
+    bare TypeError; a string of overrides was read one character at a time ("--set 'r'")."""
+    from cryptosweep import run_sweep
+    from cryptosweep.core.errors import ConfigError
+
+    config = write_yaml(tmp_path / "sweep.yaml", tiny_config())
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        run_sweep(config, log_dir=tmp_path / "logs", show_progress=False, **kwargs)
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("flag", ["--seed ７", "--seed 1_2", "--workers ２"])
+def test_count_flags_take_ascii_digits_only(capsys, tmp_path, flag):
+    """`--seed ７` ran with seed 7 and `--seed 1_2` with seed 12 (int() reads both)."""
+    from cryptosweep.cli import main
+
+    config = write_yaml(tmp_path / "sweep.yaml", tiny_config())
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--config", str(config), "--log-dir", str(tmp_path / "logs"),
+              *flag.split(" ")])
+    assert exit_info.value.code == 2
+    assert "expected a whole number in digits 0-9" in capsys.readouterr().err
+    assert not (tmp_path / "logs").exists()

@@ -19,6 +19,7 @@ from typing import Any
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import (
+    ConfigError,
     InfrastructureError,
     SweepFailedError,
     SweepInterrupted,
@@ -27,6 +28,7 @@ from cryptosweep.core.errors import (
 from cryptosweep.core.faults import infrastructure_fault
 from cryptosweep.core.files import write_json_atomic
 from cryptosweep.core.reproducibility import setup_crypto_gpu_reproducibility
+from cryptosweep.core.settings import MAX_WORKERS
 from cryptosweep.execution.checkpoints import remove_checkpoints
 from cryptosweep.execution.environment import system_info
 from cryptosweep.execution.executors import Executor, parse_gpu_ids
@@ -92,6 +94,7 @@ def run_sweep(
     it is closed at the end, so pass a :meth:`~cryptosweep.execution.executors.Executor.view`
     of a shared one (the walk-forward's windows). Such a sweep logs only its own thread's lines.
     """
+    _check_arguments(workers, overrides)
     gpu_ids = parse_gpu_ids(gpu_ids) if isinstance(gpu_ids, str) else gpu_ids
     given = executor
     if run_name is not None:
@@ -113,6 +116,18 @@ def run_sweep(
     else:
         opened = open_new_run(config, seed, log_dir, run_name, scheduler_address, start)
     return _run_opened(opened, bool(gpu_ids), show_progress, this_thread_only=given is not None)
+
+
+def _check_arguments(workers: Any, overrides: Any) -> None:
+    """What the CLI's parser checks of its flags, for callers of :func:`run_sweep` (a
+    negative ``workers`` made a run folder and then waited for ever): a ``ConfigError``."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or not 0 <= workers <= MAX_WORKERS):
+        raise ConfigError(f"workers: expected a whole number in [0, {MAX_WORKERS}] (0: the "
+                          f"trials run in this process), got {workers!r}")
+    if isinstance(overrides, str | bytes) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"overrides: expected a list of 'dotted.key=value' strings, got "
+                          f"{overrides!r}")
 
 
 def _run_opened(opened: OpenRun, use_gpu: bool, show_progress: bool,
