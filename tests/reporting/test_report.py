@@ -229,6 +229,41 @@ def test_export_optuna_never_replaces_a_file_it_did_not_write(finished_run, tmp_
     assert not [f for f in tmp_path.iterdir() if f.name.endswith(".partial")]
 
 
+def test_export_optuna_keeps_another_run_s_export_and_refuses_an_empty_output(finished_run,
+                                                                              tmp_path):
+    """Exporting run B onto run A's export replaced A's study without a word; `--output ""`
+    wrote the default file."""
+    other = tmp_path / "night2"
+    shutil.copytree(finished_run, other)
+    target = tmp_path / "study.db"
+    assert cli("export-optuna", str(finished_run), "--output", str(target)).returncode == 0
+    kept = target.read_bytes()
+    done = cli("export-optuna", str(other), "--output", str(target))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "holds another run's export (night1-" in lines[0]
+    assert target.read_bytes() == kept
+    done = cli("export-optuna", str(other), "--output", "")
+    assert done.returncode == 2 and "--output is empty" in done.stderr
+    assert not (other / "optuna.db").exists()
+
+
+def test_report_of_a_half_written_results_file_is_one_line_before_anything_runs(finished_run,
+                                                                                 tmp_path):
+    """A truncated sweep_results_*.json ran the notebook, which failed in its third cell
+    (exit 5) and left a notebook in the run folder."""
+    copy = tmp_path / "night1"
+    shutil.copytree(finished_run, copy)
+    shutil.rmtree(copy / "notebooks", ignore_errors=True)
+    results = results_file(copy)
+    results.write_bytes(results.read_bytes()[:500])
+    done = cli("report", str(copy), "--no-index")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "is not complete JSON" in lines[0]
+    assert not (copy / "notebooks").exists() and not (copy / "report.html").exists()
+
+
 def test_report_with_an_unknown_kernel_is_one_line_before_anything_runs(finished_run):
     before = _bytes_of(finished_run)
     done = cli("report", str(finished_run), "--kernel", "no-such-kernel", "--no-index")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import os
 import sqlite3
@@ -61,6 +62,16 @@ def _is_optuna_export(path: Path) -> bool:
             and int.from_bytes(header[68:72], "big") == OPTUNA_EXPORT_ID)
 
 
+def _export_studies(path: Path) -> list[str]:
+    """The study names in an export of this command (read-only)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return [name for (name,) in db.execute("SELECT study_name FROM studies")]
+    except sqlite3.Error as exc:
+        raise UserError(f"export-optuna: {path} cannot be read as an Optuna export "
+                        f"({exc}); remove it or pass another --output") from None
+
+
 def check_kernel(kernel: str) -> None:
     """A :class:`~cryptosweep.core.errors.UserError` naming ``kernel`` unless Jupyter knows a
     kernel of that name (checked before a sweep or a notebook runs)."""
@@ -98,12 +109,28 @@ def check_report_targets(run_dir: Path, index: bool = True) -> None:
                         f"folder somewhere writable and report that{hint}")
 
 
+def _check_results_file(path: Path) -> None:
+    """The results file the report reads is whole JSON (an object), else one
+    :class:`UserError` before the notebook runs (it failed in its third cell, exit 5, and left
+    a notebook behind)."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"report: {path} is not complete JSON (half-written, or damaged): "
+                        f"{exc}") from None
+    except RecursionError:
+        raise UserError(f"report: {path} is not a results file: nested too deep") from None
+    if not isinstance(results, dict):
+        raise UserError(f"report: {path} is not a results file (expected a JSON object)")
+
+
 def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900) -> Path:
     """Execute ``notebooks/analysis.ipynb`` on ``run_dir`` into ``run_dir/notebooks/`` and
     convert it to ``run_dir/report.html`` (``nbconvert --to html --no-input``), which loads
     plotly.js from the folder above (written there once)."""
     run_dir = Path(run_dir).resolve()
-    latest_file(run_dir, "sweep_results_*.json")  # a clear error for a folder that is not a run
+    results = latest_file(run_dir, "sweep_results_*.json")  # a folder that is not a run
+    _check_results_file(results)
     inspect_journal(run_dir, writable=False, purpose="report")  # every row, before anything
     return render_notebook(ANALYSIS_NOTEBOOK, run_dir, {"run_dir": str(run_dir)}, kernel,
                            timeout)
@@ -185,13 +212,22 @@ def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path
     from cryptosweep.strategies.space import SearchSpace
 
     run_dir = Path(run_dir)
-    target = Path(target) if target else run_dir / "optuna.db"
+    if target is not None and not str(target).strip():
+        raise UserError("export-optuna: --output is empty; give a file path (default: "
+                        "RUN_DIR/optuna.db)")
+    target = Path(target) if target is not None else run_dir / "optuna.db"
     why = output_problem(target)
     if why is not None:
         raise UserError(f"export-optuna: cannot write {target} ({why}); pass --output PATH")
     if target.exists() and not _is_optuna_export(target):
         raise UserError(f"export-optuna: {target} exists and is not an Optuna export written by "
                         "this command; it is left as it is: remove it or pass another --output")
+    others = sorted(name for name in _export_studies(target)
+                    if not name.startswith(f"{run_dir.name}-")) if target.exists() else []
+    if others:
+        raise UserError(f"export-optuna: {target} holds another run's export "
+                        f"({', '.join(others)}); it is left as it is: remove it or pass another "
+                        "--output")
     journal = Journal.open_existing(run_dir, purpose="export-optuna")
     try:
         config = validate_config(journal.get_meta("config"), f"journal {journal.path}")
