@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
+
+import pytest
 
 from cryptosweep.explore.accounting import record_unlock, record_what_if
 from cryptosweep.records.ledger import Market, TrialLedger, record_look_beside
@@ -55,3 +58,20 @@ def test_a_look_from_production_is_recorded_beside_the_source(explore_reports, t
         run / "trials.db")
     assert record_look_beside(tmp_path / "elsewhere.json", run.name, "train", "x",
                               entry["data"]) is None
+
+
+@pytest.mark.parametrize(("trading", "expected"), [
+    ((-0.5, 10, 0.04, 0.07), "threshold: values must be in (0, 1)"),
+    ((float("nan"), 10, 0.04, 0.07), "threshold: values must be in (0, 1)"),
+    ((0.5, 10, 2.0, 0.07), "stop_loss: values must be in (0, 1)"),
+    ((0.5, 10**9, 0.04, 0.07), "holding_period: values must be in [1, 1e+06]"),
+])
+def test_a_what_if_outside_what_a_config_allows_is_refused_not_scored(trading, expected):
+    """A threshold of -0.5 scored -3.75 on 242 trades; NaN, a 200 % stop loss and a
+    billion-bar holding period were scored too."""
+    from cryptosweep.core.errors import ConfigError
+    from cryptosweep.explore.whatif import what_if
+    from cryptosweep.trading.steps import TradingParams
+
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        what_if([], TradingParams(*trading), spec=None)  # type: ignore[arg-type]

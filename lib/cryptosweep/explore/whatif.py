@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.core.config import ObjectiveSpec
-from cryptosweep.core.errors import UserError
+from cryptosweep.core.errors import ConfigError, UserError
 from cryptosweep.execution.checkpoints import checkpoint_spec
 from cryptosweep.explore.trial import HOLDOUT, TrialRecord, block_labels
 from cryptosweep.trading.backtest import BacktestResult
@@ -231,7 +231,10 @@ def what_if(predictions: Sequence[Predictions], trading: TradingParams, spec: Ob
             market: Market | None = None) -> WhatIf:
     """Backtest ``predictions`` (from :func:`trial_predictions`) with ``trading``: the sweep's
     signals, simulation, metrics and score, nothing retrained (about 1.5 ms per 10,000 bars
-    for the simulation)."""
+    for the simulation). ``trading`` outside the ranges a sweep config allows (a threshold
+    or stop loss outside (0, 1), a holding period beyond its bound, NaN) is a
+    ``ConfigError``, not a score."""
+    _check_trading(trading)
     market = market if market is not None else load_market(spec)
     blocks = []
     for block in predictions:
@@ -243,6 +246,20 @@ def what_if(predictions: Sequence[Predictions], trading: TradingParams, spec: Ob
     folds = [b.metrics for b in blocks if b.name != HOLDOUT]
     score, penalty = fold_score(folds, spec.objective.metric)
     return WhatIf(trading, tuple(blocks), spec.objective.metric, score, penalty)
+
+
+def _check_trading(trading: TradingParams) -> None:
+    """The sweep config's rules for trading parameters
+    (:func:`~cryptosweep.core.config.trading_ranges_problem`), for one what-if's values."""
+    from cryptosweep.core.config import trading_ranges_problem
+    from cryptosweep.core.settings import TRADING_PARAMETERS, CategoricalDimension
+
+    values = {key: getattr(trading, key) for key in TRADING_PARAMETERS}
+    problem = trading_ranges_problem({key: CategoricalDimension(type="categorical",
+                                                               choices=[value])
+                                      for key, value in values.items()})
+    if problem is not None:
+        raise ConfigError(f"what-if trading{problem}")
 
 
 @dataclass(frozen=True)
