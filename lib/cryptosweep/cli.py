@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run or resume a sweep")
     _add_sweep_arguments(run, "sweep configuration (JSON or YAML)",
                          "CPU worker processes (0: in-process; default: one per core)")
-    run.add_argument("--log-dir", default="sweep_logs", help="where run folders go")
+    run.add_argument("--log-dir", help="where run folders go (default: sweep_logs)")
     run.add_argument("--run-name", help="run folder name (default: <config name>_<UTC time>)")
     run.add_argument("--resume", metavar="RUN_DIR_OR_DB", help="continue an interrupted run")
     run.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper,
@@ -164,8 +164,8 @@ def _add_walkforward_command(commands: argparse._SubParsersAction) -> None:
     _add_sweep_arguments(walk, "sweep configuration with a walk_forward section",
                          "CPU worker processes shared by the windows (0: in-process, windows "
                          "one after another; default: one per core)")
-    walk.add_argument("--log-dir", default="walkforward_logs",
-                      help="where walk-forward folders go")
+    walk.add_argument("--log-dir",
+                      help="where walk-forward folders go (default: walkforward_logs)")
     walk.add_argument("--run-name",
                       help="walk-forward folder name (default: <name>_walkforward_<UTC time>)")
     walk.add_argument("--resume", metavar="WALKFORWARD_DIR",
@@ -207,15 +207,14 @@ def _walkforward(args: argparse.Namespace) -> int:
         raise UserError(f"walkforward: --data cannot change on --resume (the walk-forward keeps "
                         f"the data it started with: {args.resume}); resume without --data, or "
                         "start a new walk-forward with --config and --data")
-    if args.resume is None:
-        _check_output(Path(args.log_dir), "--log-dir", folder=True)
+    log_dir = _log_dir(args, "walkforward", "walk-forward", "walkforward_logs")
     if not args.no_report:
         from cryptosweep.reporting.report import check_kernel
 
         check_kernel(args.kernel)
     result = run_walkforward(
         args.config, seed=args.seed, overrides=args.overrides, data_path=args.data,
-        log_dir=args.log_dir, run_name=args.run_name, gpu_ids=args.gpu_ids,
+        log_dir=log_dir, run_name=args.run_name, gpu_ids=args.gpu_ids,
         workers=args.workers, scheduler_address=args.scheduler_address, resume=args.resume,
     )
     print(result.files["report"].read_text(encoding="utf-8").split("\n", 1)[0])
@@ -422,6 +421,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_dir(args: argparse.Namespace, command: str, what: str, default: str) -> str:
+    """``--log-dir`` (checked) for a new run or walk-forward, its default when not given; on
+    ``--resume``, where the folder is the one resumed, ``--log-dir`` and ``--run-name`` would
+    be ignored: one line, exit 2."""
+    if args.resume is not None:
+        for flag, value in (("--log-dir", args.log_dir), ("--run-name", args.run_name)):
+            if value is not None:
+                raise UserError(f"{command}: {flag} has no effect on --resume (the {what} keeps "
+                                f"its folder: {args.resume}); resume without {flag}")
+        return default
+    log_dir = args.log_dir if args.log_dir is not None else default
+    _check_output(Path(log_dir), "--log-dir", folder=True)
+    return log_dir
+
+
 def _run(args: argparse.Namespace) -> int:
     from cryptosweep.sweep.runner import run_sweep
 
@@ -431,11 +445,10 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"run: --data cannot change on --resume (the run keeps the data it "
                         f"started with: {args.resume}); resume without --data, or start a new "
                         "run with --config and --data")
-    if args.resume is None:
-        _check_output(Path(args.log_dir), "--log-dir", folder=True)
+    log_dir = _log_dir(args, "run", "run", "sweep_logs")
     result = run_sweep(
         args.config, seed=args.seed, overrides=args.overrides, data_path=args.data,
-        log_dir=args.log_dir, run_name=args.run_name, gpu_ids=args.gpu_ids,
+        log_dir=log_dir, run_name=args.run_name, gpu_ids=args.gpu_ids,
         workers=args.workers, scheduler_address=args.scheduler_address, resume=args.resume,
         show_progress=not args.no_progress and sys.stderr.isatty(),
     )

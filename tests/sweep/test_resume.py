@@ -148,6 +148,18 @@ def test_resume_of_a_finished_run_runs_nothing_and_rewrites_the_same_results(
         reference_run["wall_time_s"])
 
 
+@pytest.mark.parametrize("flag", ["--run-name", "--log-dir"])
+def test_resume_refuses_a_folder_flag_it_would_ignore(config_and_reference, tmp_path, flag):
+    """`run --resume R --run-name other --log-dir xx` ignored both and exited 0."""
+    _, reference = config_and_reference
+    value = "other" if flag == "--run-name" else str(tmp_path / "xx")
+    done = cli("run", "--resume", str(reference), flag, value)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert f"{flag} has no effect on --resume" in lines[0]
+    assert not (tmp_path / "xx").exists()
+
+
 def test_a_run_journaled_before_a_setting_existed_resumes_as_it_was_made(
         config_and_reference, tmp_path):
     """A journal written before ``hyperband.overlap_brackets`` existed has no such key: the run

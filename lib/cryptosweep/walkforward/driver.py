@@ -16,13 +16,18 @@ do not depend on the workers or on the order windows finish in.
 
 Resume reads finished windows back from their records (never re-run), resumes a window whose
 sweep was interrupted from its journal (:func:`~cryptosweep.sweep.runner.run_sweep` resume), and
-runs the others.
+runs the others. Before anything is written (the manifest included) the manifest and every
+window's files are checked (:func:`_check_manifest`, :func:`_check_windows`): a damaged or
+foreign one is one :class:`~cryptosweep.core.errors.ResumeError` naming the file (exit 2).
+A new walk-forward starts only in a new or empty folder, its ``run_name`` one plain folder name
+(:func:`~cryptosweep.sweep.opening.check_run_name`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -33,15 +38,20 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.core.config import SweepConfig, config_hash, resolve_seed
-from cryptosweep.core.config_files import load_config, validate_config
+from cryptosweep.core.config import MAX_SEED, SweepConfig, config_hash, resolve_seed
+from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import ResumeError, SweepInterrupted, UserError
 from cryptosweep.core.files import write_json_atomic, write_text_atomic
 from cryptosweep.execution.executors import Executor, InProcessExecutor, parse_gpu_ids
-from cryptosweep.records.inspection import DB_NAME
+from cryptosweep.records.inspection import DB_NAME, inspect_journal
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
-from cryptosweep.sweep.opening import check_same_fidelity, start_executor, utc_stamp
+from cryptosweep.sweep.opening import (
+    check_run_name,
+    check_same_fidelity,
+    start_executor,
+    utc_stamp,
+)
 from cryptosweep.sweep.runner import run_sweep
 from cryptosweep.trading.metrics import per_bar_sharpe
 from cryptosweep.walkforward.analysis import annualised_return
@@ -57,6 +67,11 @@ MANIFEST = "walkforward.json"
 MANIFEST_SCHEMA = "cryptosweep.walkforward_manifest"
 WINDOW_RECORD = "walkforward_window.json"
 SCHEMA_VERSION = 1
+#: What a window's status in the manifest may be.
+WINDOW_STATUSES = ("pending", "running", "done")
+#: What a window's record holds (:func:`_window_record`); a record without them is damaged.
+RECORD_KEYS = ("layout", "winner", "deployment", "in_sample", "trial_sharpes", "evaluations",
+               "out_of_sample")
 
 
 @dataclass(frozen=True)
@@ -88,15 +103,24 @@ def run_walkforward(
     :func:`~cryptosweep.core.config.resolve_seed`. An interruption ends in
     :class:`~cryptosweep.core.errors.SweepInterrupted` carrying the walk-forward folder."""
     gpu_ids = parse_gpu_ids(gpu_ids) if isinstance(gpu_ids, str) else gpu_ids
+    if run_name is not None:
+        if resume is not None:
+            raise UserError(f"walkforward: --run-name has no effect on --resume (the "
+                            f"walk-forward keeps its folder: {resume}); resume without "
+                            "--run-name")
+        check_run_name(run_name)
     if config is None and (config_path is not None or data_path is not None
                            or (overrides and resume is None)):
         config = load_config(config_path, list(overrides), data_path)
+    found: list[_WindowFiles] = []  # what each window's folder holds (checked)
+    existed = False  # a new walk-forward's folder existed (empty)
     if resume is not None:
         wf_dir, manifest, config, seed = _open_resume(Path(resume), config, seed, overrides)
         plans = plan(config, seed)
         if [p.as_dict() for p in plans] != [w["layout"] for w in manifest["windows"]]:
             raise ResumeError(f"--resume {wf_dir}: the windows no longer fall on the same bars "
                               "(the data changed); start a new walk-forward")
+        found = _check_windows(plans, wf_dir)
     else:
         if config is None:
             raise UserError("no config given: pass --config PATH (or --resume WALKFORWARD_DIR)")
@@ -104,23 +128,26 @@ def run_walkforward(
         plans = plan(config, seed)
         stamp = utc_stamp()
         wf_dir = Path(log_dir) / (run_name or f"{config.name}_walkforward_{stamp}")
-        if (wf_dir / MANIFEST).exists():
-            raise UserError(f"{wf_dir} already holds a walk-forward; resume it with --resume "
-                            f"{wf_dir} or choose another --run-name")
+        existed = _check_new_folder(wf_dir)
     executor = start_executor(config, gpu_ids, workers, scheduler_address)
     if resume is None:
         try:
-            wf_dir.mkdir(parents=True, exist_ok=True)
+            wf_dir.mkdir(parents=True, exist_ok=existed)
+        except FileExistsError:
+            executor.close()
+            raise UserError(f"walk-forward folder {wf_dir} was created by someone else "
+                            "meanwhile; choose another --run-name") from None
         except OSError as exc:
             executor.close()
             raise UserError(f"--log-dir: cannot create {wf_dir}: {exc.strerror}") from None
         manifest = _new_manifest(config, seed, plans, stamp)
+        found = [_WindowFiles() for _ in plans]
     book = _Manifest(wf_dir / MANIFEST, manifest)
     book.write()
     log.info("walk-forward %s: %d windows, seed %d, on %s", wf_dir.name, len(plans), seed,
              executor.description)
     with executor:
-        records = _run_windows(plans, wf_dir, executor, book, config, bool(gpu_ids))
+        records = _run_windows(plans, found, wf_dir, executor, book, config, bool(gpu_ids))
         records = _run_process(plans, records, executor.view("process"), config,
                                bool(gpu_ids))
     results = build_results(config, seed, [p.as_dict() for p in plans], records,
@@ -182,8 +209,7 @@ def _open_resume(path: Path, config: SweepConfig | None, seed: int | None,
         manifest = json.loads((wf_dir / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ResumeError(f"--resume {path}: cannot read {MANIFEST}: {exc}") from None
-    if manifest.get("schema") != MANIFEST_SCHEMA:
-        raise ResumeError(f"--resume {path}: {MANIFEST} is not a walk-forward manifest")
+    _check_manifest(manifest, path)
     stored = validate_config(manifest["config"], f"{wf_dir / MANIFEST}")
     if config is None and overrides:
         config = load_config(raw=stored.canonical(), overrides=list(overrides), stored=True)
@@ -202,6 +228,142 @@ def _open_resume(path: Path, config: SweepConfig | None, seed: int | None,
     return wf_dir, manifest, stored, int(manifest["seed"])
 
 
+def _check_new_folder(wf_dir: Path) -> bool:
+    """Refuse (:class:`UserError`) a new walk-forward's folder that exists and is not an empty
+    folder (a sweep's run folder, another walk-forward, anything else): nothing in it may be
+    overwritten. True when it exists (empty)."""
+    if (wf_dir / MANIFEST).exists():
+        raise UserError(f"{wf_dir} already holds a walk-forward; resume it with --resume "
+                        f"{wf_dir} or choose another --run-name")
+    if not wf_dir.exists() and not wf_dir.is_symlink():
+        return False
+    if not wf_dir.is_dir():
+        raise UserError(f"walk-forward folder {wf_dir} exists and is not a folder; choose "
+                        "another --run-name")
+    try:
+        held = sorted(entry.name for entry in wf_dir.iterdir())
+    except OSError as exc:
+        raise UserError(f"walk-forward folder {wf_dir} cannot be read ({exc.strerror}); "
+                        "choose another --run-name") from None
+    if held:
+        what = (f"a sweep run: {DB_NAME}" if DB_NAME in held
+                else ", ".join(held[:3]) + (", ..." if len(held) > 3 else ""))
+        raise UserError(f"walk-forward folder {wf_dir} already exists and is not empty ({what}); "
+                        "a walk-forward starts in a new or empty folder: choose another "
+                        "--run-name or --log-dir")
+    return True
+
+
+def _check_manifest(manifest: Any, path: Path) -> None:
+    """Refuse (:class:`ResumeError`, one line naming the file and what is wrong) a manifest
+    that is not one this version wrote as it wrote it: what the resume reads from it (config,
+    seed, time stamp, windows) must be there and of its kind."""
+
+    def damaged(what: str) -> ResumeError:
+        return ResumeError(f"--resume {path}: {MANIFEST} is damaged ({what}); restore it from a "
+                           "backup copy, or start a new walk-forward")
+
+    if not isinstance(manifest, dict):
+        raise damaged(f"a JSON {type(manifest).__name__}, not an object")
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        raise ResumeError(f"--resume {path}: {MANIFEST} is not a walk-forward manifest")
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ResumeError(f"--resume {path}: {MANIFEST} has schema_version "
+                          f"{manifest.get('schema_version')!r}; this version resumes "
+                          f"{SCHEMA_VERSION}: start a new walk-forward")
+    if not isinstance(manifest.get("config"), dict):
+        raise damaged("no config object")
+    seed = manifest.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise damaged(f"seed {seed!r} is not a whole number in [0, {MAX_SEED}]")
+    stamp = manifest.get("timestamp")
+    if not isinstance(stamp, str) or not re.fullmatch(r"\d{8}_\d{6}", stamp):
+        raise damaged(f"timestamp {stamp!r} is not a UTC time stamp YYYYMMDD_HHMMSS")
+    created = manifest.get("created_at")
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        raise damaged(f"created_at {created!r} is not a time")
+    windows = manifest.get("windows")
+    if not isinstance(windows, list) or not windows:
+        raise damaged(f"windows is {windows!r}, not a list of windows")
+    for index, window in enumerate(windows):
+        if (not isinstance(window, dict) or not isinstance(window.get("layout"), dict)
+                or window.get("status") not in WINDOW_STATUSES):
+            raise damaged(f"window {index} is not a layout and a status "
+                          f"({'/'.join(WINDOW_STATUSES)})")
+
+
+@dataclass(frozen=True)
+class _WindowFiles:
+    """What a window's folder held when the walk-forward started (checked): its record
+    (finished), or its completed sweep's results, or a journal to resume; all None: run it."""
+
+    record: dict[str, Any] | None = None
+    results: dict[str, Any] | None = None
+    journal: bool = False
+
+
+def _check_windows(plans: list[WindowPlan], wf_dir: Path) -> list[_WindowFiles]:
+    """Every window's files read and checked before anything is written (read-only): a
+    record that is not valid JSON or belongs to other bars, a journal that is not an intact
+    cryptosweep journal of this window's sweep, a completed sweep's unreadable results: one
+    :class:`ResumeError` naming the file."""
+    found = []
+    for window_plan in plans:
+        name = window_dir_name(window_plan.window.index)
+        window_dir = wf_dir / name
+        record_path = window_dir / WINDOW_RECORD
+        if record_path.is_file():
+            record = _read_json(record_path, wf_dir, "the window's record")
+            missing = ([key for key in RECORD_KEYS if key not in record]
+                       if isinstance(record, dict) else None)
+            if missing is None or missing:
+                raise ResumeError(
+                    f"--resume {wf_dir}: {record_path} is damaged (" + (
+                        "not a JSON object" if missing is None
+                        else f"no {', '.join(missing)}") + f"); delete it to run {name} again "
+                    "(its sweep is kept), or restore it from a backup copy")
+            if record["layout"] != window_plan.as_dict():
+                raise ResumeError(
+                    f"--resume {wf_dir}: {record_path} is the record of other bars than "
+                    f"{name}'s in {MANIFEST}; delete it to run {name} again, or restore it "
+                    "from a backup copy")
+            found.append(_WindowFiles(record=record))
+            continue
+        if not (window_dir / DB_NAME).exists():
+            found.append(_WindowFiles())
+            continue
+        info = inspect_journal(window_dir, purpose=f"--resume {wf_dir}", repair=True)
+        stored = validate_config(config_as_made(info.config), f"journal {info.db}")
+        check_same_fidelity(window_dir, window_plan.sweep_config, stored)
+        if (config_hash(stored.canonical()) != config_hash(window_plan.sweep_config.canonical())
+                or info.seed != window_plan.seed):
+            raise ResumeError(
+                f"--resume {wf_dir}: {info.db} is the journal of another sweep than {name}'s "
+                f"(its config or seed differs from {MANIFEST}'s); move {name} away to run it "
+                "again")
+        results_path = window_dir / f"sweep_results_{info.timestamp}.json"
+        results = None
+        if info.status == "complete" and results_path.is_file():
+            results = _read_json(results_path, wf_dir, "the window's sweep results")
+            if not isinstance(results, dict):
+                raise ResumeError(f"--resume {wf_dir}: {results_path} is damaged (not a JSON "
+                                  "object); delete it to run the sweep's end again")
+        found.append(_WindowFiles(results=results, journal=True))
+    return found
+
+
+def _read_json(path: Path, wf_dir: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ResumeError(f"--resume {wf_dir}: {path} ({what}) cannot be read "
+                          f"({exc.strerror})") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ResumeError(f"--resume {wf_dir}: {path} ({what}) is damaged (not valid JSON: "
+                          f"{' '.join(str(exc).split())[:200]}); restore it from a backup "
+                          "copy, or delete it to compute it again") from None
+
+
 def _run_block(wf_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """How this walk-forward ran (left out when results are compared)."""
     import socket
@@ -215,10 +377,12 @@ def _run_block(wf_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ the windows
 
 
-def _run_windows(plans: list[WindowPlan], wf_dir: Path, executor: Executor, book: _Manifest,
-                 config: SweepConfig, use_gpu: bool) -> list[dict[str, Any]]:
+def _run_windows(plans: list[WindowPlan], found: list[_WindowFiles], wf_dir: Path,
+                 executor: Executor, book: _Manifest, config: SweepConfig, use_gpu: bool
+                 ) -> list[dict[str, Any]]:
     def one(window_plan: WindowPlan) -> dict[str, Any]:
-        return _run_window(window_plan, wf_dir, executor, book, config, use_gpu)
+        return _run_window(window_plan, found[window_plan.window.index], wf_dir, executor, book,
+                           config, use_gpu)
 
     if isinstance(executor, InProcessExecutor) or len(plans) == 1:
         try:
@@ -241,23 +405,24 @@ def _run_windows(plans: list[WindowPlan], wf_dir: Path, executor: Executor, book
     return records
 
 
-def _run_window(window_plan: WindowPlan, wf_dir: Path, executor: Executor, book: _Manifest,
-                config: SweepConfig, use_gpu: bool) -> dict[str, Any]:
+def _run_window(window_plan: WindowPlan, files: _WindowFiles, wf_dir: Path, executor: Executor,
+                book: _Manifest, config: SweepConfig, use_gpu: bool) -> dict[str, Any]:
     """One window: its record when it is finished; else its sweep (new or resumed, or read
-    back when complete), the winner's trade on the segment, and its record."""
+    back when complete), the winner's trade on the segment, and its record. ``files``: what
+    :func:`_check_windows` found in its folder."""
     index = window_plan.window.index
     name = window_dir_name(index)
     window_dir = wf_dir / name
     record_path = window_dir / WINDOW_RECORD
-    if record_path.is_file():
+    if files.record is not None:
         log.info("%s: finished before; read back", name)
         book.window_status(index, "done")  # killed between its record and the manifest
-        return json.loads(record_path.read_text(encoding="utf-8"))
+        return files.record
     book.window_status(index, "running")
     gpu_ids = [0] if use_gpu else None  # the view decides the device; this only says "GPU"
-    results = _finished_results(window_dir)
+    results = files.results
     if results is None:
-        if (window_dir / DB_NAME).exists():
+        if files.journal:
             log.info("%s: resuming its sweep", name)
             swept = run_sweep(config=window_plan.sweep_config, resume=window_dir,
                               executor=executor.view(name), gpu_ids=gpu_ids,
@@ -275,23 +440,6 @@ def _run_window(window_plan: WindowPlan, wf_dir: Path, executor: Executor, book:
              record["in_sample"]["metric"], record["in_sample"]["score"] or 0.0,
              record["out_of_sample"]["metrics"][record["in_sample"]["metric"]])
     return record
-
-
-def _finished_results(window_dir: Path) -> dict[str, Any] | None:
-    """A window's sweep results when its sweep completed (an interruption after the sweep,
-    before the window's record), else None."""
-    if not (window_dir / DB_NAME).exists():
-        return None
-    journal = Journal.open_existing(window_dir)
-    try:
-        complete = journal.get_meta("status", None) == "complete"
-        stamp = journal.get_meta("timestamp", None)
-    finally:
-        journal.close()
-    path = window_dir / f"sweep_results_{stamp}.json"
-    if not complete or not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir: Path,

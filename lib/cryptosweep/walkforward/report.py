@@ -17,16 +17,32 @@ from cryptosweep.core.errors import UserError
 from cryptosweep.core.formatting import metric_name, percent, signed
 from cryptosweep.core.paths import NOTEBOOKS
 from cryptosweep.records.results import latest_file
+from cryptosweep.walkforward.combine import RESULTS_SCHEMA
 
 WALKFORWARD_NOTEBOOK = NOTEBOOKS / "walkforward_analysis.ipynb"
 
 
 def load_walkforward(wf_dir: str | Path) -> dict[str, Any]:
-    """The newest ``walkforward_results_*.json`` of a walk-forward folder."""
+    """The newest ``walkforward_results_*.json`` of a walk-forward folder; one that cannot be
+    read, is not valid JSON (cut off, empty) or not walk-forward results is a
+    :class:`~cryptosweep.core.errors.UserError` naming it (exit 2)."""
     wf_dir = Path(wf_dir)
     if not wf_dir.is_dir():
         raise UserError(f"walk-forward folder not found: {wf_dir}")
-    return json.loads(latest_file(wf_dir, "walkforward_results_*.json").read_text("utf-8"))
+    path = latest_file(wf_dir, "walkforward_results_*.json")
+    try:
+        results = json.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise UserError(f"{path} cannot be read ({exc.strerror})") from None
+    except ValueError as exc:  # JSONDecodeError (cut off, empty), UnicodeDecodeError
+        raise UserError(f"{path} is damaged (not valid JSON: {' '.join(str(exc).split())[:200]});"
+                        f" resume the walk-forward to write it again: cryptosweep walkforward "
+                        f"--resume {wf_dir}") from None
+    if not isinstance(results, dict) or results.get("schema") != RESULTS_SCHEMA:
+        raise UserError(f"{path} is not walk-forward results (schema {RESULTS_SCHEMA}); resume "
+                        f"the walk-forward to write it again: cryptosweep walkforward --resume "
+                        f"{wf_dir}")
+    return results
 
 
 def render_walkforward_report(wf_dir: str | Path, kernel: str = "cryptosweep",

@@ -1,0 +1,209 @@
+"""A walk-forward's folder is the user's: `walkforward --run-name` is one plain folder name and a
+new walk-forward never writes into a folder that holds anything; a resume refuses flags it
+would ignore; damaged walk-forward files (manifest, window records, a window's journal or
+results, the combined results `report` reads) are one line naming the file, exit 2, and a
+refused resume leaves every file as it was."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cryptosweep.cli import main
+from cryptosweep.walkforward.driver import MANIFEST, WINDOW_RECORD, run_walkforward
+from tests.walkforward.test_driver import wf_config
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The config and a finished two-window walk-forward (in-process), made in a folder that
+    existed, empty, before it started (that is allowed)."""
+    root = tmp_path_factory.mktemp("wf_folders")
+    config_path = root / "wf.yaml"
+    config_path.write_text(yaml.safe_dump(wf_config()), encoding="utf-8")
+    (root / "logs" / "wf").mkdir(parents=True)
+    result = run_walkforward(config_path, log_dir=root / "logs", run_name="wf", workers=0)
+    return config_path, result.run_dir
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes."""
+    return {str(path.relative_to(folder)): path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cryptosweep: error: "), err
+    return err
+
+
+@pytest.mark.parametrize("name", ["../../escape", ".", "a/b", "x\ny", ""])
+def test_run_name_is_one_plain_folder_name(finished, tmp_path, capsys, name):
+    config_path, _ = finished
+    cwd = tmp_path / "deep" / "a" / "b"
+    cwd.mkdir(parents=True)
+    code = main(["walkforward", "--config", str(config_path), "--log-dir",
+                 str(cwd / "logs"), "--run-name", name, "--workers", "0", "--no-report"])
+    assert code == 2
+    assert "expected one plain folder name" in one_error_line(capsys)
+    assert [p.relative_to(tmp_path).as_posix() for p in sorted(tmp_path.rglob("*"))] == [
+        "deep", "deep/a", "deep/a/b"]  # nothing created, above --log-dir or in it
+
+
+def test_a_folder_that_holds_a_sweep_run_is_refused_and_left_as_it_was(
+        finished, tmp_path, capsys):
+    config_path, wf_dir = finished
+    sweep = tmp_path / "sl" / "r_b"
+    shutil.copytree(wf_dir / "window_00", sweep)  # a finished sweep's run folder
+    (sweep / WINDOW_RECORD).unlink()
+    (sweep / "report.html").write_text("<html>the sweep's report</html>")
+    before = snapshot(tmp_path)
+    code = main(["walkforward", "--config", str(config_path), "--log-dir",
+                 str(tmp_path / "sl"), "--run-name", "r_b", "--workers", "0", "--no-report"])
+    assert code == 2
+    assert "already exists and is not empty (a sweep run: sweep.db)" in one_error_line(capsys)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_folder_that_holds_anything_is_refused(finished, tmp_path, capsys):
+    config_path, _ = finished
+    (tmp_path / "logs" / "mine").mkdir(parents=True)
+    (tmp_path / "logs" / "mine" / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    code = main(["walkforward", "--config", str(config_path), "--log-dir",
+                 str(tmp_path / "logs"), "--run-name", "mine", "--workers", "0",
+                 "--no-report"])
+    assert code == 2
+    assert "already exists and is not empty (notes.txt)" in one_error_line(capsys)
+    assert snapshot(tmp_path) == before
+
+
+def copy_of(wf_dir: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "logs" / "wf"
+    shutil.copytree(wf_dir, copy)
+    return copy
+
+
+@pytest.mark.parametrize("flag", ["--run-name", "--log-dir"])
+def test_resume_refuses_a_flag_it_would_ignore(finished, tmp_path, capsys, flag):
+    """`walkforward --resume DIR --run-name other --log-dir xx` ignored both and exited 0."""
+    _, wf_dir = finished
+    copy = copy_of(wf_dir, tmp_path)
+    before = snapshot(tmp_path)
+    value = "other" if flag == "--run-name" else str(tmp_path / "xx")
+    code = main(["walkforward", "--resume", str(copy), flag, value, "--workers", "0",
+                 "--no-report"])
+    assert code == 2
+    assert f"{flag} has no effect on --resume" in one_error_line(capsys)
+    assert snapshot(tmp_path) == before
+
+
+def _edit_manifest(change: Callable[[dict[str, Any]], object]) -> Callable[[Path], None]:
+    """``change`` edits the manifest in place."""
+
+    def edit(wf_dir: Path) -> None:
+        manifest = json.loads((wf_dir / MANIFEST).read_text())
+        change(manifest)
+        (wf_dir / MANIFEST).write_text(json.dumps(manifest))
+
+    return edit
+
+
+def _manifest_list(wf_dir: Path) -> None:
+    (wf_dir / MANIFEST).write_text("[1, 2]")
+
+
+def _cut(relative: str, keep: int) -> Callable[[Path], None]:
+    def edit(wf_dir: Path) -> None:
+        path = next(wf_dir.glob(relative))
+        path.write_bytes(path.read_bytes()[:keep])
+
+    return edit
+
+
+def _journal_not_sqlite(wf_dir: Path) -> None:
+    (wf_dir / "window_01" / "sweep.db").write_text("not a database, " * 100)
+    (wf_dir / "window_01" / WINDOW_RECORD).unlink()
+
+
+def _other_windows_journal(wf_dir: Path) -> None:
+    for name in ("sweep.db", "sweep.db-wal", "sweep.db-shm"):
+        (wf_dir / "window_01" / name).unlink(missing_ok=True)
+    shutil.copy(wf_dir / "window_00" / "sweep.db", wf_dir / "window_01" / "sweep.db")
+    (wf_dir / "window_01" / WINDOW_RECORD).unlink()
+
+
+def _other_windows_record(wf_dir: Path) -> None:
+    shutil.copy(wf_dir / "window_00" / WINDOW_RECORD, wf_dir / "window_01" / WINDOW_RECORD)
+
+
+def _results_cut_off(wf_dir: Path) -> None:
+    (wf_dir / "window_01" / WINDOW_RECORD).unlink()
+    _cut("window_01/sweep_results_*.json", 50)(wf_dir)
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    # Were tracebacks: KeyError, AttributeError, ValueError.
+    (_edit_manifest(lambda m: m.pop("config")), "walkforward.json is damaged (no config"),
+    (_manifest_list, "walkforward.json is damaged (a JSON list"),
+    (_edit_manifest(lambda m: m.update(seed="abc")), "walkforward.json is damaged (seed 'abc'"),
+    # A time stamp names the results' files: it may not lead out of the folder.
+    (_edit_manifest(lambda m: m.update(timestamp="../../x")),
+     "walkforward.json is damaged (timestamp '../../x'"),
+    # Was "the windows no longer fall on the same bars (the data changed)".
+    (_edit_manifest(lambda m: m.update(windows=[])), "walkforward.json is damaged (windows is"),
+    # Was a JSONDecodeError traceback.
+    (_cut(f"window_00/{WINDOW_RECORD}", 100),
+     f"window_00/{WINDOW_RECORD} (the window's record) is damaged (not valid JSON"),
+    (_results_cut_off, "(the window's sweep results) is damaged (not valid JSON"),
+    # Was read back as window 1's: its results were window 0's.
+    (_other_windows_record, f"window_01/{WINDOW_RECORD} is the record of other bars"),
+    # Were refused after window 0 was read back and the manifest rewritten.
+    (_journal_not_sqlite, "window_01/sweep.db is not a cryptosweep journal"),
+    (_other_windows_journal, "window_01/sweep.db is the journal of another sweep"),
+], ids=["no-config", "a-list", "seed-text", "timestamp-path", "no-windows", "record-cut-off",
+        "results-cut-off", "other-record", "journal-not-sqlite", "other-journal"])
+def test_a_damaged_walkforward_is_one_line_and_nothing_changes(finished, tmp_path, capsys,
+                                                              damage, message):
+    _, wf_dir = finished
+    copy = copy_of(wf_dir, tmp_path)
+    damage(copy)
+    before = snapshot(tmp_path)
+    code = main(["walkforward", "--resume", str(copy), "--workers", "0", "--no-report"])
+    assert code == 2
+    err = one_error_line(capsys)
+    assert message in err
+    assert snapshot(tmp_path) == before  # the manifest above all: no window "running"
+
+
+@pytest.mark.parametrize("keep", [0, 200])
+def test_report_of_damaged_results_is_one_line(finished, tmp_path, capsys, keep):
+    _, wf_dir = finished
+    copy = copy_of(wf_dir, tmp_path)
+    _cut("walkforward_results_*.json", keep)(copy)
+    before = snapshot(tmp_path)
+    code = main(["report", str(copy)])
+    assert code == 2
+    err = one_error_line(capsys)
+    assert "walkforward_results_" in err and "is damaged (not valid JSON" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_the_damage_checks_keep_an_intact_resume_working(finished, tmp_path):
+    """A resume of an intact copy whose window 1 lost its record: window 0 is read back,
+    window 1's completed sweep read back from its results, its record written again."""
+    _, wf_dir = finished
+    copy = copy_of(wf_dir, tmp_path)
+    record = (copy / "window_01" / WINDOW_RECORD).read_bytes()
+    (copy / "window_01" / WINDOW_RECORD).unlink()
+    assert main(["walkforward", "--resume", str(copy), "--workers", "0", "--no-report"]) == 0
+    assert json.loads((copy / "window_01" / WINDOW_RECORD).read_bytes()) == json.loads(record)
+    assert [w["status"] for w in json.loads((copy / MANIFEST).read_text())["windows"]] == [
+        "done", "done"]
