@@ -53,7 +53,8 @@ def test_near_copies_count_once_in_the_effective_number() -> None:
                              copies, 8766.0, dsr_variance="trials")
     # Three groups; each worth its 10 near copies discounted by their mean correlation.
     assert out["effective_trials"] == {"n_clustered": 30, "n_effective": 3,
-                                       "n_independent": _worth(copies, 3)}
+                                       "n_independent": _worth(copies, 3),
+                                       "n_bars": len(copies)}
     assert out["dsr_effective"]["n_trials"] == _worth(copies, 3)
 
 
@@ -95,7 +96,8 @@ def test_ledger_trials_outside_the_clusters_count_one_each_with_the_ledgers_vari
                              n_unclustered=4)
     n = _worth(copies, 3) + 4
     assert out["effective_trials"] == {"n_clustered": 30, "n_effective": 3,
-                                       "n_independent": n - 4, "n_unclustered": 4}
+                                       "n_independent": n - 4, "n_unclustered": 4,
+                                       "n_bars": len(copies)}
     effective = out["dsr_effective"]
     assert effective["n_trials"] == n and effective["sharpe_variance"] == variance
     sr0 = _sr0(variance, n)
