@@ -349,6 +349,18 @@ def test_webhook_credentials_are_sent_as_basic_auth_and_never_shown() -> None:
         assert SECRET not in line and "hookuser" not in line and TOKEN not in line, line
 
 
+def test_an_at_sign_in_the_webhook_s_path_or_query_is_not_a_user() -> None:
+    """`https://hooks/T0/secret?cc=ops@example.com` was POSTed to example.com with
+    "hooks/T0/secret?cc=ops:" as a basic-auth user: the token went to another host."""
+    summary = notifications.build_summary(None, 0)
+    with Hook() as hook:
+        for tail in (f"/@team/{TOKEN}", f"/s/{TOKEN}?cc=ops@127.0.0.2"):
+            url = f"http://127.0.0.1:{hook.port}{tail}"
+            assert notifications.send_webhook(url, summary) == "INFO webhook: sent (HTTP 200)"
+            sent = hook.requests[-1]
+            assert sent["path"] == tail and sent["auth"] is None, sent
+
+
 # --------------------------------------------------------------------------- 4. clocks apart
 
 

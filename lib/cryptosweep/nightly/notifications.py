@@ -38,7 +38,7 @@ from cryptosweep.core.errors import (
     EXIT_TERMINATED,
     EXIT_USAGE,
 )
-from cryptosweep.core.redaction import redact, split_url
+from cryptosweep.core.redaction import redact
 from cryptosweep.judging.deployment import summary_line
 from cryptosweep.judging.selection import gate_dsr
 
@@ -190,9 +190,12 @@ def _send(url: str, summary: dict[str, Any], timeout: float) -> str:
 def _post(url: str, summary: dict[str, Any], timeout: float) -> str:
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         return "WARNING webhook: failed (NOTIFY_WEBHOOK_URL is not an http(s) URL)"
-    # urllib takes "user:pw@host" for the host name: the credentials go as basic auth.
-    scheme, credentials, host, rest = split_url(url)
-    target = f"{scheme}://{host}{rest}" if credentials else url
+    # urllib takes "user:pw@host" for the host name: the credentials go as basic auth. The
+    # authority ends at the first "/", "?" or "#" (RFC 3986): an "@" after it (a path or a
+    # query) is not a user's, and the request must not go to what follows it.
+    parts = urllib.parse.urlsplit(url)
+    credentials, at, host = parts.netloc.rpartition("@")
+    target = urllib.parse.urlunsplit(parts._replace(netloc=host)) if at else url
     request = urllib.request.Request(
         target, data=json.dumps(summary).encode(), method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "cryptosweep-nightly"},
