@@ -92,7 +92,10 @@ def watch_champion(models_dir: Path, data_path: str | Path | None, *, now: float
     closed = [t for t in backtest.result.trades
               if not (t.exit_reason == "end" and t.exit_bar == len(times) - 1)]
     _append_trades(models / LEDGER, digest, times, closed)
-    market = market_from_candles(candles, declared_interval=model.bar_interval)
+    recorded = (manifest.get("data") or {}).get("periods_per_year")
+    market = market_from_candles(  # annualised as the model's training was (its sweep's too)
+        candles, declared_interval=model.bar_interval,
+        periods_per_year=None if recorded is None else float(recorded))
     ppy = market.periods_per_year
     sr = per_bar_sharpe(returns)
     validated = _validated_sharpe(manifest)
