@@ -71,10 +71,17 @@ class FaultyBinance(BinanceStub):
     claimed_ms: int | None = None
     arrived: list[float] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    #: open times whose kline closes 14,838 ms after it opens (as one of Binance's 2018 ones)
+    odd_close: set[int] = field(default_factory=set)
 
     def klines(self, query: dict[str, str]) -> tuple[int, Any] | None:
         if self.wrong_ms is None:
-            return super().klines(query)
+            answer = super().klines(query)
+            if answer is not None and self.odd_close:
+                status, rows = answer
+                answer = status, [[*r[:6], r[0] + 14_838 if r[0] in self.odd_close else r[6],
+                                   *r[7:]] for r in rows]
+            return answer
         start, out = int(query.get("startTime", 0)), []
         for row in self.rows:
             open_ms = int(row[0])
@@ -417,6 +424,15 @@ def test_an_answer_of_another_interval_is_refused_even_with_allow_gaps(binance, 
     text = one_line(caught.value)
     assert caught.value.exit_code == 6 and "4h" in text and "1h" in text, text
     assert store.read_bytes() == before
+
+
+def test_one_odd_kline_in_binance_s_history_does_not_stop_the_updates(binance, store) -> None:
+    """Binance's own history has single klines whose close time is off (BTCUSDT 1h, 2018):
+    refusing them stopped every update at that page, for good."""
+    binance.now_ms = opens(binance, 260)
+    binance.odd_close = {opens(binance, STORED + 10)}
+    summary = update(binance, store)
+    assert summary.bars_added == 60
 
 
 def test_klines_spaced_wider_than_the_interval_are_refused(binance, store) -> None:
