@@ -126,6 +126,15 @@ def test_a_record_an_older_writer_glued_onto_a_torn_line_is_read_back(tmp_path):
     assert read_history(tmp_path) == [REJECTED, DEMOTED]
 
 
+def test_a_record_torn_before_its_last_brace_does_not_leave_a_phantom(tmp_path):
+    """A record torn just before its final "}" ends in one of its nested objects, which
+    parses: it was read back as a record of its own (a phantom last decision)."""
+    whole = json.dumps({**REJECTED, "winner": {"eval_id": 3, "score": 0.5}}, sort_keys=True)
+    assert whole.endswith("}}")
+    (tmp_path / HISTORY).write_text(jsonl(DEMOTED) + whole[:-1] + "\n")
+    assert read_history(tmp_path) == [DEMOTED]
+
+
 # ------------------------------------------------------- a damaged history file (defect 2)
 
 

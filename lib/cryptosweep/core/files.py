@@ -197,7 +197,9 @@ def append_lines(path: str | Path, lines: list[str]) -> None:
         size = os.fstat(handle).st_size
         if size and os.pread(handle, 1, size - 1) != b"\n":
             text = b"\n" + text
-        os.write(handle, text)
+        view = memoryview(text)
+        while view:  # a short write (a nearly full disk) is not the end of it
+            view = view[os.write(handle, view):]
         os.fsync(handle)
     finally:
         os.close(handle)
@@ -262,9 +264,16 @@ def _excerpt(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
+#: Keys every record of the JSON-lines files has at its top level (the champion history's
+#: ``time``, the paper trades' ``entry_time``): a glued record must have one.
+RECORD_TIME_KEYS = ("time", "entry_time")
+
+
 def _glued_record(text: str) -> dict[str, Any] | None:
     """The whole record at the end of a line that an append without a newline glued onto a
-    torn one (``{"time":"2024-{"time":...}``), or None."""
+    torn one (``{"time":"2024-{"time":...}``), or None. Only a record with one of
+    :data:`RECORD_TIME_KEYS`: the tail of a record torn just before its last ``}`` is one of
+    its nested objects, not a record."""
     start = text.find("{", 1)
     while start != -1:
         try:
@@ -272,5 +281,7 @@ def _glued_record(text: str) -> dict[str, Any] | None:
         except ValueError:
             start = text.find("{", start + 1)
             continue
-        return value if isinstance(value, dict) else None
+        if isinstance(value, dict) and any(key in value for key in RECORD_TIME_KEYS):
+            return value
+        return None
     return None
