@@ -201,3 +201,18 @@ def test_the_sweep_and_a_trained_model_annualise_a_weekday_market_alike() -> Non
     assert recent.periods_per_year == 8760  # 12 days: no calendar to read
     given = market_from_candles(fx.iloc[-300:], periods_per_year=market.periods_per_year)
     assert given.periods_per_year == market.periods_per_year
+
+
+def test_scattered_bars_and_odd_intervals_are_not_a_weekend_calendar() -> None:
+    """Two short weekday chunks of a round-the-clock market five weeks apart (no Saturday
+    among them) read as a market closed at weekends, annualised with about 1,600 bars a year;
+    84-hour bars from a Monday never open on a Saturday by their own rhythm."""
+    hour = parse_interval("1h")
+    chunks = pd.date_range("2022-01-03", periods=72, freq="1h", tz="UTC").append(
+        pd.date_range("2022-02-07", periods=72, freq="1h", tz="UTC"))
+    assert not closed_at_weekends(chunks, hour) and bars_per_year(chunks, hour) == 8760
+    rhythm = pd.date_range("2022-01-03", periods=200, freq="84h", tz="UTC")
+    assert not closed_at_weekends(rhythm, pd.Timedelta(hours=84))
+    stocks = pd.bdate_range("2021-01-01", "2022-12-31", tz="UTC")
+    assert closed_at_weekends(stocks, pd.Timedelta(days=1))
+    assert 250 < bars_per_year(stocks, pd.Timedelta(days=1)) < 262

@@ -72,15 +72,23 @@ def periods_per_year(interval: pd.Timedelta) -> float:
 
 def closed_at_weekends(index: pd.DatetimeIndex, interval: pd.Timedelta) -> bool:
     """Whether candles at ``index`` (sorted; UTC, or without a zone: UTC) of ``interval`` are
-    a market closed at weekends: they span at least :data:`CALENDAR_MIN_SPAN` and fewer than
-    :data:`WEEKEND_CLOSED_SHARE` of them open on a Saturday (UTC). Bars of a week or longer
-    have no weekend to miss: never."""
-    if len(index) < 2 or interval >= pd.Timedelta(days=7):
+    a market closed at weekends: bars of an interval that divides a day (others can step over
+    Saturdays by their own rhythm), spanning at least :data:`CALENDAR_MIN_SPAN`, fewer than
+    :data:`WEEKEND_CLOSED_SHARE` of them opening on a Saturday (UTC), and on weekdays open
+    most of the time (at least half of the weekday bars a round-the-clock market would have:
+    a few bars scattered over a long span are gaps, not a calendar)."""
+    day = pd.Timedelta(days=1)
+    if len(index) < 2 or interval > day or day % interval != pd.Timedelta(0):
         return False
-    if index[-1] - index[0] + interval < CALENDAR_MIN_SPAN:
+    span = index[-1] - index[0] + interval
+    if span < CALENDAR_MIN_SPAN:
         return False
     utc = index.tz_convert("UTC") if index.tz is not None else index
-    return float(np.mean(utc.day_of_week == 5)) < WEEKEND_CLOSED_SHARE
+    weekday = utc.day_of_week.to_numpy()
+    if float(np.mean(weekday == 5)) >= WEEKEND_CLOSED_SHARE:
+        return False
+    weekdays = np.busday_count(utc[0].date(), (utc[-1] + interval).date())
+    return int(np.sum(weekday < 5)) >= 0.5 * weekdays * (day // interval)
 
 
 def bars_per_year(index: pd.DatetimeIndex, interval: pd.Timedelta) -> float:
