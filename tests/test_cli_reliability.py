@@ -537,3 +537,56 @@ def test_count_flags_take_ascii_digits_only(capsys, tmp_path, flag):
     assert exit_info.value.code == 2
     assert "expected a whole number in digits 0-9" in capsys.readouterr().err
     assert not (tmp_path / "logs").exists()
+
+
+def test_notebook_parameters_papermill_reads_as_numbers_are_named_or_understood():
+    """papermill reads `-p gpu_ids 0` as the int 0, which the notebooks' `gpu_ids or None`
+    took for "no GPU" (the sweep ran on the CPU without a word); `-p run_name 20261207` as an
+    int, which ended in a TypeError from inside a check; a path given as a number in
+    pathlib's TypeError."""
+    from cryptosweep.core.errors import ConfigError
+    from cryptosweep.core.paths import resolve
+    from cryptosweep.sweep.runner import checked_arguments
+
+    assert checked_arguments(None, None, 0, None) == ((), [0])
+    assert checked_arguments(None, ["a.b=1"], "0,1", "night")[1] == [0, 1]
+    assert checked_arguments(None, (), "", None)[1] is None
+    assert checked_arguments(None, (), [2], None)[1] == [2]
+    for kwargs, named in (({"gpu_ids": True}, "gpu_ids"), ({"gpu_ids": -1}, "gpu_ids"),
+                          ({"gpu_ids": 1.5}, "gpu_ids"), ({"run_name": 20261207}, "run_name")):
+        arguments = {"workers": None, "overrides": (), "gpu_ids": None, "run_name": None,
+                     **kwargs}
+        with pytest.raises(ConfigError, match=f"^{named}: "):
+            checked_arguments(**arguments)
+    with pytest.raises(ConfigError, match=r"^config_path: expected a path \(text\), got 5"):
+        resolve(5, "config_path")
+
+
+@pytest.mark.timeout(120)  # the defect waited for ever
+def test_run_walkforward_checks_workers_before_anything_is_made(tmp_path):
+    """`run_walkforward(workers=-2)` (walkforward.ipynb's `-p workers -2`) made its folders and
+    then waited for ever on "a LocalCluster of -2 CPU workers"."""
+    from cryptosweep.core.errors import ConfigError
+    from cryptosweep.walkforward.driver import run_walkforward
+
+    config = tiny_config()
+    config["walk_forward"] = {"windows": 2, "out_of_sample_bars": 300, "anchored": False,
+                              "in_sample_bars": 1500, "embargo_bars": 24}
+    path = write_yaml(tmp_path / "wf.yaml", config)
+    with pytest.raises(ConfigError, match=re.escape("workers: expected a whole number")):
+        run_walkforward(path, log_dir=tmp_path / "logs", workers=-2)
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_file_given_as_a_run_folder_is_called_a_file(capsys, tmp_path):
+    """`report FILE` and analysis.ipynb's load_run(FILE) said "run folder not found"."""
+    from cryptosweep.cli import main
+    from cryptosweep.core.errors import UserError
+    from cryptosweep.records.results import load_run
+
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    with pytest.raises(UserError, match="is a file, not a run folder"):
+        load_run(afile)
+    assert main(["report", str(afile), "--no-index"]) == 2
+    assert "is a file, not a run folder" in capsys.readouterr().err

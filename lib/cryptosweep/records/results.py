@@ -331,7 +331,8 @@ def load_run(run_dir: str | Path) -> RunView:
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise UserError(f"run folder not found: {run_dir}")
+        raise UserError(f"{run_dir} is a file, not a run folder" if run_dir.exists()
+                        else f"run folder not found: {run_dir}")
     results = json.loads(latest_file(run_dir, "sweep_results_*.json").read_text())
     usage = json.loads(latest_file(run_dir, "resource_usage_*.json").read_text())
     environment = json.loads(latest_file(run_dir, "gpu_repro_*.json").read_text())

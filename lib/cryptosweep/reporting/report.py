@@ -92,7 +92,8 @@ def check_report_targets(run_dir: Path, index: bool = True) -> None:
     can, in the folder above, plotly.js (unless it is already there) and, with ``index``, the
     ``index.html``; else one :class:`UserError` saying why."""
     if not run_dir.is_dir():
-        raise UserError(f"report: run folder not found: {run_dir}")
+        raise UserError(f"report: {run_dir} is a file, not a run folder" if run_dir.exists()
+                        else f"report: run folder not found: {run_dir}")
     library_written = plotly_js_present(run_dir.parent)
     targets = [run_dir, run_dir / "notebooks"]
     if index or not library_written:

@@ -94,8 +94,7 @@ def run_sweep(
     it is closed at the end, so pass a :meth:`~cryptosweep.execution.executors.Executor.view`
     of a shared one (the walk-forward's windows). Such a sweep logs only its own thread's lines.
     """
-    _check_arguments(workers, overrides)
-    gpu_ids = parse_gpu_ids(gpu_ids) if isinstance(gpu_ids, str) else gpu_ids
+    overrides, gpu_ids = checked_arguments(workers, overrides, gpu_ids, run_name)
     given = executor
     if run_name is not None:
         check_run_name(run_name)
@@ -118,16 +117,37 @@ def run_sweep(
     return _run_opened(opened, bool(gpu_ids), show_progress, this_thread_only=given is not None)
 
 
-def _check_arguments(workers: Any, overrides: Any) -> None:
-    """What the CLI's parser checks of its flags, for callers of :func:`run_sweep` (a
-    negative ``workers`` made a run folder and then waited for ever): a ``ConfigError``."""
+def checked_arguments(workers: Any, overrides: Any, gpu_ids: Any, run_name: Any
+                      ) -> tuple[tuple[str, ...], list[int] | None]:
+    """What the CLI's parser checks of its flags, for callers of :func:`run_sweep` and
+    :func:`~cryptosweep.walkforward.driver.run_walkforward` (the notebooks' parameters, which
+    papermill may read as numbers): a ``ConfigError`` naming the argument (a negative
+    ``workers`` made a run folder and then waited for ever). Returns ``overrides`` (None: none)
+    and ``gpu_ids`` as a list of indices (``"0,1"``, ``0`` or ``[0, 1]``; None or ``""``:
+    the CPU; a bare ``0`` was taken for "no GPU")."""
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or not 0 <= workers <= MAX_WORKERS):
         raise ConfigError(f"workers: expected a whole number in [0, {MAX_WORKERS}] (0: the "
                           f"trials run in this process), got {workers!r}")
+    overrides = () if overrides is None else overrides
     if isinstance(overrides, str | bytes) or not all(isinstance(o, str) for o in overrides):
         raise ConfigError(f"overrides: expected a list of 'dotted.key=value' strings, got "
                           f"{overrides!r}")
+    if run_name is not None and not isinstance(run_name, str):
+        raise ConfigError(f"run_name: expected a folder name (text), got {run_name!r}")
+    if gpu_ids is None or isinstance(gpu_ids, str):
+        ids = parse_gpu_ids(gpu_ids or "")
+    elif isinstance(gpu_ids, int) and not isinstance(gpu_ids, bool):
+        ids = [gpu_ids]
+    elif isinstance(gpu_ids, list | tuple) and all(
+            isinstance(i, int) and not isinstance(i, bool) for i in gpu_ids):
+        ids = list(gpu_ids) or None
+    else:
+        raise ConfigError(f"gpu_ids: expected GPU indices like \"0,1\", 0 or [0, 1], got "
+                          f"{gpu_ids!r}")
+    if ids is not None and (any(i < 0 for i in ids) or len(set(ids)) != len(ids)):
+        raise ConfigError(f"gpu_ids: expected distinct non-negative indices, got {gpu_ids!r}")
+    return tuple(overrides), ids
 
 
 def _run_opened(opened: OpenRun, use_gpu: bool, show_progress: bool,

@@ -42,7 +42,7 @@ from cryptosweep.core.config import MAX_SEED, SweepConfig, config_hash, resolve_
 from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import ResumeError, SweepInterrupted, UserError
 from cryptosweep.core.files import write_json_atomic, write_text_atomic
-from cryptosweep.execution.executors import Executor, InProcessExecutor, parse_gpu_ids
+from cryptosweep.execution.executors import Executor, InProcessExecutor
 from cryptosweep.records.inspection import DB_NAME, inspect_journal
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
@@ -52,7 +52,7 @@ from cryptosweep.sweep.opening import (
     start_executor,
     utc_stamp,
 )
-from cryptosweep.sweep.runner import run_sweep
+from cryptosweep.sweep.runner import checked_arguments, run_sweep
 from cryptosweep.trading.metrics import per_bar_sharpe
 from cryptosweep.walkforward.analysis import annualised_return
 from cryptosweep.walkforward.combine import build_results
@@ -102,7 +102,7 @@ def run_walkforward(
     sweep) is made before anything is created; the master seed follows
     :func:`~cryptosweep.core.config.resolve_seed`. An interruption ends in
     :class:`~cryptosweep.core.errors.SweepInterrupted` carrying the walk-forward folder."""
-    gpu_ids = parse_gpu_ids(gpu_ids) if isinstance(gpu_ids, str) else gpu_ids
+    overrides, gpu_ids = checked_arguments(workers, overrides, gpu_ids, run_name)
     if run_name is not None:
         if resume is not None:
             raise UserError(f"walkforward: --run-name has no effect on --resume (the "
