@@ -103,6 +103,15 @@ class BinanceStub:
     auth: list[str | None] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def record(self, target: str, auth: str | None) -> tuple[str, dict[str, str]]:
+        """Note a request (its path and query, its Authorization); its path and query."""
+        parts = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        with self.lock:
+            self.requests.append((parts.path, query))
+            self.auth.append(auth)
+        return parts.path, query
+
     def klines_requests(self) -> list[dict[str, str]]:
         return [q for path, q in self.requests if path == "/api/v3/klines"]
 
@@ -184,12 +193,8 @@ def handler(stub: BinanceStub) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            with stub.lock:
-                stub.requests.append((parts.path, query))
-                stub.auth.append(self.headers.get("Authorization"))
-            answer = stub.answer(parts.path, query)
+            path, query = stub.record(self.path, self.headers.get("Authorization"))
+            answer = stub.answer(path, query)
             if answer is None:
                 self.close_connection = True
                 self.connection.shutdown(2)  # socket.SHUT_RDWR: no status line at all

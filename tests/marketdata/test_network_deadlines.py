@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 import pytest
@@ -98,18 +97,15 @@ def faulty_handler(stub: FaultyBinance) -> type[http.server.BaseHTTPRequestHandl
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            with stub.lock:
-                stub.requests.append((parts.path, query))
-                stub.auth.append(self.headers.get("Authorization"))
-                scripted = None
-                if parts.path == "/api/v3/klines":
+            path, query = stub.record(self.path, self.headers.get("Authorization"))
+            scripted = None
+            if path == "/api/v3/klines":
+                with stub.lock:
                     stub.arrived.append(time.monotonic())
                     scripted = stub.faults.pop(0) if stub.faults else None
             status, headers, body = 200, {}, b""
             if scripted is None or scripted.body is None:
-                answer = stub.answer(parts.path, query)
+                answer = stub.answer(path, query)
                 assert answer is not None
                 status, value = answer
                 body = value if isinstance(value, bytes) else json.dumps(value).encode()

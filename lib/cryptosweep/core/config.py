@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import operator
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -346,6 +347,13 @@ def trading_ranges_problem(trading: dict[str, Any]) -> str | None:
                     f"> {low:g}" if math.isinf(high) else f"in {lo}{low:g}, {high:g}{hi}")
                 return f".{name}: values must be {span}, got {value!r}"
     return None
+
+def trading_values_problem(values: Mapping[str, Any]) -> str | None:
+    """:func:`trading_ranges_problem` for one configuration's trading values (each a range of
+    one choice): a best-configs entry's, a what-if's."""
+    return trading_ranges_problem({
+        name: CategoricalDimension(type="categorical", choices=[value])
+        for name, value in values.items()})
 
 
 def _one_line(exc: ValidationError, source: str) -> str:

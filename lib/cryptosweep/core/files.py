@@ -27,6 +27,8 @@ import numpy as np
 from cryptosweep.core.errors import UserError
 
 PRIVATE_MODE = 0o600
+#: The first bytes of every SQLite database file (the file format's header string).
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def canonical_json(value: Any) -> str:

@@ -250,14 +250,11 @@ def what_if(predictions: Sequence[Predictions], trading: TradingParams, spec: Ob
 
 def _check_trading(trading: TradingParams) -> None:
     """The sweep config's rules for trading parameters
-    (:func:`~cryptosweep.core.config.trading_ranges_problem`), for one what-if's values."""
-    from cryptosweep.core.config import trading_ranges_problem
-    from cryptosweep.core.settings import TRADING_PARAMETERS, CategoricalDimension
+    (:func:`~cryptosweep.core.config.trading_values_problem`), for one what-if's values."""
+    from cryptosweep.core.config import trading_values_problem
+    from cryptosweep.core.settings import TRADING_PARAMETERS
 
-    values = {key: getattr(trading, key) for key in TRADING_PARAMETERS}
-    problem = trading_ranges_problem({key: CategoricalDimension(type="categorical",
-                                                               choices=[value])
-                                      for key, value in values.items()})
+    problem = trading_values_problem({key: getattr(trading, key) for key in TRADING_PARAMETERS})
     if problem is not None:
         raise ConfigError(f"what-if trading{problem}")
 

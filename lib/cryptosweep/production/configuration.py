@@ -244,23 +244,21 @@ def _check_params(params: dict[str, Any], family: str, name: str) -> None:
     of its type and in its range (:func:`~cryptosweep.core.config.trading_ranges_problem`),
     and the model's parameters known to its library, neither reserved nor forbidden, and
     accepted by the library itself (:mod:`cryptosweep.trading.models.check`)."""
-    from cryptosweep.core.config import trading_ranges_problem
-    from cryptosweep.core.settings import TRADING_PARAMETERS, CategoricalDimension
+    from cryptosweep.core.config import trading_values_problem
+    from cryptosweep.core.settings import TRADING_PARAMETERS
     from cryptosweep.trading.models.check import known_parameters, probe
     from cryptosweep.trading.models.params import RESERVED_KEYS, forbidden_parameter
 
     given = params.get("trading")
     if not isinstance(given, dict):
         raise ConfigError(f"{name}: params.trading must be an object")
-    trading: dict[str, Any] = {}
     for key in TRADING_PARAMETERS:
         if key not in given:
             raise ConfigError(f"{name}: params.trading lacks {key}")
         value = given[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{name}: params.trading.{key} must be a number, got {value!r}")
-        trading[key] = CategoricalDimension(type="categorical", choices=[value])
-    problem = trading_ranges_problem(trading)
+    problem = trading_values_problem({key: given[key] for key in TRADING_PARAMETERS})
     if problem is not None:
         raise ConfigError(f"{name}: params.trading{problem}")
     model = params["entry_model"]

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.core.errors import ReportError, UserError
-from cryptosweep.core.files import output_problem, unwritable, write_text_atomic
+from cryptosweep.core.files import (
+    SQLITE_HEADER,
+    output_problem,
+    unwritable,
+    write_text_atomic,
+)
 from cryptosweep.core.paths import NOTEBOOKS
 from cryptosweep.records.inspection import inspect_journal
 from cryptosweep.records.results import latest_file
@@ -58,7 +63,7 @@ def _is_optuna_export(path: Path) -> bool:
             header = file.read(100)
     except OSError:
         return False
-    return (len(header) == 100 and header.startswith(b"SQLite format 3\0")
+    return (len(header) == 100 and header.startswith(SQLITE_HEADER)
             and int.from_bytes(header[68:72], "big") == OPTUNA_EXPORT_ID)
 
 

@@ -61,8 +61,10 @@ class SweepLoop:
                             full_budget=float(self.config.full_budget_units))
         try:
             while True:
-                # Read each time: with a trial timeout it follows the workers that are up.
-                while self.executor.in_flight < max(1, self.executor.capacity):
+                # Read once a round (with a trial timeout it asks the scheduler which workers
+                # are up): it changes only as results come back, between rounds.
+                capacity = max(1, self.executor.capacity)
+                while self.executor.in_flight < capacity:
                     request = strategy.ask()
                     if request is None:
                         break

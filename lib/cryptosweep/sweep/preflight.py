@@ -19,6 +19,7 @@ from typing import Any
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.errors import ConfigError, DataError
+from cryptosweep.core.files import SQLITE_HEADER
 from cryptosweep.records.ledger import LEDGER_NAME
 from cryptosweep.strategies import sweep_size
 from cryptosweep.trading.models.check import range_problem
@@ -65,10 +66,6 @@ def preflight(config: SweepConfig, *, local: bool = True) -> SweepPlan:
     check_evidence(config, data)
     check_places(config)
     return SweepPlan(evaluations, budget, data)
-
-
-#: The first bytes of every SQLite database file (the file format's header string).
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def check_places(config: SweepConfig) -> None:
