@@ -415,6 +415,36 @@ def test_an_unquoted_yaml_date_is_a_timestamp(write_config):
     assert quoted.results_hash() == config.results_hash()
 
 
+@pytest.mark.parametrize(("key", "written"), [
+    ("objective.folds", "010"),  # YAML 1.1: octal 8
+    ("objective.folds", "0x4"),  # YAML 1.1: 4
+    ("random.n_trials", "1_0"),  # YAML 1.1: 10
+    ("seed", "1:30"),  # YAML 1.1: sexagesimal 90
+    ("objective.allow_short", "yes"),  # YAML 1.1: true
+    ("objective.allow_short", "off"),  # YAML 1.1: false
+])
+def test_yaml_1_1_numbers_and_booleans_are_refused_not_misread(write_config, key, written):
+    """`folds: 010` ran 8 folds, `groups: 0x10` 16, `enabled: yes` was true: a run other than
+    the one written. Configs read YAML 1.2; what 1.1 would have turned into a number or a
+    boolean is refused, naming the key and saying how to write it, from a file and --set."""
+    path = write_config(tiny_config(**{key.replace(".", "__"): "WRITTEN"}))
+    path.write_text(path.read_text().replace("WRITTEN", written))  # unquoted, as a person would
+    expected = f"{key}: Input should be a valid .*, got '{written}' \\(configs read YAML 1.2"
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path)
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write_config(tiny_config()), [f"{key}={written}"])
+
+
+def test_yaml_1_2_numbers_are_read_as_written(write_config):
+    """Decimal floats with an exponent (a string under PyYAML's YAML 1.1 rules) are numbers."""
+    config = load_config(write_config(tiny_config()), [
+        "objective.fees_bps=1e1", "objective.slippage_bps=2.5E-1", "random.n_trials=+7",
+        "objective.allow_short=True"])
+    assert (config.objective.fees_bps, config.objective.slippage_bps) == (10.0, 0.25)
+    assert config.random.n_trials == 7 and config.objective.allow_short is True
+
+
 HOSTILE_VALUES = [
     ("infinite fees", ["objective.fees_bps=.inf"], "objective.fees_bps: Input should be a finite"),
     ("infinite slippage", ["objective.slippage_bps=.inf"],

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import operator
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -356,6 +357,14 @@ def trading_values_problem(values: Mapping[str, Any]) -> str | None:
         for name, value in values.items()})
 
 
+#: What YAML 1.1 (PyYAML's default) would have read as a number or a boolean and YAML 1.2, as
+#: configs are read (:mod:`.config_files`), reads as a string: octal, hexadecimal, binary,
+#: sexagesimal, digits grouped with `_`, yes/no/on/off.
+_YAML11_SCALAR = re.compile(
+    r"^[-+]?(?:0[0-9_]+(?:\.[0-9_]*)?|0[xob][0-9a-f_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"
+    r"|[0-9]+(?:_[0-9]+)+(?:\.[0-9_]*)?)$|^(?:yes|no|on|off|y|n)$", re.IGNORECASE)
+
+
 def _one_line(exc: ValidationError, source: str) -> str:
     errors = exc.errors(include_url=False)
     first = errors[0]
@@ -368,6 +377,9 @@ def _one_line(exc: ValidationError, source: str) -> str:
     elif first["type"].endswith("_type") and isinstance(first.get("input"), bool | int | float
                                                          | str) and len(repr(first["input"])) < 60:
         message += f", got {first['input']!r}"
+        if isinstance(first["input"], str) and _YAML11_SCALAR.match(first["input"]):
+            message += (" (configs read YAML 1.2: numbers in decimal without a leading zero, "
+                        "booleans as true or false)")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{source}: {location or '<top level>'}: {message}{more}"
 

@@ -6,6 +6,7 @@ bounded), ``--set`` overrides and ``--data``, validated into a
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,28 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     "mapping"
                 )
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.2's core schema for plain scalars, in place of PyYAML's YAML 1.1 rules, under which
+# `folds: 010` was 8 (octal), `groups: 0x10` 16, `1_000` 1000, `1:30` 90 and `enabled: yes` or
+# `on` true: a run other than the one written. Here only decimal integers, decimal floats
+# (`1.5`, `1e3`, `.inf`, `.nan`) and true/false are typed; a number written with a leading zero
+# (`010`, ambiguous between the two YAMLs), `0x10` or `yes` stays a string, which a number or
+# boolean setting refuses naming its key. Nulls and dates resolve as before.
+_BOOL_TAG, _INT_TAG, _FLOAT_TAG = (f"tag:yaml.org,2002:{kind}" for kind in ("bool", "int", "float"))
+_YAML12 = {
+    _BOOL_TAG: re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    _INT_TAG: re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
+    _FLOAT_TAG: re.compile(r"^(?:[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)\.[0-9]*)(?:[eE][-+]?[0-9]+)?"
+                           r"|[-+]?(?:0|[1-9][0-9]*)[eE][-+]?[0-9]+"
+                           r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+}
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in _YAML12]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _pattern in _YAML12.items():
+    _UniqueKeyLoader.add_implicit_resolver(_tag, _pattern, list("-+0123456789.tTfF"))
 
 
 def _parse_yaml(text: str) -> Any:
