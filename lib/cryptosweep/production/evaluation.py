@@ -49,7 +49,8 @@ def evaluate(
     from ``start`` to ``end`` and, when ``html_path`` is given, write the page
     :func:`write_evaluation_html` there (nothing is written otherwise). Returns the backtest,
     the page (None) and its notes: one when the period overlaps the bars the model was trained
-    on (:meth:`TrainedModel.in_sample_note`: the same market, the same dates), one when its
+    on (:meth:`TrainedModel.in_sample_note`: the same market, the same dates), one when the
+    candles' calendar is not the training's (:meth:`TrainedModel.calendar_note`), one when its
     configuration was not approved by the deployment gate. Bad input (data, times) is a
     ``UserError`` before anything is written, and so is an ``html_path`` that cannot be
     written or is a file this command did not write (:func:`check_html_target`)."""
@@ -63,7 +64,7 @@ def evaluate(
         backtest = model.backtest_details(ohlcv, start, end)
     notes = [note for note in (
         model.in_sample_note(ohlcv, backtest.times[0], backtest.times[-1]),
-        gate_note(model.manifest.get("deployment"))) if note]
+        model.calendar_note(ohlcv), gate_note(model.manifest.get("deployment"))) if note]
     if html_path is None:
         return backtest, None, notes
     heading = title or (f"{model.family} model on {Path(data).name}: backtest")

@@ -44,7 +44,14 @@ from cryptosweep.core.files import (
     sync_folder,
     write_text_atomic,
 )
-from cryptosweep.core.intervals import format_interval, parse_interval
+from cryptosweep.core.intervals import (
+    CALENDAR_MIN_SPAN,
+    bars_per_year,
+    closed_at_weekends,
+    format_interval,
+    parse_interval,
+    periods_per_year,
+)
 from cryptosweep.core.version import __version__
 from cryptosweep.production.candles import (
     check_candles,
@@ -210,11 +217,37 @@ class TrainedModel:
 
     def _market(self, ohlcv: pd.DataFrame) -> Market:
         candles = check_candles(ohlcv, self.bar_interval)
-        # Annualised as its training counted bars (a recent slice of a market closed at
-        # weekends is too short to read the calendar from); an older manifest: the candles'.
-        year = self._manifest["data"].get("periods_per_year")
         return market_from_candles(candles, declared_interval=self.bar_interval,
-                                   periods_per_year=None if year is None else float(year))
+                                   periods_per_year=self._bars_per_year(candles.index)[0])
+
+    def _bars_per_year(self, index: pd.DatetimeIndex) -> tuple[float | None, str | None]:
+        """The bars per year that annualise backtests of candles at ``index``, and a note when
+        they are not the training's. As its training counted them (a recent slice of a market
+        closed at weekends is too short to read the calendar from), unless the candles span
+        enough to read their calendar and it is another one (a model trained around the clock
+        backtested on a market closed at weekends, or the reverse): then theirs, with the note
+        (annualised as the training, EURUSD's Sharpe ratios read 19 % high). An older
+        manifest (no ``periods_per_year``): the candles'."""
+        recorded = self._manifest["data"].get("periods_per_year")
+        if recorded is None:
+            return None, None
+        trained = float(recorded)
+        interval = parse_interval(self.bar_interval)
+        if len(index) < 2 or index[-1] - index[0] + interval < CALENDAR_MIN_SPAN:
+            return trained, None
+        closed = closed_at_weekends(index, interval)
+        if closed == (trained < periods_per_year(interval) * (1 - 1e-9)):
+            return trained, None
+        own = bars_per_year(index, interval)
+        calendar = "closed at weekends" if closed else "open around the clock"
+        return own, (f"these candles are a market {calendar}, the model's training market was "
+                     f"not: annualised with their {own:,.0f} bars a year, not the training's "
+                     f"{trained:,.0f}")
+
+    def calendar_note(self, ohlcv: pd.DataFrame) -> str | None:
+        """One line when backtests of ``ohlcv`` are annualised with another calendar than the
+        training's (:meth:`_bars_per_year`), else None."""
+        return self._bars_per_year(check_candles(ohlcv, self.bar_interval).index)[1]
 
     @staticmethod
     def _position(market: Market, when: Any, what: str, default: int,
