@@ -96,7 +96,8 @@ def load_market(spec: ObjectiveSpec | dict[str, Any]) -> Market:
     """The :class:`Market` of the spec's data: the cached frames of the per-process feature
     cache as arrays, converted once per process and data version (a new file version gives new
     frames), restricted to ``data.start`` .. ``data.end`` (:func:`time_range`); the holdout
-    starts at ``data.holdout_fraction`` of the bars in that range."""
+    starts at ``data.holdout_fraction`` of the bars in that range. Its bars per year are the
+    whole file's (:func:`~cryptosweep.core.intervals.bars_per_year`), whatever the range."""
     spec = ObjectiveSpec.of(spec)
     ohlcv, features = cached_features(spec.data.path, **dict(data_options(spec.data)))
     holdout_fraction = spec.data.holdout_fraction
@@ -106,14 +107,21 @@ def load_market(spec: ObjectiveSpec | dict[str, Any]) -> Market:
             if file_ohlcv is ohlcv and file_features is features and market_key == key:
                 return market
         in_range = time_range(ohlcv.index, spec.data)
+        source = spec.data.path or "sample"
+        year = None
         if in_range != slice(0, len(ohlcv)):
             ohlcv_in, features_in = ohlcv.iloc[in_range], features.iloc[in_range]
+            # The calendar is the market's, read from all its candles: a range (a walk-forward
+            # window) too short to read it from was annualised round the clock while the
+            # window's out-of-sample track used the market's count (EURUSD: 8760 vs 6201).
+            year = bars_per_year(ohlcv.index, resolve_interval(
+                detect_interval(ohlcv.index, source), spec.data.bar_interval, source))
         else:
             ohlcv_in, features_in = ohlcv, features
         market = market_from_candles(ohlcv_in, features_in,
                                      holdout_fraction=holdout_fraction,
                                      declared_interval=spec.data.bar_interval,
-                                     source=spec.data.path or "sample")
+                                     source=source, periods_per_year=year)
         _markets.insert(0, (ohlcv, features, key, market))
         del _markets[_MARKETS_KEPT:]
         return market
