@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,34 @@ def test_mixed_or_irregular_steps_are_refused():
     hours = pd.date_range("2024-01-01", periods=48, freq="1h", tz="UTC")
     with pytest.raises(DataError, match="1h apart, but 30m between"):
         detect_interval(hours.insert(5, hours[4] + pd.Timedelta("30min")))
+
+
+def test_a_stretch_of_coarser_candles_in_one_file_is_refused(hourly, daily_file, tmp_path):
+    """Real hourly candles followed by the daily candles of the following months, in one file,
+    loaded as hourly bars with a hundred one-day "gaps" (the same candles as a folder of two
+    files were refused): the daily returns were annualised with sqrt(8760). Outages (one long
+    step each) and a market's weekends stay gaps."""
+    daily = pd.read_csv(daily_file, index_col="timestamp", parse_dates=True)
+    later = daily[daily.index > hourly.index[7000]]
+    mixed = pd.concat([hourly.iloc[:7001], later])
+    with pytest.raises(DataError, match=r"1h apart, but 1d apart for \d+ bars in a row from "
+                                        + re.escape(later.index[0].isoformat())):
+        detect_interval(mixed.index)
+    path = tmp_path / "mixed.csv"
+    _write(mixed, path)
+    config = tmp_path / "sweep.json"
+    config.write_text(json.dumps(tiny_config()))
+    done = cli("validate", "--config", str(config), "--data", str(path))
+    assert done.returncode == 2 and "candles of mixed intervals" in done.stderr, done.stderr
+    # Seven one-day steps in a row are still gaps, as are an outage and FX weekends.
+    hour = pd.Timedelta(hours=1)
+    before = hourly.index[:50]
+    days = before[-1] + pd.to_timedelta(np.arange(1, 8), unit="D")
+    after = days[-1] + pd.to_timedelta(np.arange(1, 51), unit="h")
+    assert detect_interval(before.append(days).append(after)) == hour
+    outage = before[-1] + pd.Timedelta(days=7) + pd.to_timedelta(np.arange(50), unit="h")
+    assert detect_interval(before.append(outage)) == hour
+    assert detect_interval(_fx_market().index) == hour
 
 
 def test_a_declared_interval_must_agree_with_the_data():

@@ -39,6 +39,11 @@ _INTERVAL = re.compile(r"^\s*(\d+)\s*([wdhms])\s*$")
 #: The shortest span of candles whose calendar (closed at weekends or not) is read from them;
 #: shorter series are annualised as a market open around the clock.
 CALENDAR_MIN_SPAN = pd.Timedelta(days=28)
+#: Consecutive steps of one larger multiple of the interval that are a stretch of coarser
+#: candles, not gaps (an outage is one long step; a market's nights or weekends one each):
+#: hourly candles followed by daily ones were read as hourly with a hundred one-day gaps, the
+#: daily returns annualised with sqrt(8760).
+COARSE_RUN = 8
 #: Below this share of bars on Saturdays (UTC) the market is closed at weekends (a market open
 #: around the clock has 1/7 of its bars there, outages or not).
 WEEKEND_CLOSED_SHARE = 0.01
@@ -127,7 +132,29 @@ def detect_interval(index: pd.DatetimeIndex, source: object = "data") -> pd.Time
             f"{index[at].isoformat()} and {index[at + 1].isoformat()}; candles of mixed or "
             "irregular intervals cannot be annualised (use one interval per data set)"
         )
+    multiples = steps // interval
+    stretch = _coarse_stretch(multiples)
+    if stretch is not None:
+        at, length = stretch
+        common = pd.Timedelta(interval, unit="ns")
+        coarse = pd.Timedelta(int(steps[at]), unit="ns")
+        raise DataError(
+            f"{source}: bars are {_text(common)} apart, but {_text(coarse)} apart for {length} "
+            f"bars in a row from {index[at].isoformat()} to {index[at + length].isoformat()}: "
+            "candles of mixed intervals, not gaps, cannot be annualised (use one interval per "
+            "data set)"
+        )
     return pd.Timedelta(interval, unit="ns")
+
+
+def _coarse_stretch(multiples: np.ndarray) -> tuple[int, int] | None:
+    """The first run of at least :data:`COARSE_RUN` consecutive steps of one multiple (above 1)
+    of the interval, as (first step, steps), else None."""
+    change = np.flatnonzero(np.diff(multiples) != 0) + 1
+    starts = np.concatenate(([0], change))
+    lengths = np.diff(np.concatenate((starts, [len(multiples)])))
+    hits = np.flatnonzero((lengths >= COARSE_RUN) & (multiples[starts] > 1))
+    return None if not len(hits) else (int(starts[hits[0]]), int(lengths[hits[0]]))
 
 
 def _text(interval: pd.Timedelta) -> str:
