@@ -86,3 +86,19 @@ def test_the_report_says_why_a_losing_holdout_has_no_track_record_length() -> No
     assert "too short to tell" in mintrl_row(short)
     confirmed = market(drift=0.003)
     assert "too short" not in mintrl_row(confirmed) and "not above 0" not in mintrl_row(confirmed)
+
+
+def test_a_holdout_without_a_trade_has_no_psr() -> None:
+    """A winner that never traded on the holdout (returns all 0) read "holdout PSR(0) 0.500:
+    the probability that the winner's true Sharpe ratio is above 0", a coin toss it never
+    made; now no PSR and no track record, and the report says it did not trade."""
+    from cryptosweep.judging.explained import explained
+
+    flat = np.zeros(500)
+    evidence = holdout_evidence(flat, [], market(500), cost_per_trade=0.001, seed=1)
+    assert evidence["psr0"] is None and evidence["min_track_record_bars"] is None
+    assert any("do not vary" in why for why in evidence["why_not"])
+    rows = {r.name: r for r in explained({"statistics": {"holdout": evidence}})}
+    assert rows["holdout PSR(0)"].value == "–"
+    assert "did not trade on the holdout" in rows["holdout PSR(0)"].meaning
+    assert "did not trade on the holdout" in rows["minimum track record length"].meaning

@@ -4,6 +4,7 @@ was journaled with other settings is; each bar's return in the regime known befo
 from __future__ import annotations
 
 from cryptosweep.core.config_files import load_config
+from cryptosweep.judging.explained import explained
 from cryptosweep.records.journal import Journal
 from cryptosweep.reporting.tables import markets_table
 from cryptosweep.sweep.robustness import (
@@ -16,7 +17,7 @@ from cryptosweep.sweep.robustness import (
     markets_block,
     regimes_block,
 )
-from cryptosweep.trading.regimes import label_regimes
+from cryptosweep.trading.regimes import RegimeSettings, label_regimes
 from cryptosweep.trading.steps import load_market
 from tests.support import tiny_config
 from tests.sweep.test_rescoring import row
@@ -79,3 +80,29 @@ def test_a_bars_return_goes_to_the_regime_known_at_the_close_before(tmp_path):
     for regime, r in table.items():
         expected = r["bars"] if regime.startswith("up") else 0
         assert r["total_return"] == expected, regime
+
+
+def test_warm_up_bars_are_never_the_regime_that_carries_the_return(tmp_path):
+    """All of the return on bars without a regime (warm-up) and none on the labelled bars:
+    the flag said "the regime warmup carries the return" and the report counted it."""
+    config = load_config(raw=tiny_config(evidence={"regimes": {"volatility_min_history": 1200}}))
+    market = load_market(config.objective_spec())
+    regimes = config.evidence.regimes
+    labels = label_regimes(market.close, RegimeSettings(
+        trend_lookback=regimes.trend_lookback, volatility_window=regimes.volatility_window,
+        volatility_min_history=regimes.volatility_min_history))["regime"].to_numpy()
+    folds = [{"start": 1000, "stop": 1500}, {"start": 1500, "stop": 2000}]
+    returns = [0.01 if labels[t - 1] == "warmup" else 0.0 for t in range(1000, 2000)]
+    assert sum(returns) > 0 and 0.0 in returns
+    journal = Journal(tmp_path / "sweep.db")
+    journal.put_returns("validation", 1, returns)
+    block = regimes_block(config, journal, row(1, 0.5), {"folds": folds,
+                                                         "periods_per_year": 8766.0})
+    journal.close()
+    assert block["caveats"] == []
+    (line,) = [r for r in explained({"statistics": {"regimes": block}})
+               if r.name == "validation by regime"]
+    labelled = sum(r["regime"] != "warmup" for r in block["validation"]["winner"])
+    assert line.value == f"positive in 0 of {labelled} regimes"
+    assert "225 bars without a regime (warm-up)" in line.meaning
+    assert "carries" not in line.meaning

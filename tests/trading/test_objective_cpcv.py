@@ -53,3 +53,17 @@ def test_same_inputs_same_paths():
 def test_groups_that_cannot_split_are_a_config_error():
     with pytest.raises(ConfigError, match=r"evidence\.cpcv"):
         evaluate_cpcv(PARAMS, 1.0, 3, _spec(), 4, 4)
+
+
+def test_every_split_keeps_objective_min_train_bars_as_a_walk_forward_fold_must():
+    """16 groups, 15 tested: the split that trains on group 15 alone keeps 475 bars less the
+    purge and the 12-bar embargo after group 14, under 460; the splits were fitted on such
+    sets (``min_train_bars`` was 1) where a walk-forward fold needs 460."""
+    spec = _spec(rounds_per_unit=1.0, min_train_bars=460)
+    with pytest.raises(ConfigError, match=r"^evidence\.cpcv\.test_groups: ") as error:
+        evaluate_cpcv(PARAMS, 1.0, 3, spec, 16, 15)
+    assert "fewer than objective.min_train_bars=460" in str(error.value)
+    used = []
+    evaluate_cpcv(PARAMS, 1.0, 3, _spec(rounds_per_unit=1.0, min_train_bars=440), 16, 15,
+                  splits_used=used)
+    assert min(len(split.train) for split in used) >= 440

@@ -110,9 +110,11 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
                 "of sample"))
     holdout = stats.get("holdout") or {}
     if holdout:
+        idle = any("do not vary" in why for why in holdout.get("why_not") or [])
         rows.append(Explained(
             "holdout PSR(0)", _f(holdout.get("psr0"), ".3f"),
-            "the probability that the winner's true Sharpe ratio on unseen bars is above 0"))
+            "the probability that the winner's true Sharpe ratio on unseen bars is above 0"
+            + (": none, the winner did not trade on the holdout" if idle else "")))
         permutation = holdout.get("permutation") or {}
         if permutation:
             rows.append(Explained(
@@ -130,7 +132,9 @@ def explained(results: Mapping[str, Any]) -> list[Explained]:
                 "(about 2 or more is evidence)"))
         mintrl = holdout.get("min_track_record_bars")
         sharpe = holdout.get("sharpe_per_bar")
-        if mintrl is None and sharpe is not None and sharpe <= 0:
+        if idle:
+            verdict = ": the winner did not trade on the holdout"
+        elif mintrl is None and sharpe is not None and sharpe <= 0:
             verdict = (": the holdout's Sharpe ratio is not above 0, so no length of such a "
                        "record would show it beats 0")
         elif mintrl is None or mintrl > (holdout.get("n_bars") or 0):
@@ -187,13 +191,15 @@ def _beyond_one_path(stats: Mapping[str, Any], winner: Any) -> list[Explained]:
     for kind in ("holdout", "validation"):
         table = (regimes.get(kind) or {}).get("winner")
         if table:
-            positive = [row["regime"] for row in table
-                        if row["regime"] != "warmup" and (row.get("sharpe") or 0) > 0]
+            # Bars still in the regimes' warm-up ("warmup" rows) have no regime.
+            labelled = [row for row in table if row["regime"] != "warmup"]
+            unlabelled = sum(int(row["bars"]) for row in table if row["regime"] == "warmup")
+            positive = [row["regime"] for row in labelled if (row.get("sharpe") or 0) > 0]
             rows.append(Explained(
-                f"{kind} by regime", f"positive in {len(positive)} of "
-                f"{sum(row['regime'] != 'warmup' for row in table)} regimes",
+                f"{kind} by regime", f"positive in {len(positive)} of {len(labelled)} regimes",
                 "the winner's Sharpe ratio in each trend/volatility regime of these bars "
                 f"(labelled from past bars only){': ' + ', '.join(positive) if positive else ''}"
+                + (f"; {unlabelled} bars without a regime (warm-up)" if unlabelled else "")
                 + ("; " + "; ".join(regimes.get("caveats") or []) if regimes.get("caveats")
                    else "")))
             break

@@ -64,6 +64,19 @@ def exposure_spans(spans: Sequence[Sequence[int]], n_bars: int) -> tuple[np.ndar
     return np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
 
 
+def _track_record(out: dict[str, Any], sr: float, n_bars: int, skew: float, kurtosis: float,
+                  confidence: float) -> None:
+    """PSR(0) and the minimum track record length into ``out`` (or why not)."""
+    try:
+        out["psr0"] = probabilistic_sharpe_ratio(sr, 0.0, n_bars, skew, kurtosis)
+        mintrl = minimum_track_record_length(sr, 0.0, skew, kurtosis, confidence)
+        out["min_track_record_bars"] = None if math.isinf(mintrl) else float(mintrl)
+        if math.isinf(mintrl):
+            out["why_not"].append("minimum track record: the Sharpe ratio is not above 0")
+    except ValueError as exc:
+        out["why_not"].append(f"PSR: {exc}")
+
+
 def holdout_evidence(
     returns: Sequence[float] | np.ndarray,
     spans: Sequence[Sequence[int]],
@@ -91,14 +104,11 @@ def holdout_evidence(
     sr = per_bar_sharpe(r)
     skew, kurtosis = _moments(r)
     out["sharpe_per_bar"] = sr
-    try:
-        out["psr0"] = probabilistic_sharpe_ratio(sr, 0.0, len(r), skew, kurtosis)
-        mintrl = minimum_track_record_length(sr, 0.0, skew, kurtosis, confidence)
-        out["min_track_record_bars"] = None if math.isinf(mintrl) else float(mintrl)
-        if math.isinf(mintrl):
-            out["why_not"].append("minimum track record: the Sharpe ratio is not above 0")
-    except ValueError as exc:
-        out["why_not"].append(f"PSR: {exc}")
+    if float(np.std(r)) == 0.0:  # no trade: a Sharpe ratio of 0 would read as PSR(0) = 0.5
+        out["why_not"].append("PSR and minimum track record: the winner's holdout returns do "
+                              "not vary (no trade)")
+    else:
+        _track_record(out, sr, len(r), skew, kurtosis, confidence)
     if market_returns is None:
         out["why_not"].append("no buy-and-hold returns on the holdout")
         return out

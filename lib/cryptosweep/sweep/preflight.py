@@ -23,7 +23,8 @@ from cryptosweep.core.files import SQLITE_HEADER
 from cryptosweep.records.ledger import LEDGER_NAME
 from cryptosweep.strategies import sweep_size
 from cryptosweep.trading.models.check import range_problem
-from cryptosweep.trading.objective import check_spec
+from cryptosweep.trading.objective import check_cpcv, check_spec
+from cryptosweep.trading.regimes import RegimeSettings
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,7 @@ def check_holding_period(config: SweepConfig, data: dict[str, Any]) -> None:
     the training bars they are purged from: the sweep would run and score nonsense. The longest
     holding period the range can draw against the shortest block (``data`` is
     :func:`~cryptosweep.trading.objective.check_spec`'s description): a ``ConfigError``."""
-    dimension = config.parameter_ranges.trading["holding_period"]
-    choices = getattr(dimension, "choices", None)
-    longest = max(choices) if choices is not None else dimension.high
+    longest = longest_holding(config)
     blocks = [(f"fold {k}'s test block", fold["stop"] - fold["start"])
               for k, fold in enumerate(data["folds"])]
     if data.get("holdout"):
@@ -137,20 +136,61 @@ def check_holding_period(config: SweepConfig, data: dict[str, Any]) -> None:
         )
 
 
+def longest_holding(config: SweepConfig) -> int:
+    """The longest holding period ``parameter_ranges.trading.holding_period`` can draw."""
+    dimension = config.parameter_ranges.trading["holding_period"]
+    choices = getattr(dimension, "choices", None)
+    return int(max(choices) if choices is not None else dimension.high)
+
+
 def check_evidence(config: SweepConfig, data: dict[str, Any]) -> None:
-    """The ``evidence`` section against the data: CPCV groups of at least 2 bars each, and
-    every other market's candles and folds (as :func:`~cryptosweep.trading.objective.check_spec`
-    checks the sweep's own), errors naming the market."""
+    """The ``evidence`` section against the data: CPCV groups of at least 2 bars each, every
+    CPCV split with ``objective.min_train_bars`` bars to train on
+    (:func:`~cryptosweep.trading.objective.check_cpcv`), regime windows that label some
+    validation and holdout bars (:func:`check_regimes`), and every other market's candles and
+    folds (as :func:`~cryptosweep.trading.objective.check_spec` checks the sweep's own), errors
+    naming the market."""
     cpcv = config.evidence.cpcv
     if cpcv.enabled and data["development_bars"] < cpcv.groups * 2:
         raise ConfigError(f"evidence.cpcv.groups: {cpcv.groups} groups of "
                           f"{data['development_bars']} development bars: fewer than 2 bars a group")
+    if cpcv.enabled:
+        check_cpcv(config.objective_spec(), cpcv.groups, cpcv.test_groups,
+                   longest_holding(config))
+    check_regimes(config, data)
     spec = config.objective_spec()
     for market in config.evidence.markets:
         try:
             check_spec(spec.model_copy(update={"data": market.data}))
         except (ConfigError, DataError) as exc:
             raise type(exc)(f"evidence.markets ({market.name}): {exc}") from None
+
+
+def check_regimes(config: SweepConfig, data: dict[str, Any]) -> None:
+    """Regime windows (``evidence.regimes``) longer than the data leave every validation bar
+    in the regimes' warm-up, without a regime: a ``ConfigError`` naming the window
+    that sets the warm-up. A bar's return goes to the regime of the bar before
+    (:func:`~cryptosweep.sweep.robustness.regimes_block`), so bars ``first + 1`` on, where
+    ``first`` is the first bar with a regime, can have one."""
+    settings = config.evidence.regimes
+    if not settings.enabled:
+        return
+    regimes = RegimeSettings(
+        trend_lookback=settings.trend_lookback, trend_threshold=settings.trend_threshold,
+        volatility_window=settings.volatility_window,
+        volatility_min_history=settings.volatility_min_history)
+    first = regimes.first_labelled
+    # The validation bars end where the holdout starts: with no regime on the last of them,
+    # the holdout's have none either (or have some, after too few validation bars to judge).
+    stop = data["development_bars"]
+    if stop - 1 <= first:  # no validation bar t < stop with t - 1 >= first
+        key, how = regimes.longest_window()
+        raise ConfigError(
+            f"evidence.regimes.{key}: the regimes need {first} bars of history ({how}) before "
+            f"a bar has one, and the data hold {data['bars']} bars, the validation bars "
+            f"ending at bar {stop}: none of them would have a regime; lower it, use more data "
+            "or set evidence.regimes.enabled: false"
+        )
 
 
 def check_threads(config: SweepConfig, cores: int | None = None) -> None:

@@ -117,11 +117,13 @@ def regimes_block(config: SweepConfig, journal: Journal, winner: EvaluationRow |
     and hit rate (each bar's return in the regime labelled at the close of the bar before)
     on the validation bars (the fold blocks one after the other, as the journal
     keeps their returns) and the holdout bars, and the flag when the winner's positive
-    return comes from one regime. None when regimes are off or the data are not described."""
+    return comes from one regime (the bars still in the regimes' warm-up, rows ``warmup``,
+    have none: they are left out of the flag). None when regimes are off or the data are not
+    described."""
     settings = config.evidence.regimes
     if not settings.enabled or winner is None or not data.get("folds"):
         return None
-    from cryptosweep.trading.regimes import RegimeSettings, label_regimes
+    from cryptosweep.trading.regimes import WARMUP, RegimeSettings, label_regimes
     from cryptosweep.trading.steps import load_market
 
     market = load_market(config.objective_spec())
@@ -135,7 +137,7 @@ def regimes_block(config: SweepConfig, journal: Journal, winner: EvaluationRow |
         blocks["holdout"] = np.arange(data["holdout"]["start"], data["holdout"]["stop"])
     # A bar's return is earned over the bar, so it belongs to the regime known at the close
     # of the bar before (the label of bar t reads close_t, which that return moves).
-    labels = np.concatenate([np.array(["warmup"], dtype=object), labels[:-1]])
+    labels = np.concatenate([np.array([WARMUP], dtype=object), labels[:-1]])
     per_bar_year = data.get("periods_per_year")
     out: dict[str, Any] = {"settings": settings.model_dump(mode="json")}
     for kind, bars in blocks.items():
@@ -148,8 +150,11 @@ def regimes_block(config: SweepConfig, journal: Journal, winner: EvaluationRow |
             tables[name] = per_regime(returns, labels[bars], per_bar_year)
         if tables:
             out[kind] = tables
+    # Warm-up bars have no regime: never the one that carries the return (nor in its total).
     flags = [f"{kind}: {note}" for kind in ("validation", "holdout")
-             if (note := carried_by_one_regime((out.get(kind) or {}).get("winner") or []))]
+             if (note := carried_by_one_regime(
+                 [row for row in (out.get(kind) or {}).get("winner") or []
+                  if row["regime"] != WARMUP]))]
     out["caveats"] = flags
     return out
 

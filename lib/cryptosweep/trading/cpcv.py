@@ -91,17 +91,37 @@ def cpcv_splits(
         embargo_bars: bars embargoed after each test group's last label end (``>= 0``).
         min_train_bars: ``ValueError`` when a split keeps fewer training bars.
     """
-    _check_combination(n_groups, n_test_groups)
-    bounds = group_bounds(n_bars, n_groups)
-    label_end = _check_label_end(label_end, n_bars)
-    if isinstance(embargo_bars, bool) or int(embargo_bars) != embargo_bars or embargo_bars < 0:
-        raise ValueError(f"embargo_bars must be an integer >= 0, got {embargo_bars!r}")
     if (
         isinstance(min_train_bars, bool)
         or int(min_train_bars) != min_train_bars
         or min_train_bars < 1
     ):
         raise ValueError(f"min_train_bars must be an integer >= 1, got {min_train_bars!r}")
+    splits = purged_splits(n_bars, n_groups, n_test_groups, label_end, embargo_bars)
+    for split in splits:
+        if len(split.train) < min_train_bars:
+            raise ValueError(
+                f"split with test groups {split.test_groups} keeps {len(split.train)} training "
+                f"bars after purging and embargo, fewer than min_train_bars={min_train_bars}"
+            )
+    return splits
+
+
+def purged_splits(
+    n_bars: int,
+    n_groups: int,
+    n_test_groups: int,
+    label_end: np.ndarray,
+    embargo_bars: int = 0,
+) -> list[CPCVSplit]:
+    """The splits of :func:`cpcv_splits` (same arguments, same rules) with no minimum number of
+    training bars: a split may train on none. For callers that judge the training sets
+    themselves (the preflight counts their bars with complete features)."""
+    _check_combination(n_groups, n_test_groups)
+    bounds = group_bounds(n_bars, n_groups)
+    label_end = _check_label_end(label_end, n_bars)
+    if isinstance(embargo_bars, bool) or int(embargo_bars) != embargo_bars or embargo_bars < 0:
+        raise ValueError(f"embargo_bars must be an integer >= 0, got {embargo_bars!r}")
     bars = np.arange(n_bars, dtype="int64")
     # Per group: where it starts, and where its forbidden window (test labels + embargo) ends.
     window_end = [
@@ -116,13 +136,8 @@ def cpcv_splits(
             start, stop = bounds[g]
             in_test[start:stop] = True
             dropped |= (bars <= window_end[g]) & (label_end >= start)
-        train = bars[~in_test & ~dropped]
-        if len(train) < min_train_bars:
-            raise ValueError(
-                f"split with test groups {groups} keeps {len(train)} training bars after "
-                f"purging and embargo, fewer than min_train_bars={min_train_bars}"
-            )
-        splits.append(CPCVSplit(test_groups=groups, train=train, test=bars[in_test]))
+        splits.append(CPCVSplit(test_groups=groups, train=bars[~in_test & ~dropped],
+                                test=bars[in_test]))
     return splits
 
 

@@ -62,7 +62,7 @@ from cryptosweep.core.settings import ObjectiveSettings
 from cryptosweep.core.vocabulary import THRESHOLD_SEARCH
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
-from cryptosweep.trading.cpcv import CPCVSplit, assemble_paths, cpcv_splits, group_bounds
+from cryptosweep.trading.cpcv import CPCVSplit, assemble_paths, group_bounds, purged_splits
 from cryptosweep.trading.data import data_files, sample_data_path
 from cryptosweep.trading.fidelity import fidelity_at
 from cryptosweep.trading.metrics import performance, trial_sharpe
@@ -289,6 +289,10 @@ def evaluate_cpcv(
     (:func:`~cryptosweep.trading.cpcv.assemble_paths`), and each path is backtested over every
     development bar with the configuration's trading rules.
 
+    Every split must keep ``objective.min_train_bars`` training bars after purging and embargo,
+    the rule of a walk-forward fold (a ``ConfigError`` otherwise; :func:`check_cpcv` refuses
+    such settings before a run).
+
     Returns ``groups``, ``test_groups``, ``n_splits``, ``n_paths``, ``metric``, per path
     ``path_sharpe`` (annualised), ``path_scores`` (the configured metric), ``path_trades``, and
     ``train_bars`` per split. ``splits_used``, when given, receives the splits (for tests).
@@ -300,10 +304,12 @@ def evaluate_cpcv(
     market = load_market(spec)
     n_dev = market.holdout_start
     labels, label_end = training_labels(market, trading, settings, n_dev)
-    try:
-        splits = cpcv_splits(n_dev, groups, test_groups, label_end, settings.embargo_bars)
-    except ValueError as exc:
-        raise ConfigError(f"evidence.cpcv: {exc}") from None
+    splits = _cpcv_splits(n_dev, groups, test_groups, label_end, settings.embargo_bars)
+    short = next((split for split in splits if len(split.train) < settings.min_train_bars),
+                 None)
+    if short is not None:
+        raise _short_split(short, groups, settings,
+                           f"keeps {len(short.train)} bars after purging and embargo")
     if splits_used is not None:
         splits_used.extend(splits)
     repro = trial_reproducibility(spec, seed, device)
@@ -330,6 +336,71 @@ def evaluate_cpcv(
     return {"groups": int(groups), "test_groups": int(test_groups), "n_splits": len(splits),
             "n_paths": len(sharpe), "metric": settings.metric, "path_sharpe": sharpe,
             "path_scores": scores, "path_trades": trades, "train_bars": train_bars}
+
+
+def check_cpcv(spec: ObjectiveSpec | dict[str, Any], groups: int, test_groups: int,
+               longest_holding: int) -> None:
+    """Fail fast, before a sweep starts, on ``evidence.cpcv`` settings some split of
+    :func:`evaluate_cpcv` could not train with: each split must keep ``objective.min_train_bars``
+    bars with complete features (after purging, embargo and the features' warm-up), else a
+    ``ConfigError`` naming ``evidence.cpcv.test_groups`` (or ``objective.embargo_bars`` when
+    the split would keep enough without the embargo).
+
+    The splits are built as the run builds them, with the labels ending as late as a trial can
+    draw them: a time exit ``longest_holding`` bars on (:mod:`~cryptosweep.trading.labels`:
+    ``label_end[t] <= t + 1 + holding_period``). Later label ends only purge more, so every
+    trial's splits keep at least these bars.
+    """
+    spec = ObjectiveSpec.of(spec)
+    settings = spec.objective
+    market = load_market(spec)
+    n_dev = market.holdout_start
+    complete = np.isfinite(market.features[:n_dev]).all(axis=1)
+    label_end = np.arange(n_dev, dtype="int64") + 1 + int(longest_holding)
+
+    def first_short(embargo_bars: int) -> tuple[CPCVSplit, int] | None:
+        for split in _cpcv_splits(n_dev, groups, test_groups, label_end, embargo_bars):
+            usable = int(complete[split.train].sum())
+            if usable < settings.min_train_bars:
+                return split, usable
+        return None
+
+    found = first_short(settings.embargo_bars)
+    if found is None:
+        return
+    split, usable = found
+    key = ("objective.embargo_bars" if settings.embargo_bars and first_short(0) is None
+           else "evidence.cpcv.test_groups")
+    raise _short_split(
+        split, groups, settings,
+        f"keeps {len(split.train)} bars, {len(split.train) - usable} of them in the features' "
+        f"warm-up, after purging labels of up to {longest_holding} bars and the "
+        f"objective.embargo_bars={settings.embargo_bars} embargo: {usable} bars with complete "
+        "features", key)
+
+
+def _cpcv_splits(n_dev: int, groups: int, test_groups: int, label_end: np.ndarray,
+                 embargo_bars: int) -> list[CPCVSplit]:
+    """:func:`~cryptosweep.trading.cpcv.purged_splits`, its ``ValueError`` a ``ConfigError``."""
+    try:
+        return purged_splits(n_dev, groups, test_groups, label_end, embargo_bars)
+    except ValueError as exc:
+        raise ConfigError(f"evidence.cpcv: {exc}") from None
+
+
+def _short_split(split: CPCVSplit, groups: int, settings: ObjectiveSettings, kept: str,
+                 key: str = "evidence.cpcv.test_groups") -> ConfigError:
+    """The error for a CPCV split that trains on fewer than ``objective.min_train_bars``."""
+    trained = [g for g in range(groups) if g not in split.test_groups]
+    names = ", ".join(str(g) for g in trained)
+    remedy = ("a smaller objective.embargo_bars" if key == "objective.embargo_bars"
+              else "fewer evidence.cpcv.test_groups (or more evidence.cpcv.groups, up to 16)")
+    return ConfigError(
+        f"{key}: the split that trains on group{'s' if len(trained) > 1 else ''} {names} "
+        f"(testing the other {len(split.test_groups)} of {groups}) {kept}, fewer than "
+        f"objective.min_train_bars={settings.min_train_bars} (a CPCV split needs as many as a "
+        f"walk-forward fold); use {remedy} or more data"
+    )
 
 
 def evaluate_baselines(spec: ObjectiveSpec | dict[str, Any]) -> dict[str, Any]:

@@ -79,6 +79,21 @@ class RegimeSettings:
         bar ``w``; that many earlier ``σ`` values are needed)."""
         return self.volatility_window + self.volatility_min_history
 
+    @property
+    def first_labelled(self) -> int:
+        """First bar with a regime (both labels): the later of the two warm-ups."""
+        return max(self.trend_warmup, self.volatility_warmup)
+
+    def longest_window(self) -> tuple[str, str]:
+        """The setting that sets :attr:`first_labelled` (the largest part of the later
+        warm-up) and the sum that makes it, for messages."""
+        w, h, lookback = (self.volatility_window, self.volatility_min_history,
+                          self.trend_lookback)
+        if self.volatility_warmup >= self.trend_warmup:
+            key = "volatility_min_history" if h >= w else "volatility_window"
+            return key, f"volatility_window {w} + volatility_min_history {h}"
+        return "trend_lookback", f"trend_lookback {lookback}"  # then lookback > w + h
+
 
 def label_regimes(
     close: pd.Series | np.ndarray, settings: RegimeSettings | None = None
