@@ -62,6 +62,22 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 300,
     )
 
 
+def cli_in_process(capsys: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m cryptosweep ARGS`` through the CLI's ``main`` in this process, its exit
+    code and output as :func:`cli` returns them: for refusals (exit 2 before anything runs),
+    where an interpreter's start per call costs seconds and shows nothing. What only a real
+    process shows (signals, a sweep's worker processes, the streams' encoding) uses :func:`cli`."""
+    from cryptosweep.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code if isinstance(exc.code, int) else 2
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+
 def done_count(db: Path) -> int:
     """Finished evaluations in the journal ``db``, read through a connection closed before
     returning: ``with sqlite3.connect(...)`` only ends a transaction, and the connections it

@@ -17,7 +17,7 @@ import pytest
 from cryptosweep.core.formatting import share, signed
 from cryptosweep.judging.verdict import verdict
 from cryptosweep.reporting.offline import plotly_js_name
-from tests.support import cli, results_file, tiny_config
+from tests.support import cli, cli_in_process, results_file, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -200,7 +200,7 @@ def _bytes_of(folder: Path) -> dict[str, bytes]:
             if f.is_file()}
 
 
-def test_export_optuna_never_replaces_a_file_it_did_not_write(finished_run, tmp_path):
+def test_export_optuna_never_replaces_a_file_it_did_not_write(finished_run, tmp_path, capsys):
     """`export-optuna --output` unlinked whatever it was given (another run's sweep.db, its own
     journal, a text file) and exited 0."""
     other = tmp_path / "other"
@@ -210,7 +210,7 @@ def test_export_optuna_never_replaces_a_file_it_did_not_write(finished_run, tmp_
     before = _bytes_of(finished_run)
     for target in (other / "sweep.db", finished_run / "sweep.db", text):
         kept = target.read_bytes()
-        done = cli("export-optuna", str(finished_run), "--output", str(target))
+        done = cli_in_process(capsys, "export-optuna", str(finished_run), "--output", str(target))
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1, done.stderr
         assert "is not an Optuna export written by this command" in lines[0]
@@ -219,31 +219,32 @@ def test_export_optuna_never_replaces_a_file_it_did_not_write(finished_run, tmp_
     for target, why in ((tmp_path, "it is a folder"), (text / "study.db", "is a file, not a"),
                         (Path("/proc/study.db"), "pseudo file system"),
                         (tmp_path / ("x" * 300) / "study.db", "longer than 255 bytes")):
-        done = cli("export-optuna", str(finished_run), "--output", str(target))
+        done = cli_in_process(capsys, "export-optuna", str(finished_run), "--output", str(target))
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and why in lines[0], done.stderr
     again = tmp_path / "study.db"  # its own export is replaced
     for _ in range(2):
-        done = cli("export-optuna", str(finished_run), "--output", str(again))
+        done = cli_in_process(capsys, "export-optuna", str(finished_run), "--output", str(again))
         assert done.returncode == 0, done.stderr
     assert not [f for f in tmp_path.iterdir() if f.name.endswith(".partial")]
 
 
 def test_export_optuna_keeps_another_run_s_export_and_refuses_an_empty_output(finished_run,
-                                                                              tmp_path):
+                                                                              tmp_path, capsys):
     """Exporting run B onto run A's export replaced A's study without a word; `--output ""`
     wrote the default file."""
     other = tmp_path / "night2"
     shutil.copytree(finished_run, other)
     target = tmp_path / "study.db"
-    assert cli("export-optuna", str(finished_run), "--output", str(target)).returncode == 0
+    exported = cli_in_process(capsys, "export-optuna", str(finished_run), "--output", str(target))
+    assert exported.returncode == 0, exported.stderr
     kept = target.read_bytes()
-    done = cli("export-optuna", str(other), "--output", str(target))
+    done = cli_in_process(capsys, "export-optuna", str(other), "--output", str(target))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "holds another run's export (night1-" in lines[0]
     assert target.read_bytes() == kept
-    done = cli("export-optuna", str(other), "--output", "")
+    done = cli_in_process(capsys, "export-optuna", str(other), "--output", "")
     assert done.returncode == 2 and "--output is empty" in done.stderr
     assert not (other / "optuna.db").exists()
 

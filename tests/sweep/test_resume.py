@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import cli, deterministic_bytes, done_count, kill_when, tiny_config
+from tests.support import (
+    cli,
+    cli_in_process,
+    deterministic_bytes,
+    done_count,
+    kill_when,
+    tiny_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -149,11 +156,12 @@ def test_resume_of_a_finished_run_runs_nothing_and_rewrites_the_same_results(
 
 
 @pytest.mark.parametrize("flag", ["--run-name", "--log-dir"])
-def test_resume_refuses_a_folder_flag_it_would_ignore(config_and_reference, tmp_path, flag):
+def test_resume_refuses_a_folder_flag_it_would_ignore(config_and_reference, tmp_path, flag,
+                                                      capsys):
     """`run --resume R --run-name other --log-dir xx` ignored both and exited 0."""
     _, reference = config_and_reference
     value = "other" if flag == "--run-name" else str(tmp_path / "xx")
-    done = cli("run", "--resume", str(reference), flag, value)
+    done = cli_in_process(capsys, "run", "--resume", str(reference), flag, value)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert f"{flag} has no effect on --resume" in lines[0]
@@ -183,25 +191,26 @@ def test_a_run_journaled_before_a_setting_existed_resumes_as_it_was_made(
         assert resumed["overlap_brackets"] is (not strip)
 
 
-def test_resume_with_another_config_or_seed_is_refused(config_and_reference, tmp_path):
+def test_resume_with_another_config_or_seed_is_refused(config_and_reference, tmp_path, capsys):
     _, reference = config_and_reference
     before = (reference / "sweep.db").read_bytes()
     other = tmp_path / "other.json"
     other.write_text(json.dumps(tiny_config(random__n_trials=N_TRIALS + 1)))
-    done = cli("run", "--resume", str(reference), "--config", str(other))
+    done = cli_in_process(capsys, "run", "--resume", str(reference), "--config", str(other))
     assert done.returncode == 2
     assert "differs from the one this run was started with" in done.stderr
-    done = cli("run", "--resume", str(reference), "--seed", "6")
+    done = cli_in_process(capsys, "run", "--resume", str(reference), "--seed", "6")
     assert done.returncode == 2 and "--seed 6 differs from the run's seed 5" in done.stderr
-    done = cli("run", "--resume", str(tmp_path / "nowhere"))
+    done = cli_in_process(capsys, "run", "--resume", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and "no journal at" in done.stderr
     assert (reference / "sweep.db").read_bytes() == before
 
 
-def test_resume_with_another_fidelity_is_refused_in_one_line(config_and_reference):
+def test_resume_with_another_fidelity_is_refused_in_one_line(config_and_reference, capsys):
     _, reference = config_and_reference
     before = (reference / "sweep.db").read_bytes()
-    done = cli("run", "--resume", str(reference), "--set", "objective.fidelity=folds")
+    done = cli_in_process(capsys, "run", "--resume", str(reference), "--set",
+                          "objective.fidelity=folds")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and ("objective.fidelity folds differs from the run's rounds"
@@ -210,7 +219,7 @@ def test_resume_with_another_fidelity_is_refused_in_one_line(config_and_referenc
 
 
 def test_a_hyperband_run_made_with_rounds_is_not_resumed_with_the_new_default(
-        config_and_reference, tmp_path):
+        config_and_reference, tmp_path, capsys):
     """A Hyperband run journaled before ``folds`` became Hyperband's default has no fidelity
     in its config (``rounds`` was left out): ``--resume`` with a config that names none (now
     ``folds``) is refused in one line that says how to resume it, before anything changes."""
@@ -227,7 +236,7 @@ def test_a_hyperband_run_made_with_rounds_is_not_resumed_with_the_new_default(
     before = (old / "sweep.db").read_bytes()
     given = tmp_path / "hyperband.json"
     given.write_text(json.dumps(tiny_config(random__n_trials=N_TRIALS, sweep_type="hyperband")))
-    done = cli("run", "--resume", str(old), "--config", str(given))
+    done = cli_in_process(capsys, "run", "--resume", str(old), "--config", str(given))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "objective.fidelity folds differs from the run's rounds" in lines[0]
