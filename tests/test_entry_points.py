@@ -153,7 +153,7 @@ def test_interrupting_says_once_how_to_resume_the_real_run(tmp_path, write_confi
     assert process.returncode == code, stderr[-3000:]
     expected = f"cryptosweep: interrupted ({name}); resume with: cryptosweep run --resume {run_dir}"
     assert stderr.count("resume with") == 1 and stderr.strip().splitlines()[-1] == expected
-    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
     assert 2 <= done_count(run_dir / "sweep.db") < trials
     if sig == signal.SIGTERM:  # and the resume it names ends the sweep (--set on a resume
         resumed = cli("run", "--resume", str(run_dir), "--set", "execution.workers=0")

@@ -539,7 +539,7 @@ def test_an_interrupted_night_says_so_in_one_line_and_is_resumed_next_night(tmp_
                                                                             code):
     # Before the fix: ~100 lines of asyncio tracebacks, SIGINT named for a SIGTERM, the way out
     # `cryptosweep run --resume`, and a notification "FAILED, exit 130 (unexpected error)".
-    config = write_json(tmp_path / "longer.json", tiny(random__n_trials=30))
+    config = write_json(tmp_path / "longer.json", tiny(random__n_trials=12))
     stdin_copy = tmp_path / "command_stdin.json"
     env = cron_env(tmp_path, SWEEP_CONFIG=config, NOTIFY_COMMAND=f"cat > '{stdin_copy}'")
     reports = tmp_path / "reports"
@@ -579,7 +579,7 @@ def test_an_interrupted_night_says_so_in_one_line_and_is_resumed_next_night(tmp_
 
 @slow
 def test_killed_run_is_resumed_to_the_results_of_an_uninterrupted_run(tmp_path):
-    config = write_json(tmp_path / "longer.json", tiny(random__n_trials=30))
+    config = write_json(tmp_path / "longer.json", tiny(random__n_trials=12))
     env = cron_env(tmp_path, SWEEP_CONFIG=config)
     reports = tmp_path / "reports"
     first = subprocess.Popen([str(SCRIPT)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
@@ -601,7 +601,7 @@ def test_killed_run_is_resumed_to_the_results_of_an_uninterrupted_run(tmp_path):
     wait_until_unlocked(reports / ".nightly.lock")
     (run,) = nightly_runs(reports)
     assert nightly.run_status(run) == "running"
-    assert 1 <= done_count(run / "sweep.db") < 30
+    assert 1 <= done_count(run / "sweep.db") < 12
 
     reference = subprocess.Popen(  # the nightly's config: with where its champion would be
         [sys.executable, "-m", "cryptosweep", "run", "--config", str(config), "--seed",
