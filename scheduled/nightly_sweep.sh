@@ -31,6 +31,8 @@ case "${1:-}" in
     --check) exec "$PY" -m cryptosweep.nightly "$@" ;; # the checks only: no lock, no folder
 esac
 
+# "reports": the shell's copy of cryptosweep.core.paths.REPORTS_DIR (the lock lives in the
+# folder before Python starts); change both together.
 REPORTS_DIR="${REPORTS_DIR:-reports}"
 [[ $REPORTS_DIR == /* ]] || REPORTS_DIR="$REPO/$REPORTS_DIR"
 export REPORTS_DIR

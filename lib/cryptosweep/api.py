@@ -16,7 +16,7 @@ from typing import Any
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import ConfigError
-from cryptosweep.core.paths import TEMPLATE_CONFIG
+from cryptosweep.core.paths import SWEEP_LOG_DIR, TEMPLATE_CONFIG
 from cryptosweep.core.vocabulary import MULTI_FIDELITY_DEFAULT
 from cryptosweep.execution.executors import cuda_device_count
 from cryptosweep.sweep.runner import run_sweep
@@ -30,6 +30,8 @@ class HyperbandRunner:
         runner = HyperbandRunner(seed=123456, enable_gpu=True)
         results = runner.run_hyperband_optimization(n_iterations=10)
 
+    ``seed`` is the master seed; ``None`` (the default) applies the rule of ``run_sweep``:
+    the config's ``seed``, else :data:`~cryptosweep.core.config.DEFAULT_SEED`.
     ``config`` is a :class:`~cryptosweep.core.config.SweepConfig`, a path to a config file, or
     ``None`` for the repository's ``parameters/sweep_config_template.json``. With
     ``enable_gpu`` the sweep uses every visible CUDA GPU, and falls back to CPU (with a log line)
@@ -42,8 +44,8 @@ class HyperbandRunner:
     """
 
     def __init__(
-        self, seed: int = 123456, enable_gpu: bool = True,
-        config: SweepConfig | str | Path | None = None, log_dir: str | Path = "sweep_logs",
+        self, seed: int | None = None, enable_gpu: bool = True,
+        config: SweepConfig | str | Path | None = None, log_dir: str | Path = SWEEP_LOG_DIR,
         **run_sweep_kwargs: Any,
     ) -> None:
         self.seed, self.enable_gpu, self.config = seed, enable_gpu, config

@@ -25,6 +25,7 @@ from cryptosweep.core.errors import (
     UserError,
     sigterm_interrupts,
 )
+from cryptosweep.core.paths import KERNEL, SWEEP_LOG_DIR, WALKFORWARD_LOG_DIR
 from cryptosweep.core.version import __version__
 from cryptosweep.logs import configure_logging
 
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run or resume a sweep")
     _add_sweep_arguments(run, "sweep configuration (JSON or YAML)",
                          "CPU worker processes (0: in-process; default: one per core)")
-    run.add_argument("--log-dir", help="where run folders go (default: sweep_logs)")
+    run.add_argument("--log-dir", help=f"where run folders go (default: {SWEEP_LOG_DIR})")
     run.add_argument("--run-name", help="run folder name (default: <config name>_<UTC time>)")
     run.add_argument("--resume", metavar="RUN_DIR_OR_DB", help="continue an interrupted run")
     run.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper,
@@ -138,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="run the analysis notebook on a finished run: report.html + index.html "
         "(a walk-forward folder: its walk-forward report)")
     report.add_argument("run_dir", help="a finished run folder (or walk-forward folder)")
-    report.add_argument("--kernel", default="cryptosweep", help="Jupyter kernel name")
+    report.add_argument("--kernel", default=KERNEL, help="Jupyter kernel name")
     report.add_argument("--no-index", action="store_true",
                         help="do not regenerate index.html of the run's parent folder")
 
@@ -165,7 +166,7 @@ def _add_walkforward_command(commands: argparse._SubParsersAction) -> None:
                          "CPU worker processes shared by the windows (0: in-process, windows "
                          "one after another; default: one per core)")
     walk.add_argument("--log-dir",
-                      help="where walk-forward folders go (default: walkforward_logs)")
+                      help=f"where walk-forward folders go (default: {WALKFORWARD_LOG_DIR})")
     walk.add_argument("--run-name",
                       help="walk-forward folder name (default: <name>_walkforward_<UTC time>)")
     walk.add_argument("--resume", metavar="WALKFORWARD_DIR",
@@ -173,7 +174,7 @@ def _add_walkforward_command(commands: argparse._SubParsersAction) -> None:
                       "back, never re-run)")
     walk.add_argument("--no-report", action="store_true",
                       help="do not render report.html (cryptosweep report WALKFORWARD_DIR does)")
-    walk.add_argument("--kernel", default="cryptosweep", help="Jupyter kernel of the report")
+    walk.add_argument("--kernel", default=KERNEL, help="Jupyter kernel of the report")
     walk.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper)
 
 
@@ -207,7 +208,7 @@ def _walkforward(args: argparse.Namespace) -> int:
         raise UserError(f"walkforward: --data cannot change on --resume (the walk-forward keeps "
                         f"the data it started with: {args.resume}); resume without --data, or "
                         "start a new walk-forward with --config and --data")
-    log_dir = _log_dir(args, "walkforward", "walk-forward", "walkforward_logs")
+    log_dir = _log_dir(args, "walkforward", "walk-forward", WALKFORWARD_LOG_DIR)
     if not args.no_report:
         from cryptosweep.reporting.report import check_kernel
 
@@ -445,7 +446,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"run: --data cannot change on --resume (the run keeps the data it "
                         f"started with: {args.resume}); resume without --data, or start a new "
                         "run with --config and --data")
-    log_dir = _log_dir(args, "run", "run", "sweep_logs")
+    log_dir = _log_dir(args, "run", "run", SWEEP_LOG_DIR)
     result = run_sweep(
         args.config, seed=args.seed, overrides=args.overrides, data_path=args.data,
         log_dir=log_dir, run_name=args.run_name, gpu_ids=args.gpu_ids,

@@ -27,6 +27,18 @@ class ColumnMapping(Strict):
     volume: str = "volume"
 
 
+#: ``data.update``'s defaults (the one place they are written: :mod:`cryptosweep.marketdata`
+#: uses them for its function defaults). Candles a request asks for (Binance's maximum for spot
+#: klines):
+DEFAULT_LIMIT = 1000
+#: The most new candles one update appends (the rest come with the next one).
+DEFAULT_MAX_BARS = 100_000
+#: Seconds a whole HTTP request may take (connect to last byte).
+DEFAULT_TIMEOUT_S = 10.0
+#: Retries of a failed request.
+DEFAULT_RETRIES = 2
+
+
 _EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 
@@ -57,17 +69,21 @@ class DataUpdateSettings(Strict):
         default=None, description="name of an environment variable holding base_url (may hold "
         "credentials; never printed)",
     )
-    limit: int = Field(default=1000, ge=1, le=5000, description="candles a request")
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=5000,
+                       description="candles a request")
     max_bars: int | None = Field(
-        default=100_000, ge=1, description="most bars one update appends (the rest come with "
+        default=DEFAULT_MAX_BARS, ge=1,
+        description="most bars one update appends (the rest come with "
         "the next); None: no cap",
     )
     allow_gaps: bool = Field(
         default=False, description="append across gaps the exchange itself has (missing "
         "candles); off: a gap is refused (exit 2)",
     )
-    timeout_s: float = Field(default=10.0, gt=0, le=300, description="seconds a request")
-    retries: int = Field(default=2, ge=0, le=10, description="retries of a failed request")
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=300,
+                             description="seconds a request")
+    retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=10,
+                         description="retries of a failed request")
 
     @field_validator("exchange")
     @classmethod

@@ -17,7 +17,20 @@ from cryptosweep.core.errors import ConfigError
 REPOSITORY = Path(__file__).resolve().parents[3]
 NOTEBOOKS = REPOSITORY / "notebooks"
 PARAMETERS = REPOSITORY / "parameters"
-TEMPLATE_CONFIG = PARAMETERS / "sweep_config_template.json"
+#: The template config, relative to the repository root (the nightly's default ``SWEEP_CONFIG``,
+#: read by :func:`resolve`: the working directory first, then the repository).
+TEMPLATE_CONFIG_IN_REPOSITORY = f"{PARAMETERS.name}/sweep_config_template.json"
+#: The template config in this repository (``HyperbandRunner``'s default config).
+TEMPLATE_CONFIG = REPOSITORY / TEMPLATE_CONFIG_IN_REPOSITORY
+#: The Jupyter kernel the notebooks run on (``make venv`` registers it).
+KERNEL = "cryptosweep"
+#: Where new run folders go by default: ``cryptosweep run`` and ``run_sweep``.
+SWEEP_LOG_DIR = "sweep_logs"
+#: Where new walk-forward folders go by default: ``cryptosweep walkforward``.
+WALKFORWARD_LOG_DIR = "walkforward_logs"
+#: The reports folder: the nightly's ``REPORTS_DIR`` default (relative to the repository root)
+#: and the explorer's (relative to the working directory).
+REPORTS_DIR = "reports"
 
 
 def resolve(path: str | Path | None, what: str = "path") -> Path | None:

@@ -69,6 +69,30 @@ MAX_HOLDING_BARS = 1_000_000
 MAX_THRESHOLD_VALUES = 1_000
 
 
+#: ``reporting.min_trades``'s default: a score from fewer trades is a small sample (also what
+#: :mod:`cryptosweep.judging.caveats` assumes of a results file that predates the setting).
+DEFAULT_MIN_TRADES = 30
+
+
+#: ``reporting.min_importance_trials``'s default (also what the importance figure assumes of a
+#: results file that predates the setting).
+DEFAULT_MIN_IMPORTANCE_TRIALS = 20
+
+
+#: The deflated Sharpe ratio the winner must reach: 95% confidence that its Sharpe ratio
+#: exceeds the best one expected from this many trials without skill (Bailey & López de Prado
+#: 2014). ``deployment.min_dsr``'s default, and the edge verdict's fixed threshold
+#: (:mod:`cryptosweep.judging.verdict`).
+DSR_CONFIDENCE = 0.95
+
+
+#: The probability of backtest overfitting the winner must stay under: at or above one half,
+#: the in-sample winner is as likely as not to fall below the median out of sample (Bailey,
+#: Borwein, López de Prado & Zhu 2017). ``deployment.max_pbo``'s default, and the edge
+#: verdict's fixed limit (:mod:`cryptosweep.judging.verdict`).
+PBO_LIMIT = 0.5
+
+
 #: The trading parameters every configuration sets (``parameter_ranges.trading``): their
 #: allowed values, as (smallest, largest, whether the bounds themselves are allowed, integer).
 TRADING_PARAMETERS: dict[str, tuple[float, float, bool, bool]] = {
@@ -326,11 +350,13 @@ class ExecutionSettings(Strict):
 class ReportingSettings(Strict):
     top_k: int = Field(default=5, ge=1)
     min_trades: int = Field(
-        default=30, ge=1, description="a holdout or fold score from fewer trades is flagged as "
+        default=DEFAULT_MIN_TRADES, ge=1,
+        description="a holdout or fold score from fewer trades is flagged as "
         "a small sample wherever it appears (report, text report, index, verdict)"
     )
     min_importance_trials: int = Field(
-        default=20, ge=2, description="fANOVA importances are shown only from at least this "
+        default=DEFAULT_MIN_IMPORTANCE_TRIALS, ge=2,
+        description="fANOVA importances are shown only from at least this "
         "many full-budget trials of one model family"
     )
     keep_checkpoints: bool = Field(
@@ -381,12 +407,13 @@ class DeploymentSettings(Strict):
     them: the whole section is left out of the results hash (:data:`EXECUTION_ONLY`)."""
 
     min_dsr: float = Field(
-        default=0.95, ge=0, le=1, description="deflated Sharpe ratio of the winner at least "
+        default=DSR_CONFIDENCE, ge=0, le=1,
+        description="deflated Sharpe ratio of the winner at least "
         "this: 95% confidence that its Sharpe ratio beats the best one this many trials would "
         "show without skill (Bailey & Lopez de Prado 2014)"
     )
     max_pbo: float = Field(
-        default=0.5, ge=0, le=1, description="probability of backtest overfitting at most "
+        default=PBO_LIMIT, ge=0, le=1, description="probability of backtest overfitting at most "
         "this: above one half, the search's winner falls below the median out of sample more "
         "often than not (Bailey et al. 2017)"
     )

@@ -17,6 +17,7 @@ from typing import Any
 from cryptosweep.core.config_files import validate_config
 from cryptosweep.core.errors import UserError
 from cryptosweep.records.ledger import LedgerTrial, Market, TrialLedger, config_key
+from cryptosweep.records.results import RESULTS_GLOB
 from cryptosweep.sweep.evidence import ledger_path
 
 #: What a locked holdout value shows instead of the number.
@@ -24,7 +25,7 @@ LOCKED = "locked"
 
 
 def _run_config(run_dir: Path) -> tuple[Any, dict[str, Any]] | None:
-    results_files = sorted(run_dir.glob("sweep_results_*.json"))
+    results_files = sorted(run_dir.glob(RESULTS_GLOB))
     if not results_files:
         return None
     try:
@@ -57,7 +58,7 @@ def record_unlock(run_dir: str | Path) -> str:
     """Record that the holdout of the run in ``run_dir`` was unlocked in the explorer; returns
     where (the ledger's path), or why nothing could be recorded."""
     run_dir = Path(run_dir)
-    results_files = sorted(run_dir.glob("sweep_results_*.json"))
+    results_files = sorted(run_dir.glob(RESULTS_GLOB))
     if not results_files:
         return f"{run_dir.name} has no results file: nothing recorded"
     try:

@@ -23,6 +23,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from cryptosweep.reporting.offline import PLOTLY_MIME
+
 __all__ = [
     "PLOTLY_MIME",
     "figure_bundle",
@@ -33,8 +35,6 @@ __all__ = [
     "table_html",
     "typed_array",
 ]
-
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 
 def figure_bundle(figure: go.Figure | Mapping[str, Any]) -> dict[str, Any]:

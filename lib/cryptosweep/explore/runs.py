@@ -31,7 +31,7 @@ from cryptosweep.records.inspection import DB_NAME
 from cryptosweep.records.integrity import JournalDamagedError
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import at_largest_budget, finished_with_score
-from cryptosweep.records.results import RESULTS_SCHEMA, evaluation_record
+from cryptosweep.records.results import RESULTS_GLOB, RESULTS_SCHEMA, evaluation_record
 from cryptosweep.records.schema import READABLE_SCHEMA_VERSIONS
 from cryptosweep.reporting.report import run_summaries
 
@@ -102,7 +102,7 @@ class RunInfo:
 
 
 def _results_path(run_dir: Path) -> Path | None:
-    matches = sorted(run_dir.glob("sweep_results_*.json"))
+    matches = sorted(run_dir.glob(RESULTS_GLOB))
     return matches[-1] if matches else None
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from cryptosweep.core.config_files import config_as_made, validate_config
 from cryptosweep.core.errors import UserError
+from cryptosweep.core.paths import REPORTS_DIR
 from cryptosweep.explore import plots
 from cryptosweep.explore.render import show_figure
 from cryptosweep.records.evaluations import EvaluationRow, configured
@@ -234,7 +235,7 @@ class BackgroundSweep:
         return self.future.result(timeout)
 
 
-def start_sweep(config_path: str | Path | None = None, *, log_dir: str | Path = "reports",
+def start_sweep(config_path: str | Path | None = None, *, log_dir: str | Path = REPORTS_DIR,
                 run_name: str | None = None, **options: Any) -> BackgroundSweep:
     """Start :func:`cryptosweep.sweep.runner.run_sweep` in a background thread and return at once,
     with the run folder to :func:`watch`. ``options`` are run_sweep's (``seed``, ``workers``,

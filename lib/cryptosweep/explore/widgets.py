@@ -20,7 +20,7 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from cryptosweep.core.paths import resolve
+from cryptosweep.core.paths import REPORTS_DIR, resolve
 from cryptosweep.explore import plots
 from cryptosweep.explore.accounting import record_unlock
 from cryptosweep.explore.render import frame_html, show_figure, show_message
@@ -86,7 +86,7 @@ class Explorer:
     :attr:`figures` (the plotly figures currently drawn, by name).
     """
 
-    def __init__(self, reports_dir: str | Path = "reports", run: str | None = None,
+    def __init__(self, reports_dir: str | Path = REPORTS_DIR, run: str | None = None,
                  compare_with: str | None = None, max_rows: int = DEFAULT_MAX_ROWS) -> None:
         resolved = resolve(reports_dir)  # the same relative path from the root or notebooks/
         self.reports_dir = Path(reports_dir) if resolved is None else resolved

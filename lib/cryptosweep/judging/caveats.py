@@ -22,8 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: ``reporting.min_trades`` when a results file predates the setting.
-DEFAULT_MIN_TRADES = 30
+from cryptosweep.core.settings import DEFAULT_MIN_TRADES
 
 
 def small_sample(trades: Any, min_trades: int) -> bool:

@@ -30,12 +30,9 @@ import numpy as np
 from scipy import stats
 
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
-from cryptosweep.judging.permutation import alpha_tstat, exposure_matched_pvalue
+from cryptosweep.judging.permutation import PERMUTATION_DRAWS, alpha_tstat, exposure_matched_pvalue
 from cryptosweep.judging.track_record import minimum_track_record_length
 from cryptosweep.trading.metrics import per_bar_sharpe
-
-#: Random placements of the permutation test (the issue's floor is 1,000).
-PERMUTATION_DRAWS = 2000
 
 
 def _moments(returns: np.ndarray) -> tuple[float, float]:

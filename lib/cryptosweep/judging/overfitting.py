@@ -35,7 +35,12 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+#: CSCV blocks of the probability of backtest overfitting: C(16, 8) = 12,870
+#: in-sample/out-of-sample splits.
+PBO_SPLITS = 16
+
 __all__ = [
+    "PBO_SPLITS",
     "PBOResult",
     "deflated_sharpe_from_returns",
     "deflated_sharpe_ratio",
@@ -260,7 +265,8 @@ class PBOResult:
         }
 
 
-def probability_of_backtest_overfitting(returns: np.ndarray, n_splits: int = 16) -> PBOResult:
+def probability_of_backtest_overfitting(returns: np.ndarray, n_splits: int = PBO_SPLITS
+                                        ) -> PBOResult:
     """Probability of backtest overfitting by CSCV (Bailey, Borwein, López de Prado & Zhu, 2017).
 
     Steps (section 2 of the paper), on a ``T × N`` matrix of per-observation returns, one column

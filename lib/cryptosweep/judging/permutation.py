@@ -22,6 +22,7 @@ from scipy import stats
 
 __all__ = [
     "NULL_QUANTILES",
+    "PERMUTATION_DRAWS",
     "AlphaResult",
     "PermutationResult",
     "alpha_tstat",
@@ -30,6 +31,8 @@ __all__ = [
     "random_trade_starts",
 ]
 
+#: Random placements the permutation test draws by default (the issue's floor is 1,000).
+PERMUTATION_DRAWS = 2000
 #: Probabilities at which :class:`PermutationResult` reports the null distribution.
 NULL_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 # Elements of the (draws x trades) placement matrices per vectorised chunk: bounds memory.
@@ -107,7 +110,7 @@ def exposure_matched_pvalue(
     trade_starts: np.ndarray,
     trade_lengths: np.ndarray,
     observed_total: float,
-    n_draws: int = 1000,
+    n_draws: int = PERMUTATION_DRAWS,
     seed: int = 0,
     cost_per_trade: float = 0.0,
 ) -> PermutationResult:

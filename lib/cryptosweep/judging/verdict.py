@@ -11,10 +11,12 @@ report, the index (and the nightly notification) share, so that they all say the
   1. beats flat (a score above 0) and buy-and-hold (when the results carry that baseline),
   2. on at least ``reporting.min_trades`` trades,
 
-  and its deflated Sharpe ratio is at least :data:`DSR_CONFIDENCE`, the probability of
-  backtest overfitting below :data:`PBO_LIMIT`, and its reproducibility re-run passed; else
-  **no edge**, with every failed condition in the reason. A criterion that cannot be evaluated
-  (no holdout, no DSR) is not counted as passed: it is named among the flags.
+  and its deflated Sharpe ratio is at least
+  :data:`~cryptosweep.core.settings.DSR_CONFIDENCE`, the probability of backtest overfitting
+  below :data:`~cryptosweep.core.settings.PBO_LIMIT` (fixed: not the deployment gate's
+  settings), and its reproducibility re-run passed; else **no edge**, with every failed
+  condition in the reason. A criterion that cannot be evaluated (no holdout, no DSR) is not
+  counted as passed: it is named among the flags.
 
 Either way the headline numbers are the winner's holdout score (the config's metric) with its
 trade count, the DSR and the PBO, and the flags name every caveat: small samples, a
@@ -28,15 +30,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cryptosweep.core.formatting import metric_name, share, signed
+from cryptosweep.core.settings import DSR_CONFIDENCE, PBO_LIMIT
 from cryptosweep.judging.caveats import fold_scores, fold_stability, min_trades_of, small_sample
 from cryptosweep.judging.selection import gate_dsr
-
-#: The edge test's DSR threshold: 95% confidence that the winner's Sharpe ratio exceeds the
-#: best one expected from this many trials without skill (Bailey & López de Prado 2014).
-DSR_CONFIDENCE = 0.95
-#: The edge test's PBO limit: at or above one half, the in-sample winner is as likely as not
-#: to fall below the median out of sample (Bailey, Borwein, López de Prado & Zhu 2017).
-PBO_LIMIT = 0.5
 
 DEPLOYABLE, NOT_DEPLOYABLE = "deployable", "not deployable"
 EDGE, NO_EDGE = "edge", "no edge"

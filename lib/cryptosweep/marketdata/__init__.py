@@ -8,7 +8,7 @@ from cryptosweep.core.lazy import lazy_exports
 _EXPORTS = {
     "update_candles": "cryptosweep.marketdata.store",
     "fetch_closed_candles": "cryptosweep.marketdata.exchange",
-    "DataUpdateSettings": "cryptosweep.core.config",
+    "DataUpdateSettings": "cryptosweep.core.data_settings",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -75,6 +75,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import numpy as np
 import pandas as pd
 
+from cryptosweep.core.data_settings import DEFAULT_LIMIT, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from cryptosweep.core.errors import ConfigError, InfrastructureError
 from cryptosweep.core.intervals import format_interval, parse_interval
 from cryptosweep.core.redaction import redact_url as core_redact_url
@@ -83,10 +84,8 @@ from cryptosweep.core.redaction import split_url
 log = logging.getLogger(__name__)
 
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
-#: Candles a request asks for by default (Binance's maximum for spot klines).
-DEFAULT_LIMIT = 1000
-DEFAULT_TIMEOUT_S = 10.0
-DEFAULT_RETRIES = 2
+#: Seconds before the first retry of a failed request (doubling with each retry).
+DEFAULT_RETRY_WAIT_S = 1.0
 #: The longest ``Retry-After`` (s) of an HTTP 429 an update waits for before its retry; a longer
 #: one gives up at once (the next update, hours later, tries again).
 RETRY_AFTER_LIMIT_S = 60.0
@@ -213,7 +212,7 @@ def fetch_closed_candles(
     max_bars: int | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     retries: int = DEFAULT_RETRIES,
-    retry_wait_s: float = 1.0,
+    retry_wait_s: float = DEFAULT_RETRY_WAIT_S,
 ) -> FetchResult:
     """The closed candles of ``symbol`` on ``exchange`` from open time ``since`` (included) up
     to ``now`` (see the module docstring), ``limit`` a request.

@@ -54,13 +54,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryptosweep.core.data_settings import (
+    DEFAULT_LIMIT,
+    DEFAULT_MAX_BARS,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_S,
+)
 from cryptosweep.core.errors import ConfigError, DataError, InfrastructureError
 from cryptosweep.core.files import atomic_path, unwritable
 from cryptosweep.core.intervals import detect_interval, format_interval
 from cryptosweep.marketdata.exchange import (
-    DEFAULT_LIMIT,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT_S,
+    DEFAULT_RETRY_WAIT_S,
     check_exchange_id,
     check_interval,
     fetch_closed_candles,
@@ -70,8 +74,6 @@ from cryptosweep.trading.data import DuplicateRowsWarning, load_ohlcv, sample_da
 
 log = logging.getLogger(__name__)
 
-#: The most new candles one update appends by default (the rest come with the next one).
-DEFAULT_MAX_BARS = 100_000
 _US_MIN = 10**14  # an open_time this large is in µs (Binance's spot files since 2025)
 
 
@@ -156,7 +158,7 @@ def update_candles(
     allow_gaps: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     retries: int = DEFAULT_RETRIES,
-    retry_wait_s: float = 1.0,
+    retry_wait_s: float = DEFAULT_RETRY_WAIT_S,
 ) -> UpdateSummary:
     """Append to the candle file ``path`` the closed ``interval`` candles of ``symbol`` on
     ``exchange`` (a ccxt id) that come after its last bar (see the module docstring).

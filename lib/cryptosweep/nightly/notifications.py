@@ -41,6 +41,8 @@ from cryptosweep.core.errors import (
 from cryptosweep.core.redaction import redact
 from cryptosweep.judging.deployment import summary_line
 from cryptosweep.judging.selection import gate_dsr
+from cryptosweep.records.results import RESULTS_GLOB
+from cryptosweep.reporting.index_page import REPORT_FILE
 
 if TYPE_CHECKING:
     from cryptosweep.nightly.promotion import Promotion
@@ -93,7 +95,7 @@ def build_summary(run_dir: Path | None, exit_code: int, message: str | None = No
     if run_dir is not None:
         run_dir = Path(run_dir).resolve()
         summary.update(run=run_dir.name, run_dir=str(run_dir))
-        results = sorted(run_dir.glob("sweep_results_*.json"))
+        results = sorted(run_dir.glob(RESULTS_GLOB))
         if results:
             try:
                 data = json.loads(results[-1].read_text(encoding="utf-8"))
@@ -110,8 +112,8 @@ def build_summary(run_dir: Path | None, exit_code: int, message: str | None = No
                 dsr=_number(gate_dsr(data).get("dsr")),  # the one the gate judged
                 pbo=_number((overfitting.get("pbo") or {}).get("pbo")),
             )
-        if (run_dir / "report.html").is_file():
-            summary["report"] = str(run_dir / "report.html")
+        if (run_dir / REPORT_FILE).is_file():
+            summary["report"] = str(run_dir / REPORT_FILE)
     summary["text"] = summary_text(summary)
     return summary
 

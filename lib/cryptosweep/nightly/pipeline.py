@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from cryptosweep.core.config import SweepConfig, resolve_seed
+from cryptosweep.core.config import DEFAULT_SEED, SweepConfig, resolve_seed
 from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import (
     EXIT_BUG,
@@ -42,7 +42,14 @@ from cryptosweep.core.errors import (
     sigterm_interrupts,
 )
 from cryptosweep.core.files import PRIVATE_MODE, output_problem, write_json_atomic
-from cryptosweep.core.paths import NOTEBOOKS, REPOSITORY, resolve
+from cryptosweep.core.paths import (
+    KERNEL,
+    NOTEBOOKS,
+    REPORTS_DIR,
+    REPOSITORY,
+    TEMPLATE_CONFIG_IN_REPOSITORY,
+    resolve,
+)
 from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
 from cryptosweep.nightly.notifications import NOTIFY_TIMEOUT_S, SUMMARY_FILE, build_summary, notify
 from cryptosweep.nightly.promotion import (
@@ -57,16 +64,14 @@ from cryptosweep.nightly.promotion import (
 from cryptosweep.nightly.publishing import publish
 from cryptosweep.nightly.retention import housekeep
 from cryptosweep.nightly.runs import RUN_PREFIX, check_sweep, plan_run
-from cryptosweep.reporting.index_page import FIELD_FILE
+from cryptosweep.reporting.index_page import FIELD_FILE, REPORT_FILE
 from cryptosweep.sweep.opening import LOG_FILE, utc_stamp
 
-KERNEL = "cryptosweep"
-DEFAULT_CONFIG = "parameters/sweep_config_template.json"
 #: The environment variables the job reads (``scheduled/README.md`` documents each).
-SETTINGS_HELP = """settings (environment):
-  SWEEP_CONFIG        config when no CONFIG argument (default parameters/sweep_config_template.json)
-  SWEEP_SEED          master seed (default: the config's seed, else 123456)
-  REPORTS_DIR         run folders, index.html, latest (default <repo>/reports)
+SETTINGS_HELP = f"""settings (environment):
+  SWEEP_CONFIG        config when no CONFIG argument (default {TEMPLATE_CONFIG_IN_REPOSITORY})
+  SWEEP_SEED          master seed (default: the config's seed, else {DEFAULT_SEED})
+  REPORTS_DIR         run folders, index.html, latest (default <repo>/{REPORTS_DIR})
   MODELS_DIR          champion/, champion.prev/, best_configs_latest.json,
                       best_configs_last_run.json, champions.jsonl, paper_trades.jsonl,
                       rejected/, demoted/ (default <repo>/models)
@@ -160,13 +165,13 @@ class Settings:
                                  f"{', '.join(GPU_POLICIES)}")
         seed_text = env.get("SWEEP_SEED", "").strip()
         folders = {name: _in_repository(env.get(name) or default)
-                   for name, default in (("REPORTS_DIR", "reports"), ("MODELS_DIR", "models"))}
+                   for name, default in (("REPORTS_DIR", REPORTS_DIR), ("MODELS_DIR", "models"))}
         for name, folder in folders.items():  # checked before anything is created
             problem = output_problem(folder, folder=True)
             if problem is not None:
                 raise NightlyFailure(EXIT_USAGE, f"{name}={folder}: {problem}")
         return cls(
-            config=resolve(config or env.get("SWEEP_CONFIG") or DEFAULT_CONFIG),  # type: ignore[arg-type]
+            config=resolve(config or env.get("SWEEP_CONFIG") or TEMPLATE_CONFIG_IN_REPOSITORY),  # type: ignore[arg-type]
             seed=whole("SWEEP_SEED", 0) if seed_text else None,
             reports_dir=folders["REPORTS_DIR"],
             models_dir=folders["MODELS_DIR"],
@@ -318,7 +323,7 @@ class Night:
             raise NightlyFailure(EXIT_REPORT, f"publishing latest failed: {exc}") from None
         self.log("INFO", f"published: {link} -> {os.readlink(link)}")
         self._promote(run_dir)
-        self.log("INFO", f"success: {run_dir / 'report.html'}")
+        self.log("INFO", f"success: {run_dir / REPORT_FILE}")
 
     def _check_update(self, config: SweepConfig) -> None:
         """What the candle update (:meth:`_update_candles`) needs from the config and the

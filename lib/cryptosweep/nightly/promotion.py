@@ -59,7 +59,8 @@ from cryptosweep.core.settings import DeploymentSettings
 from cryptosweep.core.vocabulary import APPROVED
 from cryptosweep.judging.deployment import keep_champion, summary_line
 from cryptosweep.production.model import MANIFEST
-from cryptosweep.records.results import BEST_CONFIGS_LATEST
+from cryptosweep.records.results import BEST_CONFIGS_GLOB, BEST_CONFIGS_LATEST, RESULTS_GLOB
+from cryptosweep.reporting.index_page import REPORT_FILE
 
 CHAMPION = "champion"
 PREVIOUS = "champion.prev"
@@ -286,8 +287,8 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
     raises, with the champion untouched."""
     run_dir, models = Path(run_dir), Path(models_dir)
     models.mkdir(parents=True, exist_ok=True)
-    results_path = sorted(run_dir.glob("sweep_results_*.json"))[-1]
-    best_path = sorted(run_dir.glob("best_configs_*.json"))[-1]
+    results_path = sorted(run_dir.glob(RESULTS_GLOB))[-1]
+    best_path = sorted(run_dir.glob(BEST_CONFIGS_GLOB))[-1]
     results = json.loads(results_path.read_text(encoding="utf-8"))
     deployment = results.get("deployment") or {}
     approved = deployment.get("decision") == APPROVED
@@ -318,7 +319,7 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
                 kept = (f"the champion was demoted ({record['keep']['text']}): flat until a "
                         f"new one is approved; it is in {demoted['demoted_to']}")
         return Promotion(False, record, f"{summary_line(deployment)}; {kept}; see "
-                                        f"{run_dir / 'report.html'}")
+                                        f"{run_dir / REPORT_FILE}")
     best = json.loads(best_path.read_text(encoding="utf-8"))
     workspace = models / f"{TRAINING_PREFIX}{os.getpid()}"  # whatever training writes
     shutil.rmtree(workspace, ignore_errors=True)

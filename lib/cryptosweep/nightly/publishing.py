@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from cryptosweep.nightly.runs import RunState
-from cryptosweep.records.results import BEST_CONFIGS_LATEST
+from cryptosweep.records.results import BEST_CONFIGS_GLOB, BEST_CONFIGS_LATEST
 
 LATEST_LINK = "latest"
 __all__ = ["BEST_CONFIGS_LATEST", "LATEST_LINK", "publish", "update_latest_link"]
@@ -38,6 +38,6 @@ def publish(run_dir: Path, reports_dir: Path) -> Path:
     if not state.finished:
         raise RuntimeError(f"{run_dir} is not a finished run (status {state.status}, report "
                            f"{'present' if state.has_report else 'missing'})")
-    if not list(Path(run_dir).glob("best_configs_*.json")):
-        raise RuntimeError(f"{run_dir}: no best_configs_*.json")
+    if not list(Path(run_dir).glob(BEST_CONFIGS_GLOB)):
+        raise RuntimeError(f"{run_dir}: no {BEST_CONFIGS_GLOB}")
     return update_latest_link(reports_dir, run_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 from cryptosweep.core.files import write_with
 from cryptosweep.nightly.publishing import LATEST_LINK
 from cryptosweep.nightly.runs import RUN_PREFIX, RunState, scan_runs
+from cryptosweep.reporting.index_page import INDEX_FILE
 
 
 def select_for_deletion(runs: Sequence[RunState], keep: int,
@@ -82,7 +83,7 @@ def housekeep(reports_dir: Path, log_days: float, keep: int, current: Path | Non
                                 exclude=[current] if current is not None else []):
         lines.append(f"INFO retention: compressed {gz.parent.name}/{gz.name} "
                      f"(older than {log_days:g} days)")
-    if gone and (reports_dir / "index.html").is_file():
+    if gone and (reports_dir / INDEX_FILE).is_file():
         from cryptosweep.reporting.report import write_index
 
         try:

@@ -14,6 +14,8 @@ from cryptosweep.core.config import config_hash
 from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import EXIT_OK, EXIT_SWEEP, UserError, exit_code_for
 from cryptosweep.records.inspection import DB_NAME
+from cryptosweep.records.results import RESULTS_GLOB
+from cryptosweep.reporting.index_page import REPORT_FILE
 from cryptosweep.trading.objective import check_spec
 
 RUN_PREFIX = "nightly_"
@@ -59,8 +61,8 @@ class RunState:
         path = Path(path)
         return cls(
             path=path, status=run_status(path), has_journal=(path / DB_NAME).is_file(),
-            has_results=any(path.glob("sweep_results_*.json")),
-            has_report=(path / "report.html").is_file(),
+            has_results=any(path.glob(RESULTS_GLOB)),
+            has_report=(path / REPORT_FILE).is_file(),
         )
 
     @property

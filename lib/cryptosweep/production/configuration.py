@@ -25,7 +25,12 @@ from cryptosweep.core.errors import ConfigError, UserError
 from cryptosweep.core.intervals import parse_interval
 from cryptosweep.core.reproducibility import SEED_BITS
 from cryptosweep.core.vocabulary import MODEL_FAMILIES
-from cryptosweep.records.results import BEST_CONFIGS_LATEST, BEST_CONFIGS_SCHEMA, latest_file
+from cryptosweep.records.results import (
+    BEST_CONFIGS_GLOB,
+    BEST_CONFIGS_LATEST,
+    BEST_CONFIGS_SCHEMA,
+    latest_file,
+)
 from cryptosweep.trading.steps import TradingParams, full_rounds
 
 _RESUME_HINT = ("rewrite it with the version installed: `cryptosweep run --resume RUN_DIR` "
@@ -85,9 +90,9 @@ def read_best_configs(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str
     if path.is_dir():
         latest = path / BEST_CONFIGS_LATEST
         try:
-            path = latest if latest.is_file() else latest_file(path, "best_configs_*.json")
+            path = latest if latest.is_file() else latest_file(path, BEST_CONFIGS_GLOB)
         except UserError:
-            raise ConfigError(f"{path}: no best_configs_*.json or {BEST_CONFIGS_LATEST} in this "
+            raise ConfigError(f"{path}: no {BEST_CONFIGS_GLOB} or {BEST_CONFIGS_LATEST} in this "
                               "folder (is it a finished run folder?)") from None
     elif not path.is_file():
         raise ConfigError(f"best configs not found: {path}")

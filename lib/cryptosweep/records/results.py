@@ -35,6 +35,12 @@ RESULTS_SCHEMA = "cryptosweep.sweep_results/1"
 #: The ``schema`` of a best-configs file: each of its ``configurations`` carries what
 #: ``cryptosweep.production.train_model`` needs (``objective_spec``, ``data``).
 BEST_CONFIGS_SCHEMA = "cryptosweep.best_configs/1"
+#: A run folder's results file: ``sweep_results_<UTC stamp>.json`` (the newest is the run's).
+RESULTS_PREFIX = "sweep_results_"
+RESULTS_GLOB = f"{RESULTS_PREFIX}*.json"
+#: A run folder's best-configs file: ``best_configs_<UTC stamp>.json``.
+BEST_CONFIGS_PREFIX = "best_configs_"
+BEST_CONFIGS_GLOB = f"{BEST_CONFIGS_PREFIX}*.json"
 #: The name the nightly publishes the latest best-configs file under, in its models folder.
 BEST_CONFIGS_LATEST = "best_configs_latest.json"
 #: What a configuration entry of a best-configs file says of the data its run swept.
@@ -333,7 +339,7 @@ def load_run(run_dir: str | Path) -> RunView:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is a file, not a run folder" if run_dir.exists()
                         else f"run folder not found: {run_dir}")
-    results = json.loads(latest_file(run_dir, "sweep_results_*.json").read_text())
+    results = json.loads(latest_file(run_dir, RESULTS_GLOB).read_text())
     usage = json.loads(latest_file(run_dir, "resource_usage_*.json").read_text())
     environment = json.loads(latest_file(run_dir, "gpu_repro_*.json").read_text())
     return RunView(run_dir=run_dir, results=results, resource_usage=usage,

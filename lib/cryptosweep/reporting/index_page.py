@@ -18,9 +18,12 @@ from typing import Any
 from cryptosweep.core.files import write_text_atomic
 from cryptosweep.core.formatting import metric_name, share, signed
 from cryptosweep.judging.verdict import verdict
+from cryptosweep.records.results import RESULTS_GLOB
 from cryptosweep.reporting.offline import ensure_plotly_js, library_tags
 
 INDEX_FILE = "index.html"
+#: A run folder's report page (the analysis notebook run into HTML).
+REPORT_FILE = "report.html"
 #: What the nightly's champion-in-the-field watch found (written by the nightly).
 FIELD_FILE = "champion_field.json"
 
@@ -32,7 +35,7 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
     for run_dir in sorted(Path(log_dir).iterdir()):
         if run_dir.is_symlink() or not run_dir.is_dir():
             continue
-        found = sorted(run_dir.glob("sweep_results_*.json"))
+        found = sorted(run_dir.glob(RESULTS_GLOB))
         if not found:
             continue
         try:
@@ -66,7 +69,7 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
             "pbo": decided.pbo,
             "reproducible": reproducible,
             "status": {None: "-", True: "ok", False: "repro FAIL"}[reproducible],  # re-runs
-            "report": (f"{run_dir.name}/report.html" if (run_dir / "report.html").exists()
+            "report": (f"{run_dir.name}/{REPORT_FILE}" if (run_dir / REPORT_FILE).exists()
                        else f"{run_dir.name}/{found[-1].name}"),
         })
     return sorted(rows, key=lambda row: (row["created_at"], row["run"]))

@@ -15,6 +15,10 @@ from pathlib import Path
 
 from cryptosweep.core.files import write_text_atomic
 
+#: The MIME type of a plotly figure in a notebook output (what the jupyterlab-plotly extension
+#: draws, and what the report reads its charts from).
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
 EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>", re.I)
 
 _MISSING_LIBRARY = """<script>window.addEventListener("DOMContentLoaded", function () {

@@ -28,11 +28,12 @@ from cryptosweep.core.files import (
     unwritable,
     write_text_atomic,
 )
-from cryptosweep.core.paths import NOTEBOOKS
+from cryptosweep.core.paths import KERNEL, NOTEBOOKS
 from cryptosweep.records.inspection import inspect_journal
-from cryptosweep.records.results import latest_file
-from cryptosweep.reporting.index_page import run_summaries, write_index
+from cryptosweep.records.results import RESULTS_GLOB, latest_file
+from cryptosweep.reporting.index_page import REPORT_FILE, run_summaries, write_index
 from cryptosweep.reporting.offline import (
+    PLOTLY_MIME,
     ensure_plotly_js,
     library_tags,
     plotly_js_name,
@@ -50,8 +51,6 @@ __all__ = ["charts_as_html", "export_optuna", "render_notebook", "render_report"
 #: existing file it replaces.
 OPTUNA_EXPORT_ID = 0x43534F58
 ANALYSIS_NOTEBOOK = NOTEBOOKS / "analysis.ipynb"
-KERNEL = "cryptosweep"
-PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 #: A chart's height when its layout does not set one (what plotly's notebook output used).
 DEFAULT_CHART_HEIGHT = "525px"
 
@@ -135,7 +134,7 @@ def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900)
     convert it to ``run_dir/report.html`` (``nbconvert --to html --no-input``), which loads
     plotly.js from the folder above (written there once)."""
     run_dir = Path(run_dir).resolve()
-    results = latest_file(run_dir, "sweep_results_*.json")  # a folder that is not a run
+    results = latest_file(run_dir, RESULTS_GLOB)  # a folder that is not a run
     _check_results_file(results)
     inspect_journal(run_dir, writable=False, purpose="report")  # every row, before anything
     return render_notebook(ANALYSIS_NOTEBOOK, run_dir, {"run_dir": str(run_dir)}, kernel,
@@ -170,7 +169,7 @@ def render_notebook(notebook_path: Path, folder: Path, parameters: dict[str, Any
                             exclude_output_prompt=True)
     notebook = charts_as_html(nbformat.read(executed, as_version=4))
     body, _ = exporter.from_notebook_node(notebook)
-    target = folder / "report.html"
+    target = folder / REPORT_FILE
     library = ensure_plotly_js(folder.parent)
     write_text_atomic(target, with_library(without_cdn_scripts(body),
                                            library_tags(target, library)))
@@ -188,7 +187,7 @@ def charts_as_html(notebook: Any) -> Any:
     number = 0
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            chart = (output.get("data") or {}).get(PLOTLY_MIMETYPE)
+            chart = (output.get("data") or {}).get(PLOTLY_MIME)
             if chart is None:
                 continue
             number += 1

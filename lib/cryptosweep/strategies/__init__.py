@@ -17,7 +17,7 @@ __all__ = ["EvalRequest", "EvalResult", "GridSearch", "RandomSearch", "Strategy"
 def sweep_size(config: SweepConfig) -> tuple[int, float]:
     """How many evaluations the sweep of ``config`` runs and the budget they spend (in units of
     the full budget's unit), counted arithmetically, without building the strategy; a sweep of
-    more than :data:`~cryptosweep.core.config.MAX_EVALUATIONS` is a ``ConfigError`` naming what to
+    more than :data:`~cryptosweep.core.settings.MAX_EVALUATIONS` is a ``ConfigError`` naming what to
     lower. :func:`make_strategy` is safe to call once this returns."""
     full_budget = float(config.full_budget_units)
     if config.sweep_type == "hyperband":

@@ -33,13 +33,21 @@ from cryptosweep.execution.worker import TaskOutcome, run_final_task
 from cryptosweep.judging.deployment import decide
 from cryptosweep.judging.edge import edge
 from cryptosweep.judging.overfitting import (
+    PBO_SPLITS,
     deflated_sharpe_from_returns,
     probability_of_backtest_overfitting,
 )
 from cryptosweep.records.evaluations import EvaluationRow, configured, without_search
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
-from cryptosweep.records.results import best_configs, build_results, resource_usage, text_report
+from cryptosweep.records.results import (
+    BEST_CONFIGS_PREFIX,
+    RESULTS_PREFIX,
+    best_configs,
+    build_results,
+    resource_usage,
+    text_report,
+)
 from cryptosweep.strategies import Strategy
 from cryptosweep.sweep.champion import Champion, champion_request, comparison, read_champion
 from cryptosweep.sweep.evidence import (
@@ -71,7 +79,6 @@ from cryptosweep.trading.objective import trial_reproducibility
 
 log = logging.getLogger(__name__)
 
-PBO_SPLITS = 16  # CSCV blocks: C(16, 8) = 12,870 in-sample/out-of-sample splits
 #: The journal's ``extra_evaluations`` id of the one-per-run results (baselines, champion).
 RUN_LEVEL_ID = 0
 #: The ``extra_returns`` kind of the champion's per-bar returns on this run's holdout.
@@ -186,9 +193,9 @@ def finalize_run(
     results["deployment"] = decide(results, champion_side)
     log.info("deployment gate: %s", results["deployment"]["reason"])
     files = {
-        "results": run_dir / f"sweep_results_{stamp}.json",
+        "results": run_dir / f"{RESULTS_PREFIX}{stamp}.json",
         "report": run_dir / f"sweep_report_{stamp}.txt",
-        "best_configs": run_dir / f"best_configs_{stamp}.json",
+        "best_configs": run_dir / f"{BEST_CONFIGS_PREFIX}{stamp}.json",
         "resource_usage": run_dir / f"resource_usage_{stamp}.json",
     }
     write_json_atomic(files["results"], results)

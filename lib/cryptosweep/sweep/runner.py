@@ -27,6 +27,7 @@ from cryptosweep.core.errors import (
 )
 from cryptosweep.core.faults import infrastructure_fault
 from cryptosweep.core.files import write_json_atomic
+from cryptosweep.core.paths import SWEEP_LOG_DIR
 from cryptosweep.core.reproducibility import setup_crypto_gpu_reproducibility
 from cryptosweep.core.settings import MAX_WORKERS
 from cryptosweep.execution.checkpoints import remove_checkpoints
@@ -67,7 +68,7 @@ def run_sweep(
     seed: int | None = None,
     overrides: Sequence[str] = (),
     data_path: str | Path | None = None,
-    log_dir: str | Path = "sweep_logs",
+    log_dir: str | Path = SWEEP_LOG_DIR,
     run_name: str | None = None,
     gpu_ids: str | Sequence[int] | None = None,
     workers: int | None = None,

@@ -28,7 +28,7 @@ process's out-of-sample track and its verdict.
   trades, the winner's parameters and the gate's decision).
 * ``verdict``: **edge** when the track beats flat (score > 0) and buy-and-hold, on at least
   ``reporting.min_trades`` trades, with a DSR of at least
-  :data:`~cryptosweep.judging.verdict.DSR_CONFIDENCE`; else **no edge**, naming every failed
+  :data:`~cryptosweep.core.settings.DSR_CONFIDENCE`; else **no edge**, naming every failed
   condition.
 
 Everything but ``run`` (where and when it ran) is a function of the config, the master seed
@@ -44,9 +44,10 @@ import numpy as np
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.formatting import metric_name, share, signed
+from cryptosweep.core.settings import DSR_CONFIDENCE
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
 from cryptosweep.judging.selection import deflated_sharpe, variance_of_sharpe
-from cryptosweep.judging.verdict import DSR_CONFIDENCE, EDGE, NO_EDGE
+from cryptosweep.judging.verdict import EDGE, NO_EDGE
 from cryptosweep.trading.baselines import BASELINES
 from cryptosweep.trading.metrics import performance
 from cryptosweep.walkforward.analysis import (

@@ -42,10 +42,12 @@ from cryptosweep.core.config import MAX_SEED, SweepConfig, config_hash, resolve_
 from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import ResumeError, SweepInterrupted, UserError
 from cryptosweep.core.files import write_json_atomic, write_text_atomic
+from cryptosweep.core.paths import WALKFORWARD_LOG_DIR
 from cryptosweep.execution.executors import Executor, InProcessExecutor
 from cryptosweep.records.inspection import DB_NAME, inspect_journal
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
+from cryptosweep.records.results import RESULTS_PREFIX
 from cryptosweep.sweep.opening import (
     check_run_name,
     check_same_fidelity,
@@ -90,7 +92,7 @@ def run_walkforward(
     seed: int | None = None,
     overrides: Sequence[str] = (),
     data_path: str | Path | None = None,
-    log_dir: str | Path = "walkforward_logs",
+    log_dir: str | Path = WALKFORWARD_LOG_DIR,
     run_name: str | None = None,
     gpu_ids: str | Sequence[int] | None = None,
     workers: int | None = None,
@@ -341,7 +343,7 @@ def _check_windows(plans: list[WindowPlan], wf_dir: Path) -> list[_WindowFiles]:
                 f"--resume {wf_dir}: {info.db} is the journal of another sweep than {name}'s "
                 f"(its config or seed differs from {MANIFEST}'s); move {name} away to run it "
                 "again")
-        results_path = window_dir / f"sweep_results_{info.timestamp}.json"
+        results_path = window_dir / f"{RESULTS_PREFIX}{info.timestamp}.json"
         results = None
         if info.status == "complete" and results_path.is_file():
             results = _read_json(results_path, wf_dir, "the window's sweep results")

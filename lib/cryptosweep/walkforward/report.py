@@ -15,7 +15,7 @@ import pandas as pd
 
 from cryptosweep.core.errors import UserError
 from cryptosweep.core.formatting import metric_name, percent, signed
-from cryptosweep.core.paths import NOTEBOOKS
+from cryptosweep.core.paths import KERNEL, NOTEBOOKS
 from cryptosweep.records.results import latest_file
 from cryptosweep.walkforward.combine import RESULTS_SCHEMA
 
@@ -45,7 +45,7 @@ def load_walkforward(wf_dir: str | Path) -> dict[str, Any]:
     return results
 
 
-def render_walkforward_report(wf_dir: str | Path, kernel: str = "cryptosweep",
+def render_walkforward_report(wf_dir: str | Path, kernel: str = KERNEL,
                               timeout: int = 900) -> Path:
     """``wf_dir/report.html`` from ``notebooks/walkforward_analysis.ipynb``."""
     from cryptosweep.reporting.report import render_notebook

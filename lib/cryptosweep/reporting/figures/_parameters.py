@@ -9,6 +9,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from cryptosweep.core.settings import DEFAULT_MIN_IMPORTANCE_TRIALS
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import at_largest_budget
 from cryptosweep.reporting.figures._style import TEMPLATE
@@ -112,10 +113,6 @@ def _untruncate_labels(fig: go.Figure, names: list[str]) -> None:
         if trace.customdata is not None and trace.mode == "lines":
             trace.customdata = [[full.get(label, label).replace("<br>", ""), value]
                                 for label, value in trace.customdata]
-
-
-#: ``reporting.min_importance_trials`` when a results file predates the setting.
-DEFAULT_MIN_IMPORTANCE_TRIALS = 20
 
 
 def parameter_importances(results: Mapping[str, Any] | None, journal: Journal,
