@@ -284,6 +284,18 @@ def test_explorer_callbacks_redraw_tables_and_figures_from_the_journal(explore_r
     assert ui.comparison.first == "night2 (1)", "a run compared with itself is labelled"
 
 
+def test_a_run_that_is_not_there_is_refused_naming_it(explore_reports):
+    """`-p run nosuch` (a typo) opened the newest run without a word: another run's trials
+    read as the one asked for."""
+    from cryptosweep.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"run 'nigth1': no such run in .*night2"):
+        Explorer(explore_reports, run="nigth1")
+    with pytest.raises(ConfigError, match=r"compare_with 3: no such run"):
+        Explorer(explore_reports, run="night1", compare_with=3)  # type: ignore[arg-type]
+    assert Explorer(explore_reports, run="night1").run_picker.value == "night1"
+
+
 def test_explorer_of_a_missing_or_empty_folder_says_so(tmp_path):
     missing = Explorer(tmp_path / "nowhere")
     assert "reports folder not found" in missing.header.value

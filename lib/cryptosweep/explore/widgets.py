@@ -20,6 +20,7 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
+from cryptosweep.core.errors import ConfigError
 from cryptosweep.core.paths import REPORTS_DIR, resolve
 from cryptosweep.explore import plots
 from cryptosweep.explore.accounting import record_unlock
@@ -102,6 +103,12 @@ class Explorer:
         self._quiet = False
         self._build()
         self.refresh(run, compare_with)
+        names = [r.name for r in self.runs]
+        for what, name in (("run", run), ("compare_with", compare_with)):
+            if name is not None and name not in names:  # it showed the newest without a word
+                listed = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+                raise ConfigError(f"{what} {name!r}: no such run in {self.reports_dir} "
+                                  f"(its runs: {listed or 'none'})")
 
     # -------------------------------------------------------------------------- layout
 
