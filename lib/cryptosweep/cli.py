@@ -56,16 +56,13 @@ def _gpu_ids(text: str) -> list[int]:
 
 
 def _non_negative(text: str) -> int:
-    """A whole number >= 0 written in ASCII digits: int() alone also takes '７' (a
-    full-width 7) and '1_2' (12), which no one means as a seed or a count."""
-    digits = text.strip()
-    negative = digits.startswith("-") and digits[1:].isascii() and digits[1:].isdigit()
-    if not negative and not (digits.isascii() and digits.isdigit()):
-        raise argparse.ArgumentTypeError(f"expected a whole number in digits 0-9, got {text!r}")
+    """A whole number >= 0 in ASCII digits (:func:`~cryptosweep.core.strict.whole_number`)."""
+    from cryptosweep.core.strict import whole_number
+
     try:
-        value = int(digits)
-    except ValueError:  # an integer of more digits than Python converts
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        value = whole_number(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative number, got {value}")
     return value

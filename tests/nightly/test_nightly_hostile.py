@@ -272,6 +272,20 @@ def test_superscript_digits_are_not_a_number(tmp_path, setting):
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.parametrize("text", ["-3", "\uff17", "1_2", "3.0", "1e3"])
+def test_whole_number_settings_are_ascii_digits(tmp_path, text):
+    """The settings read as whole numbers take ASCII digits only, as the CLI's flags do (one
+    rule, core.strict.whole_number): '１_2' is not 12, '-3' days keeps no log."""
+    from cryptosweep.nightly.pipeline import NightlyFailure, Settings
+
+    for setting in ("RUN_RETENTION", "LOG_RETENTION_DAYS", "SWEEP_TIMEOUT", "SWEEP_SEED"):
+        env = {setting: text, "REPORTS_DIR": str(tmp_path / "r"), "MODELS_DIR": str(tmp_path)}
+        with pytest.raises(NightlyFailure, match=f"{setting} must be a whole number, got "):
+            Settings.from_environment(env, str(tmp_path / "c.yaml"))
+    settings = Settings.from_environment({"RUN_RETENTION": " 7 ", "SWEEP_SEED": "0"}, "c.yaml")
+    assert (settings.run_retention, settings.seed) == (7, 0)
+
+
 @slow
 @pytest.mark.parametrize("setting", ["REPORTS_DIR", "MODELS_DIR"])
 @pytest.mark.parametrize("where", ["the file", "under the file"])

@@ -31,6 +31,9 @@ WALKFORWARD_LOG_DIR = "walkforward_logs"
 #: The reports folder: the nightly's ``REPORTS_DIR`` default (relative to the repository root)
 #: and the explorer's (relative to the working directory).
 REPORTS_DIR = "reports"
+#: The nightly's models folder (``MODELS_DIR``; relative to the repository root): the champion,
+#: its history and the trial ledger.
+MODELS_DIR = "models"
 
 
 def resolve(path: str | Path | None, what: str = "path") -> Path | None:

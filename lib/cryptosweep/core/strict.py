@@ -1,5 +1,5 @@
 """The base of every section of a sweep configuration: unknown keys are errors and types are
-strict."""
+strict; and whole numbers read strictly from text (flags, environment variables)."""
 
 from __future__ import annotations
 
@@ -11,3 +11,18 @@ class Strict(BaseModel):
     count and ``"3"`` neither (an integer is still a valid float)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def whole_number(text: str) -> int:
+    """The integer ``text`` writes in ASCII digits 0-9 (an optional leading ``-``, surrounding
+    spaces): ``int()`` alone also takes ``'７'`` (a full-width 7), ``'1_2'`` (12) and, through
+    ``str.isdigit``, would let ``'²'`` through to a traceback; no one means those as a seed or a
+    count. A ``ValueError`` saying what is wrong otherwise."""
+    digits = text.strip()
+    body = digits[1:] if digits.startswith("-") else digits
+    if not (body.isascii() and body.isdigit()):
+        raise ValueError(f"expected a whole number in digits 0-9, got {text!r}")
+    try:
+        return int(digits)
+    except ValueError:  # more digits than Python converts
+        raise ValueError(f"expected a whole number, got {text!r}") from None

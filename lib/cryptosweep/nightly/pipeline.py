@@ -44,12 +44,14 @@ from cryptosweep.core.errors import (
 from cryptosweep.core.files import PRIVATE_MODE, output_problem, write_json_atomic
 from cryptosweep.core.paths import (
     KERNEL,
+    MODELS_DIR,
     NOTEBOOKS,
     REPORTS_DIR,
     REPOSITORY,
     TEMPLATE_CONFIG_IN_REPOSITORY,
     resolve,
 )
+from cryptosweep.core.strict import whole_number
 from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
 from cryptosweep.nightly.notifications import NOTIFY_TIMEOUT_S, SUMMARY_FILE, build_summary, notify
 from cryptosweep.nightly.promotion import (
@@ -155,9 +157,13 @@ class Settings:
             text = env.get(name, "").strip()
             if not text:
                 return default
-            if not (text.isascii() and text.isdigit()):  # not '²', which int() refuses
+            try:
+                value = whole_number(text)
+            except ValueError:
+                value = -1
+            if value < 0:
                 raise NightlyFailure(EXIT_USAGE, f"{name} must be a whole number, got {text!r}")
-            return int(text)
+            return value
 
         policy = env.get("GPU_POLICY", "").strip() or "fallback"
         if policy not in GPU_POLICIES:
@@ -165,7 +171,7 @@ class Settings:
                                  f"{', '.join(GPU_POLICIES)}")
         seed_text = env.get("SWEEP_SEED", "").strip()
         folders = {name: _in_repository(env.get(name) or default)
-                   for name, default in (("REPORTS_DIR", REPORTS_DIR), ("MODELS_DIR", "models"))}
+                   for name, default in (("REPORTS_DIR", REPORTS_DIR), ("MODELS_DIR", MODELS_DIR))}
         for name, folder in folders.items():  # checked before anything is created
             problem = output_problem(folder, folder=True)
             if problem is not None:
