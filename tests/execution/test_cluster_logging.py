@@ -25,3 +25,21 @@ def test_distributed_is_imported_only_for_a_cluster_and_stays_quiet_after():
     assert done.returncode == 0, done.stderr
     # without the second quieting: distributed INFO (20), tornado CRITICAL (50)
     assert done.stdout.split() == [str(logging.ERROR)] * 2
+
+
+def test_shutting_a_cluster_down_logs_no_callback_tracebacks(caplog):
+    """A Ctrl-C cancels tasks in flight and shuts the cluster down: tornado's "Exception in
+    callback" tracebacks about the dropped futures reached the terminal (once in six suite
+    runs) under the one line that says how to resume. During the shutdown the cluster's
+    loggers say only what is critical; their levels come back after it."""
+    from cryptosweep.execution.cluster_logging import NOISY, silenced_cluster_loggers
+
+    before = {name: logging.getLogger(name).level for name in NOISY}
+    with caplog.at_level(logging.DEBUG), silenced_cluster_loggers():
+        try:
+            raise RuntimeError("a future dropped by the shutdown")
+        except RuntimeError:
+            logging.getLogger("tornado.application").exception("Exception in callback")
+        logging.getLogger("distributed.client").error("shutting down with tasks in flight")
+    assert not [r for r in caplog.records if r.name.startswith(("tornado", "distributed"))]
+    assert {name: logging.getLogger(name).level for name in NOISY} == before

@@ -10,7 +10,9 @@ and a half that importing ``distributed`` costs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from types import ModuleType
 
 #: Third-party loggers that speak at INFO about every worker they start.
@@ -39,3 +41,19 @@ def import_distributed() -> ModuleType:
     if _quiet:
         _apply()
     return distributed
+
+
+@contextlib.contextmanager
+def silenced_cluster_loggers() -> Iterator[None]:
+    """The :data:`NOISY` loggers at CRITICAL for the block: a cluster being shut down while
+    tasks are cancelled (a Ctrl-C) logs tornado's "Exception in callback" tracebacks about
+    futures it is dropping, after every result is journaled; they say nothing about the run."""
+    loggers = [logging.getLogger(name) for name in NOISY]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

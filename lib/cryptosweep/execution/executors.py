@@ -29,7 +29,7 @@ from typing import Any
 
 from cryptosweep.core.errors import ConfigError, GPUUnavailableError, UserError
 from cryptosweep.core.faults import infrastructure_fault
-from cryptosweep.execution.cluster_logging import import_distributed
+from cryptosweep.execution.cluster_logging import import_distributed, silenced_cluster_loggers
 from cryptosweep.execution.worker import Outcome, TaskOutcome, run_evaluation
 
 log = logging.getLogger(__name__)
@@ -324,9 +324,10 @@ class DaskExecutor(Executor):
         if not self.owns_client:
             return
         try:
-            self.client.close()
-            if self.cluster is not None:
-                self.cluster.close()
+            with silenced_cluster_loggers():
+                self.client.close()
+                if self.cluster is not None:
+                    self.cluster.close()
         except TimeoutError:
             # Every result is journaled by now: a cluster slow to stop (a nanny that does not
             # end its worker in time on a busy machine) is no reason to fail the run.
