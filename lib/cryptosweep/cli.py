@@ -373,12 +373,20 @@ def _no_champion(model_dir: Path) -> str | None:
 
 
 def _count_look(source: str | Path, entry: dict[str, Any], kind: str, what: str) -> None:
-    """A look at the holdout, recorded in the trial ledger beside ``source`` (the report of
-    the next sweep counts it), or said to be unrecorded."""
-    from cryptosweep.records.ledger import record_look_beside
+    """A look at the holdout, recorded in the trial ledger of the run ``source`` belongs to
+    (where its sweep counted its trials: its config's; the report of the next sweep counts
+    it), else in the one beside ``source``, or said to be unrecorded."""
+    from cryptosweep.records.ledger import Market, TrialLedger, record_look_beside
+    from cryptosweep.sweep.evidence import run_ledger
 
     data = entry.get("data") or {}
+    folder = Path(source) if Path(source).is_dir() else Path(source).parent
+    found = run_ledger(folder)
     run = str(entry.get("source_run") or Path(source).resolve().name)
+    if found is not None and data.get("holdout_first_bar"):
+        with TrialLedger(found.path) as ledger:
+            ledger.record_look(found.run, kind, what, Market.of(data, "holdout"))
+        return
     where = record_look_beside(source, run, kind, what, data)
     if where is None and data.get("holdout_first_bar"):
         print(f"warning: {what} looks at the holdout of {run}; no trial ledger beside {source} "
@@ -402,7 +410,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     same_market = Path(str(data.get("path") or "")).name == Path(args.data).name
     if same_market and data.get("holdout_first_bar") and (
             backtest.times[-1] >= pd.Timestamp(data["holdout_first_bar"])):
-        _count_look(args.source, entry, "evaluate", f"evaluate {args.data}")
+        _count_look(args.source, entry, "evaluate",
+                    f"evaluate {args.data} (rank {args.rank}, {backtest.times[0].isoformat()} "
+                    f".. {backtest.times[-1].isoformat()})")
     if args.json:
         sys.stdout.write(pretty_json(backtest.metrics))
     else:

@@ -363,7 +363,9 @@ def test_the_trial_ledger_survives_two_nights_and_the_count_grows(night, night_r
             "sharpe_variance"]
     with sqlite3.connect(night.models / "trials.db") as db:
         runs = {row[0] for row in db.execute("SELECT DISTINCT run FROM trials")}
-    assert runs == {night.run.name, night_rejected.run.name}
+    # Each run by its folder's name and when it was created (records.ledger.run_key).
+    assert {run.partition("@")[0] for run in runs} == {night.run.name, night_rejected.run.name}
+    assert len(runs) == 2 and all("@" in run for run in runs)
 
 
 @slow

@@ -98,3 +98,14 @@ def test_trials_none_of_the_clustered_series_is_are_counted_outside(tmp_path: Pa
     assert count.n_unclustered == 3
     assert nothing.n_unclustered == nothing.n_trials
     assert "n_unclustered" not in count.to_dict()
+
+
+def test_a_run_is_its_name_and_when_it_was_created() -> None:
+    """Two runs of one name (two log folders, two walk-forwards' window_01) are two runs; a
+    resumed run, created once, is the same one."""
+    from cryptosweep.records.ledger import run_key
+
+    first, second = run_key("window_01", 1_765_000_000.25), run_key("window_01", 1_765_000_500.0)
+    assert first != second and first == run_key("window_01", 1_765_000_000.25)
+    assert first == "window_01@2025-12-06T05:46:40.250000Z"
+    assert run_key("night1", None) == "night1"

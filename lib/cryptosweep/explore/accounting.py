@@ -10,29 +10,14 @@ out-of-sample evidence; hiding it until a deliberate, recorded unlock keeps the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.core.config_files import validate_config
-from cryptosweep.core.errors import UserError
 from cryptosweep.records.ledger import LedgerTrial, Market, TrialLedger, config_key
-from cryptosweep.records.results import RESULTS_GLOB
-from cryptosweep.sweep.evidence import ledger_path
+from cryptosweep.sweep.evidence import run_ledger
 
 #: What a locked holdout value shows instead of the number.
 LOCKED = "locked"
-
-
-def _run_config(run_dir: Path) -> tuple[Any, dict[str, Any]] | None:
-    results_files = sorted(run_dir.glob(RESULTS_GLOB))
-    if not results_files:
-        return None
-    try:
-        results = json.loads(results_files[-1].read_text(encoding="utf-8"))
-        return validate_config(results["config"], "the run's config"), results.get("data") or {}
-    except (OSError, ValueError, KeyError, UserError):
-        return None
 
 
 def record_what_if(run_dir: str | Path, params: dict[str, Any], seed: int, budget: float,
@@ -40,36 +25,26 @@ def record_what_if(run_dir: str | Path, params: dict[str, Any], seed: int, budge
     """Record one what-if backtest of the explorer (the trial's model, other trading
     parameters) as a trial of kind ``explorer`` in the run's ledger; returns the ledger's path,
     or None when the run has no readable results (nothing to count against)."""
-    run_dir = Path(run_dir)
-    found = _run_config(run_dir)
+    found = run_ledger(Path(run_dir))
     if found is None:
         return None
-    config, data = found
     key = config_key(params)
-    path = ledger_path(config, run_dir)
-    with TrialLedger(path) as ledger:
-        ledger.record_trials(run_dir.name, Market.of(data), [
+    with TrialLedger(found.path) as ledger:
+        ledger.record_trials(found.run, Market.of(found.data), [
             LedgerTrial("explorer", f"what-if:{key}:{seed}", key, seed, budget, sharpe)],
             now=now)
-    return str(path)
+    return str(found.path)
 
 
 def record_unlock(run_dir: str | Path) -> str:
     """Record that the holdout of the run in ``run_dir`` was unlocked in the explorer; returns
     where (the ledger's path), or why nothing could be recorded."""
     run_dir = Path(run_dir)
-    results_files = sorted(run_dir.glob(RESULTS_GLOB))
-    if not results_files:
-        return f"{run_dir.name} has no results file: nothing recorded"
-    try:
-        results = json.loads(results_files[-1].read_text(encoding="utf-8"))
-        config = validate_config(results["config"], "the run's config")
-    except (OSError, ValueError, KeyError, UserError) as exc:
-        return f"{run_dir.name}: its results cannot be read ({exc}): nothing recorded"
-    data = results.get("data") or {}
-    if not data.get("holdout_first_bar"):
+    found = run_ledger(run_dir)
+    if found is None:
+        return f"{run_dir.name} has no results file that can be read: nothing recorded"
+    if not found.data.get("holdout_first_bar"):
         return f"{run_dir.name} has no holdout"
-    path = ledger_path(config, run_dir)
-    with TrialLedger(path) as ledger:
-        ledger.record_look(run_dir.name, "explorer", "unlock", Market.of(data, "holdout"))
-    return str(path)
+    with TrialLedger(found.path) as ledger:
+        ledger.record_look(found.run, "explorer", "unlock", Market.of(found.data, "holdout"))
+    return str(found.path)

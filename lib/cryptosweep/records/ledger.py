@@ -17,7 +17,9 @@ Two tables, in one SQLite file (WAL; one transaction per write):
   besides the one it chose: ``objective.threshold_search``), the
   configuration's key (a digest of its parameters), seed, budget, the market (data file name
   and bar interval), the first and last bar it was scored on, its per-bar Sharpe ratio and when.
-  Rows are keyed by (run, kind, key): writing a night again (a resume) adds nothing.
+  Rows are keyed by (run, kind, key), the run by its folder's name and the time it was created
+  (:func:`run_key`): writing a night again (a resume) adds nothing, and two runs of one name
+  (the same ``--run-name`` in two log folders, every walk-forward's ``window_01``) are two.
 * ``looks``: one row per look at a holdout (the end of a sweep, ``evaluate`` on holdout bars,
   the explorer's unlock, ``train --rank``): a holdout is a budget, and the report says how
   much of it was spent.
@@ -41,6 +43,7 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +81,16 @@ CREATE TABLE IF NOT EXISTS looks (
     PRIMARY KEY (run, source, what)
 );
 """
+
+
+def run_key(name: str, created_at: float | None) -> str:
+    """How the ledger names a run: its folder's name and, when known, the UTC time it was
+    created. Keyed by the name alone, a second run of that name (another log folder, another
+    walk-forward's ``window_01``) added nothing: its trials were not counted."""
+    if created_at is None:
+        return name
+    when = datetime.fromtimestamp(float(created_at), tz=UTC)
+    return f"{name}@{when.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
 
 
 def config_key(params: Mapping[str, Any]) -> str:

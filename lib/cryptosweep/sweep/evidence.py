@@ -15,13 +15,17 @@ The result is the ``statistics`` block of the results file::
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cryptosweep.core.config import SweepConfig
+from cryptosweep.core.config_files import validate_config
+from cryptosweep.core.errors import UserError
 from cryptosweep.core.vocabulary import THRESHOLD_SEARCH
 from cryptosweep.judging.comparison import jobson_korkie_memmel
 from cryptosweep.judging.holdout_power import holdout_evidence
@@ -34,7 +38,9 @@ from cryptosweep.records.ledger import (
     Market,
     TrialLedger,
     config_key,
+    run_key,
 )
+from cryptosweep.records.results import RESULTS_GLOB
 from cryptosweep.sweep.rescoring import NEIGHBOUR, RESCORE, neighbours, rescore_seed
 from cryptosweep.trading.metrics import trial_sharpe
 
@@ -59,6 +65,35 @@ def ledger_path(config: SweepConfig, run_dir: Path) -> Path:
     if config.deployment.champion_dir:
         return Path(config.deployment.champion_dir).parent / LEDGER_NAME
     return run_dir / LEDGER_NAME
+
+
+@dataclass(frozen=True)
+class RunLedger:
+    """Where a finished run counts its trials and looks (:func:`ledger_path` of its config),
+    the name its rows carry there (:func:`~cryptosweep.records.ledger.run_key`) and its
+    ``data`` description."""
+
+    path: Path
+    run: str
+    data: dict[str, Any]
+
+
+def run_ledger(run_dir: Path) -> RunLedger | None:
+    """The :class:`RunLedger` of the run in ``run_dir``, from its results file; None when it
+    has none that can be read. What comes after a sweep (the explorer, ``evaluate``, ``train
+    --rank``) records there, where the sweep did: beside the champion in the nightly's layout,
+    not beside the run folder."""
+    results_files = sorted(run_dir.glob(RESULTS_GLOB))
+    if not results_files:
+        return None
+    try:
+        results = json.loads(results_files[-1].read_text(encoding="utf-8"))
+        config = validate_config(results["config"], "the run's config")
+        created_at = (results.get("run") or {}).get("created_at")
+    except (OSError, ValueError, KeyError, TypeError, UserError):
+        return None
+    return RunLedger(ledger_path(config, run_dir), run_key(run_dir.name, created_at),
+                     results.get("data") or {})
 
 
 def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[EvaluationRow],
@@ -147,14 +182,15 @@ def statistics(
     series, clustered_configs, clustered_seeds = clustered_series(config, seed, rows, leaders,
                                                                   validation)
     with TrialLedger(path) as ledger:
-        new = ledger.record_trials(run_dir.name, market,
+        run = run_key(run_dir.name, now)  # now: the run's creation time (finalize)
+        new = ledger.record_trials(run, market,
                                    night_trials(config, seed, journal, rows, leaders, winner,
                                                 validation), now=now)
         count = ledger.trials_on(market, config.deployment.trial_window_days, now=now,
                                  clustered_configs=clustered_configs,
                                  clustered_seeds=clustered_seeds)
         if config.data.has_holdout and leaders:
-            ledger.record_look(run_dir.name, "sweep", f"top {len(leaders)} at the end of the "
+            ledger.record_look(run, "sweep", f"top {len(leaders)} at the end of the "
                                "sweep", Market.of(data, "holdout"), now=now)
         looks = ledger.looks_at(Market.of(data, "holdout")) if config.data.has_holdout else []
     log.info("trial ledger %s: %d new row(s); %d trial(s) count against the winner", path, new,
