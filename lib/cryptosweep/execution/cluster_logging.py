@@ -48,7 +48,11 @@ def silenced_cluster_loggers() -> Iterator[None]:
     """The :data:`NOISY` loggers at CRITICAL for the block: a cluster being shut down while
     tasks are cancelled (a Ctrl-C) logs tornado's "Exception in callback" tracebacks about
     futures it is dropping, after every result is journaled; they say nothing about the run."""
-    loggers = [logging.getLogger(name) for name in NOISY]
+    # Their children too: distributed's own configuration gives some (distributed.client,
+    # distributed.worker, ...) levels of their own, which a parent's level does not override.
+    names = [name for name in list(logging.root.manager.loggerDict)
+             if name.split(".")[0] in NOISY]
+    loggers = [logging.getLogger(name) for name in sorted({*NOISY, *names})]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL)
