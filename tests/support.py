@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,22 @@ def cli_in_process(capsys: Any, *args: str) -> subprocess.CompletedProcess[str]:
     from cryptosweep.cli import main
 
     capsys.readouterr()
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse's usage errors
-        code = exc.code if isinstance(exc.code, int) else 2
+    with warnings.catch_warnings(record=True) as caught:
+        # Python's default filters, as a fresh interpreter has them (pytest's would hide
+        # what a user sees): a warning is a line on stderr here too.
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                         ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else 2
     out = capsys.readouterr()
-    return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+    shown = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno)
+                    for w in caught)
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err + shown)
 
 
 def done_count(db: Path) -> int:

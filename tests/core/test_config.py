@@ -179,6 +179,20 @@ def test_relative_data_path_is_resolved_against_the_config_file(tmp_path: Path):
     assert load_config(path).data.path == str((folder / "candles.csv").resolve())
 
 
+def test_relative_ledger_and_champion_paths_are_resolved_against_the_config_file(tmp_path):
+    """A relative deployment.ledger stayed relative in the run's stored config: the sweep
+    wrote it under the directory it ran from, and evaluate from another directory recorded
+    its look in a new ledger there."""
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    path = folder / "sweep.json"
+    path.write_text(json.dumps(tiny_config(deployment__ledger="ledgers/trials.db",
+                                           deployment__champion_dir="models/champion")))
+    deployment = load_config(path).deployment
+    assert deployment.ledger == str(folder / "ledgers" / "trials.db")
+    assert deployment.champion_dir == str(folder / "models" / "champion")
+
+
 def test_bad_data_file_is_exit_2_before_any_run_folder(capsys, write_config, tmp_path):
     bad = tmp_path / "candles.csv"
     bad.write_text("open_time,open,high,low,close,volume,close_time\n"

@@ -81,8 +81,9 @@ def test_mixed_or_irregular_steps_are_refused():
 def test_a_stretch_of_coarser_candles_in_one_file_is_refused(hourly, daily_file, tmp_path):
     """Real hourly candles followed by the daily candles of the following months, in one file,
     loaded as hourly bars with a hundred one-day "gaps" (the same candles as a folder of two
-    files were refused): the daily returns were annualised with sqrt(8760). Outages (one long
-    step each) and a market's weekends stay gaps."""
+    files were refused): the daily returns were annualised with sqrt(8760). A day of coarser
+    steps in a row is refused; outages (one long step each), a market's weekends and a thin
+    feed's missing bars stay gaps."""
     daily = pd.read_csv(daily_file, index_col="timestamp", parse_dates=True)
     later = daily[daily.index > hourly.index[7000]]
     mixed = pd.concat([hourly.iloc[:7001], later])
@@ -94,15 +95,17 @@ def test_a_stretch_of_coarser_candles_in_one_file_is_refused(hourly, daily_file,
     config = tmp_path / "sweep.json"
     config.write_text(json.dumps(tiny_config()))
     done = cli("validate", "--config", str(config), "--data", str(path))
-    assert done.returncode == 2 and "candles of mixed intervals" in done.stderr, done.stderr
-    # Seven one-day steps in a row are still gaps, as are an outage and FX weekends.
+    assert done.returncode == 2 and "candles of a coarser interval" in done.stderr, done.stderr
+    # 23 one-day steps in a row are still gaps, as are a thin feed missing every other bar
+    # for a few hours, an outage and FX weekends.
     hour = pd.Timedelta(hours=1)
     before = hourly.index[:50]
-    days = before[-1] + pd.to_timedelta(np.arange(1, 8), unit="D")
+    days = before[-1] + pd.to_timedelta(np.arange(1, 24), unit="D")
     after = days[-1] + pd.to_timedelta(np.arange(1, 51), unit="h")
     assert detect_interval(before.append(days).append(after)) == hour
     outage = before[-1] + pd.Timedelta(days=7) + pd.to_timedelta(np.arange(50), unit="h")
     assert detect_interval(before.append(outage)) == hour
+    assert detect_interval(hourly.index.delete(range(101, 119, 2))) == hour
     assert detect_interval(_fx_market().index) == hour
 
 

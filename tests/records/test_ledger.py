@@ -109,3 +109,20 @@ def test_a_run_is_its_name_and_when_it_was_created() -> None:
     assert first != second and first == run_key("window_01", 1_765_000_000.25)
     assert first == "window_01@2025-12-06T05:46:40.250000Z"
     assert run_key("night1", None) == "night1"
+
+
+def test_a_run_recorded_under_its_bare_name_is_not_recorded_again(tmp_path: Path) -> None:
+    """A ledger written before runs carried their creation time keys a run by its name: the
+    same run recorded again (a resume, a finished run's end redone) under its full key added
+    every row twice, counting the run twice in the variance."""
+    from cryptosweep.records.ledger import run_key
+
+    with TrialLedger(tmp_path / "t.db") as ledger:
+        assert ledger.record_trials("night1", BTC, trials("a", configs(3)), now=0.0) == 3
+        ledger.record_look("night1", "sweep", "top 2", BTC, now=0.0)
+        again = run_key("night1", 0.0)
+        assert ledger.record_trials(again, BTC, trials("a", configs(4)), now=0.0) == 1
+        ledger.record_look(again, "sweep", "top 2", BTC, now=0.0)
+        count = ledger.trials_on(BTC, window_days=30, now=0.0)
+        assert (count.n_rows, count.n_runs) == (4, 2)  # the new row under the full key
+        assert len(ledger.looks_at(BTC)) == 1

@@ -206,6 +206,28 @@ def test_resume_with_another_config_or_seed_is_refused(config_and_reference, tmp
     assert (reference / "sweep.db").read_bytes() == before
 
 
+def test_resume_refuses_to_rank_trials_on_two_annualisations(config_and_reference, tmp_path,
+                                                             capsys):
+    """A data range of a market closed at weekends was annualised with its own candles, now
+    with its whole file's: a run started before, resumed after, would rank trials scored on
+    two scales (8,760 against 6,201 bars a year for EURUSD windows) without a word."""
+    _, reference = config_and_reference
+    copy = tmp_path / "older"
+    copy.mkdir()
+    (copy / "sweep.db").write_bytes((reference / "sweep.db").read_bytes())
+    with sqlite3.connect(copy / "sweep.db") as db:
+        (text,) = db.execute("SELECT value FROM meta WHERE key = 'data'").fetchone()
+        data = json.loads(text)
+        data["periods_per_year"] = 6201.33
+        db.execute("UPDATE meta SET value = ? WHERE key = 'data'", (json.dumps(data),))
+    before = (copy / "sweep.db").read_bytes()
+    done = cli_in_process(capsys, "run", "--resume", str(copy))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "annualised its bars with 6,201.3 a year, this version counts 8,760.0" in lines[0]
+    assert (copy / "sweep.db").read_bytes() == before
+
+
 def test_resume_with_another_fidelity_is_refused_in_one_line(config_and_reference, capsys):
     _, reference = config_and_reference
     before = (reference / "sweep.db").read_bytes()

@@ -252,8 +252,8 @@ def load_config(
     (:func:`default_fidelity`); ``stored``: ``raw`` is the canonical config of a run already
     made, where a missing fidelity means ``rounds``.
 
-    A relative ``data.path`` (or ``deployment.champion_dir``, or an ``evidence.markets`` entry's
-    ``data.path``) in a file is resolved against the
+    A relative ``data.path`` (or ``deployment.champion_dir`` or ``deployment.ledger``, or an
+    ``evidence.markets`` entry's ``data.path``) in a file is resolved against the
     file's folder; ``data_path`` (the CLI's ``--data``) against the current directory. The
     stored paths are absolute.
     """
@@ -281,8 +281,9 @@ def load_config(
         if isinstance(other, dict) and isinstance(other.get("path"), str):
             other["path"] = str((base / other["path"]).resolve())
     deployment = raw.get("deployment")
-    if isinstance(deployment, dict) and isinstance(deployment.get("champion_dir"), str):
-        deployment["champion_dir"] = str((base / deployment["champion_dir"]).resolve())
+    for key in ("champion_dir", "ledger"):  # stored absolute: evaluate reads them elsewhere
+        if isinstance(deployment, dict) and isinstance(deployment.get(key), str):
+            deployment[key] = str((base / deployment[key]).resolve())
     if data_path is not None:
         raw.setdefault("data", {})
         if not isinstance(raw["data"], dict):

@@ -39,11 +39,12 @@ _INTERVAL = re.compile(r"^\s*(\d+)\s*([wdhms])\s*$")
 #: The shortest span of candles whose calendar (closed at weekends or not) is read from them;
 #: shorter series are annualised as a market open around the clock.
 CALENDAR_MIN_SPAN = pd.Timedelta(days=28)
-#: Consecutive steps of one larger multiple of the interval that are a stretch of coarser
+#: Consecutive steps of one larger multiple of the interval read as a stretch of coarser
 #: candles, not gaps (an outage is one long step; a market's nights or weekends one each):
 #: hourly candles followed by daily ones were read as hourly with a hundred one-day gaps, the
-#: daily returns annualised with sqrt(8760).
-COARSE_RUN = 8
+#: daily returns annualised with sqrt(8760). A day of hourly steps: a thin market's feed
+#: missing every other bar for some hours stays a series with gaps.
+COARSE_RUN = 24
 #: Below this share of bars on Saturdays (UTC) the market is closed at weekends (a market open
 #: around the clock has 1/7 of its bars there, outages or not).
 WEEKEND_CLOSED_SHARE = 0.01
@@ -141,8 +142,8 @@ def detect_interval(index: pd.DatetimeIndex, source: object = "data") -> pd.Time
         raise DataError(
             f"{source}: bars are {_text(common)} apart, but {_text(coarse)} apart for {length} "
             f"bars in a row from {index[at].isoformat()} to {index[at + length].isoformat()}: "
-            "candles of mixed intervals, not gaps, cannot be annualised (use one interval per "
-            "data set)"
+            f"candles of a coarser interval (or a feed that thin) cannot be annualised as "
+            f"{_text(common)} bars (use one interval per data set)"
         )
     return pd.Timedelta(interval, unit="ns")
 

@@ -76,7 +76,7 @@ SETTINGS_HELP = f"""settings (environment):
   REPORTS_DIR         run folders, index.html, latest (default <repo>/{REPORTS_DIR})
   MODELS_DIR          champion/, champion.prev/, best_configs_latest.json,
                       best_configs_last_run.json, champions.jsonl, paper_trades.jsonl,
-                      rejected/, demoted/ (default <repo>/models)
+                      rejected/, demoted/ (default <repo>/{MODELS_DIR})
   GPU_IDS             GPUs to use, e.g. 0,1 (empty: CPU under "use", every GPU found otherwise)
   GPU_POLICY          use | fallback | require (default fallback)
   LOG_RETENTION_DAYS  gzip run logs older than this (default 14)

@@ -240,9 +240,8 @@ class TrainedModel:
             return trained, None
         own = bars_per_year(index, interval)
         calendar = "closed at weekends" if closed else "open around the clock"
-        return own, (f"these candles are a market {calendar}, the model's training market was "
-                     f"not: annualised with their {own:,.0f} bars a year, not the training's "
-                     f"{trained:,.0f}")
+        return own, (f"these candles are a market {calendar}, and the model's training counted "
+                     f"{trained:,.0f} bars a year: annualised with their own {own:,.0f}")
 
     def calendar_note(self, ohlcv: pd.DataFrame) -> str | None:
         """One line when backtests of ``ohlcv`` are annualised with another calendar than the

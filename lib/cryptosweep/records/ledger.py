@@ -201,9 +201,15 @@ class TrialLedger:
         for row in rows:
             if row[1] not in TRIAL_KINDS:
                 raise ValueError(f"unknown trial kind {row[1]!r} (known: {TRIAL_KINDS})")
+        # A run recorded before runs were keyed by name and creation time carries its bare
+        # name: what it recorded then is not recorded again under its full key (a resume).
+        legacy = run.partition("@")[0]
         with self._transaction() as cur:
             before = cur.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-            cur.executemany("INSERT OR IGNORE INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            cur.executemany(
+                "INSERT OR IGNORE INTO trials SELECT ?,?,?,?,?,?,?,?,?,?,? WHERE NOT EXISTS "
+                "(SELECT 1 FROM trials WHERE run = ? AND kind = ? AND key = ?)",
+                [(*row, legacy, row[1], row[2]) for row in rows])
             return int(cur.execute("SELECT COUNT(*) FROM trials").fetchone()[0] - before)
 
     def record_look(self, run: str, source: str, what: str, market: Market,
@@ -212,9 +218,11 @@ class TrialLedger:
         if source not in LOOK_SOURCES:
             raise ValueError(f"unknown look source {source!r} (known: {LOOK_SOURCES})")
         with self._transaction() as cur:
-            cur.execute("INSERT OR IGNORE INTO looks VALUES (?,?,?,?,?,?,?)",
+            cur.execute("INSERT OR IGNORE INTO looks SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS "
+                        "(SELECT 1 FROM looks WHERE run = ? AND source = ? AND what = ?)",
                         (run, source, what, market.name, market.first_bar, market.last_bar,
-                         time.time() if now is None else now))
+                         time.time() if now is None else now, run.partition("@")[0], source,
+                         what))
 
     def trials_on(self, market: Market, window_days: float, now: float | None = None, *,
                   clustered_configs: Collection[str] = (),

@@ -92,8 +92,10 @@ def run_ledger(run_dir: Path) -> RunLedger | None:
         created_at = (results.get("run") or {}).get("created_at")
     except (OSError, ValueError, KeyError, TypeError, UserError):
         return None
-    return RunLedger(ledger_path(config, run_dir), run_key(run_dir.name, created_at),
-                     results.get("data") or {})
+    path = ledger_path(config, run_dir)
+    if not path.is_absolute():  # a run made before such paths were stored absolute: where it
+        return None  # counted depends on the directory it ran from, unknown here
+    return RunLedger(path, run_key(run_dir.name, created_at), results.get("data") or {})
 
 
 def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[EvaluationRow],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -335,6 +336,18 @@ def _check_same_data(journal: JournalInfo, data: dict[str, Any]) -> None:
         raise ResumeError(
             f"--resume {journal.run_dir}: the data at {data['path']} changed since the run "
             "started (its SHA-256 differs); start a new run on the new data"
+        )
+    before = (recorded or {}).get("periods_per_year")
+    now = data.get("periods_per_year")
+    if before is not None and now is not None and not math.isclose(before, now, rel_tol=1e-9):
+        # A data range of a market closed at weekends was annualised with its own candles
+        # before 2026-12-07 and with the whole file's since: resumed, its trials would be
+        # ranked on two scales.
+        raise ResumeError(
+            f"--resume {journal.run_dir}: the run annualised its bars with {before:,.1f} a "
+            f"year, this version counts {now:,.1f} for the same candles (a range of a market "
+            "closed at weekends is now annualised as its whole file); resuming would rank its "
+            "trials on two scales: start a new run"
         )
 
 

@@ -146,8 +146,8 @@ def longest_holding(config: SweepConfig) -> int:
 def check_evidence(config: SweepConfig, data: dict[str, Any]) -> None:
     """The ``evidence`` section against the data: CPCV groups of at least 2 bars each, every
     CPCV split with ``objective.min_train_bars`` bars to train on
-    (:func:`~cryptosweep.trading.objective.check_cpcv`), regime windows that label some
-    validation and holdout bars (:func:`check_regimes`), and every other market's candles and
+    (:func:`~cryptosweep.trading.objective.check_cpcv`), regime windows that label some bars
+    (:func:`check_regimes`), and every other market's candles and
     folds (as :func:`~cryptosweep.trading.objective.check_spec` checks the sweep's own), errors
     naming the market."""
     cpcv = config.evidence.cpcv
@@ -167,11 +167,12 @@ def check_evidence(config: SweepConfig, data: dict[str, Any]) -> None:
 
 
 def check_regimes(config: SweepConfig, data: dict[str, Any]) -> None:
-    """Regime windows (``evidence.regimes``) longer than the data leave every validation bar
-    in the regimes' warm-up, without a regime: a ``ConfigError`` naming the window
-    that sets the warm-up. A bar's return goes to the regime of the bar before
+    """Regime windows (``evidence.regimes``) longer than the data leave every bar in the
+    regimes' warm-up, without a regime: a ``ConfigError`` naming the window that sets the
+    warm-up. A bar's return goes to the regime of the bar before
     (:func:`~cryptosweep.sweep.robustness.regimes_block`), so bars ``first + 1`` on, where
-    ``first`` is the first bar with a regime, can have one."""
+    ``first`` is the first bar with a regime, can have one; validation bars before them are
+    reported as bars without a regime."""
     settings = config.evidence.regimes
     if not settings.enabled:
         return
@@ -180,16 +181,12 @@ def check_regimes(config: SweepConfig, data: dict[str, Any]) -> None:
         volatility_window=settings.volatility_window,
         volatility_min_history=settings.volatility_min_history)
     first = regimes.first_labelled
-    # The validation bars end where the holdout starts: with no regime on the last of them,
-    # the holdout's have none either (or have some, after too few validation bars to judge).
-    stop = data["development_bars"]
-    if stop - 1 <= first:  # no validation bar t < stop with t - 1 >= first
+    if data["bars"] - 1 <= first:  # no bar t < bars with t - 1 >= first
         key, how = regimes.longest_window()
         raise ConfigError(
             f"evidence.regimes.{key}: the regimes need {first} bars of history ({how}) before "
-            f"a bar has one, and the data hold {data['bars']} bars, the validation bars "
-            f"ending at bar {stop}: none of them would have a regime; lower it, use more data "
-            "or set evidence.regimes.enabled: false"
+            f"a bar has one, and the data hold {data['bars']} bars: none of them would have a "
+            "regime; lower it, use more data or set evidence.regimes.enabled: false"
         )
 
 
