@@ -126,3 +126,56 @@ def test_a_run_recorded_under_its_bare_name_is_not_recorded_again(tmp_path: Path
         count = ledger.trials_on(BTC, window_days=30, now=0.0)
         assert (count.n_rows, count.n_runs) == (4, 2)  # the new row under the full key
         assert len(ledger.looks_at(BTC)) == 1
+
+
+def test_a_market_is_its_candles_not_its_file_name(tmp_path: Path) -> None:
+    """The ledger knew a market by its file's name: the bundled candles copied under another
+    name were another market (their trials not counted against each other: N too small), and
+    another series under the same name the same one. With a probe of their closes (00:00 UTC
+    on each month's first day) a row is the market its candles are; without one (a row
+    recorded before probes), its name."""
+    from cryptosweep.records.ledger import market_probe
+    from cryptosweep.trading.data import load_ohlcv
+
+    candles = load_ohlcv()
+    rolled = candles.copy()
+    rolled["close"] = candles["close"].to_numpy()[::-1]  # another series, the same stamps
+    first, last = BTC.first_bar, BTC.last_bar
+    named = Market("BTCUSDT-1h.csv.gz@1h", first, last)
+    original = named.probed(candles)
+    assert len(original.probe) == 11  # October 2021 .. August 2022, both bars included
+    copy = Market("copy.csv@1h", first, last).probed(candles)
+    other = Market("BTCUSDT-1h.csv.gz@1h", first, last).probed(rolled)
+    assert market_probe(candles, first, last) == original.probe
+    with TrialLedger(tmp_path / "t.db") as ledger:
+        ledger.record_trials("a", original, trials("a", configs(3)), now=0.0)
+        ledger.record_trials("b", copy, trials("b", configs(2, offset=10)), now=0.0)
+        ledger.record_trials("c", other, trials("c", configs(4, offset=20)), now=0.0)
+        ledger.record_trials("d", named, trials("d", configs(1, offset=30)), now=0.0)
+        assert ledger.trials_on(original, 30, now=0.0).n_trials == 3 + 2 + 1
+        assert ledger.trials_on(copy, 30, now=0.0).n_trials == 3 + 2  # d: by name only
+        assert ledger.trials_on(other, 30, now=0.0).n_trials == 4 + 1
+        assert ledger.trials_on(named, 30, now=0.0).n_trials == 3 + 4 + 1  # by name
+        hourly_as_daily = Market("copy.csv@1d", first, last).probed(candles)
+        assert ledger.trials_on(hourly_as_daily, 30, now=0.0).n_trials == 0
+
+
+def test_a_ledger_made_before_probes_is_read_and_extended(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE trials (run TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT "
+                   "NULL, config_key TEXT NOT NULL, seed INTEGER NOT NULL, budget REAL NOT "
+                   "NULL, market TEXT NOT NULL, first_bar TEXT NOT NULL, last_bar TEXT NOT "
+                   "NULL, sharpe REAL, recorded_at REAL NOT NULL, PRIMARY KEY (run, kind, key))")
+        db.execute("CREATE TABLE looks (run TEXT NOT NULL, source TEXT NOT NULL, what TEXT NOT "
+                   "NULL, market TEXT NOT NULL, first_bar TEXT NOT NULL, last_bar TEXT NOT "
+                   "NULL, looked_at REAL NOT NULL, PRIMARY KEY (run, source, what))")
+        db.execute("INSERT INTO trials VALUES ('old', 'search', 'k', 'c', 1, 9.0, ?, ?, ?, "
+                   "0.01, 0.0)", (BTC.name, BTC.first_bar, BTC.last_bar))
+    with TrialLedger(path) as ledger:
+        ledger.record_trials("new", BTC, trials("n", configs(2, offset=5)), now=0.0)
+        ledger.record_look("new", "sweep", "top 1", BTC, now=0.0)
+        assert ledger.trials_on(BTC, 30, now=0.0).n_trials == 3
+        assert len(ledger.looks_at(BTC)) == 1

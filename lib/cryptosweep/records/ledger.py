@@ -25,17 +25,23 @@ Two tables, in one SQLite file (WAL; one transaction per write):
   much of it was spent.
 
 What counts (:meth:`TrialLedger.trials_on`): rows of the same market whose bars overlap the
-night's and which were recorded within ``window_days``. The number of trials ``N`` is the
-number of distinct configurations among them, plus one for each seed a configuration was
-re-scored with beyond the seeds it was already tried with (seeds count as trials: choosing
-among seeds is choosing). An inner threshold search's thresholds are configurations too: a
-trial that backtested k thresholds counts k (``n_inner`` says how many of ``N`` only the inner
-searches tried), and their Sharpe ratios are in the variance.
+night's and which were recorded within ``window_days``. The same market is the same bar
+interval and, where both rows carry a probe of their candles (the close at 00:00 UTC on the
+first day of each month their bars cover: :func:`market_probe`) with a month in common, the
+same closes at most of those, whatever the files are called (a copy of the candles under
+another name is the same market; another series under the same name is not); else the same file
+name. The number of trials ``N`` is the number of distinct configurations among them, plus one
+for each seed a configuration was re-scored with beyond the seeds it was already tried with
+(seeds count as trials: choosing among seeds is choosing). An inner threshold search's
+thresholds are configurations too: a trial that backtested k thresholds counts k (``n_inner``
+says how many of ``N`` only the inner searches tried), and their Sharpe ratios are in the
+variance.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import sqlite3
 import threading
@@ -68,6 +74,7 @@ CREATE TABLE IF NOT EXISTS trials (
     last_bar TEXT NOT NULL,
     sharpe REAL,
     recorded_at REAL NOT NULL,
+    probe TEXT,
     PRIMARY KEY (run, kind, key)
 );
 CREATE TABLE IF NOT EXISTS looks (
@@ -78,9 +85,15 @@ CREATE TABLE IF NOT EXISTS looks (
     first_bar TEXT NOT NULL,
     last_bar TEXT NOT NULL,
     looked_at REAL NOT NULL,
+    probe TEXT,
     PRIMARY KEY (run, source, what)
 );
 """
+
+
+_TRIAL_COLUMNS = ("run, kind, key, config_key, seed, budget, market, first_bar, last_bar, "
+                  "sharpe, recorded_at, probe")
+_LOOK_COLUMNS = "run, source, what, market, first_bar, last_bar, looked_at, probe"
 
 
 def run_key(name: str, created_at: float | None) -> str:
@@ -106,6 +119,33 @@ class Market:
     name: str
     first_bar: str
     last_bar: str
+    #: closes at probe times (:func:`market_probe`); empty: known by its name only
+    probe: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def interval(self) -> str:
+        return self.name.rpartition("@")[2]
+
+    def probed(self, ohlcv: Any) -> Market:
+        """This market with the probe of ``ohlcv`` (its candles) over its bars."""
+        return Market(self.name, self.first_bar, self.last_bar,
+                      market_probe(ohlcv, self.first_bar, self.last_bar))
+
+    def same_as(self, name: str, probe_text: str | None) -> bool:
+        """Whether a row recorded for market ``name`` with the probe ``probe_text`` (JSON, or
+        None) is this market (the module docstring)."""
+        if name.rpartition("@")[2] != self.interval:
+            return False
+        other = dict(json.loads(probe_text)) if probe_text else {}
+        shared = [(when, close) for when, close in self.probe if when in other]
+        if shared:  # most of them: an exchange may revise a candle
+            agree = sum(math.isclose(close, other[when], rel_tol=1e-6, abs_tol=0.0)
+                        for when, close in shared)
+            return 2 * agree > len(shared)
+        return name == self.name
+
+    def probe_text(self) -> str | None:
+        return json.dumps(dict(self.probe), sort_keys=True) if self.probe else None
 
     @classmethod
     def of(cls, data: Mapping[str, Any], part: str = "development") -> Market:
@@ -117,6 +157,23 @@ class Market:
             return cls(name, str(holdout_first or data.get("last_bar")), str(data.get("last_bar")))
         last = data.get("last_development_bar") or holdout_first or data.get("last_bar")
         return cls(name, str(data.get("first_bar")), str(last))
+
+
+def market_probe(ohlcv: Any, first_bar: str, last_bar: str) -> tuple[tuple[str, float], ...]:
+    """The closes of ``ohlcv`` (candles indexed by open time, UTC) at 00:00 UTC on the first
+    day of each month from ``first_bar`` to ``last_bar``, where there is such a bar: what
+    tells one market's candles from another's whatever their files are called."""
+    import pandas as pd
+
+    index = ohlcv.index if ohlcv.index.tz is not None else ohlcv.index.tz_localize("UTC")
+    first, last = pd.Timestamp(first_bar), pd.Timestamp(last_bar)
+    months = pd.date_range(first.tz_convert("UTC").normalize().replace(day=1), last,
+                           freq="MS", tz="UTC")
+    months = months[(months >= first) & (months <= last)]
+    positions = index.get_indexer(months)
+    closes = ohlcv["close"].to_numpy(dtype="float64")
+    return tuple((when.isoformat(), float(closes[at]))
+                 for when, at in zip(months, positions, strict=True) if at >= 0)
 
 
 @dataclass(frozen=True)
@@ -167,6 +224,10 @@ class TrialLedger:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        for table in ("trials", "looks"):  # a ledger made before markets carried a probe
+            columns = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            if "probe" not in columns:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN probe TEXT")
 
     def close(self) -> None:
         self._conn.close()
@@ -194,10 +255,11 @@ class TrialLedger:
         """Record a run's evaluations (those already recorded are kept as they are); returns
         how many rows were new."""
         now = time.time() if now is None else now
+        probe = market.probe_text()
         rows = [(run, t.kind, t.key, t.config_key, int(t.seed), float(t.budget), market.name,
                  market.first_bar, market.last_bar,
                  None if t.sharpe is None or not math.isfinite(t.sharpe) else float(t.sharpe),
-                 now) for t in trials]
+                 now, probe) for t in trials]
         for row in rows:
             if row[1] not in TRIAL_KINDS:
                 raise ValueError(f"unknown trial kind {row[1]!r} (known: {TRIAL_KINDS})")
@@ -207,7 +269,8 @@ class TrialLedger:
         with self._transaction() as cur:
             before = cur.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
             cur.executemany(
-                "INSERT OR IGNORE INTO trials SELECT ?,?,?,?,?,?,?,?,?,?,? WHERE NOT EXISTS "
+                f"INSERT OR IGNORE INTO trials ({_TRIAL_COLUMNS}) SELECT ?,?,?,?,?,?,?,?,?,?,?,? "
+                "WHERE NOT EXISTS "
                 "(SELECT 1 FROM trials WHERE run = ? AND kind = ? AND key = ?)",
                 [(*row, legacy, row[1], row[2]) for row in rows])
             return int(cur.execute("SELECT COUNT(*) FROM trials").fetchone()[0] - before)
@@ -218,11 +281,12 @@ class TrialLedger:
         if source not in LOOK_SOURCES:
             raise ValueError(f"unknown look source {source!r} (known: {LOOK_SOURCES})")
         with self._transaction() as cur:
-            cur.execute("INSERT OR IGNORE INTO looks SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS "
+            cur.execute(f"INSERT OR IGNORE INTO looks ({_LOOK_COLUMNS}) SELECT ?,?,?,?,?,?,?,? "
+                        "WHERE NOT EXISTS "
                         "(SELECT 1 FROM looks WHERE run = ? AND source = ? AND what = ?)",
                         (run, source, what, market.name, market.first_bar, market.last_bar,
-                         time.time() if now is None else now, run.partition("@")[0], source,
-                         what))
+                         time.time() if now is None else now, market.probe_text(),
+                         run.partition("@")[0], source, what))
 
     def trials_on(self, market: Market, window_days: float, now: float | None = None, *,
                   clustered_configs: Collection[str] = (),
@@ -235,11 +299,12 @@ class TrialLedger:
         now = time.time() if now is None else now
         since = now - window_days * 86_400.0
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT run, kind, config_key, seed, sharpe FROM trials WHERE market = ? "
-                "AND first_bar <= ? AND last_bar >= ? AND recorded_at >= ?",
-                (market.name, market.last_bar, market.first_bar, since),
+            found = self._conn.execute(
+                "SELECT run, kind, config_key, seed, sharpe, market, probe FROM trials "
+                "WHERE first_bar <= ? AND last_bar >= ? AND recorded_at >= ?",
+                (market.last_bar, market.first_bar, since),
             ).fetchall()
+        rows = [row[:5] for row in found if market.same_as(row[5], row[6])]
         configs = {config for _, _, config, _, _ in rows}
         searched = {(config, seed) for _, kind, config, seed, _ in rows if kind != "rescore"}
         # A re-score with the seed the configuration was already tried with is that trial.
@@ -263,11 +328,12 @@ class TrialLedger:
         first."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT run, source, what, looked_at FROM looks WHERE market = ? "
-                "AND first_bar <= ? AND last_bar >= ? ORDER BY looked_at, run, source, what",
-                (market.name, market.last_bar, market.first_bar),
+                "SELECT run, source, what, looked_at, market, probe FROM looks "
+                "WHERE first_bar <= ? AND last_bar >= ? ORDER BY looked_at, run, source, what",
+                (market.last_bar, market.first_bar),
             ).fetchall()
-        return [{"run": r, "source": s, "what": w, "looked_at": t} for r, s, w, t in rows]
+        return [{"run": r, "source": s, "what": w, "looked_at": t}
+                for r, s, w, t, name, probe in rows if market.same_as(name, probe)]
 
 
 def ledger_beside(source: str | Path) -> Path | None:

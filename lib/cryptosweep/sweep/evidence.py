@@ -43,6 +43,7 @@ from cryptosweep.records.ledger import (
 from cryptosweep.records.results import RESULTS_GLOB
 from cryptosweep.sweep.rescoring import NEIGHBOUR, RESCORE, neighbours, rescore_seed
 from cryptosweep.trading.metrics import trial_sharpe
+from cryptosweep.trading.steps import load_market
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,9 @@ def statistics(
 ) -> dict[str, Any]:
     """The ``statistics`` block (see the module docstring); the ledger is written first."""
     validation = journal.get_returns("validation")
-    market = Market.of(data)
+    candles = load_market(config.objective_spec()).ohlcv  # cached: the sweep's own
+    market = Market.of(data).probed(candles)
+    holdout = Market.of(data, "holdout").probed(candles)
     path = ledger_path(config, run_dir)
     series, clustered_configs, clustered_seeds = clustered_series(config, seed, rows, leaders,
                                                                   validation)
@@ -193,8 +196,8 @@ def statistics(
                                  clustered_seeds=clustered_seeds)
         if config.data.has_holdout and leaders:
             ledger.record_look(run, "sweep", f"top {len(leaders)} at the end of the "
-                               "sweep", Market.of(data, "holdout"), now=now)
-        looks = ledger.looks_at(Market.of(data, "holdout")) if config.data.has_holdout else []
+                               "sweep", holdout, now=now)
+        looks = ledger.looks_at(holdout) if config.data.has_holdout else []
     log.info("trial ledger %s: %d new row(s); %d trial(s) count against the winner", path, new,
              count.n_trials)
     out: dict[str, Any] = {"ledger": count.to_dict(), "holdout_looks": len(looks)}
