@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,12 @@ def test_what_ifs_are_trials_and_unlocks_are_looks(explore_reports, tmp_path):
     with TrialLedger(path) as ledger:
         looks = ledger.looks_at(Market.of(results["data"], "holdout"))
     assert [(look["source"], look["what"]) for look in looks] == [("explorer", "unlock")]
+    # Recorded with the probe of the run's candles, as the sweep's rows are: the same market
+    # whatever its file is called (records.ledger).
+    with sqlite3.connect(path) as db:
+        probes = {row[0] for row in db.execute("SELECT probe_id FROM trials UNION ALL "
+                                               "SELECT probe_id FROM looks")}
+    assert None not in probes and len(probes) == 2  # development bars, holdout bars
 
 
 def test_a_look_from_production_is_recorded_beside_the_source(explore_reports, tmp_path):

@@ -126,6 +126,12 @@ def test_a_run_recorded_under_its_bare_name_is_not_recorded_again(tmp_path: Path
         count = ledger.trials_on(BTC, window_days=30, now=0.0)
         assert (count.n_rows, count.n_runs) == (4, 2)  # the new row under the full key
         assert len(ledger.looks_at(BTC)) == 1
+        # Another run of that name (created later) is another run: all of it counts.
+        later = run_key("night1", DAY)
+        assert ledger.record_trials(later, BTC, trials("a", configs(3, offset=7)), now=DAY) == 3
+        ledger.record_look(later, "sweep", "top 2", BTC, now=DAY)
+        assert ledger.trials_on(BTC, window_days=30, now=DAY).n_trials == 4 + 3
+        assert len(ledger.looks_at(BTC)) == 2
 
 
 def test_a_market_is_its_candles_not_its_file_name(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.records.ledger import LedgerTrial, Market, TrialLedger, config_key
+from cryptosweep.records.ledger import LedgerTrial, TrialLedger, config_key
 from cryptosweep.sweep.evidence import run_ledger
 
 #: What a locked holdout value shows instead of the number.
@@ -30,7 +30,7 @@ def record_what_if(run_dir: str | Path, params: dict[str, Any], seed: int, budge
         return None
     key = config_key(params)
     with TrialLedger(found.path) as ledger:
-        ledger.record_trials(found.run, Market.of(found.data), [
+        ledger.record_trials(found.run, found.market(), [
             LedgerTrial("explorer", f"what-if:{key}:{seed}", key, seed, budget, sharpe)],
             now=now)
     return str(found.path)
@@ -46,5 +46,5 @@ def record_unlock(run_dir: str | Path) -> str:
     if not found.data.get("holdout_first_bar"):
         return f"{run_dir.name} has no holdout"
     with TrialLedger(found.path) as ledger:
-        ledger.record_look(found.run, "explorer", "unlock", Market.of(found.data, "holdout"))
+        ledger.record_look(found.run, "explorer", "unlock", found.market("holdout"))
     return str(found.path)

@@ -28,14 +28,14 @@ What counts (:meth:`TrialLedger.trials_on`): rows of the same market whose bars 
 night's and which were recorded within ``window_days``. The same market is the same bar
 interval and, where both rows carry a probe of their candles (the close at 00:00 UTC on the
 first day of each month their bars cover: :func:`market_probe`) with a month in common, the
-same closes at most of those, whatever the files are called (a copy of the candles under
-another name is the same market; another series under the same name is not); else the same file
-name. The number of trials ``N`` is the number of distinct configurations among them, plus one
-for each seed a configuration was re-scored with beyond the seeds it was already tried with
-(seeds count as trials: choosing among seeds is choosing). An inner threshold search's
-thresholds are configurations too: a trial that backtested k thresholds counts k (``n_inner``
-says how many of ``N`` only the inner searches tried), and their Sharpe ratios are in the
-variance.
+same closes at half of those or more, whatever the files are called (a copy of the candles
+under another name is the same market; another series under the same name is not); else
+(candles without such bars, rows recorded before probes) the same file name. The number of
+trials ``N`` is the number of distinct configurations among them, plus one for each seed a
+configuration was re-scored with beyond the seeds it was already tried with (seeds count as
+trials: choosing among seeds is choosing). An inner threshold search's thresholds are
+configurations too: a trial that backtested k thresholds counts k (``n_inner`` says how many of
+``N`` only the inner searches tried), and their Sharpe ratios are in the variance.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS trials (
     last_bar TEXT NOT NULL,
     sharpe REAL,
     recorded_at REAL NOT NULL,
-    probe TEXT,
+    probe_id TEXT,
     PRIMARY KEY (run, kind, key)
 );
 CREATE TABLE IF NOT EXISTS looks (
@@ -85,15 +85,19 @@ CREATE TABLE IF NOT EXISTS looks (
     first_bar TEXT NOT NULL,
     last_bar TEXT NOT NULL,
     looked_at REAL NOT NULL,
-    probe TEXT,
+    probe_id TEXT,
     PRIMARY KEY (run, source, what)
+);
+CREATE TABLE IF NOT EXISTS probes (
+    probe_id TEXT PRIMARY KEY,
+    closes TEXT NOT NULL
 );
 """
 
 
 _TRIAL_COLUMNS = ("run, kind, key, config_key, seed, budget, market, first_bar, last_bar, "
-                  "sharpe, recorded_at, probe")
-_LOOK_COLUMNS = "run, source, what, market, first_bar, last_bar, looked_at, probe"
+                  "sharpe, recorded_at, probe_id")
+_LOOK_COLUMNS = "run, source, what, market, first_bar, last_bar, looked_at, probe_id"
 
 
 def run_key(name: str, created_at: float | None) -> str:
@@ -131,21 +135,28 @@ class Market:
         return Market(self.name, self.first_bar, self.last_bar,
                       market_probe(ohlcv, self.first_bar, self.last_bar))
 
-    def same_as(self, name: str, probe_text: str | None) -> bool:
-        """Whether a row recorded for market ``name`` with the probe ``probe_text`` (JSON, or
-        None) is this market (the module docstring)."""
+    def same_as(self, name: str, closes: Mapping[str, float] | None) -> bool:
+        """Whether a row recorded for market ``name`` with the probe ``closes`` (None: none)
+        is this market (the module docstring)."""
         if name.rpartition("@")[2] != self.interval:
             return False
-        other = dict(json.loads(probe_text)) if probe_text else {}
+        other = closes or {}
         shared = [(when, close) for when, close in self.probe if when in other]
-        if shared:  # most of them: an exchange may revise a candle
+        if shared:  # at least half of them: an exchange may revise a candle
             agree = sum(math.isclose(close, other[when], rel_tol=1e-6, abs_tol=0.0)
                         for when, close in shared)
-            return 2 * agree > len(shared)
+            return 2 * agree >= len(shared)
         return name == self.name
 
-    def probe_text(self) -> str | None:
-        return json.dumps(dict(self.probe), sort_keys=True) if self.probe else None
+    @property
+    def probe_id(self) -> str | None:
+        """The probe's digest, under which the ledger keeps it once (None without one)."""
+        if not self.probe:
+            return None
+        return hashlib.sha256(self._closes_text().encode()).hexdigest()[:20]
+
+    def _closes_text(self) -> str:
+        return json.dumps(dict(self.probe), sort_keys=True)
 
     @classmethod
     def of(cls, data: Mapping[str, Any], part: str = "development") -> Market:
@@ -226,8 +237,13 @@ class TrialLedger:
         self._conn.executescript(_SCHEMA)
         for table in ("trials", "looks"):  # a ledger made before markets carried a probe
             columns = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
-            if "probe" not in columns:
-                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN probe TEXT")
+            if "probe_id" not in columns:
+                try:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN probe_id TEXT")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
+        self._probes: dict[str, dict[str, float]] = {}
 
     def close(self) -> None:
         self._conn.close()
@@ -255,38 +271,55 @@ class TrialLedger:
         """Record a run's evaluations (those already recorded are kept as they are); returns
         how many rows were new."""
         now = time.time() if now is None else now
-        probe = market.probe_text()
         rows = [(run, t.kind, t.key, t.config_key, int(t.seed), float(t.budget), market.name,
                  market.first_bar, market.last_bar,
                  None if t.sharpe is None or not math.isfinite(t.sharpe) else float(t.sharpe),
-                 now, probe) for t in trials]
+                 now, market.probe_id) for t in trials]
         for row in rows:
             if row[1] not in TRIAL_KINDS:
                 raise ValueError(f"unknown trial kind {row[1]!r} (known: {TRIAL_KINDS})")
         # A run recorded before runs were keyed by name and creation time carries its bare
-        # name: what it recorded then is not recorded again under its full key (a resume).
+        # name: what it recorded then (the same key, recorded at the same time: its creation)
+        # is not recorded again under its full key; another run of that name is.
         legacy = run.partition("@")[0]
         with self._transaction() as cur:
+            self._store_probe(cur, market)
             before = cur.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
             cur.executemany(
                 f"INSERT OR IGNORE INTO trials ({_TRIAL_COLUMNS}) SELECT ?,?,?,?,?,?,?,?,?,?,?,? "
-                "WHERE NOT EXISTS "
-                "(SELECT 1 FROM trials WHERE run = ? AND kind = ? AND key = ?)",
-                [(*row, legacy, row[1], row[2]) for row in rows])
+                "WHERE NOT EXISTS (SELECT 1 FROM trials WHERE run = ? AND kind = ? AND key = ? "
+                "AND recorded_at = ?)",
+                [(*row, legacy, row[1], row[2], now) for row in rows])
             return int(cur.execute("SELECT COUNT(*) FROM trials").fetchone()[0] - before)
+
+    def _store_probe(self, cur: sqlite3.Cursor, market: Market) -> None:
+        if market.probe_id is not None:
+            cur.execute("INSERT OR IGNORE INTO probes VALUES (?, ?)",
+                        (market.probe_id, market._closes_text()))
+
+    def _closes(self, probe_id: str | None) -> dict[str, float] | None:
+        """The probe stored under ``probe_id`` (read once per ledger)."""
+        if probe_id is None:
+            return None
+        if probe_id not in self._probes:
+            row = self._conn.execute("SELECT closes FROM probes WHERE probe_id = ?",
+                                     (probe_id,)).fetchone()
+            self._probes[probe_id] = json.loads(row[0]) if row else {}
+        return self._probes[probe_id]
 
     def record_look(self, run: str, source: str, what: str, market: Market,
                     now: float | None = None) -> None:
         """Record a look at ``market``'s holdout bars (once per run, source and ``what``)."""
         if source not in LOOK_SOURCES:
             raise ValueError(f"unknown look source {source!r} (known: {LOOK_SOURCES})")
+        now = time.time() if now is None else now
         with self._transaction() as cur:
+            self._store_probe(cur, market)
             cur.execute(f"INSERT OR IGNORE INTO looks ({_LOOK_COLUMNS}) SELECT ?,?,?,?,?,?,?,? "
-                        "WHERE NOT EXISTS "
-                        "(SELECT 1 FROM looks WHERE run = ? AND source = ? AND what = ?)",
+                        "WHERE NOT EXISTS (SELECT 1 FROM looks WHERE run = ? AND source = ? "
+                        "AND what = ? AND looked_at = ?)",
                         (run, source, what, market.name, market.first_bar, market.last_bar,
-                         time.time() if now is None else now, market.probe_text(),
-                         run.partition("@")[0], source, what))
+                         now, market.probe_id, run.partition("@")[0], source, what, now))
 
     def trials_on(self, market: Market, window_days: float, now: float | None = None, *,
                   clustered_configs: Collection[str] = (),
@@ -300,11 +333,14 @@ class TrialLedger:
         since = now - window_days * 86_400.0
         with self._lock:
             found = self._conn.execute(
-                "SELECT run, kind, config_key, seed, sharpe, market, probe FROM trials "
-                "WHERE first_bar <= ? AND last_bar >= ? AND recorded_at >= ?",
-                (market.last_bar, market.first_bar, since),
+                "SELECT run, kind, config_key, seed, sharpe, market, probe_id FROM trials "
+                "WHERE first_bar <= ? AND last_bar >= ? AND recorded_at >= ? "
+                "AND market LIKE ? ESCAPE '\\'",
+                (market.last_bar, market.first_bar, since, _same_interval(market)),
             ).fetchall()
-        rows = [row[:5] for row in found if market.same_as(row[5], row[6])]
+            same = {pair: market.same_as(pair[0], self._closes(pair[1]))
+                    for pair in {(row[5], row[6]) for row in found}}
+        rows = [row[:5] for row in found if same[(row[5], row[6])]]
         configs = {config for _, _, config, _, _ in rows}
         searched = {(config, seed) for _, kind, config, seed, _ in rows if kind != "rescore"}
         # A re-score with the seed the configuration was already tried with is that trial.
@@ -328,12 +364,20 @@ class TrialLedger:
         first."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT run, source, what, looked_at, market, probe FROM looks "
-                "WHERE first_bar <= ? AND last_bar >= ? ORDER BY looked_at, run, source, what",
-                (market.last_bar, market.first_bar),
+                "SELECT run, source, what, looked_at, market, probe_id FROM looks "
+                "WHERE first_bar <= ? AND last_bar >= ? AND market LIKE ? ESCAPE '\\' "
+                "ORDER BY looked_at, run, source, what",
+                (market.last_bar, market.first_bar, _same_interval(market)),
             ).fetchall()
-        return [{"run": r, "source": s, "what": w, "looked_at": t}
-                for r, s, w, t, name, probe in rows if market.same_as(name, probe)]
+            return [{"run": r, "source": s, "what": w, "looked_at": t}
+                    for r, s, w, t, name, probe_id in rows
+                    if market.same_as(name, self._closes(probe_id))]
+
+
+def _same_interval(market: Market) -> str:
+    """A LIKE pattern for market names of ``market``'s bar interval."""
+    escaped = market.interval.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%@{escaped}"
 
 
 def ledger_beside(source: str | Path) -> Path | None:

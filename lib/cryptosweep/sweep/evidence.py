@@ -25,7 +25,7 @@ import numpy as np
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.config_files import validate_config
-from cryptosweep.core.errors import UserError
+from cryptosweep.core.errors import CryptosweepError, UserError
 from cryptosweep.core.vocabulary import THRESHOLD_SEARCH
 from cryptosweep.judging.comparison import jobson_korkie_memmel
 from cryptosweep.judging.holdout_power import holdout_evidence
@@ -71,12 +71,22 @@ def ledger_path(config: SweepConfig, run_dir: Path) -> Path:
 @dataclass(frozen=True)
 class RunLedger:
     """Where a finished run counts its trials and looks (:func:`ledger_path` of its config),
-    the name its rows carry there (:func:`~cryptosweep.records.ledger.run_key`) and its
-    ``data`` description."""
+    the name its rows carry there (:func:`~cryptosweep.records.ledger.run_key`), its ``data``
+    description and its config."""
 
     path: Path
     run: str
     data: dict[str, Any]
+    config: SweepConfig
+
+    def market(self, part: str = "development") -> Market:
+        """The run's market (``part``: ``development`` or ``holdout`` bars), with the probe of
+        its candles (as the sweep recorded it) when they can still be read."""
+        market = Market.of(self.data, part)
+        try:
+            return market.probed(load_market(self.config.objective_spec()).ohlcv)
+        except (OSError, ValueError, CryptosweepError):  # moved or changed since: by name
+            return market
 
 
 def run_ledger(run_dir: Path) -> RunLedger | None:
@@ -84,6 +94,7 @@ def run_ledger(run_dir: Path) -> RunLedger | None:
     has none that can be read. What comes after a sweep (the explorer, ``evaluate``, ``train
     --rank``) records there, where the sweep did: beside the champion in the nightly's layout,
     not beside the run folder."""
+    run_dir = run_dir.resolve()
     results_files = sorted(run_dir.glob(RESULTS_GLOB))
     if not results_files:
         return None
@@ -96,7 +107,7 @@ def run_ledger(run_dir: Path) -> RunLedger | None:
     path = ledger_path(config, run_dir)
     if not path.is_absolute():  # a run made before such paths were stored absolute: where it
         return None  # counted depends on the directory it ran from, unknown here
-    return RunLedger(path, run_key(run_dir.name, created_at), results.get("data") or {})
+    return RunLedger(path, run_key(run_dir.name, created_at), results.get("data") or {}, config)
 
 
 def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[EvaluationRow],
