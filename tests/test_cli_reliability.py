@@ -553,7 +553,10 @@ def test_notebook_parameters_papermill_reads_as_numbers_are_named_or_understood(
     assert checked_arguments(None, (), "", None)[1] is None
     assert checked_arguments(None, (), [2], None)[1] == [2]
     for kwargs, named in (({"gpu_ids": True}, "gpu_ids"), ({"gpu_ids": -1}, "gpu_ids"),
-                          ({"gpu_ids": 1.5}, "gpu_ids"), ({"run_name": 20261207}, "run_name")):
+                          ({"gpu_ids": 1.5}, "gpu_ids"), ({"run_name": 20261207}, "run_name"),
+                          # a dict's keys passed as 'dotted.key=value' strings: "--set
+                          # 'sweep_type': expected dotted.key=value", a CLI flag from Python
+                          ({"overrides": {"sweep_type": "random"}}, "overrides")):
         arguments = {"workers": None, "overrides": (), "gpu_ids": None, "run_name": None,
                      **kwargs}
         with pytest.raises(ConfigError, match=f"^{named}: "):

@@ -253,13 +253,7 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
     signals.add_argument("--data", required=True,
                          help="OHLCV file or folder, from the same first bar as the training "
                          "data for exact parity (docs/production.md)")
-    signals.add_argument("--format", choices=("auto", "binance", "cryptodatadownload",
-                                               "generic"),
-                         help="the --data file's format, as the config's data.format (default: "
-                         "the model's sweep's)")
-    signals.add_argument("--columns", metavar="KEY=COLUMN,...",
-                         help="a generic file's column names, as the config's data.columns: "
-                         "e.g. timestamp=time,open=o (implies --format generic)")
+    _add_layout_flags(signals)
     signals.add_argument("--last", type=_positive, default=1,
                          help="how many of the latest bars to show (default 1)")
     signals.add_argument("--json", action="store_true", help="JSON records instead of a table")
@@ -270,6 +264,7 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("source", metavar="MODEL_DIR_OR_BEST_CONFIGS",
                           help="a model folder, or best configs to train first")
     evaluate.add_argument("--data", required=True, help="OHLCV file or folder")
+    _add_layout_flags(evaluate)
     evaluate.add_argument("--start", help="first bar of the period (default: the first)")
     evaluate.add_argument("--end", help="last bar of the period (default: the last)")
     evaluate.add_argument("--rank", type=_positive, default=1,
@@ -337,6 +332,18 @@ def _signals(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_layout_flags(command: argparse.ArgumentParser) -> None:
+    """``--format`` and ``--columns``: how a --data file laid out otherwise than the sweep's
+    is read (``signals``, ``evaluate``)."""
+    command.add_argument("--format", choices=("auto", "binance", "cryptodatadownload",
+                                              "generic"),
+                         help="the --data file's format, as the config's data.format (default: "
+                         "the model's sweep's)")
+    command.add_argument("--columns", metavar="KEY=COLUMN,...",
+                         help="a generic file's column names, as the config's data.columns: "
+                         "e.g. timestamp=time,open=o (implies --format generic)")
+
+
 def _column_mapping(text: str) -> dict[str, str]:
     """``--columns timestamp=time,open=o`` as a mapping; a malformed one is one line, exit 2."""
     from cryptosweep.trading.candle_formats import MAPPING_KEYS
@@ -402,9 +409,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.html is not None:
         check_html_target(args.html)  # before a model is trained
     _check_data(args.data)
+    columns = None if args.columns is None else _column_mapping(args.columns)
     model = model_for(args.source, rank=args.rank, until=args.until)
     backtest, page, notes = evaluate(model, args.data, start=args.start, end=args.end,
-                                     html_path=args.html)
+                                     html_path=args.html, format=args.format, columns=columns)
     entry = model.manifest.get("configuration") or {}
     data = entry.get("data") or {}
     same_market = Path(str(data.get("path") or "")).name == Path(args.data).name

@@ -507,3 +507,21 @@ def test_closed_bars_keeps_every_bar_that_has_closed():
     assert closed.index[-1] == ohlcv.index[-2] and "closes at" in note
     with pytest.raises(DataError, match="opens after now"):
         closed_bars(ohlcv, "1h", last - pd.Timedelta(minutes=1))
+
+
+def test_evaluate_reads_another_markets_layout_and_annualises_by_its_calendar(model_dir,
+                                                                               capsys):
+    """The README points evaluate at the backtesting package's EURUSD candles, which only a
+    column mapping reads: evaluate had no --format/--columns (signals had), so it could not.
+    Read with them, they are annualised with their own calendar and say so."""
+    backtesting_test = pytest.importorskip("backtesting.test")
+    eurusd = Path(backtesting_test.__file__).parent / "EURUSD.csv"
+    columns = "timestamp=Unnamed: 0,open=Open,high=High,low=Low,close=Close,volume=Volume"
+    code, out, err = run_cli(capsys, "evaluate", str(model_dir), "--data", str(eurusd),
+                             "--columns", columns, "--json")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["trades"] >= 0 and "sharpe" in metrics
+    assert "these candles are a market closed at weekends" in err
+    code, _, err = run_cli(capsys, "evaluate", str(model_dir), "--data", str(eurusd))
+    assert code == 2 and "unknown data format" in err, err

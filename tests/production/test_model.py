@@ -312,14 +312,15 @@ def test_a_backtest_on_a_market_of_another_calendar_is_annualised_by_its_own(
     training's 8,760 bars a year: Sharpe, Sortino and turnover 18 % high, without a word. Now
     with the candles' own density and a note; the same calendar keeps the training's count."""
     from cryptosweep.production.evaluation import evaluate
-    from cryptosweep.production.model import TrainedModel
+    from cryptosweep.production.model import CalendarWarning, TrainedModel
 
     model = holdout_models["lightgbm"]
     weekdays = ohlcv[ohlcv.index.day_of_week < 5]
     hour = pd.Timedelta(hours=1)
     own = len(weekdays) * 365 * 24 * 3600 / (weekdays.index[-1] - weekdays.index[0] + hour
                                               ).total_seconds()
-    details = model.backtest_details(weekdays)
+    with pytest.warns(CalendarWarning, match="closed at weekends"):  # as evaluate's note
+        details = model.backtest_details(weekdays)
     returns = details.result.returns
     assert details.metrics["trades"] > 0
     assert details.metrics["sharpe"] == pytest.approx(
@@ -335,7 +336,8 @@ def test_a_backtest_on_a_market_of_another_calendar_is_annualised_by_its_own(
     manifest = model.manifest
     manifest["data"]["periods_per_year"] = 6200.0
     fx_trained = TrainedModel(model._entry_model, manifest)
-    assert fx_trained.backtest(ohlcv)["sharpe"] == model.backtest(ohlcv)["sharpe"]
+    with pytest.warns(CalendarWarning, match="open around the clock"):
+        assert fx_trained.backtest(ohlcv)["sharpe"] == model.backtest(ohlcv)["sharpe"]
     assert "open around the clock" in fx_trained.calendar_note(ohlcv)
     # The same calendar, or candles too short to read one from: the training's count.
     assert fx_trained.calendar_note(weekdays) is None

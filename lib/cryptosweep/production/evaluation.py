@@ -18,6 +18,7 @@ from cryptosweep.production.candles import load_candles
 from cryptosweep.production.model import (
     MANIFEST,
     Backtest,
+    CalendarWarning,
     InSampleWarning,
     TrainedModel,
     load_model,
@@ -44,8 +45,10 @@ def model_for(source: str | Path, *, rank: int = 1, until: Any = None) -> Traine
 def evaluate(
     model: TrainedModel, data: str | Path, *, start: Any = None, end: Any = None,
     html_path: str | Path | None = None, title: str | None = None,
+    format: str | None = None, columns: dict[str, str] | None = None,
 ) -> tuple[Backtest, Path | None, list[str]]:
-    """Backtest ``model`` on the candles at ``data`` (read with the model's loader options)
+    """Backtest ``model`` on the candles at ``data`` (read with the model's loader options, or
+    ``format``/``columns`` for a file laid out otherwise: ``evaluate --format/--columns``)
     from ``start`` to ``end`` and, when ``html_path`` is given, write the page
     :func:`write_evaluation_html` there (nothing is written otherwise). Returns the backtest,
     the page (None) and its notes: one when the period overlaps the bars the model was trained
@@ -58,9 +61,10 @@ def evaluate(
 
     if html_path is not None:
         check_html_target(html_path)
-    ohlcv = load_candles(data, model.spec)
+    ohlcv = load_candles(data, model.spec, format=format, columns=columns)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", InSampleWarning)  # the note below says it once
+        for said_below in (InSampleWarning, CalendarWarning):  # the notes say each once
+            warnings.simplefilter("ignore", said_below)
         backtest = model.backtest_details(ohlcv, start, end)
     notes = [note for note in (
         model.in_sample_note(ohlcv, backtest.times[0], backtest.times[-1]),

@@ -88,6 +88,11 @@ class InSampleWarning(UserWarning):
     """A decision or backtest period overlaps the bars the model was trained on."""
 
 
+class CalendarWarning(UserWarning):
+    """A backtest annualised with the candles' calendar, not the training's
+    (:meth:`TrainedModel.calendar_note`)."""
+
+
 class SummaryMismatchWarning(UserWarning):
     """A best-configs file's winner summary says otherwise than the entry that is trained."""
 
@@ -201,6 +206,9 @@ class TrainedModel:
                          ) -> Backtest:  # fmt: skip
         """:meth:`backtest` with the simulation's returns, positions and trades."""
         market = self._market(ohlcv)
+        calendar = self._bars_per_year(market.ohlcv.index)[1]
+        if calendar is not None:
+            warnings.warn(calendar, CalendarWarning, stacklevel=2)
         first = self._position(market, start, "start", default=0)
         stop = self._position(market, end, "end", default=len(market.open_) - 1, after=True) + 1
         if stop - first < 2:

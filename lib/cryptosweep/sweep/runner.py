@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,7 +131,8 @@ def checked_arguments(workers: Any, overrides: Any, gpu_ids: Any, run_name: Any
         raise ConfigError(f"workers: expected a whole number in [0, {MAX_WORKERS}] (0: the "
                           f"trials run in this process), got {workers!r}")
     overrides = () if overrides is None else overrides
-    if isinstance(overrides, str | bytes) or not all(isinstance(o, str) for o in overrides):
+    if isinstance(overrides, str | bytes | Mapping) or not all(isinstance(o, str)
+                                                              for o in overrides):
         raise ConfigError(f"overrides: expected a list of 'dotted.key=value' strings, got "
                           f"{overrides!r}")
     if run_name is not None and not isinstance(run_name, str):
