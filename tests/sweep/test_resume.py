@@ -3,6 +3,7 @@ and never runs a finished evaluation twice. Resuming with another config or seed
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -12,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -206,20 +208,28 @@ def test_resume_with_another_config_or_seed_is_refused(config_and_reference, tmp
     assert (reference / "sweep.db").read_bytes() == before
 
 
+def journal_with_meta(run_dir: Path, copy: Path, key: str, edit: Callable[[dict], None]
+                      ) -> Path:
+    """A copy of ``run_dir``'s journal in the run folder ``copy``, its ``key`` meta (a JSON
+    object) changed in place by ``edit``: a run as an older version journaled it."""
+    copy.mkdir()
+    (copy / "sweep.db").write_bytes((run_dir / "sweep.db").read_bytes())
+    with contextlib.closing(sqlite3.connect(copy / "sweep.db")) as db, db:
+        (text,) = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        value = json.loads(text)
+        edit(value)
+        db.execute("UPDATE meta SET value = ? WHERE key = ?", (json.dumps(value), key))
+    return copy
+
+
 def test_resume_refuses_to_rank_trials_on_two_annualisations(config_and_reference, tmp_path,
                                                              capsys):
     """A data range of a market closed at weekends was annualised with its own candles, now
     with its whole file's: a run started before, resumed after, would rank trials scored on
     two scales (8,760 against 6,201 bars a year for EURUSD windows) without a word."""
     _, reference = config_and_reference
-    copy = tmp_path / "older"
-    copy.mkdir()
-    (copy / "sweep.db").write_bytes((reference / "sweep.db").read_bytes())
-    with sqlite3.connect(copy / "sweep.db") as db:
-        (text,) = db.execute("SELECT value FROM meta WHERE key = 'data'").fetchone()
-        data = json.loads(text)
-        data["periods_per_year"] = 6201.33
-        db.execute("UPDATE meta SET value = ? WHERE key = 'data'", (json.dumps(data),))
+    copy = journal_with_meta(reference, tmp_path / "older", "data",
+                             lambda data: data.update(periods_per_year=6201.33))
     before = (copy / "sweep.db").read_bytes()
     done = cli_in_process(capsys, "run", "--resume", str(copy))
     lines = done.stderr.strip().splitlines()
@@ -246,15 +256,12 @@ def test_a_hyperband_run_made_with_rounds_is_not_resumed_with_the_new_default(
     in its config (``rounds`` was left out): ``--resume`` with a config that names none (now
     ``folds``) is refused in one line that says how to resume it, before anything changes."""
     _, reference = config_and_reference
-    old = tmp_path / "old"
-    old.mkdir()
-    (old / "sweep.db").write_bytes((reference / "sweep.db").read_bytes())
-    with sqlite3.connect(old / "sweep.db") as db:
-        (text,) = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
-        config = json.loads(text)
+
+    def as_hyperband(config: dict) -> None:
         assert "fidelity" not in config["objective"]
         config["sweep_type"] = "hyperband"
-        db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
+
+    old = journal_with_meta(reference, tmp_path / "old", "config", as_hyperband)
     before = (old / "sweep.db").read_bytes()
     given = tmp_path / "hyperband.json"
     given.write_text(json.dumps(tiny_config(random__n_trials=N_TRIALS, sweep_type="hyperband")))
