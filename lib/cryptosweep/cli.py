@@ -491,6 +491,9 @@ def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides, args.data)
     plan = preflight(config, local=not config.execution.scheduler_address)
     print(f"ok: {plan.describe(config)}")
+    if not config.data.has_holdout:  # valid, and the gate can then approve nothing
+        print("warning: data.holdout_fraction is 0: no holdout, so the deployment gate rejects "
+              "every winner (what cannot be checked does not pass)", file=sys.stderr)
     if config.walk_forward is not None:  # what `cryptosweep walkforward` would run
         from cryptosweep.core.config import resolve_seed
         from cryptosweep.trading.validation import holdout_split

@@ -230,6 +230,18 @@ def test_validate_checks_config_and_data_without_running(write_config, tmp_path)
     assert bad.returncode == 2 and "random.n_trials" in bad.stderr
 
 
+def test_validate_warns_that_without_a_holdout_nothing_can_be_approved(write_config, capsys):
+    """`data.holdout_fraction: 0` passed validate with "ok ... (0 held out)", and every night's
+    gate then rejected its winner for want of a holdout without the config saying why."""
+    path = write_config(tiny_config(data__holdout_fraction=0.0))
+    assert main(["validate", "--config", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("ok: tiny: random") and "0 held out)" in out
+    assert "warning: data.holdout_fraction is 0: no holdout, so the deployment gate rejects" in err
+    assert main(["validate", "--config", str(write_config(tiny_config()))]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 # ------------------------------------------------- issue #13: configs that used to pass or crash
 
 def _lightgbm(**dims):

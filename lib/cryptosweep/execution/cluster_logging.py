@@ -22,8 +22,17 @@ _quiet = False
 
 
 def _apply() -> None:
-    for name in NOISY:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for logger in _noisy_loggers():
+        logger.setLevel(logging.ERROR)
+
+
+def _noisy_loggers() -> list[logging.Logger]:
+    """The :data:`NOISY` loggers and every existing one under them: distributed's own
+    configuration gives some children (distributed.client, distributed.worker, ...) levels of
+    their own, which a parent's level does not override."""
+    names = [name for name in list(logging.root.manager.loggerDict)
+             if name.split(".")[0] in NOISY]
+    return [logging.getLogger(name) for name in sorted({*NOISY, *names})]
 
 
 def quiet_cluster_loggers() -> None:
@@ -48,11 +57,7 @@ def silenced_cluster_loggers() -> Iterator[None]:
     """The :data:`NOISY` loggers at CRITICAL for the block: a cluster being shut down while
     tasks are cancelled (a Ctrl-C) logs tornado's "Exception in callback" tracebacks about
     futures it is dropping, after every result is journaled; they say nothing about the run."""
-    # Their children too: distributed's own configuration gives some (distributed.client,
-    # distributed.worker, ...) levels of their own, which a parent's level does not override.
-    names = [name for name in list(logging.root.manager.loggerDict)
-             if name.split(".")[0] in NOISY]
-    loggers = [logging.getLogger(name) for name in sorted({*NOISY, *names})]
+    loggers = _noisy_loggers()
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL)
