@@ -438,7 +438,10 @@ def _run_window(window_plan: WindowPlan, files: _WindowFiles, wf_dir: Path, exec
                             config, use_gpu)
     write_json_atomic(record_path, record)
     book.window_status(index, "done")
-    log.info("%s: in-sample %s %+.3f, out-of-sample %+.3f", name,
+    # The winner's numbers; what the process trades on the segment (this winner, the last
+    # approved one, or nothing) is decided after, by the gate (_run_process).
+    log.info("%s: its winner: in-sample %s %+.3f, on the out-of-sample segment %+.3f (traded "
+             "there only as the gate decides)", name,
              record["in_sample"]["metric"], record["in_sample"]["score"] or 0.0,
              record["out_of_sample"]["metrics"][record["in_sample"]["metric"]])
     return record
