@@ -387,13 +387,13 @@ def _count_look(source: str | Path, entry: dict[str, Any], kind: str, what: str)
     from cryptosweep.sweep.evidence import run_ledger
 
     data = entry.get("data") or {}
-    folder = Path(source) if Path(source).is_dir() else Path(source).parent
-    found = run_ledger(folder)
-    run = str(entry.get("source_run") or Path(source).resolve().name)
+    source = Path(source)
+    found = run_ledger(source if source.is_dir() else source.parent)
     if found is not None and data.get("holdout_first_bar"):
         with TrialLedger(found.path) as ledger:
             ledger.record_look(found.run, kind, what, found.market("holdout"))
         return
+    run = str(entry.get("source_run") or source.resolve().name)
     where = record_look_beside(source, run, kind, what, data)
     if where is None and data.get("holdout_first_bar"):
         print(f"warning: {what} looks at the holdout of {run}; no trial ledger beside {source} "

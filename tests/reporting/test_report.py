@@ -195,6 +195,14 @@ def test_export_optuna_writes_a_study_optuna_can_load(finished_run, tmp_path):
     assert study.best_trial.intermediate_values == {int(b): v for b, v in rungs.items()}
 
 
+def export_refused(capsys, run_dir: Path, target: Path) -> str:
+    """The one line with which ``export-optuna RUN_DIR --output TARGET`` exits 2."""
+    done = cli_in_process(capsys, "export-optuna", str(run_dir), "--output", str(target))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    return lines[0]
+
+
 def _bytes_of(folder: Path) -> dict[str, bytes]:
     return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*"))
             if f.is_file()}
@@ -210,18 +218,14 @@ def test_export_optuna_never_replaces_a_file_it_did_not_write(finished_run, tmp_
     before = _bytes_of(finished_run)
     for target in (other / "sweep.db", finished_run / "sweep.db", text):
         kept = target.read_bytes()
-        done = cli_in_process(capsys, "export-optuna", str(finished_run), "--output", str(target))
-        lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2 and len(lines) == 1, done.stderr
-        assert "is not an Optuna export written by this command" in lines[0]
+        line = export_refused(capsys, finished_run, target)
+        assert "is not an Optuna export written by this command" in line
         assert target.read_bytes() == kept
     assert _bytes_of(finished_run) == before
     for target, why in ((tmp_path, "it is a folder"), (text / "study.db", "is a file, not a"),
                         (Path("/proc/study.db"), "pseudo file system"),
                         (tmp_path / ("x" * 300) / "study.db", "longer than 255 bytes")):
-        done = cli_in_process(capsys, "export-optuna", str(finished_run), "--output", str(target))
-        lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2 and len(lines) == 1 and why in lines[0], done.stderr
+        assert why in export_refused(capsys, finished_run, target)
     again = tmp_path / "study.db"  # its own export is replaced
     for _ in range(2):
         done = cli_in_process(capsys, "export-optuna", str(finished_run), "--output", str(again))
@@ -239,10 +243,7 @@ def test_export_optuna_keeps_another_run_s_export_and_refuses_an_empty_output(fi
     exported = cli_in_process(capsys, "export-optuna", str(finished_run), "--output", str(target))
     assert exported.returncode == 0, exported.stderr
     kept = target.read_bytes()
-    done = cli_in_process(capsys, "export-optuna", str(other), "--output", str(target))
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(lines) == 1, done.stderr
-    assert "holds another run's export (night1-" in lines[0]
+    assert "holds another run's export (night1-" in export_refused(capsys, other, target)
     assert target.read_bytes() == kept
     done = cli_in_process(capsys, "export-optuna", str(other), "--output", "")
     assert done.returncode == 2 and "--output is empty" in done.stderr

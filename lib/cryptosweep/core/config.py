@@ -349,6 +349,7 @@ def trading_ranges_problem(trading: dict[str, Any]) -> str | None:
                 return f".{name}: values must be {span}, got {value!r}"
     return None
 
+
 def trading_values_problem(values: Mapping[str, Any]) -> str | None:
     """:func:`trading_ranges_problem` for one configuration's trading values (each a range of
     one choice): a best-configs entry's, a what-if's."""

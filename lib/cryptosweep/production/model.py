@@ -186,7 +186,7 @@ class TrainedModel:
         recursive and rolling features slightly (``docs/production.md`` has the measurement).
         Appending later bars never changes an earlier row. A ``DataError`` for fewer bars than
         the features' warm-up needs or bars of another interval than the model's."""
-        market = self._market(ohlcv)
+        market, _ = self._market(ohlcv)
         first = self._position(market, start, "start", default=0)
         bars = np.arange(first, len(market.open_), dtype="int64")
         self._warn_in_sample(market, first, len(market.open_) - 1)
@@ -205,8 +205,7 @@ class TrainedModel:
     def backtest_details(self, ohlcv: pd.DataFrame, start: Any = None, end: Any = None
                          ) -> Backtest:  # fmt: skip
         """:meth:`backtest` with the simulation's returns, positions and trades."""
-        market = self._market(ohlcv)
-        calendar = self._bars_per_year(market.ohlcv.index)[1]
+        market, calendar = self._market(ohlcv)
         if calendar is not None:
             warnings.warn(calendar, CalendarWarning, stacklevel=2)
         first = self._position(market, start, "start", default=0)
@@ -223,10 +222,12 @@ class TrainedModel:
         return Backtest(metrics=metrics, result=result, times=market.ohlcv.index[bars],
                         proba=proba)
 
-    def _market(self, ohlcv: pd.DataFrame) -> Market:
+    def _market(self, ohlcv: pd.DataFrame) -> tuple[Market, str | None]:
+        """The market of ``ohlcv``, annualised as :meth:`_bars_per_year` says, and its note."""
         candles = check_candles(ohlcv, self.bar_interval)
+        year, calendar = self._bars_per_year(candles.index)
         return market_from_candles(candles, declared_interval=self.bar_interval,
-                                   periods_per_year=self._bars_per_year(candles.index)[0])
+                                   periods_per_year=year), calendar
 
     def _bars_per_year(self, index: pd.DatetimeIndex) -> tuple[float | None, str | None]:
         """The bars per year that annualise backtests of candles at ``index``, and a note when

@@ -50,6 +50,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,16 @@ _TRIAL_COLUMNS = ("run, kind, key, config_key, seed, budget, market, first_bar, 
 _LOOK_COLUMNS = "run, source, what, market, first_bar, last_bar, looked_at, probe_id"
 
 
+def _bare_name(run: str) -> str:
+    """The folder name of a :func:`run_key` (all of it for a row keyed before run keys)."""
+    return run.partition("@")[0]
+
+
+def _interval_of(market_name: str) -> str:
+    """The bar interval of a market name (``file@interval``)."""
+    return market_name.rpartition("@")[2]
+
+
 def run_key(name: str, created_at: float | None) -> str:
     """How the ledger names a run: its folder's name and, when known, the UTC time it was
     created. Keyed by the name alone, a second run of that name (another log folder, another
@@ -128,7 +139,7 @@ class Market:
 
     @property
     def interval(self) -> str:
-        return self.name.rpartition("@")[2]
+        return _interval_of(self.name)
 
     def probed(self, ohlcv: Any) -> Market:
         """This market with the probe of ``ohlcv`` (its candles) over its bars."""
@@ -138,7 +149,7 @@ class Market:
     def same_as(self, name: str, closes: Mapping[str, float] | None) -> bool:
         """Whether a row recorded for market ``name`` with the probe ``closes`` (None: none)
         is this market (the module docstring)."""
-        if name.rpartition("@")[2] != self.interval:
+        if _interval_of(name) != self.interval:
             return False
         other = closes or {}
         shared = [(when, close) for when, close in self.probe if when in other]
@@ -148,15 +159,16 @@ class Market:
             return 2 * agree >= len(shared)
         return name == self.name
 
-    @property
+    @cached_property
+    def probe_json(self) -> str | None:
+        """The probe as the ledger stores it (None without one)."""
+        return json.dumps(dict(self.probe), sort_keys=True) if self.probe else None
+
+    @cached_property
     def probe_id(self) -> str | None:
         """The probe's digest, under which the ledger keeps it once (None without one)."""
-        if not self.probe:
-            return None
-        return hashlib.sha256(self._closes_text().encode()).hexdigest()[:20]
-
-    def _closes_text(self) -> str:
-        return json.dumps(dict(self.probe), sort_keys=True)
+        text = self.probe_json
+        return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:20]
 
     @classmethod
     def of(cls, data: Mapping[str, Any], part: str = "development") -> Market:
@@ -281,7 +293,7 @@ class TrialLedger:
         # A run recorded before runs were keyed by name and creation time carries its bare
         # name: what it recorded then (the same key, recorded at the same time: its creation)
         # is not recorded again under its full key; another run of that name is.
-        legacy = run.partition("@")[0]
+        legacy = _bare_name(run)
         with self._transaction() as cur:
             self._store_probe(cur, market)
             before = cur.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
@@ -295,7 +307,7 @@ class TrialLedger:
     def _store_probe(self, cur: sqlite3.Cursor, market: Market) -> None:
         if market.probe_id is not None:
             cur.execute("INSERT OR IGNORE INTO probes VALUES (?, ?)",
-                        (market.probe_id, market._closes_text()))
+                        (market.probe_id, market.probe_json))
 
     def _closes(self, probe_id: str | None) -> dict[str, float] | None:
         """The probe stored under ``probe_id`` (read once per ledger)."""
@@ -319,7 +331,7 @@ class TrialLedger:
                         "WHERE NOT EXISTS (SELECT 1 FROM looks WHERE run = ? AND source = ? "
                         "AND what = ? AND looked_at = ?)",
                         (run, source, what, market.name, market.first_bar, market.last_bar,
-                         now, market.probe_id, run.partition("@")[0], source, what, now))
+                         now, market.probe_id, _bare_name(run), source, what, now))
 
     def trials_on(self, market: Market, window_days: float, now: float | None = None, *,
                   clustered_configs: Collection[str] = (),
