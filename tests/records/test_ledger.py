@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
+
+import pytest
 
 from cryptosweep.records.ledger import LedgerTrial, Market, TrialLedger, config_key
 
@@ -185,3 +188,20 @@ def test_a_ledger_made_before_probes_is_read_and_extended(tmp_path: Path) -> Non
         ledger.record_look("new", "sweep", "top 1", BTC, now=0.0)
         assert ledger.trials_on(BTC, 30, now=0.0).n_trials == 3
         assert len(ledger.looks_at(BTC)) == 1
+
+
+def test_the_variance_does_not_depend_on_the_order_the_trials_were_written_in(
+        tmp_path: Path) -> None:
+    """Evaluations are written as they finish, in an order that depends on the number of
+    workers; the variance the DSR takes must not (plain sums over these three in two orders
+    differ in the last bit)."""
+    sharpes = [0.022, -0.027, 0.045]
+    variances = []
+    for name, order in (("forward", sharpes), ("backward", sharpes[::-1])):
+        with TrialLedger(tmp_path / f"{name}.db") as ledger:
+            for value in order:
+                ledger.record_trials("n", BTC, [LedgerTrial(
+                    "search", f"e{value}", config_key({"x": value}), 1, 9.0, value)], now=0.0)
+            variances.append(ledger.trials_on(BTC, 30, now=0.0).sharpe_variance)
+    assert variances[0] == variances[1]
+    assert variances[0] == pytest.approx(statistics.variance(sharpes), rel=1e-12)

@@ -4,14 +4,21 @@ beside the champion in models/)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import sqlite3
 
 import pytest
 
 from cryptosweep import run_sweep
 from cryptosweep.core.config_files import load_config
-from cryptosweep.trading.data import sample_data_path
-from tests.support import cli_in_process, tiny_config
+from cryptosweep.core.errors import InfrastructureError
+from cryptosweep.execution.worker import Outcome
+from cryptosweep.records.evaluations import EvalRequest
+from cryptosweep.records.journal import Journal
+from cryptosweep.sweep.evidence import SearchLedger
+from cryptosweep.trading.data import load_ohlcv, sample_data_path
+from tests.support import cli_in_process, kill_when, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -53,3 +60,55 @@ def test_two_runs_of_one_name_both_count_and_later_looks_are_recorded_there(tmp_
                                                   "train"]
     assert len({run for run, _, _ in looks}) == 2  # the two runs of one name, apart
     assert "(rank 1," in looks[2][2] and "(rank 2," in looks[3][2]
+
+
+def test_a_run_killed_and_never_resumed_still_counts_against_later_winners(tmp_path):
+    """Trials reached the ledger only at the end of a sweep: a run killed and never resumed
+    (whose trials a person may have watched, then deleted) counted for nothing against the
+    next winner on the same candles. Each evaluation is now counted as it finishes."""
+    models, reports = tmp_path / "models", tmp_path / "reports"
+    raw = tiny_config(random__n_trials=8, deployment__rescore_seeds=1,
+                      deployment__champion_dir=str(models / "champion"))
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps(raw))
+    killed = reports / "killed"
+    kill_when(killed / "sweep.db", 3, ["run", "--config", str(path), "--log-dir", str(reports),
+                                       "--run-name", "killed", "--seed", "5"])
+    with sqlite3.connect(killed / "sweep.db") as db:
+        finished = {f"eval:{eval_id}" for (eval_id,) in db.execute(
+            "SELECT eval_id FROM evaluations WHERE status = 'done'")}
+    shutil.rmtree(killed)
+    ledger = models / "trials.db"
+    with sqlite3.connect(ledger) as db:
+        counted = {key for (key,) in db.execute(
+            "SELECT key FROM trials WHERE run LIKE 'killed@%' AND kind = 'search'")}
+    assert len(finished) >= 3 and finished <= counted
+
+    later = run_sweep(config=load_config(raw=raw), seed=6, log_dir=reports, run_name="later")
+    count = later.results["statistics"]["ledger"]
+    with sqlite3.connect(ledger) as db:
+        configs = {run.split("@")[0]: n for run, n in db.execute(
+            "SELECT run, COUNT(DISTINCT config_key) FROM trials GROUP BY run")}
+        distinct = db.execute("SELECT COUNT(DISTINCT config_key) FROM trials").fetchone()[0]
+    assert count["n_runs"] == 2 and set(configs) == {"killed", "later"}
+    assert count["n_trials"] == distinct > configs["later"]
+
+
+def test_a_ledger_that_cannot_be_written_is_the_machines_fault_not_the_trials(tmp_path):
+    """The ledger is written before the journal records the evaluation: when it fails, the
+    evaluation is not a result (the sweep stops as for a full disk, and a resume runs it)."""
+    config = load_config(raw=tiny_config())
+    candles = load_ohlcv(sample_data_path())
+    journal = Journal(tmp_path / "sweep.db")
+    journal.set_meta(created_at=1.0, data={
+        "path": str(sample_data_path()), "bar_interval": "1h",
+        "first_bar": candles.index[0].isoformat(), "last_bar": candles.index[-1].isoformat()})
+    ledger = SearchLedger(config, tmp_path, journal)
+    request = EvalRequest(0, 0, {"model": "lightgbm"}, 1.0, 7)
+    done = Outcome(0, "done", 0.5, {}, None, "w", "cpu", 0.0, 1.0, [0.01, -0.02, 0.03])
+    ledger.record(request, done)
+    ledger.close()  # as a ledger whose file went away under the sweep
+    with pytest.raises(InfrastructureError, match=r"trials\.db could not be written .*"
+                       r"evaluation 0 is not counted as a result"):
+        ledger.record(request, done)
+    journal.close()

@@ -18,8 +18,10 @@ Two tables, in one SQLite file (WAL; one transaction per write):
   configuration's key (a digest of its parameters), seed, budget, the market (data file name
   and bar interval), the first and last bar it was scored on, its per-bar Sharpe ratio and when.
   Rows are keyed by (run, kind, key), the run by its folder's name and the time it was created
-  (:func:`run_key`): writing a night again (a resume) adds nothing, and two runs of one name
-  (the same ``--run-name`` in two log folders, every walk-forward's ``window_01``) are two.
+  (:func:`run_key`), and stamped with that time: a search evaluation is written as it
+  finishes and again at the end of the sweep (a night again on resume), which adds nothing;
+  two runs of one name (the same ``--run-name`` in two log folders, every walk-forward's
+  ``window_01``) are two.
 * ``looks``: one row per look at a holdout (the end of a sweep, ``evaluate`` on holdout bars,
   the explorer's unlock, ``train --rank``): a holdout is a budget, and the report says how
   much of it was spent.
@@ -296,13 +298,13 @@ class TrialLedger:
         legacy = _bare_name(run)
         with self._transaction() as cur:
             self._store_probe(cur, market)
-            before = cur.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+            before = self._conn.total_changes  # (a count of the table scans all of it)
             cur.executemany(
                 f"INSERT OR IGNORE INTO trials ({_TRIAL_COLUMNS}) SELECT ?,?,?,?,?,?,?,?,?,?,?,? "
                 "WHERE NOT EXISTS (SELECT 1 FROM trials WHERE run = ? AND kind = ? AND key = ? "
                 "AND recorded_at = ?)",
                 [(*row, legacy, row[1], row[2], now) for row in rows])
-            return int(cur.execute("SELECT COUNT(*) FROM trials").fetchone()[0] - before)
+            return self._conn.total_changes - before
 
     def _store_probe(self, cur: sqlite3.Cursor, market: Market) -> None:
         if market.probe_id is not None:
@@ -363,9 +365,12 @@ class TrialLedger:
             extra_seeds & set(clustered_seeds))
         n_inner = len({config for _, kind, config, _, _ in rows if kind == "inner"}
                       - {config for _, kind, config, _, _ in rows if kind != "inner"})
+        # Exactly rounded sums: the rows come in the order they were written, which is the
+        # order evaluations finished in, and the variance must not depend on it.
         sharpes = [s for *_, s in rows if s is not None]
-        variance = (float(sum((s - sum(sharpes) / len(sharpes)) ** 2 for s in sharpes)
-                          / (len(sharpes) - 1)) if len(sharpes) > 1 else None)
+        mean = math.fsum(sharpes) / len(sharpes) if sharpes else 0.0
+        variance = (math.fsum((s - mean) ** 2 for s in sharpes) / (len(sharpes) - 1)
+                    if len(sharpes) > 1 else None)
         return TrialCount(n_trials=n_trials, n_rows=len(rows),
                           n_runs=len({run for run, *_ in rows}), sharpe_variance=variance,
                           window_days=float(window_days), n_inner=n_inner,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,13 @@ import numpy as np
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.config_files import validate_config
-from cryptosweep.core.errors import CryptosweepError, UserError
+from cryptosweep.core.errors import CryptosweepError, InfrastructureError, UserError
 from cryptosweep.core.vocabulary import THRESHOLD_SEARCH
+from cryptosweep.execution.worker import Outcome
 from cryptosweep.judging.comparison import jobson_korkie_memmel
 from cryptosweep.judging.holdout_power import holdout_evidence
 from cryptosweep.judging.selection import selection_evidence
-from cryptosweep.records.evaluations import EvaluationRow
+from cryptosweep.records.evaluations import EvalRequest, EvaluationRow, configured
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ledger import (
     LEDGER_NAME,
@@ -116,10 +118,8 @@ def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[Ev
     """Every evaluation of the night as ledger rows: the search's (with the thresholds of
     their inner searches: :func:`inner_trials`), the re-scores (the first only when it was
     run: a reused evaluation is the search's own) and the neighbours."""
-    trials = [LedgerTrial("search", f"eval:{row.eval_id}", config_key(row.params), row.seed,
-                          row.budget, trial_sharpe(validation.get(row.eval_id)))
-              for row in rows if row.status == "done"]
-    trials += inner_trials(rows)
+    trials = [trial for row in rows if row.status == "done"
+              for trial in evaluation_trials(row, validation.get(row.eval_id))]
     for index in range(config.deployment.rescore_seeds):
         kind = RESCORE.format(index)
         done, returns = journal.get_extra(kind), journal.get_extra_returns(kind)
@@ -162,6 +162,56 @@ def clustered_series(config: SweepConfig, seed: int, rows: list[EvaluationRow],
              for row, key in ((row, config_key(row.params)) for row in leaders)
              if key in largest for index in range(config.deployment.rescore_seeds)}
     return [validation[largest[key].eval_id] for key in keys], set(keys), seeds
+
+
+def evaluation_trials(row: EvaluationRow, returns: np.ndarray | None) -> list[LedgerTrial]:
+    """A finished search evaluation (``row`` configured: :func:`configured`) as ledger rows:
+    itself, with the per-bar Sharpe ratio of its validation ``returns``, and each threshold
+    its inner threshold search backtested besides the one it chose."""
+    return [LedgerTrial("search", f"eval:{row.eval_id}", config_key(row.params), row.seed,
+                        row.budget, trial_sharpe(returns)), *inner_trials([row])]
+
+
+class SearchLedger:
+    """The run's search evaluations written to its trial ledger as each finishes, before the
+    journal records it (the end of the sweep writes them all again, which adds nothing): a run
+    killed and never resumed, or whose folder was deleted, still counts against every later
+    winner on its market. An evaluation the journal never recorded (a kill between the two
+    writes) is run again on resume with the same seed and result: its row is the same row."""
+
+    def __init__(self, config: SweepConfig, run_dir: Path, journal: Journal) -> None:
+        created_at = float(journal.get_meta("created_at"))
+        self.path = ledger_path(config, run_dir)
+        self._run, self._recorded_at = run_key(run_dir.name, created_at), created_at
+        self._market = Market.of(journal.get_meta("data", None) or {}).probed(
+            load_market(config.objective_spec()).ohlcv)
+        try:
+            self._ledger = TrialLedger(self.path)
+        except (OSError, sqlite3.Error) as exc:
+            raise InfrastructureError(
+                f"the trial ledger {self.path} could not be opened ({exc})") from exc
+
+    def record(self, request: EvalRequest, outcome: Outcome) -> None:
+        """Record ``outcome``, a done evaluation of ``request``; an error writing the ledger is
+        the machine's, not the trial's."""
+        row = configured(EvaluationRow(
+            eval_id=request.eval_id, trial_id=request.trial_id, params=request.params,
+            budget=request.budget, seed=request.seed, tags=request.tags, status=outcome.status,
+            score=outcome.score, metrics=outcome.metrics, error=None, worker=outcome.worker,
+            device=outcome.device, started_at=outcome.started_at,
+            finished_at=outcome.finished_at, attempts=1))
+        returns = None if outcome.returns is None else np.asarray(outcome.returns, dtype="<f8")
+        try:
+            self._ledger.record_trials(self._run, self._market, evaluation_trials(row, returns),
+                                       now=self._recorded_at)
+        except (OSError, sqlite3.Error) as exc:
+            raise InfrastructureError(
+                f"the trial ledger {self.path} could not be written ({exc}); evaluation "
+                f"{request.eval_id} is not counted as a result and runs again on --resume"
+            ) from exc
+
+    def close(self) -> None:
+        self._ledger.close()
 
 
 def inner_trials(rows: list[EvaluationRow]) -> list[LedgerTrial]:
@@ -209,8 +259,8 @@ def statistics(
             ledger.record_look(run, "sweep", f"top {len(leaders)} at the end of the "
                                "sweep", holdout, now=now)
         looks = ledger.looks_at(holdout) if config.data.has_holdout else []
-    log.info("trial ledger %s: %d new row(s); %d trial(s) count against the winner", path, new,
-             count.n_trials)
+    log.info("trial ledger %s: %d row(s) added at the end of the sweep (the search's as they "
+             "finished); %d trial(s) count against the winner", path, new, count.n_trials)
     out: dict[str, Any] = {"ledger": count.to_dict(), "holdout_looks": len(looks)}
     if winner is None or winner_returns is None:
         return out

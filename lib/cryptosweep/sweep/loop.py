@@ -1,4 +1,5 @@
-"""The search loop: ask -> journal -> submit -> gather -> journal -> tell, with resume by replay.
+"""The search loop: ask -> journal -> submit -> gather -> ledger -> journal -> tell, with resume by
+replay.
 
 Results are told as they complete; the strategies' base class decides in which order they are
 observed (eval-id order unless the strategy does not depend on it).
@@ -26,6 +27,7 @@ from cryptosweep.execution.worker import Outcome
 from cryptosweep.records.evaluations import EvaluationRow
 from cryptosweep.records.journal import Journal
 from cryptosweep.strategies import EvalRequest, EvalResult, Strategy, make_strategy
+from cryptosweep.sweep.evidence import SearchLedger
 from cryptosweep.sweep.opening import LOG_FILE
 
 log = logging.getLogger(__name__)
@@ -38,13 +40,12 @@ class SweepLoop:
 
     def __init__(
         self, config: SweepConfig, seed: int, journal: Journal, executor: Executor,
-        show_progress: bool = True, use_gpu: bool = False,
+        show_progress: bool = True, use_gpu: bool = False, ledger: SearchLedger | None = None,
     ) -> None:
         self.config, self.seed, self.journal, self.executor = config, seed, journal, executor
-        self.show_progress, self.use_gpu = show_progress, use_gpu
+        self.show_progress, self.use_gpu, self.ledger = show_progress, use_gpu, ledger
         self.spec = config.objective_spec().to_payload()
-        self._trial_ids: dict[int, int] = {}
-        self._budgets: dict[int, float] = {}
+        self._requests: dict[int, EvalRequest] = {}
         self._payloads: dict[int, dict[str, Any]] = {}
         self._finished = self._failed = 0  # every finished evaluation, journaled ones included
 
@@ -82,7 +83,7 @@ class SweepLoop:
                     if outcome.status == "lost" and self._retry(outcome):
                         continue
                     strategy.tell(self._record(outcome))
-                    progress.update(outcome.score, self._budgets[outcome.eval_id],
+                    progress.update(outcome.score, self._requests[outcome.eval_id].budget,
                                     failed=outcome.status != "done")
                     self._check_failures()
         finally:
@@ -93,8 +94,7 @@ class SweepLoop:
         self, request: EvalRequest, row: EvaluationRow | None
     ) -> EvalResult | None:
         """A finished journaled evaluation is returned as its result; anything else is run."""
-        self._trial_ids[request.eval_id] = request.trial_id
-        self._budgets[request.eval_id] = request.budget
+        self._requests[request.eval_id] = request
         if row is not None:
             _check_replay(row, request)
             if row.status in ("done", "failed"):
@@ -165,6 +165,8 @@ class SweepLoop:
             log.warning("evaluation %d failed: %s", outcome.eval_id, outcome.error)
             outcome = dataclasses.replace(outcome, status="failed")
         else:
+            if self.ledger is not None:  # first: a trial the journal holds is counted
+                self.ledger.record(self._requests[outcome.eval_id], outcome)
             log.debug("eval %d done: score %+.4f in %.2f s on %s (%s)", outcome.eval_id,
                       outcome.score, outcome.finished_at - outcome.started_at, outcome.worker,
                       outcome.device)
@@ -174,7 +176,7 @@ class SweepLoop:
             started_at=outcome.started_at, finished_at=outcome.finished_at,
             returns=outcome.returns,
         )
-        trial_id = self._trial_ids[outcome.eval_id]
+        trial_id = self._requests[outcome.eval_id].trial_id
         return EvalResult(outcome.eval_id, trial_id, outcome.status, outcome.score)  # type: ignore[arg-type]
 
 

@@ -35,6 +35,7 @@ from cryptosweep.execution.environment import system_info
 from cryptosweep.execution.executors import Executor, parse_gpu_ids
 from cryptosweep.execution.monitor import ResourceMonitor
 from cryptosweep.records.journal import Journal
+from cryptosweep.sweep.evidence import SearchLedger
 from cryptosweep.sweep.finalize import finalize_run
 from cryptosweep.sweep.loop import SweepLoop
 from cryptosweep.sweep.opening import (
@@ -206,13 +207,15 @@ def _execute(
     monitor = ResourceMonitor(journal).start()
     started = time.time()
     with executor:
+        ledger = SearchLedger(config, run_dir, journal)
         try:
             strategy = SweepLoop(config, seed, journal, executor, show_progress,
-                                 use_gpu=use_gpu).run()
+                                 use_gpu=use_gpu, ledger=ledger).run()
         except SweepFailedError:
             journal.set_meta(status="failed")
             raise
         finally:
+            ledger.close()
             monitor.stop()  # its last sample is in resource_usage_*.json, written next
         log.info("search finished in %.1f s; evaluating the top %d on the holdout",
                  time.time() - started, config.reporting.top_k)
