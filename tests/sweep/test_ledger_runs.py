@@ -5,6 +5,7 @@ beside the champion in models/)."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sqlite3
 
@@ -62,7 +63,7 @@ def test_two_runs_of_one_name_both_count_and_later_looks_are_recorded_there(tmp_
     assert "(rank 1," in looks[2][2] and "(rank 2," in looks[3][2]
 
 
-def test_a_run_killed_and_never_resumed_still_counts_against_later_winners(tmp_path):
+def test_a_run_killed_and_never_resumed_still_counts_against_later_winners(tmp_path, caplog):
     """Trials reached the ledger only at the end of a sweep: a run killed and never resumed
     (whose trials a person may have watched, then deleted) counted for nothing against the
     next winner on the same candles. Each evaluation is now counted as it finishes."""
@@ -84,8 +85,14 @@ def test_a_run_killed_and_never_resumed_still_counts_against_later_winners(tmp_p
             "SELECT key FROM trials WHERE run LIKE 'killed@%' AND kind = 'search'")}
     assert len(finished) >= 3 and finished <= counted
 
-    later = run_sweep(config=load_config(raw=raw), seed=6, log_dir=reports, run_name="later")
+    with caplog.at_level(logging.INFO, logger="cryptosweep.sweep.evidence"):
+        later = run_sweep(config=load_config(raw=raw), seed=6, log_dir=reports,
+                          run_name="later")
     count = later.results["statistics"]["ledger"]
+    # The run log says where a count larger than the night's own comes from.
+    assert (f"{count['n_trials']} trial(s) count against the winner: the distinct "
+            f"configurations and extra seeds of {count['n_evaluations']} evaluation(s) by 2 "
+            "run(s)") in caplog.text
     with sqlite3.connect(ledger) as db:
         configs = {run.split("@")[0]: n for run, n in db.execute(
             "SELECT run, COUNT(DISTINCT config_key) FROM trials GROUP BY run")}

@@ -260,7 +260,9 @@ def statistics(
                                "sweep", holdout, now=now)
         looks = ledger.looks_at(holdout) if config.data.has_holdout else []
     log.info("trial ledger %s: %d row(s) added at the end of the sweep (the search's as they "
-             "finished); %d trial(s) count against the winner", path, new, count.n_trials)
+             "finished); %d trial(s) count against the winner: the distinct configurations and "
+             "extra seeds of %d evaluation(s) by %d run(s) on this market in the last %g days",
+             path, new, count.n_trials, count.n_rows, count.n_runs, count.window_days)
     out: dict[str, Any] = {"ledger": count.to_dict(), "holdout_looks": len(looks)}
     if winner is None or winner_returns is None:
         return out
