@@ -9,7 +9,8 @@ schedulers' own processes.
 Ours goes through the real machinery: :class:`cryptosweep.sweep.runner.SweepLoop` with a
 ``RandomSearch`` strategy, journaling every step into a real :class:`Journal` (SQLite, WAL,
 ``synchronous=NORMAL``, one transaction per trial, a checksum per row, a WAL checkpoint every
-5 s) in a temp dir, against the real executors -- ``InProcessExecutor`` and a
+5 s) and counting every finished trial in the run's trial ledger (``SearchLedger``: trials
+finishing within 10 ms of its last write go with its next) in a temp dir, against the real executors -- ``InProcessExecutor`` and a
 dask ``LocalCluster`` of 2 single-threaded worker processes built by ``make_executor(2)``.
 The only substitution is the worker function: the executor subclasses below send
 :func:`bench_evaluation` (same payload in, same dict shape out as ``run_evaluation``) instead of
@@ -247,7 +248,9 @@ def run_ours(executor: Any, n_trials: int, tmp: Path, synchronous: str = "NORMAL
     """One sweep through ``SweepLoop`` into a fresh journal."""
     from cryptosweep.core.config_files import validate_config
     from cryptosweep.records.journal import Journal
+    from cryptosweep.sweep.evidence import SearchLedger
     from cryptosweep.sweep.loop import SweepLoop
+    from cryptosweep.trading.objective import check_spec
 
     config = validate_config({**CONFIG, "random": {"n_trials": n_trials}})
     folder = Path(tempfile.mkdtemp(dir=tmp))
@@ -255,11 +258,15 @@ def run_ours(executor: Any, n_trials: int, tmp: Path, synchronous: str = "NORMAL
     if synchronous != "NORMAL":
         journal._conn.execute(f"PRAGMA synchronous={synchronous}")
     calls = _timed(journal, JOURNAL_CALLS)
-    loop = SweepLoop(config, SEED, journal, executor, show_progress=False)
+    # The trial ledger the runner gives the loop (the run folder's: no models folder here).
+    journal.set_meta(created_at=time.time(), data=check_spec(config.objective_spec()))
+    ledger = SearchLedger(config, folder, journal)
+    loop = SweepLoop(config, SEED, journal, executor, show_progress=False, ledger=ledger)
     t0, started = time.time(), time.perf_counter()
     if profile is not None:
         profile.enable()
     loop.run()
+    ledger.close()
     if profile is not None:
         profile.disable()
     wall = time.perf_counter() - started
