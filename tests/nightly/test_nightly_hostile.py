@@ -200,7 +200,7 @@ def test_recover_refuses_a_damaged_marker_before_changing_anything(tmp_path):
 
 
 @slow
-@pytest.mark.parametrize("damage", ["history", "ledger", "marker"])
+@pytest.mark.parametrize("damage", ["history", "ledger", "marker", "pending"])
 def test_the_nightly_refuses_a_damaged_models_folder_before_the_sweep(tmp_path, damage):
     """Not "promotion failed" after the whole sweep ran, every night: exit 2 at the start,
     naming the file (and line), with no run folder made and the models folder untouched."""
@@ -213,10 +213,13 @@ def test_the_nightly_refuses_a_damaged_models_folder_before_the_sweep(tmp_path, 
     elif damage == "ledger":
         (models / LEDGER).write_text('["abc", "2024-01-01"]\n')
         words = (f"{models / LEDGER}, line 1: ", "not a JSON object")
-    else:
+    elif damage == "marker":
         (models / MARKER).write_text('{"manifest_sha256": null, "best_configs": 5, '
                                      '"record": {}}')
         words = (f"{models / MARKER}: ", "'best_configs'")
+    else:
+        (models / promotion.PENDING).write_text('{"run": 5}')
+        words = (f"{models / promotion.PENDING}: ", "naming a run folder")
     before = tree(models)
     done = run_job(nightly_env(tmp_path), str(config_file(tmp_path)))
     assert_one_clear_line(done, *words)
@@ -262,6 +265,26 @@ def test_the_script_still_answers_already_running_at_once_with_any_config(tmp_pa
         done = run_job(env, str(tmp_path / "absent.yaml"), script=True)
     assert done.rc == 0 and "already running" in done.output, done.output
     assert sorted(p.name for p in reports.iterdir()) == [".nightly.lock"]
+
+
+@slow
+def test_a_models_folder_another_process_writes_is_already_running(tmp_path):
+    """Two nightlies on one models folder from two reports folders: the shell's lock is the
+    reports folder's, so both ran their champion steps into the same folder. The second now
+    says so and does nothing, as for a held reports folder."""
+    import fcntl
+
+    models = tmp_path / "models"
+    models.mkdir()
+    held = os.open(models, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = run_job(nightly_env(tmp_path), str(config_file(tmp_path)))
+    finally:
+        os.close(held)
+    assert done.rc == 0, done.output[-3000:]
+    assert f"already running: models folder {models} is in use" in done.output
+    assert not (tmp_path / "reports").exists() and list(models.iterdir()) == []
 
 
 @slow

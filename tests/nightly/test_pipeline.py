@@ -417,9 +417,14 @@ def test_a_killed_promotion_never_leaves_a_half_written_champion(night, night_re
                                                                  tmp_path, moment):
     """SIGKILL as the champion's training starts, or once its files are being written, then
     the next night's recovery: the deployed champion is the one before, whole, and nothing
-    of the training is left."""
+    of the training is left; the decision is not lost (it was: nothing retried it), the next
+    champion step acts on it, once."""
     models = tmp_path / "models"
     shutil.copytree(night.models, models)
+    # The first night's run, as if its champion step had not run yet on this models folder.
+    history = models / promotion.HISTORY
+    history.write_text("".join(line for line in history.read_text().splitlines(True)
+                               if json.loads(line)["run"] != night.run.name))
     before = {p.relative_to(models): p.read_bytes() for p in models.rglob("*") if p.is_file()}
     process = subprocess.Popen(
         [sys.executable, "-c", "import sys; from cryptosweep.nightly.promotion import "
@@ -445,7 +450,16 @@ def test_a_killed_promotion_never_leaves_a_half_written_champion(night, night_re
     # The last run's best configs are published before its promotion, approved or not.
     after.pop(Path("best_configs_last_run.json"), None)
     before.pop(Path("best_configs_last_run.json"), None)
+    assert promotion.read_pending(models) == night.run.resolve()
+    assert after.pop(Path(promotion.PENDING))
     assert after == before
+    # The next night acts on it (Night._finish_pending): promoted once, and only once.
+    done = promotion.decide_and_act(night.run, models)
+    assert done.promoted and promotion.read_pending(models) is None
+    assert (models / "champion.prev").is_dir()
+    again = promotion.decide_and_act(night.run, models)
+    assert not again.promoted and "already decided (approved)" in again.message
+    assert [r["run"] for r in promotion.read_history(models)].count(night.run.name) == 1
 
 
 @slow
@@ -584,6 +598,17 @@ def test_killed_run_is_resumed_to_the_results_of_an_uninterrupted_run(tmp_path):
     config = write_json(tmp_path / "longer.json", tiny(random__n_trials=12))
     env = cron_env(tmp_path, SWEEP_CONFIG=config)
     reports = tmp_path / "reports"
+    reference = subprocess.Popen(  # the nightly's config: with where its champion would be
+        [sys.executable, "-m", "cryptosweep", "run", "--config", str(config), "--seed",
+         "123456", "--log-dir", str(tmp_path / "ref"), "--run-name", "ref", "--set",
+         f"deployment.champion_dir={tmp_path / 'models' / 'champion'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert reference.wait(timeout=300) == 0, reference.stderr.read() if reference.stderr else ""
+    # The reference counted its trials in the ledger beside that champion; the nightly must
+    # count only its own (each counted as it finished, the killed session's too), as it would
+    # on a machine where the reference never ran.
+    for ledger in (tmp_path / "models").glob("trials.db*"):
+        ledger.unlink()
     first = subprocess.Popen([str(SCRIPT)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 180
@@ -605,16 +630,6 @@ def test_killed_run_is_resumed_to_the_results_of_an_uninterrupted_run(tmp_path):
     assert nightly.run_status(run) == "running"
     assert 1 <= done_count(run / "sweep.db") < 12
 
-    reference = subprocess.Popen(  # the nightly's config: with where its champion would be
-        [sys.executable, "-m", "cryptosweep", "run", "--config", str(config), "--seed",
-         "123456", "--log-dir", str(tmp_path / "ref"), "--run-name", "ref", "--set",
-         f"deployment.champion_dir={tmp_path / 'models' / 'champion'}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert reference.wait(timeout=300) == 0, reference.stderr.read() if reference.stderr else ""
-    # The reference counted its trials in the ledger beside that champion; the nightly must
-    # count only its own, as it would on a machine where the reference never ran.
-    for ledger in (tmp_path / "models").glob("trials.db*"):
-        ledger.unlink()
     second = run_nightly(env, tmp_path)
     assert second.rc == 0, second.output[-4000:]
     assert nightly_runs(reports) == [run], "the same folder is resumed, no new one started"

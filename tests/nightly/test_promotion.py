@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cryptosweep.core.errors import FolderInUseError
 from cryptosweep.nightly import promotion
 from cryptosweep.nightly.promotion import (
     CHAMPION,
@@ -208,4 +211,125 @@ def test_demote_champion_moves_it_aside_and_records_why(tmp_path):
     assert json.loads((folder / "demotion.json").read_text()) == record
     assert read_history(models)[-1] == record == promotion.last_demotion(models)
     assert promotion.demote_champion(models, "again", {}, now=1_700_000_001) is None
+    assert len(read_history(models)) == 1
+
+
+class Killed(KeyboardInterrupt):
+    """A kill at a chosen step: nothing after it runs, no handler tidies up."""
+
+
+@pytest.mark.parametrize("killed_before", ["move champion", "move latest", "history line"])
+def test_a_demotion_a_kill_interrupted_is_finished_by_recover(tmp_path, monkeypatch,
+                                                               killed_before):
+    """demote_champion moved the champion, then best_configs_latest.json, then appended its
+    line; killed in between, nothing finished it: no champion deployed, the history still
+    saying approved, signals answering "none approved yet", recover doing nothing."""
+    models = tmp_path / "models"
+    champion = model_folder(models / CHAMPION, "the champion")
+    (models / BEST_CONFIGS_LATEST).write_text('{"configurations": ["x"]}')
+    promotion.append_record(models, {"run": "r", "decision": "approved", "promoted": True})
+    steps = {"move champion": 0, "move latest": 1}
+    moves = []
+    real_replace, real_append = promotion._replace, promotion.append_record
+
+    def replace(source: Path, target: Path) -> None:
+        if len(moves) == steps.get(killed_before):
+            raise Killed
+        moves.append(source.name)
+        real_replace(source, target)
+
+    def append(models_dir: Path, record: dict[str, Any]) -> Path:
+        if killed_before == "history line":
+            raise Killed
+        return real_append(models_dir, record)
+
+    monkeypatch.setattr(promotion, "_replace", replace)
+    monkeypatch.setattr(promotion, "append_record", append)
+    with pytest.raises(Killed):
+        promotion.demote_champion(models, "live PSR 0.01 < 0.05", {"psr": 0.01}, now=7)
+    monkeypatch.setattr(promotion, "_replace", real_replace)
+    monkeypatch.setattr(promotion, "append_record", real_append)
+
+    lines = recover(models)
+    assert any("finished a demotion a kill had interrupted" in line for line in lines)
+    (folder,) = (models / "demoted").iterdir()
+    assert not (models / CHAMPION).exists() and tree(folder / CHAMPION) == champion
+    assert not (models / BEST_CONFIGS_LATEST).exists()
+    assert (folder / BEST_CONFIGS_LATEST).is_file()
+    last = promotion.last_demotion(models)
+    assert last == json.loads((folder / "demotion.json").read_text())
+    assert recover(models) == [] and len(read_history(models)) == 2
+
+
+def test_a_keep_gate_demotion_a_kill_interrupted_is_carried_out_next_night(tmp_path,
+                                                                           monkeypatch):
+    """The third failed keep-gate's line (saying demote) was appended, then the kill: the
+    champion stayed deployed, and the next night's keep-gate counted from the demotion's
+    reset... nothing ever demoted it."""
+    models = tmp_path / "models"
+    champion = model_folder(models / CHAMPION, "the champion")
+    reports = tmp_path / "reports"
+    for night in (1, 2):
+        decide_and_act(judged_run(reports / f"nightly_{night}", -0.5), models, now=night)
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(promotion, "demote_champion", killed)
+    third = judged_run(reports / "nightly_3", -0.5)
+    with pytest.raises(Killed):
+        decide_and_act(third, models, now=3)
+    monkeypatch.undo()
+    assert read_history(models)[-1]["keep"]["demote"] and (models / CHAMPION).is_dir()
+    assert promotion.read_pending(models) == third.resolve()
+
+    lines = recover(models)
+    assert any("carried out the keep-gate's demotion" in line for line in lines)
+    assert not (models / CHAMPION).exists()
+    assert tree(next((models / "demoted").glob("*/champion"))) == champion
+    # The interrupted step itself, acted on again, decides nothing twice.
+    again = decide_and_act(third, models, now=4)
+    assert "already decided (rejected)" in again.message
+    assert promotion.read_pending(models) is None
+    assert [r["decision"] for r in read_history(models)] == ["rejected"] * 3 + ["demoted"]
+
+
+def test_a_training_that_fails_is_reported_and_not_retried_every_night(tmp_path, monkeypatch):
+    """A kill leaves the step pending for the next night; an error (a bug, a model that
+    cannot be trained) is tonight's failure, and is not acted on again before every sweep."""
+    models = tmp_path / "models"
+    run = finished_run(tmp_path / "reports" / "nightly_1", "approved")
+
+    def fails(best: dict[str, Any], folder: Path) -> None:
+        raise ValueError("cannot train this")
+
+    monkeypatch.setattr(promotion, "train_champion", fails)
+    with pytest.raises(ValueError, match="cannot train this"):
+        decide_and_act(run, models)
+    assert promotion.read_pending(models) is None and read_history(models) == []
+    assert not (models / CHAMPION).exists()
+
+
+def test_one_process_at_a_time_writes_a_models_folder(tmp_path):
+    """Two nightlies on one models folder (two reports folders): one recovered (deleted) the
+    other's half-made champion, then rotated its own into a folder the other moved: no
+    champion left, and the original deleted by the next recovery."""
+    models = tmp_path / "models"
+    model_folder(models / CHAMPION, "the champion")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from cryptosweep.core.locking import "
+         "hold_folder\nwith hold_folder(sys.argv[1], 'models folder'):\n print('held', "
+         "flush=True); time.sleep(60)", str(models)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        run = finished_run(tmp_path / "reports" / "nightly_1", "rejected")
+        for step in (lambda: recover(models), lambda: decide_and_act(run, models),
+                     lambda: promotion.demote_champion(models, "why", {})):
+            with pytest.raises(FolderInUseError, match=f"models folder {models} is in use"):
+                step()
+        assert read_history(models) == [] and (models / CHAMPION).is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not decide_and_act(run, models).promoted  # free again
     assert len(read_history(models)) == 1

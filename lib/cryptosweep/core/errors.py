@@ -52,6 +52,11 @@ class ResumeError(UserError):
     """A run folder or journal cannot be resumed as asked."""
 
 
+class FolderInUseError(UserError):
+    """A folder that one process writes at a time (its lock: :mod:`cryptosweep.core.locking`)
+    is being written by another."""
+
+
 class ModelError(UserError):
     """A saved model folder is missing, changed since it was saved, from another version, or
     made with another library version than the one installed."""

@@ -1,9 +1,13 @@
-"""One writer per run folder: an exclusive ``flock`` on ``<run>/.lock`` held by the process that
-writes the run, for as long as it writes it.
+"""One writer per folder: an exclusive ``flock`` held by the process that writes the folder,
+for as long as it writes it: a run folder's (on ``<run>/.lock``, which names the holder:
+:class:`RunLock`) and a models folder's (on the folder itself: :func:`hold_folder`, the
+nightly and its champion steps).
 
 Two ``cryptosweep run --resume`` of one run would both run its unfinished evaluations and then
-collide in the journal. The second writer instead stops at once, before it opens the journal or
-starts a worker, with one line naming the holder's pid (exit code 2). The lock is the kernel's
+collide in the journal; two nightlies on one models folder (two reports folders) would rotate
+champions into each other's half-made folders. The second writer instead stops at once,
+before it changes anything (a run: before it opens the journal or starts a worker), with one
+line (exit code 2; a run's names the holder's pid). The lock is the kernel's
 (``flock``), not the pid file's existence: it goes away with its process however that ends,
 SIGKILL included, so a killed run can always be resumed. The pid written inside only says who
 holds it. Readers (``report``, the notebooks, the nightly's checks) never take it.
@@ -14,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-from cryptosweep.core.errors import ResumeError
+from cryptosweep.core.errors import FolderInUseError, ResumeError
 
 LOCK_NAME = ".lock"
 
@@ -32,26 +38,11 @@ class RunLock:
         """Lock ``run_dir`` (which must exist) for this process, or raise
         :class:`~cryptosweep.core.errors.ResumeError` naming the process that holds it."""
         run_dir = Path(run_dir)
-        path = run_dir / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(fd)
-            os.close(fd)
-            who = f"process {holder}" if holder else "another process"
+        fd, holder = _lock(run_dir / LOCK_NAME)
+        if fd < 0:
             raise ResumeError(
-                f"run folder {run_dir} is in use: {who} is writing it (lock {path}); wait for "
-                "it to finish, or stop it, then resume"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        except OSError:  # the pid is only informative: a full disk must not stop the lock
-            pass
+                f"run folder {run_dir} is in use: {holder} is writing it (lock "
+                f"{run_dir / LOCK_NAME}); wait for it to finish, or stop it, then resume")
         return cls(run_dir, fd)
 
     def release(self) -> None:
@@ -68,6 +59,71 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+#: The folders this process holds with :func:`hold_folder`: the folder's path -> [its
+#: descriptor, how many holds are open].
+_HELD: dict[Path, list[int]] = {}
+_HELD_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def hold_folder(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold ``folder``'s lock (an exclusive ``flock`` of the folder itself: no file is made in
+    it; the folder is made if missing) while the block runs. Re-entrant within this process
+    (the nightly holds its models folder for the whole night; the champion steps it calls hold
+    it again); another process holding it is a
+    :class:`~cryptosweep.core.errors.FolderInUseError`, ``what`` naming the folder (e.g.
+    "models folder")."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    path = Path(folder).resolve()
+    with _HELD_GUARD:
+        held = _HELD.get(path)
+        if held is None:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise FolderInUseError(
+                    f"{what} {Path(folder)} is in use: another process (a nightly, or a "
+                    "champion step of its own) is writing it; wait for it to finish") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            held = _HELD[path] = [fd, 0]
+        held[1] += 1
+    try:
+        yield
+    finally:
+        with _HELD_GUARD:
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD[path]
+                with contextlib.suppress(OSError):
+                    fcntl.flock(held[0], fcntl.LOCK_UN)
+                os.close(held[0])
+
+
+def _lock(path: Path) -> tuple[int, str]:
+    """Take the exclusive lock of the file ``path`` (created if missing) without waiting:
+    ``(descriptor, "")`` with this process's pid written in it, or ``(-1, who holds it)``."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _read_pid(fd)
+        os.close(fd)
+        return -1, f"process {holder}" if holder else "another process"
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError:  # the pid is only informative: a full disk must not stop the lock
+        pass
+    return fd, ""
 
 
 def _read_pid(fd: int) -> int | None:

@@ -35,6 +35,7 @@ from cryptosweep.core.errors import (
     EXIT_REPORT,
     EXIT_USAGE,
     ConfigError,
+    FolderInUseError,
     InfrastructureError,
     ReportError,
     SweepInterrupted,
@@ -42,6 +43,7 @@ from cryptosweep.core.errors import (
     sigterm_interrupts,
 )
 from cryptosweep.core.files import PRIVATE_MODE, output_problem, write_json_atomic
+from cryptosweep.core.locking import hold_folder
 from cryptosweep.core.paths import (
     KERNEL,
     MODELS_DIR,
@@ -55,17 +57,20 @@ from cryptosweep.core.strict import whole_number
 from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
 from cryptosweep.nightly.notifications import NOTIFY_TIMEOUT_S, SUMMARY_FILE, build_summary, notify
 from cryptosweep.nightly.promotion import (
+    MODELS_FOLDER,
+    PENDING,
     Promotion,
     champion_dir,
     decide_and_act,
     manifest_digest,
     read_history,
     read_marker,
+    read_pending,
     recover,
 )
 from cryptosweep.nightly.publishing import publish
 from cryptosweep.nightly.retention import housekeep
-from cryptosweep.nightly.runs import RUN_PREFIX, check_sweep, plan_run
+from cryptosweep.nightly.runs import RUN_PREFIX, RunState, check_sweep, plan_run
 from cryptosweep.reporting.index_page import FIELD_FILE, REPORT_FILE
 from cryptosweep.sweep.opening import LOG_FILE, utc_stamp
 
@@ -251,6 +256,10 @@ class Night:
             with sigterm_interrupts(), _private_runtime():
                 self._job()
             code = EXIT_OK
+        except FolderInUseError as exc:  # the models folder, held by another process: as the
+            # shell's "already running" (the reports folder's lock), nothing else to do
+            self.log("INFO", f"already running: {exc}; nothing to do")
+            return EXIT_OK
         except NightlyFailure as exc:
             code, message = exc.exit_code, exc.message
             self.log("ERROR", message)
@@ -292,10 +301,23 @@ class Night:
         if self.check_only:
             self.log("INFO", f"check: {validated}; nothing created or changed")
             return
+        # One night at a time on the models folder (the shell's lock is the reports folder's):
+        # another nightly writing it, from another reports folder, would rotate champions into
+        # this one's. Held by another process: FolderInUseError, "already running".
+        with hold_folder(settings.models_dir, MODELS_FOLDER):
+            self._night(config, seed, validated)
+
+    def _night(self, config: SweepConfig, seed: int, validated: str) -> None:
+        """The night once its checks passed and it holds the models folder."""
+        settings = self.settings
+        assert settings is not None
         try:
             self.log.lines(recover(settings.models_dir))  # before the sweep reads the champion
+            pending = read_pending(settings.models_dir)
         except UserError as exc:
             raise NightlyFailure(EXIT_USAGE, str(exc)) from None
+        if pending is not None:
+            self._finish_pending(pending)
         self.log("INFO", f"validate: {validated}")
 
         detected, why = ([], "") if settings.gpu_policy == "use" else detect_gpus()
@@ -331,6 +353,22 @@ class Night:
         self._promote(run_dir)
         self.log("INFO", f"success: {run_dir / REPORT_FILE}")
 
+    def _finish_pending(self, run_dir: Path) -> None:
+        """Act on the deployment gate's decision of a run whose champion step a kill
+        interrupted (a training killed: nothing of it is in the history), before tonight's
+        sweep compares its winner with the champion."""
+        settings = self.settings
+        assert settings is not None
+        if RunState.of(run_dir).finished:
+            self.log("WARNING", f"champion: the step acting on {run_dir.name}'s decision was "
+                                "interrupted; acting on it now")
+            self._promote(run_dir)
+            return
+        self.log("WARNING", f"champion: the step acting on {run_dir}'s decision was "
+                            "interrupted, and that run is no longer there finished; its "
+                            "decision is left unacted on")
+        (settings.models_dir / PENDING).unlink(missing_ok=True)
+
     def _check_update(self, config: SweepConfig) -> None:
         """What the candle update (:meth:`_update_candles`) needs from the config and the
         environment (``data.path``, the variable ``data.update.base_url_env`` names), checked
@@ -348,15 +386,16 @@ class Night:
 
     def _check_models(self) -> None:
         """The models folder's files a user owns and the night reads (``champions.jsonl``,
-        ``paper_trades.jsonl``, ``.promotion.json``), checked before the sweep: a damaged one
-        is exit 2 naming the file (and the line), instead of a promotion that fails after the
-        whole sweep ran, every night."""
+        ``paper_trades.jsonl``, ``.promotion.json``, ``.decision.json``), checked before the
+        sweep: a damaged one is exit 2 naming the file (and the line), instead of a promotion
+        that fails after the whole sweep ran, every night."""
         from cryptosweep.nightly.field import read_ledger
 
         settings = self.settings
         assert settings is not None
         try:
             read_marker(settings.models_dir)
+            read_pending(settings.models_dir)
             read_history(settings.models_dir)
             read_ledger(settings.models_dir)
         except UserError as exc:

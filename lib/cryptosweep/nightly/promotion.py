@@ -17,7 +17,13 @@ A kill at any moment leaves the champion whole: training writes only its tempora
 and the rotation (:data:`ROTATION`) is a few renames, each atomic, of folders that are already
 complete. :func:`recover` — run at the start of every night, before the sweep reads the
 champion — finishes a rotation that had already moved the old champion aside (the new one is
-complete), or undoes one that had not, and removes what a killed training left.
+complete), or undoes one that had not, removes what a killed training left, and finishes a
+demotion that was decided (its ``demotion.json`` written, or a keep-gate's line saying so) but
+not carried out. A decision a kill interrupted before its history line (a training killed) is
+not lost: :data:`PENDING` names its run, and the next night acts on it again
+(:func:`pending_decision`) before its own sweep; a run whose line is in the history is never
+acted on twice. One process at a time writes the folder (a lock of the folder itself:
+:func:`~cryptosweep.core.locking.hold_folder`).
 
 Layout of the models folder::
 
@@ -33,6 +39,7 @@ Layout of the models folder::
     .champion.new/          a trained champion about to be rotated in
     .champion.old/          the champion.prev being dropped
     .promotion.json         what a rotation in progress promotes (for recover)
+    .decision.json          the run whose champion step is under way (for the next night)
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from cryptosweep.core.files import (
     sync_folder,
     write_json_atomic,
 )
+from cryptosweep.core.locking import hold_folder
 from cryptosweep.core.settings import DeploymentSettings
 from cryptosweep.core.vocabulary import APPROVED
 from cryptosweep.judging.deployment import keep_champion, summary_line
@@ -68,6 +76,11 @@ NEW = ".champion.new"
 OLD = ".champion.old"
 TRAINING_PREFIX = ".champion.train-"
 MARKER = ".promotion.json"
+#: The run whose champion step is under way (:func:`decide_and_act`), for the next night to
+#: finish when a kill interrupted it.
+PENDING = ".decision.json"
+#: What :func:`~cryptosweep.core.locking.hold_folder` calls the folder in its message.
+MODELS_FOLDER = "models folder"
 HISTORY = "champions.jsonl"
 #: The last run's best configs, written every night, approved or not.
 BEST_CONFIGS_LAST_RUN = "best_configs_last_run.json"
@@ -136,10 +149,16 @@ def recover(models_dir: Path) -> list[str]:
     completed; one that had not is undone. Killed trainings are removed.
     """
     models = Path(models_dir)
-    lines: list[str] = []
     if not models.is_dir():
-        return lines
+        return []
+    with hold_folder(models, MODELS_FOLDER):
+        return _recover(models)
+
+
+def _recover(models: Path) -> list[str]:
+    lines: list[str] = []
     marker = read_marker(models)  # a damaged one stops here, before anything is changed
+    read_pending(models)  # as is this
     for training in models.glob(f"{TRAINING_PREFIX}*"):
         shutil.rmtree(training, ignore_errors=True)
         lines.append(f"WARNING promotion: removed an interrupted training ({training.name})")
@@ -161,6 +180,37 @@ def recover(models_dir: Path) -> list[str]:
             _bookkeeping(models, marker)
         (models / MARKER).unlink(missing_ok=True)
         sync_folder(models)
+    lines += _finish_demotions(models)
+    return lines
+
+
+def _finish_demotions(models: Path) -> list[str]:
+    """Carry out the demotions a kill interrupted: one whose folder has its ``demotion.json``
+    but no history line (the champion moved there, or still deployed as the one judged), and
+    one a keep-gate decided (the history's last line says ``demote``) before any step of it."""
+    lines: list[str] = []
+    history = read_history(models)
+    for folder in sorted((models / DEMOTED).glob("*")) if (models / DEMOTED).is_dir() else []:
+        record = _read_json(folder / DEMOTION)
+        if record is None or record.get("decision") != "demoted" or record in history:
+            continue
+        if not (folder / CHAMPION).exists():
+            if manifest_digest(models / CHAMPION) != record.get("demoted_manifest_sha256"):
+                continue  # not the deployed champion: nothing of it was carried out
+            _replace(models / CHAMPION, folder / CHAMPION)
+        if not (models / CHAMPION).exists() and (models / BEST_CONFIGS_LATEST).exists():
+            _replace(models / BEST_CONFIGS_LATEST, folder / BEST_CONFIGS_LATEST)
+        append_record(models, record)
+        history.append(record)
+        lines.append(f"WARNING promotion: finished a demotion a kill had interrupted "
+                     f"({record.get('reason')}); the champion is in {folder / CHAMPION}")
+    last = history[-1] if history else {}
+    if (last.get("keep") or {}).get("demote") and (models / CHAMPION).is_dir():
+        demoted = demote_champion(models, f"keep-gate: {last['keep'].get('text')}",
+                                  last["keep"])
+        if demoted is not None:
+            lines.append(f"WARNING promotion: carried out the keep-gate's demotion a kill had "
+                         f"interrupted; the champion is in {demoted['demoted_to']}")
     return lines
 
 
@@ -284,9 +334,50 @@ def _last_record_is(models: Path, record: dict[str, Any]) -> bool:
 
 def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) -> Promotion:
     """The champion step for a finished run (see the module docstring). Raises what training
-    raises, with the champion untouched."""
+    raises, with the champion untouched; a run already decided (its line in the history) is
+    not acted on again."""
     run_dir, models = Path(run_dir), Path(models_dir)
-    models.mkdir(parents=True, exist_ok=True)
+    with hold_folder(models, MODELS_FOLDER):
+        decided = _decided(models, run_dir)
+        if decided is not None:
+            (models / PENDING).unlink(missing_ok=True)
+            return Promotion(False, decided, f"{run_dir.name}: already decided "
+                                             f"({decided.get('decision')}); nothing done again")
+        write_json_atomic(models / PENDING, {"run": str(run_dir.resolve())})
+        try:
+            promotion = _decide_and_act(run_dir, models, now)
+        except Exception:  # a failure is reported tonight, not retried every night after
+            (models / PENDING).unlink(missing_ok=True)
+            raise
+        (models / PENDING).unlink(missing_ok=True)  # (a kill before this: the next night)
+        return promotion
+
+
+def _decided(models: Path, run_dir: Path) -> dict[str, Any] | None:
+    """The history's line deciding ``run_dir`` (None when there is none)."""
+    best = sorted(run_dir.glob(BEST_CONFIGS_GLOB))
+    source = str(best[-1].resolve()) if best else None
+    for record in reversed(read_history(models)):
+        if record.get("run") == run_dir.name and record.get("best_configs") == source:
+            return record
+    return None
+
+
+def read_pending(models_dir: Path) -> Path | None:
+    """The run folder whose champion step a kill interrupted (:data:`PENDING`), None when
+    there is none. A damaged file is a :class:`UserError` (exit 2) naming it."""
+    path = Path(models_dir) / PENDING
+    if not path.exists():
+        return None
+    value = _read_json(path)
+    if value is None or not isinstance(value.get("run"), str) or not value["run"]:
+        raise UserError(f"{path}: not a JSON object naming a run folder (key 'run'); it "
+                        "records a champion step a kill interrupted: restore it, or delete it "
+                        "to leave that run's decision unacted on")
+    return Path(value["run"])
+
+
+def _decide_and_act(run_dir: Path, models: Path, now: float | None) -> Promotion:
     results_path = sorted(run_dir.glob(RESULTS_GLOB))[-1]
     best_path = sorted(run_dir.glob(BEST_CONFIGS_GLOB))[-1]
     results = json.loads(results_path.read_text(encoding="utf-8"))
@@ -391,6 +482,14 @@ def demote_champion(models_dir: Path, reason: str, evidence: dict[str, Any],
     the clock). Returns the line appended to the history, or None when no champion is
     deployed (nothing is written then). ``champion.prev`` is left as it is."""
     models = Path(models_dir)
+    if not (models / CHAMPION).is_dir():
+        return None
+    with hold_folder(models, MODELS_FOLDER):
+        return _demote(models, reason, evidence, now)
+
+
+def _demote(models: Path, reason: str, evidence: dict[str, Any], now: float | None
+            ) -> dict[str, Any] | None:
     champion = models / CHAMPION
     if not champion.is_dir():
         return None
