@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import gzip
 import http.server
+import io
 import json
 import os
 import re
@@ -34,6 +35,7 @@ import pytest
 from cryptosweep import nightly
 from cryptosweep.judging.selection import gate_dsr
 from cryptosweep.nightly import notifications, promotion
+from cryptosweep.nightly.pipeline import Night, NightLog, Notifiers, Settings
 from tests.support import REPO, deterministic_bytes, done_count, results_file, tiny_config
 
 slow = pytest.mark.slow
@@ -453,9 +455,17 @@ def test_a_killed_promotion_never_leaves_a_half_written_champion(night, night_re
     assert promotion.read_pending(models) == night.run.resolve()
     assert after.pop(Path(promotion.PENDING))
     assert after == before
-    # The next night acts on it (Night._finish_pending): promoted once, and only once.
-    done = promotion.decide_and_act(night.run, models)
-    assert done.promoted and promotion.read_pending(models) is None
+    # The next night acts on it before its sweep: promoted once, and only once.
+    stream = io.StringIO()
+    settings = Settings.from_environment({"MODELS_DIR": str(models),
+                                                  "REPORTS_DIR": str(tmp_path / "reports")},
+                                                 str(night.config))
+    next_night = Night(settings, Notifiers(), NightLog(stream))
+    next_night._finish_pending(promotion.read_pending(models))
+    assert next_night.promotion is not None and next_night.promotion.promoted
+    assert f"the step acting on {night.run.name}'s decision was interrupted" in (
+        stream.getvalue())
+    assert promotion.read_pending(models) is None
     assert (models / "champion.prev").is_dir()
     again = promotion.decide_and_act(night.run, models)
     assert not again.promoted and "already decided (approved)" in again.message
