@@ -242,11 +242,14 @@ def _timed(journal: Any, names: tuple[str, ...]) -> list[float]:
 JOURNAL_CALLS = ("add_evaluation", "mark_submitted", "finish_evaluation")
 #: The journal's own level first; FULL (one fsync per commit) and OFF for comparison.
 SYNC_MODES = ("NORMAL", "FULL", "OFF")
+#: The in-process loop without its trial ledger: what counting every trial costs.
+NO_LEDGER = "without its trial ledger"
 
 
 def run_ours(executor: Any, n_trials: int, tmp: Path, synchronous: str = "NORMAL",
-             profile: cProfile.Profile | None = None) -> Timing:
-    """One sweep through ``SweepLoop`` into a fresh journal."""
+             profile: cProfile.Profile | None = None, ledger: bool = True) -> Timing:
+    """One sweep through ``SweepLoop`` into a fresh journal (``ledger``: counting its trials in
+    a trial ledger as the runner's loop does; without it, the ledger's share shows)."""
     from cryptosweep.core.config_files import validate_config
     from cryptosweep.records.journal import Journal
     from cryptosweep.sweep.evidence import SearchLedger
@@ -261,13 +264,14 @@ def run_ours(executor: Any, n_trials: int, tmp: Path, synchronous: str = "NORMAL
     calls = _timed(journal, JOURNAL_CALLS)
     # The trial ledger the runner gives the loop (the run folder's: no models folder here).
     journal.set_meta(created_at=time.time(), data=check_spec(config.objective_spec()))
-    ledger = SearchLedger(config, folder, journal)
-    loop = SweepLoop(config, SEED, journal, executor, show_progress=False, ledger=ledger)
+    counter = SearchLedger(config, folder, journal) if ledger else None
+    loop = SweepLoop(config, SEED, journal, executor, show_progress=False, ledger=counter)
     t0, started = time.time(), time.perf_counter()
     if profile is not None:
         profile.enable()
     loop.run()
-    ledger.close()
+    if counter is not None:
+        counter.close()
     if profile is not None:
         profile.disable()
     wall = time.perf_counter() - started
@@ -527,9 +531,13 @@ def main() -> None:
             for sync in SYNC_MODES:
                 runs.setdefault(sync, []).append(
                     run_ours(BenchInProcessExecutor(fn), n, tmp, synchronous=sync))
+            runs.setdefault(NO_LEDGER, []).append(
+                run_ours(BenchInProcessExecutor(fn), n, tmp, ledger=False))
         split = {sync: median_run(results) for sync, results in runs.items()}
         rows.append(Row("in-process", "ours InProcessExecutor", n, 0.0, 1, 0.0, split["NORMAL"],
                         note=spread(runs["NORMAL"], n), baseline=True))
+        rows.append(Row("in-process", "ours InProcessExecutor", n, 0.0, 1, 0.0, split[NO_LEDGER],
+                        note=f"{NO_LEDGER}, {spread(runs[NO_LEDGER], n)}"))
         ask_tell = strategy_cost(n)
         fsync = fsync_cost(tmp)
         profile = cProfile.Profile()
