@@ -950,30 +950,6 @@ def test_plan_resumes_only_what_can_be_continued(tmp_path):
     assert plan().mode == "new" and "never started" in plan().reason
 
 
-def test_a_run_that_read_its_candles_elsewhere_is_not_resumed_by_the_nightly(tmp_path):
-    """A config's hash names its data file by its name (a moved project's runs resume with
-    --set data.path); the nightly resumes with the run's own config, which reads where the run
-    did: when tonight's config reads the same-named candles from another folder, it starts a
-    new run instead of a resume that could not find them, night after night."""
-    from cryptosweep.core.config_files import load_config
-    from cryptosweep.trading.data import sample_data_path
-    from cryptosweep.trading.objective import check_spec
-
-    here, there = tmp_path / "here" / "candles.csv.gz", tmp_path / "there" / "candles.csv.gz"
-    for path in (here, there):
-        path.parent.mkdir()
-        path.write_bytes(sample_data_path().read_bytes())
-    config = write_json(tmp_path / "tiny.json", tiny(data__path=str(here)))
-    started = load_config(raw=tiny(data__path=str(there)))
-    assert started.results_hash() == load_config(config).results_hash()
-    reports = tmp_path / "reports"
-    fake_run(reports, "nightly_20200104_020000", "running", meta={
-        "config": started.canonical(), "seed": 7,
-        "data": {"sha256": check_spec(started.objective_spec())["sha256"]}})
-    plan = nightly.plan_run(reports, config, 7)
-    assert plan.mode == "new" and f"it read its candles from {there}" in plan.reason
-
-
 def test_a_hyperband_night_begun_with_rounds_is_resumed_after_the_default_became_folds(
         tmp_path):
     """A Hyperband night interrupted before Hyperband's default fidelity became folds was made

@@ -304,28 +304,6 @@ def test_resume_on_changed_data_is_refused(tmp_path, write_config):
     assert done.returncode == 2 and "changed since the run started" in done.stderr
 
 
-def test_a_run_whose_project_moved_is_resumed_from_its_candles_new_folder(tmp_path,
-                                                                          write_config):
-    """The config's hash took the data file's absolute path: the same candles in a moved
-    project made another hash, and a resume pointing at them was refused as another config.
-    The file's bytes and name are what decide (data.sha256, checked on resume)."""
-    from cryptosweep.trading.data import sample_data_path
-
-    old, new = tmp_path / "old" / "candles.csv.gz", tmp_path / "new" / "candles.csv.gz"
-    old.parent.mkdir()
-    old.write_bytes(sample_data_path().read_bytes())
-    config_path = write_config(tiny_config(random__n_trials=2))
-    done = cli("run", "--config", str(config_path), "--data", str(old), "--log-dir",
-               str(tmp_path), "--run-name", "r")
-    assert done.returncode == 0, done.stderr
-    (tmp_path / "old").rename(tmp_path / "new")
-    done = cli("run", "--resume", str(tmp_path / "r"), "--set", f"data.path={new}")
-    assert done.returncode == 0, done.stderr
-    renamed = new.rename(new.with_name("other.csv.gz"))  # another name: other candles
-    done = cli("run", "--resume", str(tmp_path / "r"), "--set", f"data.path={renamed}")
-    assert done.returncode == 2 and "differs from the one this run was started" in done.stderr
-
-
 # ----------------------------------------------------------- damaged journals (checksums)
 
 

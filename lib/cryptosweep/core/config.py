@@ -19,7 +19,6 @@ import math
 import operator
 import re
 from collections.abc import Mapping
-from pathlib import PurePath
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -296,11 +295,8 @@ EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
 
 
 def results_identity(canonical: dict[str, Any]) -> dict[str, Any]:
-    """A canonical config without its :data:`EXECUTION_ONLY` settings, and with its data file
-    named by its name alone: where the file lies decides nothing (its bytes do, and a resume
-    checks them: ``data.sha256``), so a project moved to another folder keeps its hash and its
-    runs can be resumed there. The master seed is compared on its own (it comes from
-    ``--seed`` or the config's ``seed``)."""
+    """A canonical config without its :data:`EXECUTION_ONLY` settings. The master seed is
+    compared on its own (it comes from ``--seed`` or the config's ``seed``)."""
     identity = json.loads(json.dumps(canonical))
     for path in EXECUTION_ONLY:
         node = identity
@@ -308,9 +304,6 @@ def results_identity(canonical: dict[str, Any]) -> dict[str, Any]:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(path[-1], None)
-    data = identity.get("data")
-    if isinstance(data, dict) and isinstance(data.get("path"), str):
-        data["path"] = PurePath(data["path"]).name
     return identity
 
 

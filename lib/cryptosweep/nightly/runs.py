@@ -162,10 +162,6 @@ def _resume_refusal(run_dir: Path, config_path: str | Path, seed: int) -> str | 
             return "the config changed since it started"
     if int(stored_seed) != int(seed):
         return f"it was started with seed {stored_seed}, tonight's is {seed}"
-    # The hash names the data file by its name alone; a resume reads it where the run did.
-    where, tonight = stored.canonical()["data"].get("path"), config.canonical()["data"].get("path")
-    if where != tonight:
-        return f"it read its candles from {where}, tonight's config from {tonight}"
     recorded = stored_data.get("sha256")
     if recorded is not None and check_spec(config.objective_spec())["sha256"] != recorded:
         return "the data changed since it started"
