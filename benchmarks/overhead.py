@@ -9,8 +9,8 @@ schedulers' own processes.
 Ours goes through the real machinery: :class:`cryptosweep.sweep.runner.SweepLoop` with a
 ``RandomSearch`` strategy, journaling every step into a real :class:`Journal` (SQLite, WAL,
 ``synchronous=NORMAL``, one transaction per trial, a checksum per row, a WAL checkpoint every 5
-s) and counting every finished trial in the run's trial ledger (``SearchLedger``: trials
-finishing within 10 ms of its last write go with its next) in a temp dir, against the real
+s) and counting every finished trial in the run's trial ledger (``SearchLedger``: one
+transaction per trial, before the journal's) in a temp dir, against the real
 executors -- ``InProcessExecutor`` and a dask ``LocalCluster`` of 2 single-threaded worker
 processes built by ``make_executor(2)``. The only substitution is the worker function: the
 executor subclasses below send :func:`bench_evaluation` (same payload in, same dict shape out

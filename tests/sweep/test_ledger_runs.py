@@ -9,7 +9,6 @@ import json
 import logging
 import shutil
 import sqlite3
-import time
 
 import pytest
 
@@ -19,7 +18,7 @@ from cryptosweep.core.errors import InfrastructureError
 from cryptosweep.execution.worker import Outcome
 from cryptosweep.records.evaluations import EvalRequest
 from cryptosweep.records.journal import Journal
-from cryptosweep.sweep.evidence import LEDGER_FLUSH_S, SearchLedger
+from cryptosweep.sweep.evidence import SearchLedger
 from cryptosweep.trading.data import load_ohlcv, sample_data_path
 from tests.support import cli_in_process, kill_when, tiny_config
 
@@ -70,10 +69,7 @@ def test_a_run_killed_and_never_resumed_still_counts_against_later_winners(tmp_p
     (whose trials a person may have watched, then deleted) counted for nothing against the
     next winner on the same candles. Each evaluation is now counted as it finishes."""
     models, reports = tmp_path / "models", tmp_path / "reports"
-    # Trials of 20 rounds a unit: each far longer than LEDGER_FLUSH_S on any machine, so that
-    # each is written alone, before the journal records it.
-    raw = tiny_config(random__n_trials=8, objective__rounds_per_unit=20,
-                      deployment__rescore_seeds=1,
+    raw = tiny_config(random__n_trials=8, deployment__rescore_seeds=1,
                       deployment__champion_dir=str(models / "champion"))
     path = tmp_path / "sweep.json"
     path.write_text(json.dumps(raw))
@@ -118,41 +114,9 @@ def test_a_ledger_that_cannot_be_written_is_the_machines_fault_not_the_trials(tm
     ledger = SearchLedger(config, tmp_path, journal)
     done = Outcome(0, "done", 0.5, {}, None, "w", "cpu", 0.0, 1.0, [0.01, -0.02, 0.03])
     ledger.record(EvalRequest(0, 0, {"model": "lightgbm"}, 1.0, 7), done)
-    ledger._ledger.close()  # as a ledger whose file went away under the sweep
-    time.sleep(LEDGER_FLUSH_S)
+    ledger.close()  # as a ledger whose file went away under the sweep
     with pytest.raises(InfrastructureError, match=r"trials\.db could not be written .*"
                        r"evaluation 1 is not counted as a result"):
         ledger.record(EvalRequest(1, 1, {"model": "lightgbm"}, 1.0, 7),
                       dataclasses.replace(done, eval_id=1))
-    journal.close()
-
-
-def test_evaluations_finishing_together_are_written_in_one_transaction_and_none_is_lost(
-        tmp_path, monkeypatch):
-    """Trials shorter than LEDGER_FLUSH_S (a sweep of trivial ones) are written a batch at a
-    time, not one transaction each; what is pending when the sweep stops is written then."""
-    clock = [100.0]
-    monkeypatch.setattr("cryptosweep.sweep.evidence.monotonic", lambda: clock[0])
-    config = load_config(raw=tiny_config())
-    candles = load_ohlcv(sample_data_path())
-    journal = Journal(tmp_path / "sweep.db")
-    journal.set_meta(created_at=1.0, data={
-        "path": str(sample_data_path()), "bar_interval": "1h",
-        "first_bar": candles.index[0].isoformat(), "last_bar": candles.index[-1].isoformat()})
-    ledger = SearchLedger(config, tmp_path, journal)
-
-    def finish(eval_id: int) -> int:
-        ledger.record(EvalRequest(eval_id, eval_id, {"model": "lightgbm", "n": eval_id}, 1.0, 7),
-                      Outcome(eval_id, "done", 0.5, {}, None, "w", "cpu", 0.0, 1.0, None))
-        with sqlite3.connect(tmp_path / "trials.db") as db:
-            return db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-
-    assert finish(0) == 1  # the first at once
-    assert [finish(eval_id) for eval_id in range(1, 100)] == [1] * 99  # within the interval
-    clock[0] += LEDGER_FLUSH_S
-    assert finish(100) == 101  # the next one after it takes the batch along
-    assert finish(101) == 101
-    ledger.close()
-    with sqlite3.connect(tmp_path / "trials.db") as db:
-        assert db.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 102
     journal.close()

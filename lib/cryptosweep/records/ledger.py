@@ -258,6 +258,7 @@ class TrialLedger:
                     if "duplicate column" not in str(exc):
                         raise
         self._probes: dict[str, dict[str, float]] = {}
+        self._stored: set[str] = set()  # probe ids this connection has written
 
     def close(self) -> None:
         self._conn.close()
@@ -304,10 +305,13 @@ class TrialLedger:
                 "WHERE NOT EXISTS (SELECT 1 FROM trials WHERE run = ? AND kind = ? AND key = ? "
                 "AND recorded_at = ?)",
                 [(*row, legacy, row[1], row[2], now) for row in rows])
-            return self._conn.total_changes - before
+            added = self._conn.total_changes - before
+        if market.probe_id is not None:  # committed: not written again by this connection
+            self._stored.add(market.probe_id)
+        return added
 
     def _store_probe(self, cur: sqlite3.Cursor, market: Market) -> None:
-        if market.probe_id is not None:
+        if market.probe_id is not None and market.probe_id not in self._stored:
             cur.execute("INSERT OR IGNORE INTO probes VALUES (?, ?)",
                         (market.probe_id, market.probe_json))
 

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from time import monotonic
 from typing import Any
 
 import numpy as np
@@ -51,9 +49,6 @@ from cryptosweep.trading.steps import load_market
 
 log = logging.getLogger(__name__)
 
-#: Search evaluations that finish within this many seconds of the last write to the trial
-#: ledger are written with the next (:class:`SearchLedger`).
-LEDGER_FLUSH_S = 0.01
 
 
 def common_bars(series: list[np.ndarray]) -> np.ndarray:
@@ -179,16 +174,14 @@ def evaluation_trials(row: EvaluationRow, returns: np.ndarray | None) -> list[Le
 
 
 class SearchLedger:
-    """The run's search evaluations written to its trial ledger as they finish (the end of the
-    sweep writes them all again, which adds nothing): a run killed and never resumed, or whose
-    folder was deleted, still counts against every later winner on its market.
-
-    An evaluation is written before the journal records it, in one transaction with those
-    that finished in the :data:`LEDGER_FLUSH_S` before it (a sweep of trials shorter than that
-    writes a batch at a time; a real trial, which takes longer, is written alone); a batch still
-    pending is written when the sweep stops, whatever stops it, short of a SIGKILL or a power
-    cut, which can leave that fraction of a second uncounted. An evaluation the journal never
-    recorded is run again on resume with the same seed and result: its row is the same row."""
+    """The run's search evaluations written to its trial ledger as each finishes, before the
+    journal records it (the end of the sweep writes them all again, which adds nothing): a run
+    killed and never resumed, or whose folder was deleted, still counts against every later
+    winner on its market. An evaluation the journal never recorded (a kill between the two
+    writes) is run again on resume with the same seed and result: its row is the same row.
+    One transaction per evaluation (0.09 ms on this project's machine: ``benchmarks/
+    RESULTS.md``; a batch written every 10 ms was cheaper but left rows unwritten until the
+    next evaluation finished, a whole trial later)."""
 
     def __init__(self, config: SweepConfig, run_dir: Path, journal: Journal) -> None:
         created_at = float(journal.get_meta("created_at"))
@@ -196,8 +189,6 @@ class SearchLedger:
         self._run, self._recorded_at = run_key(run_dir.name, created_at), created_at
         self._market = Market.of(journal.get_meta("data", None) or {}).probed(
             load_market(config.objective_spec()).ohlcv)
-        self._pending: list[LedgerTrial] = []
-        self._flushed = -math.inf  # monotonic() of the last write
         try:
             self._ledger = TrialLedger(self.path)
         except (OSError, sqlite3.Error) as exc:
@@ -205,8 +196,8 @@ class SearchLedger:
                 f"the trial ledger {self.path} could not be opened ({exc})") from exc
 
     def record(self, request: EvalRequest, outcome: Outcome) -> None:
-        """Record ``outcome``, a done evaluation of ``request`` (see the class docstring); an
-        error writing the ledger is the machine's, not the trial's."""
+        """Record ``outcome``, a done evaluation of ``request``; an error writing the ledger is
+        the machine's, not the trial's."""
         row = configured(EvaluationRow(
             eval_id=request.eval_id, trial_id=request.trial_id, params=request.params,
             budget=request.budget, seed=request.seed, tags=request.tags, status=outcome.status,
@@ -214,34 +205,17 @@ class SearchLedger:
             device=outcome.device, started_at=outcome.started_at,
             finished_at=outcome.finished_at, attempts=1))
         returns = None if outcome.returns is None else np.asarray(outcome.returns, dtype="<f8")
-        self._pending += evaluation_trials(row, returns)
-        if monotonic() - self._flushed >= LEDGER_FLUSH_S:
-            self.flush(f"evaluation {request.eval_id} is not counted as a result and runs "
-                       "again on --resume")
-
-    def flush(self, consequence: str = "") -> None:
-        """Write the pending rows; an error is an :class:`InfrastructureError` that ends with
-        ``consequence``."""
-        if self._pending:
-            try:
-                self._ledger.record_trials(self._run, self._market, self._pending,
-                                           now=self._recorded_at)
-            except (OSError, sqlite3.Error) as exc:
-                raise InfrastructureError(
-                    f"the trial ledger {self.path} could not be written ({exc})"
-                    + (f"; {consequence}" if consequence else "")) from exc
-            self._pending = []
-        self._flushed = monotonic()
+        try:
+            self._ledger.record_trials(self._run, self._market, evaluation_trials(row, returns),
+                                       now=self._recorded_at)
+        except (OSError, sqlite3.Error) as exc:
+            raise InfrastructureError(
+                f"the trial ledger {self.path} could not be written ({exc}); evaluation "
+                f"{request.eval_id} is not counted as a result and runs again on --resume"
+            ) from exc
 
     def close(self) -> None:
-        """Write what is pending (an error is logged: it must not hide why the sweep stopped;
-        the end of a sweep, or its resume, writes every row again) and close the ledger."""
-        try:
-            self.flush()
-        except InfrastructureError as exc:
-            log.warning("%s", exc)
-        finally:
-            self._ledger.close()
+        self._ledger.close()
 
 
 def inner_trials(rows: list[EvaluationRow]) -> list[LedgerTrial]:

@@ -165,7 +165,7 @@ class SweepLoop:
             log.warning("evaluation %d failed: %s", outcome.eval_id, outcome.error)
             outcome = dataclasses.replace(outcome, status="failed")
         else:
-            if self.ledger is not None:  # first: a trial the journal holds is counted
+            if self.ledger is not None:  # first: every trial the journal holds is counted
                 self.ledger.record(self._requests[outcome.eval_id], outcome)
             log.debug("eval %d done: score %+.4f in %.2f s on %s (%s)", outcome.eval_id,
                       outcome.score, outcome.finished_at - outcome.started_at, outcome.worker,

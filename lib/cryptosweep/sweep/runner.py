@@ -207,15 +207,17 @@ def _execute(
     monitor = ResourceMonitor(journal).start()
     started = time.time()
     with executor:
-        ledger = SearchLedger(config, run_dir, journal)
+        ledger = None
         try:
+            ledger = SearchLedger(config, run_dir, journal)
             strategy = SweepLoop(config, seed, journal, executor, show_progress,
                                  use_gpu=use_gpu, ledger=ledger).run()
         except SweepFailedError:
             journal.set_meta(status="failed")
             raise
         finally:
-            ledger.close()
+            if ledger is not None:
+                ledger.close()
             monitor.stop()  # its last sample is in resource_usage_*.json, written next
         log.info("search finished in %.1f s; evaluating the top %d on the holdout",
                  time.time() - started, config.reporting.top_k)
