@@ -276,15 +276,16 @@ def test_a_models_folder_another_process_writes_is_already_running(tmp_path):
 
     models = tmp_path / "models"
     models.mkdir()
-    held = os.open(models, os.O_RDONLY | os.O_DIRECTORY)
-    try:
+    with open(models / ".lock", "w") as held:
+        held.write("4242\n")
+        held.flush()
         fcntl.flock(held, fcntl.LOCK_EX)
         done = run_job(nightly_env(tmp_path), str(config_file(tmp_path)))
-    finally:
-        os.close(held)
     assert done.rc == 0, done.output[-3000:]
-    assert f"already running: models folder {models} is in use" in done.output
-    assert not (tmp_path / "reports").exists() and list(models.iterdir()) == []
+    assert (f"already running: models folder {models} is in use: process 4242 is writing it"
+            in done.output)
+    assert not (tmp_path / "reports").exists()
+    assert [p.name for p in models.iterdir()] == [".lock"]
 
 
 @slow

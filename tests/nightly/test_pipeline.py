@@ -35,7 +35,7 @@ import pytest
 from cryptosweep import nightly
 from cryptosweep.judging.selection import gate_dsr
 from cryptosweep.nightly import notifications, promotion
-from cryptosweep.nightly.pipeline import Night, NightLog, Notifiers, Settings
+from cryptosweep.nightly.pipeline import Night, NightLog, NightlyFailure, Notifiers, Settings
 from tests.support import REPO, deterministic_bytes, done_count, results_file, tiny_config
 
 slow = pytest.mark.slow
@@ -303,8 +303,8 @@ def test_an_approved_run_becomes_the_champion(night):
     assert manifest["seed"] == results["best"]["seed"]
     assert not (night.models / "champion.prev").exists()
     assert sorted(p.name for p in night.models.iterdir()) == [
-        "best_configs_last_run.json", "best_configs_latest.json", "champion", "champions.jsonl",
-        "trials.db"]
+        ".lock", "best_configs_last_run.json", "best_configs_latest.json", "champion",
+        "champions.jsonl", "trials.db"]
     assert (night.models / "best_configs_last_run.json").read_bytes() == best.read_bytes()
     (record,) = promotion.read_history(night.models)
     assert (record["run"], record["decision"], record["promoted"]) == (
@@ -383,8 +383,9 @@ def test_a_rejected_run_leaves_the_champion_untouched(night, night_rejected):
     after = {p.relative_to(night_.models): p.read_bytes()
              for p in night_.models.rglob("*") if p.is_file()}
     for path, content in night_.before.items():
-        # What every night writes: its decision, its trials, its best configs.
-        if path.name not in ("champions.jsonl", "trials.db", "best_configs_last_run.json"):
+        # What every night writes: its decision, its trials, its best configs, its lock's pid.
+        if path.name not in ("champions.jsonl", "trials.db", "best_configs_last_run.json",
+                             ".lock"):
             assert after[path] == content, f"{path} changed"
     (best,) = night_.run.glob("best_configs_*.json")
     assert after[Path("rejected") / night_.run.name / best.name] == best.read_bytes()
@@ -452,8 +453,10 @@ def test_a_killed_promotion_never_leaves_a_half_written_champion(night, night_re
     # The last run's best configs are published before its promotion, approved or not.
     after.pop(Path("best_configs_last_run.json"), None)
     before.pop(Path("best_configs_last_run.json"), None)
-    assert promotion.read_pending(models) == night.run.resolve()
+    assert promotion.read_pending(models) == promotion.Pending(night.run.resolve(), 1)
     assert after.pop(Path(promotion.PENDING))
+    for files in (before, after):  # the lock names the last process that took it
+        files.pop(Path(".lock"), None)
     assert after == before
     # The next night acts on it before its sweep: promoted once, and only once.
     stream = io.StringIO()
@@ -462,7 +465,7 @@ def test_a_killed_promotion_never_leaves_a_half_written_champion(night, night_re
                                                  str(night.config))
     next_night = Night(settings, Notifiers(), NightLog(stream))
     next_night._finish_pending(promotion.read_pending(models))
-    assert next_night.promotion is not None and next_night.promotion.promoted
+    assert next_night.earlier_promotion is not None and next_night.earlier_promotion.promoted
     assert f"the step acting on {night.run.name}'s decision was interrupted" in (
         stream.getvalue())
     assert promotion.read_pending(models) is None
@@ -1018,3 +1021,56 @@ def test_publish_replaces_latest_atomically_and_leaves_models_alone(tmp_path):
 def test_script_passes_bash_syntax_check():
     assert subprocess.run(["bash", "-n", str(SCRIPT)]).returncode == 0
     assert os.access(SCRIPT, os.X_OK)
+
+
+def _night_on(tmp_path: Path) -> tuple[Night, io.StringIO, Path]:
+    """A nightly job (not run) on a models folder under ``tmp_path``, logging to a string."""
+    stream = io.StringIO()
+    config = write_json(tmp_path / "tiny.json", tiny())
+    settings = Settings.from_environment({"MODELS_DIR": str(tmp_path / "models"),
+                                          "REPORTS_DIR": str(tmp_path / "reports")},
+                                         str(config))
+    return Night(settings, Notifiers(), NightLog(stream)), stream, tmp_path / "models"
+
+
+def test_a_champion_step_killed_twice_is_given_up_and_a_failing_one_lets_the_night_go_on(
+        tmp_path, monkeypatch):
+    """A training killed every time (out of memory, say) would stop every night before its
+    sweep, and a deferred step that failed ended tonight's night: given up after one more
+    attempt, and a failure is a warning."""
+    night, stream, models = _night_on(tmp_path)
+    run = fake_run(tmp_path / "reports", "nightly_20200101_020000", "complete", results=True,
+                   report=True)
+    models.mkdir()
+    write_json(models / promotion.PENDING, {"run": str(run), "attempts": 2})
+    night._finish_pending(promotion.read_pending(models))
+    assert "interrupted, and it was interrupted 2 times; its decision is left unacted on" in (
+        stream.getvalue())
+    assert promotion.read_pending(models) is None
+
+    def fails(self: Night, run_dir: Path) -> None:
+        raise NightlyFailure(5, "promotion failed: OSError: no space left on device")
+
+    monkeypatch.setattr(Night, "_promote", fails)
+    write_json(models / promotion.PENDING, {"run": str(run), "attempts": 1})
+    night._finish_pending(promotion.read_pending(models))  # does not raise
+    assert ("champion: promotion failed: OSError: no space left on device; tonight's sweep "
+            "goes on") in stream.getvalue()
+
+
+def test_a_file_system_that_cannot_lock_the_models_folder_is_one_line(tmp_path, monkeypatch):
+    """Over NFS an exclusive flock needs a file open for writing; any lock the file system
+    refuses was a traceback and the unexpected-error exit every night."""
+    import errno
+
+    from cryptosweep.core import locking
+
+    def refused(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(locking.fcntl, "flock", refused)
+    night, stream, models = _night_on(tmp_path)
+    assert night.run() == 6
+    lines = [line for line in stream.getvalue().splitlines() if " ERROR nightly: " in line]
+    assert len(lines) == 1 and f"cannot lock the models folder {models}" in lines[0]
+    assert "No locks available" in lines[0] and "Traceback" not in stream.getvalue()

@@ -178,7 +178,7 @@ def test_recover_removes_a_killed_training_and_finishes_a_first_promotion(tmp_pa
     new = model_folder(models / NEW, "first champion")  # no champion yet: install it
     lines = recover(models)
     assert tree(models / CHAMPION) == new and not (models / PREVIOUS).exists()
-    assert sorted(p.name for p in models.iterdir()) == [CHAMPION]
+    assert sorted(p.name for p in models.iterdir()) == [".lock", CHAMPION]
     assert any("interrupted training" in line for line in lines)
     assert recover(tmp_path / "absent") == []
 
@@ -281,7 +281,7 @@ def test_a_keep_gate_demotion_a_kill_interrupted_is_carried_out_next_night(tmp_p
         decide_and_act(third, models, now=3)
     monkeypatch.undo()
     assert read_history(models)[-1]["keep"]["demote"] and (models / CHAMPION).is_dir()
-    assert promotion.read_pending(models) == third.resolve()
+    assert promotion.read_pending(models) == promotion.Pending(third.resolve(), 1)
 
     lines = recover(models)
     assert any("carried out the keep-gate's demotion" in line for line in lines)

@@ -1,13 +1,12 @@
-"""One writer per folder: an exclusive ``flock`` held by the process that writes the folder,
-for as long as it writes it: a run folder's (on ``<run>/.lock``, which names the holder:
-:class:`RunLock`) and a models folder's (on the folder itself: :func:`hold_folder`, the
-nightly and its champion steps).
+"""One writer per folder: an exclusive ``flock`` on ``<folder>/.lock`` held by the process that
+writes the folder, for as long as it writes it: a run folder (:class:`RunLock`) and a models
+folder's champion (:func:`hold_folder`: the nightly and its champion steps).
 
 Two ``cryptosweep run --resume`` of one run would both run its unfinished evaluations and then
 collide in the journal; two nightlies on one models folder (two reports folders) would rotate
 champions into each other's half-made folders. The second writer instead stops at once,
 before it changes anything (a run: before it opens the journal or starts a worker), with one
-line (exit code 2; a run's names the holder's pid). The lock is the kernel's
+line naming the holder's pid (exit code 2). The lock is the kernel's
 (``flock``), not the pid file's existence: it goes away with its process however that ends,
 SIGKILL included, so a killed run can always be resumed. The pid written inside only says who
 holds it. Readers (``report``, the notebooks, the nightly's checks) never take it.
@@ -22,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from cryptosweep.core.errors import FolderInUseError, ResumeError
+from cryptosweep.core.errors import FolderInUseError, InfrastructureError, ResumeError
 
 LOCK_NAME = ".lock"
 
@@ -61,7 +60,7 @@ class RunLock:
         self.release()
 
 
-#: The folders this process holds with :func:`hold_folder`: the folder's path -> [its
+#: The folders this process holds with :func:`hold_folder`: the lock file's path -> [its
 #: descriptor, how many holds are open].
 _HELD: dict[Path, list[int]] = {}
 _HELD_GUARD = threading.Lock()
@@ -69,28 +68,28 @@ _HELD_GUARD = threading.Lock()
 
 @contextlib.contextmanager
 def hold_folder(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
-    """Hold ``folder``'s lock (an exclusive ``flock`` of the folder itself: no file is made in
-    it; the folder is made if missing) while the block runs. Re-entrant within this process
-    (the nightly holds its models folder for the whole night; the champion steps it calls hold
-    it again); another process holding it is a
-    :class:`~cryptosweep.core.errors.FolderInUseError`, ``what`` naming the folder (e.g.
-    "models folder")."""
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    path = Path(folder).resolve()
+    """Hold ``folder``'s lock (``<folder>/.lock``, opened for writing: an exclusive ``flock``
+    works over NFS only so; the folder is made if missing) while the block runs. Re-entrant
+    within this process, whatever its thread (the nightly holds its models folder for the
+    whole night; the champion steps it calls hold it again). Another process holding it is a
+    :class:`~cryptosweep.core.errors.FolderInUseError` naming its pid, ``what`` naming the
+    folder (e.g. "models folder"); a lock the file system refuses is one line too
+    (:class:`~cryptosweep.core.errors.InfrastructureError`)."""
+    path = Path(folder).resolve() / LOCK_NAME
     with _HELD_GUARD:
         held = _HELD.get(path)
         if held is None:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, holder = _lock(path)
+            except OSError as exc:
+                raise InfrastructureError(
+                    f"cannot lock the {what} {Path(folder)} ({path}: "
+                    f"{exc.strerror or exc}); the file system must support flock") from None
+            if fd < 0:
                 raise FolderInUseError(
-                    f"{what} {Path(folder)} is in use: another process (a nightly, or a "
-                    "champion step of its own) is writing it; wait for it to finish") from None
-            except BaseException:
-                os.close(fd)
-                raise
+                    f"{what} {Path(folder)} is in use: {holder} is writing it (lock {path}); "
+                    "wait for it to finish")
             held = _HELD[path] = [fd, 0]
         held[1] += 1
     try:

@@ -70,7 +70,8 @@ def _number(value: Any) -> float | None:
 def build_summary(run_dir: Path | None, exit_code: int, message: str | None = None,
                   now: float | None = None, promotion: Promotion | None = None,
                   data_update: dict[str, Any] | None = None,
-                  field: dict[str, Any] | None = None) -> dict[str, Any]:
+                  field: dict[str, Any] | None = None,
+                  earlier: Promotion | None = None) -> dict[str, Any]:
     """The notification: run, status, exit code, best score, holdout Sharpe, DSR, PBO, the
     deployment gate's decision (``decision``, ``deployment``: ``promoted`` or ``not promoted:
     <failed criteria>``, ``promoted``: whether a new champion was deployed tonight, None when
@@ -79,7 +80,9 @@ def build_summary(run_dir: Path | None, exit_code: int, message: str | None = No
     (``UpdateSummary.to_dict()``, or ``{"error": ...}``), None when there was none.
     ``field``: the champion in the field (:func:`cryptosweep.nightly.field.watch_champion`'s
     status; ``demotion`` in it when the kill switch demoted the champion), None when none was
-    deployed."""
+    deployed. ``earlier``: the champion step of an earlier run that a kill had interrupted,
+    finished tonight before the sweep (``earlier_champion_step``: ``promoted`` and what it
+    did; a champion deployed by it changed production tonight too)."""
     summary: dict[str, Any] = {
         "run": None, "run_dir": None, "status": "success" if exit_code == 0
         else "interrupted" if exit_code in INTERRUPTED else "failed",
@@ -88,6 +91,9 @@ def build_summary(run_dir: Path | None, exit_code: int, message: str | None = No
         "pbo": None, "decision": None, "deployment": None,
         "promoted": None if promotion is None else promotion.promoted,
         "champion": None if promotion is None else promotion.message,
+        "earlier_champion_step": None if earlier is None else {
+            "promoted": earlier.promoted, "champion": earlier.message,
+            "run": earlier.record.get("run")},
         "data_update": data_update, "field": field, "report": None, "host": socket.gethostname(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                      time.gmtime(time.time() if now is None else now)),
@@ -142,6 +148,10 @@ def summary_text(summary: dict[str, Any]) -> str:
                 f"({summary['reason']}).")
         if summary.get("message"):
             text += f" {summary['message']}"
+    earlier = summary.get("earlier_champion_step") or {}
+    if earlier.get("champion"):
+        text += (f" Before it, the champion step of {earlier.get('run')} that a kill had "
+                 f"interrupted: {earlier['champion']}.")
     field = summary.get("field") or {}
     if field.get("text"):
         text += f" {_capital(field['text'])}."

@@ -57,8 +57,10 @@ from cryptosweep.core.strict import whole_number
 from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
 from cryptosweep.nightly.notifications import NOTIFY_TIMEOUT_S, SUMMARY_FILE, build_summary, notify
 from cryptosweep.nightly.promotion import (
+    MAX_PENDING_ATTEMPTS,
     MODELS_FOLDER,
     PENDING,
+    Pending,
     Promotion,
     champion_dir,
     decide_and_act,
@@ -246,6 +248,8 @@ class Night:
         self.check_only = check_only
         self.run_dir: Path | None = None
         self.promotion: Promotion | None = None
+        #: an earlier run's champion step a kill had interrupted, finished tonight
+        self.earlier_promotion: Promotion | None = None
         self.data_update: dict[str, object] | None = None
         self.field: dict[str, object] | None = None
         self.interrupted: str | None = None
@@ -304,7 +308,11 @@ class Night:
         # One night at a time on the models folder (the shell's lock is the reports folder's):
         # another nightly writing it, from another reports folder, would rotate champions into
         # this one's. Held by another process: FolderInUseError, "already running".
-        with hold_folder(settings.models_dir, MODELS_FOLDER):
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(hold_folder(settings.models_dir, MODELS_FOLDER))
+            except InfrastructureError as exc:  # a file system without flock: one line
+                raise NightlyFailure(exc.exit_code, str(exc)) from None
             self._night(config, seed, validated)
 
     def _night(self, config: SweepConfig, seed: int, validated: str) -> None:
@@ -353,21 +361,29 @@ class Night:
         self._promote(run_dir)
         self.log("INFO", f"success: {run_dir / REPORT_FILE}")
 
-    def _finish_pending(self, run_dir: Path) -> None:
+    def _finish_pending(self, pending: Pending) -> None:
         """Act on the deployment gate's decision of a run whose champion step a kill
         interrupted (a training killed: nothing of it is in the history), before tonight's
-        sweep compares its winner with the champion."""
+        sweep compares its winner with the champion. Once: a step killed again (out of memory
+        while training?) is given up, and a failure is a warning; tonight's sweep goes on."""
         settings = self.settings
         assert settings is not None
-        if RunState.of(run_dir).finished:
-            self.log("WARNING", f"champion: the step acting on {run_dir.name}'s decision was "
-                                "interrupted; acting on it now")
-            self._promote(run_dir)
+        run_dir = pending.run
+        why_not = ("that run is no longer there finished" if not RunState.of(run_dir).finished
+                   else f"it was interrupted {pending.attempts} times"
+                   if pending.attempts >= MAX_PENDING_ATTEMPTS else None)
+        if why_not is not None:
+            self.log("WARNING", f"champion: the step acting on {run_dir}'s decision was "
+                                f"interrupted, and {why_not}; its decision is left unacted on")
+            (settings.models_dir / PENDING).unlink(missing_ok=True)
             return
-        self.log("WARNING", f"champion: the step acting on {run_dir}'s decision was "
-                            "interrupted, and that run is no longer there finished; its "
-                            "decision is left unacted on")
-        (settings.models_dir / PENDING).unlink(missing_ok=True)
+        self.log("WARNING", f"champion: the step acting on {run_dir.name}'s decision was "
+                            "interrupted; acting on it now")
+        try:
+            self._promote(run_dir)
+        except NightlyFailure as exc:
+            self.log("WARNING", f"champion: {exc.message}; tonight's sweep goes on")
+        self.earlier_promotion, self.promotion = self.promotion, None
 
     def _check_update(self, config: SweepConfig) -> None:
         """What the candle update (:meth:`_update_candles`) needs from the config and the
@@ -562,7 +578,8 @@ class Night:
                 self.log("WARNING", f"housekeeping failed: {exc}")
         run_dir = self.run_dir if self.run_dir is not None and self.run_dir.is_dir() else None
         summary = build_summary(run_dir, code, message, promotion=self.promotion,
-                                data_update=self.data_update, field=self.field)
+                                data_update=self.data_update, field=self.field,
+                                earlier=self.earlier_promotion)
         if run_dir is not None:
             with contextlib.suppress(OSError):
                 write_json_atomic(run_dir / SUMMARY_FILE, summary, private=True)

@@ -22,7 +22,7 @@ demotion that was decided (its ``demotion.json`` written, or a keep-gate's line 
 not carried out. A decision a kill interrupted before its history line (a training killed) is
 not lost: :data:`PENDING` names its run, and the next night acts on it again
 (:func:`pending_decision`) before its own sweep; a run whose line is in the history is never
-acted on twice. One process at a time writes the folder (a lock of the folder itself:
+acted on twice. One process at a time works on the champion (its ``.lock``:
 :func:`~cryptosweep.core.locking.hold_folder`).
 
 Layout of the models folder::
@@ -40,6 +40,7 @@ Layout of the models folder::
     .champion.old/          the champion.prev being dropped
     .promotion.json         what a rotation in progress promotes (for recover)
     .decision.json          the run whose champion step is under way (for the next night)
+    .lock                   held by the process working on the champion (one at a time)
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ MARKER = ".promotion.json"
 #: The run whose champion step is under way (:func:`decide_and_act`), for the next night to
 #: finish when a kill interrupted it.
 PENDING = ".decision.json"
+#: How many times a run's champion step may be started (a kill interrupting each) before the
+#: next night gives it up: once more after the first (a training killed twice, out of memory
+#: say, would otherwise stop every night before its sweep).
+MAX_PENDING_ATTEMPTS = 2
 #: What :func:`~cryptosweep.core.locking.hold_folder` calls the folder in its message.
 MODELS_FOLDER = "models folder"
 HISTORY = "champions.jsonl"
@@ -151,14 +156,15 @@ def recover(models_dir: Path) -> list[str]:
     models = Path(models_dir)
     if not models.is_dir():
         return []
+    read_marker(models)  # a damaged one stops here, before anything is made or changed
+    read_pending(models)  # as does this
     with hold_folder(models, MODELS_FOLDER):
         return _recover(models)
 
 
 def _recover(models: Path) -> list[str]:
     lines: list[str] = []
-    marker = read_marker(models)  # a damaged one stops here, before anything is changed
-    read_pending(models)  # as is this
+    marker = read_marker(models)
     for training in models.glob(f"{TRAINING_PREFIX}*"):
         shutil.rmtree(training, ignore_errors=True)
         lines.append(f"WARNING promotion: removed an interrupted training ({training.name})")
@@ -195,7 +201,8 @@ def _finish_demotions(models: Path) -> list[str]:
         if record is None or record.get("decision") != "demoted" or record in history:
             continue
         if not (folder / CHAMPION).exists():
-            if manifest_digest(models / CHAMPION) != record.get("demoted_manifest_sha256"):
+            judged = record.get("demoted_manifest_sha256")
+            if judged is None or manifest_digest(models / CHAMPION) != judged:
                 continue  # not the deployed champion: nothing of it was carried out
             _replace(models / CHAMPION, folder / CHAMPION)
         if not (models / CHAMPION).exists() and (models / BEST_CONFIGS_LATEST).exists():
@@ -343,7 +350,10 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
             (models / PENDING).unlink(missing_ok=True)
             return Promotion(False, decided, f"{run_dir.name}: already decided "
                                              f"({decided.get('decision')}); nothing done again")
-        write_json_atomic(models / PENDING, {"run": str(run_dir.resolve())})
+        earlier = read_pending(models)
+        attempts = earlier.attempts + 1 if earlier and earlier.run == run_dir.resolve() else 1
+        write_json_atomic(models / PENDING, {"run": str(run_dir.resolve()),
+                                             "attempts": attempts})
         try:
             promotion = _decide_and_act(run_dir, models, now)
         except Exception:  # a failure is reported tonight, not retried every night after
@@ -363,18 +373,30 @@ def _decided(models: Path, run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def read_pending(models_dir: Path) -> Path | None:
-    """The run folder whose champion step a kill interrupted (:data:`PENDING`), None when
-    there is none. A damaged file is a :class:`UserError` (exit 2) naming it."""
+@dataclass(frozen=True)
+class Pending:
+    """A champion step a kill interrupted (:data:`PENDING`): the run it acted for, and how
+    many times it was started."""
+
+    run: Path
+    attempts: int
+
+
+def read_pending(models_dir: Path) -> Pending | None:
+    """The champion step a kill interrupted (:data:`PENDING`), None when there is none. A
+    damaged file is a :class:`UserError` (exit 2) naming it."""
     path = Path(models_dir) / PENDING
     if not path.exists():
         return None
     value = _read_json(path)
-    if value is None or not isinstance(value.get("run"), str) or not value["run"]:
-        raise UserError(f"{path}: not a JSON object naming a run folder (key 'run'); it "
-                        "records a champion step a kill interrupted: restore it, or delete it "
-                        "to leave that run's decision unacted on")
-    return Path(value["run"])
+    attempts = (value or {}).get("attempts", 1)
+    if (value is None or not isinstance(value.get("run"), str) or not value["run"]
+            or not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1):
+        raise UserError(f"{path}: not a JSON object naming a run folder (key 'run') and how "
+                        "many times its champion step started (key 'attempts'); it records a "
+                        "champion step a kill interrupted: restore it, or delete it to leave "
+                        "that run's decision unacted on")
+    return Pending(Path(value["run"]), attempts)
 
 
 def _decide_and_act(run_dir: Path, models: Path, now: float | None) -> Promotion:
