@@ -466,6 +466,8 @@ def test_a_killed_promotion_never_leaves_a_half_written_champion(night, night_re
     next_night = Night(settings, Notifiers(), NightLog(stream))
     next_night._finish_pending(promotion.read_pending(models))
     assert next_night.earlier_promotion is not None and next_night.earlier_promotion.promoted
+    assert next_night.earlier_promotion.message.startswith(
+        f"the interrupted champion step of {night.run.name}: approved: eval ")
     assert f"the step acting on {night.run.name}'s decision was interrupted" in (
         stream.getvalue())
     assert promotion.read_pending(models) is None
@@ -1044,8 +1046,14 @@ def test_a_champion_step_killed_twice_is_given_up_and_a_failing_one_lets_the_nig
     models.mkdir()
     write_json(models / promotion.PENDING, {"run": str(run), "attempts": 2})
     night._finish_pending(promotion.read_pending(models))
-    assert "interrupted, and it was interrupted 2 times; its decision is left unacted on" in (
-        stream.getvalue())
+    assert night.earlier_promotion is not None and not night.earlier_promotion.promoted
+    said = night.earlier_promotion.message
+    assert said == (f"the interrupted champion step of {run.name}: NOT acted on: it was "
+                    "interrupted 2 times; tonight's sweep goes on")
+    assert f"WARNING nightly: champion: {said}" in stream.getvalue()
+    summary = notifications.build_summary(None, 0, earlier=night.earlier_promotion)
+    assert summary["earlier_champion_step"]["champion"] == said
+    assert f"The interrupted champion step of {run.name}: NOT acted on" in summary["text"]
     assert promotion.read_pending(models) is None
 
     def fails(self: Night, run_dir: Path) -> None:
@@ -1054,8 +1062,31 @@ def test_a_champion_step_killed_twice_is_given_up_and_a_failing_one_lets_the_nig
     monkeypatch.setattr(Night, "_promote", fails)
     write_json(models / promotion.PENDING, {"run": str(run), "attempts": 1})
     night._finish_pending(promotion.read_pending(models))  # does not raise
-    assert ("champion: promotion failed: OSError: no space left on device; tonight's sweep "
-            "goes on") in stream.getvalue()
+    assert night.earlier_promotion is not None and (
+        "NOT acted on: promotion failed: OSError: no space left on device; tonight's sweep "
+        "goes on") in night.earlier_promotion.message
+    assert promotion.read_pending(models) is None
+
+
+def test_a_champion_step_the_recovery_completed_is_reported_as_what_it_did(tmp_path):
+    """Killed mid-rotation: the recovery finished the rotation and its history line; the
+    pending step then read "already decided; nothing done again", and the notification said
+    nothing was deployed while production changed."""
+    night, _, models = _night_on(tmp_path)
+    run = fake_run(tmp_path / "reports", "nightly_20200101_020000", "complete", results=True,
+                   report=True)
+    (run / "best_configs_20200101_000000.json").write_text("{}")
+    record = {"run": run.name, "decision": "approved", "promoted": True,
+              "best_configs": str((run / "best_configs_20200101_000000.json").resolve())}
+    models.mkdir()
+    promotion.append_record(models, record)
+    write_json(models / promotion.PENDING, {"run": str(run), "attempts": 1})
+    night._finish_pending(promotion.read_pending(models))
+    assert night.earlier_promotion is not None and night.earlier_promotion.promoted
+    assert night.earlier_promotion.message == (
+        f"the interrupted champion step of {run.name}: completed at the start of the night "
+        "(approved; its champion deployed)")
+    assert promotion.read_pending(models) is None and night.promotion is None
 
 
 def test_a_file_system_that_cannot_lock_the_models_folder_is_one_line(tmp_path, monkeypatch):

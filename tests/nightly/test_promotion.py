@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cryptosweep.core.errors import FolderInUseError
+from cryptosweep.core.errors import FolderInUseError, UserError
 from cryptosweep.nightly import promotion
 from cryptosweep.nightly.promotion import (
     CHAMPION,
@@ -333,3 +333,34 @@ def test_one_process_at_a_time_writes_a_models_folder(tmp_path):
         holder.wait()
     assert not decide_and_act(run, models).promoted  # free again
     assert len(read_history(models)) == 1
+
+
+def test_a_champion_step_killed_again_counts_its_attempts(tmp_path, monkeypatch):
+    """The next night gives a killed step one more try: the marker must count the tries (a
+    count stuck at 1 would retry a training killed every time, every night)."""
+    models = tmp_path / "models"
+    run = finished_run(tmp_path / "reports" / "nightly_1", "approved")
+
+    def killed(best: dict[str, Any], folder: Path) -> None:
+        raise Killed
+
+    monkeypatch.setattr(promotion, "train_champion", killed)
+    for attempts in (1, 2):
+        with pytest.raises(Killed):
+            decide_and_act(run, models)
+        assert promotion.read_pending(models) == promotion.Pending(run.resolve(), attempts)
+    other = finished_run(tmp_path / "reports" / "nightly_2", "approved")
+    with pytest.raises(Killed):
+        decide_and_act(other, models)  # another run's step starts its own count
+    assert promotion.read_pending(models) == promotion.Pending(other.resolve(), 1)
+
+
+def test_the_champion_steps_refuse_damaged_files_before_making_anything(tmp_path):
+    """decide_and_act took the folder's lock (making .lock) before reading what it refused."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / promotion.PENDING).write_text('{"run": 5}')
+    run = finished_run(tmp_path / "reports" / "nightly_1", "rejected")
+    with pytest.raises(UserError, match="naming a run folder"):
+        decide_and_act(run, models)
+    assert [p.name for p in models.iterdir()] == [promotion.PENDING]

@@ -15,6 +15,7 @@ holds it. Readers (``report``, the notebooks, the nightly's checks) never take i
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import threading
@@ -81,11 +82,13 @@ def hold_folder(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
         if held is None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                fd, holder = _lock(path)
+                fd, holder = _lock(path, mode=0o666)  # (less the umask: a group may share it)
             except OSError as exc:
+                hint = ("; the file system must support flock" if exc.errno in _NO_FLOCK
+                        else "")
                 raise InfrastructureError(
                     f"cannot lock the {what} {Path(folder)} ({path}: "
-                    f"{exc.strerror or exc}); the file system must support flock") from None
+                    f"{exc.strerror or exc}){hint}") from None
             if fd < 0:
                 raise FolderInUseError(
                     f"{what} {Path(folder)} is in use: {holder} is writing it (lock {path}); "
@@ -104,10 +107,15 @@ def hold_folder(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
                 os.close(held[0])
 
 
-def _lock(path: Path) -> tuple[int, str]:
-    """Take the exclusive lock of the file ``path`` (created if missing) without waiting:
-    ``(descriptor, "")`` with this process's pid written in it, or ``(-1, who holds it)``."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+#: What a file system without (exclusive) flock answers.
+_NO_FLOCK = (errno.ENOLCK, errno.EBADF, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL)
+
+
+def _lock(path: Path, mode: int = 0o644) -> tuple[int, str]:
+    """Take the exclusive lock of the file ``path`` (created with ``mode`` if missing) without
+    waiting: ``(descriptor, "")`` with this process's pid written in it, or ``(-1, who holds
+    it)``."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -81,8 +81,8 @@ def build_summary(run_dir: Path | None, exit_code: int, message: str | None = No
     ``field``: the champion in the field (:func:`cryptosweep.nightly.field.watch_champion`'s
     status; ``demotion`` in it when the kill switch demoted the champion), None when none was
     deployed. ``earlier``: the champion step of an earlier run that a kill had interrupted,
-    finished tonight before the sweep (``earlier_champion_step``: ``promoted`` and what it
-    did; a champion deployed by it changed production tonight too)."""
+    finished (or given up) tonight before the sweep (``earlier_champion_step``: ``promoted``
+    and what became of it; a champion deployed by it changed production tonight too)."""
     summary: dict[str, Any] = {
         "run": None, "run_dir": None, "status": "success" if exit_code == 0
         else "interrupted" if exit_code in INTERRUPTED else "failed",
@@ -150,8 +150,7 @@ def summary_text(summary: dict[str, Any]) -> str:
             text += f" {summary['message']}"
     earlier = summary.get("earlier_champion_step") or {}
     if earlier.get("champion"):
-        text += (f" Before it, the champion step of {earlier.get('run')} that a kill had "
-                 f"interrupted: {earlier['champion']}.")
+        text += f" {_capital(earlier['champion'])}."
     field = summary.get("field") or {}
     if field.get("text"):
         text += f" {_capital(field['text'])}."

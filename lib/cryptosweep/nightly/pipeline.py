@@ -64,6 +64,7 @@ from cryptosweep.nightly.promotion import (
     Promotion,
     champion_dir,
     decide_and_act,
+    decision_of,
     manifest_digest,
     read_history,
     read_marker,
@@ -365,25 +366,45 @@ class Night:
         """Act on the deployment gate's decision of a run whose champion step a kill
         interrupted (a training killed: nothing of it is in the history), before tonight's
         sweep compares its winner with the champion. Once: a step killed again (out of memory
-        while training?) is given up, and a failure is a warning; tonight's sweep goes on."""
+        while training?) is given up, and a failure is a warning; tonight's sweep goes on.
+        Whatever it comes to is in the notification (``earlier_champion_step``)."""
         settings = self.settings
         assert settings is not None
         run_dir = pending.run
+        decided = decision_of(settings.models_dir, run_dir)
+        if decided is not None:  # finished by the recovery (a rotation, a demotion) or before
+            (settings.models_dir / PENDING).unlink(missing_ok=True)
+            demoted = (decided.get("keep") or {}).get("demote")
+            self._earlier(run_dir, bool(decided.get("promoted")), decided, (
+                f"completed at the start of the night ({decided.get('decision')}"
+                + ("; its champion deployed" if decided.get("promoted") else "")
+                + ("; the champion demoted by its keep-gate" if demoted else "") + ")"))
+            return
         why_not = ("that run is no longer there finished" if not RunState.of(run_dir).finished
                    else f"it was interrupted {pending.attempts} times"
                    if pending.attempts >= MAX_PENDING_ATTEMPTS else None)
-        if why_not is not None:
-            self.log("WARNING", f"champion: the step acting on {run_dir}'s decision was "
-                                f"interrupted, and {why_not}; its decision is left unacted on")
-            (settings.models_dir / PENDING).unlink(missing_ok=True)
-            return
-        self.log("WARNING", f"champion: the step acting on {run_dir.name}'s decision was "
-                            "interrupted; acting on it now")
-        try:
-            self._promote(run_dir)
-        except NightlyFailure as exc:
-            self.log("WARNING", f"champion: {exc.message}; tonight's sweep goes on")
-        self.earlier_promotion, self.promotion = self.promotion, None
+        if why_not is None:
+            self.log("WARNING", f"champion: the step acting on {run_dir.name}'s decision was "
+                                "interrupted; acting on it now")
+            try:
+                self._promote(run_dir)
+            except NightlyFailure as exc:
+                why_not = exc.message
+            else:
+                done, self.promotion = self.promotion, None
+                assert done is not None
+                self._earlier(run_dir, done.promoted, done.record, done.message)
+                return
+        (settings.models_dir / PENDING).unlink(missing_ok=True)
+        self._earlier(run_dir, False, {"run": run_dir.name},
+                      f"NOT acted on: {why_not}; tonight's sweep goes on")
+
+    def _earlier(self, run_dir: Path, promoted: bool, record: dict[str, Any], what: str
+                 ) -> None:
+        """Log and keep for the notification what became of an interrupted champion step."""
+        message = f"the interrupted champion step of {run_dir.name}: {what}"
+        self.log("WARNING", f"champion: {message}")
+        self.earlier_promotion = Promotion(promoted, record, message)
 
     def _check_update(self, config: SweepConfig) -> None:
         """What the candle update (:meth:`_update_candles`) needs from the config and the

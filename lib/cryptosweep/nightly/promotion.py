@@ -344,8 +344,11 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
     raises, with the champion untouched; a run already decided (its line in the history) is
     not acted on again."""
     run_dir, models = Path(run_dir), Path(models_dir)
+    if models.is_dir():  # damaged files stop here, before anything is made or changed
+        read_pending(models)
+        read_history(models)
     with hold_folder(models, MODELS_FOLDER):
-        decided = _decided(models, run_dir)
+        decided = decision_of(models, run_dir)
         if decided is not None:
             (models / PENDING).unlink(missing_ok=True)
             return Promotion(False, decided, f"{run_dir.name}: already decided "
@@ -363,7 +366,7 @@ def decide_and_act(run_dir: Path, models_dir: Path, now: float | None = None) ->
         return promotion
 
 
-def _decided(models: Path, run_dir: Path) -> dict[str, Any] | None:
+def decision_of(models: Path, run_dir: Path) -> dict[str, Any] | None:
     """The history's line deciding ``run_dir`` (None when there is none)."""
     best = sorted(run_dir.glob(BEST_CONFIGS_GLOB))
     source = str(best[-1].resolve()) if best else None

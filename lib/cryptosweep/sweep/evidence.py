@@ -179,7 +179,7 @@ class SearchLedger:
     killed and never resumed, or whose folder was deleted, still counts against every later
     winner on its market. An evaluation the journal never recorded (a kill between the two
     writes) is run again on resume with the same seed and result: its row is the same row.
-    One transaction per evaluation (0.09 ms on this project's machine: ``benchmarks/
+    One transaction per evaluation (0.08 ms on this project's machine: ``benchmarks/
     RESULTS.md``; a batch written every 10 ms was cheaper but left rows unwritten until the
     next evaluation finished, a whole trial later)."""
 
