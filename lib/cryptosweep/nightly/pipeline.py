@@ -523,7 +523,8 @@ class Night:
 
     def _sweep(self, run_dir: Path, seed: int, gpu_ids: list[int], resume: bool) -> None:
         import papermill
-        from jupyter_client.manager import AsyncKernelManager
+
+        from cryptosweep.reporting.kernels import LocalKernelManager
 
         settings = self.settings
         assert settings is not None
@@ -542,7 +543,7 @@ class Night:
         status = 0
         kernels: list[Any] = []
 
-        class Kernel(AsyncKernelManager):  # the sweep notebook's kernel, for the signals
+        class Kernel(LocalKernelManager):  # the sweep notebook's kernel, for the signals
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
                 kernels.append(self)

@@ -150,6 +150,8 @@ def render_notebook(notebook_path: Path, folder: Path, parameters: dict[str, Any
     import papermill
     from nbconvert import HTMLExporter
 
+    from cryptosweep.reporting.kernels import LocalKernelManager
+
     if not notebook_path.is_file():
         raise UserError(f"analysis notebook not found at {notebook_path}")
     check_kernel(kernel)
@@ -159,7 +161,7 @@ def render_notebook(notebook_path: Path, folder: Path, parameters: dict[str, Any
         papermill.execute_notebook(
             str(notebook_path), str(executed), parameters=parameters,
             kernel_name=kernel, progress_bar=False, execution_timeout=timeout,
-            cwd=str(folder),
+            cwd=str(folder), kernel_manager_class=LocalKernelManager,
         )
     except papermill.PapermillExecutionError as exc:
         raise ReportError(
