@@ -5,6 +5,7 @@ encryption", twice), leaving nothing behind."""
 from __future__ import annotations
 
 import stat
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -37,10 +38,21 @@ def test_a_notebook_runs_on_unix_sockets_and_leaves_nothing_behind(tmp_path, mon
     assert "without encryption" not in capfd.readouterr().err
 
 
-def test_the_sockets_folder_is_the_users_alone(tmp_path):
+def test_the_sockets_folder_is_the_users_alone():
     kernel = LocalKernelManager()
+    assert kernel.sockets is not None
     try:
-        mode = stat.S_IMODE(Path(kernel.sockets).stat().st_mode)
-        assert mode == 0o700
+        assert stat.S_IMODE(Path(kernel.sockets).stat().st_mode) == 0o700
     finally:
         Path(kernel.sockets).rmdir()
+
+
+def test_a_temporary_folder_too_deep_for_a_socket_keeps_tcp(tmp_path, monkeypatch):
+    """A socket's path has at most 104-108 bytes: a deep TMPDIR would make the kernel fail to
+    start, where TCP on localhost works."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    kernel = LocalKernelManager()
+    assert kernel.sockets is None and kernel.transport == "tcp"
+    assert list(deep.iterdir()) == []  # its folder was not kept

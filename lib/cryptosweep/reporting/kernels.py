@@ -12,19 +12,27 @@ from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 
+#: The longest path a Unix socket may have (``sun_path``: 108 bytes on Linux, 104 on macOS,
+#: with its terminating NUL).
+MAX_SOCKET_PATH = 104
+
 
 class LocalKernelManager(AsyncKernelManager):
     """An :class:`~jupyter_client.manager.AsyncKernelManager` on IPC sockets in a folder of its
-    own (mode 0700, removed with the kernel). Pass it as papermill's
-    ``kernel_manager_class``."""
+    own (mode 0700, removed with the kernel); on localhost TCP where the temporary folder is too
+    deep for a socket's name. Pass it as papermill's ``kernel_manager_class``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sockets = tempfile.mkdtemp(prefix="cryptosweep-kernel-")
-        self.transport = "ipc"
-        self.ip = os.path.join(self.sockets, "kernel")  # sockets kernel-1, kernel-2, ...
+        self.sockets: str | None = tempfile.mkdtemp(prefix="cryptosweep-kernel-")
+        prefix = os.path.join(self.sockets, "kernel")  # sockets kernel-1, kernel-2, ...
+        if len(os.fsencode(prefix)) + len("-65535") < MAX_SOCKET_PATH:
+            self.transport, self.ip = "ipc", prefix
+        else:  # a temporary folder too deep for a socket's name: TCP on localhost, as before
+            shutil.rmtree(self.sockets, ignore_errors=True)
+            self.sockets = None
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
-        if not restart:
+        if not restart and self.sockets is not None:
             shutil.rmtree(self.sockets, ignore_errors=True)
