@@ -159,6 +159,10 @@ def _results_cut_off(wf_dir: Path) -> None:
      "walkforward.json is damaged (timestamp '../../x'"),
     # Was "the windows no longer fall on the same bars (the data changed)".
     (_edit_manifest(lambda m: m.update(windows=[])), "walkforward.json is damaged (windows is"),
+    # Other candles on the same bars (a file revised in place) were accepted: the finished
+    # windows read back on the old ones, the rest run on the new.
+    (_edit_manifest(lambda m: m.update(data_sha256="0" * 64)),
+     "the candles changed since the walk-forward started"),
     # Was a JSONDecodeError traceback.
     (_cut(f"window_00/{WINDOW_RECORD}", 100),
      f"window_00/{WINDOW_RECORD} (the window's record) is damaged (not valid JSON"),
@@ -168,7 +172,8 @@ def _results_cut_off(wf_dir: Path) -> None:
     # Were refused after window 0 was read back and the manifest rewritten.
     (_journal_not_sqlite, "window_01/sweep.db is not a cryptosweep journal"),
     (_other_windows_journal, "window_01/sweep.db is the journal of another sweep"),
-], ids=["no-config", "a-list", "seed-text", "timestamp-path", "no-windows", "record-cut-off",
+], ids=["no-config", "a-list", "seed-text", "timestamp-path", "no-windows", "other-candles",
+        "record-cut-off",
         "results-cut-off", "other-record", "journal-not-sqlite", "other-journal"])
 def test_a_damaged_walkforward_is_one_line_and_nothing_changes(finished, tmp_path, capsys,
                                                               damage, message):
@@ -207,3 +212,12 @@ def test_the_damage_checks_keep_an_intact_resume_working(finished, tmp_path):
     assert json.loads((copy / "window_01" / WINDOW_RECORD).read_bytes()) == json.loads(record)
     assert [w["status"] for w in json.loads((copy / MANIFEST).read_text())["windows"]] == [
         "done", "done"]
+
+
+def test_the_manifest_records_the_candles_it_was_made_on(finished):
+    """What a resume checks them against (the windows' bars alone let revised candles in)."""
+    from cryptosweep.trading.objective import data_fingerprint
+
+    _, wf_dir = finished
+    manifest = json.loads((wf_dir / "walkforward.json").read_text(encoding="utf-8"))
+    assert manifest["data_sha256"] == data_fingerprint(None)  # the bundled sample's

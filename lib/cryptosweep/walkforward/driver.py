@@ -56,6 +56,7 @@ from cryptosweep.sweep.opening import (
 )
 from cryptosweep.sweep.runner import checked_arguments, run_sweep
 from cryptosweep.trading.metrics import per_bar_sharpe
+from cryptosweep.trading.objective import data_fingerprint
 from cryptosweep.walkforward.analysis import annualised_return
 from cryptosweep.walkforward.combine import build_results
 from cryptosweep.walkforward.layout import WindowPlan, plan, window_dir_name
@@ -122,6 +123,13 @@ def run_walkforward(
         if [p.as_dict() for p in plans] != [w["layout"] for w in manifest["windows"]]:
             raise ResumeError(f"--resume {wf_dir}: the windows no longer fall on the same bars "
                               "(the data changed); start a new walk-forward")
+        recorded = manifest.get("data_sha256")  # (none in a walk-forward begun before it was)
+        if recorded is not None and data_fingerprint(config.data.path) != recorded:
+            # The windows finished would be read back on the old candles, the others run on
+            # these: one result of two markets.
+            raise ResumeError(f"--resume {wf_dir}: the candles changed since the walk-forward "
+                              "started (their digest differs, on the same bars); start a new "
+                              "walk-forward")
         found = _check_windows(plans, wf_dir)
     else:
         if config is None:
@@ -194,6 +202,7 @@ def _new_manifest(config: SweepConfig, seed: int, plans: list[WindowPlan], stamp
     return {
         "schema": MANIFEST_SCHEMA, "schema_version": SCHEMA_VERSION,
         "config": config.canonical(), "config_hash": config.results_hash(), "seed": seed,
+        "data_sha256": data_fingerprint(config.data.path),
         "timestamp": stamp, "created_at": time.time(), "status": "running",
         "windows": [{"layout": p.as_dict(), "status": "pending"} for p in plans],
     }
@@ -275,6 +284,8 @@ def _check_manifest(manifest: Any, path: Path) -> None:
                           f"{SCHEMA_VERSION}: start a new walk-forward")
     if not isinstance(manifest.get("config"), dict):
         raise damaged("no config object")
+    if not isinstance(manifest.get("data_sha256", ""), str):
+        raise damaged(f"data_sha256 {manifest['data_sha256']!r:.40} is not a digest")
     seed = manifest.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise damaged(f"seed {seed!r} is not a whole number in [0, {MAX_SEED}]")
