@@ -383,15 +383,14 @@ def _count_look(source: str | Path, entry: dict[str, Any], kind: str, what: str)
     """A look at the holdout, recorded in the trial ledger of the run ``source`` belongs to
     (where its sweep counted its trials: its config's; the report of the next sweep counts
     it), else in the one beside ``source``, or said to be unrecorded."""
-    from cryptosweep.records.ledger import TrialLedger, record_look_beside
+    from cryptosweep.records.ledger import record_look_beside
     from cryptosweep.sweep.evidence import run_ledger
 
     data = entry.get("data") or {}
     source = Path(source)
     found = run_ledger(source if source.is_dir() else source.parent)
     if found is not None and data.get("holdout_first_bar"):
-        with TrialLedger(found.path) as ledger:
-            ledger.record_look(found.run, kind, what, found.market("holdout"))
+        found.record_look(kind, what)
         return
     run = str(entry.get("source_run") or source.resolve().name)
     where = record_look_beside(source, run, kind, what, data)

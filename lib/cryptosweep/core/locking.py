@@ -61,6 +61,10 @@ class RunLock:
         self.release()
 
 
+#: What a file system without (exclusive) flock answers.
+_NO_FLOCK = (errno.ENOLCK, errno.EBADF, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL)
+
+
 #: The folders this process holds with :func:`hold_folder`: the lock file's path -> [its
 #: descriptor, how many holds are open].
 _HELD: dict[Path, list[int]] = {}
@@ -105,10 +109,6 @@ def hold_folder(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
                 with contextlib.suppress(OSError):
                     fcntl.flock(held[0], fcntl.LOCK_UN)
                 os.close(held[0])
-
-
-#: What a file system without (exclusive) flock answers.
-_NO_FLOCK = (errno.ENOLCK, errno.EBADF, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL)
 
 
 def _lock(path: Path, mode: int = 0o644) -> tuple[int, str]:

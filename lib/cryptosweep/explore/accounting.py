@@ -45,6 +45,5 @@ def record_unlock(run_dir: str | Path) -> str:
         return f"{run_dir.name} has no results file that can be read: nothing recorded"
     if not found.data.get("holdout_first_bar"):
         return f"{run_dir.name} has no holdout"
-    with TrialLedger(found.path) as ledger:
-        ledger.record_look(found.run, "explorer", "unlock", found.market("holdout"))
+    found.record_look("explorer", "unlock")
     return str(found.path)

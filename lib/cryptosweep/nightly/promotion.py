@@ -21,7 +21,7 @@ complete), or undoes one that had not, removes what a killed training left, and 
 demotion that was decided (its ``demotion.json`` written, or a keep-gate's line saying so) but
 not carried out. A decision a kill interrupted before its history line (a training killed) is
 not lost: :data:`PENDING` names its run, and the next night acts on it again
-(:func:`pending_decision`) before its own sweep; a run whose line is in the history is never
+(:func:`read_pending`) before its own sweep; a run whose line is in the history is never
 acted on twice. One process at a time works on the champion (its ``.lock``:
 :func:`~cryptosweep.core.locking.hold_folder`).
 

@@ -50,7 +50,6 @@ from cryptosweep.trading.steps import load_market
 log = logging.getLogger(__name__)
 
 
-
 def common_bars(series: list[np.ndarray]) -> np.ndarray:
     """The ``T × N`` matrix of validation returns over the bars every one of ``series`` covers:
     the last ``T`` (the shortest length) of each. Returns are in bar order and every fidelity
@@ -73,7 +72,7 @@ def ledger_path(config: SweepConfig, run_dir: Path) -> Path:
 
 @dataclass(frozen=True)
 class RunLedger:
-    """Where a finished run counts its trials and looks (:func:`ledger_path` of its config),
+    """Where a run counts its trials and looks (:func:`ledger_path` of its config),
     the name its rows carry there (:func:`~cryptosweep.records.ledger.run_key`), its ``data``
     description and its config."""
 
@@ -81,6 +80,18 @@ class RunLedger:
     run: str
     data: dict[str, Any]
     config: SweepConfig
+
+    @classmethod
+    def of(cls, config: SweepConfig, run_dir: Path, data: dict[str, Any],
+           created_at: float | None) -> RunLedger:
+        """The ledger of the run in ``run_dir`` made with ``config`` at ``created_at``."""
+        return cls(ledger_path(config, run_dir), run_key(run_dir.name, created_at), data,
+                   config)
+
+    def record_look(self, source: str, what: str) -> None:
+        """Record a look at the run's holdout bars (``source``: who looked, ``what``)."""
+        with TrialLedger(self.path) as ledger:
+            ledger.record_look(self.run, source, what, self.market("holdout"))
 
     def market(self, part: str = "development") -> Market:
         """The run's market (``part``: ``development`` or ``holdout`` bars), with the probe of
@@ -107,10 +118,10 @@ def run_ledger(run_dir: Path) -> RunLedger | None:
         created_at = (results.get("run") or {}).get("created_at")
     except (OSError, ValueError, KeyError, TypeError, UserError):
         return None
-    path = ledger_path(config, run_dir)
-    if not path.is_absolute():  # a run made before such paths were stored absolute: where it
-        return None  # counted depends on the directory it ran from, unknown here
-    return RunLedger(path, run_key(run_dir.name, created_at), results.get("data") or {}, config)
+    found = RunLedger.of(config, run_dir, results.get("data") or {}, created_at)
+    if not found.path.is_absolute():  # a run made before such paths were stored absolute:
+        return None  # where it counted depends on the directory it ran from, unknown here
+    return found
 
 
 def night_trials(config: SweepConfig, seed: int, journal: Journal, rows: list[EvaluationRow],
@@ -184,11 +195,10 @@ class SearchLedger:
     next evaluation finished, a whole trial later)."""
 
     def __init__(self, config: SweepConfig, run_dir: Path, journal: Journal) -> None:
-        created_at = float(journal.get_meta("created_at"))
-        self.path = ledger_path(config, run_dir)
-        self._run, self._recorded_at = run_key(run_dir.name, created_at), created_at
-        self._market = Market.of(journal.get_meta("data", None) or {}).probed(
-            load_market(config.objective_spec()).ohlcv)
+        self._recorded_at = float(journal.get_meta("created_at"))
+        where = RunLedger.of(config, run_dir, journal.get_meta("data", None) or {},
+                             self._recorded_at)
+        self.path, self._run, self._market = where.path, where.run, where.market()
         try:
             self._ledger = TrialLedger(self.path)
         except (OSError, sqlite3.Error) as exc:
@@ -248,11 +258,11 @@ def statistics(
     candles = load_market(config.objective_spec()).ohlcv  # cached: the sweep's own
     market = Market.of(data).probed(candles)
     holdout = Market.of(data, "holdout").probed(candles)
-    path = ledger_path(config, run_dir)
+    where = RunLedger.of(config, run_dir, data, now)  # now: the run's creation time
+    path, run = where.path, where.run
     series, clustered_configs, clustered_seeds = clustered_series(config, seed, rows, leaders,
                                                                   validation)
     with TrialLedger(path) as ledger:
-        run = run_key(run_dir.name, now)  # now: the run's creation time (finalize)
         new = ledger.record_trials(run, market,
                                    night_trials(config, seed, journal, rows, leaders, winner,
                                                 validation), now=now)
