@@ -462,11 +462,7 @@ def test_a_killed_promotion_never_leaves_a_half_written_champion(night, night_re
         files.pop(Path(".lock"), None)
     assert after == before
     # The next night acts on it before its sweep: promoted once, and only once.
-    stream = io.StringIO()
-    settings = Settings.from_environment({"MODELS_DIR": str(models),
-                                                  "REPORTS_DIR": str(tmp_path / "reports")},
-                                                 str(night.config))
-    next_night = Night(settings, Notifiers(), NightLog(stream))
+    next_night, stream, _ = _night_on(tmp_path)  # on the same models folder
     next_night._finish_pending(promotion.read_pending(models))
     assert next_night.earlier_promotion is not None and next_night.earlier_promotion.promoted
     assert next_night.earlier_promotion.message.startswith(
