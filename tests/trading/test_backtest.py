@@ -136,6 +136,38 @@ def test_simulate_gaps_exit_at_the_open():
     _assert_compounds(up)
 
 
+def test_held_spans_are_the_bars_the_position_was_held():
+    # Continuous candles (each open is the previous close), no stop or target: a time exit
+    # fills at its exit bar's open, so the trade's gross return is the market's close-to-close
+    # return over the bars from its entry bar to the one before its exit bar, which is what a
+    # test that matches the trade's exposure sums. Counting the exit bar too (as the holdout's
+    # spans did) adds a bar the position never held, and can flip the sign.
+    rng = np.random.default_rng(7)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, 400)))
+    open_ = np.r_[100.0, close[:-1]]
+    bars = _bars(open_, close=close)
+    market = np.log(close / open_)  # close to close, as buy-and-hold's per-bar returns
+    for holding_period in (1, 3, 7):
+        signal = (rng.random(400) < 0.2).astype(np.int8)
+        result = _sim(bars, signal, holding_period=holding_period, stop_loss=math.inf,
+                      take_profit=math.inf, fees_bps=0.0)  # fmt: skip
+        spans = result.held_spans()
+        assert len(spans) == len(result.trades) > 10
+        for (start, held, side), trade in zip(spans, result.trades, strict=True):
+            assert (start, side) == (trade.entry_bar, trade.side)
+            if trade.exit_reason == "time":
+                assert held == trade.exit_bar - trade.entry_bar == holding_period
+                assert math.expm1(market[start:start + held].sum()) == pytest.approx(
+                    trade.gross_return, rel=1e-9, abs=1e-12)
+    # A stop touched inside its exit bar held that bar until the fill; a gap held none of it.
+    stop = _sim(_bars([100, 100, 99, 97, 97], low=[100, 99, 94, 97, 97]), [1, 0, 0, 0, 0],
+                holding_period=3)  # fmt: skip
+    assert stop.held_spans() == [[1, 2, 1]]
+    gapped = _sim(_bars([100, 100, 93, 93], close=[100, 100, 96, 93]), [1, 0, 0, 0],
+                  holding_period=3)  # fmt: skip
+    assert gapped.held_spans() == [[1, 1, 1]]
+
+
 def test_simulate_checks_the_entry_bar_and_frees_the_exit_bar_signal():
     # the entry bar itself (after its open) reaches the stop: entry and exit on bar 1; the
     # signal at bar 1 (flat again at its close) enters at open[2]

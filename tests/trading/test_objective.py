@@ -178,6 +178,9 @@ def test_evaluate_holdout_shape_and_errors():
     assert len(result["holdout_trade_spans"]) == result["holdout_trades"]
     assert all(0 <= start < 1900 and length >= 1 and side in (-1, 1)
                for start, length, side in result["holdout_trade_spans"])
+    # Their lengths are the bars held in a position (the exposure), not entry to exit bar.
+    held = sum(length for _, length, _ in result["holdout_trade_spans"])
+    assert held == round(result["holdout_exposure"] * 1900)
     stressed = evaluate_holdout(PARAMS, 1.0, 5, _spec(), stress_multiplier=2.0)
     assert stressed["holdout_stress"]["multiplier"] == 2.0
     assert stressed["holdout_stress"]["trades"] == result["holdout_trades"]

@@ -57,6 +57,15 @@ class BacktestResult:
         """Compounded return of the whole window."""
         return float(np.prod(1.0 + self.returns) - 1.0) if len(self.returns) else 0.0
 
+    def held_spans(self) -> list[list[int]]:
+        """Each trade's ``[entry bar, bars held, side]``: the bars whose position was the
+        trade's, from its entry bar through its exit bar, except an exit bar whose open filled
+        the exit (a time exit, a gap through a level), which the position never held past its
+        open. What a test that matches a strategy's market exposure sums the market over."""
+        return [[trade.entry_bar,
+                 int(np.count_nonzero(self.positions[trade.entry_bar:trade.exit_bar + 1])),
+                 trade.side] for trade in self.trades]
+
 
 @dataclass(frozen=True)
 class BarrierExits:

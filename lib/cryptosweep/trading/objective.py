@@ -242,10 +242,11 @@ def evaluate_holdout(
     Training rows whose label ends at or after the holdout start are purged (labels are built
     from development bars only, so none do). Returns every metric of the holdout backtest with
     a ``holdout_`` prefix, ``holdout_bars``, ``holdout_trade_spans`` (each trade's first bar
-    relative to the holdout start, its length in bars and side: what a permutation test
-    matches exposure with), ``holdout_returns`` (per bar) and, with ``stress_multiplier``,
-    ``holdout_stress``: the same predictions backtested with fees and slippage multiplied by
-    it (the cost stress of the deployment gate).
+    relative to the holdout start, the bars it held a position and its side: what a
+    permutation test matches exposure with; :meth:`BacktestResult.held_spans`),
+    ``holdout_returns`` (per bar) and, with ``stress_multiplier``, ``holdout_stress``: the same
+    predictions backtested with fees and slippage multiplied by it (the cost stress of the
+    deployment gate).
     """
     spec = ObjectiveSpec.of(spec)
     trading = TradingParams.from_params(params)
@@ -256,10 +257,7 @@ def evaluate_holdout(
                           periods_per_year=market.periods_per_year)
     out: dict[str, Any] = {f"holdout_{name}": value for name, value in metrics.items()}
     out["holdout_bars"] = len(block.bars)
-    out["holdout_trade_spans"] = [
-        [int(trade.entry_bar), int(trade.exit_bar - trade.entry_bar + 1), int(trade.side)]
-        for trade in result.trades
-    ]
+    out["holdout_trade_spans"] = result.held_spans()
     if stress_multiplier is not None:
         costly = spec.objective.model_copy(update={
             "fees_bps": spec.objective.fees_bps * stress_multiplier,
