@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from cryptosweep.judging.exact_sums import exact_dot, exact_mean
+
 __all__ = ["PairedTest", "bootstrap_sharpe_difference", "jobson_korkie_memmel"]
 
 
@@ -94,7 +96,9 @@ def jobson_korkie_memmel(returns_a: np.ndarray, returns_b: np.ndarray) -> Paired
     n = a.size
     sr_a = float(a.mean() / a.std(ddof=1))
     sr_b = float(b.mean() / b.std(ddof=1))
-    rho = float(np.corrcoef(a, b)[0, 1])
+    centred_a, centred_b = a - exact_mean(a), b - exact_mean(b)
+    rho = exact_dot(centred_a, centred_b) / math.sqrt(
+        exact_dot(centred_a, centred_a) * exact_dot(centred_b, centred_b))
     rho = min(max(rho, -1.0), 1.0)
     theta = 2.0 - 2.0 * rho + 0.5 * (sr_a**2 + sr_b**2 - 2.0 * sr_a * sr_b * rho**2)
     diff = sr_a - sr_b

@@ -177,7 +177,12 @@ def effective_number_of_trials(
         weights = 1.0 / variances[members] if weighting == "inverse_variance" else None
         if weights is None:
             weights = np.ones(int(members.sum()))
-        series = active_data[:, members] @ (weights / weights.sum())
+        # Column by column in a fixed order, not a BLAS product (whose kernel, chosen by the
+        # CPU, moves the last bits of what the ledger's variance records).
+        series = np.zeros(len(active_data))
+        for column, weight in zip(active_data[:, members].T, weights / weights.sum(),
+                                  strict=True):
+            series += weight * column
         std = float(series.std(ddof=1))
         sharpes[cluster] = float(series.mean()) / std if std > 0.0 else 0.0
     variance = float(sharpes.var(ddof=1)) if n_clusters > 1 else math.nan

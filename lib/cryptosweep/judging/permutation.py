@@ -20,6 +20,8 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from cryptosweep.judging.exact_sums import exact_dot, exact_mean, exact_sum
+
 __all__ = [
     "NULL_QUANTILES",
     "PERMUTATION_DRAWS",
@@ -289,22 +291,36 @@ def alpha_tstat(
         if lags >= n:
             raise ValueError(f"hac_lags must be < the number of bars {n}, got {hac_lags!r}")
 
-    design = np.column_stack([np.ones(n), x])
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
-    bread = np.linalg.inv(design.T @ design)
+    # The OLS fit and both covariances in closed form for x_t = (1, b_t), every sum exactly
+    # rounded (exact_sums): BLAS kernels differ by CPU in their last bits, a record must not.
+    sum_x = exact_sum(x)
+    mean_x, mean_y = sum_x / n, exact_mean(y)
+    centred = x - mean_x
+    sxx = exact_dot(centred, centred)
+    slope = exact_dot(centred, y) / sxx
+    intercept = mean_y - slope * mean_x
+    resid = y - intercept - slope * x
+    # (X'X)⁻¹ = [[Σb², −Σb], [−Σb, n]] / (n·Sxx); only its first row enters Var(α).
+    det = n * sxx
+    bread_00, bread_01 = exact_dot(x, x) / det, -sum_x / det
     if covariance == "ols":
-        cov = bread * float(resid @ resid) / (n - 2)
+        var_alpha = bread_00 * exact_dot(resid, resid) / (n - 2)
     else:
-        scores = design * resid[:, None]
-        meat = scores.T @ scores
+        weighted_x = resid * x  # the second column of the scores u_t x_t
+        meat_00 = exact_dot(resid, resid)
+        meat_01 = exact_dot(resid, weighted_x)
+        meat_11 = exact_dot(weighted_x, weighted_x)
         for lag in range(1, lags + 1):
             weight = 1.0 - lag / (lags + 1.0)
-            gamma = scores[lag:].T @ scores[:-lag]
-            meat += weight * (gamma + gamma.T)
-        cov = bread @ meat @ bread
-    se_alpha = math.sqrt(max(float(cov[0, 0]), 0.0))
-    alpha = float(coef[0])
+            now_u, before_u = resid[lag:], resid[:-lag]
+            now_ux, before_ux = weighted_x[lag:], weighted_x[:-lag]
+            meat_00 += weight * 2.0 * exact_dot(now_u, before_u)
+            meat_01 += weight * (exact_dot(now_u, before_ux) + exact_dot(now_ux, before_u))
+            meat_11 += weight * 2.0 * exact_dot(now_ux, before_ux)
+        var_alpha = (bread_00 * bread_00 * meat_00 + 2.0 * bread_00 * bread_01 * meat_01
+                     + bread_01 * bread_01 * meat_11)
+    se_alpha = math.sqrt(max(var_alpha, 0.0))
+    alpha = float(intercept)
     if se_alpha > 0.0:
         t_stat = alpha / se_alpha
     else:
@@ -312,7 +328,7 @@ def alpha_tstat(
     dof = n - 2
     return AlphaResult(
         alpha=alpha,
-        beta=float(coef[1]),
+        beta=float(slope),
         t_stat=t_stat,
         p_value=float(2.0 * stats.t.sf(abs(t_stat), dof)),
         p_value_positive=float(stats.t.sf(t_stat, dof)),
