@@ -64,3 +64,19 @@ def test_variables_whose_names_say_secret_are_never_recorded(monkeypatch):
     recorded = system_info()["environment"]
     assert recorded.get("OMP_NUM_THREADS") == "1"
     assert "s3cr3t-value" not in recorded.values()
+
+
+def test_credentials_inside_a_recorded_variables_url_are_never_recorded(monkeypatch):
+    """A tracked variable whose name says nothing of a secret may hold a URL with one (an
+    attack put a password and a token in DASK_ variables): recorded without them."""
+    from cryptosweep.execution.environment import system_info
+
+    monkeypatch.setenv("DASK_DISTRIBUTED__DASHBOARD__LINK",
+                       "https://alice:s3cr3tpw@dash.example:8787/status?token=abc123")
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tls://bob:hunter2@10.0.0.1:8786")
+    recorded = system_info()["environment"]
+    text = repr(recorded)
+    for secret in ("s3cr3tpw", "alice", "abc123", "hunter2", "bob"):
+        assert secret not in text, recorded
+    assert "dash.example:8787" in recorded["DASK_DISTRIBUTED__DASHBOARD__LINK"]
+    assert "10.0.0.1:8786" in recorded["DASK_SCHEDULER_ADDRESS"]

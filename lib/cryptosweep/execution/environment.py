@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from cryptosweep.core.redaction import redact
+
 TRACKED_PACKAGES = (
     "cryptosweep", "numpy", "pandas", "scipy", "torch", "lightgbm", "xgboost", "catboost",
     "optuna", "dask", "distributed", "dask-cuda", "papermill", "nbconvert", "plotly",
@@ -165,7 +167,8 @@ def system_info(config_hash: str | None = None) -> dict[str, Any]:
         "torch": torch_info,
         "gpus": gpu_info(),
         "environment": {
-            key: value for key, value in sorted(os.environ.items())
+            # A URL's user, password and query never (a dashboard link with a token).
+            key: redact(value) for key, value in sorted(os.environ.items())
             if key.startswith(TRACKED_ENV_PREFIXES)
             and not any(part in key.upper() for part in SECRET_NAME_PARTS)
         },
