@@ -306,6 +306,20 @@ def test_pbo_drops_remainder_rows_at_the_end():
     np.testing.assert_array_equal(a.is_performance, b.is_performance)
 
 
+def test_pbo_is_not_computed_when_no_configuration_differs():
+    # No trial traded (an attack's night of thresholds no model reaches): every rank a tie,
+    # every logit 0 and "PBO 1.00 > 0.5" read as certain overfitting. Not a number to show.
+    flat = np.zeros((400, 5))
+    with pytest.raises(ValueError, match="same on every bar"):
+        probability_of_backtest_overfitting(flat, 8)
+    alike = np.tile(np.random.default_rng(4).normal(size=(400, 1)), (1, 3))
+    with pytest.raises(ValueError, match="same on every bar"):
+        probability_of_backtest_overfitting(alike, 8)
+    # One configuration that differs is enough for a ranking.
+    alike[::7, 2] += 0.1
+    assert 0.0 <= probability_of_backtest_overfitting(alike, 8).pbo <= 1.0
+
+
 def test_pbo_result_is_frozen_and_serialisable():
     result = probability_of_backtest_overfitting(np.random.default_rng(3).normal(size=(40, 3)), 4)
     assert isinstance(result, PBOResult)

@@ -292,8 +292,9 @@ def probability_of_backtest_overfitting(returns: np.ndarray, n_splits: int = PBO
         n_splits: S, even and >= 2; ``T >= S``. The default 16 gives 12 870 combinations.
 
     Raises:
-        ValueError: wrong shape, non-finite values, ``N < 2``, ``S`` odd or < 2, ``T < S``, or
-            halves of fewer than 2 rows (no ``ddof=1`` standard deviation).
+        ValueError: wrong shape, non-finite values, ``N < 2``, ``S`` odd or < 2, ``T < S``,
+            halves of fewer than 2 rows (no ``ddof=1`` standard deviation), or configurations
+            whose returns are all the same (no winner: a PBO of 1 would say nothing).
     """
     data = np.asarray(returns, dtype=float)
     if data.ndim != 2:
@@ -314,6 +315,10 @@ def probability_of_backtest_overfitting(returns: np.ndarray, n_splits: int = PBO
         )
     if not np.all(np.isfinite(data)):
         raise ValueError("returns must be finite (no NaN or inf)")
+    if np.all(data == data[:, :1]):
+        # Every rank a tie: each logit would be 0 and the PBO 1, a number that says nothing.
+        raise ValueError("the configurations' returns are the same on every bar (none "
+                         "traded, or all alike): there is no best one to rank out of sample")
 
     blocks = data[: block_size * n_splits].reshape(n_splits, block_size, n_configs)
     stats_ = _BlockStats(blocks)
