@@ -86,6 +86,17 @@ def test_one_trial_is_not_deflated_its_dsr_is_psr_of_zero() -> None:
     assert abs(out["dsr"]["dsr"] - _psr(sr, 0.0, winner)) < 1e-12
 
 
+def test_trials_that_cannot_be_clustered_leave_the_ledgers_dsr_and_say_why() -> None:
+    """No clustered trial varies (none traded on the common bars): the effective number is
+    not computed, said in words, and the DSR the gate falls back to is the ledger's (an audit
+    found the sweep's end failed here)."""
+    winner = np.random.default_rng(5).normal(0.0003, 0.01, 3000)
+    out = selection_evidence(winner, 12, 1e-4, np.zeros((3000, 4)), 8766.0,
+                             dsr_variance="trials")
+    assert "constant" in out["effective_trials"]["why_not"]
+    assert "dsr_effective" not in out and out["dsr"]["dsr"] is not None
+
+
 def test_ledger_trials_outside_the_clusters_count_one_each_with_the_ledgers_variance() -> None:
     """Three groups of near copies clustered tonight, and 4 trials of other nights (no return
     series): the effective N is the groups' worth + 4, deflated by the ledger's variance."""

@@ -106,8 +106,13 @@ def selection_evidence(
     variance = variance_of_sharpe(dsr_variance, len(r), sharpe_variance)
     out: dict[str, Any] = {"n_trials": int(n_trials), "dsr_variance": dsr_variance,
                            "dsr": deflated_sharpe(sr, variance, n_trials, r, periods_per_year)}
+    effective = None
     if trial_returns is not None and trial_returns.shape[1] >= 2:
-        effective = effective_number_of_trials(trial_returns, seed=seed)
+        try:
+            effective = effective_number_of_trials(trial_returns, seed=seed)
+        except ValueError as exc:  # no trial varies, or a series not finite: no clusters
+            out["effective_trials"] = {"why_not": str(exc)}
+    if effective is not None:
         extra = max(int(n_unclustered), 0)
         out["effective_trials"] = {"n_clustered": effective.n_trials,
                                    "n_effective": effective.n_effective,
