@@ -80,9 +80,10 @@ def closed_at_weekends(index: pd.DatetimeIndex, interval: pd.Timedelta) -> bool:
     """Whether candles at ``index`` (sorted; UTC, or without a zone: UTC) of ``interval`` are
     a market closed at weekends: bars of an interval that divides a day (others can step over
     Saturdays by their own rhythm), spanning at least :data:`CALENDAR_MIN_SPAN`, fewer than
-    :data:`WEEKEND_CLOSED_SHARE` of them opening on a Saturday (UTC), and on weekdays open
-    most of the time (at least half of the weekday bars a round-the-clock market would have:
-    a few bars scattered over a long span are gaps, not a calendar)."""
+    :data:`WEEKEND_CLOSED_SHARE` of them opening on a Saturday (UTC), and open on most
+    weekdays (bars on at least half of the weekdays the candles span: a round-the-clock
+    market's few weekday chunks over a long span are gaps, not a calendar), however few hours
+    a day (a stock exchange's session of 7 hours)."""
     day = pd.Timedelta(days=1)
     if len(index) < 2 or interval > day or day % interval != pd.Timedelta(0):
         return False
@@ -94,7 +95,8 @@ def closed_at_weekends(index: pd.DatetimeIndex, interval: pd.Timedelta) -> bool:
     if float(np.mean(weekday == 5)) >= WEEKEND_CLOSED_SHARE:
         return False
     weekdays = np.busday_count(utc[0].date(), (utc[-1] + interval).date())
-    return int(np.sum(weekday < 5)) >= 0.5 * weekdays * (day // interval)
+    trading_days = pd.unique(utc[weekday < 5].normalize())
+    return len(trading_days) >= 0.5 * weekdays
 
 
 def bars_per_year(index: pd.DatetimeIndex, interval: pd.Timedelta) -> float:
