@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -22,6 +23,7 @@ from cryptosweep.explore.runs import RunReadError
 from cryptosweep.explore.trial import read_trial
 from cryptosweep.explore.whatif import PREDICTIONS, metrics_table, what_if
 from cryptosweep.records.integrity import unpack_returns
+from cryptosweep.records.ledger import Market, TrialLedger
 from cryptosweep.trading.metrics import METRIC_NAMES, performance
 from cryptosweep.trading.objective import configuration_predictions
 from cryptosweep.trading.steps import TradingParams, backtest_bars, load_market
@@ -111,6 +113,19 @@ def view(explore_reports, continued):
     return ui.trial
 
 
+@pytest.fixture(scope="module")
+def unlocked(explore_reports, continued, view):
+    """Another explorer's trial panel on the same evaluation (its predictions from the
+    session's cache), with the holdout shown (the unlock without recording a look in the
+    shared run's ledger): what the holdout rows and curves hold is checked on it."""
+    ui = Explorer(explore_reports, run="night1")
+    ui.trial.background = False
+    ui.trial.show_holdout()
+    ui.trial.trial_picker.value = continued["eval_id"]
+    assert ui.trial.predictions is view.predictions, ui.trial.status.value
+    return ui.trial
+
+
 def test_retrained_predictions_give_the_sweeps_per_bar_returns_bit_for_bit(
         explore_reports, continued, view):
     run_dir = explore_reports / "night1"
@@ -133,7 +148,9 @@ def test_retrained_predictions_give_the_sweeps_per_bar_returns_bit_for_bit(
         "the holdout model is trained from scratch, as the sweep trains it")
 
 
-def test_the_trial_panel_shows_what_the_journal_recorded(explore_reports, continued, view):
+def test_the_trial_panel_shows_what_the_journal_recorded(explore_reports, continued,
+                                                         unlocked):
+    view = unlocked
     run_dir = explore_reports / "night1"
     eval_id = continued["eval_id"]
     assert view.trial_picker.value == eval_id
@@ -142,7 +159,8 @@ def test_the_trial_panel_shows_what_the_journal_recorded(explore_reports, contin
                         **continued["params"]["trading"]}.items():
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         assert f"<td>{shown}</td>" in params, name
-    swept = metrics_table(view.record, None).xs("as swept", level="source")
+    swept = metrics_table(view.record, None, show_holdout=True).xs("as swept",
+                                                                    level="source")
     folds = continued["metrics"]["folds"]
     for k, fold in enumerate(folds):
         row = swept.iloc[k + 1]  # after the score
@@ -173,7 +191,8 @@ def test_the_trial_panel_shows_what_the_journal_recorded(explore_reports, contin
                      for block in (*data["folds"], data["holdout"])}
 
 
-def test_moving_the_sliders_backtests_the_cached_predictions_again(view):
+def test_moving_the_sliders_backtests_the_cached_predictions_again(unlocked):
+    view = unlocked
     record, trainings = view.record, PREDICTIONS.trainings
     market = load_market(record.spec)
     moved = {"threshold": 0.52, "holding_period": 6, "stop_loss": 0.03, "take_profit": 0.05}
@@ -194,7 +213,8 @@ def test_moving_the_sliders_backtests_the_cached_predictions_again(view):
             drawdown.tobytes()
     metrics = [performance(r.returns, r.trades, r.positions,
                            periods_per_year=market.periods_per_year) for r in oracle]
-    table = metrics_table(record, view.whatif).xs("what-if", level="source")
+    table = metrics_table(record, view.whatif, show_holdout=True).xs("what-if",
+                                                                      level="source")
     assert table.iloc[0]["sharpe"] == pytest.approx(np.mean([m["sharpe"] for m in metrics[:-1]]),
                                                     abs=0, rel=1e-15)
     for row, expected in zip(table.iloc[1:].itertuples(index=False), metrics, strict=True):
@@ -254,6 +274,95 @@ def test_the_trades_chart_draws_the_backtests_trades_in_a_window_of_candles(view
                     assert t.side * (t.exit_price - target) >= -1e-9 * target
     assert {t.exit_reason for b in whatif.blocks for t in b.result.trades} >= {"stop", "time"}
     view.reset()
+
+
+def widget_state(root: widgets.Widget) -> str:
+    """Everything ``root`` and the widgets inside it hold (values, options, labels, drawn
+    outputs: what the page can show), as one text."""
+    seen: set[int] = set()
+    parts: list[str] = []
+    stack = [root]
+    while stack:
+        widget = stack.pop()
+        if id(widget) in seen:
+            continue
+        seen.add(id(widget))
+        stack.extend(getattr(widget, "children", ()))
+        state = widget.get_state()
+        parts.append(json.dumps({key: value for key, value in state.items()
+                                 if key not in ("children", "layout", "style")},
+                                default=str, ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def explorer_state(ui: Explorer) -> str:
+    return "\n".join(widget_state(panel) for panel in (
+        ui.runs_panel, ui.compare_panel, ui.trials_panel, ui.trial_panel))
+
+
+def test_the_explorer_shows_nothing_of_the_holdout_until_it_is_unlocked(
+        explore_reports, continued, tmp_path):
+    """The attack: with the holdout locked, the trial panel's equity chart held the sweep's
+    holdout curves (and the what-if's after a slider moved) and its metrics table the
+    holdout's rows, as swept and what-if; no look was recorded."""
+    run_dir = tmp_path / "reports" / "night1"
+    shutil.copytree(explore_reports / "night1", run_dir)
+    for ledger in run_dir.glob("trials.db*"):
+        ledger.unlink()
+    results = json.loads(next(run_dir.glob("sweep_results_*.json")).read_text())
+    holdout_market = Market.of(results["data"], "holdout")
+    holdout = journaled_holdouts(run_dir)[continued["eval_id"]]
+    holdout_numbers = [f"{holdout[f'holdout_{m}']:.4g}" for m in ("sharpe", "total_return")]
+
+    ui = Explorer(run_dir.parent, run="night1")
+    ui.trial.background = False
+    view_of = ui.trial
+
+    def holdout_shown() -> list[str]:
+        """What of the holdout the trial panel holds, and its numbers anywhere."""
+        text = widget_state(ui.trial_panel)
+        found = [line for line in text.splitlines() if "holdout" in line.lower()]
+        metas = [str(t.get("meta")) for t in (view_of.figures["equity"] or {}).get("data", [])]
+        found += [meta for meta in metas if "holdout" in meta]
+        everything = explorer_state(ui)
+        found += [number for number in holdout_numbers if number in everything]
+        return found
+
+    # the winner as the explorer opens it (not retrained yet: the panel is not shown)
+    assert view_of.record is not None and view_of.predictions is None
+    assert view_of.record.returns.get("holdout") is not None, "its holdout is journaled"
+    assert holdout_shown() == []
+    # a trial picked, retrained, a what-if slider moved
+    view_of.trial_picker.value = continued["eval_id"]
+    assert view_of.predictions is not None, view_of.status.value
+    assert holdout_shown() == []
+    threshold = view_of.sliders["threshold"]
+    threshold.value = threshold.min if threshold.value != threshold.min else threshold.max
+    assert view_of.whatif is not view_of.own
+    assert holdout_shown() == []
+    assert [t["meta"] for t in view_of.figures["equity"]["data"]] == [
+        "as swept validation equity", "as swept validation drawdown",
+        "what-if validation equity", "what-if validation drawdown"]
+    assert metrics_table(view_of.record, view_of.whatif).index.get_level_values(
+        "block").str.startswith("holdout").sum() == 0
+    view_of.wait()
+    with TrialLedger(run_dir / "trials.db") as ledger:
+        assert ledger.looks_at(holdout_market) == []
+
+    ui.unlock_holdout()
+    assert view_of.record.eval_id == continued["eval_id"], "the trial on display stays"
+    assert view_of.whatif.trading.threshold == threshold.value, "and its what-if"
+    shown = holdout_shown()
+    for what in ("holdout ·", "as swept holdout equity", "what-if holdout equity",
+                 *holdout_numbers):
+        assert any(what in line for line in shown), what
+    table = metrics_table(view_of.record, view_of.whatif, show_holdout=True)
+    assert [row for row in table.index if row[0].startswith("holdout")] == [
+        (table.index[-1][0], "as swept"), (table.index[-1][0], "what-if")]
+    assert f"<td>{holdout_numbers[0]}</td>" in view_of.metrics_html.value
+    with TrialLedger(run_dir / "trials.db") as ledger:
+        looks = ledger.looks_at(holdout_market)
+    assert [(look["source"], look["what"]) for look in looks] == [("explorer", "unlock")]
 
 
 def test_predictions_are_cached_for_the_session(explore_reports, continued, view):

@@ -70,6 +70,9 @@ def _axes(data: Mapping[str, Any] | None, lengths: Mapping[str, int]
         else:
             axes[kind] = {"x0": 0 if kind == "validation" else lengths.get("validation", 0),
                           "dx": 1}
+    if not lengths.get(HOLDOUT):  # not drawn (locked, or none): its start is not marked
+        holdout_marks = out_of_sample_times(results, HOLDOUT)[1]
+        markers = [mark for mark in markers if mark not in holdout_marks]
     return axes, markers
 
 
@@ -78,9 +81,9 @@ def equity_figure(swept: Mapping[str, np.ndarray], data: Mapping[str, Any] | Non
     """Equity (top) and drawdown (bottom) of a trial's out-of-sample sequences on one time
     axis: the sweep's journaled per-bar returns (``swept``: ``validation`` and ``holdout``,
     either may be missing) as solid lines, and empty what-if traces (dashed) for
-    :func:`fill_equity`; ``lengths``: the bars of each sequence. Each fold's start and the
-    holdout's are marked. A plotly figure dict in JSON form (:func:`~cryptosweep.explore.
-    render.json_figure`)."""
+    :func:`fill_equity`; ``lengths``: the bars of each sequence, the holdout drawn (and its
+    start marked) only where it has some. Each fold's start is marked. A plotly figure dict
+    in JSON form (:func:`~cryptosweep.explore.render.json_figure`)."""
     axes, markers = _axes(data, lengths)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         row_heights=[0.6, 0.4])

@@ -255,14 +255,8 @@ class TrialView:
         self._set_sliders(record)
         self.parameters_html.value = ("<b>Parameters</b>"
                                       + table_html(parameters_table(record)))
-        self.metrics_html.value = self._metrics_html(record, None)
         self.whatif_summary.value = ""
-        lengths = _lengths(record)
-        self.figures["equity"] = equity_figure(
-            record.returns, record.data, lengths, _equity_title(record, None)) \
-            if any(lengths.values()) else None
-        _figure(self.equity_chart, self.figures["equity"],
-                    "no per-bar returns journaled for this evaluation")
+        self._draw_as_swept(record)
         self.figures["trades"] = None
         cached = self.cache.cached(record)
         if cached is not None:
@@ -273,6 +267,17 @@ class TrialView:
             self.status.value = f"<b>{html.escape(record.label)}</b>"
             _message(self.trades_chart, "its trades appear once its models are retrained")
         return record
+
+    def _draw_as_swept(self, record: TrialRecord) -> None:
+        """The metrics table and the equity chart of what the sweep journaled (no what-if
+        yet); the holdout's rows and curves only once it is unlocked."""
+        self.metrics_html.value = self._metrics_html(record, None)
+        lengths = self._shown(_lengths(record))
+        self.figures["equity"] = equity_figure(
+            record.returns, record.data, lengths, _equity_title(record, None)) \
+            if any(lengths.values()) else None
+        _figure(self.equity_chart, self.figures["equity"],
+                "no per-bar returns journaled for this evaluation")
 
     def _start_training(self, generation: int, record: TrialRecord) -> None:
         steps = training_steps(record)
@@ -320,7 +325,7 @@ class TrialView:
                ) -> None:
         market = load_market(record.spec)
         own = what_if(predictions, record.trading, record.spec, market)
-        check = parity(record, own)
+        check = parity(record, own, show_holdout=self.holdout_unlocked)
         with self._lock:
             if generation != self._generation:
                 return
@@ -343,13 +348,18 @@ class TrialView:
 
     def show_holdout(self) -> None:
         """Show the holdout from now on (the explorer's unlock, which records the look): its
-        period, equity and what-if score, redrawn at once for the trial on display."""
+        period, equity, metrics and what-if score, redrawn at once for the trial on display.
+        Until then no widget, table or figure of the panel holds anything of the holdout."""
         self.holdout_unlocked = True
         with self._lock:
             generation, record, predictions = self._generation, self.record, self.predictions
-        self.figures["equity"] = None
-        if record is not None and predictions is not None:
-            self._ready(generation, record, predictions)
+            self.figures["equity"] = None
+            if record is None:
+                return
+            if predictions is None:  # still training, or it failed: what the sweep recorded
+                self._draw_as_swept(record)
+                return
+        self._ready(generation, record, predictions)
 
     def _shown(self, lengths: dict[str, int]) -> dict[str, int]:
         """The sequences to draw: the holdout only once it is unlocked."""
@@ -510,7 +520,8 @@ class TrialView:
     def _metrics_html(self, record: TrialRecord, whatif: WhatIf | None) -> str:
         heading = ("<b>Metrics per block</b>: as swept (the journal's)"
                    + (" and the what-if" if whatif is not None else ""))
-        return heading + table_html(metrics_table(record, whatif))
+        return heading + table_html(metrics_table(record, whatif,
+                                                  show_holdout=self.holdout_unlocked))
 
 
 def _figure(output: widgets.Output, figure: Mapping[str, Any] | None, empty: str = "") -> None:

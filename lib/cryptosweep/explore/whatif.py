@@ -278,8 +278,11 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and np.asarray(a, "<f8").tobytes() == np.asarray(b, "<f8").tobytes()
 
 
-def parity(record: TrialRecord, own: WhatIf) -> Parity:
-    """Compare ``own`` (a :func:`what_if` with ``record.trading``) with the journal."""
+def parity(record: TrialRecord, own: WhatIf, *, show_holdout: bool = False) -> Parity:
+    """Compare ``own`` (a :func:`what_if` with ``record.trading``) with the journal. The
+    sentence speaks of the holdout only with ``show_holdout`` (the explorer's recorded unlock),
+    except to say that its per-bar returns are not the sweep's: that is about reproducing the
+    run, not a score, and a check that failed is never kept quiet."""
     if own.trading != record.trading:
         raise ValueError("parity needs the what-if of the trial's own trading parameters")
     checks: dict[str, bool | None] = {"validation": None, HOLDOUT: None}
@@ -293,7 +296,9 @@ def parity(record: TrialRecord, own: WhatIf) -> Parity:
     for kind, what in (("validation", f"validation ({len(own.folds)} folds, "
                                       f"{len(own.validation_returns):,} bars)"),
                        (HOLDOUT, f"holdout ({len(own.holdout.bars) if own.holdout else 0:,} "
-                                 "bars)")):
+                                 "bars)" if show_holdout else "holdout (locked)")):
+        if kind == HOLDOUT and not show_holdout and checks[kind] is not False:
+            continue
         if checks[kind] is True:
             parts.append(f"{what}: the sweep's per-bar returns, bit for bit")
         elif checks[kind] is False:
@@ -302,7 +307,7 @@ def parity(record: TrialRecord, own: WhatIf) -> Parity:
     if checks["validation"] is None:
         parts.append("no journaled validation returns to compare with" if not record.journal
                      else "the journal has no validation returns of this evaluation")
-    if checks[HOLDOUT] is None and own.holdout is not None:
+    if checks[HOLDOUT] is None and own.holdout is not None and show_holdout:
         parts.append("holdout: not evaluated by the sweep (not in its top-k), computed here")
     note = ""
     if record.device and not record.device.startswith(CPU):
@@ -315,13 +320,17 @@ def parity(record: TrialRecord, own: WhatIf) -> Parity:
 TABLE_METRICS = METRIC_NAMES
 
 
-def metrics_table(record: TrialRecord, whatif: WhatIf | None) -> pd.DataFrame:
+def metrics_table(record: TrialRecord, whatif: WhatIf | None, *, show_holdout: bool = False
+                  ) -> pd.DataFrame:
     """The sweep's metrics of each block (``as swept``: the journal's folds and holdout) beside
     the what-if's, one row per block and source: ``fold 1 · ... | as swept``, ``fold 1 · ... |
-    what-if``, ..., and the score (mean of the folds' metric) as a first pair of rows."""
+    what-if``, ..., and the score (mean of the folds' metric) as a first pair of rows. The
+    holdout's rows only with ``show_holdout`` (the explorer's recorded unlock): the holdout is
+    a budget (:mod:`cryptosweep.explore.accounting`)."""
     folds = list(record.metrics.get("folds") or [])
     n_folds = len(whatif.folds) if whatif is not None else len(folds)
-    has_holdout = (whatif is not None and whatif.holdout is not None) or record.holdout is not None
+    has_holdout = show_holdout and (
+        (whatif is not None and whatif.holdout is not None) or record.holdout is not None)
     labels = block_labels(record.data, n_folds, has_holdout)
     rows, index = [], []
     metric = record.metric

@@ -185,7 +185,9 @@ class Explorer:
     def unlock_holdout(self) -> str:
         """Show holdout scores from now on, in every panel, and record the look in the chosen
         run's trial ledger (:func:`cryptosweep.explore.accounting.record_unlock`); returns
-        where it was recorded."""
+        where it was recorded. Until then no panel holds anything of the holdout (the runs
+        table and the comparison say ``locked``; the trial panel has no holdout period, row,
+        curve or score). The trial on display stays, with its what-if, now with its holdout."""
         where = (record_unlock(self.run.path) if self.run is not None
                  else "no run chosen: nothing recorded")
         self.holdout_unlocked = True
@@ -193,7 +195,11 @@ class Explorer:
         self.unlock_button.disabled = True
         self.unlock_note.value = (f"<i>holdout unlocked; the look is recorded "
                                   f"({html.escape(where)})</i>")
-        self.refresh(self.run.name if self.run is not None else None)
+        self.runs_table.value = frame_html(runs_frame(self.runs, show_holdout=True),
+                                           index=False) if self.runs else ""
+        if self.run is not None:
+            self.run_details.value = self._details(self.run)
+        self.compare(self.compare_first.value, self.compare_second.value)
         return where
 
     def refresh(self, run: str | None = None, compare_with: str | None = None) -> None:
