@@ -371,6 +371,25 @@ def test_a_run_name_is_one_plain_path_component(capsys, write_config, tmp_path, 
     assert not (tmp_path / "absolute").exists()
 
 
+def test_a_run_names_refusal_says_what_a_run_name_may_be():
+    """The refusal said "letters, digits, '_', '-', '.'" while any printable name was taken
+    (users' runs are called so): it says what is accepted, and such names stay accepted."""
+    from cryptosweep.core.errors import UserError
+    from cryptosweep.sweep.opening import check_run_name
+
+    for name in ("night#1?x=%41", '<svg onload=alert(1)> "q" $x$', "nuit d'été", "a" * 200):
+        assert check_run_name(name) == name
+    for name in ("a/b", "a\\b", ".", "..", " lead", "line\nbreak", "é" * 101):
+        with pytest.raises(UserError) as refused:
+            check_run_name(name)
+        message = str(refused.value)
+        assert "letters, digits" not in message
+        assert message.endswith(
+            ": expected one plain folder name (printable characters, spaces, '#', '?', '%' "
+            "and non-ASCII letters included; not '.' or '..', no '/' or '\\', no space at "
+            "either end, no control characters, at most 200 bytes in UTF-8)"), message
+
+
 def test_the_seed_rule_refuses_seeds_no_framework_holds(write_config):
     """The API, the notebook and the nightly (SWEEP_SEED) go through resolve_seed: a seed of
     2**64 overflowed torch after the run folder existed (issue #13)."""

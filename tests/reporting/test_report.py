@@ -158,6 +158,36 @@ def test_index_has_one_row_per_run_with_its_verdict(reported, tmp_path):
     assert dom.count('class="main-svg"') >= 1 and javascript_errors(console) == []
 
 
+def test_the_index_links_to_a_run_whose_name_a_url_would_read_otherwise(finished_run,
+                                                                        tmp_path):
+    """A run named 'night#1?x=%41' got href="night#1?x=%41/report.html": the browser read
+    a fragment and a query and opened a file that does not exist."""
+    from urllib.parse import urljoin, urlsplit
+    from urllib.request import url2pathname
+
+    from cryptosweep.reporting.index_page import write_index
+
+    reports = tmp_path / "reports"
+    names = ["night#1?x=%41", "nuit d'été & <b>", "plain"]
+    for name in names:
+        shutil.copytree(finished_run, reports / name)
+    (reports / names[0] / "report.html").write_text("<p>the report</p>")
+    index = write_index(reports)
+    links = [html.unescape(href) for href in
+             re.findall(r'<tr><td class="text"><a href="([^"]*)">', index.read_text())]
+    assert len(links) == len(names)
+    targets = []
+    for href in links:
+        url = urlsplit(urljoin(index.as_uri(), href))  # as the browser resolves it
+        assert url.query == "" and url.fragment == "", href
+        target = Path(url2pathname(url.path))
+        assert target.is_file(), href
+        targets.append(target.relative_to(reports).parts[0])
+    assert sorted(targets) == sorted(names)
+    assert (reports / names[0] / "report.html").as_uri() == urljoin(
+        index.as_uri(), next(href for href in links if href.endswith("report.html")))
+
+
 def test_export_optuna_writes_a_study_optuna_can_load(finished_run, tmp_path):
     import optuna
 

@@ -12,6 +12,7 @@ import datetime as dt
 import html
 import json
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,7 @@ buy-and-hold on the holdout (see each report). † = a holdout score from too fe
 
 def _row(row: dict[str, Any]) -> str:
     decided = row["verdict"]
-    link = html.escape(row["report"])
+    link = html.escape(urllib.parse.quote(row["report"]))  # a run may be called 'night#1?'
     tone = "positive" if decided.positive else "negative"
     trades = ("" if row["holdout_trades"] is None else
               f" ({row['holdout_trades']}" + ("†" if row["small_sample"] else "") + ")")

@@ -39,6 +39,8 @@ from cryptosweep.sweep.preflight import SweepPlan, available_cores, preflight
 log = logging.getLogger(__name__)
 
 LOG_FILE = "sweep_output.log"
+#: The longest run name, in bytes of UTF-8 (a folder name must stay under 255 bytes).
+MAX_RUN_NAME_BYTES = 200
 
 
 def utc_stamp(now: float | None = None) -> str:
@@ -224,14 +226,21 @@ def attach_log_file(run_dir: Path, this_thread_only: bool = False) -> logging.Ha
     return handler
 
 
+#: What :func:`check_run_name` accepts, as its refusal says it.
+RUN_NAME_RULE = ("printable characters, spaces, '#', '?', '%' and non-ASCII letters "
+                 "included; not '.' or '..', no '/' or '\\', no space at either end, no "
+                 f"control characters, at most {MAX_RUN_NAME_BYTES} bytes in UTF-8")
+
+
 def check_run_name(name: str) -> str:
-    """A run name is one plain folder name: not empty, no ``/`` or ``\\``, not ``.`` or ``..``,
-    no control character (a newline would split log lines and shell commands)."""
+    """A run name is one plain folder name: printable characters (``#``, ``?``, ``%``, spaces
+    and non-ASCII letters included: the index links to it URL-quoted), not empty, not ``.`` or
+    ``..``, no ``/`` or ``\\``, no space at either end, no control character (a newline would
+    split log lines and shell commands), at most :data:`MAX_RUN_NAME_BYTES` bytes in UTF-8."""
     plain = (name not in ("", ".", "..") and "/" not in name and "\\" not in name
              and name == name.strip() and all(ch.isprintable() for ch in name))
-    if not plain or len(name.encode()) > 200:
-        raise UserError(f"--run-name {name!r}: expected one plain folder name (letters, digits, "
-                        "'_', '-', '.'; no '/', no '..', no control characters)")
+    if not plain or len(name.encode()) > MAX_RUN_NAME_BYTES:
+        raise UserError(f"--run-name {name!r}: expected one plain folder name ({RUN_NAME_RULE})")
     return name
 
 
