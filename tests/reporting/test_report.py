@@ -297,6 +297,40 @@ def test_report_of_a_half_written_results_file_is_one_line_before_anything_runs(
     assert _bytes_of(copy) == before and not (copy / "notebooks").exists()
 
 
+@pytest.mark.parametrize(("damage", "says"), [
+    ("rm resource_usage_*.json", "no resource_usage_*.json"),
+    ("rm gpu_repro_*.json", "no gpu_repro_*.json"),
+    ("cut resource_usage_*.json", "resource_usage_"),
+    ("list gpu_repro_*.json", "(expected a JSON object)"),
+])
+def test_report_of_a_run_missing_a_file_the_notebook_reads_is_one_line_before_anything_runs(
+        finished_run, tmp_path, damage, says):
+    """Without its resource_usage_*.json (or gpu_repro_*.json) the report ran the notebook,
+    whose load_run failed (exit 5), and left a notebook in the run folder: every file
+    load_run reads is checked first."""
+    copy = tmp_path / "night1"
+    shutil.copytree(finished_run, copy)
+    shutil.rmtree(copy / "notebooks", ignore_errors=True)
+    (copy / "report.html").unlink(missing_ok=True)
+    action, pattern = damage.split(" ")
+    (path,) = copy.glob(pattern)
+    if action == "rm":
+        path.unlink()
+    elif action == "cut":
+        path.write_bytes(path.read_bytes()[:40])
+    else:
+        path.write_text("[1, 2]")
+    before = _bytes_of(copy)
+    done = cli("report", str(copy), "--no-index")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert says in lines[0] and (action == "rm" or path.name in lines[0]), lines[0]
+    if action == "cut":
+        assert "is not complete JSON" in lines[0]
+    assert _bytes_of(copy) == before and not (copy / "notebooks").exists()
+    assert not (copy / "report.html").exists()
+
+
 def test_report_with_an_unknown_kernel_is_one_line_before_anything_runs(finished_run):
     before = _bytes_of(finished_run)
     done = cli("report", str(finished_run), "--kernel", "no-such-kernel", "--no-index")

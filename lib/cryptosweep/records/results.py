@@ -38,6 +38,12 @@ BEST_CONFIGS_SCHEMA = "cryptosweep.best_configs/1"
 #: A run folder's results file: ``sweep_results_<UTC stamp>.json`` (the newest is the run's).
 RESULTS_PREFIX = "sweep_results_"
 RESULTS_GLOB = f"{RESULTS_PREFIX}*.json"
+#: A run folder's resource usage (samples of CPU, memory and GPUs, and each worker's tasks).
+RESOURCE_USAGE_GLOB = "resource_usage_*.json"
+#: A run folder's environment (versions, devices, seeds: what a re-run needs).
+ENVIRONMENT_GLOB = "gpu_repro_*.json"
+#: The JSON files :func:`load_run` reads (the newest of each pattern), besides the journal.
+RUN_VIEW_GLOBS = (RESULTS_GLOB, RESOURCE_USAGE_GLOB, ENVIRONMENT_GLOB)
 #: A run folder's best-configs file: ``best_configs_<UTC stamp>.json``.
 BEST_CONFIGS_PREFIX = "best_configs_"
 BEST_CONFIGS_GLOB = f"{BEST_CONFIGS_PREFIX}*.json"
@@ -332,7 +338,8 @@ def latest_file(run_dir: Path, pattern: str) -> Path:
 
 
 def load_run(run_dir: str | Path) -> RunView:
-    """Open a finished run folder: its results, resource usage, environment and journal."""
+    """Open a finished run folder: its results, resource usage, environment
+    (:data:`RUN_VIEW_GLOBS`) and journal."""
     from cryptosweep.core.errors import UserError
 
     run_dir = Path(run_dir)
@@ -340,7 +347,7 @@ def load_run(run_dir: str | Path) -> RunView:
         raise UserError(f"{run_dir} is a file, not a run folder" if run_dir.exists()
                         else f"run folder not found: {run_dir}")
     results = json.loads(latest_file(run_dir, RESULTS_GLOB).read_text())
-    usage = json.loads(latest_file(run_dir, "resource_usage_*.json").read_text())
-    environment = json.loads(latest_file(run_dir, "gpu_repro_*.json").read_text())
+    usage = json.loads(latest_file(run_dir, RESOURCE_USAGE_GLOB).read_text())
+    environment = json.loads(latest_file(run_dir, ENVIRONMENT_GLOB).read_text())
     return RunView(run_dir=run_dir, results=results, resource_usage=usage,
                    environment=environment, journal=Journal.open_existing(run_dir))

@@ -30,7 +30,7 @@ from cryptosweep.core.files import (
 )
 from cryptosweep.core.paths import KERNEL, NOTEBOOKS
 from cryptosweep.records.inspection import inspect_journal
-from cryptosweep.records.results import RESULTS_GLOB, latest_file
+from cryptosweep.records.results import RUN_VIEW_GLOBS, latest_file
 from cryptosweep.reporting.index_page import REPORT_FILE, run_summaries, write_index
 from cryptosweep.reporting.offline import (
     PLOTLY_MIME,
@@ -114,28 +114,33 @@ def check_report_targets(run_dir: Path, index: bool = True) -> None:
                         f"folder somewhere writable and report that{hint}")
 
 
-def _check_results_file(path: Path) -> None:
-    """The results file the report reads is whole JSON (an object), else one
-    :class:`UserError` before the notebook runs (it failed in its third cell, exit 5, and left
-    a notebook behind)."""
+def _check_run_file(path: Path) -> None:
+    """A file of the run the report reads (results, resource usage, environment) is whole
+    JSON (an object), else one :class:`UserError` before the notebook runs (it failed in its
+    third cell, exit 5, and left a notebook behind)."""
     try:
-        results = json.loads(path.read_text(encoding="utf-8"))
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"report: {path} cannot be read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise UserError(f"report: {path} is not complete JSON (half-written, or damaged): "
                         f"{exc}") from None
     except RecursionError:
-        raise UserError(f"report: {path} is not a results file: nested too deep") from None
-    if not isinstance(results, dict):
-        raise UserError(f"report: {path} is not a results file (expected a JSON object)")
+        raise UserError(f"report: {path} is not a file of a run: nested too deep") from None
+    if not isinstance(content, dict):
+        raise UserError(f"report: {path} is not a file of a run (expected a JSON object)")
 
 
 def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900) -> Path:
     """Execute ``notebooks/analysis.ipynb`` on ``run_dir`` into ``run_dir/notebooks/`` and
     convert it to ``run_dir/report.html`` (``nbconvert --to html --no-input``), which loads
-    plotly.js from the folder above (written there once)."""
+    plotly.js from the folder above (written there once). Everything the notebook's
+    :func:`~cryptosweep.records.results.load_run` reads (the results, resource usage and
+    environment files, whole JSON objects, and the journal) is checked first: a missing or
+    damaged one is one :class:`UserError` naming it, before anything is written."""
     run_dir = Path(run_dir).resolve()
-    results = latest_file(run_dir, RESULTS_GLOB)  # a folder that is not a run
-    _check_results_file(results)
+    for pattern in RUN_VIEW_GLOBS:  # what the notebook's load_run reads: results first
+        _check_run_file(latest_file(run_dir, pattern))  # missing: one line naming it
     inspect_journal(run_dir, writable=False, purpose="report")  # every row, before anything
     return render_notebook(ANALYSIS_NOTEBOOK, run_dir, {"run_dir": str(run_dir)}, kernel,
                            timeout)
