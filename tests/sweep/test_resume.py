@@ -304,6 +304,27 @@ def test_resume_on_changed_data_is_refused(tmp_path, write_config):
     assert done.returncode == 2 and "changed since the run started" in done.stderr
 
 
+def test_resume_whose_candles_moved_says_where_they_must_be(tmp_path, write_config):
+    """A project moved to another folder: the resume failed with a bare 'no such file'.
+    It names the run's path and what to do; nothing of the run changes."""
+    from cryptosweep.trading.data import sample_data_path
+
+    data = tmp_path / "data" / "candles.csv.gz"
+    data.parent.mkdir()
+    data.write_bytes(sample_data_path().read_bytes())
+    config_path = write_config(tiny_config(random__n_trials=2))
+    done = cli("run", "--config", str(config_path), "--data", str(data), "--log-dir",
+               str(tmp_path), "--run-name", "r")
+    assert done.returncode == 0, done.stderr
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
+    data.rename(tmp_path / "candles.csv.gz")
+    done = cli("run", "--resume", str(tmp_path / "r"))
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert f"not at {data} any more" in line and "put them back" in line, line
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()} == before
+
+
 # ----------------------------------------------------------- damaged journals (checksums)
 
 

@@ -163,6 +163,9 @@ def _results_cut_off(wf_dir: Path) -> None:
     # windows read back on the old ones, the rest run on the new.
     (_edit_manifest(lambda m: m.update(data_sha256="0" * 64)),
      "the candles changed since the walk-forward started"),
+    # A project moved: was a bare "no such file or folder".
+    (_edit_manifest(lambda m: m["config"]["data"].update(path="/moved/candles.csv")),
+     "the walk-forward's candles are not at /moved/candles.csv any more"),
     # Was a JSONDecodeError traceback.
     (_cut(f"window_00/{WINDOW_RECORD}", 100),
      f"window_00/{WINDOW_RECORD} (the window's record) is damaged (not valid JSON"),
@@ -173,7 +176,7 @@ def _results_cut_off(wf_dir: Path) -> None:
     (_journal_not_sqlite, "window_01/sweep.db is not a cryptosweep journal"),
     (_other_windows_journal, "window_01/sweep.db is the journal of another sweep"),
 ], ids=["no-config", "a-list", "seed-text", "timestamp-path", "no-windows", "other-candles",
-        "record-cut-off",
+        "candles-moved", "record-cut-off",
         "results-cut-off", "other-record", "journal-not-sqlite", "other-journal"])
 def test_a_damaged_walkforward_is_one_line_and_nothing_changes(finished, tmp_path, capsys,
                                                               damage, message):

@@ -100,6 +100,7 @@ def open_resume(resume: str | Path, config: SweepConfig | None, seed: int | None
     resume runs them again with their seeds; everything before is read-only."""
     resumed = inspect_journal(resume, repair=True)
     config, seed = _resume_config(resumed, config, seed, overrides)
+    check_candles_in_place(resumed.run_dir, config)
     _check_repairable(resumed, config)
     address = scheduler_address or config.execution.scheduler_address
     lock = RunLock.acquire(resumed.run_dir)
@@ -337,6 +338,21 @@ def _resume_config(journal: JournalInfo, config: SweepConfig | None, seed: int |
             f"--resume {path.parent}: --seed {seed} differs from the run's seed {journal.seed}"
         )
     return stored, journal.seed
+
+
+def check_candles_in_place(run_dir: Path, config: SweepConfig, what: str = "run") -> None:
+    """Refuse (:class:`ResumeError`) a resume whose candles are no longer where the ``what``
+    (a run, a walk-forward) read them (a project moved or renamed): it keeps the data it
+    started with, so the way on is to put them back (their SHA-256 is then checked), which a
+    bare "no such file" did not say."""
+    path = config.data.path
+    if path is not None and not Path(path).exists():
+        raise ResumeError(
+            f"--resume {run_dir}: the {what}'s candles are not at {path} any more (moved or "
+            f"deleted?); a {what} resumes only on the candles it started with: put them back "
+            f"at that path (their SHA-256 is checked against the {what}'s), or start a new "
+            f"{what}"
+        )
 
 
 def _check_same_data(journal: JournalInfo, data: dict[str, Any]) -> None:

@@ -49,6 +49,7 @@ from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import RESULTS_PREFIX
 from cryptosweep.sweep.opening import (
+    check_candles_in_place,
     check_run_name,
     check_same_fidelity,
     start_executor,
@@ -119,6 +120,7 @@ def run_walkforward(
     existed = False  # a new walk-forward's folder existed (empty)
     if resume is not None:
         wf_dir, manifest, config, seed = _open_resume(Path(resume), config, seed, overrides)
+        check_candles_in_place(wf_dir, config, "walk-forward")
         plans = plan(config, seed)
         if [p.as_dict() for p in plans] != [w["layout"] for w in manifest["windows"]]:
             raise ResumeError(f"--resume {wf_dir}: the windows no longer fall on the same bars "
