@@ -60,8 +60,7 @@ def p_value(market: Any, signal: np.ndarray, rules: dict[str, Any], seed: int) -
     open_, high, low, close = (market[c].to_numpy() for c in ("open", "high", "low", "close"))
     result = simulate(open_, high, low, close, signal, **rules)
     previous = np.concatenate([[open_[0]], close[:-1]])
-    spans = [[t.entry_bar, t.exit_bar - t.entry_bar + 1, t.side] for t in result.trades]
-    evidence = holdout_evidence(result.returns, spans, close / previous - 1.0,
+    evidence = holdout_evidence(result.returns, result.held_spans(), close / previous - 1.0,
                                 cost_per_trade=2.0 * rules["fees_bps"] / 1e4, seed=seed)
     return None if evidence["permutation"] is None else evidence["permutation"]["p_value"]
 
