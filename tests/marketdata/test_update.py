@@ -163,6 +163,26 @@ def test_a_disagreeing_overlap_is_refused(binance, store, bundled) -> None:
     left_alone(store, before, stat)
 
 
+@pytest.mark.parametrize("allow_gaps", [False, True])
+def test_an_answer_leaving_out_the_stored_last_bar_is_refused(binance, store,
+                                                              allow_gaps) -> None:
+    """The re-read last bar is what the new candles are checked against: new candles (here of
+    another market's prices) without it were appended, exit 0."""
+    before, stat = store.read_bytes(), store.stat()
+    binance.now_ms = opens(binance, 260)
+    binance.missing = {opens(binance, STORED - 1)}
+    for i in range(STORED, 260):
+        binance.edits[opens(binance, i)] = {"open": "2000", "high": "2010", "low": "1990",
+                                            "close": "2005"}
+    with pytest.raises(DataError) as caught:
+        update(binance, store, allow_gaps=allow_gaps)
+    message = str(caught.value)
+    assert caught.value.exit_code == 2 and "\n" not in message
+    assert "cannot be checked against the stored ones" in message
+    assert pd.Timestamp(opens(binance, STORED - 1), unit="ms", tz="UTC").isoformat() in message
+    left_alone(store, before, stat)
+
+
 def test_a_gap_is_refused_unless_allowed(binance, store, bundled) -> None:
     before, stat = store.read_bytes(), store.stat()
     binance.now_ms = opens(binance, 260)

@@ -15,7 +15,8 @@ one :class:`~cryptosweep.core.errors.DataError` line (exit 2) and leaves the fil
   off the stored bars' time grid;
 * an overlapping candle (the update re-reads the last stored bar) disagrees with the stored one
   (any of open, high, low, close, volume: exact float comparison, the text of both sides being
-  Binance's decimals);
+  Binance's decimals), or a non-empty answer leaves that bar out (nothing could be compared:
+  another exchange, mirror or symbol);
 * a gap: the first new bar is not the one right after the stored last bar, or new bars skip
   one (``allow_gaps=True`` accepts gaps the exchange itself has, e.g. maintenance hours);
 * a candle that is not closed at ``now`` (:func:`append_candles`; the fetch drops those; a
@@ -191,7 +192,8 @@ def update_candles(
             limit=limit, max_bars=None if max_bars is None else max_bars + 1,
             timeout_s=timeout_s, retries=retries, retry_wait_s=retry_wait_s,
         )  # fmt: skip
-        summary = _append(stored, fetched.candles, fetched.now, allow_gaps=allow_gaps)
+        summary = _append(stored, fetched.candles, fetched.now, allow_gaps=allow_gaps,
+                          reread_last_bar=True)
     if fetched.candles.empty and fetched.now >= stored.last_bar + 2 * stored.step:
         log.warning("%s: %s answered no %s %s candle from the stored last bar %s on, though "
                     "bars have closed since; check the symbol and the exchange", path, exchange,
@@ -364,8 +366,10 @@ def _decimals_of(cell: str) -> int | None:
 
 
 def _append(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp, *,
-            allow_gaps: bool) -> UpdateSummary:
-    new = _new_bars(stored, candles, now, allow_gaps=allow_gaps)
+            allow_gaps: bool, reread_last_bar: bool = False) -> UpdateSummary:
+    """Write the new bars of ``candles`` (``reread_last_bar``: ``candles`` were fetched from
+    the stored last bar on, so a non-empty one must start with it)."""
+    new = _new_bars(stored, candles, now, allow_gaps=allow_gaps, reread_last_bar=reread_last_bar)
     if new.empty:
         return UpdateSummary(path=stored.path, interval=stored.interval, bars_added=0,
                              first_new=None, last_new=None, last_bar=stored.last_bar, now=now)
@@ -376,8 +380,23 @@ def _append(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp, *,
                          last_bar=new.index[-1], now=now)
 
 
+def _check_last_bar_reread(stored: _Stored, candles: pd.DataFrame) -> None:
+    """An answer fetched from the stored last bar on holds that bar first, to be compared with
+    the stored one: a non-empty answer leaving it out cannot be checked against the file (an
+    exchange, mirror or symbol that is not the file's) and is refused (:class:`DataError`, as
+    a disagreeing bar is)."""
+    if candles.empty or candles.index[0] == stored.last_bar:
+        return
+    raise DataError(
+        f"{stored.path}: the exchange's answer from the stored last bar "
+        f"{stored.last_bar.isoformat()} on starts at {candles.index[0].isoformat()}, without "
+        "that bar: the new candles cannot be checked against the stored ones; the file is left "
+        "as it is (check the file, the exchange and the symbol)"
+    )
+
+
 def _new_bars(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp, *,
-              allow_gaps: bool) -> pd.DataFrame:
+              allow_gaps: bool, reread_last_bar: bool = False) -> pd.DataFrame:
     """The candles after the stored last bar, every check of the module docstring passed."""
     path, step, frame = stored.path, stored.step, stored.frame
     if candles.empty:
@@ -399,6 +418,8 @@ def _new_bars(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp, *,
             f"{path}: the candle at {at.isoformat()} is not on the stored bars' {stored.interval} "
             f"grid (last stored bar {last.isoformat()}): a bar of another interval or alignment"
         )
+    if reread_last_bar:
+        _check_last_bar_reread(stored, candles)
     old = candles[candles.index <= last]
     for stamp, row in old.iterrows():
         if stamp not in frame.index:
