@@ -422,6 +422,50 @@ def test_an_answer_of_another_interval_is_refused_even_with_allow_gaps(binance, 
     assert store.read_bytes() == before
 
 
+def _kline(stub: BinanceStub, i: int, length_ms: int = HOUR_MS, fields: int = 12,
+           text_times: bool = False) -> list[Any]:
+    """Binance's kline of the stub's bar ``i``, closing ``length_ms`` after it opens, cut to
+    ``fields`` fields, its times as JSON strings with ``text_times``."""
+    row = stub.rows[i]
+    opened, closes = int(row[0]), int(row[0]) + length_ms - 1
+    kline = [str(opened) if text_times else opened, *(_decimals(v) for v in row[1:6]),
+             str(closes) if text_times else closes, "0.00000000", 0, "0.00000000",
+             "0.00000000", "0"]
+    return kline[:fields]
+
+
+@pytest.mark.parametrize("shape", ["times as text", "no close time", "one 4h kline among 1h"])
+def test_every_kline_must_be_of_the_interval_even_with_allow_gaps(binance, store, shape) -> None:
+    """A 4h kline still forming, answered among 1h ones: its close time as a JSON string or
+    left out, or one such kline among many 1h ones, was stored as a closed 1h bar (allow_gaps
+    took its missing hours for the exchange's own gaps)."""
+    before = store.read_bytes()
+    binance.now_ms = opens(binance, STORED + 40) + 30 * 60_000
+    four_h = 4 * HOUR_MS
+    if shape == "one 4h kline among 1h":
+        page = [_kline(binance, i) for i in range(STORED - 1, STORED + 10)]
+        page += [_kline(binance, STORED + 10, four_h)]
+        page += [_kline(binance, i) for i in range(STORED + 14, STORED + 40)]
+    else:  # the stored last bar, then a 4h kline forming at now (as 1h, closed)
+        cut, text = (6, False) if shape == "no close time" else (12, True)
+        page = [_kline(binance, i, length, cut, text)
+                for i, length in ((STORED - 1, HOUR_MS), (STORED + 39, four_h))]
+    binance.faults = [Answer(body=json.dumps(page).encode())]
+    with pytest.raises(InfrastructureError) as caught:
+        update(binance, store, allow_gaps=True)
+    text = one_line(caught.value)
+    assert caught.value.exit_code == 6 and "1h" in text, text
+    assert ("close time" in text) if shape == "no close time" else ("4h candle" in text), text
+    assert store.read_bytes() == before
+
+
+def test_klines_with_their_times_as_text_are_checked_and_taken(binance, store) -> None:
+    binance.now_ms = opens(binance, STORED + 5)
+    page = [_kline(binance, i, text_times=True) for i in range(STORED - 1, STORED + 5)]
+    binance.faults = [Answer(body=json.dumps(page).encode())]
+    assert update(binance, store).bars_added == 5
+
+
 def test_one_odd_kline_in_binance_s_history_does_not_stop_the_updates(binance, store) -> None:
     """Binance's own history has single klines whose close time is off (BTCUSDT 1h, 2018):
     refusing them stopped every update at that page, for good."""

@@ -43,9 +43,10 @@ update would otherwise quietly find "no new closed candles" every day. It is a w
 error: the earlier clock is ``now``, so no unclosed candle is taken either way.
 
 Intervals: every candle must be of the interval asked for, ``allow_gaps`` or not: a Binance
-page whose klines' own close times (field 6) are mostly not open time + interval - 1 ms, or
-whose last kline runs longer than the interval (a longer candle still forming), is refused (a
-single odd kline is not: Binance's history has a few); so is a page of four or more candles
+page holding a kline without its own close time (field 6, a JSON number or a string of one),
+or one running longer than the interval (close time after open time + interval - 1 ms: a
+longer candle, maybe still forming), or mostly klines closing early, is refused (a single
+kline closing early is not: Binance's history has a few); so is a page of four or more candles
 all the same multiple of the interval apart (candles of a longer interval). Refused answers are
 InfrastructureErrors, so a 4h candle still forming never passes for a closed 1h one. Candles
 off the file's time grid are the store's to refuse (exit 2).
@@ -651,29 +652,38 @@ def _check_raw_klines(client: Any, raw: Any, where: str, symbol: str, interval: 
                       step_ms: int) -> None:
     """Binance (and its ccxt subclasses) answer klines as a JSON list of arrays; ccxt's parser
     turns other JSON into an empty list, which would read as "no new candles". Each kline's
-    own close time (field 6) must be its open time (field 0) + the interval - 1 ms: ccxt's
-    unified candles drop it, and a kline of another interval (a 4h one answered for 1h, still
-    forming when a 1h one would be closed) would pass for one of the interval asked for."""
+    own close time (field 6, a number or a string of one) must be its open time (field 0) + the
+    interval - 1 ms: ccxt's unified candles drop it, and a kline of another interval (a 4h one
+    answered for 1h, still forming when a 1h one would be closed) would pass for one of the
+    interval asked for. A kline without a close time cannot be checked and is refused."""
     import ccxt
 
     if not isinstance(client, ccxt.binance):
         return  # other exchanges' raw shapes vary: their values are checked in _check_page
-    if not isinstance(raw, list) or not all(isinstance(r, list) and len(r) >= 6 for r in raw):
+    if not isinstance(raw, list) or not all(isinstance(r, list) and len(r) >= 7 for r in raw):
         raise InfrastructureError(
             f"{where}: {symbol} {interval} candles: unexpected answer (not a list of kline "
-            f"arrays: {_clip(repr(raw))[:80]})"
+            f"arrays with their close times: {_clip(repr(raw))[:80]})"
         )
-    # Binance's own history has single klines whose close time is off (BTCUSDT 1h in 2018,
-    # binance-public-data#77): refusing one would stop every update there for good. Another
-    # interval shows in most of a page, or in its last kline running longer than asked (a
-    # longer candle still forming).
-    checked = [(row[0], row[6]) for row in raw
-               if len(row) >= 7 and all(isinstance(v, int) and not isinstance(v, bool)
-                                        for v in (row[0], row[6]))]
-    wrong = [(opened, closes) for opened, closes in checked if closes != opened + step_ms - 1]
-    last_longer = bool(checked) and checked[-1][1] > checked[-1][0] + step_ms - 1
-    if wrong and (2 * len(wrong) > len(checked) or last_longer):
-        opened, closes = checked[-1] if last_longer else wrong[0]
+    times = [(_kline_time(row[0]), _kline_time(row[6])) for row in raw]
+    for n, (opened, closes) in enumerate(times):
+        if opened is None or closes is None:
+            raise InfrastructureError(
+                f"{where}: {symbol} {interval} candles: unexpected answer (kline {n + 1}'s open "
+                f"or close time is not a whole number of ms: {_clip(repr(raw[n][:7]))[:120]})"
+            )
+    checked = [(opened, closes) for opened, closes in times
+               if opened is not None and closes is not None]
+    # Binance's own history has single klines closing early (BTCUSDT 1h in 2018,
+    # binance-public-data#77: close time 14,838 ms after the open): refusing one would stop
+    # every update there for good. A kline running longer than the interval (another interval,
+    # maybe still forming) is refused wherever it is; shorter ones only where they are most of
+    # the page (another, shorter interval).
+    expected = [opened + step_ms - 1 for opened, _ in checked]
+    longer = [(o, c) for (o, c), e in zip(checked, expected, strict=True) if c > e or c < o]
+    shorter = [(o, c) for (o, c), e in zip(checked, expected, strict=True) if o <= c < e]
+    if longer or 2 * len(shorter) > len(checked):
+        opened, closes = longer[0] if longer else shorter[0]
         length = closes - opened + 1
         what = (f"a {format_interval(pd.Timedelta(length, 'ms'))} candle" if length > 0
                 else "not a candle")
@@ -682,6 +692,20 @@ def _check_raw_klines(client: Any, raw: Any, where: str, symbol: str, interval: 
             f"{_iso(opened)} closes at {_iso(closes + 1)}: {what}, not {interval}; the "
             "exchange answered another interval)"
         )
+
+
+def _kline_time(value: Any) -> int | None:
+    """A Binance kline's time (ms) as an int: a JSON integer, an integral float or a string
+    of digits; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value == int(value) else None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 def _check_page(page: Any, where: str, symbol: str, interval: str,
