@@ -537,4 +537,5 @@ def test_an_update_names_the_file_and_says_each_thing_once(binance, tmp_path, sa
     said = [r.getMessage() for r in caplog.records]
     assert not [m for m in said if ".tmp" in m], said
     assert sum("duplicate row" in m for m in said) == 1, said
-    assert sum(f"{store}: appending across 1 gap(s) the exchange has" in m for m in said) == 1, said
+    assert sum("appended across 1 gap(s) the exchange has" in m for m in said) == 1, said
+    assert next(m for m in said if "appended across" in m).startswith(f"{store}: "), said

@@ -103,6 +103,46 @@ def test_nothing_new_leaves_the_file_alone(binance, store) -> None:
     left_alone(store, before, stat)
 
 
+def _warned(summary: UpdateSummary, text: str) -> bool:
+    """Whether ``text`` is in one of the summary's warnings, its line and its dict's."""
+    return (any(text in w for w in summary.warnings) and text in str(summary)
+            and any(text in w for w in summary.to_dict()["warnings"]))
+
+
+def test_a_stale_source_is_a_warning_in_the_summary(binance, store) -> None:
+    """An exchange or mirror whose candles stop at the stored last bar found "no new closed
+    candles" every night, exit 0, without a word in the summary's warnings."""
+    binance.now_ms = opens(binance, STORED + 5)
+    binance.missing = {opens(binance, i) for i in range(STORED, STORED + 6)}
+    summary = update(binance, store)
+    assert summary.bars_added == 0
+    assert _warned(summary, "no new closed candle, though 5 bars have closed since the stored "
+                            "last bar"), summary.warnings
+    binance.now_ms = opens(binance, STORED) + HOUR_MS + 30 * 60_000  # one bar closed since
+    assert not _warned(update(binance, store), "no new closed candle")
+
+
+def test_an_empty_answer_is_a_warning_in_the_summary(binance, store) -> None:
+    before = store.read_bytes()
+    binance.now_ms = opens(binance, STORED + 5)
+    binance.garbage, binance.garbage_body = "/api/v3/klines", b"[]"
+    summary = update(binance, store)
+    assert summary.bars_added == 0 and store.read_bytes() == before
+    assert _warned(summary, "the exchange answered no candle from the stored last bar"), \
+        summary.warnings
+
+
+def test_a_gap_appended_with_allow_gaps_is_a_warning_in_the_summary(binance, store) -> None:
+    binance.now_ms = opens(binance, STORED + 20)
+    binance.missing = {opens(binance, i) for i in (STORED + 3, STORED + 4, STORED + 9)}
+    summary = update(binance, store, allow_gaps=True)
+    assert summary.bars_added == 17
+    assert _warned(summary, "appended across 2 gap(s) the exchange has (3 missing bar(s) in "
+                            "all)"), summary.warnings
+    binance.now_ms = opens(binance, STORED + 30)
+    assert not _warned(update(binance, store, allow_gaps=True), "gap(s)")
+
+
 def test_max_bars_appends_part_and_says_so(binance, store, bundled) -> None:
     binance.now_ms = opens(binance, 400)
     first = update(binance, store, limit=50, max_bars=120)

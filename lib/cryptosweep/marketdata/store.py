@@ -84,8 +84,10 @@ class UpdateSummary:
     ``None`` when none), ``last_bar`` the file's last bar afterwards, ``dropped_unclosed`` the
     candles left for later because they close after ``now``, ``complete`` False when
     ``max_bars`` stopped the update early (run it again), ``requests`` candle requests made,
-    ``warnings`` what must be shown loudly (the exchange's clock far from this machine's: see
-    :mod:`cryptosweep.marketdata.exchange`), each also in the summary's line."""
+    ``warnings`` what must be shown loudly, each also in the summary's line: the exchange's
+    clock far from this machine's (see :mod:`cryptosweep.marketdata.exchange`), an empty
+    answer, no new bar although two or more have closed since the stored last bar (a stale
+    source), gaps appended across with ``allow_gaps``."""
 
     path: Path
     interval: str
@@ -194,13 +196,12 @@ def update_candles(
         )  # fmt: skip
         summary = _append(stored, fetched.candles, fetched.now, allow_gaps=allow_gaps,
                           reread_last_bar=True)
-    if fetched.candles.empty and fetched.now >= stored.last_bar + 2 * stored.step:
-        log.warning("%s: %s answered no %s %s candle from the stored last bar %s on, though "
-                    "bars have closed since; check the symbol and the exchange", path, exchange,
-                    symbol, interval, stored.last_bar.isoformat())
+    silent = _silent_source_warning(stored, fetched.candles, fetched.now, fetched.requests,
+                                    summary.bars_added)
     summary = _with(summary, exchange=exchange, symbol=symbol,
                     dropped_unclosed=len(fetched.dropped), complete=fetched.complete,
-                    requests=fetched.requests, warnings=fetched.warnings)
+                    requests=fetched.requests,
+                    warnings=(*fetched.warnings, *summary.warnings, *filter(None, [silent])))
     log.log(logging.WARNING if summary.warnings else logging.INFO, "%s", summary)
     return summary
 
@@ -225,7 +226,10 @@ def append_candles(
     stamp = local if now is None else min(_utc(now, "now"), local)
     with _update_lock(path):
         stored = _Stored.read(path, interval)
-        return _append(stored, _checked_frame(candles), stamp, allow_gaps=allow_gaps)
+        summary = _append(stored, _checked_frame(candles), stamp, allow_gaps=allow_gaps)
+    for warning in summary.warnings:
+        log.warning("%s: %s", path, warning)
+    return summary
 
 
 # --------------------------------------------------------------------------- the stored file
@@ -375,9 +379,11 @@ def _append(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp, *,
                              first_new=None, last_new=None, last_bar=stored.last_bar, now=now)
     text = _rows_text(new, stored)
     _write(stored, text, new)
+    gaps = _gap_warning(stored, new)
     return UpdateSummary(path=stored.path, interval=stored.interval, bars_added=len(new),
                          first_new=new.index[0], last_new=new.index[-1],
-                         last_bar=new.index[-1], now=now)
+                         last_bar=new.index[-1], now=now,
+                         warnings=() if gaps is None else (gaps,))
 
 
 def _check_last_bar_reread(stored: _Stored, candles: pd.DataFrame) -> None:
@@ -452,13 +458,41 @@ def _new_bars(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp, *,
             f"{times[at + 1].isoformat()}; refusing to append across it (allow_gaps accepts gaps "
             "the exchange itself has)"
         )
-    if gaps.any():
-        missing = int((steps[gaps] // step.value - 1).sum())
-        at = int(np.argmax(gaps))
-        log.warning("%s: appending across %d gap(s) the exchange has (%d missing bar(s) in all), "
-                    "the first between %s and %s (allow_gaps)", path, int(gaps.sum()), missing,
-                    times[at].isoformat(), times[at + 1].isoformat())
     return new
+
+
+def _gap_warning(stored: _Stored, new: pd.DataFrame) -> str | None:
+    """What the summary says of the gaps between the stored last bar and the new bars it
+    appends (only ``allow_gaps`` lets them through), or None without any."""
+    times = pd.DatetimeIndex([stored.last_bar]).append(new.index)
+    steps = np.diff(times.as_unit("ns").asi8)
+    gaps = steps > stored.step.value
+    if not gaps.any():
+        return None
+    missing = int((steps[gaps] // stored.step.value - 1).sum())
+    at = int(np.argmax(gaps))
+    return (f"appended across {int(gaps.sum())} gap(s) the exchange has ({missing} missing "
+            f"bar(s) in all), the first between {times[at].isoformat()} and "
+            f"{times[at + 1].isoformat()} (allow_gaps)")
+
+
+def _silent_source_warning(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp,
+                           requests: int, bars_added: int) -> str | None:
+    """What the summary must say when the exchange gave nothing new where it should have: an
+    empty answer (not even the stored last bar, which an answer from it on holds first), or
+    no new bar although two or more bars have closed since the stored last bar closed (a
+    stale exchange or mirror, which would otherwise find "no new closed candles" every
+    night without a word). None otherwise."""
+    last = stored.last_bar
+    if requests and candles.empty:
+        return (f"the exchange answered no candle from the stored last bar {last.isoformat()} "
+                "on, not even that bar: check the symbol, base_url and the exchange")
+    closed_since = (now - (last + stored.step)) // stored.step
+    if bars_added == 0 and closed_since >= 2:
+        return (f"no new closed candle, though {closed_since} bars have closed since the stored "
+                f"last bar {last.isoformat()} (now {now.isoformat()}): a stale exchange or "
+                "mirror? check base_url and the exchange's status")
+    return None
 
 
 def _checked_frame(candles: pd.DataFrame) -> pd.DataFrame:
