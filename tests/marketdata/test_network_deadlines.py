@@ -364,6 +364,48 @@ def test_an_at_sign_in_the_webhook_s_path_or_query_is_not_a_user() -> None:
             assert sent["path"] == tail and sent["auth"] is None, sent
 
 
+@pytest.mark.parametrize("status", [500, 400])
+def test_proxy_credentials_echoed_by_the_server_are_never_shown(binance, store, status, caplog,
+                                                               capsys) -> None:
+    """A proxy echoing the request's ``Authorization: Basic ...`` in its error body showed the
+    base64 of the user and password; a percent-encoded password was shown decoded."""
+    from urllib.parse import quote
+
+    caplog.set_level(logging.DEBUG)
+    password = f"p@ss/w\u00f6rd-{SECRET}"  # percent-encoded in the URL, decoded by requests
+    token = base64.b64encode(f"proxyuser:{password}".encode("latin-1")).decode()
+    binance.now_ms = opens(binance, 260)
+    echo = f"proxy error, request headers: Authorization=Basic {token}; user proxyuser, "
+    echo += f"password {password}"
+    binance.faults = [Answer(status=status, body=echo.encode())]
+    port = binance.base_url.rsplit(":", 1)[1]
+    url = f"http://proxyuser:{quote(password, safe='')}@127.0.0.1:{port}"
+    with pytest.raises(InfrastructureError) as caught:
+        update(binance, store, base_url=url)
+    assert binance.auth[-1] == f"Basic {token}"  # sent as basic auth, as requests does
+    shown = one_line(caught.value) + caplog.text + "".join(capsys.readouterr())
+    assert f"127.0.0.1:{port}" in str(caught.value)
+    for secret in (token, password, SECRET, quote(password, safe=""), "proxyuser"):
+        assert secret not in shown, secret
+
+
+def test_the_path_of_a_base_url_is_never_shown(binance, store, caplog, capsys) -> None:
+    """The value of the variable base_url_env names is never printed (docs/data_update.md):
+    its path (a proxy's token) was, in the error's "binance (...)" and in ccxt's messages.
+    (urllib3's own DEBUG log names each request's path: the package's loggers are checked.)"""
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="cryptosweep")
+    port = binance.base_url.rsplit(":", 1)[1]
+    with pytest.raises(InfrastructureError) as caught:  # the stub has no such path: HTTP 404
+        update(binance, store, base_url=f"http://127.0.0.1:{port}/k/{TOKEN}")
+    assert binance.requests and all(path.startswith(f"/k/{TOKEN}/")
+                                    for path, _ in binance.requests)
+    message = one_line(caught.value)
+    assert f"binance (http://127.0.0.1:{port})" in message, message
+    shown = message + caplog.text + "".join(capsys.readouterr())
+    assert TOKEN not in shown and "/k/" not in shown
+
+
 # --------------------------------------------------------------------------- 4. clocks apart
 
 

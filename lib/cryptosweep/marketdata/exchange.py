@@ -15,7 +15,8 @@ exchange, so no exchange's word is trusted over the clock here;
 :func:`cryptosweep.marketdata.store.append_candles` refuses any candle closing after ``now``
 that reaches it anyway.
 
-Errors, each one line (no traceback, no credentials, no API key, no URL user or query):
+Errors, each one line (no traceback, no credentials, no API key, no user, password, path or
+query of ``base_url``, no ``Authorization`` header made of them):
 
 * :class:`~cryptosweep.core.errors.ConfigError` (exit 2): an exchange id ccxt does not know, an
   interval that is not a fixed length (``1m`` ... ``1w``; not ``1M``) or that the exchange does
@@ -53,13 +54,17 @@ off the file's time grid are the store's to refuse (exit 2).
 
 ``base_url`` points every REST endpoint of the exchange (each string of ccxt's ``urls['api']``)
 at another scheme, host and port (a mirror, a proxy, a test server); the path of each endpoint
-is kept. A user and password in it are sent as HTTP basic auth by ``requests`` and never
-appear in an error or a log line of this module (ccxt's own debug log of request URLs goes
-through a redacting logger).
+is kept. A user and password in it are sent as HTTP basic auth by ``requests``; they (as
+written, percent-decoded, and as the base64 of that header, which a proxy may echo), and the
+path of ``base_url`` (a proxy's token, say), never appear in an error or a log line of this
+module: ``base_url`` is shown as ``scheme://host:port`` only (ccxt's own debug log of request
+URLs goes through a redacting logger).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import itertools
 import logging
 import math
@@ -71,7 +76,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
@@ -80,7 +85,7 @@ from cryptosweep.core.data_settings import DEFAULT_LIMIT, DEFAULT_RETRIES, DEFAU
 from cryptosweep.core.errors import ConfigError, InfrastructureError
 from cryptosweep.core.intervals import format_interval, parse_interval
 from cryptosweep.core.redaction import redact_url as core_redact_url
-from cryptosweep.core.redaction import split_url
+from cryptosweep.core.redaction import secret_pieces, split_url
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +240,7 @@ def fetch_closed_candles(
     since_ms = _ms(since, "since")
     client = open_exchange(exchange, base_url=base_url, timeout_s=timeout_s)
     secrets = _url_secrets(base_url) if base_url is not None else []
-    where = f"{exchange} ({redact_url(base_url)})" if base_url is not None else exchange
+    where = f"{exchange} ({core_redact_url(base_url)})" if base_url is not None else exchange
     call = _Caller(client, where, secrets, retries, retry_wait_s)
 
     if interval not in (client.timeframes or {}):
@@ -572,17 +577,33 @@ def _kind(exc: BaseException) -> str:
 
 
 def _url_secrets(url: str) -> list[str]:
-    """The parts of ``url`` that must never be shown: user, password (split as
-    :func:`cryptosweep.core.redaction.split_url` does, whatever they hold), query values."""
-    credentials = split_url(url)[1]
+    """The strings of ``url`` that must never be shown: its user, password, path, query and
+    fragment and their pieces (:func:`cryptosweep.core.redaction.secret_pieces`: as written,
+    percent-decoded, escaped), and the ``Authorization: Basic`` token ``requests`` makes of the
+    user and password (a server may echo that header in an error); not its host or port."""
+    host_and_port = split_url(url)[2]
+    shown = {host_and_port, *host_and_port.rsplit(":", 1)}
+    pieces = {piece for piece in secret_pieces(url) if piece not in shown and len(piece) >= 3}
+    pieces |= _basic_auth_tokens(url)
+    return sorted(pieces, key=len, reverse=True)
+
+
+def _basic_auth_tokens(url: str) -> set[str]:
+    """The base64 of ``user:password`` (percent-decoded, as ``requests`` sends it; in Latin-1
+    and UTF-8) of a URL holding credentials; none without."""
     try:
         parts = urlsplit(url)
+        user, password = parts.username, parts.password
     except ValueError:
-        return [url, credentials] if credentials else [url]
-    found = [parts.username, parts.password, credentials, *credentials.split(":")]
-    found += [value for _, _, value in (p.partition("=") for p in parts.query.split("&"))]
-    found += [parts.fragment]
-    return sorted({s for s in found if s and len(s) >= 3}, key=len, reverse=True)
+        return set()
+    if user is None and password is None:
+        return set()
+    pair = f"{unquote(user or '')}:{unquote(password or '')}"
+    tokens = set()
+    for encoding in ("latin-1", "utf-8"):
+        with contextlib.suppress(UnicodeEncodeError):
+            tokens.add(base64.b64encode(pair.encode(encoding)).decode("ascii"))
+    return tokens
 
 
 def _redact(text: str, secrets: list[str]) -> str:
@@ -626,10 +647,10 @@ def _check_base_url(base_url: str) -> SplitResult:
         raise ConfigError("base_url is not a URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"base_url must be an http(s) URL with a host, got "
-                          f"{redact_url(base_url)!r}")
+                          f"{core_redact_url(base_url)!r}")
     if parts.query or parts.fragment:
         raise ConfigError("base_url must not hold a query or fragment (a REST path is appended "
-                          f"to it): {redact_url(base_url)!r}")
+                          f"to it): {core_redact_url(base_url)!r}")
     return parts
 
 
