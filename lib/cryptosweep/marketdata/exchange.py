@@ -582,7 +582,8 @@ def _url_secrets(url: str) -> list[str]:
     percent-decoded, escaped), and the ``Authorization: Basic`` token ``requests`` makes of the
     user and password (a server may echo that header in an error); not its host or port."""
     host_and_port = split_url(url)[2]
-    shown = {host_and_port, *host_and_port.rsplit(":", 1)}
+    shown = {host_and_port, *host_and_port.rsplit(":", 1), core_redact_url(url),
+             core_redact_url(url) + "/"}
     pieces = {piece for piece in secret_pieces(url) if piece not in shown and len(piece) >= 3}
     pieces |= _basic_auth_tokens(url)
     return sorted(pieces, key=len, reverse=True)
