@@ -406,6 +406,27 @@ def test_the_path_of_a_base_url_is_never_shown(binance, store, caplog, capsys) -
     assert TOKEN not in shown and "/k/" not in shown
 
 
+def test_control_characters_from_the_server_never_reach_the_terminal(binance, store,
+                                                                     caplog) -> None:
+    """An error body's terminal escapes (erase the line, hide text), carriage return and bidi
+    override were printed as they came, on stderr and in the logs."""
+    import unicodedata
+
+    caplog.set_level(logging.WARNING)
+    binance.now_ms = opens(binance, 260)
+    body = "\x1b[2K\rcryptosweep: appended 24 BTC/USDT 1h \x1b[8m hidden \u202edetacilpmoc\x07"
+    binance.faults = [Answer(status=500, body=body.encode()) for _ in range(2)]
+    with pytest.raises(InfrastructureError) as caught:
+        update(binance, store, retries=1, retry_wait_s=0.01)
+    said = [one_line(caught.value), *(r.getMessage() for r in caplog.records)]
+    assert any("retrying" in line for line in said), said
+    for line in said:
+        assert "\x1b" not in line and "\r" not in line
+        assert not [c for c in line if unicodedata.category(c) in ("Cc", "Cf")], repr(line)
+    assert "?[2K cryptosweep: appended" in said[0] and "hidden ?detacilpmoc?" in said[0]
+    assert f"GET {binance.base_url}/api/v3/klines" in said[0]
+
+
 # --------------------------------------------------------------------------- 4. clocks apart
 
 

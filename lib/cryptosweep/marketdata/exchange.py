@@ -71,6 +71,7 @@ import math
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -608,12 +609,18 @@ def _basic_auth_tokens(url: str) -> set[str]:
 
 
 def _redact(text: str, secrets: list[str]) -> str:
-    """``text`` on one line, every URL in it without user/password/query, and every secret
-    string replaced by ``***``."""
+    """``text`` on one line, every URL in it without user/password/query, every secret string
+    replaced by ``***``, and every control or format character (a terminal escape, a carriage
+    return, a bidi override: text from the server) shown as ``?``."""
     text = _URL.sub(lambda m: redact_url(m.group(0)), text)
     for secret in secrets:
         text = text.replace(secret, "***")
-    return " ".join(text.split())
+    return _printable(" ".join(text.split()))
+
+
+def _printable(text: str) -> str:
+    """``text`` with each control or format character (Unicode Cc, Cf) replaced by ``?``."""
+    return "".join("?" if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
 
 
 def _clip(text: str) -> str:
