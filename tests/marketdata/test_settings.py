@@ -46,6 +46,47 @@ def test_base_url_from_the_environment_never_shows_its_value() -> None:
         settings.call_kwargs({})
 
 
+@pytest.mark.parametrize(("value", "problem"), [
+    ("ftp://u:hidden-pw@127.0.0.1:1/", "must be an http(s) URL with a host"),
+    ("http://u:hidden-pw@127.0.0.1:99999", "is not a URL"),
+    ("http://127.0.0.1:8080/?key=hidden-pw", "no query or fragment"),
+    ("http://alice:hidden-pw\u20ac@127.0.0.1:8080", "outside Latin-1"),
+    ("http://alice:hidden-pw%E2%82%AC@127.0.0.1:8080", "outside Latin-1"),
+])  # fmt: skip
+def test_a_bad_base_url_in_the_environment_is_named_by_its_variable(value: str,
+                                                                    problem: str) -> None:
+    settings = DataUpdateSettings(**BASE, base_url_env="MIRROR_URL")
+    with pytest.raises(ConfigError) as caught:
+        settings.call_kwargs({"MIRROR_URL": value})
+    message = str(caught.value)
+    assert caught.value.exit_code == 2 and "\n" not in message
+    assert "data.update.base_url_env: the environment variable MIRROR_URL " in message
+    assert problem in message and "hidden-pw" not in message and "alice" not in message
+
+
+def test_credentials_outside_latin_1_are_bad_input_before_any_request(binance, sample,
+                                                                      tmp_path: Path) -> None:
+    """requests cannot send them as basic auth: the update failed at its first request, and
+    that was reported as a network fault (exit 6)."""
+    from cryptosweep.core.config import SweepConfig
+    from cryptosweep.marketdata.store import update_configured
+    from tests.support import tiny_config
+
+    header, rows = sample
+    path = write_store(tmp_path / "c.csv", header, [",".join(r) for r in rows[:30]])
+    before = path.read_bytes()
+    url = binance.base_url.replace("http://", "http://alice:s3cr\u20acT@")
+    config = SweepConfig.model_validate(tiny_config(data__path=str(path), data__update={
+        **BASE, "base_url_env": "CANDLES_URL", "retries": 0}))
+    with pytest.raises(ConfigError, match=r"CANDLES_URL .*outside Latin-1") as caught:
+        update_configured(config, environ={"CANDLES_URL": url})
+    assert caught.value.exit_code == 2
+    with pytest.raises(ConfigError, match="outside Latin-1") as direct:
+        update_candles(path, **BASE, base_url=url, retries=0)
+    assert "s3cr" not in str(caught.value) + str(direct.value)
+    assert binance.requests == [] and path.read_bytes() == before
+
+
 def test_loading_the_settings_does_not_import_ccxt() -> None:
     code = ("import sys, cryptosweep.marketdata.settings; "
             "sys.exit('ccxt' in sys.modules)")

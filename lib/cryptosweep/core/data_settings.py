@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -46,6 +46,31 @@ _SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}/[A-Za-z0-9][A-Za-z0-9._-
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def base_url_problem(value: str) -> str | None:
+    """Why ``value`` cannot be the base URL of an exchange's REST API, in words that never
+    quote it (it may hold credentials): not an http(s) URL with a host and a valid port, a
+    query or fragment (a REST path is appended to it), a user or password that HTTP basic auth
+    cannot send (characters outside Latin-1, which ``requests`` refuses at the first request);
+    None when it can be."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+        user, password = parts.username, parts.password
+    except ValueError:
+        return "is not a URL (or its port is not a number from 0 to 65535)"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL with a host"
+    if parts.query or parts.fragment:
+        return "must hold no query or fragment (a REST path is appended to it)"
+    try:
+        for credential in (user, password):
+            unquote(credential or "", errors="strict").encode("latin-1")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return ("holds a user or password that HTTP basic auth cannot send (characters "
+                "outside Latin-1)")
+    return None
 
 
 class DataUpdateSettings(Strict):
@@ -121,14 +146,11 @@ class DataUpdateSettings(Strict):
     def _base_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 -- raises ValueError for a bad port
-        except ValueError:
-            raise ValueError("base_url is not a URL") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("base_url must be an http(s) URL with a host")
-        if parts.username or parts.password or parts.query or parts.fragment:
+        problem = base_url_problem(value)
+        if problem is not None:
+            raise ValueError(f"base_url {problem}")
+        parts = urlsplit(value)
+        if parts.username or parts.password:
             raise ValueError("base_url must hold no user, password, query or fragment (config "
                              "files are copied into run folders): name an environment variable "
                              "holding it in base_url_env instead")
@@ -149,7 +171,8 @@ class DataUpdateSettings(Strict):
 
     def resolved_base_url(self, environ: Mapping[str, str] | None = None) -> str | None:
         """``base_url``, or the value of the variable ``base_url_env`` names (a
-        :class:`ConfigError` naming the variable, never its value, when it is unset)."""
+        :class:`ConfigError` naming the variable, never its value, when it is unset or not a
+        usable base URL: :func:`base_url_problem`)."""
         if self.base_url_env is None:
             return self.base_url
         env = os.environ if environ is None else environ
@@ -157,6 +180,10 @@ class DataUpdateSettings(Strict):
         if not value:
             raise ConfigError(f"data.update.base_url_env: the environment variable "
                               f"{self.base_url_env} is not set")
+        problem = base_url_problem(value)
+        if problem is not None:
+            raise ConfigError(f"data.update.base_url_env: the environment variable "
+                              f"{self.base_url_env} {problem} (its value is not shown)")
         return value
 
     def call_kwargs(self, environ: Mapping[str, str] | None = None) -> dict[str, Any]:

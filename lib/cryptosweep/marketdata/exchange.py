@@ -82,7 +82,12 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 import numpy as np
 import pandas as pd
 
-from cryptosweep.core.data_settings import DEFAULT_LIMIT, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+from cryptosweep.core.data_settings import (
+    DEFAULT_LIMIT,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    base_url_problem,
+)
 from cryptosweep.core.errors import ConfigError, InfrastructureError
 from cryptosweep.core.intervals import format_interval, parse_interval
 from cryptosweep.core.redaction import redact_url as core_redact_url
@@ -648,18 +653,13 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 def _check_base_url(base_url: str) -> SplitResult:
-    try:
-        parts = urlsplit(base_url)
-        parts.port  # noqa: B018 -- raises ValueError for a bad port
-    except (ValueError, AttributeError):
-        raise ConfigError("base_url is not a URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"base_url must be an http(s) URL with a host, got "
-                          f"{core_redact_url(base_url)!r}")
-    if parts.query or parts.fragment:
-        raise ConfigError("base_url must not hold a query or fragment (a REST path is appended "
-                          f"to it): {core_redact_url(base_url)!r}")
-    return parts
+    """``base_url`` split, or a :class:`ConfigError` saying why it cannot be one
+    (:func:`cryptosweep.core.data_settings.base_url_problem`), showing only its scheme, host
+    and port."""
+    problem = base_url_problem(base_url)
+    if problem is not None:
+        raise ConfigError(f"base_url {problem}: {core_redact_url(base_url)!r}")
+    return urlsplit(base_url)
 
 
 def _rebase(api: Any, target: SplitResult) -> Any:
