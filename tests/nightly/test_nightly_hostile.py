@@ -243,6 +243,41 @@ def test_a_missing_credentials_variable_stops_the_night_before_anything_is_made(
     assert "https://" not in done.output
 
 
+@pytest.mark.parametrize(("update", "url", "words"), [
+    ({"base_url_env": "MIRROR_URL"}, "ftp://u:hidden-pw@127.0.0.1:1/",
+     ("the environment variable MIRROR_URL", "http(s) URL")),
+    ({"base_url_env": "MIRROR_URL"}, "http://u:hidden-pw@127.0.0.1:99999",
+     ("the environment variable MIRROR_URL", "not a URL")),
+    ({"base_url_env": "MIRROR_URL"}, "http://u:hidden-pw\u20ac@127.0.0.1:1",
+     ("the environment variable MIRROR_URL", "outside Latin-1")),
+    ({"exchange": "binance_typo"}, None, ("unknown exchange 'binance_typo'",)),
+    ({"interval": "4h"}, None, ("holds 1h bars, not 4h",)),
+])  # fmt: skip
+@pytest.mark.parametrize("check", [True, False], ids=["--check", "the night"])
+def test_bad_update_settings_fail_the_check_and_the_night_before_anything_is_made(
+        tmp_path, monkeypatch, capsys, update, url, words, check):
+    """``--check`` passed these and the night exited 2 only once its run folder existed (the
+    base URL from the environment was checked only for being set; the exchange id and the
+    file's interval only by the update itself)."""
+    from cryptosweep.nightly.pipeline import main
+
+    data = tmp_path / "btc.csv.gz"
+    data.write_bytes(SAMPLE.read_bytes())
+    where = {} if "base_url_env" in update else {"base_url": "http://127.0.0.1:9"}
+    config = config_file(tmp_path, path=str(data), update={
+        "exchange": "binance", "symbol": "BTC/USDT", "interval": "1h", "retries": 0,
+        **where, **update})
+    if url is not None:
+        monkeypatch.setenv("MIRROR_URL", url)  # the update reads the process's environment
+    env = nightly_env(tmp_path, **({} if url is None else {"MIRROR_URL": url}))
+    rc = main(["--check", str(config)] if check else [str(config)], env=env)
+    done = SimpleNamespace(rc=rc, output="".join(capsys.readouterr()))
+    assert_one_clear_line(done, "data update: ", *words)
+    assert "hidden-pw" not in done.output
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "models").exists()
+    assert data.read_bytes() == SAMPLE.read_bytes()
+
+
 @slow
 def test_the_script_takes_no_lock_and_makes_no_folder_for_a_bad_config(tmp_path):
     (tmp_path / "home").mkdir()

@@ -148,6 +148,27 @@ def update_configured(config: Any, *, now: pd.Timestamp | str | int | None = Non
     return update_candles(config.data.path, now=now, **settings.call_kwargs(environ))
 
 
+def check_update_settings(config: Any, environ: Mapping[str, str] | None = None) -> None:
+    """What :func:`update_configured` needs, checked without a request or a write (the
+    nightly's ``--check``, and the night before it creates anything): a ``data.update``
+    section (else nothing to check) with a ``data.path``, the base URL the variable
+    ``base_url_env`` names, an exchange id ccxt knows, a fixed interval, a file an update can
+    append to holding bars of that interval. A :class:`ConfigError` or :class:`DataError`
+    (exit 2) naming what is wrong; :class:`InfrastructureError` for a read-only file system."""
+    settings = config.data.update
+    if settings is None:
+        return
+    if config.data.path is None:
+        raise ConfigError("data.update needs data.path: the bundled sample is never updated; "
+                          "copy it and point data.path at the copy")
+    settings.resolved_base_url(environ)
+    check_exchange_id(settings.exchange)
+    check_interval(settings.interval)
+    path = Path(config.data.path)
+    _check_updatable(path)
+    _Stored.read(path, settings.interval)
+
+
 def update_candles(
     path: str | os.PathLike[str],
     exchange: str,

@@ -34,7 +34,6 @@ from cryptosweep.core.errors import (
     EXIT_OK,
     EXIT_REPORT,
     EXIT_USAGE,
-    ConfigError,
     FolderInUseError,
     InfrastructureError,
     ReportError,
@@ -407,17 +406,20 @@ class Night:
         self.earlier_promotion = Promotion(promoted, record, message)
 
     def _check_update(self, config: SweepConfig) -> None:
-        """What the candle update (:meth:`_update_candles`) needs from the config and the
-        environment (``data.path``, the variable ``data.update.base_url_env`` names), checked
-        before anything is created: exit 2 naming what is missing."""
-        update = config.data.update
-        if update is None:
+        """What the candle update (:meth:`_update_candles`) needs from the config, the
+        environment and the candle file (``data.path``, the base URL the variable
+        ``data.update.base_url_env`` names, the exchange id, the file's interval:
+        :func:`cryptosweep.marketdata.store.check_update_settings`), checked before anything
+        is created, with ``--check`` too: exit 2 naming what is wrong. A file system the update
+        cannot write is a warning, as a failing update is."""
+        if config.data.update is None:
             return
+        from cryptosweep.marketdata.store import check_update_settings
+
         try:
-            if config.data.path is None:
-                raise ConfigError("data.update needs data.path: the bundled sample is never "
-                                  "updated; copy it and point data.path at the copy")
-            update.resolved_base_url()
+            check_update_settings(config)
+        except InfrastructureError as exc:
+            self.log("WARNING", f"data update: {exc}")
         except UserError as exc:
             raise NightlyFailure(exc.exit_code, f"data update: {exc}") from None
 
