@@ -51,12 +51,14 @@ DRIP_FOR_S = 25.0  # how long a dripping answer goes on (then the server hangs u
 @dataclass
 class Answer:
     """A scripted answer to one klines request: ``status`` and ``headers`` with ``body``
-    (None: the stub's own candles), the whole of it dripped a byte every DRIP_S with ``drip``."""
+    (None: the stub's own candles), the whole of it dripped a byte every DRIP_S with ``drip``,
+    the connection closed after it with ``hang_up``."""
 
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
     drip: bool = False
+    hang_up: bool = False  # the connection is closed once the body is sent (a cut answer)
 
 
 @dataclass
@@ -112,6 +114,7 @@ def faulty_handler(stub: FaultyBinance) -> type[http.server.BaseHTTPRequestHandl
             if scripted is not None:
                 status, headers = scripted.status, scripted.headers
                 body = body if scripted.body is None else scripted.body
+                self.close_connection = self.close_connection or scripted.hang_up
             send(self, status, headers, body, scripted is not None and scripted.drip,
                  stub.stop)
 
@@ -425,6 +428,32 @@ def test_control_characters_from_the_server_never_reach_the_terminal(binance, st
         assert not [c for c in line if unicodedata.category(c) in ("Cc", "Cf")], repr(line)
     assert "?[2K cryptosweep: appended" in said[0] and "hidden ?detacilpmoc?" in said[0]
     assert f"GET {binance.base_url}/api/v3/klines" in said[0]
+
+
+def _cut_chunked(stub: BinanceStub, first: int, last: int) -> Answer:
+    """A chunked answer of the klines ``first`` to ``last`` cut after its first chunk (half
+    the page): the server hangs up (``requests``' ChunkedEncodingError, which ccxt wraps as an
+    ExchangeError)."""
+    data = json.dumps([_kline(stub, i) for i in range(first, last)]).encode()
+    half = data[: len(data) // 2]
+    body = f"{len(half):x}\r\n".encode() + half + b"\r\n"
+    return Answer(headers={"Transfer-Encoding": "chunked"}, body=body, hang_up=True)
+
+
+def test_a_cut_chunked_answer_is_a_network_fault_and_retried(binance, store) -> None:
+    """It was "unexpected answer: ExchangeError", never retried."""
+    binance.now_ms = opens(binance, 260)
+    binance.faults = [_cut_chunked(binance, STORED - 1, 260)]
+    summary = update(binance, store, retries=1, retry_wait_s=0.01)
+    assert summary.bars_added == 60 and len(binance.arrived) == 2
+    binance.now_ms = opens(binance, 300)
+    binance.faults = [_cut_chunked(binance, 259, 300)]
+    before = store.read_bytes()
+    with pytest.raises(InfrastructureError) as caught:
+        update(binance, store)
+    text = one_line(caught.value)
+    assert "failed: network error" in text and "unexpected answer" not in text, text
+    assert caught.value.exit_code == 6 and store.read_bytes() == before
 
 
 # --------------------------------------------------------------------------- 4. clocks apart

@@ -22,9 +22,9 @@ query of ``base_url``, no ``Authorization`` header made of them):
   interval that is not a fixed length (``1m`` ... ``1w``; not ``1M``) or that the exchange does
   not offer, a symbol the exchange does not list.
 * :class:`~cryptosweep.core.errors.InfrastructureError` (exit 6): the exchange unreachable, timing
-  out, failing (HTTP 5xx, rate limited) after ``retries`` retries, or answering something that is
-  not candles (garbage JSON, rows of the wrong shape, non-numbers, impossible prices, times out
-  of order, candles of another interval than the one asked for).
+  out, cutting its answer short, failing (HTTP 5xx, rate limited) after ``retries`` retries, or
+  answering something that is not candles (garbage JSON, rows of the wrong shape, non-numbers,
+  impossible prices, times out of order, candles of another interval than the one asked for).
 
 Deadlines: ``timeout_s`` bounds each HTTP request as a whole, from connecting to the answer's
 last byte (every request runs in a daemon thread joined with that deadline), not only each
@@ -233,7 +233,8 @@ def fetch_closed_candles(
     are UTC). ``max_bars`` caps the candles returned (the paging stops there and
     ``complete`` is False). ``timeout_s`` bounds each HTTP request as a whole. A network
     failure, timeout, HTTP 5xx or 429 is retried ``retries`` times, ``retry_wait_s`` doubling
-    each time (a 429's ``Retry-After`` waited instead when longer), before it becomes an
+    each time (a 429's ``Retry-After`` waited instead when longer; an answer the connection
+    cut short is a network failure), before it becomes an
     :class:`InfrastructureError`; a garbage answer, an HTTP 418 (an IP ban) and a 429 asking
     to wait more than :data:`RETRY_AFTER_LIMIT_S` are not retried.
     """
@@ -462,7 +463,7 @@ class _Caller:
                 status = answer.status if answer is not None else None
                 if answer is not None and status in (418, 429):
                     delay = self._rate_limited(what, exc, status, answer.headers, attempt)
-                elif isinstance(exc, ccxt.NetworkError):  # timeouts, refused/reset, 5xx
+                elif _network_fault(exc):  # timeouts, refused/reset, cut answers, 5xx
                     if attempt >= self.retries:
                         raise InfrastructureError(
                             f"{self.where}: {what} failed{_tries(attempt)}: {_kind(exc)} "
@@ -567,6 +568,17 @@ def _span(ms: int) -> str:
     return f"{ms / 60_000:.0f} min"
 
 
+def _network_fault(exc: BaseException) -> bool:
+    """Whether a ccxt error is the network's (retried, then exit 6): ccxt's NetworkError, or
+    the ExchangeError ccxt makes of an answer the connection cut short (``requests``'
+    ChunkedEncodingError: a chunked body ended early) or of a broken connection."""
+    import ccxt
+    import requests
+
+    cut_short = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)
+    return isinstance(exc, ccxt.NetworkError) or isinstance(exc.__cause__, cut_short)
+
+
 def _kind(exc: BaseException) -> str:
     import ccxt
 
@@ -576,7 +588,7 @@ def _kind(exc: BaseException) -> str:
         return "rate limited"
     if isinstance(exc, ccxt.ExchangeNotAvailable):
         return "exchange not available"
-    if isinstance(exc, ccxt.NetworkError):
+    if _network_fault(exc):
         cause = exc.__cause__
         return f"network error ({type(cause).__name__})" if cause is not None else "network error"
     return type(exc).__name__
