@@ -456,6 +456,18 @@ def test_a_cut_chunked_answer_is_a_network_fault_and_retried(binance, store) -> 
     assert caught.value.exit_code == 6 and store.read_bytes() == before
 
 
+def test_a_page_of_more_rows_than_asked_for_is_refused(binance, store) -> None:
+    before = store.read_bytes()
+    binance.now_ms = opens(binance, 400)
+    page = [_kline(binance, i) for i in range(STORED - 1, STORED + 150)]
+    binance.faults = [Answer(body=json.dumps(page).encode())]
+    with pytest.raises(InfrastructureError) as caught:
+        update(binance, store, limit=50)
+    text = one_line(caught.value)
+    assert "151 rows to a request for at most 50" in text and caught.value.exit_code == 6, text
+    assert store.read_bytes() == before
+
+
 # --------------------------------------------------------------------------- 4. clocks apart
 
 

@@ -24,7 +24,8 @@ query of ``base_url``, no ``Authorization`` header made of them):
 * :class:`~cryptosweep.core.errors.InfrastructureError` (exit 6): the exchange unreachable, timing
   out, cutting its answer short, failing (HTTP 5xx, rate limited) after ``retries`` retries, or
   answering something that is not candles (garbage JSON, rows of the wrong shape, non-numbers,
-  impossible prices, times out of order, candles of another interval than the one asked for).
+  impossible prices, times out of order, candles of another interval than the one asked for,
+  more candles than the ``limit`` a request asks for).
 
 Deadlines: ``timeout_s`` bounds each HTTP request as a whole, from connecting to the answer's
 last byte (every request runs in a daemon thread joined with that deadline), not only each
@@ -307,6 +308,7 @@ def fetch_closed_candles(
             client.fetch_ohlcv, symbol, interval, cursor, limit,
         )
         requests += 1
+        _check_page_length(call.last_json, page, limit, where, symbol, interval)
         _check_raw_klines(client, call.last_json, where, symbol, interval, step_ms)
         candles = [c for c in _check_page(page, where, symbol, interval, step_ms)
                    if c[0] >= cursor]
@@ -687,6 +689,19 @@ def _rebase(api: Any, target: SplitResult) -> Any:
 
 
 # --------------------------------------------------------------------------- candles
+
+
+def _check_page_length(raw: Any, page: Any, limit: int, where: str, symbol: str,
+                       interval: str) -> None:
+    """An answer holds at most ``limit`` candles, as asked (Binance's klines never more): one
+    of more rows (the answer as sent, or ccxt's candles of it) is not an answer to the
+    request, and would be parsed whole before any other check, however long."""
+    rows = max(len(value) if isinstance(value, list) else 0 for value in (raw, page))
+    if rows > limit:
+        raise InfrastructureError(
+            f"{where}: {symbol} {interval} candles: unexpected answer ({rows} rows to a request "
+            f"for at most {limit})"
+        )
 
 
 def _check_raw_klines(client: Any, raw: Any, where: str, symbol: str, interval: str,
