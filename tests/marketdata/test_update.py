@@ -297,6 +297,29 @@ def test_a_failed_write_changes_nothing(binance, store, monkeypatch) -> None:
     left_alone(store, before, stat)
 
 
+def test_temporary_files_of_a_killed_update_are_removed_and_nothing_else(binance,
+                                                                         store) -> None:
+    """An update killed mid-write (SIGKILL) left its temporary copy of the whole file next to
+    it, and each such kill one more."""
+    suffix = store.suffix
+    gone = 4_194_399  # above Linux's largest pid: no process has it
+    stale = store.with_name(f".{store.name}.{gone}-0123456789ab.tmp{suffix}")
+    kept = [store.with_name(name) for name in (
+        f".{store.name}.{os.getppid()}-0123456789ab.tmp{suffix}",  # its writer still runs
+        f".{store.name}.{gone}-0123456789ab.tmp{suffix}.bak",
+        f".{store.name}.{gone}-0123456789AB.tmp{suffix}",
+        f".{store.name}.{gone}-0123456789ab.tmp",
+        f".other.csv.{gone}-0123456789ab.tmp{suffix}",
+        f"{store.name}.{gone}-0123456789ab.tmp{suffix}",
+    )]
+    for path in (stale, *kept):
+        path.write_bytes(b"partial")
+    binance.now_ms = opens(binance, STORED + 10)
+    assert update(binance, store).bars_added == 10
+    assert not stale.exists()
+    assert all(path.read_bytes() == b"partial" for path in kept)
+
+
 def test_a_second_update_at_once_is_refused(binance, store) -> None:
     before = store.read_bytes()
     fd = os.open(store.with_name(f".{store.name}.lock"), os.O_RDWR | os.O_CREAT)

@@ -34,7 +34,8 @@ stored bars plus the new ones. A ``.gz`` file gets the new rows as one more gzip
 stored stays as it was; a plain file gets them appended. An exclusive ``flock`` on a sibling
 ``.<name>.lock`` keeps two updates of one file apart (the second is refused, exit 2), and the
 file is checked unchanged (SHA-256) just before the rename. On ANY failure (refusal, network,
-disk, interruption) the file is byte-identical to before and no temporary file is left.
+disk, interruption) the file is byte-identical to before and no temporary file is left (a
+process killed outright leaves one: the next update of the file removes it, holding the lock).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import stat
 import warnings
 from collections.abc import Iterator, Mapping
@@ -207,6 +209,7 @@ def update_candles(
         raise ConfigError(f"max_bars must be a positive number of candles, got {max_bars!r}")
     _check_updatable(path)
     with _update_lock(path):
+        _remove_stale_temporaries(path)
         stored = _Stored.read(path, interval)
         # From the stored last bar on: that bar comes back and is checked against the file
         # (one more than max_bars, then).
@@ -246,6 +249,7 @@ def append_candles(
     local = pd.Timestamp.now(tz="UTC")
     stamp = local if now is None else min(_utc(now, "now"), local)
     with _update_lock(path):
+        _remove_stale_temporaries(path)
         stored = _Stored.read(path, interval)
         summary = _append(stored, _checked_frame(candles), stamp, allow_gaps=allow_gaps)
     for warning in summary.warnings:
@@ -637,6 +641,38 @@ def _update_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporary files an update of ``path`` killed mid-write left next to it
+    (SIGKILL, power loss: no ``finally`` ran), called holding the update lock: only files
+    named exactly as :func:`cryptosweep.core.files.atomic_path` names ``path``'s
+    (``.<name>.<pid>-<12 hex digits>.tmp<suffix>``), plain files, whose process is gone."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)-[0-9a-f]{{12}}\.tmp"
+                         rf"{re.escape(path.suffix)}")
+    for entry in path.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match is None or not entry.is_file() or entry.is_symlink():
+            continue
+        if _process_alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+            log.info("%s: removed %s, left by an update that was killed mid-write", path,
+                     entry.name)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user's included)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # none, or a number no pid can be
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 # --------------------------------------------------------------------------- small helpers
