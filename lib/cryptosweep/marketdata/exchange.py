@@ -721,24 +721,15 @@ def _check_raw_klines(client: Any, raw: Any, where: str, symbol: str, interval: 
             f"{where}: {symbol} {interval} candles: unexpected answer (not a list of kline "
             f"arrays with their close times: {_clip(repr(raw))[:80]})"
         )
-    times = [(_kline_time(row[0]), _kline_time(row[6])) for row in raw]
-    for n, (opened, closes) in enumerate(times):
-        if opened is None or closes is None:
-            raise InfrastructureError(
-                f"{where}: {symbol} {interval} candles: unexpected answer (kline {n + 1}'s open "
-                f"or close time is not a whole number of ms: {_clip(repr(raw[n][:7]))[:120]})"
-            )
-    checked = [(opened, closes) for opened, closes in times
-               if opened is not None and closes is not None]
+    times = _kline_times(raw, where, symbol, interval)
     # Binance's own history has single klines closing early (BTCUSDT 1h in 2018,
     # binance-public-data#77: close time 14,838 ms after the open): refusing one would stop
     # every update there for good. A kline running longer than the interval (another interval,
-    # maybe still forming) is refused wherever it is; shorter ones only where they are most of
-    # the page (another, shorter interval).
-    expected = [opened + step_ms - 1 for opened, _ in checked]
-    longer = [(o, c) for (o, c), e in zip(checked, expected, strict=True) if c > e or c < o]
-    shorter = [(o, c) for (o, c), e in zip(checked, expected, strict=True) if o <= c < e]
-    if longer or 2 * len(shorter) > len(checked):
+    # maybe still forming), or closing before it opens, is refused wherever it is; early ones
+    # only where they are most of the page (another, shorter interval).
+    longer = [(o, c) for o, c in times if c > o + step_ms - 1 or c < o]
+    shorter = [(o, c) for o, c in times if o <= c < o + step_ms - 1]
+    if longer or 2 * len(shorter) > len(times):
         opened, closes = longer[0] if longer else shorter[0]
         length = closes - opened + 1
         what = (f"a {format_interval(pd.Timedelta(length, 'ms'))} candle" if length > 0
@@ -748,6 +739,22 @@ def _check_raw_klines(client: Any, raw: Any, where: str, symbol: str, interval: 
             f"{_iso(opened)} closes at {_iso(closes + 1)}: {what}, not {interval}; the "
             "exchange answered another interval)"
         )
+
+
+def _kline_times(raw: list[list[Any]], where: str, symbol: str,
+                 interval: str) -> list[tuple[int, int]]:
+    """Each Binance kline's open time (field 0) and close time (field 6), as ints; a time that
+    is not a whole number of ms is an InfrastructureError."""
+    times = []
+    for n, row in enumerate(raw):
+        opened, closes = _kline_time(row[0]), _kline_time(row[6])
+        if opened is None or closes is None:
+            raise InfrastructureError(
+                f"{where}: {symbol} {interval} candles: unexpected answer (kline {n + 1}'s open "
+                f"or close time is not a whole number of ms: {_clip(repr(row[:7]))[:120]})"
+            )
+        times.append((opened, closes))
+    return times
 
 
 def _kline_time(value: Any) -> int | None:
