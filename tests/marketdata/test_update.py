@@ -128,7 +128,7 @@ def test_an_empty_answer_is_a_warning_in_the_summary(binance, store) -> None:
     binance.garbage, binance.garbage_body = "/api/v3/klines", b"[]"
     summary = update(binance, store)
     assert summary.bars_added == 0 and store.read_bytes() == before
-    assert _warned(summary, "the exchange answered no candle from the stored last bar"), \
+    assert _warned(summary, "the exchange answered no closed candle from the stored last bar"), \
         summary.warnings
 
 

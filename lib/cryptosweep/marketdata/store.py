@@ -503,15 +503,16 @@ def _gap_warning(stored: _Stored, new: pd.DataFrame) -> str | None:
 
 def _silent_source_warning(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp,
                            requests: int, bars_added: int) -> str | None:
-    """What the summary must say when the exchange gave nothing new where it should have: an
-    empty answer (not even the stored last bar, which an answer from it on holds first), or
+    """What the summary must say when the exchange gave nothing new where it should have: no
+    closed candle (not even the stored last bar, which an answer from it on holds first), or
     no new bar although two or more bars have closed since the stored last bar closed (a
     stale exchange or mirror, which would otherwise find "no new closed candles" every
     night without a word). None otherwise."""
     last = stored.last_bar
     if requests and candles.empty:
-        return (f"the exchange answered no candle from the stored last bar {last.isoformat()} "
-                "on, not even that bar: check the symbol, base_url and the exchange")
+        return (f"the exchange answered no closed candle from the stored last bar "
+                f"{last.isoformat()} on, not even that bar: check the symbol, base_url and the "
+                "exchange")
     closed_since = (now - (last + stored.step)) // stored.step
     if bars_added == 0 and closed_since >= 2:
         return (f"no new closed candle, though {closed_since} bars have closed since the stored "
