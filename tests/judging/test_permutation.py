@@ -287,6 +287,43 @@ def test_newey_west_matches_loop_reference(lags):
     assert result.t_stat == pytest.approx(coef[0] / se, rel=1e-10)
 
 
+def _exact_alpha_and_se(strat, bench, lags):
+    """α and its Newey–West standard error in rational arithmetic (the sandwich with its 2×2
+    inverse), rounded once at the end: the reference no floating-point order can move."""
+    from fractions import Fraction
+
+    y, x = [Fraction(float(v)) for v in strat], [Fraction(float(v)) for v in bench]
+    n = len(y)
+    sx, sy = sum(x), sum(y)
+    sxx, sxy = sum(v * v for v in x), sum(a * b for a, b in zip(x, y, strict=True))
+    det = n * sxx - sx * sx
+    slope = (n * sxy - sx * sy) / det
+    alpha = (sy - slope * sx) / n
+    u = [b - alpha - slope * a for a, b in zip(x, y, strict=True)]
+    row = [(sxx - sx * a) / det for a in x]  # first row of (X'X)^-1 applied to x_t
+    psi = [r * e for r, e in zip(row, u, strict=True)]
+    var = sum(v * v for v in psi)
+    for lag in range(1, lags + 1):
+        weight = 1 - Fraction(lag, lags + 1)
+        var += 2 * weight * sum(psi[t] * psi[t - lag] for t in range(lag, n))
+    return float(alpha), float(var) ** 0.5
+
+
+@pytest.mark.parametrize("mean_over_sd", [0.05, 1e2, 1e4, 1e6])
+def test_alpha_stays_exact_when_the_benchmarks_mean_dwarfs_its_spread(mean_over_sd):
+    """A review found the first closed form (uncentred sums) lost 4 digits of α at a mean 1e4
+    times the spread and all of them at 1e7, where the lstsq it replaced kept 12: centred data
+    keep it to the reference's rounding."""
+    rng = np.random.default_rng(21)
+    bench = mean_over_sd * 0.01 + rng.normal(0.0, 0.01, size=200)
+    strat = 0.0002 + 0.5 * bench + rng.normal(0.0, 0.005, size=200)
+    result = alpha_tstat(strat, bench, hac_lags=3)
+    alpha, se = _exact_alpha_and_se(strat, bench, 3)
+    tolerance = 1e-12 * max(1.0, mean_over_sd)
+    assert result.alpha == pytest.approx(alpha, rel=tolerance)
+    assert result.se_alpha == pytest.approx(se, rel=tolerance)
+
+
 def test_default_lag_rule():
     # floor(4 (n/100)^(2/9)) by hand: n = 100 → 4, 2000 → 7, 8760 → 10.
     assert [newey_west_lags(n) for n in (100, 2000, 8760)] == [4, 7, 10]

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from cryptosweep.judging.exact_sums import exact_dot, exact_mean, exact_sum
+from cryptosweep.judging.exact_sums import exact_dot, exact_mean
 
 __all__ = [
     "NULL_QUANTILES",
@@ -291,34 +291,28 @@ def alpha_tstat(
         if lags >= n:
             raise ValueError(f"hac_lags must be < the number of bars {n}, got {hac_lags!r}")
 
-    # The OLS fit and both covariances in closed form for x_t = (1, b_t), every sum exactly
-    # rounded (exact_sums): BLAS kernels differ by CPU in their last bits, a record must not.
-    sum_x = exact_sum(x)
-    mean_x, mean_y = sum_x / n, exact_mean(y)
-    centred = x - mean_x
-    sxx = exact_dot(centred, centred)
-    slope = exact_dot(centred, y) / sxx
+    # The OLS fit and both covariances in closed form for x_t = (1, b_t), on centred data and
+    # with every sum exactly rounded (exact_sums): BLAS kernels differ by CPU in their last
+    # bits, a record must not. The first row of (X'X)⁻¹ applied to x_t is
+    # 1/n − b̄ (b_t − b̄)/Sxx, so Var(α) of the sandwich is the HAC variance of the sum of
+    # ψ_t = u_t (1/n − b̄ (b_t − b̄)/Sxx): the same estimator, without the cancellations of an
+    # uncentred 2×2 product when the benchmark's mean is large against its spread.
+    mean_x, mean_y = exact_mean(x), exact_mean(y)
+    centred_x, centred_y = x - mean_x, y - mean_y
+    sxx = exact_dot(centred_x, centred_x)
+    if not sxx > 0.0:
+        raise ValueError("benchmark_returns vary too little to identify alpha and beta")
+    slope = exact_dot(centred_x, centred_y) / sxx
     intercept = mean_y - slope * mean_x
-    resid = y - intercept - slope * x
-    # (X'X)⁻¹ = [[Σb², −Σb], [−Σb, n]] / (n·Sxx); only its first row enters Var(α).
-    det = n * sxx
-    bread_00, bread_01 = exact_dot(x, x) / det, -sum_x / det
+    resid = centred_y - slope * centred_x
     if covariance == "ols":
-        var_alpha = bread_00 * exact_dot(resid, resid) / (n - 2)
+        var_alpha = exact_dot(resid, resid) / (n - 2) * (1.0 / n + mean_x * mean_x / sxx)
     else:
-        weighted_x = resid * x  # the second column of the scores u_t x_t
-        meat_00 = exact_dot(resid, resid)
-        meat_01 = exact_dot(resid, weighted_x)
-        meat_11 = exact_dot(weighted_x, weighted_x)
+        influence = resid * (1.0 / n - mean_x * centred_x / sxx)
+        var_alpha = exact_dot(influence, influence)
         for lag in range(1, lags + 1):
             weight = 1.0 - lag / (lags + 1.0)
-            now_u, before_u = resid[lag:], resid[:-lag]
-            now_ux, before_ux = weighted_x[lag:], weighted_x[:-lag]
-            meat_00 += weight * 2.0 * exact_dot(now_u, before_u)
-            meat_01 += weight * (exact_dot(now_u, before_ux) + exact_dot(now_ux, before_u))
-            meat_11 += weight * 2.0 * exact_dot(now_ux, before_ux)
-        var_alpha = (bread_00 * bread_00 * meat_00 + 2.0 * bread_00 * bread_01 * meat_01
-                     + bread_01 * bread_01 * meat_11)
+            var_alpha += 2.0 * weight * exact_dot(influence[lag:], influence[:-lag])
     se_alpha = math.sqrt(max(var_alpha, 0.0))
     alpha = float(intercept)
     if se_alpha > 0.0:
