@@ -315,12 +315,13 @@ def probability_of_backtest_overfitting(returns: np.ndarray, n_splits: int = PBO
         )
     if not np.all(np.isfinite(data)):
         raise ValueError("returns must be finite (no NaN or inf)")
-    if np.all(data == data[:, :1]):
+    scored = data[: block_size * n_splits]  # the rows the blocks hold (a remainder is not)
+    if np.all(scored == scored[:, :1]):
         # Every rank a tie: each logit would be 0 and the PBO 1, a number that says nothing.
         raise ValueError("the configurations' returns are the same on every bar (none "
                          "traded, or all alike): there is no best one to rank out of sample")
 
-    blocks = data[: block_size * n_splits].reshape(n_splits, block_size, n_configs)
+    blocks = scored.reshape(n_splits, block_size, n_configs)
     stats_ = _BlockStats(blocks)
 
     combos = np.array(list(itertools.combinations(range(n_splits), half)), dtype=np.intp)
