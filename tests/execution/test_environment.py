@@ -74,9 +74,14 @@ def test_credentials_inside_a_recorded_variables_url_are_never_recorded(monkeypa
     monkeypatch.setenv("DASK_DISTRIBUTED__DASHBOARD__LINK",
                        "https://alice:s3cr3tpw@dash.example:8787/status?token=abc123")
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tls://bob:hunter2@10.0.0.1:8786")
+    # Without a scheme, or with a blank in the password (a review: both were kept).
+    monkeypatch.setenv("DASK_SCHEDULER__ADDRESS", "carol:pl41n@sched:8786")
+    monkeypatch.setenv("DASK_CLIENT__ADDRESS", "tcp://dave:pa ss@sched:8786")
     recorded = system_info()["environment"]
     text = repr(recorded)
-    for secret in ("s3cr3tpw", "alice", "abc123", "hunter2", "bob"):
+    for secret in ("s3cr3tpw", "alice", "abc123", "hunter2", "bob", "carol", "pl41n", "dave",
+                   "pa ss"):
         assert secret not in text, recorded
     assert "dash.example:8787" in recorded["DASK_DISTRIBUTED__DASHBOARD__LINK"]
     assert "10.0.0.1:8786" in recorded["DASK_SCHEDULER_ADDRESS"]
+    assert recorded["DASK_SCHEDULER__ADDRESS"].endswith("@sched:8786")

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.core.redaction import redact
+from cryptosweep.core.redaction import MASK, redact, redact_url, split_url
 
 TRACKED_PACKAGES = (
     "cryptosweep", "numpy", "pandas", "scipy", "torch", "lightgbm", "xgboost", "catboost",
@@ -30,6 +30,16 @@ TRACKED_ENV_PREFIXES = (
 #: Parts of a variable's name that say it may hold a secret: never recorded, whatever prefix.
 SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "PRIVATE",
                      "API_KEY", "ACCESS_KEY", "WEBHOOK", "NOTIFY")
+
+
+def _recorded_value(value: str) -> str:
+    """A tracked variable's value as ``gpu_repro_*.json`` records it: never credentials before a
+    host (everything up to the last ``@``, with a scheme or without: ``alice:pw@sched:8786``),
+    never a URL's user, password, path or query (a dashboard link with a token)."""
+    if "@" not in value:
+        return redact(value)
+    scheme, _, host, _ = split_url(value)
+    return redact_url(value) if scheme else f"{MASK}@{host}"
 
 
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str | None]:
@@ -167,8 +177,7 @@ def system_info(config_hash: str | None = None) -> dict[str, Any]:
         "torch": torch_info,
         "gpus": gpu_info(),
         "environment": {
-            # A URL's user, password and query never (a dashboard link with a token).
-            key: redact(value) for key, value in sorted(os.environ.items())
+            key: _recorded_value(value) for key, value in sorted(os.environ.items())
             if key.startswith(TRACKED_ENV_PREFIXES)
             and not any(part in key.upper() for part in SECRET_NAME_PARTS)
         },
