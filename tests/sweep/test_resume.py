@@ -325,6 +325,22 @@ def test_resume_whose_candles_moved_says_where_they_must_be(tmp_path, write_conf
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()} == before
 
 
+def test_resume_whose_evidence_market_moved_says_where_it_must_be(tmp_path):
+    """Another market's candles (evidence.markets) move with a project too: refused before the
+    run's folder is locked, naming them, not at the sweep's end with a bare 'no such file'."""
+    from cryptosweep.core.config_files import validate_config
+    from cryptosweep.core.errors import ResumeError
+    from cryptosweep.sweep.opening import check_candles_in_place
+    from cryptosweep.trading.data import sample_data_path
+
+    config = validate_config(tiny_config(evidence={"markets": [
+        {"name": "here", "data": {"path": str(sample_data_path())}},
+        {"name": "moved", "data": {"path": str(tmp_path / "gone.csv")}}]}), "test")
+    with pytest.raises(ResumeError, match=f"evidence market moved's candles are not at "
+                                          f"{tmp_path / 'gone.csv'} any more"):
+        check_candles_in_place(tmp_path / "r", config)
+
+
 # ----------------------------------------------------------- damaged journals (checksums)
 
 

@@ -341,18 +341,21 @@ def _resume_config(journal: JournalInfo, config: SweepConfig | None, seed: int |
 
 
 def check_candles_in_place(run_dir: Path, config: SweepConfig, what: str = "run") -> None:
-    """Refuse (:class:`ResumeError`) a resume whose candles are no longer where the ``what``
-    (a run, a walk-forward) read them (a project moved or renamed): it keeps the data it
-    started with, so the way on is to put them back (their SHA-256 is then checked), which a
-    bare "no such file" did not say."""
-    path = config.data.path
-    if path is not None and not Path(path).exists():
-        raise ResumeError(
-            f"--resume {run_dir}: the {what}'s candles are not at {path} any more (moved or "
-            f"deleted?); a {what} resumes only on the candles it started with: put them back "
-            f"at that path (their SHA-256 is checked against the {what}'s), or start a new "
-            f"{what}"
-        )
+    """Refuse (:class:`ResumeError`) a resume whose candles (its data's, or an evidence
+    market's) are no longer where the ``what`` (a run, a walk-forward) read them (a project
+    moved or renamed): it keeps the data it started with, so the way on is to put them back
+    (their SHA-256 is then checked), which a bare "no such file" did not say."""
+    places = [("candles", config.data.path)] + [
+        (f"evidence market {market.name}'s candles", market.data.path)
+        for market in config.evidence.markets]
+    for which, path in places:
+        if path is not None and not Path(path).exists():
+            raise ResumeError(
+                f"--resume {run_dir}: the {what}'s {which} are not at {path} any more (moved "
+                f"or deleted?); a {what} resumes only on the candles it started with: put them "
+                f"back at that path (their SHA-256 is checked against the {what}'s), or start "
+                f"a new {what}"
+            )
 
 
 def _check_same_data(journal: JournalInfo, data: dict[str, Any]) -> None:
