@@ -88,7 +88,7 @@ def test_evaluate_gives_the_sweeps_holdout_metrics_and_an_offline_page(model_dir
                holdout["data"]["holdout_first_bar"], "--html", str(page), "--json")
     assert done.returncode == 0, done.stderr
     recorded = {k.removeprefix("holdout_"): v for k, v in holdout["holdout"].items()
-                if k not in ("holdout_bars", "holdout_trade_spans", "holdout_stress")}
+                if k not in ("holdout_bars", "holdout_held_spans", "holdout_stress")}
     assert json.loads(done.stdout) == recorded
     assert f"wrote {page}" in done.stderr and "in-sample" not in done.stderr
     text = page.read_text()

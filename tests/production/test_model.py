@@ -80,7 +80,7 @@ def test_decisions_on_the_holdout_are_the_ones_the_sweep_scored(family, winners,
     start = entry["data"]["holdout_first_bar"]
     details = model.backtest_details(ohlcv, start=start)
     recorded = {k.removeprefix("holdout_"): v for k, v in entry["holdout"].items()
-                if k not in ("holdout_bars", "holdout_trade_spans", "holdout_stress")}
+                if k not in ("holdout_bars", "holdout_held_spans", "holdout_stress")}
     assert canonical_json(details.metrics) == canonical_json(recorded)  # the sweep's file
     journal = Journal.open_existing(run_dir)
     try:

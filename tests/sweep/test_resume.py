@@ -341,6 +341,39 @@ def test_resume_whose_evidence_market_moved_says_where_it_must_be(tmp_path):
         check_candles_in_place(tmp_path / "r", config)
 
 
+def test_a_holdout_journaled_with_the_old_spans_is_evaluated_again_on_resume(tmp_path,
+                                                                           write_config):
+    """A run journaled before the permutation test's spans counted only the bars a trade held
+    (its holdout results carry ``holdout_trade_spans``, a time exit's bar included), resumed by
+    this version: its holdouts are evaluated again, so the p-value is of one definition, and
+    the run ends byte-identical to one run from the start by this version (a review)."""
+    from cryptosweep.records.journal import Journal
+
+    config_path = write_config(tiny_config(random__n_trials=3))
+    done = cli("run", "--config", str(config_path), "--log-dir", str(tmp_path), "--run-name", "r")
+    assert done.returncode == 0, done.stderr
+    fresh = deterministic_bytes(tmp_path / "r")
+    journal = Journal(tmp_path / "r" / "sweep.db")
+    try:
+        holdouts = journal.get_extra("holdout")
+        assert holdouts
+        for eval_id, metrics in holdouts.items():
+            held = metrics.pop("holdout_held_spans")
+            metrics["holdout_trade_spans"] = [[start, length + 1, side]
+                                              for start, length, side in held]
+            journal.put_extra("holdout", eval_id, metrics)
+    finally:
+        journal.close()
+    done = cli("run", "--resume", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr
+    assert deterministic_bytes(tmp_path / "r") == fresh
+    journal = Journal(tmp_path / "r" / "sweep.db")
+    try:
+        assert all("holdout_held_spans" in m for m in journal.get_extra("holdout").values())
+    finally:
+        journal.close()
+
+
 # ----------------------------------------------------------- damaged journals (checksums)
 
 

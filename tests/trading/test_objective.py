@@ -172,14 +172,14 @@ def test_holdout_bars_never_reach_evaluate_trial(tmp_path):
 def test_evaluate_holdout_shape_and_errors():
     result = evaluate_holdout(PARAMS, 1.0, 5, _spec())
     assert set(result) == {f"holdout_{name}" for name in METRIC_NAMES} | {
-        "holdout_bars", "holdout_returns", "holdout_trade_spans"}
+        "holdout_bars", "holdout_returns", "holdout_held_spans"}
     assert len(result["holdout_returns"]) == 1900
     # Each trade's first bar, length and side: the same trades as the metrics count.
-    assert len(result["holdout_trade_spans"]) == result["holdout_trades"]
+    assert len(result["holdout_held_spans"]) == result["holdout_trades"]
     assert all(0 <= start < 1900 and length >= 1 and side in (-1, 1)
-               for start, length, side in result["holdout_trade_spans"])
+               for start, length, side in result["holdout_held_spans"])
     # Their lengths are the bars held in a position (the exposure), not entry to exit bar.
-    held = sum(length for _, length, _ in result["holdout_trade_spans"])
+    held = sum(length for _, length, _ in result["holdout_held_spans"])
     assert held == round(result["holdout_exposure"] * 1900)
     stressed = evaluate_holdout(PARAMS, 1.0, 5, _spec(), stress_multiplier=2.0)
     assert stressed["holdout_stress"]["multiplier"] == 2.0

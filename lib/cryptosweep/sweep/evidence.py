@@ -45,6 +45,7 @@ from cryptosweep.records.ledger import (
 from cryptosweep.records.results import RESULTS_GLOB
 from cryptosweep.sweep.rescoring import NEIGHBOUR, RESCORE, neighbours, rescore_seed
 from cryptosweep.trading.metrics import trial_sharpe
+from cryptosweep.trading.objective import HELD_SPANS
 from cryptosweep.trading.steps import load_market
 
 log = logging.getLogger(__name__)
@@ -292,7 +293,7 @@ def statistics(
         if holdout_returns is not None:
             costs = config.objective.fees_bps + config.objective.slippage_bps
             out["holdout"] = holdout_evidence(
-                holdout_returns, winner_holdout.get("holdout_trade_spans") or [],
+                holdout_returns, winner_holdout.get(HELD_SPANS) or [],
                 market_returns, cost_per_trade=2.0 * costs / 1e4, seed=seed)
             out["holdout"]["looks"] = len(looks)
     return out

@@ -75,7 +75,7 @@ from cryptosweep.sweep.robustness import (
     regimes_block,
 )
 from cryptosweep.trading.metrics import per_bar_sharpe
-from cryptosweep.trading.objective import trial_reproducibility
+from cryptosweep.trading.objective import HELD_SPANS, trial_reproducibility
 
 log = logging.getLogger(__name__)
 
@@ -256,9 +256,10 @@ def _pending_tasks(config: SweepConfig, seed: int, run_dir: Path, journal: Journ
     spec = config.objective_spec()
     payload_spec = spec.to_payload()
     # An evaluation counts as journaled only with its per-bar returns too (the statistics
-    # read them): one whose returns were lost is evaluated again, to the same numbers.
+    # read them): one whose returns were lost is evaluated again, to the same numbers. So is a
+    # holdout journaled with the spans that counted a time exit's bar (before HELD_SPANS).
     holdout = {eval_id: metrics for eval_id, metrics in journal.get_extra("holdout").items()
-               if eval_id in journal.get_returns("holdout")}
+               if eval_id in journal.get_returns("holdout") and HELD_SPANS in metrics}
     tasks: list[dict[str, Any]] = []
 
     def task(kind: str, name: str, **fields: Any) -> None:

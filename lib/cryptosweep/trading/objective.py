@@ -233,6 +233,12 @@ def fold_score(per_fold: list[dict[str, Any]], metric: str) -> tuple[float, str 
     return float(np.mean([m[metric] for m in per_fold])), None
 
 
+#: The holdout result's trades as ``[first bar, bars held, side]``: what the permutation test
+#: matches exposure with. A journal written before 2026-12-07 holds ``holdout_trade_spans``
+#: instead, which counted a time exit's bar too; its holdout is evaluated again on resume.
+HELD_SPANS = "holdout_held_spans"
+
+
 def evaluate_holdout(
     params: dict[str, Any], resource: float, seed: int, spec: ObjectiveSpec | dict[str, Any],
     device: str = "cpu", stress_multiplier: float | None = None,
@@ -241,7 +247,7 @@ def evaluate_holdout(
 
     Training rows whose label ends at or after the holdout start are purged (labels are built
     from development bars only, so none do). Returns every metric of the holdout backtest with
-    a ``holdout_`` prefix, ``holdout_bars``, ``holdout_trade_spans`` (each trade's first bar
+    a ``holdout_`` prefix, ``holdout_bars``, :data:`HELD_SPANS` (each trade's first bar
     relative to the holdout start, the bars it held a position and its side: what a
     permutation test matches exposure with; :meth:`BacktestResult.held_spans`),
     ``holdout_returns`` (per bar) and, with ``stress_multiplier``, ``holdout_stress``: the same
@@ -257,7 +263,7 @@ def evaluate_holdout(
                           periods_per_year=market.periods_per_year)
     out: dict[str, Any] = {f"holdout_{name}": value for name, value in metrics.items()}
     out["holdout_bars"] = len(block.bars)
-    out["holdout_trade_spans"] = result.held_spans()
+    out[HELD_SPANS] = result.held_spans()
     if stress_multiplier is not None:
         costly = spec.objective.model_copy(update={
             "fees_bps": spec.objective.fees_bps * stress_multiplier,
