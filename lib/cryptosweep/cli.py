@@ -364,19 +364,36 @@ def _column_mapping(text: str) -> dict[str, str]:
 
 def _no_champion(model_dir: Path) -> str | None:
     """"flat: no champion deployed" when ``model_dir`` is a nightly models folder's
-    ``champion`` that is not there (none approved yet, or demoted), else None."""
-    from cryptosweep.nightly.promotion import CHAMPION, HISTORY, last_demotion
+    ``champion`` that is not there and its history agrees (none approved yet, or the last
+    approval demoted since), else None. A champion the history says was promoted and not
+    demoted, or a promotion under way or interrupted (its ``.promotion.json`` or
+    ``.champion.new``), is a :class:`UserError` (exit 2): never flat for a champion that is
+    deployed."""
+    from cryptosweep.nightly.promotion import CHAMPION, HISTORY, MARKER, NEW, read_history
 
     if model_dir.exists() or model_dir.name != CHAMPION:
         return None
     models = model_dir.parent
+    finish = ("the nightly finishes an interrupted promotion before its sweep (its recover "
+              "step: scheduled/nightly_sweep.sh, or python -m cryptosweep.nightly); wait for "
+              "it or run it, then ask again")
+    unfinished = [name for name in (MARKER, NEW) if (models / name).exists()]
+    if unfinished:
+        raise UserError(f"{model_dir} is not there: a promotion of a new champion is under way "
+                        f"or was interrupted ({', '.join(unfinished)} in {models}); {finish}")
     if not (models / HISTORY).is_file():
         return None
-    demotion = last_demotion(models)
-    why = (f" (demoted {demotion['time']}: {demotion['reason']})" if demotion
+    history = read_history(models)
+    decisive = [record for record in history
+                if record.get("promoted") is True or record.get("decision") == "demoted"]
+    last = decisive[-1] if decisive else None
+    if last is not None and last.get("decision") != "demoted":
+        raise UserError(f"{model_dir} is not there, but {models / HISTORY} says the gate "
+                        f"promoted run {last.get('run')}'s champion ({last.get('time')}) and "
+                        f"none was demoted since; {finish}, or restore {model_dir}")
+    why = (f" (demoted {last['time']}: {last['reason']})" if last is not None
            else " (the deployment gate has approved none yet)")
     return f"flat: no champion deployed{why}"
-
 
 
 def _count_look(source: str | Path, entry: dict[str, Any], kind: str, what: str) -> None:

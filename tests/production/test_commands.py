@@ -401,6 +401,54 @@ def test_train_and_signals_say_when_the_gate_rejected_the_configuration(run_dir,
     assert code == 0 and out_text.startswith("flat: no champion deployed"), err
 
 
+def _promoted(run: str, models: Path) -> dict:
+    return {"time": f"2026-01-0{run[-1]}T02:00:00Z", "run": run, "decision": "approved",
+            "reason": "all criteria passed", "criteria": [], "winner": None,
+            "promoted": True, "champion": str(models / "champion")}
+
+
+def test_signals_never_answer_flat_while_the_history_says_a_champion_is_deployed(
+        model_dir, run_dir, capsys, tmp_path):
+    """A promotion interrupted between its two renames (champion.prev, a complete
+    .champion.new, .promotion.json) or a champion missing after a "promoted" line is one
+    line, exit 2, naming the nightly's recovery, never "flat": a bot would sell out of a
+    deployed strategy. Recovered, signals answer; after a demotion, flat."""
+    from cryptosweep.nightly.promotion import manifest_digest, recover
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copytree(model_dir, models / "champion.prev")
+    shutil.copytree(model_dir, models / ".champion.new")
+    (models / "champions.jsonl").write_text(json.dumps(_promoted("night_1", models)) + "\n")
+    (models / ".promotion.json").write_text(json.dumps({
+        "manifest_sha256": manifest_digest(models / ".champion.new"),
+        "best_configs": str(sorted(run_dir.glob("best_configs_*.json"))[-1]),
+        "record": _promoted("night_2", models)}))
+    champion = str(models / "champion")
+    code, out, err = run_cli(capsys, "signals", champion, "--data", SAMPLE)
+    line = one_error_line(err)
+    assert code == 2 and out == "" and ".promotion.json, .champion.new" in line
+    assert "recover" in line and "python -m cryptosweep.nightly" in line
+    recover(models)
+    code, out, err = run_cli(capsys, "signals", champion, "--data", SAMPLE, "--last", "1")
+    assert code == 0 and out.startswith("bar (UTC open)"), err
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    (gone / "champion").symlink_to(tmp_path / "nowhere")  # dangling
+    history = [_promoted("night_1", gone), {"decision": "rejected", "promoted": False}]
+    (gone / "champions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    code, out, err = run_cli(capsys, "signals", str(gone / "champion"), "--data", SAMPLE)
+    line = one_error_line(err)
+    assert code == 2 and out == "" and "promoted run night_1's champion" in line
+    with (gone / "champions.jsonl").open("a") as history_file:
+        history_file.write(json.dumps({"decision": "demoted", "time": "2026-01-03T02:00:00Z",
+                                       "reason": "kill switch: PSR 0.01"}) + "\n")
+        history_file.write(json.dumps({"decision": "rejected", "promoted": False}) + "\n")
+    code, out, err = run_cli(capsys, "signals", str(gone / "champion"), "--data", SAMPLE)
+    assert code == 0 and out.startswith("flat: no champion deployed (demoted 2026-01-03"), err
+
+
 def test_evaluate_start_before_the_data_is_refused_naming_the_first_bar(model_dir, capsys):
     """A --start before the first bar was silently cut to it (and evaluate without --html
     was a traceback)."""
