@@ -144,6 +144,29 @@ def test_an_output_folder_that_is_not_a_model_is_left_alone(run_dir, capsys, tmp
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
+def test_train_refuses_to_replace_a_models_folders_deployed_champion(run_dir, model_dir,
+                                                                     capsys, tmp_path):
+    """`train --out MODELS/champion` would replace the deployed champion past the gate, its
+    history and the models folder's lock: one line, exit 2, nothing changed; a folder named
+    champion elsewhere is an ordinary output."""
+    models = tmp_path / "models"
+    shutil.copytree(model_dir, models / "champion")
+    (models / "champions.jsonl").write_text('{"decision": "approved", "promoted": true}\n')
+    before = {p.name: p.read_bytes() for p in (models / "champion").iterdir()}
+    for marker in ("champions.jsonl", ".lock", "trials.db"):
+        for other in ("champions.jsonl", ".lock", "trials.db"):
+            (models / other).unlink(missing_ok=True)
+        (models / marker).write_text("")
+        code, out, err = run_cli(capsys, "train", str(run_dir), "--out",
+                                 str(models / "champion"))
+        line = one_error_line(err)
+        assert code == 2 and out == "" and "only the deployment gate changes it" in line, marker
+        assert {p.name: p.read_bytes() for p in (models / "champion").iterdir()} == before
+        assert sorted(p.name for p in models.iterdir()) == sorted(["champion", marker])
+    code, _, err = run_cli(capsys, "train", str(run_dir), "--out", str(tmp_path / "champion"))
+    assert code == 0, err
+
+
 def test_a_model_folder_with_a_changed_file_is_refused(model_dir, capsys, tmp_path):
     changed = tmp_path / "changed"
     shutil.copytree(model_dir, changed)

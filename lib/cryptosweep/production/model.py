@@ -52,6 +52,7 @@ from cryptosweep.core.intervals import (
     parse_interval,
     periods_per_year,
 )
+from cryptosweep.core.locking import LOCK_NAME
 from cryptosweep.core.version import __version__
 from cryptosweep.production.candles import (
     check_candles,
@@ -61,6 +62,7 @@ from cryptosweep.production.candles import (
 )
 from cryptosweep.production.configuration import Configuration, check_entry, configuration_of
 from cryptosweep.production.decisions import decisions_frame
+from cryptosweep.records.ledger import LEDGER_NAME
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS
 from cryptosweep.trading.metrics import performance
@@ -315,9 +317,32 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
+#: The deployed champion's folder in a nightly models folder (``MODELS_DIR/champion``) and
+#: the models folder's history of the deployment gate's decisions (``champions.jsonl``):
+#: :mod:`cryptosweep.nightly.promotion` uses these names.
+CHAMPION_FOLDER = "champion"
+CHAMPION_HISTORY = "champions.jsonl"
+
+
+def deployed_champion_folder(target: Path) -> bool:
+    """Whether ``target`` is a models folder's champion: named :data:`CHAMPION_FOLDER` in a
+    folder that holds the champion history, the models folder's lock or its trial ledger."""
+    if Path(target).name != CHAMPION_FOLDER:
+        return False
+    parent = Path(target).absolute().parent
+    return any((parent / name).exists()
+               for name in (CHAMPION_HISTORY, LOCK_NAME, LEDGER_NAME))
+
+
 def check_output_folder(target: Path) -> None:
     """Refuse (``ModelError``) an output folder that exists and is not a model folder (an
-    empty folder is fine), before anything is trained or written."""
+    empty folder is fine), or that is a models folder's deployed champion (only the
+    deployment gate changes it), before anything is trained or written."""
+    if deployed_champion_folder(target):
+        raise ModelError(f"{target} is the deployed champion of the models folder "
+                         f"{Path(target).absolute().parent}: only the deployment gate changes it "
+                         "(the nightly, or cryptosweep.nightly.promotion.decide_and_act on a "
+                         "run); choose another output folder")
     if not target.exists():
         return
     if not target.is_dir():
