@@ -287,9 +287,11 @@ def _train(args: argparse.Namespace) -> int:
     for note in (configuration.rejected_note, configuration.summary_note):
         if note:
             print(f"warning: {note}", file=sys.stderr)
+    # --until and --data's candles are read by the training: bad ones fail there, before a
+    # look is recorded (the output folder was checked above)
+    model = train_model(configuration, data=args.data, until=args.until)
     if args.rank > 1:  # choosing another than the winner is choosing by what came after it
         _count_look(args.source, configuration.entry, "train", f"--rank {args.rank}")
-    model = train_model(configuration, data=args.data, until=args.until)
     target = model.save(out)
     data = model.manifest["data"]
     print(f"{target}: {model.family}, {model.manifest['rounds']} rounds/epochs, seed "

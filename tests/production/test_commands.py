@@ -167,6 +167,37 @@ def test_train_refuses_to_replace_a_models_folders_deployed_champion(run_dir, mo
     assert code == 0, err
 
 
+def test_train_rank_records_its_holdout_look_only_once_its_input_is_good(run_dir, capsys,
+                                                                         tmp_path):
+    """`train --rank 2` with a bad --until or --data wrote a look to the trial ledger, then
+    failed on it: exit 2 now leaves the ledger as it was; a good one records its look."""
+    import sqlite3
+
+    best, _ = read_best_configs(run_dir)
+    best["configurations"] = best["configurations"] * 2
+    path = tmp_path / "best_configs_two.json"
+    path.write_text(json.dumps(best))
+    shutil.copy(run_dir / "trials.db", tmp_path / "trials.db")
+
+    def looks() -> list:
+        with sqlite3.connect(tmp_path / "trials.db") as db:
+            return db.execute("SELECT source, what FROM looks").fetchall()
+
+    before = looks()
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_text("not,candles\n1,2\n")
+    for bad in (["--until", "garbage"], ["--data", str(garbage)]):
+        code, out, err = run_cli(capsys, "train", str(path), "--rank", "2", *bad, "--out",
+                                 str(tmp_path / "second"))
+        *warned, error = err.strip().splitlines()  # the rank's warning, then the error
+        assert code == 2 and out == "" and error.startswith("cryptosweep: error: "), err
+        assert all(line.startswith("warning: ") for line in warned), err
+        assert looks() == before and not (tmp_path / "second").exists(), bad
+    code, _, err = run_cli(capsys, "train", str(path), "--rank", "2", "--until", "holdout",
+                           "--out", str(tmp_path / "second"))
+    assert code == 0 and sorted(looks()) == sorted([*before, ("train", "--rank 2")]), err
+
+
 def test_a_model_folder_with_a_changed_file_is_refused(model_dir, capsys, tmp_path):
     changed = tmp_path / "changed"
     shutil.copytree(model_dir, changed)
