@@ -198,6 +198,26 @@ def test_train_rank_records_its_holdout_look_only_once_its_input_is_good(run_dir
     assert code == 0 and sorted(looks()) == sorted([*before, ("train", "--rank 2")]), err
 
 
+def test_a_models_folder_without_an_approved_champion_is_never_its_last_runs_winner(
+        run_dir, capsys, tmp_path):
+    """`train MODELS` / `evaluate MODELS` fell back to best_configs_last_run.json (the last
+    run's winner, which the gate rejected) when no champion was approved or it was demoted:
+    one line, exit 2, nothing written."""
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(sorted(run_dir.glob("best_configs_*.json"))[-1],
+                models / "best_configs_last_run.json")
+    (models / "champions.jsonl").write_text('{"decision": "rejected", "promoted": false}\n')
+    for command in (["train", str(models), "--out", str(tmp_path / "out")],
+                    ["evaluate", str(models), "--data", SAMPLE]):
+        code, out, err = run_cli(capsys, *command)
+        line = one_error_line(err)
+        assert code == 2 and out == "" and "no approved champion" in line, command
+        assert "give its run folder" in line and not (tmp_path / "out").exists()
+    assert sorted(p.name for p in models.iterdir()) == ["best_configs_last_run.json",
+                                                        "champions.jsonl"]
+
+
 def test_a_model_folder_with_a_changed_file_is_refused(model_dir, capsys, tmp_path):
     changed = tmp_path / "changed"
     shutil.copytree(model_dir, changed)

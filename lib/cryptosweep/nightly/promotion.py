@@ -67,8 +67,14 @@ from cryptosweep.core.locking import hold_folder
 from cryptosweep.core.settings import DeploymentSettings
 from cryptosweep.core.vocabulary import APPROVED
 from cryptosweep.judging.deployment import keep_champion, summary_line
-from cryptosweep.production.model import CHAMPION_FOLDER, CHAMPION_HISTORY, MANIFEST
-from cryptosweep.records.results import BEST_CONFIGS_GLOB, BEST_CONFIGS_LATEST, RESULTS_GLOB
+from cryptosweep.production.model import CHAMPION_FOLDER, MANIFEST
+from cryptosweep.records.results import (
+    BEST_CONFIGS_GLOB,
+    BEST_CONFIGS_LAST_RUN,
+    BEST_CONFIGS_LATEST,
+    CHAMPION_HISTORY,
+    RESULTS_GLOB,
+)
 from cryptosweep.reporting.index_page import REPORT_FILE
 
 CHAMPION = CHAMPION_FOLDER
@@ -87,8 +93,6 @@ MAX_PENDING_ATTEMPTS = 2
 #: What :func:`~cryptosweep.core.locking.hold_folder` calls the folder in its message.
 MODELS_FOLDER = "models folder"
 HISTORY = CHAMPION_HISTORY
-#: The last run's best configs, written every night, approved or not.
-BEST_CONFIGS_LAST_RUN = "best_configs_last_run.json"
 REJECTED = "rejected"
 DEMOTED = "demoted"
 DEMOTION = "demotion.json"

@@ -27,8 +27,10 @@ from cryptosweep.core.reproducibility import SEED_BITS
 from cryptosweep.core.vocabulary import MODEL_FAMILIES
 from cryptosweep.records.results import (
     BEST_CONFIGS_GLOB,
+    BEST_CONFIGS_LAST_RUN,
     BEST_CONFIGS_LATEST,
     BEST_CONFIGS_SCHEMA,
+    CHAMPION_HISTORY,
     latest_file,
 )
 from cryptosweep.trading.steps import TradingParams, full_rounds
@@ -85,10 +87,19 @@ def gate_note(deployment: Mapping[str, Any] | None) -> str | None:
 def read_best_configs(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     """The best-configs dict at ``path`` and a name for messages. ``path`` is the JSON file, a
     run folder (its newest ``best_configs_*.json``) or a models folder holding
-    :data:`BEST_CONFIGS_LATEST`."""
+    :data:`BEST_CONFIGS_LATEST` (a models folder without it, its champion never approved or
+    demoted, is a ``ConfigError``: never its :data:`BEST_CONFIGS_LAST_RUN`, which the gate
+    may have rejected)."""
     path = Path(path)
     if path.is_dir():
         latest = path / BEST_CONFIGS_LATEST
+        if not latest.is_file() and any((path / name).exists() for name in
+                                        (BEST_CONFIGS_LAST_RUN, CHAMPION_HISTORY)):
+            raise ConfigError(  # never the last run's winner: the gate may have rejected it
+                f"{path}: a models folder with no approved champion ({BEST_CONFIGS_LATEST} is "
+                "not there: the deployment gate has approved none, or the champion was "
+                "demoted); to use the last run's winner anyway, give its run folder (the "
+                f"'best_configs' of {CHAMPION_HISTORY}'s last line)")
         try:
             path = latest if latest.is_file() else latest_file(path, BEST_CONFIGS_GLOB)
         except UserError:

@@ -63,6 +63,7 @@ from cryptosweep.production.candles import (
 from cryptosweep.production.configuration import Configuration, check_entry, configuration_of
 from cryptosweep.production.decisions import decisions_frame
 from cryptosweep.records.ledger import LEDGER_NAME
+from cryptosweep.records.results import CHAMPION_HISTORY
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS
 from cryptosweep.trading.metrics import performance
@@ -321,7 +322,6 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
 #: the models folder's history of the deployment gate's decisions (``champions.jsonl``):
 #: :mod:`cryptosweep.nightly.promotion` uses these names.
 CHAMPION_FOLDER = "champion"
-CHAMPION_HISTORY = "champions.jsonl"
 
 
 def deployed_champion_folder(target: Path) -> bool:

@@ -49,6 +49,10 @@ BEST_CONFIGS_PREFIX = "best_configs_"
 BEST_CONFIGS_GLOB = f"{BEST_CONFIGS_PREFIX}*.json"
 #: The name the nightly publishes the latest best-configs file under, in its models folder.
 BEST_CONFIGS_LATEST = "best_configs_latest.json"
+#: The last run's best configs in the nightly's models folder, approved or not.
+BEST_CONFIGS_LAST_RUN = "best_configs_last_run.json"
+#: The nightly models folder's history of the deployment gate's decisions.
+CHAMPION_HISTORY = "champions.jsonl"
 #: What a configuration entry of a best-configs file says of the data its run swept.
 BEST_CONFIGS_DATA_KEYS = ("path", "sha256", "bars", "first_bar", "last_bar", "bar_interval",
                           "periods_per_year", "holdout_first_bar")
