@@ -423,6 +423,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from cryptosweep.core.files import pretty_json
     from cryptosweep.production.evaluation import check_html_target, evaluate, model_for
+    from cryptosweep.sweep.evidence import finite_or_none
 
     if args.html is not None:
         check_html_target(args.html)  # before a model is trained
@@ -440,7 +441,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                     f"evaluate {args.data} (rank {args.rank}, {backtest.times[0].isoformat()} "
                     f".. {backtest.times[-1].isoformat()})")
     if args.json:
-        sys.stdout.write(pretty_json(backtest.metrics))
+        sys.stdout.write(pretty_json(finite_or_none(backtest.metrics)))  # an inf Calmar: null
     else:
         times = backtest.times
         print(f"{model.family} model, {len(times)} bars {times[0].isoformat()} .. "

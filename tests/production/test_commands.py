@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,7 @@ from cryptosweep.production import (
     train_model,
 )
 from cryptosweep.production.candles import closed_bars
+from cryptosweep.production.model import InSampleWarning
 from cryptosweep.trading.data import load_ohlcv, sample_data_path
 from tests.reporting.test_report import javascript_errors, render_in_chromium
 from tests.support import cli
@@ -535,6 +537,44 @@ def test_evaluate_start_before_the_data_is_refused_naming_the_first_bar(model_di
                              "2022-10-30", "--json")
     assert code == 0, err
     assert json.loads(out)["trades"] >= 0
+
+
+def test_evaluate_of_a_big_move_over_a_few_bars_is_strict_json_not_an_overflow(model_dir,
+                                                                             capsys, tmp_path):
+    """3 hourly bars long through a 30 % jump: their Calmar annualises to about 1e330, an
+    OverflowError traceback; now inf, printed as such and null in the JSON."""
+    candles, model = load_ohlcv(), load_model(model_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InSampleWarning)
+        signal = model.decide(candles).signal.to_numpy()
+
+    def jumped_after(entry: int) -> pd.DataFrame:
+        jumped = candles.copy()
+        jumped.iloc[entry + 2:, :4] *= 1.3  # open, high, low, close
+        return jumped
+
+    def period_of(entry: int) -> tuple[str, str]:
+        return candles.index[entry].isoformat(), candles.index[entry + 2].isoformat()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InSampleWarning)
+        entry = next(k for k in range(len(candles) - 400, len(candles) - 3) if signal[k] == 1
+                     and model.backtest(jumped_after(k), *period_of(k))["max_drawdown"] > 0)
+    data = str(write_candles(jumped_after(entry), tmp_path / "jump.csv"))
+    start, end = period_of(entry)
+    period = ("--start", start, "--end", end)
+    code, out, err = run_cli(capsys, "evaluate", str(model_dir), "--data", data, *period,
+                             "--json")
+    assert code == 0, err
+
+    def not_json(constant: str) -> None:
+        raise AssertionError(f"{constant} is not strict JSON")
+
+    metrics = json.loads(out, parse_constant=not_json)
+    assert metrics["calmar"] is None and metrics["total_return"] > 0.25, metrics
+    code, out, err = run_cli(capsys, "evaluate", str(model_dir), "--data", data, *period)
+    assert code == 0, err
+    assert "  calmar        inf" in out.splitlines()
 
 
 def test_signals_with_too_little_warm_up_are_refused_naming_the_bars_needed(model_dir, capsys,

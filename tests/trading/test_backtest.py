@@ -392,6 +392,25 @@ def test_performance_degenerate_cases_are_zero():
         performance(np.zeros(3), [], np.zeros(2), periods_per_year=8760)
 
 
+def test_a_calmar_too_large_for_a_float_is_inf_not_an_overflow_error():
+    # 3 hourly bars with a 30 % move: 1.2974 ** (8760 / 3) is about 1e330, past the largest
+    # float (an OverflowError from Python's ** before); the other metrics stay as they are
+    returns = np.array([-0.0015, 0.3, -0.0005])
+    positions = np.array([1, 1, 1], dtype=np.int8)
+    m = performance(returns, [], positions, periods_per_year=8760)
+    assert m["calmar"] == math.inf
+    assert m["total_return"] == pytest.approx(0.9985 * 1.3 * 0.9995 - 1, rel=1e-14)
+    assert m["max_drawdown"] == pytest.approx(0.0015, rel=1e-12)
+    assert all(math.isfinite(v) for k, v in m.items() if k != "calmar")
+    # one that a float holds: the formula as before
+    short = performance(returns, [], positions, periods_per_year=300)
+    assert short["calmar"] == pytest.approx(((0.9985 * 1.3 * 0.9995) ** 100 - 1) / 0.0015,
+                                            rel=1e-12)
+    # a loss annualised over a few bars goes to -100 %, not an error
+    lost = performance(-returns, [], positions, periods_per_year=8760)
+    assert lost["calmar"] == pytest.approx(-1 / lost["max_drawdown"], rel=1e-12)
+
+
 def test_performance_of_a_simulation_matches_its_trades():
     bars = _random_market(11, 2000)
     rng = np.random.default_rng(11)

@@ -4,8 +4,11 @@ All from the per-bar net returns, trades and positions of
 :func:`cryptosweep.trading.backtest.simulate`, annualised with the ``periods_per_year`` of the
 candles' bar interval (:mod:`cryptosweep.core.intervals`: crypto trades around the clock, so
 hourly bars make 8760 a year, daily bars 365); it has no default, so nothing is silently
-annualised as hourly. Every value is a plain Python number (JSON-safe),
-and a degenerate case (no trades, no dispersion, no drawdown) gives 0.0, never NaN or inf.
+annualised as hourly. Every value is a plain Python number, and a degenerate case (no
+trades, no dispersion, no drawdown) gives 0.0, never NaN. The one value that can be
+infinite is ``calmar``: its annualised return over a few bars with a big move can exceed
+the largest float (``inf``, not an error); what writes JSON writes it as null
+(:func:`cryptosweep.sweep.evidence.finite_or_none`).
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ def performance(
     * ``max_drawdown``: the largest fall of ``E`` from its running peak (the peak includes the
       starting 1), as a positive fraction.
     * ``calmar``: the annualised compounded return ``E_n^(P / n) - 1`` divided by
-      ``max_drawdown``; 0 without a drawdown.
+      ``max_drawdown``; 0 without a drawdown; ``inf`` when that return exceeds the largest
+      float (:func:`annualised_growth`).
     * ``total_return``: ``E_n - 1``.
     * ``hit_rate``: the share of trades with ``net_return > 0``; 0 without trades.
     * ``trades``: the number of trades (an ``int``).
@@ -87,8 +91,7 @@ def performance(
     peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
     drawdown = float(np.max(1.0 - equity / peak)) if n else 0.0
     drawdown = max(drawdown, 0.0)
-    growth = 1.0 + total
-    annual = growth ** (periods_per_year / n) - 1.0 if n and growth > 0 else -1.0 if n else 0.0
+    annual = annualised_growth(1.0 + total, periods_per_year / n) if n else 0.0
     wins = sum(1 for trade in trades if trade.net_return > 0)
     return {
         "sharpe": annualised_sharpe(r, periods_per_year),
@@ -101,6 +104,19 @@ def performance(
         "exposure": float(np.count_nonzero(positions) / n) if n else 0.0,
         "turnover": 2.0 * n_trades / n * periods_per_year if n else 0.0,
     }
+
+
+def annualised_growth(growth: float, years_per_period: float) -> float:
+    """``growth ** years_per_period - 1``: the compounded return a year of ``growth`` (the
+    equity's end over its start) over a period gives; -1 when everything was lost, and
+    ``math.inf`` when it exceeds the largest float (a big move over a few bars, e.g. 20 % in
+    2 hourly bars), never an ``OverflowError``."""
+    if not growth > 0:
+        return -1.0
+    try:
+        return growth**years_per_period - 1.0
+    except OverflowError:
+        return math.inf
 
 
 def _sortino(r: np.ndarray, periods_per_year: float) -> float:
