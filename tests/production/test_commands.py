@@ -320,6 +320,13 @@ BAD_ENTRIES = [
      "params.trading.threshold must be a number"),
     ("1,000 threads", {"objective_spec__objective__threads_per_trial": 1000},
      "threads_per_trial: 1000 threads, more than the"),
+    # an OverflowError traceback, and training without bound (2 GB and growing)
+    ("an infinite budget", {"budget": float("inf")},
+     "budget must be a positive finite number, got Infinity"),
+    ("a budget no float holds", {"budget": 10**400},
+     "budget must be a positive finite number, got 1000000000000"),
+    ("a budget of 1e300 rounds", {"budget": 1e300, "metrics__rounds": None},
+     "budget 1e+300 x rounds_per_unit 5 is more than 1,000,000 boosting rounds (epochs)"),
 ]
 
 

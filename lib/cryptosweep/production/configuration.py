@@ -14,6 +14,7 @@ naming what is wrong (exit 2 from the CLI).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ from cryptosweep.core.config import ObjectiveSpec
 from cryptosweep.core.errors import ConfigError, UserError
 from cryptosweep.core.intervals import parse_interval
 from cryptosweep.core.reproducibility import SEED_BITS
+from cryptosweep.core.settings import MAX_ROUNDS
 from cryptosweep.core.vocabulary import MODEL_FAMILIES
 from cryptosweep.records.results import (
     BEST_CONFIGS_GLOB,
@@ -201,6 +203,17 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _positive_finite(value: Any) -> bool:
+    """Whether ``value`` is a number (not a bool), finite, above 0 and a float holds it (an
+    integer of 400 digits does not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value)) and value > 0
+    except OverflowError:
+        return False
+
+
 def check_entry(entry: Any, name: str) -> Configuration:
     """Check one best-configs entry (see the module docstring) and read it."""
     if not isinstance(entry, dict):
@@ -225,12 +238,18 @@ def check_entry(entry: Any, name: str) -> Configuration:
     except (ConfigError, TypeError, ValueError) as exc:
         raise ConfigError(f"{name}: params: {exc}") from None
     budget, seed = entry["budget"], entry["seed"]
-    if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0:
-        raise ConfigError(f"{name}: budget must be a positive number, got {budget!r}")
+    if not _positive_finite(budget):
+        raise ConfigError(f"{name}: budget must be a positive finite number, got "
+                          f"{_short(budget, 40)}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**SEED_BITS:
         raise ConfigError(f"{name}: seed must be an integer in [0, 2**{SEED_BITS}) (a trial's "
                           f"seed, as the sweep derives it), got {seed!r}")
     spec = ObjectiveSpec.of(_mapping(entry["objective_spec"], f"{name}: objective_spec"))
+    units = float(budget) * spec.objective.rounds_per_unit
+    if not units < MAX_ROUNDS + 0.5:  # inf too: full_rounds would not end, or not be bounded
+        raise ConfigError(f"{name}: budget {budget:g} x rounds_per_unit "
+                          f"{spec.objective.rounds_per_unit:g} is more than {MAX_ROUNDS:,} "
+                          "boosting rounds (epochs), the most one evaluation trains")
     rounds = full_rounds(float(budget), spec.objective.rounds_per_unit)
     recorded = (entry.get("metrics") or {}).get("rounds")
     if recorded is not None and recorded != rounds:
