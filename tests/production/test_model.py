@@ -27,7 +27,7 @@ from cryptosweep.production import MODEL_FORMAT, decisions_json, read_best_confi
 from cryptosweep.production.candles import MIN_BARS
 from cryptosweep.production.model import manifest_digest
 from cryptosweep.records.journal import Journal
-from cryptosweep.trading.data import load_ohlcv
+from cryptosweep.trading.data import load_ohlcv, sample_data_path
 from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS
 from cryptosweep.trading.objective import ObjectiveSpec, data_fingerprint, holdout_predictions
 from cryptosweep.trading.steps import TradingParams, backtest_bars, load_market
@@ -346,3 +346,33 @@ def test_a_backtest_on_a_market_of_another_calendar_is_annualised_by_its_own(
     fx_returns = fx_trained.backtest_details(recent).result.returns
     assert fx_trained.backtest(recent)["sharpe"] == pytest.approx(
         fx_returns.mean() / fx_returns.std(ddof=1) * np.sqrt(6200.0), rel=1e-9)
+
+
+def test_candles_in_memory_train_on_the_configured_range_and_its_holdout(tmp_path):
+    """With data.start/data.end, train_model(data=<DataFrame>) trained on the whole frame up
+    to the file's holdout, the sweep's holdout bars included: not the model the holdout
+    evaluation scored. The frame now gives the range and its holdout, as the file does."""
+    from cryptosweep.core.config_files import load_config
+    from cryptosweep.sweep.runner import run_sweep
+    from tests.support import tiny_config
+
+    config = tiny_config(name="ranged", random__n_trials=1, reporting__top_k=1,
+                         data__start="2022-01-01", data__end="2022-07-01")
+    run = run_sweep(config=load_config(raw=config), seed=5, log_dir=tmp_path,
+                    run_name="ranged", show_progress=False)
+    best, _ = read_best_configs(Path(run.run_dir))
+    holdout_first_bar = best["configurations"][0]["data"]["holdout_first_bar"]
+    candles = load_ohlcv()
+    before_holdout = candles.index[candles.index < pd.Timestamp(holdout_first_bar)][-1]
+    from_file = train_model(best, data=sample_data_path(), until="holdout")
+    from_frame = train_model(best, data=candles, until="holdout")
+    for model in (from_file, from_frame):
+        data = model.manifest["data"]
+        assert (data["first_bar"], data["last_bar"]) == (
+            "2022-01-01T00:00:00+00:00", before_holdout.isoformat())
+    assert from_frame.manifest["data"]["training_rows"] == from_file.manifest["data"][
+        "training_rows"]
+    file_folder, frame_folder = from_file.save(tmp_path / "a"), from_frame.save(tmp_path / "b")
+    assert (file_folder / "model.txt").read_bytes() == (frame_folder / "model.txt").read_bytes()
+    everything = train_model(best, data=candles).manifest["data"]
+    assert everything["last_bar"] == "2022-06-30T23:00:00+00:00"  # the range's last bar

@@ -65,7 +65,7 @@ from cryptosweep.production.decisions import decisions_frame
 from cryptosweep.records.ledger import LEDGER_NAME
 from cryptosweep.records.results import CHAMPION_HISTORY
 from cryptosweep.trading.backtest import BacktestResult
-from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS
+from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS, build_features
 from cryptosweep.trading.metrics import performance
 from cryptosweep.trading.models import ContinuableEntryModel, checkpoint_path, make_entry_model
 from cryptosweep.trading.objective import data_fingerprint, trial_reproducibility
@@ -76,6 +76,7 @@ from cryptosweep.trading.steps import (
     load_market,
     market_from_candles,
     predict_probabilities,
+    ranged_market,
     train_before,
 )
 
@@ -469,8 +470,10 @@ def _training_market(config: Configuration, data: Any) -> tuple[Market, str, str
     spec = config.spec
     if isinstance(data, pd.DataFrame):
         candles = check_candles(data, config.bar_interval)
-        market = market_from_candles(candles, holdout_fraction=spec.data.holdout_fraction,
-                                     declared_interval=config.bar_interval)
+        # the configuration's data.start/data.end and the holdout of that range, as a file
+        # of the same candles gives (load_market): the model the holdout evaluation scored
+        settings = spec.data.model_copy(update={"bar_interval": config.bar_interval})
+        market = ranged_market(candles, build_features(candles), settings, "<DataFrame>")
         return market, "<DataFrame>", frame_fingerprint(candles)
     if data is not None:
         if not isinstance(data, str | os.PathLike):

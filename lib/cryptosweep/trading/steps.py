@@ -106,25 +106,33 @@ def load_market(spec: ObjectiveSpec | dict[str, Any]) -> Market:
         for file_ohlcv, file_features, market_key, market in _markets:
             if file_ohlcv is ohlcv and file_features is features and market_key == key:
                 return market
-        in_range = time_range(ohlcv.index, spec.data)
-        source = spec.data.path or "sample"
-        year = None
-        if in_range != slice(0, len(ohlcv)):
-            ohlcv_in, features_in = ohlcv.iloc[in_range], features.iloc[in_range]
-            # The calendar is the market's, read from all its candles: a range (a walk-forward
-            # window) too short to read it from was annualised round the clock while the
-            # window's out-of-sample track used the market's count (EURUSD: 8760 vs 6201).
-            year = bars_per_year(ohlcv.index, resolve_interval(
-                detect_interval(ohlcv.index, source), spec.data.bar_interval, source))
-        else:
-            ohlcv_in, features_in = ohlcv, features
-        market = market_from_candles(ohlcv_in, features_in,
-                                     holdout_fraction=holdout_fraction,
-                                     declared_interval=spec.data.bar_interval,
-                                     source=source, periods_per_year=year)
+        market = ranged_market(ohlcv, features, spec.data, spec.data.path or "sample")
         _markets.insert(0, (ohlcv, features, key, market))
         del _markets[_MARKETS_KEPT:]
         return market
+
+
+def ranged_market(ohlcv: pd.DataFrame, features: pd.DataFrame, data: DataSettings,
+                  source: object) -> Market:
+    """The :class:`Market` of the bars of ``ohlcv`` (and their ``features``, computed on all
+    of them) in ``data.start`` .. ``data.end`` (:func:`time_range`), its holdout the last
+    ``data.holdout_fraction`` of that range and its bar interval ``data.bar_interval`` when
+    declared: what :func:`load_market` makes of a file, and ``train_model`` of candles in
+    memory, so that the two train on the same bars."""
+    in_range = time_range(ohlcv.index, data)
+    year = None
+    if in_range != slice(0, len(ohlcv)):
+        ohlcv_in, features_in = ohlcv.iloc[in_range], features.iloc[in_range]
+        # The calendar is the market's, read from all its candles: a range (a walk-forward
+        # window) too short to read it from was annualised round the clock while the
+        # window's out-of-sample track used the market's count (EURUSD: 8760 vs 6201).
+        year = bars_per_year(ohlcv.index, resolve_interval(
+            detect_interval(ohlcv.index, source), data.bar_interval, source))
+    else:
+        ohlcv_in, features_in = ohlcv, features
+    return market_from_candles(ohlcv_in, features_in, holdout_fraction=data.holdout_fraction,
+                               declared_interval=data.bar_interval, source=source,
+                               periods_per_year=year)
 
 
 def time_range(index: pd.DatetimeIndex, data: DataSettings) -> slice:
