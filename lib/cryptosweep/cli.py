@@ -267,8 +267,8 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
     _add_layout_flags(evaluate)
     evaluate.add_argument("--start", help="first bar of the period (default: the first)")
     evaluate.add_argument("--end", help="last bar of the period (default: the last)")
-    evaluate.add_argument("--rank", type=_positive, default=1,
-                          help="with best configs: which configuration (1 = the winner)")
+    evaluate.add_argument("--rank", type=_positive,
+                          help="with best configs: which configuration (default 1, the winner)")
     evaluate.add_argument("--until", help="with best configs: last bar to train on")
     evaluate.add_argument("--html", help="write an offline page of the backtest here "
                           "(plotly.min.js goes next to it); default: no page")
@@ -361,6 +361,14 @@ def _column_mapping(text: str) -> dict[str, str]:
         if key in mapping:
             raise UserError(f"--columns: {key} is given twice")
         mapping[key] = column
+    read_by: dict[str, list[str]] = {}
+    for key in MAPPING_KEYS:  # a key not given reads the column of its own name
+        read_by.setdefault(mapping.get(key, key), []).append(key)
+    for column, keys in read_by.items():
+        if len(keys) > 1:
+            raise UserError(f"--columns: column {column!r} is read as {' and '.join(keys)}; "
+                            "each key needs a column of its own (a key not given reads the "
+                            "column of its own name)")
     return mapping
 
 
@@ -430,6 +438,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     _check_data(args.data)
     columns = None if args.columns is None else _column_mapping(args.columns)
     model = model_for(args.source, rank=args.rank, until=args.until)
+    rank = args.rank or 1
     backtest, page, notes = evaluate(model, args.data, start=args.start, end=args.end,
                                      html_path=args.html, format=args.format, columns=columns)
     entry = model.manifest.get("configuration") or {}
@@ -438,7 +447,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if same_market and data.get("holdout_first_bar") and (
             backtest.times[-1] >= pd.Timestamp(data["holdout_first_bar"])):
         _count_look(args.source, entry, "evaluate",
-                    f"evaluate {args.data} (rank {args.rank}, {backtest.times[0].isoformat()} "
+                    f"evaluate {args.data} (rank {rank}, {backtest.times[0].isoformat()} "
                     f".. {backtest.times[-1].isoformat()})")
     if args.json:
         sys.stdout.write(pretty_json(finite_or_none(backtest.metrics)))  # an inf Calmar: null

@@ -694,3 +694,24 @@ def test_evaluate_reads_another_markets_layout_and_annualises_by_its_calendar(mo
     assert "these candles are a market closed at weekends" in err
     code, _, err = run_cli(capsys, "evaluate", str(model_dir), "--data", str(eurusd))
     assert code == 2 and "unknown data format" in err, err
+
+
+@pytest.mark.parametrize(("columns", "expected"), [
+    ("timestamp=timestamp,close=open", "column 'open' is read as open and close"),
+    ("open=o,close=o", "column 'o' is read as open and close"),
+])
+def test_evaluate_refuses_one_column_read_as_two_keys(model_dir, capsys, columns, expected):
+    """--columns close=open read the opens as closes too (open, not given, reads 'open')."""
+    code, out, err = run_cli(capsys, "evaluate", str(model_dir), "--data", SAMPLE,
+                             "--columns", columns)
+    assert code == 2 and out == ""
+    assert expected in one_error_line(err)
+
+
+def test_evaluate_refuses_rank_with_a_trained_model(model_dir, capsys):
+    """--rank with a model folder was silently ignored (--until was refused)."""
+    for flag in ("--rank", "--until"):
+        code, out, err = run_cli(capsys, "evaluate", str(model_dir), "--data", SAMPLE, flag,
+                                 "2" if flag == "--rank" else "2022-06-01")
+        assert code == 2 and out == ""
+        assert f"{flag} chooses and trains a best configuration" in one_error_line(err)

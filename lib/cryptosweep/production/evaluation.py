@@ -29,17 +29,20 @@ from cryptosweep.trading.metrics import METRIC_NAMES
 PLOTLY_JS = "plotly.min.js"
 
 
-def model_for(source: str | Path, *, rank: int = 1, until: Any = None) -> TrainedModel:
+def model_for(source: str | Path, *, rank: int | None = None, until: Any = None
+              ) -> TrainedModel:  # fmt: skip
     """The model ``source`` names: a model folder (``manifest.json`` in it) is loaded; a
     best-configs file, run folder or models folder is trained (:func:`train_model`, on the
-    configuration's data, ``until`` its last bar to train on)."""
+    configuration's data, configuration ``rank`` (default 1), ``until`` its last bar to train
+    on). ``rank`` or ``until`` with a model folder is a ``ConfigError``: it would be ignored."""
     folder = Path(source)
     if (folder / MANIFEST).is_file():
-        if until is not None:
-            raise ConfigError(f"--until trains a best configuration; {folder} is a model that "
-                              "is already trained")
+        for flag, value in (("--until", until), ("--rank", rank)):
+            if value is not None:
+                raise ConfigError(f"{flag} chooses and trains a best configuration; {folder} "
+                                  "is a model that is already trained")
         return load_model(folder)
-    return train_model(folder, rank=rank, until=until)
+    return train_model(folder, rank=1 if rank is None else rank, until=until)
 
 
 def evaluate(
