@@ -715,3 +715,13 @@ def test_evaluate_refuses_rank_with_a_trained_model(model_dir, capsys):
                                  "2" if flag == "--rank" else "2022-06-01")
         assert code == 2 and out == ""
         assert f"{flag} chooses and trains a best configuration" in one_error_line(err)
+
+
+def test_evaluate_html_naming_a_folder_is_refused_before_anything_is_written(model_dir, capsys,
+                                                                            tmp_path):
+    """--html pages/ (no such folder) wrote a file named pages."""
+    code, out, err = run_cli(capsys, "evaluate", str(model_dir), "--data", SAMPLE, "--html",
+                             f"{tmp_path / 'pages'}/")
+    assert code == 2 and out == ""
+    assert "names a folder; give the page's file name" in one_error_line(err)
+    assert list(tmp_path.iterdir()) == []

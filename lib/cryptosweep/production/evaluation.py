@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,9 @@ def check_html_target(target: str | Path) -> None:
     """A :class:`~cryptosweep.core.errors.UserError` unless ``target`` can be written as the
     evaluation page: a writable place (:func:`~cryptosweep.core.files.output_problem`), and
     either a new file or a page this command wrote (:data:`GENERATOR`)."""
+    if str(target).endswith(("/", os.sep)):  # Path() would drop the slash: a file "pages"
+        raise UserError(f"--html {target}: names a folder; give the page's file name (e.g. "
+                        f"{str(target).rstrip('/' + os.sep) or '.'}/backtest.html)")
     target = Path(target)
     why = output_problem(target)
     if why is not None:
