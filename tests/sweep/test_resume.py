@@ -304,25 +304,21 @@ def test_resume_on_changed_data_is_refused(tmp_path, write_config):
     assert done.returncode == 2 and "changed since the run started" in done.stderr
 
 
-def test_resume_whose_candles_moved_says_where_they_must_be(tmp_path, write_config):
+def test_resume_whose_candles_moved_says_where_they_must_be(config_and_reference, tmp_path,
+                                                          capsys):
     """A project moved to another folder: the resume failed with a bare 'no such file'.
     It names the run's path and what to do; nothing of the run changes."""
-    from cryptosweep.trading.data import sample_data_path
-
-    data = tmp_path / "data" / "candles.csv.gz"
-    data.parent.mkdir()
-    data.write_bytes(sample_data_path().read_bytes())
-    config_path = write_config(tiny_config(random__n_trials=2))
-    done = cli("run", "--config", str(config_path), "--data", str(data), "--log-dir",
-               str(tmp_path), "--run-name", "r")
-    assert done.returncode == 0, done.stderr
-    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
-    data.rename(tmp_path / "candles.csv.gz")
-    done = cli("run", "--resume", str(tmp_path / "r"))
+    _, reference = config_and_reference
+    gone = tmp_path / "data" / "candles.csv.gz"
+    copy = journal_with_meta(reference, tmp_path / "moved", "config",
+                             lambda config: config["data"].update(path=str(gone)))
+    before = (copy / "sweep.db").read_bytes()
+    done = cli_in_process(capsys, "run", "--resume", str(copy))
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.strip().splitlines()
-    assert f"not at {data} any more" in line and "put them back" in line, line
-    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()} == before
+    assert f"not at {gone} any more" in line and "put them back" in line, line
+    assert (copy / "sweep.db").read_bytes() == before
+    assert sorted(p.name for p in copy.iterdir()) == ["sweep.db"]
 
 
 def test_resume_whose_evidence_market_moved_says_where_it_must_be(tmp_path):
@@ -341,19 +337,19 @@ def test_resume_whose_evidence_market_moved_says_where_it_must_be(tmp_path):
         check_candles_in_place(tmp_path / "r", config)
 
 
-def test_a_holdout_journaled_with_the_old_spans_is_evaluated_again_on_resume(tmp_path,
-                                                                           write_config):
+def test_a_holdout_journaled_with_the_old_spans_is_evaluated_again_on_resume(
+        config_and_reference, tmp_path):
     """A run journaled before the permutation test's spans counted only the bars a trade held
     (its holdout results carry ``holdout_trade_spans``, a time exit's bar included), resumed by
     this version: its holdouts are evaluated again, so the p-value is of one definition, and
     the run ends byte-identical to one run from the start by this version (a review)."""
     from cryptosweep.records.journal import Journal
 
-    config_path = write_config(tiny_config(random__n_trials=3))
-    done = cli("run", "--config", str(config_path), "--log-dir", str(tmp_path), "--run-name", "r")
-    assert done.returncode == 0, done.stderr
-    fresh = deterministic_bytes(tmp_path / "r")
-    journal = Journal(tmp_path / "r" / "sweep.db")
+    _, reference = config_and_reference
+    copy = tmp_path / "older"
+    copy.mkdir()
+    (copy / "sweep.db").write_bytes((reference / "sweep.db").read_bytes())
+    journal = Journal(copy / "sweep.db")
     try:
         holdouts = journal.get_extra("holdout")
         assert holdouts
@@ -364,10 +360,10 @@ def test_a_holdout_journaled_with_the_old_spans_is_evaluated_again_on_resume(tmp
             journal.put_extra("holdout", eval_id, metrics)
     finally:
         journal.close()
-    done = cli("run", "--resume", str(tmp_path / "r"))
+    done = cli("run", "--resume", str(copy))
     assert done.returncode == 0, done.stderr
-    assert deterministic_bytes(tmp_path / "r") == fresh
-    journal = Journal(tmp_path / "r" / "sweep.db")
+    assert deterministic_bytes(copy) == deterministic_bytes(reference)
+    journal = Journal(copy / "sweep.db")
     try:
         assert all("holdout_held_spans" in m for m in journal.get_extra("holdout").values())
     finally:
