@@ -69,8 +69,11 @@ def test_the_recorded_statistics_are_the_same_bytes_on_every_blas_kernel():
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("OpenBLAS core types are named here for x86-64")
     flags = _cpu_flags()
-    cores = [core for core, needs in CORE_TYPES.items() if needs <= flags]
-    assert len(cores) >= 2, f"this CPU runs fewer than two OpenBLAS kernels ({flags})"
+    runnable = [core for core, needs in CORE_TYPES.items() if needs <= flags]
+    assert len(runnable) >= 2, f"this CPU runs fewer than two OpenBLAS kernels ({flags})"
+    # The generic kernel, the next one and the CPU's best (three interpreters, not five: the
+    # suite's time): on an AVX-512 machine the three gave three different t-statistics.
+    cores = list(dict.fromkeys([*runnable[:2], runnable[-1]]))
     printed = {}
     for core in cores:
         env = {"PATH": "/usr/bin:/bin", "OPENBLAS_CORETYPE": core, "OMP_NUM_THREADS": "1",
