@@ -427,7 +427,6 @@ def _count_look(source: str | Path, entry: dict[str, Any], kind: str, what: str)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import pandas as pd
 
     from cryptosweep.core.files import pretty_json
     from cryptosweep.production.evaluation import check_html_target, evaluate, model_for
@@ -439,13 +438,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     columns = None if args.columns is None else _column_mapping(args.columns)
     model = model_for(args.source, rank=args.rank, until=args.until)
     rank = args.rank or 1
-    backtest, page, notes = evaluate(model, args.data, start=args.start, end=args.end,
-                                     html_path=args.html, format=args.format, columns=columns)
+    backtest, page, notes, reaches_holdout = evaluate(
+        model, args.data, start=args.start, end=args.end, html_path=args.html,
+        format=args.format, columns=columns)
     entry = model.manifest.get("configuration") or {}
-    data = entry.get("data") or {}
-    same_market = Path(str(data.get("path") or "")).name == Path(args.data).name
-    if same_market and data.get("holdout_first_bar") and (
-            backtest.times[-1] >= pd.Timestamp(data["holdout_first_bar"])):
+    if reaches_holdout:  # the market by its candles, not its file's name
         _count_look(args.source, entry, "evaluate",
                     f"evaluate {args.data} (rank {rank}, {backtest.times[0].isoformat()} "
                     f".. {backtest.times[-1].isoformat()})")

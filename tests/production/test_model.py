@@ -330,7 +330,7 @@ def test_a_backtest_on_a_market_of_another_calendar_is_annualised_by_its_own(
     assert model.calendar_note(ohlcv) is None
     path = tmp_path / "weekdays.csv"
     weekdays.rename_axis("timestamp").to_csv(path)
-    _, _, notes = evaluate(model, path)
+    notes = evaluate(model, path).notes
     assert note in notes
     # Trained on a market closed at weekends (its recorded count), backtested on BTC: 8,760.
     manifest = model.manifest

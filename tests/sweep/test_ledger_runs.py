@@ -5,6 +5,7 @@ beside the champion in models/)."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import logging
 import shutil
@@ -62,6 +63,23 @@ def test_two_runs_of_one_name_both_count_and_later_looks_are_recorded_there(tmp_
                                                   "train"]
     assert len({run for run, _, _ in looks}) == 2  # the two runs of one name, apart
     assert "(rank 1," in looks[2][2] and "(rank 2," in looks[3][2]
+
+    # The market is its candles, not its file's name (an attack): a renamed copy of the same
+    # candles is a look; another market's file of the same name, prices doubled, is not.
+    renamed = tmp_path / "renamed.csv.gz"
+    renamed.write_bytes(sample_data_path().read_bytes())
+    other = tmp_path / "other" / sample_data_path().name
+    other.parent.mkdir()
+    rows = gzip.decompress(sample_data_path().read_bytes()).decode().splitlines()
+    doubled = [rows[0]] + [",".join([t, *(f"{2 * float(v):.8g}" for v in prices), volume, c])
+                           for t, *prices, volume, c in (row.split(",") for row in rows[1:])]
+    other.write_bytes(gzip.compress(("\n".join(doubled) + "\n").encode()))
+    for data in (renamed, other):
+        done = cli_in_process(capsys, "evaluate", str(run_dir), "--rank", "1", "--data",
+                              str(data))
+        assert done.returncode == 0, done.stderr
+    assert [source for _, source, _ in _looks(ledger)[5:]] == ["evaluate"]
+    assert str(renamed) in _looks(ledger)[5][2]
 
 
 def test_a_run_killed_and_never_resumed_still_counts_against_later_winners(tmp_path, caplog):

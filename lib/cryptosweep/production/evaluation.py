@@ -9,7 +9,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,16 +46,27 @@ def model_for(source: str | Path, *, rank: int | None = None, until: Any = None
     return train_model(folder, rank=1 if rank is None else rank, until=until)
 
 
+class Evaluation(NamedTuple):
+    """What :func:`evaluate` returns."""
+
+    backtest: Backtest
+    page: Path | None
+    notes: list[str]
+    reaches_holdout: bool
+
+
 def evaluate(
     model: TrainedModel, data: str | Path, *, start: Any = None, end: Any = None,
     html_path: str | Path | None = None, title: str | None = None,
     format: str | None = None, columns: dict[str, str] | None = None,
-) -> tuple[Backtest, Path | None, list[str]]:
+) -> Evaluation:
     """Backtest ``model`` on the candles at ``data`` (read with the model's loader options, or
     ``format``/``columns`` for a file laid out otherwise: ``evaluate --format/--columns``)
     from ``start`` to ``end`` and, when ``html_path`` is given, write the page
-    :func:`write_evaluation_html` there (nothing is written otherwise). Returns the backtest,
-    the page (None) and its notes: one when the period overlaps the bars the model was trained
+    :func:`write_evaluation_html` there (nothing is written otherwise). Returns an
+    :class:`Evaluation`: the backtest, the page (None), whether the period looks at the
+    holdout of the model's sweep (:meth:`TrainedModel.reaches_holdout`: a look the trial ledger
+    counts) and the notes: one when the period overlaps the bars the model was trained
     on (:meth:`TrainedModel.in_sample_note`: the same market, the same dates), one when the
     candles' calendar is not the training's (:meth:`TrainedModel.calendar_note`), one when its
     configuration was not approved by the deployment gate. Bad input (data, times) is a
@@ -73,11 +84,12 @@ def evaluate(
     notes = [note for note in (
         model.in_sample_note(ohlcv, backtest.times[0], backtest.times[-1]),
         model.calendar_note(ohlcv), gate_note(model.manifest.get("deployment"))) if note]
+    reaches = model.reaches_holdout(ohlcv, backtest.times[-1])
     if html_path is None:
-        return backtest, None, notes
+        return Evaluation(backtest, None, notes, reaches)
     heading = title or (f"{model.family} model on {Path(data).name}: backtest")
     page = write_evaluation_html(html_path, backtest, title=heading, notes=notes)
-    return backtest, page, notes
+    return Evaluation(backtest, page, notes, reaches)
 
 
 #: The tag in the head of every page ``evaluate`` writes: the one kind of existing file its

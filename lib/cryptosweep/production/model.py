@@ -137,6 +137,37 @@ class TrainedModel:
     def family(self) -> str:
         return str(self._manifest["family"])
 
+    def same_market(self, ohlcv: pd.DataFrame) -> bool | None:
+        """Whether ``ohlcv`` are candles of the market this model was trained on: the closes at
+        the manifest's probe bars (training bars), where ``ohlcv`` has those bars, are the same
+        (True) or none is (False: another exchange, asset or a transformed series, whatever
+        the file is called); None when ``ohlcv`` has none of them or the manifest none (an
+        older model)."""
+        probe = (self._manifest.get("data") or {}).get("probe")
+        if not isinstance(probe, dict) or not probe:
+            return None
+        index = ohlcv.index if ohlcv.index.tz is not None else ohlcv.index.tz_localize("UTC")
+        closes = ohlcv["close"].to_numpy(dtype="float64")
+        seen = same = 0
+        for when, close in probe.items():
+            position = index.get_indexer([pd.Timestamp(when)])[0]
+            if position >= 0:
+                seen += 1
+                same += bool(np.isclose(closes[position], float(close), rtol=1e-9, atol=0.0))
+        return bool(same) if seen else None
+
+    def reaches_holdout(self, ohlcv: pd.DataFrame, last: Any) -> bool:
+        """Whether a period of ``ohlcv`` ending at ``last`` looks at the holdout of the sweep
+        this model's configuration won: its last bar at or after that holdout's first bar,
+        on candles that are not another market (:meth:`same_market`; when it cannot tell, the
+        look counts: the holdout is a budget). False for a configuration without a holdout."""
+        first_holdout = ((self._manifest.get("configuration") or {}).get("data")
+                         or {}).get("holdout_first_bar")
+        if not first_holdout:
+            return False
+        return (parse_time(last, "last") >= parse_time(first_holdout, "holdout_first_bar")
+                and self.same_market(ohlcv) is not False)
+
     def in_sample_note(self, ohlcv: pd.DataFrame, first: Any, last: Any) -> str | None:
         """One line when the bars from ``first`` to ``last`` (times) of ``ohlcv`` overlap the
         bars this model was trained on, else None. Only then: an earlier or later period does
@@ -152,19 +183,8 @@ class TrainedModel:
         first, last = parse_time(first, "first"), parse_time(last, "last")
         if last < train_first or first > train_last:
             return None
-        probe = data.get("probe")
-        if isinstance(probe, dict) and probe:
-            index = ohlcv.index if ohlcv.index.tz is not None else ohlcv.index.tz_localize("UTC")
-            closes = ohlcv["close"].to_numpy(dtype="float64")
-            seen = same = 0
-            for when, close in probe.items():
-                position = index.get_indexer([pd.Timestamp(when)])[0]
-                if position >= 0:
-                    seen += 1
-                    same += bool(np.isclose(closes[position], float(close), rtol=1e-9,
-                                            atol=0.0))
-            if seen and not same:
-                return None  # the same dates, another market
+        if self.same_market(ohlcv) is False:
+            return None  # the same dates, another market
         overlap_first, overlap_last = max(first, train_first), min(last, train_last)
         return (f"in-sample: the bars {overlap_first.isoformat()} .. {overlap_last.isoformat()}"
                 f" of this period are bars the model was trained on ({data.get('source')}, "
