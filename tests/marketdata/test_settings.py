@@ -21,7 +21,7 @@ def test_defaults_and_call_kwargs() -> None:
     settings = DataUpdateSettings(**BASE)
     assert settings.call_kwargs() == {
         **BASE, "base_url": None, "limit": 1000, "max_bars": 100_000, "allow_gaps": False,
-        "timeout_s": 10.0, "retries": 2,
+        "max_jump": 0.5, "timeout_s": 10.0, "retries": 2,
     }  # fmt: skip
 
 
@@ -31,7 +31,8 @@ def test_defaults_and_call_kwargs() -> None:
     {"base_url": "ftp://mirror"}, {"base_url": "https://user:pw@mirror"},
     {"base_url": "https://mirror/?key=1"}, {"base_url_env": "NOT A NAME"},
     {"base_url": "https://mirror", "base_url_env": "MIRROR"}, {"limit": 0}, {"limit": "5"},
-    {"max_bars": 0}, {"timeout_s": 0}, {"retries": -1}, {"unknown": True},
+    {"max_bars": 0}, {"max_jump": 0}, {"max_jump": float("inf")}, {"timeout_s": 0},
+    {"retries": -1}, {"unknown": True},
 ])  # fmt: skip
 def test_bad_values_are_refused(change: dict) -> None:
     with pytest.raises(ValidationError):

@@ -223,6 +223,31 @@ def test_an_answer_leaving_out_the_stored_last_bar_is_refused(binance, store,
     left_alone(store, before, stat)
 
 
+@pytest.mark.parametrize(("edit", "column"), [
+    ({"open": "54800000", "high": "54900000", "low": "54700000", "close": "54850000"}, "open"),
+    ({"high": "1e308"}, "high"),
+    ({"low": "1"}, "low"),
+])
+def test_prices_far_from_the_close_before_them_are_refused(binance, store, edit, column) -> None:
+    """An attack: behind a correct re-read last bar, candles a thousand times the stored
+    prices, a high of 1e308, a low of 1 dollar, were appended with exit 0. A move beyond
+    data.update.max_jump from the close before a bar is refused, naming the bar; raising it
+    lets a real move in."""
+    before, stat = store.read_bytes(), store.stat()
+    binance.now_ms = opens(binance, 260)
+    binance.edits[opens(binance, STORED + 3)] = edit
+    with pytest.raises(DataError) as caught:
+        update(binance, store)
+    message = str(caught.value)
+    assert caught.value.exit_code == 2 and "\n" not in message
+    at = pd.Timestamp(opens(binance, STORED + 3), unit="ms", tz="UTC").isoformat()
+    assert f"the candle at {at} has {column}" in message and "max_jump" in message
+    left_alone(store, before, stat)
+    if column == "open":  # a real move of that size goes in once allowed
+        summary = update(binance, store, max_jump=2000.0, max_bars=5)
+        assert summary.bars_added == 5  # the jump up and the one back down
+
+
 def test_a_gap_is_refused_unless_allowed(binance, store, bundled) -> None:
     before, stat = store.read_bytes(), store.stat()
     binance.now_ms = opens(binance, 260)

@@ -33,6 +33,10 @@ class ColumnMapping(Strict):
 DEFAULT_LIMIT = 1000
 #: The most new candles one update appends (the rest come with the next one).
 DEFAULT_MAX_BARS = 100_000
+#: The largest move a new candle's prices may make from the close before it, as a fraction
+#: (0.5: within 1.5 times it and 1/1.5 of it); a larger one is taken for another market or a
+#: broken feed (prices a thousand times the stored ones were appended), unless raised.
+DEFAULT_MAX_JUMP = 0.5
 #: Seconds a whole HTTP request may take (connect to last byte).
 DEFAULT_TIMEOUT_S = 10.0
 #: Retries of a failed request.
@@ -104,6 +108,11 @@ class DataUpdateSettings(Strict):
     allow_gaps: bool = Field(
         default=False, description="append across gaps the exchange itself has (missing "
         "candles); off: a gap is refused (exit 2)",
+    )
+    max_jump: float = Field(
+        default=DEFAULT_MAX_JUMP, gt=0, le=1000,
+        description="largest move of a new candle's prices from the close before it, as a "
+        "fraction (0.5: within 1.5 times it either way); larger is refused (exit 2)",
     )
     timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=300,
                              description="seconds a request")
@@ -193,6 +202,7 @@ class DataUpdateSettings(Strict):
             "exchange": self.exchange, "symbol": self.symbol, "interval": self.interval,
             "base_url": self.resolved_base_url(environ), "limit": self.limit,
             "max_bars": self.max_bars, "allow_gaps": self.allow_gaps,
+            "max_jump": self.max_jump,
             "timeout_s": self.timeout_s, "retries": self.retries,
         }  # fmt: skip
 

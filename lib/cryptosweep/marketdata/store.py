@@ -60,6 +60,7 @@ import pandas as pd
 from cryptosweep.core.data_settings import (
     DEFAULT_LIMIT,
     DEFAULT_MAX_BARS,
+    DEFAULT_MAX_JUMP,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT_S,
 )
@@ -182,6 +183,7 @@ def update_candles(
     limit: int = DEFAULT_LIMIT,
     max_bars: int | None = DEFAULT_MAX_BARS,
     allow_gaps: bool = False,
+    max_jump: float = DEFAULT_MAX_JUMP,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     retries: int = DEFAULT_RETRIES,
     retry_wait_s: float = DEFAULT_RETRY_WAIT_S,
@@ -219,7 +221,7 @@ def update_candles(
             timeout_s=timeout_s, retries=retries, retry_wait_s=retry_wait_s,
         )  # fmt: skip
         summary = _append(stored, fetched.candles, fetched.now, allow_gaps=allow_gaps,
-                          reread_last_bar=True)
+                          max_jump=max_jump, reread_last_bar=True)
     silent = _silent_source_warning(stored, fetched.candles, fetched.now, fetched.requests,
                                     summary.bars_added)
     summary = _with(summary, exchange=exchange, symbol=symbol,
@@ -237,6 +239,7 @@ def append_candles(
     *,
     now: pd.Timestamp | str | int | None = None,
     allow_gaps: bool = False,
+    max_jump: float = DEFAULT_MAX_JUMP,
 ) -> UpdateSummary:
     """Append ``candles`` (a frame as ``load_ohlcv`` gives: a UTC ``open_time`` index, float
     ``open, high, low, close, volume``) to the candle file ``path``, with every check and
@@ -251,7 +254,8 @@ def append_candles(
     with _update_lock(path):
         _remove_stale_temporaries(path)
         stored = _Stored.read(path, interval)
-        summary = _append(stored, _checked_frame(candles), stamp, allow_gaps=allow_gaps)
+        summary = _append(stored, _checked_frame(candles), stamp, allow_gaps=allow_gaps,
+                          max_jump=max_jump)
     for warning in summary.warnings:
         log.warning("%s: %s", path, warning)
     return summary
@@ -395,10 +399,12 @@ def _decimals_of(cell: str) -> int | None:
 
 
 def _append(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp, *,
-            allow_gaps: bool, reread_last_bar: bool = False) -> UpdateSummary:
+            allow_gaps: bool, max_jump: float = DEFAULT_MAX_JUMP,
+            reread_last_bar: bool = False) -> UpdateSummary:
     """Write the new bars of ``candles`` (``reread_last_bar``: ``candles`` were fetched from
     the stored last bar on, so a non-empty one must start with it)."""
     new = _new_bars(stored, candles, now, allow_gaps=allow_gaps, reread_last_bar=reread_last_bar)
+    _check_jumps(stored, new, max_jump)
     if new.empty:
         return UpdateSummary(path=stored.path, interval=stored.interval, bars_added=0,
                              first_new=None, last_new=None, last_bar=stored.last_bar, now=now)
@@ -409,6 +415,30 @@ def _append(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp, *,
                          first_new=new.index[0], last_new=new.index[-1],
                          last_bar=new.index[-1], now=now,
                          warnings=() if gaps is None else (gaps,))
+
+
+def _check_jumps(stored: _Stored, new: pd.DataFrame, max_jump: float) -> None:
+    """Every price of each new bar within a factor ``1 + max_jump`` of the close before it
+    (the stored last close for the first), else a :class:`DataError` naming the bar: prices a
+    thousand times the stored ones (another market behind a correct re-read bar) or a high of
+    1e308 were appended."""
+    if new.empty:
+        return
+    factor = 1.0 + max_jump
+    before = np.concatenate([[float(stored.frame["close"].iloc[-1])],
+                             new["close"].to_numpy(dtype="float64")[:-1]])
+    for column in ("open", "high", "low", "close"):
+        ratio = new[column].to_numpy(dtype="float64") / before
+        bad = ~((ratio <= factor) & (ratio >= 1.0 / factor))
+        if bad.any():
+            at = int(np.argmax(bad))
+            raise DataError(
+                f"{stored.path}: the candle at {new.index[at].isoformat()} has {column} "
+                f"{new[column].iloc[at]:.10g}, {ratio[at]:.4g} times the close before it "
+                f"({before[at]:.10g}): a move beyond data.update.max_jump {max_jump:g} is "
+                "taken for another market or a broken feed; the file is left as it is (if the "
+                "move is real, raise data.update.max_jump)"
+            )
 
 
 def _check_last_bar_reread(stored: _Stored, candles: pd.DataFrame) -> None:
