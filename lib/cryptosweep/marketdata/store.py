@@ -17,6 +17,8 @@ one :class:`~cryptosweep.core.errors.DataError` line (exit 2) and leaves the fil
   (any of open, high, low, close, volume: exact float comparison, the text of both sides being
   Binance's decimals), or a non-empty answer leaves that bar out (nothing could be compared:
   another exchange, mirror or symbol);
+* a new bar's open, high, low or close beyond a factor ``1 + max_jump`` of the close before
+  it, either way (another market behind a correct re-read bar, a broken feed);
 * a gap: the first new bar is not the one right after the stored last bar, or new bars skip
   one (``allow_gaps=True`` accepts gaps the exchange itself has, e.g. maintenance hours);
 * a candle that is not closed at ``now`` (:func:`append_candles`; the fetch drops those; a
@@ -145,10 +147,7 @@ def update_configured(config: Any, *, now: pd.Timestamp | str | int | None = Non
     if settings is None:
         raise ConfigError("data.update: the config has no data.update section (exchange, symbol, "
                           "interval); see docs/data_update.md")
-    if config.data.path is None:
-        raise ConfigError("data.update needs data.path: the bundled sample is never updated; "
-                          "copy it and point data.path at the copy")
-    return update_candles(config.data.path, now=now, **settings.call_kwargs(environ))
+    return update_candles(_path_to_update(config), now=now, **settings.call_kwargs(environ))
 
 
 def check_update_settings(config: Any, environ: Mapping[str, str] | None = None) -> None:
@@ -161,15 +160,20 @@ def check_update_settings(config: Any, environ: Mapping[str, str] | None = None)
     settings = config.data.update
     if settings is None:
         return
-    if config.data.path is None:
-        raise ConfigError("data.update needs data.path: the bundled sample is never updated; "
-                          "copy it and point data.path at the copy")
+    path = Path(_path_to_update(config))
     settings.resolved_base_url(environ)
     check_exchange_id(settings.exchange)
     check_interval(settings.interval)
-    path = Path(config.data.path)
     _check_updatable(path)
     _Stored.read(path, settings.interval)
+
+
+def _path_to_update(config: Any) -> str:
+    """The config's ``data.path``; a :class:`ConfigError` without one (the bundled sample)."""
+    if config.data.path is None:
+        raise ConfigError("data.update needs data.path: the bundled sample is never updated; "
+                          "copy it and point data.path at the copy")
+    return str(config.data.path)
 
 
 def update_candles(

@@ -339,9 +339,8 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
-#: The deployed champion's folder in a nightly models folder (``MODELS_DIR/champion``) and
-#: the models folder's history of the deployment gate's decisions (``champions.jsonl``):
-#: :mod:`cryptosweep.nightly.promotion` uses these names.
+#: The deployed champion's folder in a nightly models folder (``MODELS_DIR/champion``):
+#: :mod:`cryptosweep.nightly.promotion` uses this name.
 CHAMPION_FOLDER = "champion"
 
 
