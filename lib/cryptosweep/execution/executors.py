@@ -438,7 +438,6 @@ def make_executor(
             )
         import_distributed()
         from dask_cuda import LocalCUDACluster
-        from distributed import Client
 
         check_spawn_safe()
         # CUDA's default order is "fastest first"; NVML's is the PCI bus. Make them agree, so
@@ -451,13 +450,14 @@ def make_executor(
                 scheduler_kwargs=NO_DASHBOARD,
             )
         return DaskExecutor(
-            Client(cluster), cluster, description=f"dask-cuda LocalCUDACluster on GPUs {gpu_ids}",
+            _local_client(cluster), cluster,
+            description=f"dask-cuda LocalCUDACluster on GPUs {gpu_ids}",
             trial_timeout=trial_timeout,
         )
     if workers == 0:
         return InProcessExecutor(trial_timeout)
     import_distributed()
-    from distributed import Client, LocalCluster
+    from distributed import LocalCluster
 
     check_spawn_safe()
     with _no_silent_reruns(), _workers_ignore_sigint():
@@ -466,9 +466,22 @@ def make_executor(
             scheduler_kwargs=NO_DASHBOARD, silence_logs=logging.ERROR,
         )
     return DaskExecutor(
-        Client(cluster), cluster, description=f"dask LocalCluster of {workers} CPU worker(s)",
+        _local_client(cluster), cluster,
+        description=f"dask LocalCluster of {workers} CPU worker(s)",
         trial_timeout=trial_timeout,
     )
+
+
+def _local_client(cluster: Any) -> Any:
+    """A client of a cluster this process started, whose workers log no heartbeat failure
+    when it shuts down (:class:`~cryptosweep.execution.worker_logging.QuietShutdown`)."""
+    from distributed import Client
+
+    from cryptosweep.execution.worker_logging import QuietShutdown
+
+    client = Client(cluster)
+    client.register_plugin(QuietShutdown())
+    return client
 
 
 def _no_silent_reruns() -> Any:
