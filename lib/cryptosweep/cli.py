@@ -28,6 +28,7 @@ from cryptosweep.core.errors import (
 from cryptosweep.core.paths import KERNEL, SWEEP_LOG_DIR, WALKFORWARD_LOG_DIR
 from cryptosweep.core.version import __version__
 from cryptosweep.logs import configure_logging
+from cryptosweep.reporting.notebook_imports import skip_iri_grammars
 
 DESCRIPTION = "Reproducible hyperparameter sweeps for crypto trading models."
 EPILOG = """exit codes: 0 ok, 2 bad input (config, data, flags, paths), 3 GPUs asked for but
@@ -619,6 +620,7 @@ def _check_gpu(as_json: bool) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    skip_iri_grammars()  # report and walkforward run notebooks
     args = build_parser().parse_args(argv)
     if args.command == "check-gpu":
         return _check_gpu(args.json)

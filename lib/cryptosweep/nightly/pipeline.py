@@ -74,6 +74,7 @@ from cryptosweep.nightly.publishing import publish
 from cryptosweep.nightly.retention import housekeep
 from cryptosweep.nightly.runs import RUN_PREFIX, RunState, check_sweep, plan_run
 from cryptosweep.reporting.index_page import FIELD_FILE, REPORT_FILE
+from cryptosweep.reporting.notebook_imports import skip_iri_grammars
 from cryptosweep.sweep.opening import LOG_FILE, utc_stamp
 
 #: The environment variables the job reads (``scheduled/README.md`` documents each).
@@ -696,6 +697,7 @@ def _papermill_log(log: NightLog) -> Iterator[None]:
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """``python -m cryptosweep.nightly [CONFIG]``: the whole nightly job (see the module
     docstring); its exit code."""
+    skip_iri_grammars()  # the sweep notebook, through papermill
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
         print(f"usage: nightly_sweep.sh [CONFIG]\n\n{__doc__.splitlines()[0]}\n\n{CHECK_HELP}"

@@ -1,0 +1,27 @@
+"""The processes that run notebooks (the nightly job, ``cryptosweep report`` and
+``walkforward``) import papermill, nbformat and nbconvert without the second and a half that
+jsonschema's optional IRI format checker costs.
+
+nbformat validates every notebook it reads or writes with jsonschema. jsonschema's
+``format-nongpl`` extra (which jupyter-events requires, so it is installed) brings
+``rfc3987-syntax``, and importing that compiles some forty Earley grammars: 1.4 to 1.7 s on a
+2-core machine, in each such process, twice a night (jsonschema's issue 1428; the package is
+unmaintained). The notebook schema has no ``iri`` or ``iri-reference`` format, so that checker
+never runs here. :func:`skip_iri_grammars` marks the module absent before jsonschema is
+imported; jsonschema then leaves those two formats unchecked, as it does wherever the extra is
+not installed. Only entry points call it: a user's own process is left as it is.
+"""
+
+from __future__ import annotations
+
+import sys
+
+#: The module whose import compiles the IRI grammars.
+IRI_GRAMMARS = "rfc3987_syntax"
+
+
+def skip_iri_grammars() -> None:
+    """Mark :data:`IRI_GRAMMARS` absent in this process, unless jsonschema (or the module
+    itself) is already imported: then it changes nothing."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault(IRI_GRAMMARS, None)  # type: ignore[arg-type]

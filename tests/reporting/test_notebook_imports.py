@@ -1,0 +1,53 @@
+"""The processes that run notebooks import nbformat without compiling jsonschema's IRI
+grammars, and nbformat still validates every notebook they read
+(:mod:`cryptosweep.reporting.notebook_imports`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import contextlib, io, sys
+entry = sys.argv[1]
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    if entry == "cli":
+        from cryptosweep.cli import main
+        main(["--version"])
+    elif entry == "nightly":
+        from cryptosweep.nightly.pipeline import main
+        main(["--help"])
+import nbformat
+from cryptosweep.core.paths import NOTEBOOKS
+notebook = nbformat.read(NOTEBOOKS / "analysis.ipynb", as_version=4)
+nbformat.validate(notebook)
+del notebook.cells[0]["source"]
+try:
+    nbformat.validate(notebook)
+except nbformat.ValidationError:
+    refused = True
+else:
+    refused = False
+print(sys.modules.get("rfc3987_syntax", "never imported"), refused)
+"""
+
+
+@pytest.mark.parametrize("entry", ["cli", "nightly"])
+def test_entry_points_read_notebooks_without_compiling_the_iri_grammars(entry):
+    """Importing rfc3987-syntax (through nbformat's jsonschema) compiled some forty grammars,
+    1.5 s in the nightly's process and again in its report's: now never imported there, and a
+    damaged notebook is still refused."""
+    done = subprocess.run([sys.executable, "-c", PROBE, entry], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["None", "True"]
+
+
+def test_a_process_of_the_users_own_is_left_as_it_is():
+    """The library does not reach into a process that did not start at an entry point."""
+    done = subprocess.run([sys.executable, "-c", PROBE, "library"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("<module 'rfc3987_syntax'"), done.stdout
