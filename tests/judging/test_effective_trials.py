@@ -239,3 +239,17 @@ def test_a_cluster_is_worth_its_members_discounted_by_their_correlation():
     assert result.n_independent == expected > result.n_effective
     copies = np.repeat(factors, 5, axis=1)  # exact copies of two trials: worth two
     assert effective_number_of_trials(copies, seed=0).n_independent == 2
+
+
+def test_a_sweep_process_imports_scikit_learn_only_to_cluster():
+    """Importing scikit-learn costs about half a second; every CLI process imports the sweep,
+    and only the end of a sweep with trials to cluster needs it."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; import cryptosweep.sweep.runner, cryptosweep.reporting.tables; "
+             "print('sklearn' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False"]

@@ -22,9 +22,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
 
 __all__ = [
     "EffectiveTrials",
@@ -252,6 +249,12 @@ def _cluster(
     # One thread: for the small (trials x trials) matrices of a sweep, starting OpenMP threads
     # costs more than the fits (about 3x here), and the sweep's workers already use the cores.
     # threadpoolctl is a dependency of scikit-learn.
+    # scikit-learn here, not at the top: importing it costs every process that imports the
+    # sweep about half a second, and only the end of a sweep with trials to cluster needs it.
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for k in range(2, top + 1):
