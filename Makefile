@@ -36,11 +36,12 @@ explore: $(STAMP)
 	    $(BIN)/jupyter lab notebooks/explore.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## The suite in TEST_WORKERS processes (pytest-xdist), a test file per process at a time so that
-## module fixtures (the sweeps several tests read) run once: ~8.5 min on 2 cores.
+## module fixtures (the sweeps several tests read) run once; the slowest files first
+## (tests/conftest.py, SLOWEST_FILES), so that no worker waits alone at the end.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## Benchmarks side by side with their peers (Optuna, Ray Tune, backtesting.py, the bare
 ## library calls production wraps); see
