@@ -62,6 +62,29 @@ def test_a_resume_runs_only_what_the_journal_lacks(tmp_path):
     journal.close()
 
 
+def test_a_market_whose_candles_changed_since_is_scored_again_for_every_configuration(
+        tmp_path):
+    """A market file replaced between a run and its resume: the configurations scored before
+    kept their scores on the old candles while the rest were scored on the new ones, and one
+    table compared them (a real run: -1.68 on the old EURUSD, 0.0 on the new, with exit 0)."""
+    from cryptosweep.trading.data import sample_data_path
+
+    candles = tmp_path / "other.csv.gz"
+    candles.write_bytes(sample_data_path().read_bytes())
+    config = load_config(raw=tiny_config(evidence={"markets": [
+        {"name": "other", "data": {"path": str(candles)}}]}))
+    leaders = [row(1, 0.9), row(2, 0.8)]
+    journal = Journal(tmp_path / "sweep.db")
+    first = market_tasks(config, journal, leaders)
+    journal_result(journal, first[0], {"score": 0.4, "n_trades": 9})  # then the run stopped
+    assert [t["task"] for t in market_tasks(config, journal, leaders)] == ["market-other-2"]
+    candles.write_bytes(candles.read_bytes()[:-1000])  # new candles at the same path
+    again = market_tasks(config, journal, leaders)
+    journal.close()
+    assert [t["task"] for t in again] == ["market-other-1", "market-other-2"]
+    assert again[0]["market_sha256"] != first[0]["market_sha256"]
+
+
 def test_a_bars_return_goes_to_the_regime_known_at_the_close_before(tmp_path):
     config = load_config(raw=tiny_config())
     market = load_market(config.objective_spec())

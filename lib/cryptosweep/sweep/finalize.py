@@ -338,7 +338,8 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
                 error = f"{type(outcome.error).__name__}: {outcome.error}"
                 log.warning("%s failed: %s", payload["task"], error)
                 journal.put_extra(payload["store"], payload["eval_id"],
-                                  {"market_data": payload["market_data"], "error": error})
+                                  {"market_data": payload["market_data"],
+                                   "market_sha256": payload["market_sha256"], "error": error})
                 continue
             if (payload["kind"] == "champion" and not isinstance(outcome.error, OSError)
                     and infrastructure_fault(outcome.error) is None):

@@ -63,18 +63,25 @@ def cpcv_tasks(config: SweepConfig, journal: Journal, leaders: list[EvaluationRo
 def market_tasks(config: SweepConfig, journal: Journal, leaders: list[EvaluationRow]
                  ) -> list[dict[str, Any]]:
     """One ``market`` task per (top-k configuration, other market) not journaled yet with
-    these data settings."""
+    these data settings and these candles (their SHA-256: a market file replaced between a
+    run and its resume left the configurations scored before on the old candles and the rest
+    on the new ones, side by side in one table)."""
+    from cryptosweep.trading.objective import data_fingerprint
+
     tasks = []
     for market in config.evidence.markets:
         kind = MARKET.format(market.name)
         data = market.data.model_dump(mode="json")
         done = journal.get_extra(kind)
+        sha256 = data_fingerprint(market.data.path)
         for row in leaders:
-            if (done.get(row.eval_id) or {}).get("market_data") == data:
+            held = done.get(row.eval_id) or {}
+            if held.get("market_data") == data and held.get("market_sha256") == sha256:
                 continue
             tasks.append({"task": f"market-{market.name}-{row.eval_id}", "kind": "market",
                           "store": kind, "eval_id": row.eval_id, "params": row.params,
-                          "budget": row.budget, "seed": row.seed, "market_data": data})
+                          "budget": row.budget, "seed": row.seed, "market_data": data,
+                          "market_sha256": sha256})
     return tasks
 
 
@@ -84,7 +91,8 @@ def journal_result(journal: Journal, payload: dict[str, Any], result: dict[str, 
         journal.put_extra(CPCV, payload["eval_id"], result)
     else:
         journal.put_extra(payload["store"], payload["eval_id"],
-                          {"market_data": payload["market_data"], "metrics": result})
+                          {"market_data": payload["market_data"],
+                           "market_sha256": payload["market_sha256"], "metrics": result})
 
 
 def cpcv_block(config: SweepConfig, journal: Journal, order: list[EvaluationRow]
