@@ -67,3 +67,48 @@ def test_every_split_keeps_objective_min_train_bars_as_a_walk_forward_fold_must(
     evaluate_cpcv(PARAMS, 1.0, 3, _spec(rounds_per_unit=1.0, min_train_bars=440), 16, 15,
                   splits_used=used)
     assert min(len(split.train) for split in used) >= 440
+
+
+def test_each_split_is_weighted_as_a_walk_forward_fold_is():
+    """``objective.sample_weights: uniqueness``: the walk-forward folds, the holdout and
+    production weight each training label by its uniqueness; the CPCV splits were fitted
+    unweighted, so the paths judged another model (the same Sharpe ratios with and without
+    the setting). Recomputed by hand: each split's model fitted with the uniqueness of its own
+    training labels, the paths stitched (path p takes, for each group, the p-th split in
+    lexicographic order that tests it) and each path's Sharpe ratio from its per-bar returns."""
+    from cryptosweep.trading.objective import trial_reproducibility
+    from cryptosweep.trading.steps import backtest_bars, fit_entry_model, predict_probabilities
+    from cryptosweep.trading.uniqueness import uniqueness_weights
+
+    spec = _spec(rounds_per_unit=5.0, sample_weights="uniqueness")
+    used = []
+    out = evaluate_cpcv(PARAMS, 1.0, 7, spec, 4, 2, splits_used=used)
+    unweighted = evaluate_cpcv(PARAMS, 1.0, 7, _spec(rounds_per_unit=5.0), 4, 2)
+    assert out["path_sharpe"] != unweighted["path_sharpe"]
+
+    settings = ObjectiveSpec.of(spec).objective
+    trading = TradingParams.from_params(PARAMS)
+    market = load_market(spec)
+    n_dev = market.holdout_start
+    labels, label_end = training_labels(market, trading, settings, n_dev)
+    bounds = group_bounds(n_dev, 4)
+    repro = trial_reproducibility(ObjectiveSpec.of(spec), 7)
+    predicted = {}
+    for index, split in enumerate(used):
+        train = split.train[np.isfinite(market.features[split.train]).all(axis=1)
+                            & np.isfinite(labels[split.train])]
+        end = np.maximum(label_end[train], train)
+        weights = uniqueness_weights(train, end, int(end.max()) + 1)
+        model = fit_entry_model(PARAMS, repro, 5, market.features, labels, train,
+                                sample_weight=weights)
+        for g in split.test_groups:
+            predicted[index, g] = predict_probabilities(model, market.features,
+                                                        np.arange(*bounds[g]))
+    sharpe = []
+    for p in range(n_paths(4, 2)):
+        proba = np.concatenate([
+            predicted[[i for i, s in enumerate(used) if g in s.test_groups][p], g]
+            for g in range(4)])
+        returns = backtest_bars(market, np.arange(n_dev), proba, trading, settings).returns
+        sharpe.append(returns.mean() / returns.std(ddof=1) * math.sqrt(8760.0))
+    assert out["path_sharpe"] == pytest.approx(sharpe, rel=1e-12)

@@ -288,7 +288,8 @@ def evaluate_cpcv(
     :func:`~cryptosweep.trading.cpcv.cpcv_splits` cuts the bars into ``groups`` groups and makes
     the ``C(groups, test_groups)`` splits, purged and embargoed with the objective's
     ``embargo_bars``. Each split's model is fitted from scratch (``resource``, ``seed``) on its
-    training bars with complete features and labels and predicts its test bars; the
+    training bars with complete features and labels (weighted as ``objective.sample_weights``
+    says, as a walk-forward fold's) and predicts its test bars; the
     predictions are stitched into the ``φ[groups, test_groups]`` paths
     (:func:`~cryptosweep.trading.cpcv.assemble_paths`), and each path is backtested over every
     development bar with the configuration's trading rules.
@@ -323,7 +324,10 @@ def evaluate_cpcv(
     for index, split in enumerate(splits):
         train = usable_rows(split.train, market.features, labels, f"CPCV split {index}")
         train_bars.append(len(train))
-        model = fit_entry_model(params, repro, rounds, market.features, labels, train)
+        # Weighted as the walk-forward folds, the holdout and production weight it: without
+        # them the paths judged another model than the one deployed.
+        model = fit_entry_model(params, repro, rounds, market.features, labels, train,
+                                sample_weight=training_weights(settings, train, label_end))
         predicted.append({g: predict_probabilities(model, market.features,
                                                    np.arange(*bounds[g], dtype="int64"))
                           for g in split.test_groups})
