@@ -258,6 +258,12 @@ def _unstarted_walkforward(tmp_path: Path) -> Path:
     (["--set", "objective.fees_bps=50"], "resume without --config/--set"),
     (["--set", "objective.fidelity=folds"],
      "objective.fidelity folds differs from the run's rounds"),
+    # Were taken, exit 0 (left out of the results hash, as for a sweep): the finished
+    # windows' gates had decided under the old ones, the process and DSR ran under the new.
+    (["--set", "deployment.min_holdout_score=-5"], "changes deployment, which decided"),
+    (["--set", "deployment.dsr_variance=trials"], "changes deployment, which decided"),
+    (["--set", "reporting.min_trades=1"], "changes reporting.min_trades, which decided"),
+    (["--set", "evidence.cpcv.min_path_quantile=0"], "changes evidence.cpcv, which decided"),
     # Was "no config given: pass --config PATH" (as `run --resume RUN --data X` was).
     (["--data", str(sample_data_path())], "--data cannot change on --resume"),
 ])

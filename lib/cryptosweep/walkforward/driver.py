@@ -234,11 +234,32 @@ def _open_resume(path: Path, config: SweepConfig | None, seed: int | None,
                 "started with in what decides its results (its windows among them); resume "
                 "without --config/--set, or start a new walk-forward (only execution settings "
                 "such as execution.workers may change)")
+        changed = [key for key, value in _process_settings(config).items()
+                   if value != _process_settings(stored)[key]]
+        if changed:
+            raise ResumeError(
+                f"--resume {path}: the given config changes {', '.join(changed)}, which "
+                "decided the finished windows' gates and decides what every segment trades "
+                "(a walk-forward's process, unlike a sweep's results); resume without "
+                "changing it, or start a new walk-forward")
         stored = config
     if seed is not None and seed != manifest["seed"]:
         raise ResumeError(f"--resume {path}: --seed {seed} differs from the walk-forward's "
                           f"seed {manifest['seed']}")
     return wf_dir, manifest, stored, int(manifest["seed"])
+
+
+def _process_settings(config: SweepConfig) -> dict[str, Any]:
+    """The settings a sweep's results hash leaves out (:data:`~cryptosweep.core.config
+    .EXECUTION_ONLY`: they judge a sweep's results after it) but a walk-forward's results
+    depend on: each window's gate (``deployment``, its CPCV criterion ``evidence.cpcv``, its
+    holdout trades ``reporting.min_trades``) decides what trades its segment, the keep-gate
+    demotes, and the verdict counts trades. A resume that changed them would keep the
+    finished windows' decisions made under the old ones and judge the rest under the new."""
+    canonical = config.canonical()
+    return {"deployment": canonical["deployment"],
+            "evidence.cpcv": canonical["evidence"]["cpcv"],
+            "reporting.min_trades": canonical["reporting"]["min_trades"]}
 
 
 def _check_new_folder(wf_dir: Path) -> bool:
