@@ -94,6 +94,20 @@ def test_results_do_not_depend_on_the_workers(setup, one_worker):
 
 
 @pytest.mark.slow
+def test_the_dsr_counts_every_threshold_an_inner_search_tried(tmp_path):
+    # Each of a window's 2 trials backtested 3 thresholds: 6 configurations, as its ledger
+    # counts them (was 2: the DSR deflated by k times too few designs).
+    config = load_config(raw=wf_config(objective__threshold_search=3))
+    results = run_walkforward(config=config, log_dir=tmp_path, run_name="wf", workers=0).results
+    assert results["n_designs"] == results["dsr"]["n_trials"] == 6
+    assert results["n_configurations"] == 12
+    assert [row["configurations"] for row in results["windows"]] == [6, 6]
+    window = json.loads(next((tmp_path / "wf" / "window_00").glob("sweep_results_*.json"))
+                        .read_text())
+    assert window["statistics"]["selection"]["n_trials"] >= 6
+
+
+@pytest.mark.slow
 def test_segments_never_overlap_or_precede_their_in_sample_data(one_worker):
     layout = one_worker.results["layout"]
     embargo = WALK_FORWARD["embargo_bars"]

@@ -13,11 +13,13 @@ process's out-of-sample track and its verdict.
   models' in-sample ones); defined only as :func:`.analysis.efficiency` says.
 * ``dsr``: the probabilistic (``psr``, against 0) and deflated Sharpe ratio (Bailey & López de
   Prado 2014) of the out-of-sample track, with N = the walk-forward designs tried
-  (``n_designs``: the most full-budget configurations one window's search tried; each, traded
+  (``n_designs``: the most full-budget configurations one window's search tried, each
+  threshold an inner threshold search backtested one, as the ledger counts them; each, traded
   through every window, is a design the process chose among) and the variance
   ``deployment.dsr_variance`` names, as the gate's DSR (:mod:`cryptosweep.judging.selection`):
   ``no_skill``, ``1/(T − 1)`` on the track's ``T`` bars; ``trials``, that of every window's
-  full-budget per-bar Sharpe ratios (from their validation returns in the windows' journals);
+  full-budget per-bar Sharpe ratios (from their validation returns in the windows' journals,
+  and their inner threshold searches');
   ``n_configurations`` is every full-budget configuration over all windows.
 * The track is what the **process** traded (:mod:`.process`): per segment the approved
   winner, the kept champion, or flat (``windows[k].process``); ``winner_oos_score`` is the

@@ -44,10 +44,12 @@ from cryptosweep.core.errors import ResumeError, SweepInterrupted, UserError
 from cryptosweep.core.files import write_json_atomic, write_text_atomic
 from cryptosweep.core.paths import WALKFORWARD_LOG_DIR
 from cryptosweep.execution.executors import Executor, InProcessExecutor
+from cryptosweep.records.evaluations import configured
 from cryptosweep.records.inspection import DB_NAME, inspect_journal
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import RESULTS_PREFIX
+from cryptosweep.sweep.evidence import inner_trials
 from cryptosweep.sweep.opening import (
     check_candles_in_place,
     check_run_name,
@@ -496,7 +498,11 @@ def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir:
         rows = journal.evaluations()
     finally:
         journal.close()
-    candidates = [row.eval_id for row in ranked(rows) if row.eval_id in returns]
+    competing = [configured(row) for row in ranked(rows) if row.eval_id in returns]
+    candidates = [row.eval_id for row in competing]
+    # Each threshold an inner threshold search backtested is a configuration tried, as the
+    # window's own ledger counts it (N was the trials alone: k times too few with k values).
+    inner = [trial.sharpe for trial in inner_trials(competing)]
     winner_returns = returns.get(best["eval_id"]) if best else None
     payload = {
         "task": f"oos-{window_plan.window.index}", "spec": window_plan.trade_spec,
@@ -530,7 +536,7 @@ def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir:
                               if winner_returns is not None and periods else None),
             "bars": len(winner_returns) if winner_returns is not None else 0,
         },
-        "trial_sharpes": [per_bar_sharpe(np.asarray(returns[e])) for e in candidates],
+        "trial_sharpes": [per_bar_sharpe(np.asarray(returns[e])) for e in candidates] + inner,
         "evaluations": results["counts"]["evaluations"],
         "out_of_sample": outcome.result,
     }
