@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from cryptosweep.cli import main
+from cryptosweep.core.locking import RunLock
 from cryptosweep.walkforward.driver import MANIFEST, WINDOW_RECORD, run_walkforward
 from tests.walkforward.test_driver import wf_config
 
@@ -215,6 +216,22 @@ def test_the_damage_checks_keep_an_intact_resume_working(finished, tmp_path):
     assert json.loads((copy / "window_01" / WINDOW_RECORD).read_bytes()) == json.loads(record)
     assert [w["status"] for w in json.loads((copy / MANIFEST).read_text())["windows"]] == [
         "done", "done"]
+
+
+def test_a_resume_while_another_process_writes_the_walkforward_changes_nothing(
+        finished, tmp_path, capsys):
+    """Was: the second resume rewrote the manifest (the other's window statuses), ran windows
+    the other had not reached or failed on its window's lock, and the two raced."""
+    _, wf_dir = finished
+    copy = copy_of(wf_dir, tmp_path)
+    (copy / "window_01" / WINDOW_RECORD).unlink()  # work left for both
+    with RunLock.acquire(copy):  # the other writer (a flock conflicts across open files)
+        before = snapshot(tmp_path)
+        code = main(["walkforward", "--resume", str(copy), "--workers", "0", "--no-report"])
+        assert code == 2
+        assert "is in use" in one_error_line(capsys)
+        assert snapshot(tmp_path) == before
+    assert main(["walkforward", "--resume", str(copy), "--workers", "0", "--no-report"]) == 0
 
 
 def test_the_manifest_records_the_candles_it_was_made_on(finished):

@@ -20,7 +20,9 @@ runs the others. Before anything is written (the manifest included) the manifest
 window's files are checked (:func:`_check_manifest`, :func:`_check_windows`): a damaged or
 foreign one is one :class:`~cryptosweep.core.errors.ResumeError` naming the file (exit 2).
 A new walk-forward starts only in a new or empty folder, its ``run_name`` one plain folder name
-(:func:`~cryptosweep.sweep.opening.check_run_name`).
+(:func:`~cryptosweep.sweep.opening.check_run_name`). The process writing a walk-forward holds
+its folder's lock (:class:`~cryptosweep.core.locking.RunLock`, taken after a resume's checks and
+before anything is written): a second resume of it is refused, nothing changed.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from cryptosweep.core.config import MAX_SEED, SweepConfig, config_hash, resolve_
 from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import ResumeError, SweepInterrupted, UserError
 from cryptosweep.core.files import write_json_atomic, write_text_atomic
+from cryptosweep.core.locking import LOCK_NAME, RunLock
 from cryptosweep.core.paths import WALKFORWARD_LOG_DIR
 from cryptosweep.execution.executors import Executor, InProcessExecutor
 from cryptosweep.records.evaluations import configured
@@ -120,6 +123,7 @@ def run_walkforward(
         config = load_config(config_path, list(overrides), data_path)
     found: list[_WindowFiles] = []  # what each window's folder holds (checked)
     existed = False  # a new walk-forward's folder existed (empty)
+    lock: RunLock | None = None  # the folder's (core.locking): one writer at a time
     if resume is not None:
         wf_dir, manifest, config, seed = _open_resume(Path(resume), config, seed, overrides)
         check_candles_in_place(wf_dir, config, "walk-forward")
@@ -135,6 +139,12 @@ def run_walkforward(
                               "started (their digest differs, on the same bars); start a new "
                               "walk-forward")
         found = _check_windows(plans, wf_dir)
+        lock = RunLock.acquire(wf_dir)  # one writer: a second resume stops here, unchanged
+        try:  # again, under the lock: a writer that held it may have moved on since
+            found = _check_windows(plans, wf_dir)
+        except BaseException:
+            lock.release()
+            raise
     else:
         if config is None:
             raise UserError("no config given: pass --config PATH (or --resume WALKFORWARD_DIR)")
@@ -143,10 +153,16 @@ def run_walkforward(
         stamp = utc_stamp()
         wf_dir = Path(log_dir) / (run_name or f"{config.name}_walkforward_{stamp}")
         existed = _check_new_folder(wf_dir)
-    executor = start_executor(config, gpu_ids, workers, scheduler_address)
-    if resume is None:
+    try:
+        executor = start_executor(config, gpu_ids, workers, scheduler_address)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    if lock is None:
         try:
             wf_dir.mkdir(parents=True, exist_ok=existed)
+            lock = RunLock.acquire(wf_dir)
         except FileExistsError:
             executor.close()
             raise UserError(f"walk-forward folder {wf_dir} was created by someone else "
@@ -154,16 +170,28 @@ def run_walkforward(
         except OSError as exc:
             executor.close()
             raise UserError(f"--log-dir: cannot create {wf_dir}: {exc.strerror}") from None
+        except BaseException:
+            executor.close()
+            raise
         manifest = _new_manifest(config, seed, plans, stamp)
         found = [_WindowFiles() for _ in plans]
+    with lock:
+        return _walk_forward(wf_dir, manifest, config, seed, plans, found, executor,
+                             bool(gpu_ids))
+
+
+def _walk_forward(wf_dir: Path, manifest: dict[str, Any], config: SweepConfig, seed: int,
+                  plans: list[WindowPlan], found: list[_WindowFiles], executor: Executor,
+                  use_gpu: bool) -> WalkForwardResult:
+    """The walk-forward itself, its folder locked and checked: the manifest, the windows, the
+    process between them and the combined results."""
     book = _Manifest(wf_dir / MANIFEST, manifest)
     book.write()
     log.info("walk-forward %s: %d windows, seed %d, on %s", wf_dir.name, len(plans), seed,
              executor.description)
     with executor:
-        records = _run_windows(plans, found, wf_dir, executor, book, config, bool(gpu_ids))
-        records = _run_process(plans, records, executor.view("process"), config,
-                               bool(gpu_ids))
+        records = _run_windows(plans, found, wf_dir, executor, book, config, use_gpu)
+        records = _run_process(plans, records, executor.view("process"), config, use_gpu)
     results = build_results(config, seed, [p.as_dict() for p in plans], records,
                             _run_block(wf_dir, manifest))
     stamp = manifest["timestamp"]  # the folder's: the same file names after a resume
@@ -281,7 +309,7 @@ def _check_new_folder(wf_dir: Path) -> bool:
     except OSError as exc:
         raise UserError(f"walk-forward folder {wf_dir} cannot be read ({exc.strerror}); "
                         "choose another --run-name") from None
-    if held:
+    if held and held != [LOCK_NAME]:  # (a lone lock: killed before its manifest was written)
         what = (f"a sweep run: {DB_NAME}" if DB_NAME in held
                 else ", ".join(held[:3]) + (", ..." if len(held) > 3 else ""))
         raise UserError(f"walk-forward folder {wf_dir} already exists and is not empty ({what}); "
