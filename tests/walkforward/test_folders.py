@@ -241,3 +241,24 @@ def test_the_manifest_records_the_candles_it_was_made_on(finished):
     _, wf_dir = finished
     manifest = json.loads((wf_dir / "walkforward.json").read_text(encoding="utf-8"))
     assert manifest["data_sha256"] == data_fingerprint(None)  # the bundled sample's
+
+
+def test_an_interrupt_while_the_candles_are_read_leaves_no_folder_and_nothing_locked(
+        finished, tmp_path, monkeypatch):
+    """The new manifest's digest reads every candle; a Ctrl-C there came after the folder was
+    made and locked: the lock stayed held by the interrupted process, and its next walk-forward
+    there was refused as "in use" by itself."""
+    import cryptosweep.walkforward.driver as driver
+
+    config_path, _ = finished
+
+    def interrupted(path: Any) -> str:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(driver, "data_fingerprint", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_walkforward(config_path, log_dir=tmp_path, run_name="wf", workers=0)
+    assert not (tmp_path / "wf").exists()
+    done = run_walkforward(config_path, log_dir=tmp_path, run_name="wf", workers=0)
+    assert done.results["windows"]

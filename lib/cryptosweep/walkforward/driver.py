@@ -153,6 +153,9 @@ def run_walkforward(
         stamp = utc_stamp()
         wf_dir = Path(log_dir) / (run_name or f"{config.name}_walkforward_{stamp}")
         existed = _check_new_folder(wf_dir)
+        # Before the executor and the folder: it reads every candle (their digest), and a
+        # Ctrl-C or a data error there must leave nothing started and no folder locked.
+        manifest = _new_manifest(config, seed, plans, stamp)
     try:
         executor = start_executor(config, gpu_ids, workers, scheduler_address)
     except BaseException:
@@ -173,7 +176,6 @@ def run_walkforward(
         except BaseException:
             executor.close()
             raise
-        manifest = _new_manifest(config, seed, plans, stamp)
         found = [_WindowFiles() for _ in plans]
     with lock:
         return _walk_forward(wf_dir, manifest, config, seed, plans, found, executor,
