@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -259,3 +260,28 @@ def test_local_workers_log_faults_but_not_the_heartbeat_of_a_shutdown(tmp_path):
     assert done.stderr.count("a worker fault, kept") == 1, done.stderr[-3000:]
     assert done.stderr.count("a fault of the new worker, kept") == 1, done.stderr[-3000:]
     assert done.stderr.count("OSError: Stream is closed") == 2
+
+
+def _broken_plugin() -> Any:
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class Broken(WorkerPlugin):
+        name = "broken"
+
+        def setup(self, worker: Any) -> None:
+            raise RuntimeError("cannot set up")
+
+    return Broken()
+
+
+def test_a_worker_plugin_that_cannot_be_set_up_costs_a_warning_not_the_run(monkeypatch,
+                                                                           caplog):
+    """The quiet shutdown is a nicety: its plugin failing on the workers (register_plugin
+    raises) stopped the run and left the cluster running."""
+    import cryptosweep.execution.worker_logging as worker_logging
+    from cryptosweep.execution.executors import make_executor
+
+    monkeypatch.setattr(worker_logging, "QuietShutdown", _broken_plugin)
+    with caplog.at_level("WARNING", logger="cryptosweep"), make_executor(1) as executor:
+        assert list(executor.client.run(abs, -1).values()) == [1]
+    assert "shutdown may log a heartbeat traceback (RuntimeError: cannot set up)" in caplog.text

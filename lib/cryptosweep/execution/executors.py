@@ -474,13 +474,24 @@ def make_executor(
 
 def _local_client(cluster: Any) -> Any:
     """A client of a cluster this process started, whose workers log no heartbeat failure
-    when it shuts down (:class:`~cryptosweep.execution.worker_logging.QuietShutdown`)."""
+    when it shuts down (:class:`~cryptosweep.execution.worker_logging.QuietShutdown`). A
+    cluster whose client cannot start is closed, not left running; a plugin that cannot be
+    set up costs only the quiet shutdown (a warning), never the run."""
     from distributed import Client
 
     from cryptosweep.execution.worker_logging import QuietShutdown
 
-    client = Client(cluster)
-    client.register_plugin(QuietShutdown())
+    try:
+        client = Client(cluster)
+    except BaseException:
+        with contextlib.suppress(Exception), silenced_cluster_loggers():
+            cluster.close()
+        raise
+    try:
+        client.register_plugin(QuietShutdown())
+    except Exception as exc:
+        log.warning("dask workers: their shutdown may log a heartbeat traceback (%s: %s)",
+                    type(exc).__name__, exc)
     return client
 
 

@@ -24,11 +24,14 @@ class _DropHeartbeatFailures(logging.Filter):
 class QuietShutdown(WorkerPlugin):
     """Worker processes of a local cluster keep every log but the heartbeat failure.
 
-    The scheduler of a cluster this process starts lives in this process: a heartbeat fails
-    only while the cluster is being shut down (an interrupted sweep, after every result is
-    journaled), when a worker busy with a trial closes after the scheduler. The worker's
-    traceback reached the terminal under the line that says how to resume. Every other log
-    of the worker (a fault) is kept.
+    The scheduler of a cluster this process starts lives in this process. Its workers' heartbeat
+    fails when the cluster is shut down (an interrupted sweep, after every result is
+    journaled) and a worker busy with a trial closes after the scheduler: the worker's
+    traceback reached the terminal under the line that says how to resume. It could also fail
+    while this process stalls (suspended, or its event loop held): the worker goes on and
+    tries again at its next heartbeat, and a worker the scheduler gives up on comes back to
+    the sweep as a lost evaluation, which the runner reports; only the worker's own line about
+    it is dropped. Every other log of the worker (a fault) is kept.
     """
 
     name = "cryptosweep-quiet-shutdown"
