@@ -17,6 +17,7 @@ from cryptosweep.sweep.robustness import (
     markets_block,
     regimes_block,
 )
+from cryptosweep.trading.data import sample_data_path
 from cryptosweep.trading.regimes import RegimeSettings, label_regimes
 from cryptosweep.trading.steps import load_market
 from tests.support import tiny_config
@@ -83,6 +84,39 @@ def test_a_market_whose_candles_changed_since_is_scored_again_for_every_configur
     journal.close()
     assert [t["task"] for t in again] == ["market-other-1", "market-other-2"]
     assert again[0]["market_sha256"] != first[0]["market_sha256"]
+
+
+def test_cpcv_paths_fitted_before_the_sample_weights_counted_are_made_again(tmp_path):
+    """CPCV's splits were fitted unweighted while the folds were weighted: a resume with
+    objective.sample_weights: uniqueness kept such paths beside weighted ones (a review)."""
+    weighted = load_config(raw=tiny_config(evidence=EVIDENCE,
+                                           objective__sample_weights="uniqueness"))
+    uniform = load_config(raw=tiny_config(evidence=EVIDENCE))
+    leaders = [row(1, 0.9), row(2, 0.8)]
+    journal = Journal(tmp_path / "sweep.db")
+    paths = {"groups": 4, "test_groups": 2, "n_splits": 6, "path_sharpe": [1.0, -1.0, 0.5],
+             "path_trades": [3, 4, 5]}
+    journal.put_extra(CPCV, 1, paths)  # as the code before the weights journaled it
+    journal_result(journal, cpcv_tasks(weighted, journal, leaders)[1], paths)
+    assert [t["task"] for t in cpcv_tasks(weighted, journal, leaders)] == ["cpcv-1"]
+    assert cpcv_tasks(uniform, journal, leaders) == []  # unweighted: the same fits
+    journal.close()
+
+
+def test_a_market_whose_candles_cannot_be_read_is_its_cells_failure_not_the_runs(tmp_path):
+    """Its candles' digest is taken where the tasks are made: a market folder that lost its
+    files stopped the whole end of the sweep there (a review); its task now fails in the
+    market's cell, as the README says."""
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "candles.csv.gz").write_bytes(sample_data_path().read_bytes())
+    config = load_config(raw=tiny_config(evidence={"markets": [
+        {"name": "other", "data": {"path": str(folder)}}]}))
+    (folder / "candles.csv.gz").unlink()
+    journal = Journal(tmp_path / "sweep.db")
+    tasks = market_tasks(config, journal, [row(1, 0.9)])
+    journal.close()
+    assert [(t["task"], t["market_sha256"]) for t in tasks] == [("market-other-1", None)]
 
 
 def test_a_bars_return_goes_to_the_regime_known_at_the_close_before(tmp_path):

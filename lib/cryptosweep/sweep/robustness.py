@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from cryptosweep.core.config import SweepConfig
+from cryptosweep.core.errors import CryptosweepError
 from cryptosweep.judging.robustness import (
     carried_by_one_regime,
     market_spread,
@@ -38,21 +39,27 @@ log = logging.getLogger(__name__)
 CPCV = "cpcv"
 #: The ``extra_evaluations`` kind of a top-k configuration's score on another market.
 MARKET = "market:{}"
+#: Journaled with every CPCV result: its splits' models were fitted with the objective's
+#: sample weights. A result without it (journaled before they were) is made again on resume
+#: where the weights are not uniform, never shown beside weighted ones.
+CPCV_WEIGHTED = "weighted_fits"
 
 
 def cpcv_tasks(config: SweepConfig, journal: Journal, leaders: list[EvaluationRow]
                ) -> list[dict[str, Any]]:
     """One ``cpcv`` task per top-k configuration the journal holds no paths of (with these
-    ``groups`` and ``test_groups``)."""
+    ``groups`` and ``test_groups``, and fitted as :data:`CPCV_WEIGHTED` says)."""
     settings = config.evidence.cpcv
     if not settings.enabled:
         return []
+    weighted = config.objective.sample_weights != "none"
     done = journal.get_extra(CPCV)
     tasks = []
     for row in leaders:
         held = done.get(row.eval_id) or {}
-        if (held.get("groups"), held.get("test_groups")) == (settings.groups,
-                                                              settings.test_groups):
+        if ((held.get("groups"), held.get("test_groups")) == (settings.groups,
+                                                               settings.test_groups)
+                and (held.get(CPCV_WEIGHTED) or not weighted)):
             continue
         tasks.append({"task": f"cpcv-{row.eval_id}", "kind": "cpcv", "eval_id": row.eval_id,
                       "params": row.params, "budget": row.budget, "seed": row.seed,
@@ -73,7 +80,10 @@ def market_tasks(config: SweepConfig, journal: Journal, leaders: list[Evaluation
         kind = MARKET.format(market.name)
         data = market.data.model_dump(mode="json")
         done = journal.get_extra(kind)
-        sha256 = data_fingerprint(market.data.path)
+        try:
+            sha256: str | None = data_fingerprint(market.data.path)
+        except (CryptosweepError, OSError):  # its task says why, in the market's cell
+            sha256 = None
         for row in leaders:
             held = done.get(row.eval_id) or {}
             if held.get("market_data") == data and held.get("market_sha256") == sha256:
@@ -88,7 +98,7 @@ def market_tasks(config: SweepConfig, journal: Journal, leaders: list[Evaluation
 def journal_result(journal: Journal, payload: dict[str, Any], result: dict[str, Any]) -> None:
     """Journal a finished ``cpcv`` or ``market`` task."""
     if payload["kind"] == "cpcv":
-        journal.put_extra(CPCV, payload["eval_id"], result)
+        journal.put_extra(CPCV, payload["eval_id"], {**result, CPCV_WEIGHTED: True})
     else:
         journal.put_extra(payload["store"], payload["eval_id"],
                           {"market_data": payload["market_data"],
