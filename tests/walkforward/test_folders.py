@@ -262,3 +262,24 @@ def test_an_interrupt_while_the_candles_are_read_leaves_no_folder_and_nothing_lo
     assert not (tmp_path / "wf").exists()
     done = run_walkforward(config_path, log_dir=tmp_path, run_name="wf", workers=0)
     assert done.results["windows"]
+
+
+def test_window_records_of_an_older_version_are_made_again_from_their_sweeps(finished,
+                                                                             tmp_path):
+    """Records written before every inner threshold counted as a design (a review: a resume
+    kept their N beside the new windows' and gave the DSR too few designs, exit 0). Such a
+    record is made again from its window's sweep, as a fresh walk-forward makes it."""
+    _, wf_dir = finished
+    copy = copy_of(wf_dir, tmp_path)
+    made = {}
+    for record_path in sorted(copy.glob(f"window_*/{WINDOW_RECORD}")):
+        made[record_path.parent.name] = record_path.read_bytes()
+        old = json.loads(record_path.read_bytes())
+        old.pop("record_version", None)
+        old["trial_sharpes"] = [9.0]  # what no sweep of this window gave
+        record_path.write_text(json.dumps(old), encoding="utf-8")
+    assert len(made) == 2
+    results = run_walkforward(resume=copy, workers=0).results
+    assert {name: (copy / name / WINDOW_RECORD).read_bytes() for name in made} == made
+    original = json.loads(next(wf_dir.glob("walkforward_results_*.json")).read_text())
+    assert results["dsr"] == original["dsr"] and results["n_designs"] == original["n_designs"]

@@ -61,7 +61,7 @@ from cryptosweep.sweep.opening import (
     utc_stamp,
 )
 from cryptosweep.sweep.runner import checked_arguments, run_sweep
-from cryptosweep.trading.metrics import per_bar_sharpe
+from cryptosweep.trading.metrics import trial_sharpe
 from cryptosweep.trading.objective import data_fingerprint
 from cryptosweep.walkforward.analysis import annualised_return
 from cryptosweep.walkforward.combine import build_results
@@ -75,6 +75,12 @@ log = logging.getLogger(__name__)
 MANIFEST = "walkforward.json"
 MANIFEST_SCHEMA = "cryptosweep.walkforward_manifest"
 WINDOW_RECORD = "walkforward_window.json"
+#: A window record's ``record_version``. 2: ``trial_sharpes`` holds every threshold an inner
+#: threshold search tried, and None for a configuration whose returns never vary (as the
+#: trial ledger). A record without it (written before) is made again from its window's
+#: sweep on resume (the segment's trade only; the sweep is read back), so that one
+#: walk-forward never counts its windows' designs two ways.
+RECORD_VERSION = 2
 SCHEMA_VERSION = 1
 #: What a window's status in the manifest may be.
 WINDOW_STATUSES = ("pending", "running", "done")
@@ -395,8 +401,9 @@ def _check_windows(plans: list[WindowPlan], wf_dir: Path) -> list[_WindowFiles]:
                     f"--resume {wf_dir}: {record_path} is the record of other bars than "
                     f"{name}'s in {MANIFEST}; delete it to run {name} again, or restore it "
                     "from a backup copy")
-            found.append(_WindowFiles(record=record))
-            continue
+            if record.get("record_version") == RECORD_VERSION:
+                found.append(_WindowFiles(record=record))
+                continue  # else (written before): made again from its sweep, below
         if not (window_dir / DB_NAME).exists():
             found.append(_WindowFiles())
             continue
@@ -566,9 +573,10 @@ def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir:
                               if winner_returns is not None and periods else None),
             "bars": len(winner_returns) if winner_returns is not None else 0,
         },
-        "trial_sharpes": [per_bar_sharpe(np.asarray(returns[e])) for e in candidates] + inner,
+        "trial_sharpes": [trial_sharpe(np.asarray(returns[e])) for e in candidates] + inner,
         "evaluations": results["counts"]["evaluations"],
         "out_of_sample": outcome.result,
+        "record_version": RECORD_VERSION,
     }
 
 
