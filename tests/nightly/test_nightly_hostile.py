@@ -383,3 +383,15 @@ def test_a_ledger_the_sweep_cannot_write_stops_the_night_before_anything_is_made
     assert_one_clear_line(done, "deployment.ledger", "is not a SQLite database")
     assert not (tmp_path / "reports").exists() and not (tmp_path / "models").exists()
     assert ledger.read_text() == "not a database\n"
+
+
+@slow
+@pytest.mark.parametrize("gpu_ids", ["a,b", "0,0", "-1"])
+def test_a_malformed_gpu_ids_is_refused_before_the_models_folder_is_made(tmp_path, gpu_ids):
+    """GPU_IDS was read only once the night held the models folder: ``--check`` passed it and
+    the night made ``MODELS_DIR`` and its lock (and ran the recovery) before exit 2."""
+    config = str(config_file(tmp_path))
+    for args in (("--check", config), (config,)):
+        done = run_job(nightly_env(tmp_path, GPU_IDS=gpu_ids), *args, script=True)
+        assert_one_clear_line(done, "GPU_IDS: expected ", repr(gpu_ids))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json"]

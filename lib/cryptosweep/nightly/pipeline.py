@@ -53,6 +53,7 @@ from cryptosweep.core.paths import (
     resolve,
 )
 from cryptosweep.core.strict import whole_number
+from cryptosweep.execution.executors import parse_gpu_ids
 from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
 from cryptosweep.nightly.notifications import NOTIFY_TIMEOUT_S, SUMMARY_FILE, build_summary, notify
 from cryptosweep.nightly.promotion import (
@@ -177,6 +178,12 @@ class Settings:
         if policy not in GPU_POLICIES:
             raise NightlyFailure(EXIT_USAGE, f"GPU_POLICY={policy!r}: expected one of "
                                  f"{', '.join(GPU_POLICIES)}")
+        gpu_ids = env.get("GPU_IDS", "").strip()
+        try:  # here, not when the GPUs are picked: that is after the models folder is locked
+            parse_gpu_ids(gpu_ids)
+        except UserError as exc:
+            raise NightlyFailure(EXIT_USAGE, f"GPU_IDS: {exc}".replace("--gpu-ids: ", "")
+                                 ) from None
         seed_text = env.get("SWEEP_SEED", "").strip()
         folders = {name: _in_repository(env.get(name) or default)
                    for name, default in (("REPORTS_DIR", REPORTS_DIR), ("MODELS_DIR", MODELS_DIR))}
@@ -189,7 +196,7 @@ class Settings:
             seed=whole("SWEEP_SEED", 0) if seed_text else None,
             reports_dir=folders["REPORTS_DIR"],
             models_dir=folders["MODELS_DIR"],
-            gpu_ids=env.get("GPU_IDS", "").strip(),
+            gpu_ids=gpu_ids,
             gpu_policy=policy,
             log_retention_days=whole("LOG_RETENTION_DAYS", 14),
             run_retention=whole("RUN_RETENTION", 30),
