@@ -395,3 +395,20 @@ def test_a_malformed_gpu_ids_is_refused_before_the_models_folder_is_made(tmp_pat
         done = run_job(nightly_env(tmp_path, GPU_IDS=gpu_ids), *args, script=True)
         assert_one_clear_line(done, "GPU_IDS: expected ", repr(gpu_ids))
         assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json"]
+
+
+def test_a_retention_beyond_a_float_of_seconds_is_refused(tmp_path):
+    """LOG_RETENTION_DAYS of 400 digits passed the check, the sweep ran, and every night's
+    housekeeping then failed ("int too large to convert to float"): nothing compressed or
+    deleted, a warning only."""
+    from cryptosweep.nightly.pipeline import NightlyFailure, Settings
+
+    env = {"REPORTS_DIR": str(tmp_path / "r"), "MODELS_DIR": str(tmp_path / "m")}
+    for text in ("9" * 400, "36501"):
+        with pytest.raises(NightlyFailure, match="LOG_RETENTION_DAYS must be at most 36500"):
+            Settings.from_environment({**env, "LOG_RETENTION_DAYS": text}, "c.yaml")
+    settings = Settings.from_environment({**env, "LOG_RETENTION_DAYS": "36500"}, "c.yaml")
+    assert settings.log_retention_days == 36500
+    from cryptosweep.nightly.retention import housekeep
+
+    assert housekeep(tmp_path / "r", settings.log_retention_days, 30) == []

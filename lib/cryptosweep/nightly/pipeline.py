@@ -78,6 +78,9 @@ from cryptosweep.reporting.index_page import FIELD_FILE, REPORT_FILE
 from cryptosweep.reporting.notebook_imports import skip_iri_grammars
 from cryptosweep.sweep.opening import LOG_FILE, utc_stamp
 
+#: 100 years: more is no different, and a number of days too large for a float stopped the
+#: housekeeping.
+MAX_LOG_RETENTION_DAYS = 36500
 #: The environment variables the job reads (``scheduled/README.md`` documents each).
 SETTINGS_HELP = f"""settings (environment):
   SWEEP_CONFIG        config when no CONFIG argument (default {TEMPLATE_CONFIG_IN_REPOSITORY})
@@ -88,7 +91,7 @@ SETTINGS_HELP = f"""settings (environment):
                       rejected/, demoted/ (default <repo>/{MODELS_DIR})
   GPU_IDS             GPUs to use, e.g. 0,1 (empty: CPU under "use", every GPU found otherwise)
   GPU_POLICY          use | fallback | require (default fallback)
-  LOG_RETENTION_DAYS  gzip run logs older than this (default 14)
+  LOG_RETENTION_DAYS  gzip run logs older than this, at most {MAX_LOG_RETENTION_DAYS} (default 14)
   RUN_RETENTION       keep the newest N nightly run folders (default 30)
   SWEEP_TIMEOUT       seconds a notebook cell may take; 0 = no limit (default 0)
   NOTIFY_WEBHOOK_URL  POST the JSON summary here (Slack-compatible); never logged
@@ -162,7 +165,7 @@ class Settings:
     def from_environment(cls, env: Mapping[str, str], config: str | None = None) -> Settings:
         """Raises :class:`NightlyFailure` (exit 2) naming the first bad setting."""
 
-        def whole(name: str, default: int) -> int:
+        def whole(name: str, default: int, maximum: int | None = None) -> int:
             text = env.get(name, "").strip()
             if not text:
                 return default
@@ -172,6 +175,9 @@ class Settings:
                 value = -1
             if value < 0:
                 raise NightlyFailure(EXIT_USAGE, f"{name} must be a whole number, got {text!r}")
+            if maximum is not None and value > maximum:
+                raise NightlyFailure(EXIT_USAGE, f"{name} must be at most {maximum}, got "
+                                     f"{text[:40]!r}")
             return value
 
         policy = env.get("GPU_POLICY", "").strip() or "fallback"
@@ -198,7 +204,9 @@ class Settings:
             models_dir=folders["MODELS_DIR"],
             gpu_ids=gpu_ids,
             gpu_policy=policy,
-            log_retention_days=whole("LOG_RETENTION_DAYS", 14),
+            # Days become seconds as a float at the end of the night: beyond a float's range
+            # housekeeping failed every night (a warning), compressing and deleting nothing.
+            log_retention_days=whole("LOG_RETENTION_DAYS", 14, MAX_LOG_RETENTION_DAYS),
             run_retention=whole("RUN_RETENTION", 30),
             sweep_timeout=whole("SWEEP_TIMEOUT", 0),
         )
