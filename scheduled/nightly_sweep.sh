@@ -34,6 +34,12 @@ esac
 # "reports": the shell's copy of cryptosweep.core.paths.REPORTS_DIR (the lock lives in the
 # folder before Python starts); change both together.
 REPORTS_DIR="${REPORTS_DIR:-reports}"
+# "~/reports" is the home folder's, as Python (os.path.expanduser) and MODELS_DIR take it; it
+# was "<repo>/~/reports" here, while --check, started before, checked the home folder's.
+if [[ $REPORTS_DIR == "~"* ]]; then
+    home='import os, sys; print(os.path.expanduser(sys.argv[1]))'
+    REPORTS_DIR="$("$PY" -c "$home" "$REPORTS_DIR")"
+fi
 [[ $REPORTS_DIR == /* ]] || REPORTS_DIR="$REPO/$REPORTS_DIR"
 export REPORTS_DIR
 LOCK="$REPORTS_DIR/.nightly.lock"

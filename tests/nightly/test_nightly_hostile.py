@@ -412,3 +412,24 @@ def test_a_retention_beyond_a_float_of_seconds_is_refused(tmp_path):
     from cryptosweep.nightly.retention import housekeep
 
     assert housekeep(tmp_path / "r", settings.log_retention_days, 30) == []
+
+
+@slow
+def test_a_reports_dir_under_home_is_the_home_folders_for_the_lock_and_the_night(tmp_path):
+    """REPORTS_DIR=~/reports (cron does not expand ``~``): the shell took it for
+    ``<repo>/~/reports``, made that folder in the repository and locked it there, while
+    ``--check`` and MODELS_DIR=~/... took the home folder's. Now the lock a running night holds
+    in ``$HOME/reports`` answers "already running", and nothing is made in the repository."""
+    import fcntl
+
+    home = tmp_path / "home"
+    (home / "reports").mkdir(parents=True)
+    env = nightly_env(tmp_path, HOME=home, REPORTS_DIR="~/reports")
+    check = run_job(env, "--check", str(config_file(tmp_path)), script=True)
+    assert f"reports {home / 'reports'}," in check.output, check.output[-3000:]
+    with open(home / "reports" / ".nightly.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = run_job(env, str(tmp_path / "absent.json"), script=True)
+    assert done.rc == 0 and "already running" in done.output, done.output[-3000:]
+    assert str(home / "reports" / ".nightly.lock") in done.output
+    assert not (REPO / "~").exists()
