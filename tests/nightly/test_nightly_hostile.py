@@ -433,3 +433,27 @@ def test_a_reports_dir_under_home_is_the_home_folders_for_the_lock_and_the_night
     assert done.rc == 0 and "already running" in done.output, done.output[-3000:]
     assert str(home / "reports" / ".nightly.lock") in done.output
     assert not (REPO / "~").exists()
+
+
+def test_a_log_compressed_twice_keeps_both_parts(tmp_path):
+    """A run's log gzipped, then written again (the run resumed by hand) and gzipped again:
+    the second .gz replaced the first, and the earlier nights' lines were gone."""
+    import gzip
+    import time
+
+    from cryptosweep.nightly.retention import housekeep
+
+    reports = tmp_path / "reports"
+    run = reports / "nightly_20260101_000000"
+    run.mkdir(parents=True)
+    log = run / "sweep_output.log"
+    for text in ("the first night\n", "resumed by hand\n"):
+        log.write_text(text)
+        then = time.time() - 20 * 86400
+        os.utime(log, (then, then))
+        assert housekeep(reports, 14, 30) == [
+            "INFO retention: compressed nightly_20260101_000000/sweep_output.log.gz (older "
+            "than 14 days)"]
+        assert not log.exists()
+    with gzip.open(run / "sweep_output.log.gz", "rt") as compressed:
+        assert compressed.read() == "the first night\nresumed by hand\n"

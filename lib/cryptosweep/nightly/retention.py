@@ -30,7 +30,8 @@ def select_for_deletion(runs: Sequence[RunState], keep: int,
 def compress_old_logs(run_dirs: Iterable[Path], older_than_days: float,
                       now: float | None = None, exclude: Iterable[Path] = ()) -> list[Path]:
     """gzip every ``*.log`` of the given run folders last modified more than
-    ``older_than_days`` ago (the ``.gz`` keeps its mtime). Returns the new ``.gz`` files."""
+    ``older_than_days`` ago (the ``.gz`` keeps its mtime; an existing ``.gz`` of the same log
+    keeps its content, the log appended as a new member). Returns the ``.gz`` files written."""
     cutoff = (time.time() if now is None else now) - older_than_days * 86400
     skip = {Path(p).resolve() for p in exclude}
     written = []
@@ -44,12 +45,20 @@ def compress_old_logs(run_dirs: Iterable[Path], older_than_days: float,
             if stat.st_mtime >= cutoff:
                 continue
             target = log.with_name(log.name + ".gz")
+            # A log written again after its .gz (a run resumed by hand, weeks later) is added
+            # to it as a member of its own (zcat and gzip.open read them in order); replacing
+            # the .gz lost the earlier nights' lines.
+            earlier = target if target.is_file() and not target.is_symlink() else None
 
-            def compress(tmp: Path, log: Path = log, mtime: float = stat.st_mtime) -> None:
-                with open(tmp, "wb") as raw, gzip.GzipFile(
-                        filename=log.name, mode="wb", fileobj=raw, mtime=int(mtime)
-                ) as out, open(log, "rb") as src:
-                    shutil.copyfileobj(src, out)
+            def compress(tmp: Path, log: Path = log, mtime: float = stat.st_mtime,
+                         earlier: Path | None = earlier) -> None:
+                with open(tmp, "wb") as raw:
+                    if earlier is not None:
+                        with open(earlier, "rb") as old:
+                            shutil.copyfileobj(old, raw)
+                    with gzip.GzipFile(filename=log.name, mode="wb", fileobj=raw,
+                                       mtime=int(mtime)) as out, open(log, "rb") as src:
+                        shutil.copyfileobj(src, out)
 
             write_with(target, compress, mode=stat.st_mode & 0o777)
             os.utime(target, (stat.st_atime, stat.st_mtime))
