@@ -97,3 +97,26 @@ def test_sweep_notebook_logs_to_stdout_without_a_dashboard_port_warning(tmp_path
     assert " INFO " not in stderr, stderr[:2000]
     everything = json.dumps([dict(o) for o in outputs]) + done.stderr
     assert "8787" not in everything and "already in use" not in everything
+
+
+@pytest.mark.parametrize("parameter", ["log_dir", "config_path", "data_path", "resume"])
+def test_an_empty_path_parameter_is_one_error_naming_it_and_makes_nothing(tmp_path, parameter):
+    """``papermill -p log_dir ""``: ``Path("")`` is the working directory, and the sweep made
+    its run folder there without a word (the other path parameters named the working
+    directory in their error, not the parameter)."""
+    config = tmp_path / "sweep.json"
+    config.write_text(json.dumps(tiny_config(random__n_trials=2)))
+    work = tmp_path / "work"
+    work.mkdir()
+    parameters = {"config_path": str(config), "log_dir": str(tmp_path / "reports"),
+                  "show_progress": "False", parameter: ""}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "papermill"), "-k", "cryptosweep",
+         str(REPO / "notebooks" / "sweep.ipynb"), str(tmp_path / "out.ipynb"),
+         *[part for name, value in parameters.items() for part in ("-p", name, value)]],
+        capture_output=True, text=True, timeout=300, cwd=work,
+    )
+    assert done.returncode != 0
+    assert f"ConfigError: {parameter}: expected a path, got an empty one ('')" in done.stderr, (
+        done.stderr[-3000:])
+    assert list(work.iterdir()) == [] and not (tmp_path / "reports").exists()

@@ -41,11 +41,14 @@ def resolve(path: str | Path | None, what: str = "path") -> Path | None:
     is there, else against the repository root when something is there, else against the
     working directory (so that an error names the path the user meant). Anything but text or
     a path (a notebook parameter papermill read as a number) is a ``ConfigError`` naming
-    ``what``."""
+    ``what``, and so is empty text (``papermill -p log_dir ""``): ``Path("")`` is the working
+    directory, where the sweep then made its run folders without a word."""
     if path is None:
         return None
     if not isinstance(path, str | os.PathLike):
         raise ConfigError(f"{what}: expected a path (text), got {path!r}")
+    if not os.fspath(path).strip():
+        raise ConfigError(f"{what}: expected a path, got an empty one ({path!r})")
     path = Path(path).expanduser()
     if path.is_absolute():
         return path
