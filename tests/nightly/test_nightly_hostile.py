@@ -457,3 +457,17 @@ def test_a_log_compressed_twice_keeps_both_parts(tmp_path):
         assert not log.exists()
     with gzip.open(run / "sweep_output.log.gz", "rt") as compressed:
         assert compressed.read() == "the first night\nresumed by hand\n"
+
+
+@slow
+@pytest.mark.parametrize(("setting", "args", "words"), [
+    ({}, ("",), "CONFIG: expected a path, got an empty one ('')"),
+    ({}, ("--check", " "), "CONFIG: expected a path, got an empty one (' ')"),
+    ({"SWEEP_CONFIG": "  "}, (), "SWEEP_CONFIG: expected a path, got an empty one ('  ')"),
+], ids=["empty argument", "blank argument to --check", "blank SWEEP_CONFIG"])
+def test_an_empty_config_is_one_line_not_the_template(tmp_path, setting, args, words):
+    """``nightly_sweep.sh "$CONFIG"`` with CONFIG unset ran the template config without a
+    word; a blank SWEEP_CONFIG ended in a traceback."""
+    done = run_job(nightly_env(tmp_path, **setting), *args, script=True)
+    assert_one_clear_line(done, words)
+    assert list(tmp_path.iterdir()) == []

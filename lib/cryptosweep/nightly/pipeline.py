@@ -190,6 +190,14 @@ class Settings:
         except UserError as exc:
             raise NightlyFailure(EXIT_USAGE, f"GPU_IDS: {exc}".replace("--gpu-ids: ", "")
                                  ) from None
+        # An unset or empty SWEEP_CONFIG is the template; a CONFIG argument given empty (a
+        # crontab's "$CONFIG" unset) ran the template too, without a word.
+        name, text = (("CONFIG", config) if config is not None else
+                      ("SWEEP_CONFIG", env.get("SWEEP_CONFIG") or TEMPLATE_CONFIG_IN_REPOSITORY))
+        try:
+            config_path = resolve(text, name)
+        except UserError as exc:
+            raise NightlyFailure(EXIT_USAGE, str(exc)) from None
         seed_text = env.get("SWEEP_SEED", "").strip()
         folders = {name: _in_repository(env.get(name) or default)
                    for name, default in (("REPORTS_DIR", REPORTS_DIR), ("MODELS_DIR", MODELS_DIR))}
@@ -198,7 +206,7 @@ class Settings:
             if problem is not None:
                 raise NightlyFailure(EXIT_USAGE, f"{name}={folder}: {problem}")
         return cls(
-            config=resolve(config or env.get("SWEEP_CONFIG") or TEMPLATE_CONFIG_IN_REPOSITORY),  # type: ignore[arg-type]
+            config=config_path,  # type: ignore[arg-type]
             seed=whole("SWEEP_SEED", 0) if seed_text else None,
             reports_dir=folders["REPORTS_DIR"],
             models_dir=folders["MODELS_DIR"],
