@@ -471,3 +471,22 @@ def test_an_empty_config_is_one_line_not_the_template(tmp_path, setting, args, w
     done = run_job(nightly_env(tmp_path, **setting), *args, script=True)
     assert_one_clear_line(done, words)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_retention_keeps_a_run_another_process_is_writing(tmp_path):
+    """A failed run beyond RUN_RETENTION that ``cryptosweep run --resume`` is writing (its
+    journal still says failed) was deleted from under it."""
+    import fcntl
+
+    from cryptosweep.nightly.retention import housekeep
+    from tests.nightly.test_pipeline import fake_run
+
+    reports = tmp_path / "reports"
+    old = fake_run(reports, "nightly_20260101_000000", "failed")
+    gone = fake_run(reports, "nightly_20260102_000000", "failed")
+    fake_run(reports, "nightly_20260103_000000", "complete", results=True, report=True)
+    with open(old / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        lines = housekeep(reports, 14, 1)
+    assert "INFO retention: kept nightly_20260101_000000: another process is writing it" in lines
+    assert (old / "sweep.db").is_file() and not gone.exists()

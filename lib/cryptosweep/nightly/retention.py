@@ -10,7 +10,9 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from cryptosweep.core.errors import ResumeError
 from cryptosweep.core.files import write_with
+from cryptosweep.core.locking import RunLock
 from cryptosweep.nightly.publishing import LATEST_LINK
 from cryptosweep.nightly.runs import RUN_PREFIX, RunState, scan_runs
 from cryptosweep.reporting.index_page import INDEX_FILE
@@ -70,7 +72,8 @@ def compress_old_logs(run_dirs: Iterable[Path], older_than_days: float,
 def housekeep(reports_dir: Path, log_days: float, keep: int, current: Path | None = None,
               prefix: str = RUN_PREFIX, now: float | None = None) -> list[str]:
     """Compress old logs and delete run folders beyond the newest ``keep``; returns log lines.
-    Never touches the current run, ``latest``'s target, or an unfinished run."""
+    Never touches the current run, ``latest``'s target, an unfinished run, or a run folder
+    whose lock another process holds."""
     reports_dir = Path(reports_dir)
     runs = scan_runs(reports_dir, prefix)
     protected = [p for p in (current,) if p is not None]
@@ -80,11 +83,25 @@ def housekeep(reports_dir: Path, log_days: float, keep: int, current: Path | Non
     lines = []
     gone = set()
     for run in select_for_deletion(runs, keep, protected):
+        # A run another process is writing (``cryptosweep run --resume`` by hand of an old
+        # run whose journal still says failed) holds its folder's lock: deleting it pulled the
+        # folder from under that sweep. Held while deleting, so that none starts meanwhile.
+        try:
+            lock = RunLock.acquire(run.path)
+        except ResumeError:
+            lines.append(f"INFO retention: kept {run.path.name}: another process is writing "
+                         "it")
+            continue
+        except OSError as exc:
+            lines.append(f"WARNING retention: cannot delete {run.path.name}: {exc}")
+            continue
         try:
             shutil.rmtree(run.path)
         except OSError as exc:
             lines.append(f"WARNING retention: cannot delete {run.path.name}: {exc}")
             continue
+        finally:
+            lock.release()
         gone.add(run.path)
         lines.append(f"INFO retention: deleted {run.path.name} (status {run.status or 'none'}; "
                      f"keeping the newest {keep})")
