@@ -490,3 +490,34 @@ def test_retention_keeps_a_run_another_process_is_writing(tmp_path):
         lines = housekeep(reports, 14, 1)
     assert "INFO retention: kept nightly_20260101_000000: another process is writing it" in lines
     assert (old / "sweep.db").is_file() and not gone.exists()
+
+
+@slow
+def test_a_sweep_past_sweep_timeout_is_exit_4_and_resumed_the_next_night(tmp_path):
+    """SWEEP_TIMEOUT ran out: nbclient's CellTimeoutError ended the night as "stopped
+    unexpectedly", exit 1 with a traceback, instead of exit 4 and a resume the next night.
+    Nothing the timeout interrupted is recorded as a failed evaluation."""
+    import sqlite3
+
+    from cryptosweep.nightly.runs import plan_run
+
+    config = tiny_config(random__n_trials=300, objective__rounds_per_unit=3)  # a minute
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    done = run_job(nightly_env(tmp_path, SWEEP_TIMEOUT=4), str(path), script=True)
+    assert done.rc == 4, done.output[-3000:]
+    # (The kernel, shut down while it answers the interrupted cell, may print ZMQ's
+    # "Socket operation on non-socket" traceback on stderr: ipykernel's, not the job's.)
+    assert "nightly job failed" not in done.output, done.output[-3000:]
+    lines = errors(done.output)
+    assert len(lines) == 1, done.output[-3000:]
+    assert "sweep timed out: a notebook cell ran past SWEEP_TIMEOUT=4 s" in lines[0]
+    [run] = (tmp_path / "reports").glob("nightly_*")
+    if (run / "sweep.db").is_file():  # else the kernel's imports took the 4 s (a busy host)
+        conn = sqlite3.connect(f"file:{run / 'sweep.db'}?mode=ro", uri=True)
+        statuses = {row[0] for row in conn.execute("SELECT status FROM evaluations")}
+        conn.close()
+        assert "failed" not in statuses
+        assert "the next nightly continues it" in lines[0]
+        seed = config.get("seed", 123456)
+        assert plan_run(tmp_path / "reports", path, seed).mode == "resume"

@@ -33,6 +33,7 @@ from cryptosweep.core.errors import (
     EXIT_BUG,
     EXIT_OK,
     EXIT_REPORT,
+    EXIT_SWEEP,
     EXIT_USAGE,
     FolderInUseError,
     InfrastructureError,
@@ -549,6 +550,7 @@ class Night:
 
     def _sweep(self, run_dir: Path, seed: int, gpu_ids: list[int], resume: bool) -> None:
         import papermill
+        from nbclient.exceptions import CellTimeoutError
 
         from cryptosweep.reporting.kernels import LocalKernelManager
 
@@ -584,6 +586,12 @@ class Night:
                 )
             except papermill.PapermillExecutionError:
                 status = 1  # the notebook records the exception; check_sweep reads it
+            except CellTimeoutError:
+                # SWEEP_TIMEOUT ran out: nbclient interrupted the kernel (the sweep stopped as
+                # after a Ctrl-C, its journal says running) and raised this, which ended the
+                # night as "stopped unexpectedly", exit 1 and a traceback.
+                if not received:
+                    raise NightlyFailure(EXIT_SWEEP, self._timed_out(run_dir)) from None
             except Exception:
                 if not received:  # else the signal reached the kernel too (a dead kernel)
                     raise
@@ -593,6 +601,18 @@ class Night:
         if code:
             raise NightlyFailure(code, message)
         self.log("INFO", message)
+
+    def _timed_out(self, run_dir: Path) -> str:
+        """The night's one line when a notebook cell ran past ``SWEEP_TIMEOUT``."""
+        settings = self.settings
+        assert settings is not None
+        state = RunState.of(run_dir)
+        message = (f"sweep timed out: a notebook cell ran past SWEEP_TIMEOUT="
+                   f"{settings.sweep_timeout} s (journal status {state.status or 'none'})")
+        if state.status == "running":
+            message += (f"; the next nightly continues it (by hand: cryptosweep run --resume "
+                        f"{run_dir.resolve()})")
+        return message
 
     def _report(self, run_dir: Path) -> None:
         from cryptosweep.reporting.report import render_report, write_index
