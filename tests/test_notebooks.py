@@ -99,7 +99,19 @@ def test_sweep_notebook_logs_to_stdout_without_a_dashboard_port_warning(tmp_path
     assert "8787" not in everything and "already in use" not in everything
 
 
-@pytest.mark.parametrize("parameter", ["log_dir", "config_path", "data_path", "resume"])
+@pytest.mark.parametrize("parameter", ["config_path", "data_path", "resume"])
+def test_an_empty_path_is_an_error_naming_its_parameter(parameter):
+    """What the notebook's other path parameters resolve with (the one run below shows it
+    through papermill): their error named the working directory, not the parameter."""
+    from cryptosweep.core.errors import ConfigError
+    from cryptosweep.core.paths import resolve
+
+    for empty in ("", "  "):
+        with pytest.raises(ConfigError, match=f"^{parameter}: expected a path, got an empty"):
+            resolve(empty, parameter)
+
+
+@pytest.mark.parametrize("parameter", ["log_dir"])
 def test_an_empty_path_parameter_is_one_error_naming_it_and_makes_nothing(tmp_path, parameter):
     """``papermill -p log_dir ""``: ``Path("")`` is the working directory, and the sweep made
     its run folder there without a word (the other path parameters named the working

@@ -386,15 +386,20 @@ def test_a_ledger_the_sweep_cannot_write_stops_the_night_before_anything_is_made
 
 
 @slow
-@pytest.mark.parametrize("gpu_ids", ["a,b", "0,0", "-1"])
-def test_a_malformed_gpu_ids_is_refused_before_the_models_folder_is_made(tmp_path, gpu_ids):
+def test_a_malformed_gpu_ids_is_refused_before_the_models_folder_is_made(tmp_path):
     """GPU_IDS was read only once the night held the models folder: ``--check`` passed it and
     the night made ``MODELS_DIR`` and its lock (and ran the recovery) before exit 2."""
+    from cryptosweep.nightly.pipeline import NightlyFailure, Settings
+
     config = str(config_file(tmp_path))
     for args in (("--check", config), (config,)):
-        done = run_job(nightly_env(tmp_path, GPU_IDS=gpu_ids), *args, script=True)
-        assert_one_clear_line(done, "GPU_IDS: expected ", repr(gpu_ids))
+        done = run_job(nightly_env(tmp_path, GPU_IDS="a,b"), *args, script=True)
+        assert_one_clear_line(done, "GPU_IDS: expected ", repr("a,b"))
         assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json"]
+    env = {"REPORTS_DIR": str(tmp_path / "r"), "MODELS_DIR": str(tmp_path / "m")}
+    for gpu_ids in ("0,0", "-1"):  # with the other settings, as "a,b" above
+        with pytest.raises(NightlyFailure, match="GPU_IDS: "):
+            Settings.from_environment({**env, "GPU_IDS": gpu_ids}, config)
 
 
 def test_a_retention_beyond_a_float_of_seconds_is_refused(tmp_path):
