@@ -564,3 +564,15 @@ def test_evidence_section_is_typed_strict_and_out_of_the_results_hash():
                       ({"regimes": {"trend_lookback": 0}}, "trend_lookback")):
         with pytest.raises(ConfigError, match=word):
             validate_config(tiny_config(evidence=bad))
+
+
+def test_a_refused_resume_names_the_settings_that_decide_results_and_only_those():
+    from cryptosweep.core.config import named_differences, results_differences
+
+    stored = load_config(raw=tiny_config()).canonical()
+    given = load_config(raw=tiny_config(
+        objective__fees_bps=9.0, random__n_trials=7, execution__workers=3,
+        deployment__min_dsr=0.5)).canonical()
+    assert results_differences(given, stored) == ["objective.fees_bps", "random.n_trials"]
+    assert results_differences(stored, stored) == []
+    assert named_differences(given, stored, most=1) == "objective.fees_bps and 1 more"

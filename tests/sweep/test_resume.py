@@ -201,6 +201,8 @@ def test_resume_with_another_config_or_seed_is_refused(config_and_reference, tmp
     done = cli_in_process(capsys, "run", "--resume", str(reference), "--config", str(other))
     assert done.returncode == 2
     assert "differs from the one this run was started with" in done.stderr
+    # It names what differs (a new user: the README promises one line naming the field).
+    assert "in what decides its results (random.n_trials); resume" in done.stderr
     done = cli_in_process(capsys, "run", "--resume", str(reference), "--seed", "6")
     assert done.returncode == 2 and "--seed 6 differs from the run's seed 5" in done.stderr
     done = cli_in_process(capsys, "run", "--resume", str(tmp_path / "nowhere"))

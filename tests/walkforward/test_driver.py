@@ -269,7 +269,8 @@ def _unstarted_walkforward(tmp_path: Path) -> Path:
     # Was ignored: the windows of the manifest ran, exit 0, as if --set had not been given.
     (["--set", "walk_forward.out_of_sample_bars=200"],
      "the given config differs from the one this walk-forward was started with"),
-    (["--set", "objective.fees_bps=50"], "resume without --config/--set"),
+    (["--set", "objective.fees_bps=50"],
+     "decides its results (objective.fees_bps); resume without --config/--set"),
     (["--set", "objective.fidelity=folds"],
      "objective.fidelity folds differs from the run's rounds"),
     # Were taken, exit 0 (left out of the results hash, as for a sweep): the finished

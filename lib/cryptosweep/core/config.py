@@ -307,6 +307,30 @@ def results_identity(canonical: dict[str, Any]) -> dict[str, Any]:
     return identity
 
 
+def results_differences(given: dict[str, Any], stored: dict[str, Any]) -> list[str]:
+    """The dotted names of the settings in which two canonical configs differ in what decides
+    their results (:func:`results_identity`), in key order: what a refused resume names."""
+    found: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+        elif canonical_json(a) != canonical_json(b):
+            found.append(path or "<top level>")
+
+    walk(results_identity(given), results_identity(stored), "")
+    return found
+
+
+def named_differences(given: dict[str, Any], stored: dict[str, Any], most: int = 4) -> str:
+    """:func:`results_differences` for a message: ``"objective.fees_bps"``, or the first
+    ``most`` of them and how many more."""
+    names = results_differences(given, stored)
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def config_hash(canonical: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of what decides a sweep's results: equal for configs that
     differ only in how they execute (workers, cluster, GPU packing, name), so those resume each

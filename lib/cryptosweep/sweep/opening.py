@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosweep.core.config import SweepConfig, config_hash, resolve_seed
+from cryptosweep.core.config import SweepConfig, config_hash, named_differences, resolve_seed
 from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import InfrastructureError, ResumeError, UserError
 from cryptosweep.core.faults import infrastructure_fault
@@ -327,8 +327,10 @@ def _resume_config(journal: JournalInfo, config: SweepConfig | None, seed: int |
         if config_hash(config.canonical()) != config_hash(stored.canonical()):
             raise ResumeError(
                 f"--resume {path.parent}: the given config differs from the one this run was "
-                "started with in what decides its results; resume without --config/--set, or "
-                "start a new run (only execution settings such as execution.workers may change)"
+                "started with in what decides its results ("
+                f"{named_differences(config.canonical(), stored.canonical())}); resume without "
+                "--config/--set, or start a new run (only execution settings such as "
+                "execution.workers may change)"
             )
         if config.canonical() != stored.canonical():
             log.info("resuming with the given config's execution settings")

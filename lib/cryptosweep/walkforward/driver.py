@@ -40,7 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.core.config import MAX_SEED, SweepConfig, config_hash, resolve_seed
+from cryptosweep.core.config import (
+    MAX_SEED,
+    SweepConfig,
+    config_hash,
+    named_differences,
+    resolve_seed,
+)
 from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import ResumeError, SweepInterrupted, UserError
 from cryptosweep.core.files import write_json_atomic, write_text_atomic
@@ -269,7 +275,8 @@ def _open_resume(path: Path, config: SweepConfig | None, seed: int | None,
         if config_hash(config.canonical()) != config_hash(stored.canonical()):
             raise ResumeError(
                 f"--resume {path}: the given config differs from the one this walk-forward was "
-                "started with in what decides its results (its windows among them); resume "
+                "started with in what decides its results ("
+                f"{named_differences(config.canonical(), stored.canonical())}); resume "
                 "without --config/--set, or start a new walk-forward (only execution settings "
                 "such as execution.workers may change)")
         changed = [key for key, value in _process_settings(config).items()
