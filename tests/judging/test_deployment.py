@@ -306,3 +306,14 @@ def test_the_gate_judges_the_dsr_its_trial_count_names():
     old = with_selection(0.99, None)
     assert gate_dsr(old)["basis"] == "ledger" and verdict(old).dsr == 0.60
     assert gate_dsr(with_selection(0.99, "effective"))["basis"] == "effective"
+
+
+def test_a_value_beside_its_threshold_never_reads_as_equal_to_it():
+    """A new user: "PBO 0.50 > 0.5" for a PBO of 0.50179, which reads as a pass."""
+    from cryptosweep.core.formatting import against
+    from cryptosweep.judging.deployment import _dsr, _pbo
+
+    assert _pbo({"pbo": {"pbo": 0.50179}}, 0.5)["text"] == "PBO 0.502 > 0.5"
+    assert _dsr({"dsr": 0.9499}, 0.95)["text"] == "DSR 0.9499 < 0.95"
+    assert _pbo({"pbo": {"pbo": 0.25}}, 0.5)["text"] == "PBO 0.25 <= 0.5"
+    assert against(0.0, 0.0, sign=True) == "+0.00" and against(-0.004, 0.0, sign=True) == "-0.004"

@@ -47,6 +47,17 @@ def share(value: Any, places: int = 2) -> str:
     return MISSING if number is None else f"{number:.{places}f}"
 
 
+def against(value: float, threshold: float, places: int = 2, sign: bool = False) -> str:
+    """``value`` beside the ``threshold`` it is compared with: ``places`` decimals, more (up to
+    6) where those would show a value that differs from the threshold as equal to it. A PBO
+    of 0.50179 refused by a maximum of 0.5 read "PBO 0.50 > 0.5"; it reads "PBO 0.502 > 0.5"."""
+    for digits in range(places, 7):
+        text = f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+        if value == threshold or float(text) != threshold:
+            return text
+    return text
+
+
 def percent(value: Any, places: int = 1) -> str:
     """A fraction as a percentage: ``0.1234`` → ``12.3%``."""
     number = _finite(value)

@@ -50,6 +50,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cryptosweep.core.formatting import against
 from cryptosweep.core.settings import CPCVSettings, DeploymentSettings
 from cryptosweep.core.vocabulary import APPROVED, METRIC_LABELS, REJECTED
 from cryptosweep.judging.caveats import min_trades_of
@@ -161,7 +162,7 @@ def _dsr(block: Mapping[str, Any], minimum: float) -> dict[str, Any]:
     basis = (f" (effective N {block['n_trials']})" if block.get("basis") == "effective"
              else "")
     return _criterion("dsr", value, minimum, passed,
-                      f"DSR {value:.2f} {'>=' if passed else '<'} {minimum:g}{basis}")
+                      f"DSR {against(value, minimum)} {'>=' if passed else '<'} {minimum:g}{basis}")
 
 
 def _pbo(overfitting: Mapping[str, Any], maximum: float) -> dict[str, Any]:
@@ -172,7 +173,7 @@ def _pbo(overfitting: Mapping[str, Any], maximum: float) -> dict[str, Any]:
                           f"PBO not computed ({why or 'no returns'})")
     passed = value <= maximum
     return _criterion("pbo", value, maximum, passed,
-                      f"PBO {value:.2f} {'<=' if passed else '>'} {maximum:g}")
+                      f"PBO {against(value, maximum)} {'<=' if passed else '>'} {maximum:g}")
 
 
 def _no_holdout(results: Mapping[str, Any]) -> str:
@@ -189,7 +190,8 @@ def _holdout_score(best: Mapping[str, Any], metric: str, minimum: float,
                           f"no holdout {label} ({_no_holdout(results)})")
     passed = value >= minimum
     return _criterion("holdout_score", value, minimum, passed,
-                      f"holdout {label} {value:+.2f} {'>=' if passed else '<'} {minimum:g}")
+                      f"holdout {label} {against(value, minimum, sign=True)} "
+                      f"{'>=' if passed else '<'} {minimum:g}")
 
 
 def _holdout_trades(best: Mapping[str, Any], minimum: int,
@@ -212,8 +214,8 @@ def _holdout_test(evidence: Mapping[str, Any], maximum: float) -> dict[str, Any]
     value = float(permutation["p_value"])
     passed = value <= maximum
     return _criterion("holdout_test", value, maximum, passed,
-                      f"holdout vs random entries p {value:.3f} {'<=' if passed else '>'} "
-                      f"{maximum:g}")
+                      f"holdout vs random entries p {against(value, maximum, 3)} "
+                      f"{'<=' if passed else '>'} {maximum:g}")
 
 
 def _stress(best: Mapping[str, Any], metric: str, minimum: float,
@@ -226,7 +228,8 @@ def _stress(best: Mapping[str, Any], metric: str, minimum: float,
     value = float(stress[metric])
     passed = value >= minimum
     return _criterion("stress", value, minimum, passed,
-                      f"holdout {label} at {stress['multiplier']:g}x costs {value:+.2f} "
+                      f"holdout {label} at {stress['multiplier']:g}x costs "
+                      f"{against(value, minimum, sign=True)} "
                       f"{'>=' if passed else '<'} {minimum:g}")
 
 
@@ -244,8 +247,8 @@ def _cpcv(block: Mapping[str, Any], best: Mapping[str, Any], settings: CPCVSetti
     value = float(entry["gate_quantile"])
     passed = value >= minimum
     return _criterion("cpcv", value, minimum, passed,
-                      f"CPCV path Sharpe {level} {value:.2f} {'>=' if passed else '<'} "
-                      f"{minimum:g} over {entry.get('n_paths')} paths")
+                      f"CPCV path Sharpe {level} {against(value, minimum)} "
+                      f"{'>=' if passed else '<'} {minimum:g} over {entry.get('n_paths')} paths")
 
 
 def _beats_champion(best: Mapping[str, Any], metric: str, champion: Mapping[str, Any],
@@ -307,9 +310,10 @@ def keep_champion(history: list[Mapping[str, Any]], champion: Mapping[str, Any] 
     passed = score >= minimum
     failures = 0 if passed else _failures(history) + 1
     demote = failures >= demote_after
-    text = (f"champion's own holdout {label} {score:+.2f} {'>=' if passed else '<'} "
-            f"{minimum:g}" + ("" if passed else f" ({failures} night(s) in a row"
-                              f"{'; demoted' if demote else f' of {demote_after}'})"))
+    text = (f"champion's own holdout {label} {against(score, minimum, sign=True)} "
+            f"{'>=' if passed else '<'} {minimum:g}"
+            + ("" if passed else f" ({failures} night(s) in a row"
+                                 f"{'; demoted' if demote else f' of {demote_after}'})"))
     return {"passed": passed, "score": score, "failures_in_a_row": failures, "demote": demote,
             "text": text}
 
