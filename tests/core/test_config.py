@@ -576,3 +576,15 @@ def test_a_refused_resume_names_the_settings_that_decide_results_and_only_those(
     assert results_differences(given, stored) == ["objective.fees_bps", "random.n_trials"]
     assert results_differences(stored, stored) == []
     assert named_differences(given, stored, most=1) == "objective.fees_bps and 1 more"
+
+
+def test_full_budget_against_a_config_naming_max_iter_says_which_to_change():
+    """A new user: --set full_budget=3 on the demo config (which names hyperband.max_iter: 9)
+    was told to "set only full_budget", which --set cannot do."""
+    done = cli("validate", "--config", str(REPO / "parameters" / "demo.yaml"),
+               "--set", "full_budget=3")
+    assert done.returncode == 2
+    assert "change that one (--set hyperband.max_iter=3)" in done.stderr, done.stderr
+    fixed = cli("validate", "--config", str(REPO / "parameters" / "demo.yaml"),
+                "--set", "hyperband.max_iter=3")
+    assert fixed.returncode == 0, fixed.stderr

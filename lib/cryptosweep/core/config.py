@@ -101,7 +101,9 @@ class SweepConfig(Strict):
                 and self.hyperband.max_iter != self.full_budget):
             raise ValueError(
                 f"full_budget ({self.full_budget}) and hyperband.max_iter "
-                f"({self.hyperband.max_iter}) disagree; set only full_budget"
+                f"({self.hyperband.max_iter}) disagree; the config names hyperband.max_iter "
+                "(the demo's does): change that one (--set hyperband.max_iter="
+                f"{self.full_budget}), or name only full_budget in the config"
             )
         return self
 
