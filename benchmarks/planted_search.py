@@ -315,7 +315,8 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from cryptosweep.reporting.offline import ensure_plotly_js, library_tags, with_library
+    from cryptosweep.core.plotly_library import ensure_plotly_js
+    from cryptosweep.reporting.offline import library_tags, with_library
 
     budget, rows = summary["budget"], summary["rows"]
     edges = sorted({m["edge"] for m in summary["markets"]})

@@ -272,7 +272,7 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
                           help="with best configs: which configuration (default 1, the winner)")
     evaluate.add_argument("--until", help="with best configs: last bar to train on")
     evaluate.add_argument("--html", help="write an offline page of the backtest here "
-                          "(plotly.min.js goes next to it); default: no page")
+                          "(plotly.js goes next to it, once a folder); default: no page")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 

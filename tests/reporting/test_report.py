@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from cryptosweep.core.formatting import share, signed
+from cryptosweep.core.plotly_library import plotly_js_name
 from cryptosweep.judging.verdict import verdict
-from cryptosweep.reporting.offline import plotly_js_name
 from tests.support import cli, cli_in_process, results_file, tiny_config
 
 pytestmark = pytest.mark.slow

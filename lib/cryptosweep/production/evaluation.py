@@ -1,6 +1,7 @@
 """A small offline HTML page of one backtest: the metrics, the equity curve with the entries,
-the drawdown, and the trades. plotly.js is written next to the page (``plotly.min.js``, once
-per folder), so the page stays small and nothing is loaded from the network."""
+the drawdown, and the trades. plotly.js is written next to the page (``plotly-<version>.min.js``,
+once per folder, the same file the nightly's reports folder holds: a page written there adds no
+second copy), so the page stays small and nothing is loaded from the network."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from cryptosweep.core.errors import ConfigError, UserError
 from cryptosweep.core.files import output_problem, write_text_atomic
+from cryptosweep.core.plotly_library import ensure_plotly_js
 from cryptosweep.production.candles import load_candles
 from cryptosweep.production.model import (
     MANIFEST,
@@ -26,8 +28,6 @@ from cryptosweep.production.model import (
     train_model,
 )
 from cryptosweep.trading.metrics import METRIC_NAMES
-
-PLOTLY_JS = "plotly.min.js"
 
 
 def model_for(source: str | Path, *, rank: int | None = None, until: Any = None
@@ -122,17 +122,13 @@ def check_html_target(target: str | Path) -> None:
 def write_evaluation_html(
     target: str | Path, backtest: Backtest, *, title: str, notes: list[str] | None = None,
 ) -> Path:
-    """Write the page of ``backtest`` to ``target`` (and ``plotly.min.js`` beside it);
+    """Write the page of ``backtest`` to ``target`` (and plotly.js beside it, once a folder);
     ``notes`` are shown under the title (e.g. that the period overlaps the training bars)."""
-    from plotly.offline import get_plotlyjs
     from plotly.subplots import make_subplots
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    script = target.parent / PLOTLY_JS
-    plotly_js = get_plotlyjs()
-    if not script.is_file() or script.read_text(encoding="utf-8") != plotly_js:
-        write_text_atomic(script, plotly_js)
+    library = ensure_plotly_js(target.parent)
     times = backtest.times.tz_convert("UTC").tz_localize(None)  # plotly.js ignores zones
     equity = np.cumprod(1.0 + backtest.result.returns)
     peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
@@ -157,7 +153,7 @@ def write_evaluation_html(
                            config={"displaylogo": False})
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">{GENERATOR}<title>{html.escape(title)}</title>
-<script src="{PLOTLY_JS}"></script>
+<script src="{html.escape(library.name)}"></script>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#f4f4f4}}
 td:first-child,th:first-child{{text-align:left}}.note{{color:#a15c00}}</style>

@@ -18,9 +18,10 @@ from typing import Any
 
 from cryptosweep.core.files import write_text_atomic
 from cryptosweep.core.formatting import metric_name, share, signed
+from cryptosweep.core.plotly_library import ensure_plotly_js
 from cryptosweep.judging.verdict import verdict
 from cryptosweep.records.results import RESULTS_GLOB
-from cryptosweep.reporting.offline import ensure_plotly_js, library_tags
+from cryptosweep.reporting.offline import library_tags
 
 INDEX_FILE = "index.html"
 #: A run folder's report page (the analysis notebook run into HTML).

@@ -13,8 +13,6 @@ import os
 import re
 from pathlib import Path
 
-from cryptosweep.core.files import write_text_atomic
-
 #: The MIME type of a plotly figure in a notebook output (what the jupyterlab-plotly extension
 #: draws, and what the report reads its charts from).
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -31,33 +29,6 @@ _MISSING_LIBRARY = """<script>window.addEventListener("DOMContentLoaded", functi
     "(%(src)s): copy the reports folder as a whole, or run `cryptosweep report` again.";
   document.body.insertBefore(note, document.body.firstChild);
 });</script>"""
-
-
-def plotly_js_name() -> str:
-    """``plotly-<version>.min.js``: the file name of the library the installed plotly uses."""
-    from plotly.offline import get_plotlyjs_version
-
-    return f"plotly-{get_plotlyjs_version()}.min.js"
-
-
-def plotly_js_present(folder: Path) -> bool:
-    """Whether ``folder`` already holds the installed plotly's library, whole (then
-    :func:`ensure_plotly_js` writes nothing there)."""
-    from plotly.offline import get_plotlyjs
-
-    target = Path(folder) / plotly_js_name()
-    return target.is_file() and target.stat().st_size == len(get_plotlyjs().encode("utf-8"))
-
-
-def ensure_plotly_js(folder: Path) -> Path:
-    """``folder/plotly-<version>.min.js``, written (atomically) only when it is not already
-    there with the right size."""
-    from plotly.offline import get_plotlyjs
-
-    target = Path(folder) / plotly_js_name()
-    if not plotly_js_present(folder):
-        write_text_atomic(target, get_plotlyjs())
-    return target
 
 
 def library_tags(page: Path, library: Path) -> str:

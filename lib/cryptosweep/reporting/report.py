@@ -29,15 +29,13 @@ from cryptosweep.core.files import (
     write_text_atomic,
 )
 from cryptosweep.core.paths import KERNEL, NOTEBOOKS
+from cryptosweep.core.plotly_library import ensure_plotly_js, plotly_js_name, plotly_js_present
 from cryptosweep.records.inspection import inspect_journal
 from cryptosweep.records.results import RUN_VIEW_GLOBS, latest_file
 from cryptosweep.reporting.index_page import REPORT_FILE, run_summaries, write_index
 from cryptosweep.reporting.offline import (
     PLOTLY_MIME,
-    ensure_plotly_js,
     library_tags,
-    plotly_js_name,
-    plotly_js_present,
     with_library,
     without_cdn_scripts,
 )
