@@ -132,3 +132,21 @@ def test_an_empty_path_parameter_is_one_error_naming_it_and_makes_nothing(tmp_pa
     assert f"ConfigError: {parameter}: expected a path, got an empty one ('')" in done.stderr, (
         done.stderr[-3000:])
     assert list(work.iterdir()) == [] and not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize(("notebook", "switch", "text"), [
+    ("sweep.ipynb", "show_progress", "false"), ("walkforward.ipynb", "report", "no")])
+def test_a_switch_papermill_passed_as_text_is_refused_before_anything_runs(
+        tmp_path, notebook, switch, text):
+    """``papermill -p show_progress false`` passes the text "false", which Python reads as
+    true: the switch did the opposite of what was asked, without a word (a helper's attack)."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "papermill"), "-k", "cryptosweep",
+         str(REPO / "notebooks" / notebook), str(tmp_path / "out.ipynb"),
+         "-p", "log_dir", str(tmp_path / "logs"), "-p", switch, text],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert done.returncode != 0
+    assert f"ConfigError: {switch}: expected True or False, got '{text}'" in done.stderr, (
+        done.stderr[-3000:])
+    assert not (tmp_path / "logs").exists()

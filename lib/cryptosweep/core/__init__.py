@@ -10,6 +10,7 @@ _EXPORTS = {
     "SweepConfig": "cryptosweep.core.config",
     "load_config": "cryptosweep.core.config_files",
     "resolve": "cryptosweep.core.paths",
+    "flag": "cryptosweep.core.strict",
     "derive_seed": "cryptosweep.core.reproducibility",
 }
 

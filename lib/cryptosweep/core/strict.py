@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from cryptosweep.core.errors import ConfigError
+
 
 class Strict(BaseModel):
     """Unknown keys are errors, and types are strict: ``true`` is not a number, ``3.0`` not a
@@ -26,3 +28,14 @@ def whole_number(text: str) -> int:
         return int(digits)
     except ValueError:  # more digits than Python converts
         raise ValueError(f"expected a whole number, got {text!r}") from None
+
+
+def flag(value: object, what: str) -> bool:
+    """``value`` when it is ``True`` or ``False``; anything else is a ``ConfigError`` naming
+    ``what``. A notebook's switch given as ``papermill -p show_progress false`` arrives as the
+    text ``"false"`` (papermill reads only ``True`` and ``False`` as such), which Python takes
+    for true: the switch did the opposite of what was asked, without a word."""
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{what}: expected True or False, got {value!r} (papermill -p reads only "
+                      f"True and False as such: -p {what} False)")

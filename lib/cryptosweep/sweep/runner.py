@@ -30,6 +30,7 @@ from cryptosweep.core.files import write_json_atomic
 from cryptosweep.core.paths import SWEEP_LOG_DIR
 from cryptosweep.core.reproducibility import setup_crypto_gpu_reproducibility
 from cryptosweep.core.settings import MAX_WORKERS
+from cryptosweep.core.strict import flag
 from cryptosweep.execution.checkpoints import remove_checkpoints
 from cryptosweep.execution.environment import system_info
 from cryptosweep.execution.executors import Executor, parse_gpu_ids
@@ -97,6 +98,7 @@ def run_sweep(
     of a shared one (the walk-forward's windows). Such a sweep logs only its own thread's lines.
     """
     overrides, gpu_ids = checked_arguments(workers, overrides, gpu_ids, run_name)
+    show_progress = flag(show_progress, "show_progress")
     given = executor
     if run_name is not None:
         check_run_name(run_name)
