@@ -87,7 +87,8 @@ def housekeep(reports_dir: Path, log_days: float, keep: int, current: Path | Non
         # run whose journal still says failed) holds its folder's lock: deleting it pulled the
         # folder from under that sweep. Held while deleting, so that none starts meanwhile.
         try:
-            lock = RunLock.acquire(run.path)
+            with RunLock.acquire(run.path):
+                shutil.rmtree(run.path)
         except ResumeError:
             lines.append(f"INFO retention: kept {run.path.name}: another process is writing "
                          "it")
@@ -95,13 +96,6 @@ def housekeep(reports_dir: Path, log_days: float, keep: int, current: Path | Non
         except OSError as exc:
             lines.append(f"WARNING retention: cannot delete {run.path.name}: {exc}")
             continue
-        try:
-            shutil.rmtree(run.path)
-        except OSError as exc:
-            lines.append(f"WARNING retention: cannot delete {run.path.name}: {exc}")
-            continue
-        finally:
-            lock.release()
         gone.add(run.path)
         lines.append(f"INFO retention: deleted {run.path.name} (status {run.status or 'none'}; "
                      f"keeping the newest {keep})")

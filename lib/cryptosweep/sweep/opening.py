@@ -346,17 +346,18 @@ def check_candles_in_place(run_dir: Path, config: SweepConfig, what: str = "run"
     """Refuse (:class:`ResumeError`) a resume whose candles (its data's, or an evidence
     market's) are no longer where the ``what`` (a run, a walk-forward) read them (a project
     moved or renamed): it keeps the data it started with, so the way on is to put them back
-    (their SHA-256 is then checked), which a bare "no such file" did not say."""
-    places = [("candles", config.data.path)] + [
-        (f"evidence market {market.name}'s candles", market.data.path)
-        for market in config.evidence.markets]
-    for which, path in places:
+    (the data's SHA-256 is then checked; an evidence market whose candles changed is scored
+    again), which a bare "no such file" did not say."""
+    places = [("candles", config.data.path, f"their SHA-256 is checked against the {what}'s")
+              ] + [(f"evidence market {market.name}'s candles", market.data.path,
+                    "if they changed, the market is scored again")
+                   for market in config.evidence.markets]
+    for which, path, then in places:
         if path is not None and not Path(path).exists():
             raise ResumeError(
                 f"--resume {run_dir}: the {what}'s {which} are not at {path} any more (moved "
                 f"or deleted?); a {what} resumes only on the candles it started with: put them "
-                f"back at that path (their SHA-256 is checked against the {what}'s), or start "
-                f"a new {what}"
+                f"back at that path ({then}), or start a new {what}"
             )
 
 

@@ -27,6 +27,7 @@ before anything is written): a second resume of it is refused, nothing changed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -135,61 +136,53 @@ def run_walkforward(
         config = load_config(config_path, list(overrides), data_path)
     found: list[_WindowFiles] = []  # what each window's folder holds (checked)
     existed = False  # a new walk-forward's folder existed (empty)
-    lock: RunLock | None = None  # the folder's (core.locking): one writer at a time
-    if resume is not None:
-        wf_dir, manifest, config, seed = _open_resume(Path(resume), config, seed, overrides)
-        check_candles_in_place(wf_dir, config, "walk-forward")
-        plans = plan(config, seed)
-        if [p.as_dict() for p in plans] != [w["layout"] for w in manifest["windows"]]:
-            raise ResumeError(f"--resume {wf_dir}: the windows no longer fall on the same bars "
-                              "(the data changed); start a new walk-forward")
-        recorded = manifest.get("data_sha256")  # (none in a walk-forward begun before it was)
-        if recorded is not None and data_fingerprint(config.data.path) != recorded:
-            # The windows finished would be read back on the old candles, the others run on
-            # these: one result of two markets.
-            raise ResumeError(f"--resume {wf_dir}: the candles changed since the walk-forward "
-                              "started (their digest differs, on the same bars); start a new "
-                              "walk-forward")
-        found = _check_windows(plans, wf_dir)
-        lock = RunLock.acquire(wf_dir)  # one writer: a second resume stops here, unchanged
-        try:  # again, under the lock: a writer that held it may have moved on since
+    # Unwound on every way out: the folder's lock (core.locking: one writer at a time) and the
+    # executor (closing it twice is harmless).
+    with contextlib.ExitStack() as held:
+        if resume is not None:
+            wf_dir, manifest, config, seed = _open_resume(Path(resume), config, seed,
+                                                          overrides)
+            check_candles_in_place(wf_dir, config, "walk-forward")
+            plans = plan(config, seed)
+            if [p.as_dict() for p in plans] != [w["layout"] for w in manifest["windows"]]:
+                raise ResumeError(f"--resume {wf_dir}: the windows no longer fall on the same "
+                                  "bars (the data changed); start a new walk-forward")
+            recorded = manifest.get("data_sha256")  # (none in a walk-forward begun before)
+            if recorded is not None and data_fingerprint(config.data.path) != recorded:
+                # The windows finished would be read back on the old candles, the others run
+                # on these: one result of two markets.
+                raise ResumeError(f"--resume {wf_dir}: the candles changed since the "
+                                  "walk-forward started (their digest differs, on the same "
+                                  "bars); start a new walk-forward")
+            found = _check_windows(plans, wf_dir)  # before the lock file: refused, unchanged
+            # One writer: a second resume stops here, unchanged; then the windows again, under
+            # the lock (a writer that held it may have moved on since).
+            held.enter_context(RunLock.acquire(wf_dir))
             found = _check_windows(plans, wf_dir)
-        except BaseException:
-            lock.release()
-            raise
-    else:
-        if config is None:
-            raise UserError("no config given: pass --config PATH (or --resume WALKFORWARD_DIR)")
-        seed = resolve_seed(seed, config)
-        plans = plan(config, seed)
-        stamp = utc_stamp()
-        wf_dir = Path(log_dir) / (run_name or f"{config.name}_walkforward_{stamp}")
-        existed = _check_new_folder(wf_dir)
-        # Before the executor and the folder: it reads every candle (their digest), and a
-        # Ctrl-C or a data error there must leave nothing started and no folder locked.
-        manifest = _new_manifest(config, seed, plans, stamp)
-    try:
+        else:
+            if config is None:
+                raise UserError("no config given: pass --config PATH (or --resume "
+                                "WALKFORWARD_DIR)")
+            seed = resolve_seed(seed, config)
+            plans = plan(config, seed)
+            stamp = utc_stamp()
+            wf_dir = Path(log_dir) / (run_name or f"{config.name}_walkforward_{stamp}")
+            existed = _check_new_folder(wf_dir)
+            # Before the executor and the folder: it reads every candle (their digest), and a
+            # Ctrl-C or a data error there must leave nothing started and no folder locked.
+            manifest = _new_manifest(config, seed, plans, stamp)
         executor = start_executor(config, gpu_ids, workers, scheduler_address)
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        raise
-    if lock is None:
-        try:
-            wf_dir.mkdir(parents=True, exist_ok=existed)
-            lock = RunLock.acquire(wf_dir)
-        except FileExistsError:
-            executor.close()
-            raise UserError(f"walk-forward folder {wf_dir} was created by someone else "
-                            "meanwhile; choose another --run-name") from None
-        except OSError as exc:
-            executor.close()
-            raise UserError(f"--log-dir: cannot create {wf_dir}: {exc.strerror}") from None
-        except BaseException:
-            executor.close()
-            raise
-        found = [_WindowFiles() for _ in plans]
-    with lock:
+        held.callback(executor.close)
+        if resume is None:
+            try:
+                wf_dir.mkdir(parents=True, exist_ok=existed)
+                held.enter_context(RunLock.acquire(wf_dir))
+            except FileExistsError:
+                raise UserError(f"walk-forward folder {wf_dir} was created by someone else "
+                                "meanwhile; choose another --run-name") from None
+            except OSError as exc:
+                raise UserError(f"--log-dir: cannot create {wf_dir}: {exc.strerror}") from None
+            found = [_WindowFiles() for _ in plans]
         return _walk_forward(wf_dir, manifest, config, seed, plans, found, executor,
                              bool(gpu_ids))
 
@@ -279,8 +272,9 @@ def _open_resume(path: Path, config: SweepConfig | None, seed: int | None,
                 f"{named_differences(config.canonical(), stored.canonical())}); resume "
                 "without --config/--set, or start a new walk-forward (only execution settings "
                 "such as execution.workers may change)")
+        before = _process_settings(stored)
         changed = [key for key, value in _process_settings(config).items()
-                   if value != _process_settings(stored)[key]]
+                   if value != before[key]]
         if changed:
             raise ResumeError(
                 f"--resume {path}: the given config changes {', '.join(changed)}, which "
