@@ -429,9 +429,8 @@ def _count_look(source: str | Path, entry: dict[str, Any], kind: str, what: str)
 
 def _evaluate(args: argparse.Namespace) -> int:
 
-    from cryptosweep.core.files import pretty_json
+    from cryptosweep.core.files import finite_or_none, pretty_json
     from cryptosweep.production.evaluation import check_html_target, evaluate, model_for
-    from cryptosweep.sweep.evidence import finite_or_none
 
     if args.html is not None:
         check_html_target(args.html)  # before a model is trained

@@ -373,3 +373,37 @@ def test_an_in_process_sweep_without_a_torch_model_imports_neither_torch_nor_das
     assert done.stdout.split()[-3:] == ["0", "False", "False"], done.stdout
     info = json.loads(next((tmp_path / "lean").glob("gpu_repro_*.json")).read_text())
     assert info["torch"] == {"imported": False}
+
+
+def test_a_calmar_ratio_that_overflows_is_stored_as_null_and_the_sweep_finishes(
+        tmp_path, write_config, capsys):
+    """Synthetic mechanics: 1-minute candles rising 1 % a bar (a pump). A fold of 800 minutes
+    that doubles annualises to more than the largest float, so its Calmar ratio is infinite.
+    Such a trial's metrics once stopped the sweep with a JSON traceback at the first journal
+    write, on every resume too; a metric that is not finite is now null, as results hold it."""
+    import numpy as np
+    import pandas as pd
+
+    from tests.support import cli_in_process
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    close = 100 * np.exp(np.cumsum(0.01 + 0.002 * rng.standard_normal(n)))
+    opens = np.concatenate([[100.0], close[:-1]])
+    stamps = pd.date_range("2024-01-01", periods=n, freq="1min", tz="UTC")
+    pd.DataFrame({
+        "timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"), "open": opens,
+        "high": np.maximum(opens, close) * 1.001, "low": np.minimum(opens, close) * 0.999,
+        "close": close, "volume": 1 + rng.random(n),
+    }).to_csv(tmp_path / "pump.csv", index=False)
+    config_path = write_config(tiny_config(data__path=str(tmp_path / "pump.csv")))
+    done = cli_in_process(capsys, "run", "--config", str(config_path), "--log-dir",
+                          str(tmp_path / "logs"), "--run-name", "pump", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    run_dir = tmp_path / "logs" / "pump"
+    stored = [json.loads(text) for (text,) in sqlite3.connect(run_dir / "sweep.db").execute(
+        "SELECT metrics FROM evaluations WHERE metrics IS NOT NULL")]
+    calmar = [fold["calmar"] for metrics in stored for fold in metrics["folds"]]
+    assert None in calmar  # the overflow happened, and is null
+    results = json.loads(results_file(run_dir).read_text())
+    assert results["counts"]["done"] == len(stored) >= 6

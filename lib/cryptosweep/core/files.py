@@ -39,6 +39,20 @@ def canonical_json(value: Any) -> str:
                       default=_plain)
 
 
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN or infinite number replaced by None, in dicts, lists and tuples
+    at any depth (a statistic that is not defined for this run, e.g. a slope over Sharpe ratios
+    that do not vary; a Calmar ratio whose annualised return overflows a float): what strict
+    JSON (:func:`canonical_json`) can hold. NumPy arrays are left as they are."""
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(item) for item in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
 def pretty_json(value: Any) -> str:
     """The indented form of :func:`canonical_json` for files people read (ends in a newline)."""
     return json.dumps(value, indent=2, sort_keys=True, allow_nan=False, default=_plain) + "\n"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptosweep.core.faults import infrastructure_fault
+from cryptosweep.core.files import finite_or_none
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ def run_evaluation(payload: dict[str, Any]) -> dict[str, Any]:
         if score is None or not math.isfinite(score):
             status, error = "failed", f"objective returned a non-finite score: {score!r}"
             score, metrics, returns = None, None, None
+        # A metric beside the score may be infinite (a Calmar ratio whose annualised return
+        # overflows on a short fold of fast bars): null, as the journal and results hold it.
+        metrics = finite_or_none(metrics)
     except Exception as exc:  # a failing trial must not stop the sweep
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         fault = infrastructure_fault(exc)
@@ -125,8 +129,13 @@ def run_final_task(payload: dict[str, Any]) -> dict[str, Any]:
     * ``market``: :func:`~cryptosweep.trading.objective.evaluate_trial` from scratch on another
       market (the spec's data replaced by ``market_data``), without its per-bar returns.
 
-    On the device a trial of this worker runs on. Exceptions propagate to the caller.
+    On the device a trial of this worker runs on. Exceptions propagate to the caller. Strict
+    JSON, as the journal stores it: a metric that is not finite is null.
     """
+    return finite_or_none(_final_task(payload))
+
+
+def _final_task(payload: dict[str, Any]) -> dict[str, Any]:
     from cryptosweep.trading.objective import (
         evaluate_baselines,
         evaluate_cpcv,

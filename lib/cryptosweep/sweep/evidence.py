@@ -299,19 +299,6 @@ def statistics(
     return out
 
 
-def finite_or_none(value: Any) -> Any:
-    """``value`` with every NaN or infinite number replaced by None (a statistic that is not
-    defined for this run, e.g. a slope over Sharpe ratios that do not vary), so that the
-    results stay strict JSON."""
-    if isinstance(value, dict):
-        return {key: finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_or_none(item) for item in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if np.isfinite(value) else None
-    return value
-
-
 def paired_test(winner_returns: np.ndarray | None, champion_returns: np.ndarray | None
                 ) -> dict[str, Any]:
     """Is the winner's Sharpe ratio higher than the champion's on the same holdout bars?

@@ -27,7 +27,12 @@ import numpy as np
 
 from cryptosweep.core.config import ObjectiveSpec, SweepConfig
 from cryptosweep.core.faults import infrastructure_fault
-from cryptosweep.core.files import canonical_json, write_json_atomic, write_text_atomic
+from cryptosweep.core.files import (
+    canonical_json,
+    finite_or_none,
+    write_json_atomic,
+    write_text_atomic,
+)
 from cryptosweep.execution.executors import Executor, InProcessExecutor
 from cryptosweep.execution.worker import TaskOutcome, run_final_task
 from cryptosweep.judging.deployment import decide
@@ -52,7 +57,6 @@ from cryptosweep.strategies import Strategy
 from cryptosweep.sweep.champion import Champion, champion_request, comparison, read_champion
 from cryptosweep.sweep.evidence import (
     common_bars,
-    finite_or_none,
     ledger_path,
     paired_test,
     statistics,

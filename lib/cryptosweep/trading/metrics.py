@@ -8,7 +8,7 @@ annualised as hourly. Every value is a plain Python number, and a degenerate cas
 trades, no dispersion, no drawdown) gives 0.0, never NaN. The one value that can be
 infinite is ``calmar``: its annualised return over a few bars with a big move can exceed
 the largest float (``inf``, not an error); what writes JSON writes it as null
-(:func:`cryptosweep.sweep.evidence.finite_or_none`).
+(:func:`cryptosweep.core.files.finite_or_none`; a worker returns it so).
 """
 
 from __future__ import annotations
