@@ -21,7 +21,7 @@ def test_defaults_and_call_kwargs() -> None:
     settings = DataUpdateSettings(**BASE)
     assert settings.call_kwargs() == {
         **BASE, "base_url": None, "limit": 1000, "max_bars": 100_000, "allow_gaps": False,
-        "max_jump": 0.5, "timeout_s": 10.0, "retries": 2,
+        "max_jump": 0.5, "settle_bars": 0, "timeout_s": 10.0, "retries": 2,
     }  # fmt: skip
 
 
@@ -32,7 +32,8 @@ def test_defaults_and_call_kwargs() -> None:
     {"base_url": "https://mirror/?key=1"}, {"base_url_env": "NOT A NAME"},
     {"base_url": "https://mirror", "base_url_env": "MIRROR"}, {"limit": 0}, {"limit": "5"},
     {"max_bars": 0}, {"max_jump": 0}, {"max_jump": float("inf")}, {"timeout_s": 0},
-    {"retries": -1}, {"unknown": True},
+    {"retries": -1}, {"settle_bars": -1}, {"settle_bars": 1001}, {"settle_bars": "2"},
+    {"unknown": True},
 ])  # fmt: skip
 def test_bad_values_are_refused(change: dict) -> None:
     with pytest.raises(ValidationError):

@@ -204,6 +204,50 @@ def test_a_disagreeing_overlap_is_refused(binance, store, bundled) -> None:
 
 
 @pytest.mark.parametrize("allow_gaps", [False, True])
+def _revised_after_close(binance, bar: int) -> None:
+    """The exchange revises the volume of ``bar`` once it is 2 bars old (as a Kraken-like one
+    settling its trades late): before, it answers the bundled value; after, another."""
+    binance.edits[opens(binance, bar)] = {"volume": "1234.5"}
+
+
+def test_settle_bars_stores_a_candle_only_once_the_exchange_stopped_revising_it(
+        binance, store, bundled) -> None:
+    binance.now_ms = opens(binance, 210) + 10 * 60_000  # bars 200-209 closed, 210 forming
+    first = update(binance, store, settle_bars=2)
+    assert first.bars_added == 8 and first.settling == 2  # 208 and 209 are too young
+    assert load_ohlcv(store).index[-1] == bundled.index[207]
+    assert "2 closed candle(s) left to settle" in str(first)
+    assert first.to_dict()["settling"] == 2
+    _revised_after_close(binance, 209)
+    binance.now_ms = opens(binance, 215)
+    second = update(binance, store, settle_bars=2)  # the stored last bar (207) re-read: agrees
+    assert second.bars_added == 5 and load_ohlcv(store).index[-1] == bundled.index[212]
+    assert load_ohlcv(store).loc[bundled.index[209], "volume"] == 1234.5  # stored settled
+
+
+def test_a_revised_candle_without_settle_bars_is_refused_naming_the_setting(binance,
+                                                                           store) -> None:
+    binance.now_ms = opens(binance, 210)
+    assert update(binance, store).bars_added == 10  # bar 209 stored as first answered
+    before = store.read_bytes()
+    _revised_after_close(binance, 209)
+    binance.now_ms = opens(binance, 215)
+    with pytest.raises(DataError) as caught:
+        update(binance, store)
+    assert "volume" in str(caught.value) and "data.update.settle_bars" in str(caught.value)
+    assert store.read_bytes() == before
+
+
+@pytest.mark.parametrize("settle_bars", [-1, 1001, 2.0, True])
+def test_settle_bars_out_of_range_is_exit_2_before_any_request(binance, store,
+                                                               settle_bars) -> None:
+    binance.now_ms = opens(binance, 210)
+    with pytest.raises(ConfigError) as caught:
+        update(binance, store, settle_bars=settle_bars)
+    assert caught.value.exit_code == 2 and "settle_bars" in str(caught.value)
+    assert binance.klines_requests() == []
+
+
 def test_an_answer_leaving_out_the_stored_last_bar_is_refused(binance, store,
                                                               allow_gaps) -> None:
     """The re-read last bar is what the new candles are checked against: new candles (here of

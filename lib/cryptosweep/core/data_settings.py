@@ -41,6 +41,10 @@ DEFAULT_MAX_JUMP = 0.5
 DEFAULT_TIMEOUT_S = 10.0
 #: Retries of a failed request.
 DEFAULT_RETRIES = 2
+#: Closed candles younger than this many bar intervals wait for a later update (0: none wait;
+#: Binance's closed klines are final). At most MAX_SETTLE_BARS.
+DEFAULT_SETTLE_BARS = 0
+MAX_SETTLE_BARS = 1000
 
 
 _EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
@@ -113,6 +117,12 @@ class DataUpdateSettings(Strict):
         default=DEFAULT_MAX_JUMP, gt=0, le=1000,
         description="largest move of a new candle's prices from the close before it, as a "
         "fraction (0.5: within 1.5 times it either way); larger is refused (exit 2)",
+    )
+    settle_bars: int = Field(
+        default=DEFAULT_SETTLE_BARS, ge=0, le=MAX_SETTLE_BARS,
+        description="closed candles younger than this many bar intervals are left for a later "
+        "update: for an exchange that still revises a candle after its close (its volume "
+        "settling), each candle is then stored once, settled; 0: every closed candle",
     )
     timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=300,
                              description="seconds a request")
@@ -202,7 +212,7 @@ class DataUpdateSettings(Strict):
             "exchange": self.exchange, "symbol": self.symbol, "interval": self.interval,
             "base_url": self.resolved_base_url(environ), "limit": self.limit,
             "max_bars": self.max_bars, "allow_gaps": self.allow_gaps,
-            "max_jump": self.max_jump,
+            "max_jump": self.max_jump, "settle_bars": self.settle_bars,
             "timeout_s": self.timeout_s, "retries": self.retries,
         }  # fmt: skip
 

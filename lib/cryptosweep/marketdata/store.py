@@ -64,7 +64,9 @@ from cryptosweep.core.data_settings import (
     DEFAULT_MAX_BARS,
     DEFAULT_MAX_JUMP,
     DEFAULT_RETRIES,
+    DEFAULT_SETTLE_BARS,
     DEFAULT_TIMEOUT_S,
+    MAX_SETTLE_BARS,
 )
 from cryptosweep.core.errors import ConfigError, DataError, InfrastructureError
 from cryptosweep.core.files import atomic_path, unwritable
@@ -87,7 +89,8 @@ _US_MIN = 10**14  # an open_time this large is in µs (Binance's spot files sinc
 class UpdateSummary:
     """What an update did. ``bars_added`` new bars from ``first_new`` to ``last_new`` (both
     ``None`` when none), ``last_bar`` the file's last bar afterwards, ``dropped_unclosed`` the
-    candles left for later because they close after ``now``, ``complete`` False when
+    candles left for later because they close after ``now``, ``settling`` the closed ones left
+    for later because they closed less than ``settle_bars`` bars before it, ``complete`` False when
     ``max_bars`` stopped the update early (run it again), ``requests`` candle requests made,
     ``warnings`` what must be shown loudly, each also in the summary's line: the exchange's
     clock far from this machine's (see :mod:`cryptosweep.marketdata.exchange`), an empty
@@ -104,6 +107,7 @@ class UpdateSummary:
     exchange: str | None = None
     symbol: str | None = None
     dropped_unclosed: int = 0
+    settling: int = 0
     complete: bool = True
     requests: int = 0
     warnings: tuple[str, ...] = ()
@@ -117,6 +121,8 @@ class UpdateSummary:
             assert self.first_new is not None and self.last_new is not None
             text = (f"{self.path}: appended {self.bars_added} {source}, "
                     f"{self.first_new.isoformat()} to {self.last_new.isoformat()}")
+        if self.settling:
+            text += f"; {self.settling} closed candle(s) left to settle (settle_bars)"
         if not self.complete:
             text += "; more closed candles are waiting (max_bars reached): run the update again"
         for warning in self.warnings:
@@ -133,7 +139,8 @@ class UpdateSummary:
             "interval": self.interval, "bars_added": self.bars_added,
             "first_new": iso(self.first_new), "last_new": iso(self.last_new),
             "last_bar": iso(self.last_bar), "now": iso(self.now),
-            "dropped_unclosed": self.dropped_unclosed, "complete": self.complete,
+            "dropped_unclosed": self.dropped_unclosed, "settling": self.settling,
+            "complete": self.complete,
             "requests": self.requests, "warnings": list(self.warnings),
         }  # fmt: skip
 
@@ -188,6 +195,7 @@ def update_candles(
     max_bars: int | None = DEFAULT_MAX_BARS,
     allow_gaps: bool = False,
     max_jump: float = DEFAULT_MAX_JUMP,
+    settle_bars: int = DEFAULT_SETTLE_BARS,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     retries: int = DEFAULT_RETRIES,
     retry_wait_s: float = DEFAULT_RETRY_WAIT_S,
@@ -198,7 +206,10 @@ def update_candles(
     ``now``: closed means closing at or before it (default: the earlier of this machine's
     clock and the exchange's). ``base_url``: another host for the exchange's REST API (a
     mirror, a test server). ``limit``: candles a request; ``max_bars``: the most appended in
-    one call (``None``: no cap). ``timeout_s``, ``retries``, ``retry_wait_s``: per request, see
+    one call (``None``: no cap). ``settle_bars``: closed candles younger than this many bar
+    intervals at ``now`` are left for a later update (an exchange that revises a candle after
+    its close: each is stored once, settled; the stored last bar, re-read, then agrees).
+    ``timeout_s``, ``retries``, ``retry_wait_s``: per request, see
     :func:`~cryptosweep.marketdata.exchange.fetch_closed_candles`.
 
     Raises :class:`~cryptosweep.core.errors.ConfigError` (exit 2) for an exchange, symbol or
@@ -210,6 +221,10 @@ def update_candles(
     path = Path(path)
     check_exchange_id(exchange)
     check_interval(interval)
+    if (isinstance(settle_bars, bool) or not isinstance(settle_bars, int)
+            or not 0 <= settle_bars <= MAX_SETTLE_BARS):
+        raise ConfigError(f"settle_bars must be a whole number of bars from 0 to "
+                          f"{MAX_SETTLE_BARS}, got {settle_bars!r}")
     if max_bars is not None and (isinstance(max_bars, bool) or not isinstance(max_bars, int)
                                  or max_bars < 1):
         raise ConfigError(f"max_bars must be a positive number of candles, got {max_bars!r}")
@@ -224,12 +239,15 @@ def update_candles(
             limit=limit, max_bars=None if max_bars is None else max_bars + 1,
             timeout_s=timeout_s, retries=retries, retry_wait_s=retry_wait_s,
         )  # fmt: skip
-        summary = _append(stored, fetched.candles, fetched.now, allow_gaps=allow_gaps,
+        settled_by = fetched.now - settle_bars * stored.step
+        settled = fetched.candles[fetched.candles.index + stored.step <= settled_by]
+        summary = _append(stored, settled, settled_by, allow_gaps=allow_gaps,
                           max_jump=max_jump, reread_last_bar=True)
-    silent = _silent_source_warning(stored, fetched.candles, fetched.now, fetched.requests,
+    silent = _silent_source_warning(stored, fetched.candles, settled_by, fetched.requests,
                                     summary.bars_added)
-    summary = _with(summary, exchange=exchange, symbol=symbol,
-                    dropped_unclosed=len(fetched.dropped), complete=fetched.complete,
+    summary = _with(summary, exchange=exchange, symbol=symbol, now=fetched.now,
+                    dropped_unclosed=len(fetched.dropped),
+                    settling=len(fetched.candles) - len(settled), complete=fetched.complete,
                     requests=fetched.requests,
                     warnings=(*fetched.warnings, *summary.warnings, *filter(None, [silent])))
     log.log(logging.WARNING if summary.warnings else logging.INFO, "%s", summary)
@@ -500,7 +518,8 @@ def _new_bars(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp, *,
             raise DataError(
                 f"{path}: the exchange's candle at {stamp.isoformat()} disagrees with the stored "
                 f"one ({pairs}); the file is left as it is (check the file, the exchange and the "
-                "symbol)"
+                "symbol; an exchange that revises candles after their close needs "
+                "data.update.settle_bars, and the revised bars removed from the file once)"
             )
     new = candles[candles.index > last]
     if new.empty:
