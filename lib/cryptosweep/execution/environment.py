@@ -12,9 +12,11 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptosweep.core.redaction import MASK, redact, redact_url, split_url
 
@@ -28,6 +30,8 @@ TRACKED_ENV_PREFIXES = (
     "NUMEXPR_", "DASK_", "LIGHTGBM_", "XGBOOST_",
 )
 #: Parts of a variable's name that say it may hold a secret: never recorded, whatever prefix.
+_T = TypeVar("_T")
+
 SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "PRIVATE",
                      "API_KEY", "ACCESS_KEY", "WEBHOOK", "NOTIFY")
 
@@ -87,6 +91,23 @@ def gpu_info() -> dict[str, Any]:
         pynvml.nvmlShutdown()
 
 
+def _native_stderr(probe: Callable[[], _T]) -> tuple[_T, str]:
+    """``probe()`` with file descriptor 2 sent to a temporary file, and what a native library
+    wrote there (stripped). For a probe in the CLI's own thread: any other thread's output to
+    fd 2 in that moment would be caught too."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 2)
+            result = probe()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        return result, sink.read().decode("utf-8", "replace").strip()
+
+
 def framework_gpu_support() -> dict[str, dict[str, Any]]:
     """Whether each model framework can use a GPU here, and why not."""
     support: dict[str, dict[str, Any]] = {}
@@ -111,9 +132,13 @@ def framework_gpu_support() -> dict[str, dict[str, Any]]:
     try:
         from catboost.utils import get_gpu_device_count
 
-        count = int(get_gpu_device_count())
+        # CatBoost's C++ writes why it found no device straight to file descriptor 2 ("Error
+        # 35 (CUDA driver version is insufficient ...) ignored while obtaining device count"),
+        # a stray line under the report: the reason goes into the report instead.
+        count, said = _native_stderr(lambda: int(get_gpu_device_count()))
+        reason = "no CUDA device" + (f": {said.splitlines()[-1]}" if said else "")
         support["catboost"] = {"gpu": count > 0, "devices": count,
-                               "why_not": None if count else "no CUDA device",
+                               "why_not": None if count else reason,
                                "deterministic_on_gpu": False}
     except ImportError:  # pragma: no cover
         support["catboost"] = {"gpu": False, "why_not": "not installed"}
