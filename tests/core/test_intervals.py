@@ -26,7 +26,7 @@ from cryptosweep.core.intervals import (
 from cryptosweep.trading.backtest import annualised_sharpe
 from cryptosweep.trading.data import load_ohlcv
 from cryptosweep.trading.objective import check_spec, evaluate_holdout
-from tests.support import cli, results_file, tiny_config
+from tests.support import cli, cli_in_process, results_file, tiny_config
 
 PARAMS = {
     "model": "lightgbm",
@@ -288,3 +288,29 @@ def test_a_market_open_a_few_hours_on_weekdays_is_annualised_with_its_own_bars()
         assert closed_at_weekends(session, interval)
         expected = bars_a_day * 261  # weekdays in a 365-day year
         assert expected * 0.99 < bars_per_year(session, interval) < expected * 1.01
+
+
+def test_validate_shows_the_bar_interval_and_bars_per_year(hourly, tmp_path, capsys):
+    """`cryptosweep validate` printed the bars and their dates but not the interval it had
+    detected nor the bars a year every Sharpe ratio is annualised with: a file of another
+    interval, or a market closed at weekends, passed without the user seeing what the numbers
+    would be annualised with (a helper's attack)."""
+    config = tmp_path / "sweep.json"
+    config.write_text(json.dumps(tiny_config()))
+    one = cli_in_process(capsys, "validate", "--config", str(config))
+    assert one.returncode == 0, one.stderr
+    assert "(9504 bars, 1900 held out); 1h bars, 8760 a year" in one.stdout, one.stdout
+    four = _write(hourly.resample("4h").agg({"open": "first", "high": "max", "low": "min",
+                                                   "close": "last", "volume": "sum"}),
+                  tmp_path / "BTCUSDT-4h.csv")
+    four_hourly = cli_in_process(capsys, "validate", "--config", str(config), "--data", four)
+    assert "; 4h bars, 2190 a year" in four_hourly.stdout, four_hourly.stdout + four_hourly.stderr
+    fx = _fx_market().reset_index()
+    fx.columns = ["timestamp", "open", "high", "low", "close", "volume"]
+    fx.to_csv(tmp_path / "EURUSD.csv", index=False)
+    weekdays = cli_in_process(capsys, "validate", "--config", str(config), "--data",
+                              str(tmp_path / "EURUSD.csv"))
+    per_year = round(bars_per_year(pd.DatetimeIndex(fx["timestamp"]), parse_interval("1h")))
+    assert per_year == 6201
+    assert (f"; 1h bars, {per_year} a year (a market closed at weekends: the candles' own "
+            "density, not 8760)") in weekdays.stdout, weekdays.stdout + weekdays.stderr

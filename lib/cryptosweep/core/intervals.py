@@ -110,6 +110,18 @@ def bars_per_year(index: pd.DatetimeIndex, interval: pd.Timedelta) -> float:
     return len(index) * SECONDS_PER_YEAR / covered
 
 
+def describe_annualisation(interval: pd.Timedelta, per_year: float) -> str:
+    """What candles of ``interval`` annualise with, for people: ``1h bars, 8760 a year``; a
+    market closed at weekends (``per_year`` is not the round-the-clock count) says so."""
+    count = f"{per_year:.0f}" if per_year >= 100 else f"{per_year:.2f}"
+    text = f"{_text(interval)} bars, {count} a year"
+    around_the_clock = periods_per_year(interval)
+    if not np.isclose(per_year, around_the_clock, rtol=1e-9):
+        text += (f" (a market closed at weekends: the candles' own density, not "
+                 f"{around_the_clock:.0f})")
+    return text
+
+
 def detect_interval(index: pd.DatetimeIndex, source: object = "data") -> pd.Timedelta | None:
     """The bar interval of a sorted series: the most common step between consecutive bars
     (the smallest of equally common ones); ``None`` with fewer than 2 bars.

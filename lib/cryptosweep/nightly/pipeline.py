@@ -528,7 +528,7 @@ class Night:
 
     def _validate(self, config: object) -> str:
         from cryptosweep.strategies import make_strategy
-        from cryptosweep.sweep.preflight import check_places
+        from cryptosweep.sweep.preflight import annualisation, check_places
         from cryptosweep.trading.objective import check_spec
 
         settings = self.settings
@@ -546,7 +546,8 @@ class Night:
             raise NightlyFailure(EXIT_USAGE, f"invalid config or data: {exc}") from None
         return (f"ok: {config.name}: {config.sweep_type}, "  # type: ignore[attr-defined]
                 f"{strategy.total_evaluations} evaluations, data {data['first_bar']} .. "
-                f"{data['last_bar']} ({data['bars']} bars, {data['holdout_bars']} held out)")
+                f"{data['last_bar']} ({data['bars']} bars, {data['holdout_bars']} held out); "
+                f"{annualisation(data)}")
 
     def _sweep(self, run_dir: Path, seed: int, gpu_ids: list[int], resume: bool) -> None:
         import papermill

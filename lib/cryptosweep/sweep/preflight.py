@@ -20,6 +20,7 @@ from typing import Any
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.errors import ConfigError, DataError
 from cryptosweep.core.files import SQLITE_HEADER
+from cryptosweep.core.intervals import describe_annualisation, parse_interval
 from cryptosweep.records.ledger import LEDGER_NAME
 from cryptosweep.strategies import sweep_size
 from cryptosweep.trading.models.check import range_problem
@@ -49,7 +50,14 @@ class SweepPlan:
         return (f"{config.name}: {config.sweep_type}{fidelity}, {self.evaluations} evaluations, "
                 f"{self.budget:g} budget units (full budget {config.full_budget_units} x "
                 f"{config.objective.rounds_per_unit:g} rounds), data {data['first_bar']} .. "
-                f"{data['last_bar']} ({data['bars']} bars, {data['holdout_bars']} held out)")
+                f"{data['last_bar']} ({data['bars']} bars, {data['holdout_bars']} held out); "
+                f"{annualisation(data)}")
+
+
+def annualisation(data: dict[str, Any]) -> str:
+    """The bar interval :func:`~cryptosweep.trading.objective.check_spec` detected and the bars
+    a year every annualised figure uses: ``1h bars, 8760 a year``."""
+    return describe_annualisation(parse_interval(data["bar_interval"]), data["periods_per_year"])
 
 
 def preflight(config: SweepConfig, *, local: bool = True) -> SweepPlan:
