@@ -314,3 +314,32 @@ def test_validate_shows_the_bar_interval_and_bars_per_year(hourly, tmp_path, cap
     assert per_year == 6201
     assert (f"; 1h bars, {per_year} a year (a market closed at weekends: the candles' own "
             "density, not 8760)") in weekdays.stdout, weekdays.stdout + weekdays.stderr
+
+
+def test_epoch_seconds_read_as_milliseconds_are_refused_not_annualised(hourly, tmp_path, capsys):
+    """Hourly candles stamped in seconds, with ``data.timestamp_unit: ms``, passed validate as
+    bars 3.6 s apart in January 1970 (written "3s"; as µs, "0w"), annualised with 8,760,000
+    bars a year: every Sharpe ratio sqrt(1000) = 32 times too high (a helper's attack). A bar
+    interval must be a whole number of seconds."""
+    frame = hourly.iloc[:1000].reset_index()
+    frame["open_time"] = frame["open_time"].astype("int64") // 10**9  # seconds
+    frame.columns = ["timestamp", *hourly.columns]
+    path = tmp_path / "seconds.csv"
+    frame.to_csv(path, index=False)
+    stamps = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
+    with pytest.raises(DataError, match=r"3\.6s apart, not a whole number of seconds.*"
+                                        r"data\.timestamp_unit"):
+        detect_interval(pd.DatetimeIndex(stamps))
+    assert format_interval(pd.Timedelta(milliseconds=3600)) == "3.6s"  # was "3s"
+    assert format_interval(pd.Timedelta(microseconds=3600)) == "0.0036s"  # was "0w"
+    config = tmp_path / "sweep.json"
+    config.write_text(json.dumps(tiny_config()))
+    for unit in ("ms", "us", "ns"):
+        done = cli_in_process(capsys, "validate", "--config", str(config), "--data", str(path),
+                              "--set", f"data.timestamp_unit={unit}")
+        assert done.returncode == 2, done.stdout
+        assert "data.timestamp_unit" in done.stderr and len(done.stderr.splitlines()) == 1
+    right = cli_in_process(capsys, "validate", "--config", str(config), "--data", str(path),
+                           "--set", "data.timestamp_unit=s",
+                           "--set", "objective.min_train_bars=100")
+    assert right.returncode == 0 and "1h bars, 8760 a year" in right.stdout, right.stderr

@@ -6,8 +6,9 @@ bars in a year, and that depends on the candles: crypto trades around the clock,
 the year, so hourly bars make ``365 * 24 = 8760`` a year, daily bars 365, one-minute bars
 525,600. The interval is detected from the data (the most common step between consecutive open
 times); a series whose steps are not whole multiples of it (hourly and daily candles mixed, or
-irregular stamps) cannot be annualised and is refused. Longer steps are gaps, reported by the
-loader and never filled.
+irregular stamps) cannot be annualised and is refused, and so is one whose common step is not a
+whole number of seconds (epoch seconds read as milliseconds: hourly bars 3.6 s apart in 1970).
+Longer steps are gaps, reported by the loader and never filled.
 
 A market that closes at weekends (FX trades about 24 hours on 5 days; a stock exchange a few
 hours on weekdays) has fewer bars in a year: annualising its hourly bars with 8760 would lift
@@ -60,7 +61,10 @@ def parse_interval(text: str) -> pd.Timedelta:
 
 
 def format_interval(interval: pd.Timedelta) -> str:
-    """The shortest text :func:`parse_interval` reads back: ``1h``, ``15m``, ``1d``."""
+    """The shortest text :func:`parse_interval` reads back: ``1h``, ``15m``, ``1d``; a span
+    that is not a whole number of seconds (no bar interval) in seconds: ``3.6s``."""
+    if interval % pd.Timedelta(seconds=1) != pd.Timedelta(0):  # 3.6 s was "3s", 3.6 ms "0w"
+        return f"{interval.total_seconds():g}s"
     seconds = int(interval.total_seconds())
     for unit, size in UNIT_SECONDS.items():
         if seconds % size == 0:
@@ -137,6 +141,12 @@ def detect_interval(index: pd.DatetimeIndex, source: object = "data") -> pd.Time
     interval = int(values[np.argmax(counts)])  # np.unique sorts: ties go to the smallest
     if interval <= 0:
         raise DataError(f"{source}: bars are not in time order")
+    if interval % 10**9:  # epoch seconds read as ms, µs or ns: 3.6 s hourly bars in 1970
+        raise DataError(
+            f"{source}: bars are {interval / 1e9:g}s apart, not a whole number of seconds "
+            f"(the first at {index[0].isoformat()}); is data.timestamp_unit the unit of its "
+            "timestamps (s, ms, us, ns)?"
+        )
     off = np.flatnonzero(steps % interval != 0)
     if len(off):
         at = off[0]
