@@ -588,3 +588,24 @@ def test_full_budget_against_a_config_naming_max_iter_says_which_to_change():
     fixed = cli("validate", "--config", str(REPO / "parameters" / "demo.yaml"),
                 "--set", "hyperband.max_iter=3")
     assert fixed.returncode == 0, fixed.stderr
+
+
+def test_a_symbolic_link_loop_as_a_path_is_one_line_exit_2(capsys, write_config, tmp_path):
+    """``--data`` (or ``data.path``, ``deployment.champion_dir``) naming a symbolic link loop
+    was a RuntimeError traceback from ``Path.resolve`` (a helper's attack); now one line,
+    exit 2, before anything is created."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(loop)
+    logs = tmp_path / "logs"
+    config = write_config(tiny_config())
+    code, err = run_cli(capsys, "--config", str(config), "--data", str(loop),
+                        "--log-dir", str(logs))
+    assert code == 2 and err.startswith(f"cryptosweep: error: --data: {loop}: cannot be "
+                                        "resolved"), err
+    assert len(err.splitlines()) == 1 and not logs.exists()
+    for key, changes in (("data.path", {"data__path": "loop"}),
+                         ("deployment.champion_dir", {"deployment__champion_dir": "loop"})):
+        assert main(["validate", "--config", str(write_config(tiny_config(**changes)))]) == 2
+        err = capsys.readouterr().err
+        assert f"{key}: loop: cannot be resolved" in err and len(err.splitlines()) == 1, err

@@ -238,6 +238,16 @@ def default_fidelity(raw: dict[str, Any]) -> None:
         objective.setdefault("fidelity", MULTI_FIDELITY_DEFAULT)
 
 
+def _resolved(base: Path, path: str, key: str, error: type[ConfigError | DataError]) -> str:
+    """``path`` made absolute against ``base``; a path that cannot be (a symbolic link loop)
+    is ``error`` naming ``key``, not a traceback."""
+    try:
+        return str((base / path).resolve())
+    except (RuntimeError, OSError) as exc:  # RuntimeError: a symbolic link loop (3.11)
+        raise error(f"{key}: {path}: cannot be resolved "
+                    f"({getattr(exc, 'strerror', None) or exc})") from None
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
@@ -273,22 +283,24 @@ def load_config(
         default_fidelity(raw)
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("path"), str):
-        data["path"] = str((base / data["path"]).resolve())
+        data["path"] = _resolved(base, data["path"], "data.path", DataError)
     evidence = raw.get("evidence")
     markets = evidence.get("markets") if isinstance(evidence, dict) else None
     for market in markets if isinstance(markets, list) else []:
         other = market.get("data") if isinstance(market, dict) else None
         if isinstance(other, dict) and isinstance(other.get("path"), str):
-            other["path"] = str((base / other["path"]).resolve())
+            other["path"] = _resolved(base, other["path"], "evidence.markets: data.path",
+                                      DataError)
     deployment = raw.get("deployment")
     for key in ("champion_dir", "ledger"):  # stored absolute: evaluate reads them elsewhere
         if isinstance(deployment, dict) and isinstance(deployment.get(key), str):
-            deployment[key] = str((base / deployment[key]).resolve())
+            deployment[key] = _resolved(base, deployment[key], f"deployment.{key}",
+                                        ConfigError)
     if data_path is not None:
         raw.setdefault("data", {})
         if not isinstance(raw["data"], dict):
             raise ConfigError(f"{source}: data: expected a mapping")
-        raw["data"]["path"] = str(Path(data_path).resolve())
+        raw["data"]["path"] = _resolved(Path.cwd(), data_path, "--data", DataError)
     config = validate_config(raw, source)
     if config.data.path is not None and not Path(config.data.path).exists():
         flag = "--data" if data_path is not None else "data.path"
