@@ -609,3 +609,32 @@ def test_a_symbolic_link_loop_as_a_path_is_one_line_exit_2(capsys, write_config,
         assert main(["validate", "--config", str(write_config(tiny_config(**changes)))]) == 2
         err = capsys.readouterr().err
         assert f"{key}: loop: cannot be resolved" in err and len(err.splitlines()) == 1, err
+
+
+def test_an_empty_data_path_is_refused_not_read_as_the_current_folder(
+        capsys, write_config, tmp_path, monkeypatch):
+    """``--data ""`` (a shell variable unset: ``--data "$DATA"``) resolved to the current
+    folder and loaded every candle file there; ``data.path: ""`` loaded the config's folder
+    (a helper's attack). Both are one line, exit 2."""
+    config = write_config(tiny_config())
+    monkeypatch.chdir(tmp_path)
+    for data in ("", "  "):
+        assert main(["validate", "--config", str(config), "--data", data]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("cryptosweep: error: --data: an empty path"), err
+    assert main(["validate", "--config", str(write_config(tiny_config(data__path="")))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cryptosweep: error: data.path: an empty path"), err
+
+
+def test_data_columns_reading_one_column_twice_are_refused():
+    """``data.columns: {open: close}`` was accepted and every bar's open read as its close
+    (fills, features and labels on wrong prices, nothing said), while ``--columns`` refuses the
+    same mapping (a helper's attack)."""
+    with pytest.raises(ConfigError, match=r"data\.columns: column 'close' is read as open and "
+                                          r"close; each key needs a column of its own"):
+        load_config(raw=tiny_config(data__columns={"open": "close"}))
+    with pytest.raises(ConfigError, match=r"column 'price' is read as high and low"):
+        load_config(raw=tiny_config(data__columns={"high": "price", "low": "price"}))
+    swapped = load_config(raw=tiny_config(data__columns={"open": "close", "close": "open"}))
+    assert swapped.data.columns.open == "close"

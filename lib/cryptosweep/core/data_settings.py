@@ -26,6 +26,19 @@ class ColumnMapping(Strict):
     close: str = "close"
     volume: str = "volume"
 
+    @model_validator(mode="after")
+    def _distinct(self) -> ColumnMapping:
+        # {open: close} read every bar's open as its close, without a word (as --columns says)
+        read_by: dict[str, list[str]] = {}
+        for key, column in self.model_dump().items():
+            read_by.setdefault(column, []).append(key)
+        for column, keys in read_by.items():
+            if len(keys) > 1:
+                raise ValueError(f"column {column!r} is read as {' and '.join(keys)}; each key "
+                                 "needs a column of its own (a key not given reads the column "
+                                 "of its own name)")
+        return self
+
 
 #: ``data.update``'s defaults (the one place they are written: :mod:`cryptosweep.marketdata`
 #: uses them for its function defaults). Candles a request asks for (Binance's maximum for spot
