@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import warnings
 import zipfile
 
@@ -222,6 +223,48 @@ def test_missing_empty_and_garbage_files(tmp_path):
     empty_dir.mkdir()
     with pytest.raises(DataError, match=r"empty_dir: folder holds no"):
         load_ohlcv(empty_dir)
+
+
+def test_a_file_or_folder_without_read_permission_is_one_line(tmp_path, monkeypatch):
+    """A candle file without read permission was a PermissionError traceback from the format
+    sniffing (``_is_parquet`` opened it outside the loader's error handling), a folder that
+    cannot be listed one from ``iterdir`` (a helper's attack). As root (where ``chmod 0``
+    does not stop a read) the refusal is simulated by the same error."""
+    import builtins
+    from pathlib import Path
+
+    from cryptosweep.trading import candle_formats
+
+    locked = tmp_path / "locked.csv"
+    _write(locked, _rows(5))
+    locked.chmod(0)
+    folder = tmp_path / "locked_folder"
+    folder.mkdir()
+    _write(folder / "a.csv", _rows(5))
+    folder.chmod(0)
+    if os.geteuid() == 0:
+        def refusing_open(file, *args, **kwargs):
+            if Path(file) == locked:
+                raise PermissionError(13, "Permission denied", str(file))
+            return builtins.open(file, *args, **kwargs)
+
+        real_iterdir = Path.iterdir
+
+        def refusing_iterdir(self):
+            if self == folder:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_iterdir(self)
+
+        monkeypatch.setattr(candle_formats, "open", refusing_open, raising=False)
+        monkeypatch.setattr(Path, "iterdir", refusing_iterdir)
+    try:
+        with pytest.raises(DataError, match=r"locked\.csv: cannot be read \(Permission denied\)"):
+            load_ohlcv(locked)
+        with pytest.raises(DataError, match=r"locked_folder: cannot be read \(Permission "
+                                            r"denied\)"):
+            load_ohlcv(folder)
+    finally:
+        folder.chmod(0o755)
 
 
 def test_clean_file_raises_no_warning(tmp_path):

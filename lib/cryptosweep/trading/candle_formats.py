@@ -252,8 +252,11 @@ def _cells(line: str) -> list[str]:
 def _is_parquet(file: Path) -> bool:
     if file.name.lower().endswith(".parquet"):
         return True
-    with open(file, "rb") as handle:
-        return handle.read(4) == b"PAR1"
+    try:  # the first read of a file: one without read permission was a traceback
+        with open(file, "rb") as handle:
+            return handle.read(4) == b"PAR1"
+    except OSError as exc:
+        raise DataError(f"{file}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _clip(text: str, width: int = 80) -> str:

@@ -85,9 +85,12 @@ def data_files(source: Path) -> list[Path]:
         raise DataError(f"{source}: no such file or folder")
     if not source.is_dir():
         return [source]
-    files = sorted(
-        p for p in source.iterdir() if p.is_file() and p.name.lower().endswith(DATA_SUFFIXES)
-    )
+    try:
+        files = sorted(
+            p for p in source.iterdir() if p.is_file() and p.name.lower().endswith(DATA_SUFFIXES)
+        )
+    except OSError as exc:  # a folder that cannot be listed
+        raise DataError(f"{source}: cannot be read ({exc.strerror or exc})") from None
     if not files:
         raise DataError(f"{source}: folder holds no {', '.join(DATA_SUFFIXES)} files")
     return files
