@@ -267,6 +267,30 @@ def test_a_file_or_folder_without_read_permission_is_one_line(tmp_path, monkeypa
         folder.chmod(0o755)
 
 
+def test_a_folder_of_two_markets_files_is_refused(tmp_path):
+    """A folder of Binance monthly dumps holding another symbol's month (ETHUSDT-1h-2021-11
+    among BTCUSDT-1h files) loaded as one market: the join read as a 97 % crash, every
+    statistic of the run on a series that never traded (a helper's attack). Files named by
+    Binance's (or CryptoDataDownload's) rule must name one symbol; other names are not read."""
+    folder = tmp_path / "klines"
+    folder.mkdir()
+    _write(folder / "BTCUSDT-1h-2021-10.csv", _rows(30), header=False)
+    _write(folder / "BTCUSDT-1h-2021-11.csv", _rows(30, 30), header=False)
+    _write(folder / "ETHUSDT-1h-2021-11.csv", _rows(30, 60), header=False)
+    with pytest.raises(DataError, match=r"klines: its files are of different markets "
+                                        r"\(BTCUSDT: 2 files, ETHUSDT: 1 file\)"):
+        load_ohlcv(folder)
+    (folder / "ETHUSDT-1h-2021-11.csv").unlink()
+    _write(folder / "notes-2021.csv", _rows(30, 60), header=False)  # not a Binance name
+    assert len(load_ohlcv(folder)) == 90
+    cdd = tmp_path / "cdd"
+    cdd.mkdir()
+    for name in ("Binance_BTCUSDT_1h.csv", "Binance_ETHUSDT_1h.csv"):
+        (cdd / name).write_text("x")
+    with pytest.raises(DataError, match=r"different markets \(BTCUSDT: 1 file, ETHUSDT: 1 file"):
+        load_ohlcv(cdd)
+
+
 def test_clean_file_raises_no_warning(tmp_path):
     _write(tmp_path / "clean.csv", _rows(5))
     with warnings.catch_warnings():

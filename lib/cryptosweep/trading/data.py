@@ -40,6 +40,7 @@ Formats (``format=``; ``"auto"`` sniffs each file, see :func:`detect_format`):
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -127,6 +128,7 @@ def load_ohlcv(
         format=format, columns=columns, timestamp_unit=timestamp_unit, source=source
     )
     files = data_files(source)
+    _check_one_market(files, source)
     frames = [_read_file(file, options) for file in files]
     if len(frames) > 1:
         _check_one_interval(files, frames, source)
@@ -295,6 +297,29 @@ def _drop_duplicates(
     warnings.warn(message, DuplicateRowsWarning, stacklevel=3)
     log.warning(message)
     return frame[~duplicated]
+
+
+#: The symbol in a file name by Binance's rule (``BTCUSDT-1h-2024-01.zip``, daily dumps
+#: ``BTCUSDT-1h-2024-01-15.zip``) or CryptoDataDownload's (``Binance_BTCUSDT_1h.csv``).
+_MARKET_NAMES = (
+    re.compile(r"^([A-Z0-9]{2,30})-\d+[smhdwM]o?-\d{4}-\d{2}"),
+    re.compile(r"^[A-Za-z0-9]+_([A-Z0-9]{2,30})_"),
+)
+
+
+def _check_one_market(files: list[Path], source: Path) -> None:
+    """A folder's files named by Binance's or CryptoDataDownload's rule must name one symbol:
+    another market's month among them was read as one series, its join a crash or a rally."""
+    markets: dict[str, int] = {}
+    for file in files:
+        match = next((m for p in _MARKET_NAMES if (m := p.match(file.name))), None)
+        if match is not None:
+            markets[match[1]] = markets.get(match[1], 0) + 1
+    if len(markets) > 1:
+        listed = ", ".join(f"{symbol}: {count} file{'s' if count > 1 else ''}"
+                           for symbol, count in sorted(markets.items()))
+        raise DataError(f"{source}: its files are of different markets ({listed}); one data "
+                        "set must be one market (a folder per market)")
 
 
 def _check_one_interval(files: list[Path], frames: list[pd.DataFrame], source: Path) -> None:
