@@ -343,3 +343,22 @@ def test_epoch_seconds_read_as_milliseconds_are_refused_not_annualised(hourly, t
                            "--set", "data.timestamp_unit=s",
                            "--set", "objective.min_train_bars=100")
     assert right.returncode == 0 and "1h bars, 8760 a year" in right.stdout, right.stderr
+
+
+def test_daily_candles_at_local_midnight_are_refused_with_the_reason(daily_file, tmp_path):
+    """Daily candles stamped at midnight in Berlin (ISO with their +01:00/+02:00 offsets) are
+    23 or 25 hours apart in UTC at each daylight saving change: refused as "mixed or
+    irregular intervals" without a word of the cause (a helper's attack). The message now says
+    the step is an hour off and why."""
+    daily = pd.read_csv(daily_file)
+    local = pd.date_range("2021-10-01", periods=len(daily), freq="1D", tz="Europe/Berlin")
+    daily["timestamp"] = [stamp.isoformat() for stamp in local]
+    path = tmp_path / "berlin_days.csv"
+    daily.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"but 25h between 2021-10-30T22:00:00\+00:00 .*an hour "
+                                        r"off: daylight saving time\?"):
+        load_ohlcv(path)
+    with pytest.raises(DataError, match=r"1h apart, but 30m between") as caught:
+        hours = pd.date_range("2024-01-01", periods=48, freq="1h", tz="UTC")
+        detect_interval(hours.insert(5, hours[4] + pd.Timedelta("30min")))
+    assert "daylight" not in str(caught.value)

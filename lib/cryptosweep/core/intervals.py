@@ -152,10 +152,17 @@ def detect_interval(index: pd.DatetimeIndex, source: object = "data") -> pd.Time
         at = off[0]
         step = pd.Timedelta(int(steps[at]), unit="ns")
         common = pd.Timedelta(interval, unit="ns")
+        hour = 3600 * 10**9
+        cause = (  # daily bars at local midnight: 23 or 25 hours apart in UTC
+            "an hour off: daylight saving time? candles stamped at a local time move by an "
+            "hour in UTC at each change (stamp them in UTC)"
+            if interval > hour and int(steps[at]) % interval in (hour, interval - hour)
+            else "candles of mixed or irregular intervals cannot be annualised (use one "
+            "interval per data set)"
+        )
         raise DataError(
             f"{source}: bars are {_text(common)} apart, but {_text(step)} between "
-            f"{index[at].isoformat()} and {index[at + 1].isoformat()}; candles of mixed or "
-            "irregular intervals cannot be annualised (use one interval per data set)"
+            f"{index[at].isoformat()} and {index[at + 1].isoformat()}; {cause}"
         )
     multiples = steps // interval
     stretch = _coarse_stretch(multiples)
