@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import re
 import warnings
 import zipfile
 
@@ -289,6 +290,20 @@ def test_a_folder_of_two_markets_files_is_refused(tmp_path):
         (cdd / name).write_text("x")
     with pytest.raises(DataError, match=r"different markets \(BTCUSDT: 1 file, ETHUSDT: 1 file"):
         load_ohlcv(cdd)
+
+
+def test_a_semicolon_or_tab_separated_file_is_named_as_such(tmp_path):
+    """A semicolon-separated export (a European spreadsheet's CSV) was "unknown data format"
+    with the formats listed and no word of the separator (a helper's attack)."""
+    for name, separator in (("semicolon.csv", ";"), ("tabs.csv", "\t")):
+        path = tmp_path / name
+        path.write_text(separator.join(["timestamp", "open", "high", "low", "close", "volume"])
+                        + "\n" + separator.join(["2021-10-01T00:00:00Z", "1", "2", "0.5", "1.5",
+                                                  "3"]) + "\n")
+        with pytest.raises(DataError, match=rf"{name}: unknown data format .*its first line is "
+                                            rf"separated by {re.escape(repr(separator))}, not "
+                                            "commas"):
+            load_ohlcv(path)
 
 
 def test_clean_file_raises_no_warning(tmp_path):

@@ -162,8 +162,11 @@ def detect_format(file: str | Path, columns: Mapping[str, str] | Any | None = No
         return "cryptodatadownload"
     if _resolve(first, options.mapping) is not None:
         return "generic"
+    separator = next((c for c in ";\t|" if c in head[0] and "," not in head[0]), None)
+    hint = (f"; its first line is separated by {separator!r}, not commas: only comma-separated "
+            "files are read" if separator else "")
     raise DataError(
-        f"{file}: unknown data format (first line {_clip(head[0])!r}); known formats: "
+        f"{file}: unknown data format (first line {_clip(head[0])!r}){hint}; known formats: "
         + _FORMAT_HELP.format(mapping=",".join(options.mapping.values()))
         + "; or pass format explicitly"
     )
