@@ -95,3 +95,26 @@ def test_how_a_sweep_executes_is_not_part_of_its_identity():
                    {"reporting__top_k": 3}):
         assert config_hash(load_config(raw=tiny_config(**change)).canonical()) \
             != config_hash(base)
+
+
+def test_a_stretch_of_zero_volume_is_named_not_called_warm_up(tmp_path):
+    """Real candles with 2,900 hours of zero volume (a market that stopped trading, an
+    exchange's maintenance) were refused with "the features need 3001 bars of warm-up", while
+    the warm-up is 167 bars: the volume z-scores cannot be computed over a window of constant
+    volume (a helper's attack). The message names the feature, the bar and the likely cause."""
+    from cryptosweep.trading.data import load_ohlcv
+    from cryptosweep.trading.objective import check_spec
+
+    candles = load_ohlcv().reset_index()
+    candles.loc[100:3000, "volume"] = 0.0
+    candles.columns = ["timestamp", "open", "high", "low", "close", "volume"]
+    path = tmp_path / "still.csv"
+    candles.to_csv(path, index=False)
+    spec = {"data": {"path": str(path)}, "objective": {"folds": 2, "min_train_bars": 200}}
+    with pytest.raises(ConfigError) as refused:
+        check_spec(spec)
+    message = str(refused.value)
+    assert "3001 bars of warm-up" not in message, message
+    assert ("volume_z_24 is not finite until bar 3001 (2022-02-03T01:00:00+00:00), after the "
+            "167 bars of the features' warm-up: constant volumes or prices over its window?"
+            ) in message, message

@@ -64,6 +64,7 @@ from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
 from cryptosweep.trading.cpcv import CPCVSplit, assemble_paths, group_bounds, purged_splits
 from cryptosweep.trading.data import data_files, sample_data_path
+from cryptosweep.trading.features import WARM_UP_BARS
 from cryptosweep.trading.fidelity import fidelity_at
 from cryptosweep.trading.metrics import performance, trial_sharpe
 from cryptosweep.trading.steps import (
@@ -638,10 +639,18 @@ def _check_warm_up(market: Market, settings: ObjectiveSettings) -> None:
     usable = int(complete[:window].sum())
     if usable < settings.min_train_bars:
         warm_up = int(np.argmax(complete)) if complete.any() else len(complete)
+        need = f"the features need {warm_up} bars of warm-up"
+        if WARM_UP_BARS < warm_up < len(complete):  # not the warm-up: the data (zero volume)
+            late = str(market.features_frame.columns[
+                int(np.argmax(~np.isfinite(market.features[warm_up - 1])))])
+            need = (f"{late} is not finite until bar {warm_up} "
+                    f"({market.features_frame.index[warm_up].isoformat()}), after the "
+                    f"{WARM_UP_BARS} bars of the features' warm-up: constant volumes or prices "
+                    "over its window?")
         raise ConfigError(
             f"objective: fold 0 would train on {usable} bars with complete features, fewer than "
             f"objective.min_train_bars={settings.min_train_bars} (its training window is the "
-            f"first {window} bars and the features need {warm_up} bars of warm-up); use fewer "
+            f"first {window} bars and {need}); use fewer "
             "objective.folds, a smaller data.holdout_fraction or more data"
         )
 
