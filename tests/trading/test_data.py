@@ -549,6 +549,20 @@ def test_generic_parquet(tmp_path, two_days):
         load_ohlcv(path, columns={"timestamp": "Time", "volume": "Volume"}, timestamp_unit="ms")
 
 
+def test_parquet_with_the_timestamp_as_its_index(tmp_path, two_days):
+    """``frame.to_parquet(path)`` of candles indexed by time (pandas keeps a named index in the
+    file's metadata) was a KeyError traceback: pandas read the timestamp back as the index,
+    not as a column (a helper's attack). It is read as the timestamp column."""
+    indexed = two_days.rename_axis("timestamp")
+    path = tmp_path / "indexed.parquet"
+    indexed.to_parquet(path)
+    _same(load_ohlcv(path), two_days)
+    _same(load_ohlcv(path, format="generic"), two_days)
+    unnamed = tmp_path / "unnamed.parquet"
+    two_days.rename_axis(None).to_parquet(unnamed)  # stored as __index_level_0__
+    _same(load_ohlcv(unnamed, columns={"timestamp": "__index_level_0__"}), two_days)
+
+
 def test_unknown_format_is_one_line_listing_the_formats(tmp_path):
     path = tmp_path / "mystery.csv"
     path.write_text("time,o,h,l,c,v\n1,2,3,4,5,6\n")

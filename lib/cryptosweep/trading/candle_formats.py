@@ -390,7 +390,10 @@ def _read_generic(file: Path, options: LoadOptions) -> _Parsed:
         if resolved is None:
             raise _missing_columns(file, names, mapping)
         with _reading(file, "Parquet"):
-            raw = pd.read_parquet(file, columns=list(dict.fromkeys(resolved.values())))
+            # The columns as the file names them: pandas' metadata would make a column that was
+            # a frame's index (to_parquet's default) the index again, and no column.
+            raw = pq.read_table(file, columns=list(dict.fromkeys(resolved.values()))).to_pandas(
+                ignore_metadata=True)
         first_line = None
     else:
         raw = _read_csv(file, "a CSV", header=0)
