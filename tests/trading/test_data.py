@@ -202,6 +202,18 @@ def test_far_future_open_times_are_refused_not_wrapped_around(tmp_path, name, sh
         load_ohlcv(cdd)
 
 
+def test_an_iso_date_past_2262_says_so(tmp_path):
+    """``2300-01-01T00:00:00Z`` in a generic file was "not an ISO 8601 date", which it is: the
+    message now gives the range a timestamp must fall in (a helper's attack)."""
+    path = tmp_path / "future_iso.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n"
+                    "2021-10-01T00:00:00Z,1,2,0.5,1.5,3\n2300-01-01T00:00:00Z,1,2,0.5,1.5,3\n")
+    with pytest.raises(DataError, match=r"line 3 \(open_time '2300-01-01T00:00:00Z'\): "
+                                        r"timestamp: not an ISO 8601 date from 1677-09-22 to "
+                                        r"2262-04-11"):
+        load_ohlcv(path)
+
+
 def test_missing_empty_and_garbage_files(tmp_path):
     with pytest.raises(DataError, match=r"nowhere\.csv: no such file or folder"):
         load_ohlcv(tmp_path / "nowhere.csv")

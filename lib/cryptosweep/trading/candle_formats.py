@@ -432,7 +432,7 @@ def _generic_times(
                 f"({', '.join(TIMESTAMP_UNITS)}) to read them as an epoch"
             )
         ns, ok = _parse_dates(column)
-        return ns, ok, f"{name}: not an ISO 8601 date"
+        return ns, ok, f"{name}: not an ISO 8601 date from 1677-09-22 to 2262-04-11"
     values = _to_float(column)
     factor = _UNIT_NS[unit]
     with np.errstate(invalid="ignore", over="ignore"):
