@@ -14,7 +14,7 @@ A market that closes at weekends (FX trades about 24 hours on 5 days; a stock ex
 hours on weekdays) has fewer bars in a year: annualising its hourly bars with 8760 would lift
 its Sharpe ratios by about sqrt(8760 / 6240) = 1.18. :func:`bars_per_year` tells the two apart
 by the calendar, not by gaps (an outage of a crypto exchange is a gap, not a closed market):
-candles with (almost) no bar on a Saturday (UTC) over at least
+candles with (almost) no bar in 24 hours of every week (a Saturday in UTC) over at least
 :data:`CALENDAR_MIN_SPAN` are a market closed at weekends, annualised with their own density
 (bars per year over the span they cover, holidays included); any other series with the
 round-the-clock count.
@@ -46,8 +46,8 @@ CALENDAR_MIN_SPAN = pd.Timedelta(days=28)
 #: daily returns annualised with sqrt(8760). A day of hourly steps: a thin market's feed
 #: missing every other bar for some hours stays a series with gaps.
 COARSE_RUN = 24
-#: Below this share of bars on Saturdays (UTC) the market is closed at weekends (a market open
-#: around the clock has 1/7 of its bars there, outages or not).
+#: Below this share of bars in the week's quietest 24 hours (a Saturday, UTC) the market is
+#: closed at weekends (a market open around the clock has 1/7 of its bars there, outages or not).
 WEEKEND_CLOSED_SHARE = 0.01
 
 
@@ -84,7 +84,9 @@ def closed_at_weekends(index: pd.DatetimeIndex, interval: pd.Timedelta) -> bool:
     """Whether candles at ``index`` (sorted; UTC, or without a zone: UTC) of ``interval`` are
     a market closed at weekends: bars of an interval that divides a day (others can step over
     Saturdays by their own rhythm), spanning at least :data:`CALENDAR_MIN_SPAN`, fewer than
-    :data:`WEEKEND_CLOSED_SHARE` of them opening on a Saturday (UTC), and open on most
+    :data:`WEEKEND_CLOSED_SHARE` of them opening in the week's quietest 24 hours (a Saturday
+    in UTC; from a Saturday morning for FX candles stamped at Tokyo's time without an
+    offset), and open on most
     weekdays (bars on at least half of the weekdays the candles span: a round-the-clock
     market's few weekday chunks over a long span are gaps, not a calendar), however few hours
     a day (a stock exchange's session of 7 hours)."""
@@ -96,7 +98,11 @@ def closed_at_weekends(index: pd.DatetimeIndex, interval: pd.Timedelta) -> bool:
         return False
     utc = index.tz_convert("UTC") if index.tz is not None else index
     weekday = utc.day_of_week.to_numpy()
-    if float(np.mean(weekday == 5)) >= WEEKEND_CLOSED_SHARE:
+    # The quietest 24 hours of the week, whatever hour they start at: a Saturday (UTC) only
+    # missed FX candles stamped at Tokyo's time without an offset (Saturday morning open).
+    counts = np.bincount(weekday * 24 + utc.hour.to_numpy(), minlength=7 * 24)
+    days = np.convolve(np.concatenate([counts, counts[:23]]), np.ones(24, dtype=np.int64), "valid")
+    if float(days.min()) / len(index) >= WEEKEND_CLOSED_SHARE:
         return False
     weekdays = np.busday_count(utc[0].date(), (utc[-1] + interval).date())
     trading_days = pd.unique(utc[weekday < 5].normalize())
