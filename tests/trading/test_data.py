@@ -16,7 +16,13 @@ import pytest
 
 from cryptosweep.core.errors import DataError
 from cryptosweep.trading.candle_formats import detect_format
-from cryptosweep.trading.data import DuplicateRowsWarning, gap_report, load_ohlcv, sample_data_path
+from cryptosweep.trading.data import (
+    _MARKET_NAMES,
+    DuplicateRowsWarning,
+    gap_report,
+    load_ohlcv,
+    sample_data_path,
+)
 from cryptosweep.trading.features import cached_features, clear_feature_cache, feature_cache_key
 
 HEADER = "open_time,open,high,low,close,volume,close_time"
@@ -302,6 +308,8 @@ def test_a_folder_of_two_markets_files_is_refused(tmp_path):
         (cdd / name).write_text("x")
     with pytest.raises(DataError, match=r"different markets \(BTCUSDT: 1 file, ETHUSDT: 1 file"):
         load_ohlcv(cdd)
+    names = ("part_A_2021.csv", "part_B_2022.csv", "Bitstamp_BTCUSD_2021_minute.csv")
+    assert [bool(p.match(n)) for n in names for p in _MARKET_NAMES].count(True) == 1
 
 
 def test_a_semicolon_or_tab_separated_file_is_named_as_such(tmp_path):
