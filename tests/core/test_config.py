@@ -614,8 +614,8 @@ def test_a_symbolic_link_loop_as_a_path_is_one_line_exit_2(capsys, write_config,
 def test_an_empty_data_path_is_refused_not_read_as_the_current_folder(
         capsys, write_config, tmp_path, monkeypatch):
     """``--data ""`` (a shell variable unset: ``--data "$DATA"``) resolved to the current
-    folder and loaded every candle file there; ``data.path: ""`` loaded the config's folder
-    (a helper's attack). Both are one line, exit 2."""
+    folder and loaded every candle file there; ``data.path: ""`` loaded the config's folder;
+    ``--set data.path=`` the bundled sample (a helper's attack). Each is one line, exit 2."""
     config = write_config(tiny_config())
     monkeypatch.chdir(tmp_path)
     for data in ("", "  "):
@@ -625,6 +625,12 @@ def test_an_empty_data_path_is_refused_not_read_as_the_current_folder(
     assert main(["validate", "--config", str(write_config(tiny_config(data__path="")))]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cryptosweep: error: data.path: an empty path"), err
+    # --set data.path=$DATA, the variable unset, read the bundled BTC sample without a word.
+    assert main(["validate", "--config", str(config), "--set", "data.path="]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cryptosweep: error: --set 'data.path=': an empty path"), err
+    assert "--set data.path=null reads the bundled sample" in err
+    assert main(["validate", "--config", str(config), "--set", "data.path=null"]) == 0
 
 
 def test_data_columns_reading_one_column_twice_are_refused():

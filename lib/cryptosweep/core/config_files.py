@@ -282,6 +282,10 @@ def load_config(
         source = "config"
     for assignment in overrides:
         apply_override(raw, assignment)
+        key, _, value = assignment.partition("=")
+        if key.strip() == "data.path" and not value.strip():  # null: the bundled sample
+            raise DataError(f"--set {assignment!r}: an empty path (is the variable it came "
+                            "from unset?); --set data.path=null reads the bundled sample")
     if not stored:
         default_fidelity(raw)
     data = raw.get("data")
