@@ -238,11 +238,12 @@ def default_fidelity(raw: dict[str, Any]) -> None:
         objective.setdefault("fidelity", MULTI_FIDELITY_DEFAULT)
 
 
-def _resolved(base: Path, path: str, key: str, error: type[ConfigError | DataError]) -> str:
+def _resolved(base: Path, path: str | Path, key: str,
+              error: type[ConfigError | DataError]) -> str:
     """``path`` made absolute against ``base``; a path that cannot be (a symbolic link loop)
     is ``error`` naming ``key``, not a traceback; so is an empty one, which resolved to the
     folder itself (``--data "$DATA"`` with the variable unset read every file there)."""
-    if not path.strip():
+    if not str(path).strip():
         raise error(f"{key}: an empty path (is the variable it came from unset?)")
     try:
         return str((base / path).resolve())
