@@ -44,7 +44,7 @@ def test_what_ifs_are_trials_and_unlocks_are_looks(explore_reports, tmp_path):
         **best["params"]["trading"], "threshold": 0.62}}, best["seed"], best["budget"], 0.02)
     with TrialLedger(path) as ledger:
         assert ledger.trials_on(market, 30).n_trials == before + 1
-    assert record_unlock(run) == str(run / "trials.db")
+    assert record_unlock(run) == (True, str(run / "trials.db"))
     with TrialLedger(path) as ledger:
         looks = ledger.looks_at(Market.of(results["data"], "holdout"))
     assert [(look["source"], look["what"]) for look in looks] == [("explorer", "unlock")]
@@ -82,3 +82,51 @@ def test_a_what_if_outside_what_a_config_allows_is_refused_not_scored(trading, e
 
     with pytest.raises(ConfigError, match=re.escape(expected)):
         what_if([], TradingParams(*trading), spec=None)  # type: ignore[arg-type]
+
+
+def _explorer_looks(run: Path) -> list[str]:
+    if not (run / "trials.db").is_file():
+        return []
+    with sqlite3.connect(run / "trials.db") as db:
+        return [what for (what,) in db.execute(
+            "SELECT what FROM looks WHERE source = 'explorer'")]
+
+
+def test_an_unlock_shows_only_the_holdout_whose_look_it_recorded(explore_reports, tmp_path):
+    """Unlocking night2 showed night1's holdout too (runs table, comparison, trial panel) with
+    no look recorded in night1's ledger; an unlock with no run, or of a run that has no results
+    yet, recorded nothing and still showed every holdout from then on; a second unlock of the
+    same run counted a second look."""
+    from cryptosweep.explore import Explorer
+    from cryptosweep.explore.runs import runs_frame
+
+    reports = tmp_path / "reports"
+    for name in ("night1", "night2", "running"):
+        shutil.copytree(explore_reports / name, reports / name)
+        for ledger in (reports / name).glob("trials.db*"):
+            ledger.unlink()
+    ui = Explorer(reports, run="running")
+    assert "nothing recorded" in ui.unlock_holdout()
+    assert not ui.holdout_unlocked and not ui.unlock_button.disabled
+    ui.run_picker.value = "night2"
+    assert not ui.holdout_unlocked and not ui.trial.holdout_unlocked
+    assert ui.comparison is not None
+    assert set(ui.comparison.summary.loc["holdout Sharpe", ["night1", "night2"]]) == {"locked"}
+
+    assert ui.unlock_holdout() == str(reports / "night2" / "trials.db")
+    assert ui.holdout_unlocked and ui.trial.holdout_unlocked and ui.unlock_button.disabled
+    holdout = ui.comparison.summary.loc["holdout Sharpe"]
+    assert holdout["night1"] == "locked" and isinstance(holdout["night2"], float)
+    column = runs_frame(ui.runs, show_holdout={"night2"}).set_index("run")["holdout"]
+    assert column["night1"] == "locked" and isinstance(column["night2"], float)
+    assert ui.runs_table.value.count("locked") == 2  # night1 and running
+
+    ui.run_picker.value = "night1"
+    assert not ui.holdout_unlocked and not ui.trial.holdout_unlocked
+    assert not ui.unlock_button.disabled
+    assert _explorer_looks(reports / "night1") == []
+    ui.unlock_holdout()
+    ui.unlock_holdout()  # the button is disabled; a second call is not a second look
+    assert _explorer_looks(reports / "night1") == ["unlock"]
+    assert _explorer_looks(reports / "night2") == ["unlock"]
+    assert set(ui.comparison.summary.loc["holdout Sharpe", ["night1", "night2"]]) != {"locked"}

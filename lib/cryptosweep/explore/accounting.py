@@ -11,7 +11,7 @@ out-of-sample evidence; hiding it until a deliberate, recorded unlock keeps the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptosweep.records.ledger import LedgerTrial, TrialLedger, config_key
 from cryptosweep.sweep.evidence import run_ledger
@@ -36,14 +36,24 @@ def record_what_if(run_dir: str | Path, params: dict[str, Any], seed: int, budge
     return str(found.path)
 
 
-def record_unlock(run_dir: str | Path) -> str:
-    """Record that the holdout of the run in ``run_dir`` was unlocked in the explorer; returns
-    where (the ledger's path), or why nothing could be recorded."""
+class Unlock(NamedTuple):
+    """What :func:`record_unlock` did: ``recorded`` (the look is in the ledger, the holdout
+    may be shown) and ``where`` (the ledger's path, or why nothing was recorded)."""
+
+    recorded: bool
+    where: str
+
+
+def record_unlock(run_dir: str | Path) -> Unlock:
+    """Record that the holdout of the run in ``run_dir`` was unlocked in the explorer; says
+    whether it was recorded, and where (the ledger's path) or why not. Nothing recorded:
+    nothing of the holdout may be shown."""
     run_dir = Path(run_dir)
     found = run_ledger(run_dir)
     if found is None:
-        return f"{run_dir.name} has no results file that can be read: nothing recorded"
+        return Unlock(False, f"{run_dir.name} has no results file that can be read: nothing "
+                             "recorded")
     if not found.data.get("holdout_first_bar"):
-        return f"{run_dir.name} has no holdout"
+        return Unlock(False, f"{run_dir.name} has no holdout")
     found.record_look("explorer", "unlock")
-    return str(found.path)
+    return Unlock(True, str(found.path))

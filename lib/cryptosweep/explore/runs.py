@@ -16,7 +16,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,13 +205,16 @@ def list_runs(reports_dir: str | Path) -> list[RunInfo]:
     return sorted(runs, key=lambda run: (-(run.created_at or 0.0), run.name))
 
 
-def runs_frame(runs: Iterable[RunInfo], show_holdout: bool = True) -> pd.DataFrame:
+def runs_frame(runs: Iterable[RunInfo], show_holdout: bool | Collection[str] = True
+               ) -> pd.DataFrame:
     """The runs as the index lists them (date, strategy, best, holdout, DSR, PBO, the
     reproducibility status) plus each folder's state, the deployment gate's decision where
-    the run has one, and a note for folders that cannot be read. ``show_holdout=False``: the
-    holdout column says ``locked`` (:mod:`cryptosweep.explore.accounting`)."""
+    the run has one, and a note for folders that cannot be read. ``show_holdout``: True, or
+    the names of the runs whose holdout is shown; the others' holdout column says ``locked``
+    (:mod:`cryptosweep.explore.accounting`)."""
     rows = []
     for run in runs:
+        shown = show_holdout if isinstance(show_holdout, bool) else run.name in show_holdout
         summary = run.summary or {}
         rows.append({
             "run": run.name,
@@ -220,7 +223,7 @@ def runs_frame(runs: Iterable[RunInfo], show_holdout: bool = True) -> pd.DataFra
             "state": run.state,
             "strategy": summary.get("strategy"),
             "best": summary.get("best"),
-            "holdout": summary.get("holdout") if show_holdout else "locked",
+            "holdout": summary.get("holdout") if shown else "locked",
             "DSR": summary.get("dsr"),
             "PBO": summary.get("pbo"),
             "repro": summary.get("status"),
@@ -482,16 +485,19 @@ def _relative(first: Any, second: Any) -> float | None:
 
 
 def compare_runs(first: Mapping[str, Any], second: Mapping[str, Any],
-                 show_holdout: bool = True) -> RunComparison:
+                 show_holdout: bool | tuple[bool, bool] = True) -> RunComparison:
     """Compare two finished runs (their results dicts): figures of merit side by side, the
     parameters of their winners with the shift from the first to the second, and each run's
-    best-score-against-compute curve (:func:`best_score_curve`)."""
+    best-score-against-compute curve (:func:`best_score_curve`). ``show_holdout``: for both
+    runs, or (first, second); a run's holdout not shown says ``locked``."""
+    show_a, show_b = (show_holdout, show_holdout) if isinstance(show_holdout, bool) \
+        else show_holdout
     name_a = str((first.get("run") or {}).get("name", "first"))
     name_b = str((second.get("run") or {}).get("name", "second"))
     if name_a == name_b:
         name_a, name_b = f"{name_a} (1)", f"{name_b} (2)"
-    merit_a = _figures_of_merit(first, show_holdout)
-    merit_b = _figures_of_merit(second, show_holdout)
+    merit_a = _figures_of_merit(first, show_a)
+    merit_b = _figures_of_merit(second, show_b)
     summary = pd.DataFrame({
         name_a: pd.Series(merit_a, dtype=object),
         name_b: pd.Series(merit_b, dtype=object),

@@ -99,7 +99,9 @@ class Explorer:
         self.metric = "score"
         self.comparison: RunComparison | None = None
         self.figures: dict[str, Any] = {"parameters": None, "compare": None}
-        self.holdout_unlocked = False  # validation only until unlock_holdout() (recorded)
+        #: The runs whose holdout is shown: (folder, creation time) → the ledger that holds
+        #: the look (:meth:`unlock_holdout`); every other run's holdout stays locked.
+        self.unlocked: dict[tuple[Path, float | None], str] = {}
         self._quiet = False
         self._build()
         self.refresh(run, compare_with)
@@ -182,25 +184,57 @@ class Explorer:
 
     # ---------------------------------------------------------------------------- runs
 
+    @staticmethod
+    def _key(run: RunInfo) -> tuple[Path, float | None]:
+        return run.path.resolve(), run.created_at
+
+    def is_unlocked(self, run: RunInfo | None) -> bool:
+        """Whether the holdout of ``run`` is shown (its look recorded in this session)."""
+        return run is not None and self._key(run) in self.unlocked
+
+    @property
+    def holdout_unlocked(self) -> bool:
+        """Whether the selected run's holdout is shown."""
+        return self.is_unlocked(self.run)
+
     def unlock_holdout(self) -> str:
-        """Show holdout scores from now on, in every panel, and record the look in the chosen
-        run's trial ledger (:func:`cryptosweep.explore.accounting.record_unlock`); returns
-        where it was recorded. Until then no panel holds anything of the holdout (the runs
-        table and the comparison say ``locked``; the trial panel has no holdout period, row,
-        curve or score). The trial on display stays, with its what-if, now with its holdout."""
-        where = (record_unlock(self.run.path) if self.run is not None
-                 else "no run chosen: nothing recorded")
-        self.holdout_unlocked = True
+        """Show the chosen run's holdout from now on, in every panel, and record the look in
+        its trial ledger (:func:`cryptosweep.explore.accounting.record_unlock`); returns where
+        it was recorded, or why nothing was. Until then no panel holds anything of that run's
+        holdout (the runs table and the comparison say ``locked``; the trial panel has no
+        holdout period, row, curve or score), and every other run's stays locked until it is
+        unlocked in turn: each look is recorded in the ledger of the run looked at, once per
+        run and explorer. The trial on display stays, with its what-if, now with its
+        holdout."""
+        run = self.run
+        if run is None:
+            return "no run chosen: nothing recorded"
+        if self._key(run) in self.unlocked:  # already shown: no second look
+            return self.unlocked[self._key(run)]
+        recorded, where = record_unlock(run.path)
+        if not recorded:
+            self.unlock_note.value = f"<i>nothing unlocked: {html.escape(where)}</i>"
+            return where
+        self.unlocked[self._key(run)] = where
+        self._show_lock()
         self.trial.show_holdout()
-        self.unlock_button.disabled = True
-        self.unlock_note.value = (f"<i>holdout unlocked; the look is recorded "
-                                  f"({html.escape(where)})</i>")
-        self.runs_table.value = frame_html(runs_frame(self.runs, show_holdout=True),
-                                           index=False) if self.runs else ""
-        if self.run is not None:
-            self.run_details.value = self._details(self.run)
+        self._draw_runs_table()
+        self.run_details.value = self._details(run)
         self.compare(self.compare_first.value, self.compare_second.value)
         return where
+
+    def _show_lock(self) -> None:
+        """The unlock button and its note for the selected run."""
+        where = self.unlocked.get(self._key(self.run)) if self.run is not None else None
+        self.unlock_button.disabled = where is not None
+        self.unlock_note.value = ("" if where is None else
+                                  f"<i>holdout of {html.escape(self.run.name)} unlocked; the "
+                                  f"look is recorded ({html.escape(where)})</i>")
+
+    def _draw_runs_table(self) -> None:
+        shown = {r.name for r in self.runs if self.is_unlocked(r)}
+        self.runs_table.value = frame_html(runs_frame(self.runs, show_holdout=shown),
+                                           index=False) if self.runs else ""
 
     def refresh(self, run: str | None = None, compare_with: str | None = None) -> None:
         """Re-read the reports folder and select ``run`` (else the current one, else the newest
@@ -224,9 +258,7 @@ class Explorer:
             self.header.value = (
                 f"<b>{len(self.runs)} run(s)</b> in {html.escape(str(self.reports_dir))} "
                 f"({len(complete)} complete); read {time.strftime('%H:%M:%S')}")
-        self.runs_table.value = frame_html(
-            runs_frame(self.runs, show_holdout=self.holdout_unlocked), index=False) \
-            if self.runs else ""
+        self._draw_runs_table()
         names = [r.name for r in self.runs]
         choice = previous if previous in names else (readable[0].name if readable else None)
         self._quiet = True
@@ -259,6 +291,8 @@ class Explorer:
         """Show run ``name``: its state, its evaluations in the trials panel, and its winner
         in the trial panel."""
         self.run = next((r for r in self.runs if r.name == name), None)
+        self._show_lock()
+        self.trial.holdout_unlocked = self.holdout_unlocked  # this run's, not the last one's
         if self.run is None:
             self.run_details.value = "<i>no run to show</i>" if self.runs else ""
             self._set_trials(trials_table([]), "no run selected")
@@ -399,10 +433,11 @@ class Explorer:
             self.compare_parameters.value = ""
             show_message(self.compare_chart, message)
             return None
-        paths = {r.name: r.path for r in self.runs}
+        runs = {r.name: r for r in self.runs}
         try:
-            comparison = compare_runs(load_results(paths[first]), load_results(paths[second]),
-                                      show_holdout=self.holdout_unlocked)
+            comparison = compare_runs(
+                load_results(runs[first].path), load_results(runs[second].path),
+                show_holdout=(self.is_unlocked(runs[first]), self.is_unlocked(runs[second])))
         except (RunReadError, KeyError) as exc:
             message = str(exc) if isinstance(exc, RunReadError) else f"unknown run {exc}"
             self.compare_table.value = f"<b>{html.escape(message)}</b>"
