@@ -365,6 +365,25 @@ def test_the_explorer_shows_nothing_of_the_holdout_until_it_is_unlocked(
     assert [(look["source"], look["what"]) for look in looks] == [("explorer", "unlock")]
 
 
+def test_what_a_notebook_cell_shows_of_the_explorers_state_holds_no_holdout_number(
+        explore_reports, continued, view):
+    """``ui.run``, ``ui.trial.record`` and ``ui.trial.whatif`` typed in a cell (the state the
+    docs point to) showed the holdout's score, its metrics and its backtest while it was
+    locked: the run's summary, the record's holdout metrics and returns, the what-if's holdout
+    block were in their reprs."""
+    ui = Explorer(explore_reports, run="night1")
+    assert ui.run is not None and ui.run.summary and ui.run.summary.get("holdout") is not None
+    holdout = journaled_holdouts(explore_reports / "night1")[continued["eval_id"]]
+    numbers = [repr(ui.run.summary["holdout"]), repr(holdout["holdout_sharpe"]),
+               repr(view.whatif.holdout.metrics["sharpe"])]
+    for shown in (repr(ui.run), repr(ui.runs), repr(view.record), repr(view.whatif),
+                  repr(view.own)):
+        assert "holdout_sharpe" not in shown and "name='holdout'" not in shown
+        assert not [number for number in numbers if number in shown]
+    assert "night1" in repr(ui.run) and repr(continued["eval_id"]) in repr(view.record)
+    assert repr(view.whatif.score) in repr(view.whatif)
+
+
 def test_predictions_are_cached_for_the_session(explore_reports, continued, view):
     trainings = PREDICTIONS.trainings
     other = Explorer(explore_reports, run="night1")

@@ -73,7 +73,9 @@ class RunInfo:
     state: str
     note: str | None = None
     created_at: float | None = None
-    summary: Mapping[str, Any] | None = None  # the row of publish.run_summaries
+    # the row of publish.run_summaries; not in the repr: it holds the holdout's score, which
+    # ``ui.run`` in a notebook cell would show while the holdout is locked
+    summary: Mapping[str, Any] | None = field(default=None, repr=False)
     gate: str | None = None
 
     @property

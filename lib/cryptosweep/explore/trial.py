@@ -68,8 +68,9 @@ class TrialRecord:
     config: Mapping[str, Any]
     data: Mapping[str, Any] | None
     rungs: tuple[Mapping[str, Any], ...] = ()
-    returns: Mapping[str, np.ndarray] = field(default_factory=dict)
-    holdout: Mapping[str, Any] | None = None
+    # not in the repr (``ui.trial.record`` in a cell): the holdout's returns and metrics
+    returns: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
+    holdout: Mapping[str, Any] | None = field(default=None, repr=False)
     journal: bool = True
     created_at: float | None = None
 

@@ -26,7 +26,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +207,7 @@ class WhatIf:
     the sweep's rule (:func:`~cryptosweep.trading.objective.fold_score`) and its penalty."""
 
     trading: TradingParams
-    blocks: tuple[BlockBacktest, ...]
+    blocks: tuple[BlockBacktest, ...] = field(repr=False)  # the holdout's too: not in the repr
     metric: str
     score: float
     penalty: str | None
