@@ -130,3 +130,37 @@ def test_an_unlock_shows_only_the_holdout_whose_look_it_recorded(explore_reports
     assert _explorer_looks(reports / "night1") == ["unlock"]
     assert _explorer_looks(reports / "night2") == ["unlock"]
     assert set(ui.comparison.summary.loc["holdout Sharpe", ["night1", "night2"]]) != {"locked"}
+
+
+def test_a_ledger_that_cannot_be_written_is_said_and_keeps_the_holdout_locked(explore_reports,
+                                                                               tmp_path):
+    """A damaged ledger: the unlock raised sqlite3's DatabaseError, and a what-if's count died
+    with a thread's traceback while the panel showed the what-if as if it counted. A run
+    folder copied from the machine whose models folder held its ledger: the explorer created
+    that machine's folders here, and a new ledger in them that nothing reads."""
+    from cryptosweep.explore import Explorer
+    from cryptosweep.explore.accounting import counted
+
+    run = _finished_run(explore_reports, tmp_path)
+    best = json.loads(next(run.glob("sweep_results_*.json")).read_text())["best"]
+    (run / "trials.db").write_bytes(b"not a database" * 100)
+    recorded, where = record_unlock(run)
+    assert not recorded and "cannot be written (file is not a database)" in where
+    ui = Explorer(run.parent, run=run.name)
+    assert "the holdout stays locked" in ui.unlock_holdout()
+    assert not ui.holdout_unlocked and "nothing unlocked" in ui.unlock_note.value
+    told: list[str] = []
+    counted(record_what_if, told.append)(run, best["params"], best["seed"], best["budget"], 0.1)
+    assert len(told) == 1 and "was not counted as a trial" in told[0]
+
+    (run / "trials.db").unlink()
+    results_path = next(run.glob("sweep_results_*.json"))
+    results = json.loads(results_path.read_text())
+    elsewhere = tmp_path / "server" / "models" / "trials.db"
+    results["config"]["deployment"]["ledger"] = str(elsewhere)
+    results_path.write_text(json.dumps(results))
+    recorded, where = record_unlock(run)
+    assert not recorded and "a run folder copied from another machine?" in where
+    counted(record_what_if, told.append)(run, best["params"], best["seed"], best["budget"], 0.1)
+    assert len(told) == 2
+    assert not (tmp_path / "server").exists()

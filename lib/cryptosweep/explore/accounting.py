@@ -10,30 +10,66 @@ out-of-sample evidence; hiding it until a deliberate, recorded unlock keeps the 
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cryptosweep.core.errors import UserError
 from cryptosweep.records.ledger import LedgerTrial, TrialLedger, config_key
-from cryptosweep.sweep.evidence import run_ledger
+from cryptosweep.sweep.evidence import RunLedger, run_ledger
 
 #: What a locked holdout value shows instead of the number.
 LOCKED = "locked"
+
+
+class LedgerUnwritableError(UserError):
+    """The run's trial ledger cannot be written: ``str()`` says which and why."""
+
+
+@contextmanager
+def _writing(found: RunLedger) -> Iterator[None]:
+    """Write the run's ledger: where it is (a folder of its own that is not here — a run
+    folder copied from the machine whose models folder held it — is not created), any
+    failure a :class:`LedgerUnwritableError` naming it."""
+    if not found.path.parent.is_dir():
+        raise LedgerUnwritableError(f"its trial ledger's folder {found.path.parent} is not "
+                                    "here (a run folder copied from another machine?)")
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise LedgerUnwritableError(f"its trial ledger {found.path} cannot be written "
+                                    f"({exc})") from None
 
 
 def record_what_if(run_dir: str | Path, params: dict[str, Any], seed: int, budget: float,
                    sharpe: float | None, now: float | None = None) -> str | None:
     """Record one what-if backtest of the explorer (the trial's model, other trading
     parameters) as a trial of kind ``explorer`` in the run's ledger; returns the ledger's path,
-    or None when the run has no readable results (nothing to count against)."""
+    or None when the run has no readable results (nothing to count against). A ledger that
+    cannot be written is a :class:`LedgerUnwritableError`."""
     found = run_ledger(Path(run_dir))
     if found is None:
         return None
     key = config_key(params)
-    with TrialLedger(found.path) as ledger:
+    with _writing(found), TrialLedger(found.path) as ledger:
         ledger.record_trials(found.run, found.market(), [
             LedgerTrial("explorer", f"what-if:{key}:{seed}", key, seed, budget, sharpe)],
             now=now)
     return str(found.path)
+
+
+def counted(record: Callable[..., str | None], told: Callable[[str], None]
+             ) -> Callable[..., None]:
+    """``record`` (:func:`record_what_if`) for a background thread: a :class:`LedgerUnwritableError`
+    is ``told`` (the panel says it), never a thread's traceback."""
+    def run(*args: Any) -> None:
+        try:
+            record(*args)
+        except LedgerUnwritableError as exc:
+            told(f"this what-if was not counted as a trial: {exc}")
+    return run
 
 
 class Unlock(NamedTuple):
@@ -55,5 +91,9 @@ def record_unlock(run_dir: str | Path) -> Unlock:
                              "recorded")
     if not found.data.get("holdout_first_bar"):
         return Unlock(False, f"{run_dir.name} has no holdout")
-    found.record_look("explorer", "unlock")
+    try:
+        with _writing(found):
+            found.record_look("explorer", "unlock")
+    except LedgerUnwritableError as exc:
+        return Unlock(False, f"the look cannot be recorded: {exc}; the holdout stays locked")
     return Unlock(True, str(found.path))

@@ -30,7 +30,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from cryptosweep.core.errors import UserError
-from cryptosweep.explore.accounting import record_what_if
+from cryptosweep.explore.accounting import counted, record_what_if
 from cryptosweep.explore.render import show_figure, show_message, table_html
 from cryptosweep.explore.runs import RunInfo, RunReadError
 from cryptosweep.explore.trial import (
@@ -126,6 +126,7 @@ class TrialView:
         self.background = background
         self.holdout_unlocked = False  # set by the explorer's unlock (recorded)
         self._accounting: list[threading.Thread] = []  # what-ifs being counted in the ledger
+        self.uncounted: str | None = None  # why the last what-if could not be counted
         self.active = False
         self.run: RunInfo | None = None
         self.record: TrialRecord | None = None
@@ -469,12 +470,18 @@ class TrialView:
         sharpe = (float(returns.mean() / returns.std(ddof=1))
                   if len(returns) > 1 and returns.std() > 0 else None)
         run_dir = self.run.path
+        self.uncounted = None
         thread = threading.Thread(
-            target=record_what_if, args=(run_dir, params, int(record.seed),
-                                         float(record.evaluation["budget"]), sharpe),
+            target=counted(record_what_if, self._not_counted),
+            args=(run_dir, params, int(record.seed), float(record.evaluation["budget"]), sharpe),
             name="count what-if", daemon=True)
         thread.start()
         self._accounting.append(thread)
+
+    def _not_counted(self, message: str) -> None:
+        self.uncounted = message
+        self.whatif_summary.value += (f"<br><b style='color:#d62728'>{html.escape(message)}"
+                                      "</b>")
 
     # ------------------------------------------------------------------------- trades
 
