@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import math
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from collections import Counter
 import pytest
 
 from cryptosweep.core.config_files import validate_config
+from cryptosweep.core.errors import ConfigError
 from cryptosweep.explore import start_sweep, watch
 from cryptosweep.explore.watch import (
     BackgroundSweep,
@@ -114,8 +116,17 @@ def test_watch_of_a_finished_run_draws_once_and_of_a_missing_one_gives_up(
     assert missing.join(timeout=10) and missing.reason == "watched for 0.3 s: watching stopped"
     assert missing.last.status is None
     assert "waiting for the journal" in missing.widget.children[0].value
-    with pytest.raises(ValueError, match="interval"):
-        watch(tmp_path, interval=0)
+
+
+def test_watch_refuses_an_interval_or_timeout_that_is_not_a_number_of_seconds(tmp_path):
+    """Bad values are a ConfigError naming them, before anything polls: a NaN interval polled
+    in a busy loop (20,000 journal reads in half a second), an infinite one killed the
+    poller's thread, text raised a TypeError."""
+    for bad in ({"interval": 0}, {"interval": math.nan}, {"interval": math.inf},
+                {"interval": "3"}, {"interval": True}, {"timeout": -1}, {"timeout": "10"}):
+        name = next(iter(bad))
+        with pytest.raises(ConfigError, match=f"watch: {name} must be a finite number"):
+            watch(tmp_path / "never", **bad)
 
 
 def test_a_watcher_that_sees_its_sweep_return_reads_the_journal_once_more(explore_reports):

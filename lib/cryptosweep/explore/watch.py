@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import html
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.core.config_files import config_as_made, validate_config
-from cryptosweep.core.errors import UserError
+from cryptosweep.core.errors import ConfigError, UserError
 from cryptosweep.core.paths import REPORTS_DIR
 from cryptosweep.explore import plots
 from cryptosweep.explore.render import show_figure
@@ -269,8 +270,9 @@ class Watcher:
     def __init__(self, target: str | Path | BackgroundSweep,
                  interval: float = DEFAULT_INTERVAL_S, timeout: float | None = None,
                  widget: bool = True) -> None:
-        if interval <= 0:
-            raise ValueError(f"interval must be positive, got {interval!r}")
+        _check_seconds("interval", interval, positive=True)
+        if timeout is not None:
+            _check_seconds("timeout", timeout, positive=False)
         self.sweep = target if isinstance(target, BackgroundSweep) else None
         self.run_dir = Path(target.run_dir if isinstance(target, BackgroundSweep) else target)
         self.interval, self.timeout = float(interval), timeout
@@ -390,6 +392,16 @@ class Watcher:
 
         if self._view is not None:
             display(self._view.box)
+
+
+def _check_seconds(name: str, value: Any, *, positive: bool) -> None:
+    """``value`` must be a finite number of seconds, above 0 (``positive``) or at least 0: a
+    NaN interval polled the journal in a busy loop (20,000 reads in half a second), text
+    raised a TypeError from a comparison."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ConfigError(f"watch: {name} must be a finite number of seconds "
+                          f"{'above 0' if positive else 'of at least 0'}, got {value!r}")
 
 
 def watch(target: str | Path | BackgroundSweep, interval: float = DEFAULT_INTERVAL_S,
