@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -330,3 +331,24 @@ def test_a_read_only_journal_never_holds_a_lock_the_sweep_would_wait_for(tmp_pat
         journal.close()
     with pytest.raises(sqlite3.OperationalError):
         Journal.open_readonly(tmp_path / "nothing")
+
+
+def test_a_results_file_with_a_field_of_another_type_spoils_only_its_own_run(explore_reports,
+                                                                            tmp_path):
+    """One results file whose ``best`` was not an object (damaged, or edited by hand) raised an
+    AttributeError out of the index's summaries: the explorer could not be opened on the
+    whole reports folder; and comparing that run raised too."""
+    reports = tmp_path / "reports"
+    shutil.copytree(explore_reports / "night2", reports / "night2")
+    shutil.copytree(explore_reports / "night2", reports / "odd")
+    path = next((reports / "odd").glob("sweep_results_*.json"))
+    results = json.loads(path.read_text())
+    results["best"] = ["not", "an", "object"]
+    results["run"]["created_at"] += 3600  # the newest: compared by default
+    path.write_text(json.dumps(results))
+    ui = Explorer(reports)
+    summaries = {run.name: run.summary for run in ui.runs}
+    assert summaries["odd"] is None and summaries["night2"]["best"] is not None
+    assert ui.comparison is None and "cannot be compared" in ui.compare_table.value
+    ui.run_picker.value = "night2"
+    assert len(ui.trials) == 6

@@ -440,6 +440,12 @@ class Explorer:
                 show_holdout=(self.is_unlocked(runs[first]), self.is_unlocked(runs[second])))
         except (RunReadError, KeyError) as exc:
             message = str(exc) if isinstance(exc, RunReadError) else f"unknown run {exc}"
+        except (AttributeError, TypeError, ValueError) as exc:  # a field of another type
+            message = (f"{first} and {second} cannot be compared: a results file holds what "
+                       f"this version does not write ({type(exc).__name__}: {exc})")
+        else:
+            message = None
+        if message is not None:
             self.compare_table.value = f"<b>{html.escape(message)}</b>"
             self.compare_parameters.value = ""
             show_message(self.compare_chart, message)

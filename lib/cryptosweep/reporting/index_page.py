@@ -48,9 +48,13 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
             else None
         if not isinstance(created, int | float):
             continue  # not a results file of a run, or one without its start
-        decided = verdict(results)
-        checks = results.get("reproducibility_check") or []
-        reproducible = None if not checks else all(c.get("status") == "PASS" for c in checks)
+        try:
+            decided = verdict(results)
+            checks = results.get("reproducibility_check") or []
+            reproducible = None if not checks else all(c.get("status") == "PASS"
+                                                       for c in checks)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue  # a field of another type than this version writes: damaged, no row
         field = None
         with contextlib.suppress(OSError, json.JSONDecodeError):
             field = json.loads((run_dir / FIELD_FILE).read_text(encoding="utf-8"))
