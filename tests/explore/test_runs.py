@@ -352,3 +352,25 @@ def test_a_results_file_with_a_field_of_another_type_spoils_only_its_own_run(exp
     assert ui.comparison is None and "cannot be compared" in ui.compare_table.value
     ui.run_picker.value = "night2"
     assert len(ui.trials) == 6
+
+
+def test_reading_a_finished_run_leaves_its_folder_as_it_was(explore_reports, tmp_path):
+    """Every read of a finished run's journal (mode=ro) created sweep.db-wal and sweep.db-shm
+    in its folder and left them there, and a folder that cannot be written (another user's
+    reports, a read-only mount) could not be read at all: 'unable to open database file', the
+    run listed as unreadable. Now a journal without a -wal file is read as immutable."""
+    from cryptosweep.explore import read_trial, take_snapshot
+    from cryptosweep.explore.runs import inspect_run
+
+    run = tmp_path / "reports" / "night2"
+    shutil.copytree(explore_reports / "night2", run)
+    for left in run.glob("sweep.db-*"):  # left by an earlier reader: empty
+        assert left.stat().st_size == 0 or left.name.endswith("-shm")
+        left.unlink()
+    before = sorted(p.name for p in run.iterdir())
+    assert inspect_run(run).state == "complete"
+    evaluations = read_evaluations(run)
+    read_trial(run, evaluations[0]["eval_id"])
+    assert take_snapshot(run).status == "complete"
+    Explorer(run.parent)
+    assert sorted(p.name for p in run.iterdir()) == before

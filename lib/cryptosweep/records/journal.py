@@ -133,8 +133,14 @@ class Journal:
         """Open a journal (a run folder or its ``sweep.db``) for reading only, e.g. while its
         sweep is still writing it: ``mode=ro``, autocommit, so that every read method is one
         statement and no transaction is held between calls; in WAL mode a reader never blocks
-        the writer. Any write through it fails. Raises ``sqlite3.Error`` when there is no
-        readable database at ``path`` (``timeout``: seconds to wait for a lock)."""
+        the writer. Any write through it fails. Without a ``-wal`` file no process has the
+        journal open and everything is in the main file: it is then opened ``immutable``, as
+        :mod:`~cryptosweep.records.inspection` reads one, so that reading a finished run creates
+        no ``-wal``/``-shm`` in its folder (``mode=ro`` left both behind for good) and a run
+        folder that cannot be written (another user's, a read-only mount) can be read
+        (``mode=ro`` could not open it: "unable to open database file"). Raises
+        ``sqlite3.Error`` when there is no readable database at ``path`` (``timeout``:
+        seconds to wait for a lock)."""
         path = Path(path)
         db = (path / DB_NAME if path.is_dir() else path).resolve()
         if not db.is_file():
@@ -142,7 +148,8 @@ class Journal:
         journal = cls.__new__(cls)
         journal.path = db
         journal._setup(True)
-        journal._conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=timeout,
+        flags = "mode=ro" if db.with_name(db.name + "-wal").exists() else "mode=ro&immutable=1"
+        journal._conn = sqlite3.connect(f"{db.as_uri()}?{flags}", uri=True, timeout=timeout,
                                       check_same_thread=False, isolation_level=None)
         return journal
 
