@@ -164,3 +164,25 @@ def test_a_ledger_that_cannot_be_written_is_said_and_keeps_the_holdout_locked(ex
     counted(record_what_if, told.append)(run, best["params"], best["seed"], best["budget"], 0.1)
     assert len(told) == 2
     assert not (tmp_path / "server").exists()
+
+
+def test_a_what_if_on_a_run_still_running_counts_in_the_ledger_its_sweep_will_use(
+        explore_reports, tmp_path):
+    """A run without results yet (still running, or stopped): record_what_if found no results
+    file and recorded nothing, without a word, though the panel scored the what-if."""
+    from cryptosweep.explore.runs import read_evaluations
+    from cryptosweep.records.ledger import run_key
+
+    run = tmp_path / "running"
+    shutil.copytree(explore_reports / "running", run)
+    for ledger in run.glob("trials.db*"):
+        ledger.unlink()
+    assert not list(run.glob("sweep_results_*.json"))
+    done = next(e for e in read_evaluations(run) if e["status"] == "done")
+    assert record_what_if(run, done["params"], done["seed"], done["budget"], 0.1) == str(
+        run / "trials.db")
+    with sqlite3.connect(f"file:{run / 'sweep.db'}?mode=ro&immutable=1", uri=True) as db:
+        (created_at,) = db.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone()
+    with sqlite3.connect(run / "trials.db") as db:
+        rows = db.execute("SELECT run, kind FROM trials").fetchall()
+    assert rows == [(run_key("running", json.loads(created_at)), "explorer")]

@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cryptosweep.core.config_files import config_as_made, validate_config
 from cryptosweep.core.errors import UserError
+from cryptosweep.records.journal import Journal
 from cryptosweep.records.ledger import LedgerTrial, TrialLedger, config_key
 from cryptosweep.sweep.evidence import RunLedger, run_ledger
 
@@ -46,10 +48,11 @@ def _writing(found: RunLedger) -> Iterator[None]:
 def record_what_if(run_dir: str | Path, params: dict[str, Any], seed: int, budget: float,
                    sharpe: float | None, now: float | None = None) -> str | None:
     """Record one what-if backtest of the explorer (the trial's model, other trading
-    parameters) as a trial of kind ``explorer`` in the run's ledger; returns the ledger's path,
-    or None when the run has no readable results (nothing to count against). A ledger that
-    cannot be written is a :class:`LedgerUnwritableError`."""
-    found = run_ledger(Path(run_dir))
+    parameters) as a trial of kind ``explorer`` in the run's ledger (a run without results yet:
+    the one its journal names); returns the ledger's path, or None when neither its results nor
+    its journal can say which. A ledger that cannot be written is a
+    :class:`LedgerUnwritableError`."""
+    found = run_ledger(Path(run_dir)) or _journal_ledger(Path(run_dir))
     if found is None:
         return None
     key = config_key(params)
@@ -58,6 +61,26 @@ def record_what_if(run_dir: str | Path, params: dict[str, Any], seed: int, budge
             LedgerTrial("explorer", f"what-if:{key}:{seed}", key, seed, budget, sharpe)],
             now=now)
     return str(found.path)
+
+
+def _journal_ledger(run_dir: Path) -> RunLedger | None:
+    """The ledger of a run without results yet (still running, or stopped), from what its
+    journal says: the same config, data and creation time its results will hold, so the same
+    ledger and run key as the sweep's own rows. None when the journal cannot say."""
+    try:
+        journal = Journal.open_readonly(run_dir)
+        try:
+            config, data, created_at = (journal.get_meta(key, None)
+                                        for key in ("config", "data", "created_at"))
+        finally:
+            journal.close()
+        parsed = validate_config(config_as_made(dict(config)), "the run's config")
+    except (sqlite3.Error, ValueError, TypeError, UserError):
+        return None
+    if not isinstance(data, dict) or not isinstance(created_at, int | float):
+        return None
+    found = RunLedger.of(parsed, run_dir.resolve(), data, created_at)
+    return found if found.path.is_absolute() else None
 
 
 def counted(record: Callable[..., str | None], told: Callable[[str], None]
