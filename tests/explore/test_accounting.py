@@ -72,6 +72,8 @@ def test_a_look_from_production_is_recorded_beside_the_source(explore_reports, t
     ((float("nan"), 10, 0.04, 0.07), "threshold: values must be in (0, 1)"),
     ((0.5, 10, 2.0, 0.07), "stop_loss: values must be in (0, 1)"),
     ((0.5, 10**9, 0.04, 0.07), "holding_period: values must be in [1, 1e+06]"),
+    # "no stop loss" as None: a pydantic ValidationError of four lines, not a ConfigError
+    ((0.5, 10, None, 0.07), "stop_loss: values must be numbers, got None"),
 ])
 def test_a_what_if_outside_what_a_config_allows_is_refused_not_scored(trading, expected):
     """A threshold of -0.5 scored -3.75 on 242 trades; NaN, a 200 % stop loss and a

@@ -378,10 +378,15 @@ def trading_ranges_problem(trading: dict[str, Any]) -> str | None:
 
 def trading_values_problem(values: Mapping[str, Any]) -> str | None:
     """:func:`trading_ranges_problem` for one configuration's trading values (each a range of
-    one choice): a best-configs entry's, a what-if's."""
-    return trading_ranges_problem({
-        name: CategoricalDimension(type="categorical", choices=[value])
-        for name, value in values.items()})
+    one choice): a best-configs entry's, a what-if's. A value that is not even a choice (None,
+    a list) is named too, not a pydantic error of four lines."""
+    dimensions = {}
+    for name, value in values.items():
+        try:
+            dimensions[name] = CategoricalDimension(type="categorical", choices=[value])
+        except ValidationError:
+            return f".{name}: values must be numbers, got {value!r}"
+    return trading_ranges_problem(dimensions)
 
 
 #: What YAML 1.1 (PyYAML's default) would have read as a number or a boolean and YAML 1.2, as
