@@ -374,3 +374,23 @@ def test_reading_a_finished_run_leaves_its_folder_as_it_was(explore_reports, tmp
     assert take_snapshot(run).status == "complete"
     Explorer(run.parent)
     assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_a_fold_fidelity_evaluation_s_folds_are_in_their_own_columns():
+    """Below the full budget, objective.fidelity: folds (Hyperband's and BOHB's default)
+    evaluates the most recent folds: a budget-1 evaluation's one fold is fold 3 of 3, and the
+    trials table put its Sharpe ratio under fold_1_sharpe, beside other rows' first fold."""
+    def evaluation(eval_id: int, budget: float, sharpes: list[float],
+                   evaluated: list[int]) -> dict[str, Any]:
+        return {"eval_id": eval_id, "trial_id": eval_id, "budget": budget, "status": "done",
+                "score": sum(sharpes) / len(sharpes),
+                "params": {"model": "lightgbm", "entry_model": {}, "trading": {}},
+                "metrics": {"metric": "sharpe", "folds": [{"sharpe": s} for s in sharpes],
+                            "fidelity": {"kind": "folds", "folds_evaluated": evaluated}}}
+
+    table = trials_table([evaluation(0, 1.0, [0.3], [2]),
+                          evaluation(1, 3.0, [0.1, 0.2, 0.3], [0, 1, 2])])
+    folds = [c for c in table.columns if c.startswith("fold_")]
+    assert folds == ["fold_1_sharpe", "fold_2_sharpe", "fold_3_sharpe"]
+    assert table.loc[0, "fold_3_sharpe"] == 0.3 and table.loc[0, folds[:2]].isna().all()
+    assert table.loc[1, folds].tolist() == [0.1, 0.2, 0.3]

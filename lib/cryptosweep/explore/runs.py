@@ -323,8 +323,8 @@ def trials_table(evaluations: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         }
         metric = metrics.get("metric")
         folds = metrics.get("folds") or []
-        for i, fold in enumerate(folds, start=1):
-            row[f"fold_{i}_{metric}"] = fold.get(metric)
+        for number, fold in zip(_fold_numbers(metrics, len(folds)), folds, strict=True):
+            row[f"fold_{number}_{metric}"] = fold.get(metric)
         drawdowns = [fold.get("max_drawdown") for fold in folds
                      if fold.get("max_drawdown") is not None]
         row.update({
@@ -351,9 +351,25 @@ def trials_table(evaluations: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         return pd.DataFrame(columns=["trial_id", "family", "budget", "status", "score"],
                             index=pd.Index([], name="eval_id"))
     base = [c for c in frame.columns if "." not in c]
+    folds = sorted((c for c in base if c.startswith("fold_")), key=lambda c: int(c.split("_")[1]))
+    if folds:  # in fold order, where the first one stood (rows may start with a later fold)
+        at = min(base.index(c) for c in folds)
+        rest = [c for c in base if c not in folds]
+        base = rest[:at] + folds + rest[at:]
     params_cols = sorted((c for c in frame.columns if "." in c),
                          key=lambda c: (c.startswith("trading."), c))
     return frame[base + params_cols].set_index("eval_id").sort_index()
+
+
+def _fold_numbers(metrics: Mapping[str, Any], n: int) -> list[int]:
+    """The walk-forward folds (1-based) of an evaluation's ``n`` fold metrics: below the full
+    budget with ``objective.fidelity: folds`` they are the most recent folds (recorded in
+    ``metrics.fidelity.folds_evaluated``), not the first ones."""
+    evaluated = (metrics.get("fidelity") or {}).get("folds_evaluated")
+    if isinstance(evaluated, list) and len(evaluated) == n \
+            and all(isinstance(k, int) and not isinstance(k, bool) for k in evaluated):
+        return [k + 1 for k in evaluated]
+    return list(range(1, n + 1))
 
 
 def parameter_columns(trials: pd.DataFrame) -> list[str]:
