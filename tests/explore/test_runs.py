@@ -394,3 +394,15 @@ def test_a_fold_fidelity_evaluation_s_folds_are_in_their_own_columns():
     assert folds == ["fold_1_sharpe", "fold_2_sharpe", "fold_3_sharpe"]
     assert table.loc[0, "fold_3_sharpe"] == 0.3 and table.loc[0, folds[:2]].isna().all()
     assert table.loc[1, folds].tolist() == [0.1, 0.2, 0.3]
+
+
+def test_runs_scored_with_other_metrics_are_not_subtracted(explore_reports):
+    """night1 scored by Sharpe ratio, a run scored by total return: the comparison gave the
+    change of 'best (validation)' as one less the other, and did not say what either was."""
+    first = json.loads(results_file(explore_reports / "night1").read_text())
+    second = json.loads(results_file(explore_reports / "night2").read_text())
+    second["config"]["objective"]["metric"] = "total_return"
+    summary = compare_runs(first, second).summary
+    assert summary.loc["metric"].tolist() == ["sharpe", "total_return", "changed"]
+    assert summary.loc["best (validation)", "change"] is None
+    assert compare_runs(first, first).summary.loc["best (validation)", "change"] == 0.0

@@ -460,8 +460,10 @@ def _figures_of_merit(results: Mapping[str, Any], show_holdout: bool = True
     checks = results.get("reproducibility_check") or []
     if isinstance(checks, Mapping):
         checks = [checks]
+    objective = (results.get("config") or {}).get("objective") or {}
     return {
         "strategy": results.get("sweep_type"),
+        "metric": objective.get("metric"),  # what "best (validation)" measures
         "seed": None if results.get("seed") is None else str(results["seed"]),
         "evaluations": counts.get("evaluations"),
         "failed": counts.get("failed"),
@@ -522,6 +524,8 @@ def compare_runs(first: Mapping[str, Any], second: Mapping[str, Any],
         "change": pd.Series({k: _change(merit_a[k], merit_b[k]) for k in merit_a},
                             dtype=object),
     })
+    if merit_a["metric"] != merit_b["metric"]:  # a Sharpe ratio less a total return: no change
+        summary.loc["best (validation)", "change"] = None
     params_a, params_b = _winner_parameters(first), _winner_parameters(second)
     names = list(params_a) + [k for k in params_b if k not in params_a]
     parameters = pd.DataFrame(
