@@ -166,3 +166,28 @@ def test_the_status_line_shows_a_best_only_at_full_budget_and_running_at_most_th
     assert "1 running;" in later.text(plan)
     # the runner records the slots: night1 ran in-process, one at a time
     assert take_snapshot(explore_reports / "night1").slots == 1
+
+
+def test_a_sweep_started_from_a_kernel_in_notebooks_lands_where_the_explorer_looks(
+        tmp_path, monkeypatch):
+    """JupyterLab starts kernels in notebooks/: start_sweep read its config path and made
+    its run folder against that directory (notebooks/reports/...), while the explorer reads
+    the repository's reports folder; the parameters/ config was not found."""
+    import yaml
+
+    import cryptosweep.core.paths
+    from cryptosweep.explore import Explorer
+
+    repository = tmp_path / "repo"
+    (repository / "reports").mkdir(parents=True)
+    (repository / "parameters").mkdir()
+    (repository / "notebooks").mkdir()
+    (repository / "parameters" / "tiny.yaml").write_text(yaml.safe_dump(
+        tiny_config(random__n_trials=1, reporting__top_k=1)))
+    monkeypatch.setattr(cryptosweep.core.paths, "REPOSITORY", repository)
+    monkeypatch.chdir(repository / "notebooks")
+    sweep = start_sweep("parameters/tiny.yaml", run_name="from_lab", seed=1)
+    sweep.result(timeout=120)
+    assert sweep.run_dir == repository / "reports" / "from_lab"
+    assert [run.name for run in Explorer("reports").runs] == ["from_lab"]
+    assert not list((repository / "notebooks").iterdir())

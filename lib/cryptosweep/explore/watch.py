@@ -27,7 +27,7 @@ from typing import Any
 
 from cryptosweep.core.config_files import config_as_made, validate_config
 from cryptosweep.core.errors import ConfigError, UserError
-from cryptosweep.core.paths import REPORTS_DIR
+from cryptosweep.core.paths import REPORTS_DIR, resolve
 from cryptosweep.explore import plots
 from cryptosweep.explore.render import show_figure
 from cryptosweep.records.evaluations import EvaluationRow, configured
@@ -240,13 +240,19 @@ def start_sweep(config_path: str | Path | None = None, *, log_dir: str | Path = 
                 run_name: str | None = None, **options: Any) -> BackgroundSweep:
     """Start :func:`cryptosweep.sweep.runner.run_sweep` in a background thread and return at once,
     with the run folder to :func:`watch`. ``options`` are run_sweep's (``seed``, ``workers``,
-    ``overrides``, ``resume``, ...); the progress bar is off (the watcher shows progress)."""
+    ``overrides``, ``resume``, ...); the progress bar is off (the watcher shows progress).
+    Relative paths are read as the explorer reads its reports folder
+    (:func:`~cryptosweep.core.paths.resolve`: the working directory, else the repository), so
+    that from a kernel in ``notebooks/`` the run lands in the reports folder the explorer
+    lists, not in ``notebooks/reports``."""
     from cryptosweep.sweep.opening import utc_stamp
     from cryptosweep.sweep.runner import run_sweep
 
-    resume = options.get("resume")
+    config_path = resolve(config_path, "config_path")
+    log_dir = resolve(log_dir, "log_dir") or Path(REPORTS_DIR)
+    resume = resolve(options.get("resume"), "resume")
     if resume is not None:
-        resume = Path(resume)
+        options["resume"] = resume
         run_dir = resume.parent if resume.name == DB_NAME else resume
     else:
         run_name = run_name or f"explore_{utc_stamp()}"
