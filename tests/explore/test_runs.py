@@ -406,3 +406,12 @@ def test_runs_scored_with_other_metrics_are_not_subtracted(explore_reports):
     assert summary.loc["metric"].tolist() == ["sharpe", "total_return", "changed"]
     assert summary.loc["best (validation)", "change"] is None
     assert compare_runs(first, first).summary.loc["best (validation)", "change"] == 0.0
+
+
+def test_the_latest_link_and_a_run_folder_given_for_the_reports_folder(explore_reports):
+    """run='latest' (the link the nightly keeps, and the fixture's) was 'no such run'; a run
+    folder given as the reports folder said 'no run folders in ... yet', as if no sweep had
+    run."""
+    assert Explorer(explore_reports, run="latest").run.name == "night2"
+    header = Explorer(explore_reports / "night1").header.value
+    assert "is a run folder, not a reports folder" in header and "run=&#x27;night1&#x27;" in header

@@ -26,12 +26,14 @@ from cryptosweep.explore import plots
 from cryptosweep.explore.accounting import record_unlock
 from cryptosweep.explore.render import frame_html, show_figure, show_message
 from cryptosweep.explore.runs import (
+    NOT_A_RUN,
     RunComparison,
     RunInfo,
     RunReadError,
     TrialFilter,
     compare_runs,
     filter_trials,
+    inspect_run,
     list_runs,
     load_results,
     parameter_columns,
@@ -104,6 +106,7 @@ class Explorer:
         self.unlocked: dict[tuple[Path, float | None], str] = {}
         self._quiet = False
         self._build()
+        run, compare_with = (_linked(self.reports_dir, name) for name in (run, compare_with))
         self.refresh(run, compare_with)
         names = [r.name for r in self.runs]
         for what, name in (("run", run), ("compare_with", compare_with)):
@@ -461,11 +464,26 @@ class Explorer:
 
 
 def _list_runs(reports_dir: Path) -> list[RunInfo]:
-    """:func:`~cryptosweep.explore.runs.list_runs`, with an empty folder as a problem too."""
+    """:func:`~cryptosweep.explore.runs.list_runs`, with an empty folder as a problem too (a
+    run folder given for its reports folder said so, as if no sweep had run)."""
     runs = list_runs(reports_dir)
     if not runs:
+        if inspect_run(reports_dir).state != NOT_A_RUN:
+            raise RunReadError(f"{reports_dir} is a run folder, not a reports folder: "
+                               f"Explorer({str(reports_dir.parent)!r}, run={reports_dir.name!r})")
         raise RunReadError(f"no run folders in {reports_dir} yet (make sweep writes one)")
     return runs
+
+
+def _linked(reports_dir: Path, name: Any) -> Any:
+    """The run a link in the reports folder names (``latest``, which the nightly keeps; runs
+    are listed by their own names, links skipped), else ``name`` as it is."""
+    if not isinstance(name, str) or not name or "/" in name:
+        return name
+    link = reports_dir / name
+    if link.is_symlink() and link.resolve().parent == reports_dir.resolve():
+        return link.resolve().name
+    return name
 
 
 def _neighbour(names: list[str], name: str | None) -> str | None:
