@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cryptosweep.explore.accounting import record_unlock, record_what_if
-from cryptosweep.records.ledger import Market, TrialLedger, record_look_beside
+from cryptosweep.records.ledger import Market, TrialLedger, config_key, record_look_beside
 
 
 def _finished_run(explore_reports: Path, tmp_path: Path) -> Path:
@@ -48,6 +48,13 @@ def test_what_ifs_are_trials_and_unlocks_are_looks(explore_reports, tmp_path):
     with TrialLedger(path) as ledger:
         looks = ledger.looks_at(Market.of(results["data"], "holdout"))
     assert [(look["source"], look["what"]) for look in looks] == [("explorer", "unlock")]
+    # Unlocked, a what-if shows its holdout score: each one is a look at the holdout too.
+    tried = {**best["params"], "trading": {**best["params"]["trading"], "threshold": 0.63}}
+    record_what_if(run, tried, best["seed"], best["budget"], 0.03, holdout_shown=True)
+    with TrialLedger(path) as ledger:
+        looks = ledger.looks_at(Market.of(results["data"], "holdout"))
+    assert [look["what"] for look in looks][1:] == [
+        f"what-if {config_key(tried)} seed {best['seed']}"]
     # Recorded with the probe of the run's candles, as the sweep's rows are: the same market
     # whatever its file is called (records.ledger).
     with sqlite3.connect(path) as db:

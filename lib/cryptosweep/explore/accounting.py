@@ -46,11 +46,15 @@ def _writing(found: RunLedger) -> Iterator[None]:
 
 
 def record_what_if(run_dir: str | Path, params: dict[str, Any], seed: int, budget: float,
-                   sharpe: float | None, now: float | None = None) -> str | None:
+                   sharpe: float | None, now: float | None = None, *,
+                   holdout_shown: bool = False) -> str | None:
     """Record one what-if backtest of the explorer (the trial's model, other trading
     parameters) as a trial of kind ``explorer`` in the run's ledger (a run without results yet:
     the one its journal names); returns the ledger's path, or None when neither its results nor
-    its journal can say which. A ledger that cannot be written is a
+    its journal can say which. ``holdout_shown``: the what-if showed its holdout score (the
+    run's holdout was unlocked), so it is a look at the holdout too, recorded as one
+    (``what-if <key> seed <seed>``): a slider moved until the holdout looks good is selection on
+    it, each position a look. A ledger that cannot be written is a
     :class:`LedgerUnwritableError`."""
     found = run_ledger(Path(run_dir)) or _journal_ledger(Path(run_dir))
     if found is None:
@@ -60,6 +64,9 @@ def record_what_if(run_dir: str | Path, params: dict[str, Any], seed: int, budge
         ledger.record_trials(found.run, found.market(), [
             LedgerTrial("explorer", f"what-if:{key}:{seed}", key, seed, budget, sharpe)],
             now=now)
+    if holdout_shown and found.data.get("holdout_first_bar"):
+        with _writing(found):
+            found.record_look("explorer", f"what-if {key} seed {seed}")
     return str(found.path)
 
 
@@ -87,9 +94,9 @@ def counted(record: Callable[..., str | None], told: Callable[[str], None]
              ) -> Callable[..., None]:
     """``record`` (:func:`record_what_if`) for a background thread: a :class:`LedgerUnwritableError`
     is ``told`` (the panel says it), never a thread's traceback."""
-    def run(*args: Any) -> None:
+    def run(*args: Any, **kwargs: Any) -> None:
         try:
-            record(*args)
+            record(*args, **kwargs)
         except LedgerUnwritableError as exc:
             told(f"this what-if was not counted as a trial: {exc}")
     return run

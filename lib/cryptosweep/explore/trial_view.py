@@ -474,7 +474,7 @@ class TrialView:
         thread = threading.Thread(
             target=counted(record_what_if, self._not_counted),
             args=(run_dir, params, int(record.seed), float(record.evaluation["budget"]), sharpe),
-            name="count what-if", daemon=True)
+            kwargs={"holdout_shown": self.holdout_unlocked}, name="count what-if", daemon=True)
         thread.start()
         self._accounting.append(thread)
 
