@@ -526,3 +526,42 @@ def test_a_sweep_past_sweep_timeout_is_exit_4_and_resumed_the_next_night(tmp_pat
         assert "the next nightly continues it" in lines[0]
         seed = config.get("seed", 123456)
         assert plan_run(tmp_path / "reports", path, seed).mode == "resume"
+
+
+@pytest.mark.parametrize(
+    ("reports", "models", "refused"),
+    [
+        ("r", "r/nightly_models", "MODELS_DIR="),  # a run folder's name: retention deletes it
+        ("r", "r/latest/m", "MODELS_DIR="),  # the link replaced every night
+        ("m/champion", "m", "REPORTS_DIR="),  # moved to champion.prev, then deleted
+        ("m/demoted/r", "m", "REPORTS_DIR="),
+        ("m/.champion.train-7", "m", "REPORTS_DIR="),
+        ("r", "r", None),
+        ("r", "r/models", None),
+        ("m/reports", "m", None),  # harmless
+    ],
+)
+def test_a_models_folder_inside_a_run_folder_or_reports_inside_the_champion_is_refused(
+    tmp_path, reports, models, refused
+):
+    """MODELS_DIR=reports/nightly_models was taken for the newest run folder: every night
+    started a new run instead of resuming a killed one, and RUN_RETENTION deleted it with the
+    champion and the trial ledger (shown below). Now such a layout is one line, exit 2, before
+    anything is made; folders beside each other's entries stay allowed."""
+    from cryptosweep.nightly.pipeline import NightlyFailure, Settings
+    from cryptosweep.nightly.retention import housekeep
+
+    env = {"REPORTS_DIR": str(tmp_path / reports), "MODELS_DIR": str(tmp_path / models)}
+    if refused is None:
+        settings = Settings.from_environment(env, "c.yaml")
+        assert settings.models_dir == tmp_path / models
+        return
+    with pytest.raises(NightlyFailure, match=f"^{refused}") as caught:
+        Settings.from_environment(env, "c.yaml")
+    assert caught.value.exit_code == 2 and "\n" not in caught.value.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    if models == "r/nightly_models":  # what the night did with it
+        (tmp_path / models / "champion").mkdir(parents=True)
+        (tmp_path / models / "trials.db").write_text("the ledger")
+        assert housekeep(tmp_path / reports, 14, 0)
+        assert not (tmp_path / models).exists()

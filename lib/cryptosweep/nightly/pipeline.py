@@ -58,9 +58,16 @@ from cryptosweep.execution.executors import parse_gpu_ids
 from cryptosweep.nightly.gpus import GPU_POLICIES, detect_gpus, resolve_gpus
 from cryptosweep.nightly.notifications import NOTIFY_TIMEOUT_S, SUMMARY_FILE, build_summary, notify
 from cryptosweep.nightly.promotion import (
+    CHAMPION,
+    DEMOTED,
     MAX_PENDING_ATTEMPTS,
     MODELS_FOLDER,
+    NEW,
+    OLD,
     PENDING,
+    PREVIOUS,
+    REJECTED,
+    TRAINING_PREFIX,
     Pending,
     Promotion,
     champion_dir,
@@ -72,7 +79,7 @@ from cryptosweep.nightly.promotion import (
     read_pending,
     recover,
 )
-from cryptosweep.nightly.publishing import publish
+from cryptosweep.nightly.publishing import LATEST_LINK, publish
 from cryptosweep.nightly.retention import housekeep
 from cryptosweep.nightly.runs import RUN_PREFIX, RunState, check_sweep, plan_run
 from cryptosweep.reporting.index_page import FIELD_FILE, REPORT_FILE
@@ -206,6 +213,9 @@ class Settings:
             problem = output_problem(folder, folder=True)
             if problem is not None:
                 raise NightlyFailure(EXIT_USAGE, f"{name}={folder}: {problem}")
+        problem = _nesting_problem(folders["REPORTS_DIR"], folders["MODELS_DIR"])
+        if problem is not None:
+            raise NightlyFailure(EXIT_USAGE, problem)
         return cls(
             config=config_path,  # type: ignore[arg-type]
             seed=whole("SWEEP_SEED", 0) if seed_text else None,
@@ -219,6 +229,31 @@ class Settings:
             run_retention=whole("RUN_RETENTION", 30),
             sweep_timeout=whole("SWEEP_TIMEOUT", 0),
         )
+
+
+def _nesting_problem(reports_dir: Path, models_dir: Path) -> str | None:
+    """Why one folder inside the other is damaged by the night (None when it is not). Inside
+    a run folder of ``REPORTS_DIR`` (``nightly_*``, ``latest``), the models folder was deleted
+    by the retention with its champion and trial ledger, and taken for the newest run, so that
+    a killed sweep was never resumed; inside a folder the champion steps move or delete
+    (``champion``, ``champion.prev``, ``.champion.*``, ``demoted``, ``rejected``), the reports
+    folder went with them. The same folder, or one beside the other's entries, is harmless."""
+    reports, models = reports_dir.resolve(), models_dir.resolve()
+    if models != reports and models.is_relative_to(reports):
+        entry = models.relative_to(reports).parts[0]
+        if entry.startswith(RUN_PREFIX) or entry == LATEST_LINK:
+            return (f"MODELS_DIR={models_dir} is inside {entry} of REPORTS_DIR={reports_dir}, "
+                    f"a run folder's name (the retention deletes {RUN_PREFIX}* folders, with "
+                    "the champion and the trial ledger): choose a MODELS_DIR outside the run "
+                    "folders")
+    if reports != models and reports.is_relative_to(models):
+        entry = reports.relative_to(models).parts[0]
+        if entry in (CHAMPION, PREVIOUS, DEMOTED, REJECTED, NEW, OLD) or entry.startswith(
+                TRAINING_PREFIX):
+            return (f"REPORTS_DIR={reports_dir} is inside {entry} of MODELS_DIR={models_dir}, "
+                    "a folder the champion steps move or delete: choose a REPORTS_DIR outside "
+                    "it")
+    return None
 
 
 def _in_repository(path: str) -> Path:
