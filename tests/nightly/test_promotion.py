@@ -364,3 +364,33 @@ def test_the_champion_steps_refuse_damaged_files_before_making_anything(tmp_path
     with pytest.raises(UserError, match="naming a run folder"):
         decide_and_act(run, models)
     assert [p.name for p in models.iterdir()] == [promotion.PENDING]
+
+
+def test_a_champion_whose_folder_cannot_be_read_fails_its_keep_gate_and_is_demoted(tmp_path):
+    """A deployed champion with a damaged manifest (truncated, hand-edited, an older model
+    format): the sweep's gate could not re-evaluate it, so every winner failed the ``champion``
+    criterion, while its keep-gate said "not re-evaluated", which never counts: it was never
+    demoted, and no winner could ever replace it (``signals`` exit 2 every night). Now each
+    such night fails its keep-gate, and after ``demote_after`` it is demoted."""
+    from cryptosweep.core.config import ObjectiveSpec
+    from cryptosweep.sweep.champion import comparison, read_champion
+
+    models = tmp_path / "models"
+    model_folder(models / CHAMPION, "the champion")
+    (models / CHAMPION / "manifest.json").write_text('{"format": "cryptosweep-model/1", "na')
+    champion = read_champion(models / CHAMPION)
+    assert champion is not None and champion.error is not None
+    block = comparison(champion, ObjectiveSpec(), "1h", None)
+    reports = tmp_path / "reports"
+    for night in (1, 2, 3):
+        run = judged_run(reports / f"nightly_{night}", 0.0)
+        results_path = run / "sweep_results_20200101_000000.json"
+        results = json.loads(results_path.read_text())
+        results["deployment"]["champion"] = block
+        results_path.write_text(json.dumps(results))
+        done = decide_and_act(run, models, now=night)
+        assert "champion cannot be read" in done.message
+        assert (models / CHAMPION).exists() is (night < 3)
+    history = read_history(models)
+    assert [r["keep"]["failures_in_a_row"] for r in history if "keep" in r] == [1, 2, 3]
+    assert history[-1]["decision"] == "demoted"

@@ -299,8 +299,16 @@ def keep_champion(history: list[Mapping[str, Any]], champion: Mapping[str, Any] 
     least ``minimum``. ``history``: the earlier nights' records (``champions.jsonl``), oldest
     first, each with its ``keep`` block. Returns ``{"passed", "score", "failures_in_a_row",
     "demote", "text"}``: ``demote`` once ``demote_after`` nights in a row failed (a night
-    without a re-evaluation neither fails nor breaks the run)."""
+    without a re-evaluation neither fails nor breaks the run). A champion whose folder cannot
+    be read (``unreadable``: a damaged or hand-edited manifest, an older model format) fails:
+    kept, it was never demoted, and every winner failed the gate's ``champion`` criterion."""
     label = METRIC_LABELS.get(metric, metric)
+    if champion and champion.get("unreadable"):
+        failures = _failures(history) + 1
+        demote = failures >= demote_after
+        return {"passed": False, "score": None, "failures_in_a_row": failures,
+                "demote": demote, "text": f"champion cannot be read ({champion.get('error')}; "
+                f"{failures} night(s) in a row{'; demoted' if demote else f' of {demote_after}'})"}
     score = None if not champion or champion.get("error") else holdout_score(
         champion.get("holdout"), metric)
     if score is None:

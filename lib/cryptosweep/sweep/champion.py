@@ -119,10 +119,10 @@ def comparison(champion: Champion, spec: ObjectiveSpec, bar_interval: str | None
     """The champion's side of the gate's ``champion`` criterion (and the ``champion`` block of
     the decision): who it is, its holdout metrics on this run's bars (or why there are
     none), and the notes on comparability."""
-    if champion.error is not None:
+    if champion.error is not None:  # ``unreadable``: the keep-gate counts a failed night
         return {"configuration": None, "seed": None, "source_run": None,
                 "manifest_sha256": None, "holdout": None, "error": champion.error,
-                "notes": []}
+                "unreadable": True, "notes": []}
     manifest = champion.manifest
     request = champion_request(manifest, spec)
     source = manifest.get("source_run") or (manifest.get("configuration") or {}).get(
