@@ -172,6 +172,8 @@ def test_the_champion_is_compared_under_this_runs_settings_and_differences_are_n
 
 
 def test_reading_the_deployed_champion(tmp_path):
+    from cryptosweep.core.files import file_sha256
+    from cryptosweep.production.model import manifest_digest
     from cryptosweep.sweep.champion import read_champion
 
     assert read_champion(None) is None and read_champion(tmp_path / "none yet") is None
@@ -182,15 +184,28 @@ def test_reading_the_deployed_champion(tmp_path):
     assert "manifest.json cannot be read" in read_champion(folder).error
     (folder / "manifest.json").write_text(json.dumps({"format": "something/2"}))
     assert "is not a cryptosweep-model/1 manifest" in read_champion(folder).error
+    (folder / "model.json").write_text("{}")
     manifest = {"format": "cryptosweep-model/1", "seed": 3, "rounds": 20,
                 "configuration": {"params": {"model": "xgboost", "entry_model": {},
-                                             "trading": {}}}}
-    (folder / "manifest.json").write_text(json.dumps({**manifest, "seed": None}))
+                                             "trading": {}}},
+                "model_file": "model.json", "files": {"model.json": file_sha256(
+                    folder / "model.json")}}
+    saved = {**manifest, "seed": None}
+    (folder / "manifest.json").write_text(json.dumps({**saved, "digest": manifest_digest(
+        saved)}))
     assert read_champion(folder).error.endswith("the manifest records no seed")
+    manifest["digest"] = manifest_digest(manifest)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     champion = read_champion(folder)
     assert champion.error is None and champion.manifest == manifest
     assert champion.digest == hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+    # What trades is what was saved: a hand-edited manifest (the gate would have judged a
+    # configuration that signals refuses to load) or a changed model file cannot be read.
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "seed": 4}))
+    assert "manifest.json was changed after the model was saved" in read_champion(folder).error
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "model.json").write_text("{ }")
+    assert "model.json was changed after the model was saved" in read_champion(folder).error
 
 
 def test_the_gate_judges_results_without_changing_their_hash():

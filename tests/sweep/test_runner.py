@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from cryptosweep.core.files import file_sha256
 from cryptosweep.judging.selection import gate_dsr
+from cryptosweep.production.model import manifest_digest
 from cryptosweep.records.integrity import EVAL_COLUMNS, row_checksum, unpack_returns
 from tests.support import cli, deterministic_bytes, results_file, tiny_config
 
@@ -176,12 +178,21 @@ def _champion_of(run_dir: Path, folder: Path) -> Path:
     winner = results["best"]
     spec = {"data": results["config"]["data"], "objective": results["config"]["objective"]}
     folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text(json.dumps({
+    (folder / "model.txt").write_text("the model\n")
+    _save_manifest(folder, {
         "format": "cryptosweep-model/1", "family": winner["params"]["model"],
         "seed": winner["seed"], "rounds": winner["metrics"]["rounds"],
         "configuration": winner, "objective_spec": spec,
-        "data": {"bar_interval": results["data"]["bar_interval"]}}))
+        "data": {"bar_interval": results["data"]["bar_interval"]}, "model_file": "model.txt",
+        "files": {"model.txt": file_sha256(folder / "model.txt")}})
     return folder
+
+
+def _save_manifest(folder: Path, manifest: dict) -> None:
+    """``manifest.json`` as a save writes it: with the digest of its content."""
+    manifest = {key: value for key, value in manifest.items() if key != "digest"}
+    (folder / "manifest.json").write_text(json.dumps({**manifest,
+                                                      "digest": manifest_digest(manifest)}))
 
 
 def _judged_against(reference: tuple[Path, Path], tmp_path: Path, name: str,
@@ -232,7 +243,7 @@ def test_a_champion_that_cannot_be_re_evaluated_fails_its_criterion(reference, t
     failing = _champion_of(run_dir, tmp_path / "failing_champion")
     manifest = json.loads((failing / "manifest.json").read_text())
     manifest["configuration"]["params"]["entry_model"]["num_leaves"] = -3  # LightGBM refuses
-    (failing / "manifest.json").write_text(json.dumps(manifest))
+    _save_manifest(failing, manifest)
     judged = _judged_against(reference, tmp_path, "failing", failing)
     (versus,) = [c for c in judged["results"]["deployment"]["criteria"]
                  if c["name"] == "champion"]

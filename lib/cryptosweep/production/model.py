@@ -572,10 +572,7 @@ def load_model(directory: str | os.PathLike[str]) -> TrainedModel:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise ModelError(f"{folder}: manifest format {found!r}, this cryptosweep reads "
                          f"{MODEL_FORMAT!r}; retrain it with `cryptosweep train`")
-    if manifest.get("digest") != manifest_digest(manifest):
-        raise ModelError(f"{folder}: {MANIFEST} was changed after the model was saved (its "
-                         "digest does not match its content); retrain or restore it")
-    _check_files(folder, manifest)
+    check_saved(folder, manifest)
     try:  # the best-configs entry it was trained from, by train's own rules
         check_entry(manifest.get("configuration"), f"{MANIFEST} configuration")
     except ConfigError as exc:
@@ -602,6 +599,16 @@ def load_model(directory: str | os.PathLike[str]) -> TrainedModel:
     except (OSError, ValueError) as exc:
         raise ModelError(f"{folder}: {exc}") from None
     return TrainedModel(entry_model, manifest)
+
+
+def check_saved(folder: Path, manifest: dict[str, Any]) -> None:
+    """``folder`` holds what was saved: its manifest's digest matches its content and every
+    file it lists its SHA-256 (a ``ModelError`` line otherwise). The deployment gate checks a
+    champion so before it re-evaluates its manifest's configuration."""
+    if manifest.get("digest") != manifest_digest(manifest):
+        raise ModelError(f"{folder}: {MANIFEST} was changed after the model was saved (its "
+                         "digest does not match its content); retrain or restore it")
+    _check_files(folder, manifest)
 
 
 def _check_files(folder: Path, manifest: dict[str, Any]) -> None:

@@ -6,9 +6,10 @@ scored on exactly the same bars, fees and metric (:mod:`cryptosweep.judging.depl
 
 The champion is re-evaluated under this run's objective settings (its training rounds kept):
 where its own settings differ in what shapes the model or the score (labels, fees, slippage,
-shorts, the metric, the bar interval), the comparison says so in a note. Only the manifest is
-read (not the model files, nor their digests and library versions, which
-:func:`cryptosweep.production.load_model` checks): re-evaluating needs the configuration alone.
+shorts, the metric, the bar interval), the comparison says so in a note. The manifest is read and
+the folder checked (the manifest's digest, each file's SHA-256; the library versions are
+:func:`cryptosweep.production.load_model`'s): re-evaluating needs the configuration alone, but
+a champion whose folder is not what was saved cannot trade, and fails its keep-gate.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from cryptosweep.core.config import ObjectiveSpec
 from cryptosweep.core.errors import UserError
-from cryptosweep.production.model import MANIFEST, MODEL_FORMAT
+from cryptosweep.production.model import MANIFEST, MODEL_FORMAT, check_saved
 from cryptosweep.trading.steps import full_rounds
 
 #: The objective settings whose difference makes the champion's deployed model (or its score)
@@ -59,7 +60,8 @@ def read_champion(champion_dir: str | Path | None) -> Champion | None:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         return Champion(path, error=f"{manifest_path} is not a {MODEL_FORMAT} manifest "
                                     f"(format {found!r})")
-    try:
+    try:  # what trades is what was saved: a hand-edited manifest would be judged otherwise
+        check_saved(path, manifest)
         champion_request(manifest, ObjectiveSpec())
     except UserError as exc:
         return Champion(path, error=f"{manifest_path}: {exc}")
