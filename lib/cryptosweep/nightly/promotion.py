@@ -425,8 +425,12 @@ def _decide_and_act(run_dir: Path, models: Path, now: float | None) -> Promotion
     if not approved:
         copy = copy_atomic(best_path, models / REJECTED / run_dir.name / best_path.name)
         record["rejected_copy"] = str(copy)
+        decisive = [r for r in read_history(models)  # "yet" misled after a demotion
+                    if r.get("promoted") is True or r.get("decision") == "demoted"]
+        demotion = decisive[-1] if decisive and not decisive[-1].get("promoted") else None
         kept = ("the previous champion stays" if (models / CHAMPION).exists()
-                else "no champion is deployed yet")
+                else "no champion is deployed yet" if demotion is None
+                else f"no champion is deployed (the last one was demoted {demotion['time']})")
         if (models / CHAMPION).exists():
             record["keep"] = _keep_gate(results, read_history(models))
             if record["keep"]["passed"] is not None:
