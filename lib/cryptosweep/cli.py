@@ -437,11 +437,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     _check_data(args.data)
     columns = None if args.columns is None else _column_mapping(args.columns)
     model = model_for(args.source, rank=args.rank, until=args.until)
-    rank = args.rank or 1
+    entry = model.manifest.get("configuration") or {}
+    rank = args.rank or entry.get("rank") or 1  # a model folder's: what it was trained from
     backtest, page, notes, reaches_holdout = evaluate(
         model, args.data, start=args.start, end=args.end, html_path=args.html,
         format=args.format, columns=columns)
-    entry = model.manifest.get("configuration") or {}
     if reaches_holdout:  # the market by its candles, not its file's name
         _count_look(args.source, entry, "evaluate",
                     f"evaluate {args.data} (rank {rank}, {backtest.times[0].isoformat()} "

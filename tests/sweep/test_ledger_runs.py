@@ -55,14 +55,21 @@ def test_two_runs_of_one_name_both_count_and_later_looks_are_recorded_there(tmp_
                               str(sample_data_path()))
         assert done.returncode == 0, done.stderr
         assert "no trial ledger" not in done.stderr
-    done = cli_in_process(capsys, "train", str(run_dir), "--rank", "2", "--out",
-                          str(tmp_path / "second"))
+    done = cli_in_process(capsys, "train", str(run_dir), "--rank", "2", "--until", "holdout",
+                          "--out", str(models / "second"))
     assert done.returncode == 0, done.stderr
     looks = _looks(ledger)
     assert [source for _, source, _ in looks] == ["sweep", "sweep", "evaluate", "evaluate",
                                                   "train"]
     assert len({run for run, _, _ in looks}) == 2  # the two runs of one name, apart
     assert "(rank 1," in looks[2][2] and "(rank 2," in looks[3][2]
+    # The second's model folder on its holdout: its look said "rank 1" (a helper's attack).
+    first_bar = runs[1].results["data"]["holdout_first_bar"]
+    done = cli_in_process(capsys, "evaluate", str(models / "second"), "--data",
+                          str(sample_data_path()), "--start", first_bar)
+    assert done.returncode == 0, done.stderr
+    assert _looks(ledger)[5][1:] == ("evaluate", f"evaluate {sample_data_path()} (rank 2, "
+                                     f"{first_bar} .. 2022-10-31T23:00:00+00:00)")
 
     # The market is its candles, not its file's name (an attack): a renamed copy of the same
     # candles is a look; another market's file of the same name, prices doubled, is not.
@@ -78,8 +85,8 @@ def test_two_runs_of_one_name_both_count_and_later_looks_are_recorded_there(tmp_
         done = cli_in_process(capsys, "evaluate", str(run_dir), "--rank", "1", "--data",
                               str(data))
         assert done.returncode == 0, done.stderr
-    assert [source for _, source, _ in _looks(ledger)[5:]] == ["evaluate"]
-    assert str(renamed) in _looks(ledger)[5][2]
+    assert [source for _, source, _ in _looks(ledger)[6:]] == ["evaluate"]
+    assert str(renamed) in _looks(ledger)[6][2]
 
 
 def test_a_run_killed_and_never_resumed_still_counts_against_later_winners(tmp_path, caplog):
