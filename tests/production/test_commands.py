@@ -729,3 +729,34 @@ def test_evaluate_html_naming_a_folder_is_refused_before_anything_is_written(mod
     assert code == 2 and out == ""
     assert "names a folder; give the page's file name" in one_error_line(err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_refuses_the_folders_the_nightlys_champion_steps_write(run_dir, model_dir,
+                                                                     capsys, tmp_path):
+    """`train --out MODELS/champion.prev` replaced the champion before it (what a rollback
+    restores) and `--out MODELS/demoted/<stamp>/champion` a demoted champion, the evidence
+    of its demotion (a helper's attack): only `champion` itself was refused. Now each folder
+    the champion steps write, or one inside it, is one line, exit 2, nothing changed."""
+    models = tmp_path / "models"
+    for folder in ("champion.prev", "demoted/20260101T000000Z/champion"):
+        shutil.copytree(model_dir, models / folder)
+    (models / "champions.jsonl").write_text('{"decision": "approved", "promoted": true}\n')
+
+    def state() -> dict[str, bytes]:
+        return {str(p.relative_to(models)): p.read_bytes() for p in sorted(models.rglob("*"))
+                if p.is_file()}
+
+    before = state()
+    for target, says in (("champion.prev", "is champion.prev of the models folder"),
+                         ("demoted/20260101T000000Z/champion", "is in demoted of the models"),
+                         ("champion/sub", "is in champion of the models folder")):
+        code, out, err = run_cli(capsys, "train", str(run_dir), "--out", str(models / target))
+        assert code == 2 and out == "" and says in one_error_line(err), target
+        assert state() == before
+    code, _, err = run_cli(capsys, "train", str(run_dir), "--out", str(models / "mine"))
+    assert code == 0, err
+    from cryptosweep.nightly import promotion  # the names agree with the champion steps'
+    from cryptosweep.production.model import NIGHTLY_FOLDERS
+
+    assert set(NIGHTLY_FOLDERS) == {promotion.CHAMPION, promotion.PREVIOUS, promotion.NEW,
+                                    promotion.OLD, promotion.DEMOTED}

@@ -344,25 +344,52 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
 CHAMPION_FOLDER = "champion"
 
 
+#: The folders of a models folder that only the nightly's champion steps write
+#: (:mod:`cryptosweep.nightly.promotion`): the champion, the one before it (what a rollback
+#: restores), a promotion's under way, the demoted champions with their evidence.
+NIGHTLY_FOLDERS = (CHAMPION_FOLDER, "champion.prev", ".champion.new", ".champion.old",
+                   "demoted")
+
+
+def _models_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a nightly models folder: it holds the champion history, the
+    models folder's lock or its trial ledger."""
+    return any((folder / name).exists() for name in (CHAMPION_HISTORY, LOCK_NAME, LEDGER_NAME))
+
+
 def deployed_champion_folder(target: Path) -> bool:
     """Whether ``target`` is a models folder's champion: named :data:`CHAMPION_FOLDER` in a
     folder that holds the champion history, the models folder's lock or its trial ledger."""
-    if Path(target).name != CHAMPION_FOLDER:
-        return False
-    parent = Path(target).absolute().parent
-    return any((parent / name).exists()
-               for name in (CHAMPION_HISTORY, LOCK_NAME, LEDGER_NAME))
+    target = Path(target)
+    return target.name == CHAMPION_FOLDER and _models_folder(target.absolute().parent)
+
+
+def nightly_folder(target: Path) -> Path | None:
+    """The folder of a nightly models folder that ``target`` is or is inside of and that only
+    the champion steps write (:data:`NIGHTLY_FOLDERS`), else None. A promotion's training
+    folder (``.champion.train-<pid>``) is not one: the promotion saves its model there."""
+    absolute = Path(target).absolute()
+    for folder in (absolute, *absolute.parents):
+        if folder.name in NIGHTLY_FOLDERS and _models_folder(folder.parent):
+            return folder
+    return None
 
 
 def check_output_folder(target: Path) -> None:
     """Refuse (``ModelError``) an output folder that exists and is not a model folder (an
     empty folder is fine), or that is a models folder's deployed champion (only the
-    deployment gate changes it), before anything is trained or written."""
+    deployment gate changes it) or another folder its champion steps write (the champion
+    before it, a demoted one, a promotion's), before anything is trained or written."""
     if deployed_champion_folder(target):
         raise ModelError(f"{target} is the deployed champion of the models folder "
                          f"{Path(target).absolute().parent}: only the deployment gate changes it "
                          "(the nightly, or cryptosweep.nightly.promotion.decide_and_act on a "
                          "run); choose another output folder")
+    owned = nightly_folder(target)
+    if owned is not None:  # champion.prev (a rollback's), demoted/<stamp>/champion (evidence)
+        raise ModelError(f"{target} is {'' if owned == Path(target).absolute() else 'in '}"
+                         f"{owned.name} of the models folder {owned.parent}, which only the "
+                         "nightly's champion steps write; choose another output folder")
     if not target.exists():
         return
     if not target.is_dir():
