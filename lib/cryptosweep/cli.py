@@ -226,7 +226,14 @@ def _walkforward(args: argparse.Namespace) -> int:
 
 
 def _positive(text: str) -> int:
-    value = _non_negative(text)
+    """A whole number >= 1 (``--rank -1`` was told "expected a non-negative number", which
+    0 is, and is refused too)."""
+    from cryptosweep.core.strict import whole_number
+
+    try:
+        value = whole_number(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
     return value

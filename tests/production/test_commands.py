@@ -280,9 +280,13 @@ def test_candles_a_model_cannot_use_are_refused(model_dir, capsys, tmp_path):
     code, _, err = run_cli(capsys, "evaluate", str(model_dir), "--data", SAMPLE, "--until",
                            "holdout", "--html", str(page))
     assert code == 2 and "already trained" in one_error_line(err)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["signals", str(model_dir), "--data", SAMPLE, "--last", "0"])
-    assert exit_info.value.code == 2
+    for flag, text in (("--last", "0"), ("--last", "-2"), ("--rank", "-1")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["signals" if flag == "--last" else "evaluate", str(model_dir), "--data",
+                  SAMPLE, flag, text])
+        assert exit_info.value.code == 2
+        # -1 was "expected a non-negative number", which 0 is, refused as well
+        assert f"expected a number >= 1, got {text}" in capsys.readouterr().err
 
 
 # ----------------------------------- hostile inputs: each ends in one line, nothing written
