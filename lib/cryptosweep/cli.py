@@ -430,8 +430,12 @@ def _count_look(source: str | Path, entry: dict[str, Any], kind: str, what: str)
     run = str(entry.get("source_run") or source.resolve().name)
     where = record_look_beside(source, run, kind, what, data)
     if where is None and data.get("holdout_first_bar"):
-        print(f"warning: {what} looks at the holdout of {run}; no trial ledger beside {source} "
-              "to record it in", file=sys.stderr)
+        # A model folder's manifest does not name its run: "the holdout of winner" named the
+        # model folder as if it were the run.
+        whose = (f"the run {source} was trained from" if not entry.get("source_run")
+                 and (source / "manifest.json").is_file() else run)
+        print(f"warning: {what} looks at the holdout of {whose}; no trial ledger beside "
+              f"{source} to record it in", file=sys.stderr)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

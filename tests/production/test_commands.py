@@ -94,6 +94,10 @@ def test_evaluate_gives_the_sweeps_holdout_metrics_and_an_offline_page(model_dir
                 if k not in ("holdout_bars", "holdout_held_spans", "holdout_stress")}
     assert json.loads(done.stdout) == recorded
     assert f"wrote {page}" in done.stderr and "in-sample" not in done.stderr
+    # Its look cannot be recorded (no ledger beside the model folder): the warning named the
+    # model folder as the run ("the holdout of winner").
+    assert f"looks at the holdout of the run {model_dir} was trained from; no trial ledger " \
+        "beside" in done.stderr
     text = page.read_text()
     # The library the reports folder shares (a new user: evaluate wrote a second 4.8 MB copy,
     # plotly.min.js, beside the nightly's plotly-<version>.min.js).
