@@ -8,6 +8,7 @@ import hashlib
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from cryptosweep.core.config_files import load_config
@@ -332,3 +333,28 @@ def test_a_value_beside_its_threshold_never_reads_as_equal_to_it():
     assert _dsr({"dsr": 0.9499}, 0.95)["text"] == "DSR 0.9499 < 0.95"
     assert _pbo({"pbo": {"pbo": 0.25}}, 0.5)["text"] == "PBO 0.25 <= 0.5"
     assert against(0.0, 0.0, sign=True) == "+0.00" and against(-0.004, 0.0, sign=True) == "-0.004"
+
+
+def test_a_champion_that_stayed_flat_on_the_holdout_can_be_replaced():
+    """A champion that never traded on tonight's holdout (every return 0: its threshold out of
+    reach in a new regime) made the paired test refuse ("returns_b is constant"), so the gate
+    refused every winner, however good, while the champion's 0 passed its keep-gate: it was
+    never replaced nor demoted (a helper's attack). Its Sharpe ratio is now the flat 0."""
+    from cryptosweep.sweep.evidence import paired_test
+
+    rng = np.random.default_rng(3)
+    good = rng.normal(0.002, 0.01, 1000)
+    test = paired_test(good, np.zeros(1000))
+    assert test["p_value"] is not None and test["p_value"] < 0.001
+    assert test["sharpe_champion"] == 0.0 and "flat champion" in test["method"]
+    sr = good.mean() / good.std(ddof=1)  # Lo (2002): the challenger's own variance
+    assert test["z"] == pytest.approx(sr / np.sqrt((1 + sr**2 / 2) / 1000), rel=1e-12)
+    champion = {"holdout": {"holdout_sharpe": 0.0, "holdout_trades": 0}, "error": None,
+                "notes": [], "paired_test": test}
+    assert decide(results(holdout=2.0), champion)["decision"] == "approved"
+    assert paired_test(-good, np.zeros(1000))["p_value"] > 0.99  # worse than flat: no
+    assert paired_test(good, np.zeros(999))["why_not"] == "the two holdouts are not the same bars"
+    from cryptosweep.judging.comparison import sharpe_above_flat
+
+    with pytest.raises(ValueError, match="constant"):
+        sharpe_above_flat(np.zeros(10))

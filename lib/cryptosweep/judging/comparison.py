@@ -25,7 +25,8 @@ from scipy import stats
 
 from cryptosweep.judging.exact_sums import exact_dot, exact_mean
 
-__all__ = ["PairedTest", "bootstrap_sharpe_difference", "jobson_korkie_memmel"]
+__all__ = ["PairedTest", "bootstrap_sharpe_difference", "jobson_korkie_memmel",
+           "sharpe_above_flat"]
 
 
 @dataclass(frozen=True)
@@ -47,18 +48,21 @@ class PairedTest:
     difference: float
 
 
+def _series(name: str, returns: np.ndarray, minimum: int) -> np.ndarray:
+    x = np.asarray(returns, dtype=float)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got {x.ndim} dimension(s)")
+    if x.size < minimum:
+        raise ValueError(f"{name} needs at least {minimum} returns, got {x.size}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    if np.all(x == x[0]):
+        raise ValueError(f"{name} is constant: its Sharpe ratio is undefined")
+    return x
+
+
 def _pair(returns_a: np.ndarray, returns_b: np.ndarray, minimum: int) -> tuple[np.ndarray, ...]:
-    a = np.asarray(returns_a, dtype=float)
-    b = np.asarray(returns_b, dtype=float)
-    for name, x in (("returns_a", a), ("returns_b", b)):
-        if x.ndim != 1:
-            raise ValueError(f"{name} must be 1-D, got {x.ndim} dimension(s)")
-        if x.size < minimum:
-            raise ValueError(f"{name} needs at least {minimum} returns, got {x.size}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{name} must be finite (no NaN or inf)")
-        if np.all(x == x[0]):
-            raise ValueError(f"{name} is constant: its Sharpe ratio is undefined")
+    a, b = _series("returns_a", returns_a, minimum), _series("returns_b", returns_b, minimum)
     if a.size != b.size:
         raise ValueError(
             f"returns_a and returns_b must cover the same bars, got {a.size} and {b.size} returns"
@@ -110,6 +114,23 @@ def jobson_korkie_memmel(returns_a: np.ndarray, returns_b: np.ndarray) -> Paired
         sharpe_b=sr_b,
         difference=diff,
     )
+
+
+def sharpe_above_flat(returns_a: np.ndarray) -> PairedTest:
+    """:func:`jobson_korkie_memmel` against a champion that stayed flat on these bars (every
+    return 0, which the paired test refuses as constant): the champion's Sharpe ratio is the
+    flat baseline's 0, known without error, so the difference's variance is the challenger's
+    own, ``(1 + ½·SR_a²) / T`` (Lo 2002; Memmel's θ without the champion's terms), and
+    ``z = SR_a / √((1 + ½·SR_a²) / T)``, one-sided.
+
+    Raises:
+        ValueError: not 1-D, fewer than 3 returns, non-finite or constant.
+    """
+    a = _series("returns_a", returns_a, 3)
+    sr_a = float(a.mean() / a.std(ddof=1))
+    z = _ratio(sr_a, math.sqrt((1.0 + 0.5 * sr_a**2) / a.size))
+    return PairedTest(statistic=float(z), p_value=float(stats.norm.sf(z)), sharpe_a=sr_a,
+                      sharpe_b=0.0, difference=sr_a)
 
 
 def default_block_length(n_bars: int) -> int:

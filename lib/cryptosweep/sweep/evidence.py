@@ -29,7 +29,7 @@ from cryptosweep.core.config_files import validate_config
 from cryptosweep.core.errors import CryptosweepError, InfrastructureError, UserError
 from cryptosweep.core.vocabulary import THRESHOLD_SEARCH
 from cryptosweep.execution.worker import Outcome
-from cryptosweep.judging.comparison import jobson_korkie_memmel
+from cryptosweep.judging.comparison import jobson_korkie_memmel, sharpe_above_flat
 from cryptosweep.judging.holdout_power import holdout_evidence
 from cryptosweep.judging.selection import selection_evidence
 from cryptosweep.records.evaluations import EvalRequest, EvaluationRow, configured
@@ -307,9 +307,17 @@ def paired_test(winner_returns: np.ndarray | None, champion_returns: np.ndarray 
         return {"p_value": None, "why_not": "no per-bar holdout returns of both"}
     if len(winner_returns) != len(champion_returns):
         return {"p_value": None, "why_not": "the two holdouts are not the same bars"}
+    champion = np.asarray(champion_returns, dtype=float)
+    # A champion flat on every holdout bar (it never traded) made the paired test refuse
+    # ("constant"), and the gate then refused every winner, while the champion's score of 0
+    # passed its keep-gate: it was never replaced. Its Sharpe ratio is the flat baseline's 0.
+    flat = champion.size > 0 and not np.any(champion)
+    method = "Jobson-Korkie-Memmel" + (" against a flat champion (Sharpe ratio 0)" if flat
+                                       else "")
     try:
-        test = jobson_korkie_memmel(np.asarray(winner_returns), np.asarray(champion_returns))
+        test = (sharpe_above_flat(np.asarray(winner_returns)) if flat
+                else jobson_korkie_memmel(np.asarray(winner_returns), champion))
     except ValueError as exc:
         return {"p_value": None, "why_not": str(exc)}
-    return {"method": "Jobson-Korkie-Memmel", "p_value": test.p_value, "z": test.statistic,
+    return {"method": method, "p_value": test.p_value, "z": test.statistic,
             "sharpe_winner": test.sharpe_a, "sharpe_champion": test.sharpe_b}
