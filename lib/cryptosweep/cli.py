@@ -414,6 +414,18 @@ def _no_champion(model_dir: Path) -> str | None:
     return f"flat: no champion deployed{why}"
 
 
+def _source_run(source: Path) -> str | None:
+    """The run a best-configs file names (its ``source_run``; a copy's file name is not the
+    run), None when it names none or cannot be read."""
+    from cryptosweep.production.configuration import read_best_configs
+
+    try:
+        run = read_best_configs(source)[0].get("source_run")
+    except (UserError, OSError, AttributeError):
+        return None
+    return run if isinstance(run, str) and run else None
+
+
 def _count_look(source: str | Path, entry: dict[str, Any], kind: str, what: str) -> None:
     """A look at the holdout, recorded in the trial ledger of the run ``source`` belongs to
     (where its sweep counted its trials: its config's; the report of the next sweep counts
@@ -427,7 +439,7 @@ def _count_look(source: str | Path, entry: dict[str, Any], kind: str, what: str)
     if found is not None and data.get("holdout_first_bar"):
         found.record_look(kind, what)
         return
-    run = str(entry.get("source_run") or source.resolve().name)
+    run = str(entry.get("source_run") or _source_run(source) or source.resolve().name)
     where = record_look_beside(source, run, kind, what, data)
     if where is None and data.get("holdout_first_bar"):
         # A model folder's manifest does not name its run: "the holdout of winner" named the

@@ -88,6 +88,17 @@ def test_two_runs_of_one_name_both_count_and_later_looks_are_recorded_there(tmp_
     assert [source for _, source, _ in _looks(ledger)[6:]] == ["evaluate"]
     assert str(renamed) in _looks(ledger)[6][2]
 
+    # The nightly's copy of a rejected run's best configs (models/rejected/<run>/): its
+    # --rank 2 look went unrecorded ("no trial ledger beside"), named after the file.
+    copy = models / "rejected" / "same"
+    copy.mkdir(parents=True)
+    (best,) = run_dir.glob("best_configs_*.json")
+    shutil.copy(best, copy / best.name)
+    done = cli_in_process(capsys, "train", str(copy / best.name), "--rank", "2", "--out",
+                          str(tmp_path / "from_copy"))
+    assert done.returncode == 0 and "no trial ledger" not in done.stderr, done.stderr
+    assert _looks(ledger)[7] == ("same", "train", "--rank 2")
+
 
 def test_a_run_killed_and_never_resumed_still_counts_against_later_winners(tmp_path, caplog):
     """Trials reached the ledger only at the end of a sweep: a run killed and never resumed

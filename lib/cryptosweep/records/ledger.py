@@ -401,13 +401,22 @@ def _same_interval(market: Market) -> str:
     return f"%@{escaped}"
 
 
+#: Where the nightly keeps copies of a run's best configs in its models folder (a rejected
+#: run's, a demoted champion's: :mod:`cryptosweep.nightly.promotion`), one folder each.
+NIGHTLY_COPIES = ("rejected", "demoted")
+
+
 def ledger_beside(source: str | Path) -> Path | None:
     """The trial ledger a best-configs file, run folder, models folder or model folder belongs
     to: ``trials.db`` in the folder (a file's folder), or in the folder above it (a model
-    folder inside a models folder); None when there is none."""
+    folder inside a models folder), or in the models folder of the nightly's copies of a
+    run's best configs (``rejected/<run>/``, ``demoted/<stamp>/``); None when there is none."""
     source = Path(source)
     folder = source if source.is_dir() else source.parent
-    for candidate in (folder / LEDGER_NAME, folder.parent / LEDGER_NAME):
+    candidates = [folder / LEDGER_NAME, folder.parent / LEDGER_NAME]
+    if folder.parent.name in NIGHTLY_COPIES:
+        candidates.append(folder.parent.parent / LEDGER_NAME)
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
     return None
