@@ -397,3 +397,27 @@ def test_a_champion_whose_folder_cannot_be_read_fails_its_keep_gate_and_is_demot
     history = read_history(models)
     assert [r["keep"]["failures_in_a_row"] for r in history if "keep" in r] == [1, 2, 3]
     assert history[-1]["decision"] == "demoted"
+
+
+def test_a_promotion_after_a_demotion_keeps_champion_prev(tmp_path, monkeypatch):
+    """With the champion demoted, the next approved run's rotation dropped ``champion.prev``
+    (the last champion that was not demoted) with no champion to put in its place, and said
+    nothing of it (a helper's attack). Now it stays; the new champion is deployed as usual."""
+    models = tmp_path / "models"
+    model_folder(models / CHAMPION, "A")
+    before = model_folder(models / PREVIOUS, "P")
+    promotion.demote_champion(models, "kill switch", {}, now=1)
+
+    def trained(best: dict[str, Any], folder: Path) -> None:
+        model_folder(folder, f"trained from {best['configurations'][0]}")
+
+    monkeypatch.setattr(promotion, "train_champion", trained)
+    done = decide_and_act(finished_run(tmp_path / "reports" / "nightly_2", "approved"),
+                          models, now=2)
+    assert done.promoted and "the one before" not in done.message
+    assert tree(models / PREVIOUS) == before
+    assert "trained from nightly_2" in (models / CHAMPION / "manifest.json").read_text()
+    again = decide_and_act(finished_run(tmp_path / "reports" / "nightly_3", "approved"),
+                           models, now=3)  # with a champion to retire: as before
+    assert f"(the one before is in {models / PREVIOUS})" in again.message
+    assert "trained from nightly_2" in (models / PREVIOUS / "manifest.json").read_text()

@@ -3,7 +3,8 @@
 * **Approved**: the winner is trained for production (:func:`cryptosweep.production.
   train_model`) into a temporary folder beside ``models/champion``, then rotated in with
   renames — ``champion`` becomes ``champion.prev`` (the one before it is dropped) and the new
-  model becomes ``champion`` — and ``best_configs_latest.json`` is updated.
+  model becomes ``champion`` — and ``best_configs_latest.json`` is updated. Without a
+  champion to retire (a demoted one), ``champion.prev`` is kept as it is.
 * **Rejected**: ``champion`` and ``best_configs_latest.json`` are left as they are; the run's
   best configs are copied to ``models/rejected/<run>/`` for whoever wants to look.
 
@@ -28,7 +29,7 @@ acted on twice. One process at a time works on the champion (its ``.lock``:
 Layout of the models folder::
 
     champion/               the deployed model (its manifest.json names what it is)
-    champion.prev/          the one it replaced
+    champion.prev/          the one it replaced (after a demotion: the one before that)
     best_configs_latest.json    the deployed champion's run's best configs (approved only)
     best_configs_last_run.json  the last run's best configs, approved or not
     champions.jsonl         one line per decision
@@ -122,7 +123,9 @@ def _replace(source: Path, target: Path) -> None:
 
 
 def _drop_previous(models: Path) -> None:
-    if (models / PREVIOUS).exists():
+    # Without a champion to retire (none yet, or demoted), champion.prev is kept: dropping it
+    # deleted the last champion that was not demoted, and put nothing in its place.
+    if (models / PREVIOUS).exists() and (models / CHAMPION).exists():
         _replace(models / PREVIOUS, models / OLD)
 
 
@@ -459,6 +462,7 @@ def _decide_and_act(run_dir: Path, models: Path, now: float | None) -> Promotion
         _replace(trained, models / NEW)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
+    retiring = (models / CHAMPION).exists()
     for _, step in ROTATION:
         step(models)
     _bookkeeping(models, marker)
@@ -468,8 +472,7 @@ def _decide_and_act(run_dir: Path, models: Path, now: float | None) -> Promotion
     return Promotion(True, record, (
         f"approved: eval {winner.get('eval_id')} ({winner.get('model')}) deployed to "
         f"{champion_dir(models)}"
-        + (f" (the one before is in {models / PREVIOUS})" if (models / PREVIOUS).exists()
-           else "")))
+        + (f" (the one before is in {models / PREVIOUS})" if retiring else "")))
 
 
 def _keep_gate(results: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
