@@ -274,6 +274,15 @@ def test_the_keep_gate_demotes_after_the_configured_failures_in_a_row():
     assert keep_champion(reset, failing, "sharpe", 0.0, 3)["failures_in_a_row"] == 1
     demoted = [*history[:2], {"decision": "demoted"}]
     assert keep_champion(demoted, failing, "sharpe", 0.0, 3)["failures_in_a_row"] == 1
+    # A champion whose re-evaluation raised fails (it blocked every winner, never demoted);
+    # one this run had no holdout for is still not judged.
+    raised = {"holdout": None, "error": "LightGBMError: bad num_leaves",
+              "reevaluation_failed": True}
+    keep = keep_champion(history[:2], raised, "sharpe", 0.0, 3)
+    assert keep["passed"] is False and keep["demote"] and keep["text"].startswith(
+        "champion's re-evaluation failed (LightGBMError: bad num_leaves; 3 night(s) in a row")
+    no_holdout = {"holdout": None, "error": "this run has no holdout"}
+    assert keep_champion(history[:2], no_holdout, "sharpe", 0.0, 3)["passed"] is None
 
 
 def test_the_cpcv_criterion_reads_the_winners_lower_path_quantile():

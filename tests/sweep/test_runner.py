@@ -250,6 +250,9 @@ def test_a_champion_that_cannot_be_re_evaluated_fails_its_criterion(reference, t
     assert not versus["passed"] and judged["results"]["deployment"]["decision"] == "rejected"
     assert versus["text"].startswith("the champion could not be re-evaluated (")
     assert "the champion's re-evaluation failed" in judged["log"]
+    # Its keep-gate counts the night as failed (it was "not re-evaluated", never counted: the
+    # champion blocked every winner and was never demoted).
+    assert judged["results"]["deployment"]["champion"]["reevaluation_failed"] is True
     with sqlite3.connect(tmp_path / "failing" / "sweep.db") as db:  # a failure is no result
         assert not db.execute(
             "SELECT COUNT(*) FROM extra_evaluations WHERE kind = 'champion'").fetchone()[0]

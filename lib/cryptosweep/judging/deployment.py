@@ -300,15 +300,19 @@ def keep_champion(history: list[Mapping[str, Any]], champion: Mapping[str, Any] 
     first, each with its ``keep`` block. Returns ``{"passed", "score", "failures_in_a_row",
     "demote", "text"}``: ``demote`` once ``demote_after`` nights in a row failed (a night
     without a re-evaluation neither fails nor breaks the run). A champion whose folder cannot
-    be read (``unreadable``: a damaged or hand-edited manifest, an older model format) fails:
+    be read (``unreadable``: a damaged or hand-edited manifest, an older model format) or whose
+    re-evaluation raised (``reevaluation_failed``: parameters its library now refuses) fails:
     kept, it was never demoted, and every winner failed the gate's ``champion`` criterion."""
     label = METRIC_LABELS.get(metric, metric)
-    if champion and champion.get("unreadable"):
-        failures = _failures(history) + 1
-        demote = failures >= demote_after
-        return {"passed": False, "score": None, "failures_in_a_row": failures,
-                "demote": demote, "text": f"champion cannot be read ({champion.get('error')}; "
-                f"{failures} night(s) in a row{'; demoted' if demote else f' of {demote_after}'})"}
+    unusable = {"unreadable": "champion cannot be read",
+                "reevaluation_failed": "champion's re-evaluation failed"}
+    for key, what in unusable.items():
+        if champion and champion.get(key):
+            failures = _failures(history) + 1
+            demote = failures >= demote_after
+            return {"passed": False, "score": None, "failures_in_a_row": failures,
+                    "demote": demote, "text": f"{what} ({champion.get('error')}; {failures} "
+                    f"night(s) in a row{'; demoted' if demote else f' of {demote_after}'})"}
     score = None if not champion or champion.get("error") else holdout_score(
         champion.get("holdout"), metric)
     if score is None:

@@ -391,9 +391,15 @@ def _champion_side(champion: Champion | None, spec: ObjectiveSpec, data: dict[st
     if champion is None:
         return None
     holdout = None if champion.error else _journaled_champion(journal, champion)
+    # Its re-evaluation raised (an infrastructure fault never gets here): the keep-gate counts
+    # a failed night, as for a champion that cannot be read; kept, it blocked every winner.
+    failed = champion.error is None and error is not None
     if champion.error is None and holdout is None and error is None:
         error = "this run has no holdout (data.holdout_fraction is 0)"
-    return comparison(champion, spec, data.get("bar_interval"), holdout, error)
+    side = comparison(champion, spec, data.get("bar_interval"), holdout, error)
+    if failed:
+        side["reevaluation_failed"] = True
+    return side
 
 
 def overfitting_diagnostics(
