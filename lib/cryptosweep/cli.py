@@ -322,8 +322,10 @@ def _signals(args: argparse.Namespace) -> int:
     from cryptosweep.production.model import InSampleWarning
 
     flat = _no_champion(Path(args.model_dir))
-    if flat is not None:
-        print(flat)
+    if flat is not None:  # --json: no decision, and the line where warnings go
+        print("[]" if args.json else flat)
+        if args.json:
+            print(f"warning: {flat}", file=sys.stderr)
         return 0
     columns = None if args.columns is None else _column_mapping(args.columns)
     model = load_model(args.model_dir)

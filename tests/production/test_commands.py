@@ -542,6 +542,11 @@ def test_signals_never_answer_flat_while_the_history_says_a_champion_is_deployed
         history_file.write(json.dumps({"decision": "rejected", "promoted": False}) + "\n")
     code, out, err = run_cli(capsys, "signals", str(gone / "champion"), "--data", SAMPLE)
     assert code == 0 and out.startswith("flat: no champion deployed (demoted 2026-01-03"), err
+    # For machines: the line went to stdout, where JSON was asked for (a helper's attack).
+    code, out, err = run_cli(capsys, "signals", str(gone / "champion"), "--data", SAMPLE,
+                             "--json")
+    assert code == 0 and json.loads(out) == [], err
+    assert err.startswith("warning: flat: no champion deployed (demoted 2026-01-03"), err
 
 
 def test_evaluate_start_before_the_data_is_refused_naming_the_first_bar(model_dir, capsys):
