@@ -565,3 +565,17 @@ def test_a_models_folder_inside_a_run_folder_or_reports_inside_the_champion_is_r
         (tmp_path / models / "trials.db").write_text("the ledger")
         assert housekeep(tmp_path / reports, 14, 0)
         assert not (tmp_path / models).exists()
+
+
+@pytest.mark.parametrize("name", ["REPORTS_DIR", "MODELS_DIR"])
+def test_a_folder_variable_with_white_space_around_it_is_refused(tmp_path, name):
+    """REPORTS_DIR=" /srv/x" (a space after '=') was a relative path: the night made a folder
+    named " " in the repository and wrote its runs there, without a word."""
+    from cryptosweep.nightly.pipeline import NightlyFailure, Settings
+
+    env = {"REPORTS_DIR": str(tmp_path / "r"), "MODELS_DIR": str(tmp_path / "m")}
+    env[name] = " " + env[name]
+    with pytest.raises(NightlyFailure, match=f"^{name}=' /") as caught:
+        Settings.from_environment(env, "c.yaml")
+    assert caught.value.exit_code == 2 and "white space" in caught.value.message
+    assert list(tmp_path.iterdir()) == []

@@ -207,6 +207,11 @@ class Settings:
         except UserError as exc:
             raise NightlyFailure(EXIT_USAGE, str(exc)) from None
         seed_text = env.get("SWEEP_SEED", "").strip()
+        for name in ("REPORTS_DIR", "MODELS_DIR"):
+            text = env.get(name) or ""
+            if text != text.strip():  # " /srv/x" made a folder named " " in the repository
+                raise NightlyFailure(EXIT_USAGE, f"{name}={text!r}: begins or ends with white "
+                                     "space; write the path without it")
         folders = {name: _in_repository(env.get(name) or default)
                    for name, default in (("REPORTS_DIR", REPORTS_DIR), ("MODELS_DIR", MODELS_DIR))}
         for name, folder in folders.items():  # checked before anything is created
