@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import PurePath
 from types import ModuleType
 
 #: Third-party loggers that speak at INFO about every worker they start.
@@ -42,11 +43,36 @@ def quiet_cluster_loggers() -> None:
     _apply()
 
 
+class UnstartedSyncCancel(logging.Filter):
+    """Drops the one traceback ``distributed.utils.sync`` logs after a Ctrl-C that came before
+    its coroutine made the future to cancel (the loop thread busy, say): its ``cancel``
+    callback reads the unassigned variable, ``NameError: cannot access free variable
+    'future'``, which tornado logs as "Exception in callback" (distributed 2026.7; the
+    handling of the unassigned future of its pull request 5758 is gone). There was nothing to
+    cancel, so nothing is lost; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, NameError) or "'future'" not in str(error):
+            return True
+        trace = error.__traceback__
+        while trace is not None and trace.tb_next is not None:
+            trace = trace.tb_next
+        code = trace.tb_frame.f_code if trace is not None else None
+        return not (code is not None and code.co_name == "cancel"
+                    and PurePath(code.co_filename).parts[-2:] == ("distributed", "utils.py"))
+
+
+_SYNC_CANCEL = UnstartedSyncCancel()
+
+
 def import_distributed() -> ModuleType:
     """``import distributed``, with the :data:`NOISY` loggers quiet again afterwards when
-    :func:`quiet_cluster_loggers` asked for it."""
+    :func:`quiet_cluster_loggers` asked for it, and :class:`UnstartedSyncCancel` on tornado's
+    callback logger (a Ctrl-C's stray traceback)."""
     import distributed
 
+    logging.getLogger("tornado.application").addFilter(_SYNC_CANCEL)  # once: a set
     if _quiet:
         _apply()
     return distributed
