@@ -210,6 +210,22 @@ def test_resume_with_another_config_or_seed_is_refused(config_and_reference, tmp
     assert (reference / "sweep.db").read_bytes() == before
 
 
+def test_resume_with_a_config_that_names_another_seed_is_refused(config_and_reference,
+                                                                  tmp_path, capsys):
+    """`--resume R --set seed=6` (or a --config whose seed is 6) on a run of seed 5 exited 0:
+    the seed was ignored, and the results recorded 6 in their config (a helper's attack)."""
+    _, reference = config_and_reference
+    before = sorted((p.name, p.read_bytes()) for p in reference.iterdir() if p.is_file())
+    other = tmp_path / "seeded.json"
+    other.write_text(json.dumps(tiny_config(random__n_trials=N_TRIALS, seed=6)))
+    for args in (["--set", "seed=6"], ["--config", str(other)]):
+        done = cli_in_process(capsys, "run", "--resume", str(reference), *args)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert "the given config's seed 6 differs from the run's seed 5" in lines[0]
+    assert sorted((p.name, p.read_bytes()) for p in reference.iterdir() if p.is_file()) == before
+
+
 def journal_with_meta(run_dir: Path, copy: Path, key: str, edit: Callable[[dict], None]
                       ) -> Path:
     """A copy of ``run_dir``'s journal in the run folder ``copy``, its ``key`` meta (a JSON

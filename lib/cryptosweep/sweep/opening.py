@@ -332,6 +332,15 @@ def _resume_config(journal: JournalInfo, config: SweepConfig | None, seed: int |
                 "--config/--set, or start a new run (only execution settings such as "
                 "execution.workers may change)"
             )
+        if (seed is None and config.seed is not None and config.seed != stored.seed
+                and config.seed != journal.seed):
+            # The seed is out of the hash (it may come from --seed), but a config that names
+            # another one asks for it: it was ignored, and recorded in the results' config.
+            raise ResumeError(
+                f"--resume {path.parent}: the given config's seed {config.seed} differs from "
+                f"the run's seed {journal.seed}; resume without --config/--set seed, or "
+                "start a new run"
+            )
         if config.canonical() != stored.canonical():
             log.info("resuming with the given config's execution settings")
         stored = config
