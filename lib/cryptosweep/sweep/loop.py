@@ -126,15 +126,17 @@ class SweepLoop:
         return attempt
 
     def _retry(self, outcome: Outcome) -> bool:
-        """Re-run a trial whose worker died, with the same seed, while retries are left."""
+        """Re-run a trial whose worker died, with the same seed, while retries are left.
+        Only the attempts whose worker died count: one stopped by the machine (a full disk)
+        or by the sweep's own end (killed, interrupted) says nothing about the trial."""
         self.journal.mark_attempt_outcome(outcome.eval_id, "lost")
-        attempts = sum(1 for eval_id, _, _ in self.journal.attempt_outcomes()
-                       if eval_id == outcome.eval_id)
-        if attempts > self.config.execution.max_retries:
-            log.error("evaluation %d: worker died in all %d attempts", outcome.eval_id, attempts)
+        deaths = sum(1 for eval_id, _, what in self.journal.attempt_outcomes()
+                     if eval_id == outcome.eval_id and what == "lost")
+        if deaths > self.config.execution.max_retries:
+            log.error("evaluation %d: its worker died in %d attempts", outcome.eval_id, deaths)
             return False
-        log.warning("evaluation %d: %s; retrying (attempt %d of %d)", outcome.eval_id,
-                    outcome.error, attempts + 1, self.config.execution.max_retries + 1)
+        log.warning("evaluation %d: %s; retrying (retry %d of %d)", outcome.eval_id,
+                    outcome.error, deaths, self.config.execution.max_retries)
         self._submit(outcome.eval_id)
         return True
 
