@@ -559,3 +559,45 @@ def test_a_lost_wal_and_a_kill_keep_what_was_checkpointed(config_and_reference, 
         assert f"it keeps {kept[0]} finished evaluation(s)" in resumed.stderr
     assert f" evaluations in the journal, {kept[0]} finished (" in resumed.stderr
     assert deterministic_bytes(run_dir) == deterministic_bytes(reference)
+
+
+@pytest.mark.parametrize("leftover", ["empty", "wal"])
+def test_a_run_killed_while_creating_its_journal_can_be_started_again(tmp_path, write_config,
+                                                                       capsys, leftover):
+    """SIGKILLed in the milliseconds between creating sweep.db and committing its schema, a run
+    left an empty SQLite file: --resume called it "not a cryptosweep journal", and the same
+    command again refused the folder ("choose another --run-name, or move that folder away")
+    (a helper's attack: a kill 0-10 ms after the run folder appeared)."""
+    run_dir = tmp_path / "killed"
+    run_dir.mkdir()
+    db = run_dir / "sweep.db"
+    db.touch()
+    if leftover == "wal":  # as SQLite leaves it once the journal mode is set, nothing written
+        db.with_name("sweep.db-wal").touch()
+    done = cli_in_process(capsys, "run", "--resume", str(run_dir))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "holds no journal yet" in lines[0] and "nothing was recorded" in lines[0]
+    config = write_config(tiny_config(random__n_trials=1, reporting__top_k=1))
+    done = cli_in_process(capsys, "run", "--config", str(config), "--log-dir", str(tmp_path),
+                          "--run-name", "killed", "--seed", "3", "--workers", "0")
+    assert done.returncode == 0, done.stderr
+    assert sorted(run_dir.glob("sweep_results_*.json"))
+
+
+def test_a_finished_run_whose_journal_was_emptied_is_not_taken_by_a_new_run(
+        tmp_path, write_config, capsys):
+    """An empty sweep.db beside a run's files is a damaged run, not one killed while creating
+    its journal: the folder stays refused, byte for byte."""
+    copy = tmp_path / "emptied"
+    copy.mkdir()
+    (copy / "sweep_output.log").write_text("12:00:00 INFO run emptied: random sweep\n")
+    (copy / "sweep.db").touch()
+    before = sorted((p.name, p.read_bytes()) for p in copy.iterdir())
+    config = write_config(tiny_config(random__n_trials=1))
+    done = cli_in_process(capsys, "run", "--config", str(config), "--log-dir", str(tmp_path),
+                          "--run-name", "emptied", "--workers", "0")
+    assert done.returncode == 2 and "cannot be resumed" in done.stderr, done.stderr
+    done = cli_in_process(capsys, "run", "--resume", str(copy))
+    assert done.returncode == 2 and "not a cryptosweep journal" in done.stderr, done.stderr
+    assert sorted((p.name, p.read_bytes()) for p in copy.iterdir()) == before

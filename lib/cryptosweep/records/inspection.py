@@ -116,6 +116,31 @@ def inspect_journal(path: str | Path, *, writable: bool = True,
     return info
 
 
+#: What a run folder holds while its journal is being created: the lock and SQLite's files.
+CREATING = frozenset({".lock", DB_NAME, f"{DB_NAME}-journal", f"{DB_NAME}-wal", f"{DB_NAME}-shm"})
+
+
+def never_written(path: str | Path) -> bool:
+    """Whether the journal at ``path`` (a run folder or its ``sweep.db``) was never written:
+    an empty SQLite database (no table, no write-ahead log lost with something in it) in a
+    folder that holds nothing else (:data:`CREATING`), as a run killed between creating the
+    file and committing its schema leaves it. Read-only."""
+    db = journal_path(path)
+    if (not db.is_file() or lost_wal_frames(db)
+            or any(entry.name not in CREATING for entry in db.parent.iterdir())):
+        return False
+    try:
+        conn = _read_only_connection(db)
+    except sqlite3.Error:
+        return False
+    try:
+        return conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        conn.close()
+
+
 def _read_only_connection(db: Path) -> sqlite3.Connection:
     """A connection that cannot write. Without a ``-wal`` file everything is in the main file
     and no process has the journal open for writing: it is then opened ``immutable`` (SQLite
@@ -135,6 +160,11 @@ def _check_journal(conn: sqlite3.Connection, db: Path, purpose: str,
     except sqlite3.DatabaseError as exc:
         raise ResumeError(f"{purpose}: {db} is not a cryptosweep journal ({exc})") from None
     missing = JOURNAL_TABLES - tables
+    if not tables and never_written(db):
+        raise ResumeError(
+            f"{purpose}: {db} holds no journal yet: its run was stopped (killed) before the "
+            "journal was created, so nothing was recorded; start the run again with --config "
+            "(the same --run-name may be given)")
     if missing:
         lost = ""
         if lost_frames:

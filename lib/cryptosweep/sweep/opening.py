@@ -30,7 +30,12 @@ from cryptosweep.core.locking import RunLock
 from cryptosweep.core.vocabulary import MULTI_FIDELITY_DEFAULT
 from cryptosweep.execution.checkpoints import CHECKPOINT_DIR, continues_training
 from cryptosweep.execution.executors import Executor, make_executor
-from cryptosweep.records.inspection import DB_NAME, JournalInfo, inspect_journal
+from cryptosweep.records.inspection import (
+    DB_NAME,
+    JournalInfo,
+    inspect_journal,
+    never_written,
+)
 from cryptosweep.records.integrity import JournalDamagedError, describe_damage
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.schema import SCHEMA_VERSION
@@ -253,8 +258,18 @@ def _run_folder(config: SweepConfig, log_dir: Path, run_name: str | None) -> tup
     return run_dir, stamp
 
 
-def _refuse_existing(run_dir: Path) -> None:
-    if (run_dir / DB_NAME).exists():
+def _refuse_existing(run_dir: Path, locked: bool = False) -> None:
+    """Refuse a folder that holds a sweep. One whose journal was never written (the run was
+    killed while creating it: :func:`never_written`) holds nothing: a new run may take it,
+    and removes that empty journal once it holds the folder's lock (``locked``)."""
+    db = run_dir / DB_NAME
+    if never_written(db):
+        if locked:
+            for leftover in (db.with_name(db.name + suffix)
+                             for suffix in ("-journal", "-wal", "-shm", "")):
+                leftover.unlink(missing_ok=True)
+        return
+    if db.exists():
         try:
             inspect_journal(run_dir, writable=False, repair=True)
         except ResumeError as exc:  # one that resume would refuse as not a journal at all
@@ -282,7 +297,7 @@ def _new_run(config: SweepConfig, seed: int, run_dir: Path, stamp: str
         raise UserError(f"--log-dir: cannot create {run_dir}: {exc.strerror}") from None
     lock = RunLock.acquire(run_dir)
     try:
-        _refuse_existing(run_dir)  # made by whoever held the lock a moment ago
+        _refuse_existing(run_dir, locked=True)  # made by whoever held the lock a moment ago
         # Private, like the log: SQLite gives its -wal and -shm files the journal's mode.
         os.close(os.open(run_dir / DB_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
         journal = Journal(run_dir / DB_NAME)
