@@ -414,6 +414,24 @@ def test_a_config_with_full_budget_validates_again_from_its_journaled_form(write
     assert again.full_budget_units == 3 and again.results_hash() == config.results_hash()
 
 
+def test_full_budget_and_max_iter_of_one_budget_are_the_same_results(write_config):
+    """A run made with hyperband.max_iter: 4, resumed with a config that says full_budget: 4
+    (the newer spelling of the same budget), was refused as differing "in what decides its
+    results (full_budget)" (a helper's attack)."""
+    from cryptosweep.core.config import named_differences
+
+    old = tiny_config(sweep_type="hyperband", hyperband={"max_iter": 4, "eta": 2})
+    new = tiny_config(sweep_type="hyperband", hyperband={"eta": 2}, full_budget=4)
+    made, given = load_config(write_config(old)), load_config(write_config(new, "new.yaml"))
+    assert made.results_hash() == given.results_hash()
+    assert named_differences(given.canonical(), made.canonical()) == ""
+    other = load_config(raw=tiny_config(sweep_type="hyperband", hyperband={"eta": 2},
+                                        full_budget=8))
+    # Another budget still differs (named as the budget in force, hyperband.max_iter).
+    assert named_differences(other.canonical(), made.canonical()) == "hyperband.max_iter"
+    assert other.results_hash() != made.results_hash()
+
+
 # ------------------------------------- hostile inputs: each ends in one line, before anything
 
 def _alias_bomb() -> bytes:

@@ -306,6 +306,12 @@ def results_identity(canonical: dict[str, Any]) -> dict[str, Any]:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(path[-1], None)
+    hyperband = identity.get("hyperband")
+    if (identity.get("full_budget") is not None and isinstance(hyperband, dict)
+            and identity["full_budget"] == hyperband.get("max_iter")):
+        # One budget in two spellings (the canonical form writes full_budget's value into
+        # max_iter): a run made with hyperband.max_iter resumes with full_budget, and back.
+        identity["full_budget"] = None
     return identity
 
 
