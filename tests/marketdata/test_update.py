@@ -203,7 +203,6 @@ def test_a_disagreeing_overlap_is_refused(binance, store, bundled) -> None:
     left_alone(store, before, stat)
 
 
-@pytest.mark.parametrize("allow_gaps", [False, True])
 def _revised_after_close(binance, bar: int) -> None:
     """The exchange revises the volume of ``bar`` once it is 2 bars old (as a Kraken-like one
     settling its trades late): before, it answers the bundled value; after, another."""
@@ -248,6 +247,7 @@ def test_settle_bars_out_of_range_is_exit_2_before_any_request(binance, store,
     assert binance.klines_requests() == []
 
 
+@pytest.mark.parametrize("allow_gaps", [False, True])
 def test_an_answer_leaving_out_the_stored_last_bar_is_refused(binance, store,
                                                               allow_gaps) -> None:
     """The re-read last bar is what the new candles are checked against: new candles (here of
