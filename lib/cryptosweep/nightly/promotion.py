@@ -68,7 +68,14 @@ from cryptosweep.core.locking import hold_folder
 from cryptosweep.core.settings import DeploymentSettings
 from cryptosweep.core.vocabulary import APPROVED
 from cryptosweep.judging.deployment import keep_champion, summary_line
-from cryptosweep.production.model import CHAMPION_FOLDER, MANIFEST
+from cryptosweep.production.model import (
+    CHAMPION_FOLDER,
+    DEMOTED_FOLDER,
+    MANIFEST,
+    NEW_FOLDER,
+    OLD_FOLDER,
+    PREVIOUS_FOLDER,
+)
 from cryptosweep.records.results import (
     BEST_CONFIGS_GLOB,
     BEST_CONFIGS_LAST_RUN,
@@ -79,9 +86,9 @@ from cryptosweep.records.results import (
 from cryptosweep.reporting.index_page import REPORT_FILE
 
 CHAMPION = CHAMPION_FOLDER
-PREVIOUS = "champion.prev"
-NEW = ".champion.new"
-OLD = ".champion.old"
+PREVIOUS = PREVIOUS_FOLDER
+NEW = NEW_FOLDER
+OLD = OLD_FOLDER
 TRAINING_PREFIX = ".champion.train-"
 MARKER = ".promotion.json"
 #: The run whose champion step is under way (:func:`decide_and_act`), for the next night to
@@ -95,7 +102,7 @@ MAX_PENDING_ATTEMPTS = 2
 MODELS_FOLDER = "models folder"
 HISTORY = CHAMPION_HISTORY
 REJECTED = "rejected"
-DEMOTED = "demoted"
+DEMOTED = DEMOTED_FOLDER
 DEMOTION = "demotion.json"
 
 

@@ -344,11 +344,16 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
 CHAMPION_FOLDER = "champion"
 
 
-#: The folders of a models folder that only the nightly's champion steps write
-#: (:mod:`cryptosweep.nightly.promotion`): the champion, the one before it (what a rollback
-#: restores), a promotion's under way, the demoted champions with their evidence.
-NIGHTLY_FOLDERS = (CHAMPION_FOLDER, "champion.prev", ".champion.new", ".champion.old",
-                   "demoted")
+#: The other folders of a nightly models folder that only its champion steps write
+#: (:mod:`cryptosweep.nightly.promotion` uses these names): the champion before the deployed
+#: one (what a rollback restores), a promotion's under way (the new one, the old one moved
+#: aside) and the demoted champions with their evidence.
+PREVIOUS_FOLDER = "champion.prev"
+NEW_FOLDER = ".champion.new"
+OLD_FOLDER = ".champion.old"
+DEMOTED_FOLDER = "demoted"
+#: Every folder of a models folder that only the nightly's champion steps write.
+NIGHTLY_FOLDERS = (CHAMPION_FOLDER, PREVIOUS_FOLDER, NEW_FOLDER, OLD_FOLDER, DEMOTED_FOLDER)
 
 
 def _models_folder(folder: Path) -> bool:
