@@ -358,6 +358,7 @@ def _add_layout_flags(command: argparse.ArgumentParser) -> None:
 
 def _column_mapping(text: str) -> dict[str, str]:
     """``--columns timestamp=time,open=o`` as a mapping; a malformed one is one line, exit 2."""
+    from cryptosweep.core.data_settings import shared_column
     from cryptosweep.trading.candle_formats import MAPPING_KEYS
 
     mapping: dict[str, str] = {}
@@ -371,14 +372,10 @@ def _column_mapping(text: str) -> dict[str, str]:
         if key in mapping:
             raise UserError(f"--columns: {key} is given twice")
         mapping[key] = column
-    read_by: dict[str, list[str]] = {}
-    for key in MAPPING_KEYS:  # a key not given reads the column of its own name
-        read_by.setdefault(mapping.get(key, key), []).append(key)
-    for column, keys in read_by.items():
-        if len(keys) > 1:
-            raise UserError(f"--columns: column {column!r} is read as {' and '.join(keys)}; "
-                            "each key needs a column of its own (a key not given reads the "
-                            "column of its own name)")
+    # a key not given reads the column of its own name
+    clash = shared_column({key: mapping.get(key, key) for key in MAPPING_KEYS})
+    if clash is not None:
+        raise UserError(f"--columns: {clash}")
     return mapping
 
 

@@ -634,3 +634,16 @@ def test_feature_cache_key_includes_loader_options(tmp_path, two_days):
     _same(ohlcv, two_days)
     assert features.index.equals(ohlcv.index)
     clear_feature_cache()
+
+
+def test_load_ohlcv_refuses_one_column_read_as_two_keys(tmp_path, two_days):
+    """`load_ohlcv(path, columns={"open": "close"})` (the Python API, as a notebook calls it)
+    read every bar's open as its close without a word: 6bf7939 refused the mapping in the
+    config's data.columns and --columns only (found reviewing today's merges)."""
+    path = tmp_path / "bars.csv"
+    two_days.reset_index().rename(columns={"open_time": "timestamp"}).to_csv(path, index=False)
+    for columns, says in (({"open": "close"}, "column 'close' is read as open and close"),
+                          ({"high": "p", "low": "p"}, "column 'p' is read as high and low")):
+        with pytest.raises(DataError, match=re.escape(says)):
+            load_ohlcv(path, columns=columns)
+    _same(load_ohlcv(path, columns={"open": "open"}), two_days)  # its own name: no clash

@@ -28,16 +28,25 @@ class ColumnMapping(Strict):
 
     @model_validator(mode="after")
     def _distinct(self) -> ColumnMapping:
-        # {open: close} read every bar's open as its close, without a word (as --columns says)
-        read_by: dict[str, list[str]] = {}
-        for key, column in self.model_dump().items():
-            read_by.setdefault(column, []).append(key)
-        for column, keys in read_by.items():
-            if len(keys) > 1:
-                raise ValueError(f"column {column!r} is read as {' and '.join(keys)}; each key "
-                                 "needs a column of its own (a key not given reads the column "
-                                 "of its own name)")
+        clash = shared_column(self.model_dump())
+        if clash is not None:
+            raise ValueError(clash)
         return self
+
+
+def shared_column(mapping: Mapping[str, str]) -> str | None:
+    """Why a generic file's full column mapping (every key, in order, to the column it reads)
+    reads one column as two keys (``{open: close}`` read every bar's open as its close, without
+    a word), else None: the one rule of ``data.columns``, ``--columns`` and
+    :func:`~cryptosweep.trading.data.load_ohlcv`'s ``columns``."""
+    read_by: dict[str, list[str]] = {}
+    for key, column in mapping.items():
+        read_by.setdefault(column, []).append(key)
+    for column, keys in read_by.items():
+        if len(keys) > 1:
+            return (f"column {column!r} is read as {' and '.join(keys)}; each key needs a "
+                    "column of its own (a key not given reads the column of its own name)")
+    return None
 
 
 #: ``data.update``'s defaults (the one place they are written: :mod:`cryptosweep.marketdata`

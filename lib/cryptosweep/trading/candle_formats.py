@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
+from cryptosweep.core.data_settings import shared_column
 from cryptosweep.core.errors import DataError
 
 # Epoch magnitudes today: s ~1.7e9, ms ~1.7e12, µs ~1.7e15. ms stays below 1e14 until the
@@ -129,6 +130,9 @@ class LoadOptions:
                 f"known: {', '.join(MAPPING_KEYS)}"
             )
         mapping = tuple((key, str(given.get(key, key))) for key in MAPPING_KEYS)
+        clash = shared_column(dict(mapping))  # {open: close}: every open read as the close
+        if clash is not None:
+            raise DataError(f"{where}columns: {clash}")
         return cls(format=format, columns=mapping, timestamp_unit=timestamp_unit)
 
     @property
