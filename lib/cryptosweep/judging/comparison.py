@@ -7,6 +7,11 @@ observed on the same bars (so their correlation matters):
   Hypothesis Testing with the Sharpe and Treynor Measures", *Journal of Finance* 36(4), 1981,
   with the corrected variance of Memmel, "Performance Hypothesis Testing with the Sharpe
   Ratio", *Finance Letters* 1, 2003. It assumes i.i.d. normal returns.
+* :func:`sharpe_above_flat` — the same z-test against a champion flat on every bar (Sharpe
+  ratio 0, known without error): the variance is the challenger's own, ``(1 + ½·SR²)/T``, of
+  Lo, "The Statistics of Sharpe Ratios", *Financial Analysts Journal* 58(4), 2002 (i.i.d.
+  normal returns; skewed or fat-tailed ones have a larger variance, Mertens 2002, and the test
+  then over-rejects, as the Jobson–Korkie one does).
 * :func:`bootstrap_sharpe_difference` — a paired circular block bootstrap in the spirit of
   Ledoit & Wolf, "Robust Performance Hypothesis Testing with the Sharpe Ratio", *Journal of
   Empirical Finance* 15(5), 2008: robust to fat tails and serial dependence.
