@@ -312,6 +312,19 @@ def test_a_folder_of_two_markets_files_is_refused(tmp_path):
     assert [bool(p.match(n)) for n in names for p in _MARKET_NAMES].count(True) == 1
 
 
+def test_one_market_split_by_year_is_not_taken_for_two_markets(tmp_path):
+    """btc_2021_1h.csv and btc_2022_1h.csv (one market, a file a year) were refused as
+    'different markets (2021: 1 file, 2022: 1 file)': the CryptoDataDownload rule of 0d4d79e
+    read the year as the symbol (found reviewing today's merges; its own test passed with the
+    rule it replaced). A symbol holds a letter."""
+    folder = tmp_path / "btc"
+    folder.mkdir()
+    for year, start in (("2021", 0), ("2022", 30)):
+        _write(folder / f"btc_{year}_1h.csv", _rows(30, start))
+    assert len(load_ohlcv(folder)) == 60
+    assert [p.match("Binance_1INCHUSDT_1h.csv")[1] for p in _MARKET_NAMES[1:]] == ["1INCHUSDT"]
+
+
 def test_a_semicolon_or_tab_separated_file_is_named_as_such(tmp_path):
     """A semicolon-separated export (a European spreadsheet's CSV) was "unknown data format"
     with the formats listed and no word of the separator (a helper's attack)."""

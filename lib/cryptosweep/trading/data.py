@@ -302,9 +302,10 @@ def _drop_duplicates(
 #: The symbol in a file name by Binance's rule (``BTCUSDT-1h-2024-01.zip``, daily dumps
 #: ``BTCUSDT-1h-2024-01-15.zip``) or CryptoDataDownload's (``Binance_BTCUSDT_1h.csv``,
 #: ``Bitstamp_BTCUSD_2021_minute.csv``); other names say nothing of the market.
-_MARKET_NAMES = (
-    re.compile(r"^([A-Z0-9]{2,30})-\d+[smhdwM]o?-\d{4}-\d{2}"),
-    re.compile(r"^[A-Za-z]+_([A-Z0-9]{4,30})_(?:\d{4}_)?(?:\d*[mhd]|minute|hour|day)\."),
+_MARKET_NAMES = (  # a symbol holds a letter: btc_2021_1h.csv names a year, not a market
+    re.compile(r"^((?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,30})-\d+[smhdwM]o?-\d{4}-\d{2}"),
+    re.compile(r"^[A-Za-z]+_((?=[A-Z0-9]*[A-Z])[A-Z0-9]{4,30})_(?:\d{4}_)?"
+               r"(?:\d*[mhd]|minute|hour|day)\."),
 )
 
 
