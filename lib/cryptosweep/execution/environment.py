@@ -30,10 +30,10 @@ TRACKED_ENV_PREFIXES = (
     "NUMEXPR_", "DASK_", "LIGHTGBM_", "XGBOOST_",
 )
 #: Parts of a variable's name that say it may hold a secret: never recorded, whatever prefix.
-_T = TypeVar("_T")
-
 SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "PRIVATE",
                      "API_KEY", "ACCESS_KEY", "WEBHOOK", "NOTIFY")
+
+_T = TypeVar("_T")
 
 
 def _recorded_value(value: str) -> str:
