@@ -70,12 +70,12 @@ from cryptosweep.core.vocabulary import APPROVED
 from cryptosweep.judging.deployment import keep_champion, summary_line
 from cryptosweep.production.model import (
     CHAMPION_FOLDER,
-    DEMOTED_FOLDER,
     MANIFEST,
     NEW_FOLDER,
     OLD_FOLDER,
     PREVIOUS_FOLDER,
 )
+from cryptosweep.records.ledger import DEMOTED_FOLDER, REJECTED_FOLDER
 from cryptosweep.records.results import (
     BEST_CONFIGS_GLOB,
     BEST_CONFIGS_LAST_RUN,
@@ -101,7 +101,7 @@ MAX_PENDING_ATTEMPTS = 2
 #: What :func:`~cryptosweep.core.locking.hold_folder` calls the folder in its message.
 MODELS_FOLDER = "models folder"
 HISTORY = CHAMPION_HISTORY
-REJECTED = "rejected"
+REJECTED = REJECTED_FOLDER
 DEMOTED = DEMOTED_FOLDER
 DEMOTION = "demotion.json"
 

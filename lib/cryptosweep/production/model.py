@@ -62,7 +62,7 @@ from cryptosweep.production.candles import (
 )
 from cryptosweep.production.configuration import Configuration, check_entry, configuration_of
 from cryptosweep.production.decisions import decisions_frame
-from cryptosweep.records.ledger import LEDGER_NAME
+from cryptosweep.records.ledger import DEMOTED_FOLDER, LEDGER_NAME
 from cryptosweep.records.results import CHAMPION_HISTORY
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS, build_features
@@ -347,11 +347,11 @@ CHAMPION_FOLDER = "champion"
 #: The other folders of a nightly models folder that only its champion steps write
 #: (:mod:`cryptosweep.nightly.promotion` uses these names): the champion before the deployed
 #: one (what a rollback restores), a promotion's under way (the new one, the old one moved
-#: aside) and the demoted champions with their evidence.
+#: aside) and the demoted champions with their evidence (``DEMOTED_FOLDER``, named in
+#: :mod:`cryptosweep.records.ledger`, which finds their ledger).
 PREVIOUS_FOLDER = "champion.prev"
 NEW_FOLDER = ".champion.new"
 OLD_FOLDER = ".champion.old"
-DEMOTED_FOLDER = "demoted"
 #: Every folder of a models folder that only the nightly's champion steps write.
 NIGHTLY_FOLDERS = (CHAMPION_FOLDER, PREVIOUS_FOLDER, NEW_FOLDER, OLD_FOLDER, DEMOTED_FOLDER)
 

@@ -401,9 +401,12 @@ def _same_interval(market: Market) -> str:
     return f"%@{escaped}"
 
 
-#: Where the nightly keeps copies of a run's best configs in its models folder (a rejected
-#: run's, a demoted champion's: :mod:`cryptosweep.nightly.promotion`), one folder each.
-NIGHTLY_COPIES = ("rejected", "demoted")
+#: Where the nightly keeps copies of a run's best configs in its models folder, one folder
+#: each (:mod:`cryptosweep.nightly.promotion` uses these names): a rejected run's, and a demoted
+#: champion with its evidence.
+REJECTED_FOLDER = "rejected"
+DEMOTED_FOLDER = "demoted"
+NIGHTLY_COPIES = (REJECTED_FOLDER, DEMOTED_FOLDER)
 
 
 def ledger_beside(source: str | Path) -> Path | None:
