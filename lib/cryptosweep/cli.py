@@ -386,7 +386,14 @@ def _no_champion(model_dir: Path) -> str | None:
     demoted, or a promotion under way or interrupted (its ``.promotion.json`` or
     ``.champion.new``), is a :class:`UserError` (exit 2): never flat for a champion that is
     deployed."""
-    from cryptosweep.nightly.promotion import CHAMPION, HISTORY, MARKER, NEW, read_history
+    from cryptosweep.nightly.promotion import (
+        CHAMPION,
+        HISTORY,
+        MARKER,
+        NEW,
+        last_change,
+        read_history,
+    )
 
     if model_dir.exists() or model_dir.name != CHAMPION:
         return None
@@ -400,10 +407,7 @@ def _no_champion(model_dir: Path) -> str | None:
                         f"or was interrupted ({', '.join(unfinished)} in {models}); {finish}")
     if not (models / HISTORY).is_file():
         return None
-    history = read_history(models)
-    decisive = [record for record in history
-                if record.get("promoted") is True or record.get("decision") == "demoted"]
-    last = decisive[-1] if decisive else None
+    last = last_change(read_history(models))
     if last is not None and last.get("decision") != "demoted":
         raise UserError(f"{model_dir} is not there, but {models / HISTORY} says the gate "
                         f"promoted run {last.get('run')}'s champion ({last.get('time')}) and "

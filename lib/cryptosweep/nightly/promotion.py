@@ -326,6 +326,15 @@ def read_history(models_dir: Path) -> list[dict[str, Any]]:
                            check=history_problem)
 
 
+def last_change(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The last record of ``history`` that changed the deployed champion: a promotion or a
+    demotion (None when there is none). After a demotion no champion is deployed until the
+    next promotion; with none at all, the gate has approved none yet."""
+    changes = [record for record in history
+               if record.get("promoted") is True or record.get("decision") == "demoted"]
+    return changes[-1] if changes else None
+
+
 def history_problem(record: dict[str, Any]) -> str | None:
     """What is wrong with one line of ``champions.jsonl`` for its readers (None when nothing
     is): ``decision`` is text; a ``demoted`` record has its ``time`` and ``reason`` (text,
@@ -435,9 +444,8 @@ def _decide_and_act(run_dir: Path, models: Path, now: float | None) -> Promotion
     if not approved:
         copy = copy_atomic(best_path, models / REJECTED / run_dir.name / best_path.name)
         record["rejected_copy"] = str(copy)
-        decisive = [r for r in read_history(models)  # "yet" misled after a demotion
-                    if r.get("promoted") is True or r.get("decision") == "demoted"]
-        demotion = decisive[-1] if decisive and not decisive[-1].get("promoted") else None
+        last = last_change(read_history(models))  # "yet" misled after a demotion
+        demotion = last if last is not None and not last.get("promoted") else None
         kept = ("the previous champion stays" if (models / CHAMPION).exists()
                 else "no champion is deployed yet" if demotion is None
                 else f"no champion is deployed (the last one was demoted {demotion['time']})")
