@@ -379,12 +379,14 @@ def test_a_lost_wal_with_a_reader_still_attached_is_refused_naming_the_reader(tm
 
 
 def test_a_leftover_folder_that_resume_refuses_is_not_said_to_be_resumable(tmp_path):
-    """A sweep.db left empty (a run killed as it created its journal) was "not a cryptosweep
-    journal" to resume and "already holds a sweep; resume it" to a new run."""
+    """A sweep.db that is no journal was "not a cryptosweep journal" to resume and "already
+    holds a sweep; resume it" to a new run. (An empty one alone in its folder, a run killed as
+    it created its journal, holds nothing: a new run takes it, tests/sweep/test_resume.py.)"""
     from cryptosweep.core.errors import UserError
     from cryptosweep.sweep.opening import _refuse_existing
 
     (tmp_path / "sweep.db").write_bytes(b"")
+    (tmp_path / "sweep_output.log").write_text("a run's log: not a folder left empty\n")
     with pytest.raises(UserError, match=r"holds a sweep.db that cannot be resumed .*not a "
                        r"cryptosweep journal.*; choose another --run-name, or move that folder"):
         _refuse_existing(tmp_path)
