@@ -584,6 +584,30 @@ def test_verdict_block_leads_with_the_decision_and_its_numbers(hb: Run) -> None:
     assert page.index(decided.label) < page.index("criterion")
 
 
+def test_the_gates_criteria_read_as_the_text_report_says_them() -> None:
+    """The report's criteria table named the gate's criteria by their keys (``stress 0.228
+    0 pass``, ``holdout_test 0.188 0.05 fail``), where the text report and the nightly's log
+    say ``holdout Sharpe at 2x costs +0.23 >= 0``: a new user reading the first block of
+    report.html could not tell what was tested or which way its threshold goes."""
+    criteria = [
+        {"name": "holdout_test", "value": 0.188, "threshold": 0.05, "passed": False,
+         "text": "holdout vs random entries p 0.188 > 0.05"},
+        {"name": "stress", "value": 0.228, "threshold": 0.0, "passed": True,
+         "text": "holdout Sharpe at 2x costs +0.23 >= 0"},
+        {"name": "pbo", "value": 0.68, "threshold": 0.5, "passed": False},  # older results
+    ]
+    best = {"eval_id": 1, "rank": 1, "score": 0.1,
+            "holdout": {"holdout_sharpe": 0.75, "holdout_trades": 9}}
+    results = {"config": {"objective": {"metric": "sharpe"}, "reporting": {"min_trades": 30}},
+               "best": best, "top_k": [best], "run": {"name": "night"},
+               "deployment": {"decision": "rejected", "reason": "Rejected: PBO 0.68 > 0.5.",
+                              "criteria": criteria}}
+    rows = _rows(tables.verdict_block(results))
+    assert [row[0] for row in rows[1:]] == [
+        "holdout vs random entries p 0.188 > 0.05", "holdout Sharpe at 2x costs +0.23 >= 0",
+        "pbo"]
+
+
 def test_summary_and_environment_tables(hb: Run) -> None:
     summary = dict(_rows(tables.summary_table(hb.results)))
     counts = hb.results["counts"]

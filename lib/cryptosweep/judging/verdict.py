@@ -47,6 +47,9 @@ class Criterion:
     value: Any
     threshold: Any
     passed: bool
+    #: The criterion as people read it (the deployment gate's ``text``: ``"PBO 0.68 > 0.5"``);
+    #: empty where ``name`` says it already (the edge test's criteria).
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,8 @@ def verdict(results: Mapping[str, Any]) -> Verdict:
     if isinstance(gate, Mapping) and gate.get("decision") in ("approved", "rejected"):
         approved = gate["decision"] == "approved"
         criteria = tuple(
-            Criterion(str(c.get("name")), c.get("value"), c.get("threshold"), bool(c.get("passed")))
+            Criterion(str(c.get("name")), c.get("value"), c.get("threshold"), bool(c.get("passed")),
+                      str(c.get("text") or ""))
             for c in gate.get("criteria") or [])
         reason = str(gate.get("reason") or "").strip() or _criteria_reason(criteria, approved)
         return Verdict(decision=DEPLOYABLE if approved else NOT_DEPLOYABLE, positive=approved,

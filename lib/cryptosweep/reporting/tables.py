@@ -139,7 +139,11 @@ def verdict_block(results: Mapping[str, Any], decided: Verdict | None = None) ->
                     for value, label in numbers)
     criteria = ""
     if decided.criteria:
-        rows = [[_e(c.name), _e(_criterion_value(c.value)), _e(_criterion_value(c.threshold)),
+        # The gate's criteria read as the text report and the nightly's log say them ("holdout
+        # Sharpe at 2x costs +0.23 >= 0"), not by their keys ("stress"), which said nothing of
+        # what was tested or which way the threshold goes.
+        rows = [[_e(c.text or c.name), _e(_criterion_value(c.value)),
+                 _e(_criterion_value(c.threshold)),
                  '<span class="cs-pass">pass</span>' if c.passed
                  else '<span class="cs-fail">fail</span>'] for c in decided.criteria]
         criteria = _table(["criterion", "value", "threshold", ""], rows,
