@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cryptosweep.walkforward.combine import _dsr
+from cryptosweep.walkforward.combine import _dsr, process_verdict
 
 
 def psr(returns: np.ndarray, sr0: float) -> float:
@@ -68,3 +68,19 @@ def test_trials_variance_needs_two_sharpe_ratios():
     out = _dsr(np.random.default_rng(6).normal(0, 0.01, 500), np.array([0.1]), 3, 8760.0,
                "trials")
     assert out["dsr"] is None and "fewer than 2" in out["why_not"]
+
+
+def test_the_verdict_says_why_a_track_has_no_dsr():
+    """The demo walk-forward's verdict ended "DSR – < 0.95": a dash compared with a threshold,
+    where its text report said two lines later that the track never traded. The reason now
+    says the DSR was not computed and why, as the deployment gate's criterion does."""
+    results = {"metric": "sharpe", "n_designs": 6, "efficiency": {"overall": None},
+               "out_of_sample": {"metrics": {"sharpe": 0.0, "trades": 0},
+                                 "baselines": {"buy_and_hold": {"metrics": {"sharpe": -1.0}}}},
+               "dsr": _dsr(np.zeros(100), np.array([0.1]), 6, 8766.0, "no_skill")}
+    reason = process_verdict(results, 30)["reason"]
+    assert reason.endswith("; DSR not computed (the track never traded: its returns do not "
+                           "vary).")
+    assert "DSR –" not in reason
+    results["dsr"] = {"dsr": 0.4}
+    assert process_verdict(results, 30)["reason"].endswith("; DSR 0.40 < 0.95.")

@@ -133,7 +133,8 @@ def process_verdict(results: dict[str, Any], min_trades: int) -> dict[str, Any]:
     score = float(oos["metrics"][metric])
     hold = oos["baselines"]["buy_and_hold"]["metrics"][metric]
     trades = int(oos["metrics"]["trades"])
-    dsr = (results.get("dsr") or {}).get("dsr")
+    deflated = results.get("dsr") or {}
+    dsr = deflated.get("dsr")
     name = metric_name(metric)
     failed = []
     if not score > 0:
@@ -142,7 +143,9 @@ def process_verdict(results: dict[str, Any], min_trades: int) -> dict[str, Any]:
         failed.append(f"it does not beat buy-and-hold ({signed(hold)})")
     if trades < min_trades:
         failed.append(f"{trades} trades < reporting.min_trades={min_trades}")
-    if dsr is None or not dsr >= DSR_CONFIDENCE:
+    if dsr is None:  # "DSR – < 0.95" said neither that it is missing nor why
+        failed.append(f"DSR not computed ({deflated.get('why_not') or 'no returns'})")
+    elif not dsr >= DSR_CONFIDENCE:
         failed.append(f"DSR {share(dsr)} < {DSR_CONFIDENCE:g}")
     decision = NO_EDGE if failed else EDGE
     reason = ("; ".join(failed) if failed else
