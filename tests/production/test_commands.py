@@ -223,9 +223,15 @@ def test_a_models_folder_without_an_approved_champion_is_never_its_last_runs_win
         code, out, err = run_cli(capsys, *command)
         line = one_error_line(err)
         assert code == 2 and out == "" and "no approved champion" in line, command
-        assert "give its run folder" in line and not (tmp_path / "out").exists()
+        # The way to ask for the last run's winner anyway names the file there (it sent a
+        # new user to dig a path out of champions.jsonl's last line)
+        assert f"give that file, {models / 'best_configs_last_run.json'}, or its run folder" \
+            in line and not (tmp_path / "out").exists()
     assert sorted(p.name for p in models.iterdir()) == ["best_configs_last_run.json",
                                                         "champions.jsonl"]
+    (models / "best_configs_last_run.json").unlink()  # a copied folder: only the journal
+    code, _, err = run_cli(capsys, "train", str(models), "--out", str(tmp_path / "out"))
+    assert code == 2 and "give its run folder (the 'best_configs' of champions.jsonl" in err
 
 
 def test_a_model_folder_with_a_changed_file_is_refused(model_dir, capsys, tmp_path):

@@ -97,11 +97,17 @@ def read_best_configs(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str
         latest = path / BEST_CONFIGS_LATEST
         if not latest.is_file() and any((path / name).exists() for name in
                                         (BEST_CONFIGS_LAST_RUN, CHAMPION_HISTORY)):
-            raise ConfigError(  # never the last run's winner: the gate may have rejected it
+            # Never the last run's winner: the gate may have rejected it. Saying how to ask
+            # for it names the file (the README's Python example falls back to it), not
+            # only a field of a JSON-lines file to dig out.
+            last_run = path / BEST_CONFIGS_LAST_RUN
+            anyway = (f"give that file, {last_run}, or its run folder" if last_run.is_file()
+                      else f"give its run folder (the 'best_configs' of {CHAMPION_HISTORY}'s "
+                           "last line)")
+            raise ConfigError(
                 f"{path}: a models folder with no approved champion ({BEST_CONFIGS_LATEST} is "
                 "not there: the deployment gate has approved none, or the champion was "
-                "demoted); to use the last run's winner anyway, give its run folder (the "
-                f"'best_configs' of {CHAMPION_HISTORY}'s last line)")
+                f"demoted); to use the last run's winner anyway, {anyway}")
         try:
             path = latest if latest.is_file() else latest_file(path, BEST_CONFIGS_GLOB)
         except UserError:
