@@ -4,6 +4,8 @@ encryption", twice), leaving nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import stat
 import tempfile
 from pathlib import Path
@@ -56,3 +58,33 @@ def test_a_temporary_folder_too_deep_for_a_socket_keeps_tcp(tmp_path, monkeypatc
     kernel = LocalKernelManager()
     assert kernel.sockets is None and kernel.transport == "tcp"
     assert list(deep.iterdir()) == []  # its folder was not kept
+
+
+def test_shutting_the_kernel_down_sends_it_no_interrupt():
+    """jupyter_client interrupts a kernel (SIGINT) before asking it to shut down: a kernel
+    still finishing papermill's last reply logged "[IPKernelApp] ERROR | KeyboardInterrupt
+    caught in kernel." at the end of a `make sweep` that succeeded (seen by a new user). The
+    shutdown request alone ends it; an interrupt asked for (nbclient's, on a cell's timeout)
+    is still sent."""
+
+    async def run() -> tuple[list[int], list[int]]:
+        kernel = LocalKernelManager(kernel_name=KERNEL)
+        await kernel.start_kernel()
+        sent: list[int] = []
+        send = kernel.provisioner.send_signal
+
+        async def recorded(signum: int) -> None:
+            sent.append(signum)
+            await send(signum)
+
+        kernel.provisioner.send_signal = recorded
+        try:
+            await kernel.interrupt_kernel()
+            asked = list(sent)
+        finally:
+            await kernel.shutdown_kernel()
+        return asked, sent[len(asked):]
+
+    asked, at_shutdown = asyncio.run(run())
+    assert asked == [signal.SIGINT]
+    assert signal.SIGINT not in at_shutdown

@@ -32,6 +32,16 @@ class LocalKernelManager(AsyncKernelManager):
             shutil.rmtree(self.sockets, ignore_errors=True)
             self.sockets = None
 
+    async def _async_interrupt_kernel(self) -> None:
+        # jupyter_client interrupts the kernel (SIGINT) before asking it to shut down, once
+        # papermill is done with it: a kernel still finishing its last reply logged "ERROR |
+        # KeyboardInterrupt caught in kernel." at the end of a `make sweep` that succeeded.
+        # The shutdown request alone ends it (else it is killed after the wait). An interrupt
+        # asked for otherwise (a cell's timeout: nbclient's interrupt_kernel) is sent.
+        if self.shutting_down:
+            return
+        await super()._async_interrupt_kernel()
+
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if not restart and self.sockets is not None:
