@@ -1104,3 +1104,17 @@ def test_a_file_system_that_cannot_lock_the_models_folder_is_one_line(tmp_path, 
     lines = [line for line in stream.getvalue().splitlines() if " ERROR nightly: " in line]
     assert len(lines) == 1 and f"cannot lock the models folder {models}" in lines[0]
     assert "No locks available" in lines[0] and "Traceback" not in stream.getvalue()
+
+
+def test_help_says_what_the_night_does_in_whole_sentences(capsys):
+    """`scheduled/nightly_sweep.sh --help` printed the first line of a wrapped sentence: "The
+    nightly job from start to notification, in one process: validate, pick GPUs, plan" (a new
+    user reading it). It prints the whole first paragraph, without reST's quotes."""
+    from cryptosweep.nightly.pipeline import main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    summary = out.split("\n\n")[1]
+    assert summary.startswith("The nightly job from start to notification")
+    assert summary.rstrip().endswith("keep the reports folder tidy, notify.")
+    assert "``" not in out and "exit codes:" in out

@@ -784,7 +784,10 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
     skip_iri_grammars()  # the sweep notebook, through papermill
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
-        print(f"usage: nightly_sweep.sh [CONFIG]\n\n{__doc__.splitlines()[0]}\n\n{CHECK_HELP}"
+        # The docstring's first paragraph, without its reST quotes: its first line alone
+        # stopped mid-sentence ("... validate, pick GPUs, plan").
+        summary = __doc__.split("\n\n")[0].replace("``", "")
+        print(f"usage: nightly_sweep.sh [CONFIG]\n\n{summary}\n\n{CHECK_HELP}"
               f"\n\n{SETTINGS_HELP}")
         return EXIT_OK
     check_only = bool(args) and args[0] == "--check"
