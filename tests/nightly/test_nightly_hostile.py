@@ -360,6 +360,22 @@ def test_a_folder_setting_that_is_a_file_is_one_line_before_anything_is_made(tmp
 
 
 @slow
+def test_a_config_validate_refuses_stops_the_night_before_anything_is_made(tmp_path):
+    """The night checked its config with a few of `cryptosweep validate`'s checks only: a
+    holding period longer than the holdout (which validate refuses, exit 2) passed --check
+    ("check: ok") and the night made its run folder and models folder before the sweep
+    notebook failed on it (a new user's config). Now one line, exit 2, nothing made, with
+    --check too."""
+    config = config_file(tmp_path, holdout_fraction=0.002)  # 19 bars; holding up to 24
+    for args in (["--check", str(config)], [str(config)]):
+        done = run_job(nightly_env(tmp_path), *args)
+        assert_one_clear_line(done, "invalid config or data: ",
+                              "parameter_ranges.trading.holding_period: up to 24 bars, "
+                              "longer than the holdout (19 bars")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json"]
+
+
+@slow
 def test_check_only_makes_the_checks_and_creates_nothing(tmp_path):
     done = run_job(nightly_env(tmp_path), "--check", str(config_file(tmp_path)))
     assert done.rc == 0, done.output[-3000:]

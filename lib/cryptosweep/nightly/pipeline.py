@@ -567,27 +567,25 @@ class Night:
         self.log("INFO", f"champion: {self.promotion.message}")
 
     def _validate(self, config: object) -> str:
-        from cryptosweep.strategies import make_strategy
-        from cryptosweep.sweep.preflight import annualisation, check_places
-        from cryptosweep.trading.objective import check_spec
+        from cryptosweep.sweep.preflight import preflight
 
         settings = self.settings
         assert settings is not None
         try:
-            data = check_spec(config.objective_spec())  # type: ignore[attr-defined]
-            strategy = make_strategy(config, 0)  # type: ignore[arg-type]
             # The champion folder and trial ledger the sweep's end writes, as the sweep sees
             # them (its champion_dir is the models folder's, see _sweep).
             deployment = config.deployment.model_copy(  # type: ignore[attr-defined]
                 update={"champion_dir": str(champion_dir(settings.models_dir))})
-            check_places(config.model_copy(  # type: ignore[attr-defined]
-                update={"deployment": deployment}))
+            config = config.model_copy(  # type: ignore[attr-defined]
+                update={"deployment": deployment})
+            # Every check `cryptosweep validate` and the sweep make (preflight). The night made
+            # a few of them only: a holding period longer than the holdout passed --check
+            # ("ok"), then made the run folder and failed in the sweep notebook.
+            plan = preflight(config,  # type: ignore[arg-type]
+                             local=not config.execution.scheduler_address)  # type: ignore[attr-defined]
         except UserError as exc:
             raise NightlyFailure(EXIT_USAGE, f"invalid config or data: {exc}") from None
-        return (f"ok: {config.name}: {config.sweep_type}, "  # type: ignore[attr-defined]
-                f"{strategy.total_evaluations} evaluations, data {data['first_bar']} .. "
-                f"{data['last_bar']} ({data['bars']} bars, {data['holdout_bars']} held out); "
-                f"{annualisation(data)}")
+        return f"ok: {plan.describe(config)}"  # type: ignore[arg-type]
 
     def _sweep(self, run_dir: Path, seed: int, gpu_ids: list[int], resume: bool) -> None:
         import papermill
