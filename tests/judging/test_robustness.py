@@ -64,6 +64,12 @@ def test_a_run_cut_at_a_regime_border_counts_in_both():
 def test_one_regime_carries_the_return():
     rows = [{"regime": "up", "total_return": 0.3}, {"regime": "down", "total_return": -0.2}]
     assert "up carries the return" in carried_by_one_regime(rows)
+    # The others lost 0.2: said so (it said they "made nothing" beside "+0.3000 of +0.1000")
+    assert carried_by_one_regime(rows).endswith(
+        "(+0.3000 of +0.1000, sums of per-bar returns, not compounded): the other regimes "
+        "together lost 0.2000")
+    alone = [{"regime": "up", "total_return": 0.3}, {"regime": "down", "total_return": 0.0}]
+    assert carried_by_one_regime(alone).endswith("the other regimes together made nothing")
     spread = [{"regime": "up", "total_return": 0.2}, {"regime": "down", "total_return": 0.1}]
     assert carried_by_one_regime(spread) is None
     losing = [{"regime": "up", "total_return": 0.1}, {"regime": "down", "total_return": -0.2}]
