@@ -757,6 +757,8 @@ def test_build_summary_from_results_and_without_a_run(tmp_path):
         1.25, 0.5, 0.9, 0.1)
     assert summary["report"] == str(run / "report.html")
     assert summary["text"].startswith(":white_check_mark:") and "+1.250" in summary["text"]
+    # the winner's score, not the search's best (which the sweep's log shows, often higher)
+    assert "success. Winner's validation score +1.250, holdout Sharpe +0.500" in summary["text"]
     failed = nightly.build_summary(None, 4, "sweep failed: SweepFailedError: 5 of 5")
     assert failed["status"] == "failed" and failed["reason"] == "sweep failed"
     assert failed["run"] is None and failed["best_score"] is None and failed["report"] is None

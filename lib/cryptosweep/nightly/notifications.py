@@ -131,8 +131,10 @@ def summary_text(summary: dict[str, Any]) -> str:
 
     run = summary.get("run") or "(no run folder)"
     if summary["exit_code"] == 0:
-        text = (f":white_check_mark: cryptosweep nightly {run}: success. Best score "
-                f"{fmt(summary['best_score'], '+.3f')}, holdout Sharpe "
+        # best_score is the winner's validation score: "Best score" read as the search's best,
+        # which the sweep's log showed higher (the winner is chosen by its re-scored mean).
+        text = (f":white_check_mark: cryptosweep nightly {run}: success. Winner's validation "
+                f"score {fmt(summary['best_score'], '+.3f')}, holdout Sharpe "
                 f"{fmt(summary['holdout_sharpe'], '+.3f')}, DSR {fmt(summary['dsr'], '.2f')}, "
                 f"PBO {fmt(summary['pbo'], '.2f')}.")
         if summary.get("champion"):
