@@ -117,13 +117,16 @@ def view(explore_reports, continued):
 def unlocked(explore_reports, continued, view):
     """Another explorer's trial panel on the same evaluation (its predictions from the
     session's cache), with the holdout shown (the unlock without recording a look in the
-    shared run's ledger): what the holdout rows and curves hold is checked on it."""
+    shared run's ledger): what the holdout rows and curves hold is checked on it. The
+    what-ifs its tests make are counted in night1's ledger, as any explorer's are (trials and
+    looks, from background threads): waited for before the module ends."""
     ui = Explorer(explore_reports, run="night1")
     ui.trial.background = False
     ui.trial.show_holdout()
     ui.trial.trial_picker.value = continued["eval_id"]
     assert ui.trial.predictions is view.predictions, ui.trial.status.value
-    return ui.trial
+    yield ui.trial
+    ui.trial.wait(60)
 
 
 def test_retrained_predictions_give_the_sweeps_per_bar_returns_bit_for_bit(
