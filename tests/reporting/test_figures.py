@@ -608,6 +608,22 @@ def test_the_gates_criteria_read_as_the_text_report_says_them() -> None:
         "pbo"]
 
 
+def test_a_hand_edited_results_file_cannot_put_markup_on_the_page(hb: Run) -> None:
+    """Every string of a results file reaches the page escaped: a metric, an eval id or a
+    rank edited into markup (the report reads whatever JSON object the folder holds) is text,
+    never an element (found by planting '<x-evil>' in each field of a real run's results)."""
+    results = copy.deepcopy(hb.results)
+    evil = "<x-evil>"
+    results["config"]["objective"]["metric"] = evil
+    results["top_k"][0]["eval_id"] = results["top_k"][0]["rank"] = evil
+    results["reproducibility_check"] = [{"eval_id": evil, "status": "PASS"}]
+    pages = [tables.verdict_block(results), tables.top_k_table(results),
+             tables.reproducibility_table(results)]
+    pages.append(tables.fold_table(results | {"config": hb.results["config"]}))
+    for page in pages:
+        assert page and evil not in page and html.escape(evil) in page
+
+
 def test_summary_and_environment_tables(hb: Run) -> None:
     summary = dict(_rows(tables.summary_table(hb.results)))
     counts = hb.results["counts"]

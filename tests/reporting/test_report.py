@@ -158,6 +158,15 @@ def test_index_has_one_row_per_run_with_its_verdict(reported, tmp_path):
     assert dom.count('class="main-svg"') >= 1 and javascript_errors(console) == []
 
 
+def test_the_index_shows_a_hand_edited_field_file_as_text():
+    """The nightly's field file of a run is JSON a person can edit: the index's cell for a
+    champion still waiting for live bars shows its count escaped, never as markup."""
+    from cryptosweep.reporting.index_page import _field_cell
+
+    cell = _field_cell({"state": "waiting", "live_bars": "<x-evil>"})
+    assert "<x-evil>" not in cell and "&lt;x-evil&gt; live bars" in cell
+
+
 def test_the_index_links_to_a_run_whose_name_a_url_would_read_otherwise(finished_run,
                                                                         tmp_path):
     """A run named 'night#1?x=%41' got href="night#1?x=%41/report.html": the browser read

@@ -180,7 +180,7 @@ def _field_cell(field: dict[str, Any] | None) -> str:
     if not field:
         return "–"
     if field.get("state") == "waiting":
-        return f"{field.get('live_bars', 0)} live bars"
+        return html.escape(f"{field.get('live_bars', 0)} live bars")
     psr = field.get("psr_vs_validated")
     psi = field.get("max_psi")
     text = (f"{field.get('live_bars')} bars, {field.get('trades')} trades, "

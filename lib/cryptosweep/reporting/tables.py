@@ -131,7 +131,7 @@ def verdict_block(results: Mapping[str, Any], decided: Verdict | None = None) ->
     if holdout.get("first_bar") and holdout.get("last_bar"):
         trades += f", {_e(holdout['first_bar'][:10])} to {_e(holdout['last_bar'][:10])}"
     numbers = [
-        (signed(decided.holdout_score), f"holdout {name} of the winner, {trades}"),
+        (signed(decided.holdout_score), f"holdout {_e(name)} of the winner, {trades}"),
         (share(decided.dsr), "deflated Sharpe ratio (≥ 0.95: unlikely to be luck)"),
         (share(decided.pbo), "probability of backtest overfitting (< 0.5 wanted)"),
     ]
@@ -214,7 +214,7 @@ def top_k_table(results: Mapping[str, Any]) -> str | None:
     header = ["rank", "eval", "family", f"validation {name} ± sd", "validation trades",
               f"holdout {name}", "holdout max DD", "holdout hit rate", "holdout exposure",
               "DSR (full-budget N)", "folds", "parameters (trading in italics)"]
-    caption = (f"Validation: mean {name} over the purged walk-forward folds ± its standard "
+    caption = (f"Validation: mean {_e(name)} over the purged walk-forward folds ± its standard "
                f"deviation across folds. Holdout: the untouched most recent bars. "
                f"{SMALL_SAMPLE_MARK} = fewer than {min_trades} trades (reporting.min_trades). "
                "'folds' flags a mean that only one fold makes positive. Parameters rounded to "
@@ -282,7 +282,7 @@ def fold_table(results: Mapping[str, Any], fold_labels: Sequence[str] | None = N
         trades = fold_trades(item.get("metrics"))
         stability = fold_stability(scores)
         cells = ([_e(item["params"]["model"]), MISSING] if item.get("baseline")
-                 else [str(item.get("rank")), str(item.get("eval_id"))])
+                 else [_e(item.get("rank")), _e(item.get("eval_id"))])
         for k in range(n_folds):
             if k >= len(scores):
                 cells.append(MISSING)
@@ -296,7 +296,7 @@ def fold_table(results: Mapping[str, Any], fold_labels: Sequence[str] | None = N
         cells += [_e(signed(stability.mean)), f"{stability.spread:.2f}",
                   f'<td class="cs-text">{_e(stability.note() or "no")}</td>']
         rows.append(cells)
-    caption = (f"{metric_name(metric)} of each walk-forward test block (fold) for the top "
+    caption = (f"{_e(metric_name(metric))} of each walk-forward test block (fold) for the top "
                f"configurations. A mean is 'carried by one fold' when it is positive but the "
                f"mean of the other folds is ≤ 0. {SMALL_SAMPLE_MARK} = fewer than {min_trades} "
                "trades.")
@@ -407,7 +407,7 @@ def reproducibility_table(results: Mapping[str, Any]) -> str | None:
     checks = results.get("reproducibility_check") or []
     if not checks:
         return None
-    rows = [[f"eval {c['eval_id']}",
+    rows = [[f"eval {_e(c['eval_id'])}",
              '<span class="cs-pass">PASS</span>' if c["status"] == "PASS"
              else f'<span class="cs-fail">{_e(c["status"])}</span>',
              _e(signed((c.get("original") or {}).get("score"), 6)),
