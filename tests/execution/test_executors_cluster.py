@@ -142,6 +142,26 @@ def test_a_scheduler_address_that_is_not_a_scheduler_is_one_line_within_seconds(
     assert not (tmp_path / "logs").exists()
 
 
+@pytest.mark.parametrize("address", [
+    "tcp://alice:hook-s3cr3t-42@127.0.0.1:8786", "tls://alice:hook-s3cr3t-42@127.0.0.1:8786",
+    "alice:hook-s3cr3t-42@127.0.0.1:8786", "tcp://127.0.0.1:8786?token=hook-s3cr3t-42",
+])
+def test_a_scheduler_address_with_a_password_is_refused_without_showing_it(
+        capsys, tmp_path, write_config, address):
+    """A password in --scheduler-address was echoed to stderr (and so to the nightly's log)
+    behind a misleading 'Name or service not known'; dask takes no credentials in an
+    address."""
+    from cryptosweep.cli import main
+
+    code = main(["run", "--config", str(write_config(tiny_config())), "--log-dir",
+                 str(tmp_path / "logs"), "--scheduler-address", address])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "127.0.0.1" in lines[0], lines
+    assert "s3cr3t" not in captured.err + captured.out
+    assert not (tmp_path / "logs").exists()
+
+
 def _final_task(payload: dict) -> dict:
     """Stands in for an end-of-sweep evaluation (the executor runs any function): returns,
     raises what it is told, or kills its worker process on its first attempt."""

@@ -20,6 +20,7 @@ import struct
 from typing import Any
 
 from cryptosweep.core.errors import UserError
+from cryptosweep.core.redaction import redact, redact_url
 
 #: Seconds to connect, to wait for the handshake, and to wait for the identity reply.
 PROBE_TIMEOUT_S = 5.0
@@ -49,12 +50,17 @@ def parse_address(address: str) -> tuple[str, str, int]:
     scheme, sep, rest = text.partition("://")
     if not sep:
         scheme, rest = "tcp", text
+    if "@" in rest:  # never echoed: the password would be in every log that shows the error
+        raise UserError(f"--scheduler-address {redact_url(f'{scheme}://{rest}')}: a dask "
+                        "address holds no user or password (USER:PASSWORD@ is not shown here); "
+                        "dask authenticates with TLS certificates: tls:// and the "
+                        "distributed.comm.tls settings")
     host, colon, port_text = rest.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     valid = (scheme in SCHEMES and colon and host and port_text.isdigit()
              and 0 < int(port_text) < 65536 and "/" not in host and " " not in host)
     if not valid:
-        raise UserError(f"--scheduler-address {address!r}: expected tcp://HOST:PORT "
+        raise UserError(f"--scheduler-address {redact(address)!r}: expected tcp://HOST:PORT "
                         "(the address `dask scheduler` prints; tls:// also works)")
     return scheme, host, int(port_text)
 
