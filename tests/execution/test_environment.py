@@ -66,6 +66,24 @@ def test_variables_whose_names_say_secret_are_never_recorded(monkeypatch):
     assert "s3cr3t-value" not in recorded.values()
 
 
+def test_secrets_named_otherwise_are_never_recorded(monkeypatch):
+    """A TLS key's passphrase, an S3 key, a password called PWD, an API key without its
+    underscore, a password inside a connection string: each was recorded as it was (found by
+    planting a secret in each DASK_ variable such a cluster may use)."""
+    from cryptosweep.execution.environment import system_info
+
+    for name in ("DASK_DISTRIBUTED__COMM__TLS__PASSPHRASE", "DASK_S3__KEY", "DASK_DB__PWD",
+                 "DASK_GATEWAY__APIKEY", "DASK_DASHBOARD__COOKIE"):
+        monkeypatch.setenv(name, "hook-s3cr3t-42")
+    monkeypatch.setenv("DASK_STORE__CONNECTION", "host=db user=sweep password=hook-s3cr3t-42")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "30s")
+    recorded = system_info()["environment"]
+    assert "s3cr3t" not in repr(recorded), recorded
+    assert recorded["OMP_NUM_THREADS"] == "1"
+    assert recorded["DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"] == "30s"
+
+
 def test_credentials_inside_a_recorded_variables_url_are_never_recorded(monkeypatch):
     """A tracked variable whose name says nothing of a secret may hold a URL with one (an
     attack put a password and a token in DASK_ variables): recorded without them."""

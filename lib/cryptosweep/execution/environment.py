@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,8 +31,11 @@ TRACKED_ENV_PREFIXES = (
     "NUMEXPR_", "DASK_", "LIGHTGBM_", "XGBOOST_",
 )
 #: Parts of a variable's name that say it may hold a secret: never recorded, whatever prefix.
-SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "PRIVATE",
-                     "API_KEY", "ACCESS_KEY", "WEBHOOK", "NOTIFY")
+SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASS", "PWD", "CREDENTIAL", "AUTH", "PRIVATE", "KEY",
+                     "COOKIE", "SESSION", "BEARER", "SIGNATURE", "WEBHOOK", "NOTIFY")
+#: A value that names a secret inside itself (``host=h password=...``, ``token: ...``): never
+#: recorded, whatever the variable's name.
+_SECRET_IN_VALUE = re.compile(r"(pass|pwd|token|secret|key|auth|credential)\w*\s*[=:]", re.I)
 
 _T = TypeVar("_T")
 
@@ -39,7 +43,10 @@ _T = TypeVar("_T")
 def _recorded_value(value: str) -> str:
     """A tracked variable's value as ``gpu_repro_*.json`` records it: never credentials before a
     host (everything up to the last ``@``, with a scheme or without: ``alice:pw@sched:8786``),
-    never a URL's user, password, path or query (a dashboard link with a token)."""
+    never a URL's user, password, path or query (a dashboard link with a token), never a value
+    that names a secret inside it (``host=db password=...``)."""
+    if "://" not in value and _SECRET_IN_VALUE.search(value):  # a URL: redacted below
+        return MASK
     if "@" not in value:
         return redact(value)
     scheme, _, host, _ = split_url(value)
