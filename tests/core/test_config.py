@@ -61,6 +61,19 @@ def test_overrides_are_yaml_scalars_and_reach_nested_keys(write_config):
     assert config.execution.scheduler_address is None
 
 
+def test_validate_refuses_a_scheduler_address_with_a_password_without_showing_it(
+        write_config, capsys):
+    """`validate` said ok to execution.scheduler_address tcp://alice:PW@host:port, which `run`
+    then refused echoing the password; now it is exit 2 without it."""
+    path = write_config(tiny_config())
+    code = main(["validate", "--config", str(path), "--set",
+                 "execution.scheduler_address=tcp://alice:hook-s3cr3t-42@127.0.0.1:8786"])
+    captured = capsys.readouterr()
+    assert code == 2 and "execution.scheduler_address: a dask address holds no user" in \
+        captured.err
+    assert "s3cr3t" not in captured.err + captured.out
+
+
 def test_data_flag_overrides_config_path(write_config, tmp_path):
     data = tmp_path / "candles.csv"
     data.write_text("x")

@@ -346,6 +346,16 @@ class ExecutionSettings(Strict):
     max_retries: int = Field(default=2, ge=0, description="re-runs of a trial whose worker died")
     max_failure_fraction: float = Field(default=0.5, gt=0, le=1)
 
+    @field_validator("scheduler_address")
+    @classmethod
+    def _no_credentials(cls, address: str | None) -> str | None:
+        # Checked here so that `validate` refuses it too; never echoed (a password).
+        if address is not None and "@" in address:
+            raise ValueError("a dask address holds no user or password (USER:PASSWORD@ is not "
+                             "shown here); dask authenticates with TLS certificates: tls:// "
+                             "and the distributed.comm.tls settings")
+        return address
+
 
 class ReportingSettings(Strict):
     top_k: int = Field(default=5, ge=1)
