@@ -312,6 +312,9 @@ def test_report_of_a_half_written_results_file_is_one_line_before_anything_runs(
     ("rm gpu_repro_*.json", "no gpu_repro_*.json"),
     ("cut resource_usage_*.json", "resource_usage_"),
     ("list gpu_repro_*.json", "(expected a JSON object)"),
+    # An older version's results rendered without a word (exit 0), on fields it may lack.
+    ("schema sweep_results_*.json", "written by another version of cryptosweep (schema "
+                                    "'cryptosweep.sweep_results/0'"),
 ])
 def test_report_of_a_run_missing_a_file_the_notebook_reads_is_one_line_before_anything_runs(
         finished_run, tmp_path, damage, says):
@@ -328,6 +331,9 @@ def test_report_of_a_run_missing_a_file_the_notebook_reads_is_one_line_before_an
         path.unlink()
     elif action == "cut":
         path.write_bytes(path.read_bytes()[:40])
+    elif action == "schema":
+        path.write_text(json.dumps({**json.loads(path.read_text()),
+                                    "schema": "cryptosweep.sweep_results/0"}))
     else:
         path.write_text("[1, 2]")
     before = _bytes_of(copy)

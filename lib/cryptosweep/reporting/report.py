@@ -31,7 +31,12 @@ from cryptosweep.core.files import (
 from cryptosweep.core.paths import KERNEL, NOTEBOOKS
 from cryptosweep.core.plotly_library import ensure_plotly_js, plotly_js_name, plotly_js_present
 from cryptosweep.records.inspection import inspect_journal
-from cryptosweep.records.results import RUN_VIEW_GLOBS, latest_file
+from cryptosweep.records.results import (
+    RESULTS_GLOB,
+    RESULTS_SCHEMA,
+    RUN_VIEW_GLOBS,
+    latest_file,
+)
 from cryptosweep.reporting.index_page import REPORT_FILE, run_summaries, write_index
 from cryptosweep.reporting.offline import (
     PLOTLY_MIME,
@@ -112,7 +117,7 @@ def check_report_targets(run_dir: Path, index: bool = True) -> None:
                         f"folder somewhere writable and report that{hint}")
 
 
-def _check_run_file(path: Path) -> None:
+def _check_run_file(path: Path) -> dict[str, Any]:
     """A file of the run the report reads (results, resource usage, environment) is whole
     JSON (an object), else one :class:`UserError` before the notebook runs (it failed in its
     third cell, exit 5, and left a notebook behind)."""
@@ -127,6 +132,7 @@ def _check_run_file(path: Path) -> None:
         raise UserError(f"report: {path} is not a file of a run: nested too deep") from None
     if not isinstance(content, dict):
         raise UserError(f"report: {path} is not a file of a run (expected a JSON object)")
+    return content
 
 
 def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900) -> Path:
@@ -138,7 +144,12 @@ def render_report(run_dir: str | Path, kernel: str = KERNEL, timeout: int = 900)
     damaged one is one :class:`UserError` naming it, before anything is written."""
     run_dir = Path(run_dir).resolve()
     for pattern in RUN_VIEW_GLOBS:  # what the notebook's load_run reads: results first
-        _check_run_file(latest_file(run_dir, pattern))  # missing: one line naming it
+        path = latest_file(run_dir, pattern)  # missing: one line naming it
+        content = _check_run_file(path)
+        schema = content.get("schema")
+        if pattern == RESULTS_GLOB and schema != RESULTS_SCHEMA:  # as the explorer refuses it
+            raise UserError(f"report: {path} was written by another version of cryptosweep "
+                            f"(schema {schema!r}; this version reads {RESULTS_SCHEMA!r})")
     inspect_journal(run_dir, writable=False, purpose="report")  # every row, before anything
     return render_notebook(ANALYSIS_NOTEBOOK, run_dir, {"run_dir": str(run_dir)}, kernel,
                            timeout)
