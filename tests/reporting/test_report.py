@@ -167,6 +167,24 @@ def test_the_index_shows_a_hand_edited_field_file_as_text():
     assert "<x-evil>" not in cell and "&lt;x-evil&gt; live bars" in cell
 
 
+@pytest.mark.parametrize("damaged", ["sweep_results_20260101_000000.json",
+                                     "champion_field.json"])
+def test_the_index_leaves_out_a_file_that_is_not_utf8(finished_run, tmp_path, damaged):
+    """A results or field file of bytes that are not UTF-8 (a damaged disk, a file copied
+    over it) in one run folder made every report of the reports folder end in a traceback
+    (exit 1) while writing the index: its row is left out (results) or shown without the field,
+    as for a half-written file."""
+    from cryptosweep.reporting.index_page import write_index
+
+    reports = tmp_path / "reports"
+    shutil.copytree(finished_run, reports / "night1")
+    (reports / "night2").mkdir()
+    target = (reports / "night2" if damaged.startswith("sweep") else reports / "night1")
+    (target / damaged).write_bytes(b"\xff\xfe\x00 not text")
+    text = write_index(reports).read_text(encoding="utf-8")
+    assert "night1/" in text and "night2/" not in text
+
+
 def test_the_index_links_to_a_run_whose_name_a_url_would_read_otherwise(finished_run,
                                                                         tmp_path):
     """A run named 'night#1?x=%41' got href="night#1?x=%41/report.html": the browser read

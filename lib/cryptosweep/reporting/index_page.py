@@ -42,8 +42,8 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
             continue
         try:
             results = json.loads(found[-1].read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue  # half-written
+        except (OSError, ValueError, RecursionError):  # ValueError: JSON and UTF-8 errors
+            continue  # half-written, or damaged
         created = (results.get("run") or {}).get("created_at") if isinstance(results, dict) \
             else None
         if not isinstance(created, int | float):
@@ -56,7 +56,7 @@ def run_summaries(log_dir: Path) -> list[dict[str, Any]]:
         except (AttributeError, KeyError, TypeError, ValueError):
             continue  # a field of another type than this version writes: damaged, no row
         field = None
-        with contextlib.suppress(OSError, json.JSONDecodeError):
+        with contextlib.suppress(OSError, ValueError, RecursionError):
             field = json.loads((run_dir / FIELD_FILE).read_text(encoding="utf-8"))
         rows.append({
             "field": field if isinstance(field, dict) else None,
