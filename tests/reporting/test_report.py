@@ -365,6 +365,26 @@ def test_report_of_a_run_missing_a_file_the_notebook_reads_is_one_line_before_an
     assert not (copy / "report.html").exists()
 
 
+@pytest.mark.parametrize("kind", ["file", "dangling link"])
+def test_report_where_notebooks_is_not_a_folder_is_one_line(finished_run, tmp_path, capsys,
+                                                            kind):
+    """A file (or a link to nothing) named 'notebooks' in the run folder ended the report in a
+    FileExistsError traceback, exit 1."""
+    copy = tmp_path / "night1"
+    shutil.copytree(finished_run, copy)
+    shutil.rmtree(copy / "notebooks", ignore_errors=True)
+    (copy / "report.html").unlink(missing_ok=True)
+    if kind == "file":
+        (copy / "notebooks").write_text("notes\n")
+    else:
+        (copy / "notebooks").symlink_to(tmp_path / "gone")
+    done = cli_in_process(capsys, "report", str(copy), "--no-index")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "notebooks is not a folder" in lines[0]
+    assert not (copy / "report.html").exists()
+
+
 def test_report_with_an_unknown_kernel_is_one_line_before_anything_runs(finished_run):
     before = _bytes_of(finished_run)
     done = cli("report", str(finished_run), "--kernel", "no-such-kernel", "--no-index")

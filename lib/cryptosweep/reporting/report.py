@@ -170,6 +170,9 @@ def render_notebook(notebook_path: Path, folder: Path, parameters: dict[str, Any
         raise UserError(f"analysis notebook not found at {notebook_path}")
     check_kernel(kernel)
     executed = folder / "notebooks" / notebook_path.name
+    if os.path.lexists(executed.parent) and not executed.parent.is_dir():
+        raise UserError(f"report: {executed.parent} is not a folder (a file, or a link to "
+                        "nothing), where the report keeps the notebook it ran: move it away")
     executed.parent.mkdir(exist_ok=True)
     try:
         papermill.execute_notebook(
