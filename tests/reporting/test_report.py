@@ -385,6 +385,24 @@ def test_report_where_notebooks_is_not_a_folder_is_one_line(finished_run, tmp_pa
     assert not (copy / "report.html").exists()
 
 
+@pytest.mark.parametrize("folder", ["report.html", "index.html"])
+def test_report_whose_page_is_a_folder_is_one_line_before_the_notebook_runs(
+        finished_run, tmp_path, capsys, folder):
+    """A folder named report.html (or index.html in the reports folder) ended the report in an
+    IsADirectoryError traceback, exit 1, after the whole notebook ran."""
+    copy = tmp_path / "reports" / "night1"
+    shutil.copytree(finished_run, copy)
+    shutil.rmtree(copy / "notebooks", ignore_errors=True)
+    (copy / "report.html").unlink(missing_ok=True)
+    in_the_way = (copy if folder == "report.html" else copy.parent) / folder
+    in_the_way.mkdir()
+    done = cli_in_process(capsys, "report", str(copy))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert f"cannot write {in_the_way} (it is a folder, not a file)" in lines[0]
+    assert not (copy / "notebooks").exists()
+
+
 def test_report_with_an_unknown_kernel_is_one_line_before_anything_runs(finished_run):
     before = _bytes_of(finished_run)
     done = cli("report", str(finished_run), "--kernel", "no-such-kernel", "--no-index")

@@ -37,7 +37,12 @@ from cryptosweep.records.results import (
     RUN_VIEW_GLOBS,
     latest_file,
 )
-from cryptosweep.reporting.index_page import REPORT_FILE, run_summaries, write_index
+from cryptosweep.reporting.index_page import (
+    INDEX_FILE,
+    REPORT_FILE,
+    run_summaries,
+    write_index,
+)
 from cryptosweep.reporting.offline import (
     PLOTLY_MIME,
     library_tags,
@@ -105,6 +110,11 @@ def check_report_targets(run_dir: Path, index: bool = True) -> None:
     targets = [run_dir, run_dir / "notebooks"]
     if index or not library_written:
         targets.append(run_dir.parent)
+    index_file = run_dir.parent / INDEX_FILE
+    why_index = output_problem(index_file) if index else None
+    if why_index is not None:
+        raise UserError(f"report: cannot write {index_file} ({why_index}): move it away, or "
+                        "pass --no-index")
     for target in targets:
         why = unwritable(target)
         if why is None:
@@ -173,6 +183,10 @@ def render_notebook(notebook_path: Path, folder: Path, parameters: dict[str, Any
     if os.path.lexists(executed.parent) and not executed.parent.is_dir():
         raise UserError(f"report: {executed.parent} is not a folder (a file, or a link to "
                         "nothing), where the report keeps the notebook it ran: move it away")
+    target = folder / REPORT_FILE
+    why = output_problem(target)
+    if why is not None:  # found before the notebook runs, not by its last step
+        raise UserError(f"report: cannot write {target} ({why}): move it away")
     executed.parent.mkdir(exist_ok=True)
     try:
         papermill.execute_notebook(
@@ -188,7 +202,6 @@ def render_notebook(notebook_path: Path, folder: Path, parameters: dict[str, Any
                             exclude_output_prompt=True)
     notebook = charts_as_html(nbformat.read(executed, as_version=4))
     body, _ = exporter.from_notebook_node(notebook)
-    target = folder / REPORT_FILE
     library = ensure_plotly_js(folder.parent)
     write_text_atomic(target, with_library(without_cdn_scripts(body),
                                            library_tags(target, library)))
