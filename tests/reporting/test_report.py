@@ -385,11 +385,15 @@ def test_report_where_notebooks_is_not_a_folder_is_one_line(finished_run, tmp_pa
     assert not (copy / "report.html").exists()
 
 
-@pytest.mark.parametrize("folder", ["report.html", "index.html"])
+@pytest.mark.parametrize("folder", ["report.html", "index.html", "plotly.js"])
 def test_report_whose_page_is_a_folder_is_one_line_before_the_notebook_runs(
         finished_run, tmp_path, capsys, folder):
-    """A folder named report.html (or index.html in the reports folder) ended the report in an
-    IsADirectoryError traceback, exit 1, after the whole notebook ran."""
+    """A folder named report.html (or index.html or plotly-<version>.min.js in the reports
+    folder) ended the report in an IsADirectoryError traceback, exit 1, after the whole notebook
+    ran."""
+    from cryptosweep.core.plotly_library import plotly_js_name
+
+    folder = plotly_js_name() if folder == "plotly.js" else folder
     copy = tmp_path / "reports" / "night1"
     shutil.copytree(finished_run, copy)
     shutil.rmtree(copy / "notebooks", ignore_errors=True)

@@ -115,6 +115,11 @@ def check_report_targets(run_dir: Path, index: bool = True) -> None:
     if why_index is not None:
         raise UserError(f"report: cannot write {index_file} ({why_index}): move it away, or "
                         "pass --no-index")
+    library_file = run_dir.parent / plotly_js_name()
+    why_library = None if library_written else output_problem(library_file)
+    if why_library is not None:
+        raise UserError(f"report: cannot write {library_file} ({why_library}), the plotly.js "
+                        "the report loads: move it away")
     for target in targets:
         why = unwritable(target)
         if why is None:
