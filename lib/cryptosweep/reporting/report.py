@@ -115,11 +115,6 @@ def check_report_targets(run_dir: Path, index: bool = True) -> None:
     if why_index is not None:
         raise UserError(f"report: cannot write {index_file} ({why_index}): move it away, or "
                         "pass --no-index")
-    library_file = run_dir.parent / plotly_js_name()
-    why_library = None if library_written else output_problem(library_file)
-    if why_library is not None:
-        raise UserError(f"report: cannot write {library_file} ({why_library}), the plotly.js "
-                        "the report loads: move it away")
     for target in targets:
         why = unwritable(target)
         if why is None:
@@ -189,9 +184,11 @@ def render_notebook(notebook_path: Path, folder: Path, parameters: dict[str, Any
         raise UserError(f"report: {executed.parent} is not a folder (a file, or a link to "
                         "nothing), where the report keeps the notebook it ran: move it away")
     target = folder / REPORT_FILE
-    why = output_problem(target)
-    if why is not None:  # found before the notebook runs, not by its last step
-        raise UserError(f"report: cannot write {target} ({why}): move it away")
+    library = folder.parent / plotly_js_name()  # the page loads it; written when absent
+    for path in (target, *(() if plotly_js_present(folder.parent) else (library,))):
+        why = output_problem(path)
+        if why is not None:  # found before the notebook runs, not by its last step
+            raise UserError(f"report: cannot write {path} ({why}): move it away")
     executed.parent.mkdir(exist_ok=True)
     try:
         papermill.execute_notebook(
@@ -207,7 +204,7 @@ def render_notebook(notebook_path: Path, folder: Path, parameters: dict[str, Any
                             exclude_output_prompt=True)
     notebook = charts_as_html(nbformat.read(executed, as_version=4))
     body, _ = exporter.from_notebook_node(notebook)
-    library = ensure_plotly_js(folder.parent)
+    ensure_plotly_js(folder.parent)
     write_text_atomic(target, with_library(without_cdn_scripts(body),
                                            library_tags(target, library)))
     log.info("wrote report: %s", target)
