@@ -110,11 +110,6 @@ def check_report_targets(run_dir: Path, index: bool = True) -> None:
     targets = [run_dir, run_dir / "notebooks"]
     if index or not library_written:
         targets.append(run_dir.parent)
-    index_file = run_dir.parent / INDEX_FILE
-    why_index = output_problem(index_file) if index else None
-    if why_index is not None:
-        raise UserError(f"report: cannot write {index_file} ({why_index}): move it away, or "
-                        "pass --no-index")
     for target in targets:
         why = unwritable(target)
         if why is None:
@@ -125,6 +120,12 @@ def check_report_targets(run_dir: Path, index: bool = True) -> None:
         hint = ", or pass --no-index" if parent and library_written else ""
         raise UserError(f"report: cannot write into {target} ({why}){where}; copy the run "
                         f"folder somewhere writable and report that{hint}")
+    # The folders can be written: the index file itself may still be in the way (a folder).
+    index_file = run_dir.parent / INDEX_FILE
+    why_index = output_problem(index_file) if index else None
+    if why_index is not None:
+        raise UserError(f"report: cannot write {index_file} ({why_index}): move it away, or "
+                        "pass --no-index")
 
 
 def _check_run_file(path: Path) -> dict[str, Any]:
