@@ -27,29 +27,29 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: The test files that take longest, slowest first: the seconds one worker spends on each (a
-#: full run on 2 cores, 2026-12-07). ``make test`` gives each of its workers a whole file at a
+#: full run on 2 cores, 2026-12-08). ``make test`` gives each of its workers a whole file at a
 #: time, in collection order (``--no-loadscope-reorder``); these go first, so that the last
 #: files handed out are short ones. xdist's own order (most tests first) left the three-night
 #: field test to the end, and one worker idle for a minute and a half. Only the wall time
 #: depends on this list; a test checks that every file it names exists.
 SLOWEST_FILES = (
-    "nightly/test_pipeline.py",  # 120 s
-    "strategies/test_determinism.py",  # 100 s
-    "core/test_faults.py",  # 94 s
-    "nightly/test_field.py",  # 88 s
-    "explore/test_notebook.py",  # 71 s
-    "sweep/test_resume.py",  # 63 s
-    "reporting/test_report.py",  # 61 s
-    "test_entry_points.py",  # 61 s
-    "sweep/test_runner.py",  # 51 s
-    "nightly/test_nightly_hostile.py",  # 40 s
-    "execution/test_executors_cluster.py",  # 38 s
-    "walkforward/test_driver.py",  # 36 s
-    "sweep/test_evidence.py",  # 26 s
-    "test_notebooks.py",  # 23 s
-    "production/test_model.py",  # 23 s
-    "production/test_commands.py",  # 19 s
-    "marketdata/test_update.py",  # 18 s
+    "nightly/test_pipeline.py",  # 126 s
+    "strategies/test_determinism.py",  # 116 s
+    "nightly/test_field.py",  # 85 s
+    "core/test_faults.py",  # 80 s
+    "nightly/test_nightly_hostile.py",  # 67 s
+    "sweep/test_resume.py",  # 65 s
+    "test_entry_points.py",  # 62 s
+    "explore/test_notebook.py",  # 61 s
+    "reporting/test_report.py",  # 55 s
+    "sweep/test_runner.py",  # 48 s
+    "walkforward/test_driver.py",  # 41 s
+    "execution/test_executors_cluster.py",  # 40 s
+    "test_notebooks.py",  # 33 s
+    "sweep/test_evidence.py",  # 25 s
+    "production/test_model.py",  # 18 s
+    "marketdata/test_update.py",  # 17 s
+    "core/test_config.py",  # 13 s
 )
 
 
