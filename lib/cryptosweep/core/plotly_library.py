@@ -6,9 +6,24 @@ report and the index, and ``evaluate --html``), so that they all share one copy.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from cryptosweep.core.files import write_text_atomic
+
+
+@functools.cache
+def _library() -> str:
+    """The installed plotly's library, read once a process (4.8 MB: a report asked for it up
+    to four times, to check a folder and to write it)."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+@functools.cache
+def _library_size() -> int:
+    return len(_library().encode("utf-8"))
 
 
 def plotly_js_name() -> str:
@@ -21,18 +36,14 @@ def plotly_js_name() -> str:
 def plotly_js_present(folder: Path) -> bool:
     """Whether ``folder`` already holds the installed plotly's library, whole (then
     :func:`ensure_plotly_js` writes nothing there)."""
-    from plotly.offline import get_plotlyjs
-
     target = Path(folder) / plotly_js_name()
-    return target.is_file() and target.stat().st_size == len(get_plotlyjs().encode("utf-8"))
+    return target.is_file() and target.stat().st_size == _library_size()
 
 
 def ensure_plotly_js(folder: Path) -> Path:
     """``folder/plotly-<version>.min.js``, written (atomically) only when it is not already
     there with the right size."""
-    from plotly.offline import get_plotlyjs
-
     target = Path(folder) / plotly_js_name()
     if not plotly_js_present(folder):
-        write_text_atomic(target, get_plotlyjs())
+        write_text_atomic(target, _library())
     return target

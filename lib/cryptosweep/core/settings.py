@@ -335,6 +335,13 @@ class ObjectiveSettings(Strict):
         return self
 
 
+#: Why a dask scheduler address with ``USER:PASSWORD@`` is refused (the config's and
+#: ``--scheduler-address``'s one message; the address itself is never echoed).
+NO_CREDENTIALS_IN_ADDRESS = (
+    "a dask address holds no user or password (USER:PASSWORD@ is not shown here); dask "
+    "authenticates with TLS certificates: tls:// and the distributed.comm.tls settings")
+
+
 class ExecutionSettings(Strict):
     workers: int | None = Field(
         default=None, ge=0, le=MAX_WORKERS,
@@ -351,9 +358,7 @@ class ExecutionSettings(Strict):
     def _no_credentials(cls, address: str | None) -> str | None:
         # Checked here so that `validate` refuses it too; never echoed (a password).
         if address is not None and "@" in address:
-            raise ValueError("a dask address holds no user or password (USER:PASSWORD@ is not "
-                             "shown here); dask authenticates with TLS certificates: tls:// "
-                             "and the distributed.comm.tls settings")
+            raise ValueError(NO_CREDENTIALS_IN_ADDRESS)
         return address
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from cryptosweep.core.errors import UserError
 from cryptosweep.core.redaction import redact, redact_url
+from cryptosweep.core.settings import NO_CREDENTIALS_IN_ADDRESS
 
 #: Seconds to connect, to wait for the handshake, and to wait for the identity reply.
 PROBE_TIMEOUT_S = 5.0
@@ -51,10 +52,8 @@ def parse_address(address: str) -> tuple[str, str, int]:
     if not sep:
         scheme, rest = "tcp", text
     if "@" in rest:  # never echoed: the password would be in every log that shows the error
-        raise UserError(f"--scheduler-address {redact_url(f'{scheme}://{rest}')}: a dask "
-                        "address holds no user or password (USER:PASSWORD@ is not shown here); "
-                        "dask authenticates with TLS certificates: tls:// and the "
-                        "distributed.comm.tls settings")
+        raise UserError(f"--scheduler-address {redact_url(f'{scheme}://{rest}')}: "
+                        f"{NO_CREDENTIALS_IN_ADDRESS}")
     host, colon, port_text = rest.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     valid = (scheme in SCHEMES and colon and host and port_text.isdigit()

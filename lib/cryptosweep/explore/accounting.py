@@ -64,9 +64,9 @@ def record_what_if(run_dir: str | Path, params: dict[str, Any], seed: int, budge
         ledger.record_trials(found.run, found.market(), [
             LedgerTrial("explorer", f"what-if:{key}:{seed}", key, seed, budget, sharpe)],
             now=now)
-    if holdout_shown and found.data.get("holdout_first_bar"):
-        with _writing(found):
-            found.record_look("explorer", f"what-if {key} seed {seed}")
+        if holdout_shown and found.data.get("holdout_first_bar"):
+            ledger.record_look(found.run, "explorer", f"what-if {key} seed {seed}",
+                               found.market("holdout"))
     return str(found.path)
 
 

@@ -444,15 +444,15 @@ def _decide_and_act(run_dir: Path, models: Path, now: float | None) -> Promotion
     if not approved:
         copy = copy_atomic(best_path, models / REJECTED / run_dir.name / best_path.name)
         record["rejected_copy"] = str(copy)
-        last = last_change(read_history(models))  # "yet" misled after a demotion
-        demotion = last if last is not None and not last.get("promoted") else None
-        kept = ("the previous champion stays" if (models / CHAMPION).exists()
-                else "no champion is deployed yet" if demotion is None
-                else f"no champion is deployed (the last one was demoted {demotion['time']})")
+        history = read_history(models)
         if (models / CHAMPION).exists():
-            record["keep"] = _keep_gate(results, read_history(models))
-            if record["keep"]["passed"] is not None:
-                kept = f"the previous champion stays ({record['keep']['text']})"
+            record["keep"] = _keep_gate(results, history)
+            kept = ("the previous champion stays" if record["keep"]["passed"] is None
+                    else f"the previous champion stays ({record['keep']['text']})")
+        else:
+            last = last_change(history)  # "yet" misled after a demotion
+            kept = ("no champion is deployed yet" if last is None or last.get("promoted")
+                    else f"no champion is deployed (the last one was demoted {last['time']})")
         append_record(models, record)
         if record.get("keep", {}).get("demote"):
             demoted = demote_champion(models, f"keep-gate: {record['keep']['text']}",

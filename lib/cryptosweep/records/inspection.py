@@ -141,7 +141,7 @@ def never_written(path: str | Path) -> bool:
         conn.close()
 
 
-def _read_only_connection(db: Path) -> sqlite3.Connection:
+def _read_only_connection(db: Path, timeout: float = 5.0) -> sqlite3.Connection:
     """A connection that cannot write. Without a ``-wal`` file everything is in the main file
     and no process has the journal open for writing: it is then opened ``immutable`` (SQLite
     creates no ``-wal``/``-shm`` beside it, so a refused resume leaves the folder as it was,
@@ -149,7 +149,8 @@ def _read_only_connection(db: Path) -> sqlite3.Connection:
     wal = db.with_name(db.name + "-wal")
     flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
     uri = f"file:{urllib.parse.quote(str(db.resolve()))}?{flags}"
-    return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    return sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False,
+                           isolation_level=None)
 
 
 def _check_journal(conn: sqlite3.Connection, db: Path, purpose: str,

@@ -148,9 +148,7 @@ class Journal:
         journal = cls.__new__(cls)
         journal.path = db
         journal._setup(True)
-        flags = "mode=ro" if db.with_name(db.name + "-wal").exists() else "mode=ro&immutable=1"
-        journal._conn = sqlite3.connect(f"{db.as_uri()}?{flags}", uri=True, timeout=timeout,
-                                      check_same_thread=False, isolation_level=None)
+        journal._conn = _read_only_connection(db, timeout)
         return journal
 
     def flush(self) -> None:
