@@ -54,3 +54,58 @@ def test_a_process_of_the_users_own_is_left_as_it_is():
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("<module 'rfc3987_syntax'"), done.stdout
+
+
+KERNEL_PROBE = """
+import sys
+import nbformat
+import plotly.io as pio
+pio.renderers.default = "plotly_mimetype"  # what the analysis notebook does: imports nbformat
+import beside_the_notebook  # the working folder is importable, as in any kernel
+notebook = nbformat.v4.new_notebook()
+notebook.cells.append(nbformat.v4.new_code_cell("1"))
+nbformat.validate(notebook)
+del notebook.cells[0]["source"]
+try:
+    nbformat.validate(notebook)
+except nbformat.ValidationError:
+    refused = True
+else:
+    refused = False
+print(sys.modules.get("rfc3987_syntax", "never imported"), refused, beside_the_notebook.FOLDER)
+"""
+
+
+def test_the_kernels_of_our_notebooks_import_nbformat_without_the_iri_grammars(tmp_path):
+    """The report's kernel compiled the grammars when plotly's renderer imported nbformat:
+    1.5 to 2.5 s of every report. A kernel started by our kernel manager (papermill's, for the
+    sweep and analysis notebooks) now skips them, still validates, and still imports from its
+    working folder."""
+    import asyncio
+
+    from cryptosweep.reporting.kernels import LocalKernelManager
+    from cryptosweep.reporting.report import KERNEL
+
+    (tmp_path / "beside_the_notebook.py").write_text("FOLDER = 'here'\n", encoding="utf-8")
+    printed: list[str] = []
+
+    def collect(message: dict) -> None:
+        if message["msg_type"] == "stream":
+            printed.append(message["content"]["text"])
+
+    async def probe() -> dict:
+        manager = LocalKernelManager(kernel_name=KERNEL)
+        await manager.start_kernel(cwd=str(tmp_path))
+        client = manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=120)
+            return await client.execute_interactive(KERNEL_PROBE, timeout=120,
+                                                    output_hook=collect)
+        finally:
+            client.stop_channels()
+            await manager.shutdown_kernel(now=True)
+
+    reply = asyncio.run(probe())
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert "".join(printed).split() == ["None", "True", "here"]

@@ -1,7 +1,9 @@
 """The kernels papermill starts for our notebooks (the nightly's sweep, every report): reached
 over Unix sockets in a private temporary folder (ZeroMQ's IPC transport), not over TCP ports on
 localhost. No other user of the machine can connect to them, and ipykernel has no cause to
-print that the kernel "is running over TCP without encryption" on every run."""
+print that the kernel "is running over TCP without encryption" on every run. A kernel spec that
+runs ipykernel's launcher runs it without jsonschema's IRI grammars
+(:data:`~cryptosweep.reporting.notebook_imports.KERNEL_LAUNCHER`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import tempfile
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
+
+from cryptosweep.reporting.notebook_imports import KERNEL_LAUNCHER
 
 #: The longest path a Unix socket may have (``sun_path``: 108 bytes on Linux, 104 on macOS,
 #: with its terminating NUL).
@@ -31,6 +35,15 @@ class LocalKernelManager(AsyncKernelManager):
         else:  # a temporary folder too deep for a socket's name: TCP on localhost, as before
             shutil.rmtree(self.sockets, ignore_errors=True)
             self.sockets = None
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        command = super().format_kernel_cmd(extra_arguments)
+        # The kernel spec `make venv` installs: python [-X... options] -m ipykernel_launcher -f
+        for at in range(1, len(command) - 1):
+            if command[at:at + 2] == ["-m", "ipykernel_launcher"]:
+                command[at:at + 2] = ["-c", KERNEL_LAUNCHER]
+                break
+        return command
 
     async def _async_interrupt_kernel(self) -> None:
         # jupyter_client interrupts the kernel (SIGINT) before asking it to shut down, once

@@ -9,7 +9,9 @@ nbformat validates every notebook it reads or writes with jsonschema. jsonschema
 unmaintained). The notebook schema has no ``iri`` or ``iri-reference`` format, so that checker
 never runs here. :func:`skip_iri_grammars` marks the module absent before jsonschema is
 imported; jsonschema then leaves those two formats unchecked, as it does wherever the extra is
-not installed. Only entry points call it: a user's own process is left as it is.
+not installed. Only entry points call it, and the kernels they start for our notebooks
+(:data:`KERNEL_LAUNCHER`: plotly's notebook renderer imports nbformat, 1.5 to 2.5 s of every
+report): a user's own process, and a JupyterLab kernel, are left as they are.
 """
 
 from __future__ import annotations
@@ -25,3 +27,18 @@ def skip_iri_grammars() -> None:
     itself) is already imported: then it changes nothing."""
     if "jsonschema" not in sys.modules:
         sys.modules.setdefault(IRI_GRAMMARS, None)  # type: ignore[arg-type]
+
+
+#: What a kernel that papermill starts for our notebooks runs, as ``python -c`` (its arguments
+#: follow): ipykernel's own launcher (``ipykernel_launcher``: the working folder leaves
+#: ``sys.path`` while ipykernel is imported; IPython puts it back) with :data:`IRI_GRAMMARS`
+#: marked absent first, as :func:`skip_iri_grammars` does in the entry points.
+KERNEL_LAUNCHER = f"""\
+import sys
+from pathlib import Path
+if sys.path[0] == "" or Path(sys.path[0]) == Path.cwd():
+    del sys.path[0]
+sys.modules.setdefault({IRI_GRAMMARS!r}, None)
+from ipykernel import kernelapp
+kernelapp.launch_new_instance()
+"""
