@@ -181,3 +181,12 @@ def test_the_effective_dsr_takes_the_no_skill_variance_too() -> None:
     sr0 = _sr0(variance, n)
     sr = winner.mean() / winner.std(ddof=1)
     assert abs(effective["dsr"] - _psr(sr, sr0, winner)) < 1e-12
+
+
+def test_returns_equal_up_to_rounding_are_not_judged() -> None:
+    """A winner whose ten returns are all 0.001 (a float standard deviation of about 1e-19):
+    its "Sharpe ratio" of 4e15 went into the DSR, whose why-not was "skew must be a finite
+    number, got nan"; now it is a winner whose returns do not vary."""
+    evidence = selection_evidence(np.full(10, 0.001), 5, 0.01, None, 8760.0,
+                                  dsr_variance="no_skill")
+    assert evidence["dsr"] == {"dsr": None, "why_not": "the winner's returns do not vary"}

@@ -29,6 +29,28 @@ def test_annualised_sharpe():
     assert isinstance(annualised_sharpe(returns, 8760), float)
 
 
+def test_returns_equal_up_to_rounding_have_no_sharpe_ratio():
+    """Ten returns of 0.001 have a float standard deviation of about 1e-19, not 0: their
+    annualised Sharpe ratio came out as 8.4e16 and the ledger's per-bar one as 4.4e15 (found by
+    an independent audit of the statistics), where "no dispersion" promises 0 (None in the
+    ledger). Also a steadily rising price's returns, equal but for rounding."""
+    from cryptosweep.trading.metrics import per_bar_sharpe, trial_sharpe
+
+    price = 100.0 * 1.001 ** np.arange(200)
+    for flat in (np.full(10, 0.001), price[1:] / price[:-1] - 1.0):
+        assert np.std(flat, ddof=1) > 0.0  # what the old rule saw as dispersion
+        assert annualised_sharpe(flat, 8760) == 0.0
+        assert per_bar_sharpe(flat) == 0.0
+        assert trial_sharpe(flat) is None
+        assert performance(flat, [], np.ones(len(flat)), periods_per_year=8760)["sharpe"] == 0.0
+    # A NaN is no Sharpe ratio either: the ledger recorded 0.0 for it.
+    assert trial_sharpe(np.array([0.01, float("nan"), -0.02])) is None
+    # One return that differs by a millionth of the others is dispersion, as before.
+    varied = np.full(10, 0.001)
+    varied[3] += 1e-9
+    assert trial_sharpe(varied) == pytest.approx(varied.mean() / varied.std(ddof=1), rel=1e-12)
+
+
 # --------------------------------------------------------------------------- simulate
 
 

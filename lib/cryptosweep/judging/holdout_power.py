@@ -32,13 +32,14 @@ from scipy import stats
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
 from cryptosweep.judging.permutation import PERMUTATION_DRAWS, alpha_tstat, exposure_matched_pvalue
 from cryptosweep.judging.track_record import minimum_track_record_length
+from cryptosweep.trading.backtest import has_dispersion
 from cryptosweep.trading.metrics import per_bar_sharpe
 
 
 def _moments(returns: np.ndarray) -> tuple[float, float]:
     """Bias-corrected skewness and plain kurtosis (normal = 3), as the DSR uses; (0, 3) for a
     series too short or flat to have them."""
-    if len(returns) < 4 or float(np.std(returns)) == 0.0:
+    if len(returns) < 4 or not has_dispersion(returns):
         return 0.0, 3.0
     return (float(stats.skew(returns, bias=False)),
             float(stats.kurtosis(returns, fisher=False, bias=False)))
@@ -101,7 +102,10 @@ def holdout_evidence(
     sr = per_bar_sharpe(r)
     skew, kurtosis = _moments(r)
     out["sharpe_per_bar"] = sr
-    if float(np.std(r)) == 0.0:  # no trade: a Sharpe ratio of 0 would read as PSR(0) = 0.5
+    if not np.isfinite(r).all():
+        out["why_not"].append("PSR and minimum track record: the winner's holdout returns are "
+                              "not all finite")
+    elif not has_dispersion(r):  # no trade: a Sharpe ratio of 0 would read as PSR(0) = 0.5
         out["why_not"].append("PSR and minimum track record: the winner's holdout returns do "
                               "not vary (no trade)")
     else:

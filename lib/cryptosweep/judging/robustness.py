@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from cryptosweep.trading.backtest import has_dispersion
+
 #: The quantiles of the path Sharpe ratios the results keep.
 PATH_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
@@ -68,7 +70,7 @@ def per_regime(returns: np.ndarray, regimes: Sequence[str], periods_per_year: fl
         mask = labels == regime
         part = returns[mask]
         std = float(part.std(ddof=1)) if part.size > 1 else 0.0
-        sharpe = float(part.mean()) / std * scale if std > 0 else None
+        sharpe = float(part.mean()) / std * scale if has_dispersion(part) else None
         runs = _runs(returns, mask)
         wins = sum(1 for total in runs if total > 0)
         rows.append({"regime": str(regime), "bars": int(mask.sum()),

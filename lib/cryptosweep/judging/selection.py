@@ -40,6 +40,7 @@ from cryptosweep.judging.overfitting import (
     probabilistic_sharpe_ratio,
 )
 from cryptosweep.judging.track_record import haircut_sharpe, minimum_backtest_length
+from cryptosweep.trading.backtest import has_dispersion
 
 
 def variance_of_sharpe(rule: Literal["no_skill", "trials"], n_obs: int,
@@ -99,7 +100,7 @@ def selection_evidence(
     ``1/(T − 1)`` or ``sharpe_variance``; ``periods_per_year``: the candles' bars per year.
     """
     r = np.asarray(winner_returns, dtype=float)
-    if len(r) < 4 or float(np.std(r)) == 0.0:
+    if len(r) < 4 or not has_dispersion(r):
         return {"dsr": {"dsr": None, "why_not": "the winner's returns do not vary"},
                 "n_trials": int(n_trials)}
     sr = float(np.mean(r) / np.std(r, ddof=1))

@@ -337,17 +337,31 @@ def _mark_to_market(
     positions[exit_bar[gone]] = 0
 
 
+#: Returns whose spread (largest less smallest) is no more than this share of their largest
+#: magnitude are equal up to rounding: ten returns of 0.001 have a float standard deviation of
+#: about 1e-19, not 0, and a "Sharpe ratio" of 1e16.
+DISPERSION_TOLERANCE = 1e-9
+
+
+def has_dispersion(returns: np.ndarray) -> bool:
+    """Whether per-bar returns vary by more than rounding: at least 2 of them, all finite,
+    and ``max − min > DISPERSION_TOLERANCE · max|r|`` (a real series' spread is never within
+    a billionth of its size; equal returns computed in floating point are)."""
+    r = np.asarray(returns, dtype="float64")
+    if r.size < 2 or not np.isfinite(r).all():
+        return False
+    return float(np.max(r) - np.min(r)) > DISPERSION_TOLERANCE * float(np.max(np.abs(r)))
+
+
 def annualised_sharpe(returns: np.ndarray, periods_per_year: float) -> float:
     """``mean / std(ddof=1) * sqrt(periods_per_year)`` of per-bar returns (Sharpe 1966, 1994,
-    without a risk-free rate); 0.0 for fewer than 2 returns or zero dispersion.
-    ``periods_per_year`` comes from the bar interval
+    without a risk-free rate); 0.0 for fewer than 2 returns or no dispersion
+    (:func:`has_dispersion`). ``periods_per_year`` comes from the bar interval
     (:func:`~cryptosweep.core.intervals.periods_per_year`): there is no default."""
     returns = np.asarray(returns, dtype="float64")
-    if len(returns) < 2:
+    if not has_dispersion(returns):
         return 0.0
     std = float(np.std(returns, ddof=1))
-    if not std > 0.0:
-        return 0.0
     return float(np.mean(returns) / std * math.sqrt(periods_per_year))
 
 

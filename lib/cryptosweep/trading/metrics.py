@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from cryptosweep.trading.backtest import annualised_sharpe
+from cryptosweep.trading.backtest import annualised_sharpe, has_dispersion
 
 METRIC_NAMES = (
     "sharpe", "sortino", "max_drawdown", "calmar", "total_return", "hit_rate", "trades",
@@ -28,18 +28,21 @@ METRIC_NAMES = (
 
 
 def per_bar_sharpe(returns: np.ndarray) -> float:
-    """``mean / std(ddof=1)`` of per-bar returns, 0 without dispersion: the Sharpe ratio of one
-    configuration (the trial ledger's; their variance across configurations is the DSR's with
-    ``deployment.dsr_variance: trials``)."""
-    std = float(np.std(returns, ddof=1))
-    return float(np.mean(returns) / std) if std > 0 else 0.0
+    """``mean / std(ddof=1)`` of per-bar returns, 0 without dispersion
+    (:func:`~cryptosweep.trading.backtest.has_dispersion`: equal returns up to rounding, fewer
+    than 2, or a non-finite one): the Sharpe ratio of one configuration (the trial ledger's;
+    their variance across configurations is the DSR's with ``deployment.dsr_variance:
+    trials``)."""
+    if not has_dispersion(returns):
+        return 0.0
+    return float(np.mean(returns) / np.std(returns, ddof=1))
 
 
 def trial_sharpe(returns: np.ndarray | None) -> float | None:
     """An evaluation's per-bar Sharpe ratio as the trial ledger records it
-    (:func:`per_bar_sharpe`), None without at least 2 bars or any dispersion (left out of
-    the variance across trials)."""
-    if returns is None or len(returns) < 2 or float(np.std(returns)) == 0.0:
+    (:func:`per_bar_sharpe`), None without at least 2 bars or any dispersion, or with a
+    non-finite return (left out of the variance across trials)."""
+    if returns is None or not has_dispersion(returns):
         return None
     return per_bar_sharpe(np.asarray(returns))
 
@@ -57,7 +60,8 @@ def performance(
     ``E_t = prod_{s <= t} (1 + r_s)`` starting from ``E = 1`` before the first bar:
 
     * ``sharpe``: ``mean(r) / std(r, ddof=1) * sqrt(P)`` (no risk-free rate); 0 with fewer
-      than 2 bars or zero dispersion.
+      than 2 bars or no dispersion (returns equal up to rounding,
+      :func:`~cryptosweep.trading.backtest.has_dispersion`).
     * ``sortino``: ``mean(r) / D * sqrt(P)`` with the downside deviation about a 0 target over
       *all* bars, ``D = sqrt(mean(min(r, 0)^2))`` (Sortino & Price 1994); 0 with fewer than 2
       bars or no losing bar.

@@ -50,6 +50,7 @@ from cryptosweep.core.settings import DSR_CONFIDENCE
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
 from cryptosweep.judging.selection import deflated_sharpe, variance_of_sharpe
 from cryptosweep.judging.verdict import EDGE, NO_EDGE
+from cryptosweep.trading.backtest import has_dispersion
 from cryptosweep.trading.baselines import BASELINES
 from cryptosweep.trading.metrics import performance
 from cryptosweep.walkforward.analysis import (
@@ -219,7 +220,7 @@ def _dsr(returns: np.ndarray, sharpes: np.ndarray, designs: int, periods: float,
     r = np.asarray(returns, dtype=float)
     out: dict[str, Any] = {"dsr": None, "psr": None, "n_trials": designs,
                            "dsr_variance": variance}
-    if len(r) < 4 or float(np.std(r)) == 0.0:
+    if len(r) < 4 or not has_dispersion(r):
         out["why_not"] = "the track never traded: its returns do not vary"
         return out
     finite = np.asarray(sharpes, dtype=float)
