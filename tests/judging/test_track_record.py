@@ -228,6 +228,23 @@ def test_holm_and_bhy_with_noise_others_by_default():
         assert bhy.adjusted_p_value == pytest.approx(by[0], rel=1e-9)
 
 
+def test_bhy_with_noise_others_is_m_c_p_only_below_one_over_2m():
+    """The docstring said that for p < 1/M BHY equals min(1, M·c(M)·p); written out, the
+    step-up takes the noise's c(M)·(j − 1)/j ≥ c(M)/2 too, so that holds for p ≤ 1/(2M) only
+    (M = 2, p = 0.3: 0.75, not 0.9). Checked against scipy's BY adjustment."""
+    for m, p in ((2, 0.3), (3, 0.2), (2, 0.2), (5, 0.09), (10, 0.04)):
+        c = sum(1.0 / i for i in range(1, m + 1))
+        by = stats.false_discovery_control(np.array([p, *[i / m for i in range(1, m)]]),
+                                           method="by")[0]
+        t = stats.t.isf(p / 2.0, 99)
+        result = haircut_sharpe(t / math.sqrt(100) * math.sqrt(12), 100, m, 12, method="bhy")
+        assert result.adjusted_p_value == pytest.approx(by, rel=1e-9)
+        if p <= 1.0 / (2 * m):
+            assert by == pytest.approx(min(1.0, m * c * p), rel=1e-9)
+    assert haircut_sharpe(stats.t.isf(0.15, 99) / 10 * math.sqrt(12), 100, 2, 12,
+                          method="bhy").adjusted_p_value == pytest.approx(0.75)
+
+
 def test_haircut_grows_with_trials_and_is_nonlinear_in_sharpe():
     cuts = [haircut_sharpe(1.0, 240, m, 12, method="bonferroni").haircut for m in (1, 10, 100)]
     assert cuts[0] < cuts[1] < cuts[2]

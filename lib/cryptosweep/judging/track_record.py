@@ -236,8 +236,9 @@ def haircut_sharpe(
     "… and the Cross-Section of Expected Returns", RFS) calibrated to published equity
     factors: here they are taken as **pure noise**, with p-values at the expected order
     statistics of M − 1 uniforms, ``i/M`` for ``i = 1 … M − 1``. Deterministic; for a
-    significant strategy (``p < 1/M``) Holm then equals Bonferroni and BHY equals
-    ``min(1, M·c(M)·p)``.
+    significant strategy (``p < 1/M``) Holm then equals Bonferroni, and BHY equals
+    ``min(1, M·c(M)·p)`` when ``p ≤ 1/(2M)`` (above it the step-up reaches the noise's
+    ``c(M)/2``: with M = 2 and p = 0.3, 0.75, not 0.9).
 
     Args:
         annual_sharpe: observed annualised Sharpe ratio ``SR_per_bar · √bars_per_year`` (> 0).
