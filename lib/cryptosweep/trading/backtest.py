@@ -109,7 +109,8 @@ def simulate(
     * **One position at a time.** Signals while a position is open are ignored, including the
       signal at the bar before an exit at an open (the position is still open at its close); a
       signal at the exit bar itself (the position is gone by its close) can enter at the next
-      open.
+      open, except at the last bar before a gap (``"gap"``): that trade closes at the bar's
+      close only because later bars show the hole, so at that close the position was open.
     * **Levels.** From the fill price ``P``: long stop ``P * (1 - stop_loss)``, take profit ``P
       * (1 + take_profit)``; short stop ``P * (1 + stop_loss)``, take profit ``P * (1 -
       take_profit)``. ``math.inf`` switches a level off.
@@ -167,8 +168,10 @@ def simulate(
         stop_loss=stop_loss, take_profit=take_profit, fees_bps=fees_bps,
         slippage_bps=slippage_bps, checked=True, last_bar=last_bar,
     )  # fmt: skip
-    # The next signal a trade leaves free is the first at or after its exit bar.
-    following = np.searchsorted(candidates, exits.exit_bar, side="left").tolist()
+    # The next signal a trade leaves free is the first at or after its exit bar (after it for
+    # a trade closed before a gap: the close that decided the signal did not know the gap).
+    free_from = exits.exit_bar + (exits.reason == GAP)
+    following = np.searchsorted(candidates, free_from, side="left").tolist()
     taken, i, last = [], 0, len(following)
     while i < last:
         taken.append(i)
