@@ -20,6 +20,7 @@ from cryptosweep.trading.steps import (
     TradingParams,
     backtest_bars,
     entry_decisions,
+    entry_signals,
     market_from_candles,
     train_before,
 )
@@ -71,6 +72,17 @@ def test_the_expected_value_rule_enters_exactly_above_the_hand_computed_break_ev
     both = entry_decisions(np.array([0.30, 0.45, 0.61, 0.5, np.nan]), TRADING, ObjectiveSettings(
         entry_rule="expected_value", fees_bps=10.0, allow_short=True))
     assert both.tolist() == [-1, -1, 1, 1, 0]
+
+
+def test_a_threshold_below_a_half_with_shorts_enters_the_likelier_side():
+    """With shorts and a threshold below 0.5 both rules hold between the threshold and its
+    mirror; the short was written last and won, so P(long pays) = 0.65 entered a short."""
+    proba = np.array([0.2, 0.35, 0.45, 0.5, 0.55, 0.65, 0.8, np.nan])
+    assert entry_signals(proba, 0.3, True).tolist() == [-1, -1, -1, 1, 1, 1, 1, 0]
+    assert entry_signals(proba, 0.3, False).tolist() == [0, 1, 1, 1, 1, 1, 1, 0]
+    # from 0.5 up the two never overlap: as before
+    assert entry_signals(proba, 0.6, True).tolist() == [-1, -1, 0, 0, 0, 1, 1, 0]
+    assert entry_signals(proba, 0.5, True).tolist() == [-1, -1, -1, 0, 1, 1, 1, 0]
 
 
 def test_uniqueness_weights_of_afmls_worked_example_reach_the_fit(monkeypatch):

@@ -315,12 +315,16 @@ def predict_probabilities(
 
 def entry_signals(proba: np.ndarray, threshold: float, allow_short: bool) -> np.ndarray:
     """The signal per bar (int8): +1 (long) where P(entry pays) > ``threshold``; -1 (short)
-    where it is < ``1 - threshold`` when shorts are allowed; else 0 (and 0 where it is NaN)."""
+    where it is < ``1 - threshold`` when shorts are allowed; else 0 (and 0 where it is NaN).
+    A threshold below 0.5 with shorts makes both hold between ``threshold`` and ``1 -
+    threshold``: there the likelier side, long from 0.5 (as :func:`entry_decisions`'s
+    expected-value rule)."""
     signal = np.zeros(len(proba), dtype=np.int8)
     known = np.isfinite(proba)
-    signal[known & (proba > threshold)] = 1
+    longs = known & (proba > threshold)
+    signal[longs] = 1
     if allow_short:
-        signal[known & (proba < 1.0 - threshold)] = -1
+        signal[known & (proba < 1.0 - threshold) & ~(longs & (proba >= 0.5))] = -1
     return signal
 
 
