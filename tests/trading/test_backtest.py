@@ -274,6 +274,19 @@ def test_simulate_input_checks():
     assert [t.side for t in as_bool.trades] == [1]
 
 
+def test_signal_values_outside_minus_one_to_one_are_refused_whatever_the_dtype():
+    """The range was checked after a cast to int8, which wraps: 257 traded long, a uint8 255
+    short and 256 not at all, instead of the ValueError."""
+    bars = _bars([1.0, 2.0, 3.0])
+    rules = dict(holding_period=1, stop_loss=0.5, take_profit=0.5, fees_bps=0)
+    for signal in (np.array([257, 0, 0]), np.array([256, 0, 0]), np.array([-255, 0, 0]),
+                   np.array([255, 0, 0], np.uint8)):
+        with pytest.raises(ValueError, match="-1"):
+            simulate(*bars, signal, **rules)
+    unsigned = simulate(*bars, np.array([1, 0, 0], np.uint64), **rules)
+    assert [t.side for t in unsigned.trades] == [1]
+
+
 def _random_market(seed, n, gap_rate=0.05):
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))

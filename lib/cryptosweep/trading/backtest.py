@@ -402,10 +402,10 @@ def _check_signal(signal: np.ndarray, n: int) -> np.ndarray:
         raise TypeError(f"signal must be an integer array of -1/0/+1, got {signal.dtype}")
     if signal.shape != (n,):
         raise ValueError(f"signal has shape {signal.shape}, expected ({n},)")
-    signal = signal.astype("int8")
-    if len(signal) and np.abs(signal.astype("int16")).max() > 1:
+    # Checked before the cast to int8, which wraps: 257 read as a long, a uint8 255 as a short.
+    if signal.dtype != bool and len(signal) and not np.isin(signal, (-1, 0, 1)).all():
         raise ValueError("signal values must be -1 (short), 0 (nothing) or +1 (long)")
-    return signal
+    return signal.astype("int8")
 
 
 def _check_slippage(slippage_bps: float) -> None:
