@@ -9,7 +9,7 @@ import pandas as pd
 
 from cryptosweep.core.settings import ObjectiveSettings
 from cryptosweep.production.decisions import decisions_frame
-from cryptosweep.trading.steps import TradingParams, market_from_candles
+from cryptosweep.trading.steps import TradingParams, backtest_bars, market_from_candles
 
 
 def _candles(n: int, gap_after: int) -> pd.DataFrame:
@@ -44,3 +44,29 @@ def test_a_gap_after_a_bar_never_changes_that_bars_decision():
     # after the hole the backtest is flat, and the first bar after it decides the next entry
     assert full["position"].iloc[gap_after + 1] == 0
     assert full["action"].iloc[gap_after + 1] == "enter long"
+
+
+def test_an_entry_says_the_share_of_equity_the_backtest_puts_in():
+    """With bet sizing or volatility targeting the backtest trades a share of the equity, but
+    the decisions said only 'enter long': followed live, a whole-equity trade where the sweep
+    measured a few per cent of one."""
+    n = 260
+    candles = _candles(n, gap_after=n)  # no gap
+    trading = TradingParams(threshold=0.55, holding_period=6, stop_loss=0.05, take_profit=0.05)
+    proba = np.full(n, 0.58)
+    sized = ObjectiveSettings(bet_sizing="afml", vol_target=0.3)
+    market = market_from_candles(candles)
+    frame = decisions_frame(market, 0, proba, trading, sized)
+    whole = decisions_frame(market, 0, proba, trading, ObjectiveSettings())
+    entered = frame[(frame["action"] != "none") & ~frame["pending"]]
+    # the backtest's own sizes: a trade's gross return over the whole-equity trade's
+    bars = np.arange(n)
+    shares = [s.gross_return / w.gross_return for s, w in zip(
+        backtest_bars(market, bars, proba, trading, sized).trades,
+        backtest_bars(market, bars, proba, trading, ObjectiveSettings()).trades, strict=True)]
+    assert len(entered) == len(shares) > 3
+    np.testing.assert_allclose(entered["size"].to_numpy(), shares, rtol=1e-9)
+    assert (entered["size"] < 0.5).all()
+    assert frame["size"][frame["action"] == "none"].isna().all()
+    assert frame["pending"].iloc[-1] and 0 < frame["size"].iloc[-1] < 0.5  # decided at its close
+    assert (whole["size"][whole["action"] != "none"] == 1.0).all()

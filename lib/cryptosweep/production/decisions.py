@@ -19,13 +19,19 @@ import numpy as np
 import pandas as pd
 
 from cryptosweep.core.settings import ObjectiveSettings
-from cryptosweep.trading.steps import Market, TradingParams, backtest_bars, entry_decisions
+from cryptosweep.trading.steps import (
+    Market,
+    TradingParams,
+    backtest_bars,
+    entry_decisions,
+    position_sizes,
+)
 
 #: ``action`` per side of an entry decided at a bar's close.
 ACTIONS = {1: "enter long", -1: "enter short", 0: "none"}
 #: The columns of a decisions frame, in order (see :func:`decisions_frame`).
 DECISION_COLUMNS = (
-    "decided_at", "proba", "signal", "action", "position", "pending", "fill_time",
+    "decided_at", "proba", "signal", "action", "size", "position", "pending", "fill_time",
     "fill_price", "stop_factor", "take_profit_factor", "stop_price", "take_profit_price",
     "planned_exit_time",
 )  # fmt: skip
@@ -43,6 +49,9 @@ def decisions_frame(
       during the features' warm-up gives 0).
     * ``action``: ``"enter long"``, ``"enter short"`` or ``"none"``: the signal is acted on
       only when no position is open at the bar's close (one position at a time).
+    * ``size``: for an entry, the share of equity it puts in, as the backtest sizes it (1;
+      less with ``objective.bet_sizing: afml`` or ``objective.vol_target``:
+      :func:`~cryptosweep.trading.steps.position_sizes`); NaN on other bars.
     * ``position``: the side held after the bar's close (+1, -1, 0), this bar's entry not
       included (it fills at the next open).
     * For an entry: ``fill_time`` (the next bar's open), ``fill_price`` (its open with
@@ -83,6 +92,10 @@ def decisions_frame(
     step = market.bar_interval
     sides = side.astype("float64")
     entries = side != 0
+    share = np.full(size, np.nan)
+    if entries.any():
+        share[entries] = position_sizes(market, bars, proba, side[entries].astype("int64"),
+                                        np.flatnonzero(entries), settings)
     stop_factor = np.where(entries, 1.0 - sides * trading.stop_loss, np.nan)
     target_factor = np.where(entries, 1.0 + sides * trading.take_profit, np.nan)
     frame = pd.DataFrame({
@@ -90,6 +103,7 @@ def decisions_frame(
         "proba": proba,
         "signal": signal,
         "action": [ACTIONS[int(s)] for s in side],
+        "size": share,
         "position": position,
         "pending": pending,
         "fill_time": _bar_times(market, bars + 1, entries),
@@ -149,14 +163,15 @@ def _plain(value: Any) -> Any:
 
 def decisions_table(frame: pd.DataFrame) -> str:
     """A fixed-width text table of a decisions frame for a terminal."""
-    header = ("bar (UTC open)", "P(pays)", "action", "pos", "fill (UTC)", "fill price",
+    header = ("bar (UTC open)", "P(pays)", "action", "size", "pos", "fill (UTC)", "fill price",
               "stop", "take profit", "exit by (UTC)")  # fmt: skip
     lines = []
     for open_time, row in frame.iterrows():
         fill = "pending" if row["pending"] else _price(row["fill_price"])
         lines.append((
             _time(open_time), "–" if math.isnan(row["proba"]) else f"{row['proba']:.4f}",
-            row["action"], f"{int(row['position']):+d}" if row["position"] else "0",
+            row["action"], "–" if math.isnan(row["size"]) else f"{row['size']:.4g}",
+            f"{int(row['position']):+d}" if row["position"] else "0",
             _time(row["fill_time"]), fill,
             _level(row["stop_price"], row["stop_factor"], row["pending"]),
             _level(row["take_profit_price"], row["take_profit_factor"], row["pending"]),
