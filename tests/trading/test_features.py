@@ -49,6 +49,16 @@ def test_features_at_or_before_t_ignore_every_later_bar(sample, t):
     pd.testing.assert_frame_equal(scrambled.iloc[: t + 1], original.iloc[: t + 1], rtol=0, atol=0)
 
 
+def test_bars_out_of_time_order_are_refused_not_read_backwards(sample):
+    """Bars newest first (as CryptoDataDownload writes them) were taken in row order: a
+    one-bar return at t was the move from the bar after t, a look at the future."""
+    bars = sample.iloc[:300]
+    with pytest.raises(ValueError, match="ascending time order"):
+        build_features(bars.iloc[::-1])
+    with pytest.raises(ValueError, match="repeated"):
+        build_features(pd.concat([bars.iloc[:5], bars.iloc[4:]]))
+
+
 def test_shape_dtype_and_warm_up(sample):
     features = build_features(sample)
     assert list(features.columns) == list(FEATURE_COLUMNS)

@@ -67,10 +67,15 @@ def build_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
     """The feature matrix of :data:`FEATURE_COLUMNS`, float64, indexed like ``ohlcv``.
 
     ``ohlcv`` is the output of :func:`cryptosweep.trading.data.load_ohlcv` (a
-    ``DatetimeIndex`` and float columns ``open, high, low, close, volume``).
+    ``DatetimeIndex`` and float columns ``open, high, low, close, volume``); bars out of time
+    order or at a repeated time are a ``ValueError``.
     """
     if not isinstance(ohlcv.index, pd.DatetimeIndex):
         raise TypeError("build_features needs a DatetimeIndex (the output of load_ohlcv)")
+    if not (ohlcv.index.is_monotonic_increasing and ohlcv.index.is_unique):
+        # a trailing window over bars newest first (CryptoDataDownload's order) reads the future
+        raise ValueError("build_features needs bars in ascending time order without repeated "
+                         "times (the output of load_ohlcv)")
     close = ohlcv["close"].astype("float64")
     log_close = np.log(close)
     one_bar = log_close.diff()
