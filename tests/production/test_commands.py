@@ -690,6 +690,23 @@ def test_signals_leave_out_a_bar_still_forming_and_refuse_bars_from_the_future(m
     assert "opens after now" in one_error_line(err)
 
 
+def test_evaluate_leaves_out_a_bar_still_forming_as_signals_does(model_dir, capsys, tmp_path):
+    """evaluate backtested an exporter's forming candle as a closed bar: its stop checks and
+    the last close moved with every run, while signals left it out."""
+    now = pd.Timestamp.now(tz="UTC")
+    if now.ceil("h") - now < pd.Timedelta(minutes=2):  # the forming bar would close meanwhile
+        time.sleep((now.ceil("h") - now).total_seconds() + 1)
+        now = pd.Timestamp.now(tz="UTC")
+    live = load_ohlcv().iloc[-400:]
+    live.index = live.index - live.index[-1] + now.floor("h")  # the last bar opened this hour
+    code, out, err = run_cli(capsys, "evaluate", str(model_dir), "--data",
+                             str(write_candles(live, tmp_path / "live.csv")))
+    assert code == 0, err
+    first, last = live.index[0].isoformat(), live.index[-2].isoformat()
+    assert f"399 bars {first} .. {last}" in out.splitlines()[0]
+    assert f"left out the last bar (opening {live.index[-1].isoformat()})" in err
+
+
 def test_closed_bars_keeps_every_bar_that_has_closed():
     ohlcv = load_ohlcv().iloc[-200:]
     last = ohlcv.index[-1]

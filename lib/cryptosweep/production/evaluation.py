@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from cryptosweep.core.errors import ConfigError, UserError
 from cryptosweep.core.files import output_problem, write_text_atomic
 from cryptosweep.core.plotly_library import ensure_plotly_js
-from cryptosweep.production.candles import load_candles
+from cryptosweep.production.candles import check_candles, closed_bars, load_candles
 from cryptosweep.production.model import (
     MANIFEST,
     Backtest,
@@ -63,7 +64,9 @@ def evaluate(
     """Backtest ``model`` on the candles at ``data`` (read with the model's loader options, or
     ``format``/``columns`` for a file laid out otherwise: ``evaluate --format/--columns``)
     from ``start`` to ``end`` and, when ``html_path`` is given, write the page
-    :func:`write_evaluation_html` there (nothing is written otherwise). Returns an
+    :func:`write_evaluation_html` there (nothing is written otherwise). A last bar that has
+    not closed yet (an exporter's forming candle) is left out, with a note, as ``signals``
+    does; a bar that opens after now is a ``DataError``. Returns an
     :class:`Evaluation`: the backtest, the page (None), whether the period looks at the
     holdout of the model's sweep (:meth:`TrainedModel.reaches_holdout`: a look the trial ledger
     counts) and the notes: one when the period overlaps the bars the model was trained
@@ -76,13 +79,15 @@ def evaluate(
 
     if html_path is not None:
         check_html_target(html_path)
-    ohlcv = load_candles(data, model.spec, format=format, columns=columns)
+    candles = check_candles(load_candles(data, model.spec, format=format, columns=columns),
+                            model.bar_interval)
+    ohlcv, forming = closed_bars(candles, model.bar_interval, pd.Timestamp.now(tz="UTC"))
     with warnings.catch_warnings():
         for said_below in (InSampleWarning, CalendarWarning):  # the notes say each once
             warnings.simplefilter("ignore", said_below)
         backtest = model.backtest_details(ohlcv, start, end)
     notes = [note for note in (
-        model.in_sample_note(ohlcv, backtest.times[0], backtest.times[-1]),
+        forming, model.in_sample_note(ohlcv, backtest.times[0], backtest.times[-1]),
         model.calendar_note(ohlcv), gate_note(model.manifest.get("deployment"))) if note]
     reaches = model.reaches_holdout(ohlcv, backtest.times[-1])
     if html_path is None:
