@@ -45,8 +45,9 @@ def decisions_frame(
     by the bar's open time; ``proba`` holds P(entry pays) of those bars.
 
     * ``decided_at``: the bar's close (its open time plus the bar interval), when the decision
-      is taken; ``proba``; ``signal``: the threshold rule's side (+1, -1 or 0; NaN ``proba``
-      during the features' warm-up gives 0).
+      is taken; ``proba``; ``signal``: the entry rule's side (+1, -1 or 0: the threshold rule,
+      or ``objective.entry_rule: expected_value``; NaN ``proba`` during the features' warm-up
+      gives 0).
     * ``action``: ``"enter long"``, ``"enter short"`` or ``"none"``: the signal is acted on
       only when no position is open at the bar's close (one position at a time).
     * ``size``: for an entry, the share of equity it puts in, as the backtest sizes it (1;
