@@ -403,7 +403,7 @@ def _check_signal(signal: np.ndarray, n: int) -> np.ndarray:
     if signal.shape != (n,):
         raise ValueError(f"signal has shape {signal.shape}, expected ({n},)")
     # Checked before the cast to int8, which wraps: 257 read as a long, a uint8 255 as a short.
-    if signal.dtype != bool and len(signal) and not np.isin(signal, (-1, 0, 1)).all():
+    if signal.dtype != bool and len(signal) and (signal.min() < -1 or signal.max() > 1):
         raise ValueError("signal values must be -1 (short), 0 (nothing) or +1 (long)")
     return signal.astype("int8")
 
