@@ -12,7 +12,7 @@ import pytest
 from cryptosweep.core.config_files import load_config
 from cryptosweep.core.errors import ConfigError
 from cryptosweep.sweep.preflight import preflight
-from tests.support import cli, tiny_config
+from tests.support import cli, cli_in_process, tiny_config
 
 # The bundled sample: 9,504 hourly bars, 7,604 of them development bars (holdout 0.2); the
 # features need 167 bars of warm-up; tiny_config draws holding periods of up to 24 bars.
@@ -84,3 +84,34 @@ def test_run_refuses_an_impossible_cpcv_split_before_the_run_folder(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "evidence.cpcv.test_groups: " in done.stderr
     assert not (tmp_path / "logs" / "never").exists()
+
+
+def test_another_market_of_another_bar_interval_is_refused_before_the_run_folder(
+        tmp_path, capsys):
+    """4-hour candles as another market of an hourly sweep: validated, and each top-k
+    configuration's holding period of 4..24 bars traded 16..96 hours there, scored beside the
+    hourly ones in one table ("holds on 1 of 1 market"); now one line, exit 2."""
+    from cryptosweep.trading.data import load_ohlcv
+
+    hourly = load_ohlcv(None)
+    four_hours = hourly.resample("4h").agg({"open": "first", "high": "max", "low": "min",
+                                            "close": "last", "volume": "sum"})
+    four_hours.index.name = "timestamp"
+    path = tmp_path / "btc_4h.csv"
+    four_hours.to_csv(path)
+    market = {"name": "btc-4h", "data": {"path": str(path), "format": "generic",
+                                         "columns": {"timestamp": "timestamp"}}}
+    config_path = tmp_path / "sweep.json"
+    config_path.write_text(json.dumps(tiny_config(evidence={"markets": [market]})))
+    done = cli_in_process(capsys, "run", "--config", str(config_path), "--log-dir",
+                          str(tmp_path / "logs"), "--run-name", "never")
+    assert done.returncode == 2, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "error" in line]
+    assert ("evidence.markets (btc-4h): its candles are 4h bars and the sweep's are 1h bars"
+            in line), line
+    assert "give it 1h candles of that market" in line
+    assert not (tmp_path / "logs").exists()
+    # The same candles at the sweep's interval pass.
+    hourly_market = {"name": "btc-1h", "data": {"path": None}}
+    assert preflight(load_config(raw=tiny_config(
+        evidence={"markets": [hourly_market]}))).data["bars"] == 9504

@@ -156,7 +156,8 @@ def check_evidence(config: SweepConfig, data: dict[str, Any]) -> None:
     CPCV split with ``objective.min_train_bars`` bars to train on
     (:func:`~cryptosweep.trading.objective.check_cpcv`), regime windows that label some bars
     (:func:`check_regimes`), and every other market's candles and
-    folds (as :func:`~cryptosweep.trading.objective.check_spec` checks the sweep's own), errors
+    folds (as :func:`~cryptosweep.trading.objective.check_spec` checks the sweep's own) and
+    their bar interval (the sweep's: what a configuration's settings count is bars), errors
     naming the market."""
     cpcv = config.evidence.cpcv
     if cpcv.enabled and data["development_bars"] < cpcv.groups * 2:
@@ -169,9 +170,18 @@ def check_evidence(config: SweepConfig, data: dict[str, Any]) -> None:
     spec = config.objective_spec()
     for market in config.evidence.markets:
         try:
-            check_spec(spec.model_copy(update={"data": market.data}))
+            other = check_spec(spec.model_copy(update={"data": market.data}))
         except (ConfigError, DataError) as exc:
             raise type(exc)(f"evidence.markets ({market.name}): {exc}") from None
+        if other["bar_interval"] != data["bar_interval"]:
+            # Holding periods, embargo, min_train_bars and every feature's window count bars:
+            # on other bars a configuration is another strategy, scored beside this one.
+            raise ConfigError(
+                f"evidence.markets ({market.name}): its candles are {other['bar_interval']} "
+                f"bars and the sweep's are {data['bar_interval']} bars; a configuration's "
+                "holding period, the embargo and the features count bars, so there it would "
+                f"trade another strategy: give it {data['bar_interval']} candles of that market"
+            )
 
 
 def check_regimes(config: SweepConfig, data: dict[str, Any]) -> None:
