@@ -302,6 +302,21 @@ def test_the_cpcv_criterion_reads_the_winners_lower_path_quantile():
                                      f"{'>=' if passed else '<'} 0 over 5 paths")
 
 
+def test_the_cpcv_criterion_fails_a_winner_that_trades_on_no_path():
+    """Every path without a trade has a Sharpe ratio of 0: the gate said "[pass] CPCV path
+    Sharpe 25th percentile 0.00 >= 0 over 3 paths" (a real run on the EURUSD candles)."""
+    gated = results()
+    gated["config"]["evidence"]["cpcv"].update(enabled=True, min_path_quantile=0.0)
+    entry = {"eval_id": 7, "gate_quantile": 0.0, "n_paths": 3, "path_trades": [0, 0, 0]}
+    gated["statistics"] = {"cpcv": {"entries": [entry]}}
+    criterion = {c["name"]: c for c in decide(gated)["criteria"]}["cpcv"]
+    assert not criterion["passed"]
+    assert criterion["text"] == "CPCV paths not judged (no trade on any of the winner's 3 paths)"
+    entry["path_trades"] = [0, 4, 0]  # one path traded: its quantile is judged as before
+    criterion = {c["name"]: c for c in decide(gated)["criteria"]}["cpcv"]
+    assert criterion["passed"] and criterion["text"].startswith("CPCV path Sharpe 25th")
+
+
 def test_the_gate_judges_the_dsr_its_trial_count_names():
     """The gate judges the DSR the run's ``deployment.trial_count`` named (recorded with the
     statistics): the effective number of trials, or the ledger's full count when asked, when

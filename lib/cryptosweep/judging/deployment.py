@@ -245,6 +245,13 @@ def _cpcv(block: Mapping[str, Any], best: Mapping[str, Any], settings: CPCVSetti
         return _criterion("cpcv", None, minimum, False,
                           "no CPCV paths of the winner to judge")
     value = float(entry["gate_quantile"])
+    trades = entry.get("path_trades")
+    if trades and not any(trades):
+        # A path that never trades has a Sharpe ratio of 0, which passed min_path_quantile 0
+        # ("0.00 >= 0 over 3 paths") on no evidence at all, as the DSR of flat returns is not.
+        return _criterion("cpcv", value, minimum, False,
+                          f"CPCV paths not judged (no trade on any of the winner's "
+                          f"{len(trades)} paths)")
     passed = value >= minimum
     return _criterion("cpcv", value, minimum, passed,
                       f"CPCV path Sharpe {level} {against(value, minimum)} "
