@@ -223,6 +223,42 @@ def test_bad_layouts_exit_2_with_one_line_before_anything_is_made(
     assert not log_dir.exists()
 
 
+@pytest.mark.parametrize(("evidence", "message"), [
+    ({"cpcv": {"enabled": True, "groups": 16, "test_groups": 15}},
+     "evidence.cpcv.test_groups: the split that trains on group 15"),
+    ({"regimes": {"volatility_min_history": 1480}},
+     "evidence.regimes.volatility_min_history: the regimes need 1504 bars"),
+    ({"markets": [{"name": "btc-4h", "data": {"path": "btc_4h.csv", "format": "generic",
+                                              "columns": {"timestamp": "timestamp"}}}]},
+     "evidence.markets (btc-4h): its candles are 4h bars and the sweep's are 1h bars"),
+])
+def test_evidence_a_window_cannot_hold_exits_2_before_anything_is_made(
+        tmp_path, capsys, evidence, message):
+    """The whole file's 7,604 development bars pass these settings, a window's 1,200 do not:
+    ``validate`` said ok, and ``walkforward`` wrote its folder and walkforward.json before
+    window 0's own sweep refused them (without naming the window); so was another market
+    of another bar interval (the walk-forward runs no preflight of the whole config)."""
+    evidence = json.loads(json.dumps(evidence))  # the parameters are shared between runs
+    if "markets" in evidence:
+        hourly = pd.read_csv(sample_data_path(), usecols=range(6))
+        hourly["timestamp"] = pd.to_datetime(hourly.pop("open_time"), unit="ms", utc=True)
+        four_hours = hourly.set_index("timestamp").resample("4h").agg(
+            {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+        four_hours.to_csv(tmp_path / "btc_4h.csv")
+        evidence["markets"][0]["data"]["path"] = str(tmp_path / "btc_4h.csv")
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(wf_config(evidence=evidence)), encoding="utf-8")
+    log_dir = tmp_path / "logs"
+    code = main(["walkforward", "--config", str(path), "--log-dir", str(log_dir),
+                 "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert err.startswith("cryptosweep: error: walk_forward window 0 (in-sample 2022-08-04 "
+                          f"12:00:00+00:00 .. 2022-10-05 23:00:00+00:00): {message}"), err
+    assert not log_dir.exists()
+
+
 @pytest.mark.slow
 def test_notebook_resumes_a_finished_walkforward_and_its_report_draws_offline(
         one_worker, tmp_path):

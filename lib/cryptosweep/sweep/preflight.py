@@ -151,14 +151,15 @@ def longest_holding(config: SweepConfig) -> int:
     return int(max(choices) if choices is not None else dimension.high)
 
 
-def check_evidence(config: SweepConfig, data: dict[str, Any]) -> None:
+def check_evidence(config: SweepConfig, data: dict[str, Any], *, markets: bool = True) -> None:
     """The ``evidence`` section against the data: CPCV groups of at least 2 bars each, every
     CPCV split with ``objective.min_train_bars`` bars to train on
     (:func:`~cryptosweep.trading.objective.check_cpcv`), regime windows that label some bars
     (:func:`check_regimes`), and every other market's candles and
     folds (as :func:`~cryptosweep.trading.objective.check_spec` checks the sweep's own) and
     their bar interval (the sweep's: what a configuration's settings count is bars), errors
-    naming the market."""
+    naming the market (``markets=False``: not the other markets, which do not depend on the
+    sweep's range: a walk-forward checks them with its first window only)."""
     cpcv = config.evidence.cpcv
     if cpcv.enabled and data["development_bars"] < cpcv.groups * 2:
         raise ConfigError(f"evidence.cpcv.groups: {cpcv.groups} groups of "
@@ -168,7 +169,7 @@ def check_evidence(config: SweepConfig, data: dict[str, Any]) -> None:
                    longest_holding(config))
     check_regimes(config, data)
     spec = config.objective_spec()
-    for market in config.evidence.markets:
+    for market in config.evidence.markets if markets else ():
         try:
             other = check_spec(spec.model_copy(update={"data": market.data}))
         except (ConfigError, DataError) as exc:

@@ -17,9 +17,10 @@ from typing import Any
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.config_files import validate_config
-from cryptosweep.core.errors import ConfigError
+from cryptosweep.core.errors import ConfigError, DataError
 from cryptosweep.core.reproducibility import derive_seed
 from cryptosweep.core.settings import CategoricalDimension
+from cryptosweep.sweep.preflight import check_evidence, check_holding_period
 from cryptosweep.trading.objective import check_spec
 from cryptosweep.trading.steps import load_market
 from cryptosweep.walkforward.windows import Window, check_against_labels, plan_windows
@@ -73,7 +74,9 @@ def plan(config: SweepConfig, master_seed: int) -> list[WindowPlan]:
     """Every window of ``config.walk_forward`` on the config's data (its ``data.start`` ..
     ``data.end`` when given), checked: the layout fits, segments can hold a trade, the
     embargo covers the labels, and every window's sweep passes
-    :func:`~cryptosweep.trading.objective.check_spec`. Nothing is written."""
+    :func:`~cryptosweep.trading.objective.check_spec` and the checks of its bars its own
+    preflight makes (:func:`~cryptosweep.sweep.preflight.check_holding_period`,
+    :func:`~cryptosweep.sweep.preflight.check_evidence`). Nothing is written."""
     settings = config.walk_forward
     if settings is None:
         raise ConfigError("walkforward: the config has no walk_forward section (set at least "
@@ -101,9 +104,15 @@ def plan(config: SweepConfig, master_seed: int) -> list[WindowPlan]:
                            end=bound(window.is_stop))
         sweep_config = validate_config(raw, where)
         try:
-            check_spec(sweep_config.objective_spec())
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            data = check_spec(sweep_config.objective_spec())
+            # What the window's own sweep checks of its bars before it starts: a CPCV split or
+            # regime windows that need more bars than a window holds were refused there, after
+            # the walk-forward's folder and its earlier windows (the other markets do not
+            # depend on the window: checked with the first).
+            check_holding_period(sweep_config, data)
+            check_evidence(sweep_config, data, markets=not plans)
+        except (ConfigError, DataError) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
         trade_data = config.data.model_copy(update={
             "holdout_fraction": 0.0, "start": index[window.is_start].isoformat(),
             "end": bound(window.oos_stop)})
