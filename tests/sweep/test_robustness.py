@@ -3,6 +3,8 @@ was journaled with other settings is; each bar's return in the regime known befo
 
 from __future__ import annotations
 
+import pytest
+
 from cryptosweep.core.config_files import load_config
 from cryptosweep.judging.explained import explained
 from cryptosweep.records.journal import Journal
@@ -163,3 +165,29 @@ def test_warm_up_bars_are_never_the_regime_that_carries_the_return(tmp_path):
     assert line.value == f"positive in 0 of {labelled} regimes"
     assert "225 bars without a regime (warm-up)" in line.meaning
     assert "carries" not in line.meaning
+
+
+def test_a_cpcv_task_whose_worker_died_on_every_attempt_stops_the_run_in_one_line(tmp_path):
+    """dask's KilledWorker (a worker OOM-killed while fitting C(N, k) splits, max_retries + 1
+    times) came back from the end of the sweep as a traceback, exit 1; now one line naming
+    the task, exit 6, and nothing of it journaled (a resume runs it again)."""
+    from types import SimpleNamespace
+
+    from distributed.scheduler import KilledWorker
+
+    from cryptosweep.core.errors import InfrastructureError
+    from cryptosweep.execution.worker import TaskOutcome
+    from cryptosweep.sweep.finalize import _journal
+
+    killed = KilledWorker("final-cpcv-3-3", SimpleNamespace(address="tcp://127.0.0.1:4"), 3)
+    payload = {"task": "cpcv-3", "kind": "cpcv", "eval_id": 3, "groups": 4, "test_groups": 2}
+    journal = Journal(tmp_path / "sweep.db")
+    with pytest.raises(InfrastructureError) as error:
+        _journal(iter([TaskOutcome(payload, error=killed)]), journal, 1)
+    held = journal.get_extra(CPCV)
+    journal.close()
+    message = str(error.value)
+    assert error.value.exit_code == 6 and "\n" not in message
+    assert message.startswith("end of the sweep: cpcv-3: its worker process died on every "
+                              "attempt (out of memory?): Attempted to run task")
+    assert message.endswith("then --resume") and held == {}

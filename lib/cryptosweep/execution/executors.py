@@ -362,6 +362,16 @@ async def _exit_worker_process() -> None:  # pragma: no cover - runs in (and end
     os._exit(70)
 
 
+def worker_died(exc: BaseException) -> bool:
+    """Whether ``exc`` is dask's ``KilledWorker``: the task's worker process died on every
+    attempt (:meth:`DaskExecutor.run_tasks`), which says nothing the task computed."""
+    try:
+        from distributed.scheduler import KilledWorker
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return False
+    return isinstance(exc, KilledWorker)
+
+
 def _failure(eval_id: int, status: str, error: str) -> Outcome:
     now = time.time()
     return Outcome(eval_id=eval_id, status=status, score=None, metrics=None, error=error,

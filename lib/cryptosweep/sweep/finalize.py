@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from cryptosweep.core.config import ObjectiveSpec, SweepConfig
+from cryptosweep.core.errors import InfrastructureError
 from cryptosweep.core.faults import infrastructure_fault
 from cryptosweep.core.files import (
     canonical_json,
@@ -33,7 +34,7 @@ from cryptosweep.core.files import (
     write_json_atomic,
     write_text_atomic,
 )
-from cryptosweep.execution.executors import Executor, InProcessExecutor
+from cryptosweep.execution.executors import Executor, InProcessExecutor, worker_died
 from cryptosweep.execution.worker import TaskOutcome, run_final_task
 from cryptosweep.judging.deployment import decide
 from cryptosweep.judging.edge import edge
@@ -350,6 +351,12 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
                 champion_error = f"{type(outcome.error).__name__}: {outcome.error}"
                 log.warning("the champion's re-evaluation failed: %s", champion_error)
                 continue
+            if worker_died(outcome.error):  # was dask's traceback, exit 1
+                raise InfrastructureError(
+                    f"end of the sweep: {payload['task']}: its worker process died on every "
+                    f"attempt (out of memory?): {' '.join(str(outcome.error).split())} Nothing "
+                    "of it is journaled: give the workers more memory (or fewer of them), "
+                    "then --resume")
             raise outcome.error
         result = outcome.result
         if payload["kind"] == "holdout":
