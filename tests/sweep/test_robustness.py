@@ -189,5 +189,6 @@ def test_a_cpcv_task_whose_worker_died_on_every_attempt_stops_the_run_in_one_lin
     message = str(error.value)
     assert error.value.exit_code == 6 and "\n" not in message
     assert message.startswith("end of the sweep: cpcv-3: its worker process died on every "
-                              "attempt (out of memory?): Attempted to run task")
-    assert message.endswith("then --resume") and held == {}
+                              "attempt (out of memory? give the workers more memory, or run "
+                              "fewer of them; dask: Attempted to run task 'final-cpcv-3-3'")
+    assert message.endswith("killed.html)") and held == {}

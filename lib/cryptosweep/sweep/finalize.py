@@ -352,11 +352,12 @@ def _journal(outcomes: Iterator[TaskOutcome], journal: Journal, expected: int) -
                 log.warning("the champion's re-evaluation failed: %s", champion_error)
                 continue
             if worker_died(outcome.error):  # was dask's traceback, exit 1
+                # The runner adds that nothing was recorded, and the resume command.
+                dask = " ".join(str(outcome.error).split()).rstrip(".")
                 raise InfrastructureError(
                     f"end of the sweep: {payload['task']}: its worker process died on every "
-                    f"attempt (out of memory?): {' '.join(str(outcome.error).split())} Nothing "
-                    "of it is journaled: give the workers more memory (or fewer of them), "
-                    "then --resume")
+                    f"attempt (out of memory? give the workers more memory, or run fewer of "
+                    f"them; dask: {dask})")
             raise outcome.error
         result = outcome.result
         if payload["kind"] == "holdout":
