@@ -255,7 +255,8 @@ def _cpcv(block: Mapping[str, Any], best: Mapping[str, Any], settings: CPCVSetti
     passed = value >= minimum
     return _criterion("cpcv", value, minimum, passed,
                       f"CPCV path Sharpe {level} {against(value, minimum)} "
-                      f"{'>=' if passed else '<'} {minimum:g} over {entry.get('n_paths')} paths")
+                      f"{'>=' if passed else '<'} {minimum:g} over {entry.get('n_paths')} "
+                      f"path{'' if entry.get('n_paths') == 1 else 's'}")
 
 
 def _beats_champion(best: Mapping[str, Any], metric: str, champion: Mapping[str, Any],

@@ -182,7 +182,7 @@ def _beyond_one_path(stats: Mapping[str, Any], winner: Any) -> list[Explained]:
         rows.append(Explained(
             "CPCV path Sharpe ratios", f"median {_f(q.get('0.5'))}, 25th percentile "
             f"{_f(q.get('0.25'))}, {100 * entry['fraction_positive']:.0f}% positive over "
-            f"{entry['n_paths']} paths",
+            f"{entry['n_paths']} path{'' if entry['n_paths'] == 1 else 's'}",
             f"the winner re-fitted on every combination of {cpcv.get('test_groups')} of "
             f"{cpcv.get('groups')} purged groups of the development bars and traded on each "
             "of the backtest paths they form (annualised): one walk-forward path is one draw "
