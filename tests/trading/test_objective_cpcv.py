@@ -4,6 +4,7 @@ Sharpe ratio per path, φ[N, k] paths, every split's training purged of its test
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +113,38 @@ def test_each_split_is_weighted_as_a_walk_forward_fold_is():
         returns = backtest_bars(market, np.arange(n_dev), proba, trading, settings).returns
         sharpe.append(returns.mean() / returns.std(ddof=1) * math.sqrt(8760.0))
     assert out["path_sharpe"] == pytest.approx(sharpe, rel=1e-12)
+
+
+def test_path_sharpe_ratios_are_annualised_with_a_weekend_closed_markets_own_density(
+        monkeypatch):
+    """The ``backtesting`` package's EURUSD hourly candles (closed at weekends): each path's
+    Sharpe ratio is its per-bar mean / std (ddof=1) times the square root of the candles' own
+    bars a year, counted here from their first open to their last close (about 6,201, not
+    the 8,760 of a market open around the clock, which would read 19 % high)."""
+    import pandas as pd
+
+    import cryptosweep.trading.objective as objective
+
+    backtesting_test = pytest.importorskip("backtesting.test")
+    eurusd = Path(backtesting_test.__file__).parent / "EURUSD.csv"
+    spec = _spec(rounds_per_unit=2.0, min_train_bars=200)
+    spec["data"] = {"path": str(eurusd), "format": "generic", "holdout_fraction": 0.2,
+                    "columns": {"timestamp": "Unnamed: 0", "open": "Open", "high": "High",
+                                "low": "Low", "close": "Close", "volume": "Volume"}}
+    params = {**PARAMS, "trading": {**PARAMS["trading"], "threshold": 0.1}}
+    paths = []
+    performance = objective.performance
+
+    def kept(returns, trades, positions, periods_per_year):
+        paths.append(np.asarray(returns, dtype="float64"))
+        return performance(returns, trades, positions, periods_per_year=periods_per_year)
+
+    monkeypatch.setattr(objective, "performance", kept)
+    out = evaluate_cpcv(params, 1.0, 7, spec, 3, 1)
+    stamps = pd.to_datetime(pd.read_csv(eurusd, usecols=[0]).iloc[:, 0])
+    covered = (stamps.iloc[-1] - stamps.iloc[0] + pd.Timedelta(hours=1)).total_seconds()
+    per_year = len(stamps) * 365 * 86400 / covered
+    assert 6150 < per_year < 6250
+    assert len(paths) == out["n_paths"] == 1 and out["path_trades"][0] > 0
+    expected = paths[0].mean() / paths[0].std(ddof=1) * math.sqrt(per_year)
+    assert out["path_sharpe"] == pytest.approx([expected], rel=1e-12)
