@@ -115,3 +115,23 @@ def test_another_market_of_another_bar_interval_is_refused_before_the_run_folder
     hourly_market = {"name": "btc-1h", "data": {"path": None}}
     assert preflight(load_config(raw=tiny_config(
         evidence={"markets": [hourly_market]}))).data["bars"] == 9504
+
+
+def test_checking_cpcv_splits_holds_one_split_at_a_time():
+    """16 groups, 8 tested: ``validate`` held all C(16, 8) = 12,870 training sets at once (1 GB
+    for the 7,604 development bars of the bundled sample; tens of GB for a year of minute
+    bars). 14 of 7 here (3,432 splits, 200 MB at once): now a few MB."""
+    import tracemalloc
+
+    from cryptosweep.trading.objective import check_cpcv
+    from cryptosweep.trading.steps import load_market
+
+    config = load_config(raw=_cpcv(14, 7))
+    load_market(config.objective_spec())  # the candles and features, cached: not counted
+    tracemalloc.start()
+    try:
+        check_cpcv(config.objective_spec(), 14, 7, 24)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20e6, f"{peak / 1e6:.0f} MB"

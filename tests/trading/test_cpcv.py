@@ -14,7 +14,9 @@ from cryptosweep.trading.cpcv import (
     assemble_paths,
     cpcv_splits,
     group_bounds,
+    iter_purged_splits,
     n_paths,
+    purged_splits,
 )
 
 
@@ -192,3 +194,20 @@ def test_n_paths_and_assembly_reject_bad_arguments():
         assemble_paths([*splits[:-1], splits[0]], 6, 2)
     with pytest.raises(ValueError, match="splits"):
         assemble_paths(splits, 6, 3)
+
+
+def test_splits_one_at_a_time_are_the_same_and_bad_arguments_raise_at_the_call():
+    """``iter_purged_splits`` (what the objective and the preflight use, never holding all
+    C(N, k) training sets) gives ``purged_splits``' splits in order, and refuses bad
+    arguments when called, not at the first split."""
+    label_end = _label_end(50, longest=4)
+    lazy = iter_purged_splits(50, 5, 2, label_end, embargo_bars=2)
+    assert iter(lazy) is lazy
+    for one, other in itertools.zip_longest(lazy, purged_splits(50, 5, 2, label_end, 2)):
+        assert one.test_groups == other.test_groups
+        np.testing.assert_array_equal(one.train, other.train)
+        np.testing.assert_array_equal(one.test, other.test)
+    with pytest.raises(ValueError, match="n_test_groups"):
+        iter_purged_splits(50, 5, 5, label_end)
+    with pytest.raises(ValueError, match="embargo_bars"):
+        iter_purged_splits(50, 5, 2, label_end, embargo_bars=-1)

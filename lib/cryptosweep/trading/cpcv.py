@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,18 +117,36 @@ def purged_splits(
     """The splits of :func:`cpcv_splits` (same arguments, same rules) with no minimum number of
     training bars: a split may train on none. For callers that judge the training sets
     themselves (the preflight counts their bars with complete features)."""
+    return list(iter_purged_splits(n_bars, n_groups, n_test_groups, label_end, embargo_bars))
+
+
+def iter_purged_splits(
+    n_bars: int,
+    n_groups: int,
+    n_test_groups: int,
+    label_end: np.ndarray,
+    embargo_bars: int = 0,
+) -> Iterator[CPCVSplit]:
+    """:func:`purged_splits` one split at a time, the arguments checked at the call (a
+    ``ValueError`` before the first split). A list of the ``C(N, k)`` splits holds
+    ``C(N, k) · n_bars`` bar positions: 16 groups, 8 tested, took 1 GB for 9,500 hourly bars
+    and would take tens of GB for a year of minute bars; one at a time, one split's worth."""
     _check_combination(n_groups, n_test_groups)
     bounds = group_bounds(n_bars, n_groups)
     label_end = _check_label_end(label_end, n_bars)
     if isinstance(embargo_bars, bool) or int(embargo_bars) != embargo_bars or embargo_bars < 0:
         raise ValueError(f"embargo_bars must be an integer >= 0, got {embargo_bars!r}")
-    bars = np.arange(n_bars, dtype="int64")
     # Per group: where it starts, and where its forbidden window (test labels + embargo) ends.
     window_end = [
         max(stop - 1, int(label_end[start:stop].max())) + int(embargo_bars)
         for start, stop in bounds
     ]
-    splits = []
+    return _splits(n_bars, n_groups, n_test_groups, label_end, bounds, window_end)
+
+
+def _splits(n_bars: int, n_groups: int, n_test_groups: int, label_end: np.ndarray,
+            bounds: list[tuple[int, int]], window_end: list[int]) -> Iterator[CPCVSplit]:
+    bars = np.arange(n_bars, dtype="int64")
     for groups in itertools.combinations(range(n_groups), n_test_groups):
         in_test = np.zeros(n_bars, dtype=bool)
         dropped = np.zeros(n_bars, dtype=bool)
@@ -136,9 +154,7 @@ def purged_splits(
             start, stop = bounds[g]
             in_test[start:stop] = True
             dropped |= (bars <= window_end[g]) & (label_end >= start)
-        splits.append(CPCVSplit(test_groups=groups, train=bars[~in_test & ~dropped],
-                                test=bars[in_test]))
-    return splits
+        yield CPCVSplit(test_groups=groups, train=bars[~in_test & ~dropped], test=bars[in_test])
 
 
 def assemble_paths(

@@ -62,7 +62,7 @@ from cryptosweep.core.settings import ObjectiveSettings
 from cryptosweep.core.vocabulary import THRESHOLD_SEARCH
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
-from cryptosweep.trading.cpcv import CPCVSplit, assemble_paths, group_bounds, purged_splits
+from cryptosweep.trading.cpcv import CPCVSplit, assemble_paths, group_bounds, iter_purged_splits
 from cryptosweep.trading.data import data_files, sample_data_path
 from cryptosweep.trading.features import WARM_UP_BARS
 from cryptosweep.trading.fidelity import fidelity_at
@@ -310,19 +310,25 @@ def evaluate_cpcv(
     market = load_market(spec)
     n_dev = market.holdout_start
     labels, label_end = training_labels(market, trading, settings, n_dev)
-    splits = _cpcv_splits(n_dev, groups, test_groups, label_end, settings.embargo_bars)
-    short = next((split for split in splits if len(split.train) < settings.min_train_bars),
-                 None)
+    # Every split checked before any is fitted, then made again one at a time to be fitted:
+    # never all C(groups, test_groups) training sets at once (iter_purged_splits).
+    short = next((split for split in _cpcv_splits(n_dev, groups, test_groups, label_end,
+                                                  settings.embargo_bars)
+                  if len(split.train) < settings.min_train_bars), None)
     if short is not None:
         raise _short_split(short, groups, settings,
                            f"keeps {len(short.train)} bars after purging and embargo")
-    if splits_used is not None:
-        splits_used.extend(splits)
     repro = trial_reproducibility(spec, seed, device)
     bounds = group_bounds(n_dev, groups)
     predicted: list[dict[int, np.ndarray]] = []
     train_bars = []
-    for index, split in enumerate(splits):
+    splits = []  # their test groups only, for assemble_paths
+    nothing = np.empty(0, dtype="int64")
+    for index, split in enumerate(_cpcv_splits(n_dev, groups, test_groups, label_end,
+                                               settings.embargo_bars)):
+        if splits_used is not None:
+            splits_used.append(split)
+        splits.append(CPCVSplit(test_groups=split.test_groups, train=nothing, test=nothing))
         train = usable_rows(split.train, market.features, labels, f"CPCV split {index}")
         train_bars.append(len(train))
         # Weighted as the walk-forward folds, the holdout and production weight it: without
@@ -389,10 +395,11 @@ def check_cpcv(spec: ObjectiveSpec | dict[str, Any], groups: int, test_groups: i
 
 
 def _cpcv_splits(n_dev: int, groups: int, test_groups: int, label_end: np.ndarray,
-                 embargo_bars: int) -> list[CPCVSplit]:
-    """:func:`~cryptosweep.trading.cpcv.purged_splits`, its ``ValueError`` a ``ConfigError``."""
+                 embargo_bars: int) -> Iterator[CPCVSplit]:
+    """:func:`~cryptosweep.trading.cpcv.iter_purged_splits` (one split at a time), its
+    ``ValueError`` a ``ConfigError``."""
     try:
-        return purged_splits(n_dev, groups, test_groups, label_end, embargo_bars)
+        return iter_purged_splits(n_dev, groups, test_groups, label_end, embargo_bars)
     except ValueError as exc:
         raise ConfigError(f"evidence.cpcv: {exc}") from None
 
