@@ -401,6 +401,25 @@ def test_a_second_update_at_once_is_refused(binance, store) -> None:
     assert store.read_bytes() == before and binance.requests == []
 
 
+def test_a_symbolic_link_to_the_file_is_followed_and_kept(binance, store, bundled) -> None:
+    """data.path a symbolic link (``current.csv -> BTCUSDT-1h.csv``): the new file was
+    renamed over the link, which became a file of its own, and the file it pointed to never
+    got the new bars (nor did another update of it, through its own name, wait for the lock)."""
+    links = store.parent / "links"
+    links.mkdir()
+    link = links / f"current{''.join(store.suffixes)}"
+    link.symlink_to(store)
+    binance.now_ms = opens(binance, STORED + 10)
+    summary = update(binance, link)
+    assert summary.bars_added == 10 and summary.path == store
+    assert link.is_symlink() and link.resolve() == store
+    pd.testing.assert_frame_equal(load_ohlcv(store), bundled.iloc[:STORED + 10],
+                                  check_freq=False)
+    assert sorted(p.name for p in links.iterdir()) == [link.name]
+    assert sorted(p.name for p in store.parent.iterdir()) == sorted(
+        [store.name, f".{store.name}.lock", "links"])
+
+
 def test_the_bundled_sample_is_never_updated(binance) -> None:
     with pytest.raises(DataError, match="bundled sample"):
         update(binance, sample_data_path())

@@ -35,7 +35,8 @@ stored bars plus the new ones. A ``.gz`` file gets the new rows as one more gzip
 1952 allows several; gzip, zcat and pandas read them as one stream), so every byte already
 stored stays as it was; a plain file gets them appended. An exclusive ``flock`` on a sibling
 ``.<name>.lock`` keeps two updates of one file apart (the second is refused, exit 2), and the
-file is checked unchanged (SHA-256) just before the rename. On ANY failure (refusal, network,
+file is checked unchanged (SHA-256) just before the rename. A symbolic link is followed: the file
+it points to is updated, the link kept. On ANY failure (refusal, network,
 disk, interruption) the file is byte-identical to before and no temporary file is left (a
 process killed outright leaves one: the next update of the file removes it, holding the lock).
 """
@@ -167,7 +168,7 @@ def check_update_settings(config: Any, environ: Mapping[str, str] | None = None)
     settings = config.data.update
     if settings is None:
         return
-    path = Path(_path_to_update(config))
+    path = _followed(Path(_path_to_update(config)))
     settings.resolved_base_url(environ)
     check_exchange_id(settings.exchange)
     check_interval(settings.interval)
@@ -218,7 +219,7 @@ def update_candles(
     :class:`~cryptosweep.core.errors.InfrastructureError` (exit 6) for the exchange or the disk
     failing. The file is untouched by any failure and by an update that finds nothing new.
     """
-    path = Path(path)
+    path = _followed(Path(path))
     check_exchange_id(exchange)
     check_interval(interval)
     if (isinstance(settle_bars, bool) or not isinstance(settle_bars, int)
@@ -268,7 +269,7 @@ def append_candles(
     guarantee of :func:`update_candles`; candles the file already holds must equal the stored
     ones and are not written again. ``now`` (default, and at the latest: this machine's
     clock): a candle closing after it is refused."""
-    path = Path(path)
+    path = _followed(Path(path))
     check_interval(interval)
     _check_updatable(path)
     local = pd.Timestamp.now(tz="UTC")
@@ -332,6 +333,18 @@ class _Stored:
         return cls(path=path, interval=interval, step=step, frame=frame, layout=layout,
                    raw=raw, digest=hashlib.sha256(raw).hexdigest(),
                    mode=stat.S_IMODE(os.stat(path).st_mode))
+
+
+def _followed(path: Path) -> Path:
+    """The file a symbolic link ``path`` points to (``path`` itself when it is none): the
+    update writes that file, next to it, and locks it; renaming the new file over the link
+    made the link a file of its own and left the file it pointed to without the new bars."""
+    if not path.is_symlink():
+        return path
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a loop of links: "no such file", as a dangling one
+        return path
 
 
 def _check_updatable(path: Path) -> None:
