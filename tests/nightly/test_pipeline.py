@@ -766,6 +766,23 @@ def test_build_summary_from_results_and_without_a_run(tmp_path):
     json.dumps(failed)  # plain JSON
 
 
+def test_the_chat_line_says_the_candles_were_not_updated(tmp_path):
+    """An exchange that could not be reached is a warning and the night sweeps the stored
+    candles: the chat line said "success ... Approved" as on fresh candles, the failure only
+    in the JSON's data_update."""
+    run = fake_run(tmp_path, "nightly_20200101_020000", "complete", results=True, report=True)
+    error = "binance (https://api.binance.com:443): fetching BTC/USDT 1h candles failed: timed out"
+    failed = nightly.build_summary(run, 0, data_update={"error": error, "exit_code": 6})
+    assert failed["status"] == "success"
+    assert (f"PBO 0.10. Candles NOT updated (data update failed, exit 6: {error}); the sweep ran "
+            "on the candles already stored. Report: ") in failed["text"]
+    stale = "no new closed candle, though 30 bars have closed since the stored last bar"
+    warned = nightly.build_summary(run, 0, data_update={"bars_added": 0, "warnings": [stale]})
+    assert f"PBO 0.10. Data update WARNING: {stale}. Report: " in warned["text"]
+    fine = nightly.build_summary(run, 0, data_update={"bars_added": 24, "warnings": []})
+    assert fine["text"] == nightly.build_summary(run, 0)["text"]
+
+
 def test_summary_carries_the_deployment_decision(tmp_path):
     run = fake_run(tmp_path, "nightly_20200101_020000", "complete", results=True, report=True)
     results = results_file(run)

@@ -150,6 +150,7 @@ def summary_text(summary: dict[str, Any]) -> str:
                 f"({summary['reason']}).")
         if summary.get("message"):
             text += f" {summary['message']}"
+    text += _data_update_text(summary.get("data_update"))
     earlier = summary.get("earlier_champion_step") or {}
     if earlier.get("champion"):
         text += f" {_capital(earlier['champion'])}."
@@ -159,6 +160,20 @@ def summary_text(summary: dict[str, Any]) -> str:
     if summary.get("report"):
         text += f" Report: {summary['report']}"
     return text
+
+
+def _data_update_text(update: Any) -> str:
+    """What the chat line says of tonight's candle update: nothing when it went as it should;
+    a failed one (the exchange unreachable: the sweep ran on the candles already stored) and
+    its warnings (a stale exchange, clocks apart, gaps appended across) said next to the
+    verdict they qualify, which the line otherwise gave as if on fresh candles."""
+    if not isinstance(update, dict):
+        return ""
+    if update.get("error"):
+        return (f" Candles NOT updated (data update failed, exit {update.get('exit_code')}: "
+                f"{update['error']}); the sweep ran on the candles already stored.")
+    warnings = [str(w) for w in update.get("warnings") or []]
+    return "".join(f" Data update WARNING: {w}." for w in warnings)
 
 
 def _capital(text: str) -> str:
