@@ -120,3 +120,22 @@ def test_the_section_lives_in_the_config_and_out_of_the_results_hash(tmp_path: P
     assert config_hash(plain.canonical()) == config_hash(updated.canonical())
     with pytest.raises(ConfigError, match=r"data\.update"):
         validate_config(tiny_config(data__update={**BASE, "exchnage": "kraken"}))
+
+
+def test_a_base_url_with_a_path_is_refused_without_showing_it() -> None:
+    """A proxy's token in the path of the config's base_url was accepted, and the config is
+    journaled whole into every run folder (sweep.db, results), though no message ever shows
+    that path; it belongs in the variable base_url_env names, as credentials do."""
+    from cryptosweep.core.config_files import validate_config
+    from tests.support import tiny_config
+
+    token = "XoXb-9f8e7d6c5b4a"
+    with pytest.raises(ConfigError, match=r"data\.update\.base_url: .*without a path") as caught:
+        validate_config(tiny_config(data__update={
+            **BASE, "base_url": f"https://proxy.example:8443/k/{token}"}))
+    assert token not in str(caught.value) and "\n" not in str(caught.value)
+    for allowed in ("https://proxy.example:8443", "https://proxy.example:8443/"):
+        assert DataUpdateSettings(**BASE, base_url=allowed).base_url == allowed
+    settings = DataUpdateSettings(**BASE, base_url_env="MIRROR_URL")
+    url = f"https://proxy.example/k/{token}"
+    assert settings.resolved_base_url({"MIRROR_URL": url}) == url

@@ -117,8 +117,8 @@ class DataUpdateSettings(Strict):
                           "4h, 1d, 1w (fixed lengths only); must be the file's interval")
     base_url: str | None = Field(
         default=None, description="another scheme://host[:port] for the exchange's REST API "
-        "(a mirror or proxy); no user, password or query: put a URL with credentials in the "
-        "environment variable named by base_url_env instead",
+        "(a mirror or proxy); no user, password, path or query: put a URL with credentials or "
+        "a path in the environment variable named by base_url_env instead",
     )
     base_url_env: str | None = Field(
         default=None, description="name of an environment variable holding base_url (may hold "
@@ -195,6 +195,13 @@ class DataUpdateSettings(Strict):
             raise ValueError("base_url must hold no user, password, query or fragment (config "
                              "files are copied into run folders): name an environment variable "
                              "holding it in base_url_env instead")
+        if parts.path not in ("", "/"):
+            # The path of a base URL (a proxy's token) is never shown in a message, but the
+            # config is journaled whole into every run folder (sweep.db, results).
+            raise ValueError("base_url must be scheme://host[:port], without a path (config "
+                             "files are copied into run folders, and a path may hold a proxy's "
+                             "token): name an environment variable holding a URL with a path "
+                             "in base_url_env instead")
         return value
 
     @field_validator("base_url_env")
