@@ -122,6 +122,25 @@ def test_a_stale_source_is_a_warning_in_the_summary(binance, store) -> None:
     assert not _warned(update(binance, store), "no new closed candle")
 
 
+def test_candles_stopping_part_way_are_a_warning_in_the_summary(binance, store) -> None:
+    """An exchange or mirror that stops answering part-way (an empty page in the middle of
+    the range, candles that end hours before now) appended what it gave and said nothing: only
+    an update with no new bar at all was warned of."""
+    binance.now_ms = opens(binance, STORED + 10)
+    binance.missing = {opens(binance, i) for i in range(STORED + 5, STORED + 10)}
+    summary = update(binance, store, limit=3)
+    assert summary.bars_added == 5 and summary.complete
+    assert _warned(summary, f"the exchange's candles stop at {summary.last_bar.isoformat()}, "
+                            "though 5 more bars have closed since"), summary.warnings
+    binance.missing = set()
+    binance.now_ms = opens(binance, STORED + 20) + 30 * 60_000
+    summary = update(binance, store, limit=3)
+    assert summary.bars_added == 15 and not _warned(summary, "more bars have closed since")
+    binance.now_ms = opens(binance, STORED + 40)
+    summary = update(binance, store, max_bars=5)  # max_bars says so itself
+    assert not summary.complete and not _warned(summary, "more bars have closed since")
+
+
 def test_an_empty_answer_is_a_warning_in_the_summary(binance, store) -> None:
     before = store.read_bytes()
     binance.now_ms = opens(binance, STORED + 5)

@@ -95,8 +95,9 @@ class UpdateSummary:
     ``max_bars`` stopped the update early (run it again), ``requests`` candle requests made,
     ``warnings`` what must be shown loudly, each also in the summary's line: the exchange's
     clock far from this machine's (see :mod:`cryptosweep.marketdata.exchange`), an empty
-    answer, no new bar although two or more have closed since the stored last bar (a stale
-    source), gaps appended across with ``allow_gaps``."""
+    answer, candles stopping two or more closed bars before ``now`` (no new bar at all, or an
+    exchange that stopped answering part-way: a stale source), gaps appended across with
+    ``allow_gaps``."""
 
     path: Path
     interval: str
@@ -245,7 +246,7 @@ def update_candles(
         summary = _append(stored, settled, settled_by, allow_gaps=allow_gaps,
                           max_jump=max_jump, reread_last_bar=True)
     silent = _silent_source_warning(stored, fetched.candles, settled_by, fetched.requests,
-                                    summary.bars_added)
+                                    summary.last_bar, fetched.complete)
     summary = _with(summary, exchange=exchange, symbol=symbol, now=fetched.now,
                     dropped_unclosed=len(fetched.dropped),
                     settling=len(fetched.candles) - len(settled), complete=fetched.complete,
@@ -568,23 +569,30 @@ def _gap_warning(stored: _Stored, new: pd.DataFrame) -> str | None:
 
 
 def _silent_source_warning(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp,
-                           requests: int, bars_added: int) -> str | None:
-    """What the summary must say when the exchange gave nothing new where it should have: no
-    closed candle (not even the stored last bar, which an answer from it on holds first), or
-    no new bar although two or more bars have closed since the stored last bar closed (a
-    stale exchange or mirror, which would otherwise find "no new closed candles" every
-    night without a word). None otherwise."""
+                           requests: int, last_bar: pd.Timestamp, complete: bool) -> str | None:
+    """What the summary must say when the exchange gave less than it should have: no closed
+    candle (not even the stored last bar, which an answer from it on holds first), or candles
+    that stop two or more closed bars before ``now`` (``last_bar``: the file's last bar after
+    the update) though ``max_bars`` did not stop the paging: a stale exchange or mirror,
+    which would otherwise find "no new closed candles" every night without a word, or an
+    empty page in the middle of the range, which ends the paging where it is. None
+    otherwise."""
     last = stored.last_bar
     if requests and candles.empty:
         return (f"the exchange answered no closed candle from the stored last bar "
                 f"{last.isoformat()} on, not even that bar: check the symbol, base_url and the "
                 "exchange")
-    closed_since = (now - (last + stored.step)) // stored.step
-    if bars_added == 0 and closed_since >= 2:
+    closed_since = (now - (last_bar + stored.step)) // stored.step
+    if not complete or closed_since < 2:
+        return None
+    if last_bar == last:
         return (f"no new closed candle, though {closed_since} bars have closed since the stored "
                 f"last bar {last.isoformat()} (now {now.isoformat()}): a stale exchange or "
                 "mirror? check base_url and the exchange's status")
-    return None
+    return (f"the exchange's candles stop at {last_bar.isoformat()}, though {closed_since} more "
+            f"bars have closed since (now {now.isoformat()}): it answered no candle after that "
+            "one (a stale exchange or mirror? check base_url and the exchange's status; the "
+            "next update continues from there)")
 
 
 def _checked_frame(candles: pd.DataFrame) -> pd.DataFrame:
