@@ -52,6 +52,20 @@ def test_pages_through_closed_candles_equal_to_the_source(binance, bundled) -> N
         "/api/v3/exchangeInfo", "/api/v3/time", "/api/v3/klines"}
 
 
+def test_a_long_range_says_how_far_it_got(binance, caplog) -> None:
+    """A file months behind pages for a minute or more (100 requests of Binance's 1000): it
+    said nothing until the end, as a hang would."""
+    binance.now_ms = opens(binance, 250) + 1
+    with caplog.at_level(logging.INFO, logger="cryptosweep.marketdata.exchange"):
+        got = fetch(binance, opens(binance, 0), limit=10)
+    assert got.requests == 25 and len(got.candles) == 250
+    said = [r.getMessage() for r in caplog.records if "fetched so far" in r.getMessage()]
+    assert len(said) == 2, said
+    assert said[0].endswith(f"BTC/USDT 1h: 100 closed candle(s) fetched so far, up to "
+                            f"{got.candles.index[99].isoformat()} (10 requests; now "
+                            f"{got.now.isoformat()})"), said
+
+
 def test_the_unclosed_last_candle_is_dropped(binance, bundled) -> None:
     now = opens(binance, 60) + 20 * 60_000  # 20 minutes into bar 60
     got = fetch(binance, opens(binance, 50), now=now)

@@ -105,6 +105,9 @@ RETRY_AFTER_LIMIT_S = 60.0
 #: The exchange's clock and this machine's differing by more than this (or one bar interval,
 #: whichever is longer) is a warning naming both times.
 CLOCK_SKEW_LIMIT_S = 3600.0
+#: A long range (a file months behind: 100 requests and more, a minute or two) logs how far it
+#: got every this many candle requests (INFO), so that it is not taken for a hang.
+PROGRESS_EVERY = 10
 #: Options that keep ccxt to the spot market's public endpoints (no futures, options, margin
 #: or currency calls, which need other hosts or API keys), per exchange id.
 SPOT_ONLY_OPTIONS: dict[str, dict[str, Any]] = {
@@ -327,6 +330,10 @@ def fetch_closed_candles(
         if dropped or after_now or not complete:
             break
         cursor = int(candles[-1][0]) + step_ms
+        if requests % PROGRESS_EVERY == 0 and rows:  # a long range: say how far it got
+            log.info("%s %s %s: %d closed candle(s) fetched so far, up to %s (%d requests; now "
+                     "%s)", where, symbol, interval, len(rows), _iso(int(rows[-1][0])),
+                     requests, _iso(now_ms))
     if dropped:
         log.info("%s %s %s: dropped the candle opened at %s, not closed at now (%s)", where,
                  symbol, interval, _iso(dropped[0]), _iso(now_ms))
