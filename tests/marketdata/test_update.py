@@ -141,6 +141,19 @@ def test_candles_stopping_part_way_are_a_warning_in_the_summary(binance, store) 
     assert not summary.complete and not _warned(summary, "more bars have closed since")
 
 
+def test_a_stored_last_bar_after_now_is_a_warning_in_the_summary(binance, store) -> None:
+    """A file whose times are ahead (written in another time zone): its last bar closing
+    after now, nothing was asked for and the update said "no new closed candle", no warning,
+    every night until the exchange caught up with the file's times."""
+    binance.now_ms = opens(binance, STORED - 9)
+    summary = update(binance, store)
+    assert summary.bars_added == 0 and summary.requests == 0
+    assert _warned(summary, f"the file's last bar {summary.last_bar.isoformat()} closes at "), \
+        summary.warnings
+    binance.now_ms = opens(binance, STORED)  # the last bar has just closed
+    assert not _warned(update(binance, store), "the file's last bar")
+
+
 def test_an_empty_answer_is_a_warning_in_the_summary(binance, store) -> None:
     before = store.read_bytes()
     binance.now_ms = opens(binance, STORED + 5)

@@ -96,8 +96,8 @@ class UpdateSummary:
     ``warnings`` what must be shown loudly, each also in the summary's line: the exchange's
     clock far from this machine's (see :mod:`cryptosweep.marketdata.exchange`), an empty
     answer, candles stopping two or more closed bars before ``now`` (no new bar at all, or an
-    exchange that stopped answering part-way: a stale source), gaps appended across with
-    ``allow_gaps``."""
+    exchange that stopped answering part-way: a stale source), a stored last bar closing after
+    ``now`` (the file's times ahead), gaps appended across with ``allow_gaps``."""
 
     path: Path
     interval: str
@@ -251,7 +251,8 @@ def update_candles(
                     dropped_unclosed=len(fetched.dropped),
                     settling=len(fetched.candles) - len(settled), complete=fetched.complete,
                     requests=fetched.requests,
-                    warnings=(*fetched.warnings, *summary.warnings, *filter(None, [silent])))
+                    warnings=(*fetched.warnings, *summary.warnings,
+                              *filter(None, [silent, _ahead_warning(stored, fetched.now)])))
     log.log(logging.WARNING if summary.warnings else logging.INFO, "%s", summary)
     return summary
 
@@ -566,6 +567,20 @@ def _gap_warning(stored: _Stored, new: pd.DataFrame) -> str | None:
     return (f"appended across {int(gaps.sum())} gap(s) the exchange has ({missing} missing "
             f"bar(s) in all), the first between {times[at].isoformat()} and "
             f"{times[at + 1].isoformat()} (allow_gaps)")
+
+
+def _ahead_warning(stored: _Stored, now: pd.Timestamp) -> str | None:
+    """What the summary must say when the stored last bar closes after ``now`` (the clock the
+    fetch used): no candle after it can have closed, so none is even asked for, and the update
+    would find "no new closed candle" without a word until the clock caught up with the file's
+    times (written in another time zone?). None otherwise."""
+    closes = stored.last_bar + stored.step
+    if closes <= now:
+        return None
+    return (f"the file's last bar {stored.last_bar.isoformat()} closes at {closes.isoformat()}, "
+            f"after now ({now.isoformat()}): no candle after it can have closed, so none is "
+            "fetched; are the file's times ahead (another time zone?), or did this machine's "
+            "clock go back?")
 
 
 def _silent_source_warning(stored: _Stored, candles: pd.DataFrame, now: pd.Timestamp,
