@@ -22,6 +22,7 @@ JSON by default), ``delay_s`` (slow klines answers), ``shift_ms`` (times moved o
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import json
 import threading
@@ -209,6 +210,10 @@ def handler(stub: BinanceStub) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            """The ``Date`` header of every answer: the stub's clock, as a server's."""
+            return email.utils.formatdate(stub.now_ms / 1000, usegmt=True)
 
     return Handler
 

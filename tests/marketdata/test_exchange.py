@@ -84,6 +84,31 @@ def test_now_defaults_to_the_earlier_clock(binance) -> None:
     assert "/api/v3/time" in {path for path, _ in binance.requests}
 
 
+def test_without_a_time_endpoint_the_http_date_is_the_exchange_s_clock(binance, bundled,
+                                                                       monkeypatch) -> None:
+    """An exchange without a time endpoint (30 of ccxt's with candles: Bitstamp, Bitfinex,
+    Gemini...) and this machine's clock ahead of it, if only by a minute at the hour a cron
+    job starts: the candle still forming at the exchange closed by this machine's clock, and
+    was stored with its values so far (the next update then refused the file for good)."""
+    from cryptosweep.marketdata import exchange
+
+    opened = exchange.open_exchange
+
+    def without_fetch_time(*args, **kwargs):
+        client = opened(*args, **kwargs)
+        client.has = {**client.has, "fetchTime": False}
+        return client
+
+    monkeypatch.setattr(exchange, "open_exchange", without_fetch_time)
+    binance.now_ms = opens(binance, 30) + HOUR_MS // 2  # years behind this machine's clock
+    got = fetch(binance, opens(binance, 20))
+    assert len(got.candles) == 10 and got.dropped == (bundled.index[30],)
+    assert got.now == pd.Timestamp(binance.now_ms // 1000 * 1000, unit="ms", tz="UTC")
+    assert got.notes == ("now: the exchange's clock (its HTTP Date) (behind this machine's)",)
+    assert any("behind" in w for w in got.warnings)
+    assert "/api/v3/time" not in {path for path, _ in binance.requests}
+
+
 def test_max_bars_stops_early_and_says_so(binance) -> None:
     binance.now_ms = opens(binance, 100) + 1
     got = fetch(binance, opens(binance, 0), limit=30, max_bars=45)

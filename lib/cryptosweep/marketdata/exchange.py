@@ -7,8 +7,9 @@ returns the closed candles as a frame shaped like :func:`cryptosweep.trading.dat
 
 Closed means: the candle's close time (its open time plus the interval) is at or before
 ``now``. ``now`` defaults to the earlier of this machine's clock and the exchange's own
-(``fetchTime``, where the exchange has it), so that a machine clock running ahead cannot take
-a forming candle for a closed one. Candles closing after ``now`` (the one still forming, and
+(``fetchTime``, where the exchange has it; else the HTTP ``Date`` of its market listing's
+answer, plus its ``Age``), so that a machine clock running ahead cannot take a forming candle
+for a closed one. Candles closing after ``now`` (the one still forming, and
 any the exchange sends from after a given ``now``) are dropped, never returned: the next
 update fetches them once they are closed. ccxt's unified candles carry no "closed" flag of the
 exchange, so no exchange's word is trusted over the clock here;
@@ -263,6 +264,7 @@ def fetch_closed_candles(
         raise ConfigError(f"interval {interval!r} means {client.parse_timeframe(interval)} s "
                           f"on {exchange}, not {format_interval(step)}")
     markets = call("listing the markets", client.load_markets)
+    listed_ms = call.last_date_ms  # the exchange's clock by its answer's HTTP Date, if any
     if not isinstance(markets, dict) or not markets:
         raise InfrastructureError(f"{where}: listing the markets gave no markets (an answer that "
                                   "is not the exchange's market list)")
@@ -277,14 +279,23 @@ def fetch_closed_candles(
     warnings: list[str] = []
     if now is None:
         now_ms, note = local_ms, "now: this machine's clock"
+        server_ms: int | float | None = None
+        clock = "the exchange's clock"
         if (client.has or {}).get("fetchTime"):
             server_ms = call("reading the exchange's clock", client.fetch_time)
             if not isinstance(server_ms, int | float) or isinstance(server_ms, bool) \
                     or not math.isfinite(server_ms) or server_ms <= 0:
                 raise InfrastructureError(f"{where}: reading the exchange's clock gave "
                                           f"{_clip(repr(server_ms))}, not a time")
+        elif listed_ms is not None:
+            # No time endpoint (Bitstamp, Bitfinex, Gemini...): the Date its market listing
+            # was answered with (whole seconds, never later than the exchange's time when the
+            # candles are asked for), so that a machine clock running ahead does not take the
+            # candle forming at the exchange for a closed one either.
+            server_ms, clock = listed_ms, "the exchange's clock (its HTTP Date)"
+        if server_ms is not None:
             if int(server_ms) < now_ms:
-                now_ms, note = int(server_ms), "now: the exchange's clock (behind this machine's)"
+                now_ms, note = int(server_ms), f"now: {clock} (behind this machine's)"
             skew = _clock_skew(int(server_ms), int(time.time() * 1000), step_ms)
             if skew is not None:
                 log.warning("%s %s %s: %s", where, symbol, interval, skew)
@@ -443,6 +454,24 @@ class _Caller:
         self.retries, self.wait_s = retries, wait_s
         self.requests: _Requests = getattr(client, "_cryptosweep_requests", None) or \
             _Requests.install(client, float(client.timeout) / 1000)
+
+    @property
+    def last_date_ms(self) -> int | None:
+        """The time (ms) in the HTTP ``Date`` header of the last request's answer, plus its
+        ``Age`` (seconds a cache held it), or None (no answer, no header, not an HTTP date)."""
+        answer = self.requests.last
+        value = answer.headers.get("date", "").strip() if answer is not None else ""
+        if not value:
+            return None
+        age = answer.headers.get("age", "").strip() if answer is not None else ""
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110's IMF-fixdate is in GMT
+            when = when.replace(tzinfo=UTC)
+        stamp = when.timestamp() + (int(age) if age.isascii() and age.isdigit() else 0)
+        return int(stamp * 1000) if math.isfinite(stamp) and stamp > 0 else None
 
     @property
     def last_json(self) -> Any:
