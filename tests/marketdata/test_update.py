@@ -434,9 +434,10 @@ def test_a_second_update_at_once_is_refused(binance, store) -> None:
 
 
 def test_a_symbolic_link_to_the_file_is_followed_and_kept(binance, store, bundled) -> None:
-    """data.path a symbolic link (``current.csv -> BTCUSDT-1h.csv``): the new file was
-    renamed over the link, which became a file of its own, and the file it pointed to never
-    got the new bars (nor did another update of it, through its own name, wait for the lock)."""
+    """A path given to update_candles that is a symbolic link (``current.csv ->
+    BTCUSDT-1h.csv``; a config's data.path is resolved when loaded): the new file was renamed
+    over the link, which became a file of its own, and the file it pointed to never got the
+    new bars (nor did another update of it, through its own name, wait for the lock)."""
     links = store.parent / "links"
     links.mkdir()
     link = links / f"current{''.join(store.suffixes)}"
