@@ -779,7 +779,13 @@ def test_the_chat_line_says_the_candles_were_not_updated(tmp_path):
     stale = "no new closed candle, though 30 bars have closed since the stored last bar"
     warned = nightly.build_summary(run, 0, data_update={"bars_added": 0, "warnings": [stale]})
     assert f"PBO 0.10. Data update WARNING: {stale}. Report: " in warned["text"]
-    fine = nightly.build_summary(run, 0, data_update={"bars_added": 24, "warnings": []})
+    last = "2024-05-01T00:00:00+00:00"
+    capped = nightly.build_summary(run, 0, data_update={"bars_added": 100_000, "warnings": [],
+                                                        "complete": False, "last_bar": last})
+    assert (f"PBO 0.10. Data update WARNING: the candles end at {last}, more closed ones are "
+            "waiting (max_bars reached; the next update brings them). Report: ") in capped["text"]
+    fine = nightly.build_summary(run, 0, data_update={"bars_added": 24, "warnings": [],
+                                                      "complete": True, "last_bar": last})
     assert fine["text"] == nightly.build_summary(run, 0)["text"]
 
 

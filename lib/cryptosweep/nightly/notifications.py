@@ -164,15 +164,19 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 def _data_update_text(update: Any) -> str:
     """What the chat line says of tonight's candle update: nothing when it went as it should;
-    a failed one (the exchange unreachable: the sweep ran on the candles already stored) and
-    its warnings (a stale exchange, clocks apart, gaps appended across) said next to the
-    verdict they qualify, which the line otherwise gave as if on fresh candles."""
+    a failed one (the exchange unreachable: the sweep ran on the candles already stored), its
+    warnings (a stale exchange, clocks apart, gaps appended across) and an update ``max_bars``
+    stopped before now, said next to the verdict they qualify, which the line otherwise gave
+    as if on fresh candles."""
     if not isinstance(update, dict):
         return ""
     if update.get("error"):
         return (f" Candles NOT updated (data update failed, exit {update.get('exit_code')}: "
                 f"{update['error']}); the sweep ran on the candles already stored.")
     warnings = [str(w) for w in update.get("warnings") or []]
+    if update.get("complete") is False:  # max_bars stopped it: the candles end before now
+        warnings.append(f"the candles end at {update.get('last_bar')}, more closed ones are "
+                        "waiting (max_bars reached; the next update brings them)")
     return "".join(f" Data update WARNING: {w}." for w in warnings)
 
 
