@@ -563,6 +563,23 @@ def test_every_kline_must_be_of_the_interval_even_with_allow_gaps(binance, store
     assert store.read_bytes() == before
 
 
+@pytest.mark.parametrize("scale", [1 / 1000, 1000])
+def test_klines_timed_in_seconds_or_microseconds_are_named_so(binance, store, scale) -> None:
+    """Times in seconds (or µs) were refused as "a 3.6s candle, not 1h; the exchange answered
+    another interval", at 1970-01-19: the wrong interval, not the wrong unit."""
+    before = store.read_bytes()
+    binance.now_ms = opens(binance, STORED + 5)
+    page = [[int(k[0] * scale), *k[1:6], int((k[6] + 1) * scale) - 1, *k[7:]]
+            for k in (_kline(binance, i) for i in range(STORED - 1, STORED + 5))]
+    binance.faults = [Answer(body=json.dumps(page).encode())]
+    with pytest.raises(InfrastructureError) as caught:
+        update(binance, store)
+    text = one_line(caught.value)
+    assert caught.value.exit_code == 6 and "not ms since the epoch" in text, text
+    assert "interval" not in text.split("candles:")[1], text
+    assert store.read_bytes() == before
+
+
 def test_klines_with_their_times_as_text_are_checked_and_taken(binance, store) -> None:
     binance.now_ms = opens(binance, STORED + 5)
     page = [_kline(binance, i, text_times=True) for i in range(STORED - 1, STORED + 5)]

@@ -125,6 +125,9 @@ _MESSAGE_LIMIT = 240
 #: A page of at least this many candles, all the same multiple (> 1) of the interval apart, is
 #: candles of another interval (fewer may be an illiquid market's gaps).
 _REGULAR_GAPS = 4
+#: The open times (ms since the epoch) a candle may have: 1973 to 5138; seconds or
+#: microseconds since the epoch fall outside.
+_MS_MIN, _MS_MAX = 10**11, 10**14
 T = TypeVar("T")
 
 
@@ -789,6 +792,11 @@ def _kline_times(raw: list[list[Any]], where: str, symbol: str,
                 f"{where}: {symbol} {interval} candles: unexpected answer (kline {n + 1}'s open "
                 f"or close time is not a whole number of ms: {_clip(repr(row[:7]))[:120]})"
             )
+        if not _MS_MIN <= opened <= _MS_MAX:  # before the interval check, which it would fool
+            raise InfrastructureError(
+                f"{where}: {symbol} {interval} candles: unexpected answer (kline {n + 1}'s open "
+                f"time {opened} is not ms since the epoch: seconds or microseconds?)"
+            )
         times.append((opened, closes))
     return times
 
@@ -835,7 +843,7 @@ def _check_page(page: Any, where: str, symbol: str, interval: str,
             raise bad(f"candle {n + 1} holds a missing or non-numeric value: "
                       f"{_clip(repr(values))[:120]}")
         stamp, o, h, low, c, v = values
-        if stamp != int(stamp) or stamp < 10**11 or stamp > 10**14:
+        if stamp != int(stamp) or not _MS_MIN <= stamp <= _MS_MAX:
             raise bad(f"candle {n + 1}: time {stamp!r} is not ms since the epoch")
         stamp = int(stamp)
         if previous is not None and stamp <= previous:
