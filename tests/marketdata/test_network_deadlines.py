@@ -608,6 +608,24 @@ def test_klines_spaced_wider_than_the_interval_are_refused(binance, store) -> No
     assert store.read_bytes() == before
 
 
+def test_klines_closer_than_the_interval_are_refused_as_the_exchange_s(binance, store) -> None:
+    """Minute candles claiming 1h close times (on exchanges other than Binance there is no
+    close time at all): refused by the store as off its grid, exit 2, which stopped the night
+    as "invalid config or data" instead of an exchange answering another interval (exit 6, a
+    warning, the sweep on the stored candles)."""
+    before = store.read_bytes()
+    binance.now_ms = opens(binance, STORED + 2)
+    first = _kline(binance, STORED - 1)
+    page = [[first[0] + m * 60_000, *_kline(binance, STORED - 1 + m)[1:6],
+             first[0] + m * 60_000 + HOUR_MS - 1, *first[7:]] for m in range(30)]
+    binance.faults = [Answer(body=json.dumps(page).encode())]
+    with pytest.raises(InfrastructureError) as caught:
+        update(binance, store, allow_gaps=True)
+    text = one_line(caught.value)
+    assert caught.value.exit_code == 6 and "opens 1 min after the one before it, not 1h" in text
+    assert store.read_bytes() == before
+
+
 def test_gaps_the_exchange_has_are_still_allowed(binance, store) -> None:
     binance.now_ms = opens(binance, 260)
     binance.missing = {opens(binance, i) for i in (STORED, STORED + 5, STORED + 6)}

@@ -50,7 +50,8 @@ page holding a kline without its own close time (field 6, a JSON number or a str
 or one running longer than the interval (close time after open time + interval - 1 ms: a
 longer candle, maybe still forming), or mostly klines closing early, is refused (a single
 kline closing early is not: Binance's history has a few); so is a page of four or more candles
-all the same multiple of the interval apart (candles of a longer interval). Refused answers are
+all the same multiple of the interval apart (candles of a longer interval), and, on any
+exchange, two candles closer than the interval (a shorter one). Refused answers are
 InfrastructureErrors, so a 4h candle still forming never passes for a closed 1h one. Candles
 off the file's time grid are the store's to refuse (exit 2).
 
@@ -819,9 +820,10 @@ def _check_page(page: Any, where: str, symbol: str, interval: str,
                 step_ms: int) -> list[list[float]]:
     """ccxt's unified candles ``[ms, open, high, low, close, volume]``, checked: a list of
     rows of six finite numbers, whole ms, strictly ascending, positive prices with ``low <=
-    open, close <= high``, volume >= 0 and, for :data:`_REGULAR_GAPS` candles or more, not
-    all the same multiple (> 1) of the interval (``step_ms``) apart (candles of a longer
-    interval; gaps the exchange has are not that regular). Anything else is an
+    open, close <= high``, volume >= 0, none closer than the interval (``step_ms``) to the one
+    before it and, for :data:`_REGULAR_GAPS` candles or more, not all the same multiple (> 1)
+    of the interval apart (candles of a longer interval; gaps the exchange has are not that
+    regular). Anything else is an
     InfrastructureError."""
 
     def bad(reason: str) -> InfrastructureError:
@@ -854,6 +856,10 @@ def _check_page(page: Any, where: str, symbol: str, interval: str,
         previous = stamp
         out.append([stamp, float(o), float(h), float(low), float(c), float(v)])
     spacing = {b[0] - a[0] for a, b in itertools.pairwise(out)}
+    if spacing and min(spacing) < step_ms:  # two candles of the interval cannot be this close
+        at = next(b for a, b in itertools.pairwise(out) if b[0] - a[0] == min(spacing))
+        raise bad(f"the candle at {_iso(int(at[0]))} opens {_span(min(spacing))} after the one "
+                  f"before it, not {interval}: candles of another interval")
     if len(out) >= _REGULAR_GAPS and len(spacing) == 1 and min(spacing) > step_ms:
         raise bad(f"every candle is {_span(min(spacing))} apart, not {interval}: candles of "
                   "another interval")
