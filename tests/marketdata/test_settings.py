@@ -30,6 +30,7 @@ def test_defaults_and_call_kwargs() -> None:
     {"symbol": "BTC/USDT:USDT"}, {"interval": "60m"}, {"interval": "1M"}, {"interval": 1},
     {"base_url": "ftp://mirror"}, {"base_url": "https://user:pw@mirror"},
     {"base_url": "https://mirror/?key=1"}, {"base_url_env": "NOT A NAME"},
+    {"base_url": "https://mirror..example"}, {"base_url": f"https://{'a' * 64}.example"},
     {"base_url": "https://mirror", "base_url_env": "MIRROR"}, {"limit": 0}, {"limit": "5"},
     {"max_bars": 0}, {"max_jump": 0}, {"max_jump": float("inf")}, {"timeout_s": 0},
     {"retries": -1}, {"settle_bars": -1}, {"settle_bars": 1001}, {"settle_bars": "2"},
@@ -54,6 +55,7 @@ def test_base_url_from_the_environment_never_shows_its_value() -> None:
     ("http://127.0.0.1:8080/?key=hidden-pw", "no query or fragment"),
     ("http://alice:hidden-pw\u20ac@127.0.0.1:8080", "outside Latin-1"),
     ("http://alice:hidden-pw%E2%82%AC@127.0.0.1:8080", "outside Latin-1"),
+    ("http://alice:hidden-pw@mirror..example:8080", "empty label"),
 ])  # fmt: skip
 def test_a_bad_base_url_in_the_environment_is_named_by_its_variable(value: str,
                                                                     problem: str) -> None:

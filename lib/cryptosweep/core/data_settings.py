@@ -82,7 +82,8 @@ def base_url_problem(value: str) -> str | None:
     """Why ``value`` cannot be the base URL of an exchange's REST API, in words that never
     quote it (it may hold credentials): not an http(s) URL with a host and a valid port, a
     query or fragment (a REST path is appended to it), a user or password that HTTP basic auth
-    cannot send (characters outside Latin-1, which ``requests`` refuses at the first request);
+    cannot send (characters outside Latin-1, which ``requests`` refuses at the first request),
+    a host name that cannot be one (an empty label: ``exchange..com``);
     None when it can be."""
     try:
         parts = urlsplit(value)
@@ -92,6 +93,10 @@ def base_url_problem(value: str) -> str | None:
         return "is not a URL (or its port is not a number from 0 to 65535)"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an http(s) URL with a host"
+    try:  # what the HTTP client does with it at the first request, there a parse error
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return "has a host name with an empty label or one longer than 63 characters"
     if parts.query or parts.fragment:
         return "must hold no query or fragment (a REST path is appended to it)"
     try:
