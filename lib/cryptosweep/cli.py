@@ -193,7 +193,15 @@ def _data(args: argparse.Namespace) -> int:
     from cryptosweep.core.config_files import load_config
     from cryptosweep.marketdata.store import update_configured
 
-    print(update_configured(load_config(args.config, args.overrides)))
+    config = load_config(args.config, args.overrides)
+    try:
+        summary = update_configured(config)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM: no run folder, nothing to resume
+        stop = exc if isinstance(exc, SweepInterrupted) else SweepInterrupted()
+        print(f"cryptosweep: data update interrupted ({stop.signal_name}); {config.data.path} "
+              "is as it was: run the update again", file=sys.stderr)
+        return stop.exit_code
+    print(summary)
     return 0
 
 

@@ -520,3 +520,34 @@ def test_the_data_update_command(binance, sample, tmp_path: Path) -> None:
         assert done.stderr.count("\n") == 1 and text in done.stderr
         assert done.stderr.startswith("cryptosweep: error: ")
     assert store.read_bytes() == before
+
+
+def test_a_data_update_stopped_by_sigterm_says_the_file_is_as_it_was(binance, sample, tmp_path,
+                                                                     capsys) -> None:
+    """SIGTERM (systemd stop, kill) during ``cryptosweep data update`` said "interrupted
+    (SIGTERM) before a run folder was made; nothing to resume", a sweep's words: the update has
+    no run folder, and what matters is that the candle file is as it was."""
+    import signal
+    import time
+
+    from cryptosweep import cli
+
+    header, rows = sample
+    store = write_store(tmp_path / "c.csv", header, [",".join(r) for r in rows[:STORED]])
+    before = store.read_bytes()
+    binance.now_ms = opens(binance, STORED + 24)
+    answer = binance.klines
+
+    def stopped(query):  # the process is stopped while its request waits for this answer
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+        return answer(query)
+
+    binance.klines = stopped
+    code = cli.main(["data", "update", "--config",
+                     str(_update_config(tmp_path, store, binance.base_url))])
+    err = capsys.readouterr().err
+    assert code == 143 and store.read_bytes() == before, err
+    assert err.endswith(f"cryptosweep: data update interrupted (SIGTERM); {store} is as it was: "
+                        "run the update again\n"), err
+    assert "run folder" not in err
