@@ -278,6 +278,30 @@ def test_bad_update_settings_fail_the_check_and_the_night_before_anything_is_mad
     assert data.read_bytes() == SAMPLE.read_bytes()
 
 
+def test_a_file_too_short_for_the_sweep_says_the_update_comes_after_the_checks(tmp_path,
+                                                                               capsys):
+    """A candle file of a few bars (the docs' ">= 1 bar" to start an updated file from)
+    failed the night's checks every night, "invalid config or data: ... fewer than
+    min_train_bars", and the update that would have grown it never ran, without a word of
+    it."""
+    import gzip
+
+    from cryptosweep.nightly.pipeline import main
+
+    data = tmp_path / "btc.csv"
+    with gzip.open(SAMPLE, "rt", encoding="utf-8") as sample:
+        data.write_text("".join(sample.readlines()[:51]), encoding="utf-8")
+    before = data.read_bytes()
+    config = config_file(tmp_path, path=str(data), update={
+        "exchange": "binance", "symbol": "BTC/USDT", "interval": "1h",
+        "base_url": "http://127.0.0.1:9", "retries": 0})
+    rc = main(["--check", str(config)], env=nightly_env(tmp_path))
+    done = SimpleNamespace(rc=rc, output="".join(capsys.readouterr()))
+    assert_one_clear_line(done, "invalid config or data: ", "min_train_bars",
+                          f"run `cryptosweep data update --config {config}` first")
+    assert data.read_bytes() == before and not (tmp_path / "reports").exists()
+
+
 @slow
 def test_the_script_takes_no_lock_and_makes_no_folder_for_a_bad_config(tmp_path):
     (tmp_path / "home").mkdir()

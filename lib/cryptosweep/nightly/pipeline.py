@@ -584,7 +584,14 @@ class Night:
             plan = preflight(config,  # type: ignore[arg-type]
                              local=not config.execution.scheduler_address)  # type: ignore[attr-defined]
         except UserError as exc:
-            raise NightlyFailure(EXIT_USAGE, f"invalid config or data: {exc}") from None
+            hint = ""
+            if config.data.update is not None:  # type: ignore[attr-defined]
+                # The update runs once these checks pass: a file too short for the sweep (the
+                # docs' ">= 1 bar" to start from) was refused every night, never updated.
+                hint = (f" (data.update: the night appends new candles to data.path only once "
+                        f"its checks pass; if the file's bars are too few, run `cryptosweep data "
+                        f"update --config {settings.config}` first)")
+            raise NightlyFailure(EXIT_USAGE, f"invalid config or data: {exc}{hint}") from None
         return f"ok: {plan.describe(config)}"  # type: ignore[arg-type]
 
     def _sweep(self, run_dir: Path, seed: int, gpu_ids: list[int], resume: bool) -> None:
