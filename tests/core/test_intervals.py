@@ -197,16 +197,37 @@ def _fx_market() -> pd.DataFrame:
 
 def test_a_market_closed_at_weekends_is_annualised_with_its_own_bars() -> None:
     """EURUSD trades about 24 hours on 5 days: its hourly bars were annualised with 8760, as
-    if it traded every hour of the year, lifting its Sharpe ratios by sqrt(8760/6201) = 1.19."""
+    if it traded every hour of the year, lifting its Sharpe ratios by sqrt(8760/6199) = 1.19."""
     fx = _fx_market()
     hour = parse_interval("1h")
     assert closed_at_weekends(fx.index, hour)
-    span_years = (fx.index[-1] - fx.index[0] + hour).total_seconds() / (365 * 24 * 3600)
-    assert bars_per_year(fx.index, hour) == pytest.approx(len(fx) / span_years, rel=1e-12)
+    # Independently: the bars between the first and the last Saturday noon (UTC; EURUSD
+    # closes Friday evening, opens Sunday evening), over the weeks between them.
+    saturdays = pd.date_range(fx.index[0], fx.index[-1], freq="W-SAT").normalize()
+    first, last = saturdays[0] + pd.Timedelta(hours=12), saturdays[-1] + pd.Timedelta(hours=12)
+    inside = ((fx.index > first) & (fx.index < last)).sum()
+    weeks = (last - first) / pd.Timedelta(weeks=1)
+    assert bars_per_year(fx.index, hour) == pytest.approx(inside / weeks * 365 / 7, rel=1e-12)
     assert 6000 < bars_per_year(fx.index, hour) < 6300  # about 24 x 5 x 52, less holidays
     # Over fewer than 28 days the calendar cannot be read: round the clock.
     short = fx.index[fx.index < fx.index[0] + pd.Timedelta(days=20)]
     assert bars_per_year(short, hour) == 8760
+
+
+@pytest.mark.parametrize("opens", ["Mon 00:00", "Sun 22:00"])
+def test_a_market_closed_at_weekends_counts_its_bars_per_weekday_not_over_its_span(opens):
+    """Twelve weeks of a market open 24 hours on 5 days (from Monday's midnight, or from the
+    Sunday 22:00 UTC of FX's open) have 24 bars a weekday: 24 x 365 x 5/7 = 6257 a year. Bars
+    over the time from the first open to the last close counted 6410 (2.4 % more), leaving out
+    the weekends at both ends; over six weeks 5 % more."""
+    hour = parse_interval("1h")
+    start = pd.Timestamp("2024-01-01" if opens == "Mon 00:00" else "2023-12-31 22:00", tz="UTC")
+    stamps = pd.date_range(start, periods=12 * 7 * 24, freq="h")
+    week = stamps - pd.Timedelta(hours=0 if opens == "Mon 00:00" else -2)  # Sun 22:00 -> Mon
+    index = stamps[week.day_of_week < 5]  # 120 bars a week, the FX week shifted 2 hours
+    assert len(index) == 12 * 120 and closed_at_weekends(index, hour)
+    assert bars_per_year(index, hour) == pytest.approx(24 * 365 * 5 / 7, rel=1e-12)
+    assert bars_per_year(index[: 6 * 120], hour) == pytest.approx(24 * 365 * 5 / 7, rel=1e-12)
 
 
 def test_a_market_open_around_the_clock_keeps_its_count_whatever_its_gaps() -> None:
@@ -311,7 +332,7 @@ def test_validate_shows_the_bar_interval_and_bars_per_year(hourly, tmp_path, cap
     weekdays = cli_in_process(capsys, "validate", "--config", str(config), "--data",
                               str(tmp_path / "EURUSD.csv"))
     per_year = round(bars_per_year(pd.DatetimeIndex(fx["timestamp"]), parse_interval("1h")))
-    assert per_year == 6201
+    assert per_year == 6199
     assert (f"; 1h bars, {per_year} a year (a market closed at weekends: the candles' own "
             "density, not 8760)") in weekdays.stdout, weekdays.stdout + weekdays.stderr
 

@@ -119,7 +119,7 @@ def test_path_sharpe_ratios_are_annualised_with_a_weekend_closed_markets_own_den
         monkeypatch):
     """The ``backtesting`` package's EURUSD hourly candles (closed at weekends): each path's
     Sharpe ratio is its per-bar mean / std (ddof=1) times the square root of the candles' own
-    bars a year, counted here from their first open to their last close (about 6,201, not
+    bars a year, counted here over the whole weeks they span (about 6,199, not
     the 8,760 of a market open around the clock, which would read 19 % high)."""
     import pandas as pd
 
@@ -142,8 +142,10 @@ def test_path_sharpe_ratios_are_annualised_with_a_weekend_closed_markets_own_den
     monkeypatch.setattr(objective, "performance", kept)
     out = evaluate_cpcv(params, 1.0, 7, spec, 3, 1)
     stamps = pd.to_datetime(pd.read_csv(eurusd, usecols=[0]).iloc[:, 0])
-    covered = (stamps.iloc[-1] - stamps.iloc[0] + pd.Timedelta(hours=1)).total_seconds()
-    per_year = len(stamps) * 365 * 86400 / covered
+    saturdays = pd.date_range(stamps.iloc[0], stamps.iloc[-1], freq="W-SAT").normalize()
+    first, last = saturdays[0] + pd.Timedelta(hours=12), saturdays[-1] + pd.Timedelta(hours=12)
+    inside = ((stamps > first) & (stamps < last)).sum()  # the whole weeks' bars, per week
+    per_year = inside / ((last - first) / pd.Timedelta(weeks=1)) * 365 / 7
     assert 6150 < per_year < 6250
     assert len(paths) == out["n_paths"] == 1 and out["path_trades"][0] > 0
     expected = paths[0].mean() / paths[0].std(ddof=1) * math.sqrt(per_year)

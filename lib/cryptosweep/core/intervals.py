@@ -96,13 +96,9 @@ def closed_at_weekends(index: pd.DatetimeIndex, interval: pd.Timedelta) -> bool:
     span = index[-1] - index[0] + interval
     if span < CALENDAR_MIN_SPAN:
         return False
-    utc = index.tz_convert("UTC") if index.tz is not None else index
+    utc = _utc(index)
     weekday = utc.day_of_week.to_numpy()
-    # The quietest 24 hours of the week, whatever hour they start at: a Saturday (UTC) only
-    # missed FX candles stamped at Tokyo's time without an offset (Saturday morning open).
-    counts = np.bincount(weekday * 24 + utc.hour.to_numpy(), minlength=7 * 24)
-    days = np.convolve(np.concatenate([counts, counts[:23]]), np.ones(24, dtype=np.int64), "valid")
-    if float(days.min()) / len(index) >= WEEKEND_CLOSED_SHARE:
+    if _quietest_day(utc)[1] / len(index) >= WEEKEND_CLOSED_SHARE:
         return False
     weekdays = np.busday_count(utc[0].date(), (utc[-1] + interval).date())
     trading_days = pd.unique(utc[weekday < 5].normalize())
@@ -111,13 +107,38 @@ def closed_at_weekends(index: pd.DatetimeIndex, interval: pd.Timedelta) -> bool:
 
 def bars_per_year(index: pd.DatetimeIndex, interval: pd.Timedelta) -> float:
     """The bars per year every annualised figure of candles at ``index`` uses: for a market
-    closed at weekends (:func:`closed_at_weekends`) their own density, the bars over the years
-    they cover (first open to last close, 365-day years); else :func:`periods_per_year`, the
-    round-the-clock count (8760 for hourly bars, gaps or not)."""
+    closed at weekends (:func:`closed_at_weekends`) their own density, the bars of the whole
+    weeks they span (weeks cut in the middle of the week's quietest 24 hours: whatever zone
+    the stamps are in, between two trading weeks) per week, times the weeks of a 365-day year
+    (holidays included); else :func:`periods_per_year`, the round-the-clock count (8760 for
+    hourly bars, gaps or not). Whole weeks, not the time from the first open to the last
+    close: candles from a Monday to a Friday leave out the weekends at both ends, 2.4 % more
+    bars a year over twelve weeks, 5 % over six."""
     if not closed_at_weekends(index, interval):
         return periods_per_year(interval)
-    covered = (index[-1] - index[0] + interval).total_seconds()
-    return len(index) * SECONDS_PER_YEAR / covered
+    utc = _utc(index)
+    quiet_start = _quietest_day(utc)[0]  # hours after Monday 00:00 (UTC)
+    cut = pd.Timestamp("1970-01-05") + pd.Timedelta(hours=quiet_start + 12)  # a Monday, + h
+    week = ((utc.tz_localize(None) - cut) // pd.Timedelta(weeks=1)).to_numpy()
+    whole = (week > week[0]) & (week < week[-1])  # the weeks before and after: partial
+    weeks = int(week[-1] - week[0] - 1)  # CALENDAR_MIN_SPAN (28 days): at least 3
+    return float(whole.sum()) / weeks * SECONDS_PER_YEAR / (7 * 86400)
+
+
+def _utc(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """``index`` in UTC (stamps without a zone are UTC)."""
+    return index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
+
+
+def _quietest_day(utc: pd.DatetimeIndex) -> tuple[int, int]:
+    """The week's quietest 24 hours of bars at ``utc``, whatever hour they start at: (their
+    first hour, counted from Monday 00:00 UTC; the bars in them). A Saturday (UTC) only missed
+    FX candles stamped at Tokyo's time without an offset (Saturday morning open)."""
+    counts = np.bincount(utc.day_of_week.to_numpy() * 24 + utc.hour.to_numpy(),
+                         minlength=7 * 24)
+    days = np.convolve(np.concatenate([counts, counts[:23]]), np.ones(24, dtype=np.int64), "valid")
+    start = int(np.argmin(days))
+    return start, int(days[start])
 
 
 def describe_annualisation(interval: pd.Timedelta, per_year: float) -> str:

@@ -125,7 +125,7 @@ def ranged_market(ohlcv: pd.DataFrame, features: pd.DataFrame, data: DataSetting
         ohlcv_in, features_in = ohlcv.iloc[in_range], features.iloc[in_range]
         # The calendar is the market's, read from all its candles: a range (a walk-forward
         # window) too short to read it from was annualised round the clock while the
-        # window's out-of-sample track used the market's count (EURUSD: 8760 vs 6201).
+        # window's out-of-sample track used the market's count (EURUSD: 8760 vs 6199).
         year = bars_per_year(ohlcv.index, resolve_interval(
             detect_interval(ohlcv.index, source), data.bar_interval, source))
     else:
