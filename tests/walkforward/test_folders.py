@@ -283,3 +283,31 @@ def test_window_records_of_an_older_version_are_made_again_from_their_sweeps(fin
     assert {name: (copy / name / WINDOW_RECORD).read_bytes() for name in made} == made
     original = json.loads(next(wf_dir.glob("walkforward_results_*.json")).read_text())
     assert results["dsr"] == original["dsr"] and results["n_designs"] == original["n_designs"]
+
+
+def test_a_window_whose_every_evaluation_failed_names_the_window_and_the_way_on(tmp_path,
+                                                                              capsys):
+    """Every evaluation of window 0 fails (LightGBM's rf without subsampling raises): exit 4
+    said only the sweep's "no evaluation succeeded" (no window, no walk-forward), and the
+    obvious `walkforward --resume` failed the same way every time (the failures are read back
+    from the window's journal). Now the line names the window, the resume and how to run the
+    window's evaluations again."""
+    config = wf_config(execution__max_failure_fraction=1.0)
+    config["random"]["n_trials"] = 1
+    config["parameter_ranges"]["lightgbm"] = {
+        "boosting": {"type": "categorical", "choices": ["rf"]},
+        "bagging_fraction": {"type": "categorical", "choices": [1.0]},
+        "feature_fraction": {"type": "categorical", "choices": [1.0]},
+    }
+    config_path = tmp_path / "wf.yaml"
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    wf_dir = tmp_path / "logs" / "wf"
+    code = main(["walkforward", "--config", str(config_path), "--log-dir",
+                 str(tmp_path / "logs"), "--run-name", "wf", "--workers", "0", "--no-report"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 4
+    assert err.startswith("cryptosweep: error: walk-forward window window_00: no evaluation "
+                          "succeeded (1 failed)"), err
+    assert f"cryptosweep walkforward --resume {wf_dir} " in err
+    assert f"move {wf_dir / 'window_00'} away first" in err
+    assert not (wf_dir / "window_01").exists()  # in-process: it stopped at window 0

@@ -49,7 +49,7 @@ from cryptosweep.core.config import (
     resolve_seed,
 )
 from cryptosweep.core.config_files import config_as_made, load_config, validate_config
-from cryptosweep.core.errors import ResumeError, SweepInterrupted, UserError
+from cryptosweep.core.errors import ResumeError, SweepFailedError, SweepInterrupted, UserError
 from cryptosweep.core.files import write_json_atomic, write_text_atomic
 from cryptosweep.core.locking import LOCK_NAME, RunLock
 from cryptosweep.core.paths import WALKFORWARD_LOG_DIR
@@ -498,15 +498,18 @@ def _run_window(window_plan: WindowPlan, files: _WindowFiles, wf_dir: Path, exec
     gpu_ids = [0] if use_gpu else None  # the view decides the device; this only says "GPU"
     results = files.results
     if results is None:
-        if files.journal:
-            log.info("%s: resuming its sweep", name)
-            swept = run_sweep(config=window_plan.sweep_config, resume=window_dir,
-                              executor=executor.view(name), gpu_ids=gpu_ids,
-                              show_progress=False)
-        else:
-            swept = run_sweep(config=window_plan.sweep_config, seed=window_plan.seed,
-                              log_dir=wf_dir, run_name=name, executor=executor.view(name),
-                              gpu_ids=gpu_ids, show_progress=False)
+        try:
+            if files.journal:
+                log.info("%s: resuming its sweep", name)
+                swept = run_sweep(config=window_plan.sweep_config, resume=window_dir,
+                                  executor=executor.view(name), gpu_ids=gpu_ids,
+                                  show_progress=False)
+            else:
+                swept = run_sweep(config=window_plan.sweep_config, seed=window_plan.seed,
+                                  log_dir=wf_dir, run_name=name, executor=executor.view(name),
+                                  gpu_ids=gpu_ids, show_progress=False)
+        except SweepFailedError as exc:
+            raise _window_failed(exc, window_dir, wf_dir) from None
         results = swept.results
     record = _window_record(window_plan, results, window_dir, executor.view(f"{name}-trade"),
                             config, use_gpu)
@@ -519,6 +522,19 @@ def _run_window(window_plan: WindowPlan, files: _WindowFiles, wf_dir: Path, exec
              record["in_sample"]["metric"], record["in_sample"]["score"] or 0.0,
              record["out_of_sample"]["metrics"][record["in_sample"]["metric"]])
     return record
+
+
+def _window_failed(exc: SweepFailedError, window_dir: Path, wf_dir: Path) -> SweepFailedError:
+    """A window's sweep that stopped itself (no evaluation succeeded, too many failed), said
+    as a walk-forward's: which window, that the walk-forward stopped, and the way on. The
+    sweep's own words ("resume with --resume") named no command, and a ``walkforward
+    --resume`` reads the failed evaluations back from the window's journal: one that failed
+    them all failed again, every time."""
+    return SweepFailedError(
+        f"walk-forward window {window_dir.name}: {exc}. The walk-forward stopped (the windows "
+        f"finished are kept); once the cause is fixed, resume it: cryptosweep walkforward "
+        f"--resume {wf_dir} (the window's sweep resumes from its journal, its failed "
+        f"evaluations stay failed: to run them again, move {window_dir} away first)")
 
 
 def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir: Path,
