@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -311,3 +312,28 @@ def test_a_window_whose_every_evaluation_failed_names_the_window_and_the_way_on(
     assert f"cryptosweep walkforward --resume {wf_dir} " in err
     assert f"move {wf_dir / 'window_00'} away first" in err
     assert not (wf_dir / "window_01").exists()  # in-process: it stopped at window 0
+
+
+def test_a_window_killed_while_its_journal_was_created_runs_again_on_resume(finished,
+                                                                          tmp_path):
+    """A kill (SIGKILL, 1 worker) between window 1's sweep.db being created and its schema
+    being committed left an empty SQLite file beside the lock: the resume was refused for good
+    ("holds no journal yet ... start the run again with --config", which a walk-forward's
+    folder refuses). Nothing was recorded there: the window runs again, and the results are
+    the uninterrupted run's bytes."""
+    from tests.walkforward.test_driver import comparable
+
+    _, wf_dir = finished
+    copy = copy_of(wf_dir, tmp_path)
+    window = copy / "window_01"
+    shutil.rmtree(window)
+    window.mkdir()
+    (window / ".lock").write_text("12345\n", encoding="utf-8")
+    sqlite3.connect(window / "sweep.db").close()  # created, no table: as the kill left it
+    for old in copy.glob("walkforward_results_*.json"):
+        old.unlink()
+    manifest = json.loads((copy / MANIFEST).read_text())
+    manifest["status"], manifest["windows"][1]["status"] = "running", "running"
+    (copy / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    run_walkforward(resume=copy, workers=0)
+    assert comparable(copy) == comparable(wf_dir)

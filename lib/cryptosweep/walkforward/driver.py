@@ -55,7 +55,7 @@ from cryptosweep.core.locking import LOCK_NAME, RunLock
 from cryptosweep.core.paths import WALKFORWARD_LOG_DIR
 from cryptosweep.execution.executors import Executor, InProcessExecutor
 from cryptosweep.records.evaluations import configured
-from cryptosweep.records.inspection import DB_NAME, inspect_journal
+from cryptosweep.records.inspection import DB_NAME, inspect_journal, never_written
 from cryptosweep.records.journal import Journal
 from cryptosweep.records.ranking import ranked
 from cryptosweep.records.results import RESULTS_PREFIX
@@ -405,7 +405,9 @@ def _check_windows(plans: list[WindowPlan], wf_dir: Path) -> list[_WindowFiles]:
             if record.get("record_version") == RECORD_VERSION:
                 found.append(_WindowFiles(record=record))
                 continue  # else (written before): made again from its sweep, below
-        if not (window_dir / DB_NAME).exists():
+        if not (window_dir / DB_NAME).exists() or never_written(window_dir):
+            # (never written: killed while its sweep created the journal; nothing was
+            # recorded, and a new sweep takes such a folder)
             found.append(_WindowFiles())
             continue
         info = inspect_journal(window_dir, purpose=f"--resume {wf_dir}", repair=True)
