@@ -337,3 +337,26 @@ def test_a_window_killed_while_its_journal_was_created_runs_again_on_resume(fini
     (copy / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     run_walkforward(resume=copy, workers=0)
     assert comparable(copy) == comparable(wf_dir)
+
+
+def test_a_window_without_a_winner_keeps_its_place_in_the_parameter_paths(finished, tmp_path):
+    """A window whose sweep finished no evaluation at the full budget has no winner (e.g.
+    Hyperband's full-budget trials all past execution.trial_timeout). The parameter paths
+    left it out: window 1's winner was drawn and printed as window 0's ("w0"), and the paths
+    were one shorter than the windows. Its place now holds None ("-")."""
+    _, wf_dir = finished
+    copy = copy_of(wf_dir, tmp_path)
+    record_path = copy / "window_00" / WINDOW_RECORD
+    record = json.loads(record_path.read_text())
+    record["winner"], record["deployment"] = None, None
+    record["in_sample"].update(score=None, annual_return=None, bars=0)
+    record_path.write_text(json.dumps(record), encoding="utf-8")
+    results = run_walkforward(resume=copy, workers=0).results
+    original = json.loads(next(wf_dir.glob("walkforward_results_*.json")).read_text())
+    paths, before = results["parameters"]["paths"], original["parameters"]["paths"]
+    assert set(paths) == set(before)
+    for key, values in paths.items():
+        assert values == [None, before[key][1]], key
+    assert results["parameters"]["stability"]["model"]["windows"] == 2
+    (report,) = copy.glob("walkforward_report_*.txt")
+    assert f"  {'model':<32} -, lightgbm  (" in report.read_text()

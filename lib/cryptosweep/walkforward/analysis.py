@@ -54,8 +54,8 @@ def efficiency(oos_annual: float, is_annual: float) -> float | None:
 
 def parameter_paths(winners: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     """Each parameter's value in every window's winner (``None`` where a window's winner has no
-    such parameter, e.g. another model family): ``model``, ``entry_model.<name>`` and
-    ``trading.<name>``, in window order."""
+    such parameter, e.g. another model family, or the window has no winner: an empty
+    mapping): ``model``, ``entry_model.<name>`` and ``trading.<name>``, in window order."""
     names: list[str] = ["model"]
     for winner in winners:
         for section in ("entry_model", "trading"):

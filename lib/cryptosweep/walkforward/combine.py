@@ -87,7 +87,9 @@ def build_results(config: SweepConfig, seed: int, layout: list[dict[str, Any]],
     mean_is = float(np.mean(is_annual)) if is_annual else float("nan")
     sharpes = [s for record in records for s in record["trial_sharpes"]]
     designs = max((len(record["trial_sharpes"]) for record in records), default=0)
-    winners = [record["winner"]["params"] for record in records if record["winner"]]
+    # One per window, in window order: a window without a winner keeps its place (None in
+    # every path), or the next window's winner would be shown as its.
+    winners = [(record["winner"] or {}).get("params") or {} for record in records]
     paths = parameter_paths(winners)
     results = {
         "schema": RESULTS_SCHEMA,
