@@ -360,3 +360,21 @@ def test_a_window_without_a_winner_keeps_its_place_in_the_parameter_paths(finish
     assert results["parameters"]["stability"]["model"]["windows"] == 2
     (report,) = copy.glob("walkforward_report_*.txt")
     assert f"  {'model':<32} -, lightgbm  (" in report.read_text()
+
+
+def test_the_in_vs_out_of_sample_chart_shows_the_winner_on_its_segment(finished):
+    """The chart set each window's winner's in-sample score beside what the process traded
+    on the segment, named "out-of-sample": with the gate rejecting the winners (this run),
+    the process is flat and the chart showed 0 out of sample after an in-sample loss, as if
+    the winner had done better out of sample. The winner's own segment score is drawn too."""
+    from cryptosweep.walkforward.figures import in_vs_out_of_sample
+    from cryptosweep.walkforward.report import load_walkforward
+
+    _, wf_dir = finished
+    results = load_walkforward(wf_dir)
+    rows = results["windows"]
+    assert [row["traded"] for row in rows] == ["flat", "flat"]
+    bars = {trace.name: list(trace.y) for trace in in_vs_out_of_sample(results).data}
+    assert bars["winner, out-of-sample"] == [row["winner_oos_score"] for row in rows]
+    assert bars["what the process traded, out-of-sample"] == [0.0, 0.0]
+    assert all(score != 0.0 for score in bars["winner, out-of-sample"])

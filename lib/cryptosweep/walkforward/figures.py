@@ -54,14 +54,19 @@ def oos_equity(results: Mapping[str, Any]) -> go.Figure:
 
 
 def in_vs_out_of_sample(results: Mapping[str, Any]) -> go.Figure:
-    """Per window: the winner's in-sample (validation) score, its out-of-sample score, and
-    buy-and-hold on the same segment."""
+    """Per window: the winner's in-sample (validation) score, the same winner's score on the
+    segment, what the process traded there (the winner, a kept champion, or flat: 0), and
+    buy-and-hold on the same segment. (The winner's in-sample score beside the process's
+    segment alone compared two models, or a model with flat: a rejected winner's loss on its
+    segment showed as 0.)"""
     rows = results["windows"]
     labels = [f"w{row['window']}" for row in rows]
     name = metric_name(results["metric"])
     figure = go.Figure()
-    for key, label, colour in (("is_score", "in-sample (validation)", "#1f77b4"),
-                               ("oos_score", "out-of-sample", "#ff7f0e"),
+    for key, label, colour in (("is_score", "winner, in-sample (validation)", "#1f77b4"),
+                               ("winner_oos_score", "winner, out-of-sample", "#ff7f0e"),
+                               ("oos_score", "what the process traded, out-of-sample",
+                                "#2ca02c"),
                                ("buy_and_hold_score", "buy-and-hold, same segment", "#7f7f7f")):
         figure.add_trace(go.Bar(x=labels, y=[row[key] for row in rows], name=label,
                                 marker_color=colour))
