@@ -47,8 +47,8 @@ def text_report(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"walk-forward efficiency (annualised OOS / IS return): overall "
-        f"{wfe(results['efficiency']['overall'])} (defined when both have one sign and "
-        "|IS| > 1 %)",
+        f"{wfe(results['efficiency']['overall'])} (defined when both are gains and "
+        "IS > 1 %)",
         f"PSR(0) of the out-of-sample track: {share(dsr.get('psr'))}; DSR: "
         f"{share(dsr.get('dsr'))} over N={results.get('n_designs')} walk-forward designs (the "
         f"configurations one window's search tried; {results['n_configurations']} over all "
