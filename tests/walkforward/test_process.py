@@ -53,7 +53,8 @@ def test_a_rejected_window_keeps_the_champion_and_none_is_flat():
     assert [m["trades"] for m in made] == ["flat", "winner", "champion", "winner", "champion"]
     assert made[2]["champion_window"] == 1 and made[4]["champion_window"] == 3
     assert made[0]["text"] == "flat: no champion"
-    assert made[2]["text"].startswith("kept champion (window 1); champion's own holdout")
+    assert made[2]["text"] == ("kept champion (window 1); champion's Sharpe on the last "
+                               "segment it traded +1.00 >= 0")
 
 
 def test_trade_rejected_trades_every_winner():
@@ -69,6 +70,11 @@ def test_the_keep_gate_demotes_a_champion_losing_on_its_segments():
                      demote_after=2)
     assert [m["kind"] for m in made] == [APPROVED_WINNER, KEPT_CHAMPION, DEMOTED, NO_CHAMPION]
     assert made[2]["trades"] == "flat" and "demoted" in made[2]["text"]
+    # Its score on the segment it traded, in windows: was "champion's own holdout Sharpe
+    # -1.00 < 0 (1 night(s) in a row of 2)", a holdout score its sweep never measured.
+    assert made[1]["text"] == ("kept champion (window 0); champion's Sharpe on the last "
+                               "segment it traded -1.00 < 0 (1 window(s) in a row of 2)")
+    assert made[2]["text"].endswith("-1.00 < 0 (2 window(s) in a row; demoted)")
 
 
 @pytest.mark.parametrize(("oos", "is_", "expected"), [

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptosweep.core.formatting import metric_name, signed
 from cryptosweep.core.vocabulary import APPROVED
 from cryptosweep.judging.deployment import keep_champion
 
@@ -69,7 +70,7 @@ def step(state: ProcessState, index: int, record: Mapping[str, Any], *, trade_re
     deployment = record.get("deployment") or {}
     has_winner = bool(record.get("winner"))
     approved = has_winner and deployment.get("decision") == APPROVED
-    keep = None
+    keep, on_segment = None, False
     if approved:
         state.champion, state.champion_score = index, None
         state.history.append({"promoted": True, "decision": APPROVED})
@@ -80,6 +81,7 @@ def step(state: ProcessState, index: int, record: Mapping[str, Any], *, trade_re
         state.history.append({"promoted": False, "decision": deployment.get("decision")})
     elif state.champion is not None:
         reevaluation = deployment.get("champion")
+        on_segment = reevaluation is None
         if reevaluation is None and state.champion_score is not None:
             reevaluation = {"holdout": {f"holdout_{metric}": state.champion_score}}
         keep = keep_champion(state.history, reevaluation, metric, min_score, demote_after)
@@ -98,7 +100,7 @@ def step(state: ProcessState, index: int, record: Mapping[str, Any], *, trade_re
     if kind == KEPT_CHAMPION:
         text += f" (window {state.champion})"
     if keep is not None and keep["passed"] is not None:
-        text += f"; {keep['text']}"
+        text += f"; {_keep_text(keep, on_segment, metric, min_score, demote_after)}"
     return {"kind": kind, "trades": trades,
             "champion_window": state.champion if trades != "flat" else None,
             "text": text, "keep": keep}
@@ -111,3 +113,18 @@ def traded_score(state: ProcessState, decision: Mapping[str, Any], score: float 
         state.champion_score = score
     else:
         state.champion_score = None
+
+
+def _keep_text(keep: Mapping[str, Any], on_segment: bool, metric: str, min_score: float,
+               demote_after: int) -> str:
+    """The keep-gate's verdict in a walk-forward's words. The nightly's (``keep["text"]``)
+    called the champion's score on the last segment it traded its "own holdout" score and
+    counted "night(s) in a row": the report then set a score the window's sweep never
+    measured beside that champion's real holdout score."""
+    where = "on the last segment it traded" if on_segment else "on this window's holdout"
+    text = (f"champion's {metric_name(metric)} {where} {signed(keep['score'])} "
+            f"{'>=' if keep['passed'] else '<'} {min_score:g}")
+    if not keep["passed"]:
+        text += (f" ({keep['failures_in_a_row']} window(s) in a row"
+                 f"{'; demoted' if keep['demote'] else f' of {demote_after}'})")
+    return text
