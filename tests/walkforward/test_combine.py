@@ -53,6 +53,12 @@ def test_a_track_that_never_traded_says_why():
     assert out["why_not"] == "the track never traded: its returns do not vary"
 
 
+def test_a_track_too_short_for_a_dsr_says_so_not_that_it_never_traded():
+    out = _dsr(np.array([0.01, -0.02, 0.03]), np.array([0.1, 0.2]), 2, 8766.0, "no_skill")
+    assert out["dsr"] is None
+    assert out["why_not"] == "the track has 3 bar(s), fewer than 4"
+
+
 @pytest.mark.parametrize("rule", ["no_skill", "trials"])
 def test_one_design_is_psr_0_whatever_the_variance(rule):
     """A walk-forward whose windows each tried one configuration has nothing to deflate by:

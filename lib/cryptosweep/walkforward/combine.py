@@ -222,7 +222,10 @@ def _dsr(returns: np.ndarray, sharpes: np.ndarray, designs: int, periods: float,
     r = np.asarray(returns, dtype=float)
     out: dict[str, Any] = {"dsr": None, "psr": None, "n_trials": designs,
                            "dsr_variance": variance}
-    if len(r) < 4 or not has_dispersion(r):
+    if len(r) < 4:  # (was said "never traded" too, whatever it traded)
+        out["why_not"] = f"the track has {len(r)} bar(s), fewer than 4"
+        return out
+    if not has_dispersion(r):
         out["why_not"] = "the track never traded: its returns do not vary"
         return out
     finite = np.asarray(sharpes, dtype=float)
