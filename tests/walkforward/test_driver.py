@@ -259,6 +259,25 @@ def test_evidence_a_window_cannot_hold_exits_2_before_anything_is_made(
     assert not log_dir.exists()
 
 
+def test_no_holdout_without_trading_rejected_winners_is_refused(tmp_path, capsys):
+    """data.holdout_fraction 0: every window's gate rejects its winner (nothing to judge it
+    on), so with trade_rejected false the process could only stay flat. It ran every window's
+    sweep and ended "no edge ... the track never traded", exit 0, saying nothing of why (found
+    running the BTC 4h walk-forward so); refused first now, as a layout that cannot work."""
+    config = wf_config(data={"holdout_fraction": 0.0})
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    log_dir = tmp_path / "logs"
+    code = main(["walkforward", "--config", str(path), "--log-dir", str(log_dir),
+                 "--workers", "0", "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "data.holdout_fraction is 0" in err and "walk_forward.trade_rejected" in err
+    assert not log_dir.exists()
+    config["walk_forward"]["trade_rejected"] = True  # every winner trades: that can run
+    assert plan(load_config(raw=config), 1)
+
+
 @pytest.mark.slow
 def test_notebook_resumes_a_finished_walkforward_and_its_report_draws_offline(
         one_worker, tmp_path):

@@ -81,6 +81,13 @@ def plan(config: SweepConfig, master_seed: int) -> list[WindowPlan]:
     if settings is None:
         raise ConfigError("walkforward: the config has no walk_forward section (set at least "
                           "walk_forward.out_of_sample_bars and windows or in_sample_bars)")
+    if not config.data.has_holdout and not settings.trade_rejected:
+        raise ConfigError(
+            "walk_forward: data.holdout_fraction is 0, so every window's deployment gate "
+            "rejects its winner (no holdout to judge it on) and, with walk_forward"
+            ".trade_rejected false, the process could never trade: set data.holdout_fraction "
+            "> 0 (each window's holdout lies inside its in-sample bars) or "
+            "walk_forward.trade_rejected: true")
     whole = config.objective_spec().model_copy(
         update={"data": config.data.model_copy(update={"holdout_fraction": 0.0})})
     check_spec(whole)  # a bad file or range: the data's own error first
