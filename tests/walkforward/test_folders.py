@@ -151,6 +151,11 @@ def _results_cut_off(wf_dir: Path) -> None:
     _cut("window_01/sweep_results_*.json", 50)(wf_dir)
 
 
+def _window_a_file(wf_dir: Path) -> None:
+    shutil.rmtree(wf_dir / "window_01")
+    (wf_dir / "window_01").write_text("not a folder", encoding="utf-8")
+
+
 @pytest.mark.parametrize(("damage", "message"), [
     # Were tracebacks: KeyError, AttributeError, ValueError.
     (_edit_manifest(lambda m: m.pop("config")), "walkforward.json is damaged (no config"),
@@ -177,9 +182,13 @@ def _results_cut_off(wf_dir: Path) -> None:
     # Were refused after window 0 was read back and the manifest rewritten.
     (_journal_not_sqlite, "window_01/sweep.db is not a cryptosweep journal"),
     (_other_windows_journal, "window_01/sweep.db is the journal of another sweep"),
+    # Was "--log-dir: cannot create .../window_01: File exists" (no --log-dir was given),
+    # after the manifest was rewritten with window 1 "running".
+    (_window_a_file, "window_01 is not a folder (the run folder of window_01)"),
 ], ids=["no-config", "a-list", "seed-text", "timestamp-path", "no-windows", "other-candles",
         "candles-moved", "record-cut-off",
-        "results-cut-off", "other-record", "journal-not-sqlite", "other-journal"])
+        "results-cut-off", "other-record", "journal-not-sqlite", "other-journal",
+        "window-a-file"])
 def test_a_damaged_walkforward_is_one_line_and_nothing_changes(finished, tmp_path, capsys,
                                                               damage, message):
     _, wf_dir = finished

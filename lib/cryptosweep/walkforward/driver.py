@@ -386,6 +386,12 @@ def _check_windows(plans: list[WindowPlan], wf_dir: Path) -> list[_WindowFiles]:
     for window_plan in plans:
         name = window_dir_name(window_plan.window.index)
         window_dir = wf_dir / name
+        if (window_dir.exists() or window_dir.is_symlink()) and not window_dir.is_dir():
+            # (was found only when its sweep made the folder, the manifest already written:
+            # "--log-dir: cannot create ...: File exists", on a resume given no --log-dir)
+            raise ResumeError(f"--resume {wf_dir}: {window_dir} is not a folder (the run "
+                              f"folder of {name}); move it away to run {name} again, or "
+                              "restore the folder from a backup copy")
         record_path = window_dir / WINDOW_RECORD
         if record_path.is_file():
             record = _read_json(record_path, wf_dir, "the window's record")
