@@ -13,11 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from cryptosweep.cli import main
+from cryptosweep.core.config_files import load_config
 from cryptosweep.core.locking import RunLock
+from cryptosweep.trading.data import sample_data_path
 from cryptosweep.walkforward.driver import MANIFEST, WINDOW_RECORD, run_walkforward
 from tests.walkforward.test_driver import wf_config
 
@@ -387,3 +391,29 @@ def test_the_in_vs_out_of_sample_chart_shows_the_winner_on_its_segment(finished)
     assert bars["winner, out-of-sample"] == [row["winner_oos_score"] for row in rows]
     assert bars["what the process traded, out-of-sample"] == [0.0, 0.0]
     assert all(score != 0.0 for score in bars["winner, out-of-sample"])
+
+
+def test_a_segment_whose_calmar_ratio_overflows_is_written_as_json(tmp_path):
+    """A big move over a short segment (the real candles, their last 4 bars rising 30 % a bar:
+    a squeeze) makes buy-and-hold's annualised return, and so its Calmar ratio, pass the
+    largest float: the window's record was refused by strict JSON (ValueError traceback, every
+    resume again) and the annualised return raised OverflowError. Not finite is None (null),
+    as in the worker's results."""
+    frame = pd.read_csv(sample_data_path()).iloc[:1300].copy()
+    for column in ("open", "high", "low", "close"):
+        frame.loc[frame.index[-4:], column] *= 1.3 ** np.arange(1, 5)
+    candles = tmp_path / "squeeze.csv"
+    frame.to_csv(candles, index=False)
+    config = wf_config(walk_forward={"windows": 2, "out_of_sample_bars": 4, "anchored": False,
+                                     "in_sample_bars": 1200, "embargo_bars": 4},
+                       data={"path": str(candles)}, objective__metric="calmar")
+    config["parameter_ranges"]["trading"]["holding_period"] = {"type": "int", "low": 2,
+                                                               "high": 4}
+    config["walk_forward"]["trade_rejected"] = True
+    results = run_walkforward(config=load_config(raw=config), log_dir=tmp_path, run_name="wf",
+                              workers=0).results
+    record = json.loads((tmp_path / "wf" / "window_01" / WINDOW_RECORD).read_text())
+    assert record["out_of_sample"]["baselines"]["buy_and_hold"]["metrics"]["calmar"] is None
+    hold = results["out_of_sample"]["baselines"]["buy_and_hold"]["metrics"]
+    assert hold["calmar"] is None and hold["total_return"] > 1.0
+    assert "not a finite number to judge by" in results["verdict"]["reason"]

@@ -109,6 +109,14 @@ def test_efficiency_and_annualised_return():
     assert efficiency(0.1, -0.2) is None
 
 
+def test_an_annualised_return_past_the_largest_float_is_inf_not_an_error():
+    # 30 % a bar over 4 hourly bars: 2.86 ** 2190 raised OverflowError (a traceback where a
+    # traded segment or the track had such a move); inf, which efficiency leaves undefined.
+    squeeze = np.full(4, 0.3)
+    assert annualised_return(squeeze, 8760) == float("inf")
+    assert efficiency(annualised_return(squeeze, 8760), 0.2) is None
+
+
 def test_parameter_paths_and_stability():
     winners = [
         {"model": "lightgbm", "entry_model": {"num_leaves": 8}, "trading": {"threshold": 0.5}},

@@ -23,15 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from cryptosweep.trading.metrics import annualised_growth
+
 
 def annualised_return(returns: np.ndarray, periods_per_year: float) -> float:
     """Compounded growth per year of per-bar ``returns``: ``prod(1 + r) ** (P / n) - 1``
-    (``-1`` when the equity is wiped out, 0 for no bars)."""
+    (``-1`` when the equity is wiped out, 0 for no bars, ``inf`` past the largest float: a
+    big move over a few bars, which raised OverflowError)."""
     r = np.asarray(returns, dtype="float64")
     if not len(r):
         return 0.0
-    growth = float(np.prod(1.0 + r))
-    return growth ** (periods_per_year / len(r)) - 1.0 if growth > 0 else -1.0
+    return annualised_growth(float(np.prod(1.0 + r)), periods_per_year / len(r))
 
 
 #: The smallest in-sample annualised return walk-forward efficiency divides by (1 %): below

@@ -45,6 +45,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cryptosweep.core.config import SweepConfig
+from cryptosweep.core.files import finite_or_none
 from cryptosweep.core.formatting import metric_name, share, signed
 from cryptosweep.core.settings import DSR_CONFIDENCE
 from cryptosweep.judging.overfitting import probabilistic_sharpe_ratio
@@ -124,6 +125,7 @@ def build_results(config: SweepConfig, seed: int, layout: list[dict[str, Any]],
                        "stability": parameter_stability(
                            paths, search_ranges(config.canonical()))},
     }
+    results = finite_or_none(results)  # strict JSON: a Calmar ratio past a float is None
     results["verdict"] = process_verdict(results, config.reporting.min_trades)
     return results
 
@@ -133,17 +135,21 @@ def process_verdict(results: dict[str, Any], min_trades: int) -> dict[str, Any]:
     ``label``, ``reason`` (one sentence naming every failed condition) and ``headline``."""
     metric = results["metric"]
     oos = results["out_of_sample"]
-    score = float(oos["metrics"][metric])
+    score = oos["metrics"][metric]  # None: not finite (a Calmar ratio past a float)
     hold = oos["baselines"]["buy_and_hold"]["metrics"][metric]
     trades = int(oos["metrics"]["trades"])
     deflated = results.get("dsr") or {}
     dsr = deflated.get("dsr")
     name = metric_name(metric)
     failed = []
-    if not score > 0:
-        failed.append(f"out-of-sample {name} {signed(score)} does not beat flat (0)")
-    if not score > hold:
-        failed.append(f"it does not beat buy-and-hold ({signed(hold)})")
+    if score is None or hold is None:
+        failed.append(f"out-of-sample {name} {signed(score)} against buy-and-hold "
+                      f"{signed(hold)}: not a finite number to judge by")
+    else:
+        if not score > 0:
+            failed.append(f"out-of-sample {name} {signed(score)} does not beat flat (0)")
+        if not score > hold:
+            failed.append(f"it does not beat buy-and-hold ({signed(hold)})")
     if trades < min_trades:
         failed.append(f"{trades} trades < reporting.min_trades={min_trades}")
     if dsr is None:  # "DSR – < 0.95" said neither that it is missing nor why

@@ -50,7 +50,8 @@ from cryptosweep.core.config import (
 )
 from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import ResumeError, SweepFailedError, SweepInterrupted, UserError
-from cryptosweep.core.files import write_json_atomic, write_text_atomic
+from cryptosweep.core.files import finite_or_none, write_json_atomic, write_text_atomic
+from cryptosweep.core.formatting import signed
 from cryptosweep.core.locking import LOCK_NAME, RunLock
 from cryptosweep.core.paths import WALKFORWARD_LOG_DIR
 from cryptosweep.execution.executors import Executor, InProcessExecutor
@@ -525,10 +526,10 @@ def _run_window(window_plan: WindowPlan, files: _WindowFiles, wf_dir: Path, exec
     book.window_status(index, "done")
     # The winner's numbers; what the process trades on the segment (this winner, the last
     # approved one, or nothing) is decided after, by the gate (_run_process).
-    log.info("%s: its winner: in-sample %s %+.3f, on the out-of-sample segment %+.3f (traded "
-             "there only as the gate decides)", name,
-             record["in_sample"]["metric"], record["in_sample"]["score"] or 0.0,
-             record["out_of_sample"]["metrics"][record["in_sample"]["metric"]])
+    log.info("%s: its winner: in-sample %s %s, on the out-of-sample segment %s (traded "
+             "there only as the gate decides)", name, record["in_sample"]["metric"],
+             signed(record["in_sample"]["score"]),
+             signed(record["out_of_sample"]["metrics"][record["in_sample"]["metric"]]))
     return record
 
 
@@ -585,7 +586,7 @@ def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir:
         winner = {key: best.get(key) for key in ("eval_id", "trial_id", "params", "budget",
                                                  "seed", "score")}
         winner["holdout"] = best.get("holdout")
-    return {
+    return finite_or_none({  # strict JSON, as it is read back
         "layout": window_plan.as_dict(),
         "winner": winner,
         "deployment": ({"decision": decision,
@@ -602,7 +603,7 @@ def _window_record(window_plan: WindowPlan, results: dict[str, Any], window_dir:
         "evaluations": results["counts"]["evaluations"],
         "out_of_sample": outcome.result,
         "record_version": RECORD_VERSION,
-    }
+    })
 
 
 # ------------------------------------------------------------------------------ the process
@@ -631,7 +632,8 @@ def _run_process(plans: list[WindowPlan], records: list[dict[str, Any]], executo
                             if decision["trades"] == "champion" else None)
                 traded = _trade_champion(plans, decision["champion_window"], champion,
                                          plans[index], executor, config, use_gpu)
-            traded_score(state, decision, float(traded["metrics"][metric]))
+            score = traded["metrics"][metric]  # None: not finite (a Calmar ratio)
+            traded_score(state, decision, None if score is None else float(score))
             out.append({**record, "process": decision, "traded": traded})
     return out
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cryptosweep.core.files import finite_or_none
 from cryptosweep.execution.worker import trial_device
 from cryptosweep.trading.backtest import BacktestResult
 from cryptosweep.trading.baselines import BASELINES, buy_and_hold, flat
@@ -39,7 +40,9 @@ def trade_segment(payload: dict[str, Any]) -> dict[str, Any]:
 
     Returns ``metrics`` (:func:`~cryptosweep.trading.metrics.performance` of the segment),
     ``returns`` and ``positions`` per bar, ``trades`` (net return per trade), ``train_rows``,
-    and ``baselines`` (per baseline: ``metrics`` and per-bar ``returns``)."""
+    and ``baselines`` (per baseline: ``metrics`` and per-bar ``returns``). Strict JSON, as the
+    worker's tasks return it: a metric that is not finite (a Calmar ratio whose annualised
+    return overflows a float: a big move over a short segment) is None."""
     from cryptosweep.core.config import ObjectiveSpec
 
     spec = ObjectiveSpec.of(payload["spec"])
@@ -79,7 +82,7 @@ def trade_segment(payload: dict[str, Any]) -> dict[str, Any]:
                                     fees_bps=settings.fees_bps,
                                     slippage_bps=settings.slippage_bps)
         baselines[name] = described(baseline)
-    return {
+    return finite_or_none({
         **described(result),
         "positions": [int(p) for p in result.positions],
         "trades": [float(t.net_return) for t in result.trades],
@@ -87,4 +90,4 @@ def trade_segment(payload: dict[str, Any]) -> dict[str, Any]:
         "first_bar": market.ohlcv.index[start].isoformat(),
         "last_bar": market.ohlcv.index[stop - 1].isoformat(),
         "baselines": baselines,
-    }
+    })
