@@ -219,6 +219,27 @@ def test_report_of_damaged_results_is_one_line(finished, tmp_path, capsys, keep)
     assert snapshot(tmp_path) == before
 
 
+def test_report_of_results_another_version_wrote_says_so(finished, tmp_path, capsys):
+    """Results of schema_version 1 (before windows said what the process traded) ran the
+    notebook into "analysis notebook failed in cell 6: KeyError: 'process'", exit 5, and
+    left its executed copy behind; now one line naming the version and the resume that
+    writes them again, exit 2, nothing written."""
+    _, wf_dir = finished
+    copy = copy_of(wf_dir, tmp_path)
+    (path,) = copy.glob("walkforward_results_*.json")
+    results = json.loads(path.read_text())
+    results["schema_version"] = 1
+    for row in results["windows"]:
+        row.pop("process")
+    path.write_text(json.dumps(results), encoding="utf-8")
+    before = snapshot(tmp_path)
+    code = main(["report", str(copy)])
+    assert code == 2
+    err = one_error_line(capsys)
+    assert "schema_version 1" in err and f"cryptosweep walkforward --resume {copy}" in err
+    assert snapshot(tmp_path) == before
+
+
 def test_the_damage_checks_keep_an_intact_resume_working(finished, tmp_path):
     """A resume of an intact copy whose window 1 lost its record: window 0 is read back,
     window 1's completed sweep read back from its results, its record written again."""

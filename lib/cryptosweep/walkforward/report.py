@@ -17,7 +17,7 @@ from cryptosweep.core.errors import UserError
 from cryptosweep.core.formatting import metric_name, percent, signed
 from cryptosweep.core.paths import KERNEL, NOTEBOOKS
 from cryptosweep.records.results import latest_file
-from cryptosweep.walkforward.combine import RESULTS_SCHEMA
+from cryptosweep.walkforward.combine import RESULTS_SCHEMA, RESULTS_VERSION
 
 WALKFORWARD_NOTEBOOK = NOTEBOOKS / "walkforward_analysis.ipynb"
 
@@ -42,6 +42,11 @@ def load_walkforward(wf_dir: str | Path) -> dict[str, Any]:
         raise UserError(f"{path} is not walk-forward results (schema {RESULTS_SCHEMA}); resume "
                         f"the walk-forward to write it again: cryptosweep walkforward --resume "
                         f"{wf_dir}")
+    if results.get("schema_version") != RESULTS_VERSION:  # (the notebook failed on a key)
+        raise UserError(f"{path} was written by another version (schema_version "
+                        f"{results.get('schema_version')!r}; this version reads "
+                        f"{RESULTS_VERSION}); resume the walk-forward to write it again: "
+                        f"cryptosweep walkforward --resume {wf_dir}")
     return results
 
 
