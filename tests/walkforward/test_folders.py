@@ -122,6 +122,18 @@ def _edit_manifest(change: Callable[[dict[str, Any]], object]) -> Callable[[Path
     return edit
 
 
+def _edit_record(change: Callable[[dict[str, Any]], object]) -> Callable[[Path], None]:
+    """``change`` edits window 1's record in place (by hand: it stays valid JSON)."""
+
+    def edit(wf_dir: Path) -> None:
+        path = wf_dir / "window_01" / WINDOW_RECORD
+        record = json.loads(path.read_text())
+        change(record)
+        path.write_text(json.dumps(record))
+
+    return edit
+
+
 def _manifest_list(wf_dir: Path) -> None:
     (wf_dir / MANIFEST).write_text("[1, 2]")
 
@@ -189,10 +201,20 @@ def _window_a_file(wf_dir: Path) -> None:
     # Was "--log-dir: cannot create .../window_01: File exists" (no --log-dir was given),
     # after the manifest was rewritten with window 1 "running".
     (_window_a_file, "window_01 is not a folder (the run folder of window_01)"),
+    # Were TypeError / KeyError tracebacks in the combined results, the manifest rewritten.
+    (_edit_record(lambda r: r.update(out_of_sample=None)),
+     f"window_01/{WINDOW_RECORD} is damaged (out_of_sample is not an object)"),
+    (_edit_record(lambda r: r["out_of_sample"]["returns"].pop()),
+     "is damaged (out_of_sample.returns is not 300 numbers, one per bar of the segment)"),
+    (_edit_record(lambda r: r["out_of_sample"]["baselines"].pop("buy_and_hold")),
+     "(out_of_sample.baselines.buy_and_hold.returns is not 300 numbers"),
+    (_edit_record(lambda r: r.update(trial_sharpes="x")),
+     "is damaged (trial_sharpes is not a list of numbers)"),
 ], ids=["no-config", "a-list", "seed-text", "timestamp-path", "no-windows", "other-candles",
         "candles-moved", "record-cut-off",
         "results-cut-off", "other-record", "journal-not-sqlite", "other-journal",
-        "window-a-file"])
+        "window-a-file", "record-no-trade", "record-returns-short", "record-no-baseline",
+        "record-sharpes-text"])
 def test_a_damaged_walkforward_is_one_line_and_nothing_changes(finished, tmp_path, capsys,
                                                               damage, message):
     _, wf_dir = finished

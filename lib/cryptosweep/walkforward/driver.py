@@ -69,6 +69,7 @@ from cryptosweep.sweep.opening import (
     utc_stamp,
 )
 from cryptosweep.sweep.runner import checked_arguments, run_sweep
+from cryptosweep.trading.baselines import BASELINES
 from cryptosweep.trading.metrics import trial_sharpe
 from cryptosweep.trading.objective import data_fingerprint
 from cryptosweep.walkforward.analysis import annualised_return
@@ -409,6 +410,11 @@ def _check_windows(plans: list[WindowPlan], wf_dir: Path) -> list[_WindowFiles]:
                     f"--resume {wf_dir}: {record_path} is the record of other bars than "
                     f"{name}'s in {MANIFEST}; delete it to run {name} again, or restore it "
                     "from a backup copy")
+            problem = _record_problem(record, window_plan)
+            if problem is not None:
+                raise ResumeError(f"--resume {wf_dir}: {record_path} is damaged ({problem}); "
+                                  f"delete it to run {name} again (its sweep is kept), or "
+                                  "restore it from a backup copy")
             if record.get("record_version") == RECORD_VERSION:
                 found.append(_WindowFiles(record=record))
                 continue  # else (written before): made again from its sweep, below
@@ -435,6 +441,55 @@ def _check_windows(plans: list[WindowPlan], wf_dir: Path) -> list[_WindowFiles]:
                                   "object); delete it to run the sweep's end again")
         found.append(_WindowFiles(results=results, journal=True))
     return found
+
+
+def _record_problem(record: dict[str, Any], window_plan: WindowPlan) -> str | None:
+    """What in a window record is not of the kind this version writes (a file edited by hand:
+    the process and the combined results read these, and a wrong one was a traceback after
+    the manifest was rewritten), or None."""
+    bars = window_plan.window.out_of_sample_bars
+    metric = window_plan.sweep_config.objective.metric
+
+    def number(value: Any, none: bool = False) -> bool:
+        return (value is None and none) or (isinstance(value, int | float)
+                                            and not isinstance(value, bool))
+
+    def numbers(value: Any, length: int | None = None, none: bool = False) -> bool:
+        return (isinstance(value, list) and all(number(v, none) for v in value)
+                and (length is None or len(value) == length))
+
+    oos = record["out_of_sample"]
+    if not isinstance(oos, dict):
+        return "out_of_sample is not an object"
+    baselines = oos.get("baselines") if isinstance(oos.get("baselines"), dict) else {}
+    blocks = {"out_of_sample": oos} | {f"out_of_sample.baselines.{name}": baselines.get(name)
+                                       for name in BASELINES}
+    for where, block in blocks.items():
+        if not isinstance(block, dict) or not numbers(block.get("returns"), bars):
+            return f"{where}.returns is not {bars} numbers, one per bar of the segment"
+        scores = block.get("metrics")
+        if not isinstance(scores, dict) or not (number(scores.get(metric), none=True)
+                                                and number(scores.get("trades"))
+                                                and number(scores.get("total_return"))):
+            return f"{where}.metrics holds no {metric}, trades and total_return"
+    if not (numbers(oos.get("positions"), bars) and numbers(oos.get("trades"))
+            and isinstance(oos.get("first_bar"), str) and isinstance(oos.get("last_bar"), str)):
+        return "out_of_sample's positions, trades or bars are not what a trade records"
+    in_sample = record["in_sample"]
+    if not (isinstance(in_sample, dict) and number(in_sample.get("score"), none=True)
+            and number(in_sample.get("annual_return"), none=True)):
+        return "in_sample holds no score and annual_return"
+    if not numbers(record["trial_sharpes"], none=True):
+        return "trial_sharpes is not a list of numbers"
+    winner = record["winner"]
+    if winner is not None and not (isinstance(winner, dict)
+                                   and isinstance(winner.get("params"), dict)
+                                   and number(winner.get("budget"))
+                                   and number(winner.get("seed"))):
+        return "winner is not a configuration with its params, budget and seed"
+    if record["deployment"] is not None and not isinstance(record["deployment"], dict):
+        return "deployment is not an object"
+    return None
 
 
 def _read_json(path: Path, wf_dir: Path, what: str) -> Any:
