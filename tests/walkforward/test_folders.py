@@ -460,3 +460,26 @@ def test_a_segment_whose_calmar_ratio_overflows_is_written_as_json(tmp_path):
     hold = results["out_of_sample"]["baselines"]["buy_and_hold"]["metrics"]
     assert hold["calmar"] is None and hold["total_return"] > 1.0
     assert "not a finite number to judge by" in results["verdict"]["reason"]
+
+
+def test_a_resume_that_stops_half_way_leaves_the_manifest_running(finished, tmp_path,
+                                                                  monkeypatch):
+    """The manifest of a finished walk-forward said "complete" through a resume, and after
+    one that stopped half-way (here: window 1's trade raises)."""
+    from cryptosweep.walkforward import driver
+
+    _, wf_dir = finished
+    copy = copy_of(wf_dir, tmp_path)
+    assert json.loads((copy / MANIFEST).read_text())["status"] == "complete"
+    (copy / "window_01" / WINDOW_RECORD).unlink()
+
+    def broken(payload: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("the trade failed")
+
+    monkeypatch.setattr(driver, "trade_segment", broken)
+    with pytest.raises(RuntimeError, match="the trade failed"):
+        run_walkforward(resume=copy, workers=0)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    assert manifest["status"] == "running"
+    assert [w["status"] for w in manifest["windows"]] == ["done", "running"]
+

@@ -194,7 +194,9 @@ def _walk_forward(wf_dir: Path, manifest: dict[str, Any], config: SweepConfig, s
                   use_gpu: bool) -> WalkForwardResult:
     """The walk-forward itself, its folder locked and checked: the manifest, the windows, the
     process between them and the combined results."""
-    book = _Manifest(wf_dir / MANIFEST, manifest)
+    # A resume of a finished walk-forward runs again ("complete" stayed there while it ran,
+    # and after it stopped half-way).
+    book = _Manifest(wf_dir / MANIFEST, {**manifest, "status": "running"})
     book.write()
     log.info("walk-forward %s: %d windows, seed %d, on %s", wf_dir.name, len(plans), seed,
              executor.description)
