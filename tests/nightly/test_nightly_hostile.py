@@ -619,3 +619,34 @@ def test_a_folder_variable_with_white_space_around_it_is_refused(tmp_path, name)
         Settings.from_environment(env, "c.yaml")
     assert caught.value.exit_code == 2 and "white space" in caught.value.message
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("name", "kind"), [("latest", "folder"), ("latest", "file"),
+                                            ("index.html", "folder")])
+def test_a_latest_or_index_in_the_way_is_refused_before_the_night(tmp_path, capsys, name,
+                                                                   kind):
+    """reports/latest a folder (a user's, not the night's link): the whole sweep and report
+    ran, then "publishing latest failed: [Errno 21] ... '.latest.<pid>.tmp' -> 'latest'", exit
+    5, and the champion step never ran: an approved winner was never deployed, every night.
+    A file named latest was replaced without a word; index.html a folder failed the report.
+    Now one line, exit 2, before anything is made or changed."""
+    from cryptosweep.nightly.pipeline import main
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    if kind == "folder":
+        (reports / name).mkdir()
+        (reports / name / "notes.txt").write_text("mine\n")
+    else:
+        (reports / name).write_text("mine\n")
+    before = tree(tmp_path)
+    env = {"REPORTS_DIR": str(reports), "MODELS_DIR": str(tmp_path / "models"),
+           "GPU_POLICY": "use"}
+    assert main([str(config_file(tmp_path))], env) == 2
+    out = capsys.readouterr().out
+    lines = errors(out)
+    assert len(lines) == 1 and "Traceback" not in out, out
+    assert f"REPORTS_DIR={reports}: {reports / name} is a {kind}" in lines[0]
+    assert "move it away" in lines[0]
+    assert tree(tmp_path) == {**before, "tiny.json": (tmp_path / "tiny.json").read_bytes()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports", "tiny.json"]

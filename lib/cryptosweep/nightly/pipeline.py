@@ -79,10 +79,10 @@ from cryptosweep.nightly.promotion import (
     read_pending,
     recover,
 )
-from cryptosweep.nightly.publishing import LATEST_LINK, publish
+from cryptosweep.nightly.publishing import LATEST_LINK, latest_problem, publish
 from cryptosweep.nightly.retention import housekeep
 from cryptosweep.nightly.runs import RUN_PREFIX, RunState, check_sweep, plan_run
-from cryptosweep.reporting.index_page import FIELD_FILE, REPORT_FILE
+from cryptosweep.reporting.index_page import FIELD_FILE, INDEX_FILE, REPORT_FILE
 from cryptosweep.reporting.notebook_imports import skip_iri_grammars
 from cryptosweep.sweep.opening import LOG_FILE, utc_stamp
 
@@ -221,6 +221,9 @@ class Settings:
         problem = _nesting_problem(folders["REPORTS_DIR"], folders["MODELS_DIR"])
         if problem is not None:
             raise NightlyFailure(EXIT_USAGE, problem)
+        problem = _reports_problem(folders["REPORTS_DIR"])
+        if problem is not None:
+            raise NightlyFailure(EXIT_USAGE, f"REPORTS_DIR={folders['REPORTS_DIR']}: {problem}")
         return cls(
             config=config_path,  # type: ignore[arg-type]
             seed=whole("SWEEP_SEED", 0) if seed_text else None,
@@ -259,6 +262,17 @@ def _nesting_problem(reports_dir: Path, models_dir: Path) -> str | None:
                     "a folder the champion steps move or delete: choose a REPORTS_DIR outside "
                     "it")
     return None
+
+
+def _reports_problem(reports_dir: Path) -> str | None:
+    """What in the reports folder is in the way of what the night writes there, after its
+    sweep (None when nothing is): ``latest`` that is not the night's link
+    (:func:`~cryptosweep.nightly.publishing.latest_problem`), an ``index.html`` that is a
+    folder. Found after the sweep, each ended every night in exit 5."""
+    problem = latest_problem(reports_dir)
+    if problem is None and (reports_dir / INDEX_FILE).is_dir():
+        problem = f"{reports_dir / INDEX_FILE} is a folder, not the index page: move it away"
+    return problem
 
 
 def _in_repository(path: str) -> Path:

@@ -11,7 +11,20 @@ from cryptosweep.nightly.runs import RunState
 from cryptosweep.records.results import BEST_CONFIGS_GLOB, BEST_CONFIGS_LATEST
 
 LATEST_LINK = "latest"
-__all__ = ["BEST_CONFIGS_LATEST", "LATEST_LINK", "publish", "update_latest_link"]
+__all__ = ["BEST_CONFIGS_LATEST", "LATEST_LINK", "latest_problem", "publish",
+           "update_latest_link"]
+
+
+def latest_problem(reports_dir: Path, name: str = LATEST_LINK) -> str | None:
+    """Why the night could not point ``reports_dir/latest`` at its run (None when it can): a
+    folder of that name (not the link) made the rename fail after the whole sweep and report,
+    every night, and the champion step never ran; a file of that name was replaced without a
+    word."""
+    link = Path(reports_dir) / name
+    if link.is_symlink() or not os.path.lexists(link):
+        return None
+    return (f"{link} is a {'folder' if link.is_dir() else 'file'}, not the link to the newest "
+            "finished run that the night keeps there: move it away")
 
 
 def update_latest_link(reports_dir: Path, run_dir: Path, name: str = LATEST_LINK) -> Path:
