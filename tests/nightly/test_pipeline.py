@@ -1143,3 +1143,58 @@ def test_help_says_what_the_night_does_in_whole_sentences(capsys):
     assert summary.startswith("The nightly job from start to notification")
     assert summary.rstrip().endswith("keep the reports folder tidy, notify.")
     assert "``" not in out and "exit codes:" in out
+
+
+def _decided_run(reports: Path) -> Path:
+    """A nightly run whose sweep is complete (results, best configs, a rejected decision) and
+    whose report is still to come."""
+    run = fake_run(reports, "nightly_20200101_020000", "complete", results=True)
+    results = results_file(run)
+    data = json.loads(results.read_text())
+    data["best"].update(eval_id=4, params={"model": "lightgbm"})
+    data["deployment"] = {"decision": "rejected", "reason": "Rejected: DSR 0.03 < 0.95.",
+                          "criteria": [{"name": "dsr", "value": 0.03, "threshold": 0.95,
+                                        "passed": False, "text": "DSR 0.03 < 0.95"}]}
+    results.write_text(json.dumps(data))
+    return run
+
+
+def test_a_night_stopped_between_its_report_and_its_champion_step_is_acted_on_next_night(
+        tmp_path, monkeypatch):
+    """A SIGTERM while the index was written (after report.html), or a `latest` that could
+    not be replaced, stopped the night before its champion step: the run was finished, so the
+    next night started a new run and nobody ever acted on its decision (an approved winner
+    never deployed; reproduced with a real night whose models folder was put back as before
+    its champion step). The run is now marked pending before its report; the next night acts
+    on it first. A night stopped before report.html leaves the step to tonight's report."""
+    from cryptosweep.reporting.index_page import REPORT_FILE
+
+    reports = tmp_path / "reports"
+    run = _decided_run(reports)
+
+    def report(self: Night, run_dir: Path, written: bool) -> None:
+        if written:
+            (run_dir / REPORT_FILE).write_text("<html></html>")
+        raise KeyboardInterrupt  # what the SIGTERM raises (sigterm_interrupts)
+
+    monkeypatch.setattr(Night, "_report", lambda self, run_dir: report(self, run_dir, False))
+    night, _, models = _night_on(tmp_path)
+    assert night.run() == 130
+    assert promotion.read_pending(models) == promotion.Pending(run.resolve(), 0)
+    second, stream, _ = _night_on(tmp_path)
+    second._finish_pending(promotion.read_pending(models))  # tonight's report acts on it
+    assert second.earlier_promotion is None and "has no report yet" in stream.getvalue()
+    assert promotion.read_pending(models) == promotion.Pending(run.resolve(), 0)
+
+    monkeypatch.setattr(Night, "_report", lambda self, run_dir: report(self, run_dir, True))
+    assert second.run() == 130 and (run / REPORT_FILE).is_file()
+    assert promotion.read_pending(models) == promotion.Pending(run.resolve(), 0)
+    assert promotion.read_history(models) == []
+    third, stream, _ = _night_on(tmp_path)
+    third._finish_pending(promotion.read_pending(models))
+    assert "never started (its night stopped after its report); acting on it now" in (
+        stream.getvalue())
+    (record,) = promotion.read_history(models)
+    assert record["run"] == run.name and record["decision"] == "rejected"
+    assert third.earlier_promotion is not None and not third.earlier_promotion.promoted
+    assert promotion.read_pending(models) is None

@@ -74,6 +74,7 @@ from cryptosweep.nightly.promotion import (
     decide_and_act,
     decision_of,
     manifest_digest,
+    mark_pending,
     read_history,
     read_marker,
     read_pending,
@@ -81,7 +82,7 @@ from cryptosweep.nightly.promotion import (
 )
 from cryptosweep.nightly.publishing import LATEST_LINK, latest_problem, publish
 from cryptosweep.nightly.retention import housekeep
-from cryptosweep.nightly.runs import RUN_PREFIX, RunState, check_sweep, plan_run
+from cryptosweep.nightly.runs import RUN_PREFIX, RunState, check_sweep, plan_run, scan_runs
 from cryptosweep.reporting.index_page import FIELD_FILE, INDEX_FILE, REPORT_FILE
 from cryptosweep.reporting.notebook_imports import skip_iri_grammars
 from cryptosweep.sweep.opening import LOG_FILE, utc_stamp
@@ -431,6 +432,12 @@ class Night:
         self._watch_champion(run_dir, config)
         if plan.mode != "report":
             self._sweep(run_dir, seed, gpus.ids, resume=plan.mode == "resume")
+        try:  # from here on the run may be finished: its decision must not be lost
+            mark_pending(settings.models_dir, run_dir)
+        except (OSError, UserError) as exc:
+            self.log("WARNING", f"champion: cannot record that {run_dir.name}'s decision is "
+                                f"to be acted on ({exc}); a night stopped before its champion "
+                                "step would not act on it")
         self._report(run_dir)
         try:
             link = publish(run_dir, settings.reports_dir)
@@ -458,12 +465,21 @@ class Night:
                 + ("; its champion deployed" if decided.get("promoted") else "")
                 + ("; the champion demoted by its keep-gate" if demoted else "") + ")"))
             return
-        why_not = ("that run is no longer there finished" if not RunState.of(run_dir).finished
+        state = RunState.of(run_dir)
+        if pending.attempts == 0 and state.sweep_complete and not state.finished:
+            runs = scan_runs(settings.reports_dir)
+            if runs and runs[-1].path.resolve() == run_dir.resolve():
+                self.log("INFO", f"champion: {run_dir.name} has no report yet; tonight builds "
+                                 "it and acts on its decision then")
+                return  # (plan_run: "report")
+        why_not = ("that run is no longer there finished" if not state.finished
                    else f"it was interrupted {pending.attempts} times"
                    if pending.attempts >= MAX_PENDING_ATTEMPTS else None)
         if why_not is None:
             self.log("WARNING", f"champion: the step acting on {run_dir.name}'s decision was "
-                                "interrupted; acting on it now")
+                                + ("interrupted" if pending.attempts else
+                                   "never started (its night stopped after its report)")
+                                + "; acting on it now")
             try:
                 self._promote(run_dir)
             except NightlyFailure as exc:

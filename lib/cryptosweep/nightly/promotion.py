@@ -40,7 +40,8 @@ Layout of the models folder::
     .champion.new/          a trained champion about to be rotated in
     .champion.old/          the champion.prev being dropped
     .promotion.json         what a rotation in progress promotes (for recover)
-    .decision.json          the run whose champion step is under way (for the next night)
+    .decision.json          the run whose champion step is to come (its sweep complete) or
+                            under way (for the next night: :func:`mark_pending`)
     .lock                   held by the process working on the champion (one at a time)
 """
 
@@ -402,10 +403,25 @@ def decision_of(models: Path, run_dir: Path) -> dict[str, Any] | None:
 @dataclass(frozen=True)
 class Pending:
     """A champion step a kill interrupted (:data:`PENDING`): the run it acted for, and how
-    many times it was started."""
+    many times it was started (0: not yet; the run's sweep was complete, its report and
+    champion step still to come: :func:`mark_pending`)."""
 
     run: Path
     attempts: int
+
+
+def mark_pending(models_dir: Path, run_dir: Path) -> None:
+    """Record, once its sweep is complete and before its report, that ``run_dir``'s decision
+    is still to be acted on (:data:`PENDING`, 0 attempts; one that already names the run is
+    kept). A night stopped between its report and its champion step (a SIGTERM while the
+    index was written, ``latest`` that could not be replaced) then left a finished run whose
+    decision no later night acted on: the next night starts a new run after a finished one."""
+    models = Path(models_dir)
+    with hold_folder(models, MODELS_FOLDER):
+        earlier = read_pending(models)
+        if earlier is None or earlier.run != Path(run_dir).resolve():
+            write_json_atomic(models / PENDING, {"run": str(Path(run_dir).resolve()),
+                                                 "attempts": 0})
 
 
 def read_pending(models_dir: Path) -> Pending | None:
@@ -417,7 +433,7 @@ def read_pending(models_dir: Path) -> Pending | None:
     value = _read_json(path)
     attempts = (value or {}).get("attempts", 1)
     if (value is None or not isinstance(value.get("run"), str) or not value["run"]
-            or not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1):
+            or not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0):
         raise UserError(f"{path}: not a JSON object naming a run folder (key 'run') and how "
                         "many times its champion step started (key 'attempts'); it records a "
                         "champion step a kill interrupted: restore it, or delete it to leave "
