@@ -650,3 +650,62 @@ def test_a_latest_or_index_in_the_way_is_refused_before_the_night(tmp_path, caps
     assert "move it away" in lines[0]
     assert tree(tmp_path) == {**before, "tiny.json": (tmp_path / "tiny.json").read_bytes()}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports", "tiny.json"]
+
+
+def _ledger(path: Path, damage: str) -> None:
+    """A trial ledger with one row, then damaged as ``damage`` says."""
+    import sqlite3
+
+    from cryptosweep.records.ledger import LedgerTrial, Market, TrialLedger
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if damage == "another database":  # a run's journal named as the ledger
+        conn = sqlite3.connect(path)
+        conn.executescript("CREATE TABLE meta (key TEXT, value TEXT); "
+                           "CREATE TABLE evaluations (eval_id INTEGER);")
+        conn.close()
+        return
+    with TrialLedger(path) as ledger:
+        ledger.record_trials("nightly_1", Market("btc.csv@1h", "2021-01-01", "2021-06-01"),
+                             [LedgerTrial("search", f"eval:{n}", f"c{n}", n, 1.0, 0.1 * n)
+                              for n in range(400)])
+    if damage == "truncated":  # checkpointed on close: the rows are in the main file
+        with open(path, "r+b") as file:
+            file.truncate(path.stat().st_size // 2)
+    elif damage == "an older layout":
+        conn = sqlite3.connect(path)
+        conn.execute("ALTER TABLE trials DROP COLUMN sharpe")
+        conn.close()
+
+
+@pytest.mark.parametrize(("damage", "words"), [
+    ("truncated", "is damaged (database disk image is malformed): restore it from a backup"),
+    ("another database", "is another SQLite database (tables evaluations, meta), not a trial "
+                         "ledger"),
+    ("an older layout", "is not a trial ledger this version reads: its table trials has no "
+                        "column sharpe"),
+    ("none", None),
+])
+def test_a_damaged_trial_ledger_is_refused_by_the_check_not_blamed_on_the_machine(
+        tmp_path, capsys, damage, words):
+    """models/trials.db damaged by hand (its header intact): --check said ok, the night made
+    its run folder and the sweep failed on it with "InfrastructureError: the machine failed
+    the sweep: the trial ledger ... could not be opened (database disk image is malformed)
+    ... fix the cause (free disk space)", exit 6, every night. Another SQLite file had the
+    ledger's tables written into it. Now the check names the file, exit 2, and reads it only."""
+    from cryptosweep.nightly.pipeline import main
+
+    ledger = tmp_path / "models" / "trials.db"
+    _ledger(ledger, damage)
+    before = tree(tmp_path / "models")
+    env = {"REPORTS_DIR": str(tmp_path / "reports"), "MODELS_DIR": str(tmp_path / "models"),
+           "GPU_POLICY": "use"}
+    code = main(["--check", str(config_file(tmp_path))], env)
+    out = capsys.readouterr().out
+    assert tree(tmp_path / "models") == before and not (tmp_path / "reports").exists()
+    if words is None:
+        assert code == 0 and "check: ok" in out, out
+        return
+    assert code == 2 and "Traceback" not in out, out
+    (line,) = errors(out)
+    assert f"{ledger} {words}" in line

@@ -48,6 +48,7 @@ import math
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -101,6 +102,54 @@ CREATE TABLE IF NOT EXISTS probes (
 _TRIAL_COLUMNS = ("run, kind, key, config_key, seed, budget, market, first_bar, last_bar, "
                   "sharpe, recorded_at, probe_id")
 _LOOK_COLUMNS = "run, source, what, market, first_bar, last_bar, looked_at, probe_id"
+#: The columns each table needs from a ledger already there (``probe_id`` is added to one
+#: made before markets carried a probe).
+_NEEDED = {"trials": set(_TRIAL_COLUMNS.split(", ")) - {"probe_id"},
+           "looks": set(_LOOK_COLUMNS.split(", ")) - {"probe_id"},
+           "probes": {"probe_id", "closes"}}
+
+
+def ledger_problem(path: str | Path) -> str | None:
+    """Why the SQLite file at ``path`` cannot be used as the trial ledger (None when it can,
+    or is not there): damaged (SQLite's ``quick_check``, or an error reading it), a table of
+    the ledger without the columns this version writes, or another SQLite database (tables,
+    none of the ledger's: a run's ``sweep.db``, say, which the ledger's tables would be
+    written into). Read-only: nothing is created beside it. Found by the sweep instead, a
+    damaged ledger was "the machine failed the sweep ... free disk space", exit 6, every night,
+    with nothing lost to the machine."""
+    db = Path(path)
+    if not db.is_file():
+        return None
+    flags = "mode=ro" if db.with_name(db.name + "-wal").exists() else "mode=ro&immutable=1"
+    uri = f"file:{urllib.parse.quote(str(db.resolve()))}?{flags}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return None  # cannot tell (locked, no -shm it may create): the sweep says what it finds
+    try:
+        (verdict,) = conn.execute("PRAGMA quick_check(1)").fetchone()
+        tables = {name: {row[1] for row in conn.execute(f"PRAGMA table_info({name})")}
+                  for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE "
+                                              "type = 'table'").fetchall()}
+    except sqlite3.OperationalError:
+        return None  # as above
+    except sqlite3.DatabaseError as exc:
+        verdict = str(exc)
+    finally:
+        conn.close()
+    if verdict != "ok":
+        return (f"is damaged ({' '.join(str(verdict).split())[:200]}): restore it from a "
+                "backup, or move it away to start a new trial ledger (the trials it counted "
+                "are then not counted)")
+    if tables and not set(tables) & set(_NEEDED):
+        return (f"is another SQLite database (tables {', '.join(sorted(tables)[:5])}), not "
+                "a trial ledger: name a ledger file of its own")
+    for name, needed in _NEEDED.items():
+        missing = needed - tables[name] if name in tables else set()
+        if missing:
+            return (f"is not a trial ledger this version reads: its table {name} has no "
+                    f"column {', '.join(sorted(missing))}")
+    return None
 
 
 def _bare_name(run: str) -> str:

@@ -21,7 +21,7 @@ from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.errors import ConfigError, DataError
 from cryptosweep.core.files import SQLITE_HEADER
 from cryptosweep.core.intervals import describe_annualisation, parse_interval
-from cryptosweep.records.ledger import LEDGER_NAME
+from cryptosweep.records.ledger import LEDGER_NAME, ledger_problem
 from cryptosweep.strategies import sweep_size
 from cryptosweep.trading.models.check import range_problem
 from cryptosweep.trading.objective import check_cpcv, check_spec
@@ -111,7 +111,9 @@ def _place_problem(path: Path, kind: str) -> str | None:
             return f"cannot be read ({error.strerror or error})"
         if header and header != SQLITE_HEADER:
             return "is not a SQLite database (the trial ledger is one)"
-        return None if os.access(path, os.W_OK) else "is not writable"
+        if not os.access(path, os.W_OK):
+            return "is not writable"
+        return ledger_problem(path)
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
