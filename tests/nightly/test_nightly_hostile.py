@@ -709,3 +709,35 @@ def test_a_damaged_trial_ledger_is_refused_by_the_check_not_blamed_on_the_machin
     assert code == 2 and "Traceback" not in out, out
     (line,) = errors(out)
     assert f"{ledger} {words}" in line
+
+
+def test_a_run_folder_whose_deletion_a_kill_stopped_is_deleted_the_next_night(tmp_path,
+                                                                               monkeypatch):
+    """Killed while the retention deleted a finished run (here after its results file): the
+    folder was left with its journal saying complete and no results, which no later night
+    deleted (kept as unfinished, for ever). The folder is now renamed out of sight first, and
+    what a kill leaves is removed the next night."""
+    import shutil as real_shutil
+
+    from cryptosweep.nightly import retention
+    from cryptosweep.nightly.runs import scan_runs
+    from tests.nightly.test_pipeline import fake_run
+
+    reports = tmp_path / "reports"
+    old = fake_run(reports, "nightly_20260101_000000", "complete", results=True, report=True)
+    fake_run(reports, "nightly_20260102_000000", "complete", results=True, report=True)
+    rmtree = real_shutil.rmtree
+
+    def killed(path: Any, *args: Any, **kwargs: Any) -> None:
+        for results in Path(path).glob("sweep_results_*.json"):
+            results.unlink()  # the first entries went, then the kill
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retention.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        retention.housekeep(reports, 14, 1)
+    monkeypatch.setattr(retention.shutil, "rmtree", rmtree)
+    assert not old.exists()  # out of the runs' sight
+    assert [run.path.name for run in scan_runs(reports)] == ["nightly_20260102_000000"]
+    retention.housekeep(reports, 14, 1)
+    assert sorted(p.name for p in reports.iterdir()) == ["nightly_20260102_000000"]

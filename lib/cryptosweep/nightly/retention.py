@@ -17,6 +17,9 @@ from cryptosweep.nightly.publishing import LATEST_LINK
 from cryptosweep.nightly.runs import RUN_PREFIX, RunState, scan_runs
 from cryptosweep.reporting.index_page import INDEX_FILE
 
+#: The suffix of a run folder being deleted (``.<run>.deleting``), out of the runs' sight.
+DELETING = ".deleting"
+
 
 def select_for_deletion(runs: Sequence[RunState], keep: int,
                         protected: Iterable[Path] = ()) -> list[RunState]:
@@ -75,6 +78,8 @@ def housekeep(reports_dir: Path, log_days: float, keep: int, current: Path | Non
     Never touches the current run, ``latest``'s target, an unfinished run, or a run folder
     whose lock another process holds."""
     reports_dir = Path(reports_dir)
+    for leftover in reports_dir.glob(f".{prefix}*{DELETING}"):  # a deletion a kill stopped
+        shutil.rmtree(leftover, ignore_errors=True)
     runs = scan_runs(reports_dir, prefix)
     protected = [p for p in (current,) if p is not None]
     link = reports_dir / LATEST_LINK
@@ -88,7 +93,13 @@ def housekeep(reports_dir: Path, log_days: float, keep: int, current: Path | Non
         # folder from under that sweep. Held while deleting, so that none starts meanwhile.
         try:
             with RunLock.acquire(run.path):
-                shutil.rmtree(run.path)
+                # Out of sight first (one rename), then deleted: a kill in the middle of
+                # deleting left a folder with its journal (status complete) and without its
+                # results, which no later night deleted (no longer finished: kept as
+                # unfinished, for ever).
+                doomed = run.path.with_name(f".{run.path.name}{DELETING}")
+                os.rename(run.path, doomed)
+                shutil.rmtree(doomed)
         except ResumeError:
             lines.append(f"INFO retention: kept {run.path.name}: another process is writing "
                          "it")
