@@ -1198,3 +1198,19 @@ def test_a_night_stopped_between_its_report_and_its_champion_step_is_acted_on_ne
     assert record["run"] == run.name and record["decision"] == "rejected"
     assert third.earlier_promotion is not None and not third.earlier_promotion.promoted
     assert promotion.read_pending(models) is None
+
+
+@pytest.mark.parametrize("name", ["a#b", "a?b", "a%20b"])
+def test_a_reports_folder_with_a_uri_character_is_read_as_it_is(tmp_path, name):
+    """REPORTS_DIR=/srv/a#b: the journal was opened as the URI file:/srv/a#b/...?mode=ro, whose
+    path ends at "#": the night read (and created, empty) /srv/a, found no status in its
+    complete run, and ended "sweep not complete although papermill succeeded (journal status
+    unknown, results file present)", exit 4, every night (a real night)."""
+    reports = tmp_path / name / "reports"
+    run = fake_run(reports, "nightly_20200101_020000", "complete", results=True, report=True,
+                   meta={"seed": 7})
+    assert nightly.run_status(run) == "complete"
+    assert nightly.read_meta(run, "seed") == {"seed": 7}
+    assert nightly.RunState.of(run).finished
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert nightly.plan_run(reports, "unused.yaml", 7).mode == "new"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,11 @@ def read_meta(run_dir: Path, *keys: str) -> dict[str, Any]:
     """Values of the journal's ``meta`` table (JSON-decoded) for ``keys``; absent keys are
     left out. Opens ``sweep.db`` read-only: never changes a run. Raises ``sqlite3.Error``."""
     db = Path(run_dir) / DB_NAME
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    # Quoted: a "#" or "?" in the path (REPORTS_DIR=/srv/a#b) ended the URI's path there, so
+    # the night read (and created, without mode=ro) /srv/a, found no status in a complete
+    # run and ended "sweep not complete although papermill succeeded", exit 4, every night.
+    uri = f"file:{urllib.parse.quote(str(db.absolute()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=5)
     try:
         marks = ",".join("?" * len(keys))
         rows = conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", keys)
