@@ -571,7 +571,8 @@ def test_a_sweep_past_sweep_timeout_is_exit_4_and_resumed_the_next_night(tmp_pat
 @pytest.mark.parametrize(
     ("reports", "models", "refused"),
     [
-        ("r", "r/nightly_models", "MODELS_DIR="),  # a run folder's name: retention deletes it
+        ("r", "r/nightly_20200101_020000/m", "MODELS_DIR="),  # a run folder: retention
+        ("r", "r/nightly_models", "MODELS_DIR="),  # its prefix
         ("r", "r/latest/m", "MODELS_DIR="),  # the link replaced every night
         ("m/champion", "m", "REPORTS_DIR="),  # moved to champion.prev, then deleted
         ("m/demoted/r", "m", "REPORTS_DIR="),
@@ -600,7 +601,7 @@ def test_a_models_folder_inside_a_run_folder_or_reports_inside_the_champion_is_r
         Settings.from_environment(env, "c.yaml")
     assert caught.value.exit_code == 2 and "\n" not in caught.value.message
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-    if models == "r/nightly_models":  # what the night did with it
+    if models == "r/nightly_20200101_020000/m":  # what the night did with it
         (tmp_path / models / "champion").mkdir(parents=True)
         (tmp_path / models / "trials.db").write_text("the ledger")
         assert housekeep(tmp_path / reports, 14, 0)

@@ -1214,3 +1214,20 @@ def test_a_reports_folder_with_a_uri_character_is_read_as_it_is(tmp_path, name):
     assert nightly.RunState.of(run).finished
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
     assert nightly.plan_run(reports, "unused.yaml", 7).mode == "new"
+
+
+def test_a_copy_named_like_a_run_is_neither_the_newest_run_nor_deleted(tmp_path):
+    """A user's copy of a finished run in the reports folder, named nightly_backup, sorted
+    after every night's name and was taken for the newest run: the real newest one (its sweep
+    complete, its report missing here; a killed sweep alike) was never finished again ("last
+    run nightly_backup finished"); a copy named nightly_<time>.bak was deleted by the
+    retention. Only the names the night gives its runs are runs."""
+    real = fake_run(tmp_path, "nightly_20200101_020000", "complete", results=True)
+    backup = fake_run(tmp_path, "nightly_backup", "complete", results=True, report=True)
+    shutil.copytree(backup, tmp_path / "nightly_20191231_020000.bak")
+    plan = nightly.plan_run(tmp_path, "unused.yaml", 7)
+    assert (plan.mode, plan.run_dir) == ("report", real)
+    assert [run.path.name for run in nightly.scan_runs(tmp_path)] == [real.name]
+    nightly.housekeep(tmp_path, 14, 0, current=real)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "nightly_20191231_020000.bak", "nightly_20200101_020000", "nightly_backup"]

@@ -6,8 +6,9 @@ gate approves), :mod:`.retention`, :mod:`.notifications` — and :mod:`.pipeline
 in order. ``scheduled/nightly_sweep.sh`` holds the lock and starts
 ``python -m cryptosweep.nightly``.
 
-Only run folders named ``nightly_*`` are the nightly's: planning and retention never touch
-another folder of the reports directory.
+Only run folders named as the night names them, ``nightly_<UTC time>``
+(``nightly_20261127_020000``), are the nightly's: planning and retention never touch another
+folder of the reports directory.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ reading a run never changes it."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import urllib.parse
 from dataclasses import dataclass
@@ -87,12 +88,17 @@ class RunState:
 
 
 def scan_runs(reports_dir: Path, prefix: str = RUN_PREFIX) -> list[RunState]:
-    """The nightly's run folders, oldest first (their names are UTC timestamps)."""
+    """The nightly's run folders, oldest first: named ``<prefix><UTC time>`` as the night
+    names them (``nightly_20261127_020000``). Any other name was one too: a copy named
+    ``nightly_backup`` sorted after every night, was taken for the newest run (a killed night
+    was then never resumed, a report never finished), and a copy named
+    ``nightly_<time>.bak`` was deleted by the retention."""
     reports_dir = Path(reports_dir)
     if not reports_dir.is_dir():
         return []
+    name = re.compile(re.escape(prefix) + r"\d{8}_\d{6}")
     folders = [p for p in reports_dir.iterdir()
-               if p.name.startswith(prefix) and p.is_dir() and not p.is_symlink()]
+               if name.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
     return [RunState.of(p) for p in sorted(folders, key=lambda p: p.name)]
 
 
