@@ -62,6 +62,15 @@ if ((checked)); then
 fi
 mkdir -p "$REPORTS_DIR" || die "cannot create $REPORTS_DIR"
 exec 9>>"$LOCK"
-flock -n 9 || already_running
+# Held by another night (exit 75) is "already running"; any other failure (a file system
+# without flock: "No locks available") was taken for it too, and every night did nothing, exit 0.
+locked=0
+flock -n -E 75 9 || locked=$?
+if ((locked == 75)); then already_running; fi
+if ((locked)); then
+    echo "$(date '+%Y-%m-%d %H:%M:%S,%3N') ERROR nightly: cannot lock $LOCK (flock exit" \
+        "$locked): the file system of REPORTS_DIR must support flock" >&2
+    exit 6
+fi
 # The job inherits the lock (fd 9) and holds it until it exits; signals reach it directly.
 exec "$PY" -m cryptosweep.nightly "$@"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -742,3 +743,29 @@ def test_a_run_folder_whose_deletion_a_kill_stopped_is_deleted_the_next_night(tm
     assert [run.path.name for run in scan_runs(reports)] == ["nightly_20260102_000000"]
     retention.housekeep(reports, 14, 1)
     assert sorted(p.name for p in reports.iterdir()) == ["nightly_20260102_000000"]
+
+
+@slow
+def test_a_reports_folder_that_cannot_be_locked_is_not_already_running(tmp_path):
+    """On a file system without flock ("No locks available", flock exit 71) the script's
+    `flock -n 9 || already_running` said "already running (lock ... is held); nothing to do",
+    exit 0, every night, and nothing ran. The script runs here from a copy of the repository
+    whose venv holds a flock that fails so (and a python that is this one)."""
+    repo = tmp_path / "repo"
+    (repo / "scheduled").mkdir(parents=True)
+    script = repo / "scheduled" / "nightly_sweep.sh"
+    shutil.copy2(SCRIPT, script)
+    bin_dir = repo / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, body in (("python", f'exec {sys.executable} "$@"'),
+                       ("flock", 'echo "flock: 9: No locks available" >&2; exit 71')):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = nightly_env(tmp_path, PYTHONPATH=str(REPO / "lib"))
+    done = subprocess.run([str(script), str(config_file(tmp_path))], env=env, cwd="/",
+                          capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 6, output
+    assert "already running" not in output
+    (line,) = errors(output)
+    assert f"cannot lock {tmp_path / 'reports' / '.nightly.lock'} (flock exit 71)" in line
