@@ -61,7 +61,8 @@ if ((checked)); then
     exit "$checked"
 fi
 mkdir -p "$REPORTS_DIR" || die "cannot create $REPORTS_DIR"
-exec 9>>"$LOCK"
+# (A folder of that name, or a file another user made, ended the script in bash's own line, exit 1.)
+exec 9>>"$LOCK" || die "cannot open the lock file $LOCK for writing: move it away, or make it writable"
 # Held by another night (exit 75) is "already running"; any other failure (a file system
 # without flock: "No locks available") was taken for it too, and every night did nothing, exit 0.
 locked=0

@@ -769,3 +769,16 @@ def test_a_reports_folder_that_cannot_be_locked_is_not_already_running(tmp_path)
     assert "already running" not in output
     (line,) = errors(output)
     assert f"cannot lock {tmp_path / 'reports' / '.nightly.lock'} (flock exit 71)" in line
+
+
+@slow
+def test_a_lock_file_that_cannot_be_opened_is_one_line_and_exit_2(tmp_path):
+    """reports/.nightly.lock a folder (or a file another user made, not writable): the script
+    ended in bash's own "Is a directory", exit 1. Now one ERROR line naming the lock, exit 2."""
+    lock = tmp_path / "reports" / ".nightly.lock"
+    lock.mkdir(parents=True)
+    done = run_job(nightly_env(tmp_path), str(config_file(tmp_path)), script=True)
+    assert done.rc == 2, done.output[-3000:]
+    (line,) = errors(done.output)
+    assert f"cannot open the lock file {lock} for writing" in line
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [".nightly.lock"]
