@@ -782,3 +782,36 @@ def test_a_lock_file_that_cannot_be_opened_is_one_line_and_exit_2(tmp_path):
     (line,) = errors(done.output)
     assert f"cannot open the lock file {lock} for writing" in line
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [".nightly.lock"]
+
+
+def test_a_log_whose_removal_a_kill_stopped_is_not_compressed_twice(tmp_path, monkeypatch):
+    """Killed between writing sweep_output.log.gz and removing the log: the next night
+    appended the log to the .gz a second time (every line of it twice)."""
+    import gzip
+    import time
+    from pathlib import Path as RealPath
+
+    from cryptosweep.nightly.retention import housekeep
+
+    run = tmp_path / "reports" / "nightly_20260101_000000"
+    run.mkdir(parents=True)
+    log = run / "sweep_output.log"
+    log.write_text("the first night\n")
+    then = time.time() - 20 * 86400
+    os.utime(log, (then, then))
+    unlink = RealPath.unlink
+
+    def killed(self: Path, missing_ok: bool = False) -> None:
+        if self.name == "sweep_output.log":
+            raise KeyboardInterrupt
+        unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(RealPath, "unlink", killed)
+    with pytest.raises(KeyboardInterrupt):
+        housekeep(tmp_path / "reports", 14, 30)
+    monkeypatch.setattr(RealPath, "unlink", unlink)
+    assert log.exists() and (run / "sweep_output.log.gz").exists()
+    housekeep(tmp_path / "reports", 14, 30)
+    assert not log.exists()
+    with gzip.open(run / "sweep_output.log.gz", "rt") as compressed:
+        assert compressed.read() == "the first night\n"

@@ -54,6 +54,11 @@ def compress_old_logs(run_dirs: Iterable[Path], older_than_days: float,
             # to it as a member of its own (zcat and gzip.open read them in order); replacing
             # the .gz lost the earlier nights' lines.
             earlier = target if target.is_file() and not target.is_symlink() else None
+            if earlier is not None and _ends_with(earlier, log):
+                # Compressed already: a kill came between writing the .gz and removing the
+                # log, whose lines the next pass appended a second time.
+                log.unlink()
+                continue
 
             def compress(tmp: Path, log: Path = log, mtime: float = stat.st_mtime,
                          earlier: Path | None = earlier) -> None:
@@ -70,6 +75,18 @@ def compress_old_logs(run_dirs: Iterable[Path], older_than_days: float,
             log.unlink()
             written.append(target)
     return written
+
+
+def _ends_with(compressed: Path, log: Path) -> bool:
+    """Whether the gzip file ``compressed`` ends with the bytes of ``log`` (a damaged one does
+    not)."""
+    try:
+        content = log.read_bytes()
+        with gzip.open(compressed, "rb") as members:
+            whole = members.read()
+    except (OSError, EOFError):
+        return False
+    return bool(content) and whole.endswith(content)
 
 
 def housekeep(reports_dir: Path, log_days: float, keep: int, current: Path | None = None,
