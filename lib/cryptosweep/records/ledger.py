@@ -120,7 +120,8 @@ def ledger_problem(path: str | Path) -> str | None:
     db = Path(path)
     if not db.is_file():
         return None
-    flags = "mode=ro" if db.with_name(db.name + "-wal").exists() else "mode=ro&immutable=1"
+    wal = db.with_name(db.name + "-wal")
+    flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
     uri = f"file:{urllib.parse.quote(str(db.resolve()))}?{flags}"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=5.0)
@@ -128,7 +129,8 @@ def ledger_problem(path: str | Path) -> str | None:
         return None  # cannot tell (locked, no -shm it may create): the sweep says what it finds
     try:
         (verdict,) = conn.execute("PRAGMA quick_check(1)").fetchone()
-        tables = {name: {row[1] for row in conn.execute(f"PRAGMA table_info({name})")}
+        tables = {name: {row[1] for row in conn.execute(
+                      "PRAGMA table_info(\"{}\")".format(name.replace('"', '""')))}
                   for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE "
                                               "type = 'table'").fetchall()}
     except sqlite3.OperationalError:
@@ -138,6 +140,8 @@ def ledger_problem(path: str | Path) -> str | None:
     finally:
         conn.close()
     if verdict != "ok":
+        if flags.endswith("immutable=1") and wal.exists():
+            return None  # read as immutable while a writer started: maybe half of a write
         return (f"is damaged ({' '.join(str(verdict).split())[:200]}): restore it from a "
                 "backup, or move it away to start a new trial ledger (the trials it counted "
                 "are then not counted)")
