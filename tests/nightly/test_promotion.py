@@ -421,3 +421,34 @@ def test_a_promotion_after_a_demotion_keeps_champion_prev(tmp_path, monkeypatch)
                            models, now=3)  # with a champion to retire: as before
     assert f"(the one before is in {models / PREVIOUS})" in again.message
     assert "trained from nightly_2" in (models / PREVIOUS / "manifest.json").read_text()
+
+
+def test_a_sigterm_during_the_rotation_waits_until_the_champion_is_in(tmp_path, monkeypatch):
+    """systemd's stop (SIGTERM, which the night turns into an exception at once) between the
+    champion's move to champion.prev and the new one's move in: production had no champion
+    until the next night's recovery. The rotation now finishes first; the signal follows."""
+    import os
+    import signal
+
+    from cryptosweep.core.errors import SweepInterrupted, sigterm_interrupts
+
+    models = tmp_path / "models"
+    old = model_folder(models / CHAMPION, "A")
+
+    def trained(best: dict[str, Any], folder: Path) -> None:
+        model_folder(folder, f"trained from {best['configurations'][0]}")
+
+    def retire_then_stopped(models: Path) -> None:
+        promotion._retire_champion(models)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled before the next step, unless held
+
+    rotation = tuple((name, retire_then_stopped if step is promotion._retire_champion
+                      else step) for name, step in ROTATION)
+    monkeypatch.setattr(promotion, "train_champion", trained)
+    monkeypatch.setattr(promotion, "ROTATION", rotation)
+    run = finished_run(tmp_path / "reports" / "nightly_2", "approved")
+    with sigterm_interrupts(), pytest.raises(SweepInterrupted):
+        decide_and_act(run, models, now=2)
+    assert "trained from nightly_2" in (models / CHAMPION / "manifest.json").read_text()
+    assert tree(models / PREVIOUS) == old and not (models / NEW).exists()
+    assert [record["run"] for record in read_history(models)] == ["nightly_2"]

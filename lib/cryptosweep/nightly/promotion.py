@@ -47,12 +47,15 @@ Layout of the models folder::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -494,16 +497,40 @@ def _decide_and_act(run_dir: Path, models: Path, now: float | None) -> Promotion
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
     retiring = (models / CHAMPION).exists()
-    for _, step in ROTATION:
-        step(models)
-    _bookkeeping(models, marker)
-    (models / MARKER).unlink(missing_ok=True)
-    sync_folder(models)
+    with _signals_held():  # a SIGTERM between two renames left no champion until next night
+        for _, step in ROTATION:
+            step(models)
+        _bookkeeping(models, marker)
+        (models / MARKER).unlink(missing_ok=True)
+        sync_folder(models)
     winner = record["winner"] or {}
     return Promotion(True, record, (
         f"approved: eval {winner.get('eval_id')} ({winner.get('model')}) deployed to "
         f"{champion_dir(models)}"
         + (f" (the one before is in {models / PREVIOUS})" if retiring else "")))
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back while the block runs (a few renames and appends), then
+    handled as they would have been. The night's SIGTERM raises at once (systemd's stop):
+    between the champion's move to champion.prev and the new one's move in, production had no
+    champion until the next night's recovery. Only the main thread can set handlers; in
+    another, the block runs as it is. A SIGKILL is the recovery's, as before."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in received:
+            signal.raise_signal(signum)
 
 
 def _keep_gate(results: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
