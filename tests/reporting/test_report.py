@@ -294,10 +294,12 @@ def test_export_optuna_never_replaces_a_file_it_did_not_write(finished_run, tmp_
 def test_export_optuna_keeps_another_run_s_export_and_refuses_an_empty_output(finished_run,
                                                                               tmp_path, capsys):
     """Exporting run B onto run A's export replaced A's study without a word; `--output ""`
-    wrote the default file."""
+    wrote the default file. A "#" in a folder's name ended the path of the URI that read the
+    export ("cannot be read as an Optuna export")."""
     other = tmp_path / "night2"
     shutil.copytree(finished_run, other)
-    target = tmp_path / "study.db"
+    (tmp_path / "exports#1").mkdir()
+    target = tmp_path / "exports#1" / "study.db"
     exported = cli_in_process(capsys, "export-optuna", str(finished_run), "--output", str(target))
     assert exported.returncode == 0, exported.stderr
     kept = target.read_bytes()

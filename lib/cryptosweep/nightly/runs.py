@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from cryptosweep.core.config import config_hash
 from cryptosweep.core.config_files import config_as_made, load_config, validate_config
 from cryptosweep.core.errors import EXIT_OK, EXIT_SWEEP, UserError, exit_code_for
-from cryptosweep.records.inspection import DB_NAME
+from cryptosweep.records.inspection import DB_NAME, read_only_uri
 from cryptosweep.records.results import RESULTS_GLOB
 from cryptosweep.reporting.index_page import REPORT_FILE
 from cryptosweep.trading.objective import check_spec
@@ -27,11 +26,11 @@ def read_meta(run_dir: Path, *keys: str) -> dict[str, Any]:
     """Values of the journal's ``meta`` table (JSON-decoded) for ``keys``; absent keys are
     left out. Opens ``sweep.db`` read-only: never changes a run. Raises ``sqlite3.Error``."""
     db = Path(run_dir) / DB_NAME
-    # Quoted: a "#" or "?" in the path (REPORTS_DIR=/srv/a#b) ended the URI's path there, so
-    # the night read (and created, without mode=ro) /srv/a, found no status in a complete
-    # run and ended "sweep not complete although papermill succeeded", exit 4, every night.
-    uri = f"file:{urllib.parse.quote(str(db.absolute()))}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=5)
+    # Quoted (read_only_uri): a "#" or "?" in the path (REPORTS_DIR=/srv/a#b) ended the
+    # URI's path there, so the night read /srv/a, found no status in a complete run and
+    # ended "sweep not complete although papermill succeeded", exit 4, every night.
+    conn = sqlite3.connect(read_only_uri(db, immutable_without_wal=False), uri=True,
+                           timeout=5)
     try:
         marks = ",".join("?" * len(keys))
         rows = conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", keys)

@@ -141,16 +141,22 @@ def never_written(path: str | Path) -> bool:
         conn.close()
 
 
-def _read_only_connection(db: Path, timeout: float = 5.0) -> sqlite3.Connection:
-    """A connection that cannot write. Without a ``-wal`` file everything is in the main file
-    and no process has the journal open for writing: it is then opened ``immutable`` (SQLite
-    creates no ``-wal``/``-shm`` beside it, so a refused resume leaves the folder as it was,
-    and a read-only folder can be read)."""
+def read_only_uri(db: Path, *, immutable_without_wal: bool) -> str:
+    """The ``file:`` URI that opens the SQLite file ``db`` read-only (``mode=ro``), its path
+    quoted: a "#" or "?" in a folder's name (``REPORTS_DIR=/srv/a#b``) ended the path there,
+    and SQLite opened (or, writable, created) ``/srv/a``. ``immutable_without_wal``: also
+    ``immutable`` where no ``-wal`` file is beside it (everything is in the main file and no
+    process has it open for writing; SQLite then creates no ``-wal``/``-shm`` beside it, so a
+    read-only folder can be read and a refused resume leaves the folder as it was)."""
     wal = db.with_name(db.name + "-wal")
-    flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
-    uri = f"file:{urllib.parse.quote(str(db.resolve()))}?{flags}"
-    return sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False,
-                           isolation_level=None)
+    flags = "mode=ro" if wal.exists() or not immutable_without_wal else "mode=ro&immutable=1"
+    return f"file:{urllib.parse.quote(str(db.resolve()))}?{flags}"
+
+
+def _read_only_connection(db: Path, timeout: float = 5.0) -> sqlite3.Connection:
+    """A connection that cannot write (:func:`read_only_uri`, immutable without a ``-wal``)."""
+    return sqlite3.connect(read_only_uri(db, immutable_without_wal=True), uri=True,
+                           timeout=timeout, check_same_thread=False, isolation_level=None)
 
 
 def _check_journal(conn: sqlite3.Connection, db: Path, purpose: str,

@@ -48,7 +48,6 @@ import math
 import sqlite3
 import threading
 import time
-import urllib.parse
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptosweep.core.files import canonical_json
+from cryptosweep.records.inspection import read_only_uri
 
 LEDGER_NAME = "trials.db"
 #: The kinds of trial rows (see the module docstring).
@@ -121,8 +121,7 @@ def ledger_problem(path: str | Path) -> str | None:
     if not db.is_file():
         return None
     wal = db.with_name(db.name + "-wal")
-    flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
-    uri = f"file:{urllib.parse.quote(str(db.resolve()))}?{flags}"
+    uri = read_only_uri(db, immutable_without_wal=True)
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=5.0)
     except sqlite3.Error:
@@ -140,7 +139,7 @@ def ledger_problem(path: str | Path) -> str | None:
     finally:
         conn.close()
     if verdict != "ok":
-        if flags.endswith("immutable=1") and wal.exists():
+        if uri.endswith("immutable=1") and wal.exists():
             return None  # read as immutable while a writer started: maybe half of a write
         return (f"is damaged ({' '.join(str(verdict).split())[:200]}): restore it from a "
                 "backup, or move it away to start a new trial ledger (the trials it counted "

@@ -30,7 +30,7 @@ from cryptosweep.core.files import (
 )
 from cryptosweep.core.paths import KERNEL, NOTEBOOKS
 from cryptosweep.core.plotly_library import ensure_plotly_js, plotly_js_name, plotly_js_present
-from cryptosweep.records.inspection import inspect_journal
+from cryptosweep.records.inspection import inspect_journal, read_only_uri
 from cryptosweep.records.results import (
     RESULTS_GLOB,
     RESULTS_SCHEMA,
@@ -77,7 +77,8 @@ def _is_optuna_export(path: Path) -> bool:
 def _export_studies(path: Path) -> list[str]:
     """The study names in an export of this command (read-only)."""
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        uri = read_only_uri(path, immutable_without_wal=False)  # quoted: "#" in a folder
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
             return [name for (name,) in db.execute("SELECT study_name FROM studies")]
     except sqlite3.Error as exc:
         raise UserError(f"export-optuna: {path} cannot be read as an Optuna export "
