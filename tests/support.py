@@ -171,3 +171,16 @@ def explore_config() -> dict[str, Any]:
 EXPLORE_SEED = 5
 
 
+
+
+def weekday_market_bars_per_year(stamps: Any) -> float:
+    """Bars a year of a market closed at weekends, counted independently of the library: the
+    bars between the first and the last Saturday noon (UTC) the stamps span, per week, times
+    the weeks of a 365-day year (FX closes Friday evening and opens Sunday evening)."""
+    import pandas as pd
+
+    stamps = pd.DatetimeIndex(stamps)
+    saturdays = pd.date_range(stamps[0], stamps[-1], freq="W-SAT").normalize()
+    first, last = saturdays[0] + pd.Timedelta(hours=12), saturdays[-1] + pd.Timedelta(hours=12)
+    inside = int(((stamps > first) & (stamps < last)).sum())
+    return inside / ((last - first) / pd.Timedelta(weeks=1)) * 365 / 7

@@ -26,7 +26,13 @@ from cryptosweep.core.intervals import (
 from cryptosweep.trading.backtest import annualised_sharpe
 from cryptosweep.trading.data import load_ohlcv
 from cryptosweep.trading.objective import check_spec, evaluate_holdout
-from tests.support import cli, cli_in_process, results_file, tiny_config
+from tests.support import (
+    cli,
+    cli_in_process,
+    results_file,
+    tiny_config,
+    weekday_market_bars_per_year,
+)
 
 PARAMS = {
     "model": "lightgbm",
@@ -201,13 +207,8 @@ def test_a_market_closed_at_weekends_is_annualised_with_its_own_bars() -> None:
     fx = _fx_market()
     hour = parse_interval("1h")
     assert closed_at_weekends(fx.index, hour)
-    # Independently: the bars between the first and the last Saturday noon (UTC; EURUSD
-    # closes Friday evening, opens Sunday evening), over the weeks between them.
-    saturdays = pd.date_range(fx.index[0], fx.index[-1], freq="W-SAT").normalize()
-    first, last = saturdays[0] + pd.Timedelta(hours=12), saturdays[-1] + pd.Timedelta(hours=12)
-    inside = ((fx.index > first) & (fx.index < last)).sum()
-    weeks = (last - first) / pd.Timedelta(weeks=1)
-    assert bars_per_year(fx.index, hour) == pytest.approx(inside / weeks * 365 / 7, rel=1e-12)
+    assert bars_per_year(fx.index, hour) == pytest.approx(weekday_market_bars_per_year(fx.index),
+                                                          rel=1e-12)
     assert 6000 < bars_per_year(fx.index, hour) < 6300  # about 24 x 5 x 52, less holidays
     # Over fewer than 28 days the calendar cannot be read: round the clock.
     short = fx.index[fx.index < fx.index[0] + pd.Timedelta(days=20)]

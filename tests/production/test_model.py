@@ -31,6 +31,7 @@ from cryptosweep.trading.data import load_ohlcv, sample_data_path
 from cryptosweep.trading.features import FEATURE_COLUMNS, WARM_UP_BARS
 from cryptosweep.trading.objective import ObjectiveSpec, data_fingerprint, holdout_predictions
 from cryptosweep.trading.steps import TradingParams, backtest_bars, load_market
+from tests.support import weekday_market_bars_per_year
 
 #: Columns that change on the last bar when the next bar arrives: a pending entry gets filled.
 FILLED_LATER = ["pending", "fill_price", "stop_price", "take_profit_price"]
@@ -316,9 +317,7 @@ def test_a_backtest_on_a_market_of_another_calendar_is_annualised_by_its_own(
 
     model = holdout_models["lightgbm"]
     weekdays = ohlcv[ohlcv.index.day_of_week < 5]
-    hour = pd.Timedelta(hours=1)
-    own = len(weekdays) * 365 * 24 * 3600 / (weekdays.index[-1] - weekdays.index[0] + hour
-                                              ).total_seconds()
+    own = weekday_market_bars_per_year(weekdays.index)
     with pytest.warns(CalendarWarning, match="closed at weekends"):  # as evaluate's note
         details = model.backtest_details(weekdays)
     returns = details.result.returns

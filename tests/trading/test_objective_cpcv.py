@@ -14,6 +14,7 @@ from cryptosweep.core.errors import ConfigError
 from cryptosweep.trading.cpcv import group_bounds, n_paths
 from cryptosweep.trading.objective import evaluate_cpcv
 from cryptosweep.trading.steps import TradingParams, load_market, training_labels
+from tests.support import weekday_market_bars_per_year
 from tests.trading.test_objective import PARAMS, _spec
 
 
@@ -142,10 +143,7 @@ def test_path_sharpe_ratios_are_annualised_with_a_weekend_closed_markets_own_den
     monkeypatch.setattr(objective, "performance", kept)
     out = evaluate_cpcv(params, 1.0, 7, spec, 3, 1)
     stamps = pd.to_datetime(pd.read_csv(eurusd, usecols=[0]).iloc[:, 0])
-    saturdays = pd.date_range(stamps.iloc[0], stamps.iloc[-1], freq="W-SAT").normalize()
-    first, last = saturdays[0] + pd.Timedelta(hours=12), saturdays[-1] + pd.Timedelta(hours=12)
-    inside = ((stamps > first) & (stamps < last)).sum()  # the whole weeks' bars, per week
-    per_year = inside / ((last - first) / pd.Timedelta(weeks=1)) * 365 / 7
+    per_year = weekday_market_bars_per_year(stamps)
     assert 6150 < per_year < 6250
     assert len(paths) == out["n_paths"] == 1 and out["path_trades"][0] > 0
     expected = paths[0].mean() / paths[0].std(ddof=1) * math.sqrt(per_year)
