@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -317,6 +318,20 @@ SILENT_CASES = [
     ("threads past the cores", {"objective__threads_per_trial": 1000}, [],
      "objective.threads_per_trial: 1000 threads per trial, more than the"),
     ("seed flag past 2**63", {}, ["--seed", str(2**64)], "--seed: expected a whole number in"),
+    # `run` made its folder and journal, then died in a traceback: a run is stored as JSON.
+    ("infinite categorical choice", _lightgbm(learning_rate={
+        "type": "categorical", "choices": [0.1, math.inf]}), [],
+     "parameter_ranges.lightgbm.learning_rate.choices: a numeric choice must be finite, got inf"),
+    ("NaN categorical choice", _trading(take_profit={"type": "categorical",
+                                                     "choices": [math.nan]}), [],
+     "parameter_ranges.trading.take_profit.choices: a numeric choice must be finite, got nan"),
+    # A step longer than the range drew `low` in every trial, whatever the range said.
+    ("int step longer than the range", _lightgbm(num_leaves={
+        "type": "int", "low": 4, "high": 32, "step": 50}), [],
+     "parameter_ranges.lightgbm.num_leaves: step (50) is longer than high - low (28)"),
+    ("float step longer than the range", _trading(stop_loss={
+        "type": "float", "low": 0.02, "high": 0.06, "step": 0.5}), [],
+     "parameter_ranges.trading.stop_loss: step (0.5) is longer than high - low (0.04)"),
 ]
 
 

@@ -52,6 +52,17 @@ def test_grid_values():
     assert grid_values(IntDimension(type="int", low=5, high=5), 3) == [5]
 
 
+def test_an_int_grid_stays_on_the_steps_that_the_other_strategies_draw():
+    """low 8, high 64, step 10: random and Bayesian search draw 8, 18, ..., 58; the grid
+    capped its last value at high and evaluated 64, a value no other strategy could."""
+    dim = IntDimension(type="int", low=8, high=64, step=10)
+    lattice = {8, 18, 28, 38, 48, 58}
+    assert set(draws(dim, 500)) == lattice
+    for points in (2, 3, 7, 100):
+        assert set(grid_values(dim, points)) <= lattice, points
+    assert grid_values(dim, 2) == [8, 58] and grid_values(dim, 100) == sorted(lattice)
+
+
 def test_grid_is_the_exact_product_once_per_family():
     raw = tiny_config()
     raw["parameter_ranges"]["xgboost"] = {"max_depth": {"type": "int", "low": 3, "high": 5}}

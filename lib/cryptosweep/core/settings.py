@@ -117,6 +117,8 @@ class FloatDimension(Strict):
         _check_range(self.low, self.high, self.log)
         if self.log and self.step is not None:
             raise ValueError("step and log cannot be combined")
+        if self.step is not None:
+            _check_step(self.low, self.high, self.step)
         return self
 
 
@@ -134,6 +136,7 @@ class IntDimension(Strict):
         _check_range(self.low, self.high, self.log)
         if self.log and self.step != 1:
             raise ValueError("step and log cannot be combined")
+        _check_step(self.low, self.high, self.step)
         return self
 
 
@@ -146,6 +149,13 @@ class CategoricalDimension(Strict):
     @field_validator("choices")
     @classmethod
     def _unique(cls, choices: list[Any]) -> list[Any]:
+        for choice in choices:
+            # A run stores its config and every trial's parameters as strict JSON, which has
+            # no NaN or infinity: `.inf` passed validate and the run died in a traceback
+            # after its folder was made.
+            if isinstance(choice, float) and not math.isfinite(choice):
+                raise ValueError(f"a numeric choice must be finite, got {choice!r} (a run "
+                                 "is stored as JSON, which has no NaN or infinity)")
         keys = [json.dumps(c) for c in choices]
         if len(set(keys)) != len(keys):
             raise ValueError("choices must be unique")
@@ -175,8 +185,12 @@ def grid_values(dim: FloatDimension | IntDimension | CategoricalDimension,
     else:
         raw = list(np.linspace(dim.low, dim.high, points))
     if isinstance(dim, IntDimension):
+        # The largest value on the step's lattice (what random and Bayesian search draw):
+        # capping at high put `high` itself in the grid when high - low is not a multiple of
+        # the step (low 8, high 64, step 10 gave 8, 38, 64; the others draw 8, 18, ..., 58).
+        top = dim.low + (dim.high - dim.low) // dim.step * dim.step
         values = [dim.low + dim.step * round((v - dim.low) / dim.step) for v in raw]
-        values = [int(min(v, dim.high)) for v in values]
+        values = [int(min(v, top)) for v in values]
     elif dim.step is not None:
         values = [snap(float(v), dim) for v in raw]
     else:
@@ -190,6 +204,15 @@ def snap(value: float, dim: FloatDimension) -> float:
     steps = math.floor((dim.high - dim.low) / dim.step + 1e-9)
     index = min(max(round((value - dim.low) / dim.step), 0), steps)
     return float(round(dim.low + index * dim.step, 12))
+
+
+def _check_step(low: float, high: float, step: float) -> None:
+    """A step longer than the range leaves one value, ``low``, whatever is drawn: a range
+    that says otherwise is a mistake (a step meant in other units, say), not a constant."""
+    if low < high and (high - low) / step + 1e-9 < 1:  # snap's tolerance: 0.1 to 0.3 by 0.2
+        raise ValueError(f"step ({step!r}) is longer than high - low ({high - low:.10g}): "
+                         f"only low ({low!r}) could be drawn; lower the step, or give a "
+                         "categorical with that one choice")
 
 
 def _check_range(low: float, high: float, log: bool) -> None:
