@@ -332,6 +332,12 @@ SILENT_CASES = [
     ("float step longer than the range", _trading(stop_loss={
         "type": "float", "low": 0.02, "high": 0.06, "step": 0.5}), [],
      "parameter_ranges.trading.stop_loss: step (0.5) is longer than high - low (0.04)"),
+    # Two names of one LightGBM parameter: it used one of the values and ignored the other.
+    ("one parameter under two names", _lightgbm(
+        eta={"type": "float", "low": 0.05, "high": 0.3},
+        learning_rate={"type": "float", "low": 0.05, "high": 0.3}), [],
+     "parameter_ranges.lightgbm.learning_rate: the same lightgbm parameter as .eta "
+     "(learning_rate)"),
 ]
 
 

@@ -228,6 +228,44 @@ def test_parameters_the_adapter_overrides_or_that_open_a_network_are_refused(fam
     assert problem is not None and problem.startswith(f".{key}: "), problem
 
 
+@pytest.mark.parametrize(("family", "first", "second", "low", "high"), [
+    ("lightgbm", "eta", "learning_rate", 0.05, 0.5),
+    ("lightgbm", "bagging_fraction", "subsample", 0.5, 0.9),
+    ("xgboost", "eta", "learning_rate", 0.05, 0.5),
+    ("xgboost", "lambda", "reg_lambda", 0.0, 50.0),
+    ("catboost", "depth", "max_depth", 2, 4),
+    ("catboost", "eta", "learning_rate", 0.05, 0.5),
+])  # fmt: skip
+def test_one_parameter_searched_under_two_names_is_refused(family, first, second, low, high):
+    """Two names of one parameter passed validate (each was probed alone): LightGBM and
+    XGBoost then trained with one of the two values and ignored the other, a dimension that
+    changed nothing; CatBoost refused the pair in every trial."""
+    from cryptosweep.core.settings import CategoricalDimension
+    from cryptosweep.trading.models.check import _probe_data, probe, range_problem
+
+    both = {name: CategoricalDimension(type="categorical", choices=[low, high])
+            for name in (first, second)}
+    problem = range_problem(family, both)
+    assert problem is not None and problem.startswith(
+        f".{second}: the same {family} parameter as .{first} ("), problem
+    if family == "catboost":
+        assert probe(family, {first: low, second: high}) is not None
+        return
+    x, y = _probe_data()
+
+    def predictions(params: dict[str, Any]) -> np.ndarray:
+        model = make_entry_model(family, params, ReproducibilityManager(seed=1, threads=1))
+        model.fit(x, y, 3)
+        return model.predict_proba(x)
+
+    # What the check prevents: the library reads one of the two names, the other's value
+    # changes nothing.
+    base = predictions({first: high, second: high})
+    changed = [np.array_equal(base, predictions({first: low, second: high})),
+               np.array_equal(base, predictions({first: high, second: low}))]
+    assert sorted(changed) == [False, True], changed
+
+
 def test_a_serial_tree_learner_is_still_allowed():
     from cryptosweep.core.settings import CategoricalDimension
     from cryptosweep.trading.models.check import range_problem

@@ -70,6 +70,16 @@ def range_problem(family: str, dimensions: dict[str, Any]) -> str | None:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             return f".{name}: not a {family} parameter{hint}"
+    seen: dict[str, str] = {}
+    for name in sorted(dimensions):
+        canonical = canonical_parameter(family, name)
+        if canonical in seen:
+            effect = ("refuses the two together: every trial would fail"
+                      if family == "catboost" else
+                      "would use one of the two values and ignore the other")
+            return (f".{name}: the same {family} parameter as .{seen[canonical]} "
+                    f"({canonical}): {family} {effect}; search it under one name")
+        seen[canonical] = name
     forbidden = forbidden_parameter(family, dimensions)
     if forbidden is not None:
         return f".{forbidden[0]}: {forbidden[1]}"
@@ -79,6 +89,37 @@ def range_problem(family: str, dimensions: dict[str, Any]) -> str | None:
             if refusal is not None:
                 return f".{name}: {family} refuses {value!r} ({refusal})"
     return None
+
+
+#: XGBoost's parameter aliases (its C++ ``DMLC_DECLARE_ALIAS``: no table in Python), alias to
+#: name. With both in one trial the alias's value won and the other was ignored.
+_XGBOOST_ALIASES = {"learning_rate": "eta", "min_split_loss": "gamma", "reg_lambda": "lambda",
+                    "reg_alpha": "alpha"}
+
+
+@functools.cache
+def canonical_parameter(family: str, name: str) -> str:
+    """The parameter ``name`` sets in the family's library: its main name when ``name`` is an
+    alias (LightGBM's ``eta`` and ``shrinkage_rate`` are ``learning_rate``), else ``name``.
+    Two search dimensions with one main name search one parameter: LightGBM and XGBoost use
+    one of the values and ignore the other (a dimension that changes nothing), CatBoost
+    refuses the pair in every trial."""
+    if family == "lightgbm":
+        from lightgbm.basic import _ConfigAliases
+
+        for main, aliases in _ConfigAliases._get_all_param_aliases().items():
+            if name == main or name in aliases:
+                return str(main)
+    elif family == "xgboost":
+        return _XGBOOST_ALIASES.get(name, name)
+    elif family == "catboost":
+        from catboost.core import _process_synonyms_groups
+
+        params: dict[str, Any] = {name: 0}  # a value: the table moves only set ones
+        with contextlib.suppress(Exception):  # the library's own table of synonyms
+            _process_synonyms_groups(params)
+        return str(next(iter(params), name))
+    return name
 
 
 def _probe_values(dimension: Any) -> list[Any]:
