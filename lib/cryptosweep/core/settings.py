@@ -119,6 +119,11 @@ class FloatDimension(Strict):
             raise ValueError("step and log cannot be combined")
         if self.step is not None:
             _check_step(self.low, self.high, self.step)
+            # snap() keeps 12 decimals and Optuna counts the steps in 28-digit decimals: a
+            # step of 1e-300 passed validate and the Bayesian search died in a traceback.
+            if self.step < 1e-12 or (self.high - self.low) / self.step > 1e12:
+                raise ValueError(f"step ({self.step!r}) must be at least 1e-12 and divide "
+                                 "high - low into at most 1e12 steps (values keep 12 decimals)")
         return self
 
 
