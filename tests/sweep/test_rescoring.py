@@ -62,3 +62,17 @@ def test_neighbours_step_each_trading_parameter_and_nudge_each_searched_model_pa
                 family[name].low, family[name].high)
     assert all(n["params"]["model"] == "lightgbm" for n in found)
     assert params["trading"]["threshold"] == 0.6  # the winner's own params are not changed
+
+
+def test_a_stepped_float_s_neighbours_are_on_its_steps_and_reach_its_bounds():
+    """A float searched in steps was moved by adding the step: 0.2 + 0.1 is
+    0.30000000000000004, past a high of 0.3, so that neighbour was left out, and the others
+    were off the steps the search draws."""
+    config = load_config(raw=tiny_config(**{"parameter_ranges__trading__stop_loss": {
+        "type": "float", "low": 0.1, "high": 0.3, "step": 0.1}}))
+    params = {"model": "lightgbm", "entry_model": {"num_leaves": 8},
+              "trading": {"threshold": 0.55, "holding_period": 12, "stop_loss": 0.2,
+                          "take_profit": 0.03}}
+    moved = sorted(n["value"] for n in neighbours(config, params)
+                   if n["changed"] == "trading.stop_loss")
+    assert moved == [0.1, 0.3]

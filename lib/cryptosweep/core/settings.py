@@ -205,9 +205,21 @@ def grid_values(dim: FloatDimension | IntDimension | CategoricalDimension,
 
 def snap(value: float, dim: FloatDimension) -> float:
     """``value`` on the stepped float dimension's nearest step, within its bounds."""
+    return step_from(value, dim, 0, clip=True)  # type: ignore[return-value]
+
+
+def step_from(value: float, dim: FloatDimension, moves: int, *, clip: bool = False
+              ) -> float | None:
+    """The value ``moves`` steps from ``value``'s nearest step of the stepped float dimension
+    (counted in steps from ``low``, not added: 0.2 + 0.1 is 0.30000000000000004, past a high of
+    0.3); past its bounds the bound with ``clip``, else None."""
     assert dim.step is not None
     steps = math.floor((dim.high - dim.low) / dim.step + 1e-9)
-    index = min(max(round((value - dim.low) / dim.step), 0), steps)
+    index = round((value - dim.low) / dim.step) + moves
+    if not 0 <= index <= steps:
+        if not clip:
+            return None
+        index = min(max(index, 0), steps)
     return float(round(dim.low + index * dim.step, 12))
 
 

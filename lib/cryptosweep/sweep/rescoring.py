@@ -28,7 +28,12 @@ import numpy as np
 
 from cryptosweep.core.config import SweepConfig
 from cryptosweep.core.reproducibility import derive_seed
-from cryptosweep.core.settings import CategoricalDimension, FloatDimension, IntDimension
+from cryptosweep.core.settings import (
+    CategoricalDimension,
+    FloatDimension,
+    IntDimension,
+    step_from,
+)
 from cryptosweep.records.evaluations import EvaluationRow
 from cryptosweep.records.journal import Journal
 
@@ -119,8 +124,9 @@ def _step(dimension: Any, value: Any, direction: int) -> Any:
         moved = int(value) + direction * dimension.step
         return moved if dimension.low <= moved <= dimension.high else None
     if isinstance(dimension, FloatDimension):
-        step = dimension.step or (dimension.high - dimension.low) / 10.0
-        moved = float(value) + direction * step
+        if dimension.step is not None:  # on the steps the search draws
+            return step_from(float(value), dimension, direction)
+        moved = float(value) + direction * (dimension.high - dimension.low) / 10.0
         return moved if dimension.low <= moved <= dimension.high else None
     return None
 
