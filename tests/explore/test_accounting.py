@@ -76,7 +76,7 @@ def test_a_look_from_production_is_recorded_beside_the_source(explore_reports, t
 
 @pytest.mark.parametrize(("trading", "expected"), [
     ((-0.5, 10, 0.04, 0.07), "threshold: values must be in (0, 1)"),
-    ((float("nan"), 10, 0.04, 0.07), "threshold: values must be in (0, 1)"),
+    ((float("nan"), 10, 0.04, 0.07), "threshold: values must be finite numbers, got nan"),
     ((0.5, 10, 2.0, 0.07), "stop_loss: values must be in (0, 1)"),
     ((0.5, 10**9, 0.04, 0.07), "holding_period: values must be in [1, 1e+06]"),
     # "no stop loss" as None: a pydantic ValidationError of four lines, not a ConfigError

@@ -391,7 +391,8 @@ def trading_values_problem(values: Mapping[str, Any]) -> str | None:
         try:
             dimensions[name] = CategoricalDimension(type="categorical", choices=[value])
         except ValidationError:
-            return f".{name}: values must be numbers, got {value!r}"
+            finite = "" if not isinstance(value, float) or math.isfinite(value) else "finite "
+            return f".{name}: values must be {finite}numbers, got {value!r}"
     return trading_ranges_problem(dimensions)
 
 
