@@ -61,8 +61,9 @@ if ((checked)); then
     exit "$checked"
 fi
 mkdir -p "$REPORTS_DIR" || die "cannot create $REPORTS_DIR"
-# (A folder of that name, or a file another user made, ended the script in bash's own line, exit 1.)
-exec 9>>"$LOCK" || die "cannot open the lock file $LOCK for writing: move it away, or make it writable"
+# (A folder of that name, or a file another user made, ended the script in bash's own line, exit 1;
+# the braces keep that line off stderr, fd 9 stays open.)
+{ exec 9>>"$LOCK"; } 2>/dev/null || die "cannot open the lock file $LOCK for writing: move it away, or make it writable"
 # Held by another night (exit 75) is "already running"; any other failure (a file system
 # without flock: "No locks available") was taken for it too, and every night did nothing, exit 0.
 locked=0
