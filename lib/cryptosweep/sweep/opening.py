@@ -396,13 +396,14 @@ def _check_same_data(journal: JournalInfo, data: dict[str, Any]) -> None:
     now = data.get("periods_per_year")
     if before is not None and now is not None and not math.isclose(before, now, rel_tol=1e-9):
         # A data range of a market closed at weekends was annualised with its own candles
-        # before 2026-12-07 and with the whole file's since: resumed, its trials would be
-        # ranked on two scales.
+        # before 2026-12-07 and with the whole file's since; a whole file's bars were counted
+        # from the first open to the last close before 2026-12-08 and over whole weeks since
+        # (EURUSD hourly: 6,201, now 6,199): resumed, its trials would be ranked on two scales.
         raise ResumeError(
             f"--resume {journal.run_dir}: the run annualised its bars with {before:,.1f} a "
-            f"year, this version counts {now:,.1f} for the same candles (a range of a market "
-            "closed at weekends is now annualised as its whole file); resuming would rank its "
-            "trials on two scales: start a new run"
+            f"year, this version counts {now:,.1f} for the same candles (a market closed at "
+            "weekends is now annualised as its whole file, its bars counted over whole "
+            "weeks); resuming would rank its trials on two scales: start a new run"
         )
 
 
