@@ -318,6 +318,9 @@ def test_the_cpcv_criterion_fails_a_winner_that_trades_on_no_path():
     entry.update(n_paths=1, path_trades=[4])  # k = 1: one path ("over 1 paths")
     criterion = {c["name"]: c for c in decide(gated)["criteria"]}["cpcv"]
     assert criterion["text"] == "CPCV path Sharpe 25th percentile 0.00 >= 0 over 1 path"
+    entry["path_trades"] = [0]  # one path that never traded: "1 path" too
+    criterion = {c["name"]: c for c in decide(gated)["criteria"]}["cpcv"]
+    assert criterion["text"] == "CPCV paths not judged (no trade on the winner's 1 path)"
 
 
 def test_the_gate_judges_the_dsr_its_trial_count_names():

@@ -250,8 +250,9 @@ def _cpcv(block: Mapping[str, Any], best: Mapping[str, Any], settings: CPCVSetti
         # A path that never trades has a Sharpe ratio of 0, which passed min_path_quantile 0
         # ("0.00 >= 0 over 3 paths") on no evidence at all, as the DSR of flat returns is not.
         return _criterion("cpcv", value, minimum, False,
-                          f"CPCV paths not judged (no trade on any of the winner's "
-                          f"{len(trades)} paths)")
+                          "CPCV paths not judged (no trade on "
+                          + (f"any of the winner's {len(trades)} paths)" if len(trades) > 1
+                             else "the winner's 1 path)"))
     passed = value >= minimum
     return _criterion("cpcv", value, minimum, passed,
                       f"CPCV path Sharpe {level} {against(value, minimum)} "
