@@ -141,3 +141,25 @@ def test_a_base_url_with_a_path_is_refused_without_showing_it() -> None:
     settings = DataUpdateSettings(**BASE, base_url_env="MIRROR_URL")
     url = f"https://proxy.example/k/{token}"
     assert settings.resolved_base_url({"MIRROR_URL": url}) == url
+
+
+def test_a_journaled_base_url_this_version_refuses_does_not_lock_its_run_out() -> None:
+    """A run journaled before a base_url with a path (or an empty host label) was refused kept
+    it in its journaled config: resuming it, the nightly's plan and the explorer validate that
+    config, and were refused for good ("data.update.base_url: ... without a path"). The update
+    is never part of a resume and is not what a resume compares (results_identity): the
+    journaled config reads without that base_url."""
+    from cryptosweep.core.config import results_identity
+    from cryptosweep.core.config_files import config_as_made, validate_config
+    from tests.support import tiny_config
+
+    for old in ("https://proxy.example:8443/k/token", "https://mirror..example"):
+        journaled = tiny_config(data__update={**BASE, "base_url": old})
+        config = validate_config(config_as_made(journaled))
+        assert config.data.update is not None and config.data.update.base_url is None
+        assert results_identity(config.canonical()) == results_identity(validate_config(
+            config_as_made(tiny_config(data__update={**BASE, "base_url": "https://b.example"})))
+            .canonical())
+        assert journaled["data"]["update"]["base_url"] == old  # (the journal's dict untouched)
+    kept = tiny_config(data__update={**BASE, "base_url": "https://proxy.example:8443"})
+    assert validate_config(config_as_made(kept)).data.update.base_url == "https://proxy.example:8443"

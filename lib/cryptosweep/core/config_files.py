@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from cryptosweep.core.config import SweepConfig, _one_line, trading_ranges_problem
+from cryptosweep.core.data_settings import base_url_refused
 from cryptosweep.core.errors import ConfigError, DataError
 from cryptosweep.core.vocabulary import MULTI_FIDELITY_DEFAULT
 
@@ -207,11 +208,20 @@ LATER_SETTINGS: dict[tuple[str, str], Any] = {("hyperband", "overlap_brackets"):
 
 def config_as_made(raw: dict[str, Any]) -> dict[str, Any]:
     """A journaled config with every :data:`LATER_SETTINGS` key it lacks set to the value it was
-    run with, so that resuming a run made by an older version keeps its behaviour."""
+    run with, so that resuming a run made by an older version keeps its behaviour. A
+    ``data.update.base_url`` an older version took and this one refuses (a path, an empty host
+    label) is left out: it locked the run out of its resume, the nightly's plan and the
+    explorer, and a resume never updates the candles (the section is not in the config hash)."""
     out = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
     for (section, key), value in LATER_SETTINGS.items():
         if isinstance(out.get(section), dict) and key not in out[section]:
             out[section][key] = value
+    data = out.get("data")
+    update = data.get("update") if isinstance(data, dict) else None
+    if (isinstance(update, dict) and isinstance(update.get("base_url"), str)
+            and base_url_refused(update["base_url"])):
+        out["data"] = {**data, "update": {key: value for key, value in update.items()
+                                          if key != "base_url"}}
     return out
 
 

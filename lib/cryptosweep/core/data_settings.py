@@ -251,6 +251,16 @@ class DataUpdateSettings(Strict):
         }  # fmt: skip
 
 
+def base_url_refused(value: str) -> bool:
+    """Whether ``data.update.base_url`` refuses ``value`` (:meth:`DataUpdateSettings._base_url`:
+    this version refuses a path and an empty host label that an older one journaled)."""
+    try:
+        DataUpdateSettings._base_url(value)
+    except ValueError:
+        return True
+    return False
+
+
 class DataSettings(Strict):
     path: str | None = Field(default=None, description="OHLCV file or folder; None: sample data")
     holdout_fraction: float = Field(default=0.2, ge=0, lt=0.9)
