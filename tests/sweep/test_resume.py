@@ -603,3 +603,21 @@ def test_a_finished_run_whose_journal_was_emptied_is_not_taken_by_a_new_run(
     done = cli_in_process(capsys, "run", "--resume", str(copy))
     assert done.returncode == 2 and "not a cryptosweep journal" in done.stderr, done.stderr
     assert sorted((p.name, p.read_bytes()) for p in copy.iterdir()) == before
+
+
+def test_a_resume_does_not_say_the_run_asked_for_continue_training(
+        tmp_path, write_config, capsys):
+    """Every `run --resume` of the demo (Hyperband, fidelity folds, continue_training never
+    written) logged "hyperband.continue_training applies to rounds only": the journaled
+    config names every key, so the resume read it as written by the user. Found resuming the
+    README's demo run."""
+    config = write_config(tiny_config(sweep_type="hyperband", random__n_trials=1,
+                                      reporting__top_k=1))
+    done = cli_in_process(capsys, "run", "--config", str(config), "--log-dir", str(tmp_path),
+                          "--run-name", "hb", "--seed", "3", "--workers", "0")
+    assert done.returncode == 0, done.stderr
+    done = cli_in_process(capsys, "run", "--resume", str(tmp_path / "hb"), "--workers", "0")
+    assert done.returncode == 0, done.stderr
+    log = (tmp_path / "hb" / "sweep_output.log").read_text()
+    lines = [line for line in log.splitlines() if "sweep: tiny: hyperband" in line]
+    assert len(lines) == 2 and all("(fidelity folds), " in line for line in lines), lines

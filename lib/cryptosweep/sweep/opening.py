@@ -68,6 +68,8 @@ class OpenRun:
     recorded_data: dict[str, Any] | None = None
     #: what the run's log should say first (a resume's repairs, a lost WAL)
     notes: tuple[str, ...] = ()
+    #: a resume: ``config`` was rebuilt from the journal (or a --config checked against it)
+    resumed: bool = False
 
     def close(self) -> None:
         self.executor.close()
@@ -136,7 +138,7 @@ def open_resume(resume: str | Path, config: SweepConfig | None, seed: int | None
         notes.append(f"journal {resumed.db} had {describe_damage(resumed.damage, limit=10)}; "
                      "removed: the resume runs them again with their recorded seeds")
     return OpenRun(config, seed, resumed.run_dir, resumed.timestamp, journal, lock, plan,
-                   executor, recorded_data=resumed.data, notes=tuple(notes))
+                   executor, recorded_data=resumed.data, notes=tuple(notes), resumed=True)
 
 
 def _open_repaired(resumed: JournalInfo) -> Journal:

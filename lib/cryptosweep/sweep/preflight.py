@@ -36,14 +36,17 @@ class SweepPlan:
     budget: float
     data: dict[str, Any]
 
-    def describe(self, config: SweepConfig) -> str:
-        """The one line ``validate`` prints (and ``run`` logs)."""
+    def describe(self, config: SweepConfig, *, as_written: bool = True) -> str:
+        """The one line ``validate`` prints (and ``run`` logs). ``as_written``: ``config`` is
+        as its author wrote it; a resume's config is rebuilt from the journal, where every
+        key reads as given, so it says nothing of keys the author may not have written."""
         data = self.data
         # What Hyperband's lower rungs buy: the default changed (rounds, then folds).
         fidelity = ""
         if config.sweep_type == "hyperband":
             # An explicit continue_training: true does nothing outside rounds: say so.
-            idle = (config.hyperband.continue_training and config.objective.fidelity != "rounds"
+            idle = (as_written and config.hyperband.continue_training
+                    and config.objective.fidelity != "rounds"
                     and "continue_training" in config.hyperband.model_fields_set)
             note = "; hyperband.continue_training applies to rounds only" if idle else ""
             fidelity = f" (fidelity {config.objective.fidelity}{note})"

@@ -173,7 +173,7 @@ def _run_opened(opened: OpenRun, use_gpu: bool, show_progress: bool,
             journal.set_meta(data=opened.plan.data)  # candles with more: bar interval, dates)
         # How many evaluations run at once (the live view's "running"; not in the results).
         journal.set_meta(slots=opened.executor.slots)
-        log.info("sweep: %s", opened.plan.describe(opened.config))
+        log.info("sweep: %s", opened.plan.describe(opened.config, as_written=not opened.resumed))
         return _execute(opened.config, opened.seed, run_dir, journal, opened.stamp,
                         opened.executor, use_gpu, show_progress)
     except KeyboardInterrupt as exc:
