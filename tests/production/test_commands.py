@@ -479,6 +479,21 @@ def test_in_sample_warnings_only_on_the_training_market_and_period(model_dir, ho
     assert code == 0 and "warning: in-sample: the bars 2022-03-10T23:00:00+00:00" in err
 
 
+def test_in_sample_warnings_name_the_callers_line(model_dir):
+    """`model.backtest(...)` on training bars (docs/production.md's example) warned from
+    lib/cryptosweep/production/model.py's own line (`return self.backtest_details(...)`), not
+    the user's, where `decide` named the user's line. Found running that example."""
+    from cryptosweep.production.model import InSampleWarning
+
+    model, candles = load_model(model_dir), load_ohlcv()
+    for call in (lambda: model.decide(candles),
+                 lambda: model.backtest(candles, start="2022-03-01", end="2022-03-10"),
+                 lambda: model.backtest_details(candles, start="2022-03-01", end="2022-03-10")):
+        with pytest.warns(InSampleWarning) as caught:
+            call()
+        assert [Path(w.filename).name for w in caught] == [Path(__file__).name]
+
+
 def test_train_and_signals_say_when_the_gate_rejected_the_configuration(run_dir, capsys,
                                                                          tmp_path):
     """A best configuration the deployment gate rejected: train and signals say so (and that

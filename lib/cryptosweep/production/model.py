@@ -191,11 +191,14 @@ class TrainedModel:
                 f"{train_first.isoformat()} .. {train_last.isoformat()}); their results say "
                 "nothing about how it trades")
 
-    def _warn_in_sample(self, market: Market, first: int, last: int) -> None:
+    def _warn_in_sample(self, market: Market, first: int, last: int, stacklevel: int = 3
+                        ) -> None:  # fmt: skip
+        """``stacklevel``: as :func:`warnings.warn` counts it from here; 3 is the caller of
+        the public method that calls this one (the warning names the user's line)."""
         index = market.ohlcv.index
         note = self.in_sample_note(market.ohlcv, index[first], index[last])
         if note is not None:
-            warnings.warn(note, InSampleWarning, stacklevel=3)
+            warnings.warn(note, InSampleWarning, stacklevel=stacklevel)
 
     # ------------------------------------------------------------------------ decisions
 
@@ -224,21 +227,26 @@ class TrainedModel:
         ``start``, with the features of the whole series given. With the sweep's data and
         ``start`` its holdout's first bar, a model trained until the holdout gives the
         sweep's holdout metrics exactly."""
-        return self.backtest_details(ohlcv, start, end).metrics
+        return self._simulate(ohlcv, start, end).metrics
 
     def backtest_details(self, ohlcv: pd.DataFrame, start: Any = None, end: Any = None
                          ) -> Backtest:  # fmt: skip
         """:meth:`backtest` with the simulation's returns, positions and trades."""
+        return self._simulate(ohlcv, start, end)
+
+    def _simulate(self, ohlcv: pd.DataFrame, start: Any, end: Any) -> Backtest:
+        """What :meth:`backtest` and :meth:`backtest_details` run; called by them alone, so
+        that a warning names the line that called them (``stacklevel=3``), not this module."""
         market, calendar = self._market(ohlcv)
         if calendar is not None:
-            warnings.warn(calendar, CalendarWarning, stacklevel=2)
+            warnings.warn(calendar, CalendarWarning, stacklevel=3)
         first = self._position(market, start, "start", default=0)
         stop = self._position(market, end, "end", default=len(market.open_) - 1, after=True) + 1
         if stop - first < 2:
             raise DataError(f"the backtest period holds {max(stop - first, 0)} bars; give a "
                             "--start before --end and at least 2 bars")
         bars = np.arange(first, stop, dtype="int64")
-        self._warn_in_sample(market, first, stop - 1)
+        self._warn_in_sample(market, first, stop - 1, stacklevel=4)
         proba = predict_probabilities(self._entry_model, market.features, bars)
         result = backtest_bars(market, bars, proba, self.trading, self.spec.objective)
         metrics = performance(result.returns, result.trades, result.positions,
