@@ -310,6 +310,26 @@ def test_export_optuna_keeps_another_run_s_export_and_refuses_an_empty_output(fi
     assert not (other / "optuna.db").exists()
 
 
+def test_export_optuna_through_the_latest_link_exports_the_run_it_names(finished_run,
+                                                                        tmp_path, capsys):
+    """`export-optuna reports/latest` (the nightly's published link) named the studies
+    "latest-lightgbm" and printed sqlite:///reports/latest/optuna.db, a URL that names another
+    run's folder once `latest` moves; exporting the same run by its own name was then refused
+    as "another run's export (latest-lightgbm)". Found following the README as a new user."""
+    import optuna
+
+    run = tmp_path / "night1"
+    shutil.copytree(finished_run, run)
+    (tmp_path / "latest").symlink_to("night1")
+    done = cli_in_process(capsys, "export-optuna", str(tmp_path / "latest"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"sqlite:///{run.resolve() / 'optuna.db'}"
+    summaries = optuna.get_all_study_summaries(f"sqlite:///{run / 'optuna.db'}")
+    assert [s.study_name for s in summaries] == ["night1-lightgbm"]
+    again = cli_in_process(capsys, "export-optuna", str(run))
+    assert again.returncode == 0, again.stderr
+
+
 def test_report_of_a_half_written_results_file_is_one_line_before_anything_runs(finished_run,
                                                                                  tmp_path):
     """A truncated sweep_results_*.json ran the notebook, which failed in its third cell

@@ -253,6 +253,8 @@ def export_optuna(run_dir: str | Path, target: str | Path | None = None) -> Path
     from cryptosweep.strategies.space import SearchSpace
 
     run_dir = Path(run_dir)
+    if run_dir.is_symlink():  # reports/latest: the run it names today, not the link, whose
+        run_dir = Path(os.path.realpath(run_dir))  # run changes (studies named "latest-...")
     if target is not None and not str(target).strip():
         raise UserError("export-optuna: --output is empty; give a file path (default: "
                         "RUN_DIR/optuna.db)")
