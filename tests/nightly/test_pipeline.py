@@ -1216,6 +1216,30 @@ def test_a_reports_folder_with_a_uri_character_is_read_as_it_is(tmp_path, name):
     assert nightly.plan_run(reports, "unused.yaml", 7).mode == "new"
 
 
+def test_reading_a_finished_run_s_status_leaves_nothing_in_its_folder(tmp_path):
+    """Every night read the previous and its own finished run's status with a plain
+    mode=ro connection, which made SQLite leave sweep.db-wal and sweep.db-shm beside a
+    finished WAL journal: the explorer then read it as a journal still being written, not as
+    immutable, and the folder was no longer as the sweep left it. Found looking at the
+    README's demo nights' run folders. A journal being written (a -wal there) still reads."""
+    run = tmp_path / "nightly_20200101_020000"
+    run.mkdir()
+    writer = sqlite3.connect(run / "sweep.db")
+    writer.execute("PRAGMA journal_mode=WAL")
+    with writer:
+        writer.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        writer.execute("INSERT INTO meta VALUES ('status', '\"running\"')")
+    assert (run / "sweep.db-wal").exists()
+    assert nightly.run_status(run) == "running"
+    with writer:
+        writer.execute("UPDATE meta SET value = '\"complete\"' WHERE key = 'status'")
+    writer.close()
+    assert sorted(p.name for p in run.iterdir()) == ["sweep.db"]
+    assert nightly.run_status(run) == "complete"
+    assert nightly.read_meta(run, "status") == {"status": "complete"}
+    assert sorted(p.name for p in run.iterdir()) == ["sweep.db"]
+
+
 def test_a_copy_named_like_a_run_is_neither_the_newest_run_nor_deleted(tmp_path):
     """A user's copy of a finished run in the reports folder, named nightly_backup, sorted
     after every night's name and was taken for the newest run: the real newest one (its sweep

@@ -29,7 +29,9 @@ def read_meta(run_dir: Path, *keys: str) -> dict[str, Any]:
     # Quoted (read_only_uri): a "#" or "?" in the path (REPORTS_DIR=/srv/a#b) ended the
     # URI's path there, so the night read /srv/a, found no status in a complete run and
     # ended "sweep not complete although papermill succeeded", exit 4, every night.
-    conn = sqlite3.connect(read_only_uri(db, immutable_without_wal=False), uri=True,
+    # Immutable without a -wal (a finished journal): a plain mode=ro read of it left
+    # sweep.db-wal and -shm in the run folder, and readers then took it for one being written.
+    conn = sqlite3.connect(read_only_uri(db, immutable_without_wal=True), uri=True,
                            timeout=5)
     try:
         marks = ",".join("?" * len(keys))
