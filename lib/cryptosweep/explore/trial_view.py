@@ -59,6 +59,7 @@ from cryptosweep.explore.whatif import (
     training_steps,
     what_if,
 )
+from cryptosweep.trading.metrics import trial_sharpe
 from cryptosweep.trading.objective import Predictions
 from cryptosweep.trading.steps import Market, TradingParams, load_market
 
@@ -466,9 +467,8 @@ class TrialView:
         params = {**record.params, "trading": {
             "threshold": trading.threshold, "holding_period": trading.holding_period,
             "stop_loss": trading.stop_loss, "take_profit": trading.take_profit}}
-        returns = np.asarray(whatif.validation_returns, dtype=float)
-        sharpe = (float(returns.mean() / returns.std(ddof=1))
-                  if len(returns) > 1 and returns.std() > 0 else None)
+        # As every trial's: equal-up-to-rounding returns have none (not a Sharpe of 1e16)
+        sharpe = trial_sharpe(np.asarray(whatif.validation_returns, dtype=float))
         run_dir = self.run.path
         self.uncounted = None
         thread = threading.Thread(
