@@ -10,7 +10,20 @@ import sys
 
 import pytest
 
-PROBE = """
+#: Code for the probes: nbformat validates ``notebook`` and refuses it once damaged
+#: (``refused``), with or without the IRI grammars.
+REFUSES_A_DAMAGED_NOTEBOOK = """\
+nbformat.validate(notebook)
+del notebook.cells[0]["source"]
+try:
+    nbformat.validate(notebook)
+except nbformat.ValidationError:
+    refused = True
+else:
+    refused = False
+"""
+
+PROBE = f"""
 import contextlib, io, sys
 entry = sys.argv[1]
 with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
@@ -23,14 +36,7 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
 import nbformat
 from cryptosweep.core.paths import NOTEBOOKS
 notebook = nbformat.read(NOTEBOOKS / "analysis.ipynb", as_version=4)
-nbformat.validate(notebook)
-del notebook.cells[0]["source"]
-try:
-    nbformat.validate(notebook)
-except nbformat.ValidationError:
-    refused = True
-else:
-    refused = False
+{REFUSES_A_DAMAGED_NOTEBOOK}
 print(sys.modules.get("rfc3987_syntax", "never imported"), refused)
 """
 
@@ -56,7 +62,7 @@ def test_a_process_of_the_users_own_is_left_as_it_is():
     assert done.stdout.startswith("<module 'rfc3987_syntax'"), done.stdout
 
 
-KERNEL_PROBE = """
+KERNEL_PROBE = f"""
 import sys
 import nbformat
 import plotly.io as pio
@@ -64,14 +70,7 @@ pio.renderers.default = "plotly_mimetype"  # what the analysis notebook does: im
 import beside_the_notebook  # the working folder is importable, as in any kernel
 notebook = nbformat.v4.new_notebook()
 notebook.cells.append(nbformat.v4.new_code_cell("1"))
-nbformat.validate(notebook)
-del notebook.cells[0]["source"]
-try:
-    nbformat.validate(notebook)
-except nbformat.ValidationError:
-    refused = True
-else:
-    refused = False
+{REFUSES_A_DAMAGED_NOTEBOOK}
 print(sys.modules.get("rfc3987_syntax", "never imported"), refused, beside_the_notebook.FOLDER)
 """
 

@@ -468,13 +468,10 @@ class _Caller:
         if not value:
             return None
         age = answer.headers.get("age", "").strip() if answer is not None else ""
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        when = _http_date(value)
+        if when is None:
             return None
-        if when.tzinfo is None:  # RFC 9110's IMF-fixdate is in GMT
-            when = when.replace(tzinfo=UTC)
-        stamp = when.timestamp() + (int(age) if age.isascii() and age.isdigit() else 0)
+        stamp = when + (int(age) if age.isascii() and age.isdigit() else 0)
         return int(stamp * 1000) if math.isfinite(stamp) and stamp > 0 else None
 
     @property
@@ -575,14 +572,23 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        when = _http_date(value)
+        if when is None:
             return None
-        if when.tzinfo is None:  # RFC 9110's IMF-fixdate is in GMT
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - time.time()
+        seconds = when - time.time()
     return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _http_date(value: str) -> float | None:
+    """The POSIX time of an HTTP date (RFC 9110's IMF-fixdate, in GMT, or an obsolete form),
+    or None when ``value`` is not one."""
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110's IMF-fixdate is in GMT
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 def _clock_skew(server_ms: int, local_ms: int, step_ms: int) -> str | None:
